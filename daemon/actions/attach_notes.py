@@ -17,6 +17,7 @@ from daemon.fs.fsops import open_regular, opened_if_regular, read_bounded
 from daemon.fs.ourfiles import Judged, replace_ours
 from daemon.names import nfc
 from daemon.reading.notes import MANIFEST_NAME, MAX_NOTES_BYTES
+from daemon.sizes import limit_words
 
 
 class AttachRefused(OutboxdError):
@@ -48,7 +49,7 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
                 if raw is not None:
                     read = os.fstat(fh.fileno()), raw
             if raw is None:
-                raise AttachRefused(f"{shown} is larger than {MAX_NOTES_BYTES >> 20} MiB, "
+                raise AttachRefused(f"{shown} is larger than {limit_words(MAX_NOTES_BYTES)}, "
                                     "far more than notes on attachments need — keep only "
                                     "the notes and the channel; nothing was changed")
             doc = tomlkit.parse(raw.decode("utf-8"))

@@ -158,10 +158,12 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
     progress = _Progress(err, len(found))
     failed = False
     n_bundles = n_invalid = 0
+    said = False  # anything above the summary, which a blank line then sets apart
     for i, (target, s) in enumerate(found, 1):
         progress.tick(i)
         if target.cand is None:
             print(escaped_controls(target.note), file=out)  # a folder's name, the journal's
+            said = True
             failed = failed or target.error
             continue
         if target.cand.invoice in seen:
@@ -198,14 +200,17 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
         n_invalid += invalid
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
         print("\n".join(escaped_controls(line) for line in lines), file=out)
+        said = True
     progress.end()
     for note in journal.notes:  # what the journal could not tell: once a run, at the end
         print(escaped_controls(note), file=out)
+        said = True
     # The daemon's outbox, whatever PATHs were given: its settling is what the share may
     # outrun. A warning: the exit code stays as the bundles make it.
     if late := late_share(settings.outbox.path, settings.outbox.settle_seconds):
         print(escaped_controls(f"warning: {late.words()}"), file=out)  # a path: any byte
-    print(f"\n{n_bundles} bundle(s) checked, {n_invalid} invalid"
+        said = True
+    print(("\n" if said else "") + f"{n_bundles} bundle(s) checked, {n_invalid} invalid"
           + ("" if n_bundles else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -27,6 +27,7 @@ from daemon.errors import InputError
 from daemon.manifest import sent_name
 from daemon.reading.notes import MANIFEST_NAME
 from daemon.reading.readonce import kept_read
+from daemon.sizes import limit_words, size_words
 
 # One invoice's attachments in all: its document is built and checked whole in memory, some
 # 8 bytes of a reader's per byte embedded (ten 5 MB scans: 700 MB). 20 MB is four at the
@@ -225,8 +226,9 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
             going.append((att, name, mime))
         if total > MAX_EMBEDDED_BYTES:
             findings.append(Finding("embed-too-large", rel, f"invoice {sl.invoice_id}'s "
-                                    f"attachments come to {total:,} bytes; ubl-embedded puts "
-                                    f"at most {MAX_EMBEDDED_BYTES:,} bytes of attachments "
+                                    f"attachments come to {size_words(total)}; ubl-embedded "
+                                    f"puts at most {limit_words(MAX_EMBEDDED_BYTES)} of "
+                                    "attachments "
                                     "into one invoice's document — make them smaller (a scan "
                                     "at a lower resolution, a PDF exported again) or attach "
                                     "fewer", "error", sl.invoice_id))

@@ -41,6 +41,9 @@ class Decisions(Claims):
     # The lone folders named close to a bundle's invoice file (OutboxIndex.near): told
     # as a hint, never matched.
     near_folders: Callable[[Candidate], list[str]]
+    # invoice file -> the hint last logged for it, as (bundle id, outcome, folders):
+    # a claim that keeps failing decides the bundle again at every rescan.
+    _near_said: dict[str, tuple[str, str, tuple[str, ...]]]
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -89,23 +92,32 @@ class Decisions(Claims):
                            unattached_ids=list(rule.unattached_ids))
                 return IDLE if left is None else Next(at=now + left)
             if rule.outcome == unattached.WAIT_THEN_QUARANTINE:
-                said = self._near_hint(cand, known, "invoice quarantined for want of "
+                said = self._near_hint(cand, known, "invoice to be quarantined for want of "
                                        "attachments")
                 return self._go(cand, known, row, [
                     f if not said else replace(f, message=f"{f.message}; {said}")
                     for f in rule.findings(ended=deadline)], now)
         if rule is not None:
-            self._near_hint(cand, known, "invoice sent without attachments")
+            self._near_hint(cand, known, "invoice to be sent without attachments")
         return self._go(cand, known, row, [], now)
 
     def _near_hint(self, cand: Candidate, known: Known, what: str) -> str:
         """A lone folder named close to the invoice file's: said in the log, as a hint
-        (it may be another invoice's, dropped before its invoice file); the hint, or ""."""
+        (it may be another invoice's, dropped before its invoice file); the hint, or "".
+
+        Said when the outcome (`what`) is decided, before the claim, so worded as what
+        is to happen; and once for the bundle and outcome: a claim that fails (a full
+        share, a sidecar gone but not yet confirmed gone) decides it again at each
+        rescan, which is no news."""
         folders = self.near_folders(cand)
         if not folders:
             return ""
         said = lonefolders.hints(folders, cand.name, cand.sidecar.name)
         assert known.bundle is not None
+        told = (known.bundle_id, what, tuple(folders))
+        if self._near_said.get(cand.invoice.name) == told:
+            return said
+        self._near_said[cand.invoice.name] = told
         logs.bundle_log(self.log, cand.invoice.name, known.bundle_id,
                         known.bundle.invoice_ids).warning(
             f"{what}; a folder named close to its own has no invoice file",

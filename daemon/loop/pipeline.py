@@ -71,6 +71,7 @@ class Pipeline(Decisions):
         self.errors_files = HeldErrors()
         self.vanished = Vanished()  # sidecars gone, not yet confirmed gone
         self.near_folders = lambda cand: []  # the service's index.near once it has one
+        self._near_said: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
@@ -299,6 +300,7 @@ class Pipeline(Decisions):
         self._due.pop(key, None)
         self._resumed.discard(key)
         self._early_spent.discard(key)
+        self._near_said.pop(key, None)
         self.vanished.forget(key)
 
     def start(self, present: set[str], listed: Listed | None = None,

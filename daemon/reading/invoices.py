@@ -31,6 +31,7 @@ from daemon.bundle import InvoiceFormat
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
 from daemon.fs.fsops import open_below, read_bounded
 from daemon.names import printable, stem
+from daemon.sizes import limit_words
 from daemon.validation.cutshort import XML_CUT_SHORT
 from daemon.validation.emptiness import nothing_in, what_is_empty
 from daemon.validation.sniff import is_pdf
@@ -312,7 +313,7 @@ def read_xml_invoice(root: Path, below: str, rel: str) -> bytes:
     with open_below(root, below, rel) as fh:
         data = read_bounded(fh, MAX_INVOICE_BYTES)
     if data is None:
-        raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB", _SPLIT_XML)
+        raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", _SPLIT_XML)
     return data
 
 
@@ -334,7 +335,7 @@ def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) ->
         # Sized by fstat first: a file over the limit is refused unread.
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
         if rest is None and not blank:
-            raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB",
+            raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}",
                              _SPLIT_XML if xml else _SPLIT_PDF)
         whole, data = rest is not None, data + (rest or b"")
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)

@@ -18,6 +18,7 @@ from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
 from daemon.fs.fsops import kind_of, open_in, read_bounded
 from daemon.names import fold_key, nfc, trimmed
 from daemon.reading.notesmissing import MANIFEST_NAME, Listing, missing_message
+from daemon.sizes import limit_words
 from daemon.validation.cutshort import TOML_CUT_SHORT
 
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
@@ -237,7 +238,7 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
         if raw is None:
             # Cut short, the rest would be read as if it were the whole file.
             findings.append(_error("attachments-toml-invalid", where, f"is larger than "
-                                 f"{MAX_NOTES_BYTES >> 20} MiB, far more than notes on "
+                                 f"{limit_words(MAX_NOTES_BYTES)}, far more than notes on "
                                  "attachments need — keep only the notes and the channel"))
             return Notes()
         digest = hashlib.sha256(raw).hexdigest()

@@ -17,6 +17,7 @@ import re
 
 from daemon.delivery.pause import HELD_BACK
 from daemon.errors import Rejected
+from daemon.sizes import size_words
 
 # Per row, one invoice file, which has left the outbox (claimed) and waits with outboxd.
 _WAITS = ("This file waits with outboxd and nothing is lost: tell the admin, who must fix "
@@ -106,7 +107,8 @@ def rejection_fix(refused: Rejected, invoice_ids: tuple[str, ...]) -> str:
     is said what was too large, its size, and how to make it smaller."""
     if refused.status != 413:
         return "fix what the receiver names, then move the bundle back into the outbox"
-    size = "" if refused.sent_bytes is None else f" ({_size(refused.sent_bytes)} were sent)"
+    size = ("" if refused.sent_bytes is None
+            else f" ({size_words(refused.sent_bytes)} were sent)")
     if refused.invoice_id is not None:
         # ubl-embedded: one document per invoice, its attachments inside; other files
         # would not make it smaller.
@@ -123,9 +125,3 @@ def rejection_fix(refused: Rejected, invoice_ids: tuple[str, ...]) -> str:
             f"the bundle back into the outbox{split}; the admin may ask the operator for "
             "the largest size it takes")
 
-
-def _size(n: int) -> str:
-    """A size as Windows Explorer counts it (KB and MB of 1024), with the exact bytes
-    the admin compares with the operator's limit."""
-    shown = f"{n / 1024:.0f} KB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MB"
-    return f"{shown}, {n:,} bytes,"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from daemon.bundle import Attachment, Finding, Severity
 from daemon.configuration.config import ValidationConfig
+from daemon.sizes import limit_words, size_words
 from daemon.validation import convert
 from daemon.validation.emptiness import what_is_empty
 from daemon.validation.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts
@@ -141,9 +142,10 @@ def empty_file(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Findin
 def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
     size, limit = check.attachment.size, cfg.max_attachment_bytes
     if size > limit:
-        yield check.finding("too-large", f"is {size:,} bytes; the limit is {limit:,} bytes "
-                            "([validation] max_attachment_bytes) — compress it, scan at a "
-                            "lower colour depth, or split it into several files")
+        yield check.finding("too-large", f"is {size_words(size)}; at most "
+                            f"{limit_words(limit)} is taken ([validation] "
+                            "max_attachment_bytes) — compress it, scan at a lower colour "
+                            "depth, or split it into several files")
 
 
 def _refused_fix(check: AttachmentCheck, allowed: frozenset[str], listed: bool) -> str:

@@ -49,6 +49,7 @@ from daemon.fs.workfolder import hold_folder
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.reading.readonce import kept_read
+from daemon.sizes import limit_words, size_words
 from daemon.validation.probe import frame_dpi, pillow_limit, probe_frame, probe_pdf
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
@@ -193,8 +194,9 @@ def checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     att, _, problems = convert(att, taken, cfg.max_image_pixels)
     conv = att.converted
     if conv is not None and conv.size > cfg.max_attachment_bytes:
-        problems.append(Finding("too-large", att.rel, f"converts to a PDF of {conv.size:,} "
-                                f"bytes; the limit is {cfg.max_attachment_bytes:,} bytes "
+        problems.append(Finding("too-large", att.rel, "converts to a PDF of "
+                                f"{size_words(conv.size)}; at most "
+                                f"{limit_words(cfg.max_attachment_bytes)} is taken "
                                 "([validation] max_attachment_bytes) — scale the image down "
                                 "or export it as a smaller PDF", "error", att.invoice_id))
     return att, findings + problems

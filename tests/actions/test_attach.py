@@ -582,7 +582,8 @@ def test_attach_refuses_a_file_the_channel_rejects_naming_the_rule(
     err = capsys.readouterr().err
     assert code == 1
     assert f"{big} would only get batch-3.xml quarantined; nothing was changed" in err
-    assert "the limit is 1,000 bytes ([validation] max_attachment_bytes)" in err
+    assert "KB (2,"  in err and "; at most 1 KB is taken ([validation] max_attachment_bytes)" \
+        in err
     assert "[too-large]" in err and "Traceback" not in err
     exe = write(tmp_path / "home" / "timesheet.pdf", b"MZ\x90\x00" + b"\x00" * 200)
     code = attach(cfg, "INV-32", str(exe))

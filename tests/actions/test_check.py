@@ -213,10 +213,23 @@ def test_rules_flag_prints_the_pinned_rule_versions(capsys) -> None:
     assert "artefacts sha256: " in out and "EN 16931" in out
 
 
-def test_empty_outbox_is_valid_and_says_so(cfg: Env, capsys) -> None:
+def test_empty_outbox_is_valid_and_says_so_in_one_line(cfg: Env, capsys) -> None:
+    """Nothing above the summary, so no blank line sets it apart: the whole output is
+    the one line."""
     code, out = check(cfg, capsys)
     assert code == 0
-    assert out.strip() == "0 bundle(s) checked, 0 invalid (no invoice files found)"
+    assert out == "0 bundle(s) checked, 0 invalid (no invoice files found)\n"
+
+
+def test_the_summary_is_set_apart_from_the_bundles_by_one_blank_line(cfg: Env,
+                                                                     capsys) -> None:
+    drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys)
+    assert code == 0
+    *above, blank, summary = out.splitlines()
+    assert (above[0], blank, summary) == ("INV-1.xml  (ubl, channel e-invoice)", "",
+                                          "1 bundle(s) checked, 0 invalid")
+    assert "" not in above
 
 
 class _Tty(io.StringIO):
@@ -1105,3 +1118,18 @@ def test_check_tells_entries_of_attachments_toml_where_their_files_are(cfg: Env)
     assert "names 'Timesheet.PDF', which is not in this folder; 'timesheet.pdf' is in " \
         "INV-9/A/, written in other upper and lower case" in said
     assert "names 'B', which is a folder, not a file" in said
+
+
+def test_an_attachment_over_the_limit_is_said_in_kb_or_mb_with_its_bytes(env: Env,
+                                                                         capsys) -> None:
+    """A clerk compares with Windows Explorer: the size and the limit in KB or MB (of
+    1,000 and 1,000,000 bytes, as max_attachment_bytes counts), the exact bytes beside
+    the size."""
+    env.write_config("http://127.0.0.1:9/bundles", validation={"max_attachment_bytes": 1500})
+    big = pdf_bytes(1)
+    big += b"%" * (2500 - len(big) - 1) + b"\n"
+    drop_bundle(env.outbox, "INV-1", {"scan.pdf": big})
+    code, out = check(env, capsys)
+    assert code == 1
+    assert ("    INV-1/scan.pdf: is 2.5 KB (2,500 bytes); at most 1.5 KB is taken "
+            "([validation] max_attachment_bytes) — compress it") in out

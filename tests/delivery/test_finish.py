@@ -107,7 +107,8 @@ def test_a_bundle_refused_as_too_large_says_so_with_its_size_and_the_fix(
     message = reason["message"]
     assert reason["code"] == "rejected" and "HTTP 413: limit 1 kB" in message
     [sent] = lengths
-    assert f"larger than the receiver takes ({sent / 1024:.0f} KB, {sent:,} bytes, " in message
+    assert f"larger than the receiver takes ({sent / 1000:.1f} KB ({sent:,} bytes) were " \
+        "sent)" in message
     assert "fewer or smaller attachments" in message
     assert "fix what the receiver names" not in message
     assert "ask the operator for the largest size it takes" in message

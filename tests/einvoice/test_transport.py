@@ -522,7 +522,7 @@ def test_a_document_refused_as_too_large_names_its_invoice_its_size_and_the_fix(
     message = rejected["message"]
     assert "invoice B with HTTP 413" in message and "injected failure" in message
     assert "the document of invoice B is larger than the receiver takes (" in message
-    assert " bytes, were sent)" in message
+    assert " bytes) were sent)" in message
     assert "fewer or smaller attachments of invoice B" in message
     assert "several invoice files" not in message
     assert "fix what the receiver names" not in message

@@ -58,8 +58,8 @@ def test_sent_without_attachments_at_the_deadline_the_log_says_the_close_folder_
     write(env.outbox / "INV-7100" / "timesheet.pdf", pdf_bytes(text_marker="ts"))
     write(env.outbox / "INV-7010.xml", ubl_invoice("INV-7010"))
     wait_for(lambda: len(receiver.accepted()) == 1, what="INV-7010 sent without attachments")
-    wait_for(lambda: "invoice sent without attachments; a folder named close to its own "
-             "has no invoice file" in daemon.stderr(), what="the warning at the send")
+    wait_for(lambda: "invoice to be sent without attachments; a folder named close to its "
+             "own has no invoice file" in daemon.stderr(), what="the warning at the send")
     assert (env.outbox / "INV-7100" / "timesheet.pdf").exists()
     wait_for(lambda: any(r.startswith("INV-7100/\t") for r in _page(env).rows.get("lone", [])),
              what="the folder still listed")

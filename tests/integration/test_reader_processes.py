@@ -28,7 +28,7 @@ def test_a_reload_reaches_the_reader_processes_without_starting_them_again(
     drop_bundle(env.outbox, "INV-R1", {"big.pdf": big + b"%" * (60_000 - len(big))})
     errors_file = env.outbox / "INV-R1.errors.txt"
     wait_for(errors_file.exists, what="the bundle held with its errors file")
-    assert "the limit is 50,000" in errors_file.read_text()
+    assert "is 60.0 KB (60,000 bytes); at most 50 KB is taken" in errors_file.read_text()
 
     env.write_config(receiver.url, policy={"invalid": "hold"},
                      validation={"max_attachment_bytes": 100_000})

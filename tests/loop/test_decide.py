@@ -5,16 +5,23 @@ journal, real files and the directory transport."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
+import pytest
+from structlog.testing import capture_logs
+
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import folders, make, quiet_logs, run_once  # noqa: E402, F401 - quiet_logs: autouse
-from helpers import UBL_NS, drop_bundle, pdf_bytes  # noqa: E402
+from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
+from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write  # noqa: E402
 
+from daemon.errors import NothingClaimed  # noqa: E402
 from daemon.journal import iso_in  # noqa: E402
+from daemon.watching.scan import Candidate, list_outbox  # noqa: E402
 
 WAIT = {"attachment_wait_seconds": 3600}
 
@@ -94,3 +101,51 @@ def test_hold_keeps_the_whole_file_waiting_without_a_deadline(tmp_path: Path) ->
     assert (s.outbox.path / "batch.xml").exists()
     assert (s.outbox.path / "batch" / "A" / "a.pdf").exists()
     assert folders(s.sent_dir) == [] and folders(s.quarantine_dir) == []
+
+
+@pytest.mark.parametrize(("policy", "outcome", "lands_in"), [
+    ("send", "invoice to be sent without attachments", "sent"),
+    ("quarantine", "invoice to be quarantined for want of attachments", "quarantine"),
+])
+def test_the_hint_of_a_close_folder_is_said_once_however_often_the_claim_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str, outcome: str,
+        lands_in: str) -> None:
+    """INV-7010.xml, without attachments, beside a lone folder INV-7100/: the log's hint
+    to rename the folder is said once, when the outcome is decided and worded as what
+    is to happen, although a full share fails the claim twice and the bundle is decided
+    again at each rescan; once the bundle has left, nothing of it is remembered. A
+    quarantine's reason carries the hint all the same."""
+    from daemon.claiming import claims as claims_module
+    p, s = make(tmp_path, policy={"unattached": policy, "attachment_wait_seconds": 0})
+    write(s.outbox.path / "INV-7100" / "timesheet.pdf", pdf_bytes())
+    write(s.outbox.path / "INV-7010.xml", ubl_invoice("INV-7010"))
+    p.near_folders = lambda cand: ["INV-7100"]  # the service's index, as it finds it
+    cand = list_outbox(s.outbox).candidates["INV-7010.xml"]
+    real_claim, fails = claims_module.claim, [errno.ENOSPC, errno.ENOSPC]
+
+    def full_then_claimed(c: Candidate, work: Path, *args: object, **kwargs: object
+                          ) -> Candidate:
+        if fails:
+            cause = fails.pop(0)
+            raise NothingClaimed(OSError(cause, os.strerror(cause), str(work)))
+        return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims_module, "claim", full_then_claimed)
+    period = s.outbox.rescan_seconds
+    with capture_logs() as logs:
+        for turn in range(2):
+            assert step(p, cand, 1000.0 + turn * period).claimed is None
+        row_id = step(p, cand, 1000.0 + 2 * period).claimed
+    assert not fails
+    if row_id is not None:  # to send (a quarantine is moved at its claim)
+        assert p.finish.attempt(row_id) is None
+    hints = [e for e in logs if "a folder named close to its own" in e["event"]]
+    assert [e["event"] for e in hints] == [
+        f"{outcome}; a folder named close to its own has no invoice file"]
+    assert hints[0]["folders"] == ["INV-7100/"]
+    assert [e["event"] for e in logs].count("cannot claim bundle; will try again") == 1
+    [landed] = folders(s.quarantine_dir if lands_in == "quarantine" else s.sent_dir)
+    if lands_in == "quarantine":
+        reasons = json.loads((landed / "reason.json").read_text())["reasons"]
+        assert "rename it to INV-7010/" in reasons[0]["message"]
+    assert p._near_said == {}  # forgotten with the bundle

@@ -563,4 +563,5 @@ class TestAttachmentsToml:
               b"# " + b"x" * (1 << 20) + b'\nchannel = "fax"\n')
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         f = finding(b, "attachments-toml-invalid")
-        assert f.file == "INV-1/attachments.toml" and "larger than 1 MiB" in f.message
+        assert f.file == "INV-1/attachments.toml"
+        assert "is larger than 1.0 MB (1,048,576 bytes), far more" in f.message

@@ -518,14 +518,15 @@ def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: 
     child left behind."""
     import subprocess
 
-    from conftest import OUTBOXD
+    from conftest import OUTBOXD, START_DEADLINE
     env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
     log = tmp_path / "group.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stderr=fh,
                                 stdout=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for(lambda: "outboxd running" in log.read_text(), what="the daemon to start")
+        wait_for(lambda: "outboxd running" in log.read_text(), timeout=START_DEADLINE,
+                 what="the daemon to start")
         kids = readers_of(child_pids(proc.pid))
         assert kids
         os.killpg(proc.pid, signal.SIGHUP)

@@ -20,11 +20,12 @@ def test_a_refusal_other_than_413_sends_the_clerk_to_what_the_receiver_names() -
 
 
 def test_a_413_gives_a_large_size_in_mb_and_bytes() -> None:
-    """A bundle of 31,234,567 bytes is 29.8 MB as Windows Explorer counts, and the exact
-    bytes are there for the admin to compare with the operator's limit."""
+    """A bundle of 31,234,567 bytes is 31.2 MB, MB of 1,000,000 bytes as the attachment
+    limit counts them, and the exact bytes are there, as Windows Explorer's Properties
+    show them and for the admin to compare with the operator's limit."""
     fix = rejection_fix(_refused(413, 31_234_567), ("INV-1",))
     assert fix.startswith("the bundle is larger than the receiver takes "
-                          "(29.8 MB, 31,234,567 bytes, were sent): ")
+                          "(31.2 MB (31,234,567 bytes) were sent): ")
 
 
 def test_a_413_whose_size_is_not_known_says_no_size() -> None:

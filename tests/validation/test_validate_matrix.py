@@ -338,7 +338,7 @@ class TestPdfMatrix:
         bundle = outbox.validate("over.pdf", pdf_of_size(5_000_001), channel=channel)
         assert codes(bundle) == ["too-large"]
         assert only(bundle, "too-large").message.startswith(
-            "is 5,000,001 bytes; the limit is 5,000,000 bytes ([validation] "
+            "is 5.0 MB (5,000,001 bytes); at most 5 MB is taken ([validation] "
             "max_attachment_bytes) — compress it")
 
     @pytest.mark.parametrize("name", ["SCAN.PDF", "scan", "scan.Pdf"])
