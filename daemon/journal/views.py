@@ -250,13 +250,7 @@ class Views:
         """The latest row of this exact bundle sent or on its way (those `was_sent`
         counts), without the receiver's response: when and where, for `check` to name
         what a duplicate duplicates."""
-        marks = ", ".join("?" for _ in SENT_OR_GOING)
-        with self._lock:
-            r = self._db.execute(
-                f"SELECT {self._light_columns()} FROM bundles WHERE bundle_id = ? AND state "
-                f"IN ({marks}) ORDER BY since DESC, id DESC LIMIT 1",
-                (bundle_id, *SENT_OR_GOING)).fetchone()
-        return None if r is None else row_of(r)
+        return self._latest_of(bundle_id, "")
 
     def posted_before(self, bundle_id: str) -> Row | None:
         """The latest row of this bundle id that this daemon sent, has on its way, or
@@ -265,11 +259,16 @@ class Views:
         (deliver.HttpDeliverer.other_bundle). A bundle rejected after an attempt has left
         the states `sent_before` counts, but a receiver or a proxy may still hand out
         its answer."""
+        return self._latest_of(bundle_id, " OR attempts > 0")
+
+    def _latest_of(self, bundle_id: str, or_else: str) -> Row | None:
+        """The latest row of bundle_id sent or on its way, or meeting `or_else` (a
+        condition of our own, never a caller's text), without the receiver's response."""
         marks = ", ".join("?" for _ in SENT_OR_GOING)
         with self._lock:
             r = self._db.execute(
                 f"SELECT {self._light_columns()} FROM bundles WHERE bundle_id = ? AND "
-                f"(state IN ({marks}) OR attempts > 0) ORDER BY since DESC, id DESC LIMIT 1",
+                f"(state IN ({marks}){or_else}) ORDER BY since DESC, id DESC LIMIT 1",
                 (bundle_id, *SENT_OR_GOING)).fetchone()
         return None if r is None else row_of(r)
 
