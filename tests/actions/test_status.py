@@ -35,7 +35,7 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
 
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"counts", "bundles"} and len(data["bundles"]) == 27
+    assert set(data) == {"counts", "bundles", "lone_folders"} and len(data["bundles"]) == 27
     assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
                                        "since", "deadline", "unattached_ids", "attempts",
                                        "next_attempt_at", "last_error", "reasons",
@@ -175,7 +175,9 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
     assert "  L1/: named as the attachments of L1.xml, which was sent at" in text
     assert "  hours.xlsx: not an invoice file (only names like *.xml, *.pdf are read" in text
     assert main(["status", "-c", str(env.config), "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"counts", "bundles"}
+    data = json.loads(capsys.readouterr().out)
+    # L1/ is listed as nothing sent from, not as a folder waiting for its invoice file
+    assert set(data) == {"counts", "bundles", "lone_folders"} and data["lone_folders"] == []
 
 
 def test_reasons_an_older_outboxd_recorded_without_invoice_id_show_it_as_null(
