@@ -158,8 +158,8 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
         env: Env, capsys) -> None:
     """The admin reads `status`, not the page: a file that is no invoice file, an invoice
     file that cannot be used, and attachments that came after their invoice file was sent
-    are listed with why, as on the page. `--json` keeps its two keys
-    (docs/operations.md)."""
+    are listed with why, as on the page. `--json` keeps its keys (docs/operations.md),
+    these among none of them: attachments that came late are no lone folder."""
     env.write_config("http://127.0.0.1:9/bundles")
     env.state.mkdir()
     j = Journal(env.state / "journal.sqlite3")
