@@ -44,6 +44,21 @@ for _name in [n for n in os.environ if _HOST_ONLY.fullmatch(n)]:
 
 
 @pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """A Service opened in-process installs its SIGINT, SIGTERM and SIGHUP handlers
+    (bound to that service) and nothing puts them back: a later test's Ctrl-C then
+    reached a closed service instead of raising KeyboardInterrupt (test_cli's interrupt
+    test failed after tests/loop/test_service.py). Each test starts with the handlers
+    the run started with."""
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM,
+                                                    signal.SIGHUP)}
+    yield
+    for sig, handler in kept.items():
+        if signal.getsignal(sig) is not handler and handler is not None:
+            signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
 def _no_temp_held_for_good_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process: a temp another test saw held for good does not
     make this one's writes give up at once (temps.HELD_FOR_GOOD_QUIET_SECONDS)."""
