@@ -6,11 +6,16 @@ Pillow busy for minutes (and hundreds of MB) would otherwise hold a clerk's comm
 or an ERP's scheduled `send` or `attach`, that long, and in the command's own memory;
 and a command would say of a bundle what the daemon does not.
 
-The reader starts on the first read (a command refused before it reads spawns none),
-with the e-invoice engine the settings need when the command evaluates bundles (never
-for `attach`, which only looks for ids and checks its file), and writes no compile
-cache: a command writes nothing into the state dir. With `[service] reader_processes =
-0` the reads run here, as the daemon's then do.
+The reader starts on the first read (a command refused before it reads starts none),
+forked from the command where it may (reader_child.may_fork: one thread, no engine
+loaded): the command has imported what a reader needs, where a spawned interpreter
+imported it all again, 0.3 to 0.7 s of CPU on every call (docs/architecture.md,
+"A command's reader is forked"); a replacement (after a death, or a kill for time)
+is spawned, the command having its collector thread by then. The reader loads the
+e-invoice engine the settings need when the command evaluates bundles (never for
+`attach`, which only looks for ids and checks its file), and writes no compile cache:
+a command writes nothing into the state dir. With `[service] reader_processes = 0` the
+reads run here, as the daemon's then do.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ class CommandReads:
 
     def _started(self, engine: bool) -> Readers:
         if self._readers is None:
-            self._readers = Readers(None)
+            self._readers = Readers(None, fork=True)
         # Started once; configured again only for an engine it has not loaded yet.
         self._readers.configure(self._settings, engine=engine or self._engine)
         return self._readers

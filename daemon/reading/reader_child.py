@@ -1,7 +1,8 @@
 """What the reader pool (reader_pool.py) keeps of each reader process and each call,
 and the small tools its collector uses: the order calls went down a child's pipe
 (the one under way is the first of them not answered), the poll object that
-registers each descriptor once, and the signal mask a child is spawned under; and
+registers each descriptor once, the signal mask a child is spawned under, and whether
+a command's reader may be forked instead (may_fork) and how a forked one starts; and
 for readers.py's blocking calls, the results gathered one by one (Gather, raised).
 """
 
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
+import os
 import select
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -121,6 +125,49 @@ def least_waiting(now: float) -> Callable[[Child], tuple[bool, int, float]]:
         ran = 0.0 if child.busy_since is None else now - child.busy_since
         return ran > LONG_CALL, len(child.calls), ran
     return key
+
+
+def may_fork() -> bool:
+    """Whether a reader may be forked from this process instead of spawned: only while
+    the process has one thread, counted by the kernel (a thread of a native library
+    too, which threading does not list), and has not loaded the e-invoice engine (a
+    native runtime: it loads in the reader). A fork copies the memory of a process
+    as it is, locks held by its other threads included, which no thread of the child
+    would ever release; a one-thread command has none."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        return False  # cannot be told: spawned
+    return threads == 1 and "saxonche" not in sys.modules
+
+
+def descriptors() -> list[int]:
+    """The descriptors this process has open above stdin, stdout and stderr (for a fork:
+    forked_main closes them in the child)."""
+    try:
+        return [fd for fd in map(int, os.listdir("/proc/self/fd")) if fd > 2]
+    except OSError:
+        return []  # no /proc: may_fork said no already
+
+
+def forked_main(target: Callable[..., None], inherited: list[int], conn: Any,
+                *args: Any) -> None:
+    """A forked reader's start: the descriptors the command had open when it forked
+    (`inherited`, but its end of the pipe) closed, so that it holds what a spawned
+    one does — its end of the pipe, stdin, stdout, stderr and multiprocessing's own.
+    The command's end of the pipe above all: else the pipe would never end for it, and
+    a reader whose command is gone (ended, or killed) would wait on it for good. And
+    any other: a lock the command holds (retry's on the quarantine folder) must not
+    outlive the command in a reader still busy with a file."""
+    # What the command's objects hold is never finalized here (their descriptor
+    # numbers are reused): kept out of the collector, which spares copying their pages.
+    gc.freeze()
+    signal.set_wakeup_fd(-1)
+    for fd in inherited:
+        if fd != conn.fileno():
+            with contextlib.suppress(OSError):  # the listing's own, closed since
+                os.close(fd)
+    target(conn, *args)
 
 
 @contextlib.contextmanager

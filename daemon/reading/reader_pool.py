@@ -1,5 +1,6 @@
 """The reader processes themselves (readers.py decides what runs where): N spawned
-children, each with one duplex pipe to the daemon, and one collector thread.
+children (a command's one forked, where it may: `_spawn`), each with one duplex pipe to
+the daemon, and one collector thread.
 
 Why not concurrent.futures.ProcessPoolExecutor: its plumbing (a feeder thread
 pickling each call, a manager thread with a wakeup pipe and a selector built per
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import multiprocessing
 import os
 import threading
 import time
@@ -43,7 +45,10 @@ from daemon.reading.reader_child import (
     Restarts,
     Result,
     Watched,
+    descriptors,
+    forked_main,
     least_waiting,
+    may_fork,
     signals_blocked,
 )
 from daemon.reading.reader_deaths import Deaths, time_limit
@@ -61,8 +66,8 @@ class Pool(Deaths):
     def __init__(self, ctx: Any, workers: int, engine: bool, cache_dir: Path | None,
                  log: LogConfig, unpack: Callable[[Any], Result], restarts: Restarts,
                  route: Callable[[Call], None], give_up: Callable[[Pool, str], None],
-                 target: Callable[..., None] = reader_process.main) -> None:
-        self._ctx, self._target = ctx, target
+                 target: Callable[..., None] = reader_process.main, fork: bool = False) -> None:
+        self._ctx, self._target, self._fork = ctx, target, fork
         self._args = (None if cache_dir is None else str(cache_dir), engine, log)
         self._workers, self._unpack, self.restarts = workers, unpack, restarts
         self._route, self._give_up = route, give_up
@@ -109,10 +114,16 @@ class Pool(Deaths):
         os.close(self._wake_w)
 
     def _spawn(self) -> Child:
-        ours, theirs = self._ctx.Pipe(duplex=True)
+        """A child spawned, or with `fork` forked while this process may (may_fork): a
+        command's first reader (a replacement is started by the collector thread, so
+        spawned)."""
+        forking = self._fork and may_fork()
+        ctx = multiprocessing.get_context("fork") if forking else self._ctx
+        ours, theirs = ctx.Pipe(duplex=True)
+        target, args = ((forked_main, (self._target, descriptors(), theirs, *self._args))
+                        if forking else (self._target, (theirs, *self._args)))
         try:
-            proc = self._ctx.Process(target=self._target, args=(theirs, *self._args),
-                                     daemon=True, name="outboxd-reader")
+            proc = ctx.Process(target=target, args=args, daemon=True, name="outboxd-reader")
             with signals_blocked():
                 proc.start()
         except BaseException:

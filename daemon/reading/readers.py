@@ -97,8 +97,10 @@ class Readers:
     """evaluate() off the daemon's interpreter lock: in child processes, or on threads
     here where no child can run. `done` is called once per submit, on some thread."""
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
+    def __init__(self, cache_dir: Path | None = None, fork: bool = False) -> None:
+        """`fork`: a command's readers, forked while its process may (reader_pool)."""
         self.cache_dir = cache_dir  # the engine's compile cache (None: a command's, none)
+        self._fork = fork
         self.log = logs.get()
         self._lock = threading.Lock()
         self._pool: Pool | None = None
@@ -182,7 +184,7 @@ class Readers:
             if self._ctx is None:
                 self._ctx = multiprocessing.get_context("spawn")  # threads here: never fork
             pool = Pool(self._ctx, workers, engine, self.cache_dir, log, _unpack,
-                        self._restarts, self._route, self._gave_up)
+                        self._restarts, self._route, self._gave_up, fork=self._fork)
         except OSError as exc:
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
         pool.start()  # ChildUnavailable, or ConfigError: the engine did not load there

@@ -14,28 +14,42 @@ invoice file alone takes longer than without the limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Env
-from helpers import pdf_bytes, pdf_of_objects, ubl_invoice, write
+from helpers import pdf_bytes, pdf_of_objects, ubl_invoice, wait_for, write
+from reading.test_readers import alive, child_pids
 
 from daemon.archiving.archive_papers import reason_papers, write_papers
 
 LIMIT = 0.5  # seconds a read may take in these tests (the daemon's: 120)
 DEADLINE = 60.0  # seconds a command may take here; a hostile invoice file, longer
-# The command line as `python -m daemon` runs it, the time limit of a read set first.
-LIMITED = [sys.executable, "-c",
-           "import sys\n"
-           "from daemon.reading import reader_deaths\n"
-           f"reader_deaths.READ_TIME_LIMIT = {LIMIT}\n"
-           "from daemon.entry import main\n"
-           "sys.exit(main(sys.argv[1:]))"]
+
+
+def limited(limit: float, thread: bool = False) -> list[str]:
+    """The command line as `python -m daemon` runs it, the time limit of a read set
+    first; with `thread`, one more thread started (idle) before the command runs."""
+    return [sys.executable, "-c",
+            "import sys, threading\n"
+            "from daemon.reading import reader_deaths\n"
+            f"reader_deaths.READ_TIME_LIMIT = {limit}\n"
+            + ("threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+               if thread else "")
+            + "from daemon.entry import main\n"
+            "sys.exit(main(sys.argv[1:]))"]
+
+
+LIMITED = limited(LIMIT)
 
 
 def endless_invoice_pdf() -> bytes:
@@ -195,3 +209,132 @@ def test_retry_is_not_held_up_by_a_file_that_keeps_pypdf_busy(cfg: Env) -> None:
     warned = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     ended = [w["file"] for w in warned if w["event"].startswith("a reader ran out of time")]
     assert len(ended) >= 2 and set(ended) == {"INV-666.pdf"}  # tried twice, each look
+
+
+# -- the reader a command starts: forked from it (see reads.py) ------------------------------
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def forked_reader(command: subprocess.Popen[str]) -> int | None:
+    """The command's reader if it is a fork of it (the same command line), else None."""
+    mine = cmdline(command.pid)
+    return next((p for p in child_pids(command.pid) if cmdline(p) == mine), None)
+
+
+def spawned_reader(command: subprocess.Popen[str]) -> int | None:
+    """The command's reader if it is a spawned interpreter, else None."""
+    return next((p for p in child_pids(command.pid) if b"spawn_main" in cmdline(p)), None)
+
+
+@pytest.fixture
+def started(cfg: Env) -> Iterator[list[subprocess.Popen[str]]]:
+    """Commands started in a session of their own (a terminal's process group), killed
+    with their group at the end of the test, whatever happened."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        # The group, whether the command is still there or not: a reader it left
+        # would hold the command's stdout and stderr open (communicate would wait).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def start(started: list[subprocess.Popen[str]], env: Env, argv: list[str], *args: str
+          ) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([*argv, *args, "-c", str(env.config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    started.append(proc)
+    return proc
+
+
+def test_a_commands_reader_is_forked_and_its_time_limit_still_ends_it(
+        cfg: Env, started: list[subprocess.Popen[str]]) -> None:
+    """`check` (one thread) forks its reader instead of spawning an interpreter that
+    imports outboxd again (0.3 to 0.4 s of CPU a command); a read past the limit still
+    kills it, the read is tried once more in a spawned reader (started by the
+    command's collector thread: never forked), and the command reports
+    `read-time-limit` (exit 1)."""
+    write(cfg.outbox / "INV-666.pdf", endless_invoice_pdf())
+    proc = start(started, cfg, limited(3.0), "check", str(cfg.outbox / "INV-666.pdf"))
+    first = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
+    assert spawned_reader(proc) is None
+    wait_for(lambda: not alive(first), timeout=DEADLINE, what="the limit to end it")
+    wait_for(lambda: spawned_reader(proc), timeout=DEADLINE, what="a spawned replacement")
+    out, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 1, err
+    assert "[read-time-limit]" in out and "Traceback" not in err
+
+
+def test_a_command_with_another_thread_spawns_its_reader_and_ctrl_c_ends_both(
+        cfg: Env, started: list[subprocess.Popen[str]]) -> None:
+    """A command process with a second thread (a fork would copy whatever lock that
+    thread holds) spawns its reader; a Ctrl-C (SIGINT to the terminal's process group)
+    ends the command (exit 130) and its reader with it, without a traceback."""
+    write(cfg.outbox / "INV-666.pdf", endless_invoice_pdf())
+    proc = start(started, cfg, limited(DEADLINE, thread=True), "check",
+                 str(cfg.outbox / "INV-666.pdf"))
+    reader = wait_for(lambda: spawned_reader(proc), timeout=DEADLINE, what="a spawned reader")
+    assert forked_reader(proc) is None
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    wait_for(lambda: not alive(reader), what="the reader to end")
+
+
+def test_ctrl_c_ends_a_command_and_its_forked_reader(
+        cfg: Env, started: list[subprocess.Popen[str]]) -> None:
+    """`send` by id while its forked reader is deep in a file that keeps pypdf busy: a
+    Ctrl-C ends the command (exit 130, no traceback) and leaves no reader behind."""
+    write(cfg.outbox / "INV-666.pdf", endless_invoice_pdf())
+    proc = start(started, cfg, limited(DEADLINE), "send", "INV-1")
+    reader = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    wait_for(lambda: not alive(reader), what="the reader to end")
+
+
+def locks_held(pid: int) -> list[str]:
+    """The flock lines of pid's open descriptors (/proc/PID/fdinfo)."""
+    found = []
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            found += [line for line in info.read_text().splitlines() if line.startswith("lock:")]
+        except OSError:
+            pass  # closed meanwhile
+    return found
+
+
+def test_a_forked_reader_holds_none_of_the_commands_locks_and_ends_when_it_is_killed(
+        cfg: Env, started: list[subprocess.Popen[str]]) -> None:
+    """`retry` holds the quarantine locked while it reads the bundle: its forked reader,
+    busy with a file that keeps pypdf busy, holds no copy of that lock (nor of any of the
+    command's descriptors), and when the command is killed (SIGKILL, no clean-up) the
+    reader sees the end of its pipe and exits — nothing is left holding the quarantine."""
+    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"},
+                     service={"reader_processes": "auto"}, policy={"duplicates": "quarantine"})
+    from daemon.journal import Journal
+    bid = "3f2a9c01b7e4" + "0" * 52
+    cfg.state.mkdir()
+    journal = Journal(cfg.state / "journal.sqlite3")
+    journal.create("INV-666.pdf", "sent", bundle_id=bid, invoice_ids=["INV-666"])
+    journal.close()
+    folder = cfg.quarantine / "2026-11-27" / f"INV-666--{bid[:12]}"
+    write(folder / "INV-666.pdf", endless_invoice_pdf())
+    write_papers(folder, reason_papers({
+        "bundle_id": bid, "invoice_file": "INV-666.pdf", "quarantined_at":
+        "2026-11-27T10:00:00Z", "reasons": [{"code": "duplicate", "file": "INV-666.pdf",
+                                             "message": "sent before", "invoice_id": None}]}))
+    proc = start(started, cfg, limited(DEADLINE), "retry", bid[:12])
+    reader = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
+    assert locks_held(proc.pid), "retry no longer locks the quarantine: this test shows nothing"
+    assert locks_held(reader) == []
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=DEADLINE)  # not its output: a reader left behind would hold it open
+    wait_for(lambda: not alive(reader), timeout=30, what="the orphaned reader to exit")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from daemon.reading.reader_child import Child, call_under_way
 
 
@@ -19,3 +22,32 @@ def test_the_call_under_way_is_the_first_written_not_the_oldest_id() -> None:
     child.written.clear()
     child.written.extend([5, 3])  # 5 answered and gone from calls
     assert call_under_way(child) == 3
+
+
+def may_fork_in_a_fresh_process(before: str) -> str:
+    """may_fork() in a new interpreter, after `before` ran there (pytest's own process
+    may hold threads of other tests)."""
+    done = subprocess.run([sys.executable, "-c", before + "\n"
+                           "from daemon.reading.reader_child import may_fork\n"
+                           "print(may_fork())"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip()
+
+
+def test_a_reader_may_be_forked_only_from_a_process_with_one_thread_and_no_engine() -> None:
+    """A fork copies the memory of every thread, locks they hold included: a command's
+    reader may be forked only while its process has one thread (counted by the kernel,
+    a native library's too) and has not loaded the e-invoice engine (a native runtime
+    with threads of its own)."""
+    assert may_fork_in_a_fresh_process("pass") == "True"
+    assert may_fork_in_a_fresh_process(
+        "import threading\nthreading.Thread(target=threading.Event().wait, daemon=True)"
+        ".start()") == "False"
+    assert may_fork_in_a_fresh_process("import saxonche") == "False"
+    # A thread the interpreter does not know of: counted all the same.
+    assert may_fork_in_a_fresh_process(
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None)\n"
+        "tid = ctypes.c_ulong()\n"
+        "pause = ctypes.cast(libc.pause, ctypes.c_void_p)\n"
+        "assert libc.pthread_create(ctypes.byref(tid), None, pause, None) == 0") == "False"
