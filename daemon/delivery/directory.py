@@ -41,7 +41,7 @@ from daemon.delivery.answers import Receipt
 from daemon.delivery.parts import OpenWhenRead
 from daemon.errors import Rejected, Retryable, describe, refused
 from daemon.fs.fscopy import copy_file
-from daemon.fs.fsdepth import remove_tree, too_deep
+from daemon.fs.fsdepth import TooDeep, remove_tree
 from daemon.fs.fsops import NotAFile, kind_of, open_if_regular, read_bounded
 from daemon.fs.fswrite import (
     add_group_write_below,
@@ -77,9 +77,8 @@ _UNLOCKED_DOCUMENT_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}-.+")  # before 31170dc
 LEFTOVER_FIX = ("it is what a write killed before it finished left, never a delivered "
                 "bundle or document: remove it (rm -r), or let outboxd's user write to it "
                 "and to the folders in it, and outboxd removes it at its next start")
-# A leftover refused for its depth (fsdepth.too_deep; not any ELOOP: a link swapped in
+# A leftover refused for its depth (fsdepth.TooDeep; not any ELOOP: a link swapped in
 # gives one too): letting outboxd write there would change nothing.
-_TOO_DEEP = too_deep("", "remove").strerror
 DEEP_LEFTOVER_FIX = ("no write of outboxd's nests folders that deep: someone who may write in "
                      "the target made them; look at what it holds, then remove it (rm -r "
                      "removes any depth)")
@@ -327,7 +326,7 @@ def clear_target(target: Path, log: Any) -> None:
     for name, why in kept:
         log.warning("cannot clear a leftover in [delivery] target", target=str(target),
                     leftover=name, error=describe(why),
-                    fix=DEEP_LEFTOVER_FIX if why.strerror == _TOO_DEEP else LEFTOVER_FIX)
+                    fix=DEEP_LEFTOVER_FIX if isinstance(why, TooDeep) else LEFTOVER_FIX)
 
 
 def sweep_target(target: Path) -> list[tuple[str, OSError]]:

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from daemon.fs.fsdepth import DEPTH_MAX, too_deep
+from daemon.fs.fsdepth import beyond, too_deep
 from daemon.fs.fsops import CHUNK, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
 from daemon.fs.fswrite import add_group_write_fd
 from daemon.names import NAME_MAX, fit_name
@@ -61,9 +61,9 @@ def identity(st: os.stat_result) -> Identity:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
 
 
-TOO_DEEP = too_deep("", "copy to another file system").strerror
-"""A copy refuses folders nested more than DEPTH_MAX deep: at 400 levels it ran out of
-Python's recursion limit after it was in place, before its source was removed."""
+# A copy refuses folders nested more than DEPTH_MAX deep: at 400 levels it ran out of
+# Python's recursion limit after it was in place, before its source was removed.
+DEEP_COPY = "copy to another file system"
 
 
 LeftOut = list[tuple[str, int]]
@@ -135,8 +135,8 @@ def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel:
 def copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -> int:
     """The folder open at `fd` copied as `dst` in the folder open at `into`
     (copy_entry); the folder made, open. OSError (ELOOP) below DEPTH_MAX levels."""
-    if rel.count("/") > DEPTH_MAX:
-        raise OSError(errno.ELOOP, TOO_DEEP)
+    if beyond(rel):
+        raise too_deep(None, DEEP_COPY)  # named by move_tree: the source
     os.mkdir(dst, 0o750, dir_fd=into)
     out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
     try:

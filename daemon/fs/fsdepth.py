@@ -23,12 +23,26 @@ DEPTH_MAX = 64
 each holds a descriptor or two and two or three frames while the levels below are done."""
 
 
-def too_deep(folder: Path | str, what: str) -> OSError:
-    """The refusal of a tree deeper than DEPTH_MAX below `folder`: `what` outboxd does not
-    do to it ("copy to another file system", "walk")."""
-    return OSError(errno.ELOOP, f"folders nested more than {DEPTH_MAX} deep below it, which "
-                   f"outboxd does not {what} — move the innermost folders up, or out",
-                   str(folder))
+class TooDeep(OSError):
+    """too_deep's refusal (ELOOP): told apart by its type, as a link swapped in gives an
+    ELOOP too, and not by its words."""
+
+
+def too_deep(folder: Path | str | None, what: str) -> TooDeep:
+    """The refusal of a tree deeper than DEPTH_MAX below `folder` (None: named by the
+    caller, who knows which): `what` outboxd does not do to it ("copy to another file
+    system", "walk")."""
+    words = (f"folders nested more than {DEPTH_MAX} deep below it, which outboxd does not "
+             f"{what} — move the innermost folders up, or out")
+    if folder is None:
+        return TooDeep(errno.ELOOP, words)
+    return TooDeep(errno.ELOOP, words, str(folder))
+
+
+def beyond(rel: str) -> bool:
+    """Whether `rel`, a path below where a copy or removal started ("a/b"), is more than
+    DEPTH_MAX levels down: never copied, walked or removed."""
+    return rel.count("/") > DEPTH_MAX
 
 
 def fwalk_bounded(held: int, where: Path | str, what: str,

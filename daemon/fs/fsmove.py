@@ -16,14 +16,14 @@ import stat
 from pathlib import Path
 
 from daemon.fs.fscopy import (
-    TOO_DEEP,
+    DEEP_COPY,
     Copied,
     Identity,
     copy_entry,
     copy_folder,
     identity,
 )
-from daemon.fs.fsdepth import DEPTH_MAX, remove_tree
+from daemon.fs.fsdepth import TooDeep, beyond, remove_tree, too_deep
 from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.fs.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.fs.workfolder import not_the_folder, still_at, still_held
@@ -73,7 +73,7 @@ def _remove_copied(parent: int, name: str, rel: str, copied: Copied) -> list[str
             return [rel]
         os.unlink(name, dir_fd=parent)
         return []
-    if rel.count("/") > DEPTH_MAX:
+    if beyond(rel):
         return [rel]  # never copied (copy_folder): put in since, and kept
     fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     try:
@@ -119,7 +119,7 @@ def remove_leftover(path: Path) -> None:
     if not os.path.lexists(path):
         return
     if path.is_dir() and not path.is_symlink():
-        _remove_folder(path, None, path)
+        remove_tree(path)  # refused by name past DEPTH_MAX, never a RecursionError
     else:
         path.unlink()
 
@@ -131,17 +131,9 @@ def _remove_made(into: int, name: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        _remove_folder(name, into, held_path(into) / name)
+        remove_tree(name, dir_fd=into, shown=held_path(into) / name)
     else:
         os.unlink(name, dir_fd=into)
-
-
-def _remove_folder(name: Path | str, into: int | None, where: Path) -> None:
-    """shutil.rmtree of `name` (in the folder open at `into`, when given), refused
-    (fsdepth.too_deep, naming `where`) when it is deeper than a copy of ours can be: a
-    folder of that name someone put there, which rmtree would leave half removed at
-    Python's recursion limit, also when made deeper during the removal."""
-    remove_tree(name, dir_fd=into, shown=where)
 
 
 TAG_MAX = 39
@@ -227,8 +219,8 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
             # Where it was made: its folder (a day folder of sent/) may have been renamed
             # away since, with the copy in it, and another made at its name.
             _remove_made(folder, tmp.name)
-        if isinstance(exc, OSError) and exc.strerror == TOO_DEEP:
-            raise OSError(errno.ELOOP, TOO_DEEP, str(src)) from None
+        if isinstance(exc, TooDeep) and exc.filename is None:  # the copy's, unnamed
+            raise too_deep(src, DEEP_COPY) from None
         raise
     finally:
         if into is None:

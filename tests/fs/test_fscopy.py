@@ -14,7 +14,7 @@ import pytest
 from deeptree import nested
 from exdev import exdev_once
 
-from daemon.fs import fscopy, fsmove
+from daemon.fs import fscopy, fsdepth, fsmove
 from daemon.fs.fsmove import move_tree
 
 
@@ -78,7 +78,7 @@ def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
     bundle is quarantined, nested-too-deep) made the copy across file systems recurse past
     Python's limit: RecursionError, no OSError, so no retry was said and the row's error
     stayed empty; at 400 levels after the copy was renamed into place, before its source
-    was removed (the bundle in both places for good). Deeper than fscopy.DEPTH_MAX it is
+    was removed (the bundle in both places for good). Deeper than fsdepth.DEPTH_MAX it is
     refused before anything is put in place: an OSError naming the folder and the fix,
     the source whole, nothing at dst nor as a partial."""
     src = tmp_path / "src"
@@ -89,7 +89,7 @@ def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
     with pytest.raises(OSError) as raised:
         move_tree(src, dst)
     assert raised.value.filename == str(src)
-    assert f"more than {fscopy.DEPTH_MAX} deep" in raised.value.strerror
+    assert f"more than {fsdepth.DEPTH_MAX} deep" in raised.value.strerror
     assert os.listdir(dst.parent) == []
     assert len([1 for _ in os.fwalk(src)]) == depth + 1
 
@@ -99,12 +99,12 @@ def test_a_folder_nested_as_deep_as_allowed_is_copied_and_removed(
     """At DEPTH_MAX levels a folder is still moved across file systems whole."""
     src = tmp_path / "src"
     src.mkdir()
-    nested(src, fscopy.DEPTH_MAX)
+    nested(src, fsdepth.DEPTH_MAX)
     dst = tmp_path / "day" / "dst"
     exdev_once(monkeypatch)
     assert move_tree(src, dst) == []
     assert not os.path.lexists(src)
-    assert len([1 for _ in os.fwalk(dst)]) == fscopy.DEPTH_MAX + 1
+    assert len([1 for _ in os.fwalk(dst)]) == fsdepth.DEPTH_MAX + 1
 
 
 def _socket_at(path: Path) -> None:
