@@ -24,14 +24,13 @@ hint a waiting invoice gets of a folder named close to its own.
 from __future__ import annotations
 
 import os
-import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
-from daemon.names import ERRORS_SUFFIX, is_ignored
-from daemon.watching.lonefolders import Near, lone_in
+from daemon.names import ERRORS_SUFFIX
+from daemon.watching.lonefolders import Near, is_lone, lone_in
 from daemon.watching.scan import (
     Candidate,
     Listing,
@@ -69,12 +68,10 @@ class OutboxIndex:
         """The lone folders whose names are close to `cand`'s stem (lonefolders.close),
         any bundle's look-alikes left out (told in that bundle's errors, to be renamed
         after it: the page leaves them out too): a few dict look-ups once the lone
-        folders' names are indexed, which they are again only after they changed (or
-        the sidecar suffix they are compared without)."""
+        folders' names are indexed, which they are again only after they changed (and
+        at a reload's rebuild: the sidecar suffix they are compared without)."""
         if not self.lone:
             return []
-        if self._near.suffix != self.cfg.sidecar_suffix:  # a reload: compared anew
-            self._near = Near(self.lone, self.cfg.sidecar_suffix)
         return [n for n in self._near.of(cand.name, cand.look_alikes)
                 if not self._a_look_alike(n)]
 
@@ -84,8 +81,7 @@ class OutboxIndex:
 
     def _lone(self, name: str, st: os.stat_result | None) -> None:
         """Root entry `name` as it is now (`st`: its lstat, None if gone): lone or not."""
-        if (st is not None and stat.S_ISDIR(st.st_mode) and name not in self._by_sidecar
-                and not is_ignored(name, self.cfg.ignore_patterns)):
+        if st is not None and is_lone(name, st, self._by_sidecar, self.cfg.ignore_patterns):
             if self.lone.get(name) != st.st_ctime_ns:
                 self.lone[name], self.lone_version = st.st_ctime_ns, self.lone_version + 1
                 self._near.add(name)
@@ -210,6 +206,7 @@ class OutboxIndex:
                     self._lone(name, None)
             else:
                 self._lone(name, None)
+        self._near = Near(self.lone, self.cfg.sidecar_suffix)  # compared without the new one
 
     def candidate(self, key: str) -> Candidate:
         return self.candidates.get(key) or candidate_for(self.cfg, key)

@@ -33,15 +33,21 @@ MIN_LENGTH = 4
 Lone = Mapping[str, int]
 
 
+def is_lone(name: str, st: os.stat_result, sidecars: Container[str],
+            ignore_patterns: Sequence[str] = ()) -> bool:
+    """Whether root entry `name` (`st`: its lstat) is a folder that is no invoice file's
+    sidecar and no ignored name (dot-folders, outboxd's own `.outboxd/` among them; an
+    in-progress name): for the listing and for each event alike."""
+    return (stat.S_ISDIR(st.st_mode) and name not in sidecars
+            and not is_ignored(name, ignore_patterns))
+
+
 def lone_in(stats: Mapping[str, os.stat_result], sidecars: Container[str],
             ignore_patterns: Sequence[str] = ()) -> dict[str, int]:
-    """The root folders of a listing (`stats`: lstat by name) that are no invoice file's
-    sidecar, ignored names (dot-folders, outboxd's own `.outboxd/` among them; an
-    in-progress name) left out; name -> ctime_ns. One pass over the stats the listing
-    has: no system call."""
+    """The lone folders of a listing (`stats`: lstat by name, is_lone); name ->
+    ctime_ns. One pass over the stats the listing has: no system call."""
     return {n: st.st_ctime_ns for n, st in stats.items()
-            if stat.S_ISDIR(st.st_mode) and n not in sidecars
-            and not is_ignored(n, ignore_patterns)}
+            if is_lone(n, st, sidecars, ignore_patterns)}
 
 
 def _fold(name: str) -> str:
