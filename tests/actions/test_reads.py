@@ -181,12 +181,10 @@ def test_attach_of_a_file_that_keeps_pypdf_busy_is_refused_copying_nothing(
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1.xml"]
 
 
-def test_retry_is_not_held_up_by_a_file_that_keeps_pypdf_busy(cfg: Env) -> None:
-    """`retry` of a bundle quarantined as a duplicate reads it to tell whether it is still
-    the bundle that was sent ([policy] duplicates = "quarantine"): where a clerk put in a
-    file that keeps pypdf busy (here the invoice file), it gives up at the limit and
-    moves the bundle back (exit 0): the daemon decides, as for a bundle retry cannot
-    read."""
+def _quarantined_duplicate(cfg: Env, attachment: bool) -> tuple[str, Path]:
+    """A bundle quarantined as a duplicate of one the journal has as sent, for `retry`:
+    its invoice file one that keeps pypdf busy (with a scan.pdf beside it if
+    `attachment`); the bundle id and its quarantine folder."""
     cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"},
                      service={"reader_processes": "auto"}, policy={"duplicates": "quarantine"})
     from daemon.journal import Journal
@@ -197,11 +195,22 @@ def test_retry_is_not_held_up_by_a_file_that_keeps_pypdf_busy(cfg: Env) -> None:
     journal.close()
     folder = cfg.quarantine / "2026-11-27" / f"INV-666--{bid[:12]}"
     write(folder / "INV-666.pdf", endless_invoice_pdf())
-    write(folder / "INV-666" / "scan.pdf", pdf_bytes())
+    if attachment:
+        write(folder / "INV-666" / "scan.pdf", pdf_bytes())
     write_papers(folder, reason_papers({
         "bundle_id": bid, "invoice_file": "INV-666.pdf", "quarantined_at":
         "2026-11-27T10:00:00Z", "reasons": [{"code": "duplicate", "file": "INV-666.pdf",
                                              "message": "sent before", "invoice_id": None}]}))
+    return bid, folder
+
+
+def test_retry_is_not_held_up_by_a_file_that_keeps_pypdf_busy(cfg: Env) -> None:
+    """`retry` of a bundle quarantined as a duplicate reads it to tell whether it is still
+    the bundle that was sent ([policy] duplicates = "quarantine"): where a clerk put in a
+    file that keeps pypdf busy (here the invoice file), it gives up at the limit and
+    moves the bundle back (exit 0): the daemon decides, as for a bundle retry cannot
+    read."""
+    bid, folder = _quarantined_duplicate(cfg, attachment=True)
     done, _ = run_limited(cfg, "retry", bid[:12])
     assert done.returncode == 0, done.stderr
     assert "back in the outbox" in done.stdout and "Traceback" not in done.stderr
@@ -317,20 +326,7 @@ def test_a_forked_reader_holds_none_of_the_commands_locks_and_ends_when_it_is_ki
     busy with a file that keeps pypdf busy, holds no copy of that lock (nor of any of the
     command's descriptors), and when the command is killed (SIGKILL, no clean-up) the
     reader sees the end of its pipe and exits — nothing is left holding the quarantine."""
-    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"},
-                     service={"reader_processes": "auto"}, policy={"duplicates": "quarantine"})
-    from daemon.journal import Journal
-    bid = "3f2a9c01b7e4" + "0" * 52
-    cfg.state.mkdir()
-    journal = Journal(cfg.state / "journal.sqlite3")
-    journal.create("INV-666.pdf", "sent", bundle_id=bid, invoice_ids=["INV-666"])
-    journal.close()
-    folder = cfg.quarantine / "2026-11-27" / f"INV-666--{bid[:12]}"
-    write(folder / "INV-666.pdf", endless_invoice_pdf())
-    write_papers(folder, reason_papers({
-        "bundle_id": bid, "invoice_file": "INV-666.pdf", "quarantined_at":
-        "2026-11-27T10:00:00Z", "reasons": [{"code": "duplicate", "file": "INV-666.pdf",
-                                             "message": "sent before", "invoice_id": None}]}))
+    bid, folder = _quarantined_duplicate(cfg, attachment=False)
     proc = start(started, cfg, limited(DEADLINE), "retry", bid[:12])
     reader = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
     assert locks_held(proc.pid), "retry no longer locks the quarantine: this test shows nothing"
