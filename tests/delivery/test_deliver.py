@@ -667,6 +667,26 @@ def test_a_2xx_answered_before_the_body_was_all_written_is_no_receipt(tmp_path: 
     assert "same Idempotency-Key" in str(info.value)
 
 
+def _refused_as_answered(tmp_path: Path, journal: Any, body: bytes) -> tuple[str, Any]:
+    """A bundle posted to a receiver that answers 201 with `body`, by a deliverer bound to
+    `journal`: the Retryable's text (pytest fails if it is taken as a receipt) and the
+    bundle's manifest."""
+    from delivery.test_answer_deadline import RawReceiver
+
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    with RawReceiver(lambda rx, conn, n: conn.sendall(
+            _http("201 Created", "Content-Type: application/json\r\n", body))) as rx:
+        d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
+        d.bind_journal(journal)
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, manifest)
+        finally:
+            d.close()
+    return str(info.value), manifest
+
+
 class TestAReceiptNamingAnotherId:
     """A 2xx whose JSON names an id of our form that is not the request's (docs/protocol.md,
     section 5): another bundle's answer only when the journal knows that id as another
@@ -698,25 +718,13 @@ class TestAReceiptNamingAnotherId:
         of a bundle this daemon sent before, naming that bundle's id: no receipt, asked
         again with the same key; the error names both ids and whose the named one is,
         for the admin to see the receiver answers for the wrong request."""
-        from delivery.test_answer_deadline import RawReceiver
-
         other = "cd" * 32
         row = journal.create("INV-7.xml", "delivering", bundle_id=other)
         journal.transition(row, "sent")
         body = json.dumps({"receipt_id": "R-7", "bundle_id": other}).encode()
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        with RawReceiver(lambda rx, conn, n: conn.sendall(
-                _http("201 Created", "Content-Type: application/json\r\n", body))) as rx:
-            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
-            d.bind_journal(journal)
-            try:
-                with pytest.raises(Retryable) as info:
-                    d.deliver(bundle, manifest)
-            finally:
-                d.close()
+        refused, manifest = _refused_as_answered(tmp_path, journal, body)
         assert (f'names bundle_id "{other}", not "{manifest["bundle_id"]}": that is the id '
-                "of INV-7.xml (sent), another bundle of this outboxd" in str(info.value))
+                "of INV-7.xml (sent), another bundle of this outboxd" in refused)
 
     def test_an_answer_naming_a_bundle_posted_then_quarantined_is_no_receipt(
             self, tmp_path: Path, journal: Any) -> None:
@@ -725,24 +733,12 @@ class TestAReceiptNamingAnotherId:
         by a receiver or proxy that mixed them up, still names a request of ours. Taken
         for this bundle's receipt, this bundle went to sent/ though the receiver never
         had it; it is asked again, the error naming the quarantined bundle."""
-        from delivery.test_answer_deadline import RawReceiver
-
         other = "ab" * 32
         row = journal.create("INV-8.xml", "delivering", bundle_id=other, attempts=2)
         journal.transition(row, "quarantined")
         body = json.dumps({"receipt_id": "R-8", "bundle_id": other}).encode()
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        with RawReceiver(lambda rx, conn, n: conn.sendall(
-                _http("201 Created", "Content-Type: application/json\r\n", body))) as rx:
-            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
-            d.bind_journal(journal)
-            try:
-                with pytest.raises(Retryable) as info:
-                    d.deliver(bundle, manifest)
-            finally:
-                d.close()
-        assert "that is the id of INV-8.xml (quarantined)" in str(info.value)
+        refused, _ = _refused_as_answered(tmp_path, journal, body)
+        assert "that is the id of INV-8.xml (quarantined)" in refused
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
