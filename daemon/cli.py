@@ -252,9 +252,12 @@ def _stdout_to_devnull() -> None:
         os.close(devnull)
 
 
-def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False) -> int:
+def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False,
+         whole_process: bool = False) -> int:
     """hup_blocked_here: the `outboxd` command's entry point (daemon.entry) blocked
-    SIGHUP before importing this module; every command but `run` unblocks it at once."""
+    SIGHUP before importing this module; every command but `run` unblocks it at once.
+    whole_process: the process is the command's alone (daemon.entry, not a caller that
+    embeds main): rich is kept out of every command but `demo`."""
     # `run` blocks the group signals (below) and the service unblocks them and installs
     # its own handlers; a caller that embeds main (a test, a wrapper) gets back what it
     # had on every way out — a config error, a failed start, a stop — and stays
@@ -262,7 +265,7 @@ def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False) -
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     handlers = {sig: signal.getsignal(sig) for sig in GROUP_SIGNALS}
     try:
-        code = _main(argv, hup_blocked_here)
+        code = _main(argv, hup_blocked_here, whole_process)
     except BaseException:
         _restore_signals(mask, handlers)
         raise
@@ -282,7 +285,7 @@ def _restore_signals(mask: set[int | signal.Signals],
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
+def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: bool) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
     os.umask(0o027)
@@ -304,7 +307,10 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
             # handlers Service installs, instead of ending the process with the signal's
             # default (killed by SIGTERM: not the clean stop, exit 0, a stop promises).
             signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
-            keep_rich_out()  # before the action imports structlog
+        if args.command == "run" or whole_process:
+            # Before the action imports structlog, which would import rich for nothing
+            # (~0.1 s); only the demo (above) draws with it.
+            keep_rich_out()
         action = importlib.import_module(f"daemon.actions.{ACTIONS[args.command]}")
         return int(action.run(args))
     except ConfigError as exc:

@@ -172,6 +172,25 @@ def test_the_one_shot_commands_import_no_watcher_and_no_xslt_engine() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_a_command_imports_neither_rich_nor_httpxs_command_line_client(env: Env) -> None:
+    """rich is the demo's, httpx's own command-line client (click, pygments) nobody's:
+    `outboxd status`, `config` and `check` load neither (structlog.dev imported rich for
+    them, ~0.1 s of each). Python's import log of each lists a blocked `import rich` by
+    the name asked for, and no module of rich, click or pygments beyond it."""
+    import os
+    import re
+    env.write_config("http://127.0.0.1:9/x")
+    for command in (["status"], ["config"], ["check", str(env.outbox)]):
+        done = subprocess.run([*OUTBOXD, *command, "-c", str(env.config)],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+        assert done.returncode == 0, done.stderr
+        imported = re.findall(r"\| +([\w.]+)$", done.stderr, re.M)
+        assert "structlog.dev" in imported, command
+        assert {m for m in imported if m.split(".")[0] in ("rich", "click", "pygments")} \
+            <= {"rich", "rich.console"}, command
+
+
 @pytest.fixture
 def restored_logging() -> Iterator[None]:
     """`run` sets up logging for the process (JSON to stderr): put back after the test."""
