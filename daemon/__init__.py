@@ -1,5 +1,6 @@
 """outboxd: a shared folder as a reliable outbox for invoices."""
 
+import gc
 import signal
 import sys
 
@@ -41,7 +42,9 @@ def _set_up_a_spawned_reader() -> None:
     a terminal or `kill -- -PGID` sends the whole group. Ignored from here on, a Ctrl-C
     during a start no longer kills a reader mid-import with a traceback on stderr; the
     daemon decides, and stops its readers itself. And rich is kept out, as in `run`, and
-    what else no reader uses (leave_unused_unloaded)."""
+    what else no reader uses (leave_unused_unloaded); its imports and the engine come in
+    with the garbage collector off (reader_process.main turns it on, what they made
+    frozen out of its passes, before the reader says it is ready)."""
     process = sys.modules.get("multiprocessing.process")
     if process is None or not getattr(process.current_process(), "_inheriting", False):
         return  # the daemon, a command, a test: signals as they are
@@ -49,6 +52,7 @@ def _set_up_a_spawned_reader() -> None:
         signal.signal(sig, signal.SIG_IGN)
     keep_rich_out()
     leave_unused_unloaded()
+    gc.disable()
 
 
 _set_up_a_spawned_reader()
