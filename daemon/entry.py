@@ -27,11 +27,15 @@ from __future__ import annotations
 import signal
 from collections.abc import Sequence
 
+from daemon import leave_unused_unloaded
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Block SIGHUP, then hand over to the command line (daemon.cli.main)."""
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    # The process is outboxd's: what the libraries would load for nothing is left out.
+    leave_unused_unloaded()
     from daemon import cli  # the heavy imports, from here on with SIGHUP blocked
 
     # A SIGHUP its parent had blocked stays blocked for every command.
-    return cli.main(argv, hup_blocked_here=signal.SIGHUP not in before)
+    return cli.main(argv, hup_blocked_here=signal.SIGHUP not in before, whole_process=True)

@@ -156,8 +156,10 @@ def _forward(read_end: int) -> None:
         try:
             chunk = os.read(read_end, 65536)
             # A report of many lines comes in several writes: what follows within
-            # GATHER_SECONDS is the same event.
-            while len(chunk) < 262144 and select.select([read_end], [], [], GATHER_SECONDS)[0]:
+            # GATHER_SECONDS is the same event. Not after the end line (_release): nothing
+            # after it is forwarded, and the exit waited those 50 ms out at every stop.
+            while len(chunk) < 262144 and not chunk.endswith(_END + b"\n") \
+                    and select.select([read_end], [], [], GATHER_SECONDS)[0]:
                 more = os.read(read_end, 65536)
                 if not more:
                     break

@@ -109,3 +109,10 @@ def refuses(cand: Any, settings: Any) -> None:
     """A command's job that finds the file breaks a rule."""
     from daemon.errors import InputError
     raise InputError("pdf-unreadable", cand.invoice.name, "is not a readable PDF")
+
+
+def gc_of_reader(cand: Any, settings: Any) -> tuple[bool, int]:
+    """A command's job (Readers.read): whether the reader's garbage collector is on, and
+    how many objects it has frozen out of its passes."""
+    import gc
+    return gc.isenabled(), gc.get_freeze_count()

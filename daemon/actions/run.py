@@ -9,10 +9,10 @@ from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
 from daemon.configuration.config_load import config_path, log_config_anyway
 from daemon.errors import ConfigError, NotReady, OutboxdError, refused, unquoted
+from daemon.loop.service import Service  # here, not in run(): cli.py freezes the imports
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemon.loop.service import Service
     # What ends the daemon is a log event like every other line (JSON under [log]
     # format = "json", and under systemd), not a bare line that a log collector drops:
     # also a configuration that does not load, logged as far as its [log] can be read.

@@ -169,11 +169,13 @@ class HttpDeliverer:
             # are bounded by this transport (answer_deadline.py), also through a proxy of
             # the environment, so the Client is given it instead of making its own.
             try:
-                proxy = environment_proxy(httpx.URL(cfg.url or ""))
+                url: httpx.URL | None = httpx.URL(cfg.url or "")
             except httpx.InvalidURL:
-                proxy = None  # the POST says so (failure(): "url is not usable")
+                url = None  # the POST says so (failure(): "url is not usable")
+            proxy = environment_proxy(url) if url is not None else None
             transport = DeadlineTransport(cfg.timeout_seconds, verify,
-                                          httpx.Limits(max_connections=cfg.concurrency), proxy)
+                                          httpx.Limits(max_connections=cfg.concurrency), proxy,
+                                          tls=url is None or url.scheme != "http")
             # A url with a user and password (Basic auth): the POST goes through
             # Client.send, which adds the header.
             self._direct = not has_userinfo(cfg.url)

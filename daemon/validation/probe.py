@@ -13,12 +13,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image, UnidentifiedImageError
-from pypdf import PdfReader, get_configuration
-from pypdf.errors import DependencyError, LimitReachedError
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from daemon.validation.imagetail import (
     bmp_data_end,
@@ -29,6 +26,10 @@ from daemon.validation.imagetail import (
 )
 from daemon.validation.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
 from daemon.validation.tiffdirs import MAX_TIFF_ENTRIES, directory_entries
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+    from pypdf.generic import IndirectObject
 
 # Pillow's plugin name per sniffed kind: Image.open is told what we expect,
 # so it never tries the other forty plugins on hostile bytes.
@@ -43,8 +44,10 @@ _PIL_PLUGINS = ("BmpImagePlugin", "GifImagePlugin", "JpegImagePlugin", "PngImage
 
 def warm_up() -> None:
     """Load now what Pillow loads on its first file (~8 ms for a PNG, JPEG, GIF or
-    BMP; ~35 ms for a TIFF or WebP, which makes it import all of its plugins): in a
-    reader process before it says it is ready, so that no bundle pays for it."""
+    BMP; ~35 ms for a TIFF or WebP, which makes it import all of its plugins), and
+    pypdf, imported on the first PDF (open_pdf): in a reader process before it says it
+    is ready, so that no bundle pays for it."""
+    importlib.import_module("pypdf")
     Image.preinit()
     for plugin in _PIL_PLUGINS:
         try:
@@ -117,6 +120,10 @@ def probe_pdf(fh: BinaryIO) -> PdfFacts:
 def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
     """The reader (None unless the PDF is usable) and what was found; pypdf's errors
     end here."""
+    # Imported here, not with this module (~35 ms): the daemon whose reader processes
+    # read, and a command that opens no PDF, never need pypdf (warm_up loads it ahead).
+    from pypdf import PdfReader, get_configuration
+    from pypdf.errors import DependencyError, LimitReachedError
     fh.seek(0)
     try:
         reader = PdfReader(fh, strict=False)
@@ -160,6 +167,7 @@ def _declared_pages(reader: PdfReader) -> int | None:
     /Count; one whose /Count passes these checks and still lies can only
     misstate `pages` in the manifest, as it would in a viewer.
     """
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject  # see open_pdf
     try:
         root = reader.root_object.get("/Pages")
         if not isinstance(root, IndirectObject):
@@ -194,6 +202,7 @@ _MAX_DEPTH = 32
 def _leads_to_page(reader: PdfReader, node: IndirectObject, seen: set[tuple[int, int]]
                    ) -> bool:
     """Following first kids from `node` reaches a /Page: the tree has at least one page."""
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject  # see open_pdf
     for _ in range(_MAX_DEPTH):
         obj = node.get_object()
         if not isinstance(obj, DictionaryObject):

@@ -766,3 +766,23 @@ def test_a_redirect_is_never_followed_with_the_token_or_the_bundle(
         assert elsewhere.connections == 0
     assert len(rx.heads) == 1
     assert f"HTTP {status} redirect to {target}" in str(info.value)
+
+
+def test_a_deliverer_to_an_http_receiver_loads_no_ca_bundle_one_to_https_does_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing goes to an http:// receiver over TLS (no redirect is followed), so its
+    deliverer loads no CA bundle (~40 ms of every start and reload, in nearly every test
+    daemon); one to an https:// receiver loads it when it is made, as before: a CA bundle
+    that does not load still stops the start, not the first delivery."""
+    loaded: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def load(self: ssl.SSLContext, *args: Any, **kw: Any) -> None:
+        loaded.append(args or kw)
+        real(self, *args, **kw)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", load)
+    HttpDeliverer(http_cfg(url="http://127.0.0.1:9/x")).close()
+    assert loaded == []
+    HttpDeliverer(http_cfg(url="https://127.0.0.1:9/x")).close()
+    assert len(loaded) == 1

@@ -140,6 +140,23 @@ def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow
     assert out == ["[]", "1"], f"kinds without their plugin, Pillow's init level: {out}"
 
 
+def test_pypdf_comes_in_with_the_first_pdf_or_a_readers_warm_up_not_with_the_daemon() -> None:
+    """pypdf (~35 ms to import) is loaded where a PDF is opened, not by importing the daemon
+    (`run`, whose reader processes open the PDFs) nor `status` or `config`; a reader's
+    warm_up() loads it before its "ready", so that no bundle pays for it. In a fresh
+    interpreter: this one has opened PDFs already."""
+    code = ("import io, sys\n"
+            "import daemon.actions.run, daemon.actions.status, daemon.actions.showconfig\n"
+            "print('pypdf' in sys.modules)\n"
+            "from daemon.validation import probe\n"
+            "probe.warm_up()\n"
+            "print('pypdf' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=Path(__file__).parent.parent.parent
+                         ).stdout.split()
+    assert out == ["False", "True"], f"pypdf loaded by the imports, by warm_up: {out}"
+
+
 # ------------------------------------------------------------ images cut short
 
 def _noise(fmt: str, **kw: object) -> bytes:
