@@ -41,6 +41,16 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
             for d, ds, fs in os.walk(root) for n in ds + fs}
 
 
+@pytest.fixture(autouse=True)
+def _rules_off(env: Env) -> None:
+    """retry's reader loads the e-invoice rules where pre-flight is on (~0.8 s of CPU a
+    command that reads) and no test here is about them; and the daemon's own reading a
+    test checks its result with (finish.evaluate, in this process) loaded them here, whose
+    native thread made every later command of the run spawn its reader instead of forking
+    it (reader_child.may_fork)."""
+    env.extra.setdefault("einvoice", {})["preflight"] = "off"
+
+
 @pytest.fixture
 def cfg(env: Env) -> Env:
     env.write_config("http://127.0.0.1:9/bundles")
@@ -337,13 +347,17 @@ def journal_with_quarantined_row(env: Env, folder: Path) -> int:
 
 
 def test_a_journal_write_that_fails_moves_nothing_and_the_bundle_stays_quarantined(
-        cfg: Env, capsys) -> None:
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """retry records the retry in the journal before it moves anything. A journal it
     may write but whose write fails (here locked by another writer for longer than
     SQLite waits; a full disk alike): exit 1, nothing moved, the row still quarantined
     with its folder. Moved first, the bundle was back in the outbox while its row stayed
     quarantined with no folder behind it, and `status` listed it twice."""
     import sqlite3
+
+    import daemon.journal
+    # How long SQLite waits for the lock is not what this shows (test_journal.py does).
+    monkeypatch.setattr(daemon.journal, "BUSY_SECONDS", 0.2)
     folder = quarantined(cfg)
     row_id = journal_with_quarantined_row(cfg, folder)
     before_q = tree(cfg.quarantine)
