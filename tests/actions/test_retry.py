@@ -757,7 +757,7 @@ def test_two_retries_of_one_bundle_at_once_take_turns(
 
 
 def test_retry_run_again_after_it_succeeded_exits_1_whether_named_by_path_name_or_id(
-        cfg: Env) -> None:
+        cfg: Env, capsys: pytest.CaptureFixture[str]) -> None:
     """A script runs `outboxd retry` again for a bundle already moved back: by its name or
     id it exited 1 ("no quarantined bundle"), by its path 2 ("is not a quarantine
     folder", a usage error) — the same situation, two codes. A path that was a quarantine
@@ -765,19 +765,21 @@ def test_retry_run_again_after_it_succeeded_exits_1_whether_named_by_path_name_o
     the quarantine folder, or not shaped as outboxd names its folders) stays 2."""
     folder = quarantined(cfg)
 
-    def retry(arg: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*OUTBOXD, "retry", "-c", str(cfg.config), arg],
-                              capture_output=True, text=True, timeout=60)
+    def retry(arg: str) -> tuple[int, str]:
+        """The command's exit code and what it wrote to stderr (in this process: the
+        exit code is what main() returns, as `python -m daemon` exits with it)."""
+        capsys.readouterr()
+        code = main(["retry", "-c", str(cfg.config), arg])
+        return code, capsys.readouterr().err
 
-    first = retry(str(folder))
-    assert first.returncode == 0, first.stderr
+    first, err = retry(str(folder))
+    assert first == 0, err
     for arg in (str(folder), folder.name, BID[:12]):
-        again = retry(arg)
-        assert again.returncode == 1, (arg, again.stderr)
-        assert again.stderr.startswith(f"outboxd: no quarantined bundle {arg!r} in "), \
-            again.stderr
+        again, err = retry(arg)
+        assert again == 1, (arg, err)
+        assert err.startswith(f"outboxd: no quarantined bundle {arg!r} in "), err
     for never in (cfg.root / "elsewhere" / folder.name, cfg.quarantine / "2026-11-26" / "x"):
-        assert retry(str(never)).returncode == 2, never
+        assert retry(str(never))[0] == 2, never
 
 
 def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(
