@@ -301,7 +301,10 @@ def test_on_a_terminal_the_line_after_the_samples_is_printed_above_the_live_tabl
     samples = demo_samples.build(".send-anyway", True)
     console = Console(file=io.StringIO(), width=1000, height=60, force_terminal=True,
                       color_system=None, record=True)
-    looks = iter(range(20))  # six rounds drop the six samples, one more sees them done
+    # Six rounds drop the six samples, one more sees them done; three after the line let
+    # the live table redraw (8 a second) over anything written past it. Each round is
+    # the demo's 0.2-s pause: twenty rounds were 4 s.
+    looks = iter(range(10))
 
     def observe(*_: object) -> dict[str, Seen]:
         if next(looks, None) is None:

@@ -270,7 +270,9 @@ def test_a_commands_reader_is_forked_and_its_time_limit_still_ends_it(
     command's collector thread: never forked), and the command reports
     `read-time-limit` (exit 1)."""
     write(cfg.outbox / "INV-666.pdf", endless_invoice_pdf())
-    proc = start(started, cfg, limited(3.0), "check", str(cfg.outbox / "INV-666.pdf"))
+    # Each reader lives out the limit (CPU-bound, both tries): long enough to be seen
+    # by wait_for's 0.05-s polls on a loaded host, not longer.
+    proc = start(started, cfg, limited(1.5), "check", str(cfg.outbox / "INV-666.pdf"))
     first = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
     assert spawned_reader(proc) is None
     wait_for(lambda: not alive(first), timeout=DEADLINE, what="the limit to end it")

@@ -41,6 +41,16 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
             for d, ds, fs in os.walk(root) for n in ds + fs}
 
 
+@pytest.fixture(autouse=True)
+def _rules_off(env: Env) -> None:
+    """retry's reader loads the e-invoice rules where pre-flight is on (~0.8 s of CPU a
+    command that reads) and no test here is about them; and the daemon's own reading a
+    test checks its result with (finish.evaluate, in this process) loaded them here, whose
+    native thread made every later command of the run spawn its reader instead of forking
+    it (reader_child.may_fork)."""
+    env.extra.setdefault("einvoice", {})["preflight"] = "off"
+
+
 @pytest.fixture
 def cfg(env: Env) -> Env:
     env.write_config("http://127.0.0.1:9/bundles")
@@ -337,13 +347,17 @@ def journal_with_quarantined_row(env: Env, folder: Path) -> int:
 
 
 def test_a_journal_write_that_fails_moves_nothing_and_the_bundle_stays_quarantined(
-        cfg: Env, capsys) -> None:
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """retry records the retry in the journal before it moves anything. A journal it
     may write but whose write fails (here locked by another writer for longer than
     SQLite waits; a full disk alike): exit 1, nothing moved, the row still quarantined
     with its folder. Moved first, the bundle was back in the outbox while its row stayed
     quarantined with no folder behind it, and `status` listed it twice."""
     import sqlite3
+
+    import daemon.journal
+    # How long SQLite waits for the lock is not what this shows (test_journal.py does).
+    monkeypatch.setattr(daemon.journal, "BUSY_SECONDS", 0.2)
     folder = quarantined(cfg)
     row_id = journal_with_quarantined_row(cfg, folder)
     before_q = tree(cfg.quarantine)
@@ -743,7 +757,7 @@ def test_two_retries_of_one_bundle_at_once_take_turns(
 
 
 def test_retry_run_again_after_it_succeeded_exits_1_whether_named_by_path_name_or_id(
-        cfg: Env) -> None:
+        cfg: Env, capsys: pytest.CaptureFixture[str]) -> None:
     """A script runs `outboxd retry` again for a bundle already moved back: by its name or
     id it exited 1 ("no quarantined bundle"), by its path 2 ("is not a quarantine
     folder", a usage error) — the same situation, two codes. A path that was a quarantine
@@ -751,19 +765,21 @@ def test_retry_run_again_after_it_succeeded_exits_1_whether_named_by_path_name_o
     the quarantine folder, or not shaped as outboxd names its folders) stays 2."""
     folder = quarantined(cfg)
 
-    def retry(arg: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*OUTBOXD, "retry", "-c", str(cfg.config), arg],
-                              capture_output=True, text=True, timeout=60)
+    def retry(arg: str) -> tuple[int, str]:
+        """The command's exit code and what it wrote to stderr (in this process: the
+        exit code is what main() returns, as `python -m daemon` exits with it)."""
+        capsys.readouterr()
+        code = main(["retry", "-c", str(cfg.config), arg])
+        return code, capsys.readouterr().err
 
-    first = retry(str(folder))
-    assert first.returncode == 0, first.stderr
+    first, err = retry(str(folder))
+    assert first == 0, err
     for arg in (str(folder), folder.name, BID[:12]):
-        again = retry(arg)
-        assert again.returncode == 1, (arg, again.stderr)
-        assert again.stderr.startswith(f"outboxd: no quarantined bundle {arg!r} in "), \
-            again.stderr
+        again, err = retry(arg)
+        assert again == 1, (arg, err)
+        assert err.startswith(f"outboxd: no quarantined bundle {arg!r} in "), err
     for never in (cfg.root / "elsewhere" / folder.name, cfg.quarantine / "2026-11-26" / "x"):
-        assert retry(str(never)).returncode == 2, never
+        assert retry(str(never))[0] == 2, never
 
 
 def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(

@@ -17,6 +17,15 @@ from daemon.journal import Journal, iso_in
 from daemon.loop.statelock import LOCK_NAME, hold, release
 
 
+@pytest.fixture(autouse=True)
+def _rules_off(env: Env) -> None:
+    """send's reader loads the e-invoice rules where pre-flight is on (~0.8 s of CPU a
+    command that reads; in this process for resolve()), and no test here is about them:
+    loaded here, the engine's native thread also made every later command of the run
+    spawn its reader instead of forking it (reader_child.may_fork)."""
+    env.extra.setdefault("einvoice", {})["preflight"] = "off"
+
+
 def test_the_stem_of_an_invoice_file_names_its_bundle(env: Env) -> None:
     """`send scan-7` finds scan-7.xml although the invoice inside is INV-9: NAME is the
     same NAME as in NAME.send-anyway."""
