@@ -72,9 +72,10 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     cannot be written. Nothing is sent. Once space is freed, with no change to either
     bundle and no restart, the good one is sent once, the held one gets its errors file and
     the page is written; no temp file is left in the outbox, no traceback."""
-    # Each try of the claim and of the errors file comes with a rescan: every second, not
-    # every 5 s, so the three tries below and the ones after space is back take seconds.
-    share = _on_the_share(env, mounts, receiver.url, rescan_seconds=1, invalid="hold")
+    # Each try of the claim and of the errors file comes with a rescan: every half second,
+    # not every 5 s, so the three tries below and the ones after space is back take a
+    # second or two.
+    share = _on_the_share(env, mounts, receiver.url, rescan_seconds=0.5, invalid="hold")
     outbox = share / "outbox"
     good = pdf_bytes()
     drop_bundle(outbox, "INV-1", {"a.pdf": good})

@@ -21,6 +21,7 @@ from faults.conftest import no_traceback
 pytestmark = pytest.mark.usefixtures("lean")
 
 HOLD = {"unattached": "hold", "invalid": "hold"}
+RESCAN = 0.25  # seconds between the rescans of the errors-file test
 
 
 def _daemon(env: Env, receiver: Any, n: int, **sections: dict[str, Any]) -> Proc:
@@ -86,8 +87,9 @@ def test_a_held_bundles_errors_file_is_written_once_and_removed_once(
     both — neither takes the other's for a clerk's edit (no .edited copy, no warning),
     and it is not rewritten while nothing changes (4 rescans of each). Mended, the bundle
     is sent once, the file goes, and neither daemon's journal says held."""
-    a = _daemon(env, receiver, 1, policy=HOLD)
-    b = _daemon(env, receiver, 2, policy=HOLD)
+    # Rescans every 0.25 s: the 4 of each that must leave the file alone take 1 s, not 4.
+    a = _daemon(env, receiver, 1, outbox={"rescan_seconds": RESCAN}, policy=HOLD)
+    b = _daemon(env, receiver, 2, outbox={"rescan_seconds": RESCAN}, policy=HOLD)
     try:
         _running(a)
         _running(b)
@@ -95,7 +97,7 @@ def test_a_held_bundles_errors_file_is_written_once_and_removed_once(
         errors_file = env.outbox / "INV-1.errors.txt"
         wait_for(lambda: all(_states(env, n).get("INV-1.xml") == "held" for n in (1, 2))
                  and errors_file.exists(), what="INV-1 held by both, with its errors file")
-        assert _unchanged_for(errors_file, 4.0), "the errors file was rewritten"
+        assert _unchanged_for(errors_file, 4 * RESCAN), "the errors file was rewritten"
         _replace(env.outbox / "INV-1" / "a.pdf", pdf_bytes())
         wait_for(lambda: env.sent_bundles() and not errors_file.exists(),
                  what="the mended bundle sent and its errors file gone")

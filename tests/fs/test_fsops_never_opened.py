@@ -46,9 +46,16 @@ _OPENAT = {"x86_64": 257, "aarch64": 56}.get(platform.machine())
 
 
 def _in_open(thread: threading.Thread) -> bool:
-    """Whether `thread` is blocked in openat (a FIFO's writer waiting for a reader)."""
-    with open(f"/proc/self/task/{thread.native_id}/syscall") as fh:
-        return fh.read().split(" ", 1)[0] == str(_OPENAT)
+    """Whether `thread` is asleep in openat (a FIFO's writer waiting for a reader). A
+    writer let through is woken at once, inside the reader's open: it is no longer
+    asleep ("S") there when that open returns — runnable, or out of openat waiting for
+    the interpreter lock — so no time has to pass to tell."""
+    task = f"/proc/self/task/{thread.native_id}"
+    with open(f"{task}/syscall") as fh:
+        in_openat = fh.read().split(" ", 1)[0] == str(_OPENAT)
+    with open(f"{task}/stat") as fh:
+        asleep = fh.read().rsplit(")", 1)[1].split()[0] == "S"
+    return in_openat and asleep
 
 
 @pytest.mark.skipif(_OPENAT is None, reason="openat's number on this machine is not known")
@@ -70,9 +77,8 @@ def test_a_fifo_is_refused_without_letting_its_waiting_writer_through(
     try:
         with pytest.raises((HostileInput, NotAFile), match="is a FIFO, not a regular file"):
             OPENERS[opener](fifo)
-        # Let through, it would end at once; a second is ample to tell.
-        writer.join(timeout=1)
-        assert writer.is_alive(), f"{opener} opened the FIFO: its writer was let through"
+        assert writer.is_alive() and _in_open(writer), \
+            f"{opener} opened the FIFO: its writer was let through"
     finally:
         os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets the writer end
         writer.join(timeout=10)

@@ -42,13 +42,13 @@ def last_error(env: Env, invoice_file: str) -> str:
 
 def test_a_crawling_upload_frees_the_only_worker_for_the_next_bundle(
         env: Env, start_daemon) -> None:
-    """concurrency = 1, timeout_seconds = 1: a 12 MiB bundle the receiver reads at some
+    """concurrency = 1, timeout_seconds = 0.5: a 12 MiB bundle the receiver reads at some
     160 KiB/s (its upload would hold the worker for over a minute) is retried as a
     timeout within seconds, and a small bundle dropped behind it goes out meanwhile."""
     with RawReceiver(lambda rx, conn, n: conn.sendall(created(f"R-{n}")),
                      take_body=take_large_ones_at_a_crawl) as rx:
         env.write_config(f"http://127.0.0.1:{rx.port}/b",
-                         delivery={"timeout_seconds": 1, "concurrency": 1},
+                         delivery={"timeout_seconds": 0.5, "concurrency": 1},
                          validation={"max_attachment_bytes": 20_000_000})
         start_daemon()
         drop_bundle(env.outbox, "INV-BIG", {"scan.pdf": pdf_bytes(1) + b"%" + b"x" * BIG

@@ -343,7 +343,7 @@ class TestIdleConnections:
         from structlog.testing import capture_logs
 
         from daemon.receiver import server as server_module
-        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 0.5)
+        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 0.2)
         url = start(store)
         with capture_logs() as logged, connect(url) as sock:
             sock.sendall(self.GET)
@@ -351,7 +351,7 @@ class TestIdleConnections:
         assert [e for e in logged if e["log_level"] == "warning"] == []
         [idle] = [e for e in logged if "idle" in e["event"]]
         assert idle["log_level"] == "debug"
-        assert idle["event"] == "receiver: idle connection closed: no request within 0.5 s"
+        assert idle["event"] == "receiver: idle connection closed: no request within 0.2 s"
 
     def test_a_request_head_cut_short_by_the_timeout_stays_a_warning(
             self, store: Path, start: Starter, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -360,7 +360,7 @@ class TestIdleConnections:
         from structlog.testing import capture_logs
 
         from daemon.receiver import server as server_module
-        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 0.5)
+        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 0.2)
         url = start(store)
         with capture_logs() as logged, connect(url) as sock:
             sock.sendall(self.GET + b"POST /bundles HTTP/1.1\r\nHost: rec")
