@@ -42,6 +42,13 @@ _HOST_ONLY = re.compile(r"OUTBOXD_.*|(HTTP|HTTPS|ALL|NO)_PROXY|NOTIFY_SOCKET|WAT
 for _name in [n for n in os.environ if _HOST_ONLY.fullmatch(n)]:
     del os.environ[_name]
 
+# A shell or CI runner that starts the tests in the background (`pytest &` in a script)
+# starts them with SIGINT ignored, and every process they start inherits that: a
+# daemon or command a test stops with Ctrl-C would never see it (the test fails after
+# its deadline). The tests are about a terminal's Ctrl-C, so they get its disposition.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def _signal_handlers_restored() -> Iterator[None]:
