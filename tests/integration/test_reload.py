@@ -12,9 +12,18 @@ import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
 from helpers import drop_bundle, text_pdf, wait_for
 
-# Daemons here start lean (conftest.LEAN): reloading does not depend on where bundles are
-# read, and no test here is about pre-flight.
-pytestmark = pytest.mark.usefixtures("lean")
+
+@pytest.fixture
+def no_attachment_wait(lean: Env) -> Env:
+    """Daemons here start lean (conftest.LEAN): reloading does not depend on where bundles
+    are read, and no test here is about pre-flight. An invoice without attachments is sent
+    once settled ([policy] attachment_wait_seconds = 0): no test here is about that wait,
+    and two of them paid the default's second for their bundle."""
+    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
+    return lean
+
+
+pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 
 def test_a_waiting_invoice_that_a_reload_makes_no_invoice_file_is_left_alone_not_sent(
