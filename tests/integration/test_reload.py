@@ -117,7 +117,9 @@ def test_a_bundle_whose_post_was_under_way_at_a_reload_to_another_url_names_its_
     receiver kept its copy — an answer that never came cannot be told from a refusal."""
     first = start_receiver("--hold-first", "30", store=tmp_path / "first", process=True)
     second = start_receiver(store=tmp_path / "second")
-    env.write_config(first.url, delivery={"timeout_seconds": 5})
+    # The held POST times out this long after it was stored: the time the test has to
+    # reload (some 0.1 s, under load a few tenths), and what it then waits out.
+    env.write_config(first.url, delivery={"timeout_seconds": 3})
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-U1", {})
     wait_for(lambda: [p for p in first.store.iterdir() if len(p.name) == 64]
