@@ -81,6 +81,9 @@ def test_a_held_invoice_mended_with_its_size_and_time_kept_is_checked_again_and_
 
 # A share whose clock shows whole seconds (SMB on FAT/ext3 servers, 1-s NFS servers): each
 # write is followed by the time such a share would show, as os.utime can set it.
+# settle_seconds stays above that grain: a file whose time is cut to the second would
+# otherwise look written a quiet period before its change time (SettleTracker.
+# written_before) and be read early now and then, a path these tests do not mean to take.
 SHARE_POLLING = {**POLLING, "settle_seconds": 1.5}
 _SECOND = 1_000_000_000
 
