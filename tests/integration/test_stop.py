@@ -52,11 +52,11 @@ def test_a_stop_finishes_a_delivery_that_ends_within_the_grace_and_exits_0(
 def test_a_stop_abandons_a_delivery_past_the_grace_exits_0_and_the_next_start_sends_it_once(
         env: Env, start_receiver: Any, start_daemon: Any) -> None:
     """The receiver stores the bundle and sits on its answer for a minute; the stop
-    (grace 1 s) does not wait for it: the daemon exits 0 within seconds, the bundle
+    (grace 0.2 s) does not wait for it: the daemon exits 0 within seconds, the bundle
     stays whole in processing, not shown as sent; the next start posts it again with
     the same Idempotency-Key and archives it once."""
     slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
-    env.write_config(slow.url, service={"shutdown_grace_seconds": 1})
+    env.write_config(slow.url, service={"shutdown_grace_seconds": 0.2})
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-8003", {"a.pdf": pdf_bytes()})
     wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],
