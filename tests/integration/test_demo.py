@@ -8,9 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from conftest import LEAN
 from helpers import wait_for
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
+
+
+@pytest.fixture
+def lean_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's daemon started LEAN (conftest.LEAN, as OUTBOXD_SECTION__KEY overrides of
+    the file the demo writes): no reader processes loading the e-invoice rules, ~3 s and
+    ~3 CPU-s a demo. For the tests about the demo's stop, its words and its timeout; the
+    samples' own ends, pre-flight included, are shown as shipped by the --once test."""
+    for section, values in LEAN.items():
+        for key, value in values.items():
+            monkeypatch.setenv(f"OUTBOXD_{section.upper()}__{key.upper()}", str(value))
 
 
 def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
@@ -53,6 +66,7 @@ def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     assert done.returncode == 2 and "not an empty folder" in done.stderr
 
 
+@pytest.mark.usefixtures("lean_demo")
 def test_ctrl_c_stops_receiver_and_daemon_and_says_where_the_files_are(tmp_path: Path) -> None:
     """Without --once the demo keeps running after the samples; SIGINT (Ctrl-C) stops the
     daemon and the receiver it started, prints where the files are and exits 0."""
@@ -75,6 +89,7 @@ def test_ctrl_c_stops_receiver_and_daemon_and_says_where_the_files_are(tmp_path:
     assert _receiver_gone(ws)
 
 
+@pytest.mark.usefixtures("lean_demo")
 def test_while_it_keeps_running_it_says_where_to_follow_the_files_you_drop(
         tmp_path: Path) -> None:
     """The live view follows the samples only, and "Where to look" comes after Ctrl-C,
@@ -125,6 +140,7 @@ def _receiver_gone(ws: Path) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.usefixtures("lean_demo")
 def test_a_demo_stopped_by_its_timeout_says_so_not_that_samples_failed(
         tmp_path: Path) -> None:
     """`demo --once` that reaches --timeout first exits 1 and says why: stopped by the

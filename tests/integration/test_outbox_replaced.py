@@ -12,7 +12,17 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+
+@pytest.fixture
+def no_attachment_wait(lean: Env) -> Env:
+    """lean, and an invoice without attachments sent once settled ([policy]
+    attachment_wait_seconds = 0): no test here is about that wait, and each paid the
+    default's second for its one bundle."""
+    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
+    return lean
+
+
+pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 # No rescan within the test: what it checks must come from the watcher being told.
 QUIET = {"rescan_seconds": 600, "poll_interval_seconds": 0.2}

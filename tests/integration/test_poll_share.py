@@ -13,7 +13,17 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+
+@pytest.fixture
+def no_attachment_wait(lean: Env) -> Env:
+    """lean, and an invoice without attachments sent once settled ([policy]
+    attachment_wait_seconds = 0): no test here is about that wait, and the held invoice
+    paid the default's second once mended."""
+    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
+    return lean
+
+
+pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 POLLING = {"watch": "polling", "poll_interval_seconds": 0.2, "rescan_seconds": 600}
 
@@ -71,6 +81,9 @@ def test_a_held_invoice_mended_with_its_size_and_time_kept_is_checked_again_and_
 
 # A share whose clock shows whole seconds (SMB on FAT/ext3 servers, 1-s NFS servers): each
 # write is followed by the time such a share would show, as os.utime can set it.
+# settle_seconds stays above that grain: a file whose time is cut to the second would
+# otherwise look written a quiet period before its change time (SettleTracker.
+# written_before) and be read early now and then, a path these tests do not mean to take.
 SHARE_POLLING = {**POLLING, "settle_seconds": 1.5}
 _SECOND = 1_000_000_000
 

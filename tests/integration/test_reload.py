@@ -12,9 +12,18 @@ import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
 from helpers import drop_bundle, text_pdf, wait_for
 
-# Daemons here start lean (conftest.LEAN): reloading does not depend on where bundles are
-# read, and no test here is about pre-flight.
-pytestmark = pytest.mark.usefixtures("lean")
+
+@pytest.fixture
+def no_attachment_wait(lean: Env) -> Env:
+    """Daemons here start lean (conftest.LEAN): reloading does not depend on where bundles
+    are read, and no test here is about pre-flight. An invoice without attachments is sent
+    once settled ([policy] attachment_wait_seconds = 0): no test here is about that wait,
+    and two of them paid the default's second for their bundle."""
+    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
+    return lean
+
+
+pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 
 def test_a_waiting_invoice_that_a_reload_makes_no_invoice_file_is_left_alone_not_sent(
@@ -108,7 +117,9 @@ def test_a_bundle_whose_post_was_under_way_at_a_reload_to_another_url_names_its_
     receiver kept its copy — an answer that never came cannot be told from a refusal."""
     first = start_receiver("--hold-first", "30", store=tmp_path / "first", process=True)
     second = start_receiver(store=tmp_path / "second")
-    env.write_config(first.url, delivery={"timeout_seconds": 5})
+    # The held POST times out this long after it was stored: the time the test has to
+    # reload (some 0.1 s, under load a few tenths), and what it then waits out.
+    env.write_config(first.url, delivery={"timeout_seconds": 3})
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-U1", {})
     wait_for(lambda: [p for p in first.store.iterdir() if len(p.name) == 64]

@@ -5,6 +5,7 @@ either way."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from typing import Any
@@ -19,11 +20,13 @@ pytestmark = pytest.mark.usefixtures("lean")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_finishes_a_delivery_that_ends_within_the_grace_and_exits_0(
         env: Env, start_receiver: Any, start_daemon: Any, sig: int) -> None:
-    """The receiver stores the bundle and takes 3 s to answer; the stop comes meanwhile.
+    """The receiver stores the bundle and takes 2 s to answer; the stop comes meanwhile.
     Within the grace (20 s, the default) the answer arrives: the daemon archives the
     bundle in sent/ with its receipt before it exits 0, and a bundle dropped after the
     stop is not taken."""
-    slow = start_receiver("--hold-first", "3", process=True)
+    # The hold is the time the test has to begin the stop once the bundle is stored
+    # (some 50 ms unloaded): 2 s, and asserted below to have been enough.
+    slow = start_receiver("--hold-first", "2", process=True)
     env.write_config(slow.url)
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-8001", {"a.pdf": pdf_bytes()})
@@ -33,6 +36,8 @@ def test_a_stop_finishes_a_delivery_that_ends_within_the_grace_and_exits_0(
     wait_for(lambda: "stopping" in daemon.stderr(), what="the daemon to begin its stop")
     drop_bundle(env.outbox, "INV-8002", {"b.pdf": pdf_bytes(2)})
     assert daemon.stop(sig) == 0
+    events = [json.loads(line)["event"] for line in daemon.stderr().splitlines() if line.strip()]
+    assert events.index("stopping") < events.index("bundle sent")  # in flight at the stop
     [archived] = env.sent_bundles()
     assert (archived / "receipt.json").is_file()
     assert (archived / "INV-8001" / "a.pdf").read_bytes() == pdf_bytes()
@@ -47,11 +52,11 @@ def test_a_stop_finishes_a_delivery_that_ends_within_the_grace_and_exits_0(
 def test_a_stop_abandons_a_delivery_past_the_grace_exits_0_and_the_next_start_sends_it_once(
         env: Env, start_receiver: Any, start_daemon: Any) -> None:
     """The receiver stores the bundle and sits on its answer for a minute; the stop
-    (grace 1 s) does not wait for it: the daemon exits 0 within seconds, the bundle
+    (grace 0.2 s) does not wait for it: the daemon exits 0 within seconds, the bundle
     stays whole in processing, not shown as sent; the next start posts it again with
     the same Idempotency-Key and archives it once."""
     slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
-    env.write_config(slow.url, service={"shutdown_grace_seconds": 1})
+    env.write_config(slow.url, service={"shutdown_grace_seconds": 0.2})
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-8003", {"a.pdf": pdf_bytes()})
     wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],
