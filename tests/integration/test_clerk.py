@@ -152,6 +152,10 @@ def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
     drop_bundle(env.outbox, "INV-3001", {"scan.pdf": png()})
     (env.outbox / "INV-3001.send-anyway").write_bytes(b"")
     wait_state(env, "INV-3001.xml", "held")
+    # outboxd send refuses it too, with the error (asked first: it runs while the page
+    # waits out its refresh interval).
+    refused = outboxd(env, "send", "INV-3001.xml", "--without-attachments")
+    assert refused.returncode == 1 and "INV-3001/scan.pdf" in refused.stderr
     page = env.outbox / "outboxd-status.html"
 
     def reason() -> str:
@@ -165,9 +169,6 @@ def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
              what="the idle release on the status page with its reason, 'has errors'")
     assert (env.outbox / "INV-3001.send-anyway").exists()
     assert receiver.requests() == [] and env.sent_bundles() == []
-    # outboxd send refuses it too, with the error.
-    refused = outboxd(env, "send", "INV-3001.xml", "--without-attachments")
-    assert refused.returncode == 1 and "INV-3001/scan.pdf" in refused.stderr
 
 
 def test_status_page_lists_each_bundle_in_its_section(
