@@ -152,6 +152,10 @@ def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
     drop_bundle(env.outbox, "INV-3001", {"scan.pdf": png()})
     (env.outbox / "INV-3001.send-anyway").write_bytes(b"")
     wait_state(env, "INV-3001.xml", "held")
+    # outboxd send refuses it too, with the error (asked first: it runs while the page
+    # waits out its refresh interval).
+    refused = outboxd(env, "send", "INV-3001.xml", "--without-attachments")
+    assert refused.returncode == 1 and "INV-3001/scan.pdf" in refused.stderr
     page = env.outbox / "outboxd-status.html"
 
     def reason() -> str:
@@ -165,9 +169,6 @@ def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
              what="the idle release on the status page with its reason, 'has errors'")
     assert (env.outbox / "INV-3001.send-anyway").exists()
     assert receiver.requests() == [] and env.sent_bundles() == []
-    # outboxd send refuses it too, with the error.
-    refused = outboxd(env, "send", "INV-3001.xml", "--without-attachments")
-    assert refused.returncode == 1 and "INV-3001/scan.pdf" in refused.stderr
 
 
 def test_status_page_lists_each_bundle_in_its_section(
@@ -177,7 +178,7 @@ def test_status_page_lists_each_bundle_in_its_section(
     from report.test_statuspage import Page
 
     env.write_config(receiver.url, **HOLD)
-    first = start_daemon()
+    daemon = start_daemon()
     drop_bundle(env.outbox, "ok", {"a.pdf": pdf_bytes()})
     [_] = wait_for(env.sent_bundles, what="ok in sent/")
     drop_bundle(env.outbox, "<b>x&amp;", {"a.pdf": png()})
@@ -186,10 +187,12 @@ def test_status_page_lists_each_bundle_in_its_section(
     wait_for(env.quarantined, what="the duplicate in quarantine/")
     wait_state(env, "<b>x&amp;.xml", "held")
     wait_state(env, "wait.xml", "waiting")
-    first.stop()
 
-    env.write_config("http://127.0.0.1:1/bundles", **HOLD)  # nobody listens: retries
-    start_daemon()
+    # Nobody listens there: retries. A reload, not a restart: the page, not the start,
+    # is the subject.
+    env.write_config("http://127.0.0.1:1/bundles", **HOLD)
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
     drop_bundle(env.outbox, "retry", {"a.pdf": pdf_bytes(2)})
     page_file = env.outbox / "outboxd-status.html"
     wait_for(lambda: "retry.xml" in Page(page_file.read_text()).text.get("retrying", ""),
@@ -304,13 +307,14 @@ def test_a_sidecar_named_almost_right_holds_the_invoice_until_renamed_then_it_go
     assert f"{folder}: this folder looks like the sidecar {side} of INV-7.xml, but {said}" \
         in errors
     assert fix in errors
-    page_file = env.outbox / "outboxd-status.html"
-    wait_for(lambda: page_file.exists() and fix in Page(
-        page_file.read_text(encoding="utf-8")).text.get("held", ""), what="the fix on the page")
+    # `check` first: it runs while the page waits out its refresh interval.
     checked = outboxd(env, "check", str(env.outbox / "INV-7.xml"))
     assert checked.returncode == 1
     assert f"{folder}: this folder looks like the sidecar {side}" in checked.stdout
     assert fix in checked.stdout and "[sidecar-spelling]" in checked.stdout
+    page_file = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page_file.exists() and fix in Page(
+        page_file.read_text(encoding="utf-8")).text.get("held", ""), what="the fix on the page")
     assert receiver.accepted() == []
 
     (env.outbox / folder).rename(env.outbox / side)  # the clerk's fix
@@ -350,11 +354,12 @@ def test_a_copy_of_the_sidecar_holds_the_invoice_until_its_files_are_moved_in(
     fix = "move the files of this folder that belong to INV-7.xml into INV-7"
     errors = (env.outbox / "INV-7.errors.txt").read_text(encoding="utf-8")
     assert said in errors and fix in errors
+    # `status` first: it runs while the page waits out its refresh interval.
+    status = outboxd(env, "status")
+    assert "INV-7 - Copy" in status.stdout and fix in status.stdout
     page_file = env.outbox / "outboxd-status.html"
     wait_for(lambda: page_file.exists() and fix in Page(
         page_file.read_text(encoding="utf-8")).text.get("held", ""), what="the fix on the page")
-    status = outboxd(env, "status")
-    assert "INV-7 - Copy" in status.stdout and fix in status.stdout
     assert receiver.accepted() == []
 
     # The clerk's fix: the timesheet into INV-7/, the emptied copy removed.
@@ -386,6 +391,12 @@ def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_
     (env.outbox / "inv-7" / "timesheet.pdf").write_bytes(timesheet)
     drop_bundle(env.outbox, "INV-7", {})
     [folder] = wait_for(env.quarantined, what="INV-7.xml in quarantine/")
+    # `retry` first: it runs while the page waits out its refresh interval.
+    refused = outboxd(env, "retry", folder.name.split("--")[1])
+    assert refused.returncode == 1
+    assert "inv-7: this folder looks like the sidecar INV-7" in refused.stderr
+    assert "[sidecar-spelling]" in refused.stderr and "nothing was moved" in refused.stderr
+    assert (folder / "INV-7.xml").exists() and not (env.outbox / "INV-7.xml").exists()
     page_file = env.outbox / "outboxd-status.html"
 
     def left() -> str:
@@ -395,12 +406,6 @@ def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_
     assert f"INV-7.xml was quarantined because of it and waits in quarantine/" \
         f"{folder.parent.name}/{folder.name}" in left()
     assert "differ only in upper and lower case" in left() and "rename it to INV-7" in left()
-
-    refused = outboxd(env, "retry", folder.name.split("--")[1])
-    assert refused.returncode == 1
-    assert "inv-7: this folder looks like the sidecar INV-7" in refused.stderr
-    assert "[sidecar-spelling]" in refused.stderr and "nothing was moved" in refused.stderr
-    assert (folder / "INV-7.xml").exists() and not (env.outbox / "INV-7.xml").exists()
 
     (env.outbox / "inv-7").rename(env.outbox / "INV-7")  # the clerk's fix
     wait_for(lambda: "left-behind" not in Page(page_file.read_text(encoding="utf-8")).text,

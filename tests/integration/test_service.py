@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
+from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-# Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the one test
-# about the readers asks for SHIPPED.
+# Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the tests
+# about the readers ask for reader processes, without pre-flight (whose rules they do not need).
 pytestmark = pytest.mark.usefixtures("lean")
 
 
@@ -200,11 +200,12 @@ def test_no_surface_shows_a_secret_of_the_url_when_deliveries_fail(
         if redirect:
             wait_for(lambda: any("301" in s for s in _statuses(notify_socket, statuses)),
                      what="STATUS= saying why nothing moves")
+        # `status` first: it runs while the page waits out its refresh interval.
+        status = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
+                                capture_output=True, text=True, timeout=60)
         page = env.outbox / "outboxd-status.html"
         wait_for(lambda: page.exists() and "INV-2.xml" in page.read_text(),
                  what="the status page listing the bundles")
-        status = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
-                                capture_output=True, text=True, timeout=60)
     assert said in status.stdout
     shown = {"log": daemon.stderr(), "STATUS=": "\n".join(_statuses(notify_socket, statuses)),
              "outboxd status": status.stdout + status.stderr, "page": page.read_text()}
@@ -313,7 +314,11 @@ def test_ctrl_c_while_the_readers_start_prints_no_traceback(env: Env) -> None:
     from the moment it imports the package, long before its main() runs; a Ctrl-C
     then, while it is still importing, leaves only the daemon's own JSON lines on
     stderr (before, a reader's KeyboardInterrupt traceback, and no reader)."""
-    env.write_config("http://127.0.0.1:9/x", **SHIPPED)
+    # Readers as shipped, without pre-flight: what the test shows is over once a reader is
+    # past its imports, and loading the rules only kept the stop waiting for the readers
+    # (some 3 CPU-s a run; the daemon joins them at its stop).
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"},
+                     service={"reader_processes": "auto"})
     proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -417,6 +422,7 @@ def test_sighup_from_the_first_imports_until_ready_neither_kills_nor_is_lost(
 
 
 SLOW = {"token": "wrong", "retry_max_seconds": 3600}  # a pause would last an hour
+SEND_AT_ONCE = {"unattached": "send"}  # an invoice without attachments goes once settled
 
 
 def _paused_by_the_token(env: Env, start_receiver: Any, start_daemon: Any
@@ -425,7 +431,9 @@ def _paused_by_the_token(env: Env, start_receiver: Any, start_daemon: Any
     hour; the receiver and the daemon."""
     from helpers import drop_bundle
     receiver = start_receiver("--token", "right")
-    env.write_config(receiver.url, delivery=SLOW)
+    # unattached = "send": the invoice goes as soon as it settles, not after the
+    # attachment wait, which these tests are not about.
+    env.write_config(receiver.url, delivery=SLOW, policy=SEND_AT_ONCE)
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-P1", {})
     wait_for(lambda: any(r["status"] == 401 for r in receiver.requests()),
@@ -433,7 +441,8 @@ def _paused_by_the_token(env: Env, start_receiver: Any, start_daemon: Any
     wait_for(lambda: journal_states(env).get("INV-P1.xml") == "retrying",
              what="the bundle to be paused")
     assert env.sent_bundles() == []
-    env.write_config(receiver.url, delivery={**SLOW, "token": "right"})  # the fix
+    env.write_config(receiver.url, delivery={**SLOW, "token": "right"},
+                     policy=SEND_AT_ONCE)  # the fix
     return receiver, daemon
 
 
@@ -464,7 +473,7 @@ def test_a_reload_to_another_receiver_retries_at_once_despite_the_old_retry_afte
     from helpers import drop_bundle
     busy = start_receiver("--fail-first", ",".join(["503"] * 5), "--retry-after", "3600",
                           store=tmp_path / "busy")
-    env.write_config(busy.url)
+    env.write_config(busy.url, policy=SEND_AT_ONCE)
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-P1", {})
     wait_for(lambda: journal_states(env).get("INV-P1.xml") == "retrying",
@@ -472,7 +481,7 @@ def test_a_reload_to_another_receiver_retries_at_once_despite_the_old_retry_afte
     assert [r["status"] for r in busy.requests()] == [503]
 
     other = start_receiver(store=tmp_path / "other")
-    env.write_config(other.url)
+    env.write_config(other.url, policy=SEND_AT_ONCE)
     daemon.popen.send_signal(signal.SIGHUP)
     wait_for(env.sent_bundles, what="the bundle in sent/ after the reload")
     assert [r["status"] for r in other.requests()] == [201]
