@@ -259,7 +259,7 @@ def test_no_page_is_written_while_the_outbox_is_away_and_it_is_written_once_back
     is asked for at once, with no other change."""
     settings = _settings(tmp_path)
     journal = Journal(tmp_path / "journal.sqlite3")
-    now = [1000.0]  # the page's own pace (2 s) passes between the asks
+    now = [1000.0]  # the page's own pace (MIN_INTERVAL) passes between the asks
     publisher = Publisher(clock=lambda: now[0])
     page_asked = _asker(publisher, journal, settings)
     page = settings.outbox.path / settings.share.status_page
