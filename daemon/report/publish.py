@@ -120,10 +120,11 @@ class Publisher:
             timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
         # The page too says why nothing moves while the journal cannot be written, and
         # stops saying it once it can: neither changes a row.
+        # sooner, not at: a turn set already stays, but is brought forward when the page
+        # may look earlier now (a reload makes it due at once, whatever the old pace).
         if (journal.changes != self._page_changes or self._page_hinted
-                or journal.failure != self._page_failure) \
-                and not self._away and timers.due_at(PAGE) is None:
-            timers.at(PAGE, max(now, self.page.next_at()))
+                or journal.failure != self._page_failure) and not self._away:
+            timers.sooner(PAGE, max(now, self.page.next_at()))
 
     def lone(self, version: int) -> None:
         """The index's folders without an invoice file changed (`version` counts the
