@@ -147,6 +147,9 @@ class Publisher:
             self._page_changes, self._page_hinted = journal.changes, False
             self._page_failure = journal.failure
             self.page.refresh(journal, settings, candidates, refused, lone)
+            # A page that could not be written (a full share) is asked for again, at its
+            # pace: else it kept its old news until something else changed.
+            self._page_hinted = self.page.failing
 
     def stopped(self, journal: Journal, settings: Settings,
                 candidates: Mapping[str, Candidate],

@@ -89,7 +89,6 @@ class StatusPage:
         if not settings.share.status_page or self.clock() < self._next_at:
             return False
         began, cpu = self.clock(), self.cpu()
-        # A failed refresh is tried again after MIN_INTERVAL, however long it took to fail.
         self._next_at = began + MIN_INTERVAL
         try:
             written = self._refresh(journal, settings, invoice_files, refused, lone)
@@ -99,11 +98,21 @@ class StatusPage:
             if failure_key(exc) != self._last_error:
                 self._last_error = failure_key(exc)
                 logs.get().error("cannot write the status page", error=str(exc))
+            # Tried again (the publisher asks while it fails) at the pace its CPU sets, as
+            # a written one: a full share must not cost a big page's gathering every second.
+            self._next_at = began + self._pace(cpu)
             return False
-        pace = min(PAGE_PACE_MAX, max(MIN_INTERVAL, PAGE_PACE * (self.cpu() - cpu)))
-        self._next_at = began + pace
+        self._next_at = began + self._pace(cpu)
         self._last_error = ""
         return written
+
+    @property
+    def failing(self) -> bool:
+        """The last refresh could not write the page (it is to be tried again)."""
+        return self._last_error != ""
+
+    def _pace(self, cpu_before: float) -> float:
+        return min(PAGE_PACE_MAX, max(MIN_INTERVAL, PAGE_PACE * (self.cpu() - cpu_before)))
 
     def reconfigure(self, old: Settings, new: Settings) -> None:
         """A reload: the next refresh may look at once, not after the pace of the last

@@ -19,8 +19,9 @@ from test_journal import set_since  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.loop.timers import Timers  # noqa: E402
+from daemon.report import statuspage  # noqa: E402
 from daemon.report.publish import MIDNIGHT, PAGE, STATUS, Publisher  # noqa: E402
-from daemon.report.statuspage import PAGE_PACE  # noqa: E402
+from daemon.report.statuspage import MIN_INTERVAL, PAGE_PACE  # noqa: E402
 
 
 def _asker(publisher: Publisher, journal: Journal, settings: Settings) -> Callable[[], bool]:
@@ -453,6 +454,42 @@ def test_a_reload_brings_forward_the_page_turn_a_costly_page_had_put_off(
     assert PAGE in timers.pop_due(1000.0)
     publisher.fire(PAGE, journal, new, {}, 1000.0)
     assert "new.xml" in (old.outbox.path / "renamed.html").read_text()
+    journal.close()
+
+
+def test_a_page_that_could_not_be_written_is_asked_for_again_without_another_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full share: the page's write fails, and nothing else moves (the journal is on
+    another disk). The page is asked for again at its pace until it is written, not left
+    showing old news until a bundle happens to move; written, it is asked for no more."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    now = [1000.0]
+    publisher = Publisher(clock=lambda: now[0])
+    settings = _settings(tmp_path)
+    real = statuspage.replace_ours
+    full = [True]
+
+    def write(path: Path, data: bytes, look: object) -> Any:
+        if full[0]:
+            raise OSError(28, "No space left on device")
+        return real(path, data, look)
+    monkeypatch.setattr(statuspage, "replace_ours", write)
+    timers = Timers()
+    for _ in range(3):  # each failed turn sets the next, one pace later
+        publisher.schedule(journal, timers, now[0])
+        due = timers.due_at(PAGE)
+        assert due is not None and due <= now[0] + MIN_INTERVAL
+        now[0] = due
+        assert PAGE in timers.pop_due(now[0])
+        publisher.fire(PAGE, journal, settings, {}, now[0])
+    full[0] = False
+    publisher.schedule(journal, timers, now[0])
+    now[0] = timers.due_at(PAGE) or 0.0
+    assert PAGE in timers.pop_due(now[0])
+    publisher.fire(PAGE, journal, settings, {}, now[0])
+    assert (settings.outbox.path / "outboxd-status.html").is_file()
+    publisher.schedule(journal, timers, now[0])
+    assert timers.due_at(PAGE) is None  # written: nothing more to ask
     journal.close()
 
 

@@ -50,8 +50,9 @@ def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_mi
     second that would be half a core whenever anything changes. A refresh that
     cost 0.5 s makes the next wait PAGE_PACE × 0.5 s = 10 s; one that cost 10 s waits
     PAGE_PACE_MAX, not 200 s; a cheap one brings back MIN_INTERVAL (1 s). Time spent
-    waiting (a stalled share) is not cost, and a refresh that fails is tried again after
-    MIN_INTERVAL."""
+    waiting (a stalled share) is not cost. A refresh that fails is paced by its cost as
+    well: the publisher asks again while the page fails (a full share), and a big page's
+    gathering every second would be half a core for as long as the share stays full."""
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
@@ -89,7 +90,11 @@ def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_mi
     journal.create("newest.xml", "waiting", unattached_ids=["N-3"])
     clock[0] = began = 400.0
     cost[0] = 5.0
-    assert not page.refresh(journal, settings)
+    assert not page.refresh(journal, settings) and page.failing
+    assert page.next_at() == began + PAGE_PACE_MAX
+    clock[0] = began = 500.0
+    cost[0] = 0.01
+    assert not page.refresh(journal, settings) and page.failing
     assert page.next_at() == began + MIN_INTERVAL
 
 
