@@ -154,6 +154,11 @@ class Orphans:
                 continue
             if whose != OURS:
                 continue
+            if not os.path.lexists(work):
+                # Archived (or put back) by our own delivery since the listing: a row
+                # leaves flight only once its folder has left, so the journal asked after
+                # the listing knew it no more. Gone, not an orphan.
+                continue
             try:
                 done = _finish(journal, settings, mounts, work, work in self._inherited)
             except (OSError, ValueError, KeyError, OutboxdError) as exc:

@@ -120,6 +120,17 @@ def _lstat(path: Path, root: Mapping[str, os.stat_result] | None) -> os.stat_res
         return None
 
 
+def _left(invoice: Path) -> bool:
+    """The invoice file is not in the outbox now (its own lstat, not a listing's)."""
+    try:
+        os.lstat(invoice)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # cannot tell: what could not be listed is said as it is
+    return False
+
+
 def same_lone_file(last: Snapshot | None, st: os.stat_result | None) -> bool:
     """`last` is of an invoice file alone (no sidecar, marker or copy at work) and
     `st` shows it unchanged: what snapshot() would return equals `last`."""
@@ -157,6 +168,11 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
             ost = _lstat(cand.invoice.with_name(other), root)
             if ost is not None:
                 entries.append((other, _kind(ost.st_mode), ost.st_size, *_meta(ost)))
+        if unlisted and _left(cand.invoice):
+            # The bundle left while we looked: another outboxd's claim renames the invoice
+            # file, then the sidecar (a rescan's stats are older still). Not a folder that
+            # cannot be listed, which the loop says as an error and waits for.
+            return None
     # An entry of the sidecar's name spelled otherwise (match.py reports it): that it
     # came or went is a change of the bundle, though its files are not.
     for twin in dict.fromkeys((*cand.look_alikes, *spelling_twins(cand.sidecar.name))):

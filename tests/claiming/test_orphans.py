@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import without_blocking
@@ -577,5 +578,34 @@ def test_a_folder_named_before_owners_another_daemon_left_is_not_called_a_copy_n
         assert said["work_dir"] == str(theirs)
         assert "before its upgrade" in said["event"] and "move its files into the " \
             "outbox" in said["event"]
+    finally:
+        j.close()
+
+
+def test_a_work_folder_archived_by_our_own_delivery_as_the_sweep_looks_is_no_error(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rescan's sweep lists processing/ while this daemon's delivery worker holds a
+    bundle in its work folder (its row delivering); the worker archives it in sent/ and
+    records it sent before the sweep asks the journal which folders are in flight. The
+    folder the listing had is gone, not an orphan: nothing is logged, nothing moved
+    (before: "work folder unknown to the journal cannot be finished", No such file or
+    directory, at error level, for a bundle just sent)."""
+    Journal(settings.journal_path).close()  # the journal of earlier runs: none was lost
+    j = Journal(settings.journal_path)
+    try:
+        w = work(settings, "INV-1", pid=os.getpid(), owner=owner_of(settings.paths.state_dir))
+        row = j.create("INV-1.xml", "delivering", bundle_id=BID, work_dir=str(w))
+        rows = j.rows
+
+        def archived_first(states: tuple[str, ...]) -> list[Any]:
+            if w.exists():  # the worker's archive: the move, then the row's transition
+                w.rename(settings.sent_dir / w.name)
+                j.transition(row, "sent")
+            return rows(states)
+        monkeypatch.setattr(j, "rows", archived_first)
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert not w.exists() and (settings.sent_dir / w.name / "INV-1.xml").exists()
+        assert [e for e in logged if e["log_level"] in ("error", "warning")] == [], logged
     finally:
         j.close()

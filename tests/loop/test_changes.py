@@ -6,6 +6,7 @@ bundle(s) it concerns, and hints on a bundle of many files are answered at a pac
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ from helpers import pdf_bytes, refuse_stat, ubl_invoice, write  # noqa: E402
 
 from daemon import logs  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
+from daemon.loop import changes as changes_module  # noqa: E402
 from daemon.loop import service as service_module  # noqa: E402
 from daemon.loop.service import Service  # noqa: E402
 from daemon.watching.settle import PACE_PER_ENTRY  # noqa: E402
@@ -362,6 +364,45 @@ def test_a_root_entry_whose_lstat_fails_is_no_outage_and_its_bundle_is_not_judge
     settle_all(svc, clock)
     assert "INV-1.xml" not in svc.pipeline.live, "claimed with its sidecar"
     assert svc.journal.summary().get("waiting") == 1  # INV-2 alone
+
+
+def test_a_bundle_another_daemon_claims_during_the_rescan_is_gone_not_an_error(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Another outboxd on the share claims INV-1 (renames the invoice file, then its
+    sidecar, into its processing folder) after this daemon's rescan listed the outbox and
+    before it looked into the sidecar: the bundle is gone, said at info level at most —
+    no error-level line, no "cannot list a folder of the bundle" in its row (before: an
+    error naming the sidecar, "No such file or directory", for a bundle that simply left)."""
+    logs.configure(stream=sys.stderr)  # as above: this test's own captured stream
+    outbox, theirs = tmp_path / "outbox", tmp_path / "other-processing"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    (outbox / "INV-1").mkdir()  # a sidecar, so that the rescan looks into it
+    svc = make_service()
+    settle_all(svc, clock)
+    assert _state(svc, "INV-1.xml") == ("waiting", [])
+    row_id = svc.pipeline.live["INV-1.xml"].id
+    looked = changes_module.snapshot
+
+    def claimed_first(cand: Any, *a: Any) -> Any:
+        if cand.invoice.name == "INV-1.xml" and cand.invoice.exists():
+            theirs.mkdir()
+            cand.invoice.rename(theirs / cand.invoice.name)  # as claim.claim: invoice first
+            cand.sidecar.rename(theirs / cand.sidecar.name)
+        return looked(cand, *a)
+    monkeypatch.setattr(changes_module, "snapshot", claimed_first)
+    capsys.readouterr()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    svc.turn()
+    assert theirs.is_dir() and not (outbox / "INV-1.xml").exists()
+    logged = capsys.readouterr().err
+    assert [line for line in logged.splitlines() if line.startswith("{")
+             and json.loads(line)["level"] in ("error", "warning")] == [], logged
+    assert "INV-1.xml" not in svc.pipeline.live
+    row = svc.journal.get(row_id)
+    assert row.state == "gone" and "cannot" not in (row.last_error or "")
 
 
 class _DropsAsItStarts(FakeWatcher):

@@ -418,6 +418,40 @@ class TestSnapshot:
         assert snap is not None and snap.busy
 
 
+    @pytest.mark.parametrize("when", ["after the listing", "after the lstats"])
+    def test_a_bundle_claimed_by_another_daemon_while_looked_at_is_gone_not_unlisted(
+            self, outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            when: str) -> None:
+        """Another outboxd claims INV-1 (renames the invoice file, then the sidecar, into
+        its processing folder) after the rescan's listing took their stats, or between
+        the snapshot's own lstats and its opening of the sidecar: the snapshot is None, as
+        for any invoice file gone (before: a sidecar "that cannot be listed", No such
+        file or directory, which the loop said as an error)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        theirs = tmp_path / "processing" / "INV-1-other"
+
+        def claim() -> None:
+            theirs.mkdir(parents=True)
+            os.rename(cand.invoice, theirs / cand.invoice.name)
+            os.rename(cand.sidecar, theirs / cand.sidecar.name)
+        if when == "after the listing":
+            stats = list_outbox(cfg).stats
+            claim()
+            assert snapshot(cand, cfg, stats) is None
+            return
+        real_open = os.open
+
+        def claimed_before_opened(path: Any, *a: Any, **kw: Any) -> int:
+            if path == cand.sidecar and not theirs.exists():
+                claim()
+            return real_open(path, *a, **kw)
+        monkeypatch.setattr(snapshot_mod.os, "open", claimed_before_opened)
+        assert snapshot(cand, cfg) is None
+        assert theirs.exists()
+
     def test_a_sidecar_entry_that_cannot_be_looked_at_is_in_the_snapshot_not_an_error(
             self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A file in a sidecar folder that may be listed but not searched (its lstat
