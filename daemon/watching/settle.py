@@ -38,10 +38,13 @@ class SettleTracker:
     def observe(self, key: str, snap: Snapshot, now: float) -> bool:
         """Record what key looks like now; True once it has been still long enough."""
         seen = self._seen.get(key)
-        if seen is None or seen.snapshot != snap:
+        if seen is None or seen.snapshot != snap or snap.moved:
+            # A look that saw a folder go (Snapshot.moved) is a change however like the
+            # last (a share without change times can show two alike): never settled, as
+            # what the folder held is unknown; its quiet period starts again from it.
             self._seen[key] = _Seen(snap, now)
             # settle_seconds = 0 means "as soon as we have looked once".
-            return self.settle_seconds == 0 and not snap.busy
+            return self.settle_seconds == 0 and not snap.busy and not snap.moved
         return not snap.busy and now - seen.since >= self.settle_seconds
 
     def written_before(self, snap: Snapshot) -> bool:

@@ -7,6 +7,7 @@ The listing of the outbox root it starts from is scan.py's.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Mapping
@@ -52,6 +53,15 @@ class Snapshot:
     # Folders of the sidecar that could not be listed, with why (a share's EIO or ESTALE,
     # no permission): entries unknown, not none. Never settled or judged (pipeline.py).
     unlisted: tuple[tuple[str, str], ...] = ()
+    # Folders of the sidecar listed as folders and no longer one when opened (a clerk's
+    # rename or removal, a file or link put in their place): a change under way, not a
+    # fault. Such a look never settles (settle.py); the next one sees what they became.
+    moved: tuple[str, ...] = ()
+
+
+# What opening a folder just listed says when it is not there as a folder any more: gone
+# (ENOENT), a file in its place (ENOTDIR), a link in its place (ELOOP, O_NOFOLLOW).
+_WENT: Final = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 def _kind(mode: int) -> str:
@@ -68,16 +78,23 @@ def _meta(st: os.stat_result) -> tuple[int, int, int, int, int, int]:
 
 
 def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig,
-          unlisted: list[tuple[str, str]]) -> Iterator[tuple[Entry, bool]]:
+          unlisted: list[tuple[str, str]], moved: list[str]) -> Iterator[tuple[Entry, bool]]:
     """The entries below the folder `name` (relative to the folder open at `parent`; None:
     a path). Each folder is opened relative to the one above it, held open while its
     entries are walked, and never through a link: a share user who swaps it, or a folder
     above it, for a link after its lstat gets nothing outside the outbox listed. One that
-    cannot be opened or listed goes into `unlisted` with why."""
+    cannot be opened or listed goes into `unlisted` with why; one that is no longer a
+    folder when opened, into `moved`."""
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     except OSError as exc:
-        unlisted.append((rel, exc.strerror or str(exc)))
+        if exc.errno in _WENT:
+            # Renamed, removed or replaced since its lstat (a clerk at work): what it
+            # held is unknown, as for a folder that cannot be listed, but nothing is
+            # wrong, and the rename's event or the quiet period's end looks again.
+            moved.append(rel)
+        else:
+            unlisted.append((rel, exc.strerror or str(exc)))
         return
     try:
         try:
@@ -106,7 +123,7 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
             kind = _kind(st.st_mode)
             yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
             if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
-                yield from _walk(fd, e.name, child_rel, depth + 1, cfg, unlisted)
+                yield from _walk(fd, e.name, child_rel, depth + 1, cfg, unlisted, moved)
     finally:
         os.close(fd)
 
@@ -149,6 +166,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
     entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, *_meta(st))]
     busy = False
     unlisted: list[tuple[str, str]] = []
+    moved: list[str] = []
     if cfg.completion == "marker":
         mst = _lstat(cand.marker, root)
         if mst is not None:
@@ -159,7 +177,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         # leaves behind (its entries keep theirs).
         entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
         for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg,
-                                        unlisted):
+                                        unlisted, moved):
             entries.append(entry)
             busy = busy or in_progress
         # Another invoice file of this sidecar holds the bundle (`sidecar-shared`) while
@@ -168,10 +186,10 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
             ost = _lstat(cand.invoice.with_name(other), root)
             if ost is not None:
                 entries.append((other, _kind(ost.st_mode), ost.st_size, *_meta(ost)))
-        if unlisted and _left(cand.invoice):
+        if (unlisted or moved) and _left(cand.invoice):
             # The bundle left while we looked: another outboxd's claim renames the invoice
             # file, then the sidecar (a rescan's stats are older still). Not a folder that
-            # cannot be listed, which the loop says as an error and waits for.
+            # cannot be listed (an error) or that went under a clerk (a change).
             return None
     # An entry of the sidecar's name spelled otherwise (match.py reports it): that it
     # came or went is a change of the bundle, though its files are not.
@@ -179,7 +197,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         tst = _lstat(cand.sidecar.parent / twin, root)
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
-    return Snapshot(tuple(entries), busy, tuple(unlisted))
+    return Snapshot(tuple(entries), busy, tuple(unlisted), tuple(moved))
 
 
 def unlisted_wait(snap: Snapshot, retry_seconds: float) -> str:

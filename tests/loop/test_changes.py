@@ -26,13 +26,14 @@ from fakeloop import (  # noqa: E402
     settle_all,
     stop,
 )
-from helpers import pdf_bytes, refuse_stat, ubl_invoice, write  # noqa: E402
+from helpers import pdf_bytes, refuse_stat, ubl_invoice, wait_for, write  # noqa: E402
 
 from daemon import logs  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.loop import changes as changes_module  # noqa: E402
 from daemon.loop import service as service_module  # noqa: E402
 from daemon.loop.service import Service  # noqa: E402
+from daemon.watching import snapshot as snapshot_module  # noqa: E402
 from daemon.watching.settle import PACE_PER_ENTRY  # noqa: E402
 
 
@@ -403,6 +404,73 @@ def test_a_bundle_another_daemon_claims_during_the_rescan_is_gone_not_an_error(
     assert "INV-1.xml" not in svc.pipeline.live
     row = svc.journal.get(row_id)
     assert row.state == "gone" and "cannot" not in (row.last_error or "")
+
+
+def test_a_sidecar_a_clerk_renames_away_as_it_is_looked_at_is_a_change_not_an_error(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """INV-1.xml waits with an empty sidecar; a clerk swaps in the attachments she
+    prepared: renames INV-1/ away after the rescan listed the outbox and before its look
+    opened the folder, and moves the prepared INV-1/ in after that look — twice, as an
+    undecided clerk would (the second time under the settle timer's own look). No event
+    comes (the fake watcher is silent). Each such look is a change: no error or warning
+    logged, nothing "cannot be looked at" in the row, the bundle looked at again a quiet
+    period later (not at once, not at the rescan's pace); then it settles and goes out
+    with what is there at the end (before: an error line, "cannot list a folder of the
+    bundle", with a fix about the share's permissions, for each such look)."""
+    logs.configure(stream=sys.stderr)  # as above: this test's own captured stream
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    (outbox / "INV-1").mkdir()
+    svc = make_service()
+    settle_all(svc, clock)
+    assert _state(svc, "INV-1.xml") == ("waiting", [])
+    row_id = svc.pipeline.live["INV-1.xml"].id
+    scan = pdf_bytes()
+    prepared = write(tmp_path / "prepared" / "INV-1" / "scan.pdf", scan).parent
+    went: list[Path] = []  # where the clerk's rename puts INV-1/ at the next look's opening
+    real_open = os.open
+
+    def clerk_renames_first(name: Any, *a: Any, **kw: Any) -> int:
+        if went and os.path.basename(os.fsdecode(name)) == "INV-1":
+            (outbox / "INV-1").rename(went.pop())
+        return real_open(name, *a, **kw)
+    monkeypatch.setattr(snapshot_module.os, "open", clerk_renames_first)
+    capsys.readouterr()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    # The empty folder put aside and the prepared one moved in; then that one put aside
+    # and moved back in.
+    for aside, incoming in ((tmp_path / "empty", prepared),
+                            (tmp_path / "aside", tmp_path / "aside")):
+        went.append(aside)
+        counts.reset()
+        svc.turn()  # the rescan's look, then the settle timer's
+        assert not went and counts.steps == ["INV-1.xml"]
+        assert _loud(capsys.readouterr().err) == []
+        assert not (outbox / "INV-1").exists()
+        assert svc.timers.due_at(("bundle", "INV-1.xml")) == clock.t + SETTLE
+        assert "cannot" not in (svc.pipeline.live["INV-1.xml"].last_error or "")
+        incoming.rename(outbox / "INV-1")  # after the look: its change still unseen
+        counts.reset()
+        svc.turn()  # no spin: nothing is looked at before its time
+        assert counts.steps == []
+        clock.t += SETTLE
+    for _ in range(6):
+        svc.turn()
+        clock.t += SETTLE / 2
+    row = wait_for(lambda: (r := svc.journal.get(row_id)).state == "sent" and r,
+                   what="the bundle delivered and archived")
+    sent = tmp_path / "target" / row.bundle_id / "attachments" / "INV-1" / "scan.pdf"
+    assert sent.read_bytes() == scan
+    assert _loud(capsys.readouterr().err) == []
+
+
+def _loud(logged: str) -> list[str]:
+    """The error and warning lines of what the daemon logged."""
+    return [line for line in logged.splitlines()
+            if line.startswith("{") and json.loads(line)["level"] in ("error", "warning")]
 
 
 class _DropsAsItStarts(FakeWatcher):

@@ -10,6 +10,9 @@ from daemon.watching.snapshot import Entry, Snapshot
 
 A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
 B = Snapshot((("INV-1.xml", "f", 11, 2),), busy=False)
+# A look that found the sidecar gone when it opened it (a clerk renamed it meanwhile).
+MOVED = Snapshot((("INV-1.xml", "f", 10, 1), ("INV-1", "d", 0, 1)), busy=False,
+                 moved=("INV-1",))
 BUSY = Snapshot((("INV-1.xml", "f", 10, 1), ("INV-1/x.pdf.part", "f", 3, 1)), busy=True)
 
 
@@ -77,6 +80,24 @@ class TestSettleTracker:
         t.observe("k", A, now=1.0)
         assert not t.observe("k", A, now=1.2)
         assert t.observe("k", A, now=1.3)
+
+    @pytest.mark.parametrize("settle", [5.0, 0.0])
+    def test_a_look_that_saw_a_folder_go_never_settles_and_restarts_the_clock(
+            self, settle: float) -> None:
+        """A look that found a folder of the sidecar gone (or replaced) when it opened it
+        is a change each time, even one just like the last (a share without change
+        times), and even with settle_seconds = 0: never settled on, the quiet period
+        starts again from it (a timer then, never due at once for settle_seconds > 0);
+        the look after it, of what the folder became, settles a quiet period later."""
+        t = SettleTracker(settle)
+        t.observe("k", A, now=0.0)
+        assert not t.observe("k", MOVED, now=100.0)
+        assert t.ready_at("k") == 100.0 + settle
+        assert not t.observe("k", MOVED, now=100.0 + settle)
+        assert t.ready_at("k") == 100.0 + 2 * settle
+        assert not t.observe("k", MOVED, now=10_000.0)
+        assert t.observe("k", A, now=10_000.0) == (settle == 0)
+        assert t.observe("k", A, now=10_000.0 + settle)
 
     def test_keys_are_independent(self) -> None:
         """Each invoice file has its own clock."""

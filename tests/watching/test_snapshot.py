@@ -493,6 +493,83 @@ class TestSnapshot:
         assert snap is not None and snap.unlisted == ((rel, os.strerror(error)),)
         assert snap != listed and (rel, "d") in [e[:2] for e in snap.entries]
 
+    @pytest.mark.parametrize("change", ["renamed away", "removed", "replaced by a file",
+                                        "replaced by a link"])
+    @pytest.mark.parametrize("folder", ["INV-1", "ID-2"], ids=["sidecar", "invoice-subfolder"])
+    def test_a_folder_that_goes_between_its_listing_and_its_opening_is_a_change_not_unlisted(
+            self, outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            folder: str, change: str) -> None:
+        """A clerk renames the sidecar (or a folder in it) away, removes it, or puts a file
+        or a link in its place after the snapshot's lstat (or the parent's listing) saw it
+        as a folder and before the snapshot opens it, while the invoice file stays: the
+        snapshot has it as moved (Snapshot.moved), not as a folder that cannot be listed
+        (before: unlisted with "No such file or directory" or "Not a directory", which the
+        loop logged as an error with a fix about the share), keeps the folder's own entry
+        as listed, and differs from the look before and from the look after it."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID-2" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        rel = "INV-1" if folder == "INV-1" else "INV-1/ID-2"
+        path = outbox / rel
+
+        def go() -> None:
+            os.rename(path, tmp_path / "elsewhere")
+            if change == "removed":
+                for p in sorted((tmp_path / "elsewhere").rglob("*"), reverse=True):
+                    p.rmdir() if p.is_dir() else p.unlink()
+                (tmp_path / "elsewhere").rmdir()
+            elif change == "replaced by a file":
+                path.write_bytes(b"x")
+            elif change == "replaced by a link":
+                path.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        real_open, gone = os.open, []
+
+        def went_before_opened(name: Any, *a: Any, **kw: Any) -> int:
+            if not gone and os.path.basename(os.fsdecode(name)) == folder:
+                gone.append(name)
+                go()
+            return real_open(name, *a, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(snapshot_mod.os, "open", went_before_opened)
+            snap = snapshot(cand, cfg)
+        assert gone, "the folder was not opened"
+        assert snap is not None
+        assert (snap.unlisted, snap.moved) == ((), (rel,))
+        assert (rel, "d") in [e[:2] for e in snap.entries]  # as its lstat or listing saw it
+        after = snapshot(cand, cfg)
+        assert after is not None and (after.unlisted, after.moved) == ((), ())
+        assert before != snap != after
+
+    @pytest.mark.parametrize("folder", ["INV-1", "ID-2"], ids=["sidecar", "invoice-subfolder"])
+    @pytest.mark.parametrize("error", [errno.EACCES, errno.EIO, errno.ESTALE],
+                             ids=["EACCES", "EIO", "ESTALE"])
+    def test_a_folder_of_the_sidecar_that_cannot_be_opened_is_unlisted_not_moved(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, folder: str,
+            error: int) -> None:
+        """The sidecar (or a folder in it) is still there but opening it fails (no
+        permission, a share's EIO or ESTALE): the snapshot names it as a folder that
+        cannot be listed, with the error, as before — only a folder gone or replaced is
+        taken for a change under way."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID-2" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        real_open = os.open
+
+        def refused(name: Any, *a: Any, **kw: Any) -> int:
+            if os.path.basename(os.fsdecode(name)) == folder:
+                raise OSError(error, os.strerror(error), name)
+            return real_open(name, *a, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(snapshot_mod.os, "open", refused)
+            snap = snapshot(cand, cfg)
+        rel = "INV-1" if folder == "INV-1" else "INV-1/ID-2"
+        assert snap is not None and (outbox / rel).is_dir()
+        assert (snap.unlisted, snap.moved) == (((rel, os.strerror(error)),), ())
+
+
 class _SwapsAfterLstat:
     """A directory entry whose lstat is taken, then `swap` runs (a share user's swap loop
     hitting the window between a folder's lstat and its listing)."""
