@@ -126,6 +126,13 @@ class TestPageCount:
         assert probe(pdf(2, count(NumberObject(3)))) == PdfFacts(pages=3)
 
 
+def _printed_fresh(code: str) -> list[str]:
+    """What `code` prints, word by word, run in a fresh interpreter in the repository."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60, cwd=Path(__file__).parent.parent.parent
+                          ).stdout.split()
+
+
 def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow() -> None:
     """After warm_up() (a reader, before its "ready"), each kind probe_image opens has its
     plugin loaded, so no first file pays for it, and Pillow's init() of all its plugins
@@ -134,9 +141,7 @@ def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow
     code = ("from PIL import Image\nfrom daemon.validation import probe\nprobe.warm_up()\n"
             "missing = set(probe._PIL_FORMATS.values()) - set(Image.OPEN)\n"
             "print(sorted(missing), Image._initialized)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60, cwd=Path(__file__).parent.parent.parent
-                         ).stdout.split()
+    out = _printed_fresh(code)
     assert out == ["[]", "1"], f"kinds without their plugin, Pillow's init level: {out}"
 
 
@@ -151,9 +156,7 @@ def test_pypdf_comes_in_with_the_first_pdf_or_a_readers_warm_up_not_with_the_dae
             "from daemon.validation import probe\n"
             "probe.warm_up()\n"
             "print('pypdf' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60, cwd=Path(__file__).parent.parent.parent
-                         ).stdout.split()
+    out = _printed_fresh(code)
     assert out == ["False", "True"], f"pypdf loaded by the imports, by warm_up: {out}"
 
 
