@@ -35,12 +35,10 @@ from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
 from daemon.watching.strays import StrayFolders
 
-# A clerk watching an invoice leave sees it on the page within a second; a page of a
-# few hundred rows costs a few ms to write, and a costly one is paced below.
-MIN_INTERVAL = 1.0
+MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
 # The next refresh waits at least this many times the last one's cost: with 20,000
 # bundles waiting a refresh takes about half a second (reading and decoding the
-# rows, a 6 MB page), and every second it would take half a core whenever
+# rows, a 6 MB page), and every 2 s it would take a quarter of a core whenever
 # anything changes; paced so, the page costs at most a twentieth.
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
@@ -58,6 +56,7 @@ class StatusPage:
         # write, or other threads holding the interpreter lock, cost the daemon nothing.
         self.cpu = cpu
         self._next_at = float("-inf")  # monotonic: when the next refresh may look
+        self._looked_at = float("-inf")  # monotonic: when the last refresh looked
         self._last_body: str | None = None
         self._last_error = ""
         self._reported_bad: set[str] = set()
@@ -89,6 +88,7 @@ class StatusPage:
         if not settings.share.status_page or self.clock() < self._next_at:
             return False
         began, cpu = self.clock(), self.cpu()
+        self._looked_at = began
         self._next_at = began + MIN_INTERVAL
         try:
             written = self._refresh(journal, settings, invoice_files, refused, lone)
@@ -115,13 +115,14 @@ class StatusPage:
         return min(PAGE_PACE_MAX, max(MIN_INTERVAL, PAGE_PACE * (self.cpu() - cpu_before)))
 
     def reconfigure(self, old: Settings, new: Settings) -> None:
-        """A reload: the next refresh may look at once, not after the pace of the last
-        one (an admin who renames or turns on the page, or changes the policy it
-        explains, looks for it right away; reloads are rare). One that turns the page
+        """A reload: the next refresh may look MIN_INTERVAL after the last, not after the
+        pace a costly one set (up to a minute: an admin who renames or turns on the
+        page, or changes the policy it explains, looks for it right away; reloads are
+        rare); never sooner, as the folder convention promises. One that turns the page
         off or renames it: the old page goes, when it is ours (a clerk's file of that
         name stays), instead of staying on the share with content that no longer
         changes."""
-        self._next_at = float("-inf")
+        self._next_at = min(self._next_at, self._looked_at + MIN_INTERVAL)
         before = old.share.status_page and old.outbox.path / old.share.status_page
         after = new.share.status_page and new.outbox.path / new.share.status_page
         if not before or before == after:

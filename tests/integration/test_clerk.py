@@ -163,7 +163,7 @@ def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
         return text.split("INV-3001.send-anyway", 1)[1] if "INV-3001.send-anyway" in text \
             else ""
 
-    # The page is rewritten at most every second: an earlier version may still say
+    # The page is rewritten at most every 2 s: an earlier version may still say
     # what it saw before the bundle was held. Wait for the reason, not the name.
     wait_for(lambda: "has errors" in reason(),
              what="the idle release on the status page with its reason, 'has errors'")
