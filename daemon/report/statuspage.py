@@ -127,7 +127,9 @@ class StatusPage:
         after = new.share.status_page and new.outbox.path / new.share.status_page
         if not before or before == after:
             return
-        self._last_body = None
+        # The failure was the old file's: kept, a page turned off would be asked for at
+        # every turn (the publisher asks again while it fails), a core spun for nothing.
+        self._last_body, self._last_error = None, ""
         try:
             remove_ours(before, lambda: old_page(before))
         except OSError as exc:  # a view: never a reason to refuse a reload

@@ -496,6 +496,42 @@ def test_a_page_that_could_not_be_written_is_asked_for_again_without_another_cha
     journal.close()
 
 
+def test_a_page_turned_off_while_it_could_not_be_written_is_asked_for_no_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full share: the page's write fails, and the admin turns the page off
+    (`status_page = ""`) and reloads. The page is looked at once more under the new
+    settings, then asked for no more (before: its failure stayed, the publisher asked
+    for it at once at every turn, and the loop spun a core while nothing happened)."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    now = [1000.0]
+    publisher = Publisher(clock=lambda: now[0])
+    settings = _settings(tmp_path)
+
+    def full(path: Path, data: bytes, look: object) -> Any:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(statuspage, "replace_ours", full)
+    timers = Timers()
+    publisher.schedule(journal, timers, now[0])
+    assert PAGE in timers.pop_due(now[0])
+    publisher.fire(PAGE, journal, settings, {}, now[0])
+    assert publisher.page.failing
+    off = settings.model_copy(update={"share": settings.share.model_copy(
+        update={"status_page": ""})})
+    publisher.reconfigure(settings, off)
+    fired = 0
+    for _ in range(3):
+        publisher.schedule(journal, timers, now[0])
+        due = timers.due_at(PAGE)
+        if due is None:
+            break
+        now[0] = max(now[0], due)
+        assert PAGE in timers.pop_due(now[0])
+        publisher.fire(PAGE, journal, off, {}, now[0])
+        fired += 1
+    assert fired == 1 and timers.due_at(PAGE) is None
+    journal.close()
+
+
 def test_status_is_one_assignment_shown_as_the_log_shows_it_whatever_an_error_quotes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """STATUS= quotes errors (the journal's, a pause's receiver answer): a line break in
