@@ -121,7 +121,7 @@ class Publisher:
         # The page too says why nothing moves while the journal cannot be written, and
         # stops saying it once it can: neither changes a row.
         # sooner, not at: a turn set already stays, but is brought forward when the page
-        # may look earlier now (a reload makes it due at once, whatever the old pace).
+        # may look earlier now (a reload: 2 s after its last look, whatever the old pace).
         if (journal.changes != self._page_changes or self._page_hinted
                 or journal.failure != self._page_failure) and not self._away:
             timers.sooner(PAGE, max(now, self.page.next_at()))

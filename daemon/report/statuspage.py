@@ -99,7 +99,7 @@ class StatusPage:
                 self._last_error = failure_key(exc)
                 logs.get().error("cannot write the status page", error=str(exc))
             # Tried again (the publisher asks while it fails) at the pace its CPU sets, as
-            # a written one: a full share must not cost a big page's gathering every second.
+            # a written one: a full share must not cost a big page's gathering every 2 s.
             self._next_at = began + self._pace(cpu)
             return False
         self._next_at = began + self._pace(cpu)
