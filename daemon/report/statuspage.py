@@ -85,7 +85,10 @@ class StatusPage:
         (a full disk, permissions) is logged once per distinct error and never
         stops the caller: the page is a view, the journal is the record.
         """
-        if not settings.share.status_page or self.clock() < self._next_at:
+        if not settings.share.status_page:
+            self._last_error = ""  # off: nothing is failing, nothing to ask for again
+            return False
+        if self.clock() < self._next_at:
             return False
         began, cpu = self.clock(), self.cpu()
         self._looked_at = began

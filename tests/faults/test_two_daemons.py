@@ -40,6 +40,15 @@ def _running(p: Proc) -> None:
     assert p.popen.poll() is None, p.stderr()
 
 
+def _stopped(pid: int) -> bool:
+    """Every thread of the process is stopped (state T in /proc)."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            states.append(f.read().rsplit(")", 1)[1].split()[0])
+    return all(s == "T" for s in states)
+
+
 def _lines(p: Proc, level: str) -> list[dict]:
     return [json.loads(line) for line in p.stderr().splitlines()
             if line.startswith("{") and json.loads(line).get("level") == level]
@@ -85,6 +94,9 @@ def test_a_daemon_killed_mid_burst_leaves_its_claims_to_itself(env: Env, receive
             before the kill (nothing left to show). None held: it goes on, and is looked at
             again."""
             os.kill(a.popen.pid, signal.SIGSTOP)
+            # Stopped once every thread is (a rename under way finishes first).
+            wait_for(lambda: _stopped(a.popen.pid), timeout=10, interval=0.001,
+                     what="the daemon to be killed to stop")
             held = {str(env.processing / n) for n in os.listdir(env.processing) if tag in n}
             if not held:
                 os.kill(a.popen.pid, signal.SIGCONT)
