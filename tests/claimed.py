@@ -142,3 +142,23 @@ class Idempotent(Scripted):
     """A deliverer whose repeats the receiver recognises, as HTTP's Idempotency-Key."""
 
     idempotent = True
+
+
+def claims_refused_first(monkeypatch: pytest.MonkeyPatch, causes: list[int]) -> list[int]:
+    """claims.claim refuses with NothingClaimed (an OSError of each errno in `causes`, in
+    turn, naming the work folder), then claims as it does; the causes not used yet."""
+    import os
+
+    from daemon.claiming import claims as claims_module
+    from daemon.errors import NothingClaimed
+    real_claim, left = claims_module.claim, list(causes)
+
+    def refused_then_claimed(c: Candidate, work: Path, *args: object, **kwargs: object
+                             ) -> Candidate:
+        if left:
+            cause = left.pop(0)
+            raise NothingClaimed(OSError(cause, os.strerror(cause), str(work)))
+        return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims_module, "claim", refused_then_claimed)
+    return left

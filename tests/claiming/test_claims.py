@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
+from claimed import claims_refused_first, folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
 from daemon.bundle import Bundle  # noqa: E402
@@ -92,22 +92,11 @@ class TestClaimFailure:
         refused); tests/faults/test_full_share.py fills a real ext4."""
         import errno
 
-        from daemon.claiming import claims as claims_module
-        from daemon.errors import NothingClaimed
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        real_claim = claims_module.claim
-        causes = [errno.ENOSPC, errno.ENOSPC, errno.ENOSPC, errno.EACCES, errno.EACCES]
-
-        def refused_then_claimed(c: Candidate, work: Path, *args: object, **kwargs: object
-                                 ) -> Candidate:
-            if causes:
-                cause = causes.pop(0)
-                raise NothingClaimed(OSError(cause, os.strerror(cause), str(work)))
-            return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(claims_module, "claim", refused_then_claimed)
+        claims_refused_first(monkeypatch, [errno.ENOSPC, errno.ENOSPC, errno.ENOSPC,
+                                           errno.EACCES, errno.EACCES])
         period = s.outbox.rescan_seconds
         with capture_logs() as logs:
             for turn in range(5):

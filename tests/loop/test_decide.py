@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -16,12 +15,11 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
+from claimed import claims_refused_first, folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write  # noqa: E402
 
-from daemon.errors import NothingClaimed  # noqa: E402
 from daemon.journal import iso_in  # noqa: E402
-from daemon.watching.scan import Candidate, list_outbox  # noqa: E402
+from daemon.watching.scan import list_outbox  # noqa: E402
 
 WAIT = {"attachment_wait_seconds": 3600}
 
@@ -115,22 +113,12 @@ def test_the_hint_of_a_close_folder_is_said_once_however_often_the_claim_fails(
     is to happen, although a full share fails the claim twice and the bundle is decided
     again at each rescan; once the bundle has left, nothing of it is remembered. A
     quarantine's reason carries the hint all the same."""
-    from daemon.claiming import claims as claims_module
     p, s = make(tmp_path, policy={"unattached": policy, "attachment_wait_seconds": 0})
     write(s.outbox.path / "INV-7100" / "timesheet.pdf", pdf_bytes())
     write(s.outbox.path / "INV-7010.xml", ubl_invoice("INV-7010"))
     p.near_folders = lambda cand: ["INV-7100"]  # the service's index, as it finds it
     cand = list_outbox(s.outbox).candidates["INV-7010.xml"]
-    real_claim, fails = claims_module.claim, [errno.ENOSPC, errno.ENOSPC]
-
-    def full_then_claimed(c: Candidate, work: Path, *args: object, **kwargs: object
-                          ) -> Candidate:
-        if fails:
-            cause = fails.pop(0)
-            raise NothingClaimed(OSError(cause, os.strerror(cause), str(work)))
-        return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(claims_module, "claim", full_then_claimed)
+    fails = claims_refused_first(monkeypatch, [errno.ENOSPC, errno.ENOSPC])
     period = s.outbox.rescan_seconds
     with capture_logs() as logs:
         for turn in range(2):
