@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -171,17 +172,43 @@ def forked_main(target: Callable[..., None], inherited: list[int], conn: Any,
 
 
 @contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """GROUP_SIGNALS blocked on this thread: processes spawned meanwhile inherit the
-    mask through exec, so a group-wide signal cannot end a reader before its main()
-    ignores it, nor multiprocessing's resource tracker (which ignores SIGINT and SIGTERM
-    itself, but dies of SIGHUP and is relaunched without its records). Here a blocked
-    signal only waits: it is handled when the block ends."""
+def signals_blocked(spawning: bool) -> Iterator[None]:
+    """GROUP_SIGNALS blocked on this thread while a reader starts: processes spawned
+    meanwhile inherit the mask through exec, so a group-wide signal cannot end a reader
+    before its main() ignores it, nor multiprocessing's resource tracker (which ignores
+    SIGINT and SIGTERM itself, but dies of SIGHUP and is relaunched without its
+    records).
+
+    When `spawning`, the tracker is launched first: the first spawn of a process
+    launches it, and CPython's launch (resource_tracker.ensure_running) ends by
+    unblocking SIGINT and SIGTERM rather than restoring the mask it found, so the
+    reader spawned right after it ran its first moments unprotected — a Ctrl-C then
+    killed it mid-import with a traceback on the command's stderr.
+
+    On the main thread, the Python handlers wait too: with another thread in the
+    process the kernel hands a group signal to that thread, whose mask is not ours,
+    and a command's Ctrl-C then raised KeyboardInterrupt here in the middle of the
+    start — before the new reader had its start-up data, which it then died of,
+    traceback and all. Deferred, each signal that came is raised again once the
+    reader has started and the handlers and mask are as they were."""
+    held: list[int] = []
+    handlers: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum))
+                    for sig in GROUP_SIGNALS}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
     try:
+        if spawning:
+            resource_tracker.ensure_running()
+            signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
         yield
     finally:
+        for sig, handler in handlers.items():
+            # None: a handler not set from Python, which cannot be set back; none here
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def raised(result: Result | None) -> Bundle:

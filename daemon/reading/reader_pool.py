@@ -124,7 +124,7 @@ class Pool(Deaths):
                         if forking else (self._target, (theirs, *self._args)))
         try:
             proc = ctx.Process(target=target, args=args, daemon=True, name="outboxd-reader")
-            with signals_blocked():
+            with signals_blocked(spawning=not forking):
                 proc.start()
         except BaseException:
             ours.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from typing import Any
 
 from daemon.reading.reader_child import Child, call_under_way
 
@@ -51,3 +53,56 @@ def test_a_reader_may_be_forked_only_from_a_process_with_one_thread_and_no_engin
         "tid = ctypes.c_ulong()\n"
         "pause = ctypes.cast(libc.pause, ctypes.c_void_p)\n"
         "assert libc.pthread_create(ctypes.byref(tid), None, pause, None) == 0") == "False"
+
+
+def test_a_reader_is_spawned_with_the_group_signals_blocked_even_by_the_first_spawn() -> None:
+    """A reader spawned by a process that never spawned one before comes to life with
+    SIGINT, SIGHUP and SIGTERM blocked, until its main() ignores them: else a Ctrl-C in
+    its first moments kills it mid-import with a traceback. (The first spawn launches
+    multiprocessing's resource tracker, whose launch unblocks SIGINT and SIGTERM.)"""
+    done = subprocess.run([sys.executable, "-c",
+                           "import multiprocessing, signal\n"
+                           "from daemon.reading.reader_child import signals_blocked\n"
+                           "from tests.reading.test_reader_child import blocked_here\n"
+                           "ctx = multiprocessing.get_context('spawn')\n"
+                           "ours, theirs = ctx.Pipe()\n"
+                           "proc = ctx.Process(target=blocked_here, args=(theirs,))\n"
+                           "with signals_blocked(spawning=True):\n"
+                           "    proc.start()\n"
+                           "print(ours.recv())\n"
+                           "proc.join()\n"
+                           "print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, ())))"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    in_the_reader, after = done.stdout.splitlines()
+    assert in_the_reader == "['SIGHUP', 'SIGINT', 'SIGTERM']", done.stdout
+    assert after == "[]"  # the spawning thread's mask as it was
+
+
+def blocked_here(conn: Any) -> None:
+    """A spawned child's target: the names of the signals it was started with blocked."""
+    conn.send(sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, ())))
+
+
+def test_a_ctrl_c_while_a_reader_starts_waits_until_it_has_started() -> None:
+    """In a process with another thread, a group signal blocked on the thread starting a
+    reader goes to the other thread, and Python raised KeyboardInterrupt in the middle of
+    the start anyway (the new reader, without its start-up data, died with a traceback).
+    The start now finishes first; the Ctrl-C is raised right after it."""
+    done = subprocess.run([sys.executable, "-c",
+                           "import os, select, signal, threading\n"
+                           "from daemon.reading.reader_child import signals_blocked\n"
+                           "r, w = os.pipe()\n"
+                           "os.set_blocking(w, False)\n"
+                           "signal.set_wakeup_fd(w)\n"
+                           "threading.Thread(target=threading.Event().wait, daemon=True)"
+                           ".start()\n"
+                           "try:\n"
+                           "    with signals_blocked(spawning=False):\n"
+                           "        os.kill(os.getpid(), signal.SIGINT)\n"
+                           "        assert select.select([r], [], [], 60)[0]\n"
+                           "        print('the start went on', flush=True)\n"
+                           "    print('no Ctrl-C')\n"
+                           "except KeyboardInterrupt:\n"
+                           "    print('Ctrl-C after it')\n"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.splitlines() == ["the start went on", "Ctrl-C after it"], done
