@@ -228,7 +228,9 @@ class Pipeline(Decisions):
         look written long ago, and reading each would keep a reader busy for the whole
         copy. So a copy at work costs at most two reads that are thrown away."""
         known = self.known.get(key)
-        if key in self._reading or (known is not None and known.snap == snap):
+        if key in self._reading or (known is not None and known.snap == snap) or snap.moved:
+            # A look that saw a folder go is never settled on, so neither is its read,
+            # which would find the folder gone too (logged as a file not to be read).
             return None
         if not first:
             if key in self._early_spent or not self.tracker.written_before(snap):
