@@ -31,6 +31,7 @@ from daemon.loop.unreadable import read_failed
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, printable
 from daemon.watching.foldermounts import FolderMounts
+from daemon.watching.keptmoving import KeptMoving
 from daemon.watching.scan import Candidate, candidate_for, is_invoice_file, marker_wait
 from daemon.watching.settle import SettleTracker
 from daemon.watching.snapshot import Snapshot, snapshot, unlisted_wait
@@ -81,6 +82,7 @@ class Pipeline(Decisions):
         # before the bundle is decided (the service's Changes.news_of).
         self.news_of: Callable[[str], object] = lambda bundle_id: None
         self.log = logs.get()
+        self.moving = KeptMoving(self.log)  # looks that keep seeing a folder go
 
     # -- reading ---------------------------------------------------------------
     def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
@@ -125,6 +127,8 @@ class Pipeline(Decisions):
         self.vanished.seen(key, cand.sidecar.name, last, snap)
         if snap.unlisted:
             return self._unlisted(key, row, snap, now)
+        # Why it cannot settle, once its looks have seen a folder go for a rescan period.
+        moving = self.moving.seen(key, snap, now, self.s.outbox.rescan_seconds)
         first = last is None
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
@@ -135,14 +139,16 @@ class Pipeline(Decisions):
             # A row taken over from the journal keeps its state (and `since`) while its
             # files, as found at start, settle quietly: a restart is no change of the
             # files. One that changes, or cannot settle, is settling like any other.
-            if not quiet or (last is not None and last != snap):
+            if not quiet or moving or (last is not None and last != snap):
                 self._resumed.discard(key)
             if key not in self._resumed:
                 # What it waits for is said where it is a name the clerk can act on; that
-                # a folder could not be listed, no longer once it is.
+                # a folder could not be listed, or kept going, no longer once it is not.
                 self._live(row, key, "settling", **(
-                    {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
-                    else {"last_error": None} if last is not None and last.unlisted
+                    {"last_error": moving} if moving
+                    else {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
+                    else {"last_error": None} if moving == "" or (
+                        last is not None and last.unlisted)
                     else {}))
             if snap.busy and not marker_missing:
                 return self._busy(key, snap, now)
@@ -228,7 +234,9 @@ class Pipeline(Decisions):
         look written long ago, and reading each would keep a reader busy for the whole
         copy. So a copy at work costs at most two reads that are thrown away."""
         known = self.known.get(key)
-        if key in self._reading or (known is not None and known.snap == snap):
+        if key in self._reading or (known is not None and known.snap == snap) or snap.moved:
+            # A look that saw a folder go is never settled on, so neither is its read,
+            # which would find the folder gone too (logged as a file not to be read).
             return None
         if not first:
             if key in self._early_spent or not self.tracker.written_before(snap):
@@ -302,6 +310,7 @@ class Pipeline(Decisions):
         self._early_spent.discard(key)
         self._near_said.pop(key, None)
         self.vanished.forget(key)
+        self.moving.forget(key)
 
     def start(self, present: set[str], listed: Listed | None = None,
               refused: Mapping[str, str] | None = None) -> None:

@@ -799,6 +799,30 @@ class TestReadingEarly:
         [row] = p.j.rows(("delivering",))
         assert [a.original_name for a in p.finish._validated[row.id].attachments] == ["a.pdf"]
 
+    def test_a_look_that_saw_the_sidecar_go_is_not_read(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first look at a bundle found its sidecar gone as it opened it (a clerk's
+        rename, a share's stale entry): a look never settled on, so it is not read early
+        either (before: it was, and a read that found the folder gone too logged an error,
+        "cannot be read (No such file or directory) — check the file's permissions"). The
+        folder found as it is, the bundle is read and claimed a quiet period later."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        real_open = os.open
+
+        def gone_when_opened(path: Any, *a: Any, **kw: Any) -> int:
+            if os.path.basename(os.fsdecode(path)) == "INV-1":
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+            return real_open(path, *a, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(snapshot_module.os, "open", gone_when_opened)
+            looked = p.step(cand, 100.0)
+        assert p.tracker.last("INV-1.xml").moved == ("INV-1",)  # type: ignore[union-attr]
+        assert looked.read is None and looked.at == 105.0
+        assert step(p, cand, 100.5).claimed is None
+        assert step(p, cand, 105.5).claimed is not None
+
     def test_a_later_version_written_long_ago_is_read_at_once(self, tmp_path: Path) -> None:
         """A version whose files were all last written a whole quiet period ago (moved in
         from elsewhere) is read while it settles, even when it is not the first seen."""
