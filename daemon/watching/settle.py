@@ -30,6 +30,12 @@ def _untimed(e: Entry) -> tuple[object, ...]:
     return (*kept[:MTIME], *kept[MTIME + 1:]) if e[1] == "d" else kept
 
 
+# How soon a bundle whose last look saw a folder go is looked at again at the earliest
+# (with a quiet period shorter than this): a clerk's rename is over by then, and its
+# own event brings the look sooner where the watcher sees it.
+MOVED_AGAIN = 1.0
+
+
 class SettleTracker:
     def __init__(self, settle_seconds: float) -> None:
         self.settle_seconds = settle_seconds
@@ -85,9 +91,16 @@ class SettleTracker:
         return seen.since if seen else None
 
     def ready_at(self, key: str) -> float | None:
-        """When key's quiet period ends if nothing changes; None if never seen."""
-        since = self.still_since(key)
-        return None if since is None else since + self.settle_seconds
+        """When key's quiet period ends if nothing changes; None if never seen. After a
+        look that saw a folder go, no sooner than MOVED_AGAIN after it: such a look never
+        settles, and with settle_seconds = 0 its quiet period would end at once, over
+        and over — a folder gone at every look (a share's stale cache) kept the loop
+        looking at it at full speed for as long as that lasted."""
+        seen = self._seen.get(key)
+        if seen is None:
+            return None
+        wait = max(self.settle_seconds, MOVED_AGAIN) if seen.snapshot.moved else self.settle_seconds
+        return seen.since + wait
 
     def last(self, key: str) -> Snapshot | None:
         seen = self._seen.get(key)

@@ -21,6 +21,7 @@ from helpers import pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
 
 from daemon.loop.service import Service  # noqa: E402
 from daemon.report import status as status_report  # noqa: E402
+from daemon.watching.settle import MOVED_AGAIN  # noqa: E402
 
 KEY = "INV-1.xml"
 CLAIMED = ("claiming", "delivering", "delivered", "sent")
@@ -164,3 +165,27 @@ def test_a_waiting_bundle_taken_over_at_start_says_its_folder_is_gone_when_opene
     _turn_until(svc, clock, start + RESCAN + SETTLE)
     row = svc.pipeline.live[KEY]
     assert row.state == "settling" and (row.last_error or "").startswith(SAID)
+
+
+def test_a_folder_gone_at_every_look_is_looked_at_again_no_sooner_than_a_second_later(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, counts: Any) -> None:
+    """With settle_seconds = 0 a look that saw a folder go (never settled on) ended its
+    quiet period at once: the loop looked at the bundle again at every turn, a core at
+    full speed for as long as a share's stale cache lasted. Now the next look comes a
+    second later (MOVED_AGAIN) at the earliest, and as soon as that once it is due."""
+    outbox = tmp_path / "outbox"
+    write(outbox / KEY, ubl_invoice("INV-1"))
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    gone_when_opened(monkeypatch, {"INV-1"})
+    svc = make_service(unattached="send")
+    svc.pipeline.tracker.settle_seconds = 0
+    svc.turn()
+    counts.reset()
+    for _ in range(10):  # the clock stands still
+        svc.turn()
+    assert counts.snapshots == 0, "looked at again before a second had passed"
+    clock.t += MOVED_AGAIN
+    svc.turn()
+    assert counts.snapshots == 1
+    assert KEY in svc.pipeline.live, "never settled on a folder gone when opened"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.watching.settle import PACE_FROM, PACE_PER_ENTRY, Pacer, SettleTracker
+from daemon.watching.settle import MOVED_AGAIN, PACE_FROM, PACE_PER_ENTRY, Pacer, SettleTracker
 from daemon.watching.snapshot import Entry, Snapshot
 
 A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
@@ -87,14 +87,17 @@ class TestSettleTracker:
         """A look that found a folder of the sidecar gone (or replaced) when it opened it
         is a change each time, even one just like the last (a share without change
         times), and even with settle_seconds = 0: never settled on, the quiet period
-        starts again from it (a timer then, never due at once for settle_seconds > 0);
-        the look after it, of what the folder became, settles a quiet period later."""
+        starts again from it (a timer then, never due at once: MOVED_AGAIN at the
+        earliest, else settle_seconds = 0 had the loop look again and again at full
+        speed); the look after it, of what the folder became, settles a quiet period
+        later."""
+        wait = max(settle, MOVED_AGAIN)
         t = SettleTracker(settle)
         t.observe("k", A, now=0.0)
         assert not t.observe("k", MOVED, now=100.0)
-        assert t.ready_at("k") == 100.0 + settle
-        assert not t.observe("k", MOVED, now=100.0 + settle)
-        assert t.ready_at("k") == 100.0 + 2 * settle
+        assert t.ready_at("k") == 100.0 + wait
+        assert not t.observe("k", MOVED, now=100.0 + wait)
+        assert t.ready_at("k") == 100.0 + 2 * wait
         assert not t.observe("k", MOVED, now=10_000.0)
         assert t.observe("k", A, now=10_000.0) == (settle == 0)
         assert t.observe("k", A, now=10_000.0 + settle)
