@@ -203,10 +203,16 @@ def signals_blocked(spawning: bool) -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
         yield
     finally:
-        for sig, handler in handlers.items():
-            # None: a handler not set from Python, which cannot be set back; none here
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        try:
+            # SIGINT's last: a command's handler for it raises KeyboardInterrupt, and a
+            # Ctrl-C another thread takes the moment it is back must leave neither the
+            # other handlers deferring nor this thread's mask blocked.
+            for sig in sorted(handlers, key=lambda sig: sig == signal.SIGINT):
+                handler = handlers[sig]
+                # None: a handler not set from Python, which cannot be set back; none here
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         for signum in dict.fromkeys(held):
             signal.raise_signal(signum)
 

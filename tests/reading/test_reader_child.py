@@ -106,3 +106,34 @@ def test_a_ctrl_c_while_a_reader_starts_waits_until_it_has_started() -> None:
                            "    print('Ctrl-C after it')\n"],
                           capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.splitlines() == ["the start went on", "Ctrl-C after it"], done
+
+
+def test_a_ctrl_c_as_the_handlers_come_back_leaves_none_deferring_and_nothing_blocked() -> None:
+    """A Ctrl-C another thread takes the moment SIGINT's own handler is back raises
+    KeyboardInterrupt there, in the middle of putting things back: SIGHUP's and SIGTERM's
+    handlers are back already, and the thread's mask is as it was all the same. (Simulated:
+    putting SIGINT's handler back raises, as the Ctrl-C would just after.)"""
+    done = subprocess.run([sys.executable, "-c",
+                           "import signal\n"
+                           "from daemon.reading.reader_child import signals_blocked\n"
+                           "mine = {signal.SIGHUP: lambda *_: None, "
+                           "signal.SIGTERM: lambda *_: None}\n"
+                           "for s, h in mine.items():\n"
+                           "    signal.signal(s, h)\n"
+                           "real = signal.signal\n"
+                           "def putting_back(sig, handler):\n"
+                           "    old = real(sig, handler)\n"
+                           "    if handler is signal.default_int_handler:\n"
+                           "        raise KeyboardInterrupt\n"
+                           "    return old\n"
+                           "signal.signal = putting_back\n"
+                           "try:\n"
+                           "    with signals_blocked(spawning=False):\n"
+                           "        pass\n"
+                           "except KeyboardInterrupt:\n"
+                           "    print('Ctrl-C')\n"
+                           "signal.signal = real\n"
+                           "print(all(signal.getsignal(s) is h for s, h in mine.items()))\n"
+                           "print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, ())))"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.splitlines() == ["Ctrl-C", "True", "[]"], done
