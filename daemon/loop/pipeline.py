@@ -129,7 +129,9 @@ class Pipeline(Decisions):
             return self._unlisted(key, row, snap, now)
         # Why it cannot settle, once its looks have seen a folder go for a rescan period.
         moving = self.moving.seen(key, snap, now, self.s.outbox.rescan_seconds)
-        first = last is None
+        # The first version seen is read early; after looks that saw a folder go (never
+        # read), so is the first one seen whole.
+        first = last is None or (last.moved and key not in self.known)
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
                           and not os.path.lexists(cand.marker))

@@ -805,7 +805,8 @@ class TestReadingEarly:
         rename, a share's stale entry): a look never settled on, so it is not read early
         either (before: it was, and a read that found the folder gone too logged an error,
         "cannot be read (No such file or directory) — check the file's permissions"). The
-        folder found as it is, the bundle is read and claimed a quiet period later."""
+        next look, the folder found as it is, is read early as a first look is (the
+        bundle's first version seen whole), and the bundle claimed a quiet period later."""
         p, s = make(tmp_path, outbox={"settle_seconds": 5})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = list_outbox(s.outbox).candidates["INV-1.xml"]
@@ -820,6 +821,9 @@ class TestReadingEarly:
             looked = p.step(cand, 100.0)
         assert p.tracker.last("INV-1.xml").moved == ("INV-1",)  # type: ignore[union-attr]
         assert looked.read is None and looked.at == 105.0
+        again = p.step(cand, 100.5)
+        assert again.read is not None and again.claimed is None
+        p.took_read("INV-1.xml", again.read, evaluate(cand, p.s))
         assert step(p, cand, 100.5).claimed is None
         assert step(p, cand, 105.5).claimed is not None
 
