@@ -131,7 +131,7 @@ class Pipeline(Decisions):
         moving = self.moving.seen(key, snap, now, self.s.outbox.rescan_seconds)
         # The first version seen is read early; after looks that saw a folder go (never
         # read), so is the first one seen whole.
-        first = last is None or (last.moved and key not in self.known)
+        first = last is None or (bool(last.moved) and key not in self.known)
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
                           and not os.path.lexists(cand.marker))
