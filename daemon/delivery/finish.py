@@ -182,10 +182,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         name = bundle.invoice_file.name
         # Whatever the policy or command that sent it (docs/protocol.md, section 2); the
         # release, moved with the bundle, is in the processing folder beside the invoice
-        # file now.
-        out = list(bundle.warnings) + unattached.sent_warnings(
-            name, bundle.unattached_ids, release.found_beside(bundle.invoice_file.path,
-                                                              self.s.share))
+        # file now. Looked for only when a warning would name it (a path and an lstat).
+        ids = bundle.unattached_ids
+        out = list(bundle.warnings) + unattached.sent_warnings(name, ids, release.found_beside(
+            bundle.invoice_file.path, self.s.share) if ids else None)
         for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
             out.append(sentbefore.already_sent(name, invoice_id))
         return out
