@@ -38,6 +38,9 @@ class Moves:
     # before which it is not tried again.
     _move_faults: dict[int, tuple[int, float]]
     _validated: dict[int, Bundle]
+    # Rows whose archive folder this run chose and journaled: no older version's copy can
+    # lie under way into one of those (_drop_older_copy), so none is looked for.
+    _chosen_here: set[int]
 
     def _work_present(self, row: Row) -> bool:
         """The work folder and its invoice file are there (else the share is away, or
@@ -95,7 +98,7 @@ class Moves:
             # Its share unmounted: the bare mount point would take the entry unseen.
             return self._move_failed(row, f"{failure} {target}: {away}")
         work = Path(row.work_dir)
-        if row.archive_dir:
+        if row.archive_dir and row.id not in self._chosen_here:
             self._drop_older_copy(row, target)
         try:
             target = place(work, target, papers, row.bundle_id,
@@ -104,6 +107,7 @@ class Moves:
             return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
         self._move_faults.pop(row.id, None)
         self._validated.pop(row.id, None)
+        self._chosen_here.discard(row.id)
         return target
 
     def archive_sent(self, row_id: int, row: Row | None = None) -> float | None:
@@ -169,7 +173,10 @@ class Moves:
         `.NAME-2.partial` … where NAME was taken: _older_copies): it was this journal's
         daemon's, killed mid-copy before an upgrade. That version replaced it at its next
         try; this one's copy has another name and would leave it for good, a whole
-        bundle's bytes hidden in the archive."""
+        bundle's bytes hidden in the archive. Only for a folder an earlier run journaled:
+        into one this run chose no older version of this journal's daemon ever copied, and
+        such a name there is another daemon's copy under way (its stats and paths were
+        also ~70 µs of every archive)."""
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
         for older in _older_copies(target):
             if not os.path.lexists(older):
@@ -189,6 +196,7 @@ class Moves:
             return Path(row.archive_dir)
         assert row.bundle_id
         target = target_for(root, stem(row.invoice_file), row.bundle_id, at)
+        self._chosen_here.add(row.id)
         self.j.update(row.id, archive_dir=str(target))
         return target
 

@@ -94,6 +94,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # Written by the loop thread, taken by delivery workers (dict operations
         # are atomic); after a restart a row is not here and is validated again.
         self._validated: dict[int, Bundle] = {}
+        self._chosen_here: set[int] = set()  # see moves.Moves
         # Which configuration's format the checks in _validated were made for: raised by
         # a reload that switches it (read_claimed_again), with the checks dropped under
         # the lock, so that a check made for the old format during that reload is never
@@ -181,10 +182,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         name = bundle.invoice_file.name
         # Whatever the policy or command that sent it (docs/protocol.md, section 2); the
         # release, moved with the bundle, is in the processing folder beside the invoice
-        # file now.
-        out = list(bundle.warnings) + unattached.sent_warnings(
-            name, bundle.unattached_ids, release.found_beside(bundle.invoice_file.path,
-                                                              self.s.share))
+        # file now. Looked for only when a warning would name it (a path and an lstat).
+        ids = bundle.unattached_ids
+        out = list(bundle.warnings) + unattached.sent_warnings(name, ids, release.found_beside(
+            bundle.invoice_file.path, self.s.share) if ids else None)
         for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
             out.append(sentbefore.already_sent(name, invoice_id))
         return out
@@ -377,8 +378,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # The archive folder is chosen and recorded with the receipt, in one
         # commit, durable before anything moves. Its day is the delivery's, as the
         # row's `since` once sent (moves.archive_sent), however late the move comes.
-        target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
-                                                   manifest["bundle_id"], delivered_at))
+        if not (target := row.archive_dir):
+            target = str(target_for(self.s.sent_dir, stem(row.invoice_file),
+                                    manifest["bundle_id"], delivered_at))
+            self._chosen_here.add(row_id)
         written: dict[str, Any] = {"response": record, "receipt_id": receipt.receipt_id,
                                    "last_error": None, "archive_dir": target,
                                    "attempts": attempts}

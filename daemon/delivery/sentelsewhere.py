@@ -40,6 +40,7 @@ class SentElsewhere:
     paused: set[int]
     _move_faults: dict[int, tuple[int, float]]
     _validated: dict[int, Bundle]
+    _chosen_here: set[int]  # see moves.Moves
     # sentnews.SentNews.in_flight (the service hands it over): bundle id → the record of
     # another daemon's sent/ entry of a bundle on its way here.
     elsewhere: Mapping[str, dict[str, Any]]
@@ -86,6 +87,7 @@ class SentElsewhere:
                           next_attempt_at=None)
         self._move_faults.pop(row.id, None)
         self._validated.pop(row.id, None)
+        self._chosen_here.discard(row.id)
         self.paused.discard(row.id)
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle sent by another daemon (its receipt is in sent/); its work folder here "

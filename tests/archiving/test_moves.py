@@ -243,6 +243,35 @@ def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
             if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
 
 
+def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a folder an earlier run journaled can hold what this journal's daemon left
+    under way before an upgrade (the two tests above). The archive folder this run chose
+    at the delivery is not looked into for one: a `.NAME.partial` there is another
+    daemon's copy under way (a version before the per-daemon copy names, archiving the
+    same bundle into the shared sent/), and it is left to that daemon. Before, every
+    archive looked (a few stats and paths, ~70 µs of each) and removed it under that
+    daemon."""
+    p, _, row = claimed(tmp_path)
+    monkeypatch.setattr(archive, "move_into_place", _died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is tried again later
+    monkeypatch.undo()
+    journaled = Path(p.j.get(row).archive_dir or "")
+    theirs = journaled.with_name(f".{journaled.name}.partial")
+    (theirs / "INV-1").mkdir(parents=True)
+    (theirs / "INV-1" / "a.pdf").write_bytes(b"half a copy")
+    later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
+    p.finish.clock = lambda: later
+    with capture_logs() as logged:
+        assert p.finish.attempt(row) is None  # the same run archives it
+    done = p.j.get(row)
+    assert (done.state, done.archive_dir) == ("sent", str(journaled))
+    assert (journaled / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert (theirs / "INV-1" / "a.pdf").read_bytes() == b"half a copy"
+    assert "removed the copy an older outboxd left under way" not in [
+        e["event"] for e in logged]
+
+
 def _died(*_: Any, **__: Any) -> Path:
     raise OSError(5, "the daemon died here")
 
