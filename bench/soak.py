@@ -74,6 +74,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+
+def _partials(root: Path) -> list[Path]:
+    """Every `*.partial` below root. os.walk, not rglob: a work folder the daemon archives
+    while this walks (processing/ is under the backing folder) is skipped, where rglob
+    raised FileNotFoundError and ended the soak with a traceback of its own (seed 30)."""
+    return [Path(folder) / name for folder, dirs, files in os.walk(root)
+            for name in (*dirs, *files) if name.endswith(".partial")]
+
 class Soak:
     def __init__(self, root: Path, bundles: int, chaos_seconds: float, seed: int) -> None:
         self.root = root
@@ -217,7 +225,7 @@ class Soak:
         if processing.exists():
             out += [f"processing: {p.name}" for p in processing.iterdir()]
         for root in (self.sent, self.quarantine, self.backing):
-            out += [f"partial: {p}" for p in root.rglob("*.partial")]
+            out += [f"partial: {p}" for p in _partials(root)]
         return out
 
     def settle(self, timeout: float) -> bool:
