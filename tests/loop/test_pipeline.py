@@ -827,6 +827,34 @@ class TestReadingEarly:
         assert step(p, cand, 100.5).claimed is None
         assert step(p, cand, 105.5).claimed is not None
 
+    def test_after_a_look_that_saw_the_sidecar_go_a_bundle_read_already_is_not_read_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Only a bundle not read yet has its first version seen whole read early after a
+        look that saw its sidecar go. One whose first version was read is not read early
+        again for a later version written just now (a clerk renaming the sidecar while a
+        copy goes on): else each rename would buy one more read thrown away, past the two
+        a copy at work may cost (_read_early). It is read once it has settled."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        looked = p.step(cand, 100.0)
+        assert looked.read is not None  # the first version seen, read early
+        p.took_read("INV-1.xml", looked.read, evaluate(cand, p.s), 100.0)
+        real_open = os.open
+
+        def gone_when_opened(path: Any, *a: Any, **kw: Any) -> int:
+            if os.path.basename(os.fsdecode(path)) == "INV-1":
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+            return real_open(path, *a, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(snapshot_module.os, "open", gone_when_opened)
+            assert p.step(cand, 100.5).read is None
+        assert p.tracker.last("INV-1.xml").moved == ("INV-1",)  # type: ignore[union-attr]
+        (s.outbox.path / "INV-1" / "b.pdf").write_bytes(pdf_bytes())  # written just now
+        later = p.step(cand, 101.0)
+        assert later.read is None and later.at == 106.0
+        assert step(p, cand, 106.0).claimed is not None
+
     def test_a_later_version_written_long_ago_is_read_at_once(self, tmp_path: Path) -> None:
         """A version whose files were all last written a whole quiet period ago (moved in
         from elsewhere) is read while it settles, even when it is not the first seen."""
