@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing
@@ -312,6 +313,15 @@ class HttpDeliverer:
                 f"no valid answer from the receiver{self._where()} after the request was sent "
                 f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
                 "asked again with the same Idempotency-Key"))
+        if _untrusted_certificate(exc):
+            # Retried like any connection error (an operator's chain may be fixed on its
+            # side), but no wait mends our settings: the admin must hear what to change.
+            return Retryable(self.scrub(
+                f"the TLS certificate of the receiver{self._where()} is not trusted ({exc}) — "
+                "if the operator's certificate comes from a private CA, set [delivery] "
+                "verify to that CA's PEM file (verify = true trusts the public CAs of "
+                "certifi, not the system's store); if the host name does not match, "
+                "fix [delivery] url"))
         return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
                                      f"{str(exc) or type(exc).__name__}"))
 
@@ -327,6 +337,19 @@ class HttpDeliverer:
     def scrub(self, text: str) -> str:
         """`text` without the token, the url's password or its keys (scrub.py)."""
         return self._scrubber.scrub(text)
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    """Whether ssl refused the receiver's certificate somewhere under this httpx error
+    (httpx raises its own ConnectError from httpcore's, from ssl's)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk: a chain is a few links, never a cycle we trust
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:

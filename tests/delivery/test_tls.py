@@ -84,6 +84,22 @@ class TestTls:
                 send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []
 
+    def test_an_untrusted_receiver_certificate_names_verify_as_the_fix(
+            self, tmp_path: Path) -> None:
+        """A certificate verification failure is no network fault the admin waits out: the
+        error (log, status, status page) says the certificate is not trusted and that
+        [delivery] verify takes the CA's file, since verify = true trusts certifi's
+        public CAs and not a CA added to the system's store."""
+        _, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with _one_answer_server(lambda h: None, "never", tls=server) as port:
+            with pytest.raises(Retryable) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
+        said = str(info.value)
+        assert "is not trusted" in said and "[delivery] verify" in said
+        assert "127.0.0.1" in said
+
     def test_verify_false_sends_to_a_receiver_nobody_vouches_for_with_or_without_a_cert(
             self, tmp_path: Path) -> None:
         """verify = false: the POST goes to a receiver whose certificate no CA known to
