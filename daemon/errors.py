@@ -225,11 +225,17 @@ NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 NO_ROOM_FIX = "free space on that file system, or raise the disk quota of outboxd's user there"
 
 
+# A write refused by a file system mounted read-only (a share the server remounted
+# read-only after an error, a disk gone read-only): outboxd cannot mend it either.
+READ_ONLY_FIX = "that file system is mounted read-only: remount it read-write"
+
+
 def describe(exc: OSError) -> str:
     """An OSError for people: what went wrong and on which file (and, for a full disk or
-    quota, the fix)."""
+    quota or a file system mounted read-only, the fix)."""
     where = f" ({exc.filename})" if exc.filename else ""
-    fix = f" — {NO_ROOM_FIX}" if exc.errno in NO_ROOM else ""
+    fix = (f" — {NO_ROOM_FIX}" if exc.errno in NO_ROOM
+           else f" — {READ_ONLY_FIX}" if exc.errno == errno.EROFS else "")
     return f"{exc.strerror or exc}{where}{fix}"
 
 
@@ -249,7 +255,8 @@ OS_FIX = "check that the path exists, that this user may read and write it, and 
 
 def refused(exc: OSError) -> str:
     """The line for an OSError the environment answered a command with: what, and the fix."""
-    return describe(exc) if exc.errno in NO_ROOM else f"{describe(exc)} — {OS_FIX}"
+    return (describe(exc) if exc.errno in NO_ROOM or exc.errno == errno.EROFS
+            else f"{describe(exc)} — {OS_FIX}")
 
 
 def failure_key(exc: BaseException) -> str:

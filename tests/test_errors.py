@@ -41,6 +41,16 @@ def test_describe_gives_a_full_disk_or_quota_its_fix(tmp_path: Path, code: int) 
     assert refused(OSError(code, os.strerror(code))).count(" — ") == 1
 
 
+def test_describe_gives_a_read_only_file_system_its_fix(tmp_path: Path) -> None:
+    """A write refused by a file system mounted read-only (sent/ remounted read-only under
+    the daemon: explore-admin saw the archive's retries say only "Read-only file system")
+    names the file and the fix; refused() gives no second, vaguer one after it."""
+    exc = OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "sent"))
+    assert describe(exc) == (f"{os.strerror(errno.EROFS)} ({tmp_path / 'sent'}) — that file "
+                             "system is mounted read-only: remount it read-write")
+    assert refused(exc) == describe(exc)
+
+
 def test_refused_adds_the_one_fix_for_an_environment_error() -> None:
     """refused() is describe() followed by the fix to check path, permissions and space."""
     exc = PermissionError(errno.EACCES, "Permission denied", "/srv/outbox")

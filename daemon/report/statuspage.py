@@ -13,6 +13,7 @@ that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from daemon import logs
 from daemon.configuration.config import Settings
-from daemon.errors import OutboxdError, failure_key
+from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
@@ -43,6 +44,25 @@ MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
 
+
+
+def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
+    """The fields of "cannot write the status page": the page's file, why, and where the
+    environment refused (a full or read-only share, no permission), the admin's fix —
+    not a bare "[Errno 28] No space left on device" naming no file. An OutboxdError (a
+    clerk's own file at the page's name) says its fix in its words already."""
+    fields = {"file": str(path), "error": str(exc)}
+    if isinstance(exc, OSError):
+        fields["error"] = exc.strerror or str(exc)
+        then = ("; the page is written again by itself once it can be (or turn it off: "
+                '[share] status_page = "")')
+        fields["fix"] = (NO_ROOM_FIX if exc.errno in NO_ROOM
+                         else "the outbox's file system is mounted read-only: remount it "
+                         "read-write" if exc.errno == errno.EROFS
+                         else "give outboxd's user write access to the outbox folder"
+                         if exc.errno in (errno.EACCES, errno.EPERM)
+                         else "check the outbox's file system") + then
+    return fields
 
 class StatusPage:
     """Keeps OUTBOX/[share] status_page up to date; call refresh() as often as you like."""
@@ -100,7 +120,8 @@ class StatusPage:
         except (OSError, OutboxdError, UnicodeError) as exc:
             if failure_key(exc) != self._last_error:
                 self._last_error = failure_key(exc)
-                logs.get().error("cannot write the status page", error=str(exc))
+                logs.get().error("cannot write the status page", **_not_written(
+                    settings.outbox.path / settings.share.status_page, exc))
             # Tried again (the publisher asks while it fails) at the pace its CPU sets, as
             # a written one: a full share must not cost a big page's gathering every 2 s.
             self._next_at = began + self._pace(cpu)
@@ -161,7 +182,7 @@ class StatusPage:
             self._write(path, page(body, now, stopped_at=now))
         except (OSError, OutboxdError) as exc:
             if failure_key(exc) != self._last_error:  # said by the last refresh already
-                logs.get().error("cannot write the status page", error=str(exc))
+                logs.get().error("cannot write the status page", **_not_written(path, exc))
             return False
         self._last_body = None  # running again, the page is written again whatever it holds
         return True

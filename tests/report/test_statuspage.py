@@ -3,6 +3,7 @@ most every 2 s (or twenty times a refresh's cost, when that is longer)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -731,3 +732,30 @@ def test_a_refresh_looks_at_a_bounded_few_of_todays_quarantined_folders(
                                  sidecar_suffix=settings.outbox.sidecar_suffix,
                                  unattached=settings.policy.unattached), now)
     assert (outbox / "outboxd-status.html").read_text(encoding="utf-8") == every_row
+
+
+@pytest.mark.parametrize(("err", "fix"), [
+    (errno.ENOSPC, "free space on that file system"),
+    (errno.EROFS, "the outbox's file system is mounted read-only: remount it read-write"),
+    (errno.EACCES, "give outboxd's user write access to the outbox folder"),
+])
+def test_a_page_the_share_refuses_is_logged_with_its_file_and_the_fix(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int,
+        fix: str) -> None:
+    """A full, read-only or forbidding share: "cannot write the status page" names the
+    page's file and the admin's fix (explore-admin saw only "[Errno 28] No space left on
+    device"), and that it comes back by itself; at a refresh and at the stop alike."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+
+    def refused(*_: Any) -> None:
+        raise OSError(err, os.strerror(err), str(outbox / ".outboxd-status.html.1a2b.tmp"))
+    monkeypatch.setattr(statuspage, "replace_ours", refused)
+    with capture_logs() as logs:
+        assert not page.refresh(journal, settings)
+    [line] = [e for e in logs if e["event"] == "cannot write the status page"]
+    assert line["file"] == str(target) and line["error"] == os.strerror(err)
+    assert line["fix"].startswith(fix) and "written again by itself" in line["fix"]
+    with capture_logs() as logs:
+        assert not StatusPage(clock=lambda: 100.0).stopped(journal, settings)
+    [line] = [e for e in logs if e["event"] == "cannot write the status page"]
+    assert line["file"] == str(target) and line["fix"].startswith(fix)
