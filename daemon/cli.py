@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", metavar="N", help="a free-text note sent with the file")
 
     p = _add(sub, "retry")
-    p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER",
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER", type=_bundle_ref,
                    help="a quarantine folder, its name, or the 12-character bundle id prefix")
 
     p = _add(sub, "config")
@@ -205,6 +205,17 @@ def _path(text: str) -> Path:
         raise argparse.ArgumentTypeError("an empty path — give a file or folder (a shell "
                                          "variable that is not set?)")
     return Path(text)
+
+
+def _bundle_ref(text: str) -> str:
+    """A bundle `retry` is given. An empty one (a shell variable not set) was taken for the
+    current folder, and refused as "retry:  is not in the quarantine folder", naming
+    nothing."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty bundle — give a quarantine folder, its "
+                                         "name or its 12-character id (a shell variable "
+                                         "that is not set?)")
+    return text
 
 
 def _count(text: str) -> int:

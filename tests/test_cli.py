@@ -336,6 +336,20 @@ def test_an_empty_path_argument_is_a_usage_error_not_the_current_folder(
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("argv", [["retry", ""], ["retry", "3f2a9c01b7e4", " "]])
+def test_an_empty_bundle_for_retry_is_a_usage_error_naming_what_to_give(
+        argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`outboxd retry "$ID"` with ID not set was taken for the current folder and refused
+    as "retry:  is not in the quarantine folder …", naming nothing (explore-admin). Now
+    exit 2 before anything is looked at, saying what to give."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "an empty bundle — give a quarantine folder, its name or its 12-character id" in err
+    assert "Traceback" not in err and "is not in the quarantine folder" not in err
+
+
 @pytest.mark.parametrize("argv", [["check"], ["send", "INV-1", "--without-attachments"],
                                   ["attach", "INV-1", "/etc/hostname"], ["retry", "abc"]])
 def test_commands_that_act_on_the_outbox_refuse_a_missing_one_naming_it_and_the_mount(
