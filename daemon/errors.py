@@ -140,6 +140,12 @@ class Retryable(DeliveryError):
     """Try again later with backoff; nothing is dropped."""
 
 
+class Untrusted(Retryable):
+    """The receiver's TLS certificate is not trusted as [delivery] verify says: retried
+    like any connection error (the operator may mend its chain), and at once after a
+    reload or a restart, as a paused one (the admin's fix is a setting)."""
+
+
 class Paused(DeliveryError):
     """401/403/404: our URL or credentials are wrong; pause, do not quarantine."""
 

@@ -35,7 +35,7 @@ from daemon.delivery.directory import DirectoryDeliverer
 from daemon.delivery.parts import OpenWhenRead
 from daemon.delivery.scrub import Scrubber
 from daemon.delivery.tls import tls_verify, unusable
-from daemon.errors import ConfigError, Paused, Retryable
+from daemon.errors import ConfigError, Paused, Retryable, Untrusted
 from daemon.journal.records import Row, shown_state
 from daemon.manifest import sent_parts
 
@@ -316,7 +316,7 @@ class HttpDeliverer:
         if _untrusted_certificate(exc):
             # Retried like any connection error (an operator's chain may be fixed on its
             # side), but no wait mends our settings: the admin must hear what to change.
-            return Retryable(self.scrub(
+            return Untrusted(self.scrub(
                 f"the TLS certificate of the receiver{self._where()} is not trusted ({exc}) — "
                 "if the operator's certificate comes from a private CA, set [delivery] "
                 "verify to that CA's PEM file (verify = true trusts the public CAs of "

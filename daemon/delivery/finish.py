@@ -119,6 +119,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # Rows whose last attempt was paused: a reload may have fixed what paused
         # them (workers add and remove, the loop copies; set operations are atomic).
         self.paused: set[int] = set()
+        # Rows whose last attempt found the receiver's certificate untrusted: [delivery]
+        # verify is the fix, so a reload tries them at once too (retries.py).
+        self.untrusted: set[int] = set()
         # One bundle paused for a configuration problem holds back the others (pause.py);
         # `resume` (the loop's schedule) sends those held back once an answer ends it.
         self.pause = DeliveryPause(lambda: self.clock())
@@ -202,6 +205,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
 
     def _attempt(self, row_id: int) -> float | None:
         self.paused.discard(row_id)  # until this attempt is paused again
+        self.untrusted.discard(row_id)
         row = self.j.get(row_id)
         if (elsewhere := self.sent_elsewhere(row)) is not None:
             self.close_sent_elsewhere(row, elsewhere)  # else retried for ever

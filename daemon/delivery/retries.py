@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from daemon.claiming.recovery import PAUSED
+from daemon.claiming.recovery import PAUSED, UNTRUSTED
 from daemon.configuration.config import Settings
 from daemon.delivery.backoff import backoff
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.pause import HELD_BACK, DeliveryPause
-from daemon.errors import Paused, Retryable
+from daemon.errors import Paused, Retryable, Untrusted
 from daemon.journal import Journal, iso_in
 
 
@@ -23,6 +23,7 @@ class Retries:
     j: Journal
     deliverers: Shared
     paused: set[int]
+    untrusted: set[int]
     pause: DeliveryPause
     resume: Callable[[int, float], None] | None
 
@@ -37,6 +38,9 @@ class Retries:
         fixable = paused and exc.retry_after is None
         if fixable:
             self.paused.add(row_id)  # before the look below: a reload after it finds the row
+        untrusted = isinstance(exc, Untrusted)
+        if untrusted:
+            self.untrusted.add(row_id)
         cfg = self.s.delivery
         delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
                         exc.retry_after)
@@ -47,7 +51,8 @@ class Retries:
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
         if paused and deliverer is self.deliverers.current:
             self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")
-        self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
+        self.j.transition(row_id, "retrying", PAUSED if fixable else UNTRUSTED if untrusted
+                          else "", durable=False,
                           attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
         (log.error if paused else log.warning)(
             "delivery paused: configuration problem" if paused else "delivery failed; "
@@ -79,4 +84,4 @@ class Retries:
         whose attempt is under way goes again as soon as it ends (workers.py)."""
         if receiver_changed:
             return [row.id for row in self.j.rows(("delivering", "retrying"))]
-        return sorted(self.paused.copy())
+        return sorted(self.paused | self.untrusted)

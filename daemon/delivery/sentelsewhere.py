@@ -38,6 +38,7 @@ class SentElsewhere:
     log: Any
     mounts: FolderMounts
     paused: set[int]
+    untrusted: set[int]
     _move_faults: dict[int, tuple[int, float]]
     _validated: dict[int, Bundle]
     _chosen_here: set[int]  # see moves.Moves
@@ -89,6 +90,7 @@ class SentElsewhere:
         self._validated.pop(row.id, None)
         self._chosen_here.discard(row.id)
         self.paused.discard(row.id)
+        self.untrusted.discard(row.id)
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle sent by another daemon (its receipt is in sent/); its work folder here "
             "is gone, so it is no longer retried", archive=rec["archive_dir"],

@@ -33,7 +33,7 @@ from daemon.delivery.deliver import Coalesced, HttpDeliverer, KnownBundles
 from daemon.delivery.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
-from daemon.errors import InputError, Paused, Rejected, Retryable
+from daemon.errors import InputError, Paused, Rejected, Retryable, Untrusted
 from daemon.names import NAME_MAX, fit_name, id_in_name
 
 # Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
@@ -215,7 +215,8 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
                                    if len(others) > MAX_SHOWN else [])
     if held:
         parts.append("not posted in this attempt: invoice " + ", ".join(held))
-    kind = Paused if paused else Retryable
+    # An untrusted certificate stays one (a reload tries it at once: retries.py).
+    kind = Paused if paused else Untrusted if isinstance(lead, Untrusted) else Retryable
     return kind("; ".join(parts), lead.status, "", floor)
 
 

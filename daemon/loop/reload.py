@@ -5,8 +5,9 @@ so it shares the loop's state).
 
 What a reload changes beyond the settings: every bundle is read and decided
 again (patterns, rules and policies may differ), the next rescan comes at once,
-and deliveries paused for a configuration problem are tried at once — the
-reload is how an admin says the url or token is fixed.
+and deliveries paused for a configuration problem (or failed on a receiver's
+certificate [delivery] verify does not trust) are tried at once — the reload is
+how an admin says the url, token or CA is fixed.
 """
 
 from __future__ import annotations

@@ -28,13 +28,20 @@ from matching import batch_xml  # noqa: E402
 from swaps import opened_in, swap_for_link, swap_when_opened  # noqa: E402
 
 from daemon.bundle import Bundle  # noqa: E402
-from daemon.claiming.recovery import PAUSED  # noqa: E402
+from daemon.claiming.recovery import PAUSED, UNTRUSTED  # noqa: E402
 from daemon.configuration.config import DeliveryConfig  # noqa: E402
 from daemon.delivery import finish  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
 from daemon.delivery.deliver import HttpDeliverer  # noqa: E402
 from daemon.delivery.finish import Finisher  # noqa: E402
-from daemon.errors import Paused, ReaderFailed, ReaderStopped, Rejected, Retryable  # noqa: E402
+from daemon.errors import (  # noqa: E402
+    Paused,
+    ReaderFailed,
+    ReaderStopped,
+    Rejected,
+    Retryable,
+    Untrusted,
+)
 from daemon.journal import seconds_until  # noqa: E402
 from daemon.validation import convert  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
@@ -490,6 +497,30 @@ def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
     p.finish.attempt(row)
     [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
     assert again == row and delay > 3500
+
+
+def test_an_untrusted_certificate_is_retried_on_the_back_off_and_at_once_after_a_reload_or_restart(
+        tmp_path: Path) -> None:
+    """The receiver's certificate not trusted: a retry on the back-off like any connection
+    error (no pause: the operator may mend its chain), but the fix is ours — [delivery]
+    verify — so a reload tries the bundle at once, as a paused one, and so does a restart
+    (the journal's detail says so). explore-admin: after fixing verify and reloading, such
+    bundles waited out their back-off, up to retry_max_seconds."""
+    p, s, row = claimed(tmp_path, delivery={"retry_base_seconds": 60,
+                                            "retry_max_seconds": 3600})
+    p.finish.d = Scripted(Untrusted("the TLS certificate of the receiver is not trusted — "
+                                    "set [delivery] verify"))
+    assert 0 < p.finish.attempt(row) <= 60  # the back-off, not retry_max_seconds
+    assert p.j.get(row).state == "retrying" and p.finish.paused == set()
+    assert p.finish.after_reload(receiver_changed=False) == [row]
+    assert p.j.last_detail(row) == UNTRUSTED
+    assert Finisher(s, p.j, NeverPost()).recover() == [(row, 0.0)]
+
+    p.finish.d = Scripted(Retryable("cannot reach the receiver: connection refused"))
+    p.finish.attempt(row)  # a plain connection error after it: no longer brought forward
+    assert p.finish.after_reload(receiver_changed=False) == []
+    [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
+    assert again == row and delay > 0
 
 
 def test_a_paused_bundle_whose_move_then_fails_waits_for_the_move_not_the_configuration(
