@@ -25,14 +25,14 @@ from daemon.errors import OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.release import Idle, idle_releases, release_names
+from daemon.loop.release import Idle, idle_releases, near_miss, release_names
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
 from daemon.report.pagehtml import page
 from daemon.report.pagerender import FINISHED_SHOWN, render
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
-from daemon.watching.scan import list_outbox
+from daemon.watching.scan import is_invoice_file, list_outbox
 from daemon.watching.strays import StrayFolders
 
 MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
@@ -227,6 +227,9 @@ class StatusPage:
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
+        if refused:  # a clerk's near miss of a release file: the name it needs
+            refused = {n: (None if is_invoice_file(settings.outbox, n, share)
+                           else near_miss(n, share, files)) or why for n, why in refused.items()}
         self._report_bad_names(idle)
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)

@@ -514,3 +514,20 @@ def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at
     assert set(by_name) == {"INV-11", "Misc"}
     assert set(by_name["INV-11"]) == {"folder", "since", "close_to"}
     assert by_name["INV-11"]["close_to"] == ["INV-1.xml"] and by_name["Misc"]["close_to"] == []
+
+
+def test_status_names_the_exact_release_file_for_a_near_miss_of_one(settings: Settings
+                                                                    ) -> None:
+    """`outboxd status` lists a clerk's INV-1.send-anyway.txt (Windows hid the .txt) with
+    the name that would release INV-1.xml, as the status page does, not as a stray file
+    that belongs in a sidecar."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = settings.outbox.path
+    write(box / "INV-1.xml", b"<x/>")
+    write(box / "INV-1.send-anyway.txt", b"")
+    write(box / "notes.txt", b"x")
+    left = dict(outbox_view(settings).left)
+    assert "rename it to INV-1.send-anyway " in left["INV-1.send-anyway.txt"]
+    assert "release" not in left["notes.txt"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from helpers import Page, page_in_a_new_outbox, temps_locked_as_made, write
 from structlog.testing import capture_logs
 
@@ -212,6 +213,32 @@ def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
     [line] = [e for e in logs if "release file" in e["event"]]
     assert line["log_level"] == "error" and line["file"] == "Faktura-\\udce5.send-anyway"
     assert "not valid UTF-8" in line["error"]
+
+
+def test_a_near_miss_of_a_release_file_is_listed_with_the_exact_name_that_releases(
+        journal: Journal, tmp_path: Path) -> None:
+    """A clerk on Windows renames "New Text Document.txt" to INV-1.send-anyway and gets
+    INV-1.send-anyway.txt (the .txt hidden); another types INV-1.Send-Anyway. Neither
+    releases INV-1.xml. The page lists each with the exact name that would, where it
+    said "not an invoice file … an attachment goes into the folder of its invoice file"
+    (no help to someone releasing an invoice); a file of no such name keeps that text."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox
+    outbox, settings, clock, page, path = page_in_a_new_outbox(tmp_path)
+    write(outbox / "INV-1.xml", b"<x/>")
+    for name in ("INV-1.send-anyway.txt", "INV-1.Send-Anyway", "hours.xlsx"):
+        write(outbox / name, b"")
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    rows = Page(path.read_text(encoding="utf-8")).rows["refused"]
+    fix = ("named like a release file, but not exactly, so it releases nothing — to send "
+           "INV-1.xml without its attachments, rename it to INV-1.send-anyway")
+    assert [r.split("\t")[0] for r in rows] == ["INV-1.Send-Anyway", "INV-1.send-anyway.txt",
+                                                "hours.xlsx"]
+    assert fix in rows[0] and fix in rows[1]
+    assert "an attachment goes into the folder" in rows[2] and "release" not in rows[2]
 
 
 def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_again(
