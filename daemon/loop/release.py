@@ -271,13 +271,21 @@ def meant_release(name: str, suffix: str, invoice_files: Iterable[str]
     return None
 
 
-def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str]) -> str | None:
+def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str],
+              marker_suffix: str | None = None) -> str | None:
     """What the page says of a root file that is no invoice file but a near miss of a
-    release file (meant_release), in place of "not an invoice file"; else None."""
-    meant = meant_release(name, share.release_suffix, invoice_files)
-    if meant is None:
-        return None
-    return (f"named like a release file, but not exactly, so it releases nothing — to send "
-            f"{meant[0]} without its attachments, rename it to {meant[1]} (exactly so: upper "
-            "and lower case count, and nothing may follow; Windows may hide an ending such "
-            "as .txt)")
+    release file (meant_release), or of a marker under `completion = "marker"`
+    (`marker_suffix`), in place of "not an invoice file"; else None."""
+    files = list(invoice_files)
+    meant = meant_release(name, share.release_suffix, files)
+    if meant is not None:
+        return (f"named like a release file, but not exactly, so it releases nothing — to "
+                f"send {meant[0]} without its attachments, rename it to {meant[1]} (exactly "
+                "so: upper and lower case count, and nothing may follow; Windows may hide an "
+                "ending such as .txt)")
+    meant = meant_release(name, marker_suffix, files) if marker_suffix else None
+    if meant is not None:
+        return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
+                f"its marker — rename it to {meant[1]} (exactly so: upper and lower case "
+                "count, and nothing may follow; Windows may hide an ending such as .txt)")
+    return None

@@ -167,8 +167,9 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     except OSError:
         return OutboxView([], [], {})
     other = not_an_invoice(settings.outbox.invoice_patterns)
-    out = [*listing.refused, *((name, near_miss(name, settings.share, listing.candidates)
-                                or other) for name in listing.others)]
+    marker = settings.outbox.marker_suffix if settings.outbox.completion == "marker" else None
+    out = [*listing.refused, *((name, near_miss(name, settings.share, listing.candidates,
+                                                marker) or other) for name in listing.others)]
     path = settings.journal_path
 
     def finished() -> list[tuple[str, str, str, str | None]]:

@@ -227,9 +227,12 @@ class StatusPage:
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
-        if refused:  # a clerk's near miss of a release file: the name it needs
-            refused = {n: (None if is_invoice_file(settings.outbox, n, share)
-                           else near_miss(n, share, files)) or why for n, why in refused.items()}
+        if refused:  # a clerk's near miss of a release or marker file: the name it needs
+            out = settings.outbox
+            marker = out.marker_suffix if out.completion == "marker" else None
+            refused = {n: (None if is_invoice_file(out, n, share)
+                           else near_miss(n, share, files, marker)) or why
+                       for n, why in refused.items()}
         self._report_bad_names(idle)
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)

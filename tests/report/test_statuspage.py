@@ -241,6 +241,26 @@ def test_a_near_miss_of_a_release_file_is_listed_with_the_exact_name_that_releas
     assert "an attachment goes into the folder" in rows[2] and "release" not in rows[2]
 
 
+def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
+        journal: Journal, tmp_path: Path) -> None:
+    """Under completion = "marker", INV-1.Ready (or INV-1.ready.txt) leaves INV-1.xml
+    waiting; the page says which name the marker must have."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox
+    outbox, _, _, page, path = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox, "completion": "marker"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    write(outbox / "INV-1.xml", b"<x/>")
+    write(outbox / "INV-1.Ready", b"")
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    [row] = Page(path.read_text(encoding="utf-8")).rows["refused"]
+    assert row.startswith("INV-1.Ready\t")
+    assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in row
+
+
 def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_again(
         journal: Journal, tmp_path: Path) -> None:
     """A daemon that runs for months keeps no name of a bad release file that went: once
