@@ -116,6 +116,13 @@ def _lone_fix(x: LoneFolder, sidecar_suffix: str) -> str:
     said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
                      f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
                      for f in x.close_to)
+    if said == "" and stem(bare) != bare and bare.rsplit(".", 1)[-1].lower() in ("xml", "pdf"):
+        # Named with the invoice file's extension (its name copied whole): that file can
+        # never be put beside it, a folder holding the name, and "Z-1.xml.xml" is no fix.
+        return (f"named like an invoice file, with its extension: the invoice file {bare} "
+                f"cannot be put beside a folder of the same name — rename the folder to "
+                f"{stem(bare)}{sidecar_suffix} (the invoice file's name without its "
+                f"extension), then put {bare} into the outbox")
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "
