@@ -237,10 +237,14 @@ class StatusPage:
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)
         self._report_left(left)
+        sent_ids = {r.invoice_file: sent for r in rows if r.state == "waiting"
+                    and (sent := journal.sent_invoice_ids(list(r.invoice_ids),
+                                                          r.bundle_id or ""))}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
-                      journal_failure=journal.failure, lone=lone_folders, near=near)
+                      journal_failure=journal.failure, lone=lone_folders, near=near,
+                      sent_ids=sent_ids)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings) -> tuple[list[LoneFolder], dict[str, list[str]]]:

@@ -261,6 +261,29 @@ def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
     assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in row
 
 
+def test_a_waiting_copy_of_a_sent_invoice_says_so_in_its_row(journal: Journal,
+                                                               tmp_path: Path) -> None:
+    """A clerk's "INV-1 - Copy.xml" of an invoice file already sent waits for attachments
+    like any invoice, and its row offered only "add the attachments … or drop a file
+    INV-1 - Copy.send-anyway": released (or at its deadline under warn) the customer
+    gets INV-1 twice. The row says first that INV-1 was already sent, and to remove the
+    file if it is a copy; a waiting invoice never sent has no such line."""
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    journal.create("INV-1.xml", "sent", bundle_id="a" * 64, invoice_ids=["INV-1"])
+    journal.create("INV-1 - Copy.xml", "waiting", bundle_id="b" * 64, invoice_ids=["INV-1"],
+                   unattached_ids=["INV-1"])
+    journal.create("INV-2.xml", "waiting", bundle_id="c" * 64, invoice_ids=["INV-2"],
+                   unattached_ids=["INV-2"])
+    assert page.refresh(journal, settings)
+    rows = Page(path.read_text(encoding="utf-8")).rows["waiting"]
+    [copy] = [r for r in rows if r.startswith("INV-1 - Copy.xml")]
+    [other] = [r for r in rows if r.startswith("INV-2.xml")]
+    assert ("INV-1 was already sent in another bundle, which sent/ holds: if this file is "
+            "a copy, remove it instead of sending it; if it is a correction, add the "
+            "attachments") in copy
+    assert "already sent" not in other
+
+
 def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_again(
         journal: Journal, tmp_path: Path) -> None:
     """A daemon that runs for months keeps no name of a bad release file that went: once
