@@ -249,6 +249,11 @@ def not_utf8(exc: UnicodeDecodeError) -> str:
     """A text file that is not UTF-8, for people: the line to look at and the fix, not
     the codec's byte offset. An editor that saves in the Windows code page writes the
     "ü" of "für" as one byte that UTF-8 cannot hold."""
+    if exc.object[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        # Notepad's "Unicode": every other byte is 0, so "line 1 holds the byte 0xff"
+        # and "such as Windows' ANSI" pointed at the wrong encoding.
+        return ("is not UTF-8 text: it was saved as UTF-16 (\"Unicode\" or \"UTF-16 LE\" "
+                "in Notepad's Encoding list) — save it again as UTF-8")
     line = exc.object[:exc.start].count(b"\n") + 1
     return (f"is not UTF-8 text (line {line} holds the byte 0x{exc.object[exc.start]:02x}: it "
             "was saved in another encoding, such as Windows' ANSI) — save it again as UTF-8")

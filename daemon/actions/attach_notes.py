@@ -52,7 +52,8 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
                 raise AttachRefused(f"{shown} is larger than {limit_words(MAX_NOTES_BYTES)}, "
                                     "far more than notes on attachments need — keep only "
                                     "the notes and the channel; nothing was changed")
-            doc = tomlkit.parse(raw.decode("utf-8"))
+            # As the daemon reads it (reading/notes.py): past a byte order mark.
+            doc = tomlkit.parse(raw.decode("utf-8").removeprefix("\ufeff"))
         except UnicodeDecodeError as exc:
             raise AttachRefused(f"{shown} {not_utf8(exc)}; nothing was changed") from None
         except (InputError, TOMLKitError) as exc:

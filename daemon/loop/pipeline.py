@@ -218,11 +218,19 @@ class Pipeline(Decisions):
         if not names:
             return IDLE  # a file that went while we looked: its event is on the way
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        base = [n.rsplit("/", 1)[-1] for n in names]
+        if all(b.startswith(("~$", ".~lock.")) for b in base):
+            # An office program's lock file: "give the file its final name" would make
+            # an attachment of the lock; closing the document removes it.
+            fix = ("a lock file that Word, Excel or LibreOffice keeps while the document "
+                   "is open — close the document there (the lock file then goes by itself); "
+                   "if no one has it open, remove the lock file")
+        else:
+            fix = ("if no copy is still running, give the file its final name or remove it "
+                   "(.NAME.xxxxxxxx.tmp: run the same outboxd attach again)")
         self._live(self.live.get(key), key, "settling", last_error=(
             f"waits for {shown}: an in-progress name, unchanged for "
-            f"{round((now - since) / 60)} minutes — if no copy is still running, give the "
-            "file its final name or remove it (.NAME.xxxxxxxx.tmp: run the same outboxd "
-            "attach again)"))
+            f"{round((now - since) / 60)} minutes — {fix}"))
         return IDLE
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:

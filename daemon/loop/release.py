@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,12 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
         base = name[: -len(share.release_suffix)]
         files = by_stem.get(base, [])
         if not files:
-            out.append(Idle(name, f"there is no invoice file {base}.* beside it; it waits for "
-                                  "one"))
+            why = f"there is no invoice file {base}.* beside it; it waits for one"
+            meant = meant_release(name, share.release_suffix,
+                                  [f for fs in by_stem.values() for f in fs])
+            if meant:
+                why += f" — to release {meant[0]}, rename it to {meant[1]}"
+            out.append(Idle(name, why))
             continue
         state = states.get(files[0])
         if state == "held":
@@ -224,3 +229,63 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
             out.append(Idle(name, f"{files[0]} has attachments for every invoice; there is "
                                   "nothing to release — it goes out as usual"))
     return out
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def meant_release(name: str, suffix: str, invoice_files: Iterable[str]
+                  ) -> tuple[str, str] | None:
+    """(invoice file, the release file's exact name) when `name` is a clerk's near miss of
+    the release file of an invoice file in the outbox, else None.
+
+    Near misses a clerk on a share makes, each of which releases nothing: the invoice
+    file's whole name before the suffix (`INV-1.xml.send-anyway`), other upper and lower
+    case or Unicode form (`INV-1.Send-Anyway`), spaces at an end of a part
+    (`INV-1 .send-anyway`), and an ending after it (`INV-1.send-anyway.txt`: Windows
+    hides the `.txt` of the "New Text Document" renamed). Without this the page said
+    only that such a file waits for an invoice file, or that it is no invoice file and
+    belongs in a sidecar: true, and no help to the clerk who meant to release one.
+    """
+    core = _fold(suffix).strip(". ")
+    if not core or core not in _fold(name):
+        return None  # the usual name, at no cost per invoice file
+    text = name.strip()
+    tries = [text]
+    head, dot, ext = text.rpartition(".")
+    if dot and head and len(ext) <= 4 and ext.isalnum():
+        tries.append(head.rstrip())
+    bases = [t[: -len(suffix)].strip() for t in tries
+             if len(t) > len(suffix) and _fold(t[-len(suffix):]) == _fold(suffix)]
+    if not bases:
+        return None
+    files = sorted(invoice_files)
+    by_stem = {stem(f): f for f in reversed(files)}  # the first of a stem's files
+    by_fold = {_fold(s): f for s, f in reversed(list(by_stem.items()))}
+    whole = {_fold(f): f for f in reversed(files)}
+    for base in bases:
+        file = by_stem.get(base) or by_fold.get(_fold(base)) or whole.get(_fold(base))
+        if file is not None and stem(file) + suffix != name:
+            return file, stem(file) + suffix
+    return None
+
+
+def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str],
+              marker_suffix: str | None = None) -> str | None:
+    """What the page says of a root file that is no invoice file but a near miss of a
+    release file (meant_release), or of a marker under `completion = "marker"`
+    (`marker_suffix`), in place of "not an invoice file"; else None."""
+    files = list(invoice_files)
+    meant = meant_release(name, share.release_suffix, files)
+    if meant is not None:
+        return (f"named like a release file, but not exactly, so it releases nothing — to "
+                f"send {meant[0]} without its attachments, rename it to {meant[1]} (exactly "
+                "so: upper and lower case count, and nothing may follow; Windows may hide an "
+                "ending such as .txt)")
+    meant = meant_release(name, marker_suffix, files) if marker_suffix else None
+    if meant is not None:
+        return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
+                f"its marker — rename it to {meant[1]} (exactly so: upper and lower case "
+                "count, and nothing may follow; Windows may hide an ending such as .txt)")
+    return None

@@ -104,7 +104,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
             if not allow_subfolders:
                 findings.append(_err("nested-too-deep", shown, f"is a folder inside {rel}/, "
                                      f"the folder of invoice {invoice_id}, whose attachments "
-                                     f"must lie directly in it — move the files of {e.name}/ "
+                                     f"must lie directly in it — move the files of {shown}/ "
                                      f"up into {rel}/ and remove the empty folder", invoice_id))
             continue
         if not stat.S_ISREG(st.st_mode):

@@ -268,7 +268,7 @@ def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, 
         # One invoice: its files may lie in the sidecar itself, which is what a clerk who
         # made a folder "October" in it most likely meant.
         return (f"names no invoice of this file; its one invoice is {ids[0]}, whose "
-                f"attachments go directly in {rel}/ — move the files of {name}/ up into "
+                f"attachments go directly in {rel}/ — move the files of {rel}/{name}/ up into "
                 f"{rel}/ and remove the empty folder (or rename it to "
                 f"{next(iter(by_folder), ids[0])})")
     if twin is None:

@@ -242,7 +242,10 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
                                  "attachments need — keep only the notes and the channel"))
             return Notes()
         digest = hashlib.sha256(raw).hexdigest()
-        text = raw.decode("utf-8")
+        # Notepad (and Excel's "UTF-8" export) write a byte order mark first: invisible,
+        # and tomllib's "Invalid statement" at line 1 sent the clerk to fix syntax that
+        # was right. It says nothing but "UTF-8", so it is read past.
+        text = raw.decode("utf-8").removeprefix("\ufeff")
         data = tomllib.loads(text)
     except InputError as exc:
         findings.append(_error(exc.code, exc.file, exc.message))

@@ -16,7 +16,7 @@ from pathlib import Path
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.release import Idle, overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
-from daemon.names import attachment_folders, stem
+from daemon.names import attachment_folders, first_of, stem
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.watching.leftalone import LeftBehind
@@ -116,6 +116,13 @@ def _lone_fix(x: LoneFolder, sidecar_suffix: str) -> str:
     said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
                      f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
                      for f in x.close_to)
+    if said == "" and stem(bare) != bare and bare.rsplit(".", 1)[-1].lower() in ("xml", "pdf"):
+        # Named with the invoice file's extension (its name copied whole): that file can
+        # never be put beside it, a folder holding the name, and "Z-1.xml.xml" is no fix.
+        return (f"named like an invoice file, with its extension: the invoice file {bare} "
+                f"cannot be put beside a folder of the same name — rename the folder to "
+                f"{stem(bare)}{sidecar_suffix} (the invoice file's name without its "
+                f"extension), then put {bare} into the outbox")
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "
@@ -129,7 +136,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
            unattached: str | None = None, more: Mapping[str, int] | None = None,
            journal_failure: str = "", lone: Sequence[LoneFolder] = (),
-           near: Mapping[str, Sequence[str]] | None = None) -> str:
+           near: Mapping[str, Sequence[str]] | None = None,
+           sent_ids: Mapping[str, Sequence[str]] | None = None) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
@@ -141,10 +149,11 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     `journal_failure`: why the journal cannot be written ("" while it can), said first in
     a clerk's words; `lone`: the folders without an invoice file, longest unchanged
     first; `near`: of a waiting invoice file, the lone folders named close to it (as on
-    disk), told in its row as a hint."""
+    disk), told in its row as a hint; `sent_ids`: of a waiting invoice file, its invoice
+    ids the receiver already has from another bundle, told in its row first."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
-    more, near = more or {}, near or {}
+    more, near, sent_ids = more or {}, near or {}, sent_ids or {}
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
               ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
               ("Retrying", len(sec["retrying"])),
@@ -164,6 +173,14 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
             name = stem(r.invoice_file)
             how = (f'<span class="err">{text(hints(folders, name, name + sidecar_suffix))}'
                    f"</span>; else {how}")
+        if already := sent_ids.get(r.invoice_file):
+            # A copy of a sent invoice file ("INV-1 - Copy.xml") waits like any invoice;
+            # released, or at its deadline, the customer would get the invoice twice.
+            shown, rest = first_of(already, 20)
+            how = (f'<span class="err">{text(", ".join([*shown, rest] if rest else shown))} '
+                   f'{"was" if len(already) == 1 else "were"} already sent in another bundle, '
+                   "which sent/ holds: if this file is a copy, remove it instead of sending "
+                   f"it</span>; if it is a correction, {how}")
         # With what happens then: a clerk read a bare time, not whether the invoice goes
         # out without its attachments or into quarantine/ at it.
         then = AT_DEADLINE.get(unattached or "")

@@ -15,6 +15,7 @@ from daemon.errors import JournalError
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
+from daemon.loop.release import near_miss
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
@@ -166,7 +167,9 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     except OSError:
         return OutboxView([], [], {})
     other = not_an_invoice(settings.outbox.invoice_patterns)
-    out = [*listing.refused, *((name, other) for name in listing.others)]
+    marker = settings.outbox.marker_suffix if settings.outbox.completion == "marker" else None
+    out = [*listing.refused, *((name, near_miss(name, settings.share, listing.candidates,
+                                                marker) or other) for name in listing.others)]
     path = settings.journal_path
 
     def finished() -> list[tuple[str, str, str, str | None]]:

@@ -17,6 +17,7 @@ import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,14 +27,14 @@ from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.release import Idle, idle_releases, release_names
+from daemon.loop.release import Idle, idle_releases, near_miss, release_names
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
 from daemon.report.pagehtml import page
 from daemon.report.pagerender import FINISHED_SHOWN, render
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
-from daemon.watching.scan import list_outbox
+from daemon.watching.scan import is_invoice_file, list_outbox
 from daemon.watching.strays import StrayFolders
 
 MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
@@ -244,30 +245,44 @@ class StatusPage:
         files = list(invoice_files)
         strays = self._strays.find(settings.outbox, share, files, journal.finished_files)
         self.stray_names = frozenset(x.name for x in strays)
-        lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings)
+        left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
+                           settings.quarantine_dir)
+        lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings,
+                                        {x.on_disk for x in left})
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
+        if refused:  # a clerk's near miss of a release or marker file: the name it needs
+            out = settings.outbox
+            marker = out.marker_suffix if out.completion == "marker" else None
+            refused = {n: (None if is_invoice_file(out, n, share)
+                           else near_miss(n, share, files, marker)) or why
+                       for n, why in refused.items()}
         self._report_bad_names(idle)
-        left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
-                           settings.quarantine_dir)
         self._report_left(left)
+        sent_ids = {r.invoice_file: sent for r in rows if r.state == "waiting"
+                    and (sent := journal.sent_invoice_ids(list(r.invoice_ids),
+                                                          r.bundle_id or ""))}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
-                      journal_failure=journal.failure, lone=lone_folders, near=near)
+                      journal_failure=journal.failure, lone=lone_folders, near=near,
+                      sent_ids=sent_ids)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
-              settings: Settings) -> tuple[list[LoneFolder], dict[str, list[str]]]:
+              settings: Settings, left: AbstractSet[str] = frozenset()
+              ) -> tuple[list[LoneFolder], dict[str, list[str]]]:
         """The folders without an invoice file the page lists, and of each waiting invoice
         file the lone folders named close to it. Not those the page tells otherwise: a
-        folder holding invoice files (strays) or a look-alike of a bundle's sidecar
-        (told in that bundle's errors)."""
+        folder holding invoice files (strays), a look-alike of a bundle's sidecar (told
+        in that bundle's errors) or one a quarantine left behind (`left`, as on disk:
+        listed twice, it had two fixes, and "put its invoice file into the outbox"
+        skipped the renaming its quarantine waits for)."""
         if not lone:
             return [], {}
         told = {n for c in invoice_files.values() for n in c.look_alikes} \
             if isinstance(invoice_files, Mapping) else set()
-        told |= {n for n in lone if printable(n) in self.stray_names}
+        told |= {n for n in lone if printable(n) in self.stray_names} | left
         waiting = [r.invoice_file for r in rows if r.state == "waiting"]
         folders, near, self._near = listed(lone, waiting, settings.outbox.sidecar_suffix,
                                            told, self._near)

@@ -19,7 +19,7 @@ from daemon.sizes import limit_words, size_words
 from daemon.validation import convert
 from daemon.validation.emptiness import what_is_empty
 from daemon.validation.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts
-from daemon.validation.sniff import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
+from daemon.validation.sniff import IMAGE_KINDS, INVOICE_LABEL, TEXT_KINDS, FileType, file_type
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
@@ -156,6 +156,13 @@ def _refused_fix(check: AttachmentCheck, allowed: frozenset[str], listed: bool) 
     if check.kind == "shortcut":
         return ("copy the file itself here (on Windows drag it without holding Alt; on a "
                 "Mac copy the original, not an alias) and remove the shortcut")
+    if check.filetype.label == INVOICE_LABEL:
+        # Most likely an invoice put into another invoice's folder: "export it as PDF"
+        # would send it as that invoice's attachment and never as an invoice.
+        return ("if it is an invoice to send, move it out of this folder into the outbox "
+                "itself, where it is sent as an invoice of its own (its attachments go into "
+                "a folder named like it without .xml); if it is meant as an attachment, "
+                f"export it as PDF and {IN_ITS_PLACE}")
     lower_name = check.attachment.rel.lower()
     fix = "export it as PDF" if "pdf" in allowed else "convert it to one of those"
     if check.kind == "heic" and "jpeg" in allowed:

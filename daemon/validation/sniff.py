@@ -276,12 +276,25 @@ def _text_kind(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     if encoding == "cp1252" and kind in ("csv", "text"):
         warning = "is in Windows-1252, not UTF-8"
     found = file_type(kind, warning, kind == "text" and _one_column(text))
+    if kind in ("xml", "text") and text.lstrip().startswith("<") \
+            and any(ns in text for ns in _INVOICE_NAMESPACES):
+        # Named for what it is: an invoice put into a sidecar by mistake, whose fix is to
+        # move it out as an invoice file, not "export it as PDF" (attachment_rules.py).
+        return replace(found, label=INVOICE_LABEL)
     if kind == "text" and text.lstrip()[:15].lower().startswith(_HTML_STARTS):
         # Still text to the rules; only named for what the clerk would see: a portal's
         # page saved under .pdf (a login or an error page) is no "plain text file".
         return replace(found, label=HTML_LABEL)
     return found
 
+
+# The namespaces of the invoice documents outboxd reads as invoice files (docs/
+# folder-convention.md, section 2): UBL Invoice and CreditNote, and Svefaktura.
+_INVOICE_NAMESPACES = ("urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
+                       "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2",
+                       "urn:sfti:documents:BasicInvoice:1:0")
+INVOICE_LABEL = "invoice in XML (UBL or Svefaktura), the kind of file outboxd sends as an " \
+    "invoice file"
 
 # How a web page starts (a browser's "save as" and portals' error pages alike).
 _HTML_STARTS = ("<!doctype html", "<html")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tomllib
 import unicodedata
 from pathlib import Path
 
@@ -954,3 +955,17 @@ def test_a_sent_entry_holding_folders_a_thousand_deep_is_looked_through_without_
     deep_tree(entry / "INV-S", 1100)
     assert attach(cfg, "INV-S", str(timesheet)) == 1
     assert "too late: it went out without 'timesheet.pdf'" in capsys.readouterr().err
+
+
+def test_attach_adds_to_an_attachments_toml_with_a_byte_order_mark_keeping_its_entries(
+        cfg: Env, timesheet: Path) -> None:
+    """attachments.toml saved by Notepad as "UTF-8 with BOM": the daemon reads it, so
+    `attach` adds its entry to it (it refused with "cannot be read (Empty key at line 1
+    col 0)") and the entry already there stays."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    write(cfg.outbox / "INV-1001" / "attachments.toml",
+          b'\xef\xbb\xbf[files."contract.pdf"]\r\ntype = "Contract"\r\n')
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 0
+    notes = tomllib.loads((cfg.outbox / "INV-1001" / "attachments.toml").read_text("utf-8"))
+    assert notes["files"]["contract.pdf"] == {"type": "Contract"}
+    assert notes["files"][timesheet.name]["type"] == "Timesheet"

@@ -611,6 +611,26 @@ class TestRestartWhileBusy:
         row_id = nxt.claimed
         assert row_id is not None and not p.j.get(row_id).last_error
 
+    def test_an_office_lock_file_left_in_a_sidecar_is_shown_with_how_to_end_it(
+            self, tmp_path: Path) -> None:
+        """Word keeps ~$port.docx beside report.docx while it is open (and leaves it when
+        it crashes): the bundle waits, and after STUCK_SECONDS the row says to close the
+        document or remove the lock file — not "give the file its final name", which
+        would make an attachment of the lock."""
+        from daemon.loop.pipeline import STUCK_SECONDS
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"report.pdf": pdf_bytes()})
+        write(s.outbox.path / "INV-1" / "~$report.docx", b"\x0banna" + bytes(150))
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        step(p, cand, 0.0)
+        assert step(p, cand, STUCK_SECONDS).at is None
+        [row] = p.j.rows(("settling",))
+        assert (row.last_error or "").startswith(
+            "waits for INV-1/~$report.docx: an in-progress name, unchanged for 10 minutes — "
+            "a lock file that Word, Excel or LibreOffice keeps while the document is open — "
+            "close the document there")
+        assert "final name" not in (row.last_error or "")
+
     def test_the_same_invoices_reordered_keep_their_deadline(self, tmp_path: Path) -> None:
         """A batch re-exported with its two invoices swapped is the same wait: its
         deadline (here over) stands, and it goes out (review: it waited anew)."""

@@ -15,6 +15,7 @@ from daemon.loop import release
 from daemon.loop.release import (
     RELEASED_BY_SEND,
     idle_releases,
+    meant_release,
     release_file,
     warning_text,
     write_release,
@@ -168,6 +169,42 @@ def test_idle_releases_say_why() -> None:
     assert "has errors" in why["b.send-anyway"] and "b.errors.txt" in why["b.send-anyway"]
     assert "c.send-anyway" not in why  # waiting: it is being released
     assert "settling" in why["d.send-anyway"]
+
+
+@pytest.mark.parametrize("name", [
+    "INV-1.xml.send-anyway",  # the invoice file's whole name before the suffix
+    "INV-1.Send-Anyway", "inv-1.SEND-ANYWAY",  # case
+    "INV-1 .send-anyway", "INV-1.send-anyway ",  # spaces at an end of a part
+    "INV-1.send-anyway.txt", "INV-1.Send-Anyway.TXT",  # Windows' hidden .txt
+    "Fakt\u0075\u0308ra-1.send-anyway",  # NFD, as a Mac writes it, for an NFC invoice file
+])
+def test_a_near_miss_of_a_release_file_names_the_exact_release_file(name: str) -> None:
+    """A clerk who means to release INV-1.xml but names the file a little off releases
+    nothing; the page must say which name would (the invoice file it is for, and the
+    exact release file name), not only that it waits or is no invoice file."""
+    files = ["INV-1.xml", "Fakt\u00fcra-1.xml", "INV-2.pdf"]
+    meant = "Fakt\u00fcra-1" if "ra-1" in name else "INV-1"
+    assert meant_release(name, ".send-anyway", files) == (f"{meant}.xml",
+                                                          f"{meant}.send-anyway")
+
+
+@pytest.mark.parametrize("name", [
+    "INV-1.send-anyway",  # exact: a real release file, nothing to hint
+    "INV-9.send-anyway", "INV-9.send-anyway.txt",  # no invoice file INV-9.* in the outbox
+    "notes.txt", "send-anyway.txt", ".send-anyway", "INV-1.send-anyway-old.txt",
+])
+def test_a_release_file_or_another_name_is_no_near_miss(name: str) -> None:
+    assert meant_release(name, ".send-anyway", ["INV-1.xml", "INV-2.pdf"]) is None
+
+
+def test_a_release_file_named_with_the_invoice_files_extension_says_the_name_to_use() -> None:
+    """`INV-1.xml.send-anyway` waits for an invoice file `INV-1.xml.*` that never comes,
+    while INV-1.xml waits for its attachments: the page's row says to rename it."""
+    [idle] = idle_releases(["INV-1.xml.send-anyway"], SHARE, ["INV-1.xml"], {})
+    assert idle.why == ("there is no invoice file INV-1.xml.* beside it; it waits for one — "
+                        "to release INV-1.xml, rename it to INV-1.send-anyway")
+    [idle] = idle_releases(["INV-7.send-anyway"], SHARE, ["INV-1.xml"], {})
+    assert idle.why == "there is no invoice file INV-7.* beside it; it waits for one"
 
 
 @pytest.mark.parametrize(("raw", "shown", "rule"), [

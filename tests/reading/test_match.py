@@ -66,9 +66,19 @@ class TestSingleInvoice:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         f = finding(b, "orphan-attachment")
         assert f.message == ("names no invoice of this file; its one invoice is INV-1, whose "
-                             "attachments go directly in INV-1/ — move the files of October/ "
+                             "attachments go directly in INV-1/ — move the files of INV-1/October/ "
                              "up into INV-1/ and remove the empty folder (or rename it to "
                              "INV-1)")
+
+    def test_a_subfolder_named_like_its_sidecar_is_told_by_its_whole_path(
+            self, outbox: Path) -> None:
+        """W-1.xml holds invoice W-99 (its number is not its file name), and the clerk put
+        its files in W-1/W-1/: "move the files of W-1/ up into W-1/" named one folder
+        twice and moved nothing. The folder to empty is named by its whole path."""
+        write(outbox / "W-1" / "W-1" / "x.pdf", PDF)
+        f = finding(match(outbox, "W-1.xml", ubl_invoice("W-99")), "orphan-attachment")
+        assert "move the files of W-1/W-1/ up into W-1/ and remove the empty folder" \
+            in f.message
 
     @pytest.mark.parametrize("ids", [("A", "B"), ("INV-1",)], ids=["several", "one"])
     def test_a_synology_eadir_folder_is_ignored_once_named_in_ignore_patterns(
@@ -198,7 +208,8 @@ class TestStructure:
         assert f.invoice_id == "INV-1"
         assert f.message == ("is a folder inside batch/INV-1/, the folder of invoice INV-1, "
                              "whose attachments must lie directly in it — move the files of "
-                             "deeper/ up into batch/INV-1/ and remove the empty folder")
+                             "batch/INV-1/deeper/ up into batch/INV-1/ and remove the empty "
+                             "folder")
         assert "SIDECAR" not in f.message
         assert layout(b)["INV-1"] == ["ok.pdf"]
 

@@ -352,6 +352,30 @@ class TestAttachmentsToml:
         assert f.message == ("is not UTF-8 text (line 2 holds the byte 0xfc: it was saved in "
                              "another encoding, such as Windows' ANSI) — save it again as UTF-8")
 
+    def test_an_attachments_toml_with_a_byte_order_mark_is_read_as_utf8(
+            self, outbox: Path) -> None:
+        """Notepad's "UTF-8 with BOM" (and older Notepad's "UTF-8") writes EF BB BF first:
+        invisible to the clerk, it quarantined the bundle with "Invalid statement (at
+        line 1, column 1)" and "fix the syntax", which was right. Its type and note are
+        taken as written."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'\xef\xbb\xbf[files."a.pdf"]\r\n'
+              b'type = "Timesheet"\r\nnote = "Timmar f\xc3\xb6r oktober"\r\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert not b.errors
+        [a] = b.attachments
+        assert (a.document_type, a.note) == ("Timesheet", "Timmar för oktober")
+
+    def test_an_attachments_toml_in_utf16_says_utf16_not_ansi(self, outbox: Path) -> None:
+        """Notepad's "Unicode" (UTF-16 with its byte order mark): the message said "line 1
+        holds the byte 0xff … such as Windows' ANSI"; it names UTF-16 and the fix."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              '[files."a.pdf"]\r\ntype = "Timesheet"\r\n'.encode("utf-16"))
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.message == ('is not UTF-8 text: it was saved as UTF-16 ("Unicode" or "UTF-16 '
+                             'LE" in Notepad\'s Encoding list) — save it again as UTF-8')
+
     @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
     def test_an_attachments_toml_the_share_fails_to_give_is_no_finding(
             self, outbox: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:

@@ -500,6 +500,26 @@ def test_folders_without_an_invoice_file_are_listed_and_a_close_one_hinted_at_it
     assert "lone" not in Page(render(journal.recent(), [], datetime.now(UTC))).text
 
 
+def test_a_folder_named_with_an_invoice_files_extension_is_told_to_drop_it(
+        journal: Journal) -> None:
+    """A clerk who copied the invoice file's whole name makes the folder INV-1.xml/:
+    the invoice file INV-1.xml can then never lie beside it, and "put its invoice file
+    (INV-1.xml.xml …) into the outbox" was no fix. The row says to rename the folder
+    to INV-1/ first."""
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder("INV-1.xml", "2026-05-01T10:00:00.000Z", ()),
+            LoneFolder("Scan.PDF", "2026-05-01T10:00:00.000Z", ()),
+            LoneFolder("v1.2", "2026-05-01T10:00:00.000Z", ())]
+    rows = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone)).rows["lone"]
+    assert rows[0] == ("INV-1.xml/\t2026-05-01 10:00:00 UTC\tnamed like an invoice file, "
+                       "with its extension: the invoice file INV-1.xml cannot be put beside "
+                       "a folder of the same name — rename the folder to INV-1 (the invoice "
+                       "file's name without its extension), then put INV-1.xml into the "
+                       "outbox")
+    assert "rename the folder to Scan " in rows[1]
+    assert "put its invoice file (named v1.2 with its extension" in rows[2]
+
+
 def test_the_page_lists_the_first_hundred_folders_without_an_invoice_file_and_counts_the_rest(
         journal: Journal) -> None:
     from daemon.watching.lonefolders import LoneFolder

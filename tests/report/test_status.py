@@ -514,3 +514,41 @@ def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at
     assert set(by_name) == {"INV-11", "Misc"}
     assert set(by_name["INV-11"]) == {"folder", "since", "close_to"}
     assert by_name["INV-11"]["close_to"] == ["INV-1.xml"] and by_name["Misc"]["close_to"] == []
+
+
+def test_status_names_the_exact_release_file_for_a_near_miss_of_one(settings: Settings
+                                                                    ) -> None:
+    """`outboxd status` lists a clerk's INV-1.send-anyway.txt (Windows hid the .txt) with
+    the name that would release INV-1.xml, as the status page does, not as a stray file
+    that belongs in a sidecar."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = settings.outbox.path
+    write(box / "INV-1.xml", b"<x/>")
+    write(box / "INV-1.send-anyway.txt", b"")
+    write(box / "notes.txt", b"x")
+    left = dict(outbox_view(settings).left)
+    assert "rename it to INV-1.send-anyway " in left["INV-1.send-anyway.txt"]
+    assert "release" not in left["notes.txt"]
+
+
+def test_status_names_the_exact_marker_for_a_near_miss_of_one(tmp_path: Path) -> None:
+    """Under completion = "marker" the row of INV-1.xml says it waits for INV-1.ready; a
+    clerk who makes it on Windows gets INV-1.ready.txt, which is listed with the name
+    the bundle waits for instead of as a stray file that belongs in a sidecar. Without
+    markers such a name is only a stray file."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = tmp_path / "outbox"
+    write(box / "INV-1.xml", b"<x/>")
+    write(box / "INV-1.ready.txt", b"")
+
+    def left(completion: str) -> str:
+        s = Settings(outbox=OutboxConfig(path=box, completion=completion),
+                     paths=PathsConfig(state_dir=tmp_path),
+                     delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
+        return dict(outbox_view(s).left)["INV-1.ready.txt"]
+    assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in left("marker")
+    assert "marker" not in left("settle")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from helpers import Page, page_in_a_new_outbox, temps_locked_as_made, write
 from structlog.testing import capture_logs
 
@@ -215,6 +216,75 @@ def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
     assert "not valid UTF-8" in line["error"]
 
 
+def test_a_near_miss_of_a_release_file_is_listed_with_the_exact_name_that_releases(
+        journal: Journal, tmp_path: Path) -> None:
+    """A clerk on Windows renames "New Text Document.txt" to INV-1.send-anyway and gets
+    INV-1.send-anyway.txt (the .txt hidden); another types INV-1.Send-Anyway. Neither
+    releases INV-1.xml. The page lists each with the exact name that would, where it
+    said "not an invoice file … an attachment goes into the folder of its invoice file"
+    (no help to someone releasing an invoice); a file of no such name keeps that text."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox
+    outbox, settings, clock, page, path = page_in_a_new_outbox(tmp_path)
+    write(outbox / "INV-1.xml", b"<x/>")
+    for name in ("INV-1.send-anyway.txt", "INV-1.Send-Anyway", "hours.xlsx"):
+        write(outbox / name, b"")
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    rows = Page(path.read_text(encoding="utf-8")).rows["refused"]
+    fix = ("named like a release file, but not exactly, so it releases nothing — to send "
+           "INV-1.xml without its attachments, rename it to INV-1.send-anyway")
+    assert [r.split("\t")[0] for r in rows] == ["INV-1.Send-Anyway", "INV-1.send-anyway.txt",
+                                                "hours.xlsx"]
+    assert fix in rows[0] and fix in rows[1]
+    assert "an attachment goes into the folder" in rows[2] and "release" not in rows[2]
+
+
+def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
+        journal: Journal, tmp_path: Path) -> None:
+    """Under completion = "marker", INV-1.Ready (or INV-1.ready.txt) leaves INV-1.xml
+    waiting; the page says which name the marker must have."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox
+    outbox, _, _, page, path = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox, "completion": "marker"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    write(outbox / "INV-1.xml", b"<x/>")
+    write(outbox / "INV-1.Ready", b"")
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    [row] = Page(path.read_text(encoding="utf-8")).rows["refused"]
+    assert row.startswith("INV-1.Ready\t")
+    assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in row
+
+
+def test_a_waiting_copy_of_a_sent_invoice_says_so_in_its_row(journal: Journal,
+                                                               tmp_path: Path) -> None:
+    """A clerk's "INV-1 - Copy.xml" of an invoice file already sent waits for attachments
+    like any invoice, and its row offered only "add the attachments … or drop a file
+    INV-1 - Copy.send-anyway": released (or at its deadline under warn) the customer
+    gets INV-1 twice. The row says first that INV-1 was already sent, and to remove the
+    file if it is a copy; a waiting invoice never sent has no such line."""
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    journal.create("INV-1.xml", "sent", bundle_id="a" * 64, invoice_ids=["INV-1"])
+    journal.create("INV-1 - Copy.xml", "waiting", bundle_id="b" * 64, invoice_ids=["INV-1"],
+                   unattached_ids=["INV-1"])
+    journal.create("INV-2.xml", "waiting", bundle_id="c" * 64, invoice_ids=["INV-2"],
+                   unattached_ids=["INV-2"])
+    assert page.refresh(journal, settings)
+    rows = Page(path.read_text(encoding="utf-8")).rows["waiting"]
+    [copy] = [r for r in rows if r.startswith("INV-1 - Copy.xml")]
+    [other] = [r for r in rows if r.startswith("INV-2.xml")]
+    assert ("INV-1 was already sent in another bundle, which sent/ holds: if this file is "
+            "a copy, remove it instead of sending it; if it is a correction, add the "
+            "attachments") in copy
+    assert "already sent" not in other
+
+
 def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_again(
         journal: Journal, tmp_path: Path) -> None:
     """A daemon that runs for months keeps no name of a bad release file that went: once
@@ -390,7 +460,7 @@ def test_only_todays_quarantined_bundles_cost_a_look_at_their_folder(
 def test_a_look_alike_left_by_a_quarantine_is_listed_with_why_until_renamed(
         journal: Journal, tmp_path: Path) -> None:
     """INV-7.xml was quarantined for inv-7/ (made on Windows), which stayed in the outbox
-    under its name with the timesheet. The page lists it under its own section — the
+    under its name with the timesheet. The page lists it under its own section only — the
     folder, the invoice file and its quarantine folder, the rule and the fix — logged
     once however often the page is written. Renamed to INV-7 in the outbox, it waits for
     nobody: the next refresh drops it (and the loop is told which names to watch)."""
@@ -412,8 +482,12 @@ def test_a_look_alike_left_by_a_quarantine_is_listed_with_why_until_renamed(
         journal.create("new.xml", "waiting", unattached_ids=["N-1"])
         clock[0] += 5.0
         assert page.refresh(journal, settings)
-    text = Page(target.read_text(encoding="utf-8")).text["left-behind"]
+    shown = Page(target.read_text(encoding="utf-8")).text
+    text = shown["left-behind"]
     assert text.startswith("Left in the outbox by a quarantine")
+    # Only there: under "Folders without an invoice file" it had another fix ("put its
+    # invoice file into the outbox"), which skips the renaming its quarantine waits for.
+    assert "lone" not in shown
     assert "inv-7" in text and message in text
     assert "INV-7.xml was quarantined because of it and waits in " \
         "quarantine/2026-12-04/INV-7--3f2a9c01b7e4" in text

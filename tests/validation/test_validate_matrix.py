@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pikepdf  # img2pdf's own dependency: it writes the AES-256 PDFs pypdf cannot
 import pytest
-from helpers import office_file, pdf_bytes, pdf_of_objects
+from helpers import office_file, pdf_bytes, pdf_of_objects, ubl_invoice
 from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
 from pypdf.generic import DictionaryObject, NameObject, TextStringObject
@@ -171,6 +171,32 @@ class TestFilesOfOtherKinds:
             "INV-1001/IMG_1234.HEIC: is a HEIC image (as iPhones save photos); the e-invoice "
             "channel allows CSV, JPEG, ODS, PDF, PNG, XLSX — export it as JPEG or PDF and "
             "put that file in its place")
+
+    @pytest.mark.parametrize("declared", [True, False], ids=["declared", "no-declaration"])
+    def test_an_invoice_put_into_a_sidecar_is_told_to_be_moved_out_as_an_invoice(
+            self, outbox: Outbox, declared: bool) -> None:
+        """A clerk puts INV-1002.xml into INV-1001/ instead of beside it: "is an XML
+        document … export it as PDF" sent them to turn an invoice into an attachment.
+        It is named an invoice, and the fix says to move it into the outbox (where it is
+        an invoice file of its own), or export it as PDF if it is an attachment."""
+        xml = ubl_invoice("INV-1002")
+        if not declared:
+            xml = xml.split(b"?>", 1)[1]
+        bundle = outbox.validate("INV-1002.xml", xml)
+        assert codes(bundle) == ["type-not-allowed"]
+        assert only(bundle, "type-not-allowed").message == (
+            "is an invoice in XML (UBL or Svefaktura), the kind of file outboxd sends as an "
+            "invoice file; the e-invoice channel allows CSV, JPEG, ODS, PDF, PNG, XLSX — if "
+            "it is an invoice to send, move it out of this folder into the outbox itself, "
+            "where it is sent as an invoice of its own (its attachments go into a folder "
+            "named like it without .xml); if it is meant as an attachment, export it as PDF "
+            "and put that file in its place")
+
+    def test_other_xml_is_still_an_xml_document(self, outbox: Outbox) -> None:
+        bundle = outbox.validate("order.xml", b'<?xml version="1.0"?>\n<Order><Id>7</Id>'
+                                 b"</Order>\n")
+        assert only(bundle, "type-not-allowed").message.startswith(
+            "is an XML document; the e-invoice channel allows")
 
     @pytest.mark.parametrize("name", ["hours.xls", "letter.doc"])
     def test_an_office_97_2003_file_is_named_as_such(self, outbox: Outbox,
