@@ -14,6 +14,7 @@ import pytest
 
 from daemon.errors import JournalError, JournalLost
 from daemon.journal import CLAIMING, DELIVERED, SCHEMA, Journal
+from daemon.journal import rows as rows_module
 
 BID_A = "a" * 64
 BID_B = "b" * 64
@@ -334,6 +335,27 @@ class TestQueries:
         journal.create("q.xml", "quarantined", bundle_id="c" * 64, invoice_ids=["INV-3"])
         assert journal.sent_invoice_ids(["INV-3", "INV-2", "INV-1"], BID_B) == ["INV-2", "INV-1"]
         assert journal.sent_invoice_ids(["INV-1"], BID_A) == []
+
+    def test_sent_elsewhere_answers_many_rows_as_sent_invoice_ids_answers_each(
+            self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """sent_elsewhere: of each row, its ids sent in another bundle, as
+        sent_invoice_ids says row by row, in a few statements however many rows (the
+        status page asks it for every waiting row at each refresh); ids beyond one
+        statement's variables are asked in parts."""
+        monkeypatch.setattr(rows_module, "SQL_VARIABLES", 2)
+        journal.create("a.xml", "sent", bundle_id=BID_A, invoice_ids=["INV-1", "INV-2"])
+        journal.create("x.xml", "sent", bundle_id="c" * 64, invoice_ids=["INV-5"])
+        waiting = [journal.get(journal.create(f"{n}.xml", "waiting", bundle_id=bid,
+                                              invoice_ids=ids))
+                   for n, bid, ids in (("b", BID_B, ["INV-3", "INV-2", "INV-1"]),
+                                       ("a2", BID_A, ["INV-1"]),  # its own bundle: no
+                                       ("n", None, ["INV-5", "INV-4"]),
+                                       ("e", BID_B, []))]
+        assert journal.sent_elsewhere(waiting) == {"b.xml": ["INV-2", "INV-1"],
+                                                   "n.xml": ["INV-5"]}
+        assert journal.sent_elsewhere(waiting) == {
+            r.invoice_file: sent for r in waiting
+            if (sent := journal.sent_invoice_ids(list(r.invoice_ids), r.bundle_id or ""))}
 
     def test_delivered_counts_as_sent_invoice_id(self, journal: Journal) -> None:
         """An invoice id in a bundle the receiver accepted (archive pending) was sent."""

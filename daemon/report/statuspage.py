@@ -260,9 +260,7 @@ class StatusPage:
                        for n, why in refused.items()}
         self._report_bad_names(idle)
         self._report_left(left)
-        sent_ids = {r.invoice_file: sent for r in rows if r.state == "waiting"
-                    and (sent := journal.sent_invoice_ids(list(r.invoice_ids),
-                                                          r.bundle_id or ""))}
+        sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
