@@ -46,8 +46,11 @@ class Retries:
                         exc.retry_after)
         if paused:
             delay = max(delay, cfg.retry_max_seconds)
-        if fixable and deliverer is not None and deliverer is not self.deliverers.current:
-            delay = 0.0  # a reload during the POST: the answer was the old configuration's
+        if (fixable or untrusted) and deliverer is not None \
+                and deliverer is not self.deliverers.current:
+            # A reload during the attempt: the answer (a 401, or the certificate found
+            # untrusted) was the old configuration's, and after_reload missed the row.
+            delay = 0.0
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
         if paused and deliverer is self.deliverers.current:
             self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")

@@ -448,6 +448,38 @@ def test_a_pause_answered_to_a_configuration_replaced_meanwhile_is_retried_at_on
     assert p.j.get(row).state == "retrying"
 
 
+class UntrustedWhileReplaced:
+    """A deliverer whose TLS handshake fails on the certificate after a reload replaced
+    it meanwhile (the admin's new [delivery] verify came during the attempt)."""
+
+    def __init__(self, finisher: Finisher) -> None:
+        self.finisher = finisher
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.finisher.deliverers.replace(NeverPost())  # the reload, during the handshake
+        raise Untrusted("the TLS certificate of the receiver is not trusted — set "
+                        "[delivery] verify")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_untrusted_certificate_answered_to_a_configuration_replaced_meanwhile_is_retried_at_once(
+        tmp_path: Path) -> None:
+    """A certificate found untrusted under the old [delivery] verify says nothing of the
+    new one: the bundle under way at the reload is tried again at once, as the bundles
+    that failed before it are (after_reload), not after its back-off; one found untrusted
+    under the configuration still in force waits its back-off."""
+    p, _, row = claimed(tmp_path, delivery={"retry_base_seconds": 600,
+                                            "retry_max_seconds": 3600})
+    p.finish.d = Scripted(Untrusted("the TLS certificate of the receiver is not trusted"))
+    assert p.finish.attempt(row) > 0
+
+    p.finish.d = UntrustedWhileReplaced(p.finish)
+    assert p.finish.attempt(row) == 0.0
+    assert p.j.get(row).state == "retrying"
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_a_configuration_problem_is_logged_as_an_error_and_a_receiver_fault_as_a_warning(
         tmp_path: Path, status: int) -> None:
