@@ -39,9 +39,6 @@ from daemon.watching.snapshot import snapshot
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
 # as a reload does.
 PAUSED = "paused: configuration problem"
-# That of an attempt that found the receiver's certificate untrusted ([delivery] verify
-# is the fix): tried at once by a restart too.
-UNTRUSTED = "retrying: the receiver's certificate is not trusted"
 
 # The detail of a claim that did not happen, whose invoice file is not in the outbox.
 NOT_HAPPENED_GONE = "claim did not happen; the invoice file is no longer in the outbox"
@@ -56,7 +53,6 @@ class Recovery:
     j: Journal
     log: Any
     paused: set[int]
-    untrusted: set[int]
     _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
     _validated: dict[int, Bundle]
     evaluate: Callable[[Candidate, Settings], Bundle]
@@ -75,10 +71,8 @@ class Recovery:
             delay = 0.0
             if row.state == CLAIMING and not self._finish_or_wait(row, log):
                 continue
-            elif row.state == "retrying" and (detail := self.j.last_detail(row.id)) in (
-                    PAUSED, UNTRUSTED):
-                # The configuration may be fixed by now: at once.
-                (self.paused if detail == PAUSED else self.untrusted).add(row.id)
+            elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
+                self.paused.add(row.id)  # the configuration may be fixed by now: at once
             elif row.state == "retrying" and row.next_attempt_at:
                 delay = max(0.0, seconds_until(row.next_attempt_at))
             due.append((row.id, delay))

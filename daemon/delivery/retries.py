@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from daemon.claiming.recovery import PAUSED, UNTRUSTED
+from daemon.claiming.recovery import PAUSED
 from daemon.configuration.config import Settings
 from daemon.delivery.backoff import backoff
 from daemon.delivery.deliver import Deliverer, Shared
@@ -32,7 +32,8 @@ class Retries:
                      invoice_file: str = "") -> float:
         """An attempt that failed for now: recorded with why and when the next comes."""
         paused = isinstance(exc, Paused)
-        # A pause a new configuration may end: a reload or a restart tries it at once.
+        # A pause a new configuration may end: a reload or a restart tries it at once
+        # (an untrusted certificate: a reload that changes what is trusted).
         # Not one that also carries a Retry-After (ubl-embedded: another document of
         # the bundle was put off), whose floor stands.
         fixable = paused and exc.retry_after is None
@@ -54,8 +55,7 @@ class Retries:
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
         if paused and deliverer is self.deliverers.current:
             self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")
-        self.j.transition(row_id, "retrying", PAUSED if fixable else UNTRUSTED if untrusted
-                          else "", durable=False,
+        self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
                           attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
         (log.error if paused else log.warning)(
             "delivery paused: configuration problem" if paused else "delivery failed; "
@@ -79,12 +79,16 @@ class Retries:
             if self.resume is not None:
                 self.resume(row_id, delay)
 
-    def after_reload(self, receiver_changed: bool) -> list[int]:
+    def after_reload(self, receiver_changed: bool, trust_changed: bool = False) -> list[int]:
         """The rows to try again at once after a reload: those paused for a
         configuration problem, which the new one may have fixed, and when the
         receiver changed, every retry and every attempt under way (another
         receiver's Retry-After, or its outage, says nothing of the new one). A row
-        whose attempt is under way goes again as soon as it ends (workers.py)."""
+        whose attempt is under way goes again as soon as it ends (workers.py). Those
+        whose receiver's certificate was not trusted, when what decides trust changed
+        (`trust_changed`: [delivery] verify, client_cert, client_key or their files):
+        any other reload would only earn each the same failure again, at once — with
+        thousands retrying, thousands of handshakes."""
         if receiver_changed:
             return [row.id for row in self.j.rows(("delivering", "retrying"))]
-        return sorted(self.paused | self.untrusted)
+        return sorted(self.paused | (self.untrusted if trust_changed else set()))

@@ -215,8 +215,10 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
                                    if len(others) > MAX_SHOWN else [])
     if held:
         parts.append("not posted in this attempt: invoice " + ", ".join(held))
-    # An untrusted certificate stays one (a reload tries it at once: retries.py).
-    kind = Paused if paused else Untrusted if isinstance(lead, Untrusted) else Retryable
+    # An untrusted certificate stays one, whoever speaks for the bundle (a reload that
+    # changes what is trusted tries it at once: retries.py).
+    kind = Paused if paused else Untrusted if any(
+        isinstance(e, Untrusted) for _, e in failed) else Retryable
     return kind("; ".join(parts), lead.status, "", floor)
 
 

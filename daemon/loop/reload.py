@@ -5,14 +5,16 @@ so it shares the loop's state).
 
 What a reload changes beyond the settings: every bundle is read and decided
 again (patterns, rules and policies may differ), the next rescan comes at once,
-and deliveries paused for a configuration problem (or failed on a receiver's
-certificate [delivery] verify does not trust) are tried at once — the reload is
-how an admin says the url, token or CA is fixed.
+and deliveries paused for a configuration problem are tried at once — the
+reload is how an admin says the url or token is fixed — as are those failed on
+a receiver's certificate not trusted, when the reload changes what is trusted
+([delivery] verify, client_cert, client_key, or their files).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +75,23 @@ def _receiver(s: Settings) -> tuple[object, ...]:
     return s.delivery.transport, s.delivery.url, s.delivery.target
 
 
+def trusts_as(s: Settings) -> tuple[object, ...]:
+    """What decides whether the receiver's certificate is trusted (and ours presented):
+    the settings and, of each file they name, its identity and time — a CA bundle
+    replaced in place at the same path is a change too. Looked at, never opened."""
+    d = s.delivery
+    files = [f for f in (d.verify, d.client_cert, d.client_key) if isinstance(f, (str, Path))]
+    return (d.verify, d.client_cert, d.client_key, *map(_file_identity, files))
+
+
+def _file_identity(path: str | Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def sends_as(s: Settings) -> tuple[object, ...]:
     """What a receiver's 401, 403 or 404 answered: where bundles go and the token they
     carry. The token only as a digest: this is kept to compare at the next reload, and
@@ -121,6 +140,7 @@ class Reloading:
     _reload: bool
     _relist: bool
     _sends_as: tuple[object, ...] | None  # sends_as() of the settings in force
+    _trusts_as: tuple[object, ...] | None  # trusts_as() of the settings in force
     _reload_when_back: bool  # a reload waits for the outbox in force to be back
     _wake: Waker
 
@@ -208,7 +228,9 @@ class Reloading:
         for key in self.index.candidates:
             self._mark(key)
         self.rescan_soon()
-        for row_id in self.pipeline.finish.after_reload(receiver_changed):
+        new_trusts_as = trusts_as(new)
+        for row_id in self.pipeline.finish.after_reload(
+                receiver_changed, trust_changed=new_trusts_as != self._trusts_as):
             self.schedule(row_id, 0.0)
         self.log.info("configuration reloaded")
         if warning := plain_http_warning(new.delivery):
@@ -222,4 +244,5 @@ class Reloading:
             self.log.warning(SAME_CREDENTIALS, bundles=len(self.pipeline.finish.paused),
                              fix=SAME_CREDENTIALS_FIX)
         self._sends_as = new_sends_as
+        self._trusts_as = new_trusts_as
 

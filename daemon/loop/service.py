@@ -48,7 +48,7 @@ from daemon.journal import Journal
 from daemon.loop import statelock
 from daemon.loop.changes import RESCAN, SENT_NEWS, Changes, WatcherLike
 from daemon.loop.pipeline import Next, Pipeline
-from daemon.loop.reload import Reloading, sends_as
+from daemon.loop.reload import Reloading, sends_as, trusts_as
 from daemon.loop.stopping import Stopping
 from daemon.loop.timers import Timers, Waker
 from daemon.names import printable
@@ -89,6 +89,7 @@ class Service(Changes, Reloading, Stopping):
         self._relist = False  # the next rescan classifies every name again (after a reload)
         self._root_lost = False
         self._sends_as: tuple[object, ...] | None = None  # (reload.py) url and token in force
+        self._trusts_as: tuple[object, ...] | None = None  # (reload.py) CAs and certificates
         self._reload = False
         self._reload_when_back = False  # (reload.py) one waits for the outbox to be back
         self._hints: set[str] = set()
@@ -258,6 +259,7 @@ class Service(Changes, Reloading, Stopping):
         self.sent_news.look(self.journal, s.sent_dir, progress=StartProgress(
             "reading what other daemons filed in sent/"))
         self._sends_as = sends_as(s)
+        self._trusts_as = trusts_as(s)
         if warning := plain_http_warning(s.delivery):
             self.log.warning(warning)
         for warning in exposure_warnings(s, self.config_path):

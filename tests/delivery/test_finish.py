@@ -28,7 +28,7 @@ from matching import batch_xml  # noqa: E402
 from swaps import opened_in, swap_for_link, swap_when_opened  # noqa: E402
 
 from daemon.bundle import Bundle  # noqa: E402
-from daemon.claiming.recovery import PAUSED, UNTRUSTED  # noqa: E402
+from daemon.claiming.recovery import PAUSED  # noqa: E402
 from daemon.configuration.config import DeliveryConfig  # noqa: E402
 from daemon.delivery import finish  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
@@ -531,28 +531,29 @@ def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
     assert again == row and delay > 3500
 
 
-def test_an_untrusted_certificate_is_retried_on_the_back_off_and_at_once_after_a_reload_or_restart(
+def test_an_untrusted_certificate_is_retried_at_once_after_a_reload_that_changes_trust(
         tmp_path: Path) -> None:
     """The receiver's certificate not trusted: a retry on the back-off like any connection
     error (no pause: the operator may mend its chain), but the fix is ours — [delivery]
-    verify — so a reload tries the bundle at once, as a paused one, and so does a restart
-    (the journal's detail says so). explore-admin: after fixing verify and reloading, such
-    bundles waited out their back-off, up to retry_max_seconds."""
+    verify — so a reload that changes what is trusted tries the bundle at once
+    (explore-admin: after fixing verify and reloading, such bundles waited out their
+    back-off, up to retry_max_seconds); any other reload leaves it on its back-off (with
+    thousands retrying, each reload would be thousands of handshakes failing again), and
+    so does a restart, which cannot tell."""
     p, s, row = claimed(tmp_path, delivery={"retry_base_seconds": 60,
                                             "retry_max_seconds": 3600})
     p.finish.d = Scripted(Untrusted("the TLS certificate of the receiver is not trusted — "
                                     "set [delivery] verify"))
     assert 0 < p.finish.attempt(row) <= 60  # the back-off, not retry_max_seconds
     assert p.j.get(row).state == "retrying" and p.finish.paused == set()
-    assert p.finish.after_reload(receiver_changed=False) == [row]
-    assert p.j.last_detail(row) == UNTRUSTED
-    assert Finisher(s, p.j, NeverPost()).recover() == [(row, 0.0)]
+    assert p.finish.after_reload(receiver_changed=False) == []
+    assert p.finish.after_reload(receiver_changed=False, trust_changed=True) == [row]
+    [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
+    assert again == row and delay > 0
 
     p.finish.d = Scripted(Retryable("cannot reach the receiver: connection refused"))
     p.finish.attempt(row)  # a plain connection error after it: no longer brought forward
-    assert p.finish.after_reload(receiver_changed=False) == []
-    [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
-    assert again == row and delay > 0
+    assert p.finish.after_reload(receiver_changed=False, trust_changed=True) == []
 
 
 def test_a_paused_bundle_whose_move_then_fails_waits_for_the_move_not_the_configuration(

@@ -14,7 +14,13 @@ from typing import Any
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
 from daemon.errors import ConfigError
-from daemon.loop.reload import JOURNAL_IS_NOT_NEW, SAME_CREDENTIALS, Reloading, sends_as
+from daemon.loop.reload import (
+    JOURNAL_IS_NOT_NEW,
+    SAME_CREDENTIALS,
+    Reloading,
+    sends_as,
+    trusts_as,
+)
 from daemon.watching.index import OutboxIndex
 from daemon.watching.scan import candidate_for
 
@@ -43,9 +49,11 @@ class Finish:
         self.rows = rows
         self.paused = set(rows)  # as Finisher.paused: their last attempt was paused
         self.asked: list[bool] = []
+        self.trust: list[bool] = []
 
-    def after_reload(self, receiver_changed: bool) -> list[int]:
+    def after_reload(self, receiver_changed: bool, trust_changed: bool = False) -> list[int]:
         self.asked.append(receiver_changed)
+        self.trust.append(trust_changed)
         return self.rows
 
 
@@ -65,6 +73,7 @@ class Loop(Reloading):
         self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
         self._reload, self._relist = True, False
         self._sends_as = sends_as(settings)
+        self._trusts_as = trusts_as(settings)
         self.reconfigured: list[tuple[Settings, str]] = []
         self.marked: list[str] = []
         self.scheduled: list[tuple[int, float]] = []
@@ -345,3 +354,38 @@ def test_a_reload_that_changes_the_duplicate_window_says_it_does_nothing_now(
     loop.log.lines.clear()
     loop._do_reload()
     assert ("warning", JOURNAL_IS_NOT_NEW) not in loop.log.lines
+
+
+def test_what_decides_trust_changes_with_verify_and_with_its_file_replaced_in_place(
+        tmp_path: Path) -> None:
+    """trusts_as: what a reload compares to bring forward bundles whose receiver's
+    certificate was not trusted — verify (and client_cert, client_key) and their files:
+    the same CA file rewritten at its path is a change too; a reload that changes
+    nothing of it is none (each such bundle would only fail its handshake again)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+
+    def settings(**delivery: object) -> Settings:
+        return Settings(outbox={"path": tmp_path}, delivery={
+            "url": "https://127.0.0.1:9/b", **delivery})
+    before = trusts_as(settings(verify=str(ca)))
+    assert trusts_as(settings(verify=str(ca), concurrency=8)) == before
+    assert trusts_as(settings()) != before
+    replaced = tmp_path / "new.pem"
+    replaced.write_text("-----BEGIN CERTIFICATE-----\nB, the operator's new CA\n",
+                        encoding="utf-8")
+    replaced.replace(ca)
+    assert trusts_as(settings(verify=str(ca))) != before
+
+
+def test_a_reload_says_whether_it_changed_what_is_trusted(tmp_path: Path) -> None:
+    """The reload hands after_reload whether verify (or its file) changed: not for a
+    reload of the same file, yes for one that names a CA file."""
+    loop = running(tmp_path)
+    loop._do_reload()
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    with loop.config_path.open("a", encoding="utf-8") as f:
+        f.write(f'verify = "{ca}"\n')
+    loop._do_reload()
+    assert loop.pipeline.finish.trust == [False, True]
