@@ -24,6 +24,7 @@ has all its attachments, it does nothing — the status page says why.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import pwd
 import unicodedata
@@ -260,10 +261,7 @@ def meant_release(name: str, suffix: str, invoice_files: Iterable[str]
              if len(t) > len(suffix) and _fold(t[-len(suffix):]) == _fold(suffix)]
     if not bases:
         return None
-    files = sorted(invoice_files)
-    by_stem = {stem(f): f for f in reversed(files)}  # the first of a stem's files
-    by_fold = {_fold(s): f for s, f in reversed(list(by_stem.items()))}
-    whole = {_fold(f): f for f in reversed(files)}
+    by_stem, by_fold, whole = _named(tuple(invoice_files))
     for base in bases:
         file = by_stem.get(base) or by_fold.get(_fold(base)) or whole.get(_fold(base))
         if file is not None and stem(file) + suffix != name:
@@ -271,11 +269,32 @@ def meant_release(name: str, suffix: str, invoice_files: Iterable[str]
     return None
 
 
+@functools.lru_cache(maxsize=2)
+def _named(invoice_files: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str],
+                                                     dict[str, str]]:
+    """The invoice files by stem, by folded stem and by folded whole name (the first of
+    each in sorted order): made once for a page's refresh, not once for each near miss
+    and each idle release (sorting 20,000 names was ~13 ms each time)."""
+    files = sorted(invoice_files)
+    by_stem = {stem(f): f for f in reversed(files)}  # the first of a stem's files
+    by_fold = {_fold(s): f for s, f in reversed(list(by_stem.items()))}
+    whole = {_fold(f): f for f in reversed(files)}
+    return by_stem, by_fold, whole
+
+
+def _may_be(name: str, suffix: str | None) -> bool:
+    """The cheap look before meant_release's: the suffix's core is in the name at all."""
+    core = _fold(suffix).strip(". ") if suffix else ""
+    return bool(core) and core in _fold(name)
+
+
 def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str],
               marker_suffix: str | None = None) -> str | None:
     """What the page says of a root file that is no invoice file but a near miss of a
     release file (meant_release), or of a marker under `completion = "marker"`
     (`marker_suffix`), in place of "not an invoice file"; else None."""
+    if not (_may_be(name, share.release_suffix) or _may_be(name, marker_suffix)):
+        return None  # the usual stray file: the invoice files not even listed
     files = list(invoice_files)
     meant = meant_release(name, share.release_suffix, files)
     if meant is not None:
