@@ -122,7 +122,9 @@ def _lone_fix(x: LoneFolder, sidecar_suffix: str) -> str:
         return (f"named like an invoice file, with its extension: the invoice file {bare} "
                 f"cannot be put beside a folder of the same name — rename the folder to "
                 f"{stem(bare)}{sidecar_suffix} (the invoice file's name without its "
-                f"extension), then put {bare} into the outbox")
+                f"extension), then put {bare} into the outbox; or, if it is meant for "
+                "another invoice, rename it to that invoice file's name without its "
+                "extension")
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "

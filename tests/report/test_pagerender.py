@@ -505,7 +505,8 @@ def test_a_folder_named_with_an_invoice_files_extension_is_told_to_drop_it(
     """A clerk who copied the invoice file's whole name makes the folder INV-1.xml/:
     the invoice file INV-1.xml can then never lie beside it, and "put its invoice file
     (INV-1.xml.xml …) into the outbox" was no fix. The row says to rename the folder
-    to INV-1/ first."""
+    to INV-1/ first — or, as for any folder without an invoice file, to the name of the
+    invoice it is meant for (review53: the first version of this fix dropped that)."""
     from daemon.watching.lonefolders import LoneFolder
     lone = [LoneFolder("INV-1.xml", "2026-05-01T10:00:00.000Z", ()),
             LoneFolder("Scan.PDF", "2026-05-01T10:00:00.000Z", ()),
@@ -515,7 +516,8 @@ def test_a_folder_named_with_an_invoice_files_extension_is_told_to_drop_it(
                        "with its extension: the invoice file INV-1.xml cannot be put beside "
                        "a folder of the same name — rename the folder to INV-1 (the invoice "
                        "file's name without its extension), then put INV-1.xml into the "
-                       "outbox")
+                       "outbox; or, if it is meant for another invoice, rename it to that "
+                       "invoice file's name without its extension")
     assert "rename the folder to Scan " in rows[1]
     assert "put its invoice file (named v1.2 with its extension" in rows[2]
 
