@@ -3,12 +3,14 @@ and the directory transport (no network, no threads)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import sqlite3
 import sys
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -748,6 +750,21 @@ def _age(root: Path, seconds: float) -> None:
             os.utime(f, (then, then))
 
 
+@contextlib.contextmanager
+def sidecar_gone_when_opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """INV-1's sidecar listed as a folder and gone when the snapshot opens it (a clerk's
+    rename under way, a share's stale entry): Snapshot.moved."""
+    real_open = os.open
+
+    def gone_when_opened(path: Any, *a: Any, **kw: Any) -> int:
+        if os.path.basename(os.fsdecode(path)) == "INV-1":
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return real_open(path, *a, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(snapshot_module.os, "open", gone_when_opened)
+        yield
+
+
 class TestReadingEarly:
     def test_a_bundle_is_read_when_it_appears_and_claimed_once_settled(
             self, tmp_path: Path) -> None:
@@ -830,14 +847,7 @@ class TestReadingEarly:
         p, s = make(tmp_path, outbox={"settle_seconds": 5})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = list_outbox(s.outbox).candidates["INV-1.xml"]
-        real_open = os.open
-
-        def gone_when_opened(path: Any, *a: Any, **kw: Any) -> int:
-            if os.path.basename(os.fsdecode(path)) == "INV-1":
-                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-            return real_open(path, *a, **kw)
-        with monkeypatch.context() as m:
-            m.setattr(snapshot_module.os, "open", gone_when_opened)
+        with sidecar_gone_when_opened(monkeypatch):
             looked = p.step(cand, 100.0)
         assert p.tracker.last("INV-1.xml").moved == ("INV-1",)  # type: ignore[union-attr]
         assert looked.read is None and looked.at == 105.0
@@ -860,14 +870,7 @@ class TestReadingEarly:
         looked = p.step(cand, 100.0)
         assert looked.read is not None  # the first version seen, read early
         p.took_read("INV-1.xml", looked.read, evaluate(cand, p.s), 100.0)
-        real_open = os.open
-
-        def gone_when_opened(path: Any, *a: Any, **kw: Any) -> int:
-            if os.path.basename(os.fsdecode(path)) == "INV-1":
-                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-            return real_open(path, *a, **kw)
-        with monkeypatch.context() as m:
-            m.setattr(snapshot_module.os, "open", gone_when_opened)
+        with sidecar_gone_when_opened(monkeypatch):
             assert p.step(cand, 100.5).read is None
         assert p.tracker.last("INV-1.xml").moved == ("INV-1",)  # type: ignore[union-attr]
         (s.outbox.path / "INV-1" / "b.pdf").write_bytes(pdf_bytes())  # written just now
