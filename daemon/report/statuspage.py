@@ -46,7 +46,6 @@ PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
 
 
-
 def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
     """The fields of "cannot write the status page": the page's file, why, and where the
     environment refused (a full or read-only share, no permission), the admin's fix —
@@ -64,6 +63,7 @@ def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
                          if exc.errno in (errno.EACCES, errno.EPERM)
                          else "check the outbox's file system") + then
     return fields
+
 
 class StatusPage:
     """Keeps OUTBOX/[share] status_page up to date; call refresh() as often as you like."""
