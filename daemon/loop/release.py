@@ -249,8 +249,7 @@ def meant_release(name: str, suffix: str, invoice_files: Iterable[str]
     only that such a file waits for an invoice file, or that it is no invoice file and
     belongs in a sidecar: true, and no help to the clerk who meant to release one.
     """
-    core = _fold(suffix).strip(". ")
-    if not core or core not in _fold(name):
+    if not _may_be(name, suffix):
         return None  # the usual name, at no cost per invoice file
     text = name.strip()
     tries = [text]

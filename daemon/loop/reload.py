@@ -27,6 +27,7 @@ from daemon.configuration.config_load import load_settings
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer
 from daemon.errors import ConfigError, double_quoted, unquoted
+from daemon.fs.fscopy import Identity, identity
 from daemon.watching.sharecache import LATE_SHARE, late_share
 
 if TYPE_CHECKING:
@@ -84,12 +85,11 @@ def trusts_as(s: Settings) -> tuple[object, ...]:
     return (d.verify, d.client_cert, d.client_key, *map(_file_identity, files))
 
 
-def _file_identity(path: str | Path) -> tuple[int, ...] | None:
+def _file_identity(path: str | Path) -> Identity | None:
     try:
-        st = os.stat(path)
+        return identity(os.stat(path))
     except OSError:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def sends_as(s: Settings) -> tuple[object, ...]:
