@@ -27,7 +27,15 @@ from daemon.configuration.config import Settings
 from daemon.errors import InputError, ReaderFailed
 from daemon.fs.fswrite import fsync_dir, held_path
 from daemon.fs.workfolder import folder_mark, hold_folder, still_at
-from daemon.journal import CLAIMING, IN_FLIGHT, QUARANTINING, Journal, Row, seconds_until
+from daemon.journal import (
+    CLAIMING,
+    IN_FLIGHT,
+    QUARANTINING,
+    Journal,
+    Row,
+    parse_iso,
+    seconds_until,
+)
 from daemon.logs import bundle_log
 from daemon.loop import release
 from daemon.manifest import bundle_id_of
@@ -74,9 +82,18 @@ class Recovery:
             elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
                 self.paused.add(row.id)  # the configuration may be fixed by now: at once
             elif row.state == "retrying" and row.next_attempt_at:
-                delay = max(0.0, seconds_until(row.next_attempt_at))
+                delay = self._wait_left(row.id, row.next_attempt_at)
             due.append((row.id, delay))
         return due
+
+    def _wait_left(self, row_id: int, next_attempt_at: str) -> float:
+        """What is left of a retry's wait, at most the wait as it was set: the wall clock
+        stepped back while the daemon was down (an NTP step at boot) must not add its
+        step to the wait — an hour back held a 300 s back-off for an hour (One clock)."""
+        left = seconds_until(next_attempt_at)
+        if (written := self.j.written_at(row_id)) is not None:
+            left = min(left, (parse_iso(next_attempt_at) - parse_iso(written)).total_seconds())
+        return max(0.0, left)
 
     def _finish_or_wait(self, row: Row, log: Any) -> bool:
         """_finish_claim, or (OSError) the row left `claiming`, saying why, and tried again

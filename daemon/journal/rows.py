@@ -250,3 +250,11 @@ class Rows:
             r = self._db.execute("SELECT detail FROM transitions WHERE bundle_row = ? "
                                  "ORDER BY id DESC LIMIT 1", (row_id,)).fetchone()
         return None if r is None else r[0]
+
+    def written_at(self, row_id: int) -> str | None:
+        """When the row was last written (the journal's time): when a wait it holds was
+        set, for a start that finds the wall clock stepped back since."""
+        with self._lock:
+            r = self._db.execute("SELECT updated_at FROM bundles WHERE id = ?",
+                                 (row_id,)).fetchone()
+        return None if r is None else r[0]

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     quiet_logs,
     step,
 )
-from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, pin_wall, write  # noqa: E402
 from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
@@ -442,6 +442,22 @@ class TestRecovery:
         p.finish.evaluate = evaluate
         p.finish._move_faults.clear()  # its back-off over
         assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
+
+    def test_a_retry_wait_is_not_lengthened_by_a_wall_clock_stepped_back_before_a_restart(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bundle retrying with 2 s left when the daemon stops, the wall clock then
+        stepped back an hour (an NTP step at boot): the restart tries it within those 2 s,
+        not an hour later. A clock stepped forward tries it at once."""
+        wall = pin_wall(monkeypatch, datetime(2031, 5, 6, 12, 0, tzinfo=UTC))
+        p, _ = make(tmp_path)
+        row = p.j.create("INV-1.xml", "delivering", bundle_id="ab" * 32)
+        p.j.transition(row, "retrying", attempts=1, last_error="HTTP 503",
+                       next_attempt_at="2031-05-06T12:00:02.000Z")
+        wall.at -= timedelta(hours=1)
+        [(due_row, delay)] = p.finish.recover()
+        assert due_row == row and delay == 2.0
+        wall.at += timedelta(hours=2)
+        assert p.finish.recover() == [(row, 0.0)]
 
 
 class TestRulesOfANewVersion:
