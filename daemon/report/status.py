@@ -13,7 +13,7 @@ from daemon.bundle import findings_of, reasons_of
 from daemon.configuration.config import Settings
 from daemon.errors import JournalError
 from daemon.invisible import escaped_controls, json_escaped
-from daemon.journal import STATES, Journal, Row, parse_iso
+from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.loop.release import near_miss
 from daemon.loop.unattached import AT_DEADLINE
@@ -168,8 +168,11 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
         return OutboxView([], [], {})
     other = not_an_invoice(settings.outbox.invoice_patterns)
     marker = settings.outbox.marker_suffix if settings.outbox.completion == "marker" else None
+    states = {b["invoice_file"]: b["state"] for b in (data or {}).get("bundles", ())
+              if b["state"] in LIVE}
     out = [*listing.refused, *((name, near_miss(name, settings.share, listing.candidates,
-                                                marker) or other) for name in listing.others)]
+                                                marker, states, listing.stats.__contains__)
+                                or other) for name in listing.others)]
     path = settings.journal_path
 
     def finished() -> list[tuple[str, str, str, str | None]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -249,14 +250,15 @@ class StatusPage:
                            settings.quarantine_dir)
         lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings,
                                         {x.on_disk for x in left})
+        states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
         if names:
-            states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
             out = settings.outbox
             marker = out.marker_suffix if out.completion == "marker" else None
             refused = {n: (None if is_invoice_file(out, n, share)
-                           else near_miss(n, share, files, marker)) or why
+                           else near_miss(n, share, files, marker, states,
+                                          lambda x: os.path.lexists(out.path / x))) or why
                        for n, why in refused.items()}
         self._report_bad_names(idle)
         self._report_left(left)

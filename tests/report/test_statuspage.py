@@ -242,6 +242,32 @@ def test_a_near_miss_of_a_release_file_is_listed_with_the_exact_name_that_releas
     assert "an attachment goes into the folder" in rows[2] and "release" not in rows[2]
 
 
+def test_a_near_miss_beside_a_held_invoice_or_its_release_says_what_is_true(
+        journal: Journal, tmp_path: Path) -> None:
+    """INV-1.xml is held (errors): its near miss INV-1.send-anyway.txt is told that a
+    release would do nothing, not to rename itself; INV-2.Send-Anyway beside an exact
+    INV-2.send-anyway is told that one is there, not to take its name."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    for name in ("INV-1.xml", "INV-2.xml"):
+        write(outbox / name, b"<x/>")
+    for name in ("INV-1.send-anyway.txt", "INV-2.send-anyway", "INV-2.Send-Anyway"):
+        write(outbox / name, b"")
+    journal.create("INV-1.xml", "held", bundle_id="a" * 64, invoice_ids=["INV-1"])
+    journal.create("INV-2.xml", "waiting", bundle_id="b" * 64, invoice_ids=["INV-2"],
+                   unattached_ids=["INV-2"])
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["refused"])
+    assert "a release of INV-1.xml would do nothing: INV-1.xml has errors" in rows[
+        "INV-1.send-anyway.txt"] and "rename" not in rows["INV-1.send-anyway.txt"]
+    assert rows["INV-2.Send-Anyway"].endswith(
+        "INV-2.send-anyway, the release file of INV-2.xml, is there already: remove this one")
+
+
 def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
         journal: Journal, tmp_path: Path) -> None:
     """Under completion = "marker", INV-1.Ready (or INV-1.ready.txt) leaves INV-1.xml
