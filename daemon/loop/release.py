@@ -32,13 +32,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.configuration.config import ShareConfig
+from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.errors import InputError
 from daemon.fs.fsops import is_regular_file, open_regular
 from daemon.fs.fswrite import fsync_dir, rename_noreplace
 from daemon.fs.temps import create_locked, drop_stale_copies, unlink_if_still
 from daemon.names import NAME_MAX, fit_name, name_problem, printable, stem
-from daemon.watching.scan import Candidate
+from daemon.watching.scan import Candidate, is_invoice_file
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
 _READ_LIMIT = 4096
@@ -348,3 +348,16 @@ def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str],
         return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
                 f"its marker — rename it to {meant[1]} {_EXACTLY}")
     return None
+
+
+def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
+               invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
+    """What the status page and `outboxd status` both say of each root file left alone
+    (`refused`: as shown -> why): a near miss of a release or marker file is told the
+    name it needs (near_miss), any other keeps its why."""
+    marker = outbox.marker_suffix if outbox.completion == "marker" else None
+    files = list(invoice_files)
+    return {n: (None if is_invoice_file(outbox, n, share)
+                else near_miss(n, share, files, marker, states,
+                               lambda x: os.path.lexists(outbox.path / x))) or why
+            for n, why in refused.items()}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,14 +27,14 @@ from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.release import Idle, idle_releases, near_miss, release_names
+from daemon.loop.release import Idle, idle_releases, left_words, release_names
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
 from daemon.report.pagehtml import page
 from daemon.report.pagerender import FINISHED_SHOWN, render
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
-from daemon.watching.scan import is_invoice_file, list_outbox
+from daemon.watching.scan import list_outbox
 from daemon.watching.strays import StrayFolders
 
 MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
@@ -254,12 +253,7 @@ class StatusPage:
         if names:
             idle = idle_releases(names, share, files, states)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
-            out = settings.outbox
-            marker = out.marker_suffix if out.completion == "marker" else None
-            refused = {n: (None if is_invoice_file(out, n, share)
-                           else near_miss(n, share, files, marker, states,
-                                          lambda x: os.path.lexists(out.path / x))) or why
-                       for n, why in refused.items()}
+            refused = left_words(refused, settings.outbox, share, files, states)
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
