@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +32,7 @@ from daemon.loop.release import Idle, idle_releases, left_words, release_names
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
 from daemon.report.pagehtml import page
-from daemon.report.pagerender import FINISHED_SHOWN, render
+from daemon.report.pagerender import FINISHED_SHOWN, LONE_SHOWN, named_as_file, render
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -257,11 +258,17 @@ class StatusPage:
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
+        out = settings.outbox
+        # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless
+        # Z-1/ is there already (one lstat for each of those rare folders).
+        taken = {x.name for x in lone_folders[:LONE_SHOWN]
+                 if (t := named_as_file(x, out.sidecar_suffix, out.invoice_patterns))
+                 and os.path.lexists(out.path / t)}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
-                      sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
+                      sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
-                      sent_ids=sent_ids)
+                      sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()

@@ -268,6 +268,19 @@ def test_a_near_miss_beside_a_held_invoice_or_its_release_says_what_is_true(
         "INV-2.send-anyway, the release file of INV-2.xml, is there already: remove this one")
 
 
+def test_a_folder_named_like_an_invoice_file_beside_its_bare_name_is_told_to_merge(
+        journal: Journal, tmp_path: Path) -> None:
+    """The page looks whether Z-1/ is there before telling Z-1.xml/ to take its name."""
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    write(outbox / "Z-1.xml" / "a.pdf", b"%PDF-1.4")
+    write(outbox / "Y-1.xml" / "a.pdf", b"%PDF-1.4")
+    write(outbox / "Z-1" / "b.pdf", b"%PDF-1.4")
+    assert page.refresh(journal, settings)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["lone"])
+    assert "move the files of this folder into Z-1/" in rows["Z-1.xml/"]
+    assert "rename the folder to Y-1 " in rows["Y-1.xml/"]
+
+
 def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
         journal: Journal, tmp_path: Path) -> None:
     """Under completion = "marker", INV-1.Ready (or INV-1.ready.txt) leaves INV-1.xml
