@@ -361,3 +361,27 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
                 else near_miss(n, share, files, marker, states,
                                lambda x: os.path.lexists(outbox.path / x))) or why
             for n, why in refused.items()}
+
+
+def marker_misses(outbox: OutboxConfig, share: ShareConfig,
+                  invoice_files: Iterable[str]) -> dict[str, str]:
+    """Under completion = "marker", the root files that end like a marker but are none
+    (`M-3.xml.ready` for M-3.xml, `m-3.ready` for M-3.xml): the scanner leaves every
+    `*.ready` alone unlisted, as a marker, so such a near miss was shown nowhere while its
+    bundle waited. As shown -> what near_miss says (the name it needs); one that names
+    no invoice file waits for one, as a marker does, and is not listed."""
+    suffix = outbox.marker_suffix
+    if outbox.completion != "marker" or not suffix:
+        return {}
+    with os.scandir(outbox.path) as it:
+        names = [e.name for e in it if e.name.endswith(suffix) and e.name != suffix
+                 and not e.name.startswith(".")]
+    if not names:
+        return {}
+    files = list(invoice_files)
+    out = {}
+    for name in names:
+        if meant_release(name, suffix, files) is not None and not name_problem(name):
+            out[name] = near_miss(name, share, files, suffix, None,
+                                  lambda x: os.path.lexists(outbox.path / x)) or ""
+    return out

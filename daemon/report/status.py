@@ -15,7 +15,13 @@ from daemon.errors import JournalError
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
-from daemon.loop.release import Idle, idle_releases, left_words, release_names
+from daemon.loop.release import (
+    Idle,
+    idle_releases,
+    left_words,
+    marker_misses,
+    release_names,
+)
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
@@ -176,6 +182,7 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
                           states).items())
     try:
         names = release_names(settings.outbox.path, settings.share)
+        out += marker_misses(settings.outbox, settings.share, listing.candidates).items()
     except OSError:
         names = []  # gone since it was listed: the line on stderr says so
     idle = idle_releases(names, settings.share, listing.candidates, states)

@@ -28,7 +28,13 @@ from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.release import Idle, idle_releases, left_words, release_names
+from daemon.loop.release import (
+    Idle,
+    idle_releases,
+    left_words,
+    marker_misses,
+    release_names,
+)
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
 from daemon.report.pagehtml import page
@@ -255,6 +261,8 @@ class StatusPage:
             idle = idle_releases(names, share, files, states)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
             refused = left_words(refused, settings.outbox, share, files, states)
+        if misses := marker_misses(settings.outbox, share, files):
+            refused = {**(refused or {}), **misses}
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")

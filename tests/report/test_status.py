@@ -533,6 +533,27 @@ def test_status_names_the_exact_release_file_for_a_near_miss_of_one(settings: Se
     assert "release" not in left["notes.txt"]
 
 
+def test_status_lists_a_marker_named_with_the_invoice_files_extension(tmp_path: Path
+                                                                      ) -> None:
+    """M-3.xml.ready leaves M-3.xml waiting for M-3.ready: listed with the name it needs,
+    as the page lists it; the real marker N-1.ready is not."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = tmp_path / "outbox"
+    for name in ("M-3.xml", "N-1.xml"):
+        write(box / name, b"<x/>")
+    for name in ("M-3.xml.ready", "N-1.ready"):
+        write(box / name, b"")
+    s = Settings(outbox=OutboxConfig(path=box, completion="marker"),
+                 paths=PathsConfig(state_dir=tmp_path), delivery=DeliveryConfig(
+                     url="http://127.0.0.1:9/x"))
+    left = dict(outbox_view(s).left)
+    assert "N-1.ready" not in left
+    assert "M-3.xml still waits for its marker — rename it to M-3.ready " in left[
+        "M-3.xml.ready"]
+
+
 def test_status_lists_the_release_files_that_do_nothing_as_the_page_does(
         settings: Settings) -> None:
     """The page lists INV-9.send-anyway (no invoice file INV-9.*) and INV-1.send-anyway

@@ -301,6 +301,26 @@ def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
     assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in row
 
 
+def test_a_marker_named_with_the_invoice_files_extension_is_listed_with_the_name_it_needs(
+        journal: Journal, tmp_path: Path) -> None:
+    """M-3.xml.ready (the invoice file's whole name before .ready) ends like a marker, so
+    the scanner left it unlisted, and it was shown nowhere while M-3.xml waited for
+    M-3.ready; a release file's near miss of that kind was listed. It is listed with the
+    name it needs; a real marker and one that names no invoice file are not."""
+    outbox, _, _, page, path = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox, "completion": "marker"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    for name in ("M-3.xml", "N-1.xml"):
+        write(outbox / name, b"<x/>")
+    for name in ("M-3.xml.ready", "N-1.ready", "X-9.ready"):
+        write(outbox / name, b"")
+    assert page.refresh(journal, settings)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["refused"])
+    assert list(rows) == ["M-3.xml.ready"]
+    assert "M-3.xml still waits for its marker — rename it to M-3.ready " in rows[
+        "M-3.xml.ready"]
+
+
 def test_a_waiting_copy_of_a_sent_invoice_says_so_in_its_row(journal: Journal,
                                                                tmp_path: Path) -> None:
     """A clerk's "INV-1 - Copy.xml" of an invoice file already sent waits for attachments
