@@ -19,7 +19,7 @@ from typing import TypeVar
 from daemon.bundle import Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.errors import OutboxdError
-from daemon.journal import DELIVERED, Journal, Row
+from daemon.journal import Journal, Row
 from daemon.journal.readonly import JournalReader
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.loop import sentbefore
@@ -75,12 +75,8 @@ class CheckJournal:
         before, sent_in = answer
         name = bundle.invoice_file.name
         if before is not None and settings.policy.duplicates == "quarantine":
-            if before.state in ("sent", DELIVERED):
-                when, folder = _when(before, settings)
-                sent = f"{when} ({folder})" if folder else when
-            else:
-                sent = f"being sent since {before.since} (outboxd status lists it)"
-            return [sentbefore.duplicate(name, bid, sent)], []
+            return [sentbefore.duplicate(name, bid, sentbefore.when_sent(
+                before, settings.sent_dir))], []
         return [], [sentbefore.already_sent(name, i, "" if row is None else "(" + ", ".join(
                         x for x in (row.invoice_file, *_when(row, settings)) if x) + ")")
                     for i, row in sent_in.items()]

@@ -17,7 +17,7 @@ from daemon.archiving.papers import PAPER_NAME_CODE
 from daemon.bundle import Finding, reasons_of
 from daemon.claiming.claims import Claims
 from daemon.errors import failure_key
-from daemon.journal import Row, iso_in, now_iso, seconds_until
+from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
 from daemon.loop import release, sentbefore, unattached
 from daemon.loop.errorsfile import HeldErrors, errors_file_for, report_failure, tried_again
 from daemon.loop.step import IDLE, Known, Next
@@ -77,7 +77,7 @@ class Decisions(Claims):
         if policy.duplicates == "quarantine":
             self.news_of(bid)  # another daemon's receipt of it, listed and not read yet
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
-            return self._go(cand, known, row, [sentbefore.duplicate(key, bid)], now)
+            return self._go(cand, known, row, [self._duplicate(key, bid)], now)
         rule = unattached.plan(bundle, cand, self.s, release.release_file(
             cand, self.s.share)) if bundle.unattached_ids else None  # no lstat for the rest
         if rule is not None and rule.waits:  # not sent at once: by the policy or a release
@@ -100,6 +100,16 @@ class Decisions(Claims):
         if rule is not None:
             self._near_hint(cand, known, "invoice to be sent without attachments")
         return self._go(cand, known, row, [], now)
+
+    def _duplicate(self, key: str, bid: str) -> Finding:
+        """The duplicate finding, naming when the bundle went and its folder in sent/, as
+        `outboxd check` does: REASON.txt's "was sent before" left the clerk nothing to
+        look for. Bare where the journal has no row of it yet (a claim in flight)."""
+        before = self.j.sent_before(bid)
+        if before is None:
+            return sentbefore.duplicate(key, bid)
+        return sentbefore.duplicate(key, bid, sentbefore.when_sent(
+            before, self.s.sent_dir, readable, "the status page lists it"))
 
     def _near_hint(self, cand: Candidate, known: Known, what: str) -> str:
         """A lone folder named close to the invoice file's: said in the log, as a hint

@@ -2,12 +2,18 @@
 `outboxd check`: `duplicate` (this exact bundle was sent, or is on its way: quarantined
 under [policy] duplicates = "quarantine", decide.py) and `invoice-id-already-sent` (an
 invoice id the receiver took in another bundle: a warning in the manifest, finish.py).
-The daemon says "before"; check, which reads the journal for it, says when and where.
+Both say when and where, from the journal's row of the bundle sent (`when_sent`), so
+that a clerk reading REASON.txt finds it in sent/ as `outboxd check` would show it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from daemon.bundle import Finding
+from daemon.journal import DELIVERED, Row
+from daemon.watching.leftalone import shared_name
 
 
 def duplicate(invoice_file: str, bundle_id: str, sent: str = "sent before") -> Finding:
@@ -23,3 +29,16 @@ def already_sent(invoice_file: str, invoice_id: str, where: str = "") -> Finding
     return Finding("invoice-id-already-sent", invoice_file, f"invoice {invoice_id} was "
                    "already sent in another bundle" + (f" {where}" if where else ""),
                    "warning", invoice_id)
+
+
+def when_sent(row: Row, sent_dir: Path, time: Callable[[str], str] = str,
+              listed: str = "outboxd status lists it") -> str:
+    """duplicate's `sent` for the journal's row of the bundle sent before (sent_before):
+    "sent at TIME (folder sent/DAY/NAME--ID)" — the folder once it is there, a delivered
+    row's archive may still be under way — or "being sent since TIME (`listed`)".
+    `time`: how a journal time is shown (REASON.txt: as the page shows it)."""
+    if row.state in ("sent", DELIVERED):
+        folder = (f" (folder {shared_name(Path(row.archive_dir), sent_dir)})"
+                  if row.state == "sent" and row.archive_dir else "")
+        return f"sent at {time(row.since)}{folder}"
+    return f"being sent since {time(row.since)} ({listed})"

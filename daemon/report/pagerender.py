@@ -10,13 +10,14 @@ it is written, gathers what it shows and writes it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.release import Idle, overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
-from daemon.names import attachment_folders, first_of, stem
+from daemon.names import attachment_folders, first_of, is_invoice_name, stem
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.watching.leftalone import LeftBehind
@@ -109,22 +110,50 @@ def _how_to_release(row: Row, release_suffix: str) -> str:
             "may be")
 
 
-def _lone_fix(x: LoneFolder, sidecar_suffix: str) -> str:
-    """What a clerk does about a folder without an invoice file."""
-    bare = x.name[:-len(sidecar_suffix)] if sidecar_suffix and x.name.endswith(
+DEFAULT_PATTERNS = ("*.xml", "*.pdf")  # [outbox] invoice_patterns' default, for tests
+
+
+def _bare(x: LoneFolder, sidecar_suffix: str) -> str:
+    """The folder's name without the sidecar suffix: the invoice file stem it waits for."""
+    return x.name[:-len(sidecar_suffix)] if sidecar_suffix and x.name.endswith(
         sidecar_suffix) else x.name
+
+
+def named_as_file(x: LoneFolder, sidecar_suffix: str, invoice_patterns: Sequence[str]
+                  ) -> str | None:
+    """The folder a lone folder named with an invoice file's extension (`Z-1.xml/`, the
+    file's name copied whole, by `[outbox] invoice_patterns`) is to be renamed to
+    (`Z-1/`), or None for any other folder."""
+    bare = _bare(x, sidecar_suffix)
+    if x.close_to or stem(bare) == bare or not is_invoice_name(bare, invoice_patterns):
+        return None
+    return stem(bare) + sidecar_suffix
+
+
+def _lone_fix(x: LoneFolder, sidecar_suffix: str,
+              invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
+              taken: AbstractSet[str] = frozenset()) -> str:
+    """What a clerk does about a folder without an invoice file. `taken`: the folders
+    named with an extension whose renamed name is a folder there already."""
+    bare = _bare(x, sidecar_suffix)
     said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
                      f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
                      for f in x.close_to)
-    if said == "" and stem(bare) != bare and bare.rsplit(".", 1)[-1].lower() in ("xml", "pdf"):
+    target = named_as_file(x, sidecar_suffix, invoice_patterns)
+    if target is not None:
         # Named with the invoice file's extension (its name copied whole): that file can
         # never be put beside it, a folder holding the name, and "Z-1.xml.xml" is no fix.
-        return (f"named like an invoice file, with its extension: the invoice file {bare} "
-                f"cannot be put beside a folder of the same name — rename the folder to "
-                f"{stem(bare)}{sidecar_suffix} (the invoice file's name without its "
-                f"extension), then put {bare} into the outbox; or, if it is meant for "
-                "another invoice, rename it to that invoice file's name without its "
-                "extension")
+        head = (f"named like an invoice file, with its extension: the invoice file {bare} "
+                "cannot be put beside a folder of the same name — ")
+        other = ("; or, if it is meant for another invoice, rename it to that invoice "
+                 "file's name without its extension")
+        if x.name in taken:
+            # The rename would fail (or, by Explorer, merge with a question): say the move.
+            return (head + f"a folder {target}/ is there already: move the files of this "
+                    f"folder into {target}/ and remove this one, then put {bare} into the "
+                    "outbox" + other)
+        return (head + f"rename the folder to {target} (the invoice file's name without "
+                f"its extension), then put {bare} into the outbox" + other)
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "
@@ -139,7 +168,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            unattached: str | None = None, more: Mapping[str, int] | None = None,
            journal_failure: str = "", lone: Sequence[LoneFolder] = (),
            near: Mapping[str, Sequence[str]] | None = None,
-           sent_ids: Mapping[str, Sequence[str]] | None = None) -> str:
+           sent_ids: Mapping[str, Sequence[str]] | None = None,
+           invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
+           taken: AbstractSet[str] = frozenset()) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
@@ -152,7 +183,10 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     a clerk's words; `lone`: the folders without an invoice file, longest unchanged
     first; `near`: of a waiting invoice file, the lone folders named close to it (as on
     disk), told in its row as a hint; `sent_ids`: of a waiting invoice file, its invoice
-    ids the receiver already has from another bundle, told in its row first."""
+    ids the receiver already has from another bundle, told in its row first;
+    `invoice_patterns`: [outbox] invoice_patterns, and `taken`: the lone folders whose
+    name as an invoice file's stem is a folder there already (named_as_file), for the
+    fix of a folder named with an invoice file's extension."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more, near, sent_ids = more or {}, near or {}, sent_ids or {}
@@ -199,7 +233,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                               "invoice file of its name; nothing in it is sent until then)",
                               table(["Folder", "Since (its last change)", "What to do"], [
                                   [text(x.name + "/"), text(readable(x.since)),
-                                   text(_lone_fix(x, sidecar_suffix))]
+                                   text(_lone_fix(x, sidecar_suffix, invoice_patterns, taken))]
                                   for x in lone[:LONE_SHOWN]]) + _more(
                                       max(0, len(lone) - LONE_SHOWN), "folders without an "
                                       "invoice file", "changed last; outboxd status --json "

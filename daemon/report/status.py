@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,15 @@ from daemon.bundle import findings_of, reasons_of
 from daemon.configuration.config import Settings
 from daemon.errors import JournalError
 from daemon.invisible import escaped_controls, json_escaped
-from daemon.journal import STATES, Journal, Row, parse_iso
+from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
-from daemon.loop.release import near_miss
+from daemon.loop.release import (
+    Idle,
+    idle_releases,
+    left_words,
+    marker_misses,
+    release_names,
+)
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
@@ -153,6 +159,7 @@ class OutboxView:
     left: list[tuple[str, str]]  # files left alone and folders nothing is sent from, why
     lone: list[LoneFolder]  # folders without an invoice file, longest unchanged first
     near: dict[str, str]  # waiting invoice file -> the hint of lone folders close to it
+    idle: list[Idle] = field(default_factory=list)  # release files that do nothing, why
 
 
 def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
@@ -167,9 +174,18 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     except OSError:
         return OutboxView([], [], {})
     other = not_an_invoice(settings.outbox.invoice_patterns)
-    marker = settings.outbox.marker_suffix if settings.outbox.completion == "marker" else None
-    out = [*listing.refused, *((name, near_miss(name, settings.share, listing.candidates,
-                                                marker) or other) for name in listing.others)]
+    states = {b["invoice_file"]: b["state"] for b in (data or {}).get("bundles", ())
+              if b["state"] in LIVE}
+    # As the page words them (LeftAlone.refused: the others, then the refused).
+    refused = {**dict.fromkeys(listing.others, other), **dict(listing.refused)}
+    out = list(left_words(refused, settings.outbox, settings.share, listing.candidates,
+                          states).items())
+    try:
+        names = release_names(settings.outbox.path, settings.share)
+        out += marker_misses(settings.outbox, settings.share, listing.candidates).items()
+    except OSError:
+        names = []  # gone since it was listed: the line on stderr says so
+    idle = idle_releases(names, settings.share, listing.candidates, states)
     path = settings.journal_path
 
     def finished() -> list[tuple[str, str, str, str | None]]:
@@ -190,7 +206,8 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     suffix = settings.outbox.sidecar_suffix
     folders, near, _ = listed(lone, waiting, suffix, told)
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
-                      {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()})
+                      {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()},
+                      idle)
 
 
 def left_alone(settings: Settings) -> list[tuple[str, str]]:
@@ -259,6 +276,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         if len(view.lone) > limit:
             lines.append(f"  … and {len(view.lone) - limit} more (outboxd status --json lists "
                          "them all)")
+    if view and view.idle:
+        lines += ["", "Release files that do nothing (the status page lists them too):"]
+        lines += [escaped_controls(f"  {i.name}: {i.why}") for i in view.idle]
     left = left if left is not None else (view.left if view else None)
     if left:
         lines += ["", "In the outbox, nothing sent from these (the status page lists them "

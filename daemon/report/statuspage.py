@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,14 +28,20 @@ from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.release import Idle, idle_releases, near_miss, release_names
+from daemon.loop.release import (
+    Idle,
+    idle_releases,
+    left_words,
+    marker_misses,
+    release_names,
+)
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
 from daemon.report.pagehtml import page
-from daemon.report.pagerender import FINISHED_SHOWN, render
+from daemon.report.pagerender import FINISHED_SHOWN, LONE_SHOWN, named_as_file, render
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
-from daemon.watching.scan import is_invoice_file, list_outbox
+from daemon.watching.scan import list_outbox
 from daemon.watching.strays import StrayFolders
 
 MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
@@ -249,23 +256,27 @@ class StatusPage:
                            settings.quarantine_dir)
         lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings,
                                         {x.on_disk for x in left})
+        states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
         if names:
-            states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
-            out = settings.outbox
-            marker = out.marker_suffix if out.completion == "marker" else None
-            refused = {n: (None if is_invoice_file(out, n, share)
-                           else near_miss(n, share, files, marker)) or why
-                       for n, why in refused.items()}
+            refused = left_words(refused, settings.outbox, share, files, states)
+        if misses := marker_misses(settings.outbox, share, files):
+            refused = {**(refused or {}), **misses}
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
+        out = settings.outbox
+        # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless
+        # Z-1/ is there already (one lstat for each of those rare folders).
+        taken = {x.name for x in lone_folders[:LONE_SHOWN]
+                 if (t := named_as_file(x, out.sidecar_suffix, out.invoice_patterns))
+                 and os.path.lexists(out.path / t)}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
-                      sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
+                      sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
-                      sent_ids=sent_ids)
+                      sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import sqlite3
 import sys
 import unicodedata
@@ -80,7 +81,9 @@ class TestDecisions:
         assert not (s.outbox.path / "INV-1.xml").exists() and p.live == {}
 
     def test_duplicate_of_a_sent_bundle(self, tmp_path: Path) -> None:
-        """Dropping byte-identical files again after delivery quarantines them as duplicate."""
+        """Dropping byte-identical files again after delivery quarantines them as duplicate,
+        and REASON.txt says when the first was sent and its folder in sent/ (it said only
+        "was sent before", leaving the clerk nothing to look for; check named both)."""
         p, s = make(tmp_path)
         pdf = pdf_bytes()
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf}, b"<Inv>1</Inv>")
@@ -90,7 +93,12 @@ class TestDecisions:
         [q] = folders(s.quarantine_dir)
         reasons = json.loads((q / "reason.json").read_text())["reasons"]
         assert [r["code"] for r in reasons] == ["duplicate"]
-        assert len(folders(s.sent_dir)) == 1
+        [sent] = folders(s.sent_dir)
+        delivered = json.loads((sent / "receipt.json").read_text())["delivered_at"]
+        where = f"{s.sent_dir.name}/{sent.parent.name}/{sent.name}"
+        reason_txt = " ".join((q / "REASON.txt").read_text().split())
+        assert re.search(rf"was sent at {delivered[:10]} {delivered[11:19]} UTC \(folder "
+                         rf"{re.escape(where)}\)", reason_txt), reason_txt
 
     def test_the_same_files_again_for_another_channel_are_a_duplicate(
             self, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from daemon.loop.release import (
     RELEASED_BY_SEND,
     idle_releases,
     meant_release,
+    near_miss,
     release_file,
     warning_text,
     write_release,
@@ -205,6 +206,57 @@ def test_a_release_file_named_with_the_invoice_files_extension_says_the_name_to_
                         "to release INV-1.xml, rename it to INV-1.send-anyway")
     [idle] = idle_releases(["INV-7.send-anyway"], SHARE, ["INV-1.xml"], {})
     assert idle.why == "there is no invoice file INV-7.* beside it; it waits for one"
+
+
+@pytest.mark.parametrize(("name", "meant"), [
+    ("k-1.xml.send-anyway", ("k-1.xml", "k-1.send-anyway")),  # whole name, exactly
+    ("K-1.xml.send-anyway", ("K-1.xml", "K-1.send-anyway")),
+    ("k-1.Send-Anyway", ("k-1.xml", "k-1.send-anyway")),  # stem exactly, suffix folded
+    ("K-1.XML.send-anyway", None),  # folded, both are it: naming one would mislead
+    ("K-1 .SEND-ANYWAY.txt", ("K-1.xml", "K-1.send-anyway")),
+])
+def test_a_near_miss_names_the_invoice_file_it_spells_not_its_case_twin(
+        name: str, meant: tuple[str, str] | None) -> None:
+    """K-1.xml and k-1.xml are two invoice files on Linux: a near miss spelled after one is
+    told the release file of that one (it was told K-1's for k-1.xml.send-anyway, the
+    first in sorted order); one that matches both only folded is told neither."""
+    assert meant_release(name, ".send-anyway", ["K-1.xml", "k-1.xml"]) == meant
+
+
+def test_a_near_miss_beside_the_exact_release_file_is_told_to_go_not_to_be_renamed() -> None:
+    """INV-1.send-anyway is there already: renaming INV-1.xml.send-anyway or
+    INV-1.send-anyway.txt to it would fail (or leave the clerk two); the row says the
+    release is there and this one can go. Likewise for a marker."""
+    files = ["INV-1.xml"]
+    [idle] = idle_releases(["INV-1.send-anyway", "INV-1.xml.send-anyway"], SHARE, files,
+                           {"INV-1.xml": "waiting"})
+    assert idle.name == "INV-1.xml.send-anyway"
+    assert idle.why.endswith("— INV-1.send-anyway, the release file of INV-1.xml, is there "
+                             "already: remove this one")
+    there = {"INV-1.send-anyway", "INV-1.ready"}.__contains__
+    text = near_miss("INV-1.send-anyway.txt", SHARE, files, None, {}, there)
+    assert text and "is there already: remove this one" in text and "rename" not in text
+    text = near_miss("INV-1.Ready", SHARE, files, ".ready", {}, there)
+    assert text == ("named like a marker file, but not exactly, so it does nothing — "
+                    "INV-1.ready, the marker of INV-1.xml, is there already: remove this one")
+
+
+@pytest.mark.parametrize(("state", "said"), [
+    ("held", "a release of INV-1.xml would do nothing: INV-1.xml has errors (see "
+             "INV-1.errors.txt)"),
+    ("delivering", "a release of INV-1.xml would do nothing: INV-1.xml has attachments"),
+    ("waiting", "to send INV-1.xml without its attachments, rename it to INV-1.send-anyway"),
+    ("settling", "rename it to INV-1.send-anyway"),
+])
+def test_a_near_miss_is_told_to_rename_only_where_a_release_would_send(state: str,
+                                                                       said: str) -> None:
+    """A held invoice (errors) or one that has its attachments is not sent by a release:
+    its near miss says so instead of "rename it to INV-1.send-anyway", a fix that does
+    nothing. Waiting (or not read yet), the rename is the fix."""
+    text = near_miss("INV-1.send-anyway.txt", SHARE, ["INV-1.xml"], None, {"INV-1.xml": state})
+    assert text and said in text
+    [idle] = idle_releases(["INV-1.xml.send-anyway"], SHARE, ["INV-1.xml"], {"INV-1.xml": state})
+    assert ("rename it to INV-1.send-anyway" in idle.why) == (state in ("waiting", "settling"))
 
 
 @pytest.mark.parametrize(("raw", "shown", "rule"), [

@@ -522,6 +522,36 @@ def test_a_folder_named_with_an_invoice_files_extension_is_told_to_drop_it(
     assert "put its invoice file (named v1.2 with its extension" in rows[2]
 
 
+def test_a_folder_named_with_an_invoice_files_extension_goes_by_the_configured_patterns(
+        journal: Journal) -> None:
+    """Which extension makes a folder "named like an invoice file" is [outbox]
+    invoice_patterns' (it was .xml and .pdf whatever they said): with `*.txt` invoice
+    files, INV-1.txt/ is told to become INV-1/, and INV-2.xml/ (no invoice file's name
+    there) is told as any folder without an invoice file."""
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder("INV-1.txt", "2026-05-01T10:00:00.000Z", ()),
+            LoneFolder("INV-2.xml", "2026-05-01T10:00:00.000Z", ())]
+    rows = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone,
+                       invoice_patterns=["*.txt"])).rows["lone"]
+    assert "rename the folder to INV-1 (the invoice file's name" in rows[0]
+    assert "put its invoice file (named INV-2.xml with its extension" in rows[1]
+
+
+def test_a_folder_named_with_an_extension_beside_its_bare_name_is_told_to_move_its_files(
+        journal: Journal) -> None:
+    """Z-1.xml/ beside a folder Z-1/ already there: "rename the folder to Z-1" fails
+    (Explorer offers to merge, a shell refuses); the row says to move its files into
+    Z-1/ instead."""
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder("Z-1.xml", "2026-05-01T10:00:00.000Z", ())]
+    [row] = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone,
+                        taken={"Z-1.xml"})).rows["lone"]
+    assert ("cannot be put beside a folder of the same name — a folder Z-1/ is there "
+            "already: move the files of this folder into Z-1/ and remove this one, then put "
+            "Z-1.xml into the outbox") in row
+    assert "rename the folder to" not in row
+
+
 def test_the_page_lists_the_first_hundred_folders_without_an_invoice_file_and_counts_the_rest(
         journal: Journal) -> None:
     from daemon.watching.lonefolders import LoneFolder

@@ -533,6 +533,62 @@ def test_status_names_the_exact_release_file_for_a_near_miss_of_one(settings: Se
     assert "release" not in left["notes.txt"]
 
 
+def test_status_lists_a_marker_named_with_the_invoice_files_extension(tmp_path: Path
+                                                                      ) -> None:
+    """M-3.xml.ready leaves M-3.xml waiting for M-3.ready: listed with the name it needs,
+    as the page lists it; the real marker N-1.ready is not."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = tmp_path / "outbox"
+    for name in ("M-3.xml", "N-1.xml"):
+        write(box / name, b"<x/>")
+    for name in ("M-3.xml.ready", "N-1.ready"):
+        write(box / name, b"")
+    s = Settings(outbox=OutboxConfig(path=box, completion="marker"),
+                 paths=PathsConfig(state_dir=tmp_path), delivery=DeliveryConfig(
+                     url="http://127.0.0.1:9/x"))
+    left = dict(outbox_view(s).left)
+    assert "N-1.ready" not in left
+    assert "M-3.xml still waits for its marker — rename it to M-3.ready " in left[
+        "M-3.xml.ready"]
+
+
+def test_status_lists_the_release_files_that_do_nothing_as_the_page_does(
+        settings: Settings) -> None:
+    """The page lists INV-9.send-anyway (no invoice file INV-9.*) and INV-1.send-anyway
+    beside the held INV-1.xml under "Release files that do nothing", with why; the admin's
+    `outboxd status` did not list them at all. It does, with the page's words; a release
+    beside a waiting invoice (being released) is not listed."""
+    from helpers import write
+
+    from daemon.loop.release import idle_releases
+    from daemon.report.status import outbox_view
+    box = settings.outbox.path
+    for name in ("INV-1.xml", "INV-2.xml"):
+        write(box / name, b"<x/>")
+    for name in ("INV-1.send-anyway", "INV-2.send-anyway", "INV-9.send-anyway"):
+        write(box / name, b"")
+    j = Journal(settings.journal_path)
+    try:
+        j.create("INV-1.xml", "held", bundle_id="a" * 64, invoice_ids=["INV-1"])
+        j.create("INV-2.xml", "waiting", bundle_id="b" * 64, invoice_ids=["INV-2"],
+                 unattached_ids=["INV-2"])
+    finally:
+        j.close()
+    data = collect(settings)
+    view = outbox_view(settings, data)
+    page = idle_releases(["INV-1.send-anyway", "INV-2.send-anyway", "INV-9.send-anyway"],
+                         settings.share, ["INV-1.xml", "INV-2.xml"],
+                         {"INV-1.xml": "held", "INV-2.xml": "waiting"})
+    assert view.idle == page and [i.name for i in page] == ["INV-1.send-anyway",
+                                                            "INV-9.send-anyway"]
+    text = render(data, view=view)
+    assert "\nRelease files that do nothing (the status page lists them too):\n" in text
+    for i in page:
+        assert f"  {i.name}: {i.why}" in text
+
+
 def test_status_names_the_exact_marker_for_a_near_miss_of_one(tmp_path: Path) -> None:
     """Under completion = "marker" the row of INV-1.xml says it waits for INV-1.ready; a
     clerk who makes it on Windows gets INV-1.ready.txt, which is listed with the name

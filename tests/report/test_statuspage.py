@@ -242,6 +242,45 @@ def test_a_near_miss_of_a_release_file_is_listed_with_the_exact_name_that_releas
     assert "an attachment goes into the folder" in rows[2] and "release" not in rows[2]
 
 
+def test_a_near_miss_beside_a_held_invoice_or_its_release_says_what_is_true(
+        journal: Journal, tmp_path: Path) -> None:
+    """INV-1.xml is held (errors): its near miss INV-1.send-anyway.txt is told that a
+    release would do nothing, not to rename itself; INV-2.Send-Anyway beside an exact
+    INV-2.send-anyway is told that one is there, not to take its name."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    for name in ("INV-1.xml", "INV-2.xml"):
+        write(outbox / name, b"<x/>")
+    for name in ("INV-1.send-anyway.txt", "INV-2.send-anyway", "INV-2.Send-Anyway"):
+        write(outbox / name, b"")
+    journal.create("INV-1.xml", "held", bundle_id="a" * 64, invoice_ids=["INV-1"])
+    journal.create("INV-2.xml", "waiting", bundle_id="b" * 64, invoice_ids=["INV-2"],
+                   unattached_ids=["INV-2"])
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["refused"])
+    assert "a release of INV-1.xml would do nothing: INV-1.xml has errors" in rows[
+        "INV-1.send-anyway.txt"] and "rename" not in rows["INV-1.send-anyway.txt"]
+    assert rows["INV-2.Send-Anyway"].endswith(
+        "INV-2.send-anyway, the release file of INV-2.xml, is there already: remove this one")
+
+
+def test_a_folder_named_like_an_invoice_file_beside_its_bare_name_is_told_to_merge(
+        journal: Journal, tmp_path: Path) -> None:
+    """The page looks whether Z-1/ is there before telling Z-1.xml/ to take its name."""
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    write(outbox / "Z-1.xml" / "a.pdf", b"%PDF-1.4")
+    write(outbox / "Y-1.xml" / "a.pdf", b"%PDF-1.4")
+    write(outbox / "Z-1" / "b.pdf", b"%PDF-1.4")
+    assert page.refresh(journal, settings)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["lone"])
+    assert "move the files of this folder into Z-1/" in rows["Z-1.xml/"]
+    assert "rename the folder to Y-1 " in rows["Y-1.xml/"]
+
+
 def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
         journal: Journal, tmp_path: Path) -> None:
     """Under completion = "marker", INV-1.Ready (or INV-1.ready.txt) leaves INV-1.xml
@@ -260,6 +299,26 @@ def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
     [row] = Page(path.read_text(encoding="utf-8")).rows["refused"]
     assert row.startswith("INV-1.Ready\t")
     assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in row
+
+
+def test_a_marker_named_with_the_invoice_files_extension_is_listed_with_the_name_it_needs(
+        journal: Journal, tmp_path: Path) -> None:
+    """M-3.xml.ready (the invoice file's whole name before .ready) ends like a marker, so
+    the scanner left it unlisted, and it was shown nowhere while M-3.xml waited for
+    M-3.ready; a release file's near miss of that kind was listed. It is listed with the
+    name it needs; a real marker and one that names no invoice file are not."""
+    outbox, _, _, page, path = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox, "completion": "marker"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    for name in ("M-3.xml", "N-1.xml"):
+        write(outbox / name, b"<x/>")
+    for name in ("M-3.xml.ready", "N-1.ready", "X-9.ready"):
+        write(outbox / name, b"")
+    assert page.refresh(journal, settings)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["refused"])
+    assert list(rows) == ["M-3.xml.ready"]
+    assert "M-3.xml still waits for its marker — rename it to M-3.ready " in rows[
+        "M-3.xml.ready"]
 
 
 def test_a_waiting_copy_of_a_sent_invoice_says_so_in_its_row(journal: Journal,
