@@ -18,8 +18,9 @@ from daemon.configuration.config import ValidationConfig
 from daemon.sizes import limit_words, size_words
 from daemon.validation import convert
 from daemon.validation.emptiness import what_is_empty
+from daemon.validation.filetypes import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
 from daemon.validation.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts
-from daemon.validation.sniff import IMAGE_KINDS, INVOICE_LABEL, TEXT_KINDS, FileType, file_type
+from daemon.validation.textkind import INVOICE_LABEL
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes

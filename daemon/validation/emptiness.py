@@ -1,5 +1,6 @@
 """Whether a file holds anything at all (`empty-file`), for invoice files (invoices.py)
-and attachments (sniff.py, attachment_rules.py, `attach`) alike, and how its error says so."""
+and attachments (sniff.py, textkind.py, attachment_rules.py, `attach`) alike, and how its
+error says so."""
 
 from __future__ import annotations
 

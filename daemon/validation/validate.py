@@ -38,15 +38,15 @@ from daemon.validation.attachment_rules import (
     type_not_allowed,
     zip_whole,
 )
-from daemon.validation.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
-from daemon.validation.sniff import (
+from daemon.validation.filetypes import (
     IMAGE_KINDS,
     ZIP_KINDS,
     FileType,
     file_type,
     kind_for_extension,
-    sniff,
 )
+from daemon.validation.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
+from daemon.validation.sniff import sniff
 
 # An attachment up to this size (and max_attachment_bytes) is read into memory once for
 # sniffing and probing; a larger limit in the configuration must not mean larger buffers.

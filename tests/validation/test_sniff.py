@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfWriter
 
-from daemon.validation.sniff import HEAD_BYTES, kind_for_extension, sniff
+from daemon.validation.sniff import sniff
 
 
 def image_bytes(fmt: str, **kw: object) -> bytes:
@@ -130,84 +130,3 @@ class TestZipContainers:
         """Any other ZIP, or a truncated one, is a ZIP archive."""
         assert kind(zip_bytes({"a.txt": b"x"})) == "zip"
         assert kind(zip_bytes({"xl/a.xml": b"x"})[:40]) == "zip"
-
-
-class TestText:
-    def test_comma_csv(self) -> None:
-        """UTF-8 lines sharing a comma with equal field counts are CSV."""
-        ft = sniff(io.BytesIO(b"date,hours,task\n2024-10-01,8,build\n2024-10-02,6,test\n"))
-        assert (ft.kind, ft.mime, ft.warning) == ("csv", "text/csv", None)
-
-    @pytest.mark.parametrize("delimiter", [";", "\t"])
-    def test_semicolon_and_tab_csv(self, delimiter: str) -> None:
-        """Semicolon (Swedish Excel) and tab are CSV delimiters too."""
-        rows = ["datum", "timmar"], ["2024-10-01", "8,5"], ["2024-10-02", "6"]
-        data = "\r\n".join(delimiter.join(r) for r in rows).encode()
-        assert kind(data) == "csv"
-
-    def test_utf8_bom(self) -> None:
-        """A UTF-8 byte-order mark (Excel's "CSV UTF-8") is fine and gives no warning."""
-        ft = sniff(io.BytesIO("\ufeffnamn;ort\nÅsa;Göteborg\n".encode("utf-8")))
-        assert (ft.kind, ft.warning) == ("csv", None)
-
-    def test_quoted_delimiters_do_not_break_field_count(self) -> None:
-        """A delimiter inside quotes is data, not a field boundary."""
-        assert kind(b'name,note\n"Smith, J",ok\nDoe,"a, b, c"\n') == "csv"
-
-    def test_windows_1252_csv_warns(self) -> None:
-        """CSV in Windows-1252 is CSV, with a warning naming the encoding."""
-        ft = sniff(io.BytesIO("namn;ort\nÅsa;Göteborg\n".encode("cp1252")))
-        assert ft.kind == "csv"
-        assert ft.warning is not None and "Windows-1252" in ft.warning
-
-    def test_windows_1252_found_beyond_the_head(self) -> None:
-        """A Windows-1252 byte far past the sampled head still gives the warning."""
-        data = b"a;b\n" * (HEAD_BYTES // 4 + 100) + "ö;ä\n".encode("cp1252")
-        ft = sniff(io.BytesIO(data))
-        assert ft.kind == "csv" and ft.warning is not None
-
-    def test_a_line_without_the_delimiter_makes_it_text(self) -> None:
-        """Text with a line that holds none of the delimiters is plain text, not CSV."""
-        ft = sniff(io.BytesIO(b"Hello, world\nThis line, has, more, commas\nnone here\n"))
-        assert (ft.kind, ft.mime) == ("text", "text/plain")
-
-    def test_rows_of_different_lengths_sharing_the_delimiter_are_csv(self) -> None:
-        """CSV is text whose lines share one delimiter. A time sheet with a shorter
-        totals row, or an export that dropped trailing empty fields, is CSV."""
-        assert kind(b"date;hours;task\n2026-11-02;8;build\n2026-11-03;7;test\nTotal;15\n") \
-            == "csv"
-        assert kind(b"a,b,c,d\n1,2,,\n3,4\n") == "csv"
-
-    def test_lines_ended_by_carriage_returns_alone_are_csv(self) -> None:
-        """Excel for Mac's "CSV (Macintosh)" ends each line with a carriage return alone:
-        still CSV, also when the sampled head cuts its last line in two."""
-        assert kind(b"datum;timmar\r2024-10-01;8\r2024-10-02;6\r") == "csv"
-        long_rows = b"b" * 2000 + b";a\r"  # fewer rows in the head than are sampled
-        assert kind(long_rows * (HEAD_BYTES // len(long_rows) + 2)) == "csv"
-
-    def test_blank_lines_are_skipped(self) -> None:
-        """Empty lines (and trailing ;;; rows) do not spoil the field count."""
-        assert kind(b"a;b\n\n1;2\n;\n\n3;4\n") == "csv"
-
-    def test_xml(self) -> None:
-        """Text starting with an XML declaration is XML."""
-        assert kind(b'<?xml version="1.0"?><Invoice/>') == "xml"
-
-    def test_nul_bytes_are_not_text(self) -> None:
-        """Text with NULs (UTF-16, binary records) is not treated as text."""
-        assert kind("a,b\n1,2\n".encode("utf-16-le")) == "unknown"
-
-
-class TestExtensions:
-    @pytest.mark.parametrize("name,expected", [
-        ("a.pdf", "pdf"), ("A.PDF", "pdf"), ("scan.tif", "tiff"), ("scan.TIFF", "tiff"),
-        ("p.png", "png"), ("p.jpg", "jpeg"), ("p.JPEG", "jpeg"), ("p.jpe", "jpeg"),
-        ("g.gif", "gif"), ("b.bmp", "bmp"), ("w.webp", "webp"), ("t.csv", "csv"),
-        ("t.txt", "text"), ("x.xlsx", "xlsx"), ("o.ods", "ods"), ("d.docx", "docx"),
-        ("archive.tar.PDF", "pdf"), ("dir.v2/readme", None), ("noext", None),
-        ("data.xml", None), ("x.doc", None), ("trailingdot.", None),
-    ])
-    def test_extension_table(self, name: str, expected: str | None) -> None:
-        """The types table of docs/folder-convention.md, case-insensitive; unknown or missing
-        gives None."""
-        assert kind_for_extension(name) == expected
