@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
-from daemon.loop.release import Idle, overlong, rename_shorter
+from daemon.loop.idlefiles import Idle
+from daemon.loop.release import overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import attachment_folders, first_of, is_invoice_name, stem
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks

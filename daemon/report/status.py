@@ -15,7 +15,7 @@ from daemon.errors import JournalError
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
-from daemon.loop.release import (
+from daemon.loop.idlefiles import (
     Idle,
     idle_releases,
     left_words,

@@ -28,7 +28,7 @@ from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.release import (
+from daemon.loop.idlefiles import (
     Idle,
     idle_releases,
     left_words,

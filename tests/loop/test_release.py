@@ -1,4 +1,4 @@
-"""Release files: what a NAME.send-anyway means, who released, and why one does nothing."""
+"""Release files: what a NAME.send-anyway means, who released, how `send` writes one."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from daemon.fs.temps import create_locked, drop_stale_copies
 from daemon.loop import release
 from daemon.loop.release import (
     RELEASED_BY_SEND,
-    idle_releases,
-    meant_release,
-    near_miss,
     release_file,
     warning_text,
     write_release,
@@ -159,122 +156,6 @@ def test_dropped_release_names_its_file_and_owner(tmp_path: Path) -> None:
 def test_a_link_named_like_a_release_releases_nothing(tmp_path: Path) -> None:
     os.symlink("/etc/passwd", tmp_path / "INV-3.send-anyway")
     assert release_file(candidate_for(OutboxConfig(path=tmp_path), "INV-3.xml"), SHARE) is None
-
-
-def test_idle_releases_say_why() -> None:
-    idle = idle_releases(["a.send-anyway", "b.send-anyway", "c.send-anyway", "d.send-anyway"],
-                         SHARE, ["b.xml", "c.xml", "d.pdf"],
-                         {"b.xml": "held", "c.xml": "waiting", "d.pdf": "settling"})
-    why = {i.name: i.why for i in idle}
-    assert "no invoice file a.*" in why["a.send-anyway"]
-    assert "has errors" in why["b.send-anyway"] and "b.errors.txt" in why["b.send-anyway"]
-    assert "c.send-anyway" not in why  # waiting: it is being released
-    assert "settling" in why["d.send-anyway"]
-
-
-@pytest.mark.parametrize("name", [
-    "INV-1.xml.send-anyway",  # the invoice file's whole name before the suffix
-    "INV-1.Send-Anyway", "inv-1.SEND-ANYWAY",  # case
-    "INV-1 .send-anyway", "INV-1.send-anyway ",  # spaces at an end of a part
-    "INV-1.send-anyway.txt", "INV-1.Send-Anyway.TXT",  # Windows' hidden .txt
-    "Fakt\u0075\u0308ra-1.send-anyway",  # NFD, as a Mac writes it, for an NFC invoice file
-])
-def test_a_near_miss_of_a_release_file_names_the_exact_release_file(name: str) -> None:
-    """A clerk who means to release INV-1.xml but names the file a little off releases
-    nothing; the page must say which name would (the invoice file it is for, and the
-    exact release file name), not only that it waits or is no invoice file."""
-    files = ["INV-1.xml", "Fakt\u00fcra-1.xml", "INV-2.pdf"]
-    meant = "Fakt\u00fcra-1" if "ra-1" in name else "INV-1"
-    assert meant_release(name, ".send-anyway", files) == (f"{meant}.xml",
-                                                          f"{meant}.send-anyway")
-
-
-@pytest.mark.parametrize("name", [
-    "INV-1.send-anyway",  # exact: a real release file, nothing to hint
-    "INV-9.send-anyway", "INV-9.send-anyway.txt",  # no invoice file INV-9.* in the outbox
-    "notes.txt", "send-anyway.txt", ".send-anyway", "INV-1.send-anyway-old.txt",
-])
-def test_a_release_file_or_another_name_is_no_near_miss(name: str) -> None:
-    assert meant_release(name, ".send-anyway", ["INV-1.xml", "INV-2.pdf"]) is None
-
-
-def test_a_release_file_named_with_the_invoice_files_extension_says_the_name_to_use() -> None:
-    """`INV-1.xml.send-anyway` waits for an invoice file `INV-1.xml.*` that never comes,
-    while INV-1.xml waits for its attachments: the page's row says to rename it."""
-    [idle] = idle_releases(["INV-1.xml.send-anyway"], SHARE, ["INV-1.xml"], {})
-    assert idle.why == ("there is no invoice file INV-1.xml.* beside it; it waits for one — "
-                        "to release INV-1.xml, rename it to INV-1.send-anyway")
-    [idle] = idle_releases(["INV-7.send-anyway"], SHARE, ["INV-1.xml"], {})
-    assert idle.why == "there is no invoice file INV-7.* beside it; it waits for one"
-
-
-@pytest.mark.parametrize(("name", "meant"), [
-    ("k-1.xml.send-anyway", ("k-1.xml", "k-1.send-anyway")),  # whole name, exactly
-    ("K-1.xml.send-anyway", ("K-1.xml", "K-1.send-anyway")),
-    ("k-1.Send-Anyway", ("k-1.xml", "k-1.send-anyway")),  # stem exactly, suffix folded
-    ("K-1.XML.send-anyway", None),  # folded, both are it: naming one would mislead
-    ("K-1 .SEND-ANYWAY.txt", ("K-1.xml", "K-1.send-anyway")),
-])
-def test_a_near_miss_names_the_invoice_file_it_spells_not_its_case_twin(
-        name: str, meant: tuple[str, str] | None) -> None:
-    """K-1.xml and k-1.xml are two invoice files on Linux: a near miss spelled after one is
-    told the release file of that one (it was told K-1's for k-1.xml.send-anyway, the
-    first in sorted order); one that matches both only folded is told neither."""
-    assert meant_release(name, ".send-anyway", ["K-1.xml", "k-1.xml"]) == meant
-
-
-def test_a_near_miss_beside_the_exact_release_file_is_told_to_go_not_to_be_renamed() -> None:
-    """INV-1.send-anyway is there already: renaming INV-1.xml.send-anyway or
-    INV-1.send-anyway.txt to it would fail (or leave the clerk two); the row says the
-    release is there and this one can go. Likewise for a marker."""
-    files = ["INV-1.xml"]
-    [idle] = idle_releases(["INV-1.send-anyway", "INV-1.xml.send-anyway"], SHARE, files,
-                           {"INV-1.xml": "waiting"})
-    assert idle.name == "INV-1.xml.send-anyway"
-    assert idle.why.endswith("— INV-1.send-anyway, the release file of INV-1.xml, is there "
-                             "already: remove this one")
-    there = {"INV-1.send-anyway", "INV-1.ready"}.__contains__
-    text = near_miss("INV-1.send-anyway.txt", SHARE, files, None, {}, there)
-    assert text and "is there already: remove this one" in text and "rename" not in text
-    text = near_miss("INV-1.Ready", SHARE, files, ".ready", {}, there)
-    assert text == ("named like a marker file, but not exactly, so it does nothing — "
-                    "INV-1.ready, the marker of INV-1.xml, is there already: remove this one")
-
-
-@pytest.mark.parametrize(("state", "said"), [
-    ("held", "a release of INV-1.xml would do nothing: INV-1.xml has errors (see "
-             "INV-1.errors.txt)"),
-    ("delivering", "a release of INV-1.xml would do nothing: INV-1.xml has attachments"),
-    ("waiting", "to send INV-1.xml without its attachments, rename it to INV-1.send-anyway"),
-    ("settling", "rename it to INV-1.send-anyway"),
-])
-def test_a_near_miss_is_told_to_rename_only_where_a_release_would_send(state: str,
-                                                                       said: str) -> None:
-    """A held invoice (errors) or one that has its attachments is not sent by a release:
-    its near miss says so instead of "rename it to INV-1.send-anyway", a fix that does
-    nothing. Waiting (or not read yet), the rename is the fix."""
-    text = near_miss("INV-1.send-anyway.txt", SHARE, ["INV-1.xml"], None, {"INV-1.xml": state})
-    assert text and said in text
-    [idle] = idle_releases(["INV-1.xml.send-anyway"], SHARE, ["INV-1.xml"], {"INV-1.xml": state})
-    assert ("rename it to INV-1.send-anyway" in idle.why) == (state in ("waiting", "settling"))
-
-
-@pytest.mark.parametrize(("raw", "shown", "rule"), [
-    (b"Faktura-\xe5.send-anyway", "Faktura-\\udce5.send-anyway", "not valid UTF-8"),
-    (b"Faktura\x01.send-anyway", "Faktura\\x01.send-anyway", "control character"),
-    ("Faktura\u0085.send-anyway".encode(), "Faktura\\x85.send-anyway", "control character"),
-])
-def test_a_release_whose_name_cannot_be_used_says_so_under_an_escaped_name(
-        raw: bytes, shown: str, rule: str) -> None:
-    """A release file whose name is not UTF-8 (or holds control characters) can never
-    release anything (no invoice file of that stem is ever read): it is listed under the
-    name escaped as the scanner shows such names, with the rule and the fix, and marked
-    bad so the daemon logs it — even beside an invoice file of that stem."""
-    name = os.fsdecode(raw)
-    [idle] = idle_releases([name], SHARE, [os.fsdecode(raw[:-12] + b".xml")], {})
-    assert idle.name == shown and idle.bad_name
-    assert rule in idle.why and "rename" in idle.why
-    (idle.name + idle.why).encode("utf-8")
 
 
 @pytest.mark.parametrize("values", [{"status_page": "../x.html"}, {"status_page": ".hidden"},

@@ -18,7 +18,7 @@ from daemon.delivery.pause import HELD_BACK
 from daemon.einvoice.transport import bundle_outcome
 from daemon.errors import Paused, Retryable
 from daemon.journal import Journal, now_iso, parse_iso
-from daemon.loop.release import Idle
+from daemon.loop.idlefiles import Idle
 from daemon.report import pagehtml, pagerender
 from daemon.report.pagerender import render
 

@@ -562,7 +562,7 @@ def test_status_lists_the_release_files_that_do_nothing_as_the_page_does(
     beside a waiting invoice (being released) is not listed."""
     from helpers import write
 
-    from daemon.loop.release import idle_releases
+    from daemon.loop.idlefiles import idle_releases
     from daemon.report.status import outbox_view
     box = settings.outbox.path
     for name in ("INV-1.xml", "INV-2.xml"):

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from daemon.configuration.config import Settings
 from daemon.journal import Journal, parse_iso
-from daemon.loop.release import Idle
+from daemon.loop.idlefiles import Idle
 from daemon.report import pagehtml, statuspage
 from daemon.report.statuspage import MIN_INTERVAL, PAGE_PACE, PAGE_PACE_MAX, StatusPage
 

@@ -1,0 +1,238 @@
+"""Release and marker files that do nothing, and what the status page and `outboxd status`
+say of each (docs/folder-convention.md, sections 5, 6): a release file beside no invoice
+file, or beside one a release does not send now (why); a root file named nearly, but not
+exactly, as a release file or a marker (the exact name it needs, or what is true where a
+rename would not help). Words only: what a release file does is release.py's."""
+
+from __future__ import annotations
+
+import functools
+import os
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.configuration.config import OutboxConfig, ShareConfig
+from daemon.names import name_problem, printable, stem
+from daemon.watching.scan import is_invoice_file
+
+
+@dataclass(frozen=True)
+class Idle:
+    """A release file that does nothing, and why (for the status page).
+
+    `name` is as shown (a name that is not UTF-8 escaped as \\xNN); `bad_name` says
+    the name itself can never release anything, so the daemon logs it as well.
+    """
+
+    name: str
+    why: str
+    bad_name: bool = False
+
+
+def release_names(outbox: Path, share: ShareConfig) -> list[str]:
+    if not share.release_suffix:
+        return []
+    with os.scandir(outbox) as it:
+        return sorted(e.name for e in it if e.name.endswith(share.release_suffix)
+                      and e.name != share.release_suffix and not e.name.startswith("."))
+
+
+def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
+                  states: Mapping[str, str]) -> list[Idle]:
+    """The release files that do nothing now, with why.
+
+    `invoice_files` are the invoice files in the outbox; `states` maps an
+    invoice file to its journal state (settling, waiting, held).
+    """
+    names = list(names)
+    by_stem: dict[str, list[str]] = {}
+    for f in invoice_files:
+        by_stem.setdefault(stem(f), []).append(f)
+    out: list[Idle] = []
+    for name in names:
+        problem = name_problem(name)
+        if problem:
+            # The scanner refuses an invoice file with such a name, so no stem can ever
+            # match it: it would wait forever, and the raw name cannot go on a UTF-8 page.
+            out.append(Idle(printable(name), f"it releases nothing: {problem}", True))
+            continue
+        base = name[: -len(share.release_suffix)]
+        files = by_stem.get(base, [])
+        if not files:
+            why = f"there is no invoice file {base}.* beside it; it waits for one"
+            meant = meant_release(name, share.release_suffix,
+                                  [f for fs in by_stem.values() for f in fs])
+            if meant:
+                why += " — " + _instead(meant, states, set(names).__contains__)
+            out.append(Idle(name, why))
+            continue
+        why_not = _releases_nothing(files[0], states.get(files[0]))
+        if why_not is not None:
+            out.append(Idle(name, why_not))
+    return out
+
+
+def _releases_nothing(file: str, state: str | None) -> str | None:
+    """Why a release of the invoice file `file` (in journal state `state`) does nothing
+    now, or None where it releases (waiting)."""
+    if state == "held":
+        return (f"{file} has errors (see {stem(file)}.errors.txt); a release only sends "
+                "invoices that lack attachments — fix the errors first")
+    if state == "waiting":
+        return None  # about to be released
+    if state in (None, "settling"):
+        return f"{file} is still settling; the release applies once it has"
+    return (f"{file} has attachments for every invoice; there is nothing to release — it "
+            "goes out as usual")
+
+
+def _instead(meant: tuple[str, str], states: Mapping[str, str],
+             there: Callable[[str], bool], rename: str | None = None) -> str:
+    """What a near miss of the release file of `meant` (invoice file, exact release name)
+    is told: to rename it (`rename`, else the short way) — unless the exact name is there
+    already (the rename would fail, or the clerk has two), or a release would do nothing
+    for that invoice (it has errors, or its attachments): then what is true."""
+    file, exact = meant
+    if there(exact):
+        return f"{exact}, the release file of {file}, is there already: remove this one"
+    why_not = _releases_nothing(file, states.get(file))
+    if why_not is not None and states.get(file) not in (None, "settling"):
+        return f"a release of {file} would do nothing: {why_not}"
+    return rename or f"to release {file}, rename it to {exact}"
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def meant_release(name: str, suffix: str, invoice_files: Iterable[str]
+                  ) -> tuple[str, str] | None:
+    """(invoice file, the release file's exact name) when `name` is a clerk's near miss of
+    the release file of an invoice file in the outbox, else None.
+
+    Near misses a clerk on a share makes, each of which releases nothing: the invoice
+    file's whole name before the suffix (`INV-1.xml.send-anyway`), other upper and lower
+    case or Unicode form (`INV-1.Send-Anyway`), spaces at an end of a part
+    (`INV-1 .send-anyway`), and an ending after it (`INV-1.send-anyway.txt`: Windows
+    hides the `.txt` of the "New Text Document" renamed). Without this the page said
+    only that such a file waits for an invoice file, or that it is no invoice file and
+    belongs in a sidecar: true, and no help to the clerk who meant to release one.
+    """
+    if not _may_be(name, suffix):
+        return None  # the usual name, at no cost per invoice file
+    text = name.strip()
+    tries = [text]
+    head, dot, ext = text.rpartition(".")
+    if dot and head and len(ext) <= 4 and ext.isalnum():
+        tries.append(head.rstrip())
+    bases = [t[: -len(suffix)].strip() for t in tries
+             if len(t) > len(suffix) and _fold(t[-len(suffix):]) == _fold(suffix)]
+    if not bases:
+        return None
+    by_stem, whole, by_fold, whole_fold = _named(tuple(invoice_files))
+    for base in bases:
+        # Exactly first: `k-1.xml.send-anyway` is k-1.xml's near miss, not K-1.xml's. A
+        # folded name that two invoice files share (K-1.xml and k-1.xml) tells no one.
+        file = (by_stem.get(base) or whole.get(base) or by_fold.get(_fold(base))
+                or whole_fold.get(_fold(base)))
+        if file is not None:
+            return (file, stem(file) + suffix) if file and stem(file) + suffix != name \
+                else None
+    return None
+
+
+@functools.lru_cache(maxsize=2)
+def _named(invoice_files: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str],
+                                                     dict[str, str], dict[str, str]]:
+    """The invoice files by stem and by whole name (the first of a stem's in sorted
+    order), and by folded stem and folded whole name, "" where two differ only in case
+    or Unicode form: made once for a page's refresh, not once for each near miss and
+    each idle release (sorting 20,000 names was ~13 ms each time)."""
+    files = sorted(invoice_files)
+    by_stem = {stem(f): f for f in reversed(files)}  # the first of a stem's files
+    return by_stem, {f: f for f in files}, _folded(by_stem), _folded({f: f for f in files})
+
+
+def _folded(named: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, file in named.items():
+        fold = _fold(key)
+        out[fold] = "" if fold in out else file
+    return out
+
+
+def _may_be(name: str, suffix: str | None) -> bool:
+    """The cheap look before meant_release's: the suffix's core is in the name at all."""
+    core = _fold(suffix).strip(". ") if suffix else ""
+    return bool(core) and core in _fold(name)
+
+
+_EXACTLY = ("(exactly so: upper and lower case count, and nothing may follow; Windows may "
+            "hide an ending such as .txt)")
+
+
+def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str],
+              marker_suffix: str | None = None, states: Mapping[str, str] | None = None,
+              there: Callable[[str], bool] | None = None) -> str | None:
+    """What the page says of a root file that is no invoice file but a near miss of a
+    release file (meant_release), or of a marker under `completion = "marker"`
+    (`marker_suffix`), in place of "not an invoice file"; else None. `states`: the
+    invoice files' journal states (a release does nothing for a held one); `there`: whether
+    a name is in the outbox root (the exact name may be there already)."""
+    if not (_may_be(name, share.release_suffix) or _may_be(name, marker_suffix)):
+        return None  # the usual stray file: the invoice files not even listed
+    there = there or (lambda _: False)
+    files = list(invoice_files)
+    meant = meant_release(name, share.release_suffix, files)
+    if meant is not None:
+        return ("named like a release file, but not exactly, so it releases nothing — "
+                + _instead(meant, states or {}, there, f"to send {meant[0]} without its "
+                           f"attachments, rename it to {meant[1]} {_EXACTLY}"))
+    meant = meant_release(name, marker_suffix, files) if marker_suffix else None
+    if meant is not None:
+        if there(meant[1]):
+            return (f"named like a marker file, but not exactly, so it does nothing — "
+                    f"{meant[1]}, the marker of {meant[0]}, is there already: remove this "
+                    "one")
+        return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
+                f"its marker — rename it to {meant[1]} {_EXACTLY}")
+    return None
+
+
+def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
+               invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
+    """What the status page and `outboxd status` both say of each root file left alone
+    (`refused`: as shown -> why): a near miss of a release or marker file is told the
+    name it needs (near_miss), any other keeps its why."""
+    marker = outbox.marker_suffix if outbox.completion == "marker" else None
+    files = list(invoice_files)
+    return {n: (None if is_invoice_file(outbox, n, share)
+                else near_miss(n, share, files, marker, states,
+                               lambda x: os.path.lexists(outbox.path / x))) or why
+            for n, why in refused.items()}
+
+
+def marker_misses(outbox: OutboxConfig, share: ShareConfig,
+                  invoice_files: Iterable[str]) -> dict[str, str]:
+    """Under completion = "marker", the root files that end like a marker but are none
+    (`M-3.xml.ready` for M-3.xml, `m-3.ready` for M-3.xml): the scanner leaves every
+    `*.ready` alone unlisted, as a marker, so such a near miss was shown nowhere while its
+    bundle waited. As shown -> what near_miss says (the name it needs); one that names
+    no invoice file waits for one, as a marker does, and is not listed."""
+    suffix = outbox.marker_suffix
+    if outbox.completion != "marker" or not suffix:
+        return {}
+    with os.scandir(outbox.path) as it:
+        names = [e.name for e in it if e.name.endswith(suffix) and e.name != suffix
+                 and not e.name.startswith(".")]
+    if not names:
+        return {}
+    files = list(invoice_files)
+    out = {}
+    for name in names:
+        if meant_release(name, suffix, files) is not None and not name_problem(name):
+            out[name] = near_miss(name, share, files, suffix, None,
+                                  lambda x: os.path.lexists(outbox.path / x)) or ""
+    return out
