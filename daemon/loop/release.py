@@ -199,6 +199,10 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
     by_stem: dict[str, list[str]] = {}
     for f in invoice_files:
         by_stem.setdefault(stem(f), []).append(f)
+    # Made once, not for each near miss: with 2,000 of them beside 20,000 invoice files,
+    # making both again for each was 6 s of CPU a refresh.
+    every = [f for fs in by_stem.values() for f in fs]
+    there = set(names).__contains__
     out: list[Idle] = []
     for name in names:
         problem = name_problem(name)
@@ -211,10 +215,9 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
         files = by_stem.get(base, [])
         if not files:
             why = f"there is no invoice file {base}.* beside it; it waits for one"
-            meant = meant_release(name, share.release_suffix,
-                                  [f for fs in by_stem.values() for f in fs])
+            meant = meant_release(name, share.release_suffix, every)
             if meant:
-                why += " — " + _instead(meant, states, set(names).__contains__)
+                why += " — " + _instead(meant, states, there)
             out.append(Idle(name, why))
             continue
         why_not = _releases_nothing(files[0], states.get(files[0]))
