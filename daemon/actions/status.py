@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
@@ -14,6 +17,14 @@ from daemon.configuration.config_folders import outbox_missing
 from daemon.journal.readonly import journal_there
 from daemon.loop.statelock import running
 from daemon.report import status
+
+T = TypeVar("T")
+
+# How long status waits for the outbox to answer. A share that hangs (a hard NFS mount
+# to a file server that is down, a FUSE file system stopped) blocks every look at it for
+# as long as it lasts, and not even Ctrl-C ends that look: the journal's counts, which
+# are on the local state dir, are what the admin needs then.
+ANSWER_SECONDS = 5.0
 
 # Below this, SQLite's next write (a WAL frame, a checkpoint) may not fit.
 _ROOM = 1 << 20
@@ -50,12 +61,42 @@ def outbox_away(settings: Settings) -> str | None:
             "journal holds; files it lists as waiting may not be in the outbox now")
 
 
+def answered(look: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
+    """(True, what look returned) if it returns within seconds, else (False, None): the
+    look goes on, on a thread of its own that ends with the command, which a look
+    blocked on a share does not stop (the kernel ends it at exit)."""
+    got: list[T] = []
+    failed: list[BaseException] = []
+
+    def run_look() -> None:
+        try:
+            got.append(look())
+        except BaseException as exc:  # raised again below, on the command's thread
+            failed.append(exc)
+    thread = threading.Thread(target=run_look, daemon=True, name="look-at-outbox")
+    thread.start()
+    thread.join(seconds)
+    if failed:
+        raise failed[0]
+    return (True, got[0]) if got else (False, None)
+
+
+def hung(settings: Settings) -> str:
+    return (f"outboxd: the outbox {settings.outbox.path} does not answer: a look at it has "
+            f"waited {ANSWER_SECONDS:g} s — its share hangs (the file server is down or "
+            "cannot be reached, and the mount waits for it): check the server and the "
+            "network, then the mount (`mount`, `dmesg`). What follows is what the journal "
+            "holds; files it lists as waiting may not be in the outbox now")
+
+
 def run(args: argparse.Namespace) -> int:
     # Not refused without the outbox: a share not mounted is when an admin needs this.
     settings, _ = settings_of(args, outbox=False)
     # First: a state dir this user may not enter ends the command in one line.
     there = journal_there(settings.journal_path, status.RUN_AS)
-    away = outbox_away(settings)
+    answers, away = answered(lambda: outbox_away(settings), ANSWER_SECONDS)
+    if not answers:
+        away = hung(settings)
     if away:
         print(away, file=sys.stderr)
     if not there:
@@ -77,7 +118,15 @@ def run(args: argparse.Namespace) -> int:
               "they are — free space there (or make it writable); the daemon goes on by "
               "itself", file=sys.stderr)
     data = status.collect(settings)
-    view = status.outbox_view(settings, data)
+    view: status.OutboxView | None = None
+    if answers:
+        # It answered just now, but a share can begin to hang at any look.
+        answers, view = answered(lambda: status.outbox_view(settings, data), ANSWER_SECONDS)
+        if not answers:
+            away = hung(settings)
+            print(away, file=sys.stderr)
+    if view is None:
+        view = status.OutboxView([], [], {})
     if args.json:
         # operations.md's keys; the page's files left alone are text only
         print(status.as_json({**data, "lone_folders": status.lone_json(view.lone)}))

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Env
+from hungshare import hung_share
 
+from daemon.actions.status import ANSWER_SECONDS
 from daemon.cli import main
 from daemon.journal import Journal
 from daemon.journal.records import iso_of
@@ -380,3 +386,28 @@ def test_a_journal_another_process_holds_locked_is_read_as_it_is_within_one_wait
     assert "Traceback" not in done.stderr
     assert done.stdout.startswith("settling: 0  waiting: 1")
     assert elapsed < 2 * 5 + 5, elapsed  # one wait and a process's start
+
+
+def test_status_answers_from_the_journal_while_the_outbox_share_hangs(
+        env: Env, tmp_path: Path) -> None:
+    """The outbox's share hangs (a hard NFS mount to a server that is down; here a FUSE
+    mount never served): every look at it blocks, and not even Ctrl-C ends it. `status`
+    waits a few seconds for the outbox, then says it does not answer and prints what the
+    journal holds, exit 0, instead of hanging with it."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    with hung_share(env.outbox):
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "daemon", "status", "-c", str(env.config)],
+                              capture_output=True, text=True, timeout=30, cwd=tmp_path)
+        took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    assert took < ANSWER_SECONDS + 10
+    assert (f"outboxd: the outbox {env.outbox} does not answer: a look at it has waited "
+            f"{ANSWER_SECONDS:g} s") in done.stderr
+    assert "what the journal holds" in done.stderr
+    assert done.stdout.startswith(f"the outbox {env.outbox} does not answer")
+    assert "waiting: 1" in done.stdout and "W.xml" in done.stdout
