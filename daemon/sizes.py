@@ -30,16 +30,17 @@ def limit_words(n: int, over: int | None = None) -> str:
         if n >= unit:
             if n % (unit // 10) == 0:  # whole, or one decimal place, in this unit
                 short = f"{n / unit:,.1f} {name}" if n % unit else f"{n // unit:,} {name}"
-                if over is not None and _shown(over) <= n:
+                if over is not None and _reads_within(over, n):
                     return f"{short} ({n:,} bytes)"
                 return short
             return size_words(n)
     return size_words(n)
 
 
-def _shown(n: int) -> float:
-    """The bytes that size_words(n)'s rounded figure stands for ("5.0 MB": 5,000,000)."""
+def _reads_within(size: int, limit: int) -> bool:
+    """Whether size_words(size)'s rounded figure ("5.0 MB") is at most `limit`, compared
+    as the figures are written (a float product could land a hair either side)."""
     for unit, _ in _UNITS:
-        if round(n / (unit // 1000), 1) >= 1000:
-            return round(n / unit, 1) * unit
-    return n
+        if round(size / (unit // 1000), 1) >= 1000:
+            return float(f"{size / unit:.1f}") <= limit / unit + 1e-9
+    return size <= limit
