@@ -18,13 +18,29 @@ def size_words(n: int) -> str:
     return f"{n:,} byte" + ("" if n == 1 else "s")
 
 
-def limit_words(n: int) -> str:
+def limit_words(n: int, over: int | None = None) -> str:
     """A limit: "5 MB", "2.5 MB", "500 KB" when that figure is exact, else with its
     bytes ("67.1 MB (67,108,864 bytes)"): a limit rounded would let a size over it
-    read as within it ("5.0 MB; at most 5.0 MB")."""
+    read as within it ("5.0 MB; at most 5.0 MB").
+
+    `over` is the size said beside it, which is over the limit: where that size's
+    rounded figure is not above the limit's ("is 5.0 MB (5,000,001 bytes); at most
+    5 MB"), the limit gets its bytes too, so the two read apart in the same words."""
     for unit, name in _UNITS:
         if n >= unit:
             if n % (unit // 10) == 0:  # whole, or one decimal place, in this unit
-                return f"{n / unit:,.1f} {name}" if n % unit else f"{n // unit:,} {name}"
+                short = f"{n / unit:,.1f} {name}" if n % unit else f"{n // unit:,} {name}"
+                if over is not None and _reads_within(over, n):
+                    return f"{short} ({n:,} bytes)"
+                return short
             return size_words(n)
     return size_words(n)
+
+
+def _reads_within(size: int, limit: int) -> bool:
+    """Whether size_words(size)'s rounded figure ("5.0 MB") is at most `limit`, compared
+    as the figures are written (a float product could land a hair either side)."""
+    for unit, _ in _UNITS:
+        if round(size / (unit // 1000), 1) >= 1000:
+            return float(f"{size / unit:.1f}") <= limit / unit + 1e-9
+    return size <= limit

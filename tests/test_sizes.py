@@ -32,3 +32,20 @@ def test_a_limit_is_said_short_only_when_that_figure_is_exact(n: int, said: str)
     """A limit rounded would let a size over it read as within it: 5,000,002 bytes "5.0 MB"
     against a limit of 5,000,001 bytes "at most 5.0 MB"."""
     assert limit_words(n) == said
+
+
+@pytest.mark.parametrize(("limit", "size", "said"), [
+    (5_000_000, 5_000_001, "5 MB (5,000,000 bytes)"),  # "is 5.0 MB …; at most 5 MB"
+    (5_000_000, 5_049_999, "5 MB (5,000,000 bytes)"),
+    (20_000_000, 20_000_001, "20 MB (20,000,000 bytes)"),  # ubl-embedded's total
+    (1_000, 1_001, "1 KB (1,000 bytes)"),
+    (5_000_000, 5_050_001, "5 MB"),  # "is 5.1 MB": over it in the same words
+    (5_000_000, 20_971_520, "5 MB"),
+    (5_000_001, 5_000_002, "5.0 MB (5,000,001 bytes)"),  # never exact: bytes anyway
+])
+def test_a_limit_beside_a_size_that_rounds_to_it_is_said_with_its_bytes(
+        limit: int, size: int, said: str) -> None:
+    """A clerk told a file "is 5.0 MB (5,000,001 bytes); at most 5 MB is taken" reads two
+    equal sizes: where the size over the limit rounds to the limit's figure or below, the
+    limit is said with its bytes as well, so the two bytes counts show which is larger."""
+    assert limit_words(limit, over=size) == said

@@ -39,7 +39,12 @@ DEFAULT_PDF_ID_PATTERN = (
     r"(?i)(?:invoice\s*(?:number|no\.?|nr\.?|#)|fakturanummer|fakturanr\.?)"
     # One run of blanks, then maybe ':' or '#' and another: two optional runs side by side
     # would let a line of 20,000 blanks cost the regex engine seconds.
-    r"\s*(?:[:#]\s*)?([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
+    r"\s*(?:[:#]\s*)?"
+    # An id holds a digit. Where a layout puts its labels in a column and the values in
+    # another, a page's text reads "Invoice number\nInvoice date\n…\nINV-4711": the word
+    # after the label is the next label ("Invoice", "Date", "Page"), which every invoice
+    # of that layout would share. No id found is the file's stem, as the contract says.
+    r"(?=[A-Za-z._/-]*[0-9])([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
 )
 # The six attachment formats Peppol BIS Billing 3.0 allows.
 PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]

@@ -227,7 +227,8 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
         if total > MAX_EMBEDDED_BYTES:
             findings.append(Finding("embed-too-large", rel, f"invoice {sl.invoice_id}'s "
                                     f"attachments come to {size_words(total)}; ubl-embedded "
-                                    f"puts at most {limit_words(MAX_EMBEDDED_BYTES)} of "
+                                    "puts at most "
+                                    f"{limit_words(MAX_EMBEDDED_BYTES, over=total)} of "
                                     "attachments "
                                     "into one invoice's document — make them smaller (a scan "
                                     "at a lower resolution, a PDF exported again) or attach "

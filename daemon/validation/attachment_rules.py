@@ -144,7 +144,7 @@ def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding
     size, limit = check.attachment.size, cfg.max_attachment_bytes
     if size > limit:
         yield check.finding("too-large", f"is {size_words(size)}; at most "
-                            f"{limit_words(limit)} is taken ([validation] "
+                            f"{limit_words(limit, over=size)} is taken ([validation] "
                             "max_attachment_bytes) — compress it, scan at a lower colour "
                             "depth, or split it into several files")
 

@@ -196,7 +196,7 @@ def checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     if conv is not None and conv.size > cfg.max_attachment_bytes:
         problems.append(Finding("too-large", att.rel, "converts to a PDF of "
                                 f"{size_words(conv.size)}; at most "
-                                f"{limit_words(cfg.max_attachment_bytes)} is taken "
+                                f"{limit_words(cfg.max_attachment_bytes, over=conv.size)} is taken "
                                 "([validation] max_attachment_bytes) — scale the image down "
                                 "or export it as a smaller PDF", "error", att.invoice_id))
     return att, findings + problems

@@ -398,6 +398,21 @@ class TestPdf:
         """The default pattern knows the usual labels and takes the id after them."""
         assert read(write(tmp_path / "p.pdf", text_pdf([text]))).invoice_ids == (expected,)
 
+    @pytest.mark.parametrize("labels", [
+        ["Invoice number", "Invoice date", "Customer no.", "INV-4711", "2024-03-01"],
+        ["Fakturanummer", "Fakturadatum", "4711"],
+        ["Invoice #", "Page 1 of 2", "4711"],
+    ])
+    def test_a_label_followed_by_another_word_is_no_id(
+            self, tmp_path: Path, labels: list[str]) -> None:
+        """A layout with its labels in one column and the values in another reads "Invoice
+        number" then "Invoice date": the default pattern took the next label for the id,
+        so every invoice of that layout was the invoice "Invoice" (a file of two of them
+        one invoice, its folders orphans told to be renamed "Invoice"). An id holds a
+        digit; without one found the file is one invoice named after its stem."""
+        path = write(tmp_path / "column.pdf", text_pdf(["\n".join(labels)] * 2))
+        assert read(path) == InvoiceRead("pdf", ("column",))
+
     def test_configured_pattern(self, tmp_path: Path) -> None:
         """[invoices] pdf_id_pattern replaces the default; its one group is the id."""
         path = write(tmp_path / "p.pdf", text_pdf(["Ref #Q-3 and Invoice number: A-17"]))

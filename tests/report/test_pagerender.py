@@ -168,6 +168,26 @@ def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
     assert "the folder single.att," in waiting
 
 
+def test_ids_of_one_folder_are_not_sent_to_make_it(journal: Journal) -> None:
+    """A waiting file whose ids have one folder between them (A/1, A:1 and A_1 all A_1;
+    INV-7 and inv-7 to Windows) was told to put each one's attachments into
+    batch/A_1, batch/A_1, batch/A_1: a clerk who did so got the file stopped as
+    id-folder-collision. The row says that those ids share the folder and that the ERP
+    must give them distinct ids; a file without such ids is told as before."""
+    journal.create("batch.xml", "waiting", invoice_ids=["A/1", "A:1", "A_1", "INV-7",
+                                                         "inv-7", "B-2"],
+                   unattached_ids=["A/1", "A:1", "A_1", "INV-7", "inv-7", "B-2"])
+    journal.create("fine.xml", "waiting", invoice_ids=["C/1", "D-2"],
+                   unattached_ids=["C/1", "D-2"])
+    rows = journal.recent()
+    waiting = Page(render(rows, [], parse_iso(rows[0].since))).text["waiting"]
+    assert "A/1 and A:1 and A_1 have one folder, batch/A_1" in waiting
+    assert "INV-7 and inv-7 have one folder, batch/INV-7" in waiting
+    assert "id-folder-collision" in waiting and "distinct ids" in waiting
+    assert waiting.count("have one folder") == 2  # fine.xml's row says nothing of it
+    assert "fine/C_1" in waiting
+
+
 def test_no_look_alike_section_without_one(journal: Journal) -> None:
     """Like the other lists of what waits for a person in the outbox, the section is
     there only when something is in it."""

@@ -359,12 +359,14 @@ class TestPdfMatrix:
             self, outbox: Outbox, channel: str) -> None:
         """Under the default max_attachment_bytes, a PDF of 5,000,000 bytes passes and
         one of 5,000,001 is too-large, naming both sizes and the fix, on every channel
-        (the rules table's "same" for the print channels)."""
+        (the rules table's "same" for the print channels). Both sizes are said in bytes
+        too: "5.0 MB" against "at most 5 MB" alone reads as within the limit."""
         assert outbox.validate("at.pdf", pdf_of_size(5_000_000), channel=channel).findings == ()
         bundle = outbox.validate("over.pdf", pdf_of_size(5_000_001), channel=channel)
         assert codes(bundle) == ["too-large"]
         assert only(bundle, "too-large").message.startswith(
-            "is 5.0 MB (5,000,001 bytes); at most 5 MB is taken ([validation] "
+            "is 5.0 MB (5,000,001 bytes); at most 5 MB (5,000,000 bytes) is taken "
+            "([validation] "
             "max_attachment_bytes) — compress it")
 
     @pytest.mark.parametrize("name", ["SCAN.PDF", "scan", "scan.Pdf"])
