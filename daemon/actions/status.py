@@ -73,7 +73,7 @@ def answered(look: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
             got.append(look())
         except BaseException as exc:  # raised again below, on the command's thread
             failed.append(exc)
-    thread = threading.Thread(target=run_look, daemon=True, name="look-at-outbox")
+    thread = threading.Thread(target=run_look, daemon=True, name="status: a look at the outbox")
     thread.start()
     thread.join(seconds)
     if failed:
