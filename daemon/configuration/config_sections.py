@@ -43,7 +43,8 @@ DEFAULT_PDF_ID_PATTERN = (
     # An id holds a digit. Where a layout puts its labels in a column and the values in
     # another, a page's text reads "Invoice number\nInvoice date\n…\nINV-4711": the word
     # after the label is the next label ("Invoice", "Date", "Page"), which every invoice
-    # of that layout would share. No id found is the file's stem, as the contract says.
+    # of that layout would share. No id found: one invoice named after the file's stem
+    # (docs/configuration.md).
     r"(?=[A-Za-z._/-]*[0-9])([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
 )
 # The six attachment formats Peppol BIS Billing 3.0 allows.
