@@ -451,8 +451,8 @@ class TestFaults:
         path = tmp_path / "j.sqlite3"
         j = Journal(path)
         looks: list[None] = []
-        real = j._file_identity
-        monkeypatch.setattr(j, "_file_identity", lambda: looks.append(None) or real())
+        real = j._look
+        monkeypatch.setattr(j, "_look", lambda: looks.append(None) or real())
         try:
             rid = j.create("a.xml", "settling", durable=False)
             j.transition(rid, "waiting", durable=False)

@@ -32,6 +32,7 @@ from daemon.delivery.versions import Versions
 from daemon.einvoice import check_bundle
 from daemon.errors import (
     InputError,
+    JournalError,
     OutboxdError,
     Paused,
     ReaderFailed,
@@ -104,6 +105,11 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # hand-over's commit failed): kept apart from their checks, which a switch of
         # format drops, so that their attempt still records it and sends.
         self._handed_over: set[int] = set()
+        # Rows whose POST was not counted first (_posting: the first after the claim) and
+        # whose attempt then ended in a journal error, its outcome maybe unwritten: their
+        # next attempt is counted, that POST with it, before its own POST goes out.
+        self._unrecorded: set[int] = set()
+        self._posting: set[int] = set()
         self._checks_lock = threading.Lock()
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
@@ -197,7 +203,12 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         """One delivery attempt; the delay before the next one, or None when finished."""
         try:
             return self._attempt(row_id)
+        except JournalError:
+            if row_id in self._posting:
+                self._unrecorded.add(row_id)
+            raise
         finally:
+            self._posting.discard(row_id)
             # Whatever its outcome: the bundles waiting for this one look again now.
             for later in self.versions.attempt_ended(row_id):
                 if self.resume is not None:
@@ -298,7 +309,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         if manifest["bundle_id"] != row.bundle_id:
             log.warning("bundle changed in the processing folder",
                         new_bundle_id=manifest["bundle_id"])
-        attempts = row.attempts + 1
+        unrecorded = row_id in self._unrecorded  # a POST the receiver saw, not recorded
+        attempts = row.attempts + 1 + unrecorded
 
         def count() -> None:
             # Not durable: a crash after the POST leaves the row in flight either way,
@@ -311,8 +323,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # its count written with its outcome (one commit less per bundle); a retry, an
         # attempt after a restart (which may follow a crash in a POST), or a bundle whose
         # id changed is recorded as under way before the POST.
-        counted = (read_again or row.state != "delivering" or row.next_attempt_at is not None
-                   or row.bundle_id != manifest["bundle_id"])
+        counted = (unrecorded or read_again or row.state != "delivering"
+                   or row.next_attempt_at is not None or row.bundle_id != manifest["bundle_id"])
         deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
         if self._checked_for_gone(checked_for, log):
             self.deliverers.give_back(deliverer)  # maybe the new format's already
@@ -322,7 +334,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             self.deliverers.give_back(deliverer)
             return self._held_back(row_id, *held, log)
         if counted:
-            count()
+            count()  # a JournalError: no POST until the journal records it
+            self._unrecorded.discard(row_id)
+        else:
+            self._posting.add(row_id)
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
                 # Documents already accepted (ubl-embedded); the bundle ids an answer

@@ -28,6 +28,7 @@ from daemon import logs
 from daemon.errors import JournalError, JournalLost
 from daemon.fs.fsops import kind_of
 from daemon.fs.fswrite import fsync_dir
+from daemon.journal import guarded
 from daemon.journal.documents import Documents
 from daemon.journal.records import (
     CLAIMING,
@@ -142,6 +143,8 @@ class Journal(Rows, Views, Documents):
         self.log = logs.get()
         self.changes = 0  # committed write transactions: the loop republishes status on change
         self._identity: tuple[int, int] | None = None  # set once the file exists
+        self._size = 0  # the file's size at the last look (check()): SQLite never shrinks it
+        self._look_lock = threading.Lock()
         # Made by this open (a first start, or one after the journal was lost): what an
         # earlier journal knew, such as the work folders its daemon left, it cannot vouch
         # for (orphans.Orphans).
@@ -153,11 +156,14 @@ class Journal(Rows, Views, Documents):
                 # immutable: a read-only state dir where SQLite cannot create the
                 # -shm file; the daemon is not writing there, so nothing is missed.
                 uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False,
-                                           timeout=BUSY_SECONDS)
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False,
+                                     timeout=BUSY_SECONDS, factory=guarded.Connection)
             else:
-                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                           timeout=BUSY_SECONDS)
+                db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                     timeout=BUSY_SECONDS, factory=guarded.Connection)
+            db.damaged = self._damaged
+            self._db = db
+            if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL until a write announces an effect; see _tx(durable=).
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -176,6 +182,8 @@ class Journal(Rows, Views, Documents):
             raise JournalError(f"cannot open the journal {path}: " + sqlite_failure(
                 exc, "check [paths] state_dir and its permissions")) from None
         self._identity = None if readonly else self._file_identity()
+        with suppress(OSError):
+            self._size = os.stat(path).st_size
         if not readonly:
             # The database and its WAL file by name: synchronous=NORMAL syncs the WAL's
             # content later (see _sync), never the folder entry that makes it findable.
@@ -188,15 +196,22 @@ class Journal(Rows, Views, Documents):
         cannot change while it lasts."""
         return self._failure
 
-    def _file_identity(self) -> tuple[int, int] | None:
+    def _look(self) -> os.stat_result | None:
+        """The journal file by its path (None: gone)."""
         try:
-            st = os.stat(self.path)
+            return os.stat(self.path)
         except FileNotFoundError:
             return None
-        return st.st_dev, st.st_ino
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        st = self._look()
+        return None if st is None else (st.st_dev, st.st_ino)
 
     def check(self) -> None:
-        """Raise JournalLost if the journal file was deleted or replaced since we opened it.
+        """Raise JournalLost if the journal file was deleted or replaced since we opened it,
+        or is damaged: found so by a statement (_damaged), or cut short (looked at when its
+        size changed, guarded.cut_short: a cache and the WAL file hide that from SQLite's
+        reads until a checkpoint writes their pages into a file without the rest).
 
         SQLite would go on writing into the deleted file and a restart would
         begin on an empty journal with no memory of what was sent; stopping
@@ -205,11 +220,29 @@ class Journal(Rows, Views, Documents):
         """
         if self._lost is not None:
             raise self._lost
-        if self._identity is not None and self._file_identity() != self._identity:
-            raise JournalLost(f"the journal {self.path} was deleted or replaced while outboxd "
-                              "was running; stopping so that the service manager restarts it on "
-                              "a fresh journal (bundles already sent are read back from the "
-                              "receipts in sent/)", reported=True)
+        if self._identity is None:
+            return
+        # One look at a time: a look that began before a checkpoint grew the file must not
+        # hold its size against one that saw the growth.
+        with self._look_lock:
+            st = self._look()
+            if st is None or (st.st_dev, st.st_ino) != self._identity:
+                raise JournalLost(f"the journal {self.path} was deleted or replaced while "
+                                  "outboxd was running; stopping so that the service manager "
+                                  "restarts it on a fresh journal (bundles already sent are read "
+                                  "back from the receipts in sent/)", reported=True)
+            if st.st_size != self._size:
+                was, self._size = self._size, st.st_size
+                if (fault := guarded.cut_short(str(self.path), was, st.st_size)) is not None:
+                    raise self._damaged(fault)
+
+    def _damaged(self, exc: sqlite3.Error) -> JournalLost:
+        """The error of a statement that found the file damaged (guarded.Connection), kept:
+        check() and every write raise it from now on, so that the loop stops the daemon
+        at its next turn whichever thread read the damage, as for a journal deleted."""
+        if self._lost is None:
+            self._lost = JournalLost(guarded.damaged(self.path, str(exc)), reported=True)
+        return self._lost
 
     def _migrate(self, new: bool) -> None:
         """Bring a journal of an earlier version (or a `new` one: SCHEMA lacks the

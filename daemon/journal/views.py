@@ -5,11 +5,15 @@ STATUS=, and the rows the views list. Reads only; nothing here writes.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from daemon.errors import JournalError
+from daemon.journal import guarded
 from daemon.journal.records import (
     CLAIMING,
     DELIVERED,
@@ -44,6 +48,7 @@ def _after_prefix(day: str) -> str:
 
 
 class Views:
+    path: Path
     _db: sqlite3.Connection
     _lock: threading.RLock
     _column_names: list[str] | None
@@ -300,6 +305,24 @@ class Views:
     def _columns(self) -> list[str]:
         if self._column_names is None:
             with self._lock:
-                self._column_names = [r[1] for r in
-                                      self._db.execute("PRAGMA table_info(bundles)")]
+                names = [r[1] for r in self._db.execute("PRAGMA table_info(bundles)")]
+            if not names:
+                # A file without the table (only a command's read-only open makes none):
+                # the statements built of no columns said "near ",": syntax error".
+                raise JournalError(_no_table(self.path))
+            self._column_names = names
         return self._column_names
+
+
+def _no_table(path: Path) -> str:
+    """What a journal at `path` without the table of bundles is, and the fix."""
+    try:
+        empty = os.stat(path).st_size == 0
+    except OSError:
+        empty = False
+    if not empty:
+        return guarded.damaged(path, "it holds no table of bundles: not a journal of outboxd's")
+    # A daemon's journal is never 0 bytes (its first page is written as it opens it).
+    return (f"the journal {path} is empty (0 bytes): emptied, or made by another program — "
+            "start outboxd (again): it takes an empty journal as a new one and reads what "
+            "was sent back from the receipts in sent/ (move the file away first to keep it)")

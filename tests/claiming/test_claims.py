@@ -607,8 +607,8 @@ class TestABatchOfClaims:
         p = self._held(tmp_path, CLAIM_BATCH)
         statements: list[str] = []
         looks: list[None] = []
-        real = p.j._file_identity
-        monkeypatch.setattr(p.j, "_file_identity", lambda: looks.append(None) or real())
+        real = p.j._look
+        monkeypatch.setattr(p.j, "_look", lambda: looks.append(None) or real())
         commits = p.j.changes
         p.j._db.set_trace_callback(statements.append)
         results = list(p.claim_held(5.0))

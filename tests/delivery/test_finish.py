@@ -23,7 +23,13 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
-from helpers import answering_receiver, drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
+from helpers import (  # noqa: E402
+    answering_receiver,
+    drop_bundle,
+    pdf_bytes,
+    ubl_invoice,
+    wait_for,
+)
 from matching import batch_xml  # noqa: E402
 from swaps import opened_in, swap_for_link, swap_when_opened  # noqa: E402
 
@@ -169,6 +175,55 @@ def test_an_attempt_after_a_restart_is_counted_before_its_post(tmp_path: Path) -
     fin.d = Watching(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
     assert fin.attempt(row) is None
     assert seen == [1] and p.j.get(row).attempts == 1
+
+
+def test_no_post_goes_out_while_the_journal_cannot_record_it_and_each_is_counted(
+        tmp_path: Path) -> None:
+    """The first attempt after a claim records its count with its outcome. When that
+    record fails (another process holds the journal locked: `sqlite3 journal.sqlite3
+    'BEGIN EXCLUSIVE;'`), the row still reads as just claimed: every later attempt
+    POSTed again without a record, as long as the lock lasted (5 POSTs, `attempts: 1`
+    in receipt.json). Now the next attempt is recorded first, so it waits for the
+    journal without posting, and it counts the POST the journal missed: the receipt
+    says 2, the POSTs the receiver saw."""
+    import sqlite3
+
+    from daemon.errors import JournalError
+    p, s, row = claimed(tmp_path)
+    p.j._db.execute("PRAGMA busy_timeout = 50")  # not the 5 s a command waits
+    locker = sqlite3.connect(s.journal_path, isolation_level=None)
+
+    class LockedWhileAnswering(Scripted):
+        def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+            if self.posts == 0:
+                locker.execute("BEGIN EXCLUSIVE")
+            return super().deliver(bundle, manifest)
+
+    answer = Receipt(201, {"receipt_id": "r-1"}, "r-1")
+    p.finish.d = LockedWhileAnswering(answer, answer)
+    try:
+        with pytest.raises(JournalError):
+            p.finish.attempt(row)  # the answer cannot be recorded
+        assert p.finish.d.posts == 1
+        for _ in range(3):  # still locked: each attempt stops before its POST
+            with pytest.raises(JournalError):
+                p.finish.attempt(row)
+        assert p.finish.d.posts == 1
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+
+    def delivered() -> bool:  # once the journal's back-off after the failed writes ends
+        try:
+            return p.finish.attempt(row) is None
+        except JournalError:
+            return False
+    wait_for(delivered, timeout=10, what="the attempt once the journal is writable again")
+    done = p.j.get(row)
+    assert p.finish.d.posts == 2 and done.state == "sent" and done.attempts == 2
+    [entry] = s.sent_dir.glob("*/*")
+    assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2
 
 
 def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(

@@ -5,6 +5,7 @@ fresh journal it restarts on still knows what `sent/` holds."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import pytest
@@ -111,4 +112,42 @@ def test_journal_deleted_while_running_stops_daemon_and_costs_no_second_sending(
     assert bundle_of(env.config, "INV-6.xml")["state"] == "quarantined"
     assert len(receiver.accepted()) == 1 and len(receiver.requests()) == 1
     assert len(env.sent_bundles()) == 1
+    no_traceback(again.stderr())
+
+
+def test_journal_emptied_while_running_stops_daemon_cleanly_and_restarts_on_a_new_one(
+        env: Env, receiver, start_daemon) -> None:
+    """The journal emptied (`truncate -s 0`) under a running daemon is a damaged journal:
+    the daemon stops at once with a clear error that says so and what to do, a non-zero
+    exit and no traceback, as for a deleted one, instead of going on from SQLite's cache
+    and WAL, or ending with "database disk image is malformed" and a traceback where a
+    read first met the lost pages. Its supervisor's restart begins a new journal that
+    reads what was sent back from sent/: the identical bundle again is a duplicate."""
+    env.write_config(receiver.url)
+    first = start_daemon()
+    att, inv = pdf_bytes(), ubl_invoice("INV-7")
+    drop_bundle(env.outbox, "INV-7", {"a.pdf": att}, invoice=inv)
+    wait_for(env.sent_bundles, what="the first sending")
+    assert first.stop() == 0  # a clean stop writes the journal's rows into its file
+    journal = env.state / "journal.sqlite3"
+    assert journal.stat().st_size > 0
+    daemon = start_daemon()
+    os.truncate(journal, 0)
+    # Anything that turns the loop (here a file dropped) looks at the journal file.
+    drop_bundle(env.outbox, "INV-8", {"a.pdf": pdf_bytes()})
+    code = wait_for(lambda: daemon.popen.poll(), timeout=20,
+                    what="the daemon to stop on a damaged journal")
+    assert code not in (0, None, -signal.SIGKILL)
+    no_traceback(daemon.stderr())
+    last = json.loads(daemon.stderr().strip().splitlines()[-1])
+    assert last["event"] == "outboxd stopped", last
+    assert "journal.sqlite3 is damaged" in last["error"] and "move it away" in last["error"]
+    assert "sent/" in last["error"] and "free space" not in daemon.stderr()
+
+    again = start_daemon()
+    drop_bundle(env.outbox, "INV-7", {"a.pdf": att}, invoice=inv)
+    [dup] = wait_for(env.quarantined, what="the identical bundle quarantined as duplicate")
+    assert "duplicate" in (dup / "REASON.txt").read_text()
+    wait_for(lambda: len(env.sent_bundles()) == 2, what="INV-8 sent by the restarted daemon")
+    assert len(receiver.accepted()) == 2
     no_traceback(again.stderr())

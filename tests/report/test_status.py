@@ -91,6 +91,30 @@ class TestCollect:
             "(Permission denied); run it as the daemon's user (sudo -u outboxd outboxd "
             "status) or as a member of its group outboxd, which may read the state dir")
 
+    def test_an_empty_journal_file_is_said_to_be_empty_with_the_fix(
+            self, settings: Settings) -> None:
+        """A journal of 0 bytes (emptied; `touch`): status says so and what to do, not
+        'near ",": syntax error' from the list of columns of a table that is not there,
+        and changes nothing; a database that is not outboxd's is named so."""
+        from daemon.errors import JournalError
+        settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        journal = settings.journal_path
+        journal.touch()
+        with pytest.raises(JournalError) as info:
+            collect(settings)
+        assert str(info.value).startswith(f"the journal {journal} is empty (0 bytes)")
+        assert "start outboxd" in str(info.value) and "sent/" in str(info.value)
+        assert "syntax error" not in str(info.value)
+        assert sorted(p.name for p in settings.paths.state_dir.iterdir()) == [journal.name]
+        assert journal.stat().st_size == 0
+        db = sqlite3.connect(journal)
+        db.execute("CREATE TABLE other (a)")
+        db.commit()
+        db.close()
+        with pytest.raises(JournalError, match=r"is damaged \(it holds no table of bundles: "
+                           r"not a journal of outboxd's\).*move it away"):
+            collect(settings)
+
     def test_counts_with_rows(self, settings: Settings) -> None:
         """Counts use the names shown (claiming → delivering); old
         sent rows still count, gone rows do not."""

@@ -1,0 +1,176 @@
+"""A damaged journal told from every other failure: the connection to SQLite whose
+statements and rows turn "database disk image is malformed" and "file is not a
+database" into outboxd's error (Journal._damaged: JournalLost), and the look that finds
+a journal file cut short under the daemon (cut_short).
+
+A journal file damaged under the running daemon (emptied, overwritten, a disk that
+returns garbage) first shows as one such error wherever a statement happens to read a
+page that is not in SQLite's cache: a write, the counts for STATUS=, the status page's
+lists. Mapped at each caller, one that was missed ended the daemon with a traceback; a
+write's "check free space and permissions" sent the admin the wrong way. Here no
+statement can miss it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+# SQLite's primary result codes of a damaged file; an extended code (SQLITE_CORRUPT_INDEX,
+# …) carries its primary one in its low byte.
+DAMAGE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def damaged(path: Path, why: str) -> str:
+    """What a damaged journal at `path` means, and the fix; `why`, what SQLite says."""
+    return (f"the journal {path} is damaged ({why}); outboxd cannot go on with it — move "
+            f"it away, with the {path.name}-wal and {path.name}-shm files beside it, and "
+            "start outboxd again: it makes a new journal and reads what was sent back from "
+            "the receipts in sent/")
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says that the database file is damaged (not locked, full or away)."""
+    return ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in DAMAGE
+
+
+def _no_damage() -> Callable[[sqlite3.Error], Exception]:
+    def damaged(exc: sqlite3.Error) -> Exception:
+        return exc
+    return damaged
+
+
+class Cursor(sqlite3.Cursor):
+    """A cursor of Connection: its statements and its rows, damage mapped."""
+
+    connection: Connection
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(sql_script)
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as exc:
+            raise self.connection.mapped(exc) from None
+
+
+class Connection(sqlite3.Connection):
+    """sqlite3's connection whose statements raise `damaged(exc)` in place of an error
+    `is_damage` tells (the journal sets it: Journal._damaged); every other error as is."""
+
+    damaged: Callable[[sqlite3.Error], Exception] = _no_damage()
+
+    def mapped(self, exc: sqlite3.Error) -> Exception:
+        return self.damaged(exc) if is_damage(exc) else exc
+
+    def cursor(self, factory: Any = Cursor) -> Any:
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        return self.cursor().executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        return self.cursor().executescript(sql_script)
+
+
+
+def cut_short(path: str, was: int, size: int) -> sqlite3.Error | None:
+    """Why the journal at `path`, `was` bytes at the last look and `size` now, is cut
+    short (None: it is not). SQLite never makes it smaller here (no VACUUM, no
+    auto_vacuum; a checkpoint only adds pages): smaller is cut short. Shorter than its
+    header says is cut short too, or a checkpoint (another process's) caught half-way:
+    a read afresh tells which."""
+    if size < was:
+        return sqlite3.DatabaseError(f"the file shrank from {was} to {size} bytes while "
+                                     "outboxd ran")
+    return None if header_fits(path, size) else fault(path)
+
+def header_fits(path: str, size: int) -> bool:
+    """Whether the database file of `size` bytes at `path` is as long as its own header
+    says (bytes 16-17 the page size, 28-31 the pages, valid while 24-27 equals 92-95) and
+    begins as an SQLite file: a cheap look, made when its size changed."""
+    if size == 0:
+        return True  # a new journal, all of it still in its WAL file
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return True  # gone or out of reach: the identity's look and SQLite say so
+    try:
+        head = os.pread(fd, 100, 0)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+        return False
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big") if head[24:28] == head[92:96] else 0
+    return pages * page_size <= size
+
+
+def fault(path: str) -> sqlite3.Error | None:
+    """What SQLite finds wrong in the journal at `path` read afresh (its own connection:
+    no page from a cache that hides a file cut short), or None: it reads whole. Never
+    of an empty file: SQLite deletes the WAL file beside one it opens (the only copy of
+    what the daemon wrote since its last checkpoint)."""
+    try:
+        if os.stat(path).st_size == 0:
+            return None
+    except OSError:
+        return None  # gone: the identity's look says so
+    try:
+        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return exc if is_damage(exc) else None
+    try:
+        answer = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        tables = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'bundles'").fetchone()
+    except sqlite3.Error as exc:
+        return exc if is_damage(exc) else None  # locked or the like: cannot tell now
+    finally:
+        db.close()
+    if answer != "ok":
+        return sqlite3.DatabaseError(f"SQLite's quick_check: {answer}")
+    return None if tables else sqlite3.DatabaseError("its table of bundles is gone")

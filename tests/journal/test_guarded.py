@@ -1,0 +1,130 @@
+"""A damaged journal (daemon/journal/guarded.py): whichever statement meets the damage,
+a read of the views as much as a write, it is the one error that stops the daemon and
+says what to do, never sqlite3's own; and a journal file cut short is noticed by the
+journal's look at its file, before a read meets it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.errors import JournalLost
+from daemon.journal import Journal
+from daemon.journal.readonly import read_journal
+
+PAGE = 4096
+
+
+def damaged_journal(path: Path, rows: int = 200) -> None:
+    """A journal of `rows` rows, closed (its pages in the file), then every page but the
+    first (the header and the list of tables) overwritten with 0xff: no valid page."""
+    j = Journal(path)
+    for i in range(rows):
+        j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+    j.close()
+    size = path.stat().st_size
+    assert size > 2 * PAGE
+    with path.open("r+b") as f:
+        f.seek(PAGE)
+        f.write(b"\xff" * (size - PAGE))
+
+
+# Each a way the daemon reads or writes the journal, as its loop, its status page, its
+# STATUS= line and its workers do.
+USES: dict[str, Callable[[Journal], Any]] = {
+    "summary": lambda j: j.summary(),
+    "counts": lambda j: j.counts(),
+    "recent": lambda j: j.recent(),
+    "unfinished": lambda j: j.unfinished(),
+    "folders_on": lambda j: j.folders_on("quarantined", "2031-05-06"),
+    "get": lambda j: j.get(1),
+    "write": lambda j: j.create("NEW.xml", "settling"),
+}
+
+
+@pytest.mark.parametrize("use", list(USES))
+def test_any_statement_that_meets_damage_raises_journal_lost_and_the_journal_stays_lost(
+        tmp_path: Path, use: str) -> None:
+    """A read (summary() for STATUS=, the page's lists, a row) or a write that meets a
+    damaged page raises JournalLost saying the file is damaged and to move it away
+    (sent/ read back) — not sqlite3.DatabaseError, which ended the daemon with a
+    traceback, nor a write failure blaming free space; from then on check(), which the
+    loop calls each turn, raises it too, so the daemon stops whichever thread met it."""
+    path = tmp_path / "journal.sqlite3"
+    damaged_journal(path)
+    j = Journal(path)  # the first page is whole: it opens
+    try:
+        with pytest.raises(JournalLost) as met:
+            USES[use](j)
+        message = str(met.value)
+        assert f"{path} is damaged (database disk image is malformed)" in message
+        assert "move it away" in message and "sent/" in message
+        assert "free space" not in message
+        with pytest.raises(JournalLost, match="is damaged"):
+            j.check()
+        with pytest.raises(JournalLost, match="is damaged"):
+            j.create("LATER.xml", "settling")
+    finally:
+        j.close()
+
+
+def test_a_journal_that_is_no_database_any_more_is_damaged_at_open(tmp_path: Path) -> None:
+    """A journal file overwritten whole ("file is not a database") stops the start with
+    the same words, not "check [paths] state_dir and its permissions"."""
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"not a journal " * 1000)
+    with pytest.raises(JournalLost, match=r"is damaged \(file is not a database\).*move it"):
+        Journal(path)
+
+
+def test_a_command_reading_a_damaged_journal_says_it_is_damaged(tmp_path: Path) -> None:
+    """`status`, `check` (read_journal, read-only) on a damaged journal: the same error."""
+    path = tmp_path / "journal.sqlite3"
+    damaged_journal(path)
+    with pytest.raises(JournalLost, match="is damaged"):
+        read_journal(path, lambda j: j.recent())
+
+
+def test_a_journal_file_cut_short_under_the_journal_is_noticed_by_check(
+        tmp_path: Path) -> None:
+    """The journal file cut short under an open journal whose reads SQLite still answers
+    from its cache and WAL file: check() (each turn of the loop, each durable write)
+    raises JournalLost saying it is damaged — emptied to 0 bytes, or cut to its first
+    page (which a checkpoint writes back after `truncate -s 0`)."""
+    for cut in (0, PAGE):
+        path = tmp_path / f"cut{cut}.sqlite3"
+        j = Journal(path)
+        for i in range(200):
+            j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+        j.close()
+        j = Journal(path)
+        try:
+            j.check()  # whole: nothing to say
+            os.truncate(path, cut)
+            with pytest.raises(JournalLost, match=r"is damaged \(the file shrank from"):
+                j.check()
+            with pytest.raises(JournalLost, match="is damaged"):
+                j.create("LATER.xml", "settling")
+        finally:
+            j.close()
+
+
+def test_a_journal_growing_at_checkpoints_is_not_cut_short(tmp_path: Path) -> None:
+    """The file grows as SQLite's checkpoints copy the WAL into it: each look at a larger
+    file, its header fitting its size, finds nothing wrong."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    try:
+        sizes = set()
+        for i in range(3000):  # some 1,000 pages a checkpoint
+            j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+            if i % 100 == 0:
+                j.check()
+                sizes.add(path.stat().st_size)
+        assert len(sizes) > 2, sizes
+    finally:
+        j.close()
