@@ -92,15 +92,17 @@ def _look(path: Path) -> None:
 
 
 class HangWatch:
-    """Started by Service.run(); `busy`/`idle` are the loop's, everything else this thread's."""
+    """Started by `outboxd run` (or Service.run()); `start`/`busy`/`idle` are the loop's
+    thread's, the rest this thread's."""
 
     def __init__(self, folders: Callable[[], Sequence[tuple[str, Path]]], log: Any,
-                 status_text: Callable[[], str], status_again: Callable[[], None],
                  keepalive: float | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self._folders = folders
+        self.folders = folders
         self.log = log
-        self._status_text = status_text  # STATUS= as the loop last published it
-        self._status_again = status_again  # the loop to publish it again (any thread)
+        # Set by the Service once it has its Publisher: STATUS= as the loop last published
+        # it, and how to have the loop publish it again (from this thread).
+        self.shown: Callable[[], str] = lambda: ""
+        self.again: Callable[[], None] = lambda: None
         self._keepalive = keepalive
         self._clock = clock
         self.after = hang_after(keepalive)
@@ -115,8 +117,12 @@ class HangWatch:
 
     # -- the loop's thread -----------------------------------------------------------
     def start(self) -> None:
+        """From the thread that becomes the loop, as early in the start as may be (`outboxd
+        run` before its first look at the outbox): the start is a turn of its own."""
+        if self._thread.ident is not None:
+            return
         self._tid = threading.get_native_id()
-        self._since = self._clock()  # the start is a turn of its own
+        self._since = self._clock()
         self._thread.start()
         show_name(self._thread)
 
@@ -149,12 +155,12 @@ class HangWatch:
             self._hung = None
             self.log.info(f"the {what} answers again", folder=str(folder),
                           hung_seconds=round(self._clock() - since, 1))
-            self._status_again()
+            self.again()
             return
         began = self._since
         if began is None or self._clock() - began < self.after:
             return
-        for what, folder in self._folders():
+        for what, folder in self.folders():
             if not self._answers(folder):
                 self._hang(what, folder, began)
                 return
@@ -186,7 +192,7 @@ class HangWatch:
         since = (datetime.now(UTC) - timedelta(seconds=waited)).strftime("%H:%M:%S")  # shown
         said = (f"{what} {folder} does not answer since {since} UTC: its share hangs — check "
                 "the file server and the network, then the mount")
-        counts = self._status_text()
+        counts = self.shown()
         if self._starting:
             said = f"starting: {said}"
         notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")

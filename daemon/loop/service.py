@@ -74,7 +74,7 @@ class Service(Changes, Reloading, Stopping):
                  clock: Callable[[], float] = time.monotonic,
                  watcher_factory: Callable[[Settings, Callable[[str], None]], WatcherLike]
                  | None = None,
-                 reader: Executor | None = None) -> None:
+                 reader: Executor | None = None, hangs: HangWatch | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self._make_deliverer = deliverer_factory or (lambda s: make_deliverer(s.delivery))
@@ -111,9 +111,11 @@ class Service(Changes, Reloading, Stopping):
         self.outage = Outage(self.log, settings.outbox.path)  # the outbox away: said once
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
-        self.hangs = HangWatch(lambda: looked_at(self.settings), self.log,
-                               lambda: self.publish.shown, self._status_again,
-                               self._keepalive, clock)
+        # `outboxd run`'s, started before its first look at the outbox (the configuration's).
+        self.hangs = hangs or HangWatch(lambda: looked_at(settings), self.log, self._keepalive,
+                                        clock)
+        self.hangs.folders = lambda: looked_at(self.settings)
+        self.hangs.shown, self.hangs.again = lambda: self.publish.shown, self._status_again
 
     def _row_log(self, row_id: int) -> Any:
         row = self.journal.get(row_id)

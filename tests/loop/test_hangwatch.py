@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Env, Receiver, journal_states
+from conftest import OUTBOXD, STOP_GRACE, Env, Proc, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 from hungshare import hung_share
 
@@ -97,6 +98,33 @@ def test_the_loop_stuck_on_a_hung_outbox_says_so_keeps_the_watchdog_and_goes_on_
     assert "Traceback" not in daemon.stderr()
 
 
+def test_a_start_on_a_hung_outbox_says_so_and_asks_for_more_time(
+        env: Env, receiver: Receiver, notes: Notes, tmp_path: Path) -> None:
+    """The outbox hangs before `outboxd run` begins: the start (before READY=1) says which
+    folder does not answer, in the log and in STATUS=, and extends systemd's start timeout
+    while it waits in the kernel, rather than being killed and started again meanwhile.
+    Released (the mount gone, its look failed), the start ends as for a share not mounted:
+    exit 1, said, for systemd to start it again."""
+    env.write_config(receiver.url)
+    with hung_share(env.outbox):
+        daemon = Proc([*OUTBOXD, "run", "-c", str(env.config)], tmp_path / "daemon.log")
+        try:
+            wait_for(lambda: events(daemon, "does not answer"), timeout=60,
+                     what="the warning that the outbox does not answer")
+            wait_for(lambda: any(s.startswith(f"starting: outbox {env.outbox} does not answer")
+                                 for s in notes.statuses()), what="STATUS= saying so")
+            wait_for(lambda: any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in notes()),
+                     what="the start timeout extended")
+            assert "READY=1" not in notes()
+        except BaseException:
+            daemon.stop(signal.SIGKILL)
+            raise
+    assert daemon.popen.wait(timeout=STOP_GRACE) == 1
+    assert events(daemon, "outboxd cannot start"), daemon.stderr()
+    assert "Traceback" not in daemon.stderr()
+    daemon.stop()
+
+
 class Log:
     def __init__(self) -> None:
         self.lines: list[tuple[str, dict[str, Any]]] = []
@@ -119,8 +147,7 @@ def test_the_watch_pings_only_for_a_loop_that_waits_on_the_share(
     where = tmp_path / "share"
     checks: list[None] = []
     with hung_share(where):
-        watch = HangWatch(lambda: [("outbox", where)], log, lambda: "", lambda: None,
-                          keepalive=WATCHDOG_SEC / 2)
+        watch = HangWatch(lambda: [("outbox", where)], log, keepalive=WATCHDOG_SEC / 2)
         check = watch._check
         watch._check = lambda: (check(), checks.append(None))  # type: ignore[method-assign]
 
