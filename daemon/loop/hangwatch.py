@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.configuration.config import Settings
+from daemon.invisible import escaped_controls
 from daemon.osthreads import show_name
 from daemon.report.notify import START_PART_SECONDS, notify
 
@@ -184,8 +185,10 @@ class HangWatch:
     def _hang(self, what: str, folder: Path, began: float) -> None:
         self._hung = (what, folder, self._clock())
         waited = round(self._clock() - began)
-        watchdog = ("kept: the daemon goes on once it answers" if self._keepalive
-                    and not self._starting else None)
+        watchdog = None
+        if self._keepalive and not self._starting:
+            watchdog = ("kept: the daemon goes on once it answers" if self._waits_in_kernel()
+                        else "not kept: the loop does not wait on the share itself")
         self.log.warning(f"the {what} {folder} does not answer: outboxd has waited "
                          f"{waited} s on it", folder=str(folder), waited_seconds=waited,
                          fix=HANG_FIX, **({"watchdog": watchdog} if watchdog else {}))
@@ -195,15 +198,20 @@ class HangWatch:
         counts = self.shown()
         if self._starting:
             said = f"starting: {said}"
+        # One line: a folder's name may hold a line break (counts are escaped already).
+        said = escaped_controls(said)
         notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")
         self._keep_alive()
 
     def _keep_alive(self) -> None:
         """Tell systemd the loop lives, only while it waits in the kernel: a share's look,
         not a lock of ours (nor our own code on the CPU)."""
-        if self._since is None or self._tid is None or not in_kernel_wait(self._tid):
+        if not self._waits_in_kernel():
             return
         if self._starting:
             notify(f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")
         elif self._keepalive:
             notify("WATCHDOG=1")
+
+    def _waits_in_kernel(self) -> bool:
+        return self._since is not None and self._tid is not None and in_kernel_wait(self._tid)

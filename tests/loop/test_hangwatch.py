@@ -164,6 +164,8 @@ def test_the_watch_pings_only_for_a_loop_that_waits_on_the_share(
         wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
                  what="the warning")
         assert log.lines[0][1]["folder"] == str(where)
+        assert log.lines[0][1]["watchdog"].startswith(
+            "not kept" if stuck_on == "lock" else "kept")
         seen = len(checks)
         wait_for(lambda: len(checks) >= seen + 4, what="four checks more")
         watch.stop()
