@@ -7,9 +7,11 @@ import argparse
 from daemon import logs, stdio
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
-from daemon.configuration.config_load import config_path, log_config_anyway
+from daemon.configuration.config_load import check_outbox, config_path, log_config_anyway
 from daemon.errors import ConfigError, NotReady, OutboxdError, refused, unquoted
+from daemon.loop.hangwatch import HangWatch, looked_at
 from daemon.loop.service import Service  # here, not in run(): cli.py freezes the imports
+from daemon.report.notify import watchdog_interval
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,13 +20,17 @@ def run(args: argparse.Namespace) -> int:
     # also a configuration that does not load, logged as far as its [log] can be read.
     try:
         try:
-            settings, path = settings_of(args, token=True)
+            settings, path = settings_of(args, token=True, outbox=False)
         except ConfigError:
             logs.configure(log_config_anyway(config_path(args.config)))
             raise
+        # Before the first look at the outbox: a share that hangs already is said too.
+        hangs = HangWatch(lambda: looked_at(settings), logs.get(), watchdog_interval())
+        hangs.start()
+        check_outbox(settings, path)
         # A library's or native code's own lines on fds 1 and 2 too (JSON logging only).
         stdio.take_native_output()
-        return Service(settings, config_path=path).run()
+        return Service(settings, config_path=path, hangs=hangs).run()
     except NotReady as exc:
         # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle), a
         # full disk where a folder is to be made: the environment's, which passes: exit 1,

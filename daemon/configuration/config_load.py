@@ -239,6 +239,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "config.example.toml") from None
 
 
+def check_outbox(settings: Settings, path: Path) -> None:
+    """Refuse an outbox that is not a folder, as OutboxNotReachable. `outboxd run` asks
+    apart, once the loop's hang watch runs: an outbox whose share hangs waits here."""
+    if missing := outbox_missing(settings.outbox.path):
+        key = f"[outbox] path{_origin('outbox', 'path', environment_overrides())}"
+        raise OutboxNotReachable(f"{key} = {double_quoted(str(settings.outbox.path))}: the "
+                                 f"outbox {missing}", source=unquoted(str(path)))
+
+
 def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settings:
     """Read, override, validate. Raises ConfigError naming every bad key. `token`: read
     [delivery] token_file too, as delivering needs it (a systemd credential, which only
@@ -256,10 +265,8 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
     env = environment_overrides()
     if problems := share_name_problems(settings, env) + marker_problems(settings, env):
         raise ConfigError(problems, source=unquoted(str(path)))
-    if outbox and (missing := outbox_missing(settings.outbox.path)):
-        key = f"[outbox] path{_origin('outbox', 'path', env)}"
-        raise OutboxNotReachable(f"{key} = {double_quoted(str(settings.outbox.path))}: the "
-                                 f"outbox {missing}", source=unquoted(str(path)))
+    if outbox:
+        check_outbox(settings, path)
     # An unreadable or unusable token_file stops the start, not a POST.
     if token and (problems := token_problems(settings)):
         raise ConfigError(problems, source=unquoted(str(path)))

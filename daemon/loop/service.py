@@ -47,6 +47,7 @@ from daemon.errors import JournalError, OutboxdError, refused
 from daemon.journal import Journal
 from daemon.loop import statelock
 from daemon.loop.changes import RESCAN, SENT_NEWS, Changes, WatcherLike
+from daemon.loop.hangwatch import HangWatch, looked_at
 from daemon.loop.pipeline import Next, Pipeline
 from daemon.loop.reload import Reloading, sends_as, trusts_as
 from daemon.loop.stopping import Stopping
@@ -73,7 +74,7 @@ class Service(Changes, Reloading, Stopping):
                  clock: Callable[[], float] = time.monotonic,
                  watcher_factory: Callable[[Settings, Callable[[str], None]], WatcherLike]
                  | None = None,
-                 reader: Executor | None = None) -> None:
+                 reader: Executor | None = None, hangs: HangWatch | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self._make_deliverer = deliverer_factory or (lambda s: make_deliverer(s.delivery))
@@ -110,6 +111,11 @@ class Service(Changes, Reloading, Stopping):
         self.outage = Outage(self.log, settings.outbox.path)  # the outbox away: said once
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
+        # `outboxd run`'s, started before its first look at the outbox (the configuration's).
+        self.hangs = hangs or HangWatch(lambda: looked_at(settings), self.log, self._keepalive,
+                                        clock)
+        self.hangs.folders = lambda: looked_at(self.settings)
+        self.hangs.shown, self.hangs.again = lambda: self.publish.shown, self._status_again
 
     def _row_log(self, row_id: int) -> Any:
         row = self.journal.get(row_id)
@@ -360,20 +366,32 @@ class Service(Changes, Reloading, Stopping):
         return None if due is None else max(0.0, due - self.clock())
 
     def run(self) -> int:
+        self.hangs.start()  # the start too may wait on a share that hangs
         try:
-            self.open()
-        except BaseException:
-            self._abandon_start()
-            raise
-        notify("READY=1")
-        try:
-            while not self._stopping:
-                # Whatever arrives during the turn has written to the pipe, so
-                # the wait after it returns at once.
-                self._wake.wait(self.turn())
+            try:
+                self.open()
+            except BaseException:
+                self._abandon_start()
+                raise
+            notify("READY=1")
+            try:
+                while not self._stopping:
+                    self.hangs.busy()
+                    due = self.turn()
+                    self.hangs.idle()
+                    # Whatever arrives during the turn has written to the pipe, so
+                    # the wait after it returns at once.
+                    self._wake.wait(due)
+            finally:
+                self._shutdown()
         finally:
-            self._shutdown()
+            self.hangs.stop()
         return 0
+
+    def _status_again(self) -> None:
+        """hangwatch.py's thread: the counts in STATUS= again, once the share answers."""
+        self.publish.status_again()
+        self._wake.set()
 
     def _start_rules(self, s: Settings) -> None:
         """The readers, each with the e-invoice rules loaded (before READY; again on

@@ -64,6 +64,16 @@ class Publisher:
             self._status_hinted = True
         self._away = away
 
+    @property
+    def shown(self) -> str:
+        """STATUS= as last sent (the counts), for hangwatch.py to say more before it."""
+        return self._text
+
+    def status_again(self) -> None:
+        """Any thread: STATUS= is sent again at the loop's next turn, though it may read
+        as last sent: something else (hangwatch.py) said more meanwhile."""
+        self._text, self._status_hinted = "", True
+
     def reconfigure(self, old: Settings, new: Settings) -> None:
         """A reload: an old page of another name goes (StatusPage.reconfigure), and the
         page is written again under the new settings, though the journal may not change

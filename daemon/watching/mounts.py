@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
-              "fuse.glusterfs", "davfs", "fuse.rclone"}
+              "fuse.glusterfs", "davfs", "fuse.rclone",
+              # A VM host's shared folder, cluster and parallel file systems, a bucket:
+              # what the host or another node writes raises no inotify event here.
+              "virtiofs", "vboxsf", "fuse.vmhgfs-fuse", "lustre", "gpfs", "fuse.s3fs",
+              "ocfs2", "gfs2"}
 
 
 class Mount(NamedTuple):

@@ -82,6 +82,18 @@ class TestWatcher:
             assert choose_mode("auto", Path(outbox)) == "inotify", outbox
         assert choose_mode("inotify", Path("/srv/nfs/outbox")) == "inotify"
 
+    @pytest.mark.parametrize("kind", ["virtiofs", "vboxsf", "fuse.vmhgfs-fuse", "lustre",
+                                      "gpfs", "fuse.s3fs", "ocfs2", "gfs2"])
+    def test_auto_polls_on_shared_and_cluster_file_systems_inotify_cannot_see_into(
+            self, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+        """A VM host's shared folder (virtiofs, VirtualBox, VMware), a cluster or parallel
+        file system (Lustre, GPFS, OCFS2, GFS2) and an S3 bucket (s3fs): writes made by the
+        host or another node raise no inotify event here, so "auto" polls there too."""
+        fake_mount_table(monkeypatch, "/dev/sda1 / ext4 rw 0 0\n"
+                                      f"share /srv/shared {kind} rw 0 0\n")
+        assert choose_mode("auto", Path("/srv/shared/outbox")) == "polling"
+        assert choose_mode("auto", Path("/var/outbox")) == "inotify"
+
     def test_auto_polls_on_a_share_whose_mount_point_holds_a_tab_newline_or_backslash(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The kernel writes a tab, newline and backslash in a mount point as the octal

@@ -1,0 +1,217 @@
+"""The loop stuck on a share that hangs: said, and (under systemd) not taken for a dead loop.
+
+A share that hangs (a hard NFS mount to a file server that is down, a FUSE file system
+stopped) gives no error: each look at it waits in the kernel until the server answers,
+minutes or hours. The loop, and a start before READY=1, then wait with it and log nothing;
+systemd's watchdog (or its start timeout) kills the daemon with only "watchdog timeout",
+and the restart waits on its first look again.
+
+One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's turn (or
+the start) has lasted `after` seconds it looks at each folder the loop looks at, on a
+thread of its own; a folder whose look does not answer within a few seconds hangs: one
+warning names it with the fix, and STATUS= says it. While the loop waits in the kernel
+(not on a lock of ours: /proc tells which call it is in) and the folder still does not
+answer, the watchdog is told the loop lives (WATCHDOG=1; before READY the start timeout
+is extended): a restart does not mend a share, and the daemon goes on the moment it
+answers. A loop stuck in our own code gets no ping from here. When the folder answers
+again: one info line, and the loop publishes its counts again. With the loop turning,
+this thread costs one wake every few seconds and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon.configuration.config import Settings
+from daemon.invisible import escaped_controls
+from daemon.osthreads import show_name
+from daemon.report.notify import START_PART_SECONDS, notify
+
+# Seconds the loop may wait on one turn before the folders are looked at. Far more than
+# any look at a share that answers takes (a rescan of 20,000 names on SMB: some seconds),
+# well under WatchdogSec=60: said, and the watchdog kept, before systemd kills.
+HANG_SECONDS = 20.0
+HANG_FIX = ("its share hangs: the file server is down or cannot be reached, and the "
+            "mount waits for it — check the file server and the network, then the mount "
+            "(`mount`, `dmesg`); outboxd goes on by itself once it answers, nothing is lost")
+
+# futex(2) by machine: a loop waiting there waits on a lock of ours, not on a share.
+_FUTEX = {"x86_64": {202}, "aarch64": {98}, "riscv64": {98}, "ppc64le": {221},
+          "s390x": {238}, "i686": {240}, "armv7l": {240}}
+_FUTEX_WAITV = 449  # the same number on every machine
+
+
+def hang_after(keepalive: float | None) -> float:
+    """HANG_SECONDS, or a quarter of WatchdogSec= (keepalive is half of it) when less: the
+    loop's last ping may be half of WatchdogSec= old when its turn begins, and the look
+    and a check more must fit in the other half."""
+    if keepalive is None:
+        return HANG_SECONDS
+    return min(HANG_SECONDS, max(1.0, keepalive / 2))
+
+
+def in_kernel_wait(tid: int) -> bool:
+    """The thread waits in a system call that is no lock's (futex) wait, as /proc tells;
+    False where it cannot be told (not Linux, a machine not known here)."""
+    futex = _FUTEX.get(platform.machine())
+    if futex is None:
+        return False
+    try:
+        with open(f"/proc/self/task/{tid}/syscall", encoding="ascii") as f:
+            call = f.read().split(maxsplit=1)[0]
+    except (OSError, IndexError):
+        return False
+    # "running" (our own code on the CPU) and "-1" (blocked outside a call) are not numbers.
+    return call.isdigit() and int(call) not in futex | {_FUTEX_WAITV}
+
+
+def looked_at(s: Settings) -> list[tuple[str, Path]]:
+    """The folders the loop looks at, as the warning names them: the outbox first; the
+    others where they are not in it (else it is the outbox that hangs)."""
+    folders = [("outbox", s.outbox.path)]
+    for what, path in (("processing folder", s.processing_dir), ("sent folder", s.sent_dir),
+                       ("quarantine folder", s.quarantine_dir)):
+        if not path.is_relative_to(s.outbox.path):
+            folders.append((what, path))
+    return folders
+
+
+def _look(path: Path) -> None:
+    """What the loop does first with a folder: open it and read its first entries."""
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)
+    except OSError:
+        pass  # an answer all the same: the outage is Outage's to tell
+
+
+class HangWatch:
+    """Started by `outboxd run` (or Service.run()); `start`/`busy`/`idle` are the loop's
+    thread's, the rest this thread's."""
+
+    def __init__(self, folders: Callable[[], Sequence[tuple[str, Path]]], log: Any,
+                 keepalive: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.folders = folders
+        self.log = log
+        # Set by the Service once it has its Publisher: STATUS= as the loop last published
+        # it, and how to have the loop publish it again (from this thread).
+        self.shown: Callable[[], str] = lambda: ""
+        self.again: Callable[[], None] = lambda: None
+        self._keepalive = keepalive
+        self._clock = clock
+        self.after = hang_after(keepalive)
+        self._every = self.after / 4  # between checks; also how long a look is given
+        self._since: float | None = None  # monotonic: the loop's turn began (loop thread)
+        self._starting = True  # before READY=1
+        self._tid: int | None = None  # the loop's thread, as /proc names it
+        self._looks: dict[Path, threading.Thread] = {}  # a look per folder, under way
+        self._hung: tuple[str, Path, float] | None = None  # what, folder, since (monotonic)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hangwatch", daemon=True)
+
+    # -- the loop's thread -----------------------------------------------------------
+    def start(self) -> None:
+        """From the thread that becomes the loop, as early in the start as may be (`outboxd
+        run` before its first look at the outbox): the start is a turn of its own."""
+        if self._thread.ident is not None:
+            return
+        self._tid = threading.get_native_id()
+        self._since = self._clock()
+        self._thread.start()
+        show_name(self._thread)
+
+    def busy(self) -> None:
+        self._since = self._clock()
+
+    def idle(self) -> None:
+        """Between turns; first called once READY=1 is said."""
+        self._since = None
+        self._starting = False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- this thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._check()
+            except Exception as exc:  # noqa: BLE001 - a fault here must not end the watch
+                self.log.error("unexpected error", exc_info=exc)
+
+    def _check(self) -> None:
+        if self._hung is not None:
+            what, folder, since = self._hung
+            if self._looks[folder].is_alive():
+                self._keep_alive()
+                return
+            del self._looks[folder]
+            self._hung = None
+            self.log.info(f"the {what} answers again", folder=str(folder),
+                          hung_seconds=round(self._clock() - since, 1))
+            self.again()
+            return
+        began = self._since
+        if began is None or self._clock() - began < self.after:
+            return
+        for what, folder in self.folders():
+            if not self._answers(folder):
+                self._hang(what, folder, began)
+                return
+
+    def _answers(self, folder: Path) -> bool:
+        """A look at `folder` (or the one still under way from before) ends within a check's
+        time. A look that hangs stays with its thread until the share answers: one at most
+        a folder."""
+        look = self._looks.get(folder)
+        if look is None or not look.is_alive():
+            look = threading.Thread(target=_look, args=(folder,), name="hangwatch-look",
+                                    daemon=True)
+            self._looks[folder] = look
+            look.start()
+        look.join(self._every)
+        if look.is_alive():
+            return False
+        del self._looks[folder]
+        return True
+
+    def _hang(self, what: str, folder: Path, began: float) -> None:
+        self._hung = (what, folder, self._clock())
+        waited = round(self._clock() - began)
+        watchdog = None
+        if self._keepalive and not self._starting:
+            watchdog = ("kept: the daemon goes on once it answers" if self._waits_in_kernel()
+                        else "not kept: the loop does not wait on the share itself")
+        self.log.warning(f"the {what} {folder} does not answer: outboxd has waited "
+                         f"{waited} s on it", folder=str(folder), waited_seconds=waited,
+                         fix=HANG_FIX, **({"watchdog": watchdog} if watchdog else {}))
+        since = (datetime.now(UTC) - timedelta(seconds=waited)).strftime("%H:%M:%S")  # shown
+        said = (f"{what} {folder} does not answer since {since} UTC: its share hangs — check "
+                "the file server and the network, then the mount")
+        counts = self.shown()
+        if self._starting:
+            said = f"starting: {said}"
+        # One line: a folder's name may hold a line break (counts are escaped already).
+        said = escaped_controls(said)
+        notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")
+        self._keep_alive()
+
+    def _keep_alive(self) -> None:
+        """Tell systemd the loop lives, only while it waits in the kernel: a share's look,
+        not a lock of ours (nor our own code on the CPU)."""
+        if not self._waits_in_kernel():
+            return
+        if self._starting:
+            notify(f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")
+        elif self._keepalive:
+            notify("WATCHDOG=1")
+
+    def _waits_in_kernel(self) -> bool:
+        return self._since is not None and self._tid is not None and in_kernel_wait(self._tid)

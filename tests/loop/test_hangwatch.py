@@ -1,0 +1,174 @@
+"""The loop (or the start) stuck on a share that hangs: said, and the watchdog kept only
+while the loop waits on the share (daemon/loop/hangwatch.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import OUTBOXD, STOP_GRACE, Env, Proc, Receiver, journal_states
+from helpers import drop_bundle, pdf_bytes, wait_for
+from hungshare import hung_share
+
+from daemon.loop.hangwatch import HangWatch, hang_after
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+WATCHDOG_SEC = 8.0  # the hang is looked for after a quarter of it: 2 s
+
+
+class Notes:
+    """What the daemon sends on $NOTIFY_SOCKET, gathered as it comes (polled, no waits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.got: list[str] = []
+
+    def __call__(self) -> list[str]:
+        while True:
+            try:
+                self.got.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return self.got
+
+    def statuses(self) -> list[str]:
+        return [m.removeprefix("STATUS=") for m in self() if m.startswith("STATUS=")]
+
+
+@pytest.fixture
+def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notes]:
+    path = tmp_path / "notify.sock"
+    n = Notes(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    monkeypatch.setenv("WATCHDOG_USEC", str(int(WATCHDOG_SEC * 1_000_000)))
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    try:
+        yield n
+    finally:
+        n.sock.close()
+
+
+def events(daemon: Any, text: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in daemon.stderr().splitlines() if line.startswith("{")]
+    return [e for e in lines if text in e["event"]]
+
+
+def test_the_loop_stuck_on_a_hung_outbox_says_so_keeps_the_watchdog_and_goes_on_after(
+        env: Env, receiver: Receiver, start_daemon: Any, notes: Notes) -> None:
+    """The outbox's share hangs under a running daemon (its rescan waits in the kernel):
+    within seconds one warning names the outbox and the fix, STATUS= says it, and WATCHDOG=1
+    goes on (a restart would not mend the share). Once the share is released: one info
+    line, STATUS= back to the counts, and a bundle dropped then is sent."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 1})
+    daemon = start_daemon()
+    wait_for(lambda: "READY=1" in notes(), what="READY=1")
+    wait_for(lambda: notes.statuses(), what="the first STATUS=")
+    with hung_share(env.outbox):
+        [warning] = wait_for(lambda: events(daemon, "does not answer"), timeout=30,
+                             what="the warning that the outbox does not answer")
+        assert warning["level"] == "warning"
+        assert warning["event"].startswith(f"the outbox {env.outbox} does not answer")
+        assert warning["folder"] == str(env.outbox)
+        assert "check the file server and the network, then the mount" in warning["fix"]
+        wait_for(lambda: any(s.startswith(f"outbox {env.outbox} does not answer since ")
+                             and "check the file server" in s for s in notes.statuses()),
+                 what="STATUS= saying the outbox does not answer")
+        # Kept alive while hung: pings after the warning, the loop itself stuck.
+        seen = len(notes())
+        wait_for(lambda: notes()[seen:].count("WATCHDOG=1") >= 3, timeout=3 * WATCHDOG_SEC,
+                 what="WATCHDOG=1 while the share hangs")
+        assert not events(daemon, "answers again")
+    wait_for(lambda: events(daemon, "the outbox answers again"), what="the info line")
+    wait_for(lambda: "does not answer" not in notes.statuses()[-1],
+             what="STATUS= back to the counts")
+    assert len(events(daemon, "does not answer")) == 1
+    drop_bundle(env.outbox, "INV-H1", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: journal_states(env).get("INV-H1.xml") == "sent", timeout=30,
+             what="a bundle sent after the share answers")
+    assert "Traceback" not in daemon.stderr()
+
+
+def test_a_start_on_a_hung_outbox_says_so_and_asks_for_more_time(
+        env: Env, receiver: Receiver, notes: Notes, tmp_path: Path) -> None:
+    """The outbox hangs before `outboxd run` begins: the start (before READY=1) says which
+    folder does not answer, in the log and in STATUS=, and extends systemd's start timeout
+    while it waits in the kernel, rather than being killed and started again meanwhile.
+    Released (the mount gone, its look failed), the start ends as for a share not mounted:
+    exit 1, said, for systemd to start it again."""
+    env.write_config(receiver.url)
+    with hung_share(env.outbox):
+        daemon = Proc([*OUTBOXD, "run", "-c", str(env.config)], tmp_path / "daemon.log")
+        try:
+            wait_for(lambda: events(daemon, "does not answer"), timeout=60,
+                     what="the warning that the outbox does not answer")
+            wait_for(lambda: any(s.startswith(f"starting: outbox {env.outbox} does not answer")
+                                 for s in notes.statuses()), what="STATUS= saying so")
+            wait_for(lambda: any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in notes()),
+                     what="the start timeout extended")
+            assert "READY=1" not in notes()
+        except BaseException:
+            daemon.stop(signal.SIGKILL)
+            raise
+    assert daemon.popen.wait(timeout=STOP_GRACE) == 1
+    assert events(daemon, "outboxd cannot start"), daemon.stderr()
+    assert "Traceback" not in daemon.stderr()
+    daemon.stop()
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self.lines.append((event, kw))
+
+    info = error = warning
+
+
+@pytest.mark.parametrize("stuck_on", ["lock", "share"])
+def test_the_watch_pings_only_for_a_loop_that_waits_on_the_share(
+        tmp_path: Path, notes: Notes, stuck_on: str) -> None:
+    """A loop waiting on a lock of ours gets no WATCHDOG=1 from the watch, even while the
+    folder hangs too: systemd's watchdog is how such a loop is caught. A loop waiting on
+    the hung folder itself does. The warning names the folder either way."""
+    log = Log()
+    lock = threading.Lock()
+    lock.acquire()
+    where = tmp_path / "share"
+    checks: list[None] = []
+    with hung_share(where):
+        watch = HangWatch(lambda: [("outbox", where)], log, keepalive=WATCHDOG_SEC / 2)
+        check = watch._check
+        watch._check = lambda: (check(), checks.append(None))  # type: ignore[method-assign]
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()  # as after READY=1, then a turn that waits
+            watch.busy()
+            if stuck_on == "lock":
+                lock.acquire()
+            else:
+                with contextlib.suppress(OSError):
+                    os.listdir(where)
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the warning")
+        assert log.lines[0][1]["folder"] == str(where)
+        assert log.lines[0][1]["watchdog"].startswith(
+            "not kept" if stuck_on == "lock" else "kept")
+        seen = len(checks)
+        wait_for(lambda: len(checks) >= seen + 4, what="four checks more")
+        watch.stop()
+        lock.release()
+    pings = notes().count("WATCHDOG=1")
+    assert (pings == 0) if stuck_on == "lock" else (pings >= 4), notes()
