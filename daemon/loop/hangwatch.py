@@ -172,7 +172,7 @@ class HangWatch:
         a folder."""
         look = self._looks.get(folder)
         if look is None or not look.is_alive():
-            look = threading.Thread(target=_look, args=(folder,), name="hangwatch-look",
+            look = threading.Thread(target=_look, args=(folder,), name="hangwatch look",
                                     daemon=True)
             self._looks[folder] = look
             look.start()
