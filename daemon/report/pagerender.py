@@ -112,8 +112,9 @@ def _one_folder_for_several(row: Row, sidecar: str) -> str:
                      + text(attachment_folders(sidecar, row.invoice_ids, group[:1])[0])
                      + "</code>" for group in clashes[:3])
     more = f" (and {len(clashes) - 3} more such groups)" if len(clashes) > 3 else ""
-    # Ids of one folder by the contract's rule, or in case alone, are an error whatever
-    # folders are there (IdFolders.collisions): any folder in the sidecar stops the file.
+    # Ids of one folder by the first rule of docs/folder-convention.md, section 3, or in
+    # case alone, are an error whatever folders are there (IdFolders.collisions): any
+    # folder in the sidecar stops the file.
     when = (f"as soon as its folder <code>{text(sidecar)}</code> is made, whatever is put "
             "in it" if folders.collisions(sidecar) else "once that folder is made")
     return (f" — but {said}{more}, and files put there could be either's, so outboxd "

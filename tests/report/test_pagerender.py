@@ -193,7 +193,7 @@ def test_ids_the_matcher_gives_one_folder_are_said_as_it_says_them(journal: Jour
     file stops. 'CON' and 'CON_' (both CON_ to a clerk on Windows) were not said, and
     the row sent the clerk to make batch/CON_ twice: the file stops once it is there.
     'Å-1' composed and decomposed were not said either: the matcher takes them for one
-    folder, and ids of one folder by the contract's rule stop the file as soon as its
+    folder, and ids of one folder by folder-convention.md's first rule stop the file as soon as its
     sidecar is there, whatever folder in it the clerk makes (one for B-2 as well), which
     "once that folder is made" hid."""
     nfc, nfd = "\u00c5-1", "A\u030a-1"
