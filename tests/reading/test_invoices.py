@@ -152,6 +152,30 @@ class TestLimits:
         assert re.search(DEFAULT_PDF_ID_PATTERN, "Invoice number:  # 7") is None
         assert re.search(DEFAULT_PDF_ID_PATTERN, "Invoice no. #  A-7").group(1) == "A-7"
 
+    def test_labels_run_together_in_one_long_word_are_read_in_linear_time(
+            self, tmp_path: Path) -> None:
+        """A PDF page whose text is 'invoiceno' 33,000 times without a blank (300,000
+        letters, one Tj; no blank counts against the text budget): no id, the stem, and
+        read at once. The default pattern's digit look-ahead, unbounded, scanned the rest
+        of the word from each of those labels: 15 s for 100,000 letters, minutes here
+        (a child process with a 20 s deadline stands in for a stopwatch)."""
+        path = write(tmp_path / "glued.pdf", text_pdf(["invoiceno" * 33_334]))
+        code = ("import sys; from pathlib import Path; "
+                "from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN as P; "
+                "from daemon.reading.invoices import read_invoice_file; "
+                f"r = read_invoice_file(Path({str(path)!r}), 'glued.pdf', P); "
+                "sys.exit(0 if r.invoice_ids == ('glued',) else 3)")
+        done = subprocess.run([sys.executable, "-c", code], timeout=20, check=False)
+        assert done.returncode == 0
+
+    def test_an_id_holds_a_digit_among_the_characters_an_id_may_have(self) -> None:
+        """The digit the default pattern asks for may come as late as an id of
+        MAX_INVOICE_ID_CHARS allows (its look-ahead is bounded by it, above)."""
+        limit = invoices.MAX_INVOICE_ID_CHARS
+        longest = "A" * (limit - 1) + "7"
+        found = re.search(DEFAULT_PDF_ID_PATTERN, f"Invoice number {longest} ")
+        assert found is not None and found.group(1) == longest
+
     def test_an_invoice_id_over_the_length_limit_is_an_error(self, tmp_path: Path) -> None:
         """An XML invoice whose cbc:ID runs to a million characters is refused as
         invoice-id-too-long, naming the file, the id's start, its length and the fix; an

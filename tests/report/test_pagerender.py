@@ -188,6 +188,32 @@ def test_ids_of_one_folder_are_not_sent_to_make_it(journal: Journal) -> None:
     assert "fine/C_1" in waiting
 
 
+def test_ids_the_matcher_gives_one_folder_are_said_as_it_says_them(journal: Journal) -> None:
+    """The row groups ids as the matcher does (reading/idfolders.py), and says when the
+    file stops. 'CON' and 'CON_' (both CON_ to a clerk on Windows) were not said, and
+    the row sent the clerk to make batch/CON_ twice: the file stops once it is there.
+    'Å-1' composed and decomposed were not said either: the matcher takes them for one
+    folder, and ids of one folder by folder-convention.md's first rule stop the file as soon as its
+    sidecar is there, whatever folder in it the clerk makes (one for B-2 as well), which
+    "once that folder is made" hid."""
+    nfc, nfd = "\u00c5-1", "A\u030a-1"
+    journal.create("win.xml", "waiting", invoice_ids=["CON", "CON_", "B-2"],
+                   unattached_ids=["CON", "CON_", "B-2"])
+    journal.create("acc.xml", "waiting", invoice_ids=[nfc, nfd, "B-2"],
+                   unattached_ids=[nfc, nfd, "B-2"])
+    journal.create("rule.xml", "waiting", invoice_ids=["A/1", "A:1", "B-2"],
+                   unattached_ids=["A/1", "A:1", "B-2"])
+    rows = journal.recent()
+    waiting = Page(render(rows, [], parse_iso(rows[0].since))).text["waiting"]
+    assert "CON and CON_ have one folder, win/CON_" in waiting
+    assert "once that folder is made" in waiting  # only CON_'s folder stops win.xml
+    assert f"{nfc} and {nfd} have one folder, acc/{nfc}" in waiting
+    for sidecar in ("acc", "rule"):
+        assert (f"stops the file as an error (id-folder-collision) as soon as its folder "
+                f"{sidecar} is made, whatever is put in it") in waiting
+    assert waiting.count("have the ERP give them distinct ids") == 3
+
+
 def test_no_look_alike_section_without_one(journal: Journal) -> None:
     """Like the other lists of what waits for a person in the outbox, the section is
     there only when something is in it."""
