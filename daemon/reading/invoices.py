@@ -223,7 +223,7 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
 
 
 def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str]:
-    from daemon.validation.probe import open_pdf
+    from daemon.validation.probe import PdfFacts, open_pdf, unpack_limit_error
     reader, facts = open_pdf(src)
     if reader is None:
         problem = facts.problem()
@@ -245,8 +245,12 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
             reader.resolved_objects.clear()
     except _TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
-    except Exception:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
-        return []
+    except Exception as exc:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
+        # but not for a page that unpacks past pypdf's limit: the PDF open_pdf refuses.
+        if (error := unpack_limit_error(exc)) is None:
+            return []
+        code, message = PdfFacts(error=error).problem() or ("", "")
+        raise UnusablePdf(code, rel, message) from None
     return [_checked_id(found, rel) for found in ids]
 
 

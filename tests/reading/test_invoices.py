@@ -462,6 +462,21 @@ class TestPdf:
         assert (info.value.code, info.value.file) == ("invoice-too-large", "INV-5.pdf")
         assert "words of page content to search for its invoice number" in info.value.message
 
+    def test_a_page_that_unpacks_past_the_unpacking_limit_is_unreadable_not_the_stem(
+            self, tmp_path: Path) -> None:
+        """A PDF invoice of a few KB whose page unpacks past what pypdf unpacks (75 MB;
+        1 MB here) is pdf-unreadable, as codes.md says and as such a part found while
+        opening it is: it went out as the invoice INV-5, named after its stem, its real
+        number unread, while a smaller bomb of text was refused (invoice-too-large)."""
+        from pypdf import apply_configuration
+        path = write(tmp_path / "INV-5.pdf", flate_pdf(b"\0" * 1_000_001))
+        assert path.stat().st_size < 10_000
+        with pytest.raises(InputError) as info, \
+                apply_configuration(zlib_maximum_output_length=1_000_000):
+            read(path)
+        assert (info.value.code, info.value.file) == ("pdf-unreadable", "INV-5.pdf")
+        assert "unpacks to more than 1,000,000 bytes" in info.value.message
+
     def test_a_page_that_draws_one_form_again_and_again_is_refused_past_the_operations(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The operations of the forms a page draws count against the search's budget
