@@ -336,12 +336,13 @@ def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) ->
     xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
     whole = len(data) < 1024
     if not whole and (xml or pdf or blank):
-        # Sized by fstat first: a file over the limit is refused unread.
+        # Sized by fstat first: a file over the limit is refused unread. One with a blank
+        # start too: a large copy that stopped before writing is no "anything else".
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
-        if rest is None and not blank:
+        if rest is None:
             raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}",
                              _SPLIT_XML if xml else _SPLIT_PDF)
-        whole, data = rest is not None, data + (rest or b"")
+        whole, data = True, data + rest
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
 
 

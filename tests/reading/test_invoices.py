@@ -139,6 +139,21 @@ class TestLimits:
         assert info.value.message.startswith("is over 4.1 KB (4,096 bytes), more than ")
         assert read(write(tmp_path / "ok.xml", ubl_invoice("INV-2"))).invoice_ids == ("INV-2",)
 
+    @pytest.mark.parametrize("data", [b"\0" * 8192, b"\n" * 2048 + b"INV-1;100;SEK\n" * 500],
+                             ids=["zero-bytes", "blank-head"])
+    def test_an_invoice_file_over_the_size_limit_with_a_blank_start_is_refused(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+        """A file over MAX_INVOICE_BYTES (4 KiB here) whose first KB is blank, such as a
+        large copy that set its size and stopped before writing (all zero bytes), is
+        invoice-too-large: it was "anything else" and sent as the invoice INV-7 (a
+        50 GB file of zero bytes named INV-7.pdf went to the receiver), while the same
+        file under the limit is refused as empty."""
+        monkeypatch.setattr(invoices, "MAX_INVOICE_BYTES", 4096)
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-7.pdf", data))
+        assert (info.value.code, info.value.file) == ("invoice-too-large", "INV-7.pdf")
+        assert info.value.message.startswith("is over 4.1 KB (4,096 bytes), more than ")
+
     def test_a_label_followed_by_a_sea_of_blanks_is_read_in_linear_time(self) -> None:
         """The default pdf_id_pattern after 'Invoice number' and 100,000 blanks: no id, and
         the search ends (the old pattern's two optional runs of blanks side by side took
