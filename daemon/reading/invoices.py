@@ -16,6 +16,7 @@ exactly as before, so what is refused and every error text stay the same.
 from __future__ import annotations
 
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,11 +332,9 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
 def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
     data = fh.read(1024)
-    # Only XML and PDF are read whole, and a head with nothing in it (to tell whether
-    # the file is empty); anything else is named by its head.
-    xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
+    xml = _is_xml(data)
     whole = len(data) < 1024
-    if not whole and (xml or pdf or blank):
+    if not whole and _read_whole(data):
         # Sized by fstat first: a file over the limit is refused unread. One with a blank
         # start too: a large copy that stopped before writing is no "anything else".
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
@@ -344,6 +343,22 @@ def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) ->
                              _SPLIT_XML if xml else _SPLIT_PDF)
         whole, data = True, data + rest
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
+
+
+def _read_whole(head: bytes) -> bool:
+    """Whether a file of this head is read whole: XML and PDF, and a head with nothing
+    in it (to tell whether the file is empty); anything else is named by its head."""
+    return _is_xml(head) or is_pdf(head) or bool(nothing_in(head))
+
+
+def refused_by_size(fh: BinaryIO) -> bool:
+    """Whether read_invoice_from refuses the file open at `fh` (at its start) by its size
+    alone, invoice-too-large, whatever is past its head (left where it was)."""
+    if os.fstat(fh.fileno()).st_size <= MAX_INVOICE_BYTES:
+        return False
+    head = fh.read(1024)
+    fh.seek(-len(head), os.SEEK_CUR)
+    return _read_whole(head)
 
 
 def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
