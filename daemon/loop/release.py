@@ -27,6 +27,7 @@ import errno
 import functools
 import os
 import pwd
+import stat
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from daemon.configuration.config import ShareConfig
 from daemon.errors import InputError
-from daemon.fs.fsops import is_regular_file, open_regular
+from daemon.fs.fsops import is_regular_file, kind_of, open_regular
 from daemon.fs.fswrite import fsync_dir, rename_noreplace
 from daemon.fs.temps import create_locked, drop_stale_copies, unlink_if_still
 from daemon.names import NAME_MAX, fit_name, name_problem, printable, stem
@@ -189,11 +190,12 @@ def release_names(outbox: Path, share: ShareConfig) -> list[str]:
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
-                  states: dict[str, str]) -> list[Idle]:
+                  states: dict[str, str], outbox: Path | None = None) -> list[Idle]:
     """The release files that do nothing now, with why.
 
     `invoice_files` are the invoice files in the outbox; `states` maps an
-    invoice file to its journal state (settling, waiting, held).
+    invoice file to its journal state (settling, waiting, held). `outbox`: where
+    a release beside an invoice file is lstat'ed, to tell a link or a FIFO.
     """
     by_stem: dict[str, list[str]] = {}
     for f in invoice_files:
@@ -217,7 +219,13 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
             out.append(Idle(name, why))
             continue
         state = states.get(files[0])
-        if state == "held":
+        kind = None if outbox is None else _kind(outbox / name)
+        if kind is not None:
+            # release_file never follows or opens it: no state makes it release.
+            out.append(Idle(name, f"it is a {kind}, not a file: outboxd never follows or "
+                                  "opens one, so it releases nothing — put an ordinary file "
+                                  "of that name there (an empty one will do)"))
+        elif state == "held":
             out.append(Idle(name, f"{files[0]} has errors (see {base}.errors.txt); a release "
                                   "only sends invoices that lack attachments — fix the errors "
                                   "first"))
@@ -230,6 +238,15 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
             out.append(Idle(name, f"{files[0]} has attachments for every invoice; there is "
                                   "nothing to release — it goes out as usual"))
     return out
+
+
+def _kind(path: Path) -> str | None:
+    """What `path` is when it is there and not a regular file (a link, a FIFO …)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None  # gone since it was listed
+    return None if stat.S_ISREG(mode) else kind_of(mode)
 
 
 def _fold(name: str) -> str:

@@ -233,7 +233,8 @@ class StatusPage:
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
         rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
         idle: list[Idle] = []
-        names = release_names(settings.outbox.path, share)  # names only: no stat
+        # Names only; an lstat for each beside an invoice file (idle_releases).
+        names = release_names(settings.outbox.path, share)
         # The loop passes the invoice files it knows; listing is the fallback.
         if invoice_files is None:
             listing = list_outbox(settings.outbox, share)
@@ -251,7 +252,7 @@ class StatusPage:
                                         {x.on_disk for x in left})
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
-            idle = idle_releases(names, share, files, states)
+            idle = idle_releases(names, share, files, states, settings.outbox.path)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
             out = settings.outbox
             marker = out.marker_suffix if out.completion == "marker" else None

@@ -171,6 +171,32 @@ def test_idle_releases_say_why() -> None:
     assert "settling" in why["d.send-anyway"]
 
 
+@pytest.mark.parametrize("kind", ["symbolic link", "FIFO", "file"])
+def test_a_release_that_is_no_file_says_why_it_releases_nothing(tmp_path: Path, kind: str
+                                                                ) -> None:
+    """A link or a FIFO named INV-3.send-anyway beside a waiting invoice releases nothing
+    (never followed or opened), and the status page says so, with the fix: it showed
+    nothing for it and went on telling the clerk to drop a file of the very name that
+    was there. A regular file there is about to release it: nothing to say."""
+    release_path = tmp_path / "INV-3.send-anyway"
+    if kind == "symbolic link":
+        os.symlink("/etc/passwd", release_path)
+    elif kind == "FIFO":
+        os.mkfifo(release_path)
+    else:
+        release_path.write_bytes(b"")
+    idle = idle_releases([release_path.name], SHARE, ["INV-3.xml"], {"INV-3.xml": "waiting"},
+                         tmp_path)
+    if kind == "file":
+        assert idle == []
+        return
+    [one] = idle
+    assert one.name == "INV-3.send-anyway"
+    assert one.why == (f"it is a {kind}, not a file: outboxd never follows or opens one, so "
+                       "it releases nothing — put an ordinary file of that name there (an "
+                       "empty one will do)")
+
+
 @pytest.mark.parametrize("name", [
     "INV-1.xml.send-anyway",  # the invoice file's whole name before the suffix
     "INV-1.Send-Anyway", "inv-1.SEND-ANYWAY",  # case
