@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
+from daemon.fs.fsops import kind_of
 from daemon.names import name_problem, printable, stem
 from daemon.watching.scan import is_invoice_file
 
@@ -40,11 +42,12 @@ def release_names(outbox: Path, share: ShareConfig) -> list[str]:
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
-                  states: Mapping[str, str]) -> list[Idle]:
+                  states: Mapping[str, str], outbox: Path | None = None) -> list[Idle]:
     """The release files that do nothing now, with why.
 
     `invoice_files` are the invoice files in the outbox; `states` maps an
-    invoice file to its journal state (settling, waiting, held).
+    invoice file to its journal state (settling, waiting, held). `outbox`: where
+    a release beside an invoice file is lstat'ed, to tell a link or a FIFO.
     """
     names = list(names)
     by_stem: dict[str, list[str]] = {}
@@ -71,10 +74,26 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
                 why += " — " + _instead(meant, states, there)
             out.append(Idle(name, why))
             continue
+        kind = None if outbox is None else _kind(outbox / name)
+        if kind is not None:
+            # release_file never follows or opens it: no state makes it release.
+            out.append(Idle(name, f"it is a {kind}, not a file: outboxd never follows or "
+                                  "opens one, so it releases nothing — put an ordinary file "
+                                  "of that name there (an empty one will do)"))
+            continue
         why_not = _releases_nothing(files[0], states.get(files[0]))
         if why_not is not None:
             out.append(Idle(name, why_not))
     return out
+
+
+def _kind(path: Path) -> str | None:
+    """What `path` is when it is there and not a regular file (a link, a FIFO …)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None  # gone since it was listed
+    return None if stat.S_ISREG(mode) else kind_of(mode)
 
 
 def _releases_nothing(file: str, state: str | None) -> str | None:

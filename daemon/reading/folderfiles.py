@@ -115,7 +115,8 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
             continue
         try:
             with open_in(fd, e.name, shown) as fh:
-                size, digest = hash_keeping(fh, folder / e.name)  # validated from it
+                size, digest = hash_keeping(  # validated from it
+                    fh, folder / e.name, settings.validation.max_attachment_bytes)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             listing.refused.add(e.name)

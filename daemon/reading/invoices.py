@@ -16,6 +16,7 @@ exactly as before, so what is refused and every error text stay the same.
 from __future__ import annotations
 
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,7 +224,7 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
 
 
 def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str]:
-    from daemon.validation.probe import open_pdf
+    from daemon.validation.probe import PdfFacts, open_pdf, unpack_limit_error
     reader, facts = open_pdf(src)
     if reader is None:
         problem = facts.problem()
@@ -245,8 +246,12 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
             reader.resolved_objects.clear()
     except _TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
-    except Exception:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
-        return []
+    except Exception as exc:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
+        # but not for a page that unpacks past pypdf's limit: the PDF open_pdf refuses.
+        if (error := unpack_limit_error(exc)) is None:
+            return []
+        code, message = PdfFacts(error=error).problem() or ("", "")
+        raise UnusablePdf(code, rel, message) from None
     return [_checked_id(found, rel) for found in ids]
 
 
@@ -327,18 +332,33 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
 def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
     data = fh.read(1024)
-    # Only XML and PDF are read whole, and a head with nothing in it (to tell whether
-    # the file is empty); anything else is named by its head.
-    xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
+    xml = _is_xml(data)
     whole = len(data) < 1024
-    if not whole and (xml or pdf or blank):
-        # Sized by fstat first: a file over the limit is refused unread.
+    if not whole and _read_whole(data):
+        # Sized by fstat first: a file over the limit is refused unread. One with a blank
+        # start too: a large copy that stopped before writing is no "anything else".
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
-        if rest is None and not blank:
+        if rest is None:
             raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}",
                              _SPLIT_XML if xml else _SPLIT_PDF)
-        whole, data = rest is not None, data + (rest or b"")
+        whole, data = True, data + rest
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
+
+
+def _read_whole(head: bytes) -> bool:
+    """Whether a file of this head is read whole: XML and PDF, and a head with nothing
+    in it (to tell whether the file is empty); anything else is named by its head."""
+    return _is_xml(head) or is_pdf(head) or bool(nothing_in(head))
+
+
+def refused_by_size(fh: BinaryIO) -> bool:
+    """Whether read_invoice_from refuses the file open at `fh` (at its start) by its size
+    alone, invoice-too-large, whatever is past its head (left where it was)."""
+    if os.fstat(fh.fileno()).st_size <= MAX_INVOICE_BYTES:
+        return False
+    head = fh.read(1024)
+    fh.seek(-len(head), os.SEEK_CUR)
+    return _read_whole(head)
 
 
 def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,

@@ -28,10 +28,15 @@ from daemon.fs.workfolder import held_folder
 from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
 from daemon.reading.folderfiles import collect, listdir
 from daemon.reading.idfolders import IdFolders
-from daemon.reading.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
+from daemon.reading.invoices import (
+    InvoiceRead,
+    read_invoice_bytes,
+    read_invoice_from,
+    refused_by_size,
+)
 from daemon.reading.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
 from daemon.reading.notes import MANIFEST_NAME, Listing, SidecarNotes
-from daemon.reading.readonce import keep
+from daemon.reading.readonce import keep, sampled_digest
 from daemon.reading.sharedsidecar import shared_sidecar_findings
 from daemon.watching.scan import Candidate
 
@@ -230,8 +235,12 @@ def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle 
     findings: list[Finding] = []
     rel = cand.invoice.name
     with open_in(root, rel, rel) as fh:
-        # Hashed and parsed from one read; a file too large for memory is read twice.
-        size, digest, data = hashed_read(fh, MAX_INVOICE_IN_MEMORY)
+        # Hashed and parsed from one read; a file too large for memory is read twice,
+        # one refused by its size not at all (readonce.sampled_digest).
+        if refused_by_size(fh):
+            (size, digest), data = sampled_digest(fh), None
+        else:
+            size, digest, data = hashed_read(fh, MAX_INVOICE_IN_MEMORY)
         keep(cand.invoice, data)  # for pre-flight, within finish.evaluate
         ids_unknown = False
         if known is not None and known.invoice_file.sha256 == digest:

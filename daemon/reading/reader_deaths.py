@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon.errors import ReaderFailed, ReadTimedOut
+from daemon.reading.invoices import MAX_INVOICE_BYTES
 from daemon.reading.reader_child import Call, Child, Restarts, Watched, call_under_way
 from daemon.watching.scan import Candidate
 
@@ -44,6 +45,9 @@ def time_limit(cand: Candidate) -> float:
         size = os.lstat(cand.invoice).st_size
     except OSError:
         size = 0  # gone or unreadable: the read itself says so, quickly
+    # No more than for the largest file read (a larger one is refused by its size or
+    # only hashed): a 1 TB file got 10,000,000 s.
+    size = min(size, MAX_INVOICE_BYTES)
     return READ_TIME_LIMIT + round(SECONDS_PER_MB * size / 1_000_000)  # whole seconds
 
 

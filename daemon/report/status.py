@@ -185,7 +185,8 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
         out += marker_misses(settings.outbox, settings.share, listing.candidates).items()
     except OSError:
         names = []  # gone since it was listed: the line on stderr says so
-    idle = idle_releases(names, settings.share, listing.candidates, states)
+    idle = idle_releases(names, settings.share, listing.candidates, states,
+                         settings.outbox.path)
     path = settings.journal_path
 
     def finished() -> list[tuple[str, str, str, str | None]]:

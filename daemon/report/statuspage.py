@@ -240,7 +240,8 @@ class StatusPage:
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
         rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
         idle: list[Idle] = []
-        names = release_names(settings.outbox.path, share)  # names only: no stat
+        # Names only; an lstat for each beside an invoice file (idle_releases).
+        names = release_names(settings.outbox.path, share)
         # The loop passes the invoice files it knows; listing is the fallback.
         if invoice_files is None:
             listing = list_outbox(settings.outbox, share)
@@ -258,7 +259,7 @@ class StatusPage:
                                         {x.on_disk for x in left})
         states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
         if names:
-            idle = idle_releases(names, share, files, states)
+            idle = idle_releases(names, share, files, states, settings.outbox.path)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
             refused = left_words(refused, settings.outbox, share, files, states)
         if misses := marker_misses(settings.outbox, share, files):

@@ -122,7 +122,7 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
     end here."""
     # Imported here, not with this module (~35 ms): the daemon whose reader processes
     # read, and a command that opens no PDF, never need pypdf (warm_up loads it ahead).
-    from pypdf import PdfReader, get_configuration
+    from pypdf import PdfReader
     from pypdf.errors import DependencyError, LimitReachedError
     fh.seek(0)
     try:
@@ -139,19 +139,27 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
         # pypdf only needs optional crypto packages for AES-encrypted files.
         return None, PdfFacts(encrypted=True, error=str(exc))
     except LimitReachedError as exc:
-        # A few KB of Flate can unpack to gigabytes; pypdf stops at its limit and says
-        # so in its own words ("Limit reached while decompressing. 899062 bytes
-        # remaining."), which tell a clerk neither what nor how much.
-        if "decompress" not in str(exc):
-            return None, PdfFacts(error=f"pypdf: {exc}")
-        limit = get_configuration().zlib_maximum_output_length
-        return None, PdfFacts(error=f"part of it unpacks to more than {limit:,} bytes, the "
-                              "most outboxd unpacks: damaged, or made to fill memory")
+        return None, PdfFacts(error=unpack_limit_error(exc) or f"pypdf: {exc}")
     except RecursionError:
         return None, PdfFacts(error="pypdf: its object tree loops")
     except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
         return None, PdfFacts(error=f"pypdf: {exc}" if str(exc) else
                               f"pypdf: {type(exc).__name__}")
+
+
+def unpack_limit_error(exc: Exception) -> str | None:
+    """What a PDF error says when pypdf stopped unpacking at its limit, or None when
+    `exc` is anything else (any step that unpacks a part of a PDF may meet this)."""
+    # A few KB of Flate can unpack to gigabytes; pypdf stops at its limit and says so
+    # in its own words ("Limit reached while decompressing. 899062 bytes remaining."),
+    # which tell a clerk neither what nor how much.
+    from pypdf import get_configuration
+    from pypdf.errors import LimitReachedError
+    if not isinstance(exc, LimitReachedError) or "decompress" not in str(exc):
+        return None
+    limit = get_configuration().zlib_maximum_output_length
+    return (f"part of it unpacks to more than {limit:,} bytes, the most outboxd unpacks: "
+            "damaged, or made to fill memory")
 
 
 def _declared_pages(reader: PdfReader) -> int | None:

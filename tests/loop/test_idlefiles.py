@@ -175,3 +175,29 @@ def test_near_misses_of_release_files_gather_the_invoice_files_once_a_refresh(
     assert len(idle) == 50 and all(f"rename it to INV-{i}.send-anyway" in x.why
                                    for i, x in enumerate(idle))
     assert len(given) == 1
+
+
+@pytest.mark.parametrize("kind", ["symbolic link", "FIFO", "file"])
+def test_a_release_that_is_no_file_says_why_it_releases_nothing(tmp_path: Path, kind: str
+                                                                ) -> None:
+    """A link or a FIFO named INV-3.send-anyway beside a waiting invoice releases nothing
+    (never followed or opened), and the status page says so, with the fix: it showed
+    nothing for it and went on telling the clerk to drop a file of the very name that
+    was there. A regular file there is about to release it: nothing to say."""
+    release_path = tmp_path / "INV-3.send-anyway"
+    if kind == "symbolic link":
+        os.symlink("/etc/passwd", release_path)
+    elif kind == "FIFO":
+        os.mkfifo(release_path)
+    else:
+        release_path.write_bytes(b"")
+    idle = idle_releases([release_path.name], SHARE, ["INV-3.xml"], {"INV-3.xml": "waiting"},
+                         tmp_path)
+    if kind == "file":
+        assert idle == []
+        return
+    [one] = idle
+    assert one.name == "INV-3.send-anyway"
+    assert one.why == (f"it is a {kind}, not a file: outboxd never follows or opens one, so "
+                       "it releases nothing — put an ordinary file of that name there (an "
+                       "empty one will do)")

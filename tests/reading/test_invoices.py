@@ -139,6 +139,21 @@ class TestLimits:
         assert info.value.message.startswith("is over 4.1 KB (4,096 bytes), more than ")
         assert read(write(tmp_path / "ok.xml", ubl_invoice("INV-2"))).invoice_ids == ("INV-2",)
 
+    @pytest.mark.parametrize("data", [b"\0" * 8192, b"\n" * 2048 + b"INV-1;100;SEK\n" * 500],
+                             ids=["zero-bytes", "blank-head"])
+    def test_an_invoice_file_over_the_size_limit_with_a_blank_start_is_refused(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+        """A file over MAX_INVOICE_BYTES (4 KiB here) whose first KB is blank, such as a
+        large copy that set its size and stopped before writing (all zero bytes), is
+        invoice-too-large: it was "anything else" and sent as the invoice INV-7 (a
+        50 GB file of zero bytes named INV-7.pdf went to the receiver), while the same
+        file under the limit is refused as empty."""
+        monkeypatch.setattr(invoices, "MAX_INVOICE_BYTES", 4096)
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-7.pdf", data))
+        assert (info.value.code, info.value.file) == ("invoice-too-large", "INV-7.pdf")
+        assert info.value.message.startswith("is over 4.1 KB (4,096 bytes), more than ")
+
     def test_a_label_followed_by_a_sea_of_blanks_is_read_in_linear_time(self) -> None:
         """The default pdf_id_pattern after 'Invoice number' and 100,000 blanks: no id, and
         the search ends (the old pattern's two optional runs of blanks side by side took
@@ -500,6 +515,21 @@ class TestPdf:
             read(path)
         assert (info.value.code, info.value.file) == ("invoice-too-large", "INV-5.pdf")
         assert "words of page content to search for its invoice number" in info.value.message
+
+    def test_a_page_that_unpacks_past_the_unpacking_limit_is_unreadable_not_the_stem(
+            self, tmp_path: Path) -> None:
+        """A PDF invoice of a few KB whose page unpacks past what pypdf unpacks (75 MB;
+        1 MB here) is pdf-unreadable, as codes.md says and as such a part found while
+        opening it is: it went out as the invoice INV-5, named after its stem, its real
+        number unread, while a smaller bomb of text was refused (invoice-too-large)."""
+        from pypdf import apply_configuration
+        path = write(tmp_path / "INV-5.pdf", flate_pdf(b"\0" * 1_000_001))
+        assert path.stat().st_size < 10_000
+        with pytest.raises(InputError) as info, \
+                apply_configuration(zlib_maximum_output_length=1_000_000):
+            read(path)
+        assert (info.value.code, info.value.file) == ("pdf-unreadable", "INV-5.pdf")
+        assert "unpacks to more than 1,000,000 bytes" in info.value.message
 
     def test_a_page_that_draws_one_form_again_and_again_is_refused_past_the_operations(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -356,3 +356,20 @@ def waiting_worker(call: Callable[[], object]) -> tuple[threading.Thread, list[E
     worker = threading.Thread(target=lambda: answers.append(raised(call)))
     worker.start()
     return worker, answers
+
+
+def test_the_time_a_read_gets_for_its_invoice_file_stops_growing_at_the_largest_read(
+        tmp_path: Path) -> None:
+    """A read gets SECONDS_PER_MB more for each MB of its invoice file, up to the largest
+    invoice file read (invoices.MAX_INVOICE_BYTES, 64 MiB: 13 minutes in all): a larger
+    one is refused by its size or only hashed. A 1 TB file (sparse: no room on the disk)
+    got 10,000,000 s, so a file that made pypdf loop, or a share that fed bytes for
+    ever, held a reader for months, and two such files all reading."""
+    from daemon.reading import invoices, reader_deaths
+    from daemon.watching.scan import candidate_for
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    with open(Path(s.outbox.path) / "HUGE.xml", "wb") as fh:
+        fh.truncate(1 << 40)
+    largest = reader_deaths.READ_TIME_LIMIT + round(
+        reader_deaths.SECONDS_PER_MB * invoices.MAX_INVOICE_BYTES / 1_000_000)
+    assert reader_deaths.time_limit(candidate_for(s.outbox, "HUGE.xml")) == largest == 791

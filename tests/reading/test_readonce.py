@@ -13,13 +13,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import drop_bundle, pdf_bytes
+from helpers import drop_bundle, pdf_bytes, ubl_invoice
 from PIL import Image
 from swaps import opened_in
 
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import evaluate
 from daemon.fs import fsops
+from daemon.manifest import bundle_id_of
 from daemon.reading import readonce
 from daemon.reading.match import assemble
 from daemon.reading.readonce import hash_keeping, keeping_reads, kept_read
@@ -172,3 +173,43 @@ def test_a_file_that_grows_past_the_limit_while_read_is_hashed_from_its_start(
         monkeypatch.undo()
         assert kept_read(path) is None
     assert (size, digest) == (10_000, hashlib.sha256(b"y" * 10_000).hexdigest())
+
+
+def _bytes_read() -> int:
+    """What this process has read by read(2) so far (/proc/self/io `rchar`)."""
+    with open("/proc/self/io", encoding="ascii") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("rchar:"))
+
+
+def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
+    """A file of `size` bytes that takes no room on the disk but its head."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(head)
+        fh.truncate(size)
+    return path
+
+
+def test_a_file_refused_by_its_size_is_not_read_whole(tmp_path: Path) -> None:
+    """An attachment over max_attachment_bytes (too-large) and an XML invoice file over
+    64 MiB (invoice-too-large) are refused by their size whatever they hold: evaluating
+    their bundles reads a few MB, not the 2 GB of each. Both were hashed whole first
+    (a 100 GB attachment held a reader to its time limit twice and was then said to
+    make the readers loop, a 50 GB invoice file a reader for minutes: the time limit
+    grows with its size); the bundle id still tells one version from another."""
+    outbox = tmp_path / "outbox"
+    drop_bundle(outbox, "INV-1", {"scan.pdf": pdf_bytes(1)})
+    big = _sparse(outbox / "INV-1" / "video.pdf", 2 << 30, pdf_bytes(1))
+    _sparse(outbox / "INV-2.xml", 2 << 30, ubl_invoice("INV-2"))
+    s = settings_for(outbox)
+    before = _bytes_read()
+    first = evaluate(candidate_for(s.outbox, "INV-1.xml"), s)
+    invoice = evaluate(candidate_for(s.outbox, "INV-2.xml"), s)
+    assert _bytes_read() - before < 50_000_000
+    assert [(f.code, f.file) for f in first.errors] == [("too-large", "INV-1/video.pdf")]
+    assert [(f.code, f.file) for f in invoice.errors] == [("invoice-too-large", "INV-2.xml")]
+    assert bundle_id_of(evaluate(candidate_for(s.outbox, "INV-1.xml"), s)) == bundle_id_of(first)
+    with open(big, "r+b") as fh:
+        fh.seek(-1, os.SEEK_END)
+        fh.write(b"x")  # its last byte: another version, another bundle id
+    assert bundle_id_of(evaluate(candidate_for(s.outbox, "INV-1.xml"), s)) != bundle_id_of(first)
