@@ -318,6 +318,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             self.j.transition(row_id, "delivering", durable=False,
                               bundle_id=manifest["bundle_id"], attempts=attempts,
                               next_attempt_at=None)
+            self._posting.discard(row_id)  # its POST counted: a later failed write missed none
 
         # The row is `delivering` since its claim. The first attempt after the claim has
         # its count written with its outcome (one commit less per bundle); a retry, an

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from daemon.errors import JournalError
 from daemon.journal import Journal, refuse_what_is_no_file
+from daemon.journal.views import empty_journal
 
 T = TypeVar("T")
 
@@ -64,6 +65,7 @@ def _first_read(path: Path, read: Callable[[Journal], T]) -> tuple[T, Journal, b
     # A FIFO there would block SQLite's open for good (`status` hung), a device be read:
     # refused first, whichever way it is then opened.
     refuse_what_is_no_file(path, companions=False)
+    _refuse_an_empty_file(path)
     wal = f"{path}-wal"
     if not os.path.lexists(wal):
         # No daemon has it open (its last close checkpointed and removed the WAL): the
@@ -87,6 +89,19 @@ def _first_read(path: Path, read: Callable[[Journal], T]) -> tuple[T, Journal, b
         # SQLite says so at the first read ("attempt to write a readonly database") or,
         # by the version and the files already there, at the open ("unable to open").
         return *_opened(path, read, immutable=True), True
+
+
+def _refuse_an_empty_file(path: Path) -> None:
+    """JournalError, before SQLite opens it, for a journal of 0 bytes: SQLite deletes the
+    -wal file beside a database without pages that it opens, read-only too. A daemon's
+    journal emptied under it keeps in that WAL what it wrote since its last checkpoint:
+    a `status` in step with it would delete it (and then say "no such table")."""
+    try:
+        empty = os.stat(path).st_size == 0
+    except OSError:
+        return  # gone or out of reach: the open says so, as before
+    if empty:
+        raise JournalError(empty_journal(path))
 
 
 class JournalReader:

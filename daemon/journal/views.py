@@ -322,6 +322,11 @@ def _no_table(path: Path) -> str:
         empty = False
     if not empty:
         return guarded.damaged(path, "it holds no table of bundles: not a journal of outboxd's")
+    return empty_journal(path)
+
+
+def empty_journal(path: Path) -> str:
+    """What a journal file of 0 bytes at `path` is, and the fix."""
     # A daemon's journal is never 0 bytes (its first page is written as it opens it).
     return (f"the journal {path} is empty (0 bytes): emptied, or made by another program — "
             "start outboxd (again): it takes an empty journal as a new one and reads what "

@@ -226,6 +226,32 @@ def test_no_post_goes_out_while_the_journal_cannot_record_it_and_each_is_counted
     assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2
 
 
+def test_a_post_counted_with_its_outcome_is_not_counted_again_when_a_later_write_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first attempt whose rejection was counted (written with the count) and whose
+    quarantine then could not be written (the journal locked, its disk full) missed no
+    count: its next attempt counts only its own POST — 2 POSTs, attempts 2, not 3."""
+    from daemon.errors import JournalError
+    p, s, row = claimed(tmp_path)
+    rejected = Rejected("the receiver rejected the bundle with HTTP 422", 422, "bad")
+    p.finish.d = Scripted(rejected, rejected)
+    transition = p.j.transition
+    failed: list[str] = []
+
+    def quarantining_fails_once(row_id: int, state: str, *args: Any, **kw: Any) -> None:
+        if state == "quarantining" and not failed:
+            failed.append(state)
+            raise JournalError("journal write failed: database is locked", reported=True)
+        transition(row_id, state, *args, **kw)
+    monkeypatch.setattr(p.j, "transition", quarantining_fails_once)
+    with pytest.raises(JournalError):
+        p.finish.attempt(row)
+    assert p.j.get(row).attempts == 1 and p.finish.d.posts == 1
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined" and p.finish.d.posts == 2 and done.attempts == 2
+
+
 def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """convert_images on a print channel writes the PDF made from a PNG into the work

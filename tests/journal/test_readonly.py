@@ -128,3 +128,27 @@ class TestJournalReader:
                 daemon.close()
         finally:
             reader.close()
+
+
+def test_a_journal_emptied_under_its_daemon_is_said_empty_and_its_wal_is_left_alone(
+        tmp_path: Path) -> None:
+    """A journal emptied (truncate -s 0) while its daemon runs: a read beside it (status,
+    check) says it is empty, without SQLite opening it — SQLite deletes the -wal file
+    beside a database of 0 bytes even opened read-only, and that WAL holds all that the
+    daemon wrote since its last checkpoint (the status said "no such table: bundles" and
+    left the state dir without it)."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    try:
+        j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+        wal = tmp_path / "journal.sqlite3-wal"
+        size = wal.stat().st_size
+        os.truncate(path, 0)
+        with pytest.raises(JournalError, match=r"is empty \(0 bytes\).*start outboxd"):
+            read_journal(path, lambda journal: journal.counts())
+        with pytest.raises(JournalError, match=r"is empty \(0 bytes\)"):
+            JournalReader(path).read(lambda journal: journal.counts())
+        assert wal.exists() and wal.stat().st_size == size
+        assert path.stat().st_size == 0
+    finally:
+        j.close()
