@@ -374,6 +374,7 @@ class Service(Changes, Reloading, Stopping):
                 self._abandon_start()
                 raise
             notify("READY=1")
+            self.hangs.idle()  # the first turn is the watchdog's, as every turn, not the start's
             try:
                 while not self._stopping:
                     self.hangs.busy()

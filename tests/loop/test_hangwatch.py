@@ -172,3 +172,50 @@ def test_the_watch_pings_only_for_a_loop_that_waits_on_the_share(
         lock.release()
     pings = notes().count("WATCHDOG=1")
     assert (pings == 0) if stuck_on == "lock" else (pings >= 4), notes()
+
+
+def test_the_first_turn_after_ready_stuck_on_the_share_is_kept_alive_as_any_turn(
+        tmp_path: Path, notes: Notes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """READY=1 said, the loop's first turn (the one that reads what the start found) waits
+    on the outbox's share that now hangs: the watch treats it as a running loop, not a
+    start: WATCHDOG=1 while it waits in the kernel (no EXTEND_TIMEOUT_USEC, which systemd
+    ignores once started), a warning that says whether the watchdog is kept, and no
+    'starting:' in STATUS=."""
+    from fakeloop import FakeWatcher, Inline
+
+    from daemon.configuration.config import Settings
+    from daemon.loop.service import Service
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)  # not the main thread
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    log = Log()
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline(),
+                  hangs=HangWatch(lambda: [], log, keepalive=WATCHDOG_SEC / 2))
+    hung = threading.Event()
+
+    def first_turn() -> float | None:
+        hung.wait(30)
+        with contextlib.suppress(OSError):
+            os.listdir(outbox)  # waits until the share is released
+        svc._stopping = True
+        return None
+    monkeypatch.setattr(svc, "turn", first_turn)
+    ran = threading.Thread(target=svc.run, daemon=True)
+    ran.start()
+    wait_for(lambda: "READY=1" in notes(), what="READY=1")
+    with hung_share(outbox):
+        hung.set()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the warning")
+        seen = len(notes())
+        wait_for(lambda: notes()[seen:].count("WATCHDOG=1") >= 2, timeout=3 * WATCHDOG_SEC,
+                 what="WATCHDOG=1 while the first turn waits on the share")
+    ran.join(STOP_GRACE)
+    assert not ran.is_alive()
+    assert log.lines[0][1]["watchdog"].startswith("kept"), log.lines[0]
+    running = notes()[:notes().index("STOPPING=1")]  # the stop extends its own timeout
+    assert not [m for m in running if m.startswith("EXTEND_TIMEOUT_USEC=")], notes()
+    assert not [s for s in notes.statuses() if s.startswith("starting:")], notes()
