@@ -125,7 +125,8 @@ def test_bad_attachments_quarantine_their_bundle_and_others_still_go_out(
     assert (env.outbox / "INV-EMPTY" / "empty.pdf").exists()
     reasons = {q.name.split("--")[0]: (q / "REASON.txt").read_text() for q in env.quarantined()}
     assert "INV-BIG/big.pdf" in reasons["INV-BIG"]
-    assert "is 50.0 KB (50,001 bytes); at most 50 KB is taken" in reasons["INV-BIG"]
+    assert "is 50.0 KB (50,001 bytes); at most 50 KB (50,000 bytes) is taken" \
+        in reasons["INV-BIG"]
     assert "INV-EXE/invoice-scan.pdf" in reasons["INV-EXE"]
     assert "executable" in reasons["INV-EXE"]
     for q in env.quarantined():
