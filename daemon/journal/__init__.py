@@ -137,6 +137,7 @@ class Journal(Rows, Views, Documents):
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None  # kept open: a write-back error is reported to it
         self._lost: JournalLost | None = None  # a sync failed: nothing is durable any more
+        self._found_damaged = False  # then never closed (guarded.keep_unclosed)
         self._failures = 0
         self._failing_until = 0.0  # monotonic: no write is tried before this
         self._failure = ""
@@ -178,6 +179,11 @@ class Journal(Rows, Views, Documents):
                 self._migrate(new)
                 self.afresh = new
             self._db.row_factory = sqlite3.Row
+        except JournalLost:
+            # Damage met at the open of a daemon's WAL left beside the file: not
+            # checkpointed into it when the connection is collected.
+            guarded.keep_unclosed(db)
+            raise
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: " + sqlite_failure(
                 exc, "check [paths] state_dir and its permissions")) from None
@@ -240,6 +246,7 @@ class Journal(Rows, Views, Documents):
         """The error of a statement that found the file damaged (guarded.Connection), kept:
         check() and every write raise it from now on, so that the loop stops the daemon
         at its next turn whichever thread read the damage, as for a journal deleted."""
+        self._found_damaged = True
         if self._lost is None:
             self._lost = JournalLost(guarded.damaged(self.path, str(exc)), reported=True)
         return self._lost
@@ -280,8 +287,13 @@ class Journal(Rows, Views, Documents):
                     f"state_dir ({self.path.parent})")) from None
 
     def close(self) -> None:
+        """Close the connection; one to a damaged journal is left open instead, so that
+        the journal and its WAL file stay as they were found (guarded.keep_unclosed)."""
         with self._lock:
-            self._db.close()
+            if self._found_damaged:
+                guarded.keep_unclosed(self._db)
+            else:
+                self._db.close()
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None

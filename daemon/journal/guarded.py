@@ -114,6 +114,20 @@ class Connection(sqlite3.Connection):
         return self.cursor().executescript(sql_script)
 
 
+def keep_unclosed(db: sqlite3.Connection) -> None:
+    """Leave `db`, the connection to a damaged journal, open until the process ends, its
+    files as they are. SQLite's close (also the one Python makes when the connection is
+    collected, at the latest as the interpreter ends) checkpoints: it copies the WAL file's
+    pages into the damaged file and deletes the WAL file, the only copy of what was written
+    since the last checkpoint, which the admin is told to move away with the journal.
+    Python 3.11 cannot turn that checkpoint off (Connection.setconfig, 3.12), so the
+    connection is never closed: one reference more than Python counts (the C API's
+    Py_IncRef) keeps it from being collected. The kernel closes its files at exit, as
+    after a kill -9, which SQLite is made to survive."""
+    import ctypes  # here: the one use, at a stop; not a cost of every command's start
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(db))
+
 
 def cut_short(path: str, was: int, size: int) -> sqlite3.Error | None:
     """Why the journal at `path`, `was` bytes at the last look and `size` now, is cut
