@@ -238,8 +238,11 @@ class Journal(Rows, Views, Documents):
                                   "restarts it on a fresh journal (bundles already sent are read "
                                   "back from the receipts in sent/)", reported=True)
             if st.st_size != self._size:
-                was, self._size = self._size, st.st_size
-                if (fault := guarded.cut_short(str(self.path), was, st.st_size)) is not None:
+                fault = guarded.cut_short(str(self.path), self._size, st.st_size)
+                if fault is guarded.Unsure.NOW:
+                    return  # the size kept as it was: this one is looked at again next time
+                self._size = st.st_size
+                if fault is not None:
                     raise self._damaged(fault)
 
     def _damaged(self, exc: sqlite3.Error) -> JournalLost:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from daemon.errors import JournalLost
-from daemon.journal import Journal
+from daemon.journal import Journal, guarded
 from daemon.journal.readonly import read_journal
 
 PAGE = 4096
@@ -115,6 +115,41 @@ def test_a_journal_file_cut_short_under_the_journal_is_noticed_by_check(
             j.close()
 
 
+def test_a_journal_cut_short_when_its_look_cannot_tell_is_looked_at_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file shorter than its header says, whose read afresh cannot tell now (locked by
+    another process, say): check() says nothing yet, and the next check() looks again and
+    finds it damaged. The size was taken as looked at, so no check() looked again while
+    the file kept that size: the damage went unnoticed until a statement met it."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    for i in range(200):
+        j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+    j.close()
+    j = Journal(path)
+    try:
+        j.check()
+        pages = path.stat().st_size // PAGE
+        with path.open("r+b") as f:  # a page more than before, ten fewer than it says
+            f.seek(28)
+            f.write((pages + 11).to_bytes(4, "big"))
+            f.seek(0, os.SEEK_END)
+            f.write(bytes(PAGE))
+        real_fault = guarded.fault
+        answers: list[object] = []
+
+        def fault(p: str) -> object:
+            answers.append(guarded.Unsure.NOW if not answers else real_fault(p))
+            return answers[-1]
+        monkeypatch.setattr(guarded, "fault", fault)
+        j.check()  # cannot tell now
+        with pytest.raises(JournalLost, match="is damaged"):
+            j.check()
+        assert answers[0] is guarded.Unsure.NOW and len(answers) == 2
+    finally:
+        j.close()
+
+
 def test_a_journal_growing_at_checkpoints_is_not_cut_short(tmp_path: Path) -> None:
     """The file grows as SQLite's checkpoints copy the WAL into it: each look at a larger
     file, its header fitting its size, finds nothing wrong."""
@@ -140,7 +175,7 @@ EMPTIED_THEN_CLOSED = """
 import os, sys
 from pathlib import Path
 from daemon.errors import JournalLost
-from daemon.journal import Journal
+from daemon.journal import Journal, guarded
 path = Path(sys.argv[1])
 j = Journal(path)
 for i in range(200):
