@@ -53,6 +53,7 @@ from daemon.journal.records import (
 )
 from daemon.journal.rows import Rows
 from daemon.journal.views import Views
+from daemon.journal.watched import Watched
 
 __all__ = [
     "LIVE",
@@ -119,10 +120,11 @@ def sqlite_failure(exc: sqlite3.Error, fix: str) -> str:
     return f"{exc} — {fix}"
 
 
-class Journal(Rows, Views, Documents):
+class Journal(Rows, Views, Documents, Watched):
     """The connection and its transactions: opened (and upgraded), group commit and
-    the syncs that make a commit durable, a write failure backed off, the file
-    watched for deletion. The rows, the views and the documents are its mixins."""
+    the syncs that make a commit durable, a write failure backed off. The rows, the
+    views, the documents and the watch on its file (deleted, replaced, damaged) are its
+    mixins."""
 
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path = Path(path)
@@ -203,58 +205,6 @@ class Journal(Rows, Views, Documents):
         """Why writes fail now ("" while they succeed): shown beside the counts, which
         cannot change while it lasts."""
         return self._failure
-
-    def _look(self) -> os.stat_result | None:
-        """The journal file by its path (None: gone)."""
-        try:
-            return os.stat(self.path)
-        except FileNotFoundError:
-            return None
-
-    def _file_identity(self) -> tuple[int, int] | None:
-        st = self._look()
-        return None if st is None else (st.st_dev, st.st_ino)
-
-    def check(self) -> None:
-        """Raise JournalLost if the journal file was deleted or replaced since we opened it,
-        or is damaged: found so by a statement (_damaged), or cut short (looked at when its
-        size changed, guarded.cut_short: a cache and the WAL file hide that from SQLite's
-        reads until a checkpoint writes their pages into a file without the rest).
-
-        SQLite would go on writing into the deleted file and a restart would
-        begin on an empty journal with no memory of what was sent; stopping
-        lets the supervisor restart us on the new file, which then reads the
-        sent/ receipts back first.
-        """
-        if self._lost is not None:
-            raise self._lost
-        if self._identity is None:
-            return
-        # One look at a time: a look that began before a checkpoint grew the file must not
-        # hold its size against one that saw the growth.
-        with self._look_lock:
-            st = self._look()
-            if st is None or (st.st_dev, st.st_ino) != self._identity:
-                raise JournalLost(f"the journal {self.path} was deleted or replaced while "
-                                  "outboxd was running; stopping so that the service manager "
-                                  "restarts it on a fresh journal (bundles already sent are read "
-                                  "back from the receipts in sent/)", reported=True)
-            if st.st_size != self._size:
-                fault = guarded.cut_short(str(self.path), self._size, st.st_size)
-                if fault is guarded.Unsure.NOW:
-                    return  # the size kept as it was: this one is looked at again next time
-                self._size = st.st_size
-                if fault is not None:
-                    raise self._damaged(fault)
-
-    def _damaged(self, exc: sqlite3.Error) -> JournalLost:
-        """The error of a statement that found the file damaged (guarded.Connection), kept:
-        check() and every write raise it from now on, so that the loop stops the daemon
-        at its next turn whichever thread read the damage, as for a journal deleted."""
-        self._found_damaged = True
-        if self._lost is None:
-            self._lost = JournalLost(guarded.damaged(self.path, str(exc)), reported=True)
-        return self._lost
 
     def _migrate(self, new: bool) -> None:
         """Bring a journal of an earlier version (or a `new` one: SCHEMA lacks the
