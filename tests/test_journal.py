@@ -406,6 +406,30 @@ class TestFaults:
             assert "free space" not in str(error) and "permissions" not in str(error)
         assert str(first.value).startswith(f"the journal {journal.path} cannot be written")
 
+    def test_a_lock_said_by_an_extended_code_is_said_as_a_lock(self, tmp_path: Path) -> None:
+        """sqlite3 reports SQLite's extended codes: a write on a snapshot another
+        connection's commit made stale fails with SQLITE_BUSY_SNAPSHOT (517), a lock, not
+        a matter of free space and permissions (517 is no SQLITE_BUSY, 5, exactly)."""
+        from daemon.journal import sqlite_failure
+        path = tmp_path / "j.sqlite3"
+        writer = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+        reader = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+        try:
+            writer.execute("PRAGMA journal_mode=WAL")
+            writer.execute("CREATE TABLE t (x)")
+            reader.execute("BEGIN")
+            reader.execute("SELECT * FROM t").fetchall()  # its snapshot, from now on old
+            writer.execute("INSERT INTO t VALUES (1)")
+            with pytest.raises(sqlite3.OperationalError) as stale:
+                reader.execute("INSERT INTO t VALUES (2)")
+            reader.execute("ROLLBACK")
+        finally:
+            reader.close()
+            writer.close()
+        assert stale.value.sqlite_errorcode == 517  # SQLITE_BUSY_SNAPSHOT
+        said = sqlite_failure(stale.value, "check free space and permissions")
+        assert said.startswith("locked by another process") and "free space" not in said
+
     @pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
     def test_a_journal_or_a_file_of_it_that_is_a_fifo_is_refused_naming_it(
             self, tmp_path: Path, suffix: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from daemon.actions import EXIT_OK
+from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.configuration.config import Settings
 from daemon.configuration.config_folders import outbox_missing
@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
             print(away, file=sys.stderr)
     if view is None:
         view = status.OutboxView([], [], {})
+    if view.unread:
+        print(f"outboxd: {view.unread}", file=sys.stderr)
     if args.json:
         # operations.md's keys; the page's files left alone are text only
         print(status.as_json({**data, "lone_folders": status.lone_json(view.lone)}))
@@ -135,4 +137,5 @@ def run(args: argparse.Namespace) -> int:
             print(away.removeprefix("outboxd: ") + "\n")  # read where the counts are
         print(status.render(data, limit=args.limit, view=view,
                             unattached=settings.policy.unattached))
-    return EXIT_OK
+    # What could be read is shown; the exit says the journal could not be read whole.
+    return EXIT_FAILED if view.unread else EXIT_OK

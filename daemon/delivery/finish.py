@@ -202,7 +202,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
     def attempt(self, row_id: int) -> float | None:
         """One delivery attempt; the delay before the next one, or None when finished."""
         try:
-            return self._attempt(row_id)
+            wait = self._attempt(row_id)
         except JournalError:
             if row_id in self._posting:
                 self._unrecorded.add(row_id)
@@ -213,6 +213,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             for later in self.versions.attempt_ended(row_id):
                 if self.resume is not None:
                     self.resume(later, 0.0)
+        if wait is None:
+            self._unrecorded.discard(row_id)  # sent, quarantined or delivered: no more POST
+        return wait
 
     def _attempt(self, row_id: int) -> float | None:
         self.paused.discard(row_id)  # until this attempt is paused again

@@ -53,6 +53,7 @@ from daemon.journal.records import (
 )
 from daemon.journal.rows import Rows
 from daemon.journal.views import Views
+from daemon.journal.watched import Watched
 
 __all__ = [
     "LIVE",
@@ -109,18 +110,21 @@ def refuse_what_is_no_file(path: Path, companions: bool) -> None:
 def sqlite_failure(exc: sqlite3.Error, fix: str) -> str:
     """What a failed statement on the journal means, and the fix: a lock another process
     holds is no matter of free space or permissions (`fix` is what the caller would say
-    else)."""
-    if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    else). Python reports SQLite's extended codes (SQLITE_BUSY_SNAPSHOT, 517): its primary
+    one is the low byte, as guarded.is_damage reads it."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return (f"locked by another process (waited {BUSY_SECONDS:g} s for it) — a program "
                 "that has it open: a sqlite3 shell, a backup, another outboxd command; let it "
                 "end, then try again")
     return f"{exc} — {fix}"
 
 
-class Journal(Rows, Views, Documents):
+class Journal(Rows, Views, Documents, Watched):
     """The connection and its transactions: opened (and upgraded), group commit and
-    the syncs that make a commit durable, a write failure backed off, the file
-    watched for deletion. The rows, the views and the documents are its mixins."""
+    the syncs that make a commit durable, a write failure backed off. The rows, the
+    views, the documents and the watch on its file (deleted, replaced, damaged) are its
+    mixins."""
 
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path = Path(path)
@@ -137,6 +141,7 @@ class Journal(Rows, Views, Documents):
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None  # kept open: a write-back error is reported to it
         self._lost: JournalLost | None = None  # a sync failed: nothing is durable any more
+        self._found_damaged = False  # then never closed (guarded.keep_unclosed)
         self._failures = 0
         self._failing_until = 0.0  # monotonic: no write is tried before this
         self._failure = ""
@@ -178,6 +183,11 @@ class Journal(Rows, Views, Documents):
                 self._migrate(new)
                 self.afresh = new
             self._db.row_factory = sqlite3.Row
+        except JournalLost:
+            # Damage met at the open of a daemon's WAL left beside the file: not
+            # checkpointed into it when the connection is collected.
+            guarded.keep_unclosed(db)
+            raise
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: " + sqlite_failure(
                 exc, "check [paths] state_dir and its permissions")) from None
@@ -195,54 +205,6 @@ class Journal(Rows, Views, Documents):
         """Why writes fail now ("" while they succeed): shown beside the counts, which
         cannot change while it lasts."""
         return self._failure
-
-    def _look(self) -> os.stat_result | None:
-        """The journal file by its path (None: gone)."""
-        try:
-            return os.stat(self.path)
-        except FileNotFoundError:
-            return None
-
-    def _file_identity(self) -> tuple[int, int] | None:
-        st = self._look()
-        return None if st is None else (st.st_dev, st.st_ino)
-
-    def check(self) -> None:
-        """Raise JournalLost if the journal file was deleted or replaced since we opened it,
-        or is damaged: found so by a statement (_damaged), or cut short (looked at when its
-        size changed, guarded.cut_short: a cache and the WAL file hide that from SQLite's
-        reads until a checkpoint writes their pages into a file without the rest).
-
-        SQLite would go on writing into the deleted file and a restart would
-        begin on an empty journal with no memory of what was sent; stopping
-        lets the supervisor restart us on the new file, which then reads the
-        sent/ receipts back first.
-        """
-        if self._lost is not None:
-            raise self._lost
-        if self._identity is None:
-            return
-        # One look at a time: a look that began before a checkpoint grew the file must not
-        # hold its size against one that saw the growth.
-        with self._look_lock:
-            st = self._look()
-            if st is None or (st.st_dev, st.st_ino) != self._identity:
-                raise JournalLost(f"the journal {self.path} was deleted or replaced while "
-                                  "outboxd was running; stopping so that the service manager "
-                                  "restarts it on a fresh journal (bundles already sent are read "
-                                  "back from the receipts in sent/)", reported=True)
-            if st.st_size != self._size:
-                was, self._size = self._size, st.st_size
-                if (fault := guarded.cut_short(str(self.path), was, st.st_size)) is not None:
-                    raise self._damaged(fault)
-
-    def _damaged(self, exc: sqlite3.Error) -> JournalLost:
-        """The error of a statement that found the file damaged (guarded.Connection), kept:
-        check() and every write raise it from now on, so that the loop stops the daemon
-        at its next turn whichever thread read the damage, as for a journal deleted."""
-        if self._lost is None:
-            self._lost = JournalLost(guarded.damaged(self.path, str(exc)), reported=True)
-        return self._lost
 
     def _migrate(self, new: bool) -> None:
         """Bring a journal of an earlier version (or a `new` one: SCHEMA lacks the
@@ -280,8 +242,13 @@ class Journal(Rows, Views, Documents):
                     f"state_dir ({self.path.parent})")) from None
 
     def close(self) -> None:
+        """Close the connection; one to a damaged journal is left open instead, so that
+        the journal and its WAL file stay as they were found (guarded.keep_unclosed)."""
         with self._lock:
-            self._db.close()
+            if self._found_damaged:
+                guarded.keep_unclosed(self._db)
+            else:
+                self._db.close()
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None

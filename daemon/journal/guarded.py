@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -114,13 +115,33 @@ class Connection(sqlite3.Connection):
         return self.cursor().executescript(sql_script)
 
 
+def keep_unclosed(db: sqlite3.Connection) -> None:
+    """Leave `db`, the connection to a damaged journal, open until the process ends, its
+    files as they are. SQLite's close (also the one Python makes when the connection is
+    collected, at the latest as the interpreter ends) checkpoints: it copies the WAL file's
+    pages into the damaged file and deletes the WAL file, the only copy of what was written
+    since the last checkpoint, which the admin is told to move away with the journal.
+    Python 3.11 cannot turn that checkpoint off (Connection.setconfig, 3.12), so the
+    connection is never closed: one reference more than Python counts (the C API's
+    Py_IncRef) keeps it from being collected. The kernel closes its files at exit, as
+    after a kill -9, which SQLite is made to survive."""
+    import ctypes  # here: the one use, at a stop; not a cost of every command's start
 
-def cut_short(path: str, was: int, size: int) -> sqlite3.Error | None:
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(db))
+
+
+class Unsure(Enum):
+    """A look that could not tell whether the journal is whole: made again at the next."""
+
+    NOW = "cannot tell now"
+
+
+def cut_short(path: str, was: int, size: int) -> sqlite3.Error | Unsure | None:
     """Why the journal at `path`, `was` bytes at the last look and `size` now, is cut
-    short (None: it is not). SQLite never makes it smaller here (no VACUUM, no
-    auto_vacuum; a checkpoint only adds pages): smaller is cut short. Shorter than its
-    header says is cut short too, or a checkpoint (another process's) caught half-way:
-    a read afresh tells which."""
+    short (None: it is not; Unsure.NOW: cannot tell now). SQLite never makes it smaller
+    here (no VACUUM, no auto_vacuum; a checkpoint only adds pages): smaller is cut short.
+    Shorter than its header says is cut short too, or a checkpoint (another process's)
+    caught half-way: a read afresh tells which."""
     if size < was:
         return sqlite3.DatabaseError(f"the file shrank from {was} to {size} bytes while "
                                      "outboxd ran")
@@ -150,25 +171,28 @@ def header_fits(path: str, size: int) -> bool:
     return pages * page_size <= size
 
 
-def fault(path: str) -> sqlite3.Error | None:
+def fault(path: str) -> sqlite3.Error | Unsure | None:
     """What SQLite finds wrong in the journal at `path` read afresh (its own connection:
-    no page from a cache that hides a file cut short), or None: it reads whole. Never
-    of an empty file: SQLite deletes the WAL file beside one it opens (the only copy of
-    what the daemon wrote since its last checkpoint)."""
+    no page from a cache that hides a file cut short), None: it reads whole, or
+    Unsure.NOW: it cannot be read now (locked, say). Never of an empty file: SQLite
+    deletes the WAL file beside one it opens (the only copy of what the daemon wrote
+    since its last checkpoint)."""
     try:
         if os.stat(path).st_size == 0:
             return None
     except OSError:
         return None  # gone: the identity's look says so
     try:
-        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        # No wait for a lock: a look that cannot tell is made again at the next turn of
+        # the loop, which a wait of SQLite's default 5 s would hold up each time.
+        db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=0)
     except sqlite3.Error as exc:
-        return exc if is_damage(exc) else None
+        return exc if is_damage(exc) else Unsure.NOW
     try:
         answer = db.execute("PRAGMA quick_check(1)").fetchone()[0]
         tables = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'bundles'").fetchone()
     except sqlite3.Error as exc:
-        return exc if is_damage(exc) else None  # locked or the like: cannot tell now
+        return exc if is_damage(exc) else Unsure.NOW  # locked or the like
     finally:
         db.close()
     if answer != "ok":

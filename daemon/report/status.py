@@ -160,6 +160,9 @@ class OutboxView:
     lone: list[LoneFolder]  # folders without an invoice file, longest unchanged first
     near: dict[str, str]  # waiting invoice file -> the hint of lone folders close to it
     idle: list[Idle] = field(default_factory=list)  # release files that do nothing, why
+    # Why the journal could not be read for these lists (found damaged since the counts
+    # were read): they are shown without what it would have told, and this said beside.
+    unread: str = ""
 
 
 def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
@@ -188,10 +191,17 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     idle = idle_releases(names, settings.share, listing.candidates, states,
                          settings.outbox.path)
     path = settings.journal_path
+    unread: list[str] = []
 
     def finished() -> list[tuple[str, str, str, str | None]]:
         try:
             return read_journal(path, lambda j: j.finished_files()) if path.exists() else []
+        except JournalError as exc:
+            # Damaged (JournalLost) where the counts' reads did not meet it, or since
+            # they were read: the folders are listed without which came late, and the
+            # damage is said, rather than the lists given up for its one line.
+            unread.append(str(exc))
+            return []
         except (sqlite3.Error, OSError):
             return []  # the counts above say what is wrong with the journal
     strays = StrayFolders().find(settings.outbox, settings.share, listing.candidates,
@@ -208,7 +218,7 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     folders, near, _ = listed(lone, waiting, suffix, told)
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
                       {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()},
-                      idle)
+                      idle, unread[0] if unread else "")
 
 
 def left_alone(settings: Settings) -> list[tuple[str, str]]:

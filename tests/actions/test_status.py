@@ -186,6 +186,46 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
     assert set(data) == {"counts", "bundles", "lone_folders"} and data["lone_folders"] == []
 
 
+def test_a_journal_found_damaged_after_its_counts_were_read_is_said_beside_what_was_read(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal found damaged by the read of the outbox's lists (here damaged just
+    after the counts were read, as a daemon's checkpoint into a broken file may do):
+    status prints the counts and the outbox's lists as far as they go without it, says
+    on stderr that the journal is damaged and to move it away, and exits 1 — it ended
+    with that one line and nothing else."""
+    from daemon.report import status
+
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    path = env.state / "journal.sqlite3"
+    j = Journal(path)
+    for n in range(200):
+        j.create(f"S-{n:03}.xml", "sent", bundle_id=f"{n:064x}", invoice_ids=[f"S-{n:03}"])
+    j.close()
+    (env.outbox / "hours.xlsx").write_bytes(b"PK")
+    (env.outbox / "S-001").mkdir()  # came late: asks the journal which invoice file was sent
+    (env.outbox / "S-001" / "timesheet.pdf").write_bytes(b"%PDF-1.4")
+    real_collect = status.collect
+
+    def collect_then_damage(settings: Any) -> dict[str, Any]:
+        data = real_collect(settings)
+        size = path.stat().st_size
+        with path.open("r+b") as f:  # every page but the first: no valid page left
+            f.seek(4096)
+            f.write(b"\xff" * (size - 4096))
+        return data
+    monkeypatch.setattr(status, "collect", collect_then_damage)
+    assert main(["status", "-c", str(env.config)]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("settling: 0  waiting: 0  held: 0  delivering: 0  retrying: 0  "
+                          "sent: 200")
+    # S-001/ without the journal's word that S-001.xml was sent: a folder without one.
+    assert "Folders without an invoice file" in out and "\n  S-001/ since " in out
+    text = out.split("In the outbox, nothing sent from these")[1]
+    assert "  hours.xlsx: not an invoice file" in text
+    assert f"outboxd: the journal {path} is damaged (" in err and "move it away" in err
+
+
 def test_reasons_an_older_outboxd_recorded_without_invoice_id_show_it_as_null(
         env: Env, capsys) -> None:
     """A journal an outboxd before reasons named their invoice wrote (an upgrade): its

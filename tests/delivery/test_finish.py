@@ -48,7 +48,7 @@ from daemon.errors import (  # noqa: E402
     Retryable,
     Untrusted,
 )
-from daemon.journal import seconds_until  # noqa: E402
+from daemon.journal import DELIVERED, seconds_until  # noqa: E402
 from daemon.validation import convert  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
 
@@ -250,6 +250,35 @@ def test_a_post_counted_with_its_outcome_is_not_counted_again_when_a_later_write
     assert p.finish.attempt(row) is None
     done = p.j.get(row)
     assert done.state == "quarantined" and p.finish.d.posts == 2 and done.attempts == 2
+
+
+def test_a_bundle_sent_after_a_write_failed_is_forgotten_as_one_whose_post_went_uncounted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first attempt whose delivery was recorded but whose archive could not begin
+    (the journal's next write failed) leaves the row marked as one whose POST may have
+    gone uncounted; its next attempt only archives it (sent, 1 POST, attempts 1) — and
+    the mark goes with the row: it stayed for the life of the process, a few ints each
+    time a journal write failed."""
+    from daemon.errors import JournalError
+    p, s, row = claimed(tmp_path)
+    answer = Receipt(201, {"receipt_id": "r-1"}, "r-1")
+    p.finish.d = Scripted(answer)
+    make_durable = p.j.make_durable
+    failed: list[bool] = []
+
+    def fails_once() -> None:
+        if not failed:
+            failed.append(True)
+            raise JournalError("journal write failed: database is locked", reported=True)
+        make_durable()
+    monkeypatch.setattr(p.j, "make_durable", fails_once)
+    with pytest.raises(JournalError):
+        p.finish.attempt(row)
+    assert p.j.get(row).state == DELIVERED and row in p.finish._unrecorded
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "sent" and p.finish.d.posts == 1 and done.attempts == 1
+    assert row not in p.finish._unrecorded
 
 
 def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(

@@ -143,6 +143,10 @@ def test_journal_emptied_while_running_stops_daemon_cleanly_and_restarts_on_a_ne
     assert last["event"] == "outboxd stopped", last
     assert "journal.sqlite3 is damaged" in last["error"] and "move it away" in last["error"]
     assert "sent/" in last["error"] and "free space" not in daemon.stderr()
+    # Its stop wrote nothing into the damaged file (a close's checkpoint would have), and
+    # left the WAL file the line tells the admin to move away with it.
+    assert journal.stat().st_size == 0
+    assert (env.state / "journal.sqlite3-wal").exists()
 
     again = start_daemon()
     drop_bundle(env.outbox, "INV-7", {"a.pdf": att}, invoice=inv)

@@ -6,6 +6,8 @@ journal's look at its file, before a read meets it."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from daemon.errors import JournalLost
-from daemon.journal import Journal
+from daemon.journal import Journal, guarded
 from daemon.journal.readonly import read_journal
 
 PAGE = 4096
@@ -113,6 +115,41 @@ def test_a_journal_file_cut_short_under_the_journal_is_noticed_by_check(
             j.close()
 
 
+def test_a_journal_cut_short_when_its_look_cannot_tell_is_looked_at_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file shorter than its header says, whose read afresh cannot tell now (locked by
+    another process, say): check() says nothing yet, and the next check() looks again and
+    finds it damaged. The size was taken as looked at, so no check() looked again while
+    the file kept that size: the damage went unnoticed until a statement met it."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    for i in range(200):
+        j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+    j.close()
+    j = Journal(path)
+    try:
+        j.check()
+        pages = path.stat().st_size // PAGE
+        with path.open("r+b") as f:  # a page more than before, ten fewer than it says
+            f.seek(28)
+            f.write((pages + 11).to_bytes(4, "big"))
+            f.seek(0, os.SEEK_END)
+            f.write(bytes(PAGE))
+        real_fault = guarded.fault
+        answers: list[object] = []
+
+        def fault(p: str) -> object:
+            answers.append(guarded.Unsure.NOW if not answers else real_fault(p))
+            return answers[-1]
+        monkeypatch.setattr(guarded, "fault", fault)
+        j.check()  # cannot tell now
+        with pytest.raises(JournalLost, match="is damaged"):
+            j.check()
+        assert answers[0] is guarded.Unsure.NOW and len(answers) == 2
+    finally:
+        j.close()
+
+
 def test_a_journal_growing_at_checkpoints_is_not_cut_short(tmp_path: Path) -> None:
     """The file grows as SQLite's checkpoints copy the WAL into it: each look at a larger
     file, its header fitting its size, finds nothing wrong."""
@@ -128,3 +165,46 @@ def test_a_journal_growing_at_checkpoints_is_not_cut_short(tmp_path: Path) -> No
         assert len(sizes) > 2, sizes
     finally:
         j.close()
+
+
+# A process with an open journal whose last 5 rows are in its WAL file only: the file is
+# emptied under it, check() finds it damaged, and the process closes the journal (as the
+# daemon's stop does) and ends (as the daemon then does: at its end Python collects what
+# is left, a connection too).
+EMPTIED_THEN_CLOSED = """
+import os, sys
+from pathlib import Path
+from daemon.errors import JournalLost
+from daemon.journal import Journal, guarded
+path = Path(sys.argv[1])
+j = Journal(path)
+for i in range(200):
+    j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+j.close()
+j = Journal(path)
+for i in range(5):
+    j.create(f"NEW-{i}.xml", "settling", durable=False)
+os.truncate(path, 0)
+try:
+    j.check()
+except JournalLost:
+    print(os.path.getsize(f"{path}-wal"))
+    j.close()
+"""
+
+
+def test_a_damaged_journal_and_its_wal_file_stay_as_found_through_close_and_exit(
+        tmp_path: Path) -> None:
+    """A journal found damaged is not written into as the daemon stops: its close (and
+    the process's end) leaves the emptied file at 0 bytes and the WAL file beside it,
+    whole — the rows written since the last checkpoint, which the admin is told to move
+    away with it. SQLite's close checkpointed: it copied the WAL's pages into the damaged
+    file and deleted the WAL file."""
+    path = tmp_path / "journal.sqlite3"
+    done = subprocess.run([sys.executable, "-c", EMPTIED_THEN_CLOSED,
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    wal_size = int(done.stdout)
+    assert wal_size > 0
+    assert path.stat().st_size == 0
+    assert Path(f"{path}-wal").stat().st_size == wal_size
