@@ -20,12 +20,11 @@ from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
 from daemon.reading import invoices
 from daemon.reading.invoices import (
     InvoiceRead,
-    _lxml_root,
-    _parse_xml,
     _xml_ids,
     read_invoice_bytes,
     read_invoice_file,
 )
+from daemon.reading.invoicexml import _parse_xml, lxml_root
 
 PEPPOL = FIXTURES  # official Peppol examples, see tests/fixtures/peppol/README.md
 
@@ -644,14 +643,14 @@ class TestFastPath:
     def test_fixtures_take_the_fast_path_with_the_same_ids(self, fixture: str) -> None:
         """Each official example is parsed by lxml, and both parsers find the same ids."""
         data = (PEPPOL / fixture).read_bytes()
-        fast = _lxml_root(data)
+        fast = lxml_root(data)
         assert fast is not None
         assert _xml_ids(fast, fixture) == _xml_ids(_parse_xml(data), fixture)
 
     def test_wrapper_takes_the_fast_path_with_the_same_ids(self) -> None:
         """A wrapper of several documents: lxml and defusedxml agree on ids and order."""
         data = wrap("vat-category-E.xml", "Norwegian-example-1.xml", "base-example.xml")
-        fast = _lxml_root(data)
+        fast = lxml_root(data)
         assert fast is not None
         assert _xml_ids(fast, "w.xml") == _xml_ids(_parse_xml(data), "w.xml")
 
@@ -660,7 +659,7 @@ class TestFastPath:
         is one id, as before."""
         data = ubl_invoice("X").replace(
             b"<cbc:ID>X</cbc:ID>", b"<cbc:ID>IN<!-- c --><![CDATA[V-]]>7&#45;1</cbc:ID>")
-        assert _lxml_root(data) is not None
+        assert lxml_root(data) is not None
         assert read(write(tmp_path / "c.xml", data)).invoice_ids == ("INV-7-1",)
 
     @pytest.mark.parametrize("data", [
@@ -672,7 +671,7 @@ class TestFastPath:
     ], ids=["bare-doctype", "doctype-in-comment", "latin-1", "utf-16"])
     def test_doctype_or_other_encoding_goes_to_defusedxml(self, data: bytes) -> None:
         """Bytes with "<!DOCTYPE" anywhere, or not in UTF-8/ASCII, never reach lxml."""
-        assert _lxml_root(data) is None
+        assert lxml_root(data) is None
 
     def test_latin_1_invoice_keeps_its_id(self, tmp_path: Path) -> None:
         """An invoice declared ISO-8859-1 is read with its non-ASCII id."""
@@ -693,7 +692,7 @@ class TestFastPath:
         """An invoice nested deeper than libxml2's 256 levels is still found (defusedxml)."""
         inner = ubl_invoice("INV-DEEP").split(b"?>", 1)[1]
         data = b"<a>" * 300 + inner + b"</a>" * 300
-        assert _lxml_root(data) is None
+        assert lxml_root(data) is None
         assert read(write(tmp_path / "deep.xml", data)) == InvoiceRead("ubl", ("INV-DEEP",))
 
     def test_read_invoice_bytes_is_read_invoice_file(self, tmp_path: Path) -> None:
@@ -714,7 +713,7 @@ class TestFastPath:
                                                          data: bytes) -> None:
         """XML that is not well-formed is left to defusedxml, whose invalid-xml error
         (and text) the reader gives as before."""
-        assert _lxml_root(data) is None
+        assert lxml_root(data) is None
         with pytest.raises(InputError) as info:
             read(write(tmp_path / "bad.xml", data))
         assert info.value.code == "invalid-xml"
