@@ -30,7 +30,7 @@ from daemon.reading.invoicexml import (
 )
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
-from daemon.validation.sniff import is_pdf
+from daemon.validation.sniff import is_pdf, sniff
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
@@ -222,15 +222,17 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
 def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
     data = fh.read(1024)
-    xml = is_xml(data)
+    fix = _SPLIT_XML if is_xml(data) else _SPLIT_PDF
+    # Sized by fstat first, whatever the content: a file over the limit is refused unread.
+    # "Anything else" had no limit and went out whole, a 100 MB file of random bytes
+    # named .xml as an invoice, and a 1 TB one held the readers past their time limit.
+    if refused_by_size(fh):
+        raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", fix)
     whole = len(data) < 1024
     if not whole and _read_whole(data):
-        # Sized by fstat first: a file over the limit is refused unread. One with a blank
-        # start too: a large copy that stopped before writing is no "anything else".
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
-        if rest is None:
-            raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}",
-                             _SPLIT_XML if xml else _SPLIT_PDF)
+        if rest is None:  # grew past the limit since its fstat
+            raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", fix)
         whole, data = True, data + rest
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
 
@@ -242,13 +244,37 @@ def _read_whole(head: bytes) -> bool:
 
 
 def refused_by_size(fh: BinaryIO) -> bool:
-    """Whether read_invoice_from refuses the file open at `fh` (at its start) by its size
-    alone, invoice-too-large, whatever is past its head (left where it was)."""
-    if os.fstat(fh.fileno()).st_size <= MAX_INVOICE_BYTES:
-        return False
-    head = fh.read(1024)
-    fh.seek(-len(head), os.SEEK_CUR)
-    return _read_whole(head)
+    """Whether read_invoice_from refuses the open file `fh` by its size alone,
+    invoice-too-large, whatever it holds (its position is left where it was)."""
+    return os.fstat(fh.fileno()).st_size > MAX_INVOICE_BYTES
+
+
+# A ".pdf" that is no PDF, or a ".xml" that is no XML, is a broken or misnamed export
+# (random bytes, a spreadsheet saved under the wrong name), as an attachment's would be
+# (extension-mismatch): it was "anything else" and went to the operator as an invoice
+# named after its stem. Other names (an admin's invoice_patterns: *.edi, *) promise
+# nothing, and there the content decides.
+_PROMISED = {".pdf": "pdf", ".xml": "xml"}
+
+
+def _content_as_named(head: bytes, name: str, rel: str) -> None:
+    """Raises extension-mismatch where `head` is not what the invoice file's name says."""
+    promised = _PROMISED.get(os.path.splitext(name)[1].lower())
+    actual = "xml" if is_xml(head) else "pdf" if is_pdf(head) else None
+    if promised is None or actual == promised:
+        return
+    words = {"pdf": "a PDF", "xml": "XML"}
+    again = ("export or print the invoice to PDF again" if promised == "pdf"
+             else "export the invoice as XML again")
+    if actual is None:
+        label = sniff(io.BytesIO(head), deep=False).label
+        what, fix = ("an " if label[:1].lower() in "aeiox" else "a ") + label, again
+    else:
+        what = words[actual]
+        fix = (f"if it is the invoice as {what}, rename it to {stem(name)}.{actual} (its "
+               f"folder keeps its name); else {again}")
+    raise InputError("extension-mismatch", rel, f"content is {what}, not {words[promised]} "
+                     f"— {fix} and put that file in its place")
 
 
 def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
@@ -264,6 +290,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         # Else "anything else": one invoice named after the stem, sent with nothing in it.
         raise InputError("empty-file", rel, f"the invoice file is empty "
                          f"({what_is_empty(len(data), nothing)}) — export it again")
+    _content_as_named(head, name, rel)
     if is_xml(head):
         if (wide := wide_encoding(head)) is not None and wide[0] == "utf-32":
             # expat reads UTF-16 but not UTF-32 (with its mark or without, in either
