@@ -170,6 +170,11 @@ class ValidationConfig(Section):
     allowed_types: list[str] = PEPPOL_TYPES
     max_attachment_bytes: int = Field(default=5_000_000, gt=0)
     max_image_pixels: int = Field(default=89_478_485, gt=0)
+    # Attachments of one bundle, all its invoices together: each costs ~5 KB of the
+    # daemon's memory and a line of receipt.json, and all go in one request. Real bundles
+    # hold a handful; 1,000 files at the size limit are 5 GB, more than any receiver
+    # takes in one request, so a larger bundle is a mistake (a folder dumped in).
+    max_attachments: int = Field(default=1_000, gt=0)
     convert_images: bool = False
 
     @field_validator("allowed_types", mode="before")

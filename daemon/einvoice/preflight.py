@@ -17,7 +17,7 @@ from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
 from daemon.errors import InputError
-from daemon.reading.invoices import XML_SPACE, wide_encoding
+from daemon.reading.invoicexml import XML_SPACE, wide_encoding
 
 Mode = Literal["error", "warn", "off"]
 

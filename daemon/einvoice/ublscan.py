@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from daemon.errors import InputError
-from daemon.reading.invoices import XML_SPACE, wide_encoding
+from daemon.reading.invoicexml import XML_SPACE, wide_encoding
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"

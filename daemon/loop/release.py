@@ -92,23 +92,36 @@ def found_beside(invoice: Path, share: ShareConfig) -> Path | None:
     return path if is_regular_file(path) else None
 
 
-def owner_name(path: Path) -> str | None:
+def owner_name(st: os.stat_result) -> str | None:
     try:
-        return pwd.getpwuid(os.lstat(path).st_uid).pw_name
-    except (KeyError, OSError):
+        return pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
         return None
 
 
 def released_by(path: Path) -> str:
     """Who released: the text of the manifest's unattached-invoice warning."""
+    st: os.stat_result | None = None
     try:
         with open_regular(path) as fh:
+            st = os.fstat(fh.fileno())  # the file read, not one renamed in since
             head = fh.read(_READ_LIMIT).decode("utf-8", "replace")
     except (InputError, OSError):
         head = ""
     if head.startswith(RELEASED_BY_SEND):
         return "released by outboxd send"
-    owner = owner_name(path)
+    if st is None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return f"released by {path.name}"
+    if st.st_nlink > 1:
+        # A hard link made beside the invoice to another user's file is owned by that
+        # user: its owner was recorded as having released the invoice, when anyone who
+        # may write into the outbox did.
+        return (f"released by {path.name} (owner unknown: the file is a hard link, one "
+                "of several names of one file, so its owner need not be who made it)")
+    owner = owner_name(st)
     return f"released by {path.name}" + (f" (owner {owner})" if owner else "")
 
 

@@ -19,6 +19,7 @@ from daemon.configuration.config import Settings
 from daemon.journal import readable
 from daemon.loop.release import overlong, rename_shorter, warning_text
 from daemon.names import attachment_folders
+from daemon.reading.idfolders import one_folder_words
 from daemon.watching.scan import Candidate
 
 # What becomes of a bundle with invoices that have no attachments:
@@ -94,18 +95,27 @@ class Plan:
                 f"{rename_shorter(over)}, then put {release} beside it"
             return [Finding(CODE, self.invoice_file, f"invoice {i} has no attachments: the "
                             f"bundle is quarantined after its wait of {self.wait_seconds:g} s "
-                            f"— put them in the folder {folder} (make it if there is none), "
-                            f"or, to send it without them, {put}{why}", "error", i)
+                            f"— {self._where(i, folder, '')}, or, to send it without them, "
+                            f"{put}{why}", "error", i)
                     for i, folder in zip(self.unattached_ids, folders, strict=True)]
         back = f"move the invoice file back with {release} beside it" if not over else \
             f"{rename_shorter(over)}, then move it back with {release} beside it"
         # One reason per invoice, naming it in `invoice_id` as well: a script maps each to
         # its invoice without reading the message.
         return [Finding(CODE, self.invoice_file, f"invoice {i} had no attachments by the end "
-                        f"of its wait ({readable(ended)}) — put them in the folder {folder} "
-                        "(make it if there is none) and move the bundle back into the outbox; "
-                        f"or, to send it without them, {back}{why}", invoice_id=i)
+                        f"of its wait ({readable(ended)}) — "
+                        f"{self._where(i, folder, ' and move the bundle back into the outbox')}"
+                        f"; or, to send it without them, {back}{why}", invoice_id=i)
                 for i, folder in zip(self.unattached_ids, folders, strict=True)]
+
+    def _where(self, invoice_id: str, folder: str, then: str) -> str:
+        """Where the invoice's attachments go (`then`: what to do after), or, where its
+        folder is one between it and another id of the file, why none can: a clerk sent
+        to make batch/A_1 for A/1 and for A:1 got the file stopped (id-folder-collision),
+        with the words the status page gives (idfolders.one_folder_words)."""
+        if words := one_folder_words(self.sidecar, self.invoice_ids, (invoice_id,)):
+            return words
+        return f"put them in the folder {folder} (make it if there is none){then}"
 
 
 def plan(bundle: Bundle, cand: Candidate, settings: Settings,

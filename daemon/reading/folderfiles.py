@@ -17,7 +17,7 @@ from pathlib import Path
 from daemon.bundle import Attachment, Finding
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
-from daemon.fs.fsops import kind_of, open_in, unreadable_folder
+from daemon.fs.fsops import folder_in, kind_of, open_in, unreadable_folder
 from daemon.names import NameKind, classify, ignored_as, name_problem, printable
 from daemon.reading.notes import (
     MANIFEST_NAME,
@@ -131,6 +131,33 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
         atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
                                doc_type, entry.get("note", "")))
     return atts, notes, listing, used
+
+
+def count_files(fd: int, rel: str, listing: list[os.DirEntry[str]], settings: Settings
+                ) -> int:
+    """How many files the sidecar open at `fd` (its `listing` taken) holds that may be
+    attachments, in its root and its folders one level down, from their listings alone:
+    nothing is opened but those folders, so that a sidecar of 100,000 files is refused
+    by its count (too-many-attachments) before a single file is read. Names that are
+    never attachments (litter, in-progress names, attachments.toml) do not count; a
+    folder that cannot be opened counts nothing here, and collect says why."""
+    patterns = settings.outbox.ignore_patterns
+
+    def counted(entries: list[os.DirEntry[str]], where: str, depth: int) -> int:
+        n = 0
+        for e in entries:
+            if e.name == MANIFEST_NAME or classify(e.name, patterns) is not NameKind.OTHER:
+                continue
+            if not e.is_dir(follow_symlinks=False):
+                n += 1
+            elif depth == 0:
+                try:
+                    with folder_in(fd, e.name, f"{where}/{e.name}") as sub:
+                        n += counted(listdir(sub, f"{where}/{e.name}"), where, 1)
+                except (InputError, OSError):
+                    pass
+        return n
+    return counted(listing, rel, 0)
 
 
 def _taken_before(name: str) -> bool:

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import combinations
 
 from daemon.bundle import Finding
-from daemon.names import contract_folder_name, fit_name, fold_key, id_folder_names, nfc
+from daemon.names import (
+    attachment_folders,
+    contract_folder_name,
+    fit_name,
+    fold_key,
+    id_folder_names,
+    nfc,
+)
 from daemon.reading.lookalikes import id_collision
 
 
@@ -190,3 +197,34 @@ class IdFolders:
     def _unmakeable(self, invoice_id: str, name: str) -> str:
         return "" if name == self.names[invoice_id][0] else (
             " (a name a clerk cannot make on Windows: make it on the server)")
+
+
+def one_folder_words(sidecar: str, invoice_ids: Sequence[str], unattached: Sequence[str],
+                     name: Callable[[str], str] = str, word: Callable[[str], str] = str
+                     ) -> str:
+    """What a clerk is told instead of "put them in the folder …" for ids of `unattached`
+    whose folder is one between them and other ids of the file, as the matcher takes
+    folders (`A/1` and `A:1` both `A_1`, `INV-7` and `inv-7` to Windows, `CON` and
+    `CON_` both `CON_`): files put there would stop the file (id-folder-collision), so
+    no one is sent to make it. "" when every folder is one invoice's. `name` shows a
+    folder, `word` an id (the status page escapes both; `check` and REASON.txt show them
+    as they are). The one wording of the status page, `outboxd check` and a quarantine
+    at the attachment-wait deadline."""
+    folders = IdFolders(invoice_ids)
+    groups = dict.fromkeys(folders.sharers(folders.names[i][0])
+                           for i in unattached if i in folders.names)
+    clashes = [group for group in groups if len(group) > 1]
+    if not clashes:
+        return ""
+    said = "; ".join(" and ".join(word(i) for i in group) + " have one folder, "
+                     + name(attachment_folders(sidecar, invoice_ids, group[:1])[0])
+                     for group in clashes[:3])
+    more = f" (and {len(clashes) - 3} more such groups)" if len(clashes) > 3 else ""
+    # Ids of one folder by the first rule of docs/folder-convention.md, section 3, or in
+    # case alone, are an error whatever folders are there (IdFolders.collisions): any
+    # folder in the sidecar stops the file.
+    when = (f"as soon as its folder {name(sidecar)} is made, whatever is put in it"
+            if folders.collisions(sidecar) else "once that folder is made")
+    return (f"{said}{more}, and files put there could be either's, so outboxd stops the "
+            f"file as an error (id-folder-collision) {when}: have the ERP give them "
+            "distinct ids and export the file again")

@@ -1,16 +1,9 @@
 """Read invoices: which invoice ids an invoice file holds (docs/folder-convention.md, section 2).
 
 UBL 2.x Invoice/CreditNote (any wrapper, document order), Svefaktura, PDF
-text; anything else is one invoice named after the file's stem. Entity
-declarations, external entities and DTDs are refused, never expanded or
-fetched.
-
-Two XML parsers, one answer. The usual invoice (UTF-8 or ASCII, no DOCTYPE,
-no NUL byte) is parsed by lxml (libxml2, C) with entities, DTDs and the
-network off: about eight times less CPU than defusedxml, whose tree is built
-in Python. Everything else — a DOCTYPE anywhere in the bytes, another
-encoding, and any document lxml does not accept — goes through defusedxml
-exactly as before, so what is refused and every error text stay the same.
+text; anything else is one invoice named after the file's stem. What is read
+of a file, and what is refused by its size or its name, is decided here; the
+XML itself is parsed by invoicexml.py.
 """
 
 from __future__ import annotations
@@ -21,21 +14,23 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from xml.etree.ElementTree import Element, ParseError
-from xml.parsers.expat import errors as expat_errors
 
-from defusedxml import DefusedXmlException, DTDForbidden
-from defusedxml.ElementTree import DefusedXMLParser
 from lxml import etree
 
 from daemon.bundle import InvoiceFormat
-from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
+from daemon.errors import DuplicateInvoiceIds, InputError, UnusablePdf
 from daemon.fs.fsops import open_below, read_bounded
 from daemon.names import printable, stem
+from daemon.reading.invoicexml import (
+    XML_SPACE,
+    is_xml,
+    lxml_root,
+    parse_defused,
+    wide_encoding,
+)
 from daemon.sizes import limit_words
-from daemon.validation.cutshort import XML_CUT_SHORT
 from daemon.validation.emptiness import nothing_in, what_is_empty
-from daemon.validation.sniff import is_pdf
+from daemon.validation.sniff import is_pdf, sniff
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
@@ -43,79 +38,11 @@ CBC_ID = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}
 SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
 UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
 
-# What expat says of XML whose bytes end before its document does: cut mid-element, mid-
-# tag, mid-character or mid-CDATA.
-_ENDS_EARLY = frozenset(expat_errors.codes[m] for m in (
-    expat_errors.XML_ERROR_NO_ELEMENTS, expat_errors.XML_ERROR_UNCLOSED_TOKEN,
-    expat_errors.XML_ERROR_PARTIAL_CHAR, expat_errors.XML_ERROR_UNCLOSED_CDATA_SECTION))
-# A copy that sizes the file first and fills it afterwards leaves zeros at its end; four
-# of them, as no text in UTF-8 or UTF-16 ends.
-_ZERO_TAIL = b"\0\0\0\0"
-
 
 @dataclass(frozen=True)
 class InvoiceRead:
     format: InvoiceFormat
     invoice_ids: tuple[str, ...]
-
-
-class _BareDoctypeParser(DefusedXMLParser):
-    """Allows `<!DOCTYPE x>` alone; refuses a DOCTYPE that points at or declares anything."""
-
-    def defused_start_doctype_decl(self, name: str, sysid: str | None, pubid: str | None,
-                                   has_internal_subset: bool) -> None:
-        if sysid or pubid or has_internal_subset:
-            raise DTDForbidden(name, sysid, pubid)
-
-
-def _parse_xml(data: bytes) -> Element:
-    # forbid_dtd=True installs the doctype handler (defusedxml only hooks it then);
-    # the override above lets a bare `<!DOCTYPE x>` through.
-    parser = _BareDoctypeParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    parser.feed(data)
-    root: Element = parser.close()
-    return root
-
-
-# An encoding declaration in the XML declaration, e.g. encoding="UTF-8".
-_ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
-_LXML_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
-
-
-def _lxml_root(data: bytes) -> Any | None:
-    """The document parsed by lxml, or None where defusedxml must decide.
-
-    Declarations can only come in a DOCTYPE, and a DOCTYPE is refused (or,
-    bare, allowed) by the defusedxml path: lxml only sees bytes with no
-    `<!DOCTYPE` in them at all. Checking bytes is only sound in an
-    ASCII-compatible encoding, so UTF-16/32 (NUL bytes) and declared
-    encodings other than UTF-8/ASCII go the other way too. The parser
-    resolves no entity, loads no DTD and opens no connection regardless.
-    """
-    if b"<!DOCTYPE" in data or b"\x00" in data:
-        return None
-    declared = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
-    if declared and declared[1].lower() not in _LXML_ENCODINGS:
-        return None
-    # encoding="utf-8": whatever the declaration says further on (padding can push it
-    # past the bytes looked at above), these bytes are read as UTF-8 and nothing else,
-    # so a DOCTYPE cannot hide in another encoding (UTF-7, say).
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True,
-                             encoding="utf-8")
-    try:
-        root = etree.fromstring(data, parser)
-    except (etree.XMLSyntaxError, ValueError):
-        # Not well-formed, or beyond libxml2's limits (256 levels deep without
-        # huge_tree): defusedxml gives the error, or the answer, as before.
-        return None
-    if root.getroottree().docinfo.doctype:
-        return None  # cannot happen without "<!DOCTYPE" in the bytes; never trust it
-    return root
-
-
-# White space as XML has it (S in the XML 1.0 grammar): all an id's text is trimmed of.
-XML_SPACE = " \t\r\n"
 
 
 def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
@@ -255,43 +182,6 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
     return [_checked_id(found, rel) for found in ids]
 
 
-# XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32
-# first, as its little-endian mark begins with UTF-16's.
-WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
-             (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-
-
-def wide_encoding(data: bytes) -> tuple[str, bool] | None:
-    """("utf-16" or "utf-32", whether a byte order mark says so) when the file is encoded
-    so, else None. Without the mark, a NUL among the first bytes tells (XML 1.0,
-    appendix F), and expat reads it so too."""
-    for bom, codec in WIDE_BOMS:
-        if data.startswith(bom):
-            return codec[:6], True
-    if b"\x00" not in data[:4]:
-        return None
-    return ("utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00") else "utf-16"), False
-
-
-def _is_xml(head: bytes) -> bool:
-    """Whether the content starts as XML: `<` after blanks and a UTF-8 byte-order
-    mark, or the same in UTF-16/32 (an invoice saved as "Unicode") after their mark or,
-    without it, in either byte order: an ASCII character's NULs come after it in
-    little-endian and before it in big-endian, so a NUL first byte tells big-endian."""
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        return True
-    for bom, codec in WIDE_BOMS:
-        if head.startswith(bom):
-            return _starts_with_tag(head[len(bom):], codec)
-    wide = wide_encoding(head)
-    order = "-be" if head.startswith(b"\x00") else "-le"
-    return wide is not None and _starts_with_tag(head, wide[0] + order)
-
-
-def _starts_with_tag(data: bytes, codec: str) -> bool:
-    return data.decode(codec, "ignore").lstrip(" \t\r\n").startswith("<")
-
-
 # Invoice files are read whole, and an XML one is parsed into a tree: at ~150 bytes
 # of memory a tag, a file of 30 MB of small elements took a reader past 1 GB. Real
 # invoices hold hundreds of tags (the Peppol base example ~300): the limit takes a
@@ -332,15 +222,17 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
 def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
     data = fh.read(1024)
-    xml = _is_xml(data)
+    fix = _SPLIT_XML if is_xml(data) else _SPLIT_PDF
+    # Sized by fstat first, whatever the content: a file over the limit is refused unread.
+    # "Anything else" had no limit and went out whole, a 100 MB file of random bytes
+    # named .xml as an invoice, and a 1 TB one held the readers past their time limit.
+    if refused_by_size(fh):
+        raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", fix)
     whole = len(data) < 1024
     if not whole and _read_whole(data):
-        # Sized by fstat first: a file over the limit is refused unread. One with a blank
-        # start too: a large copy that stopped before writing is no "anything else".
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
-        if rest is None:
-            raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}",
-                             _SPLIT_XML if xml else _SPLIT_PDF)
+        if rest is None:  # grew past the limit since its fstat
+            raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", fix)
         whole, data = True, data + rest
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
 
@@ -348,17 +240,41 @@ def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) ->
 def _read_whole(head: bytes) -> bool:
     """Whether a file of this head is read whole: XML and PDF, and a head with nothing
     in it (to tell whether the file is empty); anything else is named by its head."""
-    return _is_xml(head) or is_pdf(head) or bool(nothing_in(head))
+    return is_xml(head) or is_pdf(head) or bool(nothing_in(head))
 
 
 def refused_by_size(fh: BinaryIO) -> bool:
-    """Whether read_invoice_from refuses the file open at `fh` (at its start) by its size
-    alone, invoice-too-large, whatever is past its head (left where it was)."""
-    if os.fstat(fh.fileno()).st_size <= MAX_INVOICE_BYTES:
-        return False
-    head = fh.read(1024)
-    fh.seek(-len(head), os.SEEK_CUR)
-    return _read_whole(head)
+    """Whether read_invoice_from refuses the open file `fh` by its size alone,
+    invoice-too-large, whatever it holds (its position is left where it was)."""
+    return os.fstat(fh.fileno()).st_size > MAX_INVOICE_BYTES
+
+
+# A ".pdf" that is no PDF, or a ".xml" that is no XML, is a broken or misnamed export
+# (random bytes, a spreadsheet saved under the wrong name), as an attachment's would be
+# (extension-mismatch): it was "anything else" and went to the operator as an invoice
+# named after its stem. Other names (an admin's invoice_patterns: *.edi, *) promise
+# nothing, and there the content decides.
+_PROMISED = {".pdf": "pdf", ".xml": "xml"}
+
+
+def _content_as_named(head: bytes, name: str, rel: str) -> None:
+    """Raises extension-mismatch where `head` is not what the invoice file's name says."""
+    promised = _PROMISED.get(os.path.splitext(name)[1].lower())
+    actual = "xml" if is_xml(head) else "pdf" if is_pdf(head) else None
+    if promised is None or actual == promised:
+        return
+    words = {"pdf": "a PDF", "xml": "XML"}
+    again = ("export or print the invoice to PDF again" if promised == "pdf"
+             else "export the invoice as XML again")
+    if actual is None:
+        label = sniff(io.BytesIO(head), deep=False).label
+        what, fix = ("an " if label[:1].lower() in "aeiox" else "a ") + label, again
+    else:
+        what = words[actual]
+        fix = (f"if it is the invoice as {what}, rename it to {stem(name)}.{actual} (its "
+               f"folder keeps its name); else {again}")
+    raise InputError("extension-mismatch", rel, f"content is {what}, not {words[promised]} "
+                     f"— {fix} and put that file in its place")
 
 
 def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
@@ -374,7 +290,8 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         # Else "anything else": one invoice named after the stem, sent with nothing in it.
         raise InputError("empty-file", rel, f"the invoice file is empty "
                          f"({what_is_empty(len(data), nothing)}) — export it again")
-    if _is_xml(head):
+    _content_as_named(head, name, rel)
+    if is_xml(head):
         if (wide := wide_encoding(head)) is not None and wide[0] == "utf-32":
             # expat reads UTF-16 but not UTF-32 (with its mark or without, in either
             # byte order); refused plainly rather than sent unread.
@@ -384,9 +301,9 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         if (tags := data.count(b"<")) > MAX_XML_TAGS:
             raise _too_large(rel, f"holds {tags:,} XML tags (at most {MAX_XML_TAGS:,})",
                              _SPLIT_XML)
-        root = _lxml_root(data)  # None for UTF-16 (NUL bytes): defusedxml decides
+        root = lxml_root(data)  # None for UTF-16 (NUL bytes): defusedxml decides
         if root is None:
-            root = _parse_defused(data, rel)
+            root = parse_defused(data, rel)
         try:
             fmt, ids = _xml_ids(root, rel)
         except RecursionError:
@@ -397,29 +314,3 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)
         return InvoiceRead("pdf", tuple(ids) or fallback)
     return InvoiceRead("other", fallback)
-
-
-def _parse_defused(data: bytes, rel: str) -> Element:
-    """defusedxml's parse, its refusals and errors mapped to ours."""
-    try:
-        return _parse_xml(data)
-    except DefusedXmlException:
-        # Not defusedxml's class name (DTDForbidden...): it means nothing to a clerk, and
-        # our parser refuses an internal subset as a DTD before its entities are seen.
-        raise HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; outboxd "
-                           "never expands or fetches them — export the invoice without a "
-                           "DTD") from None
-    except ParseError as exc:
-        if exc.code in _ENDS_EARLY or data.endswith(_ZERO_TAIL):
-            # Told apart: a copy still at work explains it (cutshort.py), so the bundle
-            # is looked at once more before it is quarantined.
-            raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
-                             "stopped before its end leaves it — copy or export the "
-                             "invoice again") from None
-        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
-                         "export the invoice again") from None
-    except (LookupError, ValueError, RecursionError) as exc:
-        # An unknown encoding name, or nesting deep enough to exhaust the stack.
-        raise InputError("invalid-xml", rel, f"cannot be read as XML "
-                         f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
-                         "invoice again as UTF-8") from None

@@ -26,7 +26,7 @@ from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, Unusabl
 from daemon.fs.fsops import folder_below, folder_in, hashed_read, open_in
 from daemon.fs.workfolder import held_folder
 from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
-from daemon.reading.folderfiles import collect, listdir
+from daemon.reading.folderfiles import collect, count_files, listdir
 from daemon.reading.idfolders import IdFolders
 from daemon.reading.invoices import (
     InvoiceRead,
@@ -69,6 +69,17 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     single = len(ids) == 1
     atts: list[Attachment] = []
     listing = listdir(fd, rel)  # once: for the root's files and for its subfolders
+    limit = settings.validation.max_attachments
+    if (count := count_files(fd, rel, listing, settings)) > limit:
+        # Refused by the listings alone: 100,000 files went out as one POST of 100,000
+        # parts after every one was read, the daemon 500 MB larger, receipt.json 43 MB.
+        findings.append(_err("too-many-attachments", rel, f"holds {count:,} files, more "
+                             f"than the {limit:,} attachments one bundle may have "
+                             "([validation] max_attachments) — combine them into fewer "
+                             "files (one PDF of many pages), or split the bundle: export "
+                             "its invoices in several invoice files, each with its own "
+                             "folder; or ask the admin to raise the limit"))
+        return [], findings, None, _sidecar_digest([], findings, [])
     copying: list[str] = []
     sidecar_notes = SidecarNotes()
     root_atts, root_notes, root_listing, root_used = collect(

@@ -45,8 +45,8 @@ def time_limit(cand: Candidate) -> float:
         size = os.lstat(cand.invoice).st_size
     except OSError:
         size = 0  # gone or unreadable: the read itself says so, quickly
-    # No more than for the largest file read (a larger one is refused by its size or
-    # only hashed): a 1 TB file got 10,000,000 s.
+    # No more than for the largest file read (a larger one, whatever it holds, is refused
+    # by its size unread): a 1 TB file got 10,000,000 s.
     size = min(size, MAX_INVOICE_BYTES)
     return READ_TIME_LIMIT + round(SECONDS_PER_MB * size / 1_000_000)  # whole seconds
 

@@ -19,7 +19,7 @@ from daemon.loop.idlefiles import Idle
 from daemon.loop.release import overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import attachment_folders, first_of, is_invoice_name, stem
-from daemon.reading.idfolders import IdFolders
+from daemon.reading.idfolders import one_folder_words
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.watching.leftalone import LeftBehind
@@ -98,28 +98,11 @@ def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
 
 
 def _one_folder_for_several(row: Row, sidecar: str) -> str:
-    """Ids of the file whose folder, the one the row names, is one between them as the
-    matcher takes folders (reading/idfolders.py): `A/1` and `A:1` both `A_1`, `INV-7`
-    and `inv-7` to Windows, `CON` and `CON_` both `CON_` as a clerk makes them, an id's
-    accents composed or not. The row must not send the clerk to make that folder."""
-    folders = IdFolders(row.invoice_ids)
-    groups = dict.fromkeys(folders.sharers(folders.names[i][0])
-                           for i in row.unattached_ids if i in folders.names)
-    clashes = [group for group in groups if len(group) > 1]
-    if not clashes:
-        return ""
-    said = "; ".join(" and ".join(text(i) for i in group) + " have one folder, <code>"
-                     + text(attachment_folders(sidecar, row.invoice_ids, group[:1])[0])
-                     + "</code>" for group in clashes[:3])
-    more = f" (and {len(clashes) - 3} more such groups)" if len(clashes) > 3 else ""
-    # Ids of one folder by the first rule of docs/folder-convention.md, section 3, or in
-    # case alone, are an error whatever folders are there (IdFolders.collisions): any
-    # folder in the sidecar stops the file.
-    when = (f"as soon as its folder <code>{text(sidecar)}</code> is made, whatever is put "
-            "in it" if folders.collisions(sidecar) else "once that folder is made")
-    return (f" — but {said}{more}, and files put there could be either's, so outboxd "
-            f"stops the file as an error (id-folder-collision) {when}: "
-            "have the ERP give them distinct ids and export the file again")
+    """Ids of the file whose folder, the one the row names, is one between them
+    (idfolders.one_folder_words): the row must not send the clerk to make that folder."""
+    words = one_folder_words(sidecar, row.invoice_ids, row.unattached_ids,
+                             name=lambda n: f"<code>{text(n)}</code>", word=text)
+    return f" — but {words}" if words else ""
 
 
 def _how_to_release(row: Row, release_suffix: str) -> str:

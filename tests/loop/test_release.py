@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 from pathlib import Path
 
@@ -163,3 +164,19 @@ def test_a_link_named_like_a_release_releases_nothing(tmp_path: Path) -> None:
 def test_bad_share_settings_are_refused(values: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
         ShareConfig(**values)
+
+
+def test_a_release_that_is_a_hard_link_names_no_owner(tmp_path: Path) -> None:
+    """A release file with more than one name (a hard link to someone else's file, which
+    keeps that file's owner) is recorded with its owner unknown, never as released by
+    the owner of the file it links to; the same file alone names its owner."""
+    theirs = tmp_path / "their-notes.txt"
+    theirs.write_bytes(b"")
+    path = tmp_path / "INV-4.send-anyway"
+    os.link(theirs, path)
+    assert warning_text("INV-4", path) == (
+        "invoice INV-4 is sent without attachments (released by INV-4.send-anyway (owner "
+        "unknown: the file is a hard link, one of several names of one file, so its owner "
+        "need not be who made it))")
+    theirs.unlink()
+    assert "(owner " + pwd.getpwuid(os.getuid()).pw_name + ")" in warning_text("INV-4", path)

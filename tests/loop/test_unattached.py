@@ -133,3 +133,33 @@ def test_a_quarantine_of_a_name_too_long_for_its_release_file_says_to_rename_it_
         assert f"{name}.send-anyway" not in f.message
         assert "at least 2 characters shorter" in f.message
         assert "then .send-anyway" in f.message
+
+
+def test_ids_of_one_folder_are_not_sent_to_make_it_at_the_deadline_or_by_check(
+        tmp_path: Path) -> None:
+    """A file whose ids A/1 and A:1 have one folder (batch/A_1) waits under "quarantine"
+    without a sidecar: `check`'s foretelling and the quarantine reason at the deadline no
+    longer say "put them in the folder batch/A_1 (make it if there is none)" for each,
+    which made the file stop as id-folder-collision, but what the status page says (one
+    helper: idfolders.one_folder_words); an id with a folder of its own is still sent to
+    make it."""
+    s = settings(tmp_path, "quarantine")
+    docs = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>"
+                   for i in ("A/1", "A:1", "B-2"))
+    inv = write(s.outbox.path / "batch.xml", f"<Batch>{docs}</Batch>".encode())
+    cand = candidate_for(s.outbox, inv.name)
+    bundle = evaluate(cand, s)
+    assert bundle.errors == () and bundle.unattached_ids == ("A/1", "A:1", "B-2")
+    rule = unattached.plan(bundle, cand, s, None)
+    assert rule is not None
+    shared = ("A/1 and A:1 have one folder, batch/A_1, and files put there could be "
+              "either's, so outboxd stops the file as an error (id-folder-collision) as soon "
+              "as its folder batch is made, whatever is put in it: have the ERP give them "
+              "distinct ids and export the file again")
+    for findings in (rule.findings(), rule.findings(ended="2026-11-26T09:30:00.000Z")):
+        a1, a2, b2 = (f.message for f in findings)
+        for message in (a1, a2):
+            assert shared in message and "batch/A_1 (make it" not in message
+            assert "batch.send-anyway" in message
+        assert "put them in the folder batch/B-2 (make it if there is none)" in b2
+        assert "id-folder-collision" not in b2

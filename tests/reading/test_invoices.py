@@ -20,12 +20,11 @@ from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
 from daemon.reading import invoices
 from daemon.reading.invoices import (
     InvoiceRead,
-    _lxml_root,
-    _parse_xml,
     _xml_ids,
     read_invoice_bytes,
     read_invoice_file,
 )
+from daemon.reading.invoicexml import _parse_xml, lxml_root
 
 PEPPOL = FIXTURES  # official Peppol examples, see tests/fixtures/peppol/README.md
 
@@ -153,6 +152,27 @@ class TestLimits:
             read(write(tmp_path / "INV-7.pdf", data))
         assert (info.value.code, info.value.file) == ("invoice-too-large", "INV-7.pdf")
         assert info.value.message.startswith("is over 4.1 KB (4,096 bytes), more than ")
+
+    @pytest.mark.parametrize("name", ["INV-7.edi", "INV-7.xml", "INV-7.pdf"])
+    def test_anything_else_over_the_size_limit_is_refused_unread(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        """Content that is neither XML nor PDF over MAX_INVOICE_BYTES (4 KiB here) is
+        invoice-too-large with the same words as an XML or PDF file, refused by its size
+        before any of it is read: it had no limit, and went out whole as the invoice
+        INV-7 (a 1 TB one held the readers for 791 s, twice, and was then said to make
+        them loop)."""
+        monkeypatch.setattr(invoices, "MAX_INVOICE_BYTES", 4096)
+        path = write(tmp_path / name, bytes(range(256)) * 17)
+        with open(path, "rb") as fh:
+            assert invoices.refused_by_size(fh) and fh.tell() == 0
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert (info.value.code, info.value.file) == ("invoice-too-large", name)
+        assert info.value.message == (
+            "is over 4.1 KB (4,096 bytes), more than outboxd reads as one invoice file — "
+            "export it again smaller (a lower scan resolution) or as one file per invoice")
+        assert read(write(tmp_path / "ok.edi", bytes(range(256)) * 16)) == InvoiceRead(
+            "other", ("ok",))
 
     def test_a_label_followed_by_a_sea_of_blanks_is_read_in_linear_time(self) -> None:
         """The default pdf_id_pattern after 'Invoice number' and 100,000 blanks: no id, and
@@ -294,9 +314,10 @@ class TestOtherXml:
         assert info.value.code == "invalid-xml" and "as UTF-8" in info.value.message
 
     def test_text_in_utf16_that_is_not_xml_is_the_stem(self, tmp_path: Path) -> None:
-        """UTF-16 content that does not start as XML is "anything else", as in UTF-8."""
+        """UTF-16 content that does not start as XML is "anything else", as in UTF-8
+        (under a name that promises no XML: .xml is extension-mismatch, TestOtherContent)."""
         data = "INV-9;100;SEK\n".encode("utf-16")
-        assert read(write(tmp_path / "INV-9.xml", data)) == InvoiceRead("other", ("INV-9",))
+        assert read(write(tmp_path / "INV-9.edi", data)) == InvoiceRead("other", ("INV-9",))
 
     def test_malformed_xml(self, tmp_path: Path) -> None:
         """XML that is not well-formed is InputError invalid-xml naming the file."""
@@ -577,9 +598,13 @@ class TestPdf:
     def test_another_format_holding_the_pdf_marker_is_not_a_pdf(self, tmp_path: Path
                                                                 ) -> None:
         """A PNG (by its magic bytes) that happens to hold "%PDF-" in its first KB is not a
-        PDF, as for attachments: one invoice named after the stem, no PDF error."""
+        PDF, as for attachments: no PDF error, but under .pdf a PNG that is no PDF."""
         data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 + b"%PDF-1.4 in a text chunk"
-        assert read(write(tmp_path / "INV-9.pdf", data)) == InvoiceRead("other", ("INV-9",))
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-9.pdf", data))
+        assert (info.value.code, info.value.message) == (
+            "extension-mismatch", "content is a PNG image, not a PDF — export or print the "
+            "invoice to PDF again and put that file in its place")
 
     def test_text_that_cannot_be_extracted_falls_back_to_stem(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -595,10 +620,54 @@ class TestPdf:
 
 
 class TestOtherContent:
-    def test_unknown_content_is_the_stem(self, tmp_path: Path) -> None:
-        """Anything that is neither XML nor PDF is one invoice named after the file's stem."""
-        assert read(write(tmp_path / "INV-9.xml", b"INV-9;100;SEK\n")) == InvoiceRead(
+    @pytest.mark.parametrize("name", ["INV-9.edi", "INV-9", "INV-9.txt"])
+    def test_unknown_content_is_the_stem(self, tmp_path: Path, name: str) -> None:
+        """Anything that is neither XML nor PDF, under a name that promises neither (an
+        admin's invoice_patterns: *.edi, *), is one invoice named after the file's stem."""
+        assert read(write(tmp_path / name, b"INV-9;100;SEK\n")) == InvoiceRead(
             "other", ("INV-9",))
+
+    @pytest.mark.parametrize(("name", "data", "what"), [
+        ("INV-9.pdf", bytes(range(256)) * 12, "a file of unknown type"),
+        ("INV-9.PDF", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "a PNG image"),
+        ("INV-9.xml", b"INV-9;100;SEK\nINV-9;200;SEK\n", "a CSV file"),
+        ("INV-9.xml", "INV-9;100;SEK\n".encode("utf-16"), "a text file in UTF-16"),
+    ], ids=["random-pdf", "png-PDF", "csv-xml", "utf16-text-xml"])
+    def test_a_pdf_or_xml_name_whose_content_is_neither_is_extension_mismatch(
+            self, tmp_path: Path, name: str, data: bytes, what: str) -> None:
+        """An invoice file named .pdf that is no PDF, or .xml that is no XML, is a broken
+        or misnamed export: extension-mismatch naming what it is and the fix, as for an
+        attachment, never "anything else" sent as the invoice INV-9 (3 KB of random bytes
+        named .pdf, and 100 MB named .xml, went to the operator)."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / name, data))
+        wanted = "a PDF" if name.lower().endswith(".pdf") else "XML"
+        assert (info.value.code, info.value.file) == ("extension-mismatch", name)
+        assert info.value.message.startswith(f"content is {what}")
+        assert f", not {wanted} — export " in info.value.message
+
+    def test_xml_named_pdf_and_a_pdf_named_xml_are_told_which_name_fits(
+            self, tmp_path: Path) -> None:
+        """UBL named .pdf, or a PDF named .xml: extension-mismatch, saying which name
+        fits the content (and that its folder keeps its name), or to export it again."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-9.pdf", ubl_invoice("INV-9")))
+        assert info.value.message == (
+            "content is XML, not a PDF — if it is the invoice as XML, rename it to INV-9.xml "
+            "(its folder keeps its name); else export or print the invoice to PDF again and "
+            "put that file in its place")
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-9.xml", text_pdf(["Invoice number: A-1"])))
+        assert (info.value.code, info.value.message) == ("extension-mismatch", (
+            "content is a PDF, not XML — if it is the invoice as a PDF, rename it to "
+            "INV-9.pdf (its folder keeps its name); else export the invoice as XML again "
+            "and put that file in its place"))
+
+    def test_an_empty_file_named_pdf_is_empty_not_misnamed(self, tmp_path: Path) -> None:
+        """Nothing in it is the first thing to say: empty-file, not extension-mismatch."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-9.pdf", b"\0" * 100))
+        assert info.value.code == "empty-file"
 
     def test_fifo_is_never_opened_blocking(self, tmp_path: Path) -> None:
         """An invoice path that is a FIFO is refused (HostileInput), without blocking."""
@@ -644,14 +713,14 @@ class TestFastPath:
     def test_fixtures_take_the_fast_path_with_the_same_ids(self, fixture: str) -> None:
         """Each official example is parsed by lxml, and both parsers find the same ids."""
         data = (PEPPOL / fixture).read_bytes()
-        fast = _lxml_root(data)
+        fast = lxml_root(data)
         assert fast is not None
         assert _xml_ids(fast, fixture) == _xml_ids(_parse_xml(data), fixture)
 
     def test_wrapper_takes_the_fast_path_with_the_same_ids(self) -> None:
         """A wrapper of several documents: lxml and defusedxml agree on ids and order."""
         data = wrap("vat-category-E.xml", "Norwegian-example-1.xml", "base-example.xml")
-        fast = _lxml_root(data)
+        fast = lxml_root(data)
         assert fast is not None
         assert _xml_ids(fast, "w.xml") == _xml_ids(_parse_xml(data), "w.xml")
 
@@ -660,7 +729,7 @@ class TestFastPath:
         is one id, as before."""
         data = ubl_invoice("X").replace(
             b"<cbc:ID>X</cbc:ID>", b"<cbc:ID>IN<!-- c --><![CDATA[V-]]>7&#45;1</cbc:ID>")
-        assert _lxml_root(data) is not None
+        assert lxml_root(data) is not None
         assert read(write(tmp_path / "c.xml", data)).invoice_ids == ("INV-7-1",)
 
     @pytest.mark.parametrize("data", [
@@ -672,7 +741,7 @@ class TestFastPath:
     ], ids=["bare-doctype", "doctype-in-comment", "latin-1", "utf-16"])
     def test_doctype_or_other_encoding_goes_to_defusedxml(self, data: bytes) -> None:
         """Bytes with "<!DOCTYPE" anywhere, or not in UTF-8/ASCII, never reach lxml."""
-        assert _lxml_root(data) is None
+        assert lxml_root(data) is None
 
     def test_latin_1_invoice_keeps_its_id(self, tmp_path: Path) -> None:
         """An invoice declared ISO-8859-1 is read with its non-ASCII id."""
@@ -693,7 +762,7 @@ class TestFastPath:
         """An invoice nested deeper than libxml2's 256 levels is still found (defusedxml)."""
         inner = ubl_invoice("INV-DEEP").split(b"?>", 1)[1]
         data = b"<a>" * 300 + inner + b"</a>" * 300
-        assert _lxml_root(data) is None
+        assert lxml_root(data) is None
         assert read(write(tmp_path / "deep.xml", data)) == InvoiceRead("ubl", ("INV-DEEP",))
 
     def test_read_invoice_bytes_is_read_invoice_file(self, tmp_path: Path) -> None:
@@ -714,7 +783,7 @@ class TestFastPath:
                                                          data: bytes) -> None:
         """XML that is not well-formed is left to defusedxml, whose invalid-xml error
         (and text) the reader gives as before."""
-        assert _lxml_root(data) is None
+        assert lxml_root(data) is None
         with pytest.raises(InputError) as info:
             read(write(tmp_path / "bad.xml", data))
         assert info.value.code == "invalid-xml"

@@ -725,3 +725,42 @@ class TestChannelOfSeveralInvoices:
         write(outbox / "batch-42" / "INV-2001" / "scan.pdf", PDF)
         b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
         assert b.errors == () and b.channel == "e-invoice"
+
+
+class TestTooManyAttachments:
+    def test_a_bundle_over_max_attachments_is_refused_by_its_listing_unread(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """More files than [validation] max_attachments (3 here) in a sidecar, its root and
+        its invoices' folders together, is too-many-attachments on the sidecar, naming
+        the count, the key and the fix, and no file of it is opened: 100,000 files went
+        out as one POST of 100,000 parts, each read first."""
+        for n in range(2):
+            write(outbox / "batch-1" / "A-1" / f"a{n}.pdf", PDF)
+            write(outbox / "batch-1" / "A-2" / f"b{n}.pdf", PDF)
+        monkeypatch.setattr("daemon.reading.folderfiles.open_in", None)  # any open fails
+        b = match(outbox, "batch-1.xml", batch_xml("A-1", "A-2"),
+                  validation={"max_attachments": 3})
+        f = finding(b, "too-many-attachments")
+        assert (f.file, f.invoice_id, b.attachments) == ("batch-1", None, ())
+        assert f.message == (
+            "holds 4 files, more than the 3 attachments one bundle may have ([validation] "
+            "max_attachments) — combine them into fewer files (one PDF of many pages), or "
+            "split the bundle: export its invoices in several invoice files, each with its "
+            "own folder; or ask the admin to raise the limit")
+
+    def test_exactly_max_attachments_is_taken_and_litter_does_not_count(
+            self, outbox: Path) -> None:
+        """The limit itself is allowed; desktop litter and attachments.toml, which are
+        never attachments, are not counted."""
+        for n in range(3):
+            write(outbox / "INV-1" / f"a{n}.pdf", PDF)
+        write(outbox / "INV-1" / "Thumbs.db", b"x")
+        write(outbox / "INV-1" / ".DS_Store", b"x")
+        write(outbox / "INV-1" / "attachments.toml", b"")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"), validation={"max_attachments": 3})
+        assert b.errors == ()
+        assert layout(b) == {"INV-1": ["a0.pdf", "a1.pdf", "a2.pdf"]}
+
+    def test_the_default_is_1000(self, outbox: Path) -> None:
+        """Without the key, 1,000 attachments are the most one bundle may have."""
+        assert settings(outbox).validation.max_attachments == 1_000

@@ -1,0 +1,156 @@
+"""Parse an XML invoice file safely (docs/folder-convention.md, section 2): whether
+content starts as XML, in which wide encoding, and its tree. Entity declarations,
+external entities and DTDs are refused, never expanded or fetched. Which invoices the
+tree holds is invoices.py's.
+
+Two XML parsers, one answer. The usual invoice (UTF-8 or ASCII, no DOCTYPE,
+no NUL byte) is parsed by lxml (libxml2, C) with entities, DTDs and the
+network off: about eight times less CPU than defusedxml, whose tree is built
+in Python. Everything else — a DOCTYPE anywhere in the bytes, another
+encoding, and any document lxml does not accept — goes through defusedxml
+exactly as before, so what is refused and every error text stay the same.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+from xml.parsers.expat import errors as expat_errors
+
+from defusedxml import DefusedXmlException, DTDForbidden
+from defusedxml.ElementTree import DefusedXMLParser
+from lxml import etree
+
+from daemon.errors import HostileInput, InputError
+from daemon.validation.cutshort import XML_CUT_SHORT
+
+# White space as XML has it (S in the XML 1.0 grammar): all an id's text is trimmed of.
+XML_SPACE = " \t\r\n"
+
+# What expat says of XML whose bytes end before its document does: cut mid-element, mid-
+# tag, mid-character or mid-CDATA.
+_ENDS_EARLY = frozenset(expat_errors.codes[m] for m in (
+    expat_errors.XML_ERROR_NO_ELEMENTS, expat_errors.XML_ERROR_UNCLOSED_TOKEN,
+    expat_errors.XML_ERROR_PARTIAL_CHAR, expat_errors.XML_ERROR_UNCLOSED_CDATA_SECTION))
+# A copy that sizes the file first and fills it afterwards leaves zeros at its end; four
+# of them, as no text in UTF-8 or UTF-16 ends.
+_ZERO_TAIL = b"\0\0\0\0"
+
+
+class _BareDoctypeParser(DefusedXMLParser):
+    """Allows `<!DOCTYPE x>` alone; refuses a DOCTYPE that points at or declares anything."""
+
+    def defused_start_doctype_decl(self, name: str, sysid: str | None, pubid: str | None,
+                                   has_internal_subset: bool) -> None:
+        if sysid or pubid or has_internal_subset:
+            raise DTDForbidden(name, sysid, pubid)
+
+
+def _parse_xml(data: bytes) -> Element:
+    # forbid_dtd=True installs the doctype handler (defusedxml only hooks it then);
+    # the override above lets a bare `<!DOCTYPE x>` through.
+    parser = _BareDoctypeParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    parser.feed(data)
+    root: Element = parser.close()
+    return root
+
+
+# An encoding declaration in the XML declaration, e.g. encoding="UTF-8".
+_ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
+_LXML_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+
+
+def lxml_root(data: bytes) -> Any | None:
+    """The document parsed by lxml, or None where defusedxml must decide.
+
+    Declarations can only come in a DOCTYPE, and a DOCTYPE is refused (or,
+    bare, allowed) by the defusedxml path: lxml only sees bytes with no
+    `<!DOCTYPE` in them at all. Checking bytes is only sound in an
+    ASCII-compatible encoding, so UTF-16/32 (NUL bytes) and declared
+    encodings other than UTF-8/ASCII go the other way too. The parser
+    resolves no entity, loads no DTD and opens no connection regardless.
+    """
+    if b"<!DOCTYPE" in data or b"\x00" in data:
+        return None
+    declared = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
+    if declared and declared[1].lower() not in _LXML_ENCODINGS:
+        return None
+    # encoding="utf-8": whatever the declaration says further on (padding can push it
+    # past the bytes looked at above), these bytes are read as UTF-8 and nothing else,
+    # so a DOCTYPE cannot hide in another encoding (UTF-7, say).
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True,
+                             encoding="utf-8")
+    try:
+        root = etree.fromstring(data, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        # Not well-formed, or beyond libxml2's limits (256 levels deep without
+        # huge_tree): defusedxml gives the error, or the answer, as before.
+        return None
+    if root.getroottree().docinfo.doctype:
+        return None  # cannot happen without "<!DOCTYPE" in the bytes; never trust it
+    return root
+
+
+# XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32
+# first, as its little-endian mark begins with UTF-16's.
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+             (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def wide_encoding(data: bytes) -> tuple[str, bool] | None:
+    """("utf-16" or "utf-32", whether a byte order mark says so) when the file is encoded
+    so, else None. Without the mark, a NUL among the first bytes tells (XML 1.0,
+    appendix F), and expat reads it so too."""
+    for bom, codec in WIDE_BOMS:
+        if data.startswith(bom):
+            return codec[:6], True
+    if b"\x00" not in data[:4]:
+        return None
+    return ("utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00") else "utf-16"), False
+
+
+def is_xml(head: bytes) -> bool:
+    """Whether the content starts as XML: `<` after blanks and a UTF-8 byte-order
+    mark, or the same in UTF-16/32 (an invoice saved as "Unicode") after their mark or,
+    without it, in either byte order: an ASCII character's NULs come after it in
+    little-endian and before it in big-endian, so a NUL first byte tells big-endian."""
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return True
+    for bom, codec in WIDE_BOMS:
+        if head.startswith(bom):
+            return _starts_with_tag(head[len(bom):], codec)
+    wide = wide_encoding(head)
+    order = "-be" if head.startswith(b"\x00") else "-le"
+    return wide is not None and _starts_with_tag(head, wide[0] + order)
+
+
+def _starts_with_tag(data: bytes, codec: str) -> bool:
+    return data.decode(codec, "ignore").lstrip(" \t\r\n").startswith("<")
+
+
+def parse_defused(data: bytes, rel: str) -> Element:
+    """defusedxml's parse, its refusals and errors mapped to ours."""
+    try:
+        return _parse_xml(data)
+    except DefusedXmlException:
+        # Not defusedxml's class name (DTDForbidden...): it means nothing to a clerk, and
+        # our parser refuses an internal subset as a DTD before its entities are seen.
+        raise HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; outboxd "
+                           "never expands or fetches them — export the invoice without a "
+                           "DTD") from None
+    except ParseError as exc:
+        if exc.code in _ENDS_EARLY or data.endswith(_ZERO_TAIL):
+            # Told apart: a copy still at work explains it (cutshort.py), so the bundle
+            # is looked at once more before it is quarantined.
+            raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
+                             "stopped before its end leaves it — copy or export the "
+                             "invoice again") from None
+        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
+                         "export the invoice again") from None
+    except (LookupError, ValueError, RecursionError) as exc:
+        # An unknown encoding name, or nesting deep enough to exhaust the stack.
+        raise InputError("invalid-xml", rel, f"cannot be read as XML "
+                         f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
+                         "invoice again as UTF-8") from None
