@@ -12,10 +12,10 @@ thread of its own; a folder whose look does not answer within a few seconds hang
 warning names it with the fix, and STATUS= says it. While the loop waits in the kernel
 (not on a lock of ours: /proc tells which call it is in) and the folder still does not
 answer, the watchdog is told the loop lives (WATCHDOG=1; before READY the start timeout
-is extended): a restart does not mend a share, and the daemon goes on the moment it
-answers. A loop stuck in our own code gets no ping from here. When the folder answers
-again: one info line, and the loop publishes its counts again. With the loop turning,
-this thread costs one wake every few seconds and nothing else.
+is extended, for START_EXTEND_SECONDS at most): a restart does not mend a share, and the
+daemon goes on the moment it answers. A loop stuck in our own code gets no ping from here.
+When the folder answers again: one info line, and the loop publishes its counts again.
+With the loop turning, this thread costs one wake every few seconds and nothing else.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ HANG_SECONDS = 20.0
 HANG_FIX = ("its share hangs: the file server is down or cannot be reached, and the "
             "mount waits for it — check the file server and the network, then the mount "
             "(`mount`, `dmesg`); outboxd goes on by itself once it answers, nothing is lost")
+# How long, in all, the watch extends a start (before READY=1) that waits on a share that
+# hangs. Unbounded, a share hung at boot kept the boot "starting" (multi-user.target waits
+# for outboxd) and `systemctl start` blocked for the whole outage. After it systemd's start
+# timeout ends the start as without the watch (the last extension asked START_PART_SECONDS
+# more: 90 s, systemd's default TimeoutStartSec=), and Restart= tries again with back-off.
+START_EXTEND_SECONDS = 300.0
 
 # futex(2) by machine: a loop waiting there waits on a lock of ours, not on a share.
 _FUTEX = {"x86_64": {202}, "aarch64": {98}, "riscv64": {98}, "ppc64le": {221},
@@ -97,7 +103,8 @@ class HangWatch:
     thread's, the rest this thread's."""
 
     def __init__(self, folders: Callable[[], Sequence[tuple[str, Path]]], log: Any,
-                 keepalive: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+                 keepalive: float | None, clock: Callable[[], float] = time.monotonic,
+                 start_cap: float = START_EXTEND_SECONDS) -> None:
         self.folders = folders
         self.log = log
         # Set by the Service once it has its Publisher: STATUS= as the loop last published
@@ -110,6 +117,8 @@ class HangWatch:
         self._every = self.after / 4  # between checks; also how long a look is given
         self._since: float | None = None  # monotonic: the loop's turn began (loop thread)
         self._starting = True  # before READY=1
+        self._start_cap = start_cap
+        self._extended_since: float | None = None  # monotonic: the start's first extension
         self._tid: int | None = None  # the loop's thread, as /proc names it
         self._looks: dict[Path, threading.Thread] = {}  # a look per folder, under way
         self._hung: tuple[str, Path, float] | None = None  # what, folder, since (monotonic)
@@ -205,11 +214,15 @@ class HangWatch:
 
     def _keep_alive(self) -> None:
         """Tell systemd the loop lives, only while it waits in the kernel: a share's look,
-        not a lock of ours (nor our own code on the CPU)."""
+        not a wait of our own (nor our own code on the CPU); a start only up to its cap."""
         if not self._waits_in_kernel():
             return
         if self._starting:
-            notify(f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")
+            now = self._clock()
+            if self._extended_since is None:
+                self._extended_since = now
+            if now - self._extended_since < self._start_cap:
+                notify(f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")
         elif self._keepalive:
             notify("WATCHDOG=1")
 

@@ -174,6 +174,52 @@ def test_the_watch_pings_only_for_a_loop_that_waits_on_the_share(
     assert (pings == 0) if stuck_on == "lock" else (pings >= 4), notes()
 
 
+def test_a_start_on_a_hung_share_is_extended_only_up_to_its_cap(
+        tmp_path: Path, notes: Notes) -> None:
+    """Before READY=1 the start waits on a share that hangs: the watch extends systemd's
+    start timeout while it waits, but for `start_cap` seconds in all; then it asks no more,
+    and systemd's start timeout ends the start as without the watch (Restart= tries again),
+    rather than a boot or `systemctl start` waiting for the whole outage."""
+    now = [0.0]  # the watch's clock, moved by the test
+    log = Log()
+    where = tmp_path / "share"
+    checks: list[None] = []
+
+    def extensions() -> int:
+        return sum(m.startswith("EXTEND_TIMEOUT_USEC=") for m in notes())
+
+    def checks_more(n: int) -> None:
+        seen = len(checks)
+        wait_for(lambda: len(checks) >= seen + n, what=f"{n} checks more")
+
+    with hung_share(where):
+        watch = HangWatch(lambda: [("outbox", where)], log, keepalive=WATCHDOG_SEC / 2,
+                          clock=lambda: now[0], start_cap=60.0)
+        check = watch._check
+        watch._check = lambda: (check(), checks.append(None))  # type: ignore[method-assign]
+
+        def start() -> None:
+            watch.start()  # and no idle(): READY=1 is not said
+            with contextlib.suppress(OSError):
+                os.listdir(where)
+        threading.Thread(target=start, daemon=True).start()
+        wait_for(lambda: watch._since is not None, what="the start begun")
+        now[0] = 10.0  # past hang_after: the first extension is at 10
+        wait_for(lambda: log.lines, timeout=10, what="the warning")
+        wait_for(lambda: extensions() >= 2, what="the start extended while it waits")
+        now[0] = 69.0  # just within the cap: still extended
+        checks_more(2)
+        before = extensions()
+        wait_for(lambda: extensions() > before, what="an extension just within the cap")
+        now[0] = 71.0  # past the cap
+        checks_more(2)  # the check under way when the clock moved is over
+        stopped = extensions()
+        checks_more(4)
+        assert extensions() == stopped, notes()
+        assert "READY=1" not in notes()
+        watch.stop()
+
+
 def test_the_first_turn_after_ready_stuck_on_the_share_is_kept_alive_as_any_turn(
         tmp_path: Path, notes: Notes, monkeypatch: pytest.MonkeyPatch) -> None:
     """READY=1 said, the loop's first turn (the one that reads what the start found) waits
