@@ -10,12 +10,13 @@ One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's t
 the start) has lasted `after` seconds it looks at each folder the loop looks at, on a
 thread of its own; a folder whose look does not answer within a few seconds hangs: one
 warning names it with the fix, and STATUS= says it. While the loop waits in the kernel
-(not on a lock of ours: /proc tells which call it is in) and the folder still does not
-answer, the watchdog is told the loop lives (WATCHDOG=1; before READY the start timeout
-is extended): a restart does not mend a share, and the daemon goes on the moment it
-answers. A loop stuck in our own code gets no ping from here. When the folder answers
-again: one info line, and the loop publishes its counts again. With the loop turning,
-this thread costs one wake every few seconds and nothing else.
+(not in a wait of ours, a lock or a sleep: /proc tells which call it is in) and the folder
+still does not answer, the watchdog is told the loop lives (WATCHDOG=1; before READY the
+start timeout is extended, for START_EXTEND_SECONDS at most): a restart does not mend a
+share, and the daemon goes on the moment it answers. A loop stuck in our own code (or in
+a wait of its own) gets no ping from here.
+When the folder answers again: one info line, and the loop publishes its counts again.
+With the loop turning, this thread costs one wake every few seconds and nothing else.
 """
 
 from __future__ import annotations
@@ -41,11 +42,50 @@ HANG_SECONDS = 20.0
 HANG_FIX = ("its share hangs: the file server is down or cannot be reached, and the "
             "mount waits for it — check the file server and the network, then the mount "
             "(`mount`, `dmesg`); outboxd goes on by itself once it answers, nothing is lost")
+# How long, in all, the watch extends a start (before READY=1) that waits on a share that
+# hangs. Unbounded, a share hung at boot kept the boot "starting" (multi-user.target waits
+# for outboxd) and `systemctl start` blocked for the whole outage. After it systemd's start
+# timeout ends the start as without the watch (the last extension asked START_PART_SECONDS
+# more: 90 s, systemd's default TimeoutStartSec=), and Restart= tries again with back-off.
+START_EXTEND_SECONDS = 300.0
 
-# futex(2) by machine: a loop waiting there waits on a lock of ours, not on a share.
-_FUTEX = {"x86_64": {202}, "aarch64": {98}, "riscv64": {98}, "ppc64le": {221},
-          "s390x": {238}, "i686": {240}, "armv7l": {240}}
-_FUTEX_WAITV = 449  # the same number on every machine
+# The system calls a loop waits in on a wait of its own, not on a share, by machine, as the
+# kernel's tables number them (arch/*/syscall*.tbl, include/uapi/asm-generic/unistd.h): a
+# lock (futex), a poll of sockets or pipes, a sleep, a child, a signal. A share's look is
+# openat, getdents64, statx, read…: none of these. 64-bit generic machines (aarch64,
+# riscv64) have no poll, select, epoll_wait or pause; 32-bit ones also have the 64-bit
+# time variants (403-423) that glibc uses first.
+_OWN_WAITS: dict[str, dict[str, int]] = {
+    "x86_64": dict(futex=202, futex_waitv=449, poll=7, ppoll=271, select=23, pselect6=270,
+                   epoll_wait=232, epoll_pwait=281, epoll_pwait2=441, nanosleep=35,
+                   clock_nanosleep=230, wait4=61, waitid=247, pause=34, rt_sigsuspend=130,
+                   rt_sigtimedwait=128),
+    "aarch64": dict(futex=98, futex_waitv=449, ppoll=73, pselect6=72, epoll_pwait=22,
+                    epoll_pwait2=441, nanosleep=101, clock_nanosleep=115, wait4=260,
+                    waitid=95, rt_sigsuspend=133, rt_sigtimedwait=137),
+    "ppc64le": dict(futex=221, futex_waitv=449, poll=167, ppoll=281, _newselect=142,
+                    pselect6=280, epoll_wait=238, epoll_pwait=303, epoll_pwait2=441,
+                    nanosleep=162, clock_nanosleep=248, wait4=114, waitid=272, pause=29,
+                    rt_sigsuspend=178, rt_sigtimedwait=176),
+    "s390x": dict(futex=238, futex_waitv=449, poll=168, ppoll=302, select=142, pselect6=301,
+                  epoll_wait=251, epoll_pwait=312, epoll_pwait2=441, nanosleep=162,
+                  clock_nanosleep=262, wait4=114, waitid=281, pause=29, rt_sigsuspend=179,
+                  rt_sigtimedwait=177),
+    "i686": dict(futex=240, futex_time64=422, futex_waitv=449, poll=168, ppoll=309,
+                 ppoll_time64=414, select=82, _newselect=142, pselect6=308,
+                 pselect6_time64=413, epoll_wait=256, epoll_pwait=319, epoll_pwait2=441,
+                 nanosleep=162, clock_nanosleep=267, clock_nanosleep_time64=407, wait4=114,
+                 waitpid=7, waitid=284, pause=29, sigsuspend=72, rt_sigsuspend=179,
+                 rt_sigtimedwait=177, rt_sigtimedwait_time64=421),
+    "armv7l": dict(futex=240, futex_time64=422, futex_waitv=449, poll=168, ppoll=336,
+                   ppoll_time64=414, _newselect=142, pselect6=335, pselect6_time64=413,
+                   epoll_wait=252, epoll_pwait=346, epoll_pwait2=441, nanosleep=162,
+                   clock_nanosleep=265, clock_nanosleep_time64=407, wait4=114, waitid=280,
+                   pause=29, sigsuspend=72, rt_sigsuspend=179, rt_sigtimedwait=177,
+                   rt_sigtimedwait_time64=421),
+}
+_OWN_WAITS["riscv64"] = _OWN_WAITS["aarch64"]  # both number as asm-generic/unistd.h
+_TASKS = "/proc/self/task"  # where the kernel tells each thread's system call
 
 
 def hang_after(keepalive: float | None) -> float:
@@ -58,18 +98,19 @@ def hang_after(keepalive: float | None) -> float:
 
 
 def in_kernel_wait(tid: int) -> bool:
-    """The thread waits in a system call that is no lock's (futex) wait, as /proc tells;
-    False where it cannot be told (not Linux, a machine not known here)."""
-    futex = _FUTEX.get(platform.machine())
-    if futex is None:
+    """The thread waits in a system call that is no wait of our own (_OWN_WAITS), as /proc
+    tells: a share's look; False where it cannot be told (not Linux, a machine not known
+    here)."""
+    own = _OWN_WAITS.get(platform.machine())
+    if own is None:
         return False
     try:
-        with open(f"/proc/self/task/{tid}/syscall", encoding="ascii") as f:
+        with open(f"{_TASKS}/{tid}/syscall", encoding="ascii") as f:
             call = f.read().split(maxsplit=1)[0]
     except (OSError, IndexError):
         return False
     # "running" (our own code on the CPU) and "-1" (blocked outside a call) are not numbers.
-    return call.isdigit() and int(call) not in futex | {_FUTEX_WAITV}
+    return call.isdigit() and int(call) not in own.values()
 
 
 def looked_at(s: Settings) -> list[tuple[str, Path]]:
@@ -97,7 +138,8 @@ class HangWatch:
     thread's, the rest this thread's."""
 
     def __init__(self, folders: Callable[[], Sequence[tuple[str, Path]]], log: Any,
-                 keepalive: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+                 keepalive: float | None, clock: Callable[[], float] = time.monotonic,
+                 start_cap: float = START_EXTEND_SECONDS) -> None:
         self.folders = folders
         self.log = log
         # Set by the Service once it has its Publisher: STATUS= as the loop last published
@@ -110,6 +152,8 @@ class HangWatch:
         self._every = self.after / 4  # between checks; also how long a look is given
         self._since: float | None = None  # monotonic: the loop's turn began (loop thread)
         self._starting = True  # before READY=1
+        self._start_cap = start_cap
+        self._extended_since: float | None = None  # monotonic: the start's first extension
         self._tid: int | None = None  # the loop's thread, as /proc names it
         self._looks: dict[Path, threading.Thread] = {}  # a look per folder, under way
         self._hung: tuple[str, Path, float] | None = None  # what, folder, since (monotonic)
@@ -205,11 +249,15 @@ class HangWatch:
 
     def _keep_alive(self) -> None:
         """Tell systemd the loop lives, only while it waits in the kernel: a share's look,
-        not a lock of ours (nor our own code on the CPU)."""
+        not a wait of our own (nor our own code on the CPU); a start only up to its cap."""
         if not self._waits_in_kernel():
             return
         if self._starting:
-            notify(f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")
+            now = self._clock()
+            if self._extended_since is None:
+                self._extended_since = now
+            if now - self._extended_since < self._start_cap:
+                notify(f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")
         elif self._keepalive:
             notify("WATCHDOG=1")
 

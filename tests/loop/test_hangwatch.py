@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
+import select
 import signal
 import socket
 import threading
@@ -18,7 +20,8 @@ from conftest import OUTBOXD, STOP_GRACE, Env, Proc, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 from hungshare import hung_share
 
-from daemon.loop.hangwatch import HangWatch, hang_after
+from daemon.loop import hangwatch
+from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait
 
 pytestmark = pytest.mark.usefixtures("lean")
 
@@ -172,6 +175,119 @@ def test_the_watch_pings_only_for_a_loop_that_waits_on_the_share(
         lock.release()
     pings = notes().count("WATCHDOG=1")
     assert (pings == 0) if stuck_on == "lock" else (pings >= 4), notes()
+
+
+@pytest.mark.parametrize(("machine", "reading", "on_the_share"), [
+    ("x86_64", "257 0xffffff9c 0x7f3a2c1e4010 0x90000 0x0 0x0 0x0 0x7ffd 0x7f3a", True),  # openat
+    ("x86_64", "217 0x3 0x55d0 0x8000 0x0 0x0 0x0 0x7ffd 0x7f3a", True),  # getdents64
+    ("x86_64", "202 0x7f3a 0x80 0x0 0x0 0x0 0x0 0x7ffd 0x7f3a", False),  # futex: a lock
+    ("x86_64", "7 0x7ffd 0x2 0x1388 0x0 0x0 0x0 0x7ffd 0x7f3a", False),  # poll
+    ("x86_64", "23 0x5 0x7ffd 0x0 0x0 0x7ffd 0x0 0x7ffd 0x7f3a", False),  # select
+    ("x86_64", "232 0x4 0x7ffd 0x8 0xffffffff 0x0 0x0 0x7ffd 0x7f3a", False),  # epoll_wait
+    ("x86_64", "230 0x1 0x0 0x7ffd 0x0 0x0 0x0 0x7ffd 0x7f3a", False),  # clock_nanosleep
+    ("x86_64", "61 0x1f4 0x7ffd 0x0 0x0 0x0 0x0 0x7ffd 0x7f3a", False),  # wait4: a child
+    ("x86_64", "128 0x7ffd 0x0 0x7ffd 0x8 0x0 0x0 0x7ffd 0x7f3a", False),  # rt_sigtimedwait
+    ("x86_64", "running", False),  # our own code on the CPU
+    ("x86_64", "-1 0x7ffd 0x7f3a", False),  # blocked outside a system call
+    ("aarch64", "73 0x7ffd 0x2 0x0 0x0 0x0 0x0 0x7ffd 0x7f3a", False),  # ppoll
+    ("i686", "422 0xf7a0 0x80 0x0 0x0 0x0 0x0 0xffd0 0xf7b0", False),  # futex_time64
+    ("mips", "257 0xffffff9c 0x7f3a 0x90000 0x0 0x0 0x0 0x7ffd 0x7f3a", False),  # not known
+])
+def test_the_loop_waits_on_the_share_only_in_a_call_that_is_no_wait_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: str, reading: str,
+        on_the_share: bool) -> None:
+    """What /proc says the loop's thread is in decides whether the watch keeps it alive: a
+    look at a folder (openat, getdents64) may be the share's; a lock, a poll, a sleep, a
+    wait for a child or a signal is a wait of ours, never the share's; our own code on the
+    CPU, or a machine whose numbers are not known here, neither."""
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "syscall").write_text(reading + "\n", encoding="ascii")
+    monkeypatch.setattr(hangwatch, "_TASKS", str(tmp_path))
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    assert in_kernel_wait(4242) is on_the_share
+
+
+def test_a_thread_in_select_is_told_from_one_reading_a_pipe() -> None:
+    """On this machine, as /proc really tells it: a thread waiting in select() on a pipe
+    waits on its own (no ping for it), one blocked reading the pipe is in a call a share's
+    look could be."""
+    if platform.machine() not in hangwatch._OWN_WAITS:
+        pytest.skip(f"system call numbers not known for {platform.machine()}")
+    r, w = os.pipe()
+    tids: dict[str, int] = {}
+
+    def waits(how: str) -> None:
+        tids[how] = threading.get_native_id()
+        if how == "select":
+            select.select([r], [], [], 30)
+        else:
+            os.read(r, 1)
+
+    def in_a_call(tid: int) -> bool:
+        with open(f"/proc/self/task/{tid}/syscall", encoding="ascii") as f:
+            return f.read().split()[0].isdigit()
+
+    threads = [threading.Thread(target=waits, args=(how,), daemon=True)
+               for how in ("select", "read")]
+    try:
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(tids) == 2 and all(in_a_call(tid) for tid in tids.values()),
+                 what="both threads in their call")
+        assert not in_kernel_wait(tids["select"])
+        assert in_kernel_wait(tids["read"])
+    finally:
+        os.write(w, b"xy")
+        for t in threads:
+            t.join(5)
+        os.close(w)
+        os.close(r)
+
+
+def test_a_start_on_a_hung_share_is_extended_only_up_to_its_cap(
+        tmp_path: Path, notes: Notes) -> None:
+    """Before READY=1 the start waits on a share that hangs: the watch extends systemd's
+    start timeout while it waits, but for `start_cap` seconds in all; then it asks no more,
+    and systemd's start timeout ends the start as without the watch (Restart= tries again),
+    rather than a boot or `systemctl start` waiting for the whole outage."""
+    now = [0.0]  # the watch's clock, moved by the test
+    log = Log()
+    where = tmp_path / "share"
+    checks: list[None] = []
+
+    def extensions() -> int:
+        return sum(m.startswith("EXTEND_TIMEOUT_USEC=") for m in notes())
+
+    def checks_more(n: int) -> None:
+        seen = len(checks)
+        wait_for(lambda: len(checks) >= seen + n, what=f"{n} checks more")
+
+    with hung_share(where):
+        watch = HangWatch(lambda: [("outbox", where)], log, keepalive=WATCHDOG_SEC / 2,
+                          clock=lambda: now[0], start_cap=60.0)
+        check = watch._check
+        watch._check = lambda: (check(), checks.append(None))  # type: ignore[method-assign]
+
+        def start() -> None:
+            watch.start()  # and no idle(): READY=1 is not said
+            with contextlib.suppress(OSError):
+                os.listdir(where)
+        threading.Thread(target=start, daemon=True).start()
+        wait_for(lambda: watch._since is not None, what="the start begun")
+        now[0] = 10.0  # past hang_after: the first extension is at 10
+        wait_for(lambda: log.lines, timeout=10, what="the warning")
+        wait_for(lambda: extensions() >= 2, what="the start extended while it waits")
+        now[0] = 69.0  # just within the cap: still extended
+        checks_more(2)
+        before = extensions()
+        wait_for(lambda: extensions() > before, what="an extension just within the cap")
+        now[0] = 71.0  # past the cap
+        checks_more(2)  # the check under way when the clock moved is over
+        stopped = extensions()
+        checks_more(4)
+        assert extensions() == stopped, notes()
+        assert "READY=1" not in notes()
+        watch.stop()
 
 
 def test_the_first_turn_after_ready_stuck_on_the_share_is_kept_alive_as_any_turn(
