@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import platform
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -97,11 +98,22 @@ def hang_after(keepalive: float | None) -> float:
     return min(HANG_SECONDS, max(1.0, keepalive / 2))
 
 
+def _machine() -> str:
+    """The machine whose call numbers /proc gives for this process: a 32-bit Python on a
+    64-bit kernel (i686 on x86_64, armhf on aarch64) makes the 32-bit calls, while
+    platform.machine() names the kernel's."""
+    machine = platform.machine()
+    if struct.calcsize("P") == 4:
+        return {"x86_64": "i686", "aarch64": "armv7l", "armv8l": "armv7l"}.get(machine,
+                                                                              machine)
+    return machine
+
+
 def in_kernel_wait(tid: int) -> bool:
     """The thread waits in a system call that is no wait of our own (_OWN_WAITS), as /proc
     tells: a share's look; False where it cannot be told (not Linux, a machine not known
     here)."""
-    own = _OWN_WAITS.get(platform.machine())
+    own = _OWN_WAITS.get(_machine())
     if own is None:
         return False
     try:

@@ -207,12 +207,29 @@ def test_the_loop_waits_on_the_share_only_in_a_call_that_is_no_wait_of_its_own(
     assert in_kernel_wait(4242) is on_the_share
 
 
+@pytest.mark.parametrize(("kernel", "reading"), [
+    ("x86_64", "240 0xf7a0 0x80 0x0 0x0 0x0 0x0 0xffd0 0xf7b0"),  # i386's futex
+    ("aarch64", "240 0xf7a0 0x80 0x0 0x0 0x0 0x0 0xffd0 0xf7b0"),  # arm's futex
+])
+def test_a_32_bit_python_on_a_64_bit_kernel_is_told_by_its_own_call_numbers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel: str, reading: str) -> None:
+    """platform.machine() names the kernel's machine, but /proc gives a 32-bit process's
+    calls in the 32-bit numbering: read with the 64-bit table, i386's futex (240) was a
+    call "on the share", and a loop stuck on a lock of ours was kept alive."""
+    (tmp_path / "4242").mkdir()
+    (tmp_path / "4242" / "syscall").write_text(reading + "\n", encoding="ascii")
+    monkeypatch.setattr(hangwatch, "_TASKS", str(tmp_path))
+    monkeypatch.setattr(platform, "machine", lambda: kernel)
+    monkeypatch.setattr(hangwatch.struct, "calcsize", lambda fmt: 4)
+    assert in_kernel_wait(4242) is False
+
+
 def test_a_thread_in_select_is_told_from_one_reading_a_pipe() -> None:
     """On this machine, as /proc really tells it: a thread waiting in select() on a pipe
     waits on its own (no ping for it), one blocked reading the pipe is in a call a share's
     look could be."""
-    if platform.machine() not in hangwatch._OWN_WAITS:
-        pytest.skip(f"system call numbers not known for {platform.machine()}")
+    if hangwatch._machine() not in hangwatch._OWN_WAITS:
+        pytest.skip(f"system call numbers not known for {hangwatch._machine()}")
     r, w = os.pipe()
     tids: dict[str, int] = {}
 
