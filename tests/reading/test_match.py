@@ -146,16 +146,22 @@ class TestSingleInvoice:
         assert layout(b) == {"INV-1002": ["scan.pdf"]}
         assert b.invoice_file.format == "pdf"
 
-    @pytest.mark.parametrize("data", [ubl_invoice("INV-8"), PDF, b"INV-8;100;SEK\n"],
-                             ids=["xml", "pdf", "other"])
+    @pytest.mark.parametrize(("name", "data", "fmt"), [
+        ("INV-8.xml", ubl_invoice("INV-8"), "ubl"), ("INV-8.pdf", PDF, "pdf"),
+        # A name that promises no content ([outbox] invoice_patterns = ["*.edi"]): a .xml of
+        # CSV content is extension-mismatch, not "anything else".
+        ("INV-8.edi", b"INV-8;100;SEK\n", "other")], ids=["xml", "pdf", "other"])
     def test_invoice_too_large_for_memory_is_read_the_same(
-            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, name: str, data: bytes,
+            fmt: str) -> None:
         """An invoice file over the in-memory size (hashed in chunks, read again for its
-        ids) gives the same size, hash, format and ids as one read once."""
+        ids) gives the same size, hash, format and ids as one read once, each kind read
+        as that kind (no finding)."""
         write(outbox / "INV-8" / "a.pdf", PDF)
-        once = match(outbox, "INV-8.xml", data)
+        once = match(outbox, name, data)
+        assert (once.findings, once.invoice_file.format) == ((), fmt)
         monkeypatch.setattr(match_module, "MAX_INVOICE_IN_MEMORY", len(data) - 1)
-        twice = match(outbox, "INV-8.xml", data)
+        twice = match(outbox, name, data)
         assert twice == once
         assert (once.invoice_file.size, once.invoice_file.sha256) == (
             len(data), hashlib.sha256(data).hexdigest())
