@@ -257,8 +257,10 @@ def refused_by_size(fh: BinaryIO) -> bool:
 _PROMISED = {".pdf": "pdf", ".xml": "xml"}
 
 
-def _content_as_named(head: bytes, name: str, rel: str) -> None:
-    """Raises extension-mismatch where `head` is not what the invoice file's name says."""
+def _content_as_named(data: bytes, name: str, rel: str) -> None:
+    """Raises extension-mismatch where `data` (the file's content as read: whole, or its
+    head) is not what the invoice file's name says."""
+    head = data[:1024]
     promised = _PROMISED.get(os.path.splitext(name)[1].lower())
     actual = "xml" if is_xml(head) else "pdf" if is_pdf(head) else None
     if promised is None or actual == promised:
@@ -267,7 +269,9 @@ def _content_as_named(head: bytes, name: str, rel: str) -> None:
     again = ("export or print the invoice to PDF again" if promised == "pdf"
              else "export the invoice as XML again")
     if actual is None:
-        label = sniff(io.BytesIO(head), deep=False).label
+        # Sniffed in what was read, not its first 1024 bytes alone: zeros there and
+        # content after were "an empty file".
+        label = sniff(io.BytesIO(data), deep=False).label
         what, fix = ("an " if label[:1].lower() in "aeiox" else "a ") + label, again
     else:
         what = words[actual]
@@ -290,7 +294,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         # Else "anything else": one invoice named after the stem, sent with nothing in it.
         raise InputError("empty-file", rel, f"the invoice file is empty "
                          f"({what_is_empty(len(data), nothing)}) — export it again")
-    _content_as_named(head, name, rel)
+    _content_as_named(data, name, rel)
     if is_xml(head):
         if (wide := wide_encoding(head)) is not None and wide[0] == "utf-32":
             # expat reads UTF-16 but not UTF-32 (with its mark or without, in either

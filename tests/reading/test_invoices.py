@@ -632,7 +632,10 @@ class TestOtherContent:
         ("INV-9.PDF", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "a PNG image"),
         ("INV-9.xml", b"INV-9;100;SEK\nINV-9;200;SEK\n", "a CSV file"),
         ("INV-9.xml", "INV-9;100;SEK\n".encode("utf-16"), "a text file in UTF-16"),
-    ], ids=["random-pdf", "png-PDF", "csv-xml", "utf16-text-xml"])
+        # Zeros for a start, content after: told by what the file holds, not by its
+        # first 1024 bytes alone ("content is an empty file" of a 5 KB file).
+        ("INV-9.pdf", b"\0" * 4096 + bytes(range(256)) * 4, "a file of unknown type"),
+    ], ids=["random-pdf", "png-PDF", "csv-xml", "utf16-text-xml", "zero-start-pdf"])
     def test_a_pdf_or_xml_name_whose_content_is_neither_is_extension_mismatch(
             self, tmp_path: Path, name: str, data: bytes, what: str) -> None:
         """An invoice file named .pdf that is no PDF, or .xml that is no XML, is a broken
