@@ -73,12 +73,14 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     if (count := count_files(fd, rel, listing, settings)) > limit:
         # Refused by the listings alone: 100,000 files went out as one POST of 100,000
         # parts after every one was read, the daemon 500 MB larger, receipt.json 43 MB.
+        # A file of one invoice cannot be split into several: that fix is for a batch.
+        split = "" if single else (", or split the bundle: export its invoices in several "
+                                   "invoice files, each with its own folder")
         findings.append(_err("too-many-attachments", rel, f"holds {count:,} files, more "
                              f"than the {limit:,} attachments one bundle may have "
                              "([validation] max_attachments) — combine them into fewer "
-                             "files (one PDF of many pages), or split the bundle: export "
-                             "its invoices in several invoice files, each with its own "
-                             "folder; or ask the admin to raise the limit"))
+                             f"files (one PDF of many pages){split}; or ask the admin to "
+                             "raise the limit"))
         return [], findings, None, _sidecar_digest([], findings, [])
     copying: list[str] = []
     sidecar_notes = SidecarNotes()

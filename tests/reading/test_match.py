@@ -754,6 +754,18 @@ class TestTooManyAttachments:
             "split the bundle: export its invoices in several invoice files, each with its "
             "own folder; or ask the admin to raise the limit")
 
+    def test_one_invoice_over_max_attachments_is_not_told_to_split_into_invoices(
+            self, outbox: Path) -> None:
+        """A file of one invoice cannot be exported as several: its fix is to combine the
+        files (or the admin's limit), not to split the bundle into invoice files."""
+        for n in range(4):
+            write(outbox / "INV-1" / f"a{n}.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"), validation={"max_attachments": 3})
+        assert finding(b, "too-many-attachments").message == (
+            "holds 4 files, more than the 3 attachments one bundle may have ([validation] "
+            "max_attachments) — combine them into fewer files (one PDF of many pages); or "
+            "ask the admin to raise the limit")
+
     def test_exactly_max_attachments_is_taken_and_litter_does_not_count(
             self, outbox: Path) -> None:
         """The limit itself is allowed; desktop litter and attachments.toml, which are
