@@ -71,6 +71,19 @@ def _changed(keys: tuple[tuple[str, str], ...], new: Settings, running: Settings
             if getattr(getattr(new, sec), key) != getattr(getattr(running, sec), key)]
 
 
+def _changes(new: Settings, running: Settings, token_changed: bool) -> list[str]:
+    """The names of the keys whose value in force the reload changes, never their values
+    (a token is among them): the admin reads in the log what the reload took. A token
+    file rewritten in place is a change of what it holds, the key unchanged."""
+    changed = [f"[{sec}] {key}" for sec in type(new).model_fields
+               if getattr(new, sec) != getattr(running, sec)
+               for key in type(getattr(new, sec)).model_fields
+               if getattr(getattr(new, sec), key) != getattr(getattr(running, sec), key)]
+    if token_changed and not {"[delivery] token", "[delivery] token_file"} & set(changed):
+        changed.append("[delivery] token_file (the token it holds)")
+    return changed
+
+
 def _receiver(s: Settings) -> tuple[object, ...]:
     """Where bundles go: when this changes, no earlier answer decides the next attempt."""
     return s.delivery.transport, s.delivery.url, s.delivery.target
@@ -217,6 +230,8 @@ class Reloading:
             self.log.warning(JOURNAL_IS_NOT_NEW, settings=unread)
         self.publish.reconfigure(self.settings, new)
         receiver_changed = _receiver(new) != _receiver(self.settings)
+        changed = _changes(new, self.settings, token_changed=new_sends_as[-1] != (
+            self._sends_as[-1] if self._sends_as else None))
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share
         self.index.rebuild()  # the bundles' sidecars and markers as the new names say
@@ -229,10 +244,15 @@ class Reloading:
             self._mark(key)
         self.rescan_soon()
         new_trusts_as = trusts_as(new)
-        for row_id in self.pipeline.finish.after_reload(
-                receiver_changed, trust_changed=new_trusts_as != self._trusts_as):
+        now = self.pipeline.finish.after_reload(
+            receiver_changed, trust_changed=new_trusts_as != self._trusts_as)
+        for row_id in now:
             self.schedule(row_id, 0.0)
-        self.log.info("configuration reloaded")
+        # What changed and what it did to the bundles under way: read and decided again
+        # (those in the outbox), tried at once (paused, or put off by another receiver).
+        self.log.info("configuration reloaded", changed=changed,
+                      bundles_read_again=len(self.index.candidates),
+                      deliveries_tried_now=len(now))
         if warning := plain_http_warning(new.delivery):
             self.log.warning(warning)
         for warning in exposure_warnings(new, self.config_path):

@@ -29,6 +29,7 @@ class Log:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
         self.fields: list[dict[str, Any]] = []
+        self.info_fields: list[dict[str, Any]] = []
 
     def error(self, event: str, **kw: Any) -> None:
         self.lines.append(("error", event))
@@ -40,6 +41,7 @@ class Log:
 
     def info(self, event: str, **kw: Any) -> None:
         self.lines.append(("info", event))
+        self.info_fields.append(kw)
 
 
 class Finish:
@@ -389,3 +391,33 @@ def test_a_reload_says_whether_it_changed_what_is_trusted(tmp_path: Path) -> Non
         f.write(f'verify = "{ca}"\n')
     loop._do_reload()
     assert loop.pipeline.finish.trust == [False, True]
+
+
+def test_a_reload_names_the_keys_it_changed_and_what_it_did_to_the_bundles(
+        tmp_path: Path) -> None:
+    """The line "configuration reloaded" tells the admin what the reload took: the keys
+    whose value it changed (a file reloaded as it was: none), how many bundles in the
+    outbox it reads and decides again, and how many claimed ones it tries at once — so a
+    reload that took the wrong file, or none of the edit, shows in the log."""
+    loop = running(tmp_path, rows=[7, 9])
+    loop._do_reload()
+    config(tmp_path, duplicates="send", target="another-target")
+    loop._do_reload()
+    assert loop.log.info_fields == [
+        {"changed": [], "bundles_read_again": 2, "deliveries_tried_now": 2},
+        {"changed": ["[policy] duplicates", "[delivery] target"], "bundles_read_again": 2,
+         "deliveries_tried_now": 2}]
+
+
+def test_a_reload_names_a_new_token_in_its_file_but_never_the_token(tmp_path: Path) -> None:
+    """A token_file rewritten in place is a change the admin wants confirmed (a systemd
+    credential is not: it is the copy made at start): the reload names it, never the
+    token, old or new."""
+    path = http_config(tmp_path, "OLD-t0ken-123")
+    loop = Loop(load_settings(path), path, rows=[])
+    loop._do_reload()
+    (tmp_path / "token").write_text("NEW-t0ken-456\n", encoding="utf-8")
+    loop._do_reload()
+    assert [f["changed"] for f in loop.log.info_fields] == [
+        [], ["[delivery] token_file (the token it holds)"]]
+    assert "t0ken" not in repr(loop.log.info_fields)
