@@ -140,6 +140,12 @@ class Journal(Rows, Views, Documents, Watched):
         self._synced = 0
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None  # kept open: a write-back error is reported to it
+        # The database file, for a look at its header (Watched.check), opened once and
+        # closed only after SQLite's connection: on Linux, closing any descriptor of a file
+        # drops every lock the process holds on it, SQLite's too — the next writer of
+        # another process (`outboxd retry`) then checkpointed and deleted the WAL file
+        # under the running daemon, which stopped at its next sync.
+        self._db_fd: int | None = None
         self._lost: JournalLost | None = None  # a sync failed: nothing is durable any more
         self._found_damaged = False  # then never closed (guarded.keep_unclosed)
         self._failures = 0
@@ -195,6 +201,10 @@ class Journal(Rows, Views, Documents, Watched):
         with suppress(OSError):
             self._size = os.stat(path).st_size
         if not readonly:
+            with suppress(OSError):
+                self._db_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                                      | os.O_NONBLOCK)
+        if not readonly:
             # The database and its WAL file by name: synchronous=NORMAL syncs the WAL's
             # content later (see _sync), never the folder entry that makes it findable.
             with suppress(OSError):
@@ -249,6 +259,9 @@ class Journal(Rows, Views, Documents, Watched):
                 guarded.keep_unclosed(self._db)
             else:
                 self._db.close()
+                if self._db_fd is not None:  # after SQLite's close: its locks are gone
+                    os.close(self._db_fd)
+                    self._db_fd = None
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None

@@ -136,8 +136,10 @@ class Unsure(Enum):
     NOW = "cannot tell now"
 
 
-def cut_short(path: str, was: int, size: int) -> sqlite3.Error | Unsure | None:
-    """Why the journal at `path`, `was` bytes at the last look and `size` now, is cut
+def cut_short(path: str, fd: int | None, was: int, size: int
+              ) -> sqlite3.Error | Unsure | None:
+    """Why the journal at `path` (open at `fd`), `was` bytes at the last look and `size`
+    now, is cut
     short (None: it is not; Unsure.NOW: cannot tell now). SQLite never makes it smaller
     here (no VACUUM, no auto_vacuum; a checkpoint only adds pages): smaller is cut short.
     Shorter than its header says is cut short too, or a checkpoint (another process's)
@@ -145,24 +147,21 @@ def cut_short(path: str, was: int, size: int) -> sqlite3.Error | Unsure | None:
     if size < was:
         return sqlite3.DatabaseError(f"the file shrank from {was} to {size} bytes while "
                                      "outboxd ran")
-    return None if header_fits(path, size) else fault(path)
+    return None if header_fits(fd, size) else fault(path)
 
-def header_fits(path: str, size: int) -> bool:
-    """Whether the database file of `size` bytes at `path` is as long as its own header
+
+def header_fits(fd: int | None, size: int) -> bool:
+    """Whether the database file of `size` bytes open at `fd` is as long as its own header
     says (bytes 16-17 the page size, 28-31 the pages, valid while 24-27 equals 92-95) and
-    begins as an SQLite file: a cheap look, made when its size changed."""
-    if size == 0:
-        return True  # a new journal, all of it still in its WAL file
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return True  # gone or out of reach: the identity's look and SQLite say so
+    begins as an SQLite file: a cheap look, made when its size changed. Read through the
+    journal's own descriptor, never one opened and closed here: closing a descriptor of
+    the file would drop SQLite's locks on it (POSIX record locks are the process's)."""
+    if size == 0 or fd is None:
+        return True  # a new journal, all of it still in its WAL file; or no look to make
     try:
         head = os.pread(fd, 100, 0)
     except OSError:
         return True
-    finally:
-        os.close(fd)
     if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
         return False
     page_size = int.from_bytes(head[16:18], "big")

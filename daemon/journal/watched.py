@@ -24,6 +24,7 @@ class Watched:
     _identity: tuple[int, int] | None
     _size: int
     _look_lock: threading.Lock
+    _db_fd: int | None
 
     def _look(self) -> os.stat_result | None:
         """The journal file by its path (None: gone)."""
@@ -61,7 +62,7 @@ class Watched:
                                   "restarts it on a fresh journal (bundles already sent are read "
                                   "back from the receipts in sent/)", reported=True)
             if st.st_size != self._size:
-                fault = guarded.cut_short(str(self.path), self._size, st.st_size)
+                fault = guarded.cut_short(str(self.path), self._db_fd, self._size, st.st_size)
                 if fault is guarded.Unsure.NOW:
                     return  # the size kept as it was: this one is looked at again next time
                 self._size = st.st_size

@@ -208,3 +208,44 @@ def test_a_damaged_journal_and_its_wal_file_stay_as_found_through_close_and_exit
     assert wal_size > 0
     assert path.stat().st_size == 0
     assert Path(f"{path}-wal").stat().st_size == wal_size
+
+
+# Another process's write to the journal, as `outboxd retry` makes one while the daemon
+# runs: its close checkpoints the WAL into the file and deletes the WAL file if no other
+# process holds a lock on the file.
+OTHER_WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE IF NOT EXISTS other (x)")
+db.execute("INSERT INTO other VALUES (1)")
+db.close()
+"""
+
+
+def test_the_look_at_a_grown_journal_keeps_the_lock_that_keeps_its_wal(tmp_path: Path) -> None:
+    """check() looks at the file's header when its size changed. That look opened and
+    closed a descriptor of the file, and on Linux a close drops every lock the process
+    holds on the file, SQLite's too: the next writer of another process (`outboxd retry`)
+    then checkpointed and deleted the WAL under the running daemon, which stopped at its
+    next sync ("could not be synced to disk"). The journal's lock holds after the look:
+    another process's write and close leave the WAL file, and the journal writes on."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    try:
+        grown = False
+        for i in range(3000):  # until a checkpoint grows the file, and check() looks
+            j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
+            before = j._size
+            j.check()
+            if j._size != before and j._size > 0:
+                grown = True
+                break
+        assert grown, "the file never grew: no look at its header was made"
+        subprocess.run([sys.executable, "-c", OTHER_WRITER, str(path)], check=True,
+                       timeout=60)
+        assert Path(f"{path}-wal").exists(), "another process's close deleted the WAL"
+        j.create("INV-after.xml", "settling", "found", durable=True)
+        j.check()
+    finally:
+        j.close()
