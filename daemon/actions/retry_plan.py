@@ -280,7 +280,8 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
         "quarantined again at once as a duplicate. If it is meant to be a new bundle, "
         f"change a file, a type or a note in {folder}, then retry; to send the same bundle "
         "again, set [policy] duplicates = \"send\" and reload outboxd (it applies to "
-        "every bundle), then retry; if it came by mistake, leave it or remove it")
+        "every bundle; on every host whose outboxd watches this outbox, or another one "
+        "quarantines it again), then retry; if it came by mistake, leave it or remove it")
 
 
 def _was_sent(bundle_id: str, settings: Settings) -> bool:

@@ -577,6 +577,8 @@ def test_retry_refuses_a_duplicate_the_daemon_would_quarantine_again_moving_noth
     assert 'quarantined again at once as a duplicate' in err
     assert f"change a file, a type or a note in {folder}, then retry" in err
     assert 'set [policy] duplicates = "send"' in err
+    # Several daemons on one outbox: one left on "quarantine" takes the bundle back first.
+    assert "on every host whose outboxd watches this outbox" in err
     assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
     assert (cfg.state / "journal.sqlite3").read_bytes() == journal_before
 
