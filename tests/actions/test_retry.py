@@ -325,6 +325,40 @@ def test_a_refused_look_alike_keeps_every_other_bundle_of_the_command_in_quarant
     assert other.exists()
 
 
+def test_several_bundles_with_refusals_name_each_refusal_and_the_bundles_kept_back(
+        cfg: Env, capsys) -> None:
+    """retry of several bundles, some refused: every refusal is told (not the first
+    alone), and the bundles that could have gone back are named as still in quarantine,
+    with the command that moves them alone; nothing moves; exit 1."""
+    taken = quarantined(cfg, "INV-1001")
+    write(cfg.outbox / "INV-1001.xml", b"a new invoice of that name")
+    good = quarantined(cfg, "INV-2002")
+    good = good.rename(good.with_name("INV-2002--bbbbbbbbbbbb"))
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12], "bbbbbbbbbbbb",
+                 "aaaaaaaaaaaa"]) == 1
+    err = capsys.readouterr().err
+    assert "already holds INV-1001.xml" in err
+    assert "no quarantined bundle 'aaaaaaaaaaaa'" in err
+    assert "2 of 3 argument(s) refused, so nothing was moved" in err
+    assert "stay in quarantine too" in err
+    assert "outboxd retry -- INV-2002--bbbbbbbbbbbb" in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+    assert taken.exists() and good.exists()
+
+
+def test_several_bundles_with_a_path_outside_quarantine_exit_2_naming_it(
+        cfg: Env, capsys, tmp_path: Path) -> None:
+    """A path that is no quarantine folder among good ids is the command line's error
+    (exit 2, as alone), and the good bundle is named as kept back."""
+    quarantined(cfg)
+    assert main(["retry", "-c", str(cfg.config), BID[:12], str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is not in the quarantine folder" in err
+    assert f"outboxd retry -- INV-1001--{BID[:12]}" in err
+    assert list(cfg.outbox.iterdir()) == []
+
+
 def test_the_sidecar_of_another_invoice_file_is_no_look_alike_for_retry(cfg: Env) -> None:
     """inv-7/ beside inv-7.xml is that file's sidecar, not a look-alike of INV-7's (two
     bundles on Linux, as the daemon has them): retry puts INV-7.xml back."""
