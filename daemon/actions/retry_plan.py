@@ -157,6 +157,14 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
         pass  # unreadable, cut short or edited: the invoice file is told by its name
     files = [p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
              PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share)]
+    if not files and all(p.name in PAPER_NAMES for p in folder.iterdir()):
+        # The papers a person kept when an earlier retry moved the bundle back: run again,
+        # retry said to move files back by hand that were back already.
+        kept = ", ".join(sorted(p.name for p in folder.iterdir()))
+        raise RetryRefused(f"no quarantined bundle in {folder} any more: it holds "
+                           f"{'only ' + kept if kept else 'nothing'} (the bundle was moved "
+                           "back, or its files taken out) — keep what you need, then remove "
+                           "the folder by hand")
     if len(files) != 1:
         raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
                            ") — move the files back into the outbox by hand")

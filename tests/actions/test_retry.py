@@ -711,6 +711,27 @@ def test_a_clerks_reason_txt_is_left_with_the_folder_and_a_note(
     assert "REASON.txt" in err and "remove the folder by hand" in err
 
 
+@pytest.mark.parametrize("ref", ["prefix", "name", "path"])
+def test_retry_run_again_on_a_folder_left_with_a_clerks_reason_txt_says_it_went_back(
+        cfg: Env, capsys, ref: str) -> None:
+    """The folder kept for a clerk's REASON.txt holds no bundle: retry of it again says
+    the bundle is no longer in quarantine and to remove the folder (exit 1), not to move
+    files back by hand that are back already; nothing in the outbox changes."""
+    folder = quarantined(cfg)
+    reason = folder / "REASON.txt"
+    reason.write_bytes(reason.read_bytes() + b"\n" + NOTES)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    capsys.readouterr()
+    before = tree(cfg.outbox)
+    arg = {"prefix": BID[:12], "name": folder.name, "path": str(folder)}[ref]
+    assert main(["retry", "-c", str(cfg.config), arg]) == 1
+    err = capsys.readouterr().err
+    assert f"no quarantined bundle in {folder} any more" in err
+    assert "holds only REASON.txt" in err and "remove the folder by hand" in err
+    assert "move the files back" not in err
+    assert tree(cfg.outbox) == before and os.listdir(folder) == ["REASON.txt"]
+
+
 def test_a_clerks_notes_saved_as_reason_txt_as_retry_removes_it_are_kept(
         cfg: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """outboxd's REASON.txt judged outboxd's, and a clerk saves notes over it before it
