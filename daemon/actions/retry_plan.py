@@ -178,7 +178,8 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
     parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPER_NAMES)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:
-        raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
+        raise RetryRefused(f"{folder.name}: the outbox already holds {', '.join(taken)}; "
+                           "nothing was moved — "
                            "move or rename that first, then retry")
     _refuse_look_alikes(folder, invoice, settings)
     _refuse_a_shared_sidecar(folder, parts, invoice, settings)

@@ -338,7 +338,7 @@ def test_several_bundles_with_refusals_name_each_refusal_and_the_bundles_kept_ba
     assert main(["retry", "-c", str(cfg.config), BID[:12], "bbbbbbbbbbbb",
                  "aaaaaaaaaaaa"]) == 1
     err = capsys.readouterr().err
-    assert "already holds INV-1001.xml" in err
+    assert f"{taken.name}: the outbox already holds INV-1001.xml" in err  # which bundle
     assert "no quarantined bundle 'aaaaaaaaaaaa'" in err
     assert "2 of 3 argument(s) refused, so nothing was moved" in err
     assert "stay in quarantine too" in err
