@@ -215,7 +215,7 @@ def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: li
         sent=f"too late: it went out without {name!r}, which was not attached",
         moving=f"too late to attach {name!r} now: it goes out with what its sidecar held "
                "when it left",
-        quarantined=", then attach again", unseen=f"{name!r} was not attached"))
+        quarantined=", then attach again", unseen=f"{name!r} was not attached"), as_id=True)
     return AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
                          f"{invoice_id!r}" + (f": {gone}" if gone else
                                               " — check the id (outboxd check lists them)")

@@ -822,6 +822,31 @@ def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
     assert list(cfg.outbox.iterdir()) == []
 
 
+def test_an_attach_to_a_quarantined_id_is_not_mistaken_for_a_new_file_of_its_name(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """Q-1.xml was quarantined; the ERP exported a new Q-1.xml holding Q-1-NEW, which
+    waits in the outbox. attach Q-1 was told of the waiting file's row (its stem is the
+    id): "Q-1.xml was deleted or moved while outboxd was stopped", of a file right there,
+    and no word of the quarantine. The journal is asked for the invoice id alone."""
+    cfg.state.mkdir(exist_ok=True)
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("Q-1.xml", "quarantined", bundle_id="c" * 64, invoice_ids=["Q-1"],
+             archive_dir="/q/Q-1--c")
+    j.create("Q-1.xml", "waiting", since="2026-12-01T11:00:00.000Z",
+             invoice_ids=["Q-1-NEW"])
+    j.close()
+    write(cfg.outbox / "Q-1.xml", ubl_invoice("Q-1-NEW"))
+    before = sorted(p.name for p in cfg.outbox.iterdir())
+    assert attach(cfg, "Q-1", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    [since] = journal_since(cfg, "quarantined", "Q-1.xml")
+    assert err.rstrip().endswith(
+        f"holds invoice id 'Q-1': Q-1.xml was quarantined at {since} (/q/Q-1--c) — see "
+        "REASON.txt there; once fixed: outboxd retry cccccccccccc, then attach again")
+    assert "deleted or moved" not in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == before
+
+
 def test_an_attach_whose_invoice_the_daemon_claimed_while_it_copied_puts_nothing_in(
         cfg: Env, timesheet: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """The daemon claims the bundle (invoice file and sidecar moved into processing)
