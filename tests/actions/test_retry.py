@@ -106,6 +106,26 @@ def test_retry_of_an_unknown_id_exits_1_naming_it(cfg: Env, capsys) -> None:
     assert "the 12-character id that follows '--' in that name" in err
 
 
+@pytest.mark.parametrize("given", ["root", "day", "invoice file"])
+def test_a_path_in_quarantine_that_is_no_bundles_folder_says_what_to_give(
+        cfg: Env, capsys, given: str) -> None:
+    """quarantine/ itself, a day folder of it, or the invoice file in a bundle's folder
+    were each told "is not in the quarantine folder" or "is not a quarantine folder" with
+    no way on. Each now says what it is and what to give instead (exit 2, nothing moved)."""
+    folder = quarantined(cfg)
+    arg = {"root": cfg.quarantine, "day": folder.parent,
+           "invoice file": folder / "INV-1001.xml"}[given]
+    assert main(["retry", "-c", str(cfg.config), str(arg)]) == 2
+    err = capsys.readouterr().err
+    assert "is not in the quarantine folder" not in err
+    assert {"root": "is the quarantine folder itself, not a bundle's folder — give the folder",
+            "day": f"is a day folder of the quarantine folder, not a bundle's folder — give "
+                   f"the folders in it of the bundles to move back (ls {folder.parent})",
+            "invoice file": f"is not a quarantine folder, but is in one — give that folder: "
+                            f"outboxd retry {folder}"}[given] in err
+    assert list(cfg.outbox.iterdir()) == [] and folder.exists()
+
+
 def test_ambiguous_prefix_is_refused_listing_the_folders(cfg: Env, capsys) -> None:
     quarantined(cfg, "A")
     quarantined(cfg, "B")
