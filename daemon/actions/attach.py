@@ -118,8 +118,10 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     name = src.name
     problem = name_problem(name)
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
-        raise UsageError(f"attach: {name!r} cannot be an attachment name "
-                         f"({problem or 'outboxd ignores or reserves that name'}) — rename it")
+        # name_problem's text carries its own fix ("— rename the file"): not a second one.
+        raise UsageError(f"attach: {name!r} cannot be an attachment name: {problem}"
+                         if problem else f"attach: {name!r} cannot be an attachment name "
+                         "(outboxd ignores or reserves that name) — rename it")
     if misnamed_notes(name):
         # The daemon stops the bundle for such a file (attachments-toml-invalid): copied
         # in, it would hold or quarantine the invoice it was meant to go with.
@@ -213,7 +215,7 @@ def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: li
         sent=f"too late: it went out without {name!r}, which was not attached",
         moving=f"too late to attach {name!r} now: it goes out with what its sidecar held "
                "when it left",
-        quarantined=", then attach again", unseen=f"{name!r} was not attached"))
+        quarantined=", then attach again", unseen=f"{name!r} was not attached"), as_id=True)
     return AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
                          f"{invoice_id!r}" + (f": {gone}" if gone else
                                               " — check the id (outboxd check lists them)")

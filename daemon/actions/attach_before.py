@@ -39,7 +39,7 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
     """AttachedBefore if the journal has the invoice's bundle as sent, and its folder in
     sent/ holds src's name with src's bytes, type and note: the attach run again after
     the first landed and the bundle went with it."""
-    row = latest_row(invoice_id, settings)
+    row = latest_row(invoice_id, settings, as_id=True)
     if row is None or row.shown_state != "sent" or not row.archive_dir:
         return
     entry = Path(row.archive_dir)

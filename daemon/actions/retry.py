@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.actions import EXIT_OK
+from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
 from daemon.actions.common import settings_of
 from daemon.actions.retry_plan import (
@@ -37,7 +38,7 @@ from daemon.actions.retry_plan import (
 )
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
-from daemon.errors import OutboxdError
+from daemon.errors import OutboxdError, UsageError
 from daemon.fs.fsmove import move_tree
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fswrite import add_group_write_below, fsync_dir
@@ -222,14 +223,54 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace, settings: Settings) -> int:
-    folders = list(dict.fromkeys(find(ref, settings) for ref in args.bundles))
-    refuse_a_journal_out_of_reach(settings)
-    notes: list[str] = []
-    for folder in folders:  # all refusals before any move
-        plan(folder, settings, notes)
+    if len(args.bundles) == 1:
+        folders = [find(args.bundles[0], settings)]
+        refuse_a_journal_out_of_reach(settings)
+        notes: list[str] = []
+        plan(folders[0], settings, notes)
+    else:
+        found = _judged(args.bundles, settings)
+        if isinstance(found, int):
+            return found
+        folders, notes = found
     for note in notes:
         print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
     for folder in folders:
         names = retry(folder, settings)
         print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
     return EXIT_OK
+
+
+def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]] | int:
+    """The folders of several arguments, each found and planned; or, when any is refused,
+    every refusal told and the exit code. An admin or a script retrying five bundles, one
+    of them refused, was told of that one alone: not that the other four stayed in
+    quarantine too, nor of a second refusal until the first was mended."""
+    folders: dict[Path, str] = {}
+    refusals: list[OutboxdError] = []
+    for ref in refs:
+        try:
+            folders.setdefault(find(ref, settings), ref)
+        except (RetryRefused, UsageError) as exc:
+            refusals.append(exc)
+    refuse_a_journal_out_of_reach(settings)
+    notes: list[str] = []
+    movable = []
+    for folder in folders:  # all refusals before any move
+        try:
+            plan(folder, settings, notes)
+        except (RetryRefused, UsageError) as exc:
+            refusals.append(exc)
+        else:
+            movable.append(folder)
+    if not refusals:
+        return list(folders), notes
+    for refusal in refusals:
+        print(for_terminal(f"outboxd: {refusal}"), file=sys.stderr)
+    others = (f"; the {len(movable)} bundle(s) that could go back stay in quarantine too "
+              f"— retry them alone: outboxd retry -- {shlex.join(f.name for f in movable)}"
+              if movable else "")
+    print(for_terminal(f"outboxd: {len(refusals)} of {len(refs)} argument(s) refused, so "
+                       f"nothing was moved{others}"), file=sys.stderr)
+    # A mistyped path is the command line's fault whichever comes first (exit 2, as alone).
+    return EXIT_USAGE if any(isinstance(e, UsageError) for e in refusals) else EXIT_FAILED

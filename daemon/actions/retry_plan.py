@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sqlite3
 import stat
 from dataclasses import replace
@@ -74,9 +75,10 @@ def find(ref: str, settings: Settings) -> Path:
             # says (exit 1), so that a script sees one code for one situation.
             raise _not_in_quarantine(ref, root)
         if not as_path.is_dir() or as_path.is_symlink():
-            raise UsageError(f"retry: {ref} is not a quarantine folder")
+            raise UsageError(f"retry: {ref} is not a quarantine folder"
+                             + _which_instead(as_path, root))
         if as_path.resolve().parent.parent != root:
-            raise UsageError(f"retry: {ref} is not in the quarantine folder {root}")
+            raise UsageError(_not_a_bundles_folder(ref, as_path.resolve(), root))
         return as_path.resolve()
     key = ref.strip().lower()
     folders = quarantined_folders(root)
@@ -99,6 +101,30 @@ def _not_in_quarantine(ref: str, root: Path) -> RetryRefused:
                         "the outbox is no longer there) — give the folder, its name "
                         "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
                         "that name")
+
+
+def _which_instead(path: Path, root: Path) -> str:
+    """For a file (a link, a FIFO) in a quarantined bundle's folder: that folder to give
+    instead (an invoice file is what a person sees of a bundle, and names); else ""."""
+    here = Path(os.path.realpath(path.parent)) / path.name
+    for above in here.parents:
+        if _was_one(above, root) and above.is_dir() and not above.is_symlink():
+            return f", but is in one — give that folder: outboxd retry {shlex.quote(str(above))}"
+    return ""
+
+
+def _not_a_bundles_folder(ref: str, real: Path, root: Path) -> str:
+    """Why a folder is not one to retry; the quarantine folder itself and its day folders
+    are in it, and were told "is not in the quarantine folder"."""
+    if real == root:
+        return (f"retry: {ref} is the quarantine folder itself, not a bundle's folder — give "
+                "the folder of each bundle to move back (DAY/NAME--3fa2b1c4d5e6 in it), its "
+                "name, or its 12-character id (outboxd status lists them)")
+    if real.parent == root:
+        return (f"retry: {ref} is a day folder of the quarantine folder, not a bundle's "
+                f"folder — give the folders in it of the bundles to move back "
+                f"(ls {shlex.quote(str(real))})")
+    return f"retry: {ref} is not in the quarantine folder {root}"
 
 
 def _was_one(path: Path, root: Path) -> bool:
@@ -157,6 +183,14 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
         pass  # unreadable, cut short or edited: the invoice file is told by its name
     files = [p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
              PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share)]
+    if not files and all(p.name in PAPER_NAMES for p in folder.iterdir()):
+        # The papers a person kept when an earlier retry moved the bundle back: run again,
+        # retry said to move files back by hand that were back already.
+        kept = ", ".join(sorted(p.name for p in folder.iterdir()))
+        raise RetryRefused(f"no quarantined bundle in {folder} any more: it holds "
+                           f"{'only ' + kept if kept else 'nothing'} (the bundle was moved "
+                           "back, or its files taken out) — keep what you need, then remove "
+                           "the folder by hand")
     if len(files) != 1:
         raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
                            ") — move the files back into the outbox by hand")
@@ -170,7 +204,8 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
     parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPER_NAMES)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:
-        raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
+        raise RetryRefused(f"{folder.name}: the outbox already holds {', '.join(taken)}; "
+                           "nothing was moved — "
                            "move or rename that first, then retry")
     _refuse_look_alikes(folder, invoice, settings)
     _refuse_a_shared_sidecar(folder, parts, invoice, settings)

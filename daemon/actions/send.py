@@ -55,7 +55,10 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     found = holders(target, settings, unread, reads, listing)
     # NAME as in NAME.send-anyway, the invoice file's stem, or an invoice id: when both
     # readings fit different files, releasing either would be a guess.
-    by_stem = [c for n, c in listing.candidates.items() if stem(n) == name] \
+    # Also as status and the page show it (W\u200b-2.xml): a helpdesk copies the name
+    # from there, and was told no such file, beside the file waiting to be released.
+    by_stem = [c for n, c in listing.candidates.items()
+               if name in (stem(n), escaped_controls(n), escaped_controls(stem(n)))] \
         if os.sep not in target else []
     meant = {c.invoice.name: c for c in by_stem} | {c.invoice.name: c for c, _ in found}
     if len(meant) > 1 and by_stem:

@@ -28,13 +28,16 @@ class Endings:
     unseen: str
 
 
-def latest_row(name: str, settings: Settings) -> Row | None:
+def latest_row(name: str, settings: Settings, *, as_id: bool = False) -> Row | None:
     """The journal's latest row (this week's finished bundles, every unfinished one) of the
-    invoice file or id `name`; None where it has none, or cannot be read (the caller's
-    refusal stands without it; `outboxd status` says what is wrong)."""
+    invoice file or id `name` (`as_id`: of the invoice id alone); None where it has none,
+    or cannot be read (the caller's refusal stands without it; `outboxd status` says what
+    is wrong)."""
     def latest(journal: Journal) -> Row | None:
-        rows = [r for r in journal.recent() if name in (r.invoice_file,
-                stem(r.invoice_file)) or name in r.invoice_ids]
+        # attach names an invoice id, never a file: an invoice file whose stem is that id
+        # but which holds other ids (Q-1.xml exported again as Q-1-new) is not its bundle.
+        rows = [r for r in journal.recent() if name in r.invoice_ids or (
+                not as_id and name in (r.invoice_file, stem(r.invoice_file)))]
         return rows[-1] if rows else None
     try:
         return read_journal(settings.journal_path, latest) \
@@ -43,10 +46,11 @@ def latest_row(name: str, settings: Settings) -> Row | None:
         return None
 
 
-def left_the_outbox(name: str, settings: Settings, ends: Endings) -> str | None:
-    """What the journal says became of the invoice file or id `name` (latest_row), said
-    for the person who asked; None where it knows nothing of it."""
-    row = latest_row(name, settings)
+def left_the_outbox(name: str, settings: Settings, ends: Endings, *,
+                    as_id: bool = False) -> str | None:
+    """What the journal says became of the invoice file or id `name` (latest_row, `as_id`
+    as there), said for the person who asked; None where it knows nothing of it."""
+    row = latest_row(name, settings, as_id=as_id)
     if row is None:
         return None
     state, where = row.shown_state, row.archive_dir

@@ -674,7 +674,8 @@ def test_attach_refuses_a_name_with_a_control_character_c0_or_c1(
     err = capsys.readouterr().err
     code = f"\\x{ord(char):02x}"
     assert f"'scan{code}.pdf' cannot be an attachment name" in err
-    assert f"control character ({code})" in err and "rename it" in err
+    assert f"control character ({code}) — rename the file" in err
+    assert err.count("rename") == 1  # the fix said once
     assert char not in err and "Traceback" not in err
     assert not (env.outbox / "INV-1001").exists()
 
@@ -819,6 +820,31 @@ def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
         "2026-12-01T11:00:00.000Z; too late to attach 'timesheet.pdf' now: it goes out with "
         "what its sidecar held when it left — outboxd status shows how it goes")
     assert list(cfg.outbox.iterdir()) == []
+
+
+def test_an_attach_to_a_quarantined_id_is_not_mistaken_for_a_new_file_of_its_name(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """Q-1.xml was quarantined; the ERP exported a new Q-1.xml holding Q-1-NEW, which
+    waits in the outbox. attach Q-1 was told of the waiting file's row (its stem is the
+    id): "Q-1.xml was deleted or moved while outboxd was stopped", of a file right there,
+    and no word of the quarantine. The journal is asked for the invoice id alone."""
+    cfg.state.mkdir(exist_ok=True)
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("Q-1.xml", "quarantined", bundle_id="c" * 64, invoice_ids=["Q-1"],
+             archive_dir="/q/Q-1--c")
+    j.create("Q-1.xml", "waiting", since="2026-12-01T11:00:00.000Z",
+             invoice_ids=["Q-1-NEW"])
+    j.close()
+    write(cfg.outbox / "Q-1.xml", ubl_invoice("Q-1-NEW"))
+    before = sorted(p.name for p in cfg.outbox.iterdir())
+    assert attach(cfg, "Q-1", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    [since] = journal_since(cfg, "quarantined", "Q-1.xml")
+    assert err.rstrip().endswith(
+        f"holds invoice id 'Q-1': Q-1.xml was quarantined at {since} (/q/Q-1--c) — see "
+        "REASON.txt there; once fixed: outboxd retry cccccccccccc, then attach again")
+    assert "deleted or moved" not in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == before
 
 
 def test_an_attach_whose_invoice_the_daemon_claimed_while_it_copied_puts_nothing_in(

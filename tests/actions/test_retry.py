@@ -106,6 +106,26 @@ def test_retry_of_an_unknown_id_exits_1_naming_it(cfg: Env, capsys) -> None:
     assert "the 12-character id that follows '--' in that name" in err
 
 
+@pytest.mark.parametrize("given", ["root", "day", "invoice file"])
+def test_a_path_in_quarantine_that_is_no_bundles_folder_says_what_to_give(
+        cfg: Env, capsys, given: str) -> None:
+    """quarantine/ itself, a day folder of it, or the invoice file in a bundle's folder
+    were each told "is not in the quarantine folder" or "is not a quarantine folder" with
+    no way on. Each now says what it is and what to give instead (exit 2, nothing moved)."""
+    folder = quarantined(cfg)
+    arg = {"root": cfg.quarantine, "day": folder.parent,
+           "invoice file": folder / "INV-1001.xml"}[given]
+    assert main(["retry", "-c", str(cfg.config), str(arg)]) == 2
+    err = capsys.readouterr().err
+    assert "is not in the quarantine folder" not in err
+    assert {"root": "is the quarantine folder itself, not a bundle's folder — give the folder",
+            "day": f"is a day folder of the quarantine folder, not a bundle's folder — give "
+                   f"the folders in it of the bundles to move back (ls {folder.parent})",
+            "invoice file": f"is not a quarantine folder, but is in one — give that folder: "
+                            f"outboxd retry {folder}"}[given] in err
+    assert list(cfg.outbox.iterdir()) == [] and folder.exists()
+
+
 def test_ambiguous_prefix_is_refused_listing_the_folders(cfg: Env, capsys) -> None:
     quarantined(cfg, "A")
     quarantined(cfg, "B")
@@ -323,6 +343,40 @@ def test_a_refused_look_alike_keeps_every_other_bundle_of_the_command_in_quarant
     assert "inv-7: this folder looks like" in capsys.readouterr().err
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["inv-7"]
     assert other.exists()
+
+
+def test_several_bundles_with_refusals_name_each_refusal_and_the_bundles_kept_back(
+        cfg: Env, capsys) -> None:
+    """retry of several bundles, some refused: every refusal is told (not the first
+    alone), and the bundles that could have gone back are named as still in quarantine,
+    with the command that moves them alone; nothing moves; exit 1."""
+    taken = quarantined(cfg, "INV-1001")
+    write(cfg.outbox / "INV-1001.xml", b"a new invoice of that name")
+    good = quarantined(cfg, "INV-2002")
+    good = good.rename(good.with_name("INV-2002--bbbbbbbbbbbb"))
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12], "bbbbbbbbbbbb",
+                 "aaaaaaaaaaaa"]) == 1
+    err = capsys.readouterr().err
+    assert f"{taken.name}: the outbox already holds INV-1001.xml" in err  # which bundle
+    assert "no quarantined bundle 'aaaaaaaaaaaa'" in err
+    assert "2 of 3 argument(s) refused, so nothing was moved" in err
+    assert "stay in quarantine too" in err
+    assert "outboxd retry -- INV-2002--bbbbbbbbbbbb" in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+    assert taken.exists() and good.exists()
+
+
+def test_several_bundles_with_a_path_outside_quarantine_exit_2_naming_it(
+        cfg: Env, capsys, tmp_path: Path) -> None:
+    """A path that is no quarantine folder among good ids is the command line's error
+    (exit 2, as alone), and the good bundle is named as kept back."""
+    quarantined(cfg)
+    assert main(["retry", "-c", str(cfg.config), BID[:12], str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is not in the quarantine folder" in err
+    assert f"outboxd retry -- INV-1001--{BID[:12]}" in err
+    assert list(cfg.outbox.iterdir()) == []
 
 
 def test_the_sidecar_of_another_invoice_file_is_no_look_alike_for_retry(cfg: Env) -> None:
@@ -677,6 +731,27 @@ def test_a_clerks_reason_txt_is_left_with_the_folder_and_a_note(
     err = capsys.readouterr().err
     assert f"{folder}: left in place, as outboxd removes only the papers it wrote" in err
     assert "REASON.txt" in err and "remove the folder by hand" in err
+
+
+@pytest.mark.parametrize("ref", ["prefix", "name", "path"])
+def test_retry_run_again_on_a_folder_left_with_a_clerks_reason_txt_says_it_went_back(
+        cfg: Env, capsys, ref: str) -> None:
+    """The folder kept for a clerk's REASON.txt holds no bundle: retry of it again says
+    the bundle is no longer in quarantine and to remove the folder (exit 1), not to move
+    files back by hand that are back already; nothing in the outbox changes."""
+    folder = quarantined(cfg)
+    reason = folder / "REASON.txt"
+    reason.write_bytes(reason.read_bytes() + b"\n" + NOTES)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    capsys.readouterr()
+    before = tree(cfg.outbox)
+    arg = {"prefix": BID[:12], "name": folder.name, "path": str(folder)}[ref]
+    assert main(["retry", "-c", str(cfg.config), arg]) == 1
+    err = capsys.readouterr().err
+    assert f"no quarantined bundle in {folder} any more" in err
+    assert "holds only REASON.txt" in err and "remove the folder by hand" in err
+    assert "move the files back" not in err
+    assert tree(cfg.outbox) == before and os.listdir(folder) == ["REASON.txt"]
 
 
 def test_a_clerks_notes_saved_as_reason_txt_as_retry_removes_it_are_kept(

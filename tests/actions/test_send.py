@@ -36,6 +36,19 @@ def test_the_stem_of_an_invoice_file_names_its_bundle(env: Env) -> None:
     assert resolve("INV-9", settings).invoice.name == "scan-7.xml"
 
 
+def test_a_name_as_status_shows_it_with_codes_names_that_file(env: Env) -> None:
+    """status and the page show W\\u200b-2.xml (a zero-width space as its code); send of
+    that name as shown, or its stem, said "no invoice file" beside the file waiting to
+    be released. It now finds that file; a file really named so (with a backslash)
+    would be the exact name, and wins."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "W\u200b-2.xml", ubl_invoice("W-2"))
+    assert resolve("W\\u200b-2.xml", settings).invoice.name == "W\u200b-2.xml"
+    assert resolve("W\\u200b-2", settings).invoice.name == "W\u200b-2.xml"
+    write(env.outbox / "W\\u200b-2.xml", ubl_invoice("W-3"))
+    assert resolve("W\\u200b-2.xml", settings).invoice.name == "W\\u200b-2.xml"
+
+
 def test_a_stem_shared_by_two_invoice_files_is_refused_naming_both(env: Env) -> None:
     """scan-7.xml and scan-7.pdf: `send scan-7` does not guess; it names both files."""
     settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
