@@ -129,7 +129,7 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
                          f"for a misnamed {MANIFEST_NAME} and stops the bundle for it) — "
                          "rename it; a file's type and note are given with --type and --note")
     for option, value in (("--type", doc_type), ("--note", note)):
-        if value and (problem := value_problem(option, value)):
+        if value is not None and (problem := value_problem(option, value)):
             raise UsageError(f"attach: {problem}")
     allowed = settings.attachments.document_types
     if doc_type and allowed is not None and doc_type not in allowed:

@@ -143,6 +143,14 @@ def misnamed_notes(name: str) -> str | None:
 
 def value_problem(key: str, value: str) -> str | None:
     """Why `value` cannot be a file's type or note (`key`), or None."""
+    if (key == "type" and value and not value.strip()) or (key == "--type"
+                                                            and not value.strip()):
+        # "   " went to the receiver as a document type of blanks; `--type "$T"` with T
+        # unset gave the default type unasked. In attachments.toml, type = "" stays what it
+        # always meant: no type of its own, the default one.
+        return (f"{key} is {'empty' if not value else 'blank'} — give a document type, or "
+                "leave the type out for the default one ([attachments] "
+                "default_document_type)")
     if len(value) > MAX_VALUE_CHARS:
         return (f"{key} is {len(value):,} characters long; a type or a note may have at most "
                 f"{MAX_VALUE_CHARS:,} — shorten it, and put longer text in a document of "

@@ -557,6 +557,19 @@ def test_attach_refuses_a_note_or_type_longer_than_attachments_toml_takes(
     assert not (cfg.outbox / "INV-1001").exists()
 
 
+@pytest.mark.parametrize("value", ["", "   "])
+def test_attach_refuses_an_empty_or_blank_type(cfg: Env, timesheet: Path, capsys,
+                                               value: str) -> None:
+    """`--type "$T"` with T unset (or blanks) took the default type unasked, or sent a type
+    of blanks: a usage error before anything is written, saying how to get the default."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", value) == 2
+    err = capsys.readouterr().err
+    assert "attach: --type is " + ("empty" if not value else "blank") + \
+        " — give a document type, or leave the type out for the default one" in err
+    assert not (cfg.outbox / "INV-1001").exists()
+
+
 @pytest.mark.parametrize("toml, said", [
     (b"x = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested"),
     (b"# " + b"x" * (2 << 20) + b"\n", "larger than"),

@@ -68,6 +68,19 @@ def test_a_note_or_type_of_a_megabyte_is_refused_not_carried_into_the_manifest(
     assert (scan.document_type, scan.note) == ("Attachment", "")
 
 
+def test_a_blank_type_is_refused_and_an_empty_one_is_the_default(tmp_path: Path) -> None:
+    """type = "   " went to the receiver as a document type of blanks: an error naming the
+    entry and the fix. type = "" is what it always was, no type of its own: the default."""
+    blank = bundle_with(tmp_path / "a", '[files."scan.pdf"]\ntype = "   "\n')
+    [error] = blank.errors
+    assert (error.code, error.file) == ("attachments-toml-invalid", "INV-1/attachments.toml")
+    assert error.message == ("[files.'scan.pdf'] type is blank — give a document type, or "
+                             "leave the type out for the default one ([attachments] "
+                             "default_document_type)")
+    empty = bundle_with(tmp_path / "b", '[files."scan.pdf"]\ntype = ""\n')
+    assert empty.errors == () and empty.attachments[0].document_type == "Attachment"
+
+
 def test_a_note_of_2000_characters_is_taken_and_one_more_is_not(tmp_path: Path) -> None:
     """The limit itself is allowed: a note of 2,000 characters goes into the manifest;
     2,001 is refused."""
