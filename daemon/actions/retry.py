@@ -256,13 +256,16 @@ def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]]
     refuse_a_journal_out_of_reach(settings)
     notes: list[str] = []
     movable = []
+    putting: dict[str, Path] = {}  # a name going back into the outbox: whose it is
     for folder in folders:  # all refusals before any move
         try:
-            plan(folder, settings, notes)
+            names = plan(folder, settings, notes)
+            _refuse_a_name_given_twice(folder, names, putting)
         except (RetryRefused, UsageError) as exc:
             refusals.append(exc)
         else:
             movable.append(folder)
+            putting.update(dict.fromkeys(names, folder))
     if not refusals:
         return list(folders), notes
     for refusal in refusals:
@@ -274,3 +277,17 @@ def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]]
                        f"nothing was moved{others}"), file=sys.stderr)
     # A mistyped path is the command line's fault whichever comes first (exit 2, as alone).
     return EXIT_USAGE if any(isinstance(e, UsageError) for e in refusals) else EXIT_FAILED
+
+
+def _refuse_a_name_given_twice(folder: Path, names: list[str],
+                               putting: dict[str, Path]) -> None:
+    """Refuses a bundle that would put back a name another argument's bundle puts back
+    (one invoice quarantined on two days): each plan looks at the outbox as it is, so
+    both passed, the first moved, and the second was refused after it — "nothing was
+    moved", with one bundle moved."""
+    if taken := [n for n in names if n in putting]:
+        raise RetryRefused(f"{folder.name}: nothing was moved — {putting[taken[0]].name}, "
+                           f"given too, puts {', '.join(taken)} back into the outbox, and "
+                           "one name holds one bundle — retry one of them, the other once "
+                           "the daemon has taken the first")
+

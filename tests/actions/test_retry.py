@@ -918,3 +918,25 @@ def test_a_bundle_copied_back_across_file_systems_is_left_movable_by_the_daemon(
     assert (sidecar / "scan.pdf").is_file() and any(
         Path(c).name.endswith(".partial") for c in calls)  # copied, not renamed
     assert stat.S_IMODE(sidecar.stat().st_mode) & stat.S_IWGRP
+
+
+
+def test_several_bundles_that_would_put_one_name_back_are_refused_and_none_moves(
+        cfg: Env, capsys) -> None:
+    """Two quarantine folders of one invoice file's name (quarantined on two days) given
+    together: the outbox holds neither name, but only one of them can go back. The second
+    is refused before anything moves (the first went back, then the second was refused
+    with 'nothing was moved', exit 1, leaving the command half done), and the first is
+    named as the one to retry alone."""
+    import shutil
+    first = quarantined(cfg, "INV-1001")
+    second = cfg.quarantine / "2026-11-27" / "INV-1001--bbbbbbbbbbbb"
+    shutil.copytree(first, second)
+    before_q = tree(cfg.quarantine)
+    assert main(["retry", "-c", str(cfg.config), str(first), str(second)]) == 1
+    err = capsys.readouterr().err
+    assert f"{second.name}: nothing was moved — {first.name}, given too, puts " in err
+    assert "1 of 2 argument(s) refused, so nothing was moved" in err
+    assert f"outboxd retry -- {first.name}" in err
+    assert list(cfg.outbox.iterdir()) == []
+    assert tree(cfg.quarantine) == before_q
