@@ -21,13 +21,18 @@ from daemon.journal.readonly import read_journal
 PAGE = 4096
 
 
-def damaged_journal(path: Path, rows: int = 200) -> None:
-    """A journal of `rows` rows, closed (its pages in the file), then every page but the
-    first (the header and the list of tables) overwritten with 0xff: no valid page."""
+def written_journal(path: Path, rows: int = 200) -> None:
+    """A journal of `rows` rows, closed: its pages in the file, none in a WAL file."""
     j = Journal(path)
     for i in range(rows):
         j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
     j.close()
+
+
+def damaged_journal(path: Path, rows: int = 200) -> None:
+    """A journal of `rows` rows, closed (its pages in the file), then every page but the
+    first (the header and the list of tables) overwritten with 0xff: no valid page."""
+    written_journal(path, rows)
     size = path.stat().st_size
     assert size > 2 * PAGE
     with path.open("r+b") as f:
@@ -99,10 +104,7 @@ def test_a_journal_file_cut_short_under_the_journal_is_noticed_by_check(
     page (which a checkpoint writes back after `truncate -s 0`)."""
     for cut in (0, PAGE):
         path = tmp_path / f"cut{cut}.sqlite3"
-        j = Journal(path)
-        for i in range(200):
-            j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
-        j.close()
+        written_journal(path)
         j = Journal(path)
         try:
             j.check()  # whole: nothing to say
@@ -122,10 +124,7 @@ def test_a_journal_cut_short_when_its_look_cannot_tell_is_looked_at_again(
     finds it damaged. The size was taken as looked at, so no check() looked again while
     the file kept that size: the damage went unnoticed until a statement met it."""
     path = tmp_path / "journal.sqlite3"
-    j = Journal(path)
-    for i in range(200):
-        j.create(f"INV-{i}.xml", "settling", "found " + "x" * 200, durable=False)
-    j.close()
+    written_journal(path)
     j = Journal(path)
     try:
         j.check()
