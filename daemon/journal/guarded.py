@@ -39,10 +39,8 @@ def is_damage(exc: sqlite3.Error) -> bool:
     return ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in DAMAGE
 
 
-def _no_damage() -> Callable[[sqlite3.Error], Exception]:
-    def damaged(exc: sqlite3.Error) -> Exception:
-        return exc
-    return damaged
+def _as_is(exc: sqlite3.Error) -> Exception:
+    return exc
 
 
 class Cursor(sqlite3.Cursor):
@@ -97,7 +95,10 @@ class Connection(sqlite3.Connection):
     """sqlite3's connection whose statements raise `damaged(exc)` in place of an error
     `is_damage` tells (the journal sets it: Journal._damaged); every other error as is."""
 
-    damaged: Callable[[sqlite3.Error], Exception] = _no_damage()
+    # A staticmethod: a plain function here would be bound to the connection, and a
+    # damaged file met by a connection the journal gave no mapping of its own raised
+    # TypeError instead of the error as is.
+    damaged: Callable[[sqlite3.Error], Exception] = staticmethod(_as_is)
 
     def mapped(self, exc: sqlite3.Error) -> Exception:
         return self.damaged(exc) if is_damage(exc) else exc

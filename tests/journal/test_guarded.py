@@ -6,6 +6,7 @@ journal's look at its file, before a read meets it."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,6 +78,21 @@ def test_any_statement_that_meets_damage_raises_journal_lost_and_the_journal_sta
             j.create("LATER.xml", "settling")
     finally:
         j.close()
+
+
+def test_a_guarded_connection_without_the_journals_mapping_raises_sqlites_error_as_is(
+        tmp_path: Path) -> None:
+    """guarded.Connection's own default: damage met by a connection the journal gave no
+    mapping raises SQLite's error unchanged (it raised TypeError: the default was bound
+    to the connection as a method)."""
+    path = tmp_path / "journal.sqlite3"
+    damaged_journal(path)
+    db = sqlite3.connect(path, factory=guarded.Connection)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+            db.execute("SELECT * FROM bundles").fetchall()
+    finally:
+        db.close()
 
 
 def test_a_journal_that_is_no_database_any_more_is_damaged_at_open(tmp_path: Path) -> None:
