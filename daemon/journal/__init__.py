@@ -110,10 +110,8 @@ def refuse_what_is_no_file(path: Path, companions: bool) -> None:
 def sqlite_failure(exc: sqlite3.Error, fix: str) -> str:
     """What a failed statement on the journal means, and the fix: a lock another process
     holds is no matter of free space or permissions (`fix` is what the caller would say
-    else). Python reports SQLite's extended codes (SQLITE_BUSY_SNAPSHOT, 517): its primary
-    one is the low byte, as guarded.is_damage reads it."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    else), by its primary code: SQLITE_BUSY_SNAPSHOT (517) is a lock too."""
+    if guarded.primary_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return (f"locked by another process (waited {BUSY_SECONDS:g} s for it) — a program "
                 "that has it open: a sqlite3 shell, a backup, another outboxd command; let it "
                 "end, then try again")

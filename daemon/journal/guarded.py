@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
 
-# SQLite's primary result codes of a damaged file; an extended code (SQLITE_CORRUPT_INDEX,
-# …) carries its primary one in its low byte.
+# SQLite's primary result codes of a damaged file (primary_code).
 DAMAGE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
@@ -34,9 +33,15 @@ def damaged(path: Path, why: str) -> str:
             "the receipts in sent/")
 
 
+def primary_code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of `exc`: Python reports the extended one
+    (SQLITE_BUSY_SNAPSHOT, 517; SQLITE_CORRUPT_INDEX …), whose low byte it is."""
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
 def is_damage(exc: sqlite3.Error) -> bool:
     """Whether `exc` says that the database file is damaged (not locked, full or away)."""
-    return ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in DAMAGE
+    return primary_code(exc) in DAMAGE
 
 
 def _as_is(exc: sqlite3.Error) -> Exception:
