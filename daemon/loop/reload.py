@@ -75,10 +75,9 @@ def _changes(new: Settings, running: Settings, token_changed: bool) -> list[str]
     """The names of the keys whose value in force the reload changes, never their values
     (a token is among them): the admin reads in the log what the reload took. A token
     file rewritten in place is a change of what it holds, the key unchanged."""
-    changed = [f"[{sec}] {key}" for sec in type(new).model_fields
-               if getattr(new, sec) != getattr(running, sec)
-               for key in type(getattr(new, sec)).model_fields
-               if getattr(getattr(new, sec), key) != getattr(getattr(running, sec), key)]
+    changed = _changed(tuple((sec, key) for sec in type(new).model_fields
+                             if getattr(new, sec) != getattr(running, sec)
+                             for key in type(getattr(new, sec)).model_fields), new, running)
     if token_changed and not {"[delivery] token", "[delivery] token_file"} & set(changed):
         changed.append("[delivery] token_file (the token it holds)")
     return changed
