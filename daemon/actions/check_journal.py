@@ -13,7 +13,6 @@ import errno
 import os
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 from daemon.bundle import Bundle, Finding
@@ -24,7 +23,7 @@ from daemon.journal.readonly import JournalReader
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.loop import sentbefore
 from daemon.manifest import bundle_id_of
-from daemon.watching.leftalone import SPELLING, shared_name
+from daemon.watching.leftalone import SPELLING
 from daemon.watching.strays import ByStem, by_stem
 
 T = TypeVar("T")
@@ -144,6 +143,5 @@ class CheckJournal:
 def _when(row: Row, settings: Settings) -> tuple[str, str]:
     """When a row was sent, as `status` shows it; and its folder in sent/ once it is
     there ("" before: a delivered row's archive may still be under way)."""
-    folder = (f"folder {shared_name(Path(row.archive_dir), settings.sent_dir)}"
-              if row.state == "sent" and row.archive_dir else "")
-    return f"sent at {row.since}", folder
+    folder = sentbefore.sent_folder(row, settings.sent_dir)
+    return f"sent at {row.since}", f"folder {folder}" if folder else ""

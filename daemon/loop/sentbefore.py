@@ -38,7 +38,13 @@ def when_sent(row: Row, sent_dir: Path, time: Callable[[str], str] = str,
     row's archive may still be under way — or "being sent since TIME (`listed`)".
     `time`: how a journal time is shown (REASON.txt: as the page shows it)."""
     if row.state in ("sent", DELIVERED):
-        folder = (f" (folder {shared_name(Path(row.archive_dir), sent_dir)})"
-                  if row.state == "sent" and row.archive_dir else "")
-        return f"sent at {time(row.since)}{folder}"
+        folder = sent_folder(row, sent_dir)
+        return f"sent at {time(row.since)}" + (f" (folder {folder})" if folder else "")
     return f"being sent since {time(row.since)} ({listed})"
+
+
+def sent_folder(row: Row, sent_dir: Path) -> str:
+    """The folder in sent/ of the journal's row of a bundle sent, as a clerk finds it
+    (DAY/NAME--ID); "" before it is there: a delivered row's archive may be under way."""
+    return (shared_name(Path(row.archive_dir), sent_dir)
+            if row.state == "sent" and row.archive_dir else "")
