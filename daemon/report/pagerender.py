@@ -14,6 +14,7 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.configuration.config import OutboxConfig
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.idlefiles import Idle
 from daemon.loop.release import overlong, rename_shorter
@@ -121,7 +122,8 @@ def _how_to_release(row: Row, release_suffix: str) -> str:
             "may be")
 
 
-DEFAULT_PATTERNS = ("*.xml", "*.pdf")  # [outbox] invoice_patterns' default, for tests
+# [outbox] invoice_patterns' default (a render without settings: tests), from its one place.
+DEFAULT_PATTERNS = tuple(OutboxConfig.model_fields["invoice_patterns"].default)
 
 
 def _bare(x: LoneFolder, sidecar_suffix: str) -> str:
