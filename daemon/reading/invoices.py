@@ -222,19 +222,24 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
 def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
     data = fh.read(1024)
-    fix = _SPLIT_XML if is_xml(data) else _SPLIT_PDF
     # Sized by fstat first, whatever the content: a file over the limit is refused unread.
     # "Anything else" had no limit and went out whole, a 100 MB file of random bytes
     # named .xml as an invoice, and a 1 TB one held the readers past their time limit.
     if refused_by_size(fh):
-        raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", fix)
+        raise _over_the_limit(rel, data)
     whole = len(data) < 1024
     if not whole and _read_whole(data):
         rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
         if rest is None:  # grew past the limit since its fstat
-            raise _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}", fix)
+            raise _over_the_limit(rel, data)
         whole, data = True, data + rest
     return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
+
+
+def _over_the_limit(rel: str, head: bytes) -> InputError:
+    """invoice-too-large of a file over MAX_INVOICE_BYTES, its fix by its `head`."""
+    return _too_large(rel, f"is over {limit_words(MAX_INVOICE_BYTES)}",
+                      _SPLIT_XML if is_xml(head) else _SPLIT_PDF)
 
 
 def _read_whole(head: bytes) -> bool:
