@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     path = Path(os.path.abspath(target))
     if name in listing.candidates and (os.sep not in target
                                        or path.parent == settings.outbox.path.resolve()):
+        # A file really named W\u200b-2.xml, with a backslash, and W<U+200B>-2.xml look
+        # the same in status and on the page: the name copied from there fits both, and
+        # the exact one winning released what the helpdesk may not have meant. A path
+        # names the file as it is.
+        alike = [c for n, c in listing.candidates.items()
+                 if n != name and name in _shown_forms(n)] if os.sep not in target else []
+        if alike:
+            raise _alike_refused(target, [listing.candidates[name], *alike], settings)
         return listing.candidates[name]
     unread: list[str] = []
     found = holders(target, settings, unread, reads, listing)
@@ -61,6 +70,8 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
                if name in (stem(n), escaped_controls(n), escaped_controls(stem(n)))] \
         if os.sep not in target else []
     meant = {c.invoice.name: c for c in by_stem} | {c.invoice.name: c for c, _ in found}
+    if len(meant) > 1 and by_stem and len({escaped_controls(n) for n in meant}) < len(meant):
+        raise _alike_refused(target, list(meant.values()), settings)
     if len(meant) > 1 and by_stem:
         raise SendRefused(f"{target!r} names {len(meant)} invoice files (by their name or "
                           f"an invoice id in them): {', '.join(sorted(meant))} — name the "
@@ -83,6 +94,34 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
                       + (f": {gone}" if gone else " — outboxd status lists what waits")
                       + unread_note(unread))
+
+
+def _shown_forms(name: str) -> set[str]:
+    """How status and the page show `name` and its stem, where that differs from them."""
+    return {escaped_controls(name), escaped_controls(stem(name))} - {name, stem(name)}
+
+
+def _alike_refused(target: str, cands: list[Candidate], settings: Settings) -> SendRefused:
+    """The refusal for a name that fits files shown alike: each as Python writes it (a
+    backslash in the name as \\\\, an invisible character as its code), since as shown
+    they are one name, and a command that names it and no other."""
+    names = sorted(c.invoice.name for c in cands)
+    picks = "; ".join(f"{n!r}: outboxd send -- {_exact_argument(n, settings)}"
+                      for n in names)
+    return SendRefused(
+        f"{target} fits {len(names)} invoice files that outboxd status shows alike "
+        "(written here as Python writes a name: \\\\ is a backslash in it, \\u200b and the "
+        f"like an invisible character); nothing was released — name one so that it fits "
+        f"no other, as the shell gives it ({picks}), or by an invoice id only it holds")
+
+
+def _exact_argument(name: str, settings: Settings) -> str:
+    """`name` as a shell argument that send takes for that file alone: a name with a
+    character shown as a code in bash's $'…' with its bytes, any other as its path in
+    the outbox (a path is never read as a shown name)."""
+    if escaped_controls(name) != name:
+        return _bash_quoted(name)
+    return shlex.quote(str(settings.outbox.path.resolve() / name))
 
 
 def send(target: str, settings: Settings, without_attachments: bool) -> str:
@@ -117,7 +156,7 @@ def _release(cand: Candidate, bundle: Bundle, settings: Settings,
     if not without_attachments:
         raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
                           "attachments — add them (outboxd attach), or send without them: "
-                          f"{release_command(cand.invoice.name)}")
+                          f"{release_command(cand.invoice.name, settings)}")
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -153,13 +192,21 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def release_command(name: str) -> str:
+# Text a name shows another's invisible character as (W\u200b-2.xml): a name holding it
+# may be shown alike with another file, and send refuses it then (_alike_refused).
+_LIKE_A_CODE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
+
+
+def release_command(name: str, settings: Settings | None = None) -> str:
     """The command that releases `name`, as it can be pasted into a shell: quoted where
     the name holds spaces or shell characters, and after `--` where it begins with `-`
-    (an option otherwise)."""
-    if escaped_controls(name) == name:
-        return f"outboxd send --without-attachments -- {shlex.quote(name)}"
-    return f"outboxd send --without-attachments -- {_bash_quoted(name)}"
+    (an option otherwise); with `settings`, a name with a code's text in it as its path,
+    which no other file's shown name can fit."""
+    if escaped_controls(name) != name:
+        return f"outboxd send --without-attachments -- {_bash_quoted(name)}"
+    if settings is not None and _LIKE_A_CODE.search(name):
+        return f"outboxd send --without-attachments -- {_exact_argument(name, settings)}"
+    return f"outboxd send --without-attachments -- {shlex.quote(name)}"
 
 
 def _bash_quoted(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shlex
 import subprocess
@@ -39,14 +40,64 @@ def test_the_stem_of_an_invoice_file_names_its_bundle(env: Env) -> None:
 def test_a_name_as_status_shows_it_with_codes_names_that_file(env: Env) -> None:
     """status and the page show W\\u200b-2.xml (a zero-width space as its code); send of
     that name as shown, or its stem, said "no invoice file" beside the file waiting to
-    be released. It now finds that file; a file really named so (with a backslash)
-    would be the exact name, and wins."""
+    be released. It now finds that file."""
     settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
     write(env.outbox / "W\u200b-2.xml", ubl_invoice("W-2"))
     assert resolve("W\\u200b-2.xml", settings).invoice.name == "W\u200b-2.xml"
     assert resolve("W\\u200b-2", settings).invoice.name == "W\u200b-2.xml"
+
+
+def _argv_in_bash(command: str) -> list[bytes]:
+    """The arguments bash gives `outboxd` for `command` as printed, in the C locale."""
+    return subprocess.run(["bash", "-c", 'outboxd() { printf "%s\\0" "$@"; }; ' + command],
+                          capture_output=True, check=True, timeout=30,
+                          env={**os.environ, "LC_ALL": "C"}).stdout.split(b"\0")[:-1]
+
+
+def test_a_name_fitting_one_file_exactly_and_another_as_shown_is_refused_naming_both(
+        env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file really named W\\u200b-2.xml (with a backslash) and W<U+200B>-2.xml both show
+    as W\\u200b-2.xml in status and on the page; `send 'W\\u200b-2.xml'` released the
+    literal one without a word, maybe not the one the helpdesk meant. It now refuses
+    (exit 1, no release file), its stem too, names both told apart, and offers for each
+    a command that bash hands to send as a name that fits that file alone."""
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    settings = load_settings(config)
+    literal, invisible = "W\\u200b-2.xml", "W\u200b-2.xml"
+    write(env.outbox / literal, ubl_invoice("W-3"))
+    write(env.outbox / invisible, ubl_invoice("W-2"))
+    for typed in (literal, "W\\u200b-2"):
+        assert main(["send", "-c", str(config), "--without-attachments", typed]) == 1
+        err = capsys.readouterr().err
+        assert "nothing was released" in err
+        assert repr(literal) in err and repr(invisible) in err
+    assert sorted(p.name for p in env.outbox.iterdir()) == sorted([literal, invisible])
+    picks = err.split("as the shell gives it (", 1)[1].split("), or by an invoice id")[0]
+    for pick in picks.split("; "):
+        shown, command = pick.split(": ", 1)
+        argv = _argv_in_bash(command)
+        assert argv[:3] == [b"send", b"--", argv[2]]
+        assert resolve(os.fsdecode(argv[2]), settings).invoice.name == ast.literal_eval(shown)
+    assert resolve("W-3", settings).invoice.name == literal
+
+
+def test_the_command_offered_for_a_name_with_a_codes_text_names_it_by_its_path(
+        env: Env) -> None:
+    """W\\u200b-2.xml, with a backslash, is what another file's name shows as: the command
+    send offered, `... -- 'W\\u200b-2.xml'`, would fit both once such a file is there. It
+    now names the file by its path in the outbox, which fits it alone."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
     write(env.outbox / "W\\u200b-2.xml", ubl_invoice("W-3"))
-    assert resolve("W\\u200b-2.xml", settings).invoice.name == "W\\u200b-2.xml"
+    with pytest.raises(SendRefused) as info:
+        send("W-3", settings, without_attachments=False)
+    offered = for_terminal(str(info.value)).rsplit("send without them: ", 1)[1]
+    argv = _argv_in_bash(offered)
+    assert argv[:3] == [b"send", b"--without-attachments", b"--"]
+    assert os.fsdecode(argv[3]) == str(settings.outbox.path.resolve() / "W\\u200b-2.xml")
+    write(env.outbox / "W\u200b-2.xml", ubl_invoice("W-2"))
+    assert resolve(os.fsdecode(argv[3]), settings).invoice.name == "W\\u200b-2.xml"
 
 
 def test_a_stem_shared_by_two_invoice_files_is_refused_naming_both(env: Env) -> None:
