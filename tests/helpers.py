@@ -401,6 +401,18 @@ def refuse_listing(monkeypatch: pytest.MonkeyPatch, names: set[str], error: int 
         monkeypatch.setattr(module, "os", _OsWith(scandir=scandir))
 
 
+def count_listings(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
+    """The folders `module` lists with os.scandir from now on, one entry each time."""
+    real = os.scandir
+    listed: list[str] = []
+
+    def scandir(path: Any = ".") -> Any:
+        listed.append(os.fsdecode(path) if not isinstance(path, int) else str(path))
+        return real(path)
+    monkeypatch.setattr(module, "os", _OsWith(scandir=scandir))
+    return listed
+
+
 def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
     """daemon.watching.mounts reads `table`, written as /proc/self/mounts lines (SOURCE POINT TYPE
     OPTIONS 0 0), as the /proc/self/mountinfo the kernel would give for them: each the

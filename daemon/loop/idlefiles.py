@@ -33,12 +33,34 @@ class Idle:
     bad_name: bool = False
 
 
-def release_names(outbox: Path, share: ShareConfig) -> list[str]:
-    if not share.release_suffix:
-        return []
-    with os.scandir(outbox) as it:
-        return sorted(e.name for e in it if e.name.endswith(share.release_suffix)
-                      and e.name != share.release_suffix and not e.name.startswith("."))
+@dataclass(frozen=True)
+class Suffixed:
+    """The root's names ending in the release suffix (sorted) and, under completion =
+    "marker", in the marker suffix: what idle_releases and marker_misses look at."""
+
+    releases: list[str]
+    markers: list[str]
+
+
+def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
+    """Both kinds of name from one listing of the outbox root: the status page and
+    `outboxd status` listed it once for each, twice a refresh under marker mode, with
+    20,000 files there. No listing where neither suffix is in use."""
+    release = share.release_suffix
+    marker = outbox.marker_suffix if outbox.completion == "marker" else ""
+    if not (release or marker):
+        return Suffixed([], [])
+    releases: list[str] = []
+    markers: list[str] = []
+    with os.scandir(outbox.path) as it:
+        for e in it:
+            if e.name.startswith("."):
+                continue
+            if release and e.name.endswith(release) and e.name != release:
+                releases.append(e.name)
+            if marker and e.name.endswith(marker) and e.name != marker:
+                markers.append(e.name)
+    return Suffixed(sorted(releases), markers)
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
@@ -236,20 +258,17 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
             for n, why in refused.items()}
 
 
-def marker_misses(outbox: OutboxConfig, share: ShareConfig,
-                  invoice_files: Iterable[str]) -> dict[str, str]:
+def marker_misses(outbox: OutboxConfig, share: ShareConfig, invoice_files: Iterable[str],
+                  names: Iterable[str]) -> dict[str, str]:
     """Under completion = "marker", the root files that end like a marker but are none
     (`M-3.xml.ready` for M-3.xml, `m-3.ready` for M-3.xml): the scanner leaves every
     `*.ready` alone unlisted, as a marker, so such a near miss was shown nowhere while its
-    bundle waited. As shown -> what near_miss says (the name it needs); one that names
-    no invoice file waits for one, as a marker does, and is not listed."""
+    bundle waited. `names`: the root's names ending in the marker suffix
+    (Suffixed.markers). As shown -> what near_miss says (the name it needs); one that
+    names no invoice file waits for one, as a marker does, and is not listed."""
     suffix = outbox.marker_suffix
-    if outbox.completion != "marker" or not suffix:
-        return {}
-    with os.scandir(outbox.path) as it:
-        names = [e.name for e in it if e.name.endswith(suffix) and e.name != suffix
-                 and not e.name.startswith(".")]
-    if not names:
+    names = list(names)
+    if outbox.completion != "marker" or not suffix or not names:
         return {}
     files = list(invoice_files)
     stems = {stem(f) for f in files}

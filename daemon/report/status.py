@@ -17,10 +17,11 @@ from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.loop.idlefiles import (
     Idle,
+    Suffixed,
     idle_releases,
     left_words,
     marker_misses,
-    release_names,
+    suffixed_names,
 )
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
@@ -184,11 +185,12 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     out = list(left_words(refused, settings.outbox, settings.share, listing.candidates,
                           states).items())
     try:
-        names = release_names(settings.outbox.path, settings.share)
-        out += marker_misses(settings.outbox, settings.share, listing.candidates).items()
+        names = suffixed_names(settings.outbox, settings.share)
     except OSError:
-        names = []  # gone since it was listed: the line on stderr says so
-    idle = idle_releases(names, settings.share, listing.candidates, states,
+        names = Suffixed([], [])  # gone since it was listed: the line on stderr says so
+    out += marker_misses(settings.outbox, settings.share, listing.candidates,
+                         names.markers).items()
+    idle = idle_releases(names.releases, settings.share, listing.candidates, states,
                          settings.outbox.path)
     path = settings.journal_path
     unread: list[str] = []

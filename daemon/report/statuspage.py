@@ -33,7 +33,7 @@ from daemon.loop.idlefiles import (
     idle_releases,
     left_words,
     marker_misses,
-    release_names,
+    suffixed_names,
 )
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page
@@ -241,7 +241,7 @@ class StatusPage:
         rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
         idle: list[Idle] = []
         # Names only; an lstat for each beside an invoice file (idle_releases).
-        names = release_names(settings.outbox.path, share)
+        names = suffixed_names(settings.outbox, share)
         # The loop passes the invoice files it knows; listing is the fallback.
         if invoice_files is None:
             listing = list_outbox(settings.outbox, share)
@@ -258,11 +258,11 @@ class StatusPage:
         lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings,
                                         {x.on_disk for x in left})
         states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
-        if names:
-            idle = idle_releases(names, share, files, states, settings.outbox.path)
+        if names.releases:
+            idle = idle_releases(names.releases, share, files, states, settings.outbox.path)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
             refused = left_words(refused, settings.outbox, share, files, states)
-        if misses := marker_misses(settings.outbox, share, files):
+        if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
         self._report_bad_names(idle)
         self._report_left(left)

@@ -151,7 +151,8 @@ def test_the_markers_of_many_waiting_bundles_cost_no_look_at_every_invoice_file(
         looked.append(name)
         return real(name, *args)  # type: ignore[arg-type]
     monkeypatch.setattr(idlefiles, "meant_release", counting)
-    misses = idlefiles.marker_misses(outbox, SHARE, files)
+    misses = idlefiles.marker_misses(outbox, SHARE, files,
+                                     idlefiles.suffixed_names(outbox, SHARE).markers)
     assert list(misses) == ["M-3.xml.ready"] and "rename it to M-3.ready" in misses["M-3.xml.ready"]
     assert not [n for n in looked if n.startswith("INV-")]
 
@@ -201,3 +202,17 @@ def test_a_release_that_is_no_file_says_why_it_releases_nothing(tmp_path: Path, 
     assert one.why == (f"it is a {kind}, not a file: outboxd never follows or opens one, so "
                        "it releases nothing — put an ordinary file of that name there (an "
                        "empty one will do)")
+
+
+def test_suffixed_names_gathers_release_files_and_markers_in_one_listing(
+        tmp_path: Path) -> None:
+    """One listing gives both kinds of name: release files sorted, markers only under
+    completion = "marker"; hidden files and the bare suffixes are neither."""
+    for name in ("b.send-anyway", "a.send-anyway", ".h.send-anyway", ".send-anyway",
+                 "A-1.ready", ".ready", "A-1.xml"):
+        (tmp_path / name).write_bytes(b"")
+    marker = idlefiles.suffixed_names(OutboxConfig(path=tmp_path, completion="marker"), SHARE)
+    assert marker.releases == ["a.send-anyway", "b.send-anyway"]
+    assert marker.markers == ["A-1.ready"]
+    settle = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE)
+    assert settle.releases == ["a.send-anyway", "b.send-anyway"] and settle.markers == []

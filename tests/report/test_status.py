@@ -632,3 +632,26 @@ def test_status_names_the_exact_marker_for_a_near_miss_of_one(tmp_path: Path) ->
         return dict(outbox_view(s).left)["INV-1.ready.txt"]
     assert "INV-1.xml still waits for its marker — rename it to INV-1.ready " in left("marker")
     assert "marker" not in left("settle")
+
+
+def test_status_lists_the_outbox_root_once_for_release_files_and_markers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under completion = "marker" `outboxd status` listed the outbox root once for the
+    release files and again for the markers (20,000 names twice a run); one listing now
+    gives both, and each is still told: an idle release and a marker's near miss."""
+    from helpers import count_listings, write
+
+    from daemon.loop import idlefiles
+    from daemon.report.status import outbox_view
+    box = tmp_path / "outbox"
+    write(box / "M-3.xml", b"<x/>")
+    for name in ("M-3.xml.ready", "Z-9.send-anyway"):
+        write(box / name, b"")
+    s = Settings(outbox=OutboxConfig(path=box, completion="marker"),
+                 paths=PathsConfig(state_dir=tmp_path), delivery=DeliveryConfig(
+                     url="http://127.0.0.1:9/x"))
+    listed = count_listings(monkeypatch, idlefiles)
+    view = outbox_view(s)
+    assert listed == [str(box)]
+    assert "rename it to M-3.ready " in dict(view.left)["M-3.xml.ready"]
+    assert [i.name for i in view.idle] == ["Z-9.send-anyway"]

@@ -321,6 +321,28 @@ def test_a_marker_named_with_the_invoice_files_extension_is_listed_with_the_name
         "M-3.xml.ready"]
 
 
+def test_a_refresh_lists_the_outbox_root_once_for_release_files_and_markers(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under completion = "marker" each refresh of the page listed the outbox root once
+    for the release files and again for the markers (20,000 names twice a refresh); one
+    listing now gives both, and the page still shows a marker's near miss and an idle
+    release."""
+    from helpers import count_listings
+
+    from daemon.loop import idlefiles
+    outbox, _, _, page, path = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox, "completion": "marker"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    write(outbox / "M-3.xml", b"<x/>")
+    for name in ("M-3.xml.ready", "Z-9.send-anyway"):
+        write(outbox / name, b"")
+    listed = count_listings(monkeypatch, idlefiles)
+    assert page.refresh(journal, settings)
+    assert listed == [str(outbox)]
+    html = path.read_text(encoding="utf-8")
+    assert "rename it to M-3.ready " in html and "Z-9.send-anyway" in html
+
+
 def test_a_waiting_copy_of_a_sent_invoice_says_so_in_its_row(journal: Journal,
                                                                tmp_path: Path) -> None:
     """A clerk's "INV-1 - Copy.xml" of an invoice file already sent waits for attachments
