@@ -1,8 +1,8 @@
 """The loop without timing, shared by the loop's tests (test_service.py,
-test_changes.py, test_outage.py, test_stopping.py): a fake clock, a fake watcher,
-reads done inline, and counts of the work whose cost must follow what changes —
-snapshots taken, SQL statements sent to the journal, bundles read and validated,
-bundles stepped.
+test_changes.py, test_offloop.py, test_outage.py, test_stopping.py): a fake clock, a
+fake watcher, reads done inline, and counts of the work whose cost must follow what
+changes — snapshots taken, SQL statements sent to the journal, bundles read and
+validated, bundles stepped.
 
 A test module takes the fixtures by importing them (`from fakeloop import …`).
 """
@@ -19,6 +19,7 @@ import pytest
 
 from daemon.configuration.config import Settings
 from daemon.loop import changes as changes_module
+from daemon.loop import offloop as offloop_module
 from daemon.loop import pipeline as pipeline_module
 from daemon.loop import service as service_module
 from daemon.loop.service import Service
@@ -81,12 +82,12 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
             c.snapshots += 1
             return _real(*a)
         monkeypatch.setattr(module, "snapshot", counted_snapshot)
-    real_evaluate = service_module.evaluate
+    real_evaluate = offloop_module.evaluate
 
     def counted_evaluate(*a: Any) -> Any:
         c.reads += 1
         return real_evaluate(*a)
-    monkeypatch.setattr(service_module, "evaluate", counted_evaluate)
+    monkeypatch.setattr(offloop_module, "evaluate", counted_evaluate)
     real_step = pipeline_module.Pipeline.step
 
     def counted_step(self: Any, cand: Any, *a: Any) -> Any:

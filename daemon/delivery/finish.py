@@ -20,7 +20,7 @@ from daemon import logs
 from daemon.archiving.archive import target_for
 from daemon.archiving.moves import Moves
 from daemon.bundle import Bundle, Finding, findings_of
-from daemon.claiming.claim import held_work, moved_candidate, read_in_place
+from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
@@ -41,13 +41,11 @@ from daemon.errors import (
     Retryable,
     describe,
 )
-from daemon.fs.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import (
     CLAIMING,
     DELIVERED,
     QUARANTINING,
     Journal,
-    Row,
     now_iso,
 )
 from daemon.logs import bundle_log
@@ -61,7 +59,7 @@ from daemon.report.clerkwords import rejection_fix
 from daemon.validation.convert import materialise_bundle
 from daemon.validation.validate import validate_bundle
 from daemon.watching.foldermounts import FolderMounts
-from daemon.watching.scan import Candidate, candidate_for
+from daemon.watching.scan import Candidate
 
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
@@ -157,21 +155,6 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         self._handed_over.add(row_id)
         self._validated[row_id] = bundle
 
-    def _claimed_bundle(self, row: Row) -> tuple[Bundle, int]:
-        """The bundle to deliver: as validated before the claim, or (after a restart or
-        a switch of format, when that is gone) read and validated again in processing;
-        with the format's generation it was checked for (`_checked_for`)."""
-        checked_for = self._checked_for  # first: `s` is at least as new as this
-        validated = self._validated.get(row.id)
-        if validated is None:
-            settings = self.s
-            validated = read_in_place(Path(row.work_dir or ""),
-                                      lambda: self.evaluate(self._moved(row), settings))
-            with self._checks_lock:
-                if checked_for == self._checked_for:  # else made for a format now gone
-                    self._validated[row.id] = validated
-        return validated, checked_for
-
     def _checked_for_gone(self, checked_for: int, log: Any) -> bool:
         """A reload switched the format since the bundle was checked: nothing is decided
         on that check; the attempt comes again at once and checks it for the new one."""
@@ -180,12 +163,6 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         log.info("delivery format changed by a reload during the attempt; the bundle is "
                  "checked again for the new format before anything is decided")
         return True
-
-    def _moved(self, row: Row) -> Candidate:
-        """The row's bundle as it lies in its work folder."""
-        assert row.work_dir is not None
-        return moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
-                               Path(row.work_dir))
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
@@ -258,26 +235,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             return damaged([])
         # Read again only after a restart; a bundle handed over at its claim was not.
         read_again = row_id not in self._validated
-        try:
-            bundle, checked_for = self._claimed_bundle(row)
-        except (InputError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno in NOT_THE_FILES_FAULT:
-                # No descriptors left, a share gone: the machine's, not the bundle's.
-                return self._unreadable_again(row, describe(exc))
-            return damaged([Finding(
-                "processing-damaged", row.invoice_file, f"cannot be read in the processing "
-                f"folder ({exc}) — check it and move it back to the outbox")])
-        # A reader gone, a parser's bug: not the bundle's fault. Recovery lets the start
-        # go on past such an error for this read. Said in the row (retrying, last_error)
-        # and tried again on the move back-off, as a failed conversion is; never
-        # quarantined for it, never a row `delivering` unexplained.
-        except ReaderFailed as exc:
-            return self._unreadable_again(row, str(exc), expected=isinstance(exc, ReaderStopped))
-        except OutboxdError:
-            raise  # the journal's own: the workers retry it
-        except Exception as exc:  # noqa: BLE001 - see above
-            log.exception("unexpected error reading a claimed bundle again")
-            return self._unreadable_again(row, repr(exc))
+        read = self._read_claimed(row, log, damaged)
+        if not isinstance(read, tuple):
+            return read  # not read: waits, or quarantined (damaged)
+        bundle, checked_for = read
         if read_again and not self._work_present(row):
             return damaged([])  # the share went away while the bundle was being read
         if any(a.converted for a in bundle.attachments):
@@ -420,8 +381,3 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
-
-    def _unreadable_again(self, row: Row, why: str, expected: bool = False) -> float:
-        return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",
-                                 "bundle cannot be prepared for delivery; will retry",
-                                 expected)

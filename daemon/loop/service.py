@@ -15,7 +15,8 @@ The cost follows what changes, not how much waits in the outbox:
   memory; `concurrency` delivery workers (workers.py) post on one
   connection pool.
 One thread (this loop) owns the outbox: snapshots, decisions, claims. How hints
-and the rescan become dirty bundles is `changes.Changes`; SIGHUP is
+and the rescan become dirty bundles is `changes.Changes`; the reads handed to the
+readers and their results taken back, `offloop.ReadsOffLoop`; SIGHUP is
 `reload.Reloading`; the stop (and a start that failed) is `stopping.Stopping`.
 """
 
@@ -41,19 +42,19 @@ from daemon.configuration.config_folders import prepare_folders
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
 from daemon.delivery.directory import clear_target
-from daemon.delivery.finish import evaluate
 from daemon.delivery.workers import JOURNAL_RETRY, DeliveryWorkers
 from daemon.errors import JournalError, OutboxdError, refused
 from daemon.journal import Journal
 from daemon.loop import statelock
 from daemon.loop.changes import RESCAN, SENT_NEWS, Changes, WatcherLike
 from daemon.loop.hangwatch import HangWatch, looked_at
+from daemon.loop.offloop import ReadsOffLoop
 from daemon.loop.pipeline import Next, Pipeline
 from daemon.loop.reload import Reloading, sends_as, trusts_as
 from daemon.loop.stopping import Stopping
 from daemon.loop.timers import Timers, Waker
 from daemon.names import printable
-from daemon.reading.readers import Readers, needs_engine
+from daemon.reading.readers import Readers
 from daemon.report.notify import StartProgress, notify, watchdog_interval
 from daemon.report.publish import Publisher
 from daemon.watching.index import OutboxIndex
@@ -68,7 +69,8 @@ from daemon.watching.watch import Watcher
 WATCHDOG: Hashable = ("watchdog",)
 
 
-class Service(Changes, Reloading, Stopping):
+# ReadsOffLoop before Reloading, whose stub of _start_rules would hide its method.
+class Service(Changes, ReadsOffLoop, Reloading, Stopping):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -102,10 +104,8 @@ class Service(Changes, Reloading, Stopping):
             wake=self._wake.set, stopping=lambda: self._stopping,
             retry_max=lambda: self.settings.delivery.retry_max_seconds, clock=clock,
             log_for=self._row_log)
-        self._reader = reader  # a test's own executor: reads on it, in this process
-        self._readers: Readers | None = None  # the daemon's reader processes
-        # Each read's result with the settings it was made under: one made before a
-        # reload is read again (the channel, the rules or the patterns may differ now).
+        self._reader = reader  # see offloop.ReadsOffLoop
+        self._readers: Readers | None = None
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException, Settings]] = deque()
         self.left_alone = LeftAlone(self.log)
         self.outage = Outage(self.log, settings.outbox.path)  # the outbox away: said once
@@ -156,22 +156,7 @@ class Service(Changes, Reloading, Stopping):
         strays = self.publish.page.stray_names
         return [n for n in self.index.near(cand) if printable(n) not in strays]
 
-    # -- reading off the loop --------------------------------------------------------
-    def _read(self, key: str, cand: Candidate, snap: Snapshot, settings: Settings) -> None:
-        """On a reader thread: read, match and validate one settled version."""
-        result: Bundle | BaseException
-        try:
-            result = evaluate(cand, settings)
-        except Exception as exc:  # noqa: BLE001 - handed back to the loop, which reports it
-            result = exc
-        self._took(key, snap, result, settings)
-
-    def _took(self, key: str, snap: Snapshot, result: Bundle | BaseException,
-              settings: Settings) -> None:
-        """Any thread: a read's result for the loop, which decides."""
-        self._results.append((key, snap, result, settings))
-        self._wake.set()
-
+    # -- stepping the dirty bundles ----------------------------------------------------
     def _apply(self, key: str, nxt: Next) -> None:
         if nxt.gone:
             # Its sidecar, if left behind, may be a look-alike of another bundle's now: that
@@ -187,14 +172,7 @@ class Service(Changes, Reloading, Stopping):
         if nxt.at is not None:
             self.timers.at(("bundle", key), nxt.at)
         if nxt.read is not None:
-            snap, settings = nxt.read, self.settings
-            if self._readers is not None:
-                self._readers.submit(self.index.candidate(key), settings,
-                                     lambda result: self._took(key, snap, result, settings))
-            else:
-                assert self._reader is not None
-                self._reader.submit(self._read, key, self.index.candidate(key), snap,
-                                    settings)
+            self._submit_read(key, nxt.read)
 
     def _step_dirty(self, now: float) -> None:
         dirty, self._dirty = self._dirty, {}
@@ -352,13 +330,7 @@ class Service(Changes, Reloading, Stopping):
             else:
                 self.publish.fire(key, self.journal, self.settings, self.index.candidates,
                                   now, self.left_alone.refused, self.index.lone)
-        while self._results:
-            key, snap, result, settings = self._results.popleft()
-            if settings is not self.settings:
-                self.pipeline.drop_read(key, snap)
-                self._mark(key)
-            elif self.pipeline.took_read(key, snap, result, now):
-                self._mark(key)
+        self._take_results(now)
         self._step_dirty(now)
         self.publish.lone(self.index.lone_version)
         self.publish.schedule(self.journal, self.timers, now)
@@ -393,15 +365,3 @@ class Service(Changes, Reloading, Stopping):
         """hangwatch.py's thread: the counts in STATUS= again, once the share answers."""
         self.publish.status_again()
         self._wake.set()
-
-    def _start_rules(self, s: Settings) -> None:
-        """The readers, each with the e-invoice rules loaded (before READY; again on
-        SIGHUP); a test's own executor reads in this process, with the engine here."""
-        cache = s.paths.state_dir / "einvoice"
-        if self._reader is not None:
-            if needs_engine(s):
-                einvoice.load(cache_dir=cache)
-            return
-        if self._readers is None:
-            self._readers = Readers(cache)
-        self._readers.configure(s)  # ConfigError: the engine cannot load

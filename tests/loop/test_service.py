@@ -1,7 +1,7 @@
 """The loop's mechanics, without timing (fakeloop: a fake clock, a fake watcher, reads
 done inline, counts of its work): timers, claims, reloads, and a stop asked for during
-the start. How hints and the rescan become dirty bundles is test_changes.py; the stop
-sequence is test_stopping.py.
+the start. How hints and the rescan become dirty bundles is test_changes.py; a read's
+result under a reload, test_offloop.py; the stop sequence is test_stopping.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,58 +173,6 @@ def test_a_reload_names_the_settings_that_wait_for_the_next_start(
     [warning] = [e for e in logs if e["event"] == "these settings take effect at the next start"]
     assert warning["settings"] == ["[outbox] watch", "[delivery] concurrency"]
     assert svc.settings.policy.duplicates == "send"
-
-
-class Held:
-    """An executor that keeps each read until the test runs it: a read under way."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.calls.append((fn, args))
-
-    def run(self) -> None:
-        calls, self.calls = self.calls, []
-        for fn, args in calls:
-            fn(*args)
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
-
-
-def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
-        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
-    """A reload that changes the channel while a bundle is being read: the result made
-    under the old settings is not used; the bundle is read again and decided under the
-    new ones (it went out on the old channel before)."""
-    outbox = tmp_path / "outbox"
-    write(outbox / "INV-1" / "timesheet.pdf", pdf_bytes())
-    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
-    svc = make_service()
-    svc._reader = held = Held()
-    svc.hint("INV-1.xml")
-    svc.turn()
-    assert len(held.calls) == 1  # read at first sight, while it settles
-
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[outbox]\npath = "{outbox}"\nsettle_seconds = {SETTLE}\nrescan_seconds = {RESCAN}\n'
-        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[policy]\nunattached = "hold"\n'
-        '[validation]\nchannel = "original-print"\n'
-        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
-    svc.config_path = config
-    svc._request_reload()
-    svc.turn()
-    held.run()  # the read under way ends, with what the old settings said
-    for _ in range(4):
-        svc.turn()
-        held.run()
-        clock.t += SETTLE
-    assert counts.reads == 2
-    # Delivered (by the delivery threads) on the new channel: the manifest says so.
-    [bundle] = wait_for(lambda: published(tmp_path / "target"), what="the bundle published")
-    assert json.loads((bundle / "manifest.json").read_text())["channel"] == "original-print"
 
 
 def test_a_stop_asked_for_while_the_readers_start_is_a_clean_stop(

@@ -1,0 +1,68 @@
+"""Reading off the loop (offloop.py), on the loop without timing (fakeloop): a read's
+result is taken only under the settings it was made under.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from fakeloop import RESCAN, SETTLE, Counts, FakeClock  # noqa: E402
+from helpers import pdf_bytes, published, ubl_invoice, wait_for, write  # noqa: E402
+
+
+class Held:
+    """An executor that keeps each read until the test runs it: a read under way."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((fn, args))
+
+    def run(self) -> None:
+        calls, self.calls = self.calls, []
+        for fn, args in calls:
+            fn(*args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A reload that changes the channel while a bundle is being read: the result made
+    under the old settings is not used; the bundle is read again and decided under the
+    new ones (it went out on the old channel before)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "timesheet.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    svc._reader = held = Held()
+    svc.hint("INV-1.xml")
+    svc.turn()
+    assert len(held.calls) == 1  # read at first sight, while it settles
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{outbox}"\nsettle_seconds = {SETTLE}\nrescan_seconds = {RESCAN}\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[policy]\nunattached = "hold"\n'
+        '[validation]\nchannel = "original-print"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    svc.config_path = config
+    svc._request_reload()
+    svc.turn()
+    held.run()  # the read under way ends, with what the old settings said
+    for _ in range(4):
+        svc.turn()
+        held.run()
+        clock.t += SETTLE
+    assert counts.reads == 2
+    # Delivered (by the delivery threads) on the new channel: the manifest says so.
+    [bundle] = wait_for(lambda: published(tmp_path / "target"), what="the bundle published")
+    assert json.loads((bundle / "manifest.json").read_text())["channel"] == "original-print"
