@@ -94,29 +94,38 @@ def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args, outbox=False)
     # First: a state dir this user may not enter ends the command in one line.
     there = journal_there(settings.journal_path, status.RUN_AS)
+    # Each remark about the daemon, on stderr and (--json) under "daemon": a monitoring
+    # check that reads only the JSON took a stopped daemon, or one whose journal cannot
+    # be written, for a quiet one (operations.md, Monitoring).
+    notes: list[str] = []
+
+    def note(line: str) -> None:
+        print(line, file=sys.stderr)
+        notes.append(line.removeprefix("outboxd: "))
     answers, away = answered(lambda: outbox_away(settings), ANSWER_SECONDS)
     if not answers:
         away = hung(settings)
     if away:
-        print(away, file=sys.stderr)
+        note(away)
+    up = running(settings.paths.state_dir) if there else None
     if not there:
         # All zeros would look like an idle daemon; a mistyped state_dir is likelier.
-        print(f"outboxd: no journal at {settings.journal_path} — outboxd has not run with "
-              "this configuration yet, or [paths] state_dir points elsewhere than the "
-              "daemon's", file=sys.stderr)
-    elif running(settings.paths.state_dir) is False:
+        note(f"outboxd: no journal at {settings.journal_path} — outboxd has not run with "
+             "this configuration yet, or [paths] state_dir points elsewhere than the "
+             "daemon's")
+    elif up is False:
         # A stopped daemon's counts read as live ones ("delivering: 6", next tries in
-        # the past). On stderr: what --json prints stays as docs/operations.md shows it.
-        print(f"outboxd: no outboxd is running with the state dir "
-              f"{settings.paths.state_dir}; these are the counts it left — start it "
-              "(systemctl start outboxd) for them to move", file=sys.stderr)
+        # the past).
+        note(f"outboxd: no outboxd is running with the state dir "
+             f"{settings.paths.state_dir}; these are the counts it left — start it "
+             "(systemctl start outboxd) for them to move")
     if there and (why := no_room(settings.paths.state_dir)):
         # The daemon logs this once; the counts cannot show it (nothing can be recorded),
         # so they would read as an idle daemon while the outbox fills.
-        print(f"outboxd: the state dir {settings.paths.state_dir} {why}: the journal "
-              "cannot be written, so nothing in the outbox moves and these counts stay as "
-              "they are — free space there (or make it writable); the daemon goes on by "
-              "itself", file=sys.stderr)
+        note(f"outboxd: the state dir {settings.paths.state_dir} {why}: the journal "
+             "cannot be written, so nothing in the outbox moves and these counts stay as "
+             "they are — free space there (or make it writable); the daemon goes on by "
+             "itself")
     data = status.collect(settings)
     view: status.OutboxView | None = None
     if answers:
@@ -124,14 +133,15 @@ def run(args: argparse.Namespace) -> int:
         answers, view = answered(lambda: status.outbox_view(settings, data), ANSWER_SECONDS)
         if not answers:
             away = hung(settings)
-            print(away, file=sys.stderr)
+            note(away)
     if view is None:
         view = status.OutboxView([], [], {})
     if view.unread:
-        print(f"outboxd: {view.unread}", file=sys.stderr)
+        note(f"outboxd: {view.unread}")
     if args.json:
         # operations.md's keys; the page's files left alone are text only
-        print(status.as_json({**data, "lone_folders": status.lone_json(view.lone)}))
+        print(status.as_json({**data, "lone_folders": status.lone_json(view.lone),
+                              "daemon": {"running": up, "notes": notes}}))
     else:
         if away:
             print(away.removeprefix("outboxd: ") + "\n")  # read where the counts are

@@ -89,6 +89,7 @@ class Recovery:
         for row in self.j.rows(IN_FLIGHT):
             log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
+            row = self._follow_moved(row, log)
             delay = 0.0
             if row.state == CLAIMING and not self._finish_or_wait(row, log):
                 continue
@@ -98,6 +99,31 @@ class Recovery:
                 delay = self._wait_left(row.id, row.next_attempt_at)
             due.append((row.id, delay))
         return due
+
+    def _follow_moved(self, row: Row, log: Any) -> Row:
+        """The row with its work folder where the admin moved it: the outbox (with the
+        processing folder in it) moved to a new path or a new server while bundles were
+        in flight (docs/operations.md, Moving the outbox). The journal names each work
+        folder by its full path, so they were retried for ever as "not there (is the
+        share mounted?)" while the folders themselves, in the processing folder now
+        configured, were named "not left by outboxd". A work folder's name is unique (its
+        bundle id, host, process and a random part): one of that name in the current
+        processing folder, while none is left at the recorded path, is the same folder.
+        A recorded path still there is used as it is (a copy, not a move, left both)."""
+        if not row.work_dir:
+            return row
+        old = Path(row.work_dir)
+        new = self.s.processing_dir / old.name
+        if old.parent == self.s.processing_dir or os.path.lexists(old) \
+                or os.path.islink(new) or not os.path.isdir(new):
+            return row
+        fields: dict[str, Any] = {"work_dir": str(new)}
+        if row.claimed_in is not None:
+            fields["claimed_in"] = folder_mark(self.s.processing_dir)
+        self.j.update(row.id, **fields)
+        log.warning("work folder found in the processing folder now configured; the "
+                    "bundle is finished from there", was=str(old), work_dir=str(new))
+        return self.j.get(row.id)
 
     def _wait_left(self, row_id: int, next_attempt_at: str) -> float:
         """What is left of a retry's wait, at most the wait as it was set: the wall clock

@@ -41,7 +41,8 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
 
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"counts", "bundles", "lone_folders"} and len(data["bundles"]) == 27
+    assert set(data) == {"counts", "bundles", "lone_folders", "daemon"}
+    assert len(data["bundles"]) == 27
     assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
                                        "since", "deadline", "unattached_ids", "attempts",
                                        "next_attempt_at", "last_error", "reasons",
@@ -56,6 +57,9 @@ def test_status_without_a_journal_says_so(env: Env, capsys) -> None:
     captured = capsys.readouterr()
     assert "no journal at" in captured.err and "state_dir" in captured.err
     assert captured.out.startswith("settling: 0")
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    daemon = json.loads(capsys.readouterr().out)["daemon"]
+    assert daemon["running"] is None and "no journal at" in daemon["notes"][0]
 
 
 def test_a_negative_limit_is_a_usage_error(env: Env, capsys) -> None:
@@ -155,9 +159,15 @@ def test_status_says_when_the_state_dir_has_no_room_for_the_journal(
     assert f"the state dir {env.state} has only 0 KB free" in captured.err
     assert "nothing in the outbox moves" in captured.err and "free space" in captured.err
     assert captured.out.startswith("settling: 0")
+    # A check that reads only --json sees it too, under "daemon".
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    [note] = json.loads(capsys.readouterr().out)["daemon"]["notes"]
+    assert note.startswith(f"the state dir {env.state} has only 0 KB free")
     monkeypatch.undo()
     assert main(["status", "-c", str(env.config)]) == 0
     assert "KB free" not in capsys.readouterr().err
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["daemon"]["notes"] == []
 
 
 def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does(
@@ -183,7 +193,8 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     # L1/ is listed as nothing sent from, not as a folder waiting for its invoice file
-    assert set(data) == {"counts", "bundles", "lone_folders"} and data["lone_folders"] == []
+    assert set(data) == {"counts", "bundles", "lone_folders", "daemon"}
+    assert data["lone_folders"] == []
 
 
 def test_a_journal_found_damaged_after_its_counts_were_read_is_said_beside_what_was_read(

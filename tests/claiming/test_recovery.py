@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -599,3 +600,52 @@ class TestRulesOfANewVersion:
         assert p.j.get(row).state == "quarantined"
         [folder] = folders(s.quarantine_dir)
         assert "type-not-allowed" in (folder / "reason.json").read_text()
+
+
+class TestOutboxMoved:
+    """The admin stops outboxd with bundles on their way, moves the outbox (the
+    processing folder in it) to a new path or server and starts on the new path with
+    the same journal (docs/operations.md, Moving the outbox)."""
+
+    @staticmethod
+    def _moved(tmp_path: Path) -> tuple[Pipeline, Settings, int, Path]:
+        """A bundle claimed and retrying (the receiver was away), then the outbox moved
+        to tmp_path/new/outbox: the pipeline, the settings of the new path, the row and
+        the work folder where it is now."""
+        p, s, row = claimed(tmp_path)
+        p.j.transition(row, "retrying", attempts=1, last_error="HTTP 503")
+        old_work = Path(p.j.get(row).work_dir or "")
+        (tmp_path / "new").mkdir()
+        s.outbox.path.rename(tmp_path / "new" / "outbox")
+        moved = s.model_copy(update={"outbox": s.outbox.model_copy(
+            update={"path": tmp_path / "new" / "outbox"})})
+        return p, moved, row, moved.processing_dir / old_work.name
+
+    def test_a_bundle_on_its_way_when_the_outbox_moved_is_sent_from_its_new_place(
+            self, tmp_path: Path) -> None:
+        """Its work folder, moved with the outbox, is taken up where it is now (the journal
+        names it by its old full path) and the bundle is sent and archived from there —
+        not retried for ever as "not there (is the share mounted?)"."""
+        p, s, row, work = self._moved(tmp_path)
+        assert work.is_dir()
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        assert p.j.get(row).work_dir == str(work)
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        assert receiver.posts == 1 and p.j.get(row).state == "sent"
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").exists() and (entry / "INV-1" / "a.pdf").exists()
+        assert not work.exists()
+
+    def test_a_work_folder_still_at_its_recorded_path_is_used_there(
+            self, tmp_path: Path) -> None:
+        """A copy of the outbox rather than a move leaves the recorded work folder where
+        it was: that one is finished, the copy's is not taken for it."""
+        p, s, row, work = self._moved(tmp_path)
+        old = tmp_path / "outbox" / ".outboxd" / "processing" / work.name
+        old.parent.mkdir(parents=True)
+        shutil.copytree(work, old)
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        assert p.j.get(row).work_dir == str(old)

@@ -577,11 +577,20 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
     live = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)], capture_output=True,
                           text=True, timeout=60)
     assert live.returncode == 0 and "no outboxd is running" not in live.stderr
+    live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
+                               capture_output=True, text=True, timeout=60).stdout
     assert first.stop() == 0
     stopped = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
                              capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and stopped.stdout == live.stdout
     assert "no outboxd is running with the state dir" in stopped.stderr
+    # The same for a monitoring check that reads only --json: "daemon" says it.
+    assert json.loads(live_json)["daemon"] == {"running": True, "notes": []}
+    daemon = json.loads(subprocess.run(
+        [*OUTBOXD, "status", "--json", "-c", str(env.config)], capture_output=True,
+        text=True, timeout=60).stdout)["daemon"]
+    assert daemon["running"] is False
+    assert "no outboxd is running with the state dir" in daemon["notes"][0]
 
 
 def test_run_and_its_reader_processes_never_import_rich(
