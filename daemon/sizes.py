@@ -12,10 +12,19 @@ _UNITS = ((1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "KB"))
 def size_words(n: int) -> str:
     """A file's size: "21.0 MB (20,971,520 bytes)", "820.1 KB (820,123 bytes)",
     "512 bytes"; a unit up where the figure would round to 1,000 of it."""
+    if said := _unit_of(n):
+        unit, name = said
+        return f"{n / unit:,.1f} {name} ({n:,} bytes)"
+    return f"{n:,} byte" + ("" if n == 1 else "s")
+
+
+def _unit_of(n: int) -> tuple[int, str] | None:
+    """The unit size_words says `n` in (None: in bytes): one up where the figure would
+    round to 1,000 of it, so that no size reads as "1,000.0 KB"."""
     for unit, name in _UNITS:
         if round(n / (unit // 1000), 1) >= 1000:  # n >= unit, or rounds to it below
-            return f"{n / unit:,.1f} {name} ({n:,} bytes)"
-    return f"{n:,} byte" + ("" if n == 1 else "s")
+            return unit, name
+    return None
 
 
 def limit_words(n: int, over: int | None = None) -> str:
@@ -40,7 +49,7 @@ def limit_words(n: int, over: int | None = None) -> str:
 def _reads_within(size: int, limit: int) -> bool:
     """Whether size_words(size)'s rounded figure ("5.0 MB") is at most `limit`, compared
     as the figures are written (a float product could land a hair either side)."""
-    for unit, _ in _UNITS:
-        if round(size / (unit // 1000), 1) >= 1000:
-            return float(f"{size / unit:.1f}") <= limit / unit + 1e-9
+    if said := _unit_of(size):
+        unit = said[0]
+        return float(f"{size / unit:.1f}") <= limit / unit + 1e-9
     return size <= limit

@@ -107,6 +107,25 @@ def refuse_what_is_no_file(path: Path, companions: bool) -> None:
                                "journal (SQLite makes the file again)")
 
 
+def refuse_an_emptied_file(path: Path) -> None:
+    """JournalError, before SQLite opens it, for a journal of 0 bytes beside a -wal file
+    that holds something: SQLite deletes the WAL beside a database without pages that it
+    opens (read-only too), and that WAL is all the daemon wrote since its last
+    checkpoint. Such a pair is what a journal emptied under its daemon leaves (the daemon
+    stops, keeping both); a restart that opened it began afresh without those rows. A
+    0-byte file with no WAL, or an empty one, holds nothing to lose: a new journal."""
+    try:
+        if os.stat(path).st_size != 0:
+            return
+        wal = os.lstat(f"{path}-wal")
+    except OSError:
+        return  # gone or out of reach (the open says so), or no WAL beside it
+    if stat.S_ISREG(wal.st_mode) and wal.st_size > 0:
+        raise JournalError(guarded.damaged(path, f"0 bytes, beside a {path.name}-wal file "
+                                                 f"of {wal.st_size:,} bytes that holds "
+                                                 "its last writes"))
+
+
 def sqlite_failure(exc: sqlite3.Error, fix: str) -> str:
     """What a failed statement on the journal means, and the fix: a lock another process
     holds is no matter of free space or permissions (`fix` is what the caller would say
@@ -160,6 +179,7 @@ class Journal(Rows, Views, Documents, Watched):
         self.afresh = False
         # Immutable, SQLite reads the file alone: no -wal, no -shm.
         refuse_what_is_no_file(path, companions=not immutable)
+        refuse_an_emptied_file(path)
         try:
             if readonly:
                 # immutable: a read-only state dir where SQLite cannot create the

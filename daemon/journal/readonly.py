@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from daemon.errors import JournalError
-from daemon.journal import Journal, refuse_what_is_no_file
+from daemon.journal import Journal, refuse_an_emptied_file, refuse_what_is_no_file
 from daemon.journal.views import empty_journal
 
 T = TypeVar("T")
@@ -95,7 +95,9 @@ def _refuse_an_empty_file(path: Path) -> None:
     """JournalError, before SQLite opens it, for a journal of 0 bytes: SQLite deletes the
     -wal file beside a database without pages that it opens, read-only too. A daemon's
     journal emptied under it keeps in that WAL what it wrote since its last checkpoint:
-    a `status` in step with it would delete it (and then say "no such table")."""
+    a `status` in step with it would delete it (and then say "no such table"). One
+    beside such a WAL is damaged (refuse_an_emptied_file), as the daemon's start says."""
+    refuse_an_emptied_file(path)
     try:
         empty = os.stat(path).st_size == 0
     except OSError:

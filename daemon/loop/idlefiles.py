@@ -229,20 +229,31 @@ def near_miss(name: str, share: ShareConfig, invoice_files: Iterable[str],
         return None  # the usual stray file: the invoice files not even listed
     there = there or (lambda _: False)
     files = list(invoice_files)
-    meant = meant_release(name, share.release_suffix, files)
-    if meant is not None:
-        return ("named like a release file, but not exactly, so it releases nothing — "
-                + _instead(meant, states or {}, there, f"to send {meant[0]} without its "
-                           f"attachments, rename it to {meant[1]} {_EXACTLY}"))
+    if (said := _release_miss(name, share, files, states or {}, there)) is not None:
+        return said
     meant = meant_release(name, marker_suffix, files) if marker_suffix else None
-    if meant is not None:
-        if there(meant[1]):
-            return (f"named like a marker file, but not exactly, so it does nothing — "
-                    f"{meant[1]}, the marker of {meant[0]}, is there already: remove this "
-                    "one")
-        return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
-                f"its marker — rename it to {meant[1]} {_EXACTLY}")
-    return None
+    return None if meant is None else _marker_miss(meant, there)
+
+
+def _release_miss(name: str, share: ShareConfig, files: list[str],
+                  states: Mapping[str, str], there: Callable[[str], bool]) -> str | None:
+    """near_miss's words for a near miss of a release file, else None."""
+    meant = meant_release(name, share.release_suffix, files)
+    if meant is None:
+        return None
+    return ("named like a release file, but not exactly, so it releases nothing — "
+            + _instead(meant, states, there, f"to send {meant[0]} without its "
+                       f"attachments, rename it to {meant[1]} {_EXACTLY}"))
+
+
+def _marker_miss(meant: tuple[str, str], there: Callable[[str], bool]) -> str:
+    """near_miss's words for a near miss of the marker of `meant` (invoice file, the
+    marker's exact name)."""
+    if there(meant[1]):
+        return (f"named like a marker file, but not exactly, so it does nothing — "
+                f"{meant[1]}, the marker of {meant[0]}, is there already: remove this one")
+    return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
+            f"its marker — rename it to {meant[1]} {_EXACTLY}")
 
 
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
@@ -273,13 +284,18 @@ def marker_misses(outbox: OutboxConfig, share: ShareConfig, invoice_files: Itera
     files = list(invoice_files)
     stems = {stem(f) for f in files}
     out = {}
+
+    def there(x: str) -> bool:
+        return os.path.lexists(outbox.path / x)
+
     for name in names:
         # The marker of an invoice file there is none, told apart without meant_release,
         # which costs a look at every invoice file: with 20,000 waiting, each with its
         # marker, that was 4 s of CPU a refresh of the page and of `outboxd status`.
-        if name[: -len(suffix)] in stems:
+        if name[: -len(suffix)] in stems or name_problem(name):
             continue
-        if meant_release(name, suffix, files) is not None and not name_problem(name):
-            out[name] = near_miss(name, share, files, suffix, None,
-                                  lambda x: os.path.lexists(outbox.path / x)) or ""
+        # Matched once: near_miss matched each such name again to word it.
+        if (meant := meant_release(name, suffix, files)) is not None:
+            out[name] = _release_miss(name, share, files, {}, there) or _marker_miss(
+                meant, there)
     return out

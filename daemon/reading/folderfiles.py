@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.bundle import Attachment, Finding
@@ -133,31 +134,32 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
     return atts, notes, listing, used
 
 
-def count_files(fd: int, rel: str, listing: list[os.DirEntry[str]], settings: Settings
-                ) -> int:
-    """How many files the sidecar open at `fd` (its `listing` taken) holds that may be
-    attachments, in its root and its folders one level down, from their listings alone:
-    nothing is opened but those folders, so that a sidecar of 100,000 files is refused
-    by its count (too-many-attachments) before a single file is read. Names that are
-    never attachments (litter, in-progress names, attachments.toml) do not count; a
-    folder that cannot be opened counts nothing here, and collect says why."""
+def count_files(fd: int, rel: str, listing: list[os.DirEntry[str]], settings: Settings,
+                read: Callable[[str], bool]) -> tuple[int, dict[str, int]]:
+    """How many files that may be attachments the sidecar open at `fd` (its `listing`
+    taken) holds in its root, and in each of its folders that match.py reads (`read`:
+    an invoice's folder), from their listings alone: nothing is opened but those
+    folders, so that a sidecar of 100,000 files is refused by its count
+    (too-many-attachments) before a single file is read. A folder of no invoice is not
+    even listed: nothing in it is read or sent. Names that are never attachments
+    (litter, in-progress names, attachments.toml) do not count; a folder that cannot be
+    opened counts nothing here, and collect says why."""
     patterns = settings.outbox.ignore_patterns
 
-    def counted(entries: list[os.DirEntry[str]], where: str, depth: int) -> int:
-        n = 0
-        for e in entries:
-            if e.name == MANIFEST_NAME or classify(e.name, patterns) is not NameKind.OTHER:
-                continue
-            if not e.is_dir(follow_symlinks=False):
-                n += 1
-            elif depth == 0:
-                try:
-                    with folder_in(fd, e.name, f"{where}/{e.name}") as sub:
-                        n += counted(listdir(sub, f"{where}/{e.name}"), where, 1)
-                except (InputError, OSError):
-                    pass
-        return n
-    return counted(listing, rel, 0)
+    def files(entries: list[os.DirEntry[str]]) -> int:
+        return sum(1 for e in entries if not e.is_dir(follow_symlinks=False)
+                   and e.name != MANIFEST_NAME and classify(e.name, patterns) is NameKind.OTHER)
+
+    in_folders: dict[str, int] = {}
+    for e in listing:
+        if e.is_dir(follow_symlinks=False) and read(e.name):
+            where = f"{rel}/{e.name}"
+            try:
+                with folder_in(fd, e.name, where) as sub:
+                    in_folders[e.name] = files(listdir(sub, where))
+            except (InputError, OSError):
+                pass
+    return files(listing), in_folders
 
 
 def _taken_before(name: str) -> bool:

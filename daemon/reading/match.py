@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -69,18 +70,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     single = len(ids) == 1
     atts: list[Attachment] = []
     listing = listdir(fd, rel)  # once: for the root's files and for its subfolders
-    limit = settings.validation.max_attachments
-    if (count := count_files(fd, rel, listing, settings)) > limit:
-        # Refused by the listings alone: 100,000 files went out as one POST of 100,000
-        # parts after every one was read, the daemon 500 MB larger, receipt.json 43 MB.
-        # A file of one invoice cannot be split into several: that fix is for a batch.
-        split = "" if single else (", or split the bundle: export its invoices in several "
-                                   "invoice files, each with its own folder")
-        findings.append(_err("too-many-attachments", rel, f"holds {count:,} files, more "
-                             f"than the {limit:,} attachments one bundle may have "
-                             "([validation] max_attachments) — combine them into fewer "
-                             f"files (one PDF of many pages){split}; or ask the admin to "
-                             "raise the limit"))
+    if (refused := _over_the_limit(fd, rel, listing, ids, folders, settings, claimed)):
+        findings.append(refused)
         return [], findings, None, _sidecar_digest([], findings, [])
     copying: list[str] = []
     sidecar_notes = SidecarNotes()
@@ -161,6 +152,55 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
     return (kept, findings, sidecar_notes.channel,
             _sidecar_digest(sidecar_notes.read, findings, copying))
+
+
+def _over_the_limit(fd: int, rel: str, listing: list[os.DirEntry[str]], ids: tuple[str, ...],
+                    folders: IdFolders, settings: Settings, claimed: bool) -> Finding | None:
+    """The finding of a sidecar refused by its listings alone, before any file is read:
+    more files to send than [validation] max_attachments (too-many-attachments), or, for
+    a file of several invoices, more files than that in its root, none of which is sent
+    (orphan-attachment, one for them all). 100,000 files went out as one POST of 100,000
+    parts after every one was read, the daemon 500 MB larger, receipt.json 43 MB. Files
+    that are not sent do not count toward the limit: the clerk was told to combine
+    attachments when the fix was to move an orphan folder's files."""
+    def read(name: str) -> bool:  # the folders match_attachments reads as an invoice's
+        owner = folders.owner(name)
+        if name_problem(name):
+            owner = folders.owner_before_c1(name) if claimed else None
+        return owner is not None and len(folders.sharers(name)) <= 1
+
+    limit = settings.validation.max_attachments
+    single = len(ids) == 1
+    in_root, in_folders = count_files(fd, rel, listing, settings, read)
+    places = [(f"{rel}/{name}/", n) for name, n in in_folders.items()]
+    if single:
+        places.insert(0, (f"{rel}/", in_root))
+    count = sum(n for _, n in places)
+    if count > limit:
+        # A file of one invoice cannot be split into several: that fix is for a batch.
+        split = "" if single else (", or split the bundle: export its invoices in several "
+                                   "invoice files, each with its own folder")
+        return _err("too-many-attachments", rel, f"holds {count:,} files to send (in "
+                    f"{_named(p for p, n in places if n)}), more than the {limit:,} "
+                    "attachments one bundle may have ([validation] max_attachments) — "
+                    f"combine them into fewer files (one PDF of many pages){split}; or ask "
+                    "the admin to raise the limit")
+    if not single and in_root > limit:
+        # Each would be read and told apart as an orphan: bounded as what is sent is.
+        return _err("orphan-attachment", rel, f"holds {in_root:,} files in its root, more "
+                    f"than the {limit:,} attachments one bundle may have ([validation] "
+                    "max_attachments), and none of them is sent: this file holds several "
+                    f"invoices ({', '.join(ids)}), whose attachments go into the subfolder "
+                    "of each — move the files into the subfolders of their invoices")
+    return None
+
+
+def _named(places: Iterable[str], shown: int = 3) -> str:
+    """"A/, A/B/ and A/C/", the first `shown` and how many more."""
+    places = list(places)
+    if len(places) > shown:
+        return f"{', '.join(places[:shown])} and {len(places) - shown:,} more folders"
+    return " and ".join([", ".join(places[:-1]), places[-1]] if len(places) > 1 else places)
 
 
 def _say_new_name(findings: list[Finding], shown: str, invoice_id: str) -> None:

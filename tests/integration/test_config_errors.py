@@ -1,14 +1,18 @@
 """A bad configuration stops `outboxd run` with exit 2 and a line naming the key; an outbox
-that is not there (a share not mounted yet) with exit 1, which systemd restarts."""
+that is not there (a share not mounted yet), or a journal that cannot be used, with exit 1,
+which systemd restarts."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import OUTBOXD, SHIPPED, Env
+from conftest import OUTBOXD, SHIPPED, START_DEADLINE, Env, Proc
+from helpers import wait_for
 
 # Daemons here start lean (conftest.LEAN): the errors of a start; the one about a start failing
 # after the readers started asks for SHIPPED.
@@ -176,3 +180,61 @@ def test_a_huge_configuration_path_is_logged_cut(env: Env,
         f"cannot read {path[:200]}… (5,000 characters): File name too long — pass -c FILE "
         "with the path of the configuration file (see config.example.toml)",
         "(that file is named by $OUTBOXD_CONFIG in this environment; -c FILE names another)"]
+
+
+def _emptied_beside_its_wal(env: Env) -> tuple[Path, bytes]:
+    """The pair a journal emptied under its daemon leaves (truncate -s 0, the daemon
+    stopped keeping both): a 0-byte journal.sqlite3 beside a WAL holding a bundle's row.
+    Returns the journal's path and the WAL's bytes."""
+    from daemon.journal import Journal
+    env.state.mkdir(parents=True, exist_ok=True)
+    path = env.state / "journal.sqlite3"
+    j = Journal(path)
+    j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+    wal = Path(f"{path}-wal").read_bytes()
+    j.close()  # checkpoints and removes the WAL: both put back as the stop leaves them
+    os.truncate(path, 0)
+    Path(f"{path}-wal").write_bytes(wal)
+    return path, wal
+
+
+def test_a_start_on_a_journal_emptied_beside_its_wal_refuses_and_keeps_the_wal(
+        env: Env) -> None:
+    """A 0-byte journal with a WAL that holds its last writes: `run` exits 1 saying it is
+    damaged, to be moved away with its -wal and -shm (as `outboxd status` says), without
+    a traceback, and leaves both files as they were. It opened the journal, and SQLite
+    deleted the WAL beside the empty file: the rows written since the last checkpoint
+    were lost, and the daemon began afresh as if they had never been."""
+    env.write_config("http://127.0.0.1:9/x")
+    path, wal = _emptied_beside_its_wal(env)
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 1, r.stderr
+    assert (f"the journal {path} is damaged (0 bytes, beside a journal.sqlite3-wal file of "
+            f"{len(wal):,} bytes that holds its last writes); outboxd cannot go on with it "
+            "— move it away, with the journal.sqlite3-wal and journal.sqlite3-shm files "
+            "beside it") in r.stderr
+    assert "Traceback" not in r.stderr
+    assert path.stat().st_size == 0
+    assert Path(f"{path}-wal").read_bytes() == wal
+
+
+def test_a_start_on_a_journal_of_0_bytes_without_a_wal_takes_it_as_new(env: Env) -> None:
+    """A 0-byte journal with no WAL (`touch`, or emptied after a clean stop) holds nothing
+    to lose: `run` takes it as a new journal, as `outboxd status` tells the admin it will."""
+    from daemon.journal import Journal
+    env.write_config("http://127.0.0.1:9/x")
+    env.state.mkdir(parents=True, exist_ok=True)
+    path = env.state / "journal.sqlite3"
+    path.touch()
+    p = Proc([*OUTBOXD, "run", "-c", str(env.config)], env.root / "daemon.log")
+    try:
+        wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,
+                 timeout=START_DEADLINE, what="the daemon to start")
+        assert p.popen.poll() is None, p.stderr()
+    finally:
+        assert p.stop() == 0, p.stderr()
+    j = Journal(path)
+    try:
+        assert j.counts()["waiting"] == 0
+    finally:
+        j.close()

@@ -130,13 +130,15 @@ class TestJournalReader:
             reader.close()
 
 
-def test_a_journal_emptied_under_its_daemon_is_said_empty_and_its_wal_is_left_alone(
+def test_a_journal_emptied_under_its_daemon_is_said_damaged_and_its_wal_is_left_alone(
         tmp_path: Path) -> None:
     """A journal emptied (truncate -s 0) while its daemon runs: a read beside it (status,
-    check) says it is empty, without SQLite opening it — SQLite deletes the -wal file
-    beside a database of 0 bytes even opened read-only, and that WAL holds all that the
-    daemon wrote since its last checkpoint (the status said "no such table: bundles" and
-    left the state dir without it)."""
+    check) says it is damaged, to be moved away with its -wal and -shm, without SQLite
+    opening it — SQLite deletes the -wal file beside a database of 0 bytes even opened
+    read-only, and that WAL holds all that the daemon wrote since its last checkpoint
+    (the status said "no such table: bundles" and left the state dir without it). It
+    said "start outboxd: it takes an empty journal as a new one", which the start, which
+    would drop that WAL, refuses now too."""
     path = tmp_path / "journal.sqlite3"
     j = Journal(path)
     try:
@@ -144,11 +146,27 @@ def test_a_journal_emptied_under_its_daemon_is_said_empty_and_its_wal_is_left_al
         wal = tmp_path / "journal.sqlite3-wal"
         size = wal.stat().st_size
         os.truncate(path, 0)
-        with pytest.raises(JournalError, match=r"is empty \(0 bytes\).*start outboxd"):
+        damaged = (r"is damaged \(0 bytes, beside a journal.sqlite3-wal file of [0-9,]+ "
+                   r"bytes that holds its last writes\).* move it away, with the "
+                   r"journal.sqlite3-wal and journal.sqlite3-shm files")
+        with pytest.raises(JournalError, match=damaged):
             read_journal(path, lambda journal: journal.counts())
-        with pytest.raises(JournalError, match=r"is empty \(0 bytes\)"):
+        with pytest.raises(JournalError, match=damaged):
             JournalReader(path).read(lambda journal: journal.counts())
         assert wal.exists() and wal.stat().st_size == size
         assert path.stat().st_size == 0
     finally:
         j.close()
+
+
+def test_a_journal_of_0_bytes_without_a_wal_is_said_empty_to_be_started_on(
+        tmp_path: Path) -> None:
+    """A 0-byte journal with no WAL beside it (or an empty one) holds nothing to lose: a
+    read says it is empty and that outboxd's start takes it as a new journal."""
+    path = tmp_path / "journal.sqlite3"
+    path.touch()
+    with pytest.raises(JournalError, match=r"is empty \(0 bytes\).*start outboxd"):
+        read_journal(path, lambda journal: journal.counts())
+    Path(f"{path}-wal").touch()
+    with pytest.raises(JournalError, match=r"is empty \(0 bytes\).*start outboxd"):
+        read_journal(path, lambda journal: journal.counts())

@@ -157,6 +157,31 @@ def test_the_markers_of_many_waiting_bundles_cost_no_look_at_every_invoice_file(
     assert not [n for n in looked if n.startswith("INV-")]
 
 
+def test_each_near_miss_of_a_marker_is_matched_against_the_invoice_files_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """marker_misses matched each near miss of a marker to find it, and near_miss matched
+    it again to word it: with 2,000 of them beside 20,000 invoice files, 0.73 s of a
+    refresh, 0.42 s once. Each is matched with the marker suffix once, and still told the
+    marker it needs, or that the marker is there already."""
+    outbox = OutboxConfig(path=tmp_path, completion="marker")
+    files = [f"INV-{i}.xml" for i in range(20)]
+    names = [f"INV-{i}.xml.ready" for i in range(20)]
+    (tmp_path / "INV-0.ready").write_bytes(b"")
+    looked: list[tuple[str, str | None]] = []
+    real = idlefiles.meant_release
+
+    def counting(name: str, suffix: str | None, *args: object) -> tuple[str, str] | None:
+        looked.append((name, suffix))
+        return real(name, suffix, *args)  # type: ignore[arg-type]
+    monkeypatch.setattr(idlefiles, "meant_release", counting)
+    misses = idlefiles.marker_misses(outbox, SHARE, files, names)
+    assert misses["INV-0.xml.ready"].endswith("INV-0.ready, the marker of INV-0.xml, is "
+                                              "there already: remove this one")
+    assert all(f"still waits for its marker — rename it to INV-{i}.ready " in misses[
+        f"INV-{i}.xml.ready"] for i in range(1, 20))
+    assert sorted(n for n, suffix in looked if suffix == ".ready") == sorted(names)
+
+
 def test_near_misses_of_release_files_gather_the_invoice_files_once_a_refresh(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each idle release that is a near miss was told its name from a list of every

@@ -738,8 +738,8 @@ class TestTooManyAttachments:
             self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """More files than [validation] max_attachments (3 here) in a sidecar, its root and
         its invoices' folders together, is too-many-attachments on the sidecar, naming
-        the count, the key and the fix, and no file of it is opened: 100,000 files went
-        out as one POST of 100,000 parts, each read first."""
+        the count, where those files lie, the key and the fix, and no file of it is
+        opened: 100,000 files went out as one POST of 100,000 parts, each read first."""
         for n in range(2):
             write(outbox / "batch-1" / "A-1" / f"a{n}.pdf", PDF)
             write(outbox / "batch-1" / "A-2" / f"b{n}.pdf", PDF)
@@ -749,8 +749,9 @@ class TestTooManyAttachments:
         f = finding(b, "too-many-attachments")
         assert (f.file, f.invoice_id, b.attachments) == ("batch-1", None, ())
         assert f.message == (
-            "holds 4 files, more than the 3 attachments one bundle may have ([validation] "
-            "max_attachments) — combine them into fewer files (one PDF of many pages), or "
+            "holds 4 files to send (in batch-1/A-1/ and batch-1/A-2/), more than the 3 "
+            "attachments one bundle may have ([validation] max_attachments) — combine them "
+            "into fewer files (one PDF of many pages), or "
             "split the bundle: export its invoices in several invoice files, each with its "
             "own folder; or ask the admin to raise the limit")
 
@@ -762,9 +763,9 @@ class TestTooManyAttachments:
             write(outbox / "INV-1" / f"a{n}.pdf", PDF)
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"), validation={"max_attachments": 3})
         assert finding(b, "too-many-attachments").message == (
-            "holds 4 files, more than the 3 attachments one bundle may have ([validation] "
-            "max_attachments) — combine them into fewer files (one PDF of many pages); or "
-            "ask the admin to raise the limit")
+            "holds 4 files to send (in INV-1/), more than the 3 attachments one bundle may "
+            "have ([validation] max_attachments) — combine them into fewer files (one PDF of "
+            "many pages); or ask the admin to raise the limit")
 
     def test_exactly_max_attachments_is_taken_and_litter_does_not_count(
             self, outbox: Path) -> None:
@@ -778,6 +779,69 @@ class TestTooManyAttachments:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"), validation={"max_attachments": 3})
         assert b.errors == ()
         assert layout(b) == {"INV-1": ["a0.pdf", "a1.pdf", "a2.pdf"]}
+
+    def test_files_in_a_folder_of_no_invoice_do_not_count_and_are_told_as_orphans(
+            self, outbox: Path) -> None:
+        """Orphan files are not sent, so they do not count toward max_attachments: two
+        attachments beside a folder of no invoice holding five files (limit 3) were
+        refused as too-many-attachments, and the clerk told to combine files, when the
+        fix was to move that folder's files; now the folder is orphan-attachment and the
+        two are read."""
+        for n in range(2):
+            write(outbox / "INV-1" / f"a{n}.pdf", PDF)
+        for n in range(5):
+            write(outbox / "INV-1" / "misc" / f"m{n}.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"), validation={"max_attachments": 3})
+        assert codes(b) == ["orphan-attachment"]
+        assert finding(b, "orphan-attachment").file == "INV-1/misc"
+        assert layout(b) == {"INV-1": ["a0.pdf", "a1.pdf"]}
+
+    def test_a_batch_counts_its_invoices_folders_not_its_root_or_other_folders(
+            self, outbox: Path) -> None:
+        """A file of several invoices sends only what lies in its invoices' folders:
+        three files in A-1/ with three in the root and three in a folder of no invoice
+        (limit 3) are each told as orphans, not the bundle as too-many-attachments."""
+        for n in range(3):
+            write(outbox / "batch-1" / "A-1" / f"a{n}.pdf", PDF)
+            write(outbox / "batch-1" / f"r{n}.pdf", PDF)
+            write(outbox / "batch-1" / "Z-9" / f"z{n}.pdf", PDF)
+        b = match(outbox, "batch-1.xml", batch_xml("A-1", "A-2"),
+                  validation={"max_attachments": 3})
+        assert "too-many-attachments" not in codes(b)
+        assert sorted(f.file for f in b.errors) == [
+            "batch-1/Z-9", "batch-1/r0.pdf", "batch-1/r1.pdf", "batch-1/r2.pdf"]
+        assert layout(b) == {"A-1": ["a0.pdf", "a1.pdf", "a2.pdf"], "A-2": []}
+
+    def test_a_batch_root_over_the_limit_is_one_orphan_error_by_its_listing_unread(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """More files than max_attachments in the root of a file of several invoices:
+        none is sent, and each would be read and told as an orphan of its own: one
+        orphan-attachment on the sidecar says how many and where they go, and no file is
+        opened (the bound the count of the listing kept before, for what is not sent)."""
+        for n in range(4):
+            write(outbox / "batch-1" / f"r{n}.pdf", PDF)
+        write(outbox / "batch-1" / "A-1" / "a.pdf", PDF)
+        monkeypatch.setattr("daemon.reading.folderfiles.open_in", None)  # any open fails
+        b = match(outbox, "batch-1.xml", batch_xml("A-1", "A-2"),
+                  validation={"max_attachments": 3})
+        assert codes(b) == ["orphan-attachment"] and b.attachments == ()
+        assert finding(b, "orphan-attachment").message == (
+            "holds 4 files in its root, more than the 3 attachments one bundle may have "
+            "([validation] max_attachments), and none of them is sent: this file holds "
+            "several invoices (A-1, A-2), whose attachments go into the subfolder of each — "
+            "move the files into the subfolders of their invoices")
+
+    def test_the_message_names_the_first_three_folders_and_how_many_more(
+            self, outbox: Path) -> None:
+        """A batch of five invoices over the limit: where the files to send lie, the
+        first three folders and how many more, not a line of every folder."""
+        ids = [f"A-{n}" for n in range(5)]
+        for i in ids:
+            write(outbox / "batch-1" / i / "a.pdf", PDF)
+        b = match(outbox, "batch-1.xml", batch_xml(*ids), validation={"max_attachments": 3})
+        assert finding(b, "too-many-attachments").message.startswith(
+            "holds 5 files to send (in batch-1/A-0/, batch-1/A-1/, batch-1/A-2/ and 2 more "
+            "folders), more than the 3 attachments")
 
     def test_the_default_is_1000(self, outbox: Path) -> None:
         """Without the key, 1,000 attachments are the most one bundle may have."""
