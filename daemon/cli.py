@@ -280,22 +280,33 @@ def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False,
     try:
         code = _main(argv, hup_blocked_here, whole_process)
     except BaseException:
-        _restore_signals(mask, handlers)
+        _restore_signals(mask, handlers, whole_process)
         raise
     try:
-        _restore_signals(mask, handlers)
+        _restore_signals(mask, handlers, whole_process)
     except KeyboardInterrupt:
         return 130  # a Ctrl-C that came while they were blocked: as one during the command
     return code
 
 
 def _restore_signals(mask: set[int | signal.Signals],
-                     handlers: dict[signal.Signals, Any]) -> None:
-    if threading.current_thread() is threading.main_thread():
+                     handlers: dict[signal.Signals, Any], whole_process: bool) -> None:
+    """The mask as it was, and the handlers for a caller that embeds main. In a process
+    of the command's own the handlers it ends with stay, and a stop is then ignored:
+    the command is over, and its exit code is the process's. Given back their default,
+    a second SIGTERM or Ctrl-C during `run`'s clean stop that came after its "stopped"
+    ended the process by the signal (exit -15, or -2 with a traceback) instead of the
+    stop's 0; so would the interpreter's finalization, which puts every Python handler
+    but an ignore back to the default."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and not whole_process:
         for sig, handler in handlers.items():
             if handler is not None:  # None: set outside Python, cannot be put back
                 signal.signal(sig, handler)
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one that waited is delivered here
+    if main_thread and whole_process:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _import_frozen(name: str) -> Any:

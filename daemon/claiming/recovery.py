@@ -285,9 +285,8 @@ class Recovery:
         # crash in a batch of claims leaves up to CLAIM_BATCH of them. Each asks systemd
         # for more time to start, so that they cannot add up to its start timeout.
         notify(f"EXTEND_TIMEOUT_USEC={RECOVERY_READ_USEC}")
-        moved = moved_candidate(cand, work)
         try:
-            bundle = read_in_place(work, lambda: self.evaluate(moved, self.s))
+            bundle = self._read_again(row, self.s)
         except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
             if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
                 bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids
@@ -295,7 +294,7 @@ class Recovery:
             return None
         # A copy begun in the sidecar before the crash (an in-progress name) is a change
         # too, as for the check after a claim (claims.py): the id does not cover it.
-        busy = (snap := snapshot(moved, self.s.outbox)) is not None and snap.busy
+        busy = (snap := snapshot(self._moved(row), self.s.outbox)) is not None and snap.busy
         if bundle_id_of(bundle) == row.bundle_id and not busy:
             self._validated[row.id] = bundle
             return None
@@ -356,13 +355,17 @@ class Recovery:
         checked_for = self._checked_for  # first: `s` is at least as new as this
         validated = self._validated.get(row.id)
         if validated is None:
-            settings = self.s
-            validated = read_in_place(Path(row.work_dir or ""),
-                                      lambda: self.evaluate(self._moved(row), settings))
+            validated = self._read_again(row, self.s)
             with self._checks_lock:
                 if checked_for == self._checked_for:  # else made for a format now gone
                     self._validated[row.id] = validated
         return validated, checked_for
+
+    def _read_again(self, row: Row, settings: Settings) -> Bundle:
+        """The row's bundle read, matched and validated again where it lies in its work
+        folder, the folder held meanwhile (read_in_place)."""
+        return read_in_place(Path(row.work_dir or ""),
+                             lambda: self.evaluate(self._moved(row), settings))
 
     def _moved(self, row: Row) -> Candidate:
         """The row's bundle as it lies in its work folder."""

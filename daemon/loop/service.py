@@ -69,7 +69,6 @@ from daemon.watching.watch import Watcher
 WATCHDOG: Hashable = ("watchdog",)
 
 
-# ReadsOffLoop before Reloading, whose stub of _start_rules would hide its method.
 class Service(Changes, ReadsOffLoop, Reloading, Stopping):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,

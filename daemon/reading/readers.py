@@ -12,7 +12,8 @@ its images converted to PDF into the work folder (`materialise`), so that decodi
 an image (some 300 MB for 9000 × 9000 pixels) stays out of the daemon's own
 process after the claim too. The children, their
 pipes and the one collector thread are reader_pool.py's; what crosses a pipe
-and how it is pickled cheaply, reader_wire.py's.
+and how it is pickled cheaply, reader_wire.py's; which read goes to a child now
+and which waits, reader_turns.py's.
 
 Across the boundary: the Candidate, the Settings (pickled once per version,
 unpickled once per version in a child: a reload reaches it with the next
@@ -34,7 +35,6 @@ ignored by the children: the daemon decides, and stops them itself.
 
 from __future__ import annotations
 
-import collections
 import functools
 import multiprocessing
 import multiprocessing.spawn
@@ -42,7 +42,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,18 +56,15 @@ from daemon.reading.match import known_part
 from daemon.reading.reader_child import Gather, raised
 from daemon.reading.reader_pool import Call, ChildUnavailable, Pool, Restarts
 from daemon.reading.reader_process import needs_engine
+from daemon.reading.reader_turns import STOPPING, Done, ReadTurns
 from daemon.watching.scan import Candidate
 
 __all__ = ["ChildUnavailable", "Readers", "needs_engine", "workers_for"]
 
 Result = Bundle | BaseException
-Done = Callable[[Result], None]
-_Waiting = tuple[Call, Done, bool]  # a read waiting for a slot: its call, done, for the loop
 CHECK_WAIT = 5.0  # seconds the loop waits for the readers' checks after a claim
-READS_AHEAD = 2  # reads handed to the children at once, per child (the rest wait in order)
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
 RESTARTS_IN_ROW = 5  # children started again without one result between: read here instead
-STOPPING = "the daemon is stopping"
 
 
 def workers_for(settings: Settings) -> int:
@@ -111,13 +108,9 @@ class Readers:
         self._ctx: Any = None
         self._encoded: tuple[Settings, int, bytes] | None = None
         self._restarts = Restarts(RESTARTS_IN_ROW)
-        # Reads handed to the children at once are few (READS_AHEAD a child); the
-        # rest wait here, so that a check after a claim (submitted with `known`)
-        # is not queued behind a whole burst of reads. Each waits with its caller's
-        # `done` and whether it is the loop's (drop_reads) or a delivery's.
-        self._reads_out = 0
-        self._reads_waiting: collections.deque[_Waiting] = collections.deque()
-        self._loop_reads_dropped = False
+        # Reads take turns (few in the children at once), so that a check after a
+        # claim (submitted with `known`, routed at once) is not queued behind a burst.
+        self._turns = ReadTurns(self._route)
 
     @property
     def restarts(self) -> int:
@@ -209,8 +202,8 @@ class Readers:
             pools = [p for p in (self._pool, *self._retired) if p is not None]
             self._pool, self._retired = None, []
             threads, self._threads = self._threads, None
-            waiting, self._reads_waiting = list(self._reads_waiting), collections.deque()
-        for call, _, _ in waiting:
+            waiting = self._turns.stop()
+        for call in waiting:
             call.done(ReaderStopped(STOPPING))
         for pool in pools:
             for call in pool.stop():
@@ -254,22 +247,14 @@ class Readers:
 
     def _read(self, cand: Candidate, settings: Settings, done: Done, for_loop: bool,
               job: reader_process.Job | None = None) -> None:
-        """A read in its turn: READS_AHEAD a child at once, the rest waiting in order.
+        """A read in its turn (reader_turns: a few a child at once, the rest in order).
         `for_loop`: the loop's, which drop_reads answers at a stop; else a delivery's
         (or a command's)."""
-        call = Call(cand, settings, functools.partial(self._read_done, done), None, TRIES,
-                    job=job)
+        call = Call(cand, settings, functools.partial(self._turns.finished, done), None,
+                    TRIES, job=job)
         with self._lock:
-            refused = self._stopping or (for_loop and self._loop_reads_dropped)
-            if not refused and self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
-                self._reads_waiting.append((call, done, for_loop))
-                return
-            if not refused:
-                self._reads_out += 1
-        if refused:
-            done(ReaderStopped(STOPPING))
-            return
-        self._route(call)
+            workers = self._shape[0]
+        self._turns.take(call, done, for_loop, workers)
 
     def drop_reads(self) -> int:
         """At a stop, before the deliveries are waited for: the loop's reads not handed
@@ -278,30 +263,7 @@ class Readers:
         the grace period goes to what the deliveries wait on — their reads, checks and
         conversions, which keep their turn. Reads already in a child run out. The
         number dropped."""
-        with self._lock:
-            self._loop_reads_dropped = True
-            dropped = [w for w in self._reads_waiting if w[2]]
-            self._reads_waiting = collections.deque(w for w in self._reads_waiting if not w[2])
-        for _, done, _ in dropped:
-            done(ReaderStopped(STOPPING))  # never held a slot: not through _read_done
-        return len(dropped)
-
-    def _read_done(self, done: Done, result: Result) -> None:
-        """A read finished: start the next waiting one in its slot, or free the slot
-        (stopping: stop() has answered the waiting ones)."""
-        try:
-            done(result)
-        finally:
-            with self._lock:
-                call = None
-                if self._stopping:
-                    pass  # no slots any more (and the waiting ones never took one)
-                elif not self._reads_waiting:
-                    self._reads_out -= 1
-                else:
-                    call = self._reads_waiting.popleft()[0]
-            if call is not None:
-                self._route(call)
+        return self._turns.drop_reads()
 
     def _route(self, call: Call) -> None:
         """To the child where it waits least, or to a thread here."""

@@ -5,13 +5,15 @@ either way."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import subprocess
 import time
 from typing import Any
 
 import pytest
-from conftest import Env, journal_states
+from conftest import STOP_GRACE, Env, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 pytestmark = pytest.mark.usefixtures("lean")
@@ -77,3 +79,41 @@ def test_a_stop_abandons_a_delivery_past_the_grace_exits_0_and_the_next_start_se
     statuses = [r["status"] for r in slow.requests()]
     assert statuses.count(201) == 1 and statuses[-1] == 200
     assert set(statuses) <= {200, 201, 409}
+
+
+
+def stop_signals_until_it_exits(popen: subprocess.Popen[bytes], sig: int) -> int:
+    """`sig` sent again every millisecond until the process has ended (at most
+    STOP_GRACE): whatever part of the stop a second signal lands in, one does. Its
+    exit code."""
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError):
+            popen.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return popen.wait(timeout=0.001)
+    popen.kill()
+    raise AssertionError("the daemon did not end its stop")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signals_again_during_the_stop_change_nothing_and_it_exits_0(
+        env: Env, start_receiver: Any, start_daemon: Any, sig: int) -> None:
+    """An admin presses Ctrl-C again, or a script sends SIGTERM again, while the daemon
+    stops with a delivery in flight: the stop goes on as begun to its end (not killed
+    by the signal, exit -15 or -2, as it was when one came after "stopped"; no
+    traceback), the delivery is left for the next start as after one signal, and the
+    daemon exits 0."""
+    slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
+    env.write_config(slow.url, service={"shutdown_grace_seconds": 1})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-8004", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],
+             what="the receiver to store the bundle")
+    daemon.popen.send_signal(sig)
+    wait_for(lambda: "stopping" in daemon.stderr(), what="the daemon to begin its stop")
+    assert stop_signals_until_it_exits(daemon.popen, sig) == 0, daemon.stderr()
+    log = daemon.stderr()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+    assert "abandoning deliveries still in flight" in log and '"stopped"' in log
+    assert journal_states(env)["INV-8004.xml"] == "delivering"

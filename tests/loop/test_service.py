@@ -7,6 +7,7 @@ result under a reload, test_offloop.py; the stop sequence is test_stopping.py.
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import os
 import signal
@@ -39,6 +40,18 @@ from daemon.watching.sharecache import LATE_SHARE  # noqa: E402
 
 ALL_STATES = tuple(dict.fromkeys(STATES + IN_FLIGHT))  # every state a journal row can have
 
+
+
+def test_no_method_is_defined_by_two_parts_of_the_service() -> None:
+    """Service is made of parts (Changes, ReadsOffLoop, Reloading, Stopping): a method
+    that one part needs of another is declared for mypy only, never defined as a stand-in,
+    which would hide the real one if the bases were put in another order."""
+    owners: dict[str, list[str]] = {}
+    for part in Service.__mro__[1:]:
+        for name, value in vars(part).items():
+            if inspect.isfunction(value) and not name.startswith("__"):
+                owners.setdefault(name, []).append(part.__name__)
+    assert {name: parts for name, parts in owners.items() if len(parts) > 1} == {}
 
 def test_a_settle_deadline_fires_once(make_service: Any, clock: FakeClock, counts: Counts,
                                       tmp_path: Path) -> None:
