@@ -22,9 +22,9 @@ from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
-from daemon.actions.attach_copy import copy_in, share_with_the_daemon, why_not_written
+from daemon.actions.attach_copy import copy_in, share_with_the_daemon
 from daemon.actions.attach_notes import AttachRefused
-from daemon.actions.common import invalid_fate, settings_of
+from daemon.actions.common import invalid_fate, settings_of, why_not_written
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.configuration.config import Settings
@@ -200,8 +200,9 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
             with contextlib.suppress(OSError):
                 os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
         if isinstance(exc, OSError):
+            why = why_not_written(exc, "attach")
             raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
-                                f": {why_not_written(exc)}; nothing was changed") from None
+                                f": {why}; nothing was changed") from None
         raise
     return dest
 

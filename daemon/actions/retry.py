@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import shlex
 import sys
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
-from daemon.actions.common import settings_of
+from daemon.actions.common import as_the_daemons_user, settings_of
 from daemon.actions.retry_plan import (
     FOLDER_RE,
     RUN_AS,
@@ -71,8 +72,13 @@ def retry(folder: Path, settings: Settings) -> list[str]:
             for name in reversed(moved):
                 with contextlib.suppress(OSError):
                     move_tree(outbox / name, folder / name)
+            # The quarantine folder or the outbox this user may not write: the fix is
+            # whom to run it as, as for the journal (RUN_AS), not a bare errno.
+            fix = (f" — {as_the_daemons_user('retry', group=True)}"
+                   if exc.errno in (errno.EACCES, errno.EPERM) else "")
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
-                               f"outbox ({exc.strerror or exc}); nothing was moved") from None
+                               f"outbox ({exc.strerror or exc}); nothing was moved{fix}"
+                               ) from None
     if share_with_the_daemon(outbox) is not None:
         _shared(outbox, moved)
     fsync_dir(outbox)

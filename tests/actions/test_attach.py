@@ -1008,3 +1008,23 @@ def test_attach_adds_to_an_attachments_toml_with_a_byte_order_mark_keeping_its_e
     notes = tomllib.loads((cfg.outbox / "INV-1001" / "attachments.toml").read_text("utf-8"))
     assert notes["files"]["contract.pdf"] == {"type": "Contract"}
     assert notes["files"][timesheet.name]["type"] == "Timesheet"
+
+
+def test_a_copy_this_user_may_not_write_says_whom_to_run_attach_as(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox (or the sidecar) this user may not write: attach names the file it
+    could not put in, never its temporary name, and the fix in the words send and retry
+    use — whom to run it as; nothing is left behind."""
+    import daemon.actions.attach_copy as attach_mod
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+
+    def refused(path: os.PathLike[str]) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(attach_mod, "create_locked", refused)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert (f"could not put INV-1001/timesheet.pdf into the outbox {cfg.outbox}: Permission "
+            "denied — run it as the daemon's user (sudo -u outboxd outboxd attach …) or as "
+            "root, or as a member of the outbox's group; nothing was changed") in err
+    assert ".tmp" not in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]

@@ -506,6 +506,25 @@ def test_a_move_refused_after_the_record_puts_the_row_back_in_quarantine(
         db.close()
 
 
+def test_a_move_this_user_may_not_make_says_whom_to_run_retry_as(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who may write the journal but not the quarantine folder or the outbox got
+    "cannot move … (Permission denied); nothing was moved" alone, where the refusal for
+    the journal says whom to run retry as: it now gives the same fix."""
+    from daemon.actions import retry as retry_action
+    folder = quarantined(cfg)
+    journal_with_quarantined_row(cfg, folder)
+
+    def refused(src: Path, dst: Path) -> list[Path]:
+        raise PermissionError(13, "Permission denied", str(src))
+    monkeypatch.setattr(retry_action, "move_tree", refused)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "back into the outbox (Permission denied); nothing was moved — run it as the " \
+        "daemon's user (sudo -u outboxd outboxd retry …) or as root" in err
+    assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001.xml").exists()
+
+
 def test_a_release_file_archived_with_the_bundle_is_no_second_invoice_file_for_retry(
         env: Env, capsys) -> None:
     """A bundle released by INV-1001.send-anyway keeps that file in its folder. With
