@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.check_journal import CheckJournal
@@ -179,32 +179,7 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
             continue
         seen.add(target.cand.invoice)
         n_bundles += 1
-        try:
-            bundle = reads.evaluate(target.cand, s)  # in a reader, as the daemon reads it
-        except InputError as exc:
-            lines = [f"{target.cand.invoice.name}", "  errors:",
-                     f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"]
-            invalid = True
-        except OSError as exc:
-            lines = [f"{target.cand.invoice.name}", "  errors:",
-                     f"    {target.cand.invoice.name}: cannot be read ({exc.strerror}) — "
-                     "check the file's permissions  [unreadable]", "  => INVALID"]
-            invalid = True
-        except ReaderFailed as exc:
-            # Not the bundle's fault (the daemon reads it again when it changes): no
-            # verdict, and no code.
-            lines = [f"{target.cand.invoice.name}", f"  {exc}", "  => not checked"]
-            invalid = True
-        else:
-            # In the daemon's order: a duplicate is quarantined before any wait for
-            # attachments, and only a bundle that is sent carries the warnings.
-            duplicate, already_sent = journal.sent_findings(bundle, s)
-            bundle = bundle.with_findings(duplicate)
-            bundle = bundle.with_findings(unattached_findings(bundle, target.cand, s))
-            if not bundle.errors:
-                bundle = bundle.with_findings(already_sent)
-            lines = report(bundle, s)
-            invalid = bool(bundle.errors)
+        lines, invalid, _ = checked(target.cand, s, reads, journal)
         failed = failed or invalid
         n_invalid += invalid
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
@@ -222,6 +197,41 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
     print(("\n" if said else "") + f"{n_bundles} bundle(s) checked, {n_invalid} invalid"
           + ("" if n_bundles else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+class Checked(NamedTuple):
+    lines: list[str]  # the report, as check prints it (not escaped yet)
+    invalid: bool  # errors, or not checked
+    read: bool = True  # False: the reader died under it each time (no verdict)
+
+
+def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJournal
+            ) -> Checked:
+    """One bundle read as the daemon reads it (in a reader), with the findings the
+    daemon gives later added: its report's lines, and whether it is invalid (or could
+    not be checked). What `check` prints of each bundle, and `attach` of the bundle it
+    just added to."""
+    try:
+        bundle = reads.evaluate(cand, s)  # in a reader, as the daemon reads it
+    except InputError as exc:
+        return Checked([f"{cand.invoice.name}", "  errors:",
+                        f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"], True)
+    except OSError as exc:
+        return Checked([f"{cand.invoice.name}", "  errors:",
+                        f"    {cand.invoice.name}: cannot be read ({exc.strerror}) — "
+                        "check the file's permissions  [unreadable]", "  => INVALID"], True)
+    except ReaderFailed as exc:
+        # Not the bundle's fault (the daemon reads it again when it changes): no
+        # verdict, and no code.
+        return Checked([f"{cand.invoice.name}", f"  {exc}", "  => not checked"], True, False)
+    # In the daemon's order: a duplicate is quarantined before any wait for
+    # attachments, and only a bundle that is sent carries the warnings.
+    duplicate, already_sent = journal.sent_findings(bundle, s)
+    bundle = bundle.with_findings(duplicate)
+    bundle = bundle.with_findings(unattached_findings(bundle, cand, s))
+    if not bundle.errors:
+        bundle = bundle.with_findings(already_sent)
+    return Checked(report(bundle, s), bool(bundle.errors))
 
 
 def rules(out: TextIO | None = None) -> int:
