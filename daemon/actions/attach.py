@@ -129,7 +129,11 @@ def still_to_mend(cand: Candidate, settings: Settings, reads: CommandReads) -> C
         found = checked(cand, settings, reads, journal)
     finally:
         journal.close()
-    return found if found.invalid else None
+    if not found.invalid or (found.read and not os.path.lexists(cand.invoice)):
+        # A read that failed as the daemon claimed the bundle (it settled meanwhile,
+        # settle_seconds after the copy) tells nothing of the bundle: it is on its way.
+        return None
+    return found
 
 
 def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None,

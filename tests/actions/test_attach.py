@@ -1076,3 +1076,21 @@ def test_attach_into_a_valid_bundle_says_attached_alone(cfg: Env, timesheet: Pat
     drop_bundle(cfg.outbox, "INV-1003", {"delivery.pdf": pdf_bytes(1)})
     assert attach(cfg, "INV-1003", str(timesheet)) == 0
     assert capsys.readouterr().out == "INV-1003: attached as INV-1003/timesheet.pdf\n"
+
+
+def test_a_bundle_claimed_while_attach_reads_it_again_is_no_error(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon may claim the bundle as soon as it settles after the copy, while
+    attach reads it to say what is still wrong: the read then fails for want of the
+    invoice file, which is no error of the bundle — attach says "attached as" alone."""
+    from daemon.actions.reads import CommandReads
+    write(cfg.outbox / "INV-1004.xml", ubl_invoice("INV-1004"))
+    claimed = cfg.outbox / ".outboxd" / "processing"
+
+    def claimed_first(self: CommandReads, cand, settings):  # noqa: ANN001, ANN202
+        claimed.mkdir(parents=True, exist_ok=True)
+        cand.invoice.rename(claimed / cand.invoice.name)
+        raise FileNotFoundError(2, "No such file or directory", str(cand.invoice))
+    monkeypatch.setattr(CommandReads, "evaluate", claimed_first)
+    assert attach(cfg, "INV-1004", str(timesheet)) == 0
+    assert capsys.readouterr().out == "INV-1004: attached as INV-1004/timesheet.pdf\n"
