@@ -18,13 +18,16 @@ import contextlib
 import errno
 import os
 import pwd
+import shlex
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
-from daemon.actions.attach_copy import copy_in, share_with_the_daemon, why_not_written
+from daemon.actions.attach_copy import copy_in, share_with_the_daemon
 from daemon.actions.attach_notes import AttachRefused
-from daemon.actions.common import invalid_fate, settings_of
+from daemon.actions.check import Checked, checked
+from daemon.actions.check_journal import CheckJournal
+from daemon.actions.common import invalid_fate, settings_of, why_not_written
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.configuration.config import Settings
@@ -105,16 +108,36 @@ def _subfolders(sidecar: Path) -> list[str]:
 
 
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,
-           note: str | None = None) -> Path:
-    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path.
-    AttachedBefore where this very attach had already done so. The files of the outbox
-    and src are read in a reader process, under the daemon's time limit (reads.py)."""
-    with CommandReads(settings, evaluates=False) as reads:
-        return _attach(invoice_id, src, settings, doc_type, note, reads)
+           note: str | None = None) -> tuple[Path, Path, Checked | None]:
+    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path,
+    the invoice file, and what `outboxd check` says of the bundle now where it still has
+    errors (else None). AttachedBefore where this very attach had already done so. The files of the
+    outbox and src are read in a reader process, under the daemon's time limit
+    (reads.py)."""
+    with CommandReads(settings) as reads:
+        dest, cand = _attach(invoice_id, src, settings, doc_type, note, reads)
+        return dest, cand.invoice, still_to_mend(cand, settings, reads)
+
+
+def still_to_mend(cand: Candidate, settings: Settings, reads: CommandReads) -> Checked | None:
+    """The bundle the file went into, read as `outboxd check` reads it, where it has
+    errors still (another file of its sidecar that breaks a rule, an invoice file the
+    e-invoice rules refuse …): "attached as" alone had the clerk believe it would now go
+    out. Also where it could not be read now. None where it has none."""
+    journal = CheckJournal(settings)
+    try:
+        found = checked(cand, settings, reads, journal)
+    finally:
+        journal.close()
+    if not found.invalid or (found.read and not os.path.lexists(cand.invoice)):
+        # A read that failed as the daemon claimed the bundle (it settled meanwhile,
+        # settle_seconds after the copy) tells nothing of the bundle: it is on its way.
+        return None
+    return found
 
 
 def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None,
-            note: str | None, reads: CommandReads) -> Path:
+            note: str | None, reads: CommandReads) -> tuple[Path, Candidate]:
     name = src.name
     problem = name_problem(name)
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
@@ -200,10 +223,11 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
             with contextlib.suppress(OSError):
                 os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
         if isinstance(exc, OSError):
+            why = why_not_written(exc, "attach")
             raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
-                                f": {why_not_written(exc)}; nothing was changed") from None
+                                f": {why}; nothing was changed") from None
         raise
-    return dest
+    return dest, cand
 
 
 def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str]
@@ -330,12 +354,22 @@ def run(args: argparse.Namespace) -> int:
     if not there:
         raise UsageError(f"attach: {src} does not exist")
     try:
-        dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
+        dest, invoice, left = attach(args.invoice_id, src, settings, args.doc_type,
+                                     args.note)
     except AttachedBefore as done:
         print(for_terminal(str(done)))
         return EXIT_OK
     print(for_terminal(f"{args.invoice_id}: attached as "
                        f"{dest.relative_to(settings.outbox.path)}"))
+    if left is not None:
+        # Attached all the same (a clerk may mend a bundle one file at a time), exit 0;
+        # but in the same output, so that no one takes the attach for the bundle's go.
+        again = f"outboxd check {shlex.quote(str(invoice))}"
+        print(for_terminal(
+            (f"but {invoice.name} still has errors, and the daemon does not send it while "
+             f"they remain — mend them ({again} shows them again):" if left.read else
+             f"but {invoice.name} could not be checked now ({again} says whether it has "
+             "errors):") + "\n" + "\n".join(left.lines)))
     return EXIT_OK
 
 

@@ -15,7 +15,6 @@ the read and the write is kept and the attach refused, the copy not put in.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 import uuid
@@ -23,31 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.actions.attach_notes import AttachRefused, record
-from daemon.errors import NO_ROOM, NO_ROOM_FIX, InputError, LockHeld
+from daemon.errors import InputError
 from daemon.fs.fscopy import copy_into
 from daemon.fs.fsops import open_regular
 from daemon.fs.fswrite import add_group_write_fd, rename_noreplace
 from daemon.fs.temps import create_locked, drop_stale_copies, folder_locked
 from daemon.names import fold_key
 from daemon.reading.lookalikes import how_spelled
-
-
-def why_not_written(exc: OSError) -> str:
-    """Why the outbox took no copy, with the fix: not "Read-only file system
-    (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
-    if exc.errno in NO_ROOM:
-        return f"{exc.strerror} — {NO_ROOM_FIX}"
-    if isinstance(exc, LockHeld):  # its copy, within 50 ms: not another attach's folder lock
-        return f"its copy was {exc.strerror} — stop that process, then attach again"
-    if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
-        return (f"{exc.filename} was {exc.strerror} (another attach into that folder still "
-                "running? `fuser -v` names who holds it) — attach again once it is let go")
-    if exc.errno == errno.EROFS:
-        return f"{exc.strerror} — it is mounted read-only; attach once it may be written"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return (f"{exc.strerror} — run attach as a user who may write there (the daemon's "
-                "user, or a member of the outbox's group)")
-    return f"{exc.strerror or exc} — check the outbox's file system, then attach again"
 
 
 def copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,

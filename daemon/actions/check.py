@@ -20,8 +20,9 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.check_journal import CheckJournal
@@ -68,8 +69,8 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
     cand = candidate_for(settings.outbox, inv.name)
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
-    if rule is not None and not _invalid(bundle):
-        lines.append("  " + _unattached_note(rule, settings))
+    if rule is not None:
+        lines.append("  " + _unattached_note(rule, settings, _invalid(bundle)))
     if settings.outbox.completion == "marker" and not os.path.lexists(cand.marker):
         lines.append("  note: " + marker_wait(cand))  # "valid" alone would promise it goes
     order = ["error", "warning"] + sorted({f.severity for f in bundle.findings}
@@ -95,28 +96,36 @@ def unattached_findings(bundle: Bundle, cand: Candidate, settings: Settings) -> 
     """The `unattached-invoice` findings the daemon will give each invoice without
     attachments if the files stay as they are (unattached.plan, which the daemon asks
     too). An outcome that comes after a wait counts now, as a file that looks cut short
-    does: check says how the bundle ends as it lies. None beside other errors: the daemon
-    stops the bundle for those."""
-    if bundle.errors:
-        return []
+    does: check says how the bundle ends as it lies. Beside other errors the daemon stops
+    the bundle for those alone, at once: then they are notes, not counted, but shown,
+    so that the clerk mends everything in one go (the attachments are still missing
+    once the errors are mended)."""
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
-    return [] if rule is None else rule.findings()
+    if rule is None:
+        return []
+    if not bundle.errors:
+        return rule.findings()
+    return [replace(f, severity="note", message=f"once its errors are mended: {f.message}")
+            for f in rule.findings()]
 
 
-def _unattached_note(rule: unattached.Plan, settings: Settings) -> str:
-    """What the daemon will do with the bundle, in words: the rule's outcome."""
+def _unattached_note(rule: unattached.Plan, settings: Settings, invalid: bool) -> str:
+    """What the daemon will do with the bundle, in words: the rule's outcome (`invalid`:
+    once the bundle's other errors are mended, which stop it at once)."""
     ids, policy = ", ".join(rule.unattached_ids), settings.policy.unattached
+    then = "once its errors are mended, " if invalid else ""
     if rule.by_release:
         assert rule.released is not None
         return (f"note: {ids} without attachments: released by {rule.released.name} "
-                "— it goes out at once with a warning")
+                f"— {then}it goes out at once with a warning")
     wait = f"waits {rule.wait_seconds:g} s for attachments, then"
     what = {unattached.WAIT_THEN_SEND: f"{wait} goes out with a warning",
             unattached.WAIT_THEN_QUARANTINE: f"{wait} is quarantined",
             unattached.WAIT_FOR_RELEASE: "waits for attachments until released (outboxd send "
             f"--without-attachments or a NAME{settings.share.release_suffix} file)",
             unattached.SEND: "goes out at once with a warning"}[rule.outcome]
-    return f"note: {ids} without attachments: [policy] unattached = \"{policy}\" — it {what}"
+    return (f"note: {ids} without attachments: [policy] unattached = \"{policy}\" — {then}"
+            f"it {what}")
 
 
 class _Progress:
@@ -170,32 +179,7 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
             continue
         seen.add(target.cand.invoice)
         n_bundles += 1
-        try:
-            bundle = reads.evaluate(target.cand, s)  # in a reader, as the daemon reads it
-        except InputError as exc:
-            lines = [f"{target.cand.invoice.name}", "  errors:",
-                     f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"]
-            invalid = True
-        except OSError as exc:
-            lines = [f"{target.cand.invoice.name}", "  errors:",
-                     f"    {target.cand.invoice.name}: cannot be read ({exc.strerror}) — "
-                     "check the file's permissions  [unreadable]", "  => INVALID"]
-            invalid = True
-        except ReaderFailed as exc:
-            # Not the bundle's fault (the daemon reads it again when it changes): no
-            # verdict, and no code.
-            lines = [f"{target.cand.invoice.name}", f"  {exc}", "  => not checked"]
-            invalid = True
-        else:
-            # In the daemon's order: a duplicate is quarantined before any wait for
-            # attachments, and only a bundle that is sent carries the warnings.
-            duplicate, already_sent = journal.sent_findings(bundle, s)
-            bundle = bundle.with_findings(duplicate)
-            bundle = bundle.with_findings(unattached_findings(bundle, target.cand, s))
-            if not bundle.errors:
-                bundle = bundle.with_findings(already_sent)
-            lines = report(bundle, s)
-            invalid = bool(bundle.errors)
+        lines, invalid, _ = checked(target.cand, s, reads, journal)
         failed = failed or invalid
         n_invalid += invalid
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
@@ -213,6 +197,41 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
     print(("\n" if said else "") + f"{n_bundles} bundle(s) checked, {n_invalid} invalid"
           + ("" if n_bundles else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+class Checked(NamedTuple):
+    lines: list[str]  # the report, as check prints it (not escaped yet)
+    invalid: bool  # errors, or not checked
+    read: bool = True  # False: the reader died under it each time (no verdict)
+
+
+def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJournal
+            ) -> Checked:
+    """One bundle read as the daemon reads it (in a reader), with the findings the
+    daemon gives later added: its report's lines, and whether it is invalid (or could
+    not be checked). What `check` prints of each bundle, and `attach` of the bundle it
+    just added to."""
+    try:
+        bundle = reads.evaluate(cand, s)  # in a reader, as the daemon reads it
+    except InputError as exc:
+        return Checked([f"{cand.invoice.name}", "  errors:",
+                        f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"], True)
+    except OSError as exc:
+        return Checked([f"{cand.invoice.name}", "  errors:",
+                        f"    {cand.invoice.name}: cannot be read ({exc.strerror}) — "
+                        "check the file's permissions  [unreadable]", "  => INVALID"], True)
+    except ReaderFailed as exc:
+        # Not the bundle's fault (the daemon reads it again when it changes): no
+        # verdict, and no code.
+        return Checked([f"{cand.invoice.name}", f"  {exc}", "  => not checked"], True, False)
+    # In the daemon's order: a duplicate is quarantined before any wait for
+    # attachments, and only a bundle that is sent carries the warnings.
+    duplicate, already_sent = journal.sent_findings(bundle, s)
+    bundle = bundle.with_findings(duplicate)
+    bundle = bundle.with_findings(unattached_findings(bundle, cand, s))
+    if not bundle.errors:
+        bundle = bundle.with_findings(already_sent)
+    return Checked(report(bundle, s), bool(bundle.errors))
 
 
 def rules(out: TextIO | None = None) -> int:

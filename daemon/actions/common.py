@@ -1,15 +1,17 @@
-"""What several commands share: loading the configuration named on the command line."""
+"""What several commands share: loading the configuration named on the command line, and
+the words of their refusals that several say."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from pathlib import Path
 
 from daemon import logs
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import config_path, load_settings
-from daemon.errors import ConfigError
+from daemon.errors import NO_ROOM, NO_ROOM_FIX, ConfigError, LockHeld
 
 
 def settings_of(args: argparse.Namespace, token: bool = False, outbox: bool = True
@@ -32,6 +34,32 @@ def settings_of(args: argparse.Namespace, token: bool = False, outbox: bool = Tr
         raise
     logs.configure(settings.log)
     return settings, path
+
+
+def as_the_daemons_user(command: str, group: bool = False) -> str:
+    """The fix for a write this user may not make, in the same words in every command:
+    whom to run it as. `group`: a member of the outbox's group may write there too
+    (operations.md, share permissions), as it may not in the state dir."""
+    return (f"run it as the daemon's user (sudo -u outboxd outboxd {command} …) or as root"
+            + (", or as a member of the outbox's group" if group else ""))
+
+
+def why_not_written(exc: OSError, command: str) -> str:
+    """Why the outbox took no file of `command` (attach's copy, send's release file),
+    with the fix: not "Read-only file system (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a
+    temporary name the admin cannot look up."""
+    if exc.errno in NO_ROOM:
+        return f"{exc.strerror} — {NO_ROOM_FIX}"
+    if isinstance(exc, LockHeld):  # its copy, within 50 ms: not another attach's folder lock
+        return f"its copy was {exc.strerror} — stop that process, then {command} again"
+    if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
+        return (f"{exc.filename} was {exc.strerror} (another {command} into that folder still "
+                f"running? `fuser -v` names who holds it) — {command} again once it is let go")
+    if exc.errno == errno.EROFS:
+        return f"{exc.strerror} — it is mounted read-only; {command} once it may be written"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{exc.strerror} — {as_the_daemons_user(command, group=True)}"
+    return f"{exc.strerror or exc} — check the outbox's file system, then {command} again"
 
 
 def invalid_fate(settings: Settings) -> str:

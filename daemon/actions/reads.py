@@ -12,8 +12,9 @@ loaded): the command has imported what a reader needs, where a spawned interpret
 imported it all again, 0.3 to 0.7 s of CPU on every call (docs/architecture.md,
 "A command's reader is forked"); a replacement (after a death, or a kill for time)
 is spawned, the command having its collector thread by then. The reader loads the
-e-invoice engine the settings need when the command evaluates bundles (never for
-`attach`, which only looks for ids and checks its file), and writes no compile cache:
+e-invoice engine the settings need when the command evaluates bundles (all of them:
+`attach` reads the bundle it added to as `check` does, to say what is still wrong in
+it), and writes no compile cache:
 a command writes nothing into the state dir. With `[service] reader_processes = 0` the
 reads run here, as the daemon's then do.
 """
@@ -44,9 +45,9 @@ class CommandReads:
     """One command's reads, in one reader process (or here, as configured)."""
 
     def __init__(self, settings: Settings, evaluates: bool = True) -> None:
-        """`evaluates`: the command evaluates a bundle (check, send, retry), so its
-        reader loads the engine the settings need from the start, not in a second one
-        started for it (attach only looks for ids and checks its file)."""
+        """`evaluates`: the command evaluates a bundle (check, send, retry, attach), so
+        its reader loads the engine the settings need from the start, not in a second
+        one started for it."""
         self._engine = evaluates and needs_engine(settings)
         workers = min(1, workers_for(settings))
         self._settings = settings.model_copy(update={"service": settings.service.model_copy(

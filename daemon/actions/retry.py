@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import shlex
 import sys
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
-from daemon.actions.common import settings_of
+from daemon.actions.common import as_the_daemons_user, settings_of
 from daemon.actions.retry_plan import (
     FOLDER_RE,
     RUN_AS,
@@ -71,8 +72,13 @@ def retry(folder: Path, settings: Settings) -> list[str]:
             for name in reversed(moved):
                 with contextlib.suppress(OSError):
                     move_tree(outbox / name, folder / name)
+            # The quarantine folder or the outbox this user may not write: the fix is
+            # whom to run it as, as for the journal (RUN_AS), not a bare errno.
+            fix = (f" — {as_the_daemons_user('retry', group=True)}"
+                   if exc.errno in (errno.EACCES, errno.EPERM) else "")
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
-                               f"outbox ({exc.strerror or exc}); nothing was moved") from None
+                               f"outbox ({exc.strerror or exc}); nothing was moved{fix}"
+                               ) from None
     if share_with_the_daemon(outbox) is not None:
         _shared(outbox, moved)
     fsync_dir(outbox)
@@ -223,16 +229,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace, settings: Settings) -> int:
-    if len(args.bundles) == 1:
-        folders = [find(args.bundles[0], settings)]
-        refuse_a_journal_out_of_reach(settings)
-        notes: list[str] = []
-        plan(folders[0], settings, notes)
-    else:
-        found = _judged(args.bundles, settings)
-        if isinstance(found, int):
-            return found
-        folders, notes = found
+    found = _judged(args.bundles, settings)
+    if isinstance(found, int):
+        return found
+    folders, notes = found
     for note in notes:
         print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
     for folder in folders:
@@ -242,10 +242,13 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]] | int:
-    """The folders of several arguments, each found and planned; or, when any is refused,
+    """The folders of the arguments, each found and planned; or, when any is refused,
     every refusal told and the exit code. An admin or a script retrying five bundles, one
     of them refused, was told of that one alone: not that the other four stayed in
-    quarantine too, nor of a second refusal until the first was mended."""
+    quarantine too, nor of a second refusal until the first was mended. One argument
+    takes this path too: it had its own, which said a path that is no bundle's folder
+    (exit 2) alone, where given with others behind a journal this user may not write the
+    same path was not said, and the exit was 1."""
     folders: dict[Path, str] = {}
     refusals: list[OutboxdError] = []
     for ref in refs:
@@ -253,11 +256,16 @@ def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]]
             folders.setdefault(find(ref, settings), ref)
         except (RetryRefused, UsageError) as exc:
             refusals.append(exc)
-    refuse_a_journal_out_of_reach(settings)
+    journal: RetryRefused | None = None
+    try:
+        if folders:  # else not waited for (locked): no bundle is to go back
+            refuse_a_journal_out_of_reach(settings)
+    except RetryRefused as exc:
+        journal = exc  # no bundle can go back: the plans are not looked at
     notes: list[str] = []
     movable = []
     putting: dict[str, Path] = {}  # a name going back into the outbox: whose it is
-    for folder in folders:  # all refusals before any move
+    for folder in folders if journal is None else ():  # all refusals before any move
         try:
             names = plan(folder, settings, notes)
             _refuse_a_name_given_twice(folder, names, putting)
@@ -267,8 +275,12 @@ def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]]
             movable.append(folder)
             putting.update(dict.fromkeys(names, folder))
     if not refusals:
+        if journal is not None:
+            raise journal
         return list(folders), notes
-    for refusal in refusals:
+    if len(refs) == 1 and journal is None:
+        raise refusals[0]  # one argument refused: its one line, its exit code
+    for refusal in refusals + ([journal] if journal is not None else []):
         print(for_terminal(f"outboxd: {refusal}"), file=sys.stderr)
     others = (f"; the {len(movable)} bundle(s) that could go back stay in quarantine too "
               f"— retry them alone: outboxd retry -- {shlex.join(f.name for f in movable)}"

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon.actions.common import invalid_fate
+from daemon.actions.common import as_the_daemons_user, invalid_fate
 from daemon.actions.reads import CommandReads
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.papers import PAPER_NAMES
@@ -49,8 +49,7 @@ class RetryRefused(OutboxdError):
 
 # Whom to run retry as where this user cannot use the journal: retry records in it, which
 # only the daemon's user (and root) may (operations.md); its group may only read it.
-RUN_AS = ("nothing was moved — run it as the daemon's user (sudo -u outboxd outboxd retry "
-          "…) or as root")
+RUN_AS = f"nothing was moved — {as_the_daemons_user('retry')}"
 
 
 def quarantined_folders(root: Path) -> list[Path]:

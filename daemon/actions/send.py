@@ -19,14 +19,14 @@ from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach import holders, unread_note
-from daemon.actions.common import settings_of
+from daemon.actions.common import settings_of, why_not_written
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.invisible import escaped_controls, for_terminal
-from daemon.loop.release import overlong, rename_shorter, write_release
+from daemon.loop.release import overlong, path_for, rename_shorter, write_release
 from daemon.loop.statelock import running
 from daemon.names import NAME_MAX, printable, stem
 from daemon.watching.scan import Candidate, list_outbox, marker_wait
@@ -164,7 +164,15 @@ def _release(cand: Candidate, bundle: Bundle, settings: Settings,
     # Released, it still waits for its marker: "sends it now" would be untrue.
     marker = (f"; it still {marker_wait(cand)}" if settings.outbox.completion == "marker"
               and not os.path.lexists(cand.marker) else "")
-    if not write_release(cand, settings.share, user):
+    try:
+        written = write_release(cand, settings.share, user)
+    except OSError as exc:
+        # Named by the release file the clerk knows (NAME.send-anyway), not by the
+        # temporary name it is written under first, with whom to run send as.
+        raise SendRefused(f"could not put the release file {path_for(cand, settings.share).name}"
+                          f" into the outbox {settings.outbox.path}: "
+                          f"{why_not_written(exc, 'send')}; nothing was changed") from None
+    if not written:
         return f"{cand.invoice.name}: already released{marker or f'; {_who_sends(settings)}'}"
     return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}"
             f"{marker or f'; {_who_sends(settings)}'}")

@@ -65,19 +65,33 @@ def _moved(new: Settings, running: Settings) -> list[str]:
             if now != was]
 
 
+# Keys whose value in force is derived where the file leaves them out (sent/ beside the
+# outbox …): a file that spells out that default changes nothing.
+_DERIVED = {("paths", "sent"): "sent_dir", ("paths", "quarantine"): "quarantine_dir",
+            ("paths", "processing"): "processing_dir"}
+
+
+def _effective(s: Settings, sec: str, key: str) -> object:
+    derived = _DERIVED.get((sec, key))
+    return getattr(s, derived) if derived else getattr(getattr(s, sec), key)
+
+
 def _changed(keys: tuple[tuple[str, str], ...], new: Settings, running: Settings) -> list[str]:
-    """The names of those keys whose value differs in the new settings."""
+    """The names of those keys whose value in force differs in the new settings."""
     return [f"[{sec}] {key}" for sec, key in keys
-            if getattr(getattr(new, sec), key) != getattr(getattr(running, sec), key)]
+            if _effective(new, sec, key) != _effective(running, sec, key)]
 
 
 def _changes(new: Settings, running: Settings, token_changed: bool) -> list[str]:
     """The names of the keys whose value in force the reload changes, never their values
     (a token is among them): the admin reads in the log what the reload took. A token
-    file rewritten in place is a change of what it holds, the key unchanged."""
+    file rewritten in place is a change of what it holds, the key unchanged. The keys
+    only a new journal reads are not: the reload changes nothing for them (their own
+    warning says so)."""
     changed = _changed(tuple((sec, key) for sec in type(new).model_fields
                              if getattr(new, sec) != getattr(running, sec)
-                             for key in type(getattr(new, sec)).model_fields), new, running)
+                             for key in type(getattr(new, sec)).model_fields
+                             if (sec, key) not in NEW_JOURNAL_ONLY), new, running)
     if token_changed and not {"[delivery] token", "[delivery] token_file"} & set(changed):
         changed.append("[delivery] token_file (the token it holds)")
     return changed

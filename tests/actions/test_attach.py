@@ -35,8 +35,10 @@ def batch_xml(*ids: str) -> bytes:
 
 @pytest.fixture(autouse=True)
 def _rules_off(env: Env) -> None:
-    """attach never loads the e-invoice rules, but the daemon's own reading these tests
-    check its result with (finish.evaluate, in this process) did, with pre-flight on:
+    """attach's reader loads the e-invoice rules where pre-flight is on (to say what is
+    still wrong in the bundle), and no test here but the one that sets it is about them;
+    and the daemon's own reading these tests check its result with (finish.evaluate, in
+    this process) loaded them here, with pre-flight on:
     the engine's native thread then made every later command in the run spawn its reader
     instead of forking it (reader_child.may_fork), ~0.5 s of CPU a command."""
     env.extra.setdefault("einvoice", {})["preflight"] = "off"
@@ -1008,3 +1010,87 @@ def test_attach_adds_to_an_attachments_toml_with_a_byte_order_mark_keeping_its_e
     notes = tomllib.loads((cfg.outbox / "INV-1001" / "attachments.toml").read_text("utf-8"))
     assert notes["files"]["contract.pdf"] == {"type": "Contract"}
     assert notes["files"][timesheet.name]["type"] == "Timesheet"
+
+
+def test_a_copy_this_user_may_not_write_says_whom_to_run_attach_as(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox (or the sidecar) this user may not write: attach names the file it
+    could not put in, never its temporary name, and the fix in the words send and retry
+    use — whom to run it as; nothing is left behind."""
+    import daemon.actions.attach_copy as attach_mod
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+
+    def refused(path: os.PathLike[str]) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(attach_mod, "create_locked", refused)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert (f"could not put INV-1001/timesheet.pdf into the outbox {cfg.outbox}: Permission "
+            "denied — run it as the daemon's user (sudo -u outboxd outboxd attach …) or as "
+            "root, or as a member of the outbox's group; nothing was changed") in err
+    assert ".tmp" not in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+def test_attach_into_a_bundle_with_a_bad_file_attaches_and_says_what_is_still_wrong(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """The sidecar already holds a file the channel refuses (an executable): attach said
+    "attached as …" alone, and the clerk believed the invoice would now go out. It still
+    attaches (exit 0: the clerk may mend the bundle one file at a time), and says in the
+    same output that the bundle has errors, with `outboxd check`'s report of them."""
+    drop_bundle(cfg.outbox, "INV-1001", {"tool.exe": b"MZ\x90\x00" + b"\x00" * 200})
+    assert attach(cfg, "INV-1001", str(timesheet)) == 0
+    out = capsys.readouterr().out
+    assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == timesheet.read_bytes()
+    lines = out.splitlines()
+    assert lines[0] == "INV-1001: attached as INV-1001/timesheet.pdf"
+    assert lines[1] == ("but INV-1001.xml still has errors, and the daemon does not send it "
+                        "while they remain — mend them (outboxd check "
+                        f"{cfg.outbox / 'INV-1001.xml'} shows them again):")
+    assert "    INV-1001/tool.exe: is a Windows executable" in out and "[type-not-allowed]" in out
+    assert "    INV-1001/timesheet.pdf  [Attachment, application/pdf, 2 pages]  ok" in out
+    assert lines[-1] == "  => INVALID (1 error(s), 0 warning(s))"
+
+
+def test_attach_to_an_invoice_the_e_invoice_rules_refuse_says_so(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """An invoice file whose ids can be read but that breaks an EN 16931 rule (a wrong
+    total): the daemon stops the bundle for it, so attach says so after attaching, the
+    rule named, as `outboxd check` reads it (pre-flight on, in attach's reader)."""
+    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "error"})
+    wrong = ubl_invoice("INV-1002").replace(b'<cbc:PayableAmount currencyID="EUR">125.00',
+                                            b'<cbc:PayableAmount currencyID="EUR">9.99')
+    assert wrong != ubl_invoice("INV-1002")
+    write(cfg.outbox / "INV-1002.xml", wrong)
+    assert attach(cfg, "INV-1002", str(timesheet)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("INV-1002: attached as INV-1002/timesheet.pdf\nbut INV-1002.xml "
+                          "still has errors")
+    assert "[BR-CO-16]" in out and "=> INVALID" in out
+
+
+def test_attach_into_a_valid_bundle_says_attached_alone(cfg: Env, timesheet: Path,
+                                                        capsys) -> None:
+    """Where the bundle has no errors once the file is in, attach says "attached as" and
+    nothing more: the daemon sends it once its files settle."""
+    drop_bundle(cfg.outbox, "INV-1003", {"delivery.pdf": pdf_bytes(1)})
+    assert attach(cfg, "INV-1003", str(timesheet)) == 0
+    assert capsys.readouterr().out == "INV-1003: attached as INV-1003/timesheet.pdf\n"
+
+
+def test_a_bundle_claimed_while_attach_reads_it_again_is_no_error(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon may claim the bundle as soon as it settles after the copy, while
+    attach reads it to say what is still wrong: the read then fails for want of the
+    invoice file, which is no error of the bundle — attach says "attached as" alone."""
+    from daemon.actions.reads import CommandReads
+    write(cfg.outbox / "INV-1004.xml", ubl_invoice("INV-1004"))
+    claimed = cfg.outbox / ".outboxd" / "processing"
+
+    def claimed_first(self: CommandReads, cand, settings):  # noqa: ANN001, ANN202
+        claimed.mkdir(parents=True, exist_ok=True)
+        cand.invoice.rename(claimed / cand.invoice.name)
+        raise FileNotFoundError(2, "No such file or directory", str(cand.invoice))
+    monkeypatch.setattr(CommandReads, "evaluate", claimed_first)
+    assert attach(cfg, "INV-1004", str(timesheet)) == 0
+    assert capsys.readouterr().out == "INV-1004: attached as INV-1004/timesheet.pdf\n"

@@ -860,19 +860,41 @@ def test_a_released_invoice_without_attachments_is_a_warning_naming_the_release(
     assert "=> valid (0 error(s), 1 warning(s))" in out
 
 
-def test_an_unattached_invoice_beside_other_errors_is_not_counted_twice(
+def test_an_unattached_invoice_beside_other_errors_is_shown_but_not_counted(
         cfg: Env, capsys) -> None:
     """A file of two invoices, one without attachments and one with a bad one: the
     daemon stops the bundle for the error at once, without waiting, so check counts that
-    error alone, under every policy."""
+    error alone, under every policy — but it shows the missing attachments too, as a
+    note and in the note line, so that the clerk mends everything in one go (check left
+    them out: the clerk mended the error and only then learned of the wait)."""
     bundle = drop_bundle(cfg.outbox, "batch", {"A-1/x.pdf": b""},
                          invoice=batch_xml("A-1", "A-2"))
     for policy in ("warn", "quarantine"):
         cfg.write_config("http://127.0.0.1:9/bundles", policy={"unattached": policy})
         got, out = check(cfg, capsys, bundle)
         assert got == 1
-        assert "unattached-invoice" not in out
         assert "=> INVALID (1 error(s), 0 warning(s))" in out
+        assert (f'  note: A-2 without attachments: [policy] unattached = "{policy}" — once '
+                "its errors are mended, it waits 1 s for attachments, then ") in out
+        notes = out.split("  notes:\n")[1]
+        line = notes.splitlines()[0]
+        assert line.startswith("    batch.xml: once its errors are mended: invoice A-2 ")
+        assert line.endswith("  [unattached-invoice]")
+
+
+def test_an_invalid_invoice_file_without_attachments_shows_the_wait_under_hold(
+        cfg: Env, capsys) -> None:
+    """An invoice file that is no well-formed XML, without attachments, under [policy]
+    unattached = "hold": check showed the XML error alone, where a valid one gets the
+    note that it waits until released; now both are shown, the error counted alone."""
+    bare = drop_bundle(cfg.outbox, "INV-2", {}, invoice=b'<?xml version="1.0"?><Invoice><x')
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"unattached": "hold"})
+    got, out = check(cfg, capsys, bare)
+    assert got == 1 and "[invalid-xml]" in out
+    assert ('  note: INV-2 without attachments: [policy] unattached = "hold" — once its '
+            "errors are mended, it waits for attachments until released") in out
+    assert "[unattached-invoice]" in out.split("  notes:\n")[1]
+    assert "=> INVALID (1 error(s), 0 warning(s))" in out
 
 
 SENT_AT = "2026-11-26T09:30:00.000Z"

@@ -379,6 +379,29 @@ def test_several_bundles_with_a_path_outside_quarantine_exit_2_naming_it(
     assert list(cfg.outbox.iterdir()) == []
 
 
+@pytest.mark.parametrize("good", [False, True])
+def test_a_path_that_is_no_bundles_folder_exits_2_alone_or_with_others_and_an_unwritable_journal(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch, good: bool) -> None:
+    """One argument and several took two code paths, which disagreed: a day folder given
+    alone was refused with exit 2, naming it; given with a good id while this user may
+    not write the journal, only the journal was named, exit 1. Now one path: the day
+    folder is named and the exit is 2 either way, the journal's refusal told beside it
+    where a bundle could otherwise go back; nothing moves."""
+    folder = quarantined(cfg)
+    journal_with_quarantined_row(cfg, folder)
+    journal = cfg.state / "journal.sqlite3"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) in (
+        journal, journal.parent) and mode & os.W_OK else real_access(path, mode, **kw))
+    day = str(folder.parent)
+    args = [day, BID[:12]] if good else [day]
+    assert main(["retry", "-c", str(cfg.config), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"{day} is a day folder of the quarantine folder" in err
+    assert ("this user may not write the journal" in err) == good
+    assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001.xml").exists()
+
+
 def test_the_sidecar_of_another_invoice_file_is_no_look_alike_for_retry(cfg: Env) -> None:
     """inv-7/ beside inv-7.xml is that file's sidecar, not a look-alike of INV-7's (two
     bundles on Linux, as the daemon has them): retry puts INV-7.xml back."""
@@ -504,6 +527,25 @@ def test_a_move_refused_after_the_record_puts_the_row_back_in_quarantine(
                           (row_id,)).fetchone() == ("quarantined", str(folder), since)
     finally:
         db.close()
+
+
+def test_a_move_this_user_may_not_make_says_whom_to_run_retry_as(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who may write the journal but not the quarantine folder or the outbox got
+    "cannot move … (Permission denied); nothing was moved" alone, where the refusal for
+    the journal says whom to run retry as: it now gives the same fix."""
+    from daemon.actions import retry as retry_action
+    folder = quarantined(cfg)
+    journal_with_quarantined_row(cfg, folder)
+
+    def refused(src: Path, dst: Path) -> list[Path]:
+        raise PermissionError(13, "Permission denied", str(src))
+    monkeypatch.setattr(retry_action, "move_tree", refused)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "back into the outbox (Permission denied); nothing was moved — run it as the " \
+        "daemon's user (sudo -u outboxd outboxd retry …) or as root" in err
+    assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001.xml").exists()
 
 
 def test_a_release_file_archived_with_the_bundle_is_no_second_invoice_file_for_retry(

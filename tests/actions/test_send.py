@@ -382,3 +382,25 @@ def test_the_command_offered_for_a_name_shown_with_codes_releases_that_file_in_b
                           capture_output=True, check=True, timeout=30,
                           env={**os.environ, "LC_ALL": "C"}).stdout.split(b"\0")
     assert argv[:-1] == [b"send", b"--without-attachments", b"--", os.fsencode(name)]
+
+
+def test_a_release_this_user_may_not_write_names_the_release_file_and_whom_to_run_as(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run by a user who may not write in the outbox, send said "Permission denied
+    (/…/.INV-S3.send-anyway.0a1b2c3.tmp) — check that the path exists…": a temporary name
+    the admin cannot find, and not the fix the other commands give. It now names the
+    release file and says to run it as the daemon's user; nothing is left behind."""
+    import daemon.loop.release as release_module
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "INV-S3.xml", ubl_invoice("INV-S3"))
+
+    def refused(path: os.PathLike[str]) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(release_module, "create_locked", refused)
+    with pytest.raises(SendRefused) as refusal:
+        send("INV-S3", settings, without_attachments=True)
+    assert str(refusal.value) == (
+        f"could not put the release file INV-S3.send-anyway into the outbox {env.outbox}: "
+        "Permission denied — run it as the daemon's user (sudo -u outboxd outboxd send …) "
+        "or as root, or as a member of the outbox's group; nothing was changed")
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-S3.xml"]

@@ -358,6 +358,39 @@ def test_a_reload_that_changes_the_duplicate_window_says_it_does_nothing_now(
     assert ("warning", JOURNAL_IS_NOT_NEW) not in loop.log.lines
 
 
+def test_a_reload_does_not_name_the_duplicate_window_among_what_it_changed(
+        tmp_path: Path) -> None:
+    """"configuration reloaded" listed [policy] duplicate_window_days as changed, beside
+    the warning that the change does nothing now (nor at a restart, unless the journal is
+    new): changed names only what the reload put in force."""
+    loop = running(tmp_path)
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        "[policy]\n", "[policy]\nduplicate_window_days = 30\nunattached = \"hold\"\n"),
+        encoding="utf-8")
+    loop._do_reload()
+    assert ("warning", JOURNAL_IS_NOT_NEW) in loop.log.lines
+    assert [f["changed"] for f in loop.log.info_fields] == [["[policy] unattached"]]
+
+
+def test_a_reload_that_spells_out_a_default_folder_names_no_change(tmp_path: Path) -> None:
+    """A file that writes out [paths] sent, quarantine or processing as the folders the
+    daemon already uses (their defaults, beside and in the outbox) changes nothing: the
+    reload listed them as changed. One that names another folder is a change."""
+    loop = running(tmp_path)
+    path = config(tmp_path)
+    outbox = tmp_path / "outbox"
+    spelled = path.read_text().replace("[paths]\n", f'[paths]\nsent = "{tmp_path / "sent"}"\n'
+                                       f'quarantine = "{tmp_path / "quarantine"}"\n'
+                                       f'processing = "{outbox / ".outboxd" / "processing"}"\n')
+    path.write_text(spelled, encoding="utf-8")
+    loop._do_reload()
+    path.write_text(spelled.replace(f'sent = "{tmp_path / "sent"}"',
+                                    f'sent = "{tmp_path / "sent2"}"'), encoding="utf-8")
+    loop._do_reload()
+    assert [f["changed"] for f in loop.log.info_fields] == [[], ["[paths] sent"]]
+
+
 def test_what_decides_trust_changes_with_verify_and_with_its_file_replaced_in_place(
         tmp_path: Path) -> None:
     """trusts_as: what a reload compares to bring forward bundles whose receiver's
