@@ -21,7 +21,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 from hungshare import hung_share
 
 from daemon.loop import hangwatch
-from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait
+from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait, looked_at
 
 pytestmark = pytest.mark.usefixtures("lean")
 
@@ -352,3 +352,101 @@ def test_the_first_turn_after_ready_stuck_on_the_share_is_kept_alive_as_any_turn
     running = notes()[:notes().index("STOPPING=1")]  # the stop extends its own timeout
     assert not [m for m in running if m.startswith("EXTEND_TIMEOUT_USEC=")], notes()
     assert not [s for s in notes.statuses() if s.startswith("starting:")], notes()
+
+
+def _settings(tmp_path: Path, **paths: str) -> Any:
+    from daemon.configuration.config import Settings
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    return Settings(outbox={"path": str(outbox)},
+                    paths={"state_dir": str(tmp_path / "state"), **paths},
+                    delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                    einvoice={"preflight": "off"})
+
+
+@pytest.mark.parametrize(("inside", "what"), [("INV-1", "folder in the outbox"),
+                                              ("sent", "sent folder")])
+def test_a_hung_share_mounted_in_the_outbox_is_named_while_the_outbox_answers(
+        tmp_path: Path, notes: Notes, inside: str, what: str) -> None:
+    """A share mounted on a sidecar folder, or on sent/ inside the outbox, hangs while
+    the outbox itself answers, and the loop waits on it: the warning and STATUS= name
+    that folder (not the outbox, which answers, nor nothing at all)."""
+    s = _settings(tmp_path, sent=str(tmp_path / "outbox" / "sent"))
+    where = s.outbox.path / inside
+    log = Log()
+    with hung_share(where):
+        watch = HangWatch(lambda: looked_at(s), log, keepalive=WATCHDOG_SEC / 2)
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()
+            watch.busy()
+            with contextlib.suppress(OSError):
+                os.listdir(where)  # the loop reading the folder: waits on its share
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the warning")
+        event, fields = log.lines[0]
+        assert event.startswith(f"the {what} {where} does not answer: outboxd has waited ")
+        assert fields["folder"] == str(where)
+        assert "check the file server and the network" in fields["fix"]
+        wait_for(lambda: any(x.startswith(f"{what} {where} does not answer since ")
+                             for x in notes.statuses()), what="STATUS= naming the folder")
+        watch.stop()
+    assert not [e for e, _ in log.lines if "outbox " + str(s.outbox.path) + " " in e]
+
+
+def test_shares_mounted_in_the_outbox_are_looked_at_but_not_under_a_dot_folder(
+        tmp_path: Path) -> None:
+    """looked_at takes the mounts below the outbox from the mount table (no look at a
+    folder that may hang): a sidecar's share is looked at after the outbox; one under a
+    dot-folder (a NAS's .snapshot), which the loop leaves alone, is not; a processing
+    folder in the outbox is named as such once a share is mounted on the way to it."""
+    s = _settings(tmp_path)
+    outbox = s.outbox.path
+    with hung_share(outbox / "INV-2"), hung_share(outbox / ".snapshot" / "hourly.0"), \
+            hung_share(outbox / ".outboxd"):
+        folders = looked_at(s)
+    assert folders[0] == ("outbox", outbox)
+    assert ("processing folder", s.processing_dir) in folders
+    assert ("folder in the outbox", outbox / "INV-2") in folders
+    assert not [f for _, f in folders if ".snapshot" in f.parts]
+    # .outboxd itself: the processing folder's look covers it
+    assert len(folders) == 3 + 2, folders  # outbox, sent, quarantine, processing, INV-2
+
+
+def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: Notes) -> None:
+    """A look that takes longer than a check's time but answers well within the look's
+    limit (a loaded share, here one that answers after 2.25 s against a limit of 3 s) is
+    no hang: no "does not answer" and then "answers again" pair, no ping."""
+    now = [0.0]  # the turn's clock, moved by the test; a look's time is real
+    log = Log()
+    where = tmp_path / "share"
+    keepalive = 12.0  # after: 6 s; a check every 1.5 s; a look is given 3 s
+    checks: list[None] = []
+    with hung_share(where):
+        watch = HangWatch(lambda: [("outbox", where)], log, keepalive=keepalive,
+                          clock=lambda: now[0])
+        check = watch._check
+        watch._check = lambda: (check(), checks.append(None))  # type: ignore[method-assign]
+
+        begun = threading.Event()
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()
+            watch.busy()
+            begun.set()
+            with contextlib.suppress(OSError):
+                os.listdir(where)
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(begun.is_set, what="the turn begun")
+        now[0] = hang_after(keepalive)  # the turn has lasted `after`: the folder is looked at
+        wait_for(lambda: watch._looks, what="the look begun")
+        # The share's own slowness, not a wait for the code under test.
+        threading.Event().wait(2.25)
+    seen = len(checks)
+    wait_for(lambda: len(checks) >= seen + 2, what="two checks more")
+    watch.stop()
+    assert log.lines == []
+    assert "WATCHDOG=1" not in notes()
