@@ -6,8 +6,8 @@ minutes or hours. The loop, and a start before READY=1, then wait with it and lo
 systemd's watchdog (or its start timeout) kills the daemon with only "watchdog timeout",
 and the restart waits on its first look again.
 
-One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's turn (or the
-start) has lasted half of `after` seconds it looks at each folder the loop
+One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's turn (the
+start, or the stop) has lasted half of `after` seconds it looks at each folder the loop
 looks at (and at each share mounted in them), each on a thread of its own; a folder whose
 look has not answered in the other half hangs: one warning names it with the fix, and
 STATUS= says it. A look that answers within that (a share merely slow) is no hang. While
@@ -15,7 +15,9 @@ the loop waits in the kernel (not in a wait of ours, a lock or a sleep: /proc te
 call it is in) and the folder still does not answer, the watchdog is told the loop lives
 (WATCHDOG=1; before READY the start timeout is extended, for START_EXTEND_SECONDS at
 most): a restart does not mend a share, and the daemon goes on the moment it answers. A
-loop stuck in our own code (or in a wait of its own) gets no ping from here.
+loop stuck in our own code (or in a wait of its own) gets no ping from here, and neither
+does a stop: its time is systemd's stop timeout (stopping.stop_budget), and a stop killed
+loses nothing.
 When the folder answers again: one info line, and the loop publishes its counts again.
 With the loop turning, this thread costs one wake every few seconds and nothing else.
 """
@@ -187,6 +189,7 @@ class HangWatch:
         self.look_for = self.after / 2
         self._since: float | None = None  # monotonic: the loop's turn began (loop thread)
         self._starting = True  # before READY=1
+        self._stopping = False  # the stop begun (Service._shutdown)
         self._start_cap = start_cap
         self._extended_since: float | None = None  # monotonic: the start's first extension
         self._tid: int | None = None  # the loop's thread, as /proc names it
@@ -215,6 +218,12 @@ class HangWatch:
         """Between turns; first called once READY=1 is said."""
         self._since = None
         self._starting = False
+
+    def stopping(self) -> None:
+        """As the stop begins (Service._shutdown): a turn of its own, which may wait on
+        the share too (the clerks' page is written in the outbox)."""
+        self._stopping = True
+        self._since = self._clock()
 
     def stop(self) -> None:
         self._stop.set()
@@ -268,7 +277,10 @@ class HangWatch:
         self._hung = (what, folder, self._clock())
         waited = round(self._clock() - began)
         watchdog = None
-        if self._keepalive and not self._starting:
+        if self._stopping:
+            watchdog = ("not kept: the stop ends at systemd's stop timeout, nothing is lost "
+                        "(the next start resumes what it left)") if self._keepalive else None
+        elif self._keepalive and not self._starting:
             watchdog = ("kept: the daemon goes on once it answers" if self._waits_in_kernel()
                         else "not kept: the loop does not wait on the share itself")
         self.log.warning(f"the {what} {folder} does not answer: outboxd has waited "
@@ -278,8 +290,8 @@ class HangWatch:
         said = (f"{what} {folder} does not answer since {since} UTC: its share hangs — check "
                 "the file server and the network, then the mount")
         counts = self.shown()
-        if self._starting:
-            said = f"starting: {said}"
+        if self._starting or self._stopping:
+            said = f"{'stopping' if self._stopping else 'starting'}: {said}"
         # One line: a folder's name may hold a line break (counts are escaped already).
         said = escaped_controls(said)
         notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")
@@ -287,8 +299,9 @@ class HangWatch:
 
     def _keep_alive(self) -> None:
         """Tell systemd the loop lives, only while it waits in the kernel: a share's look,
-        not a wait of our own (nor our own code on the CPU); a start only up to its cap."""
-        if not self._waits_in_kernel():
+        not a wait of our own (nor our own code on the CPU); a start only up to its cap;
+        never a stop."""
+        if self._stopping or not self._waits_in_kernel():
             return
         if self._starting:
             now = self._clock()

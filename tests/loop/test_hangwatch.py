@@ -415,6 +415,48 @@ def test_shares_mounted_in_the_outbox_are_looked_at_but_not_under_a_dot_folder(
     assert len(folders) == 3 + 2, folders  # outbox, sent, quarantine, processing, INV-2
 
 
+def test_a_stop_stuck_on_a_hung_share_says_so_and_is_not_kept_alive(
+        tmp_path: Path, notes: Notes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox's share hangs as the daemon stops: the stop (which writes the clerks'
+    page into the outbox) waits on it. The watch says so as for a turn — a warning naming
+    the outbox, STATUS= beginning "stopping:" — but sends no WATCHDOG=1 and asks for no
+    more time: the stop's time is systemd's stop timeout. Released, the stop ends."""
+    from fakeloop import FakeWatcher, Inline
+
+    from daemon.loop.service import Service
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)  # not the main thread
+    s = _settings(tmp_path)
+    outbox = s.outbox.path
+    log = Log()
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline(),
+                  hangs=HangWatch(lambda: [], log, keepalive=WATCHDOG_SEC / 2))
+    hung = threading.Event()
+
+    def turn() -> float | None:
+        hung.wait(30)
+        svc.request_stop()  # as SIGTERM: the stop begins with the share already hung
+        return None
+    monkeypatch.setattr(svc, "turn", turn)
+    ran = threading.Thread(target=svc.run, daemon=True)
+    ran.start()
+    wait_for(lambda: "READY=1" in notes(), what="READY=1")
+    with hung_share(outbox):
+        hung.set()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the warning")
+        event, fields = log.lines[0]
+        assert event.startswith(f"the outbox {outbox} does not answer")
+        assert fields["watchdog"].startswith("not kept")
+        wait_for(lambda: any(x.startswith(f"stopping: outbox {outbox} does not answer since ")
+                             for x in notes.statuses()), what="STATUS= saying the stop waits")
+        assert ran.is_alive()
+    ran.join(STOP_GRACE)
+    assert not ran.is_alive()
+    stop = notes()[notes().index("STOPPING=1") + 1:]
+    assert "WATCHDOG=1" not in stop, stop
+    assert [m for m in stop if m.startswith("EXTEND_TIMEOUT_USEC=")] == [stop[0]], stop
+
+
 def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: Notes) -> None:
     """A look that takes longer than a check's time but answers well within the look's
     limit (a loaded share, here one that answers after 2.25 s against a limit of 3 s) is
