@@ -101,6 +101,30 @@ def test_the_loop_stuck_on_a_hung_outbox_says_so_keeps_the_watchdog_and_goes_on_
     assert "Traceback" not in daemon.stderr()
 
 
+def test_a_running_daemon_stuck_on_a_hung_sidecar_share_names_that_folder(
+        env: Env, receiver: Receiver, start_daemon: Any, notes: Notes) -> None:
+    """A share mounted on a sidecar folder inside the outbox hangs, the outbox itself
+    answers, and the loop waits on the sidecar once its invoice file comes: the warning
+    and STATUS= name the sidecar folder, not the outbox; released, one info line says it
+    answers again, and the daemon stops cleanly."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 1})
+    daemon = start_daemon()
+    wait_for(lambda: "READY=1" in notes(), what="READY=1")
+    sidecar = env.outbox / "INV-M1"
+    with hung_share(sidecar):
+        drop_bundle(env.outbox, "INV-M1", {})
+        [warning] = wait_for(lambda: events(daemon, "does not answer"), timeout=30,
+                             what="the warning that the sidecar's share does not answer")
+        assert warning["event"].startswith(f"the folder in the outbox {sidecar} does not "
+                                           "answer"), warning
+        assert warning["folder"] == str(sidecar)
+        wait_for(lambda: any(s.startswith(f"folder in the outbox {sidecar} does not answer")
+                             for s in notes.statuses()), what="STATUS= naming the sidecar")
+    wait_for(lambda: events(daemon, "the folder in the outbox answers again"),
+             what="the info line")
+    assert "Traceback" not in daemon.stderr()
+
+
 def test_a_start_on_a_hung_outbox_says_so_and_asks_for_more_time(
         env: Env, receiver: Receiver, notes: Notes, tmp_path: Path) -> None:
     """The outbox hangs before `outboxd run` begins: the start (before READY=1) says which
