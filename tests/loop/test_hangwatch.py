@@ -483,12 +483,13 @@ def test_a_stop_stuck_on_a_hung_share_says_so_and_is_not_kept_alive(
 
 def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: Notes) -> None:
     """A look that takes longer than a check's time but answers well within the look's
-    limit (a loaded share, here one that answers after 2.25 s against a limit of 3 s) is
-    no hang: no "does not answer" and then "answers again" pair, no ping."""
+    limit (a loaded share, here one that answers after 3 s against a limit of 4 s, where
+    a check comes every 2 s) is no hang: no "does not answer" and then "answers again"
+    pair, no ping."""
     now = [0.0]  # the turn's clock, moved by the test; a look's time is real
     log = Log()
     where = tmp_path / "share"
-    keepalive = 12.0  # after: 6 s; a check every 1.5 s; a look is given 3 s
+    keepalive = 16.0  # after: 8 s; a check every 2 s; a look is given 4 s
     checks: list[None] = []
     with hung_share(where):
         watch = HangWatch(lambda: [("outbox", where)], log, keepalive=keepalive,
@@ -510,7 +511,7 @@ def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: 
         now[0] = hang_after(keepalive)  # the turn has lasted `after`: the folder is looked at
         wait_for(lambda: watch._looks, what="the look begun")
         # The share's own slowness, not a wait for the code under test.
-        threading.Event().wait(2.25)
+        threading.Event().wait(3.0)
     seen = len(checks)
     wait_for(lambda: len(checks) >= seen + 2, what="two checks more")
     watch.stop()
