@@ -135,12 +135,18 @@ def run(args: argparse.Namespace) -> int:
             away = hung(settings)
             note(away)
     if view is None:
-        view = status.OutboxView([], [], {})
+        view = status.OutboxView([], [], {}, unlisted=(away or "").removeprefix("outboxd: "))
+    if view.unlisted and not away:  # gone since it answered: said as the rest
+        note(f"outboxd: {view.unlisted}")
     if view.unread:
         note(f"outboxd: {view.unread}")
     if args.json:
-        # operations.md's keys; the page's files left alone are text only
+        # operations.md's keys; the page's files left alone are text only. An empty
+        # lone_folders must not read as "none" when the outbox was not seen: a script
+        # reads stdout, and stderr's line may go nowhere (cron, a pipe).
+        unseen = (away or "").removeprefix("outboxd: ") or view.unlisted
         print(status.as_json({**data, "lone_folders": status.lone_json(view.lone),
+                              "outbox_listed": not unseen, "outbox_problem": unseen or None,
                               "daemon": {"running": up, "notes": notes}}))
     else:
         if away:

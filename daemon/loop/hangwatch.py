@@ -6,15 +6,18 @@ minutes or hours. The loop, and a start before READY=1, then wait with it and lo
 systemd's watchdog (or its start timeout) kills the daemon with only "watchdog timeout",
 and the restart waits on its first look again.
 
-One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's turn (or
-the start) has lasted `after` seconds it looks at each folder the loop looks at, on a
-thread of its own; a folder whose look does not answer within a few seconds hangs: one
-warning names it with the fix, and STATUS= says it. While the loop waits in the kernel
-(not in a wait of ours, a lock or a sleep: /proc tells which call it is in) and the folder
-still does not answer, the watchdog is told the loop lives (WATCHDOG=1; before READY the
-start timeout is extended, for START_EXTEND_SECONDS at most): a restart does not mend a
-share, and the daemon goes on the moment it answers. A loop stuck in our own code (or in
-a wait of its own) gets no ping from here.
+One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's turn (the
+start, or the stop) has lasted half of `after` seconds it looks at each folder the loop
+looks at (and at each share mounted in them), each on a thread of its own; a folder whose
+look has not answered in the other half hangs: one warning names it with the fix, and
+STATUS= says it. A look that answers within that (a share merely slow) is no hang. While
+the loop waits in the kernel (not in a wait of ours, a lock or a sleep: /proc tells which
+call it is in) and the folder still does not answer, the watchdog is told the loop lives
+(WATCHDOG=1; before READY the start timeout is extended, for START_EXTEND_SECONDS at
+most): a restart does not mend a share, and the daemon goes on the moment it answers. A
+loop stuck in our own code (or in a wait of its own) gets no ping from here, and neither
+does a stop: its time is systemd's stop timeout (stopping.stop_budget), and a stop killed
+loses nothing.
 When the folder answers again: one info line, and the loop publishes its counts again.
 With the loop turning, this thread costs one wake every few seconds and nothing else.
 """
@@ -35,6 +38,7 @@ from daemon.configuration.config import Settings
 from daemon.invisible import escaped_controls
 from daemon.osthreads import show_name
 from daemon.report.notify import START_PART_SECONDS, notify
+from daemon.watching.mounts import points_below
 
 # Seconds the loop may wait on one turn before the folders are looked at. Far more than
 # any look at a share that answers takes (a rescan of 20,000 names on SMB: some seconds),
@@ -127,12 +131,27 @@ def in_kernel_wait(tid: int) -> bool:
 
 def looked_at(s: Settings) -> list[tuple[str, Path]]:
     """The folders the loop looks at, as the warning names them: the outbox first; the
-    others where they are not in it (else it is the outbox that hangs)."""
-    folders = [("outbox", s.outbox.path)]
+    others where they are not in it, or where a share is mounted on them (or on a folder
+    between the outbox and them): else the outbox answers for them. Then each share
+    mounted below these (on a sidecar, on a day folder of sent/): the outbox answering
+    says nothing of them, and the loop waits on them as on the outbox. Not those under a
+    dot-folder of the outbox, which the loop leaves alone (a NAS's .snapshot). From the
+    mount table: no look at a folder here, which may hang."""
+    outbox = s.outbox.path
+    inside = points_below(outbox)
+    roots = [("outbox", outbox)]
     for what, path in (("processing folder", s.processing_dir), ("sent folder", s.sent_dir),
                        ("quarantine folder", s.quarantine_dir)):
-        if not path.is_relative_to(s.outbox.path):
-            folders.append((what, path))
+        if not path.is_relative_to(outbox) or any(path.is_relative_to(p) for p in inside):
+            roots.append((what, path))
+    folders = list(roots)
+    for what, root in roots:
+        for point in inside if root == outbox else points_below(root):
+            if any(f.is_relative_to(point) for _, f in folders):
+                continue  # named already, or on the way to one named: its look covers it
+            if root == outbox and point.relative_to(outbox).parts[0].startswith("."):
+                continue
+            folders.append((f"folder in the {what}", point))
     return folders
 
 
@@ -161,13 +180,22 @@ class HangWatch:
         self._keepalive = keepalive
         self._clock = clock
         self.after = hang_after(keepalive)
-        self._every = self.after / 4  # between checks; also how long a look is given
+        self._every = self.after / 4  # between checks
+        # How long a look is given before its folder hangs; the looks begin this long
+        # before `after`, so that the warning still comes once the turn has lasted
+        # `after`. Half of it, not a check's time: a share that answers slowly (a look
+        # of 4 s on a loaded SMB server) must not be said to hang, nor then to answer
+        # again, while the warning and a first ping still come in time (hang_after).
+        self.look_for = self.after / 2
         self._since: float | None = None  # monotonic: the loop's turn began (loop thread)
         self._starting = True  # before READY=1
+        self._stopping = False  # the stop begun (Service._shutdown)
         self._start_cap = start_cap
         self._extended_since: float | None = None  # monotonic: the start's first extension
         self._tid: int | None = None  # the loop's thread, as /proc names it
-        self._looks: dict[Path, threading.Thread] = {}  # a look per folder, under way
+        # A look per folder under way, and when it began: time.monotonic(), not the
+        # clock: a look's time is the share's, real whatever clock the turn is timed by.
+        self._looks: dict[Path, tuple[threading.Thread, float]] = {}
         self._hung: tuple[str, Path, float] | None = None  # what, folder, since (monotonic)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hangwatch", daemon=True)
@@ -191,6 +219,12 @@ class HangWatch:
         self._since = None
         self._starting = False
 
+    def stopping(self) -> None:
+        """As the stop begins (Service._shutdown): a turn of its own, which may wait on
+        the share too (the clerks' page is written in the outbox)."""
+        self._stopping = True
+        self._since = self._clock()
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -205,7 +239,7 @@ class HangWatch:
     def _check(self) -> None:
         if self._hung is not None:
             what, folder, since = self._hung
-            if self._looks[folder].is_alive():
+            if self._looks[folder][0].is_alive():
                 self._keep_alive()
                 return
             del self._looks[folder]
@@ -215,34 +249,38 @@ class HangWatch:
             self.again()
             return
         began = self._since
-        if began is None or self._clock() - began < self.after:
+        if began is None or self._clock() - began < self.after - self.look_for:
             return
-        for what, folder in self.folders():
-            if not self._answers(folder):
+        # All at once: a share mounted in the outbox that hangs is found in a look's
+        # time, however many answer before it.
+        looks = [(what, folder, self._looking(folder)) for what, folder in self.folders()]
+        for _, _, (look, started) in looks:
+            look.join(max(0.0, started + self.look_for - time.monotonic()))
+        for what, folder, (look, _) in looks:
+            if look.is_alive():
                 self._hang(what, folder, began)
                 return
+            del self._looks[folder]
 
-    def _answers(self, folder: Path) -> bool:
-        """A look at `folder` (or the one still under way from before) ends within a check's
-        time. A look that hangs stays with its thread until the share answers: one at most
-        a folder."""
+    def _looking(self, folder: Path) -> tuple[threading.Thread, float]:
+        """The look at `folder` under way, or a new one. A look that hangs stays with its
+        thread until the share answers: one at most a folder."""
         look = self._looks.get(folder)
-        if look is None or not look.is_alive():
-            look = threading.Thread(target=_look, args=(folder,), name="hangwatch look",
-                                    daemon=True)
-            self._looks[folder] = look
-            look.start()
-        look.join(self._every)
-        if look.is_alive():
-            return False
-        del self._looks[folder]
-        return True
+        if look is None or not look[0].is_alive():
+            thread = threading.Thread(target=_look, args=(folder,), name="hangwatch look",
+                                      daemon=True)
+            look = self._looks[folder] = thread, time.monotonic()
+            thread.start()
+        return look
 
     def _hang(self, what: str, folder: Path, began: float) -> None:
         self._hung = (what, folder, self._clock())
         waited = round(self._clock() - began)
         watchdog = None
-        if self._keepalive and not self._starting:
+        if self._stopping:
+            watchdog = ("not kept: the stop ends at systemd's stop timeout, nothing is lost "
+                        "(the next start resumes what it left)") if self._keepalive else None
+        elif self._keepalive and not self._starting:
             watchdog = ("kept: the daemon goes on once it answers" if self._waits_in_kernel()
                         else "not kept: the loop does not wait on the share itself")
         self.log.warning(f"the {what} {folder} does not answer: outboxd has waited "
@@ -252,8 +290,8 @@ class HangWatch:
         said = (f"{what} {folder} does not answer since {since} UTC: its share hangs — check "
                 "the file server and the network, then the mount")
         counts = self.shown()
-        if self._starting:
-            said = f"starting: {said}"
+        if self._starting or self._stopping:
+            said = f"{'stopping' if self._stopping else 'starting'}: {said}"
         # One line: a folder's name may hold a line break (counts are escaped already).
         said = escaped_controls(said)
         notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")
@@ -261,8 +299,9 @@ class HangWatch:
 
     def _keep_alive(self) -> None:
         """Tell systemd the loop lives, only while it waits in the kernel: a share's look,
-        not a wait of our own (nor our own code on the CPU); a start only up to its cap."""
-        if not self._waits_in_kernel():
+        not a wait of our own (nor our own code on the CPU); a start only up to its cap;
+        never a stop."""
+        if self._stopping or not self._waits_in_kernel():
             return
         if self._starting:
             now = self._clock()

@@ -355,6 +355,7 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
                     # the wait after it returns at once.
                     self._wake.wait(due)
             finally:
+                self.hangs.stopping()  # the stop too may wait on a share that hangs
                 self._shutdown()
         finally:
             self.hangs.stop()

@@ -11,7 +11,7 @@ from typing import Any
 
 from daemon.bundle import findings_of, reasons_of
 from daemon.configuration.config import Settings
-from daemon.errors import JournalError
+from daemon.errors import JournalError, describe
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
@@ -164,6 +164,9 @@ class OutboxView:
     # Why the journal could not be read for these lists (found damaged since the counts
     # were read): they are shown without what it would have told, and this said beside.
     unread: str = ""
+    # Why the outbox could not be listed (the lists are then empty for want of a look,
+    # not of such files); "" when it was.
+    unlisted: str = ""
 
 
 def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
@@ -175,8 +178,9 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     user (the counts still say what the journal knows)."""
     try:
         listing = list_outbox(settings.outbox, settings.share)
-    except OSError:
-        return OutboxView([], [], {})
+    except OSError as exc:
+        return OutboxView([], [], {}, unlisted=f"the outbox {settings.outbox.path} cannot "
+                          f"be listed: {describe(exc)}")
     other = not_an_invoice(settings.outbox.invoice_patterns)
     states = {b["invoice_file"]: b["state"] for b in (data or {}).get("bundles", ())
               if b["state"] in LIVE}

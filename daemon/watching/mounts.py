@@ -2,7 +2,8 @@
 (watch.py), and a directory target's start sweep trusts a folder's lock only on a
 local one (directory.py); both ask on_network_share. A directory target's writes, and
 the moves into sent/, quarantine/ and processing/ (foldermounts.py), also wait while
-their share is unmounted (SameMount). Apart from watch.py so that a
+their share is unmounted (SameMount). hangwatch.py finds the shares mounted inside the
+outbox (points_below). Apart from watch.py so that a
 delivery, and the commands that read bundles, need not import the watcher (watchdog).
 """
 
@@ -114,6 +115,24 @@ def mount_with_options(path: Path) -> tuple[Mount, tuple[str, ...]] | None:
         return best
     except OSError:
         return None
+
+
+def points_below(folder: Path) -> list[Path]:
+    """The mount points below `folder` (not `folder` itself), parents first, as
+    /proc/self/mountinfo lists them. No look at the folder: one whose share hangs would
+    hold the caller (hangwatch.py) with it. So `folder` is taken as written, and a mount
+    reached through a symlink in it is not found. [] where the table cannot be read."""
+    above = os.path.normpath(folder).rstrip("/") + "/"
+    found: dict[str, None] = {}  # in the table's order; a point mounted over once
+    try:
+        with open("/proc/self/mountinfo", "rb") as fh:
+            for line in fh:
+                entry = _entry(line)
+                if entry is not None and entry[2].point.startswith(above):
+                    found[entry[2].point] = None
+    except OSError:
+        return []
+    return [Path(p) for p in found]
 
 
 def _entry(line: bytes) -> tuple[int, int, Mount, tuple[str, ...]] | None:

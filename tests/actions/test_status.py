@@ -41,8 +41,9 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
 
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"counts", "bundles", "lone_folders", "daemon"}
-    assert len(data["bundles"]) == 27
+    assert set(data) == {"counts", "bundles", "lone_folders", "outbox_listed",
+                         "outbox_problem", "daemon"} and len(data["bundles"]) == 27
+    assert data["outbox_listed"] is True and data["outbox_problem"] is None
     assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
                                        "since", "deadline", "unattached_ids", "attempts",
                                        "next_attempt_at", "last_error", "reasons",
@@ -193,8 +194,9 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     # L1/ is listed as nothing sent from, not as a folder waiting for its invoice file
-    assert set(data) == {"counts", "bundles", "lone_folders", "daemon"}
-    assert data["lone_folders"] == []
+    assert set(data) == {"counts", "bundles", "lone_folders", "outbox_listed",
+                         "outbox_problem", "daemon"}
+    assert data["lone_folders"] == [] and data["outbox_listed"] is True
 
 
 def test_a_journal_found_damaged_after_its_counts_were_read_is_said_beside_what_was_read(
@@ -462,3 +464,38 @@ def test_status_answers_from_the_journal_while_the_outbox_share_hangs(
     assert "what the journal holds" in done.stderr
     assert done.stdout.startswith(f"the outbox {env.outbox} does not answer")
     assert "waiting: 1" in done.stdout and "W.xml" in done.stdout
+
+
+def test_status_json_on_a_hung_outbox_says_in_the_json_that_the_outbox_was_not_seen(
+        env: Env, tmp_path: Path) -> None:
+    """`status --json` while the outbox's share hangs: `lone_folders` is [] for want of a
+    look, and the JSON says so itself (`outbox_listed` false, `outbox_problem` the
+    reason), for a script that reads only stdout (cron, a pipe) would take [] for "no
+    lone folders"; stderr still has its line, the exit is still 0."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+    with hung_share(env.outbox):
+        done = subprocess.run([sys.executable, "-m", "daemon", "status", "--json", "-c",
+                               str(env.config)], capture_output=True, text=True, timeout=30,
+                              cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["lone_folders"] == []
+    assert data["outbox_listed"] is False
+    assert data["outbox_problem"].startswith(f"the outbox {env.outbox} does not answer: a look "
+                                             f"at it has waited {ANSWER_SECONDS:g} s")
+    assert f"outboxd: the outbox {env.outbox} does not answer" in done.stderr
+
+
+def test_status_json_on_an_outbox_not_there_says_so_in_the_json(env: Env, capsys) -> None:
+    """The outbox's folder is gone (its share not mounted): `outbox_listed` false and the
+    same reason as stderr's line in `outbox_problem`, not only an empty list."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.outbox.rmdir()
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    got = capsys.readouterr()
+    data = json.loads(got.out)
+    assert data["outbox_listed"] is False and data["lone_folders"] == []
+    assert data["outbox_problem"].startswith(f"the outbox {env.outbox} ")
+    assert f"outboxd: {data['outbox_problem']}" in got.err

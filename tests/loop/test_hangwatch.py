@@ -21,7 +21,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 from hungshare import hung_share
 
 from daemon.loop import hangwatch
-from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait
+from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait, looked_at
 
 pytestmark = pytest.mark.usefixtures("lean")
 
@@ -98,6 +98,30 @@ def test_the_loop_stuck_on_a_hung_outbox_says_so_keeps_the_watchdog_and_goes_on_
     drop_bundle(env.outbox, "INV-H1", {"a.pdf": pdf_bytes()})
     wait_for(lambda: journal_states(env).get("INV-H1.xml") == "sent", timeout=30,
              what="a bundle sent after the share answers")
+    assert "Traceback" not in daemon.stderr()
+
+
+def test_a_running_daemon_stuck_on_a_hung_sidecar_share_names_that_folder(
+        env: Env, receiver: Receiver, start_daemon: Any, notes: Notes) -> None:
+    """A share mounted on a sidecar folder inside the outbox hangs, the outbox itself
+    answers, and the loop waits on the sidecar once its invoice file comes: the warning
+    and STATUS= name the sidecar folder, not the outbox; released, one info line says it
+    answers again, and the daemon stops cleanly."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 1})
+    daemon = start_daemon()
+    wait_for(lambda: "READY=1" in notes(), what="READY=1")
+    sidecar = env.outbox / "INV-M1"
+    with hung_share(sidecar):
+        drop_bundle(env.outbox, "INV-M1", {})
+        [warning] = wait_for(lambda: events(daemon, "does not answer"), timeout=30,
+                             what="the warning that the sidecar's share does not answer")
+        assert warning["event"].startswith(f"the folder in the outbox {sidecar} does not "
+                                           "answer"), warning
+        assert warning["folder"] == str(sidecar)
+        wait_for(lambda: any(s.startswith(f"folder in the outbox {sidecar} does not answer")
+                             for s in notes.statuses()), what="STATUS= naming the sidecar")
+    wait_for(lambda: events(daemon, "the folder in the outbox answers again"),
+             what="the info line")
     assert "Traceback" not in daemon.stderr()
 
 
@@ -352,3 +376,144 @@ def test_the_first_turn_after_ready_stuck_on_the_share_is_kept_alive_as_any_turn
     running = notes()[:notes().index("STOPPING=1")]  # the stop extends its own timeout
     assert not [m for m in running if m.startswith("EXTEND_TIMEOUT_USEC=")], notes()
     assert not [s for s in notes.statuses() if s.startswith("starting:")], notes()
+
+
+def _settings(tmp_path: Path, **paths: str) -> Any:
+    from daemon.configuration.config import Settings
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    return Settings(outbox={"path": str(outbox)},
+                    paths={"state_dir": str(tmp_path / "state"), **paths},
+                    delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                    einvoice={"preflight": "off"})
+
+
+@pytest.mark.parametrize(("inside", "what"), [("INV-1", "folder in the outbox"),
+                                              ("sent", "sent folder")])
+def test_a_hung_share_mounted_in_the_outbox_is_named_while_the_outbox_answers(
+        tmp_path: Path, notes: Notes, inside: str, what: str) -> None:
+    """A share mounted on a sidecar folder, or on sent/ inside the outbox, hangs while
+    the outbox itself answers, and the loop waits on it: the warning and STATUS= name
+    that folder (not the outbox, which answers, nor nothing at all)."""
+    s = _settings(tmp_path, sent=str(tmp_path / "outbox" / "sent"))
+    where = s.outbox.path / inside
+    log = Log()
+    with hung_share(where):
+        watch = HangWatch(lambda: looked_at(s), log, keepalive=WATCHDOG_SEC / 2)
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()
+            watch.busy()
+            with contextlib.suppress(OSError):
+                os.listdir(where)  # the loop reading the folder: waits on its share
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the warning")
+        event, fields = log.lines[0]
+        assert event.startswith(f"the {what} {where} does not answer: outboxd has waited ")
+        assert fields["folder"] == str(where)
+        assert "check the file server and the network" in fields["fix"]
+        wait_for(lambda: any(x.startswith(f"{what} {where} does not answer since ")
+                             for x in notes.statuses()), what="STATUS= naming the folder")
+        watch.stop()
+    assert not [e for e, _ in log.lines if "outbox " + str(s.outbox.path) + " " in e]
+
+
+def test_shares_mounted_in_the_outbox_are_looked_at_but_not_under_a_dot_folder(
+        tmp_path: Path) -> None:
+    """looked_at takes the mounts below the outbox from the mount table (no look at a
+    folder that may hang): a sidecar's share is looked at after the outbox; one under a
+    dot-folder (a NAS's .snapshot), which the loop leaves alone, is not; a processing
+    folder in the outbox is named as such once a share is mounted on the way to it."""
+    s = _settings(tmp_path)
+    outbox = s.outbox.path
+    with hung_share(outbox / "INV-2"), hung_share(outbox / ".snapshot" / "hourly.0"), \
+            hung_share(outbox / ".outboxd"):
+        folders = looked_at(s)
+    assert folders[0] == ("outbox", outbox)
+    assert ("processing folder", s.processing_dir) in folders
+    assert ("folder in the outbox", outbox / "INV-2") in folders
+    assert not [f for _, f in folders if ".snapshot" in f.parts]
+    # .outboxd itself: the processing folder's look covers it
+    assert len(folders) == 3 + 2, folders  # outbox, sent, quarantine, processing, INV-2
+
+
+def test_a_stop_stuck_on_a_hung_share_says_so_and_is_not_kept_alive(
+        tmp_path: Path, notes: Notes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox's share hangs as the daemon stops: the stop (which writes the clerks'
+    page into the outbox) waits on it. The watch says so as for a turn — a warning naming
+    the outbox, STATUS= beginning "stopping:" — but sends no WATCHDOG=1 and asks for no
+    more time: the stop's time is systemd's stop timeout. Released, the stop ends."""
+    from fakeloop import FakeWatcher, Inline
+
+    from daemon.loop.service import Service
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)  # not the main thread
+    s = _settings(tmp_path)
+    outbox = s.outbox.path
+    log = Log()
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline(),
+                  hangs=HangWatch(lambda: [], log, keepalive=WATCHDOG_SEC / 2))
+    hung = threading.Event()
+
+    def turn() -> float | None:
+        hung.wait(30)
+        svc.request_stop()  # as SIGTERM: the stop begins with the share already hung
+        return None
+    monkeypatch.setattr(svc, "turn", turn)
+    ran = threading.Thread(target=svc.run, daemon=True)
+    ran.start()
+    wait_for(lambda: "READY=1" in notes(), what="READY=1")
+    with hung_share(outbox):
+        hung.set()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the warning")
+        event, fields = log.lines[0]
+        assert event.startswith(f"the outbox {outbox} does not answer")
+        assert fields["watchdog"].startswith("not kept")
+        wait_for(lambda: any(x.startswith(f"stopping: outbox {outbox} does not answer since ")
+                             for x in notes.statuses()), what="STATUS= saying the stop waits")
+        assert ran.is_alive()
+    ran.join(STOP_GRACE)
+    assert not ran.is_alive()
+    stop = notes()[notes().index("STOPPING=1") + 1:]
+    assert "WATCHDOG=1" not in stop, stop
+    assert [m for m in stop if m.startswith("EXTEND_TIMEOUT_USEC=")] == [stop[0]], stop
+
+
+def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: Notes) -> None:
+    """A look that takes longer than a check's time but answers well within the look's
+    limit (a loaded share, here one that answers after 3 s against a limit of 4 s, where
+    a check comes every 2 s) is no hang: no "does not answer" and then "answers again"
+    pair, no ping."""
+    now = [0.0]  # the turn's clock, moved by the test; a look's time is real
+    log = Log()
+    where = tmp_path / "share"
+    keepalive = 16.0  # after: 8 s; a check every 2 s; a look is given 4 s
+    checks: list[None] = []
+    with hung_share(where):
+        watch = HangWatch(lambda: [("outbox", where)], log, keepalive=keepalive,
+                          clock=lambda: now[0])
+        check = watch._check
+        watch._check = lambda: (check(), checks.append(None))  # type: ignore[method-assign]
+
+        begun = threading.Event()
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()
+            watch.busy()
+            begun.set()
+            with contextlib.suppress(OSError):
+                os.listdir(where)
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(begun.is_set, what="the turn begun")
+        now[0] = hang_after(keepalive)  # the turn has lasted `after`: the folder is looked at
+        wait_for(lambda: watch._looks, what="the look begun")
+        # The share's own slowness, not a wait for the code under test.
+        threading.Event().wait(3.0)
+    seen = len(checks)
+    wait_for(lambda: len(checks) >= seen + 2, what="two checks more")
+    watch.stop()
+    assert log.lines == []
+    assert "WATCHDOG=1" not in notes()

@@ -172,3 +172,23 @@ def test_a_folder_on_a_disk_is_looked_at_without_reading_the_table_again(
     seen = SameMount(SENT)
     assert seen.changed() is None and seen.changed() is None
     assert len(reads) == 1
+
+
+def test_the_mounts_below_a_folder_are_read_from_the_table_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """points_below lists the mount points under a folder (a sidecar's share, one whose
+    name the kernel escapes), parents first and each once (a share mounted over another),
+    not the folder itself nor a sibling sharing its name's start (/srv/outbox2), and
+    without a look at the folder: hangwatch.py asks it while the outbox may hang."""
+    fake_mountinfo(monkeypatch, ROOT_FS +
+                   "41 22 0:52 / /srv/outbox rw - cifs //fs/outbox rw\n"
+                   "42 41 0:53 / /srv/outbox/INV\\0401 rw - cifs //fs/inv1 rw\n"
+                   "43 22 0:54 / /srv/outbox2/x rw - cifs //fs/other rw\n"
+                   "44 42 0:55 / /srv/outbox/INV\\0401/deep rw - nfs4 fs:/deep rw\n"
+                   "45 42 0:56 / /srv/outbox/INV\\0401 rw - cifs //fs/inv1b rw\n")
+    looked: list[str] = []
+    for look in ("stat", "lstat", "scandir", "listdir"):
+        monkeypatch.setattr(os, look, lambda *a, **k: looked.append(str(a[0])))
+    assert mounts.points_below(Path("/srv/outbox/")) == [
+        Path("/srv/outbox/INV 1"), Path("/srv/outbox/INV 1/deep")]
+    assert looked == []
