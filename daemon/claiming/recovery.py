@@ -36,7 +36,7 @@ from daemon.errors import (
 )
 from daemon.fs.fsops import NOT_THE_FILES_FAULT
 from daemon.fs.fswrite import fsync_dir, held_path
-from daemon.fs.workfolder import folder_mark, hold_folder, still_at
+from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at
 from daemon.journal import (
     CLAIMING,
     IN_FLIGHT,
@@ -65,6 +65,10 @@ NOT_HAPPENED_GONE = "claim did not happen; the invoice file is no longer in the 
 # READY (sd_notify EXTEND_TIMEOUT_USEC): far above what one bundle's read takes.
 RECOVERY_READ_USEC = 60_000_000
 
+# How long a start looks at a moved work folder's recorded path (_follow_moved): far
+# above a look at a share that answers, well within systemd's start timeout.
+OLD_PATH_SECONDS = 5.0
+
 
 class Recovery:
     s: Settings
@@ -86,10 +90,11 @@ class Recovery:
         failure there is retried later instead of stopping the start.
         """
         due: list[tuple[int, float]] = []
+        hung: set[Path] = set()  # old processing folders whose look did not answer
         for row in self.j.rows(IN_FLIGHT):
             log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
-            row = self._follow_moved(row, log)
+            row = self._follow_moved(row, log, hung)
             delay = 0.0
             if row.state == CLAIMING and not self._finish_or_wait(row, log):
                 continue
@@ -100,7 +105,7 @@ class Recovery:
             due.append((row.id, delay))
         return due
 
-    def _follow_moved(self, row: Row, log: Any) -> Row:
+    def _follow_moved(self, row: Row, log: Any, hung: set[Path]) -> Row:
         """The row with its work folder where the admin moved it: the outbox (with the
         processing folder in it) moved to a new path or a new server while bundles were
         in flight (docs/operations.md, Moving the outbox). The journal names each work
@@ -109,20 +114,32 @@ class Recovery:
         configured, were named "not left by outboxd". A work folder's name is unique (its
         bundle id, host, process and a random part): one of that name in the current
         processing folder, while none is left at the recorded path, is the same folder.
-        A recorded path still there is used as it is (a copy, not a move, left both)."""
+        A recorded path still there is used as it is (a copy, not a move, left both).
+        The recorded path is looked at last, and for OLD_PATH_SECONDS at most: it is
+        outside the folders configured, often on the server the outbox was moved off,
+        whose mount hangs once that server is switched off — a look without a bound held
+        the start before READY until systemd killed it, at every restart. One that does
+        not answer is taken for left (the folder under its name here is the move's), and
+        the others recorded in its folder are not looked at again (`hung`)."""
         if not row.work_dir:
             return row
         old = Path(row.work_dir)
         new = self.s.processing_dir / old.name
-        if old.parent == self.s.processing_dir or os.path.lexists(old) \
-                or os.path.islink(new) or not os.path.isdir(new):
+        if old.parent == self.s.processing_dir or os.path.islink(new) \
+                or not os.path.isdir(new):
             return row
+        there = None if old.parent in hung else left_at(old, OLD_PATH_SECONDS)
+        if there:
+            return row
+        if there is None:
+            hung.add(old.parent)
         fields: dict[str, Any] = {"work_dir": str(new)}
         if row.claimed_in is not None:
             fields["claimed_in"] = folder_mark(self.s.processing_dir)
         self.j.update(row.id, **fields)
         log.warning("work folder found in the processing folder now configured; the "
-                    "bundle is finished from there", was=str(old), work_dir=str(new))
+                    "bundle is finished from there", was=str(old), work_dir=str(new),
+                    **({} if there is False else {"was_path": "does not answer"}))
         return self.j.get(row.id)
 
     def _wait_left(self, row_id: int, next_attempt_at: str) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,20 @@ def folder_mark(path: Path) -> str | None:
     none."""
     identity = folder_identity(path)
     return None if identity is None else f"{identity[0]}:{identity[1]}"
+
+
+def left_at(path: Path, seconds: float) -> bool | None:
+    """Whether anything is at `path` (a link too), or None when the look has not answered
+    within `seconds`: a share that hangs (a hard NFS mount to a server switched off)
+    keeps a look waiting in the kernel for as long as it is down. The look goes on, on a
+    thread of its own that ends with the process, which a look blocked on a share does
+    not stop (the kernel ends it at exit)."""
+    found: list[bool] = []
+    look = threading.Thread(target=lambda: found.append(os.path.lexists(path)),
+                            name="work folder look", daemon=True)
+    look.start()
+    look.join(seconds)
+    return found[0] if found else None
 
 
 def not_the_folder(path: Path) -> OSError:

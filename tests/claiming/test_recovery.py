@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,12 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     step,
 )
 from helpers import drop_bundle, pdf_bytes, pin_wall, write  # noqa: E402
+from hungshare import hung_share  # noqa: E402
 from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
 from daemon import names  # noqa: E402
+from daemon.claiming.recovery import OLD_PATH_SECONDS  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.configuration.config_folders import prepare_folders  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
@@ -649,3 +652,31 @@ class TestOutboxMoved:
         fin = Finisher(s, p.j, NeverPost())
         assert [r for r, _ in fin.recover()] == [row]
         assert p.j.get(row).work_dir == str(old)
+
+    def test_a_recorded_path_on_a_share_that_hangs_does_not_hold_the_start(
+            self, tmp_path: Path) -> None:
+        """The outbox moved off a file server that was then switched off, its mount left
+        behind (a hard NFS mount hangs): the start looks at the recorded paths there for
+        a bounded time, takes the work folders up from the processing folder now
+        configured and goes on. Without a bound the look waited in the kernel for as long
+        as the server was off, and systemd killed each start before READY."""
+        p, s, row, work = self._moved(tmp_path)
+        with hung_share(tmp_path / "oldserver") as mount:
+            recorded = mount / "outbox" / ".outboxd" / "processing" / work.name
+            p.j.update(row, work_dir=str(recorded))
+            second = p.j.create("INV-3.xml", "retrying", bundle_id="ef" * 32, attempts=1,
+                                work_dir=str(recorded.parent / "INV-3--efefefefefef--x"))
+            (s.processing_dir / "INV-3--efefefefefef--x").mkdir()
+            fin = Finisher(s, p.j, NeverPost())
+            due: list[list[tuple[int, float]]] = []
+            start = threading.Thread(target=lambda: due.append(fin.recover()), daemon=True)
+            start.start()
+            # Far above one bounded look (the second folder there is not looked at
+            # again), far below systemd's start timeout (90 s).
+            start.join(3 * OLD_PATH_SECONDS)
+            assert due, "the start waits on the recorded path of the share that hangs"
+            assert p.j.get(row).work_dir == str(work)
+            assert p.j.get(second).work_dir == str(s.processing_dir / "INV-3--efefefefefef--x")
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        assert receiver.posts == 1 and p.j.get(row).state == "sent"
