@@ -28,7 +28,7 @@ from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
 from daemon.actions.reads import CommandReads
-from daemon.bundle import Bundle, Finding
+from daemon.bundle import Bundle, Conversion, Finding
 from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.errors import InputError, ReaderFailed
@@ -51,6 +51,14 @@ def _verdict(findings: list[Finding]) -> str:
     return "warning" if findings else "ok"
 
 
+def _sent_as(conv: Conversion) -> str:
+    """What the daemon sends in an image's place (convert_images): the PDF, its pages
+    and the size of its page, which a printer prints."""
+    page = f", {conv.page_cm[0]:.1f} × {conv.page_cm[1]:.1f} cm" if conv.page_cm else ""
+    return (f"sent as {conv.name}: a PDF of {_pages(conv.pages)}{page}, made from the image "
+            "([validation] convert_images)")
+
+
 def report(bundle: Bundle, settings: Settings) -> list[str]:
     """The lines for one bundle: invoices, each attachment with type, pages and verdict,
     then every finding as `FILE: message  [code]`, grouped by severity."""
@@ -66,6 +74,8 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
         for a in atts:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
+            if a.converted is not None:
+                lines.append("      " + _sent_as(a.converted))
     cand = candidate_for(settings.outbox, inv.name)
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
     if rule is not None and not _invalid(bundle):

@@ -50,7 +50,7 @@ from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.reading.readonce import kept_read
 from daemon.sizes import limit_words, size_words
-from daemon.validation.probe import frame_dpi, pillow_limit, probe_frame, probe_pdf
+from daemon.validation.probe import frame_dpi, open_pdf, pillow_limit, probe_frame
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
@@ -160,15 +160,33 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
                                    "PDF and put that file in its place", "error",
                                    att.invoice_id)]
-    facts = probe_pdf(io.BytesIO(pdf))
+    with io.BytesIO(pdf) as fh:
+        reader, facts = open_pdf(fh)
+        page = _page_cm(reader)
     if facts.error is not None or not facts.pages:
         return att, None, [Finding("conversion-failed", att.rel, f"converts to an unreadable "
                                    f"PDF ({facts.error}) — export it as PDF and put that file in "
                                    "its place", "error", att.invoice_id)]
     conv = Conversion(name=converted_name(att, taken), size=len(pdf),
                       sha256=hashlib.sha256(pdf).hexdigest(), pages=facts.pages,
-                      original_content_type=att.content_type)
+                      original_content_type=att.content_type, page_cm=page)
     return replace(att, converted=conv), pdf, []
+
+
+def _page_cm(reader: Any) -> tuple[float, float] | None:
+    """The first page's width and height in cm as a viewer shows it (its /UserUnit, which
+    img2pdf sets for a page over 200 inches, and /Rotate counted); None if it cannot be
+    read. A clerk sees it in `check`: an image saved without a resolution is a page at
+    96 DPI, a large scan a poster."""
+    try:
+        page = reader.pages[0]
+        unit = float(page.get("/UserUnit", 1))
+        width, height = (float(page.mediabox.width) * unit, float(page.mediabox.height) * unit)
+        if int(page.get("/Rotate", 0)) % 180:
+            width, height = height, width
+        return (width / 72 * 2.54, height / 72 * 2.54)
+    except Exception:  # noqa: BLE001 - only what check shows: never stops a conversion
+        return None
 
 
 def _owners(bundle: Bundle, invoice_id: str, cache: KeyOwners) -> dict[str, set[str]]:
