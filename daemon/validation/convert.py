@@ -76,8 +76,16 @@ def image_to_pdf(data: bytes, max_pixels: int) -> bytes:
             layout, rotation = _jpeg_layout(im, img2pdf), _rotation(im, img2pdf)
         # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
         # which would change the hash (and the bundle id) between two conversions.
-        out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal,
-                                     layout_fun=layout, rotation=rotation)
+        try:
+            out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal,
+                                         layout_fun=layout, rotation=rotation)
+        except img2pdf.AlphaChannelError:
+            # Its own words ("Refusing to work with multiple >8bit channels") and advice
+            # (ImageMagick's convert -depth 8) are for whoever runs img2pdf, not a clerk.
+            raise UnconvertibleImage("it holds transparency at 16 bits per colour, which "
+                                     "outboxd cannot put into a PDF without loss — save it "
+                                     "as a PNG of 8 bits per colour, or export it as "
+                                     "PDF") from None
     return out
 
 
