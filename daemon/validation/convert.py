@@ -228,14 +228,18 @@ def checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     return att, findings + problems
 
 
+def converted_folder(sidecar: str) -> str:
+    """``INV-1`` → ``INV-1.converted``: the folder of a bundle's PDFs beside its sidecar."""
+    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
+    # the cut cannot meet another sidecar's.
+    return fit_bytes(sidecar, NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
+
+
 def converted_path(work_dir: Path, att: Attachment) -> Path:
     """``INV-1/scan.png`` → ``WORK/INV-1.converted/scan.pdf`` (rel starts with the sidecar)."""
     assert att.converted is not None
     parts = PurePosixPath(att.rel).parts
-    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
-    # the cut cannot meet another sidecar's.
-    folder = fit_bytes(parts[0], NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
-    return work_dir.joinpath(folder, *parts[1:-1], att.converted.name)
+    return work_dir.joinpath(converted_folder(parts[0]), *parts[1:-1], att.converted.name)
 
 
 def materialise(atts: tuple[Attachment, ...], work_dir: Path,
