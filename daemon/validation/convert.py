@@ -47,14 +47,13 @@ from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import hold_folder
 from daemon.manifest import sent_keys
-from daemon.names import NAME_MAX, fit_bytes, fit_name
+from daemon.names import CONVERTED_SUFFIX, NAME_MAX, fit_bytes, fit_name
 from daemon.reading.readonce import kept_read
 from daemon.sizes import limit_words, size_words
 from daemon.validation.probe import frame_dpi, open_pdf, pillow_limit, probe_frame
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
-CONVERTED_SUFFIX = ".converted"
 
 # Per invoice id: each key under which an attachment could reach a receiver
 # (manifest.sent_keys of its name and of its PDF name) → the names that have it.
