@@ -35,6 +35,7 @@ from daemon.errors import InputError, ReaderFailed
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.release import release_file
+from daemon.manifest import sent_name
 from daemon.watching.scan import Candidate, candidate_for, marker_wait
 from daemon.watching.sharecache import late_share
 
@@ -51,12 +52,13 @@ def _verdict(findings: list[Finding]) -> str:
     return "warning" if findings else "ok"
 
 
-def _sent_as(conv: Conversion) -> str:
-    """What the daemon sends in an image's place (convert_images): the PDF, its pages
-    and the size of its page, which a printer prints."""
+def _sent_as(conv: Conversion, safe_filenames: bool) -> str:
+    """What the daemon sends in an image's place (convert_images): the PDF under the
+    name it goes out as ([delivery] safe_filenames), its pages and the size of its page,
+    which a printer prints."""
     page = f", {conv.page_cm[0]:.1f} × {conv.page_cm[1]:.1f} cm" if conv.page_cm else ""
-    return (f"sent as {conv.name}: a PDF of {_pages(conv.pages)}{page}, made from the image "
-            "([validation] convert_images)")
+    return (f"sent as {sent_name(conv.name, safe_filenames)}: a PDF of {_pages(conv.pages)}"
+            f"{page}, made from the image ([validation] convert_images)")
 
 
 def report(bundle: Bundle, settings: Settings) -> list[str]:
@@ -75,7 +77,7 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
             if a.converted is not None:
-                lines.append("      " + _sent_as(a.converted))
+                lines.append("      " + _sent_as(a.converted, settings.delivery.safe_filenames))
     cand = candidate_for(settings.outbox, inv.name)
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
     if rule is not None and not _invalid(bundle):

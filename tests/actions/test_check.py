@@ -1161,3 +1161,17 @@ def test_an_image_converted_for_print_is_shown_as_the_pdf_and_page_it_goes_out_a
     at = lines.index("    INV-4001/scan.png  [Attachment, image/png]  ok")
     assert lines[at + 1] == (f"      sent as scan.pdf: a PDF of 1 page, {page}, made from "
                              "the image ([validation] convert_images)")
+
+
+def test_a_converted_image_is_shown_under_the_name_its_pdf_is_sent_as(env: Env,
+                                                                      capsys) -> None:
+    """[delivery] safe_filenames (the default) folds the PDF's name as it folds every
+    name sent: check shows the name the receiver gets, not the one before folding."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     validation={"channel": "original-print", "convert_images": True})
+    buf = io.BytesIO()
+    Image.new("L", (300, 300), 255).save(buf, "PNG", dpi=(300, 300))
+    inv = drop_bundle(env.outbox, "INV-4002", {"Räkning 1.png": buf.getvalue()})
+    code, out = check(env, capsys, inv)
+    assert code == 0
+    assert "      sent as Rakning_1.pdf: a PDF of 1 page, 2.5 × 2.5 cm, made from" in out
