@@ -86,6 +86,8 @@ class Conversion:
     pages: int
     original_content_type: str
     path: Path | None = None  # None until written into the work folder after the claim
+    # Its first page's width and height in centimetres, as a printer gets it (for check).
+    page_cm: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # initialized" at INFO on import: a line in `outboxd check`'s output and the log
     # that tells nobody anything.
     logging.getLogger("pikepdf").setLevel(max(level, logging.WARNING))
+    # img2pdf warns of what it does to an image it converts (a soft mask for its
+    # transparency, an ICC profile left out), naming no file and asking nothing of anyone;
+    # what stops a conversion it raises, which is a finding naming the file (convert.py).
+    logging.getLogger("img2pdf").setLevel(max(level, logging.ERROR))
     # httpx logs every request at INFO (its url with any password); our delivery events
     # say more. httpcore logs at DEBUG the headers a receiver sent back, which may echo
     # our token, and h11's errors quoting them: never, whatever [log] level says.

@@ -98,6 +98,9 @@ def ignored_as(name: str, ignore_patterns: Sequence[str] = ()) -> str | None:
 # NAME.errors.txt is outboxd's own (errorsfile.py), whatever [outbox] invoice_patterns
 # an admin widens: under "*.txt" or "*" it would be read, and sent, as an invoice.
 ERRORS_SUFFIX = ".errors.txt"
+# NAME.converted/ beside a claimed sidecar NAME/: the PDFs made of its images
+# (validation/convert.py), archived with the bundle.
+CONVERTED_SUFFIX = ".converted"
 
 
 def is_invoice_name(name: str, invoice_patterns: Sequence[str],

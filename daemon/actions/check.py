@@ -29,13 +29,14 @@ from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
 from daemon.actions.reads import CommandReads
-from daemon.bundle import Bundle, Finding
+from daemon.bundle import Bundle, Conversion, Finding
 from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.errors import InputError, ReaderFailed
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.release import release_file
+from daemon.manifest import sent_name
 from daemon.watching.scan import Candidate, candidate_for, marker_wait
 from daemon.watching.sharecache import late_share
 
@@ -50,6 +51,15 @@ def _verdict(findings: list[Finding]) -> str:
     if any(f.severity == "error" for f in findings):
         return "ERROR"
     return "warning" if findings else "ok"
+
+
+def _sent_as(conv: Conversion, safe_filenames: bool) -> str:
+    """What the daemon sends in an image's place (convert_images): the PDF under the
+    name it goes out as ([delivery] safe_filenames), its pages and the size of its page,
+    which a printer prints."""
+    page = f", {conv.page_cm[0]:.1f} × {conv.page_cm[1]:.1f} cm" if conv.page_cm else ""
+    return (f"sent as {sent_name(conv.name, safe_filenames)}: a PDF of {_pages(conv.pages)}"
+            f"{page}, made from the image ([validation] convert_images)")
 
 
 def report(bundle: Bundle, settings: Settings) -> list[str]:
@@ -67,6 +77,8 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
         for a in atts:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
+            if a.converted is not None:
+                lines.append("      " + _sent_as(a.converted, settings.delivery.safe_filenames))
     cand = candidate_for(settings.outbox, inv.name)
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
     if rule is not None:

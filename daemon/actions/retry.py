@@ -33,6 +33,7 @@ from daemon.actions.retry_plan import (
     FOLDER_RE,
     RUN_AS,
     RetryRefused,
+    conversions,
     find,
     plan,
     read_reason,
@@ -92,6 +93,7 @@ def retry(folder: Path, settings: Settings) -> list[str]:
                            "outbox and move the right one there"), file=sys.stderr)
     # Only what outboxd wrote goes: quarantine/ is the share's too, and a clerk's notes
     # saved as REASON.txt (or a folder, link or FIFO of a paper's name) are kept.
+    _drop_conversions(folder / conversions(settings, order[-1]))
     left = remove_papers(folder, _folder_id(folder, record), record)
     try:
         folder.rmdir()
@@ -103,6 +105,50 @@ def retry(folder: Path, settings: Settings) -> list[str]:
                            "the outbox; keep what you need, then remove the folder by hand"),
               file=sys.stderr)
     return moved
+
+
+def _drop_conversions(converted: Path) -> None:
+    """Remove NAME.converted/, the PDFs outboxd made of a bundle's images (convert.py),
+    made again when the bundle is sent: only when it holds nothing but regular files named
+    .pdf, at most in an invoice's folder; then those files alone, by name, and the
+    folders, which anything saved there meanwhile keeps. Each folder is opened, never
+    through a link. Else it all stays, and the note on what is left in the quarantine
+    folder names it."""
+    try:
+        top = os.open(converted, FOLDER_NOFOLLOW)
+    except OSError:
+        return  # none, or not a folder: nothing of outboxd's to remove
+    held = [top]
+    try:
+        found: list[tuple[int, list[str], list[str]]] = []  # folder, its PDFs, its folders
+        todo = [top]
+        while todo:
+            fd = todo.pop()
+            pdfs, subfolders = [], []
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    if entry.is_dir(follow_symlinks=False) and fd == top:
+                        sub = os.open(entry.name, FOLDER_NOFOLLOW, dir_fd=fd)
+                        held.append(sub)
+                        todo.append(sub)
+                        subfolders.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False) and \
+                            entry.name.lower().endswith(".pdf"):
+                        pdfs.append(entry.name)
+                    else:
+                        return  # not outboxd's: all of it stays
+            found.append((fd, pdfs, subfolders))
+        for fd, pdfs, subfolders in reversed(found):  # the invoices' folders first
+            for name in pdfs:
+                os.unlink(name, dir_fd=fd)
+            for name in subfolders:
+                os.rmdir(name, dir_fd=fd)
+        os.rmdir(converted)
+    except OSError:
+        return  # something came or went meanwhile: what is left stays, and is said
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 def _folder_id(folder: Path, record: dict[str, Any] | None) -> str:

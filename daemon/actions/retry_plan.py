@@ -35,6 +35,7 @@ from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify
 from daemon.reading.lookalikes import look_alike_findings
 from daemon.reading.sharedsidecar import shared_message, sharers_listed
+from daemon.validation.convert import converted_folder
 from daemon.watching.scan import candidate_for, is_invoice_file
 from daemon.watching.sidecarnames import alike_key, alike_keys
 
@@ -196,11 +197,20 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
     return files[0]
 
 
+def conversions(settings: Settings, invoice: str) -> str:
+    """The name of the folder of PDFs outboxd made of the bundle's images beside its
+    sidecar (convert_images), which stays out of the outbox: outboxd's own, made again when
+    the bundle is sent; moved back, it would lie there for good, a folder without an
+    invoice file."""
+    return converted_folder(candidate_for(settings.outbox, invoice).sidecar.name)
+
+
 def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> list[str]:
     """The names to move back, invoice file last; refuses if the outbox holds any of them.
     What the person should know (a reason.json that was ignored) goes to `notes`."""
     invoice = _invoice_name(folder, settings, notes)
-    parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPER_NAMES)
+    own = set(PAPER_NAMES) | {conversions(settings, invoice)}
+    parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:
         raise RetryRefused(f"{folder.name}: the outbox already holds {', '.join(taken)}; "

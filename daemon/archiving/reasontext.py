@@ -108,6 +108,22 @@ def _look_alike_steps(record: dict[str, Any], look_alikes: list[str],
             *_move_back_steps(record, len(steps) + 1), ""]
 
 
+def _held_back(record: dict[str, Any]) -> list[str]:
+    """The invoices of a file of several that have no error of their own and were stopped
+    with it (a file is sent whole): the reasons list only the others' files, and a clerk
+    who looks for one of these under Sent finds nothing that says why. None when a reason
+    is the whole file's (a receiver's refusal, the invoice file itself): that stops each."""
+    ids = [str(i) for i in record.get("invoice_ids") or ()]
+    concerned = {r.get("invoice_id") for r in record["reasons"]}
+    clean = [i for i in ids if i not in concerned]
+    if len(ids) < 2 or not clean or not concerned <= set(ids):
+        return []
+    one = len(clean) == 1
+    return [f"{record['invoice_file']} holds the invoices {', '.join(ids)} and is sent whole, "
+            f"so {', '.join(clean)} (without errors of {'its' if one else 'their'} own) "
+            f"{'was' if one else 'were'} not sent either."]
+
+
 def reason_text(record: dict[str, Any]) -> str:
     """REASON.txt, each line as `outboxd status` and the status page show names and
     answers (escaped_controls): a rejection quotes the receiver's answer, whose control
@@ -135,7 +151,7 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
             record, [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
     if not accepted:
-        return lines + ["", "Nothing was sent. To send it again:",
+        return lines + ["", *_held_back(record), "Nothing was sent. To send it again:",
                         "1. Fix what is listed above, in this folder.",
                         *_move_back_steps(record, 2), ""]
     # Part of the file is with the receiver already: the one thing a clerk must not do

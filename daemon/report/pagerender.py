@@ -19,7 +19,13 @@ from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.idlefiles import Idle
 from daemon.loop.release import overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
-from daemon.names import attachment_folders, first_of, is_invoice_name, stem
+from daemon.names import (
+    CONVERTED_SUFFIX,
+    attachment_folders,
+    first_of,
+    is_invoice_name,
+    stem,
+)
 from daemon.reading.idfolders import one_folder_words
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
@@ -167,6 +173,12 @@ def _lone_fix(x: LoneFolder, sidecar_suffix: str,
                     "outbox" + other)
         return (head + f"rename the folder to {target} (the invoice file's name without "
                 f"its extension), then put {bare} into the outbox" + other)
+    if x.name.endswith(CONVERTED_SUFFIX) and not said:
+        # What a quarantined bundle holds beside its sidecar with convert_images, which a
+        # clerk moving it back by hand takes for the bundle's: never sent, it stays.
+        said = (f"if it holds the PDFs outboxd made of {x.name[:-len(CONVERTED_SUFFIX)]}'s "
+                "images (moved here from quarantine/ or sent/ with that bundle), remove "
+                "it: outboxd makes them again when it sends the bundle")
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "

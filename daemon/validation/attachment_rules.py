@@ -254,9 +254,9 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
     if facts is None:
         return
     limit = cfg.max_image_pixels
-    fix = (f"the limit is {limit:,} pixels ([validation] max_image_pixels, which an "
-           "administrator can raise) — scan it at a lower resolution or scale it down, or "
-           "save it as PDF")
+    said = (f"the limit is {limit:,} pixels ([validation] max_image_pixels, which an "
+            "administrator can raise)")
+    fix = f"{said} — scan it at a lower resolution or scale it down, or save it as PDF"
     if facts.too_large is not None and not any(f.width * f.height > limit
                                                for f in facts.frames):
         # Its header could not be read again: the pixel count Pillow gave is all there is.
@@ -278,7 +278,25 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
         if pixels > limit:
             where = f"page {number} is" if several else "is"
             yield check.finding("image-too-large", f"{where} {frame.width:,} × "
-                                f"{frame.height:,} = {pixels:,} pixels; {fix}")
+                                f"{frame.height:,} = {pixels:,} pixels; "
+                                f"{_at_300(check, cfg, frame, said) or fix}")
+
+
+def _at_300(check: AttachmentCheck, cfg: ValidationConfig, frame: Frame, said: str
+            ) -> str | None:
+    """The fix for a page over max_image_pixels that external print takes at its very
+    resolution (an A0 plan at 300 DPI): fewer pixels would break tiff-resolution, so
+    "scan it at a lower resolution" is no fix there. None for any other page."""
+    if check.channel != "external-print" or (
+            check.kind != "tiff" and not convert.wanted(check.kind, check.channel,
+                                                        cfg.convert_images)):
+        return None
+    x, y = _dpi(frame.x_resolution, frame.unit), _dpi(frame.y_resolution, frame.unit)
+    if frame.unit not in (None, 2, 3) or x is None or y is None or \
+            not all(abs(v - TARGET_DPI) <= DPI_TOLERANCE for v in (x, y)):
+        return None
+    return (f"{said} — external print needs it at {TARGET_DPI:.0f} DPI, at which a page "
+            "this large cannot have fewer pixels: save it as PDF")
 
 
 def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

@@ -47,14 +47,13 @@ from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import hold_folder
 from daemon.manifest import sent_keys
-from daemon.names import NAME_MAX, fit_bytes, fit_name
+from daemon.names import CONVERTED_SUFFIX, NAME_MAX, fit_bytes, fit_name
 from daemon.reading.readonce import kept_read
 from daemon.sizes import limit_words, size_words
-from daemon.validation.probe import frame_dpi, pillow_limit, probe_frame, probe_pdf
+from daemon.validation.probe import frame_dpi, open_pdf, pillow_limit, probe_frame
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
-CONVERTED_SUFFIX = ".converted"
 
 # Per invoice id: each key under which an attachment could reach a receiver
 # (manifest.sent_keys of its name and of its PDF name) → the names that have it.
@@ -76,8 +75,16 @@ def image_to_pdf(data: bytes, max_pixels: int) -> bytes:
             layout, rotation = _jpeg_layout(im, img2pdf), _rotation(im, img2pdf)
         # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
         # which would change the hash (and the bundle id) between two conversions.
-        out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal,
-                                     layout_fun=layout, rotation=rotation)
+        try:
+            out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal,
+                                         layout_fun=layout, rotation=rotation)
+        except img2pdf.AlphaChannelError:
+            # Its own words ("Refusing to work with multiple >8bit channels") and advice
+            # (ImageMagick's convert -depth 8) are for whoever runs img2pdf, not a clerk.
+            raise UnconvertibleImage("it holds transparency at 16 bits per colour, which "
+                                     "outboxd cannot put into a PDF without loss — save it "
+                                     "as a PNG of 8 bits per colour, or export it as "
+                                     "PDF") from None
     return out
 
 
@@ -160,15 +167,33 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
                                    "PDF and put that file in its place", "error",
                                    att.invoice_id)]
-    facts = probe_pdf(io.BytesIO(pdf))
+    with io.BytesIO(pdf) as fh:
+        reader, facts = open_pdf(fh)
+        page = _page_cm(reader)
     if facts.error is not None or not facts.pages:
         return att, None, [Finding("conversion-failed", att.rel, f"converts to an unreadable "
                                    f"PDF ({facts.error}) — export it as PDF and put that file in "
                                    "its place", "error", att.invoice_id)]
     conv = Conversion(name=converted_name(att, taken), size=len(pdf),
                       sha256=hashlib.sha256(pdf).hexdigest(), pages=facts.pages,
-                      original_content_type=att.content_type)
+                      original_content_type=att.content_type, page_cm=page)
     return replace(att, converted=conv), pdf, []
+
+
+def _page_cm(reader: Any) -> tuple[float, float] | None:
+    """The first page's width and height in cm as a viewer shows it (its /UserUnit, which
+    img2pdf sets for a page over 200 inches, and /Rotate counted); None if it cannot be
+    read. A clerk sees it in `check`: an image saved without a resolution is a page at
+    96 DPI, a large scan a poster."""
+    try:
+        page = reader.pages[0]
+        unit = float(page.get("/UserUnit", 1))
+        width, height = (float(page.mediabox.width) * unit, float(page.mediabox.height) * unit)
+        if int(page.get("/Rotate", 0)) % 180:
+            width, height = height, width
+        return (width / 72 * 2.54, height / 72 * 2.54)
+    except Exception:  # noqa: BLE001 - only what check shows: never stops a conversion
+        return None
 
 
 def _owners(bundle: Bundle, invoice_id: str, cache: KeyOwners) -> dict[str, set[str]]:
@@ -202,14 +227,18 @@ def checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     return att, findings + problems
 
 
+def converted_folder(sidecar: str) -> str:
+    """``INV-1`` → ``INV-1.converted``: the folder of a bundle's PDFs beside its sidecar."""
+    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
+    # the cut cannot meet another sidecar's.
+    return fit_bytes(sidecar, NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
+
+
 def converted_path(work_dir: Path, att: Attachment) -> Path:
     """``INV-1/scan.png`` → ``WORK/INV-1.converted/scan.pdf`` (rel starts with the sidecar)."""
     assert att.converted is not None
     parts = PurePosixPath(att.rel).parts
-    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
-    # the cut cannot meet another sidecar's.
-    folder = fit_bytes(parts[0], NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
-    return work_dir.joinpath(folder, *parts[1:-1], att.converted.name)
+    return work_dir.joinpath(converted_folder(parts[0]), *parts[1:-1], att.converted.name)
 
 
 def materialise(atts: tuple[Attachment, ...], work_dir: Path,

@@ -1164,3 +1164,36 @@ def test_an_attachment_over_the_limit_is_said_in_kb_or_mb_with_its_bytes(env: En
     assert code == 1
     assert ("    INV-1/scan.pdf: is 2.5 KB (2,500 bytes); at most 1.5 KB is taken "
             "([validation] max_attachment_bytes) — compress it") in out
+
+
+@pytest.mark.parametrize("dpi,page", [(300, "21.0 × 29.7 cm"), (None, "65.6 × 92.8 cm")])
+def test_an_image_converted_for_print_is_shown_as_the_pdf_and_page_it_goes_out_as(
+        env: Env, capsys, dpi: int | None, page: str) -> None:
+    """With convert_images the daemon sends a PDF in the image's place: check says so,
+    with the page's size, so that a scan saved without its resolution (taken at 96 DPI on
+    original print) shows before it is sent as the poster-sized page it makes."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     validation={"channel": "original-print", "convert_images": True})
+    buf = io.BytesIO()
+    Image.new("L", (2480, 3508), 255).save(buf, "PNG", **({"dpi": (dpi, dpi)} if dpi else {}))
+    inv = drop_bundle(env.outbox, "INV-4001", {"scan.png": buf.getvalue()})
+    code, out = check(env, capsys, inv)
+    assert code == 0
+    lines = out.splitlines()
+    at = lines.index("    INV-4001/scan.png  [Attachment, image/png]  ok")
+    assert lines[at + 1] == (f"      sent as scan.pdf: a PDF of 1 page, {page}, made from "
+                             "the image ([validation] convert_images)")
+
+
+def test_a_converted_image_is_shown_under_the_name_its_pdf_is_sent_as(env: Env,
+                                                                      capsys) -> None:
+    """[delivery] safe_filenames (the default) folds the PDF's name as it folds every
+    name sent: check shows the name the receiver gets, not the one before folding."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     validation={"channel": "original-print", "convert_images": True})
+    buf = io.BytesIO()
+    Image.new("L", (300, 300), 255).save(buf, "PNG", dpi=(300, 300))
+    inv = drop_bundle(env.outbox, "INV-4002", {"Räkning 1.png": buf.getvalue()})
+    code, out = check(env, capsys, inv)
+    assert code == 0
+    assert "      sent as Rakning_1.pdf: a PDF of 1 page, 2.5 × 2.5 cm, made from" in out

@@ -982,3 +982,34 @@ def test_several_bundles_that_would_put_one_name_back_are_refused_and_none_moves
     assert f"outboxd retry -- {first.name}" in err
     assert list(cfg.outbox.iterdir()) == []
     assert tree(cfg.quarantine) == before_q
+
+
+def test_the_pdfs_made_of_a_bundles_images_stay_out_of_the_outbox(cfg: Env, capsys) -> None:
+    """With convert_images a quarantine entry holds NAME.converted/ (the PDFs outboxd made
+    of the images) beside the sidecar. retry moved it back into the outbox too, where it
+    stayed after the bundle was sent, listed on the status page as a folder waiting for
+    its invoice file "NAME.converted.xml". It is outboxd's own and made again when the
+    bundle is sent: it is removed with the papers, and the folder goes."""
+    folder = quarantined(cfg, marker=False)
+    write(folder / "INV-1001" / "A" / "scan.png", b"\x89PNG image")
+    write(folder / "INV-1001.converted" / "scan.pdf", pdf_bytes())
+    write(folder / "INV-1001.converted" / "A" / "scan.pdf", pdf_bytes())
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
+    assert (cfg.outbox / "INV-1001" / "A" / "scan.png").read_bytes() == b"\x89PNG image"
+    assert not folder.exists()
+    assert "note" not in capsys.readouterr().err
+
+
+def test_a_converted_folder_holding_anything_but_pdfs_is_left_in_quarantine_with_a_note(
+        cfg: Env, capsys) -> None:
+    """Something else saved into NAME.converted/ (a clerk's notes) is never removed: the
+    folder stays in quarantine, named in a note, and still never goes into the outbox."""
+    folder = quarantined(cfg, marker=False)
+    write(folder / "INV-1001.converted" / "scan.pdf", pdf_bytes())
+    write(folder / "INV-1001.converted" / "notes.txt", b"called the customer")
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
+    assert (folder / "INV-1001.converted" / "notes.txt").read_bytes() == b"called the customer"
+    assert (folder / "INV-1001.converted" / "scan.pdf").exists()
+    assert "INV-1001.converted" in capsys.readouterr().err

@@ -348,6 +348,33 @@ class TestReasons:
         write_papers(tmp_path, reason_papers(self._record()))
         assert sorted(os.listdir(tmp_path)) == ["REASON.txt", "reason.json"]
 
+    def test_reason_txt_says_the_invoices_of_the_file_without_errors_were_not_sent_either(
+            self, tmp_path: Path) -> None:
+        """A file of several invoices goes out whole: one attachment of INV-21 refused
+        stops INV-20 too. REASON.txt lists INV-21's file alone, so it says that INV-20,
+        which has no error of its own, was not sent either (the clerk who looks for INV-20
+        under Sent would not find it, and nothing else says why)."""
+        record = reason_record(BID, "batch.xml", [Finding(
+            "tiff-resolution", "batch/INV-21/bad.tif", "page 1 is 299 DPI; external print "
+            "needs 300 DPI — rescan or export at 300 DPI", invoice_id="INV-21")],
+            "2026-12-03T07:50:12Z", invoice_ids=["INV-20", "INV-21", "INV-22"])
+        text = reason_papers(record)["REASON.txt"].decode("utf-8")
+        assert ("\n\nbatch.xml holds the invoices INV-20, INV-21, INV-22 and is sent whole, so "
+                "INV-20, INV-22 (without errors of their own) were not sent either.\n"
+                "Nothing was sent. To send it again:\n") in text
+
+    @pytest.mark.parametrize("ids,finding", [
+        (["INV-1"], Finding("too-large", "INV-1/a.pdf", "is 9 MB", invoice_id="INV-1")),
+        (["A", "B"], Finding("rejected", "batch.xml", "the receiver answered HTTP 422")),
+    ])
+    def test_reason_txt_names_no_invoice_held_back_when_every_invoice_is_concerned(
+            self, ids: list[str], finding: Finding) -> None:
+        """One invoice in the file, or a reason of the whole file (a receiver's refusal):
+        no invoice was held back only by another's error, and no such line is written."""
+        record = reason_record(BID, "batch.xml", [finding], "2026-12-03T07:50:12Z",
+                               invoice_ids=ids)
+        assert "not sent either" not in reason_papers(record)["REASON.txt"].decode("utf-8")
+
     def _partly_accepted(self) -> dict:
         """ubl-embedded: A and C were accepted before B was rejected; the
         records as Journal.accepted_documents keeps them."""

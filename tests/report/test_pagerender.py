@@ -605,3 +605,20 @@ def test_the_page_lists_the_first_hundred_folders_without_an_invoice_file_and_co
     page = Page(render([], [], datetime.now(UTC), lone=lone))
     assert len(page.rows["lone"]) == pagerender.LONE_SHOWN
     assert "… and 30 more folders without an invoice file" in page.text["lone"]
+
+
+def test_a_folder_of_outboxds_own_pdfs_moved_back_from_quarantine_is_told_to_go(
+        journal: Journal) -> None:
+    """A clerk who moves a quarantined bundle back by hand, as REASON.txt says, may move
+    INV-1.converted/ too (the PDFs outboxd made of its images, "named like the invoice
+    file"). It is never sent and stays: its row told the clerk to put an invoice file
+    INV-1.converted.xml beside it, which fits nothing. It says what the folder is likely
+    to be and to remove it, before the usual fix."""
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder("INV-1.converted", "2026-05-01T10:00:00.000Z", ())]
+    [row] = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone)).rows["lone"]
+    assert row.startswith(
+        "INV-1.converted/\t2026-05-01 10:00:00 UTC\tif it holds the PDFs outboxd made of "
+        "INV-1's images (moved here from quarantine/ or sent/ with that bundle), remove "
+        "it: outboxd makes them again when it sends the bundle; else put its invoice file "
+        "(named INV-1.converted with its extension")

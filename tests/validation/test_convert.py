@@ -555,3 +555,41 @@ def test_a_jpeg_whose_orientation_is_no_orientation_is_converted_as_stored(
     assert page.get("/Rotate") in (None, 0)
     assert (float(page.mediabox.width), float(page.mediabox.height)) == (
         pytest.approx(144, abs=0.1), pytest.approx(72, abs=0.1))
+
+
+def png_16_bit(color_type: int, size: tuple[int, int] = (20, 10)) -> bytes:
+    """A PNG of 16 bits a sample (Pillow writes none with transparency): 6 is RGBA,
+    4 grey with alpha, 2 RGB; 300 DPI."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data))
+    samples = {6: 4, 4: 2, 2: 3}[color_type]
+    width, height = size
+    rows = b"".join(b"\0" + b"\x80\x00" * samples * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
+            + chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("color_type", [6, 4])
+def test_a_png_with_transparency_at_16_bits_is_refused_in_words_a_clerk_can_act_on(
+        tmp_path: Path, color_type: int) -> None:
+    """img2pdf refuses transparency at more than 8 bits a sample (a 16-bit export from an
+    image editor): conversion-failed says what the picture holds and how to save it, not
+    img2pdf's "AlphaChannelError: Refusing to work with multiple >8bit channels"."""
+    b = validate_bundle(bundle_of(tmp_path, {"logo.png": png_16_bit(color_type)},
+                                  "original-print"), ValidationConfig(convert_images=True))
+    assert [f.line() for f in b.errors] == [
+        "INV-1/logo.png: cannot be converted to PDF: it holds transparency at 16 bits per "
+        "colour, which outboxd cannot put into a PDF without loss — save it as a PNG of "
+        "8 bits per colour, or export it as PDF, and put that file in its place"]
+
+
+def test_a_png_of_16_bits_without_transparency_is_converted(tmp_path: Path) -> None:
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": png_16_bit(2)}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    assert b.errors == () and b.attachments[0].converted is not None

@@ -393,10 +393,14 @@ class TestImages:
         monkeypatch.setattr(Image.Image, "load", no_decoding)
         bundle = outbox.validate(name, data, channel=channel)
         assert codes(bundle, "error") == ["image-too-large"]
+        # The TIFF is at 300 DPI, which external print needs: it is told to go as PDF.
+        fix = ("scan it at a lower resolution or scale it down, or save it as PDF"
+               if channel == "e-invoice" else "external print needs it at 300 DPI, at "
+               "which a page this large cannot have fewer pixels: save it as PDF")
         assert only(bundle, "image-too-large").line() == (
             f"INV-1001/{name}: is 40,000 × 30,000 = 1,200,000,000 pixels; the limit is "
             "89,478,485 pixels ([validation] max_image_pixels, which an administrator can "
-            "raise) — scan it at a lower resolution or scale it down, or save it as PDF")
+            f"raise) — {fix}")
         assert Image.MAX_IMAGE_PIXELS == 89_478_485  # the guard is back in place
 
     def test_reading_a_bombs_size_never_lifts_the_limit_another_thread_decodes_under(
@@ -570,3 +574,22 @@ def test_a_pdf_that_unpacks_past_the_limit_is_unreadable_naming_the_limit(
     finding = only(Outbox(tmp_path).validate("bomb.pdf", data), "pdf-unreadable")
     assert "unpacks to more than 75,000,000 bytes" in finding.message
     assert "pypdf" not in finding.message and "remaining" not in finding.message
+
+
+@pytest.mark.parametrize("dpi,fix", [
+    ((300, 300), "external print needs it at 300 DPI, at which a page this large cannot "
+                 "have fewer pixels: save it as PDF"),
+    ((600, 600), "scan it at a lower resolution or scale it down, or save it as PDF"),
+])
+def test_a_page_too_large_at_300_dpi_is_not_told_to_be_scanned_at_less_on_external_print(
+        outbox: Outbox, dpi: tuple[int, int], fix: str) -> None:
+    """An A0 plan scanned at 300 DPI (9933 × 14043) is over max_image_pixels. On external
+    print the fix "scan it at a lower resolution or scale it down" sent the clerk into
+    tiff-resolution instead (300 DPI is the rule there): such a page is told to go as
+    PDF, or the limit to be raised. A page at another resolution keeps the usual fix,
+    which rescanning at 300 DPI may well meet."""
+    cfg = ValidationConfig(max_image_pixels=100)
+    bundle = outbox.validate("plan.tif", tiff_pages(dpi), channel="external-print", cfg=cfg)
+    assert only(bundle, "image-too-large").line() == (
+        "INV-1001/plan.tif: is 16 × 16 = 256 pixels; the limit is 100 pixels ([validation] "
+        f"max_image_pixels, which an administrator can raise) — {fix}")
