@@ -31,7 +31,14 @@ from daemon.actions.common import invalid_fate, settings_of, why_not_written
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.configuration.config import Settings
-from daemon.errors import InputError, ReadTimedOut, UsageError, describe, shown
+from daemon.errors import (
+    ConfigError,
+    InputError,
+    ReadTimedOut,
+    UsageError,
+    describe,
+    shown,
+)
 from daemon.fs.fsops import hash_file, open_regular
 from daemon.fs.fswrite import held_path, make_folders_below
 from daemon.invisible import for_terminal
@@ -127,6 +134,10 @@ def still_to_mend(cand: Candidate, settings: Settings, reads: CommandReads) -> C
     journal = CheckJournal(settings)
     try:
         found = checked(cand, settings, reads, journal)
+    except ConfigError as exc:
+        # The e-invoice engine cannot load (a broken install): the file is in all the
+        # same, and the admin reads why the bundle was not checked.
+        return Checked([cand.invoice.name, f"  {exc}", "  => not checked"], True, False)
     finally:
         journal.close()
     if not found.invalid or (found.read and not os.path.lexists(cand.invoice)):

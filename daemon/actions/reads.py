@@ -31,7 +31,7 @@ from typing import Any
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
-from daemon.errors import ReaderFailed
+from daemon.errors import ConfigError, ReaderFailed
 from daemon.reading.invoices import read_invoice_file
 from daemon.reading.lookalikes import distinct_names
 from daemon.reading.match import assemble
@@ -71,7 +71,16 @@ class CommandReads:
         if self._readers is None:
             self._readers = Readers(None, fork=True)
         # Started once; configured again only for an engine it has not loaded yet.
-        self._readers.configure(self._settings, engine=engine or self._engine)
+        try:
+            self._readers.configure(self._settings, engine=engine or self._engine)
+        except ConfigError:
+            if engine or not self._engine:
+                raise
+            # An engine that cannot load (a broken install) refuses only the read that
+            # needs it: attach's own reads (ids, its file) went on without it before it
+            # read the bundle again, and an ERP's attach must not fail for that read.
+            self._engine = False
+            self._readers.configure(self._settings, engine=False)
         return self._readers
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:

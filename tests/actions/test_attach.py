@@ -1094,3 +1094,29 @@ def test_a_bundle_claimed_while_attach_reads_it_again_is_no_error(
     monkeypatch.setattr(CommandReads, "evaluate", claimed_first)
     assert attach(cfg, "INV-1004", str(timesheet)) == 0
     assert capsys.readouterr().out == "INV-1004: attached as INV-1004/timesheet.pdf\n"
+
+
+def test_attach_attaches_where_the_e_invoice_engine_cannot_load(
+        cfg: Env, timesheet: Path, tmp_path: Path) -> None:
+    """Pre-flight on and the engine's package broken (a partial upgrade): attach needs
+    no engine to attach, and did so before it learned to read the bundle again; that
+    read must not refuse the attach (exit 2, nothing attached — an ERP's scheduled
+    attach lost its file's place). It attaches, exit 0, and says the bundle could not
+    be checked, and why."""
+    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "error"})
+    write(cfg.outbox / "INV-1005.xml", ubl_invoice("INV-1005"))
+    broken = tmp_path / "broken" / "saxonche"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('saxonche removed')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(broken.parent), str(Path(__file__).resolve().parents[2])]))
+    done = subprocess.run([*OUTBOXD, "attach", "-c", str(cfg.config), "INV-1005",
+                           str(timesheet)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (cfg.outbox / "INV-1005" / timesheet.name).read_bytes() == timesheet.read_bytes()
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"INV-1005: attached as INV-1005/{timesheet.name}"
+    assert lines[1].startswith("but INV-1005.xml could not be checked now (outboxd check ")
+    assert "the e-invoice rule engine cannot load (saxonche removed)" in done.stdout
+    assert lines[-1] == "  => not checked"
