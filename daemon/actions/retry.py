@@ -8,6 +8,8 @@ delete across file systems). outboxd's papers (REASON.txt, reason.json,
 receipt.json) do not go back; the quarantine folder goes away. Only papers as outboxd
 wrote them are removed (papers.remove_papers): a clerk's notes saved as REASON.txt, or a
 folder, link or FIFO of a paper's name, stay, and so does the folder then, with a note.
+NAME.converted/ (the PDFs convert_images made) neither goes back nor is removed: nothing
+tells outboxd's PDFs there from a clerk's, so it stays, named in that note.
 What goes back, and the refusals made before anything moves (a name the outbox already
 holds, a look-alike of the sidecar that would stop the bundle again), are
 retry_plan.py's: if any bundle named is refused, nothing is moved at all.
@@ -93,62 +95,26 @@ def retry(folder: Path, settings: Settings) -> list[str]:
                            "outbox and move the right one there"), file=sys.stderr)
     # Only what outboxd wrote goes: quarantine/ is the share's too, and a clerk's notes
     # saved as REASON.txt (or a folder, link or FIFO of a paper's name) are kept.
-    _drop_conversions(folder / conversions(settings, order[-1]))
     left = remove_papers(folder, _folder_id(folder, record), record)
     try:
         folder.rmdir()
     except OSError:
         left = left or [p.name for p in folder.iterdir()]
+    converted = conversions(settings, order[-1])
+    if os.path.lexists(folder / converted):
+        # Never removed: nothing records what outboxd wrote there, and a clerk told that
+        # a file may be fixed where it lies in quarantine may have saved a PDF of their
+        # own there, or over one of outboxd's. Said, for a person to judge.
+        left = [n for n in left if n != converted] + [
+            f"{converted} (the PDFs outboxd made of the bundle's images: it makes them "
+            "again when it sends the bundle, so remove it unless you saved a file of your "
+            "own in it)"]
     if left:
         print(for_terminal(f"outboxd: note: {folder}: left in place, as outboxd removes only "
                            f"the papers it wrote: {'; '.join(left)} — the bundle is back in "
                            "the outbox; keep what you need, then remove the folder by hand"),
               file=sys.stderr)
     return moved
-
-
-def _drop_conversions(converted: Path) -> None:
-    """Remove NAME.converted/, the PDFs outboxd made of a bundle's images (convert.py),
-    made again when the bundle is sent: only when it holds nothing but regular files named
-    .pdf, at most in an invoice's folder; then those files alone, by name, and the
-    folders, which anything saved there meanwhile keeps. Each folder is opened, never
-    through a link. Else it all stays, and the note on what is left in the quarantine
-    folder names it."""
-    try:
-        top = os.open(converted, FOLDER_NOFOLLOW)
-    except OSError:
-        return  # none, or not a folder: nothing of outboxd's to remove
-    held = [top]
-    try:
-        found: list[tuple[int, list[str], list[str]]] = []  # folder, its PDFs, its folders
-        todo = [top]
-        while todo:
-            fd = todo.pop()
-            pdfs, subfolders = [], []
-            with os.scandir(fd) as listing:
-                for entry in listing:
-                    if entry.is_dir(follow_symlinks=False) and fd == top:
-                        sub = os.open(entry.name, FOLDER_NOFOLLOW, dir_fd=fd)
-                        held.append(sub)
-                        todo.append(sub)
-                        subfolders.append(entry.name)
-                    elif entry.is_file(follow_symlinks=False) and \
-                            entry.name.lower().endswith(".pdf"):
-                        pdfs.append(entry.name)
-                    else:
-                        return  # not outboxd's: all of it stays
-            found.append((fd, pdfs, subfolders))
-        for fd, pdfs, subfolders in reversed(found):  # the invoices' folders first
-            for name in pdfs:
-                os.unlink(name, dir_fd=fd)
-            for name in subfolders:
-                os.rmdir(name, dir_fd=fd)
-        os.rmdir(converted)
-    except OSError:
-        return  # something came or went meanwhile: what is left stays, and is said
-    finally:
-        for fd in held:
-            os.close(fd)
 
 
 def _folder_id(folder: Path, record: dict[str, Any] | None) -> str:

@@ -984,12 +984,13 @@ def test_several_bundles_that_would_put_one_name_back_are_refused_and_none_moves
     assert tree(cfg.quarantine) == before_q
 
 
-def test_the_pdfs_made_of_a_bundles_images_stay_out_of_the_outbox(cfg: Env, capsys) -> None:
+def test_the_pdfs_made_of_a_bundles_images_stay_out_of_the_outbox_and_in_quarantine(
+        cfg: Env, capsys) -> None:
     """With convert_images a quarantine entry holds NAME.converted/ (the PDFs outboxd made
-    of the images) beside the sidecar. retry moved it back into the outbox too, where it
-    stayed after the bundle was sent, listed on the status page as a folder waiting for
-    its invoice file "NAME.converted.xml". It is outboxd's own and made again when the
-    bundle is sent: it is removed with the papers, and the folder goes."""
+    of the images) beside the sidecar. It never goes back into the outbox, where it would
+    lie for good as a folder without an invoice file; nor is it removed, as nothing tells
+    outboxd's PDFs from a clerk's: it stays in the quarantine folder, named in the note
+    with what it is."""
     folder = quarantined(cfg, marker=False)
     write(folder / "INV-1001" / "A" / "scan.png", b"\x89PNG image")
     write(folder / "INV-1001.converted" / "scan.pdf", pdf_bytes())
@@ -997,19 +998,40 @@ def test_the_pdfs_made_of_a_bundles_images_stay_out_of_the_outbox(cfg: Env, caps
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
     assert (cfg.outbox / "INV-1001" / "A" / "scan.png").read_bytes() == b"\x89PNG image"
-    assert not folder.exists()
-    assert "note" not in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["INV-1001.converted"]
+    assert (folder / "INV-1001.converted" / "A" / "scan.pdf").read_bytes() == pdf_bytes()
+    err = capsys.readouterr().err
+    assert "INV-1001.converted (the PDFs outboxd made of the bundle's images" in err
+    assert "remove it unless you saved a file of your own in it" in err
 
 
-def test_a_converted_folder_holding_anything_but_pdfs_is_left_in_quarantine_with_a_note(
-        cfg: Env, capsys) -> None:
-    """Something else saved into NAME.converted/ (a clerk's notes) is never removed: the
-    folder stays in quarantine, named in a note, and still never goes into the outbox."""
+@pytest.mark.parametrize("name", ["scan.pdf", "scan-fixed.pdf"])
+def test_a_clerks_pdf_saved_into_the_converted_folder_is_never_removed(
+        cfg: Env, capsys, name: str) -> None:
+    """A clerk told that a file may be fixed where it lies in quarantine exports the scan
+    again as a proper PDF and saves it into INV-1001.converted/, over outboxd's scan.pdf
+    or beside it. retry removed every PDF there, the clerk's with outboxd's, and with it
+    the only copy of their work: it is kept, with the folder, and the note names it."""
     folder = quarantined(cfg, marker=False)
+    write(folder / "INV-1001" / "scan.png", b"\x89PNG image")
     write(folder / "INV-1001.converted" / "scan.pdf", pdf_bytes())
-    write(folder / "INV-1001.converted" / "notes.txt", b"called the customer")
+    write(folder / "INV-1001.converted" / name, b"%PDF-1.7 the clerk's own export")
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
-    assert (folder / "INV-1001.converted" / "notes.txt").read_bytes() == b"called the customer"
-    assert (folder / "INV-1001.converted" / "scan.pdf").exists()
+    assert (folder / "INV-1001.converted" / name).read_bytes() == \
+        b"%PDF-1.7 the clerk's own export"
     assert "INV-1001.converted" in capsys.readouterr().err
+
+
+def test_a_converted_folder_is_named_in_the_note_beside_a_clerks_reason_txt(
+        cfg: Env, capsys) -> None:
+    """A REASON.txt with the clerk's notes added stays, and the note named it alone:
+    NAME.converted/, left too, was not said (the note listed the papers, or else the
+    folder's contents). Both are named."""
+    folder = quarantined(cfg, marker=False)
+    write(folder / "INV-1001.converted" / "scan.pdf", pdf_bytes())
+    with open(folder / "REASON.txt", "ab") as fh:
+        fh.write(b"\ncalled the customer\n")
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    err = capsys.readouterr().err
+    assert "REASON.txt" in err and "INV-1001.converted (the PDFs outboxd made" in err
