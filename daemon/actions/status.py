@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         # reads stdout, and stderr's line may go nowhere (cron, a pipe).
         unseen = (away or "").removeprefix("outboxd: ") or view.unlisted
         print(status.as_json({**data, "lone_folders": status.lone_json(view.lone),
+                              "foreign_work_folders": status.foreign_json(view.foreign),
                               "outbox_listed": not unseen, "outbox_problem": unseen or None,
                               "daemon": {"running": up, "notes": notes}}))
     else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.bundle import Bundle, Finding
+from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
 from daemon.errors import ClaimLost, InputError, NothingClaimed, describe
 from daemon.fs.fsops import opened_from
@@ -33,11 +33,6 @@ from daemon.validation.convert import unconverted
 from daemon.watching.scan import Candidate
 
 T = TypeVar("T")
-
-
-def host_tag() -> str:
-    """This host as work folder names carry it: its short name, cut to 32 bytes."""
-    return fit_bytes(socket.gethostname().split(".")[0] or "host", 32)
 
 
 OWNER_LEN = 6  # hex digits of owner_of

@@ -47,11 +47,11 @@ from daemon.claiming.claim import (
     LEFTOVER,
     OWNER_LEN,
     copy_tag,
-    host_tag,
     in_folder,
     owner_of,
     unclaim,
 )
+from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fs.fsops import FOLDER_NOFOLLOW

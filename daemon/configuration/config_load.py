@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,8 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
         raise ConfigError(_problem_lines(exc.errors(), env),
                           source=unquoted(str(path))) from None
     env = environment_overrides()
-    if problems := share_name_problems(settings, env) + marker_problems(settings, env):
+    if problems := (share_name_problems(settings, env) + marker_problems(settings, env)
+                    + suffix_overlap_problems(settings, env)):
         raise ConfigError(problems, source=unquoted(str(path)))
     if outbox:
         check_outbox(settings, path)
@@ -324,6 +326,44 @@ def marker_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[
         "reported — set "
         "marker_suffix to a suffix whose extension no pattern names, e.g. \".ready\" (the "
         "default)"]
+
+
+def suffix_overlap_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[share] release_suffix and [outbox] marker_suffix that overlap under completion =
+    "marker": equal, or one ending the other, in any case of letters and Unicode form (a
+    share may fold case; a clerk's near miss is matched so). A root file ending in the
+    longer is then a release file and a marker at once: the ERP's marker could release an
+    invoice without its attachments, and the page listed one file both as an idle release
+    and as a marker's near miss. Under "settle" no marker is looked for."""
+    out, release = settings.outbox, settings.share.release_suffix
+    marker = out.marker_suffix
+    if out.completion != "marker":
+        return []
+    folded = {"release": _folded(release), "marker": _folded(marker)}
+    shorter, longer = sorted(folded, key=lambda k: len(folded[k]))
+    if not folded[longer].endswith(folded[shorter]):
+        return []
+    how = ("are the same suffix" if release == marker else
+           "are the same suffix but for upper and lower case"
+           if folded[longer] == folded[shorter] else
+           f"overlap: the {longer} suffix ends in the {shorter} suffix")
+    ending = release if longer == "release" else marker
+    return [
+        f"[share] release_suffix{_origin('share', 'release_suffix', env)} = "
+        f"{_show('release_suffix', release)} and [outbox] marker_suffix"
+        f"{_origin('outbox', 'marker_suffix', env)} = {_show('marker_suffix', marker)} "
+        f"under [outbox] completion{_origin('outbox', 'completion', env)} = 'marker' {how}, "
+        f"so a file whose name ends in {_show('suffix', ending)} would be both a release "
+        "file and a marker: a marker the ERP writes could send an invoice without its "
+        "attachments, and a clerk's release could mark a bundle ready before it is "
+        "whole — give them suffixes neither of which ends the other, in any case of "
+        'letters, e.g. release_suffix = ".send-anyway" and marker_suffix = ".ready" (the '
+        "defaults)"]
+
+
+def _folded(suffix: str) -> str:
+    """A suffix as a share that ignores case, and a clerk's near miss, see it."""
+    return unicodedata.normalize("NFC", suffix).casefold()
 
 
 def token_problems(settings: Settings) -> list[str]:

@@ -75,8 +75,10 @@ class Changes:
     _root_lost: bool  # the watcher said the outbox folder itself went: the next look tells
     outbox_back: Callable[[], None]  # reload.py's: a reload that waited for the outbox
 
-    def schedule(self, row_id: int, delay: float) -> None:
-        raise NotImplementedError  # the service's
+    if TYPE_CHECKING:
+        # The service's: declared for mypy only, so that no stand-in here can come
+        # before it in the service's bases (tests/loop/test_service.py).
+        def schedule(self, row_id: int, delay: float) -> None: ...
 
     def hint(self, top: str) -> None:
         """From the watcher thread: something happened to the root entry `top`."""

@@ -35,8 +35,9 @@ class Idle:
 
 @dataclass(frozen=True)
 class Suffixed:
-    """The root's names ending in the release suffix (sorted) and, under completion =
-    "marker", in the marker suffix: what idle_releases and marker_misses look at."""
+    """The root's names ending in the release suffix and, under completion = "marker", in
+    the marker suffix, each sorted (the page and `outboxd status` list them in this
+    order): what idle_releases and marker_misses look at."""
 
     releases: list[str]
     markers: list[str]
@@ -60,7 +61,7 @@ def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
                 releases.append(e.name)
             if marker and e.name.endswith(marker) and e.name != marker:
                 markers.append(e.name)
-    return Suffixed(sorted(releases), markers)
+    return Suffixed(sorted(releases), sorted(markers))
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],

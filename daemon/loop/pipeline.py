@@ -288,14 +288,6 @@ class Pipeline(Decisions):
         Not durable on its own (no effect follows it): the next durable
         commit, or the next start's scan, covers it.
         """
-        if (row is None or row.state != state) and state != "gone":
-            # One log line per state a bundle enters in the outbox (settling,
-            # waiting, held), so a person reading the log sees it move.
-            self.log.info(f"bundle {state}", invoice_file=key,
-                          bundle_id=fields.get("bundle_id"),
-                          invoice_ids=list(fields.get("invoice_ids") or []),
-                          **{k: fields[k] for k in ("unattached_ids", "deadline")
-                             if fields.get(k)})
         if row is None:
             if state == "gone":
                 return
@@ -306,6 +298,16 @@ class Pipeline(Decisions):
             row_id = row.id
         else:
             return
+        if (row is None or row.state != state) and state != "gone":
+            # One log line per state a bundle enters in the outbox (settling, waiting,
+            # held), so a person reading the log sees it move: once the row says so, not
+            # before (a full state disk failed the write, and the log named a state the
+            # journal never held; the journal's own error line says why).
+            self.log.info(f"bundle {state}", invoice_file=key,
+                          bundle_id=fields.get("bundle_id"),
+                          invoice_ids=list(fields.get("invoice_ids") or []),
+                          **{k: fields[k] for k in ("unattached_ids", "deadline")
+                             if fields.get(k)})
         if state in LIVE:
             self.live[key] = self.j.get(row_id)
         else:

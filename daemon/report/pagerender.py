@@ -14,6 +14,7 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.claiming.foreign import Foreign
 from daemon.configuration.config import OutboxConfig
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.idlefiles import Idle
@@ -190,6 +191,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
            left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
+           foreign: Sequence[Foreign] = (),
            unattached: str | None = None, more: Mapping[str, int] | None = None,
            journal_failure: str = "", lone: Sequence[LoneFolder] = (),
            near: Mapping[str, Sequence[str]] | None = None,
@@ -200,7 +202,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
     look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
-    invoice files, from which nothing is sent; `unattached`: [policy] unattached, to say
+    invoice files, from which nothing is sent; `foreign`: work folders another host's
+    outboxd claimed and has not finished (foreign.py); `unattached`: [policy] unattached, to say
     what happens at a waiting bundle's deadline; `more`: of the sections "sent" and
     "quarantined", how many rows of today earlier than those in `rows` (which then hold
     at least the latest FINISHED_SHOWN of each): counted, never listed;
@@ -323,6 +326,14 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                                   ["Folder", "Why, and what to do"], [
                                   [text(x.name), f'<span class="err">{text(x.why)}</span>']
                                   for x in strays])))
+
+    if foreign:
+        # Nothing a clerk can do but tell the admin, who needs the host and the fix.
+        parts.append(section("foreign", "Taken for sending by another server and not "
+                              "finished (tell the admin)", table(
+                                  ["Work folder", "Why, and what the admin does"], [
+                                  [text(x.name), f'<span class="err">{text(x.why)}</span>']
+                                  for x in foreign])))
 
     if left:
         parts.append(section("left-behind", "Left in the outbox by a quarantine (mend each in "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.bundle import findings_of, reasons_of
+from daemon.claiming.foreign import Foreign, foreign_work
 from daemon.configuration.config import Settings
 from daemon.errors import JournalError, describe
 from daemon.invisible import escaped_controls, json_escaped
@@ -167,6 +168,8 @@ class OutboxView:
     # Why the outbox could not be listed (the lists are then empty for want of a look,
     # not of such files); "" when it was.
     unlisted: str = ""
+    # Work folders another host's outboxd claimed and has not finished (foreign.py).
+    foreign: list[Foreign] = field(default_factory=list)
 
 
 def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
@@ -224,7 +227,8 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     folders, near, _ = listed(lone, waiting, suffix, told)
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
                       {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()},
-                      idle, unread[0] if unread else "")
+                      idle, unread[0] if unread else "",
+                      foreign=foreign_work(settings.processing_dir))
 
 
 def left_alone(settings: Settings) -> list[tuple[str, str]]:
@@ -235,6 +239,11 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
 def lone_json(lone: list[LoneFolder]) -> list[dict[str, Any]]:
     """`status --json`'s `lone_folders`."""
     return [{"folder": x.name, "since": x.since, "close_to": list(x.close_to)} for x in lone]
+
+
+def foreign_json(foreign: list[Foreign]) -> list[dict[str, Any]]:
+    """`status --json`'s `foreign_work_folders`."""
+    return [{"folder": x.name, "host": x.host} for x in foreign]
 
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
@@ -293,6 +302,10 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         if len(view.lone) > limit:
             lines.append(f"  … and {len(view.lone) - limit} more (outboxd status --json lists "
                          "them all)")
+    if view and view.foreign:
+        lines += ["", "Work folders of other hosts in the processing folder (the status "
+                  "page lists them too):"]
+        lines += [escaped_controls(f"  {x.name}/: {x.why}") for x in view.foreign]
     if view and view.idle:
         lines += ["", "Release files that do nothing (the status page lists them too):"]
         lines += [escaped_controls(f"  {i.name}: {i.why}") for i in view.idle]

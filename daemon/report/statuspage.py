@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon import logs
+from daemon.claiming.foreign import foreign_work
 from daemon.configuration.config import Settings
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
@@ -275,6 +276,7 @@ class StatusPage:
                  and os.path.lexists(out.path / t)}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
+                      foreign=foreign_work(settings.processing_dir),
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
                       sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken)

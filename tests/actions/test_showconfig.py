@@ -260,3 +260,17 @@ def test_config_warns_of_an_outbox_share_caching_longer_than_the_settle_time(
     assert "configuration is valid" in out
     assert "outboxd: warning: the outbox " in err
     assert "up to 30 s late (acregmax=1, acdirmax=30)" in err
+
+
+def test_check_refuses_a_release_suffix_equal_to_the_marker_suffix(env: Env, capsys) -> None:
+    """[share] release_suffix = [outbox] marker_suffix under completion = "marker":
+    `config --check` says what `run` would (exit 2, naming both keys and the fix)
+    instead of "configuration is valid"."""
+    env.write_config("https://127.0.0.1:9/bundles", share={"release_suffix": ".ready"},
+                     outbox={"completion": "marker"})
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert ("[share] release_suffix = '.ready' and [outbox] marker_suffix = '.ready' under "
+            "[outbox] completion = 'marker' are the same suffix") in err
+    assert 'release_suffix = ".send-anyway" and marker_suffix = ".ready"' in err
+    assert "configuration is valid" not in err

@@ -41,8 +41,8 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
 
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"counts", "bundles", "lone_folders", "outbox_listed",
-                         "outbox_problem", "daemon"} and len(data["bundles"]) == 27
+    assert set(data) == {"counts", "bundles", "lone_folders", "foreign_work_folders",
+                         "outbox_listed", "outbox_problem", "daemon"} and len(data["bundles"]) == 27
     assert data["outbox_listed"] is True and data["outbox_problem"] is None
     assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
                                        "since", "deadline", "unattached_ids", "attempts",
@@ -194,8 +194,8 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     # L1/ is listed as nothing sent from, not as a folder waiting for its invoice file
-    assert set(data) == {"counts", "bundles", "lone_folders", "outbox_listed",
-                         "outbox_problem", "daemon"}
+    assert set(data) == {"counts", "bundles", "lone_folders", "foreign_work_folders",
+                         "outbox_listed", "outbox_problem", "daemon"}
     assert data["lone_folders"] == [] and data["outbox_listed"] is True
 
 
@@ -499,3 +499,27 @@ def test_status_json_on_an_outbox_not_there_says_so_in_the_json(env: Env, capsys
     assert data["outbox_listed"] is False and data["lone_folders"] == []
     assert data["outbox_problem"].startswith(f"the outbox {env.outbox} ")
     assert f"outboxd: {data['outbox_problem']}" in got.err
+
+
+def test_work_folders_another_host_left_in_processing_are_listed_with_what_to_do(
+        env: Env, capsys) -> None:
+    """The outbox moved here from another server, without its journal: that host's work
+    folders in .outboxd/processing are never taken over (its name is in theirs), and a
+    bundle in one was never sent while nothing said so. `status` lists each with its host
+    and the fix; `--json` lists folder and host under foreign_work_folders."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+    work = env.outbox / ".outboxd" / "processing" / "INV-7--0123456789ab--oldbox-41-c0ffee"
+    (work / "INV-7").mkdir(parents=True)
+    (work / "INV-7.xml").write_bytes(b"<Invoice/>")
+    assert main(["status", "-c", str(env.config)]) == 0
+    text = capsys.readouterr().out
+    assert ("\n\nWork folders of other hosts in the processing folder (the status page lists "
+            "them too):\n  INV-7--0123456789ab--oldbox-41-c0ffee/: work folder of host "
+            "oldbox, not ours: outboxd on oldbox took INV-7 for sending") in text
+    assert "to send it, move its files into the outbox" in text
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["foreign_work_folders"] == [
+        {"folder": "INV-7--0123456789ab--oldbox-41-c0ffee", "host": "oldbox"}]

@@ -23,7 +23,8 @@ def test_full_state_disk_reports_the_real_error_once_and_recovers(
         env: Env, mounts: Mounts, receiver, start_daemon) -> None:
     """Case 5: with the state dir's file system full, the log says "database or disk is full"
     (not a failed ROLLBACK), without traceback and once, however often the journal's
-    back-off tries again; once space is freed the bundle is sent."""
+    back-off tries again, and no line says the bundle is settling while no row could
+    record it (honest state); once space is freed the bundle is sent."""
     # Room for the compiled e-invoice rules (cached in state_dir) and the journal.
     mounts.tmpfs(env.state, "64m")
     env.write_config(receiver.url)
@@ -48,6 +49,7 @@ def test_full_state_disk_reports_the_real_error_once_and_recovers(
     assert "journal writable again" not in log, log[-3000:]  # each attempt failed
     assert "cannot rollback" not in log
     assert sum("disk is full" in line for line in log.splitlines()) == 1, log[-3000:]
+    assert not [line for line in log.splitlines() if '"bundle settling"' in line], log[-3000:]
     filler.unlink()
     wait_for(env.sent_bundles, timeout=30, what="the bundle sent once space is back")
     assert len(receiver.accepted()) == 1

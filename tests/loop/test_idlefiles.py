@@ -231,13 +231,15 @@ def test_a_release_that_is_no_file_says_why_it_releases_nothing(tmp_path: Path, 
 
 def test_suffixed_names_gathers_release_files_and_markers_in_one_listing(
         tmp_path: Path) -> None:
-    """One listing gives both kinds of name: release files sorted, markers only under
-    completion = "marker"; hidden files and the bare suffixes are neither."""
+    """One listing gives both kinds of name, each sorted (the page and `outboxd status`
+    list them in a stable order, whatever order the directory lists them in), markers
+    only under completion = "marker"; hidden files and the bare suffixes are neither."""
+    markers = [f"M-{i:02}.ready" for i in range(40)]
     for name in ("b.send-anyway", "a.send-anyway", ".h.send-anyway", ".send-anyway",
-                 "A-1.ready", ".ready", "A-1.xml"):
+                 ".ready", "A-1.xml", *markers):
         (tmp_path / name).write_bytes(b"")
     marker = idlefiles.suffixed_names(OutboxConfig(path=tmp_path, completion="marker"), SHARE)
     assert marker.releases == ["a.send-anyway", "b.send-anyway"]
-    assert marker.markers == ["A-1.ready"]
+    assert marker.markers == markers
     settle = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE)
     assert settle.releases == ["a.send-anyway", "b.send-anyway"] and settle.markers == []

@@ -35,6 +35,7 @@ from daemon.configuration.config import Settings  # noqa: E402
 from daemon.errors import OutboxdError  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
 from daemon.loop.changes import RESCAN as RESCAN_KEY  # noqa: E402
+from daemon.loop.pipeline import Pipeline  # noqa: E402
 from daemon.loop.service import Service  # noqa: E402
 from daemon.watching.sharecache import LATE_SHARE  # noqa: E402
 
@@ -42,16 +43,19 @@ ALL_STATES = tuple(dict.fromkeys(STATES + IN_FLIGHT))  # every state a journal r
 
 
 
-def test_no_method_is_defined_by_two_parts_of_the_service() -> None:
-    """Service is made of parts (Changes, ReadsOffLoop, Reloading, Stopping): a method
-    that one part needs of another is declared for mypy only, never defined as a stand-in,
-    which would hide the real one if the bases were put in another order."""
+@pytest.mark.parametrize("whole", [Service, Pipeline])
+def test_no_method_is_defined_by_two_parts_of_the_service(whole: type) -> None:
+    """Service is made of parts (Changes, ReadsOffLoop, Reloading, Stopping), and so is
+    its Pipeline (Decisions, Claims, Stranded): a method that one part needs of another,
+    or of the whole, is declared for mypy only, never defined as a stand-in, which would
+    hide the real one if the bases were put in another order (or the real one left)."""
     owners: dict[str, list[str]] = {}
-    for part in Service.__mro__[1:]:
+    for part in whole.__mro__:
         for name, value in vars(part).items():
             if inspect.isfunction(value) and not name.startswith("__"):
                 owners.setdefault(name, []).append(part.__name__)
     assert {name: parts for name, parts in owners.items() if len(parts) > 1} == {}
+
 
 def test_a_settle_deadline_fires_once(make_service: Any, clock: FakeClock, counts: Counts,
                                       tmp_path: Path) -> None:

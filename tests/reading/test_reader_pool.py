@@ -5,6 +5,7 @@ child is paused (SIGSTOP) to hold a call outstanding, never a sleep."""
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 import os
 import pickle
@@ -268,3 +269,16 @@ def test_a_reader_whose_plugin_warm_up_fails_still_starts_and_reads_images(
         assert restarts.total == 0 and warnings == [] and not pool.ended
     finally:
         pool.stop()
+
+
+def test_no_method_is_defined_by_two_parts_of_the_pool() -> None:
+    """Pool is made of parts (Deaths, and the pool itself): a method one part needs of the
+    other is declared for mypy only, never defined as a stand-in, which would hide the
+    real one if the bases were put in another order (or the real one left)."""
+    owners: dict[str, list[str]] = {}
+    for part in Pool.__mro__:
+        for name, value in vars(part).items():
+            if (inspect.isfunction(value) or isinstance(value, staticmethod | classmethod)
+                    ) and not name.startswith("__"):
+                owners.setdefault(name, []).append(part.__name__)
+    assert {name: parts for name, parts in owners.items() if len(parts) > 1} == {}

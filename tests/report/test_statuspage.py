@@ -914,3 +914,30 @@ def test_a_page_the_share_refuses_is_logged_with_its_file_and_the_fix(
         assert not StatusPage(clock=lambda: 100.0).stopped(journal, settings)
     [line] = [e for e in logs if e["event"] == "cannot write the status page"]
     assert line["file"] == str(target) and line["fix"].startswith(fix)
+
+
+def test_a_work_folder_another_host_left_is_listed_on_the_page_with_what_to_do(
+        journal: Journal, tmp_path: Path) -> None:
+    """A bundle in a work folder another host's outboxd claimed (an outbox moved here
+    without its journal) is never sent from here: the page lists it in a section of its
+    own, naming the host and what the admin does, for the clerk to pass on; once the
+    folder is gone, so is the section."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    work = outbox / ".outboxd" / "processing" / "INV-8--0123456789ab--oldbox-41-c0ffee"
+    write(work / "receipt.json", b"{}")
+    assert page.refresh(journal, settings)
+    shown = Page(target.read_text(encoding="utf-8"))
+    assert shown.rows["foreign"] == [
+        "INV-8--0123456789ab--oldbox-41-c0ffee\twork folder of host oldbox, not ours: "
+        "outboxd on oldbox took INV-8 for sending and has not finished it. If outboxd on "
+        "oldbox still runs on this outbox, it finishes it (its own status lists it): "
+        "nothing to do. If not (the outbox moved here from oldbox), it is never sent from "
+        "here — it was delivered (it holds receipt.json): move the folder into sent/ to "
+        "keep its receipt with the others; do not put its files back, they would be sent "
+        "again"]
+    assert "tell the admin" in shown.text["foreign"]
+    (work / "receipt.json").unlink()
+    work.rmdir()
+    clock[0] += MIN_INTERVAL
+    assert page.refresh(journal, settings)
+    assert "foreign" not in Page(target.read_text(encoding="utf-8")).text

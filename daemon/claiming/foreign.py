@@ -1,0 +1,67 @@
+"""Work folders in the processing folder that another host's outboxd claimed
+(`NAME--ID12--HOST-PID-OWNERRAND`, workname.py, HOST not this one's): found for
+the status page and `outboxd status`, with what to do.
+
+No daemon takes another host's work folder over (orphans.py): only that host's journal
+knows whether the receiver has its bundle. While that daemon runs on the same outbox it
+finishes them. But an outbox moved here from that host without its journal (a new
+server) keeps them for good, and a bundle in one is never sent while nobody sees it:
+so each is listed, saying both cases and, for the second, the fix by what it holds.
+Names and an lstat of two papers only: nothing in such a folder is opened or changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.claiming.workname import host_tag, work_host
+from daemon.names import printable
+
+
+@dataclass(frozen=True)
+class Foreign:
+    name: str  # the work folder's name, as shown
+    host: str  # the host its name carries, as shown
+    why: str
+
+
+def foreign_work(processing: Path) -> list[Foreign]:
+    """The folders in `processing` named as another host's work folders, by name; none
+    where it cannot be listed (not made yet, a share away: the outbox's own lines say
+    that)."""
+    here = host_tag()
+    found: list[Foreign] = []
+    try:
+        with os.scandir(processing) as it:
+            entries = [e for e in it if not e.name.startswith(".")
+                       and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    for entry in entries:
+        host = work_host(entry.name)
+        if host is None or host == here:
+            continue
+        found.append(Foreign(printable(entry.name), printable(host),
+                             _why(Path(entry.path), printable(host),
+                                  printable(entry.name.split("--")[0]))))
+    return sorted(found, key=lambda f: f.name)
+
+
+def _why(work: Path, host: str, name: str) -> str:
+    if os.path.lexists(work / "receipt.json"):
+        fix = ("it was delivered (it holds receipt.json): move the folder into sent/ to "
+               "keep its receipt with the others; do not put its files back, they would "
+               "be sent again")
+    elif os.path.lexists(work / "reason.json"):
+        fix = ("it was being quarantined (it holds reason.json, which says why): move the "
+               "folder into quarantine/ beside the others")
+    else:
+        fix = ("to send it, move its files into the outbox (the sidecar folder first, the "
+               "invoice file last), then remove the folder; if that host had sent it "
+               "already, the receiver recognises it by its bundle id")
+    return (f"work folder of host {host}, not ours: outboxd on {host} took {name} for "
+            f"sending and has not finished it. If outboxd on {host} still runs on this "
+            f"outbox, it finishes it (its own status lists it): nothing to do. If not (the "
+            f"outbox moved here from {host}), it is never sent from here — {fix}")

@@ -1,0 +1,48 @@
+"""Another host's work folders in the processing folder (daemon/claiming/foreign.py): listed
+by name, with what to do by what each holds; this host's and other entries are not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import write
+
+from daemon.claiming.foreign import foreign_work
+from daemon.claiming.workname import host_tag
+
+
+def test_another_hosts_work_folders_are_listed_with_the_fix_by_what_they_hold(
+        tmp_path: Path) -> None:
+    """After a journal loss on a new server the old host's work folders are never taken
+    over: each is listed with its host, both cases (that host's outboxd still runs here,
+    or not) and, for the second, the fix — put back to send it, or into sent/ (delivered:
+    never put back, it would be sent again) or quarantine/ by the paper it holds. This
+    host's folders, files, hidden entries and names that are no work folder's are not."""
+    processing = tmp_path / "processing"
+    write(processing / "INV-1--0123456789ab--oldbox-41-c0ffee123456" / "INV-1.xml", b"x")
+    write(processing / "INV-2--0123456789ab--old-box-7-123456" / "receipt.json", b"{}")
+    write(processing / "INV-3--0123456789ab--oldbox-9-abcdef" / "reason.json", b"{}")
+    write(processing / f"INV-4--0123456789ab--{host_tag()}-5-abcdef" / "INV-4.xml", b"x")
+    write(processing / "INV-5--0123456789ab--oldbox-5-abcdef", b"a file, no folder")
+    (processing / ".INV-6--0123456789ab--oldbox-5-abcdef").mkdir()
+    (processing / "mine").mkdir()
+    found = foreign_work(processing)
+    assert [(f.name, f.host) for f in found] == [
+        ("INV-1--0123456789ab--oldbox-41-c0ffee123456", "oldbox"),
+        ("INV-2--0123456789ab--old-box-7-123456", "old-box"),
+        ("INV-3--0123456789ab--oldbox-9-abcdef", "oldbox")]
+    put_back, delivered, quarantining = (f.why for f in found)
+    assert put_back == (
+        "work folder of host oldbox, not ours: outboxd on oldbox took INV-1 for sending and "
+        "has not finished it. If outboxd on oldbox still runs on this outbox, it finishes "
+        "it (its own status lists it): nothing to do. If not (the outbox moved here from "
+        "oldbox), it is never sent from here — to send it, move its files into the outbox "
+        "(the sidecar folder first, the invoice file last), then remove the folder; if "
+        "that host had sent it already, the receiver recognises it by its bundle id")
+    assert delivered.endswith(
+        "it was delivered (it holds receipt.json): move the folder into sent/ to keep its "
+        "receipt with the others; do not put its files back, they would be sent again")
+    assert quarantining.endswith("it was being quarantined (it holds reason.json, which "
+                                 "says why): move the folder into quarantine/ beside the "
+                                 "others")
+    assert foreign_work(tmp_path / "not-made-yet") == []

@@ -1,0 +1,29 @@
+"""What a work folder's name says of who claimed it (daemon/claiming/workname.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.claiming import claim, workname
+from daemon.claiming.workname import work_host
+
+
+@pytest.mark.parametrize("host", ["oldbox", "erp-host-2", "x"])
+def test_the_host_a_work_folder_was_claimed_on_is_read_back_from_its_name(
+        host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name work_dir_for makes carries the claiming host, read back whole, however many
+    "-" the host's name holds and whatever the invoice file's name holds ("--" too)."""
+    monkeypatch.setattr(workname.socket, "gethostname", lambda: f"{host}.example.org")
+    for name in ("INV-1", "INV--7 - Copy", "Fakt\u00fcra"):
+        work = claim.work_dir_for(Path("/p"), name, "ab" * 32, "c0ffee")
+        assert work_host(work.name) == host
+
+
+@pytest.mark.parametrize("name", ["INV-1", "INV-1--0123456789ab", "a--b--c", "a--b--host-x-r",
+                                  "a--b--host-12-"])
+def test_a_name_that_is_no_work_folders_names_no_host(name: str) -> None:
+    """A folder a person named (no HOST-PID-RAND tag after two "--") is no work folder:
+    no host is read from it."""
+    assert work_host(name) is None
