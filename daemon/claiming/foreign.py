@@ -18,6 +18,7 @@ from pathlib import Path
 
 from daemon.claiming.workname import host_tag, work_host
 from daemon.names import printable
+from daemon.watching.lonefolders import since
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Foreign:
     name: str  # the work folder's name, as shown
     host: str  # the host its name carries, as shown
     why: str
+    # Its ctime (set when the claim renamed it in), as the journal writes times: one
+    # under way is seconds old, one an outbox moved here left is as old as the move, and
+    # the clerk and the admin tell them apart by it.
+    since: str
 
 
 def foreign_work(processing: Path) -> list[Foreign]:
@@ -43,10 +48,14 @@ def foreign_work(processing: Path) -> list[Foreign]:
         host = work_host(entry.name)
         if host is None or host == here:
             continue
+        try:
+            changed = entry.stat(follow_symlinks=False).st_ctime_ns
+        except OSError:
+            continue  # finished and gone since the listing
         found.append(Foreign(printable(entry.name), printable(host),
                              _why(Path(entry.path), printable(host),
-                                  printable(entry.name.split("--")[0]))))
-    return sorted(found, key=lambda f: f.name)
+                                  printable(entry.name.split("--")[0])), since(changed)))
+    return sorted(found, key=lambda f: (f.since, f.name))
 
 
 def _why(work: Path, host: str, name: str) -> str:

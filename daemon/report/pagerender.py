@@ -330,9 +330,10 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     if foreign:
         # Nothing a clerk can do but tell the admin, who needs the host and the fix.
         parts.append(section("foreign", "Taken for sending by another server and not "
-                              "finished (tell the admin)", table(
-                                  ["Work folder", "Why, and what the admin does"], [
-                                  [text(x.name), f'<span class="err">{text(x.why)}</span>']
+                              "finished (tell the admin of one that stays)", table(
+                                  ["Work folder", "Since", "Why, and what the admin does"], [
+                                  [text(x.name), text(readable(x.since)),
+                                   f'<span class="err">{text(x.why)}</span>']
                                   for x in foreign])))
 
     if left:

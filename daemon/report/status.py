@@ -243,7 +243,7 @@ def lone_json(lone: list[LoneFolder]) -> list[dict[str, Any]]:
 
 def foreign_json(foreign: list[Foreign]) -> list[dict[str, Any]]:
     """`status --json`'s `foreign_work_folders`."""
-    return [{"folder": x.name, "host": x.host} for x in foreign]
+    return [{"folder": x.name, "host": x.host, "since": x.since} for x in foreign]
 
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
@@ -305,7 +305,8 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
     if view and view.foreign:
         lines += ["", "Work folders of other hosts in the processing folder (the status "
                   "page lists them too):"]
-        lines += [escaped_controls(f"  {x.name}/: {x.why}") for x in view.foreign]
+        lines += [escaped_controls(f"  {x.name}/ since {x.since}: {x.why}")
+                  for x in view.foreign]
     if view and view.idle:
         lines += ["", "Release files that do nothing (the status page lists them too):"]
         lines += [escaped_controls(f"  {i.name}: {i.why}") for i in view.idle]

@@ -16,6 +16,7 @@ from conftest import Env
 from hungshare import hung_share
 
 from daemon.actions.status import ANSWER_SECONDS
+from daemon.claiming.foreign import foreign_work
 from daemon.cli import main
 from daemon.journal import Journal
 from daemon.journal.records import iso_of
@@ -513,13 +514,14 @@ def test_work_folders_another_host_left_in_processing_are_listed_with_what_to_do
     work = env.outbox / ".outboxd" / "processing" / "INV-7--0123456789ab--oldbox-41-c0ffee"
     (work / "INV-7").mkdir(parents=True)
     (work / "INV-7.xml").write_bytes(b"<Invoice/>")
+    since = foreign_work(work.parent)[0].since  # its ctime: how long it has stayed
     assert main(["status", "-c", str(env.config)]) == 0
     text = capsys.readouterr().out
     assert ("\n\nWork folders of other hosts in the processing folder (the status page lists "
-            "them too):\n  INV-7--0123456789ab--oldbox-41-c0ffee/: work folder of host "
-            "oldbox, not ours: outboxd on oldbox took INV-7 for sending") in text
+            f"them too):\n  INV-7--0123456789ab--oldbox-41-c0ffee/ since {since}: work "
+            "folder of host oldbox, not ours: outboxd on oldbox took INV-7 for sending") in text
     assert "to send it, move its files into the outbox" in text
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["foreign_work_folders"] == [
-        {"folder": "INV-7--0123456789ab--oldbox-41-c0ffee", "host": "oldbox"}]
+        {"folder": "INV-7--0123456789ab--oldbox-41-c0ffee", "host": "oldbox", "since": since}]

@@ -14,8 +14,10 @@ import structlog
 from helpers import Page, page_in_a_new_outbox, temps_locked_as_made, write
 from structlog.testing import capture_logs
 
+from daemon.claiming.foreign import foreign_work
 from daemon.configuration.config import Settings
 from daemon.journal import Journal, parse_iso
+from daemon.journal.records import readable
 from daemon.loop.idlefiles import Idle
 from daemon.report import pagehtml, statuspage
 from daemon.report.statuspage import MIN_INTERVAL, PAGE_PACE, PAGE_PACE_MAX, StatusPage
@@ -927,15 +929,17 @@ def test_a_work_folder_another_host_left_is_listed_on_the_page_with_what_to_do(
     write(work / "receipt.json", b"{}")
     assert page.refresh(journal, settings)
     shown = Page(target.read_text(encoding="utf-8"))
+    # Since when: one under way is seconds old, one an outbox moved here left is old.
+    since = readable(foreign_work(outbox / ".outboxd" / "processing")[0].since)
     assert shown.rows["foreign"] == [
-        "INV-8--0123456789ab--oldbox-41-c0ffee\twork folder of host oldbox, not ours: "
+        f"INV-8--0123456789ab--oldbox-41-c0ffee\t{since}\twork folder of host oldbox, not ours: "
         "outboxd on oldbox took INV-8 for sending and has not finished it. If outboxd on "
         "oldbox still runs on this outbox, it finishes it (its own status lists it): "
         "nothing to do. If not (the outbox moved here from oldbox), it is never sent from "
         "here — it was delivered (it holds receipt.json): move the folder into sent/ to "
         "keep its receipt with the others; do not put its files back, they would be sent "
         "again"]
-    assert "tell the admin" in shown.text["foreign"]
+    assert "tell the admin of one that stays" in shown.text["foreign"]
     (work / "receipt.json").unlink()
     work.rmdir()
     clock[0] += MIN_INTERVAL
