@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import GROUP_SIGNALS, einvoice, logs
+from daemon.archiving.quarantinenews import QuarantineNews
 from daemon.archiving.readback import restore_sent
 from daemon.archiving.sentnews import SentNews
 from daemon.bundle import Bundle
@@ -251,6 +252,8 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
             self.log.warning(LATE_SHARE, **late.fields())
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.near_folders = self._near_folders
+        self.quarantine_news = QuarantineNews()
+        self.quarantined_elsewhere()  # for the first page
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.elsewhere = self.sent_news.in_flight
         self.pipeline.news_of = self.news_of

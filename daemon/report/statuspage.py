@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon import logs
+from daemon.archiving.quarantinenews import Elsewhere
 from daemon.configuration.config import Settings
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
@@ -98,6 +99,9 @@ class StatusPage:
         # removal of one changes no journal row, so its event must ask for a refresh.
         self.left_names: frozenset[str] = frozenset()
         self.stray_names: frozenset[str] = frozenset()  # folders shown holding invoice files
+        # Today's entries of quarantine/ that other daemons filed, as the loop's last look
+        # at quarantine/ found them (quarantinenews.py): never looked for by a refresh.
+        self.elsewhere: Sequence[Elsewhere] = ()
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -267,6 +271,10 @@ class StatusPage:
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
+        # One of ours between its move into quarantine/ and its row's (or a bundle of ours
+        # now, dropped again) is listed as ours.
+        ours = {r.bundle_id for r in rows}
+        elsewhere = [e for e in self.elsewhere if not e.bundle_id or e.bundle_id not in ours]
         out = settings.outbox
         # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless
         # Z-1/ is there already (one lstat for each of those rare folders).
@@ -277,7 +285,8 @@ class StatusPage:
                       sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
-                      sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken)
+                      sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,
+                      elsewhere=elsewhere)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()

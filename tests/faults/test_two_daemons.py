@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 
@@ -170,6 +171,48 @@ def test_a_bundle_sent_by_one_daemon_and_dropped_again_is_a_duplicate_on_the_oth
             p.stop(signal.SIGTERM)
     assert len(env.sent_bundles()) == 1
     assert len(receiver.requests()) == 1
+    for p in (a, b):
+        assert _lines(p, "error") == [], p.log
+        no_traceback(p.stderr())
+
+
+def _page(env: Env, n: int) -> str:
+    try:
+        return (env.outbox / f"outboxd-status-{n}.html").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def test_each_daemons_page_lists_what_the_other_quarantined_today(env: Env, receiver) -> None:
+    """Daemon A quarantines INV-EXE (B is stopped meanwhile, so A claims it): B's page, too,
+    lists it under "Quarantined today", with its reason from reason.json and that another
+    outboxd quarantined it, and counts it (before, only A's page did); removed from
+    quarantine/ (outboxd retry, by hand), it leaves B's page again."""
+    a, b = _daemon(env, receiver, 1), _daemon(env, receiver, 2)
+    try:
+        _running(a)
+        _running(b)
+        b.popen.send_signal(signal.SIGSTOP)
+        drop_bundle(env.outbox, "INV-EXE", {"scan.pdf": b"MZ\x90\x00" + b"\x00" * 200})
+        wait_for(env.quarantined, what="daemon A to quarantine INV-EXE")
+        folder = env.quarantined()[0]
+        wait_for(lambda: folder.name in _page(env, 1), what="A's page to list it")
+        b.popen.send_signal(signal.SIGCONT)
+        wait_for(lambda: folder.name in _page(env, 2), timeout=20,
+                 what="B's page to list what A quarantined")
+        page = _page(env, 2)
+        assert "quarantined by another outboxd sharing this outbox" in page
+        assert "scan.pdf" in page.split('id="quarantined"')[1]
+        assert "<b>1</b>Quarantined today" in page
+        shutil.rmtree(folder)
+        wait_for(lambda: folder.name not in _page(env, 2), timeout=20,
+                 what="B's page to drop the entry gone from quarantine/")
+        assert "<b>0</b>Quarantined today" in _page(env, 2)
+    finally:
+        for p in (a, b):
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGCONT)
+            p.stop(signal.SIGTERM)
     for p in (a, b):
         assert _lines(p, "error") == [], p.log
         no_traceback(p.stderr())
