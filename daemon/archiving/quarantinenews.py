@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,11 +50,11 @@ class QuarantineNews:
         self._known: dict[str, Elsewhere | None] = {}  # name → entry; None: our own
         self.shown: tuple[Elsewhere, ...] = ()
 
-    def look(self, quarantine_dir: Path, own: Collection[str], checked: int,
+    def look(self, quarantine_dir: Path, own: Callable[[], Collection[str]], checked: int,
              now: datetime | None = None) -> bool:
-        """Look at today's folder; `own`: the names there this daemon's journal has as
-        quarantined; `checked`: of the latest this many, whether each is still there.
-        True when what `shown` holds changed."""
+        """Look at today's folder; `own()`: the names there this daemon's journal has as
+        quarantined (asked only when a name came); `checked`: of the latest this many,
+        whether each is still there. True when what `shown` holds changed."""
         at = now or datetime.now(UTC)
         day = at.astimezone(UTC).strftime("%Y-%m-%d")
         if self._where != (quarantine_dir, day):  # a new day, or a reload naming another
@@ -65,11 +65,10 @@ class QuarantineNews:
             return False
         for name in set(self._known) - names:
             del self._known[name]  # gone (outboxd retry, or removed by hand)
-        for name in names:
-            if name in own:
-                self._known[name] = None
-            elif name not in self._known:
-                self._known[name] = _entry(folder / name, day)
+        if new := names - set(self._known):
+            ours = own()  # a journal query only when something came
+            for name in new:
+                self._known[name] = None if name in ours else _entry(folder / name, day)
         entries = sorted((e for e in self._known.values() if e is not None),
                          key=lambda e: (e.since, e.folder), reverse=True)
         # Moved back into the outbox by hand: the invoice file left its folder (one lstat

@@ -209,9 +209,11 @@ class Changes:
             return
         now = self.publish.wall()  # the page's "today"
         today = folder / now.strftime("%Y-%m-%d")
-        own = {Path(r.archive_dir).name for r in
-               self.journal.folders_on("quarantined", now.strftime("%Y-%m-%d"))
-               if r.archive_dir and Path(r.archive_dir).parent == today}
+
+        def own() -> set[str]:
+            return {Path(r.archive_dir).name for r in
+                    self.journal.folders_on("quarantined", now.strftime("%Y-%m-%d"))
+                    if r.archive_dir and Path(r.archive_dir).parent == today}
         if self.quarantine_news.look(folder, own, FINISHED_SHOWN, now):
             self.publish.page.elsewhere = self.quarantine_news.shown
             self.publish.hinted()

@@ -40,12 +40,12 @@ def test_an_entry_of_another_daemon_is_learned_with_its_reasons_and_read_once(
     monkeypatch.setattr(quarantinenews, "read_regular",
                         lambda p, *a: reads.append(Path(p).parent.name) or real(p, *a))
     news = QuarantineNews()
-    assert news.look(tmp_path, {"OWN--cdcdcdcdcdcd"}, 100, NOW)
+    assert news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd"}, 100, NOW)
     [e] = news.shown
     assert (e.folder, e.invoice_file, e.reasons) == ("INV-1--abababababab", "INV-1.xml",
                                                      ("a.pdf: not a PDF",))
     assert e.since == "2026-03-09T16:05:00.000Z"
-    assert not news.look(tmp_path, {"OWN--cdcdcdcdcdcd"}, 100, NOW)
+    assert not news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd"}, 100, NOW)
     assert reads == ["INV-1--abababababab"]
 
 
@@ -55,15 +55,15 @@ def test_an_entry_moved_back_or_removed_leaves_the_list(tmp_path: Path) -> None:
     one = _entry(tmp_path, "INV-1--abababababab", REASON)
     two = _entry(tmp_path, "INV-2--efefefefefef", {**REASON, "bundle_id": "ef" * 32})
     news = QuarantineNews()
-    news.look(tmp_path, set(), 100, NOW)
+    news.look(tmp_path, set, 100, NOW)
     assert len(news.shown) == 2
     (one / "INV-1.xml").rename(tmp_path / "INV-1.xml")
-    assert news.look(tmp_path, set(), 100, NOW)
+    assert news.look(tmp_path, set, 100, NOW)
     assert [e.folder for e in news.shown] == [two.name]
     for f in two.iterdir():
         f.unlink()
     two.rmdir()
-    assert news.look(tmp_path, set(), 100, NOW) and news.shown == ()
+    assert news.look(tmp_path, set, 100, NOW) and news.shown == ()
 
 
 def test_an_unusable_or_linked_reason_is_shown_as_its_folder_alone(tmp_path: Path) -> None:
@@ -76,11 +76,11 @@ def test_an_unusable_or_linked_reason_is_shown_as_its_folder_alone(tmp_path: Pat
     secret.write_text(json.dumps(REASON))
     os.symlink(secret, linked / "reason.json")
     news = QuarantineNews()
-    news.look(tmp_path, set(), 100, NOW)
+    news.look(tmp_path, set, 100, NOW)
     assert sorted((e.folder, e.reasons, e.bundle_id) for e in news.shown) == [
         ("BAD--111111111111", (), ""), ("LINK--222222222222", (), "")]
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "2026-03-10" / "X--333333333333").mkdir(parents=True)
     os.symlink(elsewhere / "2026-03-10", tmp_path / "2026-03-10")
-    news.look(tmp_path, set(), 100, datetime(2026, 3, 10, tzinfo=UTC))
+    news.look(tmp_path, set, 100, datetime(2026, 3, 10, tzinfo=UTC))
     assert news.shown == ()
