@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from daemon.archiving.sentnews import SentNews
     from daemon.claiming.orphans import Orphans
     from daemon.configuration.config import Settings
+    from daemon.configuration.deciding import Deciding
     from daemon.journal import Journal
     from daemon.loop.pipeline import Pipeline
     from daemon.loop.timers import Timers, Waker
@@ -69,6 +70,7 @@ class Changes:
     orphans: Orphans
     sent_news: SentNews
     quarantine_news: QuarantineNews
+    deciding: Deciding
     outage: Outage
     _wake: Waker
     _hints: set[str]
@@ -148,6 +150,7 @@ class Changes:
             self.sent_news.look(self.journal, self.settings.sent_dir, spent=self._news_budget())
             self._news_read()
         self.quarantined_elsewhere()
+        self.deciding.compare(self.settings)  # another daemon started or reloaded meanwhile
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
             self.schedule(row_id, 0.0)
         # A dead watcher restarted before the listing: what changes after its first look
