@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon.names import spelling_twins
+from daemon.report.pagerender import FINISHED_SHOWN
 from daemon.watching.scan import Listing, list_outbox
 from daemon.watching.snapshot import Snapshot, same_lone_file, snapshot
 from daemon.watching.watch import OVERFLOW, ROOT_LOST
 
 if TYPE_CHECKING:
+    from daemon.archiving.quarantinenews import QuarantineNews
     from daemon.archiving.sentnews import SentNews
     from daemon.claiming.orphans import Orphans
     from daemon.configuration.config import Settings
+    from daemon.configuration.deciding import Deciding
     from daemon.journal import Journal
     from daemon.loop.pipeline import Pipeline
     from daemon.loop.timers import Timers, Waker
@@ -65,6 +69,8 @@ class Changes:
     left_alone: LeftAlone
     orphans: Orphans
     sent_news: SentNews
+    quarantine_news: QuarantineNews
+    deciding: Deciding
     outage: Outage
     _wake: Waker
     _hints: set[str]
@@ -145,6 +151,8 @@ class Changes:
         if self.pipeline.finish.mounts.away(self.settings.sent_dir) is None:
             self.sent_news.look(self.journal, self.settings.sent_dir, spent=self._news_budget())
             self._news_read()
+        self.quarantined_elsewhere()
+        self.deciding.compare(self.settings)  # another daemon started or reloaded meanwhile
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
             self.schedule(row_id, 0.0)
         # A dead watcher restarted before the listing: what changes after its first look
@@ -196,6 +204,24 @@ class Changes:
             snap = snapshot(cand, outbox, stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
+
+    def quarantined_elsewhere(self) -> None:
+        """What other daemons quarantined today, for the page (quarantinenews.py): at the
+        start and each rescan; not while quarantine/ is off the mount it was on (a bare
+        mount point says nothing of what is quarantined), the page then shows the last."""
+        folder = self.settings.quarantine_dir
+        if self.pipeline.finish.mounts.away(folder) is not None:
+            return
+        now = self.publish.wall()  # the page's "today"
+        today = folder / now.strftime("%Y-%m-%d")
+
+        def own() -> set[str]:
+            return {Path(r.archive_dir).name for r in
+                    self.journal.folders_on("quarantined", now.strftime("%Y-%m-%d"))
+                    if r.archive_dir and Path(r.archive_dir).parent == today}
+        if self.quarantine_news.look(folder, own, FINISHED_SHOWN, now):
+            self.publish.page.elsewhere = self.quarantine_news.shown
+            self.publish.hinted()
 
     def _note_vanished(self, listing: Listing) -> None:
         """Sidecars the listing has by name but whose lstat says they are not there: not

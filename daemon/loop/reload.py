@@ -31,6 +31,7 @@ from daemon.fs.fscopy import Identity, identity
 from daemon.watching.sharecache import LATE_SHARE, late_share
 
 if TYPE_CHECKING:
+    from daemon.configuration.deciding import Deciding
     from daemon.loop.pipeline import Pipeline
     from daemon.loop.timers import Waker
     from daemon.report.publish import Publisher
@@ -162,6 +163,7 @@ class Reloading:
     index: OutboxIndex
     pipeline: Pipeline
     publish: Publisher
+    deciding: Deciding
     _make_deliverer: Callable[[Settings], Deliverer]
     _reload: bool
     _relist: bool
@@ -244,7 +246,10 @@ class Reloading:
         receiver_changed = _receiver(new) != _receiver(self.settings)
         changed = _changes(new, self.settings, token_changed=new_sends_as[-1] != (
             self._sends_as[-1] if self._sends_as else None))
+        if new.outbox.path != self.settings.outbox.path:
+            self.deciding.withdraw(self.settings)  # not compared with there any more
         self.settings = new
+        self.deciding.publish(new)  # the other daemons compare with the new settings
         self.index.cfg, self.index.share = new.outbox, new.share
         self.index.rebuild()  # the bundles' sidecars and markers as the new names say
         self.pipeline.reconfigure(new, deliverer)

@@ -32,13 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from daemon import GROUP_SIGNALS, einvoice, logs
+from daemon.archiving.quarantinenews import QuarantineNews
 from daemon.archiving.readback import restore_sent
 from daemon.archiving.sentnews import SentNews
 from daemon.bundle import Bundle
+from daemon.claiming.claim import copy_tag
 from daemon.claiming.orphans import Orphans
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import prepare_folders
+from daemon.configuration.deciding import Deciding
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
 from daemon.delivery.directory import clear_target
@@ -232,6 +235,9 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         # Before anything of the state dir is used: a second daemon on it stops here.
         statelock.hold(s.paths.state_dir)
         self._state_dir = s.paths.state_dir
+        # Before anything is decided: a daemon on the outbox that decides otherwise is said.
+        self.deciding = Deciding(copy_tag(s.paths.state_dir))
+        self.deciding.publish(s)
         # Held, before the readers write there: no temp in the compile cache is in use.
         einvoice.drop_cache_temps(s.paths.state_dir / "einvoice")
         self._start_rules(s)  # a broken install stops the start (exit 2)
@@ -251,6 +257,8 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
             self.log.warning(LATE_SHARE, **late.fields())
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.near_folders = self._near_folders
+        self.quarantine_news = QuarantineNews()
+        self.quarantined_elsewhere()  # for the first page
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.elsewhere = self.sent_news.in_flight
         self.pipeline.news_of = self.news_of

@@ -27,6 +27,7 @@ from daemon.report.notify import notify
 
 if TYPE_CHECKING:
     from daemon.configuration.config import Settings
+    from daemon.configuration.deciding import Deciding
     from daemon.delivery.workers import DeliveryWorkers
     from daemon.journal import Journal
     from daemon.loop.changes import WatcherLike
@@ -58,6 +59,7 @@ class Stopping:
     journal: Journal
     pipeline: Pipeline
     publish: Publisher
+    deciding: Deciding
     index: OutboxIndex
     left_alone: LeftAlone
     _reader: Executor | None
@@ -86,6 +88,7 @@ class Stopping:
         # showing everything as moving while nothing is (a kill cannot say so, a stop can).
         self.publish.stopped(self.journal, self.settings, self.index.candidates,
                              self.left_alone.refused, self.index.lone)
+        self.deciding.withdraw(self.settings)  # a daemon that runs no more is not compared
         if not delivered:
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.

@@ -152,11 +152,19 @@ PAGE_START = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
               '<meta http-equiv="refresh" content="10"><title>outboxd')
 
 
-def page(body: str, written_at: datetime, stopped_at: datetime | None = None) -> str:
+def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
+         due: datetime | None = None) -> str:
     """The whole page around a rendered body, with the time it was written; with
     `stopped_at`, first of all that outboxd is stopped since then (a clean stop), in
-    the time zone of the page's other times (UTC)."""
+    the time zone of the page's other times (UTC); with `due`, the time by which a
+    running outboxd writes it again, whatever changes (statuspage.HEARTBEAT)."""
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    later = ""
+    if due is not None:
+        by = due.astimezone(UTC).strftime("%H:%M UTC (%Y-%m-%d)")
+        later = (f' <span class="due">outboxd writes it again by {by}, even when nothing '
+                 "changed: if this line still shows this time after then, outboxd is not "
+                 "running (or is stuck) and the lists below are old — tell the admin.</span>")
     title, banner = "outboxd — outbox status", ""
     if stopped_at is not None:
         at = stopped_at.astimezone(UTC)
@@ -168,5 +176,5 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None) ->
     return (f"{PAGE_START}{title.removeprefix('outboxd')}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n{banner}"
             f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
-            "reloads every 10 seconds.</p>\n"
+            f"reloads every 10 seconds.{later}</p>\n"
             f"{body}\n</body></html>\n")

@@ -14,6 +14,7 @@ from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.archiving.quarantinenews import Elsewhere
 from daemon.claiming.foreign import Foreign
 from daemon.configuration.config import OutboxConfig
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
@@ -25,6 +26,7 @@ from daemon.names import (
     attachment_folders,
     first_of,
     is_invoice_name,
+    printable,
     stem,
 )
 from daemon.reading.idfolders import one_folder_words
@@ -38,6 +40,9 @@ from daemon.watching.strays import Stray
 # sends thousands, each a row of the page rewritten every few seconds, where the clerk
 # looks for the last few. The counts at the top stay whole.
 FINISHED_SHOWN = 100
+# Said of an entry of today's quarantine/ another daemon sharing the outbox filed: its
+# reasons are its reason.json's, read by this one (quarantinenews.py).
+ELSEWHERE = "(quarantined by another outboxd sharing this outbox)"
 # Of the folders without an invoice file, the page lists the longest unchanged this many.
 LONE_SHOWN = 100
 
@@ -197,7 +202,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            near: Mapping[str, Sequence[str]] | None = None,
            sent_ids: Mapping[str, Sequence[str]] | None = None,
            invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
-           taken: AbstractSet[str] = frozenset()) -> str:
+           taken: AbstractSet[str] = frozenset(), elsewhere: Sequence[Elsewhere] = ()
+           ) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
@@ -214,14 +220,17 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     ids the receiver already has from another bundle, told in its row first;
     `invoice_patterns`: [outbox] invoice_patterns, and `taken`: the lone folders whose
     name as an invoice file's stem is a folder there already (named_as_file), for the
-    fix of a folder named with an invoice file's extension."""
+    fix of a folder named with an invoice file's extension; `elsewhere`: today's entries
+    of quarantine/ other daemons sharing the outbox filed (quarantinenews.py), latest
+    first, listed among "Quarantined today"."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more, near, sent_ids = more or {}, near or {}, sent_ids or {}
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
               ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
               ("Retrying", len(sec["retrying"])),
-              ("Quarantined today", len(sec["quarantined"]) + more.get("quarantined", 0)),
+              ("Quarantined today", len(sec["quarantined"]) + more.get("quarantined", 0)
+               + len(elsewhere)),
               ("Sent today", len(sec["sent"]) + more.get("sent", 0))]
     parts: list[str] = []
     if (unrecorded := unrecorded_for_clerks(journal_failure)) is not None:
@@ -298,9 +307,14 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                                          retrying)))
 
     shown_q, hidden_q = latest(sec["quarantined"], more.get("quarantined", 0))
-    quarantined = [[text(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
-                    lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
-                   for r in shown_q]
+    # Ours and the other daemons' by when each was quarantined, the latest first.
+    mine = [(r.since, Path(r.archive_dir).name if r.archive_dir else r.invoice_file,
+             lines([f"{x['file']}: {x['message']}" for x in r.reasons])) for r in shown_q]
+    theirs = [(e.since, printable(e.folder), lines([*e.reasons, ELSEWHERE]) if e.reasons
+               else text(f"see its REASON.txt; {ELSEWHERE}")) for e in elsewhere]
+    listed_q = sorted(mine + theirs, key=lambda q: q[0], reverse=True)
+    hidden_q += max(0, len(listed_q) - FINISHED_SHOWN)
+    quarantined = [[text(folder), reasons] for _, folder, reasons in listed_q[:FINISHED_SHOWN]]
     parts.append(section("quarantined", "Quarantined today (see REASON.txt in each folder)",
                           table(["Folder", "Reasons"], quarantined) + _more(
                               hidden_q, "quarantined today", "the earliest; each has its "

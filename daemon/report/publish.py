@@ -135,6 +135,10 @@ class Publisher:
         if (journal.changes != self._page_changes or self._page_hinted
                 or journal.failure != self._page_failure) and not self._away:
             timers.sooner(PAGE, max(now, self.page.next_at()))
+        elif not self._away and timers.due_at(PAGE) is None \
+                and self.page.stale_at() != float("inf"):
+            # Written again though nothing changed, for the page to show it is not old.
+            timers.at(PAGE, max(now, self.page.next_at(), self.page.stale_at()))
 
     def lone(self, version: int) -> None:
         """The index's folders without an invoice file changed (`version` counts the

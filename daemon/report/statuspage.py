@@ -19,10 +19,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon import logs
+from daemon.archiving.quarantinenews import Elsewhere
 from daemon.claiming.foreign import foreign_work
 from daemon.configuration.config import Settings
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
@@ -52,6 +53,14 @@ MIN_INTERVAL = 2.0  # the folder convention's "at most every 2 s"
 # anything changes; paced so, the page costs at most a twentieth.
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
+# A running daemon writes its page again after this long though nothing on it changed,
+# and the page says by when the next write is due (SHOWN_DUE after this one): a page left
+# by a daemon that died (kill -9, power loss) or whose loop is stuck then shows that it
+# is old. The page runs no script (docs/folder-convention.md, The status page), and HTML
+# alone cannot compare a time with the reader's clock, so the clerk does. With 2,000
+# waiting such a rewrite costs some 50 ms of CPU.
+HEARTBEAT = 240.0
+SHOWN_DUE = timedelta(seconds=300)  # HEARTBEAT and PAGE_PACE_MAX: the latest it comes
 
 
 def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
@@ -86,6 +95,7 @@ class StatusPage:
         self.cpu = cpu
         self._next_at = float("-inf")  # monotonic: when the next refresh may look
         self._looked_at = float("-inf")  # monotonic: when the last refresh looked
+        self._written_at = float("inf")  # monotonic: when this run last wrote it (inf: not)
         self._last_body: str | None = None
         self._last_error = ""
         self._reported_bad: set[str] = set()
@@ -99,10 +109,18 @@ class StatusPage:
         # removal of one changes no journal row, so its event must ask for a refresh.
         self.left_names: frozenset[str] = frozenset()
         self.stray_names: frozenset[str] = frozenset()  # folders shown holding invoice files
+        # Today's entries of quarantine/ that other daemons filed, as the loop's last look
+        # at quarantine/ found them (quarantinenews.py): never looked for by a refresh.
+        self.elsewhere: Sequence[Elsewhere] = ()
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
         return self._next_at
+
+    def stale_at(self) -> float:
+        """When the page is written again though nothing on it changed (monotonic; inf
+        while this run has not written it, or it is off)."""
+        return self._written_at + HEARTBEAT
 
     def refresh(self, journal: Journal, settings: Settings,
                 invoice_files: Iterable[str] | None = None,
@@ -162,7 +180,7 @@ class StatusPage:
             return
         # The failure was the old file's: kept, a page turned off would be asked for at
         # every turn (the publisher asks again while it fails), a core spun for nothing.
-        self._last_body, self._last_error = None, ""
+        self._last_body, self._last_error, self._written_at = None, "", float("inf")
         try:
             remove_ours(before, lambda: old_page(before))
         except OSError as exc:  # a view: never a reason to refuse a reload
@@ -194,6 +212,7 @@ class StatusPage:
                 logs.get().error("cannot write the status page", **_not_written(path, exc))
             return False
         self._last_body = None  # running again, the page is written again whatever it holds
+        self._written_at = float("inf")  # and a stopped page is not written over meanwhile
         return True
 
     def _refresh(self, journal: Journal, settings: Settings,
@@ -202,11 +221,13 @@ class StatusPage:
         now = self.wall()
         body = self._body(journal, settings, invoice_files, refused, now, lone)
         path = settings.outbox.path / settings.share.status_page
-        if body == self._last_body and self._file.unchanged(path):
+        if body == self._last_body and self._file.unchanged(path) \
+                and self.clock() < self.stale_at():
             return False
         if self._swept != path:  # unless the start's listing served (swept)
             self._sweep(path)
-        self._write(path, page(body, now))  # rendered once, here
+        self._write(path, page(body, now, due=now + SHOWN_DUE))  # rendered once, here
+        self._written_at = self.clock()
         self._last_body = body
         return True
 
@@ -268,6 +289,10 @@ class StatusPage:
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
+        # One of ours between its move into quarantine/ and its row's (or a bundle of ours
+        # now, dropped again) is listed as ours.
+        ours = {r.bundle_id for r in rows}
+        elsewhere = [e for e in self.elsewhere if not e.bundle_id or e.bundle_id not in ours]
         out = settings.outbox
         # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless
         # Z-1/ is there already (one lstat for each of those rare folders).
@@ -279,7 +304,8 @@ class StatusPage:
                       foreign=foreign_work(settings.processing_dir),
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
-                      sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken)
+                      sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,
+                      elsewhere=elsewhere)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()

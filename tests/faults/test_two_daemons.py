@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import OUTBOXD, Env, Proc
@@ -17,7 +19,7 @@ from faults.conftest import no_traceback
 pytestmark = pytest.mark.usefixtures("lean")
 
 
-def _daemon(env: Env, receiver, n: int, run: int = 0) -> Proc:
+def _daemon(env: Env, receiver, n: int, run: int = 0, **sections: dict) -> Proc:
     """Daemon `n` on the shared outbox, with its own state dir and status page (as
     docs/operations.md tells admins: with one name each would overwrite the other's page;
     a starting daemon's sweep no longer takes the other's page write in progress, which
@@ -27,7 +29,7 @@ def _daemon(env: Env, receiver, n: int, run: int = 0) -> Proc:
         env.write_config(receiver.url, paths={"state_dir": str(env.root / f"state{n}")},
                          outbox={"path": str(env.outbox), "settle_seconds": 0.2,
                                  "rescan_seconds": 0.5},
-                         share={"status_page": f"outboxd-status-{n}.html"})
+                         share={"status_page": f"outboxd-status-{n}.html"}, **sections)
         env.config.rename(cfg)
     return Proc([*OUTBOXD, "run", "-c", str(cfg)], env.root / f"d{n}-{run}.log")
 
@@ -170,6 +172,78 @@ def test_a_bundle_sent_by_one_daemon_and_dropped_again_is_a_duplicate_on_the_oth
             p.stop(signal.SIGTERM)
     assert len(env.sent_bundles()) == 1
     assert len(receiver.requests()) == 1
+    for p in (a, b):
+        assert _lines(p, "error") == [], p.log
+        no_traceback(p.stderr())
+
+
+def _page(env: Env, n: int) -> str:
+    try:
+        return (env.outbox / f"outboxd-status-{n}.html").read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def test_each_daemons_page_lists_what_the_other_quarantined_today(env: Env, receiver) -> None:
+    """Daemon A quarantines INV-EXE (B is stopped meanwhile, so A claims it): B's page, too,
+    lists it under "Quarantined today", with its reason from reason.json and that another
+    outboxd quarantined it, and counts it (before, only A's page did); removed from
+    quarantine/ (outboxd retry, by hand), it leaves B's page again."""
+    a, b = _daemon(env, receiver, 1), _daemon(env, receiver, 2)
+    try:
+        _running(a)
+        _running(b)
+        b.popen.send_signal(signal.SIGSTOP)
+        drop_bundle(env.outbox, "INV-EXE", {"scan.pdf": b"MZ\x90\x00" + b"\x00" * 200})
+        wait_for(env.quarantined, what="daemon A to quarantine INV-EXE")
+        folder = env.quarantined()[0]
+        wait_for(lambda: folder.name in _page(env, 1), what="A's page to list it")
+        b.popen.send_signal(signal.SIGCONT)
+        wait_for(lambda: folder.name in _page(env, 2), timeout=20,
+                 what="B's page to list what A quarantined")
+        page = _page(env, 2)
+        assert "quarantined by another outboxd sharing this outbox" in page
+        assert "scan.pdf" in page.split('id="quarantined"')[1]
+        assert "<b>1</b>Quarantined today" in page
+        shutil.rmtree(folder)
+        wait_for(lambda: folder.name not in _page(env, 2), timeout=20,
+                 what="B's page to drop the entry gone from quarantine/")
+        assert "<b>0</b>Quarantined today" in _page(env, 2)
+    finally:
+        for p in (a, b):
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGCONT)
+            p.stop(signal.SIGTERM)
+    for p in (a, b):
+        assert _lines(p, "error") == [], p.log
+        no_traceback(p.stderr())
+
+
+def test_daemons_that_decide_by_other_settings_are_said_by_each(env: Env, receiver) -> None:
+    """Daemon A with `unattached = "warn"`, B with "hold" on one outbox: B says at its
+    start, and A at its next rescan, that another outboxd decides by other settings,
+    naming `policy.unattached` and the other's fingerprint file (before, nothing compared
+    them, and an unattached invoice was sent or held by whichever came first). B stopped
+    cleanly takes its fingerprint away."""
+    a = _daemon(env, receiver, 1)
+    b = _daemon(env, receiver, 2, policy={"unattached": "hold"})
+    try:
+        _running(a)
+        _running(b)
+
+        def said(p: Proc) -> list[dict]:
+            return [e for e in _lines(p, "warning") if "other settings" in e["event"]]
+        for p in (b, a):
+            wait_for(lambda p=p: said(p), timeout=20, what="the difference said")
+            [line] = said(p)
+            assert line["keys"] == ["policy.unattached"], line
+            assert line["file"].startswith(str(env.outbox / ".outboxd" / "deciding"))
+        b.stop(signal.SIGTERM)
+        assert [f.name for f in (env.outbox / ".outboxd" / "deciding").iterdir()] \
+            == [Path(said(b)[0]["file"]).name]
+    finally:
+        for p in (a, b):
+            p.stop(signal.SIGTERM)
     for p in (a, b):
         assert _lines(p, "error") == [], p.log
         no_traceback(p.stderr())

@@ -13,6 +13,7 @@ from typing import Any
 
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
+from daemon.configuration.deciding import Deciding
 from daemon.errors import ConfigError
 from daemon.loop.reload import (
     JOURNAL_IS_NOT_NEW,
@@ -72,6 +73,7 @@ class Loop(Reloading):
         self.pipeline = SimpleNamespace(known={"A.xml": "read"}, finish=Finish(rows),
                                         reconfigure=self._reconfigured)
         self.publish = SimpleNamespace(reconfigure=lambda old, new: None)
+        self.deciding = Deciding("host-000000")
         self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
         self._reload, self._relist = True, False
         self._sends_as = sends_as(settings)

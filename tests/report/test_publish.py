@@ -21,7 +21,7 @@ from daemon.journal import Journal  # noqa: E402
 from daemon.loop.timers import Timers  # noqa: E402
 from daemon.report import statuspage  # noqa: E402
 from daemon.report.publish import MIDNIGHT, PAGE, STATUS, Publisher  # noqa: E402
-from daemon.report.statuspage import MIN_INTERVAL, PAGE_PACE  # noqa: E402
+from daemon.report.statuspage import HEARTBEAT, MIN_INTERVAL, PAGE_PACE  # noqa: E402
 
 
 def _asker(publisher: Publisher, journal: Journal, settings: Settings) -> Callable[[], bool]:
@@ -31,7 +31,8 @@ def _asker(publisher: Publisher, journal: Journal, settings: Settings) -> Callab
 
     def page_asked() -> bool:
         publisher.schedule(journal, timers, 1000.0)
-        due = timers.due_at(PAGE) is not None
+        # Not the page written again only to show it is not old (HEARTBEAT).
+        due = (at := timers.due_at(PAGE)) is not None and at < 1000.0 + HEARTBEAT
         for key in timers.pop_due(1100.0):
             publisher.fire(key, journal, settings, {}, 1000.0)
         return due
@@ -51,7 +52,8 @@ def test_the_end_of_the_utc_day_publishes_again_with_no_change_of_the_journal(
     for key in timers.pop_due(1000.0):
         publisher.fire(key, journal, _settings(tmp_path), {}, 1000.0)
     publisher.schedule(journal, timers, 1000.0)
-    assert timers.due_at(STATUS) is None and timers.due_at(PAGE) is None  # idle
+    # Idle: the page only to be written again to show it is not old.
+    assert timers.due_at(STATUS) is None and timers.due_at(PAGE) == 1000.0 + HEARTBEAT
     assert timers.due_at(MIDNIGHT) == 1003.0
     assert timers.pop_due(1003.0) == [MIDNIGHT]
     publisher.fire(MIDNIGHT, journal, _settings(tmp_path), {}, 1003.0)
@@ -492,7 +494,7 @@ def test_a_page_that_could_not_be_written_is_asked_for_again_without_another_cha
     publisher.fire(PAGE, journal, settings, {}, now[0])
     assert (settings.outbox.path / "outboxd-status.html").is_file()
     publisher.schedule(journal, timers, now[0])
-    assert timers.due_at(PAGE) is None  # written: nothing more to ask
+    assert timers.due_at(PAGE) == now[0] + HEARTBEAT  # written: asked only to show its age
     journal.close()
 
 
@@ -551,4 +553,33 @@ def test_status_is_one_assignment_shown_as_the_log_shows_it_whatever_an_error_qu
     [status] = sent
     assert status.count("\n") == 0 and "MAINPID=1" in status
     assert "disk I/O error\\x0aMAINPID=1\\x9b2J\\u2028x" in status
+    journal.close()
+
+
+def test_an_idle_daemon_writes_its_page_again_at_the_heartbeat_and_no_sooner(
+        tmp_path: Path) -> None:
+    """Nothing changes: after the first page the publisher's only page turn is HEARTBEAT
+    later, and that turn writes the page again with its new time (before, an idle
+    daemon's page kept its first time for good, like a dead daemon's)."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    now = [1000.0]
+    walls = [datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC)]
+    publisher = Publisher(clock=lambda: now[0], wall=lambda: walls[0])
+    settings = _settings(tmp_path)
+    path = settings.outbox.path / "outboxd-status.html"
+    timers = Timers()
+    publisher.schedule(journal, timers, now[0])
+    for key in timers.pop_due(now[0]):
+        publisher.fire(key, journal, settings, {}, now[0])
+    assert "12:00:00 UTC" in path.read_text()
+    publisher.schedule(journal, timers, now[0])
+    assert timers.due_at(PAGE) == now[0] + HEARTBEAT
+    assert PAGE not in timers.pop_due(now[0] + HEARTBEAT - 1)
+    now[0] += HEARTBEAT
+    walls[0] = datetime(2031, 5, 6, 12, 4, 0, tzinfo=UTC)
+    assert PAGE in timers.pop_due(now[0])
+    publisher.fire(PAGE, journal, settings, {}, now[0])
+    assert "12:04:00 UTC" in path.read_text()
+    publisher.schedule(journal, timers, now[0])
+    assert timers.due_at(PAGE) == now[0] + HEARTBEAT
     journal.close()

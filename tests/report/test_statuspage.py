@@ -20,7 +20,14 @@ from daemon.journal import Journal, parse_iso
 from daemon.journal.records import readable
 from daemon.loop.idlefiles import Idle
 from daemon.report import pagehtml, statuspage
-from daemon.report.statuspage import MIN_INTERVAL, PAGE_PACE, PAGE_PACE_MAX, StatusPage
+from daemon.report.statuspage import (
+    HEARTBEAT,
+    MIN_INTERVAL,
+    PAGE_PACE,
+    PAGE_PACE_MAX,
+    SHOWN_DUE,
+    StatusPage,
+)
 
 
 @pytest.fixture
@@ -46,6 +53,33 @@ def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
     assert not page.refresh(journal, settings)  # nothing changed: not rewritten
     assert target.stat().st_mtime_ns == mtime
     assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
+def test_an_unchanged_page_is_written_again_after_the_heartbeat_saying_when_the_next_is_due(
+        journal: Journal, tmp_path: Path) -> None:
+    """Nothing changes: the page is not written again before HEARTBEAT (4 minutes), but
+    then it is, with a new "Written" time, and each says by when the next write is due
+    (SHOWN_DUE later), so a clerk can tell a page left by a dead daemon from a quiet one.
+    A page written at a clean stop says outboxd is stopped instead, and names no time due."""
+    walls = [datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC)]
+    outbox, settings, clock, _, target = page_in_a_new_outbox(tmp_path)
+    page = StatusPage(clock=lambda: clock[0], wall=lambda: walls[0])
+    assert page.refresh(journal, settings)
+    first = target.read_text()
+    assert "Written <!--written-->2031-05-06 12:00:00 UTC" in first
+    assert "writes it again by 12:05 UTC (2031-05-06), even when nothing changed" in first
+    clock[0] += HEARTBEAT - 1
+    walls[0] += timedelta(seconds=HEARTBEAT - 1)
+    assert not page.refresh(journal, settings) and target.read_text() == first
+    clock[0] += MIN_INTERVAL  # that look's pace: due at the heartbeat, written after it
+    walls[0] += timedelta(seconds=MIN_INTERVAL)
+    assert page.refresh(journal, settings)
+    again = target.read_text()
+    assert "2031-05-06 12:04:01 UTC" in again and "again by 12:09 UTC" in again
+    assert page.stopped(journal, settings)
+    stopped = target.read_text()
+    assert "outboxd is stopped since" in stopped and "writes it again by" not in stopped
+    assert page.stale_at() == float("inf")
 
 
 def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_minute(
@@ -814,7 +848,7 @@ def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
     rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
     every_row = page(render(rows, [], now, settings.share.release_suffix, body_only=True,
                             sidecar_suffix=settings.outbox.sidecar_suffix,
-                            unattached=settings.policy.unattached), now)
+                            unattached=settings.policy.unattached), now, due=now + SHOWN_DUE)
     assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
     written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
     assert written == every_row
@@ -887,7 +921,7 @@ def test_a_refresh_looks_at_a_bounded_few_of_todays_quarantined_folders(
     rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
     every_row = html_page(render(rows, [], now, settings.share.release_suffix, body_only=True,
                                  sidecar_suffix=settings.outbox.sidecar_suffix,
-                                 unattached=settings.policy.unattached), now)
+                                 unattached=settings.policy.unattached), now, due=now + SHOWN_DUE)
     assert (outbox / "outboxd-status.html").read_text(encoding="utf-8") == every_row
 
 

@@ -1,0 +1,150 @@
+"""The settings that decide what becomes of a bundle (`DECIDING`), and the check that every
+daemon on one outbox has the same (docs/operations.md, Several daemons on one share).
+
+Whichever daemon settles a bundle first decides it alone, by its own settings: two with
+another `[policy] unattached` give one bundle two fates. Each daemon writes a fingerprint
+of its deciding settings, `OUTBOX/.outboxd/deciding/HOST-OWNER.json` (one digest a key:
+the share's users may read it, and a URL may hold a user's password), at its start and
+each reload, and removes it at a clean stop; at its start, each reload and each rescan it
+reads the others' that changed (an lstat each otherwise), and says once at warning which
+keys differ from its own, naming the other daemon's file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.configuration.config import Settings
+from daemon.errors import InputError
+from daemon.fs.fsops import read_regular
+from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
+
+# Whole sections, and single keys of the others: what a bundle's outcome depends on. Not
+# the paths (each host may mount the share elsewhere), the state dir, the token, the
+# timeouts, the log, the service, the status page's name, nor the watching's pace.
+DECIDING_SECTIONS = ("invoices", "attachments", "validation", "policy", "einvoice")
+DECIDING_KEYS = ("outbox.invoice_patterns", "outbox.ignore_patterns", "outbox.sidecar_suffix",
+                 "outbox.completion", "outbox.settle_seconds", "outbox.marker_suffix",
+                 "delivery.transport", "delivery.format", "delivery.url", "delivery.target",
+                 "delivery.safe_filenames", "share.release_suffix")
+FOLDER = (".outboxd", "deciding")
+_LIMIT = 1 << 16  # bytes: a fingerprint is a few KB; a bigger file is none of ours
+MISMATCH = ("another outboxd on this outbox decides bundles by other settings: a bundle's "
+            "fate depends on which daemon takes it first")
+MISMATCH_FIX = ("give every daemon on the outbox the same values for these keys, then "
+                "reload each (systemctl reload outboxd); if that daemon runs no more, "
+                "remove its file")
+
+
+def fingerprint(settings: Settings) -> dict[str, str]:
+    """Each deciding key ("section.key") → a digest of its value."""
+    dumped = settings.model_dump(mode="json")
+    values = {f"{sec}.{key}": v for sec in DECIDING_SECTIONS
+              for key, v in dumped[sec].items()}
+    for name in DECIDING_KEYS:
+        sec, key = name.split(".")
+        values[name] = dumped[sec][key]
+    return {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
+            for k, v in sorted(values.items())}
+
+
+def differing(ours: Mapping[str, str], theirs: Mapping[str, str]) -> list[str]:
+    """The keys whose values differ (one only one side knows, from another version,
+    is not counted: its default may well be the other's value)."""
+    return sorted(k for k in ours.keys() & theirs.keys() if ours[k] != theirs[k])
+
+
+class Deciding:
+    """This daemon's fingerprint on the outbox, and what it said of the others'."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag  # HOST-OWNER (claim.copy_tag): this daemon's file name
+        self._ours: dict[str, str] = {}
+        self._seen: dict[str, object] = {}  # another's file → its lstat when read
+        self._said: dict[str, tuple[str, ...]] = {}  # another's file → the keys said
+
+    def publish(self, settings: Settings) -> None:
+        """Write our fingerprint (start, reload) and compare the others' with it anew.
+        A failure is said and costs nothing else: the check is advice."""
+        self._ours = fingerprint(settings)
+        self._seen, self._said = {}, {}
+        data = json.dumps({"daemon": self.tag, "written_at": datetime.now(UTC).isoformat(),
+                           "keys": self._ours}, indent=1).encode()
+        try:
+            fd = make_folders_below(settings.outbox.path, FOLDER)
+            try:
+                write_atomic(held_path(fd) / f"{self.tag}.json", data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            logs.get().warning("cannot write this daemon's settings fingerprint; other "
+                               "daemons on the outbox cannot compare theirs with it",
+                               folder=str(settings.outbox.path.joinpath(*FOLDER)),
+                               error=str(exc))
+        self.compare(settings)
+
+    def compare(self, settings: Settings) -> None:
+        """Read the others' fingerprints that changed since the last look; say each that
+        differs from ours, once until what differs changes."""
+        folder = settings.outbox.path.joinpath(*FOLDER)
+        names = _names(folder)
+        for gone in set(self._seen) - names:
+            self._seen.pop(gone, None)
+            self._said.pop(gone, None)
+        for name in names - {f"{self.tag}.json"}:
+            path = folder / name
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if self._seen.get(name) == seen:
+                continue
+            self._seen[name] = seen
+            keys = tuple(differing(self._ours, _keys(path)))
+            if keys and self._said.get(name) != keys:
+                logs.get().warning(MISMATCH, file=str(path), keys=list(keys), fix=MISMATCH_FIX)
+            self._said[name] = keys
+
+    def withdraw(self, settings: Settings) -> None:
+        """At a clean stop: our file goes, so a daemon that runs no more is compared
+        with no longer (one killed leaves it: it is to start again)."""
+        with contextlib.suppress(OSError):
+            os.unlink(settings.outbox.path.joinpath(*FOLDER, f"{self.tag}.json"))
+
+
+def _names(folder: Path) -> set[str]:
+    """The fingerprints in the folder (not dot-names: a write under way); never through
+    a link; none when it cannot be listed."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return set()
+    try:
+        with os.scandir(fd) as it:
+            return {e.name for e in it if e.name.endswith(".json")
+                    and not e.name.startswith(".") and e.is_file(follow_symlinks=False)}
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+
+
+def _keys(path: Path) -> dict[str, str]:
+    """Another daemon's digests; none from a file that is no fingerprint."""
+    try:
+        data = read_regular(path, str(path), _LIMIT)
+        keys: Any = json.loads(data)["keys"] if data is not None else {}
+    except (OSError, InputError, ValueError, RecursionError, KeyError, TypeError):
+        return {}
+    if not isinstance(keys, dict):
+        return {}
+    return {str(k): str(v) for k, v in keys.items()}

@@ -1,0 +1,86 @@
+"""What other daemons quarantined today, learned for the status page (quarantinenews.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.archiving import quarantinenews
+from daemon.archiving.quarantinenews import QuarantineNews
+
+NOW = datetime(2026, 3, 9, 16, 7, tzinfo=UTC)
+
+
+def _entry(quarantine: Path, name: str, reason: dict | None = None) -> Path:
+    folder = quarantine / "2026-03-09" / name
+    folder.mkdir(parents=True)
+    (folder / "INV-1.xml").write_bytes(b"<x/>")
+    if reason is not None:
+        (folder / "reason.json").write_text(json.dumps(reason))
+    return folder
+
+
+REASON = {"bundle_id": "ab" * 32, "invoice_file": "INV-1.xml",
+          "quarantined_at": "2026-03-09T16:05:00Z",
+          "reasons": [{"code": "file-type", "file": "a.pdf", "message": "not a PDF"}]}
+
+
+def test_an_entry_of_another_daemon_is_learned_with_its_reasons_and_read_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new entry's reason.json is read once; a later look that finds nothing new reads
+    nothing and says nothing changed; our own entries are never read."""
+    _entry(tmp_path, "INV-1--abababababab", REASON)
+    _entry(tmp_path, "OWN--cdcdcdcdcdcd", REASON)
+    reads: list[str] = []
+    real = quarantinenews.read_regular
+    monkeypatch.setattr(quarantinenews, "read_regular",
+                        lambda p, *a: reads.append(Path(p).parent.name) or real(p, *a))
+    news = QuarantineNews()
+    assert news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd"}, 100, NOW)
+    [e] = news.shown
+    assert (e.folder, e.invoice_file, e.reasons) == ("INV-1--abababababab", "INV-1.xml",
+                                                     ("a.pdf: not a PDF",))
+    assert e.since == "2026-03-09T16:05:00.000Z"
+    assert not news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd"}, 100, NOW)
+    assert reads == ["INV-1--abababababab"]
+
+
+def test_an_entry_moved_back_or_removed_leaves_the_list(tmp_path: Path) -> None:
+    """The invoice file moved back into the outbox by hand, or the folder gone (outboxd
+    retry): no longer listed."""
+    one = _entry(tmp_path, "INV-1--abababababab", REASON)
+    two = _entry(tmp_path, "INV-2--efefefefefef", {**REASON, "bundle_id": "ef" * 32})
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    assert len(news.shown) == 2
+    (one / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+    assert news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == [two.name]
+    for f in two.iterdir():
+        f.unlink()
+    two.rmdir()
+    assert news.look(tmp_path, set, 100, NOW) and news.shown == ()
+
+
+def test_an_unusable_or_linked_reason_is_shown_as_its_folder_alone(tmp_path: Path) -> None:
+    """A reason.json that is no JSON, or a link (never followed), and a day folder that is
+    a link (never listed): no crash; an entry is shown without reasons."""
+    bad = _entry(tmp_path, "BAD--111111111111")
+    (bad / "reason.json").write_text("{cut")
+    linked = _entry(tmp_path, "LINK--222222222222")
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps(REASON))
+    os.symlink(secret, linked / "reason.json")
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    assert sorted((e.folder, e.reasons, e.bundle_id) for e in news.shown) == [
+        ("BAD--111111111111", (), ""), ("LINK--222222222222", (), "")]
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "2026-03-10" / "X--333333333333").mkdir(parents=True)
+    os.symlink(elsewhere / "2026-03-10", tmp_path / "2026-03-10")
+    news.look(tmp_path, set, 100, datetime(2026, 3, 10, tzinfo=UTC))
+    assert news.shown == ()

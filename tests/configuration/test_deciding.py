@@ -1,0 +1,75 @@
+"""The deciding settings' fingerprint on the outbox, and the warning when another daemon's
+differs (deciding.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import structlog
+
+from daemon.configuration.config import Settings
+from daemon.configuration.deciding import FOLDER, MISMATCH, Deciding, fingerprint
+
+
+def _settings(folder: Path, **sections: dict) -> Settings:
+    return Settings(outbox={"path": folder, **sections.pop("outbox", {})},
+                    delivery={"url": "http://127.0.0.1:9/"}, **sections)
+
+
+def test_only_deciding_settings_change_the_fingerprint(tmp_path: Path) -> None:
+    """Another unattached policy, channel or invoice pattern changes it, naming that key;
+    another state dir, log level, timeout, token or status page name does not."""
+    base = fingerprint(_settings(tmp_path))
+    for sections, key in (({"policy": {"unattached": "hold"}}, "policy.unattached"),
+                          ({"validation": {"channel": "original-print"}}, "validation.channel"),
+                          ({"outbox": {"invoice_patterns": ["*.xml"]}},
+                           "outbox.invoice_patterns")):
+        other = fingerprint(_settings(tmp_path, **sections))
+        assert [k for k in base if base[k] != other[k]] == [key]
+    same = fingerprint(_settings(tmp_path, paths={"state_dir": str(tmp_path / "b")},
+                                 log={"level": "debug"}, share={"status_page": ""},
+                                 service={"shutdown_grace_seconds": 3}))
+    assert same == base
+    assert "hold" not in json.dumps(fingerprint(_settings(tmp_path, policy={
+        "unattached": "hold"})))  # digests, not values (a URL may hold a password)
+
+
+def test_another_daemons_differing_fingerprint_is_said_once_naming_the_keys(
+        tmp_path: Path) -> None:
+    """Daemon B (unattached = "hold") finds A's fingerprint at its start and warns with the
+    keys and A's file; its next looks (rescans) say nothing more while nothing changes;
+    A reloaded to B's settings: nothing said; A stopped cleanly: its file is gone."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    a, b = Deciding("hosta-111111"), Deciding("hostb-222222")
+    a.publish(_settings(outbox))
+    hold = _settings(outbox, policy={"unattached": "hold"})
+    with structlog.testing.capture_logs() as logs:
+        b.publish(hold)
+        b.compare(hold)
+        b.compare(hold)
+    said = [e for e in logs if e["event"] == MISMATCH]
+    assert len(said) == 1 and said[0]["keys"] == ["policy.unattached"]
+    assert said[0]["file"] == str(outbox.joinpath(*FOLDER, "hosta-111111.json"))
+    a.publish(hold)
+    with structlog.testing.capture_logs() as logs:
+        b.compare(hold)
+    assert [e for e in logs if e["event"] == MISMATCH] == []
+    a.withdraw(hold)
+    assert sorted(os.listdir(outbox.joinpath(*FOLDER))) == ["hostb-222222.json"]
+
+
+def test_a_linked_fingerprint_folder_is_never_written_through(tmp_path: Path) -> None:
+    """.outboxd/deciding swapped for a link to a folder outside: nothing is written there,
+    the failure is a warning, and nothing raises."""
+    outbox = tmp_path / "outbox"
+    (outbox / ".outboxd").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, outbox / ".outboxd" / "deciding")
+    with structlog.testing.capture_logs() as logs:
+        Deciding("hosta-111111").publish(_settings(outbox))
+    assert os.listdir(outside) == []
+    assert any("fingerprint" in e["event"] for e in logs)
