@@ -24,7 +24,12 @@ from daemon.validation.imagetail import (
     png_verified,
     tiff_data_end,
 )
-from daemon.validation.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
+from daemon.validation.pdftail import (
+    CUT_INSIDE_UPDATE,
+    XREF_DAMAGED,
+    ends_inside_update,
+    xref_miscounted,
+)
 from daemon.validation.tiffdirs import MAX_TIFF_ENTRIES, directory_entries
 
 if TYPE_CHECKING:
@@ -139,12 +144,20 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
         # pypdf only needs optional crypto packages for AES-encrypted files.
         return None, PdfFacts(encrypted=True, error=str(exc))
     except LimitReachedError as exc:
-        return None, PdfFacts(error=unpack_limit_error(exc) or f"pypdf: {exc}")
+        return None, PdfFacts(error=unpack_limit_error(exc) or _refused(fh, exc))
     except RecursionError:
         return None, PdfFacts(error="pypdf: its object tree loops")
     except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
-        return None, PdfFacts(error=f"pypdf: {exc}" if str(exc) else
-                              f"pypdf: {type(exc).__name__}")
+        return None, PdfFacts(error=_refused(fh, exc))
+
+
+def _refused(fh: BinaryIO, exc: Exception) -> str:
+    """Why pypdf refused the PDF: in words, where the file shows it; else pypdf's own."""
+    if xref_miscounted(fh):
+        # pypdf's words for it ("Declared size 99 exceeds allowed limit of 21!", "Could
+        # not read Null object") name neither the part nor the damage.
+        return XREF_DAMAGED
+    return f"pypdf: {exc}" if str(exc) else f"pypdf: {type(exc).__name__}"
 
 
 def unpack_limit_error(exc: Exception) -> str | None:

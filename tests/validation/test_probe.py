@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pypdf.generic import (
     PdfObject,
 )
 
+from daemon.validation.pdftail import xref_miscounted
 from daemon.validation.probe import TRUNCATED, PdfFacts, probe_image, probe_pdf
 
 Edit = Callable[[PdfWriter, DictionaryObject], None]
@@ -124,6 +126,46 @@ class TestPageCount:
         shows it: 3 for a file whose tree holds 2 pages (only `pages` in the manifest
         can be off; a file without pages never passes, see above)."""
         assert probe(pdf(2, count(NumberObject(3)))) == PdfFacts(pages=3)
+
+
+class TestDamagedCrossReferenceTable:
+    """A table whose section counts more or fewer entries than follow it: pypdf refuses
+    the file in its own words; the clerk is told what is damaged, and the fix."""
+
+    @staticmethod
+    def miscounted(count: int) -> bytes:
+        data = pdf(2)
+        table = re.search(rb"xref\n0 (\d+)\n", data)
+        assert table is not None and int(table[1]) != count
+        return data[:table.start(1)] + str(count).encode() + data[table.end(1):]
+
+    @pytest.mark.parametrize("count", [1, 5, 8, 9, 12, 30, 99, 10**9])
+    def test_a_miscounted_table_is_named_with_the_fix(self, count: int) -> None:
+        """Fewer entries declared than held ("Could not read Null object"), a few more
+        ("Invalid Elementary Object"), more than the file could hold ("Declared size 99
+        exceeds allowed limit"): each says the table is damaged, not pypdf's words."""
+        assert probe(self.miscounted(count)).problem() == (
+            "pdf-unreadable", "is not a readable PDF (its cross-reference table, the list "
+            "of where each part of the file lies, is damaged: it counts more or fewer "
+            "entries than it holds) — export or print the document to PDF again")
+
+    def test_a_table_that_counts_right_leaves_pypdfs_words(self) -> None:
+        """A PDF refused for another reason (its page tree's /Kids is no list) is not
+        said to have a damaged table."""
+        broken = pdf(2).replace(b"/Kids [", b"/Kids <<", 1)
+        error = probe(broken).error
+        assert error is not None and error.startswith("pypdf: ")
+
+    def test_tables_of_an_updated_pdf_that_count_right_are_not_damaged(self) -> None:
+        """A PDF with an update (two tables) and a PDF 1.5 cross-reference stream: the
+        check finds nothing to say of either."""
+        _, whole = incremental()
+        assert not xref_miscounted(io.BytesIO(whole))
+        writer = PdfWriter()
+        writer.add_blank_page(100, 100)
+        buf = io.BytesIO()
+        writer.write(buf)
+        assert not xref_miscounted(io.BytesIO(buf.getvalue()))
 
 
 def _printed_fresh(code: str) -> list[str]:
