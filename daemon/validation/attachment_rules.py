@@ -267,6 +267,15 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
                             "more than outboxd reads in one attachment — split it into "
                             "several files or save it as PDF")
         return
+    if facts.compression is not None:
+        # "Save it again" would save it the same way: the fix is another compression.
+        fix = ("save it again as a TIFF without compression or with LZW or JPEG "
+               "compression, or as PDF," if check.kind in allowed_kinds(check.channel, cfg)
+               else "export it as PDF")
+        yield check.finding("image-unreadable", f"is not a readable "
+                            f"{check.filetype.label} ({facts.error}) — {fix} and "
+                            f"{IN_ITS_PLACE}")
+        return
     if facts.error is not None:
         yield check.finding("image-unreadable", f"is not a readable "
                             f"{check.filetype.label} ({facts.error}) — save or export the "

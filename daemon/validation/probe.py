@@ -30,7 +30,12 @@ from daemon.validation.pdftail import (
     ends_inside_update,
     xref_miscounted,
 )
-from daemon.validation.tiffdirs import MAX_TIFF_ENTRIES, directory_entries
+from daemon.validation.tiffdirs import (
+    MAX_TIFF_ENTRIES,
+    UNREADABLE_COMPRESSION,
+    directory_entries,
+    unreadable_compression,
+)
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -106,6 +111,9 @@ class ImageFacts:
     # page it tripped on is the last of `frames` when its header could be read.
     too_large: str | None = None
     too_many_pages: bool = False  # a TIFF of more than MAX_TIFF_PAGES pages (not all read)
+    # A TIFF page compressed in a way Pillow cannot read: the page (1: the first) and the
+    # compression's name ("JPEG 2000"); `error` says it too.
+    compression: tuple[int, str] | None = None
     animation_frames: int = 1  # an animated PNG's frames, as its header declares them
 
 
@@ -321,11 +329,18 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
         oversized = _header_only(fh, kind, len(frames), max_pixels)
         return ImageFacts(frames=tuple(frames) + ((oversized,) if oversized else ()),
                           too_large=f"{int(found[1]):,} pixels" if found else "too large")
-    except UnidentifiedImageError:
-        return ImageFacts(error="Pillow does not recognise it")
     except UserWarning:  # only the TIFF warnings made errors above
         return ImageFacts(error=TRUNCATED)
     except Exception as exc:  # noqa: BLE001 — damaged headers raise OSError, ValueError, ...
+        # Pillow refuses a TIFF compression it does not know as an image it does not
+        # recognise (the first page), or a KeyError naming the number (a later one).
+        if kind == "tiff" and (packed := unreadable_compression(fh, MAX_TIFF_PAGES)):
+            page, name = packed
+            where = "it is" if page == 1 else f"page {page} is"
+            return ImageFacts(error=f"{where} compressed as {name}{UNREADABLE_COMPRESSION}",
+                              compression=packed)
+        if isinstance(exc, UnidentifiedImageError):
+            return ImageFacts(error="Pillow does not recognise it")
         return ImageFacts(error=f"Pillow: {exc}" if str(exc) else type(exc).__name__)
     finally:
         fh.seek(0)

@@ -27,6 +27,7 @@ from validating import (
     pdf_unpacking_to,
     png_claiming,
     tiff_claiming,
+    tiff_compressed,
     tiff_pages,
 )
 
@@ -355,6 +356,28 @@ class TestImages:
         finding = only(bundle, "image-unreadable")
         assert "ends before the image does" in finding.message
         assert "save or export the image again" in finding.message
+
+    @pytest.mark.parametrize(("compressions", "said"), [
+        ((34712,), "it is compressed as JPEG 2000"),
+        ((34661,), "it is compressed as JBIG"),
+        ((1, 34712), "page 2 is compressed as JPEG 2000"),
+        ((34999,), "it is compressed as compression 34999"),
+    ], ids=["jpeg-2000", "jbig", "second-page", "unknown"])
+    def test_a_tiff_compressed_as_pillow_cannot_read_names_the_compression_and_the_fix(
+            self, outbox: Outbox, compressions: tuple[int, ...], said: str) -> None:
+        """A TIFF page compressed as JPEG 2000 or JBIG (or any compression Pillow does not
+        read) is image-unreadable naming the page's compression and another to save it
+        with, not "Pillow does not recognise it" or a KeyError's number; on a channel that
+        refuses TIFF, the fix is that channel's (PDF)."""
+        data = tiff_compressed(*compressions)
+        bundle = outbox.validate("scan.tif", data, channel="external-print")
+        assert [(f.code, f.message) for f in bundle.findings] == [(
+            "image-unreadable", f"is not a readable TIFF image ({said}, which outboxd cannot "
+            "read) — save it again as a TIFF without compression or with LZW or JPEG "
+            "compression, or as PDF, and put that file in its place")]
+        bundle = outbox.validate("scan.tif", data, channel="original-print")
+        assert only(bundle, "image-unreadable").message.endswith(
+            "which outboxd cannot read) — export it as PDF and put that file in its place")
 
     def test_too_many_pixels_per_config(self, outbox: Outbox) -> None:
         """width × height over max_image_pixels is an error naming the size."""
