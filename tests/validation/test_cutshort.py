@@ -260,7 +260,8 @@ class TestQuarantinedAtOnce:
 
     @pytest.mark.parametrize(("name", "data", "code"), [
         ("scan.tif", tiff_compressed(34712), "image-unreadable"),
-    ], ids=["tiff-in-jpeg-2000"])
+        ("scan.pdf", WHOLE_PDF.replace(b"xref\n0 6\n", b"xref\n0 9\n", 1), "pdf-unreadable"),
+    ], ids=["tiff-in-jpeg-2000", "pdf-xref-miscounted"])
     def test_a_file_whose_header_says_what_is_wrong_is_quarantined_at_once(
             self, tmp_path: Path, name: str, data: bytes, code: str) -> None:
         """A file whose own header tells why it cannot be read, as no copy at work leaves
