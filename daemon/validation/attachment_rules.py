@@ -323,8 +323,10 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
             what = "has a resolution without a unit (ResolutionUnit 1)"
         elif frame.unit not in (None, 2, 3):
             what = f"has an unknown resolution unit ({frame.unit})"
-        elif x is None or y is None:
+        elif x is None and y is None:
             what = "has no resolution"
+        elif x is None or y is None:
+            what = _one_axis(frame, missing_x=x is None)
         elif all(abs(v - TARGET_DPI) <= DPI_TOLERANCE for v in (x, y)):
             continue
         elif abs(x - y) <= DPI_TOLERANCE:
@@ -338,6 +340,16 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
         # A PNG or JPEG (converted for print) is one picture, not "page 1".
         where = f"{_pages(numbers)} " if check.kind == "tiff" else ""
         yield check.finding("tiff-resolution", f"{where}{verb}; {fix}")
+
+
+def _one_axis(frame: Frame, missing_x: bool) -> str:
+    """A page that states one resolution and not the other: "has no resolution" sent the
+    clerk to a scanner setting that was set, for a tag the program left out (or 0)."""
+    stated, missing = ("vertical", "horizontal") if missing_x else ("horizontal", "vertical")
+    tag, value = ("XResolution", frame.x_resolution) if missing_x else \
+        ("YResolution", frame.y_resolution)
+    why = f"{tag} is missing" if value is None else f"{tag} is {value:g}"
+    return f"has a {stated} resolution but no {missing} one ({why})"
 
 
 def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

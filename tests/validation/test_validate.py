@@ -502,6 +502,25 @@ class TestTiffResolution:
         bundle = outbox.validate("s.tif", tiff_pages((300, 150)), channel="external-print")
         assert "300 × 150 DPI" in only(bundle, "tiff-resolution").message
 
+    @pytest.mark.parametrize(("tags", "said"), [
+        ({282: 300.0}, "has a horizontal resolution but no vertical one (YResolution is "
+                       "missing)"),
+        ({283: 300.0}, "has a vertical resolution but no horizontal one (XResolution is "
+                       "missing)"),
+        ({282: 300.0, 283: 0.0}, "has a horizontal resolution but no vertical one "
+                                 "(YResolution is 0)"),
+        ({}, "has no resolution"),
+    ], ids=["no-y", "no-x", "y-zero", "neither"])
+    def test_a_page_that_states_one_resolution_says_which_is_missing(
+            self, outbox: Outbox, tags: dict[int, float], said: str) -> None:
+        """XResolution without YResolution (or the other way, or one of 0) names the one
+        that is missing, not "has no resolution"."""
+        buf = io.BytesIO()
+        Image.new("L", (8, 8)).save(buf, "TIFF", tiffinfo=tags)
+        bundle = outbox.validate("s.tif", buf.getvalue(), channel="external-print")
+        assert only(bundle, "tiff-resolution").message == (
+            f"page 1 {said}; external print needs 300 DPI — rescan or export at 300 DPI")
+
     def test_rounding_tolerance(self, outbox: Outbox) -> None:
         """299.6 rounds to 300 and passes; 299.4 does not."""
         assert outbox.validate("a.tif", tiff_pages((299.6, 300.4)),
