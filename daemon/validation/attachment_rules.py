@@ -19,7 +19,8 @@ from daemon.sizes import limit_words, size_words
 from daemon.validation import convert
 from daemon.validation.emptiness import what_is_empty
 from daemon.validation.filetypes import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
-from daemon.validation.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts
+from daemon.validation.imageprobe import MAX_TIFF_PAGES, Frame, ImageFacts
+from daemon.validation.pdfprobe import PdfFacts
 from daemon.validation.textkind import INVOICE_LABEL
 
 TARGET_DPI = 300.0

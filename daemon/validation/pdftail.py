@@ -3,13 +3,13 @@
 A PDF cut short inside an update: every later save of a PDF (a signature, a form
 filled in and saved, notes) is appended after its %%EOF as an update. A copy stopped
 inside the last one leaves a file pypdf still opens, as the revision before it (the
-unsigned contract); what follows the file's last %%EOF tells. probe.py asks this once
+unsigned contract); what follows the file's last %%EOF tells. pdfprobe.py asks this once
 pypdf has opened the file.
 
 A cross-reference table (the list, near the end, of where each object of the file
 lies) that declares more or fewer entries than it holds: pypdf refuses the file in its
 own words ("Declared size 99 exceeds allowed limit of 21!", "Invalid Elementary Object
-starting with b'R'"). probe.py asks this once pypdf has refused the file, to say why.
+starting with b'R'"). pdfprobe.py asks this once pypdf has refused the file, to say why.
 """
 
 from __future__ import annotations

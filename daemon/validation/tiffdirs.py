@@ -1,11 +1,11 @@
 """What a TIFF's page directories hold, from its headers alone: how many entries, before
 Pillow reads them, and a compression Pillow cannot read, once it has refused the file
-(probe.py).
+(imageprobe.py).
 
 Pillow reads every entry of a page's directory (IFD) as it seeks to that page, twice,
 and a directory may list 65,535 entries (a BigTIFF's, as many as the file holds). Nothing
 stops directories from overlapping: a TIFF of a few hundred KB can chain 1,000 pages
-(probe.MAX_TIFF_PAGES) whose directories read the same bytes, 65,535 entries each, some
+(imageprobe.MAX_TIFF_PAGES) whose directories read the same bytes, 65,535 entries each, some
 65 million entries and a minute of CPU for Pillow, where a real page has 10 to 30. The
 chain itself is a count and an offset per page: walking it costs two small reads a page.
 """
@@ -42,7 +42,7 @@ _COMPRESSION_NAMES = {9: "JBIG", 10: "JBIG", 33003: "JPEG 2000", 33005: "JPEG 20
                       34892: "lossy JPEG (DNG)", 50002: "JPEG XL"}
 
 
-# How a page so compressed is said (probe.py), and known again (cutshort.py): no copy at
+# How a page so compressed is said (imageprobe.py), and known again (cutshort.py): no copy at
 # work leaves one.
 UNREADABLE_COMPRESSION = ", which outboxd cannot read"
 

@@ -34,7 +34,7 @@ from validating import (
 from daemon.bundle import Finding
 from daemon.configuration.config import ValidationConfig
 from daemon.reading import readonce
-from daemon.validation import probe, sniff, validate
+from daemon.validation import imageprobe, sniff, validate
 from daemon.validation.attachment_rules import AttachmentCheck
 from daemon.validation.validate import RULES, validate_bundle
 
@@ -90,7 +90,7 @@ class TestGoodFiles:
         """A TIFF past MAX_TIFF_PAGES (1,000; 3 here) is image-too-large with the fix,
         after reading one page more than the limit, not all of them; one at the limit
         passes."""
-        monkeypatch.setattr(probe, "MAX_TIFF_PAGES", 3)
+        monkeypatch.setattr(imageprobe, "MAX_TIFF_PAGES", 3)
         at_limit = outbox.validate("three.tif", tiff_pages(*[(300, 300)] * 3),
                                    channel="external-print")
         assert at_limit.findings == ()
