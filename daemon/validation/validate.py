@@ -2,7 +2,7 @@
 
 Two layers, so rules plug in and stay pure:
 
-* *probes* (``probe.py``) open the content once (pypdf, Pillow) and turn
+* *probes* (``pdfprobe.py``, ``imageprobe.py``) open the content once (pypdf, Pillow) and turn
   what they find — the libraries' exceptions included — into plain facts on
   an ``AttachmentCheck``;
 * *rules* (``attachment_rules.py``) are plain callables ``(check, cfg) ->
