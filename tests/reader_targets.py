@@ -90,12 +90,12 @@ def slow_reads(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
 def warm_up_fails(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     """Loading Pillow's plugins ahead fails with what an import can raise besides
     ImportError (a damaged extension module: OSError)."""
-    from daemon.validation import probe
+    from daemon.validation import imageprobe
 
     def fails() -> None:
         raise OSError("cannot load PIL/_imaging: file too short")
 
-    probe.warm_up = fails  # type: ignore[assignment]
+    imageprobe.warm_up = fails  # type: ignore[assignment]
     reader_process.main(conn, cache_dir, engine, log)
 
 

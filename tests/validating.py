@@ -105,6 +105,21 @@ def tiff_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def tiff_compressed(*compressions: int) -> bytes:
+    """A 300-DPI TIFF of one page per entry, each page's Compression tag (259) set to it
+    (its strip stays as written, uncompressed: only the header says otherwise)."""
+    data = bytearray(tiff_pages(*[(300.0, 300.0)] * len(compressions)))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for compression in compressions:
+        entries = struct.unpack_from("<H", data, ifd)[0]
+        for n in range(entries):
+            entry = ifd + 2 + 12 * n
+            if struct.unpack_from("<H", data, entry)[0] == 259:
+                struct.pack_into("<HHIHH", data, entry, 259, 3, 1, compression, 0)
+        ifd = struct.unpack_from("<I", data, ifd + 2 + 12 * entries)[0]
+    return bytes(data)
+
+
 class Outbox:
     """Writes files under tmp_path/outbox and builds the Bundle the matcher would."""
 

@@ -117,20 +117,22 @@ def _subfolders(sidecar: Path) -> list[str]:
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,
            note: str | None = None) -> tuple[Path, Path, Checked | None]:
     """Copy src into the sidecar of the one invoice file holding invoice_id; the new path,
-    the invoice file, and what `outboxd check` says of the bundle now where it still has
-    errors (else None). AttachedBefore where this very attach had already done so. The files of the
+    the invoice file, and what `outboxd check` says of the bundle now (checked_after).
+    AttachedBefore where this very attach had already done so. The files of the
     outbox and src are read in a reader process, under the daemon's time limit
     (reads.py)."""
     with CommandReads(settings) as reads:
         dest, cand = _attach(invoice_id, src, settings, doc_type, note, reads)
-        return dest, cand.invoice, still_to_mend(cand, settings, reads)
+        return dest, cand.invoice, checked_after(cand, settings, reads)
 
 
-def still_to_mend(cand: Candidate, settings: Settings, reads: CommandReads) -> Checked | None:
-    """The bundle the file went into, read as `outboxd check` reads it, where it has
+def checked_after(cand: Candidate, settings: Settings, reads: CommandReads
+                  ) -> Checked | None:
+    """The bundle the file went into, read as `outboxd check` reads it: where it has
     errors still (another file of its sidecar that breaks a rule, an invoice file the
-    e-invoice rules refuse …): "attached as" alone had the clerk believe it would now go
-    out. Also where it could not be read now. None where it has none."""
+    e-invoice rules refuse …), "attached as" alone had the clerk believe it would now go
+    out; where it converts the image just attached to PDF, that is what goes out. None
+    where a read failed as the daemon claimed the bundle."""
     journal = CheckJournal(settings)
     try:
         found = checked(cand, settings, reads, journal)
@@ -140,7 +142,7 @@ def still_to_mend(cand: Candidate, settings: Settings, reads: CommandReads) -> C
         return Checked([cand.invoice.name, f"  {exc}", "  => not checked"], True, False)
     finally:
         journal.close()
-    if not found.invalid or (found.read and not os.path.lexists(cand.invoice)):
+    if found.invalid and found.read and not os.path.lexists(cand.invoice):
         # A read that failed as the daemon claimed the bundle (it settled meanwhile,
         # settle_seconds after the copy) tells nothing of the bundle: it is on its way.
         return None
@@ -370,8 +372,16 @@ def run(args: argparse.Namespace) -> int:
     except AttachedBefore as done:
         print(for_terminal(str(done)))
         return EXIT_OK
-    print(for_terminal(f"{args.invoice_id}: attached as "
-                       f"{dest.relative_to(settings.outbox.path)}"))
+    rel = dest.relative_to(settings.outbox.path)
+    print(for_terminal(f"{args.invoice_id}: attached as {rel}"))
+    if left is not None and not left.invalid:
+        # Under convert_images the image goes out as a PDF, as `check` says: a clerk
+        # who attached scan.png must not look for scan.png at the receiver. (A bundle
+        # with errors is shown whole below, this line with it.)
+        sent_as = dict(left.sent_as).get(rel.as_posix())
+        if sent_as is not None:
+            print(for_terminal(f"  {sent_as}"))
+        left = None
     if left is not None:
         # Attached all the same (a clerk may mend a bundle one file at a time), exit 0;
         # but in the same output, so that no one takes the attach for the bundle's go.

@@ -191,7 +191,7 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
             continue
         seen.add(target.cand.invoice)
         n_bundles += 1
-        lines, invalid, _ = checked(target.cand, s, reads, journal)
+        lines, invalid = checked(target.cand, s, reads, journal)[:2]
         failed = failed or invalid
         n_invalid += invalid
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
@@ -215,6 +215,9 @@ class Checked(NamedTuple):
     lines: list[str]  # the report, as check prints it (not escaped yet)
     invalid: bool  # errors, or not checked
     read: bool = True  # False: the reader died under it each time (no verdict)
+    # Each image converted to PDF (convert_images), by its rel: its report line's "sent
+    # as NAME.pdf: …", which attach says of the image it adds.
+    sent_as: tuple[tuple[str, str], ...] = ()
 
 
 def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJournal
@@ -243,7 +246,9 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
     bundle = bundle.with_findings(unattached_findings(bundle, cand, s))
     if not bundle.errors:
         bundle = bundle.with_findings(already_sent)
-    return Checked(report(bundle, s), bool(bundle.errors))
+    sent_as = tuple((a.rel, _sent_as(a.converted, s.delivery.safe_filenames))
+                    for a in bundle.attachments if a.converted is not None)
+    return Checked(report(bundle, s), bool(bundle.errors), sent_as=sent_as)
 
 
 def rules(out: TextIO | None = None) -> int:

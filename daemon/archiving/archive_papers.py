@@ -80,7 +80,8 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
 
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
                   quarantined_at: str, accepted: list[dict[str, Any]] | None = None,
-                  invoice_ids: list[str] | None = None) -> dict[str, Any]:
+                  invoice_ids: list[str] | None = None, converted: str | None = None
+                  ) -> dict[str, Any]:
     """reason.json's content. `quarantined_at` comes from the journal (when the bundle
     entered quarantining), not from the clock: a move retried after a crash must write
     the same papers, or the complete copy an earlier run left in quarantine/ no longer
@@ -92,7 +93,11 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
     (ubl-embedded, `Journal.documents_of`). They are delivered; the
     papers must say so, or a clerk who fixes and re-exports the file sends them twice.
     reason.json then gains `accepted_documents` (invoice id, receipt id, Idempotency-Key,
-    status, document name); without any, it keeps the fields folder-convention.md lists."""
+    status, document name); without any, it keeps the fields folder-convention.md lists.
+
+    `converted`: the folder of PDFs outboxd made of the bundle's images (convert_images)
+    that the quarantine folder holds beside the sidecar; reason.json then gains
+    `converted_folder`, and REASON.txt says to leave it out of what is moved back."""
     record: dict[str, Any] = {
         "bundle_id": bundle_id, "invoice_file": invoice_file,
         "invoice_ids": list(invoice_ids or ()),
@@ -102,6 +107,8 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
             {"invoice_id": d.get("invoice_id"), "receipt_id": d.get("receipt_id"),
              "idempotency_key": d.get("idempotency_key"), "status": d.get("status"),
              "name": d.get("name")} for d in accepted]
+    if converted:
+        record["converted_folder"] = converted
     return record
 
 

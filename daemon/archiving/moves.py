@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from daemon.fs.fsmove import partial_name, remove_leftover
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
 from daemon.names import stem
+from daemon.validation.convert import converted_folder
 from daemon.watching.foldermounts import FolderMounts
 
 
@@ -154,7 +156,8 @@ class Moves:
         # next POST, so a retried move writes the same papers.
         accepted = list(self.j.documents_of(row_id).values())
         record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted,
-                               invoice_ids=row.invoice_ids)
+                               invoice_ids=row.invoice_ids,
+                               converted=self._converted_in(row))
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine", row.since)
         if not isinstance(placed, Path):
@@ -165,6 +168,22 @@ class Moves:
                           archive_dir=str(placed))
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
+        return None
+
+    def _converted_in(self, row: Row) -> str | None:
+        """The folder of PDFs made of the bundle's images (convert_images) that its work
+        folder holds beside the sidecar, which goes into quarantine with it; None when
+        there is none (nothing converted, or quarantined before the delivery made it).
+        Also where a move before a crash took it: the papers written again must say the
+        same."""
+        name = converted_folder(stem(row.invoice_file) + self.s.outbox.sidecar_suffix)
+        for folder in (row.work_dir, row.archive_dir):
+            try:
+                found = os.lstat(Path(folder) / name) if folder else None
+            except OSError:
+                continue
+            if found is not None and stat.S_ISDIR(found.st_mode):
+                return name
         return None
 
     def _drop_older_copy(self, row: Row, target: Path) -> None:

@@ -67,8 +67,14 @@ def _move_back_steps(record: dict[str, Any], first: int) -> list[str]:
     """Steps `first` and `first + 1`, then what an admin can run instead of them (docs/commands.md:
     `outboxd retry` moves the same files back, and refuses what would stop again)."""
     invoice_file, second = record["invoice_file"], first + 1
+    converted = record.get("converted_folder")
+    # Named like the invoice file too, but outboxd's own: moved back, it is never sent
+    # and stays in the outbox, a folder waiting for an invoice file of its name.
+    leave = (f" Leave the folder {converted} here, or delete it: it holds the PDFs "
+             "outboxd made of the images, and outboxd makes them again when it sends the "
+             "bundle." if converted else "")
     return [f"{first}. If this folder holds a folder of attachments (named like the invoice "
-            "file), move that folder back into the outbox.",
+            f"file), move that folder back into the outbox.{leave}",
             f"{second}. Last, move {invoice_file} back into the outbox (back before its "
             "attachments, it could be sent without them). outboxd then checks the files and "
             "sends them again.",

@@ -102,7 +102,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
             listing.folders.add(e.name)
             if allow_subfolders and key is not None:
                 used.discard(key)  # an invoice's folder, no file: the entry names none
-            if not allow_subfolders:
+            if not allow_subfolders and not holds_nothing(fd, e.name, shown, settings):
                 findings.append(_err("nested-too-deep", shown, f"is a folder inside {rel}/, "
                                      f"the folder of invoice {invoice_id}, whose attachments "
                                      f"must lie directly in it — move the files of {shown}/ "
@@ -132,6 +132,22 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
         atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
                                doc_type, entry.get("note", "")))
     return atts, notes, listing, used
+
+
+def holds_nothing(fd: int, name: str, shown: str, settings: Settings) -> bool:
+    """The folder `name` of the folder open at `fd` is empty but for litter (a Mac's
+    .DS_Store, Windows' Thumbs.db and desktop.ini, which a folder gets by being looked
+    at): a folder where no file may be, so made, holds nothing that would be sent or
+    left behind unsent, and is no error (it travels with the sidecar to the archive).
+    False for anything else, and for a folder that cannot be opened or listed (a link
+    swapped in): its finding then says what is wrong."""
+    patterns = settings.outbox.ignore_patterns
+    try:
+        with folder_in(fd, name, shown) as sub:
+            return all(classify(e.name, patterns) is NameKind.LITTER
+                       for e in listdir(sub, shown))
+    except (InputError, OSError):
+        return False
 
 
 def count_files(fd: int, rel: str, listing: list[os.DirEntry[str]], settings: Settings,

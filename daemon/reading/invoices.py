@@ -151,7 +151,7 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
 
 
 def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str]:
-    from daemon.validation.probe import PdfFacts, open_pdf, unpack_limit_error
+    from daemon.validation.pdfprobe import PdfFacts, open_pdf, unpack_limit_error
     reader, facts = open_pdf(src)
     if reader is None:
         problem = facts.problem()

@@ -27,7 +27,7 @@ from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, Unusabl
 from daemon.fs.fsops import folder_below, folder_in, hashed_read, open_in
 from daemon.fs.workfolder import held_folder
 from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
-from daemon.reading.folderfiles import collect, count_files, listdir
+from daemon.reading.folderfiles import collect, count_files, holds_nothing, listdir
 from daemon.reading.idfolders import IdFolders
 from daemon.reading.invoices import (
     InvoiceRead,
@@ -115,6 +115,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             # its ids" would be advice for a stand-in id. Its error is what to fix; then
             # the folder is matched against the ids read.
             continue
+        if owner is None and holds_nothing(fd, e.name, f"{rel}/{e.name}", settings):
+            continue  # nothing in it to send, nor to leave behind
         if owner is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
                                  orphan_folder_message(e.name, folders.by_folder, ids, rel,

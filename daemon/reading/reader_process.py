@@ -62,7 +62,7 @@ def main(conn: Connection, cache_dir: str | None, engine: bool, log: LogConfig) 
     logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
     _cache_dir = Path(cache_dir) if cache_dir else None  # None: a command's, which writes none
     import daemon.delivery.finish  # noqa: F401 - imported once here, not in the first bundle's time
-    from daemon.validation.probe import warm_up
+    from daemon.validation.imageprobe import warm_up
     try:
         warm_up()
     except Exception as exc:  # noqa: BLE001 - only a warm-up: each image then loads what it needs

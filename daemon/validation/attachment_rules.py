@@ -19,7 +19,8 @@ from daemon.sizes import limit_words, size_words
 from daemon.validation import convert
 from daemon.validation.emptiness import what_is_empty
 from daemon.validation.filetypes import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
-from daemon.validation.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts
+from daemon.validation.imageprobe import MAX_TIFF_PAGES, Frame, ImageFacts
+from daemon.validation.pdfprobe import PdfFacts
 from daemon.validation.textkind import INVOICE_LABEL
 
 TARGET_DPI = 300.0
@@ -267,6 +268,15 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
                             "more than outboxd reads in one attachment — split it into "
                             "several files or save it as PDF")
         return
+    if facts.compression is not None:
+        # "Save it again" would save it the same way: the fix is another compression.
+        fix = ("save it again as a TIFF without compression or with LZW or JPEG "
+               "compression, or as PDF," if check.kind in allowed_kinds(check.channel, cfg)
+               else "export it as PDF")
+        yield check.finding("image-unreadable", f"is not a readable "
+                            f"{check.filetype.label} ({facts.error}) — {fix} and "
+                            f"{IN_ITS_PLACE}")
+        return
     if facts.error is not None:
         yield check.finding("image-unreadable", f"is not a readable "
                             f"{check.filetype.label} ({facts.error}) — save or export the "
@@ -314,8 +324,10 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
             what = "has a resolution without a unit (ResolutionUnit 1)"
         elif frame.unit not in (None, 2, 3):
             what = f"has an unknown resolution unit ({frame.unit})"
-        elif x is None or y is None:
+        elif x is None and y is None:
             what = "has no resolution"
+        elif x is None or y is None:
+            what = _one_axis(frame, missing_x=x is None)
         elif all(abs(v - TARGET_DPI) <= DPI_TOLERANCE for v in (x, y)):
             continue
         elif abs(x - y) <= DPI_TOLERANCE:
@@ -329,6 +341,16 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
         # A PNG or JPEG (converted for print) is one picture, not "page 1".
         where = f"{_pages(numbers)} " if check.kind == "tiff" else ""
         yield check.finding("tiff-resolution", f"{where}{verb}; {fix}")
+
+
+def _one_axis(frame: Frame, missing_x: bool) -> str:
+    """A page that states one resolution and not the other: "has no resolution" sent the
+    clerk to a scanner setting that was set, for a tag the program left out (or 0)."""
+    stated, missing = ("vertical", "horizontal") if missing_x else ("horizontal", "vertical")
+    tag, value = ("XResolution", frame.x_resolution) if missing_x else \
+        ("YResolution", frame.y_resolution)
+    why = f"{tag} is missing" if value is None else f"{tag} is {value:g}"
+    return f"has a {stated} resolution but no {missing} one ({why})"
 
 
 def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

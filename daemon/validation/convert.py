@@ -50,7 +50,8 @@ from daemon.manifest import sent_keys
 from daemon.names import CONVERTED_SUFFIX, NAME_MAX, fit_bytes, fit_name
 from daemon.reading.readonce import kept_read
 from daemon.sizes import limit_words, size_words
-from daemon.validation.probe import frame_dpi, open_pdf, pillow_limit, probe_frame
+from daemon.validation.imageprobe import frame_dpi, pillow_limit, probe_frame
+from daemon.validation.pdfprobe import open_pdf
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
@@ -119,7 +120,7 @@ DEFAULT_DPI = 96.0
 def _jpeg_layout(im: Image.Image, img2pdf: Any) -> Any:
     """For a JPEG whose resolution img2pdf would take from Pillow's info["dpi"] wrongly
     (EXIF's x for y too, 72 DPI made up for EXIF without a resolution or a unit), the
-    page sized at the resolution validation read (probe.py); else img2pdf's own layout
+    page sized at the resolution validation read (imageprobe.py); else img2pdf's own layout
     (the bytes of every other conversion stay as they were)."""
     if im.format != "JPEG":
         return img2pdf.default_layout_fun

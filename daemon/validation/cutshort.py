@@ -9,8 +9,10 @@ Which findings a still-running copy explains, by the codes of docs/codes.md: a f
 with nothing in it yet, or only the zeros of a copy that sized it first (`empty-file`);
 a PDF that cannot be read or shows no pages (`pdf-unreadable`, `pdf-no-pages`: pypdf
 finds neither the end nor the pages of a PDF cut short; one cut inside an update after
-its %%EOF, which pypdf would read as the revision before, pdftail.py finds); an image
-that cannot be read or ends before its data does (`image-unreadable`); an XLSX, DOCX or
+its %%EOF, which pypdf would read as the revision before, pdftail.py finds; but not one
+whose cross-reference table counts wrong, which a copy cut short never shows); an image
+that cannot be read or ends before its data does (`image-unreadable`, but not a TIFF
+compressed in a way outboxd cannot read: its header says so); an XLSX, DOCX or
 ODS (any ZIP) without the end record such a file closes with (`zip-unreadable`); XML
 that ends before its last element is closed (`invalid-xml` with XML_CUT_SHORT, not
 every `invalid-xml`); an attachments.toml that breaks off at its end
@@ -24,6 +26,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from daemon.bundle import Finding
+from daemon.validation.pdftail import XREF_DAMAGED
+from daemon.validation.tiffdirs import UNREADABLE_COMPRESSION
 
 # The start of the invalid-xml message for XML that ends before its document does
 # (invoices.py): the one invalid-xml a copy still at work explains.
@@ -43,10 +47,16 @@ GRACE_SECONDS = 30.0
 def looks_cut_short(errors: tuple[Finding, ...] | list[Finding]) -> bool:
     """Every error is one a copy still at work would explain (and there is one)."""
     return bool(errors) and all(
-        f.code in CUT_SHORT_CODES
+        f.code in CUT_SHORT_CODES and not _said_otherwise(f.message)
         or (f.code == "invalid-xml" and f.message.startswith(XML_CUT_SHORT))
         or (f.code == "attachments-toml-invalid" and f.message.startswith(TOML_CUT_SHORT))
         for f in errors)
+
+
+def _said_otherwise(message: str) -> bool:
+    """The message names a damage no copy at work leaves: the last startxref of a file
+    cut short is gone with its end, and a TIFF's header holds its compression."""
+    return XREF_DAMAGED in message or UNREADABLE_COMPRESSION in message
 
 
 def grace_seconds(settle_seconds: float) -> float:

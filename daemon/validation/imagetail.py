@@ -1,6 +1,6 @@
 """Whether an image file reaches as far as its own structure says, from its headers and
 markers only (nothing is decoded): a file cut short (a broken copy or download, a copy
-still at work) would print half an image. probe.py asks these once Pillow opened it.
+still at work) would print half an image. imageprobe.py asks these once Pillow opened it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,15 @@
-"""A PDF cut short inside an update: every later save of a PDF (a signature, a form
+"""What the end of a PDF tells that pypdf does not say in words a clerk can use.
+
+A PDF cut short inside an update: every later save of a PDF (a signature, a form
 filled in and saved, notes) is appended after its %%EOF as an update. A copy stopped
 inside the last one leaves a file pypdf still opens, as the revision before it (the
-unsigned contract); what follows the file's last %%EOF tells. probe.py asks this once
+unsigned contract); what follows the file's last %%EOF tells. pdfprobe.py asks this once
 pypdf has opened the file.
+
+A cross-reference table (the list, near the end, of where each object of the file
+lies) that declares more or fewer entries than it holds: pypdf refuses the file in its
+own words ("Declared size 99 exceeds allowed limit of 21!", "Invalid Elementary Object
+starting with b'R'"). pdfprobe.py asks this once pypdf has refused the file, to say why.
 """
 
 from __future__ import annotations
@@ -65,3 +72,46 @@ def _last_marker(tail: bytes, whole: bool) -> int | None:
         if at == 0:
             return 0 if whole else None
     return None
+
+
+XREF_DAMAGED = ("its cross-reference table, the list of where each part of the file lies, "
+                "is damaged: it counts more or fewer entries than it holds")
+
+# pypdf looks for "startxref" in the last 1 KB too.
+_STARTXREF = re.compile(rb"startxref[\0\t\n\f\r ]*(\d{1,12})")
+_XREF_TAIL = 1024
+_SPACE = rb"[\0\t\n\f\r ]*+"
+_XREF = re.compile(_SPACE + rb"xref")
+# "0 6": the first object's number and how many entries follow.
+_SUBSECTION = re.compile(_SPACE + rb"(\d{1,10})[ \t]++(\d{1,10})[ \t]*+(?:\r\n|\r|\n)")
+# "0000000015 00000 n": 20 bytes with its end of line, which some writers make one byte.
+_ENTRY = re.compile(rb"\d{10} \d{5} [nf](?: \r| \n|\r\n|\r|\n| )")
+
+
+def xref_miscounted(fh: BinaryIO) -> bool:
+    """The classic cross-reference table that the file's last startxref points to has a
+    section whose count is not the number of entries that follow it (a table edited by
+    hand or a producer's bug: poppler and qpdf rebuild it, pypdf refuses the file). False
+    for a table that counts right, a cross-reference stream (PDF 1.5) and anything not
+    found: then pypdf's own words are all there is. Reads from the table to the end."""
+    end = fh.seek(0, 2)
+    fh.seek(max(0, end - _XREF_TAIL))
+    found = list(_STARTXREF.finditer(fh.read()))
+    if not found or (offset := int(found[-1][1])) >= end:
+        return False
+    fh.seek(offset)
+    table = fh.read()
+    pos = _XREF.match(table)
+    if pos is None:
+        return False
+    at = pos.end()
+    while (section := _SUBSECTION.match(table, at)) is not None:
+        at, declared = section.end(), int(section[2])
+        held = 0
+        # Entry by entry, not a slice of 20 × declared bytes: a count of a billion costs
+        # no more than the entries that are there.
+        while held < declared and (entry := _ENTRY.match(table, at)) is not None:
+            at, held = entry.end(), held + 1
+        if held < declared or _ENTRY.match(table, at) is not None:
+            return True
+    return False

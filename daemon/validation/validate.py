@@ -2,7 +2,7 @@
 
 Two layers, so rules plug in and stay pure:
 
-* *probes* (``probe.py``) open the content once (pypdf, Pillow) and turn
+* *probes* (``pdfprobe.py``, ``imageprobe.py``) open the content once (pypdf, Pillow) and turn
   what they find — the libraries' exceptions included — into plain facts on
   an ``AttachmentCheck``;
 * *rules* (``attachment_rules.py``) are plain callables ``(check, cfg) ->
@@ -45,7 +45,8 @@ from daemon.validation.filetypes import (
     file_type,
     kind_for_extension,
 )
-from daemon.validation.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
+from daemon.validation.imageprobe import ImageFacts, probe_image
+from daemon.validation.pdfprobe import PdfFacts, probe_pdf
 from daemon.validation.sniff import sniff
 
 # An attachment up to this size (and max_attachment_bytes) is read into memory once for

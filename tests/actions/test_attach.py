@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tomllib
@@ -19,6 +20,7 @@ from helpers import (
     wait_for,
     write,
 )
+from PIL import Image
 
 from daemon.cli import main
 from daemon.configuration.config_load import load_settings
@@ -1120,3 +1122,24 @@ def test_attach_attaches_where_the_e_invoice_engine_cannot_load(
     assert lines[1].startswith("but INV-1005.xml could not be checked now (outboxd check ")
     assert "the e-invoice rule engine cannot load (saxonche removed)" in done.stdout
     assert lines[-1] == "  => not checked"
+
+
+def test_attach_of_an_image_converted_for_print_says_it_goes_out_as_a_pdf(
+        cfg: Env, tmp_path: Path, capsys) -> None:
+    """Under [validation] convert_images on a print channel, an attached PNG goes out as
+    a PDF made of it: attach says so, in the words and name `outboxd check` uses (folded
+    by safe_filenames), not "attached as" alone, which had the clerk look for a PNG at
+    the receiver. A PDF attached beside it gets no such line."""
+    cfg.write_config("http://127.0.0.1:9/bundles",
+                     validation={"channel": "external-print", "convert_images": True})
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300)).save(buf, "PNG", dpi=(300, 300))
+    scan = write(tmp_path / "home" / "Räkning 1.png", buf.getvalue())
+    assert attach(cfg, "INV-1001", str(scan)) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "INV-1001: attached as INV-1001/Räkning 1.png",
+        "  sent as Rakning_1.pdf: a PDF of 1 page, 5.1 × 2.5 cm, made from the image "
+        "([validation] convert_images)"]
+    assert attach(cfg, "INV-1001", str(write(tmp_path / "home" / "t.pdf", pdf_bytes()))) == 0
+    assert capsys.readouterr().out.splitlines() == ["INV-1001: attached as INV-1001/t.pdf"]

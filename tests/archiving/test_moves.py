@@ -6,6 +6,7 @@ journal, real files, the directory transport for the first delivery."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
@@ -379,3 +381,34 @@ def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
     rows = p.j.recent(days=3650)
     assert pagerender.sections(rows, "2031-05-07")["quarantined"] == []
     assert [r.id for r in pagerender.sections(rows, "2031-05-06")["quarantined"]] == [row]
+
+
+def test_a_quarantined_bundle_with_converted_images_tells_to_leave_their_folder(
+        tmp_path: Path) -> None:
+    """With convert_images, a bundle the receiver refuses goes into quarantine with
+    INV-1.converted/ (the PDFs made of its images) beside INV-1/: REASON.txt's steps,
+    which say to move the folder named like the invoice file back, say to leave that one
+    (or delete it), as it is never sent from the outbox; reason.json names it. Without
+    converted images neither says a word of it."""
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 30)).save(buf, "PNG", dpi=(300, 300))
+    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
+                        {"channel": "external-print", "convert_images": True})
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    assert (entry / "INV-1.converted" / "scan.pdf").is_file()
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert ("2. If this folder holds a folder of attachments (named like the invoice file), "
+            "move that folder back into the outbox. Leave the folder INV-1.converted here, "
+            "or delete it: it holds the PDFs outboxd made of the images, and outboxd makes "
+            "them again when it sends the bundle.\n") in text
+    reason = json.loads((entry / "reason.json").read_text("utf-8"))
+    assert reason["converted_folder"] == "INV-1.converted"
+
+    p, s, row = claimed(tmp_path / "plain")
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    assert "converted" not in (entry / "REASON.txt").read_text("utf-8")
+    assert "converted_folder" not in json.loads((entry / "reason.json").read_text("utf-8"))

@@ -70,6 +70,36 @@ class TestSingleInvoice:
                              "up into INV-1/ and remove the empty folder (or rename it to "
                              "INV-1)")
 
+    @pytest.mark.parametrize("litter", [(), (".DS_Store", "Thumbs.db", "desktop.ini")],
+                             ids=["empty", "litter-only"])
+    def test_an_empty_subfolder_is_no_orphan(self, outbox: Path,
+                                             litter: tuple[str, ...]) -> None:
+        """One invoice: INV-1/October/ with nothing in it (or only what a desktop leaves
+        in a folder it showed) holds nothing that would be sent or left behind: no
+        error, the files beside it are the attachments, and with none the invoice is
+        one without attachments (the unattached policy decides), not quarantined."""
+        (outbox / "INV-1" / "October").mkdir(parents=True)
+        for name in litter:
+            write(outbox / "INV-1" / "October" / name, b"x")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert (b.findings, b.attachments, b.unattached_ids) == ((), (), ("INV-1",))
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == () and layout(b) == {"INV-1": ["a.pdf"]}
+
+    @pytest.mark.parametrize("inside", ["x.pdf", "x.pdf.part", "attachments.toml", "deeper/"])
+    def test_a_subfolder_holding_anything_but_litter_is_still_an_orphan(
+            self, outbox: Path, inside: str) -> None:
+        """A file, a copy under way, notes or a folder in it: not empty, orphan-attachment
+        as before."""
+        folder = outbox / "INV-1" / "October"
+        if inside.endswith("/"):
+            (folder / inside).mkdir(parents=True)
+        else:
+            write(folder / inside, b"x")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "orphan-attachment").file == "INV-1/October"
+
     def test_a_subfolder_named_like_its_sidecar_is_told_by_its_whole_path(
             self, outbox: Path) -> None:
         """W-1.xml holds invoice W-99 (its number is not its file name), and the clerk put
@@ -203,7 +233,27 @@ class TestSeveralInvoices:
         assert b.attachments == ()
 
 
+    def test_an_empty_subfolder_naming_no_invoice_is_no_orphan(self, outbox: Path) -> None:
+        """Several invoices: an empty folder that names none of them holds nothing to
+        send or leave behind: no error."""
+        write(outbox / "batch-42" / "INV-2001" / "contract.pdf", PDF)
+        (outbox / "batch-42" / "INV-2009").mkdir()
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        assert b.findings == ()
+        assert layout(b) == {"INV-2001": ["contract.pdf"], "INV-2002": []}
+
+
 class TestStructure:
+    def test_an_empty_folder_inside_an_invoices_folder_is_not_too_deep(
+            self, outbox: Path) -> None:
+        """An empty folder inside an invoice's folder holds no file to move up: no
+        nested-too-deep, the files beside it are sent."""
+        (outbox / "batch" / "INV-1" / "deeper").mkdir(parents=True)
+        write(outbox / "batch" / "INV-1" / "ok.pdf", PDF)
+        b = match(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
+        assert b.findings == ()
+        assert layout(b) == {"INV-1": ["ok.pdf"], "INV-2": []}
+
     def test_nesting_too_deep(self, outbox: Path) -> None:
         """A folder inside an invoice subfolder is an error naming it; its files are not taken."""
         write(outbox / "batch" / "INV-1" / "deeper" / "x.pdf", PDF)

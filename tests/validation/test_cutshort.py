@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401
 from fakeloop import SETTLE, Counts, FakeClock  # noqa: E402
 from helpers import drop_bundle, office_file, pdf_bytes, ubl_invoice, write  # noqa: E402
+from validating import tiff_compressed  # noqa: E402
 
 from daemon.bundle import Finding  # noqa: E402
 from daemon.errors import InputError  # noqa: E402
@@ -255,6 +256,22 @@ class TestQuarantinedAtOnce:
         [q] = folders(s.quarantine_dir)
         codes = {r["code"] for r in _reasons(q)}
         assert codes & {"extension-mismatch", "type-not-allowed"}
+        assert not (s.outbox.path / "INV-1.errors.txt").exists()
+
+    @pytest.mark.parametrize(("name", "data", "code"), [
+        ("scan.tif", tiff_compressed(34712), "image-unreadable"),
+        ("scan.pdf", WHOLE_PDF.replace(b"xref\n0 6\n", b"xref\n0 9\n", 1), "pdf-unreadable"),
+    ], ids=["tiff-in-jpeg-2000", "pdf-xref-miscounted"])
+    def test_a_file_whose_header_says_what_is_wrong_is_quarantined_at_once(
+            self, tmp_path: Path, name: str, data: bytes, code: str) -> None:
+        """A file whose own header tells why it cannot be read, as no copy at work leaves
+        it, is not held for the grace nor said to look cut short: quarantined at its
+        first decision."""
+        p, s = make(tmp_path, validation={"channel": "external-print"})
+        drop_bundle(s.outbox.path, "INV-1", {name: data})
+        assert run_once(p, now=T0) == []
+        [q] = folders(s.quarantine_dir)
+        assert [r["code"] for r in _reasons(q)] == [code]
         assert not (s.outbox.path / "INV-1.errors.txt").exists()
 
     def test_an_attachments_toml_with_a_mistake_in_its_middle_is_quarantined_at_once(

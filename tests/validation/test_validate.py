@@ -27,13 +27,14 @@ from validating import (
     pdf_unpacking_to,
     png_claiming,
     tiff_claiming,
+    tiff_compressed,
     tiff_pages,
 )
 
 from daemon.bundle import Finding
 from daemon.configuration.config import ValidationConfig
 from daemon.reading import readonce
-from daemon.validation import probe, sniff, validate
+from daemon.validation import imageprobe, sniff, validate
 from daemon.validation.attachment_rules import AttachmentCheck
 from daemon.validation.validate import RULES, validate_bundle
 
@@ -89,7 +90,7 @@ class TestGoodFiles:
         """A TIFF past MAX_TIFF_PAGES (1,000; 3 here) is image-too-large with the fix,
         after reading one page more than the limit, not all of them; one at the limit
         passes."""
-        monkeypatch.setattr(probe, "MAX_TIFF_PAGES", 3)
+        monkeypatch.setattr(imageprobe, "MAX_TIFF_PAGES", 3)
         at_limit = outbox.validate("three.tif", tiff_pages(*[(300, 300)] * 3),
                                    channel="external-print")
         assert at_limit.findings == ()
@@ -356,6 +357,28 @@ class TestImages:
         assert "ends before the image does" in finding.message
         assert "save or export the image again" in finding.message
 
+    @pytest.mark.parametrize(("compressions", "said"), [
+        ((34712,), "it is compressed as JPEG 2000"),
+        ((34661,), "it is compressed as JBIG"),
+        ((1, 34712), "page 2 is compressed as JPEG 2000"),
+        ((34999,), "it is compressed as compression 34999"),
+    ], ids=["jpeg-2000", "jbig", "second-page", "unknown"])
+    def test_a_tiff_compressed_as_pillow_cannot_read_names_the_compression_and_the_fix(
+            self, outbox: Outbox, compressions: tuple[int, ...], said: str) -> None:
+        """A TIFF page compressed as JPEG 2000 or JBIG (or any compression Pillow does not
+        read) is image-unreadable naming the page's compression and another to save it
+        with, not "Pillow does not recognise it" or a KeyError's number; on a channel that
+        refuses TIFF, the fix is that channel's (PDF)."""
+        data = tiff_compressed(*compressions)
+        bundle = outbox.validate("scan.tif", data, channel="external-print")
+        assert [(f.code, f.message) for f in bundle.findings] == [(
+            "image-unreadable", f"is not a readable TIFF image ({said}, which outboxd cannot "
+            "read) — save it again as a TIFF without compression or with LZW or JPEG "
+            "compression, or as PDF, and put that file in its place")]
+        bundle = outbox.validate("scan.tif", data, channel="original-print")
+        assert only(bundle, "image-unreadable").message.endswith(
+            "which outboxd cannot read) — export it as PDF and put that file in its place")
+
     def test_too_many_pixels_per_config(self, outbox: Outbox) -> None:
         """width × height over max_image_pixels is an error naming the size."""
         cfg = ValidationConfig(max_image_pixels=100)
@@ -478,6 +501,25 @@ class TestTiffResolution:
         """300 × 150 DPI fails: both axes must be 300."""
         bundle = outbox.validate("s.tif", tiff_pages((300, 150)), channel="external-print")
         assert "300 × 150 DPI" in only(bundle, "tiff-resolution").message
+
+    @pytest.mark.parametrize(("tags", "said"), [
+        ({282: 300.0}, "has a horizontal resolution but no vertical one (YResolution is "
+                       "missing)"),
+        ({283: 300.0}, "has a vertical resolution but no horizontal one (XResolution is "
+                       "missing)"),
+        ({282: 300.0, 283: 0.0}, "has a horizontal resolution but no vertical one "
+                                 "(YResolution is 0)"),
+        ({}, "has no resolution"),
+    ], ids=["no-y", "no-x", "y-zero", "neither"])
+    def test_a_page_that_states_one_resolution_says_which_is_missing(
+            self, outbox: Outbox, tags: dict[int, float], said: str) -> None:
+        """XResolution without YResolution (or the other way, or one of 0) names the one
+        that is missing, not "has no resolution"."""
+        buf = io.BytesIO()
+        Image.new("L", (8, 8)).save(buf, "TIFF", tiffinfo=tags)
+        bundle = outbox.validate("s.tif", buf.getvalue(), channel="external-print")
+        assert only(bundle, "tiff-resolution").message == (
+            f"page 1 {said}; external print needs 300 DPI — rescan or export at 300 DPI")
 
     def test_rounding_tolerance(self, outbox: Outbox) -> None:
         """299.6 rounds to 300 and passes; 299.4 does not."""

@@ -1,0 +1,249 @@
+"""PDF facts from pypdf (pdfprobe.py): the page count from the page tree root's /Count
+when it can be right, from walking the whole tree otherwise; a damaged cross-reference
+table and a file cut inside an update said in words."""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    NumberObject,
+    PdfObject,
+)
+
+from daemon.validation.pdfprobe import PdfFacts, probe_pdf
+from daemon.validation.pdftail import xref_miscounted
+
+Edit = Callable[[PdfWriter, DictionaryObject], None]
+
+
+def pdf(pages: int = 2, edit: Edit | None = None, tree: bool = False) -> bytes:
+    """A PDF of blank pages; `edit` may rewrite the page tree root before it is written;
+    `tree`: the pages hang below an intermediate /Pages node instead of the root."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    root = writer._pages.get_object()
+    if tree:
+        middle = DictionaryObject({NameObject("/Type"): NameObject("/Pages"),
+                                   NameObject("/Kids"): root["/Kids"],
+                                   NameObject("/Count"): NumberObject(pages),
+                                   NameObject("/Parent"): writer._pages})
+        middle_ref = writer._add_object(middle)
+        for kid in root["/Kids"]:
+            kid.get_object()[NameObject("/Parent")] = middle_ref
+        root[NameObject("/Kids")] = ArrayObject([middle_ref])
+    if edit is not None:
+        edit(writer, root)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def count(value: PdfObject) -> Edit:
+    def edit(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/Count")] = value
+    return edit
+
+
+def kids(make: Callable[[PdfWriter, DictionaryObject], list[PdfObject]]) -> Edit:
+    def edit(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/Kids")] = ArrayObject(make(writer, root))
+    return edit
+
+
+def probe(data: bytes) -> PdfFacts:
+    return probe_pdf(io.BytesIO(data))
+
+
+class TestPageCount:
+    @pytest.mark.parametrize("pages", [1, 3, 12])
+    def test_flat_tree(self, pages: int) -> None:
+        """An honest PDF reports its number of pages."""
+        assert probe(pdf(pages)) == PdfFacts(pages=pages)
+
+    def test_nested_tree(self) -> None:
+        """Pages below an intermediate /Pages node are counted like a flat tree."""
+        assert probe(pdf(5, tree=True)) == PdfFacts(pages=5)
+
+    @pytest.mark.parametrize("lie", [
+        NumberObject(0),  # "no pages" is never believed: the tree is walked
+        NumberObject(-3),
+        NumberObject(99),  # more pages than the file has objects
+        NameObject("/Two"),  # not a number at all
+    ])
+    def test_impossible_count_is_recounted(self, lie: PdfObject) -> None:
+        """A /Count that cannot be right gives way to walking the tree: the real 2 pages."""
+        assert probe(pdf(2, count(lie))) == PdfFacts(pages=2)
+
+    def test_count_below_kids_is_recounted(self) -> None:
+        """A /Count smaller than the root's own /Kids gives way to the real 3 pages."""
+        assert probe(pdf(3, count(NumberObject(1)))) == PdfFacts(pages=3)
+
+    def test_count_without_kids_is_no_pages(self) -> None:
+        """A root claiming 2 pages with no /Kids is a PDF with no pages."""
+        assert probe(pdf(2, kids(lambda w, r: []))) == PdfFacts(pages=0)
+
+    def test_count_over_a_kid_that_is_no_page(self) -> None:
+        """A root claiming 1 page whose kid is a font, not a page, has no pages."""
+        def font(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            return [writer._add_object(DictionaryObject(
+                {NameObject("/Type"): NameObject("/Font")}))]
+        assert probe(pdf(0, lambda w, r: (kids(font)(w, r), count(NumberObject(1))(w, r))
+                         )) == PdfFacts(pages=0)
+
+    def test_repeated_kid_is_recounted(self) -> None:
+        """The same page listed twice under /Kids is walked: 2, as pypdf counts it, not
+        the /Count of 1."""
+        def twice(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            first = root["/Kids"][0]
+            return [first, first]
+        assert probe(pdf(1, lambda w, r: (kids(twice)(w, r), count(NumberObject(2))(w, r))
+                         )) == PdfFacts(pages=2)
+        assert probe(pdf(1, kids(twice))) == PdfFacts(pages=2)
+
+    def test_kid_missing_from_the_file_is_recounted(self) -> None:
+        """A kid that names an object the file does not hold makes the tree be walked."""
+        def missing(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            return [*root["/Kids"], IndirectObject(999, 0, writer)]
+        assert probe(pdf(2, lambda w, r: (kids(missing)(w, r), count(NumberObject(3))(w, r))
+                         )) == PdfFacts(pages=2)
+
+    def test_plausible_lie_is_reported_as_stated(self) -> None:
+        """A /Count that passes every check is taken as the PDF states it, as a viewer
+        shows it: 3 for a file whose tree holds 2 pages (only `pages` in the manifest
+        can be off; a file without pages never passes, see above)."""
+        assert probe(pdf(2, count(NumberObject(3)))) == PdfFacts(pages=3)
+
+
+class TestDamagedCrossReferenceTable:
+    """A table whose section counts more or fewer entries than follow it: pypdf refuses
+    the file in its own words; the clerk is told what is damaged, and the fix."""
+
+    @staticmethod
+    def miscounted(count: int) -> bytes:
+        data = pdf(2)
+        table = re.search(rb"xref\n0 (\d+)\n", data)
+        assert table is not None and int(table[1]) != count
+        return data[:table.start(1)] + str(count).encode() + data[table.end(1):]
+
+    @pytest.mark.parametrize("count", [1, 5, 8, 9, 12, 30, 99, 10**9])
+    def test_a_miscounted_table_is_named_with_the_fix(self, count: int) -> None:
+        """Fewer entries declared than held ("Could not read Null object"), a few more
+        ("Invalid Elementary Object"), more than the file could hold ("Declared size 99
+        exceeds allowed limit"): each says the table is damaged, not pypdf's words."""
+        assert probe(self.miscounted(count)).problem() == (
+            "pdf-unreadable", "is not a readable PDF (its cross-reference table, the list "
+            "of where each part of the file lies, is damaged: it counts more or fewer "
+            "entries than it holds) — export or print the document to PDF again")
+
+    def test_a_table_that_counts_right_leaves_pypdfs_words(self) -> None:
+        """A PDF refused for another reason (its page tree's /Kids is no list) is not
+        said to have a damaged table."""
+        broken = pdf(2).replace(b"/Kids [", b"/Kids <<", 1)
+        error = probe(broken).error
+        assert error is not None and error.startswith("pypdf: ")
+
+    def test_tables_of_an_updated_pdf_that_count_right_are_not_damaged(self) -> None:
+        """A PDF with an update (two tables) and a PDF 1.5 cross-reference stream: the
+        check finds nothing to say of either."""
+        _, whole = incremental()
+        assert not xref_miscounted(io.BytesIO(whole))
+        writer = PdfWriter()
+        writer.add_blank_page(100, 100)
+        buf = io.BytesIO()
+        writer.write(buf)
+        assert not xref_miscounted(io.BytesIO(buf.getvalue()))
+
+
+# ------------------------------------------------- PDFs cut inside an update
+
+def incremental(extra: bytes = b"") -> tuple[bytes, bytes]:
+    """A 3-page PDF and the same file with an update appended (as a signature, a form
+    filled in or notes are saved): a 4th page and, when given, an `extra` attachment."""
+    writer = PdfWriter()
+    for _ in range(3):
+        writer.add_blank_page(200, 200)
+    buf = io.BytesIO()
+    writer.write(buf)
+    first = buf.getvalue()
+    update = PdfWriter(io.BytesIO(first), incremental=True)
+    update.add_blank_page(300, 300)
+    if extra:
+        update.add_attachment("extra.bin", extra)
+    buf = io.BytesIO()
+    update.write(buf)
+    return first, buf.getvalue()
+
+
+class TestCutInsideAnUpdate:
+    def test_a_whole_pdf_with_an_update_is_read_with_the_updates_pages(self) -> None:
+        """The update is read: 4 pages, not the first revision's 3."""
+        _, whole = incremental()
+        assert probe(whole) == PdfFacts(pages=4)
+
+    def test_every_cut_inside_the_update_is_unreadable_not_the_older_revision(self) -> None:
+        """Cut anywhere in its update (from the first bytes of its first object to just
+        before its own %%EOF), pypdf would read the 3-page revision before it; the probe
+        says the file ends inside an update, with the fix: pdf-unreadable, so the grace
+        for files cut short applies."""
+        first, whole = incremental()
+        assert whole.startswith(first) and whole[len(first):].lstrip().startswith(b"2 0 obj")
+        start = len(first) + whole[len(first):].index(b" 0") + 2  # "2 0": the two numbers
+        end = whole.rindex(b"%%EOF")
+        for cut in range(start, end + 4):  # "%%EO": pypdf takes it for the new marker
+            facts = probe(whole[:cut])
+            assert facts.cut_short and facts.pages == 0, f"cut at {cut}: {facts}"
+            assert facts.problem() == (
+                "pdf-unreadable", "is not a readable PDF: it ends inside an update added "
+                "after its end marker, as a copy stopped before its end leaves it — copy "
+                "the file again"), f"cut at {cut}"
+
+    def test_a_copy_that_sized_the_file_first_is_unreadable_inside_the_update(self) -> None:
+        """The update half written, the rest still the zeros of a copy that sized the
+        file first."""
+        first, whole = incremental()
+        data = whole[:len(first) + 60] + bytes(len(whole) - len(first) - 60)
+        assert probe(data).cut_short
+
+    def test_a_long_update_is_looked_through_to_its_start(self, tmp_path: Path) -> None:
+        """An update of 200 KB (an attachment in it), cut halfway, read from a file on disk
+        (as one over the in-memory limit is): the last %%EOF is far from the end, and still
+        found."""
+        first, whole = incremental(extra=random.Random(3).randbytes(200_000))
+        path = tmp_path / "signed.pdf"
+        path.write_bytes(whole[:(len(first) + len(whole)) // 2])
+        with path.open("rb") as fh:
+            assert probe_pdf(fh).cut_short
+            assert fh.tell() == 0
+        assert probe(whole) == PdfFacts(pages=4)
+
+    @pytest.mark.parametrize("junk", [
+        b"\n", b"\r\n\r\n", bytes(5000), b"  \x00\n", b"<html><body>404</body></html>\n",
+        b"%% written by a scanner\n", b"7\n", b"\xff\xfe garbage",
+    ], ids=["newline", "blank-lines", "nuls", "spaces", "html", "comment", "lone-number",
+            "binary"])
+    def test_junk_after_the_end_marker_is_not_an_update(self, junk: bytes) -> None:
+        """Bytes some generators or downloads leave after %%EOF that start no PDF object:
+        the PDF is read as before, in both of its forms."""
+        first, whole = incremental()
+        assert probe(whole + junk) == PdfFacts(pages=4)
+        assert probe(first + junk) == PdfFacts(pages=3)
+
+    def test_an_inline_end_marker_on_the_last_line_is_the_end(self) -> None:
+        """Producers that write "startxref 123%%EOF" on one line: pypdf takes that marker,
+        and so does the probe (nothing follows it)."""
+        _, whole = incremental()
+        inline = whole.rstrip()
+        inline = inline[:inline.rindex(b"\n%%EOF")] + b"%%EOF"
+        assert probe(inline) == PdfFacts(pages=4)
