@@ -28,6 +28,14 @@ from daemon.names import printable
 # A reason.json outboxd writes holds a reason a file, a few hundred bytes each: one over
 # this is none of ours, and the page shows its folder without reasons.
 REASON_LIMIT = 1 << 20
+# What is kept of one, for the page: anyone on the share may write a reason.json, and a
+# megabyte of reasons each, kept whole, made the clerks' page tens of MB, rewritten every
+# few minutes and reloaded every 10 s. Outboxd's own hold a line or two a file of a
+# bundle, each a name and a sentence; the rest is in the entry's REASON.txt.
+REASONS_KEPT = 20
+REASON_CHARS = 400
+ID_CHARS = 64  # a bundle id: 64 hex digits
+NAME_CHARS = 1024  # an invoice file's name, 255 bytes, control characters shown as \xNN
 
 
 @dataclass(frozen=True)
@@ -118,15 +126,25 @@ def _entry(day_fd: int, name: str, day: str) -> Elsewhere:
         if data is None:
             return fallback
         reason = json.loads(data)
-        reasons = tuple(printable(f"{r['file']}: {r['message']}") for r in reason["reasons"])
+        listed = reason["reasons"]
+        reasons = tuple(_cut(printable(f"{r['file']}: {r['message']}"), REASON_CHARS)
+                        for r in listed[:REASONS_KEPT])
+        if len(listed) > REASONS_KEPT:
+            reasons += (f"… and {len(listed) - REASONS_KEPT} more: see its REASON.txt",)
+        bundle_id, invoice = printable(str(reason["bundle_id"])), printable(
+            str(reason["invoice_file"]))
         return Elsewhere(name, journal_time(reason.get("quarantined_at"), fallback.since),
-                         printable(str(reason["bundle_id"])),
-                         printable(str(reason["invoice_file"])), reasons)
+                         bundle_id if len(bundle_id) <= ID_CHARS else "",
+                         invoice if len(invoice) <= NAME_CHARS else "", reasons)
     except (OSError, InputError, ValueError, RecursionError, KeyError, TypeError,
             AttributeError):
         return fallback
     finally:
         os.close(fd)
+
+
+def _cut(line: str, chars: int) -> str:
+    return line if len(line) <= chars else line[:chars - 1] + "…"
 
 
 def _still_there(day_fd: int, entry: Elsewhere) -> bool:

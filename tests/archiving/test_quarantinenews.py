@@ -115,3 +115,19 @@ def test_an_invoice_file_named_outside_its_folder_is_never_looked_for_there(
     news = QuarantineNews()
     news.look(tmp_path, set, 100, NOW)
     assert [e.folder for e in news.shown] == ["INV-1--abababababab"]
+
+
+def test_a_huge_reason_json_keeps_the_page_small(tmp_path: Path) -> None:
+    """Anyone on the share may write a reason.json of near a megabyte: of its reasons the
+    first 20 are kept, each cut to 400 characters, and a line says how many more (in its
+    REASON.txt); an over-long bundle id or invoice file name is not kept."""
+    reason = {**REASON, "bundle_id": "b" * 5000, "invoice_file": "I" * 5000,
+              "reasons": [{"file": "a.pdf", "message": "M" * 1000}] * 500}
+    _entry(tmp_path, "BIG--555555555555", reason)
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    [e] = news.shown
+    assert len(e.reasons) == quarantinenews.REASONS_KEPT + 1
+    assert max(len(r) for r in e.reasons) == quarantinenews.REASON_CHARS
+    assert e.reasons[-1] == "… and 480 more: see its REASON.txt"
+    assert (e.bundle_id, e.invoice_file) == ("", "")
