@@ -83,6 +83,11 @@ class QuarantineNews:
                 ours = own()  # a journal query only when something came
                 for name in new:
                     self._known[name] = None if name in ours else _entry(fd, name, day)
+                # One of ours seen between its move into quarantine/ and its row's commit
+                # (archiving runs off the loop) was taken for another's: never counted
+                # twice once ours fall out of the page's rows.
+                for name in ours & self._known.keys():
+                    self._known[name] = None
             entries = sorted((e for e in self._known.values() if e is not None),
                              key=lambda e: (e.since, e.folder), reverse=True)
             # Moved back into the outbox by hand: the invoice file left its folder (one

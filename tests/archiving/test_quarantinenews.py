@@ -131,3 +131,17 @@ def test_a_huge_reason_json_keeps_the_page_small(tmp_path: Path) -> None:
     assert max(len(r) for r in e.reasons) == quarantinenews.REASON_CHARS
     assert e.reasons[-1] == "… and 480 more: see its REASON.txt"
     assert (e.bundle_id, e.invoice_file) == ("", "")
+
+
+def test_our_own_entry_seen_before_its_row_was_written_is_ours_from_the_next_news_on(
+        tmp_path: Path) -> None:
+    """Our own quarantine's folder is listed before our journal says so (archiving runs
+    off the loop): taken for another daemon's then, it is no longer listed as such once a
+    later look asks the journal again (else counted twice, ours and "another's")."""
+    _entry(tmp_path, "OWN--cdcdcdcdcdcd", REASON)
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == ["OWN--cdcdcdcdcdcd"]
+    _entry(tmp_path, "OWN2--efefefefefef", {**REASON, "bundle_id": "ef" * 32})
+    assert news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd", "OWN2--efefefefefef"}, 100, NOW)
+    assert news.shown == ()
