@@ -4,7 +4,7 @@ daemon on one outbox has the same (docs/operations.md, Several daemons on one sh
 Whichever daemon settles a bundle first decides it alone, by its own settings: two with
 another `[policy] unattached` give one bundle two fates. Each daemon writes a fingerprint
 of its deciding settings, `OUTBOX/.outboxd/deciding/HOST-OWNER.json` (one digest a key:
-the share's users may read it, and a URL may hold a user's password), at its start and
+the share's users may read it; the URL's secrets masked first), at its start and
 each reload, and removes it at a clean stop; at its start, each reload and each rescan it
 reads the others' that changed (an lstat each otherwise), and says once at warning which
 keys differ from its own, naming the other daemon's file.
@@ -23,6 +23,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.configuration.config import Settings
+from daemon.configuration.config_values import mask_url
 from daemon.errors import InputError
 from daemon.fs.fsops import read_regular
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
@@ -52,6 +53,11 @@ def fingerprint(settings: Settings) -> dict[str, str]:
     for name in DECIDING_KEYS:
         sec, key = name.split(".")
         values[name] = dumped[sec][key]
+    # The url's password and secret query values masked: a digest of a share-readable
+    # file lets anyone on the share test guesses of them offline, and no bundle's fate
+    # depends on them (a wrong one fails every delivery alike).
+    if isinstance(values["delivery.url"], str):
+        values["delivery.url"] = mask_url(values["delivery.url"])
     return {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:16]
             for k, v in sorted(values.items())}
 

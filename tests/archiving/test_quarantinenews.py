@@ -36,9 +36,10 @@ def test_an_entry_of_another_daemon_is_learned_with_its_reasons_and_read_once(
     _entry(tmp_path, "INV-1--abababababab", REASON)
     _entry(tmp_path, "OWN--cdcdcdcdcdcd", REASON)
     reads: list[str] = []
-    real = quarantinenews.read_regular
-    monkeypatch.setattr(quarantinenews, "read_regular",
-                        lambda p, *a: reads.append(Path(p).parent.name) or real(p, *a))
+    real = quarantinenews.open_in
+    monkeypatch.setattr(quarantinenews, "open_in",
+                        lambda fd, n, shown: reads.append(Path(shown).parent.name)
+                        or real(fd, n, shown))
     news = QuarantineNews()
     assert news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd"}, 100, NOW)
     [e] = news.shown
@@ -83,4 +84,64 @@ def test_an_unusable_or_linked_reason_is_shown_as_its_folder_alone(tmp_path: Pat
     (elsewhere / "2026-03-10" / "X--333333333333").mkdir(parents=True)
     os.symlink(elsewhere / "2026-03-10", tmp_path / "2026-03-10")
     news.look(tmp_path, set, 100, datetime(2026, 3, 10, tzinfo=UTC))
+    assert news.shown == ()
+
+
+def test_an_entry_swapped_for_a_link_after_the_listing_is_not_read_through_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A share user swaps an entry for a link to a folder outside quarantine/ between the
+    listing and the read: the reason.json out there is never read nor shown."""
+    quarantine = tmp_path / "quarantine"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "reason.json").write_text(json.dumps({**REASON, "bundle_id": "secret"}))
+    (outside / "INV-1.xml").write_bytes(b"<x/>")
+    day = quarantine / "2026-03-09"
+    day.mkdir(parents=True)
+    os.symlink(outside, day / "SWAP--444444444444")
+    monkeypatch.setattr(quarantinenews, "_names", lambda fd: {"SWAP--444444444444"})
+    news = QuarantineNews()
+    news.look(quarantine, set, 100, NOW)
+    assert [(e.folder, e.bundle_id, e.reasons) for e in news.shown] == [
+        ("SWAP--444444444444", "", ())]
+
+
+def test_an_invoice_file_named_outside_its_folder_is_never_looked_for_there(
+        tmp_path: Path) -> None:
+    """reason.json is anyone's to write: an invoice_file of "../../x" is not looked up
+    (whether such a file exists outside quarantine/ must not show on the page), and the
+    entry stays listed."""
+    _entry(tmp_path, "INV-1--abababababab", {**REASON, "invoice_file": "../../../nowhere"})
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == ["INV-1--abababababab"]
+
+
+def test_a_huge_reason_json_keeps_the_page_small(tmp_path: Path) -> None:
+    """Anyone on the share may write a reason.json of near a megabyte: of its reasons the
+    first 20 are kept, each cut to 400 characters, and a line says how many more (in its
+    REASON.txt); an over-long bundle id or invoice file name is not kept."""
+    reason = {**REASON, "bundle_id": "b" * 5000, "invoice_file": "I" * 5000,
+              "reasons": [{"file": "a.pdf", "message": "M" * 1000}] * 500}
+    _entry(tmp_path, "BIG--555555555555", reason)
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    [e] = news.shown
+    assert len(e.reasons) == quarantinenews.REASONS_KEPT + 1
+    assert max(len(r) for r in e.reasons) == quarantinenews.REASON_CHARS
+    assert e.reasons[-1] == "… and 480 more: see its REASON.txt"
+    assert (e.bundle_id, e.invoice_file) == ("", "")
+
+
+def test_our_own_entry_seen_before_its_row_was_written_is_ours_from_the_next_news_on(
+        tmp_path: Path) -> None:
+    """Our own quarantine's folder is listed before our journal says so (archiving runs
+    off the loop): taken for another daemon's then, it is no longer listed as such once a
+    later look asks the journal again (else counted twice, ours and "another's")."""
+    _entry(tmp_path, "OWN--cdcdcdcdcdcd", REASON)
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == ["OWN--cdcdcdcdcdcd"]
+    _entry(tmp_path, "OWN2--efefefefefef", {**REASON, "bundle_id": "ef" * 32})
+    assert news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd", "OWN2--efefefefefef"}, 100, NOW)
     assert news.shown == ()

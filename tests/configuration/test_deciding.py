@@ -73,3 +73,16 @@ def test_a_linked_fingerprint_folder_is_never_written_through(tmp_path: Path) ->
         Deciding("hosta-111111").publish(_settings(outbox))
     assert os.listdir(outside) == []
     assert any("fingerprint" in e["event"] for e in logs)
+
+
+def test_the_fingerprint_lets_no_one_on_the_share_check_a_guess_of_the_url_secrets(
+        tmp_path: Path) -> None:
+    """The fingerprint file is on the share: the url's digest is the same whatever its
+    password or access token, so a guess of either cannot be checked against it; another
+    host or path still differs."""
+    def url_digest(url: str) -> str:
+        return fingerprint(Settings(outbox={"path": tmp_path}, delivery={"url": url}))[
+            "delivery.url"]
+    base = url_digest("https://erp:Winter2024@op.example/in?access_token=s3cr3t")
+    assert url_digest("https://erp:Summer2024@op.example/in?access_token=other") == base
+    assert url_digest("https://erp:Winter2024@op2.example/in?access_token=s3cr3t") != base
