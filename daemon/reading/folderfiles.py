@@ -29,6 +29,7 @@ from daemon.reading.notes import (
     type_not_allowed,
 )
 from daemon.reading.readonce import hash_keeping
+from daemon.watching.snapshot import SNAPSHOT_DEPTH
 
 
 def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
@@ -135,16 +136,23 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
 
 
 def holds_nothing(fd: int, name: str, shown: str, settings: Settings) -> bool:
-    """The folder `name` of the folder open at `fd` is empty but for litter (a Mac's
-    .DS_Store, Windows' Thumbs.db and desktop.ini, which a folder gets by being looked
-    at): a folder where no file may be, so made, holds nothing that would be sent or
-    left behind unsent, and is no error (it travels with the sidecar to the archive).
-    False for anything else, and for a folder that cannot be opened or listed (a link
-    swapped in): its finding then says what is wrong."""
+    """The folder `name` of the folder open at `fd` (`shown`: its path from the outbox)
+    holds no file but litter (a Mac's .DS_Store, Windows' Thumbs.db and desktop.ini,
+    which a folder gets by being looked at), nor does any folder in it (a tree made
+    before its files: INV-1/2026/October/): a folder where no file may be, so made,
+    holds nothing that would be sent or left behind unsent, and is no error (it travels
+    with the sidecar to the archive). False for anything else, for a folder that cannot
+    be opened or listed (a link swapped in: its finding then says what is wrong), and
+    for one whose entries settling does not look at (deeper than SNAPSHOT_DEPTH): a file
+    copied in there would not hold the bundle back, so its being empty is not known."""
+    if shown.count("/") + 2 > SNAPSHOT_DEPTH:  # its entries' depth, the sidecar's 1
+        return False
     patterns = settings.outbox.ignore_patterns
     try:
         with folder_in(fd, name, shown) as sub:
             return all(classify(e.name, patterns) is NameKind.LITTER
+                       or e.is_dir(follow_symlinks=False)
+                       and holds_nothing(sub, e.name, f"{shown}/{e.name}", settings)
                        for e in listdir(sub, shown))
     except (InputError, OSError):
         return False

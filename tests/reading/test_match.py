@@ -87,14 +87,51 @@ class TestSingleInvoice:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert b.findings == () and layout(b) == {"INV-1": ["a.pdf"]}
 
-    @pytest.mark.parametrize("inside", ["x.pdf", "x.pdf.part", "attachments.toml", "deeper/"])
+    @pytest.mark.parametrize("litter", [(), ("Thumbs.db",)], ids=["empty", "litter-only"])
+    def test_a_tree_of_empty_folders_is_no_orphan(self, outbox: Path,
+                                                  litter: tuple[str, ...]) -> None:
+        """One invoice: INV-1/2026/October/Week 1/ (folders made before their files, each
+        empty but for litter) holds nothing that would be sent or left behind, as an
+        empty INV-1/2026/ does: no orphan-attachment telling the clerk to "move the
+        files" of a folder that has none; the file beside it is sent."""
+        deepest = outbox / "INV-1" / "2026" / "October" / "Week 1"
+        deepest.mkdir(parents=True)
+        for folder in (deepest, deepest.parent):
+            for name in litter:
+                write(folder / name, b"x")
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == () and layout(b) == {"INV-1": ["a.pdf"]}
+
+    def test_empty_folders_deeper_than_settling_looks_are_an_orphan(
+            self, outbox: Path) -> None:
+        """A folder whose entries settling does not see (below snapshot.SNAPSHOT_DEPTH,
+        the sidecar's own depth 1): a file copied in there would not hold the bundle
+        back, so its folder is not taken as empty, and the tree is orphan-attachment as
+        before; one level less deep, settling sees it, and it is no error."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        (outbox / "INV-1" / "b" / "c" / "d" / "e").mkdir(parents=True)  # e's entries: 6
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "orphan-attachment").file == "INV-1/b"
+        (outbox / "INV-1" / "b" / "c" / "d" / "e").rmdir()  # d's entries are at depth 5
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == ()
+
+    @pytest.mark.parametrize("inside", ["x.pdf", "x.pdf.part", "attachments.toml",
+                                        "deeper/x.pdf", "deeper/still/", "deeper/link"])
     def test_a_subfolder_holding_anything_but_litter_is_still_an_orphan(
             self, outbox: Path, inside: str) -> None:
-        """A file, a copy under way, notes or a folder in it: not empty, orphan-attachment
-        as before."""
+        """A file, a copy under way, notes, or a folder holding any of them or a link
+        (never followed: what it points to is not known to be empty), at any depth: not
+        empty, orphan-attachment as before."""
         folder = outbox / "INV-1" / "October"
         if inside.endswith("/"):
             (folder / inside).mkdir(parents=True)
+            write(folder / inside / "x.pdf", PDF)  # two folders down
+        elif inside.endswith("link"):
+            (folder / "deeper").mkdir(parents=True)
+            (folder / "deeper" / "link").symlink_to(outbox / "elsewhere")
+            (outbox / "elsewhere").mkdir()
         else:
             write(folder / inside, b"x")
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
@@ -246,9 +283,10 @@ class TestSeveralInvoices:
 class TestStructure:
     def test_an_empty_folder_inside_an_invoices_folder_is_not_too_deep(
             self, outbox: Path) -> None:
-        """An empty folder inside an invoice's folder holds no file to move up: no
-        nested-too-deep, the files beside it are sent."""
-        (outbox / "batch" / "INV-1" / "deeper").mkdir(parents=True)
+        """An empty folder inside an invoice's folder (here one holding only an empty
+        folder) holds no file to move up: no nested-too-deep, the files beside it are
+        sent."""
+        (outbox / "batch" / "INV-1" / "deeper" / "still").mkdir(parents=True)
         write(outbox / "batch" / "INV-1" / "ok.pdf", PDF)
         b = match(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
         assert b.findings == ()
