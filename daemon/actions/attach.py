@@ -234,7 +234,7 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
             with contextlib.suppress(OSError):
                 os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
         if isinstance(exc, OSError):
-            why = why_not_written(exc, "attach")
+            why = why_not_written(exc, "attach", settings.paths.state_dir)
             raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
                                 f": {why}; nothing was changed") from None
         raise

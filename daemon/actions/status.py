@@ -14,6 +14,7 @@ from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.configuration.config import Settings
 from daemon.configuration.config_folders import outbox_missing
+from daemon.configuration.daemonuser import daemons_user
 from daemon.journal.readonly import journal_there
 from daemon.loop.statelock import running
 from daemon.report import status
@@ -54,8 +55,9 @@ def outbox_away(settings: Settings) -> str | None:
             with os.scandir(outbox):
                 return None
         except OSError as exc:
-            why = (f"cannot be listed by this user ({exc.strerror or exc}) — run "
-                   "status as the daemon's user (sudo -u outboxd), or check the share's "
+            why = (f"cannot be listed by this user ({exc.strerror or exc}) — run status "
+                   f"as the daemon's user (sudo -u {daemons_user(settings.paths.state_dir)})"
+                   ", or check the share's "
                    "mount and permissions")
     return (f"outboxd: the outbox {outbox} {why}. What follows is what the "
             "journal holds; files it lists as waiting may not be in the outbox now")
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     # Not refused without the outbox: a share not mounted is when an admin needs this.
     settings, _ = settings_of(args, outbox=False)
     # First: a state dir this user may not enter ends the command in one line.
-    there = journal_there(settings.journal_path, status.RUN_AS)
+    there = journal_there(settings.journal_path, status.run_as(settings.paths.state_dir))
     # Each remark about the daemon, on stderr and (--json) under "daemon": a monitoring
     # check that reads only the JSON took a stopped daemon, or one whose journal cannot
     # be written, for a quiet one (operations.md, Monitoring).
