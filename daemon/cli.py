@@ -283,21 +283,23 @@ def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False,
         _restore_signals(mask, handlers, whole_process)
         raise
     try:
-        _restore_signals(mask, handlers, whole_process)
+        _restore_signals(mask, handlers, whole_process, code)
     except KeyboardInterrupt:
-        return 130  # a Ctrl-C that came while they were blocked: as one during the command
+        code = 130  # a Ctrl-C that came while they were blocked: as one during the command
+        if whole_process and threading.current_thread() is threading.main_thread():
+            _stops_end_with(code)
     return code
 
 
 def _restore_signals(mask: set[int | signal.Signals],
-                     handlers: dict[signal.Signals, Any], whole_process: bool) -> None:
+                     handlers: dict[signal.Signals, Any], whole_process: bool,
+                     code: int | None = None) -> None:
     """The mask as it was, and the handlers for a caller that embeds main. In a process
-    of the command's own the handlers it ends with stay, and a stop is then ignored:
-    the command is over, and its exit code is the process's. Given back their default,
-    a second SIGTERM or Ctrl-C during `run`'s clean stop that came after its "stopped"
-    ended the process by the signal (exit -15, or -2 with a traceback) instead of the
-    stop's 0; so would the interpreter's finalization, which puts every Python handler
-    but an ignore back to the default."""
+    of the command's own the command is over, and its exit code (`code`; None: an
+    exception, whose own it is) is the process's: a stop from now on ends the process
+    with it at once (_stops_end_with), or is ignored. Given back their default, a second
+    SIGTERM or Ctrl-C during `run`'s clean stop that came after its "stopped" ended the
+    process by the signal (exit -15, or -2 with a traceback) instead of the stop's 0."""
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread and not whole_process:
         for sig, handler in handlers.items():
@@ -305,8 +307,33 @@ def _restore_signals(mask: set[int | signal.Signals],
                 signal.signal(sig, handler)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one that waited is delivered here
     if main_thread and whole_process:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
+        if code is None:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+        else:
+            _stops_end_with(code)
+
+
+def _stops_end_with(code: int) -> None:
+    """A stop (SIGTERM, Ctrl-C) after the command's end ends the process at once with
+    the command's exit code. Ignored, one that came while the interpreter waited at exit
+    for a thread (an in-process read still busy: `[service] reader_processes = 0`, or no
+    child could start) left a foreground command that neither Ctrl-C nor kill could end
+    until the read did. The interpreter puts a Python handler back to the default late
+    in its exit, where the stop would end the process by the signal: the entry point's
+    first atexit callback, the last to run, ignores stops before that
+    (daemon.entry._stops_ignored)."""
+    def end(_signum: int, _frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a closed or broken pipe: nothing to add
+                stream.flush()
+        stdio = sys.modules.get("daemon.stdio")  # `run`: native output still in its pipe
+        if stdio is not None:
+            with contextlib.suppress(Exception):
+                stdio.release()
+        os._exit(code)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, end)
 
 
 def _import_frozen(name: str) -> Any:

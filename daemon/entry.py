@@ -24,6 +24,8 @@ SIGHUP: the mask is not restored on the way out."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import signal
 from collections.abc import Sequence
 
@@ -32,6 +34,10 @@ from daemon import leave_unused_unloaded
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Block SIGHUP, then hand over to the command line (daemon.cli.main)."""
+    # First registered, so run last of all: from here on to the process's end a stop is
+    # ignored (daemon.cli._stops_end_with: the interpreter then puts Python's handlers
+    # back to the default, and a stop would end the process by the signal).
+    atexit.register(_stops_ignored)
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     # The process is outboxd's: what the libraries would load for nothing is left out.
     leave_unused_unloaded()
@@ -39,3 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # A SIGHUP its parent had blocked stays blocked for every command.
     return cli.main(argv, hup_blocked_here=signal.SIGHUP not in before, whole_process=True)
+
+
+def _stops_ignored() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError):  # main called on another thread: not ours
+            signal.signal(sig, signal.SIG_IGN)

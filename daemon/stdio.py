@@ -36,7 +36,7 @@ from daemon.names import fit_bytes
 GATHER_SECONDS = 0.05
 PIPE_BYTES = 1 << 20  # the default ceiling of /proc/sys/fs/pipe-max-size
 NATIVE_CHARS = LIST_CHARS  # bytes of such output kept in one event, as shown
-# A line that ends the forwarding (_release). Unguessable, as LINE_MARK: a fixed one,
+# A line that ends the forwarding (release). Unguessable, as LINE_MARK: a fixed one,
 # written to fd 2 by anything a clerk's file reaches, would end it, and every writer to
 # fds 1 and 2 would block once the pipe is full.
 _END = b"\x00outboxd: end of native output " + secrets.token_hex(16).encode()
@@ -126,7 +126,7 @@ def take_native_output() -> None:
     thread.start()
     from daemon.osthreads import show_name
     show_name(thread)  # "stdio" in top -H, beside the daemon's other threads
-    atexit.register(_release)
+    atexit.register(release)
 
 
 def after_reload() -> None:
@@ -156,7 +156,7 @@ def _forward(read_end: int) -> None:
         try:
             chunk = os.read(read_end, 65536)
             # A report of many lines comes in several writes: what follows within
-            # GATHER_SECONDS is the same event. Not after the end line (_release): nothing
+            # GATHER_SECONDS is the same event. Not after the end line (release): nothing
             # after it is forwarded, and the exit waited those 50 ms out at every stop.
             while len(chunk) < 262144 and not chunk.endswith(_END + b"\n") \
                     and select.select([read_end], [], [], GATHER_SECONDS)[0]:
@@ -240,7 +240,7 @@ def _say(text: list[str]) -> None:
                   output=kept, **extra)
 
 
-def _release() -> None:
+def release() -> None:
     """At exit: fds 1 and 2 as they were, and what the pipe holds forwarded first (a
     reader process may still hold the pipe: its end is not awaited)."""
     native = _native

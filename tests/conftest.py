@@ -361,6 +361,22 @@ def other_file_system(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def made_user() -> Iterator[str]:
+    """A system user (and its group of the same name) made for the test, as an admin's
+    drop-in names with `User=`: no home folder; removed after the test. Needs root."""
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("needs root and useradd to make a user")
+    name = f"obxt{os.getpid() % 100000}"
+    subprocess.run(["useradd", "-M", "-r", "-U", "-s", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        subprocess.run(["groupdel", name], capture_output=True)  # where userdel left it
+
+
+@pytest.fixture
 def receiver(start_receiver: Any) -> Receiver:
     return start_receiver()
 

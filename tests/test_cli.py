@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -452,3 +453,49 @@ def test_the_configuration_is_c_before_or_after_the_command_else_outboxd_config_
         pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this host")
     assert main(["config"]) == 2
     assert f"configuration file {DEFAULT_CONFIG_PATH} does not exist" in capsys.readouterr().err
+
+
+# The command as `outboxd` runs it, saying on stderr when the interpreter, the command
+# over, begins to wait for its threads (threading's exit callbacks run before the join).
+_SAYS_WHEN_IT_WAITS = [
+    sys.executable, "-c",
+    "import sys, threading\n"
+    "from daemon.entry import main\n"
+    "code = main(sys.argv[1:])\n"
+    "threading._register_atexit(lambda: print('waiting for threads', file=sys.stderr, "
+    "flush=True))\n"
+    "sys.exit(code)"]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_the_exit_waits_for_a_busy_read_ends_it_with_the_commands_code(
+        env: Env, stop: signal.Signals) -> None:
+    """`check` reading in its own process (`[service] reader_processes = 0`) a PDF that
+    keeps pypdf busy for a minute and more, ended by a Ctrl-C (exit 130): the interpreter
+    then waits for the read's thread, and a second Ctrl-C or a kill, ignored since the
+    command was over, could not end it until the read did. Either ends it at once, with
+    the command's exit code (130), not by the signal."""
+    from actions.test_reads import endless_invoice_pdf
+    from helpers import wait_for, write
+    env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"},
+                     service={"reader_processes": 0})
+    write(env.outbox / "INV-666.pdf", endless_invoice_pdf())
+    err = env.root / "stderr.txt"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen([*_SAYS_WHEN_IT_WAITS, "check", "-c", str(env.config),
+                                 str(env.outbox / "INV-666.pdf")], stdout=subprocess.DEVNULL,
+                                stderr=stderr, stdin=subprocess.DEVNULL)
+    try:
+        # Reading: a thread of the pool besides the main one.
+        wait_for(lambda: len(os.listdir(f"/proc/{proc.pid}/task")) > 1, timeout=30,
+                 what="the read under way")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: "waiting for threads" in err.read_text(), timeout=30,
+                 what="the command over, its exit waiting for the read")
+        assert proc.poll() is None, "the read ended: this test shows nothing"
+        proc.send_signal(stop)
+        assert proc.wait(timeout=10) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err.read_text()

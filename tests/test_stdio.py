@@ -198,20 +198,20 @@ import json, os, sys
 from daemon import logs, stdio
 from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format="json"))
-stdio.GATHER_SECONDS = 30.0  # far beyond _release's own wait for the thread (2 s)
+stdio.GATHER_SECONDS = 30.0  # far beyond release's own wait for the thread (2 s)
 stdio.take_native_output()
 os.write(2, b"a C library's line\n")
 native = stdio._native
-stdio._release()
+stdio.release()
 print(json.dumps({"forwarding": native.thread.is_alive()}), flush=True)
 """
 
 
 def test_at_exit_the_forwarding_ends_with_the_end_line_not_after_a_gathering_wait() -> None:
-    """The end line _release writes at exit is the last the forwarding thread reads: it
+    """The end line release writes at exit is the last the forwarding thread reads: it
     ends with it, and does not wait GATHER_SECONDS for more to gather (a stop of the
     daemon waited those 50 ms out every time). Here the wait is 30 s: the thread must be
-    gone when _release returns, well within its 2 s join, the line before it logged."""
+    gone when release returns, well within its 2 s join, the line before it logged."""
     r = subprocess.run([sys.executable, "-c", _END_SCRIPT], capture_output=True, text=True,
                        timeout=60, cwd=ROOT)
     assert r.returncode == 0, r.stderr

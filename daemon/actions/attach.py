@@ -120,8 +120,9 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     the invoice file, and what `outboxd check` says of the bundle now (checked_after).
     AttachedBefore where this very attach had already done so. The files of the
     outbox and src are read in a reader process, under the daemon's time limit
-    (reads.py)."""
-    with CommandReads(settings) as reads:
+    (reads.py), the bundle with the e-invoice engine only once the file is in: what is
+    refused costs no engine."""
+    with CommandReads(settings, evaluates=False) as reads:
         dest, cand = _attach(invoice_id, src, settings, doc_type, note, reads)
         return dest, cand.invoice, checked_after(cand, settings, reads)
 
@@ -171,6 +172,8 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     if doc_type and allowed is not None and doc_type not in allowed:
         raise UsageError(f"attach: --type {shown(doc_type)} is not allowed — use one of "
                          f"{allowed}")
+    # FILE's own faults before any reader starts (the invoice files' ids are read there).
+    digest = refuse_what_is_no_attachment(src)
     unread: list[str] = []
     found = holders(invoice_id, settings, unread, reads)
     if not found:
@@ -203,7 +206,7 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
                                  "type and note); nothing was changed")
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
-    refuse_what_would_be_quarantined(src, cand)
+    refuse_a_copy_of_the_invoice(src, digest, cand)
     refuse_what_the_channel_refuses(src, rel, cand, invoice_id, settings, reads)
     # Made and held from the outbox down, never through a link: the sidecar (or its ID/)
     # a clerk swaps for a link after the checks above cannot take the copy and
@@ -236,7 +239,7 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
             with contextlib.suppress(OSError):
                 os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
         if isinstance(exc, OSError):
-            why = why_not_written(exc, "attach")
+            why = why_not_written(exc, "attach", settings.paths.state_dir)
             raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
                                 f": {why}; nothing was changed") from None
         raise
@@ -281,13 +284,12 @@ def _not_copied(code: str) -> str:
     return "is not a regular file (a folder, FIFO or device) — give the path of a file"
 
 
-def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
-    """An empty file (also one of only blank lines or zero bytes), or a copy of the invoice
-    file itself, only gets the bundle stopped (empty-file, copy-of-invoice): refused before
-    anything is written, with the rule."""
+def refuse_what_is_no_attachment(src: Path) -> str:
+    """FILE as the daemon would stop a bundle for it, told before anything is read or
+    written: a link or no regular file, or an empty file (also one of only blank lines
+    or zero bytes: `empty-file`). Its SHA-256, for refuse_a_copy_of_the_invoice."""
     try:
         size, digest = hash_file(src, str(src))
-        invoice = hash_file(cand.invoice, cand.invoice.name)[1] if size else ""
     except InputError as exc:
         if exc.file == str(src) and exc.code in ("symlink", "not-a-file"):
             # FILE is the caller's, not a clerk's file in the outbox: "put the file itself
@@ -308,6 +310,17 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
         raise AttachRefused(f"{src} is empty ({what_is_empty(size, filetype.empty_of)}) — "
                             "nothing was changed: export or copy the file again and attach "
                             "the complete file  [empty-file]")
+    return digest
+
+
+def refuse_a_copy_of_the_invoice(src: Path, digest: str, cand: Candidate) -> None:
+    """A copy of the invoice file itself only gets the bundle stopped (copy-of-invoice):
+    refused before anything is written, with the rule."""
+    try:
+        invoice = hash_file(cand.invoice, cand.invoice.name)[1]
+    except InputError as exc:
+        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
+                            ) from None
     if digest == invoice:
         raise AttachRefused(f"{src} is byte-identical to the invoice file "
                             f"{cand.invoice.name}; a copy of the invoice is not an attachment "

@@ -11,6 +11,7 @@ from pathlib import Path
 from daemon import logs
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import config_path, load_settings
+from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, ConfigError, LockHeld
 
 
@@ -36,15 +37,7 @@ def settings_of(args: argparse.Namespace, token: bool = False, outbox: bool = Tr
     return settings, path
 
 
-def as_the_daemons_user(command: str, group: bool = False) -> str:
-    """The fix for a write this user may not make, in the same words in every command:
-    whom to run it as. `group`: a member of the outbox's group may write there too
-    (operations.md, share permissions), as it may not in the state dir."""
-    return (f"run it as the daemon's user (sudo -u outboxd outboxd {command} …) or as root"
-            + (", or as a member of the outbox's group" if group else ""))
-
-
-def why_not_written(exc: OSError, command: str) -> str:
+def why_not_written(exc: OSError, command: str, state_dir: Path) -> str:
     """Why the outbox took no file of `command` (attach's copy, send's release file),
     with the fix: not "Read-only file system (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a
     temporary name the admin cannot look up."""
@@ -58,7 +51,7 @@ def why_not_written(exc: OSError, command: str) -> str:
     if exc.errno == errno.EROFS:
         return f"{exc.strerror} — it is mounted read-only; {command} once it may be written"
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"{exc.strerror} — {as_the_daemons_user(command, group=True)}"
+        return f"{exc.strerror} — {as_the_daemons_user(command, state_dir, group=True)}"
     return f"{exc.strerror or exc} — check the outbox's file system, then {command} again"
 
 

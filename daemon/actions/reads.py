@@ -12,9 +12,11 @@ loaded): the command has imported what a reader needs, where a spawned interpret
 imported it all again, 0.3 to 0.7 s of CPU on every call (docs/architecture.md,
 "A command's reader is forked"); a replacement (after a death, or a kill for time)
 is spawned, the command having its collector thread by then. The reader loads the
-e-invoice engine the settings need when the command evaluates bundles (all of them:
-`attach` reads the bundle it added to as `check` does, to say what is still wrong in
-it), and writes no compile cache:
+e-invoice engine the settings need when the command evaluates bundles, from the start
+(check, send, retry) or, for `attach`, only once it evaluates the bundle it added to (as
+`check` does, to say what is still wrong in it): an attach refused for an unknown id or a
+file the channel refuses costs no engine (0.7 s of CPU), and the reader of its own reads
+is ended first, so that the one with the engine is forked too. It writes no compile cache:
 a command writes nothing into the state dir. With `[service] reader_processes = 0` the
 reads run here, as the daemon's then do.
 """
@@ -45,10 +47,11 @@ class CommandReads:
     """One command's reads, in one reader process (or here, as configured)."""
 
     def __init__(self, settings: Settings, evaluates: bool = True) -> None:
-        """`evaluates`: the command evaluates a bundle (check, send, retry, attach), so
+        """`evaluates`: the command evaluates a bundle first (check, send, retry), so
         its reader loads the engine the settings need from the start, not in a second
-        one started for it."""
+        one started for it. Without it (attach) the engine loads at the first evaluate."""
         self._engine = evaluates and needs_engine(settings)
+        self._loaded = False  # whether the reader running has the engine
         workers = min(1, workers_for(settings))
         self._settings = settings.model_copy(update={"service": settings.service.model_copy(
             update={"reader_processes": workers})})
@@ -66,13 +69,20 @@ class CommandReads:
         if self._readers is not None:
             self._readers.stop()
             self._readers = None
+            self._loaded = False
 
     def _started(self, engine: bool) -> Readers:
+        if self._readers is not None and engine and not self._loaded:
+            # Attach's own reads done without the engine: that reader ends before the one
+            # with it starts, which a command with one thread again may fork (a
+            # replacement beside it, with its collector thread, would be spawned).
+            self.close()
         if self._readers is None:
             self._readers = Readers(None, fork=True)
         # Started once; configured again only for an engine it has not loaded yet.
         try:
             self._readers.configure(self._settings, engine=engine or self._engine)
+            self._loaded = engine or self._engine
         except ConfigError:
             if engine or not self._engine:
                 raise
@@ -81,6 +91,7 @@ class CommandReads:
             # read the bundle again, and an ERP's attach must not fail for that read.
             self._engine = False
             self._readers.configure(self._settings, engine=False)
+            self._loaded = False
         return self._readers
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:

@@ -30,18 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
-from daemon.actions.common import as_the_daemons_user, settings_of
+from daemon.actions.common import settings_of
 from daemon.actions.retry_plan import (
     FOLDER_RE,
-    RUN_AS,
     RetryRefused,
     conversions,
     find,
     plan,
     read_reason,
+    run_as,
 )
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
+from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import OutboxdError, UsageError
 from daemon.fs.fsmove import move_tree
 from daemon.fs.fsops import FOLDER_NOFOLLOW
@@ -76,8 +77,8 @@ def retry(folder: Path, settings: Settings) -> list[str]:
                 with contextlib.suppress(OSError):
                     move_tree(outbox / name, folder / name)
             # The quarantine folder or the outbox this user may not write: the fix is
-            # whom to run it as, as for the journal (RUN_AS), not a bare errno.
-            fix = (f" — {as_the_daemons_user('retry', group=True)}"
+            # whom to run it as, as for the journal (run_as), not a bare errno.
+            fix = (f" — {as_the_daemons_user('retry', settings.paths.state_dir, group=True)}"
                    if exc.errno in (errno.EACCES, errno.EPERM) else "")
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
                                f"outbox ({exc.strerror or exc}); nothing was moved{fix}"
@@ -136,7 +137,7 @@ def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
     it for good, and `status` listed the bundle twice once it was quarantined again.
     When a journal exists; never creates a state dir. The bundle comes back as a new
     row."""
-    if not journal_there(settings.journal_path, RUN_AS):
+    if not journal_there(settings.journal_path, run_as(settings)):
         yield
         return
     from daemon.journal import Journal
@@ -203,11 +204,11 @@ def refuse_a_journal_out_of_reach(settings: Settings) -> None:
     within one wait for the lock (each look of the plans at a locked journal would wait
     as long again)."""
     path = settings.journal_path
-    if not journal_there(path, RUN_AS):
+    if not journal_there(path, run_as(settings)):
         return
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
         raise RetryRefused(f"this user may not write the journal {path}, where retry records "
-                           f"what it moved back; {RUN_AS}")
+                           f"what it moved back; {run_as(settings)}")
     from daemon.journal import Journal
     try:
         journal = Journal(path)

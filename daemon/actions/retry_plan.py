@@ -23,11 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon.actions.common import as_the_daemons_user, invalid_fate
+from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.configuration.config import Settings
+from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
 from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
@@ -50,7 +51,8 @@ class RetryRefused(OutboxdError):
 
 # Whom to run retry as where this user cannot use the journal: retry records in it, which
 # only the daemon's user (and root) may (operations.md); its group may only read it.
-RUN_AS = f"nothing was moved — {as_the_daemons_user('retry')}"
+def run_as(settings: Settings) -> str:
+    return f"nothing was moved — {as_the_daemons_user('retry', settings.paths.state_dir)}"
 
 
 def quarantined_folders(root: Path) -> list[Path]:
@@ -300,7 +302,7 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
     as the daemon would read it, and only its own id counts. Where it cannot be told (no
     reason.json, no journal, a bundle that does not read) the daemon decides, as before."""
     if settings.policy.duplicates != "quarantine" or not journal_there(
-            settings.journal_path, RUN_AS):
+            settings.journal_path, run_as(settings)):
         return
     recorded = _recorded_id(folder)
     if recorded is None or not _was_sent(recorded, settings):

@@ -171,7 +171,8 @@ def _release(cand: Candidate, bundle: Bundle, settings: Settings,
         # temporary name it is written under first, with whom to run send as.
         raise SendRefused(f"could not put the release file {path_for(cand, settings.share).name}"
                           f" into the outbox {settings.outbox.path}: "
-                          f"{why_not_written(exc, 'send')}; nothing was changed") from None
+                          f"{why_not_written(exc, 'send', settings.paths.state_dir)}; "
+                          "nothing was changed") from None
     if not written:
         return f"{cand.invoice.name}: already released{marker or f'; {_who_sends(settings)}'}"
     return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}"

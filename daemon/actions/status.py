@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,8 +15,10 @@ from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.configuration.config import Settings
 from daemon.configuration.config_folders import outbox_missing
+from daemon.configuration.daemonuser import daemons_user
 from daemon.journal.readonly import journal_there
-from daemon.loop.statelock import running
+from daemon.journal.records import iso_of
+from daemon.loop.statelock import readiness, running
 from daemon.report import status
 
 T = TypeVar("T")
@@ -54,8 +57,9 @@ def outbox_away(settings: Settings) -> str | None:
             with os.scandir(outbox):
                 return None
         except OSError as exc:
-            why = (f"cannot be listed by this user ({exc.strerror or exc}) — run "
-                   "status as the daemon's user (sudo -u outboxd), or check the share's "
+            why = (f"cannot be listed by this user ({exc.strerror or exc}) — run status "
+                   f"as the daemon's user (sudo -u {daemons_user(settings.paths.state_dir)})"
+                   ", or check the share's "
                    "mount and permissions")
     return (f"outboxd: the outbox {outbox} {why}. What follows is what the "
             "journal holds; files it lists as waiting may not be in the outbox now")
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     # Not refused without the outbox: a share not mounted is when an admin needs this.
     settings, _ = settings_of(args, outbox=False)
     # First: a state dir this user may not enter ends the command in one line.
-    there = journal_there(settings.journal_path, status.RUN_AS)
+    there = journal_there(settings.journal_path, status.run_as(settings.paths.state_dir))
     # Each remark about the daemon, on stderr and (--json) under "daemon": a monitoring
     # check that reads only the JSON took a stopped daemon, or one whose journal cannot
     # be written, for a quiet one (operations.md, Monitoring).
@@ -108,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if away:
         note(away)
     up = running(settings.paths.state_dir) if there else None
+    ready, started = readiness(settings.paths.state_dir) if up else (None, None)
+    since = None if started is None else iso_of(datetime.fromtimestamp(started, UTC))
     if not there:
         # All zeros would look like an idle daemon; a mistyped state_dir is likelier.
         note(f"outboxd: no journal at {settings.journal_path} — outboxd has not run with "
@@ -119,6 +125,13 @@ def run(args: argparse.Namespace) -> int:
         note(f"outboxd: no outboxd is running with the state dir "
              f"{settings.paths.state_dir}; these are the counts it left — start it "
              "(systemctl start outboxd) for them to move")
+    elif ready is False:
+        # Held, but stuck before READY=1 (a start waiting on a share, one systemd keeps
+        # restarting): read as `running: true` with no note, a monitoring check said OK.
+        note(f"outboxd: outboxd started at {since or 'an unknown time'} but is not ready "
+             "yet — nothing is sent until it is: a start reads back sent/ and lists the "
+             "outbox first, which may take minutes; longer, it waits on something "
+             "(`systemctl status outboxd` and `journalctl -u outboxd` say on what)")
     if there and (why := no_room(settings.paths.state_dir)):
         # The daemon logs this once; the counts cannot show it (nothing can be recorded),
         # so they would read as an idle daemon while the outbox fills.
@@ -148,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         print(status.as_json({**data, "lone_folders": status.lone_json(view.lone),
                               "foreign_work_folders": status.foreign_json(view.foreign),
                               "outbox_listed": not unseen, "outbox_problem": unseen or None,
-                              "daemon": {"running": up, "notes": notes}}))
+                              "daemon": {"running": up, "ready": ready, "started": since,
+                                         "notes": notes}}))
     else:
         if away:
             print(away.removeprefix("outboxd: ") + "\n")  # read where the counts are

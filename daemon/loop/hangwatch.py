@@ -10,7 +10,9 @@ One thread (`hangwatch`) looks at the clock every few seconds. Once the loop's t
 start, or the stop) has lasted half of `after` seconds it looks at each folder the loop
 looks at (and at each share mounted in them), each on a thread of its own; a folder whose
 look has not answered in the other half hangs: one warning names it with the fix, and
-STATUS= says it. A look that answers within that (a share merely slow) is no hang. While
+STATUS= says it. A look that answers within that (a share merely slow) is no hang. A
+later turn that lasts as long while a folder still hangs (the loop gave up on it and went
+on) has the others looked at again: a second share that hangs is named too. While
 the loop waits in the kernel (not in a wait of ours, a lock or a sleep: /proc tells which
 call it is in) and the folder still does not answer, the watchdog is told the loop lives
 (WATCHDOG=1; before READY the start timeout is extended, for START_EXTEND_SECONDS at
@@ -196,7 +198,10 @@ class HangWatch:
         # A look per folder under way, and when it began: time.monotonic(), not the
         # clock: a look's time is the share's, real whatever clock the turn is timed by.
         self._looks: dict[Path, tuple[threading.Thread, float]] = {}
-        self._hung: tuple[str, Path, float] | None = None  # what, folder, since (monotonic)
+        # Each folder hung, in the order found: what, since (monotonic), its STATUS= line.
+        self._hung: dict[Path, tuple[str, float, str]] = {}
+        self._turns = 0  # turns begun (loop thread): tells a later turn from the one hung
+        self._hung_turn = 0  # the turn the latest hang was found in
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hangwatch", daemon=True)
 
@@ -207,11 +212,13 @@ class HangWatch:
         if self._thread.ident is not None:
             return
         self._tid = threading.get_native_id()
+        self._turns += 1
         self._since = self._clock()
         self._thread.start()
         show_name(self._thread)
 
     def busy(self) -> None:
+        self._turns += 1
         self._since = self._clock()
 
     def idle(self) -> None:
@@ -223,6 +230,7 @@ class HangWatch:
         """As the stop begins (Service._shutdown): a turn of its own, which may wait on
         the share too (the clerks' page is written in the outbox)."""
         self._stopping = True
+        self._turns += 1
         self._since = self._clock()
 
     def stop(self) -> None:
@@ -237,30 +245,40 @@ class HangWatch:
                 self.log.error("unexpected error", exc_info=exc)
 
     def _check(self) -> None:
-        if self._hung is not None:
-            what, folder, since = self._hung
-            if self._looks[folder][0].is_alive():
-                self._keep_alive()
-                return
-            del self._looks[folder]
-            self._hung = None
+        answered = [(folder, what, since) for folder, (what, since, _) in self._hung.items()
+                    if not self._looks[folder][0].is_alive()]
+        for folder, what, since in answered:
+            del self._looks[folder], self._hung[folder]
             self.log.info(f"the {what} answers again", folder=str(folder),
                           hung_seconds=round(self._clock() - since, 1))
-            self.again()
-            return
-        began = self._since
-        if began is None or self._clock() - began < self.after - self.look_for:
+        if answered:
+            if not self._hung:
+                self.again()
+                return
+            self._say(next(reversed(self._hung.values()))[2])  # the latest still hung
+        began, turn = self._since, self._turns
+        if began is None or self._clock() - began < self.after - self.look_for or (
+                self._hung and turn == self._hung_turn):
+            # A short turn (an idle loop costs no look), or the turn a hang was found in,
+            # which waits on that share: looked at once.
+            if self._hung:
+                self._keep_alive()
             return
         # All at once: a share mounted in the outbox that hangs is found in a look's
-        # time, however many answer before it.
-        looks = [(what, folder, self._looking(folder)) for what, folder in self.folders()]
+        # time, however many answer before it. A folder hung already keeps its look: a
+        # later turn that waits on another (the loop gave up on the first and went on)
+        # is found as the first was, and named.
+        looks = [(what, folder, self._looking(folder)) for what, folder in self.folders()
+                 if folder not in self._hung]
         for _, _, (look, started) in looks:
             look.join(max(0.0, started + self.look_for - time.monotonic()))
         for what, folder, (look, _) in looks:
             if look.is_alive():
-                self._hang(what, folder, began)
+                self._hang(what, folder, began, turn)
                 return
             del self._looks[folder]
+        if self._hung:
+            self._keep_alive()
 
     def _looking(self, folder: Path) -> tuple[threading.Thread, float]:
         """The look at `folder` under way, or a new one. A look that hangs stays with its
@@ -273,8 +291,7 @@ class HangWatch:
             thread.start()
         return look
 
-    def _hang(self, what: str, folder: Path, began: float) -> None:
-        self._hung = (what, folder, self._clock())
+    def _hang(self, what: str, folder: Path, began: float, turn: int) -> None:
         waited = round(self._clock() - began)
         watchdog = None
         if self._stopping:
@@ -289,13 +306,18 @@ class HangWatch:
         since = (datetime.now(UTC) - timedelta(seconds=waited)).strftime("%H:%M:%S")  # shown
         said = (f"{what} {folder} does not answer since {since} UTC: its share hangs — check "
                 "the file server and the network, then the mount")
-        counts = self.shown()
         if self._starting or self._stopping:
             said = f"{'stopping' if self._stopping else 'starting'}: {said}"
         # One line: a folder's name may hold a line break (counts are escaped already).
         said = escaped_controls(said)
-        notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")
+        self._hung[folder] = (what, self._clock(), said)
+        self._hung_turn = turn
+        self._say(said)
         self._keep_alive()
+
+    def _say(self, said: str) -> None:
+        counts = self.shown()
+        notify(f"STATUS={said}; {counts}" if counts else f"STATUS={said}")
 
     def _keep_alive(self) -> None:
         """Tell systemd the loop lives, only while it waits in the kernel: a share's look,

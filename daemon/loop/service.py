@@ -46,7 +46,7 @@ from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
 from daemon.delivery.directory import clear_target
 from daemon.delivery.workers import JOURNAL_RETRY, DeliveryWorkers
-from daemon.errors import JournalError, OutboxdError, refused
+from daemon.errors import JournalError, OutboxdError, describe, refused
 from daemon.journal import Journal
 from daemon.loop import statelock
 from daemon.loop.changes import RESCAN, SENT_NEWS, Changes, WatcherLike
@@ -353,6 +353,7 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
                 self._abandon_start()
                 raise
             notify("READY=1")
+            self._mark_ready()
             self.hangs.idle()  # the first turn is the watchdog's, as every turn, not the start's
             try:
                 while not self._stopping:
@@ -373,3 +374,15 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         """hangwatch.py's thread: the counts in STATUS= again, once the share answers."""
         self.publish.status_again()
         self._wake.set()
+
+    def _mark_ready(self) -> None:
+        """READY=1 recorded where `status` reads it: a daemon stuck before it (a start
+        waiting on a share) read as running, with nothing to say so."""
+        assert self._state_dir is not None  # held by open()
+        try:
+            statelock.mark_ready(self._state_dir)
+        except OSError as exc:
+            self.log.warning("cannot record in the state dir that outboxd is ready; "
+                             "`outboxd status` says it is still starting",
+                             error=describe(exc), fix="check the state dir's free space "
+                             "and what is there under the name outboxd.ready")

@@ -10,6 +10,12 @@ in-flight rows. The lock goes with the process, however it ends; the file stays.
 when no daemon holds it, so that counts a stopped daemon left are not read as live.
 Within one process the lock is counted, not taken twice: a test that starts the
 daemon again in its own process is one daemon.
+
+Whether the daemon holding it is up and serving, or still starting (a start that waits
+on a share that hangs, one systemd keeps restarting): at READY=1 it makes
+STATE_DIR/outboxd.ready (its process id), which the next start removes once it holds the
+lock, and the stop with it; when it started is the lock file's mtime (its process id
+written then). Not a line in outboxd.pid, which scripts read as a bare process id.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from daemon.errors import OutboxdError
 from daemon.fs.fsops import kind_of
 
 LOCK_NAME = "outboxd.pid"
+READY_NAME = "outboxd.ready"
 # A `status` holds its shared lock for a moment: a start that meets it tries again.
 TAKE_SECONDS = 2.0
 
@@ -79,6 +86,42 @@ def hold(state_dir: Path) -> None:
         # say which disk is full (`run` exits 1 with it, and systemd tries again).
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     _held[path] = (fd, 1)
+    # A ready mark a daemon before this one left (killed): this one is not ready yet.
+    try:
+        os.unlink(state_dir / READY_NAME)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        release(state_dir)
+        raise
+
+
+def mark_ready(state_dir: Path) -> None:
+    """READY=1 said: recorded for `status` (OSError where it cannot be written)."""
+    if state_dir / LOCK_NAME not in _held:
+        return
+    fd = os.open(state_dir / READY_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                 | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+def readiness(state_dir: Path) -> tuple[bool | None, float | None]:
+    """For a daemon running() says holds the state dir: whether it said READY=1 (None:
+    cannot be told), and when it started (wall clock, seconds; None: not known)."""
+    try:
+        started: float | None = os.lstat(state_dir / LOCK_NAME).st_mtime
+    except OSError:
+        started = None
+    try:
+        ready: bool | None = stat.S_ISREG(os.lstat(state_dir / READY_NAME).st_mode) or None
+    except FileNotFoundError:
+        ready = False
+    except OSError:
+        ready = None
+    return ready, started
 
 
 def _refuse_what_is_no_file(path: Path) -> None:
@@ -104,6 +147,8 @@ def release(state_dir: Path) -> None:
     if count > 1:
         _held[path] = (fd, count - 1)
     else:
+        with contextlib.suppress(OSError):  # a start removes one left behind
+            os.unlink(state_dir / READY_NAME)
         os.close(fd)  # the lock goes with its last descriptor
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from daemon.bundle import findings_of, reasons_of
 from daemon.claiming.foreign import Foreign, foreign_work
 from daemon.configuration.config import Settings
+from daemon.configuration.daemonuser import daemons_group, daemons_user
 from daemon.errors import JournalError, describe
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
@@ -65,13 +66,15 @@ def _read(journal: Journal, outbox: Path) -> dict[str, Any]:
 
 # Whom to run status as where this user cannot enter the state dir: the group the
 # daemon's user has may read it (operations.md: the people who read the outbox's folders).
-RUN_AS = ("run it as the daemon's user (sudo -u outboxd outboxd status) or as a member of "
-          "its group outboxd, which may read the state dir")
+def run_as(state_dir: Path) -> str:
+    return (f"run it as the daemon's user (sudo -u {daemons_user(state_dir)} outboxd status) "
+            f"or as a member of its group {daemons_group(state_dir)}, which may read the "
+            "state dir")
 
 
 def collect(settings: Settings) -> dict[str, Any]:
     path = settings.journal_path
-    if not journal_there(path, RUN_AS):
+    if not journal_there(path, run_as(settings.paths.state_dir)):
         return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
     try:
         return read_journal(path, lambda journal: _read(journal, settings.outbox.path))

@@ -115,16 +115,16 @@ def test_a_sidecar_swapped_for_a_link_after_the_checks_takes_nothing_elsewhere(
     elsewhere.mkdir()
     (elsewhere / "attachments.toml").write_text("# not outboxd's\n")
     from daemon.actions import attach as attach_mod
-    real = attach_mod.refuse_what_would_be_quarantined
+    real = attach_mod.refuse_a_copy_of_the_invoice
 
-    def checked_then_swapped(src: Path, cand: object) -> None:
-        real(src, cand)  # type: ignore[arg-type]
+    def checked_then_swapped(src: Path, digest: str, cand: object) -> None:
+        real(src, digest, cand)  # type: ignore[arg-type]
         sidecar = cfg.outbox / "INV-1001"
         if sidecar.is_dir():
             sidecar.rename(cfg.root / "moved-away")
         sidecar.symlink_to(elsewhere)
 
-    monkeypatch.setattr(attach_mod, "refuse_what_would_be_quarantined", checked_then_swapped)
+    monkeypatch.setattr(attach_mod, "refuse_a_copy_of_the_invoice", checked_then_swapped)
     code = attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet")
     err = capsys.readouterr().err
     assert code != 0
@@ -1096,6 +1096,38 @@ def test_a_bundle_claimed_while_attach_reads_it_again_is_no_error(
     monkeypatch.setattr(CommandReads, "evaluate", claimed_first)
     assert attach(cfg, "INV-1004", str(timesheet)) == 0
     assert capsys.readouterr().out == "INV-1004: attached as INV-1004/timesheet.pdf\n"
+
+
+@pytest.mark.parametrize("refused", ["unknown id", "empty file", "type not allowed"])
+def test_a_refused_attach_loads_no_e_invoice_engine(
+        cfg: Env, timesheet: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+        refused: str) -> None:
+    """Pre-flight on: an attach refused (an id no invoice file holds, an empty FILE, a
+    type the channel does not take) starts no reader with the e-invoice engine, ~0.7 s
+    of CPU an ERP's every mistaken call paid; an empty FILE starts no reader at all. The
+    engine loads only to read the bundle once the file is in."""
+    from daemon.reading.readers import Readers
+    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "error"})
+    write(cfg.outbox / "INV-1006.xml", ubl_invoice("INV-1006"))
+    engines: list[bool | None] = []
+    real = Readers.configure
+
+    def configure(self: Readers, settings: object, engine: bool | None = None) -> None:
+        engines.append(engine)
+        real(self, settings, engine)  # type: ignore[arg-type]
+    monkeypatch.setattr(Readers, "configure", configure)
+    src = {"unknown id": timesheet, "empty file": write(tmp_path / "empty.pdf", b""),
+           "type not allowed": write(tmp_path / "tool.exe", b"MZ\x90\x00" + b"\x00" * 200)
+           }[refused]
+    invoice = "INV-404" if refused == "unknown id" else "INV-1006"
+    assert attach(cfg, invoice, str(src)) == 1
+    err = capsys.readouterr().err
+    assert {"unknown id": "no invoice file", "empty file": "[empty-file]",
+            "type not allowed": "[type-not-allowed]"}[refused] in err, err
+    assert True not in engines, engines
+    if refused == "empty file":
+        assert engines == []
+    assert not (cfg.outbox / "INV-1006").exists()
 
 
 def test_attach_attaches_where_the_e_invoice_engine_cannot_load(

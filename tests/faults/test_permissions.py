@@ -172,6 +172,27 @@ def test_status_and_retry_by_a_user_who_may_not_enter_the_state_dir_say_so_in_on
     no_traceback(done.stderr)
 
 
+@pytest.mark.parametrize("command", ["status", "retry"])
+def test_the_hints_name_the_user_the_state_dir_belongs_to(
+        open_root: Path, made_user: str, command: str) -> None:
+    """A drop-in runs the daemon as another user than outboxd (`User=`; systemd gives it
+    the state dir): status and retry by a user who may not enter the state dir name that
+    user to run them as (and status its group), not outboxd, which may not exist there."""
+    env, _ = _quarantined_for_nobody(open_root)
+    shutil.chown(env.state, made_user, made_user)
+    os.chmod(env.state, 0o700)
+    args = [command, "-c", str(env.config)] + (["3f2a9c01b7e4"] if command == "retry" else [])
+    done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", *OUTBOXD, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"(sudo -u {made_user} outboxd {command}" in done.stderr
+    assert "sudo -u outboxd" not in done.stderr
+    if command == "status":
+        assert f"or as a member of its group {made_user}," in done.stderr
+    no_traceback(done.stderr)
+
+
 # outboxd as Python 3.13 and later run it: their Path.exists() is os.path.exists(),
 # False for a path it may not look at, where 3.11 and 3.12 raise PermissionError.
 _PATHLIB_313 = ("import os, pathlib, sys; pathlib.Path.exists = lambda self, *, "

@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
+from conftest import OUTBOXD, Env, Proc, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the tests
@@ -579,18 +580,74 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
     assert live.returncode == 0 and "no outboxd is running" not in live.stderr
     live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
                                capture_output=True, text=True, timeout=60).stdout
+    wait_for(lambda: (env.state / "outboxd.ready").exists(), what="READY recorded")
+    live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
+                               capture_output=True, text=True, timeout=60).stdout
     assert first.stop() == 0
     stopped = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
                              capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and stopped.stdout == live.stdout
     assert "no outboxd is running with the state dir" in stopped.stderr
     # The same for a monitoring check that reads only --json: "daemon" says it.
-    assert json.loads(live_json)["daemon"] == {"running": True, "notes": []}
+    live_daemon = json.loads(live_json)["daemon"]
+    assert live_daemon.pop("started").endswith("Z")
+    assert live_daemon == {"running": True, "ready": True, "notes": []}
     daemon = json.loads(subprocess.run(
         [*OUTBOXD, "status", "--json", "-c", str(env.config)], capture_output=True,
         text=True, timeout=60).stdout)["daemon"]
-    assert daemon["running"] is False
+    assert daemon["running"] is False and daemon["ready"] is None
     assert "no outboxd is running with the state dir" in daemon["notes"][0]
+
+
+# `outboxd run` whose start, past taking the state dir, waits (as on a share that hangs
+# while sent/ is read back) until the file named by argv[1] exists.
+_START_WAITS = [
+    sys.executable, "-c",
+    "import os, sys, threading\n"
+    "from daemon.loop import service\n"
+    "go = sys.argv.pop(1)\n"
+    "real = service.restore_sent\n"
+    "def waits(*args, **kwargs):\n"
+    "    while not os.path.exists(go):\n"
+    "        threading.Event().wait(0.05)\n"
+    "    return real(*args, **kwargs)\n"
+    "service.restore_sent = waits\n"
+    "from daemon.entry import main\n"
+    "sys.exit(main(sys.argv[1:]))"]
+
+
+def test_status_tells_a_daemon_still_starting_from_one_ready(
+        env: Env, receiver: Receiver) -> None:
+    """A daemon stuck before READY=1 (here its start waits while it reads back sent/, as
+    on a share that hangs; or one systemd keeps restarting) holds the state dir:
+    `status --json` said `running: true` with no note, and a monitoring check said OK.
+    It says `ready: false`, when it started, and a note that it is not ready yet; once
+    the start goes on, `ready: true` and no note."""
+    env.write_config(receiver.url)
+    go = env.root / "go"
+    daemon = Proc([*_START_WAITS, str(go), "run", "-c", str(env.config)],
+                  env.root / "daemon.log")
+    try:
+        wait_for(lambda: (env.state / "outboxd.pid").exists(), what="the state dir held")
+
+        def status() -> dict[str, Any]:
+            done = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return dict(json.loads(done.stdout)["daemon"])
+        starting = status()
+        assert starting["running"] is True and starting["ready"] is False
+        assert starting["started"].endswith("Z")
+        [note] = starting["notes"]
+        assert note.startswith(f"outboxd started at {starting['started']} but is not ready "
+                               "yet"), note
+        go.touch()
+        ready = wait_for(lambda: (d := status())["ready"] and d, what="ready: true")
+        assert ready["running"] is True and ready["notes"] == []
+        assert ready["started"] == starting["started"]
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log.read_text()
 
 
 def test_run_and_its_reader_processes_never_import_rich(

@@ -420,6 +420,60 @@ def test_a_hung_share_mounted_in_the_outbox_is_named_while_the_outbox_answers(
     assert not [e for e, _ in log.lines if "outbox " + str(s.outbox.path) + " " in e]
 
 
+def test_a_share_that_hangs_after_another_still_hung_is_named_too(
+        tmp_path: Path, notes: Notes) -> None:
+    """A sidecar's share hangs and is said; the loop gives up on it (its read's limit) and
+    goes on, and later waits on the outbox, whose share hangs too: a second warning names
+    the outbox and STATUS= says the outbox (it went on naming the sidecar, the outbox's
+    hang never said). The sidecar answering first: its info line, STATUS= still the
+    outbox's (the loop still waits there)."""
+    outbox, side = tmp_path / "outbox", tmp_path / "side"
+    log = Log()
+    with contextlib.ExitStack() as sidecar_share, contextlib.ExitStack() as outbox_share:
+        sidecar_share.enter_context(hung_share(side))
+        watch = HangWatch(lambda: [("outbox", outbox), ("folder in the outbox", side)], log,
+                          keepalive=WATCHDOG_SEC / 2)
+        moved_on, second = threading.Event(), threading.Event()
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()
+            watch.busy()
+            read = threading.Thread(target=lambda: _listdir(side), daemon=True)
+            read.start()  # the loop's read of the sidecar, given up on below
+            second.wait(30)
+            watch.idle()
+            moved_on.set()
+            watch.busy()
+            _listdir(outbox)  # waits on the outbox's share
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(lambda: log.lines, timeout=hang_after(WATCHDOG_SEC / 2) * 4,
+                 what="the sidecar's warning")
+        assert log.lines[0][0].startswith(f"the folder in the outbox {side} does not answer")
+        outbox_share.enter_context(hung_share(outbox))
+        second.set()
+        wait_for(moved_on.is_set, what="the loop on")
+        [_, (event, fields)] = wait_for(lambda: log.lines[1:] and log.lines, timeout=hang_after(
+            WATCHDOG_SEC / 2) * 4, what="the outbox's warning")
+        assert event.startswith(f"the outbox {outbox} does not answer"), event
+        assert fields["folder"] == str(outbox)
+        wait_for(lambda: notes.statuses()[-1].startswith(f"outbox {outbox} does not answer "),
+                 what="STATUS= naming the outbox")
+        sidecar_share.close()
+        wait_for(lambda: len(log.lines) == 3, what="the sidecar's info line")
+        assert log.lines[2][0] == "the folder in the outbox answers again", log.lines
+        assert notes.statuses()[-1].startswith(f"outbox {outbox} does not answer "), notes()
+        outbox_share.close()
+        wait_for(lambda: len(log.lines) == 4, what="the outbox's info line")
+        assert log.lines[3][0] == "the outbox answers again", log.lines
+    watch.stop()
+
+
+def _listdir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.listdir(folder)
+
+
 def test_shares_mounted_in_the_outbox_are_looked_at_but_not_under_a_dot_folder(
         tmp_path: Path) -> None:
     """looked_at takes the mounts below the outbox from the mount table (no look at a

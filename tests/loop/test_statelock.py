@@ -109,3 +109,23 @@ def test_a_lock_file_that_is_a_fifo_is_refused_naming_it(
                                  "dir, is a FIFO, not a file — move it away")
     assert statelock._held == {}
     assert running(tmp_path) is None
+
+
+def test_ready_is_told_only_for_the_daemon_holding_the_state_dir_after_ready(
+        tmp_path: Path) -> None:
+    """The mark of READY=1 a killed daemon left is not the next one's: a start that holds
+    the state dir removes it, and is not ready until it marks READY itself; its stop
+    removes the mark; when it started is when it took the lock."""
+    (tmp_path / statelock.READY_NAME).write_text("4242\n")  # a daemon killed when ready
+    hold(tmp_path)
+    try:
+        ready, started = statelock.readiness(tmp_path)
+        assert ready is False and started is not None
+        assert started == os.stat(tmp_path / statelock.LOCK_NAME).st_mtime
+        statelock.mark_ready(tmp_path)
+        assert statelock.readiness(tmp_path)[0] is True
+        assert (tmp_path / statelock.READY_NAME).read_text() == f"{os.getpid()}\n"
+    finally:
+        release(tmp_path)
+    assert not (tmp_path / statelock.READY_NAME).exists()
+    assert (tmp_path / statelock.LOCK_NAME).read_text() == f"{os.getpid()}\n"  # a bare pid

@@ -1,0 +1,51 @@
+"""Whom the daemon runs as, named in every hint that tells an admin to run a command as
+it: the owner of the state dir, which systemd's `StateDirectory=` gives to the unit's
+`User=` (a drop-in may set another than the package's), else the package's `outboxd`."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shlex
+from pathlib import Path
+
+DEFAULT = "outboxd"  # the package's user and group (systemd/outboxd.service)
+
+
+def daemons_user(state_dir: Path) -> str:
+    """The state dir's owner as `sudo -u` takes it (quoted for a shell), or `outboxd` where
+    there is no state dir yet or root owns it (made by hand, or by a start as root)."""
+    try:
+        uid = os.stat(state_dir).st_uid
+    except OSError:
+        return DEFAULT
+    if uid == 0:
+        return DEFAULT
+    try:
+        return shlex.quote(pwd.getpwuid(uid).pw_name)
+    except KeyError:  # an id without a name (a removed user): sudo takes it as #UID
+        return shlex.quote(f"#{uid}")
+
+
+def daemons_group(state_dir: Path) -> str:
+    """The state dir's group (whose members may read it), or `outboxd` as above."""
+    try:
+        gid = os.stat(state_dir).st_gid
+    except OSError:
+        return DEFAULT
+    if gid == 0:
+        return DEFAULT
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def as_the_daemons_user(command: str, state_dir: Path, group: bool = False) -> str:
+    """The fix for a write this user may not make, in the same words in every command:
+    whom to run it as. `group`: a member of the outbox's group may write there too
+    (operations.md, share permissions), as it may not in the state dir."""
+    return (f"run it as the daemon's user (sudo -u {daemons_user(state_dir)} outboxd "
+            f"{command} …) or as root" + (", or as a member of the outbox's group" if group
+                                           else ""))
