@@ -333,10 +333,12 @@ def test_a_forked_reader_holds_none_of_the_commands_locks_and_ends_when_it_is_ki
     reader = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
     assert locks_held(proc.pid), "retry no longer locks the quarantine: this test shows nothing"
     # Found right after the fork it still holds the command's descriptors, until its
-    # start closes them (forked_main): polled, not looked at once. A reader that kept
-    # the lock fails here at the deadline.
-    wait_for(lambda: locks_held(reader) == [], timeout=DEADLINE,
-             what="the forked reader to hold none of the command's locks")
+    # start closes them (forked_main): polled, not looked at once — while the command
+    # still holds its lock and the reader runs (a zombie shows no descriptors), so that
+    # a reader which kept a copy never passes (the copy goes only with the command's).
+    wait_for(lambda: alive(reader) and locks_held(reader) == [] and bool(locks_held(proc.pid)),
+             timeout=DEADLINE, what="the forked reader to hold none of the command's locks "
+             "while the command holds its own")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=DEADLINE)  # not its output: a reader left behind would hold it open
     wait_for(lambda: not alive(reader), timeout=30, what="the orphaned reader to exit")
