@@ -305,7 +305,7 @@ class StatusPage:
                  and os.path.lexists(out.path / t)}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
-                      foreign=foreign_work(settings.processing_dir),
+                      foreign=foreign_work(settings.processing_dir, out.path),
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
                       sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,

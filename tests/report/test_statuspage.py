@@ -964,7 +964,7 @@ def test_a_work_folder_another_host_left_is_listed_on_the_page_with_what_to_do(
     assert page.refresh(journal, settings)
     shown = Page(target.read_text(encoding="utf-8"))
     # Since when: one under way is seconds old, one an outbox moved here left is old.
-    since = readable(foreign_work(outbox / ".outboxd" / "processing")[0].since)
+    since = readable(foreign_work(outbox / ".outboxd" / "processing", outbox)[0].since)
     assert shown.rows["foreign"] == [
         f"INV-8--0123456789ab--oldbox-41-c0ffee\t{since}\twork folder of host oldbox, not ours: "
         "outboxd on oldbox took INV-8 for sending and has not finished it. If outboxd on "
