@@ -108,9 +108,10 @@ class QuarantineNews:
             names = _names(fd) if fd is not None else set()
             if names is None:
                 return False
-            for name in self._listed - names:
+            gone = self._listed - names
+            for name in gone:
                 self._forget(name)  # gone (outboxd retry, or removed by hand)
-            self._listed -= self._listed - names
+            self._listed -= gone
             if fd is not None and (new := names - self._listed):
                 self._listed |= new
                 ours = set(own()) & self._listed  # a journal query only when something came
@@ -133,7 +134,11 @@ class QuarantineNews:
             return False
         fd = self._day_folder()
         if fd is None or fd == -1:
-            return False  # gone, or cannot be opened: the next look tells
+            # Gone, or cannot be opened: the next look lists them again (kept queued, the
+            # loop would come back for them at once, turn after turn).
+            self._listed -= set(self._queue)
+            self._queue.clear()
+            return False
         try:
             return self._read_on(fd, spent, recheck=False)
         finally:

@@ -201,3 +201,20 @@ def test_only_the_latest_the_page_lists_are_kept_the_earlier_counted(tmp_path: P
     assert news.look(tmp_path, set, 2, NOW)
     assert ([e.folder for e in news.shown], news.more) == ([names[3], names[2]], 1)
     assert not news.look(tmp_path, set, 2, NOW)
+
+
+def test_reasons_left_to_read_of_a_day_folder_that_went_wait_for_the_next_look(
+        tmp_path: Path) -> None:
+    """The day folder goes (or cannot be opened) while reason.json files wait for their
+    turn: nothing is left pending (the loop would come back for them at once, turn after
+    turn, for nothing), and the next look lists and reads them again."""
+    names = _many(tmp_path, 3)
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW, spent=lambda: True)
+    assert news.pending
+    day = tmp_path / "2026-03-09"
+    day.rename(tmp_path / "away")
+    assert not news.go_on(lambda: True) and not news.pending
+    (tmp_path / "away").rename(day)
+    news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == names[::-1] and not news.pending
