@@ -25,8 +25,8 @@ NOT_CODES = {
     "utf-16-be", "utf-16-le", "utf-32", "utf-32-be", "utf-32-le", "latin-1",
     "content-disposition", "content-type", "form-data", "demo-owner", "failed-assert",
     "successful-report", "in-progress", "left-behind", "outboxd-reader", "outboxd-receiver",
-    "outboxd-saxon-reports", "peppol-bis-invoice-3", "receiver-store", "sent-news", "status-page",
-    "unreadable-reasons", "watcher-poll",
+    "outboxd-saxon-reports", "peppol-bis-invoice-3", "receiver-store", "sent-news",
+    "quarantine-news", "status-page", "unreadable-reasons", "watcher-poll",
 }
 
 

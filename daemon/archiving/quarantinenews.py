@@ -4,17 +4,25 @@ and each rescan: docs/operations.md, Several daemons on one share), for the stat
 quarantine/ the clerks look at.
 
 A look lists today's folder of quarantine/ (UTC) once; only a name not seen before has
-its reason.json read, once (bounded, never through a link, never a FIFO or device). The
-entries this daemon's journal names are its own and are not read. Of the entries shown
-(the latest `checked`: the page's FINISHED_SHOWN), each look lstats the invoice file, as
-the page does for its own: one moved back into the outbox by hand is no longer listed.
-A quiet quarantine/ costs one listing a rescan, nothing opened; a refresh never looks.
+its reason.json read, once (bounded, never through a link, never a FIFO or device), and
+those reads are paced as sentnews.py paces its receipts: a turn's budget at a time
+(`go_on`), so that a day folder a share user filled with 100,000 entries never holds the
+loop for more than that budget. The entries this daemon's journal names are its own and
+are not read. Of the others only what the page lists is kept whole: the latest `checked`
+(the page's FINISHED_SHOWN), by when each was quarantined; of the rest, when, to count
+them and to know which comes up when one of those goes. Of the entries kept, each look
+lstats the invoice file, as the page does for its own: one moved back into the outbox by
+hand is no longer listed. A quiet quarantine/ costs one listing a rescan, nothing opened
+and nothing sorted; a refresh never looks.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
 import os
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,58 +57,154 @@ class Elsewhere:
     reasons: tuple[str, ...]  # "FILE: MESSAGE" lines; none: see its REASON.txt
 
 
+def _never_spent() -> bool:
+    return False
+
+
 class QuarantineNews:
-    """Today's entries of quarantine/ that this daemon's journal does not name (`shown`,
-    the latest first); `look` says whether they changed, for the page to be written."""
+    """Today's entries of quarantine/ that this daemon's journal does not name: the latest
+    (`shown`, the latest first, those still there) and how many earlier ones there are
+    (`more`, counted, never listed); `look` and `go_on` say whether these changed, for
+    the page to be written. `pending`: names listed whose reason.json waits for `go_on`."""
 
     def __init__(self) -> None:
         self._where: tuple[Path, str] | None = None  # (quarantine/, today) known entries are of
-        self._known: dict[str, Elsewhere | None] = {}  # name → entry; None: our own
+        self._checked = 0
         self.shown: tuple[Elsewhere, ...] = ()
+        self.more = 0
+        self._afresh()
+
+    def _afresh(self) -> None:
+        self._listed: set[str] = set()  # every name of the last listing: ours, read or not
+        self._ours: set[str] = set()
+        self._queue: deque[str] = deque()  # listed, not read yet (and not ours)
+        self._since: dict[str, str] = {}  # read: name → when quarantined
+        # The latest `checked` of `_since`, as (since, name) in ascending order, each kept
+        # whole with whether its invoice file was there when last looked at.
+        self._top: list[tuple[str, str]] = []
+        self._kept: dict[str, tuple[Elsewhere, bool]] = {}
+        self._refill = False  # one of `_top` went: the next latest come up
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queue)
 
     def look(self, quarantine_dir: Path, own: Callable[[], Collection[str]], checked: int,
-             now: datetime | None = None) -> bool:
+             now: datetime | None = None, spent: Callable[[], bool] = _never_spent) -> bool:
         """Look at today's folder; `own()`: the names there this daemon's journal has as
-        quarantined (asked only when a name came); `checked`: of the latest this many,
-        whether each is still there. True when what `shown` holds changed."""
+        quarantined (asked only when a name came); `checked`: how many the page lists,
+        each looked at whether still there; `spent()`, asked after each reason.json read:
+        the caller's budget is used up, the rest waits for `go_on` (without one, all are
+        read now). True when `shown` or `more` changed."""
         at = now or datetime.now(UTC)
         day = at.astimezone(UTC).strftime("%Y-%m-%d")
-        if self._where != (quarantine_dir, day):  # a new day, or a reload naming another
-            self._where, self._known = (quarantine_dir, day), {}
-        try:  # quarantine/ as configured (it may be a link), its day folder never one
-            fd = os.open(quarantine_dir / day, FOLDER_NOFOLLOW)
-        except (FileNotFoundError, NotADirectoryError):
-            fd = None  # none yet (a link is no day folder of ours)
-        except OSError:
+        if self._where != (quarantine_dir, day) or checked != self._checked:
+            self._afresh()  # a new day, or a reload naming another quarantine/
+            self._where, self._checked = (quarantine_dir, day), checked
+        fd = self._day_folder()
+        if fd == -1:
             return False  # cannot be listed (a share away): shown as last looked at
         try:
             names = _names(fd) if fd is not None else set()
             if names is None:
                 return False
-            for name in set(self._known) - names:
-                del self._known[name]  # gone (outboxd retry, or removed by hand)
-            if fd is not None and (new := names - set(self._known)):
-                ours = own()  # a journal query only when something came
-                for name in new:
-                    self._known[name] = None if name in ours else _entry(fd, name, day)
+            gone = self._listed - names
+            for name in gone:
+                self._forget(name)  # gone (outboxd retry, or removed by hand)
+            self._listed -= gone
+            if fd is not None and (new := names - self._listed):
+                self._listed |= new
+                ours = set(own()) & self._listed  # a journal query only when something came
+                self._queue.extend(n for n in new if n not in ours)
                 # One of ours seen between its move into quarantine/ and its row's commit
                 # (archiving runs off the loop) was taken for another's: never counted
                 # twice once ours fall out of the page's rows.
-                for name in ours & self._known.keys():
-                    self._known[name] = None
-            entries = sorted((e for e in self._known.values() if e is not None),
-                             key=lambda e: (e.since, e.folder), reverse=True)
-            # Moved back into the outbox by hand: the invoice file left its folder (one
-            # lstat each, of the latest `checked` only; those before are counted as they
-            # are).
-            kept = tuple(e for e in entries[:checked] if fd is None or _still_there(fd, e)) \
-                + tuple(entries[checked:])
+                for name in ours - self._ours:
+                    self._forget(name)
+                self._ours |= ours
+            return self._read_on(fd, spent, recheck=True)
         finally:
             if fd is not None:
                 os.close(fd)
-        changed = kept != self.shown
-        self.shown = kept
+
+    def go_on(self, spent: Callable[[], bool] = _never_spent) -> bool:
+        """Read the reason.json files the looks queued until `spent()` (asked after each,
+        so at least one is read) or none is left; True when `shown` or `more` changed."""
+        if not self._queue:
+            return False
+        fd = self._day_folder()
+        if fd is None or fd == -1:
+            # Gone, or cannot be opened: the next look lists them again (kept queued, the
+            # loop would come back for them at once, turn after turn).
+            self._listed -= set(self._queue)
+            self._queue.clear()
+            return False
+        try:
+            return self._read_on(fd, spent, recheck=False)
+        finally:
+            os.close(fd)
+
+    def _day_folder(self) -> int | None:
+        """Today's folder open; None when there is none, -1 when it cannot be opened."""
+        assert self._where is not None
+        quarantine_dir, day = self._where
+        try:  # quarantine/ as configured (it may be a link), its day folder never one
+            return os.open(quarantine_dir / day, FOLDER_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # none yet (a link is no day folder of ours)
+        except OSError:
+            return -1
+
+    def _forget(self, name: str) -> None:
+        self._ours.discard(name)
+        since = self._since.pop(name, None)
+        if since is not None and self._kept.pop(name, None) is not None:
+            del self._top[bisect.bisect_left(self._top, (since, name))]
+            self._refill = True
+        # One still queued is skipped when its turn comes (_read_on).
+
+    def _read_on(self, fd: int | None, spent: Callable[[], bool], recheck: bool) -> bool:
+        """Read queued entries within the budget, bring the latest up where one of them
+        went, and (`recheck`: at a look) see whether each kept one is still there."""
+        assert self._where is not None
+        day = self._where[1]
+        while fd is not None and self._queue:
+            name = self._queue.popleft()
+            if name not in self._listed or name in self._ours or name in self._since:
+                continue  # gone or ours since it was queued
+            self._add(fd, _entry(fd, name, day))
+            if spent():
+                break
+        if self._refill and fd is not None:
+            self._refill = False
+            # Of the rest, the latest come up (only when one of the latest went): the
+            # only pass over every entry, and their reason.json read again.
+            want = heapq.nlargest(self._checked - len(self._top),
+                                  ((s, n) for n, s in self._since.items() if n not in self._kept))
+            for _, name in want:
+                entry = _entry(fd, name, day)
+                self._since[name] = entry.since
+                self._top.append((entry.since, name))
+                self._kept[name] = (entry, _still_there(fd, entry))
+            self._top.sort()
+        if recheck and fd is not None:
+            self._kept = {n: (e, _still_there(fd, e)) for n, (e, _) in self._kept.items()}
+        shown = tuple(self._kept[n][0] for _, n in reversed(self._top) if self._kept[n][1])
+        more = len(self._since) - len(self._top)
+        changed = (shown, more) != (self.shown, self.more)
+        self.shown, self.more = shown, more
         return changed
+
+    def _add(self, fd: int, entry: Elsewhere) -> None:
+        """A read entry: counted, and kept whole if among the latest."""
+        key = (entry.since, entry.folder)
+        self._since[entry.folder] = entry.since
+        if len(self._top) < self._checked or key > self._top[0]:
+            bisect.insort(self._top, key)
+            self._kept[entry.folder] = (entry, _still_there(fd, entry))
+            if len(self._top) > self._checked:
+                _, out = self._top.pop(0)
+                del self._kept[out]
 
 
 def _names(fd: int) -> set[str] | None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.claiming.workname import host_tag, work_host
+from daemon.errors import InputError
+from daemon.fs.fsops import FOLDER_NOFOLLOW, folder_within
 from daemon.names import printable
 from daemon.watching.lonefolders import since
 
@@ -32,38 +34,65 @@ class Foreign:
     since: str
 
 
-def foreign_work(processing: Path) -> list[Foreign]:
+def foreign_work(processing: Path, outbox: Path) -> list[Foreign]:
     """The folders in `processing` named as another host's work folders, by name; none
     where it cannot be listed (not made yet, a share away: the outbox's own lines say
-    that)."""
+    that). Where `processing` lies in `outbox` (by default `.outboxd/processing`), no
+    link on the way there is followed: anyone on the share may put `.outboxd` back as a
+    link to another folder, whose names the page would then show."""
     here = host_tag()
     found: list[Foreign] = []
     try:
-        with os.scandir(processing) as it:
-            entries = [e for e in it if not e.name.startswith(".")
-                       and e.is_dir(follow_symlinks=False)]
-    except OSError:
+        with folder_within(outbox, processing) as fd:
+            with os.scandir(fd) as it:
+                entries = [e for e in it if not e.name.startswith(".")
+                           and e.is_dir(follow_symlinks=False)]
+            for entry in entries:
+                host = work_host(entry.name)
+                if host is None or host == here:
+                    continue
+                try:
+                    changed = entry.stat(follow_symlinks=False).st_ctime_ns
+                except OSError:
+                    continue  # finished and gone since the listing
+                found.append(Foreign(printable(entry.name), printable(host),
+                                     _why(_papers(fd, entry.name), printable(host),
+                                          printable(entry.name.split("--")[0])),
+                                     since(changed)))
+    except (OSError, InputError):
         return []
-    for entry in entries:
-        host = work_host(entry.name)
-        if host is None or host == here:
-            continue
-        try:
-            changed = entry.stat(follow_symlinks=False).st_ctime_ns
-        except OSError:
-            continue  # finished and gone since the listing
-        found.append(Foreign(printable(entry.name), printable(host),
-                             _why(Path(entry.path), printable(host),
-                                  printable(entry.name.split("--")[0])), since(changed)))
     return sorted(found, key=lambda f: (f.since, f.name))
 
 
-def _why(work: Path, host: str, name: str) -> str:
-    if os.path.lexists(work / "receipt.json"):
+def _papers(processing: int, name: str) -> set[str]:
+    """Which of receipt.json and reason.json the work folder `name` of the folder open at
+    `processing` holds; reached from it, never through a link (one swapped in for the
+    folder since the listing would tell what lies elsewhere)."""
+    try:
+        fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=processing)
+    except OSError:
+        return set()
+    try:
+        return {p for p in ("receipt.json", "reason.json")
+                if _lexists(fd, p)}
+    finally:
+        os.close(fd)
+
+
+def _lexists(folder: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _why(papers: set[str], host: str, name: str) -> str:
+    if "receipt.json" in papers:
         fix = ("it was delivered (it holds receipt.json): move the folder into sent/ to "
                "keep its receipt with the others; do not put its files back, they would "
                "be sent again")
-    elif os.path.lexists(work / "reason.json"):
+    elif "reason.json" in papers:
         fix = ("it was being quarantined (it holds reason.json, which says why): move the "
                "folder into quarantine/ beside the others")
     else:

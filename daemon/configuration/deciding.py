@@ -25,7 +25,7 @@ from daemon import logs
 from daemon.configuration.config import Settings
 from daemon.configuration.config_values import mask_url
 from daemon.errors import InputError
-from daemon.fs.fsops import read_regular
+from daemon.fs.fsops import folder_below, open_in, read_bounded
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 
 # Whole sections, and single keys of the others: what a bundle's outcome depends on. Not
@@ -99,55 +99,63 @@ class Deciding:
 
     def compare(self, settings: Settings) -> None:
         """Read the others' fingerprints that changed since the last look; say each that
-        differs from ours, once until what differs changes."""
+        differs from ours, once until what differs changes. The folder is reached from
+        the outbox, never through a link: a share user who puts `.outboxd` back as a link
+        to another folder would have its files read and named as daemons."""
         folder = settings.outbox.path.joinpath(*FOLDER)
-        names = _names(folder)
+        try:
+            with folder_below(settings.outbox.path, "/".join(FOLDER)) as fd:
+                self._compare(fd, folder)
+        except (OSError, InputError):
+            self._compare(None, folder)  # none to compare with: all forgotten
+
+    def _compare(self, fd: int | None, folder: Path) -> None:
+        names = _names(fd) if fd is not None else set()
         for gone in set(self._seen) - names:
             self._seen.pop(gone, None)
             self._said.pop(gone, None)
         for name in names - {f"{self.tag}.json"}:
-            path = folder / name
+            assert fd is not None
             try:
-                st = os.lstat(path)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError:
                 continue
             seen = (st.st_ino, st.st_size, st.st_mtime_ns)
             if self._seen.get(name) == seen:
                 continue
             self._seen[name] = seen
-            keys = tuple(differing(self._ours, _keys(path)))
+            keys = tuple(differing(self._ours, _keys(fd, name)))
             if keys and self._said.get(name) != keys:
-                logs.get().warning(MISMATCH, file=str(path), keys=list(keys), fix=MISMATCH_FIX)
+                logs.get().warning(MISMATCH, file=str(folder / name), keys=list(keys),
+                                   fix=MISMATCH_FIX)
             self._said[name] = keys
 
     def withdraw(self, settings: Settings) -> None:
         """At a clean stop: our file goes, so a daemon that runs no more is compared
-        with no longer (one killed leaves it: it is to start again)."""
-        with contextlib.suppress(OSError):
-            os.unlink(settings.outbox.path.joinpath(*FOLDER, f"{self.tag}.json"))
+        with no longer (one killed leaves it: it is to start again). Never through a
+        link: a `.outboxd` made a link would have a file of our name removed elsewhere."""
+        with contextlib.suppress(OSError, InputError), \
+                folder_below(settings.outbox.path, "/".join(FOLDER)) as fd:
+            os.unlink(f"{self.tag}.json", dir_fd=fd)
 
 
-def _names(folder: Path) -> set[str]:
-    """The fingerprints in the folder (not dot-names: a write under way); never through
-    a link; none when it cannot be listed."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return set()
+def _names(fd: int) -> set[str]:
+    """The fingerprints in the folder open at `fd` (not dot-names: a write under way);
+    none when it cannot be listed."""
     try:
         with os.scandir(fd) as it:
             return {e.name for e in it if e.name.endswith(".json")
                     and not e.name.startswith(".") and e.is_file(follow_symlinks=False)}
     except OSError:
         return set()
-    finally:
-        os.close(fd)
 
 
-def _keys(path: Path) -> dict[str, str]:
-    """Another daemon's digests; none from a file that is no fingerprint."""
+def _keys(fd: int, name: str) -> dict[str, str]:
+    """Another daemon's digests, of the file `name` in the folder open at `fd`; none from
+    a file that is no fingerprint."""
     try:
-        data = read_regular(path, str(path), _LIMIT)
+        with open_in(fd, name, name) as fh:
+            data = read_bounded(fh, _LIMIT)
         keys: Any = json.loads(data)["keys"] if data is not None else {}
     except (OSError, InputError, ValueError, RecursionError, KeyError, TypeError):
         return {}

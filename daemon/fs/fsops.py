@@ -240,6 +240,24 @@ def folder_below(root: Path, rel: str = "", shown: str | None = None) -> Iterato
 
 
 @contextmanager
+def folder_within(root: Path, folder: Path) -> Iterator[int]:
+    """`folder` open while the block runs: where it lies inside `root` (the outbox, where
+    anyone on the share may replace `.outboxd` by a link), as folder_below opens it, so
+    that no link inside root is followed; elsewhere by its path, as configured (the
+    admin's choice, trusted). Raises as folder_below does."""
+    try:
+        rel = folder.relative_to(root)
+    except ValueError:
+        fd = walk_to_folder(folder, [], str(folder))
+    else:
+        fd = walk_to_folder(root, list(rel.parts), str(rel))
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def folder_in(parent: int, name: str, shown: str) -> Iterator[int]:
     """The folder `name` of the folder open at `parent`, open while the block runs, as
     folder_below opens each folder on its way."""

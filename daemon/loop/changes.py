@@ -39,11 +39,14 @@ if TYPE_CHECKING:
 
 RESCAN: Hashable = ("rescan",)
 SENT_NEWS: Hashable = ("sent-news",)
+QUARANTINE_NEWS: Hashable = ("quarantine-news",)
 # Of each loop turn, at most about this long (seconds, on the loop's clock) goes to
 # reading receipts another daemon filed in sent/ (sentnews.py): 50,000 of them, read in
 # one go, held the loop 5.5 s (a local disk; on a share a read costs round trips, and
 # the look could outlast WatchdogSec=). Read so, the rest waits for the next turn, which
-# comes at once: fresh bundles and the watchdog's keep-alive wait a few ms at most.
+# comes at once: fresh bundles and the watchdog's keep-alive wait a few ms at most. The
+# reason.json files of other daemons' entries in quarantine/ (quarantinenews.py) alike:
+# 100,000 of them a share user made, read in one go, held the loop 5 s.
 NEWS_TURN = 0.005
 
 
@@ -219,8 +222,21 @@ class Changes:
             return {Path(r.archive_dir).name for r in
                     self.journal.folders_on("quarantined", now.strftime("%Y-%m-%d"))
                     if r.archive_dir and Path(r.archive_dir).parent == today}
-        if self.quarantine_news.look(folder, own, FINISHED_SHOWN, now):
+        self._quarantine_read(self.quarantine_news.look(folder, own, FINISHED_SHOWN, now,
+                                                        spent=self._news_budget()))
+
+    def more_quarantine_news(self) -> None:
+        """The reason.json files in quarantine/ a look queued: a turn's share of them
+        (QUARANTINE_NEWS); while quarantine/ is off its mount they wait for a rescan."""
+        if self.pipeline.finish.mounts.away(self.settings.quarantine_dir) is None:
+            self._quarantine_read(self.quarantine_news.go_on(self._news_budget()))
+
+    def _quarantine_read(self, changed: bool) -> None:
+        if self.quarantine_news.pending:
+            self.timers.at(QUARANTINE_NEWS, self.clock())  # the next turn, at once
+        if changed:
             self.publish.page.elsewhere = self.quarantine_news.shown
+            self.publish.page.elsewhere_more = self.quarantine_news.more
             self.publish.hinted()
 
     def _note_vanished(self, listing: Listing) -> None:

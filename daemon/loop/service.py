@@ -49,7 +49,7 @@ from daemon.delivery.workers import JOURNAL_RETRY, DeliveryWorkers
 from daemon.errors import JournalError, OutboxdError, describe, refused
 from daemon.journal import Journal
 from daemon.loop import statelock
-from daemon.loop.changes import RESCAN, SENT_NEWS, Changes, WatcherLike
+from daemon.loop.changes import QUARANTINE_NEWS, RESCAN, SENT_NEWS, Changes, WatcherLike
 from daemon.loop.hangwatch import HangWatch, looked_at
 from daemon.loop.offloop import ReadsOffLoop
 from daemon.loop.pipeline import Next, Pipeline
@@ -331,6 +331,8 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
                 self.rescan()
             elif key == SENT_NEWS:
                 self.more_news()
+            elif key == QUARANTINE_NEWS:
+                self.more_quarantine_news()
             elif key == WATCHDOG and self._keepalive:
                 notify("WATCHDOG=1")
                 self.timers.at(WATCHDOG, now + self._keepalive)

@@ -231,7 +231,8 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
                       {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()},
                       idle, unread[0] if unread else "",
-                      foreign=foreign_work(settings.processing_dir))
+                      foreign=foreign_work(settings.processing_dir,
+                                           settings.outbox.path))
 
 
 def left_alone(settings: Settings) -> list[tuple[str, str]]:

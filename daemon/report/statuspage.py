@@ -111,7 +111,9 @@ class StatusPage:
         self.stray_names: frozenset[str] = frozenset()  # folders shown holding invoice files
         # Today's entries of quarantine/ that other daemons filed, as the loop's last look
         # at quarantine/ found them (quarantinenews.py): never looked for by a refresh.
+        # The latest only, as the page lists them; the earlier ones are counted.
         self.elsewhere: Sequence[Elsewhere] = ()
+        self.elsewhere_more = 0
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -293,6 +295,8 @@ class StatusPage:
         # now, dropped again) is listed as ours.
         ours = {r.bundle_id for r in rows}
         elsewhere = [e for e in self.elsewhere if not e.bundle_id or e.bundle_id not in ours]
+        if self.elsewhere_more:  # counted as the earlier rows of ours are, never listed
+            more = {**more, "quarantined": more.get("quarantined", 0) + self.elsewhere_more}
         out = settings.outbox
         # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless
         # Z-1/ is there already (one lstat for each of those rare folders).
@@ -301,7 +305,7 @@ class StatusPage:
                  and os.path.lexists(out.path / t)}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
-                      foreign=foreign_work(settings.processing_dir),
+                      foreign=foreign_work(settings.processing_dir, out.path),
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
                       sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,

@@ -514,7 +514,7 @@ def test_work_folders_another_host_left_in_processing_are_listed_with_what_to_do
     work = env.outbox / ".outboxd" / "processing" / "INV-7--0123456789ab--oldbox-41-c0ffee"
     (work / "INV-7").mkdir(parents=True)
     (work / "INV-7.xml").write_bytes(b"<Invoice/>")
-    since = foreign_work(work.parent)[0].since  # its ctime: how long it has stayed
+    since = foreign_work(work.parent, env.outbox)[0].since  # its ctime: how long it has stayed
     assert main(["status", "-c", str(env.config)]) == 0
     text = capsys.readouterr().out
     assert ("\n\nWork folders of other hosts in the processing folder (the status page lists "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -145,3 +146,75 @@ def test_our_own_entry_seen_before_its_row_was_written_is_ours_from_the_next_new
     _entry(tmp_path, "OWN2--efefefefefef", {**REASON, "bundle_id": "ef" * 32})
     assert news.look(tmp_path, lambda: {"OWN--cdcdcdcdcdcd", "OWN2--efefefefefef"}, 100, NOW)
     assert news.shown == ()
+
+
+def _many(quarantine: Path, count: int) -> list[str]:
+    """`count` entries of another daemon, the later the higher their number; their names."""
+    names = []
+    for n in range(count):
+        name = f"INV-{n:03d}--{n:012x}"
+        _entry(quarantine, name, {**REASON, "bundle_id": f"{n:064x}",
+                                  "quarantined_at": f"2026-03-09T10:{n // 60:02d}:{n % 60:02d}Z"})
+        names.append(name)
+    return names
+
+
+def test_reason_files_are_read_a_budget_at_a_time_each_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day folder a share user filled with entries is not read in one go on the loop:
+    a look reads until the caller's budget is spent (here after each read), the rest
+    waits for `go_on`, a turn's share at a time; each reason.json is read once, and the
+    entries are listed as they come."""
+    names = _many(tmp_path, 5)
+    reads: list[str] = []
+    real = quarantinenews.open_in
+    monkeypatch.setattr(quarantinenews, "open_in",
+                        lambda fd, n, shown: reads.append(Path(shown).parent.name)
+                        or real(fd, n, shown))
+    news = QuarantineNews()
+    assert news.look(tmp_path, set, 100, NOW, spent=lambda: True)
+    assert len(reads) == 1 and news.pending and len(news.shown) == 1
+    news.look(tmp_path, set, 100, NOW, spent=lambda: True)  # a rescan meanwhile: its share
+    assert len(reads) == 2
+    while news.pending:
+        news.go_on(lambda: True)
+        assert len(reads) <= len(names)
+    assert sorted(reads) == names
+    assert [e.folder for e in news.shown] == names[::-1]
+
+
+def test_only_the_latest_the_page_lists_are_kept_the_earlier_counted(tmp_path: Path) -> None:
+    """Of 5 entries with 2 listed, the 2 latest are kept whole (`shown`, latest first)
+    and the 3 earlier counted (`more`), not kept: a page of 100,000 entries a share user
+    made held all their reasons and built a row for each. When a listed one goes, the
+    next latest comes up; when an earlier one goes, the count says so."""
+    names = _many(tmp_path, 5)
+    news = QuarantineNews()
+    assert news.look(tmp_path, set, 2, NOW)
+    assert ([e.folder for e in news.shown], news.more) == ([names[4], names[3]], 3)
+    assert [r for e in news.shown for r in e.reasons] == ["a.pdf: not a PDF"] * 2
+    shutil.rmtree(tmp_path / "2026-03-09" / names[4])
+    assert news.look(tmp_path, set, 2, NOW)
+    assert ([e.folder for e in news.shown], news.more) == ([names[3], names[2]], 2)
+    assert news.shown[1].reasons == ("a.pdf: not a PDF",)  # read again as it came up
+    shutil.rmtree(tmp_path / "2026-03-09" / names[0])
+    assert news.look(tmp_path, set, 2, NOW)
+    assert ([e.folder for e in news.shown], news.more) == ([names[3], names[2]], 1)
+    assert not news.look(tmp_path, set, 2, NOW)
+
+
+def test_reasons_left_to_read_of_a_day_folder_that_went_wait_for_the_next_look(
+        tmp_path: Path) -> None:
+    """The day folder goes (or cannot be opened) while reason.json files wait for their
+    turn: nothing is left pending (the loop would come back for them at once, turn after
+    turn, for nothing), and the next look lists and reads them again."""
+    names = _many(tmp_path, 3)
+    news = QuarantineNews()
+    news.look(tmp_path, set, 100, NOW, spent=lambda: True)
+    assert news.pending
+    day = tmp_path / "2026-03-09"
+    day.rename(tmp_path / "away")
+    assert not news.go_on(lambda: True) and not news.pending
+    (tmp_path / "away").rename(day)
+    news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == names[::-1] and not news.pending

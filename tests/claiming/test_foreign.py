@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import write
 
 from daemon.claiming.foreign import foreign_work
@@ -26,7 +27,7 @@ def test_another_hosts_work_folders_are_listed_with_the_fix_by_what_they_hold(
     write(processing / "INV-5--0123456789ab--oldbox-5-abcdef", b"a file, no folder")
     (processing / ".INV-6--0123456789ab--oldbox-5-abcdef").mkdir()
     (processing / "mine").mkdir()
-    found = foreign_work(processing)
+    found = foreign_work(processing, tmp_path / "outbox")  # [paths] processing outside it
     assert [(f.name, f.host) for f in found] == [
         ("INV-1--0123456789ab--oldbox-41-c0ffee123456", "oldbox"),
         ("INV-2--0123456789ab--old-box-7-123456", "old-box"),
@@ -45,4 +46,52 @@ def test_another_hosts_work_folders_are_listed_with_the_fix_by_what_they_hold(
     assert quarantining.endswith("it was being quarantined (it holds reason.json, which "
                                  "says why): move the folder into quarantine/ beside the "
                                  "others")
-    assert foreign_work(tmp_path / "not-made-yet") == []
+    assert foreign_work(tmp_path / "not-made-yet", tmp_path / "outbox") == []
+
+
+def test_a_dot_outboxd_replaced_by_a_link_is_not_followed_to_list_another_folder(
+        tmp_path: Path) -> None:
+    """Anyone on the share may replace OUTBOX/.outboxd by a link to another folder: its
+    work folders (and whether they hold a receipt) were listed as if in the processing
+    folder. Inside the outbox no link on the way is followed: nothing is listed."""
+    outbox = tmp_path / "outbox"
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / "processing" / "INV-1--0123456789ab--oldbox-41-c0ffee" / "receipt.json",
+          b"{}")
+    outbox.mkdir()
+    (outbox / ".outboxd").symlink_to(elsewhere)
+    assert foreign_work(outbox / ".outboxd" / "processing", outbox) == []
+
+
+def test_a_processing_folder_the_admin_put_behind_a_link_outside_the_outbox_is_listed(
+        tmp_path: Path) -> None:
+    """[paths] processing outside the outbox is the admin's choice: a link on its way
+    there is followed, as configured."""
+    real = tmp_path / "real"
+    write(real / "processing" / "INV-1--0123456789ab--oldbox-41-c0ffee" / "INV-1.xml", b"x")
+    (tmp_path / "mnt").symlink_to(real)
+    found = foreign_work(tmp_path / "mnt" / "processing", tmp_path / "outbox")
+    assert [f.host for f in found] == ["oldbox"]
+
+
+def test_a_work_folder_swapped_for_a_link_does_not_tell_what_lies_elsewhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A work folder swapped for a link after the listing: its papers are looked for in
+    it, never through the link (the page would tell whether a receipt.json lies there)."""
+    from daemon.claiming import foreign
+    outbox = tmp_path / "outbox"
+    processing = outbox / ".outboxd" / "processing"
+    name = "INV-1--0123456789ab--oldbox-41-c0ffee"
+    write(tmp_path / "elsewhere" / "receipt.json", b"{}")
+    write(processing / name / "INV-1.xml", b"x")
+    real = foreign._papers
+
+    def swapped(fd: int, entry: str) -> set[str]:
+        (processing / entry / "INV-1.xml").unlink()
+        (processing / entry).rmdir()
+        (processing / entry).symlink_to(tmp_path / "elsewhere")
+        return real(fd, entry)
+
+    monkeypatch.setattr(foreign, "_papers", swapped)
+    [found] = foreign_work(processing, outbox)
+    assert "holds receipt.json" not in found.why

@@ -75,6 +75,35 @@ def test_a_linked_fingerprint_folder_is_never_written_through(tmp_path: Path) ->
     assert any("fingerprint" in e["event"] for e in logs)
 
 
+def test_a_dot_outboxd_replaced_by_a_link_is_never_read_nor_removed_through(
+        tmp_path: Path) -> None:
+    """A share user replaces OUTBOX/.outboxd by a link to another folder holding a
+    deciding/ of their making: its files were read and named as other daemons' in the
+    admin's log, and a clean stop removed the file of this daemon's name there. Neither
+    now: the folder is reached from the outbox, never through a link."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    a = Deciding("hosta-111111")
+    a.publish(_settings(outbox))  # .outboxd/deciding made as a folder
+    b = Deciding("hostb-222222")
+    hold = _settings(outbox, policy={"unattached": "hold"})
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "deciding").mkdir(parents=True)
+    os.rename(outbox / ".outboxd" / "deciding" / "hosta-111111.json",
+              elsewhere / "deciding" / "hosta-111111.json")
+    mine = elsewhere / "deciding" / "hostb-222222.json"
+    mine.write_text("{}")  # not ours: a share user's file of our name
+    os.rmdir(outbox / ".outboxd" / "deciding")
+    os.rmdir(outbox / ".outboxd")
+    os.symlink(elsewhere, outbox / ".outboxd")
+    with structlog.testing.capture_logs() as logs:
+        b.publish(hold)
+        b.compare(hold)
+    assert [e for e in logs if e["event"] == MISMATCH] == []
+    b.withdraw(hold)
+    assert mine.read_text() == "{}"
+
+
 def test_the_fingerprint_lets_no_one_on_the_share_check_a_guess_of_the_url_secrets(
         tmp_path: Path) -> None:
     """The fingerprint file is on the share: the url's digest is the same whatever its

@@ -588,6 +588,52 @@ def test_receipts_another_daemon_filed_are_read_a_turns_share_at_a_time(
     assert all(svc.journal.was_sent(b) for b in ids)
 
 
+def test_reasons_another_daemon_quarantined_are_read_a_turns_share_at_a_time(
+        make_service: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rescan that finds today's quarantine/ full of entries other daemons (or a share
+    user) made read every reason.json on the loop in one go (100,000: 5 s). Each turn
+    now reads them only for its share (NEWS_TURN on the loop's clock), the next turn comes
+    at once, each is read once, and the page lists them all in the end. Each read here
+    costs 2 ms of the fake clock."""
+    from daemon.archiving import quarantinenews
+    from daemon.loop import changes
+    svc = make_service()
+    day = svc.settings.quarantine_dir / svc.publish.wall().strftime("%Y-%m-%d")
+    for n in range(40):
+        entry = day / f"INV-{n}--{n:012x}"
+        entry.mkdir(parents=True)
+        (entry / "reason.json").write_text(json.dumps({
+            "bundle_id": f"{n:064x}", "invoice_file": f"INV-{n}.xml",
+            "quarantined_at": "2031-05-06T12:00:00Z",
+            "reasons": [{"file": "a.pdf", "message": "not a PDF"}]}))
+        (entry / f"INV-{n}.xml").write_bytes(b"<x/>")
+    read: list[str] = []
+    real = quarantinenews.open_in
+
+    def costly(fd: int, name: str, shown: str) -> Any:
+        read.append(shown)
+        clock.t += 0.002
+        return real(fd, name, shown)
+
+    monkeypatch.setattr(quarantinenews, "open_in", costly)
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    turns, per_turn = 0, []
+    while turns == 0 or svc.quarantine_news.pending:
+        before, began = len(read), clock.t
+        wait = svc.turn()
+        turns += 1
+        per_turn.append(len(read) - before)
+        assert clock.t - began <= changes.NEWS_TURN + 0.002 + 1e-9
+        if svc.quarantine_news.pending:
+            assert wait == 0.0  # the rest is read at the next turn, not a rescan later
+        assert turns < 100
+    assert max(per_turn) <= 3 and sum(per_turn) == 40 and turns >= 14
+    assert sorted(read) == sorted(set(read))  # each reason.json read once
+    assert len(svc.publish.page.elsewhere) == 40
+
+
 def test_a_sent_folder_off_its_mount_teaches_the_look_nothing(
         make_service: Any, clock: FakeClock, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -964,7 +964,7 @@ def test_a_work_folder_another_host_left_is_listed_on_the_page_with_what_to_do(
     assert page.refresh(journal, settings)
     shown = Page(target.read_text(encoding="utf-8"))
     # Since when: one under way is seconds old, one an outbox moved here left is old.
-    since = readable(foreign_work(outbox / ".outboxd" / "processing")[0].since)
+    since = readable(foreign_work(outbox / ".outboxd" / "processing", outbox)[0].since)
     assert shown.rows["foreign"] == [
         f"INV-8--0123456789ab--oldbox-41-c0ffee\t{since}\twork folder of host oldbox, not ours: "
         "outboxd on oldbox took INV-8 for sending and has not finished it. If outboxd on "
@@ -979,3 +979,23 @@ def test_a_work_folder_another_host_left_is_listed_on_the_page_with_what_to_do(
     clock[0] += MIN_INTERVAL
     assert page.refresh(journal, settings)
     assert "foreign" not in Page(target.read_text(encoding="utf-8")).text
+
+
+def test_other_daemons_earlier_quarantines_are_counted_not_listed(
+        journal: Journal, tmp_path: Path) -> None:
+    """Of other daemons' entries the loop keeps only the latest the page lists
+    (quarantinenews.py) and counts the earlier: the page counts them all under
+    Quarantined today and says how many more there are, as for its own."""
+    from daemon.archiving.quarantinenews import Elsewhere
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    writer = StatusPage(wall=lambda: datetime(2026, 12, 4, 11, tzinfo=UTC))
+    writer.elsewhere = [Elsewhere(f"INV-{n}--{n:012x}", "2026-12-04T10:00:00.000Z", "",
+                                  f"INV-{n}.xml", ("a.pdf: not a PDF",)) for n in range(2)]
+    writer.elsewhere_more = 250
+    assert writer.refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "252Quarantined today" in page.text["top"]
+    assert "INV-1--000000000001" in page.text["quarantined"]
+    assert "250 more quarantined today" in page.text["quarantined"]
