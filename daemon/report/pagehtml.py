@@ -8,7 +8,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from daemon.invisible import escaped_controls
 from daemon.names import first_of
@@ -161,7 +161,9 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     later = ""
     if due is not None:
-        by = due.astimezone(UTC).strftime("%H:%M UTC (%Y-%m-%d)")
+        # Shown to the minute, so rounded up: cut down, "by 16:12" of a write due at
+        # 16:12:59 told a clerk looking at 16:12:30 that a running outboxd had stopped.
+        by = _minute_up(due).strftime("%H:%M UTC (%Y-%m-%d)")
         later = (f' <span class="due">outboxd writes it again by {by}, even when nothing '
                  "changed: if this line still shows this time after then, outboxd is not "
                  "running (or is stuck) and the lists below are old — tell the admin.</span>")
@@ -178,3 +180,10 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
             f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
             f"reloads every 10 seconds.{later}</p>\n"
             f"{body}\n</body></html>\n")
+
+
+def _minute_up(at: datetime) -> datetime:
+    """`at` in UTC, rounded up to a whole minute (one already whole stays)."""
+    at = at.astimezone(UTC)
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)

@@ -105,3 +105,20 @@ def test_format_characters_show_as_codes_and_a_long_code_is_never_split() -> Non
         joined = shown.replace("<wbr>", "")
         assert joined == "x" * lead + "\\u200b\\U000e0001\\ufeff" * 12 + ".xml"
         assert breaks_inside(shown, r"\\(U[0-9a-f]{8}|u....)") == [], lead
+
+
+def test_the_time_a_page_is_written_again_by_is_never_shown_earlier_than_it_is() -> None:
+    """The page tells clerks to call the admin once their clock is past the time by which
+    outboxd writes it again, shown to the minute. Cut down to the minute, a write due at
+    16:12:59 read "by 16:12", and a clerk looking at 16:12:30 was told that a running
+    outboxd had stopped; it is now rounded up (a whole minute stays as it is)."""
+    from datetime import UTC, datetime
+
+    from daemon.report.pagehtml import page
+    written = datetime(2026, 3, 9, 16, 7, 59, 500000, tzinfo=UTC)
+    shown = page("", written, due=datetime(2026, 3, 9, 16, 12, 59, 500000, tzinfo=UTC))
+    assert "writes it again by 16:13 UTC (2026-03-09)" in shown
+    whole = page("", written, due=datetime(2026, 3, 9, 16, 12, tzinfo=UTC))
+    assert "writes it again by 16:12 UTC (2026-03-09)" in whole
+    midnight = page("", written, due=datetime(2026, 3, 9, 23, 59, 1, tzinfo=UTC))
+    assert "writes it again by 00:00 UTC (2026-03-10)" in midnight
