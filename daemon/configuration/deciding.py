@@ -32,6 +32,10 @@ from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 # the paths (each host may mount the share elsewhere), the state dir, the token, the
 # timeouts, the log, the service, the status page's name, nor the watching's pace.
 DECIDING_SECTIONS = ("invoices", "attachments", "validation", "policy", "einvoice")
+# Of those sections, keys that decide no bundle: `[policy] duplicate_window_days` is read
+# only when a journal is new (how many days of sent/ to read back), and two daemons that
+# differ there alone were warned they "decide bundles by other settings".
+NOT_DECIDING = ("policy.duplicate_window_days",)
 DECIDING_KEYS = ("outbox.invoice_patterns", "outbox.ignore_patterns", "outbox.sidecar_suffix",
                  "outbox.completion", "outbox.settle_seconds", "outbox.marker_suffix",
                  "delivery.transport", "delivery.format", "delivery.url", "delivery.target",
@@ -49,7 +53,7 @@ def fingerprint(settings: Settings) -> dict[str, str]:
     """Each deciding key ("section.key") → a digest of its value."""
     dumped = settings.model_dump(mode="json")
     values = {f"{sec}.{key}": v for sec in DECIDING_SECTIONS
-              for key, v in dumped[sec].items()}
+              for key, v in dumped[sec].items() if f"{sec}.{key}" not in NOT_DECIDING}
     for name in DECIDING_KEYS:
         sec, key = name.split(".")
         values[name] = dumped[sec][key]

@@ -20,7 +20,8 @@ def _settings(folder: Path, **sections: dict) -> Settings:
 
 def test_only_deciding_settings_change_the_fingerprint(tmp_path: Path) -> None:
     """Another unattached policy, channel or invoice pattern changes it, naming that key;
-    another state dir, log level, timeout, token or status page name does not."""
+    another state dir, log level, timeout, token, status page name or duplicate window (read
+    only when a journal is new: it decides no bundle) does not."""
     base = fingerprint(_settings(tmp_path))
     for sections, key in (({"policy": {"unattached": "hold"}}, "policy.unattached"),
                           ({"validation": {"channel": "original-print"}}, "validation.channel"),
@@ -30,7 +31,8 @@ def test_only_deciding_settings_change_the_fingerprint(tmp_path: Path) -> None:
         assert [k for k in base if base[k] != other[k]] == [key]
     same = fingerprint(_settings(tmp_path, paths={"state_dir": str(tmp_path / "b")},
                                  log={"level": "debug"}, share={"status_page": ""},
-                                 service={"shutdown_grace_seconds": 3}))
+                                 service={"shutdown_grace_seconds": 3},
+                                 policy={"duplicate_window_days": 30}))
     assert same == base
     assert "hold" not in json.dumps(fingerprint(_settings(tmp_path, policy={
         "unattached": "hold"})))  # digests, not values (a URL may hold a password)
