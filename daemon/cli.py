@@ -11,14 +11,12 @@ import gc
 import importlib
 import math
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon import GROUP_SIGNALS, __version__, keep_rich_out
+from daemon import __version__, cmdsignals, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.errors import ConfigError, OutboxdError, UsageError, refused
 from daemon.invisible import for_terminal
@@ -270,70 +268,10 @@ def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False,
     SIGHUP before importing this module; every command but `run` unblocks it at once.
     whole_process: the process is the command's alone (daemon.entry, not a caller that
     embeds main): rich is kept out of every command but `demo`, and the imports are
-    frozen out of the garbage collector's passes (_import_frozen)."""
-    # `run` blocks the group signals (below) and the service unblocks them and installs
-    # its own handlers; a caller that embeds main (a test, a wrapper) gets back what it
-    # had on every way out — a config error, a failed start, a stop — and stays
-    # interruptible. A signal that came while blocked is delivered to it then.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
-    handlers = {sig: signal.getsignal(sig) for sig in GROUP_SIGNALS}
-    try:
-        code = _main(argv, hup_blocked_here, whole_process)
-    except BaseException:
-        _restore_signals(mask, handlers, whole_process)
-        raise
-    try:
-        _restore_signals(mask, handlers, whole_process, code)
-    except KeyboardInterrupt:
-        code = 130  # a Ctrl-C that came while they were blocked: as one during the command
-        if whole_process and threading.current_thread() is threading.main_thread():
-            _stops_end_with(code)
-    return code
-
-
-def _restore_signals(mask: set[int | signal.Signals],
-                     handlers: dict[signal.Signals, Any], whole_process: bool,
-                     code: int | None = None) -> None:
-    """The mask as it was, and the handlers for a caller that embeds main. In a process
-    of the command's own the command is over, and its exit code (`code`; None: an
-    exception, whose own it is) is the process's: a stop from now on ends the process
-    with it at once (_stops_end_with), or is ignored. Given back their default, a second
-    SIGTERM or Ctrl-C during `run`'s clean stop that came after its "stopped" ended the
-    process by the signal (exit -15, or -2 with a traceback) instead of the stop's 0."""
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread and not whole_process:
-        for sig, handler in handlers.items():
-            if handler is not None:  # None: set outside Python, cannot be put back
-                signal.signal(sig, handler)
-    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one that waited is delivered here
-    if main_thread and whole_process:
-        if code is None:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_IGN)
-        else:
-            _stops_end_with(code)
-
-
-def _stops_end_with(code: int) -> None:
-    """A stop (SIGTERM, Ctrl-C) after the command's end ends the process at once with
-    the command's exit code. Ignored, one that came while the interpreter waited at exit
-    for a thread (an in-process read still busy: `[service] reader_processes = 0`, or no
-    child could start) left a foreground command that neither Ctrl-C nor kill could end
-    until the read did. The interpreter puts a Python handler back to the default late
-    in its exit, where the stop would end the process by the signal: the entry point's
-    first atexit callback, the last to run, ignores stops before that
-    (daemon.entry._stops_ignored)."""
-    def end(_signum: int, _frame: object) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):  # a closed or broken pipe: nothing to add
-                stream.flush()
-        stdio = sys.modules.get("daemon.stdio")  # `run`: native output still in its pipe
-        if stdio is not None:
-            with contextlib.suppress(Exception):
-                stdio.release()
-        os._exit(code)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, end)
+    frozen out of the garbage collector's passes (_import_frozen). The signals around
+    the command's run are daemon.cmdsignals'."""
+    return cmdsignals.around(lambda: _main(argv, hup_blocked_here, whole_process),
+                             whole_process)
 
 
 def _import_frozen(name: str) -> Any:
@@ -364,19 +302,11 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
-        if hup_blocked_here and command != "run":
-            # Only `run` reloads on SIGHUP: the others end by it, as they always did.
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        cmdsignals.as_the_command_needs(command, hup_blocked_here)
         if args.command == "help":
             return _help(parser, args)
         if args.command == "demo":
             return _demo(args)
-        if args.command == "run":
-            # A stop or reload asked for while the daemon still starts (importing it and
-            # loading the configuration take a second or more) waits, blocked, for the
-            # handlers Service installs, instead of ending the process with the signal's
-            # default (killed by SIGTERM: not the clean stop, exit 0, a stop promises).
-            signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
         if args.command == "run" or whole_process:
             # Before the action imports structlog, which would import rich for nothing
             # (~0.1 s); only the demo (above) draws with it.

@@ -3,7 +3,7 @@
 
 SIGHUP's default action ends the process, and `outboxd run` installs its handler (a
 reload) only once its modules are imported and its configuration read; the command line
-is parsed, and `run` blocks its stop and reload signals (daemon.cli), only after
+is parsed, and `run` blocks its stop and reload signals (daemon.cmdsignals), only after
 daemon.cli and its imports are in, some 0.1 s after exec. A `kill -HUP` in that time
 ended the daemon instead of being a reload, and systemd takes an end by SIGHUP for a
 clean one: Restart=on-failure does not start it again. Blocked here, a few milliseconds
@@ -15,7 +15,7 @@ a Type=notify unit is active from READY=1 on.
 
 SIGTERM and SIGINT stay as they are until the command is known: a stop sent that early
 still ends the process, as a stop should (a Ctrl-C is a KeyboardInterrupt). Every
-command but `run` gets SIGHUP unblocked at once after parsing (daemon.cli), so a closed
+command but `run` gets SIGHUP unblocked at once after parsing (daemon.cmdsignals), so a closed
 terminal ends `status` or `receiver` as it did. `run` leaves it blocked until
 Service._install_signals unblocks it with its handler in place; reader processes spawned
 with it blocked unblock it themselves once they ignore it (reader_process.main). If
@@ -35,7 +35,7 @@ from daemon import leave_unused_unloaded
 def main(argv: Sequence[str] | None = None) -> int:
     """Block SIGHUP, then hand over to the command line (daemon.cli.main)."""
     # First registered, so run last of all: from here on to the process's end a stop is
-    # ignored (daemon.cli._stops_end_with: the interpreter then puts Python's handlers
+    # ignored (daemon.cmdsignals._stops_end_with: the interpreter then puts Python's handlers
     # back to the default, and a stop would end the process by the signal).
     atexit.register(_stops_ignored)
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})

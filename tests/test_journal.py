@@ -430,24 +430,6 @@ class TestFaults:
         said = sqlite_failure(stale.value, "check free space and permissions")
         assert said.startswith("locked by another process") and "free space" not in said
 
-    @pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
-    def test_a_journal_or_a_file_of_it_that_is_a_fifo_is_refused_naming_it(
-            self, tmp_path: Path, suffix: str) -> None:
-        """journal.sqlite3, or its -wal or -shm beside it, a FIFO: `outboxd retry` and
-        `outboxd run` open the journal to write, where SQLite opened the FIFO and said
-        "disk I/O error — check permissions". Refused before SQLite opens anything,
-        naming the file, what it is and to move it away."""
-        from helpers import raised, without_blocking
-        path = tmp_path / "journal.sqlite3"
-        if suffix:
-            Journal(path).close()  # a journal there, its -wal and -shm gone with the close
-        fifo = Path(f"{path}{suffix}")
-        os.mkfifo(fifo)
-        error = without_blocking(lambda: raised(lambda: Journal(path)), fifo, "Journal")
-        assert isinstance(error, JournalError)
-        assert str(error).startswith(str(fifo)) or str(error).startswith(f"the journal {fifo}")
-        assert "is a FIFO" in str(error) and "move it away" in str(error)
-
     def test_deleted_or_replaced_journal_is_noticed(self, tmp_path: Path) -> None:
         """check() and every durable write raise JournalLost once the file at the path is
         not the one we opened (deleted, or replaced by another file)."""

@@ -8,7 +8,8 @@ a multi-invoice file — and records type and note in that folder's
 round-trips them).
 
 The copy, attachments.toml and the rename into place, in an order the daemon never
-sees half of settled: attach_copy.py.
+sees half of settled: attach_copy.py. What it says once the file is in:
+attach_report.py.
 """
 
 from __future__ import annotations
@@ -18,21 +19,19 @@ import contextlib
 import errno
 import os
 import pwd
-import shlex
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
 from daemon.actions.attach_copy import copy_in, share_with_the_daemon
 from daemon.actions.attach_notes import AttachRefused
-from daemon.actions.check import Checked, checked
-from daemon.actions.check_journal import CheckJournal
+from daemon.actions.attach_report import checked_after, said_after
+from daemon.actions.check import Checked
 from daemon.actions.common import invalid_fate, settings_of, why_not_written
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.configuration.config import Settings
 from daemon.errors import (
-    ConfigError,
     InputError,
     ReadTimedOut,
     UsageError,
@@ -125,29 +124,6 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     with CommandReads(settings, evaluates=False) as reads:
         dest, cand = _attach(invoice_id, src, settings, doc_type, note, reads)
         return dest, cand.invoice, checked_after(cand, settings, reads)
-
-
-def checked_after(cand: Candidate, settings: Settings, reads: CommandReads
-                  ) -> Checked | None:
-    """The bundle the file went into, read as `outboxd check` reads it: where it has
-    errors still (another file of its sidecar that breaks a rule, an invoice file the
-    e-invoice rules refuse …), "attached as" alone had the clerk believe it would now go
-    out; where it converts the image just attached to PDF, that is what goes out. None
-    where a read failed as the daemon claimed the bundle."""
-    journal = CheckJournal(settings)
-    try:
-        found = checked(cand, settings, reads, journal)
-    except ConfigError as exc:
-        # The e-invoice engine cannot load (a broken install): the file is in all the
-        # same, and the admin reads why the bundle was not checked.
-        return Checked([cand.invoice.name, f"  {exc}", "  => not checked"], True, False)
-    finally:
-        journal.close()
-    if found.invalid and found.read and not os.path.lexists(cand.invoice):
-        # A read that failed as the daemon claimed the bundle (it settled meanwhile,
-        # settle_seconds after the copy) tells nothing of the bundle: it is on its way.
-        return None
-    return found
 
 
 def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None,
@@ -386,24 +362,7 @@ def run(args: argparse.Namespace) -> int:
         print(for_terminal(str(done)))
         return EXIT_OK
     rel = dest.relative_to(settings.outbox.path)
-    print(for_terminal(f"{args.invoice_id}: attached as {rel}"))
-    if left is not None and not left.invalid:
-        # Under convert_images the image goes out as a PDF, as `check` says: a clerk
-        # who attached scan.png must not look for scan.png at the receiver. (A bundle
-        # with errors is shown whole below, this line with it.)
-        sent_as = dict(left.sent_as).get(rel.as_posix())
-        if sent_as is not None:
-            print(for_terminal(f"  {sent_as}"))
-        left = None
-    if left is not None:
-        # Attached all the same (a clerk may mend a bundle one file at a time), exit 0;
-        # but in the same output, so that no one takes the attach for the bundle's go.
-        again = f"outboxd check {shlex.quote(str(invoice))}"
-        print(for_terminal(
-            (f"but {invoice.name} still has errors, and the daemon does not send it while "
-             f"they remain — mend them ({again} shows them again):" if left.read else
-             f"but {invoice.name} could not be checked now ({again} says whether it has "
-             "errors):") + "\n" + "\n".join(left.lines)))
+    said_after(args.invoice_id, rel, invoice, left)
     return EXIT_OK
 
 

@@ -1,14 +1,14 @@
 """Reading the configuration: which file, loading it through the schema in
 config.py (file → environment overrides → validation → the checks that need
 the disk), and the error lines people read. The folders the daemon writes to are
-config_folders.py's.
+config_folders.py's; the checks across keys config_across.py's; how a line names a
+key and shows its value config_keys.py's.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,18 @@ from daemon.configuration.config import (
     Settings,
     environment_overrides,
 )
+from daemon.configuration.config_across import across_problems
 from daemon.configuration.config_folders import outbox_missing
+from daemon.configuration.config_keys import env_origin, value_shown
 from daemon.configuration.config_sections import URL_EXAMPLE
-from daemon.configuration.config_values import MASK, looks_secret, mask_secrets
 from daemon.errors import (
-    SHOWN_CHARS,
     ConfigError,
     OutboxNotReachable,
     double_quoted,
     not_utf8,
-    shown,
     unquoted,
 )
 from daemon.fs.fsops import NotAFile, read_admin_file
-from daemon.names import extension_pattern, is_invoice_name
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -50,41 +48,6 @@ def config_path(cli_value: str | None) -> Path:
 CONFIG_LIMIT = 1 << 20
 
 
-def _show(key: str, value: Any) -> str:
-    """A value for an error line; anything that might be a secret (a typo of `token`
-    included) is masked, since these lines reach logs and terminals, and a long value
-    is cut (errors.shown)."""
-    if looks_secret(key):
-        return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
-    if isinstance(value, list | dict):
-        # A url written as a list or a table (a wrong type) still shows its parts; as many
-        # as fit in about one cut value, then how many there are.
-        items = list(value.values() if isinstance(value, dict) else value)
-        parts: list[str] = []
-        for item in items:
-            if sum(len(p) + 2 for p in parts) > SHOWN_CHARS:
-                parts.append(f"… ({len(items):,} items)")
-                break
-            parts.append(_show(key, item))
-        return "[" + ", ".join(parts) + "]"
-    if isinstance(value, str):
-        # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
-        # a password or a token in its query, any value an Authorization header; an
-        # over-masked line is better than a leaked one. Masked before the cut, which may
-        # cut off the "@".
-        return shown(mask_secrets(value))
-    return unquoted(repr(value))
-
-
-def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> str:
-    """" (from OUTBOXD_SECTION__KEY)" where the environment set the key, else "": such a
-    value is not in the file the error is headed with, and people would search the file
-    for a key that is not there."""
-    if key not in (env or {}).get(section, {}):
-        return ""
-    return f" (from {unquoted(f'OUTBOXD_{section.upper()}__{key.upper()}')})"
-
-
 def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
@@ -92,14 +55,14 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
     where = f"[{unquoted(section)}] {unquoted(key)}".strip() if key else (
         f"[{unquoted(section)}]" if section else "config")
     msg = err["msg"].removeprefix("Value error, ")
-    origin = _origin(section, loc[1], env) if len(loc) > 1 else ""
+    origin = env_origin(section, loc[1], env) if len(loc) > 1 else ""
     if origin and origin.removeprefix(" (from ").removesuffix(")") not in msg:
         where = f"{where}{origin}"
     if err["type"] == "extra_forbidden":
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
         value = err.get("input")
-        part = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
+        part = f" = {value_shown(key, value)}" if key and not isinstance(value, dict) else ""
         return f"{where}{part}: unknown {what}; allowed: {', '.join(known)}"
     if err["type"] == "missing":
         return REQUIRED_SECTION.get(section, f"{where}: required but not set — add it "
@@ -114,7 +77,7 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
         msg = "must not be empty" if least == 1 else f"must be at least {least} characters"
     value = err.get("input")
     if key and value is not None and not isinstance(value, dict):
-        return f"{where} = {_show(key, value)}: {msg}"
+        return f"{where} = {value_shown(key, value)}: {msg}"
     return f"{where}: {msg}"
 
 
@@ -244,7 +207,7 @@ def check_outbox(settings: Settings, path: Path) -> None:
     """Refuse an outbox that is not a folder, as OutboxNotReachable. `outboxd run` asks
     apart, once the loop's hang watch runs: an outbox whose share hangs waits here."""
     if missing := outbox_missing(settings.outbox.path):
-        key = f"[outbox] path{_origin('outbox', 'path', environment_overrides())}"
+        key = f"[outbox] path{env_origin('outbox', 'path', environment_overrides())}"
         raise OutboxNotReachable(f"{key} = {double_quoted(str(settings.outbox.path))}: the "
                                  f"outbox {missing}", source=unquoted(str(path)))
 
@@ -264,8 +227,7 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
         raise ConfigError(_problem_lines(exc.errors(), env),
                           source=unquoted(str(path))) from None
     env = environment_overrides()
-    if problems := (share_name_problems(settings, env) + marker_problems(settings, env)
-                    + suffix_overlap_problems(settings, env)):
+    if problems := across_problems(settings, env):
         raise ConfigError(problems, source=unquoted(str(path)))
     if outbox:
         check_outbox(settings, path)
@@ -275,97 +237,6 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
     return settings
 
 
-def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
-    """[share] names that [outbox] invoice_patterns would take for invoice files'. Such a
-    name is never read as an invoice (names.is_share_file): under release_suffix = ".pdf"
-    every PDF invoice would wait for good, taken for a release file."""
-    share, patterns = settings.share, settings.outbox.invoice_patterns
-    both = f"[outbox] invoice_patterns{_origin('outbox', 'invoice_patterns', env)} = " \
-        f"{_show('invoice_patterns', patterns)}"
-    problems: list[str] = []
-    if taken := extension_pattern(share.release_suffix, patterns):
-        problems.append(
-            f"[share] release_suffix{_origin('share', 'release_suffix', env)} = "
-            f"{_show('release_suffix', share.release_suffix)} and {both}: the suffix ends in "
-            f"the extension of {_show('invoice_patterns', taken)}, so a release file "
-            f"(NAME{unquoted(share.release_suffix)}) would be an invoice file itself and "
-            "every invoice file ending so would be taken for a release, never sent — set "
-            "release_suffix to a suffix whose extension no pattern names, e.g. "
-            '".send-anyway" (the default)')
-    page = share.status_page
-    if page and (taken := next((p for p in patterns if extension_pattern(page, [p]) and
-                                is_invoice_name(page, [p], settings.outbox.ignore_patterns)),
-                               None)):
-        problems.append(
-            f"[share] status_page{_origin('share', 'status_page', env)} = "
-            f"{_show('status_page', page)} and {both}: {_show('invoice_patterns', taken)} "
-            "takes the page's name for an invoice file's, so an invoice dropped under that "
-            "name would never be sent — give the page a name no pattern takes, e.g. "
-            '"outboxd-status.html" (the default), or "" to turn it off')
-    return problems
-
-
-def marker_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
-    """[outbox] marker_suffix ending in an extension invoice_patterns names, under
-    completion = "marker": a name ending in the marker suffix is then never an invoice
-    file (scan.is_invoice_file), so with ".xml" every XML invoice would wait unseen.
-    Under "settle" no marker is looked for, and the suffix is let be."""
-    out = settings.outbox
-    if out.completion != "marker" or not (
-            taken := extension_pattern(out.marker_suffix, out.invoice_patterns)):
-        return []
-    return [
-        f"[outbox] marker_suffix{_origin('outbox', 'marker_suffix', env)} = "
-        f"{_show('marker_suffix', out.marker_suffix)} and [outbox] invoice_patterns"
-        f"{_origin('outbox', 'invoice_patterns', env)} = "
-        f"{_show('invoice_patterns', out.invoice_patterns)} under [outbox] completion"
-        f"{_origin('outbox', 'completion', env)} = 'marker': "
-        f"the suffix ends in the extension of {_show('invoice_patterns', taken)}, so a "
-        f"marker (NAME{unquoted(out.marker_suffix)}) would be named like an invoice file, "
-        "and every invoice file ending so would be taken for a marker, never sent nor "
-        "reported — set "
-        "marker_suffix to a suffix whose extension no pattern names, e.g. \".ready\" (the "
-        "default)"]
-
-
-def suffix_overlap_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
-    """[share] release_suffix and [outbox] marker_suffix that overlap under completion =
-    "marker": equal, or one ending the other, in any case of letters and Unicode form (a
-    share may fold case; a clerk's near miss is matched so). A root file ending in the
-    longer is then a release file and a marker at once: the ERP's marker could release an
-    invoice without its attachments, and the page listed one file both as an idle release
-    and as a marker's near miss. Under "settle" no marker is looked for."""
-    out, release = settings.outbox, settings.share.release_suffix
-    marker = out.marker_suffix
-    if out.completion != "marker":
-        return []
-    folded = {"release": _folded(release), "marker": _folded(marker)}
-    shorter, longer = sorted(folded, key=lambda k: len(folded[k]))
-    if not folded[longer].endswith(folded[shorter]):
-        return []
-    how = ("are the same suffix" if release == marker else
-           "are the same suffix but for upper and lower case"
-           if folded[longer] == folded[shorter] else
-           f"overlap: the {longer} suffix ends in the {shorter} suffix")
-    ending = release if longer == "release" else marker
-    return [
-        f"[share] release_suffix{_origin('share', 'release_suffix', env)} = "
-        f"{_show('release_suffix', release)} and [outbox] marker_suffix"
-        f"{_origin('outbox', 'marker_suffix', env)} = {_show('marker_suffix', marker)} "
-        f"under [outbox] completion{_origin('outbox', 'completion', env)} = 'marker' {how}, "
-        f"so a file whose name ends in {_show('suffix', ending)} would be both a release "
-        "file and a marker: a marker the ERP writes could send an invoice without its "
-        "attachments, and a clerk's release could mark a bundle ready before it is "
-        "whole — give them suffixes neither of which ends the other, in any case of "
-        'letters, e.g. release_suffix = ".send-anyway" and marker_suffix = ".ready" (the '
-        "defaults)"]
-
-
-def _folded(suffix: str) -> str:
-    """A suffix as a share that ignores case, and a clerk's near miss, see it."""
-    return unicodedata.normalize("NFC", suffix).casefold()
-
-
 def token_problems(settings: Settings) -> list[str]:
     """What keeps [delivery] token (or token_file) from being used, each line naming the
     key and the fix; empty if nothing does."""
@@ -373,7 +244,7 @@ def token_problems(settings: Settings) -> list[str]:
         settings.delivery.bearer_token()
     except ConfigError as exc:
         key = "[delivery] token_file"
-        origin = _origin("delivery", "token_file", environment_overrides())
+        origin = env_origin("delivery", "token_file", environment_overrides())
         return [p.replace(key, key + origin, 1) for p in exc.problems]
     return []
 

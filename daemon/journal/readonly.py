@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from daemon.errors import JournalError
-from daemon.journal import Journal, refuse_an_emptied_file, refuse_what_is_no_file
+from daemon.journal import Journal
+from daemon.journal.beforeopen import refuse_an_emptied_file, refuse_what_is_no_file
 from daemon.journal.views import empty_journal
 
 T = TypeVar("T")

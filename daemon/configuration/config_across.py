@@ -1,0 +1,113 @@
+"""The checks of a configuration across keys, once each key is valid alone: [share] names
+that [outbox] invoice_patterns would take for invoice files', a marker suffix named like
+an invoice file, a release suffix and a marker suffix of which one ends the other. Each
+problem one line naming every key involved and the fix (config_load.py raises them)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from daemon.configuration.config import Settings
+from daemon.configuration.config_keys import env_origin, value_shown
+from daemon.errors import unquoted
+from daemon.names import extension_pattern, is_invoice_name
+
+
+def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """Every problem across keys; `env`: the environment's overrides (config.
+    environment_overrides), for the keys it set."""
+    return (share_name_problems(settings, env) + marker_problems(settings, env)
+            + suffix_overlap_problems(settings, env))
+
+
+def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[share] names that [outbox] invoice_patterns would take for invoice files'. Such a
+    name is never read as an invoice (names.is_share_file): under release_suffix = ".pdf"
+    every PDF invoice would wait for good, taken for a release file."""
+    share, patterns = settings.share, settings.outbox.invoice_patterns
+    both = f"[outbox] invoice_patterns{env_origin('outbox', 'invoice_patterns', env)} = " \
+        f"{value_shown('invoice_patterns', patterns)}"
+    problems: list[str] = []
+    if taken := extension_pattern(share.release_suffix, patterns):
+        problems.append(
+            f"[share] release_suffix{env_origin('share', 'release_suffix', env)} = "
+            f"{value_shown('release_suffix', share.release_suffix)} and {both}: the suffix ends in "
+            f"the extension of {value_shown('invoice_patterns', taken)}, so a release file "
+            f"(NAME{unquoted(share.release_suffix)}) would be an invoice file itself and "
+            "every invoice file ending so would be taken for a release, never sent — set "
+            "release_suffix to a suffix whose extension no pattern names, e.g. "
+            '".send-anyway" (the default)')
+    page = share.status_page
+    if page and (taken := next((p for p in patterns if extension_pattern(page, [p]) and
+                                is_invoice_name(page, [p], settings.outbox.ignore_patterns)),
+                               None)):
+        problems.append(
+            f"[share] status_page{env_origin('share', 'status_page', env)} = "
+            f"{value_shown('status_page', page)} and {both}: "
+            f"{value_shown('invoice_patterns', taken)} "
+            "takes the page's name for an invoice file's, so an invoice dropped under that "
+            "name would never be sent — give the page a name no pattern takes, e.g. "
+            '"outboxd-status.html" (the default), or "" to turn it off')
+    return problems
+
+
+def marker_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[outbox] marker_suffix ending in an extension invoice_patterns names, under
+    completion = "marker": a name ending in the marker suffix is then never an invoice
+    file (scan.is_invoice_file), so with ".xml" every XML invoice would wait unseen.
+    Under "settle" no marker is looked for, and the suffix is let be."""
+    out = settings.outbox
+    if out.completion != "marker" or not (
+            taken := extension_pattern(out.marker_suffix, out.invoice_patterns)):
+        return []
+    return [
+        f"[outbox] marker_suffix{env_origin('outbox', 'marker_suffix', env)} = "
+        f"{value_shown('marker_suffix', out.marker_suffix)} and [outbox] invoice_patterns"
+        f"{env_origin('outbox', 'invoice_patterns', env)} = "
+        f"{value_shown('invoice_patterns', out.invoice_patterns)} under [outbox] completion"
+        f"{env_origin('outbox', 'completion', env)} = 'marker': "
+        f"the suffix ends in the extension of {value_shown('invoice_patterns', taken)}, so a "
+        f"marker (NAME{unquoted(out.marker_suffix)}) would be named like an invoice file, "
+        "and every invoice file ending so would be taken for a marker, never sent nor "
+        "reported — set "
+        "marker_suffix to a suffix whose extension no pattern names, e.g. \".ready\" (the "
+        "default)"]
+
+
+def suffix_overlap_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[share] release_suffix and [outbox] marker_suffix that overlap under completion =
+    "marker": equal, or one ending the other, in any case of letters and Unicode form (a
+    share may fold case; a clerk's near miss is matched so). A root file ending in the
+    longer is then a release file and a marker at once: the ERP's marker could release an
+    invoice without its attachments, and the page listed one file both as an idle release
+    and as a marker's near miss. Under "settle" no marker is looked for."""
+    out, release = settings.outbox, settings.share.release_suffix
+    marker = out.marker_suffix
+    if out.completion != "marker":
+        return []
+    folded = {"release": _folded(release), "marker": _folded(marker)}
+    shorter, longer = sorted(folded, key=lambda k: len(folded[k]))
+    if not folded[longer].endswith(folded[shorter]):
+        return []
+    how = ("are the same suffix" if release == marker else
+           "are the same suffix but for upper and lower case"
+           if folded[longer] == folded[shorter] else
+           f"overlap: the {longer} suffix ends in the {shorter} suffix")
+    ending = release if longer == "release" else marker
+    return [
+        f"[share] release_suffix{env_origin('share', 'release_suffix', env)} = "
+        f"{value_shown('release_suffix', release)} and [outbox] marker_suffix"
+        f"{env_origin('outbox', 'marker_suffix', env)} = {value_shown('marker_suffix', marker)} "
+        f"under [outbox] completion{env_origin('outbox', 'completion', env)} = 'marker' {how}, "
+        f"so a file whose name ends in {value_shown('suffix', ending)} would be both a release "
+        "file and a marker: a marker the ERP writes could send an invoice without its "
+        "attachments, and a clerk's release could mark a bundle ready before it is "
+        "whole — give them suffixes neither of which ends the other, in any case of "
+        'letters, e.g. release_suffix = ".send-anyway" and marker_suffix = ".ready" (the '
+        "defaults)"]
+
+
+def _folded(suffix: str) -> str:
+    """A suffix as a share that ignores case, and a clerk's near miss, see it."""
+    return unicodedata.normalize("NFC", suffix).casefold()

@@ -1,0 +1,146 @@
+"""The checks of the configuration across keys (daemon/configuration/config_across.py):
+[share] names an invoice pattern would take, a marker suffix named like an invoice file,
+release and marker suffixes that overlap. Through load_settings, as an admin meets them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import config_file, minimal, problems_of
+
+from daemon.configuration.config_load import load_settings
+
+
+def test_a_release_suffix_that_is_an_invoice_extension_is_refused_naming_both_keys(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[share] release_suffix = ".pdf" under the default invoice_patterns made the release
+    file INV-1.pdf of INV-1.xml an invoice file itself, and every PDF invoice a release
+    file, never sent. Refused at load (exit 2) in one line naming both keys and values and
+    what to write instead, in any case of letters, from the environment too; a suffix
+    with another extension passes."""
+    for suffix in (".pdf", ".PDF", ".send.pdf"):
+        text = minimal(outbox, f'[share]\nrelease_suffix = "{suffix}"\n')
+        [line] = problems_of(config_file(tmp_path, text))
+        assert line == (
+            f"[share] release_suffix = '{suffix}' and [outbox] invoice_patterns = ['*.xml', "
+            "'*.pdf']: the suffix ends in the extension of '*.pdf', so a release file "
+            f"(NAME{suffix}) would be an invoice file itself and every invoice file ending so "
+            "would be taken for a release, never sent — set release_suffix to a suffix whose "
+            'extension no pattern names, e.g. ".send-anyway" (the default)')
+    monkeypatch.setenv("OUTBOXD_SHARE__RELEASE_SUFFIX", ".xml")
+    [line] = problems_of(config_file(tmp_path, minimal(outbox)))
+    assert line.startswith("[share] release_suffix (from OUTBOXD_SHARE__RELEASE_SUFFIX) = "
+                           "'.xml' and [outbox] invoice_patterns = ['*.xml', '*.pdf']: the "
+                           "suffix ends in the extension of '*.xml'")
+    monkeypatch.delenv("OUTBOXD_SHARE__RELEASE_SUFFIX")
+    for fine in (".pdf-send", ".go"):
+        text = minimal(outbox, f'[share]\nrelease_suffix = "{fine}"\n')
+        assert load_settings(config_file(tmp_path, text)).share.release_suffix == fine
+
+
+def test_a_status_page_named_like_an_invoice_file_is_refused_naming_both_keys(
+        tmp_path: Path, outbox: Path) -> None:
+    """[share] status_page = "status.xml" under the default invoice_patterns: an invoice a
+    clerk drops as status.xml was never read (the page's name is never an invoice), and
+    nobody was told. Refused at load in one line naming both keys and values and what to
+    write instead. A name no pattern takes passes ("status.xml" under ["INV-*.xml"]), as
+    does the default page name under ["*"], which names no extension."""
+    [line] = problems_of(config_file(tmp_path, minimal(
+        outbox, '[share]\nstatus_page = "Status.XML"\n')))
+    assert line == ("[share] status_page = 'Status.XML' and [outbox] invoice_patterns = "
+                    "['*.xml', '*.pdf']: '*.xml' takes the page's name for an invoice file's, "
+                    "so an invoice dropped under that name would never be sent — give the "
+                    'page a name no pattern takes, e.g. "outboxd-status.html" (the default), '
+                    'or "" to turn it off')
+    for patterns, page in (('["INV-*.xml"]', "status.xml"), ('["*"]', "outboxd-status.html")):
+        text = minimal(outbox, f'[share]\nstatus_page = "{page}"\n').replace(
+            "\n\n[delivery]", f"\ninvoice_patterns = {patterns}\n[delivery]")
+        assert load_settings(config_file(tmp_path, text)).share.status_page == page
+
+
+def test_a_marker_suffix_that_is_an_invoice_extension_is_refused_under_marker_completion(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[outbox] marker_suffix = ".xml" with completion = "marker" under the default
+    invoice_patterns: a name ending in the marker suffix is never an invoice file, so
+    every XML invoice waited unseen. Refused at load in one line naming the keys and
+    values and what to write instead, in any case of letters, from the environment too.
+    Under completion = "settle" no marker is looked for: the same suffix passes."""
+    for suffix in (".xml", ".XML", ".ready.xml"):
+        text = minimal(outbox).replace(
+            "[outbox]\n", f'[outbox]\ncompletion = "marker"\nmarker_suffix = "{suffix}"\n', 1)
+        [line] = problems_of(config_file(tmp_path, text))
+        assert line == (
+            f"[outbox] marker_suffix = '{suffix}' and [outbox] invoice_patterns = ['*.xml', "
+            "'*.pdf'] under [outbox] completion = 'marker': the suffix ends in the extension "
+            f"of '*.xml', so a marker (NAME{suffix}) would be named like an invoice file, and "
+            "every invoice file ending so would be taken for a marker, never sent nor "
+            'reported — set marker_suffix to a suffix whose extension no pattern names, e.g. '
+            '".ready" (the default)')
+    monkeypatch.setenv("OUTBOXD_OUTBOX__MARKER_SUFFIX", ".pdf")
+    monkeypatch.setenv("OUTBOXD_OUTBOX__COMPLETION", "marker")
+    [line] = problems_of(config_file(tmp_path, minimal(outbox)))
+    assert line.startswith("[outbox] marker_suffix (from OUTBOXD_OUTBOX__MARKER_SUFFIX) = "
+                           "'.pdf' and [outbox] invoice_patterns = ['*.xml', '*.pdf'] under "
+                           "[outbox] completion (from OUTBOXD_OUTBOX__COMPLETION) = 'marker': "
+                           "the suffix ends in the extension of '*.pdf'")
+    monkeypatch.setenv("OUTBOXD_OUTBOX__COMPLETION", "settle")
+    assert load_settings(config_file(tmp_path, minimal(outbox))).outbox.marker_suffix == ".pdf"
+    monkeypatch.delenv("OUTBOXD_OUTBOX__MARKER_SUFFIX")
+    monkeypatch.delenv("OUTBOXD_OUTBOX__COMPLETION")
+    for fine in (".xml-ready", ".ready"):
+        text = minimal(outbox).replace(
+            "[outbox]\n", f'[outbox]\ncompletion = "marker"\nmarker_suffix = "{fine}"\n', 1)
+        assert load_settings(config_file(tmp_path, text)).outbox.marker_suffix == fine
+
+
+def _marker_mode(outbox: Path, release: str, marker: str) -> str:
+    return minimal(outbox, f'[share]\nrelease_suffix = "{release}"\n').replace(
+        "[outbox]\n", f'[outbox]\ncompletion = "marker"\nmarker_suffix = "{marker}"\n', 1)
+
+
+@pytest.mark.parametrize(("release", "marker", "how", "ending"), [
+    (".ready", ".ready", "are the same suffix", ".ready"),
+    (".Ready", ".ready", "are the same suffix but for upper and lower case", ".ready"),
+    (".go.ready", ".READY", "overlap: the release suffix ends in the marker suffix",
+     ".go.ready"),
+    (".go", ".done.go", "overlap: the marker suffix ends in the release suffix", ".done.go"),
+    (".send-anyway", "y", "overlap: the release suffix ends in the marker suffix",
+     ".send-anyway"),
+])
+def test_a_release_suffix_and_marker_suffix_that_overlap_are_refused_under_marker_completion(
+        tmp_path: Path, outbox: Path, release: str, marker: str, how: str,
+        ending: str) -> None:
+    """[share] release_suffix and [outbox] marker_suffix equal, or one ending the other in
+    any case of letters, under completion = "marker": a root file ending in the longer
+    was a release file and a marker at once (the ERP's marker could release an invoice
+    without its attachments; the page listed it as an idle release and as a marker's near
+    miss). Refused at load in one line naming both keys and values, why and the fix."""
+    [line] = problems_of(config_file(tmp_path, _marker_mode(outbox, release, marker)))
+    assert line == (
+        f"[share] release_suffix = '{release}' and [outbox] marker_suffix = '{marker}' under "
+        f"[outbox] completion = 'marker' {how}, so a file whose name ends in '{ending}' "
+        "would be both a release file and a marker: a marker the ERP writes could send an "
+        "invoice without its attachments, and a clerk's release could mark a bundle ready "
+        "before it is whole — give them suffixes neither of which ends the other, in any "
+        'case of letters, e.g. release_suffix = ".send-anyway" and marker_suffix = '
+        '".ready" (the defaults)')
+
+
+def test_suffixes_that_do_not_overlap_or_a_marker_not_looked_for_pass(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Suffixes of which neither ends the other pass under completion = "marker" (one
+    inside the other but not at its end too); under "settle" no marker is looked for,
+    so a release suffix equal to the (unused) marker suffix passes — and the environment
+    that turns marker mode on names its variable in the refusal."""
+    for release, marker in ((".send-anyway", ".ready"), (".ready-now", ".ready"),
+                            (".go", ".go-ready")):
+        s = load_settings(config_file(tmp_path, _marker_mode(outbox, release, marker)))
+        assert (s.share.release_suffix, s.outbox.marker_suffix) == (release, marker)
+    text = minimal(outbox, '[share]\nrelease_suffix = ".ready"\n')
+    assert load_settings(config_file(tmp_path, text)).share.release_suffix == ".ready"
+    monkeypatch.setenv("OUTBOXD_OUTBOX__COMPLETION", "marker")
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line.startswith("[share] release_suffix = '.ready' and [outbox] marker_suffix = "
+                           "'.ready' under [outbox] completion (from "
+                           "OUTBOXD_OUTBOX__COMPLETION) = 'marker' are the same suffix")
