@@ -37,16 +37,16 @@ def hold_folder(path: Path, shown: str | None = None, within: Path | None = None
     except _LinkOnTheWay:
         if shown is None:
             raise
-        refused: OSError | None = None
+        # Walked again from the outbox as folder_below walks: the clerk's line names the
+        # folder on the way that is a link (raises, or holds one put back meanwhile).
+        assert within is not None
+        return walk_to_folder(within, list(path.relative_to(within).parts), shown)
     except OSError as exc:
         refused = exc
     if shown is not None:
         # Which folder on the way failed, and how, is what folder_below tells apart:
         # walked again as it walks (raises, or holds a folder put back meanwhile).
-        if within is not None and path.is_relative_to(within):
-            return walk_to_folder(within, list(path.relative_to(within).parts), shown)
         return walk_to_folder(path.parent, [path.name], shown)
-    assert refused is not None
     if refused.errno in (errno.ELOOP, errno.ENOTDIR):
         raise not_the_folder(path)
     raise refused
