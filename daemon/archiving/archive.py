@@ -256,7 +256,7 @@ def _hold_day(folder: Path) -> int:
 
 
 def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
-          tag: str = "") -> Path:
+          tag: str = "", within: Path | None = None) -> Path:
     """Write the papers into the work folder and move it to target; where the entry now
     lies (see move_into_place, and for `tag`). On return the papers, the entry and its folder are on
     disk. Safe to call again after a crash or power loss at any point: the papers are
@@ -266,13 +266,15 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     the entry and of its folder after the rename covers them and the rename at once
     (on ext4 the first of them commits everything, the others find nothing to do),
     instead of a sync of the paper, the work folder and the target folder in turn.
+    `within`: the outbox, from which the work folder is reached (hold_folder): a
+    `.outboxd` made a link would have a folder behind it archived in the bundle's place.
     """
-    kept = os.path.lexists(work) and _kept_after(work, target)
+    kept = os.path.lexists(work) and _kept_after(work, target, within)
     if os.path.lexists(work) and not kept:
         # The work folder held open, never through a link a user of the share put in its
         # place (OSError naming it: the bundle stays, and its row says why): the papers
         # are written into, and the folder moved, copied and removed as, that very folder.
-        held = hold_folder(work)
+        held = hold_folder(work, within=within)
         try:
             here = held_path(held)
             # A kill inside an earlier write of the papers (a retried archive) left its
@@ -338,10 +340,10 @@ def _hold_entry(day: int, placed: Path) -> int:
         raise
 
 
-def _kept_after(work: Path, target: Path) -> bool:
+def _kept_after(work: Path, target: Path, within: Path | None) -> bool:
     """The work folder is one an archive into `target` kept (KEPT names it) and the entry
     is there: the bundle was archived, only the journal's word of it was lost."""
-    held = hold_folder(work)
+    held = hold_folder(work, within=within)
     try:
         return kept_for(held) == str(target) and os.path.isdir(target)
     finally:

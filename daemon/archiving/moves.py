@@ -104,7 +104,7 @@ class Moves:
             self._drop_older_copy(row, target)
         try:
             target = place(work, target, papers, row.bundle_id,
-                           copy_tag(self.s.paths.state_dir))
+                           copy_tag(self.s.paths.state_dir), self.s.outbox.path)
         except OSError as exc:
             return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
         self._move_faults.pop(row.id, None)

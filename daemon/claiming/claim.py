@@ -77,25 +77,26 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
 
 
 @contextmanager
-def held_work(bundle: Bundle) -> Iterator[Bundle]:
+def held_work(bundle: Bundle, within: Path | None = None) -> Iterator[Bundle]:
     """The claimed bundle, its files found below its work folder held open while the
     block runs (fsops.opened_from): the work folder held as every step after the claim
     holds it (workfolder.hold_folder), each folder below it opened with O_NOFOLLOW. Opened by
     its path at each file, a work folder swapped for a link after the check would have
     had the delivery read, and send, what the link leads to. HostileInput naming the
     invoice file and the work folder when that is a link (the bundle is
-    processing-damaged)."""
+    processing-damaged). `within`: the outbox (see hold_folder: `.outboxd` made a link)."""
     work = bundle.invoice_file.path.parent
-    with held_folder(work, bundle.invoice_file.name) as fd, opened_from(work, fd):
+    with held_folder(work, bundle.invoice_file.name, within) as fd, opened_from(work, fd):
         yield bundle
 
 
-def read_in_place(work: Path, read: Callable[[], T]) -> T:
+def read_in_place(work: Path, read: Callable[[], T], within: Path | None = None) -> T:
     """What `read` reads of the claimed bundle in `work` by its paths (in the readers,
     which no descriptor of ours reaches: a bundle read again after a restart), the work
     folder held meanwhile: never a link when the read begins, and still that folder when
-    it ends. Else OSError naming it (processing-damaged; its quarantine refuses a link)."""
-    with held_folder(work) as held:
+    it ends. Else OSError naming it (processing-damaged; its quarantine refuses a link).
+    `within`: the outbox (see hold_folder)."""
+    with held_folder(work, within=within) as held:
         got = read()
         still_held(work, held)
         return got
@@ -126,8 +127,8 @@ def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[P
         # Held from here on, and every part renamed into the folder held (dst_dir_fd),
         # never by `work`'s path: a work folder a user of the share swapped for a link
         # meanwhile would have had the invoice file renamed out of the outbox to where
-        # the link leads.
-        held = hold_folder(work)
+        # the link leads (so too a `.outboxd` made a link: reached from the outbox).
+        held = hold_folder(work, within=cand.invoice.parent)
     except OSError as exc:
         raise NothingClaimed(exc) from exc
     kept = False
@@ -228,7 +229,8 @@ def unclaim(cand: Candidate, work: Path) -> Unclaimed:
         # Listed and moved from the work folder held, never through a link a user of the
         # share put in its place: its files are not ours to bring into the outbox. Such
         # a bundle stays (all of it "stuck": quarantined, whose move refuses the link).
-        held = hold_folder(work)
+        # Nor through `.outboxd` made a link (the outbox is the invoice file's folder).
+        held = hold_folder(work, within=cand.invoice.parent)
     except OSError:
         return Unclaimed([work.name])
     try:

@@ -53,8 +53,8 @@ from daemon.claiming.claim import (
 )
 from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
-from daemon.errors import InputError, OutboxdError
-from daemon.fs.fsops import FOLDER_NOFOLLOW
+from daemon.errors import HostileInput, InputError, OutboxdError
+from daemon.fs.fsops import FOLDER_NOFOLLOW, folder_within
 from daemon.fs.fswrite import held_path
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import held_folder, not_the_folder, still_held
@@ -127,23 +127,34 @@ class Orphans:
         the running configuration's (Finisher.mounts), so that nothing is archived in a
         sent/ or quarantine/ whose share is away."""
         log = logs.get()
+        processing = settings.processing_dir
         try:
-            entries = [e for e in os.scandir(settings.processing_dir)
-                       if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
-        except OSError:
-            return 0  # the share is away; the next rescan looks again
+            # Never through a link in the outbox: a `.outboxd` put back as a link to another
+            # folder had its folders named as ours archived or put into the outbox.
+            with folder_within(settings.outbox.path, processing) as fd, \
+                    os.scandir(fd) as listing:
+                names = [e.name for e in listing
+                         if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+        except HostileInput as exc:
+            _once(processing, log.error, "processing folder reached through a link; no "
+                  "work folder in it is finished until the folder itself is back",
+                  folder=str(processing), error=str(exc))
+            return 0
+        except (OSError, InputError):
+            return 0  # not made yet, the share away: the next rescan looks again
+        _reported.discard(processing)  # reached again: said anew if it is lost again
         if self._inherited is None:
-            self._inherited = {Path(e.path) for e in entries} if journal.afresh else set()
-        if not entries:
+            self._inherited = {processing / n for n in names} if journal.afresh else set()
+        if not names:
             return 0  # the usual case: no journal query at all
         known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
         handled = 0
         owner = owner_of(settings.paths.state_dir)
-        for entry in entries:
-            work = Path(entry.path)
+        for name in names:
+            work = processing / name
             if str(work) in known:
                 continue
-            whose = _whose(entry.name, owner)
+            whose = _whose(name, owner)
             if whose == SIBLING:
                 # Its journal knows it (ours cannot tell a bundle it delivered from one it
                 # did not): finished when that daemon starts again, never by us.
@@ -180,9 +191,9 @@ def sweep(journal: Journal, settings: Settings, mounts: FolderMounts | None = No
 def _finish(journal: Journal, settings: Settings, mounts: FolderMounts, work: Path,
             inherited: bool) -> int:
     # Held while it is cleaned, read and moved, never through a link a user of the share
-    # put in its place after the listing (OSError naming it: sweep logs it, looks again):
-    # what the link leads to is neither removed, read as our papers, nor moved.
-    with held_folder(work) as held:
+    # put in its place or `.outboxd`'s after the listing (OSError naming it: sweep logs
+    # it, looks again): what the link leads to is neither removed, read as ours, nor moved.
+    with held_folder(work, within=settings.outbox.path) as held:
         return _finish_held(journal, settings, mounts, work, held, inherited)
 
 

@@ -224,9 +224,9 @@ class Recovery:
         work = Path(row.work_dir)
         try:
             # The rest of the bundle is moved into the work folder held, never through a
-            # link put in its place (OSError naming it: the row says so, and the next
-            # start tries again).
-            held: int | None = hold_folder(work)
+            # link put in its place or `.outboxd`'s (OSError naming it: the row says so,
+            # and the next start tries again).
+            held: int | None = hold_folder(work, within=self.s.outbox.path)
         except FileNotFoundError:
             held = None
         cand = candidate_for(self.s.outbox, row.invoice_file)
@@ -382,7 +382,8 @@ class Recovery:
         """The row's bundle read, matched and validated again where it lies in its work
         folder, the folder held meanwhile (read_in_place)."""
         return read_in_place(Path(row.work_dir or ""),
-                             lambda: self.evaluate(self._moved(row), settings))
+                             lambda: self.evaluate(self._moved(row), settings),
+                             self.s.outbox.path)
 
     def _moved(self, row: Row) -> Candidate:
         """The row's bundle as it lies in its work folder."""

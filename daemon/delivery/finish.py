@@ -75,7 +75,8 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
                      settings: Settings) -> Bundle:
     """A claimed bundle's images converted into its work folder, in this process (a
     pipeline without the daemon's readers: `readers.Readers.materialise` otherwise)."""
-    return materialise_bundle(bundle, work_dir, settings.validation.max_image_pixels)
+    return materialise_bundle(bundle, work_dir, settings.validation.max_image_pixels,
+                              settings.outbox.path)
 
 
 class Finisher(Moves, Recovery, Retries, SentElsewhere):
@@ -308,7 +309,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
                 # Documents already accepted (ubl-embedded); the bundle ids an answer
                 # may name as another request's (HttpDeliverer.other_bundle).
                 bind_journal(self.j)
-            with held_work(bundle) as rooted:  # never a work folder swapped for a link
+            # Never a work folder (nor `.outboxd`) swapped for a link.
+            with held_work(bundle, self.s.outbox.path) as rooted:
                 receipt = deliverer.deliver(rooted, manifest)
         except InputError as exc:
             if not counted:

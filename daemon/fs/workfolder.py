@@ -14,19 +14,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from daemon.fs.fsops import FOLDER_NOFOLLOW, walk_to_folder
+from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW, walk_to_folder
 
 
-def hold_folder(path: Path, shown: str | None = None) -> int:
+def hold_folder(path: Path, shown: str | None = None, within: Path | None = None) -> int:
     """A claimed bundle's work folder at `path`, open (the caller closes it), never through
     a link a user of the share swapped in for it: every step after the claim holds it so,
     reaches what is in it from this descriptor, and moves or removes it by its name only
     while that is still it (still_held). The folders above are the daemon's own.
     Refused with `shown` (a bundle read for the clerk): as folder_below refuses a folder on
     its way (HostileInput, InputError naming `shown`, or the machine's or share's OSError).
-    Without (for the admin): a link or no folder as not_the_folder(path), else as is."""
+    Without (for the admin): a link or no folder as not_the_folder(path), else as is.
+    `within` (the outbox, where the processing folder lies by default): the folders from
+    it down to `path` are reached as folder_within reaches them, never through a link —
+    anyone on the share may put `.outboxd` back as a link to another folder holding one
+    of the same name; such a link is refused (without `shown`: an OSError naming it).
+    Elsewhere (a [paths] processing outside the outbox, the admin's) by its path."""
     try:
-        return os.open(path, FOLDER_NOFOLLOW)
+        if within is None:
+            return os.open(path, FOLDER_NOFOLLOW)
+        return _hold_within(path, within)
+    except _LinkOnTheWay:
+        if shown is None:
+            raise
+        # Walked again from the outbox as folder_below walks: the clerk's line names the
+        # folder on the way that is a link (raises, or holds one put back meanwhile).
+        assert within is not None
+        return walk_to_folder(within, list(path.relative_to(within).parts), shown)
     except OSError as exc:
         refused = exc
     if shown is not None:
@@ -38,10 +52,44 @@ def hold_folder(path: Path, shown: str | None = None) -> int:
     raise refused
 
 
+class _LinkOnTheWay(OSError):
+    """A folder between `within` and a work folder is a link (or no folder): the admin's
+    line names that folder, not the work folder."""
+
+
+def _hold_within(path: Path, within: Path) -> int:
+    """The work folder at `path`, each folder from `within` down to it opened from the one
+    above without following a link (errors as the system's, but a link or no folder on
+    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path."""
+    try:
+        parts = path.relative_to(within).parts
+    except ValueError:
+        return os.open(path, FOLDER_NOFOLLOW)
+    fd = os.open(within, FOLDER)
+    try:
+        for n, part in enumerate(parts):
+            try:
+                inner = os.open(part, FOLDER_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if n == len(parts) - 1 or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise _LinkOnTheWay(errno.ELOOP, "is a symbolic link or no folder; outboxd "
+                                    "never follows a link in the outbox — put the folder "
+                                    "itself back under this name",
+                                    str(within.joinpath(*parts[:n + 1]))) from None
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 @contextmanager
-def held_folder(path: Path, shown: str | None = None) -> Iterator[int]:
-    """hold_folder(path, shown), open while the block runs."""
-    fd = hold_folder(path, shown)
+def held_folder(path: Path, shown: str | None = None,
+                within: Path | None = None) -> Iterator[int]:
+    """hold_folder(path, shown, within), open while the block runs."""
+    fd = hold_folder(path, shown, within)
     try:
         yield fd
     finally:

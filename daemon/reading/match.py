@@ -250,7 +250,8 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     channel = None
     sidecar_digest = ""
     top, said = cand.invoice.parent, cand.invoice.name
-    opened = folder_below(top, "", said) if known is None else held_folder(top, said)
+    opened = folder_below(top, "", said) if known is None else \
+        held_folder(top, said, settings.outbox.path)
     with opened as root, ExitStack() as stack:
         inv, findings = _invoice_file(root, cand, settings, known)
         fd = _sidecar(root, cand, findings, stack)

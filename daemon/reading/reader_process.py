@@ -208,7 +208,8 @@ def run(cand: Candidate, settings: Settings, known: Bundle | None,
     reading it did, and that is what the daemon's own process must never spend."""
     if known is not None and work_dir is not None:
         from daemon.validation.convert import materialise_bundle
-        return materialise_bundle(known, work_dir, settings.validation.max_image_pixels)
+        return materialise_bundle(known, work_dir, settings.validation.max_image_pixels,
+                                  settings.outbox.path)
     if known is not None:
         from daemon.reading.match import assemble
         return assemble(cand, settings, known=known)

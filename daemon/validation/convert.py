@@ -243,7 +243,7 @@ def converted_path(work_dir: Path, att: Attachment) -> Path:
 
 
 def materialise(atts: tuple[Attachment, ...], work_dir: Path,
-                max_pixels: int) -> tuple[Attachment, ...]:
+                max_pixels: int, within: Path | None = None) -> tuple[Attachment, ...]:
     """Write each conversion into the claimed work folder (once) and point it there.
 
     InputError when the image in the work folder is refused (a link, a FIFO) or no
@@ -259,7 +259,7 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
     # made: one that vanished (moved away by hand, a share gone) is not recreated empty
     # to hold a lone PDF, and a link put in its place is not followed. Either is an
     # OSError naming it: the delivery says so and tries again later.
-    work = hold_folder(work_dir)
+    work = hold_folder(work_dir, within=within)  # `within`: the outbox (hold_folder)
     try:
         root = held_path(work)
         for att in atts:
@@ -327,9 +327,11 @@ def _convert_again(att: Attachment, conv: Conversion, max_pixels: int, work: Pat
     return pdf
 
 
-def materialise_bundle(bundle: Bundle, work_dir: Path, max_pixels: int) -> Bundle:
+def materialise_bundle(bundle: Bundle, work_dir: Path, max_pixels: int,
+                       within: Path | None = None) -> Bundle:
     """The claimed bundle with its conversions written into work_dir (`materialise`)."""
-    return replace(bundle, attachments=materialise(bundle.attachments, work_dir, max_pixels))
+    return replace(bundle, attachments=materialise(bundle.attachments, work_dir, max_pixels,
+                                                   within))
 
 
 def unconverted(bundle: Bundle) -> Bundle:

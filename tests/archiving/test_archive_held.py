@@ -301,3 +301,23 @@ def _drop_before_publishing(monkeypatch: pytest.MonkeyPatch, late: Path) -> None
         rename(src, dst, *at)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)
+
+
+def test_a_dot_outboxd_made_a_link_has_no_folder_behind_it_archived(tmp_path: Path) -> None:
+    """Reached from the outbox (`within`), a work folder whose `.outboxd` a share user
+    replaced by a link to a folder holding one of the same name: nothing is written
+    there nor moved into the archive; OSError naming `.outboxd`, and the bundle's own
+    folder is left as it was."""
+    outbox = tmp_path / "outbox"
+    work = _work(outbox / ".outboxd")
+    fake = _work(tmp_path / "elsewhere")
+    (outbox / ".outboxd").rename(tmp_path / "aside")
+    (outbox / ".outboxd").symlink_to(tmp_path / "elsewhere")
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID, within=outbox)
+    assert caught.value.filename == str(outbox / ".outboxd")
+    assert not os.path.lexists(target)
+    assert _listing(fake) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
+    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
+        "INV-1", "INV-1.xml", "INV-1/a.pdf"]

@@ -17,7 +17,7 @@ from daemon.claiming.claim import (
     unclaim,
     work_dir_for,
 )
-from daemon.errors import ClaimLost
+from daemon.errors import ClaimLost, NothingClaimed
 from daemon.fs.workfolder import hold_folder
 from daemon.watching.scan import Candidate
 
@@ -262,3 +262,43 @@ class TestUnclaim:
         assert cand.invoice.read_bytes() == b"<Invoice/>"
         assert (cand.sidecar / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
         assert sorted(p.name for p in work.iterdir()) == [LEFTOVER, "late.xml"]
+
+
+def _dot_outboxd_linked(outbox: Path, tmp_path: Path) -> Path:
+    """`.outboxd` moved aside by a share user and a link to a folder outside (holding a
+    processing/ of its own) put in its place; that outside folder."""
+    outside = tmp_path / "outside"
+    (outside / "processing").mkdir(parents=True)
+    (outbox / ".outboxd").rename(tmp_path / "aside")
+    (outbox / ".outboxd").symlink_to(outside)
+    return outside
+
+
+def test_a_claim_through_a_dot_outboxd_made_a_link_moves_nothing_out_of_the_outbox(
+        outbox: Path, processing: Path, tmp_path: Path) -> None:
+    """`.outboxd` made a link (after the claims' look for links): no file of the bundle is
+    renamed to where it leads; the claim fails before anything moved (NothingClaimed),
+    the bundle whole in the outbox."""
+    cand = drop(outbox)
+    work = work_dir_for(processing, cand.name, BID)
+    outside = _dot_outboxd_linked(outbox, tmp_path)
+    with pytest.raises(NothingClaimed):
+        claim(cand, work, with_marker=False)
+    assert cand.invoice.read_bytes() == b"<Invoice/>" and (cand.sidecar / "a.pdf").exists()
+    assert [list(p.iterdir()) for p in (outside / "processing").iterdir()] in ([], [[]])
+
+
+def test_an_unclaim_through_a_dot_outboxd_made_a_link_brings_nothing_into_the_outbox(
+        outbox: Path, processing: Path, tmp_path: Path) -> None:
+    """`.outboxd` made a link to a folder holding a work folder of the same name: none of
+    its files is put into the outbox; the bundle is reported stuck (its work folder cannot
+    be used), as for a work folder swapped for a link."""
+    cand = drop(outbox)
+    work = work_dir_for(processing, cand.name, BID)
+    claim(cand, work, with_marker=False)
+    outside = _dot_outboxd_linked(outbox, tmp_path)
+    (outside / "processing" / work.name).mkdir()
+    (outside / "processing" / work.name / "INV-1.xml").write_bytes(b"someone else's")
+    assert unclaim(cand, work) == Unclaimed([work.name])
+    assert sorted(os.listdir(outbox)) == [".outboxd"]
+    assert os.listdir(outside / "processing" / work.name) == ["INV-1.xml"]

@@ -239,10 +239,10 @@ class TestClaimFailure:
         monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
         real_hold = claim_module.hold_folder
 
-        def swapped_then_held(path: Path) -> int:
+        def swapped_then_held(path: Path, within: Path | None = None) -> int:
             path.rename(tmp_path / "moved-aside")
             path.symlink_to(tmp_path / "moved-aside")
-            return real_hold(path)
+            return real_hold(path, within=within)
 
         monkeypatch.setattr(claim_module, "hold_folder", swapped_then_held)
         nxt = step(p, cand, 0.0)

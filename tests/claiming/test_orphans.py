@@ -266,6 +266,94 @@ def test_an_orphan_swapped_for_a_link_after_the_listing_is_never_read_cleaned_or
         j.close()
 
 
+def _receipt(name: str) -> str:
+    return json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": f"{name}.xml"},
+                      "invoices": [{"id": name}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"})
+
+
+def test_a_dot_outboxd_replaced_by_a_link_is_never_followed_to_finish_folders_elsewhere(
+        settings: Settings, tmp_path: Path) -> None:
+    """On a journal made afresh, `.outboxd` replaced by a share user with a link to another
+    folder whose processing/ holds folders named as ours (one with a receipt.json): none
+    of them is archived in sent/, recorded as sent, or put into the outbox — the sweep
+    reaches the processing folder from the outbox, never through a link — and one error
+    line names the link and the fix."""
+    elsewhere = tmp_path / "elsewhere"
+    (settings.outbox.path / ".outboxd").rename(elsewhere)
+    (settings.outbox.path / ".outboxd").symlink_to(elsewhere)
+    back, delivered = work(settings, "INV-1"), work(settings, "INV-2")
+    (delivered / "receipt.json").write_text(_receipt("INV-2"))
+    j = Journal(settings.journal_path)
+    assert j.afresh
+    try:
+        with capture_logs() as logs:
+            assert sweep(j, settings) == 0
+        assert not j.was_sent(BID)
+        assert not list(settings.sent_dir.iterdir())
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert sorted(os.listdir(back)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(delivered)) == ["INV-2", "INV-2.xml", "receipt.json"]
+        [error] = [e for e in logs if e["log_level"] == "error"]
+        assert error["folder"] == str(settings.processing_dir)
+        assert "lies in .outboxd, which is a symbolic link" in error["error"]
+        assert "put the folder itself there" in error["error"]
+    finally:
+        j.close()
+
+
+def test_a_dot_outboxd_swapped_for_a_link_after_the_listing_finishes_nothing_elsewhere(
+        settings: Settings, tmp_path: Path) -> None:
+    """`.outboxd` swapped for a link to a folder holding a work folder of the same name
+    (with a receipt.json) between the sweep's listing and its hold on the work folder:
+    the folder held is the real one, reached from the outbox; the one behind the link is
+    neither archived nor recorded as sent, the real one is left as it was, and one error
+    line names the work folder (the next rescan looks again)."""
+    w = work(settings, "INV-6")
+    outside = tmp_path / "outside"
+    (outside / "processing" / w.name).mkdir(parents=True)
+    (outside / "processing" / w.name / "INV-6.xml").write_bytes(b"<x/>")
+    (outside / "processing" / w.name / "receipt.json").write_text(_receipt("INV-6"))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs, \
+                swap_when_opened(w.name, settings.outbox.path / ".outboxd", outside) as swapped:
+            assert sweep(j, settings) == 0
+        assert swapped, "the swap was made"
+        assert not j.was_sent(BID)
+        assert not list(settings.sent_dir.iterdir())
+        assert sorted(os.listdir(outside / "processing" / w.name)) == ["INV-6.xml",
+                                                                       "receipt.json"]
+        [real] = swapped
+        assert sorted(os.listdir(real / "processing" / w.name)) == ["INV-6", "INV-6.xml"]
+        [error] = [e for e in logs if e["log_level"] == "error"]
+        assert error["work_dir"] == str(w)
+    finally:
+        j.close()
+
+
+def test_a_processing_folder_the_admin_put_behind_a_link_outside_the_outbox_is_swept(
+        tmp_path: Path) -> None:
+    """[paths] processing outside the outbox is the admin's: a link on its way there is
+    followed as configured, and an orphan of ours in it is put back as usual."""
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "real" / "processing").mkdir(parents=True)
+    (tmp_path / "mnt").symlink_to(tmp_path / "real")
+    s = Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
+                 paths=PathsConfig(state_dir=tmp_path / "state",
+                                   processing=tmp_path / "mnt" / "processing"),
+                 delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
+    s.paths.state_dir.mkdir()
+    back = work(s, "INV-1")
+    j = Journal(s.journal_path)
+    try:
+        assert sweep(j, s) == 1
+        assert (s.outbox.path / "INV-1.xml").exists() and not back.exists()
+    finally:
+        j.close()
+
+
 def test_a_leftover_work_folder_of_a_bundle_put_back_is_never_sent_from_and_removed_once_empty(
         settings: Settings) -> None:
     """An emptied work folder an unclaim could not remove (claim.LEFTOVER in it) holding an

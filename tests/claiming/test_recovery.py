@@ -290,6 +290,32 @@ class TestRecovery:
         assert p.finish.recover() == [(row, 0.0)]
         assert (work / "INV-1" / "a.pdf").exists()
 
+    def test_a_half_done_claim_behind_a_dot_outboxd_made_a_link_moves_nothing_through_it(
+            self, tmp_path: Path) -> None:
+        """`.outboxd` moved aside and replaced by a link to a folder whose processing/
+        holds a work folder of the same name before the start: the sidecar left in the
+        outbox is not moved where the link leads, and the row says why (retrying, naming
+        `.outboxd`) until a start finds the folder itself back."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        outside = tmp_path / "outside"
+        (outside / "processing" / work.name).mkdir(parents=True)
+        (outside / "processing" / work.name / "INV-1.xml").write_bytes(b"someone else's")
+        dot = s.outbox.path / ".outboxd"
+        dot.rename(tmp_path / "aside")
+        dot.symlink_to(outside)
+        p.finish.evaluate = _never_read
+        assert p.finish.recover() == []
+        assert os.listdir(outside / "processing" / work.name) == ["INV-1.xml"]
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        r = p.j.get(row)
+        assert r.state == "claiming" and r.shown_state == "retrying"
+        assert str(dot) in (r.last_error or "") and "symbolic link" in (r.last_error or "")
+        dot.unlink()
+        (tmp_path / "aside").rename(dot)
+        p.finish.evaluate = evaluate
+        assert p.finish.recover() == [(row, 0.0)]
+        assert (work / "INV-1" / "a.pdf").exists()
+
     def test_each_claim_read_again_at_start_asks_systemd_for_more_start_time(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Reading an interrupted claim again happens before READY: each one sends

@@ -1,0 +1,61 @@
+"""A work folder held (workfolder.hold_folder) never through a link inside the outbox."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import HostileInput
+from daemon.fs.workfolder import hold_folder
+
+
+def _linked_dot_outboxd(tmp_path: Path) -> tuple[Path, Path]:
+    """An outbox whose `.outboxd` is a link to a folder holding processing/W; W's path."""
+    outbox, elsewhere = tmp_path / "outbox", tmp_path / "elsewhere"
+    (elsewhere / "processing" / "W").mkdir(parents=True)
+    outbox.mkdir()
+    (outbox / ".outboxd").symlink_to(elsewhere)
+    return outbox, outbox / ".outboxd" / "processing" / "W"
+
+
+def test_a_work_folder_behind_a_dot_outboxd_made_a_link_is_refused_naming_the_link(
+        tmp_path: Path) -> None:
+    """Held within the outbox, a work folder whose `.outboxd` is a link is not opened:
+    the admin's error names `.outboxd` as the link and says to put the folder back."""
+    outbox, work = _linked_dot_outboxd(tmp_path)
+    with pytest.raises(OSError) as raised:
+        hold_folder(work, within=outbox)
+    assert raised.value.errno == errno.ELOOP
+    assert raised.value.filename == str(outbox / ".outboxd")
+    assert "put the folder itself back under this name" in str(raised.value)
+
+
+def test_a_work_folder_behind_a_dot_outboxd_made_a_link_is_refused_in_the_clerks_words(
+        tmp_path: Path) -> None:
+    """With a file of the bundle named (the clerk's), as folder_below refuses a link on
+    the way: HostileInput naming that file and the link."""
+    outbox, work = _linked_dot_outboxd(tmp_path)
+    with pytest.raises(HostileInput) as raised:
+        hold_folder(work, "INV-1.xml", within=outbox)
+    assert raised.value.file == "INV-1.xml"
+    assert "lies in .outboxd, which is a symbolic link" in raised.value.message
+
+
+def test_a_work_folder_outside_the_outbox_is_held_by_its_path_as_configured(
+        tmp_path: Path) -> None:
+    """[paths] processing outside the outbox is the admin's: a link on the way there is
+    followed; the work folder itself is still never a link."""
+    (tmp_path / "real" / "processing" / "W").mkdir(parents=True)
+    (tmp_path / "mnt").symlink_to(tmp_path / "real")
+    fd = hold_folder(tmp_path / "mnt" / "processing" / "W", within=tmp_path / "outbox")
+    try:
+        assert os.fstat(fd).st_ino == os.stat(tmp_path / "real" / "processing" / "W").st_ino
+    finally:
+        os.close(fd)
+    (tmp_path / "real" / "processing" / "L").symlink_to(tmp_path / "real")
+    with pytest.raises(OSError) as raised:
+        hold_folder(tmp_path / "mnt" / "processing" / "L", within=tmp_path / "outbox")
+    assert raised.value.errno == errno.ELOOP
