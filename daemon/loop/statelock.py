@@ -12,10 +12,15 @@ Within one process the lock is counted, not taken twice: a test that starts the
 daemon again in its own process is one daemon.
 
 Whether the daemon holding it is up and serving, or still starting (a start that waits
-on a share that hangs, one systemd keeps restarting): at READY=1 it makes
-STATE_DIR/outboxd.ready (its process id), which the next start removes once it holds the
-lock, and the stop with it; when it started is the lock file's mtime (its process id
-written then). Not a line in outboxd.pid, which scripts read as a bare process id.
+on a share that hangs, one systemd keeps restarting): once it holds the lock it makes
+STATE_DIR/outboxd.starting, and at READY=1 STATE_DIR/outboxd.ready in its place (each
+holds its process id); the stop removes both. A mark counts only when it names the
+process that holds the lock: a daemon of a build before these marks (still running
+between an upgrade and its restart, or started again after going back) makes neither
+and may find one a killed daemon left, and was read as "not ready yet" — nothing sent —
+while it sent; it is read as cannot be told. When it started is the lock file's mtime
+(its process id written then). Not a line in outboxd.pid, which scripts read as a bare
+process id.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from daemon.fs.fsops import kind_of
 
 LOCK_NAME = "outboxd.pid"
 READY_NAME = "outboxd.ready"
+STARTING_NAME = "outboxd.starting"
 # A `status` holds its shared lock for a moment: a start that meets it tries again.
 TAKE_SECONDS = 2.0
 
@@ -94,34 +100,59 @@ def hold(state_dir: Path) -> None:
     except OSError:
         release(state_dir)
         raise
+    # Not a reason to stop the start (a full state dir: the daemon waits for room): then
+    # `status` cannot tell, and says neither ready nor starting.
+    with contextlib.suppress(OSError):
+        _mark(state_dir / STARTING_NAME)
 
 
-def mark_ready(state_dir: Path) -> None:
-    """READY=1 said: recorded for `status` (OSError where it cannot be written)."""
-    if state_dir / LOCK_NAME not in _held:
-        return
-    fd = os.open(state_dir / READY_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                 | os.O_CLOEXEC | os.O_NONBLOCK, 0o640)
+def _mark(path: Path) -> None:
+    """A mark of this process (its id) at `path`, replacing what is there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+                 | os.O_NONBLOCK, 0o640)
     try:
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
     finally:
         os.close(fd)
 
 
+def mark_ready(state_dir: Path) -> None:
+    """READY=1 said: recorded for `status` (OSError where it cannot be written)."""
+    if state_dir / LOCK_NAME not in _held:
+        return
+    _mark(state_dir / READY_NAME)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(state_dir / STARTING_NAME)
+
+
 def readiness(state_dir: Path) -> tuple[bool | None, float | None]:
     """For a daemon running() says holds the state dir: whether it said READY=1 (None:
-    cannot be told), and when it started (wall clock, seconds; None: not known)."""
+    cannot be told — no mark names it: a daemon of an older build), and when it started
+    (wall clock, seconds; None: not known)."""
     try:
         started: float | None = os.lstat(state_dir / LOCK_NAME).st_mtime
     except OSError:
         started = None
-    try:
-        ready: bool | None = stat.S_ISREG(os.lstat(state_dir / READY_NAME).st_mode) or None
-    except FileNotFoundError:
-        ready = False
-    except OSError:
-        ready = None
+    holder = _pid_of(state_dir / LOCK_NAME)
+    ready: bool | None = None
+    if holder is not None:
+        if _pid_of(state_dir / READY_NAME) == holder:
+            ready = True
+        elif _pid_of(state_dir / STARTING_NAME) == holder:
+            ready = False
     return ready, started
+
+
+def _pid_of(path: Path) -> int | None:
+    """The process id a regular file at `path` holds; None for none (or no such file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return _pid_in(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    finally:
+        os.close(fd)
 
 
 def _refuse_what_is_no_file(path: Path) -> None:
@@ -147,8 +178,9 @@ def release(state_dir: Path) -> None:
     if count > 1:
         _held[path] = (fd, count - 1)
     else:
-        with contextlib.suppress(OSError):  # a start removes one left behind
-            os.unlink(state_dir / READY_NAME)
+        for mark in (READY_NAME, STARTING_NAME):
+            with contextlib.suppress(OSError):  # a start replaces one left behind
+                os.unlink(state_dir / mark)
         os.close(fd)  # the lock goes with its last descriptor
 
 

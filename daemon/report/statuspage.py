@@ -29,7 +29,7 @@ from daemon.configuration.config import Settings
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
-from daemon.journal import LIVE, Journal, Row
+from daemon.journal import IN_FLIGHT, LIVE, Journal, Row
 from daemon.loop.idlefiles import (
     Idle,
     idle_releases,
@@ -291,10 +291,15 @@ class StatusPage:
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
-        # One of ours between its move into quarantine/ and its row's (or a bundle of ours
-        # now, dropped again) is listed as ours.
-        ours = {r.bundle_id for r in rows}
-        elsewhere = [e for e in self.elsewhere if not e.bundle_id or e.bundle_id not in ours]
+        # One of ours between its move into quarantine/ and its row's is listed as ours:
+        # known by its bundle id while in flight, by its folder once quarantined. Not by
+        # any row's id: a bundle we sent, dropped again and quarantined by another daemon
+        # as a `duplicate`, is that daemon's entry, and was left off every page of ours.
+        moving = {r.bundle_id for r in rows if r.state in IN_FLIGHT}
+        filed = {Path(r.archive_dir).name for r in rows if r.state == "quarantined"
+                 and r.archive_dir and Path(r.archive_dir).parent.name == today}
+        elsewhere = [e for e in self.elsewhere if e.folder not in filed
+                     and not (e.bundle_id and e.bundle_id in moving)]
         if self.elsewhere_more:  # counted as the earlier rows of ours are, never listed
             more = {**more, "quarantined": more.get("quarantined", 0) + self.elsewhere_more}
         out = settings.outbox

@@ -129,3 +129,30 @@ def test_ready_is_told_only_for_the_daemon_holding_the_state_dir_after_ready(
         release(tmp_path)
     assert not (tmp_path / statelock.READY_NAME).exists()
     assert (tmp_path / statelock.LOCK_NAME).read_text() == f"{os.getpid()}\n"  # a bare pid
+
+
+def test_a_daemon_of_an_older_build_is_not_read_as_starting(tmp_path: Path) -> None:
+    """A daemon of a build before the marks (still running between an upgrade and its
+    restart, or started again after going back) holds the lock and makes neither mark: its
+    readiness cannot be told (None), not "not ready yet" (which said nothing is sent while
+    it sent); a mark a killed daemon left, naming another process, does not count either.
+    The marks of the process holding the lock do: starting, then ready."""
+    (tmp_path / statelock.LOCK_NAME).write_text("999999\n")  # the older daemon's pid
+    assert statelock.readiness(tmp_path)[0] is None
+    for name in (statelock.READY_NAME, statelock.STARTING_NAME):
+        (tmp_path / name).write_text("4242\n")  # left by a daemon killed meanwhile
+        assert statelock.readiness(tmp_path)[0] is None
+    (tmp_path / statelock.STARTING_NAME).write_text("999999\n")
+    assert statelock.readiness(tmp_path)[0] is False
+    (tmp_path / statelock.READY_NAME).write_text("999999\n")
+    assert statelock.readiness(tmp_path)[0] is True
+    hold(tmp_path)  # a start of this build: starting, whatever was left
+    try:
+        assert (tmp_path / statelock.STARTING_NAME).read_text() == f"{os.getpid()}\n"
+        assert statelock.readiness(tmp_path)[0] is False
+        statelock.mark_ready(tmp_path)
+        assert not (tmp_path / statelock.STARTING_NAME).exists()
+        assert statelock.readiness(tmp_path)[0] is True
+    finally:
+        release(tmp_path)
+    assert not (tmp_path / statelock.STARTING_NAME).exists()

@@ -1000,3 +1000,37 @@ def test_other_daemons_earlier_quarantines_are_counted_not_listed(
     assert "252Quarantined today" in page.text["top"]
     assert "INV-1--000000000001" in page.text["quarantined"]
     assert "250 more quarantined today" in page.text["quarantined"]
+
+
+def test_another_daemons_quarantine_of_a_bundle_we_sent_is_listed_ours_in_flight_not(
+        journal: Journal, tmp_path: Path) -> None:
+    """A bundle this daemon sent, dropped again and quarantined as a `duplicate` by another
+    daemon on the outbox (the commonest way two daemons meet one bundle id), is listed and
+    counted under "Quarantined today" (it was hidden: any row of ours with that bundle id
+    counted as ours). One of ours on its way into quarantine/ (its folder there before its
+    row says so) is still not listed twice, and neither is an entry whose folder our
+    quarantined row names."""
+    from daemon.archiving.quarantinenews import Elsewhere
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    writer = StatusPage(wall=lambda: datetime(2026, 12, 4, 11, tzinfo=UTC))
+    sent, moving, filed = "a" * 64, "b" * 64, "c" * 64
+    today = settings.quarantine_dir / "2026-12-04"
+    journal.create("INV-1.xml", "sent", bundle_id=sent, invoice_ids=["INV-1"],
+                   since="2026-12-04T09:00:00.000Z")
+    journal.create("INV-2.xml", "quarantining", bundle_id=moving, invoice_ids=["INV-2"],
+                   since="2026-12-04T09:59:00.000Z")
+    journal.create("INV-3.xml", "quarantined", bundle_id=filed, invoice_ids=["INV-3"],
+                   since="2026-12-04T10:00:00.000Z",
+                   archive_dir=str(today / f"INV-3--{filed[:12]}"))
+    writer.elsewhere = [Elsewhere(f"INV-{n}--{bid[:12]}", "2026-12-04T10:00:00.000Z", bid,
+                                  f"INV-{n}.xml", (f"INV-{n}.xml: duplicate",))
+                        for n, bid in ((1, sent), (2, moving), (3, filed))]
+    assert writer.refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "INV-1--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "quarantined by another outboxd" in page.text["quarantined"]
+    assert "INV-1.xml" in page.text["sent"]
+    assert page.text["quarantined"].count("INV-3--cccccccccccc") == 1
+    assert "2Quarantined today" in page.text["top"]  # INV-1 (another's) and INV-3 (ours)
