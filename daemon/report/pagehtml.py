@@ -8,7 +8,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from daemon.invisible import escaped_controls
 from daemon.names import first_of
@@ -152,6 +152,16 @@ PAGE_START = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
               '<meta http-equiv="refresh" content="10"><title>outboxd')
 
 
+def _minute_up(at: datetime) -> datetime:
+    """`at` in UTC, rounded up to the whole minute: the page names the due time to the
+    minute, and cut down (a write due at 12:05:40 named "by 12:05") a running daemon's
+    page read as old for up to a minute before its next write came, and the clerk was
+    told to call the admin for nothing."""
+    at = at.astimezone(UTC)
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)
+
+
 def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
          due: datetime | None = None) -> str:
     """The whole page around a rendered body, with the time it was written; with
@@ -161,7 +171,7 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     later = ""
     if due is not None:
-        by = due.astimezone(UTC).strftime("%H:%M UTC (%Y-%m-%d)")
+        by = _minute_up(due).strftime("%H:%M UTC (%Y-%m-%d)")
         later = (f' <span class="due">outboxd writes it again by {by}, even when nothing '
                  "changed: if this line still shows this time after then, outboxd is not "
                  "running (or is stuck) and the lists below are old — tell the admin.</span>")

@@ -75,7 +75,7 @@ def test_an_unchanged_page_is_written_again_after_the_heartbeat_saying_when_the_
     walls[0] += timedelta(seconds=MIN_INTERVAL)
     assert page.refresh(journal, settings)
     again = target.read_text()
-    assert "2031-05-06 12:04:01 UTC" in again and "again by 12:09 UTC" in again
+    assert "2031-05-06 12:04:01 UTC" in again and "again by 12:10 UTC" in again
     assert page.stopped(journal, settings)
     stopped = target.read_text()
     assert "outboxd is stopped since" in stopped and "writes it again by" not in stopped
