@@ -162,12 +162,38 @@ def _minute_up(at: datetime) -> datetime:
     return whole if whole == at else whole + timedelta(minutes=1)
 
 
+# How a page written at a clean stop begins (its title says STOPPED).
+STOPPED_START = PAGE_START + " STOPPED"
+
+
+def _stopped_banner(at: datetime, others: Sequence[str]) -> str:
+    """What a page written at a clean stop says first. Where other daemons share the
+    outbox (`others`: their pages, not stopped), "nothing is sent until it runs again"
+    is untrue, and the clerk was sent to the admin while the others went on sending."""
+    since = f'{at.strftime("%H:%M")} UTC ({at.strftime("%Y-%m-%d")})'
+    if not others:
+        return (f"<b>outboxd is stopped since {since}.</b> Nothing is sent until it runs "
+                "again. Nothing is lost: what is in the outbox stays there, and what is "
+                "listed below waits. Tell the admin.")
+    pages = ", ".join(f"<code>{text(o)}</code>" for o in others)
+    one = len(others) == 1
+    return (f"<b>The outboxd that writes this page is stopped since {since}.</b> "
+            f"{'Another outboxd shares' if one else 'Other outboxd daemons share'} this "
+            f"outbox and {'writes' if one else 'write'} {pages}: while "
+            f"{'it runs' if one else 'they run'}, what is put into the outbox is still "
+            f"sent — look at {'that page' if one else 'those pages'}. What this page lists "
+            "as being sent or retrying waits for this outboxd; nothing is lost. Tell the "
+            "admin.")
+
+
 def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
-         due: datetime | None = None) -> str:
+         due: datetime | None = None, others: Sequence[str] = ()) -> str:
     """The whole page around a rendered body, with the time it was written; with
     `stopped_at`, first of all that outboxd is stopped since then (a clean stop), in
-    the time zone of the page's other times (UTC); with `due`, the time by which a
-    running outboxd writes it again, whatever changes (statuspage.HEARTBEAT)."""
+    the time zone of the page's other times (UTC), and, with `others` (the pages of
+    other daemons on the outbox that are not stopped), that they go on sending; with
+    `due`, the time by which a running outboxd writes it again, whatever changes
+    (statuspage.HEARTBEAT)."""
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     later = ""
     if due is not None:
@@ -177,12 +203,9 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
                  "running (or is stuck) and the lists below are old — tell the admin.</span>")
     title, banner = "outboxd — outbox status", ""
     if stopped_at is not None:
-        at = stopped_at.astimezone(UTC)
         title = "outboxd STOPPED — outbox status"
-        banner = ('<p class="stopped"><b>outboxd is stopped since '
-                  f'{at.strftime("%H:%M")} UTC ({at.strftime("%Y-%m-%d")}).</b> Nothing is '
-                  "sent until it runs again. Nothing is lost: what is in the outbox stays "
-                  "there, and what is listed below waits. Tell the admin.</p>\n")
+        banner = (f'<p class="stopped">{_stopped_banner(stopped_at.astimezone(UTC), others)}'
+                  "</p>\n")
     return (f"{PAGE_START}{title.removeprefix('outboxd')}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n{banner}"
             f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "

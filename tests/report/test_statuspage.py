@@ -662,6 +662,35 @@ def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(
     assert page.refresh(journal, settings) and "is stopped" not in target.read_text()
 
 
+def test_a_stop_with_another_daemon_on_the_outbox_names_its_page_instead_of_nothing_sent(
+        journal: Journal, tmp_path: Path) -> None:
+    """Where another outboxd shares the outbox, the stopped page said "Nothing is sent
+    until it runs again" while the other went on sending: a clerk was sent to the admin
+    for nothing, and the two pages contradicted each other. It now names the other
+    daemon's page, says that what is put into the outbox is still sent while that one
+    runs, and that what this page lists as under way waits for this one. Not named: a
+    page that says it is stopped too, a clerk's file of such a name, a link; with none
+    left, the stopped page says nothing is sent, as before."""
+    outbox, settings, _, page, target = page_in_a_new_outbox(tmp_path)
+    at = datetime(2026, 3, 9, 16, 7, tzinfo=UTC)
+    (outbox / "outboxd-status-a.html").write_text(pagehtml.page("", at, due=at))
+    (outbox / "outboxd-status-c.html").write_text(pagehtml.page("", at, stopped_at=at))
+    (outbox / "outboxd-status-notes.html").write_text("<p>my notes</p>")
+    (outbox / "outboxd-status-link.html").symlink_to(outbox / "outboxd-status-a.html")
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    assert page.stopped(journal, settings)
+    top = Page(target.read_text()).text["top"]
+    assert "Another outboxd shares this outbox and writes outboxd-status-a.html: while it " \
+        "runs, what is put into the outbox is still sent — look at that page." in top
+    assert "Nothing is sent until it runs again" not in top
+    assert "-c.html" not in top and "notes" not in top and "link" not in top
+    assert "<title>outboxd STOPPED" in target.read_text()
+
+    (outbox / "outboxd-status-a.html").write_text(pagehtml.page("", at, stopped_at=at))
+    assert page.stopped(journal, settings)
+    assert "Nothing is sent until it runs again" in target.read_text()
+
+
 def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
         journal: Journal, tmp_path: Path) -> None:
     """The journal lost under the daemon ends its run with a stop: the page still says
