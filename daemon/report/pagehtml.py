@@ -20,6 +20,7 @@ h1{font-size:1.4em;margin:0 0 .2em}
 .counts{display:flex;flex-wrap:wrap;gap:.6em;padding:0;list-style:none}
 .counts li{border:1px solid #ccc;border-radius:6px;padding:.4em .8em;background:#f7f7f7}
 .counts b{font-size:1.3em;display:block}
+.counts a{color:inherit;text-decoration:none}
 section{margin-top:1.6em}
 h2{font-size:1.15em;border-bottom:2px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;width:100%}

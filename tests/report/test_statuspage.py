@@ -489,7 +489,7 @@ def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
     assert "STILL-1--bbbbbbbbbbbb" in page.text["quarantined"]
     assert "BACK-1" not in page.text["quarantined"]
     assert "BACK-1.xml" in page.text["sent"]
-    assert "1Quarantined today" in page.text["top"]
+    assert "1 Quarantined today" in page.text["top"]
 
 
 def quarantined_today(journal: Journal, tmp_path: Path, stem: str) -> tuple[Path, Path]:
@@ -516,7 +516,7 @@ def test_a_quarantined_bundle_whose_folder_a_clerk_renamed_stays_on_the_page(
     assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "NAMED-1--aaaaaaaaaaaa" in page.text["quarantined"]
-    assert "1Quarantined today" in page.text["top"]
+    assert "1 Quarantined today" in page.text["top"]
 
 
 def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
@@ -538,7 +538,7 @@ def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
     assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "LOCKED-1--aaaaaaaaaaaa" in page.text["quarantined"]
-    assert "1Quarantined today" in page.text["top"]
+    assert "1 Quarantined today" in page.text["top"]
 
 
 def test_only_todays_quarantined_bundles_cost_a_look_at_their_folder(
@@ -651,7 +651,7 @@ def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(
             "listed below waits. Tell the admin.") in shown.text["top"]
     assert "<title>outboxd STOPPED" in text
     assert "Written <!--written-->2026-03-09 16:07:31 UTC by outboxd" in text
-    assert "wait.xml" in shown.text["waiting"] and "1Waiting" in shown.text["top"]
+    assert "wait.xml" in shown.text["waiting"] and "1 Waiting" in shown.text["top"]
     assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
 
     later = StatusPage(clock=lambda: 100.0, wall=lambda: wall[0])  # the next start
@@ -882,7 +882,7 @@ def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
     written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
     assert written == every_row
     shown = Page(written)
-    assert f"{FINISHED_SHOWN + 40}Sent today" in shown.text["top"].replace("\n", "")
+    assert f"{FINISHED_SHOWN + 40} Sent today" in shown.text["top"].replace("\n", "")
     assert "more quarantined today" in shown.text["quarantined"]
 
 
@@ -906,7 +906,7 @@ def test_a_refresh_reads_only_the_rows_it_lists_however_busy_the_day(
     assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
     under_way = 1 + 100  # retry.xml, and the quarantined ones seen again, waiting
     assert built[0] <= 2 * FINISHED_SHOWN + under_way
-    assert "3000Sent today" in Page(
+    assert "3000 Sent today" in Page(
         (settings.outbox.path / "outboxd-status.html").read_text()).text["top"].replace("\n", "")
 
 
@@ -1025,6 +1025,6 @@ def test_other_daemons_earlier_quarantines_are_counted_not_listed(
     writer.elsewhere_more = 250
     assert writer.refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
-    assert "252Quarantined today" in page.text["top"]
+    assert "252 Quarantined today" in page.text["top"]
     assert "INV-1--000000000001" in page.text["quarantined"]
     assert "250 more quarantined today" in page.text["quarantined"]
