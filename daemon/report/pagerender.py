@@ -49,7 +49,11 @@ LONE_SHOWN = 100
 def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
     return {
-        "waiting": [r for r in rows if r.state == "waiting"],
+        # The longest waiting first, those of one second (the page's times are to the
+        # second) by name: in journal order an ERP's 2,000 files of one export came in
+        # the order each was read, BULK-00000, BULK-00012, BULK-00002 …
+        "waiting": sorted((r for r in rows if r.state == "waiting"),
+                          key=lambda r: (r.since[:19], r.invoice_file)),
         "held": [r for r in rows if r.state == "held"],
         # Settling with an error: the invoice file cannot be read (permissions, a share
         # gone). It waits for a change like a held bundle, and the clerk must see why.

@@ -4,6 +4,7 @@ told to do, the latest of the finished cut to a hundred."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -488,10 +489,11 @@ def test_each_section_shows_the_columns_the_contract_names(journal: Journal) -> 
     for heading in ("File", "Invoices without attachments", "Since", "Deadline",
                     "How to release"):
         assert heading in waiting
-    wait_row = waiting[waiting.index("wait.xml"):waiting.index("hold.xml")]
+    row_of = {r.split("\t")[0]: r for r in page.rows["waiting"]}
+    wait_row = row_of["wait.xml"]
     assert "W-2" in wait_row and "W-1" not in wait_row
     assert "2031-05-06 12:05:00 UTC" in wait_row and "wait.send-anyway" in wait_row
-    hold_row = waiting[waiting.index("hold.xml"):]
+    hold_row = row_of["hold.xml"]
     assert "none — waits until released" in hold_row and "hold.send-anyway" in hold_row
     retrying = page.text["retrying"]
     for heading in ("Attempts", "Next try", "Last error"):
@@ -644,3 +646,21 @@ def test_each_count_at_the_top_links_to_its_section_and_reads_as_words(tmp_path:
     assert all(link[1:] in sections for link in links)
     top = " ".join(page.text["top"].split())
     assert "2001 Waiting for attachments" in top and "1 Held" in top and "0 Not moving" in top
+
+
+def test_waiting_invoices_are_listed_longest_waiting_first_those_of_one_second_by_name(
+        tmp_path: Path) -> None:
+    """An ERP's export of many files starts their waits within one second, and the
+    journal has them in the order each was read (C, A, B): listed so, a clerk looking
+    for a name among 2,000 found no order. The longest waiting comes first; those of one
+    second (as the page shows times) by name."""
+    j = Journal(tmp_path / "j.sqlite3")
+    since = {"C.xml": "2031-05-06T12:00:01.900Z", "A.xml": "2031-05-06T12:00:01.950Z",
+             "B.xml": "2031-05-06T12:00:01.100Z", "Z.xml": "2031-05-06T11:59:59.000Z"}
+    for name in since:
+        j.create(name, "waiting", invoice_ids=[name[0]], unattached_ids=[name[0]])
+    rows = [replace(r, since=since[r.invoice_file]) for r in j.recent()]
+    j.close()
+    page = Page(render(rows, [], datetime(2031, 5, 6, 12, 1, tzinfo=UTC)))
+    assert [r.split("\t")[0] for r in page.rows["waiting"]] == ["Z.xml", "A.xml", "B.xml",
+                                                                "C.xml"]
