@@ -11,12 +11,14 @@ warning, so that the edit is not lost without a word).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from daemon.errors import NotOurs
 from daemon.fs.ourfiles import Judged, identity, opened
-from daemon.report.pagehtml import WRITTEN_MARK
+from daemon.names import OTHER_PAGES
+from daemon.report.pagehtml import PAGE_START, STOPPED_START, WRITTEN_MARK
 
 HEAD = 8192  # bytes: the mark is in the page's first two kilobytes, even a stopped one's
 MARK, BY = WRITTEN_MARK.encode(), b"by outboxd"
@@ -98,3 +100,36 @@ class PageFile:
         """The page just written is the file of `st` (replace_ours's answer: taken from
         the file written, never from the name, which a person may have taken since)."""
         self._written = identity(st)
+
+
+def running_pages(outbox: Path, own: str) -> list[str]:
+    """The pages other daemons sharing `outbox` write (outboxd-status….html, by their
+    first bytes) that do not say they are stopped, by name: what a page written at a
+    clean stop names, as the others still send. One of a daemon that was killed is
+    among them (it cannot say so; its own page shows its age). None where the outbox
+    cannot be listed. Never a link followed, a FIFO or device opened."""
+    found: list[str] = []
+    try:
+        with os.scandir(outbox) as it:
+            names = sorted(e.name for e in it if e.name != own
+                           and OTHER_PAGES.fullmatch(e.name)
+                           and e.is_file(follow_symlinks=False))
+    except OSError:
+        return []
+    for name in names:
+        try:
+            fd = os.open(outbox / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            head = os.pread(fd, len(STOPPED_START), 0)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if head.startswith(PAGE_START.encode()) and head != STOPPED_START.encode():
+            found.append(name)
+    return found

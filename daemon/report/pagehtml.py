@@ -20,6 +20,7 @@ h1{font-size:1.4em;margin:0 0 .2em}
 .counts{display:flex;flex-wrap:wrap;gap:.6em;padding:0;list-style:none}
 .counts li{border:1px solid #ccc;border-radius:6px;padding:.4em .8em;background:#f7f7f7}
 .counts b{font-size:1.3em;display:block}
+.counts a{color:inherit;text-decoration:none}
 section{margin-top:1.6em}
 h2{font-size:1.15em;border-bottom:2px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;width:100%}
@@ -152,38 +153,62 @@ PAGE_START = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
               '<meta http-equiv="refresh" content="10"><title>outboxd')
 
 
+def _minute_up(at: datetime) -> datetime:
+    """`at` in UTC, rounded up to the whole minute: the page names the due time to the
+    minute, and cut down (a write due at 12:05:40 named "by 12:05") a running daemon's
+    page read as old for up to a minute before its next write came, and the clerk was
+    told to call the admin for nothing."""
+    at = at.astimezone(UTC)
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)
+
+
+# How a page written at a clean stop begins (its title says STOPPED).
+STOPPED_START = PAGE_START + " STOPPED"
+
+
+def _stopped_banner(at: datetime, others: Sequence[str]) -> str:
+    """What a page written at a clean stop says first. Where other daemons share the
+    outbox (`others`: their pages, not stopped), "nothing is sent until it runs again"
+    is untrue, and the clerk was sent to the admin while the others went on sending."""
+    since = f'{at.strftime("%H:%M")} UTC ({at.strftime("%Y-%m-%d")})'
+    if not others:
+        return (f"<b>outboxd is stopped since {since}.</b> Nothing is sent until it runs "
+                "again. Nothing is lost: what is in the outbox stays there, and what is "
+                "listed below waits. Tell the admin.")
+    pages = ", ".join(f"<code>{text(o)}</code>" for o in others)
+    one = len(others) == 1
+    return (f"<b>The outboxd that writes this page is stopped since {since}.</b> "
+            f"{'Another outboxd shares' if one else 'Other outboxd daemons share'} this "
+            f"outbox and {'writes' if one else 'write'} {pages}: while "
+            f"{'it runs' if one else 'they run'}, what is put into the outbox is still "
+            f"sent — look at {'that page' if one else 'those pages'}. What this page lists "
+            "as being sent or retrying waits for this outboxd; nothing is lost. Tell the "
+            "admin.")
+
+
 def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
-         due: datetime | None = None) -> str:
+         due: datetime | None = None, others: Sequence[str] = ()) -> str:
     """The whole page around a rendered body, with the time it was written; with
     `stopped_at`, first of all that outboxd is stopped since then (a clean stop), in
-    the time zone of the page's other times (UTC); with `due`, the time by which a
-    running outboxd writes it again, whatever changes (statuspage.HEARTBEAT)."""
+    the time zone of the page's other times (UTC), and, with `others` (the pages of
+    other daemons on the outbox that are not stopped), that they go on sending; with
+    `due`, the time by which a running outboxd writes it again, whatever changes
+    (statuspage.HEARTBEAT)."""
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     later = ""
     if due is not None:
-        # Shown to the minute, so rounded up: cut down, "by 16:12" of a write due at
-        # 16:12:59 told a clerk looking at 16:12:30 that a running outboxd had stopped.
         by = _minute_up(due).strftime("%H:%M UTC (%Y-%m-%d)")
         later = (f' <span class="due">outboxd writes it again by {by}, even when nothing '
                  "changed: if this line still shows this time after then, outboxd is not "
                  "running (or is stuck) and the lists below are old — tell the admin.</span>")
     title, banner = "outboxd — outbox status", ""
     if stopped_at is not None:
-        at = stopped_at.astimezone(UTC)
         title = "outboxd STOPPED — outbox status"
-        banner = ('<p class="stopped"><b>outboxd is stopped since '
-                  f'{at.strftime("%H:%M")} UTC ({at.strftime("%Y-%m-%d")}).</b> Nothing is '
-                  "sent until it runs again. Nothing is lost: what is in the outbox stays "
-                  "there, and what is listed below waits. Tell the admin.</p>\n")
+        banner = (f'<p class="stopped">{_stopped_banner(stopped_at.astimezone(UTC), others)}'
+                  "</p>\n")
     return (f"{PAGE_START}{title.removeprefix('outboxd')}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n{banner}"
             f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
             f"reloads every 10 seconds.{later}</p>\n"
             f"{body}\n</body></html>\n")
-
-
-def _minute_up(at: datetime) -> datetime:
-    """`at` in UTC, rounded up to a whole minute (one already whole stays)."""
-    at = at.astimezone(UTC)
-    whole = at.replace(second=0, microsecond=0)
-    return whole if whole == at else whole + timedelta(minutes=1)

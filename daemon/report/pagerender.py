@@ -49,7 +49,11 @@ LONE_SHOWN = 100
 def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
     return {
-        "waiting": [r for r in rows if r.state == "waiting"],
+        # The longest waiting first, those of one second (the page's times are to the
+        # second) by name: in journal order an ERP's 2,000 files of one export came in
+        # the order each was read, BULK-00000, BULK-00012, BULK-00002 …
+        "waiting": sorted((r for r in rows if r.state == "waiting"),
+                          key=lambda r: (r.since[:19], r.invoice_file)),
         "held": [r for r in rows if r.state == "held"],
         # Settling with an error: the invoice file cannot be read (permissions, a share
         # gone). It waits for a change like a held bundle, and the clerk must see why.
@@ -226,17 +230,23 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more, near, sent_ids = more or {}, near or {}, sent_ids or {}
-    counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
-              ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
-              ("Retrying", len(sec["retrying"])),
-              ("Quarantined today", len(sec["quarantined"]) + more.get("quarantined", 0)
-               + len(elsewhere)),
-              ("Sent today", len(sec["sent"]) + more.get("sent", 0))]
+    # With each its section's id: 2,000 waiting put the sections below 4,000 lines down,
+    # and a count is a link to its section.
+    counts = [("waiting", "Waiting for attachments", len(sec["waiting"])),
+              ("held", "Held", len(sec["held"])), ("stuck", "Not moving", len(sec["stuck"])),
+              ("sending", "Being sent", len(sec["sending"])),
+              ("retrying", "Retrying", len(sec["retrying"])),
+              ("quarantined", "Quarantined today", len(sec["quarantined"])
+               + more.get("quarantined", 0) + len(elsewhere)),
+              ("sent", "Sent today", len(sec["sent"]) + more.get("sent", 0))]
     parts: list[str] = []
     if (unrecorded := unrecorded_for_clerks(journal_failure)) is not None:
         parts.append(f'<p class="stopped">{text(unrecorded)}</p>')
+    # The space: a text browser or a screen reader read "0Held" (the style puts the
+    # number on a line of its own, which only a graphical browser shows).
     parts.append('<ul class="counts">' + "".join(
-        f"<li><b>{n}</b>{text(title)}</li>" for title, n in counts) + "</ul>")
+        f'<li><a href="#{key}"><b>{n}</b> {text(title)}</a></li>' for key, title, n in counts)
+        + "</ul>")
 
     waiting = []
     for r in sec["waiting"]:

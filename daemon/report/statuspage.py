@@ -38,7 +38,7 @@ from daemon.loop.idlefiles import (
     suffixed_names,
 )
 from daemon.names import printable
-from daemon.report.pagefile import PageFile, old_page
+from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
 from daemon.report.pagerender import FINISHED_SHOWN, LONE_SHOWN, named_as_file, render
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
@@ -208,7 +208,8 @@ class StatusPage:
             body = self._last_body or ""
         path = settings.outbox.path / settings.share.status_page
         try:
-            self._write(path, page(body, now, stopped_at=now))
+            self._write(path, page(body, now, stopped_at=now, others=running_pages(
+                settings.outbox.path, settings.share.status_page)))
         except (OSError, OutboxdError) as exc:
             if failure_key(exc) != self._last_error:  # said by the last refresh already
                 logs.get().error("cannot write the status page", **_not_written(path, exc))

@@ -204,11 +204,11 @@ def test_each_daemons_page_lists_what_the_other_quarantined_today(env: Env, rece
         page = _page(env, 2)
         assert "quarantined by another outboxd sharing this outbox" in page
         assert "scan.pdf" in page.split('id="quarantined"')[1]
-        assert "<b>1</b>Quarantined today" in page
+        assert "<b>1</b> Quarantined today" in page
         shutil.rmtree(folder)
         wait_for(lambda: folder.name not in _page(env, 2), timeout=20,
                  what="B's page to drop the entry gone from quarantine/")
-        assert "<b>0</b>Quarantined today" in _page(env, 2)
+        assert "<b>0</b> Quarantined today" in _page(env, 2)
     finally:
         for p in (a, b):
             if p.popen.poll() is None:

@@ -527,7 +527,7 @@ def test_the_page_says_outboxd_is_stopped_after_a_clean_stop_and_not_after_a_rel
     assert top.index(STOPPED) < top.index("Written ")  # first thing under the heading
     waiting = Page(text).text["waiting"]
     assert "INV-5001.xml" in waiting and "INV-5002.xml" in waiting
-    assert "2Waiting for attachments" in top.replace("\n", "")
+    assert "2 Waiting for attachments" in top.replace("\n", "")
     assert (env.outbox / "INV-5001.xml").exists() and (env.outbox / "INV-5002.xml").exists()
 
     start_daemon()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from datetime import UTC, datetime, timedelta
 
-from daemon.report.pagehtml import RUN, text
+from daemon.report.pagehtml import RUN, page, text
 
 
 def breaks_inside(shown: str, code: str) -> list[str]:
@@ -107,18 +108,16 @@ def test_format_characters_show_as_codes_and_a_long_code_is_never_split() -> Non
         assert breaks_inside(shown, r"\\(U[0-9a-f]{8}|u....)") == [], lead
 
 
-def test_the_time_a_page_is_written_again_by_is_never_shown_earlier_than_it_is() -> None:
-    """The page tells clerks to call the admin once their clock is past the time by which
-    outboxd writes it again, shown to the minute. Cut down to the minute, a write due at
-    16:12:59 read "by 16:12", and a clerk looking at 16:12:30 was told that a running
-    outboxd had stopped; it is now rounded up (a whole minute stays as it is)."""
-    from datetime import UTC, datetime
-
-    from daemon.report.pagehtml import page
-    written = datetime(2026, 3, 9, 16, 7, 59, 500000, tzinfo=UTC)
-    shown = page("", written, due=datetime(2026, 3, 9, 16, 12, 59, 500000, tzinfo=UTC))
-    assert "writes it again by 16:13 UTC (2026-03-09)" in shown
-    whole = page("", written, due=datetime(2026, 3, 9, 16, 12, tzinfo=UTC))
-    assert "writes it again by 16:12 UTC (2026-03-09)" in whole
-    midnight = page("", written, due=datetime(2026, 3, 9, 23, 59, 1, tzinfo=UTC))
-    assert "writes it again by 00:00 UTC (2026-03-10)" in midnight
+def test_the_time_the_next_write_is_due_is_named_rounded_up_to_the_minute() -> None:
+    """The page names the minute by which outboxd writes it again. Cut down, a write due
+    at 12:05:40 was named "by 12:05", and for 40 s a running daemon's page said it was
+    old and to tell the admin; rounded up it is "by 12:06". A due time on the minute
+    stays as it is."""
+    written = datetime(2031, 5, 6, 12, 0, 40, tzinfo=UTC)
+    late = page("", written, due=written + timedelta(minutes=5))
+    assert "writes it again by 12:06 UTC (2031-05-06)" in late
+    assert "again by 00:00 UTC (2031-05-07)" in page("", datetime(
+        2031, 5, 6, 23, 55, tzinfo=UTC), due=datetime(2031, 5, 7, 0, 0, tzinfo=UTC))
+    assert "again by 00:00 UTC (2031-05-07)" in page("", datetime(
+        2031, 5, 6, 23, 55, 0, 1, tzinfo=UTC), due=datetime(2031, 5, 6, 23, 59, 0, 1,
+                                                           tzinfo=UTC))

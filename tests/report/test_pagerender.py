@@ -4,6 +4,7 @@ told to do, the latest of the finished cut to a hundred."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal)
     assert len([t for t, _ in page.tags if t == "b"]) == 7
     assert "&lt;b&gt;x&amp;amp;.xml" in text
     # Counts at the top, self-contained, refreshing.
-    assert "1Waiting for attachments" in page.text["top"].replace("\n", "")
+    assert "1 Waiting for attachments" in page.text["top"].replace("\n", "")
     assert ("meta", {"http-equiv": "refresh", "content": "10"}) in page.tags
     assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe")]
     assert "http://" not in text and "https://" not in text
@@ -73,7 +74,7 @@ def test_an_invoice_file_that_cannot_be_read_is_shown_with_its_error(
     page = Page(render(journal.recent(), [], datetime.now(UTC)))
     assert "locked.xml" in page.text["stuck"] and "Permission denied" in page.text["stuck"]
     assert "copying.xml" not in page.text["stuck"] and "posting.xml" not in page.text["stuck"]
-    assert "1Not moving" in page.text["top"].replace("\n", "")
+    assert "1 Not moving" in page.text["top"].replace("\n", "")
 
 
 def test_sent_and_quarantined_of_other_days_are_left_out(journal: Journal) -> None:
@@ -91,7 +92,7 @@ def test_a_bundle_whose_move_keeps_failing_is_under_retrying(journal: Journal) -
                    "No space left on device", next_attempt_at=now_iso())
     page = Page(render(journal.recent(), [], datetime.now(UTC)))
     assert "moving.xml" in page.text["retrying"] and "No space" in page.text["retrying"]
-    assert "1Retrying" in page.text["top"].replace("\n", "")
+    assert "1 Retrying" in page.text["top"].replace("\n", "")
 
 
 def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
@@ -106,7 +107,7 @@ def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
     page = Page(render(rows, [], parse_iso(rows[0].since)))
     assert "slow.xml" in page.text["sending"] and "S-2" in page.text["sending"]
     assert "moving.xml" in page.text["sending"]  # received, its move into sent/ to come
-    assert "2Being sent" in page.text["top"]
+    assert "2 Being sent" in page.text["top"]
     assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
 
 
@@ -125,7 +126,7 @@ def test_a_bundle_on_its_way_to_quarantine_is_not_said_to_be_on_its_way_to_sent(
     journal.create("slow.xml", "delivering", bundle_id="c" * 64, invoice_ids=["S-1"])
     rows = journal.recent()
     page = Page(render(rows, [], parse_iso(rows[0].since)))
-    assert "5Being sent" in page.text["top"]
+    assert "5 Being sent" in page.text["top"]
     by_file = {line.split("\t")[0]: line for line in page.rows["sending"]}
     assert "quarantine/" in by_file["bad.xml"] and "quarantine/" in by_file["invalid.xml"]
     for name in ("ok.xml", "got.xml", "slow.xml"):
@@ -441,7 +442,7 @@ def test_sent_and_quarantined_today_are_cut_to_the_latest_and_say_how_many_more(
     assert "… and 5 more quarantined today" in page.text["quarantined"]
     assert "REASON.txt" in page.text["quarantined"]
     top = page.text["top"].replace("\n", "")
-    assert f"{shown + 5}Sent today" in top and f"{shown + 5}Quarantined today" in top
+    assert f"{shown + 5} Sent today" in top and f"{shown + 5} Quarantined today" in top
 
 
 def test_sent_today_under_the_cut_says_nothing_more(journal: Journal) -> None:
@@ -488,10 +489,11 @@ def test_each_section_shows_the_columns_the_contract_names(journal: Journal) -> 
     for heading in ("File", "Invoices without attachments", "Since", "Deadline",
                     "How to release"):
         assert heading in waiting
-    wait_row = waiting[waiting.index("wait.xml"):waiting.index("hold.xml")]
+    row_of = {r.split("\t")[0]: r for r in page.rows["waiting"]}
+    wait_row = row_of["wait.xml"]
     assert "W-2" in wait_row and "W-1" not in wait_row
     assert "2031-05-06 12:05:00 UTC" in wait_row and "wait.send-anyway" in wait_row
-    hold_row = waiting[waiting.index("hold.xml"):]
+    hold_row = row_of["hold.xml"]
     assert "none — waits until released" in hold_row and "hold.send-anyway" in hold_row
     retrying = page.text["retrying"]
     for heading in ("Attempts", "Next try", "Last error"):
@@ -622,3 +624,43 @@ def test_a_folder_of_outboxds_own_pdfs_moved_back_from_quarantine_is_told_to_go(
         "INV-1's images (moved here from quarantine/ or sent/ with that bundle), remove "
         "it: outboxd makes them again when it sends the bundle; else put its invoice file "
         "(named INV-1.converted with its extension")
+
+
+def test_each_count_at_the_top_links_to_its_section_and_reads_as_words(tmp_path: Path) -> None:
+    """With 2,000 invoices waiting the sections below "Waiting for attachments" begin
+    4,000 lines down: each count at the top is a link to its section, so a clerk gets to
+    Held or Quarantined today with one click. And a text browser, a screen reader or a
+    copy of the page read "0Held" before: the number and its title are apart."""
+    j = Journal(tmp_path / "j.sqlite3")
+    fill(j)
+    for n in range(2000):
+        j.create(f"BULK-{n:05d}.xml", "waiting", invoice_ids=[f"B-{n}"],
+                 unattached_ids=[f"B-{n}"])
+    rows = j.recent()
+    j.close()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    links = [a["href"] for t, a in page.tags if t == "a"]
+    sections = [a["id"] for t, a in page.tags if t == "section"]
+    assert links == ["#waiting", "#held", "#stuck", "#sending", "#retrying", "#quarantined",
+                     "#sent"]
+    assert all(link[1:] in sections for link in links)
+    top = " ".join(page.text["top"].split())
+    assert "2001 Waiting for attachments" in top and "1 Held" in top and "0 Not moving" in top
+
+
+def test_waiting_invoices_are_listed_longest_waiting_first_those_of_one_second_by_name(
+        tmp_path: Path) -> None:
+    """An ERP's export of many files starts their waits within one second, and the
+    journal has them in the order each was read (C, A, B): listed so, a clerk looking
+    for a name among 2,000 found no order. The longest waiting comes first; those of one
+    second (as the page shows times) by name."""
+    j = Journal(tmp_path / "j.sqlite3")
+    since = {"C.xml": "2031-05-06T12:00:01.900Z", "A.xml": "2031-05-06T12:00:01.950Z",
+             "B.xml": "2031-05-06T12:00:01.100Z", "Z.xml": "2031-05-06T11:59:59.000Z"}
+    for name in since:
+        j.create(name, "waiting", invoice_ids=[name[0]], unattached_ids=[name[0]])
+    rows = [replace(r, since=since[r.invoice_file]) for r in j.recent()]
+    j.close()
+    page = Page(render(rows, [], datetime(2031, 5, 6, 12, 1, tzinfo=UTC)))
+    assert [r.split("\t")[0] for r in page.rows["waiting"]] == ["Z.xml", "A.xml", "B.xml",
+                                                                "C.xml"]

@@ -92,7 +92,7 @@ def test_sent_today_is_the_day_of_the_publishers_clock_on_both_views(
         publisher.fire(PAGE, journal, _settings(tmp_path), {}, 1000.0)
         assert sent[-1] == f"STATUS={count} sent today"
         text = page.read_text("utf-8")
-        assert f"<li><b>{count}</b>Sent today</li>" in text
+        assert f"<b>{count}</b> Sent today</a></li>" in text
         assert ("INV-1.xml" in text) == bool(count)
 
 
@@ -369,7 +369,7 @@ def test_status_counts_a_bundle_that_cannot_be_read_as_not_moving_as_the_page_do
     publisher.fire(PAGE, journal, _settings(tmp_path), {}, 1000.0)
     assert sent[-1] == "STATUS=1 settling, 1 not moving, 0 sent today"
     page = (_settings(tmp_path).outbox.path / "outboxd-status.html").read_text("utf-8")
-    assert "<li><b>1</b>Not moving</li>" in page
+    assert "<b>1</b> Not moving</a></li>" in page
     journal.close()
 
 

@@ -490,7 +490,7 @@ def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
     assert "STILL-1--bbbbbbbbbbbb" in page.text["quarantined"]
     assert "BACK-1" not in page.text["quarantined"]
     assert "BACK-1.xml" in page.text["sent"]
-    assert "1Quarantined today" in page.text["top"]
+    assert "1 Quarantined today" in page.text["top"]
 
 
 def quarantined_today(journal: Journal, tmp_path: Path, stem: str) -> tuple[Path, Path]:
@@ -517,7 +517,7 @@ def test_a_quarantined_bundle_whose_folder_a_clerk_renamed_stays_on_the_page(
     assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "NAMED-1--aaaaaaaaaaaa" in page.text["quarantined"]
-    assert "1Quarantined today" in page.text["top"]
+    assert "1 Quarantined today" in page.text["top"]
 
 
 def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
@@ -539,7 +539,7 @@ def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
     assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "LOCKED-1--aaaaaaaaaaaa" in page.text["quarantined"]
-    assert "1Quarantined today" in page.text["top"]
+    assert "1 Quarantined today" in page.text["top"]
 
 
 def test_only_todays_quarantined_bundles_cost_a_look_at_their_folder(
@@ -652,7 +652,7 @@ def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(
             "listed below waits. Tell the admin.") in shown.text["top"]
     assert "<title>outboxd STOPPED" in text
     assert "Written <!--written-->2026-03-09 16:07:31 UTC by outboxd" in text
-    assert "wait.xml" in shown.text["waiting"] and "1Waiting" in shown.text["top"]
+    assert "wait.xml" in shown.text["waiting"] and "1 Waiting" in shown.text["top"]
     assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
 
     later = StatusPage(clock=lambda: 100.0, wall=lambda: wall[0])  # the next start
@@ -661,6 +661,35 @@ def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(
     assert page.stopped(journal, settings)
     clock[0] += MIN_INTERVAL  # the same process running on (as a test may): written again
     assert page.refresh(journal, settings) and "is stopped" not in target.read_text()
+
+
+def test_a_stop_with_another_daemon_on_the_outbox_names_its_page_instead_of_nothing_sent(
+        journal: Journal, tmp_path: Path) -> None:
+    """Where another outboxd shares the outbox, the stopped page said "Nothing is sent
+    until it runs again" while the other went on sending: a clerk was sent to the admin
+    for nothing, and the two pages contradicted each other. It now names the other
+    daemon's page, says that what is put into the outbox is still sent while that one
+    runs, and that what this page lists as under way waits for this one. Not named: a
+    page that says it is stopped too, a clerk's file of such a name, a link; with none
+    left, the stopped page says nothing is sent, as before."""
+    outbox, settings, _, page, target = page_in_a_new_outbox(tmp_path)
+    at = datetime(2026, 3, 9, 16, 7, tzinfo=UTC)
+    (outbox / "outboxd-status-a.html").write_text(pagehtml.page("", at, due=at))
+    (outbox / "outboxd-status-c.html").write_text(pagehtml.page("", at, stopped_at=at))
+    (outbox / "outboxd-status-notes.html").write_text("<p>my notes</p>")
+    (outbox / "outboxd-status-link.html").symlink_to(outbox / "outboxd-status-a.html")
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    assert page.stopped(journal, settings)
+    top = Page(target.read_text()).text["top"]
+    assert "Another outboxd shares this outbox and writes outboxd-status-a.html: while it " \
+        "runs, what is put into the outbox is still sent — look at that page." in top
+    assert "Nothing is sent until it runs again" not in top
+    assert "-c.html" not in top and "notes" not in top and "link" not in top
+    assert "<title>outboxd STOPPED" in target.read_text()
+
+    (outbox / "outboxd-status-a.html").write_text(pagehtml.page("", at, stopped_at=at))
+    assert page.stopped(journal, settings)
+    assert "Nothing is sent until it runs again" in target.read_text()
 
 
 def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
@@ -854,7 +883,7 @@ def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
     written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
     assert written == every_row
     shown = Page(written)
-    assert f"{FINISHED_SHOWN + 40}Sent today" in shown.text["top"].replace("\n", "")
+    assert f"{FINISHED_SHOWN + 40} Sent today" in shown.text["top"].replace("\n", "")
     assert "more quarantined today" in shown.text["quarantined"]
 
 
@@ -878,7 +907,7 @@ def test_a_refresh_reads_only_the_rows_it_lists_however_busy_the_day(
     assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
     under_way = 1 + 100  # retry.xml, and the quarantined ones seen again, waiting
     assert built[0] <= 2 * FINISHED_SHOWN + under_way
-    assert "3000Sent today" in Page(
+    assert "3000 Sent today" in Page(
         (settings.outbox.path / "outboxd-status.html").read_text()).text["top"].replace("\n", "")
 
 
@@ -997,7 +1026,7 @@ def test_other_daemons_earlier_quarantines_are_counted_not_listed(
     writer.elsewhere_more = 250
     assert writer.refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
-    assert "252Quarantined today" in page.text["top"]
+    assert "252 Quarantined today" in page.text["top"]
     assert "INV-1--000000000001" in page.text["quarantined"]
     assert "250 more quarantined today" in page.text["quarantined"]
 
