@@ -1062,4 +1062,4 @@ def test_another_daemons_quarantine_of_a_bundle_we_sent_is_listed_ours_in_flight
     assert "quarantined by another outboxd" in page.text["quarantined"]
     assert "INV-1.xml" in page.text["sent"]
     assert page.text["quarantined"].count("INV-3--cccccccccccc") == 1
-    assert "2Quarantined today" in page.text["top"]  # INV-1 (another's) and INV-3 (ours)
+    assert "2 Quarantined today" in page.text["top"]  # INV-1 (another's) and INV-3 (ours)
