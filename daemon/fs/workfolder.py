@@ -133,9 +133,12 @@ def not_the_folder(path: Path) -> OSError:
 
 
 def still_at(path: Path, fd: int) -> bool:
-    """Whether path still names what fd has open (not removed or replaced since)."""
+    """Whether path still names what fd has open (not removed or replaced since): the
+    same inode on the same file system — an inode number alone is reused on another (a
+    share mounted over the folder's place, another file system's folder moved in)."""
     try:
-        return os.lstat(path).st_ino == os.fstat(fd).st_ino
+        now, held = os.lstat(path), os.fstat(fd)
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
     except FileNotFoundError:
         return False
 
