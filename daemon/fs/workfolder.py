@@ -7,6 +7,7 @@ the folder for a link (or moves it) gets the bundle reported stuck, never follow
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -57,21 +58,53 @@ class _LinkOnTheWay(OSError):
     line names that folder, not the work folder."""
 
 
-def _hold_within(path: Path, within: Path) -> int:
+def made_in_processing(work: Path, within: Path | None) -> int:
+    """A new work folder at `work`, made in the processing folder held and then held
+    itself (the caller closes it); FileExistsError if something has that name. Inside
+    `within` (the outbox) the processing folder is reached as hold_folder reaches a work
+    folder, each folder on the way made where missing (a `.outboxd` removed by hand is
+    made again), and the work folder made at its descriptor, never by `work`'s path: a
+    `.outboxd` swapped for a link after the claims' look for links would have had it made
+    behind the link (a link on the way: _LinkOnTheWay, an OSError naming it)."""
+    processing = work.parent
+    if within is None or not processing.is_relative_to(within):
+        processing.mkdir(parents=True, exist_ok=True)  # the admin's path, as configured
+        parent = os.open(processing, FOLDER_NOFOLLOW)
+    else:
+        parent = _hold_within(processing, within, make=True)
+    try:
+        os.mkdir(work.name, dir_fd=parent)
+        try:
+            return os.open(work.name, FOLDER_NOFOLLOW, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise not_the_folder(work) from None  # swapped since it was made
+            raise
+    finally:
+        os.close(parent)
+
+
+def _hold_within(path: Path, within: Path, make: bool = False) -> int:
     """The work folder at `path`, each folder from `within` down to it opened from the one
     above without following a link (errors as the system's, but a link or no folder on
-    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path."""
+    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path. `make`: `path` is
+    the processing folder, each folder down to it made where missing, and a link in its
+    own place is on the way too (to the work folder to be made in it)."""
     try:
         parts = path.relative_to(within).parts
     except ValueError:
         return os.open(path, FOLDER_NOFOLLOW)
+    last = len(parts) if make else len(parts) - 1
     fd = os.open(within, FOLDER)
     try:
         for n, part in enumerate(parts):
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
             try:
                 inner = os.open(part, FOLDER_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
-                if n == len(parts) - 1 or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                if n == last or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
                 raise _LinkOnTheWay(errno.ELOOP, "is a symbolic link or no folder; outboxd "
                                     "never follows a link in the outbox — put the folder "
