@@ -42,7 +42,7 @@ from daemon.fs.fswrite import (
     refuse_links,
 )
 from daemon.fs.temps import drop_unfinished
-from daemon.fs.workfolder import hold_folder, still_at
+from daemon.fs.workfolder import hold_folder, link_inside, still_at
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 
@@ -269,8 +269,11 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     `within`: the outbox, from which the work folder is reached (hold_folder): a
     `.outboxd` made a link would have a folder behind it archived in the bundle's place.
     """
-    kept = os.path.lexists(work) and _kept_after(work, target, within)
-    if os.path.lexists(work) and not kept:
+    # A `.outboxd` made a link counts as there (held and refused, naming the link), never
+    # as a work folder gone: "is the share mounted?" would send the admin astray.
+    there = os.path.lexists(work) or link_inside(work, within)
+    kept = there and _kept_after(work, target, within)
+    if there and not kept:
         # The work folder held open, never through a link a user of the share put in its
         # place (OSError naming it: the bundle stays, and its row says why): the papers
         # are written into, and the folder moved, copied and removed as, that very folder.

@@ -159,6 +159,17 @@ def left_at(path: Path, seconds: float) -> bool | None:
     return found[0] if found else None
 
 
+def link_inside(path: Path, within: Path | None = None) -> bool:
+    """Whether `path` is a link, or (inside `within`, the outbox) a folder on the way to
+    it is: a look by its path would go where the link leads and find the work folder
+    missing ("is the share mounted?"); the hold that follows refuses it, naming the link.
+    A folder that cannot be looked at counts as none."""
+    if within is None or not path.is_relative_to(within):
+        return os.path.islink(path)
+    parts = path.relative_to(within).parts
+    return any(os.path.islink(within.joinpath(*parts[:n])) for n in range(1, len(parts) + 1))
+
+
 def not_the_folder(path: Path) -> OSError:
     return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
                    "outboxd never writes, copies or moves through one — put the bundle's "

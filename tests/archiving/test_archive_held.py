@@ -321,3 +321,23 @@ def test_a_dot_outboxd_made_a_link_has_no_folder_behind_it_archived(tmp_path: Pa
     assert _listing(fake) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
     assert _listing(tmp_path / "aside" / "processing" / work.name) == [
         "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
+
+def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_named_not_taken_for_a_share_away(
+        tmp_path: Path) -> None:
+    """`.outboxd` replaced by a link to a folder without the work folder: the archive
+    neither looks for the work folder behind the link ("processing folder is not there
+    (is the share mounted?)") nor archives anything; OSError naming `.outboxd`."""
+    outbox = tmp_path / "outbox"
+    work = _work(outbox / ".outboxd")
+    (tmp_path / "empty" / "processing").mkdir(parents=True)
+    (outbox / ".outboxd").rename(tmp_path / "aside")
+    (outbox / ".outboxd").symlink_to(tmp_path / "empty")
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID, within=outbox)
+    assert caught.value.filename == str(outbox / ".outboxd")
+    assert "share mounted" not in str(caught.value)
+    assert not os.path.lexists(target)
+    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
+        "INV-1", "INV-1.xml", "INV-1/a.pdf"]

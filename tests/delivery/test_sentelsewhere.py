@@ -168,7 +168,8 @@ def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_no_work_folder_gone(
     """A share user moves `.outboxd` aside and puts a link to an empty folder (with an
     empty processing/) in its place, while A's sent/ holds the same bundle (a copy): B's
     work folder is not looked for behind the link, so it is not taken for gone and the
-    row is not closed as sent while the real folder stays. With the folder itself back,
+    row is not closed as sent while the real folder stays; the attempt names `.outboxd`
+    as the link (not "is the share mounted?"). With the folder itself back,
     the row is still not closed (its folder is there)."""
     b, row, work = retrying_here(tmp_path)
     taken_over(tmp_path, work, copy=True)
@@ -181,7 +182,11 @@ def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_no_work_folder_gone(
     with capture_logs():
         assert b.finish.attempt(row) is not None
     shown = b.j.get(row)
-    assert shown.state == "retrying"
+    # Held as a work folder swapped for a link is (test_finish): to be quarantined once
+    # the folder is back, shown retrying meanwhile; never sent, never closed as sent.
+    assert shown.state == "quarantining" and shown.shown_state == "retrying"
+    assert str(dot) in (shown.last_error or "") and "symbolic link" in (shown.last_error or "")
+    assert STUCK not in (shown.last_error or "")
     assert (tmp_path / "aside" / "processing" / work.name / "INV-1.xml").is_file()
     dot.unlink()
     (tmp_path / "aside").rename(dot)
