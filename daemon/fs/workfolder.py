@@ -159,6 +159,16 @@ def left_at(path: Path, seconds: float) -> bool | None:
     return found[0] if found else None
 
 
+def entry_at(path: Path, held: int | None = None) -> bool:
+    """Whether anything (a link too) is at `path`: by its name in the folder held open at
+    `held` (the folder it lies in), if given, else by its path."""
+    try:
+        os.stat(path if held is None else path.name, dir_fd=held, follow_symlinks=False)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def link_inside(path: Path, within: Path | None = None) -> bool:
     """Whether `path` is a link, or (inside `within`, the outbox) a folder on the way to
     it is: a look by its path would go where the link leads and find the work folder
