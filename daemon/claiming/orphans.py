@@ -260,7 +260,8 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         # import_sent makes its `since`.
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
                             rec["delivered_at"])
-        rec["archive_dir"] = str(move_into_place(work, target, held=held, tag=tag))
+        rec["archive_dir"] = str(move_into_place(work, target, held=held, tag=tag,
+                                                     within=settings.outbox.path))
         journal.import_sent([rec])
         logs.get().warning("delivered bundle unknown to the journal archived in sent/",
                            work_dir=str(work), bundle_id=rec["bundle_id"],
@@ -272,7 +273,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         at = journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
         target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
                             at)
-        target = move_into_place(work, target, held=held, tag=tag)
+        target = move_into_place(work, target, held=held, tag=tag, within=settings.outbox.path)
         journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
                        bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
                        archive_dir=str(target))

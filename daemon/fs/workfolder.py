@@ -84,12 +84,19 @@ def made_in_processing(work: Path, within: Path | None) -> int:
         os.close(parent)
 
 
+def made_within(folder: Path, within: Path) -> int:
+    """`folder` inside `within` (the outbox), open (the caller closes it): each folder from
+    within down to it opened from the one above without following a link, and made
+    where missing (a link on the way: an OSError naming it)."""
+    return _hold_within(folder, within, make=True)
+
+
 def _hold_within(path: Path, within: Path, make: bool = False) -> int:
     """The work folder at `path`, each folder from `within` down to it opened from the one
     above without following a link (errors as the system's, but a link or no folder on
-    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path. `make`: `path` is
-    the processing folder, each folder down to it made where missing, and a link in its
-    own place is on the way too (to the work folder to be made in it)."""
+    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path. `make`: each
+    folder down to `path` made where missing, and a link in `path`'s own place is on the
+    way too (to what is to be made in it)."""
     try:
         parts = path.relative_to(within).parts
     except ValueError:
