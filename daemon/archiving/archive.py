@@ -27,6 +27,7 @@ from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
 from daemon.fs.fsops import (
     CHUNK,
+    FOLDER,
     FOLDER_NOFOLLOW,
     open_in,
     open_regular,
@@ -36,13 +37,12 @@ from daemon.fs.fsops import (
 from daemon.fs.fswrite import (
     add_group_write_fd,
     free_name,
-    fsync_dir,
     fsync_file,
     held_path,
     refuse_links,
 )
 from daemon.fs.temps import drop_unfinished
-from daemon.fs.workfolder import hold_folder, still_at
+from daemon.fs.workfolder import hold_folder, link_inside, made_within, still_at
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 
@@ -109,8 +109,8 @@ def _same_bytes(folder: int, name: str, dst: Path) -> bool:
     return False
 
 
-def move_into_place(work: Path, target: Path, sync: bool = True,
-                    held: int | None = None, tag: str = "", day: int | None = None) -> Path:
+def move_into_place(work: Path, target: Path, sync: bool = True, held: int | None = None,
+                    tag: str = "", day: int | None = None, within: Path | None = None) -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
@@ -119,7 +119,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
     is never followed, moved, copied from nor removed through (OSError). `tag`: see
     fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
-    held here)."""
+    held here). `within`: the outbox (hold_folder, _hold_day)."""
     if not os.path.lexists(work):
         if target.exists():
             return target  # an earlier run finished the move
@@ -129,15 +129,15 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
                                 "share mounted?) and the bundle is not in the archive either",
                                 str(work))
     if held is None:
-        held = hold_folder(work)
+        held = hold_folder(work, within=within)
         try:
-            return move_into_place(work, target, sync, held, tag, day)
+            return move_into_place(work, target, sync, held, tag, day, within)
         finally:
             os.close(held)
     if day is None:
-        day = _hold_day(target.parent)
+        day = _hold_day(target.parent, within)
         try:
-            return move_into_place(work, target, sync, held, tag, day)
+            return move_into_place(work, target, sync, held, tag, day, within)
         finally:
             os.close(day)
     # The entry looked for, and made, in the day folder held: never through a link put
@@ -226,11 +226,20 @@ def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> 
     return named != bundle_id
 
 
-def _hold_day(folder: Path) -> int:
+def _hold_day(folder: Path, within: Path | None = None) -> int:
     """The day folder of an archive entry, open (the caller closes it); made where
     missing, its name synced then. Never one that is a link, nor inside an archive
     folder that is one: people on the share may write in sent/ and quarantine/, and a
-    link there could lead anywhere (move_tree refuses one swapped in after this too)."""
+    link there could lead anywhere (move_tree refuses one swapped in after this too).
+    An archive folder the admin put inside `within` (the outbox) is reached from it,
+    each folder made where missing, and the day folder made and opened at its
+    descriptor: a link swapped in on the way after a look is never followed."""
+    if within is not None and folder.parent.is_relative_to(within):
+        root = made_within(folder.parent, within)
+        try:
+            return _day_in(root, folder)
+        finally:
+            os.close(root)
     refuse_links((folder.parent,))
     try:
         os.mkdir(folder)
@@ -240,15 +249,31 @@ def _hold_day(folder: Path) -> int:
     except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
         new = True
+    root = os.open(folder.parent, FOLDER)
     try:
-        fd = os.open(folder, FOLDER_NOFOLLOW)
+        return _day_in(root, folder, new)
+    finally:
+        os.close(root)
+
+
+def _day_in(root: int, folder: Path, new: bool | None = None) -> int:
+    """The day folder `folder` of the archive folder open at `root`, open; made there
+    unless `new` says whether it was made already, and then the name synced."""
+    if new is None:
+        try:
+            os.mkdir(folder.name, dir_fd=root)
+            new = True
+        except FileExistsError:
+            new = False
+    try:
+        fd = os.open(folder.name, FOLDER_NOFOLLOW, dir_fd=root)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise not_its_folder(folder) from None
         raise
     if new:
         try:
-            fsync_dir(folder.parent)
+            os.fsync(root)
         except BaseException:
             os.close(fd)
             raise
@@ -269,8 +294,11 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     `within`: the outbox, from which the work folder is reached (hold_folder): a
     `.outboxd` made a link would have a folder behind it archived in the bundle's place.
     """
-    kept = os.path.lexists(work) and _kept_after(work, target, within)
-    if os.path.lexists(work) and not kept:
+    # A `.outboxd` made a link counts as there (held and refused, naming the link), never
+    # as a work folder gone: "is the share mounted?" would send the admin astray.
+    there = os.path.lexists(work) or link_inside(work, within)
+    kept = there and _kept_after(work, target, within)
+    if there and not kept:
         # The work folder held open, never through a link a user of the share put in its
         # place (OSError naming it: the bundle stays, and its row says why): the papers
         # are written into, and the folder moved, copied and removed as, that very folder.
@@ -281,10 +309,10 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
             # temp file here; it must not travel into the entry.
             drop_unfinished(here, papers)
             write_papers(here, papers, sync=False)
-            day = _hold_day(target.parent)
+            day = _hold_day(target.parent, within)
             try:
                 placed = move_into_place(work, target, sync=False, held=held, tag=tag,
-                                         day=day)
+                                         day=day, within=within)
                 # Renamed (one file system): the papers are synced in the folder held.
                 # Else the entry is a copy whose every file was synced before it was renamed.
                 moved = still_at(held_path(day) / placed.name, held)
@@ -305,10 +333,11 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     # took this name.
     # Or archived before a crash, the work folder kept for files put into it during the
     # copy (KEPT): they are not the bundle's, never copied into a second entry.
-    placed = target if kept else move_into_place(work, target, sync=False, tag=tag)
+    placed = target if kept else move_into_place(work, target, sync=False, tag=tag,
+                                                 within=within)
     # Written in the entry held, in its day folder held: never through a link someone
     # who may write in the archive put in the place of either.
-    day = _hold_day(placed.parent)
+    day = _hold_day(placed.parent, within)
     try:
         entry = _hold_entry(day, placed)
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -20,6 +19,7 @@ from daemon.bundle import Finding, reasons_of
 from daemon.errors import NotOurs
 from daemon.fs.fsops import read_regular
 from daemon.fs.ourfiles import replace_ours
+from daemon.fs.workfolder import entry_at
 
 # One encoder made once: json.dumps with any option builds a new one per call.
 _encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -112,17 +112,18 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
     return record
 
 
-def reason_of(folder: Path) -> dict[str, Any] | None:
-    """A folder's reason.json as written by reason_papers, None if it has none.
+def reason_of(folder: Path, at: int | None = None) -> dict[str, Any] | None:
+    """A folder's reason.json as written by reason_papers, None if it has none (`at`:
+    the folder held open, reason.json read from it; errors still name `folder`).
 
     Raises InputError when it is there but not a regular file that can be read
     (never opened: a link or a FIFO a share user put there), ValueError (or
     RecursionError) when it is not a reason record.
     """
     path = folder / "reason.json"
-    if not os.path.lexists(path):
+    if not entry_at(path, at):
         return None
-    data = read_regular(path, str(path), limit=PAPER_LIMIT)
+    data = read_regular(path, str(path), limit=PAPER_LIMIT, at=at)
     if data is None:
         raise ValueError(f"{path} is larger than a reason record can be")
     reason = json.loads(data)

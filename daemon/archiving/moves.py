@@ -23,6 +23,7 @@ from daemon.configuration.config import Settings
 from daemon.delivery.backoff import backoff
 from daemon.errors import describe
 from daemon.fs.fsmove import partial_name, remove_leftover
+from daemon.fs.workfolder import link_inside
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
 from daemon.names import stem
@@ -46,13 +47,14 @@ class Moves:
 
     def _work_present(self, row: Row) -> bool:
         """The work folder and its invoice file are there (else the share is away, or
-        someone moved them). A link in the work folder's place counts as there, whether
-        or not it leads anywhere: the read or the move that follows refuses it and says
-        so, rather than "is the share mounted?" for ever."""
+        someone moved them). A link in the work folder's place, or in `.outboxd`'s or
+        processing/'s inside the outbox, counts as there, whether or not it leads
+        anywhere: the read or the move that follows refuses it and says so, rather than
+        "is the share mounted?" for ever."""
         if row.work_dir is None:
             return False
         try:
-            return os.path.islink(row.work_dir) or \
+            return link_inside(Path(row.work_dir), self.s.outbox.path) or \
                 Path(row.work_dir, row.invoice_file).is_file()
         except OSError:
             return False

@@ -29,6 +29,7 @@ from daemon import logs
 from daemon.delivery.answers import kept_receipt_id, no_lone_surrogates
 from daemon.errors import ConfigError, InputError
 from daemon.fs.fsops import read_regular
+from daemon.fs.workfolder import entry_at
 from daemon.journal import Journal, journal_time
 from daemon.journal.records import iso_of
 from daemon.report.notify import StartProgress
@@ -45,7 +46,8 @@ def day_start(day: str) -> str | None:
         return None
 
 
-def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
+def record_of(folder: Path, day: str | None = None,
+              at: int | None = None) -> dict[str, Any] | None:
     """What the journal needs from one archive entry; None if it has no receipt.json or
     one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB; one
     that cannot be read is logged here).
@@ -58,8 +60,9 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
     Raises InputError (HostileInput for a FIFO, socket, device or link) when
     receipt.json is there but is not a regular file that can be read: it is never
     opened, and each caller decides what such an entry means to it.
+    `at`: `folder` held open, its receipt.json read from it (errors still name `folder`).
     """
-    rec = receipt_record(folder, day)
+    rec = receipt_record(folder, day, at)
     if isinstance(rec, Unreadable):
         logs.get().warning("receipt.json cannot be read; its bundle is not known as sent "
                            "until it can be", file=str(folder / "receipt.json"),
@@ -89,17 +92,18 @@ def _values_at_least(data: bytes) -> int:
     return data.count(b",") + data.count(b"{") + data.count(b"[")
 
 
-def receipt_record(folder: Path, day: str | None = None) -> dict[str, Any] | str:
+def receipt_record(folder: Path, day: str | None = None,
+                   at: int | None = None) -> dict[str, Any] | str:
     """record_of's record, or what is wrong with the entry's receipt (a str, said to
     the admin; an `Unreadable` when reading it failed). Raises as record_of."""
     path = folder / "receipt.json"
-    if not os.path.lexists(path):
+    if not entry_at(path, at):
         return NO_RECEIPT
     try:
         # No paper limit: a receipt keeps the receiver's whole answer and the manifest
         # of every attachment, and one read back as "none" would let the bundle be sent
         # again (read_regular's own bound still stops a file of any size).
-        data = read_regular(path, str(path))
+        data = read_regular(path, str(path), at=at)
     except OSError as exc:
         return Unreadable(f"its receipt.json cannot be read ({exc})")
     if data is None:

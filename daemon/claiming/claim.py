@@ -25,7 +25,13 @@ from daemon.configuration.config import Settings
 from daemon.errors import ClaimLost, InputError, NothingClaimed, describe
 from daemon.fs.fsops import opened_from
 from daemon.fs.fswrite import fsync_dir, held_path, rename_noreplace
-from daemon.fs.workfolder import held_folder, hold_folder, still_at, still_held
+from daemon.fs.workfolder import (
+    held_folder,
+    hold_folder,
+    made_in_processing,
+    still_at,
+    still_held,
+)
 from daemon.manifest import bundle_id_of
 from daemon.names import NAME_MAX, fit_bytes, printable
 from daemon.reading.match import assemble
@@ -123,12 +129,12 @@ def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[P
     claimed is added to it still held, the caller's to sync through and close.
     """
     try:
-        work.mkdir(parents=True)
-        # Held from here on, and every part renamed into the folder held (dst_dir_fd),
-        # never by `work`'s path: a work folder a user of the share swapped for a link
-        # meanwhile would have had the invoice file renamed out of the outbox to where
-        # the link leads (so too a `.outboxd` made a link: reached from the outbox).
-        held = hold_folder(work, within=cand.invoice.parent)
+        # Made in the processing folder reached from the outbox, held from here on, and
+        # every part renamed into the folder held (dst_dir_fd), never by `work`'s path:
+        # a work folder a user of the share swapped for a link meanwhile would have had
+        # the invoice file renamed out of the outbox to where the link leads (so too a
+        # `.outboxd` made a link, behind which the folder would have been made).
+        held = made_in_processing(work, within=cand.invoice.parent)
     except OSError as exc:
         raise NothingClaimed(exc) from exc
     kept = False

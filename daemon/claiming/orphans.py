@@ -16,9 +16,9 @@ daemon to start again). What is in it decides:
   back into the outbox (never replacing anything there) and are read again.
   A bundle sent before is then a duplicate (the journal or sent/ knows its id).
 
-The papers are read through fsops.read_regular: a receipt.json or reason.json
-that is a FIFO, link or device is never opened (a FIFO would block the sweep
-forever) and the folder is left for a person, with one error line: outboxd
+The papers are read from the work folder held, through fsops.read_regular: a
+receipt.json or reason.json that is a FIFO, link or device is never opened (a FIFO
+would block the sweep forever) and the folder is left for a person, with one error line: outboxd
 writes its papers only as regular files, so what the folder means is unknown.
 
 Only a journal lost can leave a bundle of ours in a work folder no row names: every
@@ -230,11 +230,10 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
               work_dir=str(work))
         return 0
     try:
-        # Read by the work folder's path (errors name it), then found still to be the
-        # folder held: never papers read where a link swapped in meanwhile led.
-        rec = record_of(work)
-        reason = reason_of(work) if rec is None else None
-        still_held(work, held)
+        # Read from the folder held (errors name it by its path): never papers read
+        # where a link swapped in for it, or for `.outboxd`, leads.
+        rec = record_of(work, at=held)
+        reason = reason_of(work, at=held) if rec is None else None
     except InputError as exc:
         # Neither finishing nor putting back is safe: a stray receipt.json may stand
         # for a bundle the receiver took (putting it back would send it twice).
@@ -244,7 +243,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
               "remove or fix that one and the next rescan finishes the folder",
               work_dir=str(work), file=exc.file, error=exc.message)
         return 0
-    if rec is None and os.path.lexists(work / "receipt.json"):
+    if rec is None and in_folder(held, "receipt.json"):
         # A receipt that cannot be read as one (cut short, unreadable, huge) may still
         # stand for a bundle the receiver took: never put it back to be sent again.
         _once(work, logs.get().error, "work folder unknown to the journal holds a "
@@ -261,7 +260,8 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         # import_sent makes its `since`.
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
                             rec["delivered_at"])
-        rec["archive_dir"] = str(move_into_place(work, target, held=held, tag=tag))
+        rec["archive_dir"] = str(move_into_place(work, target, held=held, tag=tag,
+                                                     within=settings.outbox.path))
         journal.import_sent([rec])
         logs.get().warning("delivered bundle unknown to the journal archived in sent/",
                            work_dir=str(work), bundle_id=rec["bundle_id"],
@@ -273,7 +273,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         at = journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
         target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
                             at)
-        target = move_into_place(work, target, held=held, tag=tag)
+        target = move_into_place(work, target, held=held, tag=tag, within=settings.outbox.path)
         journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
                        bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
                        archive_dir=str(target))

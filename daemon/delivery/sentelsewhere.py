@@ -17,13 +17,14 @@ A part of `finish.Finisher` (a mixin). The row is closed by its own delivery att
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
+from daemon.errors import InputError
+from daemon.fs.fsops import folder_within
 from daemon.journal import Journal, Row
 from daemon.logs import bundle_log
 from daemon.watching.foldermounts import FolderMounts
@@ -60,17 +61,18 @@ class SentElsewhere:
         if work.parent != processing:
             return False  # a processing folder no longer named: its mount is not known
         try:
-            if not stat.S_ISDIR(os.stat(processing).st_mode):
-                return False
-        except OSError:
-            return False  # the processing folder itself went (or cannot be looked at)
-        try:
-            os.lstat(work)
+            # Looked into from the outbox without following a link (folder_within): a
+            # `.outboxd` a share user made a link to an empty folder would show every work
+            # folder gone. Such a link proves nothing: the attempt refuses it, naming it.
+            with folder_within(self.s.outbox.path, processing) as fd:
+                os.stat(work.name, dir_fd=fd, follow_symlinks=False)
             return False  # there (a link too: the attempt refuses it and says so)
         except FileNotFoundError:
             pass
-        except OSError:
-            return False  # cannot be looked at (permissions, a share's error): not known
+        except (OSError, InputError):
+            # The processing folder itself gone, a link on the way, or what cannot be
+            # looked at (permissions, a share's error): not known.
+            return False
         # The bare mount point of a share gone (made again there by a claim) is no proof.
         return self.mounts.away(processing) is None
 

@@ -377,10 +377,12 @@ def hashed_read(fh: BinaryIO, limit: int) -> tuple[int, str, bytes | None]:
     return (*hash_of(fh), None)
 
 
-def read_regular(path: Path, rel: str | None = None, limit: int = 1 << 25) -> bytes | None:
-    """The whole content of a regular file (opened as open_regular does), or None if it
-    holds more than `limit` bytes: callers then read it in chunks instead."""
-    with open_regular(path, rel) as fh:
+def read_regular(path: Path, rel: str | None = None, limit: int = 1 << 25,
+                 at: int | None = None) -> bytes | None:
+    """The whole content of a regular file (opened as open_regular does; by its name from
+    `at`, its folder held, if given), or None if it holds more than `limit` bytes."""
+    with open_regular(path, rel) if at is None else open_in(at, path.name, rel or path.name) \
+            as fh:
         return read_bounded(fh, limit)
 
 

@@ -7,6 +7,7 @@ the folder for a link (or moves it) gets the bundle reported stuck, never follow
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -57,21 +58,60 @@ class _LinkOnTheWay(OSError):
     line names that folder, not the work folder."""
 
 
-def _hold_within(path: Path, within: Path) -> int:
+def made_in_processing(work: Path, within: Path | None) -> int:
+    """A new work folder at `work`, made in the processing folder held and then held
+    itself (the caller closes it); FileExistsError if something has that name. Inside
+    `within` (the outbox) the processing folder is reached as hold_folder reaches a work
+    folder, each folder on the way made where missing (a `.outboxd` removed by hand is
+    made again), and the work folder made at its descriptor, never by `work`'s path: a
+    `.outboxd` swapped for a link after the claims' look for links would have had it made
+    behind the link (a link on the way: _LinkOnTheWay, an OSError naming it)."""
+    processing = work.parent
+    if within is None or not processing.is_relative_to(within):
+        processing.mkdir(parents=True, exist_ok=True)  # the admin's path, as configured
+        parent = os.open(processing, FOLDER_NOFOLLOW)
+    else:
+        parent = _hold_within(processing, within, make=True)
+    try:
+        os.mkdir(work.name, dir_fd=parent)
+        try:
+            return os.open(work.name, FOLDER_NOFOLLOW, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise not_the_folder(work) from None  # swapped since it was made
+            raise
+    finally:
+        os.close(parent)
+
+
+def made_within(folder: Path, within: Path) -> int:
+    """`folder` inside `within` (the outbox), open (the caller closes it): each folder from
+    within down to it opened from the one above without following a link, and made
+    where missing (a link on the way: an OSError naming it)."""
+    return _hold_within(folder, within, make=True)
+
+
+def _hold_within(path: Path, within: Path, make: bool = False) -> int:
     """The work folder at `path`, each folder from `within` down to it opened from the one
     above without following a link (errors as the system's, but a link or no folder on
-    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path."""
+    the way: _LinkOnTheWay). Elsewhere than in `within`, by its path. `make`: each
+    folder down to `path` made where missing, and a link in `path`'s own place is on the
+    way too (to what is to be made in it)."""
     try:
         parts = path.relative_to(within).parts
     except ValueError:
         return os.open(path, FOLDER_NOFOLLOW)
+    last = len(parts) if make else len(parts) - 1
     fd = os.open(within, FOLDER)
     try:
         for n, part in enumerate(parts):
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
             try:
                 inner = os.open(part, FOLDER_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
-                if n == len(parts) - 1 or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                if n == last or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
                 raise _LinkOnTheWay(errno.ELOOP, "is a symbolic link or no folder; outboxd "
                                     "never follows a link in the outbox — put the folder "
@@ -126,6 +166,27 @@ def left_at(path: Path, seconds: float) -> bool | None:
     return found[0] if found else None
 
 
+def entry_at(path: Path, held: int | None = None) -> bool:
+    """Whether anything (a link too) is at `path`: by its name in the folder held open at
+    `held` (the folder it lies in), if given, else by its path."""
+    try:
+        os.stat(path if held is None else path.name, dir_fd=held, follow_symlinks=False)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def link_inside(path: Path, within: Path | None = None) -> bool:
+    """Whether `path` is a link, or (inside `within`, the outbox) a folder on the way to
+    it is: a look by its path would go where the link leads and find the work folder
+    missing ("is the share mounted?"); the hold that follows refuses it, naming the link.
+    A folder that cannot be looked at counts as none."""
+    if within is None or not path.is_relative_to(within):
+        return os.path.islink(path)
+    parts = path.relative_to(within).parts
+    return any(os.path.islink(within.joinpath(*parts[:n])) for n in range(1, len(parts) + 1))
+
+
 def not_the_folder(path: Path) -> OSError:
     return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
                    "outboxd never writes, copies or moves through one — put the bundle's "
@@ -133,9 +194,12 @@ def not_the_folder(path: Path) -> OSError:
 
 
 def still_at(path: Path, fd: int) -> bool:
-    """Whether path still names what fd has open (not removed or replaced since)."""
+    """Whether path still names what fd has open (not removed or replaced since): the
+    same inode on the same file system — an inode number alone is reused on another (a
+    share mounted over the folder's place, another file system's folder moved in)."""
     try:
-        return os.lstat(path).st_ino == os.fstat(fd).st_ino
+        now, held = os.lstat(path), os.fstat(fd)
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
     except FileNotFoundError:
         return False
 

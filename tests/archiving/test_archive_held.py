@@ -79,9 +79,9 @@ def test_a_work_folder_swapped_after_its_papers_were_written_is_not_moved(
     made = archive._hold_day
     moved: list[Path] = []
 
-    def swap_then_make(folder: Path) -> int:
+    def swap_then_make(folder: Path, within: Path | None = None) -> int:
         moved.append(swap_for_link(work, outside))
-        return made(folder)
+        return made(folder, within)
 
     monkeypatch.setattr(archive, "_hold_day", swap_then_make)
     if across:
@@ -321,3 +321,50 @@ def test_a_dot_outboxd_made_a_link_has_no_folder_behind_it_archived(tmp_path: Pa
     assert _listing(fake) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
     assert _listing(tmp_path / "aside" / "processing" / work.name) == [
         "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
+
+def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_named_not_taken_for_a_share_away(
+        tmp_path: Path) -> None:
+    """`.outboxd` replaced by a link to a folder without the work folder: the archive
+    neither looks for the work folder behind the link ("processing folder is not there
+    (is the share mounted?)") nor archives anything; OSError naming `.outboxd`."""
+    outbox = tmp_path / "outbox"
+    work = _work(outbox / ".outboxd")
+    (tmp_path / "empty" / "processing").mkdir(parents=True)
+    (outbox / ".outboxd").rename(tmp_path / "aside")
+    (outbox / ".outboxd").symlink_to(tmp_path / "empty")
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID, within=outbox)
+    assert caught.value.filename == str(outbox / ".outboxd")
+    assert "share mounted" not in str(caught.value)
+    assert not os.path.lexists(target)
+    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
+        "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
+
+@pytest.mark.parametrize("made", [False, True], ids=["new-archive", "archive-there"])
+def test_an_archive_folder_inside_the_outbox_is_never_reached_through_a_link_there(
+        tmp_path: Path, made: bool) -> None:
+    """[paths] sent inside the outbox (OUTBOX/archive/sent): a share user who replaced
+    OUTBOX/archive by a link to a folder outside has no bundle moved out of the outbox
+    where it leads, nor a folder made there; OSError naming the link, the bundle stays
+    in its work folder. With the folder itself back, it is archived (its folders made
+    from the outbox down where missing)."""
+    outbox = tmp_path / "outbox"
+    work = _work(outbox / ".outboxd")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if made:
+        (elsewhere / "sent" / "2026-01-01").mkdir(parents=True)
+    (outbox / "archive").symlink_to(elsewhere)
+    target = outbox / "archive" / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID, within=outbox)
+    assert caught.value.filename == str(outbox / "archive")
+    assert _listing(elsewhere) == (["sent", "sent/2026-01-01"] if made else [])
+    assert _listing(work)[:3] == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
+    (outbox / "archive").unlink()
+    placed = archive.place(work, target, PAPERS, BID, within=outbox)
+    assert placed == target and (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
+    assert not os.path.lexists(work)

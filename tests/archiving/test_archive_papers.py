@@ -155,3 +155,24 @@ def test_retry_removes_an_earlier_versions_reason_txt_and_keeps_a_clerks(
     assert "REASON.txt is not as outboxd wrote it" in left
     assert (theirs / "REASON.txt").read_bytes() == OLD_REASON + NOTES
     assert not (theirs / "reason.json").exists()
+
+
+def test_a_reason_read_at_a_folder_held_is_that_folders_whatever_its_path_names_now(
+        tmp_path: Path) -> None:
+    """reason_of(folder, at=the folder held) reads the reason.json of the folder held,
+    even once its path names another folder (moved aside, a link put in its place); a
+    folder held without one has none (None), and errors still name the path."""
+    held_dir, other = tmp_path / "W", tmp_path / "other"
+    held_dir.mkdir()
+    other.mkdir()
+    (held_dir / "reason.json").write_text('{"bundle_id": "ours"}')
+    (other / "reason.json").write_text('{"bundle_id": "theirs"}')
+    fd = os.open(held_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        held_dir.rename(tmp_path / "aside")
+        held_dir.symlink_to(other)
+        assert archive_papers.reason_of(held_dir, at=fd) == {"bundle_id": "ours"}
+        os.unlink("reason.json", dir_fd=fd)
+        assert archive_papers.reason_of(held_dir, at=fd) is None
+    finally:
+        os.close(fd)

@@ -277,15 +277,30 @@ def _dot_outboxd_linked(outbox: Path, tmp_path: Path) -> Path:
 def test_a_claim_through_a_dot_outboxd_made_a_link_moves_nothing_out_of_the_outbox(
         outbox: Path, processing: Path, tmp_path: Path) -> None:
     """`.outboxd` made a link (after the claims' look for links): no file of the bundle is
-    renamed to where it leads; the claim fails before anything moved (NothingClaimed),
-    the bundle whole in the outbox."""
+    renamed to where it leads, nor is the work folder made there; the claim fails before
+    anything moved (NothingClaimed, naming `.outboxd`), the bundle whole in the outbox."""
     cand = drop(outbox)
     work = work_dir_for(processing, cand.name, BID)
     outside = _dot_outboxd_linked(outbox, tmp_path)
-    with pytest.raises(NothingClaimed):
+    with pytest.raises(NothingClaimed) as raised:
         claim(cand, work, with_marker=False)
     assert cand.invoice.read_bytes() == b"<Invoice/>" and (cand.sidecar / "a.pdf").exists()
-    assert [list(p.iterdir()) for p in (outside / "processing").iterdir()] in ([], [[]])
+    assert list((outside / "processing").iterdir()) == []
+    assert isinstance(raised.value.cause, OSError)
+    assert raised.value.cause.filename == str(outbox / ".outboxd")
+
+
+def test_a_claim_makes_a_removed_dot_outboxd_again_inside_the_outbox(
+        outbox: Path, processing: Path) -> None:
+    """`.outboxd` removed by hand: the claim makes it and processing/ again (inside the
+    outbox, from the outbox down) and claims the bundle into its work folder."""
+    cand = drop(outbox)
+    work = work_dir_for(processing, cand.name, BID)
+    processing.rmdir()
+    processing.parent.rmdir()
+    claim(cand, work, with_marker=False)
+    assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
+    assert (work / "INV-1" / "a.pdf").exists() and not cand.invoice.exists()
 
 
 def test_an_unclaim_through_a_dot_outboxd_made_a_link_brings_nothing_into_the_outbox(

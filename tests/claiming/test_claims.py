@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -231,20 +232,20 @@ class TestClaimFailure:
         file left the outbox, so the row settles again with the error and the claim is
         retried later — not quarantined as stuck (its quarantine would retry for ever on
         a link while the bundle lies in the outbox). The link is left alone."""
-        from daemon.claiming import claim as claim_module
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
         work = s.processing_dir / "INV-1--fixed"
         monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
-        real_hold = claim_module.hold_folder
+        real_mkdir = os.mkdir
 
-        def swapped_then_held(path: Path, within: Path | None = None) -> int:
-            path.rename(tmp_path / "moved-aside")
-            path.symlink_to(tmp_path / "moved-aside")
-            return real_hold(path, within=within)
+        def made_then_swapped(path: Any, *args: Any, **kwargs: Any) -> None:
+            real_mkdir(path, *args, **kwargs)
+            if path == work.name:
+                work.rename(tmp_path / "moved-aside")
+                work.symlink_to(tmp_path / "moved-aside")
 
-        monkeypatch.setattr(claim_module, "hold_folder", swapped_then_held)
+        monkeypatch.setattr(os, "mkdir", made_then_swapped)
         nxt = step(p, cand, 0.0)
         assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
         assert (s.outbox.path / "INV-1.xml").exists()

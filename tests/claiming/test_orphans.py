@@ -333,6 +333,46 @@ def test_a_dot_outboxd_swapped_for_a_link_after_the_listing_finishes_nothing_els
         j.close()
 
 
+def test_the_papers_of_an_orphan_are_read_from_the_folder_held_not_through_a_link(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.outboxd` swapped for a link to a folder holding a work folder of the same name
+    with another bundle's receipt.json just while the sweep reads the papers, and put
+    back right after: the receipt read is the one in the folder held, so the bundle is
+    archived and recorded as sent under its own bundle id — never the other one's (a
+    bundle recorded as sent that was not, and its own left unknown)."""
+    from daemon.archiving import readback
+
+    w = work(settings, "INV-7")
+    (w / "receipt.json").write_text(_receipt("INV-7"))
+    other = "cd" * 32
+    outside = tmp_path / "outside"
+    (outside / "processing" / w.name).mkdir(parents=True)
+    (outside / "processing" / w.name / "receipt.json").write_text(
+        _receipt("INV-7").replace(BID, other))
+    dot, aside = settings.outbox.path / ".outboxd", tmp_path / "aside"
+    real_read = readback.read_regular
+
+    def read_while_swapped(*args: Any, **kwargs: Any) -> bytes | None:
+        dot.rename(aside)
+        dot.symlink_to(outside)
+        try:
+            return real_read(*args, **kwargs)
+        finally:
+            dot.unlink()
+            aside.rename(dot)
+
+    monkeypatch.setattr(readback, "read_regular", read_while_swapped)
+    j = Journal(settings.journal_path)
+    try:
+        assert sweep(j, settings) == 1
+        assert j.was_sent(BID) and not j.was_sent(other)
+        [entry] = settings.sent_dir.glob("*/*")
+        assert BID in (entry / "receipt.json").read_text()
+        assert other in (outside / "processing" / w.name / "receipt.json").read_text()
+    finally:
+        j.close()
+
+
 def test_a_processing_folder_the_admin_put_behind_a_link_outside_the_outbox_is_swept(
         tmp_path: Path) -> None:
     """[paths] processing outside the outbox is the admin's: a link on its way there is

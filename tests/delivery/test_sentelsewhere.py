@@ -5,6 +5,7 @@ folder is there, its share is away, or the receipt is another bundle's."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,14 +33,18 @@ def retrying_here(tmp_path: Path) -> tuple[Pipeline, int, Path]:
     return b, row, Path(b.j.get(row).work_dir or "")
 
 
-def taken_over(tmp_path: Path, work: Path, keep_folder: bool = False) -> Path:
+def taken_over(tmp_path: Path, work: Path, keep_folder: bool = False,
+               copy: bool = False) -> Path:
     """An admin moves the bundle out of B's work folder back into the outbox (the folder
-    itself too, unless `keep_folder`), and daemon A, on its own journal, claims, sends and
-    archives it: A's sent/ entry."""
+    itself too, unless `keep_folder`; or copies it, B's folder left whole: `copy`), and
+    daemon A, on its own journal, claims, sends and archives it: A's sent/ entry."""
     outbox = tmp_path / "outbox"
     for entry in work.iterdir():
-        entry.rename(outbox / entry.name)
-    if not keep_folder:
+        if copy:
+            (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, outbox / entry.name)
+        else:
+            entry.rename(outbox / entry.name)
+    if not keep_folder and not copy:
         work.rmdir()
     a, s = make(tmp_path, paths={"state_dir": str(tmp_path / "state-a")})
     try:
@@ -156,3 +161,33 @@ def test_a_receipt_of_another_bundle_under_the_same_name_closes_nothing(
         assert b.finish.attempt(row) is not None
     assert b.j.get(row).state == "retrying"
 
+
+
+def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_no_work_folder_gone(
+        tmp_path: Path) -> None:
+    """A share user moves `.outboxd` aside and puts a link to an empty folder (with an
+    empty processing/) in its place, while A's sent/ holds the same bundle (a copy): B's
+    work folder is not looked for behind the link, so it is not taken for gone and the
+    row is not closed as sent while the real folder stays; the attempt names `.outboxd`
+    as the link (not "is the share mounted?"). With the folder itself back,
+    the row is still not closed (its folder is there)."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work, copy=True)
+    dot = tmp_path / "outbox" / ".outboxd"
+    (tmp_path / "empty" / "processing").mkdir(parents=True)
+    dot.rename(tmp_path / "aside")
+    dot.symlink_to(tmp_path / "empty")
+    look(b)
+    assert b.finish.closable() == []
+    with capture_logs():
+        assert b.finish.attempt(row) is not None
+    shown = b.j.get(row)
+    # Held as a work folder swapped for a link is (test_finish): to be quarantined once
+    # the folder is back, shown retrying meanwhile; never sent, never closed as sent.
+    assert shown.state == "quarantining" and shown.shown_state == "retrying"
+    assert str(dot) in (shown.last_error or "") and "symbolic link" in (shown.last_error or "")
+    assert STUCK not in (shown.last_error or "")
+    assert (tmp_path / "aside" / "processing" / work.name / "INV-1.xml").is_file()
+    dot.unlink()
+    (tmp_path / "aside").rename(dot)
+    assert b.finish.closable() == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import HostileInput
-from daemon.fs.workfolder import hold_folder
+from daemon.fs.workfolder import hold_folder, still_at
 
 
 def _linked_dot_outboxd(tmp_path: Path) -> tuple[Path, Path]:
@@ -59,3 +59,25 @@ def test_a_work_folder_outside_the_outbox_is_held_by_its_path_as_configured(
     with pytest.raises(OSError) as raised:
         hold_folder(tmp_path / "mnt" / "processing" / "L", within=tmp_path / "outbox")
     assert raised.value.errno == errno.ELOOP
+
+
+def test_a_folder_of_the_same_inode_number_on_another_file_system_is_not_the_one_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """still_at compares the file system as well as the inode number: a folder in the work
+    folder's place with the same number on another device (a share mounted over its name,
+    another file system's folder moved in) is not the folder held, and nothing is removed
+    or moved by that name; the very folder is."""
+    work = tmp_path / "W"
+    work.mkdir()
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert still_at(work, fd)
+        real = os.lstat(work)
+        fields = list(real[:10])
+        fields[2] = real.st_dev + 1  # st_dev: the same inode number, another file system
+        elsewhere = os.stat_result(fields)
+        monkeypatch.setattr(os, "lstat", lambda path, *a, **k: elsewhere
+                            if Path(path) == work else real)
+        assert not still_at(work, fd)
+    finally:
+        os.close(fd)
