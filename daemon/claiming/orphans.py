@@ -157,11 +157,17 @@ class Orphans:
             whose = _whose(name, owner)
             if whose == SIBLING:
                 # Its journal knows it (ours cannot tell a bundle it delivered from one it
-                # did not): finished when that daemon starts again, never by us.
-                _once(work, log.warning, "work folder of another outboxd on this host (its "
-                      "own state dir) whose process is no longer running: left for it — "
-                      "it finishes the bundle when it starts again; if it is not to run "
-                      "again, start it once so that it does", work_dir=str(work))
+                # did not): finished when that daemon starts again, never by us. Only the
+                # process that named the folder is known to be gone: that daemon may run
+                # again already, under another pid, and be finishing it (the name's 6 hex
+                # digits of its state dir do not lead to that dir, nor to its lock).
+                pid = name.rsplit("--", 1)[1].rsplit("-", 2)[1]
+                _once(work, log.warning, f"work folder of another outboxd on this host (its "
+                      f"own state dir), left by process {pid}, which is no longer running: "
+                      "left for the outboxd of that state dir, which finishes the bundle "
+                      "when it runs (it may run again already, under another process id); "
+                      "if it is not to run again, start it once so that it does",
+                      work_dir=str(work))
                 continue
             if whose != OURS:
                 continue

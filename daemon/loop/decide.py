@@ -66,7 +66,7 @@ class Decisions(Claims):
                        reasons=reasons_of(bundle.errors))
             return Next(at=again) if again is not None else IDLE
         if (until := self._grace_until(key, known, now)) is not None:
-            shown = while_held(bundle.errors, grace_seconds(self.s.outbox.settle_seconds))
+            shown = while_held(bundle.errors, known.grace_said)
             again = self._errors_file(cand, known, shown, now)
             self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
                        reasons=reasons_of(shown))
@@ -166,6 +166,9 @@ class Decisions(Claims):
             ready = self.tracker.ready_at(key)
             assert ready is not None  # it settled
             known.grace_until = ready + grace_seconds(self.s.outbox.settle_seconds)
+            # A second more: readable() drops the fraction, and "waits until 14:03:12"
+            # must not come before the quarantine.
+            known.grace_said = readable(iso_in(known.grace_until - now + 1))
             if known.grace_until > now:
                 logs.bundle_log(self.log, key, known.bundle_id, known.bundle.invoice_ids
                                 ).info("bundle looks cut short; held in case it is still "

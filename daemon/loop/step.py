@@ -60,3 +60,6 @@ class Known:
     # When this version, which looks cut short, is quarantined (monotonic; cutshort.py);
     # None: not decided as one yet.
     grace_until: float | None = None
+    # The same as the clerks read it (wall-clock, UTC), fixed once: the errors file
+    # and the journal keep the words, which must not change at every look.
+    grace_said: str = ""

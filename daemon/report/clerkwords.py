@@ -46,22 +46,65 @@ _PAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
 )
 
 
-# How answers.classify() names an answer that puts a bundle off (408, 409, 425, 429, 5xx,
-# a 2xx that is not this bundle's receipt); finish.py and einvoice/transport.py add the
-# receiver's answer after it.
-_PUT_OFF = re.compile(r"HTTP \d{3} from the receiver|the receiver answered HTTP \d{3} "
-                      r"(?:for another request|before it had the whole request)")
+# Per row, after a failure on the way to the operator that passes by itself.
+_TRIES_AGAIN = ("outboxd tries again by itself and nothing is lost: nothing to do unless "
+                "this lasts for hours, then tell the admin.")
+
+# (the admin's error as it begins, what happened in a clerk's words); {0} is the HTTP
+# status the error names. The errors Deliverer.failure() writes for a receiver that
+# cannot be reached ("… at 127.0.0.1:18733: [Errno 111] Connection refused") and those
+# answers.classify() writes for an answer that puts a bundle off (408, 409, 425, 429,
+# 5xx, a 2xx that is not this bundle's receipt; finish.py and einvoice/transport.py add
+# the receiver's answer after it). The socket's words, the host and port, the answer (an
+# error page, the receiver's internals: anything) are the admin's, in `outboxd status`
+# and the log; the clerk is told that it passes by itself, and when to tell the admin.
+_RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"cannot reach the receiver\b.*(?:Name or service not known|name "
+                r"resolution|No address associated|nodename nor servname)"),
+     "The operator's server cannot be found on the network."),
+    (re.compile(r"cannot reach the receiver\b"), "The operator's server does not answer."),
+    (re.compile(r"timed out talking to the receiver\b"),
+     "The operator's server did not answer in time."),
+    (re.compile(r"no valid answer from the receiver\b"),
+     "The connection to the operator's server broke off before its answer (the operator "
+     "is asked again about this very file, so it is never sent twice)."),
+    (re.compile(r"HTTP (429) from the receiver"),
+     "The operator's server is busy and asked outboxd to wait (HTTP {0})."),
+    (re.compile(r"HTTP (5\d\d) from the receiver"),
+     "The operator's server has a problem at the moment (HTTP {0})."),
+    (re.compile(r"HTTP (\d{3}) from the receiver"),
+     "The operator's server put the file off for now (HTTP {0})."),
+    (re.compile(r"the receiver answered HTTP (\d{3}) for another request"),
+     "The operator's server answered for another file (HTTP {0}), so this one is not "
+     "taken as sent yet."),
+    (re.compile(r"the receiver answered HTTP (\d{3}) before it had the whole request"),
+     "The operator's server answered before it had the whole file (HTTP {0}), so it is "
+     "not taken as sent yet."),
+)
+
+# Deliverer.failure()'s error for a certificate not trusted: retried, but no wait mends
+# it unless the operator fixes its side; the admin must look at once.
+_UNTRUSTED = re.compile(r"the TLS certificate of the receiver\b")
+_UNTRUSTED_WORDS = ("outboxd cannot verify that it is talking to the operator's server "
+                    "(its security certificate is not trusted). outboxd tries again by "
+                    "itself and nothing is lost: tell the admin, who checks outboxd's "
+                    "settings for the operator or asks the operator.")
 
 
 def for_clerks(error: str | None) -> str | None:
     """A retrying bundle's error as the clerks' page shows it: a pause in plain words
-    (paused_for_clerks), an answer that put it off without what the receiver said (an
-    error page, its internals: anything; the admin has it in `outboxd status` and the
-    log), any other error as it is."""
+    (paused_for_clerks), a receiver that cannot be reached or put the bundle off in
+    plain words with the HTTP status alone (the admin has the rest in `outboxd status`
+    and the log), any other error as it is."""
     if (words := paused_for_clerks(error)) is not None:
         return words
-    if error and (m := _PUT_OFF.match(error)):
-        return m[0]
+    if not error:
+        return error
+    if _UNTRUSTED.match(error):
+        return _UNTRUSTED_WORDS
+    for pattern, what in _RETRIES:
+        if m := pattern.match(error):
+            return f"{what.format(*m.groups())} {_TRIES_AGAIN}"
     return error
 
 

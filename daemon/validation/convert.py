@@ -173,8 +173,8 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
         page = _page_cm(reader)
     if facts.error is not None or not facts.pages:
         return att, None, [Finding("conversion-failed", att.rel, f"converts to an unreadable "
-                                   f"PDF ({facts.error}) — export it as PDF and put that file in "
-                                   "its place", "error", att.invoice_id)]
+                                   f"PDF ({facts.detail or facts.error}) — export it as PDF and "
+                                   "put that file in its place", "error", att.invoice_id)]
     conv = Conversion(name=converted_name(att, taken), size=len(pdf),
                       sha256=hashlib.sha256(pdf).hexdigest(), pages=facts.pages,
                       original_content_type=att.content_type, page_cm=page)

@@ -65,11 +65,13 @@ def grace_seconds(settle_seconds: float) -> float:
     return max(float(settle_seconds), GRACE_SECONDS)
 
 
-def while_held(errors: tuple[Finding, ...], seconds: float) -> tuple[Finding, ...]:
+def while_held(errors: tuple[Finding, ...], until: str) -> tuple[Finding, ...]:
     """The errors as NAME.errors.txt, the status page and `outboxd status` show them
     during the grace: each saying why the bundle is not quarantined yet, and when it
-    will be."""
-    words = (f"; it looks cut short — outboxd waits {round(seconds)} s in case it is "
+    will be. `until`: the grace's end as a time of day ("2026-03-09 14:03:12 UTC", as
+    the page's other times): a file read minutes after it was written must not count
+    "30 s" from the moment it is read."""
+    words = (f"; it looks cut short — outboxd waits until {until} in case it is "
              "still being copied, and quarantines the bundle if nothing in it has "
              "changed by then")
     return tuple(replace(f, message=f.message + words) for f in errors)

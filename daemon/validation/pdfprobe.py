@@ -21,11 +21,22 @@ if TYPE_CHECKING:
     from pypdf.generic import IndirectObject
 
 
+# Why pypdf refused a PDF when the file itself shows nothing more precise (pdftail.py):
+# pypdf's reasons ("Stream has ended unexpectedly", "Invalid Elementary Object") are
+# its parser's, which a clerk cannot act on; the fix is the same for all of them.
+DAMAGED = "the file is damaged, or is not really a PDF"
+# How much of pypdf's words the message keeps: enough for the admin to search for them.
+_DETAIL_CHARS = 100
+
+
 @dataclass(frozen=True)
 class PdfFacts:
     pages: int = 0
     encrypted: bool = False
-    error: str | None = None  # why pypdf could not open it
+    error: str | None = None  # why pypdf could not open it, in a clerk's words
+    # pypdf's own words for it, shortened: for the admin, after the clerk's words (a
+    # clerk cannot act on "Stream has ended unexpectedly"); None where `error` says all.
+    detail: str | None = None
     cut_short: bool = False  # it ends inside an update that follows its last %%EOF
 
     def problem(self) -> tuple[str, str] | None:
@@ -38,6 +49,10 @@ class PdfFacts:
         if self.cut_short:
             return ("pdf-unreadable", f"is not a readable PDF: {CUT_INSIDE_UPDATE}, as a copy "
                     "stopped before its end leaves it — copy the file again")
+        if self.error == DAMAGED:
+            said = f" ({self.detail})" if self.detail else ""
+            return ("pdf-unreadable", f"is not a readable PDF: {DAMAGED}{said} — export or "
+                    "print it to PDF again from the program that made it")
         if self.error is not None:
             return ("pdf-unreadable", f"is not a readable PDF ({self.error}) — export or "
                     "print the document to PDF again")
@@ -77,20 +92,26 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
         # pypdf only needs optional crypto packages for AES-encrypted files.
         return None, PdfFacts(encrypted=True, error=str(exc))
     except LimitReachedError as exc:
-        return None, PdfFacts(error=unpack_limit_error(exc) or _refused(fh, exc))
+        if (error := unpack_limit_error(exc)) is not None:
+            return None, PdfFacts(error=error)
+        return None, _refused(fh, exc)
     except RecursionError:
-        return None, PdfFacts(error="pypdf: its object tree loops")
+        return None, PdfFacts(error=DAMAGED, detail="pypdf: its object tree loops")
     except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
-        return None, PdfFacts(error=_refused(fh, exc))
+        return None, _refused(fh, exc)
 
 
-def _refused(fh: BinaryIO, exc: Exception) -> str:
-    """Why pypdf refused the PDF: in words, where the file shows it; else pypdf's own."""
+def _refused(fh: BinaryIO, exc: Exception) -> PdfFacts:
+    """Why pypdf refused the PDF: in words, where the file shows it; else that it is
+    damaged, with pypdf's own words, shortened, for the admin."""
     if xref_miscounted(fh):
         # pypdf's words for it ("Declared size 99 exceeds allowed limit of 21!", "Could
         # not read Null object") name neither the part nor the damage.
-        return XREF_DAMAGED
-    return f"pypdf: {exc}" if str(exc) else f"pypdf: {type(exc).__name__}"
+        return PdfFacts(error=XREF_DAMAGED)
+    words = " ".join((str(exc) or type(exc).__name__).split())
+    if len(words) > _DETAIL_CHARS:
+        words = words[:_DETAIL_CHARS - 1] + "…"
+    return PdfFacts(error=DAMAGED, detail=f"pypdf: {words}")
 
 
 def unpack_limit_error(exc: Exception) -> str | None:

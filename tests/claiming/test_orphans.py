@@ -647,7 +647,9 @@ def test_a_dead_daemon_of_this_host_with_another_state_dir_keeps_its_folders(
     """Two daemons of one host (own state dirs) on one share: the folders the other one
     claimed before it was killed are its business, even to a journal made afresh — never
     put back or archived by us (its journal knows what it sent), never called copies
-    nobody left (an error that is a lie); one warning each says they wait for it. A
+    nobody left (an error that is a lie); one warning each says they wait for it,
+    naming only the process known to be gone (that daemon may have restarted under
+    another pid and be finishing them): not "whose process is no longer running". A
     folder of our own state dir's dead run is still ours."""
     other = owner_of(tmp_path / "state-of-the-other")
     theirs = work(settings, "INV-1", owner=other)
@@ -670,6 +672,10 @@ def test_a_dead_daemon_of_this_host_with_another_state_dir_keeps_its_folders(
         warned = [e for e in logged if e["log_level"] == "warning"
                   and "another outboxd on this host" in e["event"]]
         assert sorted(e["work_dir"] for e in warned) == sorted([str(theirs), str(delivered)])
+        for e in warned:
+            pid = Path(e["work_dir"]).name.rsplit("--", 1)[1].rsplit("-", 2)[1]
+            assert f"left by process {pid}, which is no longer running" in e["event"]
+            assert "it may run again already, under another process id" in e["event"]
     finally:
         j.close()
 

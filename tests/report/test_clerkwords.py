@@ -1,10 +1,20 @@
-"""The clerk's words for what the admin's errors say (daemon/report/clerkwords.py): here, the
-fix a bundle the receiver refused is quarantined with."""
+"""The clerk's words for what the admin's errors say (daemon/report/clerkwords.py): the
+fix a bundle the receiver refused is quarantined with; a receiver that cannot be
+reached or puts a bundle off."""
 
 from __future__ import annotations
 
-from daemon.errors import Rejected
-from daemon.report.clerkwords import rejection_fix
+import socket
+import ssl
+
+import httpx
+import pytest
+
+from daemon.configuration.config_sections import DeliveryConfig
+from daemon.delivery.answers import classify
+from daemon.delivery.deliver import HttpDeliverer
+from daemon.errors import Rejected, Retryable
+from daemon.report.clerkwords import for_clerks, rejection_fix
 
 
 def _refused(status: int, sent_bytes: int | None = None) -> Rejected:
@@ -32,3 +42,96 @@ def test_a_413_whose_size_is_not_known_says_no_size() -> None:
     """A request sent without a Content-Length: no size is made up."""
     fix = rejection_fix(_refused(413), ("INV-1",))
     assert fix.startswith("the bundle is larger than the receiver takes: make it smaller")
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _failure(exc: httpx.TransportError, port: int = 9) -> str:
+    url = f"http://127.0.0.1:{port}/b"
+    return str(HttpDeliverer(DeliveryConfig(url=url)).failure(exc))
+
+
+def _put_off(status: int, **kw: bool) -> str:
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    body = b'{"bundle_id": "' + b"f" * 64 + b'"}' if status < 300 else b"<html>db=prod-7"
+    with pytest.raises(Retryable) as caught:
+        classify(httpx.Response(status, content=body, request=req),
+                 sent={"bundle_id": "e" * 64}, **kw)
+    return f"{caught.value}: {caught.value.body}"
+
+
+def test_a_receiver_that_refuses_the_connection_is_said_in_a_clerks_words() -> None:
+    """A real refused connection to 127.0.0.1: the admin's error names the host, port and
+    the socket's "[Errno 111] Connection refused"; the clerk reads that the operator's
+    server does not answer, that outboxd tries again, and when to tell the admin."""
+    port = _closed_port()
+    with pytest.raises(httpx.ConnectError) as caught:
+        httpx.post(f"http://127.0.0.1:{port}/b", timeout=5)
+    admin = _failure(caught.value, port)
+    assert f"127.0.0.1:{port}" in admin and "refused" in admin
+    assert for_clerks(admin) == (
+        "The operator's server does not answer. outboxd tries again by itself and nothing "
+        "is lost: nothing to do unless this lasts for hours, then tell the admin.")
+
+
+@pytest.mark.parametrize(("admin", "said"), [
+    (_failure(httpx.ConnectError("[Errno -2] Name or service not known")),
+     "The operator's server cannot be found on the network."),
+    (_failure(httpx.ConnectError("[Errno -3] Temporary failure in name resolution")),
+     "The operator's server cannot be found on the network."),
+    (_failure(httpx.ConnectTimeout("timed out")), "did not answer in time."),
+    (_failure(httpx.ReadTimeout("timed out")), "did not answer in time."),
+    (_failure(httpx.RemoteProtocolError("Server disconnected without sending a response.")),
+     "broke off before its answer"),
+    (_put_off(503), "has a problem at the moment (HTTP 503)."),
+    (_put_off(500), "has a problem at the moment (HTTP 500)."),
+    (_put_off(429), "is busy and asked outboxd to wait (HTTP 429)."),
+    (_put_off(408), "put the file off for now (HTTP 408)."),
+    (_put_off(201), "answered for another file (HTTP 201)"),
+    (_put_off(200, whole=False), "answered before it had the whole file (HTTP 200)"),
+])
+def test_network_failures_and_answers_that_pass_by_themselves_are_plain_words(
+        admin: str, said: str) -> None:
+    """DNS, timeouts, a connection cut, 5xx, 429, 408, a 2xx for another request: the
+    clerk's row says what happened to the operator's server in plain words, keeps at
+    most the HTTP status, and that outboxd tries again by itself — never the socket's
+    words, the host, the port or the receiver's answer (the admin's, in `status`)."""
+    clerk = for_clerks(admin)
+    assert clerk is not None and said in clerk, clerk
+    assert clerk.startswith(("The operator's server", "The connection to the operator's"))
+    assert "tries again by itself" in clerk and "tell the admin" in clerk
+    for jargon in ("Errno", "127.0.0.1", "receiver", "Timeout", "prod-7", "Idempotency"):
+        assert jargon not in clerk, (jargon, clerk)
+
+
+def test_an_untrusted_certificate_asks_for_the_admin_at_once() -> None:
+    """A certificate ssl refuses (a private CA, a host name that does not match): no wait
+    mends outboxd's settings, so the clerk is told to tell the admin now, in plain
+    words, without [delivery] verify or the certificate's details."""
+    exc = httpx.ConnectError("certificate verify failed")
+    exc.__cause__ = ssl.SSLCertVerificationError("unable to get local issuer certificate")
+    admin = _failure(exc)
+    assert "[delivery] verify" in admin
+    clerk = for_clerks(admin)
+    assert clerk is not None and clerk.startswith("outboxd cannot verify that it is talking "
+                                                  "to the operator's server")
+    assert "tell the admin" in clerk and "[delivery]" not in clerk and "issuer" not in clerk
+
+
+def test_a_401_stays_a_pause_in_its_own_words() -> None:
+    """HTTP 401 is no failure that passes by itself: the pause's words, with the token
+    to fix, not "tries again by itself"."""
+    clerk = for_clerks("HTTP 401: check [delivery] url and token: {}")
+    assert clerk is not None and clerk.startswith("The operator refused outboxd's credentials")
+    assert "outboxd's token" in clerk
+
+
+def test_an_error_outboxd_has_no_words_for_is_shown_as_it_is() -> None:
+    """A share that cannot be read is for whoever can fix it to read as it is."""
+    error = "cannot read the bundle's files to send them: [Errno 5] Input/output error"
+    assert for_clerks(error) == error

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,18 +104,31 @@ class TestHeldThroughTheGrace:
         drop_bundle(outbox, "INV-1", {name: data})
         cand = _only(p)
 
+        before = datetime.now(UTC)
         assert step(p, cand, T0).at == T0 + GRACE_SECONDS
+        after = datetime.now(UTC)
         [row] = p.j.rows(("held",))
         assert [r["code"] for r in row.reasons] == [code]
-        assert "it looks cut short — outboxd waits 30 s in case it is still being copied, " \
-            "and quarantines the bundle if nothing in it has changed by then" \
-            in row.reasons[0]["message"]
+        said = re.search(r"it looks cut short — outboxd waits until "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC in case it is still being "
+                         r"copied, and quarantines the bundle if nothing in it has changed "
+                         r"by then", row.reasons[0]["message"])
+        assert said is not None, row.reasons[0]["message"]
+        # The grace's end as a time of day (not "30 s", which a clerk reading the file
+        # later would count from then), never before it, at most a second or two after.
+        until = datetime.strptime(said[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        grace = timedelta(seconds=GRACE_SECONDS)
+        assert before.replace(microsecond=0) + grace <= until <= after + grace + \
+            timedelta(seconds=1)
         errors_txt = (outbox / "INV-1.errors.txt").read_text()
-        assert f"INV-1/{name}: " in errors_txt and "still being copied" in errors_txt
+        assert f"INV-1/{name}: " in errors_txt and f"waits until {said[1]} UTC" in errors_txt
         assert folders(s.quarantine_dir) == []
 
         assert step(p, cand, T0 + GRACE_SECONDS - 0.5).at == T0 + GRACE_SECONDS
         assert folders(s.quarantine_dir) == [] and (outbox / "INV-1.xml").exists()
+        # The same time when it is looked at again: the words kept do not move.
+        [row] = p.j.rows(("held",))
+        assert f"waits until {said[1]} UTC" in row.reasons[0]["message"]
 
         assert step(p, cand, T0 + GRACE_SECONDS) == IDLE
         [q] = folders(s.quarantine_dir)

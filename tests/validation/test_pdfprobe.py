@@ -21,7 +21,7 @@ from pypdf.generic import (
     PdfObject,
 )
 
-from daemon.validation.pdfprobe import PdfFacts, probe_pdf
+from daemon.validation.pdfprobe import DAMAGED, PdfFacts, probe_pdf
 from daemon.validation.pdftail import xref_miscounted
 
 Edit = Callable[[PdfWriter, DictionaryObject], None]
@@ -147,12 +147,34 @@ class TestDamagedCrossReferenceTable:
             "of where each part of the file lies, is damaged: it counts more or fewer "
             "entries than it holds) — export or print the document to PDF again")
 
-    def test_a_table_that_counts_right_leaves_pypdfs_words(self) -> None:
+    def test_a_table_that_counts_right_is_not_said_to_be_damaged(self) -> None:
         """A PDF refused for another reason (its page tree's /Kids is no list) is not
-        said to have a damaged table."""
+        said to have a damaged table: it is said to be damaged, pypdf's words after."""
         broken = pdf(2).replace(b"/Kids [", b"/Kids <<", 1)
-        error = probe(broken).error
-        assert error is not None and error.startswith("pypdf: ")
+        facts = probe(broken)
+        assert facts.error == DAMAGED
+        assert facts.detail is not None and facts.detail.startswith("pypdf: ")
+
+
+class TestDamagedOtherwise:
+    """A PDF pypdf refuses where the file shows no more precise cause: the clerk reads
+    plain words and the fix; pypdf's own words follow, shortened, for the admin."""
+
+    def test_garbage_after_the_header_says_damaged_and_the_fix_first(self) -> None:
+        """`%PDF-1.4` and garbage: "damaged, or not really a PDF" and where to make it
+        again, before pypdf's words ("Stream has ended unexpectedly") in parentheses."""
+        assert probe(b"%PDF-1.4\n garbage").problem() == (
+            "pdf-unreadable", "is not a readable PDF: the file is damaged, or is not "
+            "really a PDF (pypdf: Stream has ended unexpectedly) — export or print it to "
+            "PDF again from the program that made it")
+
+    def test_pypdfs_long_words_are_cut_to_one_short_line(self) -> None:
+        """An exception text of thousands of characters (pypdf quotes bytes of the file)
+        is kept to 100 characters on one line: the message stays readable."""
+        from daemon.validation.pdfprobe import _refused
+        facts = _refused(io.BytesIO(pdf(1)), ValueError("bad\n" + "x" * 5000))
+        assert facts.error == DAMAGED and facts.detail is not None
+        assert len(facts.detail) <= len("pypdf: ") + 100 and "\n" not in facts.detail
 
     def test_tables_of_an_updated_pdf_that_count_right_are_not_damaged(self) -> None:
         """A PDF with an update (two tables) and a PDF 1.5 cross-reference stream: the
