@@ -21,14 +21,13 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.readback import NO_RECEIPT, Unreadable, receipt_record
 from daemon.errors import InputError, JournalError
-from daemon.journal import Journal
+from daemon.journal import NEWS_DETAIL, Journal
 from daemon.journal.records import iso_of
 
 # What another daemon archived lies in the day folder of its delivery (UTC, by its own
 # clock): yesterday's (delivered before midnight, looked at after it, or a clock a little
 # behind), today's, and tomorrow's (a clock a little ahead). Older ones are not looked at.
 NEWS_DAYS = (-1, 0, 1)
-NEWS_DETAIL = "sent by another daemon: read from sent/"
 # A day's first look knows the journal's rows delivered from two days before it; later
 # looks those delivered since a little before the last look (a move into sent/ that
 # took longer costs one read of its receipt, which the journal then finds sent).

@@ -25,11 +25,10 @@ from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
 from daemon.fs.fsops import folder_within
-from daemon.journal import Journal, Row
+from daemon.journal import ELSEWHERE_DETAIL, Journal, Row
 from daemon.logs import bundle_log
 from daemon.watching.foldermounts import FolderMounts
 
-ELSEWHERE_DETAIL = "sent by another daemon, which archived it in"
 _ON_ITS_WAY = ("delivering", "retrying")
 
 

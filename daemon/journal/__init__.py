@@ -32,9 +32,11 @@ from daemon.journal.documents import Documents
 from daemon.journal.records import (
     CLAIMING,
     DELIVERED,
+    ELSEWHERE_DETAIL,
     IN_FLIGHT,
     LIVE,
     MOVING,
+    NEWS_DETAIL,
     QUARANTINING,
     SCHEMA,
     SHOWN_AS,
@@ -56,6 +58,8 @@ from daemon.journal.watched import Watched
 
 __all__ = [
     "LIVE",
+    "ELSEWHERE_DETAIL",
+    "NEWS_DETAIL",
     "CLAIMING",
     "DELIVERED",
     "QUARANTINING",

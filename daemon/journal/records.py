@@ -38,6 +38,18 @@ def shown_state(state: str, has_error: bool) -> str:
 
 STATES = ("settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined")
 
+# What the transition to `sent` of a bundle another daemon sharing the outbox sent begins
+# with: one learnt from its receipt in sent/ (sentnews.py), or one on its way here that
+# the other finished (sentelsewhere.py). The status page marks such rows by it
+# (Views.sent_by_others). Journals keep these words, and the index below is made of
+# them: changed, rows written before would no longer be marked.
+BY_ANOTHER = "sent by another daemon"
+NEWS_DETAIL = BY_ANOTHER + ": read from sent/"
+ELSEWHERE_DETAIL = BY_ANOTHER + ", which archived it in"
+# The index's terms, written out: SQLite uses a partial index only for a query that holds
+# them, as literals.
+BY_ANOTHER_TERMS = f"substr(detail, 1, {len(BY_ANOTHER)}) = '{BY_ANOTHER}'"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (
     id INTEGER PRIMARY KEY,
@@ -83,6 +95,12 @@ CREATE TABLE IF NOT EXISTS transitions (
     to_state TEXT NOT NULL,
     detail TEXT
 );
+-- The rows another daemon sent (BY_ANOTHER), for the status page's mark: the few such
+-- transitions, not the history of every row, which has no index by row. An index only:
+-- the schema's version is the same, and an older outboxd reads and writes the journal
+-- as before (SQLite keeps the index up to date for it too).
+CREATE INDEX IF NOT EXISTS transitions_by_another ON transitions(bundle_row)
+    WHERE """ + BY_ANOTHER_TERMS + """;
 """
 
 _SENT_INVOICES_FROM = ("INSERT INTO sent_invoices (invoice_id, bundle_id) SELECT j.value, "

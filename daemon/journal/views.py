@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from daemon.errors import JournalError
 from daemon.journal import guarded
 from daemon.journal.records import (
+    BY_ANOTHER_TERMS,
     CLAIMING,
     DELIVERED,
     IN_FLIGHT,
@@ -205,6 +206,20 @@ class Views:
                 "state = ? AND since >= ? AND since < ? ORDER BY since DESC, id DESC",
                 (state, day, _after_prefix(day))).fetchall()
         return [Finished(*r) for r in rs]
+
+    def sent_by_others(self, ids: list[int]) -> set[int]:
+        """Of the rows `ids` (a page's worth), those another daemon sharing the outbox
+        sent (records.BY_ANOTHER): learnt from sent/ while this journal ran, or taken over
+        and archived by the other. Not the rows read back into a journal started afresh,
+        which may be this daemon's own. A lookup each in the partial index of those
+        transitions, never a pass over the history."""
+        if not ids:
+            return set()
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT bundle_row FROM transitions WHERE {BY_ANOTHER_TERMS} AND bundle_row "
+                f"IN ({', '.join('?' for _ in ids)})", ids).fetchall()
+        return {r[0] for r in rs}
 
     def rows_by_id(self, ids: list[int]) -> list[Row]:
         """The rows of `ids` (a page's worth: one statement), in journal order, without

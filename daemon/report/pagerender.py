@@ -43,6 +43,9 @@ FINISHED_SHOWN = 100
 # Said of an entry of today's quarantine/ another daemon sharing the outbox filed: its
 # reasons are its reason.json's, read by this one (quarantinenews.py).
 ELSEWHERE = "(quarantined by another outboxd sharing this outbox)"
+# Said of a bundle of "Sent today" another daemon sharing the outbox sent, which this one
+# learnt from sent/ (Journal.sent_by_others): its sent/ entry and receipt are that one's.
+SENT_ELSEWHERE = "(sent by another outboxd sharing this outbox)"
 # Of the folders without an invoice file, the page lists the longest unchanged this many.
 LONE_SHOWN = 100
 
@@ -206,8 +209,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            near: Mapping[str, Sequence[str]] | None = None,
            sent_ids: Mapping[str, Sequence[str]] | None = None,
            invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
-           taken: AbstractSet[str] = frozenset(), elsewhere: Sequence[Elsewhere] = ()
-           ) -> str:
+           taken: AbstractSet[str] = frozenset(), elsewhere: Sequence[Elsewhere] = (),
+           sent_by_others: AbstractSet[int] = frozenset()) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
@@ -226,7 +229,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     name as an invoice file's stem is a folder there already (named_as_file), for the
     fix of a folder named with an invoice file's extension; `elsewhere`: today's entries
     of quarantine/ other daemons sharing the outbox filed (quarantinenews.py), latest
-    first, listed among "Quarantined today"."""
+    first, listed among "Quarantined today"; `sent_by_others`: the ids of the rows of
+    "Sent today" another daemon sharing the outbox sent, each marked so."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more, near, sent_ids = more or {}, near or {}, sent_ids or {}
@@ -331,7 +335,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                               "folder in today's folder of quarantine/, with its REASON.txt")))
 
     shown_s, hidden_s = latest(sec["sent"], more.get("sent", 0))
-    sent = [[text(r.invoice_file), ids(r.invoice_ids), text(r.receipt_id),
+    sent = [[text(r.invoice_file) + (f" {text(SENT_ELSEWHERE)}" if r.id in sent_by_others
+                                     else ""), ids(r.invoice_ids), text(r.receipt_id),
              text(readable(r.since))] for r in shown_s]
     parts.append(section("sent", "Sent today", table(
         ["File", "Invoices", "Receipt", "Sent at"], sent) + _more(

@@ -263,7 +263,8 @@ class StatusPage:
         without the invoice files either, both from one listing."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
-        rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
+        rows, more, others = _journal_rows(journal, now, today, settings.outbox.path,
+                                           self._moved_back)
         idle: list[Idle] = []
         # Names only; an lstat for each beside an invoice file (idle_releases).
         names = suffixed_names(settings.outbox, share)
@@ -315,7 +316,7 @@ class StatusPage:
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
                       sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,
-                      elsewhere=elsewhere)
+                      elsewhere=elsewhere, sent_by_others=others)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()
@@ -364,10 +365,12 @@ class StatusPage:
 
 
 def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path,
-                  moved_back: MovedBackToday) -> tuple[list[Row], dict[str, int]]:
+                  moved_back: MovedBackToday
+                  ) -> tuple[list[Row], dict[str, int], set[int]]:
     """The rows the page lists, in journal order: every unfinished one, and of today's
     sent and quarantined the latest FINISHED_SHOWN; with how many more of those two
-    there are (render's `more`). A busy day's thousands are counted by the index, not
+    there are (render's `more`), and which of the sent ones another daemon sent
+    (render's `sent_by_others`). A busy day's thousands are counted by the index, not
     read and decoded at every refresh. Quarantined ones moved back by hand are left out
     of both, as still_quarantined leaves them out of the 24 hours' rows: that takes a
     look at the folders of the ones listed, and of a bounded few of the others in turn
@@ -376,9 +379,9 @@ def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path,
     gone = moved_back(quarantined, today, outbox,
                       lambda: journal.last_row_of_files(days=1, at=now), FINISHED_SHOWN)
     kept = [r.id for r in quarantined if r.id not in gone]  # the latest first
-    rows = (journal.unfinished() + journal.finished_on("sent", today, FINISHED_SHOWN)
-            + journal.rows_by_id(kept[:FINISHED_SHOWN]))
+    sent = journal.finished_on("sent", today, FINISHED_SHOWN)
+    rows = journal.unfinished() + sent + journal.rows_by_id(kept[:FINISHED_SHOWN])
     rows.sort(key=lambda r: r.id)
     more = {"sent": max(0, journal.count_on("sent", today) - FINISHED_SHOWN),
             "quarantined": max(0, len(kept) - FINISHED_SHOWN)}
-    return rows, more
+    return rows, more, journal.sent_by_others([r.id for r in sent])

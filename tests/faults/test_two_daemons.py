@@ -219,6 +219,55 @@ def test_each_daemons_page_lists_what_the_other_quarantined_today(env: Env, rece
         no_traceback(p.stderr())
 
 
+def _sent_today(page: str) -> str:
+    return page.split('id="sent"')[1] if 'id="sent"' in page else ""
+
+
+MARK = "sent by another outboxd sharing this outbox"
+
+
+def test_each_daemons_page_marks_what_the_other_sent_today(env: Env, receiver) -> None:
+    """Daemon A sends INV-1 (B is stopped meanwhile, so A claims it): B's page lists it
+    under "Sent today" marked as sent by another outboxd sharing this outbox (before,
+    unmarked, as if B had sent it), A's page lists it unmarked. A daemon started afresh
+    on a new journal reads it back from sent/ and does not mark it: it cannot tell
+    its own entries from the others' there."""
+    a, b = _daemon(env, receiver, 1), _daemon(env, receiver, 2)
+    c = None
+    try:
+        _running(a)
+        _running(b)
+        b.popen.send_signal(signal.SIGSTOP)
+        drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+        wait_for(lambda: "INV-1.xml" in _sent_today(_page(env, 1)),
+                 what="A's page to list INV-1 as sent")
+        b.popen.send_signal(signal.SIGCONT)
+        wait_for(lambda: "INV-1.xml" in _sent_today(_page(env, 2)), timeout=20,
+                 what="B's page to list what A sent")
+        assert MARK in _sent_today(_page(env, 2))
+        assert "<b>1</b> Sent today" in _page(env, 2)
+        assert MARK not in _page(env, 1)
+        a.stop(signal.SIGTERM)
+        b.stop(signal.SIGTERM)
+        c = _daemon(env, receiver, 3)  # its own state dir: a journal started afresh
+        _running(c)
+        wait_for(lambda: "INV-1.xml" in _sent_today(_page(env, 3)), timeout=20,
+                 what="the new daemon's page to list INV-1 read back from sent/")
+        assert MARK not in _page(env, 3)
+    finally:
+        for p in (a, b, c):
+            if p is None:
+                continue
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGCONT)
+            p.stop(signal.SIGTERM)
+    assert len(receiver.requests()) == 1
+    for p in (a, b, c):
+        assert p is not None
+        assert _lines(p, "error") == [], p.log
+        no_traceback(p.stderr())
+
+
 def test_daemons_that_decide_by_other_settings_are_said_by_each(env: Env, receiver) -> None:
     """Daemon A with `unattached = "warn"`, B with "hold" on one outbox: B says at its
     start, and A at its next rescan, that another outboxd decides by other settings,

@@ -288,3 +288,47 @@ def test_the_upgrade_is_logged_once_and_a_journal_of_a_newer_outboxd_with_a_warn
     finally:
         j.close()
     assert columns(path)[0] == VERSION + 1  # never "upgraded" down
+
+
+def test_a_journal_without_the_index_of_others_sends_gets_it_and_keeps_its_schema(
+        tmp_path: Path) -> None:
+    """A journal an outboxd before the status page's "sent by another outboxd" mark wrote
+    (it learnt from sent/ what other daemons sent, with the same transition detail, but
+    made no index of them) gets the index at the next open for writing, and the rows it
+    learnt are marked; the schema's version stays, so an older build reads and writes it
+    as before, and what it learns meanwhile is marked once this one runs again."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.import_sent([{"bundle_id": BID, "invoice_file": "N.xml", "invoice_ids": ["N-1"],
+                    "archive_dir": "/s/N", "receipt_id": "r-N"}],
+                  journal_module.NEWS_DETAIL)
+    j.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX transitions_by_another")  # as the earlier build left it
+    db.commit()
+    db.close()
+    j = Journal(path)
+    try:
+        [learnt] = [r.id for r in j.rows(("sent",))]
+        assert j.sent_by_others([learnt]) == {learnt}
+    finally:
+        j.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        # An older build's row learnt from sent/, written as it writes one.
+        cur = db.execute("INSERT INTO bundles (bundle_id, invoice_file, state, since, "
+                         "updated_at) VALUES (?, 'M.xml', 'sent', ?, ?)",
+                         ("cd" * 32, now_iso(), now_iso()))
+        db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
+                   "VALUES (?, ?, NULL, 'sent', ?)",
+                   (cur.lastrowid, now_iso(), journal_module.NEWS_DETAIL))
+        db.commit()
+        later = cur.lastrowid
+    finally:
+        db.close()
+    j = Journal(path)
+    try:
+        assert j.sent_by_others([learnt, later]) == {learnt, later}
+    finally:
+        j.close()

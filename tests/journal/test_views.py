@@ -11,7 +11,16 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from test_journal import set_since  # noqa: E402
 
-from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, STATES, Journal  # noqa: E402
+from daemon.journal import (  # noqa: E402
+    CLAIMING,
+    DELIVERED,
+    ELSEWHERE_DETAIL,
+    NEWS_DETAIL,
+    QUARANTINING,
+    STATES,
+    Journal,
+)
+from daemon.journal.records import BY_ANOTHER_TERMS  # noqa: E402
 
 
 class TestQueries:
@@ -84,6 +93,35 @@ class TestQueries:
             set_since(journal.path, ids[name], when)
         assert {r.invoice_file for r in journal.recent()} == {
             "new-sent", "new-q", "old-wait", "old-retry"}
+
+
+def test_sent_by_others_are_the_rows_another_daemon_sent_read_by_the_index(
+        journal: Journal) -> None:
+    """sent_by_others: of the rows asked for, those learnt from sent/ while the journal
+    ran (NEWS_DETAIL) and those on their way here another daemon archived
+    (ELSEWHERE_DETAIL); not this daemon's own, not those read back into a journal started
+    afresh (they may be its own), not a row not asked for. Looked up in the partial index,
+    never by a pass over the whole history."""
+    def record(n: int) -> dict[str, object]:
+        return {"bundle_id": f"{n:064x}", "invoice_file": f"N{n}.xml", "invoice_ids": [],
+                "archive_dir": f"/s/N{n}", "receipt_id": f"r{n}"}
+
+    own = journal.create("OWN.xml", "delivering", bundle_id="c" * 64)
+    journal.transition(own, "sent", "delivered and archived")
+    journal.import_sent([record(1)])  # read back from sent/
+    journal.import_sent([record(2), record(3)], NEWS_DETAIL)
+    taken = journal.create("TAKEN.xml", "retrying", bundle_id="d" * 64)
+    journal.transition(taken, "sent", f"{ELSEWHERE_DETAIL} /s/TAKEN")
+    ids = [r.id for r in journal.rows(("sent",))]
+    readback, news, later = ids[1], ids[2], ids[3]
+    assert journal.sent_by_others(ids[:3] + [taken]) == {news, taken}
+    assert journal.sent_by_others([own, readback]) == set()
+    assert journal.sent_by_others([later]) == {later}
+    assert journal.sent_by_others([]) == set()
+    plan = " ".join(str(tuple(r)) for r in journal._db.execute(
+        f"EXPLAIN QUERY PLAN SELECT bundle_row FROM transitions WHERE {BY_ANOTHER_TERMS} "
+        "AND bundle_row IN (1, 2)"))
+    assert "transitions_by_another" in plan, plan
 
 
 def test_views_has_no_stand_in_body_for_the_rows_sent_invoice_ids() -> None:

@@ -35,6 +35,20 @@ def fill(j: Journal) -> None:
     j.create("ok.xml", "sent", bundle_id="b" * 64, invoice_ids=["OK-1"], receipt_id="rcpt-42")
 
 
+def test_a_bundle_another_daemon_sent_is_marked_so_under_sent_today(journal: Journal) -> None:
+    """The rows of "Sent today" named in `sent_by_others` carry "(sent by another outboxd
+    sharing this outbox)" beside the file, as other daemons' quarantines do; the others
+    none."""
+    theirs = journal.create("THEIRS.xml", "sent", receipt_id="r-1")
+    journal.create("OURS.xml", "sent", receipt_id="r-2")
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since), sent_by_others={theirs}))
+    sent = page.text["sent"]
+    assert f"THEIRS.xml {pagerender.SENT_ELSEWHERE}" in sent
+    assert sent.count(pagerender.SENT_ELSEWHERE) == 1
+    assert f"OURS.xml {pagerender.SENT_ELSEWHERE}" not in sent
+
+
 def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal) -> None:
     fill(journal)
     rows = journal.recent()
