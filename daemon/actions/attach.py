@@ -38,7 +38,8 @@ from daemon.errors import (
     describe,
     shown,
 )
-from daemon.fs.fsops import hash_file, open_regular
+from daemon.fs.fsops import open_regular
+from daemon.fs.fsread import hash_file
 from daemon.fs.fswrite import held_path, make_folders_below
 from daemon.invisible import for_terminal
 from daemon.names import is_ignored, name_problem

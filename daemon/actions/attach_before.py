@@ -13,7 +13,8 @@ from daemon.actions.whereabouts import latest_row
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
 from daemon.fs.fsdepth import fwalk_bounded
-from daemon.fs.fsops import folder_below, hash_file
+from daemon.fs.fsops import folder_below
+from daemon.fs.fsread import hash_file
 from daemon.fs.fswrite import held_path
 
 

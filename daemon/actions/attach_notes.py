@@ -13,7 +13,8 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, InlineTable, Item, Table
 
 from daemon.errors import InputError, NotOurs, OutboxdError, not_utf8
-from daemon.fs.fsops import open_regular, opened_if_regular, read_bounded
+from daemon.fs.fsops import open_regular, opened_if_regular
+from daemon.fs.fsread import read_bounded
 from daemon.fs.ourfiles import Judged, replace_ours
 from daemon.names import nfc
 from daemon.reading.notes import MANIFEST_NAME, MAX_NOTES_BYTES

@@ -28,7 +28,8 @@ from daemon.actions.samples import write_then_rename
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fs.fsops import open_below, read_bounded
+from daemon.fs.fsops import open_below
+from daemon.fs.fsread import read_bounded
 from daemon.journal import Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]

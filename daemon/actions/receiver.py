@@ -9,7 +9,7 @@ from pathlib import Path
 from daemon import logs
 from daemon.configuration.config_values import TOKEN_RULE, token_of_file, token_problem
 from daemon.errors import UsageError
-from daemon.fs.fsops import NotAFile
+from daemon.fs.fsread import NotAFile
 
 
 def token_in(path: Path) -> str:

@@ -7,7 +7,7 @@ another invoice file with its sidecar (`sidecar-shared`), a link, FIFO or device
 "quarantine".
 
 quarantine/ is writable by the people on the share: reason.json is read
-through fsops.read_regular, so a FIFO, link or device of that name is never
+through fsread.read_regular, so a FIFO, link or device of that name is never
 opened (a FIFO would block the command for good); it is ignored with a note,
 and the invoice file is told by its name as for a folder without reason.json.
 """

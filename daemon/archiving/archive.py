@@ -25,15 +25,8 @@ from daemon.errors import InputError
 from daemon.fs.fscopy import Copied, identity
 from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
-from daemon.fs.fsops import (
-    CHUNK,
-    FOLDER,
-    FOLDER_NOFOLLOW,
-    open_in,
-    open_regular,
-    read_bounded,
-    read_regular,
-)
+from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW, open_in, open_regular
+from daemon.fs.fsread import CHUNK, read_bounded, read_regular
 from daemon.fs.fswrite import (
     add_group_write_fd,
     free_name,

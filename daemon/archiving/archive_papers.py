@@ -17,7 +17,7 @@ from daemon.archiving.papers import PAPER_LIMIT, bundle_named, paper_look
 from daemon.archiving.reasontext import reason_text
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import NotOurs
-from daemon.fs.fsops import read_regular
+from daemon.fs.fsread import read_regular
 from daemon.fs.ourfiles import replace_ours
 from daemon.fs.workfolder import entry_at
 

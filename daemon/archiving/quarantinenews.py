@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.errors import InputError
-from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in, read_bounded
+from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
+from daemon.fs.fsread import read_bounded
 from daemon.journal import journal_time
 from daemon.names import printable
 

@@ -10,7 +10,7 @@ recorded as sent, so an identical bundle dropped again is a duplicate. One
 pass over the date folders, and only when the journal holds no row at all.
 
 sent/ is visible to the people on the share: receipt.json is read through
-fsops.read_regular, so a FIFO, link or device of that name is never opened
+fsread.read_regular, so a FIFO, link or device of that name is never opened
 (opening a FIFO would block the start before READY, where no signal handler
 can end it) — it is logged and counted as an entry without a receipt.
 """
@@ -28,7 +28,7 @@ from typing import Any
 from daemon import logs
 from daemon.delivery.answers import kept_receipt_id, no_lone_surrogates
 from daemon.errors import ConfigError, InputError
-from daemon.fs.fsops import read_regular
+from daemon.fs.fsread import read_regular
 from daemon.fs.workfolder import entry_at
 from daemon.journal import Journal, journal_time
 from daemon.journal.records import iso_of

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.bundle import Bundle, Finding
-from daemon.claiming.workname import host_tag
+from daemon.claiming.workname import OWNER_LEN, host_tag
 from daemon.configuration.config import Settings
 from daemon.errors import ClaimLost, InputError, NothingClaimed, describe
 from daemon.fs.fsops import opened_from
@@ -39,9 +39,6 @@ from daemon.validation.convert import unconverted
 from daemon.watching.scan import Candidate
 
 T = TypeVar("T")
-
-
-OWNER_LEN = 6  # hex digits of owner_of
 
 
 def owner_of(state_dir: Path) -> str:

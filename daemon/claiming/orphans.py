@@ -2,7 +2,7 @@
 went away in the middle of a claim): found and finished, never left there unseen.
 
 A work folder is ours when its HOST-PID-OWNER tag names this host, a process that is
-not running any more (or us) and our state dir (claim.owner_of): folders of another
+not running any more (or us) and our state dir (workname.whose): folders of another
 daemon on this host or on another host of the share are that daemon's business (one
 of this host whose process is gone is named once in a warning: it waits for that
 daemon to start again). What is in it decides:
@@ -43,15 +43,8 @@ from daemon.archiving.archive import KEPT, kept_for, mark_kept, move_into_place,
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.archiving.readback import record_of
-from daemon.claiming.claim import (
-    LEFTOVER,
-    OWNER_LEN,
-    copy_tag,
-    in_folder,
-    owner_of,
-    unclaim,
-)
-from daemon.claiming.workname import host_tag
+from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim
+from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError
 from daemon.fs.fsops import FOLDER_NOFOLLOW, folder_within
@@ -71,42 +64,6 @@ def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
     if work not in _reported:
         _reported.add(work)
         emit(event, **fields)
-
-
-# Whose a work folder is, from its name (_whose).
-OURS = "ours"  # this host's, our state dir's (or an outboxd's before owners), dead or us
-SIBLING = "sibling"  # another daemon of this host (another state dir) whose process is gone
-NOT_OURS = "not ours"  # another host's, a live process's, or no work folder name of ours
-
-
-def _whose(name: str, owner: str) -> str:
-    """NAME--ID12--HOST-PID-[OWNER]RAND: ours when this host, our state dir (a name
-    without OWNER: ours as before owners) and PID us or no longer running."""
-    try:
-        tag = name.rsplit("--", 1)[1]
-        host, pid_text, rand = tag.rsplit("-", 2)
-        pid = int(pid_text)
-    except (IndexError, ValueError):
-        return NOT_OURS
-    if host != host_tag():
-        return NOT_OURS
-    if pid != os.getpid():
-        try:
-            os.kill(pid, 0)
-            return NOT_OURS  # a live daemon's (another's, or a person's process's pid)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            return NOT_OURS  # someone's process runs under that pid
-    if len(rand) > OWNER_LEN and rand[:OWNER_LEN] != owner:
-        return SIBLING
-    return OURS
-
-
-def _has_owner(name: str) -> bool:
-    """Whether a work folder's name (one _whose found ours) carries its state dir's
-    OWNER, as every outboxd since owners names them."""
-    return len(name.rsplit("--", 1)[1].rsplit("-", 2)[2]) > OWNER_LEN
 
 
 def _invoice_in(held: int, settings: Settings) -> str | None:
@@ -154,8 +111,8 @@ class Orphans:
             work = processing / name
             if str(work) in known:
                 continue
-            whose = _whose(name, owner)
-            if whose == SIBLING:
+            kind = whose(name, owner)
+            if kind == SIBLING:
                 # Its journal knows it (ours cannot tell a bundle it delivered from one it
                 # did not): finished when that daemon starts again, never by us. Only the
                 # process that named the folder is known to be gone: that daemon may run
@@ -169,7 +126,7 @@ class Orphans:
                       "if it is not to run again, start it once so that it does",
                       work_dir=str(work))
                 continue
-            if whose != OURS:
+            if kind != OURS:
                 continue
             if not os.path.lexists(work):
                 # Archived (or put back) by our own delivery since the listing: a row
@@ -216,7 +173,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     if not os.listdir(held):
         # A claim that failed, whose removal of its folder failed too: nothing to lose.
         return _remove_empty(work, held, "empty work folder unknown to the journal removed")
-    if not inherited and not _has_owner(work.name):
+    if not inherited and not has_owner(work.name):
         # Named by an outboxd before owners: ours would be in our journal (a claim names
         # its folder in a row first), so this is most likely another daemon's of this host
         # stopped for its upgrade, which finishes it by its own journal; or a copy.

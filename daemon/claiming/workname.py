@@ -1,12 +1,17 @@
 """What a work folder's name says of who claimed it: `NAME--ID12--HOST-PID-OWNERRAND`
-(claim.work_dir_for). Apart from claim.py, which makes such names, so that what only
-reads them (`outboxd status`, foreign.py) does not import the readers and validation."""
+(claim.work_dir_for): the host it was claimed on, and whether it is this daemon's to
+finish (`whose`: this host, our state dir, a process gone or us). Apart from claim.py,
+which makes such names, so that what only reads them (`outboxd status`, foreign.py)
+does not import the readers and validation."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 from daemon.names import fit_bytes
+
+OWNER_LEN = 6  # hex digits of claim.owner_of
 
 
 def host_tag() -> str:
@@ -23,3 +28,39 @@ def work_host(name: str) -> str | None:
     host, _, rand = parts[-1].rpartition("-")
     host, _, pid = host.rpartition("-")
     return host if host and pid.isdigit() and rand else None
+
+
+# Whose a work folder is, as `whose` tells from its name (orphans.py acts on it).
+OURS = "ours"  # this host's, our state dir's (or an outboxd's before owners), dead or us
+SIBLING = "sibling"  # another daemon of this host (another state dir) whose process is gone
+NOT_OURS = "not ours"  # another host's, a live process's, or no work folder name of ours
+
+
+def whose(name: str, owner: str) -> str:
+    """NAME--ID12--HOST-PID-[OWNER]RAND: ours when this host, our state dir (a name
+    without OWNER: ours as before owners) and PID us or no longer running."""
+    try:
+        tag = name.rsplit("--", 1)[1]
+        host, pid_text, rand = tag.rsplit("-", 2)
+        pid = int(pid_text)
+    except (IndexError, ValueError):
+        return NOT_OURS
+    if host != host_tag():
+        return NOT_OURS
+    if pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+            return NOT_OURS  # a live daemon's (another's, or a person's process's pid)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return NOT_OURS  # someone's process runs under that pid
+    if len(rand) > OWNER_LEN and rand[:OWNER_LEN] != owner:
+        return SIBLING
+    return OURS
+
+
+def has_owner(name: str) -> bool:
+    """Whether a work folder's name (one whose found ours) carries its state dir's
+    OWNER, as every outboxd since owners names them."""
+    return len(name.rsplit("--", 1)[1].rsplit("-", 2)[2]) > OWNER_LEN

@@ -22,7 +22,7 @@ from daemon.configuration.config_values import (
     token_of_file,
 )
 from daemon.errors import ConfigError, double_quoted, shown
-from daemon.fs.fsops import NotAFile
+from daemon.fs.fsread import NotAFile
 
 if TYPE_CHECKING:
     from daemon.configuration.config_sections import DeliveryConfig

@@ -33,7 +33,7 @@ from daemon.errors import (
     not_utf8,
     unquoted,
 )
-from daemon.fs.fsops import NotAFile, read_admin_file
+from daemon.fs.fsread import NotAFile, read_admin_file
 
 
 def config_path(cli_value: str | None) -> Path:

@@ -16,7 +16,7 @@ from typing import Annotated
 import httpx
 from pydantic import BeforeValidator
 
-from daemon.fs.fsops import read_admin_file
+from daemon.fs.fsread import read_admin_file
 
 # The longest duration any key may have: one year. inf, nan or 1e300 pass a float
 # field (and `ge=0`), then overflow the loop's timers and select() at run time;
@@ -77,7 +77,7 @@ def token_problem(token: str) -> str | None:
 def token_of_file(path: Path) -> tuple[str, str | None]:
     """The token in the file `path` (spaces and line ends around it dropped) and what
     keeps it out of a header (token_problem), or None. One reading for the daemon's
-    token_file and the reference receiver's --token-file. OSError and fsops.NotAFile
+    token_file and the reference receiver's --token-file. OSError and fsread.NotAFile
     as read_admin_file raises them, for the caller to name its own setting."""
     try:
         # A token is a line; 64 KiB is room for any, and /dev/zero is refused.

@@ -25,7 +25,8 @@ from daemon import logs
 from daemon.configuration.config import Settings
 from daemon.configuration.config_values import mask_url
 from daemon.errors import InputError
-from daemon.fs.fsops import folder_below, open_in, read_bounded
+from daemon.fs.fsops import folder_below, open_in
+from daemon.fs.fsread import read_bounded
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 
 # Whole sections, and single keys of the others: what a bundle's outcome depends on. Not

@@ -42,7 +42,8 @@ from daemon.delivery.parts import OpenWhenRead
 from daemon.errors import Rejected, Retryable, describe, refused
 from daemon.fs.fscopy import copy_file
 from daemon.fs.fsdepth import TooDeep, remove_tree
-from daemon.fs.fsops import NotAFile, kind_of, open_if_regular, read_bounded
+from daemon.fs.fsops import kind_of
+from daemon.fs.fsread import NotAFile, open_if_regular, read_bounded
 from daemon.fs.fswrite import (
     add_group_write_below,
     fsync_dir,

@@ -10,7 +10,8 @@ from typing import BinaryIO
 
 from daemon.bundle import Attachment, InvoiceFile
 from daemon.errors import InputError
-from daemon.fs.fsops import open_below, read_bounded
+from daemon.fs.fsops import open_below
+from daemon.fs.fsread import read_bounded
 
 
 def changed_since_checked(shown: str) -> InputError:

@@ -13,7 +13,7 @@ import certifi
 
 from daemon.configuration.config import DeliveryConfig
 from daemon.errors import ConfigError, describe
-from daemon.fs.fsops import NotAFile, read_admin_file
+from daemon.fs.fsread import NotAFile, read_admin_file
 
 # A CA bundle is a few hundred KB; more is not a PEM file anyone meant.
 TLS_FILE_LIMIT = 16 << 20

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from daemon.fs.fsdepth import beyond, too_deep
-from daemon.fs.fsops import CHUNK, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
+from daemon.fs.fsops import FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
+from daemon.fs.fsread import CHUNK
 from daemon.fs.fswrite import add_group_write_fd
 from daemon.names import NAME_MAX, fit_name
 

@@ -2,14 +2,14 @@
 
 Every input is opened here: never through a symbolic link, never a FIFO,
 socket or device (opening a FIFO would block the daemon forever, and opening a
-device may act on it: a tape rewinds), and read within a limit. What the daemon
-writes is `fswrite.py`, how it moves bundles `fsmove.py` (and copies them `fscopy.py`).
+device may act on it: a tape rewinds). What is read from a file once opened (within
+a limit, hashed) and the admin's files are `fsread.py`; what the daemon writes is
+`fswrite.py`, how it moves bundles `fsmove.py` (and copies them `fscopy.py`).
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 from collections.abc import Iterator
@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from daemon.errors import HostileInput, InputError
-
-CHUNK = 1 << 16
 
 
 def kind_of(mode: int) -> str:
@@ -309,94 +307,3 @@ def open_below(root: Path, rel: str, shown: str | None = None) -> BinaryIO:
         return _open_file(name, fd, said)
     finally:
         os.close(fd)
-
-
-class NotAFile(ValueError):
-    """What is at a path is no regular file (a FIFO, socket, device, folder or link), or a
-    file larger than its limit; the message says which."""
-
-
-def _not_a_file(mode: int) -> NotAFile:
-    return NotAFile("is a folder, not a file" if stat.S_ISDIR(mode) else
-                    f"is a {kind_of(mode)}, not a regular file")
-
-
-def read_admin_file(path: Path, limit: int) -> bytes:
-    """A file the configuration names (the configuration itself, token_file, the TLS
-    files). A link is followed: the admin chose the path, and may keep a secret
-    elsewhere. But a FIFO, socket or device is refused without being opened (a FIFO
-    would block for good, /dev/zero never ends), and so is more than `limit` bytes.
-    Raises OSError, or NotAFile saying what the path is."""
-    fd, mode = opened_if_regular(path, follow=True)
-    if fd is None:
-        raise _not_a_file(mode)
-    with os.fdopen(fd, "rb") as fh:
-        data = read_bounded(fh, limit)
-    if data is None:
-        raise NotAFile(f"is larger than {limit:,} bytes")
-    return data
-
-
-def open_if_regular(path: Path) -> BinaryIO | None:
-    """path opened for reading if a regular file is there, None if nothing is. Anything
-    else there (a link, a folder, a FIFO, socket or device) raises NotAFile saying what
-    it is, and is never opened nor followed (opened_if_regular)."""
-    try:
-        fd, mode = opened_if_regular(path)
-    except FileNotFoundError:
-        return None
-    if fd is None:
-        raise _not_a_file(mode)
-    return os.fdopen(fd, "rb")
-
-
-def hash_file(path: Path, rel: str | None = None) -> tuple[int, str]:
-    """Size and SHA-256 of a regular file, read in chunks."""
-    with open_regular(path, rel) as fh:
-        return hash_of(fh)
-
-
-def hash_of(fh: BinaryIO) -> tuple[int, str]:
-    """Size and SHA-256 of the rest of an open file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := fh.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def hashed_read(fh: BinaryIO, limit: int) -> tuple[int, str, bytes | None]:
-    """Size and SHA-256 of the rest of an open file, and its bytes if they are at most
-    `limit`: read once whole (read_bounded) when it fits, else hashed in chunks."""
-    start = fh.tell()
-    data = read_bounded(fh, limit)
-    if data is not None:
-        return len(data), hashlib.sha256(data).hexdigest(), data
-    fh.seek(start)  # larger than the limit, or grew past it while being read
-    return (*hash_of(fh), None)
-
-
-def read_regular(path: Path, rel: str | None = None, limit: int = 1 << 25,
-                 at: int | None = None) -> bytes | None:
-    """The whole content of a regular file (opened as open_regular does; by its name from
-    `at`, its folder held, if given), or None if it holds more than `limit` bytes."""
-    with open_regular(path, rel) if at is None else open_in(at, path.name, rel or path.name) \
-            as fh:
-        return read_bounded(fh, limit)
-
-
-def read_bounded(fh: BinaryIO, limit: int) -> bytes | None:
-    """The rest of an open file if it holds at most `limit` bytes, else None.
-
-    Sized by fstat, so a small file costs one buffer of its own size (a read
-    of limit + 1 bytes would allocate the whole limit first); a file that
-    grows meanwhile is still cut off at the limit.
-    """
-    expected = os.fstat(fh.fileno()).st_size - fh.tell()
-    if expected > limit:
-        return None
-    data = fh.read(max(expected, 0) + 1)
-    if len(data) > expected:
-        data += fh.read(limit + 1 - len(data))
-    return data if len(data) <= limit else None

@@ -19,7 +19,8 @@ from lxml import etree
 
 from daemon.bundle import InvoiceFormat
 from daemon.errors import DuplicateInvoiceIds, InputError, UnusablePdf
-from daemon.fs.fsops import open_below, read_bounded
+from daemon.fs.fsops import open_below
+from daemon.fs.fsread import read_bounded
 from daemon.names import printable, stem
 from daemon.reading.invoicexml import (
     XML_SPACE,

@@ -24,7 +24,8 @@ from daemon.archiving.papers import paper_name_findings
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
-from daemon.fs.fsops import folder_below, folder_in, hashed_read, open_in
+from daemon.fs.fsops import folder_below, folder_in, open_in
+from daemon.fs.fsread import hashed_read
 from daemon.fs.workfolder import held_folder
 from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
 from daemon.reading.folderfiles import collect, count_files, holds_nothing, listdir

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from daemon.bundle import Finding
 from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
-from daemon.fs.fsops import kind_of, open_in, read_bounded
+from daemon.fs.fsops import kind_of, open_in
+from daemon.fs.fsread import read_bounded
 from daemon.names import fold_key, nfc, trimmed
 from daemon.reading.notesmissing import MANIFEST_NAME, Listing, missing_message
 from daemon.sizes import limit_words

@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
-from daemon.fs.fsops import hash_of, hashed_read
+from daemon.fs.fsread import hash_of, hashed_read
 
 # What one evaluation keeps at most: a bundle of a few documents is read once, while a
 # bundle of many large files costs no more memory than this beyond what validation
@@ -55,7 +55,7 @@ def keeping_reads(limit: int) -> Iterator[None]:
 
 def hash_keeping(fh: BinaryIO, path: Path, refused_over: int | None = None
                  ) -> tuple[int, str]:
-    """Size and SHA-256 of the rest of an open file, as fsops.hash_of; within
+    """Size and SHA-256 of the rest of an open file, as fsread.hash_of; within
     keeping_reads, one that fits the room left is read whole and kept for `path`. One
     larger than `refused_over` (a size its rule refuses): sampled_digest."""
     if refused_over is not None and os.fstat(fh.fileno()).st_size - fh.tell() > refused_over:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from daemon.errors import Refusal
-from daemon.fs.fsops import NotAFile, read_admin_file
+from daemon.fs.fsread import NotAFile, read_admin_file
 from daemon.fs.fswrite import fsync_dir, fsync_tree, rename_noreplace, write_atomic
 from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest
 from daemon.receiver.checks import expected_parts

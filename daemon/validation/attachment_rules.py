@@ -19,7 +19,7 @@ from daemon.sizes import limit_words, size_words
 from daemon.validation import convert
 from daemon.validation.emptiness import what_is_empty
 from daemon.validation.filetypes import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
-from daemon.validation.imageprobe import MAX_TIFF_PAGES, Frame, ImageFacts
+from daemon.validation.imageprobe import DAMAGED_OTHERWISE, MAX_TIFF_PAGES, Frame, ImageFacts
 from daemon.validation.pdfprobe import PdfFacts
 from daemon.validation.textkind import INVOICE_LABEL
 
@@ -276,6 +276,13 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
         yield check.finding("image-unreadable", f"is not a readable "
                             f"{check.filetype.label} ({facts.error}) — {fix} and "
                             f"{IN_ITS_PLACE}")
+        return
+    if facts.error == DAMAGED_OTHERWISE:
+        label, said = check.filetype.label, f" ({facts.detail})" if facts.detail else ""
+        yield check.finding("image-unreadable", f"is not a readable {label}: the file is "
+                            f"damaged, or is not really a {label}{said} — save or export "
+                            "the image again from the program that made it, or scan the "
+                            "paper again")
         return
     if facts.error is not None:
         yield check.finding("image-unreadable", f"is not a readable "

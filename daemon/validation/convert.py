@@ -42,7 +42,8 @@ from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.configuration.config import ValidationConfig
 from daemon.delivery.parts import read_checked
 from daemon.errors import InputError, UnconvertibleImage
-from daemon.fs.fsops import hash_of, open_below, open_in
+from daemon.fs.fsops import open_below, open_in
+from daemon.fs.fsread import hash_of
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import hold_folder

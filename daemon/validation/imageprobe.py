@@ -73,7 +73,10 @@ class Frame:
 @dataclass(frozen=True)
 class ImageFacts:
     frames: tuple[Frame, ...] = ()
-    error: str | None = None  # why Pillow could not open it
+    error: str | None = None  # why Pillow could not open it, in a clerk's words
+    # Pillow's own words for it, shortened: for the admin, after the clerk's words (a
+    # clerk cannot act on "Unsupported BMP header type (0)"); None where `error` says all.
+    detail: str | None = None
     # Pillow's decompression-bomb guard tripped: its pixels ("300,000,000 pixels"); the
     # page it tripped on is the last of `frames` when its header could be read.
     too_large: str | None = None
@@ -110,6 +113,13 @@ def pillow_limit(max_pixels: int) -> Iterator[None]:
 
 TRUNCATED = "the file ends before the image does"
 DAMAGED = "the file ends before the image does, or its data is damaged"
+# Why Pillow refused an image when nothing more precise is known (a cut, a TIFF
+# compression, its directories): Pillow's reasons ("cannot identify image file",
+# "Unsupported BMP header type (0)") are its parser's, which a clerk cannot act on; the
+# fix is the same for all of them. The rule says it naming the kind (attachment_rules).
+DAMAGED_OTHERWISE = "the file is damaged, or is not really an image of its kind"
+# How much of Pillow's words `detail` keeps: enough for the admin to search for them.
+_DETAIL_CHARS = 100
 
 
 def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
@@ -170,12 +180,21 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
             where = "it is" if page == 1 else f"page {page} is"
             return ImageFacts(error=f"{where} compressed as {name}{UNREADABLE_COMPRESSION}",
                               compression=packed)
-        if isinstance(exc, UnidentifiedImageError):
-            return ImageFacts(error="Pillow does not recognise it")
-        return ImageFacts(error=f"Pillow: {exc}" if str(exc) else type(exc).__name__)
+        return ImageFacts(error=DAMAGED_OTHERWISE, detail=_pillows_words(exc))
     finally:
         fh.seek(0)
     return ImageFacts(frames=tuple(frames), animation_frames=animation)
+
+
+def _pillows_words(exc: Exception) -> str:
+    """Pillow's reason, on one line and cut short (it may quote bytes of the file)."""
+    if isinstance(exc, UnidentifiedImageError):
+        # Its text goes on with the repr of the file object: nothing for anyone.
+        return "Pillow: cannot identify image file"
+    words = " ".join((str(exc) or type(exc).__name__).split())
+    if len(words) > _DETAIL_CHARS:
+        words = words[:_DETAIL_CHARS - 1] + "…"
+    return f"Pillow: {words}"
 
 
 def _header_only(fh: BinaryIO, kind: str, page: int, max_pixels: int) -> Frame | None:

@@ -19,7 +19,8 @@ from typing import BinaryIO
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fs.fsops import open_below, read_bounded
+from daemon.fs.fsops import open_below
+from daemon.fs.fsread import read_bounded
 from daemon.reading.readonce import kept_read
 from daemon.validation import convert
 from daemon.validation.attachment_rules import (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,32 @@ def test_a_name_that_is_no_work_folders_names_no_host(name: str) -> None:
     """A folder a person named (no HOST-PID-RAND tag after two "--") is no work folder:
     no host is read from it."""
     assert work_host(name) is None
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_work_folder_is_ours_to_finish_only_of_this_host_our_state_dir_and_a_process_gone(
+        ) -> None:
+    """whose: ours when its name carries this host, our state dir (or none, as before
+    owners) and our pid or one no longer running; a sibling's when only the state dir
+    differs; not ours for another host, a live process (pid 1) or no work folder name."""
+    here, dead = workname.host_tag(), _dead_pid()
+    mine, other = "c0ffee", "beef00"
+
+    def named(host: str, pid: int, owner: str) -> str:
+        return f"INV--1--{'ab' * 6}--{host}-{pid}-{owner}123456"
+
+    assert workname.whose(named(here, dead, mine), mine) == workname.OURS
+    assert workname.whose(named(here, os.getpid(), mine), mine) == workname.OURS
+    assert workname.whose(named(here, dead, ""), mine) == workname.OURS
+    assert workname.whose(named(here, dead, other), mine) == workname.SIBLING
+    assert workname.whose(named(f"not-{here}", dead, mine), mine) == workname.NOT_OURS
+    assert workname.whose(named(here, 1, mine), mine) == workname.NOT_OURS
+    for name in ("INV-1", "INV-1--ab--host-x-r", f"INV-1--ab--{here}"):
+        assert workname.whose(name, mine) == workname.NOT_OURS
+    assert workname.has_owner(named(here, dead, mine))
+    assert not workname.has_owner(named(here, dead, ""))

@@ -17,15 +17,8 @@ import pytest
 from swaps import opened_in
 
 from daemon.errors import HostileInput
-from daemon.fs.fsops import (
-    NotAFile,
-    folder_below,
-    open_below,
-    open_if_regular,
-    open_in,
-    open_regular,
-    read_admin_file,
-)
+from daemon.fs.fsops import folder_below, open_below, open_in, open_regular
+from daemon.fs.fsread import NotAFile, open_if_regular, read_admin_file
 
 
 def _in_folder(path: Path) -> object:

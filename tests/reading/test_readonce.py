@@ -19,7 +19,7 @@ from swaps import opened_in
 
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import evaluate
-from daemon.fs import fsops
+from daemon.fs import fsread
 from daemon.manifest import bundle_id_of
 from daemon.reading import readonce
 from daemon.reading.match import assemble
@@ -168,7 +168,7 @@ def test_a_file_that_grows_past_the_limit_while_read_is_hashed_from_its_start(
         return SimpleNamespace(st_size=100) if fd == fh.fileno() else real_fstat(fd)
 
     with keeping_reads(200), path.open("rb") as fh:
-        monkeypatch.setattr(fsops.os, "fstat", looked_at_while_small)
+        monkeypatch.setattr(fsread.os, "fstat", looked_at_while_small)
         size, digest = hash_keeping(fh, path)
         monkeypatch.undo()
         assert kept_read(path) is None

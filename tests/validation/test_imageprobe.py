@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from daemon.validation.imageprobe import TRUNCATED, probe_image
+from daemon.validation.imageprobe import DAMAGED_OTHERWISE, TRUNCATED, probe_image
 
 
 def _printed_fresh(code: str) -> list[str]:
@@ -47,6 +47,34 @@ def test_pypdf_comes_in_with_the_first_pdf_or_a_readers_warm_up_not_with_the_dae
             "print('pypdf' in sys.modules)\n")
     out = _printed_fresh(code)
     assert out == ["False", "True"], f"pypdf loaded by the imports, by warm_up: {out}"
+
+
+# ---------------------------------------------- images Pillow refuses otherwise
+
+class TestDamagedOtherwise:
+    """An image Pillow refuses where nothing more precise is known (not cut short, no
+    TIFF compression it cannot read): plain words for the clerk (the rule names the
+    kind); Pillow's own words kept apart, on one short line, for the admin."""
+
+    @pytest.mark.parametrize(("kind", "data", "words"), [
+        ("png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "Pillow: cannot identify image file"),
+        ("jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 64, "Pillow: cannot identify image file"),
+        ("bmp", b"BM" + b"\x00" * 64, "Pillow: Unsupported BMP header type (0)"),
+    ])
+    def test_the_error_is_plain_words_and_pillows_come_apart(self, kind: str, data: bytes,
+                                                               words: str) -> None:
+        """"cannot identify image file" without the repr of the file object Pillow
+        appends (nothing for anyone)."""
+        facts = probe_image(io.BytesIO(data), kind, 10**8)
+        assert facts.error == DAMAGED_OTHERWISE and facts.detail == words
+
+    def test_pillows_long_words_are_cut_to_one_short_line(self) -> None:
+        """An exception text of thousands of characters is kept to 100 characters on one
+        line: the message stays readable."""
+        from daemon.validation.imageprobe import _pillows_words
+        detail = _pillows_words(ValueError("bad\n" + "x" * 5000))
+        assert detail.startswith("Pillow: bad x") and "\n" not in detail
+        assert len(detail) == len("Pillow: ") + 100 and detail.endswith("…")
 
 
 # ------------------------------------------------------------ images cut short

@@ -341,11 +341,21 @@ class TestPdf:
 
 
 class TestImages:
-    def test_unreadable_image(self, outbox: Outbox) -> None:
-        """A PNG signature followed by garbage is image-unreadable."""
+    def test_unreadable_image_says_damaged_in_plain_words_then_pillows_and_the_fix(
+            self, outbox: Outbox) -> None:
+        """A PNG signature followed by garbage is image-unreadable: the clerk reads
+        "damaged, or not really a PNG image" and what to do, Pillow's words after them in
+        parentheses for the admin — not Pillow's words alone."""
         bundle = outbox.validate("p.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
         assert codes(bundle, "error") == ["image-unreadable"]
-        only(bundle, "image-unreadable")
+        assert only(bundle, "image-unreadable").message == (
+            "is not a readable PNG image: the file is damaged, or is not really a PNG "
+            "image (Pillow: cannot identify image file) — save or export the image again "
+            "from the program that made it, or scan the paper again")
+        bundle = outbox.validate("j.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+        assert only(bundle, "image-unreadable").message.startswith(
+            "is not a readable JPEG image: the file is damaged, or is not really a JPEG "
+            "image (Pillow: cannot identify image file) — save or export")
 
     def test_an_image_cut_short_is_image_unreadable(self, outbox: Outbox) -> None:
         """A PNG whose file ends inside its image data names the file and the fix."""
