@@ -31,6 +31,12 @@ from daemon.journal import Journal
 IDLE_SECONDS = 20.0
 
 
+
+def all_counted(waiting: int) -> bytes:
+    """What the status page shows once it counts `waiting` invoices waiting (the count at
+    its top, as daemon/report/pagerender.py writes it): matched on the page's bytes."""
+    return f"<b>{waiting}</b> Waiting for attachments".encode()
+
 def _waiting(daemon: Daemon) -> int:
     """Rows in `waiting`, read as `status` reads them (read-only, beside the daemon)."""
     if not daemon.journal.exists():
@@ -96,7 +102,7 @@ def _backlog(ctx: Context, size: int) -> None:
     # rewrite costs: about 11 s with 20,000 rows). Idle starts when the page counts
     # them all and has been left alone for QUIET seconds.
     page = outbox / "outboxd-status.html"
-    counted = f"<b>{waiting}</b>Waiting for attachments".encode()
+    counted = all_counted(waiting)
     quiet_since = time.monotonic()
     page_deadline = quiet_since + limit
     last, shows_all = None, False
