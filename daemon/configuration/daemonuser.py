@@ -8,6 +8,7 @@ import grp
 import os
 import pwd
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT = "outboxd"  # the package's user and group (systemd/outboxd.service)
@@ -16,30 +17,28 @@ DEFAULT = "outboxd"  # the package's user and group (systemd/outboxd.service)
 def daemons_user(state_dir: Path) -> str:
     """The state dir's owner as `sudo -u` takes it (quoted for a shell), or `outboxd` where
     there is no state dir yet or root owns it (made by hand, or by a start as root)."""
-    try:
-        uid = os.stat(state_dir).st_uid
-    except OSError:
-        return DEFAULT
-    if uid == 0:
-        return DEFAULT
-    try:
-        return shlex.quote(pwd.getpwuid(uid).pw_name)
-    except KeyError:  # an id without a name (a removed user): sudo takes it as #UID
-        return shlex.quote(f"#{uid}")
+    # An id without a name (a removed user): sudo takes it as #UID.
+    return _named(state_dir, "st_uid", lambda uid: shlex.quote(pwd.getpwuid(uid).pw_name),
+                  lambda uid: shlex.quote(f"#{uid}"))
 
 
 def daemons_group(state_dir: Path) -> str:
     """The state dir's group (whose members may read it), or `outboxd` as above."""
+    return _named(state_dir, "st_gid", lambda gid: grp.getgrgid(gid).gr_name, str)
+
+
+def _named(state_dir: Path, field: str, name: Callable[[int], str],
+           unnamed: Callable[[int], str]) -> str:
     try:
-        gid = os.stat(state_dir).st_gid
+        number: int = getattr(os.stat(state_dir), field)
     except OSError:
         return DEFAULT
-    if gid == 0:
+    if number == 0:
         return DEFAULT
     try:
-        return grp.getgrgid(gid).gr_name
+        return name(number)
     except KeyError:
-        return str(gid)
+        return unnamed(number)
 
 
 def as_the_daemons_user(command: str, state_dir: Path, group: bool = False) -> str:
