@@ -1,11 +1,15 @@
-"""The commands' tests keep the e-invoice engine out of the test process."""
+"""The commands' tests keep the e-invoice engine out of the test process, and share a
+configuration (`cfg`) and a clerk's file to attach (`timesheet`)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from conftest import Env
+from helpers import pdf_bytes, write
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +27,17 @@ def _engine_left_out_of_this_process(request: pytest.FixtureRequest) -> Iterator
                     "process: every later command of the run spawns its reader; turn "
                     "pre-flight off in its config, or evaluate in a subprocess",
                     pytrace=False)
+
+
+@pytest.fixture
+def cfg(env: Env) -> Env:
+    """The test outbox configured, posting to a port nothing listens on (a test that
+    delivers starts its own receiver)."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    return env
+
+
+@pytest.fixture
+def timesheet(tmp_path: Path) -> Path:
+    """A two-page PDF in the clerk's own folder, outside the outbox."""
+    return write(tmp_path / "home" / "timesheet.pdf", pdf_bytes(2))

@@ -44,17 +44,6 @@ def _rules_off(env: Env) -> None:
     env.extra.setdefault("einvoice", {})["preflight"] = "off"
 
 
-@pytest.fixture
-def cfg(env: Env) -> Env:
-    env.write_config("http://127.0.0.1:9/bundles")
-    return env
-
-
-@pytest.fixture
-def timesheet(tmp_path: Path) -> Path:
-    return write(tmp_path / "home" / "timesheet.pdf", pdf_bytes(2))
-
-
 def attach(env: Env, *args: str) -> int:
     return main(["attach", "-c", str(env.config), *args])
 

@@ -17,17 +17,6 @@ from PIL import Image
 from actions.test_attach import _rules_off, attach  # noqa: F401 - _rules_off: autouse
 
 
-@pytest.fixture
-def cfg(env: Env) -> Env:
-    env.write_config("http://127.0.0.1:9/bundles")
-    return env
-
-
-@pytest.fixture
-def timesheet(tmp_path: Path) -> Path:
-    return write(tmp_path / "home" / "timesheet.pdf", pdf_bytes(2))
-
-
 def test_attach_into_a_bundle_with_a_bad_file_attaches_and_says_what_is_still_wrong(
         cfg: Env, timesheet: Path, capsys) -> None:
     """The sidecar already holds a file the channel refuses (an executable): attach said

@@ -58,12 +58,6 @@ def _rules_off_unless_named(env: Env) -> None:
     env.extra.setdefault("einvoice", {})["preflight"] = "off"
 
 
-@pytest.fixture
-def cfg(env: Env) -> Env:
-    env.write_config("http://127.0.0.1:9/bundles")
-    return env
-
-
 def test_valid_bundle_exits_0_and_lists_its_attachments(cfg: Env, capsys) -> None:
     """A valid bundle: exit 0; the invoice, each attachment with type, pages and verdict."""
     inv = drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": pdf_bytes(2),

@@ -51,12 +51,6 @@ def _rules_off(env: Env) -> None:
     env.extra.setdefault("einvoice", {})["preflight"] = "off"
 
 
-@pytest.fixture
-def cfg(env: Env) -> Env:
-    env.write_config("http://127.0.0.1:9/bundles")
-    return env
-
-
 @pytest.mark.parametrize("ref", ["prefix", "name", "path"])
 def test_retry_moves_bundle_back_without_papers_and_removes_the_folder(cfg: Env, capsys,
                                                                        ref: str) -> None:
