@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,59 @@ def test_kill_inside_the_directory_target_write_publishes_each_bundle_once_and_w
     assert list(env.processing.iterdir()) == []
     assert [p.name for p in env.outbox.iterdir()
             if p.name not in (".outboxd", "outboxd-status.html")] == []
+
+
+# The daemon run as `outboxd run` is, but with the claim's second step (the sidecar's
+# rename, after the invoice file's) ending the process by SIGKILL: the one moment a
+# kill leaves the invoice file in processing and its attachments in the outbox.
+_KILLED_MID_CLAIM = """
+import os, signal, sys
+import daemon.claiming.claim as claim
+first = claim.finish_claim
+def killed(cand, held, with_marker, companions=(), fresh=False):
+    if fresh:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return first(cand, held, with_marker, companions, fresh)
+claim.finish_claim = killed
+from daemon.entry import main
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+
+@pytest.mark.usefixtures("lean")
+def test_kill_between_the_invoice_files_claim_and_its_sidecars_sends_it_once_with_them(
+        env: Env, receiver, start_daemon) -> None:
+    """SIGKILL inside a claim, after the invoice file was renamed into processing and
+    before its sidecar followed: nothing is lost (the sidecar is still in the outbox),
+    and the restarted daemon finishes the claim and posts the bundle once, with every
+    attachment — never the invoice without them."""
+    from conftest import Proc
+    env.write_config(receiver.url)
+    killed = Proc([sys.executable, "-c", _KILLED_MID_CLAIM, str(env.config)],
+                  env.root / "killed.log", env.root / "killed.out")
+    try:
+        wait_for(lambda: "outboxd running" in killed.stderr() or killed.popen.poll() is not None,
+                 timeout=60, what="the daemon to start")
+        pdfs = {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)}
+        drop_bundle(env.outbox, "INV-7003", pdfs)
+        wait_for(lambda: killed.popen.poll() is not None, what="the kill inside the claim")
+    finally:
+        assert killed.stop() == -signal.SIGKILL, killed.stderr()
+    [work] = list(env.processing.iterdir())
+    assert (work / "INV-7003.xml").is_file()  # claimed ...
+    assert sorted(p.name for p in (env.outbox / "INV-7003").iterdir()) == sorted(pdfs)
+    assert receiver.requests() == []
+
+    start_daemon()
+    [archived] = wait_for(env.sent_bundles, what="the bundle in sent/ after the restart")
+    wait_for(lambda: journal_states(env).get("INV-7003.xml") == "sent", what="state sent")
+    [accepted] = receiver.requests()
+    assert accepted["status"] == 201
+    receipt = json.loads((archived / "receipt.json").read_text())
+    [invoice] = receipt["manifest"]["invoices"]
+    sent = {a["original_name"]: a["sha256"] for a in invoice["attachments"]}
+    assert sent == {name: hashlib.sha256(data).hexdigest() for name, data in pdfs.items()}
+    for name, data in pdfs.items():
+        assert (archived / "INV-7003" / name).read_bytes() == data
+    assert not (env.outbox / "INV-7003").exists() and not (env.outbox / "INV-7003.xml").exists()
+    assert list(env.processing.iterdir()) == []
