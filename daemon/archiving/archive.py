@@ -21,12 +21,11 @@ from pathlib import Path
 
 from daemon import logs
 from daemon.archiving.archive_papers import write_papers
+from daemon.archiving.copyfound import copy_at
 from daemon.errors import InputError
-from daemon.fs.fscopy import Copied, identity
-from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
-from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW, open_in, open_regular
-from daemon.fs.fsread import CHUNK, read_bounded, read_regular
+from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW, open_in
+from daemon.fs.fsread import read_bounded, read_regular
 from daemon.fs.fswrite import (
     add_group_write_fd,
     free_name,
@@ -35,7 +34,7 @@ from daemon.fs.fswrite import (
     refuse_links,
 )
 from daemon.fs.temps import drop_unfinished
-from daemon.fs.workfolder import hold_folder, link_inside, made_within, still_at
+from daemon.fs.workfolder import entry_at, hold_folder, link_inside, made_within, still_at
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 
@@ -58,50 +57,6 @@ def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> 
     return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 
 
-def _holds_copy_of(target: Path, held: int) -> Copied | None:
-    """The files of the folder open at `held` that target holds with the same bytes (or
-    link text), for remove_held, when target is this folder's copy: it holds them all, or
-    the folder's receipt.json or reason.json (written from the journal before the copy,
-    they name this one delivery or quarantine; the rest were put in, or saved again,
-    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link),
-    DEPTH_MAX levels deep at most."""
-    compared: Copied = {}
-    # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
-    deeper: list[str] = []
-    whole = True
-    for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
-                                                    onerror=_raise):
-        for f in files:
-            dst = target / dirpath / f
-            st = os.stat(f, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                same = dst.is_symlink() and os.readlink(f, dir_fd=fd) == os.readlink(dst)
-            else:
-                same = stat.S_ISREG(st.st_mode) and not dst.is_symlink() and dst.is_file() \
-                    and _same_bytes(fd, f, dst)
-            if same:
-                compared[os.path.join(dirpath, f)] = identity(st)
-            whole = whole and same
-    papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
-    whole = whole and not deeper
-    return compared if whole or any(p in compared for p in papers) else None
-
-
-def _raise(exc: OSError) -> None:
-    raise exc  # a folder that cannot be listed is not known to be copied
-
-
-def _same_bytes(folder: int, name: str, dst: Path) -> bool:
-    try:
-        with open_in(folder, name, name) as fin, open_regular(dst) as fout:
-            while (chunk := fin.read(CHUNK)) == fout.read(CHUNK):
-                if not chunk:
-                    return True
-    except InputError:
-        pass  # a link or a FIFO put in either place since it was looked at: no copy
-    return False
-
-
 def move_into_place(work: Path, target: Path, sync: bool = True, held: int | None = None,
                     tag: str = "", day: int | None = None, within: Path | None = None) -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
@@ -114,7 +69,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
     held here). `within`: the outbox (hold_folder, _hold_day)."""
     if not os.path.lexists(work):
-        if target.exists():
+        if _folder_at(target):
             return target  # an earlier run finished the move
         # Neither is there: a share that went away (processing lives on it), or
         # a folder removed by hand. Never report a move that did not happen.
@@ -133,22 +88,39 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
             return move_into_place(work, target, sync, held, tag, day, within)
         finally:
             os.close(day)
-    # The entry looked for, and made, in the day folder held: never through a link put
-    # in its place meanwhile (move_tree refuses the move then).
-    there = held_path(day) / target.name
-    if there.exists():
-        compared = _holds_copy_of(there, held)
+    # The entry looked for, and made, in the day folder held, by its name: never through
+    # a link put in its place, or in the day folder's (move_tree refuses the move then).
+    if entry_at(target, held=day):
+        compared = copy_at(day, target, held)
         if compared is not None:
             # Crashed after the cross-file-system copy was renamed into place (only once
             # complete and fsynced), before or while the source was deleted.
             _said_left(work, held, target, remove_held(work, held, compared))
             return target
         # Someone else's archive entry under the same name (two daemons, or a duplicate
-        # archived at the same time): never delete ours for it.
+        # archived at the same time), or a link: never delete ours for it.
         target = target.parent / free_name(held_path(day), target.name).name
-    _said_left(work, held, target,
-               move_tree(work, target, sync=sync, held=held, tag=tag, into=day))
+    try:
+        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
+    except OSError as exc:
+        # Taken between the look and the rename (a second daemon on the share, a clerk):
+        # the rename never replaces it (rename_noreplace; a folder onto a folder that is
+        # not empty, where that falls back to a plain rename). Beside it, as above.
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) \
+                or not entry_at(target, held=day):
+            raise
+        target = target.parent / free_name(held_path(day), target.name).name
+        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
+    _said_left(work, held, target, left)
     return target
+
+
+def _folder_at(path: Path) -> bool:
+    """A folder at `path`, not a link (which may lead to any folder, and is no entry)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:

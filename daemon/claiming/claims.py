@@ -245,7 +245,7 @@ class Claims(Stranded):
         moves: list[tuple[int, dict[str, Any]]] = []
         # The processing folder claimed into, kept with each claim (a stat a batch, no
         # statement of its own): see Recovery._never_made.
-        claimed_in = folder_mark(self.s.processing_dir)
+        claimed_in = folder_mark(self.s.processing_dir, self.s.outbox.path)
         with self.j.batch():
             for i, c in enumerate(claims):
                 bundle = c.known.bundle
@@ -302,7 +302,8 @@ class Claims(Stranded):
         identity, `claimed_in`): the outbox's share went away (or was replaced) under the
         claim. Another daemon that took the bundle leaves the folder as it was."""
         recorded = self.j.get(row_id).claimed_in
-        return recorded is not None and folder_mark(self.s.processing_dir) != recorded
+        now = folder_mark(self.s.processing_dir, self.s.outbox.path)  # never through a link
+        return recorded is not None and now != recorded
 
     def _claim_failed(self, c: Claim, row_id: int, exc: OSError, now: float,
                       moved: bool = True) -> Next:

@@ -135,7 +135,7 @@ class Recovery:
             hung.add(old.parent)
         fields: dict[str, Any] = {"work_dir": str(new)}
         if row.claimed_in is not None:
-            fields["claimed_in"] = folder_mark(self.s.processing_dir)
+            fields["claimed_in"] = folder_mark(self.s.processing_dir, self.s.outbox.path)
         self.j.update(row.id, **fields)
         log.warning("work folder found in the processing folder now configured; the "
                     "bundle is finished from there", was=str(old), work_dir=str(new),
@@ -286,9 +286,12 @@ class Recovery:
         mounted, and the processing folder a start makes there, or made there at an
         earlier start, is another), and nothing of the bundle is left in the outbox (a
         sidecar still there: the claim may have moved the invoice file before its folder
-        went out of sight)."""
+        went out of sight). The mark is of the processing folder reached from the outbox,
+        never through a link, and the work folder looked for again in that very folder:
+        one moved aside, then put back as a link to it after the look for the work folder,
+        was taken for the folder claimed in, holding no work folder."""
         return (row.claimed_in is not None and os.path.isdir(self.s.outbox.path)
-                and folder_mark(work.parent) == row.claimed_in
+                and folder_mark(work.parent, self.s.outbox.path, work.name) == row.claimed_in
                 and not os.path.lexists(cand.sidecar))
 
     def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:

@@ -145,11 +145,33 @@ def folder_identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def folder_mark(path: Path) -> str | None:
+def folder_mark(path: Path, within: Path | None = None, without: str | None = None
+                ) -> str | None:
     """folder_identity(path) as the journal keeps it ("device:inode"); None when there is
-    none."""
-    identity = folder_identity(path)
-    return None if identity is None else f"{identity[0]}:{identity[1]}"
+    none. Inside `within` (the outbox: the processing folder, which anyone on the share
+    may move aside and put back as a link to it) the folder reached as hold_folder
+    reaches one, never through a link (a link on the way: None), and its identity taken
+    from the folder so held: by its path, a link to the very folder the claim was
+    recorded in gave that folder's mark. `without`: None too when the folder has an
+    entry of that name (a work folder), looked for in the folder marked, not by a second
+    look at its path."""
+    if within is None or not path.is_relative_to(within):
+        # The admin's path, as configured (a link there is theirs).
+        identity = folder_identity(path)
+        if identity is None or (without is not None and os.path.lexists(path / without)):
+            return None
+        return f"{identity[0]}:{identity[1]}"
+    try:
+        held = _hold_within(path, within)
+    except OSError:
+        return None
+    try:
+        if without is not None and entry_at(Path(without), held):
+            return None
+        st = os.fstat(held)
+    finally:
+        os.close(held)
+    return f"{st.st_dev}:{st.st_ino}"
 
 
 def left_at(path: Path, seconds: float) -> bool | None:

@@ -242,17 +242,67 @@ class TestMoveIntoPlace:
             rename(src, dst, *at)
         monkeypatch.setattr("daemon.fs.fsmove.rename_noreplace", across)
 
-        with pytest.raises(FileExistsError):  # the name taken by b's entry: tried again
-            archive.place(works["a"], target, papers["a"], BID, "hosta-aaaaaa")
+        beside = archive.place(works["a"], target, papers["a"], BID, "hosta-aaaaaa")
         assert partials_then[-1] == ["INV-1", "INV-1.xml", "receipt.json"], \
             "daemon a's complete copy was removed under it"
-        beside = archive.place(works["a"], target, papers["a"], BID, "hosta-aaaaaa")
         assert beside == target.with_name(target.name + "-2")
         for d, entry in (("b", target), ("a", beside)):
             assert json.loads((entry / "receipt.json").read_bytes())["by"] == d
             assert (entry / "INV-1" / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
         assert sorted(os.listdir(target.parent)) == [target.name, beside.name]
         assert not any(os.path.lexists(w) for w in works.values())
+
+    @pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "no-renameat2"])
+    def test_an_entry_made_between_the_look_and_the_move_is_kept_and_ours_goes_beside(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renameat2: bool) -> None:
+        """Another daemon on the share (or a clerk) makes an entry of the bundle's name
+        after the look for one, before the move: it is never replaced, and the bundle is
+        archived beside it at once, as beside an entry found before (it failed the
+        archive, retried on the back-off). Also where the file system has no renameat2
+        (NFS, SMB: a look, then a plain rename)."""
+        if not renameat2:
+            monkeypatch.setattr(fswrite, "_renameat2", None)
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "d" / "x"
+        look = archive.entry_at
+
+        def then_made(path: Path, held: int | None = None) -> bool:
+            found = look(path, held)
+            if path == target and not os.path.lexists(target):
+                target.mkdir()
+                (target / "theirs.xml").write_bytes(b"<Invoice>other</Invoice>")
+            return found
+
+        monkeypatch.setattr(archive, "entry_at", then_made)
+        got = move_into_place(work, target)
+        assert got == target.with_name("x-2")
+        assert tree(got) == content and not work.exists()
+        assert tree(target) == {"theirs.xml": b"<Invoice>other</Invoice>"}
+
+    def test_an_entry_made_inside_the_plain_renames_window_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without renameat2 the rename is a look and a plain rename: an entry made
+        between those two is a folder that is not empty, which a folder is never renamed
+        onto (ENOTEMPTY): kept, and the bundle archived beside it."""
+        monkeypatch.setattr(fswrite, "_renameat2", None)
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "d" / "x"
+        rename = os.rename
+
+        def made_then_rename(src: Any, dst: Any, **at: Any) -> None:
+            if os.fsdecode(dst) == target.name and not os.path.lexists(target):
+                target.mkdir()
+                (target / "theirs.xml").write_bytes(b"<Invoice>other</Invoice>")
+            rename(src, dst, **at)
+
+        monkeypatch.setattr(fswrite.os, "rename", made_then_rename)
+        got = move_into_place(work, target)
+        monkeypatch.undo()
+        assert got == target.with_name("x-2")
+        assert tree(got) == content and not work.exists()
+        assert tree(target) == {"theirs.xml": b"<Invoice>other</Invoice>"}
 
     def test_across_file_systems(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """EXDEV on rename: copied in full, source removed, no partial folder left behind."""

@@ -267,15 +267,15 @@ def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
     with pytest.raises(KeyboardInterrupt):
         archive.place(work, target, PAPERS, BID)
     monkeypatch.undo()
-    compare = archive._holds_copy_of
+    compare = archive.copy_at
     late = work / "INV-1" / "late.pdf"
 
-    def then_drop(target: Path, held: int) -> Any:
-        found = compare(target, held)
+    def then_drop(day: int, target: Path, held: int) -> Any:
+        found = compare(day, target, held)
         late.write_bytes(b"%PDF-late")
         return found
 
-    monkeypatch.setattr(archive, "_holds_copy_of", then_drop)
+    monkeypatch.setattr(archive, "copy_at", then_drop)
     monkeypatch.setattr(logs, "get", lambda: _Log([]))
     assert archive.place(work, target, PAPERS, BID) == target
     assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]

@@ -233,6 +233,47 @@ class TestRecovery:
         assert (work / "INV-1" / "a.pdf").exists() == moved
         assert (s.outbox.path / "INV-1" / "a.pdf").exists() != moved
 
+    @pytest.mark.parametrize("back", ["as a link", "itself"])
+    def test_a_processing_folder_put_back_after_the_look_never_closes_the_claim(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, back: str) -> None:
+        """A clerk moved `.outboxd/processing` (the claimed bundle in it) aside and, just
+        after the start looked for the work folder and found none, put it back: as a link
+        to it, or itself. Its identity, taken by its path (through the link), was the one
+        the claim was recorded in: the claim was called "did not happen, the invoice file
+        gone" and the row closed, the bundle left with no row naming it. Taken from the
+        folder reached without a link, and with the work folder looked for in it, the
+        row waits (a link: saying why) or is finished at the next rescan."""
+        from daemon.claiming import recovery
+        s, row = self._cut_short(tmp_path)
+        work = Path(Journal(s.journal_path).get(row).work_dir or "")
+        work.mkdir()
+        (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
+        (s.outbox.path / "INV-1").rename(work / "INV-1")
+        aside = s.processing_dir.with_name("aside")
+        s.processing_dir.rename(aside)
+        hold = recovery.hold_folder
+
+        def then_linked(*args: Any, **kwargs: Any) -> int:
+            try:
+                return hold(*args, **kwargs)
+            except FileNotFoundError:
+                if back == "itself":
+                    aside.rename(s.processing_dir)
+                elif not os.path.lexists(s.processing_dir):
+                    s.processing_dir.symlink_to(aside)
+                raise
+
+        monkeypatch.setattr(recovery, "hold_folder", then_linked)
+        fin = Finisher(s, Journal(s.journal_path), NeverPost())
+        assert fin.recover() == []
+        r = fin.j.get(row)
+        assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
+        assert (work / "INV-1" / "a.pdf").exists()
+        if back == "as a link":
+            s.processing_dir.unlink()
+            aside.rename(s.processing_dir)
+        assert fin.finish_claims_again() == ([row], [])
+
     @pytest.mark.parametrize("where", ["outbox away", "processing folder another",
                                        "sidecar still there", "claimed by an earlier version"])
     def test_a_claim_with_no_work_folder_whose_folder_may_be_out_of_sight_waits(

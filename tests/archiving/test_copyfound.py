@@ -1,0 +1,96 @@
+"""What the archive finds at a bundle's entry name before it moves the work folder there:
+its own copy (a crash after a copy across file systems: the source is removed as far as
+it was copied), or someone else's entry, which the bundle goes beside. People on the
+share may write in sent/ and quarantine/ and see each work folder's name (NAME--ID12 is
+the entry's name): a link at the entry name, or in it, must never make the work folder
+look copied, or its files are removed with no copy anywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.archiving.archive import move_into_place
+
+
+def _work(root: Path) -> Path:
+    """A claimed bundle in the processing folder, with its receipt written (as place()
+    writes it before the move)."""
+    work = root / "outbox" / ".outboxd" / "processing" / "INV-1--0123456789ab--h-1-abc"
+    (work / "INV-1").mkdir(parents=True)
+    (work / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (work / "INV-1" / "a.pdf").write_bytes(b"%PDF-a")
+    (work / "receipt.json").write_bytes(b'{"bundle_id": "0123456789ab"}\n')
+    return work
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def _target(root: Path) -> Path:
+    target = root / "outbox" / "sent" / "2026-01-01" / "INV-1--0123456789ab"
+    target.parent.mkdir(parents=True)
+    return target
+
+
+def test_a_link_at_the_entry_name_to_the_work_folder_is_not_taken_for_its_copy(
+        tmp_path: Path) -> None:
+    """A clerk puts a link to the bundle's own work folder at its entry name in sent/:
+    looked through, the work folder was compared with itself, found "copied", and every
+    file of the bundle removed; the entry was the link, leading nowhere. The link is
+    someone else's: the bundle is archived whole beside it, the link left as it is."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    os.symlink(work, target)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert _tree(got) == content and not os.path.lexists(work)
+    assert os.readlink(target) == str(work)
+
+
+def test_a_link_inside_the_entry_to_a_folder_of_the_bundle_is_never_compared_through(
+        tmp_path: Path) -> None:
+    """The entry a real folder with the bundle's receipt (its bytes can be read in the
+    processing folder) and, as the sidecar folder, a link to the work folder's own:
+    looked through, the attachments were found "copied" and removed from the work folder,
+    the entry holding them only through the link. They are never compared through it:
+    they stay, and so does everything the entry does not hold a copy of."""
+    work = _work(tmp_path)
+    target = _target(tmp_path)
+    target.mkdir()
+    (target / "receipt.json").write_bytes((work / "receipt.json").read_bytes())
+    os.symlink(work / "INV-1", target / "INV-1")
+    move_into_place(work, target, within=tmp_path / "outbox")
+    assert (work / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
+    assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
+
+
+def test_an_entry_of_hard_links_to_the_work_folders_files_is_no_copy(tmp_path: Path) -> None:
+    """An entry whose files are the work folder's own (hard links: one inode) is not a
+    copy, which is a file of its own: the bundle goes beside it, whole."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    (target / "INV-1").mkdir(parents=True)
+    for name in content:
+        os.link(work / name, target / name)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert _tree(got) == content and _tree(target) == content
+
+
+def test_a_link_at_the_entry_name_is_no_finished_move_of_a_work_folder_gone(
+        tmp_path: Path) -> None:
+    """The work folder gone and a link at the entry name (to any folder): not reported as
+    the bundle archived there by an earlier run, but as neither being there."""
+    work = _work(tmp_path)
+    target = _target(tmp_path)
+    os.rename(work, tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", target)
+    with pytest.raises(FileNotFoundError, match="not in the archive either"):
+        move_into_place(work, target, within=tmp_path / "outbox")
