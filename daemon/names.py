@@ -25,16 +25,19 @@ IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp"
                *LOCKS, ".syncthing.*.tmp", "#*#")
 # Alternate data streams a Windows or Mac client attaches to a file. A share without
 # stream support shows each as a file beside it, "NAME:STREAM" (WSL, some copy tools) or
-# with the ':' mapped to U+F03A (Samba's catia/fruit mapping): Windows' download mark
-# and SmartScreen verdict, a Mac's Finder info and resource fork.
-_STREAMS = ("Zone.Identifier", "SmartScreen", "AFP_AfpInfo", "AFP_Resource",
+# with each ':' mapped to a private-use character: U+F03A (the SFU mapping: Linux cifs
+# `mapchars`, catia set up so) or U+F022 (the SFM mapping that Mac clients, Samba's
+# fruit and Linux cifs `mapposix` use). Windows' download mark and SmartScreen verdict,
+# the mark Explorer puts on Thumbs.db, a Mac's Finder info and resource fork.
+_STREAMS = ("Zone.Identifier", "SmartScreen", "encryptable", "AFP_AfpInfo", "AFP_Resource",
             "com.apple.*", "com.dropbox.*")
+_COLONS = (":", "\uf03a", "\uf022")
 # Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
 # folder's custom icon (its name ends in a carriage return); "NAME~" is the copy an
 # editor keeps of what NAME was before it was saved.
 _DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "*~",
-            *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
-              for data in ("", ":$DATA")))
+            *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in _COLONS
+              for data in ("", f"{colon}$DATA")))
 LITTER = (*_DESKTOP, ".*")  # and any other dot-file: hidden
 
 # Unicode's control characters (category Cc): C0, DEL and C1. C1 is no less one than C0
