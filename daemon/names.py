@@ -33,9 +33,10 @@ _STREAMS = ("Zone.Identifier", "SmartScreen", "encryptable", "AFP_AfpInfo", "AFP
             "com.apple.*", "com.dropbox.*")
 _COLONS = (":", "\uf03a", "\uf022")
 # Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
-# folder's custom icon (its name ends in a carriage return); "NAME~" is the copy an
-# editor keeps of what NAME was before it was saved.
-_DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "*~",
+# folder's custom icon (its name ends in a carriage return, which the SFM mapping of a
+# share writes U+F00D); "NAME~" is the copy an editor keeps of what NAME was before it
+# was saved.
+_DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "Icon\uf00d", "*~",
             *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in _COLONS
               for data in ("", f"{colon}$DATA")))
 LITTER = (*_DESKTOP, ".*")  # and any other dot-file: hidden

@@ -50,7 +50,7 @@ class TestClassify:
         "scan.pdf\uf03aAFP_Resource", "scan.pdf:com.apple.quarantine", "attachments.toml~",
         "INV-1.xml~", "INV-1.pdf\uf022Zone.Identifier", "scan.pdf\uf022AFP_AfpInfo",
         "INV-1.pdf\uf022Zone.Identifier\uf022$DATA", "INV-1.pdf\uf03aZone.Identifier\uf03a$DATA",
-        "Thumbs.db:encryptable", "Thumbs.db\uf022encryptable",
+        "Thumbs.db:encryptable", "Thumbs.db\uf022encryptable", "Icon\uf00d",
     ])
     def test_litter_names(self, name: str) -> None:
         """Desktop litter and other dot-files are litter: ignored, never in-progress."""

@@ -18,12 +18,13 @@ pytestmark = pytest.mark.usefixtures("lean")
 SFM_COLON = "\uf022"
 
 
-def test_streams_shown_as_files_with_the_mac_mapping_of_the_colon_are_neither_sent_nor_errors(
+def test_streams_and_icon_files_in_the_mac_mapping_of_a_share_are_neither_sent_nor_errors(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """A sidecar copied in over a share that shows a file's alternate data streams as
     files beside it, with the ':' mapped to U+F022: the PDF's download mark
     (`a.pdf` U+F022 `Zone.Identifier`, with and without `:$DATA`), Explorer's mark on
-    Thumbs.db, a Mac's Finder info, and the invoice file's download mark in the outbox.
+    Thumbs.db, a Mac's Finder info, a Mac's custom folder icon `Icon` + CR with the CR
+    mapped to U+F00D, and the invoice file's download mark in the outbox.
     The bundle is sent with a.pdf as its one attachment, the stream files travel with
     the folder to sent/, nothing is quarantined and the status page lists none of
     them as a file left alone."""
@@ -32,7 +33,8 @@ def test_streams_shown_as_files_with_the_mac_mapping_of_the_colon_are_neither_se
     o = env.outbox
     streams = [f"a.pdf{SFM_COLON}Zone.Identifier",
                f"a.pdf{SFM_COLON}SmartScreen{SFM_COLON}$DATA",
-               f"a.pdf{SFM_COLON}AFP_AfpInfo", "Thumbs.db", f"Thumbs.db{SFM_COLON}encryptable"]
+               f"a.pdf{SFM_COLON}AFP_AfpInfo", "Thumbs.db", f"Thumbs.db{SFM_COLON}encryptable",
+               "Icon\uf00d"]
     for name in streams:
         write(o / "INV-1" / name, b"[ZoneTransfer]\r\nZoneId=3\r\n")
     write(o / "INV-1" / "a.pdf", pdf_bytes())
