@@ -23,19 +23,17 @@ LOCKS = ("~$*", ".~lock.*#")
 # NAME is unsaved, as LibreOffice keeps its lock).
 IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
                *LOCKS, ".syncthing.*.tmp", "#*#")
-# Alternate data streams a Windows or Mac client attaches to a file. A share without
-# stream support shows each as a file beside it, "NAME:STREAM" (WSL, some copy tools) or
-# with each ':' mapped to a private-use character: U+F03A (the SFU mapping: Linux cifs
-# `mapchars`, catia set up so) or U+F022 (the SFM mapping that Mac clients, Samba's
-# fruit and Linux cifs `mapposix` use). Windows' download mark and SmartScreen verdict,
-# the mark Explorer puts on Thumbs.db, a Mac's Finder info and resource fork.
+# Alternate data streams a Windows or Mac client attaches to a file (Windows' download
+# mark and SmartScreen verdict, Explorer's mark on Thumbs.db, a Mac's Finder info and
+# resource fork). A share without stream support shows each as a file beside it,
+# "NAME:STREAM", or with each ':' mapped to U+F03A (SFU: cifs `mapchars`, catia) or
+# U+F022 (SFM: Mac clients, Samba's fruit, cifs `mapposix`).
 _STREAMS = ("Zone.Identifier", "SmartScreen", "encryptable", "AFP_AfpInfo", "AFP_Resource",
             "com.apple.*", "com.dropbox.*")
 _COLONS = (":", "\uf03a", "\uf022")
 # Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
-# folder's custom icon (its name ends in a carriage return, which the SFM mapping of a
-# share writes U+F00D); "NAME~" is the copy an editor keeps of what NAME was before it
-# was saved.
+# folder's custom icon (the CR is U+F00D under SFM); "NAME~" is the copy an editor
+# keeps of what NAME was before it was saved.
 _DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "Icon\uf00d", "*~",
             *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in _COLONS
               for data in ("", f"{colon}$DATA")))
