@@ -23,18 +23,20 @@ LOCKS = ("~$*", ".~lock.*#")
 # NAME is unsaved, as LibreOffice keeps its lock).
 IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
                *LOCKS, ".syncthing.*.tmp", "#*#")
-# Alternate data streams a Windows or Mac client attaches to a file. A share without
-# stream support shows each as a file beside it, "NAME:STREAM" (WSL, some copy tools) or
-# with the ':' mapped to U+F03A (Samba's catia/fruit mapping): Windows' download mark
-# and SmartScreen verdict, a Mac's Finder info and resource fork.
-_STREAMS = ("Zone.Identifier", "SmartScreen", "AFP_AfpInfo", "AFP_Resource",
+# Alternate data streams a Windows or Mac client attaches to a file (Windows' download
+# mark and SmartScreen verdict, Explorer's mark on Thumbs.db, a Mac's Finder info and
+# resource fork). A share without stream support shows each as a file beside it,
+# "NAME:STREAM", or with each ':' mapped to U+F03A (SFU: cifs `mapchars`, catia) or
+# U+F022 (SFM: Mac clients, Samba's fruit, cifs `mapposix`).
+_STREAMS = ("Zone.Identifier", "SmartScreen", "encryptable", "AFP_AfpInfo", "AFP_Resource",
             "com.apple.*", "com.dropbox.*")
+_COLONS = (":", "\uf03a", "\uf022")
 # Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
-# folder's custom icon (its name ends in a carriage return); "NAME~" is the copy an
-# editor keeps of what NAME was before it was saved.
-_DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "*~",
-            *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
-              for data in ("", ":$DATA")))
+# folder's custom icon (the CR is U+F00D under SFM); "NAME~" is the copy an editor
+# keeps of what NAME was before it was saved.
+_DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "Icon\uf00d", "*~",
+            *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in _COLONS
+              for data in ("", f"{colon}$DATA")))
 LITTER = (*_DESKTOP, ".*")  # and any other dot-file: hidden
 
 # Unicode's control characters (category Cc): C0, DEL and C1. C1 is no less one than C0

@@ -48,7 +48,9 @@ class TestClassify:
         ".hidden", ".outboxd", "Icon\r", "INV-1.pdf:Zone.Identifier",
         "INV-1.pdf\uf03aZone.Identifier", "INV-1.pdf:Zone.Identifier:$DATA",
         "scan.pdf\uf03aAFP_Resource", "scan.pdf:com.apple.quarantine", "attachments.toml~",
-        "INV-1.xml~",
+        "INV-1.xml~", "INV-1.pdf\uf022Zone.Identifier", "scan.pdf\uf022AFP_AfpInfo",
+        "INV-1.pdf\uf022Zone.Identifier\uf022$DATA", "INV-1.pdf\uf03aZone.Identifier\uf03a$DATA",
+        "Thumbs.db:encryptable", "Thumbs.db\uf022encryptable", "Icon\uf00d",
     ])
     def test_litter_names(self, name: str) -> None:
         """Desktop litter and other dot-files are litter: ignored, never in-progress."""
@@ -58,7 +60,7 @@ class TestClassify:
     @pytest.mark.parametrize("name", ["INV-1.xml", "timesheet.pdf", "notes.txt", "tmp",
                                       "report.tmp.pdf", "a~$b.pdf", "Thumbs.db.pdf",
                                       "Icon", "Meeting 10\uf03a30.pdf", "a~b.pdf", "#7.pdf",
-                                      "Zone.Identifier.pdf"])
+                                      "Zone.Identifier.pdf", "Meeting 10\uf02230.pdf"])
     def test_other_names(self, name: str) -> None:
         """Ordinary names (even with 'tmp' or '~$' inside) are neither in-progress nor litter."""
         assert classify(name) is NameKind.OTHER

@@ -1,0 +1,56 @@
+"""What Windows and Mac clients leave on an SMB share beside the files a clerk copies
+in, as it lands on the server's disk: none of it is sent, none of it stops the bundle.
+The real daemon, watchdog observer and reference receiver
+(docs/folder-convention.md, section 1: desktop litter)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import Env, Receiver
+from helpers import pdf_bytes, ubl_invoice, wait_for, write
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+# The ':' of a stream's name as a share without stream support shows it, mapped the SFM
+# way (Mac clients, Samba's fruit, Linux cifs `mapposix`).
+SFM_COLON = "\uf022"
+
+
+def test_streams_and_icon_files_in_the_mac_mapping_of_a_share_are_neither_sent_nor_errors(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A sidecar copied in over a share that shows a file's alternate data streams as
+    files beside it, with the ':' mapped to U+F022: the PDF's download mark
+    (`a.pdf` U+F022 `Zone.Identifier`, with and without `:$DATA`), Explorer's mark on
+    Thumbs.db, a Mac's Finder info, a Mac's custom folder icon `Icon` + CR with the CR
+    mapped to U+F00D, and the invoice file's download mark in the outbox.
+    The bundle is sent with a.pdf as its one attachment, the stream files travel with
+    the folder to sent/, nothing is quarantined and the status page lists none of
+    them as a file left alone."""
+    env.write_config(receiver.url)
+    start_daemon()
+    o = env.outbox
+    streams = [f"a.pdf{SFM_COLON}Zone.Identifier",
+               f"a.pdf{SFM_COLON}SmartScreen{SFM_COLON}$DATA",
+               f"a.pdf{SFM_COLON}AFP_AfpInfo", "Thumbs.db", f"Thumbs.db{SFM_COLON}encryptable",
+               "Icon\uf00d"]
+    for name in streams:
+        write(o / "INV-1" / name, b"[ZoneTransfer]\r\nZoneId=3\r\n")
+    write(o / "INV-1" / "a.pdf", pdf_bytes())
+    write(o / f"INV-1.xml{SFM_COLON}Zone.Identifier", b"[ZoneTransfer]\r\nZoneId=3\r\n")
+    write(o / "INV-1.xml", ubl_invoice("INV-1"))
+
+    [sent] = wait_for(env.sent_bundles, what="INV-1 in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [a["original_name"] for i in manifest["invoices"] for a in i["attachments"]] \
+        == ["a.pdf"]
+    assert sorted(p.name for p in (sent / "INV-1").iterdir()) == sorted([*streams, "a.pdf"])
+    assert env.quarantined() == []
+
+    page = env.outbox / "outboxd-status.html"
+    # The page is written after the bundle leaves; the stream file stays in the outbox.
+    text = wait_for(lambda: page.exists() and "INV-1.xml" in page.read_text(encoding="utf-8")
+                    and page.read_text(encoding="utf-8"), what="INV-1.xml on the status page")
+    assert "Zone.Identifier" not in text
