@@ -107,6 +107,39 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
     wait_for(env.sent_bundles, what="the released invoice in sent/")
 
 
+def _until(sock: socket.socket, wanted: str) -> list[str]:
+    """The notify messages up to and with the first that is `wanted` (recv() waits up to
+    the fixture's 20 s for each)."""
+    seen: list[str] = []
+    while wanted not in seen:
+        seen.append(sock.recv(4096).decode())
+    return seen
+
+
+def test_a_reload_tells_systemd_reloading_then_ready_also_when_the_new_config_is_refused(
+        env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
+    """SIGHUP: the daemon sends RELOADING=1 with MONOTONIC_USEC= (what systemd's reload
+    tracking asks for), then READY=1 once the reload is done, so `systemctl reload` and
+    `systemctl status` do not leave the unit "reloading". A refused configuration keeps
+    the old one, and the unit is ready again all the same."""
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    assert notify_socket.recv(4096).decode() == "READY=1"
+    good = env.config.read_text()
+    for config, logged in ((good + "[bogus]\nx = 1\n", "configuration not reloaded"),
+                           (good, "configuration reloaded")):
+        env.config.write_text(config)
+        before = time.monotonic_ns() // 1000
+        daemon.popen.send_signal(signal.SIGHUP)
+        seen = _until(notify_socket, "READY=1")
+        [reloading] = [m for m in seen if m.startswith("RELOADING=1\nMONOTONIC_USEC=")]
+        stamp = int(reloading.rpartition("=")[2])
+        assert before <= stamp <= time.monotonic_ns() // 1000
+        wait_for(lambda logged=logged: logged in daemon.stderr(), what=logged)
+        assert daemon.popen.poll() is None
+    assert daemon.stop(signal.SIGTERM) == 0
+
+
 def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_reload(
         env: Env, start_daemon) -> None:
     """[delivery] allow_plain_http = true with a token to a receiver reached by a name
