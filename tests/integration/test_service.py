@@ -68,6 +68,24 @@ def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receive
         messages.append(notify_socket.recv(4096).decode())
 
 
+def test_ready_comes_once_the_outbox_is_listed_and_the_watcher_sees_what_comes_after(
+        env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
+    """READY=1 means what systemd's units after outboxd rely on: the startup scan has
+    listed the outbox (both bundles dropped while it was down are counted in the start's
+    line, logged before READY=1), and the watcher already runs (a bundle dropped just
+    after READY=1 is sent on its event, not at a rescan an hour later)."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 3600, "watch": "inotify"},
+                     policy={"unattached": "send"})
+    drop_bundle(env.outbox, "INV-D1", {"a.pdf": pdf_bytes()})
+    drop_bundle(env.outbox, "INV-D2", {"a.pdf": pdf_bytes()})
+    daemon = start_daemon()
+    assert notify_socket.recv(4096).decode() == "READY=1"
+    [running] = log_events(daemon, lambda event: event == "outboxd running")
+    assert running["bundles"] == 2
+    drop_bundle(env.outbox, "INV-D3", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: len(env.sent_bundles()) == 3, what="the three bundles in sent/")
+
+
 def test_a_stop_asks_systemd_for_its_grace_beyond_the_units_stop_timeout(
         env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
     """A shutdown_grace_seconds raised in the configuration alone (45 s, above the unit's
