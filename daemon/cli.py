@@ -45,13 +45,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{sub}: {message}" if sub else message)
 
 
-def _config_arg(p: argparse.ArgumentParser, top: bool) -> None:
+def _config_arg(p: argparse.ArgumentParser, top: bool, read: bool = True) -> None:
     # Accepted before or after the subcommand; the subcommand's copy must not
-    # overwrite a value given before it, hence SUPPRESS.
+    # overwrite a value given before it, hence SUPPRESS. Also after a command that reads
+    # none (`receiver`, `demo`, `help`), as before it: a wrapper or script that adds
+    # `-c FILE` to every outboxd command line got "unrecognized arguments" there.
     p.add_argument("-c", "--config", metavar="FILE", type=lambda text: str(_path(text)),
                    default=None if top else argparse.SUPPRESS,
                    help="configuration file (else $OUTBOXD_CONFIG, else "
-                        "/etc/outboxd/config.toml)")
+                        "/etc/outboxd/config.toml)" if read else
+                        "accepted as by every command; this one reads no configuration")
 
 
 # command -> (one line for --help, example for COMMAND --help)
@@ -86,8 +89,7 @@ def _add(sub: argparse._SubParsersAction[_Parser], name: str, config: bool = Tru
     p = sub.add_parser(name, help=line, description=line[0].upper() + line[1:] + ".",
                        epilog=f"example:\n  {example}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    if config:
-        _config_arg(p, top=False)
+    _config_arg(p, top=False, read=config)
     return p
 
 

@@ -302,3 +302,17 @@ def test_the_configuration_is_c_before_or_after_the_command_else_outboxd_config_
         pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this host")
     assert main(["config"]) == 2
     assert f"configuration file {DEFAULT_CONFIG_PATH} does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["receiver", "--store", "/tmp/x"], ["demo"], ["help"]],
+                         ids=["receiver", "demo", "help"])
+def test_c_after_a_command_that_reads_no_configuration_is_accepted_as_before_it(
+        argv: list[str]) -> None:
+    """docs/commands.md, For every command: `-c FILE` goes before or after the command. A
+    script that appends `-c /etc/outboxd/config.toml` to each outboxd command line must
+    not be refused by `receiver`, `demo` or `help`, which take it before the command and
+    read no configuration either way."""
+    parser = build_parser()
+    before = parser.parse_args(["-c", "/etc/outboxd/config.toml", *argv])
+    after = parser.parse_args([*argv, "-c", "/etc/outboxd/config.toml"])
+    assert vars(before) == vars(after)

@@ -68,6 +68,24 @@ def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receive
         messages.append(notify_socket.recv(4096).decode())
 
 
+def test_ready_comes_once_the_outbox_is_listed_and_the_watcher_sees_what_comes_after(
+        env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
+    """READY=1 means what systemd's units after outboxd rely on: the startup scan has
+    listed the outbox (both bundles dropped while it was down are counted in the start's
+    line, logged before READY=1), and the watcher already runs (a bundle dropped just
+    after READY=1 is sent on its event, not at a rescan an hour later)."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 3600, "watch": "inotify"},
+                     policy={"unattached": "send"})
+    drop_bundle(env.outbox, "INV-D1", {"a.pdf": pdf_bytes()})
+    drop_bundle(env.outbox, "INV-D2", {"a.pdf": pdf_bytes()})
+    daemon = start_daemon()
+    assert notify_socket.recv(4096).decode() == "READY=1"
+    [running] = log_events(daemon, lambda event: event == "outboxd running")
+    assert running["bundles"] == 2
+    drop_bundle(env.outbox, "INV-D3", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: len(env.sent_bundles()) == 3, what="the three bundles in sent/")
+
+
 def test_a_stop_asks_systemd_for_its_grace_beyond_the_units_stop_timeout(
         env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
     """A shutdown_grace_seconds raised in the configuration alone (45 s, above the unit's
@@ -105,6 +123,39 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
     daemon.popen.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
     wait_for(env.sent_bundles, what="the released invoice in sent/")
+
+
+def _until(sock: socket.socket, wanted: str) -> list[str]:
+    """The notify messages up to and with the first that is `wanted` (recv() waits up to
+    the fixture's 20 s for each)."""
+    seen: list[str] = []
+    while wanted not in seen:
+        seen.append(sock.recv(4096).decode())
+    return seen
+
+
+def test_a_reload_tells_systemd_reloading_then_ready_also_when_the_new_config_is_refused(
+        env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
+    """SIGHUP: the daemon sends RELOADING=1 with MONOTONIC_USEC= (what systemd's reload
+    tracking asks for), then READY=1 once the reload is done, so `systemctl reload` and
+    `systemctl status` do not leave the unit "reloading". A refused configuration keeps
+    the old one, and the unit is ready again all the same."""
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    assert notify_socket.recv(4096).decode() == "READY=1"
+    good = env.config.read_text()
+    for config, logged in ((good + "[bogus]\nx = 1\n", "configuration not reloaded"),
+                           (good, "configuration reloaded")):
+        env.config.write_text(config)
+        before = time.monotonic_ns() // 1000
+        daemon.popen.send_signal(signal.SIGHUP)
+        seen = _until(notify_socket, "READY=1")
+        [reloading] = [m for m in seen if m.startswith("RELOADING=1\nMONOTONIC_USEC=")]
+        stamp = int(reloading.rpartition("=")[2])
+        assert before <= stamp <= time.monotonic_ns() // 1000
+        wait_for(lambda logged=logged: logged in daemon.stderr(), what=logged)
+        assert daemon.popen.poll() is None
+    assert daemon.stop(signal.SIGTERM) == 0
 
 
 def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_reload(
