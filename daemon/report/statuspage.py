@@ -114,6 +114,10 @@ class StatusPage:
         # The latest only, as the page lists them; the earlier ones are counted.
         self.elsewhere: Sequence[Elsewhere] = ()
         self.elsewhere_more = 0
+        # The UTC day whose quarantine/ folder they were listed from: after midnight the
+        # page's own entries of the day before leave it at once (its MIDNIGHT refresh),
+        # and so must these, not at the next rescan's look (up to rescan_seconds later).
+        self.elsewhere_day = ""
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -300,9 +304,10 @@ class StatusPage:
         moving = {r.bundle_id for r in rows if r.state in IN_FLIGHT}
         filed = {Path(r.archive_dir).name for r in rows if r.state == "quarantined"
                  and r.archive_dir and Path(r.archive_dir).parent.name == today}
-        elsewhere = [e for e in self.elsewhere if e.folder not in filed
+        of_today = self.elsewhere_day == today
+        elsewhere = [e for e in self.elsewhere if of_today and e.folder not in filed
                      and not (e.bundle_id and e.bundle_id in moving)]
-        if self.elsewhere_more:  # counted as the earlier rows of ours are, never listed
+        if of_today and self.elsewhere_more:  # counted as our earlier rows, not listed
             more = {**more, "quarantined": more.get("quarantined", 0) + self.elsewhere_more}
         out = settings.outbox
         # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless

@@ -1024,6 +1024,7 @@ def test_other_daemons_earlier_quarantines_are_counted_not_listed(
     writer.elsewhere = [Elsewhere(f"INV-{n}--{n:012x}", "2026-12-04T10:00:00.000Z", "",
                                   f"INV-{n}.xml", ("a.pdf: not a PDF",)) for n in range(2)]
     writer.elsewhere_more = 250
+    writer.elsewhere_day = "2026-12-04"
     assert writer.refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "252 Quarantined today" in page.text["top"]
@@ -1056,6 +1057,7 @@ def test_another_daemons_quarantine_of_a_bundle_we_sent_is_listed_ours_in_flight
     writer.elsewhere = [Elsewhere(f"INV-{n}--{bid[:12]}", "2026-12-04T10:00:00.000Z", bid,
                                   f"INV-{n}.xml", (f"INV-{n}.xml: duplicate",))
                         for n, bid in ((1, sent), (2, moving), (3, filed))]
+    writer.elsewhere_day = "2026-12-04"
     assert writer.refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "INV-1--aaaaaaaaaaaa" in page.text["quarantined"]
@@ -1063,3 +1065,36 @@ def test_another_daemons_quarantine_of_a_bundle_we_sent_is_listed_ours_in_flight
     assert "INV-1.xml" in page.text["sent"]
     assert page.text["quarantined"].count("INV-3--cccccccccccc") == 1
     assert "2 Quarantined today" in page.text["top"]  # INV-1 (another's) and INV-3 (ours)
+
+
+def test_other_daemons_quarantines_of_yesterday_leave_the_page_at_midnight_as_ours_do(
+        journal: Journal, tmp_path: Path) -> None:
+    """The page's "today" is the UTC day of its wall clock, for its own quarantined rows
+    and for the other daemons' entries the loop last listed (of that day's folder). The
+    page written after midnight lists neither and counts neither; before, the other
+    daemons' stayed listed and counted until the next rescan looked at the new day."""
+    from daemon.archiving.quarantinenews import Elsewhere
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    walls = [datetime(2026, 12, 4, 23, 59, tzinfo=UTC)]
+    clock = [0.0]
+    writer = StatusPage(clock=lambda: clock[0], wall=lambda: walls[0])
+    ours, theirs = "a" * 64, "b" * 64
+    journal.create("INV-1.xml", "quarantined", bundle_id=ours, invoice_ids=["INV-1"],
+                   since="2026-12-04T10:00:00.000Z",
+                   archive_dir=str(settings.quarantine_dir / "2026-12-04" / "INV-1--aaaa"))
+    writer.elsewhere = [Elsewhere("INV-2--bbbbbbbbbbbb", "2026-12-04T10:00:00.000Z", theirs,
+                                  "INV-2.xml", ("a.pdf: not a PDF",))]
+    writer.elsewhere_more, writer.elsewhere_day = 3, "2026-12-04"
+    assert writer.refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "INV-2--bbbbbbbbbbbb" in page.text["quarantined"]
+    assert "5 Quarantined today" in page.text["top"]
+    walls[0] = datetime(2026, 12, 5, 0, 0, 1, tzinfo=UTC)  # the MIDNIGHT timer's refresh
+    clock[0] += MIN_INTERVAL
+    assert writer.refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "INV-2--bbbbbbbbbbbb" not in page.text.get("quarantined", "")
+    assert "INV-1.xml" not in page.text.get("quarantined", "")
+    assert "0 Quarantined today" in page.text["top"]
