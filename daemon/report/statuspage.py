@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from daemon import logs
 from daemon.archiving.quarantinenews import Elsewhere
+from daemon.claiming.claim import copy_tag
 from daemon.claiming.foreign import foreign_work
+from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
@@ -80,6 +83,16 @@ def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
                          if exc.errno in (errno.EACCES, errno.EPERM)
                          else "check the outbox's file system") + then
     return fields
+
+
+class _Whose(TypedDict):
+    host: str
+    daemon: str
+
+
+def _whose(settings: Settings) -> _Whose:
+    """The page's daemon as its files on the share name it (claim.copy_tag), no pid."""
+    return {"host": host_tag(), "daemon": copy_tag(settings.paths.state_dir)}
 
 
 class StatusPage:
@@ -213,7 +226,7 @@ class StatusPage:
         path = settings.outbox.path / settings.share.status_page
         try:
             self._write(path, page(body, now, stopped_at=now, others=running_pages(
-                settings.outbox.path, settings.share.status_page)))
+                settings.outbox.path, settings.share.status_page), **_whose(settings)))
         except (OSError, OutboxdError) as exc:
             if failure_key(exc) != self._last_error:  # said by the last refresh already
                 logs.get().error("cannot write the status page", **_not_written(path, exc))
@@ -233,7 +246,8 @@ class StatusPage:
             return False
         if self._swept != path:  # unless the start's listing served (swept)
             self._sweep(path)
-        self._write(path, page(body, now, due=now + SHOWN_DUE))  # rendered once, here
+        self._write(path, page(body, now, due=now + SHOWN_DUE,  # rendered once, here
+                               **_whose(settings)))
         self._written_at = self.clock()
         self._last_body = body
         return True

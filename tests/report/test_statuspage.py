@@ -692,6 +692,39 @@ def test_a_stop_with_another_daemon_on_the_outbox_names_its_page_instead_of_noth
     assert "Nothing is sent until it runs again" in target.read_text()
 
 
+def test_each_daemons_page_names_its_host_and_daemon_running_and_stopped(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two daemons of one host (two state dirs) on one outbox, each with its own page: the
+    line under each page's heading names the host and the daemon as its files on the share
+    are named (HOST-OWNER: its fingerprint in .outboxd/deciding/), so a clerk or admin can
+    tell whose view a page is; the page written at a clean stop too. Before, a page named
+    no daemon. No pid: it changes at each start."""
+    from daemon.claiming import workname
+    from daemon.claiming.claim import copy_tag
+    monkeypatch.setattr(workname.socket, "gethostname", lambda: "hosta.example.com")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    wall = lambda: datetime(2026, 3, 9, 16, 7, 30, tzinfo=UTC)  # noqa: E731
+    texts = []
+    for n in (1, 2):
+        settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"},
+                            paths={"state_dir": str(tmp_path / f"state{n}")},
+                            share={"status_page": f"outboxd-status-{n}.html"})
+        writer = StatusPage(clock=lambda: 100.0, wall=wall)
+        assert writer.refresh(journal, settings)
+        running = (outbox / f"outboxd-status-{n}.html").read_text()
+        assert writer.stopped(journal, settings)
+        stopped = (outbox / f"outboxd-status-{n}.html").read_text()
+        tag = copy_tag(tmp_path / f"state{n}")
+        assert tag.startswith("hosta-")
+        for text in (running, stopped):
+            line = Page(text).text["top"]
+            assert f"UTC by outboxd on hosta (daemon {tag});" in line
+            assert str(os.getpid()) not in line.split("by outboxd")[1].split(";")[0]
+        texts.append(running)
+    assert texts[0].split("(daemon ")[1][:13] != texts[1].split("(daemon ")[1][:13]
+
+
 def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
         journal: Journal, tmp_path: Path) -> None:
     """The journal lost under the daemon ends its run with a stop: the page still says
@@ -878,7 +911,8 @@ def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
     rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
     every_row = page(render(rows, [], now, settings.share.release_suffix, body_only=True,
                             sidecar_suffix=settings.outbox.sidecar_suffix,
-                            unattached=settings.policy.unattached), now, due=now + SHOWN_DUE)
+                            unattached=settings.policy.unattached), now, due=now + SHOWN_DUE,
+                     **statuspage._whose(settings))
     assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
     written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
     assert written == every_row
@@ -951,7 +985,8 @@ def test_a_refresh_looks_at_a_bounded_few_of_todays_quarantined_folders(
     rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
     every_row = html_page(render(rows, [], now, settings.share.release_suffix, body_only=True,
                                  sidecar_suffix=settings.outbox.sidecar_suffix,
-                                 unattached=settings.policy.unattached), now, due=now + SHOWN_DUE)
+                                 unattached=settings.policy.unattached), now,
+                         due=now + SHOWN_DUE, **statuspage._whose(settings))
     assert (outbox / "outboxd-status.html").read_text(encoding="utf-8") == every_row
 
 
