@@ -90,6 +90,12 @@ class QuarantineNews:
     def pending(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def day(self) -> str:
+        """The UTC day (YYYY-MM-DD) whose folder `shown` and `more` are of; "" before the
+        first look."""
+        return self._where[1] if self._where is not None else ""
+
     def look(self, quarantine_dir: Path, own: Callable[[], Collection[str]], checked: int,
              now: datetime | None = None, spent: Callable[[], bool] = _never_spent) -> bool:
         """Look at today's folder; `own()`: the names there this daemon's journal has as
@@ -99,6 +105,7 @@ class QuarantineNews:
         read now). True when `shown` or `more` changed."""
         at = now or datetime.now(UTC)
         day = at.astimezone(UTC).strftime("%Y-%m-%d")
+        new_day = day != self.day
         if self._where != (quarantine_dir, day) or checked != self._checked:
             self._afresh()  # a new day, or a reload naming another quarantine/
             self._where, self._checked = (quarantine_dir, day), checked
@@ -123,7 +130,9 @@ class QuarantineNews:
                 for name in ours - self._ours:
                     self._forget(name)
                 self._ours |= ours
-            return self._read_on(fd, spent, recheck=True)
+            # A new day is news though its list reads as the last one did (both empty):
+            # the page keeps only the entries of its own today (`day`).
+            return self._read_on(fd, spent, recheck=True) or new_day
         finally:
             if fd is not None:
                 os.close(fd)

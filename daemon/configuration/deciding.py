@@ -8,6 +8,12 @@ the share's users may read it; the URL's secrets masked first), at its start and
 each reload, and removes it at a clean stop; at its start, each reload and each rescan it
 reads the others' that changed (an lstat each otherwise), and says once at warning which
 keys differ from its own, naming the other daemon's file.
+
+A daemon killed for good (its server retired) cannot remove its file, and its difference
+was warned of for ever. So each daemon writes its file again at the first rescan an hour
+(`RENEW`, on the loop's clock) after it last did, and one whose file is older than ours
+by over a day (`RETIRED`: both times the share's, so no two hosts' clocks are compared)
+is said as probably retired, naming the file to remove, not as a live difference.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +54,14 @@ MISMATCH = ("another outboxd on this outbox decides bundles by other settings: a
             "fate depends on which daemon takes it first")
 MISMATCH_FIX = ("give every daemon on the outbox the same values for these keys, then "
                 "reload each (systemctl reload outboxd); if that daemon runs no more, "
-                "remove its file")
+                "remove {file}")
+RENEW = 3600.0  # seconds (monotonic) between the writes of our file while we run
+RETIRED_AFTER = 86400  # seconds another's file may be older than ours: far over RENEW
+RETIRED = ("another outboxd on this outbox decides bundles by other settings, but has not "
+           "renewed its settings fingerprint for over a day: that daemon probably runs no "
+           "more")
+RETIRED_FIX = ("if that daemon is retired, remove {file}; if it is to run again, give it the "
+               "same values for these keys before it starts")
 
 
 def fingerprint(settings: Settings) -> dict[str, str]:
@@ -76,17 +90,26 @@ def differing(ours: Mapping[str, str], theirs: Mapping[str, str]) -> list[str]:
 class Deciding:
     """This daemon's fingerprint on the outbox, and what it said of the others'."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.tag = tag  # HOST-OWNER (claim.copy_tag): this daemon's file name
+        self.clock = clock
         self._ours: dict[str, str] = {}
-        self._seen: dict[str, object] = {}  # another's file → its lstat when read
-        self._said: dict[str, tuple[str, ...]] = {}  # another's file → the keys said
+        self._written = float("-inf")  # on `clock`: when our file was last written
+        # Another's file → its lstat when read, and the keys that differ from ours.
+        self._seen: dict[str, tuple[object, tuple[str, ...]]] = {}
+        # Another's file → the keys said, and whether as probably retired.
+        self._said: dict[str, tuple[tuple[str, ...], bool]] = {}
 
     def publish(self, settings: Settings) -> None:
         """Write our fingerprint (start, reload) and compare the others' with it anew.
         A failure is said and costs nothing else: the check is advice."""
         self._ours = fingerprint(settings)
         self._seen, self._said = {}, {}
+        self._write(settings)
+        self.compare(settings)
+
+    def _write(self, settings: Settings) -> None:
+        self._written = self.clock()
         data = json.dumps({"daemon": self.tag, "written_at": datetime.now(UTC).isoformat(),
                            "keys": self._ours}, indent=1).encode()
         try:
@@ -100,13 +123,16 @@ class Deciding:
                                "daemons on the outbox cannot compare theirs with it",
                                folder=str(settings.outbox.path.joinpath(*FOLDER)),
                                error=str(exc))
-        self.compare(settings)
 
     def compare(self, settings: Settings) -> None:
         """Read the others' fingerprints that changed since the last look; say each that
-        differs from ours, once until what differs changes. The folder is reached from
-        the outbox, never through a link: a share user who puts `.outboxd` back as a link
-        to another folder would have its files read and named as daemons."""
+        differs from ours, once until what differs changes, or it turns probably retired.
+        Our own written again first when RENEW is up (also one removed by hand). The
+        folder is reached from the outbox, never through a link: a share user who puts
+        `.outboxd` back as a link to another folder would have its files read and named
+        as daemons."""
+        if self.clock() - self._written >= RENEW:
+            self._write(settings)
         folder = settings.outbox.path.joinpath(*FOLDER)
         try:
             with folder_below(settings.outbox.path, "/".join(FOLDER)) as fd:
@@ -119,6 +145,7 @@ class Deciding:
         for gone in set(self._seen) - names:
             self._seen.pop(gone, None)
             self._said.pop(gone, None)
+        ours = _mtime(fd, f"{self.tag}.json") if fd is not None else None
         for name in names - {f"{self.tag}.json"}:
             assert fd is not None
             try:
@@ -126,14 +153,21 @@ class Deciding:
             except OSError:
                 continue
             seen = (st.st_ino, st.st_size, st.st_mtime_ns)
-            if self._seen.get(name) == seen:
-                continue
-            self._seen[name] = seen
-            keys = tuple(differing(self._ours, _keys(fd, name)))
-            if keys and self._said.get(name) != keys:
-                logs.get().warning(MISMATCH, file=str(folder / name), keys=list(keys),
-                                   fix=MISMATCH_FIX)
-            self._said[name] = keys
+            if name not in self._seen or self._seen[name][0] != seen:
+                self._seen[name] = (seen, tuple(differing(self._ours, _keys(fd, name))))
+            keys = self._seen[name][1]
+            # Not renewed for long: its daemon is gone (a stopped one removes its file).
+            retired = ours is not None and ours - st.st_mtime_ns > RETIRED_AFTER * 10**9
+            if keys and self._said.get(name) != (keys, retired):
+                file = str(folder / name)
+                if retired:
+                    logs.get().warning(RETIRED, file=file, keys=list(keys),
+                                       renewed_at=_utc(st.st_mtime_ns),
+                                       fix=RETIRED_FIX.format(file=file))
+                else:
+                    logs.get().warning(MISMATCH, file=file, keys=list(keys),
+                                       fix=MISMATCH_FIX.format(file=file))
+            self._said[name] = (keys, retired)
 
     def withdraw(self, settings: Settings) -> None:
         """At a clean stop: our file goes, so a daemon that runs no more is compared
@@ -142,6 +176,18 @@ class Deciding:
         with contextlib.suppress(OSError, InputError), \
                 folder_below(settings.outbox.path, "/".join(FOLDER)) as fd:
             os.unlink(f"{self.tag}.json", dir_fd=fd)
+
+
+def _mtime(fd: int, name: str) -> int | None:
+    """The mtime (ns) of the file `name` in the folder open at `fd`; None without one."""
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _utc(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
 def _names(fd: int) -> set[str]:

@@ -237,6 +237,7 @@ class Changes:
         if changed:
             self.publish.page.elsewhere = self.quarantine_news.shown
             self.publish.page.elsewhere_more = self.quarantine_news.more
+            self.publish.page.elsewhere_day = self.quarantine_news.day
             self.publish.hinted()
 
     def _note_vanished(self, listing: Listing) -> None:

@@ -236,7 +236,7 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         statelock.hold(s.paths.state_dir)
         self._state_dir = s.paths.state_dir
         # Before anything is decided: a daemon on the outbox that decides otherwise is said.
-        self.deciding = Deciding(copy_tag(s.paths.state_dir))
+        self.deciding = Deciding(copy_tag(s.paths.state_dir), self.clock)
         self.deciding.publish(s)
         # Held, before the readers write there: no temp in the compile cache is in use.
         einvoice.drop_cache_temps(s.paths.state_dir / "einvoice")

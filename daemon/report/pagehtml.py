@@ -188,14 +188,18 @@ def _stopped_banner(at: datetime, others: Sequence[str]) -> str:
 
 
 def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
-         due: datetime | None = None, others: Sequence[str] = ()) -> str:
+         due: datetime | None = None, others: Sequence[str] = (), host: str = "",
+         daemon: str = "") -> str:
     """The whole page around a rendered body, with the time it was written; with
     `stopped_at`, first of all that outboxd is stopped since then (a clean stop), in
     the time zone of the page's other times (UTC), and, with `others` (the pages of
     other daemons on the outbox that are not stopped), that they go on sending; with
     `due`, the time by which a running outboxd writes it again, whatever changes
-    (statuspage.HEARTBEAT)."""
+    (statuspage.HEARTBEAT); with `host` and `daemon` (HOST-OWNER, as the daemon's
+    files on the share are named), whose page it is: with several daemons on one
+    outbox, each writes its own, and a page that named none was no one's view."""
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    whose = f" on {text(host)} (daemon {text(daemon)})" if host else ""
     later = ""
     if due is not None:
         by = _minute_up(due).strftime("%H:%M UTC (%Y-%m-%d)")
@@ -209,6 +213,6 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None,
                   "</p>\n")
     return (f"{PAGE_START}{title.removeprefix('outboxd')}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n{banner}"
-            f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
+            f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd{whose}; this page "
             f"reloads every 10 seconds.{later}</p>\n"
             f"{body}\n</body></html>\n")

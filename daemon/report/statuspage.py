@@ -21,10 +21,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from daemon import logs
 from daemon.archiving.quarantinenews import Elsewhere
+from daemon.claiming.claim import copy_tag
 from daemon.claiming.foreign import foreign_work
+from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
@@ -82,6 +85,16 @@ def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
     return fields
 
 
+class _Whose(TypedDict):
+    host: str
+    daemon: str
+
+
+def _whose(settings: Settings) -> _Whose:
+    """The page's daemon as its files on the share name it (claim.copy_tag), no pid."""
+    return {"host": host_tag(), "daemon": copy_tag(settings.paths.state_dir)}
+
+
 class StatusPage:
     """Keeps OUTBOX/[share] status_page up to date; call refresh() as often as you like."""
 
@@ -114,6 +127,10 @@ class StatusPage:
         # The latest only, as the page lists them; the earlier ones are counted.
         self.elsewhere: Sequence[Elsewhere] = ()
         self.elsewhere_more = 0
+        # The UTC day whose quarantine/ folder they were listed from: after midnight the
+        # page's own entries of the day before leave it at once (its MIDNIGHT refresh),
+        # and so must these, not at the next rescan's look (up to rescan_seconds later).
+        self.elsewhere_day = ""
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -209,7 +226,7 @@ class StatusPage:
         path = settings.outbox.path / settings.share.status_page
         try:
             self._write(path, page(body, now, stopped_at=now, others=running_pages(
-                settings.outbox.path, settings.share.status_page)))
+                settings.outbox.path, settings.share.status_page), **_whose(settings)))
         except (OSError, OutboxdError) as exc:
             if failure_key(exc) != self._last_error:  # said by the last refresh already
                 logs.get().error("cannot write the status page", **_not_written(path, exc))
@@ -229,7 +246,8 @@ class StatusPage:
             return False
         if self._swept != path:  # unless the start's listing served (swept)
             self._sweep(path)
-        self._write(path, page(body, now, due=now + SHOWN_DUE))  # rendered once, here
+        self._write(path, page(body, now, due=now + SHOWN_DUE,  # rendered once, here
+                               **_whose(settings)))
         self._written_at = self.clock()
         self._last_body = body
         return True
@@ -300,9 +318,10 @@ class StatusPage:
         moving = {r.bundle_id for r in rows if r.state in IN_FLIGHT}
         filed = {Path(r.archive_dir).name for r in rows if r.state == "quarantined"
                  and r.archive_dir and Path(r.archive_dir).parent.name == today}
-        elsewhere = [e for e in self.elsewhere if e.folder not in filed
+        of_today = self.elsewhere_day == today
+        elsewhere = [e for e in self.elsewhere if of_today and e.folder not in filed
                      and not (e.bundle_id and e.bundle_id in moving)]
-        if self.elsewhere_more:  # counted as the earlier rows of ours are, never listed
+        if of_today and self.elsewhere_more:  # counted as our earlier rows, not listed
             more = {**more, "quarantined": more.get("quarantined", 0) + self.elsewhere_more}
         out = settings.outbox
         # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -218,3 +218,17 @@ def test_reasons_left_to_read_of_a_day_folder_that_went_wait_for_the_next_look(
     (tmp_path / "away").rename(day)
     news.look(tmp_path, set, 100, NOW)
     assert [e.folder for e in news.shown] == names[::-1] and not news.pending
+
+
+def test_a_look_on_a_new_day_is_news_and_names_its_day_though_nothing_is_listed(
+        tmp_path: Path) -> None:
+    """The page keeps only the entries of its own today (statuspage.py, elsewhere_day):
+    the first look after midnight says so (changed, `day` the new one) though both days
+    list nothing, so that the page learns which day the empty list is of."""
+    news = QuarantineNews()
+    assert news.day == ""
+    news.look(tmp_path, set, 100, NOW)
+    assert news.day == "2026-03-09"
+    assert not news.look(tmp_path, set, 100, NOW)
+    assert news.look(tmp_path, set, 100, NOW + timedelta(days=1))
+    assert news.day == "2026-03-10" and news.shown == ()

@@ -10,7 +10,15 @@ from pathlib import Path
 import structlog
 
 from daemon.configuration.config import Settings
-from daemon.configuration.deciding import FOLDER, MISMATCH, Deciding, fingerprint
+from daemon.configuration.deciding import (
+    FOLDER,
+    MISMATCH,
+    RENEW,
+    RETIRED,
+    RETIRED_AFTER,
+    Deciding,
+    fingerprint,
+)
 
 
 def _settings(folder: Path, **sections: dict) -> Settings:
@@ -117,3 +125,47 @@ def test_the_fingerprint_lets_no_one_on_the_share_check_a_guess_of_the_url_secre
     base = url_digest("https://erp:Winter2024@op.example/in?access_token=s3cr3t")
     assert url_digest("https://erp:Summer2024@op.example/in?access_token=other") == base
     assert url_digest("https://erp:Winter2024@op2.example/in?access_token=s3cr3t") != base
+
+
+def test_a_fingerprint_not_renewed_for_a_day_is_said_as_probably_retired_naming_the_file(
+        tmp_path: Path) -> None:
+    """A (unattached "warn") and B ("hold") on one outbox: B says the live difference, its
+    fix naming A's file to remove if A runs no more. A is killed for good (its server
+    retired): its file stays, a day older than B's, which B renews every RENEW on its
+    clock. B then says once that A probably runs no more, naming the file to remove
+    (before, the live difference stayed for ever). A back (its file written again): the
+    difference is live again, and said so."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    clock_a, clock_b = [0.0], [1e9]
+    a = Deciding("hosta-111111", clock=lambda: clock_a[0])
+    b = Deciding("hostb-222222", clock=lambda: clock_b[0])
+    warn, hold = _settings(outbox), _settings(outbox, policy={"unattached": "hold"})
+    theirs = outbox.joinpath(*FOLDER, "hosta-111111.json")
+    ours = outbox.joinpath(*FOLDER, "hostb-222222.json")
+    a.publish(warn)
+    with structlog.testing.capture_logs() as logs:
+        b.publish(hold)
+    [live] = [e for e in logs if e["event"] == MISMATCH]
+    assert str(theirs) in live["fix"]
+    written = ours.stat().st_mtime_ns
+    clock_b[0] += RENEW - 1
+    b.compare(hold)
+    assert ours.stat().st_mtime_ns == written  # not renewed before RENEW
+    os.utime(ours, ns=(written - 10**9, written - 10**9))
+    clock_b[0] += 1
+    b.compare(hold)
+    assert ours.stat().st_mtime_ns > written - 10**9  # renewed: written again
+    now = ours.stat().st_mtime_ns
+    old = now - (RETIRED_AFTER + 60) * 10**9  # A killed a day and a minute ago
+    os.utime(theirs, ns=(old, old))
+    with structlog.testing.capture_logs() as logs:
+        b.compare(hold)
+        b.compare(hold)
+    [gone] = [e for e in logs if e["event"] in (MISMATCH, RETIRED)]
+    assert gone["event"] == RETIRED and gone["keys"] == ["policy.unattached"]
+    assert gone["file"] == str(theirs) and f"remove {theirs}" in gone["fix"]
+    a.publish(warn)  # A runs again
+    with structlog.testing.capture_logs() as logs:
+        b.compare(hold)
+    assert [e["event"] for e in logs] == [MISMATCH]

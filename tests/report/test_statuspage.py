@@ -692,6 +692,39 @@ def test_a_stop_with_another_daemon_on_the_outbox_names_its_page_instead_of_noth
     assert "Nothing is sent until it runs again" in target.read_text()
 
 
+def test_each_daemons_page_names_its_host_and_daemon_running_and_stopped(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two daemons of one host (two state dirs) on one outbox, each with its own page: the
+    line under each page's heading names the host and the daemon as its files on the share
+    are named (HOST-OWNER: its fingerprint in .outboxd/deciding/), so a clerk or admin can
+    tell whose view a page is; the page written at a clean stop too. Before, a page named
+    no daemon. No pid: it changes at each start."""
+    from daemon.claiming import workname
+    from daemon.claiming.claim import copy_tag
+    monkeypatch.setattr(workname.socket, "gethostname", lambda: "hosta.example.com")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    wall = lambda: datetime(2026, 3, 9, 16, 7, 30, tzinfo=UTC)  # noqa: E731
+    texts = []
+    for n in (1, 2):
+        settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"},
+                            paths={"state_dir": str(tmp_path / f"state{n}")},
+                            share={"status_page": f"outboxd-status-{n}.html"})
+        writer = StatusPage(clock=lambda: 100.0, wall=wall)
+        assert writer.refresh(journal, settings)
+        running = (outbox / f"outboxd-status-{n}.html").read_text()
+        assert writer.stopped(journal, settings)
+        stopped = (outbox / f"outboxd-status-{n}.html").read_text()
+        tag = copy_tag(tmp_path / f"state{n}")
+        assert tag.startswith("hosta-")
+        for text in (running, stopped):
+            line = Page(text).text["top"]
+            assert f"UTC by outboxd on hosta (daemon {tag});" in line
+            assert str(os.getpid()) not in line.split("by outboxd")[1].split(";")[0]
+        texts.append(running)
+    assert texts[0].split("(daemon ")[1][:13] != texts[1].split("(daemon ")[1][:13]
+
+
 def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
         journal: Journal, tmp_path: Path) -> None:
     """The journal lost under the daemon ends its run with a stop: the page still says
@@ -878,7 +911,8 @@ def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
     rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
     every_row = page(render(rows, [], now, settings.share.release_suffix, body_only=True,
                             sidecar_suffix=settings.outbox.sidecar_suffix,
-                            unattached=settings.policy.unattached), now, due=now + SHOWN_DUE)
+                            unattached=settings.policy.unattached), now, due=now + SHOWN_DUE,
+                     **statuspage._whose(settings))
     assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
     written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
     assert written == every_row
@@ -951,7 +985,8 @@ def test_a_refresh_looks_at_a_bounded_few_of_todays_quarantined_folders(
     rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
     every_row = html_page(render(rows, [], now, settings.share.release_suffix, body_only=True,
                                  sidecar_suffix=settings.outbox.sidecar_suffix,
-                                 unattached=settings.policy.unattached), now, due=now + SHOWN_DUE)
+                                 unattached=settings.policy.unattached), now,
+                         due=now + SHOWN_DUE, **statuspage._whose(settings))
     assert (outbox / "outboxd-status.html").read_text(encoding="utf-8") == every_row
 
 
@@ -1024,6 +1059,7 @@ def test_other_daemons_earlier_quarantines_are_counted_not_listed(
     writer.elsewhere = [Elsewhere(f"INV-{n}--{n:012x}", "2026-12-04T10:00:00.000Z", "",
                                   f"INV-{n}.xml", ("a.pdf: not a PDF",)) for n in range(2)]
     writer.elsewhere_more = 250
+    writer.elsewhere_day = "2026-12-04"
     assert writer.refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "252 Quarantined today" in page.text["top"]
@@ -1056,6 +1092,7 @@ def test_another_daemons_quarantine_of_a_bundle_we_sent_is_listed_ours_in_flight
     writer.elsewhere = [Elsewhere(f"INV-{n}--{bid[:12]}", "2026-12-04T10:00:00.000Z", bid,
                                   f"INV-{n}.xml", (f"INV-{n}.xml: duplicate",))
                         for n, bid in ((1, sent), (2, moving), (3, filed))]
+    writer.elsewhere_day = "2026-12-04"
     assert writer.refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "INV-1--aaaaaaaaaaaa" in page.text["quarantined"]
@@ -1063,3 +1100,36 @@ def test_another_daemons_quarantine_of_a_bundle_we_sent_is_listed_ours_in_flight
     assert "INV-1.xml" in page.text["sent"]
     assert page.text["quarantined"].count("INV-3--cccccccccccc") == 1
     assert "2 Quarantined today" in page.text["top"]  # INV-1 (another's) and INV-3 (ours)
+
+
+def test_other_daemons_quarantines_of_yesterday_leave_the_page_at_midnight_as_ours_do(
+        journal: Journal, tmp_path: Path) -> None:
+    """The page's "today" is the UTC day of its wall clock, for its own quarantined rows
+    and for the other daemons' entries the loop last listed (of that day's folder). The
+    page written after midnight lists neither and counts neither; before, the other
+    daemons' stayed listed and counted until the next rescan looked at the new day."""
+    from daemon.archiving.quarantinenews import Elsewhere
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    walls = [datetime(2026, 12, 4, 23, 59, tzinfo=UTC)]
+    clock = [0.0]
+    writer = StatusPage(clock=lambda: clock[0], wall=lambda: walls[0])
+    ours, theirs = "a" * 64, "b" * 64
+    journal.create("INV-1.xml", "quarantined", bundle_id=ours, invoice_ids=["INV-1"],
+                   since="2026-12-04T10:00:00.000Z",
+                   archive_dir=str(settings.quarantine_dir / "2026-12-04" / "INV-1--aaaa"))
+    writer.elsewhere = [Elsewhere("INV-2--bbbbbbbbbbbb", "2026-12-04T10:00:00.000Z", theirs,
+                                  "INV-2.xml", ("a.pdf: not a PDF",))]
+    writer.elsewhere_more, writer.elsewhere_day = 3, "2026-12-04"
+    assert writer.refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "INV-2--bbbbbbbbbbbb" in page.text["quarantined"]
+    assert "5 Quarantined today" in page.text["top"]
+    walls[0] = datetime(2026, 12, 5, 0, 0, 1, tzinfo=UTC)  # the MIDNIGHT timer's refresh
+    clock[0] += MIN_INTERVAL
+    assert writer.refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "INV-2--bbbbbbbbbbbb" not in page.text.get("quarantined", "")
+    assert "INV-1.xml" not in page.text.get("quarantined", "")
+    assert "0 Quarantined today" in page.text["top"]
