@@ -9,6 +9,8 @@ import argparse
 import re
 from pathlib import Path
 
+import pytest
+
 from daemon.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +105,33 @@ def test_the_docs_say_which_invoices_preflight_checks_as_the_code_decides() -> N
     assert f"`{EN16931}" in section
     assert "anything else; Svefaktura, PDF and other files | not checked" in section
     assert "`not-preflighted`" in section
+
+
+def test_the_quick_start_tells_required_keys_from_strongly_advised_ones(tmp_path: Path) -> None:
+    """Quick start step 2 once said "set at least" four keys, while outboxd needs only
+    the outbox and the url: it now says which are required and which strongly advised,
+    and why. The required ones are what the code requires: a file with only
+    [outbox] path and [delivery] url loads, and leaving out either is refused naming it."""
+    from daemon.configuration.config_load import load_settings
+    from daemon.errors import ConfigError
+
+    quick = _section(README.read_text(encoding="utf-8"), "For administrators: quick start")
+    step = " ".join(quick[quick.index("2. **Configure**"):quick.index("3. **Check")].split())
+    assert "set at least" not in step
+    required = step[step.index("**required**"):step.index("**strongly advised**")]
+    advised = step[step.index("**strongly advised**"):]
+    assert "`[outbox] path`" in required and "`[delivery] url`" in required
+    assert "`[paths] state_dir" in advised and "`[delivery] token_file" in advised
+    assert "PrivateTmp=" in advised and "401" in advised  # the why of each
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    keys = {"path": f'[outbox]\npath = "{outbox}"\n',
+            "url": '[delivery]\nurl = "https://operator.invalid/bundles"\n'}
+    config = tmp_path / "config.toml"
+    config.write_text("".join(keys.values()), encoding="utf-8")
+    load_settings(config, token=False)
+    for left_out in keys:
+        config.write_text("".join(v for k, v in keys.items() if k != left_out),
+                          encoding="utf-8")
+        with pytest.raises(ConfigError, match=rf"\] {left_out}\b"):
+            load_settings(config, token=False)

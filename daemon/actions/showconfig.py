@@ -48,18 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(settings.masked(), indent=2))
         # Printed as asked, but not in silence: `run` refuses to start on it.
         for problem in token_problems(settings):
-            print(f"outboxd: warning: {problem}{_credential_note(settings)}; outboxd run "
+            print(f"outboxd: warning: {problem}; outboxd run "
                   "does not start until this is fixed (outboxd config --check checks "
                   "everything run needs)", file=sys.stderr)
     return EXIT_OK
 
-
-def _credential_note(settings: Settings) -> str:
-    """A systemd credential's path exists only while the service runs: said, so that an
-    admin checking a stopped service does not chase a file that is fine."""
-    path = settings.delivery.token_file
-    if path is None or not str(path).startswith("/run/credentials/"):
-        return ""
-    return (" (a systemd credential, there only while the service runs: "
-            "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token names the file it is made "
-            "from)")

@@ -8,7 +8,9 @@ it travels. Every line names the rule and the fix, and never quotes a secret."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,8 +112,8 @@ def read_token_file(path: Path) -> str:
     try:
         token, problem = token_of_file(path)
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — check the path and "
-                          "permissions") from None
+        raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — "
+                          f"{_token_file_fix(path, exc)}") from None
     except NotAFile as exc:
         raise ConfigError(f"{where} {exc} — point it to a file that holds the token "
                           "alone") from None
@@ -123,3 +125,17 @@ def read_token_file(path: Path) -> str:
         raise ConfigError(f"{where}: the file is empty — put the token in it, or remove "
                           "token_file to send no Authorization header")
     return token
+
+
+def _token_file_fix(path: Path, exc: OSError) -> str:
+    """The fix for a token_file that cannot be read. A systemd credential's path exists
+    only inside the running service: an admin who runs `outboxd config --check` as the
+    README says but without the override would otherwise be sent to "fix" a path that
+    is right, and might point it at /etc/outboxd/token, which the service cannot read."""
+    outside_the_unit = not os.environ.get("CREDENTIALS_DIRECTORY")
+    if exc.errno == errno.ENOENT and outside_the_unit \
+            and str(path).startswith("/run/credentials/"):
+        return ("a systemd credential, there only while the service runs: to check "
+                "outside it, name the file it is made from, "
+                "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check")
+    return "check the path and permissions"

@@ -164,6 +164,29 @@ def test_a_systemd_credential_that_is_not_there_is_explained_as_one(
     assert "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token" in err
 
 
+def test_config_check_explains_a_missing_systemd_credential_and_how_to_check_it(
+        env: Env, capsys, monkeypatch) -> None:
+    """The README's check, run without its OUTBOXD_DELIVERY__TOKEN_FILE override on a
+    configuration naming the unit's credential: exit 2 with one line that says the path
+    exists only while the service runs and gives the command that checks the real file,
+    rather than "check the path" (which sent admins to change a path that is right).
+    Inside the service (CREDENTIALS_DIRECTORY set), a missing credential is a wrong name:
+    the plain fix."""
+    credential = "/run/credentials/outboxd-test-absent.service/token"
+    env.write_config("https://operator.invalid/x", delivery={"token_file": credential})
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert f'token_file = "{credential}": cannot be read (No such file or directory)' in err
+    assert "a systemd credential, there only while the service runs" in err
+    assert "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/outboxd-test-absent.service")
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert "check the path and permissions" in err and "systemd credential" not in err
+
+
 def test_a_secret_allowed_over_plain_http_is_valid_and_warned_of_without_the_secret(
         env: Env, capsys) -> None:
     """[delivery] allow_plain_http = true with a token to http://receiver:8080 (a
