@@ -130,6 +130,43 @@ def _starts_with_tag(data: bytes, codec: str) -> bool:
     return data.decode(codec, "ignore").lstrip(" \t\r\n").startswith("<")
 
 
+def xml_fault(data: bytes) -> str | None:
+    """What is wrong with XML that did not parse, in words that lead to the export
+    setting to change, when it is one of two faults an ERP's export makes in every
+    file: bytes in another encoding than declared, or something written before the XML
+    declaration. None for any other fault (the parser's own words stand)."""
+    return misencoded(data) or misplaced_declaration(data)
+
+
+# An XML declaration: "<?xml" then a blank ("<?xml-stylesheet" is another thing).
+_DECLARATION = re.compile(rb"<\?xml[ \t\r\n]")
+
+
+def misplaced_declaration(data: bytes) -> str | None:
+    """The declaration must be the file's very first bytes (after a byte order mark);
+    an export that writes a blank line before it ("XML or text declaration not at start
+    of entity"), or a batch made by joining invoice files each with its own, is made so
+    every time: the fix is the ERP's, not another export."""
+    if wide_encoding(data) is not None:
+        return None
+    text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    found = _DECLARATION.search(text, 1)  # on the error path only: one pass at most
+    if found is None:
+        return None
+    before = text[:found.start()]
+    line = before.count(b"\n") + 1
+    fix = "then export the invoice again"
+    if b"<" in before:
+        return (f"is not well-formed XML: line {line} holds a second XML declaration "
+                "(<?xml …?>), which only the very start of a file may have (a file made "
+                "by joining invoice files keeps each one's) — have the ERP write one "
+                f"declaration, at the start, {fix}")
+    what = "blank lines or spaces" if not before.strip(b" \t\r\n") else "other text"
+    return (f"is not well-formed XML: its XML declaration (<?xml …?>) must be the very "
+            f"first thing in the file, and {what} come before it (it is on line {line}) "
+            f"— have the ERP write nothing before the declaration, {fix}")
+
+
 def misencoded(data: bytes) -> str | None:
     """Why XML that did not parse is in another encoding than it is read in, for the
     clerk's error file; None when its bytes are that encoding (the error is elsewhere).
@@ -189,7 +226,7 @@ def parse_defused(data: bytes, rel: str) -> Element:
             raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
                              "stopped before its end leaves it — copy or export the "
                              "invoice again") from None
-        raise InputError("invalid-xml", rel, misencoded(data) or f"is not well-formed XML "
+        raise InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
                          f"({exc}) — export the invoice again") from None
     except (LookupError, ValueError, RecursionError) as exc:
         # An unknown encoding name, or nesting deep enough to exhaust the stack.
