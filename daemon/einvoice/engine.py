@@ -189,8 +189,12 @@ class Engine:
         with self._schema_lock:
             ok = schema.validate(doc)
             log = list(schema.error_log) if not ok else []
+        # libxml2 writes an element of the default namespace, as the root of a UBL
+        # document usually is, as "*": "/*/cbc:DueDate" beside the rules' "/Invoice/…".
         return [Assertion("UBL-XSD", _short_names(e.message),
-                          _short_path(e.path or f"line {e.line}"), True) for e in log]
+                          re.sub(r"^/\*(?=/|$)", f"/{root_name}",
+                                 _short_path(e.path or f"line {e.line}")), True)
+                for e in log]
 
     def schematron(self, rule_sets: tuple[RuleSet, ...], tree: Any, text: str,
                    rel: str) -> list[Assertion]:

@@ -17,7 +17,7 @@ from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
 from daemon.errors import InputError
-from daemon.reading.invoicexml import XML_SPACE, wide_encoding
+from daemon.reading.invoicexml import XML_SPACE, wide_encoding, xml_fault
 
 Mode = Literal["error", "warn", "off"]
 
@@ -95,7 +95,8 @@ def _unreadable(data: bytes, exc: Exception) -> str:
         name = wide[0].upper()
         return (f"is {name} without a byte order mark ({name} XML needs one to be read) — "
                 "export the invoice as UTF-8")
-    return f"is not well-formed XML ({exc}) — export the invoice again"
+    # libxml2 names the line of the declaration, not of the byte it could not read.
+    return xml_fault(data) or f"is not well-formed XML ({exc}) — export the invoice again"
 
 
 def check_document(doc: Document) -> list[engine_mod.Assertion] | None:

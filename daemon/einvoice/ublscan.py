@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from daemon.errors import InputError
-from daemon.reading.invoicexml import XML_SPACE, wide_encoding
+from daemon.reading.invoicexml import XML_SPACE, wide_encoding, xml_fault
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -201,8 +201,8 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
     try:
         p.Parse(data, True)
     except expat.ExpatError as exc:
-        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — export the "
-                         "invoice again") from None
+        raise InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
+                         f"({exc}) — export the invoice again") from None
     return slices, encoding, decl
 
 

@@ -130,6 +130,85 @@ def _starts_with_tag(data: bytes, codec: str) -> bool:
     return data.decode(codec, "ignore").lstrip(" \t\r\n").startswith("<")
 
 
+def xml_fault(data: bytes) -> str | None:
+    """What is wrong with XML that did not parse, in words that lead to the export
+    setting to change, when it is one of two faults an ERP's export makes in every
+    file: bytes in another encoding than declared, or something written before the XML
+    declaration. None for any other fault (the parser's own words stand)."""
+    return misencoded(data) or misplaced_declaration(data)
+
+
+# An XML declaration: "<?xml" then a blank ("<?xml-stylesheet" is another thing).
+_DECLARATION = re.compile(rb"<\?xml[ \t\r\n]")
+
+
+def misplaced_declaration(data: bytes) -> str | None:
+    """The declaration must be the file's very first bytes (after a byte order mark);
+    an export that writes a blank line before it ("XML or text declaration not at start
+    of entity"), or a batch made by joining invoice files each with its own, is made so
+    every time: the fix is the ERP's, not another export."""
+    if wide_encoding(data) is not None:
+        return None
+    text = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    found = _DECLARATION.search(text, 1)  # on the error path only: one pass at most
+    if found is None:
+        return None
+    before = text[:found.start()]
+    line = before.count(b"\n") + 1
+    fix = "then export the invoice again"
+    if b"<" in before:
+        return (f"is not well-formed XML: line {line} holds a second XML declaration "
+                "(<?xml …?>), which only the very start of a file may have (a file made "
+                "by joining invoice files keeps each one's) — have the ERP write one "
+                f"declaration, at the start, {fix}")
+    what = "blank lines or spaces" if not before.strip(b" \t\r\n") else "other text"
+    return (f"is not well-formed XML: its XML declaration (<?xml …?>) must be the very "
+            f"first thing in the file, and {what} come before it (it is on line {line}) "
+            f"— have the ERP write nothing before the declaration, {fix}")
+
+
+def misencoded(data: bytes) -> str | None:
+    """Why XML that did not parse is in another encoding than it is read in, for the
+    clerk's error file; None when its bytes are that encoding (the error is elsewhere).
+
+    An ERP that writes Windows-1252 under encoding="UTF-8" (or UTF-8 under "US-ASCII")
+    got the parser's "invalid token" at some line, and "export the invoice again" only
+    made the same file again: the fix is in the export's encoding setting.
+    """
+    wide = wide_encoding(data)
+    if wide is not None:
+        order = "-be" if data.startswith((b"\xfe\xff", b"\x00")) else "-le"
+        head = data[:512].decode(wide[0] + order, "ignore").lstrip("\ufeff \t\r\n")
+        said = _ENCODING.match(head.encode("ascii", "ignore"))
+        family = wide[0].replace("-", "").encode()  # b"utf16": "UTF-16LE", "utf_16" agree
+        if said and not said[1].lower().replace(b"-", b"").replace(b"_", b"").startswith(
+                family):
+            return (f"says encoding=\"{said[1].decode()}\" in its XML declaration but is "
+                    f"{wide[0].upper()} — export the invoice as UTF-8")
+        return None
+    bom = data.startswith(b"\xef\xbb\xbf")
+    said = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
+    name = "UTF-8" if bom or not said else said[1].decode("ascii", "replace")
+    try:
+        data.decode(name)
+        return None
+    except LookupError:
+        return None  # an encoding Python does not know: the parser's own words stand
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+    try:
+        data.decode("utf-8")
+        other = "UTF-8"
+    except UnicodeDecodeError:
+        other = "Windows-1252 (\"ANSI\")"
+    how = ("as its byte order mark says" if bom else "as its XML declaration says"
+           if said else "as XML without an encoding in its declaration must be")
+    return (f"is not {name} text, {how}: line {line} holds the byte 0x{byte:02x}, so it "
+            f"was saved in another encoding, such as {other} — export the invoice as "
+            "UTF-8, or have the ERP name the encoding it writes in the XML declaration")
+
+
 def parse_defused(data: bytes, rel: str) -> Element:
     """defusedxml's parse, its refusals and errors mapped to ours."""
     try:
@@ -147,8 +226,8 @@ def parse_defused(data: bytes, rel: str) -> Element:
             raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
                              "stopped before its end leaves it — copy or export the "
                              "invoice again") from None
-        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
-                         "export the invoice again") from None
+        raise InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
+                         f"({exc}) — export the invoice again") from None
     except (LookupError, ValueError, RecursionError) as exc:
         # An unknown encoding name, or nesting deep enough to exhaust the stack.
         raise InputError("invalid-xml", rel, f"cannot be read as XML "

@@ -16,7 +16,7 @@ from daemon.einvoice import preflight
 from daemon.einvoice.artefacts import artefacts_hash
 from daemon.einvoice.engine import Engine
 
-from .broken import BASE, BROKEN
+from .broken import BASE, BROKEN, EXAMPLES
 from .test_preflight import rules
 
 
@@ -124,3 +124,18 @@ def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
     assert sorted(p.name for p in cache.iterdir()) == [
         f"cen-{artefacts_hash()[:16]}-compact.xsl", "cen-extra-0123456789abcdef.xsl",
         "notes.txt", f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
+
+
+@pytest.mark.parametrize("root", ["Invoice", "CreditNote"])
+def test_a_schema_error_names_its_place_from_the_documents_root_as_the_rules_do(
+        root: str) -> None:
+    """libxml2 writes the root of the default namespace as "*": a bad date read
+    "(/*/cbc:IssueDate)" beside the rules' "(/Invoice/cbc:IssueDate)" for the same
+    element. Both name the root: Invoice, or CreditNote."""
+    data = BASE if root == "Invoice" else (
+        EXAMPLES / "base-creditnote-correction.xml").read_bytes()
+    bad = data.replace(b"<cbc:IssueDate>2017-11-13<", b"<cbc:IssueDate>13.11.2017<", 1)
+    assert bad != data
+    places = {f.message.split("]")[0][1:]: f.message.rsplit(" (", 1)[1].split(")")[0]
+              for f in preflight(bad, "x.xml").findings}
+    assert places["UBL-XSD"] == places["PEPPOL-EN16931-F001"] == f"/{root}/cbc:IssueDate"

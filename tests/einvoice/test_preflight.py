@@ -229,6 +229,23 @@ def test_xml_that_is_not_well_formed_still_says_so() -> None:
     assert info.value.message.endswith("— export the invoice again")
 
 
+def test_utf8_declared_as_us_ascii_names_the_line_of_the_byte_and_the_encoding() -> None:
+    """An export that declares US-ASCII and writes "ü" in UTF-8 read "is not well-formed
+    XML (Invalid bytes in character encoding, line 1, column 40 …)": libxml2 names the
+    declaration's line, not the byte's, and "export again" repeats it. The error names
+    the encoding declared, the line of the first byte outside it and the fix."""
+    text = BASE.decode("utf-8").replace('encoding="UTF-8"', 'encoding="US-ASCII"')
+    line = 1 + text[:text.index("</cbc:Name>")].count("\n")
+    data = text.replace("</cbc:Name>", "ü</cbc:Name>", 1).encode("utf-8")
+    with pytest.raises(InputError) as info:
+        preflight(data, "INV-9.xml")
+    assert (info.value.code, info.value.file) == ("invalid-xml", "INV-9.xml")
+    assert info.value.message == (
+        f"is not US-ASCII text, as its XML declaration says: line {line} holds the byte "
+        "0xc3, so it was saved in another encoding, such as UTF-8 — export the invoice "
+        "as UTF-8, or have the ERP name the encoding it writes in the XML declaration")
+
+
 def test_a_file_of_many_invoices_is_checked_holding_one_invoice_at_a_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each invoice of a batch is copied out of the file to be checked (as text and as a

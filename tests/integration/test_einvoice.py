@@ -62,6 +62,33 @@ def test_broken_invoices_are_quarantined_with_the_rule_ids_in_reason_txt(
     assert receiver.requests() == []
 
 
+def test_an_export_fault_is_quarantined_naming_the_line_and_the_erps_fix(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An ERP that writes Windows-1252 under encoding="UTF-8", or a blank line before
+    the XML declaration: REASON.txt named a parser error ("invalid token", "XML or text
+    declaration not at start of entity") and asked to export again, which made the same
+    file. It names the line, what is wrong there, and what the export must change."""
+    env.write_config(receiver.url, **ON_THREADS)
+    start_daemon()
+    text = with_id(BASE, "INV-1252").decode("utf-8")
+    line = 1 + text[:text.index("</cbc:Name>")].count("\n")
+    drop_bundle(env.outbox, "INV-1252", {},
+                text.replace("</cbc:Name>", " Müller</cbc:Name>", 1).encode("cp1252"))
+    drop_bundle(env.outbox, "INV-LEAD", {}, b"\n" + with_id(BASE, "INV-LEAD"))
+    wait_for(lambda: len(env.quarantined()) == 2, what="both invoices quarantined")
+    reasons = {q.name.split("--")[0]: (q / "REASON.txt").read_text()
+               for q in env.quarantined()}
+    assert (f"INV-1252.xml: is not UTF-8 text, as its XML declaration says: line {line} "
+            "holds the byte 0xfc") in reasons["INV-1252"], reasons
+    assert "have the ERP name the encoding it writes in the XML declaration" in reasons[
+        "INV-1252"]
+    assert ("INV-LEAD.xml: is not well-formed XML: its XML declaration (<?xml …?>) must be "
+            "the very first thing in the file, and blank lines or spaces come before it "
+            "(it is on line 2) — have the ERP write nothing before the declaration"
+            ) in reasons["INV-LEAD"], reasons
+    assert receiver.requests() == []
+
+
 def test_warn_mode_sends_with_the_rule_ids_in_the_manifest_warnings(
         env: Env, receiver: Receiver, start_daemon) -> None:
     env.write_config(receiver.url, **ON_THREADS,

@@ -49,6 +49,10 @@ SVEFAKTURA = b"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+# An invoice whose supplier's name has a letter outside ASCII ("ü"), as text.
+MUELLER = ubl_invoice("X").decode().replace("Supplier Ltd", "Müller GmbH")
+
+
 def read(path: Path) -> InvoiceRead:
     return read_invoice_file(path, path.name, DEFAULT_PDF_ID_PATTERN)
 
@@ -326,6 +330,54 @@ class TestOtherXml:
         assert info.value.code == "invalid-xml"
         assert not isinstance(info.value, HostileInput)
         assert info.value.file == "broken.xml"
+
+    @pytest.mark.parametrize(("data", "expected"), [
+        (MUELLER.encode("cp1252"),
+         "is not UTF-8 text, as its XML declaration says: line {line} holds the byte 0xfc, "
+         "so it was saved in another encoding, such as Windows-1252 (\"ANSI\")"),
+        (MUELLER.split("?>", 1)[1].encode("latin-1"),
+         "is not UTF-8 text, as XML without an encoding in its declaration must be: "
+         "line {line} holds the byte 0xfc"),
+        (ubl_invoice("X").decode().encode("utf-16"),
+         "says encoding=\"UTF-8\" in its XML declaration but is UTF-16"),
+    ], ids=["cp1252-declared-utf8", "latin1-undeclared", "utf16-declared-utf8"])
+    def test_xml_in_another_encoding_than_it_says_names_the_line_and_the_export_setting(
+            self, tmp_path: Path, data: bytes, expected: str) -> None:
+        """An ERP writing Windows-1252 under encoding="UTF-8" got "is not well-formed XML
+        (not well-formed (invalid token): line 21, column 27) — export the invoice
+        again", and exporting again made the same file. The error says which encoding
+        the file is not, the line of the first byte that is not, and that the fix is the
+        export's encoding."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-X.xml", data))
+        assert (info.value.code, info.value.file) == ("invalid-xml", "INV-X.xml")
+        line = data[:data.find(b"\xfc")].count(b"\n") + 1
+        assert info.value.message.startswith(expected.format(line=line)), info.value.message
+        assert info.value.message.endswith("— export the invoice as UTF-8" if "UTF-16" in
+                                           expected else "have the ERP name the encoding "
+                                           "it writes in the XML declaration")
+
+    @pytest.mark.parametrize(("data", "expected"), [
+        (b"\r\n" + ubl_invoice("X"), "its XML declaration (<?xml …?>) must be the very "
+         "first thing in the file, and blank lines or spaces come before it (it is on "
+         "line 2) — have the ERP write nothing before the declaration"),
+        (b"<Batch>\n" + ubl_invoice("X") + ubl_invoice("Y") + b"</Batch>\n",
+         "line 2 holds a second XML declaration (<?xml …?>), which only the very start "
+         "of a file may have (a file made by joining invoice files keeps each one's) — "
+         "have the ERP write one declaration, at the start"),
+    ], ids=["blank-line-first", "joined-files"])
+    def test_a_declaration_not_at_the_start_names_its_line_and_what_the_erp_must_change(
+            self, tmp_path: Path, data: bytes, expected: str) -> None:
+        """A blank line before `<?xml …?>` (or a batch made by joining files, each with
+        its declaration) read "XML or text declaration not at start of entity: line 2,
+        column 0 — export the invoice again": words no clerk can pass on, and a fix that
+        made the same file. The error says where the declaration is and what the
+        export must stop writing."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-X.xml", data))
+        assert (info.value.code, info.value.file) == ("invalid-xml", "INV-X.xml")
+        assert info.value.message == (f"is not well-formed XML: {expected}, then export "
+                                      "the invoice again")
 
     def test_empty_file(self, tmp_path: Path) -> None:
         """An empty invoice file is InputError empty-file."""
