@@ -203,6 +203,32 @@ def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
 
 
+@pytest.mark.parametrize("lead", ["nowhere", "a file"])
+def test_a_link_at_a_kept_work_folders_entry_name_is_no_archive_and_its_leftovers_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lead: str) -> None:
+    """A work folder kept for a file dropped in during the copy; the journal's word of the
+    archive lost (a crash), and a clerk moved the entry away and put a link at its name
+    (dangling, or to a file). Looked at through the link, the entry was not there: the
+    kept folder — the late file and the mark, not the bundle — was archived beside the
+    link as the bundle's entry. The link is never looked through: the archive fails,
+    naming it, and the kept folder stays as it was."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    late = work / "INV-1" / "late.pdf"
+    _across_file_systems(monkeypatch, work)
+    _drop_before_publishing(monkeypatch, late)
+    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    assert archive.place(work, target, PAPERS, BID) == target
+    os.rename(target, tmp_path / "moved-away")
+    if lead == "a file":
+        (tmp_path / "a-file").write_bytes(b"x")
+    os.symlink(tmp_path / ("a-file" if lead == "a file" else "nowhere"), target)
+    with pytest.raises(OSError, match="symbolic link"):
+        archive.place(work, target, PAPERS, BID)
+    assert sorted(os.listdir(target.parent)) == [target.name]
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+
+
 def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_goes_into_an_entry_beside(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after the cross-file-system copy was renamed into place, before its source
