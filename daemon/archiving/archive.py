@@ -336,10 +336,14 @@ def _hold_entry(day: int, placed: Path) -> int:
 
 def _kept_after(work: Path, target: Path, within: Path | None) -> bool:
     """The work folder is one an archive into `target` kept (KEPT names it) and the entry
-    is there: the bundle was archived, only the journal's word of it was lost."""
+    is there: the bundle was archived, only the journal's word of it was lost. Anything at
+    the entry's name counts, never looked through: a link a clerk put there (dangling, or
+    to a file) made the kept folder's leftovers archived beside it as the bundle's entry;
+    the entry's hold that follows refuses a link, naming it (not_its_folder), and the
+    archive waits for the folder to be put back."""
     held = hold_folder(work, within=within)
     try:
-        return kept_for(held) == str(target) and os.path.isdir(target)
+        return kept_for(held) == str(target) and os.path.lexists(target)
     finally:
         os.close(held)
 

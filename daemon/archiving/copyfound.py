@@ -39,12 +39,17 @@ def copy_at(day: int, target: Path, held: int) -> Copied | None:
 def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
     """The files of the folder open at `held` that the entry open at `entry` (at `target`)
     holds with the same bytes (or link text), for remove_held, when the entry is this
-    folder's copy: it holds them all, or the folder's receipt.json or reason.json (written
-    from the journal before the copy, they name this one delivery or quarantine; the rest
-    were put in, or saved again, after the copy, and stay). Else None. Both walked from
-    their descriptors, never through a link, DEPTH_MAX levels deep at most. A file that
-    is the very file of the work folder (one inode: a hard link someone made) is no copy:
-    a copy is a file of its own."""
+    folder's copy: it holds them all. Else None. Both walked from their descriptors, never
+    through a link, DEPTH_MAX levels deep at most. A file that is the very file of the
+    work folder (one inode: a hard link someone made) is no copy: a copy is a file of its
+    own.
+
+    Never the receipt.json or reason.json alone: a clerk reads them in the processing
+    folder, and a folder of theirs holding a copy of one at the entry name was taken for
+    ours, the paper removed from the work folder and the bundle left in processing, its
+    entry the clerk's folder. A file put into the work folder (or saved again) after the
+    copy, before a crash cut its removal short, now sends the bundle beside the copy as
+    a second, complete entry: nothing is removed that the entry found does not hold."""
     compared: Copied = {}
     # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
     deeper: list[str] = []
@@ -64,9 +69,7 @@ def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
         finally:
             if copy is not None and copy != entry:
                 os.close(copy)
-    papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
-    whole = whole and not deeper
-    return compared if whole or any(p in compared for p in papers) else None
+    return compared if whole and not deeper else None
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:

@@ -22,7 +22,8 @@ from daemon.claiming.claim import copy_tag
 from daemon.configuration.config import Settings
 from daemon.delivery.backoff import backoff
 from daemon.errors import describe
-from daemon.fs.fsmove import partial_name, remove_leftover
+from daemon.fs.fsmove import partial_name, remove_made
+from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.workfolder import link_inside
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
@@ -199,17 +200,25 @@ class Moves:
         such a name there is another daemon's copy under way (its stats and paths were
         also ~70 µs of every archive)."""
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        for older in _older_copies(target):
-            if not os.path.lexists(older):
-                continue
-            try:
-                remove_leftover(older)
-            except OSError as exc:
-                # The archive goes on; the leftover is litter only, said so.
-                log.warning("cannot remove the copy an older outboxd left under way; remove "
-                            "it by hand", partial=str(older), error=describe(exc))
-                continue
-            log.info("removed the copy an older outboxd left under way", partial=str(older))
+        # Looked for and removed in the day folder held, never through a link: anyone on the
+        # share may put one in its place, and a file of that name wherever it led was removed.
+        try:
+            day = os.open(target.parent, FOLDER_NOFOLLOW)
+        except OSError:
+            return  # no day folder (or a link in its place, which the move refuses, naming it)
+        try:
+            for older in _older_copies(day, target):
+                try:
+                    remove_made(day, older.name)
+                except OSError as exc:
+                    # The archive goes on; the leftover is litter only, said so.
+                    log.warning("cannot remove the copy an older outboxd left under way; "
+                                "remove it by hand", partial=str(older), error=describe(exc))
+                    continue
+                log.info("removed the copy an older outboxd left under way",
+                         partial=str(older))
+        finally:
+            os.close(day)
 
     def _target(self, row: Row, root: Path, at: str) -> Path:
         """The archive folder, chosen once and journaled before the move."""
@@ -222,15 +231,23 @@ class Moves:
         return target
 
 
-def _older_copies(target: Path) -> Iterator[Path]:
-    """Where a version before the per-daemon copy names made its copy under way into
-    `target`: `.NAME.partial`; where NAME was taken by another entry, the first of
-    NAME-2, NAME-3 … not taken (archive.move_into_place, fswrite.free_name), so each
-    `.NAME-N.partial` up to that of the first NAME-N free now (one taken since the
-    copy was made is passed)."""
-    yield partial_name(target)
-    for n in itertools.count(2):
-        taken = target.with_name(f"{target.name}-{n}")
-        yield partial_name(taken)
-        if not os.path.lexists(taken):
+def _older_copies(day: int, target: Path) -> Iterator[Path]:
+    """Those of the copies a version before the per-daemon copy names made under way into
+    `target` that lie in its day folder (open at `day`): `.NAME.partial`; where NAME was
+    taken by another entry, the first of NAME-2, NAME-3 … not taken
+    (archive.move_into_place, fswrite.free_name), so each `.NAME-N.partial` up to that of
+    the first NAME-N free now (one taken since the copy was made is passed)."""
+    for n in itertools.count(1):
+        taken = target if n == 1 else target.with_name(f"{target.name}-{n}")
+        if _there(day, partial_name(taken).name):
+            yield partial_name(taken)
+        if n > 1 and not _there(day, taken.name):
             return
+
+
+def _there(day: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=day, follow_symlinks=False)
+    except OSError:
+        return False
+    return True

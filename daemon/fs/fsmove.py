@@ -124,8 +124,9 @@ def remove_leftover(path: Path) -> None:
         path.unlink()
 
 
-def _remove_made(into: int, name: str) -> None:
-    """remove_leftover of `name` in the folder open at `into`."""
+def remove_made(into: int, name: str) -> None:
+    """remove_leftover of `name` in the folder open at `into`: a link is removed, never
+    followed, nor is the folder reached through one."""
     try:
         st = os.stat(name, dir_fd=into, follow_symlinks=False)
     except FileNotFoundError:
@@ -218,7 +219,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
         with contextlib.suppress(OSError):
             # Where it was made: its folder (a day folder of sent/) may have been renamed
             # away since, with the copy in it, and another made at its name.
-            _remove_made(folder, tmp.name)
+            remove_made(folder, tmp.name)
         if isinstance(exc, TooDeep) and exc.filename is None:  # the copy's, unnamed
             raise too_deep(src, DEEP_COPY) from None
         raise

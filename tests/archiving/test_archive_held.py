@@ -203,14 +203,40 @@ def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
 
 
-def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_not_archived_twice(
+@pytest.mark.parametrize("lead", ["nowhere", "a file"])
+def test_a_link_at_a_kept_work_folders_entry_name_is_no_archive_and_its_leftovers_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lead: str) -> None:
+    """A work folder kept for a file dropped in during the copy; the journal's word of the
+    archive lost (a crash), and a clerk moved the entry away and put a link at its name
+    (dangling, or to a file). Looked at through the link, the entry was not there: the
+    kept folder — the late file and the mark, not the bundle — was archived beside the
+    link as the bundle's entry. The link is never looked through: the archive fails,
+    naming it, and the kept folder stays as it was."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    late = work / "INV-1" / "late.pdf"
+    _across_file_systems(monkeypatch, work)
+    _drop_before_publishing(monkeypatch, late)
+    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    assert archive.place(work, target, PAPERS, BID) == target
+    os.rename(target, tmp_path / "moved-away")
+    if lead == "a file":
+        (tmp_path / "a-file").write_bytes(b"x")
+    os.symlink(tmp_path / ("a-file" if lead == "a file" else "nowhere"), target)
+    with pytest.raises(OSError, match="symbolic link"):
+        archive.place(work, target, PAPERS, BID)
+    assert sorted(os.listdir(target.parent)) == [target.name]
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+
+
+def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_goes_into_an_entry_beside(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after the cross-file-system copy was renamed into place, before its source
     was removed; a user of the share then puts a file into the work folder and saves one
-    of the bundle's again. The retry knows the entry for this very bundle's copy (its
-    receipt.json is the one in the work folder, byte for byte): it removes what the entry
-    holds as it is and keeps the rest in the work folder, marked and said, as a file put
-    in during the copy is — no second entry NAME--ID-2 with the leftovers and papers."""
+    of the bundle's again. The entry no longer holds the whole work folder, and a
+    receipt.json alike proves nothing (a clerk can copy it from the processing folder):
+    the retry archives the work folder as it now is beside the copy, both entries
+    complete, nothing removed that is not in an entry, nothing left in processing."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     _across_file_systems(monkeypatch, work)
@@ -224,16 +250,15 @@ def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_n
     monkeypatch.undo()
     (work / "INV-1" / "late.pdf").write_bytes(b"%PDF-late")
     (work / "INV-1.xml").write_bytes(b"<Invoice>saved again</Invoice>")
-    warned: list[dict[str, Any]] = []
-    monkeypatch.setattr(logs, "get", lambda: _Log(warned))
-    assert archive.place(work, target, PAPERS, BID) == target
-    assert [p.name for p in target.parent.iterdir()] == [target.name]
+    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    beside = target.with_name(target.name + "-2")
+    assert archive.place(work, target, PAPERS, BID) == beside
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
     assert (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
-    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1.xml", "INV-1/late.pdf"]
-    assert (work / archive.KEPT).read_bytes() == os.fsencode(target)
-    assert [sorted(w["kept"]) for w in warned] == [
-        sorted([str(work / "INV-1" / "late.pdf"), str(work / "INV-1.xml")])]
+    assert _listing(beside) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "INV-1/late.pdf",
+                                "receipt.json"]
+    assert (beside / "INV-1.xml").read_bytes() == b"<Invoice>saved again</Invoice>"
+    assert not os.path.lexists(work)
 
 
 def test_an_entry_under_the_name_with_another_receipt_is_not_taken_for_the_copy(

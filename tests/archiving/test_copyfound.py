@@ -59,15 +59,37 @@ def test_a_link_inside_the_entry_to_a_folder_of_the_bundle_is_never_compared_thr
     processing folder) and, as the sidecar folder, a link to the work folder's own:
     looked through, the attachments were found "copied" and removed from the work folder,
     the entry holding them only through the link. They are never compared through it:
-    they stay, and so does everything the entry does not hold a copy of."""
+    the entry is no copy, and the bundle is archived whole beside it."""
     work = _work(tmp_path)
+    content = _tree(work)
     target = _target(tmp_path)
     target.mkdir()
     (target / "receipt.json").write_bytes((work / "receipt.json").read_bytes())
     os.symlink(work / "INV-1", target / "INV-1")
-    move_into_place(work, target, within=tmp_path / "outbox")
-    assert (work / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
-    assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert _tree(got) == content and not os.path.lexists(work)
+
+
+def test_a_folder_holding_a_copy_of_the_receipt_alone_is_not_taken_for_the_bundles_copy(
+        tmp_path: Path) -> None:
+    """A clerk copies the bundle's receipt.json (readable in the processing folder) into
+    a folder of theirs at its entry name, with one attachment: the receipt alone made it
+    the bundle's own earlier copy — the receipt and the attachment removed from the work
+    folder, the rest left in processing marked kept, the clerk's folder named the archive.
+    Only a folder holding every file of the work folder is its copy: the bundle is
+    archived whole beside the clerk's folder, which stays as it was."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    (target / "INV-1").mkdir(parents=True)
+    for name in ("receipt.json", "INV-1/a.pdf"):
+        (target / name).write_bytes((work / name).read_bytes())
+    clerks = _tree(target)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert _tree(got) == content and not os.path.lexists(work)
+    assert _tree(target) == clerks
 
 
 def test_an_entry_of_hard_links_to_the_work_folders_files_is_no_copy(tmp_path: Path) -> None:

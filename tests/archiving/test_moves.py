@@ -245,6 +245,33 @@ def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
             if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
 
 
+def test_a_day_folder_made_a_link_never_costs_a_file_where_it_leads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The row's archive folder journaled by an earlier run; a clerk then replaces its day
+    folder in sent/ by a link to a folder of theirs holding a file named as an older
+    version's copy under way (`.NAME--ID12.partial`). Looked for by its path, the name was
+    followed through the link and the clerk's file removed. It is looked for in the day
+    folder held, never through a link: the file stays, and the archive refuses the link,
+    naming it, the bundle kept in processing."""
+    p, s, row = claimed(tmp_path)
+    monkeypatch.setattr(archive, "move_into_place", _died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
+    journaled = Path(delivered.archive_dir)
+    theirs = tmp_path / "clerks"
+    theirs.mkdir()
+    (theirs / f".{journaled.name}.partial").write_bytes(b"the clerk's")
+    if journaled.parent.exists():
+        journaled.parent.rmdir()
+    os.symlink(theirs, journaled.parent)
+    assert restart(p, s, row).attempt(row) is not None
+    assert (theirs / f".{journaled.name}.partial").read_bytes() == b"the clerk's"
+    assert Path(delivered.work_dir).is_dir()
+    assert "symbolic link" in (p.j.get(row).last_error or "")
+
+
 def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only a folder an earlier run journaled can hold what this journal's daemon left
