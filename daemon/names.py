@@ -16,28 +16,7 @@ from collections.abc import Sequence
 from enum import Enum
 
 from daemon.invisible import controls_escaped, escape
-
-# An office program's lock beside a document open in it (Word's, LibreOffice's).
-LOCKS = ("~$*", ".~lock.*#")
-# A copy or an editor is still at work on these (Emacs keeps "#NAME#" while a change to
-# NAME is unsaved, as LibreOffice keeps its lock).
-IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
-               *LOCKS, ".syncthing.*.tmp", "#*#")
-# Alternate data streams a Windows or Mac client attaches to a file (Windows' download
-# mark and SmartScreen verdict, Explorer's mark on Thumbs.db, a Mac's Finder info and
-# resource fork). A share without stream support shows each as a file beside it,
-# "NAME:STREAM", or with each ':' mapped to U+F03A (SFU: cifs `mapchars`, catia) or
-# U+F022 (SFM: Mac clients, Samba's fruit, cifs `mapposix`).
-_STREAMS = ("Zone.Identifier", "SmartScreen", "encryptable", "AFP_AfpInfo", "AFP_Resource",
-            "com.apple.*", "com.dropbox.*")
-_COLONS = (":", "\uf03a", "\uf022")
-# Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
-# folder's custom icon (the CR is U+F00D under SFM); "NAME~" is the copy an editor
-# keeps of what NAME was before it was saved.
-_DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "Icon\uf00d", "*~",
-            *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in _COLONS
-              for data in ("", f"{colon}$DATA")))
-LITTER = (*_DESKTOP, ".*")  # and any other dot-file: hidden
+from daemon.litter import DESKTOP, IN_PROGRESS, LITTER, LOCKS, METADATA
 
 # Unicode's control characters (category Cc): C0, DEL and C1. C1 is no less one than C0
 # (U+0085 ends a line, U+009B starts a terminal's escape sequence), so a name or a folder
@@ -71,8 +50,9 @@ def _match(name: str, patterns: Sequence[str]) -> bool:
 
 
 def classify(name: str, ignore_patterns: Sequence[str] = ()) -> NameKind:
-    """The more specific kind wins: in-progress before litter before anything else."""
-    if _match(name, IN_PROGRESS):
+    """The more specific kind wins: in-progress before litter before anything else; but
+    a file of another file's metadata is litter whatever its name ends in."""
+    if _match(name, IN_PROGRESS) and not _match(name, METADATA):
         return NameKind.IN_PROGRESS
     if _match(name, LITTER) or _match(name, ignore_patterns):
         return NameKind.LITTER
@@ -92,7 +72,7 @@ def ignored_as(name: str, ignore_patterns: Sequence[str] = ()) -> str | None:
         return "lock" if _match(name, LOCKS) else "in-progress"
     if kind is NameKind.OTHER:
         return None
-    if _match(name, _DESKTOP):
+    if _match(name, DESKTOP):
         return "desktop"
     return "hidden" if _match(name, (".*",)) else "admin"
 

@@ -18,6 +18,7 @@ from daemon.names import (
     fold_key,
     folder_name_for_id,
     id_folder_names,
+    ignored_as,
     is_ignored,
     is_invoice_name,
     is_share_file,
@@ -65,6 +66,26 @@ class TestClassify:
         """Ordinary names (even with 'tmp' or '~$' inside) are neither in-progress nor litter."""
         assert classify(name) is NameKind.OTHER
         assert not is_ignored(name)
+
+    @pytest.mark.parametrize("name", ["._INV-1.pdf.part", "._scan.tif.tmp", "._~$a.docx",
+                                      "._INV-1.xml.swp", "a.pdf:com.apple.x.tmp"])
+    def test_a_file_of_another_files_metadata_is_litter_whatever_it_ends_in(
+            self, name: str) -> None:
+        """A Mac's AppleDouble `._NAME` (or a stream shown as a file) holds another file's
+        metadata, never a copy under way: an orphaned `._INV-1.pdf.part` is litter, so
+        it cannot keep a sidecar from settling."""
+        assert classify(name) is NameKind.LITTER
+        assert ignored_as(name) == "desktop"
+
+    @pytest.mark.parametrize("name", ["$RECYCLE.BIN", "$Recycle.Bin", "RECYCLER",
+                                      "System Volume Information", "ehthumbs.db",
+                                      "ehthumbs_vista.db"])
+    def test_windows_system_folders_and_caches_are_desktop_litter(self, name: str) -> None:
+        """What Windows makes at the top of a share mapped as a drive (its recycle bin, its
+        restore points) and its Media Center thumbnail caches are litter like Thumbs.db:
+        not a folder without an invoice file, not a file left alone."""
+        assert classify(name) is NameKind.LITTER
+        assert ignored_as(name) == "desktop"
 
     def test_configured_ignore_patterns_are_litter(self) -> None:
         """[outbox] ignore_patterns add litter names; without them the name is ordinary."""

@@ -176,7 +176,8 @@ def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
                 "one is there too")
     return (f"{head} {differ}{why} — rename it by typing its name again"
             f"{f' as {side}' if case else ''} on the computer that named the invoice file, "
-            f"or move its files into the folder {side} made there")
+            f"or, on that computer, make a new folder by typing the name {side} and move "
+            "this folder's files into it")
 
 
 def _file_fix(side: str) -> str:

@@ -54,3 +54,34 @@ def test_streams_and_icon_files_in_the_mac_mapping_of_a_share_are_neither_sent_n
     text = wait_for(lambda: page.exists() and "INV-1.xml" in page.read_text(encoding="utf-8")
                     and page.read_text(encoding="utf-8"), what="INV-1.xml on the status page")
     assert "Zone.Identifier" not in text
+
+
+def test_a_mac_dropped_bundle_takes_its_appledouble_files_into_sent_and_none_holds_it(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A bundle copied in from a Mac over a share without streams: `._INV-1.xml` beside
+    the invoice file, `._INV-1` beside its sidecar, `._a.pdf` in it, and an orphaned
+    `._b.pdf.part` (the Finder info of a copy that was cancelled). The AppleDouble file of
+    a partial copy is no copy under way: the bundle is sent at once with a.pdf as its one
+    attachment; `._INV-1.xml` and `._INV-1` go with it into sent/ (never to the
+    operator) rather than lying in the outbox for ever; nothing is quarantined."""
+    env.write_config(receiver.url)
+    start_daemon()
+    o = env.outbox
+    finder = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    write(o / "INV-1" / "._a.pdf", finder)
+    write(o / "INV-1" / "._b.pdf.part", finder)
+    write(o / "INV-1" / "a.pdf", pdf_bytes())
+    write(o / "._INV-1", finder)
+    write(o / "._INV-1.xml", finder)
+    write(o / "INV-1.xml", ubl_invoice("INV-1"))
+
+    [sent] = wait_for(env.sent_bundles, what="INV-1 in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [a["original_name"] for i in manifest["invoices"] for a in i["attachments"]] \
+        == ["a.pdf"]
+    assert {"._INV-1.xml", "._INV-1", "INV-1.xml", "INV-1"} <= {p.name for p in sent.iterdir()}
+    assert sorted(p.name for p in (sent / "INV-1").iterdir()) == \
+        ["._a.pdf", "._b.pdf.part", "a.pdf"]
+    assert not (o / "._INV-1.xml").exists() and not (o / "._INV-1").exists()
+    assert env.quarantined() == []

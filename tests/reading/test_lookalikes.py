@@ -178,6 +178,22 @@ class TestLookAlikeSidecarsMatched:
         assert f.message.startswith("this folder looks like") and "rename it" in f.message
         assert b.attachments == () and b.sidecar is None
 
+    def test_a_look_alike_in_another_form_alone_says_which_folder_to_make_where(
+            self, outbox: Path) -> None:
+        """A Mac's Räkning-1/ beside the ERP's Räkning-1.xml, no other folder: the second
+        fix says to make a new folder on the computer that named the invoice file, by
+        typing its name, and to move this folder's files into it (not "the folder
+        Räkning-1 made there", which read as this very folder)."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfd / "a.pdf", PDF)
+        b = match(outbox, nfc + ".xml", ubl_invoice("R-1"))
+        message = finding(b, "sidecar-spelling").message
+        assert message.endswith(
+            "— rename it by typing its name again on the computer that named the invoice "
+            f"file, or, on that computer, make a new folder by typing the name {nfc} and "
+            "move this folder's files into it")
+        assert "made there" not in message
+
     def test_a_look_alike_beside_the_right_sidecar_is_an_error_too(self, outbox: Path) -> None:
         """The ERP's sidecar is there and a Mac clerk made a look-alike beside it: what
         the clerk put there would stay behind, so the bundle is not valid either."""

@@ -540,6 +540,30 @@ def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at
     assert by_name["INV-11"]["close_to"] == ["INV-1.xml"] and by_name["Misc"]["close_to"] == []
 
 
+def test_windows_system_folders_and_caches_in_the_outbox_are_not_listed(
+        settings: Settings) -> None:
+    """A recycle bin, restore points and a thumbnail cache Windows made in the outbox
+    (`$RECYCLE.BIN/`, `System Volume Information/`, `ehthumbs.db`) are litter like
+    Thumbs.db: not listed as folders without an invoice file (a clerk told to give
+    `$RECYCLE.BIN` an invoice file), nor as files left alone; a clerk's folder and file
+    still are."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    fill(settings)
+    box = settings.outbox.path
+    for folder in ("$RECYCLE.BIN", "System Volume Information", "Misc"):
+        (box / folder).mkdir()
+    write(box / "ehthumbs.db", b"cache")
+    write(box / "hours.xlsx", b"sheet")
+    data = collect(settings)
+    view = outbox_view(settings, data)
+    assert [x.name for x in view.lone] == ["Misc"]
+    text = render(data, view=view)
+    assert "hours.xlsx" in text
+    assert "RECYCLE" not in text and "System Volume" not in text and "ehthumbs" not in text
+
+
 def test_status_names_the_exact_release_file_for_a_near_miss_of_one(settings: Settings
                                                                     ) -> None:
     """`outboxd status` lists a clerk's INV-1.send-anyway.txt (Windows hid the .txt) with
