@@ -15,7 +15,7 @@ import errno
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,7 +58,8 @@ def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> 
 
 
 def move_into_place(work: Path, target: Path, sync: bool = True, held: int | None = None,
-                    tag: str = "", day: int | None = None, within: Path | None = None) -> Path:
+                    tag: str = "", day: int | None = None, within: Path | None = None,
+                    beside: Callable[[Path], None] | None = None) -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
@@ -67,7 +68,10 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
     is never followed, moved, copied from nor removed through (OSError). `tag`: see
     fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
-    held here). `within`: the outbox (hold_folder, _hold_day)."""
+    held here). `within`: the outbox (hold_folder, _hold_day). `beside`: told the free
+    name before the bundle is moved there instead of `target` (the caller journals it:
+    a crash after that move, before the journal's word of it, must leave the retry
+    looking there, where its own copy or the bundle is, not at the name taken)."""
     if not os.path.lexists(work):
         if _folder_at(target):
             return target  # an earlier run finished the move
@@ -79,13 +83,13 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     if held is None:
         held = hold_folder(work, within=within)
         try:
-            return move_into_place(work, target, sync, held, tag, day, within)
+            return move_into_place(work, target, sync, held, tag, day, within, beside)
         finally:
             os.close(held)
     if day is None:
         day = _hold_day(target.parent, within)
         try:
-            return move_into_place(work, target, sync, held, tag, day, within)
+            return move_into_place(work, target, sync, held, tag, day, within, beside)
         finally:
             os.close(day)
     # The entry looked for, and made, in the day folder held, by its name: never through
@@ -99,7 +103,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
             return target
         # Someone else's archive entry under the same name (two daemons, or a duplicate
         # archived at the same time), or a link: never delete ours for it.
-        target = target.parent / free_name(held_path(day), target.name).name
+        target = _beside(target, day, beside)
     try:
         left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
     except OSError as exc:
@@ -109,10 +113,19 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) \
                 or not entry_at(target, held=day):
             raise
-        target = target.parent / free_name(held_path(day), target.name).name
+        target = _beside(target, day, beside)
         left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
     _said_left(work, held, target, left)
     return target
+
+
+def _beside(target: Path, day: int, told: Callable[[Path], None] | None) -> Path:
+    """The first name free beside `target` in its day folder open at `day`, told to
+    `told` before anything is moved there (move_into_place's `beside`)."""
+    free = target.parent / free_name(held_path(day), target.name).name
+    if told is not None:
+        told(free)
+    return free
 
 
 def _folder_at(path: Path) -> bool:
@@ -246,7 +259,8 @@ def _day_in(root: int, folder: Path, new: bool | None = None) -> int:
 
 
 def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
-          tag: str = "", within: Path | None = None) -> Path:
+          tag: str = "", within: Path | None = None,
+          beside: Callable[[Path], None] | None = None) -> Path:
     """Write the papers into the work folder and move it to target; where the entry now
     lies (see move_into_place, and for `tag`). On return the papers, the entry and its folder are on
     disk. Safe to call again after a crash or power loss at any point: the papers are
@@ -258,6 +272,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     instead of a sync of the paper, the work folder and the target folder in turn.
     `within`: the outbox, from which the work folder is reached (hold_folder): a
     `.outboxd` made a link would have a folder behind it archived in the bundle's place.
+    `beside`: see move_into_place.
     """
     # A `.outboxd` made a link counts as there (held and refused, naming the link), never
     # as a work folder gone: "is the share mounted?" would send the admin astray.
@@ -277,7 +292,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
             day = _hold_day(target.parent, within)
             try:
                 placed = move_into_place(work, target, sync=False, held=held, tag=tag,
-                                         day=day, within=within)
+                                         day=day, within=within, beside=beside)
                 # Renamed (one file system): the papers are synced in the folder held.
                 # Else the entry is a copy whose every file was synced before it was renamed.
                 moved = still_at(held_path(day) / placed.name, held)
@@ -299,7 +314,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     # Or archived before a crash, the work folder kept for files put into it during the
     # copy (KEPT): they are not the bundle's, never copied into a second entry.
     placed = target if kept else move_into_place(work, target, sync=False, tag=tag,
-                                                 within=within)
+                                                 within=within, beside=beside)
     # Written in the entry held, in its day folder held: never through a link someone
     # who may write in the archive put in the place of either.
     day = _hold_day(placed.parent, within)

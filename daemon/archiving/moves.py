@@ -107,7 +107,8 @@ class Moves:
             self._drop_older_copy(row, target)
         try:
             target = place(work, target, papers, row.bundle_id,
-                           copy_tag(self.s.paths.state_dir), self.s.outbox.path)
+                           copy_tag(self.s.paths.state_dir), self.s.outbox.path,
+                           beside=lambda free: self._chose(row, free))
         except OSError as exc:
             return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
         self._move_faults.pop(row.id, None)
@@ -219,6 +220,16 @@ class Moves:
                          partial=str(older))
         finally:
             os.close(day)
+
+    def _chose(self, row: Row, beside: Path) -> None:
+        """The name beside the journaled one that the bundle is moved to (that one taken
+        by someone else's entry, or a link), journaled before the move as the first was:
+        after a crash the retry looks there. Looking at the name taken instead, it found
+        its own copy (another file system, killed before the source's removal) under no
+        name it looked at and archived the bundle a second time, or (renamed) reported
+        the bundle archived in the other entry, or not there at all."""
+        self._chosen_here.add(row.id)
+        self.j.update(row.id, archive_dir=str(beside))
 
     def _target(self, row: Row, root: Path, at: str) -> Path:
         """The archive folder, chosen once and journaled before the move."""

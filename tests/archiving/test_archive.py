@@ -30,6 +30,7 @@ from daemon.bundle import Finding
 from daemon.claiming.claim import copy_tag
 from daemon.configuration.config import Settings
 from daemon.fs import fsmove, fswrite
+from daemon.fs.fsmove import remove_held
 from daemon.reading.match import assemble
 from daemon.watching.scan import list_outbox
 
@@ -213,6 +214,67 @@ class TestMoveIntoPlace:
         assert got == target.with_name("x-2")
         assert tree(got) == content and not work.exists()
         assert tree(target) == {"INV-1.xml": b"<Invoice>other</Invoice>"}
+
+    @pytest.mark.parametrize("taken_by", ["folder", "link"])
+    def test_the_name_beside_a_taken_one_is_told_before_the_move_and_found_after_a_crash(
+            self, tmp_path: Path, taken_by: str) -> None:
+        """The entry name taken by someone else's folder, or a link: the name beside is told
+        (`beside`: the caller journals it) before anything is moved there. A retry at that
+        name after a crash that came after the rename, before the journal's word of it,
+        finds the bundle there: at the name taken it was reported archived in the other
+        entry (a folder) or not in the archive at all (a link), for ever."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "d" / "x"
+        target.parent.mkdir(parents=True)
+        if taken_by == "folder":
+            target.mkdir()
+            (target / "INV-1.xml").write_bytes(b"<Invoice>other</Invoice>")
+        else:
+            os.symlink(tmp_path / "elsewhere", target)
+        told: list[Path] = []
+
+        def beside(free: Path) -> None:
+            assert os.path.lexists(work) and not os.path.lexists(free)  # before the move
+            told.append(free)
+
+        papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
+        got = archive.place(work, target, papers, BID, beside=beside)
+        assert told == [got] == [target.with_name("x-2")]
+        assert archive.place(work, told[-1], papers, BID) == got
+        assert tree(got) == {**content, **papers} and not work.exists()
+
+    def test_a_copy_beside_a_taken_name_is_found_by_the_retry_at_the_name_told(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Across file systems, beside someone else's entry: killed after the copy was put
+        in place, before its source was removed. The retry at the name told finds its
+        own copy there and removes the source: one entry of the bundle (the retry at the
+        name taken copied it again, to x-3)."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "d" / "x"
+        target.mkdir(parents=True)
+        (target / "INV-1.xml").write_bytes(b"<Invoice>other</Invoice>")
+        rename = fsmove.rename_noreplace
+
+        def across(src: Path, dst: Path, *at: int | None) -> None:
+            if Path(src) == work:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            rename(src, dst, *at)
+
+        def killed(*_: Any) -> list[Path]:
+            raise OSError(errno.EINTR, "killed here")
+
+        monkeypatch.setattr(fsmove, "rename_noreplace", across)
+        monkeypatch.setattr(fsmove, "remove_held", killed)
+        told: list[Path] = []
+        with pytest.raises(OSError, match="killed here"):
+            move_into_place(work, target, beside=told.append)
+        monkeypatch.setattr(fsmove, "remove_held", remove_held)
+        assert move_into_place(work, told[-1], beside=told.append) == target.with_name("x-2")
+        assert told == [target.with_name("x-2")]
+        assert sorted(os.listdir(target.parent)) == ["x", "x-2"]
+        assert tree(target.with_name("x-2")) == content and not work.exists()
 
     def test_two_daemons_archiving_one_bundle_at_once_never_remove_each_others_copy(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,7 +97,7 @@ def test_a_receipt_whose_archive_waits_is_made_durable_before_the_move(
     make_durable, place = p.j.make_durable, archive.place
     monkeypatch.setattr(p.j, "make_durable", lambda: (order.append("durable"), make_durable()))
     monkeypatch.setattr("daemon.archiving.moves.place",
-                        lambda *a: (order.append("place"), place(*a))[1])
+                        lambda *a, **k: (order.append("place"), place(*a, **k))[1])
     assert p.finish.attempt(row) is None
     assert order == ["durable", "place"]
     assert p.j.get(row).state == "sent" and p.finish.d.posts == 1
@@ -164,6 +164,51 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     assert done.state == "quarantined" and done.archive_dir == str(copy)
     assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
     assert (copy / "reason.json").read_bytes() == first_papers
+    assert not work.exists()
+
+
+def test_a_crash_after_a_copy_beside_someone_elses_entry_keeps_one_entry_the_journal_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quarantine on another file system, its entry name taken by someone else's folder
+    just before the move (a second daemon, a clerk): the bundle is copied beside it (-2),
+    and the daemon dies while the work folder is being deleted. The name beside was
+    journaled before the copy: after a restart the retry finds its own copy there, so
+    the bundle has one entry, the one the journal names (it was copied a second time,
+    -3, the journal naming that one and the -2 left an orphan copy)."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    rename = fsmove.rename_noreplace
+
+    taken: list[Path] = []
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            if not taken:  # the name taken after the look, before the move
+                taken.append(Path(dst))
+                os.mkdir(Path(dst))
+                Path(dst, "theirs.xml").write_bytes(b"<Invoice>other</Invoice>")
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    def dies_midway(*_: Any) -> None:
+        raise _Died
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    monkeypatch.setattr(fsmove, "_remove_copied", dies_midway)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
+    with pytest.raises(_Died):
+        p.finish.attempt(row)
+    monkeypatch.undo()
+    theirs, copy = sorted(s.quarantine_dir.glob("*/*"))
+    assert copy.name == theirs.name + "-2"
+    assert p.j.get(row).archive_dir == str(copy)
+
+    assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    assert sorted(s.quarantine_dir.glob("*/*")) == [theirs, copy]
+    assert done.state == "quarantined" and done.archive_dir == str(copy)
+    assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert sorted(os.listdir(theirs)) == ["theirs.xml"]
     assert not work.exists()
 
 
