@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.configuration.config import Settings
@@ -240,3 +241,26 @@ def folder_problems(settings: Settings) -> list[str]:
     if (apart := _processing_apart(settings)) is not None:
         problems.append(apart)
     return problems
+
+
+# Emptied for the service at every start by the unit's PrivateTmp= (systemd/outboxd.service).
+_PRIVATE_TMPS = (Path("/tmp"), Path("/var/tmp"))
+
+
+def private_tmp_warning(state_dir: Path, environ: Mapping[str, str] = os.environ
+                        ) -> str | None:
+    """The warning for a state dir under /tmp or /var/tmp in a daemon systemd started
+    (INVOCATION_ID set, as systemd sets it for every unit it starts), or None. The example
+    configuration's trial state dir is there, and the unit's PrivateTmp= gives the service
+    a new, empty /tmp at every start: the journal would be lost at each restart. A warning,
+    not an error: a trial under systemd may want just that."""
+    if "INVOCATION_ID" not in environ:
+        return None
+    where = Path(os.path.abspath(state_dir))
+    tmp = next((t for t in _PRIVATE_TMPS if where.is_relative_to(t)), None)
+    if tmp is None:
+        return None
+    return (f"[paths] state_dir = {double_quoted(str(state_dir))} is under {tmp}, which the "
+            "service's PrivateTmp= empties at every start: the journal there, which keeps "
+            "each bundle sent once, is lost at each restart — set state_dir = "
+            '"/var/lib/outboxd" (the default) unless this is a trial')

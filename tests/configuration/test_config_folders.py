@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 
 from daemon.configuration.config import Settings
-from daemon.configuration.config_folders import folder_problems, prepare_folders
+from daemon.configuration.config_folders import (
+    folder_problems,
+    prepare_folders,
+    private_tmp_warning,
+)
 from daemon.errors import ConfigError, NotReady
 
 
@@ -329,3 +333,26 @@ def test_a_folder_whose_share_fails_just_as_its_access_is_checked_is_retried_not
     with pytest.raises(ConfigError) as info:
         prepare_folders(s)
     assert not isinstance(info.value, NotReady) and "is not writable by" in str(info.value)
+
+
+SYSTEMD = {"INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
+
+
+@pytest.mark.parametrize(("state_dir", "environ", "under"), [
+    ("/tmp/outboxd-trial/state", SYSTEMD, "/tmp"), ("/var/tmp/outboxd", SYSTEMD, "/var/tmp"),
+    ("/tmp", SYSTEMD, "/tmp"), ("/var/lib/outboxd", SYSTEMD, None),
+    ("/tmpfs/outboxd", SYSTEMD, None), ("/tmp/outboxd-trial/state", {}, None)])
+def test_a_state_dir_in_a_private_tmp_is_warned_of_only_under_systemd(
+        state_dir: str, environ: dict[str, str], under: str | None) -> None:
+    """A state dir under /tmp or /var/tmp (the example's trial one) in a daemon systemd
+    started (INVOCATION_ID) is lost at every start to the unit's PrivateTmp=: one line
+    naming the key, the path, why and the default to set. Elsewhere, or started by hand,
+    nothing (a folder merely named like /tmp is not it)."""
+    line = private_tmp_warning(Path(state_dir), environ)
+    if under is None:
+        assert line is None
+        return
+    assert line is not None
+    assert line.startswith(f'[paths] state_dir = "{state_dir}" is under {under}, which the '
+                           "service's PrivateTmp= empties at every start"), line
+    assert 'set state_dir = "/var/lib/outboxd" (the default)' in line, line
