@@ -66,6 +66,14 @@ def _signal_handlers_restored() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _not_started_by_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from a CI job that systemd started, the tests' daemons (their state dirs
+    under /tmp) would each warn of the unit's PrivateTmp=: a test that wants that warning
+    sets INVOCATION_ID itself."""
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_temp_held_for_good_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process: a temp another test saw held for good does not
     make this one's writes give up at once (temps.HELD_FOR_GOOD_QUIET_SECONDS)."""

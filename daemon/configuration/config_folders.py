@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.configuration.config import Settings
+from daemon.configuration.daemonuser import this_user
 from daemon.errors import (
     NO_ROOM,
     ConfigError,
@@ -45,13 +47,46 @@ def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
             (settings.paths.state_dir, "[paths] state_dir"))
 
 
-def _unwritable(key: str, folder: Path, at: Path) -> str:
+def _unwritable(settings: Settings, key: str, folder: Path, at: Path, read_only: bool) -> str:
     """The line for a folder this user cannot write in, or (at: its nearest existing
-    ancestor) cannot create."""
-    return (f"{key}: cannot {'write in' if at == folder else 'create'} "
-            f"{unquoted(str(folder))}: {unquoted(str(at))} is not writable by this user, or "
-            "is on a read-only file system — give the daemon's user write access (under "
-            f"systemd: add it to ReadWritePaths=), or fix {key}")
+    ancestor) cannot create: the folder that refused, whom, and the fix. A folder the admin
+    never named is said to be the default: "fix [paths] processing" sent admins to a key
+    they had not set, where the fix was the outbox's permissions."""
+    set_by_admin = key not in _DEFAULTED or getattr(settings.paths, _DEFAULTED[key]) is not None
+    head = (f"{key}: cannot {'write in' if at == folder else 'create'} {unquoted(str(folder))}"
+            + ("" if set_by_admin else " (the key is not set: its default)"))
+    also = f", or fix {key}" if set_by_admin else (
+        "" if key == "[paths] processing" else f", or set {key} to a folder it may write")
+    if read_only:
+        return (f"{head}: {unquoted(str(at))} is on a read-only file system — mount it "
+                "read-write, or under systemd add it to the unit's ReadWritePaths= "
+                f"(systemctl edit outboxd){also}")
+    user, group = this_user()
+    where = unquoted(str(at))
+    if at == settings.outbox.path:
+        fix = (f"give {user} write access to the outbox: outboxd makes .outboxd/ in it, "
+               "moves each bundle out of it and writes the status page there (e.g. "
+               f"chgrp {group} {where} && chmod 2770 {where}; on a CIFS mount, its gid= and "
+               "dir_mode= options)")
+    elif at == folder:
+        fix = f"give {user} write access to it (e.g. chgrp {group} {where} && chmod g+rwx {where})"
+    else:
+        fix = (f"create it for that user (install -d -o {user} -g {group} "
+               f"{unquoted(str(folder))}) or give {user} write access to {where}")
+    return f"{head}: {where} is not writable by {user}, the user outboxd runs as here — {fix}{also}"
+
+
+# The keys whose folder has a default derived from the outbox, with their field.
+_DEFAULTED = {"[paths] sent": "sent", "[paths] quarantine": "quarantine",
+              "[paths] processing": "processing"}
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether the file system (or the systemd sandbox's mount) holding folder is read-only."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def prepare_folders(settings: Settings, running: Settings | None = None) -> None:
@@ -86,6 +121,9 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
             if folder == target:
                 raise ConfigError(f"[delivery] target = {str(target)!r} cannot be created: "
                                   + refused(exc)) from None
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise ConfigError(_unwritable(settings, key, folder, _nearest(folder),
+                                              exc.errno == errno.EROFS)) from None
             raise ConfigError(f"{key}: cannot create {unquoted(str(folder))}: {exc.strerror} — "
                               f"create it or fix {key}") from None
         # One that exists already may still refuse every write (its owner, a read-only
@@ -95,7 +133,7 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
             # EIO) is no configuration error, whose exit 2 would leave outboxd down.
             if (away := _away_now(key, folder, running is not None)) is not None:
                 raise away from None
-            raise ConfigError(_unwritable(key, folder, folder))
+            raise ConfigError(_unwritable(settings, key, folder, folder, _read_only(folder)))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
 
@@ -199,7 +237,30 @@ def folder_problems(settings: Settings) -> list[str]:
             problems.append(f"{key}: cannot create {unquoted(str(folder))}: "
                             f"{unquoted(str(start))} is not a folder — fix {key}")
         elif not os.access(start, os.W_OK | os.X_OK):
-            problems.append(_unwritable(key, folder, start))
+            problems.append(_unwritable(settings, key, folder, start, _read_only(start)))
     if (apart := _processing_apart(settings)) is not None:
         problems.append(apart)
     return problems
+
+
+# Emptied for the service at every start by the unit's PrivateTmp= (systemd/outboxd.service).
+_PRIVATE_TMPS = (Path("/tmp"), Path("/var/tmp"))
+
+
+def private_tmp_warning(state_dir: Path, environ: Mapping[str, str] = os.environ
+                        ) -> str | None:
+    """The warning for a state dir under /tmp or /var/tmp in a daemon systemd started
+    (INVOCATION_ID set, as systemd sets it for every unit it starts), or None. The example
+    configuration's trial state dir is there, and the unit's PrivateTmp= gives the service
+    a new, empty /tmp at every start: the journal would be lost at each restart. A warning,
+    not an error: a trial under systemd may want just that."""
+    if "INVOCATION_ID" not in environ:
+        return None
+    where = Path(os.path.abspath(state_dir))
+    tmp = next((t for t in _PRIVATE_TMPS if where.is_relative_to(t)), None)
+    if tmp is None:
+        return None
+    return (f"[paths] state_dir = {double_quoted(str(state_dir))} is under {tmp}, which the "
+            "service's PrivateTmp= empties at every start: the journal there, which keeps "
+            "each bundle sent once, is lost at each restart — set state_dir = "
+            '"/var/lib/outboxd" (the default) unless this is a trial')

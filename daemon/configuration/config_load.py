@@ -8,6 +8,7 @@ key and shows its value config_keys.py's.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -165,12 +166,39 @@ def _known_keys(section: str) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
+# Where tomllib's message says it stopped ("… (at line 2, column 8)").
+_AT = re.compile(r"^Invalid value \(at line (\d+), column (\d+)\)$")
+
+
+def _unquoted_hint(text: str, exc: tomllib.TOMLDecodeError) -> str:
+    """The fix for the commonest mistake, a string written without quotes (`path =
+    /srv/outbox`, `unattached = warn`): tomllib says only "Invalid value"; "" where the
+    value at that place does not start like a word or a path."""
+    lines = text.split("\n")  # as tomllib counts them
+    if not (at := _AT.match(str(exc))) or int(at[1]) > len(lines):
+        return ""
+    line = lines[int(at[1]) - 1]
+    before, value = line[:int(at[2]) - 1].rstrip(), line[int(at[2]) - 1:]
+    key = before.removesuffix("=").strip()
+    # Only a key's whole value: inside an array the rest of the line is no string's.
+    if not (before.endswith("=") and key and value) or value[0].isdigit() \
+            or value[0] in "\"'[{+-#" or value[0].isspace():
+        return ""
+    value = value.split(" #")[0].strip()
+    # Backslashes (a Windows path) would be escapes in double quotes: single ones keep them.
+    quoted = f"'{value}'" if "\\" in value or '"' in value else f'"{value}"'
+    kind = "double" if quoted.startswith('"') else "single"
+    return f" — strings need {kind} quotes: {unquoted(f'{key} = {quoted}')}"
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     """The configuration file's tables; ConfigError saying what keeps it from being read.
     (pydantic-settings skips a missing TOML file silently; a daemon must not.)"""
     where = unquoted(str(path))
+    text = ""
     try:
-        return tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8"))
+        text = read_admin_file(path, CONFIG_LIMIT).decode("utf-8")
+        return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {where} does not exist — pass -c FILE, set "
                           "OUTBOXD_CONFIG, or create it (see config.example.toml)") from None
@@ -191,7 +219,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where} {not_utf8(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{where} is not valid TOML: {exc}{_unquoted_hint(text, exc)}"
+                          ) from None
     except RecursionError:
         # tomllib parses nested arrays and tables recursively; no setting nests past two.
         raise ConfigError(f"{where} is not valid TOML: its values are nested too deeply for "

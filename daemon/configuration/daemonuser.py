@@ -48,3 +48,17 @@ def as_the_daemons_user(command: str, state_dir: Path, group: bool = False) -> s
     return (f"run it as the daemon's user (sudo -u {daemons_user(state_dir)} outboxd "
             f"{command} …) or as root" + (", or as a member of the outbox's group" if group
                                            else ""))
+
+
+def this_user() -> tuple[str, str]:
+    """The user and primary group this process runs as (at `run`: the daemon's own), as
+    chown and chgrp take them, for a hint to give it access to a folder."""
+    uid = os.geteuid()
+    try:
+        entry = pwd.getpwuid(uid)
+    except KeyError:  # a uid without a name (a container's, a removed user's)
+        return str(uid), str(os.getegid())
+    try:
+        return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        return entry.pw_name, str(entry.pw_gid)

@@ -40,7 +40,7 @@ from daemon.claiming.claim import copy_tag
 from daemon.claiming.orphans import Orphans
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
-from daemon.configuration.config_folders import prepare_folders
+from daemon.configuration.config_folders import prepare_folders, private_tmp_warning
 from daemon.configuration.deciding import Deciding
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
@@ -250,6 +250,8 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         self._sends_as = sends_as(s)
         self._trusts_as = trusts_as(s)
         if warning := plain_http_warning(s.delivery):
+            self.log.warning(warning)
+        if warning := private_tmp_warning(s.paths.state_dir):
             self.log.warning(warning)
         for warning in exposure_warnings(s, self.config_path):
             self.log.warning(warning)

@@ -5,15 +5,24 @@ at start, never through a link, the processing folder on the outbox's file syste
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from daemon.configuration.config import Settings
-from daemon.configuration.config_folders import folder_problems, prepare_folders
+from daemon.configuration.config_folders import (
+    folder_problems,
+    prepare_folders,
+    private_tmp_warning,
+)
 from daemon.errors import ConfigError, NotReady
 
 
@@ -47,9 +56,11 @@ def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
 
 def test_a_folder_that_exists_but_refuses_writes_stops_the_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sent/ that exists but cannot be written (a read-only mount, a folder outside the
-    unit's ReadWritePaths=, another owner; faked here, as root may write anywhere): run
-    refuses at start naming the key, instead of failing at every archive later."""
+    """A sent/ that exists but cannot be written (another owner; faked here, as root may
+    write anywhere): run refuses at start naming the key, the folder, the user it runs
+    as and to give that user write access, instead of failing at every archive later.
+    On a read-only mount (or outside the unit's ReadWritePaths=, which systemd mounts
+    read-only) it says that instead: no chmod mends it."""
     outbox, sent = tmp_path / "outbox", tmp_path / "sent"
     outbox.mkdir()
     sent.mkdir()
@@ -61,8 +72,106 @@ def test_a_folder_that_exists_but_refuses_writes_stops_the_start(
                  delivery={"url": "http://127.0.0.1:9/x"})
     with pytest.raises(ConfigError) as info:
         prepare_folders(s)
-    assert f"[paths] sent: cannot write in {sent}" in str(info.value)
-    assert "read-only" in str(info.value) and "ReadWritePaths=" in str(info.value)
+    line = str(info.value)
+    assert line.startswith(f"[paths] sent: cannot write in {sent}: {sent} is not writable by "
+                           f"{pwd.getpwuid(os.geteuid()).pw_name}, the user outboxd runs as"), line
+    assert "give" in line and "write access to it" in line and line.endswith(
+        ", or fix [paths] sent"), line
+    real_statvfs = os.statvfs
+
+    def statvfs(path: Any) -> Any:
+        st = real_statvfs(path)
+        return type("Ro", (), {"f_flag": st.f_flag | os.ST_RDONLY})() if Path(path) == sent \
+            else st
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    line = str(info.value)
+    assert f"{sent} is on a read-only file system" in line and "ReadWritePaths=" in line, line
+    assert "not writable by" not in line, line
+
+
+@pytest.fixture
+def open_root() -> Iterator[Path]:
+    """A folder root owns (mode 0755) that nobody can reach (pytest's tmp folders are
+    root's only), for a test that acts as nobody."""
+    root = Path(tempfile.mkdtemp(prefix="outboxd-folders-"))
+    os.chmod(root, 0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def as_nobody() -> Iterator[None]:
+    """The code inside runs as nobody, real and effective ids both (os.access asks for
+    the real one; root ignores modes), root kept as the saved id to come back to after."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user (as CI runs these)")
+    try:
+        os.setresgid(NOBODY, NOBODY, 0)
+        os.setresuid(NOBODY, NOBODY, 0)
+    except OSError as exc:
+        os.setresgid(0, 0, 0)
+        pytest.skip(f"cannot act as nobody here ({exc.strerror})")
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+NOBODY = 65534
+
+
+@pytest.mark.parametrize("refusing", ["outbox", "beside", "sent"])
+def test_a_folder_the_service_user_may_not_make_names_the_folder_that_refused_and_whom(
+        open_root: Path, refusing: str) -> None:
+    """Run as an unprivileged user where a folder with a default refuses it (a real
+    EACCES): the outbox is root's, 0755 (`refusing` outbox: the default processing
+    folder in it), the outbox's parent is (sent/ beside it, missing), or sent/ is.
+    The line names the folder that refused, the user, and the fix — write access to the
+    outbox, or sent/ made for that user — and says the key was not set, instead of
+    "Permission denied — create it or fix [paths] processing" for a key the admin never
+    set, where creating the folder was not the fix (outboxd moves bundles out of the
+    outbox and writes its status page there)."""
+    outbox, sent = open_root / "outbox", open_root / "sent"
+    for folder in (outbox, open_root / "quarantine", open_root / "state", sent):
+        folder.mkdir()
+        os.chown(folder, NOBODY, NOBODY)
+    if refusing == "outbox":
+        os.chown(outbox, 0, 0)
+    elif refusing == "beside":
+        sent.rmdir()
+    else:
+        os.chown(sent, 0, 0)
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(open_root / "state")},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    name, group = pwd.getpwuid(NOBODY).pw_name, grp.getgrgid(NOBODY).gr_name
+    with as_nobody(), pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    line = str(info.value)
+    assert "create it or fix" not in line and "Permission denied" not in line, line
+    if refusing == "outbox":
+        assert line.startswith(f"[paths] processing: cannot create {outbox}/.outboxd/processing "
+                               f"(the key is not set: its default): {outbox} is not writable "
+                               f"by {name}, the user outboxd runs as"), line
+        assert f"give {name} write access to the outbox" in line, line
+        assert f"chgrp {group} {outbox} && chmod 2770 {outbox}" in line, line
+        assert "fix [paths]" not in line and "set [paths]" not in line, line
+    elif refusing == "beside":
+        assert line.startswith(f"[paths] sent: cannot create {sent} (the key is not set: its "
+                               f"default): {open_root} is not writable by {name}"), line
+        assert f"install -d -o {name} -g {group} {sent}" in line, line
+        assert line.endswith("or set [paths] sent to a folder it may write"), line
+    else:
+        assert line.startswith(f"[paths] sent: cannot write in {sent} (the key is not set: "
+                               f"its default): {sent} is not writable by {name}"), line
+        assert f"give {name} write access to it" in line, line
+    with as_nobody():
+        assert folder_problems(s) == [line], "config --check says the same"
 
 
 @pytest.mark.parametrize("linked", ["sent", ".outboxd"])
@@ -218,9 +327,32 @@ def test_a_folder_whose_share_fails_just_as_its_access_is_checked_is_retried_not
         prepare_folders(s)
     line = str(info.value)
     assert line.startswith(f"[paths] sent: cannot use {sent}: {os.strerror(error)}"), line
-    assert "is its share mounted and reachable?" in line and "ReadWritePaths" not in line
+    assert "is its share mounted and reachable?" in line and "not writable" not in line
     assert "systemd starts outboxd again by itself" in line, line
     failing.clear()
     with pytest.raises(ConfigError) as info:
         prepare_folders(s)
-    assert not isinstance(info.value, NotReady) and "ReadWritePaths=" in str(info.value)
+    assert not isinstance(info.value, NotReady) and "is not writable by" in str(info.value)
+
+
+SYSTEMD = {"INVOCATION_ID": "0123456789abcdef0123456789abcdef"}
+
+
+@pytest.mark.parametrize(("state_dir", "environ", "under"), [
+    ("/tmp/outboxd-trial/state", SYSTEMD, "/tmp"), ("/var/tmp/outboxd", SYSTEMD, "/var/tmp"),
+    ("/tmp", SYSTEMD, "/tmp"), ("/var/lib/outboxd", SYSTEMD, None),
+    ("/tmpfs/outboxd", SYSTEMD, None), ("/tmp/outboxd-trial/state", {}, None)])
+def test_a_state_dir_in_a_private_tmp_is_warned_of_only_under_systemd(
+        state_dir: str, environ: dict[str, str], under: str | None) -> None:
+    """A state dir under /tmp or /var/tmp (the example's trial one) in a daemon systemd
+    started (INVOCATION_ID) is lost at every start to the unit's PrivateTmp=: one line
+    naming the key, the path, why and the default to set. Elsewhere, or started by hand,
+    nothing (a folder merely named like /tmp is not it)."""
+    line = private_tmp_warning(Path(state_dir), environ)
+    if under is None:
+        assert line is None
+        return
+    assert line is not None
+    assert line.startswith(f'[paths] state_dir = "{state_dir}" is under {under}, which the '
+                           "service's PrivateTmp= empties at every start"), line
+    assert 'set state_dir = "/var/lib/outboxd" (the default)' in line, line

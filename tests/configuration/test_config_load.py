@@ -60,6 +60,26 @@ class TestErrors:
         with pytest.raises(ConfigError, match="not valid TOML"):
             load_settings(config_file(tmp_path, "[outbox\npath = 1\n"))
 
+    @pytest.mark.parametrize(("line", "hint"), [
+        ("path = /srv/outbox", ' — strings need double quotes: path = "/srv/outbox"'),
+        ("path = srv/outbox   # the share", ' — strings need double quotes: path = "srv/outbox"'),
+        ("path = C:\\out", " — strings need single quotes: path = 'C:\\out'"),
+        ("invoice_patterns = [ /x]", ""),  # inside an array: the rest is no string's
+        ("settle_seconds = -", "")])
+    def test_an_unquoted_string_is_told_to_take_quotes_with_its_line_and_column(
+            self, tmp_path: Path, line: str, hint: str) -> None:
+        """`path = /srv/outbox`: tomllib says only "Invalid value (at line 2, column 8)";
+        where a key's value there starts like a word or a path, the error keeps the line
+        and column and adds the fix, the line as it should be written. Elsewhere no hint,
+        rather than a wrong one."""
+        path = tmp_path / "config.toml"
+        path.write_text(f"[outbox]\n{line}\n")
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        column = len(line) - len(line.split("= ", 1)[1].lstrip("[ ")) + 1
+        assert str(info.value) == (f"{path} is not valid TOML: Invalid value (at line 2, "
+                                   f"column {column}){hint}")
+
     def test_a_file_not_in_utf8_says_which_line_and_to_save_it_as_utf8(
             self, tmp_path: Path) -> None:
         """A configuration saved in the Windows code page (a comment with "ü"): the error

@@ -10,8 +10,10 @@ import errno
 import inspect
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,16 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
+from fakeloop import (  # noqa: E402
+    RESCAN,
+    SETTLE,
+    Counts,
+    FakeClock,
+    FakeWatcher,
+    Inline,
+    settle_all,
+    stop,
+)
 from helpers import (  # noqa: E402
     fake_mountinfo,
     pdf_bytes,
@@ -402,6 +413,40 @@ def test_an_outbox_share_caching_longer_than_the_settle_time_is_warned_of_at_sta
             svc.turn()
         assert any(e["event"] == "configuration reloaded" for e in logs)
         assert len([e for e in logs if e["event"] == LATE_SHARE]) == warned, options
+
+
+@pytest.mark.parametrize("systemd", [True, False])
+def test_a_state_dir_under_tmp_under_systemd_is_warned_of_at_start(
+        tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, systemd: bool) -> None:
+    """Started by systemd (INVOCATION_ID set) with the example's state dir under /tmp,
+    which the unit's PrivateTmp= empties at every start: the daemon starts, and logs one
+    warning naming the key, the path, why (the journal lost at each restart) and the
+    default to set. Started by hand (no INVOCATION_ID), where /tmp lasts, not a word."""
+    if systemd:
+        monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+    else:
+        monkeypatch.delenv("INVOCATION_ID", raising=False)
+    state = Path(tempfile.mkdtemp(prefix="outboxd-trial-", dir="/tmp")) / "state"
+    (tmp_path / "outbox").mkdir()
+    s = Settings(outbox={"path": str(tmp_path / "outbox")}, paths={"state_dir": str(state)},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    try:
+        with capture_logs() as logs:
+            svc.open()
+        warned = [e["event"] for e in logs if "PrivateTmp=" in e["event"]]
+        assert all(e["log_level"] == "warning" for e in logs if "PrivateTmp=" in e["event"])
+    finally:
+        stop(svc)
+        shutil.rmtree(state.parent, ignore_errors=True)
+    if not systemd:
+        assert warned == []
+        return
+    [line] = warned
+    assert line.startswith(f'[paths] state_dir = "{state}" is under /tmp'), line
+    assert "journal" in line and "lost at each restart" in line, line
+    assert 'state_dir = "/var/lib/outboxd" (the default)' in line, line
 
 
 def test_a_waiting_bundle_released_leaves_no_timer_behind(make_service: Any, clock: FakeClock,
