@@ -35,3 +35,28 @@ def test_pdf_bundle_is_not_preflighted(tmp_path: Path, delivery_format: str) -> 
         ("not-preflighted", "note")] + ([("not-ubl", "error")] if embedded else [])
     off = check_bundle(bundle, settings("off"))
     assert [f.code for f in off.findings] == (["not-ubl"] if embedded else [])
+
+
+@pytest.mark.parametrize("delivery_format", ["bundle", "ubl-embedded"])
+def test_an_almost_peppol_customization_id_is_a_warning_of_the_bundle(
+        tmp_path: Path, delivery_format: str) -> None:
+    """What `check` shows and the daemon puts into the manifest's warnings: the official
+    example with its CustomizationID one character off Peppol BIS 3 is a valid bundle
+    with the peppol-id-mismatch warning, for either format (ubl-embedded keeps
+    pre-flight's warnings); the unchanged example has none."""
+    import hashlib
+
+    from einvoice.broken import BASE
+    bis3 = b"urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0<"
+    settings = Settings(outbox={"path": tmp_path},
+                        delivery={"url": "http://127.0.0.1:9/", "format": delivery_format})
+    for name, data in (("TYPO.xml", BASE.replace(bis3, bis3[:-2] + b"O<")),
+                       ("BASE.xml", BASE)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        inv = InvoiceFile(path, name, len(data), hashlib.sha256(data).hexdigest(), "ubl",
+                          ("Snippet1",))
+        checked = check_bundle(Bundle(inv, None, (), "e-invoice"), settings)
+        assert checked.errors == ()
+        codes = [(f.code, f.file) for f in checked.warnings]
+        assert codes == ([("peppol-id-mismatch", name)] if name == "TYPO.xml" else [])

@@ -51,6 +51,23 @@ def rule_sets_for(customization_id: str | None) -> tuple[RuleSet, ...] | None:
     return None
 
 
+# Other Peppol specifications an invoice may rightly name, whose rules outboxd does not
+# hold: Peppol International (PINT) and BIS Self-Billing 3.0.
+_OTHER_PEPPOL = ("urn:peppol:pint:", "poacc:selfbilling:")
+
+
+def almost_peppol(customization_id: str | None) -> bool:
+    """Whether the id names Peppol (its words "peppol" or "poacc", in any case) but does
+    not start with the Peppol BIS 3 id, so rule_sets_for leaves the Peppol rules out: a
+    typo ("…billing:3.O"), the ProfileID's value, the retired BIS 2 id. An access point
+    refuses such an invoice; pre-flight warns (einvoice.md). Not for PINT or Self-Billing,
+    which are other Peppol specifications."""
+    cid = (customization_id or "").strip()
+    folded = cid.casefold()
+    return (not cid.startswith(PEPPOL_BIS3) and ("peppol" in folded or "poacc" in folded)
+            and not any(other in folded for other in _OTHER_PEPPOL))
+
+
 @cache
 def artefacts_hash() -> str:
     """sha256 over every vendored file (relative name and bytes): the compile cache key."""

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from xml.sax.saxutils import escape
 
-from daemon.bundle import Attachment, Bundle, Finding
+from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.delivery.parts import read_checked
+from daemon.einvoice.kinds import what_it_is
 from daemon.einvoice.ublscan import CAC, CBC, Slice, is_document_element, scan
 from daemon.errors import InputError
 from daemon.manifest import sent_name
@@ -152,9 +153,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
     inv = bundle.invoice_file
     rel = inv.name
     if inv.format != "ubl":
-        return Plan((Finding("not-ubl", rel, f"is not a UBL Invoice/CreditNote ({inv.format})"
-                                 "; [delivery] format = \"ubl-embedded\" sends UBL 2.1 only — "
-                                 "export the invoice as Peppol BIS 3 UBL", "error"),))
+        return Plan((Finding("not-ubl", rel, not_ubl_message(inv), "error"),))
     data = kept_read(inv.path)  # within finish.evaluate: the bytes matching hashed
     if data is None:
         try:
@@ -238,6 +237,16 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
     if findings:
         return Plan(tuple(findings))
     return Plan((), tuple(invoices), data, whole, decl, encoding)
+
+
+def not_ubl_message(inv: InvoiceFile) -> str:
+    """The `not-ubl` error's words: what the file is, and the two ways out (a clerk's
+    export, an admin's setting)."""
+    what = what_it_is(inv)
+    return (f"is {f'{what}, not' if what else 'not'} a UBL 2.1 Invoice or CreditNote, the "
+            "only documents [delivery] format = \"ubl-embedded\" sends — export the invoice "
+            "from the ERP as a UBL 2.1 Invoice or CreditNote (Peppol BIS Billing 3.0), or "
+            "have the admin set [delivery] format = \"bundle\" to send the file as it is")
 
 
 def _collision(name: str, other: str, folded: bool) -> str:

@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
-from daemon.einvoice.artefacts import RuleSet, rule_sets_for
+from daemon.einvoice.artefacts import PEPPOL_BIS3, RuleSet, almost_peppol, rule_sets_for
 from daemon.errors import InputError
+from daemon.invisible import escaped_controls
 from daemon.reading.invoicexml import XML_SPACE, wide_encoding, xml_fault
 
 Mode = Literal["error", "warn", "off"]
@@ -142,6 +143,8 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
     for el in root.iter(*ROOTS):
         doc = _document(el, root, rel)
         found = check_document(doc)
+        if almost_peppol(doc.customization_id):
+            findings.append(_not_quite_peppol(doc, rel, ran=found is not None))
         if found is None:
             skipped.append(f"{doc.invoice_id}: " + (
                 f"its CustomizationID {doc.customization_id!r} names no EN 16931 rules"
@@ -153,6 +156,20 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
             if is_fatal:
                 fatal.append(finding)
     return Result(checked, tuple(findings), tuple(skipped), tuple(fatal))
+
+
+def _not_quite_peppol(doc: Document, rel: str, ran: bool) -> Finding:
+    """The warning of an invoice whose CustomizationID looks like Peppol BIS 3's and is
+    not: the rules are chosen by the id (only EN 16931's, or none, ran), and the invoice
+    went out as checked when an access point would refuse it."""
+    shown = escaped_controls((doc.customization_id or "")[:200])
+    which = "only the EN 16931 rules were" if ran else "no EN 16931 rule was either"
+    return Finding("peppol-id-mismatch", rel, f"invoice {doc.invoice_id}: its "
+                   f"CustomizationID '{shown}' looks like Peppol BIS Billing 3.0's but does "
+                   f"not begin with '{PEPPOL_BIS3}', so the Peppol BIS 3 rules were not run "
+                   f"({which}) and a Peppol access point will refuse the invoice — if it "
+                   "goes to Peppol, correct the CustomizationID in the ERP's export",
+                   "warning", invoice_id=doc.invoice_id or None)
 
 
 def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: Mode,

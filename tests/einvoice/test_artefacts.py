@@ -3,8 +3,10 @@ CustomizationID gets, and the pinned versions `check --rules` names."""
 
 from __future__ import annotations
 
+import pytest
+
 from daemon.einvoice import preflight, rules_versions
-from daemon.einvoice.artefacts import artefacts_hash
+from daemon.einvoice.artefacts import CEN, PEPPOL, almost_peppol, artefacts_hash, rule_sets_for
 
 from .broken import BASE, BROKEN
 
@@ -39,3 +41,41 @@ def test_plain_en16931_is_still_checked_by_the_xsd_and_the_en16931_rules() -> No
     messages = [f.message for f in preflight(plain_en16931(no_date), "x.xml").errors]
     assert any(m.startswith("[UBL-XSD]") and "cbc:IssueDate" in m for m in messages)
     assert any(m.startswith("[BR-03]") for m in messages)
+
+
+BIS3 = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+
+
+@pytest.mark.parametrize("cid", [
+    BIS3[:-1] + "O",  # a letter O for the zero
+    BIS3.replace("3.0", "3,0"),
+    BIS3.replace("compliant", "conformant"),
+    BIS3.upper(),
+    "urn:fdc:peppol.eu:2017:poacc:billing:3.0",  # the #compliant# part left out
+    "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0",  # the ProfileID's value
+    "urn:www.cenbii.eu:transaction:biitrns010:ver2.0:extended:urn:www.peppol.eu:bis:"
+    "peppol4a:ver2.0",  # Peppol BIS 2, retired
+    BIS3.replace("peppol.eu", "pepol.eu"),
+])
+def test_an_id_that_names_peppol_but_is_not_bis3s_is_almost_peppol(cid: str) -> None:
+    """Such an id gets the EN 16931 rules, or none, never the Peppol ones: pre-flight
+    warns of it (docs/einvoice.md)."""
+    assert rule_sets_for(cid) != (CEN, PEPPOL)
+    assert almost_peppol(cid)
+
+
+@pytest.mark.parametrize("cid", [
+    BIS3, f" {BIS3}\n",
+    BIS3 + "#conformant#urn:fdc:peppol.eu:2017:poacc:billing:international:aunz:3.0",
+    "urn:cen.eu:en16931:2017",
+    "urn:cen.eu:en16931:2017#compliant#urn:xoev-de:kosit:standard:xrechnung_2.3",
+    "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:selfbilling:3.0",
+    "urn:peppol:pint:billing-1@jp-1",
+    "urn:www.cenbii.eu:transaction:biitrns010:ver2.0",
+    "", None,
+])
+def test_peppol_bis3_and_ids_that_rightly_name_something_else_are_not_almost_peppol(
+        cid: str | None) -> None:
+    """Peppol BIS 3 and its extensions get the Peppol rules; plain EN 16931, XRechnung,
+    Peppol Self-Billing, Peppol International (PINT) and others are what they say."""
+    assert not almost_peppol(cid)

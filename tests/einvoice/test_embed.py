@@ -195,21 +195,68 @@ def test_an_invoice_without_attachments_that_breaks_a_rule_is_blamed_not_its_att
     assert "attachments" not in f.message and "correct the invoice in the ERP" in f.message
 
 
-def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error(tmp_path: Path) -> None:
-    """ubl-embedded sends UBL 2.1 Invoice/CreditNote documents only: a PDF invoice file,
-    Svefaktura or other XML is a bundle error `not-ubl` naming the file, and no document
-    is made."""
-    from dataclasses import replace
-    for fmt in ("pdf", "svefaktura", "other"):
-        (tmp_path / fmt).mkdir()
-        b = bundle_of(tmp_path / fmt, BASE, {"a.pdf": ("Snippet1", pdf_bytes(),
-                                                       "application/pdf")})
-        b = replace(b, invoice_file=replace(b.invoice_file, format=fmt))
-        plan = built(b)
-        assert plan.documents == ()
-        [finding] = plan.findings
-        assert (finding.code, finding.file, finding.severity) == ("not-ubl", "INV.xml", "error")
-        assert fmt in finding.message
+CII = (b'<?xml version="1.0" encoding="UTF-8"?>\n<rsm:CrossIndustryInvoice xmlns:rsm='
+       b'"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"><rsm:ExchangedDocument/>'
+       b"</rsm:CrossIndustryInvoice>\n")
+# What each kind of invoice file that is not UBL is said to be in its not-ubl error.
+NOT_UBL = {
+    "INV.pdf": (pdf_bytes(), "is a PDF, not a UBL 2.1 Invoice or CreditNote"),
+    "INV.xml": (CII, "is a UN/CEFACT CII invoice (CrossIndustryInvoice"),
+    "ORDER.xml": (b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>',
+                  "is a UBL Order, not a UBL 2.1 Invoice or CreditNote"),
+    "SV.xml": (b'<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0"><ID>SV-1</ID></Invoice>',
+               "is a Svefaktura 1.0 invoice"),
+    "BARE.xml": (b"<Invoice><ID>B-1</ID></Invoice>", "is XML whose root is <Invoice> in no "
+                 "namespace (a UBL Invoice's is urn:oasis:names:specification:ubl:schema:xsd:"
+                 "Invoice-2), not"),
+    "BATCH.xml": (b'<x:Batch xmlns:x="urn:example:batch"/>', "is XML whose root is <Batch> "
+                  "(in the namespace urn:example:batch), not a UBL 2.1"),
+    "INV.edi": (b"UNA:+.? 'UNB+UNOC:3+SENDER+RECEIVER+261106:1200+1'\n",
+                "is a plain text file, not a UBL 2.1 Invoice or CreditNote"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_UBL))
+def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error_saying_what_it_is(
+        tmp_path: Path, name: str) -> None:
+    """ubl-embedded sends UBL 2.1 Invoice/CreditNote documents only: any other invoice
+    file is a bundle error `not-ubl` naming the file, and no document is made. The error
+    said "(other)" — reading's internal word — of a CII invoice, a UBL Order or a wrapper
+    holding no invoice; it says what the file is, by its root element or content, and the
+    two ways out: a UBL export, or format = "bundle"."""
+    from daemon.reading.invoices import read_invoice_file
+    data, words = NOT_UBL[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    read = read_invoice_file(path, name, r"Invoice number: (\S+)")
+    assert read.format != "ubl"
+    inv = InvoiceFile(path, name, len(data), hashlib.sha256(data).hexdigest(), read.format,
+                      read.invoice_ids)
+    plan = built(Bundle(inv, None, (), "e-invoice"))
+    assert plan.documents == ()
+    [finding] = plan.findings
+    assert (finding.code, finding.file, finding.severity) == ("not-ubl", name, "error")
+    assert finding.message.startswith(words), finding.message
+    assert "(other)" not in finding.message
+    assert finding.message.endswith("export the invoice from the ERP as a UBL 2.1 Invoice or "
+                                    "CreditNote (Peppol BIS Billing 3.0), or have the admin "
+                                    'set [delivery] format = "bundle" to send the file as it '
+                                    "is")
+
+
+def test_a_not_ubl_file_changed_since_its_check_is_still_said_to_be_not_ubl(
+        tmp_path: Path) -> None:
+    """The file is read again to say what it is: one rewritten since its check is not
+    described by its new bytes (its own error says it changed, when it is read again);
+    the error still says it is not UBL."""
+    path = tmp_path / "INV.xml"
+    path.write_bytes(CII)
+    inv = InvoiceFile(path, "INV.xml", len(CII), hashlib.sha256(CII).hexdigest(), "other",
+                      ("INV",))
+    path.write_bytes(b"<Order/>")
+    [finding] = built(Bundle(inv, None, (), "e-invoice")).findings
+    assert finding.code == "not-ubl"
+    assert finding.message.startswith("is not a UBL 2.1 Invoice or CreditNote, the only ")
 
 
 def test_split_documents_of_a_file_with_a_utf8_bom_keep_its_bom_and_declaration(

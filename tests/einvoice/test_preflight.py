@@ -302,3 +302,52 @@ def test_a_customization_id_is_read_as_the_rules_read_it(tail: str) -> None:
     [plain] = documents(BASE.replace(b"ID>" + known.encode(),
                                                b"ID> " + known.encode()), "INV.xml")
     assert plain.customization_id == known
+
+
+BIS3 = b"urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+
+
+def near_peppol(result) -> list:  # noqa: ANN001
+    return [f for f in result.findings if f.code == "peppol-id-mismatch"]
+
+
+@pytest.mark.parametrize("mode", ["error", "warn"])
+def test_a_customization_id_one_character_off_peppol_bis3_is_a_warning_naming_both_ids(
+        mode: str) -> None:
+    """The official example with "billing:3.O" for "billing:3.0" starts with the EN 16931
+    id, so only the EN 16931 rules ran: no finding at all, and the invoice went out to be
+    refused by the access point. It passes (the rules are chosen by the id) with a
+    warning naming the invoice, the id found, the id expected and the rules left out;
+    the unchanged example gets no such warning."""
+    typo = BASE.replace(BIS3 + b"<", BIS3[:-1] + b"O<")
+    assert len(typo) == len(BASE) and typo != BASE
+    result = preflight(typo, "INV-1.xml", mode)
+    assert result.checked and result.errors == ()
+    [warning] = near_peppol(result)
+    assert (warning.file, warning.severity, warning.invoice_id) == (
+        "INV-1.xml", "warning", "Snippet1")
+    assert warning.message == (
+        "invoice Snippet1: its CustomizationID 'urn:cen.eu:en16931:2017#compliant#urn:fdc:"
+        "peppol.eu:2017:poacc:billing:3.O' looks like Peppol BIS Billing 3.0's but does not "
+        f"begin with '{BIS3.decode()}', so the Peppol BIS 3 rules were not run (only the "
+        "EN 16931 rules were) and a Peppol access point will refuse the invoice — if it goes "
+        "to Peppol, correct the CustomizationID in the ERP's export")
+    assert result.fatal == ()
+    assert near_peppol(preflight(BASE, "INV-1.xml", mode)) == []
+
+
+def test_the_profile_ids_value_as_customization_id_is_warned_of_besides_not_checked() -> None:
+    """"urn:fdc:peppol.eu:2017:poacc:billing:01:1.0" (the ProfileID's value) names no
+    EN 16931 rules: the invoice is not pre-flighted, which `check` notes, and nothing
+    went into the manifest. The warning says it looks like Peppol and no rule ran."""
+    data = BASE.replace(BIS3 + b"<", b"urn:fdc:peppol.eu:2017:poacc:billing:01:1.0<")
+    result = preflight(data, "INV-1.xml")
+    assert not result.checked and result.not_checked
+    [warning] = near_peppol(result)
+    assert warning.severity == "warning"
+    assert "(no EN 16931 rule was either)" in warning.message
+
+
+def test_off_mode_does_not_warn_of_a_customization_id() -> None:
+    assert preflight(BASE.replace(BIS3 + b"<", BIS3[:-1] + b"O<"), "INV-1.xml",
+                     "off").findings == ()

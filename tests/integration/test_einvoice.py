@@ -101,6 +101,28 @@ def test_warn_mode_sends_with_the_rule_ids_in_the_manifest_warnings(
     assert env.quarantined() == []
 
 
+def test_an_almost_peppol_customization_id_goes_out_with_the_warning_in_its_manifest(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The official example with "billing:3.O" for "billing:3.0" got the EN 16931 rules
+    only and was sent with no word of the Peppol rules left out. It is still sent (the
+    rules are chosen by the id), its manifest's warnings naming both ids; the unchanged
+    example beside it carries no such warning."""
+    env.write_config(receiver.url, **ON_THREADS)
+    start_daemon()
+    bis3 = b"urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0<"
+    drop_bundle(env.outbox, "TYPO", {}, with_id(BASE.replace(bis3, bis3[:-2] + b"O<"),
+                                                "TYPO-1"))
+    drop_bundle(env.outbox, "GOOD", {}, with_id(BASE, "GOOD-1"))
+    wait_for(lambda: {"TYPO", "GOOD"} <= set(manifests(env)), what="both invoices sent")
+    [warning] = [w for w in manifests(env)["TYPO"]["warnings"]
+                 if w["code"] == "peppol-id-mismatch"]
+    assert (warning["file"], warning["invoice_id"]) == ("TYPO.xml", "TYPO-1")
+    assert "poacc:billing:3.O' looks like Peppol BIS Billing 3.0's" in warning["message"]
+    assert f"does not begin with '{bis3[:-1].decode()}'" in warning["message"]
+    assert all(w["code"] != "peppol-id-mismatch" for w in manifests(env)["GOOD"]["warnings"])
+    assert env.quarantined() == []
+
+
 def test_off_mode_does_not_look_at_the_invoice(env: Env, receiver: Receiver,
                                                start_daemon) -> None:
     env.write_config(receiver.url, **ON_THREADS,

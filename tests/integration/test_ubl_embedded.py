@@ -7,11 +7,13 @@ import base64
 import hashlib
 import io
 import json
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import Env, Receiver
+from conftest import OUTBOXD, Env, Receiver, journal_since
 from einvoice.broken import BIS_4A, EXAMPLES, body, outside_en16931, with_id
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
+from helpers import Page, drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
 from lxml import etree
 from PIL import Image
 
@@ -150,6 +152,42 @@ def test_a_tiff_on_this_channel_is_an_error(env: Env, receiver: Receiver,
     [q] = wait_for(env.quarantined, what="the bundle quarantined")
     reason = (q / "REASON.txt").read_text()
     assert "INV-T/scan.tif" in reason and "Peppol allows only" in reason
+    assert receiver.requests() == []
+
+
+def test_a_cii_invoice_is_said_to_be_one_in_reason_txt_and_on_the_status_page(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A UN/CEFACT CII invoice under ubl-embedded: REASON.txt and the clerks' status page
+    said it "is not a UBL Invoice/CreditNote (other)" — an internal word, no kind and no
+    way out. Both say what the file is and how to send it (a UBL export, or format =
+    "bundle"), as `outboxd check` does; nothing is posted."""
+    env.write_config(receiver.url, **EMBEDDED)
+    write(env.outbox / "CII-1.xml",
+          b'<?xml version="1.0" encoding="UTF-8"?>\n<rsm:CrossIndustryInvoice xmlns:rsm='
+          b'"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100">'
+          b"<rsm:ExchangedDocument/></rsm:CrossIndustryInvoice>\n")
+    said = "CII-1.xml: is a UN/CEFACT CII invoice (CrossIndustryInvoice"
+    checked = subprocess.run([*OUTBOXD, "check", "-c", str(env.config),
+                              str(env.outbox / "CII-1.xml")], capture_output=True, text=True,
+                             timeout=120)
+    assert checked.returncode == 1 and said in checked.stdout, checked.stdout
+    start_daemon()
+    [q] = wait_for(env.quarantined, what="the CII invoice quarantined")
+    reason = (q / "REASON.txt").read_text()
+    assert said in reason and "(other)" not in reason
+    assert 'format = "bundle" to send the file as it is' in reason
+    page_file = env.outbox / "outboxd-status.html"
+
+    def on_page() -> str:
+        return Page(page_file.read_text()).text.get("quarantined", "") \
+            if page_file.exists() else ""
+
+    # The page lists the bundles quarantined on the day it is written (UTC): a run
+    # across midnight looks at the reason only if it was quarantined that day.
+    wait_for(lambda: "CII-1--" in on_page() or journal_since(env, "quarantined")[0][:10]
+             != datetime.now(UTC).date().isoformat(), what="the quarantine on the page")
+    if "CII-1--" in on_page():
+        assert said in on_page() and "(other)" not in on_page()
     assert receiver.requests() == []
 
 
