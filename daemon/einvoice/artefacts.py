@@ -52,16 +52,19 @@ def rule_sets_for(customization_id: str | None) -> tuple[RuleSet, ...] | None:
 
 
 # Other Peppol specifications an invoice may rightly name, whose rules outboxd does not
-# hold: Peppol International (PINT) and BIS Self-Billing 3.0.
-_OTHER_PEPPOL = ("urn:peppol:pint:", "poacc:selfbilling:")
+# hold: Peppol International (PINT), BIS Self-Billing 3.0, and BIS Billing 3.0's
+# regional variants (A-NZ's and Singapore's "…#conformant#urn:fdc:peppol.eu:2017:poacc:
+# billing:international:aunz:3.0", Japan's before PINT), which access points accept.
+_OTHER_PEPPOL = ("urn:peppol:pint:", "poacc:selfbilling:", "poacc:billing:international:",
+                 "urn:fdc:peppol:jp:billing:")
 
 
 def almost_peppol(customization_id: str | None) -> bool:
     """Whether the id names Peppol (its words "peppol" or "poacc", in any case) but does
     not start with the Peppol BIS 3 id, so rule_sets_for leaves the Peppol rules out: a
     typo ("…billing:3.O"), the ProfileID's value, the retired BIS 2 id. An access point
-    refuses such an invoice; pre-flight warns (einvoice.md). Not for PINT or Self-Billing,
-    which are other Peppol specifications."""
+    refuses such an invoice; pre-flight warns (einvoice.md). Not for PINT, Self-Billing or
+    the regional variants of BIS Billing 3.0, which are other Peppol specifications."""
     cid = (customization_id or "").strip()
     folded = cid.casefold()
     return (not cid.startswith(PEPPOL_BIS3) and ("peppol" in folded or "poacc" in folded)

@@ -71,11 +71,20 @@ def test_an_id_that_names_peppol_but_is_not_bis3s_is_almost_peppol(cid: str) -> 
     "urn:cen.eu:en16931:2017#compliant#urn:xoev-de:kosit:standard:xrechnung_2.3",
     "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:selfbilling:3.0",
     "urn:peppol:pint:billing-1@jp-1",
+    # BIS Billing 3.0's regional variants, as A-NZ and Singapore senders write them.
+    "urn:cen.eu:en16931:2017#conformant#urn:fdc:peppol.eu:2017:poacc:billing:"
+    "international:aunz:3.0",
+    "urn:cen.eu:en16931:2017#conformant#urn:fdc:peppol.eu:2017:poacc:billing:"
+    "international:sg:3.0",
+    "urn:fdc:peppol:jp:billing:3.0",
+    "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0",
     "urn:www.cenbii.eu:transaction:biitrns010:ver2.0",
     "", None,
 ])
 def test_peppol_bis3_and_ids_that_rightly_name_something_else_are_not_almost_peppol(
         cid: str | None) -> None:
     """Peppol BIS 3 and its extensions get the Peppol rules; plain EN 16931, XRechnung,
-    Peppol Self-Billing, Peppol International (PINT) and others are what they say."""
+    Peppol Self-Billing, Peppol International (PINT), BIS Billing 3.0's A-NZ, Singapore
+    and Japan variants and others are what they say: warning those, an access point
+    accepts, would send a clerk to "correct" an id that is right."""
     assert not almost_peppol(cid)
