@@ -32,7 +32,6 @@ from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
 from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
-from daemon.litter import APPLEDOUBLE
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify
 from daemon.reading.lookalikes import look_alike_findings
@@ -213,10 +212,7 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
     What the person should know (a reason.json that was ignored) goes to `notes`."""
     invoice = _invoice_name(folder, settings, notes)
     own = set(PAPER_NAMES) | {conversions(settings, invoice)}
-    # A Mac's AppleDouble file of a part (taken with it at the claim) that the outbox
-    # holds again: litter, which never refuses a retry; it stays, and retry names it.
-    parts = sorted(p.name for p in folder.iterdir() if p.name not in own and not (
-        p.name.startswith(APPLEDOUBLE) and os.path.lexists(settings.outbox.path / p.name)))
+    parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:
         raise RetryRefused(f"{folder.name}: the outbox already holds {', '.join(taken)}; "

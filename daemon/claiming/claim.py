@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ from daemon.fs.workfolder import (
     still_at,
     still_held,
 )
-from daemon.litter import APPLEDOUBLE, appledouble
 from daemon.manifest import bundle_id_of
 from daemon.names import NAME_MAX, fit_bytes, printable
 from daemon.reading.match import assemble
@@ -176,24 +174,9 @@ def finish_claim(cand: Candidate, held: int, with_marker: bool,
     it by descriptor, never through the folder's path); also used by recovery after a
     crash mid-claim (a part already in the work folder stays; `fresh`: the claim just
     made it). The caller syncs."""
-    parts = _parts(cand, with_marker, companions)
-    for part in parts[1:]:
+    for part in _parts(cand, with_marker, companions)[1:]:
         if fresh or not in_folder(held, part.name):
             os.rename(part, part.name, dst_dir_fd=held)
-    _take_appledoubles(parts, held)
-
-
-def _take_appledoubles(parts: Sequence[Path], held: int) -> None:
-    """The AppleDouble file a Mac wrote beside each part (`._INV-1.xml`, `._INV-1`): the
-    part's Finder info, which would lie in the outbox for ever once its file had gone.
-    Taken into the work folder, so it travels with the bundle into the archive (never
-    sent: it is litter). Only a regular file; one that went meanwhile, cannot be moved,
-    or is in the work folder already stays where it is: it never fails a claim."""
-    for part in parts:
-        name = appledouble(part.name)
-        with contextlib.suppress(OSError):
-            if stat.S_ISREG(os.lstat(part.parent / name).st_mode):
-                rename_noreplace(part.parent / name, Path(name), dst_dir=held)
 
 
 def in_folder(held: int, name: str) -> bool:
@@ -276,10 +259,7 @@ def _put_back(cand: Candidate, work: Path, held: int) -> Unclaimed:
         try:
             rename_noreplace(src, cand.invoice.parent / name)
         except FileExistsError:
-            # A Mac's AppleDouble file written again in the outbox meanwhile: litter,
-            # which never keeps the bundle from going back; ours stays in the folder.
-            if not name.startswith(APPLEDOUBLE):
-                stuck.append(name)
+            stuck.append(name)
     fsync_dir(cand.invoice.parent)
     if stuck:
         return Unclaimed(stuck)

@@ -77,23 +77,6 @@ def test_a_paper_half_written_by_a_killed_daemon_is_not_put_into_the_outbox(
     assert not folder.exists()
 
 
-def test_an_appledouble_file_the_outbox_holds_again_never_refuses_a_retry(
-        cfg: Env, capsys) -> None:
-    """A bundle quarantined with the `._INV-1001.xml` a Mac wrote beside its invoice file,
-    and a new one of that name in the outbox since: retry puts the bundle back all the
-    same, keeps the new one, and names the folder left with the archived one in it."""
-    folder = quarantined(cfg)
-    write(folder / "._INV-1001.xml", b"old finder info")
-    write(folder / "._INV-1001", b"finder info")
-    write(cfg.outbox / "._INV-1001.xml", b"new finder info")
-    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
-    assert sorted(p.name for p in cfg.outbox.iterdir()) == [
-        "._INV-1001", "._INV-1001.xml", "INV-1001", "INV-1001.ready", "INV-1001.xml"]
-    assert (cfg.outbox / "._INV-1001.xml").read_bytes() == b"new finder info"
-    assert [p.name for p in folder.iterdir()] == ["._INV-1001.xml"]
-    assert "left in place" in capsys.readouterr().err
-
-
 def test_retry_refuses_when_a_name_is_taken_and_changes_nothing(cfg: Env, capsys) -> None:
     folder = quarantined(cfg)
     write(cfg.outbox / "INV-1001" / "other.pdf", b"%PDF-new")

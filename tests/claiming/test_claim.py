@@ -114,48 +114,6 @@ class TestClaim:
         assert not work.exists() and cand.sidecar.is_dir()
 
 
-    def test_a_macs_appledouble_files_of_the_parts_go_with_them_and_no_others(
-            self, outbox: Path, processing: Path) -> None:
-        """`._INV-1.xml` and `._INV-1`, the Finder info of the invoice file and of its
-        sidecar, are moved into the work folder with them (to the archive after); another
-        invoice's `._INV-2.xml`, and one that is a link or a folder, stay in the outbox."""
-        cand = drop(outbox)
-        (outbox / "._INV-1.xml").write_bytes(b"finder info")
-        (outbox / "._INV-1").write_bytes(b"finder info")
-        (outbox / "._INV-2.xml").write_bytes(b"finder info")
-        work = work_dir_for(processing, cand.name, BID)
-        claim(cand, work, with_marker=False)
-        assert sorted(p.name for p in work.iterdir()) == \
-            ["._INV-1", "._INV-1.xml", "INV-1", "INV-1.xml"]
-        assert sorted(p.name for p in outbox.iterdir() if p.name != ".outboxd") == \
-            ["._INV-2.xml"]
-
-        cand = drop(outbox, "INV-3")
-        os.symlink("/etc/passwd", outbox / "._INV-3.xml")
-        (outbox / "._INV-3").mkdir()
-        work = work_dir_for(processing, cand.name, BID)
-        claim(cand, work, with_marker=False)
-        assert sorted(p.name for p in work.iterdir()) == ["INV-3", "INV-3.xml"]
-        assert (outbox / "._INV-3.xml").is_symlink() and (outbox / "._INV-3").is_dir()
-
-    def test_an_appledouble_file_in_the_work_folder_already_is_never_replaced(
-            self, outbox: Path, processing: Path) -> None:
-        """A claim finished after a crash, with `._INV-1.xml` taken already and a new one
-        written in the outbox since: the one taken stays, the new one stays in the outbox,
-        and the claim finishes."""
-        cand = drop(outbox)
-        (outbox / "._INV-1.xml").write_bytes(b"old")
-        work = work_dir_for(processing, cand.name, BID)
-        claim(cand, work, with_marker=False)
-        (outbox / "._INV-1.xml").write_bytes(b"new")
-        held = hold_folder(work)
-        try:
-            finish_claim(cand, held, with_marker=False)
-        finally:
-            os.close(held)
-        assert (work / "._INV-1.xml").read_bytes() == b"old"
-        assert (outbox / "._INV-1.xml").read_bytes() == b"new"
-
     @pytest.mark.parametrize("at", ["INV-1.xml", "INV-1"])
     def test_a_work_folder_swapped_for_a_link_during_the_claim_gets_nothing_moved_there(
             self, outbox: Path, processing: Path, tmp_path: Path, at: str) -> None:
@@ -248,23 +206,6 @@ class TestUnclaim:
         assert cand.invoice.read_bytes() == b"<Invoice>new</Invoice>"
         assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
         assert work.is_dir()
-
-    def test_an_appledouble_file_written_again_meanwhile_never_keeps_the_bundle_from_going_back(
-            self, outbox: Path, processing: Path) -> None:
-        """A Mac wrote `._INV-1.xml` in the outbox again while the bundle was claimed: the
-        bundle goes back all the same (not stuck, not quarantined for a changed claim);
-        the new file is kept, and the one taken stays in the work folder, which is marked
-        as a put-back's leftover rather than removed."""
-        cand = drop(outbox)
-        (outbox / "._INV-1.xml").write_bytes(b"old")
-        work = work_dir_for(processing, cand.name, BID)
-        claim(cand, work, with_marker=False)
-        (outbox / "._INV-1.xml").write_bytes(b"new")
-        done = unclaim(cand, work)
-        assert done.stuck == [] and done.leftover is not None
-        assert cand.invoice.read_bytes() == b"<Invoice/>" and cand.sidecar.is_dir()
-        assert (outbox / "._INV-1.xml").read_bytes() == b"new"
-        assert (work / "._INV-1.xml").read_bytes() == b"old" and (work / LEFTOVER).exists()
 
     def test_never_replaces_reappeared_sidecar(self, outbox: Path, processing: Path) -> None:
         """A new sidecar folder under the same name is left alone; ours stays in work."""
