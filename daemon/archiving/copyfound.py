@@ -39,23 +39,21 @@ def copy_at(day: int, target: Path, held: int) -> Copied | None:
 def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
     """The files of the folder open at `held` that the entry open at `entry` (at `target`)
     holds with the same bytes (or link text), for remove_held, when the entry is this
-    folder's copy. Else None. Both walked from their descriptors, never through a link,
-    DEPTH_MAX levels deep at most. A file that is the very file of the work folder (one
-    inode: a hard link someone made) is no copy: a copy is a file of its own.
+    folder's copy: it holds them all. Else None. Both walked from their descriptors, never
+    through a link, DEPTH_MAX levels deep at most. A file that is the very file of the
+    work folder (one inode: a hard link someone made) is no copy: a copy is a file of its
+    own.
 
-    The copy holds the whole work folder; or it holds the work folder's receipt.json or
-    reason.json, and every file it lacks (or holds otherwise) was changed after that
-    paper was written into the entry: put in, or saved again, after the copy, before a
-    crash cut its removal short — those stay, said and marked kept, and no second entry
-    is made of them and the papers. The paper alone proves nothing (a clerk reads it in
-    the processing folder and may copy it into a folder of theirs at the entry name): it
-    is the change times, which no one sets but the kernel, that tell a file the copy
-    missed from one it never saw. A tie counts against the copy (coarse clocks): the
-    bundle then goes beside it whole, nothing removed."""
+    Never the receipt.json or reason.json alone: a clerk reads them in the processing
+    folder, and a folder of theirs holding a copy of one at the entry name was taken for
+    ours, the paper removed from the work folder and the bundle left in processing, its
+    entry the clerk's folder. A file put into the work folder (or saved again) after the
+    copy, before a crash cut its removal short, now sends the bundle beside the copy as
+    a second, complete entry: nothing is removed that the entry found does not hold."""
     compared: Copied = {}
-    # Folders deeper than a copy goes (fsdepth) are never in one: not walked, kept.
+    # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
     deeper: list[str] = []
-    lacked: list[os.stat_result] = []
+    whole = True
     for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
                                                     onerror=_raise):
         copy = _folder_of_copy(entry, dirpath)
@@ -64,28 +62,14 @@ def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
                 # Looked at before it is compared: saved again meanwhile, it is not the
                 # file compared, and remove_held keeps it.
                 st = os.stat(f, dir_fd=fd, follow_symlinks=False)
-                if copy is not None and _same_entry(fd, copy, f, st):
+                same = copy is not None and _same_entry(fd, copy, f, st)
+                if same:
                     compared[os.path.join(dirpath, f)] = identity(st)
-                else:
-                    lacked.append(st)
+                whole = whole and same
         finally:
             if copy is not None and copy != entry:
                 os.close(copy)
-    if not lacked and not deeper:
-        return compared
-    written = _paper_written(entry, compared)
-    if written is not None and all(st.st_ctime_ns > written for st in lacked):
-        return compared
-    return None
-
-
-def _paper_written(entry: int, compared: Copied) -> int | None:
-    """When the entry's receipt.json or reason.json (one the work folder holds alike) was
-    written there (its change time, ns); None when it holds neither."""
-    for name in ("receipt.json", "reason.json"):
-        if os.path.join(".", name) in compared:
-            return os.stat(name, dir_fd=entry, follow_symlinks=False).st_ctime_ns
-    return None
+    return compared if whole and not deeper else None
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:

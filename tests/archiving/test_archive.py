@@ -178,8 +178,8 @@ class TestMoveIntoPlace:
         source, someone put folders 1,100 deep into the work folder: the look at what the
         entry holds of it (os.fwalk) ran out of Python's recursion limit, a traceback on
         every try, the bundle in both places. What lies deeper than a copy goes
-        (fsdepth.DEPTH_MAX) was never copied: the copied files are removed, the deep
-        folders kept where they are (said, and the work folder marked kept)."""
+        (fsdepth.DEPTH_MAX) was never copied, so the entry is not the whole work folder:
+        it stays as it is, and the work folder goes beside it."""
         work = make_work(tmp_path / "work")
         (work / "receipt.json").write_bytes(b'{"bundle_id": "0123"}\n')  # before the copy
         target = tmp_path / "sent" / "d" / "x"
@@ -188,11 +188,10 @@ class TestMoveIntoPlace:
         content = tree(work)
         (work / "INV-1" / "sub" / "deep").mkdir()
         deep_tree(work / "INV-1" / "sub" / "deep", 1100)
-        assert move_into_place(work, target) == target
+        got = move_into_place(work, target)
+        assert got == target.with_name("x-2") and not work.exists()
         assert tree(target) == content
-        assert sorted(os.listdir(work)) == [".outboxd-kept", "INV-1"]
-        assert os.listdir(work / "INV-1") == ["sub"] and os.listdir(work / "INV-1" / "sub") \
-            == ["deep"]
+        assert os.listdir(got / "INV-1" / "sub" / "deep")
 
     def test_crash_during_source_delete(self, tmp_path: Path) -> None:
         """Source half deleted after the copy was complete: what is left is removed."""
