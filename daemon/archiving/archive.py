@@ -17,6 +17,7 @@ import os
 import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from daemon import logs
@@ -42,7 +43,10 @@ KEPT = ".outboxd-kept"
 """The mark an archive leaves in a work folder that keeps files put into it while it was
 copied into the archive on another file system (fsmove.move_tree removes only what it
 copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
-never sends nor moves what is in it, and removes it once nothing but the mark is left."""
+never sends nor moves what is in it, and removes it once nothing but the mark is left.
+Written (synced) as soon as the copy is in place, before any of the source is removed:
+a crash part-way through the removal leaves the proof that the entry is this folder's
+copy though it holds files the entry does not; removed with the emptied folder."""
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.TAG.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
@@ -100,8 +104,12 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
         # Someone else's archive entry under the same name (two daemons, or a duplicate
         # archived at the same time), or a link: never delete ours for it.
         target = target.parent / free_name(held_path(day), target.name).name
+    # Marked before the source's removal begins: a crash part-way through it leaves the
+    # proof that the entry is our copy though files put in during the copy stay behind.
+    marking = partial(mark_kept, held)
     try:
-        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
+        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
+                         in_place=marking)
     except OSError as exc:
         # Taken between the look and the rename (a second daemon on the share, a clerk):
         # the rename never replaces it (rename_noreplace; a folder onto a folder that is
@@ -110,9 +118,31 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
                 or not entry_at(target, held=day):
             raise
         target = target.parent / free_name(held_path(day), target.name).name
-        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
-    _said_left(work, held, target, left)
+        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
+                         in_place=marking)
+    _said_left(work, held, target, _unmarked(work, held, left))
     return target
+
+
+def _unmarked(work: Path, held: int, left: list[Path]) -> list[Path]:
+    """What a removal after a copy left besides the KEPT mark made before it; when that
+    is nothing, the mark and the emptied work folder go."""
+    mark = work / KEPT
+    if mark not in left:
+        return left
+    rest = [p for p in left if p != mark]
+    if rest:
+        return rest
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(KEPT, dir_fd=held)
+    if still_at(work, held):
+        try:
+            os.rmdir(work)
+        except OSError as exc:  # something put in since: marked again and said
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            return [work]
+    return []
 
 
 def _folder_at(path: Path) -> bool:
@@ -320,7 +350,26 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
         os.fsync(day)
     finally:
         os.close(day)
+    if kept:
+        _drop_copied(work, placed, within)
     return placed
+
+
+def _drop_copied(work: Path, placed: Path, within: Path | None) -> None:
+    """The work folder KEPT for the entry `placed` after a crash part-way through its
+    removal: what the entry holds the same is removed, the rest kept (and said)."""
+    held = hold_folder(work, within=within)
+    try:
+        day = _hold_day(placed.parent, within)
+        try:
+            compared = copy_at(day, placed, held, marked=True)
+        finally:
+            os.close(day)
+        if compared is not None:
+            left = remove_held(work, held, compared)
+            _said_left(work, held, placed, _unmarked(work, held, left))
+    finally:
+        os.close(held)
 
 
 def _hold_entry(day: int, placed: Path) -> int:

@@ -229,14 +229,15 @@ def test_a_link_at_a_kept_work_folders_entry_name_is_no_archive_and_its_leftover
     assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
 
 
-def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_goes_into_an_entry_beside(
+def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_not_archived_twice(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after the cross-file-system copy was renamed into place, before its source
     was removed; a user of the share then puts a file into the work folder and saves one
-    of the bundle's again. The entry no longer holds the whole work folder, and a
-    receipt.json alike proves nothing (a clerk can copy it from the processing folder):
-    the retry archives the work folder as it now is beside the copy, both entries
-    complete, nothing removed that is not in an entry, nothing left in processing."""
+    of the bundle's again. The retry knows the entry for this very bundle's copy (the work
+    folder was marked for it before the removal began): it removes what the entry holds
+    as it is and keeps the rest in the work folder, marked and said, as a file put in
+    during the copy is — no second entry NAME--ID-2 whose invoice is not the one sent,
+    named by the journal as the bundle's archive."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     _across_file_systems(monkeypatch, work)
@@ -250,15 +251,16 @@ def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_goes_into
     monkeypatch.undo()
     (work / "INV-1" / "late.pdf").write_bytes(b"%PDF-late")
     (work / "INV-1.xml").write_bytes(b"<Invoice>saved again</Invoice>")
-    monkeypatch.setattr(logs, "get", lambda: _Log([]))
-    beside = target.with_name(target.name + "-2")
-    assert archive.place(work, target, PAPERS, BID) == beside
+    warned: list[dict[str, Any]] = []
+    monkeypatch.setattr(logs, "get", lambda: _Log(warned))
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
     assert (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
-    assert _listing(beside) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "INV-1/late.pdf",
-                                "receipt.json"]
-    assert (beside / "INV-1.xml").read_bytes() == b"<Invoice>saved again</Invoice>"
-    assert not os.path.lexists(work)
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1.xml", "INV-1/late.pdf"]
+    assert (work / archive.KEPT).read_bytes() == os.fsencode(target)
+    assert [sorted(w["kept"]) for w in warned] == [
+        sorted([str(work / "INV-1" / "late.pdf"), str(work / "INV-1.xml")])]
 
 
 def test_an_entry_under_the_name_with_another_receipt_is_not_taken_for_the_copy(
@@ -295,8 +297,8 @@ def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
     compare = archive.copy_at
     late = work / "INV-1" / "late.pdf"
 
-    def then_drop(day: int, target: Path, held: int) -> Any:
-        found = compare(day, target, held)
+    def then_drop(day: int, target: Path, held: int, marked: bool = False) -> Any:
+        found = compare(day, target, held, marked)
         late.write_bytes(b"%PDF-late")
         return found
 
