@@ -59,7 +59,6 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
     compared: Copied = {}
     # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
     deeper: list[str] = []
-    whole = True
     for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
                                                     onerror=_raise):
         copy = _folder_of_copy(entry, dirpath)
@@ -71,11 +70,14 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
                 same = copy is not None and _same_entry(fd, copy, f, st)
                 if same:
                     compared[os.path.join(dirpath, f)] = identity(st)
-                whole = whole and same
+                elif not marked:
+                    # No copy: the rest is not read (a bundle quarantined twice a day
+                    # finds its first entry at the name, and may be hundreds of MB).
+                    return None
         finally:
             if copy is not None and copy != entry:
                 os.close(copy)
-    return compared if marked or (whole and not deeper) else None
+    return compared if marked or not deeper else None
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from daemon.archiving import copyfound
 from daemon.archiving.archive import move_into_place, place
 from daemon.fs import fsmove
 
@@ -182,3 +184,27 @@ def test_a_copy_across_file_systems_leaves_no_mark_when_the_source_is_all_remove
     _across_file_systems(monkeypatch, work, lambda: None)
     assert move_into_place(work, target, within=tmp_path / "outbox") == target
     assert _tree(target) == content and not os.path.lexists(work)
+
+
+def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle dropped again the same day finds its first entry at the name, alike but
+    for its papers: the look read every file of both (a bundle of hundreds of MB read
+    twice, at claim time on the loop) to learn what its first differing file told. It
+    stops there: the attachments below are never read, and the bundle goes beside."""
+    work = _work(tmp_path)
+    for i in range(50):
+        (work / "INV-1" / f"b{i}.pdf").write_bytes(b"%PDF-" + bytes([i]) * 1000)
+    target = _target(tmp_path)
+    shutil.copytree(work, target)
+    (target / "receipt.json").write_bytes(b'{"bundle_id": "0123456789ab", "other": 1}\n')
+    read: list[str] = []
+    same_bytes = copyfound._same_bytes
+
+    def counted(folder: int, copy: int, name: str) -> bool:
+        read.append(name)
+        return same_bytes(folder, copy, name)
+    monkeypatch.setattr(copyfound, "_same_bytes", counted)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert len(read) <= 2 and not any(name.endswith(".pdf") for name in read)
