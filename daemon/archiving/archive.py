@@ -10,22 +10,22 @@ papers say, and their writing, is archive_papers.py's.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import stat
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
-from daemon import logs
 from daemon.archiving.archive_papers import write_papers
 from daemon.archiving.copyfound import copy_at
+from daemon.archiving.kept import kept_for, mark_kept, said_left, unmarked
 from daemon.errors import InputError
 from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
-from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW, open_in
-from daemon.fs.fsread import read_bounded, read_regular
+from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW
+from daemon.fs.fsread import read_regular
 from daemon.fs.fswrite import (
     add_group_write_fd,
     free_name,
@@ -37,12 +37,6 @@ from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import entry_at, hold_folder, link_inside, made_within, still_at
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
-
-KEPT = ".outboxd-kept"
-"""The mark an archive leaves in a work folder that keeps files put into it while it was
-copied into the archive on another file system (fsmove.move_tree removes only what it
-copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
-never sends nor moves what is in it, and removes it once nothing but the mark is left."""
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.TAG.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
@@ -95,17 +89,23 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     # The entry looked for, and made, in the day folder held, by its name: never through
     # a link put in its place, or in the day folder's (move_tree refuses the move then).
     if entry_at(target, held=day):
-        compared = copy_at(day, target, held)
+        # Marked for this entry before a crash cut the source's removal short: ours.
+        compared = copy_at(day, target, held, marked=kept_for(held) == str(target))
         if compared is not None:
             # Crashed after the cross-file-system copy was renamed into place (only once
             # complete and fsynced), before or while the source was deleted.
-            _said_left(work, held, target, remove_held(work, held, compared))
+            said_left(work, held, target,
+                       unmarked(work, held, remove_held(work, held, compared)))
             return target
         # Someone else's archive entry under the same name (two daemons, or a duplicate
         # archived at the same time), or a link: never delete ours for it.
         target = _beside(target, day, beside)
+    # Marked before the source's removal begins: a crash part-way through it leaves the
+    # proof that the entry is our copy though files put in during the copy stay behind.
+    marking = partial(mark_kept, held)
     try:
-        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
+        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
+                         in_place=marking)
     except OSError as exc:
         # Taken between the look and the rename (a second daemon on the share, a clerk):
         # the rename never replaces it (rename_noreplace; a folder onto a folder that is
@@ -114,8 +114,9 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
                 or not entry_at(target, held=day):
             raise
         target = _beside(target, day, beside)
-        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day)
-    _said_left(work, held, target, left)
+        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
+                         in_place=marking)
+    said_left(work, held, target, unmarked(work, held, left))
     return target
 
 
@@ -134,55 +135,6 @@ def _folder_at(path: Path) -> bool:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
-    """Files put into the work folder (or saved again there) while it was copied into the
-    archive on another file system (or after, a crash before its removal): not in the
-    entry, kept where they are, and said. The
-    folder they keep in processing/ is then no bundle's: marked (KEPT) so that the orphan
-    sweep says why it is there instead of taking it for one a person copied in."""
-    if left:
-        with contextlib.suppress(OSError):  # unmarked, it is still never sent from
-            if still_at(work, held):
-                mark_kept(held, target)
-        logs.get().warning("files put into a work folder while it was being archived "
-                           "are not in the archive entry; kept in the work folder "
-                           "— move them where they belong; once they are out, the next "
-                           "rescan removes the folder",
-                           work_dir=str(work), archive=str(target),
-                           kept=[str(p) for p in left])
-
-
-def mark_kept(held: int, target: Path | str) -> None:
-    """Mark the folder open at `held` as kept for files put into it while it was
-    archived into `target` (KEPT); an existing mark stays as it is."""
-    try:
-        fd = os.open(KEPT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o640, dir_fd=held)
-    except FileExistsError:
-        return  # an earlier archive's mark (or someone's file of that name): kept as it is
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(os.fsencode(target))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.fsync(held)
-
-
-def kept_for(held: int) -> str | None:
-    """The archive entry a KEPT mark in the folder open at `held` names; None when the
-    folder has no mark. A mark that is not a regular file outboxd can read is never
-    opened (a FIFO): the entry is then unknown ("")."""
-    try:
-        os.stat(KEPT, dir_fd=held, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    try:
-        with open_in(held, KEPT, KEPT) as fh:
-            data = read_bounded(fh, 4096)
-    except (OSError, InputError):
-        return ""
-    return os.fsdecode(data) if data is not None else ""
 
 
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
@@ -335,7 +287,26 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
         os.fsync(day)
     finally:
         os.close(day)
+    if kept:
+        _drop_copied(work, placed, within)
     return placed
+
+
+def _drop_copied(work: Path, placed: Path, within: Path | None) -> None:
+    """The work folder KEPT for the entry `placed` after a crash part-way through its
+    removal: what the entry holds the same is removed, the rest kept (and said)."""
+    held = hold_folder(work, within=within)
+    try:
+        day = _hold_day(placed.parent, within)
+        try:
+            compared = copy_at(day, placed, held, marked=True)
+        finally:
+            os.close(day)
+        if compared is not None:
+            left = remove_held(work, held, compared)
+            said_left(work, held, placed, unmarked(work, held, left))
+    finally:
+        os.close(held)
 
 
 def _hold_entry(day: int, placed: Path) -> int:

@@ -20,7 +20,7 @@ from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
 from daemon.fs.fsread import CHUNK
 
 
-def copy_at(day: int, target: Path, held: int) -> Copied | None:
+def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied | None:
     """holds_copy_of the entry at target's name in the day folder open at `day`; None
     when that is no folder (a link to anywhere, the work folder itself included, is
     someone else's, never looked through)."""
@@ -31,12 +31,13 @@ def copy_at(day: int, target: Path, held: int) -> Copied | None:
             return None
         raise
     try:
-        return holds_copy_of(entry, target, held)
+        return holds_copy_of(entry, target, held, marked)
     finally:
         os.close(entry)
 
 
-def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
+def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
+                  ) -> Copied | None:
     """The files of the folder open at `held` that the entry open at `entry` (at `target`)
     holds with the same bytes (or link text), for remove_held, when the entry is this
     folder's copy: it holds them all. Else None. Both walked from their descriptors, never
@@ -49,11 +50,15 @@ def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
     ours, the paper removed from the work folder and the bundle left in processing, its
     entry the clerk's folder. A file put into the work folder (or saved again) after the
     copy, before a crash cut its removal short, now sends the bundle beside the copy as
-    a second, complete entry: nothing is removed that the entry found does not hold."""
+    a second, complete entry: nothing is removed that the entry found does not hold.
+
+    `marked`: the work folder's KEPT mark names the entry (archive.py writes it once our
+    copy is in place, before the source's removal): the entry is ours though the work
+    folder holds more (files put in during the copy, folders deeper than a copy goes),
+    and what it holds the same is returned."""
     compared: Copied = {}
     # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
     deeper: list[str] = []
-    whole = True
     for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
                                                     onerror=_raise):
         copy = _folder_of_copy(entry, dirpath)
@@ -65,11 +70,14 @@ def holds_copy_of(entry: int, target: Path, held: int) -> Copied | None:
                 same = copy is not None and _same_entry(fd, copy, f, st)
                 if same:
                     compared[os.path.join(dirpath, f)] = identity(st)
-                whole = whole and same
+                elif not marked:
+                    # No copy: the rest is not read (a bundle quarantined twice a day
+                    # finds its first entry at the name, and may be hundreds of MB).
+                    return None
         finally:
             if copy is not None and copy != entry:
                 os.close(copy)
-    return compared if whole and not deeper else None
+    return compared if marked or not deeper else None
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:

@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archiving.archive import KEPT, kept_for, mark_kept, move_into_place, target_for
+from daemon.archiving.archive import move_into_place, target_for
 from daemon.archiving.archive_papers import reason_of
+from daemon.archiving.kept import KEPT, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.archiving.readback import record_of
 from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim

@@ -10,10 +10,11 @@ reads the others' that changed (an lstat each otherwise), and says once at warni
 keys differ from its own, naming the other daemon's file.
 
 A daemon killed for good (its server retired) cannot remove its file, and its difference
-was warned of for ever. So each daemon writes its file again at the first rescan an hour
-(`RENEW`, on the loop's clock) after it last did, and one whose file is older than ours
-by over a day (`RETIRED`: both times the share's, so no two hosts' clocks are compared)
-is said as probably retired, naming the file to remove, not as a live difference.
+was warned of for ever. So each daemon writes its file again an hour (`RENEW`, on the
+loop's clock: its RENEWAL timer and each rescan look) after it last did, and one whose
+file is older than ours by over a day (`RETIRED`: both times the share's, so no two
+hosts' clocks are compared) is said as probably retired, naming the file to remove, not
+as a live difference.
 """
 
 from __future__ import annotations

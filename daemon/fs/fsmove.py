@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.fs.fscopy import (
@@ -160,7 +161,8 @@ def partial_name(dst: Path, tag: str = "") -> Path:
 
 
 def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
-              tag: str = "", into: int | None = None) -> list[Path]:
+              tag: str = "", into: int | None = None,
+              in_place: Callable[[Path], None] | None = None) -> list[Path]:
     """Move a file or folder to dst, which must not exist; what stayed at src (below).
 
     Same file system: one atomic rename. Across file systems: copy to a
@@ -178,6 +180,9 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     archive's day folder, held by the caller): dst is made in that very folder, never
     through its path, and only while the path still names it (not_its_folder: a link
     someone who may write beside it put in its place would lead anywhere).
+    `in_place(dst)`: called once a copy is in place and synced, before anything of the
+    source is removed (archive.py marks the work folder there: a crash part-way through
+    the removal then leaves proof of whose the copy is).
     """
     if into is None:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +234,8 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
         if made is not None:
             os.close(made)
     fsync_dir(dst.parent) if into is None else os.fsync(into)
+    if in_place is not None:
+        in_place(dst)
     if held is not None:
         return remove_held(src, held, copied)
     parent = os.open(src.parent, FOLDER)

@@ -41,7 +41,7 @@ from daemon.claiming.orphans import Orphans
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import prepare_folders, private_tmp_warning
-from daemon.configuration.deciding import Deciding
+from daemon.configuration.deciding import RENEW, Deciding
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
 from daemon.delivery.directory import clear_target
@@ -70,6 +70,9 @@ from daemon.watching.snapshot import Snapshot, snapshot
 from daemon.watching.watch import Watcher
 
 WATCHDOG: Hashable = ("watchdog",)
+# The fingerprint's renewal on its own timer: at rescans alone, a daemon whose
+# rescan_seconds is a day or more was said by the others to run no more.
+RENEWAL: Hashable = ("deciding",)
 
 
 class Service(Changes, ReadsOffLoop, Reloading, Stopping):
@@ -306,6 +309,7 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         self.workers.start(s.delivery.concurrency)
         now = self.clock()
         self.timers.at(RESCAN, now + s.outbox.rescan_seconds)
+        self.timers.at(RENEWAL, now + RENEW)
         self._looked(None, watching)  # a watcher that cannot start: tried again soon
         if self._keepalive:
             self.timers.at(WATCHDOG, now + self._keepalive)
@@ -335,6 +339,9 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
                 self.more_news()
             elif key == QUARANTINE_NEWS:
                 self.more_quarantine_news()
+            elif key == RENEWAL:
+                self.timers.at(RENEWAL, now + RENEW)
+                self.deciding.compare(self.settings)
             elif key == WATCHDOG and self._keepalive:
                 notify("WATCHDOG=1")
                 self.timers.at(WATCHDOG, now + self._keepalive)

@@ -156,14 +156,17 @@ def misplaced_declaration(data: bytes) -> str | None:
     before = text[:found.start()]
     line = before.count(b"\n") + 1
     fix = "then export the invoice again"
-    if b"<" in before:
+    # Joined files only where there are two declarations: a comment an export writes
+    # before its one declaration was called "a second XML declaration".
+    if _DECLARATION.match(text) or _DECLARATION.search(text, found.end()):
         return (f"is not well-formed XML: line {line} holds a second XML declaration "
                 "(<?xml …?>), which only the very start of a file may have (a file made "
                 "by joining invoice files keeps each one's) — have the ERP write one "
                 f"declaration, at the start, {fix}")
-    what = "blank lines or spaces" if not before.strip(b" \t\r\n") else "other text"
+    what = "blank lines or spaces come" if not before.strip(b" \t\r\n") else \
+        "other text (a comment, a tag) comes"
     return (f"is not well-formed XML: its XML declaration (<?xml …?>) must be the very "
-            f"first thing in the file, and {what} come before it (it is on line {line}) "
+            f"first thing in the file, and {what} before it (it is on line {line}) "
             f"— have the ERP write nothing before the declaration, {fix}")
 
 

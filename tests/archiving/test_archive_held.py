@@ -15,6 +15,7 @@ from swaps import swap_for_link
 
 from daemon import logs
 from daemon.archiving import archive
+from daemon.archiving.kept import KEPT
 from daemon.fs import fsmove
 
 BID = "0123456789abcdef" * 4
@@ -178,7 +179,7 @@ def test_a_file_dropped_into_the_work_folder_during_a_copy_into_the_archive_is_k
     monkeypatch.setattr(logs, "get", lambda: _Log(warned))
     assert archive.place(work, target, PAPERS, BID) == target
     assert late.read_bytes() == b"%PDF-late"
-    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+    assert _listing(work) == [KEPT, "INV-1", "INV-1/late.pdf"]
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
     assert [w["kept"] for w in warned] == [[str(late)]]
 
@@ -186,7 +187,7 @@ def test_a_file_dropped_into_the_work_folder_during_a_copy_into_the_archive_is_k
 def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The work folder kept for a file dropped in during the copy is marked with the
-    archive entry (archive.KEPT, for the orphan sweep). An archive tried again (the
+    archive entry (KEPT, for the orphan sweep). An archive tried again (the
     journal's word of the first one lost) finds the entry done: the dropped file is not
     copied into a second entry beside it, nor papers written into the kept folder."""
     work = _work(tmp_path)
@@ -196,10 +197,10 @@ def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
     _drop_before_publishing(monkeypatch, late)
     monkeypatch.setattr(logs, "get", lambda: _Log([]))
     assert archive.place(work, target, PAPERS, BID) == target
-    assert (work / archive.KEPT).read_bytes() == os.fsencode(target)
+    assert (work / KEPT).read_bytes() == os.fsencode(target)
     assert archive.place(work, target, PAPERS, BID) == target
     assert [p.name for p in target.parent.iterdir()] == [target.name]
-    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+    assert _listing(work) == [KEPT, "INV-1", "INV-1/late.pdf"]
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
 
 
@@ -226,17 +227,18 @@ def test_a_link_at_a_kept_work_folders_entry_name_is_no_archive_and_its_leftover
     with pytest.raises(OSError, match="symbolic link"):
         archive.place(work, target, PAPERS, BID)
     assert sorted(os.listdir(target.parent)) == [target.name]
-    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+    assert _listing(work) == [KEPT, "INV-1", "INV-1/late.pdf"]
 
 
-def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_goes_into_an_entry_beside(
+def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_not_archived_twice(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after the cross-file-system copy was renamed into place, before its source
     was removed; a user of the share then puts a file into the work folder and saves one
-    of the bundle's again. The entry no longer holds the whole work folder, and a
-    receipt.json alike proves nothing (a clerk can copy it from the processing folder):
-    the retry archives the work folder as it now is beside the copy, both entries
-    complete, nothing removed that is not in an entry, nothing left in processing."""
+    of the bundle's again. The retry knows the entry for this very bundle's copy (the work
+    folder was marked for it before the removal began): it removes what the entry holds
+    as it is and keeps the rest in the work folder, marked and said, as a file put in
+    during the copy is — no second entry NAME--ID-2 whose invoice is not the one sent,
+    named by the journal as the bundle's archive."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     _across_file_systems(monkeypatch, work)
@@ -250,15 +252,16 @@ def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_goes_into
     monkeypatch.undo()
     (work / "INV-1" / "late.pdf").write_bytes(b"%PDF-late")
     (work / "INV-1.xml").write_bytes(b"<Invoice>saved again</Invoice>")
-    monkeypatch.setattr(logs, "get", lambda: _Log([]))
-    beside = target.with_name(target.name + "-2")
-    assert archive.place(work, target, PAPERS, BID) == beside
+    warned: list[dict[str, Any]] = []
+    monkeypatch.setattr(logs, "get", lambda: _Log(warned))
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
     assert (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
-    assert _listing(beside) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "INV-1/late.pdf",
-                                "receipt.json"]
-    assert (beside / "INV-1.xml").read_bytes() == b"<Invoice>saved again</Invoice>"
-    assert not os.path.lexists(work)
+    assert _listing(work) == [KEPT, "INV-1", "INV-1.xml", "INV-1/late.pdf"]
+    assert (work / KEPT).read_bytes() == os.fsencode(target)
+    assert [sorted(w["kept"]) for w in warned] == [
+        sorted([str(work / "INV-1" / "late.pdf"), str(work / "INV-1.xml")])]
 
 
 def test_an_entry_under_the_name_with_another_receipt_is_not_taken_for_the_copy(
@@ -295,15 +298,15 @@ def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
     compare = archive.copy_at
     late = work / "INV-1" / "late.pdf"
 
-    def then_drop(day: int, target: Path, held: int) -> Any:
-        found = compare(day, target, held)
+    def then_drop(day: int, target: Path, held: int, marked: bool = False) -> Any:
+        found = compare(day, target, held, marked)
         late.write_bytes(b"%PDF-late")
         return found
 
     monkeypatch.setattr(archive, "copy_at", then_drop)
     monkeypatch.setattr(logs, "get", lambda: _Log([]))
     assert archive.place(work, target, PAPERS, BID) == target
-    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+    assert _listing(work) == [KEPT, "INV-1", "INV-1/late.pdf"]
     assert (target / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
 
 

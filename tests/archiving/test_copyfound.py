@@ -7,12 +7,17 @@ look copied, or its files are removed with no copy anywhere."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from daemon.archiving.archive import move_into_place
+from daemon.archiving import copyfound
+from daemon.archiving.archive import move_into_place, place
+from daemon.fs import fsmove
 
 
 def _work(root: Path) -> Path:
@@ -116,3 +121,90 @@ def test_a_link_at_the_entry_name_is_no_finished_move_of_a_work_folder_gone(
     os.symlink(tmp_path / "elsewhere", target)
     with pytest.raises(FileNotFoundError, match="not in the archive either"):
         move_into_place(work, target, within=tmp_path / "outbox")
+
+
+def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path,
+                         meanwhile: Callable[[], object]) -> None:
+    """The archive on another file system: the work folder's rename fails with EXDEV, so
+    the move copies; `meanwhile` runs as the complete copy is renamed into place."""
+    rename = fsmove.rename_noreplace
+
+    def exdev(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        meanwhile()
+        rename(src, dst, *at)
+    monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
+
+
+class _Killed(BaseException):
+    """The daemon killed part-way through removing the source after the copy."""
+
+
+def test_a_crash_part_way_through_the_removal_after_a_copy_leaves_one_whole_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archived across file systems; a clerk saves a file into the work folder during the
+    copy, and the daemon is killed when the removal of the copied source has taken the
+    attachment only. The retry found no whole copy at the entry name and archived the
+    leftovers beside it as the bundle's entry (the journal naming a folder without the
+    attachment). It finds its own copy (the work folder marked for it before the removal
+    began): the entry is the one archive, whole; the rest of the copied files leave the
+    work folder, the clerk's file stays there, marked kept."""
+    work = _work(tmp_path)
+    papers = {"receipt.json": (work / "receipt.json").read_bytes()}
+    content = _tree(work)
+    target = _target(tmp_path)
+    _across_file_systems(monkeypatch, work,
+                         lambda: (work / "INV-1" / "b.pdf").write_bytes(b"%PDF-late"))
+    real_unlink = os.unlink
+
+    def unlink(path: str, *, dir_fd: int | None = None) -> None:
+        real_unlink(path, dir_fd=dir_fd)
+        if path == "a.pdf":
+            raise _Killed
+    monkeypatch.setattr(fsmove.os, "unlink", unlink)
+    with pytest.raises(_Killed):
+        place(work, target, papers, "0123456789ab", within=tmp_path / "outbox")
+    monkeypatch.undo()
+    assert _tree(target) == content and not os.path.exists(work / "INV-1" / "a.pdf")
+
+    assert place(work, target, papers, "0123456789ab", within=tmp_path / "outbox") == target
+    assert os.listdir(target.parent) == [target.name]
+    assert _tree(target) == content
+    assert _tree(work) == {".outboxd-kept": os.fsencode(target), "INV-1/b.pdf": b"%PDF-late"}
+
+
+def test_a_copy_across_file_systems_leaves_no_mark_when_the_source_is_all_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mark made before the removal (the proof of whose the copy is) goes with the
+    emptied work folder: nothing is left in processing after a whole archive."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    _across_file_systems(monkeypatch, work, lambda: None)
+    assert move_into_place(work, target, within=tmp_path / "outbox") == target
+    assert _tree(target) == content and not os.path.lexists(work)
+
+
+def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle dropped again the same day finds its first entry at the name, alike but
+    for its papers: the look read every file of both (a bundle of hundreds of MB read
+    twice, at claim time on the loop) to learn what its first differing file told. It
+    stops there: the attachments below are never read, and the bundle goes beside."""
+    work = _work(tmp_path)
+    for i in range(50):
+        (work / "INV-1" / f"b{i}.pdf").write_bytes(b"%PDF-" + bytes([i]) * 1000)
+    target = _target(tmp_path)
+    shutil.copytree(work, target)
+    (target / "receipt.json").write_bytes(b'{"bundle_id": "0123456789ab", "other": 1}\n')
+    read: list[str] = []
+    same_bytes = copyfound._same_bytes
+
+    def counted(folder: int, copy: int, name: str) -> bool:
+        read.append(name)
+        return same_bytes(folder, copy, name)
+    monkeypatch.setattr(copyfound, "_same_bytes", counted)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert len(read) <= 2 and not any(name.endswith(".pdf") for name in read)

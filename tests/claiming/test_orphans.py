@@ -14,6 +14,7 @@ from helpers import without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
 
+from daemon.archiving.kept import KEPT
 from daemon.claiming.claim import owner_of, work_dir_for
 from daemon.claiming.orphans import Orphans, sweep
 from daemon.configuration.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
@@ -632,7 +633,7 @@ def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_ke
             assert sweep(j, settings) == 0
         monkeypatch.undo()
         assert (w / "another.pdf").read_bytes() == b"%PDF-another"
-        assert (w / archive.KEPT).read_bytes() == os.fsencode(target)
+        assert (w / KEPT).read_bytes() == os.fsencode(target)
         with capture_logs() as logged:
             assert sweep(j, settings) == 0
         [said] = [e for e in logged if e["log_level"] in ("warning", "error")]

@@ -43,6 +43,7 @@ from helpers import (  # noqa: E402
 )
 
 from daemon.configuration.config import Settings  # noqa: E402
+from daemon.configuration.deciding import RENEW  # noqa: E402
 from daemon.errors import OutboxdError  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
 from daemon.loop.changes import RESCAN as RESCAN_KEY  # noqa: E402
@@ -468,3 +469,24 @@ def test_a_waiting_bundle_released_leaves_no_timer_behind(make_service: Any, clo
     settle_all(svc, clock)
     assert not (outbox / "INV-1.xml").exists()  # released and claimed
     assert svc.timers.due_at(("bundle", "INV-1.xml")) is None
+
+
+def test_the_fingerprint_is_renewed_hourly_whatever_the_rescan_period(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """Renewed at rescans alone, a daemon with rescan_seconds of a day or more (a large
+    outbox watched by inotify) left its fingerprint unrenewed for that long, and the other
+    daemons on the outbox said it "probably runs no more" while it ran. It is renewed on
+    its own timer, an hour (deciding.RENEW) on the loop clock after the last write: one a
+    clerk removed is back then, though no rescan comes for days."""
+    svc = make_service()
+    t0 = clock.t
+    svc.timers.at(RESCAN_KEY, t0 + 2 * 86400)  # as rescan_seconds = 172800
+    ours = tmp_path / "outbox" / ".outboxd" / "deciding" / f"{svc.deciding.tag}.json"
+    assert ours.exists()
+    ours.unlink()
+    clock.t = t0 + RENEW - 1
+    svc.turn()
+    assert not ours.exists()  # not more often than RENEW
+    clock.t = t0 + RENEW
+    svc.turn()
+    assert json.loads(ours.read_bytes())["daemon"] == svc.deciding.tag

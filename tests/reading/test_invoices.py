@@ -365,14 +365,19 @@ class TestOtherXml:
          "line 2 holds a second XML declaration (<?xml …?>), which only the very start "
          "of a file may have (a file made by joining invoice files keeps each one's) — "
          "have the ERP write one declaration, at the start"),
-    ], ids=["blank-line-first", "joined-files"])
+        (b"<!-- exported by ERP 9.1 -->\n" + ubl_invoice("X"),
+         "its XML declaration (<?xml …?>) must be the very first thing in the file, and "
+         "other text (a comment, a tag) comes before it (it is on line 2) — have the ERP "
+         "write nothing before the declaration"),
+    ], ids=["blank-line-first", "joined-files", "comment-first"])
     def test_a_declaration_not_at_the_start_names_its_line_and_what_the_erp_must_change(
             self, tmp_path: Path, data: bytes, expected: str) -> None:
         """A blank line before `<?xml …?>` (or a batch made by joining files, each with
         its declaration) read "XML or text declaration not at start of entity: line 2,
         column 0 — export the invoice again": words no clerk can pass on, and a fix that
         made the same file. The error says where the declaration is and what the
-        export must stop writing."""
+        export must stop writing; a comment written before the one declaration is not
+        called a second declaration of joined files."""
         with pytest.raises(InputError) as info:
             read(write(tmp_path / "INV-X.xml", data))
         assert (info.value.code, info.value.file) == ("invalid-xml", "INV-X.xml")
