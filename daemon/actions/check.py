@@ -29,9 +29,10 @@ from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
 from daemon.actions.reads import CommandReads
-from daemon.bundle import Bundle, Conversion, Finding
+from daemon.bundle import Bundle, Conversion, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
+from daemon.einvoice.kinds import what_it_is
 from daemon.errors import InputError, ReaderFailed
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
@@ -62,6 +63,18 @@ def _sent_as(conv: Conversion, safe_filenames: bool) -> str:
             f"{page}, made from the image ([validation] convert_images)")
 
 
+def _format(inv: InvoiceFile) -> str:
+    """The invoice file's format for the header: the manifest's word where it says what
+    the file is (ubl, svefaktura, pdf), what the file is where that word is "other" (a
+    CII invoice, a UBL Order, …), which told a clerk nothing. One that could not be read
+    is not parsed again here, outside the reader's time limit: its error says why."""
+    if inv.format != "other":
+        return inv.format
+    if inv.ids_unknown:
+        return "could not be read"
+    return what_it_is(inv) or "not UBL"
+
+
 def report(bundle: Bundle, settings: Settings) -> list[str]:
     """The lines for one bundle: invoices, each attachment with type, pages and verdict,
     then every finding as `FILE: message  [code]`, grouped by severity."""
@@ -69,7 +82,7 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     by_file: dict[str, list[Finding]] = {}
     for f in bundle.findings:
         by_file.setdefault(f.file, []).append(f)
-    lines = [f"{inv.name}  ({inv.format}, channel {bundle.channel})"]
+    lines = [f"{inv.name}  ({_format(inv)}, channel {bundle.channel})"]
     for invoice_id in bundle.invoice_ids:
         atts = bundle.attachments_of(invoice_id)
         lines.append(f"  invoice {invoice_id}: " + (f"{len(atts)} attachment(s)" if atts

@@ -52,9 +52,8 @@ def _unwritable(settings: Settings, key: str, folder: Path, at: Path, read_only:
     ancestor) cannot create: the folder that refused, whom, and the fix. A folder the admin
     never named is said to be the default: "fix [paths] processing" sent admins to a key
     they had not set, where the fix was the outbox's permissions."""
-    set_by_admin = key not in _DEFAULTED or getattr(settings.paths, _DEFAULTED[key]) is not None
-    head = (f"{key}: cannot {'write in' if at == folder else 'create'} {unquoted(str(folder))}"
-            + ("" if set_by_admin else " (the key is not set: its default)"))
+    set_by_admin = _set_by_admin(settings, key)
+    head = _head(settings, key, folder, "write in" if at == folder else "create")
     also = f", or fix {key}" if set_by_admin else (
         "" if key == "[paths] processing" else f", or set {key} to a folder it may write")
     if read_only:
@@ -79,6 +78,32 @@ def _unwritable(settings: Settings, key: str, folder: Path, at: Path, read_only:
 # The keys whose folder has a default derived from the outbox, with their field.
 _DEFAULTED = {"[paths] sent": "sent", "[paths] quarantine": "quarantine",
               "[paths] processing": "processing"}
+
+
+def _set_by_admin(settings: Settings, key: str) -> bool:
+    return key not in _DEFAULTED or getattr(settings.paths, _DEFAULTED[key]) is not None
+
+
+def _head(settings: Settings, key: str, folder: Path, doing: str) -> str:
+    """"KEY: cannot DOING FOLDER", saying so when the folder is the key's default."""
+    return (f"{key}: cannot {doing} {unquoted(str(folder))}"
+            + ("" if _set_by_admin(settings, key) else " (the key is not set: its default)"))
+
+
+def _in_the_way(settings: Settings, key: str, folder: Path) -> str | None:
+    """The line for a file where the folder (or a folder on its path) must be, or None:
+    "create it" was no fix there, and the file is someone's, to be moved, never removed
+    by us. The default processing folder has no other place to be set to: .outboxd/ in
+    the outbox is outboxd's own working folder whatever that key says."""
+    blocker = _nearest(folder)
+    if os.path.isdir(blocker):
+        return None
+    where = unquoted(str(blocker))
+    what = (f"a file named {where} is where that folder must be" if blocker == folder else
+            f"{where}, on its path, is a file, not a folder")
+    also = ("" if key == "[paths] processing" and not _set_by_admin(settings, key)
+            else f", or set {key} to another folder")
+    return f"{_head(settings, key, folder, 'create')}: {what} — move that file away{also}"
 
 
 def _read_only(folder: Path) -> bool:
@@ -118,6 +143,9 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
         except OSError as exc:
             if (passing := _not_made_yet(key, folder, exc, running is not None)) is not None:
                 raise passing from None
+            if (exc.errno in (errno.EEXIST, errno.ENOTDIR)
+                    and (blocked := _in_the_way(settings, key, folder)) is not None):
+                raise ConfigError(blocked) from None
             if folder == target:
                 raise ConfigError(f"[delivery] target = {str(target)!r} cannot be created: "
                                   + refused(exc)) from None
@@ -233,9 +261,8 @@ def folder_problems(settings: Settings) -> list[str]:
         start = _nearest(folder)
         if (link := _link_on_the_way(settings, folder, key)) is not None:
             problems.append(link)
-        elif not start.is_dir():
-            problems.append(f"{key}: cannot create {unquoted(str(folder))}: "
-                            f"{unquoted(str(start))} is not a folder — fix {key}")
+        elif (blocked := _in_the_way(settings, key, folder)) is not None:
+            problems.append(blocked)
         elif not os.access(start, os.W_OK | os.X_OK):
             problems.append(_unwritable(settings, key, folder, start, _read_only(start)))
     if (apart := _processing_apart(settings)) is not None:

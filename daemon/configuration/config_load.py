@@ -59,6 +59,8 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
     origin = env_origin(section, loc[1], env) if len(loc) > 1 else ""
     if origin and origin.removeprefix(" (from ").removesuffix(")") not in msg:
         where = f"{where}{origin}"
+    if err["type"] == "extra_forbidden" and not key and not isinstance(err.get("input"), dict):
+        return _outside_sections(section, err.get("input"))
     if err["type"] == "extra_forbidden":
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
@@ -158,6 +160,18 @@ def _one_per_union(errors: list[ErrorDetails]) -> list[ErrorDetails]:
                                        input=err.get("input"))
         out.append(merged[loc[:2]])
     return out
+
+
+def _outside_sections(name: str, value: Any) -> str:
+    """The line for a key written above the first [section] line (`foo = 1`): called
+    "[foo]: unknown section", it sent the admin looking for a section header that is
+    not there. Where the key is one of a section's, that section is named."""
+    homes = [f"[{section}]" for section in SECTIONS if name in _known_keys(section)]
+    move = (f"move it below {' or '.join(homes)}" if homes else
+            "move it below the section it belongs to, or remove it")
+    return (f"{unquoted(name)} = {value_shown(name, value)}: a key outside any section (above "
+            "the first [section] line), where no key may be; the sections: "
+            f"{', '.join(f'[{section}]' for section in SECTIONS)} — {move}")
 
 
 def _known_keys(section: str) -> list[str]:

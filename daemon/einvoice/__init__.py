@@ -24,6 +24,7 @@ from daemon.einvoice.artefacts import mime_codes, rules_versions
 from daemon.einvoice.embed import Document as EmbeddedDocument
 from daemon.einvoice.embed import Plan, documents_for
 from daemon.einvoice.engine import Assertion, Engine, drop_cache_temps, load
+from daemon.einvoice.kinds import what_it_is
 from daemon.einvoice.preflight import (
     Mode,
     Result,
@@ -41,7 +42,6 @@ __all__ = ["Engine", "Mode", "Result", "check_bundle", "check_document", "drop_c
 
 # `outboxd check` says which invoices the rules did not look at, and why.
 NOT_PREFLIGHTED = "not-preflighted"
-FORMAT_NAMES = {"svefaktura": "Svefaktura", "pdf": "PDF", "other": "non-UBL"}
 
 
 def _preflight(bundle: Bundle, mode: Mode) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
@@ -54,9 +54,11 @@ def _preflight(bundle: Bundle, mode: Mode) -> tuple[tuple[Finding, ...], tuple[F
                         "rules: the invoice file could not be read (see its error)",
                         "note"),), ()
     if inv.format != "ubl":
-        return (Finding(NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice "
-                        f"rules: a {FORMAT_NAMES.get(inv.format, inv.format)} invoice file "
-                        "(only EN 16931 UBL is)", "note"),), ()
+        # What the file is ("a UN/CEFACT CII invoice", "a UBL Order"), as not-ubl says it:
+        # "a non-UBL invoice file" named no export to look for.
+        what = what_it_is(inv) or "not UBL"
+        return (Finding(NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice rules "
+                        f"(only EN 16931 UBL is): the invoice file is {what}", "note"),), ()
     try:
         result = read_and_preflight(inv.path, inv.name, mode)
     except InputError as exc:

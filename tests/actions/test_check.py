@@ -363,8 +363,9 @@ def test_an_invoice_the_rules_do_not_check_gets_a_not_preflighted_note(
     ).encode())
     peppol = drop_bundle(cfg.outbox, "PEP-1", {"a.pdf": pdf_bytes()})  # Peppol BIS 3
     code, out = check(cfg, capsys, sv)
-    assert code == 0 and "  notes:\n    SV-1.xml: not checked against the e-invoice rules: " \
-        "a Svefaktura invoice file (only EN 16931 UBL is)  [not-preflighted]" in out
+    assert code == 0 and "  notes:\n    SV-1.xml: not checked against the e-invoice rules " \
+        "(only EN 16931 UBL is): the invoice file is a Svefaktura 1.0 invoice " \
+        "(urn:sfti:documents:BasicInvoice:1:0)  [not-preflighted]" in out
     assert "=> valid (0 error(s), 0 warning(s))" in out
     code, out = check(cfg, capsys, plain)
     assert code == 0 and "invoice INV-1: it has no CustomizationID  [not-preflighted]" in out
@@ -374,6 +375,33 @@ def test_an_invoice_the_rules_do_not_check_gets_a_not_preflighted_note(
     cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
     code, out = check(cfg, capsys, sv)
     assert code == 0 and "not-preflighted" not in out
+
+
+CII = (b'<?xml version="1.0" encoding="UTF-8"?>\n<rsm:CrossIndustryInvoice xmlns:rsm='
+       b'"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"><rsm:ExchangedDocument/>'
+       b"</rsm:CrossIndustryInvoice>\n")
+
+
+def test_an_invoice_file_read_as_other_is_shown_as_what_it_is(cfg: Env, capsys) -> None:
+    """A CII invoice and a UBL Order in the outbox: `check`'s head line and its
+    not-preflighted note say what each file is, in not-ubl's words, where they said
+    reading's internal "other" and "a non-UBL invoice file" — neither told a clerk which
+    export made it. A UBL invoice keeps the manifest's word (ubl)."""
+    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "error"})
+    cii = drop_bundle(cfg.outbox, "CII-1", {"a.pdf": pdf_bytes()}, invoice=CII)
+    order = drop_bundle(cfg.outbox, "ORD-1", {"a.pdf": pdf_bytes()}, invoice=(
+        b'<Order xmlns="urn:oasis:names:specification:ubl:schema:xsd:Order-2"/>'))
+    code, out = check(cfg, capsys, cii)
+    kind = ("a UN/CEFACT CII invoice (CrossIndustryInvoice, as Factur-X, ZUGFeRD 2 and "
+            "XRechnung CII write it)")
+    assert code == 0 and out.startswith(f"CII-1.xml  ({kind}, channel e-invoice)\n"), out
+    assert "CII-1.xml: not checked against the e-invoice rules (only EN 16931 UBL is): the " \
+        f"invoice file is {kind}  [not-preflighted]" in out
+    code, out = check(cfg, capsys, order)
+    assert code == 0 and out.startswith("ORD-1.xml  (a UBL Order, channel e-invoice)\n"), out
+    assert "the invoice file is a UBL Order  [not-preflighted]" in out
+    for shown in (check(cfg, capsys, cii)[1], out):
+        assert "(other," not in shown and "non-UBL" not in shown
 
 
 def test_a_ubl_batch_that_cannot_be_read_is_not_called_non_ubl(cfg: Env, capsys) -> None:
@@ -386,6 +414,7 @@ def test_a_ubl_batch_that_cannot_be_read_is_not_called_non_ubl(cfg: Env, capsys)
                         b"</Batch>")
     code, out = check(cfg, capsys, batch)
     assert code == 1 and "[duplicate-invoice-id]" in out
+    assert out.startswith("batch-1.xml  (could not be read, channel e-invoice)"), out
     assert "non-UBL" not in out
     assert "batch-1.xml: not checked against the e-invoice rules: the invoice file could " \
         "not be read (see its error)  [not-preflighted]" in out

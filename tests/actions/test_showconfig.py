@@ -77,7 +77,8 @@ def test_folders_run_could_not_create_are_found_by_check_without_creating_any(
     capsys.readouterr()
     assert main(["config", "--check", "-c", str(env.config)]) == 2
     err = capsys.readouterr().err
-    assert f"[paths] state_dir: cannot create {blocker / 'state'}: {blocker} is not a " \
+    assert f"[paths] state_dir: cannot create {blocker / 'state'}: {blocker}, on its path, " \
+        "is a file, not a folder — move that file away, or set [paths] state_dir to another " \
         "folder" in err
     assert f"[delivery] target: cannot create {blocker / 'in'}" in err
 

@@ -356,3 +356,47 @@ def test_a_state_dir_in_a_private_tmp_is_warned_of_only_under_systemd(
     assert line.startswith(f'[paths] state_dir = "{state_dir}" is under {under}, which the '
                            "service's PrivateTmp= empties at every start"), line
     assert 'set state_dir = "/var/lib/outboxd" (the default)' in line, line
+
+
+@pytest.mark.parametrize("blocked", ["default sent", "set sent", "default processing"])
+def test_a_file_where_a_folder_must_be_is_named_with_moving_it_as_the_fix(
+        tmp_path: Path, blocked: str) -> None:
+    """A file where a folder the daemon makes must be (`sent` beside the outbox, the key
+    unset: a real EEXIST), or on its path (a set [paths] sent below a file: ENOTDIR;
+    `.outboxd` in the outbox, where the default processing folder lies) stops the start
+    with a line naming that file and the fix — move it away, or set the key to another
+    folder (not for the default processing folder: .outboxd/ is outboxd's own) — and
+    saying when the key is unset, instead of "File exists — create it or fix KEY".
+    config --check says the same; the file is left as it was."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    paths = {"state_dir": str(tmp_path / "state")}
+    if blocked == "default sent":
+        key, folder = "[paths] sent", tmp_path / "sent"
+        in_the_way = folder
+    elif blocked == "set sent":
+        key, in_the_way = "[paths] sent", tmp_path / "archive"
+        folder = in_the_way / "sent"
+        paths["sent"] = str(folder)
+    else:
+        key, in_the_way = "[paths] processing", outbox / ".outboxd"
+        folder = in_the_way / "processing"
+    in_the_way.write_text("someone's notes\n")
+    s = Settings(outbox={"path": str(outbox)}, paths=paths,
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    line = str(info.value)
+    assert "create it" not in line and "File exists" not in line, line
+    default = "" if blocked == "set sent" else " (the key is not set: its default)"
+    assert line.startswith(f"{key}: cannot create {folder}{default}: "), line
+    if blocked == "default sent":
+        assert f"a file named {folder} is where that folder must be" in line, line
+    else:
+        assert f"{in_the_way}, on its path, is a file, not a folder" in line, line
+    if blocked == "default processing":
+        assert line.endswith("move that file away"), line
+    else:
+        assert line.endswith(f"move that file away, or set {key} to another folder"), line
+    assert folder_problems(s) == [line], "config --check says the same"
+    assert in_the_way.read_text() == "someone's notes\n"

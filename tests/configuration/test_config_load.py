@@ -221,6 +221,22 @@ class TestErrors:
             "[deliveries]", "unknown section")
         assert "delivery" in line and "outbox" in line
 
+    def test_a_key_above_every_section_is_said_to_be_outside_any_section(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """`foo = 1` above the first [section] line is a key outside any section, with
+        the sections listed and the fix (move it under its section; for a key one
+        section has, `settle_seconds`, that section), not "[foo]: unknown section",
+        which sent the admin looking for a header that is not in the file."""
+        for text, key, move in (
+                ("foo = 1\n", "foo = 1", "move it below the section it belongs to, or remove it"),
+                ("settle_seconds = 3\n", "settle_seconds = 3", "move it below [outbox]")):
+            [line] = problems_of(config_file(tmp_path, text + minimal(outbox)))
+            assert line == (f"{key}: a key outside any section (above the first [section] "
+                            "line), where no key may be; the sections: [outbox], [paths], "
+                            "[invoices], [attachments], [validation], [policy], [delivery], "
+                            f"[log], [service], [share], [einvoice] — {move}"), line
+            assert "unknown section" not in line
+
     def test_every_problem_is_reported(self, tmp_path: Path, outbox: Path) -> None:
         """Several problems are all reported at once, one line each."""
         extra = '[policy]\nunattached = "maybe"\n[log]\nlevel = "loud"\n[nope]\n'

@@ -134,7 +134,8 @@ def test_a_directory_target_that_cannot_be_made_is_named_as_such(env: Env) -> No
         "transport": "directory", "target": str(blocker / "target")})
     r = run(env, "run", "-c", str(env.config))
     assert r.returncode == 2
-    assert f"[delivery] target = '{blocker / 'target'}' cannot be created" in r.stderr
+    assert f"[delivery] target: cannot create {blocker / 'target'}: {blocker}, on its path, " \
+        "is a file, not a folder — move that file away" in r.stderr
     assert "TLS" not in r.stderr and "Traceback" not in r.stderr
 
 
