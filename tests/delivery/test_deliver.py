@@ -292,12 +292,12 @@ class TestHttpRequest:
                 monkeypatch.delenv(var, raising=False)
             monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
             bundle = make_bundle(tmp_path / "work")
-            d = HttpDeliverer(http_cfg())
+            d = HttpDeliverer(http_cfg(url="http://rx.example:9/x"))  # not this machine
             try:
                 receipt = d.deliver(bundle, build_manifest(bundle))
             finally:
                 d.close()
-        assert receipt.receipt_id == "via-proxy" and seen == [URL]
+        assert receipt.receipt_id == "via-proxy" and seen == ["http://rx.example:9/x"]
 
     def test_a_user_and_password_in_the_url_are_sent_as_basic_auth(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
