@@ -19,24 +19,25 @@ CONNECTION_LIMIT = 16.0
 
 
 class RawReceiver:
-    """A receiver on 127.0.0.1 writing raw bytes, for answers no HTTP server library
-    gives. Each connection is served on a thread of its own, as a server serves them:
-    each request on it (kept alive for the next) is read whole, by `take_body` (at once
-    unless given), then `answer(rx, conn, n)` writes what the n-th request (from 0, over
-    all connections) gets. With `tls`, TLS from the first byte, or with `tunnel` after
-    a CONNECT, answered 200 (a proxy in front of an https:// receiver). Keeps what the
-    tests assert: connections accepted, each request's head, and how long each body
-    took to arrive."""
+    """A receiver on 127.0.0.1 (or ::1, `family` AF_INET6) writing raw bytes, for answers no
+    HTTP server library gives. Each connection is served on a thread of its own, as a
+    server serves them: each request on it (kept alive for the next) is read whole, by
+    `take_body` (at once unless given), then `answer(rx, conn, n)` writes what the n-th
+    request (from 0, over all connections) gets. With `tls`, TLS from the first byte, or
+    with `tunnel` after a CONNECT, answered 200 (a proxy in front of an https://
+    receiver). Keeps what the tests assert: connections accepted, each request's head,
+    and how long each body took to arrive."""
 
     def __init__(self, answer: Callable[[RawReceiver, socket.socket, int], None], *,
                  tls: ssl.SSLContext | None = None, tunnel: bool = False,
                  take_body: Callable[[RawReceiver, socket.socket, int, bytes], None]
-                 | None = None) -> None:
+                 | None = None, family: socket.AddressFamily = socket.AF_INET) -> None:
         self._answer = answer
         self._tls = tls
         self._tunnel = tunnel
         self._take_body = take_body or take_at_once
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(
+            ("::1" if family == socket.AF_INET6 else "127.0.0.1", 0), family=family)
         # A small window: a slow reader holds the sender back sooner.
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
         self.port: int = self.listener.getsockname()[1]

@@ -20,6 +20,7 @@ from daemon.archiving.archive_papers import reason_papers, reason_record, receip
 from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claiming.claim import copy_tag
 from daemon.configuration.config import Settings
+from daemon.delivery.answers import web_page_warning
 from daemon.delivery.backoff import backoff
 from daemon.errors import describe
 from daemon.fs.fsmove import partial_name, remove_made
@@ -137,10 +138,15 @@ class Moves:
         # The manifest's warnings go with this one line, at warning level: one log
         # record per bundle sent, also when only the archive was left after a restart.
         warnings = (response.get("manifest") or {}).get("warnings") or []
+        # A 2xx that was a web page (a portal's, a maintenance page) is sent, as the
+        # protocol says; the admin hears that it was not the operator's kind of answer.
+        page = web_page_warning(response.get("response") or {})
+        extra = {**({"warnings": warnings} if warnings else {}),
+                 **({"answer": page} if page else {})}
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        (log.warning if warnings else log.info)(
+        (log.warning if extra else log.info)(
             "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
-            archive=str(placed), **({"warnings": warnings} if warnings else {}))
+            archive=str(placed), **extra)
         return None
 
     def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:

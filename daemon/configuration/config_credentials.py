@@ -38,15 +38,23 @@ def in_the_clear(url: str | None) -> bool:
     if not url or not url.lower().startswith("http://"):
         return False
     try:
-        host = httpx.URL(url).host.lower()
+        host = httpx.URL(url).host
     except httpx.InvalidURL:
         return False
+    return not on_this_machine(host)
+
+
+def on_this_machine(host: str) -> bool:
+    """`host` (as httpx.URL gives it, IPv6 without brackets) is this machine's loopback:
+    localhost, a name under .localhost, 127.0.0.0/8, ::1. Any other name is another
+    machine, as far as we know."""
+    host = host.lower()
     if host == "localhost" or host.endswith(".localhost"):
-        return False
+        return True
     try:
-        return not ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return True  # a name other than localhost: another machine, as far as we know
+        return False
 
 
 # {secret}: which one (_secret_in_the_clear), never its value.

@@ -48,6 +48,7 @@ from contextlib import contextmanager
 import httpcore
 import httpx
 
+from daemon.configuration.config_credentials import on_this_machine
 from daemon.errors import ConfigError
 
 # The upload's time: `seconds`, and `seconds` again for each of these many bytes written.
@@ -327,7 +328,8 @@ def _core_url(url: httpx.URL) -> httpcore.URL:
 def environment_proxy(url: httpx.URL) -> httpx.Proxy | None:
     """The proxy the environment names for the receiver's `url` (HTTP_PROXY or
     HTTPS_PROXY by its scheme, else ALL_PROXY, any case; a proxy without a scheme is
-    http://), or None: no proxy named, or NO_PROXY excludes the url's host. Decided by
+    http://), or None: no proxy named, the url's host is this machine (localhost,
+    127.0.0.0/8, ::1), or NO_PROXY excludes the url's host. Decided by
     the standard library's rules (urllib.request.getproxies and proxy_bypass, the
     rules curl users know: `*`, a host and its subdomains, an address, `host:port`),
     once, as outboxd posts to one url. A ConfigError when the proxy is no url outboxd
@@ -338,7 +340,11 @@ def environment_proxy(url: httpx.URL) -> httpx.Proxy | None:
     being made at all, even with no proxy set (encode/httpx#3221)."""
     found = urllib.request.getproxies()
     named = found.get(url.scheme) or found.get("all")
-    if not named:
+    if not named or on_this_machine(url.host):
+        # A receiver on this machine (the reference receiver, a TLS proxy here) is out of
+        # a proxy's reach, and the url check lets a token go to it over plain http://:
+        # sent through a proxy elsewhere, it crossed the network in clear. urllib and
+        # curl proxy loopback unless NO_PROXY names it; Go's clients never do.
         return None
     host = url.host if url.port is None else f"{url.host}:{url.port}"
     if urllib.request.proxy_bypass(host):

@@ -156,6 +156,26 @@ def _receipt_id(decoded: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# A web page's first tags, anywhere in what is kept of a 2xx body (a portal's page may
+# begin with a comment or blank lines).
+_WEB_PAGE = re.compile(r"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
+
+
+def web_page_warning(response: Mapping[str, Any]) -> str | None:
+    """What to say of a 2xx answer (a Receipt's as_dict(), as the journal keeps it) whose
+    body is an HTML page: a captive portal, a proxy's or a load balancer's maintenance
+    page answering 200 in the receiver's place. The protocol makes any 2xx a receipt,
+    so the bundle stays sent; an operator's API answers JSON, and whether it has the
+    bundle is worth a look. None for any other answer."""
+    body = response.get("body")
+    if not isinstance(body, str) or not _WEB_PAGE.search(body):
+        return None
+    return (f"the answer (HTTP {response.get('status')}) was a web page, not the "
+            "operator's JSON: a captive portal, a proxy's or a load balancer's page may "
+            "have answered in the receiver's place — receipt.json shows what came back; "
+            "ask the operator whether it has the bundle, and check [delivery] url")
+
+
 def kept_receipt_id(answer: Any) -> str | None:
     """The receipt id of a decoded answer as outboxd keeps it, also one read back from a
     receipt.json in sent/, which a person may have made or edited: text of at most

@@ -165,6 +165,7 @@ class HttpDeliverer:
         verify = tls_verify(cfg)  # its ConfigError also with a transport given
         # A transport given (httpx.MockTransport in tests) takes every POST directly.
         self._direct = transport is not None
+        self._proxy_at: str | None = None  # "HOST:PORT" of the environment's proxy, if any
         if transport is None:
             # httpx's timeouts are per read and send: the upload and the answer as wholes
             # are bounded by this transport (answer_deadline.py), also through a proxy of
@@ -174,6 +175,11 @@ class HttpDeliverer:
             except httpx.InvalidURL:
                 url = None  # the POST says so (failure(): "url is not usable")
             proxy = environment_proxy(url) if url is not None else None
+            if proxy is not None:
+                # Errors on the way name it: "cannot reach the receiver" sent the admin
+                # to the operator when the proxy in between was down or refused.
+                port = proxy.url.port or {"http": 80, "https": 443}.get(proxy.url.scheme, 1080)
+                self._proxy_at = f"{proxy.url.host}:{port}"
             transport = DeadlineTransport(cfg.timeout_seconds, verify,
                                           httpx.Limits(max_connections=cfg.concurrency), proxy,
                                           tls=url is None or url.scheme != "http")
@@ -287,6 +293,9 @@ class HttpDeliverer:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
         POSTs): its text goes to the log, the journal, `outboxd status` and the status
         page on the share, so it never carries the token or the url's password."""
+        if self._proxy_at is not None and isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
+            return self._proxy_failure(exc)
         if isinstance(exc, httpx.TimeoutException):
             # The upload's own bound says its figures (answer_deadline): "raise
             # timeout_seconds" is then backed by how much went in, in what time.
@@ -324,6 +333,27 @@ class HttpDeliverer:
                 "fix [delivery] url"))
         return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
                                      f"{str(exc) or type(exc).__name__}"))
+
+    def _proxy_failure(self, exc: httpx.ConnectError | httpx.ConnectTimeout
+                       | httpx.ProxyError) -> Retryable | Paused:
+        """The proxy's hop failed, said as that: connecting to it (through a proxy every
+        connection is to the proxy), or its refusal to CONNECT to the receiver.
+        Retried, as a receiver's 502 or 503 would be."""
+        if isinstance(exc, httpx.ProxyError) and str(exc).startswith("407"):
+            return Paused(PROXY_WANTS_CREDENTIALS, 407)
+        said = (str(exc) or type(exc).__name__)[:300]
+        if isinstance(exc, httpx.ProxyError):
+            return Retryable(self.scrub(
+                f"the proxy at {self._proxy_at} (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY in the "
+                f"service's environment) did not open the way to the receiver"
+                f"{self._where()}: it answered {said} — it could not reach the receiver, or "
+                "does not let this server reach it; check with the proxy's admins, or set "
+                "NO_PROXY for the receiver's host if it is reached without the proxy"))
+        return Retryable(self.scrub(
+            f"cannot reach the proxy at {self._proxy_at} (HTTPS_PROXY, HTTP_PROXY or "
+            f"ALL_PROXY in the service's environment) on the way to the receiver"
+            f"{self._where()}: {said} — check the proxy's address in the environment, "
+            "or whether the proxy is up"))
 
     def _where(self) -> str:
         """" at HOST:PORT": a resolver's "Name or service not known" names no host, and

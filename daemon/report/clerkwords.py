@@ -63,6 +63,11 @@ _RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
                 r"resolution|No address associated|nodename nor servname)"),
      "The operator's server cannot be found on the network."),
     (re.compile(r"cannot reach the receiver\b"), "The operator's server does not answer."),
+    # The environment's proxy (Deliverer._proxy_failure): the company network's side.
+    (re.compile(r"cannot reach the proxy at "),
+     "The company network's proxy server, which outboxd goes through, does not answer."),
+    (re.compile(r"the proxy at \S+ \(.*?\) did not open the way to the receiver"),
+     "The company network's proxy server could not reach the operator's server."),
     (re.compile(r"timed out talking to the receiver\b"),
      "The operator's server did not answer in time."),
     (re.compile(r"no valid answer from the receiver\b"),

@@ -32,11 +32,15 @@ from daemon.delivery.deliver import HttpDeliverer, make_deliverer
 from daemon.errors import ConfigError, Paused, Rejected, Retryable
 from daemon.manifest import build_manifest
 from delivery.test_deliver import URL, attachment, big_bundle, http_cfg, make_bundle
-from delivery.test_tls import _certificates
+from delivery.test_tls import SERVER_NAME, _certificates
 
 # Long enough that a deliverer without the bound is seen to fail (it gives up only when
 # the receiver does) rather than to hang the suite.
 GIVE_UP = 8.0
+# A receiver on another machine, as far as outboxd knows: a proxy of the environment is
+# used for it (a url on this machine never goes through one). Never resolved: the proxy
+# on 127.0.0.1 takes the request.
+ELSEWHERE = "http://rx.example:9/x"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
                    "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -166,9 +170,9 @@ class TestAnswersThatNeverCome:
         with RawReceiver(processing_without_end) as rx:
             no_proxies.setenv("HTTP_PROXY", f"http://127.0.0.1:{rx.port}")
             started = time.monotonic()
-            outcome = deliver_once(tmp_path, http_cfg(timeout_seconds=1))
+            outcome = deliver_once(tmp_path, http_cfg(url=ELSEWHERE, timeout_seconds=1))
         assert_timed_out(outcome, started)
-        assert rx.heads and rx.heads[0].startswith(f"POST {URL} ")
+        assert rx.heads and rx.heads[0].startswith(f"POST {ELSEWHERE} ")
 
     def test_an_https_receiver_behind_a_proxy_is_under_the_same_bound(
             self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
@@ -181,10 +185,10 @@ class TestAnswersThatNeverCome:
         with RawReceiver(processing_without_end, tls=server, tunnel=True) as rx:
             no_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{rx.port}")
             started = time.monotonic()
-            outcome = deliver_once(tmp_path, http_cfg(url="https://127.0.0.1:9/b",
+            outcome = deliver_once(tmp_path, http_cfg(url=f"https://{SERVER_NAME}:9/b",
                                                       verify=str(ca), timeout_seconds=1))
         assert_timed_out(outcome, started)
-        assert [h.split(" ")[:2] for h in rx.heads] == [["CONNECT", "127.0.0.1:9"],
+        assert [h.split(" ")[:2] for h in rx.heads] == [["CONNECT", f"{SERVER_NAME}:9"],
                                                          ["POST", "/b"]]
 
     def test_a_url_with_user_and_password_is_under_the_same_bound(
@@ -337,6 +341,25 @@ class TestAnswersInTime:
         assert rx.heads and rx.heads[0].startswith("POST /b ")
 
 
+    @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost"])
+    def test_a_receiver_on_this_machine_never_goes_through_the_environments_proxy(
+            self, tmp_path: Path, no_proxies: pytest.MonkeyPatch, host: str) -> None:
+        """HTTP_PROXY set (a unit's Environment=) and no NO_PROXY: a receiver on this
+        machine gets the POST itself, and the proxy — on another machine in life, which
+        could not reach our loopback — sees nothing, least of all the token, which the
+        url check lets go over plain http:// to this machine only."""
+        with RawReceiver(lambda rx, conn, n: conn.sendall(created("here"))) as proxy, \
+                RawReceiver(lambda rx, conn, n: conn.sendall(created("straight")),
+                            family=socket.AF_INET6 if host == "[::1]" else socket.AF_INET
+                            ) as rx:
+            no_proxies.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+            outcome = deliver_once(tmp_path, http_cfg(url=f"http://{host}:{rx.port}/b",
+                                                      token="s3cret-token"))
+        assert outcome.receipt_id == "straight", outcome
+        assert proxy.heads == [] and rx.heads[0].startswith("POST /b ")
+        assert "Bearer s3cret-token" in rx.heads[0]
+
+
 PROXY = "http://proxy.example:3128"
 
 
@@ -353,6 +376,12 @@ PROXY = "http://proxy.example:3128"
      "http://rx.example/b", PROXY),
     ({"NO_PROXY": "localhost,::1,fd00::/8,[::1]"}, "http://rx.example/b", None),
     ({}, "http://rx.example/b", None),
+    ({"HTTP_PROXY": PROXY}, "http://127.0.0.1:8787/b", None),  # this machine: never
+    ({"HTTP_PROXY": PROXY}, "http://127.1.2.3/b", None),
+    ({"HTTP_PROXY": PROXY}, "http://[::1]:8787/b", None),
+    ({"ALL_PROXY": PROXY}, "https://localhost/b", None),
+    ({"HTTP_PROXY": PROXY}, "http://app.localhost/b", None),
+    ({"HTTP_PROXY": PROXY}, "http://10.0.0.5/b", PROXY),
 ])
 def test_the_proxy_is_chosen_for_the_url_as_curl_and_urllib_choose_it(
         no_proxies: pytest.MonkeyPatch, environment: dict[str, str], url: str,
@@ -389,7 +418,7 @@ def test_a_proxy_outboxd_cannot_use_is_a_configuration_error(
         pytest.skip("socksio is installed here: SOCKS proxies are usable")
     no_proxies.setenv("ALL_PROXY", proxy)  # the proxy for the receiver's url, whatever its scheme
     with pytest.raises(ConfigError) as info:
-        make_deliverer(http_cfg())
+        make_deliverer(http_cfg(url=ELSEWHERE))
     assert "proxy" in str(info.value) and proxy not in str(info.value)
     assert "Pr0xyPass" not in str(info.value)
 

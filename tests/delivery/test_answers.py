@@ -23,6 +23,7 @@ from daemon.delivery.answers import (
     Receipt,
     classify,
     parse_retry_after,
+    web_page_warning,
 )
 from daemon.errors import Paused, Rejected, Retryable
 from delivery.test_deliver import _http, _raw_server, http_cfg, response, send
@@ -477,3 +478,22 @@ def test_a_100_mb_answer_is_neither_read_whole_nor_held(tmp_path: Path) -> None:
             tracemalloc.stop()
     assert receipt.status == 201 and len(receipt.body) == BODY_LIMIT
     assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize(("body", "page"), [
+    ("<!DOCTYPE html><html><body>Maintenance</body></html>", True),
+    ("\n  <!-- portal -->\n<HTML lang=en><title>Sign in to Wi-Fi</title>", True),
+    ({"receipt_id": "R-1"}, False),
+    ("OK", False),
+    ("", False),
+    ('<?xml version="1.0"?><receipt id="R-1"/>', False),
+    ("the word <htmlish> is no page", False),
+])
+def test_a_2xx_answer_that_is_a_web_page_is_told_apart(body: object, page: bool) -> None:
+    """A 2xx whose kept body is an HTML page (a portal's, a maintenance page, whatever
+    its Content-Type said) gets a warning naming the status and what to check; a JSON
+    receipt, a plain word, an empty or an XML answer gets none."""
+    said = web_page_warning(Receipt(200, body, None).as_dict())
+    assert (said is not None) == page, said
+    if page:
+        assert said is not None and said.startswith("the answer (HTTP 200) was a web page")

@@ -292,12 +292,12 @@ class TestHttpRequest:
                 monkeypatch.delenv(var, raising=False)
             monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
             bundle = make_bundle(tmp_path / "work")
-            d = HttpDeliverer(http_cfg())
+            d = HttpDeliverer(http_cfg(url="http://rx.example:9/x"))  # not this machine
             try:
                 receipt = d.deliver(bundle, build_manifest(bundle))
             finally:
                 d.close()
-        assert receipt.receipt_id == "via-proxy" and seen == [URL]
+        assert receipt.receipt_id == "via-proxy" and seen == ["http://rx.example:9/x"]
 
     def test_a_user_and_password_in_the_url_are_sent_as_basic_auth(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -416,6 +416,71 @@ def test_a_proxy_refusing_to_connect_to_an_https_receiver_without_credentials_pa
     with pytest.raises(Paused) as info:
         d.deliver(b, build_manifest(b))
     assert info.value.status == 407 and "HTTPS_PROXY" in str(info.value)
+
+
+@contextlib.contextmanager
+def _refusing_proxy(status: int) -> Iterator[int]:
+    """A proxy on 127.0.0.1 that answers every CONNECT with `status` (a 502: it could
+    not reach the host asked for); yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_CONNECT(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _through_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxy: str) -> str:
+    """The error of one delivery to https://receiver.test through HTTPS_PROXY=`proxy`."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    d = HttpDeliverer(http_cfg(url="https://receiver.test/b", connect_timeout_seconds=2))
+    b = make_bundle(tmp_path)
+    try:
+        with pytest.raises(Retryable) as info:
+            d.deliver(b, build_manifest(b))
+    finally:
+        d.close()
+    return str(info.value)
+
+
+def test_a_proxy_that_does_not_answer_is_named_not_the_receiver(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY names a proxy where nothing listens: the retried error says the
+    proxy of the service's environment cannot be reached (its host and port, not its
+    password), on the way to which receiver — "cannot reach the receiver" sent the admin
+    to the operator for a fault of the company network."""
+    with socket.socket() as unused:  # bound, then closed: nothing listens on it
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    said = _through_proxy(tmp_path, monkeypatch, f"http://bob:Pr0xyPass@127.0.0.1:{port}")
+    assert said.startswith(f"cannot reach the proxy at 127.0.0.1:{port} (HTTPS_PROXY"), said
+    assert "receiver at receiver.test:443" in said and "Pr0xyPass" not in said
+
+
+def test_a_proxy_refusing_to_connect_to_the_receiver_is_told_from_the_receiver(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy answers CONNECT with 502: the retried error says the proxy did not open
+    the way to the receiver, with its answer and what to check (not "cannot reach the
+    receiver", as if the operator were down)."""
+    with _refusing_proxy(502) as port:
+        said = _through_proxy(tmp_path, monkeypatch, f"http://127.0.0.1:{port}")
+    assert said.startswith(f"the proxy at 127.0.0.1:{port} (HTTPS_PROXY"), said
+    assert "did not open the way to the receiver at receiver.test:443" in said
+    assert "502" in said and "NO_PROXY" in said
 
 
 def both_secrets(url: str) -> DeliveryConfig:

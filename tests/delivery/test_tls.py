@@ -22,12 +22,15 @@ from delivery.test_deliver import _one_answer_server, http_cfg, send
 # cost openssl ~0.6 s of CPU, and no test here needs keys of its own, only files of
 # its own.
 _made: dict[str, tuple[int, bytes]] = {}
+# The server certificate's other name: a receiver reached by a proxy (CONNECT), where
+# an address on this machine would go straight (answer_deadline.environment_proxy).
+SERVER_NAME = "receiver.test"
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed
-    by it, made with the openssl command (once a run, then copied into `folder`): (ca,
-    server cert, server key, client cert, client key)."""
+    """A CA, a server certificate for 127.0.0.1 and SERVER_NAME and a client
+    certificate, both signed by it, made with the openssl command (once a run, then
+    copied into `folder`): (ca, server cert, server key, client cert, client key)."""
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
     if _made:
@@ -38,7 +41,8 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
         before = set(folder.iterdir())
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                 "/CN=outboxd test CA", "-keyout", "ca.key", "-out", "ca.pem")
-        for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
+        for name, extra in (("server", f"subjectAltName=IP:127.0.0.1,DNS:{SERVER_NAME}"),
+                            ("client", "")):
             openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
                     "-keyout", f"{name}.key", "-out", f"{name}.csr")
             (folder / f"{name}.ext").write_text(extra + "\n" if extra else "\n")

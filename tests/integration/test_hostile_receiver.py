@@ -161,3 +161,48 @@ def test_connection_close_on_every_answer_sends_each_bundle_once(
         assert len(rx.heads) == rx.connections == 4
     assert {receipt_of(e)["attempts"] for e in env.sent_bundles()} == {1}
     calm(daemon)
+
+
+@pytest.mark.parametrize("status", ["200 OK", "201 Created"])
+def test_a_web_page_answering_2xx_is_sent_with_a_warning_that_names_it(
+        env: Env, start_daemon, status: str) -> None:
+    """A captive portal or a load balancer's maintenance page answers the POST with 2xx
+    and HTML: the protocol makes it a receipt, so the bundle is filed in sent/ with the
+    page in receipt.json (what came back) — and `bundle sent` is a warning saying it was
+    a web page, not the operator's answer, and what to check."""
+    page = b"<!DOCTYPE html>\n<html><body><h1>Service under maintenance</h1></body></html>"
+
+    def serve(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+        conn.sendall((f"HTTP/1.1 {status}\r\nContent-Type: text/html\r\n"
+                      f"Content-Length: {len(page)}\r\n\r\n").encode() + page)
+
+    with RawReceiver(serve) as rx:
+        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
+        daemon = start_daemon()
+        drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
+        [entry] = wait_for(env.sent_bundles, what="the bundle in sent/")
+        wait_for(lambda: journal_states(env) == {"INV-1.xml": "sent"}, what="sent")
+        wait_for(lambda: any(e.get("event") == "bundle sent" for e in events(daemon.stderr())),
+                 what="the bundle sent line")
+    response = receipt_of(entry)["response"]
+    assert response["body"] == page.decode() and response["receipt_id"] is None
+    [sent] = [e for e in events(calm(daemon)) if e.get("event") == "bundle sent"]
+    assert sent["level"] == "warning"
+    assert sent["answer"].startswith(f"the answer (HTTP {status[:3]}) was a web page")
+    assert "captive portal" in sent["answer"] and "[delivery] url" in sent["answer"]
+
+
+def test_a_json_receipt_is_sent_without_a_web_page_warning(env: Env, start_daemon) -> None:
+    """The operator's JSON receipt (the reference answer): `bundle sent` at info level,
+    without the web page's warning."""
+    def serve(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+        conn.sendall(answer("201 Created", {"receipt_id": "R-1"}))
+
+    with RawReceiver(serve) as rx:
+        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
+        daemon = start_daemon()
+        drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
+        wait_for(lambda: any(e.get("event") == "bundle sent" for e in events(daemon.stderr())),
+                 what="the bundle sent line")
+    [sent] = [e for e in events(calm(daemon)) if e.get("event") == "bundle sent"]
+    assert sent["level"] == "info" and "answer" not in sent

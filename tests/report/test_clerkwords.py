@@ -135,3 +135,26 @@ def test_an_error_outboxd_has_no_words_for_is_shown_as_it_is() -> None:
     """A share that cannot be read is for whoever can fix it to read as it is."""
     error = "cannot read the bundle's files to send them: [Errno 5] Input/output error"
     assert for_clerks(error) == error
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    (httpx.ConnectError("[Errno 111] Connection refused"),
+     "The company network's proxy server, which outboxd goes through, does not answer."),
+    (httpx.ProxyError("502 Bad Gateway"),
+     "The company network's proxy server could not reach the operator's server."),
+])
+def test_a_proxy_of_the_environment_that_fails_is_the_company_networks_in_clerks_words(
+        monkeypatch: pytest.MonkeyPatch, error: httpx.TransportError, said: str) -> None:
+    """Through HTTPS_PROXY, a proxy that does not answer or will not reach the operator
+    is told to the clerk as the company network's proxy (not the operator's server),
+    with no host, port or proxy's words, and that outboxd tries again by itself."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    admin = str(HttpDeliverer(DeliveryConfig(url="https://receiver.test/b")).failure(error))
+    clerk = for_clerks(admin)
+    assert clerk is not None and clerk.startswith(said), clerk
+    assert "tries again by itself" in clerk
+    for jargon in ("proxy.example", "3128", "Errno", "Bad Gateway", "receiver"):
+        assert jargon not in clerk, (jargon, clerk)
