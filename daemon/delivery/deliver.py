@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
-import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing
@@ -23,19 +22,19 @@ from daemon import __version__, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import DeliveryConfig
 from daemon.configuration.config_values import has_userinfo, receiver_address
-from daemon.delivery.answer_deadline import UPLOAD_TOO_SLOW, DeadlineTransport, environment_proxy
+from daemon.delivery.answer_deadline import DeadlineTransport, environment_proxy
 from daemon.delivery.answers import (
-    PROXY_WANTS_CREDENTIALS,
     Receipt,
     classify,
     read_answer,
     unchanged,
 )
 from daemon.delivery.directory import DirectoryDeliverer
+from daemon.delivery.failures import transport_failure
 from daemon.delivery.parts import OpenWhenRead
 from daemon.delivery.scrub import Scrubber
 from daemon.delivery.tls import tls_verify, unusable
-from daemon.errors import ConfigError, Paused, Retryable, Untrusted
+from daemon.errors import ConfigError, Paused, Retryable
 from daemon.journal.records import Row, shown_state
 from daemon.manifest import sent_parts
 
@@ -291,69 +290,8 @@ class HttpDeliverer:
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
-        POSTs): its text goes to the log, the journal, `outboxd status` and the status
-        page on the share, so it never carries the token or the url's password."""
-        if self._proxy_at is not None and isinstance(
-                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
-            return self._proxy_failure(exc)
-        if isinstance(exc, httpx.TimeoutException):
-            # The upload's own bound says its figures (answer_deadline): "raise
-            # timeout_seconds" is then backed by how much went in, in what time.
-            said = str(exc) if isinstance(exc, httpx.WriteTimeout) else ""
-            words = f": {said}" if said.startswith(UPLOAD_TOO_SLOW) else ""
-            return Retryable(f"timed out talking to the receiver ({type(exc).__name__}"
-                             f"{words})")
-        if isinstance(exc, httpx.LocalProtocolError):
-            # Our own request was refused before it left (h11 quotes the header it
-            # refuses, token and all): a retry would meet the same; the settings must
-            # change.
-            return Paused("the request could not be made: a header or the url is not "
-                          "valid HTTP — check [delivery] token and url")
-        if isinstance(exc, httpx.InvalidURL):
-            return Paused(self.scrub(f"[delivery] url is not usable: {exc}"))
-        if isinstance(exc, httpx.ProxyError) and str(exc).startswith("407"):
-            # https through a proxy: its 407 answers the CONNECT, before any answer of
-            # the receiver's, and httpcore raises it. A setting, as for http:// (classify).
-            return Paused(PROXY_WANTS_CREDENTIALS, 407)
-        if isinstance(exc, httpx.RemoteProtocolError):
-            # The request went out, and no answer came back (the connection closed, bytes
-            # that are not HTTP): not "cannot reach", and the receiver may have the bundle.
-            return Retryable(self.scrub(
-                f"no valid answer from the receiver{self._where()} after the request was sent "
-                f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
-                "asked again with the same Idempotency-Key"))
-        if _untrusted_certificate(exc):
-            # Retried like any connection error (an operator's chain may be fixed on its
-            # side), but no wait mends our settings: the admin must hear what to change.
-            return Untrusted(self.scrub(
-                f"the TLS certificate of the receiver{self._where()} is not trusted ({exc}) — "
-                "if the operator's certificate comes from a private CA, set [delivery] "
-                "verify to that CA's PEM file (verify = true trusts the public CAs of "
-                "certifi, not the system's store); if the host name does not match, "
-                "fix [delivery] url"))
-        return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
-                                     f"{str(exc) or type(exc).__name__}"))
-
-    def _proxy_failure(self, exc: httpx.ConnectError | httpx.ConnectTimeout
-                       | httpx.ProxyError) -> Retryable | Paused:
-        """The proxy's hop failed, said as that: connecting to it (through a proxy every
-        connection is to the proxy), or its refusal to CONNECT to the receiver.
-        Retried, as a receiver's 502 or 503 would be."""
-        if isinstance(exc, httpx.ProxyError) and str(exc).startswith("407"):
-            return Paused(PROXY_WANTS_CREDENTIALS, 407)
-        said = (str(exc) or type(exc).__name__)[:300]
-        if isinstance(exc, httpx.ProxyError):
-            return Retryable(self.scrub(
-                f"the proxy at {self._proxy_at} (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY in the "
-                f"service's environment) did not open the way to the receiver"
-                f"{self._where()}: it answered {said} — it could not reach the receiver, or "
-                "does not let this server reach it; check with the proxy's admins, or set "
-                "NO_PROXY for the receiver's host if it is reached without the proxy"))
-        return Retryable(self.scrub(
-            f"cannot reach the proxy at {self._proxy_at} (HTTPS_PROXY, HTTP_PROXY or "
-            f"ALL_PROXY in the service's environment) on the way to the receiver"
-            f"{self._where()}: {said} — check the proxy's address in the environment, "
-            "or whether the proxy is up"))
+        POSTs): failures.py's, said with this receiver's address and scrubbed."""
+        return transport_failure(exc, self._proxy_at, self._where(), self.scrub)
 
     def _where(self) -> str:
         """" at HOST:PORT": a resolver's "Name or service not known" names no host, and
@@ -367,19 +305,6 @@ class HttpDeliverer:
     def scrub(self, text: str) -> str:
         """`text` without the token, the url's password or its keys (scrub.py)."""
         return self._scrubber.scrub(text)
-
-
-def _untrusted_certificate(exc: BaseException) -> bool:
-    """Whether ssl refused the receiver's certificate somewhere under this httpx error
-    (httpx raises its own ConnectError from httpcore's, from ssl's)."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # a bounded walk: a chain is a few links, never a cycle we trust
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
