@@ -37,8 +37,3 @@ _WINDOWS = ("Thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "$RE
 # keeps of what NAME was before it was saved.
 DESKTOP = (*_WINDOWS, ".DS_Store", "Icon\r", "Icon\uf00d", "*~", *METADATA)
 LITTER = (*DESKTOP, ".*")  # and any other dot-file: hidden
-
-
-def appledouble(name: str) -> str:
-    """The AppleDouble file a Mac writes beside the file or folder `name`."""
-    return APPLEDOUBLE + name

@@ -297,16 +297,29 @@ def _drop_copied(work: Path, placed: Path, within: Path | None) -> None:
     removal: what the entry holds the same is removed, the rest kept (and said)."""
     held = hold_folder(work, within=within)
     try:
-        day = _hold_day(placed.parent, within)
-        try:
-            compared = copy_at(day, placed, held, marked=True)
-        finally:
-            os.close(day)
-        if compared is not None:
-            left = remove_held(work, held, compared)
-            said_left(work, held, placed, unmarked(work, held, left))
+        left = drop_archived(work, held, placed, within)
+        if left is not None:
+            said_left(work, held, placed, left)
     finally:
         os.close(held)
+
+
+def drop_archived(work: Path, held: int, placed: Path, within: Path | None = None
+                  ) -> list[Path] | None:
+    """From the work folder open at `held`, KEPT for the entry `placed` (its copy was in
+    place before the removal began): what the entry holds the same removed. What is left
+    besides the mark (nothing: the mark and the emptied folder are gone too); None when
+    no folder is at the entry's name (moved away, a link: nothing is removed for it)."""
+    if not _folder_at(placed):
+        return None  # never a day folder made for a mark that names no entry
+    day = _hold_day(placed.parent, within)
+    try:
+        compared = copy_at(day, placed, held, marked=True)
+    finally:
+        os.close(day)
+    if compared is None:
+        return None
+    return unmarked(work, held, remove_held(work, held, compared))
 
 
 def _hold_entry(day: int, placed: Path) -> int:

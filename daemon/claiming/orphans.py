@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archiving.archive import move_into_place, target_for
+from daemon.archiving.archive import drop_archived, move_into_place, target_for
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.kept import KEPT, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
@@ -167,7 +167,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         return _leftover(work, held)
     entry = kept_for(held)
     if entry is not None:
-        return _kept(work, held, entry)
+        return _kept(work, held, entry, settings)
     if inherited:
         # The one killed may have been writing a paper: its temp file goes nowhere.
         drop_unfinished(held_path(held), PAPER_NAMES)
@@ -297,11 +297,25 @@ def _leftover(work: Path, held: int) -> int:
                          "outbox removed")
 
 
-def _kept(work: Path, held: int, entry: str) -> int:
+def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     """A work folder whose bundle is archived (copied into sent/ or quarantine/ on another
     file system, `entry`), kept for files put into it during the copy (archive.KEPT): they
     are in no archive entry and never sent. Said once a run until a person takes them
-    out; then the folder, its emptied subfolders and the mark are removed."""
+    out; then the folder, its emptied subfolders and the mark are removed.
+
+    The mark is made once the copy is in place, before the source's removal: a crash (the
+    journal lost with it) part-way through the removal leaves the bundle's own files,
+    which the entry holds. Those are removed first (once a run), as the archive's retry
+    would: said as "in no archive entry", a clerk was sent to move the bundle's invoice
+    back into the outbox. Only for an entry in sent/ or quarantine/ (a mark names it)."""
+    target = Path(entry) if entry else None
+    if work not in _reported and target is not None \
+            and target.parent.parent in (settings.sent_dir, settings.quarantine_dir):
+        left = drop_archived(work, held, target, settings.outbox.path)
+        if left == []:
+            logs.get().info("work folder of an archived bundle, whose removal a crash cut "
+                            "short, removed", work_dir=str(work), archive=entry)
+            return 1
     files = _files_below(held, "")
     if files:
         _once(work, logs.get().warning, "work folder kept because files were put into it "

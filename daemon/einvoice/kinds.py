@@ -15,7 +15,7 @@ import re
 from daemon.bundle import InvoiceFile
 from daemon.delivery.parts import read_checked
 from daemon.errors import InputError
-from daemon.reading.invoicexml import is_xml, lxml_root, parse_defused
+from daemon.reading.invoicexml import is_xml, root_tag
 from daemon.reading.readonce import kept_read
 from daemon.validation.sniff import sniff
 
@@ -54,10 +54,7 @@ def _content_words(data: bytes, rel: str) -> str:
     if not is_xml(data[:1024]):
         label = sniff(io.BytesIO(data), deep=False).label
         return ("an " if label[:1].lower() in "aeiou" else "a ") + label
-    root = lxml_root(data)  # as reading parsed it: lxml, else defusedxml
-    if root is None:
-        root = parse_defused(data, rel)
-    tag = str(root.tag)
+    tag = root_tag(data, rel)  # its start tag alone: never the whole file parsed again
     ns, local = tag[1:].split("}", 1) if tag.startswith("{") else ("", tag)
     if tag in KNOWN_ROOTS:
         return KNOWN_ROOTS[tag]

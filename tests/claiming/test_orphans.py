@@ -589,6 +589,55 @@ def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_on
         j.close()
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what_its_entry_holds(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, late: bool) -> None:
+    """sent/ on another file system: the work folder is marked for its entry once the copy
+    is in place, and a crash (the journal lost with it) cut the removal short. The sweep
+    removes what the entry holds the same, never telling a clerk that the bundle's own
+    invoice, attachments and receipt are "in no archive entry" (to be moved "where they
+    belong": the outbox, to be sent again); a file put in since stays, said, and the
+    folder goes once nothing else is left."""
+    from daemon.archiving import archive
+    from daemon.fs import fsmove
+    w = work(settings, "INV-5")
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    def dies(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    monkeypatch.setattr(fsmove, "remove_held", dies)
+    target = settings.sent_dir / "2026-01-01" / f"INV-5--{BID[:12]}"
+    with pytest.raises(KeyboardInterrupt):
+        archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+                      BID)
+    monkeypatch.undo()
+    assert (w / KEPT).read_bytes() == os.fsencode(target)
+    if late:
+        (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
+    j = Journal(settings.journal_path)  # made afresh: the earlier one lost
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == (0 if late else 1)
+        assert sorted(os.listdir(target)) == ["INV-5", "INV-5.xml", "receipt.json"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        said = [e for e in logged if e["log_level"] in ("warning", "error")]
+        if late:
+            assert sorted(str(p.relative_to(w)) for p in w.rglob("*")) == [
+                KEPT, "INV-5", "INV-5/late.pdf"]
+            assert [e["names"] for e in said if "names" in e] == [["INV-5/late.pdf"]]
+        else:
+            assert not w.exists() and said == []
+    finally:
+        j.close()
+
+
 def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_kept(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kept work folder found empty, and a clerk drops a file into it in the moment
