@@ -133,11 +133,43 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
             bundle = reads.evaluate(cand, settings)
         except (InputError, OSError) as exc:
             raise SendRefused(f"{cand.invoice.name} cannot be read: {exc}") from None
-    return _release(cand, bundle, settings, without_attachments)
+    return _release(cand, bundle, settings, without_attachments, _asked_id(target, cand, bundle))
+
+
+def _asked_id(target: str, cand: Candidate, bundle: Bundle) -> str | None:
+    """The invoice id `target` names in a file of several invoices, or None where it
+    names the file (its name, stem or path) or the file holds one invoice."""
+    name = cand.invoice.name
+    if len(bundle.invoice_ids) < 2 or target not in bundle.invoice_ids or os.sep in target \
+            or target in {name, stem(name)} | _shown_forms(name):
+        return None
+    return target
+
+
+def _others_unattached(cand: Candidate, asked: str, missing: tuple[str, ...],
+                       settings: Settings) -> str | None:
+    """Why releasing the invoice `asked` would send more than was asked, or None. A file
+    of several invoices goes out whole: its release sends every invoice of it that has
+    no attachments, and `send ID` released invoices the person never named (another
+    invoice's time sheet still on its way), or, for an invoice that had its attachments,
+    only others."""
+    others = [i for i in missing if i != asked]
+    if not others:
+        return None
+    listed = ", ".join(others)
+    whole = (f"{cand.invoice.name} holds several invoices and goes out whole, so a release "
+             f"sends {listed} without attachments too")
+    if asked not in missing:
+        whole = (f"invoice {asked} has its attachments, and releasing it would release "
+                 f"{cand.invoice.name}: it goes out whole, and {listed} "
+                 f"{'has' if len(others) == 1 else 'have'} none")
+    return (f"{whole} — add theirs (outboxd attach ID FILE), or, if the whole file is to "
+            f"go without them, release it by its name: "
+            f"{release_command(cand.invoice.name, settings)}; nothing was released")
 
 
 def _release(cand: Candidate, bundle: Bundle, settings: Settings,
-             without_attachments: bool) -> str:
+             without_attachments: bool, asked: str | None = None) -> str:
     if bundle.errors:
         lines = "; ".join(f"{f.file}: {f.message}" for f in bundle.errors[:5])
         raise SendRefused(f"{cand.invoice.name} has errors, so it cannot be released: {lines}")
@@ -153,6 +185,9 @@ def _release(cand: Candidate, bundle: Bundle, settings: Settings,
             f"release file {cand.name}{settings.share.release_suffix} would be longer than "
             f"a file name may be ({NAME_MAX} bytes) — {rename_shorter(over)}, then release "
             "it")
+    if asked is not None and without_attachments and \
+            (more := _others_unattached(cand, asked, missing, settings)) is not None:
+        raise SendRefused(more)
     if not without_attachments:
         raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
                           "attachments — add them (outboxd attach), or send without them: "

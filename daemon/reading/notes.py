@@ -217,11 +217,36 @@ def syntax_mistake(text: str, exc: tomllib.TOMLDecodeError) -> str:
     at = _AT_LINE.search(str(exc))
     lines = text.split("\n")
     number = int(at.group(1)) if at else 0
-    line = f"; line {number} reads {shown(lines[number - 1].rstrip(chr(13)))}" \
-        if 1 <= number <= len(lines) else ""
-    return (f"cannot be read as TOML ({exc}){line} — fix the syntax: each value in double "
-            'quotes (type = "Timesheet"), each file\'s heading on a line of its own '
-            '([files."scan.pdf"])')
+    said = lines[number - 1].rstrip(chr(13)) if 1 <= number <= len(lines) else ""
+    line = f"; line {number} reads {shown(said)}" if said else ""
+    fix = ('fix the syntax: each value in double quotes (type = "Timesheet"), each file\'s '
+           'heading on a line of its own ([files."scan.pdf"])')
+    if (bare := _BARE_HEADING.match(said)) is not None:
+        # [files.Tidrapport oktober.pdf]: the quotes the usual fix's example shows, on
+        # the very heading the clerk wrote.
+        fix = (f"write the file's name in double quotes: "
+               f"[files.{double_quoted(bare.group(1).strip())}]")
+    elif _TWICE.search(str(exc)):
+        # tomllib's "Cannot declare ('files', 'a.pdf') twice": no quotes are missing.
+        fix = ("an entry or a key is written twice: keep one, each file's heading once "
+               "with its type and note below it")
+    return f"cannot be read as TOML ({exc}){line} — {fix}"
+
+
+# A heading of a file's entry without the quotes its name needs: [files.scan 2.pdf].
+_BARE_HEADING = re.compile(r"\s*\[\s*files\s*\.\s*([^\"'\]\s][^\"'\]]*?)\s*\]?\s*$")
+# tomllib's words for a table or key given a second time (Python 3.11 to 3.14).
+_TWICE = re.compile(r"^Cannot (declare .* twice|overwrite a value)")
+
+
+def dotted_names(fname: str, entry: dict[str, object]) -> list[str]:
+    """The names `[files.a.pdf]` meant (a.pdf), written without quotes: TOML reads the
+    dots as parts, the file `a` with a table `pdf`. Empty where no part is a table, or
+    where the entry holds a type or a note of its own (a table inside a real entry)."""
+    if "type" in entry or "note" in entry:
+        return []
+    return [f"{fname}.{name}" for key, value in entry.items() if isinstance(value, dict)
+            for name in (dotted_names(key, value) or [key])]
 
 
 def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
@@ -304,6 +329,13 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
                                    f"{', '.join(CHANNELS)}"))
         elif key == "files" and isinstance(value, dict):
             for fname, entry in value.items():
+                if isinstance(entry, dict) and (meant := dotted_names(fname, entry)):
+                    quoted = " and ".join(f"[files.{double_quoted(n)}]" for n in meant)
+                    findings.append(_error(
+                        "attachments-toml-invalid", where, f"[files.{meant[0]}] is read "
+                        f"as the file {shown(fname)}, its name cut at the dot: a file's "
+                        f"name in a heading needs double quotes — write {quoted}"))
+                    continue
                 if (wrong := entry_problem(fname, entry)) is not None:
                     findings.append(_error("attachments-toml-invalid", where,
                                            f"[files.{shown(fname)}] {wrong}"))

@@ -132,7 +132,35 @@ def missing_message(key: str, here: Listing, others: Sequence[Listing],
         return (f"names {shown(key)}, the invoice file itself, which is no attachment: "
                 f"{MANIFEST_NAME} gives a type and a note to the attachments in the "
                 "sidecar folder only — remove the entry")
+    if not folder and (named := _with_extension(base, here)):
+        return _without_extension(key, named)
     return f"names {shown(key)}, which is not in the folder — add the file or remove its entry"
+
+
+# Where a clerk on Windows sees a file's name without its extension, and how to see it.
+_HIDDEN_EXTENSION = ("Windows hides a file's extension unless \"File name extensions\" is "
+                     "on in Explorer's View menu")
+
+
+def _with_extension(base: str, here: Listing) -> list[str]:
+    """The files of `here` that `base` names but for their extension (`Tidrapport
+    oktober` for `Tidrapport oktober.pdf`), in any upper and lower case."""
+    key = fold_key(trimmed(base))
+    return sorted(n for n in here.files
+                  if "." in n.strip(".") and fold_key(trimmed(n.rpartition(".")[0])) == key)
+
+
+def _without_extension(key: str, named: list[str]) -> str:
+    """An entry written as the name shows in Explorer, without the file's extension: the
+    file is there, and "not in the folder — add the file" sent the clerk to add it again."""
+    if len(named) == 1:
+        return (f"names {shown(key)}, but the file is named {shown(named[0])}, with its "
+                f"extension ({_HIDDEN_EXTENSION}) — write the entry as "
+                f"[files.{double_quoted(named[0])}]")
+    listed = " and ".join(shown(n) for n in named)
+    return (f"names {shown(key)}, but the files are named {listed}, with their extensions "
+            f"({_HIDDEN_EXTENSION}) — write the entry with the extension of the file it is "
+            f"meant for, as [files.{double_quoted(named[0])}], one entry for each file")
 
 
 def _split(key: str) -> tuple[tuple[str, ...], str]:

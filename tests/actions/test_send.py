@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 from conftest import OUTBOXD, Env
-from helpers import ubl_invoice, write
+from helpers import pdf_bytes, ubl_invoice, write
+from matching import batch_xml
 
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.configuration.config_load import load_settings
@@ -120,6 +121,41 @@ def test_a_name_that_is_one_files_stem_and_anothers_invoice_id_is_refused(env: E
         resolve("INV-1001", settings)
     assert "INV-1001.xml, batch-42.xml" in str(info.value)
     assert resolve("INV-1001.xml", settings).invoice.name == "INV-1001.xml"
+
+
+def test_send_of_one_invoice_id_of_a_batch_releases_no_other_invoice_unasked(
+        env: Env) -> None:
+    """A file of several invoices goes out whole. `send B-1 --without-attachments`
+    released day.xml, sending B-2 and B-3 without their attachments although B-1 had
+    its own; `send B-2` sent B-3 without its time sheet too. Each refuses, releasing
+    nothing, and names the others and the command that releases the whole file; an id
+    that is the file's only one without attachments is released as asked."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "day" / "B-1" / "a.pdf", pdf_bytes())
+    write(env.outbox / "day.xml", batch_xml("B-1", "B-2", "B-3"))
+    release = env.outbox / "day.send-anyway"
+    with pytest.raises(SendRefused) as info:
+        send("B-1", settings, without_attachments=True)
+    assert "invoice B-1 has its attachments" in str(info.value)
+    assert "B-2, B-3 have none" in str(info.value)
+    assert "outboxd send --without-attachments -- day.xml" in str(info.value)
+    with pytest.raises(SendRefused) as info:
+        send("B-2", settings, without_attachments=True)
+    assert "sends B-3 without attachments too" in str(info.value)
+    assert not os.path.lexists(release)
+    write(env.outbox / "day" / "B-3" / "c.pdf", pdf_bytes())
+    assert "released without attachments for B-2" in send("B-2", settings, True)
+    assert release.is_file()
+
+
+def test_send_of_a_batch_by_its_name_releases_every_invoice_without_attachments(
+        env: Env) -> None:
+    """Named by the file, the release is asked for the whole file: it goes."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "day" / "B-1" / "a.pdf", pdf_bytes())
+    write(env.outbox / "day.xml", batch_xml("B-1", "B-2", "B-3"))
+    assert "released without attachments for B-2, B-3" in send("day", settings, True)
+    assert (env.outbox / "day.send-anyway").is_file()
 
 
 def test_send_releases_a_file_whose_release_name_is_exactly_the_longest_file_name(

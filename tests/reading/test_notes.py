@@ -297,6 +297,56 @@ class TestAttachmentsToml:
         assert "line 2 reads 'type = Timesheet'" in f.message, f.message
         assert 'type = "Timesheet"' in f.message and '[files."scan.pdf"]' in f.message
 
+    @pytest.mark.parametrize("text", [b'[files.a.pdf]\ntype = "Contract"\n',
+                                      b'files.a.pdf.type = "Contract"\n'])
+    def test_a_file_name_with_a_dot_written_without_quotes_is_told_to_be_quoted(
+            self, outbox: Path, text: bytes) -> None:
+        """[files.a.pdf] is valid TOML for the file 'a' holding a table 'pdf': the clerk
+        was told "[files.'a'] holds the key 'pdf' … check the spelling", of a spelling
+        that was right. The message says the name was cut at its dot and gives the
+        heading with quotes; the entry gives no type."""
+        write(outbox / "day" / "A" / "a.pdf", PDF)
+        write(outbox / "day" / "A" / "attachments.toml", text)
+        b = match(outbox, "day.xml", batch_xml("A", "B"))
+        f = finding(b, "attachments-toml-invalid")
+        assert f.message == ("[files.a.pdf] is read as the file 'a', its name cut at the "
+                             "dot: a file's name in a heading needs double quotes — write "
+                             '[files."a.pdf"]'), f.message
+        assert "spelling" not in f.message
+
+    def test_a_table_inside_a_real_entry_is_still_an_unknown_key(self, outbox: Path) -> None:
+        """[files."a.pdf".extra] under an entry with its type is no name cut at a dot."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              b'[files."a.pdf"]\ntype = "X"\n[files."a.pdf".extra]\nx = 1\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert "holds the key 'extra'" in f.message
+
+    def test_a_heading_whose_name_has_a_space_and_no_quotes_shows_it_quoted(
+            self, outbox: Path) -> None:
+        """[files.Tidrapport oktober.pdf] is a syntax error; the fix shows that very
+        heading with its quotes rather than an example of another name."""
+        write(outbox / "INV-1" / "Tidrapport oktober.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              b'[files.Tidrapport oktober.pdf]\ntype = "Timesheet"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.message.endswith("— write the file's name in double quotes: "
+                                  '[files."Tidrapport oktober.pdf"]'), f.message
+
+    @pytest.mark.parametrize("text", [
+        b'[files."a.pdf"]\ntype = "X"\n\n[files."a.pdf"]\nnote = "y"\n',
+        b'[files."a.pdf"]\ntype = "X"\ntype = "Y"\n'])
+    def test_an_entry_or_key_written_twice_is_told_so_not_to_add_quotes(
+            self, outbox: Path, text: bytes) -> None:
+        """A file's heading (or its type) written twice: tomllib's "Cannot declare
+        ('files', 'a.pdf') twice" came with "each value in double quotes", where none
+        was missing. The fix says to keep one."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", text)
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert "is written twice: keep one" in f.message, f.message
+        assert "double quotes" not in f.message
+
     def test_an_attachments_toml_nested_thousands_deep_says_so_and_what_to_keep(
             self, outbox: Path) -> None:
         """Arrays nested 5,000 deep (past the TOML parser's recursion) are no syntax

@@ -250,3 +250,42 @@ def test_an_entry_for_no_file_anywhere_keeps_the_plain_message(outbox: Path) -> 
     write(outbox / "INV-1" / "x.pdf", PDF)
     notes(outbox / "INV-1", "gone.pdf")
     assert missing(match(outbox, "INV-1.xml", ubl_invoice("INV-1"))) == f"names 'gone.pdf', {PLAIN}"
+
+
+class TestWithoutExtension:
+    def test_an_entry_without_its_files_extension_names_the_file_and_the_fix(
+            self, outbox: Path) -> None:
+        """Windows hides extensions: a clerk who sees "Tidrapport oktober" writes
+        [files."Tidrapport oktober"] for Tidrapport oktober.pdf, and was told "not in the
+        folder — add the file" beside the file. The message names the file, why its
+        name looked so, and the entry to write."""
+        write(outbox / "day" / "A" / "Tidrapport oktober.pdf", PDF)
+        write(outbox / "day" / "B" / "y.pdf", PDF)
+        notes(outbox / "day" / "A", "Tidrapport oktober")
+        message = missing(match(outbox, "day.xml", batch_xml("A", "B")))
+        assert message.startswith("names 'Tidrapport oktober', but the file is named "
+                                  "'Tidrapport oktober.pdf', with its extension (Windows "
+                                  "hides a file's extension")
+        assert message.endswith('write the entry as [files."Tidrapport oktober.pdf"]')
+        assert "add the file" not in message
+
+    def test_an_entry_without_extension_that_fits_two_files_names_both(
+            self, outbox: Path) -> None:
+        """scan.pdf and scan.png beside [files."scan"]: which one is meant only the clerk
+        knows, so both are named, and the entry is to carry the extension."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "scan.png", PDF)
+        notes(outbox / "INV-1", "scan")
+        message = missing(match(outbox, "INV-1.xml", ubl_invoice("INV-1")))
+        assert "the files are named 'scan.pdf' and 'scan.png', with their extensions" \
+            in message
+        assert "write the entry with the extension of the file it is meant for" in message
+
+    def test_an_entry_with_another_extension_keeps_the_plain_message(
+            self, outbox: Path) -> None:
+        """scan.png for scan.pdf is no hidden extension: the clerk wrote one that is not
+        there."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        notes(outbox / "INV-1", "scan.png")
+        assert missing(match(outbox, "INV-1.xml", ubl_invoice("INV-1"))) == \
+            f"names 'scan.png', {PLAIN}"
