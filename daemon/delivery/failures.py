@@ -22,6 +22,11 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
     the share, so it is passed through `scrub`: never the token or the url's password.
     `proxy_at`: the environment's proxy this receiver is reached through, if any;
     `client_cert`: whether [delivery] client_cert is set."""
+    # First: through a proxy's CONNECT tunnel TLS is with the receiver, and its
+    # certificate's failures were said as the proxy's ("cannot reach the proxy").
+    if (tls := _ssl_error(exc)) is not None and (
+            said := _certificate_failure(tls, exc, where, client_cert)) is not None:
+        return Untrusted(scrub(said))
     if proxy_at is not None and isinstance(
             exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
         return _proxy_failure(exc, proxy_at, where, scrub)
@@ -51,30 +56,36 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
             f"no valid answer from the receiver{where} after the request was sent "
             f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
             "asked again with the same Idempotency-Key"))
-    tls = _ssl_error(exc)
+    return Retryable(scrub(f"cannot reach the receiver{where}: "
+                           f"{str(exc) or type(exc).__name__}"))
+
+
+def _certificate_failure(tls: ssl.SSLError, exc: BaseException, where: str,
+                         client_cert: bool) -> str | None:
+    """What ssl's error says of a certificate, the receiver's or ours, and the fix (to
+    raise as Untrusted); None for any other TLS failure."""
     if isinstance(tls, ssl.SSLCertVerificationError) and tls.verify_code in _OUT_OF_DATE:
         # Neither a private CA nor the host name: the operator's certificate is out of
         # its dates, or this server's clock is. ssl does not say the dates.
-        return Untrusted(scrub(
+        return (
             f"the TLS certificate of the receiver{where} {_OUT_OF_DATE[tls.verify_code]} "
             f"({tls.verify_message}) — the operator must renew it; if the operator says "
             "it is valid, check this server's clock (timedatectl), which decides "
-            "(openssl s_client -connect HOST:PORT shows the certificate's dates)"))
+            "(openssl s_client -connect HOST:PORT shows the certificate's dates)")
     if isinstance(tls, ssl.SSLCertVerificationError):
         # Retried like any connection error (an operator's chain may be fixed on its
         # side), but no wait mends our settings: the admin must hear what to change.
-        return Untrusted(scrub(
+        return (
             f"the TLS certificate of the receiver{where} is not trusted ({exc}) — "
             "if the operator's certificate comes from a private CA, set [delivery] "
             "verify to that CA's PEM file (verify = true trusts the public CAs of "
             "certifi, not the system's store); if the host name does not match, "
-            "fix [delivery] url"))
-    if tls is not None and (refused := _client_refusal(tls, client_cert)) is not None:
+            "fix [delivery] url")
+    if (refused := _client_refusal(tls, client_cert)) is not None:
         # Untrusted too: the fix is a setting, or the operator's trust in ours, and a
         # reload that changes client_cert or client_key tries the bundles again at once.
-        return Untrusted(scrub(f"the receiver{where} {refused} ({tls.reason})"))
-    return Retryable(scrub(f"cannot reach the receiver{where}: "
-                           f"{str(exc) or type(exc).__name__}"))
+        return f"the receiver{where} {refused} ({tls.reason})"
+    return None
 
 
 def _proxy_failure(exc: httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError,
@@ -115,6 +126,7 @@ _OUR_CERTIFICATE = {
     "SSLV3_ALERT_CERTIFICATE_REVOKED": "found it revoked",
 }
 _CERTIFICATE_REQUIRED = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+_HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"
 
 
 def _client_refusal(tls: ssl.SSLError, client_cert: bool) -> str | None:
@@ -124,6 +136,15 @@ def _client_refusal(tls: ssl.SSLError, client_cert: bool) -> str | None:
         return ("asks for a client certificate and none is set — set "
                 "[delivery] client_cert and client_key to the certificate and key the "
                 "operator issued for this server (docs/configuration.md), and reload")
+    if tls.reason == _HANDSHAKE_FAILURE:
+        # TLS 1.2's word for a missing client certificate (1.3 has its own alert), and
+        # for no version or cipher in common: both are said, with each fix.
+        ours = ("does not accept this server's client certificate ([delivery] "
+                "client_cert)" if client_cert else "asks for a client certificate and none "
+                "is set (then set [delivery] client_cert and client_key to the "
+                "certificate and key the operator issued for this server, and reload)")
+        return (f"ended the TLS handshake: it {ours}, or it shares no TLS version or "
+                "cipher with this server — ask the operator which it is")
     found = _OUR_CERTIFICATE.get(tls.reason or "")
     if found is None and tls.reason == _CERTIFICATE_REQUIRED:
         found = "did not take it"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from helpers import raised, without_blocking
+from rawreceiver import RawReceiver
 
 import daemon.delivery.tls
 from daemon.delivery.tls import tls_verify
@@ -258,6 +259,23 @@ class TestTls:
         assert "docs/configuration.md" in said and "cannot reach" not in said
         assert arrived == []
 
+    def test_a_tls_1_2_receiver_asking_for_a_client_certificate_names_it_as_a_cause(
+            self, tmp_path: Path) -> None:
+        """A TLS 1.2 receiver that requires a client certificate, none set, ends the
+        handshake with the alert handshake_failure, which also means no cipher in common:
+        the error names both causes, the client certificate's with its settings."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        server = _asking_for_a_client_certificate(ca, cert, key)
+        server.maximum_version = ssl.TLSVersion.TLSv1_2
+        with _one_answer_server(lambda h: None, "never", tls=server) as port:
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca)),
+                     real=True)
+        said = str(info.value)
+        assert f"the receiver at 127.0.0.1:{port} ended the TLS handshake" in said
+        assert "asks for a client certificate and none is set" in said
+        assert "[delivery] client_cert and client_key" in said and "cipher" in said
+
     def test_a_client_certificate_the_receiver_does_not_trust_is_said_refused(
             self, tmp_path: Path) -> None:
         """Our client certificate signed by a CA the receiver does not know (TLS alert
@@ -297,3 +315,24 @@ class TestTls:
         assert f"the TLS certificate of the receiver at 127.0.0.1:{port} has expired" in said
         assert "must renew it" in said and "clock" in said
         assert "private CA" not in said and "fix [delivery] url" not in said
+
+    def test_a_receiver_certificate_refused_through_a_proxy_is_the_receivers_not_the_proxys(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """HTTPS_PROXY and an https:// url: TLS runs inside the proxy's CONNECT tunnel,
+        with the receiver. Its certificate not trusted was said as "cannot reach the
+        proxy … check the proxy's address", sending the admin to the proxy; it is the
+        receiver's certificate, with verify as the fix, as without a proxy."""
+        for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                    "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        _, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with RawReceiver(lambda rx, conn, n: None, tls=server, tunnel=True) as rx:
+            monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{rx.port}")
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://{SERVER_NAME}:9/b"), real=True)
+            assert rx.heads and rx.heads[0].startswith(f"CONNECT {SERVER_NAME}:9 ")
+        said = str(info.value)
+        assert f"the TLS certificate of the receiver at {SERVER_NAME}:9 is not trusted" in said
+        assert "proxy" not in said and "[delivery] verify" in said
