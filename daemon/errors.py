@@ -141,9 +141,11 @@ class Retryable(DeliveryError):
 
 
 class Untrusted(Retryable):
-    """The receiver's TLS certificate is not trusted as [delivery] verify says: retried
-    like any connection error (the operator may mend its chain), and at once after a
-    reload or a restart, as a paused one (the admin's fix is a setting)."""
+    """TLS between us and the receiver fails on a certificate: the receiver's is not
+    trusted as [delivery] verify says (or is out of its dates), or the receiver wants or
+    refuses our client certificate. Retried like any connection error (the operator may
+    mend its side), and at once after a reload that changes verify, client_cert or
+    client_key (the admin's fix is a setting)."""
 
 
 class Paused(DeliveryError):

@@ -166,14 +166,33 @@ def web_page_warning(response: Mapping[str, Any]) -> str | None:
     body is an HTML page: a captive portal, a proxy's or a load balancer's maintenance
     page answering 200 in the receiver's place. The protocol makes any 2xx a receipt,
     so the bundle stays sent; an operator's API answers JSON, and whether it has the
-    bundle is worth a look. None for any other answer."""
+    bundle is worth a look. Of a ubl-embedded bundle's receipt, each document's answer
+    is looked at (the bundle's body lists them). None for any other answer."""
     body = response.get("body")
-    if not isinstance(body, str) or not _WEB_PAGE.search(body):
+    documents = body.get("documents") if isinstance(body, dict) else None
+    if isinstance(documents, list):
+        pages = [d for d in documents if isinstance(d, dict) and _is_page(d.get("body"))]
+        if not pages:
+            return None
+        shown, rest = pages[:3], len(pages) - 3
+        ids = ", ".join(str(d.get("invoice_id")) for d in shown) + (
+            f" and {rest} more" if rest > 0 else "")
+        what = "document" if len(pages) == 1 else "documents"
+        return (f"the answer (HTTP {pages[0].get('status')}) to the {what} of invoice "
+                f"{ids} was a web page, {_PAGE_FIX}")
+    if not _is_page(body):
         return None
-    return (f"the answer (HTTP {response.get('status')}) was a web page, not the "
-            "operator's JSON: a captive portal, a proxy's or a load balancer's page may "
-            "have answered in the receiver's place — receipt.json shows what came back; "
-            "ask the operator whether it has the bundle, and check [delivery] url")
+    return f"the answer (HTTP {response.get('status')}) was a web page, {_PAGE_FIX}"
+
+
+_PAGE_FIX = ("not the operator's JSON: a captive portal, a proxy's or a load balancer's "
+             "page may have answered in the receiver's place — receipt.json shows what "
+             "came back; ask the operator whether it has the bundle, and check [delivery] "
+             "url")
+
+
+def _is_page(body: Any) -> bool:
+    return isinstance(body, str) and _WEB_PAGE.search(body) is not None
 
 
 def kept_receipt_id(answer: Any) -> str | None:

@@ -291,7 +291,8 @@ class HttpDeliverer:
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
         POSTs): failures.py's, said with this receiver's address and scrubbed."""
-        return transport_failure(exc, self._proxy_at, self._where(), self.scrub)
+        return transport_failure(exc, self._proxy_at, self._where(), self.scrub,
+                                 client_cert=bool(self.cfg.client_cert))
 
     def _where(self) -> str:
         """" at HOST:PORT": a resolver's "Name or service not known" names no host, and

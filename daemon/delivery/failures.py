@@ -15,11 +15,18 @@ from daemon.errors import Paused, Retryable, Untrusted
 
 
 def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: str | None,
-                      where: str, scrub: Callable[[str], str]) -> Retryable | Paused:
+                      where: str, scrub: Callable[[str], str],
+                      client_cert: bool = False) -> Retryable | Paused:
     """What an httpx error on the way to the receiver (`where`: " at HOST:PORT", or "")
     means. Its text goes to the log, the journal, `outboxd status` and the status page on
     the share, so it is passed through `scrub`: never the token or the url's password.
-    `proxy_at`: the environment's proxy this receiver is reached through, if any."""
+    `proxy_at`: the environment's proxy this receiver is reached through, if any;
+    `client_cert`: whether [delivery] client_cert is set."""
+    # First: through a proxy's CONNECT tunnel TLS is with the receiver, and its
+    # certificate's failures were said as the proxy's ("cannot reach the proxy").
+    if (tls := _ssl_error(exc)) is not None and (
+            said := _certificate_failure(tls, exc, where, client_cert)) is not None:
+        return Untrusted(scrub(said))
     if proxy_at is not None and isinstance(
             exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
         return _proxy_failure(exc, proxy_at, where, scrub)
@@ -49,17 +56,36 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
             f"no valid answer from the receiver{where} after the request was sent "
             f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
             "asked again with the same Idempotency-Key"))
-    if _untrusted_certificate(exc):
+    return Retryable(scrub(f"cannot reach the receiver{where}: "
+                           f"{str(exc) or type(exc).__name__}"))
+
+
+def _certificate_failure(tls: ssl.SSLError, exc: BaseException, where: str,
+                         client_cert: bool) -> str | None:
+    """What ssl's error says of a certificate, the receiver's or ours, and the fix (to
+    raise as Untrusted); None for any other TLS failure."""
+    if isinstance(tls, ssl.SSLCertVerificationError) and tls.verify_code in _OUT_OF_DATE:
+        # Neither a private CA nor the host name: the operator's certificate is out of
+        # its dates, or this server's clock is. ssl does not say the dates.
+        return (
+            f"the TLS certificate of the receiver{where} {_OUT_OF_DATE[tls.verify_code]} "
+            f"({tls.verify_message}) — the operator must renew it; if the operator says "
+            "it is valid, check this server's clock (timedatectl), which decides "
+            "(openssl s_client -connect HOST:PORT shows the certificate's dates)")
+    if isinstance(tls, ssl.SSLCertVerificationError):
         # Retried like any connection error (an operator's chain may be fixed on its
         # side), but no wait mends our settings: the admin must hear what to change.
-        return Untrusted(scrub(
+        return (
             f"the TLS certificate of the receiver{where} is not trusted ({exc}) — "
             "if the operator's certificate comes from a private CA, set [delivery] "
             "verify to that CA's PEM file (verify = true trusts the public CAs of "
             "certifi, not the system's store); if the host name does not match, "
-            "fix [delivery] url"))
-    return Retryable(scrub(f"cannot reach the receiver{where}: "
-                           f"{str(exc) or type(exc).__name__}"))
+            "fix [delivery] url")
+    if (refused := _client_refusal(tls, client_cert)) is not None:
+        # Untrusted too: the fix is a setting, or the operator's trust in ours, and a
+        # reload that changes client_cert or client_key tries the bundles again at once.
+        return f"the receiver{where} {refused} ({tls.reason})"
+    return None
 
 
 def _proxy_failure(exc: httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError,
@@ -85,14 +111,59 @@ def _proxy_failure(exc: httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyE
         "or whether the proxy is up"))
 
 
-def _untrusted_certificate(exc: BaseException) -> bool:
-    """Whether ssl refused the receiver's certificate somewhere under this httpx error
-    (httpx raises its own ConnectError from httpcore's, from ssl's)."""
+# OpenSSL's verify codes for a certificate out of its dates: what to say of it.
+_OUT_OF_DATE = {10: "has expired", 9: "is not valid yet"}
+
+# TLS alerts of the receiver about a certificate: only the client's goes to the server,
+# so one received is about ours (the receiver's certificate fails on our side, as an
+# SSLCertVerificationError). The words say what the receiver found.
+_OUR_CERTIFICATE = {
+    "TLSV1_ALERT_UNKNOWN_CA": "does not trust the CA that signed it",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "found it bad",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "does not accept it",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "does not support its kind",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "found it expired",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "found it revoked",
+}
+_CERTIFICATE_REQUIRED = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+_HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"
+
+
+def _client_refusal(tls: ssl.SSLError, client_cert: bool) -> str | None:
+    """What the receiver's TLS alert says of our client certificate, and the fix; None
+    for an alert about anything else."""
+    if tls.reason == _CERTIFICATE_REQUIRED and not client_cert:
+        return ("asks for a client certificate and none is set — set "
+                "[delivery] client_cert and client_key to the certificate and key the "
+                "operator issued for this server (docs/configuration.md), and reload")
+    if tls.reason == _HANDSHAKE_FAILURE:
+        # TLS 1.2's word for a missing client certificate (1.3 has its own alert), and
+        # for no version or cipher in common: both are said, with each fix.
+        ours = ("does not accept this server's client certificate ([delivery] "
+                "client_cert)" if client_cert else "asks for a client certificate and none "
+                "is set (then set [delivery] client_cert and client_key to the "
+                "certificate and key the operator issued for this server, and reload)")
+        return (f"ended the TLS handshake: it {ours}, or it shares no TLS version or "
+                "cipher with this server — ask the operator which it is")
+    found = _OUR_CERTIFICATE.get(tls.reason or "")
+    if found is None and tls.reason == _CERTIFICATE_REQUIRED:
+        found = "did not take it"
+    if found is None:
+        return None
+    return (f"refused this server's client certificate ([delivery] "
+            f"client_cert): it {found} — ask the operator which certificate it accepts "
+            "(it must trust the CA that signed ours), or set client_cert and client_key "
+            "to the one it issued, and reload")
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """ssl's error somewhere under this httpx error (httpx raises its own ConnectError
+    or ReadError from httpcore's, from ssl's), if any."""
     seen: BaseException | None = exc
     for _ in range(8):  # a bounded walk: a chain is a few links, never a cycle we trust
         if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None

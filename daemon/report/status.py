@@ -13,6 +13,7 @@ from daemon.bundle import findings_of, reasons_of
 from daemon.claiming.foreign import Foreign, foreign_work
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import daemons_group, daemons_user
+from daemon.delivery.answers import web_page_warning
 from daemon.errors import JournalError, describe
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
@@ -33,7 +34,9 @@ from daemon.watching.scan import list_outbox
 from daemon.watching.strays import StrayFolders
 
 
-def _bundle(row: Row) -> dict[str, Any]:
+def _bundle(row: Row, page: str | None = None) -> dict[str, Any]:
+    """A row as `status --json` lists it; `page`: what to say of a sent bundle whose
+    receiver answered with a web page (answers.web_page_warning)."""
     state = row.shown_state
     return {"bundle_id": row.bundle_id, "invoice_file": row.invoice_file,
             "invoice_ids": row.invoice_ids, "state": state, "since": row.since,
@@ -50,18 +53,24 @@ def _bundle(row: Row) -> dict[str, Any]:
             # The folder only once the bundle is there: the journal names the target
             # before the move, which may still fail.
             "receipt_id": row.receipt_id,
-            "folder": row.archive_dir if state in FINAL_STATES else None}
+            "folder": row.archive_dir if state in FINAL_STATES else None,
+            # Sent, as the protocol says of any 2xx, but the operator may not have it: the
+            # admin who reads status, not only the log, must see which bundles to ask about.
+            "answer": page if state == "sent" else None}
 
 
 def _read(journal: Journal, outbox: Path) -> dict[str, Any]:
-    rows = journal.recent()
+    at = datetime.now(UTC)
+    rows = journal.recent(at=at)
     # A quarantined bundle moved back into the outbox by hand, as REASON.txt offers (retry
     # marks its row, a move by hand cannot): listed, it read as quarantined beside its own
     # new row (sent, or waiting again). Not counted or listed, as on the status page.
     kept = still_quarantined(rows, "", outbox)
     counts = journal.counts()
     counts["quarantined"] = max(0, counts["quarantined"] - (len(rows) - len(kept)))
-    return {"counts": counts, "bundles": [_bundle(r) for r in kept]}
+    pages = {row_id: said for row_id, answer in journal.page_like_answers(at=at).items()
+             if (said := web_page_warning(answer)) is not None}
+    return {"counts": counts, "bundles": [_bundle(r, pages.get(r.id)) for r in kept]}
 
 
 # Whom to run status as where this user cannot enter the state dir: the group the
@@ -98,6 +107,9 @@ def needs_attention(b: dict[str, Any], now: datetime) -> bool:
 
 
 NO_SET_TIME = "try by itself (no set time)"
+# A sent bundle whose answer was a web page, in the text form; --json's `answer` says it whole.
+WEB_PAGE_NOTE = ("the answer was a web page, not the operator's — ask the operator whether "
+                 "it has the bundle (receipt.json shows the page)")
 SHOWN_REASONS = 3  # a held bundle's messages in the text form; --json has every one
 # A bundle's invoice ids in the text form: a file of 3,000 invoices was one line of
 # 48,000 characters, its ids twice over; --json has every one.
@@ -147,7 +159,7 @@ def _detail(b: dict[str, Any], unattached: str | None = None,
     elif state == "quarantined":
         return "; ".join(_counted([f"{r['file']}: {r['code']}" for r in b["reasons"]]))
     elif state == "sent":
-        return f"at {b['since']}"
+        return f"at {b['since']}" + (f"; {WEB_PAGE_NOTE}" if b.get("answer") else "")
     else:
         text = ""
     # Every bundle that is not moving says since when and why.

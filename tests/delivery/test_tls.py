@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import ssl
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import raised, without_blocking
+from rawreceiver import RawReceiver
 
 import daemon.delivery.tls
 from daemon.delivery.tls import tls_verify
@@ -53,6 +55,45 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
                       for p in set(folder.iterdir()) - before})
     return (folder / "ca.pem", folder / "server.pem", folder / "server.key",
             folder / "client.pem", folder / "client.key")
+
+
+def _signed_by_a_new_ca(folder: Path, name: str, extra: str = "",
+                        dates: tuple[str, str] | None = None) -> tuple[Path, Path, Path]:
+    """A certificate (`name`.pem, `name`.key) signed by a CA of its own, which no other
+    certificate here trusts: (the CA, the certificate, its key). `extra`: its
+    extensions; `dates`: its notBefore and notAfter (YYYYMMDDHHMMSSZ), through
+    `openssl ca`, the one of this machine's openssl (3.0) commands that sets a start."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            f"/CN=another CA for {name}", "-keyout", "other-ca.key", "-out", "other-ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
+            f"{name}.key", "-out", f"{name}.csr")
+    (folder / f"{name}.ext").write_text(extra + "\n")
+    if dates is None:
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "other-ca.pem", "-CAkey",
+                "other-ca.key", "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                "-out", f"{name}.pem")
+    else:
+        (folder / "index.txt").write_text("")
+        (folder / "serial").write_text("01\n")
+        (folder / "ca.cnf").write_text(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
+            "serial = serial\ndefault_md = sha256\npolicy = p\n[p]\n"
+            "commonName = supplied\n")
+        openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "other-ca.pem", "-keyfile",
+                "other-ca.key", "-in", f"{name}.csr", "-out", f"{name}.pem", "-notext",
+                "-extfile", f"{name}.ext", "-startdate", dates[0], "-enddate", dates[1])
+    return folder / "other-ca.pem", folder / f"{name}.pem", folder / f"{name}.key"
+
+
+def _asking_for_a_client_certificate(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    """A receiver's TLS that requires a client certificate signed by `ca`."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+    server.load_cert_chain(str(cert), str(key))
+    server.verify_mode = ssl.CERT_REQUIRED
+    return server
 
 
 class TestTls:
@@ -198,3 +239,100 @@ class TestTls:
             tls_verify(http_cfg(url="https://127.0.0.1:9/b", **{setting: str(junk)}))
         assert f"{setting} = '{junk}' cannot be used" in str(info.value)
         assert "PEM" in str(info.value)
+
+    def test_a_receiver_asking_for_a_client_certificate_names_client_cert(
+            self, tmp_path: Path) -> None:
+        """A receiver that requires a client certificate, none set: TLS 1.3's alert
+        (TLSV13_ALERT_CERTIFICATE_REQUIRED) read as "cannot reach the receiver", a network
+        fault to wait out; it says the receiver asks for one and which settings take it,
+        and a reload that sets them tries again at once (Untrusted)."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        arrived: list[Any] = []
+        with _one_answer_server(arrived.append, "never",
+                                tls=_asking_for_a_client_certificate(ca, cert, key)) as port:
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca)),
+                     real=True)
+        said = str(info.value)
+        assert f"the receiver at 127.0.0.1:{port} asks for a client certificate" in said
+        assert "[delivery] client_cert and client_key" in said
+        assert "docs/configuration.md" in said and "cannot reach" not in said
+        assert arrived == []
+
+    def test_a_tls_1_2_receiver_asking_for_a_client_certificate_names_it_as_a_cause(
+            self, tmp_path: Path) -> None:
+        """A TLS 1.2 receiver that requires a client certificate, none set, ends the
+        handshake with the alert handshake_failure, which also means no cipher in common:
+        the error names both causes, the client certificate's with its settings."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        server = _asking_for_a_client_certificate(ca, cert, key)
+        server.maximum_version = ssl.TLSVersion.TLSv1_2
+        with _one_answer_server(lambda h: None, "never", tls=server) as port:
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca)),
+                     real=True)
+        said = str(info.value)
+        assert f"the receiver at 127.0.0.1:{port} ended the TLS handshake" in said
+        assert "asks for a client certificate and none is set" in said
+        assert "[delivery] client_cert and client_key" in said and "cipher" in said
+
+    def test_a_client_certificate_the_receiver_does_not_trust_is_said_refused(
+            self, tmp_path: Path) -> None:
+        """Our client certificate signed by a CA the receiver does not know (TLS alert
+        unknown_ca): the error says the receiver refused this server's certificate and
+        what to ask the operator, not that the receiver cannot be reached."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        _, client_cert, client_key = _signed_by_a_new_ca(tmp_path / "other", "stranger")
+        with _one_answer_server(lambda h: None, "never",
+                                tls=_asking_for_a_client_certificate(ca, cert, key)) as port:
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca),
+                                        client_cert=client_cert, client_key=client_key),
+                     real=True)
+        said = str(info.value)
+        assert "refused this server's client certificate ([delivery] client_cert)" in said
+        assert "does not trust the CA that signed it" in said
+        assert "TLSV1_ALERT_UNKNOWN_CA" in said and "cannot reach" not in said
+
+    def test_an_expired_receiver_certificate_is_said_expired_with_renewal_and_clock(
+            self, tmp_path: Path) -> None:
+        """The receiver's certificate ended yesterday (made with openssl ca's dates,
+        relative to now): the error says it has expired and that the operator must renew
+        it, or this server's clock is wrong — not a private CA or the host name, which
+        sent the admin to change verify or url for nothing."""
+        now = datetime.now(UTC)
+        ca, cert, key = _signed_by_a_new_ca(
+            tmp_path / "expired", "receiver", "subjectAltName=IP:127.0.0.1",
+            ((now - timedelta(days=3)).strftime("%Y%m%d%H%M%SZ"),
+             (now - timedelta(days=1)).strftime("%Y%m%d%H%M%SZ")))
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with _one_answer_server(lambda h: None, "never", tls=server) as port:
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca)),
+                     real=True)
+        said = str(info.value)
+        assert f"the TLS certificate of the receiver at 127.0.0.1:{port} has expired" in said
+        assert "must renew it" in said and "clock" in said
+        assert "private CA" not in said and "fix [delivery] url" not in said
+
+    def test_a_receiver_certificate_refused_through_a_proxy_is_the_receivers_not_the_proxys(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """HTTPS_PROXY and an https:// url: TLS runs inside the proxy's CONNECT tunnel,
+        with the receiver. Its certificate not trusted was said as "cannot reach the
+        proxy … check the proxy's address", sending the admin to the proxy; it is the
+        receiver's certificate, with verify as the fix, as without a proxy."""
+        for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                    "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        _, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with RawReceiver(lambda rx, conn, n: None, tls=server, tunnel=True) as rx:
+            monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{rx.port}")
+            with pytest.raises(Untrusted) as info:
+                send(tmp_path, http_cfg(url=f"https://{SERVER_NAME}:9/b"), real=True)
+            assert rx.heads and rx.heads[0].startswith(f"CONNECT {SERVER_NAME}:9 ")
+        said = str(info.value)
+        assert f"the TLS certificate of the receiver at {SERVER_NAME}:9 is not trusted" in said
+        assert "proxy" not in said and "[delivery] verify" in said

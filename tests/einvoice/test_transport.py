@@ -25,7 +25,7 @@ from rawreceiver import RawReceiver
 from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.configuration.config import DeliveryConfig, Settings
-from daemon.delivery.answers import BODY_LIMIT
+from daemon.delivery.answers import BODY_LIMIT, web_page_warning
 from daemon.delivery.finish import Finisher
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import documents_for
@@ -308,6 +308,26 @@ def embedded(handler: Handler) -> EmbeddedDeliverer:
 
 def slow_down(seconds: str, status: int = 429) -> httpx.Response:
     return httpx.Response(status, text="come back later", headers={"Retry-After": seconds})
+
+
+def test_a_document_answered_by_a_web_page_gets_the_warning_naming_its_invoice(
+        tmp_path: Path) -> None:
+    """ubl-embedded: B's document answered 200 with a portal's HTML page, A's with the
+    operator's JSON. The bundle's receipt (the documents' answers) gets the web-page
+    warning that a bundle's POST gets, naming B's invoice; JSON answers get none."""
+    page = "<!DOCTYPE html><html><body>Sign in to the Wi-Fi</body></html>"
+    d = embedded(by_invoice({"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
+                             "B": [httpx.Response(200, text=page)]}, []))
+    receipt = d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    said = web_page_warning(receipt.as_dict())
+    assert said is not None
+    assert said.startswith("the answer (HTTP 200) to the document of invoice B was a web page")
+    assert "ask the operator whether it has the bundle" in said
+    d = embedded(by_invoice({"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
+                             "B": [httpx.Response(201, json={"receipt_id": "r-B"})]}, []))
+    (tmp_path / "json").mkdir()
+    assert web_page_warning(d.deliver(batch_bundle(tmp_path / "json"),
+                                      {"bundle_id": "c" * 64}).as_dict()) is None
 
 
 def test_the_bundle_waits_for_the_largest_retry_after_any_document_was_given(

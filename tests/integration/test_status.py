@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver
-from helpers import Page, drop_bundle, pdf_bytes, ubl_invoice, wait_for
+from helpers import Page, answering_receiver, drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
 # Daemons here start lean (conftest.LEAN): `status` reads the journal, whoever read the bundles.
 pytestmark = pytest.mark.usefixtures("lean")
 
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
                     "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",
-                    "receipt_id", "folder"}
+                    "receipt_id", "folder", "answer"}
 
 
 def status(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -123,3 +123,35 @@ def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_
                   "INV-bidi\\u202elmx.pdf.xml", "INV-zw\\u200b1.xml",
                   "INV-<img src=x onerror=alert(1)>.xml"):
         assert shown in waiting, (shown, waiting)
+
+
+def test_a_bundle_a_web_page_answered_is_marked_in_status_and_its_json(
+        env: Env, start_daemon) -> None:
+    """A 2xx with an HTML page (a captive portal's, a load balancer's) is sent, as the
+    protocol says, but the operator may not have the bundle: `outboxd status` marks it
+    under "Sent recently" with what to ask, and --json gives the warning under `answer`;
+    a bundle the operator's JSON answered carries neither."""
+    page = b"<!DOCTYPE html>\n<html><body><h1>Service under maintenance</h1></body></html>"
+    answers = [(200, "text/html", page),
+               (201, "application/json", json.dumps({"receipt_id": "R-2"}).encode())]
+    with answering_receiver(lambda: answers.pop(0)) as url:
+        env.write_config(url)
+        start_daemon()
+        drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
+        wait_for(lambda: len(env.sent_bundles()) == 1, what="INV-1 in sent/")
+        drop_bundle(env.outbox, "INV-2", {"timesheet.pdf": pdf_bytes()})
+        wait_for(lambda: len(env.sent_bundles()) == 2, what="INV-2 in sent/")
+
+        def both_sent() -> dict[str, dict] | None:
+            sent = {b["invoice_file"]: b for b in json.loads(status(env, "--json").stdout)
+                    ["bundles"] if b["state"] == "sent"}
+            return sent if len(sent) == 2 else None
+        by_file = wait_for(both_sent, what="both sent in status --json")
+    assert by_file["INV-1.xml"]["answer"].startswith("the answer (HTTP 200) was a web page")
+    assert "ask the operator whether it has the bundle" in by_file["INV-1.xml"]["answer"]
+    assert by_file["INV-2.xml"]["answer"] is None
+    text = status(env).stdout
+    [one] = [line for line in text.splitlines() if line.startswith("  INV-1.xml")]
+    [two] = [line for line in text.splitlines() if line.startswith("  INV-2.xml")]
+    assert "the answer was a web page" in one and "ask the operator" in one
+    assert "web page" not in two

@@ -143,3 +143,22 @@ def test_rows_and_documents_have_no_stand_in_body_for_the_journals_tx() -> None:
     assert "_tx" not in vars(Rows)
     assert "_tx" not in vars(Documents)
     assert Journal._tx is vars(Journal)["_tx"]
+
+
+def test_page_like_answers_are_the_weeks_sent_answers_holding_a_page_tag_in_any_case(
+        journal: Journal) -> None:
+    """page_like_answers (for `outboxd status`): the receiver's answer of each row sent
+    in the last 7 days whose stored answer holds `<html` or `<!doctype` in any case (an
+    upper-case `<HTML>` too); not a JSON receipt, not a row sent before the week, not a
+    quarantined row's answer, and a row whose answer cannot be read is passed over."""
+    upper = {"status": 200, "body": "<HTML><BODY>Sign in</BODY></HTML>", "receipt_id": None}
+    page = journal.create("A.xml", "sent", response={"response": upper})
+    journal.create("B.xml", "sent", response={"response": {"status": 201,
+                                                          "body": {"receipt_id": "R"}}})
+    old = journal.create("C.xml", "sent", response={"response": upper})
+    set_since(journal.path, old, datetime.now(UTC) - timedelta(days=8))
+    journal.create("D.xml", "quarantined", response={"response": upper})
+    broken = journal.create("E.xml", "sent", response={"response": upper})
+    journal._db.execute("UPDATE bundles SET response = '{\"<html' WHERE id = ?", (broken,))
+    journal._db.commit()
+    assert journal.page_like_answers() == {page: upper}

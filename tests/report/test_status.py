@@ -18,7 +18,7 @@ from daemon.report.status import as_json, collect, render
 STATES_SHOWN = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
                     "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",
-                    "receipt_id", "folder"}
+                    "receipt_id", "folder", "answer"}
 
 
 @pytest.fixture
