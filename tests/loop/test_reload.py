@@ -460,6 +460,25 @@ def test_a_reload_that_adds_a_client_certificate_trusts_the_same_cas(
     assert loop.pipeline.finish.trust == [True]
 
 
+def test_what_decides_trust_includes_the_ca_file_the_environment_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify = true trusts the CAs SSL_CERT_FILE names: that file replaced in place is a
+    change of trust for a reload too (the reload's deliverer reads it again), so
+    bundles waiting on an untrusted certificate are tried at once."""
+    ca = tmp_path / "env-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "https://127.0.0.1:9/b"})
+    before = trusts_as(settings)
+    assert trusts_as(settings) == before
+    replaced = tmp_path / "new.pem"
+    replaced.write_text("-----BEGIN CERTIFICATE-----\nB, the private CA renewed\n",
+                        encoding="utf-8")
+    replaced.replace(ca)
+    assert trusts_as(settings) != before
+
+
 def test_a_reload_says_whether_it_changed_what_is_trusted(tmp_path: Path) -> None:
     """The reload hands after_reload whether verify (or its file) changed: not for a
     reload of the same file, yes for one that names a CA file."""
