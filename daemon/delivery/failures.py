@@ -55,8 +55,9 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
         return Untrusted(scrub(
             f"the TLS certificate of the receiver{where} is not trusted ({exc}) — "
             "if the operator's certificate comes from a private CA, set [delivery] "
-            "verify to that CA's PEM file (verify = true trusts the public CAs of "
-            "certifi, not the system's store); if the host name does not match, "
+            "verify to that CA's PEM file (verify = true trusts the CAs that SSL_CERT_FILE "
+            "or SSL_CERT_DIR in the service's environment name, else certifi's public "
+            "ones; never the system's store); if the host name does not match, "
             "fix [delivery] url"))
     return Retryable(scrub(f"cannot reach the receiver{where}: "
                            f"{str(exc) or type(exc).__name__}"))

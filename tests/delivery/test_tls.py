@@ -93,8 +93,9 @@ class TestTls:
             self, tmp_path: Path) -> None:
         """A certificate verification failure is no network fault the admin waits out: the
         error (log, status, status page) says the certificate is not trusted and that
-        [delivery] verify takes the CA's file, since verify = true trusts certifi's
-        public CAs and not a CA added to the system's store."""
+        [delivery] verify takes the CA's file, since verify = true trusts those the
+        environment's SSL_CERT_FILE / SSL_CERT_DIR name, else certifi's public CAs, and
+        not a CA added to the system's store."""
         _, cert, key, _, _ = _certificates(tmp_path)
         server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server.load_cert_chain(str(cert), str(key))
@@ -104,6 +105,7 @@ class TestTls:
                 send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
         said = str(info.value)
         assert "is not trusted" in said and "[delivery] verify" in said
+        assert "SSL_CERT_FILE" in said and "certifi" in said
         assert "127.0.0.1" in said
 
     def test_verify_false_sends_to_a_receiver_nobody_vouches_for_with_or_without_a_cert(
