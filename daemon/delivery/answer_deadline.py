@@ -261,11 +261,12 @@ class DeadlineTransport(httpx.BaseTransport):
     def __init__(self, seconds: float, verify: bool | ssl.SSLContext, limits: httpx.Limits,
                  proxy: httpx.Proxy | None = None, tls: bool = True) -> None:
         pool: dict[str, typing.Any] = {  # what every kind of pool is made with
-            # SSL_CERT_FILE too. tls False: the url is http:// and no redirect is
-            # followed, so nothing goes to the receiver over TLS, and the CA bundle (~40 ms
-            # to load, at every start and reload) is not loaded. Were a TLS connection ever
-            # made, httpcore would verify it with certifi's CAs, never unverified. (A
-            # proxy's own TLS is proxy.ssl_context.)
+            # verify True: httpx's CAs (SSL_CERT_FILE, SSL_CERT_DIR, else certifi's), as
+            # tls.py's context with a client certificate. tls False: the url is http://
+            # and no redirect is followed, so nothing goes to the receiver over TLS, and
+            # the CA bundle (~40 ms to load, at every start and reload) is not loaded.
+            # Were a TLS connection ever made, httpcore would verify it with certifi's
+            # CAs, never unverified. (A proxy's own TLS is proxy.ssl_context.)
             "ssl_context": httpx.create_ssl_context(verify=verify) if tls else None,
             "max_connections": limits.max_connections,
             "max_keepalive_connections": limits.max_keepalive_connections,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing
@@ -33,8 +32,8 @@ from daemon.delivery.directory import DirectoryDeliverer
 from daemon.delivery.failures import transport_failure
 from daemon.delivery.parts import OpenWhenRead
 from daemon.delivery.scrub import Scrubber
-from daemon.delivery.tls import tls_verify, unusable
-from daemon.errors import ConfigError, Paused, Retryable
+from daemon.delivery.tls import environment_cas_error, tls_verify
+from daemon.errors import Paused, Retryable
 from daemon.journal.records import Row, shown_state
 from daemon.manifest import sent_parts
 
@@ -315,17 +314,7 @@ def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
     try:
         return _make_deliverer(cfg)
     except OSError as exc:
-        raise _transport_error(cfg, exc) from None
-
-
-def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
-    """An OSError while the transport is built (TLS files are ConfigErrors already):
-    the CAs httpx reads itself (verify = true) from the environment's SSL_CERT_FILE or
-    SSL_CERT_DIR."""
-    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-           if os.environ.get(k)]
-    return unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
-                     "unset it" if env else "check verify")
+        raise environment_cas_error(exc) from None
 
 
 def _make_deliverer(cfg: DeliveryConfig) -> Deliverer:

@@ -78,8 +78,9 @@ def _certificate_failure(tls: ssl.SSLError, exc: BaseException, where: str,
         return (
             f"the TLS certificate of the receiver{where} is not trusted ({exc}) — "
             "if the operator's certificate comes from a private CA, set [delivery] "
-            "verify to that CA's PEM file (verify = true trusts the public CAs of "
-            "certifi, not the system's store); if the host name does not match, "
+            "verify to that CA's PEM file (verify = true trusts the CAs that SSL_CERT_FILE "
+            "or SSL_CERT_DIR in the service's environment name, else certifi's public "
+            "ones; never the system's store); if the host name does not match, "
             "fix [delivery] url")
     if (refused := _client_refusal(tls, client_cert)) is not None:
         # Untrusted too: the fix is a setting, or the operator's trust in ours, and a

@@ -86,9 +86,9 @@ class Retries:
         receiver's Retry-After, or its outage, says nothing of the new one). A row
         whose attempt is under way goes again as soon as it ends (workers.py). Those
         whose receiver's certificate was not trusted, when what decides trust changed
-        (`trust_changed`: [delivery] verify, client_cert, client_key or their files):
-        any other reload would only earn each the same failure again, at once — with
-        thousands retrying, thousands of handshakes."""
+        (`trust_changed`: [delivery] verify, client_cert, client_key or their files, or
+        the environment's CAs): any other reload would only earn each the same failure
+        again, at once — with thousands retrying, thousands of handshakes."""
         if receiver_changed:
             return [row.id for row in self.j.rows(("delivering", "retrying"))]
         return sorted(self.paused | (self.untrusted if trust_changed else set()))

@@ -6,10 +6,11 @@ ask for a key's passphrase.
 
 from __future__ import annotations
 
+import os
 import ssl
 from pathlib import Path
 
-import certifi
+import httpx
 
 from daemon.configuration.config import DeliveryConfig
 from daemon.errors import ConfigError, describe
@@ -38,17 +39,20 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
             except NotAFile as exc:
                 raise ConfigError(f"[delivery] {setting} = {str(path)!r} {exc} — point it "
                                   "to a PEM file") from None
-    # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
-    # not the system's, so adding a certificate does not change whom we trust.
-    try:
-        context = ssl.create_default_context(
-            cafile=cfg.verify if isinstance(cfg.verify, str) else certifi.where())
-    except OSError as exc:  # ssl.SSLError is one too
-        raise unusable(f"verify = {cfg.verify!r}", exc, "point verify to a PEM file of CA "
-                        "certificates, or set it to true") from None
-    if cfg.verify is False:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    if isinstance(cfg.verify, str):
+        try:
+            context = ssl.create_default_context(cafile=cfg.verify)
+        except OSError as exc:  # ssl.SSLError is one too
+            raise unusable(f"verify = {cfg.verify!r}", exc, "point verify to a PEM file of "
+                           "CA certificates, or set it to true") from None
+    else:
+        # The context httpx makes itself without a client certificate, so adding one
+        # does not change whom we trust: for true, SSL_CERT_FILE or SSL_CERT_DIR from
+        # the environment, else certifi's CAs (never the system's store).
+        try:
+            context = httpx.create_ssl_context(verify=cfg.verify)
+        except OSError as exc:
+            raise environment_cas_error(exc) from None
     if cfg.client_cert:
         try:
             # A callback, so that OpenSSL never prompts on a terminal for a passphrase.
@@ -75,6 +79,15 @@ class _Encrypted(Exception):
 
 def _no_passphrase() -> str:
     raise _Encrypted
+
+
+def environment_cas_error(exc: OSError) -> ConfigError:
+    """verify = true, and the CAs httpx reads from the environment's SSL_CERT_FILE or
+    SSL_CERT_DIR do not load (httpx reads them when the transport is built)."""
+    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+           if os.environ.get(k)]
+    return unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
+                    "unset it" if env else "check verify")
 
 
 def unusable(setting: str, why: OSError | str, fix: str) -> ConfigError:

@@ -8,7 +8,8 @@ again (patterns, rules and policies may differ), the next rescan comes at once,
 and deliveries paused for a configuration problem are tried at once — the
 reload is how an admin says the url or token is fixed — as are those failed on
 a receiver's certificate not trusted, when the reload changes what is trusted
-([delivery] verify, client_cert, client_key, or their files).
+([delivery] verify, client_cert, client_key, or their files, or the CAs the
+environment names for verify = true).
 """
 
 from __future__ import annotations
@@ -105,10 +106,16 @@ def _receiver(s: Settings) -> tuple[object, ...]:
 
 def trusts_as(s: Settings) -> tuple[object, ...]:
     """What decides whether the receiver's certificate is trusted (and ours presented):
-    the settings and, of each file they name, its identity and time — a CA bundle
-    replaced in place at the same path is a change too. Looked at, never opened."""
+    the settings and, of each file they name (and, for verify = true, of the one
+    SSL_CERT_FILE or SSL_CERT_DIR names), its identity and time — a CA bundle replaced
+    in place at the same path is a change too. Looked at, never opened."""
     d = s.delivery
     files = [f for f in (d.verify, d.client_cert, d.client_key) if isinstance(f, (str, Path))]
+    if d.verify is True:
+        # httpx's CAs, with or without client_cert (tls.py): the file or folder the
+        # environment names is read again by the reload's deliverer, so replacing it counts.
+        files += [os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+                  if os.environ.get(k)][:1]
     return (d.verify, d.client_cert, d.client_key, *map(_file_identity, files))
 
 

@@ -16,6 +16,7 @@ from helpers import raised, without_blocking
 from rawreceiver import RawReceiver
 
 import daemon.delivery.tls
+from daemon.delivery.deliver import make_deliverer
 from daemon.delivery.tls import tls_verify
 from daemon.errors import ConfigError, Retryable, Untrusted
 from delivery.test_deliver import _one_answer_server, http_cfg, send
@@ -133,8 +134,9 @@ class TestTls:
             self, tmp_path: Path) -> None:
         """A certificate verification failure is no network fault the admin waits out: the
         error (log, status, status page) says the certificate is not trusted and that
-        [delivery] verify takes the CA's file, since verify = true trusts certifi's
-        public CAs and not a CA added to the system's store."""
+        [delivery] verify takes the CA's file, since verify = true trusts those the
+        environment's SSL_CERT_FILE / SSL_CERT_DIR name, else certifi's public CAs, and
+        not a CA added to the system's store."""
         _, cert, key, _, _ = _certificates(tmp_path)
         server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server.load_cert_chain(str(cert), str(key))
@@ -144,6 +146,7 @@ class TestTls:
                 send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
         said = str(info.value)
         assert "is not trusted" in said and "[delivery] verify" in said
+        assert "SSL_CERT_FILE" in said and "certifi" in said
         assert "127.0.0.1" in said
 
     def test_verify_false_sends_to_a_receiver_nobody_vouches_for_with_or_without_a_cert(
@@ -167,6 +170,59 @@ class TestTls:
         assert (bare.receipt_id, with_cert.receipt_id) == ("plain", "plain")
         assert len(peers) == 2 and not peers[0]
         assert dict(x[0] for x in peers[1]["subject"])["commonName"] == "client"
+
+    @pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
+    def test_verify_true_trusts_the_environments_cas_with_or_without_a_client_cert(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+        """verify = true and a private CA named by SSL_CERT_FILE (or SSL_CERT_DIR) in the
+        service's environment: the receiver it signed is trusted without a client
+        certificate, and still trusted once client_cert/client_key are added (which
+        trusted certifi's CAs alone, and refused it); the receiver gets the client's
+        certificate."""
+        ca, cert, key, client_cert, client_key = _certificates(tmp_path)
+        for var in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+            monkeypatch.delenv(var, raising=False)
+        if variable == "SSL_CERT_DIR":
+            cas = tmp_path / "cas"
+            cas.mkdir()
+            (cas / "private-ca.pem").write_bytes(ca.read_bytes())
+            # OpenSSL looks a CA up in a directory by its subject's hash.
+            subprocess.run(["openssl", "rehash", str(cas)], check=True, capture_output=True)
+            monkeypatch.setenv(variable, str(cas))
+        else:
+            monkeypatch.setenv(variable, str(ca))
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+        server.load_cert_chain(str(cert), str(key))
+        server.verify_mode = ssl.CERT_OPTIONAL
+        peers: list[Any] = []
+        with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "env-ca",
+                                tls=server) as port:
+            url = f"https://127.0.0.1:{port}/b"
+            bare, _, _, _ = send(tmp_path / "bare", http_cfg(url=url), real=True)
+            with_cert, _, _, _ = send(tmp_path / "cert", http_cfg(
+                url=url, client_cert=client_cert, client_key=client_key), real=True)
+        assert (bare.receipt_id, with_cert.receipt_id) == ("env-ca", "env-ca")
+        assert len(peers) == 2 and not peers[0]
+        assert dict(x[0] for x in peers[1]["subject"])["commonName"] == "client"
+
+    def test_a_missing_ca_file_in_the_environment_is_the_same_error_with_a_client_cert(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SSL_CERT_FILE naming no file, verify = true: with client_cert as without, the
+        settings are refused naming the variable and its value, with the fix."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        missing = tmp_path / "missing-ca.pem"
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+        said = []
+        for cfg in (http_cfg(url="https://127.0.0.1:9/b"),
+                    http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                             client_key=client_key)):
+            with pytest.raises(ConfigError) as info:
+                make_deliverer(cfg).close()
+            said.append(str(info.value))
+        assert said[0] == said[1]
+        assert "verify = true cannot be used" in said[1]
+        assert f"SSL_CERT_FILE={missing}: fix or unset it" in said[1]
 
     def test_a_client_key_under_a_passphrase_is_named_and_never_prompted_for(
             self, tmp_path: Path) -> None:

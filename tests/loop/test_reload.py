@@ -7,13 +7,19 @@ at a reload, are tested through the whole loop in test_service.py.)"""
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from delivery.test_deliver import _one_answer_server, make_bundle
+from delivery.test_tls import _certificates
+
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
 from daemon.configuration.deciding import Deciding
+from daemon.delivery.deliver import make_deliverer
 from daemon.errors import ConfigError
 from daemon.loop.reload import (
     JOURNAL_IS_NOT_NEW,
@@ -22,6 +28,7 @@ from daemon.loop.reload import (
     sends_as,
     trusts_as,
 )
+from daemon.manifest import build_manifest
 from daemon.watching.index import OutboxIndex
 from daemon.watching.scan import candidate_for
 
@@ -413,6 +420,63 @@ def test_what_decides_trust_changes_with_verify_and_with_its_file_replaced_in_pl
                         encoding="utf-8")
     replaced.replace(ca)
     assert trusts_as(settings(verify=str(ca))) != before
+
+
+def test_a_reload_that_adds_a_client_certificate_trusts_the_same_cas(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify = true, and the receiver signed by a private CA that SSL_CERT_FILE names:
+    the deliverer the reload builds once client_cert and client_key are added still
+    trusts it (and presents the certificate), as the one in force before did."""
+    ca, cert, key, client_cert, client_key = _certificates(tmp_path)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+    server.load_cert_chain(str(cert), str(key))
+    server.verify_mode = ssl.CERT_OPTIONAL
+    peers: list[Any] = []
+    with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "same-cas",
+                            tls=server) as port:
+        path = http_config(tmp_path, "t0ken")
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            "http://127.0.0.1:9/in", f"https://127.0.0.1:{port}/in"), encoding="utf-8")
+        loop = Loop(load_settings(path), path, rows=[])
+        loop._make_deliverer = lambda s: make_deliverer(s.delivery)
+        before = loop._make_deliverer(loop.settings)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f'client_cert = "{client_cert}"\nclient_key = "{client_key}"\n')
+        loop._do_reload()
+        assert ("info", "configuration reloaded") in loop.log.lines
+        assert [line for line in loop.log.lines if line[0] == "error"] == []
+        receipts = []
+        for deliverer in (before, loop.reconfigured[-1][1]):
+            bundle = make_bundle(tmp_path / f"work{len(receipts)}")
+            try:
+                receipts.append(deliverer.deliver(bundle, build_manifest(bundle)).receipt_id)
+            finally:
+                deliverer.close()
+    assert receipts == ["same-cas", "same-cas"]
+    assert len(peers) == 2 and not peers[0]
+    assert dict(x[0] for x in peers[1]["subject"])["commonName"] == "client"
+    assert loop.pipeline.finish.trust == [True]
+
+
+def test_what_decides_trust_includes_the_ca_file_the_environment_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify = true trusts the CAs SSL_CERT_FILE names: that file replaced in place is a
+    change of trust for a reload too (the reload's deliverer reads it again), so
+    bundles waiting on an untrusted certificate are tried at once."""
+    ca = tmp_path / "env-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "https://127.0.0.1:9/b"})
+    before = trusts_as(settings)
+    assert trusts_as(settings) == before
+    replaced = tmp_path / "new.pem"
+    replaced.write_text("-----BEGIN CERTIFICATE-----\nB, the private CA renewed\n",
+                        encoding="utf-8")
+    replaced.replace(ca)
+    assert trusts_as(settings) != before
 
 
 def test_a_reload_says_whether_it_changed_what_is_trusted(tmp_path: Path) -> None:
