@@ -64,11 +64,13 @@ def _certificate_failure(tls: ssl.SSLError, exc: BaseException, where: str,
                          client_cert: bool) -> str | None:
     """What ssl's error says of a certificate, the receiver's or ours, and the fix (to
     raise as Untrusted); None for any other TLS failure."""
-    if isinstance(tls, ssl.SSLCertVerificationError) and tls.verify_code in _OUT_OF_DATE:
+    # verify_code is set by ssl's handshake; an error made otherwise may lack it.
+    code = getattr(tls, "verify_code", None)
+    if isinstance(tls, ssl.SSLCertVerificationError) and code in _OUT_OF_DATE:
         # Neither a private CA nor the host name: the operator's certificate is out of
         # its dates, or this server's clock is. ssl does not say the dates.
         return (
-            f"the TLS certificate of the receiver{where} {_OUT_OF_DATE[tls.verify_code]} "
+            f"the TLS certificate of the receiver{where} {_OUT_OF_DATE[code]} "
             f"({tls.verify_message}) — the operator must renew it; if the operator says "
             "it is valid, check this server's clock (timedatectl), which decides "
             "(openssl s_client -connect HOST:PORT shows the certificate's dates)")

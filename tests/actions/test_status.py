@@ -48,7 +48,7 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
     assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
                                        "since", "deadline", "unattached_ids", "attempts",
                                        "next_attempt_at", "last_error", "reasons",
-                                       "receipt_id", "folder"}
+                                       "receipt_id", "folder", "answer"}
 
 
 def test_status_without_a_journal_says_so(env: Env, capsys) -> None:

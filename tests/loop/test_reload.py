@@ -301,7 +301,8 @@ def test_a_reload_refused_for_one_folder_makes_none_of_the_others(tmp_path: Path
     assert loop.settings is old and loop.reconfigured == []
     assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
     [error] = [f["error"] for f in loop.log.fields]
-    assert "[paths] quarantine: cannot create" in error and "fix [paths] quarantine" in error
+    assert "[paths] quarantine: cannot create" in error \
+        and "set [paths] quarantine to another folder" in error
     assert not (tmp_path / "new-sent").exists()
 
 
