@@ -85,8 +85,11 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     lines = [f"{inv.name}  ({_format(inv)}, channel {bundle.channel})"]
     for invoice_id in bundle.invoice_ids:
         atts = bundle.attachments_of(invoice_id)
-        lines.append(f"  invoice {invoice_id}: " + (f"{len(atts)} attachment(s)" if atts
-                                                     else "no attachments"))
+        lines.append(f"  invoice {invoice_id}: " + (
+            f"{len(atts)} attachment(s)" if atts else
+            # Refused from its listing, unread: it may have attachments (the error says).
+            "attachments not read (see the errors)" if invoice_id in bundle.unread_ids
+            else "no attachments"))
         for a in atts:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")

@@ -1220,3 +1220,33 @@ def test_a_converted_image_is_shown_under_the_name_its_pdf_is_sent_as(env: Env,
     code, out = check(env, capsys, inv)
     assert code == 0
     assert "      sent as Rakning_1.pdf: a PDF of 1 page, 2.5 × 2.5 cm, made from" in out
+
+
+def test_a_batch_refused_as_too_many_attachments_is_not_said_to_have_none(
+        cfg: Env, capsys) -> None:
+    """A sidecar refused from its listing (too-many-attachments) was never read: its
+    invoices are told as not read, not as without attachments, and check foretells no
+    wait or release for them — each has a file; the one fix is the error's."""
+    cfg.write_config("http://127.0.0.1:9/bundles", validation={"max_attachments": 2})
+    inv = write(cfg.outbox / "batch-9.xml", batch_xml("P-100", "P-101", "2026/7"))
+    for folder in ("P-100", "P-101", "2026_7"):
+        write(cfg.outbox / "batch-9" / folder / "a.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[too-many-attachments]" in out
+    assert "invoice P-100: attachments not read (see the errors)" in out
+    assert "without attachments" not in out and "no attachments" not in out
+    assert "[unattached-invoice]" not in out
+    assert "=> INVALID (1 error(s), 0 warning(s))" in out
+
+
+def test_a_sidecar_that_is_a_link_is_not_said_to_have_no_attachments(
+        cfg: Env, capsys, tmp_path: Path) -> None:
+    """A sidecar that is a link is refused unread: what it leads to may hold the
+    invoice's attachments, so "has no attachments" would send the clerk the wrong way."""
+    inv = drop_bundle(cfg.outbox, "INV-5", {})
+    write(tmp_path / "elsewhere" / "a.pdf", pdf_bytes())
+    os.symlink(tmp_path / "elsewhere", cfg.outbox / "INV-5")
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[not-a-folder]" in out
+    assert "invoice INV-5: attachments not read (see the errors)" in out
+    assert "no attachments" not in out and "[unattached-invoice]" not in out
