@@ -37,7 +37,7 @@ from daemon.reading.invoices import (
     refused_by_size,
 )
 from daemon.reading.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
-from daemon.reading.notes import MANIFEST_NAME, Listing, SidecarNotes
+from daemon.reading.notes import MANIFEST_NAME, Listing, Notes, SidecarNotes
 from daemon.reading.readonce import keep, sampled_digest
 from daemon.reading.sharedsidecar import shared_sidecar_findings
 from daemon.watching.scan import Candidate
@@ -82,6 +82,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         fd, sidecar, rel, ids[0], settings, findings, allow_subfolders=True,
         copying=copying, entries=listing, claimed=claimed)
     folder_listings: list[Listing] = []  # of the invoices' folders
+    folder_notes: list[tuple[Notes, set[str], Listing, str]] = []  # theirs, and whose
     if single:
         atts.extend(root_atts)
     else:
@@ -146,11 +147,17 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             unread.append(owner)
             continue
         atts.extend(sub)
-        # A file of one invoice may have files in the root too: an entry here may mean one.
-        findings.extend(notes.missing(used, sub_listing, owner, [root_listing] if single
-                                      else [], invoice_name, not single))
         folder_listings.append(sub_listing)
+        folder_notes.append((notes, used, sub_listing, owner))
         sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings, owner)
+    for notes, used, sub_listing, owner in folder_notes:
+        # Once every folder is read: a file of one invoice may have files in the root, one
+        # of several in its siblings' folders (T-1's entry for T-2/b.pdf), an entry may
+        # mean one of those.
+        others = [root_listing] if single else [p for p in folder_listings
+                                                if p is not sub_listing]
+        findings.extend(notes.missing(used, sub_listing, owner, others, invoice_name,
+                                      not single))
     findings.extend(sidecar_notes.channel_for_others(ids, settings.validation.channel))
     findings.extend(folders.split(rel, taken))
     # Once the invoices' folders are read: a root entry may mean a file in one of them.

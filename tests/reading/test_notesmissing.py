@@ -150,6 +150,22 @@ class TestOtherFolder:
         assert "which is not in this folder but in INV-1/A/ — move the entry into " \
             "INV-1/A/attachments.toml" in missing(match(outbox, "INV-1.xml", batch_xml("A", "B")))
 
+    @pytest.mark.parametrize("key", ["b.pdf", "T-2/b.pdf", "B.PDF"])
+    def test_an_entry_in_an_invoice_folder_for_a_file_in_a_siblings_folder(
+            self, outbox: Path, key: str) -> None:
+        """A file of invoices T-1 and T-2; T-1/attachments.toml names b.pdf, which lies in
+        T-2/ (listed after T-1/, too): "not in the folder — add the file" sent the clerk
+        to add a file they see. The message says where it is and where its entry goes."""
+        write(outbox / "batch" / "T-1" / "a.pdf", PDF)
+        write(outbox / "batch" / "T-2" / "b.pdf", PDF)
+        notes(outbox / "batch" / "T-1", key)
+        message = missing(match(outbox, "batch.xml", batch_xml("T-1", "T-2")))
+        assert "not in this folder" in message and "batch/T-2/" in message
+        assert ("move the entry into batch/T-2/attachments.toml, as [files.\"b.pdf\"]: in a "
+                "file of several invoices, each invoice's folder has its own "
+                "attachments.toml") in message
+        assert "add the file" not in message
+
 
 class TestNotAFileOfTheFolder:
     @pytest.mark.parametrize(("folder", "key", "xml"), [
