@@ -166,6 +166,20 @@ class TestOtherFolder:
                 "attachments.toml") in message
         assert "add the file" not in message
 
+    def test_a_root_entry_as_a_path_by_an_id_with_a_slash_names_the_ids_folder(
+            self, outbox: Path) -> None:
+        """A file of the one invoice 2026/5, its attachment in INV-9/2026_5/, and the root
+        entry [files."2026/5/a.pdf"]: the id as the invoice shows it, which no folder's
+        name can hold. The message says the file is in INV-9/2026_5/, why that folder
+        is so named, and the heading to write there."""
+        write(outbox / "INV-9" / "2026_5" / "a.pdf", PDF)
+        notes(outbox / "INV-9", "2026/5/a.pdf")
+        assert missing(match(outbox, "INV-9.xml", ubl_invoice("2026/5"))) == (
+            "names '2026/5/a.pdf', which is not in this folder but in INV-9/2026_5/ (the "
+            "folder of the invoice '2026/5': a / cannot be in a folder's name, so the "
+            "folder is named '2026_5') — move the entry into INV-9/2026_5/attachments.toml, "
+            'as [files."a.pdf"]: an attachments.toml names the files of its own folder only')
+
 
 class TestNotAFileOfTheFolder:
     @pytest.mark.parametrize(("folder", "key", "xml"), [
