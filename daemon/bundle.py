@@ -140,6 +140,10 @@ class Bundle:
     # attachments.toml, structural findings), as a digest: the check after the claim
     # compares it with the id (match._sidecar_digest).
     sidecar_digest: str = ""
+    # The invoices whose attachments were not read: their sidecar (or their folder in it)
+    # was refused from its listing, before any file was read (too-many-attachments, a
+    # link). They may well have attachments: "has no attachments" would be false of them.
+    unread_ids: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -164,7 +168,9 @@ class Bundle:
 
     @property
     def unattached_ids(self) -> tuple[str, ...]:
-        return tuple(i for i in self.invoice_ids if i not in self._by_invoice)
+        """The invoices read without attachments; not those whose files were not read."""
+        return tuple(i for i in self.invoice_ids
+                     if i not in self._by_invoice and i not in self.unread_ids)
 
     @property
     def errors(self) -> tuple[Finding, ...]:

@@ -38,6 +38,7 @@ from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.release import release_file
 from daemon.manifest import sent_name
+from daemon.reading.notes import channel_error
 from daemon.watching.scan import Candidate, candidate_for, marker_wait
 from daemon.watching.sharecache import late_share
 
@@ -75,6 +76,17 @@ def _format(inv: InvoiceFile) -> str:
     return what_it_is(inv) or "not UBL"
 
 
+def _channel(bundle: Bundle) -> str:
+    """The header's channel, as its attachments.toml error says it: the one set there
+    shown as if taken contradicted the error line below it."""
+    state = channel_error(bundle.findings)
+    if state == "disputed":
+        return "channel in error: see attachments.toml below"
+    if state == "unset":
+        return f"channel {bundle.channel}, the default: the one set is in error (below)"
+    return f"channel {bundle.channel}"
+
+
 def report(bundle: Bundle, settings: Settings) -> list[str]:
     """The lines for one bundle: invoices, each attachment with type, pages and verdict,
     then every finding as `FILE: message  [code]`, grouped by severity."""
@@ -82,11 +94,14 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     by_file: dict[str, list[Finding]] = {}
     for f in bundle.findings:
         by_file.setdefault(f.file, []).append(f)
-    lines = [f"{inv.name}  ({_format(inv)}, channel {bundle.channel})"]
+    lines = [f"{inv.name}  ({_format(inv)}, {_channel(bundle)})"]
     for invoice_id in bundle.invoice_ids:
         atts = bundle.attachments_of(invoice_id)
-        lines.append(f"  invoice {invoice_id}: " + (f"{len(atts)} attachment(s)" if atts
-                                                     else "no attachments"))
+        lines.append(f"  invoice {invoice_id}: " + (
+            f"{len(atts)} attachment(s)" if atts else
+            # Refused from its listing, unread: it may have attachments (the error says).
+            "attachments not read (see the errors)" if invoice_id in bundle.unread_ids
+            else "no attachments"))
         for a in atts:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")

@@ -90,7 +90,7 @@ def find(ref: str, settings: Settings) -> Path:
     else:
         hits = [f for f in folders if f.name == ref]
     if not hits:
-        raise _not_in_quarantine(ref, root)
+        raise _not_in_quarantine(ref, root, _holding(ref, folders))
     if len(hits) > 1:
         raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
@@ -98,11 +98,46 @@ def find(ref: str, settings: Settings) -> Path:
     return hits[0]
 
 
-def _not_in_quarantine(ref: str, root: Path) -> RetryRefused:
+def _not_in_quarantine(ref: str, root: Path,
+                       holding: list[tuple[Path, list[str]]] | None = None) -> RetryRefused:
+    if holding:
+        return RetryRefused(_holding_words(ref, root, holding))
     return RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
                         "the outbox is no longer there) — give the folder, its name "
                         "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
                         "that name")
+
+
+def _holding(ref: str, folders: list[Path]) -> list[tuple[Path, list[str]]]:
+    """The quarantined bundles whose reason.json lists `ref` among their invoice ids, with
+    those ids: a person names the invoice they were asked about (B-0023), not the file
+    it came in. Only named, never moved: reason.json is the share's to edit."""
+    out = []
+    for folder in folders:
+        record = read_reason(folder)
+        ids = record.get("invoice_ids") if record is not None else None
+        if isinstance(ids, list) and ref.strip() in ids:
+            out.append((folder, [str(i) for i in ids]))
+    return out
+
+
+def _holding_words(ref: str, root: Path, holding: list[tuple[Path, list[str]]]) -> str:
+    """Which quarantined bundle holds the invoice `ref`, and the command that retries it.
+    Not retried here: a file of several invoices goes back whole, and the person named
+    one invoice, not the others that would go with it."""
+    wanted, said, several = ref.strip(), [], False
+    for folder, ids in holding:
+        others = [i for i in ids if i != wanted]
+        several = several or bool(others)
+        holds = (f", with {', '.join(others[:5])}{' and more' if len(others) > 5 else ''}"
+                 if others else "")
+        bundle = FOLDER_RE.match(folder.name)["id"]  # type: ignore[index]
+        said.append(f"{folder.relative_to(root)}{holds} (to retry it: outboxd retry {bundle})")
+    which = "the quarantined bundle" if len(said) == 1 else "the quarantined bundles"
+    whole = (" — a file of several invoices goes back whole, all of them with it; nothing "
+             "was moved" if several else " — nothing was moved")
+    return (f"no quarantined bundle {ref!r} in {root}, but the invoice {wanted!r} is in "
+            f"{which} {'; '.join(said)}{whole}")
 
 
 def _which_instead(path: Path, root: Path) -> str:

@@ -37,7 +37,7 @@ from daemon.reading.invoices import (
     refused_by_size,
 )
 from daemon.reading.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
-from daemon.reading.notes import MANIFEST_NAME, Listing, SidecarNotes
+from daemon.reading.notes import MANIFEST_NAME, Listing, Notes, SidecarNotes
 from daemon.reading.readonce import keep, sampled_digest
 from daemon.reading.sharedsidecar import shared_sidecar_findings
 from daemon.watching.scan import Candidate
@@ -55,9 +55,11 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
 def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
                       ids_unknown: bool = False, claimed: bool = False,
                       invoice_name: str = ""
-                      ) -> tuple[list[Attachment], list[Finding], str | None, str]:
-    """Attachments per invoice id, structural findings, the channel override, and the
-    digest of what was read beside the attachments (_sidecar_digest), of the sidecar
+                      ) -> tuple[list[Attachment], list[Finding], str | None, str,
+                                 tuple[str, ...]]:
+    """Attachments per invoice id, structural findings, the channel override, the
+    digest of what was read beside the attachments (_sidecar_digest), and the ids whose
+    files were not read (Bundle.unread_ids: their folder refused unread), of the sidecar
     open at `fd` (`sidecar`: its path). `ids_unknown`: the invoice file could not be
     read, and `ids` is its stem standing in. `claimed`: the sidecar lies in a work
     folder; a file whose name is bad-name but UTF-8, and an invoice's folder named as
@@ -73,13 +75,14 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     listing = listdir(fd, rel)  # once: for the root's files and for its subfolders
     if (refused := _over_the_limit(fd, rel, listing, ids, folders, settings, claimed)):
         findings.append(refused)
-        return [], findings, None, _sidecar_digest([], findings, [])
+        return [], findings, None, _sidecar_digest([], findings, []), ids
     copying: list[str] = []
     sidecar_notes = SidecarNotes()
     root_atts, root_notes, root_listing, root_used = collect(
         fd, sidecar, rel, ids[0], settings, findings, allow_subfolders=True,
         copying=copying, entries=listing, claimed=claimed)
     folder_listings: list[Listing] = []  # of the invoices' folders
+    folder_notes: list[tuple[Notes, set[str], Listing, str]] = []  # theirs, and whose
     if single:
         atts.extend(root_atts)
     else:
@@ -89,6 +92,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
                                  "into the subfolder of its invoice"))
     sidecar_notes.add(root_notes, f"{rel}/{MANIFEST_NAME}", findings)
     taken: dict[str, list[str]] = {}  # id -> the folders taken as its
+    unread: list[str] = []
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
@@ -140,13 +144,20 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             # Swapped for a link (or a file) since it was listed: never entered. The
             # finding changes the sidecar digest, and the snapshot has changed too.
             findings.append(_err(exc.code, exc.file, exc.message, owner))
+            unread.append(owner)
             continue
         atts.extend(sub)
-        # A file of one invoice may have files in the root too: an entry here may mean one.
-        findings.extend(notes.missing(used, sub_listing, owner, [root_listing] if single
-                                      else [], invoice_name, not single))
         folder_listings.append(sub_listing)
+        folder_notes.append((notes, used, sub_listing, owner))
         sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings, owner)
+    for notes, used, sub_listing, owner in folder_notes:
+        # Once every folder is read: a file of one invoice may have files in the root, one
+        # of several in its siblings' folders (T-1's entry for T-2/b.pdf), an entry may
+        # mean one of those.
+        others = [root_listing] if single else [p for p in folder_listings
+                                                if p is not sub_listing]
+        findings.extend(notes.missing(used, sub_listing, owner, others, invoice_name,
+                                      not single))
     findings.extend(sidecar_notes.channel_for_others(ids, settings.validation.channel))
     findings.extend(folders.split(rel, taken))
     # Once the invoices' folders are read: a root entry may mean a file in one of them.
@@ -154,7 +165,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
                                        invoice_name, not single))
     kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
     return (kept, findings, sidecar_notes.channel,
-            _sidecar_digest(sidecar_notes.read, findings, copying))
+            _sidecar_digest(sidecar_notes.read, findings, copying), tuple(unread))
 
 
 def _over_the_limit(fd: int, rel: str, listing: list[os.DirEntry[str]], ids: tuple[str, ...],
@@ -250,14 +261,18 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     attachments: list[Attachment] = []
     channel = None
     sidecar_digest = ""
+    unread: tuple[str, ...] = ()
     top, said = cand.invoice.parent, cand.invoice.name
     opened = folder_below(top, "", said) if known is None else \
         held_folder(top, said, settings.outbox.path)
     with opened as root, ExitStack() as stack:
         inv, findings = _invoice_file(root, cand, settings, known)
+        before = len(findings)
         fd = _sidecar(root, cand, findings, stack)
+        if fd is None and len(findings) > before:
+            unread = inv.invoice_ids  # a link or a file: what it may hold is not read
         if fd is not None:
-            attachments, more, channel, sidecar_digest = match_attachments(
+            attachments, more, channel, sidecar_digest, unread = match_attachments(
                 fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown,
                 # Read as an older version claimed it: after a restart (recovery), never
                 # in the check of this version's own claim (`known`), which read the
@@ -273,7 +288,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
         (("attachments folder", cand.sidecar),) + ((("marker", cand.marker),) if marker else ()),
         cand.invoice.name))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
-                  tuple(findings), sidecar_digest)
+                  tuple(findings), sidecar_digest, unread)
 
 
 def known_part(bundle: Bundle) -> Bundle:

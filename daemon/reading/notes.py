@@ -123,6 +123,17 @@ class SidecarNotes:
                 for invoice_id, where in self.set_by.items()]
 
 
+def channel_error(findings: Sequence[Finding]) -> str | None:
+    """How the bundle's channel stands where an attachments.toml's channel is in error:
+    "unset" (a value that is no channel: the configured one is taken), "disputed" (two
+    set, or one invoice's for a whole file of several: the bundle has none it may take);
+    None when no channel setting is in error. By the words of the findings made above."""
+    said = [f.message for f in findings if f.code == "attachments-toml-invalid"]
+    if any(m.startswith("sets channel = ") for m in said):
+        return "disputed"
+    return "unset" if any(m.startswith("channel = ") for m in said) else None
+
+
 # Names a clerk gives the notes file by mistake: another case (the share takes it for the
 # same name), one letter short, or ".txt" after it (Notepad adds it, and Windows hides it).
 _NOTES_SLIPS = frozenset(f"{stem}.toml{txt}" for stem in ("attachments", "attachment")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from daemon.errors import double_quoted, shown
-from daemon.names import CASE_WORDS, edge_words, fold_key, nfc, trimmed
+from daemon.names import CASE_WORDS, edge_words, fold_key, folder_name_for_id, nfc, trimmed
 
 MANIFEST_NAME = "attachments.toml"
 
@@ -96,7 +96,8 @@ def missing_message(key: str, here: Listing, others: Sequence[Listing],
     the entry may have meant, whose own attachments.toml it belongs in; `invoice_name`:
     the invoice file's; `several`: the file holds several invoices."""
     folder, base = _split(nfc(key))
-    places = [p for p in (here, *others) if not folder or _ends_with(p.rel, folder)]
+    places = [p for p in (here, *others) if not folder or _ends_with(p.rel, folder)
+              or _id_folder(p.rel, folder)]
     for place in places:
         if (hit := place.exact(base)) is None:
             continue
@@ -104,7 +105,8 @@ def missing_message(key: str, here: Listing, others: Sequence[Listing],
         if place is not here:
             into = [p.rel for p in others if (h := p.exact(base)) and h[1] in ("file", "refused")]
             if kind in ("file", "refused"):
-                return _move(key, base, into or [place.rel], several)
+                return _move(key, base, into or [place.rel], several,
+                             _id_words(place.rel, folder))
             if kind in _IGNORED:
                 reason, fix = _IGNORED[kind]
                 return (f"names {shown(key)}, which is not in this folder but in "
@@ -178,17 +180,38 @@ def _ends_with(rel: str, folder: tuple[str, ...]) -> bool:
     return len(folder) <= len(parts) and parts[-len(folder):] == [fold_key(p) for p in folder]
 
 
+def _id_folder(rel: str, folder: tuple[str, ...]) -> str | None:
+    """The invoice id the path's folders spell (`2026/5` of "2026/5/a.pdf") where the
+    folder shown as `rel` is that id's folder (2026_5): a / of an id cannot be in a
+    folder's name, and a clerk writes the id as the invoice shows it. None otherwise."""
+    parent, _, last = rel.rpartition("/")
+    for start in range(len(folder) - 1):  # an id of two parts at least: it holds a /
+        invoice_id = "/".join(folder[start:])
+        if fold_key(folder_name_for_id(invoice_id)) == fold_key(last) and (
+                start == 0 or _ends_with(parent, folder[:start])):
+            return invoice_id
+    return None
+
+
+def _id_words(rel: str, folder: tuple[str, ...]) -> str:
+    """Why the path's folders are not the folder's name, where they spell its id."""
+    if (invoice_id := _id_folder(rel, folder)) is None:
+        return ""
+    return (f" (the folder of the invoice {shown(invoice_id)}: a / cannot be in a folder's "
+            f"name, so the folder is named {shown(rel.rpartition('/')[2])})")
+
+
 def _why_own(several: bool) -> str:
     if several:
         return f"in a file of several invoices, each invoice's folder has its own {MANIFEST_NAME}"
     return f"an {MANIFEST_NAME} names the files of its own folder only"
 
 
-def _move(key: str, name: str, into: list[str], several: bool) -> str:
+def _move(key: str, name: str, into: list[str], several: bool, aside: str = "") -> str:
     where = (f"{into[0]}/{MANIFEST_NAME}" if len(into) == 1 else
              f"the {MANIFEST_NAME} of each of those folders")
     return (f"names {shown(key)}, which is not in this folder but in "
-            f"{' and '.join(f'{rel}/' for rel in into)} — move the entry into {where}, as "
+            f"{' and '.join(f'{rel}/' for rel in into)}{aside} — move the entry into {where}, as "
             f"[files.{double_quoted(name)}]: {_why_own(several)}")
 
 

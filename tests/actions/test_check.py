@@ -1220,3 +1220,60 @@ def test_a_converted_image_is_shown_under_the_name_its_pdf_is_sent_as(env: Env,
     code, out = check(env, capsys, inv)
     assert code == 0
     assert "      sent as Rakning_1.pdf: a PDF of 1 page, 2.5 × 2.5 cm, made from" in out
+
+
+def test_a_batch_refused_as_too_many_attachments_is_not_said_to_have_none(
+        cfg: Env, capsys) -> None:
+    """A sidecar refused from its listing (too-many-attachments) was never read: its
+    invoices are told as not read, not as without attachments, and check foretells no
+    wait or release for them — each has a file; the one fix is the error's."""
+    cfg.write_config("http://127.0.0.1:9/bundles", validation={"max_attachments": 2})
+    inv = write(cfg.outbox / "batch-9.xml", batch_xml("P-100", "P-101", "2026/7"))
+    for folder in ("P-100", "P-101", "2026_7"):
+        write(cfg.outbox / "batch-9" / folder / "a.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[too-many-attachments]" in out
+    assert "invoice P-100: attachments not read (see the errors)" in out
+    assert "without attachments" not in out and "no attachments" not in out
+    assert "[unattached-invoice]" not in out
+    assert "=> INVALID (1 error(s), 0 warning(s))" in out
+
+
+def test_a_sidecar_that_is_a_link_is_not_said_to_have_no_attachments(
+        cfg: Env, capsys, tmp_path: Path) -> None:
+    """A sidecar that is a link is refused unread: what it leads to may hold the
+    invoice's attachments, so "has no attachments" would send the clerk the wrong way."""
+    inv = drop_bundle(cfg.outbox, "INV-5", {})
+    write(tmp_path / "elsewhere" / "a.pdf", pdf_bytes())
+    os.symlink(tmp_path / "elsewhere", cfg.outbox / "INV-5")
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[not-a-folder]" in out
+    assert "invoice INV-5: attachments not read (see the errors)" in out
+    assert "no attachments" not in out and "[unattached-invoice]" not in out
+
+
+def test_a_channel_set_for_one_invoice_of_a_batch_is_shown_in_error_not_as_taken(
+        cfg: Env, capsys) -> None:
+    """T-1's attachments.toml sets external-print for T-1 alone in a file of T-1 and T-2:
+    an error, and the header said "channel external-print" as if it were taken."""
+    inv = write(cfg.outbox / "batch-3.xml", batch_xml("T-1", "T-2"))
+    write(cfg.outbox / "batch-3" / "T-1" / "a.pdf", pdf_bytes())
+    write(cfg.outbox / "batch-3" / "T-1" / "attachments.toml", b'channel = "external-print"\n')
+    write(cfg.outbox / "batch-3" / "T-2" / "b.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "sets channel = 'external-print' for T-1 only" in out
+    header = out.splitlines()[0]
+    assert "channel in error: see attachments.toml below" in header
+    assert "external-print" not in header
+
+
+def test_a_channel_that_is_no_channel_shows_the_default_it_falls_back_to(
+        cfg: Env, capsys) -> None:
+    """channel = "print" is no channel: the header names the configured one and that the
+    one set is in error, as the error line says."""
+    inv = drop_bundle(cfg.outbox, "INV-8", {"a.pdf": pdf_bytes(),
+                                           "attachments.toml": b'channel = "print"\n'})
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "channel = 'print' is not a channel" in out
+    assert out.splitlines()[0] == ("INV-8.xml  (ubl, channel e-invoice, the default: the one "
+                                   "set is in error (below))")

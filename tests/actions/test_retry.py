@@ -100,6 +100,28 @@ def test_retry_of_an_unknown_id_exits_1_naming_it(cfg: Env, capsys) -> None:
     assert "the 12-character id that follows '--' in that name" in err
 
 
+def test_retry_of_an_invoice_id_of_a_quarantined_batch_names_the_bundle_and_moves_nothing(
+        cfg: Env, capsys) -> None:
+    """`outboxd retry B-0023`, the invoice a helpdesk was asked about, which came in the
+    file batch-7 of three invoices: "no quarantined bundle 'B-0023'" sent them looking
+    for a bundle that is there. retry names the quarantined bundle that holds it, the
+    invoices that would go back with it, and the command that retries it; it moves
+    nothing, since the other invoices were not named."""
+    folder = cfg.quarantine / "2026-11-26" / f"batch-7--{BID[:12]}"
+    write(folder / "batch-7.xml", ubl_invoice("B-0022"))
+    write_papers(folder, reason_papers({
+        "bundle_id": BID, "invoice_file": "batch-7.xml", "reasons": [],
+        "quarantined_at": AT, "invoice_ids": ["B-0022", "B-0023", "B-0024"]}))
+    before = tree(cfg.quarantine)
+    assert main(["retry", "-c", str(cfg.config), "B-0023"]) == 1
+    err = capsys.readouterr().err
+    assert "the invoice 'B-0023' is in the quarantined bundle " \
+        f"2026-11-26/batch-7--{BID[:12]}, with B-0022, B-0024 " \
+        f"(to retry it: outboxd retry {BID[:12]})" in err
+    assert "goes back whole" in err and "nothing was moved" in err
+    assert tree(cfg.quarantine) == before and list(cfg.outbox.iterdir()) == []
+
+
 @pytest.mark.parametrize("given", ["root", "day", "invoice file"])
 def test_a_path_in_quarantine_that_is_no_bundles_folder_says_what_to_give(
         cfg: Env, capsys, given: str) -> None:

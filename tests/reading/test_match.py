@@ -836,6 +836,8 @@ class TestTooManyAttachments:
                   validation={"max_attachments": 3})
         f = finding(b, "too-many-attachments")
         assert (f.file, f.invoice_id, b.attachments) == ("batch-1", None, ())
+        # Not read, so not known to have none: no wait or release for want of them.
+        assert (b.unread_ids, b.unattached_ids) == (("A-1", "A-2"), ())
         assert f.message == (
             "holds 4 files to send (in batch-1/A-1/ and batch-1/A-2/), more than the 3 "
             "attachments one bundle may have ([validation] max_attachments) — combine them "

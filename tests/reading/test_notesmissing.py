@@ -150,6 +150,36 @@ class TestOtherFolder:
         assert "which is not in this folder but in INV-1/A/ — move the entry into " \
             "INV-1/A/attachments.toml" in missing(match(outbox, "INV-1.xml", batch_xml("A", "B")))
 
+    @pytest.mark.parametrize("key", ["b.pdf", "T-2/b.pdf", "B.PDF"])
+    def test_an_entry_in_an_invoice_folder_for_a_file_in_a_siblings_folder(
+            self, outbox: Path, key: str) -> None:
+        """A file of invoices T-1 and T-2; T-1/attachments.toml names b.pdf, which lies in
+        T-2/ (listed after T-1/, too): "not in the folder — add the file" sent the clerk
+        to add a file they see. The message says where it is and where its entry goes."""
+        write(outbox / "batch" / "T-1" / "a.pdf", PDF)
+        write(outbox / "batch" / "T-2" / "b.pdf", PDF)
+        notes(outbox / "batch" / "T-1", key)
+        message = missing(match(outbox, "batch.xml", batch_xml("T-1", "T-2")))
+        assert "not in this folder" in message and "batch/T-2/" in message
+        assert ("move the entry into batch/T-2/attachments.toml, as [files.\"b.pdf\"]: in a "
+                "file of several invoices, each invoice's folder has its own "
+                "attachments.toml") in message
+        assert "add the file" not in message
+
+    def test_a_root_entry_as_a_path_by_an_id_with_a_slash_names_the_ids_folder(
+            self, outbox: Path) -> None:
+        """A file of the one invoice 2026/5, its attachment in INV-9/2026_5/, and the root
+        entry [files."2026/5/a.pdf"]: the id as the invoice shows it, which no folder's
+        name can hold. The message says the file is in INV-9/2026_5/, why that folder
+        is so named, and the heading to write there."""
+        write(outbox / "INV-9" / "2026_5" / "a.pdf", PDF)
+        notes(outbox / "INV-9", "2026/5/a.pdf")
+        assert missing(match(outbox, "INV-9.xml", ubl_invoice("2026/5"))) == (
+            "names '2026/5/a.pdf', which is not in this folder but in INV-9/2026_5/ (the "
+            "folder of the invoice '2026/5': a / cannot be in a folder's name, so the "
+            "folder is named '2026_5') — move the entry into INV-9/2026_5/attachments.toml, "
+            'as [files."a.pdf"]: an attachments.toml names the files of its own folder only')
+
 
 class TestNotAFileOfTheFolder:
     @pytest.mark.parametrize(("folder", "key", "xml"), [
