@@ -205,6 +205,19 @@ def not_json_lines(text: str) -> list[str]:
     return bad
 
 
+def outboxd_with(constants: dict[str, float]) -> list[str]:
+    """The command line of `python -m daemon` with some of the daemon's constants set
+    first, e.g. {"daemon.journal.BUSY_SECONDS": 1.0}: for a test of a command as a
+    process that would otherwise wait out the daemon's seconds for nothing it shows
+    (each constant must be read where it is used, not copied at import)."""
+    lines = ["import importlib, sys"]
+    for dotted, value in constants.items():
+        module, _, name = dotted.rpartition(".")
+        lines.append(f"importlib.import_module({module!r}).{name} = {value!r}")
+    lines += ["from daemon.entry import main", "sys.exit(main(sys.argv[1:]))"]
+    return [sys.executable, "-c", "\n".join(lines)]
+
+
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
              what: str = "condition") -> T:
     """Poll until condition() is truthy; fail with `what` after timeout seconds."""
