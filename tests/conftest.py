@@ -87,6 +87,7 @@ def _pipelines_made_closed() -> Iterator[None]:
 class Env:
     root: Path
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    daemon: list[str] = field(default_factory=lambda: OUTBOXD)  # start_daemon's command
 
     @property
     def outbox(self) -> Path:
@@ -381,22 +382,27 @@ def receiver(start_receiver: Any) -> Receiver:
     return start_receiver()
 
 
-# The clerks' page of a daemon started by start_daemon is looked at every 0.5 s at most,
-# not the shipped 2 s (statuspage.MIN_INTERVAL, "at most every 2 s" in
-# docs/folder-convention.md): what these tests read on it comes as it would, only sooner,
-# and they waited out the 2 s once or twice each. The pace itself is shown with a clock
-# of the test's (tests/report/test_statuspage.py, test_publish.py).
-DAEMON = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5})
+@pytest.fixture
+def quick_page(env: Env) -> Env:
+    """env, whose daemons (start_daemon) look at the clerks' page every 0.5 s at most, not
+    the shipped 2 s (statuspage.MIN_INTERVAL, "at most every 2 s" in
+    docs/folder-convention.md): for a module of tests that read the page, which waited
+    out the 2 s once or twice each; what they read comes as it would, only sooner. The
+    pace itself is shown with a clock of the test's (tests/report/test_statuspage.py,
+    test_publish.py). Not for every daemon: one busy with many bundles spends the CPU of
+    four refreshes where one was."""
+    env.daemon = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5})
+    return env
 
 
 @pytest.fixture
 def start_daemon(env: Env) -> Iterator[Any]:
-    """Start `outboxd run` on env's config (its page paced by DAEMON); every daemon is
+    """Start `outboxd run` on env's config (env.daemon: see quick_page); every daemon is
     stopped at the end."""
     procs: list[Proc] = []
 
     def start() -> Proc:
-        p = Proc([*DAEMON, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log",
+        p = Proc([*env.daemon, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log",
                  env.root / f"daemon{len(procs)}.out")
         procs.append(p)
         wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,

@@ -57,7 +57,7 @@ def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
 
 def test_the_pace_is_the_one_docs_folder_convention_md_names() -> None:
     """The page's pace is the one the clerks' guide names (daemons in the integration
-    tests run it faster: conftest.DAEMON)."""
+    tests that read the page run it faster: conftest.quick_page)."""
     text = " ".join((Path(__file__).parents[2] / "docs" / "folder-convention.md")
                     .read_text().split())
     assert f"outboxd rewrites it at most every {MIN_INTERVAL:g} s" in text
