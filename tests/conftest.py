@@ -25,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import wait_for  # noqa: E402
+from helpers import outboxd_with, wait_for  # noqa: E402
 
 # The loop without timing (a fake clock, a fake watcher, counts of its work): the
 # fixtures of the loop's tests (test_service.py, test_changes.py, test_stopping.py …).
@@ -95,6 +95,7 @@ def _pipelines_made_closed() -> Iterator[None]:
 class Env:
     root: Path
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    daemon: list[str] = field(default_factory=lambda: OUTBOXD)  # start_daemon's command
 
     @property
     def outbox(self) -> Path:
@@ -390,12 +391,26 @@ def receiver(start_receiver: Any) -> Receiver:
 
 
 @pytest.fixture
+def quick_page(env: Env) -> Env:
+    """env, whose daemons (start_daemon) look at the clerks' page every 0.5 s at most, not
+    the shipped 2 s (statuspage.MIN_INTERVAL, "at most every 2 s" in
+    docs/folder-convention.md): for a module of tests that read the page, which waited
+    out the 2 s once or twice each; what they read comes as it would, only sooner. The
+    pace itself is shown with a clock of the test's (tests/report/test_statuspage.py,
+    test_publish.py). Not for every daemon: one busy with many bundles spends the CPU of
+    four refreshes where one was."""
+    env.daemon = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5})
+    return env
+
+
+@pytest.fixture
 def start_daemon(env: Env) -> Iterator[Any]:
-    """Start `outboxd run` on env's config; every daemon is stopped at the end."""
+    """Start `outboxd run` on env's config (env.daemon: see quick_page); every daemon is
+    stopped at the end."""
     procs: list[Proc] = []
 
     def start() -> Proc:
-        p = Proc([*OUTBOXD, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log",
+        p = Proc([*env.daemon, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log",
                  env.root / f"daemon{len(procs)}.out")
         procs.append(p)
         wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,

@@ -205,6 +205,47 @@ def not_json_lines(text: str) -> list[str]:
     return bad
 
 
+# Run by `outboxd_with`'s command line: each constant is set as its module is first
+# imported, in the daemon's own order of imports (importing one early would import what
+# it imports early too: structlog before `run` keeps rich out, see daemon.keep_rich_out).
+_SET_ON_IMPORT = """
+import importlib.util, runpy, sys
+SET = %r
+class SetOnImport:
+    def find_spec(self, name, path, target=None):
+        if name not in SET:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        execute = spec.loader.exec_module
+        def exec_module(module):
+            execute(module)
+            vars(module).update(SET[name])
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, SetOnImport())
+runpy.run_module("daemon", run_name="__main__", alter_sys=True)
+"""
+
+
+def outboxd_with(constants: dict[str, float]) -> list[str]:
+    """The command line of `python -m daemon` with some of the daemon's constants set,
+    e.g. {"daemon.journal.BUSY_SECONDS": 1.0}: for a test of a command or the daemon as
+    a process that would otherwise wait out the daemon's seconds for nothing it shows
+    (each constant must be read where it is used, not copied at import). The rest is
+    `-m daemon`'s own: daemon/__main__.py runs as __main__ (a spawned reader imports it
+    again, as __mp_main__, as under `python -m daemon`); the spawned readers get the
+    shipped values."""
+    by_module: dict[str, dict[str, float]] = {}
+    for dotted, value in constants.items():
+        module, _, name = dotted.rpartition(".")
+        by_module.setdefault(module, {})[name] = value
+    return [sys.executable, "-c", _SET_ON_IMPORT % (by_module,)]
+
+
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
              what: str = "condition") -> T:
     """Poll until condition() is truthy; fail with `what` after timeout seconds."""

@@ -37,7 +37,7 @@ from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
 from daemon import names  # noqa: E402
-from daemon.claiming.recovery import OLD_PATH_SECONDS  # noqa: E402
+from daemon.claiming import recovery  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.configuration.config_folders import prepare_folders  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
@@ -721,12 +721,16 @@ class TestOutboxMoved:
         assert p.j.get(row).work_dir == str(old)
 
     def test_a_recorded_path_on_a_share_that_hangs_does_not_hold_the_start(
-            self, tmp_path: Path) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The outbox moved off a file server that was then switched off, its mount left
         behind (a hard NFS mount hangs): the start looks at the recorded paths there for
         a bounded time, takes the work folders up from the processing folder now
         configured and goes on. Without a bound the look waited in the kernel for as long
         as the server was off, and systemd killed each start before READY."""
+        # The bound is the daemon's constant (5 s), read at each look: 1 s here, so that
+        # the test waits out one bounded look of 1 s rather than 5 (the same ratio below).
+        limit = 1.0
+        monkeypatch.setattr(recovery, "OLD_PATH_SECONDS", limit)
         p, s, row, work = self._moved(tmp_path)
         with hung_share(tmp_path / "oldserver") as mount:
             recorded = mount / "outbox" / ".outboxd" / "processing" / work.name
@@ -740,7 +744,7 @@ class TestOutboxMoved:
             start.start()
             # Far above one bounded look (the second folder there is not looked at
             # again), far below systemd's start timeout (90 s).
-            start.join(3 * OLD_PATH_SECONDS)
+            start.join(3 * limit)
             assert due, "the start waits on the recorded path of the share that hangs"
             assert p.j.get(row).work_dir == str(work)
             assert p.j.get(second).work_dir == str(s.processing_dir / "INV-3--efefefefefef--x")

@@ -25,7 +25,9 @@ from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait, looked_
 
 pytestmark = pytest.mark.usefixtures("lean")
 
-WATCHDOG_SEC = 8.0  # the hang is looked for after a quarter of it: 2 s
+WATCHDOG_SEC = 4.0  # the hang is looked for after a quarter of it: 1 s, the least
+# hang_after gives (a check every 0.25 s, a look given 0.5 s): every wait for the watch
+# here is a few of its checks, so the smallest WatchdogSec= it scales with is the fastest
 
 
 class Notes:
@@ -536,14 +538,14 @@ def test_a_stop_stuck_on_a_hung_share_says_so_and_is_not_kept_alive(
 
 
 def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: Notes) -> None:
-    """A look that takes longer than a check's time but answers well within the look's
-    limit (a loaded share, here one that answers after 3 s against a limit of 4 s, where
-    a check comes every 2 s) is no hang: no "does not answer" and then "answers again"
+    """A look that takes longer than a check's time but answers within the look's
+    limit (a loaded share, here one that answers after 1.5 s against a limit of 2 s, where
+    a check comes every 1 s) is no hang: no "does not answer" and then "answers again"
     pair, no ping."""
     now = [0.0]  # the turn's clock, moved by the test; a look's time is real
     log = Log()
     where = tmp_path / "share"
-    keepalive = 16.0  # after: 8 s; a check every 2 s; a look is given 4 s
+    keepalive = 8.0  # after: 4 s; a check every 1 s; a look is given 2 s
     checks: list[None] = []
     with hung_share(where):
         watch = HangWatch(lambda: [("outbox", where)], log, keepalive=keepalive,
@@ -565,7 +567,7 @@ def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: 
         now[0] = hang_after(keepalive)  # the turn has lasted `after`: the folder is looked at
         wait_for(lambda: watch._looks, what="the look begun")
         # The share's own slowness, not a wait for the code under test.
-        threading.Event().wait(3.0)
+        threading.Event().wait(1.5)
     seen = len(checks)
     wait_for(lambda: len(checks) >= seen + 2, what="two checks more")
     watch.stop()

@@ -55,6 +55,14 @@ def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
     assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
 
 
+def test_the_pace_is_the_one_docs_folder_convention_md_names() -> None:
+    """The page's pace is the one the clerks' guide names (daemons in the integration
+    tests that read the page run it faster: conftest.quick_page)."""
+    text = " ".join((Path(__file__).parents[2] / "docs" / "folder-convention.md")
+                    .read_text().split())
+    assert f"outboxd rewrites it at most every {MIN_INTERVAL:g} s" in text
+
+
 def test_an_unchanged_page_is_written_again_after_the_heartbeat_saying_when_the_next_is_due(
         journal: Journal, tmp_path: Path) -> None:
     """Nothing changes: the page is not written again before HEARTBEAT (4 minutes), but
