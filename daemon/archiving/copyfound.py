@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.errors import InputError
@@ -18,6 +19,17 @@ from daemon.fs.fscopy import Copied, identity
 from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
 from daemon.fs.fsread import CHUNK
+
+KEPT = ".outboxd-kept"
+"""The mark an archive leaves in a work folder that keeps files put into it while it was
+copied into the archive on another file system (fsmove.move_tree removes only what it
+copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
+never sends nor moves what is in it, and removes it once nothing but the mark is left.
+Written (synced) as soon as the copy is in place, before any of the source is removed:
+a crash part-way through the removal leaves the proof that the entry is this folder's
+copy though it holds files the entry does not — once the entry shows it ours
+(kept.marked_for); removed with the emptied folder. Here, not in kept.py, because the
+look at a copy leaves it out: it is never in an entry (kept.drop_mark)."""
 
 
 def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied | None:
@@ -52,8 +64,9 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
     copy, before a crash cut its removal short, now sends the bundle beside the copy as
     a second, complete entry: nothing is removed that the entry found does not hold.
 
-    `marked`: the work folder's KEPT mark names the entry (archive.py writes it once our
-    copy is in place, before the source's removal): the entry is ours though the work
+    `marked`: the work folder's KEPT mark names the entry, which proves it ours
+    (kept.marked_for; archive.py writes it once our copy is in place, before the
+    source's removal): the entry is ours though the work
     folder holds more (files put in during the copy, folders deeper than a copy goes),
     and what it holds the same is returned."""
     compared: Copied = {}
@@ -64,6 +77,8 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
         copy = _folder_of_copy(entry, dirpath)
         try:
             for f in files:
+                if f == KEPT and dirpath == ".":
+                    continue  # never in an entry (kept.drop_mark): no file of the bundle
                 # Looked at before it is compared: saved again meanwhile, it is not the
                 # file compared, and remove_held keeps it.
                 st = os.stat(f, dir_fd=fd, follow_symlinks=False)
@@ -78,6 +93,37 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
             if copy is not None and copy != entry:
                 os.close(copy)
     return compared if marked or not deeper else None
+
+
+PROOFS = ("receipt.json", "reason.json")
+"""The papers that prove a KEPT mark ours (kept.marked_for): the journal keeps what they
+say, and a retried archive writes the very same bytes again."""
+
+
+def holds_paper(entry: int, held: int, papers: Mapping[str, bytes] | None = None) -> bool:
+    """Whether the entry open at `entry` holds this bundle's receipt.json or reason.json
+    byte for byte, as a file of its own: `papers`' (the journal's) when given, else the
+    ones in the work folder open at `held`."""
+    for name in PROOFS:
+        if papers is not None:
+            if name in papers and _holds_bytes(entry, name, papers[name]):
+                return True
+            continue
+        try:
+            st = os.stat(name, dir_fd=held, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if _same_entry(held, entry, name, st):
+            return True
+    return False
+
+
+def _holds_bytes(entry: int, name: str, expected: bytes) -> bool:
+    try:
+        with open_in(entry, name, name) as fh:
+            return fh.read(len(expected) + 1) == expected
+    except (OSError, InputError):
+        return False  # missing, unreadable, or a link, FIFO or device: no paper of ours
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:
