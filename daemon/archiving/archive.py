@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from daemon.archiving.archive_papers import write_papers
-from daemon.archiving.copyfound import copy_at
+from daemon.archiving.copyfound import copy_at, copy_beside
 from daemon.archiving.kept import (
     drop_mark,
     kept_for,
@@ -106,7 +106,14 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
                        unmarked(work, held, remove_held(work, held, compared)))
             return target
         # Someone else's archive entry under the same name (two daemons, or a duplicate
-        # archived at the same time), or a link: never delete ours for it.
+        # archived at the same time), or a link: never delete ours for it. Beside it, unless
+        # a crash (the journal's word of the name beside lost with it) left our whole copy
+        # there already: not copied again as one more entry.
+        found = copy_beside(day, target, held)
+        if found is not None:
+            said_left(work, held, found[0],
+                      unmarked(work, held, remove_held(work, held, found[1])))
+            return found[0]
         target = _beside(target, day, beside)
     # A mark the folder holds (a stale one, or one a share user wrote) never travels into
     # the entry: the archive writes its own once the copy is in place.

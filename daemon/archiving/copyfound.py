@@ -1,7 +1,8 @@
 """Whether an archive entry found at a bundle's target name is that bundle's work folder
 copied there (a crash after a copy across file systems was put in place, before its
 source was removed): then the source is removed as far as it was copied. Else the entry
-is someone else's and the bundle goes beside it (archive.move_into_place). Anyone on the
+is someone else's and the bundle goes beside it (archive.move_into_place), unless its
+whole copy lies at a name beside already (copy_beside). Anyone on the
 share may write in sent/ and quarantine/: every look here is from a descriptor, never
 through a link, and a file is a copy only when it is a file of its own.
 """
@@ -46,6 +47,25 @@ def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied |
         return holds_copy_of(entry, target, held, marked)
     finally:
         os.close(entry)
+
+
+def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None:
+    """The entry beside `target` in the day folder open at `day` (NAME-2, NAME-3 … up to
+    the first free name) that is the work folder's (open at `held`) whole copy, every file
+    byte for byte (unmarked), and what it holds the same: a crash after the copy to a name
+    beside a taken one was in place, before the mark, with the journal's word of that name
+    lost (the orphan sweep) — never copied again as one more entry. None when none is."""
+    n = 2
+    while True:
+        other = target.with_name(f"{target.name}-{n}")
+        try:
+            os.stat(other.name, dir_fd=day, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        compared = copy_at(day, other, held)
+        if compared is not None:
+            return other, compared
+        n += 1
 
 
 def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
