@@ -117,7 +117,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
         target = _beside(target, day, beside)
     # A mark the folder holds (a stale one, or one a share user wrote) never travels into
     # the entry: the archive writes its own once the copy is in place.
-    drop_mark(held)
+    drop_mark(held, work)
     # Marked before the source's removal begins: a crash part-way through it leaves the
     # proof that the entry is our copy though files put in during the copy stay behind.
     marking = partial(mark_kept, held)

@@ -81,16 +81,25 @@ def mark_kept(held: int, target: Path | str) -> None:
     os.fsync(held)
 
 
-def drop_mark(held: int) -> None:
+def drop_mark(held: int, work: Path | None = None) -> None:
     """Remove a KEPT mark from the folder open at `held` before it is moved into the
     archive: never a mark in an entry (where a stale one named another entry, or one a
     share user wrote named their own folder). A mark is no money data, and outboxd writes
-    its own after the copy (mark_kept); a folder of that name is someone's and stays."""
+    its own after the copy (mark_kept); a folder of that name is someone's and stays.
+    `work`: the folder's path, to say so in the log (a mark found there is not ours for
+    this archive: it was written for another entry, or by someone else)."""
+    named = kept_for(held)
     try:
-        if not stat.S_ISDIR(os.stat(KEPT, dir_fd=held, follow_symlinks=False).st_mode):
-            os.unlink(KEPT, dir_fd=held)
+        if stat.S_ISDIR(os.stat(KEPT, dir_fd=held, follow_symlinks=False).st_mode):
+            return
+        os.unlink(KEPT, dir_fd=held)
     except FileNotFoundError:
-        pass
+        return
+    if work is not None:
+        logs.get().warning(f"a {KEPT} file in the work folder, which outboxd did not write "
+                           "for this archive, was removed before the move: it is outboxd's "
+                           "mark and never goes into an archive entry",
+                           work_dir=str(work), named=named)
 
 
 def marked_for(held: int, day: int, target: Path,

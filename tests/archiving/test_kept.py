@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.archiving.archive import place
 from daemon.archiving.kept import KEPT
@@ -83,14 +84,17 @@ def test_a_mark_found_in_the_work_folder_never_travels_into_the_entry(
     """A stale mark in the work folder (an earlier archive's, or a share user's, naming
     another entry) was moved or copied into the archive entry with the bundle: an entry
     holding a mark that names somewhere else. The entry holds the bundle and its papers
-    only."""
+    only; the log says the mark was removed, naming the folder and what it named."""
     work = _work(tmp_path)
     content = _tree(work)
     target = _target(tmp_path)
     (work / KEPT).write_bytes(b"/somewhere/else")
     if across:
         _across_file_systems(monkeypatch, work)
-    assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
+    with capture_logs() as logged:
+        assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
+    [said] = [e for e in logged if e["log_level"] == "warning"]
+    assert said["work_dir"] == str(work) and said["named"] == "/somewhere/else"
     assert _tree(target) == {**content, **PAPERS}
     assert not os.path.lexists(work)
 
