@@ -20,8 +20,15 @@ from functools import partial
 from pathlib import Path
 
 from daemon.archiving.archive_papers import write_papers
-from daemon.archiving.copyfound import copy_at
-from daemon.archiving.kept import kept_for, mark_kept, said_left, unmarked
+from daemon.archiving.copyfound import copy_at, copy_beside
+from daemon.archiving.kept import (
+    drop_mark,
+    kept_for,
+    mark_kept,
+    marked_for,
+    said_left,
+    unmarked,
+)
 from daemon.errors import InputError
 from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
 from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW
@@ -89,8 +96,9 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     # The entry looked for, and made, in the day folder held, by its name: never through
     # a link put in its place, or in the day folder's (move_tree refuses the move then).
     if entry_at(target, held=day):
-        # Marked for this entry before a crash cut the source's removal short: ours.
-        compared = copy_at(day, target, held, marked=kept_for(held) == str(target))
+        # Marked for this entry before a crash cut the source's removal short, and the
+        # entry holds the papers just written (the journal's): ours.
+        compared = copy_at(day, target, held, marked=marked_for(held, day, target))
         if compared is not None:
             # Crashed after the cross-file-system copy was renamed into place (only once
             # complete and fsynced), before or while the source was deleted.
@@ -98,8 +106,18 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
                        unmarked(work, held, remove_held(work, held, compared)))
             return target
         # Someone else's archive entry under the same name (two daemons, or a duplicate
-        # archived at the same time), or a link: never delete ours for it.
+        # archived at the same time), or a link: never delete ours for it. Beside it, unless
+        # a crash (the journal's word of the name beside lost with it) left our whole copy
+        # there already: not copied again as one more entry.
+        found = copy_beside(day, target, held)
+        if found is not None:
+            said_left(work, held, found[0],
+                      unmarked(work, held, remove_held(work, held, found[1])))
+            return found[0]
         target = _beside(target, day, beside)
+    # A mark the folder holds (a stale one, or one a share user wrote) never travels into
+    # the entry: the archive writes its own once the copy is in place.
+    drop_mark(held, work)
     # Marked before the source's removal begins: a crash part-way through it leaves the
     # proof that the entry is our copy though files put in during the copy stay behind.
     marking = partial(mark_kept, held)
@@ -229,7 +247,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     # A `.outboxd` made a link counts as there (held and refused, naming the link), never
     # as a work folder gone: "is the share mounted?" would send the admin astray.
     there = os.path.lexists(work) or link_inside(work, within)
-    kept = there and _kept_after(work, target, within)
+    kept = there and _kept_after(work, target, within, papers)
     if there and not kept:
         # The work folder held open, never through a link a user of the share put in its
         # place (OSError naming it: the bundle stays, and its row says why): the papers
@@ -288,33 +306,36 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     finally:
         os.close(day)
     if kept:
-        _drop_copied(work, placed, within)
+        _drop_copied(work, placed, within, papers)
     return placed
 
 
-def _drop_copied(work: Path, placed: Path, within: Path | None) -> None:
+def _drop_copied(work: Path, placed: Path, within: Path | None,
+                 papers: Mapping[str, bytes]) -> None:
     """The work folder KEPT for the entry `placed` after a crash part-way through its
     removal: what the entry holds the same is removed, the rest kept (and said)."""
     held = hold_folder(work, within=within)
     try:
-        left = drop_archived(work, held, placed, within)
+        left = drop_archived(work, held, placed, within, papers)
         if left is not None:
             said_left(work, held, placed, left)
     finally:
         os.close(held)
 
 
-def drop_archived(work: Path, held: int, placed: Path, within: Path | None = None
-                  ) -> list[Path] | None:
+def drop_archived(work: Path, held: int, placed: Path, within: Path | None = None,
+                  papers: Mapping[str, bytes] | None = None) -> list[Path] | None:
     """From the work folder open at `held`, KEPT for the entry `placed` (its copy was in
     place before the removal began): what the entry holds the same removed. What is left
     besides the mark (nothing: the mark and the emptied folder are gone too); None when
-    no folder is at the entry's name (moved away, a link: nothing is removed for it)."""
+    no folder is at the entry's name (moved away, a link: nothing is removed for it), or
+    the entry does not prove the mark ours (kept.marked_for, by `papers` when given, else
+    the work folder's own) and is no whole copy either."""
     if not _folder_at(placed):
         return None  # never a day folder made for a mark that names no entry
     day = _hold_day(placed.parent, within)
     try:
-        compared = copy_at(day, placed, held, marked=True)
+        compared = copy_at(day, placed, held, marked=marked_for(held, day, placed, papers))
     finally:
         os.close(day)
     if compared is None:
@@ -333,16 +354,27 @@ def _hold_entry(day: int, placed: Path) -> int:
         raise
 
 
-def _kept_after(work: Path, target: Path, within: Path | None) -> bool:
+def _kept_after(work: Path, target: Path, within: Path | None,
+                papers: Mapping[str, bytes]) -> bool:
     """The work folder is one an archive into `target` kept (KEPT names it) and the entry
-    is there: the bundle was archived, only the journal's word of it was lost. Anything at
-    the entry's name counts, never looked through: a link a clerk put there (dangling, or
-    to a file) made the kept folder's leftovers archived beside it as the bundle's entry;
-    the entry's hold that follows refuses a link, naming it (not_its_folder), and the
-    archive waits for the folder to be put back."""
+    is there, holding the bundle's `papers` (the journal's) byte for byte: the bundle was
+    archived, only the journal's word of it was lost. A folder without them is not our
+    copy, whatever a mark says (a share user may write one, and a folder at the name it
+    gives). Anything else at the entry's name counts, never looked through: a link a clerk
+    put there (dangling, or to a file) made the kept folder's leftovers archived beside it
+    as the bundle's entry; the entry's hold that follows refuses a link, naming it
+    (not_its_folder), and the archive waits for the folder to be put back."""
     held = hold_folder(work, within=within)
     try:
-        return kept_for(held) == str(target) and os.path.lexists(target)
+        if kept_for(held) != str(target) or not os.path.lexists(target):
+            return False
+        if not _folder_at(target):
+            return True
+        day = _hold_day(target.parent, within)
+        try:
+            return marked_for(held, day, target, papers)
+        finally:
+            os.close(day)
     finally:
         os.close(held)
 

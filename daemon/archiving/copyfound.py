@@ -1,7 +1,8 @@
 """Whether an archive entry found at a bundle's target name is that bundle's work folder
 copied there (a crash after a copy across file systems was put in place, before its
 source was removed): then the source is removed as far as it was copied. Else the entry
-is someone else's and the bundle goes beside it (archive.move_into_place). Anyone on the
+is someone else's and the bundle goes beside it (archive.move_into_place), unless its
+whole copy lies at a name beside already (copy_beside). Anyone on the
 share may write in sent/ and quarantine/: every look here is from a descriptor, never
 through a link, and a file is a copy only when it is a file of its own.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.errors import InputError
@@ -18,6 +20,17 @@ from daemon.fs.fscopy import Copied, identity
 from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
 from daemon.fs.fsread import CHUNK
+
+KEPT = ".outboxd-kept"
+"""The mark an archive leaves in a work folder that keeps files put into it while it was
+copied into the archive on another file system (fsmove.move_tree removes only what it
+copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
+never sends nor moves what is in it, and removes it once nothing but the mark is left.
+Written (synced) as soon as the copy is in place, before any of the source is removed:
+a crash part-way through the removal leaves the proof that the entry is this folder's
+copy though it holds files the entry does not — once the entry shows it ours
+(kept.marked_for); removed with the emptied folder. Here, not in kept.py, because the
+look at a copy leaves it out: it is never in an entry (kept.drop_mark)."""
 
 
 def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied | None:
@@ -36,6 +49,25 @@ def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied |
         os.close(entry)
 
 
+def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None:
+    """The entry beside `target` in the day folder open at `day` (NAME-2, NAME-3 … up to
+    the first free name) that is the work folder's (open at `held`) whole copy, every file
+    byte for byte (unmarked), and what it holds the same: a crash after the copy to a name
+    beside a taken one was in place, before the mark, with the journal's word of that name
+    lost (the orphan sweep) — never copied again as one more entry. None when none is."""
+    n = 2
+    while True:
+        other = target.with_name(f"{target.name}-{n}")
+        try:
+            os.stat(other.name, dir_fd=day, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        compared = copy_at(day, other, held)
+        if compared is not None:
+            return other, compared
+        n += 1
+
+
 def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
                   ) -> Copied | None:
     """The files of the folder open at `held` that the entry open at `entry` (at `target`)
@@ -52,8 +84,9 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
     copy, before a crash cut its removal short, now sends the bundle beside the copy as
     a second, complete entry: nothing is removed that the entry found does not hold.
 
-    `marked`: the work folder's KEPT mark names the entry (archive.py writes it once our
-    copy is in place, before the source's removal): the entry is ours though the work
+    `marked`: the work folder's KEPT mark names the entry, which proves it ours
+    (kept.marked_for; archive.py writes it once our copy is in place, before the
+    source's removal): the entry is ours though the work
     folder holds more (files put in during the copy, folders deeper than a copy goes),
     and what it holds the same is returned."""
     compared: Copied = {}
@@ -64,6 +97,8 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
         copy = _folder_of_copy(entry, dirpath)
         try:
             for f in files:
+                if f == KEPT and dirpath == ".":
+                    continue  # never in an entry (kept.drop_mark): no file of the bundle
                 # Looked at before it is compared: saved again meanwhile, it is not the
                 # file compared, and remove_held keeps it.
                 st = os.stat(f, dir_fd=fd, follow_symlinks=False)
@@ -78,6 +113,37 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
             if copy is not None and copy != entry:
                 os.close(copy)
     return compared if marked or not deeper else None
+
+
+PROOFS = ("receipt.json", "reason.json")
+"""The papers that prove a KEPT mark ours (kept.marked_for): the journal keeps what they
+say, and a retried archive writes the very same bytes again."""
+
+
+def holds_paper(entry: int, held: int, papers: Mapping[str, bytes] | None = None) -> bool:
+    """Whether the entry open at `entry` holds this bundle's receipt.json or reason.json
+    byte for byte, as a file of its own: `papers`' (the journal's) when given, else the
+    ones in the work folder open at `held`."""
+    for name in PROOFS:
+        if papers is not None:
+            if name in papers and _holds_bytes(entry, name, papers[name]):
+                return True
+            continue
+        try:
+            st = os.stat(name, dir_fd=held, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if _same_entry(held, entry, name, st):
+            return True
+    return False
+
+
+def _holds_bytes(entry: int, name: str, expected: bytes) -> bool:
+    try:
+        with open_in(entry, name, name) as fh:
+            return fh.read(len(expected) + 1) == expected
+    except (OSError, InputError):
+        return False  # missing, unreadable, or a link, FIFO or device: no paper of ours
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:

@@ -9,22 +9,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 from daemon import logs
+from daemon.archiving.copyfound import KEPT, PROOFS, holds_paper
 from daemon.errors import InputError
-from daemon.fs.fsops import open_in
+from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
 from daemon.fs.fsread import read_bounded
 from daemon.fs.workfolder import still_at
-
-KEPT = ".outboxd-kept"
-"""The mark an archive leaves in a work folder that keeps files put into it while it was
-copied into the archive on another file system (fsmove.move_tree removes only what it
-copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
-never sends nor moves what is in it, and removes it once nothing but the mark is left.
-Written (synced) as soon as the copy is in place, before any of the source is removed:
-a crash part-way through the removal leaves the proof that the entry is this folder's
-copy though it holds files the entry does not; removed with the emptied folder."""
 
 
 def unmarked(work: Path, held: int, left: list[Path]) -> list[Path]:
@@ -68,17 +62,105 @@ def said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
 
 def mark_kept(held: int, target: Path | str) -> None:
     """Mark the folder open at `held` as kept for files put into it while it was
-    archived into `target` (KEPT); an existing mark stays as it is."""
+    archived into `target` (KEPT): our own mark, in place of any file of that name (an
+    earlier archive's, or one a share user put there, which the copy then still held:
+    the removal took it for copied and removed it first, the proof with it). Our mark
+    for `target` stays: never a moment without it."""
+    if kept_for(held) == str(target):
+        return
+    drop_mark(held)
     try:
         fd = os.open(KEPT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640, dir_fd=held)
     except FileExistsError:
-        return  # an earlier archive's mark (or someone's file of that name): kept as it is
+        return  # a folder of that name, or a file put there just now: left as it is
     with os.fdopen(fd, "wb") as fh:
         fh.write(os.fsencode(target))
         fh.flush()
         os.fsync(fh.fileno())
     os.fsync(held)
+
+
+def drop_mark(held: int, work: Path | None = None) -> None:
+    """Remove a KEPT mark from the folder open at `held` before it is moved into the
+    archive: never a mark in an entry (where a stale one named another entry, or one a
+    share user wrote named their own folder). A mark is no money data, and outboxd writes
+    its own after the copy (mark_kept); a folder of that name is someone's and stays.
+    `work`: the folder's path, to say so in the log (a mark found there is not ours for
+    this archive: it was written for another entry, or by someone else)."""
+    named = kept_for(held)
+    try:
+        if stat.S_ISDIR(os.stat(KEPT, dir_fd=held, follow_symlinks=False).st_mode):
+            return
+        os.unlink(KEPT, dir_fd=held)
+    except FileNotFoundError:
+        return
+    if work is not None:
+        logs.get().warning(f"a {KEPT} file in the work folder, which outboxd did not write "
+                           "for this archive, was removed before the move: it is outboxd's "
+                           "mark and never goes into an archive entry",
+                           work_dir=str(work), named=named)
+
+
+def marked_for(held: int, day: int, target: Path,
+               papers: Mapping[str, bytes] | None = None) -> bool:
+    """Whether the work folder open at `held` is marked (KEPT) for the entry `target`, in
+    the day folder open at `day`, and the entry proves the mark ours: it holds this
+    bundle's receipt.json or reason.json byte for byte (`papers`, the journal's, when
+    given; else the work folder's own). A share user may write anywhere in the share: a
+    mark of theirs with a folder of theirs at the name it gives made the archive take
+    their folder for the bundle's copy — the journal saying the bundle was archived
+    there, the bundle left in processing."""
+    if kept_for(held) != str(target):
+        return False
+    try:
+        entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
+    except OSError:
+        return False  # none there, or a link: no copy of ours
+    try:
+        return holds_paper(entry, held, papers)
+    finally:
+        os.close(entry)
+
+
+def disowned(held: int, roots: tuple[Path, ...]) -> bool:
+    """Whether the KEPT mark of the work folder open at `held` is shown not to be ours:
+    the folder holds a receipt.json or reason.json that the entry the mark names (in one
+    of `roots`: sent/, quarantine/) does not hold byte for byte — or the mark names no
+    entry there. Our mark is made once the copy is in place, so while the folder still
+    holds its paper, the entry holds the very same (marked_for). The orphan sweep then
+    takes the folder for an unmarked one, instead of one whose bundle is archived. A
+    folder whose paper went with a removal that a crash cut short cannot be told: its
+    mark stands."""
+    if not any(_there(held, name) for name in PROOFS):
+        return False
+    target = Path(kept_for(held) or "/")
+    if target.parent.parent not in roots:
+        return True
+    # The archive folder by its path (the admin's), its day folder and the entry (the
+    # share's) each opened without following a link.
+    try:
+        root = os.open(target.parent.parent, FOLDER_NOFOLLOW)
+    except OSError:
+        return True
+    try:
+        day = os.open(target.parent.name, FOLDER_NOFOLLOW, dir_fd=root)
+    except OSError:
+        return True
+    finally:
+        os.close(root)
+    try:
+        return not marked_for(held, day, target)
+    finally:
+        os.close(day)
+
+
+def _there(held: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=held, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def kept_for(held: int) -> str | None:

@@ -41,7 +41,7 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.archive import drop_archived, move_into_place, target_for
 from daemon.archiving.archive_papers import reason_of
-from daemon.archiving.kept import KEPT, kept_for, mark_kept
+from daemon.archiving.kept import KEPT, disowned, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.archiving.readback import record_of
 from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim
@@ -166,7 +166,8 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     if in_folder(held, LEFTOVER):
         return _leftover(work, held)
     entry = kept_for(held)
-    if entry is not None:
+    # A mark the folder's own paper shows is not ours (a share user's): as if unmarked.
+    if entry is not None and not disowned(held, (settings.sent_dir, settings.quarantine_dir)):
         return _kept(work, held, entry, settings)
     if inherited:
         # The one killed may have been writing a paper: its temp file goes nowhere.

@@ -208,3 +208,52 @@ def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
     assert len(read) <= 2 and not any(name.endswith(".pdf") for name in read)
+
+
+def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems, beside someone else's entry at the name: killed once the copy
+    at NAME-2 was in place, before the work folder was marked for it, the journal's word
+    of NAME-2 lost too (the orphan sweep retries at the name it works out, NAME). The
+    retry copied the bundle once more, to NAME-3: two entries of one bundle. It finds its
+    whole copy at NAME-2 and removes the source: one entry."""
+    from daemon.archiving import archive
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    target.mkdir()
+    (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
+    _across_file_systems(monkeypatch, work, lambda: None)
+
+    def killed(*_: object) -> None:
+        raise _Killed
+    monkeypatch.setattr(archive, "mark_kept", killed)
+    with pytest.raises(_Killed):
+        move_into_place(work, target, within=tmp_path / "outbox")
+    monkeypatch.undo()
+    beside = target.with_name(target.name + "-2")
+    assert _tree(beside) == content == _tree(work)
+
+    assert move_into_place(work, target, within=tmp_path / "outbox") == beside
+    assert sorted(os.listdir(target.parent)) == [target.name, beside.name]
+    assert _tree(beside) == content and not os.path.lexists(work)
+
+
+def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_files(
+        tmp_path: Path) -> None:
+    """The look beside a taken name takes only a whole copy for the bundle's: an entry at
+    NAME-2 holding all but one attachment (another bundle's, or a copy cut short and
+    then changed by a person) is left as it is, nothing is removed from the work folder
+    for it, and the bundle is archived whole at NAME-3."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    target.mkdir()
+    (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
+    beside = target.with_name(target.name + "-2")
+    shutil.copytree(work, beside)
+    (beside / "INV-1" / "a.pdf").unlink()
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-3")
+    assert _tree(got) == content and not os.path.lexists(work)
+    assert "INV-1/a.pdf" not in _tree(beside)

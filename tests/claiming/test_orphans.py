@@ -638,6 +638,63 @@ def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what
         j.close()
 
 
+def test_a_mark_a_share_user_wrote_into_a_delivered_orphan_is_no_proof_it_is_archived(
+        settings: Settings) -> None:
+    """A lost journal left a delivered bundle's work folder (its receipt.json in it); a
+    share user writes a mark into it naming a folder of theirs in quarantine/ that holds
+    a copy of the invoice. The sweep took the folder for one archived there: the invoice
+    removed from it, the rest said to be "in no archive entry" (to be moved where it
+    belongs: the outbox, and sent again), and the bundle never recorded as sent. Their
+    folder holds no copy of the receipt: the mark is not ours, the bundle is archived in
+    sent/, whole, and recorded as sent; their folder is left as it was."""
+    w = work(settings, "INV-6")
+    (w / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-6.xml"},
+                     "invoices": [{"id": "INV-6"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    theirs = settings.quarantine_dir / "2026-01-01" / "mine"
+    theirs.mkdir(parents=True)
+    (theirs / "INV-6.xml").write_bytes(b"<x/>")
+    (w / KEPT).write_bytes(os.fsencode(theirs))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs():
+            assert sweep(j, settings) == 1
+        [archived] = list(settings.sent_dir.glob("*/*"))
+        assert {str(p.relative_to(archived)): p.read_bytes()
+                for p in archived.rglob("*") if p.is_file()} == content
+        assert not w.exists() and j.was_sent(BID)
+        assert os.listdir(theirs) == ["INV-6.xml"]
+    finally:
+        j.close()
+
+
+def test_a_mark_naming_a_folder_without_the_bundles_paper_empties_nothing(
+        settings: Settings) -> None:
+    """A claimed bundle's work folder (no paper yet) that a lost journal left, with a mark
+    a share user wrote naming a folder of theirs in quarantine/ holding a copy of the
+    invoice: the sweep removed the invoice from the work folder as "archived" there. The
+    entry does not prove the mark ours, and is no whole copy: nothing is removed, and the
+    files are named for a person to move."""
+    w = work(settings, "INV-7")
+    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    theirs = settings.quarantine_dir / "2026-01-01" / "mine"
+    theirs.mkdir(parents=True)
+    (theirs / "INV-7.xml").write_bytes(b"<x/>")
+    (w / KEPT).write_bytes(os.fsencode(theirs))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*")
+                if p.is_file() and p.name != KEPT} == content
+        assert [e["names"] for e in logged if "names" in e] == [["INV-7/a.pdf", "INV-7.xml"]]
+        assert os.listdir(theirs) == ["INV-7.xml"]
+    finally:
+        j.close()
+
+
 def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_kept(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """A kept work folder found empty, and a clerk drops a file into it in the moment

@@ -1,0 +1,133 @@
+"""The KEPT mark (.outboxd-kept) in a work folder: trusted only when the entry it names
+proves it ours (it holds the bundle's receipt.json or reason.json byte for byte), and
+always the archive's own — never one found in the folder, never carried into an entry.
+A share user may write anywhere in the share, the processing folder included."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.archiving.archive import place
+from daemon.archiving.kept import KEPT
+from daemon.fs import fsmove
+
+BID = "0123456789abcdef" * 4
+PAPERS = {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}\n'}
+
+
+def _work(root: Path) -> Path:
+    work = root / "outbox" / ".outboxd" / "processing" / "INV-1--0123456789ab--h-1-abc"
+    (work / "INV-1").mkdir(parents=True)
+    (work / "INV-1.xml").write_bytes(b"<Invoice>ours</Invoice>")
+    (work / "INV-1" / "a.pdf").write_bytes(b"%PDF-same")
+    (work / "INV-1" / "b.pdf").write_bytes(b"%PDF-only-ours")
+    return work
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def _target(root: Path) -> Path:
+    target = root / "outbox" / "sent" / "2026-01-01" / "INV-1--0123456789ab"
+    target.parent.mkdir(parents=True)
+    return target
+
+
+def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path,
+                         meanwhile: Callable[[], object] = lambda: None) -> None:
+    """The archive on another file system: the work folder's rename fails with EXDEV, so
+    the move copies; `meanwhile` runs as the complete copy is renamed into place."""
+    rename = fsmove.rename_noreplace
+
+    def exdev(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        meanwhile()
+        rename(src, dst, *at)
+    monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
+
+
+def test_a_mark_a_share_user_wrote_for_a_folder_of_theirs_is_no_proof_the_bundle_is_archived(
+        tmp_path: Path) -> None:
+    """A share user writes a mark naming the bundle's entry into its work folder, and puts
+    a folder of theirs (sharing one attachment) at that name. The archive took their
+    folder for the bundle's copy: the receipt written into it, the shared attachment
+    removed from the work folder, the rest left in processing, and the entry the journal
+    records theirs. Their folder holds no receipt of this bundle: the mark is not
+    trusted, the bundle is archived whole beside it, their folder left as it was."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    (target / "INV-1").mkdir(parents=True)
+    (target / "INV-1.xml").write_bytes(b"<Invoice>someone else</Invoice>")
+    (target / "INV-1" / "a.pdf").write_bytes(b"%PDF-same")
+    theirs = _tree(target)
+    (work / KEPT).write_bytes(os.fsencode(target))
+    placed = place(work, target, PAPERS, BID, within=tmp_path / "outbox")
+    assert placed == target.with_name(target.name + "-2")
+    assert _tree(placed) == {**content, **PAPERS}
+    assert _tree(target) == theirs
+    assert not os.path.lexists(work)
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["rename", "copy"])
+def test_a_mark_found_in_the_work_folder_never_travels_into_the_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, across: bool) -> None:
+    """A stale mark in the work folder (an earlier archive's, or a share user's, naming
+    another entry) was moved or copied into the archive entry with the bundle: an entry
+    holding a mark that names somewhere else. The entry holds the bundle and its papers
+    only; the log says the mark was removed, naming the folder and what it named."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    (work / KEPT).write_bytes(b"/somewhere/else")
+    if across:
+        _across_file_systems(monkeypatch, work)
+    with capture_logs() as logged:
+        assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
+    [said] = [e for e in logged if e["log_level"] == "warning"]
+    assert said["work_dir"] == str(work) and said["named"] == "/somewhere/else"
+    assert _tree(target) == {**content, **PAPERS}
+    assert not os.path.lexists(work)
+
+
+class _Killed(BaseException):
+    """The daemon killed part-way through removing the source after the copy."""
+
+
+def test_a_crash_at_the_first_removal_after_a_copy_leaves_the_archives_own_mark(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale mark in the work folder was kept in place of the archive's own: copied with
+    the bundle, it sorted first and was the first file removed, so a crash right after
+    left the folder unmarked, the proof of whose the copy is gone. The work folder holds
+    the archive's own mark, naming the entry, until its removal is done; the retry then
+    finishes it, leaving one whole entry."""
+    work = _work(tmp_path)
+    content = _tree(work)
+    target = _target(tmp_path)
+    (work / KEPT).write_bytes(b"/somewhere/else")
+    in_place: list[bool] = []
+    _across_file_systems(monkeypatch, work, lambda: in_place.append(True))
+    real_unlink = os.unlink
+
+    def unlink(path: str, *, dir_fd: int | None = None) -> None:
+        real_unlink(path, dir_fd=dir_fd)
+        if in_place:  # the first file removed once the copy is in place
+            raise _Killed
+    monkeypatch.setattr(fsmove.os, "unlink", unlink)
+    with pytest.raises(_Killed):
+        place(work, target, PAPERS, BID, within=tmp_path / "outbox")
+    monkeypatch.undo()
+    assert (work / KEPT).read_bytes() == os.fsencode(target)
+    assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
+    assert os.listdir(target.parent) == [target.name]
+    assert _tree(target) == {**content, **PAPERS}
+    assert not os.path.lexists(work)
