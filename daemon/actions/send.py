@@ -138,10 +138,12 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
 
 def _asked_id(target: str, cand: Candidate, bundle: Bundle) -> str | None:
     """The invoice id `target` names in a file of several invoices, or None where it
-    names the file (its name, stem or path) or the file holds one invoice."""
+    names the file (its name or path) or the file holds one invoice. A stem that is also
+    one of the file's ids (B-1.xml holding B-1 and B-2: an ERP names a batch after its
+    first invoice) is read as the id: as the file, it released invoices nobody named."""
     name = cand.invoice.name
     if len(bundle.invoice_ids) < 2 or target not in bundle.invoice_ids or os.sep in target \
-            or target in {name, stem(name)} | _shown_forms(name):
+            or target in {name, escaped_controls(name)}:
         return None
     return target
 

@@ -148,6 +148,26 @@ def test_send_of_one_invoice_id_of_a_batch_releases_no_other_invoice_unasked(
     assert release.is_file()
 
 
+def test_send_of_an_invoice_id_that_is_also_its_batchs_stem_releases_no_other_unasked(
+        env: Env) -> None:
+    """An ERP names a batch after its first invoice: B-1.xml holds B-1, B-2 and B-3.
+    `send B-1 --without-attachments` (the invoice a helpdesk was asked about) read B-1 as
+    the file's stem and released the whole file, B-2 and B-3 going out without their
+    attachments unasked. The id is read as the id: refused, nothing released, the whole
+    file's command given with its extension; that command releases it."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "B-1" / "B-1" / "a.pdf", pdf_bytes())
+    write(env.outbox / "B-1.xml", batch_xml("B-1", "B-2", "B-3"))
+    release = env.outbox / "B-1.send-anyway"
+    with pytest.raises(SendRefused) as info:
+        send("B-1", settings, without_attachments=True)
+    assert "invoice B-1 has its attachments" in str(info.value)
+    assert "outboxd send --without-attachments -- B-1.xml" in str(info.value)
+    assert not os.path.lexists(release)
+    assert "released without attachments for B-2, B-3" in send("B-1.xml", settings, True)
+    assert release.is_file()
+
+
 def test_send_of_a_batch_by_its_name_releases_every_invoice_without_attachments(
         env: Env) -> None:
     """Named by the file, the release is asked for the whole file: it goes."""
