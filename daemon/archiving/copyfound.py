@@ -73,11 +73,63 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
                 elif not marked:
                     # No copy: the rest is not read (a bundle quarantined twice a day
                     # finds its first entry at the name, and may be hundreds of MB).
-                    return None
+                    # Unless an older build's copy, which left no mark: see unmarked_copy.
+                    if dirpath == "." and f in _PAPERS:
+                        return None
+                    return unmarked_copy(entry, target, held)
         finally:
             if copy is not None and copy != entry:
                 os.close(copy)
     return compared if marked or not deeper else None
+
+
+_PAPERS = ("receipt.json", "reason.json")
+
+
+def unmarked_copy(entry: int, target: Path, held: int) -> Copied | None:
+    """The files of the work folder open at `held` that the entry open at `entry` holds
+    the same, when the entry is the copy an older build made before it was killed
+    part-way through the source's removal, with files put in (or saved again) during the
+    copy left in the work folder: builds before the KEPT mark left none, and the
+    whole-copy rule sent the bundle beside its own copy as a second entry NAME--ID-2
+    holding the late files too, never sent yet shown as sent. Such an entry holds every
+    file still at the top of the work folder (the invoice file, the papers) with the
+    same bytes, a paper (receipt.json or reason.json, written from the journal: this one
+    delivery or quarantine) among them; what the removal took already is missing from
+    the work folder, not from the entry. A clerk's folder holding copies of the receipt
+    and some attachments lacks the invoice file. Else None."""
+    try:
+        tops = [(f, os.stat(f, dir_fd=held, follow_symlinks=False))
+                for f in os.listdir(held)]
+    except OSError:
+        return None
+    # Papers first: an entry of another delivery or quarantine of this bundle is told
+    # from its paper alone, the attachments never read.
+    tops.sort(key=lambda item: item[0] not in _PAPERS)
+    if not any(f in _PAPERS for f, _st in tops):
+        return None
+    for f, st in tops:
+        if not stat.S_ISDIR(st.st_mode) and not _same_entry(held, entry, f, st):
+            return None
+    compared: Copied = {}
+    deeper: list[str] = []
+    for dirpath, _dirs, files, fd in fwalk_bounded(entry, target, "walk", deeper.append,
+                                                    onerror=_raise):
+        work = _folder_of_copy(held, dirpath)
+        if work is None:
+            continue  # removed already (or a link in its place: never looked through)
+        try:
+            for f in files:
+                try:
+                    st = os.stat(f, dir_fd=work, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed before the crash
+                if _same_entry(work, fd, f, st):  # else saved again since: kept
+                    compared[os.path.join(dirpath, f)] = identity(st)
+        finally:
+            if work != held:
+                os.close(work)
+    return compared
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:
