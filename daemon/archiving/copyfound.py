@@ -33,7 +33,8 @@ copy though it holds files the entry does not — once the entry shows it ours
 look at a copy leaves it out: it is never in an entry (kept.drop_mark)."""
 
 
-def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied | None:
+def copy_at(day: int, target: Path, held: int, marked: bool = False, older: bool = True
+            ) -> Copied | None:
     """holds_copy_of the entry at target's name in the day folder open at `day`; None
     when that is no folder (a link to anywhere, the work folder itself included, is
     someone else's, never looked through)."""
@@ -44,7 +45,7 @@ def copy_at(day: int, target: Path, held: int, marked: bool = False) -> Copied |
             return None
         raise
     try:
-        return holds_copy_of(entry, target, held, marked)
+        return holds_copy_of(entry, target, held, marked, older)
     finally:
         os.close(entry)
 
@@ -62,14 +63,17 @@ def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None
             os.stat(other.name, dir_fd=day, follow_symlinks=False)
         except FileNotFoundError:
             return None
-        compared = copy_at(day, other, held)
+        # Only a whole copy: an older build's (unmarked_copy) is at the name the
+        # journal gave, never beside it, where an entry lacking a file of the bundle
+        # is another's, or a copy cut short and changed since.
+        compared = copy_at(day, other, held, older=False)
         if compared is not None:
             return other, compared
         n += 1
 
 
-def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
-                  ) -> Copied | None:
+def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False,
+                  older: bool = True) -> Copied | None:
     """The files of the folder open at `held` that the entry open at `entry` (at `target`)
     holds with the same bytes (or link text), for remove_held, when the entry is this
     folder's copy: it holds them all. Else None. Both walked from their descriptors, never
@@ -88,7 +92,8 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
     (kept.marked_for; archive.py writes it once our copy is in place, before the
     source's removal): the entry is ours though the work
     folder holds more (files put in during the copy, folders deeper than a copy goes),
-    and what it holds the same is returned."""
+    and what it holds the same is returned. `older`: the entry may also be the unmarked
+    copy of a build before the mark (unmarked_copy), as at the name the journal gave."""
     compared: Copied = {}
     # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
     deeper: list[str] = []
@@ -108,7 +113,10 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False
                 elif not marked:
                     # No copy: the rest is not read (a bundle quarantined twice a day
                     # finds its first entry at the name, and may be hundreds of MB).
-                    return None
+                    # Unless an older build's copy, which left no mark: see unmarked_copy.
+                    if not older or (dirpath == "." and f in PROOFS):
+                        return None
+                    return unmarked_copy(entry, target, held)
         finally:
             if copy is not None and copy != entry:
                 os.close(copy)
@@ -144,6 +152,52 @@ def _holds_bytes(entry: int, name: str, expected: bytes) -> bool:
             return fh.read(len(expected) + 1) == expected
     except (OSError, InputError):
         return False  # missing, unreadable, or a link, FIFO or device: no paper of ours
+
+
+def unmarked_copy(entry: int, target: Path, held: int) -> Copied | None:
+    """The files of the work folder open at `held` that the entry open at `entry` holds
+    the same, when the entry is the copy an older build made before it was killed
+    part-way through the source's removal, with files put in (or saved again) during the
+    copy left in the work folder: builds before the KEPT mark left none, and the
+    whole-copy rule sent the bundle beside its own copy as a second entry NAME--ID-2
+    holding the late files too, never sent yet shown as sent. Such an entry holds every
+    file still at the top of the work folder (the invoice file, the papers) with the
+    same bytes, a paper (receipt.json or reason.json, written from the journal: this one
+    delivery or quarantine) among them; what the removal took already is missing from
+    the work folder, not from the entry. A clerk's folder holding copies of the receipt
+    and some attachments lacks the invoice file. Else None."""
+    try:
+        tops = [(f, os.stat(f, dir_fd=held, follow_symlinks=False))
+                for f in os.listdir(held)]
+    except OSError:
+        return None
+    # Papers first: an entry of another delivery or quarantine of this bundle is told
+    # from its paper alone, the attachments never read.
+    tops.sort(key=lambda item: item[0] not in PROOFS)
+    if not any(f in PROOFS for f, _st in tops):
+        return None
+    for f, st in tops:
+        if not stat.S_ISDIR(st.st_mode) and not _same_entry(held, entry, f, st):
+            return None
+    compared: Copied = {}
+    deeper: list[str] = []
+    for dirpath, _dirs, files, fd in fwalk_bounded(entry, target, "walk", deeper.append,
+                                                    onerror=_raise):
+        work = _folder_of_copy(held, dirpath)
+        if work is None:
+            continue  # removed already (or a link in its place: never looked through)
+        try:
+            for f in files:
+                try:
+                    st = os.stat(f, dir_fd=work, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed before the crash
+                if _same_entry(work, fd, f, st):  # else saved again since: kept
+                    compared[os.path.join(dirpath, f)] = identity(st)
+        finally:
+            if work != held:
+                os.close(work)
+    return compared
 
 
 def _folder_of_copy(entry: int, dirpath: str) -> int | None:

@@ -257,3 +257,44 @@ def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_fil
     assert got == target.with_name(target.name + "-3")
     assert _tree(got) == content and not os.path.lexists(work)
     assert "INV-1/a.pdf" not in _tree(beside)
+
+
+def test_an_older_builds_unmarked_copy_with_a_late_file_left_is_the_one_entry(
+        tmp_path: Path) -> None:
+    """Upgrading from a build before the KEPT mark: it copied the bundle into sent/ on
+    another file system, a clerk saved a note into the work folder meanwhile, and it was
+    killed part-way through removing the source (the attachment gone), leaving no mark.
+    The retry took the entry for someone else's and archived the rest beside it as a
+    second entry NAME--ID-2, the journal naming it: a note never sent shown as sent.
+    The entry holding the work folder's invoice file and receipt the same is its copy:
+    the one entry, as it was; the invoice and receipt leave the work folder, the note
+    stays there, marked kept."""
+    work = _work(tmp_path)
+    papers = {"receipt.json": (work / "receipt.json").read_bytes()}
+    content = _tree(work)
+    target = _target(tmp_path)
+    shutil.copytree(work, target)
+    (work / "INV-1" / "a.pdf").unlink()
+    (work / "INV-1" / "note.pdf").write_bytes(b"%PDF-late")
+    assert place(work, target, papers, "0123456789ab", within=tmp_path / "outbox") == target
+    assert os.listdir(target.parent) == [target.name]
+    assert _tree(target) == content
+    assert _tree(work) == {".outboxd-kept": os.fsencode(target), "INV-1/note.pdf": b"%PDF-late"}
+
+
+def test_an_unmarked_entry_lacking_the_work_folders_invoice_is_not_its_copy(
+        tmp_path: Path) -> None:
+    """An entry at the name holding the receipt and attachments the same but not the
+    invoice file still in the work folder is no older build's copy (a clerk's folder):
+    the bundle goes beside it, whole, and the folder stays as it was."""
+    work = _work(tmp_path)
+    (work / "INV-1" / "note.pdf").write_bytes(b"%PDF-late")
+    content = _tree(work)
+    target = _target(tmp_path)
+    shutil.copytree(work, target)
+    (target / "INV-1.xml").unlink()
+    (target / "INV-1" / "note.pdf").unlink()
+    theirs = _tree(target)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-2")
+    assert _tree(got) == content and _tree(target) == theirs and not os.path.lexists(work)
