@@ -46,10 +46,16 @@ def in_the_clear(url: str | None) -> bool:
 
 def on_this_machine(host: str) -> bool:
     """`host` (as httpx.URL gives it, IPv6 without brackets) is this machine's loopback:
-    localhost, a name under .localhost, 127.0.0.0/8, ::1. Any other name is another
-    machine, as far as we know."""
+    localhost, 127.0.0.0/8, ::1. Any other name is another machine, as far as we know.
+
+    Decided by the name, never by a look-up: httpx looks the host up again for each
+    connection, so what it gave at the check binds no later POST. `localhost` is in
+    every system's hosts file, read before DNS. A name under .localhost (RFC 6761) is
+    not: glibc does not map it to loopback, so its look-up goes to DNS with the search
+    domain, where a wildcard entry would take the token in clear (and, a receiver on
+    this machine taking no proxy, past the proxy) to another host."""
     host = host.lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -4,6 +4,8 @@ Through load_settings, as an admin meets them."""
 
 from __future__ import annotations
 
+import socket
+import typing
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,33 @@ class TestPlainHttp:
         the network that takes no credentials load as given."""
         text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n{secret}')
         assert load_settings(config_file(tmp_path, text)).delivery.url == url
+
+    @pytest.mark.parametrize("address", ["127.0.0.1", "203.0.113.7"])
+    def test_a_name_under_localhost_is_another_machine_whatever_it_resolves_to(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            address: str) -> None:
+        """`http://api.localhost:PORT/…` with a token is refused at load: glibc does not
+        map .localhost names to loopback, their look-up goes to DNS with the search
+        domain (a wildcard entry there sends the token in clear to another host), and
+        httpx looks the name up again for each connection, so even a loopback answer now
+        binds no later POST. The resolver (made to answer `address`) is never asked."""
+        asked: list[object] = []
+        real = socket.getaddrinfo
+
+        def resolver(host: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+            if str(host).lower().endswith("localhost"):
+                asked.append(host)
+                return real(address, *args, **kwargs)
+            return real(host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        text = minimal(outbox).replace(
+            f'url = "{URL}"\n', 'url = "http://api.localhost:8787/in"\ntoken = "abc123"\n')
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery]",
+                                "plain http:// to another machine")
+        assert "use https://" in line and "http://127.0.0.1" in line
+        assert "abc123" not in line
+        assert asked == []
 
 
 class TestAllowPlainHttp:

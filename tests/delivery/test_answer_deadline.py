@@ -380,7 +380,10 @@ PROXY = "http://proxy.example:3128"
     ({"HTTP_PROXY": PROXY}, "http://127.1.2.3/b", None),
     ({"HTTP_PROXY": PROXY}, "http://[::1]:8787/b", None),
     ({"ALL_PROXY": PROXY}, "https://localhost/b", None),
-    ({"HTTP_PROXY": PROXY}, "http://app.localhost/b", None),
+    # A name under .localhost is looked up as any other (DNS, the search domain): it may
+    # be another machine, which the proxy is there to reach.
+    ({"HTTP_PROXY": PROXY}, "http://app.localhost/b", PROXY),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "localhost"}, "http://app.localhost/b", None),
     ({"HTTP_PROXY": PROXY}, "http://10.0.0.5/b", PROXY),
 ])
 def test_the_proxy_is_chosen_for_the_url_as_curl_and_urllib_choose_it(
