@@ -50,12 +50,21 @@ _ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
 
 
 def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
-    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit. The
-    date is the UTC day of `at` (a journal time: when the bundle was delivered, or
-    quarantined), else today's: the day the views count the bundle under."""
+    """entry_name, or the first name free beside it (`-2`, `-3` …): chosen once and
+    journaled before the move."""
+    entry = entry_name(root, name, bundle_id, at)
+    return free_name(entry.parent, entry.name)
+
+
+def entry_name(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
+    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit, taken
+    or not. The date is the UTC day of `at` (a journal time: when the bundle was
+    delivered, or quarantined), else today's: the day the views count the bundle under.
+    Without the journal's word of the name (the orphan sweep) the move starts here: a
+    copy a crash left at it, or beside it, is found (move_into_place), never passed."""
     day = utc_day(at) if at else datetime.now(UTC).strftime("%Y-%m-%d")
     tail = f"--{bundle_id[:12]}"
-    return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
+    return root / day / (fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 
 
 def move_into_place(work: Path, target: Path, sync: bool = True, held: int | None = None,
