@@ -23,7 +23,7 @@ writes its papers only as regular files, so what the folder means is unknown.
 
 Only a journal lost can leave a bundle of ours in a work folder no row names: every
 claim names its folder in the journal before it makes it, and a row leaves a folder
-only once that is archived, emptied or marked (claim.LEFTOVER; archive.KEPT: files put
+only once that is archived, emptied or marked (claim.LEFTOVER; kept.KEPT: files put
 into it while it was copied into the archive on another file system, kept there). So
 the above is done only for the folders that were there when a journal made afresh was
 first swept (the lost journal's, `Orphans`). Any other folder of our name that no row
@@ -302,7 +302,7 @@ def _leftover(work: Path, held: int) -> int:
 
 def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     """A work folder whose bundle is archived (copied into sent/ or quarantine/ on another
-    file system, `entry`), kept for files put into it during the copy (archive.KEPT): they
+    file system, `entry`), kept for files put into it during the copy (kept.KEPT): they
     are in no archive entry and never sent. Said once a run until a person takes them
     out; then the folder, its emptied subfolders and the mark are removed.
 
