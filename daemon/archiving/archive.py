@@ -50,12 +50,21 @@ _ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
 
 
 def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
-    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit. The
-    date is the UTC day of `at` (a journal time: when the bundle was delivered, or
-    quarantined), else today's: the day the views count the bundle under."""
+    """entry_name, or the first name free beside it (`-2`, `-3` …): chosen once and
+    journaled before the move."""
+    entry = entry_name(root, name, bundle_id, at)
+    return free_name(entry.parent, entry.name)
+
+
+def entry_name(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
+    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit, taken
+    or not. The date is the UTC day of `at` (a journal time: when the bundle was
+    delivered, or quarantined), else today's: the day the views count the bundle under.
+    Without the journal's word of the name (the orphan sweep) the move starts here: a
+    copy a crash left at it, or beside it, is found (move_into_place), never passed."""
     day = utc_day(at) if at else datetime.now(UTC).strftime("%Y-%m-%d")
     tail = f"--{bundle_id[:12]}"
-    return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
+    return root / day / (fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 
 
 def move_into_place(work: Path, target: Path, sync: bool = True, held: int | None = None,
@@ -70,9 +79,8 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     is never followed, moved, copied from nor removed through (OSError). `tag`: see
     fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
     held here). `within`: the outbox (hold_folder, _hold_day). `beside`: told the free
-    name before the bundle is moved there instead of `target` (the caller journals it:
-    a crash after that move, before the journal's word of it, must leave the retry
-    looking there, where its own copy or the bundle is, not at the name taken)."""
+    name before the bundle is moved there instead of `target` (the caller journals it: a
+    retry after a crash must look where its own copy or the bundle is)."""
     if not os.path.lexists(work):
         if _folder_at(target):
             return target  # an earlier run finished the move
@@ -96,8 +104,9 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     # The entry looked for, and made, in the day folder held, by its name: never through
     # a link put in its place, or in the day folder's (move_tree refuses the move then).
     if entry_at(target, held=day):
-        # Marked for this entry before a crash cut the source's removal short, and the
-        # entry holds the papers just written (the journal's): ours.
+        # Our copy, put in place before a crash cut the source's removal short (or came
+        # before it): a whole copy, one the mark names holding the papers just written
+        # (the journal's), or an older build's (copyfound.holds_copy_of).
         compared = copy_at(day, target, held, marked=marked_for(held, day, target))
         if compared is not None:
             # Crashed after the cross-file-system copy was renamed into place (only once
@@ -105,10 +114,9 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
             said_left(work, held, target,
                        unmarked(work, held, remove_held(work, held, compared)))
             return target
-        # Someone else's archive entry under the same name (two daemons, or a duplicate
-        # archived at the same time), or a link: never delete ours for it. Beside it, unless
-        # a crash (the journal's word of the name beside lost with it) left our whole copy
-        # there already: not copied again as one more entry.
+        # Someone else's entry (two daemons, a duplicate archived at the same time), or a
+        # link: beside it, unless a crash (the journal's word of the name beside lost with
+        # it) left our whole copy there already: never copied again as one more entry.
         found = copy_beside(day, target, held)
         if found is not None:
             said_left(work, held, found[0],
@@ -140,7 +148,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
 
 def _beside(target: Path, day: int, told: Callable[[Path], None] | None) -> Path:
     """The first name free beside `target` in its day folder open at `day`, told to
-    `told` before anything is moved there (move_into_place's `beside`)."""
+    `told` before anything is moved there."""
     free = target.parent / free_name(held_path(day), target.name).name
     if told is not None:
         told(free)
@@ -232,9 +240,9 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
           tag: str = "", within: Path | None = None,
           beside: Callable[[Path], None] | None = None) -> Path:
     """Write the papers into the work folder and move it to target; where the entry now
-    lies (see move_into_place, and for `tag`). On return the papers, the entry and its folder are on
-    disk. Safe to call again after a crash or power loss at any point: the papers are
-    written from what the caller kept (the journal), not from what the disk holds.
+    lies (see move_into_place, and for `tag`). On return the papers, the entry and its
+    folder are on disk. Safe to call again after a crash or power loss at any point: the
+    papers are written from the journal, not from what the disk holds.
 
     The papers get no sync of their own before the move: one sync of each paper, of
     the entry and of its folder after the rename covers them and the rename at once
@@ -277,12 +285,10 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
         finally:
             os.close(held)
         return placed
-    # Moved before a crash (raises when the target is not there either). A power loss
-    # may have kept the rename and lost the papers' bytes, which were not synced yet:
-    # write them again, unless the folder turns out to be another bundle's entry that
-    # took this name.
-    # Or archived before a crash, the work folder kept for files put into it during the
-    # copy (KEPT): they are not the bundle's, never copied into a second entry.
+    # Moved before a crash (raises when the target is not there either), or copied, the
+    # work folder kept (KEPT) for files put in during the copy (never a second entry). A
+    # power loss may have kept the rename and lost the papers' unsynced bytes: written
+    # again, unless the folder is another bundle's entry that took this name.
     placed = target if kept else move_into_place(work, target, sync=False, tag=tag,
                                                  within=within, beside=beside)
     # Written in the entry held, in its day folder held: never through a link someone
@@ -329,8 +335,8 @@ def drop_archived(work: Path, held: int, placed: Path, within: Path | None = Non
     place before the removal began): what the entry holds the same removed. What is left
     besides the mark (nothing: the mark and the emptied folder are gone too); None when
     no folder is at the entry's name (moved away, a link: nothing is removed for it), or
-    the entry does not prove the mark ours (kept.marked_for, by `papers` when given, else
-    the work folder's own) and is no whole copy either."""
+    the entry is not the folder's copy (copyfound.holds_copy_of; the mark proven ours by
+    `papers` when given, else the work folder's own)."""
     if not _folder_at(placed):
         return None  # never a day folder made for a mark that names no entry
     day = _hold_day(placed.parent, within)

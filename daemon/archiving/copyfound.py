@@ -76,24 +76,20 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False,
                   older: bool = True) -> Copied | None:
     """The files of the folder open at `held` that the entry open at `entry` (at `target`)
     holds with the same bytes (or link text), for remove_held, when the entry is this
-    folder's copy: it holds them all. Else None. Both walked from their descriptors, never
-    through a link, DEPTH_MAX levels deep at most. A file that is the very file of the
-    work folder (one inode: a hard link someone made) is no copy: a copy is a file of its
-    own.
+    folder's copy; else None. Both walked from their descriptors, never through a link,
+    DEPTH_MAX levels deep at most. A file that is the very file of the work folder (one
+    inode: a hard link someone made) is no copy: a copy is a file of its own.
 
-    Never the receipt.json or reason.json alone: a clerk reads them in the processing
-    folder, and a folder of theirs holding a copy of one at the entry name was taken for
-    ours, the paper removed from the work folder and the bundle left in processing, its
-    entry the clerk's folder. A file put into the work folder (or saved again) after the
-    copy, before a crash cut its removal short, now sends the bundle beside the copy as
-    a second, complete entry: nothing is removed that the entry found does not hold.
-
-    `marked`: the work folder's KEPT mark names the entry, which proves it ours
-    (kept.marked_for; archive.py writes it once our copy is in place, before the
-    source's removal): the entry is ours though the work
-    folder holds more (files put in during the copy, folders deeper than a copy goes),
-    and what it holds the same is returned. `older`: the entry may also be the unmarked
-    copy of a build before the mark (unmarked_copy), as at the name the journal gave."""
+    The one rule, in three cases. The entry is this folder's copy when it holds every
+    file of it (a whole copy); or, `marked`, when the folder's KEPT mark names it and it
+    holds the bundle's paper (kept.marked_for: the mark is written once the copy is in
+    place, before the source's removal), though the folder holds more (files put in
+    during the copy, folders deeper than a copy goes); or, `older`, when it is the
+    unmarked copy of a build that wrote no mark before the removal (unmarked_copy),
+    looked for only at the name the journal gave. Never by the receipt.json or
+    reason.json alone: a clerk reads them in the processing folder, and a folder of
+    theirs holding a copy of one at the entry name was taken for ours. In every case
+    nothing is removed that the entry does not hold."""
     compared: Copied = {}
     # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
     deeper: list[str] = []

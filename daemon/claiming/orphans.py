@@ -23,7 +23,7 @@ writes its papers only as regular files, so what the folder means is unknown.
 
 Only a journal lost can leave a bundle of ours in a work folder no row names: every
 claim names its folder in the journal before it makes it, and a row leaves a folder
-only once that is archived, emptied or marked (claim.LEFTOVER; archive.KEPT: files put
+only once that is archived, emptied or marked (claim.LEFTOVER; kept.KEPT: files put
 into it while it was copied into the archive on another file system, kept there). So
 the above is done only for the folders that were there when a journal made afresh was
 first swept (the lost journal's, `Orphans`). Any other folder of our name that no row
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archiving.archive import drop_archived, move_into_place, target_for
+from daemon.archiving.archive import drop_archived, entry_name, move_into_place
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.kept import KEPT, disowned, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
@@ -222,8 +222,10 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     tag = copy_tag(settings.paths.state_dir)
     if rec is not None:
         # In the day folder of its delivery (record_of made it a journal time), which
-        # import_sent makes its `since`.
-        target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
+        # import_sent makes its `since`. At the entry's own name, taken or not: the lost
+        # journal may have named the copy a crash left there (or beside it, `-2` …), and
+        # a free name looked past it to a second entry of the bundle.
+        target = entry_name(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
                             rec["delivered_at"])
         rec["archive_dir"] = str(move_into_place(work, target, held=held, tag=tag,
                                                      within=settings.outbox.path))
@@ -236,7 +238,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     if reason is not None:
         invoice_file = str(reason["invoice_file"])
         at = journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
-        target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
+        target = entry_name(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
                             at)
         target = move_into_place(work, target, held=held, tag=tag, within=settings.outbox.path)
         journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
@@ -300,7 +302,7 @@ def _leftover(work: Path, held: int) -> int:
 
 def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     """A work folder whose bundle is archived (copied into sent/ or quarantine/ on another
-    file system, `entry`), kept for files put into it during the copy (archive.KEPT): they
+    file system, `entry`), kept for files put into it during the copy (kept.KEPT): they
     are in no archive entry and never sent. Said once a run until a person takes them
     out; then the folder, its emptied subfolders and the mark are removed.
 

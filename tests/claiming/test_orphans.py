@@ -638,6 +638,58 @@ def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what
         j.close()
 
 
+@pytest.mark.parametrize("taken", [False, True])
+def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_again(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, taken: bool) -> None:
+    """sent/ on another file system: killed once the copy was in place, before the work
+    folder was marked for it, the journal lost with it. The sweep worked out the first
+    free name, past the bundle's own copy: a second entry (NAME-2, or NAME-3 beside
+    someone else's entry at NAME), which it recorded as the bundle's. It starts at the
+    entry's own name, finds the copy there (or beside it) and removes the work folder:
+    one entry, the one recorded."""
+    from daemon.archiving import archive
+    from daemon.fs import fsmove
+    w = work(settings, "INV-8")
+    (w / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-8.xml"},
+                     "invoices": [{"id": "INV-8"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    name = settings.sent_dir / "2026-01-01" / f"INV-8--{BID[:12]}"
+    target = name
+    if taken:
+        name.mkdir(parents=True)
+        (name / "INV-8.xml").write_bytes(b"<x>someone else's</x>")
+        target = name.with_name(name.name + "-2")
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    def dies(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    monkeypatch.setattr(archive, "mark_kept", dies)
+    with pytest.raises(KeyboardInterrupt):
+        archive.move_into_place(w, target, within=settings.outbox.path)
+    monkeypatch.undo()
+    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    j = Journal(settings.journal_path)  # made afresh: the earlier one lost
+    try:
+        with capture_logs():
+            assert sweep(j, settings) == 1
+        assert sorted(os.listdir(name.parent)) == sorted({name.name, target.name})
+        assert {str(p.relative_to(target)): p.read_bytes()
+                for p in target.rglob("*") if p.is_file()} == content
+        assert not w.exists()
+        [row] = j.rows(("sent",))
+        assert row.archive_dir == str(target)
+    finally:
+        j.close()
+
+
 def test_a_mark_a_share_user_wrote_into_a_delivered_orphan_is_no_proof_it_is_archived(
         settings: Settings) -> None:
     """A lost journal left a delivered bundle's work folder (its receipt.json in it); a
