@@ -129,9 +129,12 @@ def test_a_release_file_sends_the_waiting_bundle_once(env: Env, receiver: Any) -
         (env.outbox / "INV-2.send-anyway").write_bytes(b"")
         [sent] = wait_for(env.sent_bundles, what="the released bundle in sent/")
         wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
-        wait_for(lambda: all(_states(env, n).get("INV-2.xml") not in ("waiting", "settling")
-                             for n in (1, 2)), what="neither journal left waiting")
-        states = [_states(env, n)["INV-2.xml"] for n in (1, 2)]
+        # The claiming daemon's row says sent only after the archive (receipt.json in
+        # sent/ comes first): polled for, not read once.
+        states = wait_for(lambda: (lambda got: got if "sent" in got and not {
+            "waiting", "settling"} & set(got) else None)(
+                [_states(env, n).get("INV-2.xml") for n in (1, 2)]),
+            what="one journal saying sent, neither left waiting")
     finally:
         for p in (a, b):
             p.stop(signal.SIGTERM)
