@@ -12,8 +12,10 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from daemon import logs
+from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.copyfound import KEPT, PROOFS, holds_paper
 from daemon.errors import InputError
 from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
@@ -153,6 +155,26 @@ def disowned(held: int, roots: tuple[Path, ...]) -> bool:
         return not marked_for(held, day, target)
     finally:
         os.close(day)
+
+
+def entry_reason(target: Path) -> dict[str, Any] | None:
+    """The reason.json of the quarantine entry `target` a mark names (archive_papers.
+    reason_of, raising as it does; OSError where the entry cannot be opened): its
+    archive folder by its path (the admin's), its day folder and the entry (the
+    share's) each opened without following a link."""
+    root = os.open(target.parent.parent, FOLDER_NOFOLLOW)
+    try:
+        day = os.open(target.parent.name, FOLDER_NOFOLLOW, dir_fd=root)
+    finally:
+        os.close(root)
+    try:
+        entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
+    finally:
+        os.close(day)
+    try:
+        return reason_of(target, at=entry)
+    finally:
+        os.close(entry)
 
 
 def _there(held: int, name: str) -> bool:

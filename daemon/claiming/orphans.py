@@ -41,9 +41,9 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.archive import drop_archived, entry_name, move_into_place
 from daemon.archiving.archive_papers import reason_of
-from daemon.archiving.kept import KEPT, disowned, kept_for, mark_kept
+from daemon.archiving.kept import KEPT, disowned, entry_reason, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
-from daemon.archiving.readback import record_of
+from daemon.archiving.readback import day_start, record_of
 from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
@@ -168,6 +168,8 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     entry = kept_for(held)
     # A mark the folder's own paper shows is not ours (a share user's): as if unmarked.
     if entry is not None and not disowned(held, (settings.sent_dir, settings.quarantine_dir)):
+        if inherited and entry:
+            _quarantined_kept(journal, settings, work, Path(entry))
         return _kept(work, held, entry, settings)
     if inherited:
         # The one killed may have been writing a paper: its temp file goes nowhere.
@@ -343,6 +345,33 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
         # for one someone copied in. Marked again; the next rescan says what it keeps.
         mark_kept(held, entry)
         return 0
+
+
+def _quarantined_kept(journal: Journal, settings: Settings, work: Path, target: Path) -> None:
+    """The row an unmarked folder's quarantine gets, for a kept one a lost journal left
+    whose entry is in quarantine/ (sent/ is read back into a new journal: readback.py;
+    nothing reads quarantine/ back): killed before its row said quarantined, `outboxd
+    status` never listed the bundle and the page called it another outboxd's. Once,
+    though a file put in keeps the folder; none where the entry's paper cannot be read."""
+    if target.parent.parent != settings.quarantine_dir:
+        return
+    try:
+        reason = entry_reason(target)
+    except (OSError, InputError, ValueError, RecursionError):
+        return
+    if reason is None or not all(isinstance(reason.get(k), str)
+                                 for k in ("bundle_id", "invoice_file")):
+        return
+    invoice_file, bundle_id = reason["invoice_file"], reason["bundle_id"]
+    at = journal_time(reason.get("quarantined_at"), day_start(target.parent.name))
+    if any(f.archive_dir == str(target) for f in journal.folders_on("quarantined", at[:10])):
+        return
+    journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
+                   bundle_id=bundle_id, reasons=reason.get("reasons", []),
+                   archive_dir=str(target))
+    logs.get().warning("quarantined bundle unknown to the journal found in quarantine/ "
+                       "and recorded", work_dir=str(work), bundle_id=bundle_id,
+                       invoice_file=invoice_file, archive=str(target))
 
 
 def _files_below(folder: int, rel: str) -> list[str]:

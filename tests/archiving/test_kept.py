@@ -131,3 +131,30 @@ def test_a_crash_at_the_first_removal_after_a_copy_leaves_the_archives_own_mark(
     assert os.listdir(target.parent) == [target.name]
     assert _tree(target) == {**content, **PAPERS}
     assert not os.path.lexists(work)
+
+
+@pytest.mark.parametrize("linked", ["entry", "day"])
+def test_the_reason_of_a_marked_quarantine_entry_is_never_read_through_a_link(
+        tmp_path: Path, linked: str) -> None:
+    """entry_reason (the orphan sweep's record of a kept folder's quarantine) reads the
+    entry's reason.json; an entry or day folder a share user swapped for a link to a
+    folder of theirs elsewhere is refused (OSError), never read as the bundle's."""
+    from daemon.archiving.kept import entry_reason
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "reason.json").write_text('{"bundle_id": "x", "invoice_file": "X.xml"}')
+    target = tmp_path / "quarantine" / "2026-01-01" / "INV-1--0123456789ab"
+    target.mkdir(parents=True)
+    (target / "reason.json").write_text('{"bundle_id": "ours", "invoice_file": "INV-1.xml"}')
+    assert entry_reason(target) == {"bundle_id": "ours", "invoice_file": "INV-1.xml"}
+    swapped = target if linked == "entry" else target.parent
+    aside = swapped.with_name(swapped.name + ".aside")
+    swapped.rename(aside)
+    if linked == "entry":
+        swapped.symlink_to(elsewhere)
+    else:
+        (elsewhere / target.name).mkdir()
+        (elsewhere / target.name / "reason.json").write_text('{"bundle_id": "x"}')
+        swapped.symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        entry_reason(target)

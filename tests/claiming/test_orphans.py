@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -634,6 +635,72 @@ def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what
             assert [e["names"] for e in said if "names" in e] == [["INV-5/late.pdf"]]
         else:
             assert not w.exists() and said == []
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_bundle_quarantined_before_a_crash_that_lost_the_journal_is_listed_as_quarantined(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, late: bool) -> None:
+    """quarantine/ on another file system: the work folder is marked for its entry once
+    the copy is in place, and a crash cut the removal short before the row said
+    "quarantined" (the journal lost with it). The sweep emptied the folder but recorded
+    nothing, unlike for a folder without the mark: `outboxd status` never listed the
+    bundle, the page called it another outboxd's (or, on a later day, left it out), and
+    `outboxd send` knew nothing of the invoice. It is recorded as quarantined at its
+    entry, on its day, with its reasons; once, though a file put in keeps the folder
+    sweep after sweep."""
+    from daemon.archiving import archive
+    from daemon.archiving.archive_papers import reason_papers, reason_record
+    from daemon.bundle import Finding
+    from daemon.fs import fsmove
+    from daemon.report import status
+    w = work(settings, "INV-5")
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    def dies(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    monkeypatch.setattr(fsmove, "remove_held", dies)
+    # Within the week `outboxd status` lists.
+    at = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    target = settings.quarantine_dir / f"{at:%Y-%m-%d}" / f"INV-5--{BID[:12]}"
+    why = Finding("not-a-pdf", "INV-5/a.pdf", "is not a PDF — export it again as a PDF")
+    papers = reason_papers(reason_record(BID, "INV-5.xml", [why], f"{at:%Y-%m-%dT%H:%M:%SZ}",
+                                         invoice_ids=["INV-5"]))
+    with pytest.raises(KeyboardInterrupt):
+        archive.place(w, target, papers, BID)
+    monkeypatch.undo()
+    assert (w / KEPT).read_bytes() == os.fsencode(target)
+    if late:
+        (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
+    j = Journal(settings.journal_path)  # made afresh: the earlier one lost
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == (0 if late else 1)
+        assert w.exists() == late and sorted(os.listdir(target)) == [
+            "INV-5", "INV-5.xml", "REASON.txt", "reason.json"]
+        orphans = Orphans()  # a daemon's run: its first sweep and a rescan
+        with capture_logs() as later:
+            assert orphans.sweep(j, settings, FolderMounts(settings)) == 0
+            assert orphans.sweep(j, settings, FolderMounts(settings)) == 0
+        [said] = [e for e in logged + later if e["event"].startswith("quarantined bundle")]
+        assert said["event"] == ("quarantined bundle unknown to the journal found in "
+                                 "quarantine/ and recorded")
+        assert (said["work_dir"], said["archive"]) == (str(w), str(target))
+        [row] = j.rows(("quarantined",))
+        assert (row.archive_dir, row.bundle_id, row.since) == (
+            str(target), BID, f"{at:%Y-%m-%dT%H:%M:%S}.000Z")
+        [listed] = status.collect(settings)["bundles"]
+        assert (listed["state"], listed["folder"], listed["invoice_file"]) == (
+            "quarantined", str(target), "INV-5.xml")
+        assert [r["code"] for r in listed["reasons"]] == ["not-a-pdf"]
     finally:
         j.close()
 
