@@ -41,14 +41,15 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.archive import drop_archived, entry_name, move_into_place
 from daemon.archiving.archive_papers import reason_of
-from daemon.archiving.kept import KEPT, disowned, entry_reason, kept_for, mark_kept
+from daemon.archiving.kept import KEPT, disowned, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
-from daemon.archiving.readback import day_start, record_of
+from daemon.archiving.readback import record_of
 from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim
+from daemon.claiming.keptfolder import files_below, record_quarantined, remove_folders_below
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError
-from daemon.fs.fsops import FOLDER_NOFOLLOW, folder_within
+from daemon.fs.fsops import folder_within
 from daemon.fs.fswrite import held_path
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import held_folder, not_the_folder, still_held
@@ -169,7 +170,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     # A mark the folder's own paper shows is not ours (a share user's): as if unmarked.
     if entry is not None and not disowned(held, (settings.sent_dir, settings.quarantine_dir)):
         if inherited and entry:
-            _quarantined_kept(journal, settings, work, Path(entry))
+            record_quarantined(journal, settings, work, Path(entry))
         return _kept(work, held, entry, settings)
     if inherited:
         # The one killed may have been writing a paper: its temp file goes nowhere.
@@ -321,7 +322,7 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
             logs.get().info("work folder of an archived bundle, whose removal a crash cut "
                             "short, removed", work_dir=str(work), archive=entry)
             return 1
-    files = _files_below(held, "")
+    files = files_below(held, "")
     if files:
         _once(work, logs.get().warning, "work folder kept because files were put into it "
               "while its bundle was being archived (copied into the archive on another file "
@@ -334,7 +335,7 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     still_held(work, held)
     _reported.discard(work)  # taken out: a file put in from now on is said anew
     try:
-        _remove_folders_below(held)
+        remove_folders_below(held)
     except OSError:
         return 0  # a file put in since the look above: said at the next rescan
     os.unlink(KEPT, dir_fd=held)
@@ -345,63 +346,6 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
         # for one someone copied in. Marked again; the next rescan says what it keeps.
         mark_kept(held, entry)
         return 0
-
-
-def _quarantined_kept(journal: Journal, settings: Settings, work: Path, target: Path) -> None:
-    """The row an unmarked folder's quarantine gets, for a kept one a lost journal left
-    whose entry is in quarantine/ (sent/ is read back into a new journal: readback.py;
-    nothing reads quarantine/ back): killed before its row said quarantined, `outboxd
-    status` never listed the bundle and the page called it another outboxd's. Once,
-    though a file put in keeps the folder; none where the entry's paper cannot be read."""
-    if target.parent.parent != settings.quarantine_dir:
-        return
-    try:
-        reason = entry_reason(target)
-    except (OSError, InputError, ValueError, RecursionError):
-        return
-    if reason is None or not all(isinstance(reason.get(k), str)
-                                 for k in ("bundle_id", "invoice_file")):
-        return
-    invoice_file, bundle_id = reason["invoice_file"], reason["bundle_id"]
-    at = journal_time(reason.get("quarantined_at"), day_start(target.parent.name))
-    if any(f.archive_dir == str(target) for f in journal.folders_on("quarantined", at[:10])):
-        return
-    journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
-                   bundle_id=bundle_id, reasons=reason.get("reasons", []),
-                   archive_dir=str(target))
-    logs.get().warning("quarantined bundle unknown to the journal found in quarantine/ "
-                       "and recorded", work_dir=str(work), bundle_id=bundle_id,
-                       invoice_file=invoice_file, archive=str(target))
-
-
-def _files_below(folder: int, rel: str) -> list[str]:
-    """Every entry but a folder (and but the mark) below the folder open at `folder`,
-    reached without following a link."""
-    found: list[str] = []
-    for e in sorted(os.scandir(folder), key=lambda e: e.name):
-        path = os.path.join(rel, e.name)
-        if e.is_dir(follow_symlinks=False):
-            below = os.open(e.name, FOLDER_NOFOLLOW, dir_fd=folder)
-            try:
-                found += _files_below(below, path)
-            finally:
-                os.close(below)
-        elif path != KEPT:
-            found.append(path)
-    return found
-
-
-def _remove_folders_below(folder: int) -> None:
-    """The (empty) folders below the folder open at `folder` removed, deepest first:
-    rmdir removes no folder with anything in it (OSError)."""
-    for e in list(os.scandir(folder)):
-        if e.is_dir(follow_symlinks=False):
-            below = os.open(e.name, FOLDER_NOFOLLOW, dir_fd=folder)
-            try:
-                _remove_folders_below(below)
-            finally:
-                os.close(below)
-            os.rmdir(e.name, dir_fd=folder)
 
 
 def _remove_empty(work: Path, held: int, event: str) -> int:

@@ -847,13 +847,13 @@ def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_ke
         with capture_logs():
             assert sweep(j, settings) == 0  # kept for late.pdf: said
         late.rename(settings.outbox.path / "late.pdf")  # taken out by a person
-        remove_folders_below = orphans._remove_folders_below
+        remove_folders_below = orphans.remove_folders_below
 
         def then_a_file_comes(held: int) -> None:
             remove_folders_below(held)
             (w / "another.pdf").write_bytes(b"%PDF-another")
 
-        monkeypatch.setattr(orphans, "_remove_folders_below", then_a_file_comes)
+        monkeypatch.setattr(orphans, "remove_folders_below", then_a_file_comes)
         with capture_logs():
             assert sweep(j, settings) == 0
         monkeypatch.undo()

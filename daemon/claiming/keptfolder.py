@@ -1,0 +1,75 @@
+"""A work folder the archive marked kept (archiving/kept.py), as the orphan sweep
+(orphans.py) finishes it: what it still holds, looked at and emptied from its descriptor
+without following a link; and, for one a lost journal left whose entry is in
+quarantine/, the journal row its quarantine never got.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from daemon import logs
+from daemon.archiving.kept import KEPT, entry_reason
+from daemon.archiving.readback import day_start
+from daemon.configuration.config import Settings
+from daemon.errors import InputError
+from daemon.fs.fsops import FOLDER_NOFOLLOW
+from daemon.journal import Journal, journal_time
+
+
+def record_quarantined(journal: Journal, settings: Settings, work: Path, target: Path) -> None:
+    """The row an unmarked folder's quarantine gets, for a kept one a lost journal left
+    whose entry is in quarantine/ (sent/ is read back into a new journal: readback.py;
+    nothing reads quarantine/ back): killed before its row said quarantined, `outboxd
+    status` never listed the bundle and the page called it another outboxd's. Once,
+    though a file put in keeps the folder; none where the entry's paper cannot be read."""
+    if target.parent.parent != settings.quarantine_dir:
+        return
+    try:
+        reason = entry_reason(target)
+    except (OSError, InputError, ValueError, RecursionError):
+        return
+    if reason is None or not all(isinstance(reason.get(k), str)
+                                 for k in ("bundle_id", "invoice_file")):
+        return
+    invoice_file, bundle_id = reason["invoice_file"], reason["bundle_id"]
+    at = journal_time(reason.get("quarantined_at"), day_start(target.parent.name))
+    if any(f.archive_dir == str(target) for f in journal.folders_on("quarantined", at[:10])):
+        return
+    journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
+                   bundle_id=bundle_id, reasons=reason.get("reasons", []),
+                   archive_dir=str(target))
+    logs.get().warning("quarantined bundle unknown to the journal found in quarantine/ "
+                       "and recorded", work_dir=str(work), bundle_id=bundle_id,
+                       invoice_file=invoice_file, archive=str(target))
+
+
+def files_below(folder: int, rel: str) -> list[str]:
+    """Every entry but a folder (and but the mark) below the folder open at `folder`,
+    reached without following a link."""
+    found: list[str] = []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = os.path.join(rel, e.name)
+        if e.is_dir(follow_symlinks=False):
+            below = os.open(e.name, FOLDER_NOFOLLOW, dir_fd=folder)
+            try:
+                found += files_below(below, path)
+            finally:
+                os.close(below)
+        elif path != KEPT:
+            found.append(path)
+    return found
+
+
+def remove_folders_below(folder: int) -> None:
+    """The (empty) folders below the folder open at `folder` removed, deepest first:
+    rmdir removes no folder with anything in it (OSError)."""
+    for e in list(os.scandir(folder)):
+        if e.is_dir(follow_symlinks=False):
+            below = os.open(e.name, FOLDER_NOFOLLOW, dir_fd=folder)
+            try:
+                remove_folders_below(below)
+            finally:
+                os.close(below)
+            os.rmdir(e.name, dir_fd=folder)
