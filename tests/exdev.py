@@ -1,5 +1,5 @@
-"""A move across file systems without a second file system: the first no-replace rename
-in daemon.fs.fsmove fails with EXDEV, so move_tree copies."""
+"""A move across file systems without a second file system: a no-replace rename in
+daemon.fs.fsmove fails with EXDEV, so move_tree copies."""
 
 from __future__ import annotations
 
@@ -37,3 +37,18 @@ def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Make the first no-replace rename in daemon.fs.fsmove fail with EXDEV, as across file
     systems; the (source, destination) of each rename asked."""
     return exdev_then(monkeypatch, lambda: None)
+
+
+def exdev_for(monkeypatch: pytest.MonkeyPatch, work: Path,
+              meanwhile: Callable[[], object] = lambda: None) -> None:
+    """The archive on another file system than the work folder: the rename of `work` in
+    daemon.fs.fsmove fails with EXDEV, so the move copies; every other rename goes on as
+    it is, `meanwhile` run just before it (as the complete copy is renamed into place)."""
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        meanwhile()
+        rename(src, dst, *at)
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)

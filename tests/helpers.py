@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -650,10 +651,21 @@ def answering_receiver(answer: Callable[[], tuple[int, str, bytes]],
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}/bundles"
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler],
+            tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """`handler` served on 127.0.0.1 on a thread of its own (HTTPS with the server
+    context `tls`); yields the port; stopped and closed on the way out."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/bundles"
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()

@@ -110,6 +110,9 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
                 continue
             _say_new_name(findings, printable(f"{rel}/{e.name}"), was)
             if not claimed:
+                # Its files are there, unread: "has no attachments" would be false of it
+                # once the folder is renamed as its error says.
+                unread.append(was)
                 continue
             # Claimed by an older version, which matched it as the invoice's folder: read
             # so, as claimed (see folderfiles.collect), never a bundle without its files. Not in

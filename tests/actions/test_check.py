@@ -1277,3 +1277,20 @@ def test_a_channel_that_is_no_channel_shows_the_default_it_falls_back_to(
     assert code == 1 and "channel = 'print' is not a channel" in out
     assert out.splitlines()[0] == ("INV-8.xml  (ubl, channel e-invoice, the default: the one "
                                    "set is in error (below))")
+
+
+def test_an_invoices_folder_refused_for_its_name_is_not_said_to_have_no_attachments(
+        cfg: Env, capsys) -> None:
+    """B-2\\x85's folder named as versions before C1 characters were replaced named it
+    (the raw id): refused unread for its name (bad-name, rename it to B-2_). Check said
+    "once its errors are mended: … B-2\\x85 has no attachments", though once renamed it has
+    them: it says the folder's attachments were not read, and no unattached note."""
+    inv = write(cfg.outbox / "batch-4.xml", batch_xml("B-1", "B-2\x85"))
+    write(cfg.outbox / "batch-4" / "B-1" / "a.pdf", pdf_bytes())
+    write(cfg.outbox / "batch-4" / "B-2\x85" / "b.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "rename the folder to B-2_  [bad-name]" in out
+    assert "invoice B-1: 1 attachment(s)" in out
+    assert "invoice B-2\\x85: attachments not read (see the errors)" in out
+    assert "no attachments" not in out and "without attachments" not in out
+    assert "[unattached-invoice]" not in out

@@ -5,12 +5,12 @@ copy, rename or remove nothing outside it, and the bundle stays where it is."""
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from exdev import exdev_for
 from swaps import swap_for_link
 
 from daemon import logs
@@ -36,17 +36,6 @@ def _outside(root: Path) -> Path:
     (outside / "INV-1.xml").write_bytes(b"not ours")
     return outside
 
-
-def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
-    """The archive on another file system than the work folder: its rename fails with
-    EXDEV, so the move copies (every other rename goes on as it is)."""
-    rename = fsmove.rename_noreplace
-
-    def exdev(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
-    monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
 
 
 def _listing(folder: Path) -> list[str]:
@@ -86,7 +75,7 @@ def test_a_work_folder_swapped_after_its_papers_were_written_is_not_moved(
 
     monkeypatch.setattr(archive, "_hold_day", swap_then_make)
     if across:
-        _across_file_systems(monkeypatch, work)
+        exdev_for(monkeypatch, work)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     with pytest.raises(OSError, match="no longer the folder outboxd claimed"):
         archive.place(work, target, PAPERS, BID)
@@ -132,7 +121,7 @@ def test_a_copy_across_file_systems_removes_only_the_folder_held(
         moved.append(swap_for_link(work, outside))
         return remove(path, *args)
 
-    _across_file_systems(monkeypatch, work)
+    exdev_for(monkeypatch, work)
     monkeypatch.setattr(fsmove, "remove_held", swap_after_publish)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     assert archive.place(work, target, PAPERS, BID) == target
@@ -148,7 +137,7 @@ def test_an_earlier_complete_copy_is_recognised_from_the_folder_held(
     the complete copy (compared from the folder held) and removes the work folder."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    _across_file_systems(monkeypatch, work)
+    exdev_for(monkeypatch, work)
     remove = fsmove.remove_held
     died: list[Any] = []
 
@@ -170,13 +159,8 @@ def test_a_file_dropped_into_the_work_folder_during_a_copy_into_the_archive_is_k
     """Archive on another file system: a file a user of the share puts into the work
     folder while it is copied is not in the entry, and is never removed with the folder:
     it stays in the work folder, with the folder, and the log names it."""
-    work = _work(tmp_path)
-    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    late = work / "INV-1" / "late.pdf"
-    _across_file_systems(monkeypatch, work)
-    _drop_before_publishing(monkeypatch, late)
     warned: list[dict[str, Any]] = []
-    monkeypatch.setattr(logs, "get", lambda: _Log(warned))
+    work, target, late = _dropped_into_during_the_copy(tmp_path, monkeypatch, warned)
     assert archive.place(work, target, PAPERS, BID) == target
     assert late.read_bytes() == b"%PDF-late"
     assert _listing(work) == [KEPT, "INV-1", "INV-1/late.pdf"]
@@ -190,12 +174,7 @@ def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
     archive entry (KEPT, for the orphan sweep). An archive tried again (the
     journal's word of the first one lost) finds the entry done: the dropped file is not
     copied into a second entry beside it, nor papers written into the kept folder."""
-    work = _work(tmp_path)
-    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    late = work / "INV-1" / "late.pdf"
-    _across_file_systems(monkeypatch, work)
-    _drop_before_publishing(monkeypatch, late)
-    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    work, target, _ = _dropped_into_during_the_copy(tmp_path, monkeypatch)
     assert archive.place(work, target, PAPERS, BID) == target
     assert (work / KEPT).read_bytes() == os.fsencode(target)
     assert archive.place(work, target, PAPERS, BID) == target
@@ -213,12 +192,7 @@ def test_a_link_at_a_kept_work_folders_entry_name_is_no_archive_and_its_leftover
     kept folder — the late file and the mark, not the bundle — was archived beside the
     link as the bundle's entry. The link is never looked through: the archive fails,
     naming it, and the kept folder stays as it was."""
-    work = _work(tmp_path)
-    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    late = work / "INV-1" / "late.pdf"
-    _across_file_systems(monkeypatch, work)
-    _drop_before_publishing(monkeypatch, late)
-    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    work, target, _ = _dropped_into_during_the_copy(tmp_path, monkeypatch)
     assert archive.place(work, target, PAPERS, BID) == target
     os.rename(target, tmp_path / "moved-away")
     if lead == "a file":
@@ -241,7 +215,7 @@ def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_n
     named by the journal as the bundle's archive."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    _across_file_systems(monkeypatch, work)
+    exdev_for(monkeypatch, work)
 
     def dies(*_: object) -> None:
         raise KeyboardInterrupt
@@ -286,7 +260,7 @@ def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
     only what it found in the complete copy, never a file put there since."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    _across_file_systems(monkeypatch, work)
+    exdev_for(monkeypatch, work)
 
     def dies(*_: object) -> None:
         raise KeyboardInterrupt
@@ -316,6 +290,20 @@ class _Log:
 
     def warning(self, _event: str, **fields: Any) -> None:
         self.warned.append(fields)
+
+
+def _dropped_into_during_the_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  warned: list[dict[str, Any]] | None = None
+                                  ) -> tuple[Path, Path, Path]:
+    """A work folder to be archived on another file system, and the file a user of the
+    share drops into it as the copy is published: (work folder, entry, dropped file).
+    The archive's warnings go to `warned`."""
+    work = _work(tmp_path)
+    late = work / "INV-1" / "late.pdf"
+    exdev_for(monkeypatch, work)
+    _drop_before_publishing(monkeypatch, late)
+    monkeypatch.setattr(logs, "get", lambda: _Log([] if warned is None else warned))
+    return work, tmp_path / "sent" / "2026-01-01" / "INV-1--0123", late
 
 
 def _drop_before_publishing(monkeypatch: pytest.MonkeyPatch, late: Path) -> None:

@@ -7,17 +7,18 @@ look copied, or its files are removed with no copy anywhere."""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from exdev import exdev_for
 
 from daemon.archiving import copyfound
 from daemon.archiving.archive import move_into_place, place
 from daemon.fs import fsmove
+
+from .entries import entry_target, tree
 
 
 def _work(root: Path) -> Path:
@@ -31,15 +32,6 @@ def _work(root: Path) -> Path:
     return work
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
-
-
-def _target(root: Path) -> Path:
-    target = root / "outbox" / "sent" / "2026-01-01" / "INV-1--0123456789ab"
-    target.parent.mkdir(parents=True)
-    return target
 
 
 def test_a_link_at_the_entry_name_to_the_work_folder_is_not_taken_for_its_copy(
@@ -49,12 +41,12 @@ def test_a_link_at_the_entry_name_to_the_work_folder_is_not_taken_for_its_copy(
     file of the bundle removed; the entry was the link, leading nowhere. The link is
     someone else's: the bundle is archived whole beside it, the link left as it is."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     os.symlink(work, target)
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
-    assert _tree(got) == content and not os.path.lexists(work)
+    assert tree(got) == content and not os.path.lexists(work)
     assert os.readlink(target) == str(work)
 
 
@@ -66,14 +58,14 @@ def test_a_link_inside_the_entry_to_a_folder_of_the_bundle_is_never_compared_thr
     the entry holding them only through the link. They are never compared through it:
     the entry is no copy, and the bundle is archived whole beside it."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     target.mkdir()
     (target / "receipt.json").write_bytes((work / "receipt.json").read_bytes())
     os.symlink(work / "INV-1", target / "INV-1")
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
-    assert _tree(got) == content and not os.path.lexists(work)
+    assert tree(got) == content and not os.path.lexists(work)
 
 
 def test_a_folder_holding_a_copy_of_the_receipt_alone_is_not_taken_for_the_bundles_copy(
@@ -85,30 +77,30 @@ def test_a_folder_holding_a_copy_of_the_receipt_alone_is_not_taken_for_the_bundl
     Only a folder holding every file of the work folder is its copy: the bundle is
     archived whole beside the clerk's folder, which stays as it was."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     (target / "INV-1").mkdir(parents=True)
     for name in ("receipt.json", "INV-1/a.pdf"):
         (target / name).write_bytes((work / name).read_bytes())
-    clerks = _tree(target)
+    clerks = tree(target)
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
-    assert _tree(got) == content and not os.path.lexists(work)
-    assert _tree(target) == clerks
+    assert tree(got) == content and not os.path.lexists(work)
+    assert tree(target) == clerks
 
 
 def test_an_entry_of_hard_links_to_the_work_folders_files_is_no_copy(tmp_path: Path) -> None:
     """An entry whose files are the work folder's own (hard links: one inode) is not a
     copy, which is a file of its own: the bundle goes beside it, whole."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     (target / "INV-1").mkdir(parents=True)
     for name in content:
         os.link(work / name, target / name)
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
-    assert _tree(got) == content and _tree(target) == content
+    assert tree(got) == content and tree(target) == content
 
 
 def test_a_link_at_the_entry_name_is_no_finished_move_of_a_work_folder_gone(
@@ -116,25 +108,12 @@ def test_a_link_at_the_entry_name_is_no_finished_move_of_a_work_folder_gone(
     """The work folder gone and a link at the entry name (to any folder): not reported as
     the bundle archived there by an earlier run, but as neither being there."""
     work = _work(tmp_path)
-    target = _target(tmp_path)
+    target = entry_target(tmp_path)
     os.rename(work, tmp_path / "elsewhere")
     os.symlink(tmp_path / "elsewhere", target)
     with pytest.raises(FileNotFoundError, match="not in the archive either"):
         move_into_place(work, target, within=tmp_path / "outbox")
 
-
-def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path,
-                         meanwhile: Callable[[], object]) -> None:
-    """The archive on another file system: the work folder's rename fails with EXDEV, so
-    the move copies; `meanwhile` runs as the complete copy is renamed into place."""
-    rename = fsmove.rename_noreplace
-
-    def exdev(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        meanwhile()
-        rename(src, dst, *at)
-    monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
 
 
 class _Killed(BaseException):
@@ -152,9 +131,9 @@ def test_a_crash_part_way_through_the_removal_after_a_copy_leaves_one_whole_entr
     work folder, the clerk's file stays there, marked kept."""
     work = _work(tmp_path)
     papers = {"receipt.json": (work / "receipt.json").read_bytes()}
-    content = _tree(work)
-    target = _target(tmp_path)
-    _across_file_systems(monkeypatch, work,
+    content = tree(work)
+    target = entry_target(tmp_path)
+    exdev_for(monkeypatch, work,
                          lambda: (work / "INV-1" / "b.pdf").write_bytes(b"%PDF-late"))
     real_unlink = os.unlink
 
@@ -166,12 +145,12 @@ def test_a_crash_part_way_through_the_removal_after_a_copy_leaves_one_whole_entr
     with pytest.raises(_Killed):
         place(work, target, papers, "0123456789ab", within=tmp_path / "outbox")
     monkeypatch.undo()
-    assert _tree(target) == content and not os.path.exists(work / "INV-1" / "a.pdf")
+    assert tree(target) == content and not os.path.exists(work / "INV-1" / "a.pdf")
 
     assert place(work, target, papers, "0123456789ab", within=tmp_path / "outbox") == target
     assert os.listdir(target.parent) == [target.name]
-    assert _tree(target) == content
-    assert _tree(work) == {".outboxd-kept": os.fsencode(target), "INV-1/b.pdf": b"%PDF-late"}
+    assert tree(target) == content
+    assert tree(work) == {".outboxd-kept": os.fsencode(target), "INV-1/b.pdf": b"%PDF-late"}
 
 
 def test_a_copy_across_file_systems_leaves_no_mark_when_the_source_is_all_removed(
@@ -179,11 +158,11 @@ def test_a_copy_across_file_systems_leaves_no_mark_when_the_source_is_all_remove
     """The mark made before the removal (the proof of whose the copy is) goes with the
     emptied work folder: nothing is left in processing after a whole archive."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
-    _across_file_systems(monkeypatch, work, lambda: None)
+    content = tree(work)
+    target = entry_target(tmp_path)
+    exdev_for(monkeypatch, work, lambda: None)
     assert move_into_place(work, target, within=tmp_path / "outbox") == target
-    assert _tree(target) == content and not os.path.lexists(work)
+    assert tree(target) == content and not os.path.lexists(work)
 
 
 def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
@@ -195,7 +174,7 @@ def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
     work = _work(tmp_path)
     for i in range(50):
         (work / "INV-1" / f"b{i}.pdf").write_bytes(b"%PDF-" + bytes([i]) * 1000)
-    target = _target(tmp_path)
+    target = entry_target(tmp_path)
     shutil.copytree(work, target)
     (target / "receipt.json").write_bytes(b'{"bundle_id": "0123456789ab", "other": 1}\n')
     read: list[str] = []
@@ -219,11 +198,11 @@ def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_
     whole copy at NAME-2 and removes the source: one entry."""
     from daemon.archiving import archive
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     target.mkdir()
     (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
-    _across_file_systems(monkeypatch, work, lambda: None)
+    exdev_for(monkeypatch, work, lambda: None)
 
     def killed(*_: object) -> None:
         raise _Killed
@@ -232,11 +211,11 @@ def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_
         move_into_place(work, target, within=tmp_path / "outbox")
     monkeypatch.undo()
     beside = target.with_name(target.name + "-2")
-    assert _tree(beside) == content == _tree(work)
+    assert tree(beside) == content == tree(work)
 
     assert move_into_place(work, target, within=tmp_path / "outbox") == beside
     assert sorted(os.listdir(target.parent)) == [target.name, beside.name]
-    assert _tree(beside) == content and not os.path.lexists(work)
+    assert tree(beside) == content and not os.path.lexists(work)
 
 
 def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_files(
@@ -246,8 +225,8 @@ def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_fil
     then changed by a person) is left as it is, nothing is removed from the work folder
     for it, and the bundle is archived whole at NAME-3."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     target.mkdir()
     (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
     beside = target.with_name(target.name + "-2")
@@ -255,8 +234,8 @@ def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_fil
     (beside / "INV-1" / "a.pdf").unlink()
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-3")
-    assert _tree(got) == content and not os.path.lexists(work)
-    assert "INV-1/a.pdf" not in _tree(beside)
+    assert tree(got) == content and not os.path.lexists(work)
+    assert "INV-1/a.pdf" not in tree(beside)
 
 
 def test_an_older_builds_unmarked_copy_with_a_late_file_left_is_the_one_entry(
@@ -271,15 +250,15 @@ def test_an_older_builds_unmarked_copy_with_a_late_file_left_is_the_one_entry(
     stays there, marked kept."""
     work = _work(tmp_path)
     papers = {"receipt.json": (work / "receipt.json").read_bytes()}
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     shutil.copytree(work, target)
     (work / "INV-1" / "a.pdf").unlink()
     (work / "INV-1" / "note.pdf").write_bytes(b"%PDF-late")
     assert place(work, target, papers, "0123456789ab", within=tmp_path / "outbox") == target
     assert os.listdir(target.parent) == [target.name]
-    assert _tree(target) == content
-    assert _tree(work) == {".outboxd-kept": os.fsencode(target), "INV-1/note.pdf": b"%PDF-late"}
+    assert tree(target) == content
+    assert tree(work) == {".outboxd-kept": os.fsencode(target), "INV-1/note.pdf": b"%PDF-late"}
 
 
 def test_an_unmarked_entry_lacking_the_work_folders_invoice_is_not_its_copy(
@@ -289,12 +268,12 @@ def test_an_unmarked_entry_lacking_the_work_folders_invoice_is_not_its_copy(
     the bundle goes beside it, whole, and the folder stays as it was."""
     work = _work(tmp_path)
     (work / "INV-1" / "note.pdf").write_bytes(b"%PDF-late")
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     shutil.copytree(work, target)
     (target / "INV-1.xml").unlink()
     (target / "INV-1" / "note.pdf").unlink()
-    theirs = _tree(target)
+    theirs = tree(target)
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
-    assert _tree(got) == content and _tree(target) == theirs and not os.path.lexists(work)
+    assert tree(got) == content and tree(target) == theirs and not os.path.lexists(work)

@@ -5,17 +5,18 @@ A share user may write anywhere in the share, the processing folder included."""
 
 from __future__ import annotations
 
-import errno
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from exdev import exdev_for
 from structlog.testing import capture_logs
 
 from daemon.archiving.archive import place
 from daemon.archiving.kept import KEPT
 from daemon.fs import fsmove
+
+from .entries import entry_target, tree
 
 BID = "0123456789abcdef" * 4
 PAPERS = {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}\n'}
@@ -30,29 +31,7 @@ def _work(root: Path) -> Path:
     return work
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
 
-
-def _target(root: Path) -> Path:
-    target = root / "outbox" / "sent" / "2026-01-01" / "INV-1--0123456789ab"
-    target.parent.mkdir(parents=True)
-    return target
-
-
-def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path,
-                         meanwhile: Callable[[], object] = lambda: None) -> None:
-    """The archive on another file system: the work folder's rename fails with EXDEV, so
-    the move copies; `meanwhile` runs as the complete copy is renamed into place."""
-    rename = fsmove.rename_noreplace
-
-    def exdev(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        meanwhile()
-        rename(src, dst, *at)
-    monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
 
 
 def test_a_mark_a_share_user_wrote_for_a_folder_of_theirs_is_no_proof_the_bundle_is_archived(
@@ -64,17 +43,17 @@ def test_a_mark_a_share_user_wrote_for_a_folder_of_theirs_is_no_proof_the_bundle
     records theirs. Their folder holds no receipt of this bundle: the mark is not
     trusted, the bundle is archived whole beside it, their folder left as it was."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     (target / "INV-1").mkdir(parents=True)
     (target / "INV-1.xml").write_bytes(b"<Invoice>someone else</Invoice>")
     (target / "INV-1" / "a.pdf").write_bytes(b"%PDF-same")
-    theirs = _tree(target)
+    theirs = tree(target)
     (work / KEPT).write_bytes(os.fsencode(target))
     placed = place(work, target, PAPERS, BID, within=tmp_path / "outbox")
     assert placed == target.with_name(target.name + "-2")
-    assert _tree(placed) == {**content, **PAPERS}
-    assert _tree(target) == theirs
+    assert tree(placed) == {**content, **PAPERS}
+    assert tree(target) == theirs
     assert not os.path.lexists(work)
 
 
@@ -86,16 +65,16 @@ def test_a_mark_found_in_the_work_folder_never_travels_into_the_entry(
     holding a mark that names somewhere else. The entry holds the bundle and its papers
     only; the log says the mark was removed, naming the folder and what it named."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     (work / KEPT).write_bytes(b"/somewhere/else")
     if across:
-        _across_file_systems(monkeypatch, work)
+        exdev_for(monkeypatch, work)
     with capture_logs() as logged:
         assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
     [said] = [e for e in logged if e["log_level"] == "warning"]
     assert said["work_dir"] == str(work) and said["named"] == "/somewhere/else"
-    assert _tree(target) == {**content, **PAPERS}
+    assert tree(target) == {**content, **PAPERS}
     assert not os.path.lexists(work)
 
 
@@ -111,11 +90,11 @@ def test_a_crash_at_the_first_removal_after_a_copy_leaves_the_archives_own_mark(
     the archive's own mark, naming the entry, until its removal is done; the retry then
     finishes it, leaving one whole entry."""
     work = _work(tmp_path)
-    content = _tree(work)
-    target = _target(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
     (work / KEPT).write_bytes(b"/somewhere/else")
     in_place: list[bool] = []
-    _across_file_systems(monkeypatch, work, lambda: in_place.append(True))
+    exdev_for(monkeypatch, work, lambda: in_place.append(True))
     real_unlink = os.unlink
 
     def unlink(path: str, *, dir_fd: int | None = None) -> None:
@@ -129,7 +108,7 @@ def test_a_crash_at_the_first_removal_after_a_copy_leaves_the_archives_own_mark(
     assert (work / KEPT).read_bytes() == os.fsencode(target)
     assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
     assert os.listdir(target.parent) == [target.name]
-    assert _tree(target) == {**content, **PAPERS}
+    assert tree(target) == {**content, **PAPERS}
     assert not os.path.lexists(work)
 
 

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
+from exdev import exdev_for  # noqa: E402
 from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
 from daemon import manifest  # noqa: E402
@@ -135,19 +136,13 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     papers written again are those of the first try, so they match it."""
     p, s, row = claimed(tmp_path)
     work = Path(p.j.get(row).work_dir or "")
-    rename = fsmove.rename_noreplace
-
-    def across(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
 
     def dies_midway(*_: Any) -> None:
         # The work folder's contents are removed from its descriptor, entry by entry.
         (work / "INV-1" / "a.pdf").unlink()
         raise _Died
 
-    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    exdev_for(monkeypatch, work)
     monkeypatch.setattr(fsmove, "_remove_copied", dies_midway)
     p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
     with pytest.raises(_Died):
@@ -240,14 +235,7 @@ def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_
     (left / name).mkdir(parents=True)
     (left / name / "a.pdf").write_bytes(b"half a copy")
     work = Path(delivered.work_dir)
-    rename = fsmove.rename_noreplace
-
-    def across(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    exdev_for(monkeypatch, work)
     assert restart(p, s, row).attempt(row) is None
     done = p.j.get(row)
     assert (done.state, done.archive_dir, done.last_error) == ("sent", str(older), None)
@@ -277,7 +265,7 @@ def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
     left = journaled.with_name(f".{journaled.name}-2.partial")
     (left / "INV-1").mkdir(parents=True)
     (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
-    _across_for(monkeypatch, Path(delivered.work_dir))
+    exdev_for(monkeypatch, Path(delivered.work_dir))
     with capture_logs() as logged:
         assert restart(p, s, row).attempt(row) is None
     done = p.j.get(row)
@@ -348,18 +336,6 @@ def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
 
 def _died(*_: Any, **__: Any) -> Path:
     raise OSError(5, "the daemon died here")
-
-
-def _across_for(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
-    """The work folder's rename into the archive fails EXDEV: a copy across file systems."""
-    rename = fsmove.rename_noreplace
-
-    def across(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", across)
 
 
 def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from exdev import exdev_for
 from helpers import without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
@@ -590,6 +591,11 @@ def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_on
         j.close()
 
 
+def _killed(*_: object) -> None:
+    """The daemon killed here (KeyboardInterrupt: nothing on the way catches it)."""
+    raise KeyboardInterrupt
+
+
 @pytest.mark.parametrize("late", [False, True])
 def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what_its_entry_holds(
         settings: Settings, monkeypatch: pytest.MonkeyPatch, late: bool) -> None:
@@ -602,18 +608,8 @@ def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what
     from daemon.archiving import archive
     from daemon.fs import fsmove
     w = work(settings, "INV-5")
-    rename = fsmove.rename_noreplace
-
-    def across(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == w:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
-
-    def dies(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", across)
-    monkeypatch.setattr(fsmove, "remove_held", dies)
+    exdev_for(monkeypatch, w)
+    monkeypatch.setattr(fsmove, "remove_held", _killed)
     target = settings.sent_dir / "2026-01-01" / f"INV-5--{BID[:12]}"
     with pytest.raises(KeyboardInterrupt):
         archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
@@ -715,7 +711,6 @@ def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_agai
     entry's own name, finds the copy there (or beside it) and removes the work folder:
     one entry, the one recorded."""
     from daemon.archiving import archive
-    from daemon.fs import fsmove
     w = work(settings, "INV-8")
     (w / "receipt.json").write_text(json.dumps({
         "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-8.xml"},
@@ -727,18 +722,8 @@ def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_agai
         name.mkdir(parents=True)
         (name / "INV-8.xml").write_bytes(b"<x>someone else's</x>")
         target = name.with_name(name.name + "-2")
-    rename = fsmove.rename_noreplace
-
-    def across(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == w:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
-
-    def dies(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", across)
-    monkeypatch.setattr(archive, "mark_kept", dies)
+    exdev_for(monkeypatch, w)
+    monkeypatch.setattr(archive, "mark_kept", _killed)
     with pytest.raises(KeyboardInterrupt):
         archive.move_into_place(w, target, within=settings.outbox.path)
     monkeypatch.undo()

@@ -19,12 +19,13 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from helpers import serving
 from pypdf import PdfWriter
 from rawreceiver import stop_accepting
 from swaps import opened_in, swap_for_link
@@ -116,15 +117,8 @@ def _one_answer_server(note: Any, receipt_id: str,
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler, tls) as port:
+        yield port
 
 
 def http_cfg(**kw: Any) -> DeliveryConfig:
@@ -432,13 +426,8 @@ def _refusing_proxy(status: int) -> Iterator[int]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as port:
+        yield port
 
 
 def _through_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxy: str) -> str:
@@ -692,17 +681,14 @@ def test_an_answer_that_breaks_off_after_its_status_line_is_retried_as_such(
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     bundle = make_bundle(tmp_path / "work")
-    d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{server.server_port}/bundles"))
-    try:
-        with pytest.raises(Retryable) as info:
-            d.deliver(bundle, build_manifest(bundle))
-    finally:
-        d.close()
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as port:
+        d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{port}/bundles"))
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, build_manifest(bundle))
+        finally:
+            d.close()
     assert str(info.value).startswith("the receiver's answer (HTTP 201) broke off before its "
                                       "end (")
     assert "same Idempotency-Key" in str(info.value) and "cannot reach" not in str(info.value)

@@ -89,11 +89,14 @@ def _signed_by_a_new_ca(folder: Path, name: str, extra: str = "",
     return folder / "other-ca.pem", folder / f"{name}.pem", folder / f"{name}.key"
 
 
-def _asking_for_a_client_certificate(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    """A receiver's TLS that requires a client certificate signed by `ca`."""
+def _asking_for_a_client_certificate(ca: Path, cert: Path, key: Path,
+                                     mode: ssl.VerifyMode = ssl.CERT_REQUIRED
+                                     ) -> ssl.SSLContext:
+    """A receiver's TLS that requires a client certificate signed by `ca` (CERT_OPTIONAL:
+    takes one, if the client has it)."""
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
     server.load_cert_chain(str(cert), str(key))
-    server.verify_mode = ssl.CERT_REQUIRED
+    server.verify_mode = mode
     return server
 
 
@@ -105,9 +108,7 @@ class TestTls:
         """verify = the CA's file and client_cert/client_key: the POST arrives over TLS and
         the receiver saw the client's certificate."""
         ca, cert, key, client_cert, client_key = _certificates(tmp_path)
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.load_cert_chain(str(cert), str(key))
-        server.verify_mode = ssl.CERT_REQUIRED
+        server = _asking_for_a_client_certificate(ca, cert, key)
         peers: list[Any] = []
         with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "tls-1",
                                 tls=server) as port:
@@ -155,9 +156,7 @@ class TestTls:
         outboxd signed (a trial setup); with client_cert/client_key as well, the
         receiver still gets the client's certificate."""
         ca, cert, key, client_cert, client_key = _certificates(tmp_path)
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.load_cert_chain(str(cert), str(key))
-        server.verify_mode = ssl.CERT_OPTIONAL
+        server = _asking_for_a_client_certificate(ca, cert, key, ssl.CERT_OPTIONAL)
         peers: list[Any] = []
         with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "plain",
                                 tls=server) as port:
@@ -191,9 +190,7 @@ class TestTls:
             monkeypatch.setenv(variable, str(cas))
         else:
             monkeypatch.setenv(variable, str(ca))
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.load_cert_chain(str(cert), str(key))
-        server.verify_mode = ssl.CERT_OPTIONAL
+        server = _asking_for_a_client_certificate(ca, cert, key, ssl.CERT_OPTIONAL)
         peers: list[Any] = []
         with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "env-ca",
                                 tls=server) as port:

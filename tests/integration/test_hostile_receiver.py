@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,19 @@ def calm(daemon: Proc) -> str:
     return log
 
 
+def started_against(rx: RawReceiver, env: Env, start_daemon: Callable[[], Proc]) -> Proc:
+    """The daemon started, delivering to `rx` with TOKEN (which no log line may show)."""
+    env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
+    return start_daemon()
+
+
+def sent_once(env: Env) -> Path:
+    """INV-1's one entry in sent/, once the journal says it is sent."""
+    [entry] = wait_for(env.sent_bundles, what="the bundle in sent/")
+    wait_for(lambda: journal_states(env) == {"INV-1.xml": "sent"}, what="sent")
+    return entry
+
+
 def test_a_connection_closed_before_any_answer_is_retried_with_the_same_key_and_sent_once(
         env: Env, start_daemon) -> None:
     """The receiver reads the whole POST and closes the connection without a word (it
@@ -64,11 +78,9 @@ def test_a_connection_closed_before_any_answer_is_retried_with_the_same_key_and_
         conn.sendall(answer("200 OK", {"receipt_id": "R-kept", "bundle_id": key}))
 
     with RawReceiver(serve) as rx:
-        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
-        daemon = start_daemon()
+        daemon = started_against(rx, env, start_daemon)
         drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
-        [entry] = wait_for(env.sent_bundles, what="the bundle in sent/")
-        wait_for(lambda: journal_states(env) == {"INV-1.xml": "sent"}, what="sent")
+        entry = sent_once(env)
         receipt = receipt_of(entry)
         keys = [key_of(h) for h in rx.heads]
     assert keys == [receipt["manifest"]["bundle_id"]] * 2
@@ -94,8 +106,7 @@ def test_a_stray_answer_after_a_receipt_is_not_taken_for_the_next_bundles(
                                 {"error": "hostile receiver refuses this bundle"}))
 
     with RawReceiver(serve) as rx:
-        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
-        daemon = start_daemon()
+        daemon = started_against(rx, env, start_daemon)
         drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
         [first] = wait_for(env.sent_bundles, what="the first bundle in sent/")
         drop_bundle(env.outbox, "INV-2", {"timesheet.pdf": pdf_bytes(2)})
@@ -127,8 +138,7 @@ def test_a_receipt_naming_another_bundle_is_not_filed_as_sent(
         conn.sendall(answer("201 Created", {"receipt_id": f"R-{n}", "bundle_id": named}))
 
     with RawReceiver(serve) as rx:
-        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
-        daemon = start_daemon()
+        daemon = started_against(rx, env, start_daemon)
         drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
         [first] = wait_for(env.sent_bundles, what="the first bundle in sent/")
         drop_bundle(env.outbox, "INV-2", {"timesheet.pdf": pdf_bytes(2)})
@@ -153,8 +163,7 @@ def test_connection_close_on_every_answer_sends_each_bundle_once(
         conn.close()
 
     with RawReceiver(serve) as rx:
-        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
-        daemon = start_daemon()
+        daemon = started_against(rx, env, start_daemon)
         for n in range(1, 5):
             drop_bundle(env.outbox, f"INV-{n}", {"timesheet.pdf": pdf_bytes(n)})
         wait_for(lambda: len(env.sent_bundles()) == 4, what="four bundles in sent/")
@@ -177,11 +186,9 @@ def test_a_web_page_answering_2xx_is_sent_with_a_warning_that_names_it(
                       f"Content-Length: {len(page)}\r\n\r\n").encode() + page)
 
     with RawReceiver(serve) as rx:
-        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
-        daemon = start_daemon()
+        daemon = started_against(rx, env, start_daemon)
         drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
-        [entry] = wait_for(env.sent_bundles, what="the bundle in sent/")
-        wait_for(lambda: journal_states(env) == {"INV-1.xml": "sent"}, what="sent")
+        entry = sent_once(env)
         wait_for(lambda: any(e.get("event") == "bundle sent" for e in events(daemon.stderr())),
                  what="the bundle sent line")
     response = receipt_of(entry)["response"]
@@ -199,8 +206,7 @@ def test_a_json_receipt_is_sent_without_a_web_page_warning(env: Env, start_daemo
         conn.sendall(answer("201 Created", {"receipt_id": "R-1"}))
 
     with RawReceiver(serve) as rx:
-        env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
-        daemon = start_daemon()
+        daemon = started_against(rx, env, start_daemon)
         drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
         wait_for(lambda: any(e.get("event") == "bundle sent" for e in events(daemon.stderr())),
                  what="the bundle sent line")

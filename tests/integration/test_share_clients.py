@@ -6,6 +6,7 @@ The real daemon, watchdog observer and reference receiver
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import Env, Receiver
@@ -16,6 +17,15 @@ pytestmark = pytest.mark.usefixtures("lean")
 # The ':' of a stream's name as a share without stream support shows it, mapped the SFM
 # way (Mac clients, Samba's fruit, Linux cifs `mapposix`).
 SFM_COLON = "\uf022"
+
+
+def sent_and_attachments(env: Env) -> tuple[Path, list[str]]:
+    """INV-1's entry in sent/ once its receipt is written, and the attachments the
+    receipt's manifest names (as the clerk named them): what was sent."""
+    [sent] = wait_for(env.sent_bundles, what="INV-1 in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    return sent, [a["original_name"] for i in manifest["invoices"] for a in i["attachments"]]
 
 
 def test_streams_and_icon_files_in_the_mac_mapping_of_a_share_are_neither_sent_nor_errors(
@@ -41,11 +51,8 @@ def test_streams_and_icon_files_in_the_mac_mapping_of_a_share_are_neither_sent_n
     write(o / f"INV-1.xml{SFM_COLON}Zone.Identifier", b"[ZoneTransfer]\r\nZoneId=3\r\n")
     write(o / "INV-1.xml", ubl_invoice("INV-1"))
 
-    [sent] = wait_for(env.sent_bundles, what="INV-1 in sent/")
-    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
-    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
-    assert [a["original_name"] for i in manifest["invoices"] for a in i["attachments"]] \
-        == ["a.pdf"]
+    sent, attachments = sent_and_attachments(env)
+    assert attachments == ["a.pdf"]
     assert sorted(p.name for p in (sent / "INV-1").iterdir()) == sorted([*streams, "a.pdf"])
     assert env.quarantined() == []
 
@@ -76,11 +83,8 @@ def test_a_mac_dropped_bundle_is_sent_at_once_and_its_appledouble_files_in_the_o
     write(o / "._INV-1.xml", finder)
     write(o / "INV-1.xml", ubl_invoice("INV-1"))
 
-    [sent] = wait_for(env.sent_bundles, what="INV-1 in sent/")
-    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
-    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
-    assert [a["original_name"] for i in manifest["invoices"] for a in i["attachments"]] \
-        == ["a.pdf"]
+    sent, attachments = sent_and_attachments(env)
+    assert attachments == ["a.pdf"]
     assert sorted(p.name for p in (sent / "INV-1").iterdir()) == \
         ["._a.pdf", "._b.pdf.part", "a.pdf"]
     assert (o / "._INV-1.xml").read_bytes() == finder and (o / "._INV-1").read_bytes() == finder
