@@ -97,7 +97,11 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False,
                                                     onerror=_raise):
         copy = _folder_of_copy(entry, dirpath)
         try:
-            for f in files:
+            # The papers first, whatever order the folder lists its files in: an entry of
+            # another delivery or quarantine of this bundle (a clerk's resent duplicate,
+            # NAME, NAME-2 … each looked at by copy_beside) differs in its paper alone,
+            # told from it without reading the invoice file of each, at MBs a time.
+            for f in sorted(files, key=lambda f: dirpath != "." or f not in PROOFS):
                 if f == KEPT and dirpath == ".":
                     continue  # never in an entry (kept.drop_mark): no file of the bundle
                 # Looked at before it is compared: saved again meanwhile, it is not the

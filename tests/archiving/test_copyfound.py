@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,43 @@ def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
     assert len(read) <= 2 and not any(name.endswith(".pdf") for name in read)
+
+
+def test_the_entries_of_a_bundle_resent_all_day_are_told_apart_by_their_papers_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clerk resends the same bundle all day: NAME, NAME-2 … NAME-6 hold it, alike but
+    for their papers. The look at the name and beside it (copy_beside: the orphan sweep,
+    a retry) compared the files in the order the folder lists them, which may put the
+    invoice file before the paper: each entry's invoice file was read whole, with the
+    work folder's, before the paper told it apart (hundreds of entries of a PDF invoice:
+    GBs read on the loop). The papers are compared first, whatever the listing order:
+    no invoice file or attachment is read, and the bundle goes to NAME-7."""
+    work = _work(tmp_path)
+    (work / "INV-1.xml").write_bytes(b"<Invoice>" + b"x" * 100_000 + b"</Invoice>")
+    content = tree(work)
+    target = entry_target(tmp_path)
+    for n in range(1, 7):
+        entry = target if n == 1 else target.with_name(f"{target.name}-{n}")
+        shutil.copytree(work, entry)
+        (entry / "receipt.json").write_bytes(b'{"bundle_id": "0123456789ab", "n": %d}\n' % n)
+    walk = copyfound.fwalk_bounded
+
+    def papers_listed_last(*args: object, **kwargs: object
+                           ) -> Iterator[tuple[str, list[str], list[str], int]]:
+        for top, dirs, files, fd in walk(*args, **kwargs):  # type: ignore[arg-type]
+            yield top, dirs, sorted(files, key=lambda f: f in copyfound.PROOFS), fd
+    monkeypatch.setattr(copyfound, "fwalk_bounded", papers_listed_last)
+    read: list[str] = []
+    same_bytes = copyfound._same_bytes
+
+    def counted(folder: int, copy: int, name: str) -> bool:
+        read.append(name)
+        return same_bytes(folder, copy, name)
+    monkeypatch.setattr(copyfound, "_same_bytes", counted)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(target.name + "-7")
+    assert tree(got) == content and not os.path.lexists(work)
+    assert read and set(read) == {"receipt.json"}
 
 
 def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_of_it(
