@@ -37,11 +37,11 @@ def copy_at(day: int, target: Path, held: int, marked: bool = False, older: bool
             ) -> Copied | None:
     """holds_copy_of the entry at target's name in the day folder open at `day`; None
     when that is no folder (a link to anywhere, the work folder itself included, is
-    someone else's, never looked through)."""
+    someone else's, never looked through), or none any more (removed since it was seen)."""
     try:
         entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
             return None
         raise
     try:
@@ -51,25 +51,37 @@ def copy_at(day: int, target: Path, held: int, marked: bool = False, older: bool
 
 
 def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None:
-    """The entry beside `target` in the day folder open at `day` (NAME-2, NAME-3 … up to
-    the first free name) that is the work folder's (open at `held`) whole copy, every file
-    byte for byte (unmarked), and what it holds the same: a crash after the copy to a name
-    beside a taken one was in place, before the mark, with the journal's word of that name
-    lost (the orphan sweep) — never copied again as one more entry. None when none is."""
-    n = 2
-    while True:
+    """The entry beside `target` in the day folder open at `day` (NAME-2, NAME-3 …, every
+    one there, in numeric order) that is the work folder's (open at `held`) whole copy,
+    every file byte for byte (unmarked), and what it holds the same: a crash after the
+    copy to a name beside a taken one was in place, before the mark, with the journal's
+    word of that name lost (the orphan sweep) — never copied again as one more entry.
+    None when none is."""
+    # One listing, not a look at each name up to the first free one: an entry between
+    # removed since the copy was made (NAME-3 gone, the copy at NAME-4) hid the copy,
+    # and the bundle was archived a second time. Each compared by its paper first.
+    for n in _numbers_beside(os.listdir(day), target.name):
         other = target.with_name(f"{target.name}-{n}")
-        try:
-            os.stat(other.name, dir_fd=day, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
         # Only a whole copy: an older build's (unmarked_copy) is at the name the
         # journal gave, never beside it, where an entry lacking a file of the bundle
         # is another's, or a copy cut short and changed since.
         compared = copy_at(day, other, held, older=False)
         if compared is not None:
             return other, compared
-        n += 1
+    return None
+
+
+def _numbers_beside(names: list[str], name: str) -> list[int]:
+    """The N of each NAME-N among `names`, N ≥ 2 written as free_name writes it (ASCII
+    digits, no leading zero), in numeric order: NAME-10 after NAME-9."""
+    prefix = f"{name}-"
+    found = []
+    for entry in names:
+        digits = entry[len(prefix):]
+        if entry.startswith(prefix) and digits.isascii() and digits.isdigit() \
+                and not digits.startswith("0") and int(digits) >= 2:
+            found.append(int(digits))
+    return sorted(found)
 
 
 def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False,

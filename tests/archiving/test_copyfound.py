@@ -256,6 +256,63 @@ def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_
     assert tree(beside) == content and not os.path.lexists(work)
 
 
+def test_a_whole_copy_beside_a_gap_left_by_a_removed_entry_is_found_by_the_retry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems, NAME, NAME-2 and NAME-3 someone else's entries: killed once
+    the copy at NAME-4 was in place, before the mark, the journal lost too; then a clerk
+    removed NAME-3. The look beside the name stopped at the first free one, NAME-3, and
+    the retry archived the bundle there: two entries of one bundle. It looks at every
+    NAME-N in the day folder: the copy at NAME-4 is found, the source removed, no entry
+    made."""
+    from daemon.archiving import archive
+    work = _work(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
+    others = [target] + [target.with_name(f"{target.name}-{n}") for n in (2, 3)]
+    for other in others:
+        other.mkdir(parents=True)
+        (other / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
+    exdev_for(monkeypatch, work, lambda: None)
+
+    def killed(*_: object) -> None:
+        raise _Killed
+    monkeypatch.setattr(archive, "mark_kept", killed)
+    with pytest.raises(_Killed):
+        move_into_place(work, target, within=tmp_path / "outbox")
+    monkeypatch.undo()
+    copy = target.with_name(target.name + "-4")
+    assert tree(copy) == content == tree(work)
+    shutil.rmtree(others[2])
+
+    assert move_into_place(work, target, within=tmp_path / "outbox") == copy
+    assert sorted(os.listdir(target.parent)) == sorted(
+        [target.name, f"{target.name}-2", copy.name])
+    assert tree(copy) == content and not os.path.lexists(work)
+
+
+def test_an_entry_beside_the_name_removed_once_listed_is_passed_and_the_bundle_archived(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look beside a taken name lists the day folder once; a clerk removes NAME-2
+    after that listing, before it is opened. It is passed as no copy (the move failing
+    on it instead left the bundle in processing until the next try), and the bundle is
+    archived whole at the first free name, NAME-2."""
+    work = _work(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
+    target.mkdir(parents=True)
+    (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
+    gone = f"{target.name}-2"
+    listdir = os.listdir
+
+    def listed_before_removed(path: object = ".") -> list[str]:
+        names = listdir(path)  # type: ignore[call-overload]
+        return names + [gone] if target.name in names and gone not in names else names
+    monkeypatch.setattr(copyfound.os, "listdir", listed_before_removed)
+    got = move_into_place(work, target, within=tmp_path / "outbox")
+    assert got == target.with_name(gone)
+    assert tree(got) == content and not os.path.lexists(work)
+
+
 def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_files(
         tmp_path: Path) -> None:
     """The look beside a taken name takes only a whole copy for the bundle's: an entry at
