@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,15 @@ def exdev_for(monkeypatch: pytest.MonkeyPatch, work: Path,
         meanwhile()
         rename(src, dst, *at)
     monkeypatch.setattr(fsmove, "rename_noreplace", across)
+
+
+def killed_after_rename(monkeypatch: pytest.MonkeyPatch, killed: BaseException) -> None:
+    """The daemon killed (`killed` raised) right after a complete copy was renamed into
+    place (fsmove._into_place), before anything else: before its folder's sync and any
+    removal of the source."""
+    into_place = fsmove._into_place
+
+    def then_killed(*args: Any) -> None:
+        into_place(*args)
+        raise killed
+    monkeypatch.setattr(fsmove, "_into_place", then_killed)

@@ -123,15 +123,8 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
                       unmarked(work, held, remove_held(work, held, found[1])))
             return found[0]
         target = _beside(target, day, beside)
-    # A mark the folder holds (a stale one, or one a share user wrote) never travels into
-    # the entry: the archive writes its own once the copy is in place.
-    drop_mark(held, work)
-    # Marked before the source's removal begins: a crash part-way through it leaves the
-    # proof that the entry is our copy though files put in during the copy stay behind.
-    marking = partial(mark_kept, held)
     try:
-        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
-                         in_place=marking)
+        left = _move(work, target, sync, held, tag, day)
     except OSError as exc:
         # Taken between the look and the rename (a second daemon on the share, a clerk):
         # the rename never replaces it (rename_noreplace; a folder onto a folder that is
@@ -140,10 +133,33 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
                 or not entry_at(target, held=day):
             raise
         target = _beside(target, day, beside)
-        left = move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
-                         in_place=marking)
+        left = _move(work, target, sync, held, tag, day)
     said_left(work, held, target, unmarked(work, held, left))
     return target
+
+
+def _move(work: Path, target: Path, sync: bool, held: int, tag: str, day: int
+          ) -> list[Path]:
+    """move_tree of the work folder open at `held` to `target` in the day folder open at
+    `day`. A mark the folder holds never travels into the entry (drop_mark): ours for
+    `target`, from a kill before the copy's rename (no entry there: the caller looked),
+    goes quietly; any other is said. Across file systems the
+    folder is marked (KEPT) for `target` once the copy is complete and synced, before it
+    is renamed into place: a kill at any point after the rename leaves the proof that the
+    entry is this folder's copy though files put in during the copy stay behind (without
+    it, the retry took the entry for someone else's and archived the folder again beside
+    it). A move that fails with its copy not in place takes the mark away again."""
+    drop_mark(held, None if kept_for(held) == str(target) else work)
+    try:
+        return move_tree(work, target, sync=sync, held=held, tag=tag, into=day,
+                         before_rename=partial(mark_kept, held))
+    except OSError as exc:
+        # Refused or taken (EEXIST: someone else's entry there): no copy of ours in
+        # place. A removal that failed after the rename keeps its mark.
+        if kept_for(held) == str(target) and (
+                exc.errno in (errno.EEXIST, errno.ENOTEMPTY) or not entry_at(target, held=day)):
+            drop_mark(held)
+        raise
 
 
 def _beside(target: Path, day: int, told: Callable[[Path], None] | None) -> Path:
@@ -366,8 +382,10 @@ def _kept_after(work: Path, target: Path, within: Path | None,
     is there, holding the bundle's `papers` (the journal's) byte for byte: the bundle was
     archived, only the journal's word of it was lost. A folder without them is not our
     copy, whatever a mark says (a share user may write one, and a folder at the name it
-    gives). Anything else at the entry's name counts, never looked through: a link a clerk
-    put there (dangling, or to a file) made the kept folder's leftovers archived beside it
+    gives). No entry at the name: our mark from a crash before the copy's rename (or a
+    stale one), and the archive is done again (move_into_place). Anything else at the
+    entry's name counts, never looked through: a link a clerk put there (dangling, or to
+    a file) made the kept folder's leftovers archived beside it
     as the bundle's entry; the entry's hold that follows refuses a link, naming it
     (not_its_folder), and the archive waits for the folder to be put back."""
     held = hold_folder(work, within=within)

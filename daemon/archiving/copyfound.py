@@ -26,10 +26,12 @@ KEPT = ".outboxd-kept"
 copied into the archive on another file system (fsmove.move_tree removes only what it
 copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
 never sends nor moves what is in it, and removes it once nothing but the mark is left.
-Written (synced) as soon as the copy is in place, before any of the source is removed:
-a crash part-way through the removal leaves the proof that the entry is this folder's
-copy though it holds files the entry does not — once the entry shows it ours
-(kept.marked_for); removed with the emptied folder. Here, not in kept.py, because the
+Written (synced) once the copy is complete, before it is renamed into place: a crash at
+any point after that rename (before the removal, or part-way through it) leaves the
+proof that the entry is this folder's copy though it holds files the entry does not —
+once the entry shows it ours (kept.marked_for); removed with the emptied folder. One
+naming an entry that is not there is from a crash before the rename: the copy is made
+again at that name. Here, not in kept.py, because the
 look at a copy leaves it out: it is never in an entry (kept.drop_mark)."""
 
 
@@ -54,9 +56,10 @@ def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None
     """The entry beside `target` in the day folder open at `day` (NAME-2, NAME-3 …, every
     one there, in numeric order) that is the work folder's (open at `held`) whole copy,
     every file byte for byte (unmarked), and what it holds the same: a crash after the
-    copy to a name beside a taken one was in place, before the mark, with the journal's
-    word of that name lost (the orphan sweep) — never copied again as one more entry.
-    None when none is."""
+    copy to a name beside a taken one was in place unmarked (an older build marked only
+    after the rename; a folder at the mark's name in the work folder takes its place),
+    with the journal's word of that name lost (the orphan sweep) — never copied again as
+    one more entry. None when none is."""
     # One listing, not a look at each name up to the first free one: an entry between
     # removed since the copy was made (NAME-3 gone, the copy at NAME-4) hid the copy,
     # and the bundle was archived a second time. Each compared by its paper first.
@@ -94,10 +97,10 @@ def holds_copy_of(entry: int, target: Path, held: int, marked: bool = False,
 
     The one rule, in three cases. The entry is this folder's copy when it holds every
     file of it (a whole copy); or, `marked`, when the folder's KEPT mark names it and it
-    holds the bundle's paper (kept.marked_for: the mark is written once the copy is in
-    place, before the source's removal), though the folder holds more (files put in
+    holds the bundle's paper (kept.marked_for: the mark is written once the copy is
+    complete, before its rename into place), though the folder holds more (files put in
     during the copy, folders deeper than a copy goes); or, `older`, when it is the
-    unmarked copy of a build that wrote no mark before the removal (unmarked_copy),
+    unmarked copy of a build that wrote no mark before the rename (unmarked_copy),
     looked for only at the name the journal gave. Never by the receipt.json or
     reason.json alone: a clerk reads them in the processing folder, and a folder of
     theirs holding a copy of one at the entry name was taken for ours. In every case

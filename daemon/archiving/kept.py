@@ -1,7 +1,8 @@
 """The mark an archive leaves in a work folder it could not empty (KEPT): files put into
 it while it was copied into the archive on another file system stay there, said, and
-the orphan sweep knows the folder for what it is. Also the proof, after a crash part-way
-through the source's removal, that the entry it names is this folder's copy.
+the orphan sweep knows the folder for what it is. Also the proof, after a crash at any
+point once the copy is in place, that the entry it names is this folder's copy: it is
+written once the copy is complete, before its rename (archive._move).
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ def drop_mark(held: int, work: Path | None = None) -> None:
     """Remove a KEPT mark from the folder open at `held` before it is moved into the
     archive: never a mark in an entry (where a stale one named another entry, or one a
     share user wrote named their own folder). A mark is no money data, and outboxd writes
-    its own after the copy (mark_kept); a folder of that name is someone's and stays.
+    its own once the copy is complete (mark_kept); a folder of that name is someone's and stays.
     `work`: the folder's path, to say so in the log (a mark found there is not ours for
-    this archive: it was written for another entry, or by someone else)."""
+    this archive: it was written for another entry, or by someone else); None for our own
+    mark for this archive's entry, which a crash before the copy's rename left."""
     named = kept_for(held)
     try:
         if stat.S_ISDIR(os.stat(KEPT, dir_fd=held, follow_symlinks=False).st_mode):
@@ -129,9 +131,12 @@ def disowned(held: int, roots: tuple[Path, ...]) -> bool:
     """Whether the KEPT mark of the work folder open at `held` is shown not to be ours:
     the folder holds a receipt.json or reason.json that the entry the mark names (in one
     of `roots`: sent/, quarantine/) does not hold byte for byte — or the mark names no
-    entry there. Our mark is made once the copy is in place, so while the folder still
-    holds its paper, the entry holds the very same (marked_for). The orphan sweep then
-    takes the folder for an unmarked one, instead of one whose bundle is archived. A
+    entry there. Our mark is made once the copy is complete, before its rename, so while
+    the folder still holds its paper, the entry holds the very same (marked_for), or is
+    not there yet (a crash before the rename: the folder is still whole). The orphan sweep
+    then takes the folder for an unmarked one, instead of one whose bundle is archived,
+    and archives it (archive.move_into_place: at the name the mark gives, the mark
+    dropped quietly). A
     folder whose paper went with a removal that a crash cut short cannot be told: its
     mark stands."""
     if not any(_there(held, name) for name in PROOFS):

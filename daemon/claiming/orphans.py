@@ -309,7 +309,7 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     are in no archive entry and never sent. Said once a run until a person takes them
     out; then the folder, its emptied subfolders and the mark are removed.
 
-    The mark is made once the copy is in place, before the source's removal: a crash (the
+    The mark is made once the copy is complete, before its rename into place: a crash (the
     journal lost with it) part-way through the removal leaves the bundle's own files,
     which the entry holds. Those are removed first (once a run), as the archive's retry
     would: said as "in no archive entry", a clerk was sent to move the bundle's invoice

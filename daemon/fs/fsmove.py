@@ -162,7 +162,7 @@ def partial_name(dst: Path, tag: str = "") -> Path:
 
 def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
               tag: str = "", into: int | None = None,
-              in_place: Callable[[Path], None] | None = None) -> list[Path]:
+              before_rename: Callable[[Path], None] | None = None) -> list[Path]:
     """Move a file or folder to dst, which must not exist; what stayed at src (below).
 
     Same file system: one atomic rename. Across file systems: copy to a
@@ -180,9 +180,9 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     archive's day folder, held by the caller): dst is made in that very folder, never
     through its path, and only while the path still names it (not_its_folder: a link
     someone who may write beside it put in its place would lead anywhere).
-    `in_place(dst)`: called once a copy is in place and synced, before anything of the
-    source is removed (archive.py marks the work folder there: a crash part-way through
-    the removal then leaves proof of whose the copy is).
+    `before_rename(dst)`: called once a copy is complete and synced, before it is renamed
+    to dst (archive.py marks the work folder there: a crash at any point after the copy
+    is in place then leaves proof of whose the copy is); raising, the copy is removed.
     """
     if into is None:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +214,8 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
             made = copy_folder(held, folder, tmp.name, copied)
             st = os.fstat(held)
             os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if before_rename is not None:
+            before_rename(dst)
         _into_place(tmp, dst, made, into)
         if into is not None and not still_at(dst.parent, into):
             remove_leftover(_in(into, dst))  # the source is whole: copied again next time
@@ -234,8 +236,6 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
         if made is not None:
             os.close(made)
     fsync_dir(dst.parent) if into is None else os.fsync(into)
-    if in_place is not None:
-        in_place(dst)
     if held is not None:
         return remove_held(src, held, copied)
     parent = os.open(src.parent, FOLDER)

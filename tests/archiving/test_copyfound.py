@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exdev import exdev_for
+from exdev import exdev_for, killed_after_rename
 
 from daemon.archiving import copyfound
 from daemon.archiving.archive import move_into_place, place
@@ -230,8 +230,9 @@ def test_the_entries_of_a_bundle_resent_all_day_are_told_apart_by_their_papers_a
 def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_of_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Across file systems, beside someone else's entry at the name: killed once the copy
-    at NAME-2 was in place, before the work folder was marked for it, the journal's word
-    of NAME-2 lost too (the orphan sweep retries at the name it works out, NAME). The
+    at NAME-2 was in place, the work folder not marked for it (a build that marked it
+    only after the rename; a folder named as the mark in the work folder), the journal's
+    word of NAME-2 lost too (the orphan sweep retries at the name it works out, NAME). The
     retry copied the bundle once more, to NAME-3: two entries of one bundle. It finds its
     whole copy at NAME-2 and removes the source: one entry."""
     from daemon.archiving import archive
@@ -241,10 +242,8 @@ def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_
     target.mkdir()
     (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
     exdev_for(monkeypatch, work, lambda: None)
-
-    def killed(*_: object) -> None:
-        raise _Killed
-    monkeypatch.setattr(archive, "mark_kept", killed)
+    monkeypatch.setattr(archive, "mark_kept", lambda *_: None)
+    killed_after_rename(monkeypatch, _Killed())
     with pytest.raises(_Killed):
         move_into_place(work, target, within=tmp_path / "outbox")
     monkeypatch.undo()
@@ -259,7 +258,7 @@ def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_
 def test_a_whole_copy_beside_a_gap_left_by_a_removed_entry_is_found_by_the_retry(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Across file systems, NAME, NAME-2 and NAME-3 someone else's entries: killed once
-    the copy at NAME-4 was in place, before the mark, the journal lost too; then a clerk
+    the copy at NAME-4 was in place unmarked (an older build's), the journal lost too; then a clerk
     removed NAME-3. The look beside the name stopped at the first free one, NAME-3, and
     the retry archived the bundle there: two entries of one bundle. It looks at every
     NAME-N in the day folder: the copy at NAME-4 is found, the source removed, no entry
@@ -273,10 +272,9 @@ def test_a_whole_copy_beside_a_gap_left_by_a_removed_entry_is_found_by_the_retry
         other.mkdir(parents=True)
         (other / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
     exdev_for(monkeypatch, work, lambda: None)
-
-    def killed(*_: object) -> None:
-        raise _Killed
-    monkeypatch.setattr(archive, "mark_kept", killed)
+    # Unmarked (an older build marked only after the rename), killed after it.
+    monkeypatch.setattr(archive, "mark_kept", lambda *_: None)
+    killed_after_rename(monkeypatch, _Killed())
     with pytest.raises(_Killed):
         move_into_place(work, target, within=tmp_path / "outbox")
     monkeypatch.undo()

@@ -112,6 +112,35 @@ def test_a_crash_at_the_first_removal_after_a_copy_leaves_the_archives_own_mark(
     assert not os.path.lexists(work)
 
 
+def test_a_kill_before_the_copy_is_renamed_into_place_redoes_it_at_the_same_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems, the work folder is marked for its entry once the copy is
+    complete and synced, before the rename (a kill just after the rename then leaves the
+    proof of whose the copy is). Killed before that rename: the retry redoes the copy at
+    the same name — one entry, holding no mark — and the mark, ours for that entry, goes
+    without being said to be someone else's."""
+    work = _work(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
+    exdev_for(monkeypatch, work)
+
+    def killed(*_: object) -> None:
+        raise _Killed
+    monkeypatch.setattr(fsmove, "_into_place", killed)
+    with pytest.raises(_Killed):
+        place(work, target, PAPERS, BID, within=tmp_path / "outbox")
+    monkeypatch.undo()
+    assert (work / KEPT).read_bytes() == os.fsencode(target)
+    assert os.listdir(target.parent) == []  # the copy under way removed
+    exdev_for(monkeypatch, work)
+    with capture_logs() as logged:
+        assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
+    assert [e for e in logged if e["log_level"] != "debug"] == []
+    assert os.listdir(target.parent) == [target.name]
+    assert tree(target) == {**content, **PAPERS}
+    assert not os.path.lexists(work)
+
+
 @pytest.mark.parametrize("linked", ["entry", "day"])
 def test_the_reason_of_a_marked_quarantine_entry_is_never_read_through_a_link(
         tmp_path: Path, linked: str) -> None:

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
-from exdev import exdev_for  # noqa: E402
+from exdev import exdev_for, killed_after_rename  # noqa: E402
 from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
 from daemon import manifest  # noqa: E402
@@ -460,3 +460,32 @@ def test_a_quarantined_bundle_with_converted_images_tells_to_leave_their_folder(
     entry = Path(p.j.get(row).archive_dir or "")
     assert "converted" not in (entry / "REASON.txt").read_text("utf-8")
     assert "converted_folder" not in json.loads((entry / "reason.json").read_text("utf-8"))
+
+
+def test_a_kill_right_after_the_copy_is_renamed_into_sent_keeps_one_entry_the_journal_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on another file system: the daemon is killed right after the complete copy
+    was renamed into place, before anything else, while a clerk had saved a file at the
+    top of the work folder during the copy. The retry took the entry for someone else's
+    (no whole copy, no mark yet) and archived the work folder again at NAME-2, the
+    journal naming it: the clerk's never-sent file shown as sent. Now one entry, the
+    journal naming it, the clerk's file kept in processing and said."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    exdev_for(monkeypatch, work, lambda: (work / "note.txt").write_bytes(b"clerk's"))
+    killed_after_rename(monkeypatch, _Died())
+    with pytest.raises(_Died):
+        p.finish.attempt(row)
+    monkeypatch.undo()
+    [entry] = s.sent_dir.glob("*/*")
+    assert p.j.get(row).archive_dir == str(entry)
+
+    with capture_logs() as logged:
+        assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    assert [e.name for e in s.sent_dir.glob("*/*")] == [entry.name]
+    assert done.state == "sent" and done.archive_dir == str(entry)
+    assert sorted(os.listdir(entry)) == ["INV-1", "INV-1.xml", "receipt.json"]
+    assert sorted(os.listdir(work)) == [".outboxd-kept", "note.txt"]
+    [said] = [e for e in logged if e.get("kept")]
+    assert said["kept"] == [str(work / "note.txt")] and said["archive"] == str(entry)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exdev import exdev_for
+from exdev import exdev_for, killed_after_rename
 from helpers import without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
@@ -704,8 +704,9 @@ def test_a_bundle_quarantined_before_a_crash_that_lost_the_journal_is_listed_as_
 @pytest.mark.parametrize("taken", [False, True])
 def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_again(
         settings: Settings, monkeypatch: pytest.MonkeyPatch, taken: bool) -> None:
-    """sent/ on another file system: killed once the copy was in place, before the work
-    folder was marked for it, the journal lost with it. The sweep worked out the first
+    """sent/ on another file system: killed once the copy was in place, the work folder
+    not marked for it (a build that marked it only after the rename; a folder named as
+    the mark in the work folder), the journal lost with it. The sweep worked out the first
     free name, past the bundle's own copy: a second entry (NAME-2, or NAME-3 beside
     someone else's entry at NAME), which it recorded as the bundle's. It starts at the
     entry's own name, finds the copy there (or beside it) and removes the work folder:
@@ -723,7 +724,8 @@ def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_agai
         (name / "INV-8.xml").write_bytes(b"<x>someone else's</x>")
         target = name.with_name(name.name + "-2")
     exdev_for(monkeypatch, w)
-    monkeypatch.setattr(archive, "mark_kept", _killed)
+    monkeypatch.setattr(archive, "mark_kept", lambda *_: None)
+    killed_after_rename(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         archive.move_into_place(w, target, within=settings.outbox.path)
     monkeypatch.undo()
@@ -738,6 +740,45 @@ def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_agai
         assert not w.exists()
         [row] = j.rows(("sent",))
         assert row.archive_dir == str(target)
+    finally:
+        j.close()
+
+
+def test_a_folder_marked_for_an_entry_a_kill_kept_from_being_made_is_archived_there_once(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on another file system: the work folder is marked for its entry once the copy
+    is complete, and the daemon was killed before the copy was renamed into place, the
+    journal lost with it: a mark naming an entry that is not there. The sweep archives
+    the folder at that very name, once, records it as sent, and never says the mark was
+    someone else's."""
+    from daemon.archiving import archive
+    from daemon.fs import fsmove
+    w = work(settings, "INV-9")
+    (w / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-9.xml"},
+                     "invoices": [{"id": "INV-9"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    target = settings.sent_dir / "2026-01-01" / f"INV-9--{BID[:12]}"
+    exdev_for(monkeypatch, w)
+    monkeypatch.setattr(fsmove, "_into_place", _killed)
+    with pytest.raises(KeyboardInterrupt):
+        archive.move_into_place(w, target, within=settings.outbox.path)
+    monkeypatch.undo()
+    assert (w / KEPT).read_bytes() == os.fsencode(target)
+    assert not os.path.lexists(target)
+    j = Journal(settings.journal_path)  # made afresh: the earlier one lost
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert os.listdir(target.parent) == [target.name]
+        assert {str(p.relative_to(target)): p.read_bytes()
+                for p in target.rglob("*") if p.is_file()} == content
+        assert not w.exists()
+        [row] = j.rows(("sent",))
+        assert row.archive_dir == str(target)
+        assert [e["event"] for e in logged if e["log_level"] in ("warning", "error")] == [
+            "delivered bundle unknown to the journal archived in sent/"]
     finally:
         j.close()
 
