@@ -21,6 +21,7 @@ from pathlib import Path
 
 from daemon.archiving.archive_papers import write_papers
 from daemon.archiving.copyfound import copy_at, copy_beside
+from daemon.archiving.dayfolder import hold_day, hold_entry
 from daemon.archiving.kept import (
     drop_mark,
     kept_for,
@@ -30,18 +31,17 @@ from daemon.archiving.kept import (
     unmarked,
 )
 from daemon.errors import InputError
-from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
-from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW
+from daemon.fs.fsmove import TAG_MAX, move_tree, remove_held
+from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fsread import read_regular
 from daemon.fs.fswrite import (
     add_group_write_fd,
     free_name,
     fsync_file,
     held_path,
-    refuse_links,
 )
 from daemon.fs.temps import drop_unfinished
-from daemon.fs.workfolder import entry_at, hold_folder, link_inside, made_within, still_at
+from daemon.fs.workfolder import entry_at, hold_folder, link_inside, still_at
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 
@@ -77,8 +77,8 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     leaves the sync of target's folder to the caller (`place`). `held`: the work
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
     is never followed, moved, copied from nor removed through (OSError). `tag`: see
-    fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
-    held here). `within`: the outbox (hold_folder, _hold_day). `beside`: told the free
+    fsmove.partial_name. `day`: target's day folder, held by the caller (dayfolder.hold_day; else
+    held here). `within`: the outbox (hold_folder, dayfolder.hold_day). `beside`: told the free
     name before the bundle is moved there instead of `target` (the caller journals it: a
     retry after a crash must look where its own copy or the bundle is)."""
     if not os.path.lexists(work):
@@ -96,7 +96,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
         finally:
             os.close(held)
     if day is None:
-        day = _hold_day(target.parent, within)
+        day = hold_day(target.parent, within)
         try:
             return move_into_place(work, target, sync, held, tag, day, within, beside)
         finally:
@@ -198,60 +198,6 @@ def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> 
     return named != bundle_id
 
 
-def _hold_day(folder: Path, within: Path | None = None) -> int:
-    """The day folder of an archive entry, open (the caller closes it); made where
-    missing, its name synced then. Never one that is a link, nor inside an archive
-    folder that is one: people on the share may write in sent/ and quarantine/, and a
-    link there could lead anywhere (move_tree refuses one swapped in after this too).
-    An archive folder the admin put inside `within` (the outbox) is reached from it,
-    each folder made where missing, and the day folder made and opened at its
-    descriptor: a link swapped in on the way after a look is never followed."""
-    if within is not None and folder.parent.is_relative_to(within):
-        root = made_within(folder.parent, within)
-        try:
-            return _day_in(root, folder)
-        finally:
-            os.close(root)
-    refuse_links((folder.parent,))
-    try:
-        os.mkdir(folder)
-        new = True
-    except FileExistsError:
-        new = False
-    except FileNotFoundError:
-        folder.mkdir(parents=True, exist_ok=True)
-        new = True
-    root = os.open(folder.parent, FOLDER)
-    try:
-        return _day_in(root, folder, new)
-    finally:
-        os.close(root)
-
-
-def _day_in(root: int, folder: Path, new: bool | None = None) -> int:
-    """The day folder `folder` of the archive folder open at `root`, open; made there
-    unless `new` says whether it was made already, and then the name synced."""
-    if new is None:
-        try:
-            os.mkdir(folder.name, dir_fd=root)
-            new = True
-        except FileExistsError:
-            new = False
-    try:
-        fd = os.open(folder.name, FOLDER_NOFOLLOW, dir_fd=root)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise not_its_folder(folder) from None
-        raise
-    if new:
-        try:
-            os.fsync(root)
-        except BaseException:
-            os.close(fd)
-            raise
-    return fd
-
-
 def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
           tag: str = "", within: Path | None = None,
           beside: Callable[[Path], None] | None = None) -> Path:
@@ -283,7 +229,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
             # temp file here; it must not travel into the entry.
             drop_unfinished(here, papers)
             write_papers(here, papers, sync=False)
-            day = _hold_day(target.parent, within)
+            day = hold_day(target.parent, within)
             try:
                 placed = move_into_place(work, target, sync=False, held=held, tag=tag,
                                          day=day, within=within, beside=beside)
@@ -309,9 +255,9 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
                                                  within=within, beside=beside)
     # Written in the entry held, in its day folder held: never through a link someone
     # who may write in the archive put in the place of either.
-    day = _hold_day(placed.parent, within)
+    day = hold_day(placed.parent, within)
     try:
-        entry = _hold_entry(day, placed)
+        entry = hold_entry(day, placed)
         try:
             here = held_path(entry)
             if _someone_elses(here, papers, bundle_id):
@@ -355,7 +301,7 @@ def drop_archived(work: Path, held: int, placed: Path, within: Path | None = Non
     `papers` when given, else the work folder's own)."""
     if not _folder_at(placed):
         return None  # never a day folder made for a mark that names no entry
-    day = _hold_day(placed.parent, within)
+    day = hold_day(placed.parent, within)
     try:
         compared = copy_at(day, placed, held, marked=marked_for(held, day, placed, papers))
     finally:
@@ -363,17 +309,6 @@ def drop_archived(work: Path, held: int, placed: Path, within: Path | None = Non
     if compared is None:
         return None
     return unmarked(work, held, remove_held(work, held, compared))
-
-
-def _hold_entry(day: int, placed: Path) -> int:
-    """The archive entry `placed`, open from its day folder held (the caller closes it);
-    not_its_folder when a link or no folder is at its name."""
-    try:
-        return os.open(placed.name, FOLDER_NOFOLLOW, dir_fd=day)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise not_its_folder(placed) from None
-        raise
 
 
 def _kept_after(work: Path, target: Path, within: Path | None,
@@ -394,7 +329,7 @@ def _kept_after(work: Path, target: Path, within: Path | None,
             return False
         if not _folder_at(target):
             return True
-        day = _hold_day(target.parent, within)
+        day = hold_day(target.parent, within)
         try:
             return marked_for(held, day, target, papers)
         finally:

@@ -66,14 +66,14 @@ def test_a_work_folder_swapped_after_its_papers_were_written_is_not_moved(
     the archive nor copied from, nothing where it leads is removed, and the real folder
     keeps the bundle and its papers."""
     work, outside = _work(tmp_path), _outside(tmp_path)
-    made = archive._hold_day
+    made = archive.hold_day
     moved: list[Path] = []
 
     def swap_then_make(folder: Path, within: Path | None = None) -> int:
         moved.append(swap_for_link(work, outside))
         return made(folder, within)
 
-    monkeypatch.setattr(archive, "_hold_day", swap_then_make)
+    monkeypatch.setattr(archive, "hold_day", swap_then_make)
     if across:
         exdev_for(monkeypatch, work)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
