@@ -4,6 +4,7 @@ daemon.fs.fsmove fails with EXDEV, so move_tree copies."""
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,49 @@ def killed_after_rename(monkeypatch: pytest.MonkeyPatch, killed: BaseException) 
         into_place(*args)
         raise killed
     monkeypatch.setattr(fsmove, "_into_place", then_killed)
+
+
+KILLS = ("copied", "marked", "renamed", "removing", "removed")
+"""The points of an archive's move across file systems a kill is tried at (killed_at)."""
+
+
+def killed_at(monkeypatch: pytest.MonkeyPatch, work: Path, at: str, killed: BaseException,
+              during_copy: Callable[[], object] = lambda: None) -> None:
+    """The archive of `work` on another file system (exdev_for), the daemon killed
+    (`killed` raised) at `at` of its move: the copy complete, before the work folder's
+    mark (`copied`); the mark written, before the rename (`marked`); right after the
+    rename (`renamed`); after the first file of the source removed (`removing`); once the
+    removal is done, before anything else (`removed`). `during_copy`: run once the copy
+    is made (a clerk saving a file into the work folder meanwhile)."""
+    from daemon.archiving import archive
+    exdev_for(monkeypatch, work)
+    copy_folder = fsmove.copy_folder
+
+    def copied(*args: Any) -> int:
+        made = copy_folder(*args)
+        during_copy()
+        if at == "copied":
+            os.close(made)
+            raise killed
+        return made
+    monkeypatch.setattr(fsmove, "copy_folder", copied)
+    if at == "marked":
+        def never(*_: object) -> None:
+            raise killed
+        monkeypatch.setattr(fsmove, "_into_place", never)
+    elif at == "renamed":
+        killed_after_rename(monkeypatch, killed)
+    elif at == "removing":
+        unlink = os.unlink
+
+        def then_killed(path: str, *, dir_fd: int | None = None) -> None:
+            unlink(path, dir_fd=dir_fd)
+            raise killed
+        monkeypatch.setattr(fsmove.os, "unlink", then_killed)
+    elif at == "removed":
+        move_tree = archive.move_tree
+
+        def moved_then_killed(*args: Any, **kwargs: Any) -> list[Path]:
+            move_tree(*args, **kwargs)
+            raise killed
+        monkeypatch.setattr(archive, "move_tree", moved_then_killed)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from exdev import exdev_for
+from exdev import KILLS, exdev_for, killed_at
 from structlog.testing import capture_logs
 
 from daemon.archiving.archive import place
@@ -166,3 +166,55 @@ def test_the_reason_of_a_marked_quarantine_entry_is_never_read_through_a_link(
         swapped.symlink_to(elsewhere)
     with pytest.raises(OSError):
         entry_reason(target)
+
+
+
+@pytest.mark.parametrize("clerk", [False, True], ids=["alone", "clerk"])
+@pytest.mark.parametrize("taken", [False, True], ids=["free", "taken"])
+@pytest.mark.parametrize("at", KILLS)
+def test_a_kill_at_any_point_of_a_copy_leaves_one_entry_at_the_journaled_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str, taken: bool,
+        clerk: bool) -> None:
+    """Across file systems, the archive killed at any point of its move (the name free,
+    or taken by someone else's entry: beside it, at NAME-2, journaled before the move),
+    a clerk saving a file into the work folder during the copy or not. The retry at the
+    journaled name leaves one entry of the bundle there, holding it whole with its
+    papers; someone else's entry as it was; nothing of the work folder lost: a clerk's
+    file saved during a copy that was put in place stays in the work folder (marked) and
+    is said; one saved during a copy a kill kept from being put in place is in the
+    copy made again."""
+    work = _work(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
+    journaled = [target]
+    if taken:
+        target.mkdir()
+        (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
+    theirs = tree(target) if taken else None
+    killed_at(monkeypatch, work, at, _Killed(),
+              lambda: clerk and (work / "note.txt").write_bytes(b"a clerk's note"))
+    with pytest.raises(_Killed):
+        place(work, target, PAPERS, BID, within=tmp_path / "outbox",
+              beside=journaled.append)
+    monkeypatch.undo()
+    exdev_for(monkeypatch, work)
+    with capture_logs() as logged:
+        placed = place(work, journaled[-1], PAPERS, BID, within=tmp_path / "outbox",
+                       beside=journaled.append)
+    entry = target.with_name(target.name + "-2") if taken else target
+    assert placed == entry == journaled[-1]
+    assert sorted(os.listdir(target.parent)) == sorted({target.name, entry.name})
+    if taken:
+        assert tree(target) == theirs
+    note = {"note.txt": b"a clerk's note"} if clerk else {}
+    put_in_place = at not in ("copied", "marked")
+    assert tree(entry) == {**content, **PAPERS, **({} if put_in_place else note)}
+    if clerk and put_in_place:
+        assert sorted(os.listdir(work)) == [KEPT, "note.txt"]
+        assert (work / KEPT).read_bytes() == os.fsencode(entry)
+        [said] = [e for e in logged if e.get("kept")]
+        assert said["kept"] == [str(work / "note.txt")] and said["archive"] == str(entry)
+    else:
+        assert not os.path.lexists(work)
+    assert [e for e in logged if e["log_level"] not in ("debug", "info")
+            and not e.get("kept")] == []

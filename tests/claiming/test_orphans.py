@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exdev import exdev_for, killed_after_rename
+from exdev import KILLS, exdev_for, killed_after_rename, killed_at
 from helpers import without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
@@ -993,5 +993,59 @@ def test_a_work_folder_archived_by_our_own_delivery_as_the_sweep_looks_is_no_err
             assert sweep(j, settings) == 0
         assert not w.exists() and (settings.sent_dir / w.name / "INV-1.xml").exists()
         assert [e for e in logged if e["log_level"] in ("error", "warning")] == [], logged
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("clerk", [False, True], ids=["alone", "clerk"])
+@pytest.mark.parametrize("taken", [False, True], ids=["free", "taken"])
+@pytest.mark.parametrize("at", KILLS)
+def test_a_kill_at_any_point_of_a_copy_with_the_journal_lost_leaves_one_entry_recorded(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, at: str, taken: bool,
+        clerk: bool) -> None:
+    """sent/ on another file system: the archive killed at any point of its move (the name
+    free, or taken by someone else's entry: beside it, at NAME-2), a clerk saving a file
+    into the work folder during the copy or not, and the journal lost with it. The new
+    journal's start (sent/ read back, then the sweep) leaves one entry of the bundle,
+    whole, recorded as sent there once; someone else's entry as it was; a clerk's file
+    saved during a copy that was put in place kept in the work folder and said, one
+    saved during a copy a kill kept from being put in place in the copy made again."""
+    from daemon.archiving import archive
+    from daemon.archiving.readback import restore_sent
+    w = work(settings, "INV-9")
+    (w / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-9.xml"},
+                     "invoices": [{"id": "INV-9"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    name = settings.sent_dir / "2026-01-01" / f"INV-9--{BID[:12]}"
+    target = name
+    if taken:
+        name.mkdir(parents=True)
+        (name / "INV-9.xml").write_bytes(b"<x>someone else's</x>")
+        target = name.with_name(name.name + "-2")
+    killed_at(monkeypatch, w, at, KeyboardInterrupt(),
+              lambda: clerk and (w / "note.txt").write_bytes(b"a clerk's note"))
+    with pytest.raises(KeyboardInterrupt):
+        archive.move_into_place(w, target, within=settings.outbox.path)
+    monkeypatch.undo()
+    j = Journal(settings.journal_path)  # made afresh: the earlier one lost
+    try:
+        with capture_logs() as logged:
+            restore_sent(j, settings.sent_dir, 36500)
+            sweep(j, settings)
+        assert sorted(os.listdir(name.parent)) == sorted({name.name, target.name})
+        put_in_place = at not in ("copied", "marked")
+        note = {"note.txt": b"a clerk's note"} if clerk and not put_in_place else {}
+        assert {str(p.relative_to(target)): p.read_bytes()
+                for p in target.rglob("*") if p.is_file()} == {**content, **note}
+        [row] = j.rows(("sent",))
+        assert row.archive_dir == str(target)
+        if clerk and put_in_place:
+            assert sorted(os.listdir(w)) == [KEPT, "note.txt"]
+            [said] = [e for e in logged if e.get("names")]
+            assert said["names"] == ["note.txt"] and said["archive"] == str(target)
+        else:
+            assert not w.exists()
     finally:
         j.close()
