@@ -155,8 +155,10 @@ def _move(work: Path, target: Path, sync: bool, held: int, tag: str, day: int
                          before_rename=partial(mark_kept, held))
     except OSError as exc:
         # Refused or taken (EEXIST: someone else's entry there): no copy of ours in
-        # place. A removal that failed after the rename keeps its mark.
-        if kept_for(held) == str(target) and (
+        # place. A removal that failed after the rename keeps its mark. Any mark: one
+        # cut short (a full disk as it was written) named no entry and was said to be
+        # someone else's at the next try.
+        if kept_for(held) is not None and (
                 exc.errno in (errno.EEXIST, errno.ENOTEMPTY) or not entry_at(target, held=day)):
             drop_mark(held)
         raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from exdev import KILLS, exdev_for, killed_at
@@ -218,3 +219,50 @@ def test_a_kill_at_any_point_of_a_copy_leaves_one_entry_at_the_journaled_name(
         assert not os.path.lexists(work)
     assert [e for e in logged if e["log_level"] not in ("debug", "info")
             and not e.get("kept")] == []
+
+
+def test_a_mark_cut_short_by_a_full_disk_is_taken_away_with_the_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems, the disk of the work folder full as the mark is written before
+    the copy's rename: the move fails, its copy removed, the bundle in processing. The
+    mark, cut short, named no entry and stayed: the next try removed it saying outboxd
+    had not written it. The failed move takes it away; the next try archives the bundle
+    whole, saying nothing of a mark."""
+    from daemon.archiving import kept
+    work = _work(tmp_path)
+    content = tree(work)
+    target = entry_target(tmp_path)
+    exdev_for(monkeypatch, work)
+    fdopen = os.fdopen
+
+    class Full:
+        """The mark's file, its disk filling up after its first bytes."""
+
+        def __init__(self, fd: int, mode: str) -> None:
+            self.fh = fdopen(fd, mode)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            self.fh.close()
+
+        def write(self, data: bytes) -> None:
+            self.fh.write(data[:3])
+            self.fh.flush()
+            raise OSError(28, "No space left on device")
+    def opened(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode and os.readlink(f"/proc/self/fd/{fd}").endswith(KEPT):
+            return Full(fd, mode)
+        return fdopen(fd, mode, *args, **kwargs)
+    monkeypatch.setattr(kept.os, "fdopen", opened)
+    with pytest.raises(OSError, match="No space"):
+        place(work, target, PAPERS, BID, within=tmp_path / "outbox")
+    monkeypatch.undo()
+    assert not os.path.lexists(work / KEPT)
+    assert os.listdir(target.parent) == []
+    exdev_for(monkeypatch, work)
+    with capture_logs() as logged:
+        assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
+    assert [e for e in logged if e["log_level"] != "debug"] == []
+    assert tree(target) == {**content, **PAPERS} and not os.path.lexists(work)
