@@ -178,13 +178,7 @@ def test_the_look_at_an_entry_stops_at_its_first_file_unlike_the_work_folders(
     target = entry_target(tmp_path)
     shutil.copytree(work, target)
     (target / "receipt.json").write_bytes(b'{"bundle_id": "0123456789ab", "other": 1}\n')
-    read: list[str] = []
-    same_bytes = copyfound._same_bytes
-
-    def counted(folder: int, copy: int, name: str) -> bool:
-        read.append(name)
-        return same_bytes(folder, copy, name)
-    monkeypatch.setattr(copyfound, "_same_bytes", counted)
+    read = _files_read(monkeypatch)
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
     assert len(read) <= 2 and not any(name.endswith(".pdf") for name in read)
@@ -214,13 +208,7 @@ def test_the_entries_of_a_bundle_resent_all_day_are_told_apart_by_their_papers_a
         for top, dirs, files, fd in walk(*args, **kwargs):  # type: ignore[arg-type]
             yield top, dirs, sorted(files, key=lambda f: f in copyfound.PROOFS), fd
     monkeypatch.setattr(copyfound, "fwalk_bounded", papers_listed_last)
-    read: list[str] = []
-    same_bytes = copyfound._same_bytes
-
-    def counted(folder: int, copy: int, name: str) -> bool:
-        read.append(name)
-        return same_bytes(folder, copy, name)
-    monkeypatch.setattr(copyfound, "_same_bytes", counted)
+    read = _files_read(monkeypatch)
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-7")
     assert tree(got) == content and not os.path.lexists(work)
@@ -370,3 +358,15 @@ def test_an_unmarked_entry_lacking_the_work_folders_invoice_is_not_its_copy(
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-2")
     assert tree(got) == content and tree(target) == theirs and not os.path.lexists(work)
+
+
+def _files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names copyfound compares byte for byte from now on, in order."""
+    read: list[str] = []
+    same_bytes = copyfound._same_bytes
+
+    def counted(folder: int, copy: int, name: str) -> bool:
+        read.append(name)
+        return same_bytes(folder, copy, name)
+    monkeypatch.setattr(copyfound, "_same_bytes", counted)
+    return read

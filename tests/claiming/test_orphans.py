@@ -652,18 +652,8 @@ def test_a_bundle_quarantined_before_a_crash_that_lost_the_journal_is_listed_as_
     from daemon.fs import fsmove
     from daemon.report import status
     w = work(settings, "INV-5")
-    rename = fsmove.rename_noreplace
-
-    def across(src: Path, dst: Path, *at: int | None) -> None:
-        if Path(src) == w:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst, *at)
-
-    def dies(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", across)
-    monkeypatch.setattr(fsmove, "remove_held", dies)
+    exdev_for(monkeypatch, w)
+    monkeypatch.setattr(fsmove, "remove_held", _killed)
     # Within the week `outboxd status` lists.
     at = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     target = settings.quarantine_dir / f"{at:%Y-%m-%d}" / f"INV-5--{BID[:12]}"
