@@ -223,18 +223,12 @@ def test_a_whole_copy_beside_a_taken_name_is_found_by_a_retry_that_was_not_told_
     word of NAME-2 lost too (the orphan sweep retries at the name it works out, NAME). The
     retry copied the bundle once more, to NAME-3: two entries of one bundle. It finds its
     whole copy at NAME-2 and removes the source: one entry."""
-    from daemon.archiving import archive
     work = _work(tmp_path)
     content = tree(work)
     target = entry_target(tmp_path)
     target.mkdir()
     (target / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
-    exdev_for(monkeypatch, work, lambda: None)
-    monkeypatch.setattr(archive, "mark_kept", lambda *_: None)
-    killed_after_rename(monkeypatch, _Killed())
-    with pytest.raises(_Killed):
-        move_into_place(work, target, within=tmp_path / "outbox")
-    monkeypatch.undo()
+    _copied_unmarked_then_killed(monkeypatch, work, target, tmp_path)
     beside = target.with_name(target.name + "-2")
     assert tree(beside) == content == tree(work)
 
@@ -251,7 +245,6 @@ def test_a_whole_copy_beside_a_gap_left_by_a_removed_entry_is_found_by_the_retry
     the retry archived the bundle there: two entries of one bundle. It looks at every
     NAME-N in the day folder: the copy at NAME-4 is found, the source removed, no entry
     made."""
-    from daemon.archiving import archive
     work = _work(tmp_path)
     content = tree(work)
     target = entry_target(tmp_path)
@@ -259,13 +252,7 @@ def test_a_whole_copy_beside_a_gap_left_by_a_removed_entry_is_found_by_the_retry
     for other in others:
         other.mkdir(parents=True)
         (other / "INV-1.xml").write_bytes(b"<Invoice>someone else's</Invoice>")
-    exdev_for(monkeypatch, work, lambda: None)
-    # Unmarked (an older build marked only after the rename), killed after it.
-    monkeypatch.setattr(archive, "mark_kept", lambda *_: None)
-    killed_after_rename(monkeypatch, _Killed())
-    with pytest.raises(_Killed):
-        move_into_place(work, target, within=tmp_path / "outbox")
-    monkeypatch.undo()
+    _copied_unmarked_then_killed(monkeypatch, work, target, tmp_path)
     copy = target.with_name(target.name + "-4")
     assert tree(copy) == content == tree(work)
     shutil.rmtree(others[2])
@@ -370,3 +357,17 @@ def _files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return same_bytes(folder, copy, name)
     monkeypatch.setattr(copyfound, "_same_bytes", counted)
     return read
+
+
+def _copied_unmarked_then_killed(monkeypatch: pytest.MonkeyPatch, work: Path, target: Path,
+                                 tmp_path: Path) -> None:
+    """Across file systems, the work folder copied into the archive (beside `target` when
+    that is taken) unmarked, as an older build left it (it marked only after the rename),
+    and the daemon killed right after the copy's rename into place."""
+    from daemon.archiving import archive
+    exdev_for(monkeypatch, work, lambda: None)
+    monkeypatch.setattr(archive, "mark_kept", lambda *_: None)
+    killed_after_rename(monkeypatch, _Killed())
+    with pytest.raises(_Killed):
+        move_into_place(work, target, within=tmp_path / "outbox")
+    monkeypatch.undo()

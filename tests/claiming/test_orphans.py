@@ -605,19 +605,11 @@ def test_a_folder_marked_before_a_crash_cut_its_removal_short_is_emptied_of_what
     invoice, attachments and receipt are "in no archive entry" (to be moved "where they
     belong": the outbox, to be sent again); a file put in since stays, said, and the
     folder goes once nothing else is left."""
-    from daemon.archiving import archive
-    from daemon.fs import fsmove
     w = work(settings, "INV-5")
-    exdev_for(monkeypatch, w)
-    monkeypatch.setattr(fsmove, "remove_held", _killed)
     target = settings.sent_dir / "2026-01-01" / f"INV-5--{BID[:12]}"
-    with pytest.raises(KeyboardInterrupt):
-        archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
-                      BID)
-    monkeypatch.undo()
-    assert (w / KEPT).read_bytes() == os.fsencode(target)
-    if late:
-        (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
+    _marked_then_killed_in_removal(
+        monkeypatch, w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+        late)
     j = Journal(settings.journal_path)  # made afresh: the earlier one lost
     try:
         with capture_logs() as logged:
@@ -646,26 +638,17 @@ def test_a_bundle_quarantined_before_a_crash_that_lost_the_journal_is_listed_as_
     `outboxd send` knew nothing of the invoice. It is recorded as quarantined at its
     entry, on its day, with its reasons; once, though a file put in keeps the folder
     sweep after sweep."""
-    from daemon.archiving import archive
     from daemon.archiving.archive_papers import reason_papers, reason_record
     from daemon.bundle import Finding
-    from daemon.fs import fsmove
     from daemon.report import status
     w = work(settings, "INV-5")
-    exdev_for(monkeypatch, w)
-    monkeypatch.setattr(fsmove, "remove_held", _killed)
     # Within the week `outboxd status` lists.
     at = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
     target = settings.quarantine_dir / f"{at:%Y-%m-%d}" / f"INV-5--{BID[:12]}"
     why = Finding("not-a-pdf", "INV-5/a.pdf", "is not a PDF — export it again as a PDF")
     papers = reason_papers(reason_record(BID, "INV-5.xml", [why], f"{at:%Y-%m-%dT%H:%M:%SZ}",
                                          invoice_ids=["INV-5"]))
-    with pytest.raises(KeyboardInterrupt):
-        archive.place(w, target, papers, BID)
-    monkeypatch.undo()
-    assert (w / KEPT).read_bytes() == os.fsencode(target)
-    if late:
-        (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
+    _marked_then_killed_in_removal(monkeypatch, w, target, papers, late)
     j = Journal(settings.journal_path)  # made afresh: the earlier one lost
     try:
         with capture_logs() as logged:
@@ -1039,3 +1022,20 @@ def test_a_kill_at_any_point_of_a_copy_with_the_journal_lost_leaves_one_entry_re
             assert not w.exists()
     finally:
         j.close()
+
+
+def _marked_then_killed_in_removal(monkeypatch: pytest.MonkeyPatch, w: Path, target: Path,
+                                   papers: dict[str, bytes], late: bool) -> None:
+    """The work folder `w` archived into `target` on another file system, marked for it,
+    and the daemon killed in the source's removal; with `late`, a file a clerk put into
+    the work folder after that."""
+    from daemon.archiving import archive
+    from daemon.fs import fsmove
+    exdev_for(monkeypatch, w)
+    monkeypatch.setattr(fsmove, "remove_held", _killed)
+    with pytest.raises(KeyboardInterrupt):
+        archive.place(w, target, papers, BID)
+    monkeypatch.undo()
+    assert (w / KEPT).read_bytes() == os.fsencode(target)
+    if late:
+        (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
