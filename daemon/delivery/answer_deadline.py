@@ -60,15 +60,24 @@ def _mib(size: int) -> str:
     return f"{size / UPLOAD_MIB:.1f} MiB"
 
 
+class ProxyHandshakeFailed(httpcore.ConnectError):
+    """The TLS handshake with an https:// proxy itself failed, not the receiver's made
+    through its tunnel (ssl's error, its cause, names neither): failures.py names the
+    proxy, whose certificate [delivery] verify has no say over."""
+
+
 class _AnswerClockStream(httpcore.NetworkStream):
     """A connection's stream whose reads, from the first after a write until the next
     write, share `seconds` between them; and whose writes, from the first after a read
     (or the connection's first) until the next read, share `seconds` and `seconds` more
-    for every UPLOAD_MIB bytes they write."""
+    for every UPLOAD_MIB bytes they write. `to_tls_proxy`: a connection to an https://
+    proxy, whose first handshake is with the proxy."""
 
-    def __init__(self, inner: httpcore.NetworkStream, seconds: float) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, seconds: float,
+                 to_tls_proxy: bool = False) -> None:
         self._inner = inner
         self._seconds = seconds
+        self._to_tls_proxy = to_tls_proxy
         self._deadline: float | None = None
         # Reads since the request's last write: none means its answer was in the
         # parser's buffer before it was sent (stale_answer()).
@@ -173,8 +182,13 @@ class _AnswerClockStream(httpcore.NetworkStream):
         # https:// receiver (or one behind a proxy's CONNECT) would have no bound.
         # Through a proxy's CONNECT an IPv6 receiver's address comes in the brackets the
         # proxy needs (DeadlineTransport); its certificate names it without them.
-        return _AnswerClockStream(self._inner.start_tls(
-            ssl_context, unbracketed(server_hostname), timeout), self._seconds)
+        try:
+            tls = self._inner.start_tls(ssl_context, unbracketed(server_hostname), timeout)
+        except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            if not self._to_tls_proxy:
+                raise
+            raise ProxyHandshakeFailed(str(exc) or type(exc).__name__) from exc
+        return _AnswerClockStream(tls, self._seconds)  # the tunnel's: the receiver's
 
     def get_extra_info(self, info: str) -> typing.Any:
         # httpcore asks for "is_readable" before it reuses a connection, "ssl_object"
@@ -185,10 +199,12 @@ class _AnswerClockStream(httpcore.NetworkStream):
 
 
 class AnswerClockBackend(httpcore.NetworkBackend):
-    """httpcore's own synchronous backend, its streams under the answer's clock."""
+    """httpcore's own synchronous backend, its streams under the answer's clock.
+    `tls_proxy`: every connection is to an https:// proxy."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, tls_proxy: bool = False) -> None:
         self._seconds = seconds
+        self._tls_proxy = tls_proxy
         self._inner = httpcore.SyncBackend()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
@@ -196,7 +212,8 @@ class AnswerClockBackend(httpcore.NetworkBackend):
                     socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                     ) -> httpcore.NetworkStream:
         return _AnswerClockStream(self._inner.connect_tcp(
-            host, port, timeout, local_address, socket_options), self._seconds)
+            host, port, timeout, local_address, socket_options), self._seconds,
+            self._tls_proxy)
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
@@ -270,7 +287,8 @@ class DeadlineTransport(httpx.BaseTransport):
             "max_connections": limits.max_connections,
             "max_keepalive_connections": limits.max_keepalive_connections,
             "keepalive_expiry": limits.keepalive_expiry,
-            "network_backend": AnswerClockBackend(seconds)}
+            "network_backend": AnswerClockBackend(
+                seconds, proxy is not None and proxy.url.scheme == "https")}
         self._pool: httpcore.ConnectionPool
         # An HTTP proxy reads the receiver's IPv6 address only in brackets (proxied_host).
         self._bracketed = proxy is not None and proxy.url.scheme in ("http", "https")

@@ -4,17 +4,22 @@ IPv6 receiver's address as a proxy on 127.0.0.1 is asked to reach it."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from rawreceiver import RawReceiver, created
+from rawreceiver import RawReceiver, created, stop_accepting
 
 from daemon.delivery.proxies import environment_proxy
+from daemon.errors import Retryable, Untrusted
 from delivery.test_answer_deadline import deliver_once
 from delivery.test_deliver import http_cfg
-from delivery.test_tls import SERVER_V6, _certificates
+from delivery.test_tls import SERVER_V6, _certificates, _signed_by_a_new_ca
 
 PROXY = "http://proxy.example:3128"
 
@@ -121,3 +126,102 @@ def test_an_ipv6_receiver_over_http_is_asked_of_the_proxy_by_a_valid_url(
     assert proxy.heads[0].startswith(f"POST http://[{SERVER_V6}]:8080/b HTTP/1.1\r\n")
     assert f"Host: [{SERVER_V6}]:8080" in proxy.heads[0]
     assert outcome.receipt_id == "v6", outcome
+
+
+def _through_https_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         proxy_tls: ssl.SSLContext, url: str) -> tuple[object, int]:
+    """One delivery to `url` through HTTPS_PROXY=https://127.0.0.1:PORT, a proxy that
+    speaks TLS with `proxy_tls` from the first byte: its outcome, and PORT."""
+    with RawReceiver(lambda rx, conn, n: conn.sendall(created("via-tls-proxy")),
+                     tls=proxy_tls) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"https://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("HTTP_PROXY", f"https://127.0.0.1:{proxy.port}")
+        return deliver_once(tmp_path, http_cfg(url=url, allow_plain_http=True)), proxy.port
+
+
+def _serving(cert: Path, key: Path) -> ssl.SSLContext:
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(str(cert), str(key))
+    return server
+
+
+@pytest.mark.parametrize("url", ["https://receiver.test/b", "http://receiver.test/b"])
+def test_an_https_proxy_whose_certificate_is_not_trusted_is_named_not_the_receiver(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """HTTPS_PROXY=https://… and the proxy's own certificate signed by a CA this server
+    does not trust: the retried error names the proxy's certificate, its address and
+    where its CAs are looked for — it said "the TLS certificate of the receiver … is
+    not trusted" with `[delivery] verify` as the fix, which is about the receiver's and
+    changes nothing here."""
+    _, cert, key = _signed_by_a_new_ca(tmp_path / "proxy", "proxy",
+                                       "subjectAltName=IP:127.0.0.1")
+    outcome, port = _through_https_proxy(tmp_path, monkeypatch, _serving(cert, key), url)
+    said = str(outcome)
+    assert isinstance(outcome, Retryable) and not isinstance(outcome, Untrusted), outcome
+    assert said.startswith(f"the TLS certificate of the proxy at 127.0.0.1:{port} "
+                           "(HTTPS_PROXY, HTTP_PROXY or ALL_PROXY in the service's "
+                           "environment) is not trusted"), said
+    assert "on the way to the receiver at receiver.test:" in said
+    assert "update-ca-certificates" in said and "SSL_CERT_FILE" in said
+    assert "the TLS certificate of the receiver" not in said
+    assert "[delivery] verify" not in said
+
+
+def test_an_https_proxy_whose_certificate_has_expired_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy's certificate ended yesterday: the error says the proxy's certificate
+    has expired (its admins renew it, or this server's clock is wrong), not the
+    receiver's."""
+    now = datetime.now(UTC)
+    _, cert, key = _signed_by_a_new_ca(
+        tmp_path / "proxy", "proxy", "subjectAltName=IP:127.0.0.1",
+        ((now - timedelta(days=3)).strftime("%Y%m%d%H%M%SZ"),
+         (now - timedelta(days=1)).strftime("%Y%m%d%H%M%SZ")))
+    # Trusted, so that what fails is the dates alone.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "proxy" / "other-ca.pem"))
+    outcome, port = _through_https_proxy(tmp_path, monkeypatch, _serving(cert, key),
+                                         "https://receiver.test/b")
+    said = str(outcome)
+    assert said.startswith(f"the TLS certificate of the proxy at 127.0.0.1:{port} "), said
+    assert "has expired" in said and "clock" in said and "receiver's" not in said
+
+
+def test_an_https_proxy_trusted_through_the_environments_cas_carries_the_post(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy's certificate signed by a CA that SSL_CERT_FILE names (as for a CA in
+    this server's store): TLS with the proxy is made and the POST for an http://
+    receiver goes through it — what docs/configuration.md says it trusts."""
+    ca, cert, key, _, _ = _certificates(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    outcome, _ = _through_https_proxy(tmp_path, monkeypatch, _serving(cert, key),
+                                      "http://receiver.test/b")
+    assert getattr(outcome, "receipt_id", None) == "via-tls-proxy", outcome
+
+
+def test_a_plain_proxy_written_as_https_is_told_to_be_written_http(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY=https://… naming a proxy that speaks plain HTTP (most do, also for
+    https:// receivers): the TLS handshake with it fails, and the error says so, with
+    http:// as the likely fix — not a receiver's TLS failure."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_plainly() -> None:
+        # What a plain HTTP proxy answers to bytes that are no request: a 400.
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+    accepting = threading.Thread(target=answer_plainly, daemon=True)
+    accepting.start()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"https://127.0.0.1:{port}")
+        outcome = deliver_once(tmp_path, http_cfg(url="https://receiver.test/b",
+                                                  connect_timeout_seconds=2))
+    finally:
+        stop_accepting(listener, accepting)
+    said = str(outcome)
+    assert said.startswith(f"TLS with the proxy at 127.0.0.1:{port} (HTTPS_PROXY"), said
+    assert "write http://" in said and "the receiver at receiver.test:443" in said
