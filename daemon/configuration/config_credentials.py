@@ -46,7 +46,8 @@ def in_the_clear(url: str | None) -> bool:
 
 def on_this_machine(host: str) -> bool:
     """`host` (as httpx.URL gives it, IPv6 without brackets) is this machine's loopback:
-    localhost, 127.0.0.0/8, ::1. Any other name is another machine, as far as we know.
+    localhost, 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. Any other name is another machine,
+    as far as we know.
 
     Decided by the name, never by a look-up: httpx looks the host up again for each
     connection, so what it gave at the check binds no later POST. `localhost` is in
@@ -58,9 +59,13 @@ def on_this_machine(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # ::ffff:127.0.0.1 is 127.0.0.1 on a dual-stack socket; Python calls it loopback
+    # only from 3.13.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 # {secret}: which one (_secret_in_the_clear), never its value.

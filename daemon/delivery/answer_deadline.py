@@ -37,19 +37,16 @@ httpx's) on public API only.
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
 import time
 import typing
-import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import httpcore
 import httpx
 
-from daemon.configuration.config_credentials import on_this_machine
-from daemon.errors import ConfigError
+from daemon.delivery.proxies import proxied_host, unbracketed
 
 # The upload's time: `seconds`, and `seconds` again for each of these many bytes written.
 UPLOAD_MIB = 1 << 20
@@ -63,15 +60,24 @@ def _mib(size: int) -> str:
     return f"{size / UPLOAD_MIB:.1f} MiB"
 
 
+class ProxyHandshakeFailed(httpcore.ConnectError):
+    """The TLS handshake with an https:// proxy itself failed, not the receiver's made
+    through its tunnel (ssl's error, its cause, names neither): failures.py names the
+    proxy, whose certificate [delivery] verify has no say over."""
+
+
 class _AnswerClockStream(httpcore.NetworkStream):
     """A connection's stream whose reads, from the first after a write until the next
     write, share `seconds` between them; and whose writes, from the first after a read
     (or the connection's first) until the next read, share `seconds` and `seconds` more
-    for every UPLOAD_MIB bytes they write."""
+    for every UPLOAD_MIB bytes they write. `to_tls_proxy`: a connection to an https://
+    proxy, whose first handshake is with the proxy."""
 
-    def __init__(self, inner: httpcore.NetworkStream, seconds: float) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, seconds: float,
+                 to_tls_proxy: bool = False) -> None:
         self._inner = inner
         self._seconds = seconds
+        self._to_tls_proxy = to_tls_proxy
         self._deadline: float | None = None
         # Reads since the request's last write: none means its answer was in the
         # parser's buffer before it was sent (stale_answer()).
@@ -174,8 +180,15 @@ class _AnswerClockStream(httpcore.NetworkStream):
                   timeout: float | None = None) -> httpcore.NetworkStream:
         # Everything after the handshake goes through the TLS stream: unwrapped, an
         # https:// receiver (or one behind a proxy's CONNECT) would have no bound.
-        return _AnswerClockStream(
-            self._inner.start_tls(ssl_context, server_hostname, timeout), self._seconds)
+        # Through a proxy's CONNECT an IPv6 receiver's address comes in the brackets the
+        # proxy needs (DeadlineTransport); its certificate names it without them.
+        try:
+            tls = self._inner.start_tls(ssl_context, unbracketed(server_hostname), timeout)
+        except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            if not self._to_tls_proxy:
+                raise
+            raise ProxyHandshakeFailed(str(exc) or type(exc).__name__) from exc
+        return _AnswerClockStream(tls, self._seconds)  # the tunnel's: the receiver's
 
     def get_extra_info(self, info: str) -> typing.Any:
         # httpcore asks for "is_readable" before it reuses a connection, "ssl_object"
@@ -186,10 +199,12 @@ class _AnswerClockStream(httpcore.NetworkStream):
 
 
 class AnswerClockBackend(httpcore.NetworkBackend):
-    """httpcore's own synchronous backend, its streams under the answer's clock."""
+    """httpcore's own synchronous backend, its streams under the answer's clock.
+    `tls_proxy`: every connection is to an https:// proxy."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, tls_proxy: bool = False) -> None:
         self._seconds = seconds
+        self._tls_proxy = tls_proxy
         self._inner = httpcore.SyncBackend()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
@@ -197,7 +212,8 @@ class AnswerClockBackend(httpcore.NetworkBackend):
                     socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                     ) -> httpcore.NetworkStream:
         return _AnswerClockStream(self._inner.connect_tcp(
-            host, port, timeout, local_address, socket_options), self._seconds)
+            host, port, timeout, local_address, socket_options), self._seconds,
+            self._tls_proxy)
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
@@ -271,8 +287,11 @@ class DeadlineTransport(httpx.BaseTransport):
             "max_connections": limits.max_connections,
             "max_keepalive_connections": limits.max_keepalive_connections,
             "keepalive_expiry": limits.keepalive_expiry,
-            "network_backend": AnswerClockBackend(seconds)}
+            "network_backend": AnswerClockBackend(
+                seconds, proxy is not None and proxy.url.scheme == "https")}
         self._pool: httpcore.ConnectionPool
+        # An HTTP proxy reads the receiver's IPv6 address only in brackets (proxied_host).
+        self._bracketed = proxy is not None and proxy.url.scheme in ("http", "https")
         if proxy is None:
             self._pool = httpcore.ConnectionPool(**pool)
         elif proxy.url.scheme in ("http", "https"):
@@ -285,7 +304,8 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         core = httpcore.Request(
-            method=request.method, url=_core_url(request.url), headers=request.headers.raw,
+            method=request.method, url=_core_url(request.url, self._bracketed),
+            headers=request.headers.raw,
             content=typing.cast(Iterable[bytes], request.stream),
             extensions=request.extensions)  # the per-operation timeouts, among others
         with _as_httpx_errors():
@@ -321,44 +341,7 @@ def stale_answer(answer: httpcore.Response) -> None:
     raise httpx.RemoteProtocolError(STALE_ANSWER)
 
 
-def _core_url(url: httpx.URL) -> httpcore.URL:
-    return httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
-                        target=url.raw_path)
-
-
-def environment_proxy(url: httpx.URL) -> httpx.Proxy | None:
-    """The proxy the environment names for the receiver's `url` (HTTP_PROXY or
-    HTTPS_PROXY by its scheme, else ALL_PROXY, any case; a proxy without a scheme is
-    http://), or None: no proxy named, the url's host is this machine (localhost,
-    127.0.0.0/8, ::1), or NO_PROXY excludes the url's host. Decided by
-    the standard library's rules (urllib.request.getproxies and proxy_bypass, the
-    rules curl users know: `*`, a host and its subdomains, an address, `host:port`),
-    once, as outboxd posts to one url. A ConfigError when the proxy is no url outboxd
-    can use; it is not quoted, as it may carry the proxy's password.
-
-    Not httpx's own reading: httpx turns every NO_PROXY entry into a mount pattern,
-    and one it cannot parse (an IPv6 network such as fd00::/8) stops the Client from
-    being made at all, even with no proxy set (encode/httpx#3221)."""
-    found = urllib.request.getproxies()
-    named = found.get(url.scheme) or found.get("all")
-    if not named or on_this_machine(url.host):
-        # A receiver on this machine (the reference receiver, a TLS proxy here) is out of
-        # a proxy's reach, and the url check lets a token go to it over plain http://:
-        # sent through a proxy elsewhere, it crossed the network in clear. urllib and
-        # curl proxy loopback unless NO_PROXY names it; Go's clients never do.
-        return None
-    host = url.host if url.port is None else f"{url.host}:{url.port}"
-    if urllib.request.proxy_bypass(host):
-        return None
-    try:
-        proxy = httpx.Proxy(url=named if "://" in named else f"http://{named}")
-    except (ValueError, httpx.InvalidURL):  # InvalidURL is no ValueError
-        raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
-                          "ALL_PROXY) is not a proxy url: it must start with http://, "
-                          "https://, socks5:// or socks5h://") from None
-    if proxy.url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
-        raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
-                          "ALL_PROXY) names a SOCKS proxy, which needs the Python "
-                          "package socksio, not installed with outboxd: use an HTTP "
-                          "proxy, or install socksio beside outboxd")
-    return proxy
+def _core_url(url: httpx.URL, bracketed: bool = False) -> httpcore.URL:
+    return httpcore.URL(scheme=url.raw_scheme,
+                        host=proxied_host(url.raw_host) if bracketed else url.raw_host,
+                        port=url.port, target=url.raw_path)

@@ -21,7 +21,7 @@ from daemon import __version__, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import DeliveryConfig
 from daemon.configuration.config_values import has_userinfo, receiver_address
-from daemon.delivery.answer_deadline import DeadlineTransport, environment_proxy
+from daemon.delivery.answer_deadline import DeadlineTransport
 from daemon.delivery.answers import (
     Receipt,
     classify,
@@ -31,6 +31,7 @@ from daemon.delivery.answers import (
 from daemon.delivery.directory import DirectoryDeliverer
 from daemon.delivery.failures import transport_failure
 from daemon.delivery.parts import OpenWhenRead
+from daemon.delivery.proxies import environment_proxy
 from daemon.delivery.scrub import Scrubber
 from daemon.delivery.tls import environment_cas_error, tls_verify
 from daemon.errors import Paused, Retryable

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 
-from daemon.delivery.answer_deadline import UPLOAD_TOO_SLOW
+from daemon.delivery.answer_deadline import UPLOAD_TOO_SLOW, ProxyHandshakeFailed
 from daemon.delivery.answers import PROXY_WANTS_CREDENTIALS
 from daemon.errors import Paused, Retryable, Untrusted
 
@@ -22,9 +23,14 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
     the share, so it is passed through `scrub`: never the token or the url's password.
     `proxy_at`: the environment's proxy this receiver is reached through, if any;
     `client_cert`: whether [delivery] client_cert is set."""
-    # First: through a proxy's CONNECT tunnel TLS is with the receiver, and its
-    # certificate's failures were said as the proxy's ("cannot reach the proxy").
-    if (tls := _ssl_error(exc)) is not None and (
+    tls = _cause(exc, ssl.SSLError)
+    if proxy_at is not None and _cause(exc, ProxyHandshakeFailed) is not None:
+        # An https:// proxy's own TLS: said as the receiver's, the admin was sent to
+        # [delivery] verify, which has no say over the proxy's certificate.
+        return Retryable(scrub(_proxy_tls_failure(tls, exc, proxy_at, where)))
+    # Through a proxy's CONNECT tunnel TLS is with the receiver, and its certificate's
+    # failures were said as the proxy's ("cannot reach the proxy").
+    if tls is not None and (
             said := _certificate_failure(tls, exc, where, client_cert)) is not None:
         return Untrusted(scrub(said))
     if proxy_at is not None and isinstance(
@@ -102,16 +108,43 @@ def _proxy_failure(exc: httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyE
     said = (str(exc) or type(exc).__name__)[:300]
     if isinstance(exc, httpx.ProxyError):
         return Retryable(scrub(
-            f"the proxy at {proxy_at} (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY in the "
-            f"service's environment) did not open the way to the receiver"
+            f"the proxy at {proxy_at} {_PROXY_VARIABLES} did not open the way to the receiver"
             f"{where}: it answered {said} — it could not reach the receiver, or "
             "does not let this server reach it; check with the proxy's admins, or set "
             "NO_PROXY for the receiver's host if it is reached without the proxy"))
     return Retryable(scrub(
-        f"cannot reach the proxy at {proxy_at} (HTTPS_PROXY, HTTP_PROXY or "
-        f"ALL_PROXY in the service's environment) on the way to the receiver"
-        f"{where}: {said} — check the proxy's address in the environment, "
+        f"cannot reach the proxy at {proxy_at} {_PROXY_VARIABLES} on the way to the "
+        f"receiver{where}: {said} — check the proxy's address in the environment, "
         "or whether the proxy is up"))
+
+
+_E = TypeVar("_E", bound=BaseException)
+_PROXY_VARIABLES = "(HTTPS_PROXY, HTTP_PROXY or ALL_PROXY in the service's environment)"
+
+
+def _proxy_tls_failure(tls: ssl.SSLError | None, exc: BaseException, proxy_at: str,
+                       where: str) -> str:
+    """What failed in the TLS handshake with an https:// proxy, and the fix."""
+    proxy = f"the proxy at {proxy_at} {_PROXY_VARIABLES}"
+    code = getattr(tls, "verify_code", None)
+    if isinstance(tls, ssl.SSLCertVerificationError) and code in _OUT_OF_DATE:
+        return (f"the TLS certificate of {proxy} {_OUT_OF_DATE[code]} "
+                f"({tls.verify_message}) on the way to the receiver{where} — the "
+                "proxy's admins must renew it; if they say it is valid, check this "
+                "server's clock (timedatectl), which decides")
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return (f"the TLS certificate of {proxy} is not trusted ({exc}) on the way to the "
+                f"receiver{where} — a proxy's certificate is checked against this "
+                "server's CA store (add the company's CA to it: update-ca-certificates), "
+                "the CAs SSL_CERT_FILE or SSL_CERT_DIR name, and certifi's public ones; "
+                "if the host name does not match, write the proxy's address as its "
+                "certificate names it; then systemctl restart outboxd")
+    said = (str(exc) or type(exc).__name__)[:300]
+    return (f"TLS with {proxy} failed on the way to the receiver{where}: {said} — the "
+            "variable's https:// asks for TLS with the proxy itself, which most proxies "
+            "do not speak (an https:// receiver is reached through them all the same): "
+            "write http:// unless the proxy's admins say it takes TLS, and systemctl "
+            "restart outboxd")
 
 
 # OpenSSL's verify codes for a certificate out of its dates: what to say of it.
@@ -159,14 +192,14 @@ def _client_refusal(tls: ssl.SSLError, client_cert: bool) -> str | None:
             "to the one it issued, and reload")
 
 
-def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
-    """ssl's error somewhere under this httpx error (httpx raises its own ConnectError
-    or ReadError from httpcore's, from ssl's), if any."""
+def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The error of `kind` somewhere under this httpx error (httpx raises its own
+    ConnectError or ReadError from httpcore's, from ssl's), if any."""
     seen: BaseException | None = exc
     for _ in range(8):  # a bounded walk: a chain is a few links, never a cycle we trust
         if seen is None:
             return None
-        if isinstance(seen, ssl.SSLError):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None

@@ -108,15 +108,37 @@ def trusts_as(s: Settings) -> tuple[object, ...]:
     """What decides whether the receiver's certificate is trusted (and ours presented):
     the settings and, of each file they name (and, for verify = true, of the one
     SSL_CERT_FILE or SSL_CERT_DIR names), its identity and time — a CA bundle replaced
-    in place at the same path is a change too. Looked at, never opened."""
+    in place at the same path is a change too, as is a CA file of SSL_CERT_DIR's folder.
+    Looked at, never opened."""
     d = s.delivery
     files = [f for f in (d.verify, d.client_cert, d.client_key) if isinstance(f, (str, Path))]
+    cas: tuple[object, ...] = ()
     if d.verify is True:
         # httpx's CAs, with or without client_cert (tls.py): the file or folder the
-        # environment names is read again by the reload's deliverer, so replacing it counts.
-        files += [os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-                  if os.environ.get(k)][:1]
-    return (d.verify, d.client_cert, d.client_key, *map(_file_identity, files))
+        # environment names (the file first, as httpx) is read again by the reload's
+        # deliverer, so replacing it counts.
+        named = [os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(k)]
+        cas = _folder_identity(named[0]) if named else ()
+    return (d.verify, d.client_cert, d.client_key, *map(_file_identity, files), cas)
+
+
+# More entries than a CA folder holds (/etc/ssl/certs: a few hundred): past them a folder
+# named by mistake costs a reload no more than this many stat() calls.
+_CA_FOLDER_ENTRIES = 10_000
+
+
+def _folder_identity(path: str) -> tuple[object, ...]:
+    """A file's identity; for a folder (SSL_CERT_DIR), its own and each entry's, by name.
+    A CA file written over in place leaves the folder's times as they were; OpenSSL reads
+    the entries through their hash links (`openssl rehash`), so each is followed."""
+    own = _file_identity(path)
+    try:
+        with os.scandir(path) as entries:
+            found = [(e.name, _file_identity(e.path)) for _, e in
+                     zip(range(_CA_FOLDER_ENTRIES), entries, strict=False)]
+    except OSError:  # a file, or nothing there: its identity says it
+        return (own,)
+    return (own, *sorted(found))
 
 
 def _file_identity(path: str | Path) -> Identity | None:

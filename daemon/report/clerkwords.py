@@ -68,6 +68,9 @@ _RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
      "The company network's proxy server, which outboxd goes through, does not answer."),
     (re.compile(r"the proxy at \S+ \(.*?\) did not open the way to the receiver"),
      "The company network's proxy server could not reach the operator's server."),
+    (re.compile(r"the TLS certificate of the proxy at |TLS with the proxy at "),
+     "outboxd cannot make a secure connection to the company network's proxy server, "
+     "which it goes through."),
     (re.compile(r"timed out talking to the receiver\b"),
      "The operator's server did not answer in time."),
     (re.compile(r"no valid answer from the receiver\b"),

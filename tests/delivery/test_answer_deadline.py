@@ -27,7 +27,6 @@ from rawreceiver import RawReceiver, created
 from daemon.bundle import Bundle
 from daemon.configuration.config import DeliveryConfig
 from daemon.delivery import answer_deadline
-from daemon.delivery.answer_deadline import environment_proxy
 from daemon.delivery.deliver import HttpDeliverer, make_deliverer
 from daemon.errors import ConfigError, Paused, Rejected, Retryable
 from daemon.manifest import build_manifest
@@ -359,44 +358,6 @@ class TestAnswersInTime:
         assert proxy.heads == [] and rx.heads[0].startswith("POST /b ")
         assert "Bearer s3cret-token" in rx.heads[0]
 
-
-PROXY = "http://proxy.example:3128"
-
-
-@pytest.mark.parametrize(("environment", "url", "chosen"), [
-    ({"HTTP_PROXY": PROXY}, "http://rx.example/b", PROXY),
-    ({"HTTP_PROXY": PROXY}, "https://rx.example/b", None),  # no proxy for https
-    ({"https_proxy": "proxy.example:3128"}, "https://rx.example/b", PROXY),  # http:// added
-    ({"ALL_PROXY": PROXY}, "https://rx.example/b", PROXY),
-    ({"HTTP_PROXY": PROXY, "NO_PROXY": "example.com"}, "http://rx.example.com/b", None),
-    ({"HTTP_PROXY": PROXY, "no_proxy": "*"}, "http://rx.example/b", None),
-    ({"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.5:8080"}, "http://10.0.0.5:8080/b", None),
-    ({"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.5:8080"}, "http://10.0.0.5:9090/b", PROXY),
-    ({"HTTP_PROXY": PROXY, "NO_PROXY": "localhost,::1,fd00::/8,[::1],,"},
-     "http://rx.example/b", PROXY),
-    ({"NO_PROXY": "localhost,::1,fd00::/8,[::1]"}, "http://rx.example/b", None),
-    ({}, "http://rx.example/b", None),
-    ({"HTTP_PROXY": PROXY}, "http://127.0.0.1:8787/b", None),  # this machine: never
-    ({"HTTP_PROXY": PROXY}, "http://127.1.2.3/b", None),
-    ({"HTTP_PROXY": PROXY}, "http://[::1]:8787/b", None),
-    ({"ALL_PROXY": PROXY}, "https://localhost/b", None),
-    # A name under .localhost is looked up as any other (DNS, the search domain): it may
-    # be another machine, which the proxy is there to reach.
-    ({"HTTP_PROXY": PROXY}, "http://app.localhost/b", PROXY),
-    ({"HTTP_PROXY": PROXY, "NO_PROXY": "localhost"}, "http://app.localhost/b", None),
-    ({"HTTP_PROXY": PROXY}, "http://10.0.0.5/b", PROXY),
-])
-def test_the_proxy_is_chosen_for_the_url_as_curl_and_urllib_choose_it(
-        no_proxies: pytest.MonkeyPatch, environment: dict[str, str], url: str,
-        chosen: str | None) -> None:
-    """The environment's proxy for the receiver's url: HTTP_PROXY or HTTPS_PROXY by its
-    scheme, else ALL_PROXY, any case, a proxy without a scheme as http://; none where
-    NO_PROXY names the host (and its subdomains), the address, `host:port`, or `*`.
-    Entries httpx cannot parse (IPv6 networks, bracketed addresses) are no error."""
-    for name, value in environment.items():
-        no_proxies.setenv(name, value)
-    proxy = environment_proxy(httpx.URL(url))
-    assert (None if proxy is None else str(proxy.url).rstrip("/")) == chosen
 
 
 def test_a_no_proxy_list_httpx_cannot_parse_does_not_stop_deliveries(

@@ -26,12 +26,15 @@ from delivery.test_deliver import _one_answer_server, http_cfg, send
 # its own.
 _made: dict[str, tuple[int, bytes]] = {}
 # The server certificate's other name: a receiver reached by a proxy (CONNECT), where
-# an address on this machine would go straight (answer_deadline.environment_proxy).
+# an address on this machine would go straight (proxies.environment_proxy).
 SERVER_NAME = "receiver.test"
+# Its IPv6 address, also of another machine (the documentation's range): a receiver
+# written with it in the url, reached by a proxy on 127.0.0.1.
+SERVER_V6 = "2001:db8::5"
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
-    """A CA, a server certificate for 127.0.0.1 and SERVER_NAME and a client
+    """A CA, a server certificate for 127.0.0.1, SERVER_NAME and SERVER_V6 and a client
     certificate, both signed by it, made with the openssl command (once a run, then
     copied into `folder`): (ca, server cert, server key, client cert, client key)."""
     def openssl(*args: str) -> None:
@@ -44,7 +47,8 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
         before = set(folder.iterdir())
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                 "/CN=outboxd test CA", "-keyout", "ca.key", "-out", "ca.pem")
-        for name, extra in (("server", f"subjectAltName=IP:127.0.0.1,DNS:{SERVER_NAME}"),
+        for name, extra in (("server", f"subjectAltName=IP:127.0.0.1,DNS:{SERVER_NAME},"
+                                             f"IP:{SERVER_V6}"),
                             ("client", "")):
             openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
                     "-keyout", f"{name}.key", "-out", f"{name}.csr")

@@ -480,6 +480,34 @@ def test_what_decides_trust_includes_the_ca_file_the_environment_names(
     assert trusts_as(settings) != before
 
 
+@pytest.mark.parametrize("how", ["rewritten", "renamed over"])
+def test_what_decides_trust_includes_a_ca_rewritten_in_the_folder_the_environment_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """verify = true and SSL_CERT_DIR naming a folder of CAs (hash links to PEM files, as
+    `openssl rehash` makes them): a CA file in it renewed under the same name — written
+    over in place, which leaves the folder itself untouched, or renamed over — is a
+    change of trust, as for SSL_CERT_FILE; a reload that finds the folder as it was is
+    none."""
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    ca = cas / "private-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+    (cas / "1a2b3c4d.0").symlink_to("private-ca.pem")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(cas))
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "https://127.0.0.1:9/b"})
+    before = trusts_as(settings)
+    assert trusts_as(settings) == before
+    renewed = "-----BEGIN CERTIFICATE-----\nB, the private CA renewed\n"
+    if how == "rewritten":
+        with ca.open("w", encoding="utf-8") as f:
+            f.write(renewed)
+    else:
+        (tmp_path / "new.pem").write_text(renewed, encoding="utf-8")
+        (tmp_path / "new.pem").replace(ca)
+    assert trusts_as(settings) != before
+
+
 def test_a_reload_says_whether_it_changed_what_is_trusted(tmp_path: Path) -> None:
     """The reload hands after_reload whether verify (or its file) changed: not for a
     reload of the same file, yes for one that names a CA file."""

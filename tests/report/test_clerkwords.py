@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from daemon.configuration.config_sections import DeliveryConfig
+from daemon.delivery.answer_deadline import ProxyHandshakeFailed
 from daemon.delivery.answers import classify
 from daemon.delivery.deliver import HttpDeliverer
 from daemon.errors import Rejected, Retryable
@@ -137,11 +138,29 @@ def test_an_error_outboxd_has_no_words_for_is_shown_as_it_is() -> None:
     assert for_clerks(error) == error
 
 
+def _in_the_proxys_handshake(tls: ssl.SSLError) -> httpx.ConnectError:
+    """httpx's error as DeadlineTransport raises it for ssl's `tls` in the handshake with
+    an https:// proxy itself."""
+    handshake = ProxyHandshakeFailed(str(tls))
+    handshake.__cause__ = tls
+    error = httpx.ConnectError(str(tls))
+    error.__cause__ = handshake
+    return error
+
+
+_SECURE_PROXY = ("outboxd cannot make a secure connection to the company network's proxy "
+                 "server, which it goes through.")
+
+
 @pytest.mark.parametrize(("error", "said"), [
     (httpx.ConnectError("[Errno 111] Connection refused"),
      "The company network's proxy server, which outboxd goes through, does not answer."),
     (httpx.ProxyError("502 Bad Gateway"),
      "The company network's proxy server could not reach the operator's server."),
+    (_in_the_proxys_handshake(ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")), _SECURE_PROXY),
+    (_in_the_proxys_handshake(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version "
+                                              "number")), _SECURE_PROXY),
 ])
 def test_a_proxy_of_the_environment_that_fails_is_the_company_networks_in_clerks_words(
         monkeypatch: pytest.MonkeyPatch, error: httpx.TransportError, said: str) -> None:
@@ -156,5 +175,6 @@ def test_a_proxy_of_the_environment_that_fails_is_the_company_networks_in_clerks
     clerk = for_clerks(admin)
     assert clerk is not None and clerk.startswith(said), clerk
     assert "tries again by itself" in clerk
-    for jargon in ("proxy.example", "3128", "Errno", "Bad Gateway", "receiver"):
+    for jargon in ("proxy.example", "3128", "Errno", "Bad Gateway", "receiver", "SSL",
+                   "certificate"):
         assert jargon not in clerk, (jargon, clerk)
