@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from daemon import logs
 from daemon.archiving.archive_papers import write_papers
 from daemon.archiving.copyfound import copy_at, copy_beside
 from daemon.archiving.dayfolder import hold_day, hold_entry
@@ -30,8 +31,8 @@ from daemon.archiving.kept import (
     said_left,
     unmarked,
 )
-from daemon.errors import InputError
-from daemon.fs.fsmove import TAG_MAX, move_tree, remove_held
+from daemon.errors import InputError, describe
+from daemon.fs.fsmove import TAG_MAX, move_tree, partial_name, remove_held, remove_made
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fsread import read_regular
 from daemon.fs.fswrite import (
@@ -122,6 +123,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
             said_left(work, held, found[0],
                       unmarked(work, held, remove_held(work, held, found[1])))
             return found[0]
+        _leave_name(target, day, held, tag)
         target = _beside(target, day, beside)
     try:
         left = _move(work, target, sync, held, tag, day)
@@ -162,6 +164,25 @@ def _move(work: Path, target: Path, sync: bool, held: int, tag: str, day: int
                 exc.errno in (errno.EEXIST, errno.ENOTEMPTY) or not entry_at(target, held=day)):
             drop_mark(held)
         raise
+
+
+def _leave_name(target: Path, day: int, held: int, tag: str) -> None:
+    """What this daemon left for a move to `target`, which someone else's entry took
+    since (a kill after the copy was made, before its rename): its copy under way there
+    (`.NAME.TAG.partial`, this daemon's by its tag, as move_tree would have replaced it)
+    is removed from the day folder open at `day`, and its mark for `target` dropped
+    quietly — else the copy stayed in the archive for good, a whole bundle's bytes, and
+    the move beside warned that the mark was someone else's."""
+    partial = partial_name(target, tag)
+    try:
+        remove_made(day, partial.name)
+    except OSError as exc:
+        # The archive goes on beside: the leftover is litter only, said so.
+        logs.get().warning("cannot remove this outboxd's copy under way into an archive "
+                           "folder someone else's entry took since; remove it by hand",
+                           partial=str(partial), error=describe(exc))
+    if kept_for(held) == str(target):
+        drop_mark(held)
 
 
 def _beside(target: Path, day: int, told: Callable[[Path], None] | None) -> Path:
