@@ -63,7 +63,7 @@ def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None
     # One listing, not a look at each name up to the first free one: an entry between
     # removed since the copy was made (NAME-3 gone, the copy at NAME-4) hid the copy,
     # and the bundle was archived a second time. Each compared by its paper first.
-    for n in _numbers_beside(os.listdir(day), target.name):
+    for n in numbers_beside(os.listdir(day), target.name):
         other = target.with_name(f"{target.name}-{n}")
         # Only a whole copy: an older build's (unmarked_copy) is at the name the
         # journal gave, never beside it, where an entry lacking a file of the bundle
@@ -74,7 +74,7 @@ def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None
     return None
 
 
-def _numbers_beside(names: list[str], name: str) -> list[int]:
+def numbers_beside(names: list[str], name: str) -> list[int]:
     """The N of each NAME-N among `names`, N ≥ 2 written as free_name writes it (ASCII
     digits, no leading zero), in numeric order: NAME-10 after NAME-9."""
     prefix = f"{name}-"

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -18,8 +19,12 @@ from claimed import claimed, restart  # noqa: E402
 from exdev import exdev_for, killed_at  # noqa: E402
 from helpers import pdf_bytes  # noqa: E402
 
+from daemon.archiving import archive  # noqa: E402
 from daemon.archiving.copyfound import KEPT  # noqa: E402
+from daemon.configuration.config import Settings  # noqa: E402
 from daemon.fs import fsmove  # noqa: E402
+from daemon.journal import DELIVERED  # noqa: E402
+from daemon.loop.pipeline import Pipeline  # noqa: E402
 
 
 class _Killed(BaseException):
@@ -60,3 +65,52 @@ def test_a_retry_beside_a_name_taken_after_a_kill_before_the_rename_leaves_nothi
     assert KEPT not in os.listdir(beside) and not work.exists()
     assert json.loads(theirs.read_text()) == {"bundle_id": "f" * 64}
     assert [e["event"] for e in logged if e["log_level"] in ("warning", "error")] == []
+
+
+def _delivered_unarchived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                          ) -> tuple[Pipeline, Settings, int, Path, Path]:
+    """A bundle delivered whose move was cut off (to be tried again), as an older version
+    left it: its row, work folder and the archive folder journaled."""
+    p, s, row = claimed(tmp_path)
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
+    return p, s, row, Path(delivered.work_dir), Path(delivered.archive_dir)
+
+
+def _someone_elses(entry: Path) -> Path:
+    """Another bundle's entry at `entry`; its receipt."""
+    entry.mkdir(parents=True)
+    (entry / "receipt.json").write_text(json.dumps({"bundle_id": "f" * 64}))
+    return entry / "receipt.json"
+
+
+def test_an_older_versions_copy_under_way_past_a_removed_entry_beside_is_removed_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade: a version before the per-daemon copy names found NAME and NAME-2 taken by
+    other entries, so it copied into NAME-3 (`.NAME-3.partial`) and was killed mid-copy;
+    NAME-2 has been removed since. The look for that version's copies stopped at the
+    first free NAME-N (NAME-2), so the copy at -3 stayed in sent/ for good, a whole
+    bundle's bytes hidden in the archive. It is removed, with its log line; the bundle
+    is archived once, at NAME-2, the other entry kept as it is."""
+    p, s, row, work, journaled = _delivered_unarchived(tmp_path, monkeypatch)
+    other = _someone_elses(journaled)
+    left = journaled.with_name(f".{journaled.name}-3.partial")
+    (left / "INV-1").mkdir(parents=True)
+    (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
+    exdev_for(monkeypatch, work)
+    with capture_logs() as logged:
+        assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    placed = journaled.with_name(f"{journaled.name}-2")
+    assert (done.state, done.archive_dir) == ("sent", str(placed))
+    assert sorted(os.listdir(journaled.parent)) == [journaled.name, placed.name]
+    assert (placed / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
+    assert [e["partial"] for e in logged
+            if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
