@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,31 @@ def test_an_older_versions_copy_under_way_past_a_removed_entry_beside_is_removed
     assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
     assert [e["partial"] for e in logged
             if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
+
+
+def test_an_older_versions_copy_beside_cut_short_in_its_removal_is_taken_as_the_bundles(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade: a version that went beside a taken entry name without journaling the
+    name beside, and marked nothing before its removal, copied the bundle into NAME-2 on
+    another file system while a clerk saved a file into its sidecar folder, and was
+    killed part-way through removing the work folder. Its copy at NAME-2 was taken for
+    the bundle's only when whole: the bundle was archived a second time at NAME-3, the
+    clerk's never-sent file in it shown as sent. Now NAME-2 is the bundle's one entry,
+    the journal naming it, and the clerk's file is kept in processing and said."""
+    p, s, row, work, journaled = _delivered_unarchived(tmp_path, monkeypatch)
+    _someone_elses(journaled)
+    copy = journaled.with_name(f"{journaled.name}-2")
+    shutil.copytree(work, copy)  # the older version's copy, renamed into place
+    (work / "INV-1" / "late.pdf").write_bytes(b"%PDF-late")  # saved during the copy
+    (work / "INV-1" / "a.pdf").unlink()  # its removal, cut short
+    exdev_for(monkeypatch, work)
+    with capture_logs() as logged:
+        assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    assert (done.state, done.archive_dir) == ("sent", str(copy))
+    assert sorted(os.listdir(journaled.parent)) == [journaled.name, copy.name]
+    assert sorted(os.listdir(copy / "INV-1")) == ["a.pdf"]
+    assert (work / "INV-1" / "late.pdf").read_bytes() == b"%PDF-late"
+    assert not (work / "INV-1.xml").exists() and not (work / "receipt.json").exists()
+    [said] = [e for e in logged if e.get("kept")]
+    assert said["kept"] == [str(work / "INV-1" / "late.pdf")] and said["archive"] == str(copy)
