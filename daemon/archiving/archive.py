@@ -28,9 +28,11 @@ from daemon.archiving.kept import (
     kept_for,
     mark_kept,
     marked_for,
+    named_for,
     said_left,
     unmarked,
 )
+from daemon.claiming.workname import work_bundle
 from daemon.errors import InputError, describe
 from daemon.fs.fsmove import TAG_MAX, move_tree, partial_name, remove_held, remove_made
 from daemon.fs.fsops import FOLDER_NOFOLLOW
@@ -320,13 +322,19 @@ def drop_archived(work: Path, held: int, placed: Path, within: Path | None = Non
     place before the removal began): what the entry holds the same removed. What is left
     besides the mark (nothing: the mark and the emptied folder are gone too); None when
     no folder is at the entry's name (moved away, a link: nothing is removed for it), or
-    the entry is not the folder's copy (copyfound.holds_copy_of; the mark proven ours by
-    `papers` when given, else the work folder's own)."""
+    the mark is not proven ours: by `papers` when given, else by the work folder's own
+    paper (marked_for), or, where a crash took that with the removal, by the entry's
+    paper naming the bundle the work folder's name carries (named_for). A mark is never
+    trusted alone, not even with a whole copy at the name it gives: anyone on the share
+    may write one, and a folder of theirs holding copies of a bundle never sent."""
     if not _folder_at(placed):
         return None  # never a day folder made for a mark that names no entry
     day = hold_day(placed.parent, within)
     try:
-        compared = copy_at(day, placed, held, marked=marked_for(held, day, placed, papers))
+        if not (marked_for(held, day, placed, papers) or papers is None
+                and named_for(held, work_bundle(work.name), day, placed)):
+            return None
+        compared = copy_at(day, placed, held, marked=True)
     finally:
         os.close(day)
     if compared is None:
