@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+from daemon import logs
 from daemon.archiving.archive_papers import write_papers
 from daemon.archiving.copyfound import copy_at, copy_beside
 from daemon.archiving.dayfolder import hold_day, hold_entry
@@ -27,11 +28,13 @@ from daemon.archiving.kept import (
     kept_for,
     mark_kept,
     marked_for,
+    named_for,
     said_left,
     unmarked,
 )
-from daemon.errors import InputError
-from daemon.fs.fsmove import TAG_MAX, move_tree, remove_held
+from daemon.claiming.workname import work_bundle
+from daemon.errors import InputError, describe
+from daemon.fs.fsmove import TAG_MAX, move_tree, partial_name, remove_held, remove_made
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fsread import read_regular
 from daemon.fs.fswrite import (
@@ -122,6 +125,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
             said_left(work, held, found[0],
                       unmarked(work, held, remove_held(work, held, found[1])))
             return found[0]
+        _leave_name(target, day, held, tag)
         target = _beside(target, day, beside)
     try:
         left = _move(work, target, sync, held, tag, day)
@@ -162,6 +166,25 @@ def _move(work: Path, target: Path, sync: bool, held: int, tag: str, day: int
                 exc.errno in (errno.EEXIST, errno.ENOTEMPTY) or not entry_at(target, held=day)):
             drop_mark(held)
         raise
+
+
+def _leave_name(target: Path, day: int, held: int, tag: str) -> None:
+    """What this daemon left for a move to `target`, which someone else's entry took
+    since (a kill after the copy was made, before its rename): its copy under way there
+    (`.NAME.TAG.partial`, this daemon's by its tag, as move_tree would have replaced it)
+    is removed from the day folder open at `day`, and its mark for `target` dropped
+    quietly — else the copy stayed in the archive for good, a whole bundle's bytes, and
+    the move beside warned that the mark was someone else's."""
+    partial = partial_name(target, tag)
+    try:
+        remove_made(day, partial.name)
+    except OSError as exc:
+        # The archive goes on beside: the leftover is litter only, said so.
+        logs.get().warning("cannot remove this outboxd's copy under way into an archive "
+                           "folder someone else's entry took since; remove it by hand",
+                           partial=str(partial), error=describe(exc))
+    if kept_for(held) == str(target):
+        drop_mark(held)
 
 
 def _beside(target: Path, day: int, told: Callable[[Path], None] | None) -> Path:
@@ -299,13 +322,19 @@ def drop_archived(work: Path, held: int, placed: Path, within: Path | None = Non
     place before the removal began): what the entry holds the same removed. What is left
     besides the mark (nothing: the mark and the emptied folder are gone too); None when
     no folder is at the entry's name (moved away, a link: nothing is removed for it), or
-    the entry is not the folder's copy (copyfound.holds_copy_of; the mark proven ours by
-    `papers` when given, else the work folder's own)."""
+    the mark is not proven ours: by `papers` when given, else by the work folder's own
+    paper (marked_for), or, where a crash took that with the removal, by the entry's
+    paper naming the bundle the work folder's name carries (named_for). A mark is never
+    trusted alone, not even with a whole copy at the name it gives: anyone on the share
+    may write one, and a folder of theirs holding copies of a bundle never sent."""
     if not _folder_at(placed):
         return None  # never a day folder made for a mark that names no entry
     day = hold_day(placed.parent, within)
     try:
-        compared = copy_at(day, placed, held, marked=marked_for(held, day, placed, papers))
+        if not (marked_for(held, day, placed, papers) or papers is None
+                and named_for(held, work_bundle(work.name), day, placed)):
+            return None
+        compared = copy_at(day, placed, held, marked=True)
     finally:
         os.close(day)
     if compared is None:

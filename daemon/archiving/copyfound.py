@@ -54,27 +54,29 @@ def copy_at(day: int, target: Path, held: int, marked: bool = False, older: bool
 
 def copy_beside(day: int, target: Path, held: int) -> tuple[Path, Copied] | None:
     """The entry beside `target` in the day folder open at `day` (NAME-2, NAME-3 …, every
-    one there, in numeric order) that is the work folder's (open at `held`) whole copy,
-    every file byte for byte (unmarked), and what it holds the same: a crash after the
-    copy to a name beside a taken one was in place unmarked (an older build marked only
-    after the rename; a folder at the mark's name in the work folder takes its place),
-    with the journal's word of that name lost (the orphan sweep) — never copied again as
-    one more entry. None when none is."""
+    one there, in numeric order) that is the work folder's (open at `held`) copy, and
+    what it holds the same: a whole copy, every file byte for byte (unmarked), or an
+    older build's cut short in its removal (unmarked_copy) — a crash after the copy to a
+    name beside a taken one was in place unmarked (an older build marked only after the
+    removal, and journaled no name beside; a folder at the mark's name in the work
+    folder takes its place), or with the journal's word of that name lost (the orphan
+    sweep) — never copied again as one more entry. None when none is."""
     # One listing, not a look at each name up to the first free one: an entry between
     # removed since the copy was made (NAME-3 gone, the copy at NAME-4) hid the copy,
     # and the bundle was archived a second time. Each compared by its paper first.
-    for n in _numbers_beside(os.listdir(day), target.name):
+    for n in numbers_beside(os.listdir(day), target.name):
         other = target.with_name(f"{target.name}-{n}")
-        # Only a whole copy: an older build's (unmarked_copy) is at the name the
-        # journal gave, never beside it, where an entry lacking a file of the bundle
-        # is another's, or a copy cut short and changed since.
-        compared = copy_at(day, other, held, older=False)
+        # An older build's too (unmarked_copy: the invoice file and this delivery's or
+        # quarantine's own paper among what it holds the same): builds before the name
+        # beside was journaled went beside the name the journal gave, and one killed
+        # in the removal with a clerk's late file in the sidecar left exactly that.
+        compared = copy_at(day, other, held)
         if compared is not None:
             return other, compared
     return None
 
 
-def _numbers_beside(names: list[str], name: str) -> list[int]:
+def numbers_beside(names: list[str], name: str) -> list[int]:
     """The N of each NAME-N among `names`, N ≥ 2 written as free_name writes it (ASCII
     digits, no leading zero), in numeric order: NAME-10 after NAME-9."""
     prefix = f"{name}-"

@@ -18,6 +18,7 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.copyfound import KEPT, PROOFS, holds_paper
+from daemon.archiving.papers import names_bundle
 from daemon.errors import InputError
 from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
 from daemon.fs.fsread import read_bounded
@@ -125,6 +126,40 @@ def marked_for(held: int, day: int, target: Path,
         return holds_paper(entry, held, papers)
     finally:
         os.close(entry)
+
+
+def named_for(held: int, id12: str | None, day: int, target: Path) -> bool:
+    """Whether the work folder open at `held`, which holds no paper any more (a crash
+    part-way through its removal took it), is marked (KEPT) for the entry `target` in
+    the day folder open at `day`, and that entry holds a receipt.json or reason.json
+    (a regular file) naming a bundle whose id begins with `id12`, the one the work
+    folder's own name carries (claim.work_dir_for): the mark is then ours. A mark alone
+    is never enough: a share user's, naming a folder of theirs holding copies of the
+    bundle's files, had the bundle — never sent — removed from processing as archived
+    there. A folder that still holds its paper is proven by it (marked_for) or not."""
+    if not id12 or kept_for(held) != str(target) or any(_there(held, n) for n in PROOFS):
+        return False
+    try:
+        entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
+    except OSError:
+        return False  # none there, or a link: no copy of ours
+    try:
+        for name in PROOFS:
+            try:
+                with open_in(entry, name, name) as fh:
+                    data = read_bounded(fh, RECEIPT_MAX)
+            except (OSError, InputError):
+                continue  # missing, unreadable, or a link, FIFO or device: no paper of ours
+            if data is not None and names_bundle(data, id12):
+                return True
+        return False
+    finally:
+        os.close(entry)
+
+
+RECEIPT_MAX = 1 << 25
+"""The largest receipt.json read for the bundle id it names (fsread.read_regular's
+bound, as sent/ is read back): it keeps the receiver's whole answer."""
 
 
 def disowned(held: int, roots: tuple[Path, ...]) -> bool:

@@ -8,7 +8,6 @@ mixin: it shares its journal, settings and the per-row state of the deliveries).
 
 from __future__ import annotations
 
-import itertools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -17,13 +16,14 @@ from typing import Any
 
 from daemon.archiving.archive import place, target_for
 from daemon.archiving.archive_papers import reason_papers, reason_record, receipt_papers
+from daemon.archiving.copyfound import numbers_beside
 from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claiming.claim import copy_tag
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import web_page_warning
 from daemon.delivery.backoff import backoff
 from daemon.errors import describe
-from daemon.fs.fsmove import partial_name, remove_made
+from daemon.fs.fsmove import PARTIAL, remove_made
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.workfolder import link_inside
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
@@ -251,20 +251,15 @@ class Moves:
 def _older_copies(day: int, target: Path) -> Iterator[Path]:
     """Those of the copies a version before the per-daemon copy names made under way into
     `target` that lie in its day folder (open at `day`): `.NAME.partial`; where NAME was
-    taken by another entry, the first of NAME-2, NAME-3 … not taken
-    (archive.move_into_place, fswrite.free_name), so each `.NAME-N.partial` up to that of
-    the first NAME-N free now (one taken since the copy was made is passed)."""
-    for n in itertools.count(1):
-        taken = target if n == 1 else target.with_name(f"{target.name}-{n}")
-        if _there(day, partial_name(taken).name):
-            yield partial_name(taken)
-        if n > 1 and not _there(day, taken.name):
-            return
-
-
-def _there(day: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=day, follow_symlinks=False)
-    except OSError:
-        return False
-    return True
+    taken by another entry, `.NAME-N.partial` for the NAME-N it chose, the first free
+    then (archive.move_into_place, fswrite.free_name). Every such N found in one listing,
+    as copy_beside finds the entries beside: looked at name by name up to the first
+    NAME-N free now, an entry between removed since the copy was made (NAME-2 gone, the
+    copy under way into NAME-3) hid it. That version never cut such a name (its entry
+    names leave room for `.` and `.partial`), so each is `.NAME-N.partial` as it is."""
+    under_way = [n[1:-len(PARTIAL)] for n in os.listdir(day)
+                 if n.startswith(".") and n.endswith(PARTIAL)]
+    if target.name in under_way:
+        yield target.with_name(f".{target.name}{PARTIAL}")
+    for n in numbers_beside(under_way, target.name):
+        yield target.with_name(f".{target.name}-{n}{PARTIAL}")

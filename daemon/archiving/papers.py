@@ -99,7 +99,7 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
     # an admin; and an empty file holds nothing of the clerk's to lose but its name.
     if data is not None and (
             expected is not None and expected.startswith(data.rstrip(b"\0"))
-            or path.name != "REASON.txt" and _names_bundle(data, bundle_id)
+            or path.name != "REASON.txt" and names_bundle(data, bundle_id)
             or path.name == "REASON.txt" and _older_reason(path, data, file.st, bundle_id,
                                                            expected)):
         return file
@@ -150,7 +150,7 @@ def _older_reason(path: Path, data: bytes, st: os.stat_result, bundle_id: str,
                 and abs(st.st_mtime_ns - beside.st_mtime_ns) <= _WRITTEN_TOGETHER_NS)
 
 
-def _names_bundle(data: bytes, bundle_id: str) -> bool:
+def names_bundle(data: bytes, bundle_id: str) -> bool:
     """Whether `data` is a JSON paper (receipt or reason record) of the bundle."""
     named = bundle_named(data)
     return bool(named and bundle_id and named.startswith(bundle_id))

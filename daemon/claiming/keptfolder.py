@@ -7,11 +7,14 @@ quarantine/, the journal row its quarantine never got.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from daemon import logs
 from daemon.archiving.kept import KEPT, entry_reason
 from daemon.archiving.readback import day_start
+from daemon.claiming.workname import work_bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
 from daemon.fs.fsops import FOLDER_NOFOLLOW
@@ -23,15 +26,16 @@ def record_quarantined(journal: Journal, settings: Settings, work: Path, target:
     whose entry is in quarantine/ (sent/ is read back into a new journal: readback.py;
     nothing reads quarantine/ back): killed before its row said quarantined, `outboxd
     status` never listed the bundle and the page called it another outboxd's. Once,
-    though a file put in keeps the folder; none where the entry's paper cannot be read."""
+    though a file put in keeps the folder; none where the entry's paper cannot be read,
+    or does not name the bundle the work folder's name carries (names_its_bundle: a mark
+    someone wrote naming another bundle's entry, a reason.json edited in quarantine/)."""
     if target.parent.parent != settings.quarantine_dir:
         return
     try:
         reason = entry_reason(target)
     except (OSError, InputError, ValueError, RecursionError):
         return
-    if reason is None or not all(isinstance(reason.get(k), str)
-                                 for k in ("bundle_id", "invoice_file")):
+    if reason is None or not names_its_bundle(work, reason):
         return
     invoice_file, bundle_id = reason["invoice_file"], reason["bundle_id"]
     at = journal_time(reason.get("quarantined_at"), day_start(target.parent.name))
@@ -43,6 +47,23 @@ def record_quarantined(journal: Journal, settings: Settings, work: Path, target:
     logs.get().warning("quarantined bundle unknown to the journal found in quarantine/ "
                        "and recorded", work_dir=str(work), bundle_id=bundle_id,
                        invoice_file=invoice_file, archive=str(target))
+
+
+def names_its_bundle(work: Path, paper: Mapping[str, Any]) -> bool:
+    """Whether a paper (a receipt as readback.record_of reads it, a reason record) can be
+    that of the bundle in the work folder `work`: it names a bundle id beginning with the
+    12 hex digits the folder's name carries (the claim named it so, workname.work_bundle)
+    and an invoice file by a plain name, each as text. Anyone who may write in the
+    share may write a paper: one naming another bundle had the journal record that
+    bundle as sent (a later drop of it refused as a duplicate) or quarantined, and one
+    of another type stopped the sweep. A bundle changed in its work folder after the
+    claim, delivered under its new id, is not told from such a paper: left for a person
+    (only with the journal lost as well)."""
+    id12 = work_bundle(work.name)
+    bundle_id, invoice = paper.get("bundle_id"), paper.get("invoice_file")
+    return (id12 is not None and isinstance(bundle_id, str) and bundle_id.startswith(id12)
+            and isinstance(invoice, str) and invoice not in ("", ".", "..")
+            and "/" not in invoice and "\0" not in invoice)
 
 
 def files_below(folder: int, rel: str) -> list[str]:

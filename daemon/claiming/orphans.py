@@ -45,7 +45,12 @@ from daemon.archiving.kept import KEPT, disowned, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.archiving.readback import record_of
 from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim
-from daemon.claiming.keptfolder import files_below, record_quarantined, remove_folders_below
+from daemon.claiming.keptfolder import (
+    files_below,
+    names_its_bundle,
+    record_quarantined,
+    remove_folders_below,
+)
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError
@@ -219,7 +224,17 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
               "at — if the bundle was delivered, move the folder into sent/ by hand",
               work_dir=str(work))
         return 0
-    if (rec is not None or reason is not None) and _waits(
+    paper = rec if rec is not None else reason
+    if paper is not None and not names_its_bundle(work, paper):
+        name = "receipt.json" if rec is not None else "reason.json"
+        _once(work, logs.get().error, f"work folder unknown to the journal holds a {name} "
+              "that does not name the bundle the folder's name carries (another bundle id, "
+              "or no invoice file by a plain name); nothing is recorded, archived or moved "
+              f"— outboxd never writes such a {name}: remove it if someone put it there "
+              "and the next rescan finishes the folder, else move the folder where it "
+              "belongs by hand", work_dir=str(work), file=str(work / name))
+        return 0
+    if paper is not None and _waits(
             work, mounts, settings.sent_dir if rec is not None else settings.quarantine_dir):
         return 0
     tag = copy_tag(settings.paths.state_dir)

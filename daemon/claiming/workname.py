@@ -60,6 +60,19 @@ def whose(name: str, owner: str) -> str:
     return OURS
 
 
+def work_bundle(name: str) -> str | None:
+    """The ID12 a work folder's name NAME--ID12--TAG carries (the first 12 hex digits
+    of its bundle's id, as the claim named it); None for a name that carries none."""
+    parts = name.rsplit("--", 2)
+    if len(parts) != 3 or len(parts[1]) != 12 or not parts[1].isascii():
+        return None
+    try:
+        int(parts[1], 16)
+    except ValueError:
+        return None
+    return parts[1]
+
+
 def has_owner(name: str) -> bool:
     """Whether a work folder's name (one whose found ours) carries its state dir's
     OWNER, as every outboxd since owners names them."""

@@ -143,6 +143,10 @@ TAG_MAX = 39
 of up to 32 bytes, "-", 6 hex)."""
 
 
+PARTIAL = ".partial"
+"""How the name of a copy under way ends (partial_name)."""
+
+
 def partial_name(dst: Path, tag: str = "") -> Path:
     """Where a copy across file systems to dst is made before it is renamed there:
     `.NAME.TAG.partial`. TAG is the daemon's (claim.copy_tag: its host and state dir), so
@@ -155,7 +159,7 @@ def partial_name(dst: Path, tag: str = "") -> Path:
     NAME is cut (fit_name: the same NAME always gives the same cut, two give two) where
     the whole would not fit in a path component: archive entries a version before the tag
     named and journaled are up to 244 bytes long, without room for one."""
-    suffix = f".{tag}.partial" if tag else ".partial"
+    suffix = f".{tag}{PARTIAL}" if tag else PARTIAL
     return dst.with_name(f".{fit_name(dst.name, NAME_MAX - 1 - len(os.fsencode(suffix)))}"
                          f"{suffix}")
 

@@ -286,12 +286,13 @@ def test_an_entry_beside_the_name_removed_once_listed_is_passed_and_the_bundle_a
     assert tree(got) == content and not os.path.lexists(work)
 
 
-def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_files(
+def test_an_entry_beside_the_name_that_lacks_a_file_and_its_paper_is_no_copy(
         tmp_path: Path) -> None:
-    """The look beside a taken name takes only a whole copy for the bundle's: an entry at
-    NAME-2 holding all but one attachment (another bundle's, or a copy cut short and
-    then changed by a person) is left as it is, nothing is removed from the work folder
-    for it, and the bundle is archived whole at NAME-3."""
+    """The look beside a taken name takes for the bundle's only a whole copy or an older
+    build's copy holding the bundle's own paper: an entry at NAME-2 holding all but one
+    attachment and another receipt (another delivery of the bundle) is left as it is,
+    nothing is removed from the work folder for it, and the bundle is archived whole at
+    NAME-3."""
     work = _work(tmp_path)
     content = tree(work)
     target = entry_target(tmp_path)
@@ -300,6 +301,7 @@ def test_an_entry_beside_the_name_that_lacks_a_file_is_no_copy_and_keeps_its_fil
     beside = target.with_name(target.name + "-2")
     shutil.copytree(work, beside)
     (beside / "INV-1" / "a.pdf").unlink()
+    (beside / "receipt.json").write_text('{"receipt_id": "another delivery"}')
     got = move_into_place(work, target, within=tmp_path / "outbox")
     assert got == target.with_name(target.name + "-3")
     assert tree(got) == content and not os.path.lexists(work)

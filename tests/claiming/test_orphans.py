@@ -28,17 +28,6 @@ from daemon.watching.mounts import Mount, shown
 BID = "ab" * 32
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    (tmp_path / "outbox").mkdir()
-    s = Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
-                 paths=PathsConfig(state_dir=tmp_path / "state"),
-                 delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
-    for d in (s.processing_dir, s.sent_dir, s.quarantine_dir, s.paths.state_dir):
-        d.mkdir(parents=True, exist_ok=True)
-    return s
-
-
 def dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()

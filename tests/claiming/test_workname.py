@@ -58,3 +58,16 @@ def test_a_work_folder_is_ours_to_finish_only_of_this_host_our_state_dir_and_a_p
         assert workname.whose(name, mine) == workname.NOT_OURS
     assert workname.has_owner(named(here, dead, mine))
     assert not workname.has_owner(named(here, dead, ""))
+
+
+@pytest.mark.parametrize("invoice", ["INV-1", "a--b--c", "x" * 300])
+def test_the_bundle_a_work_folder_was_claimed_for_is_read_back_from_its_name(
+        invoice: str) -> None:
+    """A name work_dir_for makes carries the first 12 hex digits of its bundle's id, read
+    back whatever the invoice file's name holds ("--" too) or however long it is; a name
+    that carries none (a folder someone made) gives None."""
+    bid = "0123456789abcdef" * 4
+    made = claim.work_dir_for(Path("processing"), invoice, bid, "abc123")
+    assert workname.work_bundle(made.name) == bid[:12]
+    assert workname.work_bundle("mine") is None
+    assert workname.work_bundle("INV-1--not-an-id!--host-1-abcdef") is None
