@@ -76,9 +76,8 @@ class CheckJournal:
         if before is not None and settings.policy.duplicates == "quarantine":
             return [sentbefore.duplicate(name, bid, sentbefore.when_sent(
                 before, settings.sent_dir))], []
-        return [], [sentbefore.already_sent(name, i, "" if row is None else "(" + ", ".join(
-                        x for x in (row.invoice_file, *_when(row, settings)) if x) + ")")
-                    for i, row in sent_in.items()]
+        return [], [sentbefore.already_sent(name, i, sentbefore.sent_where(
+                        row, settings.sent_dir)) for i, row in sent_in.items()]
 
     def _ask(self, question: Callable[[Journal], T], missing_matters: bool = False
              ) -> T | None:
@@ -138,10 +137,3 @@ class CheckJournal:
                     "which look-alike folders it left in the outbox — REASON.txt in "
                     f"{row.archive_dir} says  [{UNREADABLE_REASONS}]")
         return rows
-
-
-def _when(row: Row, settings: Settings) -> tuple[str, str]:
-    """When a row was sent, as `status` shows it; and its folder in sent/ once it is
-    there ("" before: a delivered row's archive may still be under way)."""
-    folder = sentbefore.sent_folder(row, settings.sent_dir)
-    return f"sent at {row.since}", f"folder {folder}" if folder else ""

@@ -160,7 +160,6 @@ class HttpDeliverer:
         token = cfg.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._scrubber = Scrubber(token, cfg.url)
         verify = tls_verify(cfg)  # its ConfigError also with a transport given
         # A transport given (httpx.MockTransport in tests) takes every POST directly.
         self._direct = transport is not None
@@ -185,6 +184,10 @@ class HttpDeliverer:
             # A url with a user and password (Basic auth): the POST goes through
             # Client.send, which adds the header.
             self._direct = not has_userinfo(cfg.url)
+        else:
+            proxy = None
+        # Made once the proxy is known: its password is a secret of ours too.
+        self._scrubber = Scrubber(token, cfg.url, proxy)
         self._transport = transport
         self.client = httpx.Client(
             headers=headers, transport=transport,

@@ -173,8 +173,11 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         ids = bundle.unattached_ids
         out = list(bundle.warnings) + unattached.sent_warnings(name, ids, release.found_beside(
             bundle.invoice_file.path, self.s.share) if ids else None)
-        for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
-            out.append(sentbefore.already_sent(name, invoice_id))
+        # Which bundle sent it, when, and its folder: the warning is kept in receipt.json,
+        # where sent/ alone (a journal lost) must still tell a resend from one send.
+        for invoice_id, row in self.j.sent_in(list(bundle.invoice_ids), bid).items():
+            out.append(sentbefore.already_sent(
+                name, invoice_id, sentbefore.sent_where(row, self.s.sent_dir)))
         return out
 
     def attempt(self, row_id: int) -> float | None:

@@ -1,7 +1,8 @@
-"""Our secrets — the token, the url's password, the keys in its query — in every form a
-text may quote them, and taken out of it: what a receiver answers (an error page that
-quotes the request, a header it echoes) and httpx's errors, before either is logged,
-kept in the journal and the papers, or shown on the status page (deliver.py)."""
+"""Our secrets — the token, the url's password, the keys in its query, the password of
+the environment's proxy — in every form a text may quote them, and taken out of it: what
+a receiver answers (an error page that quotes the request, a header it echoes) and
+httpx's errors, before either is logged, kept in the journal and the papers, or shown on
+the status page (deliver.py)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,25 @@ def _url_secrets(url: str | None) -> list[str]:
     if not parsed.password:
         return found
     written = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
-    pair = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
-    return [p for p in (parsed.password, written, pair) if p] + found
+    return _basic_secrets(parsed.username, parsed.password) + [written] + found
+
+
+def _basic_secrets(user: str, password: str) -> list[str]:
+    """A user's password and the user:password pair in base64, as a Basic
+    Authorization (or Proxy-Authorization) header carries it; [] without a password."""
+    if not password:
+        return []
+    pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return [password, pair]
+
+
+def _proxy_secrets(proxy: httpx.Proxy | None) -> list[str]:
+    """The environment's proxy's password (HTTP_PROXY=http://user:pw@…): httpx sends it
+    as Proxy-Authorization on every POST, and a proxy that passes the header on, or an
+    answer quoting the request, would show it."""
+    if proxy is None or proxy.auth is None:
+        return []
+    return _basic_secrets(*proxy.auth)
 
 
 # Each character that HTML or XML may write as an entity, with every spelling of it:
@@ -61,17 +79,19 @@ def _markup_pattern(secret: str) -> re.Pattern[str] | None:
 
 
 class Scrubber:
-    """The secrets of one deliverer's settings (a Bearer token, the url's), and
-    `scrub()`, which writes each form of them found in a text as "***"."""
+    """The secrets of one deliverer's settings (a Bearer token, the url's, the password
+    of the environment's proxy it posts through), and `scrub()`, which writes each form
+    of them found in a text as "***"."""
 
-    def __init__(self, token: str | None, url: str | None) -> None:
+    def __init__(self, token: str | None, url: str | None,
+                 proxy: httpx.Proxy | None = None) -> None:
         # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
         # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
         # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities, in
         # any spelling: _markup_pattern).
-        secrets = [x for x in (token, *_url_secrets(url)) if x]
+        secrets = [x for x in (token, *_url_secrets(url), *_proxy_secrets(proxy)) if x]
         self._forms = sorted({form for x in secrets for form in (x, repr(x)[1:-1],
                                                  urllib.parse.quote(x, safe=""),
                                                  json.dumps(x)[1:-1],

@@ -25,10 +25,24 @@ def duplicate(invoice_file: str, bundle_id: str, sent: str = "sent before") -> F
 
 
 def already_sent(invoice_file: str, invoice_id: str, where: str = "") -> Finding:
-    """`where`: the other bundle, when and its folder, as "(INV-7.xml, sent at TIME …)"."""
+    """`where`: the other bundle, when and its folder, as "(INV-7.xml, sent at TIME …)"
+    (sent_where)."""
     return Finding("invoice-id-already-sent", invoice_file, f"invoice {invoice_id} was "
                    "already sent in another bundle" + (f" {where}" if where else ""),
                    "warning", invoice_id)
+
+
+def sent_where(row: Row | None, sent_dir: Path) -> str:
+    """already_sent's `where` for the journal's row of the other bundle (Journal.sent_in;
+    None: the journal keeps no row of it): "(INV-7.xml, sent at TIME, folder
+    sent/DAY/NAME--ID)", the folder once it is there. The daemon's warning goes into the
+    manifest and so into receipt.json: with the journal lost, sent/ alone must still say
+    which earlier bundle sent the invoice."""
+    if row is None:
+        return ""
+    folder = sent_folder(row, sent_dir)
+    return "(" + ", ".join(x for x in (row.invoice_file, f"sent at {row.since}",
+                                        f"folder {folder}" if folder else "") if x) + ")"
 
 
 def when_sent(row: Row, sent_dir: Path, time: Callable[[str], str] = str,

@@ -835,6 +835,37 @@ def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after
     assert p.j.get(second).last_error is None
 
 
+def test_an_invoice_sent_again_names_the_bundle_that_sent_it_in_its_receipt(
+        tmp_path: Path) -> None:
+    """INV-1.xml is sent; a corrected INV-1.xml (another time sheet) follows. Its
+    `invoice-id-already-sent` warning, in the manifest sent and in its receipt.json,
+    names the first bundle's file, when it was sent and its folder in sent/ (as `outboxd
+    check` does): with the journal lost, an auditor reading sent/ tells a resend from
+    one send and finds the first without searching every receipt."""
+    p, s, first = claimed(tmp_path)
+    p.finish.d = deliverer = Recording(Receipt(201, {"receipt_id": "r-1"}, "r-1"),
+                                       Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+    assert p.finish.attempt(first) is None
+    sent = p.j.get(first)
+    assert sent.state == "sent" and sent.archive_dir
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    second = step(p, cand, 2000.0).claimed
+    assert second is not None
+    assert p.finish.attempt(second) is None
+
+    folder = f"sent/{Path(sent.archive_dir).parent.name}/{Path(sent.archive_dir).name}"
+    assert sent.bundle_id is not None and folder.endswith(sent.bundle_id[:12])
+    expected = {"code": "invoice-id-already-sent", "invoice_id": "INV-1", "file": "INV-1.xml",
+                "message": "invoice INV-1 was already sent in another bundle (INV-1.xml, "
+                           f"sent at {sent.since}, folder {folder})"}
+    assert deliverer.manifests[-1]["warnings"] == [expected]
+    archive = p.j.get(second).archive_dir
+    assert archive is not None
+    receipt = json.loads((Path(archive) / "receipt.json").read_text("utf-8"))
+    assert receipt["manifest"]["warnings"] == [expected]
+
+
 def correction_behind(tmp_path: Path, retry_after: float) -> tuple[Any, int, int]:
     """A first INV-1.xml put off by the receiver for `retry_after` seconds, and a
     corrected INV-1.xml claimed behind it (retry_max_seconds = 300)."""

@@ -8,14 +8,17 @@ from __future__ import annotations
 import base64
 import html
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from rawreceiver import RawReceiver
 
 from daemon.delivery.answers import BODY_LIMIT
 from daemon.errors import Rejected, Retryable
+from delivery.test_answer_deadline import ELSEWHERE, PROXY_VARIABLES, deliver_once
 from delivery.test_deliver import Recorder, http_cfg, send
 
 
@@ -116,3 +119,50 @@ class TestAnswersThatEchoSecrets:
         kept = info.value.body
         assert "s3cr3t" not in kept and "\\u0073\\u0033" not in kept
         assert "***" in kept
+
+
+class TestTheEnvironmentsProxyCredentials:
+    """HTTP_PROXY with a user and password (`http://user:pw@proxy:3128`): httpx sends them
+    to the proxy as `Proxy-Authorization: Basic …` on every POST to a receiver
+    elsewhere. A proxy that forwards the header, or an answer that quotes the request,
+    must not put them into receipt.json in sent/ (which the people on the share read),
+    the journal or the status page: they are outboxd's secrets as much as the token."""
+
+    @staticmethod
+    def through_echoing_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              status: int) -> Any:
+        """One delivery to ELSEWHERE by way of a proxy on 127.0.0.1 that answers
+        `status` itself with a body quoting the request's head; its Receipt (a
+        rejection raises)."""
+        def answer(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            body = json.dumps({"receipt_id": "r-1", "request": rx.head()}).encode()
+            conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        for var in PROXY_VARIABLES:
+            monkeypatch.delenv(var, raising=False)
+        with RawReceiver(answer) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", f"http://px%40user:Pr0xy%2FPass@127.0.0.1:{proxy.port}")
+            outcome = deliver_once(tmp_path, http_cfg(url=ELSEWHERE, allow_plain_http=True))
+            assert proxy.heads and "Proxy-Authorization: Basic" in proxy.heads[0]
+        return outcome
+
+    def test_a_receipt_quoting_the_proxy_authorization_keeps_no_proxy_password(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A 201 whose body quotes the request head: the receipt's body holds neither
+        the base64 user:password pair nor the password; it says *** in their place."""
+        receipt = self.through_echoing_proxy(tmp_path, monkeypatch, 201)
+        kept = json.dumps(receipt.body)
+        pair = base64.b64encode(b"px@user:Pr0xy/Pass").decode()
+        assert pair not in kept and "Pr0xy" not in kept
+        assert "Proxy-Authorization: Basic ***" in receipt.body["request"]
+        assert receipt.receipt_id == "r-1"
+
+    def test_a_rejection_quoting_the_proxy_authorization_keeps_no_proxy_password(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A 400 (REASON.txt on the share quotes its body): the same."""
+        with pytest.raises(Rejected) as info:
+            self.through_echoing_proxy(tmp_path, monkeypatch, 400)
+        pair = base64.b64encode(b"px@user:Pr0xy/Pass").decode()
+        kept = info.value.body + str(info.value)
+        assert pair not in kept and "Pr0xy" not in kept
+        assert "Proxy-Authorization: Basic ***" in info.value.body

@@ -85,6 +85,10 @@ def test_dropped_bundle_is_posted_once_and_archived_byte_identical(env: Env, rec
     stored = receiver.store / manifest["bundle_id"]
     assert (stored / "INV-1001.xml").read_bytes() == invoice
     assert json.loads((stored / "manifest.json").read_text()) == manifest
+    # An auditor rebuilds the manifest part's very bytes from receipt.json
+    # (docs/operations.md, "Proving what was sent"); the store keeps what it received.
+    assert (stored / "manifest.json").read_bytes() == json.dumps(
+        manifest, ensure_ascii=False).encode("utf-8")
     # Left in the outbox: the work folder and the status page for the share.
     assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd", "outboxd-status.html"]
     assert list(env.processing.iterdir()) == []
