@@ -533,7 +533,9 @@ def test_a_network_error_without_a_message_is_told_by_its_kind(tmp_path: Path) -
     b = make_bundle(tmp_path)
     with pytest.raises(Retryable) as info:
         d.deliver(b, build_manifest(b))
-    assert str(info.value) == "cannot reach the receiver at 127.0.0.1:9: ReadError"
+    assert str(info.value).startswith("no valid answer from the receiver at 127.0.0.1:9: the "
+                                      "connection broke while the request was sent or its "
+                                      "answer awaited (ReadError); ")
 
 
 def test_the_body_is_streamed_in_few_large_writes_with_the_same_bytes() -> None:
@@ -893,3 +895,15 @@ def test_a_post_again_after_a_reset_in_its_upload_carries_the_same_key_and_bytes
     types = [re.search(r"(?im)^content-type: *(.+)$", h).group(1) for h in heads]
     assert len(heads) == 2 and keys[0] == keys[1] and types[0] == types[1]
 
+
+def test_a_reset_before_the_answer_is_said_as_a_broken_connection_not_an_unreachable_receiver(
+        tmp_path: Path) -> None:
+    """The receiver reads the whole request and resets the connection instead of
+    answering: it was reached and may have stored the bundle. It was said as "cannot
+    reach the receiver" (the clerks' page: the operator's server does not answer), which
+    sent the admin to the network; it says the connection broke, and that the bundle is
+    asked for again with the same Idempotency-Key, which the receiver then takes."""
+    said, _, _, receipt = _reset_then_taken(tmp_path, upload=False)
+    assert said.startswith("no valid answer from the receiver at 127.0.0.1:"), said
+    assert "reset" in said and "same Idempotency-Key" in said and "cannot reach" not in said
+    assert receipt.receipt_id == "R-2"
