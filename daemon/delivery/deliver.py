@@ -8,6 +8,7 @@ tests).
 
 from __future__ import annotations
 
+import hashlib
 import http.cookiejar
 import json
 import threading
@@ -131,6 +132,20 @@ class Coalesced(httpx.SyncByteStream):
         if pending:
             yield b"".join(pending)
         self.finished = True
+
+
+def multipart_boundary(bundle_id: str) -> str:
+    """The multipart boundary of a bundle's POST: the same on every attempt, so that a
+    retry (after a reset in the upload, a timeout, a 5xx, a restart) carries the bytes
+    of the first, the manifest's created_at and warnings aside (docs/protocol.md).
+    httpx draws a random one per request: a receiver that fingerprints a request by
+    the hash of its body, as the Idempotency-Key draft allows, took every retry for
+    the key reused with another payload (422), and the bundle it had was quarantined.
+    Derived from the bundle id, which covers the SHA-256 of every file sent (of an
+    image sent as a PDF, the image's): no part can hold it (a file would have to
+    contain a hash of its own hash), and the
+    manifest, which holds the id, does not hold this hash of it."""
+    return hashlib.sha256(f"outboxd multipart {bundle_id}".encode()).hexdigest()[:32]
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -267,15 +282,16 @@ class HttpDeliverer:
                 files.append((f"attachment-{n}", (name, stack.enter_context(
                     closing(OpenWhenRead(att.sent_where, att.rel, size, sha))), ctype)))
             try:
+                bid = manifest["bundle_id"]
                 request = self.client.build_request(
                     "POST", self.post_url(), files=files,
-                    headers={"Idempotency-Key": manifest["bundle_id"]})
+                    headers={"Idempotency-Key": bid, "Content-Type":
+                             f"multipart/form-data; boundary={multipart_boundary(bid)}"})
                 body = Coalesced(request.stream)  # type: ignore[arg-type]
                 request.stream = body
                 response = self.send(request)
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise self.failure(exc) from None
-        bid = manifest["bundle_id"]
         return self.answer(response, {"bundle_id": bid, "idempotency_key": bid},
                            whole=body.finished,
                            ours=None if self._journal is None else self.other_bundle)

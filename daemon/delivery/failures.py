@@ -62,6 +62,15 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
             f"no valid answer from the receiver{where} after the request was sent "
             f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
             "asked again with the same Idempotency-Key"))
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        # Connected, then the connection broke (a reset) while the request went out or
+        # its answer was awaited: the receiver was reached and may have the bundle.
+        # Said as "cannot reach", it sent the admin to the network, and the clerks'
+        # page said the operator's server does not answer.
+        return Retryable(scrub(
+            f"no valid answer from the receiver{where}: the connection broke while the "
+            f"request was sent or its answer awaited ({(str(exc) or type(exc).__name__)[:300]}"
+            "); it may have the bundle, so it is asked again with the same Idempotency-Key"))
     return Retryable(scrub(f"cannot reach the receiver{where}: "
                            f"{str(exc) or type(exc).__name__}"))
 

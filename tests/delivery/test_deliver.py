@@ -533,7 +533,9 @@ def test_a_network_error_without_a_message_is_told_by_its_kind(tmp_path: Path) -
     b = make_bundle(tmp_path)
     with pytest.raises(Retryable) as info:
         d.deliver(b, build_manifest(b))
-    assert str(info.value) == "cannot reach the receiver at 127.0.0.1:9: ReadError"
+    assert str(info.value).startswith("no valid answer from the receiver at 127.0.0.1:9: the "
+                                      "connection broke while the request was sent or its "
+                                      "answer awaited (ReadError); ")
 
 
 def test_the_body_is_streamed_in_few_large_writes_with_the_same_bytes() -> None:
@@ -837,3 +839,71 @@ def test_a_deliverer_to_an_http_receiver_loads_no_ca_bundle_one_to_https_does_at
     assert loaded == []
     HttpDeliverer(http_cfg(url="https://127.0.0.1:9/x")).close()
     assert len(loaded) == 1
+
+
+def _reset_then_taken(tmp_path: Path, upload: bool = True
+                      ) -> tuple[str, list[bytes], list[str], Receipt]:
+    """A bundle posted twice, as a retry posts it, to a receiver that resets the first
+    connection (RST, not an orderly close) and takes the second POST: halfway through
+    the upload, or (`upload` False) once it has read it whole, before any answer. The
+    first attempt's error, what the receiver got of each body, each request's head, and
+    the second attempt's receipt."""
+    from rawreceiver import RawReceiver
+
+    bodies: list[bytes] = []
+
+    def take(rx: RawReceiver, conn: socket.socket, length: int, got: bytes) -> None:
+        first = not bodies
+        while len(got) < (length // 2 if first and upload else length):
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise OSError("the request ended early")
+            got += chunk
+        bodies.append(got)
+        if first:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            conn.close()
+            raise OSError("reset")
+
+    bundle = big_bundle(tmp_path / "work", 1 << 20)
+    manifest = build_manifest(bundle, created_at="2026-12-06T19:00:00Z")
+    with RawReceiver(lambda rx, conn, n: conn.sendall(
+            _http("201 Created", "", b'{"receipt_id": "R-2"}')), take_body=take) as rx:
+        d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, manifest)
+            receipt = d.deliver(bundle, manifest)
+        finally:
+            d.close()
+        heads = list(rx.heads)
+    return str(info.value), bodies, heads, receipt
+
+
+def test_a_post_again_after_a_reset_in_its_upload_carries_the_same_key_and_bytes(
+        tmp_path: Path) -> None:
+    """The receiver resets the connection in the middle of the upload; the retry carries
+    the same Idempotency-Key and, byte for byte, the same body (the multipart boundary
+    included). httpx drew a new boundary each time: a receiver fingerprinting a key's
+    request by the hash of its body (as the Idempotency-Key draft allows) answered the
+    retry 422, key reused with another payload, and the bundle was quarantined."""
+    _, bodies, heads, receipt = _reset_then_taken(tmp_path)
+    assert receipt.receipt_id == "R-2"
+    first, second = bodies
+    assert len(first) < len(second) and second.startswith(first)
+    keys = [re.search(r"(?im)^idempotency-key: *(\S+)", h).group(1) for h in heads]
+    types = [re.search(r"(?im)^content-type: *(.+)$", h).group(1) for h in heads]
+    assert len(heads) == 2 and keys[0] == keys[1] and types[0] == types[1]
+
+
+def test_a_reset_before_the_answer_is_said_as_a_broken_connection_not_an_unreachable_receiver(
+        tmp_path: Path) -> None:
+    """The receiver reads the whole request and resets the connection instead of
+    answering: it was reached and may have stored the bundle. It was said as "cannot
+    reach the receiver" (the clerks' page: the operator's server does not answer), which
+    sent the admin to the network; it says the connection broke, and that the bundle is
+    asked for again with the same Idempotency-Key, which the receiver then takes."""
+    said, _, _, receipt = _reset_then_taken(tmp_path, upload=False)
+    assert said.startswith("no valid answer from the receiver at 127.0.0.1:"), said
+    assert "reset" in said and "same Idempotency-Key" in said and "cannot reach" not in said
+    assert receipt.receipt_id == "R-2"
