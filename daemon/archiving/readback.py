@@ -21,7 +21,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -154,18 +154,27 @@ def _entry_record(folder: Path, day: str) -> dict[str, Any] | None:
         return None
 
 
+def _day_of(name: str) -> date | None:
+    """The date a day folder's name (YYYY-MM-DD) says; None for one that is no date
+    (2026-13-45)."""
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
 def sent_records(sent_dir: Path, window_days: int,
                  progress: Callable[[str], None] = lambda day: None,
                  ) -> tuple[list[dict[str, Any]], int]:
     """Records for every receipt in the window, and how many entries had none usable;
-    `progress(day)` after each day folder."""
-    oldest = (datetime.now(UTC) - timedelta(days=window_days)).strftime("%Y-%m-%d")
-    records: list[dict[str, Any]] = []
-    unusable = 0
+    `progress(day)` after each day folder.
+
+    The window ends at today, or at the newest day folder where that is older: a server
+    whose clock is years ahead (a dead clock battery, before NTP answers) read no receipt
+    back, and every invoice dropped again was sent a second time."""
     try:
         days = sorted(e.name for e in os.scandir(sent_dir)
-                      if _DAY.fullmatch(e.name) and e.name >= oldest
-                      and e.is_dir(follow_symlinks=False))
+                      if _DAY.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
     except FileNotFoundError:
         return [], 0
     except OSError as exc:
@@ -175,7 +184,15 @@ def sent_records(sent_dir: Path, window_days: int,
                           f"what was sent into the new journal ({exc.strerror or exc}) — "
                           "mount its share or fix its permissions; nothing is sent "
                           "before it is read") from None
-    for day in days:
+    today = datetime.now(UTC).date()
+    end = min(today, max(filter(None, map(_day_of, days)), default=today))
+    try:
+        oldest = (end - timedelta(days=window_days)).isoformat()
+    except OverflowError:  # a window reaching before year 1 (a folder named 0001-01-01)
+        oldest = ""
+    records: list[dict[str, Any]] = []
+    unusable = 0
+    for day in (d for d in days if d >= oldest):
         try:
             with os.scandir(sent_dir / day) as it:
                 for entry in it:

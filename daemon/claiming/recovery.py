@@ -43,7 +43,8 @@ from daemon.journal import (
     QUARANTINING,
     Journal,
     Row,
-    parse_iso,
+    iso_in,
+    left_of,
     seconds_until,
 )
 from daemon.logs import bundle_log
@@ -146,10 +147,10 @@ class Recovery:
         """What is left of a retry's wait, at most the wait as it was set: the wall clock
         stepped back while the daemon was down (an NTP step at boot) must not add its
         step to the wait — an hour back held a 300 s back-off for an hour (One clock)."""
-        left = seconds_until(next_attempt_at)
-        if (written := self.j.written_at(row_id)) is not None:
-            left = min(left, (parse_iso(next_attempt_at) - parse_iso(written)).total_seconds())
-        return max(0.0, left)
+        left = max(0.0, left_of(next_attempt_at, self.j.written_at(row_id)))
+        if left < seconds_until(next_attempt_at) - 1:  # `status` and the page show it so
+            self.j.update(row_id, next_attempt_at=iso_in(left))
+        return left
 
     def _finish_or_wait(self, row: Row, log: Any) -> bool:
         """_finish_claim, or (OSError) the row left `claiming`, saying why, and tried again

@@ -173,6 +173,19 @@ def seconds_until(iso: str) -> float:
     return (parse_iso(iso) - datetime.now(UTC)).total_seconds()
 
 
+def left_of(iso: str, written: str | None) -> float:
+    """Seconds from now (wall clock) to a journal time that a row holds, never more than
+    were left when that row was last `written` (its updated_at): a wall clock stepped
+    back since then (an NTP step at boot, a VM's clock put right) must not add its step
+    to a wait — an hour back held a 300 s back-off an hour longer, a day back kept an
+    invoice waiting for attachments until the next day (One clock). A clock stepped
+    forward shortens it: past, it is due at once. Negative once it is past."""
+    left = seconds_until(iso)
+    if written is not None:
+        left = min(left, (parse_iso(iso) - parse_iso(written)).total_seconds())
+    return left
+
+
 def readable(iso: str | None) -> str:
     """A journal time as people read it: 'YYYY-MM-DD HH:MM:SS UTC' ('' for none)."""
     if not iso:

@@ -17,7 +17,7 @@ from daemon.archiving.papers import PAPER_NAME_CODE
 from daemon.bundle import Finding, reasons_of
 from daemon.claiming.claims import Claims
 from daemon.errors import failure_key
-from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
+from daemon.journal import Row, iso_in, left_of, now_iso, readable, seconds_until
 from daemon.loop import release, sentbefore, unattached
 from daemon.loop.errorsfile import HeldErrors, errors_file_for, report_failure, tried_again
 from daemon.loop.step import IDLE, Known, Next
@@ -83,7 +83,7 @@ class Decisions(Claims):
         rule = unattached.plan(bundle, cand, self.s, release.release_file(
             cand, self.s.share)) if bundle.unattached_ids else None  # no lstat for the rest
         if rule is not None and rule.waits:  # not sent at once: by the policy or a release
-            deadline = self._deadline(row, bundle.invoice_ids)
+            deadline = self._deadline(row, key, bundle.invoice_ids)
             left = None if deadline is None else self._due_in(key, deadline, now)
             if left is None or left > 0:
                 if row is None or row.state != "waiting":
@@ -175,7 +175,7 @@ class Decisions(Claims):
                                        "being copied", quarantine_in=known.grace_until - now)
         return known.grace_until if known.grace_until > now else None
 
-    def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:
+    def _deadline(self, row: Row | None, key: str, ids: tuple[str, ...]) -> str | None:
         """The end of an unattached bundle's wait ([policy] unattached), as the journal keeps it
         (wall-clock: it survives a restart). None under hold, whatever an earlier policy
         set. Fixed when the wait starts, for the invoices then in the file: a changed
@@ -184,8 +184,21 @@ class Decisions(Claims):
         if self.s.policy.unattached == "hold":
             return None
         if row is not None and row.deadline and set(row.invoice_ids) == set(ids):
-            return row.deadline  # the same invoices (a re-export may reorder them)
+            # The same invoices (a re-export may reorder them).
+            return self._stepped_back(row, key, row.deadline)
         return iso_in(self.s.policy.attachment_wait_seconds)
+
+    def _stepped_back(self, row: Row, key: str, deadline: str) -> str:
+        """`deadline` as this process first reads it (at a start, or a reload): moved
+        nearer where the wall clock is now before the row's wait began, so stepped back
+        since (a server whose clock ran a day ahead, put right by NTP at boot) — it ends
+        when as much is left as when the row was last written (journal.left_of), and the
+        deadline the page and `status` show is the one it waits for. A wait the loop
+        has read is on its monotonic clock already (_due_in)."""
+        began = row.wait_began or row.since
+        if self._due.get(key, ("",))[0] == deadline or seconds_until(began) <= 0:
+            return deadline  # read before, or the clock is not before the wait's start
+        return iso_in(max(0.0, left_of(deadline, self.j.written_at(row.id))))
 
     @staticmethod
     def _wait_began(row: Row | None, ids: tuple[str, ...]) -> str:

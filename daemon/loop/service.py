@@ -55,7 +55,7 @@ from daemon.loop.offloop import ReadsOffLoop
 from daemon.loop.pipeline import Next, Pipeline
 from daemon.loop.reload import Reloading, sends_as, trusts_as
 from daemon.loop.stopping import Stopping
-from daemon.loop.timers import Timers, Waker
+from daemon.loop.timers import Timers, Waker, loop_clock
 from daemon.names import printable
 from daemon.reading.readers import Readers
 from daemon.report.notify import StartProgress, notify, watchdog_interval
@@ -78,7 +78,7 @@ RENEWAL: Hashable = ("deciding",)
 class Service(Changes, ReadsOffLoop, Reloading, Stopping):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = loop_clock,
                  watcher_factory: Callable[[Settings, Callable[[str], None]], WatcherLike]
                  | None = None,
                  reader: Executor | None = None, hangs: HangWatch | None = None) -> None:

@@ -3,7 +3,7 @@
 Settle deadlines, attachment-wait deadlines, claim-retry pauses, delivery
 retries, the rescan and the systemd watchdog ping all wait here, so the loop
 sleeps until the next event or the next due time and never ticks. Times are
-monotonic seconds from the clock the service was given.
+monotonic seconds from the clock the service was given: `loop_clock` in the daemon.
 
 A key has at most one due time: setting it again moves it (the old heap
 entry is skipped when it surfaces), so a bundle whose settle deadline moves
@@ -17,7 +17,18 @@ import itertools
 import os
 import select
 import threading
+import time
 from collections.abc import Hashable
+
+
+def loop_clock() -> float:
+    """The daemon's clock for its schedules: monotonic, and counting the time the machine
+    was suspended (CLOCK_BOOTTIME). CLOCK_MONOTONIC stands still in a suspend, so a VM
+    suspended 8 h woke with every wait set before it 8 h behind the journal's wall-clock
+    deadlines: a wait for attachments shown as ending at 10:00 ended at 18:00, the page
+    meanwhile saying it waited past its deadline. Time limits that tell a hang (the
+    readers', an answer's, the hang watch's) stay on time.monotonic: a suspend is none."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 class Timers:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import without_blocking
+from helpers import pin_wall, without_blocking
 from structlog.testing import capture_logs
 
 from daemon.archiving.readback import restore_sent, sent_records
@@ -54,6 +54,27 @@ def test_fresh_journal_learns_every_receipt_in_the_window(tmp_path: Path) -> Non
         assert restore_sent(j, sent, 400) == 0  # only on an empty journal
     finally:
         j.close()
+
+
+@pytest.mark.parametrize("clock", [datetime(2033, 6, 1, tzinfo=UTC),
+                                   datetime(1970, 1, 1, tzinfo=UTC)],
+                         ids=["two years ahead", "at 1970"])
+def test_a_wrong_wall_clock_still_reads_back_the_window_of_what_was_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: datetime) -> None:
+    """The journal lost and the server's clock two years ahead (a dead clock battery, NTP
+    not answering yet): the last duplicate_window_days of sent/ are read back all the
+    same, counted back from its newest day folder, and older ones are not (before, none
+    was: every invoice dropped again was sent a second time). A clock at 1970 reads them
+    all."""
+    pin_wall(monkeypatch, clock, ("daemon.archiving.readback",))
+    sent = tmp_path / "sent"
+    receipt(sent / "2031-05-06" / "INV-1--abababababab", BID)
+    receipt(sent / "2030-05-01" / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    receipt(sent / "2030-01-01" / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml")
+    (sent / "2031-13-45").mkdir()  # no date: ends no window
+    records, _ = sent_records(sent, 400)
+    wanted = [BID, "cd" * 32] + (["ef" * 32] if clock.year == 1970 else [])
+    assert sorted(r["bundle_id"] for r in records) == sorted(wanted)
 
 
 def test_a_receipts_delivery_time_comes_back_as_the_journal_writes_times(

@@ -518,7 +518,8 @@ class TestRecovery:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A bundle retrying with 2 s left when the daemon stops, the wall clock then
         stepped back an hour (an NTP step at boot): the restart tries it within those 2 s,
-        not an hour later. A clock stepped forward tries it at once."""
+        not an hour later, and the next try `status` and the page show is then (before,
+        an hour later). A clock stepped forward tries it at once."""
         wall = pin_wall(monkeypatch, datetime(2031, 5, 6, 12, 0, tzinfo=UTC))
         p, _ = make(tmp_path)
         row = p.j.create("INV-1.xml", "delivering", bundle_id="ab" * 32)
@@ -527,6 +528,7 @@ class TestRecovery:
         wall.at -= timedelta(hours=1)
         [(due_row, delay)] = p.finish.recover()
         assert due_row == row and delay == 2.0
+        assert p.j.get(row).next_attempt_at == "2031-05-06T11:00:02.000Z"
         wall.at += timedelta(hours=2)
         assert p.finish.recover() == [(row, 0.0)]
 

@@ -539,6 +539,40 @@ class TestWaitGoesOn:
         assert (again.j.get(row.id).state, again.j.get(row.id).since) == (
             "waiting", "2031-05-06T10:00:00.000Z")
 
+    def test_a_wall_clock_stepped_back_before_a_restart_does_not_lengthen_the_wait(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Waiting since 10:00 with its deadline at 11:00; the daemon stops at 10:10 and
+        the wall clock is stepped back a day (a server whose clock ran a day ahead, put
+        right by NTP at boot). The restart waits at most the hour that was left when the
+        wait was written, not a day and an hour, and the deadline the journal (so
+        `status` and the page) shows is the one it waits for (before, the invoice sat
+        in the outbox until the next day)."""
+        p, s, row = self._waiting(tmp_path, monkeypatch)
+        pin_wall(monkeypatch, self.BEGAN - timedelta(days=1) + timedelta(minutes=10))
+        again, _ = make(tmp_path, **self.WAITING)
+        again.start({"B-1.xml"})
+        assert run_once(again, now=300.0) == [] and run_once(again, now=306.0) == []
+        waiting = again.j.get(row.id)
+        assert waiting.state == "waiting"
+        assert waiting.deadline is not None
+        assert parse_iso(waiting.deadline) <= self.BEGAN - timedelta(days=1) + timedelta(
+            minutes=70, seconds=10)
+        assert run_once(again, now=3000.0) == []
+        assert len(run_once(again, now=306.0 + 3600.5)) == 1
+        assert len(folders(s.sent_dir)) == 1
+
+    def test_a_wall_clock_stepped_forward_before_a_restart_ends_the_wait_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The same wait, the wall clock stepped a day ahead while the daemon was down: its
+        deadline is past, so the restart sends the bundle (once) as soon as it settled."""
+        p, s, row = self._waiting(tmp_path, monkeypatch)
+        pin_wall(monkeypatch, self.BEGAN + timedelta(days=1))
+        again, _ = make(tmp_path, **self.WAITING)
+        again.start({"B-1.xml"})
+        sent = run_once(again, now=300.0) + run_once(again, now=306.0)
+        assert len(sent) == 1 and len(folders(s.sent_dir)) == 1
+        assert run_once(again, now=400.0) == [] and len(folders(s.sent_dir)) == 1
+
     def test_other_invoices_under_the_same_name_wait_since_their_own_start(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The file replaced at 10:10 by one of other invoices: a new wait, since 10:10,

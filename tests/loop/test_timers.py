@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from daemon.loop.timers import Timers
+import inspect
+import time
+
+import pytest
+
+from daemon.loop.service import Service
+from daemon.loop.timers import Timers, loop_clock
 
 
 class TestTimers:
@@ -110,3 +116,28 @@ def test_cancelled_and_moved_keys_far_ahead_are_let_go_before_their_time() -> No
     assert len(t) == 2
     assert len(t._heap) <= 2 * len(t) + 64  # the map's cleanup: nothing of the 5,000 kept
     assert t.pop_due(10_000.0) == ["rescan", "late"]
+
+
+class TestLoopClock:
+    """The daemon's schedules run on a clock that counts a suspend of the machine, as the
+    journal's wall-clock deadlines do, and that a step of the wall clock does not move."""
+
+    def test_a_wait_set_before_a_suspend_is_due_at_the_resume(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A 300 s wait set, then the VM suspended 8 h (CLOCK_MONOTONIC stands still,
+        CLOCK_BOOTTIME goes on): it is due at the resume, not 300 s after it as on
+        CLOCK_MONOTONIC (a deadline the page showed as 10:00 ended at 18:00)."""
+        real, slept = time.clock_gettime, [0.0]
+
+        def clock_gettime(which: int) -> float:
+            return real(which) + (slept[0] if which == time.CLOCK_BOOTTIME else 0.0)
+        monkeypatch.setattr(time, "clock_gettime", clock_gettime)
+        timers = Timers()
+        timers.at("wait", loop_clock() + 300)
+        assert timers.pop_due(loop_clock()) == []
+        slept[0] = 8 * 3600.0
+        assert timers.pop_due(loop_clock()) == ["wait"]
+
+    def test_the_daemon_schedules_on_it(self) -> None:
+        """`outboxd run` builds its Service with the default clock: that one."""
+        assert inspect.signature(Service).parameters["clock"].default is loop_clock
