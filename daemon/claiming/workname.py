@@ -7,6 +7,7 @@ does not import the readers and validation."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 from daemon.names import fit_bytes
@@ -20,14 +21,10 @@ def host_tag() -> str:
 
 
 def work_host(name: str) -> str | None:
-    """The host a work folder's name carries (HOST may hold "-"), or None for a name that
-    is no work folder's."""
-    parts = name.split("--")
-    if len(parts) < 3:
-        return None
-    host, _, rand = parts[-1].rpartition("-")
-    host, _, pid = host.rpartition("-")
-    return host if host and pid.isdigit() and rand else None
+    """The host a work folder's name carries (HOST may hold "-", and "--"), or None for a
+    name that is no work folder's."""
+    parts = _parts(name)
+    return None if parts is None else parts[1]
 
 
 # Whose a work folder is, as `whose` tells from its name (orphans.py acts on it).
@@ -39,12 +36,11 @@ NOT_OURS = "not ours"  # another host's, a live process's, or no work folder nam
 def whose(name: str, owner: str) -> str:
     """NAME--ID12--HOST-PID-[OWNER]RAND: ours when this host, our state dir (a name
     without OWNER: ours as before owners) and PID us or no longer running."""
-    try:
-        tag = name.rsplit("--", 1)[1]
-        host, pid_text, rand = tag.rsplit("-", 2)
-        pid = int(pid_text)
-    except (IndexError, ValueError):
+    parts = _parts(name)
+    if parts is None:
         return NOT_OURS
+    _, host, pid_text, rand = parts
+    pid = int(pid_text)
     if host != host_tag():
         return NOT_OURS
     if pid != os.getpid():
@@ -63,17 +59,29 @@ def whose(name: str, owner: str) -> str:
 def work_bundle(name: str) -> str | None:
     """The ID12 a work folder's name NAME--ID12--TAG carries (the first 12 hex digits
     of its bundle's id, as the claim named it); None for a name that carries none."""
-    parts = name.rsplit("--", 2)
-    if len(parts) != 3 or len(parts[1]) != 12 or not parts[1].isascii():
-        return None
-    try:
-        int(parts[1], 16)
-    except ValueError:
-        return None
-    return parts[1]
+    parts = _parts(name)
+    return None if parts is None else parts[0]
 
 
 def has_owner(name: str) -> bool:
     """Whether a work folder's name (one whose found ours) carries its state dir's
     OWNER, as every outboxd since owners names them."""
-    return len(name.rsplit("--", 1)[1].rsplit("-", 2)[2]) > OWNER_LEN
+    parts = _parts(name)
+    return parts is not None and len(parts[3]) > OWNER_LEN
+
+
+# NAME--ID12--HOST-PID-[OWNER]RAND, read from the right: NAME may hold "--" (a clerk's
+# file name), and so may HOST (a short host name such as xn--mnchen-3ya or web--1).
+# Split at the last "--" (or the second last) instead, such a host's folders read as
+# another host's (never ours: a crash's work folders were not finished, the status page
+# named a host that does not exist) and carried no bundle id.
+_WORK_NAME = re.compile(r"\A.*--([0-9a-fA-F]{12})--(.+)-([0-9]+)-([^-]+)\Z", re.DOTALL)
+
+
+def _parts(name: str) -> tuple[str, str, str, str] | None:
+    """(ID12, HOST, PID, [OWNER]RAND) of a work folder's name; None for a name that is
+    no work folder's."""
+    found = _WORK_NAME.match(name)
+    if found is None:
+        return None
+    return found[1], found[2], found[3], found[4]

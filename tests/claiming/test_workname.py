@@ -71,3 +71,22 @@ def test_the_bundle_a_work_folder_was_claimed_for_is_read_back_from_its_name(
     assert workname.work_bundle(made.name) == bid[:12]
     assert workname.work_bundle("mine") is None
     assert workname.work_bundle("INV-1--not-an-id!--host-1-abcdef") is None
+
+
+@pytest.mark.parametrize("host", ["xn--mnchen-3ya", "web--1", "a--0123456789ab"])
+def test_a_host_named_with_a_double_hyphen_finds_its_own_work_folders(
+        host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short host name holding "--" (an IDN host, xn--…, or one named web--1): the
+    folders work_dir_for makes there are read back as this host's, ours to finish, with
+    their bundle's ID12 and owner. Split at the last "--", such a folder read as another
+    host's ("mnchen-3ya"): a crash's work folders were never finished (not ours), and
+    the orphan sweep found no bundle id in the name to prove a receipt by."""
+    monkeypatch.setattr(workname.socket, "gethostname", lambda: f"{host}.example.org")
+    bid = "0123456789abcdef" * 4
+    for invoice in ("INV-1", "a--b--c", "INV--fedcba987654--x"):
+        made = claim.work_dir_for(Path("processing"), invoice, bid, "c0ffee")
+        assert work_host(made.name) == host
+        assert workname.work_bundle(made.name) == bid[:12]
+        assert workname.whose(made.name, "c0ffee") == workname.OURS  # our own pid
+        assert workname.whose(made.name, "beef00") == workname.SIBLING
+        assert workname.has_owner(made.name)
