@@ -134,11 +134,13 @@ def left_behind(rows: Iterable[Row], outbox: Path, quarantine_root: Path) -> lis
 
 def shared_name(folder: Path, root: Path) -> str:
     """A quarantine (or sent) folder as the people on the share know it:
-    quarantine/DAY/NAME--ID, not the server's path."""
+    quarantine/DAY/NAME--ID, not the server's path. Archived under another [paths]
+    quarantine (or sent): that folder's name with DAY/NAME--ID — the text goes to clerks,
+    and into manifests a receiver keeps, where the server's path has no business."""
     try:
         return str(Path(root.name) / folder.relative_to(root))
-    except ValueError:  # archived under another [paths] quarantine (or sent)
-        return str(folder)
+    except ValueError:
+        return str(Path(*folder.parts[-3:]))
 
 
 def still_quarantined(rows: Sequence[Row], today: str, outbox: Path) -> list[Row]:

@@ -12,7 +12,7 @@ import pytest
 from helpers import write
 
 from daemon.journal import Journal
-from daemon.watching.leftalone import SPELLING, LeftAlone, LeftBehind, left_behind
+from daemon.watching.leftalone import SPELLING, LeftAlone, LeftBehind, left_behind, shared_name
 from daemon.watching.scan import Listing
 
 
@@ -181,3 +181,14 @@ class TestLeftBehind:
         assert [(x.name, x.quarantine) for x in self.found(journal, outbox, quarantine)] == [
             ("Inv-7", f"quarantine/{DAY}/INV-7--3f2a9c01b7e4"),
             ("inv-7", f"quarantine/{DAY}/INV-7--0123456789ab")]
+
+
+def test_a_folder_archived_under_another_root_is_named_without_the_servers_path(
+        tmp_path: Path) -> None:
+    """An archive folder under an earlier [paths] sent is named as the share knows it
+    (its root's name, DAY/NAME--ID): the text reaches clerks and a receiver's manifest."""
+    old = tmp_path / "srv" / "finance" / "sent-2025" / "2026-11-30" / "INV-1--0123456789ab"
+    assert shared_name(old, tmp_path / "share" / "sent") == \
+        "sent-2025/2026-11-30/INV-1--0123456789ab"
+    assert shared_name(tmp_path / "share" / "sent" / "2026-12-01" / "INV-2--ba9876543210",
+                       tmp_path / "share" / "sent") == "sent/2026-12-01/INV-2--ba9876543210"
