@@ -14,6 +14,7 @@ from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from daemon.configuration.config import Settings
+from daemon.delivery.throttle import THROTTLED
 from daemon.invisible import escaped_controls
 from daemon.journal import Journal
 from daemon.loop.timers import Timers
@@ -187,12 +188,21 @@ class Publisher:
         text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
         # A configuration problem (401, 407, a redirect …) pauses every delivery: the
         # counts alone read as retrying on their own, without the setting to fix.
-        paused = [(e, n) for e, n in journal.retrying_errors().items() if pause_of(e)]
+        errors = journal.retrying_errors()
+        paused = [(e, n) for e, n in errors.items() if pause_of(e)]
         if paused:
             why = pause_of(max(paused, key=lambda en: en[1])[0]) or ""
             why = why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
             text = (f"deliveries paused ({sum(n for _, n in paused)} bundles wait): {why}; "
                     f"{text}")
+        # The receiver asked for time (429/503 with Retry-After): every bundle waits for it,
+        # which the counts alone would show as retries going wrong.
+        throttled = [(e, n) for e, n in errors.items() if e.startswith(THROTTLED)]
+        if throttled and not paused:
+            why = max(throttled, key=lambda en: en[1])[0].removeprefix(THROTTLED)
+            why = why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
+            text = (f"receiver asked for time ({sum(n for _, n in throttled)} bundles wait): "
+                    f"{why}; {text}")
         if journal.failure:
             text = f"journal cannot be written, nothing moves: {journal.failure}; {text}"
         if self._away_since is not None:
