@@ -356,10 +356,11 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             log.error("unexpected error while delivering", error=error,
                       traceback=scrub("".join(traceback.format_exception(exc))))
             return self._retry_later(row_id, attempts, Retryable(error), log)
+        else:
+            self._answered(deliverer, row_id, None, log)  # before the attempt is over
         finally:
             self._attempt_ended(deliverer, row_id)
             self.deliverers.give_back(deliverer)
-        self._answered(deliverer, row_id, None, log)
         delivered_at = now_iso()
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": delivered_at}
