@@ -33,6 +33,11 @@ STATUS_ORDER = ("settling", "not moving", "waiting", "held", "delivering", "retr
 PAUSE_SHOWN = 160  # characters of a pause's error in STATUS= (its receiver's answer after)
 
 
+def _shown(why: str) -> str:
+    """An error as STATUS= quotes it: at most PAUSE_SHOWN characters."""
+    return why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
+
+
 class Publisher:
     def __init__(self, clock: Callable[[], float],
                  wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -191,16 +196,14 @@ class Publisher:
         errors = journal.retrying_errors()
         paused = [(e, n) for e, n in errors.items() if pause_of(e)]
         if paused:
-            why = pause_of(max(paused, key=lambda en: en[1])[0]) or ""
-            why = why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
+            why = _shown(pause_of(max(paused, key=lambda en: en[1])[0]) or "")
             text = (f"deliveries paused ({sum(n for _, n in paused)} bundles wait): {why}; "
                     f"{text}")
         # The receiver asked for time (429/503 with Retry-After): every bundle waits for it,
         # which the counts alone would show as retries going wrong.
         throttled = [(e, n) for e, n in errors.items() if e.startswith(THROTTLED)]
         if throttled and not paused:
-            why = max(throttled, key=lambda en: en[1])[0].removeprefix(THROTTLED)
-            why = why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
+            why = _shown(max(throttled, key=lambda en: en[1])[0].removeprefix(THROTTLED))
             text = (f"receiver asked for time ({sum(n for _, n in throttled)} bundles wait): "
                     f"{why}; {text}")
         if journal.failure:
