@@ -95,6 +95,18 @@ class NeverPost:
         pass
 
 
+def three_claimed(tmp_path: Path) -> tuple[Pipeline, Settings, list[int]]:
+    """A pipeline with three bundles, INV-1, INV-2 and INV-3, claimed (not yet
+    delivered)."""
+    p, s = make(tmp_path)
+    for name in ("INV-1", "INV-2", "INV-3"):
+        drop_bundle(s.outbox.path, name, {"a.pdf": pdf_bytes(1, name)})
+    rows = [step(p, cand, 1000.0).claimed
+            for _, cand in sorted(list_outbox(s.outbox).candidates.items())]
+    assert None not in rows
+    return p, s, [row for row in rows if row is not None]
+
+
 def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
             validation: dict[str, Any] | None = None,
             delivery: dict[str, Any] | None = None,

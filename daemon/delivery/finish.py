@@ -28,6 +28,7 @@ from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.pause import DeliveryPause
 from daemon.delivery.retries import Retries
 from daemon.delivery.sentelsewhere import SentElsewhere
+from daemon.delivery.throttle import ReceiverHold
 from daemon.delivery.versions import Versions
 from daemon.einvoice import check_bundle
 from daemon.errors import (
@@ -130,6 +131,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # One bundle paused for a configuration problem holds back the others (pause.py);
         # `resume` (the loop's schedule) sends those held back once an answer ends it.
         self.pause = DeliveryPause(lambda: self.clock())
+        # A receiver's 429/503 with Retry-After holds back every bundle (throttle.py);
+        # `resume` wakes those held back when its first bundle after it is answered.
+        self.throttle = ReceiverHold(lambda: self.clock())
         # A correction waits for the earlier version of its invoice (versions.py);
         # `resume` also wakes it when that one's attempt ends.
         self.versions = Versions(journal)
@@ -298,10 +302,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         if self._checked_for_gone(checked_for, log):
             self.deliverers.give_back(deliverer)  # maybe the new format's already
             return 0.0
-        held = self.pause.hold(deliverer, row_id, self.s.delivery.retry_max_seconds)
-        if held is not None:
+        if (held := self._held(deliverer, row_id, log)) is not None:
             self.deliverers.give_back(deliverer)
-            return self._held_back(row_id, *held, log)
+            return held
         if counted:
             count()  # a JournalError: no POST until the journal records it
             self._unrecorded.discard(row_id)
@@ -322,8 +325,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
         except (Retryable, Paused) as exc:
-            if not isinstance(exc, Paused):
-                self._pause_ended(deliverer)  # the receiver took the request; it may take all
+            self._answered(deliverer, row_id, exc, log)
             return self._retry_later(row_id, attempts, exc, log, deliverer, row.invoice_file)
         except OSError as exc:
             # A file of the claimed bundle could not be opened for its part (no
@@ -333,7 +335,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
                 f"cannot read the bundle's files to send them: {describe(exc)}"), log,
                 deliverer)
         except Rejected as exc:
-            self._pause_ended(deliverer)
+            self._answered(deliverer, row_id, None, log)
             if not counted:
                 count()
             # str(exc) names what was refused: the bundle, or (ubl-embedded) the
@@ -354,10 +356,11 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             log.error("unexpected error while delivering", error=error,
                       traceback=scrub("".join(traceback.format_exception(exc))))
             return self._retry_later(row_id, attempts, Retryable(error), log)
+        else:
+            self._answered(deliverer, row_id, None, log)  # before the attempt is over
         finally:
-            self.pause.attempted(deliverer, row_id)
+            self._attempt_ended(deliverer, row_id)
             self.deliverers.give_back(deliverer)
-        self._pause_ended(deliverer)
         delivered_at = now_iso()
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": delivered_at}

@@ -1,7 +1,8 @@
 """A delivery attempt that did not finish: recorded with why and when the next comes
-(the back-off, a pause for a configuration problem that holds the others back), and
-which rows a reload or an answer sends again at once. A part of `Finisher` (a mixin:
-it shares its journal, settings and the per-row state of the deliveries).
+(the back-off, a pause for a configuration problem or a receiver's request for time,
+each holding the others back), and which rows a reload or an answer sends again at once.
+A part of `Finisher` (a mixin: it shares its journal, settings and the per-row state of
+the deliveries).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from daemon.configuration.config import Settings
 from daemon.delivery.backoff import backoff
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.pause import HELD_BACK, DeliveryPause
-from daemon.errors import Paused, Retryable, Untrusted
+from daemon.delivery.throttle import THROTTLED, ReceiverHold, asks_for_time
+from daemon.errors import DeliveryError, Paused, Retryable, Untrusted
 from daemon.journal import Journal, iso_in
 
 
@@ -25,6 +27,7 @@ class Retries:
     paused: set[int]
     untrusted: set[int]
     pause: DeliveryPause
+    throttle: ReceiverHold
     resume: Callable[[int, float], None] | None
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
@@ -62,6 +65,23 @@ class Retries:
             "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
         return delay
 
+    def _held(self, deliverer: Deliverer, row_id: int, log: Any) -> float | None:
+        """The wait of a row that must not be posted now, recorded; None when it may go.
+        A pause of ours first: its fix is the admin's, and its words say so."""
+        fallback = self.s.delivery.retry_max_seconds
+        if (paused := self.pause.hold(deliverer, row_id, fallback)) is not None:
+            return self._held_back(row_id, *paused, log)
+        receiver = getattr(deliverer, "destination", None)
+        if receiver is None or (held := self.throttle.hold(receiver, row_id, fallback)) is None:
+            return None
+        wait, why = held
+        # Not `paused`: a reload changes nothing of what the receiver asked for.
+        self.j.transition(row_id, "retrying", "", durable=False, last_error=f"{THROTTLED}{why}",
+                          next_attempt_at=iso_in(wait))
+        log.debug("delivery held back: the receiver asked for time", why=why,
+                  retry_in=round(wait, 3))
+        return wait
+
     def _held_back(self, row_id: int, wait: float, why: str, log: Any) -> float:
         """A bundle not posted because deliveries are paused (pause.py): it shows why, and
         a reload tries it at once, as a paused one."""
@@ -72,12 +92,48 @@ class Retries:
         log.debug("delivery held back: deliveries are paused", retry_in=round(wait, 3))
         return wait
 
+    def _answered(self, deliverer: Deliverer, row_id: int, exc: DeliveryError | None,
+                  log: Any) -> None:
+        """What an attempt's outcome (`exc`, None when the receiver took the bundle or
+        refused it for good) says of every bundle's: a pause of ours ended, the receiver's
+        hold begun, made longer or ended (throttle.py)."""
+        wait = asks_for_time(exc) if exc is not None else None
+        if not isinstance(exc, Paused) and wait is None:
+            # The receiver took the request; it may take all. Not a request for time: a
+            # gateway's rate limit answers before our token is looked at.
+            self._pause_ended(deliverer)
+        receiver = getattr(deliverer, "destination", None)
+        if receiver is None or (exc is not None and exc.status is None):
+            return  # no answer (attempted() lets the next bundle go first)
+        if receiver != getattr(self.deliverers.current, "destination", None):
+            return  # a receiver a reload replaced: its word is not the new one's
+        change = self.throttle.answered(receiver, row_id, wait,
+                                        exc.status if exc is not None else None)
+        if change is None:
+            return
+        if change.began:
+            log.warning("receiver asked for time: no bundle is posted to it until then",
+                        why=change.why, held=len(change.wake))
+        else:
+            log.info("the receiver's wait is over: the bundles held back go now",
+                     why=change.why, held=len(change.wake))
+        for held_row, delay in change.wake:
+            if self.resume is not None:
+                self.resume(held_row, delay)
+
     def _pause_ended(self, deliverer: Deliverer) -> None:
         """The receiver answered with `deliverer` and did not pause: the bundles held
         back go now."""
         for row_id, delay in self.pause.end(deliverer).items():
             if self.resume is not None:
                 self.resume(row_id, delay)
+
+    def _attempt_ended(self, deliverer: Deliverer, row_id: int) -> None:
+        """Whatever the outcome: a row that went first and got no answer lets the next
+        one go first instead (pause.py, throttle.py)."""
+        self.pause.attempted(deliverer, row_id)
+        if (receiver := getattr(deliverer, "destination", None)) is not None:
+            self.throttle.attempted(receiver, row_id)
 
     def after_reload(self, receiver_changed: bool, trust_changed: bool = False) -> list[int]:
         """The rows to try again at once after a reload: those paused for a

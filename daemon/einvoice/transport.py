@@ -31,15 +31,11 @@ from daemon.delivery.answers import BODY_LIMIT, Receipt
 from daemon.delivery.backoff import RETRY_AFTER_LIMIT
 from daemon.delivery.deliver import Coalesced, HttpDeliverer, KnownBundles
 from daemon.delivery.directory import DirectoryDeliverer, write_document
+from daemon.delivery.throttle import asks_for_time
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable, Untrusted
 from daemon.names import NAME_MAX, fit_name, id_in_name
-
-# Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
-# §15.6.4). A Retry-After on 408, 409 or 425 is about that one request (409: this
-# Idempotency-Key is still being processed), so the other documents may still go.
-THROTTLE_STATUSES = {429, 503}
 
 
 class Progress(KnownBundles, Protocol):
@@ -119,8 +115,7 @@ class EmbeddedDeliverer:
                     # wrong) they would all fail alike. Those held back are retried with
                     # the bundle; the accepted ones are in the journal and not sent again.
                     failed.append((doc.invoice_id, exc))
-                    stop = isinstance(exc, Paused) or (exc.status in THROTTLE_STATUSES
-                                                       and bool(exc.retry_after))
+                    stop = isinstance(exc, Paused) or asks_for_time(exc) is not None
                     continue
                 record = {"invoice_id": doc.invoice_id, "name": name, "idempotency_key": key,
                           "size": len(doc.data), **receipt.as_dict()}

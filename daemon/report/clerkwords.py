@@ -8,7 +8,8 @@ the receiver's answer after it): the journal, `outboxd status` and the log keep 
 A clerk cannot act on a setting they never see, and must not read that line as their
 invoices failing: the page says what happened in plain words, that the invoices wait
 and nothing is lost, and whom to tell. The errors recognised are the ones
-answers.classify(), Deliverer.failure() and a held-back bundle (pause.HELD_BACK) write.
+answers.classify(), Deliverer.failure() and a held-back bundle (pause.HELD_BACK,
+throttle.THROTTLED) write.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 
 from daemon.delivery.pause import HELD_BACK
+from daemon.delivery.throttle import THROTTLED
 from daemon.errors import Rejected
 from daemon.sizes import size_words
 
@@ -90,6 +92,12 @@ _RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
      "not taken as sent yet."),
 )
 
+# A bundle held back because the receiver asked for time (throttle.py): the time it gave
+# (in UTC, as written) and its status. Not a pause's words: nothing is to be fixed.
+_THROTTLED = re.compile(r".*the receiver asked to wait until (.+? UTC) \(HTTP (\d{3})\)")
+_THROTTLED_WORDS = ("The operator's server is busy and asked outboxd to send nothing before "
+                    "{0} (HTTP {1}); this file waits until then.")
+
 # Deliverer.failure()'s error for a certificate not trusted: retried, but no wait mends
 # it unless the operator fixes its side; the admin must look at once.
 _UNTRUSTED = re.compile(r"the TLS certificate of the receiver\b")
@@ -110,6 +118,8 @@ def for_clerks(error: str | None) -> str | None:
         return error
     if _UNTRUSTED.match(error):
         return _UNTRUSTED_WORDS
+    if error.startswith(THROTTLED) and (m := _THROTTLED.match(error)):
+        return f"{_THROTTLED_WORDS.format(*m.groups())} {_TRIES_AGAIN}"
     for pattern, what in _RETRIES:
         if m := pattern.match(error):
             return f"{what.format(*m.groups())} {_TRIES_AGAIN}"

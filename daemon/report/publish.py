@@ -14,6 +14,7 @@ from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from daemon.configuration.config import Settings
+from daemon.delivery.throttle import THROTTLED
 from daemon.invisible import escaped_controls
 from daemon.journal import Journal
 from daemon.loop.timers import Timers
@@ -30,6 +31,11 @@ MIDNIGHT: Hashable = ("midnight",)  # "today" (UTC) ends: the counts of today ch
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most
 STATUS_ORDER = ("settling", "not moving", "waiting", "held", "delivering", "retrying")
 PAUSE_SHOWN = 160  # characters of a pause's error in STATUS= (its receiver's answer after)
+
+
+def _shown(why: str) -> str:
+    """An error as STATUS= quotes it: at most PAUSE_SHOWN characters."""
+    return why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
 
 
 class Publisher:
@@ -187,12 +193,19 @@ class Publisher:
         text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
         # A configuration problem (401, 407, a redirect …) pauses every delivery: the
         # counts alone read as retrying on their own, without the setting to fix.
-        paused = [(e, n) for e, n in journal.retrying_errors().items() if pause_of(e)]
+        errors = journal.retrying_errors()
+        paused = [(e, n) for e, n in errors.items() if pause_of(e)]
         if paused:
-            why = pause_of(max(paused, key=lambda en: en[1])[0]) or ""
-            why = why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
+            why = _shown(pause_of(max(paused, key=lambda en: en[1])[0]) or "")
             text = (f"deliveries paused ({sum(n for _, n in paused)} bundles wait): {why}; "
                     f"{text}")
+        # The receiver asked for time (429/503 with Retry-After): every bundle waits for it,
+        # which the counts alone would show as retries going wrong.
+        throttled = [(e, n) for e, n in errors.items() if e.startswith(THROTTLED)]
+        if throttled and not paused:
+            why = _shown(max(throttled, key=lambda en: en[1])[0].removeprefix(THROTTLED))
+            text = (f"receiver asked for time ({sum(n for _, n in throttled)} bundles wait): "
+                    f"{why}; {text}")
         if journal.failure:
             text = f"journal cannot be written, nothing moves: {journal.failure}; {text}"
         if self._away_since is not None:

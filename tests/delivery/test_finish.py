@@ -22,7 +22,15 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
+from claimed import (  # noqa: E402
+    NeverPost,
+    Scripted,
+    claimed,
+    make,
+    restart,
+    step,
+    three_claimed,
+)
 from helpers import (  # noqa: E402
     answering_receiver,
     drop_bundle,
@@ -717,18 +725,6 @@ def test_a_reload_to_another_receiver_brings_forward_attempts_under_way_too(
     assert p.j.get(row).state == "delivering"
     assert p.finish.after_reload(receiver_changed=True) == [row]
     assert p.finish.after_reload(receiver_changed=False) == []
-
-
-def three_claimed(tmp_path: Path) -> tuple[Any, Any, list[int]]:
-    """A pipeline with three bundles, INV-1, INV-2 and INV-3, claimed (not yet
-    delivered)."""
-    p, s = make(tmp_path)
-    for name in ("INV-1", "INV-2", "INV-3"):
-        drop_bundle(s.outbox.path, name, {"a.pdf": pdf_bytes(1, name)})
-    rows = [step(p, cand, 1000.0).claimed
-            for _, cand in sorted(list_outbox(s.outbox).candidates.items())]
-    assert None not in rows
-    return p, s, rows
 
 
 class RefusedTwiceThenAcceptedWhileAnotherComes(Scripted):
