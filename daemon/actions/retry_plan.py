@@ -26,7 +26,7 @@ from typing import Any
 from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
 from daemon.archiving.archive_papers import reason_of
-from daemon.archiving.papers import PAPER_NAMES
+from daemon.archiving.papers import ENTRY_RE, PAPER_NAMES
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
@@ -40,8 +40,7 @@ from daemon.validation.convert import converted_folder
 from daemon.watching.scan import candidate_for, is_invoice_file
 from daemon.watching.sidecarnames import alike_key, alike_keys
 
-# NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
-FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
+FOLDER_RE = ENTRY_RE  # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the name was taken
 DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
