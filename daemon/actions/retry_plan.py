@@ -33,7 +33,7 @@ from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
 from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify
+from daemon.names import NameKind, classify, embedded_folder
 from daemon.reading.lookalikes import look_alike_findings
 from daemon.reading.sharedsidecar import shared_message, sharers_listed
 from daemon.validation.convert import converted_folder
@@ -241,11 +241,18 @@ def conversions(settings: Settings, invoice: str) -> str:
     return converted_folder(candidate_for(settings.outbox, invoice).sidecar.name)
 
 
+def documents_kept(settings: Settings, invoice: str) -> str:
+    """The name of the folder of documents ubl-embedded built and posted (NAME.embedded/),
+    which stays out of the outbox: the record of what the receiver may already have,
+    built again when the bundle is sent; moved back, it would lie there for good."""
+    return embedded_folder(invoice, candidate_for(settings.outbox, invoice).sidecar.name)
+
+
 def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> list[str]:
     """The names to move back, invoice file last; refuses if the outbox holds any of them.
     What the person should know (a reason.json that was ignored) goes to `notes`."""
     invoice = _invoice_name(folder, settings, notes)
-    own = set(PAPER_NAMES) | {conversions(settings, invoice)}
+    own = set(PAPER_NAMES) | {conversions(settings, invoice), documents_kept(settings, invoice)}
     parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:

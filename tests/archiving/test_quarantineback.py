@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from archiving.test_readback import BID, day, receipt
-
 from daemon.archiving.archive_papers import reason_papers, reason_record
 from daemon.archiving.readback import restore_sent
 from daemon.bundle import Finding
