@@ -83,6 +83,19 @@ ERRORS_SUFFIX = ".errors.txt"
 # NAME.converted/ beside a claimed sidecar NAME/: the PDFs made of its images
 # (validation/convert.py), archived with the bundle.
 CONVERTED_SUFFIX = ".converted"
+# NAME.embedded/ beside the invoice file NAME.xml: the documents `ubl-embedded` built and
+# sent, each kept before its POST (einvoice/transport.py), archived with the bundle.
+EMBEDDED_SUFFIX = ".embedded"
+
+
+def embedded_folder(invoice_file: str, sidecar: str) -> str:
+    """``INV-1.xml`` → ``INV-1.embedded``: the folder of a bundle's ubl-embedded documents
+    in its work folder and archive entry; never the sidecar's own name (`sidecar`: its
+    name, as [outbox] sidecar_suffix makes it), which a sidecar_suffix of ".embedded"
+    gives: that bundle's folder is ``INV-1.embedded.embedded``."""
+    name = fit_bytes(stem(invoice_file), NAME_MAX - len(EMBEDDED_SUFFIX)) + EMBEDDED_SUFFIX
+    return name if name != sidecar else (
+        fit_bytes(sidecar, NAME_MAX - len(EMBEDDED_SUFFIX)) + EMBEDDED_SUFFIX)
 
 
 def is_invoice_name(name: str, invoice_patterns: Sequence[str],

@@ -9,7 +9,8 @@ receipt.json) do not go back; the quarantine folder goes away. Only papers as ou
 wrote them are removed (papers.remove_papers): a clerk's notes saved as REASON.txt, or a
 folder, link or FIFO of a paper's name, stay, and so does the folder then, with a note.
 NAME.converted/ (the PDFs convert_images made) neither goes back nor is removed: nothing
-tells outboxd's PDFs there from a clerk's, so it stays, named in that note.
+tells outboxd's PDFs there from a clerk's, so it stays, named in that note; nor does
+NAME.embedded/ (the documents ubl-embedded posted: the record of what the receiver has).
 What goes back, and the refusals made before anything moves (a name the outbox already
 holds, a look-alike of the sidecar that would stop the bundle again), are
 retry_plan.py's: if any bundle named is refused, nothing is moved at all.
@@ -35,6 +36,7 @@ from daemon.actions.retry_plan import (
     FOLDER_RE,
     RetryRefused,
     conversions,
+    documents_kept,
     find,
     plan,
     read_reason,
@@ -110,6 +112,12 @@ def retry(folder: Path, settings: Settings) -> list[str]:
             f"{converted} (the PDFs outboxd made of the bundle's images: it makes them "
             "again when it sends the bundle, so remove it unless you saved a file of your "
             "own in it)"]
+    kept = documents_kept(settings, order[-1])
+    if os.path.lexists(folder / kept):
+        left = [n for n in left if n != kept] + [
+            f"{kept} (the documents outboxd built and posted under [delivery] format = "
+            "\"ubl-embedded\"; reason.json's accepted_documents says which the receiver "
+            "took: keep it as the record of what was sent, or remove it)"]
     if left:
         print(for_terminal(f"outboxd: note: {folder}: left in place, as outboxd removes only "
                            f"the papers it wrote: {'; '.join(left)} — the bundle is back in "

@@ -26,22 +26,21 @@ from typing import Any
 from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
 from daemon.archiving.archive_papers import reason_of
-from daemon.archiving.papers import PAPER_NAMES
+from daemon.archiving.papers import ENTRY_RE, PAPER_NAMES
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
 from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify
+from daemon.names import NameKind, classify, embedded_folder
 from daemon.reading.lookalikes import look_alike_findings
 from daemon.reading.sharedsidecar import shared_message, sharers_listed
 from daemon.validation.convert import converted_folder
 from daemon.watching.scan import candidate_for, is_invoice_file
 from daemon.watching.sidecarnames import alike_key, alike_keys
 
-# NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
-FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
+FOLDER_RE = ENTRY_RE  # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the name was taken
 DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -242,11 +241,18 @@ def conversions(settings: Settings, invoice: str) -> str:
     return converted_folder(candidate_for(settings.outbox, invoice).sidecar.name)
 
 
+def documents_kept(settings: Settings, invoice: str) -> str:
+    """The name of the folder of documents ubl-embedded built and posted (NAME.embedded/),
+    which stays out of the outbox: the record of what the receiver may already have,
+    built again when the bundle is sent; moved back, it would lie there for good."""
+    return embedded_folder(invoice, candidate_for(settings.outbox, invoice).sidecar.name)
+
+
 def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> list[str]:
     """The names to move back, invoice file last; refuses if the outbox holds any of them.
     What the person should know (a reason.json that was ignored) goes to `notes`."""
     invoice = _invoice_name(folder, settings, notes)
-    own = set(PAPER_NAMES) | {conversions(settings, invoice)}
+    own = set(PAPER_NAMES) | {conversions(settings, invoice), documents_kept(settings, invoice)}
     parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:

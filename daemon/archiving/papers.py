@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,29 @@ from daemon.errors import NotOurs, describe
 from daemon.fs.fsops import opened_if_regular
 from daemon.fs.ourfiles import Judged, opened, remove_ours
 from daemon.names import fold_key
+
+# An archive entry's name: NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the name was taken
+# (archive.entry_name, and the name beside it).
+ENTRY_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
+
+
+def entry_bundle(name: str) -> str | None:
+    """The ID12 an archive entry's name carries; None for a name outboxd never gives."""
+    found = ENTRY_RE.match(name)
+    return found["id"] if found else None
+
+
+def paper_of(id12: str | None, paper: Mapping[str, Any]) -> bool:
+    """Whether a paper (a receipt as readback.record_of reads it, a reason record) can be
+    that of the bundle whose folder's name carries `id12` (a work folder's, an archive
+    entry's): it names a bundle id beginning with those 12 hex digits and an invoice file
+    by a plain name, each as text. Anyone who may write in the share may write a paper;
+    one naming another bundle, or a path, is not taken for ours."""
+    bundle_id, invoice = paper.get("bundle_id"), paper.get("invoice_file")
+    return (id12 is not None and isinstance(bundle_id, str) and bundle_id.startswith(id12)
+            and isinstance(invoice, str) and invoice not in ("", ".", "..")
+            and "/" not in invoice and "\0" not in invoice)
+
 
 # Every paper outboxd writes into a bundle's folder.
 PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")

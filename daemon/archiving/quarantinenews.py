@@ -267,18 +267,24 @@ def _cut(line: str, chars: int) -> str:
 
 
 def _still_there(day_fd: int, entry: Elsewhere) -> bool:
-    """Whether the entry's invoice file is in its folder: looked up from the day folder,
-    never through a link, and only by a plain name (reason.json is anyone's to write:
-    "../../etc/x" would ask the page whether a file exists outside quarantine/)."""
-    name = entry.invoice_file
+    """Whether the entry's invoice file is in its folder (invoice_in_entry)."""
+    return invoice_in_entry(day_fd, entry.folder, entry.invoice_file)
+
+
+def invoice_in_entry(day_fd: int, folder: str, name: str) -> bool:
+    """Whether the invoice file `name` is in the entry `folder` of the day folder open at
+    `day_fd`: looked up from the day folder, never through a link, and only by a plain
+    name (reason.json is anyone's to write: "../../etc/x" would ask whether a file exists
+    outside quarantine/). Where it cannot be told, True: a bundle that still waits for a
+    fix must not vanish from the page or `status`."""
     if not name or "/" in name or name in (".", ".."):
         return True
     try:
-        fd = os.open(entry.folder, FOLDER_NOFOLLOW, dir_fd=day_fd)
+        fd = os.open(folder, FOLDER_NOFOLLOW, dir_fd=day_fd)
     except FileNotFoundError:
         return False  # the folder went since the listing
     except OSError:
-        return True  # cannot tell: a bundle that still waits for a fix must not vanish
+        return True
     try:
         os.stat(name, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:

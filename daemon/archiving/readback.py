@@ -19,31 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from daemon import logs
+from daemon.archiving.dayfolder import day_start, days_in_window
+from daemon.archiving.quarantineback import quarantine_records
 from daemon.delivery.answers import kept_receipt_id, no_lone_surrogates
 from daemon.errors import ConfigError, InputError
 from daemon.fs.fsread import read_regular
 from daemon.fs.workfolder import entry_at
 from daemon.journal import Journal, journal_time
-from daemon.journal.records import iso_of
 from daemon.report.notify import StartProgress
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def day_start(day: str) -> str | None:
-    """The first moment of a day folder's UTC date as a journal time; None for a name
-    that is no date (2026-02-30)."""
-    try:
-        return iso_of(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC))
-    except ValueError:
-        return None
 
 
 def record_of(folder: Path, day: str | None = None,
@@ -154,29 +142,13 @@ def _entry_record(folder: Path, day: str) -> dict[str, Any] | None:
         return None
 
 
-def _day_of(name: str) -> date | None:
-    """The date a day folder's name (YYYY-MM-DD) says; None for one that is no date
-    (2026-13-45)."""
-    try:
-        return date.fromisoformat(name)
-    except ValueError:
-        return None
-
-
 def sent_records(sent_dir: Path, window_days: int,
                  progress: Callable[[str], None] = lambda day: None,
                  ) -> tuple[list[dict[str, Any]], int]:
-    """Records for every receipt in the window, and how many entries had none usable;
-    `progress(day)` after each day folder.
-
-    The window ends at today, or at the newest day folder where that is older: a server
-    whose clock is years ahead (a dead clock battery, before NTP answers) read no receipt
-    back, and every invoice dropped again was sent a second time."""
+    """Records for every receipt in the window (days_in_window), and how many entries had
+    none usable; `progress(day)` after each day folder."""
     try:
-        days = sorted(e.name for e in os.scandir(sent_dir)
-                      if _DAY.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
-        return [], 0
+        days = days_in_window(sent_dir, window_days)
     except OSError as exc:
         # Nothing may be sent before sent/ is read back: the start stops, saying why
         # (a share away, permissions), and its supervisor tries again.
@@ -184,15 +156,9 @@ def sent_records(sent_dir: Path, window_days: int,
                           f"what was sent into the new journal ({exc.strerror or exc}) — "
                           "mount its share or fix its permissions; nothing is sent "
                           "before it is read") from None
-    today = datetime.now(UTC).date()
-    end = min(today, max(filter(None, map(_day_of, days)), default=today))
-    try:
-        oldest = (end - timedelta(days=window_days)).isoformat()
-    except OverflowError:  # a window reaching before year 1 (a folder named 0001-01-01)
-        oldest = ""
     records: list[dict[str, Any]] = []
     unusable = 0
-    for day in (d for d in days if d >= oldest):
+    for day in days:
         try:
             with os.scandir(sent_dir / day) as it:
                 for entry in it:
@@ -215,16 +181,26 @@ def sent_records(sent_dir: Path, window_days: int,
     return records, unusable
 
 
-def restore_sent(journal: Journal, sent_dir: Path, window_days: int) -> int:
-    """On an empty journal, record what sent/ holds; the number of bundles read back."""
+def restore_sent(journal: Journal, sent_dir: Path, window_days: int,
+                 quarantine_dir: Path | None = None) -> int:
+    """On an empty journal, record what sent/ holds (and, given `quarantine_dir`, the
+    bundles waiting in quarantine/: quarantineback.py); the number of bundles read back
+    from sent/."""
     if not journal.is_empty():
         return 0
     records, unusable = sent_records(
         sent_dir, window_days, StartProgress("reading sent/ back into a new journal"))
-    if records:
-        journal.import_sent(records)
+    quarantined, passed = quarantine_records(
+        quarantine_dir, window_days, StartProgress("reading quarantine/ back into a new "
+                                                   "journal")) if quarantine_dir else ([], 0)
+    if records or quarantined:
+        journal.import_sent(records, quarantined=quarantined)
     log = logs.get()
     if records or unusable:
         log.warning("new journal: bundle ids read back from sent/ receipts", bundles=len(records),
                     without_receipt=unusable, window_days=window_days, sent=str(sent_dir))
+    if quarantined or passed:
+        log.warning("new journal: bundles still waiting in quarantine/ read back as "
+                    "quarantined", bundles=len(quarantined), passed_over=passed,
+                    window_days=window_days, quarantine=str(quarantine_dir))
     return len(records)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
+from daemon.archiving.dayfolder import day_start
 from daemon.archiving.kept import KEPT, entry_reason
-from daemon.archiving.readback import day_start
+from daemon.archiving.papers import paper_of
 from daemon.claiming.workname import work_bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
@@ -23,8 +24,9 @@ from daemon.journal import Journal, journal_time
 
 def record_quarantined(journal: Journal, settings: Settings, work: Path, target: Path) -> None:
     """The row an unmarked folder's quarantine gets, for a kept one a lost journal left
-    whose entry is in quarantine/ (sent/ is read back into a new journal: readback.py;
-    nothing reads quarantine/ back): killed before its row said quarantined, `outboxd
+    whose entry is in quarantine/ (a new journal read quarantine/ back at its start,
+    quarantineback.py, and then has the row already): killed before its row said
+    quarantined, `outboxd
     status` never listed the bundle and the page called it another outboxd's. Once,
     though a file put in keeps the folder; none where the entry's paper cannot be read,
     or does not name the bundle the work folder's name carries (names_its_bundle: a mark
@@ -59,11 +61,7 @@ def names_its_bundle(work: Path, paper: Mapping[str, Any]) -> bool:
     of another type stopped the sweep. A bundle changed in its work folder after the
     claim, delivered under its new id, is not told from such a paper: left for a person
     (only with the journal lost as well)."""
-    id12 = work_bundle(work.name)
-    bundle_id, invoice = paper.get("bundle_id"), paper.get("invoice_file")
-    return (id12 is not None and isinstance(bundle_id, str) and bundle_id.startswith(id12)
-            and isinstance(invoice, str) and invoice not in ("", ".", "..")
-            and "/" not in invoice and "\0" not in invoice)
+    return paper_of(work_bundle(work.name), paper)
 
 
 def files_below(folder: int, rel: str) -> list[str]:

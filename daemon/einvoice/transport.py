@@ -10,6 +10,14 @@ left over is retried as one, after the largest Retry-After any of them was
 given (`bundle_outcome`); once the receiver asks for time (429/503 with
 Retry-After), the rest of the bundle waits with it.
 
+Each document is kept before its POST in the work folder, ``NAME.embedded/`` beside the
+invoice file, under its `name` in the receipt (`keep`): written whole and synced, the
+bytes posted are those very bytes, and the folder travels with the bundle into sent/ (or
+quarantine/), so the entry holds exactly what was sent (docs/operations.md, audits).
+A crash between the POST and the archive leaves it in the work folder, which the next
+attempt (or the archive) finds there whole: built again, the same bytes are not written
+twice.
+
 Directory: ``TARGET/NAME--INVOICEID.xml`` per document, written under a
 temporary name and renamed; a file that is already there with the same bytes
 counts as delivered.
@@ -21,6 +29,7 @@ Bundles of the print channels are not e-invoices: they go out as bundles
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any, Protocol
 
 import httpx
@@ -34,8 +43,12 @@ from daemon.delivery.directory import DirectoryDeliverer, write_document
 from daemon.delivery.throttle import asks_for_time
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
-from daemon.errors import InputError, Paused, Rejected, Retryable, Untrusted
-from daemon.names import NAME_MAX, fit_name, id_in_name
+from daemon.errors import InputError, Paused, Rejected, Retryable, Untrusted, describe
+from daemon.fs.fsops import held_for
+from daemon.fs.fsread import holds_hash
+from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
+from daemon.fs.temps import drop_unfinished
+from daemon.names import NAME_MAX, embedded_folder, fit_name, id_in_name
 
 
 class Progress(KnownBundles, Protocol):
@@ -97,15 +110,19 @@ class EmbeddedDeliverer:
         for doc in plan.each():  # built one at a time: each holds its attachments
             key = document_key(doc)
             record = done.get(key) or by_invoice.get(doc.invoice_id)
+            if record is not None and record.get("idempotency_key") == key:
+                # Accepted with these very bytes (an attempt before a crash, or before an
+                # upgrade that kept none): kept where it is missing.
+                keep(bundle, str(record.get("name") or _name(bundle, doc)), doc.data, key)
             if record is None:
                 if stop:
                     held.append(doc.invoice_id)
                     continue
-                # Cut as when the temporary name needed room beside it (it no longer
-                # does): a long name already delivered is found again under that name.
-                name = fit_name(f"{bundle.name}--{fit_name(id_in_name(doc.invoice_id) or '_')}.xml",
-                                NAME_MAX - 38)
+                name = _name(bundle, doc)
                 try:
+                    # Kept before it is posted: a crash after the POST must not leave
+                    # the receiver with bytes the archive lacks.
+                    keep(bundle, name, doc.data, key)
                     receipt = self._send(doc, key, bid, name)
                 except (Retryable, Paused) as exc:
                     # This one is retried with the bundle. The others may still go now,
@@ -160,6 +177,38 @@ class EmbeddedDeliverer:
                                f"{doc.invoice_id} with HTTP {exc.status}", exc.status, exc.body)
             refused.invoice_id, refused.sent_bytes = doc.invoice_id, exc.sent_bytes
             raise refused from None
+
+
+def _name(bundle: Bundle, doc: Document) -> str:
+    """The document's file name (the directory target's, the receipt's `name`, the kept
+    copy's). Cut as when the temporary name needed room beside it (it no longer does): a
+    long name already delivered is found again under that name."""
+    return fit_name(f"{bundle.name}--{fit_name(id_in_name(doc.invoice_id) or '_')}.xml",
+                    NAME_MAX - 38)
+
+
+def keep(bundle: Bundle, name: str, data: bytes, key: str) -> None:
+    """The document kept in the claimed bundle's work folder, NAME.embedded/`name`, whole
+    and synced (write_atomic) unless it holds these bytes already: reached from the work
+    folder held for the delivery (claim.held_work), never through a link. Retryable when
+    it cannot be written (a full disk): nothing is posted that the archive would lack."""
+    work = bundle.invoice_file.path.parent
+    fd = held_for(work)
+    sidecar = bundle.sidecar.name if bundle.sidecar is not None else ""
+    folder = embedded_folder(bundle.invoice_file.name, sidecar)
+    try:
+        kept = make_folders_below(held_path(fd) if fd is not None else work, [folder])
+        try:
+            if not holds_hash(kept, name, f"{folder}/{name}", key):
+                # A kill inside an earlier write left its temp beside it; it would travel
+                # into the archive with the folder.
+                drop_unfinished(held_path(kept), [name])
+                write_atomic(held_path(kept) / name, data)
+        finally:
+            os.close(kept)
+    except OSError as exc:
+        raise Retryable(f"the document {name} cannot be kept in {work / folder} before it "
+                        f"is sent: {describe(exc)}") from None
 
 
 def joined_receipt_ids(ids: list[str]) -> str | None:

@@ -283,6 +283,13 @@ def opened_from(root: Path, fd: int) -> Iterator[None]:
         _held.reset(token)
 
 
+def held_for(root: Path) -> int | None:
+    """The descriptor `root` is held at in this thread (opened_from), else None: what a
+    step writing below the held folder opens from, never root's path."""
+    held = _held.get()
+    return held[1] if held is not None and held[0] == str(root) else None
+
+
 def open_below(root: Path, rel: str, shown: str | None = None) -> BinaryIO:
     """The regular file `rel` below the trusted folder `root` (a bundle's file: see
     bundle.below), each folder on its way opened as folder_below opens it and the file as

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from daemon.errors import InputError
 from daemon.fs.fsops import kind_of, open_in, open_regular, opened_if_regular
 
 CHUNK = 1 << 16
@@ -108,3 +109,14 @@ def read_bounded(fh: BinaryIO, limit: int) -> bytes | None:
     if len(data) > expected:
         data += fh.read(limit + 1 - len(data))
     return data if len(data) <= limit else None
+
+
+def holds_hash(folder: int, name: str, rel: str, sha256: str) -> bool:
+    """Whether the file `name` an earlier attempt wrote into the folder open at `folder`
+    (a converted PDF, a ubl-embedded document kept) has the bytes whose hash is `sha256`
+    (a link or a FIFO there is no such file: it is written anew; errors name `rel`)."""
+    try:
+        with open_in(folder, name, rel) as fh:
+            return hash_of(fh)[1] == sha256
+    except (OSError, InputError):
+        return False

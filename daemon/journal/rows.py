@@ -210,15 +210,30 @@ class Rows:
             return self._db.execute("SELECT 1 FROM bundles LIMIT 1").fetchone() is None
 
     def import_sent(self, records: list[dict[str, Any]],
-                    detail: str = "read back from sent/") -> None:
+                    detail: str = "read back from sent/",
+                    quarantined: Sequence[dict[str, Any]] = ()) -> None:
         """Rows in state `sent` for bundles found in sent/ (a journal started afresh, or
         what other daemons archived there since the last look); `detail`: the transition's,
-        which tells the two apart.
+        which tells the two apart. `quarantined`: rows in state `quarantined` for the
+        bundles a journal started afresh found in quarantine/ (archiving/quarantineback.py),
+        in the same transaction, so that a start killed in between reads both again.
 
         Each record: bundle_id, invoice_file, invoice_ids, archive_dir,
-        receipt_id, delivered_at. One transaction for all.
+        receipt_id, delivered_at; a quarantined one: bundle_id, invoice_file,
+        invoice_ids, reasons, archive_dir, since. One transaction for all.
         """
         with self._tx() as db:
+            for q in quarantined:
+                fields = self._encode({k: q[k] for k in ("bundle_id", "invoice_file",
+                                                         "invoice_ids", "reasons",
+                                                         "archive_dir")})
+                cur = db.execute(
+                    f"INSERT INTO bundles (state, since, updated_at, {', '.join(fields)}) "
+                    f"VALUES ('quarantined', ?, ?, {', '.join('?' for _ in fields)})",
+                    (q["since"], now_iso(), *fields.values()))
+                db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
+                           "detail) VALUES (?, ?, NULL, 'quarantined', ?)",
+                           (int(cur.lastrowid or 0), now_iso(), "read back from quarantine/"))
             for rec in records:
                 at = rec.get("delivered_at") or now_iso()
                 cur = db.execute(

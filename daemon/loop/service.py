@@ -245,7 +245,9 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         einvoice.drop_cache_temps(s.paths.state_dir / "einvoice")
         self._start_rules(s)  # a broken install stops the start (exit 2)
         self.journal = Journal(s.journal_path)
-        restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
+        # Before sending; quarantine/ too, or status would call what waits there none.
+        restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days,
+                     s.quarantine_dir)
         # What other daemons sent while this one was down, before anything is sent too.
         self.sent_news = SentNews()
         self.sent_news.look(self.journal, s.sent_dir, progress=StartProgress(

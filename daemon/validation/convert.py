@@ -42,8 +42,8 @@ from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.configuration.config import ValidationConfig
 from daemon.delivery.parts import read_checked
 from daemon.errors import InputError, UnconvertibleImage
-from daemon.fs.fsops import open_below, open_in
-from daemon.fs.fsread import hash_of
+from daemon.fs.fsops import open_below
+from daemon.fs.fsread import holds_hash
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import hold_folder
@@ -283,7 +283,7 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
             # the PDF is read, and written, in the very folder held (held_path).
             held = make_folders_below(root, folder.split("/"))
             try:
-                if not _same(held, name, att.rel, conv.sha256):
+                if not holds_hash(held, name, att.rel, conv.sha256):
                     pdf = _convert_again(att, conv, max_pixels, root)
                     # A kill inside an earlier attempt's write left its temp file beside
                     # the target; it would travel into the archive with the folder.
@@ -357,13 +357,3 @@ def _read_image(att: Attachment, work: Path | None = None) -> bytes:
         return kept
     with open_below(*att.where, att.rel) as fh:
         return fh.read()
-
-
-def _same(folder: int, name: str, rel: str, sha256: str) -> bool:
-    """The PDF `name` that an earlier attempt wrote into the folder open at `folder` has
-    the bytes validated (a link there is no PDF: it is written anew)."""
-    try:
-        with open_in(folder, name, rel) as fh:
-            return hash_of(fh)[1] == sha256
-    except (OSError, InputError):
-        return False

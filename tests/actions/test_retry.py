@@ -1066,3 +1066,19 @@ def test_a_converted_folder_is_named_in_the_note_beside_a_clerks_reason_txt(
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
     err = capsys.readouterr().err
     assert "REASON.txt" in err and "INV-1001.converted (the PDFs outboxd made" in err
+
+
+def test_the_documents_ubl_embedded_kept_stay_in_quarantine_and_are_named(
+        cfg: Env, capsys) -> None:
+    """A ubl-embedded bundle quarantined after some of its documents were posted holds
+    NAME.embedded/, the documents as sent: retry moves the bundle back without it (in the
+    outbox it would be a folder without an invoice file, for good), removes none of it
+    (the record of what the receiver has), and the note names it."""
+    folder = quarantined(cfg, marker=False)
+    write(folder / "INV-1001.embedded" / "INV-1001--A.xml", b"<Invoice>sent</Invoice>")
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert "INV-1001.embedded" not in {p.name for p in cfg.outbox.iterdir()}
+    assert (folder / "INV-1001.embedded" / "INV-1001--A.xml").read_bytes() == \
+        b"<Invoice>sent</Invoice>"
+    assert "INV-1001.embedded (the documents outboxd built and posted" in \
+        capsys.readouterr().err

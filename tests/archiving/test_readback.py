@@ -66,7 +66,7 @@ def test_a_wrong_wall_clock_still_reads_back_the_window_of_what_was_sent(
     same, counted back from its newest day folder, and older ones are not (before, none
     was: every invoice dropped again was sent a second time). A clock at 1970 reads them
     all."""
-    pin_wall(monkeypatch, clock, ("daemon.archiving.readback",))
+    pin_wall(monkeypatch, clock, ("daemon.archiving.dayfolder",))
     sent = tmp_path / "sent"
     receipt(sent / "2031-05-06" / "INV-1--abababababab", BID)
     receipt(sent / "2030-05-01" / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")

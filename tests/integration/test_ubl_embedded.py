@@ -58,6 +58,26 @@ def only_inserted(doc: bytes, original: bytes) -> bool:
     return doc[p + len(doc) - len(original):] == original[p:]
 
 
+def kept_documents(folder: Path) -> dict[str, bytes]:
+    """The documents outboxd kept in a work folder or archive entry (NAME.embedded/), by
+    file name; every file there, a temp one included."""
+    return {p.name: p.read_bytes() for p in (folder / "batch.embedded").iterdir()}
+
+
+def assert_entry_keeps_what_was_sent(archived: Path, receiver: Receiver) -> None:
+    """The archive entry holds each document byte for byte as the receiver stored it,
+    under the name its receipt gives, its SHA-256 the receipt's Idempotency-Key."""
+    receipt = json.loads((archived / "receipt.json").read_text())
+    listed = receipt["response"]["body"]["documents"]
+    kept = kept_documents(archived)
+    assert sorted(kept) == sorted(d["name"] for d in listed)
+    docs = stored_documents(receiver)
+    for d in listed:
+        data = kept[d["name"]]
+        assert hashlib.sha256(data).hexdigest() == d["idempotency_key"]
+        assert data == docs[d["idempotency_key"]]
+
+
 def test_bundle_arrives_as_one_xml_document_with_its_attachments_inside(
         env: Env, receiver: Receiver, start_daemon) -> None:
     env.write_config(receiver.url, **EMBEDDED)
@@ -122,6 +142,7 @@ def test_two_invoices_split_in_two_and_a_503_resends_only_the_first(
         key_a, key_b]
     for doc in docs.values():
         assert preflight(doc, "x.xml").errors == ()
+    assert_entry_keeps_what_was_sent(archived, receiver)
 
 
 def test_a_file_with_a_swedish_name_goes_in_under_its_plain_name(
@@ -290,6 +311,11 @@ def test_a_batch_killed_between_its_documents_posts_none_twice_but_under_its_own
     assert env.sent_bundles() == [] and env.quarantined() == []
     [work] = list(env.processing.iterdir())  # nothing lost
     assert (work / "batch.xml").is_file()
+    # Each document posted was kept whole before its POST: B, which the receiver stored,
+    # is in the work folder with the bytes it has.
+    kept = kept_documents(work)
+    assert {hashlib.sha256(d).hexdigest() for d in kept.values()} == {
+        r["idempotency_key"] for r in receiver.requests()}
 
     start_daemon()
     [archived] = wait_for(env.sent_bundles, what="the batch sent after the restart")
@@ -312,3 +338,4 @@ def test_a_batch_killed_between_its_documents_posts_none_twice_but_under_its_own
         key: json.loads((folder / f"{key}.response.json").read_text())["receipt_id"]
         for key in docs}
     assert list(env.processing.iterdir()) == [] and env.quarantined() == []
+    assert_entry_keeps_what_was_sent(archived, receiver)  # once each, no temp left

@@ -1,0 +1,82 @@
+"""Reading quarantine/ back into a fresh journal, beside sent/ (a lost journal must not
+make `status` call the bundles waiting for a fix none: docs/operations.md, Backup)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from archiving.test_readback import BID, day, receipt
+from daemon.archiving.archive_papers import reason_papers, reason_record
+from daemon.archiving.readback import restore_sent
+from daemon.bundle import Finding
+from daemon.journal import Journal
+
+
+def entry(quarantine: Path, day_name: str, folder: str, bid: str, invoice: str,
+          at: str = "2026-01-01T10:00:00Z", with_invoice: bool = True) -> Path:
+    """An entry as outboxd quarantines a bundle: its files and its papers."""
+    path = quarantine / day_name / folder
+    path.mkdir(parents=True)
+    if with_invoice:
+        (path / invoice).write_text("<Invoice/>")
+    record = reason_record(bid, invoice, [Finding("not-ubl", invoice, "is not UBL")], at,
+                           invoice_ids=["INV-1"])
+    for name, data in reason_papers(record).items():
+        (path / name).write_bytes(data)
+    return path
+
+
+def test_a_fresh_journal_reads_back_the_bundles_waiting_in_quarantine(tmp_path: Path) -> None:
+    """The journal lost: every entry outboxd made in quarantine/ whose bundle is still
+    there comes back as a quarantined row (its folder, reasons, ids and time), so that
+    `status` counts all three and not only the one a run since quarantined; a share
+    user's folder, a reason.json naming another bundle than the folder's name, a
+    bundle moved back into the outbox (its invoice file gone from the entry), a link and
+    a copy under way (dot-name) are passed over."""
+    sent, quarantine = tmp_path / "sent", tmp_path / "quarantine"
+    receipt(sent / day(0) / "INV-9--abababababab", BID, "INV-9.xml")
+    today, older = day(0), day(10)
+    one = entry(quarantine, today, "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    two = entry(quarantine, today, "INV-2--222222222222-2", "22" * 32, "INV-2.xml")
+    three = entry(quarantine, older, "INV-3--333333333333", "33" * 32, "INV-3.xml",
+                  at="not a time")
+    (quarantine / today / "clerks-notes").mkdir()
+    entry(quarantine, today, "INV-4--444444444444", "55" * 32, "INV-4.xml")  # not its id
+    entry(quarantine, today, "INV-5--666666666666", "66" * 32, "INV-5.xml",
+          with_invoice=False)  # moved back into the outbox by a clerk
+    outside = entry(tmp_path / "elsewhere", today, "INV-7--777777777777", "77" * 32,
+                    "INV-7.xml")
+    os.symlink(outside, quarantine / today / "INV-7--777777777777")
+    entry(quarantine, today, ".INV-8--888888888888.partial", "88" * 32, "INV-8.xml")
+    j = Journal(tmp_path / "j.sqlite3")
+    try:
+        assert restore_sent(j, sent, 400, quarantine) == 1
+        assert j.counts()["quarantined"] == 3 and j.counts()["sent"] == 1
+        rows = {r.bundle_id: r for r in j.rows(("quarantined",))}
+        assert set(rows) == {"11" * 32, "22" * 32, "33" * 32}
+        first = rows["11" * 32]
+        assert first.archive_dir == str(one) and first.invoice_file == "INV-1.xml"
+        assert first.invoice_ids == ["INV-1"] and first.since == "2026-01-01T10:00:00.000Z"
+        assert [(r["code"], r["file"]) for r in first.reasons] == [("not-ubl", "INV-1.xml")]
+        assert rows["22" * 32].archive_dir == str(two)
+        # An unreadable time is its day folder's start, not now.
+        assert rows["33" * 32].since == f"{older}T00:00:00.000Z"
+        assert rows["33" * 32].archive_dir == str(three)
+        assert j.last_detail(first.id) == "read back from quarantine/"
+    finally:
+        j.close()
+
+
+def test_quarantine_is_read_back_only_into_an_empty_journal(tmp_path: Path) -> None:
+    """A journal that holds rows is the record: quarantine/ is not read again at a start
+    (its rows would come twice)."""
+    quarantine = tmp_path / "quarantine"
+    entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    j = Journal(tmp_path / "j.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        restore_sent(j, tmp_path / "sent", 400, quarantine)
+        assert j.counts()["quarantined"] == 0
+    finally:
+        j.close()
