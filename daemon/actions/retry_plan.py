@@ -71,6 +71,10 @@ def find(ref: str, settings: Settings) -> Path:
     root = settings.quarantine_dir.resolve()
     as_path = Path(os.path.abspath(ref))
     if os.sep in ref or as_path.is_dir():
+        if os.sep not in ref and not as_path.is_symlink() \
+                and as_path.resolve().parent.parent != root \
+                and (also := _named(ref, quarantined_folders(root))):
+            raise _here_and_quarantined(ref, as_path, also, root)
         if not os.path.lexists(as_path) and _was_one(as_path, root):
             # Moved back by an earlier retry (or by hand): what a name or an id of it
             # says (exit 1), so that a script sees one code for one situation.
@@ -81,13 +85,8 @@ def find(ref: str, settings: Settings) -> Path:
         if as_path.resolve().parent.parent != root:
             raise UsageError(_not_a_bundles_folder(ref, as_path.resolve(), root))
         return as_path.resolve()
-    key = ref.strip().lower()
     folders = quarantined_folders(root)
-    if re.fullmatch(r"[0-9a-f]{12,64}", key):
-        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]  # type: ignore[index]
-                and _id_fits(f, key)]
-    else:
-        hits = [f for f in folders if f.name == ref]
+    hits = _named(ref, folders)
     if not hits:
         raise _not_in_quarantine(ref, root, _holding(ref, folders))
     if len(hits) > 1:
@@ -95,6 +94,30 @@ def find(ref: str, settings: Settings) -> Path:
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
                            "folder itself")
     return hits[0]
+
+
+def _named(ref: str, folders: list[Path]) -> list[Path]:
+    """The quarantine folders `ref` names as a folder name or a bundle id (12+ hex)."""
+    key = ref.strip().lower()
+    if re.fullmatch(r"[0-9a-f]{12,64}", key):
+        return [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]  # type: ignore[index]
+                and _id_fits(f, key)]
+    return [f for f in folders if f.name == ref]
+
+
+def _here_and_quarantined(ref: str, here: Path, hits: list[Path], root: Path
+                          ) -> RetryRefused:
+    """A bare name that is a folder in the current directory, outside this quarantine
+    (another outbox's quarantine, a copy taken to look at), and names a quarantined
+    bundle too: "is not in the quarantine folder" sent the admin away from the bundle,
+    and retrying that one could move what another outbox's admin did not mean."""
+    paths = "; ".join(f"outboxd retry {shlex.quote(str(h))}" for h in hits)
+    return RetryRefused(f"{ref!r} is a folder here ({here}), which is not in the quarantine "
+                        f"folder {root}, and names the quarantined "
+                        f"{'bundle' if len(hits) == 1 else 'bundles'} "
+                        f"{', '.join(str(h.relative_to(root)) for h in hits)}; nothing was "
+                        f"moved — give the path of the one to move back ({paths}), or, for "
+                        "the folder here, the configuration of its outbox (-c FILE)")
 
 
 def _not_in_quarantine(ref: str, root: Path,

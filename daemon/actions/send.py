@@ -29,7 +29,7 @@ from daemon.invisible import escaped_controls, for_terminal
 from daemon.loop.release import overlong, path_for, rename_shorter, write_release
 from daemon.loop.statelock import running
 from daemon.names import NAME_MAX, printable, stem
-from daemon.watching.scan import Candidate, list_outbox, marker_wait
+from daemon.watching.scan import Candidate, Listing, list_outbox, marker_wait
 
 
 class SendRefused(OutboxdError):
@@ -59,6 +59,9 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
                  if n != name and name in _shown_forms(n)] if os.sep not in target else []
         if alike:
             raise _alike_refused(target, [listing.candidates[name], *alike], settings)
+        if os.sep not in target:
+            _refuse_an_id_elsewhere(target, listing.candidates[name], settings, reads,
+                                    listing)
         return listing.candidates[name]
     unread: list[str] = []
     found = holders(target, settings, unread, reads, listing)
@@ -94,6 +97,27 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
                       + (f": {gone}" if gone else " — outboxd status lists what waits")
                       + unread_note(unread))
+
+
+def _refuse_an_id_elsewhere(target: str, cand: Candidate, settings: Settings,
+                            reads: CommandReads, listing: Listing) -> None:
+    """SendRefused where `target`, the full name of cand's invoice file, is also an
+    invoice id in another file (B-1.xml, and A.xml holding the invoice B-1.xml): the
+    file winning released what a helpdesk asked about the invoice may not have meant.
+    A file that cannot be read is no reason to refuse: its ids are unknown to the
+    daemon too, which will not send it as it is."""
+    others = sorted(c.invoice.name for c, _ in holders(target, settings, [], reads, listing)
+                    if c.invoice.name != cand.invoice.name)
+    if not others:
+        return
+    holds = "; ".join(f"{n}: outboxd send -- {_exact_argument(n, settings)}" for n in others)
+    raise SendRefused(
+        f"{target!r} is the name of the invoice file {cand.invoice.name} and an invoice id "
+        f"in {', '.join(others)}; nothing was released — name the one you mean by its "
+        f"path in the outbox, which fits it alone: the file {cand.invoice.name}: outboxd "
+        f"send -- {_exact_argument(cand.invoice.name, settings)}; the invoice {target}, "
+        f"by the file it is in, which goes out whole (its other invoices without "
+        f"attachments with it): {holds}")
 
 
 def _shown_forms(name: str) -> set[str]:
@@ -138,23 +162,23 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
 
 def _asked_id(target: str, cand: Candidate, bundle: Bundle) -> str | None:
     """The invoice id `target` names in a file of several invoices, or None where it
-    names the file (its name or path) or the file holds one invoice. A stem that is also
-    one of the file's ids (B-1.xml holding B-1 and B-2: an ERP names a batch after its
-    first invoice) is read as the id: as the file, it released invoices nobody named."""
-    name = cand.invoice.name
-    if len(bundle.invoice_ids) < 2 or target not in bundle.invoice_ids or os.sep in target \
-            or target in {name, escaped_controls(name)}:
+    names the file (its path, or a name that is none of its ids) or the file holds one
+    invoice. A stem or a full name that is also one of the file's ids (B-1.xml holding
+    B-1 and B-2: an ERP names a batch after its first invoice; or holding the invoice
+    B-1.xml) is read as the id: as the file, it released invoices nobody named."""
+    if len(bundle.invoice_ids) < 2 or target not in bundle.invoice_ids or os.sep in target:
         return None
     return target
 
 
-def _others_unattached(cand: Candidate, asked: str, missing: tuple[str, ...],
+def _others_unattached(cand: Candidate, asked: str, bundle: Bundle,
                        settings: Settings) -> str | None:
     """Why releasing the invoice `asked` would send more than was asked, or None. A file
     of several invoices goes out whole: its release sends every invoice of it that has
     no attachments, and `send ID` released invoices the person never named (another
     invoice's time sheet still on its way), or, for an invoice that had its attachments,
     only others."""
+    missing, ids = bundle.unattached_ids, bundle.invoice_ids
     others = [i for i in missing if i != asked]
     if not others:
         return None
@@ -167,7 +191,16 @@ def _others_unattached(cand: Candidate, asked: str, missing: tuple[str, ...],
                  f"{'has' if len(others) == 1 else 'have'} none")
     return (f"{whole} — add theirs (outboxd attach ID FILE), or, if the whole file is to "
             f"go without them, release it by its name: "
-            f"{release_command(cand.invoice.name, settings)}; nothing was released")
+            f"{_whole_file_command(cand, settings, ids)}; nothing was released")
+
+
+def _whole_file_command(cand: Candidate, settings: Settings, ids: tuple[str, ...]) -> str:
+    """The command that releases cand's whole file: by its name, or, where its name is
+    also one of its ids (so read as that id), by its path, which names the file alone."""
+    if cand.invoice.name not in ids:
+        return release_command(cand.invoice.name, settings)
+    return ("outboxd send --without-attachments -- "
+            f"{_exact_argument(cand.invoice.name, settings)}")
 
 
 def _release(cand: Candidate, bundle: Bundle, settings: Settings,
@@ -188,12 +221,12 @@ def _release(cand: Candidate, bundle: Bundle, settings: Settings,
             f"a file name may be ({NAME_MAX} bytes) — {rename_shorter(over)}, then release "
             "it")
     if asked is not None and without_attachments and \
-            (more := _others_unattached(cand, asked, missing, settings)) is not None:
+            (more := _others_unattached(cand, asked, bundle, settings)) is not None:
         raise SendRefused(more)
     if not without_attachments:
         raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
                           "attachments — add them (outboxd attach), or send without them: "
-                          f"{release_command(cand.invoice.name, settings)}")
+                          f"{_whole_file_command(cand, settings, bundle.invoice_ids)}")
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -24,6 +24,7 @@ from daemon.journal.records import (
     Row,
     now_iso,
     row_of,
+    rows_of,
 )
 
 # ATTEMPTING as SQL, for transition()'s `since`.
@@ -153,7 +154,7 @@ class Rows:
         with self._lock:
             rs = self._db.execute(f"SELECT * FROM bundles WHERE state IN ({marks}) ORDER BY id",
                                   states).fetchall()
-        return [row_of(r) for r in rs]
+        return rows_of(rs)
 
     def was_sent(self, bundle_id: str) -> bool:
         """Sent, or claimed and on its way: the same content again is a duplicate."""
@@ -169,7 +170,7 @@ class Rows:
             rs = self._db.execute("SELECT * FROM bundles WHERE bundle_id = ? AND state IN "
                                   "('delivering', 'retrying') ORDER BY id",
                                   (bundle_id,)).fetchall()
-        return [row_of(r) for r in rs]
+        return rows_of(rs)
 
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
         """Those of invoice_ids already sent in another bundle."""

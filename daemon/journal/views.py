@@ -22,13 +22,16 @@ from daemon.journal.records import (
     IN_FLIGHT,
     LIVE,
     MOVING,
+    ROW_FIELDS,
     SENT_OR_GOING,
     STATES,
     UNREADABLE_REASONS,
     Row,
+    collector_paused,
     iso_in,
     iso_of,
     row_of,
+    rows_of,
     shown_state,
 )
 
@@ -160,14 +163,19 @@ class Views:
         """
         cutoff = iso_of((at or datetime.now(UTC)) - timedelta(days=days))
         cols = self._light_columns()
-        with self._lock:
-            unfinished = LIVE + IN_FLIGHT
-            marks = ", ".join("?" for _ in unfinished)
-            rs = self._db.execute(
-                f"SELECT {cols} FROM bundles WHERE state IN ({marks}) "
-                f"UNION ALL SELECT {cols} FROM bundles WHERE state IN ('sent', 'quarantined') "
-                "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
-        return [row_of(r) for r in rs]
+        unfinished = LIVE + IN_FLIGHT
+        marks = ", ".join("?" for _ in unfinished)
+        with collector_paused():
+            with self._lock:
+                # The ids from the (state, since) index alone, then each row by its id in
+                # id order: a union of the rows themselves was sorted whole in a temporary
+                # b-tree (a week of 100,000 rows, 20% of this query's time).
+                rs = self._db.execute(
+                    f"SELECT {cols} FROM bundles WHERE id IN (SELECT id FROM bundles WHERE "
+                    f"state IN ({marks}) UNION ALL SELECT id FROM bundles WHERE state IN "
+                    "('sent', 'quarantined') AND since >= ?) ORDER BY id",
+                    (*unfinished, cutoff)).fetchall()
+            return rows_of(rs)
 
     def page_like_answers(self, days: int = 7, at: datetime | None = None
                           ) -> dict[int, dict[str, Any]]:
@@ -204,7 +212,7 @@ class Views:
             rs = self._db.execute(
                 f"SELECT {cols} FROM bundles WHERE state IN "
                 f"({', '.join('?' for _ in unfinished)}) ORDER BY id", unfinished).fetchall()
-        return [row_of(r) for r in rs]
+        return rows_of(rs)
 
     def finished_on(self, state: str, day: str, limit: int | None = None) -> list[Row]:
         """The rows of `state` (sent, quarantined) whose `since` begins with `day`
@@ -215,7 +223,7 @@ class Views:
                 f"SELECT {self._light_columns()} FROM bundles WHERE state = ? AND "
                 "since >= ? AND since < ? ORDER BY since DESC, id DESC LIMIT ?",
                 (state, day, _after_prefix(day), -1 if limit is None else limit)).fetchall()
-        return [row_of(r) for r in rs]
+        return rows_of(rs)
 
     def count_on(self, state: str, day: str) -> int:
         """How many rows of `state` have a `since` that begins with `day` (the index)."""
@@ -257,7 +265,7 @@ class Views:
             rs = self._db.execute(
                 f"SELECT {self._light_columns()} FROM bundles WHERE id IN "
                 f"({', '.join('?' for _ in ids)}) ORDER BY id", ids).fetchall()
-        return [row_of(r) for r in rs]
+        return rows_of(rs)
 
     def last_row_of_files(self, days: int = 7, at: datetime | None = None) -> dict[str, int]:
         """Invoice file → the id of its latest row among the rows `recent(days, at)`
@@ -289,7 +297,7 @@ class Views:
             rs = self._db.execute(
                 f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND "
                 f"instr(reasons, '\"code\": \"{code}\"') > 0 ORDER BY id").fetchall()
-        rows = [row_of(r) for r in rs]
+        rows = rows_of(rs)
         return [r for r in rows
                 if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
 
@@ -339,10 +347,11 @@ class Views:
         return out
 
     def _light_columns(self, prefix: str = "") -> str:
-        """The columns of a row without the receiver's response: the largest field, which
-        no view shows (the status page asks for rows every 2 s)."""
-        return ", ".join(prefix + c for c in self._columns() if c != "response") \
-            + ", NULL AS response"
+        """The columns of a Row without the receiver's response: the largest field, which
+        no view shows (the status page asks for rows every 2 s). Nor the columns a Row
+        has not (documents, as large for ubl-embedded; updated_at), which row_of drops."""
+        return ", ".join(prefix + c for c in self._columns()
+                         if c != "response" and c in ROW_FIELDS) + ", NULL AS response"
 
     def _columns(self) -> list[str]:
         if self._column_names is None:

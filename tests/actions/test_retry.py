@@ -122,6 +122,29 @@ def test_retry_of_an_invoice_id_of_a_quarantined_batch_names_the_bundle_and_move
     assert tree(cfg.quarantine) == before and list(cfg.outbox.iterdir()) == []
 
 
+def test_a_bare_name_of_a_folder_here_and_of_a_quarantined_bundle_is_refused_naming_both(
+        cfg: Env, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admin stands in another outbox's quarantine day folder (or beside a copy taken
+    to look at) and types the folder's name, which this quarantine holds too: retry said
+    "is not in the quarantine folder" (exit 2) of the folder here, sending them away from
+    the bundle. It refuses (exit 1, nothing moved), names both, and gives the quarantined
+    one's path, which moves it back."""
+    folder = quarantined(cfg)
+    here = quarantined(cfg, root=tmp_path / "other-quarantine").parent
+    monkeypatch.chdir(here)
+    before = tree(cfg.quarantine)
+    assert main(["retry", "-c", str(cfg.config), folder.name]) == 1
+    err = capsys.readouterr().err
+    assert f"is a folder here ({here / folder.name})" in err
+    assert f"the quarantined bundle 2026-11-26/{folder.name}" in err
+    assert "nothing was moved" in err
+    assert tree(cfg.quarantine) == before and list(cfg.outbox.iterdir()) == []
+    offered = err.split("give the path of the one to move back (", 1)[1].split(")")[0]
+    assert offered == f"outboxd retry {folder}"
+    assert main(["retry", "-c", str(cfg.config), str(folder)]) == 0
+    assert not folder.exists() and (here / folder.name).is_dir()
+
+
 @pytest.mark.parametrize("given", ["root", "day", "invoice file"])
 def test_a_path_in_quarantine_that_is_no_bundles_folder_says_what_to_give(
         cfg: Env, capsys, given: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shlex
 import subprocess
 
@@ -165,6 +166,59 @@ def test_send_of_an_invoice_id_that_is_also_its_batchs_stem_releases_no_other_un
     assert "outboxd send --without-attachments -- B-1.xml" in str(info.value)
     assert not os.path.lexists(release)
     assert "released without attachments for B-2, B-3" in send("B-1.xml", settings, True)
+    assert release.is_file()
+
+
+def test_a_files_full_name_that_is_another_files_invoice_id_is_refused_naming_both(
+        env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """B-1.xml is an invoice file, and A.xml holds an invoice whose id is the string
+    B-1.xml: `send --without-attachments B-1.xml` released the file B-1.xml without a
+    word, maybe not what the helpdesk asked about the invoice meant. It now refuses
+    (exit 1, no release file), names both, and gives for each a command that fits it
+    alone (the path in the outbox); each of those releases the one it names."""
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    write(env.outbox / "B-1.xml", ubl_invoice("INV-7"))
+    write(env.outbox / "A.xml", ubl_invoice("B-1.xml"))
+    assert main(["send", "-c", str(config), "--without-attachments", "B-1.xml"]) == 1
+    err = capsys.readouterr().err
+    assert "invoice file B-1.xml" in err and "in A.xml" in err
+    assert "nothing was released" in err
+    assert not list(env.outbox.glob("*.send-anyway"))
+    offered = re.findall(r"(the file B-1\.xml|A\.xml): (outboxd send -- \S+)", err)
+    assert [shown for shown, _ in offered] == ["the file B-1.xml", "A.xml"]
+    for (_, command), released in zip(offered, ("B-1", "A"), strict=True):
+        argv = _argv_in_bash(command)
+        assert argv[:2] == [b"send", b"--"]
+        assert main(["send", "-c", str(config), "--without-attachments",
+                     os.fsdecode(argv[2])]) == 0
+        assert (env.outbox / f"{released}.send-anyway").is_file()
+    capsys.readouterr()
+
+
+def test_a_batchs_full_name_that_is_one_of_its_ids_releases_no_other_unasked(
+        env: Env) -> None:
+    """B-1.xml holds the invoices B-1.xml and B-2, neither with attachments: `send
+    B-1.xml` is the file's name and an id in it. Read as the file it sent B-2 without its
+    attachments although the helpdesk may have named the invoice (status lists it). It is
+    read as the id, as a stem that is an id is: refused, the whole file's command given
+    by its path, which fits the file alone (also where send asks for --without-
+    attachments: offered as the name, it was read as the id again); it releases it."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "B-1.xml", batch_xml("B-1.xml", "B-2"))
+    release = env.outbox / "B-1.send-anyway"
+    with pytest.raises(SendRefused) as info:
+        send("B-1.xml", settings, without_attachments=True)
+    assert "sends B-2 without attachments too" in str(info.value)
+    assert not os.path.lexists(release)
+    offered = str(info.value).split("release it by its name: ", 1)[1].split("; nothing")[0]
+    with pytest.raises(SendRefused) as info:
+        send("B-1.xml", settings, without_attachments=False)
+    assert str(info.value).endswith(f"send without them: {offered}")
+    argv = _argv_in_bash(offered)
+    assert argv[:3] == [b"send", b"--without-attachments", b"--"]
+    assert "released without attachments for B-1.xml, B-2" in send(
+        os.fsdecode(argv[3]), settings, True)
     assert release.is_file()
 
 
