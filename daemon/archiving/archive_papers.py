@@ -80,8 +80,8 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
 
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
                   quarantined_at: str, accepted: list[dict[str, Any]] | None = None,
-                  invoice_ids: list[str] | None = None, converted: str | None = None
-                  ) -> dict[str, Any]:
+                  invoice_ids: list[str] | None = None, converted: str | None = None,
+                  embedded: str | None = None) -> dict[str, Any]:
     """reason.json's content. `quarantined_at` comes from the journal (when the bundle
     entered quarantining), not from the clock: a move retried after a crash must write
     the same papers, or the complete copy an earlier run left in quarantine/ no longer
@@ -97,7 +97,10 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
 
     `converted`: the folder of PDFs outboxd made of the bundle's images (convert_images)
     that the quarantine folder holds beside the sidecar; reason.json then gains
-    `converted_folder`, and REASON.txt says to leave it out of what is moved back."""
+    `converted_folder`, and REASON.txt says to leave it out of what is moved back.
+    `embedded`: likewise the folder of the documents ubl-embedded kept before posting
+    them (`embedded_folder`): the record of what the receiver may have, never sent again
+    from the outbox."""
     record: dict[str, Any] = {
         "bundle_id": bundle_id, "invoice_file": invoice_file,
         "invoice_ids": list(invoice_ids or ()),
@@ -109,6 +112,8 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
              "name": d.get("name")} for d in accepted]
     if converted:
         record["converted_folder"] = converted
+    if embedded:
+        record["embedded_folder"] = embedded
     return record
 
 

@@ -28,7 +28,7 @@ from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.workfolder import link_inside
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
-from daemon.names import stem
+from daemon.names import embedded_folder, stem
 from daemon.validation.convert import converted_folder
 from daemon.watching.foldermounts import FolderMounts
 
@@ -167,7 +167,8 @@ class Moves:
         accepted = list(self.j.documents_of(row_id).values())
         record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted,
                                invoice_ids=row.invoice_ids,
-                               converted=self._converted_in(row))
+                               converted=self._converted_in(row),
+                               embedded=self._embedded_in(row))
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine", row.since)
         if not isinstance(placed, Path):
@@ -186,7 +187,21 @@ class Moves:
         there is none (nothing converted, or quarantined before the delivery made it).
         Also where a move before a crash took it: the papers written again must say the
         same."""
-        name = converted_folder(stem(row.invoice_file) + self.s.outbox.sidecar_suffix)
+        return self._folder_in(row, converted_folder(stem(row.invoice_file)
+                                                     + self.s.outbox.sidecar_suffix))
+
+    def _embedded_in(self, row: Row) -> str | None:
+        """The folder of documents ubl-embedded kept before posting them (NAME.embedded/,
+        einvoice/transport.keep) that goes into quarantine with the bundle, as
+        _converted_in: named like the invoice file, REASON.txt's "move the folder named
+        like the invoice file back" sent clerks to put it into the outbox, where it is
+        never sent and waits for an invoice file of its name for good."""
+        return self._folder_in(row, embedded_folder(
+            row.invoice_file, stem(row.invoice_file) + self.s.outbox.sidecar_suffix))
+
+    def _folder_in(self, row: Row, name: str) -> str | None:
+        """`name` when the work folder (or the archive entry a move before a crash made)
+        holds a folder of that name; else None."""
         for folder in (row.work_dir, row.archive_dir):
             try:
                 found = os.lstat(Path(folder) / name) if folder else None

@@ -73,6 +73,11 @@ def _move_back_steps(record: dict[str, Any], first: int) -> list[str]:
     leave = (f" Leave the folder {converted} here, or delete it: it holds the PDFs "
              "outboxd made of the images, and outboxd makes them again when it sends the "
              "bundle." if converted else "")
+    if embedded := record.get("embedded_folder"):
+        leave += (f" Leave the folder {embedded} here: it holds the documents outboxd "
+                  "built and sent to the operator (reason.json's accepted_documents says "
+                  "which the operator took), and outboxd builds them again when it sends "
+                  "the bundle.")
     return [f"{first}. If this folder holds a folder of attachments (named like the invoice "
             f"file), move that folder back into the outbox.{leave}",
             f"{second}. Last, move {invoice_file} back into the outbox (back before its "

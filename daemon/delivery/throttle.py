@@ -45,6 +45,9 @@ SAME_END = 1.0
 # clerks' page knows it by this (clerkwords.py). Not pause.HELD_BACK: nothing of ours
 # needs fixing, and nobody needs telling.
 THROTTLED = "waiting because the receiver asked for time — "
+# How a held bundle's error goes on once the time asked for is over and the first bundle
+# sent since waits for its answer (then the hold's words, in brackets).
+AWAITING_FIRST = "waiting for the answer to the bundle sent first after the receiver's wait"
 
 
 def asks_for_time(exc: DeliveryError) -> float | None:
@@ -111,8 +114,7 @@ class ReceiverHold:
             hold.held.add(row_id)
             if left > 0:
                 return left, hold.why
-            return fallback, (f"waiting for the answer to the bundle sent first after the "
-                              f"receiver's wait ({hold.why})")
+            return fallback, f"{AWAITING_FIRST} ({hold.why})"
 
     def answered(self, receiver: str, row_id: int, wait: float | None,
                  status: int | None = None) -> Change | None:

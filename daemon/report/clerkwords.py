@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from daemon.delivery.pause import HELD_BACK
-from daemon.delivery.throttle import THROTTLED
+from daemon.delivery.throttle import AWAITING_FIRST, THROTTLED
 from daemon.errors import Rejected
 from daemon.sizes import size_words
 
@@ -97,6 +97,10 @@ _RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
 _THROTTLED = re.compile(r".*the receiver asked to wait until (.+? UTC) \(HTTP (\d{3})\)")
 _THROTTLED_WORDS = ("The operator's server is busy and asked outboxd to send nothing before "
                     "{0} (HTTP {1}); this file waits until then.")
+# That time over, one file goes first: "waits until then" would name a time gone by.
+_AWAITING_FIRST_WORDS = ("The operator's server was busy and asked outboxd to send nothing "
+                         "before {0} (HTTP {1}); that time is over, and this file goes as "
+                         "soon as the operator answers the first file sent since.")
 
 # Deliverer.failure()'s error for a certificate not trusted: retried, but no wait mends
 # it unless the operator fixes its side; the admin must look at once.
@@ -119,7 +123,8 @@ def for_clerks(error: str | None) -> str | None:
     if _UNTRUSTED.match(error):
         return _UNTRUSTED_WORDS
     if error.startswith(THROTTLED) and (m := _THROTTLED.match(error)):
-        return f"{_THROTTLED_WORDS.format(*m.groups())} {_TRIES_AGAIN}"
+        words = _AWAITING_FIRST_WORDS if AWAITING_FIRST in error else _THROTTLED_WORDS
+        return f"{words.format(*m.groups())} {_TRIES_AGAIN}"
     for pattern, what in _RETRIES:
         if m := pattern.match(error):
             return f"{what.format(*m.groups())} {_TRIES_AGAIN}"

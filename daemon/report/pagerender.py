@@ -23,6 +23,7 @@ from daemon.loop.release import overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import (
     CONVERTED_SUFFIX,
+    EMBEDDED_SUFFIX,
     attachment_folders,
     first_of,
     is_invoice_name,
@@ -192,6 +193,13 @@ def _lone_fix(x: LoneFolder, sidecar_suffix: str,
         said = (f"if it holds the PDFs outboxd made of {x.name[:-len(CONVERTED_SUFFIX)]}'s "
                 "images (moved here from quarantine/ or sent/ with that bundle), remove "
                 "it: outboxd makes them again when it sends the bundle")
+    elif x.name.endswith(EMBEDDED_SUFFIX) and not said:
+        # The documents ubl-embedded kept (einvoice/transport.keep), moved back by hand
+        # with a quarantined bundle: never sent from here, and the record of what was.
+        said = (f"if it holds the documents outboxd built of "
+                f"{x.name[:-len(EMBEDDED_SUFFIX)]} and sent to the operator (moved here "
+                "from quarantine/ or sent/ with that bundle), move it back there: outboxd "
+                "builds them again when it sends the bundle")
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "

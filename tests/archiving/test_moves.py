@@ -462,6 +462,39 @@ def test_a_quarantined_bundle_with_converted_images_tells_to_leave_their_folder(
     assert "converted_folder" not in json.loads((entry / "reason.json").read_text("utf-8"))
 
 
+def test_a_quarantined_bundle_with_kept_documents_tells_to_leave_their_folder(
+        tmp_path: Path) -> None:
+    """ubl-embedded keeps each document it posts in INV-1.embedded/ beside INV-1/; a
+    bundle the receiver then refuses goes into quarantine with it. That folder is named
+    like the invoice file too, and REASON.txt's steps said to move such a folder back:
+    a clerk did, and it lay in the outbox for good, never sent, taken for attachments
+    waiting for an invoice INV-1.embedded.xml. The steps say to leave it (the record of
+    what the operator has); reason.json names it. Without one neither says a word."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    (work / "INV-1.embedded").mkdir()
+    (work / "INV-1.embedded" / "INV-1--INV-1.xml").write_bytes(b"<Invoice/>")
+    p.finish.d = Scripted(Rejected("the receiver rejected the document of invoice INV-1 "
+                                   "with HTTP 422", 422, "no"))
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    assert (entry / "INV-1.embedded" / "INV-1--INV-1.xml").read_bytes() == b"<Invoice/>"
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert ("move that folder back into the outbox. Leave the folder INV-1.embedded here: "
+            "it holds the documents outboxd built and sent to the operator (reason.json's "
+            "accepted_documents says which the operator took), and outboxd builds them "
+            "again when it sends the bundle.\n") in text
+    reason = json.loads((entry / "reason.json").read_text("utf-8"))
+    assert reason["embedded_folder"] == "INV-1.embedded"
+
+    p, s, row = claimed(tmp_path / "plain")
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    assert "embedded" not in (entry / "REASON.txt").read_text("utf-8")
+    assert "embedded_folder" not in json.loads((entry / "reason.json").read_text("utf-8"))
+
+
 def test_a_kill_right_after_the_copy_is_renamed_into_sent_keeps_one_entry_the_journal_names(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """sent/ on another file system: the daemon is killed right after the complete copy

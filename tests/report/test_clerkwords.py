@@ -14,6 +14,7 @@ from daemon.configuration.config_sections import DeliveryConfig
 from daemon.delivery.answer_deadline import ProxyHandshakeFailed
 from daemon.delivery.answers import classify
 from daemon.delivery.deliver import HttpDeliverer
+from daemon.delivery.throttle import THROTTLED, ReceiverHold
 from daemon.errors import Rejected, Retryable
 from daemon.report.clerkwords import for_clerks, rejection_fix
 
@@ -178,3 +179,26 @@ def test_a_proxy_of_the_environment_that_fails_is_the_company_networks_in_clerks
     for jargon in ("proxy.example", "3128", "Errno", "Bad Gateway", "receiver", "SSL",
                    "certificate"):
         assert jargon not in clerk, (jargon, clerk)
+
+
+def test_a_bundle_waiting_for_the_first_answer_after_the_receivers_wait_names_no_time_to_come(
+        ) -> None:
+    """Held back by the receiver's request for time: until then the clerk reads the time
+    it gave; once it is over and the first bundle sent since awaits its answer, the
+    words say that time is over, not that the file "waits until" a time gone by."""
+    now = [100.0]
+    hold = ReceiverHold(lambda: now[0])
+    hold.answered("https://op", 1, 60.0, 429)
+    held = hold.hold("https://op", 2, 300.0)
+    assert held is not None
+    why = held[1]
+    during = for_clerks(f"{THROTTLED}{why}") or ""
+    assert "this file waits until then" in during
+    now[0] += 61
+    assert hold.hold("https://op", 3, 300.0) is None  # the first to go after the wait
+    after = hold.hold("https://op", 2, 300.0)
+    assert after is not None
+    words = for_clerks(f"{THROTTLED}{after[1]}") or ""
+    assert "waits until then" not in words
+    assert "that time is over, and this file goes as soon as the operator answers the " \
+        "first file sent since" in words and "(HTTP 429)" in words

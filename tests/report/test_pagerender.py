@@ -646,6 +646,22 @@ def test_a_folder_of_outboxds_own_pdfs_moved_back_from_quarantine_is_told_to_go(
         "(named INV-1.converted with its extension")
 
 
+def test_a_folder_of_sent_documents_moved_back_from_quarantine_is_told_to_go_back(
+        journal: Journal) -> None:
+    """INV-1.embedded/ (the documents ubl-embedded built and posted, kept with the
+    bundle) moved back into the outbox by hand is never sent and stays: its row says what
+    it likely is and to put it back with the archive, not to give it an invoice file
+    INV-1.embedded.xml."""
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder("INV-1.embedded", "2026-05-01T10:00:00.000Z", ())]
+    [row] = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone)).rows["lone"]
+    assert row.startswith(
+        "INV-1.embedded/\t2026-05-01 10:00:00 UTC\tif it holds the documents outboxd built "
+        "of INV-1 and sent to the operator (moved here from quarantine/ or sent/ with that "
+        "bundle), move it back there: outboxd builds them again when it sends the bundle; "
+        "else put its invoice file")
+
+
 def test_each_count_at_the_top_links_to_its_section_and_reads_as_words(tmp_path: Path) -> None:
     """With 2,000 invoices waiting the sections below "Waiting for attachments" begin
     4,000 lines down: each count at the top is a link to its section, so a clerk gets to
