@@ -98,9 +98,12 @@ class Retries:
         refused it for good) says of every bundle's: a pause of ours ended, the receiver's
         hold begun, made longer or ended (throttle.py)."""
         wait = asks_for_time(exc) if exc is not None else None
-        if not isinstance(exc, Paused) and wait is None:
+        answered = exc is None or exc.status is not None
+        if answered and not isinstance(exc, Paused) and wait is None:
             # The receiver took the request; it may take all. Not a request for time: a
-            # gateway's rate limit answers before our token is looked at.
+            # gateway's rate limit answers before our token is looked at. Nor no answer
+            # at all (unreachable, a reset, a document not kept): nothing said the
+            # token or url is mended, and each bundle released would earn its own 401.
             self._pause_ended(deliverer)
         receiver = getattr(deliverer, "destination", None)
         if receiver is None or (exc is not None and exc.status is None):

@@ -149,3 +149,30 @@ def test_a_probe_refused_for_our_token_ends_the_receivers_hold_but_not_its_own_p
     p.finish.attempt(one)  # the probe: 401
     assert resumed == [(two, 0.0)]
     assert p.finish.attempt(two) is None and receiver.posts == 3
+
+
+def test_a_bundle_that_goes_first_after_a_pause_and_gets_no_answer_does_not_end_it(
+        tmp_path: Path) -> None:
+    """Two 401s pause deliveries; the bundle that goes first after the pause cannot reach
+    the receiver (no answer, status None): nothing said the token is fixed, so the pause
+    stands and the held bundle is not posted — released, each would earn its own 401."""
+    p, s, (one, two, three) = three_claimed(tmp_path)
+    clock = [5000.0]
+    p.finish.clock = lambda: clock[0]
+    resumed: list[tuple[int, float]] = []
+    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
+    unreachable = Retryable("cannot reach the receiver at operator.example:443", None)
+    receiver = Operator(refused, refused, unreachable, refused)
+    p.finish.d = receiver
+    p.finish.attempt(one)
+    p.finish.attempt(two)
+    clock[0] += s.delivery.retry_max_seconds
+    p.finish.attempt(one)  # goes first after the pause: no answer
+    assert receiver.posts == 3
+    assert resumed == []  # nobody released
+    assert p.finish.attempt(three) is not None  # the next goes first instead: a 401
+    assert receiver.posts == 4
+    assert p.finish.attempt(two) is not None and receiver.posts == 4
+    last_error = p.j.get(two).last_error
+    assert last_error is not None and last_error.startswith(HELD_BACK)
