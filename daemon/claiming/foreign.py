@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.claiming.workname import host_tag, work_host
+from daemon.claiming.workname import host_tag, work_host, work_stem
 from daemon.errors import InputError
 from daemon.fs.fsops import FOLDER_NOFOLLOW, folder_within
 from daemon.names import printable
@@ -48,8 +48,8 @@ def foreign_work(processing: Path, outbox: Path) -> list[Foreign]:
                 entries = [e for e in it if not e.name.startswith(".")
                            and e.is_dir(follow_symlinks=False)]
             for entry in entries:
-                host = work_host(entry.name)
-                if host is None or host == here:
+                host, stem = work_host(entry.name), work_stem(entry.name)
+                if host is None or stem is None or host == here:
                     continue
                 try:
                     changed = entry.stat(follow_symlinks=False).st_ctime_ns
@@ -57,7 +57,7 @@ def foreign_work(processing: Path, outbox: Path) -> list[Foreign]:
                     continue  # finished and gone since the listing
                 found.append(Foreign(printable(entry.name), printable(host),
                                      _why(_papers(fd, entry.name), printable(host),
-                                          printable(entry.name.split("--")[0])),
+                                          printable(stem)),
                                      since(changed)))
     except (OSError, InputError):
         return []

@@ -56,6 +56,14 @@ def whose(name: str, owner: str) -> str:
     return OURS
 
 
+def work_stem(name: str) -> str | None:
+    """The NAME a work folder's name NAME--ID12--TAG carries (the invoice file's stem,
+    shortened where the whole would not fit), read from the right as the rest is: a
+    clerk's stem may hold "--" itself; None for a name that is no work folder's."""
+    found = _WORK_NAME.match(name)
+    return None if found is None else found[1]
+
+
 def work_bundle(name: str) -> str | None:
     """The ID12 a work folder's name NAME--ID12--TAG carries (the first 12 hex digits
     of its bundle's id, as the claim named it); None for a name that carries none."""
@@ -75,7 +83,7 @@ def has_owner(name: str) -> bool:
 # Split at the last "--" (or the second last) instead, such a host's folders read as
 # another host's (never ours: a crash's work folders were not finished, the status page
 # named a host that does not exist) and carried no bundle id.
-_WORK_NAME = re.compile(r"\A.*--([0-9a-fA-F]{12})--(.+)-([0-9]+)-([^-]+)\Z", re.DOTALL)
+_WORK_NAME = re.compile(r"\A(.*)--([0-9a-fA-F]{12})--(.+)-([0-9]+)-([^-]+)\Z", re.DOTALL)
 
 
 def _parts(name: str) -> tuple[str, str, str, str] | None:
@@ -84,4 +92,4 @@ def _parts(name: str) -> tuple[str, str, str, str] | None:
     found = _WORK_NAME.match(name)
     if found is None:
         return None
-    return found[1], found[2], found[3], found[4]
+    return found[2], found[3], found[4], found[5]

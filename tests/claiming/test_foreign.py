@@ -49,6 +49,19 @@ def test_another_hosts_work_folders_are_listed_with_the_fix_by_what_they_hold(
     assert foreign_work(tmp_path / "not-made-yet", tmp_path / "outbox") == []
 
 
+def test_an_invoice_name_holding_dashes_is_named_whole_in_the_fix(tmp_path: Path) -> None:
+    """The fix names the invoice the old host took as its work folder's name carries it,
+    read from the right: a clerk's file `INV--2026--7.xml` is "INV--2026--7", not "INV"
+    (the admin looks for that file among the folder's), and a host holding "--" too
+    (xn--mnchen-3ya) is named whole."""
+    processing = tmp_path / "processing"
+    write(processing / "INV--2026--7--0123456789ab--xn--mnchen-3ya-41-c0ffee123456"
+          / "INV--2026--7.xml", b"x")
+    [found] = foreign_work(processing, tmp_path / "outbox")
+    assert found.host == "xn--mnchen-3ya"
+    assert "outboxd on xn--mnchen-3ya took INV--2026--7 for sending" in found.why
+
+
 def test_a_dot_outboxd_replaced_by_a_link_is_not_followed_to_list_another_folder(
         tmp_path: Path) -> None:
     """Anyone on the share may replace OUTBOX/.outboxd by a link to another folder: its
