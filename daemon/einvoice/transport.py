@@ -123,6 +123,13 @@ class EmbeddedDeliverer:
                     # Kept before it is posted: a crash after the POST must not leave
                     # the receiver with bytes the archive lacks.
                     keep(bundle, name, doc.data, key)
+                except Retryable as exc:
+                    # The others would go into the same folder on the same disk, and
+                    # fail alike: held back with the bundle, one error said once.
+                    failed.append((doc.invoice_id, exc))
+                    stop = True
+                    continue
+                try:
                     receipt = self._send(doc, key, bid, name)
                 except (Retryable, Paused) as exc:
                     # This one is retried with the bundle. The others may still go now,
@@ -208,7 +215,9 @@ def keep(bundle: Bundle, name: str, data: bytes, key: str) -> None:
             os.close(kept)
     except OSError as exc:
         raise Retryable(f"the document {name} cannot be kept in {work / folder} before it "
-                        f"is sent: {describe(exc)}") from None
+                        f"is sent: {describe(exc)} — nothing is posted until it is kept; make "
+                        "room on that disk, or move away what is in the folder's place, and "
+                        "the next try goes on") from None
 
 
 def joined_receipt_ids(ids: list[str]) -> str | None:

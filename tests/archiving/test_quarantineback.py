@@ -4,7 +4,10 @@ make `status` call the bundles waiting for a fix none: docs/operations.md, Backu
 from __future__ import annotations
 
 import os
+import tracemalloc
 from pathlib import Path
+
+from helpers import without_blocking
 
 from archiving.test_readback import BID, day, receipt
 from daemon.archiving.archive_papers import reason_papers, reason_record
@@ -80,3 +83,74 @@ def test_quarantine_is_read_back_only_into_an_empty_journal(tmp_path: Path) -> N
         assert j.counts()["quarantined"] == 0
     finally:
         j.close()
+
+
+def _read_back(tmp_path: Path, quarantine: Path, planted: Path | None = None
+               ) -> tuple[list[str], int]:
+    """The bundle ids a fresh journal reads back from quarantine/ (restore_sent, as the
+    daemon's start) and how many rows it made; run so that a FIFO it opened fails the test
+    instead of hanging it (`planted`)."""
+    j = Journal(tmp_path / "j.sqlite3")
+    try:
+        def start() -> int:
+            return restore_sent(j, tmp_path / "sent", 400, quarantine)
+        if planted is None:
+            start()
+        else:
+            without_blocking(start, planted, "reading quarantine/ back")
+        return sorted(r.bundle_id for r in j.rows(("quarantined",))), j.counts()["quarantined"]
+    finally:
+        j.close()
+
+
+def test_a_fifo_named_reason_json_in_quarantine_is_never_opened(tmp_path: Path) -> None:
+    """quarantine/ is group-writable on the share: a clerk replaces an entry's
+    reason.json with a FIFO and the journal is lost. The start would block on it before
+    READY (no signal handler yet, systemd kills it): it is never opened, the entry is
+    passed over, and the entry beside it is still read back."""
+    quarantine = tmp_path / "quarantine"
+    entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    planted = entry(quarantine, day(0), "INV-2--222222222222", "22" * 32, "INV-2.xml")
+    (planted / "reason.json").unlink()
+    os.mkfifo(planted / "reason.json")
+    assert _read_back(tmp_path, quarantine, planted / "reason.json") == (["11" * 32], 1)
+
+
+def test_a_reason_json_linked_out_of_quarantine_is_not_followed(tmp_path: Path) -> None:
+    """reason.json a symbolic link to a file outside quarantine/ (/etc/shadow, or, as
+    here, a reason record of the clerk's own making that would name the entry's bundle):
+    the link is never followed, so nothing it points at becomes a journal row; the
+    file it points at is untouched."""
+    quarantine = tmp_path / "quarantine"
+    elsewhere = entry(tmp_path / "elsewhere", day(0), "INV-1--111111111111", "11" * 32,
+                      "INV-1.xml")
+    planted = entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    before = (elsewhere / "reason.json").read_bytes()
+    (planted / "reason.json").unlink()
+    (planted / "reason.json").symlink_to(elsewhere / "reason.json")
+    shadow = planted.parent / "INV-3--333333333333"
+    shadow.mkdir()
+    (shadow / "INV-3.xml").write_text("<Invoice/>")
+    (shadow / "reason.json").symlink_to("/etc/shadow")
+    assert _read_back(tmp_path, quarantine) == ([], 0)
+    assert (elsewhere / "reason.json").read_bytes() == before
+
+
+def test_a_reason_json_of_two_gigabytes_is_passed_over_without_reading_it(
+        tmp_path: Path) -> None:
+    """A reason.json of 2 GB (a clerk's file saved under that name; sparse here) is no
+    reason record: passed over by its size, never read into memory, and the others are
+    read back."""
+    quarantine = tmp_path / "quarantine"
+    entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    big = entry(quarantine, day(0), "INV-2--222222222222", "22" * 32, "INV-2.xml")
+    with (big / "reason.json").open("r+b") as fh:
+        fh.truncate(2 << 30)  # its record first, then 2 GB of zeros: no disk used
+    tracemalloc.start()
+    try:
+        found = _read_back(tmp_path, quarantine)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert found == (["11" * 32], 1)
+    assert peak < 64 << 20, f"{peak >> 20} MiB held while reading quarantine/ back"

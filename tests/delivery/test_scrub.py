@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import socket
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from rawreceiver import RawReceiver
 
 from daemon.delivery.answers import BODY_LIMIT
-from daemon.errors import Rejected, Retryable
+from daemon.errors import Paused, Rejected, Retryable
 from delivery.test_answer_deadline import ELSEWHERE, PROXY_VARIABLES, deliver_once
 from delivery.test_deliver import Recorder, http_cfg, send
 
@@ -166,3 +167,61 @@ class TestTheEnvironmentsProxyCredentials:
         kept = info.value.body + str(info.value)
         assert pair not in kept and "Pr0xy" not in kept
         assert "Proxy-Authorization: Basic ***" in info.value.body
+
+
+class TestTheProxyPasswordAtDebugLevel:
+    """The environment's proxy password (HTTP_PROXY=http://user:pw@…) reaches no log line
+    under [log] level = "debug" — httpx and httpcore log requests and headers there — and
+    no error the delivery raises, neither its text nor its repr nor the body kept with
+    it, whether the proxy is down or answers 407 quoting the request's head."""
+
+    @staticmethod
+    def delivered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, port: int) -> tuple[Any, str]:
+        """One delivery to ELSEWHERE through the proxy at 127.0.0.1:`port`; its outcome
+        and all the JSON log held, at debug level."""
+        from daemon import logs
+        from daemon.configuration.config_sections import LogConfig
+        for var in PROXY_VARIABLES:
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://px%40user:Pr0xy%2FPass@127.0.0.1:{port}")
+        out = io.StringIO()
+        logs.configure(LogConfig(format="json", level="debug"), out)
+        try:
+            try:
+                outcome: Any = deliver_once(tmp_path, http_cfg(url=ELSEWHERE,
+                                                               allow_plain_http=True))
+            except (Rejected, Paused) as exc:
+                outcome = exc
+            logs.get().debug("delivery done", outcome=repr(outcome))
+        finally:
+            logs.configure()
+        return outcome, out.getvalue()
+
+    @staticmethod
+    def assert_no_password(outcome: Any, logged: str) -> None:
+        pair = base64.b64encode(b"px@user:Pr0xy/Pass").decode()
+        kept = [logged, str(outcome), repr(outcome), str(getattr(outcome, "body", ""))]
+        for text in kept:
+            assert "Pr0xy" not in text and pair not in text, text
+
+    def test_a_proxy_that_is_down(self, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]  # bound, never listening: refused
+            outcome, logged = self.delivered(tmp_path, monkeypatch, port)
+        assert isinstance(outcome, Retryable) and "proxy" in str(outcome)
+        self.assert_no_password(outcome, logged)
+
+    def test_a_proxy_that_answers_407_quoting_the_request(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        def answer(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            body = f"denied: {rx.head()}".encode()
+            conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                         b"Proxy-Authenticate: Basic realm=x\r\nContent-Type: text/plain\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        with RawReceiver(answer) as proxy:
+            outcome, logged = self.delivered(tmp_path, monkeypatch, proxy.port)
+            assert proxy.heads and "Proxy-Authorization: Basic" in proxy.heads[0]
+        assert "407" in str(outcome)
+        self.assert_no_password(outcome, logged)

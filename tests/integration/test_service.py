@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import OUTBOXD, Env, Proc, Receiver, journal_since, journal_states
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the tests
 # about the readers ask for reader processes, without pre-flight (whose rules they do not need).
@@ -580,34 +580,46 @@ def _stamped(sock: socket.socket) -> tuple[str, float]:
 
 
 def test_files_the_daemon_creates_are_never_readable_by_others(
-        env: Env, receiver: Receiver, start_daemon) -> None:
+        env: Env, receiver: Receiver) -> None:
     """outboxd sets umask 027 itself (the journal and the folders it creates hold
-    money-bearing documents): started with umask 000, the journal it creates is not
-    readable by others, nor are the state, sent and quarantine folders it makes, nor
-    what a delivery and a quarantine make (day and entry folders, receipt.json,
-    reason.json, REASON.txt), the status page, or any file of
-    the state dir (the journal's -wal and -shm)."""
-    env.write_config(receiver.url)
+    money-bearing documents): started with umask 000, nothing it creates in a real run
+    is readable by others or writable by the group — the state, sent and quarantine
+    folders, the journal with its -wal and -shm, the pid and ready files, the compiled
+    rules, the day and entry folders, receipt.json, reason.json, REASON.txt, the
+    ubl-embedded documents kept in NAME.embedded/ and that folder, NAME.errors.txt, the
+    status page and the work folders of .outboxd/. What the clerks dropped keeps the
+    mode they gave it (a rename keeps it)."""
+    from conftest import OUTBOXD
+    env.write_config(receiver.url, delivery={"format": "ubl-embedded"},
+                     policy={"unattached": "send"}, service={"reader_processes": 0})
     cmd = ["sh", "-c", 'umask 000 && exec "$@"', "sh", *OUTBOXD, "run", "-c", str(env.config)]
-    from conftest import Proc
     daemon = Proc(cmd, env.root / "umask.log")
     try:
         journal = env.state / "journal.sqlite3"
         wait_for(lambda: "outboxd running" in daemon.stderr() and journal.exists(),
                  what="the daemon to start and make its journal")
-        drop_bundle(env.outbox, "INV-1", {"spec.csv": b"a;b\n1;2\n"})  # sent
-        drop_bundle(env.outbox, "INV-2", {"x.exe": b"MZ" + b"\0" * 64})  # quarantined
-        wait_for(lambda: env.sent_bundles() and env.quarantined(),
-                 what="one bundle sent and one quarantined")
-        [sent], [quarantined] = env.sent_bundles(), env.quarantined()
+        drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()}, ubl_invoice("INV-1"))  # sent
+        drop_bundle(env.outbox, "INV-2", {"x.exe": b"MZ" + b"\0" * 64},
+                    ubl_invoice("INV-2"))  # quarantined
+        # Held with NAME.errors.txt whatever the policy: its sidecar has a paper's name.
+        drop_bundle(env.outbox, "REASON.txt", {"a.pdf": pdf_bytes()}, ubl_invoice("INV-3"))
         page = env.outbox / "outboxd-status.html"
-        wait_for(page.exists, what="the status page")
+        wait_for(lambda: env.sent_bundles() and env.quarantined() and page.exists()
+                 and (env.outbox / "REASON.txt.errors.txt").exists(),
+                 what="one bundle sent, one quarantined, one held, and the page")
+        [sent], [quarantined] = env.sent_bundles(), env.quarantined()
+        wait_for(lambda: (sent / "receipt.json").exists()
+                 and (quarantined / "REASON.txt").exists(), what="the papers")
         made = [journal, env.state, env.sent, env.quarantine, env.processing, page,
-                sent.parent, sent, sent / "receipt.json", quarantined.parent, quarantined,
-                quarantined / "reason.json", quarantined / "REASON.txt",
-                *env.state.rglob("*")]
+                sent.parent, sent, sent / "receipt.json", sent / "INV-1.embedded",
+                sent / "INV-1.embedded" / "INV-1--INV-1.xml", quarantined.parent,
+                quarantined, quarantined / "reason.json", quarantined / "REASON.txt",
+                env.outbox / "REASON.txt.errors.txt", env.state / "outboxd.ready",
+                journal.with_name("journal.sqlite3-wal"), *env.state.rglob("*"),
+                *(env.outbox / ".outboxd").rglob("*")]
         for path in made:
-            assert os.stat(path).st_mode & 0o007 == 0, f"{path}: {oct(os.stat(path).st_mode)}"
+            mode = os.lstat(path).st_mode
+            assert mode & 0o027 == 0, f"{path}: {oct(mode)}"
     finally:
         assert daemon.stop() == 0
 
