@@ -8,6 +8,7 @@ reads section by section.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -25,6 +26,7 @@ from daemon.configuration.config_credentials import credentials_problem, read_to
 from daemon.configuration.config_values import (
     TOKEN_RULE,
     Seconds,
+    mask_url,
     path_fits,
     path_given,
     token_problem,
@@ -227,6 +229,12 @@ class DeliveryConfig(Section):
     allow_plain_http: bool = False
     retry_base_seconds: Seconds = Field(default=1.0, gt=0)
     retry_max_seconds: Seconds = Field(default=300.0, gt=0)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A repr (a debugger, a `{cfg!r}` some later log line may hold) shows the url as
+        # `outboxd config` does: its password and secret query values masked.
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "url" and isinstance(value, str) else value
 
     # Field validators (validate_default runs them on None too) so that the
     # problem names "[delivery] url" / "[delivery] target"; transport precedes them.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import (
+    URL,
     config_file,
     minimal,
     one_problem_with,
@@ -99,6 +100,18 @@ class TestErrors:
         text = f'[outbox]\npath = "{outbox}"\n[delivery]\ntimeout_seconds = 3\n'
         line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] url")
         assert "required" in line and "http" in line
+
+    def test_the_sections_repr_shows_no_secret_of_the_url(self, tmp_path: Path,
+                                                          outbox: Path) -> None:
+        """A repr of the settings (a debugger, a `{cfg!r}` in some later log line) shows
+        the url with its password and secret query values masked, the host as it is."""
+        url = "https://bob:PassWord9@operator.example/in?access_token=Qx7Tok3n&tenant=7"
+        text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
+        settings = load_settings(config_file(tmp_path, text))
+        for shown in (repr(settings.delivery), repr(settings), str(settings.delivery)):
+            assert "PassWord9" not in shown and "Qx7Tok3n" not in shown
+            assert "operator.example/in" in shown and "tenant=7" in shown
+        assert settings.delivery.url == url  # what deliveries use is untouched
 
     def test_target_required_for_directory(self, tmp_path: Path, outbox: Path) -> None:
         """transport = "directory" without a target is an error naming [delivery] target."""
