@@ -208,7 +208,7 @@ def keep(bundle: Bundle, name: str, data: bytes, key: str) -> None:
             os.close(kept)
     except OSError as exc:
         raise Retryable(f"the document {name} cannot be kept in {work / folder} before it "
-                        f"is sent: {describe(exc)}") from None
+                        f"is sent: {describe(exc, writing=True)}") from None
 
 
 def joined_receipt_ids(ids: list[str]) -> str | None:
