@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from daemon.archiving.archive import place
+from daemon.configuration.config import Settings
+from daemon.configuration.deciding import Deciding
 from daemon.errors import describe
 from daemon.fs.fdnames import real_name
 from daemon.fs.fswrite import held_path, write_atomic
@@ -148,3 +151,40 @@ def test_an_archive_after_a_change_of_uid_names_the_work_folder_its_owner_and_th
     assert f"{work} (owner {OLD_UID}, mode 0750) is not writable by " in line, line
     assert f"&& chmod g+rwx {work}" in line, line
     assert (work / "INV-1.xml").is_file()  # nothing lost: the bundle stays where it was
+
+
+def _frozen(folder: Path) -> None:
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+
+
+def test_the_main_write_failures_through_held_folders_never_show_proc_self_fd(
+        tmp_path: Path) -> None:
+    """The lines of the failures seen in the field, each made for real with an immutable
+    folder: the archive's receipt in the work folder (place) and the settings
+    fingerprint in .outboxd/deciding (its warning). None names /proc/self/fd; each names
+    the folder that refused."""
+    work = tmp_path / "processing" / "INV-1--0123"
+    work.mkdir(parents=True)
+    (work / "INV-1.xml").write_bytes(b"<Invoice/>")
+    deciding = tmp_path / "outbox" / ".outboxd" / "deciding"
+    deciding.mkdir(parents=True)
+    frozen = [work, deciding]
+    try:
+        for folder in frozen:
+            _frozen(folder)
+        with pytest.raises(OSError) as caught:
+            place(work, tmp_path / "sent" / "2026-01-02" / work.name, {"receipt.json": b"{}"},
+                  "0" * 64)
+        lines = {work: describe(caught.value, writing=True)}
+        with structlog.testing.capture_logs() as logs:
+            Deciding("hosta-111111").publish(Settings(
+                outbox={"path": tmp_path / "outbox"}, delivery={"url": "http://127.0.0.1:9/"}))
+        [warned] = [e for e in logs if "fingerprint" in e["event"]]
+        lines[deciding] = warned["error"]
+    finally:
+        for folder in frozen:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    for folder, line in lines.items():
+        assert "/proc/self/fd" not in line, line
+        assert f"({folder}/" in line and f"lsattr -d {folder}" in line, line
