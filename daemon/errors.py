@@ -29,6 +29,9 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 
+from daemon.configuration.daemonuser import folder_refusing
+from daemon.fs.fdnames import shown_name
+
 
 class OutboxdError(Exception):
     """Base of every error outboxd raises on purpose."""
@@ -238,13 +241,33 @@ NO_ROOM_FIX = "free space on that file system, or raise the disk quota of outbox
 READ_ONLY_FIX = "that file system is mounted read-only: remount it read-write"
 
 
-def describe(exc: OSError) -> str:
-    """An OSError for people: what went wrong and on which file (and, for a full disk or
-    quota or a file system mounted read-only, the fix)."""
-    where = f" ({exc.filename})" if exc.filename else ""
-    fix = (f" — {NO_ROOM_FIX}" if exc.errno in NO_ROOM
-           else f" — {READ_ONLY_FIX}" if exc.errno == errno.EROFS else "")
-    return f"{exc.strerror or exc}{where}{fix}"
+def describe(exc: OSError, writing: bool = False) -> str:
+    """An OSError for people: what went wrong and on which file, by its real path — never
+    the /proc/self/fd/N of a folder held by descriptor (fs/fdnames.py) — and, for a full
+    disk or quota or a file system mounted read-only, the fix. `writing`: the error of a
+    write, so a refusal (EACCES, EPERM) gets its fix too: the folder's owner and mode
+    against outboxd's user (a read refused is not fixed by write access)."""
+    name = shown_name(exc.filename) if exc.filename else None
+    where = f" ({name})" if name else ""
+    if exc.errno in NO_ROOM:
+        fix = f" — {NO_ROOM_FIX}"
+    elif exc.errno == errno.EROFS:
+        fix = f" — {READ_ONLY_FIX}"
+    elif writing and name and exc.errno in (errno.EACCES, errno.EPERM):
+        fix = f" — {folder_refusing(name)}"
+    else:
+        fix = ""
+    return f"{exc.strerror or shown_text(exc)}{where}{fix}"
+
+
+def shown_text(exc: BaseException) -> str:
+    """str(exc), any /proc/self/fd/N in an OSError's names given as the real path."""
+    if not isinstance(exc, OSError) or exc.strerror is None:
+        return str(exc)
+    names = [shown_name(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if not names:
+        return str(exc)
+    return f"[Errno {exc.errno}] {exc.strerror}: " + " -> ".join(repr(n) for n in names)
 
 
 def not_utf8(exc: UnicodeDecodeError) -> str:

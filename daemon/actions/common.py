@@ -13,6 +13,7 @@ from daemon.configuration.config import Settings
 from daemon.configuration.config_load import config_path, load_settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, ConfigError, LockHeld
+from daemon.fs.fdnames import shown_name
 
 
 def settings_of(args: argparse.Namespace, token: bool = False, outbox: bool = True
@@ -46,8 +47,9 @@ def why_not_written(exc: OSError, command: str, state_dir: Path) -> str:
     if isinstance(exc, LockHeld):  # its copy, within 50 ms: not another attach's folder lock
         return f"its copy was {exc.strerror} — stop that process, then {command} again"
     if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
-        return (f"{exc.filename} was {exc.strerror} (another {command} into that folder still "
-                f"running? `fuser -v` names who holds it) — {command} again once it is let go")
+        return (f"{shown_name(exc.filename)} was {exc.strerror} (another {command} into that "
+                f"folder still running? `fuser -v` names who holds it) — {command} again once "
+                "it is let go")
     if exc.errno == errno.EROFS:
         return f"{exc.strerror} — it is mounted read-only; {command} once it may be written"
     if exc.errno in (errno.EACCES, errno.EPERM):

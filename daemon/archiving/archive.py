@@ -182,7 +182,7 @@ def _leave_name(target: Path, day: int, held: int, tag: str) -> None:
         # The archive goes on beside: the leftover is litter only, said so.
         logs.get().warning("cannot remove this outboxd's copy under way into an archive "
                            "folder someone else's entry took since; remove it by hand",
-                           partial=str(partial), error=describe(exc))
+                           partial=str(partial), error=describe(exc, writing=True))
     if kept_for(held) == str(target):
         drop_mark(held)
 

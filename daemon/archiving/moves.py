@@ -111,7 +111,7 @@ class Moves:
                            copy_tag(self.s.paths.state_dir), self.s.outbox.path,
                            beside=lambda free: self._chose(row, free))
         except OSError as exc:
-            return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
+            return self._move_failed(row, f"{failure} {target}: {describe(exc, writing=True)}")
         self._move_faults.pop(row.id, None)
         self._validated.pop(row.id, None)
         self._chosen_here.discard(row.id)
@@ -235,7 +235,8 @@ class Moves:
                 except OSError as exc:
                     # The archive goes on; the leftover is litter only, said so.
                     log.warning("cannot remove the copy an older outboxd left under way; "
-                                "remove it by hand", partial=str(older), error=describe(exc))
+                                "remove it by hand", partial=str(older),
+                                error=describe(exc, writing=True))
                     continue
                 log.info("removed the copy an older outboxd left under way",
                          partial=str(older))

@@ -219,7 +219,7 @@ def remove_papers(folder: Path, bundle_id: str, record: dict[str, Any] | None) -
         try:
             remove_ours(folder / name, look)
         except OSError as exc:
-            why.append(f"{name}: {describe(exc)}")
+            why.append(f"{name}: {describe(exc, writing=True)}")
         if why:
             left.append(why[-1])
     return left

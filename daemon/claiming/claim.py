@@ -359,7 +359,7 @@ def not_moved(exc: OSError) -> str:
                 "to the bundle's folders themselves (a folder copied in by another user "
                 "keeps that user's permissions; a sticky bit on an outbox outboxd does not "
                 "own lets only the owner of a file move it)")
-    return f"cannot move into processing: {describe(exc)}"
+    return f"cannot move into processing: {describe(exc, writing=True)}"
 
 
 def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings

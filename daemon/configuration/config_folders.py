@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.configuration.config import Settings
-from daemon.configuration.daemonuser import this_user
+from daemon.configuration.daemonuser import this_user, write_access_fix
 from daemon.errors import (
     NO_ROOM,
     ConfigError,
@@ -68,7 +68,7 @@ def _unwritable(settings: Settings, key: str, folder: Path, at: Path, read_only:
                f"chgrp {group} {where} && chmod 2770 {where}; on a CIFS mount, its gid= and "
                "dir_mode= options)")
     elif at == folder:
-        fix = f"give {user} write access to it (e.g. chgrp {group} {where} && chmod g+rwx {where})"
+        fix = write_access_fix(user, group, where)
     else:
         fix = (f"create it for that user (install -d -o {user} -g {group} "
                f"{unquoted(str(folder))}) or give {user} write access to {where}")

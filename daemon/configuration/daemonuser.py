@@ -8,6 +8,7 @@ import grp
 import os
 import pwd
 import shlex
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,3 +63,53 @@ def this_user() -> tuple[str, str]:
         return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
     except KeyError:
         return entry.pw_name, str(entry.pw_gid)
+
+
+def write_access_fix(user: str, group: str, where: str) -> str:
+    """How to let `user` write in the folder `where`: the words of the start's check of
+    the folders it writes (config_folders) and of every later refusal (folder_refusing)."""
+    return f"give {user} write access to it (e.g. chgrp {group} {where} && chmod g+rwx {where})"
+
+
+def folder_refusing(path: str) -> str:
+    """Why a write at `path` was refused (EACCES, EPERM) and the fix: the folder it was
+    made in (`path` itself when a folder, else the folder holding it), its owner and mode
+    against the user this process runs as. A folder whose mode lets this user write (or
+    root: no mode stops it) is refused by something else: an attribute, an ACL or a
+    sandbox, each named with the command that shows it."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    user, group = this_user()
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return (f"{folder} cannot be looked at by {user}, the user outboxd runs as here — "
+                "give it access to that folder and those above it")
+    owner = _owner_name(st.st_uid)
+    facts = f"{folder} (owner {owner}, mode {stat.S_IMODE(st.st_mode):04o})"
+    if _mode_lets_write(st):
+        return (f"{facts} refuses the writes of {user}, the user outboxd runs as here, "
+                f"though its mode lets it write — look for an immutable attribute (lsattr "
+                f"-d {folder}), an ACL (getfacl {folder}) or a read-only path of the "
+                "systemd unit (its ReadWritePaths=)")
+    return (f"{facts} is not writable by {user}, the user outboxd runs as here — "
+            f"{write_access_fix(user, group, folder)}")
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a removed user's files (a migration that changed uids)
+        return str(uid)
+
+
+def _mode_lets_write(st: os.stat_result) -> bool:
+    """Whether the mode bits let this process write in (and enter) the folder statted."""
+    if os.geteuid() == 0:
+        return True
+    if st.st_uid == os.geteuid():
+        bits = stat.S_IWUSR | stat.S_IXUSR
+    elif st.st_gid in {os.getegid(), *os.getgroups()}:
+        bits = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        bits = stat.S_IWOTH | stat.S_IXOTH
+    return st.st_mode & bits == bits

@@ -32,7 +32,7 @@ from typing import Any
 from daemon import logs
 from daemon.configuration.config import Settings
 from daemon.configuration.config_values import mask_url
-from daemon.errors import InputError
+from daemon.errors import InputError, describe
 from daemon.fs.fsops import folder_below, open_in
 from daemon.fs.fsread import read_bounded
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
@@ -123,7 +123,7 @@ class Deciding:
             logs.get().warning("cannot write this daemon's settings fingerprint; other "
                                "daemons on the outbox cannot compare theirs with it",
                                folder=str(settings.outbox.path.joinpath(*FOLDER)),
-                               error=str(exc))
+                               error=describe(exc, writing=True))
 
     def compare(self, settings: Settings) -> None:
         """Read the others' fingerprints that changed since the last look; say each that

@@ -326,7 +326,7 @@ def clear_target(target: Path, log: Any) -> None:
         return
     for name, why in kept:
         log.warning("cannot clear a leftover in [delivery] target", target=str(target),
-                    leftover=name, error=describe(why),
+                    leftover=name, error=describe(why, writing=True),
                     fix=DEEP_LEFTOVER_FIX if isinstance(why, TooDeep) else LEFTOVER_FIX)
 
 

@@ -266,7 +266,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
                 # tries again, as a failed move does; never quarantined, and never
                 # converted here instead.
                 why = (f"cannot read an image or write its PDF in {row.work_dir}: "
-                       f"{describe(exc)}" if isinstance(exc, OSError) else
+                       f"{describe(exc, writing=True)}" if isinstance(exc, OSError) else
                        f"cannot convert an image to PDF: {exc}")
                 return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
                                          "will retry", expected=isinstance(exc, ReaderStopped))

@@ -28,6 +28,7 @@ Bundles of the print channels are not e-invoices: they go out as bundles
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from typing import Any, Protocol
@@ -215,9 +216,10 @@ def keep(bundle: Bundle, name: str, data: bytes, key: str) -> None:
             os.close(kept)
     except OSError as exc:
         raise Retryable(f"the document {name} cannot be kept in {work / folder} before it "
-                        f"is sent: {describe(exc)} — nothing is posted until it is kept; make "
-                        "room on that disk, or move away what is in the folder's place, and "
-                        "the next try goes on") from None
+                        f"is sent: {describe(exc, writing=True)} — nothing is posted until it "
+                        "is kept" + ("" if exc.errno in (errno.EACCES, errno.EPERM) else
+                                     "; make room on that disk, or move away what is in the "
+                                     "folder's place, and the next try goes on")) from None
 
 
 def joined_receipt_ids(ids: list[str]) -> str | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from daemon.fs.fdnames import PROC_FD, remember
 from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW, kind_of, opened_if_regular
 from daemon.fs.temps import create_locked, temp_prefix
@@ -103,8 +104,10 @@ def make_folders_below(root: Path, parts: Iterable[str],
 def held_path(fd: int) -> Path:
     """The folder open at fd, by a name that stays that folder whatever becomes of the
     path it was opened by (Linux's /proc/self/fd: followed as a folder on the way to a
-    name in it, even under O_NOFOLLOW, which concerns the last name only)."""
-    return Path(f"/proc/self/fd/{fd}")
+    name in it, even under O_NOFOLLOW, which concerns the last name only). Its real
+    path is noted for the errors of what is done through it (fdnames.real_name)."""
+    remember(fd)
+    return Path(f"{PROC_FD}{fd}")
 
 
 def add_group_write(folder: Path) -> None:
