@@ -27,6 +27,7 @@ from daemon import GROUP_SIGNALS, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, OutboxdError
+from daemon.fs.fdnames import shown_name
 from daemon.reading import reader_wire
 from daemon.watching.scan import Candidate
 
@@ -225,6 +226,11 @@ def pack(exc: BaseException) -> tuple[Any, ...]:
     if isinstance(exc, InputError):
         return ("input", type(exc).__name__, exc.code, exc.file, exc.message)
     if isinstance(exc, OSError):
+        if exc.strerror is not None and isinstance(exc.filename, (str, bytes, os.PathLike)) \
+                and (named := shown_name(exc.filename)) != os.fsdecode(exc.filename):
+            # /proc/self/fd/N/… of a folder this process held (a conversion's write):
+            # the daemon cannot name N's folder. OSError() picks the kind by errno.
+            exc = OSError(exc.errno, exc.strerror, named)
         try:
             pickle.loads(pickle.dumps(exc))
             return ("os", exc)  # its kind matters: the pipeline reports it as unreadable

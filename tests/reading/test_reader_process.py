@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from helpers import wait_for  # noqa: E402
 
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
+from daemon.fs.fswrite import held_path  # noqa: E402
 from daemon.reading import reader_process, readers  # noqa: E402
 from reading.test_readers import alive, child_pids, readers_of  # noqa: E402
 
@@ -41,6 +42,24 @@ def test_errors_keep_their_kind_across_the_boundary() -> None:
         back = readers._unpack(reader_process.pack(exc))
     assert isinstance(back, ReaderFailed) and not isinstance(back, InputError)
     assert "KeyError" in str(back) and "test_errors_keep_their_kind" in str(back)
+
+def test_an_os_error_through_a_held_folder_crosses_the_boundary_with_its_real_name(
+        tmp_path: Path) -> None:
+    """A write the reader made through a folder held by descriptor (a conversion) and
+    that failed names /proc/self/fd/N/…, a number only the reader process knew: it
+    reaches the daemon naming the folder's real path, its kind and errno kept."""
+    folder = tmp_path / "INV-1.converted"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        exc = PermissionError(13, "Permission denied", f"{held_path(fd)}/scan.pdf")
+        back = readers._unpack(reader_process.pack(exc))
+    finally:
+        os.close(fd)
+    assert type(back) is PermissionError and back.errno == 13
+    assert back.filename == f"{folder}/scan.pdf"
+    assert "/proc/self/fd" not in str(back)
+
 
 def test_children_exit_when_the_daemon_is_killed(env: Any, start_daemon: Any) -> None:
     """SIGKILL of `outboxd run` (nothing runs its shutdown): its reader processes notice
