@@ -99,10 +99,10 @@ def hung(settings: Settings) -> str:
 def same_name(settings: Settings) -> str | None:
     """The line for another machine's outboxd that runs under this daemon's name
     (samename.py), or None. By this host's clock: status writes nothing on the share."""
-    tag = copy_tag(settings.paths.state_dir)
-    twin = twin_of(settings, tag, machine_id(), probe=False)
+    tag, mine = copy_tag(settings.paths.state_dir), machine_id()
+    twin = twin_of(settings, tag, mine, probe=False)
     return None if twin is None or twin.retired else \
-        twin_words(settings, tag, machine_name(), twin)
+        twin_words(settings, tag, machine_name(), mine, twin)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -90,20 +90,22 @@ def check_name(settings: Settings, deciding: Deciding) -> None:
                            "stop one of the two now and give each server its own short "
                            "host name or its own [paths] state_dir")
         return
-    raise NameInUse(twin_words(settings, deciding.tag, deciding.machine_name, twin),
+    raise NameInUse(twin_words(settings, deciding.tag, deciding.machine_name, deciding.machine,
+                               twin),
                     source=str(twin.file))
 
 
-def twin_words(settings: Settings, tag: str, here: str, twin: Twin) -> str:
+def twin_words(settings: Settings, tag: str, here: str, mine: str, twin: Twin) -> str:
     """What NameInUse and `outboxd status` say: both machines, the folder, the fix."""
     processing = settings.processing_dir
     host, owner = tag.rsplit("-", 1)
     count = _named_for(settings, owner)
     held = f"{count} now" if count is not None else "cannot be listed now"
-    return (f"outboxd on the machine {twin.machine} runs on this outbox under this daemon's "
-            f"name {tag} (its settings fingerprint {twin.file}, renewed at "
-            f"{twin.renewed_at}): the same short host name {host} and the same state dir "
-            f"path {settings.paths.state_dir} as this machine, {here}. Its work folders in "
+    return (f"outboxd on the machine {twin.machine} (machine {twin.machine_id}) runs on this "
+            f"outbox under this daemon's name {tag} (its settings fingerprint {twin.file}, "
+            f"renewed at {twin.renewed_at}): the same short host name {host} and the same "
+            f"state dir path {settings.paths.state_dir} as this machine, {here} (machine "
+            f"{mine}). Its work folders in "
             f"{processing} (NAME--ID--{host}-PID-{owner}…, {held}) are named as this "
             "daemon's own: none is taken over, put back or removed, and outboxd does not "
             f"start here while that daemon runs. Fix: give each server its own short host "

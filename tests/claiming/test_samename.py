@@ -61,8 +61,8 @@ def test_a_live_daemon_of_our_name_on_another_machine_stops_the_start_and_keeps_
     with pytest.raises(NameInUse) as raised:
         check_name(settings, new)
     [said] = raised.value.problems
-    assert "on the machine fin01.old.example runs on this outbox" in said
-    assert "as this machine, fin01.new.example" in said
+    assert f"on the machine fin01.old.example (machine {OLD}) runs on this outbox" in said
+    assert f"as this machine, fin01.new.example (machine {NEW})" in said
     assert f"{settings.processing_dir} (NAME--ID--{host_tag()}-PID-" in said and ", 1 now)" in said
     assert "its own short host name (hostnamectl hostname) or its own [paths] state_dir" in said
     assert f"remove {_file(settings)}" in said
