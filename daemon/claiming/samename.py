@@ -42,6 +42,7 @@ from daemon.fs.fsops import folder_below, folder_within
 from daemon.fs.fswrite import held_path, written_temp
 from daemon.names import printable
 
+_SHOWN = 64  # characters of another machine's name and id shown: a full host name's 64
 RETIRED_TWIN = ("the settings fingerprint under this daemon's name was written by outboxd on "
                 "another machine, which has not renewed it for over a day: that daemon "
                 "probably runs no more, and this one takes the name over")
@@ -72,8 +73,11 @@ def twin_of(settings: Settings, tag: str, machine: str, probe: bool = True) -> T
             return None
         mtime = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mtime_ns
         now = (_share_now(fd, name) if probe else None) or time.time_ns()
-        return Twin(settings.outbox.path.joinpath(*FOLDER, name), printable(written[1]),
-                    written[0], utc_of(mtime), now - mtime > RETIRED_AFTER * 10**9)
+        # Shown as read, but cut: anyone on the share may write there (the file's owner
+        # tells an admin who, and the fix names it to remove).
+        return Twin(settings.outbox.path.joinpath(*FOLDER, name), printable(written[1][:_SHOWN]),
+                    printable(written[0][:_SHOWN]), utc_of(mtime),
+                    now - mtime > RETIRED_AFTER * 10**9)
     return None
 
 

@@ -129,3 +129,17 @@ def test_a_rewrite_of_our_fingerprint_by_another_machine_while_we_run_is_said_on
     assert (said["machine"], said["other_machine"]) == ("fin01.new.example",
                                                        "fin01.old.example")
     assert said["log_level"] == "error" and "state_dir" in said["fix"]
+
+
+def test_a_forged_fingerprint_is_shown_cut_and_without_control_characters(
+        settings: Settings) -> None:
+    """Anyone on the share may write a file of our name: its machine and name reach the
+    log and `status` as printable text of 64 characters at most, never a terminal's
+    escape sequence, and the fix names the file to remove."""
+    _file(settings).parent.mkdir(parents=True)
+    _file(settings).write_text(json.dumps({"machine": "m" * 5000,
+                                           "machine_name": "evil\x1b[2Jhost" + "x" * 500}))
+    twin = twin_of(settings, copy_tag(settings.paths.state_dir), NEW)
+    assert twin is not None and not twin.retired
+    assert "\x1b" not in twin.machine and twin.machine.startswith("evil")
+    assert len(twin.machine_id) <= 64 and len(twin.machine) <= 64 * 4
