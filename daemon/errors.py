@@ -8,7 +8,8 @@ calls them, so the pipeline only ever decides on *our* kinds:
     ├── ConfigError          bad or missing configuration: exit 2, no start
     │   └── NotReady             the environment is not (yet) fit to start in: run exits 1
     │       ├── OutboxNotReachable   the outbox is not there (a share not mounted)
-    │       └── FolderNotMade        a folder the daemon writes cannot be made (full, away)
+    │       ├── FolderNotMade        a folder the daemon writes cannot be made (full, away)
+    │       └── NameInUse            another machine's outboxd runs under this daemon's name
     ├── UsageError           a command line that cannot be carried out: exit 2
     ├── InputError           one input file breaks a rule (names file, rule, fix)
     │   ├── HostileInput     XML with entities/DTDs, links, FIFOs, devices
@@ -72,6 +73,15 @@ class FolderNotMade(NotReady):
     or mounting the share is the fix, after which the next start makes or uses it."""
 
     what = "a folder it writes to cannot be made or reached"
+
+
+class NameInUse(NotReady):
+    """Another machine's outboxd, renewed within the day, writes the settings fingerprint
+    of this daemon's name (HOST-OWNER: the same short host name and state dir path), and
+    so names its work folders as this one would (claiming/samename.py). Exit 1: once that
+    daemon stops cleanly its fingerprint goes, and systemd's next try starts this one."""
+
+    what = "another machine's outboxd runs on this outbox under this daemon's name"
 
 
 class UsageError(OutboxdError):

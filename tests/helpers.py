@@ -232,7 +232,7 @@ runpy.run_module("daemon", run_name="__main__", alter_sys=True)
 """
 
 
-def outboxd_with(constants: dict[str, float]) -> list[str]:
+def outboxd_with(constants: dict[str, object]) -> list[str]:
     """The command line of `python -m daemon` with some of the daemon's constants set,
     e.g. {"daemon.journal.BUSY_SECONDS": 1.0}: for a test of a command or the daemon as
     a process that would otherwise wait out the daemon's seconds for nothing it shows
@@ -240,7 +240,7 @@ def outboxd_with(constants: dict[str, float]) -> list[str]:
     `-m daemon`'s own: daemon/__main__.py runs as __main__ (a spawned reader imports it
     again, as __mp_main__, as under `python -m daemon`); the spawned readers get the
     shipped values."""
-    by_module: dict[str, dict[str, float]] = {}
+    by_module: dict[str, dict[str, object]] = {}
     for dotted, value in constants.items():
         module, _, name = dotted.rpartition(".")
         by_module.setdefault(module, {})[name] = value

@@ -13,9 +13,12 @@ from typing import TypeVar
 
 from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
+from daemon.claiming.claim import copy_tag
+from daemon.claiming.samename import twin_of, twin_words
 from daemon.configuration.config import Settings
 from daemon.configuration.config_folders import outbox_missing
 from daemon.configuration.daemonuser import daemons_user
+from daemon.configuration.machine import machine_id, machine_name
 from daemon.journal.readonly import journal_there
 from daemon.journal.records import iso_of
 from daemon.loop.statelock import readiness, running
@@ -93,6 +96,15 @@ def hung(settings: Settings) -> str:
             "holds; files it lists as waiting may not be in the outbox now")
 
 
+def same_name(settings: Settings) -> str | None:
+    """The line for another machine's outboxd that runs under this daemon's name
+    (samename.py), or None. By this host's clock: status writes nothing on the share."""
+    tag, mine = copy_tag(settings.paths.state_dir), machine_id()
+    twin = twin_of(settings, tag, mine, probe=False)
+    return None if twin is None or twin.retired else \
+        twin_words(settings, tag, machine_name(), mine, twin)
+
+
 def run(args: argparse.Namespace) -> int:
     # Not refused without the outbox: a share not mounted is when an admin needs this.
     settings, _ = settings_of(args, outbox=False)
@@ -132,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
              "yet — nothing is sent until it is: a start reads back sent/ and lists the "
              "outbox first, which may take minutes; longer, it waits on something "
              "(`systemctl status outboxd` and `journalctl -u outboxd` say on what)")
+    if answers:
+        # Why a daemon here does not start, and whose the work folders of its name are.
+        _, twin = answered(lambda: same_name(settings), ANSWER_SECONDS)
+        if twin:
+            note(f"outboxd: {twin}")
     if there and (why := no_room(settings.paths.state_dir)):
         # The daemon logs this once; the counts cannot show it (nothing can be recorded),
         # so they would read as an idle daemon while the outbox fills.

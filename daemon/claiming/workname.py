@@ -71,6 +71,15 @@ def work_bundle(name: str) -> str | None:
     return None if parts is None else parts[0]
 
 
+def named_for(name: str, owner: str) -> bool:
+    """Whether a work folder's name carries this host's short name and the state dir
+    OWNER `owner`: what a daemon of this name (HOST-OWNER) claimed, on this machine or on
+    another that shares both (samename.py)."""
+    parts = _parts(name)
+    return parts is not None and parts[1] == host_tag() and len(parts[3]) > OWNER_LEN \
+        and parts[3][:OWNER_LEN] == owner
+
+
 def has_owner(name: str) -> bool:
     """Whether a work folder's name (one whose found ours) carries its state dir's
     OWNER, as every outboxd since owners names them."""

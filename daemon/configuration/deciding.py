@@ -15,6 +15,13 @@ loop's clock: its RENEWAL timer and each rescan look) after it last did, and one
 file is older than ours by over a day (`RETIRED`: both times the share's, so no two
 hosts' clocks are compared) is said as probably retired, naming the file to remove, not
 as a live difference.
+
+Each file also names the machine that wrote it (machine.py: a keyed hash of its
+machine-id, and its full host name): a new server with the old one's short host name
+and state dir path has the very same HOST-OWNER, and so the same file name. At its start
+a daemon reads the file of its own name before writing it (claiming/samename.py); while
+it runs, a rewrite of that file by another machine is said once, at error (`TWIN`). A
+file without `machine` (a build before it) is read as before: no machine to compare.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 from daemon import logs
 from daemon.configuration.config import Settings
 from daemon.configuration.config_values import mask_url
+from daemon.configuration.machine import machine_id, machine_name
 from daemon.errors import InputError, describe
 from daemon.fs.fsops import folder_below, open_in
 from daemon.fs.fsread import read_bounded
@@ -63,6 +71,11 @@ RETIRED = ("another outboxd on this outbox decides bundles by other settings, bu
            "more")
 RETIRED_FIX = ("if that daemon is retired, remove {file}; if it is to run again, give it the "
                "same values for these keys before it starts")
+TWIN = ("another machine's outboxd runs on this outbox under this daemon's name: it "
+        "rewrote this daemon's settings fingerprint — the two take each other's work "
+        "folders for their own")
+TWIN_FIX = ("give each server its own short host name or its own [paths] state_dir, then "
+            "restart both; until then stop one of them")
 
 
 def fingerprint(settings: Settings) -> dict[str, str]:
@@ -100,6 +113,9 @@ class Deciding:
         self._seen: dict[str, tuple[object, tuple[str, ...]]] = {}
         # Another's file → the keys said, and whether as probably retired.
         self._said: dict[str, tuple[tuple[str, ...], bool]] = {}
+        self.machine, self.machine_name = machine_id(), machine_name()
+        self._mine: object = None  # our file's lstat as we wrote it
+        self._twin_said: str | None = None  # the other machine TWIN was said of
 
     def publish(self, settings: Settings) -> None:
         """Write our fingerprint (start, reload) and compare the others' with it anew.
@@ -112,11 +128,15 @@ class Deciding:
     def _write(self, settings: Settings) -> None:
         self._written = self.clock()
         data = json.dumps({"daemon": self.tag, "written_at": datetime.now(UTC).isoformat(),
+                           "machine": self.machine, "machine_name": self.machine_name,
                            "keys": self._ours}, indent=1).encode()
         try:
             fd = make_folders_below(settings.outbox.path, FOLDER)
             try:
+                # Before ours replaces it: a rewrite by another machine since our last.
+                self._twin(fd, settings.outbox.path.joinpath(*FOLDER))
                 write_atomic(held_path(fd) / f"{self.tag}.json", data)
+                self._mine = _lstat(fd, f"{self.tag}.json")
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -147,28 +167,46 @@ class Deciding:
             self._seen.pop(gone, None)
             self._said.pop(gone, None)
         ours = _mtime(fd, f"{self.tag}.json") if fd is not None else None
+        if fd is not None:
+            self._twin(fd, folder)
         for name in names - {f"{self.tag}.json"}:
             assert fd is not None
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except OSError:
+            seen = _lstat(fd, name)
+            if seen is None:
                 continue
-            seen = (st.st_ino, st.st_size, st.st_mtime_ns)
             if name not in self._seen or self._seen[name][0] != seen:
                 self._seen[name] = (seen, tuple(differing(self._ours, _keys(fd, name))))
             keys = self._seen[name][1]
             # Not renewed for long: its daemon is gone (a stopped one removes its file).
-            retired = ours is not None and ours - st.st_mtime_ns > RETIRED_AFTER * 10**9
+            retired = ours is not None and ours - seen[2] > RETIRED_AFTER * 10**9
             if keys and self._said.get(name) != (keys, retired):
                 file = str(folder / name)
                 if retired:
                     logs.get().warning(RETIRED, file=file, keys=list(keys),
-                                       renewed_at=_utc(st.st_mtime_ns),
+                                       renewed_at=utc_of(seen[2]),
                                        fix=RETIRED_FIX.format(file=file))
                 else:
                     logs.get().warning(MISMATCH, file=file, keys=list(keys),
                                        fix=MISMATCH_FIX.format(file=file))
             self._said[name] = (keys, retired)
+
+    def _twin(self, fd: int, folder: Path) -> None:
+        """Our own file rewritten since we wrote it, by another machine: a daemon of our
+        name that started while we ran (at the same moment as us, or a build that does
+        not look before it writes). Said once a machine; the next renewal writes ours
+        again, the other's start then refuses."""
+        name = f"{self.tag}.json"
+        now = _lstat(fd, name)
+        # Before our first write, what is there is the start's to judge (samename.py).
+        if self._mine is None or now is None or now == self._mine:
+            return
+        self._mine = now  # read once a change
+        other = written_by(fd, name)
+        if other is None or other[0] == self.machine or other[0] == self._twin_said:
+            return
+        self._twin_said = other[0]
+        logs.get().error(TWIN, file=str(folder / name), machine=self.machine_name,
+                         other_machine=other[1], fix=TWIN_FIX)
 
     def withdraw(self, settings: Settings) -> None:
         """At a clean stop: our file goes, so a daemon that runs no more is compared
@@ -187,7 +225,26 @@ def _mtime(fd: int, name: str) -> int | None:
         return None
 
 
-def _utc(ns: int) -> str:
+def _lstat(fd: int, name: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def written_by(fd: int, name: str) -> tuple[str, str] | None:
+    """(machine, its name) the fingerprint `name` in the folder open at `fd` says wrote
+    it; None where it says none (a build before `machine`) or is no fingerprint."""
+    data = _read(fd, name)
+    machine = data.get("machine") if isinstance(data, dict) else None
+    if not isinstance(machine, str) or not machine:
+        return None
+    named = data.get("machine_name")
+    return machine, named if isinstance(named, str) and named else "unknown"
+
+
+def utc_of(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds")
 
 
@@ -205,12 +262,19 @@ def _names(fd: int) -> set[str]:
 def _keys(fd: int, name: str) -> dict[str, str]:
     """Another daemon's digests, of the file `name` in the folder open at `fd`; none from
     a file that is no fingerprint."""
-    try:
-        with open_in(fd, name, name) as fh:
-            data = read_bounded(fh, _LIMIT)
-        keys: Any = json.loads(data)["keys"] if data is not None else {}
-    except (OSError, InputError, ValueError, RecursionError, KeyError, TypeError):
-        return {}
+    data = _read(fd, name)
+    keys: Any = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(keys, dict):
         return {}
     return {str(k): str(v) for k, v in keys.items()}
+
+
+def _read(fd: int, name: str) -> Any:
+    """The JSON of the file `name` in the folder open at `fd`; None for none, one too big
+    or no JSON. Never through a link (open_in), nor a FIFO's wait."""
+    try:
+        with open_in(fd, name, name) as fh:
+            data = read_bounded(fh, _LIMIT)
+        return json.loads(data) if data is not None else None
+    except (OSError, InputError, ValueError, RecursionError):
+        return None

@@ -38,6 +38,7 @@ from daemon.archiving.sentnews import SentNews
 from daemon.bundle import Bundle
 from daemon.claiming.claim import copy_tag
 from daemon.claiming.orphans import Orphans
+from daemon.claiming.samename import check_name
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import prepare_folders, private_tmp_warning
@@ -235,11 +236,13 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         self._install_signals()
         s = self.settings
         prepare_folders(s)
+        # Not under a name another machine's daemon runs by: its work folders read as ours.
+        self.deciding = Deciding(copy_tag(s.paths.state_dir), self.clock)
+        check_name(s, self.deciding)
         # Before anything of the state dir is used: a second daemon on it stops here.
         statelock.hold(s.paths.state_dir)
         self._state_dir = s.paths.state_dir
         # Before anything is decided: a daemon on the outbox that decides otherwise is said.
-        self.deciding = Deciding(copy_tag(s.paths.state_dir), self.clock)
         self.deciding.publish(s)
         # Held, before the readers write there: no temp in the compile cache is in use.
         einvoice.drop_cache_temps(s.paths.state_dir / "einvoice")
