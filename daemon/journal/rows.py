@@ -260,9 +260,9 @@ class Rows:
     def last_detail(self, row_id: int) -> str | None:
         """The detail of the row's latest transition (why it is in its state)."""
         with self._lock:
-            # Newest first by the key: the scan back from the end of the table stops at
-            # the row's latest transition. Asked only at a start, for rows retrying,
-            # which have no index of their own; a reload asks the workers' memory.
+            # The row's own transitions by their index (records.SCHEMA), the latest
+            # first. Asked at a start, for rows retrying; a reload asks the workers'
+            # memory.
             r = self._db.execute("SELECT detail FROM transitions WHERE bundle_row = ? "
                                  "ORDER BY id DESC LIMIT 1", (row_id,)).fetchone()
         return None if r is None else r[0]

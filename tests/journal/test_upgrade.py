@@ -332,3 +332,36 @@ def test_a_journal_without_the_index_of_others_sends_gets_it_and_keeps_its_schem
         assert j.sent_by_others([learnt, later]) == {learnt, later}
     finally:
         j.close()
+
+
+def test_a_journal_without_the_index_of_transitions_by_row_gets_it_at_its_first_open(
+        tmp_path: Path) -> None:
+    """A journal an earlier outboxd left has no index of transitions by row: read-only
+    (`outboxd status` beside it) it is left as it is; the first open for writing adds
+    the index, the schema's version stays (an older build reads and writes the journal
+    as before, SQLite keeping the index up to date), and a row's last detail reads from
+    it."""
+    path = tmp_path / "journal.sqlite3"
+    old_journal(path, SCHEMAS[-1], [
+        {"invoice_file": "R.xml", "state": "retrying", "bundle_id": "12" * 32,
+         "since": "2031-05-06T09:30:00.000Z", "attempts": 3, "last_error": "HTTP 503"}])
+
+    def indexes() -> set[str]:
+        db = sqlite3.connect(path)
+        try:
+            return {r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        finally:
+            db.close()
+
+    assert "transitions_by_row" not in indexes()
+    Journal(path, readonly=True).close()
+    assert "transitions_by_row" not in indexes()
+    j = Journal(path)
+    try:
+        [row] = j.rows(("retrying",))
+        assert j.last_detail(row.id) is None  # the old build wrote no detail
+    finally:
+        j.close()
+    assert "transitions_by_row" in indexes()
+    assert columns(path)[0] == VERSION

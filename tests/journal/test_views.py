@@ -4,6 +4,7 @@ status` names, and the rows the views list."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -162,3 +163,45 @@ def test_page_like_answers_are_the_weeks_sent_answers_holding_a_page_tag_in_any_
     journal._db.execute("UPDATE bundles SET response = '{\"<html' WHERE id = ?", (broken,))
     journal._db.commit()
     assert journal.page_like_answers() == {page: upper}
+
+
+def _plans_of(journal: Journal, call: Callable[[], object]) -> list[str]:
+    """SQLite's plan of each statement `call` runs on the journal that reads
+    transitions by row (the last detail of a row)."""
+    queries: list[str] = []
+    journal._db.set_trace_callback(queries.append)
+    try:
+        call()
+    finally:
+        journal._db.set_trace_callback(None)
+    plans = []
+    for q in queries:
+        if "FROM transitions" in q and "bundle_row" in q and "ORDER BY" in q:
+            # The SELECT that reads a row's last transition, alone or inside an INSERT.
+            select = q[q.index("SELECT"):] if q.lstrip().upper().startswith("SELECT") else \
+                q[q.index("(SELECT") + 1:q.index("LIMIT 1)") + len("LIMIT 1")]
+            plans.append(" ".join(str(r[-1]) for r in journal._db.execute(
+                "EXPLAIN QUERY PLAN " + select.replace("bundles.id", "1"))))
+    return plans
+
+
+def test_a_rows_last_transition_is_read_by_the_index_of_rows_not_the_history(
+        journal: Journal) -> None:
+    """A journal of a year holds half a million transitions: a row's latest one (what
+    recovery asks of each retrying row at a start, and what a transition in the same
+    state compares its detail with — every held-back or paused bundle, every failed
+    move) is found by the index of transitions by row, not by a scan back through every
+    transition written since that row's own (45 ms a look for a row from the start of
+    a year). Both statements' plans search that index, and the answers are right."""
+    old = journal.create("OLD.xml", "retrying", "paused: fix the configuration")
+    for n in range(20):
+        journal.create(f"N{n}.xml", "settling")
+    assert journal.last_detail(old) == "paused: fix the configuration"
+    [plan] = _plans_of(journal, lambda: journal.last_detail(old))
+    assert "transitions_by_row" in plan, plan
+    [plan] = _plans_of(journal, lambda: journal.transition(old, "retrying", "held back"))
+    assert "transitions_by_row" in plan, plan
+    assert journal.last_detail(old) == "held back"
+    before = journal._db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0]
+    journal.transition(old, "retrying", "held back")  # the same detail: no new transition
+    assert journal._db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0] == before

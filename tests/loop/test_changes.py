@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
@@ -710,3 +711,26 @@ def test_a_bundle_dropped_again_while_its_receipt_waits_to_be_read_is_a_duplicat
     assert svc.sent_news.pending  # the look's queue has not come to INV-X's turn
     assert not (tmp_path / "target" / bid).exists()
     assert [r.invoice_file for r in svc.journal.quarantined_for("duplicate")] == ["INV-X.xml"]
+
+
+def test_rescans_while_nothing_happens_log_nothing(make_service: Any, clock: FakeClock,
+                                                  tmp_path: Path) -> None:
+    """A daemon that runs for a year rescans every rescan_seconds (1,440 times a day
+    at 60 s): with invoices waiting for attachments and nothing changing, its rescans
+    write no log line at any level, so journald holds what happened, not that nothing
+    did."""
+    outbox = tmp_path / "outbox"
+    for n in range(3):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.journal.summary().get("waiting") == 3
+    with capture_logs() as records:
+        for _ in range(3):
+            rescan_due = svc.timers.due_at(service_module.RESCAN)
+            assert rescan_due is not None
+            clock.t = rescan_due
+            svc.turn()
+            clock.t += 3.0  # past the page's pace
+            svc.turn()
+    assert records == []
