@@ -18,7 +18,7 @@ import hmac
 import os
 from pathlib import Path
 
-from daemon.fs.fsread import read_admin_file
+from daemon.fs.fsread import NotAFile, read_admin_file
 
 # Read at each call, not copied at import: tests give each daemon its own (helpers'
 # outboxd_with), as two machines would have.
@@ -33,7 +33,7 @@ def machine_id() -> str:
     for name in MACHINE_ID_FILES:
         try:
             raw = read_admin_file(Path(name), _LIMIT).strip()
-        except OSError:
+        except (OSError, NotAFile):  # a folder a bind mount made, a FIFO: the next one
             continue
         if raw:
             return _keyed(b"machine-id:" + raw)

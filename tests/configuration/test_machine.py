@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,26 @@ def test_without_a_machine_id_file_the_full_host_name_stands_for_the_machine(
     assert old == machine.machine_id()
     monkeypatch.setattr(machine, "machine_name", lambda: "fin01.new.example")
     assert machine.machine_id() != old
+
+
+def test_a_machine_id_path_that_is_no_file_is_passed_over_not_a_failed_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/etc/machine-id as a folder (what `docker run -v /etc/machine-id:/etc/machine-id`
+    makes of a host without the file), a FIFO (never opened: it would block) or a file far
+    too large: the next file is read, else the host name stands for the machine. Never
+    the reader's NotAFile up through Deciding(), which ended the start with a traceback
+    and `outboxd status` with it."""
+    folder, fifo, big = tmp_path / "machine-id", tmp_path / "fifo", tmp_path / "big"
+    folder.mkdir()
+    os.mkfifo(fifo)
+    big.write_bytes(b"0" * 5000)
+    good = tmp_path / "dbus-machine-id"
+    good.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    monkeypatch.setattr(machine, "MACHINE_ID_FILES", (str(good),))
+    expected = machine.machine_id()
+    monkeypatch.setattr(machine, "MACHINE_ID_FILES", (str(folder), str(fifo), str(big),
+                                                      str(good)))
+    assert machine.machine_id() == expected
+    monkeypatch.setattr(machine, "MACHINE_ID_FILES", (str(folder), str(fifo), str(big)))
+    monkeypatch.setattr(machine, "machine_name", lambda: "fin01.old.example")
+    assert len(machine.machine_id()) == 16
