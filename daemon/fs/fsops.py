@@ -74,6 +74,15 @@ _PROC_FIX = ("outboxd needs the kernel's /proc mounted, with /proc/self/fd (the 
              "unit keeps it with ProcSubset=pid)")
 
 
+def _path_of(handle: int, name: Path | str) -> str:
+    """The path of what the O_PATH handle holds, as the kernel names it; `name` where
+    /proc cannot say."""
+    try:
+        return os.readlink(f"/proc/self/fd/{handle}")
+    except OSError:
+        return str(name)
+
+
 def opened_if_regular(name: Path | str, folder: int | None = None, follow: bool = False,
                       flags: int = os.O_RDONLY) -> tuple[int | None, int]:
     """(descriptor, mode) of what `name` (in the folder open at `folder`) is: opened with
@@ -93,6 +102,11 @@ def opened_if_regular(name: Path | str, folder: int | None = None, follow: bool 
             raise OSError(errno.ENOSYS, "/proc is not mounted: outboxd opens files "
                           "through /proc/self/fd, so as never to open a FIFO or device — "
                           f"{_PROC_FIX}") from None
+        except OSError as exc:
+            # Named by the file's path: /proc/self/fd/H names nothing once H is closed,
+            # and fdnames would show it as the folder this thread last held at number H.
+            exc.filename = _path_of(handle, name)
+            raise
     finally:
         os.close(handle)
     again = os.fstat(fd)

@@ -20,6 +20,7 @@ from daemon.configuration.config import Settings
 from daemon.configuration.deciding import Deciding
 from daemon.errors import describe
 from daemon.fs.fdnames import real_name
+from daemon.fs.fsops import opened_if_regular
 from daemon.fs.fswrite import held_path, write_atomic
 
 NOBODY = 65534
@@ -188,3 +189,46 @@ def test_the_main_write_failures_through_held_folders_never_show_proc_self_fd(
     for folder, line in lines.items():
         assert "/proc/self/fd" not in line, line
         assert f"({folder}/" in line and f"lsattr -d {folder}" in line, line
+
+
+def test_a_file_that_cannot_be_opened_is_named_not_a_folder_once_held_at_its_number(
+        open_root: Path) -> None:
+    """A clerk's file outboxd's user may not read (mode 0600, another owner): the
+    reopen through /proc/self/fd/H of its handle is refused. H is the number of a folder
+    this thread held just before (its descriptor closed since): the line names the file,
+    never that folder (which fdnames remembered for H) nor /proc/self/fd."""
+    outbox, held = open_root / "outbox", open_root / "sent-day"
+    outbox.mkdir()
+    held.mkdir()
+    secret = outbox / "INV-9.pdf"
+    secret.write_bytes(b"%PDF-1.4")
+    os.chmod(secret, 0o600)  # root's: NOBODY may look at it, not open it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            folder = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY)
+            number = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+            held_path(number)
+            os.close(number)  # the handle below takes this lowest free number
+            try:
+                opened_if_regular("INV-9.pdf", folder)
+                line = "opened"
+            except OSError as exc:
+                line = f"{exc.filename}|{describe(exc)}"
+            os.write(write, line.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        line = fh.read().decode()
+    assert os.waitpid(pid, 0)[1] == 0
+    filename, said = line.split("|", 1)
+    assert filename == str(secret), line
+    assert said == f"Permission denied ({secret})", line
