@@ -8,6 +8,7 @@ import sys
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
+from daemon.actions.status import same_name
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import folder_problems
@@ -19,9 +20,13 @@ from daemon.watching.sharecache import late_share
 
 def _problems(settings: Settings) -> list[str]:
     """What `run` would refuse that the loading does not see: folders it cannot create
-    or write in, and (HTTP) a CA bundle or client certificate that does not load. Found
+    or write in, another machine's outboxd under this daemon's name, and (HTTP) a CA bundle or client certificate that does not load. Found
     without sending or writing anything, as the user running the check sees it."""
     problems = folder_problems(settings)
+    # Another machine's daemon under our name: `run` stops at it (NameInUse). Told by
+    # this host's clock, as status tells it: nothing is written on the share.
+    if (twin := same_name(settings)) is not None:
+        problems.append(twin)
     if settings.delivery.transport == "http":  # built as run builds it (a directory one writes)
         from daemon.delivery.deliver import make_deliverer
         try:

@@ -298,3 +298,24 @@ def test_check_refuses_a_release_suffix_equal_to_the_marker_suffix(env: Env, cap
             "[outbox] completion = 'marker' are the same suffix") in err
     assert 'release_suffix = ".send-anyway" and marker_suffix = ".ready"' in err
     assert "configuration is valid" not in err
+
+
+def test_another_machines_daemon_under_this_name_is_refused_by_check_as_by_run(
+        env: Env, capsys) -> None:
+    """A new server being set up with the old one's short host name and state dir path,
+    the old one still running (its fingerprint of our name renewed just now): `run`
+    would not start (NameInUse), so `config --check` does not say "valid" — it names
+    the other machine, the file and the fix, and writes nothing on the share."""
+    from daemon.claiming.claim import copy_tag
+    env.write_config("https://127.0.0.1:9/bundles")
+    folder = env.outbox / ".outboxd" / "deciding"
+    folder.mkdir(parents=True)
+    twin = folder / f"{copy_tag(env.state)}.json"
+    twin.write_text(json.dumps({"daemon": copy_tag(env.state), "machine": "0123456789abcdef",
+                                "machine_name": "fin01.old.example", "keys": {}}))
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert "outboxd on the machine fin01.old.example (machine 0123456789abcdef) runs on " \
+        "this outbox under this daemon's name" in err, err
+    assert f"remove {twin}" in err and "configuration is valid" not in err
+    assert sorted(os.listdir(folder)) == [twin.name]
