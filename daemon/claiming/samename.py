@@ -47,6 +47,13 @@ RETIRED_TWIN = ("the settings fingerprint under this daemon's name was written b
                 "another machine, which has not renewed it for over a day: that daemon "
                 "probably runs no more, and this one takes the name over")
 
+# The other machine has our full host name too: most likely this very server, rebuilt or
+# restored with a new machine-id after it died without a clean stop, for which the day's
+# wait is a day without invoices sent unless the admin is told that this is that case.
+_REBUILT = (". The other machine has this one's full host name: if this server was rebuilt "
+            "or reinstalled (a new /etc/machine-id) after the old one died, no daemon runs "
+            "there — remove {file} and start outboxd again")
+
 
 @dataclass(frozen=True)
 class Twin:
@@ -116,7 +123,8 @@ def twin_words(settings: Settings, tag: str, here: str, mine: str, twin: Twin) -
             "name (hostnamectl hostname) or its own [paths] state_dir; for a move to this "
             f"server, stop outboxd on {twin.machine} (a clean stop removes its "
             "fingerprint, and systemd's next try starts this one). If outboxd on "
-            f"{twin.machine} runs no more (killed, its server off), remove {twin.file}")
+            f"{twin.machine} runs no more (killed, its server off), remove {twin.file}"
+            + (_REBUILT.format(file=twin.file) if twin.machine == here else ""))
 
 
 def _named_for(settings: Settings, owner: str) -> int | None:

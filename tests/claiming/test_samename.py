@@ -143,3 +143,23 @@ def test_a_forged_fingerprint_is_shown_cut_and_without_control_characters(
     assert twin is not None and not twin.retired
     assert "\x1b" not in twin.machine and twin.machine.startswith("evil")
     assert len(twin.machine_id) <= 64 and len(twin.machine) <= 64 * 4
+
+
+def test_a_server_rebuilt_under_its_own_full_name_is_told_it_is_that_case(
+        settings: Settings) -> None:
+    """Disaster recovery: fin01.example died without a clean stop and was reinstalled
+    under the same full host name (a new machine-id). Its old fingerprint is renewed
+    within the day, so the start is refused; the refusal says that a server of this
+    very name rebuilt has no daemon left on the old machine, and to remove the file —
+    not only "stop outboxd on fin01.example", which names the machine the admin is on."""
+    _daemon(settings, OLD, "fin01.example").publish(settings)
+    with pytest.raises(NameInUse) as raised:
+        check_name(settings, _daemon(settings, NEW, "fin01.example"))
+    [said] = raised.value.problems
+    assert "The other machine has this one's full host name: if this server was rebuilt" \
+        in said
+    assert said.endswith(f"remove {_file(settings)} and start outboxd again")
+    _daemon(settings, OLD, "fin01.old.example").publish(settings)  # another name: not said
+    with pytest.raises(NameInUse) as raised:
+        check_name(settings, _daemon(settings, NEW, "fin01.new.example"))
+    assert "full host name" not in raised.value.problems[0]
