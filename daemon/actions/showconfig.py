@@ -20,8 +20,9 @@ from daemon.watching.sharecache import late_share
 
 def _problems(settings: Settings) -> list[str]:
     """What `run` would refuse that the loading does not see: folders it cannot create
-    or write in, another machine's outboxd under this daemon's name, and (HTTP) a CA bundle or client certificate that does not load. Found
-    without sending or writing anything, as the user running the check sees it."""
+    or write in, another machine's outboxd under this daemon's name, and (HTTP) a CA
+    bundle or client certificate that does not load. Found without sending or writing
+    anything, as the user running the check sees it."""
     problems = folder_problems(settings)
     # Another machine's daemon under our name: `run` stops at it (NameInUse). Told by
     # this host's clock, as status tells it: nothing is written on the share.
