@@ -98,9 +98,13 @@ def open_root() -> Iterator[Path]:
         pytest.skip("needs root to make a folder of another uid and write as nobody")
     root = Path(tempfile.mkdtemp(prefix="outboxd-fdnames-"))
     os.chmod(root, 0o755)
+    # The folders the test makes open to others too: an earlier test's `main` leaves the
+    # process's umask at outboxd's 027, and NOBODY could then enter none of them.
+    umask = os.umask(0o022)
     try:
         yield root
     finally:
+        os.umask(umask)
         shutil.rmtree(root, ignore_errors=True)
 
 
