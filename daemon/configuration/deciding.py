@@ -209,12 +209,21 @@ class Deciding:
                          other_machine=other[1], fix=TWIN_FIX)
 
     def withdraw(self, settings: Settings) -> None:
-        """At a clean stop: our file goes, so a daemon that runs no more is compared
-        with no longer (one killed leaves it: it is to start again). Never through a
-        link: a `.outboxd` made a link would have a file of our name removed elsewhere."""
+        """At a clean stop (or a start given up after it was written): our file goes, so
+        a daemon that runs no more is compared with no longer (one killed leaves it: it
+        is to start again). Only a file this daemon wrote, and this machine's: a start
+        refused for another machine's daemon of our name (samename.py) wrote none, and a
+        twin that rewrote it since runs on — its file is what keeps the next start here
+        from taking its work folders. Never through a link: a `.outboxd` made a link
+        would have a file of our name removed elsewhere."""
+        if self._mine is None:
+            return
+        name = f"{self.tag}.json"
         with contextlib.suppress(OSError, InputError), \
                 folder_below(settings.outbox.path, "/".join(FOLDER)) as fd:
-            os.unlink(f"{self.tag}.json", dir_fd=fd)
+            other = written_by(fd, name)
+            if other is None or other[0] == self.machine:
+                os.unlink(name, dir_fd=fd)
 
 
 def _mtime(fd: int, name: str) -> int | None:

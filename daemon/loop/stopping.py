@@ -117,6 +117,10 @@ class Stopping:
         stop what it had started, so the process can exit with the error. The reader
         processes above all: left running, the exit would wait for them forever."""
         self._release_state_dir()
+        if (deciding := getattr(self, "deciding", None)) is not None:
+            # Written at the start: left, a daemon that never ran would be compared with
+            # for a day, and a new server of this name refused that long (samename.py).
+            deciding.withdraw(self.settings)
         watcher = getattr(self, "watcher", None)  # set only once open() got that far
         stops: list[Callable[[], None]] = []
         if self._readers:

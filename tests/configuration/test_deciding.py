@@ -169,3 +169,37 @@ def test_a_fingerprint_not_renewed_for_a_day_is_said_as_probably_retired_naming_
     with structlog.testing.capture_logs() as logs:
         b.compare(hold)
     assert [e["event"] for e in logs] == [MISMATCH]
+
+
+def test_a_stop_leaves_the_file_another_machines_daemon_of_this_name_rewrote(
+        tmp_path: Path) -> None:
+    """A twin (another machine, same short name and state dir) rewrote this daemon's
+    fingerprint while both ran: this one's clean stop leaves it — it is what refuses the
+    next start here while the twin runs on."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = _settings(outbox)
+    here = Deciding("fin01-111111")
+    here.publish(settings)
+    twin = Deciding("fin01-111111")
+    twin.machine, twin.machine_name = "m-twin", "fin01.new"
+    with structlog.testing.capture_logs():
+        twin.publish(settings)
+        here.withdraw(settings)
+    left = outbox.joinpath(*FOLDER, "fin01-111111.json")
+    assert json.loads(left.read_text())["machine"] == "m-twin"
+
+
+def test_a_daemon_that_wrote_no_fingerprint_removes_none_at_its_stop(tmp_path: Path) -> None:
+    """A start refused before it wrote its file (another machine's daemon of this name,
+    or a second daemon on this state dir) gives up: the file there is the other's, and
+    stays."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = _settings(outbox)
+    running = Deciding("fin01-111111")
+    running.publish(settings)
+    refused = Deciding("fin01-111111")
+    refused.withdraw(settings)
+    assert outbox.joinpath(*FOLDER, "fin01-111111.json").exists()
+

@@ -115,7 +115,9 @@ def test_python_runs_the_same_cli() -> None:
 
 def test_a_start_that_fails_after_the_readers_started_ends_the_process(env: Env) -> None:
     """A journal that is not a database is found after the reader processes are up: `run`
-    still exits (1, naming the journal) instead of waiting on its readers forever."""
+    still exits (1, naming the journal) instead of waiting on its readers forever; and
+    takes back the settings fingerprint it wrote on the share before, as a clean stop
+    does — left, a new server of this name would be refused for a day (samename.py)."""
     env.write_config("http://127.0.0.1:9/x", **SHIPPED)
     env.state.mkdir(parents=True, exist_ok=True)
     (env.state / "journal.sqlite3").write_bytes(b"not a database, " * 512)
@@ -123,6 +125,9 @@ def test_a_start_that_fails_after_the_readers_started_ends_the_process(env: Env)
     assert r.returncode == 1
     assert "journal" in r.stderr and "not a database" in r.stderr
     assert "Traceback" not in r.stderr
+    fingerprints = env.outbox / ".outboxd" / "deciding"
+    assert fingerprints.is_dir()  # written, then taken back
+    assert [p.name for p in fingerprints.iterdir() if p.suffix == ".json"] == []
 
 
 def test_a_directory_target_that_cannot_be_made_is_named_as_such(env: Env) -> None:
