@@ -105,7 +105,10 @@ class Journal(Rows, Views, Documents, Watched):
     views, the documents and the watch on its file (deleted, replaced, damaged) are its
     mixins."""
 
-    def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
+    def __init__(self, path: Path, readonly: bool = False, immutable: bool = False,
+                 whole: bool = False) -> None:
+        """`whole`: every page read once (guarded.look_whole) before anything is written,
+        the daemon's start; never a command's, which must stay quick."""
         self.path = path = Path(path)
         self._lock = threading.RLock()
         self._column_names: list[str] | None = None
@@ -154,6 +157,8 @@ class Journal(Rows, Views, Documents, Watched):
                                      timeout=BUSY_SECONDS, factory=guarded.Connection)
             db.damaged = self._damaged
             self._db = db
+            if whole:
+                guarded.look_whole(db)
             if not readonly:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL until a write announces an effect; see _tx(durable=).

@@ -247,7 +247,7 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         # Held, before the readers write there: no temp in the compile cache is in use.
         einvoice.drop_cache_temps(s.paths.state_dir / "einvoice")
         self._start_rules(s)  # a broken install stops the start (exit 2)
-        self.journal = Journal(s.journal_path)
+        self.journal = Journal(s.journal_path, whole=True)  # a torn copy stops here
         # Before sending; quarantine/ too, or status would call what waits there none.
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days,
                      s.quarantine_dir)

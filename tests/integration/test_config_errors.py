@@ -244,3 +244,28 @@ def test_a_start_on_a_journal_of_0_bytes_without_a_wal_takes_it_as_new(env: Env)
         assert j.counts()["waiting"] == 0
     finally:
         j.close()
+
+
+def test_a_start_on_a_journal_damaged_past_its_header_names_it_and_the_fix(env: Env) -> None:
+    """A journal whose header fits but a page past it is damaged, as a copy taken with
+    `cp` while the daemon wrote leaves it once restored: `run` exits 1 at its start with
+    one line that names the file, what SQLite's quick_check found and the fix (move it
+    away with its -wal and -shm, or put a `.backup` copy in its place), without a
+    traceback, and leaves the file as it was. It started on it, and the first read of
+    the bad page stopped it wherever that came, mid-delivery too."""
+    from journal.test_guarded import torn_journal
+    env.write_config("http://127.0.0.1:9/x")  # JSON logging: the line's fields are read
+    env.state.mkdir(parents=True, exist_ok=True)
+    path = env.state / "journal.sqlite3"
+    torn_journal(path)
+    before = path.read_bytes()
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    last = json.loads(r.stderr.strip().splitlines()[-1])
+    assert last["event"] == "outboxd stopped", last
+    assert last["error"].startswith(f"the journal {path} is damaged (SQLite's quick_check: ")
+    assert ("move it away, with the journal.sqlite3-wal and journal.sqlite3-shm files "
+            "beside it") in last["error"]
+    assert "sent/" in last["error"] and "sqlite3's .backup" in last["error"]
+    assert path.read_bytes() == before

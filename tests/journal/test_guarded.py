@@ -41,6 +41,17 @@ def damaged_journal(path: Path, rows: int = 200) -> None:
         f.write(b"\xff" * (size - PAGE))
 
 
+def torn_journal(path: Path) -> None:
+    """A journal of 200 rows, closed, then the head of its twelfth page (one of the
+    transitions' table, which a start reads no row of) overwritten: what a `cp` taken
+    while the daemon checkpointed leaves, a page of another moment. Its header still fits
+    its size (guarded.header_fits), and the rows of its bundles still read."""
+    written_journal(path)
+    with path.open("r+b") as f:
+        f.seek(11 * PAGE)
+        f.write(b"\x5a" * 16)
+
+
 # Each a way the daemon reads or writes the journal, as its loop, its status page, its
 # STATUS= line and its workers do.
 USES: dict[str, Callable[[Journal], Any]] = {
@@ -110,6 +121,56 @@ def test_a_command_reading_a_damaged_journal_says_it_is_damaged(tmp_path: Path) 
     damaged_journal(path)
     with pytest.raises(JournalLost, match="is damaged"):
         read_journal(path, lambda j: j.recent())
+
+
+def test_a_journal_damaged_past_its_header_stops_the_daemons_start_not_a_commands(
+        tmp_path: Path) -> None:
+    """A journal whose header fits but a page past it is damaged (a copy torn by `cp`
+    while the daemon wrote, restored): the daemon's open (whole=True) reads every page
+    once and raises JournalLost naming the file, what SQLite found and the fix, before
+    anything is written into it — the file stays as found. It opened without a look, and
+    the first read of the bad page stopped the daemon wherever it met it (mid-delivery).
+    A command's open (status) makes no such look: it stays quick."""
+    path = tmp_path / "journal.sqlite3"
+    torn_journal(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert guarded.header_fits(fd, path.stat().st_size)  # no look at its size tells
+    finally:
+        os.close(fd)
+    before = path.read_bytes()
+    with pytest.raises(JournalLost) as met:
+        Journal(path, whole=True)
+    message = str(met.value)
+    assert message.startswith(f"the journal {path} is damaged (SQLite's quick_check: "
+                              "*** in database main *** ")
+    assert "move it away" in message and "sent/" in message and ".backup" in message
+    assert "\n" not in message
+    assert path.read_bytes() == before
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    j = Journal(path)  # a command's open
+    try:
+        assert j.counts()["settling"] == 200
+    finally:
+        j.close()
+
+
+def test_a_whole_journal_and_a_new_one_open_for_the_daemon(tmp_path: Path) -> None:
+    """The look at every page passes a whole journal, its last writes still in its WAL
+    file, and a journal not there yet (a first start)."""
+    path = tmp_path / "journal.sqlite3"
+    Journal(path, whole=True).close()
+    j = Journal(path)
+    j.create("INV-1.xml", "settling", "found", durable=True)
+    try:
+        assert Path(f"{path}-wal").stat().st_size > 0
+        again = Journal(path, whole=True)
+        try:
+            assert again.counts()["settling"] == 1
+        finally:
+            again.close()
+    finally:
+        j.close()
 
 
 def test_a_journal_file_cut_short_under_the_journal_is_noticed_by_check(
