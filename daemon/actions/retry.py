@@ -219,7 +219,9 @@ def refuse_a_journal_out_of_reach(settings: Settings) -> None:
                            f"what it moved back; {run_as(settings)}")
     from daemon.journal import Journal
     try:
-        journal = Journal(path)
+        # Whole, as the daemon's start finds it: a torn copy put back before the start
+        # would have this command's rows written into its damaged pages.
+        journal = Journal(path, whole=True)
         try:
             journal.can_write()
         finally:

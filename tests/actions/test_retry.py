@@ -1105,3 +1105,25 @@ def test_the_documents_ubl_embedded_kept_stay_in_quarantine_and_are_named(
         b"<Invoice>sent</Invoice>"
     assert "INV-1001.embedded (the documents outboxd built and posted" in \
         capsys.readouterr().err
+
+
+def test_a_torn_journal_is_refused_before_anything_is_written_into_it_or_moved(
+        cfg: Env, capsys) -> None:
+    """A journal copied while the daemon ran (a page of another moment past a header that
+    fits) and put back before the daemon starts: `retry` would write its rows into the
+    damaged file. It refuses as the daemon's start does, naming the file and the fix;
+    nothing moved, the file as it was."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from journal.test_guarded import torn_journal
+
+    folder = quarantined(cfg)
+    cfg.state.mkdir(parents=True, exist_ok=True)
+    journal = cfg.state / "journal.sqlite3"
+    torn_journal(journal)
+    before, before_q = journal.read_bytes(), tree(cfg.quarantine)
+    code = main(["retry", "-c", str(cfg.config), folder.name])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "nothing was moved" in err and str(journal) in err and "quick_check" in err
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
+    assert journal.read_bytes() == before
