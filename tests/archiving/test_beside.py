@@ -9,23 +9,18 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import claimed, restart  # noqa: E402
+from claimed import claimed, delivered_unarchived, restart  # noqa: E402
 from exdev import exdev_for, killed_at  # noqa: E402
 from helpers import pdf_bytes  # noqa: E402
 
-from daemon.archiving import archive  # noqa: E402
 from daemon.archiving.copyfound import KEPT  # noqa: E402
-from daemon.configuration.config import Settings  # noqa: E402
 from daemon.fs import fsmove  # noqa: E402
-from daemon.journal import DELIVERED  # noqa: E402
-from daemon.loop.pipeline import Pipeline  # noqa: E402
 
 
 class _Killed(BaseException):
@@ -68,22 +63,6 @@ def test_a_retry_beside_a_name_taken_after_a_kill_before_the_rename_leaves_nothi
     assert [e["event"] for e in logged if e["log_level"] in ("warning", "error")] == []
 
 
-def _delivered_unarchived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                          ) -> tuple[Pipeline, Settings, int, Path, Path]:
-    """A bundle delivered whose move was cut off (to be tried again), as an older version
-    left it: its row, work folder and the archive folder journaled."""
-    p, s, row = claimed(tmp_path)
-
-    def died(*_: Any, **__: Any) -> Path:
-        raise OSError(5, "the daemon died here")
-    monkeypatch.setattr(archive, "move_into_place", died)
-    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
-    monkeypatch.undo()
-    delivered = p.j.get(row)
-    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
-    return p, s, row, Path(delivered.work_dir), Path(delivered.archive_dir)
-
-
 def _someone_elses(entry: Path) -> Path:
     """Another bundle's entry at `entry`; its receipt."""
     entry.mkdir(parents=True)
@@ -99,7 +78,7 @@ def test_an_older_versions_copy_under_way_past_a_removed_entry_beside_is_removed
     first free NAME-N (NAME-2), so the copy at -3 stayed in sent/ for good, a whole
     bundle's bytes hidden in the archive. It is removed, with its log line; the bundle
     is archived once, at NAME-2, the other entry kept as it is."""
-    p, s, row, work, journaled = _delivered_unarchived(tmp_path, monkeypatch)
+    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch)
     other = _someone_elses(journaled)
     left = journaled.with_name(f".{journaled.name}-3.partial")
     (left / "INV-1").mkdir(parents=True)
@@ -126,7 +105,7 @@ def test_an_older_versions_copy_beside_cut_short_in_its_removal_is_taken_as_the_
     the bundle's only when whole: the bundle was archived a second time at NAME-3, the
     clerk's never-sent file in it shown as sent. Now NAME-2 is the bundle's one entry,
     the journal naming it, and the clerk's file is kept in processing and said."""
-    p, s, row, work, journaled = _delivered_unarchived(tmp_path, monkeypatch)
+    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch)
     _someone_elses(journaled)
     copy = journaled.with_name(f"{journaled.name}-2")
     shutil.copytree(work, copy)  # the older version's copy, renamed into place
