@@ -237,34 +237,6 @@ def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_
     assert (older / f"{name}.xml").is_file() and not work.exists()
 
 
-def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Upgrade: the version before the per-daemon copy names found the sent/ folder it had
-    journaled taken by another bundle's entry, so it copied into NAME-2 (its
-    `.NAME--ID12-2.partial`), and was killed mid-copy. The new version removed the older
-    copy under the plain name only: this one stayed in sent/ for good, a whole bundle's
-    bytes hidden in the archive. It goes too, with the same log line; the bundle is
-    archived once, beside the other entry, which is kept as it is."""
-    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch)
-    other = journaled / "receipt.json"  # another bundle's entry took the name
-    other.parent.mkdir(parents=True)
-    other.write_text(json.dumps({"bundle_id": "f" * 64}))
-    left = journaled.with_name(f".{journaled.name}-2.partial")
-    (left / "INV-1").mkdir(parents=True)
-    (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
-    exdev_for(monkeypatch, work)
-    with capture_logs() as logged:
-        assert restart(p, s, row).attempt(row) is None
-    done = p.j.get(row)
-    placed = journaled.with_name(f"{journaled.name}-2")
-    assert (done.state, done.archive_dir) == ("sent", str(placed))
-    assert sorted(os.listdir(journaled.parent)) == [journaled.name, placed.name]
-    assert (placed / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
-    assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
-    assert [e["partial"] for e in logged
-            if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
-
-
 def test_a_day_folder_made_a_link_never_costs_a_file_where_it_leads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The row's archive folder journaled by an earlier run; a clerk then replaces its day
@@ -289,12 +261,12 @@ def test_a_day_folder_made_a_link_never_costs_a_file_where_it_leads(
 def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only a folder an earlier run journaled can hold what this journal's daemon left
-    under way before an upgrade (the two tests above). The archive folder this run chose
-    at the delivery is not looked into for one: a `.NAME.partial` there is another
-    daemon's copy under way (a version before the per-daemon copy names, archiving the
-    same bundle into the shared sent/), and it is left to that daemon. Before, every
-    archive looked (a few stats and paths, ~70 µs of each) and removed it under that
-    daemon."""
+    under way before an upgrade (the long-named test above; test_beside.py). The archive
+    folder this run chose at the delivery is not looked into for one: a `.NAME.partial`
+    there is another daemon's copy under way (a version before the per-daemon copy
+    names, archiving the same bundle into the shared sent/), and it is left to that
+    daemon. Before, every archive looked (a few stats and paths, ~70 µs of each) and
+    removed it under that daemon."""
     p, _, row, _, journaled = delivered_unarchived(tmp_path, monkeypatch)
     theirs = journaled.with_name(f".{journaled.name}.partial")
     (theirs / "INV-1").mkdir(parents=True)
