@@ -19,7 +19,7 @@ from daemon.configuration.config import Settings  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
 from daemon.delivery.directory import DirectoryDeliverer  # noqa: E402
 from daemon.delivery.finish import Finisher, evaluate  # noqa: E402
-from daemon.journal import Journal  # noqa: E402
+from daemon.journal import DELIVERED, Journal  # noqa: E402
 from daemon.loop.pipeline import Next, Pipeline  # noqa: E402
 from daemon.watching.scan import Candidate, list_outbox  # noqa: E402
 
@@ -123,6 +123,25 @@ def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
     row = p.step(cand, 1000.0).claimed
     assert row is not None
     return p, s, row
+
+
+def delivered_unarchived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "INV-1"
+                         ) -> tuple[Pipeline, Settings, int, Path, Path]:
+    """A bundle delivered whose move into sent/ died (to be tried again), as a crash or an
+    older version left it: its pipeline, settings, row, work folder and the archive folder
+    journaled. Undoes the test's monkeypatches made so far."""
+    from daemon.archiving import archive
+
+    p, s, row = claimed(tmp_path, name=name)
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
+    return p, s, row, Path(delivered.work_dir), Path(delivered.archive_dir)
 
 
 def restart(p: Pipeline, s: Settings, row: int) -> Finisher:

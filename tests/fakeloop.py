@@ -21,7 +21,7 @@ from daemon.configuration.config import Settings
 from daemon.loop import changes as changes_module
 from daemon.loop import offloop as offloop_module
 from daemon.loop import pipeline as pipeline_module
-from daemon.loop import service as service_module
+from daemon.loop import stepping as stepping_module
 from daemon.loop.service import Service
 
 SETTLE, RESCAN = 5.0, 60.0
@@ -75,7 +75,7 @@ class Counts:
 @pytest.fixture
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
     c = Counts()
-    for module in (service_module, changes_module, pipeline_module):  # all that take one
+    for module in (stepping_module, changes_module, pipeline_module):  # all that take one
         real_snapshot = module.snapshot
 
         def counted_snapshot(*a: Any, _real: Any = real_snapshot) -> Any:

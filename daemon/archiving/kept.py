@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +118,7 @@ def marked_for(held: int, day: int, target: Path,
     there, the bundle left in processing."""
     if kept_for(held) != str(target):
         return False
-    try:
-        entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
-    except OSError:
-        return False  # none there, or a link: no copy of ours
-    try:
-        return holds_paper(entry, held, papers)
-    finally:
-        os.close(entry)
+    return _entry_proves(day, target, lambda entry: holds_paper(entry, held, papers))
 
 
 def named_for(held: int, id12: str | None, day: int, target: Path) -> bool:
@@ -139,11 +132,8 @@ def named_for(held: int, id12: str | None, day: int, target: Path) -> bool:
     there. A folder that still holds its paper is proven by it (marked_for) or not."""
     if not id12 or kept_for(held) != str(target) or any(_there(held, n) for n in PROOFS):
         return False
-    try:
-        entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
-    except OSError:
-        return False  # none there, or a link: no copy of ours
-    try:
+
+    def names_it(entry: int) -> bool:
         for name in PROOFS:
             try:
                 with open_in(entry, name, name) as fh:
@@ -153,6 +143,18 @@ def named_for(held: int, id12: str | None, day: int, target: Path) -> bool:
             if data is not None and names_bundle(data, id12):
                 return True
         return False
+    return _entry_proves(day, target, names_it)
+
+
+def _entry_proves(day: int, target: Path, proof: Callable[[int], bool]) -> bool:
+    """proof(descriptor) of the entry `target` in the day folder open at `day`; False
+    where there is none there, or a link."""
+    try:
+        entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
+    except OSError:
+        return False  # none there, or a link: no copy of ours
+    try:
+        return proof(entry)
     finally:
         os.close(entry)
 

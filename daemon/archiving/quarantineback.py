@@ -52,9 +52,7 @@ def quarantine_records(quarantine_dir: Path, window_days: int,
         try:
             fd = os.open(quarantine_dir / day, FOLDER_NOFOLLOW)
         except OSError as exc:
-            logs.get().warning("a day folder in quarantine/ cannot be read; its bundles are "
-                               "not read back — fix its permissions, then restart",
-                               folder=str(quarantine_dir / day), error=str(exc))
+            _unreadable_day(quarantine_dir / day, exc)
             continue
         try:
             with os.scandir(fd) as it:
@@ -67,13 +65,18 @@ def quarantine_records(quarantine_dir: Path, window_days: int,
                 else:
                     records.append(rec)
         except OSError as exc:
-            logs.get().warning("a day folder in quarantine/ cannot be read; its bundles are "
-                               "not read back — fix its permissions, then restart",
-                               folder=str(quarantine_dir / day), error=str(exc))
+            _unreadable_day(quarantine_dir / day, exc)
         finally:
             os.close(fd)
         progress(day)
     return records, passed
+
+
+def _unreadable_day(folder: Path, exc: OSError) -> None:
+    """A day folder that cannot be opened or listed: said, and the others read on."""
+    logs.get().warning("a day folder in quarantine/ cannot be read; its bundles are not "
+                       "read back — fix its permissions, then restart",
+                       folder=str(folder), error=str(exc))
 
 
 def _record(entry: Path, day_fd: int, day: str) -> dict[str, Any] | None:

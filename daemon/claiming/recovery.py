@@ -1,9 +1,8 @@
 """Recovery at start: what a crash interrupted after a claim is finished or handed
-back to the delivery workers (docs/architecture.md, "Crash recovery"); and a claimed
-bundle read again for its delivery attempt when its check from the claim is gone (a
-restart, a switch of format), its read's errors told apart: the bundle's, or the
-machine's. A part of `finish.Finisher` (a mixin: it shares its journal, settings, the
-bundles read for delivery and the rows paused).
+back to the delivery workers (docs/architecture.md, "Crash recovery"), a claimed bundle
+read again (rereading.py) to check it is the one claimed. A part of `finish.Finisher`
+(a mixin: it shares its journal, settings, the bundles read for delivery and the rows
+paused).
 """
 
 from __future__ import annotations
@@ -11,30 +10,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.bundle import Bundle, Finding, reasons_of
+from daemon.bundle import reasons_of
 from daemon.claiming.claim import (
     changed_during_claim,
     finish_claim,
     log_leftover,
-    moved_candidate,
-    read_in_place,
     stuck_in_work_folder,
     unclaim,
 )
+from daemon.claiming.rereading import Rereading
 from daemon.configuration.config import Settings
 from daemon.errors import (
     InputError,
-    OutboxdError,
     ReaderFailed,
-    ReaderStopped,
-    describe,
 )
-from daemon.fs.fsops import NOT_THE_FILES_FAULT
 from daemon.fs.fswrite import fsync_dir, held_path
 from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at
 from daemon.journal import (
@@ -71,17 +63,12 @@ RECOVERY_READ_USEC = 60_000_000
 OLD_PATH_SECONDS = 5.0
 
 
-class Recovery:
+class Recovery(Rereading):
     s: Settings
     j: Journal
     log: Any
     paused: set[int]
     _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
-    _validated: dict[int, Bundle]
-    _checked_for: int  # see finish.Finisher
-    _checks_lock: threading.Lock
-    evaluate: Callable[[Candidate, Settings], Bundle]
-    _move_failed: Callable[..., float]  # moves.Moves
 
     def recover(self) -> list[tuple[int, float]]:
         """Finish what a crash interrupted; the rows to hand to the workers and when.
@@ -193,31 +180,6 @@ class Recovery:
             elif (after := self.j.get(row_id)).state == "settling":
                 settling.append(after)
         return due, settling
-
-    def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
-        """A claimed bundle read again after a restart, its files those its claim
-        recorded, in which the rules in force now (a new version's, a setting changed
-        meanwhile) find errors: True, and it is sent as it was checked at its claim. Its
-        sending may have begun (a POST cut short may have reached the receiver):
-        quarantined, REASON.txt would say nothing was sent, and the corrected copy the
-        clerk then drops would reach the receiver as a second, different bundle. A claim
-        cut short (recover) sent nothing, and is checked by the rules in force."""
-        if bid != row.bundle_id:
-            return False  # other bytes than were claimed: judged as they are
-        if row.channel is not None and bundle.channel != row.channel:
-            # The same bytes on another channel (an attachments.toml edited in processing,
-            # [validation] channel changed): checked for none it would go out on, so
-            # judged as it is. No bundle goes out on a channel it was not checked for.
-            return False
-        if self.s.delivery.format == "ubl-embedded":
-            # Each document is built and checked at delivery and none may go unchecked
-            # (a reload or restart may also have switched the format since the claim);
-            # documents already accepted are in the journal, and REASON.txt names them.
-            return False
-        log.warning("bundle claimed before the restart is sent as it was checked then; "
-                    "the rules in force now find errors in it",
-                    errors=[f.line() for f in bundle.errors])
-        return True
 
     def _finish_claim(self, row: Row) -> bool:
         """A claim cut short by a crash: True if the bundle is now ours to finish."""
@@ -341,61 +303,3 @@ class Recovery:
         log.warning("bundle changed while being claimed (before a restart); settling again",
                     new_bundle_id=bundle_id_of(bundle))
         return "settling"
-
-    def _read_claimed(self, row: Row, log: Any,
-                      damaged: Callable[[list[Finding]], float | None]
-                      ) -> tuple[Bundle, int] | float | None:
-        """The claimed bundle for its attempt (`_claimed_bundle`), or what its read's error
-        means: the bundle's own fault goes to `damaged`; the machine's waits for the
-        next try on the move back-off (`_unreadable_again`)."""
-        try:
-            return self._claimed_bundle(row)
-        except (InputError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno in NOT_THE_FILES_FAULT:
-                # No descriptors left, a share gone: the machine's, not the bundle's.
-                return self._unreadable_again(row, describe(exc))
-            return damaged([Finding(
-                "processing-damaged", row.invoice_file, f"cannot be read in the processing "
-                f"folder ({exc}) — check it and move it back to the outbox")])
-        # A reader gone, a parser's bug: not the bundle's fault. Recovery lets the start
-        # go on past such an error for this read. Said in the row (retrying, last_error)
-        # and tried again on the move back-off, as a failed conversion is; never
-        # quarantined for it, never a row `delivering` unexplained.
-        except ReaderFailed as exc:
-            return self._unreadable_again(row, str(exc), expected=isinstance(exc, ReaderStopped))
-        except OutboxdError:
-            raise  # the journal's own: the workers retry it
-        except Exception as exc:  # noqa: BLE001 - see above
-            log.exception("unexpected error reading a claimed bundle again")
-            return self._unreadable_again(row, repr(exc))
-
-    def _claimed_bundle(self, row: Row) -> tuple[Bundle, int]:
-        """The bundle to deliver: as validated before the claim, or (after a restart or
-        a switch of format, when that is gone) read and validated again in processing;
-        with the format's generation it was checked for (`_checked_for`)."""
-        checked_for = self._checked_for  # first: `s` is at least as new as this
-        validated = self._validated.get(row.id)
-        if validated is None:
-            validated = self._read_again(row, self.s)
-            with self._checks_lock:
-                if checked_for == self._checked_for:  # else made for a format now gone
-                    self._validated[row.id] = validated
-        return validated, checked_for
-
-    def _read_again(self, row: Row, settings: Settings) -> Bundle:
-        """The row's bundle read, matched and validated again where it lies in its work
-        folder, the folder held meanwhile (read_in_place)."""
-        return read_in_place(Path(row.work_dir or ""),
-                             lambda: self.evaluate(self._moved(row), settings),
-                             self.s.outbox.path)
-
-    def _moved(self, row: Row) -> Candidate:
-        """The row's bundle as it lies in its work folder."""
-        assert row.work_dir is not None
-        return moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
-                               Path(row.work_dir))
-
-    def _unreadable_again(self, row: Row, why: str, expected: bool = False) -> float:
-        return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",
-                                 "bundle cannot be prepared for delivery; will retry",
-                                 expected)

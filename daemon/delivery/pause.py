@@ -31,11 +31,26 @@ HELD_BACK = "waiting while deliveries are paused — "
 
 
 @dataclass
-class _Pause:
+class Gate:
+    """Every bundle held back until `until`; then one goes first and the others wait for
+    its answer. What a pause and a receiver's hold (throttle.py) share."""
+
     until: float  # on the loop's clock (monotonic)
-    why: str  # the last pause's error, as the held bundles show it
-    first: int | None = None  # the row that goes first once the pause is over
+    why: str  # the error the held bundles show
+    first: int | None = None  # the row that goes first once it is over
     held: set[int] = field(default_factory=set)  # rows held back, to go when it ends
+
+    def admit(self, row_id: int, now: float) -> float | None:
+        """None when row_id may go (it is over, and this row goes first); else the
+        seconds left (none or fewer once it is over: the first row's answer is awaited),
+        row_id counted among the held."""
+        left = self.until - now
+        if left <= 0 and self.first in (None, row_id):
+            self.first = row_id
+            self.held.discard(row_id)
+            return None
+        self.held.add(row_id)
+        return left
 
 
 class DeliveryPause:
@@ -45,7 +60,7 @@ class DeliveryPause:
         self.clock = clock
         self._deliverer: object | None = None  # whose answers the state below is of
         self._strikes: set[int] = set()  # rows paused since the last other answer
-        self._pause: _Pause | None = None
+        self._pause: Gate | None = None
         self._lock = threading.Lock()
 
     def hold(self, deliverer: object, row_id: int, fallback: float) -> tuple[float, str] | None:
@@ -57,12 +72,9 @@ class DeliveryPause:
             pause = self._pause if self._deliverer is deliverer else None
             if pause is None:
                 return None
-            left = pause.until - self.clock()
-            if left <= 0 and pause.first in (None, row_id):
-                pause.first = row_id
-                pause.held.discard(row_id)
+            left = pause.admit(row_id, self.clock())
+            if left is None:
                 return None
-            pause.held.add(row_id)
             return (left if left > 0 else fallback), pause.why
 
     def begin(self, deliverer: object, row_id: int, delay: float, why: str) -> None:
@@ -76,7 +88,7 @@ class DeliveryPause:
             if len(self._strikes) < STRIKES:
                 return
             held = self._pause.held if self._pause is not None else set()
-            self._pause = _Pause(self.clock() + delay, why, held=held)
+            self._pause = Gate(self.clock() + delay, why, held=held)
 
     def attempted(self, deliverer: object, row_id: int) -> None:
         """An attempt of row_id with `deliverer` has ended. If it went first after a pause

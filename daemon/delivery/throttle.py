@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from daemon.delivery.backoff import RETRY_AFTER_LIMIT
+from daemon.delivery.pause import Gate
 from daemon.errors import DeliveryError, Paused
 
 # Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
@@ -78,12 +79,11 @@ class Change:
 
 
 @dataclass
-class _Hold:
-    receiver: str  # whose answer it was (the deliverer's destination)
-    until: float  # on the loop's clock (monotonic)
-    why: str  # until_words(): the wall-clock end, for people
-    first: int | None = None  # the probe: the row posted once the hold is over
-    held: set[int] = field(default_factory=set)  # rows held back, woken by its answer
+class _Hold(Gate):
+    """A receiver's hold: `why` is until_words() (the wall-clock end, for people); the
+    row that goes first is the probe, the rows held are woken by its answer."""
+
+    receiver: str = field(kw_only=True)  # whose answer it was (the deliverer's destination)
 
 
 class ReceiverHold:
@@ -106,12 +106,9 @@ class ReceiverHold:
             hold = self._hold
             if hold is None or hold.receiver != receiver:
                 return None
-            left = hold.until - self.clock()
-            if left <= 0 and hold.first in (None, row_id):
-                hold.first = row_id
-                hold.held.discard(row_id)
+            left = hold.admit(row_id, self.clock())
+            if left is None:
                 return None
-            hold.held.add(row_id)
             if left > 0:
                 return left, hold.why
             return fallback, f"{AWAITING_FIRST} ({hold.why})"
@@ -139,7 +136,7 @@ class ReceiverHold:
                 return None
             why = until_words(self.wall() + timedelta(seconds=wait), status)
             held = hold.held if hold is not None else set()
-            self._hold = _Hold(receiver, until, why, held=held)
+            self._hold = _Hold(until, why, held=held, receiver=receiver)
             return Change(True, why, [(row, 0.0) for row in sorted(held)])
 
     def attempted(self, receiver: str, row_id: int) -> None:

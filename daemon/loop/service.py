@@ -16,7 +16,8 @@ The cost follows what changes, not how much waits in the outbox:
   connection pool.
 One thread (this loop) owns the outbox: snapshots, decisions, claims. How hints
 and the rescan become dirty bundles is `changes.Changes`; the reads handed to the
-readers and their results taken back, `offloop.ReadsOffLoop`; SIGHUP is
+readers and their results taken back, `offloop.ReadsOffLoop`; the dirty bundles
+stepped and their claims made, `stepping.Stepping`; SIGHUP is
 `reload.Reloading`; the stop (and a start that failed) is `stopping.Stopping`.
 """
 
@@ -46,15 +47,16 @@ from daemon.configuration.deciding import RENEW, Deciding
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
 from daemon.delivery.directory import clear_target
-from daemon.delivery.workers import JOURNAL_RETRY, DeliveryWorkers
-from daemon.errors import JournalError, OutboxdError, describe, refused
+from daemon.delivery.workers import DeliveryWorkers
+from daemon.errors import describe
 from daemon.journal import Journal
 from daemon.loop import statelock
 from daemon.loop.changes import QUARANTINE_NEWS, RESCAN, SENT_NEWS, Changes, WatcherLike
 from daemon.loop.hangwatch import HangWatch, looked_at
 from daemon.loop.offloop import ReadsOffLoop
-from daemon.loop.pipeline import Next, Pipeline
+from daemon.loop.pipeline import Pipeline
 from daemon.loop.reload import Reloading, sends_as, trusts_as
+from daemon.loop.stepping import Stepping
 from daemon.loop.stopping import Stopping
 from daemon.loop.timers import Timers, Waker, loop_clock
 from daemon.names import printable
@@ -67,7 +69,7 @@ from daemon.watching.outage import Outage
 from daemon.watching.scan import Candidate, list_outbox
 from daemon.watching.settle import Pacer
 from daemon.watching.sharecache import LATE_SHARE, late_share
-from daemon.watching.snapshot import Snapshot, snapshot
+from daemon.watching.snapshot import Snapshot
 from daemon.watching.watch import Watcher
 
 WATCHDOG: Hashable = ("watchdog",)
@@ -76,7 +78,7 @@ WATCHDOG: Hashable = ("watchdog",)
 RENEWAL: Hashable = ("deciding",)
 
 
-class Service(Changes, ReadsOffLoop, Reloading, Stopping):
+class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,
                  clock: Callable[[], float] = loop_clock,
@@ -161,70 +163,6 @@ class Service(Changes, ReadsOffLoop, Reloading, Stopping):
         leave them out."""
         strays = self.publish.page.stray_names
         return [n for n in self.index.near(cand) if printable(n) not in strays]
-
-    # -- stepping the dirty bundles ----------------------------------------------------
-    def _apply(self, key: str, nxt: Next) -> None:
-        if nxt.gone:
-            # Its sidecar, if left behind, may be a look-alike of another bundle's now: that
-            # one is stepped at the next turn (a timer: this turn's dirty set is taken).
-            for other in self.index.remove(key):
-                self.timers.sooner(("bundle", other), self.clock())
-            self._pacer.forget(key)
-            # A wait deadline (attachment_wait_seconds, hours maybe) of a bundle that was
-            # released, sent or removed: kept, one entry per such bundle until then.
-            self.timers.cancel(("bundle", key))
-        if nxt.claimed is not None:
-            self.workers.queue(nxt.claimed)
-        if nxt.at is not None:
-            self.timers.at(("bundle", key), nxt.at)
-        if nxt.read is not None:
-            self._submit_read(key, nxt.read)
-
-    def _step_dirty(self, now: float) -> None:
-        dirty, self._dirty = self._dirty, {}
-        # The claims decided in this turn are made together at its end (one
-        # journal sync and one sync per folder for all, see Pipeline.claim_held).
-        self.pipeline.hold_claims()
-        try:
-            for key, snap in dirty.items():
-                if self._stopping:
-                    return
-                cand = self.index.candidate(key)
-                try:
-                    if snap is None:  # an event's or a timer's: look now
-                        snap = snapshot(cand, self.settings.outbox)
-                        self._pacer.looked(key, now, len(snap.entries) if snap else 0)
-                    nxt = self.pipeline.step(cand, now, snap)
-                except Exception as exc:  # noqa: BLE001 - one bad bundle must not stop the daemon
-                    self._step_failed(key, exc, now)
-                    continue
-                self._apply(key, nxt)
-        finally:
-            # Stopping: claims not yet made are dropped; the next start decides again.
-            held = iter(()) if self._stopping else self.pipeline.claim_held(now)
-            self.pipeline.hold_claims(False)
-            for key, result in held:
-                if isinstance(result, Exception):
-                    self._step_failed(key, result, now)
-                else:
-                    self._apply(key, result)
-
-    def _step_failed(self, key: str, exc: Exception, now: float) -> None:
-        log = logs.bundle_log(self.log, key, None, ())
-        if isinstance(exc, OSError):
-            # The share or a folder's permissions, not a bug: said without a traceback,
-            # and looked at again, as nothing may change to bring an event.
-            log.error("cannot look at the bundle; will try again", error=refused(exc),
-                      retry_in=self.settings.outbox.rescan_seconds)
-        elif not isinstance(exc, OutboxdError):
-            log.error("unexpected error", exc_info=exc)
-            return
-        elif not getattr(exc, "reported", False):  # the journal logs its own, once
-            log.error("bundle step failed", error=str(exc))
-        # Nothing else would step it again until it changes: a timer does.
-        self.timers.at(("bundle", key), now + (
-            JOURNAL_RETRY if isinstance(exc, JournalError)
-            else self.settings.outbox.rescan_seconds))
 
     # -- the loop --------------------------------------------------------------------
     def open(self) -> None:

@@ -43,7 +43,8 @@ from daemon.loop.idlefiles import (
 from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
-from daemon.report.pagerender import FINISHED_SHOWN, LONE_SHOWN, named_as_file, render
+from daemon.report.pagerender import LONE_SHOWN, named_as_file, render
+from daemon.report.pagerows import page_rows
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -281,8 +282,8 @@ class StatusPage:
         without the invoice files either, both from one listing."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
-        rows, more, others = _journal_rows(journal, now, today, settings.outbox.path,
-                                           self._moved_back)
+        rows, more, others = page_rows(journal, now, today, settings.outbox.path,
+                                       self._moved_back)
         idle: list[Idle] = []
         # Names only; an lstat for each beside an invoice file (idle_releases).
         names = suffixed_names(settings.outbox, share)
@@ -382,25 +383,3 @@ class StatusPage:
         # and one dropped again later is said again.
         self._reported_bad = set(bad)
 
-
-def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path,
-                  moved_back: MovedBackToday
-                  ) -> tuple[list[Row], dict[str, int], set[int]]:
-    """The rows the page lists, in journal order: every unfinished one, and of today's
-    sent and quarantined the latest FINISHED_SHOWN; with how many more of those two
-    there are (render's `more`), and which of the sent ones another daemon sent
-    (render's `sent_by_others`). A busy day's thousands are counted by the index, not
-    read and decoded at every refresh. Quarantined ones moved back by hand are left out
-    of both, as still_quarantined leaves them out of the 24 hours' rows: that takes a
-    look at the folders of the ones listed, and of a bounded few of the others in turn
-    (`moved_back`), by four columns of their rows."""
-    quarantined = journal.folders_on("quarantined", today)
-    gone = moved_back(quarantined, today, outbox,
-                      lambda: journal.last_row_of_files(days=1, at=now), FINISHED_SHOWN)
-    kept = [r.id for r in quarantined if r.id not in gone]  # the latest first
-    sent = journal.finished_on("sent", today, FINISHED_SHOWN)
-    rows = journal.unfinished() + sent + journal.rows_by_id(kept[:FINISHED_SHOWN])
-    rows.sort(key=lambda r: r.id)
-    more = {"sent": max(0, journal.count_on("sent", today) - FINISHED_SHOWN),
-            "quarantined": max(0, len(kept) - FINISHED_SHOWN)}
-    return rows, more, journal.sent_by_others([r.id for r in sent])

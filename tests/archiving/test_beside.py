@@ -9,22 +9,18 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import claimed, restart  # noqa: E402
+from claimed import claimed, delivered_unarchived, restart  # noqa: E402
 from exdev import exdev_for, killed_at  # noqa: E402
 from helpers import pdf_bytes  # noqa: E402
 
-from daemon.archiving import archive  # noqa: E402
 from daemon.archiving.copyfound import KEPT  # noqa: E402
-from daemon.configuration.config import Settings  # noqa: E402
 from daemon.fs import fsmove  # noqa: E402
-from daemon.journal import DELIVERED  # noqa: E402
 from daemon.loop.pipeline import Pipeline  # noqa: E402
 
 
@@ -58,30 +54,22 @@ def test_a_retry_beside_a_name_taken_after_a_kill_before_the_rename_leaves_nothi
     exdev_for(monkeypatch, work)
     with capture_logs() as logged:
         assert restart(p, s, row).attempt(row) is None
-    done = p.j.get(row)
-    beside = journaled.with_name(f"{journaled.name}-2")
-    assert (done.state, done.archive_dir) == ("sent", str(beside))
-    assert sorted(os.listdir(journaled.parent)) == [journaled.name, beside.name]
-    assert (beside / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    beside = _archived_once_beside(p, row, journaled)
     assert KEPT not in os.listdir(beside) and not work.exists()
     assert json.loads(theirs.read_text()) == {"bundle_id": "f" * 64}
     assert [e["event"] for e in logged if e["log_level"] in ("warning", "error")] == []
 
 
-def _delivered_unarchived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                          ) -> tuple[Pipeline, Settings, int, Path, Path]:
-    """A bundle delivered whose move was cut off (to be tried again), as an older version
-    left it: its row, work folder and the archive folder journaled."""
-    p, s, row = claimed(tmp_path)
-
-    def died(*_: Any, **__: Any) -> Path:
-        raise OSError(5, "the daemon died here")
-    monkeypatch.setattr(archive, "move_into_place", died)
-    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
-    monkeypatch.undo()
-    delivered = p.j.get(row)
-    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
-    return p, s, row, Path(delivered.work_dir), Path(delivered.archive_dir)
+def _archived_once_beside(p: Pipeline, row: int, journaled: Path) -> Path:
+    """Asserts the row sent, archived at NAME-2 beside the entry at `journaled` (another
+    bundle's), the day folder holding those two and nothing else, the bundle's file
+    whole; NAME-2."""
+    done = p.j.get(row)
+    beside = journaled.with_name(f"{journaled.name}-2")
+    assert (done.state, done.archive_dir) == ("sent", str(beside))
+    assert sorted(os.listdir(journaled.parent)) == [journaled.name, beside.name]
+    assert (beside / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    return beside
 
 
 def _someone_elses(entry: Path) -> Path:
@@ -91,27 +79,25 @@ def _someone_elses(entry: Path) -> Path:
     return entry / "receipt.json"
 
 
-def test_an_older_versions_copy_under_way_past_a_removed_entry_beside_is_removed_too(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Upgrade: a version before the per-daemon copy names found NAME and NAME-2 taken by
-    other entries, so it copied into NAME-3 (`.NAME-3.partial`) and was killed mid-copy;
-    NAME-2 has been removed since. The look for that version's copies stopped at the
-    first free NAME-N (NAME-2), so the copy at -3 stayed in sent/ for good, a whole
-    bundle's bytes hidden in the archive. It is removed, with its log line; the bundle
-    is archived once, at NAME-2, the other entry kept as it is."""
-    p, s, row, work, journaled = _delivered_unarchived(tmp_path, monkeypatch)
+@pytest.mark.parametrize("suffix", ["-2", "-3"], ids=["beside", "past-a-removed-entry"])
+def test_an_older_versions_copy_under_way_under_a_suffixed_name_is_removed_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    """Upgrade: a version before the per-daemon copy names found the sent/ folder it had
+    journaled (NAME) taken by another bundle's entry, so it copied into NAME-2
+    (`.NAME-2.partial`) — or, NAME-2 taken too, into NAME-3, NAME-2 removed since — and
+    was killed mid-copy. The new version removed the older copy under the plain name
+    only, and then looked no further than the first free NAME-N: the copy stayed in
+    sent/ for good, a whole bundle's bytes hidden in the archive. It is removed, with its
+    log line; the bundle is archived once, at NAME-2, the other entry kept as it is."""
+    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch)
     other = _someone_elses(journaled)
-    left = journaled.with_name(f".{journaled.name}-3.partial")
+    left = journaled.with_name(f".{journaled.name}{suffix}.partial")
     (left / "INV-1").mkdir(parents=True)
     (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
     exdev_for(monkeypatch, work)
     with capture_logs() as logged:
         assert restart(p, s, row).attempt(row) is None
-    done = p.j.get(row)
-    placed = journaled.with_name(f"{journaled.name}-2")
-    assert (done.state, done.archive_dir) == ("sent", str(placed))
-    assert sorted(os.listdir(journaled.parent)) == [journaled.name, placed.name]
-    assert (placed / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    _archived_once_beside(p, row, journaled)
     assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
     assert [e["partial"] for e in logged
             if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
@@ -126,7 +112,7 @@ def test_an_older_versions_copy_beside_cut_short_in_its_removal_is_taken_as_the_
     the bundle's only when whole: the bundle was archived a second time at NAME-3, the
     clerk's never-sent file in it shown as sent. Now NAME-2 is the bundle's one entry,
     the journal naming it, and the clerk's file is kept in processing and said."""
-    p, s, row, work, journaled = _delivered_unarchived(tmp_path, monkeypatch)
+    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch)
     _someone_elses(journaled)
     copy = journaled.with_name(f"{journaled.name}-2")
     shutil.copytree(work, copy)  # the older version's copy, renamed into place

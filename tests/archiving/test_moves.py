@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
+from claimed import Idempotent, Scripted, claimed, delivered_unarchived, restart  # noqa: E402
 from exdev import exdev_for, killed_after_rename  # noqa: E402
 from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
@@ -218,25 +218,16 @@ def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_
     name cut to fit (it failed 'File name too long' on every try, the bundle delivered
     and never archived) — and removes the older copy, which nothing else would."""
     name = "INV-" + "L" * 220  # 224 bytes: cut at 186 now, not at 226 before
-
-    def died(*_: Any, **__: Any) -> Path:
-        raise OSError(5, "the daemon died here")
-
-    p, s, row = claimed(tmp_path, name=name)
-    monkeypatch.setattr(archive, "move_into_place", died)
-    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
-    monkeypatch.undo()
-    delivered = p.j.get(row)
-    assert delivered.state == DELIVERED and delivered.bundle_id and delivered.work_dir
+    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch, name)
+    bundle_id = p.j.get(row).bundle_id
+    assert bundle_id
     # What the older version journaled and left in sent/: its cut (255 - 15 bytes in all).
-    older = Path(delivered.archive_dir or "").parent / (
-        fit_bytes(name, 240 - 14) + f"--{delivered.bundle_id[:12]}")
-    assert older.name != Path(delivered.archive_dir or "").name
+    older = journaled.parent / (fit_bytes(name, 240 - 14) + f"--{bundle_id[:12]}")
+    assert older.name != journaled.name
     p.j.update(row, archive_dir=str(older))
     left = older.with_name(f".{older.name}.partial")
     (left / name).mkdir(parents=True)
     (left / name / "a.pdf").write_bytes(b"half a copy")
-    work = Path(delivered.work_dir)
     exdev_for(monkeypatch, work)
     assert restart(p, s, row).attempt(row) is None
     done = p.j.get(row)
@@ -244,40 +235,6 @@ def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_
     assert os.listdir(older.parent) == [older.name]
     assert (older / name / "a.pdf").read_bytes() == pdf_bytes()
     assert (older / f"{name}.xml").is_file() and not work.exists()
-
-
-def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Upgrade: the version before the per-daemon copy names found the sent/ folder it had
-    journaled taken by another bundle's entry, so it copied into NAME-2 (its
-    `.NAME--ID12-2.partial`), and was killed mid-copy. The new version removed the older
-    copy under the plain name only: this one stayed in sent/ for good, a whole bundle's
-    bytes hidden in the archive. It goes too, with the same log line; the bundle is
-    archived once, beside the other entry, which is kept as it is."""
-    p, s, row = claimed(tmp_path)
-    monkeypatch.setattr(archive, "move_into_place", _died)
-    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
-    monkeypatch.undo()
-    delivered = p.j.get(row)
-    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
-    journaled = Path(delivered.archive_dir)
-    other = journaled / "receipt.json"  # another bundle's entry took the name
-    other.parent.mkdir(parents=True)
-    other.write_text(json.dumps({"bundle_id": "f" * 64}))
-    left = journaled.with_name(f".{journaled.name}-2.partial")
-    (left / "INV-1").mkdir(parents=True)
-    (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
-    exdev_for(monkeypatch, Path(delivered.work_dir))
-    with capture_logs() as logged:
-        assert restart(p, s, row).attempt(row) is None
-    done = p.j.get(row)
-    placed = journaled.with_name(f"{journaled.name}-2")
-    assert (done.state, done.archive_dir) == ("sent", str(placed))
-    assert sorted(os.listdir(journaled.parent)) == [journaled.name, placed.name]
-    assert (placed / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
-    assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
-    assert [e["partial"] for e in logged
-            if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
 
 
 def test_a_day_folder_made_a_link_never_costs_a_file_where_it_leads(
@@ -288,13 +245,7 @@ def test_a_day_folder_made_a_link_never_costs_a_file_where_it_leads(
     followed through the link and the clerk's file removed. It is looked for in the day
     folder held, never through a link: the file stays, and the archive refuses the link,
     naming it, the bundle kept in processing."""
-    p, s, row = claimed(tmp_path)
-    monkeypatch.setattr(archive, "move_into_place", _died)
-    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
-    monkeypatch.undo()
-    delivered = p.j.get(row)
-    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
-    journaled = Path(delivered.archive_dir)
+    p, s, row, work, journaled = delivered_unarchived(tmp_path, monkeypatch)
     theirs = tmp_path / "clerks"
     theirs.mkdir()
     (theirs / f".{journaled.name}.partial").write_bytes(b"the clerk's")
@@ -303,24 +254,20 @@ def test_a_day_folder_made_a_link_never_costs_a_file_where_it_leads(
     os.symlink(theirs, journaled.parent)
     assert restart(p, s, row).attempt(row) is not None
     assert (theirs / f".{journaled.name}.partial").read_bytes() == b"the clerk's"
-    assert Path(delivered.work_dir).is_dir()
+    assert work.is_dir()
     assert "symbolic link" in (p.j.get(row).last_error or "")
 
 
 def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only a folder an earlier run journaled can hold what this journal's daemon left
-    under way before an upgrade (the two tests above). The archive folder this run chose
-    at the delivery is not looked into for one: a `.NAME.partial` there is another
-    daemon's copy under way (a version before the per-daemon copy names, archiving the
-    same bundle into the shared sent/), and it is left to that daemon. Before, every
-    archive looked (a few stats and paths, ~70 µs of each) and removed it under that
-    daemon."""
-    p, _, row = claimed(tmp_path)
-    monkeypatch.setattr(archive, "move_into_place", _died)
-    assert p.finish.attempt(row) is not None  # delivered; the move is tried again later
-    monkeypatch.undo()
-    journaled = Path(p.j.get(row).archive_dir or "")
+    under way before an upgrade (the long-named test above; test_beside.py). The archive
+    folder this run chose at the delivery is not looked into for one: a `.NAME.partial`
+    there is another daemon's copy under way (a version before the per-daemon copy
+    names, archiving the same bundle into the shared sent/), and it is left to that
+    daemon. Before, every archive looked (a few stats and paths, ~70 µs of each) and
+    removed it under that daemon."""
+    p, _, row, _, journaled = delivered_unarchived(tmp_path, monkeypatch)
     theirs = journaled.with_name(f".{journaled.name}.partial")
     (theirs / "INV-1").mkdir(parents=True)
     (theirs / "INV-1" / "a.pdf").write_bytes(b"half a copy")
@@ -334,10 +281,6 @@ def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
     assert (theirs / "INV-1" / "a.pdf").read_bytes() == b"half a copy"
     assert "removed the copy an older outboxd left under way" not in [
         e["event"] for e in logged]
-
-
-def _died(*_: Any, **__: Any) -> Path:
-    raise OSError(5, "the daemon died here")
 
 
 def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(

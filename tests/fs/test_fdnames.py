@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -108,9 +108,9 @@ def open_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _as_nobody(work: Path, target: Path) -> str:
-    """describe() of the OSError that place(work, target) raises in a child process run
-    as NOBODY (forked: this interpreter lies in a folder NOBODY may not enter)."""
+def _as_nobody(work: Callable[[], str]) -> str:
+    """What `work()` says, run in a child process as NOBODY (forked: this interpreter lies
+    in a folder NOBODY may not enter)."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never back into pytest
@@ -120,12 +120,7 @@ def _as_nobody(work: Path, target: Path) -> str:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            try:
-                place(work, target, {"receipt.json": b"{}"}, "0" * 64)
-                line = "archived"
-            except OSError as exc:
-                line = describe(exc, writing=True)
-            os.write(write, line.encode())
+            os.write(write, work().encode())
             code = 0
         finally:
             os._exit(code)
@@ -134,6 +129,15 @@ def _as_nobody(work: Path, target: Path) -> str:
         line = fh.read().decode()
     assert os.waitpid(pid, 0)[1] == 0
     return line
+
+
+def _placed(work: Path, target: Path) -> str:
+    """describe() of the OSError that place(work, target) raises, or "archived"."""
+    try:
+        place(work, target, {"receipt.json": b"{}"}, "0" * 64)
+    except OSError as exc:
+        return describe(exc, writing=True)
+    return "archived"
 
 
 def test_an_archive_after_a_change_of_uid_names_the_work_folder_its_owner_and_the_fix(
@@ -150,7 +154,7 @@ def test_an_archive_after_a_change_of_uid_names_the_work_folder_its_owner_and_th
     os.chmod(work, 0o750)
     (open_root / "sent").mkdir()
     os.chown(open_root / "sent", NOBODY, NOBODY)
-    line = _as_nobody(work, open_root / "sent" / "2026-01-02" / "INV-1--0123")
+    line = _as_nobody(lambda: _placed(work, open_root / "sent" / "2026-01-02" / "INV-1--0123"))
     assert "/proc/self/fd" not in line, line
     assert line.startswith(f"Permission denied ({work}/"), line
     assert f"{work} (owner {OLD_UID}, mode 0750) is not writable by " in line, line
@@ -207,32 +211,18 @@ def test_a_file_that_cannot_be_opened_is_named_not_a_folder_once_held_at_its_num
     secret = outbox / "INV-9.pdf"
     secret.write_bytes(b"%PDF-1.4")
     os.chmod(secret, 0o600)  # root's: NOBODY may look at it, not open it
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never back into pytest
-        code = 1
+
+    def reopened() -> str:
+        folder = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY)
+        number = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+        held_path(number)
+        os.close(number)  # the handle below takes this lowest free number
         try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            folder = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY)
-            number = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
-            held_path(number)
-            os.close(number)  # the handle below takes this lowest free number
-            try:
-                opened_if_regular("INV-9.pdf", folder)
-                line = "opened"
-            except OSError as exc:
-                line = f"{exc.filename}|{describe(exc)}"
-            os.write(write, line.encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read, "rb") as fh:
-        line = fh.read().decode()
-    assert os.waitpid(pid, 0)[1] == 0
+            opened_if_regular("INV-9.pdf", folder)
+        except OSError as exc:
+            return f"{exc.filename}|{describe(exc)}"
+        return "opened"
+    line = _as_nobody(reopened)
     filename, said = line.split("|", 1)
     assert filename == str(secret), line
     assert said == f"Permission denied ({secret})", line
