@@ -28,6 +28,7 @@ from daemon.archiving.dayfolder import day_start, days_in_window
 from daemon.archiving.quarantineback import quarantine_records
 from daemon.delivery.answers import kept_receipt_id, no_lone_surrogates
 from daemon.errors import ConfigError, InputError
+from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fsread import read_regular
 from daemon.fs.workfolder import entry_at
 from daemon.journal import Journal, journal_time
@@ -127,10 +128,23 @@ def _kept(value: object) -> str:
     return no_lone_surrogates(str(value))
 
 
-def _entry_record(folder: Path, day: str) -> dict[str, Any] | None:
-    """record_of an entry of sent/, a receipt.json that is no regular file logged."""
+def _entry_record(folder: Path, day: str, day_fd: int) -> dict[str, Any] | None:
+    """record_of an entry of sent/ (of the day folder open at `day_fd`), read from the
+    entry held open; None, logged, for a receipt.json that is no regular file or an entry
+    that is no folder by now (a link swapped in since the listing)."""
     try:
-        return record_of(folder, day)
+        at = os.open(folder.name, FOLDER_NOFOLLOW, dir_fd=day_fd)
+    except FileNotFoundError:
+        return None  # gone since the listing: an entry without a receipt, as before
+    except OSError as exc:
+        logs.get().warning(
+            "entry in sent/ not read back: it cannot be opened as a folder (a link put in "
+            "its place is never followed) — put the entry's folder itself back; until then "
+            "that bundle dropped again is not seen as sent", folder=str(folder),
+            error=str(exc))
+        return None
+    try:
+        return record_of(folder, day, at)
     except InputError as exc:
         # Not opened, so the daemon goes on; the entry counts as one without a receipt
         # (its bundle id stays unknown to the journal).
@@ -140,13 +154,20 @@ def _entry_record(folder: Path, day: str) -> dict[str, Any] | None:
             "bundle dropped again is not seen as sent",
             file=exc.file, error=exc.message, code=exc.code)
         return None
+    finally:
+        os.close(at)
 
 
 def sent_records(sent_dir: Path, window_days: int,
                  progress: Callable[[str], None] = lambda day: None,
                  ) -> tuple[list[dict[str, Any]], int]:
     """Records for every receipt in the window (days_in_window), and how many entries had
-    none usable; `progress(day)` after each day folder."""
+    none usable; `progress(day)` after each day folder.
+
+    Each day folder, and each entry in it, is opened from the one above without following
+    a link (as quarantineback reads quarantine/): a share user who swaps a day folder for
+    a link to a folder of their own after the listing would otherwise have its receipts
+    read back, and a real invoice refused as a duplicate of a bundle never sent."""
     try:
         days = days_in_window(sent_dir, window_days)
     except OSError as exc:
@@ -160,25 +181,38 @@ def sent_records(sent_dir: Path, window_days: int,
     unusable = 0
     for day in days:
         try:
-            with os.scandir(sent_dir / day) as it:
-                for entry in it:
-                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                        continue  # a .partial copy or litter
-                    rec = _entry_record(Path(entry.path), day)
-                    if rec is None:
-                        unusable += 1
-                    else:
-                        records.append(rec)
+            fd = os.open(sent_dir / day, FOLDER_NOFOLLOW)
+        except OSError as exc:
+            _unreadable_day(sent_dir / day, exc)
+            continue
+        try:
+            with os.scandir(fd) as it:
+                names = [e.name for e in it if not e.name.startswith(".")
+                         and e.is_dir(follow_symlinks=False)]  # not a .partial copy, litter
+            for name in names:
+                rec = _entry_record(sent_dir / day / name, day, fd)
+                if rec is None:
+                    unusable += 1
+                else:
+                    records.append(rec)
         except OSError as exc:
             # Permissions changed by hand, a share's hiccup (at the open or in the middle
             # of the listing): the start goes on (nothing is sent before this pass ends),
             # and the day's bundles not read are not known as sent.
-            logs.get().warning("a day folder in sent/ cannot be read; its receipts are not "
-                               "read back — fix its permissions, then restart to read it",
-                               folder=str(sent_dir / day), error=str(exc))
+            _unreadable_day(sent_dir / day, exc)
             continue
+        finally:
+            os.close(fd)
         progress(day)
     return records, unusable
+
+
+def _unreadable_day(folder: Path, exc: OSError) -> None:
+    """A day folder that cannot be opened (a link by now too) or listed: said, and the
+    others read on."""
+    logs.get().warning("a day folder in sent/ cannot be read; its receipts are not "
+                       "read back — fix its permissions, then restart to read it",
+                       folder=str(folder), error=str(exc))
 
 
 def restore_sent(journal: Journal, sent_dir: Path, window_days: int,

@@ -162,6 +162,67 @@ def test_a_receipt_json_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
     assert ["symbolic link" in e["error"] for e in logs] == [True]
 
 
+def test_a_day_folder_swapped_for_a_link_after_the_listing_is_not_read_back(
+        tmp_path: Path) -> None:
+    """A share user swaps a day folder of sent/ for a link to a folder of their own while
+    sent/ is read back (after it was listed): the receipts there are never read (the
+    journal would believe a bundle sent that never was, and refuse the real invoice as a
+    duplicate); the swap is said, and the other days are read back."""
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    receipt(sent / day(1) / "INV-0--000000000000", "00" * 32, "INV-0.xml")
+    theirs = tmp_path / "theirs"
+    receipt(theirs / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+
+    def swap(done: str) -> None:  # after the older day, before today's is opened
+        if done == day(1):
+            (sent / day(0) / "INV-1--abababababab" / "receipt.json").unlink()
+            (sent / day(0) / "INV-1--abababababab").rmdir()
+            (sent / day(0)).rmdir()
+            (sent / day(0)).symlink_to(theirs)
+
+    with capture_logs() as logs:
+        records, _ = sent_records(sent, 400, swap)
+    assert [r["bundle_id"] for r in records] == ["00" * 32]
+    assert [e for e in logs if "cannot be read" in e["event"]
+            and e["folder"] == str(sent / day(0))]
+
+
+def test_an_entry_swapped_for_a_link_after_the_listing_is_not_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same one level down: an entry of a day folder swapped for a link to a folder
+    holding another bundle's receipt, after the day was listed, is not followed."""
+    sent = tmp_path / "sent"
+    entry = receipt(sent / day(0) / "INV-1--abababababab", BID)
+    theirs = receipt(tmp_path / "theirs", "cd" * 32, "INV-2.xml")
+    real = os.scandir
+
+    class Swapping:  # lists the day, then swaps its entry, as a race would
+        def __init__(self, inner: Any) -> None:
+            self.names = list(inner)
+            inner.close()
+            (entry / "receipt.json").unlink()
+            entry.rmdir()
+            entry.symlink_to(theirs)
+
+        def __enter__(self) -> Any:
+            return iter(self.names)
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    def scandir(path: Any = ".") -> Any:
+        listed = path if isinstance(path, int) else Path(path)
+        the_day = (os.path.samestat(os.fstat(listed), os.stat(entry.parent))
+                   if isinstance(listed, int) else listed == entry.parent)
+        return Swapping(real(path)) if the_day else real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with capture_logs() as logs:
+        assert sent_records(sent, 400) == ([], 1)
+    assert [e for e in logs if e["folder"] == str(entry)]
+
+
 def test_a_receipt_over_a_megabyte_is_read_back(tmp_path: Path) -> None:
     """A receipt keeps the receiver's whole answer and the manifest of every attachment:
     one of 1.5 MB is read back like any other, or the bundle could be sent again."""
@@ -181,14 +242,14 @@ def test_a_day_folder_that_cannot_be_listed_is_logged_and_the_others_read(
     sent = tmp_path / "sent"
     receipt(sent / day(0) / "INV-1--abababababab", BID)
     locked = receipt(sent / day(1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml").parent
-    real = os.scandir
+    real = os.open
 
-    def scandir(path: Any = ".") -> Any:
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if Path(path) == locked:  # as for a folder of mode 000 (the tests may run as root)
             raise PermissionError(13, "Permission denied", str(path))
-        return real(path)
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "open", opening)
     with capture_logs() as logs:
         records, _ = sent_records(sent, 400)
     assert [r["bundle_id"] for r in records] == [BID]
@@ -223,7 +284,9 @@ def test_a_day_folder_that_fails_in_the_middle_of_its_listing_is_logged_too(
             raise OSError(errno.EIO, "Input/output error")
 
     def scandir(path: Any = ".") -> Any:
-        return Failing(real(path)) if Path(path) == broken else real(path)
+        # The day folder is listed from its descriptor (held, never reached by a link).
+        held = isinstance(path, int) and os.path.samestat(os.fstat(path), os.stat(broken))
+        return Failing(real(path)) if held else real(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
     with capture_logs() as logs:
