@@ -32,16 +32,8 @@ from typing import TYPE_CHECKING, Any
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
 from daemon.actions.common import settings_of
-from daemon.actions.retry_plan import (
-    FOLDER_RE,
-    RetryRefused,
-    conversions,
-    documents_kept,
-    find,
-    plan,
-    read_reason,
-    run_as,
-)
+from daemon.actions.retry_find import FOLDER_RE, RetryRefused, find, read_reason
+from daemon.actions.retry_plan import conversions, documents_kept, plan, run_as
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user

@@ -1,6 +1,6 @@
-"""What `outboxd retry` moves back, and whether it may (retry.py moves it): the
-quarantine folder a person names (a path, its name, or a bundle id), the invoice file
-in it, and the refusals made before anything moves: a name the outbox holds already,
+"""What `outboxd retry` moves back, and whether it may (retry.py moves it; retry_find.py
+finds the quarantine folder a person names): the invoice file in the folder, and the
+refusals made before anything moves: a name the outbox holds already,
 a look-alike of the sidecar that would stop the bundle again (`sidecar-spelling`),
 another invoice file with its sidecar (`sidecar-shared`), a link, FIFO or device
 (`not-a-file`), a bundle the journal has as sent under [policy] duplicates =
@@ -15,21 +15,19 @@ and the invoice file is told by its name as for a folder without reason.json.
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import sqlite3
 import stat
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
+from daemon.actions.retry_find import RetryRefused, recorded_id
 from daemon.archiving.archive_papers import reason_of
-from daemon.archiving.papers import ENTRY_RE, PAPER_NAMES
+from daemon.archiving.papers import PAPER_NAMES
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
-from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
+from daemon.errors import InputError, OutboxdError, ReaderFailed
 from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.manifest import bundle_id_of
@@ -40,13 +38,6 @@ from daemon.validation.convert import converted_folder
 from daemon.watching.scan import candidate_for, is_invoice_file
 from daemon.watching.sidecarnames import alike_key, alike_keys
 
-FOLDER_RE = ENTRY_RE  # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the name was taken
-DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class RetryRefused(OutboxdError):
-    """A retry that would replace something in the outbox, or cannot tell what to move."""
-
 
 # Whom to run retry as where this user cannot use the journal: retry records in it, which
 # only the daemon's user (and root) may (operations.md); its group may only read it.
@@ -54,171 +45,6 @@ def run_as(settings: Settings) -> str:
     return f"nothing was moved — {as_the_daemons_user('retry', settings.paths.state_dir)}"
 
 
-def quarantined_folders(root: Path) -> list[Path]:
-    """Every QUARANTINE/YYYY-MM-DD/NAME--ID12 folder (never following links)."""
-    out: list[Path] = []
-    if not root.is_dir():
-        return out
-    for day in sorted(root.iterdir()):
-        if day.is_dir() and not day.is_symlink():
-            out += [f for f in sorted(day.iterdir()) if f.is_dir() and not f.is_symlink()
-                    and FOLDER_RE.match(f.name)]
-    return out
-
-
-def find(ref: str, settings: Settings) -> Path:
-    """A quarantine folder from a path, a folder name, or a bundle id (12+ hex chars)."""
-    root = settings.quarantine_dir.resolve()
-    as_path = Path(os.path.abspath(ref))
-    if os.sep in ref or as_path.is_dir():
-        if os.sep not in ref and not as_path.is_symlink() \
-                and as_path.resolve().parent.parent != root \
-                and (also := _named(ref, quarantined_folders(root))):
-            raise _here_and_quarantined(ref, as_path, also, root)
-        if not os.path.lexists(as_path) and _was_one(as_path, root):
-            # Moved back by an earlier retry (or by hand): what a name or an id of it
-            # says (exit 1), so that a script sees one code for one situation.
-            raise _not_in_quarantine(ref, root)
-        if not as_path.is_dir() or as_path.is_symlink():
-            raise UsageError(f"retry: {ref} is not a quarantine folder"
-                             + _which_instead(as_path, root))
-        if as_path.resolve().parent.parent != root:
-            raise UsageError(_not_a_bundles_folder(ref, as_path.resolve(), root))
-        return as_path.resolve()
-    folders = quarantined_folders(root)
-    hits = _named(ref, folders)
-    if not hits:
-        raise _not_in_quarantine(ref, root, _holding(ref, folders))
-    if len(hits) > 1:
-        raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
-                           f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
-                           "folder itself")
-    return hits[0]
-
-
-def _named(ref: str, folders: list[Path]) -> list[Path]:
-    """The quarantine folders `ref` names as a folder name or a bundle id (12+ hex)."""
-    key = ref.strip().lower()
-    if re.fullmatch(r"[0-9a-f]{12,64}", key):
-        return [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]  # type: ignore[index]
-                and _id_fits(f, key)]
-    return [f for f in folders if f.name == ref]
-
-
-def _here_and_quarantined(ref: str, here: Path, hits: list[Path], root: Path
-                          ) -> RetryRefused:
-    """A bare name that is a folder in the current directory, outside this quarantine
-    (another outbox's quarantine, a copy taken to look at), and names a quarantined
-    bundle too: "is not in the quarantine folder" sent the admin away from the bundle,
-    and retrying that one could move what another outbox's admin did not mean."""
-    paths = "; ".join(f"outboxd retry {shlex.quote(str(h))}" for h in hits)
-    return RetryRefused(f"{ref!r} is a folder here ({here}), which is not in the quarantine "
-                        f"folder {root}, and names the quarantined "
-                        f"{'bundle' if len(hits) == 1 else 'bundles'} "
-                        f"{', '.join(str(h.relative_to(root)) for h in hits)}; nothing was "
-                        f"moved — give the path of the one to move back ({paths}), or, for "
-                        "the folder here, the configuration of its outbox (-c FILE)")
-
-
-def _not_in_quarantine(ref: str, root: Path,
-                       holding: list[tuple[Path, list[str]]] | None = None) -> RetryRefused:
-    if holding:
-        return RetryRefused(_holding_words(ref, root, holding))
-    return RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
-                        "the outbox is no longer there) — give the folder, its name "
-                        "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
-                        "that name")
-
-
-def _holding(ref: str, folders: list[Path]) -> list[tuple[Path, list[str]]]:
-    """The quarantined bundles whose reason.json lists `ref` among their invoice ids, with
-    those ids: a person names the invoice they were asked about (B-0023), not the file
-    it came in. Only named, never moved: reason.json is the share's to edit."""
-    out = []
-    for folder in folders:
-        record = read_reason(folder)
-        ids = record.get("invoice_ids") if record is not None else None
-        if isinstance(ids, list) and ref.strip() in ids:
-            out.append((folder, [str(i) for i in ids]))
-    return out
-
-
-def _holding_words(ref: str, root: Path, holding: list[tuple[Path, list[str]]]) -> str:
-    """Which quarantined bundle holds the invoice `ref`, and the command that retries it.
-    Not retried here: a file of several invoices goes back whole, and the person named
-    one invoice, not the others that would go with it."""
-    wanted, said, several = ref.strip(), [], False
-    for folder, ids in holding:
-        others = [i for i in ids if i != wanted]
-        several = several or bool(others)
-        holds = (f", with {', '.join(others[:5])}{' and more' if len(others) > 5 else ''}"
-                 if others else "")
-        bundle = FOLDER_RE.match(folder.name)["id"]  # type: ignore[index]
-        said.append(f"{folder.relative_to(root)}{holds} (to retry it: outboxd retry {bundle})")
-    which = "the quarantined bundle" if len(said) == 1 else "the quarantined bundles"
-    whole = (" — a file of several invoices goes back whole, all of them with it; nothing "
-             "was moved" if several else " — nothing was moved")
-    return (f"no quarantined bundle {ref!r} in {root}, but the invoice {wanted!r} is in "
-            f"{which} {'; '.join(said)}{whole}")
-
-
-def _which_instead(path: Path, root: Path) -> str:
-    """For a file (a link, a FIFO) in a quarantined bundle's folder: that folder to give
-    instead (an invoice file is what a person sees of a bundle, and names); else ""."""
-    here = Path(os.path.realpath(path.parent)) / path.name
-    for above in here.parents:
-        if _was_one(above, root) and above.is_dir() and not above.is_symlink():
-            return f", but is in one — give that folder: outboxd retry {shlex.quote(str(above))}"
-    return ""
-
-
-def _not_a_bundles_folder(ref: str, real: Path, root: Path) -> str:
-    """Why a folder is not one to retry; the quarantine folder itself and its day folders
-    are in it, and were told "is not in the quarantine folder"."""
-    if real == root:
-        return (f"retry: {ref} is the quarantine folder itself, not a bundle's folder — give "
-                "the folder of each bundle to move back (DAY/NAME--3fa2b1c4d5e6 in it), its "
-                "name, or its 12-character id (outboxd status lists them)")
-    if real.parent == root:
-        return (f"retry: {ref} is a day folder of the quarantine folder, not a bundle's "
-                f"folder — give the folders in it of the bundles to move back "
-                f"(ls {shlex.quote(str(real))})")
-    return f"retry: {ref} is not in the quarantine folder {root}"
-
-
-def _was_one(path: Path, root: Path) -> bool:
-    """Whether a path that is not there is shaped as a quarantine folder outboxd makes:
-    ROOT/YYYY-MM-DD/NAME--ID12 (its day folder may be gone with it)."""
-    path = path.resolve()
-    return (path.parent.parent == root and DAY_RE.fullmatch(path.parent.name) is not None
-            and FOLDER_RE.match(path.name) is not None)
-
-
-def _id_fits(folder: Path, key: str) -> bool:
-    """Whether the id given (more than the folder name's 12 characters: a full id pasted
-    from `status --json` or a log) is the one reason.json records. A mistyped or other
-    bundle's id that only shares the first 12 characters must not move this one; a
-    folder without a readable reason.json is judged by its name alone."""
-    if len(key) <= 12:
-        return True
-    recorded = _recorded_id(folder)
-    return recorded is None or recorded.lower().startswith(key)
-
-
-def read_reason(folder: Path) -> dict[str, Any] | None:
-    """The folder's reason.json, None where there is none to read."""
-    try:
-        return reason_of(folder)
-    except (InputError, OSError, ValueError, RecursionError):
-        return None
-
-
-def _recorded_id(folder: Path) -> str | None:
-    """The bundle id the folder's reason.json records; None where there is none to read
-    (no reason.json, one that is no file, cut short or edited)."""
-    record = read_reason(folder)
-    recorded = record.get("bundle_id") if record is not None else None
-    return recorded if isinstance(recorded, str) else None
 
 
 def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = None) -> str:
@@ -368,7 +194,7 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
     if settings.policy.duplicates != "quarantine" or not journal_there(
             settings.journal_path, run_as(settings)):
         return
-    recorded = _recorded_id(folder)
+    recorded = recorded_id(folder)
     if recorded is None or not _was_sent(recorded, settings):
         return
     here = settings.model_copy(update={"outbox": settings.outbox.model_copy(
