@@ -116,11 +116,13 @@ class Stopping:
         """open() failed (a damaged journal, a full disk, a CA file that is not one):
         stop what it had started, so the process can exit with the error. The reader
         processes above all: left running, the exit would wait for them forever."""
-        self._release_state_dir()
         if (deciding := getattr(self, "deciding", None)) is not None:
             # Written at the start: left, a daemon that never ran would be compared with
             # for a day, and a new server of this name refused that long (samename.py).
+            # Before the state dir is freed: the next daemon here writes its own under
+            # this name as soon as it holds it, and that one must stay.
             deciding.withdraw(self.settings)
+        self._release_state_dir()
         watcher = getattr(self, "watcher", None)  # set only once open() got that far
         stops: list[Callable[[], None]] = []
         if self._readers:

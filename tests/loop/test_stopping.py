@@ -56,3 +56,28 @@ def test_a_stop_that_abandons_a_delivery_names_the_bundle_in_the_log(
     assert (event["invoice_file"], event["bundle_id"], event["invoice_ids"]) == \
         ("SLOW-1.xml", "d" * 64, ["SLOW-1"])
     assert event["log_level"] == "warning"
+
+
+def test_a_start_given_up_takes_its_fingerprint_back_before_it_frees_the_state_dir(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start given up after its fingerprint was written removes it while it still
+    holds the state dir: a daemon of this machine that takes the state dir the moment it
+    is freed (systemd's next try, a start by hand) writes its own fingerprint under the
+    same name, and a withdrawal after the release removed that running daemon's file
+    (a twin of another machine then started unseen, and took its work folders)."""
+    from daemon.configuration.deciding import FOLDER
+    from daemon.fs.fswrite import write_atomic
+    from daemon.loop import statelock
+
+    svc = make_service()
+    mine = svc.settings.outbox.path.joinpath(*FOLDER) / f"{svc.deciding.tag}.json"
+    written = mine.read_bytes()
+    real = statelock.release
+
+    def release(state_dir: Any) -> None:
+        real(state_dir)
+        write_atomic(mine, written)  # the next daemon's start, as soon as it may
+
+    monkeypatch.setattr(statelock, "release", release)
+    svc._abandon_start()
+    assert mine.exists()
