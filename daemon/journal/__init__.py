@@ -107,8 +107,9 @@ class Journal(Rows, Views, Documents, Watched):
 
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False,
                  whole: bool = False) -> None:
-        """`whole`: every page read once (guarded.look_whole) before anything is written,
-        the daemon's start; never a command's, which must stay quick."""
+        """`whole`: every page read once (guarded.look_whole) before anything is written:
+        the daemon's start, and `retry`'s one open before it writes; never a command that
+        only reads, which must stay quick."""
         self.path = path = Path(path)
         self._lock = threading.RLock()
         self._column_names: list[str] | None = None
