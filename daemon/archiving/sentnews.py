@@ -21,6 +21,7 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.readback import NO_RECEIPT, Unreadable, receipt_record
 from daemon.errors import InputError, JournalError
+from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.journal import NEWS_DETAIL, Journal
 from daemon.journal.records import iso_of
 
@@ -53,6 +54,16 @@ def _receipt_seen(folder: Path) -> object:
     except OSError:
         return object()
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode
+
+
+def _held_entry(day_folder: Path, name: str) -> int:
+    """The entry `name` of `day_folder` open as a folder, each reached without following
+    a link."""
+    day_fd = os.open(day_folder, FOLDER_NOFOLLOW)
+    try:
+        return os.open(name, FOLDER_NOFOLLOW, dir_fd=day_fd)
+    finally:
+        os.close(day_fd)
 
 
 def _start_of(day: str) -> datetime:
@@ -231,9 +242,22 @@ class SentNews:
         unusable = self._unusable.setdefault(day, {})
         seen = _receipt_seen(folder)  # before the read: a change after it is read next time
         try:
-            rec = receipt_record(folder, day)
-        except InputError as exc:  # never opened
-            rec = f"its receipt.json is not a regular file outboxd may open ({exc.message})"
+            # The day folder and the entry held, neither through a link (as readback): one
+            # swapped in since the listing would have a share user's receipt taken as
+            # another daemon's, and a real invoice then refused as a duplicate.
+            at = _held_entry(self.sent_dir / day, name)
+        except FileNotFoundError:
+            rec: dict[str, Any] | str = NO_RECEIPT
+        except OSError as exc:
+            rec = (f"the entry cannot be opened as a folder ({exc.strerror or exc}; a link "
+                   "put in its place is never followed) — put the entry's folder itself back")
+        else:
+            try:
+                rec = receipt_record(folder, day, at)
+            except InputError as exc:  # never opened
+                rec = f"its receipt.json is not a regular file outboxd may open ({exc.message})"
+            finally:
+                os.close(at)
         if isinstance(rec, dict):
             unusable.pop(name, None)
             ours = _ID12.fullmatch(name)

@@ -55,9 +55,9 @@ def reads_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     read: list[str] = []
     real = sentnews.receipt_record
 
-    def counted(folder: Path, on: str | None = None) -> Any:
+    def counted(folder: Path, on: str | None = None, at: int | None = None) -> Any:
         read.append(folder.name)
-        return real(folder, on)
+        return real(folder, on, at)
 
     monkeypatch.setattr(sentnews, "receipt_record", counted)
     return read
@@ -158,6 +158,36 @@ def test_a_look_never_follows_a_link_in_sent(tmp_path: Path) -> None:
         with capture_logs():
             assert SentNews().look(j, sent) == 0
         assert not j.was_sent(BID) and not j.was_sent("cd" * 32)
+    finally:
+        j.close()
+
+
+def test_a_day_folder_swapped_for_a_link_after_the_listing_is_not_read_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A share user swaps sent/DAY for a link to a folder of their own between the look's
+    listing and its read of an entry: the receipt there (naming a bundle never sent) is
+    not read — taken as another daemon's, it would have that invoice refused as a
+    duplicate when it is dropped."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    entry = "INV-1--abababababab"
+    receipt(sent / day(0) / entry, BID)
+    forged = "cd" * 32
+    receipt(tmp_path / "theirs" / entry, forged, "INV-9.xml")
+    real_seen = sentnews._receipt_seen
+
+    def swapped_first(folder: Path) -> object:
+        if not (sent / day(0)).is_symlink():
+            (sent / day(0)).rename(tmp_path / "moved-day")
+            (sent / day(0)).symlink_to(tmp_path / "theirs")
+        return real_seen(folder)
+
+    monkeypatch.setattr(sentnews, "_receipt_seen", swapped_first)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        with capture_logs():
+            sentnews.SentNews().look(j, sent)
+        assert not j.was_sent(forged)
     finally:
         j.close()
 
