@@ -88,6 +88,13 @@ CONVERTED_SUFFIX = ".converted"
 EMBEDDED_SUFFIX = ".embedded"
 
 
+def converted_folder(sidecar: str) -> str:
+    """``INV-1`` → ``INV-1.converted``: the folder of a bundle's PDFs beside its sidecar."""
+    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
+    # the cut cannot meet another sidecar's.
+    return fit_bytes(sidecar, NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
+
+
 def embedded_folder(invoice_file: str, sidecar: str) -> str:
     """``INV-1.xml`` → ``INV-1.embedded``: the folder of a bundle's ubl-embedded documents
     in its work folder and archive entry; never the sidecar's own name (`sidecar`: its

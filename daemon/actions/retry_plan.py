@@ -31,10 +31,9 @@ from daemon.errors import InputError, OutboxdError, ReaderFailed
 from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify, embedded_folder
+from daemon.names import NameKind, classify, converted_folder, embedded_folder
 from daemon.reading.lookalikes import look_alike_findings
 from daemon.reading.sharedsidecar import shared_message, sharers_listed
-from daemon.validation.convert import converted_folder
 from daemon.watching.scan import candidate_for, is_invoice_file
 from daemon.watching.sidecarnames import alike_key, alike_keys
 

@@ -28,8 +28,7 @@ from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.workfolder import link_inside
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
-from daemon.names import embedded_folder, stem
-from daemon.validation.convert import converted_folder
+from daemon.names import converted_folder, embedded_folder, stem
 from daemon.watching.foldermounts import FolderMounts
 
 

@@ -1,7 +1,8 @@
 """The checks of a configuration across keys, once each key is valid alone: [share] names
 that [outbox] invoice_patterns would take for invoice files', a marker suffix named like
-an invoice file, a release suffix and a marker suffix of which one ends the other. Each
-problem one line naming every key involved and the fix (config_load.py raises them)."""
+an invoice file, a release suffix and a marker suffix of which one ends the other, a
+suffix that names one of outboxd's own folders beside the invoice file. Each problem one
+line naming every key involved and the fix (config_load.py raises them)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import Any
 from daemon.configuration.config import Settings
 from daemon.configuration.config_keys import env_origin, value_shown
 from daemon.errors import unquoted
-from daemon.names import extension_pattern, is_invoice_name
+from daemon.names import converted_folder, embedded_folder, extension_pattern, is_invoice_name
 
 
 def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
     """Every problem across keys; `env`: the environment's overrides (config.
     environment_overrides), for the keys it set."""
     return (share_name_problems(settings, env) + marker_problems(settings, env)
-            + suffix_overlap_problems(settings, env))
+            + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env))
 
 
 def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
@@ -106,6 +107,66 @@ def suffix_overlap_problems(settings: Settings, env: dict[str, dict[str, Any]]) 
         "whole — give them suffixes neither of which ends the other, in any case of "
         'letters, e.g. release_suffix = ".send-anyway" and marker_suffix = ".ready" (the '
         "defaults)"]
+
+
+# Any stem: outboxd's own folders, and the sidecar, marker and release file, are all named
+# by appending to the invoice file's stem, so one stem shows every clash.
+_STEM = "NAME"
+_DEFAULTS = {"sidecar_suffix": '"" (the default) or ".files"',
+             "marker_suffix": '".ready" (the default)',
+             "release_suffix": '".send-anyway" (the default)'}
+
+
+def own_folder_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """A sidecar, marker or release suffix that gives its file or folder the name of one
+    outboxd makes beside the invoice file in the work folder and the archive entry
+    (NAME.embedded/ for ubl-embedded's documents, NAME.converted/ for convert_images'
+    PDFs), in any case of letters and Unicode form (a share may ignore case). The marker
+    and the release file are moved into the work folder with the bundle: the folder
+    could not be made there (ENOTDIR), and the bundle was retried for ever; a sidecar
+    named so on a share that ignores case had the kept documents land among its
+    attachments. The marker only under completion = "marker", as nothing else moves it."""
+    out = settings.outbox
+    sidecar = _STEM + out.sidecar_suffix
+    own = ((embedded_folder(_STEM + ".xml", sidecar),
+            'the documents it sends under [delivery] format = "ubl-embedded"'),
+           (converted_folder(sidecar), "the PDFs [validation] convert_images makes of the "
+                                       "sidecar's images"))
+    mine = [("outbox", "sidecar_suffix", "sidecar", out.sidecar_suffix),
+            ("share", "release_suffix", "release file", settings.share.release_suffix)]
+    if out.completion == "marker":
+        mine.insert(1, ("outbox", "marker_suffix", "marker", out.marker_suffix))
+    problems: list[str] = []
+    for section, key, what, suffix in mine:
+        name = _STEM + suffix
+        for folder, holds in own:
+            if _folded(name) != _folded(folder):
+                continue
+            # embedded_folder steps aside from a sidecar of exactly its name, not from
+            # one a share that ignores case takes for it.
+            how = ("is" if name == folder else
+                   "is, but for upper and lower case (one name on a share that ignores "
+                   "case),")
+            fix = (f'set {key} = "{unquoted(folder[len(_STEM):])}" exactly (the documents '
+                   f"then go to NAME{unquoted(folder[len(_STEM):])}.embedded/) or another "
+                   f"suffix, e.g. {_DEFAULTS[key]}"
+                   if key == "sidecar_suffix" else
+                   f"set {key} to a suffix that names none of outboxd's own folders "
+                   f"(NAME{unquoted(own[0][0][len(_STEM):])}/, "
+                   f"NAME{unquoted(own[1][0][len(_STEM):])}/) in any case of letters, "
+                   f"e.g. {_DEFAULTS[key]}")
+            moved = ("" if key == "sidecar_suffix" else
+                     f", and the {what} is moved into the bundle's work folder with it")
+            problems.append(
+                f"[{section}] {key}{env_origin(section, key, env)} = "
+                f"{value_shown(key, suffix)}: the {what} (NAME{unquoted(suffix)}) {how} the "
+                f"name of the folder {unquoted(folder)}/ that outboxd makes beside the "
+                f"invoice file for {holds}{moved}, so "
+                + ("the documents outboxd keeps would land in the sidecar"
+                   if key == "sidecar_suffix" else
+                   "that folder could not be made and the bundle would be retried for ever")
+                + f" — {fix}")
+    return problems
 
 
 def _folded(suffix: str) -> str:

@@ -74,8 +74,9 @@ def make_folders_below(root: Path, parts: Iterable[str],
     for a link between a check and the writes cannot send them elsewhere. The open
     descriptor of the last folder (the caller closes it; held_path names that very
     folder for path-based calls); `made` is called with the descriptor of each folder
-    made here. NotADirectoryError (its filename the part) when one of them is a link or
-    no folder. ROOT itself is followed (a configured path may be a link)."""
+    made here. Each folder made is synced into its parent, once. NotADirectoryError (its
+    filename the part) when one of them is a link or no folder. ROOT itself is followed
+    (a configured path may be a link)."""
     fd = os.open(root, FOLDER)
     try:
         for part in parts:
@@ -84,6 +85,11 @@ def make_folders_below(root: Path, parts: Iterable[str],
                 new = True
             except FileExistsError:
                 new = False
+            else:
+                # The new folder's entry in its parent: what is written inside it later
+                # syncs that folder (write_atomic), never its parent, so a power loss
+                # could take the folder, and what was synced into it, away.
+                os.fsync(fd)
             try:
                 inner = os.open(part, FOLDER_NOFOLLOW, dir_fd=fd)
             except OSError as exc:

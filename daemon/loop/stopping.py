@@ -7,6 +7,9 @@ loop's state).
   deliveries given their grace period (the readers still serving them), the readers,
   the clerks' page, the journal; a delivery still in flight at the end of the grace
   period is left as the journal has it, and named in the log;
+- a part of the stop that fails (the page on a share gone, a journal that cannot be
+  written) is one error line, and the rest still runs: the fingerprint withdrawn, the
+  journal closed, the state dir released, in that order;
 - a start that failed (`open()` raised): whatever it had started is stopped, so the
   process exits with the start's error instead of waiting for its readers.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon import logs
-from daemon.errors import OutboxdError
+from daemon.errors import OutboxdError, describe, shown_text
 from daemon.loop import statelock
 from daemon.report.notify import notify
 
@@ -42,6 +45,16 @@ if TYPE_CHECKING:
 # reader_pool.STOP_GRACE for each of its steps, when a child must be killed), the
 # clerks' page (seconds with tens of thousands waiting) and the journal's close.
 AFTER_GRACE_SECONDS = 30.0
+
+
+# What a stop can meet from a share gone, a full disk or a journal that cannot be
+# written: one error line each, no traceback, and the stop goes on.
+_EXPECTED = (OSError, sqlite3.Error, OutboxdError)
+STOP_INCOMPLETE = "a part of the stop failed; the rest of it goes on"
+
+
+def _words(exc: BaseException) -> str:
+    return describe(exc, writing=True) if isinstance(exc, OSError) else shown_text(exc)
 
 
 def stop_budget(grace: float) -> str:
@@ -71,6 +84,31 @@ class Stopping:
         notify("STOPPING=1")
         notify(stop_budget(grace))
         self.log.info("stopping", grace_seconds=grace)
+        # Until the deliveries are known to have ended, some may still run: the journal
+        # is then left open for them, as at a stop whose grace period ran out.
+        ended: list[bool] = []
+        unexpected = self._stop_step(lambda: ended.append(self._stop_work(grace)))
+        delivered = ended == [True]
+        # After the deliveries, whose outcome it lists: the clerks' page must not go on
+        # showing everything as moving while nothing is (a kill cannot say so, a stop can).
+        # Then the tail, whatever failed before, in this order: the fingerprint withdrawn
+        # while the state dir is still held (the next daemon of this machine writes its
+        # own under the same name as soon as it holds it, and that one must stay), the
+        # state dir released last, also when the journal cannot be closed.
+        for step in (partial(self.publish.stopped, self.journal, self.settings,
+                             self.index.candidates, self.left_alone.refused, self.index.lone),
+                     partial(self.deciding.withdraw, self.settings),
+                     partial(self._close_journal, delivered),
+                     self._release_state_dir):
+            failed = self._stop_step(step)
+            unexpected = unexpected or failed
+        if unexpected is not None:
+            raise unexpected
+        self.log.info("stopped")
+
+    def _stop_work(self, grace: float) -> bool:
+        """The watcher, the reads, the deliveries and the readers ended; True if every
+        delivery ended within the grace period."""
         self.watcher.stop()
         if self._reader is not None:
             self._reader.shutdown(wait=False, cancel_futures=True)
@@ -84,11 +122,9 @@ class Stopping:
         delivered = self.workers.stop(grace)
         if self._readers is not None:
             self._readers.stop()
-        # After the deliveries, whose outcome it lists: the clerks' page must not go on
-        # showing everything as moving while nothing is (a kill cannot say so, a stop can).
-        self.publish.stopped(self.journal, self.settings, self.index.candidates,
-                             self.left_alone.refused, self.index.lone)
-        self.deciding.withdraw(self.settings)  # a daemon that runs no more is not compared
+        return delivered
+
+    def _close_journal(self, delivered: bool) -> None:
         if not delivered:
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.
@@ -97,8 +133,19 @@ class Stopping:
         else:
             self.pipeline.finish.d.close()
             self.journal.close()
-        self._release_state_dir()
-        self.log.info("stopped")
+
+    def _stop_step(self, step: Callable[[], None]) -> Exception | None:
+        """One step of the stop after the work has ended: an expected failure is one error
+        line, and the steps after it still run; a bug is returned, for the stop to raise
+        once it has run every step."""
+        try:
+            step()
+        except _EXPECTED as exc:
+            self.log.error(STOP_INCOMPLETE, error=_words(exc))
+        except Exception as exc:  # noqa: BLE001 - the rest of the stop must still run
+            self.log.error(STOP_INCOMPLETE, error=shown_text(exc))
+            return exc
+        return None
 
     def _log_abandoned(self) -> None:
         """Which bundles a stop left in flight, one bundle event each: the log says what

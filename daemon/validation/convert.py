@@ -48,7 +48,7 @@ from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import hold_folder
 from daemon.manifest import sent_keys
-from daemon.names import CONVERTED_SUFFIX, NAME_MAX, fit_bytes, fit_name
+from daemon.names import converted_folder, fit_name
 from daemon.reading.readonce import kept_read
 from daemon.sizes import limit_words, size_words
 from daemon.validation.imageprobe import frame_dpi, pillow_limit, probe_frame
@@ -227,13 +227,6 @@ def checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
                                 "([validation] max_attachment_bytes) — scale the image down "
                                 "or export it as a smaller PDF", "error", att.invoice_id))
     return att, findings + problems
-
-
-def converted_folder(sidecar: str) -> str:
-    """``INV-1`` → ``INV-1.converted``: the folder of a bundle's PDFs beside its sidecar."""
-    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
-    # the cut cannot meet another sidecar's.
-    return fit_bytes(sidecar, NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
 
 
 def converted_path(work_dir: Path, att: Attachment) -> Path:

@@ -144,3 +144,89 @@ def test_suffixes_that_do_not_overlap_or_a_marker_not_looked_for_pass(
     assert line.startswith("[share] release_suffix = '.ready' and [outbox] marker_suffix = "
                            "'.ready' under [outbox] completion (from "
                            "OUTBOXD_OUTBOX__COMPLETION) = 'marker' are the same suffix")
+
+
+_CLASH = ("that outboxd makes beside the invoice file for {holds}, and the {what} is moved "
+          "into the bundle's work folder with it, so that folder could not be made and the "
+          "bundle would be retried for ever — set {key} to a suffix that names none of "
+          "outboxd's own folders (NAME.embedded/, NAME.converted/) in any case of letters, "
+          "e.g. {default}")
+_EMBEDDED = 'the documents it sends under [delivery] format = "ubl-embedded"'
+_CONVERTED = "the PDFs [validation] convert_images makes of the sidecar's images"
+
+
+@pytest.mark.parametrize(("section", "key", "value", "folder", "how", "holds"), [
+    ("outbox", "marker_suffix", ".embedded", "NAME.embedded", "is", _EMBEDDED),
+    ("outbox", "marker_suffix", ".Converted", "NAME.converted",
+     "is, but for upper and lower case (one name on a share that ignores case),", _CONVERTED),
+    ("share", "release_suffix", ".EMBEDDED", "NAME.embedded",
+     "is, but for upper and lower case (one name on a share that ignores case),", _EMBEDDED),
+    ("share", "release_suffix", ".converted", "NAME.converted", "is", _CONVERTED),
+])
+def test_a_marker_or_release_suffix_naming_outboxd_s_own_folder_is_refused(
+        tmp_path: Path, outbox: Path, section: str, key: str, value: str, folder: str,
+        how: str, holds: str) -> None:
+    """A marker or release file named NAME.embedded or NAME.converted (in any case of
+    letters) is moved into the work folder with the bundle and takes the name of the
+    folder outboxd makes there for ubl-embedded's documents or convert_images' PDFs:
+    keep() failed with ENOTDIR and the bundle was retried for ever. Refused at load in
+    one line naming the key, the value, the folder it clashes with, why and the fix."""
+    text = minimal(outbox).replace("[outbox]\n", '[outbox]\ncompletion = "marker"\n', 1)
+    text = text.replace(f"[{section}]\n", f'[{section}]\n{key} = "{value}"\n', 1) \
+        if f"[{section}]" in text else text + f'[{section}]\n{key} = "{value}"\n'
+    [line] = problems_of(config_file(tmp_path, text))
+    what = {"marker_suffix": "marker", "release_suffix": "release file"}[key]
+    default = {"marker_suffix": '".ready"', "release_suffix": '".send-anyway"'}[key]
+    assert line == (f"[{section}] {key} = '{value}': the {what} (NAME{value}) {how} the name "
+                    f"of the folder {folder}/ " + _CLASH.format(
+                        holds=holds, what=what, key=key, default=default + " (the default)"))
+
+
+def test_a_marker_suffix_that_names_the_converted_folder_beside_a_suffixed_sidecar_is_refused(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PDFs' folder is the sidecar's name + ".converted": under sidecar_suffix =
+    ".files" the marker suffix ".files.converted" clashes with it (and ".converted" does
+    not), the environment's variable named where it set the key."""
+    monkeypatch.setenv("OUTBOXD_OUTBOX__MARKER_SUFFIX", ".FILES.converted")
+    text = minimal(outbox).replace(
+        "[outbox]\n", '[outbox]\ncompletion = "marker"\nsidecar_suffix = ".files"\n', 1)
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line.startswith("[outbox] marker_suffix (from OUTBOXD_OUTBOX__MARKER_SUFFIX) = "
+                           "'.FILES.converted': the marker (NAME.FILES.converted) is, but for "
+                           "upper and lower case (one name on a share that ignores case), "
+                           "the name of the folder NAME.files.converted/ ")
+    assert "(NAME.embedded/, NAME.files.converted/)" in line
+    monkeypatch.setenv("OUTBOXD_OUTBOX__MARKER_SUFFIX", ".converted")
+    assert load_settings(config_file(tmp_path, text)).outbox.marker_suffix == ".converted"
+
+
+def test_a_sidecar_suffix_naming_the_embedded_folder_but_for_case_is_refused(
+        tmp_path: Path, outbox: Path) -> None:
+    """sidecar_suffix = ".Embedded": outboxd keeps ubl-embedded's documents in
+    NAME.embedded/, which a share that ignores case takes for the sidecar NAME.Embedded/,
+    so the documents landed among the attachments. Refused naming the key and both fixes;
+    exactly ".embedded" passes (outboxd steps aside to NAME.embedded.embedded/)."""
+    text = minimal(outbox).replace("[outbox]\n", '[outbox]\nsidecar_suffix = ".Embedded"\n', 1)
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line == (
+        "[outbox] sidecar_suffix = '.Embedded': the sidecar (NAME.Embedded) is, but for upper "
+        "and lower case (one name on a share that ignores case), the name of the folder "
+        f"NAME.embedded/ that outboxd makes beside the invoice file for {_EMBEDDED}, so the "
+        "documents outboxd keeps would land in the sidecar — set sidecar_suffix = "
+        '".embedded" exactly (the documents then go to NAME.embedded.embedded/) or another '
+        'suffix, e.g. "" (the default) or ".files"')
+    text = minimal(outbox).replace("[outbox]\n", '[outbox]\nsidecar_suffix = ".embedded"\n', 1)
+    assert load_settings(config_file(tmp_path, text)).outbox.sidecar_suffix == ".embedded"
+
+
+def test_suffixes_near_outboxd_s_own_folders_or_a_marker_not_looked_for_pass(
+        tmp_path: Path, outbox: Path) -> None:
+    """Only the folders' very names are refused: ".embedded-ready" and ".converted.go"
+    pass, and under completion = "settle" a marker suffix ".embedded" passes (no marker
+    is looked for, nor moved into the work folder)."""
+    for marker, release in ((".embedded-ready", ".converted.go"), (".ready", ".send-anyway")):
+        text = _marker_mode(outbox, release, marker)
+        s = load_settings(config_file(tmp_path, text))
+        assert (s.outbox.marker_suffix, s.share.release_suffix) == (marker, release)
+    text = minimal(outbox).replace("[outbox]\n", '[outbox]\nmarker_suffix = ".embedded"\n', 1)
+    assert load_settings(config_file(tmp_path, text)).outbox.marker_suffix == ".embedded"

@@ -12,6 +12,7 @@ from daemon.fs.fsdepth import DEPTH_MAX
 from daemon.fs.fswrite import (
     folders_below,
     free_name,
+    make_folders_below,
     rename_noreplace,
     write_atomic,
     write_json,
@@ -122,3 +123,32 @@ def test_group_write_below_a_tree_a_thousand_deep_is_refused_past_the_bound_not_
         os.close(fd)
     assert raised.value.filename == str(top)
     assert top.stat().st_mode & 0o020 and (top / "d" / "d").stat().st_mode & 0o020
+
+
+def test_a_folder_made_is_synced_into_its_parent_once_after_it_is_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """make_folders_below (NAME.embedded/ in the work folder before a POST, NAME.converted/)
+    made the folder without a sync of its parent: write_atomic syncs the file and the new
+    folder, not the new folder's entry, so a power loss right after the POST could lose
+    the folder with the document kept in it. Now the parent is synced after each mkdir,
+    holding the new entry — once per folder made, none for one that was there already.
+    (That the entry survives a power loss needs a real power cut; only the sync is seen.)"""
+    work = tmp_path / "work"
+    (work / "old").mkdir(parents=True)
+    synced: list[tuple[int, frozenset[str]]] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((os.fstat(fd).st_ino, frozenset(os.listdir(fd))))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    os.close(make_folders_below(work, ["INV-1.embedded"]))
+    assert synced == [(work.stat().st_ino, frozenset({"old", "INV-1.embedded"}))]
+    synced.clear()
+    os.close(make_folders_below(work, ["INV-1.embedded"]))  # the next document: no sync
+    os.close(make_folders_below(work, ["old"]))
+    assert synced == []
+    os.close(make_folders_below(work, ["old", "a", "b"]))
+    assert synced == [((work / "old").stat().st_ino, frozenset({"a"})),
+                      ((work / "old" / "a").stat().st_ino, frozenset({"b"}))]

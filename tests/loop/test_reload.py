@@ -284,6 +284,23 @@ def test_a_reload_to_a_url_whose_password_holds_a_raw_hash_is_refused(tmp_path: 
     assert "[delivery] url" in error and "%23" in error and "S3cr3tPw" not in error
 
 
+def test_a_reload_to_a_release_suffix_naming_outboxd_s_own_folder_keeps_the_old_settings(
+        tmp_path: Path) -> None:
+    """A reload to [share] release_suffix = ".Embedded" (the release file would take the
+    name of the folder of ubl-embedded's documents in the work folder) is refused like a
+    start: the old settings stay, nothing is read again, and the error names the key."""
+    loop = running(tmp_path)
+    old = loop.settings
+    path = config(tmp_path)
+    path.write_text(path.read_text() + '[share]\nrelease_suffix = ".Embedded"\n',
+                    encoding="utf-8")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == [] and loop.marked == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    assert "[share] release_suffix = '.Embedded': the release file (NAME.Embedded)" \
+        in loop.log.fields[0]["error"]
+
+
 def test_a_reload_refused_for_one_folder_makes_none_of_the_others(tmp_path: Path) -> None:
     """A reload that moves [paths] sent to a new folder and [paths] quarantine to one
     that cannot be made is refused as a whole, naming [paths] quarantine and its fix;

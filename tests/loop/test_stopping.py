@@ -81,3 +81,91 @@ def test_a_start_given_up_takes_its_fingerprint_back_before_it_frees_the_state_d
     monkeypatch.setattr(statelock, "release", release)
     svc._abandon_start()
     assert mine.exists()
+
+
+def _fingerprint(svc: Any) -> Any:
+    from daemon.configuration.deciding import FOLDER
+
+    return svc.settings.outbox.path.joinpath(*FOLDER) / f"{svc.deciding.tag}.json"
+
+
+def test_a_stop_whose_page_cannot_be_written_still_withdraws_closes_and_releases(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clerks' page failing at the stop (the share gone: OSError) skipped the rest:
+    the fingerprint stayed (a daemon that runs no more compared with for a day), the
+    journal stayed open and the state dir stayed held. Now the failure is one error line
+    naming it, without a traceback, and the fingerprint is withdrawn, the journal
+    closed and the state dir released all the same."""
+    import errno
+    import sqlite3
+
+    from daemon.loop import statelock
+
+    svc = make_service()
+    mine, state_dir = _fingerprint(svc), svc._state_dir
+    assert mine.exists() and statelock.running(state_dir) is True
+
+    def stopped(*args: Any, **kwargs: Any) -> None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory",
+                                str(svc.settings.outbox.path / "outboxd-status.html"))
+
+    monkeypatch.setattr(svc.publish, "stopped", stopped)
+    svc.request_stop()
+    with capture_logs() as logs:
+        svc._shutdown()
+    [error] = [e for e in logs if e["log_level"] == "error"]
+    assert error["event"] == "a part of the stop failed; the rest of it goes on"
+    assert "outboxd-status.html" in error["error"] and "exc_info" not in error
+    assert logs[-1]["event"] == "stopped"
+    assert not mine.exists()
+    with pytest.raises(sqlite3.ProgrammingError):
+        svc.journal._db.execute("SELECT 1")
+    assert svc._state_dir is None and statelock.running(state_dir) is False
+
+
+def test_a_stop_that_fails_part_way_withdraws_its_fingerprint_before_it_frees_the_state_dir(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a start given up: also when a part of the stop failed, the fingerprint goes
+    while the state dir is held, so the next daemon of this machine, which writes its
+    own the moment it holds the state dir, keeps it."""
+    from daemon.fs.fswrite import write_atomic
+    from daemon.loop import statelock
+
+    svc = make_service()
+    mine = _fingerprint(svc)
+    written = mine.read_bytes()
+    real = statelock.release
+
+    def release(state_dir: Any) -> None:
+        real(state_dir)
+        write_atomic(mine, written)  # the next daemon's start, as soon as it may
+
+    def stopped(*args: Any, **kwargs: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(statelock, "release", release)
+    monkeypatch.setattr(svc.publish, "stopped", stopped)
+    svc.request_stop()
+    svc._shutdown()
+    assert mine.exists()
+
+
+def test_a_stop_step_that_fails_with_a_bug_still_runs_the_tail_and_raises(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure no one expects (a bug) is not swallowed: the fingerprint is withdrawn
+    and the state dir released first, then it is raised (its traceback is the report)."""
+    from daemon.loop import statelock
+
+    svc = make_service()
+    mine, state_dir = _fingerprint(svc), svc._state_dir
+
+    def stopped(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(svc.publish, "stopped", stopped)
+    svc.request_stop()
+    with capture_logs() as logs, pytest.raises(KeyError):
+        svc._shutdown()
+    assert not mine.exists() and statelock.running(state_dir) is False
+    assert "stopped" not in [e["event"] for e in logs]
+    monkeypatch.undo()  # the fixture's own stop at the end of the test
