@@ -1,7 +1,8 @@
 """The checks of a configuration across keys, once each key is valid alone: [share] names
 that [outbox] invoice_patterns would take for invoice files', a marker suffix named like
 an invoice file, a release suffix and a marker suffix of which one ends the other, a
-suffix that names one of outboxd's own folders beside the invoice file. Each problem one
+suffix that names one of outboxd's own folders beside the invoice file, a sidecar suffix
+that is the marker or release suffix. Each problem one
 line naming every key involved and the fix (config_load.py raises them)."""
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[
     """Every problem across keys; `env`: the environment's overrides (config.
     environment_overrides), for the keys it set."""
     return (share_name_problems(settings, env) + marker_problems(settings, env)
-            + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env))
+            + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env)
+            + sidecar_file_problems(settings, env))
 
 
 def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
@@ -167,6 +169,30 @@ def own_folder_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> l
                    "that folder could not be made and the bundle would be retried for ever")
                 + f" — {fix}")
     return problems
+
+
+def sidecar_file_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """A sidecar suffix that is the marker suffix (under completion = "marker") or the
+    release suffix, in any case of letters: NAME.ready would be both the folder of
+    attachments and the file beside it, one of them cannot be made, and the bundle
+    waits for ever."""
+    out = settings.outbox
+    if not out.sidecar_suffix:
+        return []
+    others = [("share", "release_suffix", "release file", settings.share.release_suffix)]
+    if out.completion == "marker":
+        others.insert(0, ("outbox", "marker_suffix", "marker", out.marker_suffix))
+    return [
+        f"[outbox] sidecar_suffix{env_origin('outbox', 'sidecar_suffix', env)} = "
+        f"{value_shown('sidecar_suffix', out.sidecar_suffix)} and [{section}] {key}"
+        f"{env_origin(section, key, env)} = {value_shown(key, suffix)}: the sidecar folder "
+        f"and the {what} would have one name (NAME{unquoted(suffix)}, in any case of "
+        "letters on a share that ignores case), a folder of attachments and a file beside "
+        f"it, so one of them cannot be made and the bundle would wait for ever — give them "
+        f"different suffixes, e.g. sidecar_suffix = {_DEFAULTS['sidecar_suffix']} and "
+        f"{key} = {_DEFAULTS[key]}"
+        for section, key, what, suffix in others
+        if _folded(suffix) == _folded(out.sidecar_suffix)]
 
 
 def _folded(suffix: str) -> str:

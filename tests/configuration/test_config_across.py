@@ -230,3 +230,24 @@ def test_suffixes_near_outboxd_s_own_folders_or_a_marker_not_looked_for_pass(
         assert (s.outbox.marker_suffix, s.share.release_suffix) == (marker, release)
     text = minimal(outbox).replace("[outbox]\n", '[outbox]\nmarker_suffix = ".embedded"\n', 1)
     assert load_settings(config_file(tmp_path, text)).outbox.marker_suffix == ".embedded"
+
+
+@pytest.mark.parametrize(("section", "key", "value", "sidecar"), [
+    ("outbox", "marker_suffix", ".ready", ".ready"),
+    ("share", "release_suffix", ".files", ".FILES"),
+])
+def test_a_sidecar_suffix_that_is_the_marker_or_release_suffix_is_refused(
+        tmp_path: Path, outbox: Path, section: str, key: str, value: str,
+        sidecar: str) -> None:
+    """sidecar_suffix = ".ready" under completion = "marker" (or the release suffix, in
+    any case of letters): the sidecar folder and the marker (release file) want one name,
+    NAME.ready both a folder of attachments and a file beside it — one of them cannot be
+    made, and the bundle waits for ever. Refused at load, naming both keys and the fix."""
+    text = minimal(outbox).replace(
+        "[outbox]\n", f'[outbox]\ncompletion = "marker"\nsidecar_suffix = "{sidecar}"\n', 1)
+    text = text.replace(f"[{section}]\n", f'[{section}]\n{key} = "{value}"\n', 1) \
+        if f"[{section}]" in text else text + f'[{section}]\n{key} = "{value}"\n'
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line.startswith(f"[outbox] sidecar_suffix = '{sidecar}' and [{section}] {key} = "
+                           f"'{value}'")
+    assert "cannot be made" in line and "give them different suffixes" in line
