@@ -60,7 +60,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--backlog", type=_sizes, default=(2000, 20000), metavar="N,N",
                    help="backlog sizes (default 2000,20000)")
     p.add_argument("--journal-rows", type=int, default=100_000, metavar="N",
-                   help="rows in the journal phase (default %(default)s)")
+                   help="bundles in the journal phase's journal (default %(default)s)")
     p.add_argument("--journal-days", type=float, default=365, metavar="N",
                    help="days over which the journal phase spreads its sent and quarantined "
                         "rows (default %(default)g; status lists the last 7)")

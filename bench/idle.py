@@ -4,14 +4,10 @@ big journal."""
 
 from __future__ import annotations
 
-import json
 import os
-import random
 import sqlite3
 import statistics
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bench.context import Context
 from bench.corpus import invoice_xml
@@ -26,7 +22,7 @@ from bench.procs import (
     tree_rss_mb,
     write_config,
 )
-from daemon.journal import Journal
+from bench.yearjournal import fill_journal, shape
 
 IDLE_SECONDS = 20.0
 
@@ -168,77 +164,24 @@ def quietest(samples: list[tuple[float, float]], seconds: float) -> tuple[float,
 QUIET = 3.0  # seconds the status page stays unwritten before idleness is measured
 RESCAN_PERIOD = 60.0  # the default rescan_seconds: the longer window holds one rescan
 
-LIVE = ("waiting", "held", "retrying", "settling")
-WEEK = 7 * 86400
-
-
-def fill_journal(path: str, rows: int, seed: int = 5, days: float = 365) -> dict[str, int]:
-    """A journal of `rows` rows with the daemon's schema: mostly sent, some quarantined,
-    a few live and in flight. The counts per state.
-
-    The finished rows (sent, quarantined) are spread uniformly over the last
-    `days` days, as the journal of a busy operator after a year: `status`
-    lists only those of the last 7 days (docs/operations.md), the rest is what its query
-    must skip. Live rows are of the last week (or of the last `days` when
-    fewer): they are what is going on now, and `status` lists them all."""
-    Journal(Path(path)).close()  # the schema, exactly as the daemon creates it
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
-    mix = (("sent", 0.985), ("quarantined", 0.005), ("waiting", 0.004), ("held", 0.002),
-           ("retrying", 0.002), ("settling", 0.002))
-    counts: dict[str, int] = {}
-    batch: list[tuple[object, ...]] = []
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("BEGIN")
-
-    def iso(t: datetime) -> str:
-        return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-    for i in range(rows):
-        state = rng.choices([s for s, _ in mix], [w for _, w in mix])[0]
-        counts[state] = counts.get(state, 0) + 1
-        span = days * 86400 if state not in LIVE else min(days * 86400, WEEK)
-        since = now - timedelta(seconds=rng.uniform(60, max(60.0, span - 3600)))
-        bid = f"{rng.getrandbits(256):064x}"
-        name = f"INV-J{i:06d}"
-        reasons, response, receipt = "[]", None, None
-        if state == "sent":
-            receipt = f"rcpt-{bid[:32]}"
-            response = json.dumps({"status": 201, "body": {"receipt_id": receipt,
-                                                           "bundle_id": bid},
-                                   "receipt_id": receipt})
-        elif state in ("quarantined", "held"):
-            reasons = json.dumps([{"code": "empty-file", "file": f"{name}/scan.pdf",
-                                   "message": f"{name}/scan.pdf: the file is empty — "
-                                              "export it again"}])
-        batch.append((bid, f"{name}.xml", json.dumps([name]), state, iso(since),
-                      json.dumps([name] if state == "waiting" else []),
-                      1 if state in ("sent", "retrying") else 0,
-                      iso(now + timedelta(seconds=60)) if state == "retrying" else None,
-                      "HTTP 503 from the receiver" if state == "retrying" else None,
-                      reasons, receipt, response, iso(since)))
-    db.executemany("INSERT INTO bundles (bundle_id, invoice_file, invoice_ids, state, since, "
-                   "unattached_ids, attempts, next_attempt_at, last_error, reasons, "
-                   "receipt_id, response, updated_at) VALUES "
-                   "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
-    db.execute("COMMIT")
-    db.close()
-    return counts
-
-
 def journal(ctx: Context, runs: int = 3) -> None:
     rows = ctx.journal_rows
     config = write_config(ctx.work, "journal", "http://127.0.0.1:9/bundles")
     state = config.parent / "state"
     state.mkdir(parents=True, exist_ok=True)
-    counts = fill_journal(str(state / "journal.sqlite3"), rows, days=ctx.journal_days)
+    path = state / "journal.sqlite3"
+    began = time.monotonic()
+    counts = fill_journal(str(path), rows, days=ctx.journal_days)
+    filled = time.monotonic() - began
     times: list[float] = []
     for n in range(runs):
         elapsed, data = status_json(config, config.parent / f"status{n}.json")
         times.append(elapsed)
         listed = len(data["bundles"])
-    ctx.results.add(f"journal_{rows}_status", f"status --json on {rows} rows",
+    ctx.results.add(f"journal_{rows}_status",
+                    f"status --json on a year's journal of {rows} bundles",
                     statistics.median(times), "s",
                     f"median of {runs} (max {max(times):.2f} s); lists {listed} bundles; "
                     + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                    + f"; sent and quarantined spread over {ctx.journal_days:g} days")
+                    + f"; sent and quarantined spread over {ctx.journal_days:g} days; "
+                    + shape(path) + f" (written in {filled:.0f} s)")

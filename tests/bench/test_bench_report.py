@@ -1,9 +1,8 @@
-"""Judging figures against the issue's targets, ratios, the journal the bench
-builds, and the dated section it appends to docs/benchmarks.md."""
+"""Judging figures against the issue's targets, ratios, and the dated section the bench
+appends to docs/benchmarks.md."""
 
 from __future__ import annotations
 
-import sqlite3
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from bench import __main__ as cli
 from bench import idle, procs, report
 from bench.context import Context
-from daemon.journal import Journal
 
 
 def test_a_target_is_met_missed_or_not_measured() -> None:
@@ -100,53 +98,6 @@ def test_a_rate_a_bundle_is_worked_out_from_the_value_even_for_a_median() -> Non
     assert merged.figures["throughput_time"].text() == \
         "median of 3 rounds (1.50 s, 2.00 s, 3.00 s); settle 0.2 s; 150 bundles/s"
     assert report.Figure("b", "budget", -2.0, "ms").shown() == "-2.0 ms"
-
-
-def test_the_bench_journal_is_read_by_the_daemons_own_queries(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite3"
-    counts = idle.fill_journal(str(path), 2000, days=7)
-    journal = Journal(path, readonly=True)
-    try:
-        assert sum(journal.counts().values()) == 2000
-        assert journal.counts()["sent"] == counts["sent"] > 1900
-        assert len(journal.recent()) == 2000  # every sent row lies within the last week
-    finally:
-        journal.close()
-
-
-def _ages_in_days(path: Path, states: tuple[str, ...]) -> list[float]:
-    now = datetime.now(UTC)
-    db = sqlite3.connect(path)
-    try:
-        marks = ",".join("?" * len(states))
-        rows = db.execute(f"SELECT since FROM bundles WHERE state IN ({marks})", states)
-        return [(now - datetime.fromisoformat(s.replace("Z", "+00:00"))).total_seconds()
-                / 86400 for (s,) in rows]
-    finally:
-        db.close()
-
-
-def test_the_journal_spreads_finished_rows_over_the_given_days_and_keeps_live_ones_recent(
-        tmp_path: Path) -> None:
-    """A year of sent rows: status lists only the last week's (about 7/365 of them)
-    and every live row, so the journal phase measures the query, not a 41 MB dump."""
-    path = tmp_path / "journal.sqlite3"
-    counts = idle.fill_journal(str(path), 4000, days=365)
-    finished = _ages_in_days(path, ("sent", "quarantined"))
-    live = _ages_in_days(path, idle.LIVE)
-    assert max(finished) <= 365 and min(finished) >= 0
-    assert max(finished) > 330 and min(finished) < 30  # the whole year, not one corner
-    in_each_quarter = [sum(1 for a in finished if q * 91 <= a < (q + 1) * 91) for q in range(4)]
-    assert min(in_each_quarter) > len(finished) / 4 * 0.8  # uniform
-    assert live and max(live) <= 7
-    journal = Journal(path, readonly=True)
-    try:
-        listed = journal.recent()
-    finally:
-        journal.close()
-    last_week = sum(1 for a in finished if a < 7)
-    assert len(listed) == last_week + len(live)
-    assert len(listed) < 0.1 * sum(counts.values())
 
 
 def test_the_preflight_ratio_needs_both_bursts_of_the_same_run(tmp_path: Path) -> None:
