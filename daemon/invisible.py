@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import unicodedata
 
 
@@ -22,8 +23,19 @@ def escape(char: str) -> str:
 _BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
-@functools.cache
+_BUILDING = threading.Lock()
+
+
 def _format_characters() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """_built's tables, built by one thread: the delivery workers, the loop and the page
+    meet the first name beyond ASCII at once in a burst, and functools.cache alone let
+    each build them (six builds of a daemon's first burst, ~10 ms of CPU each)."""
+    with _BUILDING:
+        return _built()
+
+
+@functools.cache
+def _built() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Every format character beyond ASCII as a regex: (those up to U+FFFF, all of them).
     Built at the first line that is not ASCII, from the Unicode tables Python has:
     Unicode puts them in planes 0, 1 and 14 only, and a look at all 17 would add 0.1 s

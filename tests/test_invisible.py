@@ -61,3 +61,40 @@ def test_json_escaped_keeps_each_value_exact_and_its_text_free_of_what_would_dri
                     '\\udb40\\udc01\\udcff.xml"}')
     assert json.loads(text) == {"invoice_file": name}
     assert json_escaped('{"a": "Åsa"}') == '{"a": "Åsa"}'
+
+
+def test_the_table_of_format_characters_is_built_once_however_many_threads_ask(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delivery workers, the loop and the page meet the first name beyond ASCII at
+    the same moment in a burst: one thread builds the table, the others wait for it
+    (functools.cache alone let each of them build it, ~10 ms of CPU a build)."""
+    import threading
+    import time
+
+    import daemon.invisible as invisible
+    callers, builds = 6, []
+    real = invisible._built.__wrapped__
+
+    def slow_build() -> tuple:
+        builds.append(threading.get_ident())
+        # Long enough for every other caller to arrive while the first builds; polled.
+        deadline = time.monotonic() + 0.5
+        while len(builds) < callers and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return real()
+
+    monkeypatch.setattr(invisible, "_built", __import__("functools").cache(slow_build))
+    start = threading.Barrier(callers)
+    shown: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        shown.append(escaped_controls("Tidrapport\u200b oktober.pdf"))
+
+    threads = [threading.Thread(target=ask) for _ in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(builds) == 1
+    assert shown == [shown[0]] * callers and "\\u200b" in shown[0]
