@@ -89,7 +89,14 @@ def make_folders_below(root: Path, parts: Iterable[str],
                 # The new folder's entry in its parent: what is written inside it later
                 # syncs that folder (write_atomic), never its parent, so a power loss
                 # could take the folder, and what was synced into it, away.
-                os.fsync(fd)
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    # Left, the folder would be found made at the next try and its entry
+                    # never synced (and attach's "nothing was changed" would not hold).
+                    with contextlib.suppress(OSError):
+                        os.rmdir(part, dir_fd=fd)
+                    raise
             try:
                 inner = os.open(part, FOLDER_NOFOLLOW, dir_fd=fd)
             except OSError as exc:

@@ -87,7 +87,10 @@ class Stopping:
         # Until the deliveries are known to have ended, some may still run: the journal
         # is then left open for them, as at a stop whose grace period ran out.
         ended: list[bool] = []
-        unexpected = self._stop_step(lambda: ended.append(self._stop_work(grace)))
+        unexpected: Exception | None = None
+        for step in self._work_steps(grace, ended):
+            failed = self._stop_step(step)
+            unexpected = unexpected or failed
         delivered = ended == [True]
         # After the deliveries, whose outcome it lists: the clerks' page must not go on
         # showing everything as moving while nothing is (a kill cannot say so, a stop can).
@@ -106,23 +109,26 @@ class Stopping:
             raise unexpected
         self.log.info("stopped")
 
-    def _stop_work(self, grace: float) -> bool:
-        """The watcher, the reads, the deliveries and the readers ended; True if every
-        delivery ended within the grace period."""
-        self.watcher.stop()
+    def _work_steps(self, grace: float, ended: list[bool]) -> list[Callable[[], object]]:
+        """The watcher, the reads, the deliveries and the readers ended, each a step of
+        its own: a watcher or a reader pool that fails to stop must not keep the
+        deliveries from being told to end (they went on posting and writing the journal
+        after the state dir was released), nor the readers from stopping. `ended` gets
+        whether every delivery ended within the grace period."""
+        steps: list[Callable[[], object]] = [self.watcher.stop]
         if self._reader is not None:
-            self._reader.shutdown(wait=False, cancel_futures=True)
+            steps.append(partial(self._reader.shutdown, wait=False, cancel_futures=True))
         # The deliveries first: one waiting for a reader (an image converted into its
         # work folder, a bundle read again after a restart) ends within the grace
         # period rather than failing for a reader gone. The loop's reads still queued
         # are dropped before (done again at the next start): worked through, they
         # would take the readers' time from those deliveries.
         if self._readers is not None:
-            self._readers.drop_reads()
-        delivered = self.workers.stop(grace)
+            steps.append(self._readers.drop_reads)
+        steps.append(lambda: ended.append(self.workers.stop(grace)))
         if self._readers is not None:
-            self._readers.stop()
-        return delivered
+            steps.append(self._readers.stop)
+        return steps
 
     def _close_journal(self, delivered: bool) -> None:
         if not delivered:
@@ -131,13 +137,15 @@ class Stopping:
             self.log.warning("abandoning deliveries still in flight; they resume at next start")
             self._log_abandoned()
         else:
-            self.pipeline.finish.d.close()
-            self.journal.close()
+            try:
+                self.pipeline.finish.d.close()
+            finally:  # a connection pool that fails to close leaves the journal to close
+                self.journal.close()
 
-    def _stop_step(self, step: Callable[[], None]) -> Exception | None:
-        """One step of the stop after the work has ended: an expected failure is one error
-        line, and the steps after it still run; a bug is returned, for the stop to raise
-        once it has run every step."""
+    def _stop_step(self, step: Callable[[], object]) -> Exception | None:
+        """One step of the stop: an expected failure is one error line, and the steps
+        after it still run; a bug is returned, for the stop to raise once it has run
+        every step."""
         try:
             step()
         except _EXPECTED as exc:

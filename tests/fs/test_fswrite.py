@@ -152,3 +152,34 @@ def test_a_folder_made_is_synced_into_its_parent_once_after_it_is_made(
     os.close(make_folders_below(work, ["old", "a", "b"]))
     assert synced == [((work / "old").stat().st_ino, frozenset({"a"})),
                       ((work / "old" / "a").stat().st_ino, frozenset({"b"}))]
+
+
+def test_a_folder_whose_parent_cannot_be_synced_is_taken_back_and_synced_at_the_next_try(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent's sync failing (EIO on a share) left the folder made: the next try (a
+    delivery's retry) found it there and never synced its entry, and attach, which
+    removes only the folders it was told it made, left an empty sidecar behind while
+    saying nothing was changed. Now the folder just made is removed again before the
+    error, so the next try makes it anew and syncs its parent."""
+    import errno
+
+    work = tmp_path / "work"
+    work.mkdir()
+    synced: list[int] = []
+    real = os.fsync
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        make_folders_below(work, ["INV-1.embedded"])
+    assert os.listdir(work) == []
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    os.close(make_folders_below(work, ["INV-1.embedded"]))
+    assert synced == [work.stat().st_ino]

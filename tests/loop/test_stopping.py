@@ -169,3 +169,56 @@ def test_a_stop_step_that_fails_with_a_bug_still_runs_the_tail_and_raises(
     assert not mine.exists() and statelock.running(state_dir) is False
     assert "stopped" not in [e["event"] for e in logs]
     monkeypatch.undo()  # the fixture's own stop at the end of the test
+
+
+@pytest.mark.parametrize("failing", ["watcher", "readers"])
+def test_a_part_of_the_work_that_fails_to_stop_still_lets_the_deliveries_end_and_the_journal_close(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """The watcher failing to stop skipped the rest of the work's stop: the deliveries
+    were never told to end (they went on posting and writing the journal after the
+    state dir was released), the readers were never stopped, and a stop whose
+    deliveries had all ended said "abandoning deliveries still in flight" and left the
+    journal open; the readers failing to stop, after every delivery had ended, did the
+    same. Now each part stops on its own: the error is one line, the deliveries get
+    their grace period, the readers stop, and the journal is closed."""
+    import sqlite3
+
+    svc = make_service()
+    order: list[str] = []
+
+    def broken() -> None:
+        order.append(f"{failing} failed")
+        raise OSError(5, "Input/output error")
+
+    class Readers:
+        def drop_reads(self) -> int:
+            order.append("reads dropped")
+            return 0
+
+        def stop(self) -> None:
+            if failing == "readers":
+                broken()
+            order.append("readers stopped")
+
+    real = svc.workers.stop
+
+    def stop(grace: float) -> bool:
+        order.append("deliveries waited for")
+        return bool(real(grace))
+
+    if failing == "watcher":
+        monkeypatch.setattr(svc.watcher, "stop", broken)
+    monkeypatch.setattr(svc, "_readers", Readers())
+    monkeypatch.setattr(svc.workers, "stop", stop)
+    svc.request_stop()
+    with capture_logs() as logs:
+        svc._shutdown()
+    assert order == (["watcher failed", "reads dropped", "deliveries waited for",
+                      "readers stopped"] if failing == "watcher" else
+                     ["reads dropped", "deliveries waited for", "readers failed"])
+    [error] = [e for e in logs if e["log_level"] == "error"]
+    assert error["event"] == "a part of the stop failed; the rest of it goes on"
+    assert not [e for e in logs if e["log_level"] == "warning"]  # nothing abandoned
+    assert logs[-1]["event"] == "stopped"
+    with pytest.raises(sqlite3.ProgrammingError):
+        svc.journal._db.execute("SELECT 1")
