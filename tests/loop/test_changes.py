@@ -564,10 +564,10 @@ def test_receipts_another_daemon_filed_are_read_a_turns_share_at_a_time(
     read: list[str] = []
     real = sentnews.receipt_record
 
-    def costly(folder: Path, day: str | None = None) -> Any:
+    def costly(folder: Path, day: str | None = None, at: int | None = None) -> Any:
         read.append(folder.name)
         clock.t += 0.002
-        return real(folder, day)
+        return real(folder, day, at)
 
     monkeypatch.setattr(sentnews, "receipt_record", costly)
     rescan_due = svc.timers.due_at(service_module.RESCAN)
@@ -683,9 +683,9 @@ def test_a_bundle_dropped_again_while_its_receipt_waits_to_be_read_is_a_duplicat
     bid = compute_bundle_id(hashlib.sha256(data).hexdigest(), [])
     real = sentnews.receipt_record
 
-    def costly(folder: Path, day: str | None = None) -> Any:
+    def costly(folder: Path, day: str | None = None, at: int | None = None) -> Any:
         clock.t += 0.006  # over a turn's share: one receipt a turn
-        return real(folder, day)
+        return real(folder, day, at)
 
     monkeypatch.setattr(sentnews, "receipt_record", costly)
     due = svc.timers.due_at(service_module.RESCAN)
