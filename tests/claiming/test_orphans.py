@@ -42,6 +42,15 @@ def this_host() -> str:
     return tail.rsplit("-", 2)[0]
 
 
+def write_receipt(folder: Path, name: str) -> None:
+    """The receipt.json a delivery of bundle BID (invoice file NAME.xml, id NAME) leaves
+    in its work folder before the archive."""
+    (folder / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": f"{name}.xml"},
+                     "invoices": [{"id": name}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+
+
 def work(s: Settings, name: str, host: str | None = None, pid: int | None = None,
          owner: str = "") -> Path:
     """A work folder NAME--ID12--HOST-PID-[OWNER]RAND (no OWNER: as outboxd made them
@@ -60,10 +69,7 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
     cut short) and recorded as sent; another host's is left alone."""
     back = work(settings, "INV-1")
     delivered = work(settings, "INV-2")
-    (delivered / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
-                     "invoices": [{"id": "INV-2"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(delivered, "INV-2")
     # The killed daemon was writing a paper: its temp file is not archived, nor put back.
     (delivered / ".receipt.json.tmp-0123456789ab").write_bytes(b'{"half')
     (back / ".reason.json.tmp-0123456789ab").write_bytes(b'{"half')
@@ -234,10 +240,7 @@ def test_an_orphan_swapped_for_a_link_after_the_listing_is_never_read_cleaned_or
     w = work(settings, "INV-6")
     outside = tmp_path / "outside"
     outside.mkdir()
-    (outside / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-6.xml"},
-                     "invoices": [{"id": "INV-6"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(outside, "INV-6")
     (outside / ".receipt.json.tmp-0123456789ab").write_bytes(b"someone's")
     j = Journal(settings.journal_path)
     try:
@@ -440,10 +443,7 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
     ours = owner_of(settings.paths.state_dir)
     plain = work(settings, "INV-1", owner=ours)
     delivered = work(settings, "INV-2", owner=ours)
-    (delivered / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
-                     "invoices": [{"id": "INV-2"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(delivered, "INV-2")
     j = Journal(settings.journal_path)
     try:
         with capture_logs() as logged:
@@ -675,10 +675,7 @@ def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_agai
     one entry, the one recorded."""
     from daemon.archiving import archive
     w = work(settings, "INV-8")
-    (w / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-8.xml"},
-                     "invoices": [{"id": "INV-8"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(w, "INV-8")
     name = settings.sent_dir / "2026-01-01" / f"INV-8--{BID[:12]}"
     target = name
     if taken:
@@ -716,10 +713,7 @@ def test_a_folder_marked_for_an_entry_a_kill_kept_from_being_made_is_archived_th
     from daemon.archiving import archive
     from daemon.fs import fsmove
     w = work(settings, "INV-9")
-    (w / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-9.xml"},
-                     "invoices": [{"id": "INV-9"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(w, "INV-9")
     content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
     target = settings.sent_dir / "2026-01-01" / f"INV-9--{BID[:12]}"
     exdev_for(monkeypatch, w)
@@ -755,10 +749,7 @@ def test_a_mark_a_share_user_wrote_into_a_delivered_orphan_is_no_proof_it_is_arc
     folder holds no copy of the receipt: the mark is not ours, the bundle is archived in
     sent/, whole, and recorded as sent; their folder is left as it was."""
     w = work(settings, "INV-6")
-    (w / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-6.xml"},
-                     "invoices": [{"id": "INV-6"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(w, "INV-6")
     content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
     theirs = settings.quarantine_dir / "2026-01-01" / "mine"
     theirs.mkdir(parents=True)
@@ -868,10 +859,7 @@ def test_a_dead_daemon_of_this_host_with_another_state_dir_keeps_its_folders(
     other = owner_of(tmp_path / "state-of-the-other")
     theirs = work(settings, "INV-1", owner=other)
     delivered = work(settings, "INV-2", owner=other)
-    (delivered / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
-                     "invoices": [{"id": "INV-2"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(delivered, "INV-2")
     mine = work(settings, "INV-3", owner=owner_of(settings.paths.state_dir))
     j = Journal(settings.journal_path)
     try:
@@ -975,10 +963,7 @@ def test_a_kill_at_any_point_of_a_copy_with_the_journal_lost_leaves_one_entry_re
     from daemon.archiving import archive
     from daemon.archiving.readback import restore_sent
     w = work(settings, "INV-9")
-    (w / "receipt.json").write_text(json.dumps({
-        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-9.xml"},
-                     "invoices": [{"id": "INV-9"}]},
-        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    write_receipt(w, "INV-9")
     content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
     name = settings.sent_dir / "2026-01-01" / f"INV-9--{BID[:12]}"
     target = name
