@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from archiving.entries import tree
 from exdev import KILLS, exdev_for, killed_after_rename, killed_at
 from helpers import without_blocking
 from structlog.testing import capture_logs
@@ -688,14 +689,13 @@ def test_a_copy_in_place_before_the_mark_is_found_by_the_sweep_not_archived_agai
     with pytest.raises(KeyboardInterrupt):
         archive.move_into_place(w, target, within=settings.outbox.path)
     monkeypatch.undo()
-    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    content = tree(w)
     j = Journal(settings.journal_path)  # made afresh: the earlier one lost
     try:
         with capture_logs():
             assert sweep(j, settings) == 1
         assert sorted(os.listdir(name.parent)) == sorted({name.name, target.name})
-        assert {str(p.relative_to(target)): p.read_bytes()
-                for p in target.rglob("*") if p.is_file()} == content
+        assert tree(target) == content
         assert not w.exists()
         [row] = j.rows(("sent",))
         assert row.archive_dir == str(target)
@@ -714,7 +714,7 @@ def test_a_folder_marked_for_an_entry_a_kill_kept_from_being_made_is_archived_th
     from daemon.fs import fsmove
     w = work(settings, "INV-9")
     write_receipt(w, "INV-9")
-    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    content = tree(w)
     target = settings.sent_dir / "2026-01-01" / f"INV-9--{BID[:12]}"
     exdev_for(monkeypatch, w)
     monkeypatch.setattr(fsmove, "_into_place", _killed)
@@ -728,8 +728,7 @@ def test_a_folder_marked_for_an_entry_a_kill_kept_from_being_made_is_archived_th
         with capture_logs() as logged:
             assert sweep(j, settings) == 1
         assert os.listdir(target.parent) == [target.name]
-        assert {str(p.relative_to(target)): p.read_bytes()
-                for p in target.rglob("*") if p.is_file()} == content
+        assert tree(target) == content
         assert not w.exists()
         [row] = j.rows(("sent",))
         assert row.archive_dir == str(target)
@@ -750,7 +749,7 @@ def test_a_mark_a_share_user_wrote_into_a_delivered_orphan_is_no_proof_it_is_arc
     sent/, whole, and recorded as sent; their folder is left as it was."""
     w = work(settings, "INV-6")
     write_receipt(w, "INV-6")
-    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    content = tree(w)
     theirs = settings.quarantine_dir / "2026-01-01" / "mine"
     theirs.mkdir(parents=True)
     (theirs / "INV-6.xml").write_bytes(b"<x/>")
@@ -760,8 +759,7 @@ def test_a_mark_a_share_user_wrote_into_a_delivered_orphan_is_no_proof_it_is_arc
         with capture_logs():
             assert sweep(j, settings) == 1
         [archived] = list(settings.sent_dir.glob("*/*"))
-        assert {str(p.relative_to(archived)): p.read_bytes()
-                for p in archived.rglob("*") if p.is_file()} == content
+        assert tree(archived) == content
         assert not w.exists() and j.was_sent(BID)
         assert os.listdir(theirs) == ["INV-6.xml"]
     finally:
@@ -776,7 +774,7 @@ def test_a_mark_naming_a_folder_without_the_bundles_paper_empties_nothing(
     entry does not prove the mark ours, and is no whole copy: nothing is removed, and the
     files are named for a person to move."""
     w = work(settings, "INV-7")
-    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    content = tree(w)
     theirs = settings.quarantine_dir / "2026-01-01" / "mine"
     theirs.mkdir(parents=True)
     (theirs / "INV-7.xml").write_bytes(b"<x/>")
@@ -964,7 +962,7 @@ def test_a_kill_at_any_point_of_a_copy_with_the_journal_lost_leaves_one_entry_re
     from daemon.archiving.readback import restore_sent
     w = work(settings, "INV-9")
     write_receipt(w, "INV-9")
-    content = {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*") if p.is_file()}
+    content = tree(w)
     name = settings.sent_dir / "2026-01-01" / f"INV-9--{BID[:12]}"
     target = name
     if taken:
@@ -984,8 +982,7 @@ def test_a_kill_at_any_point_of_a_copy_with_the_journal_lost_leaves_one_entry_re
         assert sorted(os.listdir(name.parent)) == sorted({name.name, target.name})
         put_in_place = at not in ("copied", "marked")
         note = {"note.txt": b"a clerk's note"} if clerk and not put_in_place else {}
-        assert {str(p.relative_to(target)): p.read_bytes()
-                for p in target.rglob("*") if p.is_file()} == {**content, **note}
+        assert tree(target) == {**content, **note}
         [row] = j.rows(("sent",))
         assert row.archive_dir == str(target)
         if clerk and put_in_place:
