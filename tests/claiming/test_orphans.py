@@ -52,6 +52,16 @@ def write_receipt(folder: Path, name: str) -> None:
         "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
 
 
+def marked_for_theirs(settings: Settings, w: Path, name: str) -> Path:
+    """A share user's folder in quarantine/ holding a copy of NAME.xml, and a KEPT mark
+    they wrote into the work folder `w` naming it; the folder."""
+    theirs = settings.quarantine_dir / "2026-01-01" / "mine"
+    theirs.mkdir(parents=True)
+    (theirs / f"{name}.xml").write_bytes(b"<x/>")
+    (w / KEPT).write_bytes(os.fsencode(theirs))
+    return theirs
+
+
 def work(s: Settings, name: str, host: str | None = None, pid: int | None = None,
          owner: str = "") -> Path:
     """A work folder NAME--ID12--HOST-PID-[OWNER]RAND (no OWNER: as outboxd made them
@@ -750,10 +760,7 @@ def test_a_mark_a_share_user_wrote_into_a_delivered_orphan_is_no_proof_it_is_arc
     w = work(settings, "INV-6")
     write_receipt(w, "INV-6")
     content = tree(w)
-    theirs = settings.quarantine_dir / "2026-01-01" / "mine"
-    theirs.mkdir(parents=True)
-    (theirs / "INV-6.xml").write_bytes(b"<x/>")
-    (w / KEPT).write_bytes(os.fsencode(theirs))
+    theirs = marked_for_theirs(settings, w, "INV-6")
     j = Journal(settings.journal_path)
     try:
         with capture_logs():
@@ -775,10 +782,7 @@ def test_a_mark_naming_a_folder_without_the_bundles_paper_empties_nothing(
     files are named for a person to move."""
     w = work(settings, "INV-7")
     content = tree(w)
-    theirs = settings.quarantine_dir / "2026-01-01" / "mine"
-    theirs.mkdir(parents=True)
-    (theirs / "INV-7.xml").write_bytes(b"<x/>")
-    (w / KEPT).write_bytes(os.fsencode(theirs))
+    theirs = marked_for_theirs(settings, w, "INV-7")
     j = Journal(settings.journal_path)
     try:
         with capture_logs() as logged:
