@@ -2,7 +2,7 @@
 that [outbox] invoice_patterns would take for invoice files', a marker suffix named like
 an invoice file, a release suffix and a marker suffix of which one ends the other, a
 suffix that names one of outboxd's own folders beside the invoice file, a sidecar suffix
-that is the marker or release suffix. Each problem one
+that is the marker or release suffix or an invoice file's extension. Each problem one
 line naming every key involved and the fix (config_load.py raises them)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[
     environment_overrides), for the keys it set."""
     return (share_name_problems(settings, env) + marker_problems(settings, env)
             + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env)
-            + sidecar_file_problems(settings, env))
+            + sidecar_file_problems(settings, env) + sidecar_extension_problems(settings, env))
 
 
 def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
@@ -193,6 +193,32 @@ def sidecar_file_problems(settings: Settings, env: dict[str, dict[str, Any]]) ->
         f"{key} = {_DEFAULTS[key]}"
         for section, key, what, suffix in others
         if _folded(suffix) == _folded(out.sidecar_suffix)]
+
+
+def sidecar_extension_problems(settings: Settings,
+                               env: dict[str, dict[str, Any]]) -> list[str]:
+    """A sidecar suffix that is a dot and an extension invoice_patterns names (".xml", in
+    any case of letters): the sidecar of NAME.xml is then NAME.xml, the invoice file
+    itself. Every invoice file of that extension was read as its own sidecar, "not a
+    folder", and quarantined (or held) with a fix nobody could follow; no folder of
+    attachments could ever be put beside it. A suffix with more than that extension
+    (".files.xml") names another name than the invoice file's, and is let be."""
+    out = settings.outbox
+    suffix = out.sidecar_suffix
+    if not suffix.startswith(".") or "." in suffix[1:] or not (
+            taken := extension_pattern(_STEM + suffix, out.invoice_patterns)):
+        return []
+    return [
+        f"[outbox] sidecar_suffix{env_origin('outbox', 'sidecar_suffix', env)} = "
+        f"{value_shown('sidecar_suffix', suffix)} and [outbox] invoice_patterns"
+        f"{env_origin('outbox', 'invoice_patterns', env)} = "
+        f"{value_shown('invoice_patterns', out.invoice_patterns)}: the suffix is the "
+        f"extension of {value_shown('invoice_patterns', taken)}, so the sidecar of an "
+        f"invoice file NAME{unquoted(suffix)} would be NAME{unquoted(suffix)}, the invoice "
+        "file itself (in any case of letters on a share that ignores case): no folder of "
+        "attachments could be put beside it, and each such invoice would be refused as "
+        "its own sidecar, \"not a folder\" — give the sidecar folders a suffix that is no "
+        f"invoice file's extension, e.g. sidecar_suffix = {_DEFAULTS['sidecar_suffix']}"]
 
 
 def _folded(suffix: str) -> str:

@@ -251,3 +251,34 @@ def test_a_sidecar_suffix_that_is_the_marker_or_release_suffix_is_refused(
     assert line.startswith(f"[outbox] sidecar_suffix = '{sidecar}' and [{section}] {key} = "
                            f"'{value}'")
     assert "cannot be made" in line and "give them different suffixes" in line
+
+
+def test_a_sidecar_suffix_that_is_an_invoice_extension_is_refused_naming_both_keys(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sidecar_suffix = ".xml" under the default invoice_patterns made the sidecar of
+    INV-1.xml the name INV-1.xml, the invoice file itself: every XML invoice was refused
+    as "the sidecar is not a folder" and quarantined, and no folder of attachments could
+    be put beside it. Refused at load in one line naming both keys, the pattern and the
+    fix, in any case of letters, from the environment too; a suffix that only ends in the
+    extension (".files.xml", another name) or holds no dot passes."""
+    for suffix, pattern in ((".xml", "*.xml"), (".PDF", "*.pdf")):
+        text = minimal(outbox).replace("[outbox]\n", f'[outbox]\nsidecar_suffix = "{suffix}"\n',
+                                       1)
+        [line] = problems_of(config_file(tmp_path, text))
+        assert line == (
+            f"[outbox] sidecar_suffix = '{suffix}' and [outbox] invoice_patterns = ['*.xml', "
+            f"'*.pdf']: the suffix is the extension of '{pattern}', so the sidecar of an "
+            f"invoice file NAME{suffix} would be NAME{suffix}, the invoice file itself (in "
+            "any case of letters on a share that ignores case): no folder of attachments "
+            "could be put beside it, and each such invoice would be refused as its own "
+            'sidecar, "not a folder" — give the sidecar folders a suffix that is no invoice '
+            'file\'s extension, e.g. sidecar_suffix = "" (the default) or ".files"')
+    monkeypatch.setenv("OUTBOXD_OUTBOX__SIDECAR_SUFFIX", ".xml")
+    [line] = problems_of(config_file(tmp_path, minimal(outbox)))
+    assert line.startswith("[outbox] sidecar_suffix (from OUTBOXD_OUTBOX__SIDECAR_SUFFIX) = "
+                           "'.xml' and [outbox] invoice_patterns = ['*.xml', '*.pdf']")
+    monkeypatch.delenv("OUTBOXD_OUTBOX__SIDECAR_SUFFIX")
+    for fine in (".files.xml", "xml", ".files"):
+        text = minimal(outbox).replace("[outbox]\n", f'[outbox]\nsidecar_suffix = "{fine}"\n',
+                                       1)
+        assert load_settings(config_file(tmp_path, text)).outbox.sidecar_suffix == fine
