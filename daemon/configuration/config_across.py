@@ -1,5 +1,6 @@
 """The checks of a configuration across keys, once each key is valid alone: [share] names
-that [outbox] invoice_patterns would take for invoice files', a marker suffix named like
+that [outbox] invoice_patterns would take for invoice files', a status page named as a
+release file or marker, a marker suffix named like
 an invoice file, a release suffix and a marker suffix of which one ends the other, a
 suffix that names one of outboxd's own folders beside the invoice file, a sidecar suffix
 that is the marker or release suffix or an invoice file's extension. Each problem one
@@ -52,6 +53,24 @@ def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> l
             "takes the page's name for an invoice file's, so an invoice dropped under that "
             "name would never be sent — give the page a name no pattern takes, e.g. "
             '"outboxd-status.html" (the default), or "" to turn it off')
+    # The page lies in the outbox root beside the invoice files: named NAME + the release
+    # suffix (or, under completion = "marker", the marker suffix), outboxd's own page was
+    # the release file (the marker) of the invoice NAME.xml, sent it without attachments
+    # (marked it ready) and was moved into the archive with it.
+    files = [("release_suffix", "share", "release file", share.release_suffix)]
+    if settings.outbox.completion == "marker":
+        files.append(("marker_suffix", "outbox", "marker", settings.outbox.marker_suffix))
+    for key, section, what, suffix in files:
+        if page and len(page) > len(suffix) and _folded(page).endswith(_folded(suffix)):
+            problems.append(
+                f"[share] status_page{env_origin('share', 'status_page', env)} = "
+                f"{value_shown('status_page', page)} and [{section}] {key}"
+                f"{env_origin(section, key, env)} = {value_shown(key, suffix)}: the page's "
+                f"name ends in the suffix (in any case of letters), so outboxd's own page "
+                f"would be the {what} of an invoice file "
+                f"{unquoted(page[:len(page) - len(suffix)])}.xml and be moved away with it "
+                f"— give the page another name or {key} another suffix, e.g. status_page = "
+                f'"outboxd-status.html" and {key} = {_DEFAULTS[key]}')
     return problems
 
 

@@ -282,3 +282,30 @@ def test_a_sidecar_suffix_that_is_an_invoice_extension_is_refused_naming_both_ke
         text = minimal(outbox).replace("[outbox]\n", f'[outbox]\nsidecar_suffix = "{fine}"\n',
                                        1)
         assert load_settings(config_file(tmp_path, text)).outbox.sidecar_suffix == fine
+
+
+@pytest.mark.parametrize(("setting", "marker", "named"), [
+    ('[share]\nstatus_page = "x.send-anyway"\n', False,
+     "[share] status_page = 'x.send-anyway' and [share] release_suffix = '.send-anyway'"),
+    ('[share]\nrelease_suffix = ".HTML"\n', False,
+     "[share] status_page = 'outboxd-status.html' and [share] release_suffix = '.HTML'"),
+    ('[share]\nstatus_page = "x.ready"\n', True,
+     "[share] status_page = 'x.ready' and [outbox] marker_suffix = '.ready'"),
+])
+def test_a_status_page_named_as_a_release_file_or_marker_is_refused(
+        tmp_path: Path, outbox: Path, setting: str, marker: bool, named: str) -> None:
+    """status_page = "x.send-anyway" (tried with unattached = "hold"): outboxd's own page
+    was the release file of x.xml, sent it without attachments ("released by
+    x.send-anyway") and was archived in sent/ with it; so for a release suffix the default
+    page name ends in (".HTML", any case), and, under completion = "marker", a page named
+    as a marker. Refused at load naming both keys and the fix; under "settle" a page
+    ending in the marker suffix passes (no marker is looked for)."""
+    text = minimal(outbox, setting)
+    if marker:
+        text = text.replace("[outbox]\n", '[outbox]\ncompletion = "marker"\n', 1)
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line.startswith(named + ": the page's name ends in the suffix")
+    assert "give the page another name" in line
+    if marker:
+        assert load_settings(config_file(tmp_path, minimal(outbox, setting))
+                             ).share.status_page == "x.ready"
