@@ -3,7 +3,8 @@ that [outbox] invoice_patterns would take for invoice files', a status page name
 release file or marker, a marker suffix named like
 an invoice file, a release suffix and a marker suffix of which one ends the other, a
 suffix that names one of outboxd's own folders beside the invoice file, a sidecar suffix
-that is the marker or release suffix or an invoice file's extension. Each problem one
+that is the marker or release suffix or an invoice file's extension, a suffix or page
+name that is outboxd's own errors file's (NAME.errors.txt). Each problem one
 line naming every key involved and the fix (config_load.py raises them)."""
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 from daemon.configuration.config import Settings
 from daemon.configuration.config_keys import env_origin, value_shown
 from daemon.errors import unquoted
-from daemon.names import converted_folder, embedded_folder, extension_pattern, is_invoice_name
+from daemon.names import (
+    ERRORS_SUFFIX,
+    converted_folder,
+    embedded_folder,
+    extension_pattern,
+    is_invoice_name,
+)
 
 
 def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
@@ -22,7 +29,8 @@ def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[
     environment_overrides), for the keys it set."""
     return (share_name_problems(settings, env) + marker_problems(settings, env)
             + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env)
-            + sidecar_file_problems(settings, env) + sidecar_extension_problems(settings, env))
+            + sidecar_file_problems(settings, env) + sidecar_extension_problems(settings, env)
+            + errors_file_problems(settings, env))
 
 
 def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
@@ -238,6 +246,33 @@ def sidecar_extension_problems(settings: Settings,
         "attachments could be put beside it, and each such invoice would be refused as "
         "its own sidecar, \"not a folder\" — give the sidecar folders a suffix that is no "
         f"invoice file's extension, e.g. sidecar_suffix = {_DEFAULTS['sidecar_suffix']}"]
+
+
+def errors_file_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """A sidecar, release or marker suffix, or a status page name, ending in ".errors.txt"
+    (any case): outboxd writes NAME.errors.txt beside an invoice file it holds back
+    (errorsfile.py). Its own errors file would then be the release file or marker of the
+    bundle it explains (and release or mark it), or want the sidecar's name, or the
+    page's; and a clerk's release or marker would be overwritten as an errors file. The
+    marker only under completion = "marker", as nothing else looks for one."""
+    out, share = settings.outbox, settings.share
+    named = [("outbox", "sidecar_suffix", "sidecar folder", out.sidecar_suffix),
+             ("share", "release_suffix", "release file", share.release_suffix),
+             ("share", "status_page", "status page", share.status_page)]
+    if out.completion == "marker":
+        named.insert(1, ("outbox", "marker_suffix", "marker", out.marker_suffix))
+    errors = _folded(ERRORS_SUFFIX)
+    return [
+        f"[{section}] {key}{env_origin(section, key, env)} = {value_shown(key, value)}: "
+        f"the {what}'s name ends in {ERRORS_SUFFIX!r} (in any case of letters), the "
+        f"ending of the errors file outboxd writes beside an invoice file it holds back "
+        f"(NAME{ERRORS_SUFFIX}), so outboxd's own file and the {what} would take one "
+        "another's name — "
+        + (f"set {key} to a suffix that does not end so, e.g. {_DEFAULTS[key]}"
+           if key in _DEFAULTS else
+           'give the page another name, e.g. "outboxd-status.html" (the default)')
+        for section, key, what, value in named
+        if value and _folded(value).endswith(errors)]
 
 
 def _folded(suffix: str) -> str:

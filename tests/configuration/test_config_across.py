@@ -309,3 +309,33 @@ def test_a_status_page_named_as_a_release_file_or_marker_is_refused(
     if marker:
         assert load_settings(config_file(tmp_path, minimal(outbox, setting))
                              ).share.status_page == "x.ready"
+
+
+@pytest.mark.parametrize(("setting", "marker", "named"), [
+    ('[share]\nrelease_suffix = ".errors.txt"\n', False,
+     "[share] release_suffix = '.errors.txt'"),
+    ('[outbox]\nsidecar_suffix = ".Errors.TXT"\n', False,
+     "[outbox] sidecar_suffix = '.Errors.TXT'"),
+    ('[share]\nstatus_page = "x.errors.txt"\n', False, "[share] status_page = 'x.errors.txt'"),
+    ('[outbox]\nmarker_suffix = ".done.errors.txt"\n', True,
+     "[outbox] marker_suffix = '.done.errors.txt'"),
+])
+def test_a_name_ending_as_outboxds_errors_file_is_refused(
+        tmp_path: Path, outbox: Path, setting: str, marker: bool, named: str) -> None:
+    """outboxd writes NAME.errors.txt beside an invoice file it holds back: under
+    release_suffix = ".errors.txt" its own errors file would be the release file of the
+    bundle it explains and send it without attachments; a sidecar, page or marker (under
+    completion = "marker") ending so would want that file's name. Refused at load naming
+    the key and the fix; under "settle" such a marker suffix is let be."""
+    section = setting.split("]")[0] + "]\n"
+    text = minimal(outbox).replace(section, setting, 1) if section in minimal(outbox) \
+        else minimal(outbox) + setting
+    if marker:
+        text = text.replace("[outbox]\n", '[outbox]\ncompletion = "marker"\n', 1)
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line.startswith(named + ": the ")
+    assert "'.errors.txt'" in line and "NAME.errors.txt" in line
+    if marker:
+        settle = text.replace('completion = "marker"\n', "", 1)
+        assert load_settings(config_file(tmp_path, settle)).outbox.marker_suffix \
+            == ".done.errors.txt"
