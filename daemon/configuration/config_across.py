@@ -251,9 +251,9 @@ def sidecar_extension_problems(settings: Settings,
 def errors_file_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
     """A sidecar, release or marker suffix, or a status page name, ending in ".errors.txt"
     (any case): outboxd writes NAME.errors.txt beside an invoice file it holds back
-    (errorsfile.py). Its own errors file would then be the release file or marker of the
-    bundle it explains (and release or mark it), or want the sidecar's name, or the
-    page's; and a clerk's release or marker would be overwritten as an errors file. The
+    (errorsfile.py). Its own errors file would then be taken for a release file or marker
+    of the bundle it explains, one no clerk gave, and a clerk's for outboxd's; or want the
+    sidecar's name, or the page's. The
     marker only under completion = "marker", as nothing else looks for one."""
     out, share = settings.outbox, settings.share
     named = [("outbox", "sidecar_suffix", "sidecar folder", out.sidecar_suffix),

@@ -323,8 +323,8 @@ def test_a_status_page_named_as_a_release_file_or_marker_is_refused(
 def test_a_name_ending_as_outboxds_errors_file_is_refused(
         tmp_path: Path, outbox: Path, setting: str, marker: bool, named: str) -> None:
     """outboxd writes NAME.errors.txt beside an invoice file it holds back: under
-    release_suffix = ".errors.txt" its own errors file would be the release file of the
-    bundle it explains and send it without attachments; a sidecar, page or marker (under
+    release_suffix = ".errors.txt" its own errors file would be taken for a release of the
+    bundle it explains, one no clerk gave; a sidecar, page or marker (under
     completion = "marker") ending so would want that file's name. Refused at load naming
     the key and the fix; under "settle" such a marker suffix is let be."""
     section = setting.split("]")[0] + "]\n"
