@@ -58,7 +58,7 @@ from daemon.errors import (  # noqa: E402
     Retryable,
     Untrusted,
 )
-from daemon.journal import DELIVERED, seconds_until  # noqa: E402
+from daemon.journal import CLAIMING, DELIVERED, seconds_until  # noqa: E402
 from daemon.validation import convert  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
 
@@ -718,6 +718,32 @@ def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
     p.finish.attempt(row)
     [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
     assert again == row and delay > 3500
+
+
+def test_a_restart_tries_a_bundle_held_back_by_a_pause_at_once(tmp_path: Path) -> None:
+    """A bundle held back, not posted, while deliveries were paused is in the journal as
+    paused too: a restart (which starts without the pause) tries it at once, not after
+    the retry_max_seconds it was told to wait."""
+    p, s, (one, two, three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
+    p.finish.d = Scripted(refused, refused)
+    p.finish.attempt(one)
+    p.finish.attempt(two)
+    assert p.finish.attempt(three) == s.delivery.retry_max_seconds  # held back
+    fin = Finisher(s, p.j, NeverPost())
+    assert dict(fin.recover())[three] == 0.0 and three in fin.paused
+
+
+def test_a_claim_not_handed_over_is_never_delivered(tmp_path: Path) -> None:
+    """A row still claiming whose claim this process did not finish and hand over (its
+    files maybe not all in the work folder yet) posts nothing when an attempt meets it:
+    only the claim's own finish makes it a delivery."""
+    p, s, row = claimed(tmp_path)
+    p.j.transition(row, CLAIMING, "claim under way")
+    fin = Finisher(s, p.j, NeverPost())
+    assert fin.attempt(row) is None
+    assert p.j.get(row).state == CLAIMING
 
 
 def test_an_untrusted_certificate_is_retried_at_once_after_a_reload_that_changes_trust(

@@ -244,3 +244,17 @@ def test_a_request_for_time_from_the_receiver_a_reload_replaced_leaves_the_new_o
     assert new.posts == 1  # held back by the new receiver's hold, not posted
     last_error = p.j.get(two).last_error
     assert last_error is not None and last_error.startswith(THROTTLED)
+
+
+def test_a_restart_keeps_a_bundle_held_back_by_the_receivers_wait_until_its_end(
+        tmp_path: Path) -> None:
+    """A restart forgets the receiver's hold, but not what it asked: a bundle held back
+    by it is not taken for a paused one (tried at once) but waits for the hold's end
+    recorded in the journal."""
+    p, s, (one, two, _three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    p.finish.d = Operator(busy(600.0))
+    p.finish.attempt(one)
+    assert p.finish.attempt(two) == 600.0
+    due = dict(Finisher(s, p.j, p.finish.d).recover())
+    assert due[two] > 500
