@@ -20,6 +20,7 @@ import pytest
 
 from daemon.delivery import answers
 from daemon.delivery.answers import (
+    ANSWER_LIMIT,
     BODY_LIMIT,
     RECEIPT_ID_LIMIT,
     Receipt,
@@ -513,3 +514,20 @@ def test_a_body_read_past_the_answers_seconds_is_cut_whatever_the_transport(
     endless = httpx.Response(201, content=(b"x" for _ in range(10**6)))
     read_answer(endless, 3.0)
     assert endless.content == b"xxxx (the answer did not end within 3 s; the rest was not read)"
+
+
+def test_a_body_is_not_read_past_the_answer_limit() -> None:
+    """An answer of 4 MiB: read_answer stops at ANSWER_LIMIT, saying so, and reads no
+    more of it (not only keeps no more): a receiver sending without end costs neither
+    the bandwidth nor the worker's time past the limit."""
+    taken: list[int] = []
+
+    def four_mib() -> Any:
+        for n in range(64):
+            taken.append(n)
+            yield b"x" * (64 << 10)
+    answer = httpx.Response(201, content=four_mib())
+    read_answer(answer, 60.0)
+    assert answer.content.endswith(f"x (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
+    assert answer.content.count(b"x") == ANSWER_LIMIT
+    assert len(taken) == ANSWER_LIMIT // (64 << 10)
