@@ -106,6 +106,19 @@ def test_a_receipt_whose_archive_waits_is_made_durable_before_the_move(
     assert p.j.get(row).state == "sent" and p.finish.d.posts == 1
 
 
+def test_a_receipt_is_in_the_journal_before_its_archive_is_handed_over(
+        tmp_path: Path) -> None:
+    """Journal first: when the workers are handed the archive of a delivered bundle, its
+    row already says delivered (a failed write of the receipt must leave nothing queued
+    for an archive, nor a row that would be posted again while queued)."""
+    p, _, row = claimed(tmp_path)
+    p.finish.d = Idempotent(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    handed: list[tuple[int, str]] = []
+    p.finish.archive_later = lambda later: handed.append((later, p.j.get(later).state))
+    assert p.finish.attempt(row) is None
+    assert handed == [(row, DELIVERED)]
+
+
 def test_a_directory_delivery_is_archived_at_once_even_with_archive_later(
         tmp_path: Path) -> None:
     """A directory target may be emptied by its transfer agent before a repeat, so its

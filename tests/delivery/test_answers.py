@@ -12,17 +12,21 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+from daemon.delivery import answers
 from daemon.delivery.answers import (
+    ANSWER_LIMIT,
     BODY_LIMIT,
     RECEIPT_ID_LIMIT,
     Receipt,
     classify,
     parse_retry_after,
+    read_answer,
     web_page_warning,
 )
 from daemon.errors import Paused, Rejected, Retryable
@@ -497,3 +501,33 @@ def test_a_2xx_answer_that_is_a_web_page_is_told_apart(body: object, page: bool)
     assert (said is not None) == page, said
     if page:
         assert said is not None and said.startswith("the answer (HTTP 200) was a web page")
+
+
+def test_a_body_read_past_the_answers_seconds_is_cut_whatever_the_transport(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_answer bounds the body by its own clock too, not only by the transport's
+    (answer_deadline.py): a transport without that clock, whose body keeps coming in
+    chunks, is cut once the answer's seconds are over, saying so — the worker is not
+    held for as long as the receiver goes on. A clock the test moves a second a look."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(answers, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    endless = httpx.Response(201, content=(b"x" for _ in range(10**6)))
+    read_answer(endless, 3.0)
+    assert endless.content == b"xxxx (the answer did not end within 3 s; the rest was not read)"
+
+
+def test_a_body_is_not_read_past_the_answer_limit() -> None:
+    """An answer of 4 MiB: read_answer stops at ANSWER_LIMIT, saying so, and reads no
+    more of it (not only keeps no more): a receiver sending without end costs neither
+    the bandwidth nor the worker's time past the limit."""
+    taken: list[int] = []
+
+    def four_mib() -> Any:
+        for n in range(64):
+            taken.append(n)
+            yield b"x" * (64 << 10)
+    answer = httpx.Response(201, content=four_mib())
+    read_answer(answer, 60.0)
+    assert answer.content.endswith(f"x (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
+    assert answer.content.count(b"x") == ANSWER_LIMIT
+    assert len(taken) == ANSWER_LIMIT // (64 << 10)

@@ -48,7 +48,9 @@ from daemon.delivery import finish  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
 from daemon.delivery.deliver import HttpDeliverer  # noqa: E402
 from daemon.delivery.finish import Finisher  # noqa: E402
+from daemon.delivery.pause import HELD_BACK  # noqa: E402
 from daemon.errors import (  # noqa: E402
+    InputError,
     Paused,
     ReaderFailed,
     ReaderStopped,
@@ -56,7 +58,7 @@ from daemon.errors import (  # noqa: E402
     Retryable,
     Untrusted,
 )
-from daemon.journal import DELIVERED, seconds_until  # noqa: E402
+from daemon.journal import CLAIMING, DELIVERED, seconds_until  # noqa: E402
 from daemon.validation import convert  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
 
@@ -98,6 +100,19 @@ def test_a_rejected_first_attempt_is_counted(tmp_path: Path) -> None:
     done = p.j.get(row)
     assert done.state == "quarantined" and done.attempts == 1
     assert "HTTP 422" in done.reasons[0]["message"]
+
+
+def test_a_first_attempt_whose_files_changed_while_sent_is_counted(tmp_path: Path) -> None:
+    """A file of the bundle changed in the processing folder while its first POST was
+    under way: the bundle is quarantined as damaged, with that POST counted (1 attempt),
+    as every attempt is whatever its outcome."""
+    p, _, row = claimed(tmp_path)
+    p.finish.d = Scripted(InputError("processing-damaged", "INV-1/a.pdf",
+                                     "INV-1/a.pdf is not the file that was checked"))
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined" and done.attempts == 1
+    assert "changed in the processing folder" in done.reasons[0]["message"]
 
 
 @pytest.mark.parametrize("ids", [("INV-1",), ("INV-1", "INV-2")])
@@ -537,6 +552,25 @@ def test_a_deliverer_replaced_while_idle_is_closed_at_once(tmp_path: Path) -> No
     assert old.closed
 
 
+def test_an_attempt_held_back_by_a_pause_gives_its_deliverer_back(tmp_path: Path) -> None:
+    """A bundle held back before its POST (deliveries paused) holds no deliverer: a
+    reload then closes the old one at once, not never (its client, connections and
+    files kept open for the daemon's life)."""
+    p, _, (one, two, three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
+    old = Scripted(refused, refused)
+    p.finish.d = old
+    p.finish.attempt(one)
+    p.finish.attempt(two)
+    assert p.finish.attempt(three) == p.finish.s.delivery.retry_max_seconds
+    assert old.posts == 2  # held back
+    closed: list[bool] = []
+    old.close = lambda: closed.append(True)
+    p.finish.deliverers.replace(NeverPost())
+    assert closed == [True]
+
+
 class PausedWhileReplaced:
     """A deliverer whose POST is answered 401 after a reload replaced it meanwhile."""
 
@@ -564,6 +598,43 @@ def test_a_pause_answered_to_a_configuration_replaced_meanwhile_is_retried_at_on
     p.finish.d = PausedWhileReplaced(p.finish)
     assert p.finish.attempt(row) == 0.0
     assert p.j.get(row).state == "retrying"
+
+
+class PausedAfterTheNewConfigurationPaused:
+    """A deliverer whose POST is answered 401 only after a reload replaced it with `new`
+    and two other bundles were paused under `new` meanwhile (the delivery workers run side
+    by side)."""
+
+    def __init__(self, finisher: Finisher, new: Scripted, rows: list[int]) -> None:
+        self.finisher, self.new, self.rows = finisher, new, rows
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.finisher.deliverers.replace(self.new)  # the reload, during the POST
+        for row in self.rows:
+            self.finisher.attempt(row)
+        raise Paused("HTTP 401: check [delivery] url and token", 401)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_pause_answered_to_a_replaced_configuration_leaves_the_new_ones_pause_alone(
+        tmp_path: Path) -> None:
+    """Two bundles paused under the configuration a reload put in force pause every
+    delivery; a 401 answered afterwards to a POST made under the old configuration says
+    nothing of the new one: it neither ends that pause nor starts the count again, so
+    the third bundle stays held back, not posted to earn its own 401."""
+    p, s, (one, two, three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
+    new = Scripted(refused, refused)
+    p.finish.d = PausedAfterTheNewConfigurationPaused(p.finish, new, [one, two])
+    assert p.finish.attempt(three) == 0.0  # the old configuration's 401: tried at once
+    assert new.posts == 2
+    assert p.finish.attempt(three) == s.delivery.retry_max_seconds
+    assert new.posts == 2  # held back by the new configuration's pause, not posted
+    last_error = p.j.get(three).last_error
+    assert last_error is not None and last_error.startswith(HELD_BACK)
 
 
 class UntrustedWhileReplaced:
@@ -647,6 +718,32 @@ def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
     p.finish.attempt(row)
     [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
     assert again == row and delay > 3500
+
+
+def test_a_restart_tries_a_bundle_held_back_by_a_pause_at_once(tmp_path: Path) -> None:
+    """A bundle held back, not posted, while deliveries were paused is in the journal as
+    paused too: a restart (which starts without the pause) tries it at once, not after
+    the retry_max_seconds it was told to wait."""
+    p, s, (one, two, three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
+    p.finish.d = Scripted(refused, refused)
+    p.finish.attempt(one)
+    p.finish.attempt(two)
+    assert p.finish.attempt(three) == s.delivery.retry_max_seconds  # held back
+    fin = Finisher(s, p.j, NeverPost())
+    assert dict(fin.recover())[three] == 0.0 and three in fin.paused
+
+
+def test_a_claim_not_handed_over_is_never_delivered(tmp_path: Path) -> None:
+    """A row still claiming whose claim this process did not finish and hand over (its
+    files maybe not all in the work folder yet) posts nothing when an attempt meets it:
+    only the claim's own finish makes it a delivery."""
+    p, s, row = claimed(tmp_path)
+    p.j.transition(row, CLAIMING, "claim under way")
+    fin = Finisher(s, p.j, NeverPost())
+    assert fin.attempt(row) is None
+    assert p.j.get(row).state == CLAIMING
 
 
 def test_an_untrusted_certificate_is_retried_at_once_after_a_reload_that_changes_trust(

@@ -19,7 +19,7 @@ from daemon.delivery.answers import Receipt  # noqa: E402
 from daemon.delivery.finish import Finisher  # noqa: E402
 from daemon.delivery.pause import HELD_BACK  # noqa: E402
 from daemon.delivery.throttle import THROTTLED  # noqa: E402
-from daemon.errors import Paused, Retryable  # noqa: E402
+from daemon.errors import Paused, Rejected, Retryable  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
 from daemon.report.clerkwords import for_clerks  # noqa: E402
 
@@ -45,10 +45,13 @@ class Operator(Scripted):
         self.during: tuple[int, Finisher] | None = None
         self.during_post = 0
         self.other_waits: float | None = None
+        self.replaced_by: Operator | None = None  # a reload's deliverer, before `during`
 
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
         if self.during is not None and self.posts + 1 == self.during_post:
             row, finisher = self.during
+            if self.replaced_by is not None:
+                finisher.d = self.replaced_by  # the reload, during this POST
             self.other_waits = finisher.attempt(row)
         return super().deliver(bundle, manifest)
 
@@ -176,3 +179,82 @@ def test_a_bundle_that_goes_first_after_a_pause_and_gets_no_answer_does_not_end_
     assert p.finish.attempt(two) is not None and receiver.posts == 4
     last_error = p.j.get(two).last_error
     assert last_error is not None and last_error.startswith(HELD_BACK)
+
+
+def test_a_first_bundle_after_the_receivers_wait_that_gets_no_answer_releases_nobody(
+        tmp_path: Path) -> None:
+    """The receiver's time is over and the bundle that goes first cannot reach it (no
+    answer, status None): nothing said the receiver is ready, so the bundles held back
+    are not all sent at once; the next bundle to come goes first instead, and its
+    acceptance sends them."""
+    p, _, (one, two, three) = three_claimed(tmp_path)
+    clock = [5000.0]
+    p.finish.clock = lambda: clock[0]
+    resumed: list[tuple[int, float]] = []
+    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    unreachable = Retryable("cannot reach the receiver at operator.example:443", None)
+    receiver = Operator(busy(60.0), unreachable, accepted(3))
+    p.finish.d = receiver
+    p.finish.attempt(one)
+    assert p.finish.attempt(two) == 60.0
+    clock[0] += 60
+    assert p.finish.attempt(one) is not None  # goes first: no answer
+    assert receiver.posts == 2 and resumed == []  # nobody released
+    assert p.finish.attempt(three) is None  # the next goes first instead, and is taken
+    assert receiver.posts == 3 and p.j.get(three).state == "sent"
+    assert resumed == [(two, 0.0)]
+
+
+def test_a_first_bundle_after_the_receivers_wait_refused_for_its_own_fault_ends_the_wait(
+        tmp_path: Path) -> None:
+    """A refusal (422: this bundle is wrong) is the receiver's answer, no request for time:
+    the bundle is quarantined and the bundles held back go at once."""
+    p, _, (one, two, _three) = three_claimed(tmp_path)
+    clock = [5000.0]
+    p.finish.clock = lambda: clock[0]
+    resumed: list[tuple[int, float]] = []
+    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    refused = Rejected("the receiver rejected the bundle with HTTP 422", 422, "bad")
+    receiver = Operator(busy(10.0), refused, accepted(2))
+    p.finish.d = receiver
+    p.finish.attempt(one)
+    assert p.finish.attempt(two) == 10.0
+    clock[0] += 10
+    assert p.finish.attempt(one) is None and p.j.get(one).state == "quarantined"
+    assert resumed == [(two, 0.0)]
+    assert p.finish.attempt(two) is None and receiver.posts == 3
+
+
+def test_a_request_for_time_from_the_receiver_a_reload_replaced_leaves_the_new_ones_hold(
+        tmp_path: Path) -> None:
+    """A reload names another receiver while a POST to the old one is under way; the new
+    receiver asks for a minute (429) and then the old one for ten: the old receiver's
+    word says nothing of the new one, so the new one's hold stands and the next bundle
+    waits for it, not posted to earn its own 429."""
+    p, _, (one, two, three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    new = Operator(busy(60.0))
+    old = Operator(busy(600.0))
+    old.destination = "https://old-operator.example/bundles"
+    old.during, old.during_post, old.replaced_by = (one, p.finish), 1, new
+    p.finish.d = old
+    assert p.finish.attempt(three) is not None
+    assert new.posts == 1 and old.posts == 1
+    assert p.finish.attempt(two) == 60.0
+    assert new.posts == 1  # held back by the new receiver's hold, not posted
+    last_error = p.j.get(two).last_error
+    assert last_error is not None and last_error.startswith(THROTTLED)
+
+
+def test_a_restart_keeps_a_bundle_held_back_by_the_receivers_wait_until_its_end(
+        tmp_path: Path) -> None:
+    """A restart forgets the receiver's hold, but not what it asked: a bundle held back
+    by it is not taken for a paused one (tried at once) but waits for the hold's end
+    recorded in the journal."""
+    p, s, (one, two, _three) = three_claimed(tmp_path)
+    p.finish.clock = lambda: 5000.0
+    p.finish.d = Operator(busy(600.0))
+    p.finish.attempt(one)
+    assert p.finish.attempt(two) == 600.0
+    due = dict(Finisher(s, p.j, p.finish.d).recover())
+    assert due[two] > 500

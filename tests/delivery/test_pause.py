@@ -67,9 +67,11 @@ def test_a_first_one_paused_again_keeps_the_others_waiting_as_long() -> None:
     clock.t += 300
     assert pause.hold(d, 3, fallback=300) is None
     assert pause.hold(d, 4, fallback=300) == (300, WHY)
+    assert pause.hold(d, 5, fallback=300) == (300, WHY)
     pause.begin(d, 3, 300.0, "HTTP 403: check [delivery] url and token")
     assert pause.hold(d, 4, fallback=300) == (300.0, "HTTP 403: check [delivery] url and token")
-    assert pause.end(d) == {4: 0.0}  # still remembered, to go when it ends
+    # Both still remembered, to go when it ends: row 5 too, which did not come again.
+    assert pause.end(d) == {4: 0.0, 5: 0.0}
 
 
 def test_a_first_one_without_an_answer_lets_the_next_go_first() -> None:
@@ -95,3 +97,27 @@ def test_a_new_deliverer_of_a_reload_is_not_held_by_the_old_ones_pause() -> None
     assert pause.hold(old, 4, fallback=300) is not None  # an attempt still on the old one
     pause.begin(new, 5, 300.0, WHY)  # the new one's first pause: one bundle, no hold
     assert pause.hold(new, 6, fallback=300) is None
+
+
+def test_the_first_one_held_back_by_something_else_still_goes_first_when_it_comes_again(
+        ) -> None:
+    """The first bundle after the pause was let through, but not posted (the receiver's
+    own hold kept it back, or its count could not be written): when it comes again it
+    still goes first, and the others still wait for it — not every bundle held back for
+    good, the first one among them, until a reload."""
+    clock, d = Clock(), object()
+    pause = paused(clock, d)
+    clock.t += 300
+    assert pause.hold(d, 3, fallback=300) is None
+    assert pause.hold(d, 3, fallback=300) is None  # again, not yet attempted
+    assert pause.hold(d, 4, fallback=300) == (300, WHY)
+
+
+def test_after_an_answer_that_ended_a_pause_one_bundle_paused_holds_back_no_other() -> None:
+    """An acceptance ends the pause and its count: the next bundle paused is the first
+    of a new count, so the others still go (not held back again on one 401)."""
+    clock, d = Clock(), object()
+    pause = paused(clock, d)
+    assert pause.end(d) == {}
+    pause.begin(d, 3, 300.0, WHY)
+    assert pause.hold(d, 4, fallback=300) is None

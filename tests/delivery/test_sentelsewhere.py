@@ -5,6 +5,9 @@ folder is there, its share is away, or the receipt is another bundle's."""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +20,9 @@ from claimed import Scripted, claimed, make, run_once  # noqa: E402
 from structlog.testing import capture_logs  # noqa: E402
 
 from daemon.archiving.sentnews import SentNews  # noqa: E402
+from daemon.delivery import sentelsewhere  # noqa: E402
 from daemon.errors import Retryable  # noqa: E402
+from daemon.journal import QUARANTINING  # noqa: E402
 from daemon.loop.pipeline import Pipeline  # noqa: E402
 
 STUCK = "is the share mounted?"
@@ -81,6 +86,9 @@ def test_a_bundle_another_daemon_archived_after_this_ones_work_folder_went_ends_
     shown = b.j.get(row)
     assert shown.state == "sent" and shown.shown_state == "sent"
     assert shown.archive_dir == str(archived) and shown.last_error is None
+    # Sent as of the other daemon's delivery, not of this look (the page's "sent today").
+    receipt = json.loads((archived / "receipt.json").read_text("utf-8"))
+    assert shown.since == receipt["delivered_at"]
     detail = b.j.last_detail(row) or ""
     assert "another daemon" in detail and str(archived) in detail
     assert b.j.sent_invoice_ids(["INV-1"], "ff" * 32) == ["INV-1"]
@@ -191,3 +199,53 @@ def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_no_work_folder_gone(
     dot.unlink()
     (tmp_path / "aside").rename(dot)
     assert b.finish.closable() == []
+
+
+def test_only_a_row_on_its_way_here_is_closed(tmp_path: Path) -> None:
+    """A row this daemon decided otherwise (to be quarantined, its folder to come back)
+    is not closed as sent by another daemon's receipt of the same bundle."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work)
+    look(b)
+    b.j.transition(row, QUARANTINING, "to be quarantined")
+    assert b.finish.sent_elsewhere(b.j.get(row)) is None
+
+
+def test_a_work_folder_of_a_processing_folder_no_longer_in_force_is_never_taken_for_gone(
+        tmp_path: Path) -> None:
+    """A row whose work folder lies in another processing folder (a path a reload or an
+    upgrade no longer names): that folder's mount is not known, so a folder of the same
+    name missing from the processing folder in force proves nothing."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work)
+    look(b)
+    b.j.update(row, work_dir=str(tmp_path / "processing-before" / work.name))
+    assert b.finish.sent_elsewhere(b.j.get(row)) is None
+
+
+def test_a_work_folder_made_a_link_to_nowhere_is_not_taken_for_gone(tmp_path: Path) -> None:
+    """A link in the work folder's place, to nothing: the name is there (the attempt
+    refuses the link and says so), so the row is not closed as sent."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work)
+    work.symlink_to(tmp_path / "nowhere")
+    look(b)
+    assert b.finish.sent_elsewhere(b.j.get(row)) is None
+
+
+def test_a_work_folder_that_cannot_be_looked_at_is_not_taken_for_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look at the work folder fails for another reason than its absence (no
+    permission, a share's error): not known, so the row is not closed, and the look
+    raises nothing (no traceback in the workers)."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work)
+    look(b)
+    real = os.stat
+
+    def refused(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if path == work.name:
+            raise PermissionError(errno.EACCES, "Permission denied", work.name)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(sentelsewhere.os, "stat", refused)
+    assert b.finish.sent_elsewhere(b.j.get(row)) is None

@@ -89,6 +89,19 @@ def test_a_probe_asked_for_time_again_starts_a_new_hold_and_tells_the_held_ones(
     assert hold.hold(R, 1, fallback=300) == (120.0, change.why)  # the probe is no more
 
 
+def test_a_probe_asked_for_under_a_second_more_still_starts_a_new_hold() -> None:
+    """A probe's request for time (an HTTP-date Retry-After half a second ahead) is the
+    receiver's new word, never taken for an echo of the hold in force: the rows held
+    while the probe was out are woken at once, not left to wait their fallback."""
+    clock = Clock()
+    hold = held(clock)
+    clock.t += 60
+    assert hold.hold(R, 1, fallback=300) is None
+    assert hold.hold(R, 2, fallback=300) is not None
+    change = hold.answered(R, 1, 0.5, 429)
+    assert change is not None and change.began and change.wake == [(2, 0.0)]
+
+
 def test_an_answer_to_a_request_posted_before_the_hold_does_not_end_it() -> None:
     """A 201 to another bundle posted side by side with the one that got the 429: the
     receiver's word came after, and stands."""
