@@ -96,6 +96,26 @@ class TestQueries:
             "new-sent", "new-q", "old-wait", "old-retry"}
 
 
+def test_the_status_line_counts_todays_sent_from_midnight_and_settling_stuck_apart(
+        journal: Journal) -> None:
+    """summary() for STATUS=: each unfinished state as `status` names it; a settling
+    row with an error is "not moving", not settling (it waits for a person); "sent today"
+    counts the rows sent from 00:00:00.000 UTC of the day asked for on, the one sent at
+    that very millisecond too, not one sent the millisecond before."""
+    at = datetime(2031, 5, 6, 15, 30, tzinfo=UTC)
+    midnight = datetime(2031, 5, 6, tzinfo=UTC)
+    for name, when in [("midnight", midnight), ("noon", midnight + timedelta(hours=12)),
+                       ("yesterday", midnight - timedelta(milliseconds=1))]:
+        set_since(journal.path, journal.create(f"{name}.xml", "sent"), when)
+    journal.create("a.xml", "settling")
+    journal.create("b.xml", "settling", last_error="cannot read b.xml")
+    journal.create("c.xml", "waiting")
+    journal.create("d.xml", CLAIMING)
+    journal.create("e.xml", QUARANTINING, last_error="EROFS")
+    assert journal.summary(at) == {"sent today": 2, "settling": 1, "not moving": 1,
+                                   "waiting": 1, "delivering": 1, "retrying": 1}
+
+
 def test_sent_by_others_are_the_rows_another_daemon_sent_read_by_the_index(
         journal: Journal) -> None:
     """sent_by_others: of the rows asked for, those learnt from sent/ while the journal
