@@ -473,6 +473,46 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
         j.close()
 
 
+def test_a_work_folder_a_row_in_flight_names_is_never_taken_for_an_orphan(
+        settings: Settings) -> None:
+    """A journal made afresh, whose first sweep finds the work folders there: one that a
+    row in flight names (a bundle this daemon claimed and is delivering) is the journal's,
+    not the lost journal's: never put back into the outbox (it would be sent twice),
+    archived or called a copy; nothing is said of it."""
+    ours = owner_of(settings.paths.state_dir)
+    j = Journal(settings.journal_path)
+    try:
+        assert j.afresh
+        live = work(settings, "INV-1", pid=os.getpid(), owner=ours)
+        j.create("INV-1.xml", "delivering", bundle_id=BID, work_dir=str(live))
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(live)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert [e for e in logged if e["log_level"] in ("warning", "error")] == []
+    finally:
+        j.close()
+
+
+def test_an_orphan_holding_two_invoice_files_is_left_for_a_person(
+        settings: Settings) -> None:
+    """A lost journal's work folder that holds two invoice files is no one bundle: which
+    to put back cannot be told, so neither goes into the outbox; it is left where it is,
+    said once at error."""
+    w = work(settings, "INV-1")
+    (w / "INV-2.xml").write_bytes(b"<y/>")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(w)) == ["INV-1", "INV-1.xml", "INV-2.xml"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        [said] = [e for e in logged if e["log_level"] == "error"]
+        assert "holds no single invoice file" in said["event"]
+    finally:
+        j.close()
+
+
 def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alone(
         settings: Settings) -> None:
     """On a journal made afresh (the old one lost) the folders its daemon left are put

@@ -91,6 +91,22 @@ class TestRecovery:
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
 
+    def test_a_half_done_claim_of_a_bundle_to_quarantine_is_quarantined_not_sent(
+            self, tmp_path: Path) -> None:
+        """A claim cut short whose row holds reasons (the bundle was claimed to be
+        quarantined): finished at the start into `quarantining`, and its attempt moves it
+        into quarantine/ with those reasons; nothing is sent."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        reason = {"code": "duplicate-invoice-id", "file": "INV-1.xml",
+                  "message": "already sent in another bundle"}
+        p.j.update(row, reasons=[reason])
+        assert p.finish.recover() == [(row, 0.0)]
+        assert p.j.get(row).state == "quarantining"
+        assert p.finish.attempt(row) is None
+        assert p.j.get(row).state == "quarantined" and folders(s.sent_dir) == []
+        [entry] = folders(s.quarantine_dir)
+        assert "already sent in another bundle" in (entry / "REASON.txt").read_text()
+
     def test_a_claim_that_cannot_be_finished_at_start_says_why_until_the_next_start(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A half-done claim whose finishing fails at start (the share refuses the move)
