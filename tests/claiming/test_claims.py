@@ -423,9 +423,10 @@ class TestUndoneClaim:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The undo of a claim moves the sidecar back, then the share refuses the rename of
         the invoice file (EIO). What did not go back is still in the work folder: the row
-        stays `claiming` naming it, says why (retrying), and the next rescan's retry puts
-        the rest back; the bundle settles again, every file in the outbox. Raised instead,
-        the row stayed `claiming` unexplained and nothing tried again until a restart."""
+        stays `claiming` naming it, says why (retrying; written and said once, not at each
+        rescan that is refused again), and the next rescan's retry puts the rest back; the
+        bundle settles again, every file in the outbox. Raised instead, the row stayed
+        `claiming` unexplained and nothing tried again until a restart."""
         from daemon.claiming import claim as claim_module
         p, s, cand, work, row = claimed_row(tmp_path)
         real = claim_module.rename_noreplace
@@ -442,6 +443,11 @@ class TestUndoneClaim:
         assert "cannot move the bundle back" in (r.last_error or "")
         assert "Input/output error" in (r.last_error or "")
         assert (work / "INV-1.xml").exists() and (s.outbox.path / "INV-1" / "a.pdf").exists()
+        changes = p.j.changes
+        with capture_logs() as logged:
+            assert p.retry_stranded() == []  # still refused: the same why, not said again
+        assert p.j.changes == changes and p.j.get(row).last_error == r.last_error
+        assert not any(e["event"].startswith("claim cannot be undone") for e in logged)
 
         monkeypatch.setattr(claim_module, "rename_noreplace", real)  # the share is back
         assert p.retry_stranded() == []

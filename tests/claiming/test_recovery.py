@@ -153,7 +153,9 @@ class TestRecovery:
         r = p.j.get(row)
         assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
         assert "is not there" in (r.last_error or "") and "rescan" in (r.last_error or "")
+        changes = p.j.changes
         assert p.retry_stranded() == [] and p.j.get(row).state == "claiming"
+        assert p.j.changes == changes  # the same why: not written again at each rescan
         s.outbox.path.rename(tmp_path / "mountpoint")
         away.rename(s.outbox.path)  # the share is back
         assert p.retry_stranded() == [row]
@@ -716,15 +718,34 @@ class TestOutboxMoved:
         not retried for ever as "not there (is the share mounted?)"."""
         p, s, row, work = self._moved(tmp_path)
         assert work.is_dir()
+        p.j.update(row, claimed_in="1:2")  # the mark of its processing folder on the old server
         fin = Finisher(s, p.j, NeverPost())
         assert [r for r, _ in fin.recover()] == [row]
         assert p.j.get(row).work_dir == str(work)
+        # The claim's processing folder is now this one (a later look for a work folder
+        # gone from it tells "never made" by it, recovery._never_made).
+        assert p.j.get(row).claimed_in == folder_mark(s.processing_dir, s.outbox.path)
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1.xml").exists() and (entry / "INV-1" / "a.pdf").exists()
         assert not work.exists()
+
+    def test_a_link_under_the_work_folders_name_is_not_taken_for_the_moved_folder(
+            self, tmp_path: Path) -> None:
+        """In the processing folder now configured, a symbolic link (anyone on the share
+        may make one) under the work folder's name, to the folder itself moved aside: not
+        taken for the moved work folder, the row keeps naming its recorded path (nothing
+        is ever done through a link in the outbox)."""
+        p, s, row, work = self._moved(tmp_path)
+        recorded = p.j.get(row).work_dir
+        aside = tmp_path / "aside"
+        work.rename(aside)
+        work.symlink_to(aside)
+        Finisher(s, p.j, NeverPost()).recover()
+        assert p.j.get(row).work_dir == recorded
+        assert work.is_symlink() and (aside / "INV-1.xml").exists()
 
     def test_a_work_folder_still_at_its_recorded_path_is_used_there(
             self, tmp_path: Path) -> None:
