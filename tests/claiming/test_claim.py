@@ -103,6 +103,26 @@ class TestClaim:
         assert [p.name for p in processing.iterdir()] == [work1.name]
         assert sorted(p.name for p in work1.iterdir()) == ["INV-1", "INV-1.xml"]
 
+    def test_an_invoice_file_that_cannot_be_moved_leaves_no_work_folder(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The rename of the invoice file refused (a folder outboxd may not write in):
+        NothingClaimed, the bundle whole in the outbox, and the work folder just made
+        removed again — not left empty in processing/ at each retry of the claim."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        real = os.rename
+
+        def refused(src: object, dst: object, **kw: object) -> None:
+            if src == cand.invoice:
+                raise PermissionError(13, "Permission denied", str(src))
+            real(src, dst, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "rename", refused)
+        with pytest.raises(NothingClaimed):
+            claim(cand, work, with_marker=False)
+        assert not work.exists() and list(processing.iterdir()) == []
+        assert cand.invoice.exists() and (cand.sidecar / "sub" / "b.pdf").exists()
+
     def test_vanished_invoice_loses(self, outbox: Path, processing: Path) -> None:
         """An invoice file removed by a person before the claim: ClaimLost, no work folder,
         the sidecar stays in the outbox."""

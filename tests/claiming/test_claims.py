@@ -295,6 +295,7 @@ class TestClaimFailure:
         else:
             assert p.j.last_detail(row.id) == "claimed by another daemon"
             assert "bundle taken by another daemon" in events
+            assert row.work_dir is None  # its folder, made for nothing, removed again
 
     def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

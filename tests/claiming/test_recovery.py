@@ -134,6 +134,17 @@ class TestRecovery:
         r = p.j.get(row)
         assert (r.state, r.last_error, r.shown_state) == ("delivering", None, "delivering")
 
+    def test_an_unfinished_claim_whose_row_has_left_claiming_is_tried_no_more(
+            self, tmp_path: Path) -> None:
+        """A claim recovery could not finish, whose row has since left `claiming` (its
+        bundle put back and ended by the pipeline): the rescan's retry drops it, and
+        never finishes a claim for a row that no longer names a work folder."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        p.finish._unfinished.add(row)
+        p.j.transition(row, "gone", recovery.NOT_HAPPENED_GONE, work_dir=None)
+        assert p.finish.finish_claims_again() == ([], [])
+        assert p.finish._unfinished == set() and p.j.get(row).state == "gone"
+
     def test_a_claim_whose_work_folder_is_away_at_start_waits_for_it_and_is_finished(
             self, tmp_path: Path) -> None:
         """A restart while a claim's work folder is out of sight (the share that holds
