@@ -319,6 +319,8 @@ class TestQueries:
         but not yet archived, or sent; not for a quarantined or merely waiting one."""
         a = journal.create("a.xml", "waiting", bundle_id=BID_A)
         assert not journal.was_sent(BID_A)
+        journal.transition(a, CLAIMING)
+        assert journal.was_sent(BID_A)
         journal.transition(a, "delivering")
         assert journal.was_sent(BID_A)
         journal.transition(a, "retrying")
