@@ -690,6 +690,37 @@ class TestRulesOfANewVersion:
         [reason] = json.loads((folder / "reason.json").read_text())["reasons"]
         assert reason["file"] == "INV-1/photo.png" and "original-print" in reason["message"]
 
+    def test_a_bundle_whose_files_changed_in_processing_is_never_sent_as_claimed(
+            self, tmp_path: Path) -> None:
+        """Only the bytes a claim recorded are sent as claimed: a claimed bundle whose
+        attachment someone replaced inside processing while outboxd was stopped has
+        another bundle id after the restart, and is judged by the rules in force now
+        (quarantined for what they find), never sent on the strength of the claim."""
+        p, s, row = claimed(tmp_path)
+        work = Path(p.j.get(row).work_dir or "")
+        (work / "INV-1" / "a.pdf").write_bytes(pdf_bytes(text_marker="replaced"))
+        receiver = self._restarted_and_attempted(p, self._stricter(s), row)
+        assert receiver.posts == 0 and list(s.sent_dir.glob("*/*")) == []
+        assert p.j.get(row).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        assert "type-not-allowed" in (folder / "reason.json").read_text()
+
+    def test_with_documents_built_at_delivery_nothing_is_sent_as_claimed(
+            self, tmp_path: Path) -> None:
+        """ubl-embedded builds and checks each document at delivery, and none may go out
+        unchecked: a bundle claimed before a restart is never sent as it was checked then
+        in that format (the documents the receiver has are in the journal), while the
+        format that sends the files as they are does send it as claimed."""
+        p, s, row = claimed(tmp_path)
+        r = p.j.get(row)
+        bundle = p.finish._read_again(r, s)
+        assert r.bundle_id is not None and s.delivery.format != "ubl-embedded"
+        for fmt, as_claimed in (("ubl-embedded", False), (s.delivery.format, True)):
+            now = s.model_copy(update={"delivery": s.delivery.model_copy(
+                update={"format": fmt})})
+            fin = Finisher(now, p.j, NeverPost())
+            assert fin.sent_as_claimed(r, bundle, r.bundle_id, p.log) is as_claimed
+
     def test_a_claim_cut_short_before_a_restart_meets_the_rules_in_force_now(
             self, tmp_path: Path) -> None:
         """A claim a crash cut short sent nothing: it is checked by the rules in force
