@@ -56,6 +56,26 @@ class TestClaimFailure:
         assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
 
+    def test_no_claim_is_made_while_the_processing_folders_share_is_off_its_mount(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share holding the processing folder unmounted (the mounts say it is away):
+        no work folder is made on the bare mount point, where the remount would hide the
+        bundle; the bundle stays in the outbox, its row settling with why, and the claim
+        is tried again a rescan period later."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        away = "is no longer on the file system it was on at the start (its share unmounted?)"
+        monkeypatch.setattr(p.finish.mounts, "away",
+                            lambda folder: away if folder == s.processing_dir else None)
+        nxt = step(p, cand, 0.0)
+        assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
+        assert list(s.processing_dir.iterdir()) == []
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        assert "its share unmounted" in (row.last_error or "")
+
     def test_a_folder_outboxd_may_not_move_is_said_with_the_fix(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A sidecar that outboxd's user may not move (no write access to the folder
