@@ -170,3 +170,28 @@ def test_a_journal_of_0_bytes_without_a_wal_is_said_empty_to_be_started_on(
     Path(f"{path}-wal").touch()
     with pytest.raises(JournalError, match=r"is empty \(0 bytes\).*start outboxd"):
         read_journal(path, lambda journal: journal.counts())
+
+
+def test_whether_the_journal_is_there_is_told_as_path_exists_tells_it_or_said_why_not(
+        tmp_path: Path) -> None:
+    """journal_there: not there for a path that does not exist, one below a file, or one
+    below a link loop (as Path.exists() answers them); there for a journal; and, where
+    this user cannot look into the state dir, a JournalError naming the state dir, why
+    and the fix given, never an answer of "no journal"."""
+    journal = tmp_path / "journal.sqlite3"
+    assert not readonly.journal_there(journal, "run it as outboxd")
+    (tmp_path / "file").write_bytes(b"")
+    assert not readonly.journal_there(tmp_path / "file" / "journal.sqlite3", "fix")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert not readonly.journal_there(tmp_path / "loop" / "journal.sqlite3", "fix")
+    Journal(journal).close()
+    assert readonly.journal_there(journal, "fix")
+
+    def refused(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with pytest.MonkeyPatch.context() as m, pytest.raises(JournalError) as error:
+        m.setattr(readonly.os, "stat", refused)
+        readonly.journal_there(journal, "run it as outboxd")
+    assert str(error.value) == (f"cannot look into the state dir {tmp_path} for the journal "
+                                "(Permission denied); run it as outboxd")
