@@ -85,7 +85,9 @@ class TestJournalReader:
     def test_many_questions_are_read_from_one_open(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """200 questions open the journal once (read_journal opened it 200 times, about
-        0.2 ms each); close() closes it, and the next question opens it again."""
+        0.2 ms each); close() closes it, and the next question opens it again. Once a
+        daemon opens the journal, it is opened again once, in step with it, not once a
+        question."""
         path = tmp_path / "journal.sqlite3"
         j = Journal(path)
         j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
@@ -107,6 +109,15 @@ class TestJournalReader:
         assert opened == [path, path]
         reader.close()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+        daemon = Journal(path)  # a daemon starts on it: its WAL file beside the journal
+        try:
+            assert [reader.read(lambda journal: journal.counts()["waiting"])
+                    for _ in range(20)] == [1] * 20
+            # Opened again once, in step with the daemon, and kept for the rest.
+            assert opened == [path, path, path]
+        finally:
+            reader.close()
+            daemon.close()
 
     def test_a_daemon_that_opens_the_journal_between_questions_is_read_in_step_with(
             self, tmp_path: Path) -> None:
