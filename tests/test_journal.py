@@ -332,6 +332,17 @@ class TestQueries:
         q = journal.create("b.xml", "quarantined", bundle_id=BID_B)
         assert q and not journal.was_sent(BID_B)
 
+    def test_in_flight_is_the_bundles_rows_delivering_or_retrying(
+            self, journal: Journal) -> None:
+        """in_flight(bundle id): its rows on their way to the receiver (delivering,
+        retrying), in journal order; not one still being claimed, delivered, sent or of
+        another bundle."""
+        rows = {state: journal.create(f"{state}.xml", state, bundle_id=BID_A)
+                for state in ("retrying", CLAIMING, "delivering", DELIVERED, "sent")}
+        journal.create("other.xml", "delivering", bundle_id=BID_B)
+        assert [r.id for r in journal.in_flight(BID_A)] == [rows["retrying"],
+                                                            rows["delivering"]]
+
     def test_sent_invoice_ids_other_bundles_only(self, journal: Journal) -> None:
         """sent_invoice_ids lists ids already sent in *another* bundle, in the order asked."""
         journal.create("a.xml", "sent", bundle_id=BID_A, invoice_ids=["INV-1", "INV-2"])

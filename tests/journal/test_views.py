@@ -116,6 +116,26 @@ def test_the_status_line_counts_todays_sent_from_midnight_and_settling_stuck_apa
                                    "waiting": 1, "delivering": 1, "retrying": 1}
 
 
+def test_a_days_finished_rows_are_listed_latest_first_up_to_the_limit_and_counted(
+        journal: Journal) -> None:
+    """finished_on (the page's "sent today"): the rows of that state whose `since` is on
+    that day, the latest first, at most `limit` of them (all without one); count_on
+    counts them all. Not another day's row, not another state's."""
+    day = datetime(2031, 5, 6, tzinfo=UTC)
+    made = {}
+    for name, state, when in [("early", "sent", day), ("late", "sent", day + timedelta(hours=23)),
+                              ("noon", "sent", day + timedelta(hours=12)),
+                              ("before", "sent", day - timedelta(milliseconds=1)),
+                              ("q", "quarantined", day + timedelta(hours=1))]:
+        made[name] = journal.create(f"{name}.xml", state)
+        set_since(journal.path, made[name], when)
+    assert [r.invoice_file for r in journal.finished_on("sent", "2031-05-06", 2)] == [
+        "late.xml", "noon.xml"]
+    assert [r.invoice_file for r in journal.finished_on("sent", "2031-05-06")] == [
+        "late.xml", "noon.xml", "early.xml"]
+    assert journal.count_on("sent", "2031-05-06") == 3
+
+
 def test_sent_by_others_are_the_rows_another_daemon_sent_read_by_the_index(
         journal: Journal) -> None:
     """sent_by_others: of the rows asked for, those learnt from sent/ while the journal
