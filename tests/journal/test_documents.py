@@ -43,3 +43,14 @@ def test_a_document_accepted_is_recorded_on_the_row_being_delivered_not_a_later_
     assert journal.documents_of(claiming) == {}
     journal.accept_document("f" * 64, "k1", {"status": 201})
     assert journal.accepted_documents("f" * 64) == {}
+
+
+def test_the_documents_of_a_content_are_its_latest_rows(journal: Journal) -> None:
+    """accepted_documents(bundle id): the documents of the latest row of that content
+    that has any (the one whose delivery goes on), not an earlier row's."""
+    old = journal.create("A.xml", "delivering", bundle_id="e" * 64)
+    journal.accept_document("e" * 64, "k1", {"status": 201})
+    journal.transition(old, "quarantined")
+    journal.create("A.xml", "delivering", bundle_id="e" * 64)
+    journal.accept_document("e" * 64, "k2", {"status": 202})
+    assert journal.accepted_documents("e" * 64) == {"k2": {"status": 202}}

@@ -21,7 +21,7 @@ from daemon.journal import (  # noqa: E402
     STATES,
     Journal,
 )
-from daemon.journal.records import BY_ANOTHER_TERMS  # noqa: E402
+from daemon.journal.records import BY_ANOTHER_TERMS, UNREADABLE_REASONS  # noqa: E402
 
 
 class TestQueries:
@@ -47,7 +47,8 @@ class TestQueries:
             self, journal: Journal) -> None:
         """quarantined_for("sidecar-spelling"): the quarantined rows with a reason of that
         code, oldest first, without the receiver's response; not a held row with it, nor
-        a quarantined row whose message only mentions the code."""
+        a quarantined row whose message only mentions the code; one whose reasons hold
+        the code but cannot be read is kept."""
         spelling = {"code": "sidecar-spelling", "file": "inv-7", "message": "rename it"}
         other = {"code": "pdf-encrypted", "file": "A/x.pdf",
                  "message": 'is encrypted (not "sidecar-spelling")'}
@@ -56,9 +57,15 @@ class TestQueries:
         journal.create("C.xml", "quarantined", reasons=[other])
         last = journal.create("D.xml", "quarantined", reasons=[other, spelling],
                               response={"status": 422})
+        # Its reasons cut short (a journal edited by hand): kept, for `check` to say that
+        # it cannot tell, with the one reason that says they cannot be read.
+        cut = journal.create("E.xml", "quarantined", reasons=[spelling])
+        journal._db.execute("UPDATE bundles SET reasons = '[{\"code\": \"sidecar-spelling\"' "
+                            "WHERE id = ?", (cut,))
         rows = journal.quarantined_for("sidecar-spelling")
-        assert [r.id for r in rows] == [first, last]
+        assert [r.id for r in rows] == [first, last, cut]
         assert rows[1].reasons == [other, spelling] and rows[1].response is None
+        assert [x["code"] for x in rows[2].reasons] == [UNREADABLE_REASONS]
 
     def test_the_look_alike_question_reads_only_the_rows_with_that_reason(
             self, journal: Journal) -> None:
@@ -134,6 +141,16 @@ def test_a_days_finished_rows_are_listed_latest_first_up_to_the_limit_and_counte
     assert [r.invoice_file for r in journal.finished_on("sent", "2031-05-06")] == [
         "late.xml", "noon.xml", "early.xml"]
     assert journal.count_on("sent", "2031-05-06") == 3
+
+
+def test_the_last_row_of_an_invoice_file_is_its_latest(journal: Journal) -> None:
+    """last_row_of_files: each invoice file's latest row (the highest id) among the rows
+    the views list: whether a later row has that file."""
+    first = journal.create("A.xml", "quarantined")
+    later = journal.create("A.xml", "settling")
+    only = journal.create("B.xml", "sent")
+    assert journal.last_row_of_files() == {"A.xml": later, "B.xml": only}
+    assert first < later
 
 
 def test_sent_by_others_are_the_rows_another_daemon_sent_read_by_the_index(
