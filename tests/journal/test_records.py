@@ -17,6 +17,7 @@ from daemon.journal.records import (
     Row,
     collector_paused,
     decoded,
+    journal_time,
     rows_of,
 )
 
@@ -113,6 +114,17 @@ class TestRowsOf:
         assert decoded({"invoice_file": "a.xml", "response": "null"})["response"] is None
         assert "unreadable" in decoded({"invoice_file": "a.xml", "response": "[1]"}
                                        )["response"]
+
+
+def test_a_paper_time_that_cannot_be_a_journal_time_is_the_fallback() -> None:
+    """journal_time: a paper's time as the journal writes times (UTC, 'Z'); one without a
+    zone, not a time at all, or whose zone takes it past the last day datetime can hold
+    in UTC (a receipt.json edited by hand) is the fallback given, never an error that
+    kept its folder from being finished."""
+    fallback = "2031-05-06T00:00:00.000Z"
+    assert journal_time("2031-05-06T02:00:00+02:00", fallback) == fallback
+    for odd in ("9999-12-31T23:59:59-23:59", "2031-05-06T00:00:00", "yesterday", None):
+        assert journal_time(odd, "2030-01-01T00:00:00.000Z") == "2030-01-01T00:00:00.000Z"
 
 
 def test_the_collector_is_as_it_was_after_a_pause() -> None:
