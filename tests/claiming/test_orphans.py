@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -831,6 +832,30 @@ def test_a_mark_naming_a_folder_without_the_bundles_paper_empties_nothing(
                 if p.is_file() and p.name != KEPT} == content
         assert [e["names"] for e in logged if "names" in e] == [["INV-7/a.pdf", "INV-7.xml"]]
         assert os.listdir(theirs) == ["INV-7.xml"]
+    finally:
+        j.close()
+
+
+def test_a_mark_naming_a_whole_copy_outside_the_archive_removes_nothing(
+        settings: Settings, tmp_path: Path) -> None:
+    """A lost journal's work folder with a mark naming a folder outside sent/ and
+    quarantine/ that holds a whole copy of the bundle and a receipt.json naming it (a
+    share user's, or a copy taken by hand): no archive entry, so nothing is removed from
+    the work folder as "archived" there; its files are named for a person."""
+    w = work(settings, "INV-8")
+    content = tree(w)
+    copy = tmp_path / "elsewhere" / "2026-01-01" / "INV-8"
+    copy.parent.mkdir(parents=True)
+    shutil.copytree(w, copy)
+    write_receipt(copy, "INV-8")
+    (w / KEPT).write_bytes(os.fsencode(copy))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*")
+                if p.is_file() and p.name != KEPT} == content
+        assert [e["names"] for e in logged if "names" in e] == [["INV-8/a.pdf", "INV-8.xml"]]
     finally:
         j.close()
 
