@@ -145,6 +145,22 @@ class TestRecovery:
         assert p.finish.finish_claims_again() == ([], [])
         assert p.finish._unfinished == set() and p.j.get(row).state == "gone"
 
+    def test_a_claim_recorded_without_its_folders_mark_is_never_taken_for_one_not_made(
+            self, tmp_path: Path) -> None:
+        """A claim an outboxd before the processing folder's mark recorded (claimed_in
+        None) whose work folder is not there, the invoice file not in the outbox, and no
+        processing folder to be seen either: nothing tells that the folder was never
+        made (the share may be away), so the row waits, `claiming`, saying why; never
+        `gone`, with the bundle in a folder no row names when the share is back."""
+        p, s = make(tmp_path)
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
+                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        s.processing_dir.rmdir()
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.shown_state) == ("claiming", "retrying")
+        assert "is not there" in (r.last_error or "")
+
     def test_a_claim_whose_work_folder_is_away_at_start_waits_for_it_and_is_finished(
             self, tmp_path: Path) -> None:
         """A restart while a claim's work folder is out of sight (the share that holds
