@@ -828,6 +828,14 @@ class TestOutboxMoved:
         # the test waits out one bounded look of 1 s rather than 5 (the same ratio below).
         limit = 1.0
         monkeypatch.setattr(recovery, "OLD_PATH_SECONDS", limit)
+        looks: list[Path] = []
+        real_left_at = recovery.left_at
+
+        def counted(path: Path, seconds: float) -> bool | None:
+            looks.append(path)
+            return real_left_at(path, seconds)
+
+        monkeypatch.setattr(recovery, "left_at", counted)
         p, s, row, work = self._moved(tmp_path)
         with hung_share(tmp_path / "oldserver") as mount:
             recorded = mount / "outbox" / ".outboxd" / "processing" / work.name
@@ -845,6 +853,7 @@ class TestOutboxMoved:
             assert due, "the start waits on the recorded path of the share that hangs"
             assert p.j.get(row).work_dir == str(work)
             assert p.j.get(second).work_dir == str(s.processing_dir / "INV-3--efefefefefef--x")
+            assert looks == [recorded]  # the folder that hung is not looked into again
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
