@@ -518,7 +518,8 @@ def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alon
         settings: Settings) -> None:
     """On a journal made afresh (the old one lost) the folders its daemon left are put
     back at the first sweep; a folder of our name copied in after that, seen by a later
-    sweep of the same run, is nobody's claim: it stays, with one error line naming it."""
+    sweep of the same run (one of those very names too), is nobody's claim: it stays,
+    with one error line naming it."""
     from daemon.claiming.orphans import Orphans
     left = work(settings, "INV-1")
     j = Journal(settings.journal_path)
@@ -528,12 +529,23 @@ def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alon
         assert run.sweep(j, settings, FolderMounts(settings)) == 1
         assert (settings.outbox.path / "INV-1.xml").exists() and not left.exists()
         copied = work(settings, "INV-5", owner=owner_of(settings.paths.state_dir))
+        # The folder put back, copied in again under its own name (a backup restored),
+        # once its bundle has left the outbox: no longer the lost journal's either.
+        (settings.outbox.path / "INV-1.xml").unlink()
+        shutil.rmtree(settings.outbox.path / "INV-1")
+        (left / "INV-1").mkdir(parents=True)
+        (left / "INV-1.xml").write_bytes(b"<x/>")
         with capture_logs() as logged:
             assert run.sweep(j, settings, FolderMounts(settings)) == 0
         assert not (settings.outbox.path / "INV-5.xml").exists()
+        assert not (settings.outbox.path / "INV-1.xml").exists()
         assert sorted(os.listdir(copied)) == ["INV-5", "INV-5.xml"]
+        assert sorted(os.listdir(left)) == ["INV-1", "INV-1.xml"]
         [said] = [e for e in logged if e["log_level"] == "error"]
         assert said["work_dir"] == str(copied) and "was not left by outboxd" in said["event"]
+        # Named without a state dir, as before owners: left for a daemon of that time.
+        [other] = [e for e in logged if e["log_level"] == "warning"]
+        assert other["work_dir"] == str(left) and "before its upgrade" in other["event"]
     finally:
         j.close()
 
