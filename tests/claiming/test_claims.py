@@ -693,6 +693,29 @@ class TestABatchOfClaims:
         assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
         assert len(folders(p.s.sent_dir)) == 3
 
+    def test_a_hand_over_that_finds_the_journal_lost_hands_nothing_over(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The commit that hands claimed bundles to delivery finds the journal lost
+        (deleted, damaged): unlike a write that fails, that is no reason to go on: each
+        bundle's answer is the JournalLost that stops the daemon, and none is handed to
+        the workers (its row stays `claiming`, finished by recovery at the restart)."""
+        from daemon.errors import JournalLost
+        p = self._held(tmp_path, 2)
+        real = p.j.transitions
+        handed: list[int] = []
+
+        def lost(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                 **kw: object) -> None:
+            if state == "delivering":
+                raise JournalLost("the journal was deleted", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", lost)
+        monkeypatch.setattr(p.finish, "hand_over", lambda row, _b: handed.append(row))
+        results = list(p.claim_held(5.0))
+        assert len(results) == 2 and all(isinstance(n, JournalLost) for _, n in results)
+        assert handed == [] and len(p.j.rows(("claiming",))) == 2
+
     def test_a_hand_over_whose_commit_fails_is_delivered_after_a_switch_of_format_too(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """As above, and a reload switches [delivery] format before the attempts (their
