@@ -622,6 +622,31 @@ class TestABatchOfClaims:
             assert step(p, cand, 5.0).claimed is None  # held for the end of the turn
         return p
 
+    def test_the_same_content_twice_in_one_turn_is_sent_once_the_other_a_duplicate(
+            self, tmp_path: Path) -> None:
+        """The same bundle dropped under two names (a clerk's copy), both decided in one
+        turn while their claims wait for its end: the second is a duplicate of the claim
+        held for the first, as it would be once that claim is journaled; quarantined,
+        not sent a second time."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 1})
+        pdf = pdf_bytes()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+        drop_bundle(s.outbox.path, "INV-1 - Copy", {"a.pdf": pdf},
+                    (s.outbox.path / "INV-1.xml").read_bytes())
+        cands = sorted(list_outbox(s.outbox).candidates.values(), key=lambda c: c.name)
+        for cand in cands:
+            assert step(p, cand, 0.0).claimed is None  # settling
+        p.hold_claims()
+        for cand in cands:
+            assert step(p, cand, 5.0).claimed is None  # held for the end of the turn
+        results = dict(p.claim_held(5.0))
+        assert not any(isinstance(n, Exception) for n in results.values())
+        for row in (r for n in results.values() if (r := n.claimed) is not None):
+            assert p.finish.attempt(row) is None
+        assert len(folders(s.sent_dir)) == 1
+        [quarantined] = folders(s.quarantine_dir)
+        assert "duplicate" in (quarantined / "reason.json").read_text()
+
     def test_a_batch_costs_few_commits_statements_and_looks_at_the_journal_file(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """32 claims: one durable commit records them all, and the bundles found unchanged
