@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -318,6 +319,8 @@ class TestQueries:
         but not yet archived, or sent; not for a quarantined or merely waiting one."""
         a = journal.create("a.xml", "waiting", bundle_id=BID_A)
         assert not journal.was_sent(BID_A)
+        journal.transition(a, CLAIMING)
+        assert journal.was_sent(BID_A)
         journal.transition(a, "delivering")
         assert journal.was_sent(BID_A)
         journal.transition(a, "retrying")
@@ -328,6 +331,17 @@ class TestQueries:
         assert journal.was_sent(BID_A)
         q = journal.create("b.xml", "quarantined", bundle_id=BID_B)
         assert q and not journal.was_sent(BID_B)
+
+    def test_in_flight_is_the_bundles_rows_delivering_or_retrying(
+            self, journal: Journal) -> None:
+        """in_flight(bundle id): its rows on their way to the receiver (delivering,
+        retrying), in journal order; not one still being claimed, delivered, sent or of
+        another bundle."""
+        rows = {state: journal.create(f"{state}.xml", state, bundle_id=BID_A)
+                for state in ("retrying", CLAIMING, "delivering", DELIVERED, "sent")}
+        journal.create("other.xml", "delivering", bundle_id=BID_B)
+        assert [r.id for r in journal.in_flight(BID_A)] == [rows["retrying"],
+                                                            rows["delivering"]]
 
     def test_sent_invoice_ids_other_bundles_only(self, journal: Journal) -> None:
         """sent_invoice_ids lists ids already sent in *another* bundle, in the order asked."""
@@ -378,6 +392,43 @@ class TestFaults:
         journal._failing_until = 0.0
         row = journal.create("a.xml", "settling")
         assert journal.get(row).state == "settling" and not journal._db.in_transaction
+
+    def test_a_write_that_keeps_failing_backs_off_doubling_and_is_said_once(
+            self, journal: Journal) -> None:
+        """Each failed write doubles the wait before the next try, from 0.5 s up to 30 s
+        (an error said once per kind, not at every try: a full disk for an hour would
+        flood the log); the first write that works clears the failure and says so once."""
+        said: list[tuple[str, str]] = []
+
+        class Said:
+            def error(self, event: str, **_: object) -> None:
+                said.append(("error", event))
+
+            def info(self, event: str, **_: object) -> None:
+                said.append(("info", event))
+
+        journal.log = Said()
+        journal._db.execute("CREATE TRIGGER full BEFORE INSERT ON bundles "
+                            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        waits = []
+        for _ in range(9):
+            journal._failing_until = 0.0  # the back-off over: the write is tried
+            before = time.monotonic()
+            with pytest.raises(JournalError):
+                journal.create("a.xml", "settling")
+            after = time.monotonic()
+            wait = journal._failing_until - before
+            assert journal._failing_until - after <= wait
+            waits.append(round(wait * 2) / 2)  # the time the try took is no part of it
+        assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+        assert said == [("error", "journal cannot be written; retrying with back-off")]
+        assert "disk is full" in journal.failure
+        journal._db.execute("DROP TRIGGER full")
+        journal._failing_until = 0.0
+        journal.create("a.xml", "settling")
+        journal.create("b.xml", "settling")
+        assert said[1:] == [("info", "journal writable again")]
+        assert journal.failure == "" and journal._failing_until == 0.0
 
     def test_a_lock_another_process_holds_is_said_as_a_lock_not_as_free_space(
             self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -430,6 +481,39 @@ class TestFaults:
         said = sqlite_failure(stale.value, "check free space and permissions")
         assert said.startswith("locked by another process") and "free space" not in said
 
+    def test_a_table_lock_is_said_as_a_lock(self) -> None:
+        """SQLITE_LOCKED (a table locked by a statement still reading it), like
+        SQLITE_BUSY, is a lock to wait out, never a matter of free space and
+        permissions."""
+        from daemon.journal import sqlite_failure
+        db = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            db.execute("CREATE TABLE t (x)")
+            db.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+            reading = db.execute("SELECT x FROM t")
+            reading.fetchone()
+            with pytest.raises(sqlite3.OperationalError) as locked:
+                db.execute("DROP TABLE t")
+        finally:
+            db.close()
+        assert locked.value.sqlite_errorcode == sqlite3.SQLITE_LOCKED
+        said = sqlite_failure(locked.value, "check free space and permissions")
+        assert said.startswith("locked by another process") and "free space" not in said
+
+    def test_a_wal_file_made_anew_is_the_one_synced(self, journal: Journal) -> None:
+        """The WAL file's descriptor is kept open between syncs; once the file at its
+        path is another (SQLite made it anew), the next sync opens and syncs that one,
+        never the old file no reader looks at any more."""
+        journal.create("a.xml", "settling")  # durable: the WAL file opened and synced
+        wal = Path(f"{journal.path}-wal")
+        first = journal._wal()
+        assert os.fstat(first).st_ino == wal.stat().st_ino
+        assert journal._wal() == first  # the same file: kept open, not opened again
+        anew = wal.with_name("anew")
+        anew.write_bytes(wal.read_bytes())
+        os.replace(anew, wal)
+        assert os.fstat(journal._wal()).st_ino == wal.stat().st_ino
+
     def test_deleted_or_replaced_journal_is_noticed(self, tmp_path: Path) -> None:
         """check() and every durable write raise JournalLost once the file at the path is
         not the one we opened (deleted, or replaced by another file)."""
@@ -475,6 +559,31 @@ class TestFaults:
                 j.make_durable()
         finally:
             j.close()
+
+    def test_an_update_of_no_fields_changes_nothing(self, journal: Journal) -> None:
+        """update() with no fields is no statement at all: the row stays as written
+        (not an SQL error that a caller would take for a write failure)."""
+        row = journal.create("a.xml", "settling")
+        before = journal.written_at(row)
+        journal.update(row)
+        assert journal.written_at(row) == before and journal.failure == ""
+
+    def test_archived_since_includes_a_row_sent_at_that_very_time(
+            self, journal: Journal) -> None:
+        """archived_since(at): the archive folders of rows sent or delivered at `at` or
+        later, the one sent at that very millisecond too; not one sent before, not one
+        without a folder."""
+        at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+        rows = {}
+        for name, state, when, folder in [
+                ("same", "sent", at, "/s/same"), ("later", DELIVERED, at.replace(hour=13),
+                                                  "/s/later"),
+                ("before", "sent", at.replace(hour=11), "/s/before"),
+                ("nofolder", "sent", at, None)]:
+            rows[name] = journal.create(f"{name}.xml", state, archive_dir=folder)
+            set_since(journal.path, rows[name], when)
+        assert sorted(journal.archived_since("2026-03-01T12:00:00.000Z")) == [
+            "/s/later", "/s/same"]
 
     def test_import_sent_makes_duplicates_known(self, journal: Journal) -> None:
         """Rows read back from sent/ count as sent for was_sent and since the delivery."""

@@ -90,6 +90,23 @@ class TestClaim:
         claim(cand, work, with_marker=False)
         assert not (work / "B.ready").exists() and cand.marker.exists()
 
+    def test_a_release_file_travels_with_the_bundle_and_goes_back_with_it(
+            self, outbox: Path, processing: Path) -> None:
+        """A companion (the clerk's NAME.send-anyway that released a held bundle) leaves
+        the outbox with the claim, into the work folder (and so into sent/, the record of
+        who released what): left behind, it would release the next bundle dropped under
+        that name unasked. An undo puts it back with the bundle."""
+        cand = drop(outbox)
+        release = outbox / "INV-1.send-anyway"
+        release.write_bytes(b"")
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False, companions=[release])
+        assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.send-anyway",
+                                                         "INV-1.xml"]
+        assert not release.exists()
+        assert unclaim(cand, work).stuck == []
+        assert release.exists() and cand.invoice.exists() and not work.exists()
+
     def test_second_claim_loses(self, outbox: Path, processing: Path) -> None:
         """A second daemon claiming the same candidate gets ClaimLost and leaves no work folder;
         the winner's files are untouched."""
@@ -102,6 +119,26 @@ class TestClaim:
         assert not work2.exists()
         assert [p.name for p in processing.iterdir()] == [work1.name]
         assert sorted(p.name for p in work1.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_an_invoice_file_that_cannot_be_moved_leaves_no_work_folder(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The rename of the invoice file refused (a folder outboxd may not write in):
+        NothingClaimed, the bundle whole in the outbox, and the work folder just made
+        removed again — not left empty in processing/ at each retry of the claim."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        real = os.rename
+
+        def refused(src: object, dst: object, **kw: object) -> None:
+            if src == cand.invoice:
+                raise PermissionError(13, "Permission denied", str(src))
+            real(src, dst, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "rename", refused)
+        with pytest.raises(NothingClaimed):
+            claim(cand, work, with_marker=False)
+        assert not work.exists() and list(processing.iterdir()) == []
+        assert cand.invoice.exists() and (cand.sidecar / "sub" / "b.pdf").exists()
 
     def test_vanished_invoice_loses(self, outbox: Path, processing: Path) -> None:
         """An invoice file removed by a person before the claim: ClaimLost, no work folder,

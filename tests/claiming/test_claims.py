@@ -56,6 +56,26 @@ class TestClaimFailure:
         assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
 
+    def test_no_claim_is_made_while_the_processing_folders_share_is_off_its_mount(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share holding the processing folder unmounted (the mounts say it is away):
+        no work folder is made on the bare mount point, where the remount would hide the
+        bundle; the bundle stays in the outbox, its row settling with why, and the claim
+        is tried again a rescan period later."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        away = "is no longer on the file system it was on at the start (its share unmounted?)"
+        monkeypatch.setattr(p.finish.mounts, "away",
+                            lambda folder: away if folder == s.processing_dir else None)
+        nxt = step(p, cand, 0.0)
+        assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
+        assert list(s.processing_dir.iterdir()) == []
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        assert "its share unmounted" in (row.last_error or "")
+
     def test_a_folder_outboxd_may_not_move_is_said_with_the_fix(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A sidecar that outboxd's user may not move (no write access to the folder
@@ -295,6 +315,7 @@ class TestClaimFailure:
         else:
             assert p.j.last_detail(row.id) == "claimed by another daemon"
             assert "bundle taken by another daemon" in events
+            assert row.work_dir is None  # its folder, made for nothing, removed again
 
     def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -423,9 +444,10 @@ class TestUndoneClaim:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The undo of a claim moves the sidecar back, then the share refuses the rename of
         the invoice file (EIO). What did not go back is still in the work folder: the row
-        stays `claiming` naming it, says why (retrying), and the next rescan's retry puts
-        the rest back; the bundle settles again, every file in the outbox. Raised instead,
-        the row stayed `claiming` unexplained and nothing tried again until a restart."""
+        stays `claiming` naming it, says why (retrying; written and said once, not at each
+        rescan that is refused again), and the next rescan's retry puts the rest back; the
+        bundle settles again, every file in the outbox. Raised instead, the row stayed
+        `claiming` unexplained and nothing tried again until a restart."""
         from daemon.claiming import claim as claim_module
         p, s, cand, work, row = claimed_row(tmp_path)
         real = claim_module.rename_noreplace
@@ -442,6 +464,11 @@ class TestUndoneClaim:
         assert "cannot move the bundle back" in (r.last_error or "")
         assert "Input/output error" in (r.last_error or "")
         assert (work / "INV-1.xml").exists() and (s.outbox.path / "INV-1" / "a.pdf").exists()
+        changes = p.j.changes
+        with capture_logs() as logged:
+            assert p.retry_stranded() == []  # still refused: the same why, not said again
+        assert p.j.changes == changes and p.j.get(row).last_error == r.last_error
+        assert not any(e["event"].startswith("claim cannot be undone") for e in logged)
 
         monkeypatch.setattr(claim_module, "rename_noreplace", real)  # the share is back
         assert p.retry_stranded() == []
@@ -595,6 +622,31 @@ class TestABatchOfClaims:
             assert step(p, cand, 5.0).claimed is None  # held for the end of the turn
         return p
 
+    def test_the_same_content_twice_in_one_turn_is_sent_once_the_other_a_duplicate(
+            self, tmp_path: Path) -> None:
+        """The same bundle dropped under two names (a clerk's copy), both decided in one
+        turn while their claims wait for its end: the second is a duplicate of the claim
+        held for the first, as it would be once that claim is journaled; quarantined,
+        not sent a second time."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 1})
+        pdf = pdf_bytes()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+        drop_bundle(s.outbox.path, "INV-1 - Copy", {"a.pdf": pdf},
+                    (s.outbox.path / "INV-1.xml").read_bytes())
+        cands = sorted(list_outbox(s.outbox).candidates.values(), key=lambda c: c.name)
+        for cand in cands:
+            assert step(p, cand, 0.0).claimed is None  # settling
+        p.hold_claims()
+        for cand in cands:
+            assert step(p, cand, 5.0).claimed is None  # held for the end of the turn
+        results = dict(p.claim_held(5.0))
+        assert not any(isinstance(n, Exception) for n in results.values())
+        for row in (r for n in results.values() if (r := n.claimed) is not None):
+            assert p.finish.attempt(row) is None
+        assert len(folders(s.sent_dir)) == 1
+        [quarantined] = folders(s.quarantine_dir)
+        assert "duplicate" in (quarantined / "reason.json").read_text()
+
     def test_a_batch_costs_few_commits_statements_and_looks_at_the_journal_file(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """32 claims: one durable commit records them all, and the bundles found unchanged
@@ -665,6 +717,29 @@ class TestABatchOfClaims:
         assert all(p.finish.attempt(r) is None for r in rows if r is not None)
         assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
         assert len(folders(p.s.sent_dir)) == 3
+
+    def test_a_hand_over_that_finds_the_journal_lost_hands_nothing_over(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The commit that hands claimed bundles to delivery finds the journal lost
+        (deleted, damaged): unlike a write that fails, that is no reason to go on: each
+        bundle's answer is the JournalLost that stops the daemon, and none is handed to
+        the workers (its row stays `claiming`, finished by recovery at the restart)."""
+        from daemon.errors import JournalLost
+        p = self._held(tmp_path, 2)
+        real = p.j.transitions
+        handed: list[int] = []
+
+        def lost(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                 **kw: object) -> None:
+            if state == "delivering":
+                raise JournalLost("the journal was deleted", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", lost)
+        monkeypatch.setattr(p.finish, "hand_over", lambda row, _b: handed.append(row))
+        results = list(p.claim_held(5.0))
+        assert len(results) == 2 and all(isinstance(n, JournalLost) for _, n in results)
+        assert handed == [] and len(p.j.rows(("claiming",))) == 2
 
     def test_a_hand_over_whose_commit_fails_is_delivered_after_a_switch_of_format_too(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

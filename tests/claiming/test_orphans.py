@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -473,11 +474,52 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
         j.close()
 
 
+def test_a_work_folder_a_row_in_flight_names_is_never_taken_for_an_orphan(
+        settings: Settings) -> None:
+    """A journal made afresh, whose first sweep finds the work folders there: one that a
+    row in flight names (a bundle this daemon claimed and is delivering) is the journal's,
+    not the lost journal's: never put back into the outbox (it would be sent twice),
+    archived or called a copy; nothing is said of it."""
+    ours = owner_of(settings.paths.state_dir)
+    j = Journal(settings.journal_path)
+    try:
+        assert j.afresh
+        live = work(settings, "INV-1", pid=os.getpid(), owner=ours)
+        j.create("INV-1.xml", "delivering", bundle_id=BID, work_dir=str(live))
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(live)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert [e for e in logged if e["log_level"] in ("warning", "error")] == []
+    finally:
+        j.close()
+
+
+def test_an_orphan_holding_two_invoice_files_is_left_for_a_person(
+        settings: Settings) -> None:
+    """A lost journal's work folder that holds two invoice files is no one bundle: which
+    to put back cannot be told, so neither goes into the outbox; it is left where it is,
+    said once at error."""
+    w = work(settings, "INV-1")
+    (w / "INV-2.xml").write_bytes(b"<y/>")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(w)) == ["INV-1", "INV-1.xml", "INV-2.xml"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        [said] = [e for e in logged if e["log_level"] == "error"]
+        assert "holds no single invoice file" in said["event"]
+    finally:
+        j.close()
+
+
 def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alone(
         settings: Settings) -> None:
     """On a journal made afresh (the old one lost) the folders its daemon left are put
     back at the first sweep; a folder of our name copied in after that, seen by a later
-    sweep of the same run, is nobody's claim: it stays, with one error line naming it."""
+    sweep of the same run (one of those very names too), is nobody's claim: it stays,
+    with one error line naming it."""
     from daemon.claiming.orphans import Orphans
     left = work(settings, "INV-1")
     j = Journal(settings.journal_path)
@@ -487,12 +529,23 @@ def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alon
         assert run.sweep(j, settings, FolderMounts(settings)) == 1
         assert (settings.outbox.path / "INV-1.xml").exists() and not left.exists()
         copied = work(settings, "INV-5", owner=owner_of(settings.paths.state_dir))
+        # The folder put back, copied in again under its own name (a backup restored),
+        # once its bundle has left the outbox: no longer the lost journal's either.
+        (settings.outbox.path / "INV-1.xml").unlink()
+        shutil.rmtree(settings.outbox.path / "INV-1")
+        (left / "INV-1").mkdir(parents=True)
+        (left / "INV-1.xml").write_bytes(b"<x/>")
         with capture_logs() as logged:
             assert run.sweep(j, settings, FolderMounts(settings)) == 0
         assert not (settings.outbox.path / "INV-5.xml").exists()
+        assert not (settings.outbox.path / "INV-1.xml").exists()
         assert sorted(os.listdir(copied)) == ["INV-5", "INV-5.xml"]
+        assert sorted(os.listdir(left)) == ["INV-1", "INV-1.xml"]
         [said] = [e for e in logged if e["log_level"] == "error"]
         assert said["work_dir"] == str(copied) and "was not left by outboxd" in said["event"]
+        # Named without a state dir, as before owners: left for a daemon of that time.
+        [other] = [e for e in logged if e["log_level"] == "warning"]
+        assert other["work_dir"] == str(left) and "before its upgrade" in other["event"]
     finally:
         j.close()
 
@@ -791,6 +844,30 @@ def test_a_mark_naming_a_folder_without_the_bundles_paper_empties_nothing(
                 if p.is_file() and p.name != KEPT} == content
         assert [e["names"] for e in logged if "names" in e] == [["INV-7/a.pdf", "INV-7.xml"]]
         assert os.listdir(theirs) == ["INV-7.xml"]
+    finally:
+        j.close()
+
+
+def test_a_mark_naming_a_whole_copy_outside_the_archive_removes_nothing(
+        settings: Settings, tmp_path: Path) -> None:
+    """A lost journal's work folder with a mark naming a folder outside sent/ and
+    quarantine/ that holds a whole copy of the bundle and a receipt.json naming it (a
+    share user's, or a copy taken by hand): no archive entry, so nothing is removed from
+    the work folder as "archived" there; its files are named for a person."""
+    w = work(settings, "INV-8")
+    content = tree(w)
+    copy = tmp_path / "elsewhere" / "2026-01-01" / "INV-8"
+    copy.parent.mkdir(parents=True)
+    shutil.copytree(w, copy)
+    write_receipt(copy, "INV-8")
+    (w / KEPT).write_bytes(os.fsencode(copy))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        assert {str(p.relative_to(w)): p.read_bytes() for p in w.rglob("*")
+                if p.is_file() and p.name != KEPT} == content
+        assert [e["names"] for e in logged if "names" in e] == [["INV-8/a.pdf", "INV-8.xml"]]
     finally:
         j.close()
 

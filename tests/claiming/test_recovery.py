@@ -91,6 +91,22 @@ class TestRecovery:
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
 
+    def test_a_half_done_claim_of_a_bundle_to_quarantine_is_quarantined_not_sent(
+            self, tmp_path: Path) -> None:
+        """A claim cut short whose row holds reasons (the bundle was claimed to be
+        quarantined): finished at the start into `quarantining`, and its attempt moves it
+        into quarantine/ with those reasons; nothing is sent."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        reason = {"code": "duplicate-invoice-id", "file": "INV-1.xml",
+                  "message": "already sent in another bundle"}
+        p.j.update(row, reasons=[reason])
+        assert p.finish.recover() == [(row, 0.0)]
+        assert p.j.get(row).state == "quarantining"
+        assert p.finish.attempt(row) is None
+        assert p.j.get(row).state == "quarantined" and folders(s.sent_dir) == []
+        [entry] = folders(s.quarantine_dir)
+        assert "already sent in another bundle" in (entry / "REASON.txt").read_text()
+
     def test_a_claim_that_cannot_be_finished_at_start_says_why_until_the_next_start(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A half-done claim whose finishing fails at start (the share refuses the move)
@@ -118,6 +134,33 @@ class TestRecovery:
         r = p.j.get(row)
         assert (r.state, r.last_error, r.shown_state) == ("delivering", None, "delivering")
 
+    def test_an_unfinished_claim_whose_row_has_left_claiming_is_tried_no_more(
+            self, tmp_path: Path) -> None:
+        """A claim recovery could not finish, whose row has since left `claiming` (its
+        bundle put back and ended by the pipeline): the rescan's retry drops it, and
+        never finishes a claim for a row that no longer names a work folder."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        p.finish._unfinished.add(row)
+        p.j.transition(row, "gone", recovery.NOT_HAPPENED_GONE, work_dir=None)
+        assert p.finish.finish_claims_again() == ([], [])
+        assert p.finish._unfinished == set() and p.j.get(row).state == "gone"
+
+    def test_a_claim_recorded_without_its_folders_mark_is_never_taken_for_one_not_made(
+            self, tmp_path: Path) -> None:
+        """A claim an outboxd before the processing folder's mark recorded (claimed_in
+        None) whose work folder is not there, the invoice file not in the outbox, and no
+        processing folder to be seen either: nothing tells that the folder was never
+        made (the share may be away), so the row waits, `claiming`, saying why; never
+        `gone`, with the bundle in a folder no row names when the share is back."""
+        p, s = make(tmp_path)
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
+                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        s.processing_dir.rmdir()
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.shown_state) == ("claiming", "retrying")
+        assert "is not there" in (r.last_error or "")
+
     def test_a_claim_whose_work_folder_is_away_at_start_waits_for_it_and_is_finished(
             self, tmp_path: Path) -> None:
         """A restart while a claim's work folder is out of sight (the share that holds
@@ -137,7 +180,9 @@ class TestRecovery:
         r = p.j.get(row)
         assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
         assert "is not there" in (r.last_error or "") and "rescan" in (r.last_error or "")
+        changes = p.j.changes
         assert p.retry_stranded() == [] and p.j.get(row).state == "claiming"
+        assert p.j.changes == changes  # the same why: not written again at each rescan
         s.outbox.path.rename(tmp_path / "mountpoint")
         away.rename(s.outbox.path)  # the share is back
         assert p.retry_stranded() == [row]
@@ -661,6 +706,37 @@ class TestRulesOfANewVersion:
         [reason] = json.loads((folder / "reason.json").read_text())["reasons"]
         assert reason["file"] == "INV-1/photo.png" and "original-print" in reason["message"]
 
+    def test_a_bundle_whose_files_changed_in_processing_is_never_sent_as_claimed(
+            self, tmp_path: Path) -> None:
+        """Only the bytes a claim recorded are sent as claimed: a claimed bundle whose
+        attachment someone replaced inside processing while outboxd was stopped has
+        another bundle id after the restart, and is judged by the rules in force now
+        (quarantined for what they find), never sent on the strength of the claim."""
+        p, s, row = claimed(tmp_path)
+        work = Path(p.j.get(row).work_dir or "")
+        (work / "INV-1" / "a.pdf").write_bytes(pdf_bytes(text_marker="replaced"))
+        receiver = self._restarted_and_attempted(p, self._stricter(s), row)
+        assert receiver.posts == 0 and list(s.sent_dir.glob("*/*")) == []
+        assert p.j.get(row).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        assert "type-not-allowed" in (folder / "reason.json").read_text()
+
+    def test_with_documents_built_at_delivery_nothing_is_sent_as_claimed(
+            self, tmp_path: Path) -> None:
+        """ubl-embedded builds and checks each document at delivery, and none may go out
+        unchecked: a bundle claimed before a restart is never sent as it was checked then
+        in that format (the documents the receiver has are in the journal), while the
+        format that sends the files as they are does send it as claimed."""
+        p, s, row = claimed(tmp_path)
+        r = p.j.get(row)
+        bundle = p.finish._read_again(r, s)
+        assert r.bundle_id is not None and s.delivery.format != "ubl-embedded"
+        for fmt, as_claimed in (("ubl-embedded", False), (s.delivery.format, True)):
+            now = s.model_copy(update={"delivery": s.delivery.model_copy(
+                update={"format": fmt})})
+            fin = Finisher(now, p.j, NeverPost())
+            assert fin.sent_as_claimed(r, bundle, r.bundle_id, p.log) is as_claimed
+
     def test_a_claim_cut_short_before_a_restart_meets_the_rules_in_force_now(
             self, tmp_path: Path) -> None:
         """A claim a crash cut short sent nothing: it is checked by the rules in force
@@ -700,15 +776,34 @@ class TestOutboxMoved:
         not retried for ever as "not there (is the share mounted?)"."""
         p, s, row, work = self._moved(tmp_path)
         assert work.is_dir()
+        p.j.update(row, claimed_in="1:2")  # the mark of its processing folder on the old server
         fin = Finisher(s, p.j, NeverPost())
         assert [r for r, _ in fin.recover()] == [row]
         assert p.j.get(row).work_dir == str(work)
+        # The claim's processing folder is now this one (a later look for a work folder
+        # gone from it tells "never made" by it, recovery._never_made).
+        assert p.j.get(row).claimed_in == folder_mark(s.processing_dir, s.outbox.path)
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1.xml").exists() and (entry / "INV-1" / "a.pdf").exists()
         assert not work.exists()
+
+    def test_a_link_under_the_work_folders_name_is_not_taken_for_the_moved_folder(
+            self, tmp_path: Path) -> None:
+        """In the processing folder now configured, a symbolic link (anyone on the share
+        may make one) under the work folder's name, to the folder itself moved aside: not
+        taken for the moved work folder, the row keeps naming its recorded path (nothing
+        is ever done through a link in the outbox)."""
+        p, s, row, work = self._moved(tmp_path)
+        recorded = p.j.get(row).work_dir
+        aside = tmp_path / "aside"
+        work.rename(aside)
+        work.symlink_to(aside)
+        Finisher(s, p.j, NeverPost()).recover()
+        assert p.j.get(row).work_dir == recorded
+        assert work.is_symlink() and (aside / "INV-1.xml").exists()
 
     def test_a_work_folder_still_at_its_recorded_path_is_used_there(
             self, tmp_path: Path) -> None:
@@ -733,6 +828,14 @@ class TestOutboxMoved:
         # the test waits out one bounded look of 1 s rather than 5 (the same ratio below).
         limit = 1.0
         monkeypatch.setattr(recovery, "OLD_PATH_SECONDS", limit)
+        looks: list[Path] = []
+        real_left_at = recovery.left_at
+
+        def counted(path: Path, seconds: float) -> bool | None:
+            looks.append(path)
+            return real_left_at(path, seconds)
+
+        monkeypatch.setattr(recovery, "left_at", counted)
         p, s, row, work = self._moved(tmp_path)
         with hung_share(tmp_path / "oldserver") as mount:
             recorded = mount / "outbox" / ".outboxd" / "processing" / work.name
@@ -750,6 +853,7 @@ class TestOutboxMoved:
             assert due, "the start waits on the recorded path of the share that hangs"
             assert p.j.get(row).work_dir == str(work)
             assert p.j.get(second).work_dir == str(s.processing_dir / "INV-3--efefefefefef--x")
+            assert looks == [recorded]  # the folder that hung is not looked into again
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"

@@ -233,3 +233,18 @@ class TestStrandedClaimEndedAtARescan:
         assert run_once(again, 2100.0) == [live]
         assert _standing(again) == [(live, "sent")]
         assert again.j.counts()["settling"] == 0
+
+    def test_a_row_handed_back_that_the_pipeline_already_follows_goes_on(
+            self, tmp_path: Path) -> None:
+        """A settling row handed back to the pipeline that already follows that very row
+        under its name (handed back twice: by the undo, then by the rescan's retry):
+        it goes on as the one row of its bundle; only another row under the name ends
+        it (`gone`, beside that one)."""
+        s = _settings(tmp_path)
+        p = _start(s)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = p.j.create("INV-1.xml", "settling", "claim did not happen")
+        p._take_back(p.j.get(row))
+        p._take_back(p.j.get(row))
+        assert p.j.get(row).state == "settling" and p.live["INV-1.xml"].id == row
+        assert _standing(p) == [(row, "settling")]

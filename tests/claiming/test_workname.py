@@ -41,7 +41,8 @@ def test_a_work_folder_is_ours_to_finish_only_of_this_host_our_state_dir_and_a_p
         ) -> None:
     """whose: ours when its name carries this host, our state dir (or none, as before
     owners) and our pid or one no longer running; a sibling's when only the state dir
-    differs; not ours for another host, a live process (pid 1) or no work folder name."""
+    differs; not ours for another host, a live process (pid 1, or a pid whose process
+    outboxd may not signal: another user's) or no work folder name."""
     here, dead = workname.host_tag(), _dead_pid()
     mine, other = "c0ffee", "beef00"
 
@@ -54,6 +55,13 @@ def test_a_work_folder_is_ours_to_finish_only_of_this_host_our_state_dir_and_a_p
     assert workname.whose(named(here, dead, other), mine) == workname.SIBLING
     assert workname.whose(named(f"not-{here}", dead, mine), mine) == workname.NOT_OURS
     assert workname.whose(named(here, 1, mine), mine) == workname.NOT_OURS
+
+    def another_users(pid: int, sig: int) -> None:  # as a daemon not run as root meets it
+        raise PermissionError(1, "Operation not permitted")
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(workname.os, "kill", another_users)
+        assert workname.whose(named(here, 4242, mine), mine) == workname.NOT_OURS
     for name in ("INV-1", "INV-1--ab--host-x-r", f"INV-1--ab--{here}"):
         assert workname.whose(name, mine) == workname.NOT_OURS
     assert workname.has_owner(named(here, dead, mine))

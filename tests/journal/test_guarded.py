@@ -325,3 +325,53 @@ def test_the_look_at_a_grown_journal_keeps_the_lock_that_keeps_its_wal(tmp_path:
         j.check()
     finally:
         j.close()
+
+
+def test_the_header_look_reads_64k_pages_and_trusts_only_a_valid_page_count(
+        tmp_path: Path) -> None:
+    """header_fits: a journal of 64 KiB pages (the header's page size 1 means 65536) cut
+    by a page is cut short; a page count the header does not vouch for (bytes 24-27 and
+    92-95 differ: written by a SQLite that did not keep it) is not held against the
+    file's size."""
+    path = tmp_path / "big.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA page_size = 65536")
+    db.execute("CREATE TABLE t (x)")
+    db.executemany("INSERT INTO t VALUES (?)", [(b"x" * 1000,) for _ in range(200)])
+    db.commit()
+    db.close()
+    size = path.stat().st_size
+    assert int.from_bytes(path.read_bytes()[16:18], "big") == 1 and size > 2 * 65536
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert guarded.header_fits(fd, size)
+        assert not guarded.header_fits(fd, size - 65536)
+        with path.open("r+b") as f:  # the count no longer vouched for
+            f.seek(92)
+            f.write(b"\xff\xff\xff\xff")
+        assert guarded.header_fits(fd, size - 65536)
+    finally:
+        os.close(fd)
+
+
+def test_a_look_afresh_finds_the_bundles_table_gone_and_leaves_an_empty_file_alone(
+        tmp_path: Path) -> None:
+    """fault(): a file that reads whole but holds no table of bundles (another program's
+    database in its place) is at fault; an empty file is not looked into at all: SQLite
+    would delete the WAL file beside it, the only copy of what the daemon wrote since
+    its last checkpoint."""
+    other = tmp_path / "other.sqlite3"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    found = guarded.fault(str(other))
+    assert isinstance(found, sqlite3.DatabaseError) and "bundles is gone" in str(found)
+    written_journal(tmp_path / "whole.sqlite3")
+    assert guarded.fault(str(tmp_path / "whole.sqlite3")) is None
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    wal = tmp_path / "empty.sqlite3-wal"
+    wal.write_bytes(b"\x37\x7f\x06\x82" + bytes(28))  # a WAL file's header, more or less
+    assert guarded.fault(str(empty)) is None
+    assert wal.read_bytes()[:4] == b"\x37\x7f\x06\x82"

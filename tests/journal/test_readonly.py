@@ -85,7 +85,9 @@ class TestJournalReader:
     def test_many_questions_are_read_from_one_open(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """200 questions open the journal once (read_journal opened it 200 times, about
-        0.2 ms each); close() closes it, and the next question opens it again."""
+        0.2 ms each); close() closes it, and the next question opens it again. Once a
+        daemon opens the journal, it is opened again once, in step with it, not once a
+        question."""
         path = tmp_path / "journal.sqlite3"
         j = Journal(path)
         j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
@@ -107,6 +109,15 @@ class TestJournalReader:
         assert opened == [path, path]
         reader.close()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+        daemon = Journal(path)  # a daemon starts on it: its WAL file beside the journal
+        try:
+            assert [reader.read(lambda journal: journal.counts()["waiting"])
+                    for _ in range(20)] == [1] * 20
+            # Opened again once, in step with the daemon, and kept for the rest.
+            assert opened == [path, path, path]
+        finally:
+            reader.close()
+            daemon.close()
 
     def test_a_daemon_that_opens_the_journal_between_questions_is_read_in_step_with(
             self, tmp_path: Path) -> None:
@@ -170,3 +181,28 @@ def test_a_journal_of_0_bytes_without_a_wal_is_said_empty_to_be_started_on(
     Path(f"{path}-wal").touch()
     with pytest.raises(JournalError, match=r"is empty \(0 bytes\).*start outboxd"):
         read_journal(path, lambda journal: journal.counts())
+
+
+def test_whether_the_journal_is_there_is_told_as_path_exists_tells_it_or_said_why_not(
+        tmp_path: Path) -> None:
+    """journal_there: not there for a path that does not exist, one below a file, or one
+    below a link loop (as Path.exists() answers them); there for a journal; and, where
+    this user cannot look into the state dir, a JournalError naming the state dir, why
+    and the fix given, never an answer of "no journal"."""
+    journal = tmp_path / "journal.sqlite3"
+    assert not readonly.journal_there(journal, "run it as outboxd")
+    (tmp_path / "file").write_bytes(b"")
+    assert not readonly.journal_there(tmp_path / "file" / "journal.sqlite3", "fix")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert not readonly.journal_there(tmp_path / "loop" / "journal.sqlite3", "fix")
+    Journal(journal).close()
+    assert readonly.journal_there(journal, "fix")
+
+    def refused(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with pytest.MonkeyPatch.context() as m, pytest.raises(JournalError) as error:
+        m.setattr(readonly.os, "stat", refused)
+        readonly.journal_there(journal, "run it as outboxd")
+    assert str(error.value) == (f"cannot look into the state dir {tmp_path} for the journal "
+                                "(Permission denied); run it as outboxd")

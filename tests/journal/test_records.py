@@ -4,6 +4,7 @@ in."""
 from __future__ import annotations
 
 import gc
+import json
 import sqlite3
 from dataclasses import FrozenInstanceError, fields
 
@@ -16,6 +17,7 @@ from daemon.journal.records import (
     Row,
     collector_paused,
     decoded,
+    journal_time,
     rows_of,
 )
 
@@ -89,6 +91,40 @@ class TestRowsOf:
         [row] = rows_of(rs)
         assert row.__dict__ == _as_the_dataclass_builds_it(rs[0]).__dict__
         assert (row.wait_began, row.channel, row.claimed_in) == (None, None, None)
+
+
+    def test_reasons_without_a_file_or_message_as_text_read_as_unreadable(
+            self) -> None:
+        """A reason must carry code, file and message as text (what `status`, the page
+        and REASON.txt show of each); a list of reasons of which one lacks its message or
+        has a file that is no text (a journal edited by hand) reads as one unreadable
+        reason, not as findings that would fail each reader that shows them."""
+        good = {"code": "empty-file", "file": "b/x.pdf", "message": "export it again"}
+        for bad in ({"code": "empty-file", "file": "b/x.pdf"},
+                    {"code": "empty-file", "file": 7, "message": "export it again"}):
+            text = json.dumps([good, bad])
+            [reason] = decoded({"invoice_file": "b.xml", "reasons": text})["reasons"]
+            assert reason["code"] == UNREADABLE_REASONS and reason["file"] == "b.xml"
+        assert decoded({"invoice_file": "b.xml", "reasons": json.dumps([good])}
+                       )["reasons"] == [good]
+
+    def test_a_response_kept_as_json_null_reads_as_no_response(self) -> None:
+        """A response column holding JSON `null` is no answer (None), not an answer
+        that cannot be read; text that is no JSON object is said to be unreadable."""
+        assert decoded({"invoice_file": "a.xml", "response": "null"})["response"] is None
+        assert "unreadable" in decoded({"invoice_file": "a.xml", "response": "[1]"}
+                                       )["response"]
+
+
+def test_a_paper_time_that_cannot_be_a_journal_time_is_the_fallback() -> None:
+    """journal_time: a paper's time as the journal writes times (UTC, 'Z'); one without a
+    zone, not a time at all, or whose zone takes it past the last day datetime can hold
+    in UTC (a receipt.json edited by hand) is the fallback given, never an error that
+    kept its folder from being finished."""
+    fallback = "2031-05-06T00:00:00.000Z"
+    assert journal_time("2031-05-06T02:00:00+02:00", fallback) == fallback
+    for odd in ("9999-12-31T23:59:59-23:59", "2031-05-06T00:00:00", "yesterday", None):
+        assert journal_time(odd, "2030-01-01T00:00:00.000Z") == "2030-01-01T00:00:00.000Z"
 
 
 def test_the_collector_is_as_it_was_after_a_pause() -> None:

@@ -21,7 +21,7 @@ from daemon.journal import (  # noqa: E402
     STATES,
     Journal,
 )
-from daemon.journal.records import BY_ANOTHER_TERMS  # noqa: E402
+from daemon.journal.records import BY_ANOTHER_TERMS, UNREADABLE_REASONS  # noqa: E402
 
 
 class TestQueries:
@@ -47,7 +47,8 @@ class TestQueries:
             self, journal: Journal) -> None:
         """quarantined_for("sidecar-spelling"): the quarantined rows with a reason of that
         code, oldest first, without the receiver's response; not a held row with it, nor
-        a quarantined row whose message only mentions the code."""
+        a quarantined row whose message only mentions the code; one whose reasons hold
+        the code but cannot be read is kept."""
         spelling = {"code": "sidecar-spelling", "file": "inv-7", "message": "rename it"}
         other = {"code": "pdf-encrypted", "file": "A/x.pdf",
                  "message": 'is encrypted (not "sidecar-spelling")'}
@@ -56,9 +57,15 @@ class TestQueries:
         journal.create("C.xml", "quarantined", reasons=[other])
         last = journal.create("D.xml", "quarantined", reasons=[other, spelling],
                               response={"status": 422})
+        # Its reasons cut short (a journal edited by hand): kept, for `check` to say that
+        # it cannot tell, with the one reason that says they cannot be read.
+        cut = journal.create("E.xml", "quarantined", reasons=[spelling])
+        journal._db.execute("UPDATE bundles SET reasons = '[{\"code\": \"sidecar-spelling\"' "
+                            "WHERE id = ?", (cut,))
         rows = journal.quarantined_for("sidecar-spelling")
-        assert [r.id for r in rows] == [first, last]
+        assert [r.id for r in rows] == [first, last, cut]
         assert rows[1].reasons == [other, spelling] and rows[1].response is None
+        assert [x["code"] for x in rows[2].reasons] == [UNREADABLE_REASONS]
 
     def test_the_look_alike_question_reads_only_the_rows_with_that_reason(
             self, journal: Journal) -> None:
@@ -94,6 +101,56 @@ class TestQueries:
             set_since(journal.path, ids[name], when)
         assert {r.invoice_file for r in journal.recent()} == {
             "new-sent", "new-q", "old-wait", "old-retry"}
+
+
+def test_the_status_line_counts_todays_sent_from_midnight_and_settling_stuck_apart(
+        journal: Journal) -> None:
+    """summary() for STATUS=: each unfinished state as `status` names it; a settling
+    row with an error is "not moving", not settling (it waits for a person); "sent today"
+    counts the rows sent from 00:00:00.000 UTC of the day asked for on, the one sent at
+    that very millisecond too, not one sent the millisecond before."""
+    at = datetime(2031, 5, 6, 15, 30, tzinfo=UTC)
+    midnight = datetime(2031, 5, 6, tzinfo=UTC)
+    for name, when in [("midnight", midnight), ("noon", midnight + timedelta(hours=12)),
+                       ("yesterday", midnight - timedelta(milliseconds=1))]:
+        set_since(journal.path, journal.create(f"{name}.xml", "sent"), when)
+    journal.create("a.xml", "settling")
+    journal.create("b.xml", "settling", last_error="cannot read b.xml")
+    journal.create("c.xml", "waiting")
+    journal.create("d.xml", CLAIMING)
+    journal.create("e.xml", QUARANTINING, last_error="EROFS")
+    assert journal.summary(at) == {"sent today": 2, "settling": 1, "not moving": 1,
+                                   "waiting": 1, "delivering": 1, "retrying": 1}
+
+
+def test_a_days_finished_rows_are_listed_latest_first_up_to_the_limit_and_counted(
+        journal: Journal) -> None:
+    """finished_on (the page's "sent today"): the rows of that state whose `since` is on
+    that day, the latest first, at most `limit` of them (all without one); count_on
+    counts them all. Not another day's row, not another state's."""
+    day = datetime(2031, 5, 6, tzinfo=UTC)
+    made = {}
+    for name, state, when in [("early", "sent", day), ("late", "sent", day + timedelta(hours=23)),
+                              ("noon", "sent", day + timedelta(hours=12)),
+                              ("before", "sent", day - timedelta(milliseconds=1)),
+                              ("q", "quarantined", day + timedelta(hours=1))]:
+        made[name] = journal.create(f"{name}.xml", state)
+        set_since(journal.path, made[name], when)
+    assert [r.invoice_file for r in journal.finished_on("sent", "2031-05-06", 2)] == [
+        "late.xml", "noon.xml"]
+    assert [r.invoice_file for r in journal.finished_on("sent", "2031-05-06")] == [
+        "late.xml", "noon.xml", "early.xml"]
+    assert journal.count_on("sent", "2031-05-06") == 3
+
+
+def test_the_last_row_of_an_invoice_file_is_its_latest(journal: Journal) -> None:
+    """last_row_of_files: each invoice file's latest row (the highest id) among the rows
+    the views list: whether a later row has that file."""
+    first = journal.create("A.xml", "quarantined")
+    later = journal.create("A.xml", "settling")
+    only = journal.create("B.xml", "sent")
+    assert journal.last_row_of_files() == {"A.xml": later, "B.xml": only}
+    assert first < later
 
 
 def test_sent_by_others_are_the_rows_another_daemon_sent_read_by_the_index(
