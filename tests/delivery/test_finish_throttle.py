@@ -34,6 +34,16 @@ def accepted(n: int) -> Receipt:
     return Receipt(201, {"receipt_id": f"r-{n}"}, f"r-{n}")
 
 
+def clocked(p: Any) -> tuple[list[float], list[tuple[int, float]]]:
+    """The finisher of `p` on a clock the test moves (clock[0], from 5000 s) and with the
+    rows it wakes early, and their delays, noted in `resumed` instead of scheduled."""
+    clock = [5000.0]
+    resumed: list[tuple[int, float]] = []
+    p.finish.clock = lambda: clock[0]
+    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    return clock, resumed
+
+
 class Operator(Scripted):
     """A scripted receiver at URL; `during` (row, finisher) is attempted while the
     POST numbered `during_post` is under way (the delivery workers run side by side)."""
@@ -59,10 +69,7 @@ class Operator(Scripted):
 def test_a_request_for_time_holds_back_every_bundle_until_the_first_after_it_is_taken(
         tmp_path: Path) -> None:
     p, s, (one, two, three) = three_claimed(tmp_path)
-    clock = [5000.0]
-    p.finish.clock = lambda: clock[0]
-    resumed: list[tuple[int, float]] = []
-    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    clock, resumed = clocked(p)
     receiver = Operator(busy(60.0), accepted(1), accepted(2), accepted(3))
     p.finish.d = receiver
     first_waits = p.finish.attempt(one)
@@ -139,10 +146,7 @@ def test_a_probe_refused_for_our_token_ends_the_receivers_hold_but_not_its_own_p
     """The receiver answered the first bundle after its hold with something other than
     a request for time: the hold is over (the others may go; a 401 pauses by itself)."""
     p, _, (one, two, _three) = three_claimed(tmp_path)
-    clock = [5000.0]
-    p.finish.clock = lambda: clock[0]
-    resumed: list[tuple[int, float]] = []
-    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    clock, resumed = clocked(p)
     refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
     receiver = Operator(busy(10.0), refused, accepted(2))
     p.finish.d = receiver
@@ -160,10 +164,7 @@ def test_a_bundle_that_goes_first_after_a_pause_and_gets_no_answer_does_not_end_
     the receiver (no answer, status None): nothing said the token is fixed, so the pause
     stands and the held bundle is not posted — released, each would earn its own 401."""
     p, s, (one, two, three) = three_claimed(tmp_path)
-    clock = [5000.0]
-    p.finish.clock = lambda: clock[0]
-    resumed: list[tuple[int, float]] = []
-    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    clock, resumed = clocked(p)
     refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
     unreachable = Retryable("cannot reach the receiver at operator.example:443", None)
     receiver = Operator(refused, refused, unreachable, refused)
@@ -188,10 +189,7 @@ def test_a_first_bundle_after_the_receivers_wait_that_gets_no_answer_releases_no
     are not all sent at once; the next bundle to come goes first instead, and its
     acceptance sends them."""
     p, _, (one, two, three) = three_claimed(tmp_path)
-    clock = [5000.0]
-    p.finish.clock = lambda: clock[0]
-    resumed: list[tuple[int, float]] = []
-    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    clock, resumed = clocked(p)
     unreachable = Retryable("cannot reach the receiver at operator.example:443", None)
     receiver = Operator(busy(60.0), unreachable, accepted(3))
     p.finish.d = receiver
@@ -210,10 +208,7 @@ def test_a_first_bundle_after_the_receivers_wait_refused_for_its_own_fault_ends_
     """A refusal (422: this bundle is wrong) is the receiver's answer, no request for time:
     the bundle is quarantined and the bundles held back go at once."""
     p, _, (one, two, _three) = three_claimed(tmp_path)
-    clock = [5000.0]
-    p.finish.clock = lambda: clock[0]
-    resumed: list[tuple[int, float]] = []
-    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    clock, resumed = clocked(p)
     refused = Rejected("the receiver rejected the bundle with HTTP 422", 422, "bad")
     receiver = Operator(busy(10.0), refused, accepted(2))
     p.finish.d = receiver
