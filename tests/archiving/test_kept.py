@@ -348,3 +348,32 @@ def test_a_mark_that_is_a_fifo_is_a_mark_never_opened(tmp_path: Path) -> None:
     os.mkfifo(work / KEPT)
     with _held(work) as held:
         assert kept.kept_for(held) == ""
+
+
+def test_a_folder_that_still_holds_its_paper_is_proven_by_it_alone(tmp_path: Path) -> None:
+    """The work folder still holds its receipt.json; the entry its mark names holds a
+    receipt naming the bundle, but other bytes (a clerk's edited copy, another delivery):
+    that is no proof by the bundle's name (named_for, for a folder whose paper a cut-short
+    removal took), and nothing of the folder is removed for it."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    (work / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    target.mkdir()
+    (target / "receipt.json").write_bytes(b'{"bundle_id": "' + BID.encode() + b'", "x": 1}\n')
+    (work / KEPT).write_bytes(os.fsencode(target))
+    with _held(work) as held, _held(target.parent) as day:
+        assert not kept.named_for(held, BID[:12], day, target)
+        (work / "receipt.json").unlink()
+        assert kept.named_for(held, BID[:12], day, target)
+
+
+def test_files_left_after_an_archive_mark_only_the_folder_still_at_its_place(
+        tmp_path: Path) -> None:
+    """Files left in the work folder after its copy into the archive are said; the folder
+    is marked only while it is still the work folder at its path — one moved away since
+    (a clerk took it back into the outbox) gets no mark of outboxd's."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    with _held(work) as held:
+        moved = tmp_path / "moved-away"
+        os.rename(work, moved)
+        kept.said_left(work, held, target, [work / "INV-1" / "b.pdf"])
+    assert not (moved / KEPT).exists()
