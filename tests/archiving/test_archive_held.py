@@ -401,3 +401,20 @@ def test_an_archive_folder_inside_the_outbox_is_never_reached_through_a_link_the
     placed = archive.place(work, target, PAPERS, BID, within=outbox)
     assert placed == target and (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
     assert not os.path.lexists(work)
+
+
+def test_an_archive_folder_outside_the_outbox_made_a_link_is_never_written_through(
+        tmp_path: Path) -> None:
+    """[paths] sent outside the outbox, its folder replaced by a link (to a folder
+    anywhere): no day folder is made, nor the bundle moved, where it leads; OSError
+    naming the link, and the bundle stays in its work folder."""
+    work = _work(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "sent").symlink_to(elsewhere)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID)
+    assert caught.value.filename == str(tmp_path / "sent")
+    assert _listing(elsewhere) == []
+    assert _listing(work)[:3] == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
