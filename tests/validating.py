@@ -92,10 +92,10 @@ def png_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def tiff_claiming(width: int, height: int) -> bytes:
-    """A tiny one-page TIFF at 300 DPI whose header claims width × height (its strip
+def tiff_claiming(width: int, height: int, dpi: float = 300) -> bytes:
+    """A tiny one-page TIFF at `dpi` whose header claims width × height (its strip
     would never hold them)."""
-    data = bytearray(image_bytes("TIFF", dpi=(300, 300)))
+    data = bytearray(image_bytes("TIFF", dpi=(dpi, dpi)))
     ifd = struct.unpack_from("<I", data, 4)[0]
     for n in range(struct.unpack_from("<H", data, ifd)[0]):
         entry = ifd + 2 + 12 * n

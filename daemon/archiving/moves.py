@@ -174,9 +174,10 @@ class Moves:
         if not isinstance(placed, Path):
             return placed
         # Quarantined since it was decided (reason.json's quarantined_at, its folder's day),
-        # not since a move that had to be retried.
+        # not since a move that had to be retried; a failed move before this one is over
+        # (its error kept, `status` showed it beside a bundle lying in quarantine/).
         self.j.transition(row_id, "quarantined", durable=False, since=row.since,
-                          archive_dir=str(placed))
+                          archive_dir=str(placed), last_error=None)
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
         return None

@@ -365,6 +365,26 @@ class TestMoveIntoPlace:
         assert tree(got) == content and not work.exists()
         assert tree(target) == {"theirs.xml": b"<Invoice>other</Invoice>"}
 
+    def test_a_name_taken_inside_the_move_with_none_at_the_entry_is_no_move_beside(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The move refused with EEXIST while nothing is at the entry's name (a name
+        taken inside the copy, not the entry's): the error it is, the bundle left in its
+        work folder for the retry at that name — never archived beside an entry that is
+        not there (x-2 beside no x)."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "d" / "x"
+
+        def taken_inside(*_: Any, **__: Any) -> list[Path]:
+            raise OSError(errno.EEXIST, "File exists", "inside the copy")
+
+        monkeypatch.setattr(archive, "move_tree", taken_inside)
+        told: list[Path] = []
+        with pytest.raises(OSError) as refused:
+            move_into_place(work, target, beside=told.append)
+        assert refused.value.errno == errno.EEXIST
+        assert told == [] and os.listdir(target.parent) == [] and tree(work) == content
+
     def test_across_file_systems(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """EXDEV on rename: copied in full, source removed, no partial folder left behind."""
         work = make_work(tmp_path / "work")

@@ -204,6 +204,23 @@ def test_a_link_at_a_kept_work_folders_entry_name_is_no_archive_and_its_leftover
     assert _listing(work) == [KEPT, "INV-1", "INV-1/late.pdf"]
 
 
+def test_a_link_at_the_entry_name_of_a_folder_marked_for_another_entry_is_gone_beside(
+        tmp_path: Path) -> None:
+    """A work folder whose mark names some other entry (stale, or a share user's) is
+    not kept for this one: a link at its own entry's name is someone else's, and the
+    bundle is archived beside it — never "the entry is there" for a link, which left the
+    archive failing on it for good."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    target.parent.mkdir(parents=True)
+    (work / KEPT).write_bytes(os.fsencode(target.with_name("OTHER--4567")))
+    os.symlink(tmp_path / "nowhere", target)
+    placed = archive.place(work, target, PAPERS, BID)
+    assert placed == target.with_name(f"{target.name}-2")
+    assert _listing(placed) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
+    assert os.path.islink(target) and not os.path.lexists(work)
+
+
 def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_not_archived_twice(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after the cross-file-system copy was renamed into place, before its source
@@ -384,3 +401,20 @@ def test_an_archive_folder_inside_the_outbox_is_never_reached_through_a_link_the
     placed = archive.place(work, target, PAPERS, BID, within=outbox)
     assert placed == target and (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
     assert not os.path.lexists(work)
+
+
+def test_an_archive_folder_outside_the_outbox_made_a_link_is_never_written_through(
+        tmp_path: Path) -> None:
+    """[paths] sent outside the outbox, its folder replaced by a link (to a folder
+    anywhere): no day folder is made, nor the bundle moved, where it leads; OSError
+    naming the link, and the bundle stays in its work folder."""
+    work = _work(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "sent").symlink_to(elsewhere)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID)
+    assert caught.value.filename == str(tmp_path / "sent")
+    assert _listing(elsewhere) == []
+    assert _listing(work)[:3] == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]

@@ -15,7 +15,7 @@ from helpers import ubl_invoice, write
 from daemon.archiving import archive_papers
 from daemon.archiving.archive import place
 from daemon.archiving.archive_papers import reason_papers, reason_record
-from daemon.archiving.papers import remove_papers
+from daemon.archiving.papers import paper_of, remove_papers
 
 BID = "0123456789abcdef" * 4
 NOTES = b"my notes: called the customer, new PO number follows\n"
@@ -79,6 +79,41 @@ def test_an_earlier_tries_paper_is_written_again(tmp_path: Path, left: str) -> N
     assert place(work, target, papers, BID) == target
     assert (target / "REASON.txt").read_bytes() == data
     assert sorted(os.listdir(target)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]
+
+
+def test_an_earlier_tries_receipt_over_a_mib_is_written_again(tmp_path: Path) -> None:
+    """A receipt keeps the receiver's whole answer and can pass 1 MiB: an earlier try's,
+    whole in the work folder, is still judged outboxd's by what it writes there, and the
+    archive goes on — never stuck on its own paper as "not as outboxd wrote it"."""
+    work = entry(tmp_path / "work")
+    data = b'{"bundle_id": "' + BID.encode() + b'", "answer": "' + b"x" * (2 << 20) + b'"}\n'
+    write(work / "receipt.json", data)
+    target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+    assert place(work, target, {"receipt.json": data}, BID) == target
+    assert (target / "receipt.json").read_bytes() == data
+
+
+def test_a_receipt_naming_another_bundle_is_never_written_over(tmp_path: Path) -> None:
+    """A receipt.json in the work folder that names another bundle (a clerk's copy of
+    another entry's) is not this bundle's paper: kept as it is, the archive failing
+    naming it, never replaced by this bundle's receipt."""
+    work = entry(tmp_path / "work")
+    theirs = b'{"bundle_id": "' + b"fedcba9876543210" * 4 + b'"}\n'
+    write(work / "receipt.json", theirs)
+    target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+    papers = {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}\n'}
+    with pytest.raises(OSError, match="receipt.json is not as outboxd wrote it"):
+        place(work, target, papers, BID)
+    assert (work / "receipt.json").read_bytes() == theirs and not target.exists()
+
+
+@pytest.mark.parametrize("invoice_file", ["../INV-1.xml", "sub/INV-1.xml", "", ".."])
+def test_a_paper_naming_its_invoice_file_by_a_path_is_not_outboxds(invoice_file: str) -> None:
+    """A paper is that of the bundle a folder's name carries only when it names its
+    invoice file by a plain name: one naming a path (which the orphan sweep and the
+    quarantine read-back would go on to look for) is someone else's."""
+    assert paper_of(BID[:12], {"bundle_id": BID, "invoice_file": "INV-1.xml"})
+    assert not paper_of(BID[:12], {"bundle_id": BID, "invoice_file": invoice_file})
 
 
 # REASON.txt as outboxd's first version wrote it (its header over two lines, the steps

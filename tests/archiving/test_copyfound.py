@@ -373,3 +373,11 @@ def _copied_unmarked_then_killed(monkeypatch: pytest.MonkeyPatch, work: Path, ta
     with pytest.raises(_Killed):
         move_into_place(work, target, within=tmp_path / "outbox")
     monkeypatch.undo()
+
+
+def test_the_names_beside_are_those_free_name_writes_in_numeric_order() -> None:
+    """NAME-2, NAME-3 … NAME-10 are the names beside NAME (in numeric order: NAME-10 after
+    NAME-9); NAME-1, NAME-02, NAME-x and another name's are not, so no folder a clerk
+    named so is looked into as the bundle's copy."""
+    names = ["x-10", "x-9", "x-1", "x-02", "x-2", "x-x", "x-", "y-3", "x-3-2", "x"]
+    assert copyfound.numbers_beside(names, "x") == [2, 9, 10]

@@ -6,6 +6,8 @@ A share user may write anywhere in the share, the processing folder included."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from exdev import KILLS, exdev_for, killed_at
 from structlog.testing import capture_logs
 
+from daemon.archiving import kept
 from daemon.archiving.archive import place
 from daemon.archiving.kept import KEPT
 from daemon.fs import fsmove
@@ -266,3 +269,111 @@ def test_a_mark_cut_short_by_a_full_disk_is_taken_away_with_the_copy(
         assert place(work, target, PAPERS, BID, within=tmp_path / "outbox") == target
     assert [e for e in logged if e["log_level"] != "debug"] == []
     assert tree(target) == {**content, **PAPERS} and not os.path.lexists(work)
+
+
+@contextmanager
+def _held(folder: Path) -> Iterator[int]:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def test_marking_again_for_the_entry_it_names_keeps_the_very_mark(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mark for an entry is never taken away to be written again (a kill in between
+    left a copy in place with no proof it is this folder's): marking for the entry it
+    names already leaves the file as it is."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    with _held(work) as held:
+        kept.mark_kept(held, target)
+        before = os.stat(work / KEPT).st_ino
+        def removed(*_: Any, **__: Any) -> None:
+            raise AssertionError("the mark was removed")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "unlink", removed)
+            kept.mark_kept(held, target)
+    assert os.stat(work / KEPT).st_ino == before
+    assert (work / KEPT).read_bytes() == os.fsencode(target)
+
+
+def test_a_folder_at_the_marks_name_is_someones_and_left_as_it_is(tmp_path: Path) -> None:
+    """A folder named .outboxd-kept in the work folder is not a mark: dropping the mark
+    before a move leaves it (and what is in it), without an error that would stop the
+    archive, and no mark is written in its place."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    (work / KEPT).mkdir()
+    (work / KEPT / "notes.txt").write_bytes(b"mine")
+    with _held(work) as held:
+        kept.drop_mark(held, work)
+        kept.mark_kept(held, target)
+    assert (work / KEPT / "notes.txt").read_bytes() == b"mine"
+
+
+def test_a_mark_for_another_entry_is_no_proof_for_this_one(tmp_path: Path) -> None:
+    """The entry at this name holds the bundle's receipt byte for byte, but the work
+    folder's mark names another entry: not marked for this one (a stale mark, or one a
+    share user wrote)."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    target.mkdir()
+    (target / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    (work / KEPT).write_bytes(os.fsencode(target.with_name("OTHER--456789abcdef")))
+    with _held(work) as held, _held(target.parent) as day:
+        assert not kept.marked_for(held, day, target, PAPERS)
+        (work / KEPT).write_bytes(os.fsencode(target))
+        assert kept.marked_for(held, day, target, PAPERS)
+
+
+def test_a_mark_naming_no_entry_of_the_archive_is_disowned(tmp_path: Path) -> None:
+    """A work folder holding its receipt, marked for a folder outside sent/ and
+    quarantine/ (a share user's): the mark is shown not to be ours, and the orphan sweep
+    archives the folder instead of keeping it for good."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    (work / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    elsewhere = tmp_path / "elsewhere" / "2026-01-01" / target.name
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    (work / KEPT).write_bytes(os.fsencode(elsewhere))
+    roots = (target.parent.parent, tmp_path / "outbox" / "quarantine")
+    with _held(work) as held:
+        assert kept.disowned(held, roots)
+
+
+def test_a_mark_that_is_a_fifo_is_a_mark_never_opened(tmp_path: Path) -> None:
+    """A FIFO at the mark's name is never opened (that would block the daemon): it is
+    a mark naming no entry that can be known (""), not "no mark at all"."""
+    work = _work(tmp_path)
+    os.mkfifo(work / KEPT)
+    with _held(work) as held:
+        assert kept.kept_for(held) == ""
+
+
+def test_a_folder_that_still_holds_its_paper_is_proven_by_it_alone(tmp_path: Path) -> None:
+    """The work folder still holds its receipt.json; the entry its mark names holds a
+    receipt naming the bundle, but other bytes (a clerk's edited copy, another delivery):
+    that is no proof by the bundle's name (named_for, for a folder whose paper a cut-short
+    removal took), and nothing of the folder is removed for it."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    (work / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    target.mkdir()
+    (target / "receipt.json").write_bytes(b'{"bundle_id": "' + BID.encode() + b'", "x": 1}\n')
+    (work / KEPT).write_bytes(os.fsencode(target))
+    with _held(work) as held, _held(target.parent) as day:
+        assert not kept.named_for(held, BID[:12], day, target)
+        (work / "receipt.json").unlink()
+        assert kept.named_for(held, BID[:12], day, target)
+
+
+def test_files_left_after_an_archive_mark_only_the_folder_still_at_its_place(
+        tmp_path: Path) -> None:
+    """Files left in the work folder after its copy into the archive are said; the folder
+    is marked only while it is still the work folder at its path — one moved away since
+    (a clerk took it back into the outbox) gets no mark of outboxd's."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    with _held(work) as held:
+        moved = tmp_path / "moved-away"
+        os.rename(work, moved)
+        kept.said_left(work, held, target, [work / "INV-1" / "b.pdf"])
+    assert not (moved / KEPT).exists()

@@ -29,7 +29,7 @@ from daemon.archiving import archive  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
 from daemon.errors import Rejected  # noqa: E402
 from daemon.fs import fsmove  # noqa: E402
-from daemon.journal import DELIVERED  # noqa: E402
+from daemon.journal import DELIVERED, QUARANTINING  # noqa: E402
 from daemon.names import fit_bytes  # noqa: E402
 from daemon.report import pagerender  # noqa: E402
 
@@ -320,6 +320,86 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
     assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
 
 
+def test_a_move_failing_again_counts_its_failures_and_forgets_them_once_done(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A move into sent/ that fails three times in a row is counted 1, 2, 3 (the first
+    said as an error, the next as warnings; the count sets the back-off's ceiling);
+    once it is done, nothing of those failures is kept for the row."""
+    from daemon.archiving import moves
+
+    p, _, row = claimed(tmp_path)
+    real_place = moves.place
+    calls: list[int] = []
+
+    def full_thrice(*args: Any, **kwargs: Any) -> Path:
+        calls.append(1)
+        if len(calls) <= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(moves, "place", full_thrice)
+    start = p.finish.clock()
+    with capture_logs() as logs:
+        for n in range(1, 4):
+            assert p.finish.attempt(row) is not None
+            # Its back-off over, whatever the host's uptime.
+            p.finish.clock = lambda later=start + 3600 * n: later
+    failed = [(e["log_level"], e["failures"]) for e in logs
+              if e["event"] == "bundle cannot be moved; will retry"]
+    assert failed == [("error", 1), ("warning", 2), ("warning", 3)]
+    assert p.finish.attempt(row) is None
+    assert p.j.get(row).state == "sent" and p.finish._move_faults == {}
+
+
+def _rejected_and_quarantine_full_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       then: type[BaseException] | None = None
+                                       ) -> tuple[Any, int]:
+    """A bundle the receiver rejects, whose first move into quarantine/ fails (a full
+    disk); the next raises `then` (a kill), or is done."""
+    from daemon.archiving import moves
+
+    p, _, row = claimed(tmp_path)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    real_place = moves.place
+    calls: list[int] = []
+
+    def full_once(*args: Any, **kwargs: Any) -> Path:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if then is not None:
+            raise then
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(moves, "place", full_once)
+    assert p.finish.attempt(row) is not None
+    assert "cannot be moved into quarantine" in (p.j.get(row).last_error or "")
+    later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
+    p.finish.clock = lambda: later
+    return p, row
+
+
+def test_a_bundle_quarantined_after_a_failed_move_is_quarantined_without_the_old_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its move into quarantine/ failing once, then done: the row is `quarantined` with
+    no last_error (before, `status` and `status --json` kept "cannot be moved into
+    quarantine … No space left on device" beside a bundle that lay in quarantine/)."""
+    p, row = _rejected_and_quarantine_full_once(tmp_path, monkeypatch)
+    assert p.finish.attempt(row) is None
+    assert (p.j.get(row).state, p.j.get(row).last_error) == ("quarantined", None)
+
+
+def test_a_kill_in_a_retried_quarantine_move_leaves_the_row_saying_why_it_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry of a failed move into quarantine/ killed part-way: the row, still
+    `quarantining`, keeps the failure it waits for (a restart shows why), never a row
+    stuck without a word."""
+    p, row = _rejected_and_quarantine_full_once(tmp_path, monkeypatch, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        p.finish.attempt(row)
+    stuck = p.j.get(row)
+    assert stuck.state == QUARANTINING
+    assert "cannot be moved into quarantine" in (stuck.last_error or "")
+
+
 @pytest.fixture
 def wall(monkeypatch: pytest.MonkeyPatch) -> type[Wall]:
     """The journal's and the archive's clock: 23:59:59.9 UTC on 2031-05-06 until the test
@@ -451,6 +531,28 @@ def test_a_quarantined_bundle_with_kept_documents_tells_to_leave_their_folder(
     entry = Path(p.j.get(row).archive_dir or "")
     assert "embedded" not in (entry / "REASON.txt").read_text("utf-8")
     assert "embedded_folder" not in json.loads((entry / "reason.json").read_text("utf-8"))
+
+
+def test_a_power_loss_after_a_quarantine_move_writes_the_same_papers_again(
+        tmp_path: Path) -> None:
+    """The move of a bundle with INV-1.embedded/ into quarantine reached the disk, its
+    reason.json's bytes and the 'quarantined' commit did not: the restarted daemon,
+    the work folder gone, finds that folder in the entry and writes reason.json as it
+    was, still naming it (REASON.txt's steps tell to leave it there)."""
+    p, s, row = claimed(tmp_path)
+    (Path(p.j.get(row).work_dir or "") / "INV-1.embedded").mkdir()
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    entry = Path(done.archive_dir or "")
+    reason = (entry / "reason.json").read_bytes()
+    assert json.loads(reason)["embedded_folder"] == "INV-1.embedded"
+    p.j.transition(row, QUARANTINING, "state before the power loss", since=done.since)
+    (entry / "reason.json").write_bytes(b"")
+
+    assert restart(p, s, row).attempt(row) is None
+    assert p.j.get(row).state == "quarantined"
+    assert (entry / "reason.json").read_bytes() == reason
 
 
 def test_a_kill_right_after_the_copy_is_renamed_into_sent_keeps_one_entry_the_journal_names(

@@ -154,3 +154,21 @@ def test_a_reason_json_of_two_gigabytes_is_passed_over_without_reading_it(
         tracemalloc.stop()
     assert found == (["11" * 32], 1)
     assert peak < 64 << 20, f"{peak >> 20} MiB held while reading quarantine/ back"
+
+
+def test_a_reason_json_that_is_no_json_object_or_over_a_mib_is_passed_over(
+        tmp_path: Path) -> None:
+    """reason.json is anyone's to write in quarantine/: one holding a JSON array (no
+    record) or a record grown past 1 MiB (more than any reason outboxd writes, so not
+    parsed) is passed over at the read-back, never a crash of the start, and the others
+    are read back."""
+    quarantine = tmp_path / "quarantine"
+    entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    array = entry(quarantine, day(0), "INV-2--222222222222", "22" * 32, "INV-2.xml")
+    (array / "reason.json").write_bytes(b'["22222222222222", "INV-2.xml"]')
+    grown = entry(quarantine, day(0), "INV-3--333333333333", "33" * 32, "INV-3.xml")
+    record = reason_record("33" * 32, "INV-3.xml",
+                           [Finding("not-ubl", "INV-3.xml", "x" * (2 << 20))],
+                           "2026-01-01T10:00:00Z")
+    (grown / "reason.json").write_bytes(reason_papers(record)["reason.json"])
+    assert _read_back(tmp_path, quarantine) == (["11" * 32], 1)

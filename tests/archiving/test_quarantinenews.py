@@ -232,3 +232,23 @@ def test_a_look_on_a_new_day_is_news_and_names_its_day_though_nothing_is_listed(
     assert not news.look(tmp_path, set, 100, NOW)
     assert news.look(tmp_path, set, 100, NOW + timedelta(days=1))
     assert news.day == "2026-03-10" and news.shown == ()
+
+
+def test_whether_an_invoice_is_still_in_its_entry_never_looks_through_a_link(
+        tmp_path: Path) -> None:
+    """invoice_in_entry: an entry gone since the listing no longer holds its invoice; a
+    link in an entry's place is never followed (the folder it leads to, without the
+    invoice file, is not looked into), so it cannot be told and stays listed."""
+    day = tmp_path / "quarantine" / "2026-01-01"
+    (day / "INV-1--0123456789ab").mkdir(parents=True)
+    (day / "INV-1--0123456789ab" / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (tmp_path / "elsewhere").mkdir()
+    (day / "INV-2--0123456789ab").symlink_to(tmp_path / "elsewhere")
+    fd = os.open(day, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert quarantinenews.invoice_in_entry(fd, "INV-1--0123456789ab", "INV-1.xml")
+        assert not quarantinenews.invoice_in_entry(fd, "INV-1--0123456789ab", "INV-9.xml")
+        assert not quarantinenews.invoice_in_entry(fd, "INV-3--0123456789ab", "INV-3.xml")
+        assert quarantinenews.invoice_in_entry(fd, "INV-2--0123456789ab", "INV-2.xml")
+    finally:
+        os.close(fd)

@@ -77,6 +77,33 @@ def test_a_wrong_wall_clock_still_reads_back_the_window_of_what_was_sent(
     assert sorted(r["bundle_id"] for r in records) == sorted(wanted)
 
 
+def test_the_day_folder_a_whole_window_back_is_read_back_and_the_one_before_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """duplicate_window_days = 400 counted back from today (2031-05-06) reaches
+    2030-04-01: that day's receipts are read back (at least the last 400 days), the
+    day before it is not."""
+    pin_wall(monkeypatch, datetime(2031, 5, 6, 12, tzinfo=UTC), ("daemon.archiving.dayfolder",))
+    sent = tmp_path / "sent"
+    receipt(sent / "2031-05-06" / "INV-0--010101010101", "01" * 32, "INV-0.xml")
+    receipt(sent / "2030-04-01" / "INV-1--abababababab", BID)
+    receipt(sent / "2030-03-31" / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    records, _ = sent_records(sent, 400)
+    assert sorted(r["bundle_id"] for r in records) == ["01" * 32, BID]
+
+
+def test_a_receipt_is_read_back_under_the_invoice_files_name_in_the_outbox(
+        tmp_path: Path) -> None:
+    """A receipt names the invoice file as sent (safe_filenames) and as it lay in the
+    outbox (original_name): the journal gets the outbox's name, which `status` shows
+    and a clerk looks for."""
+    folder = receipt(tmp_path / "sent" / day(0) / "Faktura--abababababab", BID)
+    data = json.loads((folder / "receipt.json").read_text("utf-8"))
+    data["manifest"]["invoice_file"] = {"name": "Faktura_.xml", "original_name": "Faktura♥.xml"}
+    (folder / "receipt.json").write_text(json.dumps(data))
+    [record] = sent_records(tmp_path / "sent", 400)[0]
+    assert record["invoice_file"] == "Faktura♥.xml"
+
+
 def test_a_receipts_delivery_time_comes_back_as_the_journal_writes_times(
         tmp_path: Path) -> None:
     """A receipt edited by hand ("last Tuesday", a time without a zone, none at all) must

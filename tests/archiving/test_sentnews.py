@@ -356,6 +356,63 @@ def test_an_unusable_receipt_in_sent_is_said_once_and_read_again_once_written_an
         j.close()
 
 
+def test_a_receipt_that_cannot_be_read_is_said_once_and_read_at_each_look(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon's receipt.json that reading fails on (EIO, a share's hiccup: not
+    the file's fault) is read again at each look, said once while it keeps failing, and
+    learned once it reads."""
+    import daemon.archiving.readback as readback
+    from daemon.archiving.sentnews import SentNews
+    sent = tmp_path / "sent"
+    entry = receipt(sent / day(0) / "INV-1--abababababab", BID)
+    real = readback.read_regular
+    tries: list[int] = []
+
+    def failing(path: Path, *args: Any, **kwargs: Any) -> bytes | None:
+        tries.append(1)
+        if len(tries) <= 3:
+            raise OSError(5, "Input/output error")
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(readback, "read_regular", failing)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = SentNews()
+        with capture_logs() as logs:
+            for _ in range(3):
+                assert news.look(j, sent) == 0
+        assert len(tries) == 3
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["folder"] == str(entry) and "Input/output error" in warning["error"]
+        assert news.look(j, sent) == 1 and j.was_sent(BID)
+    finally:
+        j.close()
+
+
+def test_receipts_read_when_the_journal_failed_to_record_them_are_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal refuses the look's records (a JournalError: a full disk, a lock): the
+    bundles are not lost to this daemon — their receipts are read again at the next
+    look and recorded then, or a bundle another daemon sent could be sent again."""
+    from daemon.archiving.sentnews import SentNews
+    from daemon.errors import JournalError
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = SentNews()
+        with monkeypatch.context() as full:
+            def refused(*_: Any, **__: Any) -> None:
+                raise JournalError("database or disk is full")
+            full.setattr(j, "import_sent", refused)
+            assert news.look(j, sent) == 0
+        assert not j.was_sent(BID)
+        assert news.look(j, sent) == 1 and j.was_sent(BID)
+    finally:
+        j.close()
+
+
 def test_a_receipt_in_a_folder_named_for_another_bundle_is_taken_and_said(
         tmp_path: Path) -> None:
     """A receipt whose bundle id is not the one its folder's name ends in (the folder

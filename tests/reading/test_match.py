@@ -359,6 +359,25 @@ class TestStructure:
         assert finding(b, "not-a-folder").file == "INV-1"
         assert b.attachments == () and b.sidecar is None
 
+    def test_sidecar_that_is_a_dangling_link(self, outbox: Path, tmp_path: Path) -> None:
+        """A link in the sidecar's place that leads nowhere is the same not-a-folder
+        error, never taken for "no sidecar" (an invoice sent without its attachments)."""
+        (outbox / "INV-1").symlink_to(tmp_path / "gone")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "not-a-folder").file == "INV-1"
+        assert b.sidecar is None and b.unread_ids == ("INV-1",)
+
+    def test_a_link_to_a_folder_inside_the_sidecar_is_one_error_and_never_entered(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """A link inside the sidecar that leads to a folder is told once, as the link it
+        is (not-a-file), never also as a folder of no invoice (orphan-attachment)."""
+        write(tmp_path / "elsewhere" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "b.pdf", PDF)
+        (outbox / "INV-1" / "more").symlink_to(tmp_path / "elsewhere")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert [(f.code, f.file) for f in b.errors] == [("not-a-file", "INV-1/more")]
+        assert layout(b) == {"INV-1": ["b.pdf"]}
+
     def test_sidecar_that_is_a_file(self, outbox: Path) -> None:
         """A regular file where the sidecar folder belongs is an error."""
         write(outbox / "INV-1", b"not a folder")
@@ -385,6 +404,28 @@ class TestStructure:
         assert codes(b) == ["duplicate-invoice-id"] and b.invoice_file.ids_unknown
         again = assemble(cand, settings(outbox), known=b)
         assert again.findings == b.findings and again.sidecar_digest == b.sidecar_digest
+
+    def test_an_invoice_file_that_cannot_be_read_has_no_orphan_folders(
+            self, outbox: Path) -> None:
+        """Which invoices a broken file holds is not known: a folder in its sidecar is
+        not called an orphan with advice to rename it to the stand-in id (its stem); the
+        file's own error is the one to fix, then the folder is matched against its ids."""
+        write(outbox / "INV-1" / "INV-77" / "a.pdf", PDF)
+        b = match(outbox, "INV-1.xml", b"<Invoice><broken></Invoice>")
+        assert codes(b) == ["invalid-xml"]
+
+    def test_the_check_after_a_claim_reads_an_invoice_file_changed_since(
+            self, outbox: Path) -> None:
+        """assemble(known=) takes the ids read before only for the very same bytes: an
+        invoice file saved again with another id since is read again, never matched
+        under the ids of the file it replaced."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        cand = candidate(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        known = assemble(cand, settings(outbox))
+        write(outbox / "INV-1.xml", ubl_invoice("INV-2"))
+        again = assemble(cand, settings(outbox), known=known)
+        assert again.invoice_ids == ("INV-2",)
+        assert again.invoice_file.sha256 != known.invoice_file.sha256
 
     def test_a_file_with_an_id_twice_names_its_invoices_not_its_stem(
             self, outbox: Path) -> None:
@@ -491,6 +532,41 @@ class TestNamesThatAreNotUtf8:
         assert "invoice INV-\\x858" in message and "rename the folder to INV-_8" in message
         assert layout(b) == {"INV-7": ["a.pdf"], "INV-\u00858": []}  # in the outbox: not read
 
+    def test_the_check_after_a_claim_leaves_an_old_named_id_folder_unread_as_before(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """The check by hashes after this version's own claim (`known`) reads the work
+        folder by the rules the outbox read used a moment before: INV-\u00858/ stays
+        unread there too, so the bundle matches itself, never "changed while claimed"
+        (only a restart's recovery reads such a folder as an older version claimed it)."""
+        write(outbox / "B-7" / "INV-7" / "a.pdf", PDF)
+        write(outbox / "B-7" / "INV-\u00858" / "b.pdf", PDF)
+        cand = candidate(outbox, "B-7.xml", batch_xml("INV-7", "INV-\u00858"))
+        s = settings(outbox)
+        before = assemble(cand, s)
+        work = tmp_path / "processing" / "B-7--w"
+        work.mkdir(parents=True)
+        for name in ("B-7.xml", "B-7"):
+            (outbox / name).rename(work / name)
+        claimed = Candidate("B-7", work / "B-7.xml", work / "B-7", work / "B-7.ready")
+        again = assemble(claimed, s, known=before)
+        assert layout(again) == layout(before) == {"INV-7": ["a.pdf"], "INV-\u00858": []}
+        assert again.unread_ids == before.unread_ids == ("INV-\u00858",)
+
+    def test_an_older_claim_with_an_ids_folder_under_its_old_and_new_name_is_read_whole(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """A work folder an older version claimed, holding invoice INV-\u00858's files both
+        in INV-\u00858/ (its name then) and INV-_8/ (its name now), read at recovery: the
+        old folder's bad-name is the one error, both folders' files are the invoice's —
+        not an id-two-folders beside it, and no crash."""
+        work = tmp_path / "processing" / "B-7--w"
+        write(work / "B-7" / "INV-\u00858" / "b.pdf", PDF)
+        write(work / "B-7" / "INV-_8" / "c.pdf", PDF)
+        write(work / "B-7.xml", batch_xml("INV-7", "INV-\u00858"))
+        cand = Candidate("B-7", work / "B-7.xml", work / "B-7", work / "B-7.ready")
+        b = assemble(cand, settings(outbox))
+        assert codes(b) == ["bad-name"]
+        assert layout(b) == {"INV-7": [], "INV-\u00858": ["b.pdf", "c.pdf"]}
+
     def test_an_attachment_whose_name_holds_escape_sequences_is_shown_escaped(
             self, outbox: Path) -> None:
         """A file named with a newline and a terminal escape sequence is a bad-name finding
@@ -581,6 +657,8 @@ class TestFoldersSwappedForLinks:
         assert (f.file, f.invoice_id) == ("batch/INV-2", "INV-2")
         assert "never follows links" in f.message and "put the folder itself" in f.message
         assert layout(b) == {"INV-1": ["a.pdf"], "INV-2": []}
+        # Its files were not read: never told "has no attachments".
+        assert b.unread_ids == ("INV-2",) and b.unattached_ids == ()
 
     def test_attachments_toml_is_read_from_the_folder_listed(
             self, outbox: Path, outside: Path) -> None:
@@ -901,6 +979,16 @@ class TestTooManyAttachments:
         assert sorted(f.file for f in b.errors) == [
             "batch-1/Z-9", "batch-1/r0.pdf", "batch-1/r1.pdf", "batch-1/r2.pdf"]
         assert layout(b) == {"A-1": ["a0.pdf", "a1.pdf", "a2.pdf"], "A-2": []}
+
+    def test_a_folder_two_ids_share_does_not_count(self, outbox: Path) -> None:
+        """A folder that could be either of two ids' (CON_ of 'CON' and 'CON_') sends
+        nothing: its files do not count toward max_attachments, and its error is the
+        collision, not too-many-attachments."""
+        for n in range(4):
+            write(outbox / "coll" / "CON_" / f"b{n}.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml("CON", "CON_"),
+                  validation={"max_attachments": 3})
+        assert codes(b) == ["id-folder-collision"]
 
     def test_a_batch_root_over_the_limit_is_one_orphan_error_by_its_listing_unread(
             self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:

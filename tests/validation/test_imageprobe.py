@@ -120,6 +120,14 @@ def test_an_image_cut_short_is_an_error(name: str) -> None:
     assert facts.error is not None and "ends before the image does" in facts.error
 
 
+def test_a_tiff_one_byte_short_is_cut_short() -> None:
+    """A TIFF whose last strip lacks its very last byte ends before the image does: the
+    first byte missing counts, not only a larger cut."""
+    data = _noise("TIFF")
+    assert probe_image(io.BytesIO(data), "tiff", 10**8).error is None
+    assert probe_image(io.BytesIO(data[:-1]), "tiff", 10**8).error == TRUNCATED
+
+
 @pytest.mark.parametrize("kind", ["png", "jpeg", "tiff", "bmp", "gif"])
 def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
     """Phones append trailers (a motion photo's video) after a JPEG's end marker."""
@@ -200,6 +208,15 @@ def _jpeg(dpi: tuple[int, int] | None = None, **exif_tags: float) -> bytes:
     return buf.getvalue()
 
 
+def _jfif_per_cm(x: int, y: int) -> bytes:
+    """A JPEG whose JFIF header states its density in dots per centimetre (unit 2), as
+    some scanners write it; Pillow writes dots per inch, so the header is set here."""
+    data = bytearray(_jpeg((x, y)))
+    assert data[6:11] == b"JFIF\0"  # APP0 first: units at 13, densities at 14 and 16
+    data[13] = 2
+    return bytes(data)
+
+
 @pytest.mark.parametrize("data,resolution", [
     (_jpeg((300, 300)), (300.0, 300.0, 2)),
     (_jpeg((72, 72), x=300.0, y=300.0, unit=2), (72.0, 72.0, 2)),  # JFIF's header first
@@ -209,8 +226,9 @@ def _jpeg(dpi: tuple[int, int] | None = None, **exif_tags: float) -> bytes:
     (_jpeg(x=118.11, y=118.11, unit=3), (118.11, 118.11, 3)),
     (_jpeg(x=300.0, y=300.0, unit=1), (300.0, 300.0, 1)),
     (_jpeg(), (None, None, None)),
+    (_jfif_per_cm(118, 118), (118.0, 118.0, 3)),
 ], ids=["jfif", "jfif-over-exif", "exif", "exif-x-y-differ", "exif-no-unit", "exif-cm",
-        "exif-unit-none", "exif-without-resolution"])
+        "exif-unit-none", "exif-without-resolution", "jfif-cm"])
 def test_a_jpegs_resolution_is_what_its_jfif_header_or_else_its_exif_states(
         data: bytes, resolution: tuple[float | None, float | None, int | None]) -> None:
     """x and y each, and the unit as a TIFF page's (missing = inch): not Pillow's dpi,

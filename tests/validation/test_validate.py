@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import hashlib
 import io
 import os
 import signal
@@ -161,6 +163,26 @@ class TestAlwaysErrors:
         assert (from_file.attachments[0].content_type, from_file.attachments[0].pages,
                 from_file.findings) == (kind, pages, ())
 
+    def test_a_damaged_pdf_of_exactly_the_size_limit_is_still_read_and_refused(
+            self, outbox: Outbox) -> None:
+        """A file of exactly max_attachment_bytes is within the limit: it is parsed like
+        any other, so a damaged PDF of that size is pdf-unreadable, not sent unread."""
+        data = b"%PDF-1.7\n" + b"\x00garbage" * 50
+        cfg = ValidationConfig(max_attachment_bytes=len(data))
+        assert codes(outbox.validate("broken.pdf", data, cfg=cfg)) == ["pdf-unreadable"]
+
+    def test_an_empty_attachment_beside_an_empty_invoice_is_empty_not_a_copy(
+            self, outbox: Outbox) -> None:
+        """Two failed exports have the same (empty) bytes: the attachment is told it is
+        empty, never "byte-identical to the invoice file — remove it"."""
+        outbox.write("notes.pdf", b"")
+        bundle = outbox.bundle("notes.pdf")
+        empty = dataclasses.replace(bundle.invoice_file, size=0,
+                                    sha256=hashlib.sha256(b"").hexdigest())
+        found = validate_bundle(dataclasses.replace(bundle, invoice_file=empty),
+                                ValidationConfig())
+        assert codes(found) == ["empty-file"]
+
     def test_exe_named_pdf(self, outbox: Outbox) -> None:
         """A Windows executable named .pdf contradicts its extension and is never allowed."""
         bundle = outbox.validate("invoice-copy.pdf", b"MZ" + b"\x00" * 512)
@@ -301,12 +323,22 @@ class TestChannels:
         assert codes(outbox.validate("p.png", image_bytes("PNG"), cfg=cfg)) == \
             ["type-not-allowed"]
 
+    def test_allowed_types_holds_for_images_also_with_convert_images(
+            self, outbox: Outbox) -> None:
+        """convert_images turns PNG and JPEG into PDF on the print channels only: on
+        e-invoice a PNG that allowed_types does not list is still refused, never let
+        through because print would convert it."""
+        cfg = ValidationConfig(allowed_types=["pdf"], convert_images=True)
+        assert codes(outbox.validate("p.png", image_bytes("PNG"), cfg=cfg)) == \
+            ["type-not-allowed"]
+
     def test_e_invoice_non_pdf_is_a_warning(self, outbox: Outbox) -> None:
         """A PNG is fine for e-invoice, with a "PDF is recommended" warning."""
         bundle = outbox.validate("photo.png", image_bytes("PNG"))
         assert codes(bundle, "error") == []
         assert only(bundle, "pdf-recommended").severity == "warning"
         assert bundle.attachments[0].content_type == "image/png"
+        assert bundle.attachments[0].pages is None, "pages are a PDF's or a TIFF's only"
 
     def test_windows_1252_csv_is_a_warning(self, outbox: Outbox) -> None:
         """A CSV in Windows-1252 is sent, with a warning and PDF recommended."""
@@ -435,6 +467,15 @@ class TestImages:
             "89,478,485 pixels ([validation] max_image_pixels, which an administrator can "
             f"raise) — {fix}")
         assert Image.MAX_IMAGE_PIXELS == 89_478_485  # the guard is back in place
+
+    def test_a_tiff_too_large_is_told_its_size_not_its_resolution_as_well(
+            self, outbox: Outbox) -> None:
+        """A TIFF past Pillow's guard on external print at 72 DPI: one image-too-large,
+        no tiff-resolution beside it (a page it could not read whole is not judged by
+        its resolution tags)."""
+        bundle = outbox.validate("plan.tif", tiff_claiming(40_000, 30_000, dpi=72),
+                                 channel="external-print")
+        assert codes(bundle) == ["image-too-large"]
 
     def test_reading_a_bombs_size_never_lifts_the_limit_another_thread_decodes_under(
             self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
