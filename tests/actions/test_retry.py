@@ -1127,3 +1127,27 @@ def test_a_torn_journal_is_refused_before_anything_is_written_into_it_or_moved(
     assert "nothing was moved" in err and str(journal) in err and "quick_check" in err
     assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
     assert journal.read_bytes() == before
+
+
+def test_retry_marks_only_its_own_bundles_row_retried(cfg: Env, capsys) -> None:
+    """The row retry marks is the one of the folder it moves back: another bundle's
+    quarantined row stays quarantined with its folder (status goes on listing and
+    counting it where it still is)."""
+    import sqlite3
+
+    from daemon.journal import Journal
+    first, other = quarantined(cfg), quarantined(cfg, "INV-1002")
+    journal_with_quarantined_row(cfg, first)
+    journal = Journal(cfg.state / "journal.sqlite3")
+    try:
+        other_id = journal.create("INV-1002.xml", "quarantined", archive_dir=str(other))
+    finally:
+        journal.close()
+    assert main(["retry", "-c", str(cfg.config), str(first)]) == 0
+    assert (cfg.outbox / "INV-1001.xml").exists() and other.is_dir()
+    db = sqlite3.connect(cfg.state / "journal.sqlite3")
+    try:
+        assert db.execute("SELECT state, archive_dir FROM bundles WHERE id = ?",
+                          (other_id,)).fetchone() == ("quarantined", str(other))
+    finally:
+        db.close()
