@@ -1151,3 +1151,20 @@ def test_retry_marks_only_its_own_bundles_row_retried(cfg: Env, capsys) -> None:
                           (other_id,)).fetchone() == ("quarantined", str(other))
     finally:
         db.close()
+
+
+def test_retry_never_takes_a_bundle_through_a_link_in_quarantine(cfg: Env, capsys) -> None:
+    """A day folder or a bundle's folder in quarantine/ that is a link (to a folder
+    holding a bundle elsewhere) is no quarantined bundle: retry by its id finds none
+    and moves nothing out of the link's target."""
+    elsewhere = cfg.root / "elsewhere"
+    linked_day = quarantined(cfg, "INV-1001", root=elsewhere / "a").parent
+    linked_bundle = quarantined(cfg, "INV-1002", root=elsewhere / "b")
+    cfg.quarantine.mkdir(parents=True, exist_ok=True)
+    (cfg.quarantine / "2026-11-27").symlink_to(linked_day)
+    (cfg.quarantine / "2026-11-28").mkdir()
+    (cfg.quarantine / "2026-11-28" / linked_bundle.name).symlink_to(linked_bundle)
+    before = tree(elsewhere)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    assert "no quarantined bundle" in capsys.readouterr().err
+    assert tree(elsewhere) == before and list(cfg.outbox.iterdir()) == []
