@@ -1320,3 +1320,14 @@ def test_a_bundle_the_reader_could_not_check_fails_the_run_without_a_verdict(
     bundle = drop_bundle(cfg.outbox, "INV-1", {"INV-1/a.pdf": pdf_bytes()})
     got, out = check(cfg, capsys, bundle)
     assert got == 1 and "  => not checked" in out and "INVALID" not in out
+
+
+def test_a_bundle_with_errors_sent_before_is_given_its_errors_not_the_duplicate_too(
+        cfg: Env, capsys) -> None:
+    """The daemon stops a bundle with errors for those, before it asks the journal
+    whether it was sent: check gives the bundle's own errors alone, with no
+    `duplicate` beside it (a clerk would mend a file and still read "sent before")."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": b"not a PDF at all"})
+    _sent_before(cfg, "INV-1.xml", ["INV-1"], _bundle_id(cfg, inv))
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[type-not-allowed]" in out and "[duplicate]" not in out
