@@ -864,6 +864,8 @@ def test_an_invoice_without_attachments_is_counted_as_the_daemon_will_end_it(
     if policy == "quarantine":
         assert "quarantined" in line and "INV-1.send-anyway" in line
         assert "1 bundle(s) checked, 1 invalid" in out
+    # Its one error is the wait's own outcome: no other error to mend first.
+    assert "once its errors are mended" not in out
 
 
 def test_a_released_invoice_without_attachments_is_a_warning_naming_the_release(
@@ -1294,3 +1296,38 @@ def test_an_invoices_folder_refused_for_its_name_is_not_said_to_have_no_attachme
     assert "invoice B-2\\x85: attachments not read (see the errors)" in out
     assert "no attachments" not in out and "without attachments" not in out
     assert "[unattached-invoice]" not in out
+
+
+def test_a_bundle_named_twice_is_checked_and_counted_once(cfg: Env, capsys) -> None:
+    """`check OUTBOX OUTBOX/INV-1.xml` (a folder and a file in it, as a script may
+    give them) reports the bundle once and counts it once."""
+    bundle = drop_bundle(cfg.outbox, "INV-1", {"INV-1/a.pdf": pdf_bytes()})
+    got, out = check(cfg, capsys, cfg.outbox, bundle)
+    assert got == 0 and out.count("INV-1.xml  (") == 1
+    assert out.endswith("1 bundle(s) checked, 0 invalid\n")
+
+
+def test_a_bundle_the_reader_could_not_check_fails_the_run_without_a_verdict(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that died under a bundle each time gives no verdict ("not checked", no
+    code), but check exits 1: a script must not read "nothing invalid" as all checked."""
+    from daemon.actions.reads import CommandReads
+    from daemon.errors import ReaderFailed
+
+    def died(*_: object) -> None:
+        raise ReaderFailed("INV-1.xml: a reader process died under it each time")
+    monkeypatch.setattr(CommandReads, "evaluate", died)
+    bundle = drop_bundle(cfg.outbox, "INV-1", {"INV-1/a.pdf": pdf_bytes()})
+    got, out = check(cfg, capsys, bundle)
+    assert got == 1 and "  => not checked" in out and "INVALID" not in out
+
+
+def test_a_bundle_with_errors_sent_before_is_given_its_errors_not_the_duplicate_too(
+        cfg: Env, capsys) -> None:
+    """The daemon stops a bundle with errors for those, before it asks the journal
+    whether it was sent: check gives the bundle's own errors alone, with no
+    `duplicate` beside it (a clerk would mend a file and still read "sent before")."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": b"not a PDF at all"})
+    _sent_before(cfg, "INV-1.xml", ["INV-1"], _bundle_id(cfg, inv))
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[type-not-allowed]" in out and "[duplicate]" not in out

@@ -1127,3 +1127,44 @@ def test_a_torn_journal_is_refused_before_anything_is_written_into_it_or_moved(
     assert "nothing was moved" in err and str(journal) in err and "quick_check" in err
     assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
     assert journal.read_bytes() == before
+
+
+def test_retry_marks_only_its_own_bundles_row_retried(cfg: Env, capsys) -> None:
+    """The row retry marks is the one of the folder it moves back: another bundle's
+    quarantined row stays quarantined with its folder (status goes on listing and
+    counting it where it still is)."""
+    import sqlite3
+
+    from daemon.journal import Journal
+    first, other = quarantined(cfg), quarantined(cfg, "INV-1002")
+    journal_with_quarantined_row(cfg, first)
+    journal = Journal(cfg.state / "journal.sqlite3")
+    try:
+        other_id = journal.create("INV-1002.xml", "quarantined", archive_dir=str(other))
+    finally:
+        journal.close()
+    assert main(["retry", "-c", str(cfg.config), str(first)]) == 0
+    assert (cfg.outbox / "INV-1001.xml").exists() and other.is_dir()
+    db = sqlite3.connect(cfg.state / "journal.sqlite3")
+    try:
+        assert db.execute("SELECT state, archive_dir FROM bundles WHERE id = ?",
+                          (other_id,)).fetchone() == ("quarantined", str(other))
+    finally:
+        db.close()
+
+
+def test_retry_never_takes_a_bundle_through_a_link_in_quarantine(cfg: Env, capsys) -> None:
+    """A day folder or a bundle's folder in quarantine/ that is a link (to a folder
+    holding a bundle elsewhere) is no quarantined bundle: retry by its id finds none
+    and moves nothing out of the link's target."""
+    elsewhere = cfg.root / "elsewhere"
+    linked_day = quarantined(cfg, "INV-1001", root=elsewhere / "a").parent
+    linked_bundle = quarantined(cfg, "INV-1002", root=elsewhere / "b")
+    cfg.quarantine.mkdir(parents=True, exist_ok=True)
+    (cfg.quarantine / "2026-11-27").symlink_to(linked_day)
+    (cfg.quarantine / "2026-11-28").mkdir()
+    (cfg.quarantine / "2026-11-28" / linked_bundle.name).symlink_to(linked_bundle)
+    before = tree(elsewhere)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    assert "no quarantined bundle" in capsys.readouterr().err
+    assert tree(elsewhere) == before and list(cfg.outbox.iterdir()) == []

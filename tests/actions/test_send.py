@@ -514,3 +514,32 @@ def test_a_release_this_user_may_not_write_names_the_release_file_and_whom_to_ru
         "Permission denied — run it as the daemon's user (sudo -u outboxd outboxd send …) "
         "or as root, or as a member of the outbox's group; nothing was changed")
     assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-S3.xml"]
+
+
+def test_send_refuses_a_bundle_with_errors_and_writes_no_release(env: Env) -> None:
+    """A release sends invoices that lack attachments, never a bundle the daemon would
+    hold: one with an error is refused with the file and the message, and no release
+    file is written, even with --without-attachments."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "B-1.xml", batch_xml("B-1", "B-2"))
+    write(env.outbox / "B-1" / "B-1" / "a.pdf", b"not a PDF at all")
+    with pytest.raises(SendRefused) as refused:
+        send("B-1.xml", settings, without_attachments=True)
+    assert str(refused.value).startswith("B-1.xml has errors, so it cannot be released: "
+                                         "B-1/B-1/a.pdf: content is a plain text file, "
+                                         "not a PDF")
+    assert not (env.outbox / "B-1.send-anyway").exists()
+
+
+def test_send_of_a_bundle_with_every_attachment_says_nothing_to_release(env: Env) -> None:
+    """A bundle that has attachments for every invoice needs no release: send says so,
+    and writes no release file (one left behind would release a later file of that
+    name without its attachments)."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "INV-A1.xml", ubl_invoice("INV-A1"))
+    write(env.outbox / "INV-A1" / "a.pdf", pdf_bytes())
+    for without in (False, True):
+        assert send("INV-A1", settings, without) == (
+            "INV-A1.xml: every invoice has attachments; nothing to release — it goes out "
+            "once its files have settled")
+    assert not (env.outbox / "INV-A1.send-anyway").exists()

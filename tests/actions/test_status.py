@@ -539,3 +539,21 @@ def test_work_folders_another_host_left_in_processing_are_listed_with_what_to_do
     data = json.loads(capsys.readouterr().out)
     assert data["foreign_work_folders"] == [
         {"folder": "INV-7--0123456789ab--oldbox-41-c0ffee", "host": "oldbox", "since": since}]
+
+
+def test_status_json_on_an_outbox_that_fails_its_listing_after_answering_says_so(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox answered the first look, then its listing failed (the share went
+    between the two): `outbox_listed` false with the listing's reason, once on stderr too,
+    not `outbox_listed` true beside lists left empty for want of a look."""
+    env.write_config("http://127.0.0.1:9/bundles")
+
+    def refused(*_: object) -> None:
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr("daemon.report.status.list_outbox", refused)
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    got = capsys.readouterr()
+    data = json.loads(got.out)
+    assert data["outbox_listed"] is False and data["lone_folders"] == []
+    assert data["outbox_problem"].startswith(f"the outbox {env.outbox} cannot be listed: ")
+    assert got.err.count(data["outbox_problem"]) == 1

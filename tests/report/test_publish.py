@@ -583,3 +583,52 @@ def test_an_idle_daemon_writes_its_page_again_at_the_heartbeat_and_no_sooner(
     publisher.schedule(journal, timers, now[0])
     assert timers.due_at(PAGE) == now[0] + HEARTBEAT
     journal.close()
+
+
+def test_status_says_the_receiver_asked_for_time_and_a_pause_goes_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bundles put off by a 429/503 with Retry-After: STATUS= leads with "receiver asked
+    for time", how many bundles wait and the answer most of them wait for (one of
+    PAUSE_SHOWN characters shown whole). A pause of deliveries is the admin's to fix
+    and said instead, with the pause most bundles wait behind."""
+    from daemon.delivery.throttle import THROTTLED
+    from daemon.report.publish import PAUSE_SHOWN
+    journal = Journal(tmp_path / "journal.sqlite3")
+    busy = "HTTP 503 from the receiver, Retry-After 120 s: "
+    busy += "x" * (PAUSE_SHOWN - len(busy))
+    for n, why in ((1, busy), (2, busy), (3, "HTTP 429 from the receiver: slow down")):
+        journal.create(f"INV-{n}.xml", "retrying", bundle_id=str(n) * 64,
+                       last_error=THROTTLED + why)
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
+    publisher = Publisher(clock=lambda: 1000.0,
+                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
+    assert sent[-1] == (f"STATUS=receiver asked for time (3 bundles wait): {busy}; "
+                        "3 retrying, 0 sent today")
+    token = "HTTP 401: check [delivery] url and token: unauthorized"
+    for n, why in ((4, token), (5, token), (6, "HTTP 407 from a proxy: check [delivery] "
+                                                 "proxy")):
+        journal.create(f"INV-{n}.xml", "retrying", bundle_id=str(n) * 64, last_error=why)
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1002.0)
+    assert sent[-1] == (f"STATUS=deliveries paused (3 bundles wait): {token}; 6 retrying, "
+                        "0 sent today")
+    journal.close()
+
+
+def test_status_is_sent_again_only_when_it_reads_differently(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change of the journal that leaves the counts as they were (a retry's new error)
+    sends no STATUS=: systemd would be sent the same line at every attempt."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    row = journal.create("INV-1.xml", "retrying", bundle_id="a" * 64,
+                         last_error="HTTP 500 from the receiver")
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
+    publisher = Publisher(clock=lambda: 1000.0,
+                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
+    journal.transition(row, "retrying", last_error="HTTP 502 from the receiver")
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1002.0)
+    assert sent == ["STATUS=1 retrying, 0 sent today"]
+    journal.close()

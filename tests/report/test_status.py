@@ -679,3 +679,39 @@ def test_status_lists_the_outbox_root_once_for_release_files_and_markers(
     assert listed == [str(box)]
     assert "rename it to M-3.ready " in dict(view.left)["M-3.xml.ready"]
     assert [i.name for i in view.idle] == ["Z-9.send-anyway"]
+
+
+def _row(name: str, state: str, since: str, **kw: object) -> dict:
+    """A bundle as collect() lists it, for render()."""
+    return {"bundle_id": "a" * 64, "invoice_file": name, "invoice_ids": ["X"], "state": state,
+            "since": since, "deadline": None, "unattached_ids": [], "attempts": 0,
+            "next_attempt_at": None, "last_error": None, "reasons": [], **kw}
+
+
+def test_needs_attention_begins_after_an_hour_in_one_state_not_at_it() -> None:
+    """"Over an hour" (docs/commands.md): a bundle retrying for exactly 3600 s is not yet
+    under "Needs attention"; one second more and it is."""
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    text = render({"counts": {}, "bundles": [
+        _row("hour.xml", "retrying", "2026-05-01T11:00:00.000Z"),
+        _row("more.xml", "retrying", "2026-05-01T10:59:59.000Z")]}, now=now)
+    attention = text.partition("Needs attention")[2].split("\n\n")[0]
+    assert "more.xml" in attention and "hour.xml" not in attention
+
+
+def test_lists_cut_at_their_limit_say_more_only_when_there_is_more() -> None:
+    """A held bundle with exactly three messages shows all three with no "… and 0
+    more"; exactly `limit` folders without an invoice file are listed with no "… and 0
+    more" line either (one more, and the line says 1)."""
+    from daemon.report.status import OutboxView
+    from daemon.watching.lonefolders import LoneFolder
+    held = [{"file": "H.xml", "code": "einvoice-rule", "message": f"BR-{i} broken"}
+            for i in range(3)]
+    data = {"counts": {}, "bundles": [_row("H.xml", "held", "2026-05-01T11:59:00.000Z",
+                                           reasons=held)]}
+    lone = [LoneFolder(f"F{i}", "2026-05-01T11:00:00.000Z", ()) for i in range(4)]
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    text = render(data, limit=4, now=now, view=OutboxView([], lone, {}))
+    assert "BR-2 broken [einvoice-rule]" in text and "more" not in text
+    text = render(data, limit=3, now=now, view=OutboxView([], lone, {}))
+    assert "  … and 1 more (outboxd status --json lists them all)" in text

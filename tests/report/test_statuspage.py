@@ -1141,3 +1141,30 @@ def test_other_daemons_quarantines_of_yesterday_leave_the_page_at_midnight_as_ou
     assert "INV-2--bbbbbbbbbbbb" not in page.text.get("quarantined", "")
     assert "INV-1.xml" not in page.text.get("quarantined", "")
     assert "0 Quarantined today" in page.text["top"]
+
+
+def test_ours_and_other_daemons_quarantines_are_listed_latest_first_and_cut_together(
+        journal: Journal, tmp_path: Path) -> None:
+    """Under "Quarantined today" this daemon's and other daemons' entries are one list,
+    the latest first, whoever filed it; past FINISHED_SHOWN together, the earliest are
+    left out and counted in "… more quarantined today"."""
+    from daemon.archiving.quarantinenews import Elsewhere
+    from daemon.report.pagerender import FINISHED_SHOWN
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    today = settings.quarantine_dir / "2026-12-04"
+    for n in range(FINISHED_SHOWN - 1):
+        journal.create(f"OURS-{n}.xml", "quarantined", bundle_id=f"{n:064x}",
+                       since=f"2026-12-04T10:{n // 60:02d}:{n % 60:02d}.000Z",
+                       archive_dir=str(today / f"OURS-{n}--{n:012x}"))
+    writer = StatusPage(wall=lambda: datetime(2026, 12, 4, 12, tzinfo=UTC))
+    writer.elsewhere = [Elsewhere(f"{name}--{'b' * 12}", since, "", f"{name}.xml", ())
+                        for name, since in (("LATEST", "2026-12-04T11:30:00.000Z"),
+                                            ("EARLIEST", "2026-12-04T08:00:00.000Z"))]
+    writer.elsewhere_day = "2026-12-04"
+    assert writer.refresh(journal, settings)
+    listed = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8")
+                  ).text["quarantined"]
+    assert listed.index("LATEST--") < listed.index(f"OURS-{FINISHED_SHOWN - 2}--")
+    assert "EARLIEST--" not in listed and "1 more quarantined today" in listed
