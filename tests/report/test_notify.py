@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,13 @@ def test_a_socket_nobody_reads_does_not_block(tmp_path: Path,
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-        results = [notify(f"STATUS={n} waiting") for n in range(1000)]
+        results: list[bool] = []
+        # On a thread, so that a send that blocks fails this test instead of hanging the suite.
+        sender = threading.Thread(target=lambda: results.extend(
+            notify(f"STATUS={n} waiting") for n in range(1000)), daemon=True)
+        sender.start()
+        sender.join(timeout=30)
+        assert not sender.is_alive(), "notify() blocked on a socket nobody reads"
     assert results[0] and not all(results)
 
 
