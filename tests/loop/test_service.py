@@ -490,3 +490,37 @@ def test_the_fingerprint_is_renewed_hourly_whatever_the_rescan_period(
     clock.t = t0 + RENEW
     svc.turn()
     assert json.loads(ours.read_bytes())["daemon"] == svc.deciding.tag
+
+
+def test_a_stop_asked_for_while_a_turn_steps_bundles_steps_no_more_and_claims_nothing(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """SIGTERM while a turn steps its bundles: no further bundle is stepped, and the claim
+    decided for the one stepped is not made (the next start decides it again), so the
+    stop is not held up by the rest of the turn and nothing is half-claimed."""
+    outbox = tmp_path / "outbox"
+    for n in range(3):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service(unattached="send")
+    svc.turn()  # the first look: read early
+    clock.t += SETTLE
+    counts.reset()
+    real_step = svc.pipeline.step
+
+    def step_and_stop(*a: Any) -> Any:
+        svc.request_stop()
+        return real_step(*a)
+    svc.pipeline.step = step_and_stop
+    svc.turn()
+    assert len(counts.steps) == 1
+    assert sorted(p.name for p in outbox.glob("INV-*.xml")) == [
+        "INV-0.xml", "INV-1.xml", "INV-2.xml"]
+
+
+def test_a_delivery_brought_forward_is_not_pushed_back_by_a_later_retry(
+        make_service: Any, clock: FakeClock) -> None:
+    """A row a reload brought forward (due now) keeps that time when its attempt under
+    way then asks for its retry an hour later."""
+    svc = make_service()
+    svc.schedule(42, 0.0)
+    svc.schedule(42, 3600.0)
+    assert svc.timers.due_at(("deliver", 42)) == clock.t
