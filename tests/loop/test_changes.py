@@ -767,3 +767,18 @@ def test_lost_events_have_the_outbox_listed_in_that_turn(
     svc.hint(OVERFLOW)
     svc.turn()
     assert counts.steps == ["INV-9.xml"]
+
+
+def test_a_release_file_for_no_bundle_is_on_the_page_after_its_event(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """A release file naming no invoice file changes no journal row: its event alone has
+    the page written again, listing it among the release files that do nothing, before
+    any rescan comes."""
+    svc = make_service()
+    settle_all(svc, clock)
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-404.send-anyway", b"")
+    svc.hint("INV-404.send-anyway")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert "INV-404.send-anyway" in (outbox / svc.settings.share.status_page).read_text()
