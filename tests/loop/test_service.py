@@ -524,3 +524,28 @@ def test_a_delivery_brought_forward_is_not_pushed_back_by_a_later_retry(
     svc.schedule(42, 0.0)
     svc.schedule(42, 3600.0)
     assert svc.timers.due_at(("deliver", 42)) == clock.t
+
+
+def test_a_reload_that_narrows_the_patterns_has_the_rescan_sort_every_name_again(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """SIGHUP with invoice_patterns that no longer take INV-1.xml: the rescan the reload
+    brings sorts every name of the outbox again, not only new ones, so INV-1.xml is said
+    to be left alone (the log, the page's list) instead of passing as an invoice file
+    still."""
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\nsettle_seconds = {SETTLE}\n'
+        f'rescan_seconds = {RESCAN}\ninvoice_patterns = ["*.pdf"]\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[policy]\nunattached = "hold"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    svc.config_path = config
+    svc._request_reload()
+    with capture_logs() as logs:
+        svc.turn()
+    assert {"event": "not an invoice file; left alone", "file": "INV-1.xml",
+            "patterns": ["*.pdf"], "log_level": "info"} in logs
+    assert "INV-1.xml" in svc.left_alone.refused
