@@ -305,6 +305,20 @@ class TestOutboxInotify:
         finally:
             w.stop()
 
+    def test_a_dot_name_in_the_root_is_never_hinted(self, tmp_path: Path) -> None:
+        """A dot-name made in the outbox root (the page's temp file as it is written, a
+        clerk's hidden file, .outboxd/ itself) is no bundle's: no hint, no loop turn."""
+        from helpers import wait_for
+        w, got = self.watch(tmp_path)
+        try:
+            (tmp_path / ".outboxd-status.html.tmp-x1").write_bytes(b"x")
+            (tmp_path / ".hidden").mkdir()
+            (tmp_path / "INV-1.xml").write_bytes(b"<x/>")
+            wait_for(lambda: "INV-1.xml" in got, what="the invoice hint")
+            assert set(got) == {"INV-1.xml"}
+        finally:
+            w.stop()
+
     def test_a_sidecar_moved_away_is_no_longer_watched(self, tmp_path: Path) -> None:
         """After a sidecar is moved out (as a claim does), writes inside it at its new place
         are not hinted under its old name."""
