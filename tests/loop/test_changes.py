@@ -782,3 +782,24 @@ def test_a_release_file_for_no_bundle_is_on_the_page_after_its_event(
     settle_all(svc, clock)
     assert clock.t < svc.timers.due_at(service_module.RESCAN)
     assert "INV-404.send-anyway" in (outbox / svc.settings.share.status_page).read_text()
+
+
+def test_a_sidecar_left_behind_by_its_invoice_file_holds_the_bundle_it_looks_like_at_once(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """INV-7.xml and inv-7.xml (two files to Linux, one name to Windows) wait; INV-7/ is
+    the first one's sidecar. The clerk takes INV-7.xml away: INV-7/ stays, a folder named
+    like inv-7.xml's sidecar but for case, so inv-7.xml is looked at in the next turn and
+    held with sidecar-spelling, not left waiting as if there were no such folder until a
+    rescan."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    (outbox / "INV-7").mkdir()  # its attachments not there yet
+    write(outbox / "inv-7.xml", ubl_invoice("INV-8"))
+    svc = make_service(invalid="hold")
+    settle_all(svc, clock)
+    assert _state(svc, "inv-7.xml") == _state(svc, "INV-7.xml") == ("waiting", [])
+    (outbox / "INV-7.xml").unlink()
+    svc.hint("INV-7.xml")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert _state(svc, "inv-7.xml") == ("held", [("sidecar-spelling", "INV-7")])
