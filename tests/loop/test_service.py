@@ -549,3 +549,32 @@ def test_a_reload_that_narrows_the_patterns_has_the_rescan_sort_every_name_again
     assert {"event": "not an invoice file; left alone", "file": "INV-1.xml",
             "patterns": ["*.pdf"], "log_level": "info"} in logs
     assert "INV-1.xml" in svc.left_alone.refused
+
+
+def test_a_bug_met_once_in_a_bundles_step_is_tried_again_at_the_rescan_interval(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """An unexpected error (a bug, here met once) in the step that decides a settled
+    bundle: logged with its traceback, and the bundle is stepped again a rescan period
+    later, without an event, and claimed then — not left settling for good, as its look
+    is unchanged and so no rescan would step it again."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    real_decide, met = svc.pipeline._decide, []
+
+    def decide_with_a_bug(*a: Any) -> Any:
+        if not met:
+            met.append(clock.t)
+            raise RuntimeError("a bug met once")
+        return real_decide(*a)
+    svc.pipeline._decide = decide_with_a_bug
+    with capture_logs() as logs:
+        settle_all(svc, clock)
+    [line] = [e for e in logs if e["log_level"] == "error"]
+    assert line["invoice_file"] == "INV-1.xml" and line["exc_info"]
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) == met[0] + RESCAN
+    clock.t = met[0] + RESCAN
+    settle_all(svc, clock)
+    assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
+    assert not (outbox / "INV-1.xml").exists()
