@@ -490,6 +490,10 @@ def test_the_fingerprint_is_renewed_hourly_whatever_the_rescan_period(
     clock.t = t0 + RENEW
     svc.turn()
     assert json.loads(ours.read_bytes())["daemon"] == svc.deciding.tag
+    ours.unlink()  # and every hour after that, not once
+    clock.t = t0 + 2 * RENEW
+    svc.turn()
+    assert json.loads(ours.read_bytes())["daemon"] == svc.deciding.tag
 
 
 def test_a_stop_asked_for_while_a_turn_steps_bundles_steps_no_more_and_claims_nothing(
