@@ -91,8 +91,11 @@ class Stepping:
             log.error("cannot look at the bundle; will try again", error=refused(exc),
                       retry_in=self.settings.outbox.rescan_seconds)
         elif not isinstance(exc, OutboxdError):
-            log.error("unexpected error", exc_info=exc)
-            return
+            # A bug, but maybe one of a moment (a race with a clerk's rename): looked at
+            # again at the rescan interval as well. Left alone, the bundle stayed settling
+            # for good, its look unchanged, so that no rescan ever stepped it again.
+            log.error("unexpected error; will try again", exc_info=exc,
+                      retry_in=self.settings.outbox.rescan_seconds)
         elif not getattr(exc, "reported", False):  # the journal logs its own, once
             log.error("bundle step failed", error=str(exc))
         # Nothing else would step it again until it changes: a timer does.

@@ -256,9 +256,9 @@ class OutboxIndex:
         keys.update(now.candidates)
         self._lone(name, None if now.candidates else now.stats.get(name))
         if name in self.candidates:
-            keys.add(name)
             # Another invoice file of its sidecar (held for `sidecar-shared`) is read
-            # again at once when this one goes, is renamed or changes.
+            # again at once when this one goes, is renamed or changes. (The file itself
+            # is among the keys already: _by_name holds each invoice file's own name.)
             keys.update(self.sharing(name))
         folds = alike_keys(self.cfg, name)
         # The name is under all its keys or none: its own tells which.

@@ -36,6 +36,7 @@ from daemon.loop import service as service_module  # noqa: E402
 from daemon.loop.service import Service  # noqa: E402
 from daemon.watching import snapshot as snapshot_module  # noqa: E402
 from daemon.watching.settle import PACE_PER_ENTRY  # noqa: E402
+from daemon.watching.watch import OVERFLOW  # noqa: E402
 
 
 def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: FakeClock,
@@ -734,3 +735,71 @@ def test_rescans_while_nothing_happens_log_nothing(make_service: Any, clock: Fak
             clock.t += 3.0  # past the page's pace
             svc.turn()
     assert records == []
+
+
+def test_an_invoice_file_taken_away_without_an_event_is_gone_at_the_rescan(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A waiting invoice file removed where the watcher does not see it (polling between
+    polls, a lost event): the rescan's listing no longer has it, so its bundle is
+    stepped and its row ends, not shown waiting for good."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.pipeline.live["INV-7.xml"].state == "waiting"
+    (outbox / "INV-7.xml").unlink()  # no hint: the watcher is silent
+    due = svc.timers.due_at(service_module.RESCAN)
+    assert due is not None
+    clock.t = due
+    svc.turn()
+    assert "INV-7.xml" not in svc.pipeline.live
+    assert svc.journal.summary().get("waiting") is None
+
+
+def test_lost_events_have_the_outbox_listed_in_that_turn(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """The watcher lost events (its queue overflowed): the outbox is listed in that very
+    turn, not a rescan period later, so an invoice file dropped meanwhile is stepped."""
+    svc = make_service()
+    settle_all(svc, clock)
+    counts.reset()
+    write(tmp_path / "outbox" / "INV-9.xml", ubl_invoice("INV-9"))  # its event was lost
+    svc.hint(OVERFLOW)
+    svc.turn()
+    assert counts.steps == ["INV-9.xml"]
+
+
+def test_a_release_file_for_no_bundle_is_on_the_page_after_its_event(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """A release file naming no invoice file changes no journal row: its event alone has
+    the page written again, listing it among the release files that do nothing, before
+    any rescan comes."""
+    svc = make_service()
+    settle_all(svc, clock)
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-404.send-anyway", b"")
+    svc.hint("INV-404.send-anyway")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert "INV-404.send-anyway" in (outbox / svc.settings.share.status_page).read_text()
+
+
+def test_a_sidecar_left_behind_by_its_invoice_file_holds_the_bundle_it_looks_like_at_once(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """INV-7.xml and inv-7.xml (two files to Linux, one name to Windows) wait; INV-7/ is
+    the first one's sidecar. The clerk takes INV-7.xml away: INV-7/ stays, a folder named
+    like inv-7.xml's sidecar but for case, so inv-7.xml is looked at in the next turn and
+    held with sidecar-spelling, not left waiting as if there were no such folder until a
+    rescan."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    (outbox / "INV-7").mkdir()  # its attachments not there yet
+    write(outbox / "inv-7.xml", ubl_invoice("INV-8"))
+    svc = make_service(invalid="hold")
+    settle_all(svc, clock)
+    assert _state(svc, "inv-7.xml") == _state(svc, "INV-7.xml") == ("waiting", [])
+    (outbox / "INV-7.xml").unlink()
+    svc.hint("INV-7.xml")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert _state(svc, "inv-7.xml") == ("held", [("sidecar-spelling", "INV-7")])

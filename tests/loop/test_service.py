@@ -490,3 +490,95 @@ def test_the_fingerprint_is_renewed_hourly_whatever_the_rescan_period(
     clock.t = t0 + RENEW
     svc.turn()
     assert json.loads(ours.read_bytes())["daemon"] == svc.deciding.tag
+    ours.unlink()  # and every hour after that, not once
+    clock.t = t0 + 2 * RENEW
+    svc.turn()
+    assert json.loads(ours.read_bytes())["daemon"] == svc.deciding.tag
+
+
+def test_a_stop_asked_for_while_a_turn_steps_bundles_steps_no_more_and_claims_nothing(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """SIGTERM while a turn steps its bundles: no further bundle is stepped, and the claim
+    decided for the one stepped is not made (the next start decides it again), so the
+    stop is not held up by the rest of the turn and nothing is half-claimed."""
+    outbox = tmp_path / "outbox"
+    for n in range(3):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service(unattached="send")
+    svc.turn()  # the first look: read early
+    clock.t += SETTLE
+    counts.reset()
+    real_step = svc.pipeline.step
+
+    def step_and_stop(*a: Any) -> Any:
+        svc.request_stop()
+        return real_step(*a)
+    svc.pipeline.step = step_and_stop
+    svc.turn()
+    assert len(counts.steps) == 1
+    assert sorted(p.name for p in outbox.glob("INV-*.xml")) == [
+        "INV-0.xml", "INV-1.xml", "INV-2.xml"]
+
+
+def test_a_delivery_brought_forward_is_not_pushed_back_by_a_later_retry(
+        make_service: Any, clock: FakeClock) -> None:
+    """A row a reload brought forward (due now) keeps that time when its attempt under
+    way then asks for its retry an hour later."""
+    svc = make_service()
+    svc.schedule(42, 0.0)
+    svc.schedule(42, 3600.0)
+    assert svc.timers.due_at(("deliver", 42)) == clock.t
+
+
+def test_a_reload_that_narrows_the_patterns_has_the_rescan_sort_every_name_again(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """SIGHUP with invoice_patterns that no longer take INV-1.xml: the rescan the reload
+    brings sorts every name of the outbox again, not only new ones, so INV-1.xml is said
+    to be left alone (the log, the page's list) instead of passing as an invoice file
+    still."""
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\nsettle_seconds = {SETTLE}\n'
+        f'rescan_seconds = {RESCAN}\ninvoice_patterns = ["*.pdf"]\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[policy]\nunattached = "hold"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    svc.config_path = config
+    svc._request_reload()
+    with capture_logs() as logs:
+        svc.turn()
+    assert {"event": "not an invoice file; left alone", "file": "INV-1.xml",
+            "patterns": ["*.pdf"], "log_level": "info"} in logs
+    assert "INV-1.xml" in svc.left_alone.refused
+
+
+def test_a_bug_met_once_in_a_bundles_step_is_tried_again_at_the_rescan_interval(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """An unexpected error (a bug, here met once) in the step that decides a settled
+    bundle: logged with its traceback, and the bundle is stepped again a rescan period
+    later, without an event, and claimed then — not left settling for good, as its look
+    is unchanged and so no rescan would step it again."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    real_decide, met = svc.pipeline._decide, []
+
+    def decide_with_a_bug(*a: Any) -> Any:
+        if not met:
+            met.append(clock.t)
+            raise RuntimeError("a bug met once")
+        return real_decide(*a)
+    svc.pipeline._decide = decide_with_a_bug
+    with capture_logs() as logs:
+        settle_all(svc, clock)
+    [line] = [e for e in logs if e["log_level"] == "error"]
+    assert line["invoice_file"] == "INV-1.xml" and line["exc_info"]
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) == met[0] + RESCAN
+    clock.t = met[0] + RESCAN
+    settle_all(svc, clock)
+    assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
+    assert not (outbox / "INV-1.xml").exists()

@@ -141,3 +141,15 @@ class TestLoopClock:
     def test_the_daemon_schedules_on_it(self) -> None:
         """`outboxd run` builds its Service with the default clock: that one."""
         assert inspect.signature(Service).parameters["clock"].default is loop_clock
+
+
+def test_a_key_moved_later_does_not_fire_at_its_old_time() -> None:
+    """A settle deadline pushed back by a change: its old heap entry, surfacing at the old
+    time, fires nothing (the bundle is not looked at before its new quiet period ends);
+    the key fires once, at its new time."""
+    t = Timers()
+    t.at("k", 10.0)
+    t.at("k", 20.0)
+    assert t.pop_due(15.0) == []
+    assert t.pop_due(20.0) == ["k"]
+    assert t.pop_due(30.0) == []

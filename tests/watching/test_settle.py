@@ -183,3 +183,10 @@ class TestWrittenBefore:
         snap = Snapshot((_entry("INV-1.xml", "f", now - 1, now),), busy=False)
         assert not SettleTracker(5).written_before(snap)
         assert SettleTracker(0.5).written_before(snap)
+
+    def test_a_file_written_exactly_a_quiet_period_before_the_latest_change_counts(self) -> None:
+        """The quiet period is whole at its end: a file written settle_seconds before the
+        bundle's latest change was written long enough ago to be read early."""
+        snap = Snapshot((_entry("INV-1.xml", "f", 995.0, 1000.0),), busy=False)
+        assert SettleTracker(5).written_before(snap)
+        assert not SettleTracker(5.000000001).written_before(snap)

@@ -128,3 +128,24 @@ def test_a_sidecar_the_start_lists_but_cannot_look_at_is_not_taken_for_none(
         assert last_error is not None and "in the outbox's listing" in last_error
     assert _turns(svc, clock, 2 * RESCAN) is not None
     assert _sent_pdfs(svc, tmp_path) == ["attachments/INV-1/a.pdf"]
+
+
+def test_a_sidecar_the_confirming_listing_finds_back_holds_the_claim(tmp_path: Path) -> None:
+    """The step's look found INV-1's sidecar gone; when its claim's wait is over, the fresh
+    listing of the outbox has it again, a folder (put back between the look and the
+    listing): the claim does not go on without it, the bundle is looked at again at once
+    (its next look sees the folder: a change), and a rescan period later at the earliest
+    would the listing be asked again."""
+    from daemon.configuration.config import OutboxConfig
+    from daemon.watching.scan import candidate_for
+    from daemon.watching.vanished import Vanished
+    cand = candidate_for(OutboxConfig(path=str(tmp_path)), KEY)
+    v = Vanished()
+    v.noted(KEY)
+    first = v.wait(cand, 100.0, RESCAN)
+    assert first is not None and first.at == 100.0 + RESCAN
+    (tmp_path / "INV-1").mkdir()
+    back = v.wait(cand, first.at, RESCAN)
+    assert back is not None and back.at == first.at and "is back" in back.why
+    later = v.wait(cand, first.at + 1, RESCAN)
+    assert later is not None and later.at == first.at + RESCAN

@@ -305,6 +305,42 @@ class TestOutboxInotify:
         finally:
             w.stop()
 
+    def test_a_dot_name_in_the_root_is_never_hinted(self, tmp_path: Path) -> None:
+        """A dot-name made in the outbox root (the page's temp file as it is written, a
+        clerk's hidden file, .outboxd/ itself) is no bundle's: no hint, no loop turn."""
+        from helpers import wait_for
+        w, got = self.watch(tmp_path)
+        try:
+            (tmp_path / ".outboxd-status.html.tmp-x1").write_bytes(b"x")
+            (tmp_path / ".hidden").mkdir()
+            (tmp_path / "INV-1.xml").write_bytes(b"<x/>")
+            wait_for(lambda: "INV-1.xml" in got, what="the invoice hint")
+            assert set(got) == {"INV-1.xml"}
+        finally:
+            w.stop()
+
+    def test_a_new_folder_deeper_than_the_watched_depth_is_not_watched(
+            self, tmp_path: Path) -> None:
+        """Folders made after the start are watched down to the depth the poller walks
+        (WATCHED_DEPTH): a folder made at that depth is hinted, but what is written inside
+        it is not (no watch for it: the watch limit is spent only where a bundle can be;
+        the rescan's look goes one level deeper)."""
+        from helpers import wait_for
+        w, got = self.watch(tmp_path)
+        try:
+            folder = tmp_path
+            for name in ("batch-1", "INV-2", "deep", "deeper"):
+                folder = folder / name
+                folder.mkdir()
+                wait_for(lambda: "batch-1" in got, what=f"the hint of {name}/")
+                got.clear()
+            (folder / "a.pdf").write_bytes(b"%PDF-1.4")
+            (tmp_path / "INV-3.xml").write_bytes(b"<x/>")
+            wait_for(lambda: "INV-3.xml" in got, what="a later hint")
+            assert set(got) == {"INV-3.xml"}
+        finally:
+            w.stop()
+
     def test_a_sidecar_moved_away_is_no_longer_watched(self, tmp_path: Path) -> None:
         """After a sidecar is moved out (as a claim does), writes inside it at its new place
         are not hinted under its old name."""
