@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -395,6 +396,30 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     assert "split it into files of fewer invoices" in caught.value.message
     [finding] = built(b).findings
     assert (finding.code, finding.file) == ("processing-damaged", "INV.xml")
+
+
+def test_an_invoice_declaring_an_entity_is_refused_by_the_scan_never_expanded(
+        tmp_path: Path) -> None:
+    """Reading refuses a DTD with declarations first; the scan that places the
+    attachments refuses one too, as hostile-xml, rather than expand it."""
+    data = BASE.replace(b"<Invoice ", b'<!DOCTYPE Invoice [<!ENTITY x "xxxxxxxxxx">]>\n'
+                        b"<Invoice ", 1)
+    assert data != BASE
+    [f] = built(bundle_of(tmp_path, data, {})).findings
+    assert (f.code, f.file) == ("hostile-xml", "INV.xml")
+
+
+def test_a_type_that_is_refused_does_not_count_toward_the_embedded_limit(
+        tmp_path: Path) -> None:
+    """Only what goes inside counts toward MAX_EMBEDDED_BYTES: a large TIFF that is
+    refused (embed-type-not-allowed) beside a small PDF is that one error, not also
+    embed-too-large for bytes that were never to be embedded."""
+    b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf"),
+                                   "scan.tif": ("Snippet1", b"II*\x00", "image/tiff")})
+    atts = tuple(dataclasses.replace(a, size=embed.MAX_EMBEDDED_BYTES)
+                 if a.original_name == "scan.tif" else a for a in b.attachments)
+    [f] = built(dataclasses.replace(b, attachments=atts)).findings
+    assert (f.code, f.file) == ("embed-type-not-allowed", "INV/Snippet1/scan.tif")
 
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])

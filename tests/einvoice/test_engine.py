@@ -158,3 +158,12 @@ def test_a_rule_flagged_or_given_the_role_error_is_fatal_and_a_warning_is_not() 
     found = load()._assertions(svrl)
     assert [(a.rule, a.text, a.fatal) for a in found] == [
         ("R1", "one", True), ("R2", "two", True), ("R3", "three", False), ("R4", "four", True)]
+
+
+def test_the_engines_parser_never_expands_an_entity() -> None:
+    """Every XML the engine parses (the invoice, a schema, Saxon's report) goes through
+    a parser that leaves an entity unexpanded: its text is never read into the tree."""
+    from lxml import etree
+    root = etree.fromstring(b'<!DOCTYPE x [<!ENTITY a "EXPANDED">]><x>&a;</x>',
+                            load().parser())
+    assert "EXPANDED" not in etree.tostring(root).decode()
