@@ -60,3 +60,20 @@ def test_an_almost_peppol_customization_id_is_a_warning_of_the_bundle(
         assert checked.errors == ()
         codes = [(f.code, f.file) for f in checked.warnings]
         assert codes == ([("peppol-id-mismatch", name)] if name == "TYPO.xml" else [])
+
+
+def test_an_invoice_file_that_could_not_be_read_is_noted_as_unread_not_as_another_kind(
+        tmp_path: Path) -> None:
+    """A UBL batch whose ids could not be read (an id twice) has its own error; its
+    not-preflighted note says the file could not be read, not that it "is a UBL
+    Invoice" which the rules do not check (they check just that)."""
+    path = tmp_path / "INV-1.xml"
+    path.write_bytes(b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:'
+                     b'Invoice-2"><ID>1</ID></Invoice>')
+    bundle = Bundle(InvoiceFile(path, "INV-1.xml", 1, "x", "other", (), ids_unknown=True),
+                    None, (), "e-invoice")
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"})
+    [note] = check_bundle(bundle, settings).findings
+    assert (note.code, note.severity, note.message) == (
+        "not-preflighted", "note", "not checked against the e-invoice rules: the invoice "
+        "file could not be read (see its error)")

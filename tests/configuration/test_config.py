@@ -62,6 +62,14 @@ class TestEnvironment:
         assert s.outbox.invoice_patterns == ["*.xml", "*.ubl"]
         assert s.attachments.document_types == ["Timesheet"]
 
+    def test_a_list_with_blanks_before_its_bracket_is_json_too(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A list value with a space or line break before its "[" (a value quoted over
+        lines in a unit file or .env) is read as the list it is, not refused as text."""
+        monkeypatch.setenv("OUTBOXD_OUTBOX__INVOICE_PATTERNS", ' \n["*.xml"]')
+        s = load_settings(config_file(tmp_path, minimal(outbox)))
+        assert s.outbox.invoice_patterns == ["*.xml"]
+
     def test_token_from_env(self, tmp_path: Path, outbox: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
         """OUTBOXD_DELIVERY__TOKEN (configuration.md's example) sets the bearer token."""

@@ -75,6 +75,7 @@ class TestPlainHttp:
         ("http://127.0.0.2/in", 'token = "abc123"\n'),
         ("http://localhost:8787/in", 'token = "abc123"\n'),
         ("http://[::1]:8787/in", 'token = "abc123"\n'),
+        ("http://[::ffff:127.0.0.1]:8787/in", 'token = "abc123"\n'),  # 127.0.0.1, dual-stack
         ("https://operator.example/api", 'token = "abc123"\n'),
         ("http://operator.example/api", ""),  # no secret to expose: the admin's choice
     ])

@@ -18,7 +18,7 @@ from helpers import (
     without_blocking,
 )
 
-from daemon.configuration.config_load import load_settings
+from daemon.configuration.config_load import load_settings, log_config_anyway
 from daemon.errors import ConfigError
 
 
@@ -439,3 +439,20 @@ class TestLongValues:
         assert info.value.problems == [
             f"cannot read {tmp_path}/plain/config.toml: Not a directory — pass -c FILE with "
             "the path of the configuration file (see config.example.toml)"]
+
+
+class TestLogOfAConfigurationThatDoesNotLoad:
+    """`run` logs why its configuration did not load in the [log] format it asks for, as
+    far as that can be read (log_config_anyway)."""
+
+    def test_the_environment_wins_over_the_files_log_as_it_does_for_a_good_one(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file that does not load (no [outbox]) with [log] format = "console", and
+        OUTBOXD_LOG__FORMAT=json from the unit: the error goes out as JSON, as every
+        line of the daemon the unit starts would."""
+        monkeypatch.setenv("OUTBOXD_LOG__FORMAT", "json")
+        path = config_file(tmp_path, '[log]\nformat = "console"\nlevel = "debug"\n')
+        with pytest.raises(ConfigError):
+            load_settings(path)
+        log = log_config_anyway(path)
+        assert (log.format, log.level) == ("json", "debug")

@@ -134,6 +134,12 @@ class TestErrors:
          "exactly one group"),
         ('[invoices]\npdf_id_pattern = "(a"\n', "[invoices] pdf_id_pattern", "(a",
          "regular expression"),
+        ('[share]\nstatus_page = ".status.html"\n', "[share] status_page", ".status.html",
+         "not hidden"),
+        ('[share]\nstatus_page = "www/status.html"\n', "[share] status_page",
+         "www/status.html", "no folders"),
+        ('[service]\nreader_processes = 65\n', "[service] reader_processes", "65",
+         "from 0 to 64"),
     ])
     def test_bad_values_name_key_value_and_allowed(self, tmp_path: Path, outbox: Path,
                                                    extra: str, key: str, value: str,
@@ -213,11 +219,23 @@ class TestSecrets:
         assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.bearer_token() is None
 
 
+def test_reader_processes_takes_every_whole_number_from_0_to_64(tmp_path: Path,
+                                                               outbox: Path) -> None:
+    """Both ends of [service] reader_processes' range load as whole numbers."""
+    for n in (0, 64):
+        s = load_settings(config_file(tmp_path, minimal(
+            outbox, f"[service]\nreader_processes = {n}\n")))
+        assert s.service.reader_processes == n
+
+
 class TestVerifyFromEnvironment:
+    @pytest.mark.parametrize("word", ["false", "0", "Off"])
     def test_false_from_the_environment_is_a_boolean(
-            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """OUTBOXD_DELIVERY__VERIFY=false turns verification off; it is not a CA path."""
-        monkeypatch.setenv("OUTBOXD_DELIVERY__VERIFY", "false")
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            word: str) -> None:
+        """OUTBOXD_DELIVERY__VERIFY=false (or 0, off) turns verification off; it is not a
+        CA path."""
+        monkeypatch.setenv("OUTBOXD_DELIVERY__VERIFY", word)
         assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.verify is False
 
     def test_a_missing_ca_bundle_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:

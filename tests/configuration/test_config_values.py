@@ -21,7 +21,12 @@ from helpers import (
 
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
-from daemon.configuration.config_values import secret_params, url_problem
+from daemon.configuration.config_values import (
+    MAX_PATH_BYTES,
+    path_fits,
+    secret_params,
+    url_problem,
+)
 from daemon.errors import ConfigError
 
 
@@ -35,6 +40,7 @@ class TestTokenCharacters:
         ("Sécret–Tøken", "non-ASCII"),
         ("Super Secret", "space"),
         ("SuperSecret\x00x", "control character"),
+        ("SuperSecret\x7fx", "control character"),  # DEL: ASCII, but no visible character
     ])
     def test_a_token_httpx_cannot_send_is_refused_without_showing_it(
             self, tmp_path: Path, outbox: Path, token: str, kind: str) -> None:
@@ -42,7 +48,8 @@ class TestTokenCharacters:
         stops loading with a line naming the key, the kind of character and the rule; no
         part of the token is in it (it would reach terminals and logs)."""
         text = with_delivery(outbox, 'token = "{}"\n'.format(
-            token.replace("\r", "\\r").replace("\n", "\\n").replace("\x00", "\\u0000")))
+            token.replace("\r", "\\r").replace("\n", "\\n").replace("\x00", "\\u0000")
+            .replace("\x7f", "\\u007f")))
         problems = problems_of(config_file(tmp_path, text))
         one_problem_with(problems, "[delivery] token", kind, "visible ASCII")
         shown = "\n".join(problems)
@@ -232,6 +239,13 @@ class TestUrl:
                                         "[delivery] url")
         assert "the host name is longer than a host name may be" in line
 
+    def test_a_host_name_of_253_characters_is_the_longest_accepted(self) -> None:
+        """DNS carries a name of up to 253 characters: that one loads, one more is refused."""
+        host = ".".join(["a" * 63] * 3 + ["b" * 61])
+        assert len(host) == 253 and url_problem(f"https://{host}/api") is None
+        assert "the host name is longer than a host name may be" in str(
+            url_problem(f"https://{host}b/api"))
+
     @pytest.mark.parametrize("url,secret", [
         ("http://bob:VerySecretPw@operator.example:99999/x", "VerySecretPw"),
         ("http://bob:pa/ssw0rd@operator.example/x", "ssw0rd"),  # "/" splits it: port 'pa'
@@ -369,6 +383,15 @@ class TestPathsLinuxCannotUse:
         assert "is 40,000 bytes long; a path on Linux has at most 4,095 — fix the path" \
             in line
         assert len(line) < 500
+
+    def test_a_path_of_4095_bytes_is_the_longest_accepted(self) -> None:
+        """PATH_MAX is 4,096 bytes with the closing NUL: a path of 4,095 bytes is one
+        Linux takes, and only one byte more is refused."""
+        base = "/" + "/".join(["n" * 200] * 20)
+        longest = f"{base}/{'x' * (MAX_PATH_BYTES - len(base) - 1)}"
+        assert len(longest) == 4095 and path_fits(longest) == longest
+        with pytest.raises(ValueError, match="is 4,096 bytes long"):
+            path_fits(longest + "x")
 
     def test_a_name_in_a_path_longer_than_linux_allows_is_a_config_error(
             self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -194,6 +194,18 @@ def test_more_members_than_shown_are_counted(tmp_path: Path) -> None:
     assert who is not None and who.endswith("clerk0, clerk1, clerk2 and 4 more")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the file to another user needs root")
+def test_the_files_owner_is_not_named_as_another_reader(tmp_path: Path) -> None:
+    """A token file owned by a user (here `daemon`) who is also in its group: the owner
+    reads its own file whatever the group bits say, so only the clerk is named."""
+    secret = tmp_path / "secret"
+    secret.write_text(TOKEN)
+    secret.chmod(0o640)
+    os.chown(secret, pwd.getpwnam("daemon").pw_uid, -1)
+    who = other_readers(secret, set(), members=lambda gid: {"daemon", "clerk0"})
+    assert who is not None and who.endswith("besides outboxd's own user: clerk0")
+
+
 def test_a_file_that_is_not_there_is_left_to_the_reading(tmp_path: Path) -> None:
     """A systemd credential's path while the service is stopped: no warning (reading
     it says what is wrong, where it is read)."""

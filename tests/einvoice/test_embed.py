@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -50,14 +51,16 @@ def built(bundle: Bundle, safe_filenames: bool = True) -> Plan:
     return documents_for(bundle, mime_codes(), safe_filenames=safe_filenames)
 
 
-def embedded_check(bundle: Bundle, safe_filenames: bool = True) -> list[Finding]:
+def embedded_check(bundle: Bundle, safe_filenames: bool = True,
+                   preflight: str = "off") -> list[Finding]:
     """What the daemon's check of a read bundle (finish.evaluate → einvoice.check_bundle)
-    adds under format = "ubl-embedded" with [einvoice] preflight = "off": the findings of
-    building each document and of checking it (XSD, fatal rules), and nothing else."""
+    adds under format = "ubl-embedded" with [einvoice] preflight = "off" (by default): the
+    findings of building each document and of checking it (XSD, fatal rules), and
+    nothing else."""
     settings = Settings(outbox={"path": "/nonexistent-outbox"},
                         delivery={"url": "http://127.0.0.1:9/", "format": "ubl-embedded",
                                   "safe_filenames": safe_filenames},
-                        einvoice={"preflight": "off"})
+                        einvoice={"preflight": preflight})
     return list(check_bundle(bundle, settings).findings)
 
 
@@ -169,6 +172,17 @@ def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
     assert any("[BR-52]" in f.message and f.severity == "error" for f in found)
 
 
+def test_a_bundle_with_an_error_already_is_not_built_so_its_error_is_said_once(
+        tmp_path: Path) -> None:
+    """A bundle that reading or validation refused (a TIFF the channel does not take) is
+    held or quarantined for that error: its documents are not built, and the clerk's
+    errors file does not say the same file's fault again in embedding's words."""
+    b = bundle_of(tmp_path, BASE, {"scan.tif": ("Snippet1", b"II*\x00", "image/tiff")})
+    refused = Finding("type-not-allowed", "INV/Snippet1/scan.tif", "is a TIFF image",
+                      "error", "Snippet1")
+    assert embedded_check(b.with_findings((refused,))) == [refused]
+
+
 def test_a_built_document_nesting_deeper_than_the_rules_read_is_an_error_finding(
         tmp_path: Path) -> None:
     """With [einvoice] preflight = "off" the built document is the first the rules see:
@@ -193,6 +207,18 @@ def test_an_invoice_without_attachments_that_breaks_a_rule_is_blamed_not_its_att
     [f] = [f for f in found if "[BR-CO-16]" in f.message]
     assert f.message.startswith("invoice Snippet1 breaks [BR-CO-16]")
     assert "attachments" not in f.message and "correct the invoice in the ERP" in f.message
+
+
+def test_under_preflight_warn_a_fatal_rule_is_said_once_as_the_built_documents_error(
+        tmp_path: Path) -> None:
+    """[einvoice] preflight = "warn" finds the wrong total as a warning; ubl-embedded
+    never sends a document that breaks a fatal rule, so the built document's check says
+    it as an error. The clerk reads it once, as that error, not also as a warning."""
+    data = BASE.replace(b'<cbc:PayableAmount currencyID="EUR">1656.25</cbc:PayableAmount>',
+                        b'<cbc:PayableAmount currencyID="EUR">9.99</cbc:PayableAmount>')
+    found = embedded_check(bundle_of(tmp_path, data, {}), preflight="warn")
+    [f] = [f for f in found if "[BR-CO-16]" in f.message]
+    assert f.severity == "error" and f.message.startswith("invoice Snippet1 breaks [BR-CO-16]")
 
 
 CII = (b'<?xml version="1.0" encoding="UTF-8"?>\n<rsm:CrossIndustryInvoice xmlns:rsm='
@@ -370,6 +396,30 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     assert "split it into files of fewer invoices" in caught.value.message
     [finding] = built(b).findings
     assert (finding.code, finding.file) == ("processing-damaged", "INV.xml")
+
+
+def test_an_invoice_declaring_an_entity_is_refused_by_the_scan_never_expanded(
+        tmp_path: Path) -> None:
+    """Reading refuses a DTD with declarations first; the scan that places the
+    attachments refuses one too, as hostile-xml, rather than expand it."""
+    data = BASE.replace(b"<Invoice ", b'<!DOCTYPE Invoice [<!ENTITY x "xxxxxxxxxx">]>\n'
+                        b"<Invoice ", 1)
+    assert data != BASE
+    [f] = built(bundle_of(tmp_path, data, {})).findings
+    assert (f.code, f.file) == ("hostile-xml", "INV.xml")
+
+
+def test_a_type_that_is_refused_does_not_count_toward_the_embedded_limit(
+        tmp_path: Path) -> None:
+    """Only what goes inside counts toward MAX_EMBEDDED_BYTES: a large TIFF that is
+    refused (embed-type-not-allowed) beside a small PDF is that one error, not also
+    embed-too-large for bytes that were never to be embedded."""
+    b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf"),
+                                   "scan.tif": ("Snippet1", b"II*\x00", "image/tiff")})
+    atts = tuple(dataclasses.replace(a, size=embed.MAX_EMBEDDED_BYTES)
+                 if a.original_name == "scan.tif" else a for a in b.attachments)
+    [f] = built(dataclasses.replace(b, attachments=atts)).findings
+    assert (f.code, f.file) == ("embed-type-not-allowed", "INV/Snippet1/scan.tif")
 
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])

@@ -14,7 +14,7 @@ import pytest
 
 from daemon.einvoice import preflight
 from daemon.einvoice.artefacts import artefacts_hash
-from daemon.einvoice.engine import Engine
+from daemon.einvoice.engine import Engine, load
 
 from .broken import BASE, BROKEN, EXAMPLES
 from .test_preflight import rules
@@ -139,3 +139,31 @@ def test_a_schema_error_names_its_place_from_the_documents_root_as_the_rules_do(
     places = {f.message.split("]")[0][1:]: f.message.rsplit(" (", 1)[1].split(")")[0]
               for f in preflight(bad, "x.xml").findings}
     assert places["UBL-XSD"] == places["PEPPOL-EN16931-F001"] == f"/{root}/cbc:IssueDate"
+
+
+def test_a_rule_flagged_or_given_the_role_error_is_fatal_and_a_warning_is_not() -> None:
+    """A failed assertion is fatal when its flag (or, without one, its role) says "fatal"
+    or "error" in any case, or says nothing: a rule set updated to ISO Schematron's
+    role="error" keeps its errors errors, not warnings a bundle is sent with. Its text
+    loses the rule id the EN 16931 texts repeat."""
+    svrl = ('<svrl:schematron-output xmlns:svrl="http://purl.oclc.org/dsdl/svrl">'
+            '<svrl:failed-assert id="R1" flag="error" location="/x"><svrl:text>[R1]-one'
+            '</svrl:text></svrl:failed-assert>'
+            '<svrl:failed-assert id="R2" role="ERROR"><svrl:text>two</svrl:text>'
+            '</svrl:failed-assert>'
+            '<svrl:failed-assert id="R3" flag="warning"><svrl:text>three</svrl:text>'
+            '</svrl:failed-assert>'
+            '<svrl:successful-report id="R4"><svrl:text>four</svrl:text>'
+            '</svrl:successful-report></svrl:schematron-output>')
+    found = load()._assertions(svrl)
+    assert [(a.rule, a.text, a.fatal) for a in found] == [
+        ("R1", "one", True), ("R2", "two", True), ("R3", "three", False), ("R4", "four", True)]
+
+
+def test_the_engines_parser_never_expands_an_entity() -> None:
+    """Every XML the engine parses (the invoice, a schema, Saxon's report) goes through
+    a parser that leaves an entity unexpanded: its text is never read into the tree."""
+    from lxml import etree
+    root = etree.fromstring(b'<!DOCTYPE x [<!ENTITY a "EXPANDED">]><x>&a;</x>',
+                            load().parser())
+    assert "EXPANDED" not in etree.tostring(root).decode()

@@ -28,3 +28,14 @@ def test_an_entity_declared_before_the_root_is_refused_never_expanded() -> None:
     with pytest.raises(HostileInput) as exc:
         _content_words(data, "H-1.xml")
     assert exc.value.code == "hostile-xml"
+
+
+def test_a_ubl_namespace_whose_root_is_another_documents_is_not_called_that_document() -> None:
+    """<Invoice> in UBL's CreditNote namespace (an export that mixed the two) is no UBL
+    Invoice nor CreditNote: the words say which root in which namespace, and what a UBL
+    Invoice's namespace is."""
+    data = b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"/>'
+    assert _content_words(data, "X-1.xml") == (
+        "XML whose root is <Invoice> in the namespace urn:oasis:names:specification:ubl:"
+        "schema:xsd:CreditNote-2 (a UBL Invoice's is urn:oasis:names:specification:ubl:"
+        "schema:xsd:Invoice-2)")

@@ -13,6 +13,8 @@ import pytest
 from helpers import ubl_invoice
 
 from daemon.einvoice import preflight
+from daemon.einvoice.engine import Assertion
+from daemon.einvoice.preflight import Document, _findings
 from daemon.errors import InputError
 
 from .broken import BASE, BROKEN, EXAMPLES, SUPPLIER, nested, reference, with_id
@@ -136,6 +138,18 @@ def test_past_40_findings_a_document_gets_one_line_counting_the_rest(mode: str) 
     assert all(f.message.startswith("[") for f in findings[:40])
     assert findings[40].message.startswith("50 more findings (BR-52, PEPPOL-EN16931-R008)")
     assert findings[40].message.endswith("correct the invoice in the ERP and export it again")
+
+
+def test_the_line_counting_findings_past_40_is_a_warning_when_none_of_them_is_fatal() -> None:
+    """The line that sums up the findings past 40 has the severity of the worst among
+    them: rule warnings alone past the 40 (Peppol's warnings come last) make a warning,
+    not an error, and do not count as fatal."""
+    doc = Document("INV-1", "Invoice", None, None, "", "x.xml")
+    found = ([Assertion("BR-CO-15", "totals", "", True)] * 40
+             + [Assertion("PEPPOL-EN16931-R001", "a warning", "", False)] * 3)
+    summary, fatal = _findings(doc, found, "x.xml", "error", several=False)[-1]
+    assert summary.message.startswith("3 more findings (PEPPOL-EN16931-R001)")
+    assert (summary.severity, fatal) == ("warning", False)
 
 
 def test_wrong_totals_finding_carries_the_rules_own_text() -> None:
