@@ -41,9 +41,29 @@ class TestOpenRegular:
         block forever)."""
         fifo = tmp_path / "pipe.pdf"
         os.mkfifo(fifo)
-        with pytest.raises(HostileInput) as info:
-            open_regular(fifo)
-        assert info.value.code == "not-a-file" and "FIFO" in info.value.message
+        info = without_blocking(lambda: raised(lambda: open_regular(fifo)), fifo, "open_regular")
+        assert isinstance(info, HostileInput)
+        assert info.code == "not-a-file" and "FIFO" in info.message
+
+    def test_a_reopen_through_proc_of_another_file_is_refused_never_read(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file is read through /proc/self/fd only while that reopens the very file
+        looked at: something mounted over /proc that hands back another file is refused
+        (EXDEV, naming the fix), and that other file's bytes are never returned."""
+        path = tmp_path / "a.pdf"
+        path.write_bytes(b"%PDF-looked-at")
+        other = tmp_path / "other.pdf"
+        other.write_bytes(b"%PDF-other")
+        real_open = os.open
+
+        def proc_elsewhere(p: Any, flags: int, *args: Any, **kw: Any) -> int:
+            if str(p).startswith("/proc/self/fd/"):
+                return real_open(other, flags)
+            return real_open(p, flags, *args, **kw)
+        monkeypatch.setattr(fsops.os, "open", proc_elsewhere)
+        with pytest.raises(OSError) as info:
+            open_regular(path)
+        assert info.value.errno == errno.EXDEV and "/proc is not the kernel's" in str(info.value)
 
     def test_refuses_directory(self, tmp_path: Path) -> None:
         """A directory is refused with code `not-a-file`."""
@@ -120,6 +140,25 @@ class TestOpenBelow:
         finally:
             os.close(held)
         assert "a.pdf" in str(refused.value) and str(root) in str(refused.value)
+
+    def test_while_a_folder_is_held_its_files_below_are_opened_from_it_not_by_its_path(
+            self, root: Path, tmp_path: Path) -> None:
+        """While the folder is held (opened_from), a file in a folder below it is reached
+        from the descriptor held: the folder moved away and a link to an outside folder
+        holding the same path put at its name, the held folder's file is read, never the
+        outside one. Only that root is held (held_for): another root has none."""
+        (tmp_path / "outside" / "INV-1" / "ID").mkdir(parents=True)
+        (tmp_path / "outside" / "INV-1" / "ID" / "a.pdf").write_bytes(b"%PDF-outside")
+        held = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            swap_for_link(root, tmp_path / "outside")
+            with fsops.opened_from(root, held):
+                assert fsops.held_for(root) == held
+                assert fsops.held_for(tmp_path / "outside") is None
+                with open_below(root, "INV-1/ID/a.pdf") as fh:
+                    assert fh.read() == b"%PDF-inside"
+        finally:
+            os.close(held)
 
     def test_a_file_below_the_root_is_read_and_the_root_may_be_a_link(
             self, root: Path, tmp_path: Path) -> None:
