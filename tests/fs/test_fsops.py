@@ -113,6 +113,16 @@ class TestOpenRegular:
         assert denied.value.code == "unreadable" and denied.value.file == "INV-1/a.pdf"
 
 
+def test_only_a_regular_file_itself_is_a_regular_file(tmp_path: Path) -> None:
+    """is_regular_file: a link to a regular file is none (never followed), nor a name
+    too long for the file system (no ValueError or OSError out of it)."""
+    (tmp_path / "a.pdf").write_bytes(b"%PDF")
+    (tmp_path / "link.pdf").symlink_to(tmp_path / "a.pdf")
+    assert fsops.is_regular_file(tmp_path / "a.pdf")
+    assert not fsops.is_regular_file(tmp_path / "link.pdf")
+    assert not fsops.is_regular_file(tmp_path / ("x" * 300))
+
+
 class TestOpenBelow:
     """A bundle's files and folders, opened below the folder holding the invoice file (the
     outbox, or the work folder): that root as configured (it may be a link), every
