@@ -154,6 +154,19 @@ def test_a_folder_made_is_synced_into_its_parent_once_after_it_is_made(
                       ((work / "old" / "a").stat().st_ino, frozenset({"b"}))]
 
 
+def test_made_is_told_only_of_the_folders_made_never_of_one_found_there(
+        tmp_path: Path) -> None:
+    """make_folders_below calls `made` with each folder it made, in order, and never with
+    one found there (attach takes back what it made when it fails: a clerk's own folder,
+    told as made, would be removed)."""
+    (tmp_path / "INV-1").mkdir()
+    made: list[int] = []
+    os.close(make_folders_below(tmp_path, ["INV-1", "ID", "sub"],
+                                lambda fd: made.append(os.fstat(fd).st_ino)))
+    assert made == [(tmp_path / "INV-1" / "ID").stat().st_ino,
+                    (tmp_path / "INV-1" / "ID" / "sub").stat().st_ino]
+
+
 def test_a_folder_whose_parent_cannot_be_synced_is_taken_back_and_synced_at_the_next_try(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent's sync failing (EIO on a share) left the folder made: the next try (a
