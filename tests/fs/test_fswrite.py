@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -77,6 +79,24 @@ class TestNames:
             fswrite.rename_noreplace(tmp_path / "a", tmp_path / "b")
         assert (tmp_path / "b").read_bytes() == b"theirs"
         assert (tmp_path / "a").read_bytes() == b"ours"
+
+    @pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP])
+    def test_where_the_file_system_has_no_such_rename_it_checks_then_renames(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """A file system without renameat2's no-replace (NFS, SMB answer EINVAL or
+        EOPNOTSUPP; an old kernel ENOSYS) falls back to a look then a rename: a free name is
+        taken, and anything at the target, a dangling link too, is never replaced."""
+        def unsupported(*args: object) -> int:
+            ctypes.set_errno(code)
+            return -1
+        monkeypatch.setattr(fswrite, "_renameat2", unsupported)
+        (tmp_path / "a").write_bytes(b"ours")
+        (tmp_path / "b").symlink_to(tmp_path / "missing")
+        with pytest.raises(FileExistsError):
+            rename_noreplace(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "b").is_symlink() and (tmp_path / "a").read_bytes() == b"ours"
+        rename_noreplace(tmp_path / "a", tmp_path / "c")
+        assert (tmp_path / "c").read_bytes() == b"ours" and not (tmp_path / "a").exists()
 
 
 def test_the_folders_checked_for_links_are_those_inside_the_outbox_only(
