@@ -296,18 +296,23 @@ class TestHoldFolder:
         assert gone.value.errno == errno.ELOOP and gone.value.filename == str(work)
         assert "put the bundle's folder itself back" in (gone.value.strerror or "")
 
+    @pytest.mark.parametrize("from_outbox", [False, True])
     def test_a_link_in_its_place_is_refused_naming_it_to_clerk_and_admin(
-            self, work: Path, tmp_path: Path) -> None:
+            self, work: Path, tmp_path: Path, from_outbox: bool) -> None:
         """A link where the work folder was: the clerk reads the invoice file's
-        `symlink` error naming the work folder; the admin reads not_the_folder."""
+        `symlink` error naming the work folder; the admin reads not_the_folder, reached
+        from the outbox (`within`) or not: the work folder is the link, no folder on the
+        way to it."""
+        within = tmp_path if from_outbox else None
         swap_for_link(work, tmp_path / "outside")
         with pytest.raises(HostileInput) as clerk:
-            workfolder.hold_folder(work, "INV-1.xml")
+            workfolder.hold_folder(work, "INV-1.xml", within)
         assert (clerk.value.code, clerk.value.file) == ("symlink", "INV-1.xml")
         assert clerk.value.message.startswith("lies in INV-1--w, which is a symbolic link")
         with pytest.raises(OSError) as admin:
-            workfolder.hold_folder(work)
+            workfolder.hold_folder(work, within=within)
         assert admin.value.errno == errno.ELOOP and admin.value.filename == str(work)
+        assert "put the bundle's folder itself back" in (admin.value.strerror or "")
         assert "no longer the folder outboxd claimed" in (admin.value.strerror or "")
 
     def test_a_file_in_its_place_is_no_folder_to_clerk_and_admin(self, work: Path) -> None:
