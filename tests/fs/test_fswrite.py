@@ -216,3 +216,23 @@ def test_a_folder_whose_parent_cannot_be_synced_is_taken_back_and_synced_at_the_
     monkeypatch.setattr(os, "fsync", fsync)
     os.close(make_folders_below(work, ["INV-1.embedded"]))
     assert synced == [work.stat().st_ino]
+
+
+def test_a_write_syncs_its_file_before_the_rename_and_its_folder_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_atomic syncs the temp holding the bytes before it takes the name, then the
+    folder holding the new name; with sync=False neither (its caller syncs both). That
+    a power loss then keeps them needs a power cut: only the syncs are seen here."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_atomic(tmp_path / "a.txt", b"x")
+    [temp, folder] = synced
+    assert os.path.basename(temp).startswith(".a.txt.tmp-") and folder == str(tmp_path)
+    synced.clear()
+    write_atomic(tmp_path / "b.txt", b"x", sync=False)
+    assert synced == []

@@ -149,6 +149,21 @@ def test_a_folder_lock_is_held_for_the_block_and_dropped_after(tmp_path: Path) -
         os.close(other)
 
 
+def test_a_folder_lock_by_its_path_is_never_taken_through_a_link(tmp_path: Path) -> None:
+    """folder_locked refuses a link in the folder's place (an OSError), and never locks
+    the folder it leads to."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "ID").symlink_to(tmp_path / "outside")
+    with pytest.raises(OSError):
+        with folder_locked(tmp_path / "ID"):
+            pass
+    other = os.open(tmp_path / "outside", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
+
+
 def _ended_within(seconds: float, step: Callable[[], object]) -> BaseException | None:
     """What `step` raised (None if nothing), run in a thread: an AssertionError if it
     is still running after `seconds` (waiting for good, it is left to its thread)."""
