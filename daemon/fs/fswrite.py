@@ -123,16 +123,6 @@ def held_path(fd: int) -> Path:
     return Path(f"{PROC_FD}{fd}")
 
 
-def add_group_write(folder: Path) -> None:
-    """Give a folder group write permission, never through a link someone may have put
-    in its place."""
-    fd = os.open(folder, FOLDER_NOFOLLOW)
-    try:
-        add_group_write_fd(fd)
-    finally:
-        os.close(fd)
-
-
 def add_group_write_fd(fd: int) -> None:
     """Give the folder (or file) open at fd group write permission."""
     mode = os.fstat(fd).st_mode

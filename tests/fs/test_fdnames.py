@@ -91,6 +91,26 @@ def test_a_name_of_no_folder_held_is_shown_as_it_is() -> None:
     assert real_name("/proc/self/fd/99999/x") == "/proc/self/fd/99999/x"
 
 
+def test_a_number_whose_folder_cannot_be_said_any_more_forgets_the_name_it_had(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """held_path of a descriptor number /proc cannot name drops what that number named
+    before (another folder, since closed): an error through it is shown as it is, never
+    with the earlier folder's path."""
+    (tmp_path / "earlier").mkdir()
+    fd = os.open(tmp_path / "earlier", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        held_path(fd)
+        assert real_name(f"/proc/self/fd/{fd}/x") == f"{tmp_path}/earlier/x"
+
+        def no_proc(path: object) -> str:
+            raise OSError(2, "No such file or directory", str(path))
+        monkeypatch.setattr(os, "readlink", no_proc)
+        held_path(fd)
+    finally:
+        os.close(fd)
+    assert real_name(f"/proc/self/fd/{fd}/x") == f"/proc/self/fd/{fd}/x"
+
+
 @pytest.fixture
 def open_root() -> Iterator[Path]:
     """A folder another user can reach (pytest's tmp folders are root's only)."""

@@ -195,3 +195,26 @@ def test_a_note_is_synced_before_the_copy_is_put_in_place(
     assert note.read_text().startswith("scan.pdf was a socket")
     # Synced under the copy-under-way's name, which the rename then changed.
     assert any(p.endswith("/INV-1/scan.pdf.not-copied.txt") for p in synced), synced
+
+
+def test_a_copy_is_outboxds_and_its_groups_only_with_group_write_where_the_source_had_it(
+        tmp_path: Path, other_file_system: Path) -> None:
+    """Whatever the umask, a copy to another file system makes folders 0750 and files 0640
+    (nothing for others, even where the source gave it), adding group write only to
+    what had it in the source (a clerk's 2770 / 0660 on a group share)."""
+    src = tmp_path / "INV-1--x"
+    (src / "own").mkdir(parents=True)
+    (src / "shared").mkdir()
+    (src / "own" / "a.pdf").write_bytes(b"%PDF-a")
+    (src / "shared" / "b.pdf").write_bytes(b"%PDF-b")
+    modes = {"own": 0o707, "own/a.pdf": 0o606, "shared": 0o2777, "shared/b.pdf": 0o666}
+    for rel, mode in modes.items():
+        os.chmod(src / rel, mode)
+    dst = other_file_system / "INV-1--x"
+    old = os.umask(0)
+    try:
+        assert move_tree(src, dst) == []
+    finally:
+        os.umask(old)
+    assert {rel: stat.S_IMODE(os.lstat(dst / rel).st_mode) for rel in modes} == {
+        "own": 0o750, "own/a.pdf": 0o640, "shared": 0o770, "shared/b.pdf": 0o660}

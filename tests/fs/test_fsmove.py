@@ -240,6 +240,42 @@ class TestWhatCameDuringACopy:
         assert (dst / "INV-2" / "a.pdf").read_bytes() == b"%PDF-1.4 a"
 
 
+def test_a_held_folder_moved_away_is_emptied_and_the_folder_at_its_name_left(
+        tmp_path: Path) -> None:
+    """remove_held removes what was copied from the folder held, and the folder by its
+    name only while that name is still it: moved away, ours stays empty where it went,
+    and an empty folder someone made at its name since is not removed."""
+    work = tmp_path / "INV-1--x"
+    work.mkdir()
+    (work / "INV-1.xml").write_bytes(b"<Invoice/>")
+    held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        copied = {"./INV-1.xml": fsmove.identity(os.lstat(work / "INV-1.xml"))}
+        work.rename(tmp_path / "moved")
+        work.mkdir()
+        assert fsmove.remove_held(work, held, copied) == []
+    finally:
+        os.close(held)
+    assert os.listdir(tmp_path / "moved") == [] and work.is_dir()
+
+
+def test_a_new_ctime_is_a_change_unless_the_file_lost_a_name(tmp_path: Path) -> None:
+    """unchanged: a file whose ctime moved while it kept its names (saved again with its
+    size and mtime put back, as `rsync -t` or `touch -r` do) was changed, and is kept;
+    one whose ctime moved as it lost a name (its copied twin removed) was not."""
+    then = os.stat_result((0o100640, 7, 1, 2, 0, 0, 10, 0, 0, 0,
+                           0.0, 0.0, 0.0, 0, 5_000, 6_000))
+    assert fsmove.identity(then) == (7, 10, 5_000, 6_000, 2)
+
+    def now(ctime_ns: int, nlink: int) -> os.stat_result:
+        return os.stat_result((0o100640, 7, 1, nlink, 0, 0, 10, 0, 0, 0,
+                               0.0, 0.0, 0.0, 0, 5_000, ctime_ns))
+    assert fsmove.unchanged(fsmove.identity(then), now(6_000, 2))
+    assert fsmove.unchanged(fsmove.identity(then), now(9_000, 1))
+    assert not fsmove.unchanged(fsmove.identity(then), now(9_000, 2))
+    assert not fsmove.unchanged(None, now(6_000, 2))
+
+
 def test_a_leftover_copy_a_thousand_deep_is_refused_naming_it_not_a_traceback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deep_tree: object) -> None:
     """A folder at this daemon's copy-under-way name holding folders 1,100 deep (no copy

@@ -41,9 +41,29 @@ class TestOpenRegular:
         block forever)."""
         fifo = tmp_path / "pipe.pdf"
         os.mkfifo(fifo)
-        with pytest.raises(HostileInput) as info:
-            open_regular(fifo)
-        assert info.value.code == "not-a-file" and "FIFO" in info.value.message
+        info = without_blocking(lambda: raised(lambda: open_regular(fifo)), fifo, "open_regular")
+        assert isinstance(info, HostileInput)
+        assert info.code == "not-a-file" and "FIFO" in info.message
+
+    def test_a_reopen_through_proc_of_another_file_is_refused_never_read(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file is read through /proc/self/fd only while that reopens the very file
+        looked at: something mounted over /proc that hands back another file is refused
+        (EXDEV, naming the fix), and that other file's bytes are never returned."""
+        path = tmp_path / "a.pdf"
+        path.write_bytes(b"%PDF-looked-at")
+        other = tmp_path / "other.pdf"
+        other.write_bytes(b"%PDF-other")
+        real_open = os.open
+
+        def proc_elsewhere(p: Any, flags: int, *args: Any, **kw: Any) -> int:
+            if str(p).startswith("/proc/self/fd/"):
+                return real_open(other, flags)
+            return real_open(p, flags, *args, **kw)
+        monkeypatch.setattr(fsops.os, "open", proc_elsewhere)
+        with pytest.raises(OSError) as info:
+            open_regular(path)
+        assert info.value.errno == errno.EXDEV and "/proc is not the kernel's" in str(info.value)
 
     def test_refuses_directory(self, tmp_path: Path) -> None:
         """A directory is refused with code `not-a-file`."""
@@ -93,6 +113,16 @@ class TestOpenRegular:
         assert denied.value.code == "unreadable" and denied.value.file == "INV-1/a.pdf"
 
 
+def test_only_a_regular_file_itself_is_a_regular_file(tmp_path: Path) -> None:
+    """is_regular_file: a link to a regular file is none (never followed), nor a name
+    too long for the file system (no ValueError or OSError out of it)."""
+    (tmp_path / "a.pdf").write_bytes(b"%PDF")
+    (tmp_path / "link.pdf").symlink_to(tmp_path / "a.pdf")
+    assert fsops.is_regular_file(tmp_path / "a.pdf")
+    assert not fsops.is_regular_file(tmp_path / "link.pdf")
+    assert not fsops.is_regular_file(tmp_path / ("x" * 300))
+
+
 class TestOpenBelow:
     """A bundle's files and folders, opened below the folder holding the invoice file (the
     outbox, or the work folder): that root as configured (it may be a link), every
@@ -120,6 +150,25 @@ class TestOpenBelow:
         finally:
             os.close(held)
         assert "a.pdf" in str(refused.value) and str(root) in str(refused.value)
+
+    def test_while_a_folder_is_held_its_files_below_are_opened_from_it_not_by_its_path(
+            self, root: Path, tmp_path: Path) -> None:
+        """While the folder is held (opened_from), a file in a folder below it is reached
+        from the descriptor held: the folder moved away and a link to an outside folder
+        holding the same path put at its name, the held folder's file is read, never the
+        outside one. Only that root is held (held_for): another root has none."""
+        (tmp_path / "outside" / "INV-1" / "ID").mkdir(parents=True)
+        (tmp_path / "outside" / "INV-1" / "ID" / "a.pdf").write_bytes(b"%PDF-outside")
+        held = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            swap_for_link(root, tmp_path / "outside")
+            with fsops.opened_from(root, held):
+                assert fsops.held_for(root) == held
+                assert fsops.held_for(tmp_path / "outside") is None
+                with open_below(root, "INV-1/ID/a.pdf") as fh:
+                    assert fh.read() == b"%PDF-inside"
+        finally:
+            os.close(held)
 
     def test_a_file_below_the_root_is_read_and_the_root_may_be_a_link(
             self, root: Path, tmp_path: Path) -> None:
@@ -247,18 +296,23 @@ class TestHoldFolder:
         assert gone.value.errno == errno.ELOOP and gone.value.filename == str(work)
         assert "put the bundle's folder itself back" in (gone.value.strerror or "")
 
+    @pytest.mark.parametrize("from_outbox", [False, True])
     def test_a_link_in_its_place_is_refused_naming_it_to_clerk_and_admin(
-            self, work: Path, tmp_path: Path) -> None:
+            self, work: Path, tmp_path: Path, from_outbox: bool) -> None:
         """A link where the work folder was: the clerk reads the invoice file's
-        `symlink` error naming the work folder; the admin reads not_the_folder."""
+        `symlink` error naming the work folder; the admin reads not_the_folder, reached
+        from the outbox (`within`) or not: the work folder is the link, no folder on the
+        way to it."""
+        within = tmp_path if from_outbox else None
         swap_for_link(work, tmp_path / "outside")
         with pytest.raises(HostileInput) as clerk:
-            workfolder.hold_folder(work, "INV-1.xml")
+            workfolder.hold_folder(work, "INV-1.xml", within)
         assert (clerk.value.code, clerk.value.file) == ("symlink", "INV-1.xml")
         assert clerk.value.message.startswith("lies in INV-1--w, which is a symbolic link")
         with pytest.raises(OSError) as admin:
-            workfolder.hold_folder(work)
+            workfolder.hold_folder(work, within=within)
         assert admin.value.errno == errno.ELOOP and admin.value.filename == str(work)
+        assert "put the bundle's folder itself back" in (admin.value.strerror or "")
         assert "no longer the folder outboxd claimed" in (admin.value.strerror or "")
 
     def test_a_file_in_its_place_is_no_folder_to_clerk_and_admin(self, work: Path) -> None:

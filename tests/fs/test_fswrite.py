@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from pathlib import Path
 
@@ -77,6 +79,24 @@ class TestNames:
             fswrite.rename_noreplace(tmp_path / "a", tmp_path / "b")
         assert (tmp_path / "b").read_bytes() == b"theirs"
         assert (tmp_path / "a").read_bytes() == b"ours"
+
+    @pytest.mark.parametrize("code", [errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP])
+    def test_where_the_file_system_has_no_such_rename_it_checks_then_renames(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """A file system without renameat2's no-replace (NFS, SMB answer EINVAL or
+        EOPNOTSUPP; an old kernel ENOSYS) falls back to a look then a rename: a free name is
+        taken, and anything at the target, a dangling link too, is never replaced."""
+        def unsupported(*args: object) -> int:
+            ctypes.set_errno(code)
+            return -1
+        monkeypatch.setattr(fswrite, "_renameat2", unsupported)
+        (tmp_path / "a").write_bytes(b"ours")
+        (tmp_path / "b").symlink_to(tmp_path / "missing")
+        with pytest.raises(FileExistsError):
+            rename_noreplace(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "b").is_symlink() and (tmp_path / "a").read_bytes() == b"ours"
+        rename_noreplace(tmp_path / "a", tmp_path / "c")
+        assert (tmp_path / "c").read_bytes() == b"ours" and not (tmp_path / "a").exists()
 
 
 def test_the_folders_checked_for_links_are_those_inside_the_outbox_only(
@@ -154,6 +174,19 @@ def test_a_folder_made_is_synced_into_its_parent_once_after_it_is_made(
                       ((work / "old" / "a").stat().st_ino, frozenset({"b"}))]
 
 
+def test_made_is_told_only_of_the_folders_made_never_of_one_found_there(
+        tmp_path: Path) -> None:
+    """make_folders_below calls `made` with each folder it made, in order, and never with
+    one found there (attach takes back what it made when it fails: a clerk's own folder,
+    told as made, would be removed)."""
+    (tmp_path / "INV-1").mkdir()
+    made: list[int] = []
+    os.close(make_folders_below(tmp_path, ["INV-1", "ID", "sub"],
+                                lambda fd: made.append(os.fstat(fd).st_ino)))
+    assert made == [(tmp_path / "INV-1" / "ID").stat().st_ino,
+                    (tmp_path / "INV-1" / "ID" / "sub").stat().st_ino]
+
+
 def test_a_folder_whose_parent_cannot_be_synced_is_taken_back_and_synced_at_the_next_try(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The parent's sync failing (EIO on a share) left the folder made: the next try (a
@@ -183,3 +216,23 @@ def test_a_folder_whose_parent_cannot_be_synced_is_taken_back_and_synced_at_the_
     monkeypatch.setattr(os, "fsync", fsync)
     os.close(make_folders_below(work, ["INV-1.embedded"]))
     assert synced == [work.stat().st_ino]
+
+
+def test_a_write_syncs_its_file_before_the_rename_and_its_folder_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_atomic syncs the temp holding the bytes before it takes the name, then the
+    folder holding the new name; with sync=False neither (its caller syncs both). That
+    a power loss then keeps them needs a power cut: only the syncs are seen here."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_atomic(tmp_path / "a.txt", b"x")
+    [temp, folder] = synced
+    assert os.path.basename(temp).startswith(".a.txt.tmp-") and folder == str(tmp_path)
+    synced.clear()
+    write_atomic(tmp_path / "b.txt", b"x", sync=False)
+    assert synced == []

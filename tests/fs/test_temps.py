@@ -149,6 +149,21 @@ def test_a_folder_lock_is_held_for_the_block_and_dropped_after(tmp_path: Path) -
         os.close(other)
 
 
+def test_a_folder_lock_by_its_path_is_never_taken_through_a_link(tmp_path: Path) -> None:
+    """folder_locked refuses a link in the folder's place (an OSError), and never locks
+    the folder it leads to."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "ID").symlink_to(tmp_path / "outside")
+    with pytest.raises(OSError):
+        with folder_locked(tmp_path / "ID"):
+            pass
+    other = os.open(tmp_path / "outside", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
+
+
 def _ended_within(seconds: float, step: Callable[[], object]) -> BaseException | None:
     """What `step` raised (None if nothing), run in a thread: an AssertionError if it
     is still running after `seconds` (waiting for good, it is left to its thread)."""
@@ -374,3 +389,164 @@ def _refused_in(fd: int, refusals: dict[str, int]) -> bool:
         refusals[folder] -= 1
         return False
     return True
+
+
+class TestSweepsLeaveWhatIsNotTheirs:
+    """A sweep removes only the leftover it looked at: never what a writer holds, nor
+    what took its name meanwhile, nor what a link put in its place leads to."""
+
+    def test_a_temp_replaced_between_the_look_and_the_open_is_left(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A killed write's temp replaced, between the sweep's look and its open, by a new
+        write's file of the same name (not yet locked): the new file is left for a later
+        sweep to judge, never removed unlocked."""
+        import daemon.fs.temps as temps
+        temp = tmp_path / ".a.txt.tmp-0123456789ab"
+        temp.write_bytes(b"killed")
+        real_open = temps._open_to_lock
+
+        def replaced_first(path: str) -> int | None:
+            (tmp_path / "new").write_bytes(b"a new write's")
+            os.replace(tmp_path / "new", path)
+            return real_open(path)
+        monkeypatch.setattr(temps, "_open_to_lock", replaced_first)
+        drop_unfinished(tmp_path, ["a.txt"])
+        assert temp.read_bytes() == b"a new write's"
+
+    def test_a_lock_refused_as_smb_refuses_it_counts_as_held(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SMB (and POSIX byte-range locks) say "held by another" with EACCES: the temp of
+        a writer alive on another host is left, as for EWOULDBLOCK."""
+        import daemon.fs.temps as temps
+
+        def held_on_smb(fd: int, op: int) -> None:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        monkeypatch.setattr(temps.fcntl, "flock", held_on_smb)
+        temp = tmp_path / ".a.txt.tmp-0123456789ab"
+        temp.write_bytes(b"being written")
+        drop_unfinished(tmp_path, ["a.txt"])
+        assert temp.exists()
+
+    def test_a_link_to_a_folder_under_a_temps_name_is_removed_never_followed(
+            self, tmp_path: Path) -> None:
+        """A link of a temp's name to a folder is no folder of the sweep's to leave: the
+        link goes, and the folder it leads to keeps what it holds."""
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "precious").write_bytes(b"theirs")
+        (tmp_path / ".a.txt.tmp-0123456789ab").symlink_to(outside)
+        drop_unfinished(tmp_path, ["a.txt"])
+        assert os.listdir(tmp_path) == ["outside"]
+        assert (outside / "precious").read_bytes() == b"theirs"
+
+    def test_unlink_if_still_removes_only_the_file_open(self, tmp_path: Path) -> None:
+        """unlink_if_still leaves what another put at the name since (their file), and
+        removes the name while it is still the file open."""
+        from daemon.fs.temps import unlink_if_still
+        path = tmp_path / ".a.txt.tmp-0123456789ab"
+        path.write_bytes(b"ours")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            (tmp_path / "theirs").write_bytes(b"theirs")
+            os.replace(tmp_path / "theirs", path)
+            unlink_if_still(path, fd)
+            assert path.read_bytes() == b"theirs"
+        finally:
+            os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            unlink_if_still(path, fd)
+        finally:
+            os.close(fd)
+        assert not path.exists()
+
+    def test_a_temp_folder_a_writer_holds_is_left_and_taken_once_let_go(
+            self, tmp_path: Path) -> None:
+        """drop_folder_unless_held leaves a temp folder its writer holds (hold_new_folder)
+        and says so (False); once the writer's descriptor is closed it is removed."""
+        from daemon.fs.temps import hold_new_folder
+        folder = tmp_path / ".entry.tmp"
+        fd = hold_new_folder(folder)
+        try:
+            (folder / "paper.json").write_bytes(b"{}")
+            assert drop_folder_unless_held(folder) is False
+            assert (folder / "paper.json").exists()
+        finally:
+            os.close(fd)
+        assert drop_folder_unless_held(folder) is True
+        assert os.listdir(tmp_path) == []
+
+    def test_without_locks_only_a_temp_folder_untouched_long_enough_is_removed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where no lock can be asked (NFS without lockd), a writer's liveness is told by
+        age: with `older_than`, a folder changed more recently is left, an older one is
+        removed."""
+        import daemon.fs.temps as temps
+        monkeypatch.setattr(temps.fcntl, "flock", _no_locks)
+        folder = tmp_path / ".entry.tmp"
+        folder.mkdir()
+        assert drop_folder_unless_held(folder, older_than=3600) is False
+        assert folder.is_dir()
+        hours_ago = folder.stat().st_mtime - 2 * 3600
+        os.utime(folder, (hours_ago, hours_ago))
+        assert drop_folder_unless_held(folder, older_than=3600) is True
+        assert not folder.exists()
+
+    def test_a_temp_folder_replaced_after_its_lock_is_left(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The temp folder moved away and another put at its name between the sweep's
+        open and its rename: the one now at the name is not the one judged, and stays."""
+        import daemon.fs.temps as temps
+        folder = tmp_path / ".entry.tmp"
+        folder.mkdir()
+        real_lock = temps._try_lock
+
+        def replaced_after(fd: int) -> bool | None:
+            held = real_lock(fd)
+            folder.rename(tmp_path / "moved")
+            folder.mkdir()
+            (folder / "new.json").write_bytes(b"{}")
+            return held
+        monkeypatch.setattr(temps, "_try_lock", replaced_after)
+        assert drop_folder_unless_held(folder) is False
+        assert (folder / "new.json").exists()
+
+    def test_a_temp_folder_swapped_for_a_link_before_its_rename_loses_the_link_only(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The temp folder swapped for a link to another folder between the sweep's last
+        look and its rename aside: the link is removed, set aside or not, and what it
+        leads to is never touched."""
+        import daemon.fs.temps as temps
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "precious").write_bytes(b"theirs")
+        folder = tmp_path / ".entry.tmp"
+        folder.mkdir()
+        real_still_at = temps.still_at
+
+        def swapped_after_the_look(path: Path, fd: int) -> bool:
+            there = real_still_at(path, fd)
+            if path == folder:
+                folder.rename(tmp_path / "moved")
+                folder.symlink_to(outside)
+            return there
+        monkeypatch.setattr(temps, "still_at", swapped_after_the_look)
+        assert drop_folder_unless_held(folder) is True
+        assert (outside / "precious").read_bytes() == b"theirs"
+        assert sorted(os.listdir(tmp_path)) == ["moved", "outside"]
+
+
+def test_temps_and_temp_folders_are_made_for_outboxd_and_its_group_only(
+        tmp_path: Path) -> None:
+    """Whatever the umask, a file written (0640) and a temp folder held (0750) give others
+    nothing: a temp in the outbox may hold a receipt or a reason before its rename."""
+    from daemon.fs.temps import hold_new_folder
+    old = os.umask(0)
+    try:
+        write_atomic(tmp_path / "a.txt", b"x")
+        fd = hold_new_folder(tmp_path / ".entry.tmp")
+        os.close(fd)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / ".entry.tmp").stat().st_mode & 0o777 == 0o750
