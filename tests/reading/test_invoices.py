@@ -24,7 +24,7 @@ from daemon.reading.invoices import (
     read_invoice_bytes,
     read_invoice_file,
 )
-from daemon.reading.invoicexml import _parse_xml, lxml_root
+from daemon.reading.invoicexml import _parse_xml, lxml_root, root_tag
 
 PEPPOL = FIXTURES  # official Peppol examples, see tests/fixtures/peppol/README.md
 
@@ -51,6 +51,9 @@ SVEFAKTURA = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 # An invoice whose supplier's name has a letter outside ASCII ("ü"), as text.
 MUELLER = ubl_invoice("X").decode().replace("Supplier Ltd", "Müller GmbH")
+
+
+_LINES_OF_ONE = ubl_invoice("X").count(b"\n")
 
 
 def read(path: Path) -> InvoiceRead:
@@ -129,6 +132,51 @@ class TestLimits:
         assert (info.value.code, info.value.file) == ("invoice-too-large", "big.xml")
         assert f"{invoices.MAX_XML_TAGS + 2:,} XML tags" in info.value.message
         assert "split it" in info.value.message
+
+    def test_one_tag_over_the_limit_is_refused_and_the_limit_itself_is_read(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """MAX_XML_TAGS tags (10 here) are read; one more is invoice-too-large."""
+        monkeypatch.setattr(invoices, "MAX_XML_TAGS", 10)
+        doc = (b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">'
+               b'<cbc:ID xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:'
+               b'CommonBasicComponents-2">INV-1</cbc:ID></Invoice>')
+        pad = 10 - doc.count(b"<")
+        at = doc.rindex(b"</")
+        fits = doc[:at] + b"<a/>" * pad + doc[at:]
+        assert read_invoice_bytes(fits, "ok.xml", "ok.xml", DEFAULT_PDF_ID_PATTERN
+                                  ).invoice_ids == ("INV-1",)
+        over = doc[:at] + b"<a/>" * (pad + 1) + doc[at:]
+        with pytest.raises(InputError) as info:
+            read_invoice_bytes(over, "big.xml", "big.xml", DEFAULT_PDF_ID_PATTERN)
+        assert info.value.code == "invoice-too-large"
+
+    @pytest.mark.parametrize("size, refused", [(4096, False), (4097, True)])
+    def test_a_file_of_one_byte_over_the_size_limit_is_refused_by_its_size(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int,
+            refused: bool) -> None:
+        """MAX_INVOICE_BYTES (4 KiB here) is the largest invoice file taken: content that
+        is neither XML nor PDF one byte over it is refused (it is not read whole, so only
+        its size can refuse it), one of exactly the limit is named after its stem."""
+        monkeypatch.setattr(invoices, "MAX_INVOICE_BYTES", 4096)
+        path = write(tmp_path / "INV-7.edi", (bytes(range(1, 256)) * 17)[:size])
+        if not refused:
+            assert read(path).invoice_ids == ("INV-7",)
+            return
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invoice-too-large"
+
+    def test_an_invoice_file_that_grew_past_the_limit_since_its_size_was_taken_is_refused(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The size taken by fstat may be old by the time the file is read: what is read
+        is bounded by the limit all the same, its first KB counted, and a file past it is
+        invoice-too-large (here its fstat is made to say it fits)."""
+        monkeypatch.setattr(invoices, "MAX_INVOICE_BYTES", 4096)
+        monkeypatch.setattr(invoices, "refused_by_size", lambda fh: False)
+        path = write(tmp_path / "grew.xml", ubl_invoice("INV-1").ljust(4097, b" "))
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invoice-too-large"
 
     def test_an_invoice_file_over_the_size_limit_is_not_read_whole(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,6 +279,9 @@ class TestLimits:
         assert len(str(info.value)) < 400
         ok = write(tmp_path / "ok.xml", ubl_invoice("B" * limit))
         assert read(ok).invoice_ids == ("B" * limit,)
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "one-over.xml", ubl_invoice("C" * (limit + 1))))
+        assert info.value.code == "invoice-id-too-long"
 
     def test_an_over_long_id_in_a_pdf_or_svefaktura_is_an_error(self, tmp_path: Path) -> None:
         """The same limit holds for an id found in a PDF's text and a Svefaktura's ID."""
@@ -369,7 +420,12 @@ class TestOtherXml:
          "its XML declaration (<?xml …?>) must be the very first thing in the file, and "
          "other text (a comment, a tag) comes before it (it is on line 2) — have the ERP "
          "write nothing before the declaration"),
-    ], ids=["blank-line-first", "joined-files", "comment-first"])
+        (ubl_invoice("X") + ubl_invoice("Y"),
+         f"line {_LINES_OF_ONE + 1} holds a second XML declaration "
+         "(<?xml …?>), which only the very start of a file may have (a file made by "
+         "joining invoice files keeps each one's) — have the ERP write one declaration, "
+         "at the start"),
+    ], ids=["blank-line-first", "joined-files", "comment-first", "joined-files-unwrapped"])
     def test_a_declaration_not_at_the_start_names_its_line_and_what_the_erp_must_change(
             self, tmp_path: Path, data: bytes, expected: str) -> None:
         """A blank line before `<?xml …?>` (or a batch made by joining files, each with
@@ -443,6 +499,14 @@ class TestHostileXml:
             "?>\n", '?>\n<!DOCTYPE Invoice [<!ENTITY x "X">]>\n', 1)
         err = self.hostile(write(tmp_path / "wide.xml", text.encode("utf-16")))
         assert "declares entities" in err.message and err.file == "wide.xml"
+
+    def test_the_root_tag_of_xml_with_an_external_dtd_is_refused_not_read(self) -> None:
+        """root_tag (what `check` says a file is) refuses a DOCTYPE that names an
+        external DTD as the whole read does, hostile-xml; a bare DOCTYPE is allowed."""
+        with pytest.raises(HostileInput):
+            root_tag(b'<?xml version="1.0"?><!DOCTYPE Invoice SYSTEM '
+                     b'"http://127.0.0.1:9/x.dtd"><Invoice/>', "x.xml")
+        assert root_tag(b"<!DOCTYPE Invoice><Invoice/>", "x.xml") == "Invoice"
 
     def test_billion_laughs(self, tmp_path: Path) -> None:
         """Internal entity declarations are refused, never expanded."""

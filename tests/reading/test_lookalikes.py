@@ -280,6 +280,15 @@ class TestLookAlikeSidecarsMatched:
         assert f"; so it is not taken as the sidecar — rename it to INV-7{suffix}, exactly " \
             "as written here" in f.message
 
+    def test_a_link_named_as_a_copy_of_the_sidecar_holds_nothing_back(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """Only a folder is a copy of the sidecar: a symbolic link named `INV-7 (1)`, even
+        to a folder, is never followed, so it is no look-alike and the invoice goes."""
+        (tmp_path / "elsewhere").mkdir()
+        (outbox / "INV-7 (1)").symlink_to(tmp_path / "elsewhere")
+        b = inv_7_listed(outbox)
+        assert [f.code for f in b.findings if f.code == "sidecar-spelling"] == []
+
     @pytest.mark.parametrize("folder", ["INV-7 (1)", "INV-7 - Copy", "INV-7 - Kopia",
                                         "INV-7 copy", "INV-7 2"])
     def test_a_copy_of_the_sidecar_alone_is_an_error_saying_to_rename_it(

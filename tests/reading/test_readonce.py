@@ -213,3 +213,32 @@ def test_a_file_refused_by_its_size_is_not_read_whole(tmp_path: Path) -> None:
         fh.seek(-1, os.SEEK_END)
         fh.write(b"x")  # its last byte: another version, another bundle id
     assert bundle_id_of(evaluate(candidate_for(s.outbox, "INV-1.xml"), s)) != bundle_id_of(first)
+
+
+def test_a_file_of_exactly_the_refused_size_or_the_room_left_is_hashed_whole_and_kept(
+        tmp_path: Path) -> None:
+    """A size rule refuses what is over its limit: a file of exactly `refused_over`
+    bytes gets its SHA-256, read whole, and one that fills the room left exactly is
+    kept."""
+    path = tmp_path / "exact"
+    path.write_bytes(b"e" * 100)
+    with keeping_reads(100), path.open("rb") as fh:
+        assert hash_keeping(fh, path, refused_over=100) == (
+            100, hashlib.sha256(b"e" * 100).hexdigest())
+        assert kept_read(path) == b"e" * 100
+
+
+def test_the_sampled_digest_of_files_alike_at_both_ends_differs_by_their_size(
+        tmp_path: Path) -> None:
+    """A file refused by its size is told from another version by its size and its first
+    and last MiB: two files with the same first and last MiB but of other sizes (a
+    middle grown) have other digests, and neither is a SHA-256 of what was sampled."""
+    ends = b"h" * readonce.SAMPLED
+    digests = []
+    for middle in (0, 1, 2):
+        path = tmp_path / f"big{middle}"
+        path.write_bytes(ends + b"\0" * middle + ends)
+        with path.open("rb") as fh:
+            digests.append(readonce.sampled_digest(fh))
+    assert len({d for _size, d in digests}) == 3
+    assert digests[0][1] != hashlib.sha256(ends * 2).hexdigest()

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_sent, post, stored_bundles
+from .conftest import Sent, make_sent, post, stored_bundles
 
 
 class TestRefusing:
-    @pytest.mark.parametrize("name", ["../evil.pdf", "..", "a\\b.pdf", ""])
+    @pytest.mark.parametrize("name", ["../evil.pdf", "..", "a\\b.pdf", "", "a\x7fb.pdf",
+                                      "ä" * 126 + ".pdf"])
     def test_hostile_filenames_are_400(self, tmp_path: Path, store: Path, url: str,
                                        name: str) -> None:
-        """Sent names that are not plain basenames never reach the file system."""
+        """Sent names that are not plain basenames (a DEL is a control character too;
+        over 255 bytes in UTF-8, here 256, is no Linux file name) never reach the file
+        system."""
         sent = make_sent(tmp_path)
         sent.manifest["invoices"][0]["attachments"][0]["name"] = name
         part, _old, path, ctype = sent.files[1]
@@ -35,3 +38,38 @@ def test_a_manifest_over_eight_mebibytes_is_stored_not_refused(tmp_path: Path, s
     resp = post(url, sent)
     assert resp.status_code == 201, resp.text
     assert stored_bundles(store) == [sent.key]
+
+
+def _refused(url: str, sent: Sent, store: Path) -> str:
+    resp = post(url, sent)
+    assert resp.status_code == 400 and stored_bundles(store) == []
+    return str(resp.json()["error"])
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "response.json", "attachments"])
+def test_an_invoice_file_named_as_the_store_layout_is_400(
+        tmp_path: Path, store: Path, url: str, name: str) -> None:
+    """An invoice file named manifest.json, response.json or attachments would be stored
+    over (or under) the receiver's own files in STORE/KEY/: refused."""
+    sent = make_sent(tmp_path)
+    sent.manifest["invoice_file"]["name"] = name
+    sent.files[0] = ("invoice", name, *sent.files[0][2:])
+    assert "clashes with the store layout" in _refused(url, sent, store)
+
+
+def test_two_attachments_stored_under_one_name_are_400(tmp_path: Path, store: Path,
+                                                       url: str) -> None:
+    """Two files of the manifest that would land at one path of STORE/KEY/ (one file
+    over the other): refused before anything is stored."""
+    sent = make_sent(tmp_path)
+    [first], [second] = (i["attachments"] for i in sent.manifest["invoices"])
+    sent.manifest["invoices"][1]["id"] = sent.manifest["invoices"][0]["id"]
+    second["name"] = first["name"]
+    assert "same name" in _refused(url, sent, store)
+
+
+def test_a_size_that_is_a_boolean_is_400(tmp_path: Path, store: Path, url: str) -> None:
+    """JSON's true is no size, though Python's bool is an int."""
+    sent = make_sent(tmp_path)
+    sent.manifest["invoices"][0]["attachments"][0]["size"] = True
+    assert "needs int field 'size'" in _refused(url, sent, store)

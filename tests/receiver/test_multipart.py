@@ -4,7 +4,13 @@ driven over real HTTP by raw sockets."""
 from __future__ import annotations
 
 import http.client
+import io
 from pathlib import Path
+
+import pytest
+
+from daemon.errors import Refusal
+from daemon.receiver.multipart import Body, Multipart
 
 from .conftest import connect, make_sent, raw_request
 
@@ -25,3 +31,39 @@ class TestStreaming:
             resp.begin()
             assert resp.status == 201, resp.read()
         assert (store / sent.key / "manifest.json").read_bytes() == sent.manifest_bytes()
+
+
+class _OneByteAtATime:
+    """An rfile whose every read gives one byte: each boundary split at every place."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read1(self, n: int) -> bytes:
+        out, self.data = self.data[:1], self.data[1:]
+        return out
+
+
+class TestParsing:
+    def test_part_data_is_passed_on_exactly_when_every_read_is_one_byte(self) -> None:
+        """A part's data goes to its sink as it arrives, but never a byte that may begin
+        its closing boundary: split anywhere, the data is exactly what was sent (data
+        full of near-boundaries: CR LF, dashes, the boundary's start)."""
+        data = b"a\r\n--b\r\n-\r\n--bounx\r\n--boun" * 5
+        body = (b"--bound\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\n"
+                + data + b"\r\n--bound--\r\n")
+        mp = Multipart(Body(_OneByteAtATime(body), len(body), 10.0),  # type: ignore[arg-type]
+                       b"bound")
+        part = mp.next_part()
+        assert part is not None and (part.name, part.filename) == ("f", "x")
+        got = bytearray()
+        mp.read_data(got.extend, "part 'f'")
+        assert bytes(got) == data and mp.next_part() is None
+
+    def test_a_body_with_text_before_its_first_boundary_line_is_400(self) -> None:
+        """A preamble must end in CR LF before the first boundary: text run into the
+        boundary means the body is not the multipart its header says."""
+        body = b"junk--bound\r\n"
+        with pytest.raises(Refusal) as refused:
+            Multipart(Body(io.BytesIO(body), len(body), 10.0), b"bound")
+        assert refused.value.status == 400 and "boundary" in refused.value.message

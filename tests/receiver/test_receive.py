@@ -110,6 +110,38 @@ class TestRefusing:
         resp = post(url, sent, key="f" * 64)
         assert resp.status_code == 400 and "not the id of its content" in resp.json()["error"]
 
+    def test_a_size_the_manifest_misstates_is_400_though_the_hash_matches(
+            self, tmp_path: Path, store: Path, url: str) -> None:
+        """The size is checked on its own: a manifest whose sha256 is right but whose
+        size is not (the bundle id does not hold the size) is refused, naming both."""
+        sent = make_sent(tmp_path)
+        entry = sent.manifest["invoices"][0]["attachments"][0]
+        entry["size"] += 1
+        resp = post(url, sent)
+        assert resp.status_code == 400
+        assert f"manifest says {entry['size']}" in resp.json()["error"]
+        assert stored_bundles(store) == []
+
+    def test_an_attachment_sent_under_another_content_type_than_its_manifest_is_400(
+            self, tmp_path: Path, store: Path, url: str) -> None:
+        """An attachment's part must carry the Content-Type its manifest entry gives."""
+        sent = make_sent(tmp_path)
+        part, name, path, _ctype = sent.files[1]
+        sent.files[1] = (part, name, path, "application/octet-stream")
+        resp = post(url, sent)
+        assert resp.status_code == 400 and "Content-Type" in resp.json()["error"]
+        assert stored_bundles(store) == []
+
+    def test_a_manifest_over_its_limit_is_413(self, tmp_path: Path, store: Path, url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        """The manifest part is held in memory, so past MAX_MANIFEST it is refused 413
+        (the limit lowered here: the real one is 64 MiB)."""
+        from daemon.receiver import receive
+        monkeypatch.setattr(receive, "MAX_MANIFEST", 1000)
+        resp = post(url, make_sent(tmp_path, note="n" * 1000))
+        assert resp.status_code == 413 and "'manifest'" in resp.json()["error"]
+        assert stored_bundles(store) == []
+
     @pytest.mark.parametrize("pdf_name", ['Offer 10%22 off.pdf', 'Offert "A".pdf'])
     def test_names_with_quotes_or_a_literal_percent_22_are_accepted_as_sent(
             self, tmp_path: Path, store: Path, url: str, pdf_name: str) -> None:
@@ -213,12 +245,14 @@ class TestHalfStoredState:
     counts as not received, so the sender's retry is stored again and answered, instead
     of a 500 for every repeat for good."""
 
-    @pytest.mark.parametrize("answer", [None, b'{"receipt_id": "rc', b"", "folder"])
+    @pytest.mark.parametrize("answer", [None, b'{"receipt_id": "rc', b"", "folder",
+                                        b'{"bundle_id": "x"}'])
     def test_a_key_folder_without_a_whole_answer_is_stored_again_and_answered_201(
             self, tmp_path: Path, store: Path, url: str, answer: bytes | str | None) -> None:
-        """STORE/KEY/ with no response.json, a cut one, an empty one or a folder in its
-        place: the repeat of that key gets 201 with a new receipt, STORE/KEY/ then holds
-        the whole bundle and its answer, and the next repeat gets 200 with that answer."""
+        """STORE/KEY/ with no response.json, a cut one, an empty one, a folder in its
+        place, or a JSON object without a receipt_id: the repeat of that key gets 201
+        with a new receipt, STORE/KEY/ then holds the whole bundle and its answer, and
+        the next repeat gets 200 with that answer."""
         sent = make_sent(tmp_path)
         half = store / sent.key
         (half / "attachments").mkdir(parents=True)

@@ -17,6 +17,8 @@ import pytest
 from helpers import run_receiver, wait_for
 from structlog.testing import capture_logs
 
+from daemon.receiver.server import MAX_BODY, MAX_DRAIN
+
 from .conftest import UBL, Starter, connect, log_lines, make_sent, post, raw_request, stored_bundles
 
 
@@ -79,12 +81,26 @@ class TestIdempotency:
         assert (first.status_code, second.status_code) == (201, 200)
         assert second.content == first.content
 
+    def test_staging_a_receiver_killed_mid_request_left_is_removed_at_the_next_start(
+            self, tmp_path: Path, store: Path, start: Starter) -> None:
+        """A .tmp-* folder is a body half received when its receiver died: the next
+        receiver on the store removes it before serving; a bundle stored whole stays."""
+        sent = make_sent(tmp_path)
+        post(start(store), sent)
+        (store / ".tmp-dead" / "attachments").mkdir(parents=True)
+        (store / ".tmp-dead" / "batch-42.xml").write_bytes(UBL[:10])
+        start(store)
+        assert not (store / ".tmp-dead").exists()
+        assert stored_bundles(store) == [sent.key]
+
 
 class TestRefusing:
     @pytest.mark.parametrize("key, expected", [
         (None, "Idempotency-Key header missing"),
         ("../../etc", "Idempotency-Key header missing or not a bundle id"),
         ("0" * 64, "is not the bundle id"),
+        # Matched whole: a key with more after its 64 digits never names a store path.
+        ("a" * 64 + "/../x", "Idempotency-Key header missing or not a bundle id"),
     ])
     def test_missing_or_wrong_idempotency_key_is_400(
             self, tmp_path: Path, url: str, key: str | None, expected: str) -> None:
@@ -105,6 +121,58 @@ class TestRefusing:
             resp = http.client.HTTPResponse(sock)
             resp.begin()
             assert resp.status == 411 and "Content-Length" in json.loads(resp.read())["error"]
+
+    def test_a_body_with_both_a_length_and_chunked_encoding_is_411_and_closed(
+            self, url: str) -> None:
+        """Content-Length beside Transfer-Encoding leaves where the body ends unknown (a
+        request smuggled after it): 411, and the connection is not used again."""
+        with connect(url) as sock:
+            sock.sendall(b"POST /bundles HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                         b"Transfer-Encoding: chunked\r\nIdempotency-Key: " + b"a" * 64 +
+                         b"\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n"
+                         b"0\r\n\r\n")
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            assert resp.status == 411 and resp.getheader("Connection") == "close"
+
+    def test_a_body_one_byte_over_the_limit_is_413_before_a_byte_of_it_is_read(
+            self, url: str) -> None:
+        """A Content-Length of MAX_BODY + 1 is refused 413 from the headers alone:
+        answered at once, though no byte of the body came, and the connection closed."""
+        with connect(url) as sock:
+            sock.settimeout(10)
+            sock.sendall(b"POST /bundles HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                         + str(MAX_BODY + 1).encode() + b"\r\nIdempotency-Key: " + b"a" * 64
+                         + b"\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n")
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            assert resp.status == 413 and resp.getheader("Connection") == "close"
+
+    def test_a_refused_request_with_a_body_over_max_drain_is_answered_at_once_and_closed(
+            self, store: Path, start: Starter) -> None:
+        """A refused request's body is read and dropped to keep the connection only up to
+        MAX_DRAIN: beyond it the answer (here 401) goes out at once, unread body and all,
+        and the connection is closed — never a wait for 64 MiB a sender may not send."""
+        url = start(store, token="s3cret-token")
+        with connect(url) as sock:
+            sock.settimeout(10)
+            sock.sendall(b"POST /bundles HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                         + str(MAX_DRAIN + 1).encode() + b"\r\nIdempotency-Key: " + b"a" * 64
+                         + b"\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n")
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            assert resp.status == 401 and resp.getheader("Connection") == "close"
+
+    @pytest.mark.parametrize("boundary, error", [("b" * 70, "preamble"),
+                                                 ("b" * 71, "boundary of 1-70")])
+    def test_a_boundary_over_seventy_characters_is_400(
+            self, url: str, boundary: str, error: str) -> None:
+        """RFC 2046 allows a boundary of 1-70 characters: 71 is refused as such; 70 is
+        taken, and the body (no boundary in it) is what is refused."""
+        resp = httpx.post(url, content=b"x", headers={
+            "Idempotency-Key": "a" * 64,
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert resp.status_code == 400 and error in resp.json()["error"]
 
 
 class TestTokenAndFaults:
