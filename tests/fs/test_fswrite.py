@@ -63,14 +63,6 @@ class TestNames:
         (tmp_path / "x-2").symlink_to(tmp_path / "missing")
         assert free_name(tmp_path, "x") == tmp_path / "x-3"
 
-    def test_rename_noreplace(self, tmp_path: Path) -> None:
-        """rename_noreplace never replaces an existing target."""
-        (tmp_path / "a").write_bytes(b"a")
-        (tmp_path / "b").write_bytes(b"b")
-        with pytest.raises(FileExistsError):
-            rename_noreplace(tmp_path / "a", tmp_path / "b")
-        assert (tmp_path / "a").read_bytes() == b"a" and (tmp_path / "b").read_bytes() == b"b"
-
     def test_never_replaces_a_file_that_appears_at_the_target(self, tmp_path: Path) -> None:
         """rename_noreplace refuses an existing file target and leaves both files as they were."""
         (tmp_path / "a").write_bytes(b"ours")
