@@ -177,10 +177,19 @@ def _set_aside(dest: Path, store: Path) -> None:
     if this removal fails), and remove it."""
     aside = store / f".tmp-{uuid.uuid4()}"
     os.rename(dest, aside)
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
+    removed(aside)
+
+
+def removed(path: Path) -> None:
+    """A staging entry gone, whatever it is: a folder with its files, or a file or link
+    itself (never what a link names); a failure leaves it for the next start's sweep."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
     else:
-        aside.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _receive_file(mp: Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:

@@ -36,7 +36,7 @@ from daemon.manifest import utc_now_iso
 from daemon.receiver import limits
 from daemon.receiver.faults import Fault
 from daemon.receiver.multipart import Body
-from daemon.receiver.receive import receive_bundle, receive_document, whole_answer
+from daemon.receiver.receive import receive_bundle, receive_document, removed, whole_answer
 from daemon.receiver.requestlog import RequestLog
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
@@ -70,7 +70,7 @@ class ReceiverServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(limits.MAX_CONNECTIONS)
         store.mkdir(parents=True, exist_ok=True)
         for leftover in store.glob(".tmp-*"):  # staging of a receiver that died mid-request
-            shutil.rmtree(leftover, ignore_errors=True)
+            removed(leftover)
         super().__init__(addr, ReceiverHandler)
 
     def server_bind(self) -> None:

@@ -89,8 +89,16 @@ class TestIdempotency:
         post(start(store), sent)
         (store / ".tmp-dead" / "attachments").mkdir(parents=True)
         (store / ".tmp-dead" / "batch-42.xml").write_bytes(UBL[:10])
+        # A body's file set aside, and a link that stood at a bundle's place, whose
+        # removal failed: the entries go, never what the link names.
+        (store / ".tmp-file").write_bytes(b"half")
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "keep").write_bytes(b"k")
+        (store / ".tmp-link").symlink_to(tmp_path / "elsewhere")
         start(store)
-        assert not (store / ".tmp-dead").exists()
+        assert not any(os.path.lexists(store / n) for n in (".tmp-dead", ".tmp-file",
+                                                             ".tmp-link"))
+        assert (tmp_path / "elsewhere" / "keep").read_bytes() == b"k"
         assert stored_bundles(store) == [sent.key]
 
 
