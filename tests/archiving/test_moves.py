@@ -296,22 +296,30 @@ def test_a_copy_under_way_into_the_folder_this_run_chose_is_left_to_its_daemon(
         e["event"] for e in logged]
 
 
+def place_full(monkeypatch: pytest.MonkeyPatch, times: int,
+               then: type[BaseException] | None = None) -> None:
+    """The archive's moves fail `times` times as on a full disk; the next raises `then`
+    (a kill), or is done."""
+    from daemon.archiving import moves
+    real_place = moves.place
+    calls: list[int] = []
+
+    def full(*args: Any, **kwargs: Any) -> Path:
+        calls.append(1)
+        if len(calls) <= times:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if then is not None:
+            raise then
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(moves, "place", full)
+
+
 def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Delivered, its move into sent/ failing once (a full disk), then done: the row is
     `sent` with no last_error (before, `status --json` kept "cannot be archived")."""
-    from daemon.archiving import moves
-
     p, _, row = claimed(tmp_path)
-    real_place = moves.place
-    calls: list[int] = []
-
-    def full_once(*args: Any, **kwargs: Any) -> Path:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_place(*args, **kwargs)
-    monkeypatch.setattr(moves, "place", full_once)
+    place_full(monkeypatch, 1)
     assert p.finish.attempt(row) is not None  # delivered, not archived: retried
     assert "cannot be archived" in (p.j.get(row).last_error or "")
     later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
@@ -325,18 +333,8 @@ def test_a_move_failing_again_counts_its_failures_and_forgets_them_once_done(
     """A move into sent/ that fails three times in a row is counted 1, 2, 3 (the first
     said as an error, the next as warnings; the count sets the back-off's ceiling);
     once it is done, nothing of those failures is kept for the row."""
-    from daemon.archiving import moves
-
     p, _, row = claimed(tmp_path)
-    real_place = moves.place
-    calls: list[int] = []
-
-    def full_thrice(*args: Any, **kwargs: Any) -> Path:
-        calls.append(1)
-        if len(calls) <= 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_place(*args, **kwargs)
-    monkeypatch.setattr(moves, "place", full_thrice)
+    place_full(monkeypatch, 3)
     start = p.finish.clock()
     with capture_logs() as logs:
         for n in range(1, 4):
@@ -355,21 +353,9 @@ def _rejected_and_quarantine_full_once(tmp_path: Path, monkeypatch: pytest.Monke
                                        ) -> tuple[Any, int]:
     """A bundle the receiver rejects, whose first move into quarantine/ fails (a full
     disk); the next raises `then` (a kill), or is done."""
-    from daemon.archiving import moves
-
     p, _, row = claimed(tmp_path)
     p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
-    real_place = moves.place
-    calls: list[int] = []
-
-    def full_once(*args: Any, **kwargs: Any) -> Path:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        if then is not None:
-            raise then
-        return real_place(*args, **kwargs)
-    monkeypatch.setattr(moves, "place", full_once)
+    place_full(monkeypatch, 1, then)
     assert p.finish.attempt(row) is not None
     assert "cannot be moved into quarantine" in (p.j.get(row).last_error or "")
     later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
