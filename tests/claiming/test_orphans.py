@@ -836,7 +836,7 @@ def test_a_mark_naming_a_folder_without_the_bundles_paper_empties_nothing(
     w = work(settings, "INV-7")
     content = tree(w)
     theirs = marked_for_theirs(settings, w, "INV-7")
-    swept_leaving_all(settings, w, content, "INV-7")
+    assert swept_leaving_all(settings, w, content) == [["INV-7/a.pdf", "INV-7.xml"]]
     assert os.listdir(theirs) == ["INV-7.xml"]
 
 
@@ -853,20 +853,19 @@ def test_a_mark_naming_a_whole_copy_outside_the_archive_removes_nothing(
     shutil.copytree(w, copy)
     write_receipt(copy, "INV-8")
     (w / KEPT).write_bytes(os.fsencode(copy))
-    swept_leaving_all(settings, w, content, "INV-8")
+    assert swept_leaving_all(settings, w, content) == [["INV-8/a.pdf", "INV-8.xml"]]
 
 
-def swept_leaving_all(settings: Settings, w: Path, content: dict[str, bytes],
-                      name: str) -> None:
-    """A sweep that finishes nothing, leaves every file of the work folder `w` as `content`
-    (its mark aside), and names its files for a person to move."""
+def swept_leaving_all(settings: Settings, w: Path, content: dict[str, bytes]
+                      ) -> list[list[str]]:
+    """A sweep that finishes nothing and leaves every file of the work folder `w` as
+    `content` (its mark aside); the names its log gives a person to move."""
     j = Journal(settings.journal_path)
     try:
         with capture_logs() as logged:
             assert sweep(j, settings) == 0
         assert {k: v for k, v in tree(w).items() if k != KEPT} == content
-        assert [e["names"] for e in logged if "names" in e] == [[f"{name}/a.pdf",
-                                                                 f"{name}.xml"]]
+        return [e["names"] for e in logged if "names" in e]
     finally:
         j.close()
 
