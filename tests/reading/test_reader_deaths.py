@@ -158,6 +158,44 @@ def test_calls_sent_while_the_only_reader_is_replaced_are_answered_by_the_replac
         r.stop()
 
 
+def test_calls_sent_while_the_only_child_is_being_replaced_wait_for_the_replacement(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The pool's one reader died and its replacement is still starting (held here
+    until the calls are in): calls sent meanwhile are taken (send is True, nothing
+    raised, nothing answered yet) and wait; once the replacement is in, each comes back
+    with its real result, with one restart."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    cands = bundles(s, "W0", "W1")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_process.main, restarts, warnings)
+    spawning, go = threading.Event(), threading.Event()
+    real_spawn = pool._spawn
+
+    def held_spawn() -> Any:
+        spawning.set()
+        go.wait(60)
+        return real_spawn()
+
+    monkeypatch.setattr(pool, "_spawn", held_spawn)
+    try:
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        assert spawning.wait(60), "the dead reader was not replaced"
+        assert pool.pids() == []
+        boxes: list[Future[Bundle | BaseException]] = [Future() for _ in cands]
+        blob = pickle.dumps(s)
+        assert pool.send(Call(cands[0], s, boxes[0].set_result, None, 3), 1, blob)
+        assert pool.send_all([Call(cands[1], s, boxes[1].set_result, None, 3)], 1, blob)
+        assert not any(box.done() for box in boxes)
+        go.set()
+        assert [box.result(timeout=60) for box in boxes] == [evaluate(c, s) for c in cands]
+        assert restarts.total == 1 and not pool.ended
+    finally:
+        go.set()
+        pool.stop()
+
+
 def test_a_read_that_runs_past_the_time_limit_is_tried_once_more_then_an_input_error(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A read that never ends (a PDF that makes a library loop) has its reader killed at
