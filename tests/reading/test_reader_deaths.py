@@ -196,6 +196,63 @@ def test_calls_sent_while_the_only_child_is_being_replaced_wait_for_the_replacem
         pool.stop()
 
 
+def test_the_readers_move_to_threads_only_after_more_deaths_in_a_row_than_the_limit(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """RESTARTS_IN_ROW = 1: the reader's first death is replaced (one death in a row is
+    within the limit); its replacement's death, with no result between, is one more than
+    the limit, and reading moves to threads here, still answering."""
+    monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 1)
+    r, s = one_reader(tmp_path)
+    try:
+        [cand] = bundles(s, "R1")
+        [first] = r.pids()
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: [p for p in r.pids() if p != first] or not r.processes,
+                 what="the reader's replacement")
+        assert r.processes and r.restarts == 1
+        [second] = r.pids()
+        os.kill(second, signal.SIGKILL)
+        wait_for(lambda: not r.processes, what="reading to move to threads")
+        assert r.restarts == 1 and r.pids() == []
+        assert in_child(r, cand, s) == evaluate(cand, s)
+    finally:
+        r.stop()
+
+
+def test_a_reader_killed_for_time_as_its_read_came_back_is_no_death_in_a_row(
+        tmp_path: Path) -> None:
+    """The collector judged a read overdue and marked its reader to be killed, and the
+    answer came back just before the kill (the state _end_overdue leaves is set here):
+    the reader then dies under the next call, which had barely started. That death is
+    outboxd's doing, not a sign that readers keep dying: with no death in a row allowed
+    (limit 0) the reader is still replaced, not given up for threads, and the call is
+    repeated on the replacement, not answered."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    fine, loop = bundles(s, "A1", "LOOP1")
+    restarts = Restarts(limit=0)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.hangs_on_loop_files, restarts, warnings)
+    try:
+        blob = pickle.dumps(s)
+        answered: Future[Bundle | BaseException] = Future()
+        assert pool.send(Call(fine, s, answered.set_result, None, 3), 1, blob)
+        assert answered.result(timeout=60) == evaluate(fine, s)
+        looping: Future[Bundle | BaseException] = Future()
+        assert pool.send(Call(loop, s, looping.set_result, None, 3), 1, blob)
+        [child] = pool._children
+        [pid] = pool.pids()
+        with pool._lock:
+            [loop_id] = child.calls
+            child.killed_for = loop_id - 1  # the read answered just now, A1's
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: warnings, what="the reader's death dealt with")
+        assert [w["event"] for w in warnings] == ["a reader process died; started again"]
+        assert restarts.total == 1 and len(pool.pids()) == 1 and pool.pids() != [pid]
+        assert not looping.done() and not pool.ended
+    finally:
+        pool.stop()
+
+
 def test_a_read_that_runs_past_the_time_limit_is_tried_once_more_then_an_input_error(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A read that never ends (a PDF that makes a library loop) has its reader killed at
