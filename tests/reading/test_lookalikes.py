@@ -385,6 +385,25 @@ class TestLookAlikeSidecarsMatched:
         assert [f.file for f in b.findings if f.code == "sidecar-spelling"] == (
             ["Faktura 2"] if held else [])
 
+    @pytest.mark.parametrize("kind", ["fifo", "link"])
+    def test_a_fifo_or_link_named_as_the_copys_invoice_file_owns_nothing(
+            self, outbox: Path, tmp_path: Path, kind: str) -> None:
+        """`INV-7 (1)/` beside INV-7.xml, and `INV-7 (1).xml` a FIFO (or a link to an
+        invoice file elsewhere): the listing takes neither as an invoice file, so neither
+        makes the folder its sidecar — the copy still holds INV-7.xml back. (The FIFO is
+        only lstat'ed, never opened.)"""
+        write(outbox / "INV-7 (1)" / "a.pdf", PDF)
+        inv = write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        if kind == "fifo":
+            os.mkfifo(outbox / "INV-7 (1).xml")
+        else:
+            (outbox / "INV-7 (1).xml").symlink_to(write(tmp_path / "real.xml",
+                                                        ubl_invoice("INV-8")))
+        cand = Candidate("INV-7", inv, outbox / "INV-7", outbox / "INV-7.ready",
+                         ("INV-7 (1)",))
+        b = assemble(cand, settings(outbox))
+        assert [f.file for f in b.findings if f.code == "sidecar-spelling"] == ["INV-7 (1)"]
+
     def test_under_a_sidecar_suffix_a_copy_beside_a_file_of_its_name_still_holds(
             self, outbox: Path) -> None:
         """Where sidecars are NAME.att, Faktura 2.pdf's sidecar is `Faktura 2.att/`:
