@@ -637,6 +637,29 @@ def test_status_lists_the_release_files_that_do_nothing_as_the_page_does(
         assert f"  {i.name}: {i.why}" in text
 
 
+def test_a_sent_invoice_dropped_again_with_its_release_is_still_settling_not_released(
+        settings: Settings) -> None:
+    """outboxd is stopped; INV-5.xml was sent (its journal row says so) and a clerk drops
+    it again with INV-5.send-anyway. The file in the outbox is a new version the daemon
+    has not looked at yet: `status` says the release applies once it has settled, not
+    that there is nothing to release (which is the sent row's state, not the file's)."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = settings.outbox.path
+    j = Journal(settings.journal_path)
+    try:
+        j.create("INV-5.xml", "sent", bundle_id="e" * 64, invoice_ids=["INV-5"])
+    finally:
+        j.close()
+    write(box / "INV-5.xml", b"<x/>")
+    write(box / "INV-5.send-anyway", b"")
+    data = collect(settings)
+    [idle] = outbox_view(settings, data).idle
+    assert (idle.name, idle.why) == (
+        "INV-5.send-anyway", "INV-5.xml is still settling; the release applies once it has")
+
+
 def test_status_names_the_exact_marker_for_a_near_miss_of_one(tmp_path: Path) -> None:
     """Under completion = "marker" the row of INV-1.xml says it waits for INV-1.ready; a
     clerk who makes it on Windows gets INV-1.ready.txt, which is listed with the name
