@@ -27,7 +27,7 @@ from fakeloop import (  # noqa: E402
     settle_all,
     stop,
 )
-from helpers import pdf_bytes, refuse_stat, ubl_invoice, wait_for, write  # noqa: E402
+from helpers import Page, pdf_bytes, refuse_stat, ubl_invoice, wait_for, write  # noqa: E402
 
 from daemon import logs  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
@@ -803,3 +803,26 @@ def test_a_sidecar_left_behind_by_its_invoice_file_holds_the_bundle_it_looks_lik
     settle_all(svc, clock)
     assert clock.t < svc.timers.due_at(service_module.RESCAN)
     assert _state(svc, "inv-7.xml") == ("held", [("sidecar-spelling", "INV-7")])
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_look_alike_left_by_a_quarantine_leaves_the_page_at_its_rename(
+        make_service: Any, clock: FakeClock, tmp_path: Path, kind: str) -> None:
+    """INV-7.xml is quarantined for its look-alike sidecar inv-7 (a folder, or a file),
+    which stays in the outbox and is shown on the page as left behind. A clerk renames it
+    away: that changes no journal row, yet its event alone has the page written again
+    without it, before any rescan comes."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "inv-7" / "a.pdf" if kind == "folder" else outbox / "inv-7", pdf_bytes())
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    svc = make_service(invalid="quarantine")
+    settle_all(svc, clock)
+    page = outbox / svc.settings.share.status_page
+    assert "INV-7.xml" not in svc.pipeline.live  # quarantined
+    assert [row.split("\t")[0] for row in Page(page.read_text()).rows["left-behind"]] \
+        == ["inv-7"]
+    (outbox / "inv-7").rename(tmp_path / "inv-7 kept")
+    svc.hint("inv-7")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert "left-behind" not in Page(page.read_text()).text
