@@ -57,7 +57,8 @@ def find(ref: str, settings: Settings) -> Path:
             raise _not_in_quarantine(ref, root)
         if not as_path.is_dir() or as_path.is_symlink():
             raise UsageError(f"retry: {ref} is not a quarantine folder"
-                             + _which_instead(as_path, root))
+                             + (_link_to_one(as_path, root) or _link_words(as_path)
+                                + _which_instead(as_path, root)))
         if as_path.resolve().parent.parent != root:
             raise UsageError(_not_a_bundles_folder(ref, as_path.resolve(), root))
         return as_path.resolve()
@@ -146,6 +147,26 @@ def _which_instead(path: Path, root: Path) -> str:
         if _was_one(above, root) and above.is_dir() and not above.is_symlink():
             return f", but is in one — give that folder: outboxd retry {shlex.quote(str(above))}"
     return ""
+
+
+def _link_words(path: Path) -> str:
+    """For a link: that it is one, which retry never follows; else ""."""
+    # Never followed, not even into quarantine/: it is writable from the share, so a
+    # link named as one bundle's folder may lead to another's, which is not what the
+    # person named.
+    return ": it is a symbolic link, and retry follows none" if path.is_symlink() else ""
+
+
+def _link_to_one(path: Path, root: Path) -> str:
+    """For a link to a quarantined bundle's folder: that folder to give instead (the
+    person may well mean it, and can say so by giving it); else ""."""
+    if not path.is_symlink():
+        return ""
+    real = path.resolve()
+    if not (_was_one(real, root) and real.is_dir()):
+        return ""
+    return (f"{_link_words(path)} — give the folder it leads to: outboxd retry "
+            f"{shlex.quote(str(real))}")
 
 
 def _not_a_bundles_folder(ref: str, real: Path, root: Path) -> str:

@@ -165,6 +165,25 @@ def test_a_path_in_quarantine_that_is_no_bundles_folder_says_what_to_give(
     assert list(cfg.outbox.iterdir()) == [] and folder.exists()
 
 
+@pytest.mark.parametrize("into", [True, False], ids=["into-quarantine", "out-of-quarantine"])
+def test_a_link_given_as_the_folder_is_never_followed(cfg: Env, capsys, into: bool) -> None:
+    """retry never follows a link it is given as the folder (quarantine/ is writable from
+    the share: a link there, named as one bundle's folder, may lead to another's): a link
+    to a quarantined bundle's folder is refused (exit 2, nothing moved) with the folder
+    itself to give; a link to a bundle's folder outside quarantine is refused too, and
+    what it leads to is left as it was."""
+    folder = quarantined(cfg, root=None if into else cfg.root / "elsewhere")
+    link = cfg.root / "link"
+    link.symlink_to(folder)
+    before = tree(folder)
+    assert main(["retry", "-c", str(cfg.config), str(link)]) == 2
+    err = capsys.readouterr().err
+    assert f"retry: {link} is not a quarantine folder: it is a symbolic link, and retry " \
+        "follows none" in err
+    assert (f"— give the folder it leads to: outboxd retry {folder}" in err) == into
+    assert list(cfg.outbox.iterdir()) == [] and tree(folder) == before
+
+
 def test_ambiguous_prefix_is_refused_listing_the_folders(cfg: Env, capsys) -> None:
     quarantined(cfg, "A")
     quarantined(cfg, "B")
