@@ -319,3 +319,27 @@ def test_another_machines_daemon_under_this_name_is_refused_by_check_as_by_run(
         "this outbox under this daemon's name" in err, err
     assert f"remove {twin}" in err and "configuration is valid" not in err
     assert sorted(os.listdir(folder)) == [twin.name]
+
+
+def test_document_types_without_the_default_type_is_valid_and_warned_of(
+        env: Env, capsys) -> None:
+    """[attachments] document_types = ["Invoice", "Timesheet"], default_document_type not
+    set: valid (a way to make clerks type every file), but every file attachments.toml
+    gives no type is then an error. `config --check` and `config` say so on stderr, naming
+    both keys and the fix; with the default type in the list they are silent."""
+    env.write_config("https://127.0.0.1:9/bundles",
+                     attachments={"document_types": ["Invoice", "Timesheet"]})
+    for command in (["config", "--check"], ["config"]):
+        assert main([*command, "-c", str(env.config)]) == 0
+        [warning] = capsys.readouterr().err.splitlines()
+        assert warning == (
+            "outboxd: warning: [attachments] document_types (['Invoice', 'Timesheet']) does "
+            "not list default_document_type ('Attachment', its default as the key is not "
+            "set): a file that attachments.toml gives no type is then an error "
+            "(document-type-not-allowed), so every file in a sidecar must carry a type of "
+            "the list — add it to document_types, or set default_document_type to one of "
+            "them, unless that is what you mean")
+    env.write_config("https://127.0.0.1:9/bundles",
+                     attachments={"document_types": ["Invoice", "Attachment"]})
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err == ""
