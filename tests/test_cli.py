@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -114,6 +115,44 @@ def test_a_wait_on_the_command_line_that_is_no_duration_is_a_usage_error(
     assert str(refused.value).startswith(f"{argv[0]}: argument {argv[-2]}: ")
     assert "seconds" in str(refused.value)
     assert capsys.readouterr().err.startswith(f"usage: outboxd {argv[0]} ")
+
+
+def test_the_least_a_count_or_a_wait_may_be_is_0(tmp_path) -> None:
+    """0 is a count and a wait like any other: `status --limit 0` (the counts alone),
+    `demo --pace 0` (no pause between samples), `receiver --hold-first 0`."""
+    assert build_parser().parse_args(["status", "--limit", "0"]).limit == 0
+    demo = build_parser().parse_args(["demo", "--pace", "0", "--timeout", "0"])
+    assert (demo.pace, demo.timeout) == (0.0, 0.0)
+    assert build_parser().parse_args(["receiver", "--store", str(tmp_path),
+                                      "--hold-first", "0"]).hold_first == 0.0
+
+
+@pytest.mark.parametrize("argv", [["run"], ["receiver", "--store", "st"], ["demo"]])
+def test_a_broken_pipe_in_a_command_that_serves_is_a_fault_not_a_reader_gone(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`outboxd status | head`: the reader went away, exit 0 in silence. `run`,
+    `receiver` and `demo` write to pipes and sockets of their own: a broken pipe there is
+    a fault, raised (exit 1, which systemd's Restart=on-failure restarts), never taken
+    for the end of their output and ended with exit 0."""
+    module = importlib.import_module(f"daemon.actions.{argv[0]}")
+
+    def broken(*_args: object, **_kwargs: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(module, "run", broken)
+    with pytest.raises(BrokenPipeError):
+        main(argv)
+
+
+def test_a_refusal_quoting_a_path_shows_its_control_characters_as_codes(
+        env: Env, capsys) -> None:
+    """A usage error names what was given (here attach's FILE, a clerk's file name) as
+    the admin's terminal may show it: an escape sequence in it is shown as its code,
+    never sent to the terminal."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    missing = env.root / "scan\x1b[2J.pdf"
+    assert main(["attach", "-c", str(env.config), "INV-1", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "\x1b" not in err and "\\x1b[2J" in err
 
 
 def test_help_for_an_unknown_topic_is_a_usage_error(capsys) -> None:

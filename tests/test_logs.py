@@ -343,3 +343,44 @@ def test_a_batch_of_ids_of_emoji_stays_under_journalds_limit_counted_in_bytes() 
     assert len(line.encode()) < 48 * 1024
     assert json.loads(line)["invoice_ids"][0] == chr(0x1F9FE) * 20 + "000000"
     logs.configure()
+
+
+def test_a_thread_ended_by_system_exit_logs_nothing() -> None:
+    """SystemExit in a thread is how a thread is told to end, not a death: no "thread
+    died" line (as Python's own hook says nothing of it)."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+
+    def leave() -> None:
+        raise SystemExit
+    t = threading.Thread(target=leave, name="leaver")
+    t.start()
+    t.join()
+    assert _lines(out) == []
+    logs.configure()
+
+
+def test_a_line_logged_to_a_closed_stream_or_before_any_configure_is_dropped_not_raised(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost log line must not stop the daemon: a stream closed under the log (ValueError,
+    not OSError) and a line logged before logging was set up are each dropped."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    out.close()
+    logs.get().info("after the close")
+    monkeypatch.setattr(logs, "_handler", None)
+    logs.get().info("before any configure")
+    monkeypatch.undo()
+    logs.configure()
+
+
+def test_a_native_output_of_many_lines_keeps_its_line_breaks_in_the_json_record() -> None:
+    """`output` (a library's own lines, forwarded) is text of many lines by nature: its
+    line breaks stay line breaks in the record (JSON writes them as \\n), where a name's
+    would be shown as a code; a control character in it is still shown as one."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    logs.get().info("native output", output="first line\nsecond \x1b[31mline")
+    [record] = [json.loads(line) for line in _lines(out)]
+    assert record["output"] == "first line\nsecond \\x1b[31mline"
+    logs.configure()

@@ -11,12 +11,17 @@ from daemon.invisible import escaped_controls
 from daemon.names import (
     NAME_MAX,
     NameKind,
+    attachment_folders,
     classify,
     contract_folder_name,
     edge_words,
+    extension_pattern,
+    first_of,
+    fit_bytes,
     fit_name,
     fold_key,
     folder_name_for_id,
+    has_invoice_extension,
     id_folder_names,
     ignored_as,
     is_ignored,
@@ -92,6 +97,14 @@ class TestClassify:
         assert classify("export.log", ["*.log"]) is NameKind.LITTER
         assert classify("export.log") is NameKind.OTHER
 
+    def test_an_office_lock_file_is_ignored_as_a_lock_not_as_a_copy_in_progress(
+            self) -> None:
+        """ignored_as tells a lock (~$INV.docx, .~lock.INV.ods#: someone has the file
+        open) from a copy still being written (*.tmp): each is said in its own words."""
+        assert ignored_as("~$INV-1.docx") == "lock"
+        assert ignored_as(".~lock.INV-1.ods#") == "lock"
+        assert ignored_as("INV-1.xml.tmp") == "in-progress"
+
     def test_in_progress_beats_configured_litter(self) -> None:
         """The more specific kind wins: an in-progress name stays in-progress if also ignored."""
         assert classify("INV-1.xml.part", ["INV-*"]) is NameKind.IN_PROGRESS
@@ -115,6 +128,17 @@ class TestInvoiceName:
     def test_extension_case_does_not_matter(self) -> None:
         """Windows clients write 'INV.PDF': it is an invoice like 'INV.pdf'."""
         assert is_invoice_name("INV-9.PDF", PATTERNS)
+
+    def test_an_extension_is_one_a_pattern_spells_out_not_a_wildcard(self) -> None:
+        """extension_pattern names the pattern that spells out the name's extension:
+        "*.pdf", never the "*" of "*.*", which spells out none."""
+        assert extension_pattern("INV-1.pdf", ["*.*"]) is None
+        assert extension_pattern("INV-1.pdf", ["*.*", "*.PDF"]) == "*.PDF"
+
+    def test_a_dot_file_has_no_invoice_extension(self) -> None:
+        """.xml is a hidden file's whole name, not an empty name with the extension xml."""
+        assert has_invoice_extension("INV-1.xml", ["*.xml"])
+        assert not has_invoice_extension(".xml", ["*.xml"])
 
     @pytest.mark.parametrize("name,expected", [
         ("INV-1001.xml", "INV-1001"), ("batch.42.xml", "batch.42"), ("README", "README"),
@@ -229,6 +253,18 @@ class TestFitName:
         assert fit_name("a" * 255) == "a" * 255
         assert fit_name("Å" * 127) == "Å" * 127  # 254 bytes
 
+    def test_a_name_that_fits_in_bytes_keeps_even_a_space_at_its_end(self) -> None:
+        """fit_bytes cuts (and trims) only a name over the limit."""
+        assert fit_bytes("INV-7 ", 6) == "INV-7 "
+        assert fit_bytes("INV-7 x", 6) == "INV-7"
+
+    def test_an_extension_of_sixteen_bytes_is_kept_a_longer_one_is_cut_with_the_name(
+            self) -> None:
+        """EXT_MAX is 16: an extension of 16 bytes stays after the tag, one of 17 is
+        taken for part of the name."""
+        assert fit_name("x" * 300 + "." + "e" * 16).endswith("." + "e" * 16)
+        assert not fit_name("x" * 300 + "." + "e" * 17).endswith("e" * 17)
+
     def test_a_longer_name_is_cut_and_tagged_keeping_its_extension(self) -> None:
         """Over the limit: cut on a character boundary, '-' and 8 hex digits before the
         extension; the same name always gives the same result, two names two."""
@@ -280,6 +316,11 @@ class TestSpellingTwins:
         assert len(name.encode()) == 246 and spelling_twins(name) == ()
         assert spelling_twins("Å" * 10) == (unicodedata.normalize("NFD", "Å" * 10),)
 
+    def test_a_form_of_exactly_name_max_bytes_is_a_twin(self) -> None:
+        """85 Å decomposed take 255 bytes, which a file name may: still a twin."""
+        nfd = unicodedata.normalize("NFD", "Å" * 85)
+        assert len(nfd.encode()) == NAME_MAX and spelling_twins("Å" * 85) == (nfd,)
+
     def test_ascii_names_and_names_without_combining_letters_have_none(self) -> None:
         assert spelling_twins("INV-1") == ()
         assert spelling_twins("Счёт-1") != () and spelling_twins("請求書-1") == ()
@@ -303,6 +344,14 @@ class TestSpelledOtherwise:
         lower_nfd = unicodedata.normalize("NFD", "räkning-7")
         assert fold_key(lower_nfd) == fold_key(nfc)
         assert spelled_otherwise(lower_nfd, nfc) == (True, True)
+
+
+    def test_names_of_mixed_forms_that_compose_alike_differ_in_form(self) -> None:
+        """é composed and ö decomposed beside é decomposed and ö composed: neither name
+        is in either form, both compose to one; they differ in form, not case."""
+        one, two = "\u00e9o\u0308-7", "e\u0301\u00f6-7"
+        assert fold_key(one) == fold_key(two) and one != two
+        assert spelled_otherwise(one, two) == (False, True)
 
 
 class TestNameProblem:
@@ -475,3 +524,17 @@ def test_another_daemons_status_page_is_a_share_file_whatever_ours_is_called() -
         assert is_share_file("outboxd-status.html", ours, ".send-anyway")
         assert not is_share_file("outboxd-status-b.html.xml", ours, ".send-anyway")
         assert not is_share_file("report.html", ours, ".send-anyway")
+
+
+def test_attachments_go_in_the_sidecar_for_one_invoice_and_in_id_folders_for_several(
+        ) -> None:
+    """A file of one invoice takes its attachments in the sidecar itself; a file of
+    several in each missing invoice's own subfolder."""
+    assert attachment_folders("INV-1", ["INV-1"], ["INV-1"]) == ["INV-1"]
+    assert attachment_folders("batch", ["A-1", "CON"], ["CON"]) == ["batch/CON_"]
+
+
+def test_first_of_says_how_many_more_only_when_there_are_more() -> None:
+    """Exactly `limit` items are all shown, with nothing said of more."""
+    assert first_of(["a", "b"], 2) == (["a", "b"], "")
+    assert first_of(["a", "b", "c"], 2) == (["a", "b"], "… and 1 more")

@@ -646,6 +646,59 @@ def test_attach_refuses_while_another_invoice_file_has_the_same_sidecar(
     assert sorted(str(p.relative_to(cfg.outbox)) for p in cfg.outbox.rglob("*")) == before
 
 
+def test_attach_refuses_a_file_named_attachments_toml_itself(
+        env: Env, tmp_path: Path, capsys) -> None:
+    """attachments.toml is the sidecar's notes file, never an attachment: exit 2 before
+    anything is written (copied in, it would become the bundle's notes file, read for
+    the types and notes of its other files)."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     validation={"allowed_types": ["pdf", "text", "csv"]})
+    write(env.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    src = write(tmp_path / "home" / "attachments.toml", b'[files."a.pdf"]\ntype = "T"\n')
+    assert attach(env, "INV-1001", str(src)) == 2
+    err = capsys.readouterr().err
+    assert "'attachments.toml' cannot be an attachment name (outboxd ignores or reserves " \
+        "that name) — rename it" in err
+    assert not (env.outbox / "INV-1001").exists()
+
+
+def test_attach_refuses_a_type_the_configuration_does_not_allow(
+        env: Env, timesheet: Path, capsys) -> None:
+    """[attachments] document_types lists the types a receiver takes: --type of another is
+    a usage error naming the allowed ones, before anything is written."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     attachments={"document_types": ["Timesheet", "Contract"]})
+    write(env.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(env, "INV-1001", str(timesheet), "--type", "Receipt") == 2
+    err = capsys.readouterr().err
+    assert "--type 'Receipt' is not allowed — use one of" in err and "Timesheet" in err
+    assert not (env.outbox / "INV-1001").exists()
+
+
+def test_a_failed_copy_leaves_the_sidecar_a_clerk_had_made(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Nothing was changed": attach takes away the folders it made for a copy that
+    failed, never one that was there before (an empty sidecar a clerk made)."""
+    import daemon.actions.attach_copy as attach_mod
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    (cfg.outbox / "INV-1001").mkdir()
+
+    def refused(path: os.PathLike[str]) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(attach_mod, "create_locked", refused)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    assert "nothing was changed" in capsys.readouterr().err
+    assert (cfg.outbox / "INV-1001").is_dir()
+
+
+def test_a_refusal_names_three_unread_invoice_files_and_counts_the_rest() -> None:
+    """An id found in no file, with files that could not be read: the first three are
+    named, "and N more" only where there are more."""
+    from daemon.actions.attach import unread_note
+    assert "more" not in unread_note(["a", "b", "c"])
+    assert unread_note(["a", "b", "c", "d"]).endswith("a; b; c (and 1 more)")
+
+
 @pytest.mark.parametrize("name", ["Attachments.toml", "attachment.toml",
                                   "attachments.toml.txt"])
 def test_attach_refuses_a_file_named_like_attachments_toml(
@@ -687,15 +740,18 @@ def test_attach_refuses_a_name_with_a_control_character_c0_or_c1(
 CLERKS_TOML = b'# the clerk\'s edit\n[files."contract.pdf"]\ntype = "Contract"\nnote = "signed"\n'
 
 
-@pytest.mark.parametrize("how", ["saved-over", "in-place", "removed"])
+@pytest.mark.parametrize("how", ["saved-over", "in-place", "in-place-in-one-tick", "removed"])
 def test_a_clerks_edit_of_attachments_toml_saved_while_attach_ran_is_kept(
         cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     """attachments.toml changed by a clerk after attach read it and before it wrote it
-    back (saved over by an editor, edited in place, or removed): the clerk's version is
-    kept byte for byte, the copy is not put in (its entry would be missing), and attach
-    exits 1 with one line that says so and to attach again."""
+    back (saved over by an editor, edited in place, edited in place within the clock's
+    tick: the same size and time, or removed): the clerk's version is kept byte for
+    byte, the copy is not put in (its entry would be missing), and attach exits 1 with
+    one line that says so and to attach again."""
     drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
     toml = write(cfg.outbox / "INV-1001" / "attachments.toml", b'[files."contract.pdf"]\n')
+    # Within one tick only an edit of the same size keeps the file's look.
+    clerks = b'[files."contract.PDF"]\n' if how == "in-place-in-one-tick" else CLERKS_TOML
     import daemon.actions.attach_notes as attach_mod
     real_parse = attach_mod.tomlkit.parse
 
@@ -706,6 +762,10 @@ def test_a_clerks_edit_of_attachments_toml_saved_while_attach_ran_is_kept(
             os.rename(toml.with_name("draft"), toml)
         elif how == "in-place":
             toml.write_bytes(CLERKS_TOML)
+        elif how == "in-place-in-one-tick":
+            st = toml.stat()
+            toml.write_bytes(clerks)
+            os.utime(toml, ns=(st.st_atime_ns, st.st_mtime_ns))
         else:
             toml.unlink()
         return doc
@@ -717,7 +777,7 @@ def test_a_clerks_edit_of_attachments_toml_saved_while_attach_ran_is_kept(
     kept = ["attachments.toml", "contract.pdf"] if how != "removed" else ["contract.pdf"]
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == kept
     if how != "removed":
-        assert toml.read_bytes() == CLERKS_TOML
+        assert toml.read_bytes() == clerks
 
 
 def test_an_attachments_toml_made_by_a_clerk_while_attach_ran_is_kept(

@@ -85,3 +85,14 @@ def test_a_configuration_file_named_by_the_environment_says_so_when_it_cannot_be
     with pytest.raises(ConfigError) as info:
         settings_of(argparse.Namespace(config=str(missing)))
     assert len(info.value.problems) == 1
+
+
+def test_a_read_only_outbox_is_said_as_such_with_when_to_try_again(tmp_path: Path) -> None:
+    """A file system mounted read-only (a NAS that turned its share read-only on an
+    error) is named as that, with the fix: not the generic "check the file system"."""
+    import errno
+
+    from daemon.actions.common import why_not_written
+    said = why_not_written(OSError(errno.EROFS, "Read-only file system"), "attach", tmp_path)
+    assert said == ("Read-only file system — it is mounted read-only; attach once it may "
+                    "be written")

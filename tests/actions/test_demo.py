@@ -253,7 +253,8 @@ def test_a_stuck_bundle_shows_in_the_demo_as_status_shows_it_with_its_error(
         tmp_path: Path) -> None:
     """A delivered bundle whose move into sent/ keeps failing shows as retrying with the
     error (as `status` and the page show it), not as delivering; a settling bundle that
-    cannot be read shows why it does not move, not a bare "settling"."""
+    cannot be read shows why it does not move, not a bare "settling"; a held one the
+    findings that hold it."""
     from daemon.actions.demo import Workspace, observe
     from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
@@ -270,6 +271,8 @@ def test_a_stuck_bundle_shows_in_the_demo_as_status_shows_it_with_its_error(
         journal.create("INV-2.xml", "settling",
                        last_error="cannot be read: Permission denied")
         journal.create("INV-3.xml", "delivered", bundle_id="b" * 64, receipt_id="r3")
+        journal.create("INV-4.xml", "held", reasons=[
+            {"code": "empty-file", "file": "INV-4/a.pdf", "message": "the file is empty"}])
     finally:
         journal.close()
     seen = observe(settings)
@@ -278,6 +281,8 @@ def test_a_stuck_bundle_shows_in_the_demo_as_status_shows_it_with_its_error(
     assert seen["INV-2.xml"].state == "settling"
     assert seen["INV-2.xml"].detail == "cannot be read: Permission denied"
     assert seen["INV-3.xml"].state == "delivering"  # on its way, no error: as before
+    # Held in the outbox ([policy] invalid = "hold"): why, as a quarantined one says it.
+    assert seen["INV-4.xml"].detail == "INV-4/a.pdf: the file is empty"
 
 
 def test_on_a_terminal_the_line_after_the_samples_is_printed_above_the_live_table(
@@ -323,3 +328,24 @@ def test_on_a_terminal_the_line_after_the_samples_is_printed_above_the_live_tabl
     assert "Every sample reached its end" in shown and str(page) in shown
     assert f"status -c {ws.config}" in shown
     assert out.getvalue() == ""  # nothing written past the live view
+
+
+def test_a_demo_whose_samples_did_not_all_reach_their_end_exits_1_naming_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--once: "exit 0 if each reached the expected one, 1 otherwise". Every sample
+    settled (the watch is over) but none where expected: exit 1, each named with the end
+    it should have reached. (Receiver, daemon and the watch stood in for.)"""
+    import io
+
+    from daemon.actions import demo
+
+    def watched(*args: object) -> None:
+        progress = next(a for a in args if isinstance(a, dict) and "done" in a)
+        progress["done"] = True  # the watch ended with every sample settled
+    monkeypatch.setattr(demo, "start_receiver", lambda *_: "http://127.0.0.1:9/bundles")
+    monkeypatch.setattr(demo, "start_daemon", lambda *_: None)
+    monkeypatch.setattr(demo, "_watch", watched)
+    monkeypatch.setattr(demo, "observe_safely", lambda *_: {})
+    out = io.StringIO()
+    assert demo.run(tmp_path / "demo", once=True, pace=0, timeout=1, out=out) == 1
+    assert "Not at their expected end: INV-1001.xml (expected sent)" in out.getvalue()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from daemon.actions import demo_samples
-from daemon.actions.demo_views import LineView, Seen, TableView
+from daemon.actions.demo_views import LineView, Seen, TableView, reached
 
 # A second before midnight UTC, when the host's local day (UTC+14) is the next one.
 LATE = datetime(2026, 12, 4, 23, 59, 58, tzinfo=UTC)
@@ -53,3 +53,23 @@ def test_the_live_table_prints_its_notes_in_utc_labelled_utc() -> None:
     with TableView(console, clock=lambda: LATE) as view:
         view.note("dropped INV-1001.xml")
     assert "23:59:58 UTC  dropped INV-1001.xml" in screen.getvalue()
+
+
+def test_a_quarantined_sample_has_reached_its_end_only_for_the_reason_it_shows() -> None:
+    """The TIFF sample is to be quarantined for its resolution: quarantined for another
+    reason is not the end it shows."""
+    tiff = demo_samples.Sample("INV-5001.xml", "scan", "quarantined", "tiff-resolution")
+    assert reached(tiff, Seen("quarantined", "", ("tiff-resolution",)))
+    assert not reached(tiff, Seen("quarantined", "", ("pdf-encrypted",)))
+    assert not reached(tiff, None)
+
+
+def test_the_line_view_prints_a_sample_again_only_when_it_changed() -> None:
+    """Off a terminal one line per change: the same state and detail seen again on the
+    next look (every 0.2 s) prints nothing."""
+    out = io.StringIO()
+    view = LineView(out, clock=lambda: LATE)
+    sample = demo_samples.Sample("INV-1.xml", "one", "sent")
+    for seen in ("settling", "settling", "sent", "sent"):
+        view.show([sample], {"INV-1.xml": Seen(seen)})
+    assert [line.split()[-1] for line in out.getvalue().splitlines()] == ["settling", "sent"]

@@ -98,3 +98,20 @@ class TestToken:
         assert all(part not in line for part in ("w0rds", "l1ne", "br3ak", "caf", "t0ken"))
         assert not (tmp_path / "s").exists()
 
+
+    def test_an_empty_variable_is_no_token_as_a_shells_var_leaves_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`OUTBOXD_RECEIVER_TOKEN=` (set but empty, as a shell's `VAR=` or an env file's
+        empty line leaves it) is no token given: the receiver starts requiring none, where
+        an empty --token (asked for on the command line) is refused above."""
+        import daemon.receiver
+        from daemon.cli import main
+        started: dict[str, Any] = {}
+
+        def listen(*_args: object, **kwargs: Any) -> int:
+            started.update(kwargs)
+            return 0
+        monkeypatch.setattr(daemon.receiver, "run", listen)
+        monkeypatch.setenv("OUTBOXD_RECEIVER_TOKEN", "")
+        assert main(["receiver", "--listen", "127.0.0.1:0", "--store", str(tmp_path)]) == 0
+        assert started["token"] is None
