@@ -27,10 +27,17 @@ def run(args: argparse.Namespace) -> int:
         # Before the first look at the outbox: a share that hangs already is said too.
         hangs = HangWatch(lambda: looked_at(settings), logs.get(), watchdog_interval())
         hangs.start()
-        check_outbox(settings, path)
-        # A library's or native code's own lines on fds 1 and 2 too (JSON logging only).
-        stdio.take_native_output()
-        return Service(settings, config_path=path, hangs=hangs).run()
+        try:
+            check_outbox(settings, path)
+            # A library's or native code's own lines on fds 1 and 2 too (JSON logging only).
+            stdio.take_native_output()
+            service = Service(settings, config_path=path, hangs=hangs)
+        except BaseException:
+            # The service stops the watch it is given; a start that ends before there is
+            # one stops it here (a caller of cli.main, a test, would keep its thread).
+            hangs.stop()
+            raise
+        return service.run()
     except NotReady as exc:
         # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle), a
         # full disk where a folder is to be made: the environment's, which passes: exit 1,
