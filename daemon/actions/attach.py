@@ -148,7 +148,7 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     allowed = settings.attachments.document_types
     if doc_type and allowed is not None and doc_type not in allowed:
         raise UsageError(f"attach: --type {shown(doc_type)} is not allowed — use one of "
-                         f"{allowed}")
+                         + ", ".join(shown(t) for t in allowed))
     # FILE's own faults before any reader starts (the invoice files' ids are read there).
     digest = refuse_what_is_no_attachment(src)
     unread: list[str] = []

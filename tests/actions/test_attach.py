@@ -671,7 +671,7 @@ def test_attach_refuses_a_type_the_configuration_does_not_allow(
     write(env.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
     assert attach(env, "INV-1001", str(timesheet), "--type", "Receipt") == 2
     err = capsys.readouterr().err
-    assert "--type 'Receipt' is not allowed — use one of" in err and "Timesheet" in err
+    assert "--type 'Receipt' is not allowed — use one of 'Timesheet', 'Contract'" in err
     assert not (env.outbox / "INV-1001").exists()
 
 
