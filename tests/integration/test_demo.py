@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,12 @@ def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
     who released it), the 200-DPI TIFF and the encrypted PDF in quarantine/ with REASON.txt
     naming the rule; the receiver and the daemon are stopped afterwards."""
     ws = tmp_path / "demo"
+    began = time.monotonic()
     done = subprocess.run([*OUTBOXD, "demo", "--once", "--dir", str(ws), "--pace", "0.2",
                            "--timeout", "90"], capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stdout + done.stderr
+    # It ends once every sample is at its end (~15 s), not when its --timeout runs out.
+    assert time.monotonic() - began < 90
     sent = {p.name.split("--")[0] for p in ws.glob("sent/*/*")}
     assert {"INV-1001", "batch-42", "scan-0007"} <= sent
     receipts = [json.loads(p.read_text()) for p in ws.glob("sent/*/*/receipt.json")]
@@ -101,7 +105,9 @@ def test_while_it_keeps_running_it_says_where_to_follow_the_files_you_drop(
     ws = tmp_path / "demo"
     log = tmp_path / "demo.out"
     with open(log, "w") as out:
-        proc = subprocess.Popen([*OUTBOXD, "demo", "--dir", str(ws), "--pace", "0.2"],
+        # --timeout bounds --once only: without it the demo runs on past it.
+        proc = subprocess.Popen([*OUTBOXD, "demo", "--dir", str(ws), "--pace", "0.2",
+                                 "--timeout", "1"],
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
             wait_for(lambda: "Every sample reached its end" in log.read_text(), timeout=90,
