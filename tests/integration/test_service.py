@@ -219,6 +219,7 @@ def _statuses(sock: socket.socket, into: list[str]) -> list[str]:
             into.append(msg.removeprefix("STATUS="))
 
 
+@pytest.mark.usefixtures("quick_page")
 @pytest.mark.parametrize("receiver_answers", ["a redirect to our url", "nothing"])
 def test_no_surface_shows_a_secret_of_the_url_when_deliveries_fail(
         env: Env, start_daemon, notify_socket: socket.socket, receiver_answers: str) -> None:
