@@ -406,11 +406,12 @@ def receiver(start_receiver: Any) -> Receiver:
 
 @pytest.fixture
 def quick_page(env: Env) -> Env:
-    """env, whose daemons (start_daemon) look at the clerks' page every 0.5 s at most, not
-    the shipped 2 s (statuspage.MIN_INTERVAL, "at most every 2 s" in
-    docs/folder-convention.md): for a module of tests that read the page, which waited
-    out the 2 s once or twice each; what they read comes as it would, only sooner. The
-    pace itself is shown with a clock of the test's (tests/report/test_statuspage.py,
+    """env, whose daemons (start_daemon, or a test's own Proc on `[*env.daemon, "run",
+    …]`) look at the clerks' page every 0.5 s at most, not the shipped 2 s
+    (statuspage.MIN_INTERVAL, "at most every 2 s" in docs/folder-convention.md): for a
+    module's tests, or one test, that wait for the page to change, which waited out the
+    2 s once or twice each; what they read comes as it would, only sooner. The pace
+    itself is shown with a clock of the test's (tests/report/test_statuspage.py,
     test_publish.py). Not for every daemon: one busy with many bundles spends the CPU of
     four refreshes where one was."""
     env.daemon = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5})
