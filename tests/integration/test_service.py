@@ -642,8 +642,6 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
     live = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)], capture_output=True,
                           text=True, timeout=60)
     assert live.returncode == 0 and "no outboxd is running" not in live.stderr
-    live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
-                               capture_output=True, text=True, timeout=60).stdout
     wait_for(lambda: (env.state / "outboxd.ready").exists(), what="READY recorded")
     live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
                                capture_output=True, text=True, timeout=60).stdout
