@@ -50,6 +50,20 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """daemon/ and bench/ compiled to bytecode once, before any test starts a process of
+    them. Where PYTHONDONTWRITEBYTECODE is set (this machine's environment sets it) no
+    interpreter writes its .pyc, so every daemon, command, receiver and reader process a
+    test starts compiled the daemon's modules from source again: 0.2 CPU-s a start, some
+    hundreds of starts a run. compileall writes them whatever that variable says (0.3 s
+    once); each process still checks them against their source, so an edit is seen."""
+    import compileall
+    root = Path(__file__).resolve().parent.parent
+    for package in ("daemon", "bench"):
+        # quiet=2: a checkout that cannot be written runs as before, only slower.
+        compileall.compile_dir(root / package, quiet=2)
+
+
 @pytest.fixture(autouse=True)
 def _signal_handlers_restored() -> Iterator[None]:
     """A Service opened in-process installs its SIGINT, SIGTERM and SIGHUP handlers
@@ -392,11 +406,12 @@ def receiver(start_receiver: Any) -> Receiver:
 
 @pytest.fixture
 def quick_page(env: Env) -> Env:
-    """env, whose daemons (start_daemon) look at the clerks' page every 0.5 s at most, not
-    the shipped 2 s (statuspage.MIN_INTERVAL, "at most every 2 s" in
-    docs/folder-convention.md): for a module of tests that read the page, which waited
-    out the 2 s once or twice each; what they read comes as it would, only sooner. The
-    pace itself is shown with a clock of the test's (tests/report/test_statuspage.py,
+    """env, whose daemons (start_daemon, or a test's own Proc on `[*env.daemon, "run",
+    …]`) look at the clerks' page every 0.5 s at most, not the shipped 2 s
+    (statuspage.MIN_INTERVAL, "at most every 2 s" in docs/folder-convention.md): for a
+    module's tests, or one test, that wait for the page to change, which waited out the
+    2 s once or twice each; what they read comes as it would, only sooner. The pace
+    itself is shown with a clock of the test's (tests/report/test_statuspage.py,
     test_publish.py). Not for every daemon: one busy with many bundles spends the CPU of
     four refreshes where one was."""
     env.daemon = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5})

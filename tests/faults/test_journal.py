@@ -59,6 +59,7 @@ def test_full_state_disk_reports_the_real_error_once_and_recovers(
     no_traceback(daemon.stderr())
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_full_state_disk_is_said_on_the_clerks_page_until_the_journal_is_written_again(
         env: Env, mounts: Mounts, receiver, start_daemon) -> None:
     """The state dir (its own small tmpfs) fills while the daemon runs, and an invoice

@@ -31,7 +31,7 @@ def _daemon(env: Env, receiver, n: int, run: int = 0, **sections: dict) -> Proc:
                                  "rescan_seconds": 0.5},
                          share={"status_page": f"outboxd-status-{n}.html"}, **sections)
         env.config.rename(cfg)
-    return Proc([*OUTBOXD, "run", "-c", str(cfg)], env.root / f"d{n}-{run}.log")
+    return Proc([*env.daemon, "run", "-c", str(cfg)], env.root / f"d{n}-{run}.log")
 
 
 def _running(p: Proc) -> None:
@@ -184,6 +184,7 @@ def _page(env: Env, n: int) -> str:
         return ""
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_each_daemons_page_lists_what_the_other_quarantined_today(env: Env, receiver) -> None:
     """Daemon A quarantines INV-EXE (B is stopped meanwhile, so A claims it): B's page, too,
     lists it under "Quarantined today", with its reason from reason.json and that another
@@ -226,6 +227,7 @@ def _sent_today(page: str) -> str:
 MARK = "sent by another outboxd sharing this outbox"
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_each_daemons_page_marks_what_the_other_sent_today(env: Env, receiver) -> None:
     """Daemon A sends INV-1 (B is stopped meanwhile, so A claims it): B's page lists it
     under "Sent today" marked as sent by another outboxd sharing this outbox (before,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OUTBOXD, Env, Proc
+from conftest import Env, Proc
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import no_traceback
@@ -34,7 +34,7 @@ def _daemon(env: Env, receiver: Any, n: int, **sections: dict[str, Any]) -> Proc
                      outbox=outbox, share={"status_page": f"outboxd-status-{n}.html"},
                      **sections)
     env.config.rename(cfg)
-    return Proc([*OUTBOXD, "run", "-c", str(cfg)], env.root / f"d{n}.log")
+    return Proc([*env.daemon, "run", "-c", str(cfg)], env.root / f"d{n}.log")
 
 
 def _running(p: Proc) -> None:
@@ -148,6 +148,7 @@ def test_a_release_file_sends_the_waiting_bundle_once(env: Env, receiver: Any) -
         no_traceback(p.stderr())
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_each_daemons_page_leaves_the_others_page_unlisted(env: Env, receiver: Any) -> None:
     """Each daemon its own page, as operations.md says (outboxd-status-1.html and -2):
     neither lists the other's page as a file left alone, which told the clerks to move

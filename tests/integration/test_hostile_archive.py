@@ -10,12 +10,18 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from archiving.test_quarantineback import entry
 from archiving.test_readback import day, receipt
 from conftest import Env, Receiver
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from integration.test_status import status
+
+# The daemon starts lean (conftest.LEAN): sent/ and quarantine/ are read back by the
+# daemon's own loop at its start, never by a reader process, and nothing here is about
+# pre-flight; as shipped, its readers loading the e-invoice rules took 2-3 s of the test.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def test_a_daemon_with_a_lost_journal_starts_past_fifos_links_and_huge_papers(

@@ -15,6 +15,7 @@ from daemon.loop.errorsfile import ERRORS_HEADER, ERRORS_HEADER_MANY, without_ma
 pytestmark = pytest.mark.usefixtures("lean")
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_one_errors_file_explains_both_held_files_of_a_name_until_none_is_held(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """INV-1.xml (empty) and INV-1.pdf (encrypted), no sidecar: both held, the errors file

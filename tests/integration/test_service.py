@@ -219,6 +219,7 @@ def _statuses(sock: socket.socket, into: list[str]) -> list[str]:
             into.append(msg.removeprefix("STATUS="))
 
 
+@pytest.mark.usefixtures("quick_page")
 @pytest.mark.parametrize("receiver_answers", ["a redirect to our url", "nothing"])
 def test_no_surface_shows_a_secret_of_the_url_when_deliveries_fail(
         env: Env, start_daemon, notify_socket: socket.socket, receiver_answers: str) -> None:
@@ -641,8 +642,6 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
     live = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)], capture_output=True,
                           text=True, timeout=60)
     assert live.returncode == 0 and "no outboxd is running" not in live.stderr
-    live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
-                               capture_output=True, text=True, timeout=60).stdout
     wait_for(lambda: (env.state / "outboxd.ready").exists(), what="READY recorded")
     live_json = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
                                capture_output=True, text=True, timeout=60).stdout

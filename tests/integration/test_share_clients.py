@@ -28,6 +28,7 @@ def sent_and_attachments(env: Env) -> tuple[Path, list[str]]:
     return sent, [a["original_name"] for i in manifest["invoices"] for a in i["attachments"]]
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_streams_and_icon_files_in_the_mac_mapping_of_a_share_are_neither_sent_nor_errors(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """A sidecar copied in over a share that shows a file's alternate data streams as

@@ -11,6 +11,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_since
 from einvoice.broken import BIS_4A, EXAMPLES, body, outside_en16931, with_id
 from helpers import Page, drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
@@ -176,6 +177,7 @@ def test_a_tiff_on_this_channel_is_an_error(env: Env, receiver: Receiver,
     assert receiver.requests() == []
 
 
+@pytest.mark.usefixtures("quick_page")
 def test_a_cii_invoice_is_said_to_be_one_in_reason_txt_and_on_the_status_page(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """A UN/CEFACT CII invoice under ubl-embedded: REASON.txt and the clerks' status page

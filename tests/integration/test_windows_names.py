@@ -15,7 +15,9 @@ from report.test_statuspage import Page
 
 from daemon.actions.samples import peppol_batch
 
-pytestmark = pytest.mark.usefixtures("lean")
+# Lean daemons (conftest.LEAN), their clerks' page paced at 0.5 s (conftest.quick_page):
+# three tests here wait for what the page shows.
+pytestmark = pytest.mark.usefixtures("lean", "quick_page")
 
 HOLD = {"policy": {"unattached": "hold", "invalid": "hold"}}
 
