@@ -197,6 +197,15 @@ def lean(env: Env) -> Env:
     return env
 
 
+@pytest.fixture
+def no_attachment_wait(lean: Env) -> Env:
+    """lean, and an invoice without attachments sent once settled ([policy]
+    attachment_wait_seconds = 0), for modules none of whose tests is about that wait:
+    each bundle dropped alone paid the default's second."""
+    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
+    return lean
+
+
 STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed
 # Seconds a daemon may take to say it runs. Measured with 2 cores at load 8-9: 7-10 s
 # lean, 20-30 s as shipped (two reader processes loading the e-invoice rules); the

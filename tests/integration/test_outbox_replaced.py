@@ -14,16 +14,6 @@ from helpers import drop_bundle, wait_for
 
 from daemon.fs.fswrite import rename_exchange
 
-
-@pytest.fixture
-def no_attachment_wait(lean: Env) -> Env:
-    """lean, and an invoice without attachments sent once settled ([policy]
-    attachment_wait_seconds = 0): no test here is about that wait, and each paid the
-    default's second for its one bundle."""
-    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
-    return lean
-
-
 pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 # No rescan within the test: what it checks must come from the watcher being told.

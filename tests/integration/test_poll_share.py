@@ -13,16 +13,6 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
-
-@pytest.fixture
-def no_attachment_wait(lean: Env) -> Env:
-    """lean, and an invoice without attachments sent once settled ([policy]
-    attachment_wait_seconds = 0): no test here is about that wait, and the held invoice
-    paid the default's second once mended."""
-    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
-    return lean
-
-
 pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 POLLING = {"watch": "polling", "poll_interval_seconds": 0.2, "rescan_seconds": 600}

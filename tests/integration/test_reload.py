@@ -12,17 +12,8 @@ import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
 from helpers import drop_bundle, text_pdf, wait_for
 
-
-@pytest.fixture
-def no_attachment_wait(lean: Env) -> Env:
-    """Daemons here start lean (conftest.LEAN): reloading does not depend on where bundles
-    are read, and no test here is about pre-flight. An invoice without attachments is sent
-    once settled ([policy] attachment_wait_seconds = 0): no test here is about that wait,
-    and two of them paid the default's second for their bundle."""
-    lean.extra.setdefault("policy", {})["attachment_wait_seconds"] = 0
-    return lean
-
-
+# Lean: reloading does not depend on where bundles are read, and no test here is about
+# pre-flight or the attachment wait (two of them paid its second for their bundle).
 pytestmark = pytest.mark.usefixtures("no_attachment_wait")
 
 
