@@ -11,7 +11,8 @@ import pytest
 
 from daemon.configuration.config import OutboxConfig
 from daemon.watching import scan as scan_mod
-from daemon.watching.scan import Candidate, list_outbox, look, refused_code
+from daemon.watching.scan import Candidate, candidate_for, list_outbox, look, refused_code
+from daemon.watching.sidecarnames import alike_kind
 from daemon.watching.snapshot import snapshot
 
 
@@ -274,6 +275,26 @@ class TestLookAlikesInTheListing:
         listing = list_outbox(cfg_for(outbox))
         assert listing.candidates["INV-7.xml"].look_alikes == ()
         assert listing.candidates["INV-7 (1).xml"].look_alikes == ("INV-7 (1) - Copy",)
+
+    def test_a_copy_of_a_look_alike_is_a_look_alike_of_both_bundles(self, outbox: Path) -> None:
+        """INV-7.xml and inv-7.xml (two bundles on Linux) with `inv-7 (1)/` beside them: a
+        copy of inv-7/, which to a clerk on Windows is one name with INV-7/, so whose copy
+        it is cannot be told — it holds both back, and is not taken for inv-7.xml's alone
+        because inv-7/ would be that file's exact sidecar."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "inv-7.xml")
+        touch(outbox / "inv-7 (1)" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ("inv-7 (1)",)
+        assert listing.candidates["inv-7.xml"].look_alikes == ("inv-7 (1)",)
+
+    def test_a_copy_of_a_folder_named_with_an_extension_is_told_as_a_copy(
+            self, outbox: Path) -> None:
+        """`INV-7.xml (1)/` is a second copy of `INV-7.xml/`, not a folder with the
+        extension ".xml (1)": its kind (what the clerk is told of it) is a copy's."""
+        cand = candidate_for(cfg_for(outbox), "INV-7.xml")
+        assert alike_kind(cand, "INV-7.xml (1)") == "copy"
+        assert alike_kind(cand, "INV-7.XML") == "invoice"
 
     @pytest.mark.parametrize("owner", ["Faktura 2.xml", "Faktura 2.pdf", "Faktura 2.PDF"])
     def test_the_sidecar_of_an_invoice_file_of_another_extension_is_no_copy(
