@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from helpers import write  # noqa: E402
+from helpers import wait_for, write  # noqa: E402
 
 from daemon.configuration.config import OutboxConfig  # noqa: E402
 from daemon.watching.index import OutboxIndex  # noqa: E402
@@ -359,8 +360,9 @@ def test_a_folder_without_an_invoice_file_is_lone_until_its_invoice_file_comes(
         tmp_path: Path) -> None:
     """The index keeps the root's lone folders from the listing and from events: a folder
     made is lone; its invoice file indexed takes it; the invoice file gone with the folder
-    left behind makes it lone again; a sidecar or a dot-folder never is; each change
-    counts in lone_version (the page's cue), an event that changes nothing does not."""
+    left behind makes it lone again; a sidecar or a dot-folder never is; a file put in it
+    gives it its new ctime; each change counts in lone_version (the page's cue), an event
+    that changes nothing does not."""
     write(tmp_path / "INV-1.xml", b"<x/>")
     (tmp_path / "INV-1").mkdir()
     (tmp_path / ".outboxd").mkdir()
@@ -374,6 +376,14 @@ def test_a_folder_without_an_invoice_file_is_lone_until_its_invoice_file_comes(
     before = idx.lone_version
     idx.touched("INV-7100")
     assert idx.lone_version == before
+    # A file put in it changes its ctime (the page's "unchanged since"): chmod until the
+    # file system's clock, coarser than a nanosecond, has ticked.
+    folder, first = tmp_path / "INV-7100", idx.lone["INV-7100"]
+    wait_for(lambda: os.chmod(folder, 0o750) or folder.stat().st_ctime_ns != first,
+             what="a new ctime of INV-7100/")
+    idx.touched("INV-7100")
+    assert idx.lone["INV-7100"] == folder.stat().st_ctime_ns and idx.lone_version > before
+    before = idx.lone_version
     write(tmp_path / "INV-7100.xml", b"<x/>")
     idx.touched("INV-7100.xml")
     assert idx.lone == {}

@@ -89,12 +89,16 @@ class TestListOutbox:
     def test_a_marker_is_no_invoice_under_a_pattern_that_takes_every_name(
             self, outbox: Path) -> None:
         """With completion = "marker" and invoice_patterns = ["*"], INV-7.ready is the
-        marker of the invoice file INV-7, not a second invoice file waiting for its own."""
+        marker of the invoice file INV-7, not a second invoice file waiting for its own.
+        Under completion = "settle" there are no markers: it is an invoice file as any
+        other name is under that pattern."""
         touch(outbox / "INV-7")
         touch(outbox / "INV-7.ready")
         listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"], completion="marker"))
         assert list(listing.candidates) == ["INV-7"]
         assert listing.others == ()
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"]))
+        assert sorted(listing.candidates) == ["INV-7", "INV-7.ready"]
 
     def test_custom_patterns_replace_the_default(self, outbox: Path) -> None:
         """invoice_patterns decides: with ["*.xml"] a PDF is just another root file."""
