@@ -599,3 +599,20 @@ def test_a_clerks_file_named_like_a_status_page_is_reported_and_a_daemons_page_i
     assert listing.others == ("outboxd-status-pipe.html", "outboxd-status-report.html")
     assert look(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]),
                 "outboxd-status-hostb.html").others == ()
+
+
+def test_a_page_of_another_daemon_that_cannot_be_opened_is_taken_for_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """outboxd-status-hostb.html whose open is refused (made unreadable to this daemon's
+    user, or replaced by a rename as the listing looked): taken for the other daemon's
+    page and left alone, not said to the clerks as a file of theirs."""
+    (tmp_path / "outboxd-status-hostb.html").write_text("<html>")
+    real_open = os.open
+
+    def refused(path: object, flags: int, *a: object, **kw: object) -> int:
+        if str(path).endswith("outboxd-status-hostb.html"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *a, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(os, "open", refused)
+    listing = list_outbox(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]))
+    assert listing.others == () and listing.refused == ()
