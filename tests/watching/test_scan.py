@@ -4,6 +4,7 @@ test_snapshot.py)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from daemon.watching import scan as scan_mod
 from daemon.watching.scan import Candidate, candidate_for, list_outbox, look, refused_code
 from daemon.watching.sidecarnames import alike_kind
 from daemon.watching.snapshot import snapshot
+from tests.helpers import refuse_stat
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -616,3 +618,25 @@ def test_a_page_of_another_daemon_that_cannot_be_opened_is_taken_for_one(
     monkeypatch.setattr(os, "open", refused)
     listing = list_outbox(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]))
     assert listing.others == () and listing.refused == ()
+
+
+def test_an_invoice_name_that_cannot_be_used_is_no_bundle_when_its_lstat_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a start, the share answers EIO to the lstat of INV-1.xml and of a name with a
+    control character: INV-1.xml stays a bundle (looked at on its own), the other is no
+    bundle whatever its lstat says — its name is refused once it can be looked at."""
+    for name in ("INV-1.xml", "INV-\x07.xml"):
+        touch(tmp_path / name)
+    refuse_stat(monkeypatch, {"INV-1.xml", "INV-\x07.xml"}, errno.EIO)
+    listing = list_outbox(OutboxConfig(path=tmp_path))
+    assert list(listing.candidates) == ["INV-1.xml"]
+    assert listing.unlooked == {"INV-1.xml", "INV-\x07.xml"}
+
+
+def test_a_look_at_a_name_of_an_outbox_replaced_by_a_file_finds_nothing(tmp_path: Path) -> None:
+    """An event's look at INV-1.xml once the outbox's path is a file (the folder moved
+    aside, a file put there): nothing there, as for a name gone — the rescan says the
+    outbox is away; the event's look raises nothing into the loop."""
+    outbox = touch(tmp_path / "outbox")
+    listing = look(OutboxConfig(path=outbox), "INV-1.xml")
+    assert listing.candidates == {} and listing.stats == {}
