@@ -69,8 +69,8 @@ def close(a: str, b: str) -> bool:
         return a[i:] == b[i + 1:]
     if a[i + 1:] == b[i + 1:]:  # one changed
         return True
-    return (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
-            and a[i + 2:] == b[i + 2:])  # two neighbours swapped
+    # Two neighbours swapped. a[i + 1] is there: the tails just found unequal are not empty.
+    return a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:]
 
 
 def _deletions(folded: str) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -10,11 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from helpers import write  # noqa: E402
+from helpers import wait_for, write  # noqa: E402
 
 from daemon.configuration.config import OutboxConfig  # noqa: E402
 from daemon.watching.index import OutboxIndex  # noqa: E402
-from daemon.watching.scan import list_outbox  # noqa: E402
+from daemon.watching.scan import Listing, list_outbox  # noqa: E402
 
 
 def make(tmp_path: Path, **cfg: object) -> OutboxIndex:
@@ -186,8 +187,12 @@ class TestLookAlikes:
             self, tmp_path: Path) -> None:
         """A Windows clerk makes inv-7/ beside the ERP's INV-7.xml: the event on inv-7
         concerns INV-7.xml, whose candidate now carries inv-7 as a look-alike (no listing
-        of the outbox); renamed to INV-7, both events step it and the look-alike is gone."""
+        of the outbox), once however many events the folder has; renamed to INV-7, both
+        events step it and the look-alike is gone."""
         idx = made_beside_inv_7(tmp_path, "inv-7")
+        write(tmp_path / "inv-7" / "a.pdf", b"%PDF")
+        assert idx.touched("inv-7")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
         (tmp_path / "inv-7").rename(tmp_path / "INV-7")
         assert idx.touched("inv-7")[0] == {"INV-7.xml"}
         assert idx.touched("INV-7")[0] == {"INV-7.xml"}
@@ -311,6 +316,20 @@ class TestSharers:
         assert idx.remove("INV-1.pdf") == {"INV-1.xml"}
         assert idx.candidates["INV-1.xml"].sharers == ()
 
+    def test_events_on_an_indexed_invoice_file_leave_it_indexed_once(
+            self, tmp_path: Path) -> None:
+        """The ERP rewrites INV-1.xml beside INV-1.pdf (an event or several): both stay
+        as indexed, each naming the other once as a sharer, not once per event."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        write(tmp_path / "INV-1.pdf", b"%PDF")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        for _ in range(2):
+            write(tmp_path / "INV-1.xml", b"<Invoice/>")
+            assert idx.touched("INV-1.xml")[0] == {"INV-1.xml", "INV-1.pdf"}
+        assert idx.candidates["INV-1.pdf"].sharers == ("INV-1.xml",)
+        assert sorted(idx.sharing("INV-1.xml")) == ["INV-1.pdf", "INV-1.xml"]
+
     def test_a_full_listing_gives_the_known_bundles_their_sharers(
             self, tmp_path: Path) -> None:
         """A sharer that came or went without an event (polling, lost events) is known
@@ -341,8 +360,9 @@ def test_a_folder_without_an_invoice_file_is_lone_until_its_invoice_file_comes(
         tmp_path: Path) -> None:
     """The index keeps the root's lone folders from the listing and from events: a folder
     made is lone; its invoice file indexed takes it; the invoice file gone with the folder
-    left behind makes it lone again; a sidecar or a dot-folder never is; each change
-    counts in lone_version (the page's cue), an event that changes nothing does not."""
+    left behind makes it lone again; a sidecar or a dot-folder never is; a file put in it
+    gives it its new ctime; each change counts in lone_version (the page's cue), an event
+    that changes nothing does not."""
     write(tmp_path / "INV-1.xml", b"<x/>")
     (tmp_path / "INV-1").mkdir()
     (tmp_path / ".outboxd").mkdir()
@@ -356,6 +376,14 @@ def test_a_folder_without_an_invoice_file_is_lone_until_its_invoice_file_comes(
     before = idx.lone_version
     idx.touched("INV-7100")
     assert idx.lone_version == before
+    # A file put in it changes its ctime (the page's "unchanged since"): chmod until the
+    # file system's clock, coarser than a nanosecond, has ticked.
+    folder, first = tmp_path / "INV-7100", idx.lone["INV-7100"]
+    wait_for(lambda: os.chmod(folder, 0o750) or folder.stat().st_ctime_ns != first,
+             what="a new ctime of INV-7100/")
+    idx.touched("INV-7100")
+    assert idx.lone["INV-7100"] == folder.stat().st_ctime_ns and idx.lone_version > before
+    before = idx.lone_version
     write(tmp_path / "INV-7100.xml", b"<x/>")
     idx.touched("INV-7100.xml")
     assert idx.lone == {}
@@ -366,6 +394,17 @@ def test_a_folder_without_an_invoice_file_is_lone_until_its_invoice_file_comes(
     idx.touched("INV-7100")
     assert idx.lone == {}
 
+
+def test_a_lone_folder_a_listing_could_not_look_at_stays_lone(tmp_path: Path) -> None:
+    """A rescan lists Misc/ but its lstat fails (a share's EIO): it stays a lone folder,
+    with the time it had, rather than leaving the page and coming back at the next one."""
+    (tmp_path / "Misc").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    lone, version = dict(idx.lone), idx.lone_version
+    assert list(lone) == ["Misc"]
+    idx.replace(Listing({}, (), unlooked=frozenset({"Misc"})))
+    assert idx.lone == lone and idx.lone_version == version
 
 def test_near_names_the_lone_folders_close_to_a_bundles_stem(tmp_path: Path) -> None:
     write(tmp_path / "INV-7010.xml", b"<x/>")

@@ -12,7 +12,15 @@ import pytest
 from helpers import write
 
 from daemon.journal import Journal
-from daemon.watching.leftalone import SPELLING, LeftAlone, LeftBehind, left_behind, shared_name
+from daemon.journal.views import Finished
+from daemon.watching.leftalone import (
+    SPELLING,
+    LeftAlone,
+    LeftBehind,
+    MovedBackToday,
+    left_behind,
+    shared_name,
+)
 from daemon.watching.scan import Listing
 
 
@@ -52,6 +60,9 @@ def test_a_name_is_forgotten_once_it_goes_and_said_again_if_it_comes_back() -> N
     for n in range(500):
         seen.seen(Listing({}, (f"export-{n}.csv",)), ["*.xml"], f"export-{n}.csv")
         seen.seen(Listing({}, ()), ["*.xml"], f"export-{n}.csv")  # its event: gone
+    assert seen._said == set()  # forgotten at each one's event, no listing needed
+    seen.seen(Listing({}, ("export-0.csv",)), ["*.xml"], "export-0.csv")  # back: its event
+    assert [kw["file"] for _, _, kw in log.lines].count("export-0.csv") == 2
     seen.seen(Listing({}, ("README.txt",), (LINK,)), ["*.xml"])
     seen.seen(Listing({}, ()), ["*.xml"])  # a rescan: both gone
     assert seen._said == set() and seen.refused == {}
@@ -156,11 +167,15 @@ class TestLeftBehind:
 
     def test_none_once_the_invoice_file_is_back_or_gone_from_its_quarantine_folder(
             self, setup: tuple[Journal, Path, Path]) -> None:
-        """The invoice file moved back by hand: its bundle, in the outbox again, reports
-        the look-alike. The invoice file removed from quarantine: nothing waits for it."""
+        """The invoice file copied or moved back by hand: its bundle, in the outbox again,
+        reports the look-alike. The invoice file removed from quarantine: nothing waits
+        for it."""
         journal, outbox, quarantine = setup
         folder = self.quarantine_for(journal, quarantine, "inv-7")
         write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+        write(outbox / "INV-7.xml", b"<Invoice/>")  # a copy: the quarantine's stays
+        assert self.found(journal, outbox, quarantine) == []
+        (outbox / "INV-7.xml").unlink()
         (folder / "INV-7.xml").rename(outbox / "INV-7.xml")
         assert self.found(journal, outbox, quarantine) == []
         (outbox / "INV-7.xml").unlink()
@@ -192,3 +207,26 @@ def test_a_folder_archived_under_another_root_is_named_without_the_servers_path(
         "sent-2025/2026-11-30/INV-1--0123456789ab"
     assert shared_name(tmp_path / "share" / "sent" / "2026-12-01" / "INV-2--ba9876543210",
                        tmp_path / "share" / "sent") == "sent/2026-12-01/INV-2--ba9876543210"
+
+
+def test_the_rows_the_page_lists_are_looked_at_at_each_refresh(tmp_path: Path) -> None:
+    """MovedBackToday with one row listed (shown = 1): a row moved back by hand before it
+    is no row the page lists, so the next one is the listed one, and its folder is
+    looked at at every refresh — moved back later, it leaves the page at the next one,
+    not when the turn of the 400 rows past it comes round."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "A.xml", b"<Invoice/>")  # moved back by hand, its folder without it
+    folder_a, folder_b = tmp_path / "q" / "A--1", tmp_path / "q" / "B--2"
+    folder_a.mkdir(parents=True)
+    write(folder_b / "B.xml", b"<Invoice/>")
+    since = f"{DAY}T10:00:00.000Z"
+    rows = [Finished(1002, "quarantined", since, "A.xml", str(folder_a)),
+            Finished(1001, "quarantined", since, "B.xml", str(folder_b)),
+            *(Finished(i, "quarantined", since, f"C{i}.xml", None) for i in range(400, 0, -1))]
+    moved_back = MovedBackToday()
+
+    def refresh() -> set[int]:
+        return moved_back(rows, DAY, outbox, dict, shown=1)
+    assert refresh() == refresh() == {1002}
+    (folder_b / "B.xml").rename(outbox / "B.xml")
+    assert refresh() == {1002, 1001}

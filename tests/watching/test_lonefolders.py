@@ -19,6 +19,7 @@ from daemon.watching.lonefolders import Near, close, hint, listed, lone_in
     ("INV-70100", "INV-7010"),  # one added
     ("inv-7100", "INV-7010"),  # a swap, in other case
     ("Räkning-71", "Ra\u0308kning-17"),  # a swap, in the other Unicode form
+    ("INV1", "INV2"),  # as short as MIN_LENGTH allows
 ])
 def test_one_edit_or_one_swap_is_close(folder: str, stem: str) -> None:
     assert close(folder, stem) and close(stem, folder)
@@ -42,6 +43,16 @@ def test_near_finds_the_close_folders_and_leaves_out_the_invoices_own_look_alike
     assert near.of("INV-7010", leave_out=["INV-7010 "]) == ["INV-7011", "INV-7100"]
     assert near.of("INV-5555") == []
     assert Near([]).of("INV-7010") == []
+
+
+def test_near_asked_with_and_without_look_alikes_to_leave_out_answers_each_as_asked() -> None:
+    """What a stem found is kept for the next ask without leave_out (the page asks again
+    at each refresh), but never handed to an ask that leaves a look-alike out, nor what
+    such an ask found to one that does not."""
+    near = Near(["INV-7011", "INV-7010 "])
+    assert near.of("INV-7010") == ["INV-7010 ", "INV-7011"]
+    assert near.of("INV-7010", leave_out=["INV-7010 "]) == ["INV-7011"]
+    assert near.of("INV-7010") == ["INV-7010 ", "INV-7011"]
 
 
 def test_near_compares_a_folder_by_its_name_without_the_sidecar_suffix() -> None:

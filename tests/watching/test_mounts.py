@@ -54,7 +54,8 @@ def test_a_mount_is_read_with_its_source_and_root_past_the_optional_fields() -> 
 def test_a_mount_point_not_utf8_or_holding_a_space_the_kernel_leaves_is_read() -> None:
     """The kernel escapes only space, tab, newline and backslash: a mount point any user
     may choose (a FUSE mount, a USB stick's label) can hold bytes that are not UTF-8, or
-    a character str.split() takes for a space (U+00A0, U+3000, \\x1c). Such a line is
+    a character str.split() takes for a space (U+00A0, U+3000, \\x1c), or bytes.split()
+    does (a form feed, a vertical tab, a carriage return). Such a line is
     read as the mount it is, and the others with it: the table is neither unreadable
     (every look at any folder's mount failed) nor its fields shifted (a share taken for
     the disk below it, so the outbox watched by inotify and its bundles missed)."""
@@ -64,6 +65,7 @@ def test_a_mount_point_not_utf8_or_holding_a_space_the_kernel_leaves_is_read() -
              "61 22 0:71 / /srv/finance\u00a0share rw - cifs //fs/finance rw\n"
              "62 22 0:72 / /srv/\u7d4c\u7406\u3000x rw - nfs4 fs:/x\x1cy rw\n"
              "63 22 0:73 / /home/eve/m\x1c-\x1cnfs4\x1cz rw - tmpfs none rw\n"
+             "64 22 0:74 / /srv/form\x0cfeed\r rw - nfs4 fs:/ff rw\n"
              + FINANCE)
     with pytest.MonkeyPatch.context() as mp:
         fake_mountinfo(mp, table)
@@ -74,6 +76,8 @@ def test_a_mount_point_not_utf8_or_holding_a_space_the_kernel_leaves_is_read() -
         assert mount_of(Path("/srv/\u7d4c\u7406\u3000x")) == Mount(
             "/srv/\u7d4c\u7406\u3000x", "nfs4", "fs:/x\x1cy", "/")
         assert mount_of(Path("/home/eve/m")) == Mount("/", "ext4", "/dev/sda1", "/")
+        assert mount_of(Path("/srv/form\x0cfeed\r/outbox")) == Mount(
+            "/srv/form\x0cfeed\r", "nfs4", "fs:/ff", "/")
 
 
 def test_of_two_mounts_at_one_point_the_one_mounted_over_the_other_is_taken() -> None:

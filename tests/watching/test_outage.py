@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
@@ -22,7 +23,7 @@ from daemon.configuration.config import Settings  # noqa: E402
 from daemon.loop import changes as changes_module  # noqa: E402
 from daemon.loop import service as service_module  # noqa: E402
 from daemon.loop.service import Service  # noqa: E402
-from daemon.watching.outage import LIST_FIX, WATCH_FIX  # noqa: E402
+from daemon.watching.outage import LIST_FIX, WATCH_FIX, Outage  # noqa: E402
 from daemon.watching.watch import ROOT_LOST  # noqa: E402
 
 
@@ -178,3 +179,30 @@ def test_a_watcher_that_cannot_start_is_said_once_and_the_outbox_listed_meanwhil
     finally:
         svc.request_stop()
         svc._shutdown()
+
+
+def test_the_back_off_stops_at_a_short_rescan_period_and_starts_again_at_each_outage(
+        tmp_path: Path) -> None:
+    """rescan_seconds = 5, shorter than 30 s: looks 1, 2, 4, 5, 5 s apart, never longer
+    than a rescan period. Once the outage is over, the next one is looked at again after
+    a second, not after the back-off the last one had reached."""
+    gone = FileNotFoundError(errno.ENOENT, "No such file or directory")
+    outage = Outage(structlog.get_logger(), tmp_path)
+    with capture_logs():
+        assert [outage.failed(float(t), gone, None, 5.0) for t in range(5)] == [
+            1.0, 2.0, 4.0, 5.0, 5.0]
+        outage.over(10.0)
+        assert outage.failed(20.0, gone, None, 5.0) == 1.0
+
+
+def test_an_error_of_the_same_kind_with_another_errno_is_said_again(tmp_path: Path) -> None:
+    """EIO, then ESTALE (the share's server restarted): both plain OSError, two errors to
+    the admin, each said once however often it repeats."""
+    eio = OSError(errno.EIO, "Input/output error")
+    stale = OSError(errno.ESTALE, "Stale file handle")
+    outage = Outage(structlog.get_logger(), tmp_path)
+    with capture_logs() as logged:
+        for t, exc in enumerate([eio, eio, stale, stale]):
+            outage.failed(float(t), exc, None, 60.0)
+    assert [("Input/output error" in e["error"], "Stale file handle" in e["error"])
+            for e in logged] == [(True, False), (False, True)]

@@ -406,6 +406,42 @@ def test_the_thread_hints_and_stops_at_once(outbox: Path) -> None:
     assert not slow.alive()
 
 
+def test_a_stop_between_hints_hands_over_no_more(outbox: Path) -> None:
+    """A poll found three names changed and the loop stops at the first hint: the
+    thread's run hands over no other and ends (the loop is going away; the next start
+    walks again). Run here, on the test's thread, so that one poll sees all three."""
+    got: list[str] = []
+
+    def hint(top: str) -> None:
+        got.append(top)
+        p.stop()
+    p = poller(outbox, interval=0.0, on_hint=hint)
+    p.poll()
+    for name in ("C.xml", "D.xml", "E.xml"):
+        write(outbox / name)
+    p._run()
+    assert len(got) == 1
+
+
+def test_an_empty_folder_that_cannot_be_opened_is_a_change(
+        outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder whose open is refused (chmod 000 on a share, as outboxd's user) has its
+    entries unknown, even when it has none: a change, as one whose listing fails; and
+    a change again once it opens."""
+    (outbox / "E").mkdir()
+    p = poller(outbox)
+    p.poll()
+    real_open = os.open
+
+    def refused(path: Any, flags: int, *a: Any, **kw: Any) -> int:
+        if path == "E" and kw.get("dir_fd") is not None:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags, *a, **kw)
+    monkeypatch.setattr(os, "open", refused)
+    assert p.poll() == ["E"]
+    monkeypatch.setattr(os, "open", real_open)
+    assert p.poll() == ["E"]
+
 def test_the_thread_ends_when_the_root_goes(tmp_path: Path) -> None:
     """The share gone (root no longer listable): the thread ends, so the watcher reports
     itself dead and the next rescan restarts it."""

@@ -4,6 +4,7 @@ test_snapshot.py)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 
 from daemon.configuration.config import OutboxConfig
 from daemon.watching import scan as scan_mod
-from daemon.watching.scan import Candidate, list_outbox, look, refused_code
+from daemon.watching.scan import Candidate, candidate_for, list_outbox, look, refused_code
+from daemon.watching.sidecarnames import alike_kind
 from daemon.watching.snapshot import snapshot
+from tests.helpers import refuse_stat
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -88,12 +91,16 @@ class TestListOutbox:
     def test_a_marker_is_no_invoice_under_a_pattern_that_takes_every_name(
             self, outbox: Path) -> None:
         """With completion = "marker" and invoice_patterns = ["*"], INV-7.ready is the
-        marker of the invoice file INV-7, not a second invoice file waiting for its own."""
+        marker of the invoice file INV-7, not a second invoice file waiting for its own.
+        Under completion = "settle" there are no markers: it is an invoice file as any
+        other name is under that pattern."""
         touch(outbox / "INV-7")
         touch(outbox / "INV-7.ready")
         listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"], completion="marker"))
         assert list(listing.candidates) == ["INV-7"]
         assert listing.others == ()
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"]))
+        assert sorted(listing.candidates) == ["INV-7", "INV-7.ready"]
 
     def test_custom_patterns_replace_the_default(self, outbox: Path) -> None:
         """invoice_patterns decides: with ["*.xml"] a PDF is just another root file."""
@@ -274,6 +281,26 @@ class TestLookAlikesInTheListing:
         listing = list_outbox(cfg_for(outbox))
         assert listing.candidates["INV-7.xml"].look_alikes == ()
         assert listing.candidates["INV-7 (1).xml"].look_alikes == ("INV-7 (1) - Copy",)
+
+    def test_a_copy_of_a_look_alike_is_a_look_alike_of_both_bundles(self, outbox: Path) -> None:
+        """INV-7.xml and inv-7.xml (two bundles on Linux) with `inv-7 (1)/` beside them: a
+        copy of inv-7/, which to a clerk on Windows is one name with INV-7/, so whose copy
+        it is cannot be told — it holds both back, and is not taken for inv-7.xml's alone
+        because inv-7/ would be that file's exact sidecar."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "inv-7.xml")
+        touch(outbox / "inv-7 (1)" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ("inv-7 (1)",)
+        assert listing.candidates["inv-7.xml"].look_alikes == ("inv-7 (1)",)
+
+    def test_a_copy_of_a_folder_named_with_an_extension_is_told_as_a_copy(
+            self, outbox: Path) -> None:
+        """`INV-7.xml (1)/` is a second copy of `INV-7.xml/`, not a folder with the
+        extension ".xml (1)": its kind (what the clerk is told of it) is a copy's."""
+        cand = candidate_for(cfg_for(outbox), "INV-7.xml")
+        assert alike_kind(cand, "INV-7.xml (1)") == "copy"
+        assert alike_kind(cand, "INV-7.XML") == "invoice"
 
     @pytest.mark.parametrize("owner", ["Faktura 2.xml", "Faktura 2.pdf", "Faktura 2.PDF"])
     def test_the_sidecar_of_an_invoice_file_of_another_extension_is_no_copy(
@@ -574,3 +601,42 @@ def test_a_clerks_file_named_like_a_status_page_is_reported_and_a_daemons_page_i
     assert listing.others == ("outboxd-status-pipe.html", "outboxd-status-report.html")
     assert look(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]),
                 "outboxd-status-hostb.html").others == ()
+
+
+def test_a_page_of_another_daemon_that_cannot_be_opened_is_taken_for_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """outboxd-status-hostb.html whose open is refused (made unreadable to this daemon's
+    user, or replaced by a rename as the listing looked): taken for the other daemon's
+    page and left alone, not said to the clerks as a file of theirs."""
+    (tmp_path / "outboxd-status-hostb.html").write_text("<html>")
+    real_open = os.open
+
+    def refused(path: object, flags: int, *a: object, **kw: object) -> int:
+        if str(path).endswith("outboxd-status-hostb.html"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *a, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(os, "open", refused)
+    listing = list_outbox(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]))
+    assert listing.others == () and listing.refused == ()
+
+
+def test_an_invoice_name_that_cannot_be_used_is_no_bundle_when_its_lstat_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a start, the share answers EIO to the lstat of INV-1.xml and of a name with a
+    control character: INV-1.xml stays a bundle (looked at on its own), the other is no
+    bundle whatever its lstat says — its name is refused once it can be looked at."""
+    for name in ("INV-1.xml", "INV-\x07.xml"):
+        touch(tmp_path / name)
+    refuse_stat(monkeypatch, {"INV-1.xml", "INV-\x07.xml"}, errno.EIO)
+    listing = list_outbox(OutboxConfig(path=tmp_path))
+    assert list(listing.candidates) == ["INV-1.xml"]
+    assert listing.unlooked == {"INV-1.xml", "INV-\x07.xml"}
+
+
+def test_a_look_at_a_name_of_an_outbox_replaced_by_a_file_finds_nothing(tmp_path: Path) -> None:
+    """An event's look at INV-1.xml once the outbox's path is a file (the folder moved
+    aside, a file put there): nothing there, as for a name gone — the rescan says the
+    outbox is away; the event's look raises nothing into the loop."""
+    outbox = touch(tmp_path / "outbox")
+    listing = look(OutboxConfig(path=outbox), "INV-1.xml")
+    assert listing.candidates == {} and listing.stats == {}

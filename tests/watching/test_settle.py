@@ -121,6 +121,26 @@ class TestSettleTracker:
         assert t.ready_at("k") == 105.0
 
 
+    def test_a_claim_undone_stays_settled_only_where_its_own_renames_changed_times(
+            self) -> None:
+        """put_back: the undo's renames give the invoice file a new change time, and its
+        sidecar folder a new change and modification time (its ".." rewritten): still the
+        settled look. Anything else is a change, even a change time alone: an attachment
+        renamed away and back meanwhile, or the invoice file rewritten with its change
+        time the only trace besides its modification time."""
+        def snap(xml: tuple[float, float], side: tuple[float, float],
+                 pdf: tuple[float, float]) -> Snapshot:
+            return Snapshot((_entry("INV-1.xml", "f", *xml), _entry("INV-1", "d", *side),
+                             _entry("INV-1/a.pdf", "f", *pdf)), busy=False)
+        before, moved = snap((1, 1), (1, 1), (1, 1)), {"INV-1.xml", "INV-1"}
+        for after, kept in [(snap((1, 9), (9, 9), (1, 1)), True),
+                            (snap((1, 9), (9, 9), (1, 9)), False),
+                            (snap((9, 9), (9, 9), (1, 1)), False)]:
+            t = SettleTracker(5)
+            t.observe("INV-1.xml", before, now=0.0)
+            assert t.put_back("INV-1.xml", before, after, moved) is kept, after
+            assert t.observe("INV-1.xml", after, now=5.0) is kept
+
 def test_a_look_at_many_entries_paces_events_by_its_size() -> None:
     """A bundle of 2,000 entries looked at at t: events on it wait until
     t + 2,000 × PACE_PER_ENTRY; other bundles are not paced."""

@@ -50,15 +50,20 @@ def test_nfs_at_its_defaults_is_warned_of_with_each_value_the_time_and_the_fix(
 def test_the_longest_of_the_nfs_times_counts_though_others_are_short(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """acdirmax lowered to 2 leaves acregmax at its 60: a file's new size or times may
-    still be seen a minute late. Also under plain "nfs" (version 3)."""
+    still be seen a minute late; and acregmax lowered to 1 leaves acdirmax at its 60: a
+    new file in a sidecar may be listed a minute late. Also under plain "nfs" (version 3)."""
     late = _late(monkeypatch, NFS_LINE.format(type="nfs", options="acdirmin=1,acdirmax=2,"))
     assert late is not None and late.caching.seconds == 60
     assert "acdirmin=1, acdirmax=2" in late.caching.options
+    late = _late(monkeypatch, NFS_LINE.format(type="nfs", options="acregmin=1,acregmax=1,"))
+    assert late is not None and late.caching.seconds == 60
+    assert "acregmax=1, acdirmin=30 (default), acdirmax=60 (default)" in late.caching.options
 
 
 @pytest.mark.parametrize("options", [
     "acregmin=1,acregmax=1,acdirmin=1,acdirmax=1,",  # actimeo=1, as the kernel lists it
     "actimeo=1,",  # as fstab or a table that keeps it names it
+    "acregmin=0,acregmax=0,acdirmin=0,acdirmax=0,",  # actimeo=0: 0 s is a time, no cache
     "noac,acregmin=0,acregmax=0,acdirmin=0,acdirmax=0,",  # noac, as the kernel lists it
     "noac,",
     "lookupcache=none,",  # every lookup asks the server, and brings fresh attributes

@@ -418,6 +418,55 @@ class TestSnapshot:
         assert snap is not None and snap.busy
 
 
+    def test_a_sidecar_that_cannot_be_listed_beside_an_invoice_file_that_cannot_be_looked_at(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The rescan's listing had INV-1.xml; then the share answers EIO to the sidecar's
+        listing and to the invoice file's own lstat: what cannot be listed is said as it
+        is (unlisted), and the bundle is not taken for gone (another daemon's claim)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        stats = list_outbox(cfg).stats
+        refuse_listing(monkeypatch, {"INV-1"}, module=snapshot_mod)
+        real_lstat = os.lstat
+
+        def failing(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+            if os.fspath(path) == os.fspath(cand.invoice):
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            return real_lstat(path, *a, **kw)
+        monkeypatch.setattr(os, "lstat", failing)
+        snap = snapshot(cand, cfg, stats)
+        assert snap is not None and [f for f, _ in snap.unlisted] == ["INV-1"]
+
+    def test_under_completion_settle_a_file_named_as_a_marker_is_no_part_of_the_bundle(
+            self, outbox: Path) -> None:
+        """INV-1.ready beside INV-1.xml where completion = "settle": no marker, so its
+        writes never hold INV-1 back from settling; under "marker" it is the bundle's."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.ready")
+        for completion, names in [("settle", ["INV-1.xml"]),
+                                  ("marker", ["INV-1.xml", "INV-1.ready"])]:
+            cfg = cfg_for(outbox, completion=completion)
+            snap = snapshot(self._cand(outbox, cfg), cfg)
+            assert snap is not None and [e[0] for e in snap.entries] == names
+
+    def test_a_snapshot_from_a_listing_looks_at_no_root_name_again(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A rescan's snapshot of a bundle without a sidecar takes all from the listing's
+        stats: no lstat of its own (20,000 waiting invoice files, 20,000 calls saved), and
+        a name the listing did not have is not there for it."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        cand, stats = self._cand(outbox, cfg), list_outbox(cfg).stats
+        touch(outbox / "INV-1" / "a.pdf")  # after the listing: the next one has it
+
+        def no_lstat(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+            raise AssertionError(f"lstat of {path}")
+        monkeypatch.setattr(os, "lstat", no_lstat)
+        snap = snapshot(cand, cfg, stats)
+        assert snap is not None and [e[0] for e in snap.entries] == ["INV-1.xml"]
+
     @pytest.mark.parametrize("when", ["after the listing", "after the lstats"])
     def test_a_bundle_claimed_by_another_daemon_while_looked_at_is_gone_not_unlisted(
             self, outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

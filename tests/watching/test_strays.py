@@ -176,3 +176,54 @@ def test_a_reload_that_renames_the_release_files_looks_into_an_unchanged_folder_
     assert before[0].why.startswith("holds the invoice files Q1.go, Q1.xml, but")
     after = found.find(cfg, ShareConfig(release_suffix=".go"), [])
     assert after[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
+
+
+def test_a_folder_is_looked_into_again_once_its_list_of_files_changes(tmp_path: Path) -> None:
+    """What a folder holds is remembered while its list of files stays: a sidecar written
+    first is not listed, and once its invoice file is dragged in beside it (a folder
+    dragged in, file by file), the folder is listed at the next look."""
+    write(tmp_path / "Batch" / "D1" / "timesheet.pdf", b"%PDF-1.7\n")
+    os.utime(tmp_path / "Batch", ns=(0, 0))  # the drop below changes it, however soon
+    cfg, found = OutboxConfig(path=tmp_path), StrayFolders()
+    assert found.find(cfg, SHARE, []) == []
+    write(tmp_path / "Batch" / "D1.xml", b"<Invoice/>")
+    assert [x.name for x in found.find(cfg, SHARE, [])] == ["Batch"]
+
+
+def test_a_folder_with_both_papers_is_not_said_to_be_sent_already(tmp_path: Path) -> None:
+    """receipt.json beside reason.json (two archive folders merged by hand): the folder is
+    told as one from quarantine/, and not as sent — reason.json says the bundle was
+    quarantined, so its invoice may never have reached the receiver."""
+    for name in ("Q1.xml", "reason.json", "receipt.json"):
+        write(tmp_path / "Q1--0123456789ab" / name, b"x")
+    [stray] = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
+    assert "a folder from quarantine/ moved back whole (reason.json is in it)" in stray.why
+    assert "sent already" not in stray.why
+    write(tmp_path / "S1--0123456789ab" / "S1.xml", b"x")
+    write(tmp_path / "S1--0123456789ab" / "receipt.json", b"x")
+    sent = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])[1]
+    assert "its files were sent already" in sent.why
+
+
+def test_only_a_folder_ending_in_the_sidecar_suffix_is_named_as_a_late_sidecar(
+        tmp_path: Path) -> None:
+    """With sidecar_suffix = ".att", L1.att/ came after L1.xml was sent and is listed;
+    L1-old/ (as long as L1 and the suffix, but not ending in it) is no sidecar of L1.xml
+    and is not told to be one."""
+    folder(tmp_path, "L1.att")
+    folder(tmp_path, "L1-old")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path, sidecar_suffix=".att"), SHARE,
+                                [], lambda: [SENT])
+    assert [x.name for x in found] == ["L1.att"]
+
+
+def test_a_folder_is_told_of_the_latest_time_its_invoice_file_left(tmp_path: Path) -> None:
+    """L1.xml quarantined, moved back and then sent (the journal newest first): its late
+    folder is told of the sending, not of the quarantine before it."""
+    folder(tmp_path, "L1")
+    older = ("L1.xml", "quarantined", "2026-04-30T09:00:00.000Z",
+             "/srv/quarantine/2026-04-30/L1--89ab")
+    [stray] = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [],
+                                  lambda: [SENT, older])
+    assert stray.why.startswith("named as the attachments of L1.xml, which was sent at "
+                                "2026-05-01 10:31 UTC")

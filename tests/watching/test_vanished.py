@@ -149,3 +149,19 @@ def test_a_sidecar_the_confirming_listing_finds_back_holds_the_claim(tmp_path: P
     assert back is not None and back.at == first.at and "is back" in back.why
     later = v.wait(cand, first.at + 1, RESCAN)
     assert later is not None and later.at == first.at + RESCAN
+
+
+def test_a_file_in_the_place_of_the_sidecar_confirms_it_gone(tmp_path: Path) -> None:
+    """INV-1's sidecar went, and a file of its name is in the outbox when the confirming
+    listing comes (a clerk's "INV-1" export, no folder): no sidecar, so the claim goes on
+    without one, rather than waiting for a folder that a file stands in for, for good."""
+    from daemon.configuration.config import OutboxConfig
+    from daemon.watching.scan import candidate_for
+    from daemon.watching.vanished import Vanished
+    cand = candidate_for(OutboxConfig(path=str(tmp_path)), KEY)
+    v = Vanished()
+    v.noted(KEY)
+    first = v.wait(cand, 100.0, RESCAN)
+    assert first is not None
+    write(tmp_path / "INV-1", b"not a folder")
+    assert v.wait(cand, first.at, RESCAN) is None
