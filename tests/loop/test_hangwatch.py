@@ -573,3 +573,13 @@ def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: 
     watch.stop()
     assert log.lines == []
     assert "WATCHDOG=1" not in notes()
+
+
+@pytest.mark.parametrize(("watchdog_sec", "after"), [(None, 20.0), (120.0, 20.0), (60.0, 15.0),
+                                                     (8.0, 2.0), (2.0, 1.0)])
+def test_a_turn_is_looked_into_after_a_quarter_of_the_watchdogs_time_at_most(
+        watchdog_sec: float | None, after: float) -> None:
+    """The loop's last ping may be half of WatchdogSec= old when a turn begins: the
+    warning comes after HANG_SECONDS, or a quarter of WatchdogSec= when less (a second at
+    least), so that the look and the first ping fit before systemd kills the daemon."""
+    assert hang_after(None if watchdog_sec is None else watchdog_sec / 2) == after
