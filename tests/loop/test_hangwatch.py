@@ -422,19 +422,23 @@ def test_a_hung_share_mounted_in_the_outbox_is_named_while_the_outbox_answers(
     assert not [e for e, _ in log.lines if "outbox " + str(s.outbox.path) + " " in e]
 
 
+@pytest.mark.parametrize("sidecar_listed_first", [False, True])
 def test_a_share_that_hangs_after_another_still_hung_is_named_too(
-        tmp_path: Path, notes: Notes) -> None:
+        tmp_path: Path, notes: Notes, sidecar_listed_first: bool) -> None:
     """A sidecar's share hangs and is said; the loop gives up on it (its read's limit) and
     goes on, and later waits on the outbox, whose share hangs too: a second warning names
     the outbox and STATUS= says the outbox (it went on naming the sidecar, the outbox's
-    hang never said). The sidecar answering first: its info line, STATUS= still the
+    hang never said), whichever of the two is listed first — the one hung already is not
+    looked at again. The sidecar answering first: its info line, STATUS= still the
     outbox's (the loop still waits there)."""
     outbox, side = tmp_path / "outbox", tmp_path / "side"
     log = Log()
+    listed = [("outbox", outbox), ("folder in the outbox", side)]
+    if sidecar_listed_first:
+        listed.reverse()
     with contextlib.ExitStack() as sidecar_share, contextlib.ExitStack() as outbox_share:
         sidecar_share.enter_context(hung_share(side))
-        watch = HangWatch(lambda: [("outbox", outbox), ("folder in the outbox", side)], log,
-                          keepalive=WATCHDOG_SEC / 2)
+        watch = HangWatch(lambda: listed, log, keepalive=WATCHDOG_SEC / 2)
         moved_on, second = threading.Event(), threading.Event()
 
         def loop() -> None:
