@@ -136,6 +136,19 @@ class TestEditedErrorsFile:
         assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
 
 
+    def test_an_errors_file_that_says_what_it_should_is_not_written_again_at_a_restart(
+            self, tmp_path: Path) -> None:
+        """A restart decides the held bundle again with the same errors: the file, which
+        says that already, stays as it is (the same file, untouched), not replaced by a
+        copy of itself at every start."""
+        p, outbox, errors = _held(tmp_path)
+        before = os.stat(errors)
+        p.j.close()
+        again = _restarted(tmp_path, outbox)
+        assert run_once(again, now=2000.0) == []
+        after = os.stat(errors)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
     def test_an_earlier_versions_errors_file_showing_a_zero_width_space_raw_is_no_edit(
             self, tmp_path: Path) -> None:
         """An earlier version wrote a zero-width space in a name into NAME.errors.txt as it
