@@ -594,3 +594,22 @@ def test_a_reload_while_the_outbox_is_away_waits_for_it_and_has_it_looked_at_at_
     loop._wake = SimpleNamespace(set=lambda: None)
     loop.outbox_back()
     assert loop._reload
+
+
+def test_the_ca_file_the_environment_names_is_no_part_of_trust_when_verify_names_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify naming a CA file of its own: that file is what is trusted, not the one
+    SSL_CERT_FILE names — replacing that one is no change of trust, and a reload then
+    tries no bundle again for it."""
+    own, named = tmp_path / "own.pem", tmp_path / "env.pem"
+    for path in (own, named):
+        path.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+    monkeypatch.setenv("SSL_CERT_FILE", str(named))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    settings = Settings(outbox={"path": tmp_path},
+                        delivery={"url": "https://127.0.0.1:9/b", "verify": str(own)})
+    before = trusts_as(settings)
+    replaced = tmp_path / "new.pem"
+    replaced.write_text("-----BEGIN CERTIFICATE-----\nB\n", encoding="utf-8")
+    replaced.replace(named)
+    assert trusts_as(settings) == before
