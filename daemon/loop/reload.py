@@ -275,8 +275,6 @@ class Reloading:
         receiver_changed = _receiver(new) != _receiver(self.settings)
         changed = _changes(new, self.settings, token_changed=new_sends_as[-1] != (
             self._sends_as[-1] if self._sends_as else None))
-        if new.outbox.path != self.settings.outbox.path:
-            self.deciding.withdraw(self.settings)  # not compared with there any more
         self.settings = new
         self.deciding.publish(new)  # the other daemons compare with the new settings
         self.index.cfg, self.index.share = new.outbox, new.share

@@ -137,3 +137,43 @@ def test_the_hint_of_a_close_folder_is_said_once_however_often_the_claim_fails(
         reasons = json.loads((landed / "reason.json").read_text())["reasons"]
         assert "rename it to INV-7010/" in reasons[0]["message"]
     assert p._near_said == {}  # forgotten with the bundle
+
+
+def test_the_hint_of_a_close_folder_is_said_when_the_wait_begins_not_again_at_a_restart(
+        tmp_path: Path) -> None:
+    """INV-7010.xml waits for attachments beside a lone folder INV-7100/: the hint to
+    rename the folder is said as the wait begins; a restart, which decides the waiting
+    bundle again, does not say it again (the wait goes on: no news)."""
+    p, s = make(tmp_path, policy={"unattached": "warn", **WAIT})
+    write(s.outbox.path / "INV-7100" / "timesheet.pdf", pdf_bytes())
+    write(s.outbox.path / "INV-7010.xml", ubl_invoice("INV-7010"))
+    hint = "invoice waits for attachments; a folder named close to its own has no invoice file"
+    said = []
+    for pipeline in (p, make(tmp_path, policy={"unattached": "warn", **WAIT})[0]):
+        pipeline.near_folders = lambda cand: ["INV-7100"]  # the service's index
+        pipeline.start({"INV-7010.xml"})
+        with capture_logs() as logs:
+            assert run_once(pipeline) == []
+        said.append([e["event"] for e in logs if "a folder named close" in e["event"]])
+        assert [r.state for r in pipeline.j.unfinished()] == ["waiting"]
+    assert said == [[hint], []]
+
+
+def test_the_hint_of_a_close_folder_is_said_when_a_held_bundle_mended_begins_its_wait(
+        tmp_path: Path) -> None:
+    """INV-7010.xml held (its folder holds an empty file), then that folder taken away,
+    beside a lone folder INV-7100/: its wait for attachments begins now, and with it
+    the hint to rename the folder."""
+    p, s = make(tmp_path, policy={"unattached": "warn", "invalid": "hold", **WAIT})
+    write(s.outbox.path / "INV-7100" / "timesheet.pdf", pdf_bytes())
+    write(s.outbox.path / "INV-7010.xml", ubl_invoice("INV-7010"))
+    empty = write(s.outbox.path / "INV-7010" / "empty.pdf", b"")
+    p.near_folders = lambda cand: ["INV-7100"]  # the service's index
+    assert run_once(p) == [] and [r.state for r in p.j.unfinished()] == ["held"]
+    empty.unlink()
+    empty.parent.rmdir()
+    with capture_logs() as logs:
+        assert run_once(p, now=2000.0) == []
+    assert [r.state for r in p.j.unfinished()] == ["waiting"]
+    assert [e["event"] for e in logs if "a folder named close" in e["event"]] == [
+        "invoice waits for attachments; a folder named close to its own has no invoice file"]

@@ -370,3 +370,15 @@ class TestErrorsFileRace:
         assert errors.read_bytes() == b"my own notes"
         assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == \
             ["INV-1.errors.txt"]
+
+
+def test_the_sections_of_an_errors_file_of_several_held_files_are_in_name_order() -> None:
+    """INV-1.xml and INV-1.pdf held: one section each, in name order whichever was held
+    first, so the text outboxd writes is the same after a restart that met them the
+    other way round (and is not taken for a change to write again)."""
+    from daemon.bundle import Finding
+
+    errors = (Finding("empty-file", "INV-1/a.pdf", "the file is empty"),)
+    one = errorsfile.errors_text({"INV-1.xml": errors, "INV-1.pdf": errors})
+    assert one == errorsfile.errors_text({"INV-1.pdf": errors, "INV-1.xml": errors})
+    assert one.index("== INV-1.pdf ==") < one.index("== INV-1.xml ==")

@@ -136,6 +136,19 @@ class TestEditedErrorsFile:
         assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
 
 
+    def test_an_errors_file_that_says_what_it_should_is_not_written_again_at_a_restart(
+            self, tmp_path: Path) -> None:
+        """A restart decides the held bundle again with the same errors: the file, which
+        says that already, stays as it is (the same file, untouched), not replaced by a
+        copy of itself at every start."""
+        p, outbox, errors = _held(tmp_path)
+        before = os.stat(errors)
+        p.j.close()
+        again = _restarted(tmp_path, outbox)
+        assert run_once(again, now=2000.0) == []
+        after = os.stat(errors)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
     def test_an_earlier_versions_errors_file_showing_a_zero_width_space_raw_is_no_edit(
             self, tmp_path: Path) -> None:
         """An earlier version wrote a zero-width space in a name into NAME.errors.txt as it
@@ -447,6 +460,42 @@ class TestAfterAFailedWrite:
         assert done.at is None  # written: nothing more to try
         assert [e["event"] for e in said] == [
             "errors file beside the invoice file written now"]
+
+    @pytest.mark.parametrize("code", [errno.EAGAIN, errno.ENAMETOOLONG])
+    def test_an_errors_file_failure_that_time_does_not_mend_sets_no_timer(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """A file changed at each try (EAGAIN) or a name too long is not tried again on
+        a timer, as a full share is: the same try would fail the same way every
+        rescan_seconds. It is tried at the bundle's next change."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+
+        def failing(*args: object, **kwargs: object) -> os.stat_result:
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(errorsfile, "replace_ours", failing)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1000.0).at is None
+        assert [r.state for r in p.j.unfinished()] == ["held"]
+
+    def test_an_errors_file_refused_while_a_cut_short_bundle_has_its_grace_is_tried_within_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bundle that looks cut short is held through its grace (here the settle
+        period, 120 s) with an errors file saying so: one the full share refused is tried
+        again rescan_seconds on, while the bundle is still held, not only when the grace
+        ends and the bundle goes to quarantine."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 120})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+
+        def full(*args: object, **kwargs: object) -> os.stat_result:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(errorsfile, "replace_ours", full)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1000.0).claimed is None  # not settled yet
+        held = step(p, cand, 1120.0)
+        assert [r.state for r in p.j.unfinished()] == ["held"]
+        assert held.at == 1120.0 + 30.0  # rescan_seconds on: the grace ends at 1240
 
     def test_an_errors_file_whose_temp_another_process_locks_neither_stalls_the_loop(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

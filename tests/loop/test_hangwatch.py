@@ -422,19 +422,23 @@ def test_a_hung_share_mounted_in_the_outbox_is_named_while_the_outbox_answers(
     assert not [e for e, _ in log.lines if "outbox " + str(s.outbox.path) + " " in e]
 
 
+@pytest.mark.parametrize("sidecar_listed_first", [False, True])
 def test_a_share_that_hangs_after_another_still_hung_is_named_too(
-        tmp_path: Path, notes: Notes) -> None:
+        tmp_path: Path, notes: Notes, sidecar_listed_first: bool) -> None:
     """A sidecar's share hangs and is said; the loop gives up on it (its read's limit) and
     goes on, and later waits on the outbox, whose share hangs too: a second warning names
     the outbox and STATUS= says the outbox (it went on naming the sidecar, the outbox's
-    hang never said). The sidecar answering first: its info line, STATUS= still the
+    hang never said), whichever of the two is listed first — the one hung already is not
+    looked at again. The sidecar answering first: its info line, STATUS= still the
     outbox's (the loop still waits there)."""
     outbox, side = tmp_path / "outbox", tmp_path / "side"
     log = Log()
+    listed = [("outbox", outbox), ("folder in the outbox", side)]
+    if sidecar_listed_first:
+        listed.reverse()
     with contextlib.ExitStack() as sidecar_share, contextlib.ExitStack() as outbox_share:
         sidecar_share.enter_context(hung_share(side))
-        watch = HangWatch(lambda: [("outbox", outbox), ("folder in the outbox", side)], log,
-                          keepalive=WATCHDOG_SEC / 2)
+        watch = HangWatch(lambda: listed, log, keepalive=WATCHDOG_SEC / 2)
         moved_on, second = threading.Event(), threading.Event()
 
         def loop() -> None:
@@ -573,3 +577,66 @@ def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: 
     watch.stop()
     assert log.lines == []
     assert "WATCHDOG=1" not in notes()
+
+
+@pytest.mark.parametrize(("watchdog_sec", "after"), [(None, 20.0), (120.0, 20.0), (60.0, 15.0),
+                                                     (8.0, 2.0), (2.0, 1.0)])
+def test_a_turn_is_looked_into_after_a_quarter_of_the_watchdogs_time_at_most(
+        watchdog_sec: float | None, after: float) -> None:
+    """The loop's last ping may be half of WatchdogSec= old when a turn begins: the
+    warning comes after HANG_SECONDS, or a quarter of WatchdogSec= when less (a second at
+    least), so that the look and the first ping fit before systemd kills the daemon."""
+    assert hang_after(None if watchdog_sec is None else watchdog_sec / 2) == after
+
+
+def test_the_folders_are_looked_at_from_halfway_through_a_turns_time(tmp_path: Path) -> None:
+    """The looks begin once a turn has lasted half of `after` and are given the other
+    half, so that a hang is said when the turn has lasted `after` — not half of it later,
+    when the watchdog may have killed the daemon already."""
+    now = [0.0]
+    watch = HangWatch(lambda: [("outbox", tmp_path)], Log(), keepalive=None,
+                      clock=lambda: now[0])
+    looked: list[float] = []
+    real = watch._looking
+    watch._looking = lambda folder: (looked.append(now[0]), real(folder))[1]  # type: ignore[method-assign]
+    watch.busy()
+    for now[0] in (watch.after / 2 - 0.1, watch.after / 2):
+        watch._check()
+    assert looked == [watch.after / 2] and watch._hung == {}
+
+
+def test_the_turn_a_hang_was_found_in_has_no_more_looks_and_a_later_long_one_has(
+        tmp_path: Path) -> None:
+    """Once a folder hangs, the rest of that turn waits on it: the other folders are not
+    looked at again at each check (a thread each time, for nothing). A later turn that
+    lasts as long has them looked at again (the loop may wait on another share now)."""
+    import time
+
+    now = [0.0]
+    hung, other = tmp_path / "hung", tmp_path / "other"
+    watch = HangWatch(lambda: [("outbox", hung), ("sent folder", other)], Log(),
+                      keepalive=2.0, clock=lambda: now[0])  # a look is given 0.5 s
+    looked: list[str] = []
+    gate = threading.Event()
+
+    def looking(folder: Path) -> tuple[threading.Thread, float]:
+        looked.append(folder.name)
+        look = threading.Thread(target=gate.wait if folder == hung else lambda: None,
+                                daemon=True)
+        look.start()
+        watch._looks[folder] = (look, time.monotonic())
+        return watch._looks[folder]
+
+    watch._looking = looking  # type: ignore[method-assign]
+    try:
+        watch.busy()
+        for _ in range(2):  # the turn hangs, and goes on hanging
+            now[0] += watch.after
+            watch._check()
+        assert looked == ["hung", "other"] and list(watch._hung) == [hung]
+        watch.busy()
+        now[0] += watch.after
+        watch._check()
+        assert looked == ["hung", "other", "other"]
+    finally:
+        gate.set()

@@ -31,6 +31,7 @@ def test_idle_releases_say_why() -> None:
     "INV-1.Send-Anyway", "inv-1.SEND-ANYWAY",  # case
     "INV-1 .send-anyway", "INV-1.send-anyway ",  # spaces at an end of a part
     "INV-1.send-anyway.txt", "INV-1.Send-Anyway.TXT",  # Windows' hidden .txt
+    "INV-1.send-anyway.docx",  # or .docx, of a Word document renamed
     "Fakt\u0075\u0308ra-1.send-anyway",  # NFD, as a Mac writes it, for an NFC invoice file
 ])
 def test_a_near_miss_of_a_release_file_names_the_exact_release_file(name: str) -> None:
@@ -75,6 +76,16 @@ def test_a_near_miss_names_the_invoice_file_it_spells_not_its_case_twin(
     told the release file of that one (it was told K-1's for k-1.xml.send-anyway, the
     first in sorted order); one that matches both only folded is told neither."""
     assert meant_release(name, ".send-anyway", ["K-1.xml", "k-1.xml"]) == meant
+
+
+@pytest.mark.parametrize("files", [["INV-1.xml", "INV-1.pdf"], ["INV-1.pdf", "INV-1.xml"]])
+def test_a_near_miss_of_a_stem_two_invoice_files_share_names_the_first_in_name_order(
+        files: list[str]) -> None:
+    """INV-1.xml and its print INV-1.pdf share a release file: a near miss is told it for
+    the first of them by name, whatever order the outbox listed them in (the page and
+    `outboxd status` say the same at each refresh)."""
+    assert meant_release("INV-1.Send-Anyway", ".send-anyway", files) == (
+        "INV-1.pdf", "INV-1.send-anyway")
 
 
 def test_a_near_miss_beside_the_exact_release_file_is_told_to_go_not_to_be_renamed() -> None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from fakeloop import RESCAN, SETTLE, Counts, FakeClock  # noqa: E402
@@ -66,3 +68,30 @@ def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
     # Delivered (by the delivery threads) on the new channel: the manifest says so.
     [bundle] = wait_for(lambda: published(tmp_path / "target"), what="the bundle published")
     assert json.loads((bundle / "manifest.json").read_text())["channel"] == "original-print"
+
+
+def test_a_reload_configures_the_reader_processes_the_start_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGHUP hands its settings to the reader processes the start made, not to a new
+    set: each reload would otherwise leave the last set's processes running."""
+    from types import SimpleNamespace
+
+    from daemon.loop import offloop
+
+    made: list[Any] = []
+
+    class Readers:
+        def __init__(self, cache: Path) -> None:
+            self.configured: list[Any] = []
+            made.append(self)
+
+        def configure(self, s: Any) -> None:
+            self.configured.append(s)
+
+    monkeypatch.setattr(offloop, "Readers", Readers)
+    loop = offloop.ReadsOffLoop()
+    loop._reader, loop._readers = None, None
+    start, reload = (SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)) for _ in "ab")
+    loop._start_rules(start)  # type: ignore[arg-type]
+    loop._start_rules(reload)  # type: ignore[arg-type]
+    assert len(made) == 1 and made[0].configured == [start, reload]

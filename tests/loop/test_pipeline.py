@@ -526,6 +526,17 @@ class TestWaitGoesOn:
             "waiting", "2031-05-06T10:00:00.000Z", "2031-05-06T11:00:00.000Z")
         assert again.unattached_ids == ["A-2"]
 
+    def test_the_wait_ends_in_the_turn_at_its_deadline(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Read at 10:00 (the loop's 106 s) with an hour to wait: a step at 3705.5 s
+        leaves it waiting, a step at exactly 3706 s, when its timer fires, sends it
+        (not another timer for that same moment, which a clock that has not moved on
+        fires again and again)."""
+        p, s, row = self._waiting(tmp_path, monkeypatch)
+        assert run_once(p, now=3705.5) == []
+        assert len(run_once(p, now=3706.0)) == 1
+        assert len(folders(s.sent_dir)) == 1
+
     def test_the_wait_goes_on_after_a_restart_in_the_middle_of_a_change(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Changed at 10:10, and the daemon restarted while the files settled: the journal
@@ -760,6 +771,17 @@ class TestMarker:
         write(s.outbox.path / "INV-1.ready", b"")
         assert step(p, cand, 1001.0).claimed == row.id
         assert p.j.get(row.id).last_error is None
+
+    def test_under_a_marker_a_bundle_that_looks_cut_short_is_quarantined_without_a_grace(
+            self, tmp_path: Path) -> None:
+        """completion = "marker": the marker says the copy is done, so an empty attachment
+        is the bundle's error, not a copy still at work: it goes to quarantine in the
+        turn it settled, without the grace a bundle that looks cut short gets otherwise."""
+        p, s = make(tmp_path, outbox={"completion": "marker"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        write(s.outbox.path / "INV-1.ready", b"")
+        assert run_once(p) == []
+        assert len(folders(s.quarantine_dir)) == 1
 
     def test_a_marker_does_not_take_files_that_have_not_settled(self, tmp_path: Path) -> None:
         """docs/folder-convention.md, section 4: under "marker" a bundle is ready when its

@@ -180,3 +180,30 @@ def test_a_release_that_is_a_hard_link_names_no_owner(tmp_path: Path) -> None:
         "need not be who made it))")
     theirs.unlink()
     assert "(owner " + pwd.getpwuid(os.getuid()).pw_name + ")" in warning_text("INV-4", path)
+
+
+def test_who_released_is_the_owner_of_the_file_read_not_of_one_put_at_its_name_since(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release file read is the one whose owner is recorded: a hard link to another
+    file renamed over it between the read and the look at its owner does not make it
+    "owner unknown" (nor another's), as the name looked at again would."""
+    import contextlib
+    from collections.abc import Iterator
+    from typing import BinaryIO
+
+    path = tmp_path / "INV-4.send-anyway"
+    path.write_bytes(b"")
+    theirs = tmp_path / "their-notes.txt"
+    theirs.write_bytes(b"")
+    real = release.open_regular
+
+    @contextlib.contextmanager
+    def read_then_replaced(at: Path) -> Iterator[BinaryIO]:
+        with real(at) as fh:
+            os.link(theirs, tmp_path / "swap")
+            os.replace(tmp_path / "swap", at)  # a second name of their file, put there
+            yield fh
+
+    monkeypatch.setattr(release, "open_regular", read_then_replaced)
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    assert warning_text("INV-4", path).endswith(f"(released by INV-4.send-anyway (owner {owner}))")

@@ -362,6 +362,10 @@ def test_a_reload_with_the_same_token_while_deliveries_are_paused_says_so_and_ho
     assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
 
     loop.log.lines.clear()
+    loop._do_reload()  # the new token is the one in force now: the same again
+    assert ("warning", SAME_CREDENTIALS) in loop.log.lines
+
+    loop.log.lines.clear()
     loop.pipeline.finish.paused.clear()
     loop._do_reload()
     assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
@@ -535,7 +539,8 @@ def test_a_reload_says_whether_it_changed_what_is_trusted(tmp_path: Path) -> Non
     with loop.config_path.open("a", encoding="utf-8") as f:
         f.write(f'verify = "{ca}"\n')
     loop._do_reload()
-    assert loop.pipeline.finish.trust == [False, True]
+    loop._do_reload()  # that CA file is what is trusted now: no change again
+    assert loop.pipeline.finish.trust == [False, True, False]
 
 
 def test_a_reload_names_the_keys_it_changed_and_what_it_did_to_the_bundles(
@@ -563,6 +568,48 @@ def test_a_reload_names_a_new_token_in_its_file_but_never_the_token(tmp_path: Pa
     loop._do_reload()
     (tmp_path / "token").write_text("NEW-t0ken-456\n", encoding="utf-8")
     loop._do_reload()
+    other = tmp_path / "token2"
+    other.write_text("OTHER-t0ken-789\n", encoding="utf-8")
+    path.write_text(path.read_text("utf-8").replace(str(tmp_path / "token"), str(other)),
+                    encoding="utf-8")
+    loop._do_reload()  # another file, another token: the key is the change, named once
     assert [f["changed"] for f in loop.log.info_fields] == [
-        [], ["[delivery] token_file (the token it holds)"]]
+        [], ["[delivery] token_file (the token it holds)"], ["[delivery] token_file"]]
     assert "t0ken" not in repr(loop.log.info_fields)
+
+
+def test_a_reload_while_the_outbox_is_away_waits_for_it_and_has_it_looked_at_at_once(
+        tmp_path: Path) -> None:
+    """The outbox in force away at a reload (its share not mounted): nothing is applied,
+    the warning says the reload waits for it, and a rescan is asked for at once, so that
+    the outage and its end are seen within seconds, not rescan_seconds later; once the
+    outbox is back, the reload is done."""
+    from daemon.loop.reload import RELOAD_WHEN_BACK
+
+    loop = running(tmp_path)
+    (tmp_path / "outbox").rename(tmp_path / "unmounted")
+    loop._do_reload()
+    assert ("warning", RELOAD_WHEN_BACK) in loop.log.lines
+    assert loop.reconfigured == [] and loop.rescans == 1 and not loop._reload
+    loop._wake = SimpleNamespace(set=lambda: None)
+    loop.outbox_back()
+    assert loop._reload
+
+
+def test_the_ca_file_the_environment_names_is_no_part_of_trust_when_verify_names_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify naming a CA file of its own: that file is what is trusted, not the one
+    SSL_CERT_FILE names — replacing that one is no change of trust, and a reload then
+    tries no bundle again for it."""
+    own, named = tmp_path / "own.pem", tmp_path / "env.pem"
+    for path in (own, named):
+        path.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+    monkeypatch.setenv("SSL_CERT_FILE", str(named))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    settings = Settings(outbox={"path": tmp_path},
+                        delivery={"url": "https://127.0.0.1:9/b", "verify": str(own)})
+    before = trusts_as(settings)
+    replaced = tmp_path / "new.pem"
+    replaced.write_text("-----BEGIN CERTIFICATE-----\nB\n", encoding="utf-8")
+    replaced.replace(named)
+    assert trusts_as(settings) == before

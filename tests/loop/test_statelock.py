@@ -119,6 +119,7 @@ def test_ready_is_told_only_for_the_daemon_holding_the_state_dir_after_ready(
     (tmp_path / statelock.READY_NAME).write_text("4242\n")  # a daemon killed when ready
     hold(tmp_path)
     try:
+        assert not (tmp_path / statelock.READY_NAME).exists()  # whatever process it names
         ready, started = statelock.readiness(tmp_path)
         assert ready is False and started is not None
         assert started == os.stat(tmp_path / statelock.LOCK_NAME).st_mtime
@@ -156,3 +157,46 @@ def test_a_daemon_of_an_older_build_is_not_read_as_starting(tmp_path: Path) -> N
     finally:
         release(tmp_path)
     assert not (tmp_path / statelock.STARTING_NAME).exists()
+
+
+def test_a_start_writes_its_bare_process_id_over_a_longer_one_a_killed_daemon_left(
+        tmp_path: Path) -> None:
+    """The lock file holds only this daemon's process id, even where a killed daemon's
+    was longer: scripts read it as a bare number, and `hold` names the holder by it."""
+    (tmp_path / statelock.LOCK_NAME).write_text("1234567890\n")
+    hold(tmp_path)
+    try:
+        assert (tmp_path / statelock.LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    finally:
+        release(tmp_path)
+
+
+def test_a_start_that_meets_a_status_asking_waits_for_it_rather_than_refusing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status` holds a shared lock on the lock file for a moment: a start that meets it
+    tries again (within TAKE_SECONDS) and takes the state dir once it is given back,
+    instead of ending as if another daemon ran."""
+    import fcntl
+    path = tmp_path / statelock.LOCK_NAME
+    path.write_text("")
+    asking = os.open(path, os.O_RDONLY)
+    fcntl.flock(asking, fcntl.LOCK_SH)
+    tries: list[float] = []
+
+    def status_done(seconds: float) -> None:  # the start's wait: the status ends meanwhile
+        tries.append(seconds)
+        os.close(asking)
+
+    monkeypatch.setattr(statelock.time, "sleep", status_done)
+    hold(tmp_path)
+    try:
+        assert len(tries) == 1 and statelock.running(tmp_path) is True
+    finally:
+        release(tmp_path)
+
+
+def test_only_the_process_holding_the_state_dir_marks_it_ready(tmp_path: Path) -> None:
+    """mark_ready() in a process that does not hold the state dir (`outboxd run` that
+    never took it) writes no ready mark: `status` would read another's state from it."""
+    statelock.mark_ready(tmp_path)
+    assert not (tmp_path / statelock.READY_NAME).exists()

@@ -75,6 +75,7 @@ def test_a_start_given_up_takes_its_fingerprint_back_before_it_frees_the_state_d
     real = statelock.release
 
     def release(state_dir: Any) -> None:
+        assert not mine.exists()  # withdrawn, while the state dir is still held
         real(state_dir)
         write_atomic(mine, written)  # the next daemon's start, as soon as it may
 
@@ -222,3 +223,79 @@ def test_a_part_of_the_work_that_fails_to_stop_still_lets_the_deliveries_end_and
     assert logs[-1]["event"] == "stopped"
     with pytest.raises(sqlite3.ProgrammingError):
         svc.journal._db.execute("SELECT 1")
+
+
+def test_a_start_given_up_stops_its_readers_and_each_part_though_one_fails_with_a_bug(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start given up stops the reader processes it started (left running, the exit
+    waits for them for good) and then the watcher, also when the readers' stop fails
+    with an error no one expects: that is logged, and the start's own error stays the
+    one reported."""
+    svc = make_service()
+    order: list[str] = []
+
+    class Readers:
+        def stop(self) -> None:
+            order.append("readers")
+            raise RuntimeError("bug")
+
+    monkeypatch.setattr(svc, "_readers", Readers())
+    monkeypatch.setattr(svc.watcher, "stop", lambda: order.append("watcher"))
+    with capture_logs() as logs:
+        svc._abandon_start()
+    assert order == ["readers", "watcher"]
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "could not stop a part started before the failure"]
+    monkeypatch.undo()  # the fixture's own stop at the end of the test
+
+
+def test_a_stop_whose_connection_pool_fails_to_close_still_closes_the_journal(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deliverer's connection pool failing to close at the stop is one error line,
+    and the journal is closed all the same (its last writes kept, no lock left on it)."""
+    import sqlite3
+
+    svc = make_service()
+
+    def close() -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(svc.pipeline.finish.d, "close", close)
+    svc.request_stop()
+    with capture_logs() as logs:
+        svc._shutdown()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "a part of the stop failed; the rest of it goes on"]
+    with pytest.raises(sqlite3.ProgrammingError):
+        svc.journal._db.execute("SELECT 1")
+
+
+def test_a_stop_names_every_abandoned_bundle_whose_row_it_can_read(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row that cannot be read at the stop (the journal's disk failing: sqlite3's
+    error) is skipped: the other abandoned bundles are still named, and the stop goes on
+    without an error of its own."""
+    import sqlite3
+
+    svc = make_service()
+    first = svc.journal.create("SLOW-1.xml", "delivering", bundle_id="d" * 64,
+                               invoice_ids=["SLOW-1"])
+    second = svc.journal.create("SLOW-2.xml", "delivering", bundle_id="e" * 64,
+                                invoice_ids=["SLOW-2"])
+    real = svc.journal.get
+
+    def get(row_id: int) -> Any:
+        if row_id == first:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(row_id)
+
+    monkeypatch.setattr(svc.workers, "stop", lambda grace: False)
+    monkeypatch.setattr(svc.workers, "running", lambda: {first, second})
+    monkeypatch.setattr(svc.journal, "get", get)
+    svc.request_stop()
+    with capture_logs() as logs:
+        svc._shutdown()
+    named = [e["invoice_file"] for e in logs
+             if e["event"].startswith("delivery abandoned at stop")]
+    assert named == ["SLOW-2.xml"]
+    assert not [e for e in logs if e["log_level"] == "error"]
