@@ -361,9 +361,10 @@ def test_a_thread_ended_by_system_exit_logs_nothing() -> None:
 
 
 def test_a_line_logged_to_a_closed_stream_or_before_any_configure_is_dropped_not_raised(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A lost log line must not stop the daemon: a stream closed under the log (ValueError,
-    not OSError) and a line logged before logging was set up are each dropped."""
+    not OSError) and a line logged before logging was set up are each dropped — neither
+    raises, and neither goes anywhere else."""
     out = io.StringIO()
     logs.configure(LogConfig(format="json"), out)
     out.close()
@@ -372,6 +373,7 @@ def test_a_line_logged_to_a_closed_stream_or_before_any_configure_is_dropped_not
     logs.get().info("before any configure")
     monkeypatch.undo()
     logs.configure()
+    assert capsys.readouterr() == ("", "")
 
 
 def test_a_native_output_of_many_lines_keeps_its_line_breaks_in_the_json_record() -> None:
