@@ -120,6 +120,15 @@ class TestZipContainers:
                           "mimetype": b"application/vnd.oasis.opendocument.spreadsheet"})
         assert kind(data) == "ods"
 
+    def test_a_mimetype_entry_that_unpacks_past_256_bytes_is_never_read(self) -> None:
+        """A mimetype entry declaring more than 256 bytes (a few KB of Flate can unpack to
+        gigabytes) is not unpacked to look for the ODS type: this one, the ODS type and
+        1,000 spaces, stays a plain zip."""
+        data = zip_bytes({"content.xml": b"<c/>",
+                          "mimetype": b"application/vnd.oasis.opendocument.spreadsheet"
+                                      + b" " * 1000})
+        assert kind(data) == "zip"
+
     def test_odt_is_just_a_zip(self) -> None:
         """Another ODF type (a text document) is not a spreadsheet: plain zip."""
         data = zip_bytes({"mimetype": b"application/vnd.oasis.opendocument.text"},
