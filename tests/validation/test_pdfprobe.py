@@ -112,6 +112,15 @@ class TestPageCount:
                          )) == PdfFacts(pages=2)
         assert probe(pdf(1, kids(twice))) == PdfFacts(pages=2)
 
+    def test_repeated_kid_under_a_count_that_could_be_right_is_recounted(self) -> None:
+        """The same page listed twice under a /Count of 3, a number the file's objects
+        would allow: the tree is walked (2 pages), its /Count not taken."""
+        def twice(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            first = root["/Kids"][0]
+            return [first, first]
+        assert probe(pdf(2, lambda w, r: (kids(twice)(w, r), count(NumberObject(3))(w, r))
+                         )) == PdfFacts(pages=2)
+
     def test_kid_missing_from_the_file_is_recounted(self) -> None:
         """A kid that names an object the file does not hold makes the tree be walked."""
         def missing(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
@@ -230,6 +239,18 @@ class TestCutInsideAnUpdate:
                 "pdf-unreadable", "is not a readable PDF: it ends inside an update added "
                 "after its end marker, as a copy stopped before its end leaves it — copy "
                 "the file again"), f"cut at {cut}"
+
+    def test_an_end_marker_inside_the_update_at_the_first_reads_edge_is_not_the_end(
+            self) -> None:
+        """An update cut inside its stream, whose data holds "x%%EOF" (no marker pypdf
+        takes: not at a line's start) just where the first 4 KB read from the end begins:
+        that marker's line is not known yet, so the probe reads further back, past it to
+        the real %%EOF, and finds the update cut short — not the older revision's 3 pages."""
+        first, _ = incremental()
+        head = first + b"4 0 obj\n<< /Length 9000 >>\nstream\n" + b"q\n" * 100 + b"x"
+        data = head + b"%%EOF stream bytes\n" + b"q\n" * 2038 + b"q"
+        assert len(data) - 4096 == len(head)  # the marker starts the first 4 KB read
+        assert probe(data).cut_short
 
     def test_a_copy_that_sized_the_file_first_is_unreadable_inside_the_update(self) -> None:
         """The update half written, the rest still the zeros of a copy that sized the
