@@ -136,6 +136,18 @@ class TestAlwaysErrors:
         assert codes(bundle) == ["empty-file"]
         only(bundle, "empty-file")
 
+    def test_a_file_emptied_after_it_was_listed_is_told_as_0_bytes(
+            self, outbox: Outbox) -> None:
+        """A file matched at 12 bytes and found empty when read (a copy that started over):
+        its error says 0 bytes as the file now is, never "12 bytes: " with nothing after."""
+        path = outbox.write("notes.pdf", pdf_bytes()[:12])
+        bundle = outbox.bundle("notes.pdf")
+        path.write_bytes(b"")
+        found = validate_bundle(bundle, ValidationConfig())
+        assert only(found, "empty-file").message == (
+            "is empty (0 bytes) — the copy probably failed; put the complete file in its "
+            "place")
+
     def test_exactly_the_size_limit_is_allowed(self, outbox: Outbox) -> None:
         """Size == max_attachment_bytes passes; one byte more is too-large with both sizes."""
         data = pdf_bytes()
@@ -553,6 +565,12 @@ class TestTiffResolution:
         bundle = outbox.validate("s.tif", tiff_pages((300, 150)), channel="external-print")
         assert "300 × 150 DPI" in only(bundle, "tiff-resolution").message
 
+    def test_x_and_y_that_round_alike_are_told_as_one_figure(self, outbox: Outbox) -> None:
+        """150 × 150.4 DPI reads "is 150 DPI": two figures the tolerance cannot tell apart
+        are one resolution to the clerk, not "150 × 150.4"."""
+        bundle = outbox.validate("s.tif", tiff_pages((150, 150.4)), channel="external-print")
+        assert only(bundle, "tiff-resolution").message.startswith("page 1 is 150 DPI;")
+
     @pytest.mark.parametrize(("tags", "said"), [
         ({282: 300.0}, "has a horizontal resolution but no vertical one (YResolution is "
                        "missing)"),
@@ -672,8 +690,10 @@ def test_a_pdf_that_unpacks_past_the_limit_is_unreadable_naming_the_limit(
 @pytest.mark.parametrize("dpi,fix", [
     ((300, 300), "external print needs it at 300 DPI, at which a page this large cannot "
                  "have fewer pixels: save it as PDF"),
+    ((299.5, 300.5), "external print needs it at 300 DPI, at which a page this large "
+                     "cannot have fewer pixels: save it as PDF"),
     ((600, 600), "scan it at a lower resolution or scale it down, or save it as PDF"),
-])
+], ids=["300", "ends-of-the-tolerance", "600"])
 def test_a_page_too_large_at_300_dpi_is_not_told_to_be_scanned_at_less_on_external_print(
         outbox: Outbox, dpi: tuple[int, int], fix: str) -> None:
     """An A0 plan scanned at 300 DPI (9933 × 14043) is over max_image_pixels. On external
