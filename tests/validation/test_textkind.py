@@ -4,12 +4,14 @@ hands textkind.py what no magic bytes name."""
 
 from __future__ import annotations
 
+import codecs
 import io
 
 import pytest
 
 from daemon.validation.filetypes import HEAD_BYTES
 from daemon.validation.sniff import sniff
+from daemon.validation.textkind import INVOICE_LABEL
 
 
 def kind(data: bytes) -> str:
@@ -44,6 +46,13 @@ class TestText:
         assert ft.kind == "csv"
         assert ft.warning is not None and "Windows-1252" in ft.warning
 
+    def test_a_utf8_bom_before_bytes_that_are_no_utf8_is_damaged_not_windows_1252(
+            self) -> None:
+        """A UTF-8 byte-order mark promises UTF-8: what follows in Windows-1252 is a
+        damaged file of unknown type, not CSV with a warning (sent as it is)."""
+        data = codecs.BOM_UTF8 + "namn;ort\nÅsa;Göteborg\n".encode("cp1252")
+        assert kind(data) == "unknown"
+
     def test_windows_1252_found_beyond_the_head(self) -> None:
         """A Windows-1252 byte far past the sampled head still gives the warning."""
         data = b"a;b\n" * (HEAD_BYTES // 4 + 100) + "ö;ä\n".encode("cp1252")
@@ -69,6 +78,11 @@ class TestText:
         long_rows = b"b" * 2000 + b";a\r"  # fewer rows in the head than are sampled
         assert kind(long_rows * (HEAD_BYTES // len(long_rows) + 2)) == "csv"
 
+    def test_a_line_longer_than_the_head_after_a_blank_first_line_is_judged(self) -> None:
+        """The line the head cuts in two is dropped only when a line ends before it:
+        a blank line, then one row longer than the head, is judged by that row (CSV)."""
+        assert kind(b"\n" + b"a;b;" * (HEAD_BYTES // 4 + 10)) == "csv"
+
     def test_blank_lines_are_skipped(self) -> None:
         """Empty lines (and trailing ;;; rows) do not spoil the field count."""
         assert kind(b"a;b\n\n1;2\n;\n\n3;4\n") == "csv"
@@ -76,6 +90,15 @@ class TestText:
     def test_xml(self) -> None:
         """Text starting with an XML declaration is XML."""
         assert kind(b'<?xml version="1.0"?><Invoice/>') == "xml"
+
+    def test_only_a_document_starting_with_a_tag_is_named_an_invoice(self) -> None:
+        """An invoice's namespace in XML is an invoice put into a sidecar (its own label
+        and fix); the same namespace quoted in a plain text note is plain text."""
+        namespace = b"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+        assert sniff(io.BytesIO(b'<Invoice xmlns="' + namespace + b'"/>')).label \
+            == INVOICE_LABEL
+        assert sniff(io.BytesIO(b"Use the namespace " + namespace + b" please\n")).label \
+            == "plain text file"
 
     def test_nul_bytes_are_not_text(self) -> None:
         """Text with NULs (UTF-16, binary records) is not treated as text."""
