@@ -186,6 +186,18 @@ def test_converted_pdf_over_the_size_limit_is_an_error(tmp_path: Path) -> None:
     assert "converts to a PDF of" in b.errors[0].message
 
 
+def test_a_converted_pdf_of_exactly_the_size_limit_is_taken(tmp_path: Path) -> None:
+    """max_attachment_bytes is the most a converted PDF may be, that size included."""
+    png = image("PNG")
+    limit = len(image_to_pdf(png, MAX_PIXELS))
+    assert len(png) <= limit
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": png}, "original-print"),
+                        ValidationConfig(convert_images=True, max_attachment_bytes=limit))
+    assert b.errors == ()
+    assert b.attachments[0].converted is not None
+    assert b.attachments[0].converted.size == limit
+
+
 def test_manifest_records_the_conversion_and_the_receiver_can_recompute_the_id(
         tmp_path: Path) -> None:
     png = image("PNG")
@@ -287,7 +299,10 @@ def test_an_image_written_into_in_the_work_folder_is_not_the_file_that_was_check
     with pytest.raises(InputError) as caught:
         materialise(b.attachments, tmp_path, cfg.max_image_pixels)
     assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV-1/scan.png")
-    assert "is not the file that was checked" in caught.value.message
+    # Said once, in the words of the read that found it (not "(it changed …)" added).
+    assert caught.value.message == (
+        "is not the file that was checked: it was changed or replaced while the bundle "
+        "was being sent — check it, then move the bundle back into the outbox")
     assert not (tmp_path / "INV-1.converted" / "scan.pdf").exists()
 
 
@@ -461,7 +476,11 @@ class TestTheMachinesFaults:
     ({0x011A: 300.0, 0x011B: 300.0}, (144, 72)),  # EXIF without a unit: inch, 2 × 1 inch
     ({0x011A: 300.0, 0x011B: 600.0, 0x0128: 2}, (144, 36)),
     ({0x0110: "Phone"}, (450, 225)),  # no resolution: 96 DPI, as documented
-], ids=["exif-no-unit", "exif-x-y-differ", "exif-without-resolution"])
+    # A resolution without an absolute unit (1) or of 0 says none: 96 DPI too.
+    ({0x011A: 300.0, 0x011B: 300.0, 0x0128: 1}, (450, 225)),
+    ({0x011A: 0.0, 0x011B: 0.0, 0x0128: 2}, (450, 225)),
+], ids=["exif-no-unit", "exif-x-y-differ", "exif-without-resolution", "exif-unit-none",
+        "exif-zero"])
 def test_a_jpeg_page_has_the_size_its_exif_resolution_gives(
         tags: dict[int, Any], size: tuple[int, int]) -> None:
     """The page is sized at the resolution validation read, not at the 72 DPI Pillow
