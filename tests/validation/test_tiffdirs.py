@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from validating import Outbox, image_bytes, only, tiff_pages
 
+from daemon.validation.imageprobe import probe_image
 from daemon.validation.tiffdirs import MAX_TIFF_ENTRIES, directory_entries
 
 # A page Pillow can set up (4 × 4 grey, one strip at the file's start): width, height,
@@ -46,6 +47,15 @@ def test_a_tiff_whose_directories_list_more_entries_than_pages_hold_is_unreadabl
     bundle = Outbox(tmp_path).validate("scan.tif", data, channel="external-print")
     message = only(bundle, "image-unreadable").message
     assert "120,000 entries" in message and "save or export the image again" in message
+
+
+def test_a_tiff_whose_directories_list_exactly_the_limit_is_read() -> None:
+    """MAX_TIFF_ENTRIES is the most a TIFF's directories may list, that many included:
+    50 pages of 2,000 entries are read (50 pages, no error)."""
+    data = overlapping_directories(2000, 50)
+    assert directory_entries(io.BytesIO(data), 1000) == MAX_TIFF_ENTRIES
+    facts = probe_image(io.BytesIO(data), "tiff", 89_478_485)
+    assert (facts.error, len(facts.frames)) == (None, 50)
 
 
 def test_pillow_reads_the_overlapping_directories_as_pages() -> None:
