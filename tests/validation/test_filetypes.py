@@ -15,6 +15,7 @@ class TestExtensions:
         ("t.txt", "text"), ("x.xlsx", "xlsx"), ("o.ods", "ods"), ("d.docx", "docx"),
         ("archive.tar.PDF", "pdf"), ("dir.v2/readme", None), ("noext", None),
         ("data.xml", None), ("x.doc", None), ("trailingdot.", None),
+        ("pdf", None), ("scans/TIFF", None),  # a name without a dot promises nothing
     ])
     def test_extension_table(self, name: str, expected: str | None) -> None:
         """The types table of docs/folder-convention.md, case-insensitive; unknown or missing

@@ -225,7 +225,9 @@ class TestAlwaysErrors:
          bytes.fromhex("4c0000000114020000000000c000000000000046") + bytes(60)),
         ("timesheet.pdf alias", b"book\x00\x00\x00\x00mark\x00\x00\x00\x00" + bytes(40)),
         ("Contract.url", b"[InternetShortcut]\r\nURL=file:///C:/Contracts/contract.pdf\r\n"),
-    ], ids=["windows-lnk", "mac-alias", "windows-url"])
+        # Saved by an editor with a byte-order mark and a blank line first: still a shortcut.
+        ("Offer.url", b"\xef\xbb\xbf\r\n[InternetShortcut]\r\nURL=file:///C:/offer.pdf\r\n"),
+    ], ids=["windows-lnk", "mac-alias", "windows-url", "url-after-bom-and-blank-line"])
     def test_shortcut_is_refused_as_a_shortcut(self, outbox: Outbox, name: str,
                                                data: bytes) -> None:
         """A Windows shortcut or a Mac alias dropped in place of the file is refused with
@@ -706,3 +708,14 @@ def test_a_page_too_large_at_300_dpi_is_not_told_to_be_scanned_at_less_on_extern
     assert only(bundle, "image-too-large").line() == (
         "INV-1001/plan.tif: is 16 × 16 = 256 pixels; the limit is 100 pixels ([validation] "
         f"max_image_pixels, which an administrator can raise) — {fix}")
+
+
+def test_a_page_too_large_at_300_without_a_unit_keeps_the_usual_fix(outbox: Outbox) -> None:
+    """A page over max_image_pixels stating 300 × 300 with ResolutionUnit 1 (no absolute
+    unit) is not at 300 DPI: it keeps the usual fix, not "external print needs it at
+    300 DPI … save it as PDF"."""
+    cfg = ValidationConfig(max_image_pixels=100)
+    data = tiff_pages(None, tiffinfo={296: 1, 282: 300.0, 283: 300.0})
+    bundle = outbox.validate("plan.tif", data, channel="external-print", cfg=cfg)
+    assert only(bundle, "image-too-large").message.endswith(
+        "— scan it at a lower resolution or scale it down, or save it as PDF")

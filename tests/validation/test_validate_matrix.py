@@ -93,6 +93,16 @@ class TestText:
                                "delimiter (comma, semicolon or tab)")
         assert "export it again as CSV with the same delimiter on every line" in line
 
+    def test_a_csv_without_a_shared_delimiter_on_print_is_not_told_to_be_csv_again(
+            self, outbox: Outbox) -> None:
+        """On a channel that takes no CSV (external print) the same file is told the
+        channel's fix, PDF: never to export it again as CSV, a type refused there too."""
+        bundle = outbox.validate("hours.csv", b"date;hours\n2026-11-02,8\n",
+                                 channel="external-print")
+        assert only(bundle, "type-not-allowed").message == (
+            "is a plain text file; the external-print channel allows PDF, TIFF — export it "
+            "as PDF and put that file in its place")
+
 
 class TestEmptyFiles:
     """A file with bytes but nothing in them is as empty to the clerk as one of 0 bytes:
