@@ -121,6 +121,22 @@ class TestPageCount:
         assert probe(pdf(2, lambda w, r: (kids(twice)(w, r), count(NumberObject(3))(w, r))
                          )) == PdfFacts(pages=2)
 
+    def test_a_first_branch_deeper_than_real_trees_is_recounted(self) -> None:
+        """One page below 40 nested /Pages nodes (deeper than the 32 levels followed)
+        under a /Count of 5: the tree is walked (1 page), its /Count not taken."""
+        def deep(writer: PdfWriter, root: DictionaryObject) -> None:
+            below = root["/Kids"]
+            for _ in range(40):
+                ref = writer._add_object(DictionaryObject({
+                    NameObject("/Type"): NameObject("/Pages"), NameObject("/Kids"): below,
+                    NameObject("/Count"): NumberObject(1)}))
+                for kid in below:
+                    kid.get_object()[NameObject("/Parent")] = ref
+                below = ArrayObject([ref])
+            root[NameObject("/Kids")] = below
+            root[NameObject("/Count")] = NumberObject(5)
+        assert probe(pdf(1, deep)) == PdfFacts(pages=1)
+
     def test_kid_missing_from_the_file_is_recounted(self) -> None:
         """A kid that names an object the file does not hold makes the tree be walked."""
         def missing(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
