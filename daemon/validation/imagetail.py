@@ -132,9 +132,7 @@ def gif_reaches_trailer(fh: BinaryIO) -> bool:
             return False
         while pos < n and data[pos]:  # sub-blocks, up to the empty one
             pos += data[pos] + 1
-        if pos >= n:
-            return False
-        pos += 1
+        pos += 1  # the empty one; a file ending before it leaves the loop, not at a trailer
     return False
 
 
