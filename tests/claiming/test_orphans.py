@@ -856,6 +856,34 @@ def test_a_mark_naming_a_whole_copy_outside_the_archive_removes_nothing(
     assert swept_leaving_all(settings, w, content) == [["INV-8/a.pdf", "INV-8.xml"]]
 
 
+def test_a_mark_naming_a_copy_with_a_reason_outside_quarantine_records_no_quarantine(
+        settings: Settings, tmp_path: Path) -> None:
+    """A lost journal's work folder with a mark naming a folder outside quarantine/ that
+    holds a copy of the bundle and a reason.json naming it (a share user's, or a copy
+    taken by hand): no quarantine entry, so the journal records no quarantined row for
+    it (`outboxd status` would list the bundle as quarantined at a folder outside the
+    archive, and `outboxd retry` look there); the work folder's files are left and named
+    for a person."""
+    from daemon.archiving.archive_papers import reason_papers, reason_record, write_papers
+    from daemon.bundle import Finding
+    w = work(settings, "INV-9")
+    content = tree(w)
+    copy = tmp_path / "elsewhere" / "2026-01-01" / f"INV-9--{BID[:12]}"
+    copy.parent.mkdir(parents=True)
+    shutil.copytree(w, copy)
+    why = Finding("not-a-pdf", "INV-9/a.pdf", "is not a PDF — export it again as a PDF")
+    write_papers(copy, reason_papers(reason_record(BID, "INV-9.xml", [why],
+                                                   "2026-01-01T10:00:00Z",
+                                                   invoice_ids=["INV-9"])))
+    (w / KEPT).write_bytes(os.fsencode(copy))
+    assert swept_leaving_all(settings, w, content) == [["INV-9/a.pdf", "INV-9.xml"]]
+    j = Journal(settings.journal_path)
+    try:
+        assert j.rows(("quarantined",)) == []
+    finally:
+        j.close()
+
+
 def swept_leaving_all(settings: Settings, w: Path, content: dict[str, bytes]
                       ) -> list[list[str]]:
     """A sweep that finishes nothing and leaves every file of the work folder `w` as
