@@ -4,6 +4,7 @@ step with a real journal, real files and the directory transport."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -75,6 +76,39 @@ class TestClaimFailure:
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         [row] = p.j.rows(("settling",))
         assert "its share unmounted" in (row.last_error or "")
+
+    def test_a_claim_whose_syncs_fail_puts_the_bundle_back_and_tries_again_later(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The renames went through but the syncs that make them durable failed (EIO from
+        the share): the claim is undone as a failed move — the bundle is back in the
+        outbox, whole, its row settling with why and naming no work folder, no work folder
+        is left — and it is claimed and sent a rescan period later. Taken for "nothing
+        moved", the row settled while the bundle lay in a work folder no row names."""
+        from daemon.claiming import claims as claims_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_sync = claims_module.sync_claimed
+        failures = [1]
+
+        def failing_once(*args: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise OSError(errno.EIO, "Input/output error", str(s.processing_dir))
+            real_sync(*args)
+
+        monkeypatch.setattr(claims_module, "sync_claimed", failing_once)
+        nxt = step(p, cand, 0.0)
+        assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        assert list(s.processing_dir.iterdir()) == []
+        [row] = p.j.rows(("settling",))
+        assert row.work_dir is None and "Input/output error" in (row.last_error or "")
+
+        row_id = step(p, cand, s.outbox.rescan_seconds).claimed
+        assert row_id == row.id and p.finish.attempt(row_id) is None
+        assert p.j.get(row_id).state == "sent"
 
     def test_a_folder_outboxd_may_not_move_is_said_with_the_fix(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
