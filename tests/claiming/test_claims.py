@@ -351,6 +351,33 @@ class TestClaimFailure:
             assert "bundle taken by another daemon" in events
             assert row.work_dir is None  # its folder, made for nothing, removed again
 
+    def test_an_invoice_file_taken_while_a_removed_processing_folder_is_made_again_is_anothers(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The processing folder was removed by hand (the claim makes it again), so the
+        claim's record names no processing folder, and another daemon takes the invoice
+        file before our rename: nothing tells of a share gone away, so the row ends as
+        claimed by another daemon — not as a failed claim retried for a bundle that is
+        no longer ours to send."""
+        from daemon.claiming import claims as claims_module
+        p, s = make(tmp_path)
+        s.processing_dir.rmdir()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_claim = claims_module.claim
+
+        def taken_then_claim(c: Candidate, *args: object, **kwargs: object) -> Candidate:
+            (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+            return real_claim(c, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims_module, "claim", taken_then_claim)
+        with capture_logs() as logs:
+            nxt = step(p, cand, 0.0)
+        [row] = p.j.rows(("gone",))
+        assert nxt.claimed is None and row.claimed_in is None
+        assert p.j.last_detail(row.id) == "claimed by another daemon"
+        assert "bundle taken by another daemon" in [e["event"] for e in logs]
+        assert list(s.processing_dir.iterdir()) == []
+
     def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The work folder swapped for a link after the bundle was moved into it and
