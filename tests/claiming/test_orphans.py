@@ -450,10 +450,13 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
     """A person copies folders named like ours (this host, a pid no longer running) into
     processing/ — a backup restored — while the journal is the one the daemon always had
     (every claim of it names its folder in a row first): nothing in them is put into the
-    outbox, archived or quarantined, and one error line names each folder, once."""
+    outbox, archived or quarantined, nothing in them is removed (not even a file named
+    as a paper's temp, which only a folder the lost journal left may hold), and one
+    error line names each folder, once."""
     Journal(settings.journal_path).close()  # the journal of earlier runs
     ours = owner_of(settings.paths.state_dir)
     plain = work(settings, "INV-1", owner=ours)
+    (plain / ".receipt.json.tmp-0123456789ab").write_bytes(b"the copy's")
     delivered = work(settings, "INV-2", owner=ours)
     write_receipt(delivered, "INV-2")
     j = Journal(settings.journal_path)
@@ -463,7 +466,8 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
             assert sweep(j, settings) == 0
         assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
         assert list(settings.sent_dir.iterdir()) == []
-        assert sorted(os.listdir(plain)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(plain)) == [".receipt.json.tmp-0123456789ab", "INV-1",
+                                             "INV-1.xml"]
         assert "receipt.json" in os.listdir(delivered)
         assert j.rows(("settling", "sent", "quarantined")) == []
         said = [e for e in logged if e["log_level"] == "error"]
