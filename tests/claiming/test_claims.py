@@ -464,14 +464,18 @@ class TestUndoneClaim:
         [said] = [e for e in logged if e["event"].startswith("bundle put back")]
         assert said["work_dir"] == str(work)
 
+    @pytest.mark.parametrize("late_file", [False, True])
     def test_a_claim_undone_while_its_work_folder_is_away_waits_for_it_and_then_goes_back(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late_file: bool) -> None:
         """The share holding processing/ goes away between the claim's renames and the
         check by hashes (soak: `umount -l` of the outbox): the check cannot read the
         bundle, and the undo cannot see the work folder. Nothing is back in the outbox,
         so the row stays `claiming` and says why (not "settling", then "gone", with the
         bundle left in a folder no row names); once the folder is there again, the
-        undo at a rescan puts the bundle back into the outbox to settle again."""
+        undo at a rescan puts the bundle back into the outbox to settle again, once: a file
+        dropped into the work folder as it is emptied (`late_file`) keeps it, marked as a
+        leftover, and later rescans undo nothing again (the bundle back in the outbox
+        would have the leftover taken for a same-named newcomer's rival and quarantined)."""
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
@@ -494,12 +498,25 @@ class TestUndoneClaim:
         assert any(e["event"].startswith("claim cannot be undone") for e in logged)
         assert p.retry_stranded() == [] and p.j.get(row.id).state == "claiming"
         away.rename(work)  # the share is back
+        if late_file:
+            from daemon.claiming import claim as claim_module
+            real_fsync = claim_module.fsync_dir
+
+            def dropped_in_then_fsync(folder: Path) -> None:
+                write(work / "late.pdf", b"dropped in")
+                real_fsync(folder)
+
+            monkeypatch.setattr(claim_module, "fsync_dir", dropped_in_then_fsync)
         assert p.retry_stranded() == []
+        if late_file:
+            monkeypatch.undo()
+            assert p.retry_stranded() == []
+            assert sorted(x.name for x in work.iterdir()) == [".outboxd-put-back", "late.pdf"]
         back = p.j.get(row.id)
         assert back.state == "settling" and back.work_dir is None and back.last_error is None
         assert (s.outbox.path / "INV-1.xml").exists()
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
-        assert not work.exists() and folders(s.quarantine_dir) == []
+        assert work.exists() == late_file and folders(s.quarantine_dir) == []
 
     def test_an_undo_whose_renames_back_fail_half_way_keeps_the_row_and_is_retried(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
