@@ -476,21 +476,7 @@ class TestUndoneClaim:
         dropped into the work folder as it is emptied (`late_file`) keeps it, marked as a
         leftover, and later rescans undo nothing again (the bundle back in the outbox
         would have the leftover taken for a same-named newcomer's rival and quarantined)."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        work = s.processing_dir / "INV-1--fixed"
-        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
-        away = tmp_path / "away"  # where the unmounted share's folder is out of sight
-        check = p.assemble_many
-
-        def share_gone_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
-            work.rename(away)
-            return check(jobs, st)
-
-        monkeypatch.setattr(p, "assemble_many", share_gone_first)
-        with capture_logs() as logged:
-            assert step(p, cand, 0.0).claimed is None
+        p, s, work, away, logged = claimed_as_the_share_went_away(tmp_path, monkeypatch)
         [row] = p.j.rows(("claiming",))
         assert row.work_dir == str(work) and "is not there" in (row.last_error or "")
         assert not (s.outbox.path / "INV-1.xml").exists()
@@ -517,6 +503,26 @@ class TestUndoneClaim:
         assert (s.outbox.path / "INV-1.xml").exists()
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         assert work.exists() == late_file and folders(s.quarantine_dir) == []
+
+    def test_a_stranded_claim_whose_quarantine_must_wait_is_handed_to_the_workers(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim stranded while its work folder was out of sight, and meanwhile a new
+        INV-1.xml dropped into the outbox: once the folder is back, the undo cannot put
+        the bundle back, so it is quarantined beside the newcomer; with quarantine/ off
+        its share that move waits, and the row is handed to the delivery workers, whose
+        back-off tries the move again (left out, it waited in `quarantining` until a
+        restart)."""
+        p, s, work, away, _ = claimed_as_the_share_went_away(tmp_path, monkeypatch)
+        [row] = p.j.rows(("claiming",))
+        write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")
+        monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
+            "is no longer on the file system it was on at the start"
+            if folder == s.quarantine_dir else None))
+        away.rename(work)  # the share is back
+        assert p.retry_stranded() == [row.id]
+        assert p.j.get(row.id).state == "quarantining"
+        assert sorted(x.name for x in work.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
 
     def test_an_undo_whose_renames_back_fail_half_way_keeps_the_row_and_is_retried(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -937,3 +943,26 @@ class TestABatchOfClaims:
         rest = list(held)
         assert taken == [0, 1, 2, 3] and len(rest) == 3
         assert all(not isinstance(n, Exception) and n.claimed is not None for _, n in rest)
+
+
+def claimed_as_the_share_went_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                   ) -> tuple[Pipeline, Settings, Path, Path, list[Any]]:
+    """INV-1 claimed into its work folder, which then went out of sight (moved to `away`,
+    as an unmount hides it) before the check by hashes: (pipeline, settings, work folder,
+    away, the claim's log)."""
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    cand = next(iter(list_outbox(s.outbox).candidates.values()))
+    work = s.processing_dir / "INV-1--fixed"
+    monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+    away = tmp_path / "away"  # where the unmounted share's folder is out of sight
+    check = p.assemble_many
+
+    def share_gone_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
+        work.rename(away)
+        return check(jobs, st)
+
+    monkeypatch.setattr(p, "assemble_many", share_gone_first)
+    with capture_logs() as logged:
+        assert step(p, cand, 0.0).claimed is None
+    return p, s, work, away, logged
