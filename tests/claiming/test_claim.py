@@ -354,3 +354,20 @@ def test_an_unclaim_through_a_dot_outboxd_made_a_link_brings_nothing_into_the_ou
     assert unclaim(cand, work) == Unclaimed([work.name])
     assert sorted(os.listdir(outbox)) == [".outboxd"]
     assert os.listdir(outside / "processing" / work.name) == ["INV-1.xml"]
+
+
+def test_a_bundle_matched_again_for_another_channel_is_changed_since_its_read(
+        outbox: Path) -> None:
+    """The same bytes and the same sidecar matched again after the claim, but for another
+    channel than the bundle was validated for ([validation] channel changed between the
+    read and the claim): a change, so the bundle settles and is read again rather than
+    going out on a channel it was not checked for."""
+    from matching import settings
+
+    from daemon.claiming.claim import changed_since_read
+    from daemon.reading.match import assemble
+    cand = drop(outbox)
+    validated = assemble(cand, settings(outbox))
+    moved = assemble(cand, settings(outbox, validation={"channel": "original-print"}))
+    assert changed_since_read(validated, validated) is None
+    assert changed_since_read(validated, moved) == "its channel (e-invoice -> original-print)"

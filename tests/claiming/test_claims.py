@@ -4,6 +4,7 @@ step with a real journal, real files and the directory transport."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -75,6 +76,39 @@ class TestClaimFailure:
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         [row] = p.j.rows(("settling",))
         assert "its share unmounted" in (row.last_error or "")
+
+    def test_a_claim_whose_syncs_fail_puts_the_bundle_back_and_tries_again_later(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The renames went through but the syncs that make them durable failed (EIO from
+        the share): the claim is undone as a failed move — the bundle is back in the
+        outbox, whole, its row settling with why and naming no work folder, no work folder
+        is left — and it is claimed and sent a rescan period later. Taken for "nothing
+        moved", the row settled while the bundle lay in a work folder no row names."""
+        from daemon.claiming import claims as claims_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_sync = claims_module.sync_claimed
+        failures = [1]
+
+        def failing_once(*args: Any) -> None:
+            if failures[0]:
+                failures[0] -= 1
+                raise OSError(errno.EIO, "Input/output error", str(s.processing_dir))
+            real_sync(*args)
+
+        monkeypatch.setattr(claims_module, "sync_claimed", failing_once)
+        nxt = step(p, cand, 0.0)
+        assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        assert list(s.processing_dir.iterdir()) == []
+        [row] = p.j.rows(("settling",))
+        assert row.work_dir is None and "Input/output error" in (row.last_error or "")
+
+        row_id = step(p, cand, s.outbox.rescan_seconds).claimed
+        assert row_id == row.id and p.finish.attempt(row_id) is None
+        assert p.j.get(row_id).state == "sent"
 
     def test_a_folder_outboxd_may_not_move_is_said_with_the_fix(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -317,6 +351,33 @@ class TestClaimFailure:
             assert "bundle taken by another daemon" in events
             assert row.work_dir is None  # its folder, made for nothing, removed again
 
+    def test_an_invoice_file_taken_while_a_removed_processing_folder_is_made_again_is_anothers(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The processing folder was removed by hand (the claim makes it again), so the
+        claim's record names no processing folder, and another daemon takes the invoice
+        file before our rename: nothing tells of a share gone away, so the row ends as
+        claimed by another daemon — not as a failed claim retried for a bundle that is
+        no longer ours to send."""
+        from daemon.claiming import claims as claims_module
+        p, s = make(tmp_path)
+        s.processing_dir.rmdir()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_claim = claims_module.claim
+
+        def taken_then_claim(c: Candidate, *args: object, **kwargs: object) -> Candidate:
+            (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+            return real_claim(c, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims_module, "claim", taken_then_claim)
+        with capture_logs() as logs:
+            nxt = step(p, cand, 0.0)
+        [row] = p.j.rows(("gone",))
+        assert nxt.claimed is None and row.claimed_in is None
+        assert p.j.last_detail(row.id) == "claimed by another daemon"
+        assert "bundle taken by another daemon" in [e["event"] for e in logs]
+        assert list(s.processing_dir.iterdir()) == []
+
     def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The work folder swapped for a link after the bundle was moved into it and
@@ -403,29 +464,19 @@ class TestUndoneClaim:
         [said] = [e for e in logged if e["event"].startswith("bundle put back")]
         assert said["work_dir"] == str(work)
 
+    @pytest.mark.parametrize("late_file", [False, True])
     def test_a_claim_undone_while_its_work_folder_is_away_waits_for_it_and_then_goes_back(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late_file: bool) -> None:
         """The share holding processing/ goes away between the claim's renames and the
         check by hashes (soak: `umount -l` of the outbox): the check cannot read the
         bundle, and the undo cannot see the work folder. Nothing is back in the outbox,
         so the row stays `claiming` and says why (not "settling", then "gone", with the
         bundle left in a folder no row names); once the folder is there again, the
-        undo at a rescan puts the bundle back into the outbox to settle again."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        work = s.processing_dir / "INV-1--fixed"
-        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
-        away = tmp_path / "away"  # where the unmounted share's folder is out of sight
-        check = p.assemble_many
-
-        def share_gone_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
-            work.rename(away)
-            return check(jobs, st)
-
-        monkeypatch.setattr(p, "assemble_many", share_gone_first)
-        with capture_logs() as logged:
-            assert step(p, cand, 0.0).claimed is None
+        undo at a rescan puts the bundle back into the outbox to settle again, once: a file
+        dropped into the work folder as it is emptied (`late_file`) keeps it, marked as a
+        leftover, and later rescans undo nothing again (the bundle back in the outbox
+        would have the leftover taken for a same-named newcomer's rival and quarantined)."""
+        p, s, work, away, logged = claimed_as_the_share_went_away(tmp_path, monkeypatch)
         [row] = p.j.rows(("claiming",))
         assert row.work_dir == str(work) and "is not there" in (row.last_error or "")
         assert not (s.outbox.path / "INV-1.xml").exists()
@@ -433,12 +484,45 @@ class TestUndoneClaim:
         assert any(e["event"].startswith("claim cannot be undone") for e in logged)
         assert p.retry_stranded() == [] and p.j.get(row.id).state == "claiming"
         away.rename(work)  # the share is back
+        if late_file:
+            from daemon.claiming import claim as claim_module
+            real_fsync = claim_module.fsync_dir
+
+            def dropped_in_then_fsync(folder: Path) -> None:
+                write(work / "late.pdf", b"dropped in")
+                real_fsync(folder)
+
+            monkeypatch.setattr(claim_module, "fsync_dir", dropped_in_then_fsync)
         assert p.retry_stranded() == []
+        if late_file:
+            monkeypatch.undo()
+            assert p.retry_stranded() == []
+            assert sorted(x.name for x in work.iterdir()) == [".outboxd-put-back", "late.pdf"]
         back = p.j.get(row.id)
         assert back.state == "settling" and back.work_dir is None and back.last_error is None
         assert (s.outbox.path / "INV-1.xml").exists()
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
-        assert not work.exists() and folders(s.quarantine_dir) == []
+        assert work.exists() == late_file and folders(s.quarantine_dir) == []
+
+    def test_a_stranded_claim_whose_quarantine_must_wait_is_handed_to_the_workers(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim stranded while its work folder was out of sight, and meanwhile a new
+        INV-1.xml dropped into the outbox: once the folder is back, the undo cannot put
+        the bundle back, so it is quarantined beside the newcomer; with quarantine/ off
+        its share that move waits, and the row is handed to the delivery workers, whose
+        back-off tries the move again (left out, it waited in `quarantining` until a
+        restart)."""
+        p, s, work, away, _ = claimed_as_the_share_went_away(tmp_path, monkeypatch)
+        [row] = p.j.rows(("claiming",))
+        write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")
+        monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
+            "is no longer on the file system it was on at the start"
+            if folder == s.quarantine_dir else None))
+        away.rename(work)  # the share is back
+        assert p.retry_stranded() == [row.id]
+        assert p.j.get(row.id).state == "quarantining"
+        assert sorted(x.name for x in work.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
 
     def test_an_undo_whose_renames_back_fail_half_way_keeps_the_row_and_is_retried(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -859,3 +943,26 @@ class TestABatchOfClaims:
         rest = list(held)
         assert taken == [0, 1, 2, 3] and len(rest) == 3
         assert all(not isinstance(n, Exception) and n.claimed is not None for _, n in rest)
+
+
+def claimed_as_the_share_went_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                   ) -> tuple[Pipeline, Settings, Path, Path, list[Any]]:
+    """INV-1 claimed into its work folder, which then went out of sight (moved to `away`,
+    as an unmount hides it) before the check by hashes: (pipeline, settings, work folder,
+    away, the claim's log)."""
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    cand = next(iter(list_outbox(s.outbox).candidates.values()))
+    work = s.processing_dir / "INV-1--fixed"
+    monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+    away = tmp_path / "away"  # where the unmounted share's folder is out of sight
+    check = p.assemble_many
+
+    def share_gone_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
+        work.rename(away)
+        return check(jobs, st)
+
+    monkeypatch.setattr(p, "assemble_many", share_gone_first)
+    with capture_logs() as logged:
+        assert step(p, cand, 0.0).claimed is None
+    return p, s, work, away, logged

@@ -450,10 +450,13 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
     """A person copies folders named like ours (this host, a pid no longer running) into
     processing/ — a backup restored — while the journal is the one the daemon always had
     (every claim of it names its folder in a row first): nothing in them is put into the
-    outbox, archived or quarantined, and one error line names each folder, once."""
+    outbox, archived or quarantined, nothing in them is removed (not even a file named
+    as a paper's temp, which only a folder the lost journal left may hold), and one
+    error line names each folder, once."""
     Journal(settings.journal_path).close()  # the journal of earlier runs
     ours = owner_of(settings.paths.state_dir)
     plain = work(settings, "INV-1", owner=ours)
+    (plain / ".receipt.json.tmp-0123456789ab").write_bytes(b"the copy's")
     delivered = work(settings, "INV-2", owner=ours)
     write_receipt(delivered, "INV-2")
     j = Journal(settings.journal_path)
@@ -463,7 +466,8 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
             assert sweep(j, settings) == 0
         assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
         assert list(settings.sent_dir.iterdir()) == []
-        assert sorted(os.listdir(plain)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(plain)) == [".receipt.json.tmp-0123456789ab", "INV-1",
+                                             "INV-1.xml"]
         assert "receipt.json" in os.listdir(delivered)
         assert j.rows(("settling", "sent", "quarantined")) == []
         said = [e for e in logged if e["log_level"] == "error"]
@@ -854,6 +858,34 @@ def test_a_mark_naming_a_whole_copy_outside_the_archive_removes_nothing(
     write_receipt(copy, "INV-8")
     (w / KEPT).write_bytes(os.fsencode(copy))
     assert swept_leaving_all(settings, w, content) == [["INV-8/a.pdf", "INV-8.xml"]]
+
+
+def test_a_mark_naming_a_copy_with_a_reason_outside_quarantine_records_no_quarantine(
+        settings: Settings, tmp_path: Path) -> None:
+    """A lost journal's work folder with a mark naming a folder outside quarantine/ that
+    holds a copy of the bundle and a reason.json naming it (a share user's, or a copy
+    taken by hand): no quarantine entry, so the journal records no quarantined row for
+    it (`outboxd status` would list the bundle as quarantined at a folder outside the
+    archive, and `outboxd retry` look there); the work folder's files are left and named
+    for a person."""
+    from daemon.archiving.archive_papers import reason_papers, reason_record, write_papers
+    from daemon.bundle import Finding
+    w = work(settings, "INV-9")
+    content = tree(w)
+    copy = tmp_path / "elsewhere" / "2026-01-01" / f"INV-9--{BID[:12]}"
+    copy.parent.mkdir(parents=True)
+    shutil.copytree(w, copy)
+    why = Finding("not-a-pdf", "INV-9/a.pdf", "is not a PDF — export it again as a PDF")
+    write_papers(copy, reason_papers(reason_record(BID, "INV-9.xml", [why],
+                                                   "2026-01-01T10:00:00Z",
+                                                   invoice_ids=["INV-9"])))
+    (w / KEPT).write_bytes(os.fsencode(copy))
+    assert swept_leaving_all(settings, w, content) == [["INV-9/a.pdf", "INV-9.xml"]]
+    j = Journal(settings.journal_path)
+    try:
+        assert j.rows(("quarantined",)) == []
+    finally:
+        j.close()
 
 
 def swept_leaving_all(settings: Settings, w: Path, content: dict[str, bytes]
