@@ -60,6 +60,7 @@ def test_a_reload_during_the_targets_outage_keeps_the_share_as_its_home(
 
     mounts.tmpfs(target, "8m")
     _sent_into_the_share(env, target)
+    assert env.sent_bundles() and env.quarantined() == []
     no_traceback(daemon.stderr())
 
 

@@ -65,9 +65,9 @@ def _theirs(path: Path) -> int:
     return fd
 
 
-def _released_leaving_theirs(cand: Candidate, tmp_path: Path, other: Path) -> None:
-    """A release written while another send's temp is under way at `other`: the release
-    is there, and their temp is left as it was, still the file they hold open."""
+def _released_leaving_theirs(cand: Candidate, tmp_path: Path, other: Path) -> list[str]:
+    """A release written while another send's temp is under way at `other`: their temp
+    is left as it was, still the file they hold open. Returns the folder's names after."""
     fd = _theirs(other)
     try:
         assert write_release(cand, SHARE, "anna")
@@ -75,7 +75,7 @@ def _released_leaving_theirs(cand: Candidate, tmp_path: Path, other: Path) -> No
         assert os.fstat(fd).st_ino == os.lstat(other).st_ino
     finally:
         os.close(fd)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "INV-1.send-anyway"]
+    return sorted(p.name for p in tmp_path.iterdir())
 
 
 def test_another_sends_temp_named_by_our_process_id_is_never_removed(tmp_path: Path) -> None:
@@ -86,7 +86,8 @@ def test_another_sends_temp_named_by_our_process_id_is_never_removed(tmp_path: P
     now has a random mark: the other's is left as it is, and the release is written."""
     cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
     other = tmp_path / f".INV-1.send-anyway.{os.getpid()}.tmp"
-    _released_leaving_theirs(cand, tmp_path, other)
+    assert _released_leaving_theirs(cand, tmp_path, other) == [other.name,
+                                                              "INV-1.send-anyway"]
 
 
 def test_a_temp_name_another_send_has_taken_is_left_to_it_and_another_drawn(
@@ -97,7 +98,8 @@ def test_a_temp_name_another_send_has_taken_is_left_to_it_and_another_drawn(
     marks = iter(["abc1234", "abc1234", "def5678"])
     monkeypatch.setattr(release, "_mark", lambda: next(marks))
     other = tmp_path / ".INV-1.send-anyway.abc1234.tmp"
-    _released_leaving_theirs(cand, tmp_path, other)
+    assert _released_leaving_theirs(cand, tmp_path, other) == [other.name,
+                                                              "INV-1.send-anyway"]
 
 
 def test_a_send_that_finds_a_release_there_removes_only_its_own_temp(
