@@ -62,6 +62,14 @@ def test_the_end_of_the_utc_day_publishes_again_with_no_change_of_the_journal(
     assert timers.due_at(MIDNIGHT) is not None
 
 
+def _noted(monkeypatch: pytest.MonkeyPatch) -> tuple[Publisher, list[str]]:
+    """A publisher at monotonic 1000 on a fixed day, and the notify lines it sends."""
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
+    return Publisher(clock=lambda: 1000.0,
+                     wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC)), sent
+
+
 def _settings(tmp_path: Path) -> Settings:
     outbox = tmp_path / "outbox"
     outbox.mkdir(exist_ok=True)
@@ -132,10 +140,7 @@ def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
     when writes begin to fail and leads with why, and goes back to the counts alone
     once a write succeeds."""
     journal = Journal(tmp_path / "journal.sqlite3")
-    sent: list[str] = []
-    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
-    publisher = Publisher(clock=lambda: 1000.0,
-                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher, sent = _noted(monkeypatch)
     timers = Timers()
 
     def turn(now: float) -> None:
@@ -361,10 +366,7 @@ def test_status_counts_a_bundle_that_cannot_be_read_as_not_moving_as_the_page_do
     journal = Journal(tmp_path / "journal.sqlite3")
     journal.create("INV-1.xml", "settling", last_error="cannot be read: Permission denied")
     journal.create("INV-2.xml", "settling")
-    sent: list[str] = []
-    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
-    publisher = Publisher(clock=lambda: 1000.0,
-                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher, sent = _noted(monkeypatch)
     publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
     publisher.fire(PAGE, journal, _settings(tmp_path), {}, 1000.0)
     assert sent[-1] == "STATUS=1 settling, 1 not moving, 0 sent today"
@@ -388,10 +390,7 @@ def test_status_says_deliveries_are_paused_and_why_not_merely_retrying(
                                       "(the answer to INV-1.xml)") for n in (2, 3)]
     journal.create("INV-4.xml", "retrying", bundle_id="d" * 64, attempts=2,
                    last_error="HTTP 503 from the receiver: busy")
-    sent: list[str] = []
-    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
-    publisher = Publisher(clock=lambda: 1000.0,
-                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher, sent = _noted(monkeypatch)
     publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
     assert sent[-1].startswith("STATUS=deliveries paused (3 bundles wait): HTTP 401: check "
                                "[delivery] url and token")
@@ -541,10 +540,7 @@ def test_status_is_one_assignment_shown_as_the_log_shows_it_whatever_an_error_qu
     (MAINPID=1 from the main process, which systemd obeys); C1's CSI or U+2028 would
     reach `systemctl status` on a terminal. Each is shown as its code, as in the log."""
     journal = Journal(tmp_path / "journal.sqlite3")
-    sent: list[str] = []
-    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
-    publisher = Publisher(clock=lambda: 1000.0,
-                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher, sent = _noted(monkeypatch)
     timers = Timers()
     journal._failed(sqlite3.OperationalError("disk I/O error\nMAINPID=1\x9b2J\u2028x"))
     publisher.schedule(journal, timers, 1000.0)
@@ -599,10 +595,7 @@ def test_status_says_the_receiver_asked_for_time_and_a_pause_goes_before_it(
     for n, why in ((1, busy), (2, busy), (3, "HTTP 429 from the receiver: slow down")):
         journal.create(f"INV-{n}.xml", "retrying", bundle_id=str(n) * 64,
                        last_error=THROTTLED + why)
-    sent: list[str] = []
-    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
-    publisher = Publisher(clock=lambda: 1000.0,
-                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher, sent = _noted(monkeypatch)
     publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
     assert sent[-1] == (f"STATUS=receiver asked for time (3 bundles wait): {busy}; "
                         "3 retrying, 0 sent today")
@@ -623,10 +616,7 @@ def test_status_is_sent_again_only_when_it_reads_differently(
     journal = Journal(tmp_path / "journal.sqlite3")
     row = journal.create("INV-1.xml", "retrying", bundle_id="a" * 64,
                          last_error="HTTP 500 from the receiver")
-    sent: list[str] = []
-    monkeypatch.setattr("daemon.report.publish.notify", sent.append)
-    publisher = Publisher(clock=lambda: 1000.0,
-                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher, sent = _noted(monkeypatch)
     publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
     journal.transition(row, "retrying", last_error="HTTP 502 from the receiver")
     publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1002.0)
