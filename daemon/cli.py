@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import __version__, cmdsignals, keep_rich_out
-from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stdout_to_devnull
 from daemon.errors import ConfigError, OutboxdError, UsageError, refused
 from daemon.invisible import for_terminal
 
@@ -255,15 +255,6 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
 
 
-def _stdout_to_devnull() -> None:
-    """Point stdout at /dev/null, so that the interpreter's final flush of a stdout that
-    cannot be written does not complain a second time."""
-    with contextlib.suppress(OSError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
 def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False,
          whole_process: bool = False) -> int:
     """hup_blocked_here: the `outboxd` command's entry point (daemon.entry) blocked
@@ -335,7 +326,7 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
         if command in ("run", "receiver", "demo"):
             raise  # not a reader of our output that went away: a real fault, not silence
         # The reader went away (`outboxd status | head`): nothing more to say.
-        _stdout_to_devnull()
+        stdout_to_devnull()
         return EXIT_OK
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
@@ -345,7 +336,7 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
             # Most likely stdout itself (a full device): nothing more from its last flush.
             with contextlib.suppress(OSError):
                 sys.stdout.flush()
-            _stdout_to_devnull()
+            stdout_to_devnull()
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

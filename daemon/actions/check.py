@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from daemon.actions import EXIT_FAILED, EXIT_OK
+from daemon.actions import EXIT_FAILED, EXIT_OK, stdout_to_devnull
 from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
@@ -188,20 +188,53 @@ class _Progress:
             self.stream.flush()
 
 
+class _Report:
+    """Where check prints its report. A reader that goes away before the report's end
+    (`outboxd check … | head`, a pager quit early) ends the report, not the check: every
+    bundle is still checked and the exit code is still the verdict, which a script reads
+    (pipefail) — a broken pipe left to cli.main is exit 0, an invalid bundle passed as
+    valid."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                self._out.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def end(self) -> None:
+        if not self._gone:
+            try:
+                self._out.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self._gone = True
+        if self._out is sys.stdout:
+            stdout_to_devnull()  # what is still buffered for it goes nowhere, quietly
+
+
 def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
           err: TextIO | None = None) -> int:
     """Print the report for every bundle in paths; the exit code (0 all valid, 1 an error)."""
-    out, err = out or sys.stdout, err or sys.stderr
+    report = _Report(out or sys.stdout)
     journal = CheckJournal(settings)
     try:
         with CommandReads(settings) as reads:
-            return _check(paths, settings, journal, reads, out, err)
+            return _check(paths, settings, journal, reads, report, err or sys.stderr)
     finally:
         journal.close()
+        report.end()
 
 
 def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: CommandReads,
-           out: TextIO, err: TextIO) -> int:
+           out: _Report, err: TextIO) -> int:
     found = list(targets(paths, settings, journal))
     seen: set[Path] = set()
     progress = _Progress(err, len(found))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import Env
+from conftest import OUTBOXD, Env
 from helpers import UBL_NS, drop_bundle, fake_mountinfo, pdf_bytes, ubl_invoice, write
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
@@ -271,7 +272,6 @@ def test_library_warnings_during_check_follow_the_log_format(env: Env) -> None:
     import re
     import subprocess
 
-    from conftest import OUTBOXD
     env.write_config("http://127.0.0.1:9/bundles")  # the test config logs JSON
     damaged = re.sub(rb"startxref\n\d+", b"startxref\n9", pdf_bytes())
     drop_bundle(env.outbox, "INV-1", {"scan.pdf": damaged})
@@ -1152,7 +1152,6 @@ def test_check_tells_entries_of_attachments_toml_where_their_files_are(cfg: Env)
     `attach` and `retry` read the bundle with the same matcher."""
     import subprocess
 
-    from conftest import OUTBOXD
     write(cfg.outbox / "INV-9" / "A" / ".hours.pdf", pdf_bytes())
     write(cfg.outbox / "INV-9" / "A" / "timesheet.pdf", pdf_bytes())
     write(cfg.outbox / "INV-9" / "B" / "contract.pdf", pdf_bytes())
@@ -1331,3 +1330,24 @@ def test_a_bundle_with_errors_sent_before_is_given_its_errors_not_the_duplicate_
     _sent_before(cfg, "INV-1.xml", ["INV-1"], _bundle_id(cfg, inv))
     code, out = check(cfg, capsys, inv)
     assert code == 1 and "[type-not-allowed]" in out and "[duplicate]" not in out
+
+
+@pytest.mark.parametrize(("attachment", "verdict"), [(b"", 1), (pdf_bytes(1), 0)],
+                         ids=["invalid", "valid"])
+def test_check_into_a_reader_gone_before_its_end_still_exits_with_its_verdict(
+        cfg: Env, attachment: bytes, verdict: int) -> None:
+    """`outboxd check INV.xml | head -1` (or `| less`, quit early): the reader goes away
+    before the report's end. The exit code is still the check's verdict on every bundle
+    — 1 for an invalid one, not 0 for a report nobody read to the end — and no
+    traceback: a script reading the exit code (pipefail) must not take an empty file
+    for valid."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"scan.pdf": attachment})
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before check writes its first line
+    try:
+        out = subprocess.run([*OUTBOXD, "check", "-c", str(cfg.config), str(inv)], stdout=w,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
+    assert out.returncode == verdict
