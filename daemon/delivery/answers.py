@@ -135,6 +135,19 @@ def no_lone_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
+def answer_text(response: httpx.Response) -> str:
+    """The body as text, in the charset its Content-Type names, else UTF-8; what does not
+    decode replaced. httpx's Response.text takes whatever codec the name finds: a
+    `charset=base64`, `zlib` or `rot13` (no text encodings), `utf-16` on a body without
+    a byte-order mark, `idna` (no "replace"), raised from the classification, and the
+    daemon retried the answer for ever as an unexpected error — a 201 never archived, a
+    400 never quarantined. Such a charset is ignored, as an unknown one is."""
+    try:
+        return response.content.decode(response.charset_encoding or "utf-8", "replace")
+    except (LookupError, ValueError):  # not a text codec; one that fails even so
+        return response.content.decode("utf-8", "replace")
+
+
 def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
     """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
     else as text cut to BODY_LIMIT), and its receipt_id."""
@@ -143,7 +156,7 @@ def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, s
     # Scrubbed whole before the cut, which could split a secret.
     receipt_id = receipt_id and _quotable(scrub(receipt_id))
     if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
-        return scrub(response.text)[:BODY_LIMIT], receipt_id
+        return scrub(answer_text(response))[:BODY_LIMIT], receipt_id
     return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
 
 
@@ -229,10 +242,10 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     """An error answer as kept: a JSON one decoded, scrubbed and written again (however
     it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
     if scrub is unchanged:
-        return response.text[:BODY_LIMIT]
+        return answer_text(response)[:BODY_LIMIT]
     decoded = _decoded(response.content)
     if decoded is _NOT_JSON:
-        return scrub(response.text)[:BODY_LIMIT]
+        return scrub(answer_text(response))[:BODY_LIMIT]
     return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
 
 

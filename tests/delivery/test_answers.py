@@ -47,6 +47,34 @@ class TestAnswersThatMisbehave:
         assert receipt.status == 201 and receipt.receipt_id is None
         assert "could not be decoded" in receipt.body
 
+    @pytest.mark.parametrize("charset", ["base64", "zlib", "rot13", "utf-16", "utf-32",
+                                         "idna", "undefined", "punycode"])
+    def test_a_charset_that_no_text_codec_reads_leaves_the_status_to_decide(
+            self, charset: str) -> None:
+        """An answer whose Content-Type names a codec that is no text encoding (base64,
+        zlib, rot13), one that fails on these bytes (utf-16 or utf-32 without a
+        byte-order mark) or one that takes no "replace" (idna, undefined, punycode): the
+        status decides, the body kept as text (UTF-8 where the charset is no text codec
+        that reads it, as for an unknown one): a 201 is a receipt, a 400 quarantines, a
+        503 is retried. The codec's exception escaped the classification (fuzzing found
+        it), and the daemon retried each as an unexpected error for ever: the receiver's
+        201 never archived."""
+        headers = {"content-type": f"text/plain; charset={charset}"}
+        body = "Fehler: Rechnung fehlt\xff".encode("latin-1")
+        # UTF-16 and UTF-32 read any bytes (the whole ones, each unit a character).
+        kept = ("Fehler: Rechnung fehlt\ufffd" if not charset.startswith("utf")
+                else body.decode(charset, "replace"))
+        scrub = {"unchanged": answers.unchanged, "scrubbing": lambda t: t.replace("xx", "")}
+        for how in scrub.values():
+            receipt = classify(response(201, body, headers), how)
+            assert receipt.status == 201 and receipt.body == kept
+            with pytest.raises(Rejected) as rejected:
+                classify(response(400, body, headers), how)
+            assert rejected.value.body == kept
+            with pytest.raises(Retryable) as retried:
+                classify(response(503, body, headers), how)
+            assert retried.value.body == kept
+
     @pytest.mark.parametrize("status", [201, 400])
     def test_json_nested_beyond_the_parser_is_kept_as_text(self, tmp_path: Path,
                                                            status: int) -> None:
