@@ -279,6 +279,13 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
                             "Idempotency-Key", status, _error_text(response, scrub))
         return receipt
     text = _error_text(response, scrub)
+    if status < 200:
+        # No final answer: 1xx (httpcore reads past 100, 102 and 103 and refuses 101, so
+        # only a transport of another make hands one on), or no HTTP status at all. Read
+        # as "any other 4xx" it quarantined the bundle the receiver may have.
+        raise Retryable(f"HTTP {status} from the receiver, which is no final answer: it "
+                        "may have the bundle, so it is asked again with the same "
+                        "Idempotency-Key", status, text)
     retry_after = retry_after_of(response.headers)
     if status in RETRY_STATUSES or status >= 500:
         raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)

@@ -330,6 +330,27 @@ class TestClassify:
             classify(response(400, b"bad manifest", headers={"Retry-After": date}))
         assert rejected.value.status == 400 and "bad manifest" in rejected.value.body
 
+    @pytest.mark.parametrize("status", [100, 101, 103, 150, 199, 0, 99])
+    def test_an_answer_without_a_final_status_is_retried_never_quarantined(
+            self, status: int) -> None:
+        """A 1xx handed on as the answer, or a status below 100: no final answer, so the
+        receiver may have the bundle; retried with the same key (Retry-After, which only
+        the answers the table retries or pauses carry, ignored), never rejected. The
+        classification read them as "any other 4xx" and quarantined the bundle."""
+        with pytest.raises(Retryable) as info:
+            classify(response(status, b"wait", {"Retry-After": "60"}))
+        assert not isinstance(info.value, Rejected)
+        assert info.value.status == status and info.value.retry_after is None
+        assert "no final answer" in str(info.value)
+
+    @pytest.mark.parametrize("status", [600, 700, 999])
+    def test_a_status_past_599_is_retried_as_a_5xx(self, status: int) -> None:
+        """600–999 (an HTTP parser takes any three digits): a server error of no class
+        HTTP defines, retried as a 5xx is, its Retry-After honoured."""
+        with pytest.raises(Retryable) as info:
+            classify(response(status, b"odd", {"Retry-After": "60"}))
+        assert info.value.status == status and info.value.retry_after == 60.0
+
     @pytest.mark.parametrize("status", [400, 413, 415, 422])
     def test_other_4xx_rejected_with_truncated_body(self, status: int) -> None:
         """Other 4xx reject the bundle with the status and the first 2,000 characters."""
