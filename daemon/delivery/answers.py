@@ -5,6 +5,7 @@ decoded as the receipt keeps it, and classified. The classification lives in
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import json
 import math
@@ -141,11 +142,21 @@ def answer_text(response: httpx.Response) -> str:
     `charset=base64`, `zlib` or `rot13` (no text encodings), `utf-16` on a body without
     a byte-order mark, `idna` (no "replace"), raised from the classification, and the
     daemon retried the answer for ever as an unexpected error — a 201 never archived, a
-    400 never quarantined. Such a charset is ignored, as an unknown one is."""
+    400 never quarantined. Such a charset is ignored, as an unknown one is, and so is
+    one of _NOT_CHARSETS."""
+    charset = response.charset_encoding or "utf-8"
     try:
-        return response.content.decode(response.charset_encoding or "utf-8", "replace")
+        if codecs.lookup(charset).name in _NOT_CHARSETS:
+            charset = "utf-8"
+        return response.content.decode(charset, "replace")
     except (LookupError, ValueError):  # not a text codec; one that fails even so
         return response.content.decode("utf-8", "replace")
+
+
+# Text codecs that are no character set of a body. Punycode's decoder takes time
+# quadratic in its input: an answer of 1 MiB with `charset=punycode` held a delivery
+# worker, and the interpreter's lock, for close to a minute (fuzzing found it).
+_NOT_CHARSETS = frozenset({"punycode", "idna", "undefined"})
 
 
 def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:

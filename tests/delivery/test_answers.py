@@ -75,6 +75,23 @@ class TestAnswersThatMisbehave:
                 classify(response(503, body, headers), how)
             assert retried.value.body == kept
 
+    @pytest.mark.parametrize("status", [201, 400, 503])
+    def test_a_megabyte_answer_in_punycode_is_not_decoded_as_such(self, status: int) -> None:
+        """A body of 1 MiB whose Content-Type says `charset=punycode` (a codec Python
+        has for host names, whose decoder takes quadratic time): kept as UTF-8 text
+        within a fraction of a second. Decoded as punycode it held the delivery worker,
+        and with it every thread of the daemon (the interpreter's lock), for close to a
+        minute, at each attempt."""
+        body = b"x" * ANSWER_LIMIT
+        started = time.monotonic()
+        try:
+            kept = classify(response(status, body, {"content-type":
+                                                    "text/plain; charset=punycode"})).body
+        except (Rejected, Retryable) as exc:
+            kept = exc.body
+        assert time.monotonic() - started < 2
+        assert kept == "x" * BODY_LIMIT
+
     @pytest.mark.parametrize("status", [201, 400])
     def test_json_nested_beyond_the_parser_is_kept_as_text(self, tmp_path: Path,
                                                            status: int) -> None:
