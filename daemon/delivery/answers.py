@@ -239,9 +239,16 @@ def unchanged(text: str) -> str:
 
 
 def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    """`scrub` on every string of a decoded JSON value, keys included."""
+    """`scrub` on every string of a decoded JSON value, keys included, and on every
+    integer's digits (one that holds a secret is kept as the scrubbed text)."""
     if isinstance(value, str):
         return scrub(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # A token of digits (an operator's numeric key) echoed as a JSON number was kept
+        # whole in receipt.json, the journal and a rejection's reason: only strings were
+        # scrubbed. A float cannot hold one: it keeps 17 digits, written otherwise.
+        digits = str(value)
+        return value if (said := scrub(digits)) == digits else said
     if isinstance(value, dict):
         return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
     if isinstance(value, list):

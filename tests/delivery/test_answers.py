@@ -29,6 +29,7 @@ from daemon.delivery.answers import (
     read_answer,
     web_page_warning,
 )
+from daemon.delivery.scrub import Scrubber
 from daemon.errors import Paused, Rejected, Retryable
 from delivery.test_deliver import _http, _raw_server, http_cfg, response, send
 
@@ -228,6 +229,23 @@ class TestAnswersThatMisbehave:
                        lambda text: text.replace(token, "***"))
         assert got.receipt_id is not None and "s3cr3t" not in got.receipt_id
         assert got.receipt_id.startswith("x" * (RECEIPT_ID_LIMIT - 6) + "***y")
+
+    def test_a_token_of_digits_echoed_as_a_json_number_is_scrubbed(self) -> None:
+        """A token of digits (an operator's numeric key, which [delivery] token allows)
+        echoed as a JSON number, alone or inside a longer one: neither the receipt's body
+        nor a rejection's or a retry's body keeps its digits; other numbers stay numbers.
+        Only strings were scrubbed, and receipt.json and the journal kept the token."""
+        token = "9081726354"
+        scrub = Scrubber(token, None).scrub
+        body = json.dumps({"receipt_id": "R-1", "echo": int(token), "in": int(f"7{token}7"),
+                           "n": 3, "list": [int(token)], "ok": True}).encode()
+        receipt = classify(response(201, body), scrub)
+        assert receipt.body == {"receipt_id": "R-1", "echo": "***", "in": "7***7", "n": 3,
+                                "list": ["***"], "ok": True}
+        for status, error in ((400, Rejected), (503, Retryable)):
+            with pytest.raises(error) as info:
+                classify(response(status, body), scrub)
+            assert token not in info.value.body and '"n": 3' in info.value.body
 
     def test_a_receipt_with_a_byte_order_mark_or_in_utf16_keeps_its_id(self) -> None:
         """JSON may come with a UTF-8 byte-order mark, or in UTF-16: read from the bytes
