@@ -10,7 +10,6 @@ import email.utils
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,11 +27,8 @@ PROXY_WANTS_CREDENTIALS = ("HTTP 407 from a proxy: check the proxy's address and
                            "credentials in the environment (HTTPS_PROXY, HTTP_PROXY, "
                            "ALL_PROXY)")
 BODY_LIMIT = 2000
-# An answer's body is read up to ANSWER_LIMIT bytes, and until the answer's
-# timeout_seconds are over (a receiver that drips bytes, or sends without end, cannot
-# hold a worker or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut
-# text.
-ANSWER_LIMIT = 1 << 20
+# A 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text (the body itself is read
+# to answer_body.ANSWER_LIMIT).
 RECEIPT_JSON_LIMIT = 64 << 10
 # A receipt id is something a person quotes to the operator's support. One of a
 # megabyte went whole into the journal, the `bundle sent` log line (which journald
@@ -378,42 +374,3 @@ def _names_another(body: Any, sent: Mapping[str, str],
             if (whose := ours(value.lower())) is not None:
                 return f"{named}: that is the id of {whose}"
     return None
-
-
-def _cut_note(seconds: float) -> bytes:
-    return f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
-
-
-def read_answer(response: httpx.Response, seconds: float) -> None:
-    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and within the
-    answer's `seconds` (httpx's timeouts are per read: a receiver sending a byte a second
-    would hold the worker for ever). What is left is not read, and a body that does not
-    decode (a false Content-Encoding) is replaced: a line says so, and the status line
-    decides what the answer means, as for any other answer."""
-    deadline = time.monotonic() + seconds
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_bytes():
-            chunks.append(chunk[:ANSWER_LIMIT - size])
-            size += len(chunks[-1])
-            if size >= ANSWER_LIMIT:
-                chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
-                break
-            # The transport's clock (answer_deadline.py) normally ends a slow body first,
-            # below; this one, from the status line, bounds a transport without it.
-            if time.monotonic() > deadline:
-                chunks.append(_cut_note(seconds))
-                break
-    except httpx.ReadTimeout:
-        # The answer's time ran out in its body (answer_deadline.py starts the clock at
-        # the first read after the request is written, and each read waits only for what
-        # is left of it): the status line has come and decides, as for a body that drips
-        # past it.
-        chunks.append(_cut_note(seconds))
-    except httpx.DecodingError as exc:
-        chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
-    finally:
-        response.close()
-    # What Response.read() keeps; set here because the body is read by these rules.
-    response._content = b"".join(chunks)

@@ -6,10 +6,12 @@ decides."""
 from __future__ import annotations
 
 import email.utils
+import gzip
 import json
 import socket
 import threading
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,15 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.delivery import answers
+from daemon.delivery import answer_body, answers
+from daemon.delivery.answer_body import ANSWER_LIMIT, read_answer
 from daemon.delivery.answers import (
-    ANSWER_LIMIT,
     BODY_LIMIT,
     RECEIPT_ID_LIMIT,
     Receipt,
     classify,
     parse_retry_after,
-    read_answer,
     web_page_warning,
 )
 from daemon.delivery.scrub import Scrubber
@@ -568,6 +569,62 @@ def test_a_100_mb_answer_is_neither_read_whole_nor_held(tmp_path: Path) -> None:
     assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"
 
 
+def test_a_gzip_bomb_is_never_decompressed_past_the_answer_limit(tmp_path: Path) -> None:
+    """201 with `Content-Encoding: gzip` (unasked: outboxd asks for identity) whose 1 MB
+    unpack to 1 GiB: the deliverer keeps BODY_LIMIT characters of it, and its memory
+    peak stays a few MB. httpx decompressed each chunk read whole, some 64 MB at once:
+    the peak was 140 MB per delivery worker, at each attempt."""
+    import tracemalloc
+    import zlib
+
+    pack = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    bomb = b"".join(pack.compress(b"\0" * (64 << 20)) for _ in range(16)) + pack.flush()
+    answer = _http("201 Created", "Content-Encoding: gzip\r\n", bomb)
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        tracemalloc.start()
+        try:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                    real=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert receipt.status == 201 and receipt.body == "\0" * BODY_LIMIT
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize(("coding", "packed"), [
+    ("gzip", lambda b: gzip.compress(b)),
+    ("x-gzip", lambda b: gzip.compress(b)),
+    ("deflate", lambda b: zlib.compress(b)),
+    ("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS)),  # no zlib header
+    ("identity, gzip", lambda b: gzip.compress(b)),
+])
+def test_a_receipt_compressed_all_the_same_is_read(tmp_path: Path, coding: str,
+                                                   packed: Any) -> None:
+    """A receiver that compresses its 201 though asked for identity (gzip, deflate with
+    or without its zlib header): the receipt is read, its id kept."""
+    body = json.dumps({"receipt_id": "R-zip"}).encode()
+    answer = _http("201 Created", f"Content-Encoding: {coding}\r\n", packed(body))
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                real=True)
+    assert receipt.receipt_id == "R-zip"
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
+def test_a_coding_outboxd_does_not_read_is_said_and_the_status_decides(
+        tmp_path: Path, coding: str) -> None:
+    """A Content-Encoding outboxd does not read (one it never asks for, or two in a
+    row): the body is kept as a line saying so, and the 201 is a receipt."""
+    answer = _http("201 Created", f"Content-Encoding: {coding}\r\n", b"\x1f\x8b??")
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                real=True)
+    assert receipt.status == 201 and receipt.receipt_id is None
+    assert receipt.body.startswith("(the answer's body could not be decoded: "
+                                   f"Content-Encoding {coding}, which outboxd does not read")
+
+
 @pytest.mark.parametrize(("body", "page"), [
     ("<!DOCTYPE html><html><body>Maintenance</body></html>", True),
     ("\n  <!-- portal -->\n<HTML lang=en><title>Sign in to Wi-Fi</title>", True),
@@ -594,7 +651,8 @@ def test_a_body_read_past_the_answers_seconds_is_cut_whatever_the_transport(
     chunks, is cut once the answer's seconds are over, saying so — the worker is not
     held for as long as the receiver goes on. A clock the test moves a second a look."""
     ticks = iter(range(10**6))
-    monkeypatch.setattr(answers, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+    monkeypatch.setattr(answer_body, "time",
+                        SimpleNamespace(monotonic=lambda: float(next(ticks))))
     endless = httpx.Response(201, content=(b"x" for _ in range(10**6)))
     read_answer(endless, 3.0)
     assert endless.content == b"xxxx (the answer did not end within 3 s; the rest was not read)"
