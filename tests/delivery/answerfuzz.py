@@ -15,14 +15,20 @@ import html
 import json
 import random
 import urllib.parse
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
+
 from daemon.delivery.answers import BODY_LIMIT
+from daemon.delivery.deliver import HttpDeliverer
 from daemon.errors import Paused, Rejected, Retryable
+from daemon.manifest import build_manifest
 
 # A token with the characters that JSON, HTML and urls escape (a valid one: visible
 # ASCII, no spaces).
@@ -438,3 +444,47 @@ def problems(given: Answer, outcome: str, what: Any) -> list[str]:
                 found.append(f"the token (as {form!r}) in what is kept: "
                              f"{text[max(0, text.find(form) - 60):][:160]!r}")
     return found
+
+
+# ------------------------------------------------------------------- the sweep
+
+def answering(given: Iterator[Answer]) -> tuple[httpx.MockTransport, list[Answer]]:
+    """A transport that takes each request whole and answers it with the next of
+    `given`; and the answers given so far, the last one the latest."""
+    sent: list[Answer] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()  # the whole body taken: a 2xx may be a receipt
+        sent.append(next(given))
+        a = sent[-1]
+        # Header values as bytes: a receiver's may be any, not only ASCII.
+        return httpx.Response(a.status, content=a.body,
+                              headers=[(k.encode(), v.encode()) for k, v in a.headers])
+    return httpx.MockTransport(handler), sent
+
+
+def sweep(seed: int, count: int, work: Path) -> tuple[list[str], Counter[str]]:
+    """`count` answers made from `seed`, each to a delivery of one bundle (made in
+    `work`) through HttpDeliverer with TOKEN set: what broke the oracle, one line an
+    answer (its recipe and what was wrong), and how many ended as each outcome."""
+    from delivery.test_deliver import http_cfg, make_bundle
+
+    bundle = make_bundle(work)
+    manifest = build_manifest(bundle)
+    transport, sent = answering(answers(seed, count, manifest["bundle_id"]))
+    deliverer = HttpDeliverer(http_cfg(token=TOKEN), transport=transport)
+    deliverer.bind_journal(KnownBundles())
+    failed: list[str] = []
+    outcomes: Counter[str] = Counter()
+    try:
+        for n in range(count):
+            try:
+                outcome, what = delivered(deliverer, bundle, manifest)
+            except Exception as exc:  # noqa: BLE001 - the oracle's first rule
+                failed.append(f"#{n} {sent[-1]}: {type(exc).__name__} escaped: {exc}")
+                continue
+            outcomes[outcome] += 1
+            failed += [f"#{n} {sent[-1]}: {p}" for p in problems(sent[-1], outcome, what)]
+    finally:
+        deliverer.close()
+    return failed, outcomes
