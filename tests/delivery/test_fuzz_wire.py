@@ -192,6 +192,11 @@ FAULTS = {
     "a chunked 500 that never ends": Fault(
         first_only(raw(b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"5\r\nhello\r\n", "silent")), ("retry", "sent R-1")),
+    # The status decides once it has come (docs/protocol.md): a receipt, its body cut
+    # at the deadline and no receipt id read from it.
+    "a chunked 201 that never ends": Fault(
+        first_only(raw(HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+                       b'14\r\n{"receipt_id": "R-0"\r\n', "silent")), ("sent None", "sent R-1")),
     "a 201 whose Content-Length is longer than its body, then closed": Fault(
         first_only(raw(HEAD + b"Content-Length: 90\r\n\r\n{\"receipt_id\": \"R-0\"}")),
         ("retry", "sent R-1")),
