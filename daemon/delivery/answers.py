@@ -1,5 +1,5 @@
-"""What a receiver's answer means (docs/protocol.md, Answers): its body read within limits,
-decoded as the receipt keeps it, and classified. The classification lives in
+"""What a receiver's answer means (docs/protocol.md, Answers): its body (read within limits
+by answer_body.py) decoded as the receipt keeps it, and classified. The classification lives in
 `classify()` and nowhere else; the transports (deliver.py, einvoice/transport.py) act on it.
 """
 
