@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 # The generator and its oracle live with the tests that run them (tests/delivery/
-# answerfuzz.py), which import it as `delivery.answerfuzz`.
+# answerfuzz.py and answeroracle.py), which import them as `delivery.…`.
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 
@@ -33,7 +33,7 @@ def main() -> int:
     ap.add_argument("--show", type=int, default=20, help="how many failures to print")
     args = ap.parse_args()
     sys.path.insert(0, str(TESTS))
-    fuzz = importlib.import_module("delivery.answerfuzz")
+    fuzz = importlib.import_module("delivery.answeroracle")
     work = Path(tempfile.mkdtemp(prefix="outboxd-fuzzanswers-"))
     started = time.monotonic()
     try:

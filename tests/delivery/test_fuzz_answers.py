@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.answerfuzz import PAUSE, REJECT, RETRY, SENT, answers, sweep
+from delivery.answerfuzz import PAUSE, REJECT, RETRY, SENT, answers
+from delivery.answeroracle import sweep
 
 SEED = 20261207
 CASES = 1500

@@ -32,7 +32,7 @@ from delivery.answerfuzz import (  # noqa: E402
     answer,
     token_forms,
 )
-from delivery.answerfuzz import KnownBundles as OneOtherBundle  # noqa: E402
+from delivery.answeroracle import KnownBundles as OneOtherBundle  # noqa: E402
 
 # A seed whose CASES answers reach each outcome at least three times (asserted).
 SEED = 20261224
