@@ -26,7 +26,7 @@ NOT_CODES = {
     "content-disposition", "content-type", "form-data", "demo-owner", "failed-assert",
     "successful-report", "in-progress", "left-behind", "outboxd-reader", "outboxd-receiver",
     "outboxd-saxon-reports", "peppol-bis-invoice-3", "receiver-store", "sent-news",
-    "quarantine-news", "status-page", "unreadable-reasons", "watcher-poll",
+    "quarantine-news", "status-page", "unreadable-reasons", "watcher-poll", "x-gzip",
 }
 
 

@@ -1,15 +1,15 @@
-"""What a receiver's answer means (docs/protocol.md, Answers): its body read within limits,
-decoded as the receipt keeps it, and classified. The classification lives in
+"""What a receiver's answer means (docs/protocol.md, Answers): its body (read within limits
+by answer_body.py) decoded as the receipt keeps it, and classified. The classification lives in
 `classify()` and nowhere else; the transports (deliver.py, einvoice/transport.py) act on it.
 """
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import json
 import math
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,11 +27,8 @@ PROXY_WANTS_CREDENTIALS = ("HTTP 407 from a proxy: check the proxy's address and
                            "credentials in the environment (HTTPS_PROXY, HTTP_PROXY, "
                            "ALL_PROXY)")
 BODY_LIMIT = 2000
-# An answer's body is read up to ANSWER_LIMIT bytes, and until the answer's
-# timeout_seconds are over (a receiver that drips bytes, or sends without end, cannot
-# hold a worker or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut
-# text.
-ANSWER_LIMIT = 1 << 20
+# A 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text (the body itself is read
+# to answer_body.ANSWER_LIMIT).
 RECEIPT_JSON_LIMIT = 64 << 10
 # A receipt id is something a person quotes to the operator's support. One of a
 # megabyte went whole into the journal, the `bundle sent` log line (which journald
@@ -135,6 +132,29 @@ def no_lone_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
+def answer_text(response: httpx.Response) -> str:
+    """The body as text, in the charset its Content-Type names, else UTF-8; what does not
+    decode replaced. httpx's Response.text takes whatever codec the name finds: a
+    `charset=base64`, `zlib` or `rot13` (no text encodings), `utf-16` on a body without
+    a byte-order mark, `idna` (no "replace"), raised from the classification, and the
+    daemon retried the answer for ever as an unexpected error — a 201 never archived, a
+    400 never quarantined. Such a charset is ignored, as an unknown one is, and so is
+    one of _NOT_CHARSETS."""
+    charset = response.charset_encoding or "utf-8"
+    try:
+        if codecs.lookup(charset).name in _NOT_CHARSETS:
+            charset = "utf-8"
+        return response.content.decode(charset, "replace")
+    except (LookupError, ValueError):  # not a text codec; one that fails even so
+        return response.content.decode("utf-8", "replace")
+
+
+# Text codecs that are no character set of a body. Punycode's decoder takes time
+# quadratic in its input: an answer of 1 MiB with `charset=punycode` held a delivery
+# worker, and the interpreter's lock, for close to a minute (fuzzing found it).
+_NOT_CHARSETS = frozenset({"punycode", "idna", "undefined"})
+
+
 def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
     """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
     else as text cut to BODY_LIMIT), and its receipt_id."""
@@ -143,7 +163,7 @@ def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, s
     # Scrubbed whole before the cut, which could split a secret.
     receipt_id = receipt_id and _quotable(scrub(receipt_id))
     if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
-        return scrub(response.text)[:BODY_LIMIT], receipt_id
+        return scrub(answer_text(response))[:BODY_LIMIT], receipt_id
     return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
 
 
@@ -215,9 +235,16 @@ def unchanged(text: str) -> str:
 
 
 def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    """`scrub` on every string of a decoded JSON value, keys included."""
+    """`scrub` on every string of a decoded JSON value, keys included, and on every
+    integer's digits (one that holds a secret is kept as the scrubbed text)."""
     if isinstance(value, str):
         return scrub(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        # A token of digits (an operator's numeric key) echoed as a JSON number was kept
+        # whole in receipt.json, the journal and a rejection's reason: only strings were
+        # scrubbed. A float cannot hold one: it keeps 17 digits, written otherwise.
+        digits = str(value)
+        return value if (said := scrub(digits)) == digits else said
     if isinstance(value, dict):
         return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
     if isinstance(value, list):
@@ -229,10 +256,10 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     """An error answer as kept: a JSON one decoded, scrubbed and written again (however
     it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
     if scrub is unchanged:
-        return response.text[:BODY_LIMIT]
+        return answer_text(response)[:BODY_LIMIT]
     decoded = _decoded(response.content)
     if decoded is _NOT_JSON:
-        return scrub(response.text)[:BODY_LIMIT]
+        return scrub(answer_text(response))[:BODY_LIMIT]
     return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
 
 
@@ -266,6 +293,13 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
                             "Idempotency-Key", status, _error_text(response, scrub))
         return receipt
     text = _error_text(response, scrub)
+    if status < 200:
+        # No final answer: 1xx (httpcore reads past 100, 102 and 103 and refuses 101, so
+        # only a transport of another make hands one on), or no HTTP status at all. Read
+        # as "any other 4xx" it quarantined the bundle the receiver may have.
+        raise Retryable(f"HTTP {status} from the receiver, which is no final answer: it "
+                        "may have the bundle, so it is asked again with the same "
+                        "Idempotency-Key", status, text)
     retry_after = retry_after_of(response.headers)
     if status in RETRY_STATUSES or status >= 500:
         raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
@@ -340,42 +374,3 @@ def _names_another(body: Any, sent: Mapping[str, str],
             if (whose := ours(value.lower())) is not None:
                 return f"{named}: that is the id of {whose}"
     return None
-
-
-def _cut_note(seconds: float) -> bytes:
-    return f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
-
-
-def read_answer(response: httpx.Response, seconds: float) -> None:
-    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and within the
-    answer's `seconds` (httpx's timeouts are per read: a receiver sending a byte a second
-    would hold the worker for ever). What is left is not read, and a body that does not
-    decode (a false Content-Encoding) is replaced: a line says so, and the status line
-    decides what the answer means, as for any other answer."""
-    deadline = time.monotonic() + seconds
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_bytes():
-            chunks.append(chunk[:ANSWER_LIMIT - size])
-            size += len(chunks[-1])
-            if size >= ANSWER_LIMIT:
-                chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
-                break
-            # The transport's clock (answer_deadline.py) normally ends a slow body first,
-            # below; this one, from the status line, bounds a transport without it.
-            if time.monotonic() > deadline:
-                chunks.append(_cut_note(seconds))
-                break
-    except httpx.ReadTimeout:
-        # The answer's time ran out in its body (answer_deadline.py starts the clock at
-        # the first read after the request is written, and each read waits only for what
-        # is left of it): the status line has come and decides, as for a body that drips
-        # past it.
-        chunks.append(_cut_note(seconds))
-    except httpx.DecodingError as exc:
-        chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
-    finally:
-        response.close()
-    # What Response.read() keeps; set here because the body is read by these rules.
-    response._content = b"".join(chunks)

@@ -22,11 +22,11 @@ from daemon import __version__, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import DeliveryConfig
 from daemon.configuration.config_values import has_userinfo, receiver_address
+from daemon.delivery.answer_body import read_answer
 from daemon.delivery.answer_deadline import DeadlineTransport
 from daemon.delivery.answers import (
     Receipt,
     classify,
-    read_answer,
     unchanged,
 )
 from daemon.delivery.directory import DirectoryDeliverer
