@@ -233,11 +233,14 @@ def misencoded(data: bytes) -> str | None:
     try:
         data.decode(name)
         return None
-    except LookupError:
-        return None  # an encoding Python does not know: the parser's own words stand
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         byte = data[exc.start]
+    except (LookupError, ValueError):
+        # An encoding Python does not know, or cannot take by that name (a NUL in it:
+        # "embedded null character"; "undefined", which refuses every byte): the
+        # parser's own words stand.
+        return None
     try:
         data.decode("utf-8")
         other = "UTF-8"

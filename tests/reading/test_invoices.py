@@ -821,6 +821,18 @@ class TestXmlThatCannotBeRead:
             read(path)
         assert info.value.code == "invalid-xml" and info.value.file == "INV-1.xml"
 
+    @pytest.mark.parametrize("name", [b"utf-8\x00", b"undefined"])
+    def test_an_encoding_name_no_codec_takes_is_invalid_xml(self, tmp_path: Path,
+                                                            name: bytes) -> None:
+        """A declared encoding name that Python's codecs refuse with a ValueError, not a
+        LookupError (a NUL inside it, found by bench/fuzz.py; "undefined"), is an
+        invalid-xml error naming the file, not a crash of the read."""
+        path = write(tmp_path / "INV-1.xml",
+                     b'<?xml version="1.0" encoding="' + name + b'"?>\n<Invoice>\xff</Invoice>')
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invalid-xml" and info.value.file == "INV-1.xml"
+
     def test_absurd_nesting_is_invalid_xml(self, tmp_path: Path) -> None:
         """Nesting deep enough to exhaust the stack is an invalid-xml error, not a crash."""
         depth = 200_000
