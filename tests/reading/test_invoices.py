@@ -17,7 +17,7 @@ from validating import pdf_carrying
 
 from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
-from daemon.reading import invoices
+from daemon.reading import invoices, pdftext
 from daemon.reading.invoices import (
     InvoiceRead,
     _xml_ids,
@@ -679,7 +679,7 @@ class TestPdf:
         (pypdf reads a form again at each draw; a page of a few bytes drawing one form
         thousands of times held a read for minutes). The limit is lowered here so that
         the test reaches it in a fraction of the time the real one takes."""
-        monkeypatch.setattr(invoices, "MAX_PDF_TEXT_OPERATORS", 20_000)
+        monkeypatch.setattr(pdftext, "MAX_PDF_TEXT_OPERATORS", 20_000)
         form = b"BT /F1 12 Tf 72 720 Td (a) Tj ET\n" * 60
         path = write(tmp_path / "INV-5.pdf", flate_pdf(b"/Fm0 Do\n" * 4_000, form))
         with pytest.raises(InputError) as info:
