@@ -5,7 +5,8 @@ them, drawn from its own random generator, so that it is reproduced by its numbe
 Generic: byte flips, bytes set to edge values, truncation, a chunk removed, duplicated
 or replaced by random bytes, a splice of two seeds, an ASCII integer edited (a PDF's
 /Length, /Size, /Count, xref offsets and startxref, an XML's digits), a binary integer
-edited at a random place. Format-aware: a TIFF's IFD entries (tag, type, count, value
+edited at a random place. Format-aware: a PDF stream replaced by one token repeated
+millions of times (Flate keeps the file small), a TIFF's IFD entries (tag, type, count, value
 or offset; the next-IFD offset), a PNG chunk's length or IHDR width/height, and for XML
 entity and DOCTYPE declarations, deep nesting, huge attributes and text, wrong
 namespaces, byte-order marks and declared encodings that lie, NULs, invalid UTF-8,
@@ -161,6 +162,28 @@ def png_chunk(data: bytes, rng: random.Random, other: bytes) -> bytes:
     return bytes(out)
 
 
+_PDF_STREAM = re.compile(rb"<< /Length (\d+)([^>]*)>>\nstream\n")
+# Tokens pypdf's content parser reads in Python, each cheap to write many times.
+_CONTENT_TOKENS = (b"/", b"/a", b"(a", b"<41", b"<<", b"[", b"0 ", b"q ", b"/Fm0 Do ",
+                   b"BT (x) Tj ET ", b"\x80", b"%c\n")
+
+
+def pdf_content(data: bytes, rng: random.Random, other: bytes) -> bytes:
+    """A stream (a page's content, a form, an object stream) replaced by one token
+    repeated up to millions of times, Flate-compressed to a few KB: the hostile content
+    a byte flip never writes. Offsets move; pypdf (non-strict) finds the objects again."""
+    found = list(_PDF_STREAM.finditer(data))
+    if not found:
+        return ascii_integer(data, rng, other)
+    body = zlib.compress(rng.choice(_CONTENT_TOKENS) * rng.choice((1_000, 300_000, 3_000_000)))
+    head = b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(body)
+    # One stream, or every one (each page of a many-page seed: what a limit per page
+    # lets through, a file of such pages may not).
+    for m in reversed(found) if rng.random() < 0.3 else [rng.choice(found)]:
+        data = data[:m.start()] + head + body + data[m.end() + int(m[1]):]
+    return data
+
+
 # --------------------------------------------------------------------------- XML
 
 _DECL = re.compile(rb"^(\xef\xbb\xbf)?<\?xml[^>]*\?>")
@@ -293,7 +316,7 @@ XML: tuple[Mutation, ...] = (doctype, deep_nesting, huge_attribute, huge_text, m
                              namespace, bom_and_encoding, nul_or_invalid, invoice_id, markup)
 BY_KIND: dict[str, tuple[Mutation, ...]] = {
     "pdf": GENERIC + (ascii_integer,) * 3,  # PDFs are held together by ASCII numbers
-    "pdfinvoice": GENERIC + (ascii_integer,) * 3,
+    "pdfinvoice": GENERIC + (ascii_integer,) * 3 + (pdf_content,) * 3,
     "tiff": GENERIC + (tiff_entry,) * 4,
     "png": GENERIC + (png_chunk,) * 2,
     "xml": GENERIC + XML * 2,
