@@ -10,8 +10,10 @@ Each case is made from `--seed` and its number alone: a valid seed file (bench/
 fuzzseeds.py) of a kind drawn from `--kinds`, mutated one to three times (bench/
 fuzzmutate.py), put in a bundle in a temp outbox (an attachment kind: a valid UBL
 invoice and the file in its sidecar; `xml` and `pdfinvoice`: the file as the invoice
-file, a valid PDF in its sidecar) and evaluated for a channel drawn from `--channel`
-(`convert` is external-print with `convert_images = true`).
+file, a valid PDF in its sidecar; `toml`: the sidecar's attachments.toml, beside a
+valid PDF) and evaluated for a channel drawn from `--channel`
+(`convert` is external-print with `convert_images = true`; `embedded` e-invoice with
+`[delivery] format = "ubl-embedded"`, whose documents are built and checked then).
 
 The oracle: the outcome is accepted, or findings / an InputError whose every code is on
 docs/codes.md and whose file is one of the bundle's — never another exception; no case
@@ -46,8 +48,8 @@ from typing import Any
 from bench.fuzzmutate import mutate
 from bench.fuzzseeds import INVOICE_KINDS, REPO, made
 
-KINDS = ("pdf", "pdfinvoice", "tiff", "png", "jpeg", "gif", "bmp", "webp", "xml")
-CHANNELS = ("e-invoice", "external-print", "original-print", "convert")
+KINDS = ("pdf", "pdfinvoice", "tiff", "png", "jpeg", "gif", "bmp", "webp", "xml", "toml")
+CHANNELS = ("e-invoice", "external-print", "original-print", "convert", "embedded")
 EXTENSIONS = {"pdfinvoice": "pdf"}
 
 
@@ -82,11 +84,13 @@ def make_case(seed: int, number: int, kinds: list[str], channels: list[str],
 # ------------------------------------------------------------------------ worker
 
 def _config(work: Path, channel: str, preflight: str, readers: int = 0) -> Path:
-    real = "external-print" if channel == "convert" else channel
+    real = {"convert": "external-print", "embedded": "e-invoice"}.get(channel, channel)
+    embedded = channel == "embedded" and preflight != "off"  # it needs the engine
     path = work / f"{channel}.toml"
     path.write_text(f'[outbox]\npath = {json.dumps(str(work / "outbox"))}\n'
                     f'[paths]\nstate_dir = {json.dumps(str(work / "state"))}\n'
                     '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
+                    f'format = "{"ubl-embedded" if embedded else "bundle"}"\n'
                     f'[einvoice]\npreflight = "{preflight}"\n'
                     f'[validation]\nchannel = "{real}"\n'
                     f'convert_images = {"true" if channel == "convert" else "false"}\n'
@@ -107,7 +111,11 @@ def place(outbox: Path, case: Case, invoice: bytes, pdf: bytes) -> str:
     else:
         name = f"{stem}.xml"
         (outbox / name).write_bytes(invoice.replace(b">Snippet1<", f">{stem}<".encode(), 1))
-        (side / f"att.{case.ext}").write_bytes(case.data)
+        if case.kind == "toml":
+            (side / "attachments.toml").write_bytes(case.data)
+            (side / "ok.pdf").write_bytes(pdf)
+        else:
+            (side / f"att.{case.ext}").write_bytes(case.data)
     return name
 
 

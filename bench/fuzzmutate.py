@@ -78,7 +78,7 @@ def splice(data: bytes, rng: random.Random, other: bytes) -> bytes:
     return data[:_at(data, rng)] + other[_at(other, rng):]
 
 
-_DIGITS = re.compile(rb"-?\d+")
+_DIGITS = re.compile(rb"-?\d{1,18}(?!\d)")
 
 
 def ascii_integer(data: bytes, rng: random.Random, other: bytes) -> bytes:
@@ -309,6 +309,23 @@ def markup(data: bytes, rng: random.Random, other: bytes) -> bytes:
     return data[:where] + rng.choice(bits) + data[where:]
 
 
+def toml_value(data: bytes, rng: random.Random, other: bytes) -> bytes:
+    """A line of attachments.toml added: values nested deep, numbers of thousands of
+    digits, long strings, keys twice, unquoted names with dots, odd escapes."""
+    depth = rng.choice((10, 1000, 100_000))
+    line = rng.choice((
+        b"x = " + b"[" * depth + b"]" * depth, b"x = " + b"{a=" * depth + b"1" + b"}" * depth,
+        b"x = " + b"9" * rng.choice((4300, 4301, 100_000)), b"x = 1e" + b"9" * 5000,
+        b'note = "' + b"a" * rng.choice((2000, 2001, 1_100_000)) + b'"',
+        b'[files."ok.pdf"]\ntype = "A"', b"[files.ok.pdf]\ntype = \"A\"",
+        b'channel = "fax"', b'[files."ok.pdf"]\ntpye = "A"', b'x = "\\uD800"',
+        b'x = "\\U0010FFFF\\u0000"', b"x = 1979-05-27T07:32:00Z", b"x = nan", b"x = inf",
+        b"[[files]]", b"files = 1", b'[files."ok.pdf"]\ntype = 1', b"\x00", b"\xef\xbb\xbf",
+        b'x = """' + b"\\\n" * 1000 + b'"""'))
+    where = rng.choice((0, len(data)))
+    return data[:where] + b"\n" + line + b"\n" + data[where:]
+
+
 GENERIC: tuple[Mutation, ...] = (flip, edge_byte, truncate, cut_tail, remove_chunk,
                                  duplicate_chunk, random_bytes, splice, ascii_integer,
                                  binary_integer)
@@ -320,6 +337,7 @@ BY_KIND: dict[str, tuple[Mutation, ...]] = {
     "tiff": GENERIC + (tiff_entry,) * 4,
     "png": GENERIC + (png_chunk,) * 2,
     "xml": GENERIC + XML * 2,
+    "toml": GENERIC + (toml_value,) * 6,
 }
 
 

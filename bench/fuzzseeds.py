@@ -8,7 +8,8 @@ in a nested page tree, a cross-reference stream with its objects in an object st
 Images come from Pillow: TIFFs at 300 DPI (one page, many pages; raw, LZW, Deflate,
 JPEG, PackBits, Group 4), PNG (with pHYs, and an animated one), JPEG (JFIF density,
 and EXIF resolution), GIF (animated), BMP and WebP. XML from tests/fixtures: the Peppol
-invoice and credit note, a file of two invoices, a Svefaktura, a UTF-16 invoice.
+invoice and credit note, a file of two invoices, a Svefaktura, a UTF-16 invoice. And an
+attachments.toml naming its folder's files.
 """
 
 from __future__ import annotations
@@ -214,6 +215,10 @@ def xml_utf16() -> bytes:
     return text.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1).encode("utf-16")
 
 
+NOTES = (b'channel = "e-invoice"\n\n[files.\'ok.pdf\']\ntype = "Timesheet"\n'
+         b'note = "Hours for October \\u00e9"\n')
+
+
 # ------------------------------------------------------------------------- table
 
 # kind -> [(seed name, file extension, maker)]; a kind's seeds are mutated into its cases.
@@ -241,6 +246,8 @@ SEEDS: dict[str, list[tuple[str, str, Maker]]] = {
             ("allowance", "xml", lambda: _fixture("Allowance-example.xml")),
             ("batch", "xml", xml_batch), ("svefaktura", "xml", lambda: SVEFAKTURA),
             ("utf-16", "xml", xml_utf16)],
+    # attachments.toml in the sidecar, beside a valid ok.pdf it names.
+    "toml": [("notes", "toml", lambda: NOTES)],
 }
 # The PDF seeds again, as the invoice file itself (its text is searched for ids).
 SEEDS["pdfinvoice"] = SEEDS["pdf"]
