@@ -23,7 +23,7 @@ from daemon.fs.fsops import open_below
 from daemon.fs.fsread import read_bounded
 from daemon.names import printable, stem
 from daemon.reading.invoicexml import (
-    TOO_DEEP,
+    NESTED_TOO_DEEP,
     XML_SPACE,
     is_xml,
     lxml_root,
@@ -285,7 +285,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         try:
             fmt, ids = _xml_ids(root, rel)
         except RecursionError:
-            raise InputError("invalid-xml", rel, TOO_DEEP) from None
+            raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
         return InvoiceRead(fmt, tuple(ids) or fallback)
     if is_pdf(head):
         ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)

@@ -52,7 +52,7 @@ class _BareDoctypeParser(DefusedXMLParser):
 # 2,000,000 nested tags (invoices.MAX_XML_TAGS, 14 MB) took a reader past 850 MB before
 # it was refused, where a flat one of as many tags takes a third of that.
 MAX_XML_DEPTH = 1000
-TOO_DEEP = "nests elements too deeply to be an invoice — export the invoice again"
+NESTED_TOO_DEEP = "nests elements too deeply to be an invoice — export the invoice again"
 
 
 class _TooDeep(Exception):
@@ -291,7 +291,7 @@ def parse_defused(data: bytes, rel: str) -> Element:
     try:
         return _parse_xml(data)
     except _TooDeep:
-        raise InputError("invalid-xml", rel, TOO_DEEP) from None
+        raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
     except DefusedXmlException:
         # Not defusedxml's class name (DTDForbidden...): it means nothing to a clerk, and
         # our parser refuses an internal subset as a DTD before its entities are seen.
