@@ -23,12 +23,14 @@ from daemon.fs.fsops import open_below
 from daemon.fs.fsread import read_bounded
 from daemon.names import printable, stem
 from daemon.reading.invoicexml import (
+    NESTED_TOO_DEEP,
     XML_SPACE,
     is_xml,
     lxml_root,
     parse_defused,
     wide_encoding,
 )
+from daemon.reading.pdftext import TextBudget, TextTooLarge
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
 from daemon.validation.sniff import is_pdf, sniff
@@ -103,43 +105,6 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
     return ("ubl", list(ids)) if ids else ("other", [])
 
 
-# What the text of a PDF invoice file is searched in, all its pages together. pypdf parses
-# page content in Python, twice per page (the operators, then the text): a 10 KB file
-# whose Flate decodes to megabytes of text operators, or whose pages draw one large form
-# again and again, held a read (and `outboxd check`) for minutes. A dense page of invoice
-# lines (120 rows of 6 cells, each its own text run, and rules) holds about 14,000 words
-# and 4,400 operations and is searched in ~45 ms: the limits let some 200 such pages
-# through (a long itemised invoice), and bound a hostile file to ~10-20 s. Counted by the
-# blanks between words, so the data of an inline image (one word however long, skipped
-# by pypdf at C speed) costs nothing.
-MAX_PDF_CONTENT_WORDS = 3_000_000
-MAX_PDF_TEXT_OPERATORS = 1_000_000
-
-
-class _TextTooLarge(Exception):
-    """The PDF's pages hold more than its text is searched in (str: how much)."""
-
-
-class _TextBudget:
-    """What `_pdf_ids` reads, counted against the limits above (_TextTooLarge)."""
-
-    def __init__(self) -> None:
-        self.words = 0
-        self.operators = 0
-
-    def take_content(self, data: bytes) -> None:
-        self.words += sum(data.count(blank) for blank in (b" ", b"\n", b"\r", b"\t"))
-        if self.words > MAX_PDF_CONTENT_WORDS:
-            raise _TextTooLarge(f"over {MAX_PDF_CONTENT_WORDS:,} words of page content "
-                                "to search for its invoice number")
-
-    def take_operator(self, *_: object) -> None:
-        self.operators += 1  # those of the forms a page draws included
-        if self.operators > MAX_PDF_TEXT_OPERATORS:
-            raise _TextTooLarge(f"over {MAX_PDF_TEXT_OPERATORS:,} drawing operations "
-                                "to search for its invoice number")
-
-
 def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
     """The ids in the text of a PDF invoice file, in page order. A PDF that no one can
     use (encrypted, unreadable, no pages) breaks the rules attachments follow:
@@ -159,12 +124,15 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
         assert problem is not None  # open_pdf gives no reader only for an unusable PDF
         raise UnusablePdf(problem[0], rel, problem[1])
     ids: dict[str, None] = {}  # in order of first appearance
-    budget = _TextBudget()
+    budget = TextBudget()
     try:
         for page in reader.pages:
+            budget.page(page)
             contents = page.get_contents()
             budget.take_content(contents.get_data() if contents is not None else b"")
-            text = page.extract_text(visitor_operand_before=budget.take_operator)
+            text = page.extract_text(visitor_operand_before=budget.visit_before,
+                                     visitor_operand_after=budget.visit_after)
+            budget.check()
             for m in pattern.finditer(text or ""):
                 ids.setdefault(m.group(1))
             # pypdf keeps every object it resolved, each page's decoded content with it:
@@ -172,7 +140,7 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
             # memory grow with the pages, past what the machine has. Dropped page by
             # page; what a later page needs is read again from the file.
             reader.resolved_objects.clear()
-    except _TextTooLarge as exc:
+    except TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
     except Exception as exc:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
         # but not for a page that unpacks past pypdf's limit: the PDF open_pdf refuses.
@@ -317,8 +285,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         try:
             fmt, ids = _xml_ids(root, rel)
         except RecursionError:
-            raise InputError("invalid-xml", rel, "nests elements too deeply to be an "
-                             "invoice — export the invoice again") from None
+            raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
         return InvoiceRead(fmt, tuple(ids) or fallback)
     if is_pdf(head):
         ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)

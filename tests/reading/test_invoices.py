@@ -17,7 +17,7 @@ from validating import pdf_carrying
 
 from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
-from daemon.reading import invoices
+from daemon.reading import invoices, pdftext
 from daemon.reading.invoices import (
     InvoiceRead,
     _xml_ids,
@@ -679,7 +679,7 @@ class TestPdf:
         (pypdf reads a form again at each draw; a page of a few bytes drawing one form
         thousands of times held a read for minutes). The limit is lowered here so that
         the test reaches it in a fraction of the time the real one takes."""
-        monkeypatch.setattr(invoices, "MAX_PDF_TEXT_OPERATORS", 20_000)
+        monkeypatch.setattr(pdftext, "MAX_PDF_TEXT_OPERATORS", 20_000)
         form = b"BT /F1 12 Tf 72 720 Td (a) Tj ET\n" * 60
         path = write(tmp_path / "INV-5.pdf", flate_pdf(b"/Fm0 Do\n" * 4_000, form))
         with pytest.raises(InputError) as info:
@@ -820,6 +820,48 @@ class TestXmlThatCannotBeRead:
         with pytest.raises(InputError) as info:
             read(path)
         assert info.value.code == "invalid-xml" and info.value.file == "INV-1.xml"
+
+    @pytest.mark.parametrize("name", [b"utf-8\x00", b"undefined"])
+    def test_an_encoding_name_no_codec_takes_is_invalid_xml(self, tmp_path: Path,
+                                                            name: bytes) -> None:
+        """A declared encoding name that Python's codecs refuse with a ValueError, not a
+        LookupError (a NUL inside it, found by bench/fuzz.py; "undefined"), is an
+        invalid-xml error naming the file, not a crash of the read."""
+        path = write(tmp_path / "INV-1.xml",
+                     b'<?xml version="1.0" encoding="' + name + b'"?>\n<Invoice>\xff</Invoice>')
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invalid-xml" and info.value.file == "INV-1.xml"
+
+    def test_nesting_past_the_depth_limit_is_refused_as_it_is_parsed(self, tmp_path: Path
+                                                                       ) -> None:
+        """A well-formed file of elements nested 1,001 deep (past lxml's 256, so parsed by
+        defusedxml) is invalid-xml naming the file, refused at that depth: a fuzzed
+        invoice nested 600,000 deep took a reader 530 MB (ElementTree keeps ~0.4 KB a
+        level open) before it was refused (peak memory measured in a child process).
+        1,000 levels still read."""
+        def nested(depth: int) -> bytes:
+            return (b'<?xml version="1.0"?>\n<Invoice>' + b"<a>" * (depth - 1)
+                    + b"</a>" * (depth - 1) + b"</Invoice>")
+        assert read(write(tmp_path / "INV-2.xml", nested(1000))).invoice_ids == ("INV-2",)
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-1.xml", nested(1001)))
+        assert (info.value.code, info.value.file) == ("invalid-xml", "INV-1.xml")
+        assert "nests elements too deeply" in info.value.message
+        path = write(tmp_path / "INV-3.xml", nested(600_000))
+        code = ("import resource, sys\n"
+                "from pathlib import Path\n"
+                "from daemon.reading.invoices import read_invoice_file\n"
+                "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                "try:\n"
+                "    read_invoice_file(Path(sys.argv[1]), 'INV-3.xml', '(x)')\n"
+                "except Exception as exc:\n"
+                "    print(exc.code, end=' ')\n"
+                "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                              text=True, timeout=120, check=False)
+        code_seen, grew_mb = done.stdout.split()
+        assert code_seen == "invalid-xml" and int(grew_mb) < 100, done.stdout + done.stderr
 
     def test_absurd_nesting_is_invalid_xml(self, tmp_path: Path) -> None:
         """Nesting deep enough to exhaust the stack is an invalid-xml error, not a crash."""
