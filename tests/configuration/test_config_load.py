@@ -80,6 +80,28 @@ class TestErrors:
         assert str(info.value) == (f"{path} is not valid TOML: Invalid value (at line 2, "
                                    f"column {column}){hint}")
 
+    @pytest.mark.parametrize(("line", "hint"), [
+        ("level = info", ' — strings need double quotes: level = "info"'),
+        ("level = infinity  # loud", ' — strings need double quotes: level = "infinity"'),
+        ("format = nanny", ' — strings need double quotes: format = "nanny"'),
+        ("format = trueish", ' — strings need double quotes: format = "trueish"'),
+        ("level = \"a\" \"b\"", ""),  # two strings: quotes are not what is missing
+        ("level = 5 s", "")])
+    def test_an_unquoted_word_that_begins_like_a_number_or_true_is_told_to_take_quotes(
+            self, tmp_path: Path, line: str, hint: str) -> None:
+        """`level = info` — the default written without quotes — reads to tomllib as the
+        number inf followed by "o", and it said only "Expected newline or end of document
+        after a statement": the quotes' hint came for `level = warn` but not for "info",
+        "nan…", "true…" or "false…". Found by bench/configfuzz.py."""
+        path = tmp_path / "config.toml"
+        path.write_text(f"[log]\n{line}\n")
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        message = str(info.value)
+        assert message.startswith(f"{path} is not valid TOML: Expected newline or end of "
+                                  "document after a statement (at line 2, column ")
+        assert message.endswith(f"){hint}")
+
     def test_a_file_not_in_utf8_says_which_line_and_to_save_it_as_utf8(
             self, tmp_path: Path) -> None:
         """A configuration saved in the Windows code page (a comment with "ü"): the error
