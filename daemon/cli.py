@@ -11,6 +11,7 @@ import gc
 import importlib
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from daemon import __version__, cmdsignals, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from daemon.errors import ConfigError, OutboxdError, UsageError, refused
+from daemon.errors import ConfigError, OutboxdError, UsageError, refused, unquoted
 from daemon.invisible import for_terminal
 
 
@@ -255,6 +256,18 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
 
 
+# A refusal quotes the argument it is about (an unknown option, a path not found): one
+# of 100,000 characters (a variable that held a file's content, not its name) made a line
+# of 100,000 that no one reads. Cut as the configuration's lines cut a value, past what
+# any path may be (4,095 bytes) only rarely reaches.
+_LONG_WORD = re.compile(r"\S{1001,}")
+
+
+def _said(text: str) -> str:
+    """A refusal for stderr: long words cut, control characters as their codes."""
+    return for_terminal(_LONG_WORD.sub(lambda m: unquoted(m[0]), text))
+
+
 def _stdout_to_devnull() -> None:
     """Point stdout at /dev/null, so that the interpreter's final flush of a stdout that
     cannot be written does not complain a second time."""
@@ -326,10 +339,10 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
     except UsageError as exc:
         # Names and invoice ids in a refusal are a clerk's or an invoice's: never raw to
         # the admin's terminal (an escape sequence, a right-to-left override).
-        print(for_terminal(f"outboxd: {exc}"), file=sys.stderr)
+        print(_said(f"outboxd: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except OutboxdError as exc:
-        print(for_terminal(f"outboxd: {exc}"), file=sys.stderr)
+        print(_said(f"outboxd: {exc}"), file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         if command in ("run", "receiver", "demo"):
@@ -340,7 +353,7 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
         # stdout on a full device. One line (`run` logs its own, see actions/run.py).
-        print(for_terminal(f"outboxd: {refused(exc)}"), file=sys.stderr)
+        print(_said(f"outboxd: {refused(exc)}"), file=sys.stderr)
         if exc.filename is None:
             # Most likely stdout itself (a full device): nothing more from its last flush.
             with contextlib.suppress(OSError):

@@ -6,6 +6,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -355,3 +356,29 @@ def test_c_after_a_command_that_reads_no_configuration_is_accepted_as_before_it(
     before = parser.parse_args(["-c", "/etc/outboxd/config.toml", *argv])
     after = parser.parse_args([*argv, "-c", "/etc/outboxd/config.toml"])
     assert vars(before) == vars(after)
+
+
+@pytest.mark.parametrize("argv", [["status", "x" * 100_000], ["config", "--" + "x" * 100_000],
+                                  ["help", "x" * 100_000]])
+def test_a_very_long_argument_is_quoted_cut_in_its_refusal(argv: list[str], capsys) -> None:
+    """An argument of 100,000 characters (a variable holding a file's content, not its
+    name) was echoed whole: one line of 100,000 characters on stderr. Now its start and
+    its length, as the configuration's lines cut a value (found by bench/configfuzz.py)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "xxxxx… (100,00" in err and "characters)" in err
+    assert max(len(line) for line in err.splitlines()) < 1_000
+
+
+def test_a_missing_path_of_100_000_characters_is_named_cut(tmp_path: Path, capsys) -> None:
+    """`check` of a path that does not exist names it, cut when it is past what any path
+    may be, still saying that it does not exist."""
+    config = tmp_path / "config.toml"
+    (tmp_path / "outbox").mkdir()
+    config.write_text(f'[outbox]\npath = "{tmp_path}/outbox"\n[delivery]\n'
+                      f'url = "http://127.0.0.1:9/in"\n[paths]\nstate_dir = "{tmp_path}/s"\n'
+                      '[einvoice]\npreflight = "off"\n')
+    assert main(["check", "-c", str(config), "/" + "x" * 100_000]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: check: /xxx") and line.endswith(
+        "… (100,001 characters) does not exist")
