@@ -1,5 +1,6 @@
 """The sections of the configuration (docs/configuration.md), one model each: their keys,
-defaults and checks. Every problem is a ValueError that names what is allowed.
+defaults and checks (what all of them share is config_base.py's `Section`). Every
+problem is a ValueError that names what is allowed.
 Kept apart from `Settings` (config.py), which puts the sections together, takes
 the environment's overrides and derives the paths, so that what each key may be
 reads section by section.
@@ -10,11 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.configuration.config_base import Section
 from daemon.configuration.config_credentials import credentials_problem, read_token_file
 from daemon.configuration.config_values import (
     TOKEN_RULE,
@@ -60,36 +60,6 @@ URL_EXAMPLE = ('url = "https://…", the operator\'s address (or transport = "di
                'target = "/a/folder")')
 KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
                "xlsx", "ods", "docx"}
-
-
-def _words(annotation: Any) -> set[str]:
-    """The words a key of this type may be (a Literal's, also inside a union)."""
-    if get_origin(annotation) is Literal:
-        return {a for a in get_args(annotation) if isinstance(a, str)}
-    return set().union(*(_words(a) for a in get_args(annotation)))
-
-
-class Section(BaseModel):
-    # hide_input_in_errors: a ValidationError printed as it is (a section built
-    # directly) must not show a token or a url's password; load_settings words
-    # its own lines from .errors(), which keeps the input for _show to mask.
-    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _any_case(cls, data: Any) -> Any:
-        """A key that takes one of a few words takes it in any case: admins used to
-        Python's and journald's spellings write level = "DEBUG", format = "JSON". Only a
-        word that is then allowed is lowered, so an error still shows what was written."""
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for name, value in data.items():
-            field = cls.model_fields.get(name) if isinstance(name, str) else None
-            if field is not None and isinstance(value, str) \
-                    and value.lower() in _words(field.annotation):
-                out[name] = value.lower()
-        return out
 
 
 class OutboxConfig(Section):
