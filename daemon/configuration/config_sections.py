@@ -8,6 +8,7 @@ reads section by section.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,13 @@ from pydantic import (
 from daemon.configuration.config_base import Section
 from daemon.configuration.config_credentials import credentials_problem, read_token_file
 from daemon.configuration.config_values import (
+    MAX_NAME_BYTES,
     TOKEN_RULE,
     Seconds,
     mask_url,
     path_fits,
     path_given,
+    suffix_fits,
     token_problem,
     url_problem,
 )
@@ -82,13 +85,13 @@ class OutboxConfig(Section):
 
     @field_validator("sidecar_suffix", "marker_suffix")
     @classmethod
-    def _one_name(cls, value: str) -> str:
+    def _one_name(cls, value: str, info: ValidationInfo) -> str:
         # NAME + suffix must stay one name beside the invoice file: a "/" would make the
         # sidecar or the marker a path, which could lead out of the outbox.
         if "/" in value or "\0" in value:
             raise ValueError("must not contain / (it is appended to a file name), e.g. "
                              "\".files\"")
-        return value
+        return suffix_fits(value, ".ready" if info.field_name == "marker_suffix" else ".files")
 
 
 class PathsConfig(Section):
@@ -348,6 +351,12 @@ class ShareConfig(Section):
         if value and ("/" in value or "\\" in value or value.startswith(".")):
             raise ValueError("must be a plain file name in the outbox root (no folders, "
                              "not hidden), or \"\" to turn the page off")
+        if len(os.fsencode(value)) > MAX_NAME_BYTES:
+            # The page could never be written: a "File name too long" logged at every
+            # refresh, the name of 100,000 characters whole in each line.
+            raise ValueError(f"is {len(os.fsencode(value)):,} bytes long; a file name has at "
+                             f"most {MAX_NAME_BYTES} on Linux — give a shorter name, e.g. "
+                             '"outboxd-status.html" (the default)')
         return value
 
     @field_validator("release_suffix")
@@ -357,7 +366,7 @@ class ShareConfig(Section):
         if len(value) < 2 or not value.startswith(".") or "/" in value or "\\" in value:
             raise ValueError("must be a dot and at least one more character, without / or "
                              "\\, e.g. \".send-anyway\"")
-        return value
+        return suffix_fits(value, ".send-anyway")
 
 
 class EinvoiceConfig(Section):

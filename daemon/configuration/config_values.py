@@ -308,6 +308,18 @@ def path_fits(value: object) -> object:
     return value
 
 
+def suffix_fits(suffix: str, example: str) -> str:
+    """A suffix put after an invoice file's NAME (sidecar, marker, release file) that leaves
+    a name room beside it: one of 255 bytes or more never makes a file name, so no clerk
+    could ever make that sidecar, marker or release file."""
+    size = len(os.fsencode(suffix))
+    if size >= MAX_NAME_BYTES:
+        raise ValueError(f"is {size:,} bytes long; a file name has at most {MAX_NAME_BYTES} "
+                         "on Linux, so NAME and this suffix would never fit in one — give "
+                         f'a short suffix, e.g. "{example}"')
+    return suffix
+
+
 def has_userinfo(url: str | None) -> bool:
     """The url carries a user name or password: httpx's Client turns either into a Basic
     Authorization header. False for a url httpx cannot parse (reported elsewhere)."""

@@ -351,3 +351,36 @@ def test_a_nul_character_in_a_share_file_name_is_refused_at_load(
     assert "\\x00" in problem
     assert problem.endswith("holds a NUL character (\\0), which no file name may hold — "
                             "remove it")
+
+
+@pytest.mark.parametrize(("section", "key", "value", "example"), [
+    ("share", "status_page", "x" * 251 + ".html", '"outboxd-status.html" (the default)'),
+    ("share", "release_suffix", "." + "x" * 254, '".send-anyway"'),
+    ("outbox", "sidecar_suffix", ".f" + "\u00e9" * 127, '".files"'),
+    ("outbox", "marker_suffix", "." + "x" * 100_000, '".ready"')])
+def test_a_share_name_or_suffix_no_file_name_can_hold_is_refused(
+        tmp_path: Path, outbox: Path, section: str, key: str, value: str,
+        example: str) -> None:
+    """A status page of more than 255 bytes could never be written (a "File name too
+    long" logged at every refresh, the whole name in each line: 100,000 characters of it
+    under reload fuzzing); a sidecar, marker or release suffix of 255 bytes or more leaves
+    no room for NAME, so no clerk could make that folder or file. Refused at load, the
+    size in bytes (é is two) and a short example (found by bench/configfuzz.py)."""
+    text = minimal(outbox, f'[{section}]\n{key} = "{value}"\n') if section != "outbox" \
+        else minimal(outbox).replace("[outbox]\n", f'[outbox]\n{key} = "{value}"\n')
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), f"[{section}] {key}")
+    size = len(value.encode())
+    assert f": is {size:,} bytes long; a file name has at most 255 on Linux" in line
+    assert line.endswith(f"e.g. {example}")
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("share", "status_page", "x" * 250 + ".html"), ("share", "release_suffix", "." + "x" * 253),
+    ("outbox", "sidecar_suffix", "." + "x" * 253)])
+def test_a_share_name_or_suffix_at_the_limit_loads(tmp_path: Path, outbox: Path, section: str,
+                                                   key: str, value: str) -> None:
+    """255 bytes for the page, 254 for a suffix (a one-byte NAME beside it) still load."""
+    text = minimal(outbox, f'[{section}]\n{key} = "{value}"\n') if section != "outbox" \
+        else minimal(outbox).replace("[outbox]\n", f'[outbox]\n{key} = "{value}"\n')
+    settings = load_settings(config_file(tmp_path, text))
+    assert getattr(getattr(settings, section), key) == value
