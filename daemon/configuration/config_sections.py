@@ -251,6 +251,14 @@ class DeliveryConfig(Section):
                 return True
             if word in ("false", "0", "no", "off"):
                 return False
+            if not value.startswith("/"):
+                # "maybe", "ture", "yes please": path_fits called them relative paths, and
+                # the admin who meant a yes or no was told nothing of true and false.
+                tilde = " (~ is not expanded: write the home folder out)" \
+                    if value.startswith("~") else ""
+                raise ValueError("is neither true nor false, and as the path of a CA "
+                                 "bundle file it is a relative path — give true, false, or "
+                                 f"the file's whole path, starting with /{tilde}")
             path_fits(value)
             if not Path(value).is_file():
                 raise ValueError("must be true, false, or the path of an existing CA bundle "
@@ -323,7 +331,9 @@ class ServiceConfig(Section):
         text = str(value).strip().lower() if not isinstance(value, bool) else ""
         if text == "auto":
             return "auto"
-        if text.isdigit() and int(text) <= 64:
+        # ASCII digits only: "²" is a digit to str.isdigit() but not to int() (its
+        # ValueError's text reached the admin), and "٣" would pass as 3.
+        if text.isascii() and text.isdigit() and int(text) <= 64:
             return int(text)
         raise ValueError("must be \"auto\" or a whole number from 0 to 64 (0: read on "
                          "threads of the daemon's own process)")

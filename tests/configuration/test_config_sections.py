@@ -384,3 +384,29 @@ def test_a_share_name_or_suffix_at_the_limit_loads(tmp_path: Path, outbox: Path,
         else minimal(outbox).replace("[outbox]\n", f'[outbox]\n{key} = "{value}"\n')
     settings = load_settings(config_file(tmp_path, text))
     assert getattr(getattr(settings, section), key) == value
+
+
+@pytest.mark.parametrize("value", ["maybe", "ture", "yes please", "~/ca.pem"])
+def test_a_verify_that_is_no_yes_or_no_and_no_whole_path_names_all_three(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """OUTBOXD_DELIVERY__VERIFY=maybe (or a typo of true) was told only "is a relative
+    path": the admin who meant yes or no heard nothing of true and false (found by
+    bench/configfuzz.py)."""
+    line = problem_from_environment(tmp_path, outbox, monkeypatch, "OUTBOXD_DELIVERY__VERIFY",
+                                    value, "[delivery] verify")
+    assert "is neither true nor false" in line and "give true, false, or the file's whole " \
+        "path, starting with /" in line
+    assert ("~ is not expanded" in line) == value.startswith("~")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "\uff13"])
+def test_reader_processes_takes_ascii_digits_only(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """"²" is a digit to str.isdigit() and not to int(): its ValueError's text ("invalid
+    literal for int() with base 10") reached the admin; "٣" and "３" passed as 3. Each is
+    refused with the key's own words (found by bench/configfuzz.py)."""
+    line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                    "OUTBOXD_SERVICE__READER_PROCESSES", value,
+                                    "[service] reader_processes")
+    assert line.endswith('must be "auto" or a whole number from 0 to 64 (0: read on threads '
+                         "of the daemon's own process)")
