@@ -236,8 +236,12 @@ def url_problem(url: str) -> str | None:
                 f"password ends the host there) — {_ENCODE_USERINFO}")
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        reason = str(exc)
+        host_name = parsed.host
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # UnicodeError: the idna package's own, from .host, which decodes an "xn--" host
+        # that is no punycode; its text ("Malformed A-label, no Punycode eligible content
+        # found") reached the admin as the reason.
+        reason = "Invalid IDNA" if isinstance(exc, UnicodeError) else str(exc)
         # A "/" or ":" in a password splits the url elsewhere than meant
         # ("bob:pa/ss@host" reads as host "bob", port "pa"): say so.
         hint = f" ({_ENCODE_USERINFO})" if "@" in url else ""
@@ -246,9 +250,9 @@ def url_problem(url: str) -> str | None:
         if reason.startswith(("Invalid IPv4", "Invalid IPv6", "Invalid IDNA")):
             return f"the host is not a valid host name or IP address{hint}"
         return f"is not a valid URL, e.g. https://operator.example/api/bundles{hint}"
-    if not parsed.host:
+    if not host_name:
         return "must name a host, e.g. https://operator.example/api/bundles"
-    if "%20" in parsed.host or " " in parsed.host:
+    if "%20" in host_name or " " in host_name:
         return "the host must not contain spaces"
     if b"@" in parsed.raw_path:
         # "http://bob:1234/pw@host" and "…:1234?pw@host" parse as host bob, port 1234: a

@@ -239,6 +239,15 @@ class TestUrl:
                                         "[delivery] url")
         assert "the host name is longer than a host name may be" in line
 
+    @pytest.mark.parametrize("url", ["http://xn--/in", "https://xn--a/in",
+                                     "https://xn--zz-x.example/in"])
+    def test_a_host_that_is_no_punycode_is_told_in_our_words(self, url: str) -> None:
+        """An "xn--" host that does not decode: httpx parses it, and its .host raised the
+        idna package's own error, whose text ("Malformed A-label, no Punycode eligible
+        content found", "Codepoint U+0080 … not allowed") was the reason the admin read
+        (found by bench/configfuzz.py)."""
+        assert url_problem(url) == "the host is not a valid host name or IP address"
+
     def test_a_host_name_of_253_characters_is_the_longest_accepted(self) -> None:
         """DNS carries a name of up to 253 characters: that one loads, one more is refused."""
         host = ".".join(["a" * 63] * 3 + ["b" * 61])
