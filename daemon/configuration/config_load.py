@@ -104,6 +104,9 @@ PLAIN_MESSAGES = {
     "int_parsing": "must be a whole number, e.g. 4",
     "int_type": "must be a whole number, e.g. 4",
     "int_from_float": "must be a whole number, e.g. 4",
+    # Past 4,300 digits (from the environment: the file's are tomllib's to refuse).
+    "int_parsing_size": "is a number of thousands of digits, far past what any setting "
+                        "takes — give a whole number such as 4",
     "bool_parsing": "must be true or false",
     "bool_type": "must be true or false",
     "string_type": "must be text in quotes",
