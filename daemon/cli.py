@@ -11,7 +11,6 @@ import gc
 import importlib
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from daemon import __version__, cmdsignals, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from daemon.errors import ConfigError, OutboxdError, UsageError, refused, unquoted
+from daemon.errors import ConfigError, OutboxdError, UsageError, long_words_cut, refused
 from daemon.invisible import for_terminal
 
 
@@ -256,16 +255,9 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
 
 
-# A refusal quotes the argument it is about (an unknown option, a path not found): one
-# of 100,000 characters (a variable that held a file's content, not its name) made a line
-# of 100,000 that no one reads. Cut as the configuration's lines cut a value, past what
-# any path may be (4,095 bytes) only rarely reaches.
-_LONG_WORD = re.compile(r"\S{1001,}")
-
-
 def _said(text: str) -> str:
     """A refusal for stderr: long words cut, control characters as their codes."""
-    return for_terminal(_LONG_WORD.sub(lambda m: unquoted(m[0]), text))
+    return for_terminal(long_words_cut(text))
 
 
 def _stdout_to_devnull() -> None:
