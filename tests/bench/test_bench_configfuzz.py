@@ -25,6 +25,11 @@ def test_a_seeded_draw_of_bad_configurations_and_command_lines_keeps_the_promise
     lines: list[str] = []
     found = configfuzz.sweep(tmp_path, seed=46, n_argv=60, daemon=False,
                              report=lines.append, sample=300)
+    # Every colliding-folders case too, each under a command of the seed's choice: those
+    # that every command must refuse are known to the oracle (configfuzz.R).
+    found += configfuzz.sweep(tmp_path, seed=46, n_argv=0, daemon=False,
+                              report=lines.append,
+                              only=lambda case: case.name.startswith("conflict "))
     assert not found, "\n".join(lines)
     assert time.monotonic() - started < 30  # the bound this draw is sized for, with room
 
@@ -35,11 +40,13 @@ def test_a_seeded_draw_of_bad_configurations_and_command_lines_keeps_the_promise
     (Outcome(0, f"token {configfuzz.TOKEN}", ""), "a secret printed"),
     (Outcome(2, "", ""), "exit 2 with nothing on stderr"),
     (Outcome(2, "", "outboxd: configuration error in c:\n  [log] format: bad\n"),
-     "the error names none of ('[log] level',)")])
+     "the error names none of ('[log] level',)"),
+    (Outcome(0, "valid", ""), "exit 0 where the configuration must be refused (2)")])
 def test_the_oracle_finds_each_broken_promise(outcome: Outcome, problem: str) -> None:
     """Each promise the sweep holds the commands to fails the case that breaks it (an
     oracle that found nothing would pass a sweep of anything)."""
-    assert problem in verdict(Case("c", b"", names=("[log] level",)), outcome, "status")
+    case = Case("c", b"", names=("[log] level",), refused="refused" in problem)
+    assert problem in verdict(case, outcome, "status")
 
 
 def test_a_line_of_run_that_is_no_json_is_found_but_a_usage_error_is_plain() -> None:
