@@ -18,7 +18,14 @@ from typing import Any
 
 from daemon import __version__, cmdsignals, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from daemon.errors import ConfigError, OutboxdError, UsageError, long_words_cut, refused
+from daemon.errors import (
+    ConfigError,
+    OutboxdError,
+    UsageError,
+    long_words_cut,
+    refused,
+    shown,
+)
 from daemon.invisible import for_terminal
 
 
@@ -33,6 +40,8 @@ class _Parser(argparse.ArgumentParser):
         parsed, unknown = super().parse_known_args(args, namespace)
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if self.prog == "outboxd":  # the top-level parser, once its command's has parsed
+            _one_config(parsed)
         return parsed, unknown
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -45,12 +54,31 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{sub}: {message}" if sub else message)
 
 
+class _Once(argparse.Action):
+    """An option that takes a value, given at most once (or again with the same value):
+    argparse keeps the last of `--type Invoice --type Timesheet` without a word, and a
+    script that adds an option a person also gave ran on the other value than meant."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = namespace.__dict__.setdefault("_given", {})
+        if self.dest in given and given[self.dest] != values:
+            # The receiver's --token is a secret: named, never shown.
+            both = "" if "token" in self.dest else \
+                f", as {shown(str(given[self.dest]))} and {shown(str(values))}"
+            parser.error(f"{'/'.join(self.option_strings)} given twice{both} — give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def _config_arg(p: argparse.ArgumentParser, top: bool, read: bool = True) -> None:
-    # Accepted before or after the subcommand; the subcommand's copy must not
-    # overwrite a value given before it, hence SUPPRESS. Also after a command that reads
-    # none (`receiver`, `demo`, `help`), as before it: a wrapper or script that adds
-    # `-c FILE` to every outboxd command line got "unrecognized arguments" there.
+    # Accepted before or after the subcommand; the subcommand's copy goes to a dest of its
+    # own (argparse would let it overwrite one given before, even another file: main()
+    # refuses two), SUPPRESS leaving it unset where not given. Also after a command that
+    # reads none (`receiver`, `demo`, `help`), as before it: a wrapper or script that
+    # adds `-c FILE` to every outboxd command line got "unrecognized arguments" there.
     p.add_argument("-c", "--config", metavar="FILE", type=lambda text: str(_path(text)),
+                   action=_Once, dest="config" if top else "config_after",
                    default=None if top else argparse.SUPPRESS,
                    help="configuration file (else $OUTBOXD_CONFIG, else "
                         "/etc/outboxd/config.toml)" if read else
@@ -108,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "status")
     p.add_argument("--json", action="store_true", help="machine-readable output (sent and "
                    "quarantined of the last 7 days)")
-    p.add_argument("--limit", type=_count, default=20, metavar="N",
+    p.add_argument("--limit", action=_Once, type=_count, default=20, metavar="N",
                    help="show the N most recent sent and quarantined (default %(default)s)")
 
     p = _add(sub, "check")
@@ -130,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the invoice id (the number inside the invoice file, not its name)")
     p.add_argument("file", type=_path, metavar="FILE",
                    help="the file to copy into that invoice's sidecar folder")
-    p.add_argument("--type", dest="doc_type", metavar="T",
+    p.add_argument("--type", action=_Once, dest="doc_type", metavar="T",
                    help="document type, e.g. Timesheet (else the default type)")
-    p.add_argument("--note", metavar="N", help="a free-text note sent with the file")
+    p.add_argument("--note", action=_Once, metavar="N", help="a free-text note sent with the file")
 
     p = _add(sub, "retry")
     p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER", type=_bundle_ref,
@@ -142,26 +170,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check it; exit 2 if it is bad")
 
     p = _add(sub, "receiver", config=False)
-    p.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT",
+    p.add_argument("--listen", action=_Once, default="127.0.0.1:8787", metavar="HOST:PORT",
                    help="address to listen on (port 0: any free port; default %(default)s)")
-    p.add_argument("--store", required=True, type=_path, metavar="DIR",
+    p.add_argument("--store", action=_Once, required=True, type=_path, metavar="DIR",
                    help="folder that receives the bundles")
     secret = p.add_mutually_exclusive_group()
-    secret.add_argument("--token", default=None, help="require this bearer token (seen by "
-                        "every user of this machine in `ps`: prefer --token-file or "
-                        "$OUTBOXD_RECEIVER_TOKEN)")
-    secret.add_argument("--token-file", type=_path, default=None, metavar="FILE",
+    secret.add_argument("--token", action=_Once, default=None,
+                        help="require this bearer token (seen by every user of this machine "
+                             "in `ps`: prefer --token-file or $OUTBOXD_RECEIVER_TOKEN)")
+    secret.add_argument("--token-file", action=_Once, type=_path, default=None, metavar="FILE",
                         help="require the bearer token this file holds (spaces and line "
                              "ends around it ignored)")
-    p.add_argument("--fail-first", default="", metavar="STATUS,…",
+    p.add_argument("--fail-first", action=_Once, default="", metavar="STATUS,…",
                    help="answer the first requests with these statuses, one each in "
                         "turn (fault injection); 'pass' answers its request normally, "
                         "STATUS:SECONDS sends Retry-After: SECONDS with it (e.g. pass,422 "
                         "or 503,429:3600)")
-    p.add_argument("--hold-first", type=_seconds, default=0.0, metavar="SECONDS",
+    p.add_argument("--hold-first", action=_Once, type=_seconds, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
-    p.add_argument("--retry-after", type=_seconds, default=0.0, metavar="SECONDS",
+    p.add_argument("--retry-after", action=_Once, type=_seconds, default=0.0, metavar="SECONDS",
                    help="Retry-After sent with the injected 429/503 answers that "
                         "--fail-first gives none (default 0)")
     p.add_argument("--own-ids", action="store_true",
@@ -170,15 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "receiver that numbers bundles its own way does")
 
     p = _add(sub, "demo", config=False)
-    p.add_argument("--dir", type=_path, default=None, metavar="DIR",
+    p.add_argument("--dir", action=_Once, type=_path, default=None, metavar="DIR",
                    help="an empty or new folder for the workspace (default: a new temporary "
                         "folder, kept afterwards)")
     p.add_argument("--once", action="store_true",
                    help="stop when every sample reached its end; exit 0 if each reached the "
                         "expected one, 1 otherwise")
-    p.add_argument("--pace", type=_seconds, default=1.0, metavar="SECONDS",
+    p.add_argument("--pace", action=_Once, type=_seconds, default=1.0, metavar="SECONDS",
                    help="pause between two samples (default %(default)s)")
-    p.add_argument("--timeout", type=_seconds, default=120.0, metavar="SECONDS",
+    p.add_argument("--timeout", action=_Once, type=_seconds, default=120.0, metavar="SECONDS",
                    help="with --once: give up after this long (default %(default)s)")
 
     p = _add(sub, "help", config=False)
@@ -248,6 +276,19 @@ def _seconds(text: str) -> float:
 ACTIONS = {"run": "run", "status": "status", "check": "check", "send": "send",
            "attach": "attach", "retry": "retry", "config": "showconfig",
            "receiver": "receiver"}
+
+
+def _one_config(args: argparse.Namespace) -> None:
+    """-c before the command and -c after it: one file, or a usage error naming both."""
+    after = getattr(args, "config_after", None)
+    if after is not None:
+        if getattr(args, "config", None) not in (None, after):
+            raise UsageError(f"{args.command}: -c/--config given twice, as "
+                             f"{shown(args.config)} (before the command) and {shown(after)} "
+                             "(after it) — give it once")
+        args.config = after
+    vars(args).pop("config_after", None)
+    vars(args).pop("_given", None)
 
 
 def _demo(args: argparse.Namespace) -> int:

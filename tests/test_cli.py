@@ -382,3 +382,45 @@ def test_a_missing_path_of_100_000_characters_is_named_cut(tmp_path: Path, capsy
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("outboxd: check: /xxx") and line.endswith(
         "… (100,001 characters) does not exist")
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["-c", "/a.toml", "status", "-c", "/b.toml"],
+     "outboxd: status: -c/--config given twice, as '/a.toml' (before the command) and "
+     "'/b.toml' (after it) — give it once"),
+    (["config", "-c", "/a.toml", "--config", "/b.toml"],
+     "outboxd: config: -c/--config given twice, as '/a.toml' and '/b.toml' — give it once"),
+    (["status", "--limit", "3", "--limit", "5"],
+     "outboxd: status: --limit given twice, as '3' and '5' — give it once"),
+    (["attach", "INV-1", "/f.pdf", "--type", "Timesheet", "--type", "Receipt"],
+     "outboxd: attach: --type given twice, as 'Timesheet' and 'Receipt' — give it once")])
+def test_an_option_given_twice_with_two_values_is_a_usage_error(
+        argv: list[str], said: str, capsys) -> None:
+    """argparse kept the last of two values without a word: `outboxd -c A status -c B`
+    (a wrapper adding -c to every command line, and a person's own) read B, `attach
+    --type Timesheet --type Receipt` recorded Receipt. Now exit 2 naming both — the
+    receiver's token only by name (found by bench/configfuzz.py)."""
+    assert main(argv) == 2
+    assert said in capsys.readouterr().err.splitlines()
+
+
+def test_the_receivers_token_given_twice_is_refused_naming_it_only(capsys) -> None:
+    """The receiver's --token twice is refused the same way, without showing either
+    value. Parsed only: a regression must fail here, not start a receiver that never
+    ends."""
+    with pytest.raises(UsageError) as refused:
+        build_parser().parse_args(["receiver", "--store", "/s", "--token", "s3cr3t-a",
+                                   "--token", "s3cr3t-b"])
+    assert str(refused.value) == "receiver: --token given twice — give it once"
+    assert "s3cr3t" not in capsys.readouterr().err
+
+
+def test_an_option_given_twice_with_one_value_is_taken(tmp_path: Path, capsys) -> None:
+    """The same file before and after the command, or the same count twice, is one."""
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    args = build_parser().parse_args(["-c", str(config), "status", "-c", str(config),
+                                      "--limit", "3", "--limit", "3"])
+    assert args.limit == 3
+    assert main(["-c", str(config), "config", "--config", str(config)]) == 2  # empty: no outbox
+    assert "given twice" not in capsys.readouterr().err
