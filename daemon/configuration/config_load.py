@@ -228,10 +228,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     where = unquoted(str(path))
     text = ""
     try:
-        # "utf-8-sig": a byte-order mark, which Notepad writes at the start of a file
-        # saved as UTF-8, is no TOML; tomllib stopped at it ("Invalid statement (at
-        # line 1, column 1)"), pointing at nothing the admin can see.
-        text = read_admin_file(path, CONFIG_LIMIT).decode("utf-8-sig")
+        # A byte-order mark, which Notepad writes at the start of a file saved as UTF-8,
+        # is no TOML; tomllib stopped at it ("Invalid statement (at line 1, column 1)"),
+        # pointing at nothing the admin can see. Read past, as attachments.toml's is.
+        text = read_admin_file(path, CONFIG_LIMIT).decode("utf-8").removeprefix("\ufeff")
         return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {where} does not exist — pass -c FILE, set "
