@@ -76,7 +76,9 @@ class OutboxConfig(Section):
     watch: Literal["auto", "inotify", "polling"] = "auto"
     # At least 0.05 s: each poll stats every entry, and a tiny interval is a busy loop.
     poll_interval_seconds: Seconds = Field(default=2.0, ge=0.05)
-    rescan_seconds: Seconds = Field(default=60.0, gt=0)
+    # At least 0.05 s, as a poll: 1e-300 passed "more than 0" and each rescan was due at
+    # once, a core busy on an empty outbox.
+    rescan_seconds: Seconds = Field(default=60.0, ge=0.05)
 
     @field_validator("path", mode="before")
     @classmethod
@@ -200,8 +202,10 @@ class DeliveryConfig(Section):
     # The admin's word that plain http:// to another machine is safe for a secret (a
     # container network, a TLS proxy on this host): config_credentials.py.
     allow_plain_http: bool = False
-    retry_base_seconds: Seconds = Field(default=1.0, gt=0)
-    retry_max_seconds: Seconds = Field(default=300.0, gt=0)
+    # At least 0.05 s each: with 1e-300 a receiver that refused was tried some 1,000 times
+    # a second (the back-off doubles from the base, up to the max), a log line each.
+    retry_base_seconds: Seconds = Field(default=1.0, ge=0.05)
+    retry_max_seconds: Seconds = Field(default=300.0, ge=0.05)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # A repr (a debugger, a `{cfg!r}` some later log line may hold) shows the url as

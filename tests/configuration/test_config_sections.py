@@ -410,3 +410,20 @@ def test_reader_processes_takes_ascii_digits_only(
                                     "[service] reader_processes")
     assert line.endswith('must be "auto" or a whole number from 0 to 64 (0: read on threads '
                          "of the daemon's own process)")
+
+
+@pytest.mark.parametrize(("section", "key"), [("outbox", "rescan_seconds"),
+                                              ("delivery", "retry_base_seconds"),
+                                              ("delivery", "retry_max_seconds")])
+@pytest.mark.parametrize("value", ["1e-300", "0.001", "0.049"])
+def test_a_rescan_or_retry_interval_under_50_ms_is_refused(
+        tmp_path: Path, outbox: Path, section: str, key: str, value: str) -> None:
+    """"More than 0" took 1e-300: a rescan due at once, again and again (a core busy on an
+    empty outbox), and a receiver that refused tried some 7,000 times in 7 s, a log line
+    and a journal write each. At least 0.05 s, as [outbox] poll_interval_seconds (found
+    by bench/configfuzz.py)."""
+    text = minimal(outbox).replace(f"[{section}]\n", f"[{section}]\n{key} = {value}\n")
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), f"[{section}] {key}")
+    assert line == f"[{section}] {key} = {value}: must be greater than or equal to 0.05"
+    text = minimal(outbox).replace(f"[{section}]\n", f"[{section}]\n{key} = 0.05\n")
+    assert getattr(getattr(load_settings(config_file(tmp_path, text)), section), key) == 0.05
