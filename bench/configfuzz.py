@@ -468,6 +468,15 @@ def run_daemon(ws: Workspace, case: Case, timeout: float = 8.0) -> Outcome:
         if ready.exists():
             break
         time.sleep(0.05)  # polling a subprocess's file for its readiness, with a deadline
+    busy = ""
+    if proc.poll() is None and ready.exists():
+        # Idle on an empty outbox, the daemon should spend next to no CPU: a setting that
+        # makes it spin (a rescan every 1e-300 s) shows here.
+        before = _cpu_seconds(proc.pid)
+        time.sleep(IDLE_LOOK)  # a measurement over a fixed span, not a wait for an outcome
+        spent = _cpu_seconds(proc.pid) - before
+        if spent > IDLE_LOOK / 2:
+            busy = f"\n(busy while idle: {spent:.2f} s of CPU in {IDLE_LOOK} s)"
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
@@ -477,7 +486,20 @@ def run_daemon(ws: Workspace, case: Case, timeout: float = 8.0) -> Outcome:
         out, err = proc.communicate()
         err += b"\n(hung: killed)"
     return Outcome(proc.returncode, out.decode(errors="replace"),
-                   err.decode(errors="replace"))
+                   err.decode(errors="replace") + busy)
+
+
+IDLE_LOOK = 1.0  # seconds of an idle daemon's CPU looked at
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def verdict(case: Case, outcome: Outcome, command: str) -> list[str]:
@@ -501,10 +523,13 @@ def verdict(case: Case, outcome: Outcome, command: str) -> list[str]:
     if outcome.code == 2 and case.names and "configuration error" in outcome.err and not any(
             n.lower() in outcome.err.lower() for n in case.names):
         bad.append(f"the error names none of {case.names}")
+    if "(busy while idle:" in outcome.err:
+        bad.append(outcome.err.rsplit("(", 1)[1].rstrip(")"))
     if command == "run" and not outcome.err.startswith("usage:"):
         # A usage error comes before any configuration is read, its format unknown: plain
         # (docs/commands.md, For every command).
-        lines = [line for line in outcome.err.splitlines() if line.strip()]
+        lines = [line for line in outcome.err.splitlines()
+                 if line.strip() and not line.startswith(("(busy while idle:", "(hung:"))]
         for line in lines:
             try:
                 json.loads(line)
