@@ -303,6 +303,12 @@ def path_fits(value: object) -> object:
                          f"starting with /{tilde}")
     if b"\0" in raw:
         raise ValueError("holds a NUL character (\\0), which no path may hold — fix the path")
+    if b".." in raw.split(b"/"):
+        # outboxd derives folders from the path as written (sent/ beside the outbox is
+        # its parent's): "/srv/invoices/outbox/.." put the default sent/ inside the
+        # folder it names, and through a link ".." leads elsewhere than it reads.
+        raise ValueError("holds a .. — write out the folder it leads to, e.g. /srv/invoices "
+                         "for /srv/invoices/outbox/..")
     if len(raw) > MAX_PATH_BYTES:
         raise ValueError(f"is {len(raw):,} bytes long; a path on Linux has at most "
                          f"{MAX_PATH_BYTES:,} — fix the path")
