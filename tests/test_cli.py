@@ -424,3 +424,19 @@ def test_an_option_given_twice_with_one_value_is_taken(tmp_path: Path, capsys) -
     assert args.limit == 3
     assert main(["-c", str(config), "config", "--config", str(config)]) == 2  # empty: no outbox
     assert "given twice" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "what"), [
+    (["send", ""], "FILE_OR_INVOICE_ID: an empty invoice id — give the invoice id or the "
+                   "invoice file's name"),
+    (["attach", " ", "/f.pdf"], "INVOICE_ID: an empty invoice id — give the invoice id, the "
+                                "number inside the invoice file")])
+def test_an_empty_invoice_id_is_a_usage_error_that_suspects_a_shell_variable(
+        argv: list[str], what: str, capsys) -> None:
+    """`outboxd send "$ID"` with ID not set was looked for as an id and refused with exit 1
+    ("no invoice file or invoice id ''"), the subject's failure; as for `check ""` and
+    `retry ""`, it is the command line's (exit 2), said with its likely cause (found by
+    bench/configfuzz.py)."""
+    assert main(argv) == 2
+    assert f"outboxd: {argv[0]}: argument {what} (a shell variable that is not set?)" in \
+        capsys.readouterr().err.splitlines()
