@@ -9,16 +9,30 @@ import argparse
 import contextlib
 import gc
 import importlib
-import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from daemon import __version__, cmdsignals, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stdout_to_devnull
-from daemon.errors import ConfigError, OutboxdError, UsageError, refused
+from daemon.cliargs import (
+    Once,
+    bundle_ref,
+    count,
+    invoice_id,
+    invoice_ref,
+    one_config,
+    path_arg,
+    seconds,
+)
+from daemon.errors import (
+    ConfigError,
+    OutboxdError,
+    UsageError,
+    long_words_cut,
+    refused,
+)
 from daemon.invisible import for_terminal
 
 
@@ -33,6 +47,8 @@ class _Parser(argparse.ArgumentParser):
         parsed, unknown = super().parse_known_args(args, namespace)
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if self.prog == "outboxd":  # the top-level parser, once its command's has parsed
+            one_config(parsed)
         return parsed, unknown
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -46,11 +62,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _config_arg(p: argparse.ArgumentParser, top: bool, read: bool = True) -> None:
-    # Accepted before or after the subcommand; the subcommand's copy must not
-    # overwrite a value given before it, hence SUPPRESS. Also after a command that reads
-    # none (`receiver`, `demo`, `help`), as before it: a wrapper or script that adds
-    # `-c FILE` to every outboxd command line got "unrecognized arguments" there.
-    p.add_argument("-c", "--config", metavar="FILE", type=lambda text: str(_path(text)),
+    # Accepted before or after the subcommand; the subcommand's copy goes to a dest of its
+    # own (argparse would let it overwrite one given before, even another file: main()
+    # refuses two), SUPPRESS leaving it unset where not given. Also after a command that
+    # reads none (`receiver`, `demo`, `help`), as before it: a wrapper or script that
+    # adds `-c FILE` to every outboxd command line got "unrecognized arguments" there.
+    p.add_argument("-c", "--config", metavar="FILE", type=lambda text: str(path_arg(text)),
+                   action=Once, dest="config" if top else "config_after",
                    default=None if top else argparse.SUPPRESS,
                    help="configuration file (else $OUTBOXD_CONFIG, else "
                         "/etc/outboxd/config.toml)" if read else
@@ -108,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "status")
     p.add_argument("--json", action="store_true", help="machine-readable output (sent and "
                    "quarantined of the last 7 days)")
-    p.add_argument("--limit", type=_count, default=20, metavar="N",
+    p.add_argument("--limit", action=Once, type=count, default=20, metavar="N",
                    help="show the N most recent sent and quarantined (default %(default)s)")
 
     p = _add(sub, "check")
-    p.add_argument("paths", nargs="*", type=_path, metavar="PATH",
+    p.add_argument("paths", nargs="*", type=path_arg, metavar="PATH",
                    help="an invoice file, a sidecar folder, an attachment or an "
                         "invoice's subfolder in one (its bundle is checked) or the whole "
                         "outbox (default: the configured outbox)")
@@ -120,48 +138,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the versions of the e-invoice rules instead")
 
     p = _add(sub, "send")
-    p.add_argument("target", metavar="FILE_OR_INVOICE_ID",
+    p.add_argument("target", metavar="FILE_OR_INVOICE_ID", type=invoice_ref,
                    help="the invoice file's name (or path) in the outbox, or an invoice id")
     p.add_argument("--without-attachments", action="store_true",
                    help="send even though invoices in it have no attachments")
 
     p = _add(sub, "attach")
-    p.add_argument("invoice_id", metavar="INVOICE_ID",
+    p.add_argument("invoice_id", metavar="INVOICE_ID", type=invoice_id,
                    help="the invoice id (the number inside the invoice file, not its name)")
-    p.add_argument("file", type=_path, metavar="FILE",
+    p.add_argument("file", type=path_arg, metavar="FILE",
                    help="the file to copy into that invoice's sidecar folder")
-    p.add_argument("--type", dest="doc_type", metavar="T",
+    p.add_argument("--type", action=Once, dest="doc_type", metavar="T",
                    help="document type, e.g. Timesheet (else the default type)")
-    p.add_argument("--note", metavar="N", help="a free-text note sent with the file")
+    p.add_argument("--note", action=Once, metavar="N", help="a free-text note sent with the file")
 
     p = _add(sub, "retry")
-    p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER", type=_bundle_ref,
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER", type=bundle_ref,
                    help="a quarantine folder, its name, or the 12-character bundle id prefix")
 
     p = _add(sub, "config")
     p.add_argument("--check", action="store_true", help="only check it; exit 2 if it is bad")
 
     p = _add(sub, "receiver", config=False)
-    p.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT",
+    p.add_argument("--listen", action=Once, default="127.0.0.1:8787", metavar="HOST:PORT",
                    help="address to listen on (port 0: any free port; default %(default)s)")
-    p.add_argument("--store", required=True, type=_path, metavar="DIR",
+    p.add_argument("--store", action=Once, required=True, type=path_arg, metavar="DIR",
                    help="folder that receives the bundles")
     secret = p.add_mutually_exclusive_group()
-    secret.add_argument("--token", default=None, help="require this bearer token (seen by "
-                        "every user of this machine in `ps`: prefer --token-file or "
-                        "$OUTBOXD_RECEIVER_TOKEN)")
-    secret.add_argument("--token-file", type=_path, default=None, metavar="FILE",
+    secret.add_argument("--token", action=Once, default=None,
+                        help="require this bearer token (seen by every user of this machine "
+                             "in `ps`: prefer --token-file or $OUTBOXD_RECEIVER_TOKEN)")
+    secret.add_argument("--token-file", action=Once, type=path_arg, default=None, metavar="FILE",
                         help="require the bearer token this file holds (spaces and line "
                              "ends around it ignored)")
-    p.add_argument("--fail-first", default="", metavar="STATUS,…",
+    p.add_argument("--fail-first", action=Once, default="", metavar="STATUS,…",
                    help="answer the first requests with these statuses, one each in "
                         "turn (fault injection); 'pass' answers its request normally, "
                         "STATUS:SECONDS sends Retry-After: SECONDS with it (e.g. pass,422 "
                         "or 503,429:3600)")
-    p.add_argument("--hold-first", type=_seconds, default=0.0, metavar="SECONDS",
+    p.add_argument("--hold-first", action=Once, type=seconds, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
-    p.add_argument("--retry-after", type=_seconds, default=0.0, metavar="SECONDS",
+    p.add_argument("--retry-after", action=Once, type=seconds, default=0.0, metavar="SECONDS",
                    help="Retry-After sent with the injected 429/503 answers that "
                         "--fail-first gives none (default 0)")
     p.add_argument("--own-ids", action="store_true",
@@ -170,15 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "receiver that numbers bundles its own way does")
 
     p = _add(sub, "demo", config=False)
-    p.add_argument("--dir", type=_path, default=None, metavar="DIR",
+    p.add_argument("--dir", action=Once, type=path_arg, default=None, metavar="DIR",
                    help="an empty or new folder for the workspace (default: a new temporary "
                         "folder, kept afterwards)")
     p.add_argument("--once", action="store_true",
                    help="stop when every sample reached its end; exit 0 if each reached the "
                         "expected one, 1 otherwise")
-    p.add_argument("--pace", type=_seconds, default=1.0, metavar="SECONDS",
+    p.add_argument("--pace", action=Once, type=seconds, default=1.0, metavar="SECONDS",
                    help="pause between two samples (default %(default)s)")
-    p.add_argument("--timeout", type=_seconds, default=120.0, metavar="SECONDS",
+    p.add_argument("--timeout", action=Once, type=seconds, default=120.0, metavar="SECONDS",
                    help="with --once: give up after this long (default %(default)s)")
 
     p = _add(sub, "help", config=False)
@@ -197,53 +215,6 @@ def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _path(text: str) -> Path:
-    """A path given on the command line. An empty one (`"$FILE"` of a variable not set)
-    would be Path("."), the current folder: `check ""` checked whatever folder the admin
-    stood in as if it were the outbox."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path — give a file or folder (a shell "
-                                         "variable that is not set?)")
-    return Path(text)
-
-
-def _bundle_ref(text: str) -> str:
-    """A bundle `retry` is given. An empty one (a shell variable not set) was taken for the
-    current folder, and refused as "retry:  is not in the quarantine folder", naming
-    nothing."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty bundle — give a quarantine folder, its "
-                                         "name or its 12-character id (a shell variable "
-                                         "that is not set?)")
-    return text
-
-
-def _count(text: str) -> int:
-    """A number of bundles to show: 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0 — give 0 or more")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """A wait given on the command line, as a configuration's durations are: -5 made
-    `demo --once --timeout` give up at once and report the samples as failed (exit 1,
-    not the usage error it is), and nan or 1e308 made `demo --pace` wait for ever."""
-    from daemon.configuration.config_values import MAX_SECONDS  # here: it loads pydantic and httpx
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds from 0 to "
-                                         f"{MAX_SECONDS} (one year)")
-    return value
-
-
 # command -> module in daemon/actions/ with run(args) -> int
 ACTIONS = {"run": "run", "status": "status", "check": "check", "send": "send",
            "attach": "attach", "retry": "retry", "config": "showconfig",
@@ -253,6 +224,11 @@ ACTIONS = {"run": "run", "status": "status", "check": "check", "send": "send",
 def _demo(args: argparse.Namespace) -> int:
     from daemon.actions import demo
     return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
+
+
+def _said(text: str) -> str:
+    """A refusal for stderr: long words cut, control characters as their codes."""
+    return for_terminal(long_words_cut(text))
 
 
 def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False,
@@ -317,10 +293,10 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
     except UsageError as exc:
         # Names and invoice ids in a refusal are a clerk's or an invoice's: never raw to
         # the admin's terminal (an escape sequence, a right-to-left override).
-        print(for_terminal(f"outboxd: {exc}"), file=sys.stderr)
+        print(_said(f"outboxd: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except OutboxdError as exc:
-        print(for_terminal(f"outboxd: {exc}"), file=sys.stderr)
+        print(_said(f"outboxd: {exc}"), file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         if command in ("run", "receiver", "demo"):
@@ -331,7 +307,7 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool, whole_process: boo
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
         # stdout on a full device. One line (`run` logs its own, see actions/run.py).
-        print(for_terminal(f"outboxd: {refused(exc)}"), file=sys.stderr)
+        print(_said(f"outboxd: {refused(exc)}"), file=sys.stderr)
         if exc.filename is None:
             # Most likely stdout itself (a full device): nothing more from its last flush.
             with contextlib.suppress(OSError):

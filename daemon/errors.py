@@ -28,6 +28,7 @@ calls them, so the pipeline only ever decides on *our* kinds:
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Callable
 
 from daemon.configuration.daemonuser import folder_refusing
@@ -333,6 +334,18 @@ def shown(text: str, quote: Callable[[str], str] = repr) -> str:
 def unquoted(text: str) -> str:
     """`text` as an error line shows a name or a path, without quotes, cut as shown() cuts."""
     return shown(text, str)
+
+
+# A refusal quotes the argument it is about (an unknown option, a path or bundle not found):
+# one of 100,000 characters (a variable that held a file's content, not its name) made a
+# line of 100,000 that no one reads. Past what any path may be (4,095 bytes) only rarely.
+_LONG_WORD = re.compile(r"\S{1001,}")
+
+
+def long_words_cut(text: str) -> str:
+    """`text`, a command's refusal, with each word over 1,000 characters cut as unquoted()
+    cuts (the arguments it quotes are the person's, of any length)."""
+    return _LONG_WORD.sub(lambda m: unquoted(m[0]), text)
 
 
 def double_quoted(text: str) -> str:

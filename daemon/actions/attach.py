@@ -31,12 +31,14 @@ from daemon.actions.common import invalid_fate, settings_of, why_not_written
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.configuration.config import Settings
+from daemon.configuration.config_values import MAX_NAME_BYTES, MAX_PATH_BYTES
 from daemon.errors import (
     InputError,
     ReadTimedOut,
     UsageError,
     describe,
     shown,
+    unquoted,
 )
 from daemon.fs.fsops import open_regular
 from daemon.fs.fsread import hash_file
@@ -351,6 +353,13 @@ def run(args: argparse.Namespace) -> int:
                             "is to others — copy it where that user may read it (such as "
                             "/tmp) and attach the copy; nothing was changed") from None
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            # No such file can exist: the usage error it is (exit 2), not a refused file
+            # operation (exit 1) that sent the admin to check the disk's space.
+            raise UsageError(f"attach: {unquoted(str(src))} does not exist: the path is "
+                             f"longer than Linux allows ({MAX_NAME_BYTES} bytes a name, "
+                             f"{MAX_PATH_BYTES:,} the whole path) — give the file's path"
+                             ) from None
         if exc.errno not in _NOT_THERE:
             raise
         there = False

@@ -37,7 +37,7 @@ from daemon.actions.retry_plan import conversions, documents_kept, plan, run_as
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
-from daemon.errors import OutboxdError, UsageError
+from daemon.errors import OutboxdError, UsageError, long_words_cut
 from daemon.fs.fsmove import move_tree
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fswrite import add_group_write_below, fsync_dir
@@ -296,7 +296,7 @@ def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]]
     if len(refs) == 1 and journal is None:
         raise refusals[0]  # one argument refused: its one line, its exit code
     for refusal in refusals + ([journal] if journal is not None else []):
-        print(for_terminal(f"outboxd: {refusal}"), file=sys.stderr)
+        print(for_terminal(long_words_cut(f"outboxd: {refusal}")), file=sys.stderr)
     others = (f"; the {len(movable)} bundle(s) that could go back stay in quarantine too "
               f"— retry them alone: outboxd retry -- {shlex.join(f.name for f in movable)}"
               if movable else "")

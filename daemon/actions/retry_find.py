@@ -33,7 +33,7 @@ class RetryRefused(OutboxdError):
 def quarantined_folders(root: Path) -> list[Path]:
     """Every QUARANTINE/YYYY-MM-DD/NAME--ID12 folder (never following links)."""
     out: list[Path] = []
-    if not root.is_dir():
+    if not os.path.isdir(root):
         return out
     for day in sorted(root.iterdir()):
         if day.is_dir() and not day.is_symlink():
@@ -46,8 +46,11 @@ def find(ref: str, settings: Settings) -> Path:
     """A quarantine folder from a path, a folder name, or a bundle id (12+ hex chars)."""
     root = settings.quarantine_dir.resolve()
     as_path = Path(os.path.abspath(ref))
-    if os.sep in ref or as_path.is_dir():
-        if os.sep not in ref and not as_path.is_symlink() \
+    # os.path's isdir and islink, not Path's: on Python 3.11 those raise for a name over
+    # 255 bytes (ENAMETOOLONG), and `retry NAME` ended "File name too long … check that
+    # the disk has space" (exit 1) instead of saying no such bundle is in quarantine.
+    if os.sep in ref or os.path.isdir(as_path):
+        if os.sep not in ref and not os.path.islink(as_path) \
                 and as_path.resolve().parent.parent != root \
                 and (also := _named(ref, quarantined_folders(root))):
             raise _here_and_quarantined(ref, as_path, also, root)
@@ -55,7 +58,7 @@ def find(ref: str, settings: Settings) -> Path:
             # Moved back by an earlier retry (or by hand): what a name or an id of it
             # says (exit 1), so that a script sees one code for one situation.
             raise _not_in_quarantine(ref, root)
-        if not as_path.is_dir() or as_path.is_symlink():
+        if not os.path.isdir(as_path) or os.path.islink(as_path):
             raise UsageError(f"retry: {ref} is not a quarantine folder"
                              + (_link_to_one(as_path, root) or _link_words(as_path)
                                 + _which_instead(as_path, root)))
@@ -144,7 +147,7 @@ def _which_instead(path: Path, root: Path) -> str:
     instead (an invoice file is what a person sees of a bundle, and names); else ""."""
     here = Path(os.path.realpath(path.parent)) / path.name
     for above in here.parents:
-        if _was_one(above, root) and above.is_dir() and not above.is_symlink():
+        if _was_one(above, root) and os.path.isdir(above) and not os.path.islink(above):
             return f", but is in one — give that folder: outboxd retry {shlex.quote(str(above))}"
     return ""
 
@@ -154,16 +157,16 @@ def _link_words(path: Path) -> str:
     # Never followed, not even into quarantine/: it is writable from the share, so a
     # link named as one bundle's folder may lead to another's, which is not what the
     # person named.
-    return ": it is a symbolic link, and retry follows none" if path.is_symlink() else ""
+    return ": it is a symbolic link, and retry follows none" if os.path.islink(path) else ""
 
 
 def _link_to_one(path: Path, root: Path) -> str:
     """For a link to a quarantined bundle's folder: that folder to give instead (the
     person may well mean it, and can say so by giving it); else ""."""
-    if not path.is_symlink():
+    if not os.path.islink(path):
         return ""
     real = path.resolve()
-    if not (_was_one(real, root) and real.is_dir()):
+    if not (_was_one(real, root) and os.path.isdir(real)):
         return ""
     return (f"{_link_words(path)} — give the folder it leads to: outboxd retry "
             f"{shlex.quote(str(real))}")

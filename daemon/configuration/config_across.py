@@ -14,6 +14,7 @@ from typing import Any
 
 from daemon.configuration.config import Settings
 from daemon.configuration.config_keys import env_origin, value_shown
+from daemon.configuration.config_overlap import folder_overlap_problems
 from daemon.errors import unquoted
 from daemon.names import (
     ERRORS_SUFFIX,
@@ -30,7 +31,7 @@ def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[
     return (share_name_problems(settings, env) + marker_problems(settings, env)
             + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env)
             + sidecar_file_problems(settings, env) + sidecar_extension_problems(settings, env)
-            + errors_file_problems(settings, env))
+            + errors_file_problems(settings, env) + folder_overlap_problems(settings, env))
 
 
 def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:

@@ -40,7 +40,7 @@ def outbox_missing(outbox: Path) -> str | None:
             "or fix the path; create the folder only if the outbox is a plain local one")
 
 
-def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
+def written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
     """The folders the daemon creates and writes to, each with the key that names it."""
     return ((settings.sent_dir, "[paths] sent"), (settings.quarantine_dir, "[paths] quarantine"),
             (settings.processing_dir, "[paths] processing"),
@@ -52,9 +52,9 @@ def _unwritable(settings: Settings, key: str, folder: Path, at: Path, read_only:
     ancestor) cannot create: the folder that refused, whom, and the fix. A folder the admin
     never named is said to be the default: "fix [paths] processing" sent admins to a key
     they had not set, where the fix was the outbox's permissions."""
-    set_by_admin = _set_by_admin(settings, key)
+    named = set_by_admin(settings, key)
     head = _head(settings, key, folder, "write in" if at == folder else "create")
-    also = f", or fix {key}" if set_by_admin else (
+    also = f", or fix {key}" if named else (
         "" if key == "[paths] processing" else f", or set {key} to a folder it may write")
     if read_only:
         return (f"{head}: {unquoted(str(at))} is on a read-only file system — mount it "
@@ -80,14 +80,14 @@ _DEFAULTED = {"[paths] sent": "sent", "[paths] quarantine": "quarantine",
               "[paths] processing": "processing"}
 
 
-def _set_by_admin(settings: Settings, key: str) -> bool:
+def set_by_admin(settings: Settings, key: str) -> bool:
     return key not in _DEFAULTED or getattr(settings.paths, _DEFAULTED[key]) is not None
 
 
 def _head(settings: Settings, key: str, folder: Path, doing: str) -> str:
     """"KEY: cannot DOING FOLDER", saying so when the folder is the key's default."""
     return (f"{key}: cannot {doing} {unquoted(str(folder))}"
-            + ("" if _set_by_admin(settings, key) else " (the key is not set: its default)"))
+            + ("" if set_by_admin(settings, key) else " (the key is not set: its default)"))
 
 
 def _in_the_way(settings: Settings, key: str, folder: Path) -> str | None:
@@ -101,7 +101,7 @@ def _in_the_way(settings: Settings, key: str, folder: Path) -> str | None:
     where = unquoted(str(blocker))
     what = (f"a file named {where} is where that folder must be" if blocker == folder else
             f"{where}, on its path, is a file, not a folder")
-    also = ("" if key == "[paths] processing" and not _set_by_admin(settings, key)
+    also = ("" if key == "[paths] processing" and not set_by_admin(settings, key)
             else f", or set {key} to another folder")
     return f"{_head(settings, key, folder, 'create')}: {what} — move that file away{also}"
 
@@ -122,13 +122,13 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
     configuration names too is not made again (the moves and writes into it wait for its
     share, or make it if it was removed by hand), and a new one is made without its
     parents — a missing parent refuses the reload, before anything is made."""
-    folders = list(_written_folders(settings))
-    if (target := _target(settings)) is not None:
+    folders = list(written_folders(settings))
+    if (target := directory_target(settings)) is not None:
         folders.append((target, "[delivery] target"))
     kept: set[Path] = set()
     if running is not None:
-        kept = {folder for folder, _ in _written_folders(running)}
-        kept.update(t for t in (_target(running),) if t is not None)
+        kept = {folder for folder, _ in written_folders(running)}
+        kept.update(t for t in (directory_target(running),) if t is not None)
         if missing := [_no_parent(f, k) for f, k in folders
                        if f not in kept and not f.parent.is_dir()]:
             raise ConfigError(missing)
@@ -203,7 +203,7 @@ def _not_made_yet(key: str, folder: Path, exc: OSError, reload: bool, doing: str
     return FolderNotMade(f"{key}: cannot {doing} {unquoted(str(folder))}: {fix}; {then}")
 
 
-def _target(settings: Settings) -> Path | None:
+def directory_target(settings: Settings) -> Path | None:
     """A directory transport's target (None for HTTP)."""
     delivery = settings.delivery
     return delivery.target if delivery.transport == "directory" else None
@@ -253,7 +253,7 @@ def _nearest(path: Path) -> Path:
 def folder_problems(settings: Settings) -> list[str]:
     """What prepare_folders (and a directory transport's target) would fail on, found
     without creating anything, as the user running this sees it: `config --check`."""
-    folders = list(_written_folders(settings))
+    folders = list(written_folders(settings))
     if settings.delivery.transport == "directory" and settings.delivery.target is not None:
         folders.append((settings.delivery.target, "[delivery] target"))
     problems = []

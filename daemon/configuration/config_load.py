@@ -104,6 +104,9 @@ PLAIN_MESSAGES = {
     "int_parsing": "must be a whole number, e.g. 4",
     "int_type": "must be a whole number, e.g. 4",
     "int_from_float": "must be a whole number, e.g. 4",
+    # Past 4,300 digits (from the environment: the file's are tomllib's to refuse).
+    "int_parsing_size": "is a number of thousands of digits, far past what any setting "
+                        "takes — give a whole number such as 4",
     "bool_parsing": "must be true or false",
     "bool_type": "must be true or false",
     "string_type": "must be text in quotes",
@@ -182,6 +185,11 @@ def _known_keys(section: str) -> list[str]:
 
 # Where tomllib's message says it stopped ("… (at line 2, column 8)").
 _AT = re.compile(r"^Invalid value \(at line (\d+), column (\d+)\)$")
+# A word that begins as a TOML value does ("info" as inf, "nano" as nan, "trueish" as
+# true): tomllib reads that value, then stops after it, at the word's rest.
+_AFTER = re.compile(r"^Expected newline or end of document after a statement "
+                    r"\(at line (\d+), column (\d+)\)$")
+_WORD_AFTER_VALUE = re.compile(r"(?:[+-]?(?:inf|nan)|true|false)[A-Za-z_]")
 
 
 def _unquoted_hint(text: str, exc: tomllib.TOMLDecodeError) -> str:
@@ -189,10 +197,19 @@ def _unquoted_hint(text: str, exc: tomllib.TOMLDecodeError) -> str:
     /srv/outbox`, `unattached = warn`): tomllib says only "Invalid value"; "" where the
     value at that place does not start like a word or a path."""
     lines = text.split("\n")  # as tomllib counts them
-    if not (at := _AT.match(str(exc))) or int(at[1]) > len(lines):
+    at = _AT.match(str(exc)) or _AFTER.match(str(exc))
+    if not at or int(at[1]) > len(lines):
         return ""
     line = lines[int(at[1]) - 1]
-    before, value = line[:int(at[2]) - 1].rstrip(), line[int(at[2]) - 1:]
+    column = int(at[2])
+    if at.re is _AFTER:
+        # `level = info`: tomllib took "inf" for a number and stopped at "o". The value
+        # starts after the "=" (a key's whole value, as below, or no hint).
+        key_part, eq, rest = line.partition("=")
+        column = len(key_part) + len(eq) + len(rest) - len(rest.lstrip()) + 1
+        if not (eq and _WORD_AFTER_VALUE.match(rest.lstrip())):
+            return ""
+    before, value = line[:column - 1].rstrip(), line[column - 1:]
     key = before.removesuffix("=").strip()
     # Only a key's whole value: inside an array the rest of the line is no string's.
     if not (before.endswith("=") and key and value) or value[0].isdigit() \
@@ -211,7 +228,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     where = unquoted(str(path))
     text = ""
     try:
-        text = read_admin_file(path, CONFIG_LIMIT).decode("utf-8")
+        # A byte-order mark, which Notepad writes at the start of a file saved as UTF-8,
+        # is no TOML; tomllib stopped at it ("Invalid statement (at line 1, column 1)"),
+        # pointing at nothing the admin can see. Read past, as attachments.toml's is.
+        text = read_admin_file(path, CONFIG_LIMIT).decode("utf-8").removeprefix("\ufeff")
         return tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {where} does not exist — pass -c FILE, set "

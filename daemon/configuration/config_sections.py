@@ -1,5 +1,6 @@
 """The sections of the configuration (docs/configuration.md), one model each: their keys,
-defaults and checks. Every problem is a ValueError that names what is allowed.
+defaults and checks (what all of them share is config_base.py's `Section`). Every
+problem is a ValueError that names what is allowed.
 Kept apart from `Settings` (config.py), which puts the sections together, takes
 the environment's overrides and derives the paths, so that what each key may be
 reads section by section.
@@ -7,14 +8,13 @@ reads section by section.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -22,13 +22,16 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.configuration.config_base import Section
 from daemon.configuration.config_credentials import credentials_problem, read_token_file
 from daemon.configuration.config_values import (
+    MAX_NAME_BYTES,
     TOKEN_RULE,
     Seconds,
     mask_url,
     path_fits,
     path_given,
+    suffix_fits,
     token_problem,
     url_problem,
 )
@@ -62,36 +65,6 @@ KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text"
                "xlsx", "ods", "docx"}
 
 
-def _words(annotation: Any) -> set[str]:
-    """The words a key of this type may be (a Literal's, also inside a union)."""
-    if get_origin(annotation) is Literal:
-        return {a for a in get_args(annotation) if isinstance(a, str)}
-    return set().union(*(_words(a) for a in get_args(annotation)))
-
-
-class Section(BaseModel):
-    # hide_input_in_errors: a ValidationError printed as it is (a section built
-    # directly) must not show a token or a url's password; load_settings words
-    # its own lines from .errors(), which keeps the input for _show to mask.
-    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _any_case(cls, data: Any) -> Any:
-        """A key that takes one of a few words takes it in any case: admins used to
-        Python's and journald's spellings write level = "DEBUG", format = "JSON". Only a
-        word that is then allowed is lowered, so an error still shows what was written."""
-        if not isinstance(data, dict):
-            return data
-        out = dict(data)
-        for name, value in data.items():
-            field = cls.model_fields.get(name) if isinstance(name, str) else None
-            if field is not None and isinstance(value, str) \
-                    and value.lower() in _words(field.annotation):
-                out[name] = value.lower()
-        return out
-
-
 class OutboxConfig(Section):
     path: Path
     invoice_patterns: list[str] = ["*.xml", "*.pdf"]
@@ -103,7 +76,9 @@ class OutboxConfig(Section):
     watch: Literal["auto", "inotify", "polling"] = "auto"
     # At least 0.05 s: each poll stats every entry, and a tiny interval is a busy loop.
     poll_interval_seconds: Seconds = Field(default=2.0, ge=0.05)
-    rescan_seconds: Seconds = Field(default=60.0, gt=0)
+    # At least 0.05 s, as a poll: 1e-300 passed "more than 0" and each rescan was due at
+    # once, a core busy on an empty outbox.
+    rescan_seconds: Seconds = Field(default=60.0, ge=0.05)
 
     @field_validator("path", mode="before")
     @classmethod
@@ -112,13 +87,13 @@ class OutboxConfig(Section):
 
     @field_validator("sidecar_suffix", "marker_suffix")
     @classmethod
-    def _one_name(cls, value: str) -> str:
+    def _one_name(cls, value: str, info: ValidationInfo) -> str:
         # NAME + suffix must stay one name beside the invoice file: a "/" would make the
         # sidecar or the marker a path, which could lead out of the outbox.
         if "/" in value or "\0" in value:
             raise ValueError("must not contain / (it is appended to a file name), e.g. "
                              "\".files\"")
-        return value
+        return suffix_fits(value, ".ready" if info.field_name == "marker_suffix" else ".files")
 
 
 class PathsConfig(Section):
@@ -227,8 +202,10 @@ class DeliveryConfig(Section):
     # The admin's word that plain http:// to another machine is safe for a secret (a
     # container network, a TLS proxy on this host): config_credentials.py.
     allow_plain_http: bool = False
-    retry_base_seconds: Seconds = Field(default=1.0, gt=0)
-    retry_max_seconds: Seconds = Field(default=300.0, gt=0)
+    # At least 0.05 s each: with 1e-300 a receiver that refused was tried some 1,000 times
+    # a second (the back-off doubles from the base, up to the max), a log line each.
+    retry_base_seconds: Seconds = Field(default=1.0, ge=0.05)
+    retry_max_seconds: Seconds = Field(default=300.0, ge=0.05)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # A repr (a debugger, a `{cfg!r}` some later log line may hold) shows the url as
@@ -278,6 +255,14 @@ class DeliveryConfig(Section):
                 return True
             if word in ("false", "0", "no", "off"):
                 return False
+            if not value.startswith("/"):
+                # "maybe", "ture", "yes please": path_fits called them relative paths, and
+                # the admin who meant a yes or no was told nothing of true and false.
+                tilde = " (~ is not expanded: write the home folder out)" \
+                    if value.startswith("~") else ""
+                raise ValueError("is neither true nor false, and as the path of a CA "
+                                 "bundle file it is a relative path — give true, false, or "
+                                 f"the file's whole path, starting with /{tilde}")
             path_fits(value)
             if not Path(value).is_file():
                 raise ValueError("must be true, false, or the path of an existing CA bundle "
@@ -350,7 +335,9 @@ class ServiceConfig(Section):
         text = str(value).strip().lower() if not isinstance(value, bool) else ""
         if text == "auto":
             return "auto"
-        if text.isdigit() and int(text) <= 64:
+        # ASCII digits only: "²" is a digit to str.isdigit() but not to int() (its
+        # ValueError's text reached the admin), and "٣" would pass as 3.
+        if text.isascii() and text.isdigit() and int(text) <= 64:
             return int(text)
         raise ValueError("must be \"auto\" or a whole number from 0 to 64 (0: read on "
                          "threads of the daemon's own process)")
@@ -378,6 +365,12 @@ class ShareConfig(Section):
         if value and ("/" in value or "\\" in value or value.startswith(".")):
             raise ValueError("must be a plain file name in the outbox root (no folders, "
                              "not hidden), or \"\" to turn the page off")
+        if len(os.fsencode(value)) > MAX_NAME_BYTES:
+            # The page could never be written: a "File name too long" logged at every
+            # refresh, the name of 100,000 characters whole in each line.
+            raise ValueError(f"is {len(os.fsencode(value)):,} bytes long; a file name has at "
+                             f"most {MAX_NAME_BYTES} on Linux — give a shorter name, e.g. "
+                             '"outboxd-status.html" (the default)')
         return value
 
     @field_validator("release_suffix")
@@ -387,7 +380,7 @@ class ShareConfig(Section):
         if len(value) < 2 or not value.startswith(".") or "/" in value or "\\" in value:
             raise ValueError("must be a dot and at least one more character, without / or "
                              "\\, e.g. \".send-anyway\"")
-        return value
+        return suffix_fits(value, ".send-anyway")
 
 
 class EinvoiceConfig(Section):

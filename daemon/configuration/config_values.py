@@ -236,8 +236,12 @@ def url_problem(url: str) -> str | None:
                 f"password ends the host there) — {_ENCODE_USERINFO}")
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        reason = str(exc)
+        host_name = parsed.host
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # UnicodeError: the idna package's own, from .host, which decodes an "xn--" host
+        # that is no punycode; its text ("Malformed A-label, no Punycode eligible content
+        # found") reached the admin as the reason.
+        reason = "Invalid IDNA" if isinstance(exc, UnicodeError) else str(exc)
         # A "/" or ":" in a password splits the url elsewhere than meant
         # ("bob:pa/ss@host" reads as host "bob", port "pa"): say so.
         hint = f" ({_ENCODE_USERINFO})" if "@" in url else ""
@@ -246,9 +250,9 @@ def url_problem(url: str) -> str | None:
         if reason.startswith(("Invalid IPv4", "Invalid IPv6", "Invalid IDNA")):
             return f"the host is not a valid host name or IP address{hint}"
         return f"is not a valid URL, e.g. https://operator.example/api/bundles{hint}"
-    if not parsed.host:
+    if not host_name:
         return "must name a host, e.g. https://operator.example/api/bundles"
-    if "%20" in parsed.host or " " in parsed.host:
+    if "%20" in host_name or " " in host_name:
         return "the host must not contain spaces"
     if b"@" in parsed.raw_path:
         # "http://bob:1234/pw@host" and "…:1234?pw@host" parse as host bob, port 1234: a
@@ -299,6 +303,12 @@ def path_fits(value: object) -> object:
                          f"starting with /{tilde}")
     if b"\0" in raw:
         raise ValueError("holds a NUL character (\\0), which no path may hold — fix the path")
+    if b".." in raw.split(b"/"):
+        # outboxd derives folders from the path as written (sent/ beside the outbox is
+        # its parent's): "/srv/invoices/outbox/.." put the default sent/ inside the
+        # folder it names, and through a link ".." leads elsewhere than it reads.
+        raise ValueError("holds a .. — write out the folder it leads to, e.g. /srv/invoices "
+                         "for /srv/invoices/outbox/..")
     if len(raw) > MAX_PATH_BYTES:
         raise ValueError(f"is {len(raw):,} bytes long; a path on Linux has at most "
                          f"{MAX_PATH_BYTES:,} — fix the path")
@@ -306,6 +316,18 @@ def path_fits(value: object) -> object:
         raise ValueError(f"holds a folder or file name longer than {MAX_NAME_BYTES} bytes, "
                          "which Linux does not allow — fix the path")
     return value
+
+
+def suffix_fits(suffix: str, example: str) -> str:
+    """A suffix put after an invoice file's NAME (sidecar, marker, release file) that leaves
+    a name room beside it: one of 255 bytes or more never makes a file name, so no clerk
+    could ever make that sidecar, marker or release file."""
+    size = len(os.fsencode(suffix))
+    if size >= MAX_NAME_BYTES:
+        raise ValueError(f"is {size:,} bytes long; a file name has at most {MAX_NAME_BYTES} "
+                         "on Linux, so NAME and this suffix would never fit in one — give "
+                         f'a short suffix, e.g. "{example}"')
+    return suffix
 
 
 def has_userinfo(url: str | None) -> bool:

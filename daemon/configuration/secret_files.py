@@ -137,7 +137,10 @@ def service_uids(settings: Settings) -> set[int]:
 def exposure_warnings(settings: Settings, config: Path | None,
                       members: Callable[[int], set[str]] = group_members) -> list[str]:
     """One warning per file that holds the token and that others may read; never the
-    token. An inline token given by OUTBOXD_DELIVERY__TOKEN is not in the file."""
+    token. An inline token given by OUTBOXD_DELIVERY__TOKEN is not in the file. A
+    token_file beside a token is not read (token wins): said instead, as an admin who
+    moved the token into the file but left it in the configuration still sends that
+    one (and the file's own mode was warned of, a folder as "holds the token")."""
     delivery, uids = settings.delivery, service_uids(settings)
     warnings = []
     in_file = "token" not in environment_overrides().get("delivery", {})
@@ -146,7 +149,12 @@ def exposure_warnings(settings: Settings, config: Path | None,
         acl = ACL_FIX if who.startswith("its ACL") else ""
         warnings.append(f"the configuration file {unquoted(str(config))} holds [delivery] "
                         f"token, and {who} — {CONFIG_FIX}{acl}")
-    if delivery.token_file is not None and (
+    if delivery.token_file is not None and delivery.token is not None:
+        origin = "OUTBOXD_DELIVERY__TOKEN" if not in_file else "[delivery] token"
+        warnings.append(f"[delivery] token_file {unquoted(str(delivery.token_file))} is not "
+                        f"read: {origin} is set too, and wins — remove {origin} to send the "
+                        "file's token, or remove token_file")
+    elif delivery.token_file is not None and (
             who := other_readers(delivery.token_file, uids, members)):
         acl = ACL_FIX if who.startswith("its ACL") else ""
         warnings.append(f"[delivery] token_file {unquoted(str(delivery.token_file))} "

@@ -482,6 +482,20 @@ def test_attach_of_a_missing_file_is_a_usage_error(cfg: Env, tmp_path: Path, cap
     assert "nope.pdf does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["x" * 300, "x/" * 3000])
+def test_attach_of_a_path_longer_than_linux_allows_is_a_usage_error(
+        cfg: Env, tmp_path: Path, capsys, name: str) -> None:
+    """A FILE with a name over 255 bytes, or a path over 4,095: no such file can exist,
+    a usage error (exit 2) saying so and the limit, its path cut — not exit 1 "File name
+    too long … check that the disk has space" (found by bench/configfuzz.py)."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(tmp_path / name)) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"outboxd: attach: {tmp_path}/x") and "characters)" in line
+    assert line.endswith("does not exist: the path is longer than Linux allows (255 bytes "
+                         "a name, 4,095 the whole path) — give the file's path")
+
+
 @pytest.mark.parametrize(("toml", "said"), [
     (b"files = 5\n", "files = 5 is not a table"),
     (b'[[files]]\nname = "a.pdf"\n', "[[files]] makes files an array of tables"),

@@ -89,6 +89,34 @@ def test_retry_refuses_when_a_name_is_taken_and_changes_nothing(cfg: Env, capsys
     assert folder.exists()
 
 
+@pytest.mark.parametrize(("ref", "code", "said"), [
+    ("x" * 300, 1, "no quarantined bundle 'xxx"),
+    ("{here}/" + "x" * 300, 2, " is not a quarantine folder"),
+    ("{here}/" + "x" * 300 + "/INV-1--0123456789ab", 2, " is not a quarantine folder")])
+def test_retry_of_a_name_longer_than_linux_allows_is_told_as_any_name_not_found(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ref: str,
+        code: int, said: str) -> None:
+    """A name over 255 bytes, bare or in a path: on Python 3.11 Path.is_dir() raises for
+    it (ENAMETOOLONG), and retry ended with exit 1 "File name too long … check that the
+    disk has space". Now it is told as any name or path that names no quarantined bundle
+    (found by bench/configfuzz.py)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["retry", "-c", str(cfg.config), ref.format(here=tmp_path)]) == code
+    err = capsys.readouterr().err
+    assert said in err and "File name too long" not in err and "disk" not in err
+
+
+def test_retry_of_several_cuts_an_argument_of_100_000_characters_in_its_line(
+        cfg: Env, capsys) -> None:
+    """Among several arguments, each refusal is its own line: one of 100,000 characters
+    was quoted whole there (found by bench/configfuzz.py); it is cut as a lone one is."""
+    assert main(["retry", "-c", str(cfg.config), "aaaaaaaaaaaa", "x" * 100_000]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert max(len(line) for line in lines) < 1_000
+    assert any("no quarantined bundle 'xxx" in line and "… (100,002 characters)" in line
+               for line in lines)
+
+
 def test_retry_of_an_unknown_id_exits_1_naming_it(cfg: Env, capsys) -> None:
     """An id in no quarantine folder (one already retried, say): exit 1, naming it and
     what to give instead; the id is what follows '--' in the folder's name, not an

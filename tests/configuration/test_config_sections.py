@@ -351,3 +351,79 @@ def test_a_nul_character_in_a_share_file_name_is_refused_at_load(
     assert "\\x00" in problem
     assert problem.endswith("holds a NUL character (\\0), which no file name may hold — "
                             "remove it")
+
+
+@pytest.mark.parametrize(("section", "key", "value", "example"), [
+    ("share", "status_page", "x" * 251 + ".html", '"outboxd-status.html" (the default)'),
+    ("share", "release_suffix", "." + "x" * 254, '".send-anyway"'),
+    ("outbox", "sidecar_suffix", ".f" + "\u00e9" * 127, '".files"'),
+    ("outbox", "marker_suffix", "." + "x" * 100_000, '".ready"')])
+def test_a_share_name_or_suffix_no_file_name_can_hold_is_refused(
+        tmp_path: Path, outbox: Path, section: str, key: str, value: str,
+        example: str) -> None:
+    """A status page of more than 255 bytes could never be written (a "File name too
+    long" logged at every refresh, the whole name in each line: 100,000 characters of it
+    under reload fuzzing); a sidecar, marker or release suffix of 255 bytes or more leaves
+    no room for NAME, so no clerk could make that folder or file. Refused at load, the
+    size in bytes (é is two) and a short example (found by bench/configfuzz.py)."""
+    text = minimal(outbox, f'[{section}]\n{key} = "{value}"\n') if section != "outbox" \
+        else minimal(outbox).replace("[outbox]\n", f'[outbox]\n{key} = "{value}"\n')
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), f"[{section}] {key}")
+    size = len(value.encode())
+    assert f": is {size:,} bytes long; a file name has at most 255 on Linux" in line
+    assert line.endswith(f"e.g. {example}")
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("share", "status_page", "x" * 250 + ".html"), ("share", "release_suffix", "." + "x" * 253),
+    ("outbox", "sidecar_suffix", "." + "x" * 253)])
+def test_a_share_name_or_suffix_at_the_limit_loads(tmp_path: Path, outbox: Path, section: str,
+                                                   key: str, value: str) -> None:
+    """255 bytes for the page, 254 for a suffix (a one-byte NAME beside it) still load."""
+    text = minimal(outbox, f'[{section}]\n{key} = "{value}"\n') if section != "outbox" \
+        else minimal(outbox).replace("[outbox]\n", f'[outbox]\n{key} = "{value}"\n')
+    settings = load_settings(config_file(tmp_path, text))
+    assert getattr(getattr(settings, section), key) == value
+
+
+@pytest.mark.parametrize("value", ["maybe", "ture", "yes please", "~/ca.pem"])
+def test_a_verify_that_is_no_yes_or_no_and_no_whole_path_names_all_three(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """OUTBOXD_DELIVERY__VERIFY=maybe (or a typo of true) was told only "is a relative
+    path": the admin who meant yes or no heard nothing of true and false (found by
+    bench/configfuzz.py)."""
+    line = problem_from_environment(tmp_path, outbox, monkeypatch, "OUTBOXD_DELIVERY__VERIFY",
+                                    value, "[delivery] verify")
+    assert "is neither true nor false" in line and "give true, false, or the file's whole " \
+        "path, starting with /" in line
+    assert ("~ is not expanded" in line) == value.startswith("~")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "\uff13"])
+def test_reader_processes_takes_ascii_digits_only(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """"²" is a digit to str.isdigit() and not to int(): its ValueError's text ("invalid
+    literal for int() with base 10") reached the admin; "٣" and "３" passed as 3. Each is
+    refused with the key's own words (found by bench/configfuzz.py)."""
+    line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                    "OUTBOXD_SERVICE__READER_PROCESSES", value,
+                                    "[service] reader_processes")
+    assert line.endswith('must be "auto" or a whole number from 0 to 64 (0: read on threads '
+                         "of the daemon's own process)")
+
+
+@pytest.mark.parametrize(("section", "key"), [("outbox", "rescan_seconds"),
+                                              ("delivery", "retry_base_seconds"),
+                                              ("delivery", "retry_max_seconds")])
+@pytest.mark.parametrize("value", ["1e-300", "0.001", "0.049"])
+def test_a_rescan_or_retry_interval_under_50_ms_is_refused(
+        tmp_path: Path, outbox: Path, section: str, key: str, value: str) -> None:
+    """"More than 0" took 1e-300: a rescan due at once, again and again (a core busy on an
+    empty outbox), and a receiver that refused tried some 7,000 times in 7 s, a log line
+    and a journal write each. At least 0.05 s, as [outbox] poll_interval_seconds (found
+    by bench/configfuzz.py)."""
+    text = minimal(outbox).replace(f"[{section}]\n", f"[{section}]\n{key} = {value}\n")
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), f"[{section}] {key}")
+    assert line == f"[{section}] {key} = {value}: must be greater than or equal to 0.05"
+    text = minimal(outbox).replace(f"[{section}]\n", f"[{section}]\n{key} = 0.05\n")
+    assert getattr(getattr(load_settings(config_file(tmp_path, text)), section), key) == 0.05

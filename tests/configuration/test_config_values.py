@@ -239,6 +239,15 @@ class TestUrl:
                                         "[delivery] url")
         assert "the host name is longer than a host name may be" in line
 
+    @pytest.mark.parametrize("url", ["http://xn--/in", "https://xn--a/in",
+                                     "https://xn--zz-x.example/in"])
+    def test_a_host_that_is_no_punycode_is_told_in_our_words(self, url: str) -> None:
+        """An "xn--" host that does not decode: httpx parses it, and its .host raised the
+        idna package's own error, whose text ("Malformed A-label, no Punycode eligible
+        content found", "Codepoint U+0080 … not allowed") was the reason the admin read
+        (found by bench/configfuzz.py)."""
+        assert url_problem(url) == "the host is not a valid host name or IP address"
+
     def test_a_host_name_of_253_characters_is_the_longest_accepted(self) -> None:
         """DNS carries a name of up to 253 characters: that one loads, one more is refused."""
         host = ".".join(["a" * 63] * 3 + ["b" * 61])
@@ -516,3 +525,19 @@ def test_outboxd_config_shows_an_unchecked_url_without_an_authority(
     text = (f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
             f'target = "{tmp_path / "target"}"\nurl = "{url}"\n')
     assert load_settings(config_file(tmp_path, text)).masked()["delivery"]["url"] == expected
+
+
+@pytest.mark.parametrize(("variable", "key", "value"), [
+    ("OUTBOXD_OUTBOX__PATH", "[outbox] path", "{outbox}/.."),
+    ("OUTBOXD_PATHS__SENT", "[paths] sent", "/srv/x/../sent"),
+    ("OUTBOXD_DELIVERY__TOKEN_FILE", "[delivery] token_file", "/run/../etc/token")])
+def test_a_path_holding_dot_dot_is_refused(tmp_path: Path, outbox: Path,
+                                           monkeypatch: pytest.MonkeyPatch, variable: str,
+                                           key: str, value: str) -> None:
+    """outbox = "/srv/invoices/outbox/.." is /srv/invoices, but the default sent/ beside
+    it was derived as written, /srv/invoices/outbox/sent: inside the folder it names.
+    Refused in every path key, with the fix (found by bench/configfuzz.py)."""
+    line = problem_from_environment(tmp_path, outbox, monkeypatch, variable,
+                                    value.format(outbox=outbox), key)
+    assert line.endswith(": holds a .. — write out the folder it leads to, e.g. "
+                         "/srv/invoices for /srv/invoices/outbox/..")

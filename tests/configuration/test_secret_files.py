@@ -210,3 +210,27 @@ def test_a_file_that_is_not_there_is_left_to_the_reading(tmp_path: Path) -> None
     """A systemd credential's path while the service is stopped: no warning (reading
     it says what is wrong, where it is read)."""
     assert other_readers(tmp_path / "missing", set()) is None
+
+
+@pytest.mark.parametrize("from_env", [False, True])
+def test_a_token_file_beside_a_token_is_said_to_be_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_env: bool) -> None:
+    """token and token_file both set: token wins (configuration.md) and the file is never
+    read — yet the file's mode was warned of as if it held the token (a folder named by
+    mistake too: "holds the token, … mode 0755"), and nothing said the token still
+    came from the configuration. One warning names the file, which key wins and the
+    fix; none about the unread file's readers (found by bench/configfuzz.py)."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    folder = tmp_path / "secrets"
+    folder.mkdir(mode=0o755)
+    token = "" if from_env else 'token = "abc"\n'
+    if from_env:
+        monkeypatch.setenv("OUTBOXD_DELIVERY__TOKEN", "abc")
+    path = config_file(tmp_path, minimal(outbox).replace(
+        "[delivery]\n", f'[delivery]\n{token}token_file = "{folder}"\n'))
+    path.chmod(0o600)
+    key = "OUTBOXD_DELIVERY__TOKEN" if from_env else "[delivery] token"
+    assert exposure_warnings(load_settings(path), path) == [
+        f"[delivery] token_file {folder} is not read: {key} is set too, and wins — remove "
+        f"{key} to send the file's token, or remove token_file"]
