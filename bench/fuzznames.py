@@ -1,0 +1,368 @@
+"""Random names and layouts thrown at a running daemon, with "nothing lost" as the oracle.
+
+Not part of CI: run by hand, e.g.
+
+    nice -n 10 .venv/bin/python -m bench.fuzznames --seed 1 --drops 150
+
+What it does:
+- the reference receiver runs on 127.0.0.1, the daemon as `outboxd run` (inotify on the
+  outbox, [policy] unattached = "send", [policy] invalid "hold" for odd seeds and
+  "quarantine" for even ones, JSON log); as root the daemon runs without
+  CAP_DAC_OVERRIDE (setpriv), so that a file of mode 000 is unreadable to it as to a
+  daemon with a user of its own;
+- `--drops` random drops (bench/fuzzdrops.py, seeded): invoice files (the Peppol example
+  with random ids, several invoices in one file, PDFs, junk, empty) with random names of
+  many Unicode categories, names at NAME_MAX, Windows device names, look-alikes of
+  outboxd's own names, litter, in-progress names; sidecar trees with case and NFC/NFD
+  twins, symlinks into and out of the outbox, FIFOs, hard links, files of mode 000,
+  empty files and folders; made in place, renamed from a dot-name, written slowly, with
+  old times kept, or a folder moved in whole; some bundles dropped again once gone;
+- then it waits (polling, with a deadline) until the outbox has not changed for a while
+  and nothing is being delivered, and checks:
+  * every input accounted for: its content (hash; empty files, links and FIFOs by name
+    and kind) in sent/, quarantine/ or still in the outbox — and a top-level entry left
+    in the outbox is explained: litter or an in-progress name, outboxd's own file, a
+    bundle `status --json` lists as settling, waiting or held, a folder it lists, or a
+    name the status page shows;
+  * nothing in the processing folder; every sent/ folder has receipt.json and its bundle
+    is in the receiver's store; every quarantine/ folder has reason.json with reasons;
+  * `status --json` agrees with disk: each sent or quarantined bundle's folder is there,
+    a held one has its NAME.errors.txt (under "hold"), as many sent/ and quarantine/
+    folders as bundles in those states;
+  * `outboxd check` runs without a traceback;
+  * the daemon is alive, no traceback in its log, every log line JSON;
+  * nothing outside the outbox changed, and no byte of the files links point to there
+    reached the receiver, sent/ or quarantine/.
+
+Prints what was dropped and the outcome; exit 0 on PASS. `--keep` keeps the work folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import html
+import json
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.fuzzdrops import Drops, make_outside, snapshot_outside
+from bench.procs import OUTBOXD, NotifySocket, Proc, Receiver, _env, stop_all, write_config
+from daemon.invisible import escaped_controls
+from daemon.names import ERRORS_SUFFIX, NAME_MAX, NameKind, classify, is_share_file, stem
+
+SETTLED_STATES = ("settling", "waiting", "held")
+QUIET_SECONDS = 8.0
+
+
+def walk(root: Path) -> list[tuple[Path, os.stat_result]]:
+    """Every entry below root, links not followed."""
+    out: list[tuple[Path, os.stat_result]] = []
+    if not root.exists():
+        return out
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            p = Path(folder, name)
+            try:
+                out.append((p, p.lstat()))
+            except OSError:
+                continue  # gone meanwhile (archived)
+    return out
+
+
+def sha_file(p: Path) -> str:
+    with open(p, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class Campaign:
+    def __init__(self, root: Path, seed: int, drops: int) -> None:
+        self.root = root
+        self.seed = seed
+        self.n = drops
+        self.rng = random.Random(seed)
+        self.invalid = "hold" if seed % 2 else "quarantine"
+        base = root / "fz"
+        self.outbox = base / "outbox"
+        self.sent = base / "sent"
+        self.quarantine = base / "quarantine"
+        self.outside = base / "outside"
+        self.stage = base / "stage"
+        self.stage.mkdir(parents=True)
+        self.outside_before = make_outside(self.outside)
+        self.receiver = Receiver(root, "fz")
+        self.config = write_config(
+            root, "fz", self.receiver.url,
+            outbox={"settle_seconds": 0.5, "rescan_seconds": 5},
+            paths={"sent": str(self.sent), "quarantine": str(self.quarantine),
+                   "state_dir": str(base / "state")},
+            policy={"unattached": "send", "invalid": self.invalid},
+            delivery={"retry_base_seconds": 0.2, "retry_max_seconds": 2})
+        self.drops = Drops(self.outbox, self.stage, self.outside, self.rng)
+        self.notify = NotifySocket(base / "notify.sock")
+        drop_caps = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+                     if os.geteuid() == 0 else [])
+        self.daemon = Proc([*drop_caps, *OUTBOXD, "run", "-c", str(self.config)],
+                           base / "daemon.log", env=_env(NOTIFY_SOCKET=str(self.notify.path)))
+        self.notify.wait_ready(self.daemon, 120)
+
+    # -- the campaign --------------------------------------------------------
+    def run(self) -> None:
+        for _ in range(self.n):
+            self.drops.one()
+            time.sleep(self.rng.uniform(0, 0.3))  # the clerks' pace, not synchronisation
+
+    def status(self) -> dict[str, Any]:
+        done = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(self.config)],
+                              capture_output=True, env=_env(), timeout=120, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"status --json: {done.returncode} {done.stderr[-2000:]!r}")
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def outbox_view(self) -> list[tuple[str, int, int]]:
+        return sorted((str(p), st.st_size, st.st_mtime_ns) for p, st in walk(self.outbox)
+                      if ".outboxd" not in p.relative_to(self.outbox).parts)
+
+    def quiet(self, timeout: float) -> dict[str, Any] | None:
+        """status --json once the outbox has not changed for QUIET_SECONDS, nothing is
+        being delivered and the processing folder is empty; None at the deadline."""
+        deadline = time.monotonic() + timeout
+        view, since = self.outbox_view(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(1.0)  # polling the end state with a deadline
+            now = self.outbox_view()
+            if now != view:
+                view, since = now, time.monotonic()
+                continue
+            if time.monotonic() - since < QUIET_SECONDS or self.processing():
+                continue
+            status = self.status()
+            if not any(b["state"] in ("delivering", "retrying") for b in status["bundles"]):
+                return status
+        return None
+
+    def processing(self) -> list[Path]:
+        work = self.outbox / ".outboxd" / "processing"
+        return list(work.iterdir()) if work.exists() else []
+
+    # -- the oracle ----------------------------------------------------------
+    def found(self) -> tuple[dict[str, list[Path]], dict[tuple[str, str], list[Path]]]:
+        """Regular files by hash, and other entries by (name, kind), in sent/,
+        quarantine/ and the outbox (processing included: a leftover there is flagged)."""
+        by_hash: dict[str, list[Path]] = collections.defaultdict(list)
+        by_name: dict[tuple[str, str], list[Path]] = collections.defaultdict(list)
+        for top in (self.sent, self.quarantine, self.outbox):
+            for p, st in walk(top):
+                if stat.S_ISREG(st.st_mode):
+                    if st.st_size == 0:
+                        by_name[(p.name, "empty")].append(p)
+                    else:
+                        by_hash[sha_file(p)].append(p)
+                elif stat.S_ISLNK(st.st_mode):
+                    by_name[(p.name, "symlink")].append(p)
+                elif stat.S_ISFIFO(st.st_mode):
+                    by_name[(p.name, "fifo")].append(p)
+                elif stat.S_ISDIR(st.st_mode):
+                    by_name[(p.name, "dir")].append(p)
+        return by_hash, by_name
+
+    def explained(self, top: str, status: dict[str, Any], page: str) -> bool:
+        """A top-level entry left in the outbox has a reason a clerk can see."""
+        if classify(top) is not NameKind.OTHER or is_share_file(
+                top, "outboxd-status.html", ".send-anyway") or top == ".outboxd":
+            return True
+        for b in status["bundles"]:
+            if b["state"] in SETTLED_STATES and (b["invoice_file"] == top or top.startswith(
+                    stem(b["invoice_file"]))):
+                return True
+        if any(f["folder"] == top for f in status["lone_folders"]):
+            return True
+        return escaped_controls(top) in page
+
+    def verify(self, status: dict[str, Any]) -> list[str]:
+        problems: list[str] = []
+        by_hash, by_name = self.found()
+        page_file = self.outbox / "outboxd-status.html"
+        page = html.unescape(page_file.read_text(errors="replace").replace("<wbr>", "")) \
+            if page_file.exists() else ""
+        wanted = collections.Counter(i.sha for i in self.drops.inputs if i.kind == "file")
+        seen_top: set[str] = set()
+        for i in self.drops.inputs:
+            name = Path(i.rel).name
+            if i.kind == "file":
+                where = by_hash.get(i.sha, [])
+                if len(where) < wanted[i.sha]:
+                    problems.append(f"LOST {i.rel!r} ({i.note or 'file'}): content found "
+                                    f"{len(where)} of {wanted[i.sha]} times")
+                    continue
+            else:
+                where = by_name.get((name, i.kind), [])
+                if not where:
+                    problems.append(f"LOST {i.rel!r} ({i.kind} {i.note})")
+                    continue
+            for p in where:
+                if p.is_relative_to(self.outbox / ".outboxd" / "processing"):
+                    problems.append(f"in processing: {i.rel!r} at {p}")
+                elif p.is_relative_to(self.outbox):
+                    seen_top.add(p.relative_to(self.outbox).parts[0])
+        for top in sorted(seen_top):
+            if not self.explained(top, status, page):
+                problems.append(f"left in the outbox with no reason a clerk sees: {top!r}")
+        problems += self.archive_problems(status)
+        problems += self.outside_problems(by_hash)
+        return problems
+
+    def archive_problems(self, status: dict[str, Any]) -> list[str]:
+        problems: list[str] = []
+        stored = {p.name for p in self.receiver.store.iterdir()} \
+            if self.receiver.store.exists() else set()
+        folders = {"sent": [], "quarantined": []}  # type: dict[str, list[Path]]
+        for state, top, paper in (("sent", self.sent, "receipt.json"),
+                                  ("quarantined", self.quarantine, "reason.json")):
+            for day in (top.iterdir() if top.exists() else ()):
+                for folder in day.iterdir():
+                    folders[state].append(folder)
+                    if not (folder / paper).is_file():
+                        problems.append(f"{state} folder without {paper}: {folder}")
+                        continue
+                    doc = json.loads((folder / paper).read_text())
+                    if state == "sent":
+                        if doc["manifest"]["bundle_id"] not in stored:
+                            problems.append(f"sent but not at the receiver: {folder}")
+                    elif not doc["reasons"]:
+                        problems.append(f"quarantined without reasons: {folder}")
+        for state, paths in folders.items():
+            rows = [b for b in status["bundles"] if b["state"] == state]
+            if len(rows) != len(paths):
+                problems.append(f"status --json has {len(rows)} {state}, disk {len(paths)}")
+            for b in rows:
+                if not b["folder"] or not os.path.isdir(b["folder"]):
+                    problems.append(f"status --json: {state} {b['invoice_file']!r} has no "
+                                    f"folder ({b['folder']!r})")
+        for b in status["bundles"]:
+            errors = f"{stem(b['invoice_file'])}{ERRORS_SUFFIX}"
+            # Documented: no errors file where its name would pass NAME_MAX.
+            fits = len(os.fsencode(errors)) <= NAME_MAX
+            if b["state"] == "held" and self.invalid == "hold" and fits and not \
+                    os.path.lexists(self.outbox / errors):
+                problems.append(f"held without an errors file: {b['invoice_file']!r}")
+        return problems
+
+    def outside_problems(self, by_hash: dict[str, list[Path]]) -> list[str]:
+        problems: list[str] = []
+        if snapshot_outside(self.outside) != self.outside_before:
+            problems.append("something outside the outbox changed")
+        for secret in (self.outside / "secret.pdf", self.outside / "dir" / "secret.xml"):
+            digest = sha_file(secret)
+            if by_hash.get(digest):
+                problems.append(f"{secret.name} read through a link: {by_hash[digest]}")
+            for p, st in walk(self.receiver.store):
+                if stat.S_ISREG(st.st_mode) and sha_file(p) == digest:
+                    problems.append(f"{secret.name} at the receiver: {p}")
+        return problems
+
+    def log_problems(self) -> list[str]:
+        problems: list[str] = []
+        if not self.daemon.alive():
+            problems.append(f"daemon exited: {self.daemon.popen.returncode}")
+        text = self.daemon.log.read_text(errors="replace")
+        if "Traceback" in text:
+            problems.append(f"tracebacks in the daemon log: {text.count('Traceback')}")
+        bad = 0
+        for line in text.splitlines():
+            try:
+                json.loads(line)
+            except ValueError:
+                bad += 1
+                if bad <= 3:
+                    problems.append(f"log line not JSON: {line[:200]!r}")
+        check = subprocess.run([*OUTBOXD, "check", "-c", str(self.config)], capture_output=True,
+                               env=_env(), timeout=600, check=False)
+        if check.returncode not in (0, 1) or b"Traceback" in check.stderr:
+            problems.append(f"outboxd check: exit {check.returncode}: {check.stderr[-1500:]!r}")
+        return problems
+
+    def errors_logged(self) -> collections.Counter[str]:
+        out: collections.Counter[str] = collections.Counter()
+        for line in self.daemon.log.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("level") in ("error", "critical"):
+                out[str(row.get("event"))] += 1
+        return out
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.notify.close()
+        self.receiver.stop()
+
+
+def _restore_modes(root: Path) -> None:
+    """Files of mode 000 the campaign made: removable again for rmtree."""
+    for p, st in walk(root):
+        if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o777:
+            os.chmod(p, 0o600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--drops", type=int, default=150)
+    ap.add_argument("--settle-timeout", type=float, default=300.0)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="outboxd-fuzznames-"))
+    started = time.monotonic()
+    campaign: Campaign | None = None
+    try:
+        campaign = Campaign(root, args.seed, args.drops)
+        campaign.run()
+        status = campaign.quiet(args.settle_timeout)
+        if status is None:
+            problems = ["did not become quiet within the settle timeout"]
+            status = campaign.status()
+        else:
+            problems = []
+        problems += campaign.verify(status) + campaign.log_problems()
+        (root / "drops.txt").write_text("\n".join(campaign.drops.log) + "\n",
+                                        errors="surrogateescape")
+        errors = campaign.errors_logged()
+        counts = status["counts"]
+    finally:
+        if campaign is not None:
+            campaign.stop()
+        stop_all()
+    kinds = collections.Counter(i.kind for i in campaign.drops.inputs)
+    print(f"seed: {args.seed}  drops: {args.drops}  [policy] invalid = {campaign.invalid!r}  "
+          f"time: {time.monotonic() - started:.0f} s")
+    print("inputs: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
+    print("refused by the file system: " + (", ".join(
+        f"{k} ×{v}" for k, v in sorted(campaign.drops.skipped.items())) or "nothing"))
+    print("bundles: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    print("error log lines: " + (", ".join(f"{k} ×{v}" for k, v in errors.most_common())
+                                 or "none"))
+    print(f"outcome: {'PASS' if not problems else 'FAIL'}")
+    for p in problems[:40]:
+        print(f"  {escaped_controls(p)}")
+    if args.keep or problems:
+        print(f"work folder kept: {root}")
+    else:
+        _restore_modes(root)
+        shutil.rmtree(root, ignore_errors=True)
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
