@@ -257,17 +257,32 @@ def _marker_miss(meant: tuple[str, str], there: Callable[[str], bool]) -> str:
             f"its marker — rename it to {meant[1]} {_EXACTLY}")
 
 
+def unused_marker(outbox: OutboxConfig) -> str:
+    """What the page says of a NAME.ready under completion = "settle": no marker there."""
+    return (f"named like a marker file, but outboxd does not wait for markers here ([outbox] "
+            f"completion = \"{outbox.completion}\"): it does nothing, is not sent with its "
+            "invoice file and stays in the outbox — remove it; if the sender writes a marker "
+            "for every bundle, ask the admin whether completion should be \"marker\"")
+
+
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
                invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
     """What the status page and `outboxd status` both say of each root file left alone
     (`refused`: as shown -> why): a near miss of a release or marker file is told the
-    name it needs (near_miss), any other keeps its why."""
+    name it needs (near_miss), a marker where none is used that it does nothing, any
+    other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
-    return {n: (None if is_invoice_file(outbox, n, share)
-                else near_miss(n, share, files, marker, states,
-                               lambda x: os.path.lexists(outbox.path / x))) or why
-            for n, why in refused.items()}
+
+    def said(n: str) -> str | None:
+        if is_invoice_file(outbox, n, share):
+            return None  # refused as an invoice file: its own why
+        return near_miss(n, share, files, marker, states,
+                         lambda x: os.path.lexists(outbox.path / x)) or (
+            unused_marker(outbox) if marker is None and n.endswith(outbox.marker_suffix)
+            else None)
+
+    return {n: said(n) or why for n, why in refused.items()}
 
 
 def marker_misses(outbox: OutboxConfig, share: ShareConfig, invoice_files: Iterable[str],

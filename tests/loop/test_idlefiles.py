@@ -254,3 +254,23 @@ def test_suffixed_names_gathers_release_files_and_markers_in_one_listing(
     assert marker.markers == markers
     settle = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE)
     assert settle.releases == ["a.send-anyway", "b.send-anyway"] and settle.markers == []
+
+
+def test_a_marker_where_no_marker_is_used_is_told_it_does_nothing(tmp_path: Path) -> None:
+    """Under completion = "settle" the page says of a NAME.ready left alone that outboxd
+    waits for no markers here and that it stays when its bundle goes; under "marker" the
+    same name is a marker's near miss or nothing, and an invoice file refused (a link
+    named INV-7.ready under invoice_patterns = ["*"]) keeps its own why."""
+    not_invoice = "not an invoice file"
+    settle = OutboxConfig(path=tmp_path)
+    said = idlefiles.left_words({"INV-1.ready": not_invoice, "a.txt": not_invoice}, settle,
+                                SHARE, ["INV-1.xml"], {})
+    assert "does not wait for markers" in said["INV-1.ready"]
+    assert 'completion = "settle"' in said["INV-1.ready"]
+    assert said["a.txt"] == not_invoice
+    marker = OutboxConfig(path=tmp_path, completion="marker")
+    assert idlefiles.left_words({"ORPHAN.ready": not_invoice}, marker, SHARE, ["INV-1.xml"],
+                                {}) == {"ORPHAN.ready": not_invoice}
+    star = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
+    assert idlefiles.left_words({"INV-7.ready": "is a symbolic link"}, star, SHARE, [],
+                                {}) == {"INV-7.ready": "is a symbolic link"}

@@ -1,0 +1,56 @@
+"""Layouts `python -m bench.fuzznames` found leaving a file in the outbox with no reason a
+clerk could see, each minimised and run through the real daemon and receiver
+(docs/development.md, "Fuzzing names and layouts"; docs/folder-convention.md)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Env, Receiver
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+
+
+def left_alone(env: Env) -> str:
+    """The page's "Files in the outbox that are left alone", as text ("" while none)."""
+    from report.test_statuspage import Page
+
+    page_file = env.outbox / "outboxd-status.html"
+    return Page(page_file.read_text()).text.get("refused", "") if page_file.exists() else ""
+
+
+def test_a_marker_where_no_marker_is_used_is_listed_and_left_when_its_bundle_goes(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Under completion = "settle" (the default) `INV-1.ready` from a sender set up for
+    markers does nothing: the bundle goes without it and it stays in the outbox. The
+    scanner passed over every `*.ready` as a marker whatever the completion, so it was
+    neither logged nor on the page (seed 5 of the fuzzer): now it is listed with why."""
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    (env.outbox / "INV-1.ready").write_bytes(b"")
+    (env.outbox / "ORPHAN-2.ready").write_bytes(b"")
+    start_daemon()
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="the bundle in sent/")
+    shown = wait_for(lambda: "INV-1.ready" in (text := left_alone(env)) and text,
+                     what="the marker on the page")
+    assert "ORPHAN-2.ready" in shown
+    assert "does not wait for markers" in shown and 'completion = "settle"' in shown
+    assert (env.outbox / "INV-1.ready").exists()
+    [sent] = env.sent_bundles()
+    assert not (sent / "INV-1.ready").exists()
+
+
+def test_a_marker_under_completion_marker_is_no_file_left_alone(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Under completion = "marker" the marker is the bundle's: it goes with it to sent/,
+    and one that names no invoice file waits for it unlisted, as before."""
+    env.write_config(receiver.url, outbox={"completion": "marker"},
+                     policy={"unattached": "send"})
+    (env.outbox / "ORPHAN-2.ready").write_bytes(b"")
+    start_daemon()
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    (env.outbox / "INV-1.ready").write_bytes(b"")
+    [sent] = wait_for(env.sent_bundles, what="the bundle in sent/")
+    assert (sent / "INV-1.ready").exists()
+    wait_for(lambda: (env.outbox / "outboxd-status.html").exists(), what="the page")
+    assert "ORPHAN-2.ready" not in left_alone(env)
