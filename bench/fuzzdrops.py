@@ -40,6 +40,9 @@ PIECES = (
     ("mac-dot", "\uf029"), ("line-sep", "\u2028"), ("ideographic-space", "\u3000"),
     ("nbsp", "\u00a0"), ("hash", "#"), ("percent", "%20"), ("amp", "&amp;"),
     ("html", "<b>"), ("dollar", "$"), ("tilde", "~"), ("dash--", "--"), ("dot", "."),
+    # Typed as text, what outboxd writes for an invisible character or a byte that is
+    # not UTF-8: a name that reads like another one's shown form.
+    ("typed-rtl", "\\u202e"), ("typed-escape", "\\x1b"), ("typed-byte", "\\udce9"),
 )
 WINDOWS_DEVICES = ("CON", "nul", "Aux", "PRN", "COM1", "lpt\u00b9", "CONIN$")
 # Names that look like outboxd's own, or a client's (a format with {s}: a stem). Not the
@@ -168,6 +171,11 @@ class Drops:
         if not self._try("mkdir", path.parent.mkdir, 0o777, True, True):
             return
         if os.path.lexists(path):
+            if not path.is_file() or path.is_symlink():
+                # A FIFO would block the write (no reader), a link would be followed.
+                self.skipped["taken by a special file"] = self.skipped.get(
+                    "taken by a special file", 0) + 1
+                return
             # The clerk replaces a file of that name: what it held is gone by the clerk's
             # hand, not the daemon's.
             self.inputs = [i for i in self.inputs if i.rel != rel]
@@ -275,6 +283,15 @@ class Drops:
         if rng.random() < 0.1:
             files.append((rng.choice(LOOKALIKES).format(s=stem), b"release " +
                           str(self.marker()).encode(), "direct"))
+        if rng.random() < 0.12:
+            # A twin invoice file: the same name in the other case or Unicode form, or
+            # with an invisible character shown as the code typed beside it, or the same
+            # stem with the other extension.
+            twin = rng.choice((stem.swapcase(), unicodedata.normalize("NFD", stem),
+                               unicodedata.normalize("NFC", stem), stem + "\u202e",
+                               stem + "\\u202e", stem))
+            twin_ext = ".pdf" if ext.lower() == ".xml" else ".xml"
+            files.append((twin + twin_ext, self.invoice([twin]), "direct"))
         if tree and rng.random() < 0.2:
             self.special(self.outbox, f"{sidecar}/{self.name(20)}", f"{sidecar}/{tree[0][0]}")
         invoice_last = rng.random() < 0.85

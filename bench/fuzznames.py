@@ -102,22 +102,45 @@ class Campaign:
         self.receiver = Receiver(root, "fz")
         self.config = write_config(
             root, "fz", self.receiver.url,
-            outbox={"settle_seconds": 0.5, "rescan_seconds": 5},
+            outbox={"settle_seconds": 0.5, "rescan_seconds": 5,
+                    "watch": "polling" if seed % 3 == 0 else "auto"},
             paths={"sent": str(self.sent), "quarantine": str(self.quarantine),
                    "state_dir": str(base / "state")},
             policy={"unattached": "send", "invalid": self.invalid},
             delivery={"retry_base_seconds": 0.2, "retry_max_seconds": 2})
         self.drops = Drops(self.outbox, self.stage, self.outside, self.rng)
+        self.starts = 0
+        self.exits: list[int] = []
+        self.start()
+
+    def start(self) -> None:
+        """`outboxd run`, as root without CAP_DAC_OVERRIDE; its log daemon-N.log."""
+        self.starts += 1
+        base = self.config.parent
         self.notify = NotifySocket(base / "notify.sock")
         drop_caps = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
                      if os.geteuid() == 0 else [])
         self.daemon = Proc([*drop_caps, *OUTBOXD, "run", "-c", str(self.config)],
-                           base / "daemon.log", env=_env(NOTIFY_SOCKET=str(self.notify.path)))
+                           base / f"daemon-{self.starts}.log",
+                           env=_env(NOTIFY_SOCKET=str(self.notify.path)))
         self.notify.wait_ready(self.daemon, 120)
 
+    def kill(self) -> None:
+        """SIGKILL mid-campaign (a power loss), then a fresh start on the same journal."""
+        if self.daemon.popen.poll() is not None:
+            self.exits.append(self.daemon.popen.returncode)
+        self.daemon.popen.kill()
+        self.daemon.popen.wait()
+        self.daemon.stop()
+        self.notify.close()
+        self.start()
+
     # -- the campaign --------------------------------------------------------
-    def run(self) -> None:
-        for _ in range(self.n):
+    def run(self, restarts: int) -> None:
+        kills = set(self.rng.sample(range(1, self.n), min(restarts, self.n - 1)))
+        for i in range(self.n):
+            if i in kills:
+                self.kill()
             self.drops.one()
             time.sleep(self.rng.uniform(0, 0.3))  # the clerks' pace, not synchronisation
 
@@ -271,11 +294,15 @@ class Campaign:
                     problems.append(f"{secret.name} at the receiver: {p}")
         return problems
 
+    def log_text(self) -> str:
+        return "".join(p.read_text(errors="replace")
+                       for p in sorted(self.config.parent.glob("daemon-*.log")))
+
     def log_problems(self) -> list[str]:
-        problems: list[str] = []
+        problems = [f"daemon exited on its own: {code}" for code in self.exits]
         if not self.daemon.alive():
             problems.append(f"daemon exited: {self.daemon.popen.returncode}")
-        text = self.daemon.log.read_text(errors="replace")
+        text = self.log_text()
         if "Traceback" in text:
             problems.append(f"tracebacks in the daemon log: {text.count('Traceback')}")
         bad = 0
@@ -294,7 +321,7 @@ class Campaign:
 
     def errors_logged(self) -> collections.Counter[str]:
         out: collections.Counter[str] = collections.Counter()
-        for line in self.daemon.log.read_text(errors="replace").splitlines():
+        for line in self.log_text().splitlines():
             try:
                 row = json.loads(line)
             except ValueError:
@@ -320,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--drops", type=int, default=150)
+    ap.add_argument("--restarts", type=int, default=2,
+                    help="SIGKILL and restart the daemon this many times during the drops")
     ap.add_argument("--settle-timeout", type=float, default=300.0)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args(argv)
@@ -328,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     campaign: Campaign | None = None
     try:
         campaign = Campaign(root, args.seed, args.drops)
-        campaign.run()
+        campaign.run(args.restarts)
         status = campaign.quiet(args.settle_timeout)
         if status is None:
             problems = ["did not become quiet within the settle timeout"]
@@ -346,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_all()
     kinds = collections.Counter(i.kind for i in campaign.drops.inputs)
     print(f"seed: {args.seed}  drops: {args.drops}  [policy] invalid = {campaign.invalid!r}  "
-          f"time: {time.monotonic() - started:.0f} s")
+          f"daemon starts: {campaign.starts}  time: {time.monotonic() - started:.0f} s")
     print("inputs: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
     print("refused by the file system: " + (", ".join(
         f"{k} ×{v}" for k, v in sorted(campaign.drops.skipped.items())) or "nothing"))
