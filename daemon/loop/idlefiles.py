@@ -11,12 +11,12 @@ import os
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
-from daemon.names import name_problem, printable, stem
+from daemon.names import ERRORS_SUFFIX, name_problem, printable, stem
 from daemon.watching.scan import is_invoice_file
 
 
@@ -41,18 +41,18 @@ class Suffixed:
 
     releases: list[str]
     markers: list[str]
+    errors: list[str] = field(default_factory=list)  # NAME.errors.txt, not a folder
 
 
 def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
-    """Both kinds of name from one listing of the outbox root: the status page and
+    """The three kinds of name from one listing of the outbox root: the status page and
     `outboxd status` listed it once for each, twice a refresh under marker mode, with
-    20,000 files there. No listing where neither suffix is in use."""
+    20,000 files there."""
     release = share.release_suffix
     marker = outbox.marker_suffix if outbox.completion == "marker" else ""
-    if not (release or marker):
-        return Suffixed([], [])
     releases: list[str] = []
     markers: list[str] = []
+    errors: list[str] = []
     with os.scandir(outbox.path) as it:
         for e in it:
             if e.name.startswith("."):
@@ -61,7 +61,25 @@ def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
                 releases.append(e.name)
             if marker and e.name.endswith(marker) and e.name != marker:
                 markers.append(e.name)
-    return Suffixed(sorted(releases), sorted(markers))
+            if e.name.endswith(ERRORS_SUFFIX) and not e.is_dir(follow_symlinks=False):
+                errors.append(e.name)
+    return Suffixed(sorted(releases), sorted(markers), sorted(errors))
+
+
+STRAY_ERRORS = ("named like the errors file outboxd writes beside a held invoice file, but no "
+                "invoice file of that name is in the outbox: it explains nothing now and "
+                "outboxd leaves it alone — remove it, or rename it if you keep notes in it")
+
+
+def stray_errors_files(names: Iterable[str], invoice_files: Iterable[str]) -> dict[str, str]:
+    """The NAME.errors.txt files (`names`: Suffixed.errors) beside no invoice file NAME.*
+    (`invoice_files`: those in the outbox, usable or not, and those of the journal's
+    bundles not yet archived, whose errors file outboxd removes once they leave), as
+    shown -> why. The scanner passes over every such name as outboxd's own, so a clerk's
+    file of that name (or one outboxd could not remove) was listed nowhere."""
+    stems = {stem(f) for f in invoice_files}
+    return {printable(n): STRAY_ERRORS for n in names
+            if n[:-len(ERRORS_SUFFIX)] not in stems}
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
