@@ -227,9 +227,16 @@ class Drops:
                 else self.outside / "linked.pdf"
             if self._try("link", os.link, source, path):
                 self._record(rel, "file", source.read_bytes(), note="hard link")
-        elif roll < 0.75:
+        elif roll < 0.68:
             if self._try("mkdir", path.mkdir):
                 self._record(rel, "dir")
+        elif roll < 0.75:
+            # A folder nobody may list, with a file in it.
+            data = self.attachment(".pdf")
+            if self._try("mkdir", path.mkdir) and self._try(
+                    "write", (path / "locked.pdf").write_bytes, data):
+                self._record(f"{rel}/locked.pdf", "file", data, note="in a folder of mode 000")
+                os.chmod(path, 0)
         else:
             data = self.attachment(".pdf")
             if self._try("write", path.write_bytes, data):
@@ -278,8 +285,8 @@ class Drops:
         elif spell < 0.1:
             sidecar = unicodedata.normalize("NFD", stem)
         files = [(f"{sidecar}/{rel}", data, how) for rel, data, how in tree]
-        files.append((stem + ext, invoice, rng.choice(("direct", "rename", "slow",
-                                                       "keep-times"))))
+        entry = (stem + ext, invoice, rng.choice(("direct", "rename", "slow", "keep-times")))
+        files.append(entry)
         if rng.random() < 0.1:
             files.append((rng.choice(LOOKALIKES).format(s=stem), b"release " +
                           str(self.marker()).encode(), "direct"))
@@ -294,8 +301,28 @@ class Drops:
             files.append((twin + twin_ext, self.invoice([twin]), "direct"))
         if tree and rng.random() < 0.2:
             self.special(self.outbox, f"{sidecar}/{self.name(20)}", f"{sidecar}/{tree[0][0]}")
+        odd = rng.random()
+        if odd < 0.04 and self.bundles:
+            # The sidecar a symbolic link: to another bundle's sidecar, or out of the outbox.
+            other = stem_of(rng.choice(self.bundles)[0])
+            target = rng.choice((other, str(self.outside / "dir")))
+            if self._try("symlink", os.symlink, target, self.outbox / sidecar):
+                self._record(sidecar, "symlink", note=target)
+            files = [f for f in files if not f[0].startswith(f"{sidecar}/")]
+        elif odd < 0.07:
+            # A file where the sidecar folder should be.
+            files = [(sidecar, self.attachment(".pdf"), "direct"), *(
+                f for f in files if not f[0].startswith(f"{sidecar}/"))]
+        elif odd < 0.1 and self.bundles:
+            # The invoice file a hard link to an earlier one (the same bytes, two names).
+            first = self.outbox / rng.choice(self.bundles)[0]
+            if os.path.isfile(first) and not os.path.islink(first) and self._try(
+                    "link", os.link, first, self.outbox / (stem + ext)):
+                self._record(stem + ext, "file", first.read_bytes(), note="hard link")
+            files.remove(entry)
         invoice_last = rng.random() < 0.85
-        order = files if invoice_last else files[-1:] + files[:-1]
+        order = files if invoice_last or entry not in files else [
+            entry, *(f for f in files if f is not entry)]
         if tree and rng.random() < 0.25:
             # The sidecar built beside the outbox and moved in as a whole.
             staged = self.stage / f"s{self.made}"
@@ -348,6 +375,11 @@ class Drops:
             self.loose()
         else:
             self.again()
+
+
+def stem_of(name: str) -> str:
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
 
 
 def _xml_text(invoice_id: str) -> str:
