@@ -82,6 +82,7 @@ class Drops:
     bundles: list[tuple[str, list[tuple[str, bytes, str]]]] = field(default_factory=list)
     made: int = 0
     log: list[str] = field(default_factory=list)  # every entry made, in order
+    pace: float = 0.05  # seconds between the pieces of a slow write
     skipped: dict[str, int] = field(default_factory=dict)
 
     # -- names ---------------------------------------------------------------
@@ -194,7 +195,7 @@ class Drops:
                     for at in range(0, len(data), step):
                         fh.write(data[at:at + step])
                         fh.flush()
-                        time.sleep(0.05)  # a client's pace between pieces, not a wait
+                        time.sleep(self.pace)  # a client's pace between pieces, not a wait
             except OSError as e:
                 self.skipped[f"write: {e.strerror}"] = self.skipped.get(
                     f"write: {e.strerror}", 0) + 1
