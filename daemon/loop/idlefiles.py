@@ -16,7 +16,15 @@ from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
-from daemon.names import ERRORS_SUFFIX, name_problem, printable, stem
+from daemon.names import (
+    ERRORS_SUFFIX,
+    edge_words,
+    name_problem,
+    printable,
+    stem,
+    trimmed,
+    visible,
+)
 from daemon.watching.scan import is_invoice_file
 
 
@@ -283,22 +291,40 @@ def unused_marker(outbox: OutboxConfig) -> str:
             "for every bundle, ask the admin whether completion should be \"marker\"")
 
 
+def edge_miss(name: str, outbox: OutboxConfig, share: ShareConfig,
+              there: Callable[[str], bool]) -> str | None:
+    """What the page says of `INV-7.xml ` or `INV-7.pdf.` (a space or dot at an end, which
+    a clerk does not see and Windows drops): no invoice file only for that, told the name
+    it needs, where "only names like *.xml are read" reads as nonsense beside `.xml`."""
+    right = trimmed(name)
+    if right == name or not is_invoice_file(outbox, right, share):
+        return None
+    said = (f"its name {visible(name)} has {edge_words(name)}, so it is no invoice file and "
+            "is never sent — ")
+    if there(right):
+        return said + f"{right} is there already: remove this one if it is a copy of it"
+    return said + f"rename it to {right}"
+
+
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
                invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
     """What the status page and `outboxd status` both say of each root file left alone
     (`refused`: as shown -> why): a near miss of a release or marker file is told the
-    name it needs (near_miss), a marker where none is used that it does nothing, any
+    name it needs (near_miss), a marker where none is used that it does nothing, an
+    invoice file's name with a space or dot at an end the name without (edge_miss), any
     other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
 
+    def there(x: str) -> bool:
+        return os.path.lexists(outbox.path / x)
+
     def said(n: str) -> str | None:
         if is_invoice_file(outbox, n, share):
             return None  # refused as an invoice file: its own why
-        return near_miss(n, share, files, marker, states,
-                         lambda x: os.path.lexists(outbox.path / x)) or (
+        return near_miss(n, share, files, marker, states, there) or (
             unused_marker(outbox) if marker is None and n.endswith(outbox.marker_suffix)
-            else None)
+            else None) or edge_miss(n, outbox, share, there)
 
     return {n: said(n) or why for n, why in refused.items()}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import Env, Receiver
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
 pytestmark = pytest.mark.usefixtures("lean", "quick_page")
 
@@ -76,3 +76,23 @@ def test_an_errors_file_beside_no_invoice_file_is_listed_until_it_goes(
     (env.outbox / "MINE.errors.txt").unlink()
     wait_for(lambda: "errors.txt" not in left_alone(env), what="both gone from the page")
     assert (env.outbox / "INV-1.errors.txt").exists()
+
+
+def test_an_invoice_file_named_with_a_space_or_dot_at_an_end_is_told_the_name_it_needs(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """`INV-8.xml ` (an ERP's name with a space after it) is no invoice file: the page
+    said "only names like *.xml, *.pdf are read as invoice files" beside a name a clerk
+    sees as INV-8.xml (seed 27 of the fuzzer). It now says why and the name it needs;
+    renamed so, the bundle goes with its folder."""
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    start_daemon()
+    (env.outbox / "INV-8").mkdir()
+    (env.outbox / "INV-8" / "a.pdf").write_bytes(pdf_bytes())
+    (env.outbox / "INV-8.xml ").write_bytes(ubl_invoice("INV-8"))
+    shown = wait_for(lambda: "INV-8.xml" in (text := left_alone(env)) and text,
+                     what="the invoice file on the page")
+    assert "has a space at the end" in shown and "rename it to INV-8.xml" in shown
+    assert "only names like" not in shown
+    (env.outbox / "INV-8.xml ").rename(env.outbox / "INV-8.xml")
+    [sent] = wait_for(env.sent_bundles, what="the renamed bundle in sent/")
+    assert (sent / "INV-8" / "a.pdf").read_bytes() == pdf_bytes()

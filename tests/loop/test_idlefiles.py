@@ -289,3 +289,21 @@ def test_an_errors_file_beside_no_invoice_file_is_told_it_explains_nothing(
     stray = idlefiles.stray_errors_files(names, ["INV-1.pdf"])
     assert list(stray) == ["B\\x1b.errors.txt", "NOTES.errors.txt"]
     assert all("no invoice file of that name" in why for why in stray.values())
+
+
+def test_an_invoice_files_name_with_a_space_or_dot_at_an_end_is_told_the_name_it_needs(
+        tmp_path: Path) -> None:
+    """`INV-7.xml ` and `INV-8.pdf.` are no invoice files only for the space or dot a clerk
+    does not see: told so and the name to give them (or, where that name is taken, that
+    this one may be a copy); `notes.txt ` is no invoice file either way."""
+    (tmp_path / "INV-9.xml").write_bytes(b"")
+    other = "not an invoice file"
+    said = idlefiles.left_words(
+        dict.fromkeys(["INV-7.xml ", "INV-8.pdf.", "INV-9.xml\u00a0", "notes.txt "], other),
+        OutboxConfig(path=tmp_path), SHARE, ["INV-9.xml"], {})
+    assert said["INV-7.xml "] == ('its name "INV-7.xml " has a space at the end, so it is no '
+                                  "invoice file and is never sent — rename it to INV-7.xml")
+    assert "a dot at the end" in said["INV-8.pdf."] and said["INV-8.pdf."].endswith(
+        "rename it to INV-8.pdf")
+    assert "INV-9.xml is there already" in said["INV-9.xml\u00a0"]
+    assert said["notes.txt "] == other
