@@ -83,6 +83,7 @@ class Drops:
     made: int = 0
     log: list[str] = field(default_factory=list)  # every entry made, in order
     pace: float = 0.05  # seconds between the pieces of a slow write
+    markers: bool = False  # completion = "marker": most bundles get NAME.ready last
     skipped: dict[str, int] = field(default_factory=dict)
 
     # -- names ---------------------------------------------------------------
@@ -340,6 +341,10 @@ class Drops:
             order = [f for f in order if not f[0].startswith(f"{sidecar}/")]
         for rel, data, how in order:
             self.write(self.outbox, rel, data, how)
+        if self.markers and rng.random() < 0.8:
+            marker = (stem + ".ready", b"", "direct")
+            self.write(self.outbox, *marker)
+            files.append(marker)
         if os.path.lexists(self.outbox / (stem + ext)):
             self.bundles.append((stem + ext, files))
 

@@ -5,11 +5,14 @@ Not part of CI: run by hand, e.g.
     nice -n 10 .venv/bin/python -m bench.fuzznames --seed 1 --drops 150
 
 What it does:
-- the reference receiver runs on 127.0.0.1, the daemon as `outboxd run` (inotify on the
-  outbox, [policy] unattached = "send", [policy] invalid "hold" for odd seeds and
-  "quarantine" for even ones, JSON log); as root the daemon runs without
+- the reference receiver runs on 127.0.0.1, the daemon as `outboxd run` ([policy]
+  unattached = "send", JSON log; [policy] invalid "hold" for odd seeds and "quarantine"
+  for even ones; polling for seeds divisible by 3, else inotify; invoice_patterns =
+  ["*"] for seeds ending in 4 or 9; completion = "marker" for seeds 6, 13, 20 … (7k+6),
+  whose drops then mostly end with NAME.ready); as root the daemon runs without
   CAP_DAC_OVERRIDE (setpriv), so that a file of mode 000 is unreadable to it as to a
-  daemon with a user of its own;
+  daemon with a user of its own; `--restarts` times during the drops it is SIGKILLed
+  and started again on the same journal;
 - `--drops` random drops (bench/fuzzdrops.py, seeded): invoice files (the Peppol example
   with random ids, several invoices in one file, PDFs, junk, empty) with random names of
   many Unicode categories, names at NAME_MAX, Windows device names, look-alikes of
@@ -29,7 +32,8 @@ What it does:
   * `status --json` agrees with disk: each sent or quarantined bundle's folder is there,
     a held one has its NAME.errors.txt (under "hold"), as many sent/ and quarantine/
     folders as bundles in those states;
-  * `outboxd check` runs without a traceback;
+  * `outboxd check` runs without a traceback, and says of a sample of held bundles
+    what the daemon holds them for (exit 1, every code of their reasons);
   * the daemon is alive, no traceback in its log, every log line JSON;
   * nothing outside the outbox changed, and no byte of the files links point to there
     reached the receiver, sent/ or quarantine/.
@@ -46,6 +50,7 @@ import html
 import json
 import os
 import random
+import re
 import shutil
 import stat
 import subprocess
@@ -103,12 +108,19 @@ class Campaign:
         self.config = write_config(
             root, "fz", self.receiver.url,
             outbox={"settle_seconds": 0.5, "rescan_seconds": 5,
-                    "watch": "polling" if seed % 3 == 0 else "auto"},
+                    "watch": "polling" if seed % 3 == 0 else "auto",
+                    "invoice_patterns": ["*"] if seed % 5 == 4 else ["*.xml", "*.pdf"],
+                    "completion": "marker" if seed % 7 == 6 else "settle"},
             paths={"sent": str(self.sent), "quarantine": str(self.quarantine),
                    "state_dir": str(base / "state")},
             policy={"unattached": "send", "invalid": self.invalid},
             delivery={"retry_base_seconds": 0.2, "retry_max_seconds": 2})
-        self.drops = Drops(self.outbox, self.stage, self.outside, self.rng)
+        self.drops = Drops(self.outbox, self.stage, self.outside, self.rng,
+                           markers=seed % 7 == 6)
+        self.markers = seed % 7 == 6
+        self.variant = (f"invalid = {self.invalid}" + (", polling" if seed % 3 == 0 else "")
+                        + (', invoice_patterns = ["*"]' if seed % 5 == 4 else "")
+                        + (', completion = "marker"' if seed % 7 == 6 else ""))
         self.starts = 0
         self.exits: list[int] = []
         self.start()
@@ -204,6 +216,8 @@ class Campaign:
         if classify(top) is not NameKind.OTHER or is_share_file(
                 top, "outboxd-status.html", ".send-anyway") or top == ".outboxd":
             return True
+        if self.markers and top.endswith(".ready"):
+            return True  # documented: a marker of no invoice file waits for one, unlisted
         for b in status["bundles"]:
             if b["state"] in SETTLED_STATES and (b["invoice_file"] == top or top.startswith(
                     stem(b["invoice_file"]))):
@@ -313,10 +327,30 @@ class Campaign:
                 bad += 1
                 if bad <= 3:
                     problems.append(f"log line not JSON: {line[:200]!r}")
-        check = subprocess.run([*OUTBOXD, "check", "-c", str(self.config)], capture_output=True,
-                               env=_env(), timeout=600, check=False)
+        check = self.check()
         if check.returncode not in (0, 1) or b"Traceback" in check.stderr:
             problems.append(f"outboxd check: exit {check.returncode}: {check.stderr[-1500:]!r}")
+        return problems
+
+    def check(self, *paths: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*OUTBOXD, "check", "-c", str(self.config), *paths],
+                              capture_output=True, env=_env(), timeout=600, check=False)
+
+    def check_problems(self, status: dict[str, Any], most: int = 12) -> list[str]:
+        """`outboxd check` of held bundles (a sample of `most`) says what the daemon
+        holds them for: exit 1 and every code of their reasons."""
+        problems: list[str] = []
+        held = [b for b in status["bundles"] if b["state"] == "held"
+                and os.path.lexists(self.outbox / b["invoice_file"])]
+        for b in self.rng.sample(held, min(most, len(held))):
+            done = self.check(str(self.outbox / b["invoice_file"]))
+            said = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+            missing = sorted({r["code"] for r in b["reasons"]} - set(
+                re.findall(r"\[([a-z0-9-]+)\]", said)))
+            if done.returncode != 1 or missing:
+                problems.append(f"check of held {b['invoice_file']!r}: exit "
+                                f"{done.returncode}, codes not said: {missing} "
+                                f"({said[-600:]!r})")
         return problems
 
     def errors_logged(self) -> collections.Counter[str]:
@@ -364,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             status = campaign.status()
         else:
             problems = []
-        problems += campaign.verify(status) + campaign.log_problems()
+        problems += (campaign.verify(status) + campaign.log_problems()
+                     + campaign.check_problems(status))
         (root / "drops.txt").write_text("\n".join(campaign.drops.log) + "\n",
                                         errors="surrogateescape")
         errors = campaign.errors_logged()
@@ -374,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             campaign.stop()
         stop_all()
     kinds = collections.Counter(i.kind for i in campaign.drops.inputs)
-    print(f"seed: {args.seed}  drops: {args.drops}  [policy] invalid = {campaign.invalid!r}  "
+    print(f"seed: {args.seed}  drops: {args.drops}  config: {campaign.variant}  "
           f"daemon starts: {campaign.starts}  time: {time.monotonic() - started:.0f} s")
     print("inputs: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
     print("refused by the file system: " + (", ".join(
