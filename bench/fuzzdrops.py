@@ -166,11 +166,23 @@ class Drops:
             self.skipped[key] = self.skipped.get(key, 0) + 1
             return False
 
+    def _through_link(self, path: Path) -> bool:
+        """A folder on the way is a link a drop made (a sidecar linked elsewhere): a
+        clerk's copy would go where it points, out of the oracle's sight."""
+        there = path.parent
+        while not os.path.lexists(there):  # the folders mkdir would make: none yet
+            there = there.parent
+        if os.path.realpath(there) == os.path.abspath(there):
+            return False
+        self.skipped["through a link"] = self.skipped.get("through a link", 0) + 1
+        return True
+
     def write(self, base: Path, rel: str, data: bytes, how: str, note: str = "") -> None:
         """One file at base/rel, made `how`: written in place, under a dot-name renamed,
         slowly in pieces, or with old times kept (cp -p, robocopy /COPY:T)."""
         path = base / rel
-        if not self._try("mkdir", path.parent.mkdir, 0o777, True, True):
+        if self._through_link(path) or not self._try("mkdir", path.parent.mkdir, 0o777,
+                                                     True, True):
             return
         if os.path.lexists(path):
             if not path.is_file() or path.is_symlink():
@@ -212,7 +224,8 @@ class Drops:
         """A symlink (into the outbox or out of it), a FIFO, a hard link, an empty folder
         or a file nobody may read, at base/rel."""
         path = base / rel
-        if not self._try("mkdir", path.parent.mkdir, 0o777, True, True):
+        if self._through_link(path) or not self._try("mkdir", path.parent.mkdir, 0o777,
+                                                     True, True):
             return
         roll = self.rng.random()
         if roll < 0.3:

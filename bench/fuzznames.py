@@ -66,6 +66,10 @@ from daemon.invisible import escaped_controls
 from daemon.names import ERRORS_SUFFIX, NAME_MAX, NameKind, classify, is_share_file, stem
 
 SETTLED_STATES = ("settling", "waiting", "held")
+# As root, the daemon (and the check of what it holds) without the rights that read and
+# list what its mode forbids, as a daemon running as a user of its own.
+DROP_CAPS = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+             if os.geteuid() == 0 else [])
 QUIET_SECONDS = 8.0
 
 
@@ -130,9 +134,7 @@ class Campaign:
         self.starts += 1
         base = self.config.parent
         self.notify = NotifySocket(base / "notify.sock")
-        drop_caps = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
-                     if os.geteuid() == 0 else [])
-        self.daemon = Proc([*drop_caps, *OUTBOXD, "run", "-c", str(self.config)],
+        self.daemon = Proc([*DROP_CAPS, *OUTBOXD, "run", "-c", str(self.config)],
                            base / f"daemon-{self.starts}.log",
                            env=_env(NOTIFY_SOCKET=str(self.notify.path)))
         self.notify.wait_ready(self.daemon, 120)
@@ -333,7 +335,9 @@ class Campaign:
         return problems
 
     def check(self, *paths: str) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*OUTBOXD, "check", "-c", str(self.config), *paths],
+        """`outboxd check` with the daemon's rights: a file of mode 000 it cannot read
+        either."""
+        return subprocess.run([*DROP_CAPS, *OUTBOXD, "check", "-c", str(self.config), *paths],
                               capture_output=True, env=_env(), timeout=600, check=False)
 
     def check_problems(self, status: dict[str, Any], most: int = 12) -> list[str]:
