@@ -96,3 +96,20 @@ def test_an_invoice_file_named_with_a_space_or_dot_at_an_end_is_told_the_name_it
     (env.outbox / "INV-8.xml ").rename(env.outbox / "INV-8.xml")
     [sent] = wait_for(env.sent_bundles, what="the renamed bundle in sent/")
     assert (sent / "INV-8" / "a.pdf").read_bytes() == pdf_bytes()
+
+
+def test_an_invoice_file_without_an_extension_is_no_sidecar_of_its_own(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Under invoice_patterns = ["*"] an invoice file named without an extension (`INV-7`)
+    has its own name for its sidecar: no folder can be there. It was held for a sidecar
+    that "is not a folder", told to "make it a real folder" — which would take the
+    invoice file's name (seed 39 of the fuzzer). It is an invoice without attachments,
+    sent as its policy says."""
+    env.write_config(receiver.url, outbox={"invoice_patterns": ["*"]},
+                     policy={"unattached": "send", "invalid": "hold"})
+    start_daemon()
+    (env.outbox / ".INV-7.tmp").write_bytes(ubl_invoice("INV-7"))
+    (env.outbox / ".INV-7.tmp").rename(env.outbox / "INV-7")
+    [sent] = wait_for(env.sent_bundles, what="the invoice in sent/")
+    assert (sent / "INV-7").read_bytes() == ubl_invoice("INV-7")
+    assert not (env.outbox / "INV-7.errors.txt").exists()
