@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import hashlib
 import html
 import json
@@ -63,7 +64,15 @@ from typing import Any
 from bench.fuzzdrops import Drops, make_outside, snapshot_outside
 from bench.procs import OUTBOXD, NotifySocket, Proc, Receiver, _env, stop_all, write_config
 from daemon.invisible import escaped_controls
-from daemon.names import ERRORS_SUFFIX, NAME_MAX, NameKind, classify, is_share_file, stem
+from daemon.names import (
+    ERRORS_SUFFIX,
+    NAME_MAX,
+    NameKind,
+    classify,
+    is_share_file,
+    stem,
+    trimmed,
+)
 
 SETTLED_STATES = ("settling", "waiting", "held")
 # As root, the daemon (and the check of what it holds) without the rights that read and
@@ -126,6 +135,7 @@ class Campaign:
                         + (', invoice_patterns = ["*"]' if seed % 5 == 4 else "")
                         + (', completion = "marker"' if seed % 7 == 6 else ""))
         self.starts = 0
+        self.moved_back = self.renamed = 0
         self.exits: list[int] = []
         self.start()
 
@@ -155,8 +165,45 @@ class Campaign:
         for i in range(self.n):
             if i in kills:
                 self.kill()
+            roll = self.rng.random()
+            if roll < 0.04:
+                self.move_back()
+            elif roll < 0.07:
+                self.rename_trimmed()
             self.drops.one()
             time.sleep(self.rng.uniform(0, 0.3))  # the clerks' pace, not synchronisation
+
+    def move_back(self) -> None:
+        """A clerk takes a quarantined bundle back as REASON.txt says: the sidecar (and
+        whatever else of the bundle is there) into the outbox first, the invoice file
+        last; outboxd's papers stay. Nothing is moved over a name the outbox has."""
+        folders = [f for f in self.quarantine.glob("*/*") if (f / "reason.json").is_file()]
+        if not folders:
+            return
+        folder = self.rng.choice(folders)
+        try:
+            invoice = json.loads((folder / "reason.json").read_text())["invoice_file"]
+            parts = [e for e in os.listdir(folder) if e not in (
+                "REASON.txt", "reason.json", invoice) and not e.endswith(".converted")]
+        except (OSError, ValueError, KeyError):
+            return
+        for name in [*parts, invoice]:
+            if os.path.lexists(folder / name) and not os.path.lexists(self.outbox / name):
+                try:
+                    os.rename(folder / name, self.outbox / name)
+                except OSError:
+                    continue
+        self.moved_back += 1
+
+    def rename_trimmed(self) -> None:
+        """A clerk mends a name with a space or dot at an end, as the page says."""
+        names = [n for n in os.listdir(self.outbox) if trimmed(n) != n
+                 and not os.path.lexists(self.outbox / trimmed(n))]
+        if names:
+            name = self.rng.choice(names)
+            with contextlib.suppress(OSError):
+                os.rename(self.outbox / name, self.outbox / trimmed(name))
+                self.renamed += 1
 
     def status(self) -> dict[str, Any]:
         done = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(self.config)],
@@ -270,11 +317,14 @@ class Campaign:
                                   ("quarantined", self.quarantine, "reason.json")):
             for day in (top.iterdir() if top.exists() else ()):
                 for folder in day.iterdir():
-                    folders[state].append(folder)
                     if not (folder / paper).is_file():
                         problems.append(f"{state} folder without {paper}: {folder}")
                         continue
                     doc = json.loads((folder / paper).read_text())
+                    if state == "quarantined" and not os.path.lexists(
+                            folder / doc["invoice_file"]):
+                        continue  # moved back by hand: no longer listed (documented)
+                    folders[state].append(folder)
                     if state == "sent":
                         if doc["manifest"]["bundle_id"] not in stored:
                             problems.append(f"sent but not at the receiver: {folder}")
@@ -415,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds = collections.Counter(i.kind for i in campaign.drops.inputs)
     print(f"seed: {args.seed}  drops: {args.drops}  config: {campaign.variant}  "
           f"daemon starts: {campaign.starts}  time: {time.monotonic() - started:.0f} s")
-    print("inputs: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items())))
+    print("inputs: " + ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items()))
+          + f"; moved back from quarantine/ ×{campaign.moved_back}, names mended "
+          f"×{campaign.renamed}")
     print("refused by the file system: " + (", ".join(
         f"{k} ×{v}" for k, v in sorted(campaign.drops.skipped.items())) or "nothing"))
     print("bundles: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
