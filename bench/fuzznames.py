@@ -69,6 +69,7 @@ from daemon.names import (
     NAME_MAX,
     NameKind,
     classify,
+    fold_key,
     is_share_file,
     stem,
     trimmed,
@@ -197,12 +198,16 @@ class Campaign:
 
     def rename_trimmed(self) -> None:
         """A clerk mends a name with a space or dot at an end, as the page says."""
-        names = [n for n in os.listdir(self.outbox) if trimmed(n) != n
-                 and not os.path.lexists(self.outbox / trimmed(n))]
-        if names:
-            name = self.rng.choice(names)
+        # Only files the clerks dropped (not outboxd's errors files), accounted for by
+        # content: a link or an empty file is accounted for by its name.
+        mine = [i for i in self.drops.inputs if "/" not in i.rel and i.kind == "file"
+                and trimmed(i.rel) != i.rel and os.path.isfile(self.outbox / i.rel)
+                and not os.path.lexists(self.outbox / trimmed(i.rel))]
+        if mine:
+            i = self.rng.choice(mine)
             with contextlib.suppress(OSError):
-                os.rename(self.outbox / name, self.outbox / trimmed(name))
+                os.rename(self.outbox / i.rel, self.outbox / trimmed(i.rel))
+                i.rel = trimmed(i.rel)
                 self.renamed += 1
 
     def status(self) -> dict[str, Any]:
@@ -268,8 +273,11 @@ class Campaign:
         if self.markers and top.endswith(".ready"):
             return True  # documented: a marker of no invoice file waits for one, unlisted
         for b in status["bundles"]:
-            if b["state"] in SETTLED_STATES and (b["invoice_file"] == top or top.startswith(
-                    stem(b["invoice_file"]))):
+            # A look-alike of a bundle's sidecar in other case or form goes with it: the
+            # bundle's row says why it does not move (it is named when the bundle is read;
+            # one waiting for its marker is not read).
+            if b["state"] in SETTLED_STATES and fold_key(top).startswith(
+                    fold_key(stem(b["invoice_file"]))):
                 return True
         if any(f["folder"] == top for f in status["lone_folders"]):
             return True
