@@ -221,9 +221,10 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
         names = Suffixed([], [])  # gone since it was listed: the line on stderr says so
     out += marker_misses(settings.outbox, settings.share, listing.candidates,
                          names.markers).items()
-    out += stray_errors_files(names.errors, [
-        *listing.candidates, *refused, *(b["invoice_file"] for b in (data or {}).get(
-            "bundles", ()) if b["state"] not in ("sent", "quarantined"))]).items()
+    out += stray_errors_files(names.errors, [*listing.candidates, *(
+        b["invoice_file"] for b in (data or {}).get("bundles", ())
+        if b["state"] not in ("sent", "quarantined"))], refused, settings.outbox,
+        settings.share).items()
     idle = idle_releases(names.releases, settings.share, listing.candidates, states,
                          settings.outbox.path)
     path = settings.journal_path

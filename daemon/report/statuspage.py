@@ -310,9 +310,9 @@ class StatusPage:
             refused = left_words(refused, settings.outbox, share, files, states)
         if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
-        if strays_named := stray_errors_files(names.errors, [
-                *files, *(refused or {}), *(r.invoice_file for r in rows
-                                             if r.state not in ("sent", "quarantined"))]):
+        if strays_named := stray_errors_files(names.errors, [*files, *(
+                r.invoice_file for r in rows if r.state not in ("sent", "quarantined"))],
+                refused or {}, settings.outbox, share):
             refused = {**(refused or {}), **strays_named}
         self._report_bad_names(idle)
         self._report_left(left)
