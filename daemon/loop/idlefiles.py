@@ -79,21 +79,17 @@ STRAY_ERRORS = ("named like the errors file outboxd writes beside a held invoice
                 "outboxd leaves it alone — remove it, or rename it if you keep notes in it")
 
 
-def stray_errors_files(names: Iterable[str], invoice_files: Iterable[str],
-                       left: Iterable[str], outbox: OutboxConfig, share: ShareConfig
-                       ) -> dict[str, str]:
+def stray_errors_files(names: Iterable[str], invoice_files: Iterable[str]) -> dict[str, str]:
     """The NAME.errors.txt files (`names`: Suffixed.errors) beside no invoice file NAME.*
     (`invoice_files`: those in the outbox and those of the journal's bundles not yet
-    archived, whose errors file outboxd removes once they leave; and of the root files
-    left alone, `left`, the invoice files that cannot be used), as shown -> why. The
-    scanner passes over every such name as outboxd's own, so a clerk's file of that name
-    (or one outboxd could not remove) was listed nowhere. Another file of the stem left
-    alone (`NAME.Send-Anyway`) is no invoice file: it has no errors file."""
-    # Compared as shown: the names left alone are (a name that is not UTF-8 as \udcNN).
-    stems = {printable(stem(f)) for f in invoice_files} | {
-        stem(n) for n in left if is_invoice_file(outbox, n, share)}
+    archived — held under a name the listing refuses (`paper-name`), or claimed, whose
+    errors file outboxd removes once they leave), as shown -> why. The scanner passes
+    over every such name as outboxd's own, so a clerk's file of that name (or one outboxd
+    could not remove) was listed nowhere. A file left alone of its stem (an invoice file
+    with a bad name, `NAME.Send-Anyway`) has none: outboxd holds neither."""
+    stems = {stem(f) for f in invoice_files}
     return {printable(n): STRAY_ERRORS for n in names
-            if printable(n[:-len(ERRORS_SUFFIX)]) not in stems}
+            if n[:-len(ERRORS_SUFFIX)] not in stems}
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],

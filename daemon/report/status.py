@@ -223,8 +223,7 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
                          names.markers).items()
     out += stray_errors_files(names.errors, [*listing.candidates, *(
         b["invoice_file"] for b in (data or {}).get("bundles", ())
-        if b["state"] not in ("sent", "quarantined"))], refused, settings.outbox,
-        settings.share).items()
+        if b["state"] not in ("sent", "quarantined"))]).items()
     idle = idle_releases(names.releases, settings.share, listing.candidates, states,
                          settings.outbox.path)
     path = settings.journal_path

@@ -311,8 +311,7 @@ class StatusPage:
         if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
         if strays_named := stray_errors_files(names.errors, [*files, *(
-                r.invoice_file for r in rows if r.state not in ("sent", "quarantined"))],
-                refused or {}, settings.outbox, share):
+                r.invoice_file for r in rows if r.state not in ("sent", "quarantined"))]):
             refused = {**(refused or {}), **strays_named}
         self._report_bad_names(idle)
         self._report_left(left)

@@ -286,16 +286,9 @@ def test_an_errors_file_beside_no_invoice_file_is_told_it_explains_nothing(
     (tmp_path / "DIR.errors.txt").mkdir()
     names = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE).errors
     assert names == ["B\x1b.errors.txt", "INV-1.errors.txt", "NOTES.errors.txt"]
-    out = OutboxConfig(path=tmp_path)
-    stray = idlefiles.stray_errors_files(names, ["INV-1.pdf"], [], out, SHARE)
+    stray = idlefiles.stray_errors_files(names, ["INV-1.pdf"])
     assert list(stray) == ["B\\x1b.errors.txt", "NOTES.errors.txt"]
     assert all("no invoice file of that name" in why for why in stray.values())
-    # Beside files left alone of its stem: an invoice file that cannot be used has its
-    # errors file (none written: outboxd's all the same); NOTES.Send-Anyway, no invoice
-    # file, none (seed 8 of the fuzzer: CONIN$.errors.txt beside CONIN$.Send-Anyway).
-    left = ["B\\x1b.xml", "NOTES.Send-Anyway"]
-    assert list(idlefiles.stray_errors_files(names, [], left, out, SHARE)) == [
-        "INV-1.errors.txt", "NOTES.errors.txt"]
 
 
 def test_an_invoice_files_name_with_a_space_or_dot_at_an_end_is_told_the_name_it_needs(
