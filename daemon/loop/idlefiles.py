@@ -11,12 +11,20 @@ import os
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
-from daemon.names import name_problem, printable, stem
+from daemon.names import (
+    ERRORS_SUFFIX,
+    edge_words,
+    name_problem,
+    printable,
+    stem,
+    trimmed,
+    visible,
+)
 from daemon.watching.scan import is_invoice_file
 
 
@@ -41,18 +49,18 @@ class Suffixed:
 
     releases: list[str]
     markers: list[str]
+    errors: list[str] = field(default_factory=list)  # NAME.errors.txt, not a folder
 
 
 def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
-    """Both kinds of name from one listing of the outbox root: the status page and
+    """The three kinds of name from one listing of the outbox root: the status page and
     `outboxd status` listed it once for each, twice a refresh under marker mode, with
-    20,000 files there. No listing where neither suffix is in use."""
+    20,000 files there."""
     release = share.release_suffix
     marker = outbox.marker_suffix if outbox.completion == "marker" else ""
-    if not (release or marker):
-        return Suffixed([], [])
     releases: list[str] = []
     markers: list[str] = []
+    errors: list[str] = []
     with os.scandir(outbox.path) as it:
         for e in it:
             if e.name.startswith("."):
@@ -61,7 +69,27 @@ def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
                 releases.append(e.name)
             if marker and e.name.endswith(marker) and e.name != marker:
                 markers.append(e.name)
-    return Suffixed(sorted(releases), sorted(markers))
+            if e.name.endswith(ERRORS_SUFFIX) and not e.is_dir(follow_symlinks=False):
+                errors.append(e.name)
+    return Suffixed(sorted(releases), sorted(markers), sorted(errors))
+
+
+STRAY_ERRORS = ("named like the errors file outboxd writes beside a held invoice file, but no "
+                "invoice file of that name is in the outbox: it explains nothing now and "
+                "outboxd leaves it alone — remove it, or rename it if you keep notes in it")
+
+
+def stray_errors_files(names: Iterable[str], invoice_files: Iterable[str]) -> dict[str, str]:
+    """The NAME.errors.txt files (`names`: Suffixed.errors) beside no invoice file NAME.*
+    (`invoice_files`: those in the outbox and those of the journal's bundles not yet
+    archived — held under a name the listing refuses (`paper-name`), or claimed, whose
+    errors file outboxd removes once they leave), as shown -> why. The scanner passes
+    over every such name as outboxd's own, so a clerk's file of that name (or one outboxd
+    could not remove) was listed nowhere. A file left alone of its stem (an invoice file
+    with a bad name, `NAME.Send-Anyway`) has none: outboxd holds neither."""
+    stems = {stem(f) for f in invoice_files}
+    return {printable(n): STRAY_ERRORS for n in names
+            if n[:-len(ERRORS_SUFFIX)] not in stems}
 
 
 def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
@@ -257,17 +285,50 @@ def _marker_miss(meant: tuple[str, str], there: Callable[[str], bool]) -> str:
             f"its marker — rename it to {meant[1]} {_EXACTLY}")
 
 
+def unused_marker(outbox: OutboxConfig) -> str:
+    """What the page says of a NAME.ready under completion = "settle": no marker there."""
+    return (f"named like a marker file, but outboxd does not wait for markers here ([outbox] "
+            f"completion = \"{outbox.completion}\"): it does nothing, is not sent with its "
+            "invoice file and stays in the outbox — remove it; if the sender writes a marker "
+            "for every bundle, ask the admin whether completion should be \"marker\"")
+
+
+def edge_miss(name: str, outbox: OutboxConfig, share: ShareConfig,
+              there: Callable[[str], bool]) -> str | None:
+    """What the page says of `INV-7.xml ` or `INV-7.pdf.` (a space or dot at an end, which
+    a clerk does not see and Windows drops): no invoice file only for that, told the name
+    it needs, where "only names like *.xml are read" reads as nonsense beside `.xml`."""
+    right = trimmed(name)
+    if right == name or not is_invoice_file(outbox, right, share):
+        return None
+    said = (f"its name {visible(name)} has {edge_words(name)}, so it is no invoice file and "
+            "is never sent — ")
+    if there(right):
+        return said + f"{right} is there already: remove this one if it is a copy of it"
+    return said + f"rename it to {right}"
+
+
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
                invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
     """What the status page and `outboxd status` both say of each root file left alone
     (`refused`: as shown -> why): a near miss of a release or marker file is told the
-    name it needs (near_miss), any other keeps its why."""
+    name it needs (near_miss), a marker where none is used that it does nothing, an
+    invoice file's name with a space or dot at an end the name without (edge_miss), any
+    other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
-    return {n: (None if is_invoice_file(outbox, n, share)
-                else near_miss(n, share, files, marker, states,
-                               lambda x: os.path.lexists(outbox.path / x))) or why
-            for n, why in refused.items()}
+
+    def there(x: str) -> bool:
+        return os.path.lexists(outbox.path / x)
+
+    def said(n: str) -> str | None:
+        if is_invoice_file(outbox, n, share):
+            return None  # refused as an invoice file: its own why
+        return near_miss(n, share, files, marker, states, there) or (
+            unused_marker(outbox) if marker is None and n.endswith(outbox.marker_suffix)
+            else None) or edge_miss(n, outbox, share, there)
+
+    return {n: said(n) or why for n, why in refused.items()}
 
 
 def marker_misses(outbox: OutboxConfig, share: ShareConfig, invoice_files: Iterable[str],

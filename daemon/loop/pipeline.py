@@ -193,7 +193,7 @@ class Pipeline(Decisions):
         if self.tracker.last(key) != snap:  # said once for each such look, not each retry
             folder, why = snap.unlisted[0]
             logs.bundle_log(self.log, key, None, ()).error(
-                "cannot list a folder of the bundle; will try again", folder=folder,
+                "cannot list a folder of the bundle; will try again", folder=printable(folder),
                 error=why, retry_in=retry,
                 fix="check that the share is reachable and that outboxd's user may open "
                     "the folder")
@@ -217,7 +217,9 @@ class Pipeline(Decisions):
                  is NameKind.IN_PROGRESS]
         if not names:
             return IDLE  # a file that went while we looked: its event is on the way
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        # Named as the journal keeps names: a raw one that is not UTF-8 cannot be written.
+        shown = ", ".join(printable(n) for n in names[:3]) + (
+            f" and {len(names) - 3} more" if len(names) > 3 else "")
         base = [n.rsplit("/", 1)[-1] for n in names]
         if all(b.startswith(("~$", ".~lock.")) for b in base):
             # An office program's lock file: "give the file its final name" would make

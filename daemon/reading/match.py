@@ -348,6 +348,12 @@ def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitSta
     """The sidecar of the folder open at `root`, open until `stack` closes; None if there
     is none, or (with a finding) if it is no folder: a link is never followed."""
     name = cand.sidecar.name
+    if cand.sidecar == cand.invoice:
+        # An invoice file without an extension (under a pattern such as "*", with no
+        # sidecar_suffix) is its own sidecar's name: it can have no folder beside it.
+        # Before, its lstat found the invoice file itself and held the bundle for a
+        # sidecar that "is not a folder", with a fix no clerk could follow.
+        return None
     try:
         mode = os.stat(name, dir_fd=root, follow_symlinks=False).st_mode
     except OSError:  # not there (what os.path.lexists answers for any OSError)

@@ -25,6 +25,7 @@ from daemon.loop.idlefiles import (
     idle_releases,
     left_words,
     marker_misses,
+    stray_errors_files,
     suffixed_names,
 )
 from daemon.loop.unattached import AT_DEADLINE
@@ -220,6 +221,9 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
         names = Suffixed([], [])  # gone since it was listed: the line on stderr says so
     out += marker_misses(settings.outbox, settings.share, listing.candidates,
                          names.markers).items()
+    out += stray_errors_files(names.errors, [*listing.candidates, *(
+        b["invoice_file"] for b in (data or {}).get("bundles", ())
+        if b["state"] not in ("sent", "quarantined"))]).items()
     idle = idle_releases(names.releases, settings.share, listing.candidates, states,
                          settings.outbox.path)
     path = settings.journal_path

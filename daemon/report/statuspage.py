@@ -38,6 +38,7 @@ from daemon.loop.idlefiles import (
     idle_releases,
     left_words,
     marker_misses,
+    stray_errors_files,
     suffixed_names,
 )
 from daemon.names import printable
@@ -309,6 +310,9 @@ class StatusPage:
             refused = left_words(refused, settings.outbox, share, files, states)
         if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
+        if strays_named := stray_errors_files(names.errors, [*files, *(
+                r.invoice_file for r in rows if r.state not in ("sent", "quarantined"))]):
+            refused = {**(refused or {}), **strays_named}
         self._report_bad_names(idle)
         self._report_left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")

@@ -17,7 +17,7 @@ from typing import Final
 
 from daemon.configuration.config import OutboxConfig
 from daemon.fs.fsops import FOLDER_NOFOLLOW
-from daemon.names import NameKind, classify, spelling_twins
+from daemon.names import NameKind, classify, printable, spelling_twins
 from daemon.watching.scan import Candidate
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE (depth 3, the outbox root's
@@ -204,7 +204,9 @@ def unlisted_wait(snap: Snapshot, retry_seconds: float) -> str:
     """Why a bundle with a folder that cannot be listed does not move (status, the page)."""
     folder, why = snap.unlisted[0]
     more = f" (and {len(snap.unlisted) - 1} more)" if len(snap.unlisted) > 1 else ""
-    return (f"cannot be looked at: the folder {folder}{more} cannot be listed ({why}), so "
+    # As the journal keeps every name: a name that is not UTF-8 cannot be written to it.
+    return (f"cannot be looked at: the folder {printable(folder)}{more} cannot be listed "
+            f"({why}), so "
             f"what it holds is unknown — outboxd looks again every {retry_seconds:g} s and "
             "decides nothing until it can; if this lasts, check that the share is reachable "
             "and mounted, and that outboxd's user may open the folder")

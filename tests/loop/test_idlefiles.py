@@ -254,3 +254,56 @@ def test_suffixed_names_gathers_release_files_and_markers_in_one_listing(
     assert marker.markers == markers
     settle = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE)
     assert settle.releases == ["a.send-anyway", "b.send-anyway"] and settle.markers == []
+
+
+def test_a_marker_where_no_marker_is_used_is_told_it_does_nothing(tmp_path: Path) -> None:
+    """Under completion = "settle" the page says of a NAME.ready left alone that outboxd
+    waits for no markers here and that it stays when its bundle goes; under "marker" the
+    same name is a marker's near miss or nothing, and an invoice file refused (a link
+    named INV-7.ready under invoice_patterns = ["*"]) keeps its own why."""
+    not_invoice = "not an invoice file"
+    settle = OutboxConfig(path=tmp_path)
+    said = idlefiles.left_words({"INV-1.ready": not_invoice, "a.txt": not_invoice}, settle,
+                                SHARE, ["INV-1.xml"], {})
+    assert "does not wait for markers" in said["INV-1.ready"]
+    assert 'completion = "settle"' in said["INV-1.ready"]
+    assert said["a.txt"] == not_invoice
+    marker = OutboxConfig(path=tmp_path, completion="marker")
+    assert idlefiles.left_words({"ORPHAN.ready": not_invoice}, marker, SHARE, ["INV-1.xml"],
+                                {}) == {"ORPHAN.ready": not_invoice}
+    star = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
+    assert idlefiles.left_words({"INV-7.ready": "is a symbolic link"}, star, SHARE, [],
+                                {}) == {"INV-7.ready": "is a symbolic link"}
+
+
+def test_an_errors_file_beside_no_invoice_file_is_told_it_explains_nothing(
+        tmp_path: Path) -> None:
+    """suffixed_names gathers NAME.errors.txt files (not a folder of that name);
+    stray_errors_files keeps those beside no invoice file NAME.*, in any of its
+    extensions, shown escaped."""
+    for name in ("INV-1.xml", "INV-1.errors.txt", "NOTES.errors.txt", "B\x1b.errors.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "DIR.errors.txt").mkdir()
+    names = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE).errors
+    assert names == ["B\x1b.errors.txt", "INV-1.errors.txt", "NOTES.errors.txt"]
+    stray = idlefiles.stray_errors_files(names, ["INV-1.pdf"])
+    assert list(stray) == ["B\\x1b.errors.txt", "NOTES.errors.txt"]
+    assert all("no invoice file of that name" in why for why in stray.values())
+
+
+def test_an_invoice_files_name_with_a_space_or_dot_at_an_end_is_told_the_name_it_needs(
+        tmp_path: Path) -> None:
+    """`INV-7.xml ` and `INV-8.pdf.` are no invoice files only for the space or dot a clerk
+    does not see: told so and the name to give them (or, where that name is taken, that
+    this one may be a copy); `notes.txt ` is no invoice file either way."""
+    (tmp_path / "INV-9.xml").write_bytes(b"")
+    other = "not an invoice file"
+    said = idlefiles.left_words(
+        dict.fromkeys(["INV-7.xml ", "INV-8.pdf.", "INV-9.xml\u00a0", "notes.txt "], other),
+        OutboxConfig(path=tmp_path), SHARE, ["INV-9.xml"], {})
+    assert said["INV-7.xml "] == ('its name "INV-7.xml " has a space at the end, so it is no '
+                                  "invoice file and is never sent — rename it to INV-7.xml")
+    assert "a dot at the end" in said["INV-8.pdf."] and said["INV-8.pdf."].endswith(
+        "rename it to INV-8.pdf")
+    assert "INV-9.xml is there already" in said["INV-9.xml\u00a0"]
+    assert said["notes.txt "] == other

@@ -47,6 +47,7 @@ from daemon.errors import ReaderFailed  # noqa: E402
 from daemon.journal import Journal, iso_in, parse_iso  # noqa: E402
 from daemon.loop.pipeline import Pipeline  # noqa: E402
 from daemon.loop.step import IDLE  # noqa: E402
+from daemon.names import printable  # noqa: E402
 from daemon.validation.cutshort import GRACE_SECONDS  # noqa: E402
 from daemon.watching import snapshot as snapshot_module  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
@@ -666,6 +667,25 @@ class TestRestartWhileBusy:
         row_id = nxt.claimed
         assert row_id is not None and not p.j.get(row_id).last_error
 
+    @pytest.mark.parametrize("name", ["\udce9.pdf.part", "a\x1b\u202e.pdf.part"],
+                             ids=["not-utf8", "controls"])
+    def test_a_stopped_copy_is_named_in_the_row_as_shown(self, tmp_path: Path,
+                                                         name: str) -> None:
+        """The in-progress file a stopped copy left is named as every name is in the
+        journal (names.printable): the raw name of one that is not UTF-8 cannot be written
+        to SQLite, and its row was never updated, the loop failing on it at each look
+        (found by reading pipeline.py after bench.fuzznames found the same in the row of a
+        folder that cannot be listed)."""
+        from daemon.loop.pipeline import STUCK_SECONDS
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        write(s.outbox.path / "INV-1" / name, pdf_bytes())
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        step(p, cand, 0.0)
+        assert step(p, cand, STUCK_SECONDS).at is None
+        [row] = p.j.rows(("settling",))
+        assert (row.last_error or "").startswith(f"waits for INV-1/{printable(name)}: ")
+
     def test_an_office_lock_file_left_in_a_sidecar_is_shown_with_how_to_end_it(
             self, tmp_path: Path) -> None:
         """Word keeps ~$port.docx beside report.docx while it is open (and leaves it when
@@ -1055,6 +1075,34 @@ def test_a_sidecar_the_look_cannot_list_is_never_judged_and_settles_anew_once_it
     sent = wait_for(lambda: (d := tmp_path / "target" / row.bundle_id).is_dir() and d,
                     what="the bundle delivered to the target")
     assert [str(p.relative_to(sent)) for p in sent.rglob("*.pdf")] == ["attachments/INV-1/a.pdf"]
+
+
+@pytest.mark.parametrize("folder", ["\udce9", "a\x1b\u202e"], ids=["not-utf8", "controls"])
+def test_a_folder_the_look_cannot_list_is_named_as_shown_in_the_row(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, folder: str) -> None:
+    """The folder that cannot be listed is named in the row's error as every name is in
+    the journal (names.printable): a byte that is not UTF-8 as \\udcNN, a control or
+    bidirectional character as its code. Before, the raw name went into the row: a name
+    that is not UTF-8 cannot be written to SQLite, so the row was never made and the loop
+    logged an unexpected error with a traceback every rescan, the bundle on no list
+    (found by bench.fuzznames, seed 27)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    write(outbox / "INV-1" / folder / "a.pdf", pdf_bytes())
+    with monkeypatch.context() as m, capture_logs() as logged:
+        refuse_listing(m, {folder}, errno.EACCES, module=snapshot_module)
+        svc = make_service(unattached="send")
+        for _ in range(int(2 * RESCAN / SETTLE)):
+            svc.turn()
+            clock.t += SETTLE
+    row = svc.pipeline.live["INV-1.xml"]
+    assert row.state == "settling" and row.last_error is not None
+    assert f"the folder INV-1/{printable(folder)} cannot be listed" in row.last_error
+    assert [e for e in logged if e["event"].startswith("unexpected")] == []
+    [said] = [e for e in logged if e["event"] == "cannot list a folder of the bundle; will "
+              "try again"]
+    assert said["folder"] == f"INV-1/{printable(folder)}"
 
 
 @pytest.mark.parametrize("state", ["waiting", "held"])

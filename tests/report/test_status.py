@@ -602,6 +602,31 @@ def test_status_lists_a_marker_named_with_the_invoice_files_extension(tmp_path: 
         "M-3.xml.ready"]
 
 
+def test_status_lists_markers_where_none_is_used_and_errors_files_beside_no_invoice(
+        settings: Settings) -> None:
+    """As the page does (found by bench.fuzznames): under completion = "settle" a
+    NAME.ready is told that it does nothing; NOTES.errors.txt, beside no invoice file
+    NOTES.*, that it explains nothing; INV-1.errors.txt beside INV-1.xml is outboxd's, and
+    so is GONE-2.errors.txt while the journal's bundle GONE-2.xml is being delivered.
+    Files left alone of a stray's stem — NOTES.Send-Anyway (seed 8 of the fuzzer), an
+    invoice file with a bad name (seed 49) — do not make it outboxd's: neither is held."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    box = settings.outbox.path
+    write(box / "INV-1.xml", b"<x/>")
+    write(box / "BAD\x1b.xml", b"<x/>")
+    for name in ("INV-1.ready", "INV-1.errors.txt", "NOTES.errors.txt", "GONE-2.errors.txt",
+                 "NOTES.Send-Anyway", "BAD\x1b.errors.txt"):
+        write(box / name, b"")
+    data = {"bundles": [{"invoice_file": "GONE-2.xml", "state": "delivering"}]}
+    left = dict(outbox_view(settings, data).left)
+    assert "does not wait for markers" in left["INV-1.ready"]
+    assert "no invoice file of that name" in left["NOTES.errors.txt"]
+    assert "no invoice file of that name" in left["BAD\\x1b.errors.txt"]
+    assert "INV-1.errors.txt" not in left and "GONE-2.errors.txt" not in left
+
+
 def test_status_lists_the_release_files_that_do_nothing_as_the_page_does(
         settings: Settings) -> None:
     """The page lists INV-9.send-anyway (no invoice file INV-9.*) and INV-1.send-anyway

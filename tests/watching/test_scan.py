@@ -150,12 +150,25 @@ class TestListOutbox:
         assert listing.others == ("notes.docx", "readme.txt")
 
     def test_markers_and_error_files_are_not_others(self, outbox: Path) -> None:
-        """The marker beside an invoice and our own NAME.errors.txt are not 'other' files."""
+        """Under completion = "marker" the marker beside an invoice and our own
+        NAME.errors.txt are not 'other' files."""
         touch(outbox / "INV-1.xml")
         touch(outbox / "INV-1.ready")
         touch(outbox / "INV-1.errors.txt")
-        listing = list_outbox(cfg_for(outbox))
+        listing = list_outbox(cfg_for(outbox, completion="marker"))
         assert listing.others == ()
+
+    def test_a_marker_where_no_marker_is_used_is_another_file(self, outbox: Path) -> None:
+        """Under completion = "settle" a NAME.ready does nothing and stays when its bundle
+        goes: it is a file left alone, listed (by the listing and by an event's look) like
+        any other, where it was passed over unseen as a marker (found by bench.fuzznames)."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.ready")
+        touch(outbox / "INV-1.errors.txt")
+        cfg = cfg_for(outbox)
+        assert list_outbox(cfg).others == ("INV-1.ready",)
+        assert look(cfg, "INV-1.ready").others == ("INV-1.ready",)
+        assert look(cfg_for(outbox, completion="marker"), "INV-1.ready").others == ()
 
     def test_symlink_is_never_an_invoice(self, outbox: Path, tmp_path: Path) -> None:
         """A symbolic link named like an invoice (even to a real XML file) is not a candidate."""
