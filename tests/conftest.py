@@ -310,8 +310,10 @@ class ThreadReceiver(Receiver):
         from daemon.cli import build_parser
         from daemon.receiver import make_server
         from daemon.receiver.faults import parse_faults
-        args = build_parser().parse_args(["receiver", "--listen", "127.0.0.1:0", "--store",
-                                          str(store), *extra])
+        # A port of its own unless the test names one (a receiver back on the port of
+        # one stopped): the command line refuses --listen given twice.
+        listen = [] if "--listen" in extra else ["--listen", "127.0.0.1:0"]
+        args = build_parser().parse_args(["receiver", *listen, "--store", str(store), *extra])
         host, _, port = args.listen.rpartition(":")
         return cls(make_server(host, int(port), args.store, token=args.token,
                                fail_first=parse_faults(args.fail_first),
