@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,20 @@ from daemon.delivery import answer_body
 from daemon.delivery.answer_body import ANSWER_LIMIT, read_answer
 from daemon.delivery.answers import BODY_LIMIT
 from delivery.test_deliver import _http, _raw_server, http_cfg, send
+
+
+def _sent_with_peak(tmp_path: Path, serve: Any) -> tuple[Any, int]:
+    """One bundle sent to a raw server answering with `serve`: its receipt, and the
+    highest memory traced while it was sent."""
+    with _raw_server(serve) as port:
+        tracemalloc.start()
+        try:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                    real=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    return receipt, peak
 
 
 def test_a_2xx_whose_body_does_not_decode_is_still_a_receipt(tmp_path: Path) -> None:
@@ -87,7 +102,6 @@ def test_a_100_mb_answer_is_neither_read_whole_nor_held(tmp_path: Path) -> None:
     """201 announcing and sending 100 MB: the deliverer reads ANSWER_LIMIT of it, keeps
     BODY_LIMIT characters, and its memory peak stays a few MB (the answer is never held
     whole); the bundle is sent, as its status says."""
-    import tracemalloc
 
     def flood(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 104857600\r\n\r\n")
@@ -95,14 +109,7 @@ def test_a_100_mb_answer_is_neither_read_whole_nor_held(tmp_path: Path) -> None:
         for _ in range(1600):  # until the client hangs up (OSError, suppressed)
             conn.sendall(chunk)
 
-    with _raw_server(flood) as port:
-        tracemalloc.start()
-        try:
-            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
-                                    real=True)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+    receipt, peak = _sent_with_peak(tmp_path, flood)
     assert receipt.status == 201 and len(receipt.body) == BODY_LIMIT
     assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"
 
@@ -112,20 +119,12 @@ def test_a_gzip_bomb_is_never_decompressed_past_the_answer_limit(tmp_path: Path)
     unpack to 1 GiB: the deliverer keeps BODY_LIMIT characters of it, and its memory
     peak stays a few MB. httpx decompressed each chunk read whole, some 64 MB at once:
     the peak was 140 MB per delivery worker, at each attempt."""
-    import tracemalloc
     import zlib
 
     pack = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
     bomb = b"".join(pack.compress(b"\0" * (64 << 20)) for _ in range(16)) + pack.flush()
     answer = _http("201 Created", "Content-Encoding: gzip\r\n", bomb)
-    with _raw_server(lambda c: c.sendall(answer)) as port:
-        tracemalloc.start()
-        try:
-            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
-                                    real=True)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+    receipt, peak = _sent_with_peak(tmp_path, lambda c: c.sendall(answer))
     assert receipt.status == 201 and receipt.body == "\0" * BODY_LIMIT
     assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"
 
