@@ -93,7 +93,10 @@ def test_folders_apart_or_inside_the_outbox_as_documented_pass(
     """sent/, quarantine/ or the processing folder inside the outbox stay allowed
     (configuration.md), and a name that only begins as another's is another folder."""
     text = minimal(outbox, "[paths]\n" + lines.format(outbox=outbox, root=tmp_path))
-    load_settings(config_file(tmp_path, text), token=False)
+    settings = load_settings(config_file(tmp_path, text), token=False)
+    named = {line.split(" = ")[0]: line.split(" = ")[1].strip('"') for line in
+             lines.format(outbox=outbox, root=tmp_path).splitlines()}
+    assert {key: str(getattr(settings.paths, key)) for key in named} == named
 
 
 def test_config_check_and_run_refuse_one_folder_for_two_with_exit_2(
