@@ -103,6 +103,7 @@ def collect(settings: Settings) -> dict[str, Any]:
 
 
 FINAL_STATES = ("quarantined", "sent")
+SETTLING_TITLE = "Settling (read once their files stay unchanged for settle_seconds)"
 ATTENTION_SECONDS = 3600  # one state longer than this: listed under "Needs attention"
 
 
@@ -299,6 +300,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         # Settling with an error waits for a person; one in flight is retried by the daemon.
         ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
                                          and b["state"] == "settling"]),
+        # Counted above; without this a stopped daemon's "settling: 3" named none of them.
+        (SETTLING_TITLE, "", [b for b in bundles if not b["last_error"]
+                              and b["state"] == "settling"]),
         ("Quarantined recently", "quarantined", []), ("Sent recently", "sent", []),
     ]
     for title, state, picked in sections:
@@ -306,6 +310,8 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         if not rows:
             continue
         hidden = 0
+        if title == SETTLING_TITLE:
+            hidden, rows = max(0, len(rows) - limit), rows[:limit]
         if state in FINAL_STATES:
             # Most recent first, however many: rows come in journal order (when outboxd
             # first saw each file), so a bundle retried or sent late sat among old ones.

@@ -292,6 +292,26 @@ def test_not_moving_lists_bundles_settling_with_an_error_not_those_in_flight() -
         "Permission denied" in stuck
 
 
+def test_settling_bundles_are_named_not_only_counted_and_cut_at_the_limit() -> None:
+    """A bundle settling without an error is listed under "Settling" with since when —
+    a stopped daemon's "settling: 3" named none of them — after those that need a
+    person; the list is cut at `limit` with how many more."""
+    text = render({"counts": {"settling": 3}, "bundles": [
+        _row(f"S{i}.xml", "settling", "2026-05-01T11:59:00.000Z", invoice_ids=[])
+        for i in range(3)] + [
+        _row("locked.xml", "settling", "2026-05-01T11:00:00.000Z",
+             last_error="Permission denied")]},
+        limit=2, now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    heads = [line for line in text.splitlines() if line and not line.startswith(" ")][1:]
+    assert heads[-2:] == ["Not moving (last error):",
+                          "Settling (read once their files stay unchanged for "
+                          "settle_seconds):"]
+    settling = text.partition("Settling (")[2].splitlines()[1:]
+    assert settling == ["  S0.xml settling since 2026-05-01T11:59:00.000Z",
+                        "  S1.xml settling since 2026-05-01T11:59:00.000Z",
+                        "  … and 1 more (outboxd status --json lists them all)"]
+
+
 def test_an_id_or_an_answer_with_control_characters_cannot_break_or_drive_the_terminal(
         ) -> None:
     """Invoice ids come from the invoice's XML, errors from a receiver's answer: a
