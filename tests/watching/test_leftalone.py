@@ -230,3 +230,16 @@ def test_the_rows_the_page_lists_are_looked_at_at_each_refresh(tmp_path: Path) -
     assert refresh() == refresh() == {1002}
     (folder_b / "B.xml").rename(outbox / "B.xml")
     assert refresh() == {1002, 1001}
+
+
+def test_a_bundle_moved_back_whose_quarantine_folder_became_a_file_is_moved_back(
+        tmp_path: Path) -> None:
+    """A quarantine folder replaced by a file (a person tidying up on the share) holds no
+    invoice file either: with the invoice file back in the outbox the bundle is moved back
+    — not counted as quarantined for the rest of the day."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "A.xml", b"<Invoice/>")
+    folder = tmp_path / "q" / "A--1"
+    write(folder, b"not a folder any more")
+    rows = [Finished(7, "quarantined", f"{DAY}T10:00:00.000Z", "A.xml", str(folder))]
+    assert MovedBackToday()(rows, DAY, outbox, dict, shown=1) == {7}
