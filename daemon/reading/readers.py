@@ -50,12 +50,12 @@ from typing import Any
 from daemon import errors, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
+from daemon.configuration.config_readers import needs_engine
 from daemon.errors import InputError, ReaderFailed, ReaderStopped
 from daemon.reading import reader_process
 from daemon.reading.match import known_part
 from daemon.reading.reader_child import Gather, raised
 from daemon.reading.reader_pool import Call, ChildUnavailable, Pool, Restarts
-from daemon.reading.reader_process import needs_engine
 from daemon.reading.reader_turns import STOPPING, Done, ReadTurns
 from daemon.watching.scan import Candidate
 
