@@ -7,15 +7,18 @@ meanwhile. A reader costs some 0.5 CPU-s to start, 2–2.5 with the e-invoice ru
 its memory stays taken for the daemon's life (some 64 MB; 330 MB with the rules once it
 has read for a while). 64 readers with the rules on 2 cores would keep a reload some 80 s
 (past systemd's WatchdogSec=60, which kills the daemon mid-reload) and take 21 GB.
-Twice the CPUs this process may run on keeps a start or reload to a few seconds on any
-host, and is as many as can be busy: the reads are CPU work but for their waits on the
-share. At most half of the host's memory goes to the readers. 2 is always allowed
+Twice the CPUs this process may run on (or has the time of, by a
+cgroup quota) keeps a start or reload to a few seconds on any host, and is as many as
+can be busy: the reads are CPU work but for their waits on the share. At most half of
+the host's memory goes to the readers. 2 is always allowed
 ("auto" may start 2 on any host of 2 CPUs or more, whatever its memory).
 """
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 from typing import Any
 
 from daemon.configuration.config import Settings
@@ -38,11 +41,46 @@ def needs_engine(settings: Settings) -> bool:
 
 def usable_cpus() -> int:
     """The CPUs this process may run on (systemd's CPUAffinity=, a container's cpuset),
-    else all of the host's."""
+    else all of the host's; fewer where its cgroup's CPU quota (CPUQuota=, docker
+    --cpus) gives it less time than that."""
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cpus = len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    quota = quota_cpus()
+    return cpus if quota is None else min(cpus, quota)
+
+
+# cgroup v2, as systemd 247+ mounts it by default (Debian 12, Ubuntu 22.04, RHEL 9); a
+# quota of cgroup v1 (its own files, per controller) is not read.
+CGROUP_OF = Path("/proc/self/cgroup")
+CGROUPS = Path("/sys/fs/cgroup")
+
+
+def quota_cpus() -> int | None:
+    """The CPUs' worth of time the cgroup quotas of this process allow (its own and each
+    parent's cpu.max, the least, rounded up); None where none is set or none can be read."""
+    try:
+        lines = CGROUP_OF.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    own = next((line[3:] for line in lines if line.startswith("0::/")), None)
+    if own is None:
+        return None
+    least: int | None = None
+    folder = CGROUPS / own.lstrip("/")
+    while folder.is_relative_to(CGROUPS):
+        try:
+            quota, period = (folder / "cpu.max").read_text(encoding="ascii").split()
+            cpus = max(1, math.ceil(int(quota) / int(period)))
+        except (OSError, ValueError, ZeroDivisionError):  # "max", none here, the root's
+            pass
+        else:
+            least = cpus if least is None else min(least, cpus)
+        if folder == CGROUPS:
+            break
+        folder = folder.parent
+    return least
 
 
 def memory_mb() -> int | None:
@@ -56,7 +94,7 @@ def memory_mb() -> int | None:
 def ceiling(engine: bool) -> tuple[int, str]:
     """The most reader processes this host takes, and why, in words for the error line."""
     cpus = usable_cpus()
-    most, why = PER_CPU * cpus, f"{PER_CPU} for each of its {cpus} CPU{'s' * (cpus != 1)}"
+    most, why = PER_CPU * cpus, f"{PER_CPU} for each CPU outboxd may use, {cpus} here"
     memory = memory_mb()
     if memory is not None:
         fit = int(memory * MEMORY_SHARE) // READER_MB[engine]

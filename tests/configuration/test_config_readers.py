@@ -39,8 +39,8 @@ def test_more_readers_than_twice_the_cpus_are_refused_naming_key_value_limit_and
     [line] = problems_of(readers(tmp_path, outbox, 64))
     assert line == (
         "[service] reader_processes = 64: this host takes at most 4 reader processes (2 for "
-        "each of its 2 CPUs); more would wait for the CPUs and hold up each start and "
-        "reload while they load (2–2.5 CPU-s each with the e-invoice rules) — set "
+        "each CPU outboxd may use, 2 here); more would wait for the CPUs and hold up each "
+        "start and reload while they load (2–2.5 CPU-s each with the e-invoice rules) — set "
         'reader_processes to 4 or less, or to "auto"')
     [line] = problems_of(readers(tmp_path, outbox, 5, LEAN))
     assert line.startswith("[service] reader_processes = 5: this host takes at most 4 ")
@@ -87,3 +87,28 @@ def test_two_and_auto_are_taken_on_any_host_and_the_environment_is_named(
     [line] = problems_of(config_file(tmp_path, minimal(outbox)))
     assert line.startswith("[service] reader_processes (from "
                            "OUTBOXD_SERVICE__READER_PROCESSES) = 3: this host takes at most 2")
+
+
+def test_a_cgroup_cpu_quota_counts_as_that_many_cpus(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd's CPUQuota=150% on the service (cgroup v2's cpu.max "150000 100000") gives
+    it 2 CPUs' worth of time, however many the host has: the least quota of the cgroup
+    and its parents counts, rounded up; "max" and a missing file are no quota, nor is a
+    process outside cgroup v2."""
+    root = tmp_path / "cgroup"
+    service = root / "system.slice" / "outboxd.service"
+    service.mkdir(parents=True)
+    (root / "system.slice" / "cpu.max").write_text("max 100000\n")
+    of = tmp_path / "self-cgroup"
+    of.write_text("0::/system.slice/outboxd.service\n")
+    monkeypatch.setattr(config_readers, "CGROUP_OF", of)
+    monkeypatch.setattr(config_readers, "CGROUPS", root)
+    assert config_readers.quota_cpus() is None
+    (service / "cpu.max").write_text("150000 100000\n")
+    assert config_readers.quota_cpus() == 2
+    (root / "system.slice" / "cpu.max").write_text("50000 100000\n")
+    assert config_readers.quota_cpus() == 1
+    monkeypatch.setattr(config_readers.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert config_readers.usable_cpus() == 1
+    of.write_text("4:memory:/x\n1:cpu:/\n")  # cgroup v1 only
+    assert config_readers.quota_cpus() is None and config_readers.usable_cpus() == 16

@@ -283,7 +283,7 @@ def test_more_readers_than_the_host_takes_stop_the_start_and_fail_the_check(env:
     limit and the fix; no traceback. 2 passes the check there."""
     env.write_config("http://127.0.0.1:9/x", service={"reader_processes": 3})
     line = ('[service] reader_processes = 3: this host takes at most 2 reader processes (2 '
-            'for each of its 1 CPU)')
+            'for each CPU outboxd may use, 1 here)')
     for args in (("run",), ("config", "--check")):
         r = subprocess.run([*ONE_CPU, *args, "-c", str(env.config)], capture_output=True,
                            text=True, timeout=60)

@@ -243,7 +243,7 @@ def test_a_reload_to_more_readers_than_the_host_takes_is_refused_before_any_star
     assert loop.settings is old and loop.reconfigured == [] and started == []
     assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
     assert ("[service] reader_processes = 64: this host takes at most 2 reader processes "
-            "(2 for each of its 1 CPU)") in loop.log.fields[0]["error"]
+            "(2 for each CPU outboxd may use, 1 here)") in loop.log.fields[0]["error"]
 
 
 def test_a_reload_keeps_the_running_concurrency_until_the_next_start(tmp_path: Path) -> None:
