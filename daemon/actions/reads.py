@@ -33,11 +33,12 @@ from typing import Any
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
+from daemon.configuration.config_readers import needs_engine
 from daemon.errors import ConfigError, ReaderFailed
 from daemon.reading.invoices import read_invoice_file
 from daemon.reading.lookalikes import distinct_names
 from daemon.reading.match import assemble
-from daemon.reading.reader_process import Job, needs_engine
+from daemon.reading.reader_process import Job
 from daemon.reading.readers import Readers, workers_for
 from daemon.validation.validate import check_attachment
 from daemon.watching.scan import Candidate

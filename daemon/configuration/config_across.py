@@ -4,7 +4,8 @@ release file or marker, a marker suffix named like
 an invoice file, a release suffix and a marker suffix of which one ends the other, a
 suffix that names one of outboxd's own folders beside the invoice file, a sidecar suffix
 that is the marker or release suffix or an invoice file's extension, a suffix or page
-name that is outboxd's own errors file's (NAME.errors.txt). Each problem one
+name that is outboxd's own errors file's (NAME.errors.txt), more reader processes than the
+host takes with or without the e-invoice rules (config_readers.py). Each problem one
 line naming every key involved and the fix (config_load.py raises them)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from daemon.configuration.config import Settings
 from daemon.configuration.config_keys import env_origin, value_shown
 from daemon.configuration.config_overlap import folder_overlap_problems
+from daemon.configuration.config_readers import reader_problems
 from daemon.errors import unquoted
 from daemon.names import (
     ERRORS_SUFFIX,
@@ -31,7 +33,8 @@ def across_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[
     return (share_name_problems(settings, env) + marker_problems(settings, env)
             + suffix_overlap_problems(settings, env) + own_folder_problems(settings, env)
             + sidecar_file_problems(settings, env) + sidecar_extension_problems(settings, env)
-            + errors_file_problems(settings, env) + folder_overlap_problems(settings, env))
+            + errors_file_problems(settings, env) + folder_overlap_problems(settings, env)
+            + reader_problems(settings, env))
 
 
 def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:

@@ -4,7 +4,7 @@ settings unpickled once per version, one job per call (`run`: `finish.evaluate`,
 check by hashes after a claim, or a claimed bundle's images converted into its work
 folder), and every outcome packed so that it pickles (`pack`; readers._unpack
 reverses it). Nothing
-here runs in the daemon's own process but `needs_engine`, `run` (the thread
+here runs in the daemon's own process but `run` (the thread
 fallback) and `pack`.
 """
 
@@ -26,18 +26,13 @@ from typing import Any
 from daemon import GROUP_SIGNALS, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
+from daemon.configuration.config_readers import needs_engine
 from daemon.errors import ConfigError, InputError, OutboxdError
 from daemon.fs.fdnames import shown_name
 from daemon.reading import reader_wire
 from daemon.watching.scan import Candidate
 
 Job = Callable[[Candidate, Settings], Any]  # see reader_child.Call.job
-
-
-def needs_engine(settings: Settings) -> bool:
-    """Whether evaluate() runs e-invoice rules under these settings: pre-flight, or
-    ubl-embedded's check of each built document (docs/einvoice.md)."""
-    return settings.einvoice.preflight != "off" or settings.delivery.format == "ubl-embedded"
 
 
 _cache_dir: Path | None = None

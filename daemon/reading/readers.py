@@ -50,12 +50,12 @@ from typing import Any
 from daemon import errors, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
+from daemon.configuration.config_readers import needs_engine
 from daemon.errors import InputError, ReaderFailed, ReaderStopped
 from daemon.reading import reader_process
 from daemon.reading.match import known_part
 from daemon.reading.reader_child import Gather, raised
 from daemon.reading.reader_pool import Call, ChildUnavailable, Pool, Restarts
-from daemon.reading.reader_process import needs_engine
 from daemon.reading.reader_turns import STOPPING, Done, ReadTurns
 from daemon.watching.scan import Candidate
 
@@ -146,6 +146,16 @@ class Readers:
             try:
                 pool = self._start_pool(workers, engine, settings.log)
             except ChildUnavailable as exc:
+                with self._lock:
+                    kept = self._pool if self._shape[1] or not engine else None
+                if kept is not None:
+                    # A reload: the children running now (with the rules, if these need
+                    # them) still work, and beat threads of this process, whose memory
+                    # a reader's conversions would grow; the next reload tries again.
+                    self.log.warning("reader processes not changed: no new child process "
+                                     "can be started here; the ones running go on",
+                                     error=str(exc), running=len(kept.pids()))
+                    return
                 self.log.warning("reading and pre-flight run in the daemon's own process: no "
                                  "child process can be started here", error=str(exc))
             else:

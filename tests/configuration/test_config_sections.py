@@ -20,6 +20,7 @@ from helpers import (
     without_blocking,
 )
 
+from daemon.configuration import config_readers
 from daemon.configuration.config_load import load_settings
 from daemon.errors import ConfigError
 
@@ -219,9 +220,12 @@ class TestSecrets:
         assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.bearer_token() is None
 
 
-def test_reader_processes_takes_every_whole_number_from_0_to_64(tmp_path: Path,
-                                                               outbox: Path) -> None:
-    """Both ends of [service] reader_processes' range load as whole numbers."""
+def test_reader_processes_takes_every_whole_number_from_0_to_64(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ends of [service] reader_processes' range load as whole numbers, on a host
+    that takes 64 (what a host takes: test_config_readers.py)."""
+    monkeypatch.setattr(config_readers, "usable_cpus", lambda: 64)
+    monkeypatch.setattr(config_readers, "memory_mb", lambda: 64 * 1024)
     for n in (0, 64):
         s = load_settings(config_file(tmp_path, minimal(
             outbox, f"[service]\nreader_processes = {n}\n")))

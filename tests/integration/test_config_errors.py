@@ -269,3 +269,28 @@ def test_a_start_on_a_journal_damaged_past_its_header_names_it_and_the_fix(env: 
             "beside it") in last["error"]
     assert "sent/" in last["error"] and "sqlite3's .backup" in last["error"]
     assert path.read_bytes() == before
+
+
+# `outboxd` on one CPU of this host, whatever it has: what it takes is then the same on
+# every machine (config_readers.ceiling: 2 readers).
+ONE_CPU = [sys.executable, "-c", "import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity"
+           "(0))}); os.execv(sys.executable, [sys.executable, '-m', 'daemon', *sys.argv[1:]])"]
+
+
+def test_more_readers_than_the_host_takes_stop_the_start_and_fail_the_check(env: Env) -> None:
+    """reader_processes = 3 on one CPU (2 taken): `outboxd run` exits 2 before any reader
+    starts and `config --check` exits 2, each with the line naming the key, the value, the
+    limit and the fix; no traceback. 2 passes the check there."""
+    env.write_config("http://127.0.0.1:9/x", service={"reader_processes": 3})
+    line = ('[service] reader_processes = 3: this host takes at most 2 reader processes (2 '
+            'for each CPU outboxd may use, 1 here)')
+    for args in (("run",), ("config", "--check")):
+        r = subprocess.run([*ONE_CPU, *args, "-c", str(env.config)], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert line in r.stderr and "set reader_processes to 2 or less, or to" in r.stderr
+        assert "Traceback" not in r.stderr
+    env.write_config("http://127.0.0.1:9/x", service={"reader_processes": 2})
+    r = subprocess.run([*ONE_CPU, "config", "--check", "-c", str(env.config)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

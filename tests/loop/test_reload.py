@@ -16,6 +16,7 @@ import pytest
 from delivery.test_deliver import _one_answer_server, make_bundle
 from delivery.test_tls import _certificates
 
+from daemon.configuration import config_readers
 from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
 from daemon.configuration.deciding import Deciding
@@ -224,6 +225,25 @@ def test_a_reload_whose_rules_cannot_load_closes_the_deliverer_it_made(
     assert loop.settings is old and loop.reconfigured == []
     assert [d.closed for d in made] == [True]
     assert ("error", "configuration not reloaded; keeping the old one") in loop.log.lines
+
+
+def test_a_reload_to_more_readers_than_the_host_takes_is_refused_before_any_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """reader_processes = 64 on a host of one CPU: the reload is refused with the line
+    naming the key, the value, the limit and the fix, before a reader (or a deliverer) is
+    started — the loop is not held up while 64 load — and the old settings stay."""
+    monkeypatch.setattr(config_readers, "usable_cpus", lambda: 1)
+    started: list[Settings] = []
+    loop = running(tmp_path)
+    old = loop.settings
+    loop._start_rules = started.append  # type: ignore[method-assign]
+    path = config(tmp_path)
+    path.write_text(path.read_text() + "[service]\nreader_processes = 64\n")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == [] and started == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    assert ("[service] reader_processes = 64: this host takes at most 2 reader processes "
+            "(2 for each CPU outboxd may use, 1 here)") in loop.log.fields[0]["error"]
 
 
 def test_a_reload_keeps_the_running_concurrency_until_the_next_start(tmp_path: Path) -> None:

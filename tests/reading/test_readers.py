@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing.spawn
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -474,6 +476,38 @@ def test_reader_processes_zero_reads_on_threads_and_auto_is_at_most_two(
         r.stop()
     auto = settings_for(tmp_path)
     assert readers.workers_for(auto) == min(2, os.cpu_count() or 1)
+
+
+def test_a_reload_whose_new_readers_cannot_start_keeps_the_running_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload to 2 readers where no child process can start any more (the interpreter
+    gone from under it by an upgrade, say): the one reader running goes on reading, the
+    warning says so and why — not every read moved into the daemon's own process. The
+    next configure tries again."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    said: list[tuple[str, dict[str, Any]]] = []
+    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    r.configure(s)
+    try:
+        [pid] = r.pids()
+        monkeypatch.setattr(multiprocessing.spawn, "get_executable",
+                            lambda: str(tmp_path / "no-python"))
+        more = settings_for(tmp_path, einvoice={"preflight": "off"},
+                            service={"reader_processes": 2})
+        r.configure(more)
+        assert r.processes and r.pids() == [pid]
+        [(event, fields)] = said
+        assert event == ("reader processes not changed: no new child process can be "
+                         "started here; the ones running go on")
+        assert "no-python" in fields["error"] and fields["running"] == 1
+        write(s.outbox.path / "K.xml", ubl_invoice("K"))
+        assert r.evaluate(candidate_for(s.outbox, "K.xml"), more).invoice_ids == ("K",)
+        monkeypatch.undo()
+        r.configure(more)
+        assert len(r.pids()) == 2 and pid not in r.pids()
+    finally:
+        r.stop()
 
 
 def test_sigterm_leaves_no_child_process(env: Any, start_daemon: Any) -> None:
