@@ -15,6 +15,7 @@ import email.utils
 import html
 import json
 import random
+import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,27 @@ def token_forms() -> tuple[str, ...]:
     and the journal are JSON), HTML-escaped, percent-encoded."""
     return (TOKEN, json.dumps(TOKEN)[1:-1], html.escape(TOKEN),
             urllib.parse.quote(TOKEN, safe=""))
+
+
+def json_escaped(text: str, how: str, rng: random.Random) -> str:
+    """`text` with its characters as JSON's \\uXXXX escapes: every one, in lower, upper
+    or mixed hex, or some of them (`partly`, those the seed picks)."""
+    def u(c: str, upper: bool) -> str:
+        code = f"{ord(c):04x}"
+        return "\\u" + (code.upper() if upper else code)
+    if how == "partly":
+        return "".join(u(c, rng.random() < 0.5) if rng.random() < 0.5 else c for c in text)
+    return "".join(u(c, how == "upper" or (how == "mixed" and rng.random() < 0.5))
+                   for c in text)
+
+
+def json_unescaped(text: str) -> str:
+    """`text` with JSON's escapes read (\\uXXXX and the two-character ones), as a person
+    reading a kept body would: the oracle's own reading, not outboxd's scrubber."""
+    short = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)",
+                  lambda m: chr(int(m[1][1:], 16)) if len(m[1]) == 5
+                  else short.get(m[1], m[1]), text)
 
 
 @dataclass(frozen=True)
@@ -286,8 +308,10 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
                 f"Bearer {html.escape(TOKEN)}</body></html>")
         return _Body(page.encode(), frozenset({None}), "text/html", recipe="html page")
     if kind == 8:
-        return _Body(f"OK, token {TOKEN} seen, key {OTHER}".encode(), frozenset({None}),
-                     "text/plain", recipe="text echoing token")
+        how = rng.choice(("as it is", "lower", "upper", "mixed", "partly"))
+        echoed = TOKEN if how == "as it is" else json_escaped(TOKEN, how, rng)
+        return _Body(f"OK, token {echoed} seen, key {OTHER}".encode(), frozenset({None}),
+                     "text/plain", recipe=f"text echoing token {how}")
     if kind == 9:
         return _Body(json.dumps([{"receipt_id": "R", "bundle_id": OTHER}]).encode(),
                      frozenset({None}), recipe="a list")

@@ -29,6 +29,7 @@ from delivery.answerfuzz import (
     TOKEN,
     Answer,
     answers,
+    json_unescaped,
     token_forms,
 )
 
@@ -100,6 +101,11 @@ def problems(given: Answer, outcome: str, what: Any) -> list[str]:
             if form in text:
                 found.append(f"the token (as {form!r}) in what is kept: "
                              f"{text[max(0, text.find(form) - 60):][:160]!r}")
+        # JSON-escaped, whole or in part (what is kept is itself JSON, so read twice).
+        if TOKEN in (read := json_unescaped(json_unescaped(text))) and not any(
+                form in text for form in token_forms()):
+            found.append(f"the token, JSON-escaped, in what is kept: "
+                         f"{read[max(0, read.find(TOKEN) - 60):][:160]!r}")
     return found
 
 
