@@ -46,6 +46,8 @@ def _decompressed(raw: Iterator[bytes], coding: str) -> Iterator[bytes]:
     first = True
     try:
         for chunk in raw:
+            if not chunk:
+                continue
             if first and wbits == zlib.MAX_WBITS:
                 try:
                     out = inflate.decompress(chunk, ANSWER_LIMIT)
@@ -59,6 +61,13 @@ def _decompressed(raw: Iterator[bytes], coding: str) -> Iterator[bytes]:
             while inflate.unconsumed_tail:
                 yield inflate.decompress(inflate.unconsumed_tail, ANSWER_LIMIT)
         yield inflate.flush(ANSWER_LIMIT)
+        if not inflate.eof and not first:  # an empty body holds no stream to cut
+            # The body came whole (its Content-Length or last chunk), its compressed
+            # stream did not: a gzip writer never closed, most likely, which a retry
+            # meets again. The status decides, as for a body that does not decode; what
+            # was unpacked is kept, saying it is cut.
+            yield (f" (the answer's {coding} stream ended before its end: what it held "
+                   "is cut here)").encode()
     except zlib.error as exc:
         raise _Undecodable(f"not {coding}: {exc}") from None
 

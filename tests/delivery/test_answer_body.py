@@ -168,6 +168,41 @@ def test_a_receipt_compressed_all_the_same_is_read(tmp_path: Path, coding: str,
     assert receipt.receipt_id == "R-zip"
 
 
+@pytest.mark.parametrize(("coding", "packed"), [
+    ("gzip", lambda b: gzip.compress(b)),
+    ("deflate", lambda b: zlib.compress(b)),
+    ("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS))])  # no zlib header
+@pytest.mark.parametrize("cut", ["half", "no trailer"])
+def test_a_compressed_body_whose_stream_is_cut_is_kept_saying_so(
+        tmp_path: Path, coding: str, packed: Any, cut: str) -> None:
+    """A 201 whose body came whole (its Content-Length) but whose gzip or deflate stream
+    stops before its end — a writer never closed, which a retry would meet again: the
+    status decides, as for a body that does not decode, and the kept body says it was
+    cut (it was kept as if whole). Cut inside the trailer, the JSON before it may be
+    whole; it is kept as text with the note, no receipt id read from a stream that
+    did not end."""
+    whole = packed(json.dumps({"receipt_id": "R-zip", "note": "n" * 200}).encode())
+    body = whole[:len(whole) // 2] if cut == "half" else whole[:-4]
+    answer = _http("201 Created", f"Content-Encoding: {coding}\r\n", body)
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                real=True)
+    assert receipt.status == 201 and receipt.receipt_id is None
+    assert receipt.body.startswith('{"receipt_id"')
+    assert receipt.body.endswith(f" (the answer's {coding} stream ended before its end: "
+                                 "what it held is cut here)")
+
+
+def test_an_empty_body_said_to_be_gzip_is_kept_empty(tmp_path: Path) -> None:
+    """A 201 with `Content-Encoding: gzip` and no body (a server that labels every
+    answer so): nothing came, so nothing is said to be cut."""
+    answer = _http("201 Created", "Content-Encoding: gzip\r\n", b"")
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                real=True)
+    assert (receipt.status, receipt.body, receipt.receipt_id) == (201, "", None)
+
+
 @pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
 def test_a_coding_outboxd_does_not_read_is_said_and_the_status_decides(
         tmp_path: Path, coding: str) -> None:
