@@ -325,8 +325,7 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
         big = json.dumps({"receipt_id": f"R-{TOKEN}", "pad": "y" * (1 << 20)}).encode()
         return _Body(big, frozenset({None}), recipe="json over the read limit")
     if kind == 13:
-        dup = f'{{"receipt_id": "A", "receipt_id": "B", "receipt_id": {rid}}}'.encode()
-        return _Body(dup, frozenset({"A", "B", json.loads(rid)}), recipe="duplicate keys")
+        return _twice(rng, ours, rid)
     if kind == 14:
         # JSON over 64 KiB, under the read limit: kept as text, its receipt id kept.
         pad = "z" * rng.randrange(65 << 10, 200 << 10)
@@ -334,6 +333,27 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
         return _Body(big, frozenset({"R-***"}), recipe="json over 64 KiB")
     surrogate = b'{"receipt_id": "R-\\ud800"}'
     return _Body(surrogate, frozenset({"R-\ufffd"}), recipe="lone surrogate")
+
+
+def _twice(rng: random.Random, ours: str, rid: str) -> _Body:
+    """JSON that gives a name twice in one object: no receipt anyone could hold the
+    receiver to (each reader reads its own), kept as text with no receipt id; one
+    whose readings name another bundle of ours, in any of them, is another's answer."""
+    which = rng.randrange(4)
+    if which == 0:
+        dup = f'{{"receipt_id": "A", "receipt_id": "B", "receipt_id": {rid}}}'
+        return _Body(dup.encode(), frozenset({None}), recipe="duplicate receipt_id")
+    if which == 1:
+        dup = f'{{"receipt_id": {rid}, "x": {{"a": 1, "a": 2}}}}'
+        return _Body(dup.encode(), frozenset({None}), recipe="duplicate key, nested")
+    key = rng.choice(("bundle_id", "idempotency_key"))
+    other = OTHER if which == 2 else FOREIGN
+    ids = [ours, other] if rng.random() < 0.5 else [other, ours]
+    dup = f'{{"receipt_id": {rid}, "{key}": "{ids[0]}", "{key}": "{ids[1]}"}}'
+    return _Body(dup.encode(), frozenset({None}), names_other=other == OTHER,
+                 names_another_key=key == "idempotency_key",
+                 recipe=f"{key} twice, {'another of ours' if other == OTHER else 'foreign'}"
+                 f"{' first' if ids[0] == other else ' last'}")
 
 
 def _content_type(rng: random.Random, body: _Body) -> str | None:
