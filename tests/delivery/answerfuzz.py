@@ -11,12 +11,15 @@ what outboxd keeps or says.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import gzip
 import html
 import json
 import random
 import re
 import urllib.parse
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -356,6 +359,30 @@ def _twice(rng: random.Random, ours: str, rid: str) -> _Body:
                  f"{' first' if ids[0] == other else ' last'}")
 
 
+def _compressed(rng: random.Random, body: _Body) -> _Body:
+    """`body` in gzip or deflate (with its zlib header or without), whole or its stream
+    cut (a compressor never closed): cut, the body came whole all the same, so its
+    status decides, and what it unpacked to is kept as text saying it was cut — no
+    receipt id, naming no other request. Its recipe ends in the coding."""
+    coding = rng.choice(("gzip", "deflate", "raw deflate"))
+    if coding == "gzip":
+        packed = gzip.compress(body.data)
+    else:
+        pack = zlib.compressobj(wbits=zlib.MAX_WBITS if coding == "deflate"
+                                else -zlib.MAX_WBITS)
+        packed = pack.compress(body.data) + pack.flush()
+    if rng.random() < 0.5 or not body.data:
+        return dataclasses.replace(body, data=packed,
+                                   recipe=f"whole {coding.split()[-1]}")
+    # Anywhere, or in the last bytes: a gzip or zlib trailer cut leaves what it unpacks
+    # to whole (readable JSON), and still no stream that ended.
+    cut = packed[:rng.randrange(1, len(packed)) if rng.random() < 0.5
+                 else max(1, len(packed) - rng.randrange(1, 5))]
+    return dataclasses.replace(body, data=cut, receipt_ids=frozenset({None}),
+                               names_other=False, names_another_key=False,
+                               recipe=f"cut {coding.split()[-1]}")
+
+
 def _content_type(rng: random.Random, body: _Body) -> str | None:
     """Right, wrong, missing or with parameters, among them charsets that no text codec
     reads (a body's kept text must come whatever the header says)."""
@@ -399,6 +426,10 @@ def answer(rng: random.Random, ours: str) -> Answer:
             f"/x/{TOKEN}", ""))))
     if rng.random() < 0.2:
         headers.append(("X-Echo-Authorization", f"Bearer {TOKEN}"))
+    if rng.random() < 0.15:  # compressed, though outboxd asks for identity
+        body = _compressed(rng, body)
+        headers.append(("Content-Encoding", body.recipe.rsplit(" ", 1)[-1]))
+        recipe.append(body.recipe)
     outcome = status_outcome(status)
     expected = Expected(outcome)
     if outcome == SENT:

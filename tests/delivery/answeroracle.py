@@ -120,8 +120,10 @@ def answering(given: Iterator[Answer]) -> tuple[httpx.MockTransport, list[Answer
         request.read()  # the whole body taken: a 2xx may be a receipt
         sent.append(next(given))
         a = sent[-1]
-        # Header values as bytes: a receiver's may be any, not only ASCII.
-        return httpx.Response(a.status, content=a.body,
+        # Header values as bytes: a receiver's may be any, not only ASCII. The body as a
+        # stream, as from the wire: one given as content is read (and decompressed) by
+        # httpx already, not by outboxd's reading of an answer.
+        return httpx.Response(a.status, stream=httpx.ByteStream(a.body),
                               headers=[(k.encode(), v.encode()) for k, v in a.headers])
     return httpx.MockTransport(handler), sent
 

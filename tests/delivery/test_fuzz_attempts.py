@@ -37,7 +37,7 @@ from delivery.answeroracle import KnownBundles as OneOtherBundle  # noqa: E402
 
 # A seed whose CASES answers reach each outcome at least three times (asserted; four
 # at the choice: the generator's answers, and so the choice, change with it).
-SEED = 20261238
+SEED = 20261207
 CASES = 24
 STATES = {SENT: "sent", RETRY: "retrying", PAUSE: "retrying", REJECT: "quarantined"}
 
@@ -72,7 +72,8 @@ def test_generated_answers_leave_no_token_and_each_line_names_the_bundle(
 
         def handler(request: httpx.Request, given: Any = given) -> httpx.Response:
             request.read()
-            return httpx.Response(given.status, content=given.body, headers=[
+            # A stream, as from the wire (content would be read by httpx already).
+            return httpx.Response(given.status, stream=httpx.ByteStream(given.body), headers=[
                 (k.encode(), v.encode()) for k, v in given.headers])
 
         p.finish.d = _Deliverer(DeliveryConfig(url="http://127.0.0.1:9/in", token=TOKEN),
