@@ -283,13 +283,20 @@ _OUR_ID_FORM = re.compile(r"[0-9a-fA-F]{64}")
 
 def _readings(kept: Any, decoded: Any, scrub: Callable[[str], str]
               ) -> dict[str, list[Any]]:
-    """Each value a 2xx answer gives each top-level name: of the receipt's body as kept
-    (scrubbed), or of every reading of JSON that gives a name twice (Ambiguous); none
-    for an answer kept as text."""
+    """Each value a 2xx answer gives each top-level name, strings scrubbed: of the
+    receipt's body as kept, of JSON too large to be kept as JSON (its receipt id is
+    read, and so is the id it names), or of every reading of JSON that gives a name
+    twice (Ambiguous); none for an answer that is not JSON."""
+    if isinstance(kept, dict):
+        return {name: [v] for name, v in kept.items()}
     if isinstance(decoded, Ambiguous):
-        return {name: [scrub(v) if isinstance(v, str) else v for v in values]
-                for name, values in decoded.readings.items()}
-    return {name: [v] for name, v in kept.items()} if isinstance(kept, dict) else {}
+        readings = decoded.readings
+    elif isinstance(decoded, dict):
+        readings = {name: [v] for name, v in decoded.items()}
+    else:
+        return {}
+    return {name: [scrub(v) if isinstance(v, str) else v for v in values]
+            for name, values in readings.items()}
 
 
 def _names_another(readings: Mapping[str, list[Any]], sent: Mapping[str, str],

@@ -494,6 +494,19 @@ class TestAnswersNotForThisRequest:
             classify(response(400, body.encode()), Scrubber("tok-12345678", None).scrub)
         assert info.value.body == body
 
+    def test_a_2xx_over_64_kib_naming_another_bundle_of_this_daemon_is_retried(
+            self) -> None:
+        """A 201 whose JSON is over 64 KiB (kept as text in the receipt, its receipt id
+        still read) and names another bundle of this daemon's: that request's answer,
+        retried, as a small one is. Kept as text, it was not looked at for the id it
+        names, and filed this bundle as sent on another's word."""
+        body = json.dumps({"receipt_id": "R-9", "bundle_id": "cd" * 32,
+                           "pad": "z" * (70 << 10)}).encode()
+        with pytest.raises(Retryable, match=f'names bundle_id "{"cd" * 32}", not'):
+            classify(response(201, body), sent=self.SENT,
+                     ours=lambda bid: "INV-7.xml (sent), another bundle of this outboxd"
+                     if bid == "cd" * 32 else None)
+
     def test_a_2xx_to_a_request_not_all_written_is_retried_not_sent(self) -> None:
         """The receiver answered 201 and the body could not all be written (it closed the
         connection, or stopped reading): it never had the bundle whole, so the 201 is
