@@ -332,6 +332,10 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
     if kind == 14:
         # JSON over 64 KiB, under the read limit: kept as text, its receipt id kept.
         pad = "z" * rng.randrange(65 << 10, 200 << 10)
+        if rng.random() < 0.3:  # its ids are read as a small one's are
+            big = json.dumps({"receipt_id": "R-1", "bundle_id": OTHER, "pad": pad}).encode()
+            return _Body(big, frozenset({"R-1"}), names_other=True,
+                         recipe="json over 64 KiB, names another of ours")
         big = json.dumps({"receipt_id": f"R-{TOKEN}", "pad": pad}).encode()
         return _Body(big, frozenset({"R-***"}), recipe="json over 64 KiB")
     surrogate = b'{"receipt_id": "R-\\ud800"}'
