@@ -25,7 +25,7 @@ from daemon.archiving.dayfolder import day_start, days_in_window
 from daemon.archiving.kept import entry_reason
 from daemon.archiving.papers import entry_bundle, paper_of
 from daemon.archiving.quarantinenews import invoice_in_entry
-from daemon.delivery.answers import no_lone_surrogates
+from daemon.delivery.answer_json import no_lone_surrogates
 from daemon.errors import InputError
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.journal import journal_time

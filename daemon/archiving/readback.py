@@ -26,7 +26,8 @@ from typing import Any
 from daemon import logs
 from daemon.archiving.dayfolder import day_start, days_in_window
 from daemon.archiving.quarantineback import quarantine_records
-from daemon.delivery.answers import kept_receipt_id, no_lone_surrogates
+from daemon.delivery.answer_json import no_lone_surrogates
+from daemon.delivery.answers import kept_receipt_id
 from daemon.errors import ConfigError, InputError
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fsread import read_regular

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from daemon.configuration.config_values import (
     TOKEN_RULE,
@@ -68,9 +70,10 @@ def on_this_machine(host: str) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-# {secret}: which one (_secret_in_the_clear), never its value.
+# {secret}: which one (_secret_in_the_clear), never its value. Said of `url` (the
+# loader writes "[delivery] url = VALUE: " before it, as for url's other refusals).
 CLEARTEXT_CREDENTIALS = (
-    "url is plain http:// to another machine, and each request would carry {secret} "
+    "is plain http:// to another machine, and each request would carry {secret} "
     "unencrypted across the network — use https:// (ask the operator for its https "
     "address), or, for a receiver on this machine, http://127.0.0.1; only where every "
     "network between is yours and trusted (a container network, a TLS proxy on this host "
@@ -78,18 +81,28 @@ CLEARTEXT_CREDENTIALS = (
 
 
 def credentials_problem(cfg: DeliveryConfig) -> str | None:
-    """What is wrong with the kind of credentials set and how they would travel, or
-    None."""
+    """What is wrong with the kind of credentials set and how they would travel, said of
+    `url` (url_refusal), or None."""
     bearer = cfg.token is not None or cfg.token_file is not None
     # httpx turns a url's user:password into Basic auth, which replaces the Bearer
     # header: every POST would go without the token and earn a 401.
     if bearer and cfg.url and has_userinfo(cfg.url):
-        return ("url holds a user name or password (Basic auth) and token or token_file "
+        return ("holds a user name or password (Basic auth), and token or token_file "
                 "is set (Bearer): a request carries one Authorization header — keep only "
                 "the one the receiver expects")
     if (secret := _secret_in_the_clear(cfg)) and not cfg.allow_plain_http:
         return CLEARTEXT_CREDENTIALS.format(secret=secret)
     return None
+
+
+def url_refusal(url: str | None, problem: str) -> ValidationError:
+    """`problem` (credentials_problem's) as an error of the `url` key. Found by a check
+    of the whole section, whose errors pydantic places on the section: the line read
+    "[delivery]: url is plain http:// …", unlike every other refusal of a key
+    ("[delivery] url = 'http://…': …", the value shown masked by the loader)."""
+    return ValidationError.from_exception_data("DeliveryConfig", [InitErrorDetails(
+        type=PydanticCustomError("value_error", "{problem}", {"problem": problem}),
+        loc=("url",), input=url)])
 
 
 def _secret_in_the_clear(cfg: DeliveryConfig) -> str | None:

@@ -23,7 +23,11 @@ from pydantic import (
 )
 
 from daemon.configuration.config_base import Section
-from daemon.configuration.config_credentials import credentials_problem, read_token_file
+from daemon.configuration.config_credentials import (
+    credentials_problem,
+    read_token_file,
+    url_refusal,
+)
 from daemon.configuration.config_values import (
     MAX_NAME_BYTES,
     TOKEN_RULE,
@@ -303,7 +307,7 @@ class DeliveryConfig(Section):
     @model_validator(mode="after")
     def _credentials(self) -> DeliveryConfig:
         if problem := credentials_problem(self):
-            raise ValueError(problem)
+            raise url_refusal(self.url, problem)
         return self
 
     def bearer_token(self) -> str | None:

@@ -18,8 +18,11 @@ import httpx
 ANSWER_LIMIT = 1 << 20
 
 
-def _cut_note(seconds: float) -> bytes:
-    return f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
+class AnswerCut(httpx.ReadTimeout):
+    """The answer's time ran out in its body: the status line and headers came, the body
+    did not come whole. An answer known only in part is no answer (docs/protocol.md,
+    Answers), whether a close or the deadline cut it: the attempt is repeated with the
+    same Idempotency-Key (deliver.py says so)."""
 
 
 class _Undecodable(Exception):
@@ -43,6 +46,8 @@ def _decompressed(raw: Iterator[bytes], coding: str) -> Iterator[bytes]:
     first = True
     try:
         for chunk in raw:
+            if not chunk:
+                continue
             if first and wbits == zlib.MAX_WBITS:
                 try:
                     out = inflate.decompress(chunk, ANSWER_LIMIT)
@@ -56,6 +61,13 @@ def _decompressed(raw: Iterator[bytes], coding: str) -> Iterator[bytes]:
             while inflate.unconsumed_tail:
                 yield inflate.decompress(inflate.unconsumed_tail, ANSWER_LIMIT)
         yield inflate.flush(ANSWER_LIMIT)
+        if not inflate.eof and not first:  # an empty body holds no stream to cut
+            # The body came whole (its Content-Length or last chunk), its compressed
+            # stream did not: a gzip writer never closed, most likely, which a retry
+            # meets again. The status decides, as for a body that does not decode; what
+            # was unpacked is kept, saying it is cut.
+            yield (f" (the answer's {coding} stream ended before its end: what it held "
+                   "is cut here)").encode()
     except zlib.error as exc:
         raise _Undecodable(f"not {coding}: {exc}") from None
 
@@ -79,9 +91,11 @@ def _body(response: httpx.Response) -> Iterator[bytes]:
 def read_answer(response: httpx.Response, seconds: float) -> None:
     """Read and close the answer's body: at most ANSWER_LIMIT bytes, and within the
     answer's `seconds` (httpx's timeouts are per read: a receiver sending a byte a second
-    would hold the worker for ever). What is left is not read, and a body that does not
-    decode (a false Content-Encoding) is replaced: a line says so, and the status line
-    decides what the answer means, as for any other answer."""
+    would hold the worker for ever). A body still coming when they are over raises
+    AnswerCut, as one broken off raises httpx's error: the answer is not known whole. A
+    body over the limit is not read further (a receipt is a few hundred bytes), and one
+    that does not decode (a false Content-Encoding) is replaced: a line says so, and the
+    status line decides what the answer means, as for any other answer."""
     deadline = time.monotonic() + seconds
     chunks: list[bytes] = []
     size = 0
@@ -93,19 +107,25 @@ def read_answer(response: httpx.Response, seconds: float) -> None:
                 chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
                 break
             # The transport's clock (answer_deadline.py) normally ends a slow body first,
-            # below; this one, from the status line, bounds a transport without it.
+            # raising httpx.ReadTimeout; this one, from the status line, bounds a
+            # transport without it.
             if time.monotonic() > deadline:
-                chunks.append(_cut_note(seconds))
-                break
-    except httpx.ReadTimeout:
+                raise AnswerCut(_cut(seconds))
+    except AnswerCut:
+        raise
+    except httpx.ReadTimeout as exc:
         # The answer's time ran out in its body (answer_deadline.py starts the clock at
         # the first read after the request is written, and each read waits only for what
-        # is left of it): the status line has come and decides, as for a body that drips
-        # past it.
-        chunks.append(_cut_note(seconds))
+        # is left of it).
+        raise AnswerCut(_cut(seconds)) from exc
     except _Undecodable as exc:
         chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
     finally:
         response.close()
     # What Response.read() keeps; set here because the body is read by these rules.
     response._content = b"".join(chunks)
+
+
+def _cut(seconds: float) -> str:
+    return (f"its body was still coming when the answer's {seconds:g} s ([delivery] "
+            "timeout_seconds) were over")

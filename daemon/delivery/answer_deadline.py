@@ -9,8 +9,8 @@ clock per request: it starts at the first read after the request's writes (an up
 however long a large body takes on a slow link, does not count), and each read waits
 at most for what is left of it. When nothing is left the read fails as
 httpcore.ReadTimeout, which reaches HttpDeliverer.failure as httpx.ReadTimeout: a
-retry, nothing dropped. The body is under the same clock: read_answer keeps what came
-and notes the cut, and the status line decides.
+retry, nothing dropped. The body is under the same clock: an answer whose body is still
+coming then did not come whole, and read_answer says so (AnswerCut): retried too.
 
 The upload has a clock of its own. httpcore bounds each send() by the write timeout, and
 a send returns once the receiver has taken in a few bytes: a receiver that reads the

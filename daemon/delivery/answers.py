@@ -8,7 +8,6 @@ from __future__ import annotations
 import codecs
 import email.utils
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,13 @@ from typing import Any
 import httpx
 
 from daemon.configuration.config_values import mask_url
+from daemon.delivery.answer_json import (
+    NOT_JSON,
+    Ambiguous,
+    no_lone_surrogates,
+    scrub_json,
+)
+from daemon.delivery.answer_json import decoded as answer_json
 from daemon.errors import Paused, Rejected, Retryable
 
 RETRY_STATUSES = {408, 409, 425, 429}
@@ -73,65 +79,6 @@ def retry_after_of(headers: httpx.Headers) -> float | None:
     return max(waits, default=None)
 
 
-def _decoded(content: bytes) -> Any:
-    """A JSON answer decoded from its bytes (a byte-order mark, UTF-16 or UTF-32 as JSON
-    allows), or _NOT_JSON: also for NaN or infinity, which strict readers of the receipt
-    could not read, and for nesting past the parser or past MAX_JSON_DEPTH. Lone
-    surrogates ("\\ud800") become U+FFFD: they decode, but no UTF-8 file or database can
-    hold them."""
-    try:
-        value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
-    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
-        return _NOT_JSON
-    if _too_deep(value):
-        return _NOT_JSON
-    # Only a \u escape gives a lone surrogate (JSON has no \U); in UTF-16 or UTF-32
-    # the escape's bytes are spread out, so such answers are always walked.
-    if b"\\u" in content or not json.detect_encoding(content).startswith("utf-8"):
-        return scrub_json(value, no_lone_surrogates)
-    return value
-
-
-_NOT_JSON = object()
-# What is kept of an answer is walked (scrub_json, two frames a level) and written
-# again (receipt.json, the journal) by recursive code: JSON nested deeper than this is
-# kept as text, as JSON nested past the parser is. json.loads itself takes ~1,000
-# levels, which ran the walk out of stack; real receipts nest a few.
-MAX_JSON_DEPTH = 100
-
-
-def _too_deep(value: Any) -> bool:
-    """Whether lists and objects in `value` nest deeper than MAX_JSON_DEPTH (found
-    without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                return True
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
-                                                  else item))
-    return False
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _not_finite(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-def no_lone_surrogates(text: str) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
 def answer_text(response: httpx.Response) -> str:
     """The body as text, in the charset its Content-Type names, else UTF-8; what does not
     decode replaced. httpx's Response.text takes whatever codec the name finds: a
@@ -155,14 +102,16 @@ def answer_text(response: httpx.Response) -> str:
 _NOT_CHARSETS = frozenset({"punycode", "idna", "undefined"})
 
 
-def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
-    """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
-    else as text cut to BODY_LIMIT), and its receipt_id."""
-    decoded = _decoded(response.content)
+def _body(response: httpx.Response, decoded: Any, scrub: Callable[[str], str]
+          ) -> tuple[Any, str | None]:
+    """A 2xx answer (`decoded` from its bytes) as kept in the receipt (JSON as JSON while
+    it is small and unambiguous, anything else as text cut to BODY_LIMIT), and its
+    receipt_id."""
     receipt_id = _receipt_id(decoded)
     # Scrubbed whole before the cut, which could split a secret.
     receipt_id = receipt_id and _quotable(scrub(receipt_id))
-    if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
+    if (decoded is NOT_JSON or isinstance(decoded, Ambiguous)
+            or len(response.content) > RECEIPT_JSON_LIMIT):
         return scrub(answer_text(response))[:BODY_LIMIT], receipt_id
     return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
 
@@ -234,31 +183,13 @@ def unchanged(text: str) -> str:
     return text
 
 
-def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    """`scrub` on every string of a decoded JSON value, keys included, and on every
-    integer's digits (one that holds a secret is kept as the scrubbed text)."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        # A token of digits (an operator's numeric key) echoed as a JSON number was kept
-        # whole in receipt.json, the journal and a rejection's reason: only strings were
-        # scrubbed. A float cannot hold one: it keeps 17 digits, written otherwise.
-        digits = str(value)
-        return value if (said := scrub(digits)) == digits else said
-    if isinstance(value, dict):
-        return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_json(v, scrub) for v in value]
-    return value
-
-
 def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     """An error answer as kept: a JSON one decoded, scrubbed and written again (however
     it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
     if scrub is unchanged:
         return answer_text(response)[:BODY_LIMIT]
-    decoded = _decoded(response.content)
-    if decoded is _NOT_JSON:
+    decoded = answer_json(response.content)
+    if decoded is NOT_JSON or isinstance(decoded, Ambiguous):
         return scrub(answer_text(response))[:BODY_LIMIT]
     return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
 
@@ -276,18 +207,21 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
     had the bundle), nor when its JSON names, under a key of `sent` (`bundle_id`,
     `idempotency_key`), another id in our ids' form than this request's — with `ours`
     given, only one that `ours` finds to be another of this daemon's (it names that one;
-    any other is the receiver's own id for the bundle). Either is retried with the same
-    Idempotency-Key, which a receiver that has the bundle answers as the first time."""
+    any other is the receiver's own id for the bundle; JSON that gives a name twice in
+    any of its readings). Either is retried with the same Idempotency-Key, which a
+    receiver that has the bundle answers as the first time."""
     status = response.status_code
     if 200 <= status < 300:
-        receipt = Receipt(status, *_body(response, scrub))
+        decoded = answer_json(response.content)
+        receipt = Receipt(status, *_body(response, decoded, scrub))
         if not whole:
             raise Retryable(f"the receiver answered HTTP {status} before it had the whole "
                             "request (it stopped taking it, or closed the connection, "
                             "while it was sent): no receipt for the bundle; it is asked "
                             "again with the same Idempotency-Key", status,
                             _error_text(response, scrub))
-        if (other := _names_another(receipt.body, sent or {}, ours)) is not None:
+        if (other := _names_another(_readings(receipt.body, decoded, scrub), sent or {},
+                                    ours)) is not None:
             raise Retryable(f"the receiver answered HTTP {status} for another request: its "
                             f"answer names {other}; it is asked again with the same "
                             "Idempotency-Key", status, _error_text(response, scrub))
@@ -347,10 +281,30 @@ def _sent_bytes(response: httpx.Response) -> int | None:
 _OUR_ID_FORM = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _names_another(body: Any, sent: Mapping[str, str],
+def _readings(kept: Any, decoded: Any, scrub: Callable[[str], str]
+              ) -> dict[str, list[Any]]:
+    """Each value a 2xx answer gives each top-level name, strings scrubbed: of the
+    receipt's body as kept, of JSON too large to be kept as JSON (its receipt id is
+    read, and so is the id it names), or of every reading of JSON that gives a name
+    twice (Ambiguous); none for an answer that is not JSON."""
+    if isinstance(kept, dict):
+        return {name: [v] for name, v in kept.items()}
+    if isinstance(decoded, Ambiguous):
+        readings = decoded.readings
+    elif isinstance(decoded, dict):
+        readings = {name: [v] for name, v in decoded.items()}
+    else:
+        return {}
+    return {name: [scrub(v) if isinstance(v, str) else v for v in values]
+            for name, values in readings.items()}
+
+
+def _names_another(readings: Mapping[str, list[Any]], sent: Mapping[str, str],
                    ours: Callable[[str], str | None] | None) -> str | None:
     """'KEY "VALUE", not "OURS"' for the first key of `sent` whose value a JSON answer
-    gives as another id in our ids' form (64 hex digits; case does not count), and, with
+    gives (`readings`: each value of each top-level name; several where the answer gives
+    a name twice, any of which counts) as another id in our ids' form (64 hex digits;
+    case does not count), and, with
     `ours`, only when `ours(VALUE)` names it as another request of ours (what it says is
     added); None when it names none, only ours, or an id of the receiver's own.
 
@@ -362,15 +316,18 @@ def _names_another(body: Any, sent: Mapping[str, str],
     (a proxy's, a receiver's) names the id of a request we made: that one `ours` knows.
     Without `ours` (a ubl-embedded document's key, the SHA-256 of the very bytes sent,
     which a receiver hashing what it stored gets too) any other id of our form counts."""
-    if not isinstance(body, dict):
-        return None
     for key, sent_id in sent.items():
-        value = body.get(key)
-        if (isinstance(value, str) and _OUR_ID_FORM.fullmatch(value)
-                and value.lower() != sent_id.lower()):
-            named = f'{key} "{value}", not "{sent_id}"'
-            if ours is None:
-                return named
-            if (whose := ours(value.lower())) is not None:
-                return f"{named}: that is the id of {whose}"
+        values = readings.get(key, [])
+        # A name given twice: the reader that takes this value takes the answer for
+        # another request's (Python's json takes the last, others the first).
+        twice = f" (one of the {len(values)} values it gives {key})" if len(values) > 1 \
+            else ""
+        for value in values:
+            if (isinstance(value, str) and _OUR_ID_FORM.fullmatch(value)
+                    and value.lower() != sent_id.lower()):
+                named = f'{key} "{value}"{twice}, not "{sent_id}"'
+                if ours is None:
+                    return named
+                if (whose := ours(value.lower())) is not None:
+                    return f"{named}: that is the id of {whose}"
     return None

@@ -22,7 +22,7 @@ from daemon import __version__, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import DeliveryConfig
 from daemon.configuration.config_values import has_userinfo, receiver_address
-from daemon.delivery.answer_body import read_answer
+from daemon.delivery.answer_body import AnswerCut, read_answer
 from daemon.delivery.answer_deadline import DeadlineTransport
 from daemon.delivery.answers import (
     Receipt,
@@ -255,14 +255,20 @@ class HttpDeliverer:
         try:
             read_answer(response, self.cfg.timeout_seconds)
         except httpx.TransportError as exc:
-            # The status line came and the body broke off (the receiver or a proxy
-            # closed the connection): the answer is not known whole, so the attempt is
-            # repeated with the same Idempotency-Key, which the receiver answers with
-            # its first answer. Said as what happened: the receiver was reached.
+            # The status line came and the body did not come whole: the receiver or a
+            # proxy closed the connection in it, or it was still coming when the
+            # answer's time was over. An answer known in part is no answer, whatever
+            # its status (docs/protocol.md, Answers): a 2xx cut so is no receipt, and
+            # no reading of it is proof that the receiver has the bundle (a server that
+            # fails after its status line went out can only cut the body). The attempt
+            # is repeated with the same Idempotency-Key, which a receiver that has the
+            # bundle answers with its first answer, whole. Said as what happened: the
+            # receiver was reached.
+            how = (f"did not come whole: {exc}" if isinstance(exc, AnswerCut) else
+                   f"broke off before its end ({str(exc) or type(exc).__name__})")
             raise Retryable(self.scrub(
-                f"the receiver's answer (HTTP {response.status_code}) broke off before its "
-                f"end ({str(exc) or type(exc).__name__}); it is asked again with the same "
-                "Idempotency-Key")) from None
+                f"the receiver's answer (HTTP {response.status_code}) {how}; it is asked "
+                "again with the same Idempotency-Key")) from None
         return response
 
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:

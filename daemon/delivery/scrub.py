@@ -78,6 +78,34 @@ def _markup_pattern(secret: str) -> re.Pattern[str] | None:
     return re.compile("".join(parts), re.IGNORECASE)
 
 
+# JSON's two-character escapes (RFC 8259, section 7), beside \uXXXX.
+_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f",
+               "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _hex4(unit: int) -> str:
+    """A \\u escape of one UTF-16 code unit, its hex digits in either case."""
+    return "\\\\u" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d
+                             for d in f"{unit:04x}")
+
+
+def _json_escaped_pattern(secret: str) -> re.Pattern[str]:
+    """The secret as a JSON text may write it, each character as it is, as its \\u
+    escape (hex in any case; a surrogate pair beyond the BMP) or as its two-character
+    escape, in any mix: a body kept as text (not JSON, or too large or too deep to be
+    kept as JSON) is not decoded, and `tok\\u0065n` or a token escaped whole went
+    into receipt.json, the journal and the log as it came."""
+    parts = []
+    for c in secret:
+        units = c.encode("utf-16-be")
+        escaped = "".join(_hex4(int.from_bytes(units[i:i + 2], "big"))
+                          for i in range(0, len(units), 2))
+        forms = [re.escape(c), escaped] + ([re.escape(_JSON_SHORT[c])] if c in _JSON_SHORT
+                                           else [])
+        parts.append(f"(?:{'|'.join(forms)})")
+    return re.compile("".join(parts))
+
+
 class Scrubber:
     """The secrets of one deliverer's settings (a Bearer token, the url's, the password
     of the environment's proxy it posts through), and `scrub()`, which writes each form
@@ -98,6 +126,7 @@ class Scrubber:
                                                  json.dumps(x)[1:-1].replace("/", "\\/"))},
                              key=len, reverse=True)
         self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
+        self._json = [_json_escaped_pattern(x) for x in secrets]
 
     def __bool__(self) -> bool:
         """Whether there is any secret to take out."""
@@ -108,4 +137,7 @@ class Scrubber:
             text = text.replace(form, "***")
         for pattern in self._markup:
             text = pattern.sub("***", text)
+        if "\\" in text:  # no escape, no escaped form: the common case costs one look
+            for pattern in self._json:
+                text = pattern.sub("***", text)
         return text

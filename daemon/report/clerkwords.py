@@ -90,6 +90,11 @@ _RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"the receiver answered HTTP (\d{3}) before it had the whole request"),
      "The operator's server answered before it had the whole file (HTTP {0}), so it is "
      "not taken as sent yet."),
+    (re.compile(r"the receiver's answer \(HTTP (\d{3})\) (?:broke off before its end|did "
+                r"not come whole)"),
+     "The operator's server's answer (HTTP {0}) broke off before its end, so the file is "
+     "not taken as sent yet (the operator is asked again about this very file, so it is "
+     "never sent twice)."),
 )
 
 # A bundle held back because the receiver asked for time (throttle.py): the time it gave

@@ -52,6 +52,25 @@ class TestPlainHttp:
         assert "set allow_plain_http = true" in line  # the way out, for a trusted network
         assert "abc123" not in line and ":pw@" not in line
 
+    @pytest.mark.parametrize("url,secret,said", [
+        ("http://operator.example/api", 'token = "abc123"\n',
+         "[delivery] url = 'http://operator.example/api': is plain http:// to another "
+         "machine, and each request would carry the token unencrypted"),
+        ("http://bob:abc123@127.0.0.1:9/b", 'token = "abc123"\n',
+         "[delivery] url = 'http://********@127.0.0.1:9/b': holds a user name or password "
+         "(Basic auth), and token or token_file is set (Bearer)"),
+    ])
+    def test_a_credentials_refusal_is_said_of_the_url_as_its_other_refusals_are(
+            self, tmp_path: Path, outbox: Path, url: str, secret: str, said: str) -> None:
+        """The refusals of how the url carries a secret read as every refusal of a key
+        does, "[delivery] url = VALUE: …" (the value masked), not "[delivery]: url is
+        …": they come from a check of the whole section, which pydantic placed on the
+        section."""
+        text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n{secret}')
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery]")
+        assert line.startswith(said), line
+        assert "abc123" not in line
+
     @pytest.mark.parametrize("url,named", [
         ("http://operator.example/api?access_token=abc123", "'access_token'"),
         ("http://10.0.0.5/in?tenant=7&sig=abc123&api%5Fkey=abc123", "'sig', 'api_key'"),

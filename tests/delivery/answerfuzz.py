@@ -11,11 +11,15 @@ what outboxd keeps or says.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import gzip
 import html
 import json
 import random
+import re
 import urllib.parse
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +44,27 @@ def token_forms() -> tuple[str, ...]:
     and the journal are JSON), HTML-escaped, percent-encoded."""
     return (TOKEN, json.dumps(TOKEN)[1:-1], html.escape(TOKEN),
             urllib.parse.quote(TOKEN, safe=""))
+
+
+def json_escaped(text: str, how: str, rng: random.Random) -> str:
+    """`text` with its characters as JSON's \\uXXXX escapes: every one, in lower, upper
+    or mixed hex, or some of them (`partly`, those the seed picks)."""
+    def u(c: str, upper: bool) -> str:
+        code = f"{ord(c):04x}"
+        return "\\u" + (code.upper() if upper else code)
+    if how == "partly":
+        return "".join(u(c, rng.random() < 0.5) if rng.random() < 0.5 else c for c in text)
+    return "".join(u(c, how == "upper" or (how == "mixed" and rng.random() < 0.5))
+                   for c in text)
+
+
+def json_unescaped(text: str) -> str:
+    """`text` with JSON's escapes read (\\uXXXX and the two-character ones), as a person
+    reading a kept body would: the oracle's own reading, not outboxd's scrubber."""
+    short = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)",
+                  lambda m: chr(int(m[1][1:], 16)) if len(m[1]) == 5
+                  else short.get(m[1], m[1]), text)
 
 
 @dataclass(frozen=True)
@@ -286,8 +311,10 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
                 f"Bearer {html.escape(TOKEN)}</body></html>")
         return _Body(page.encode(), frozenset({None}), "text/html", recipe="html page")
     if kind == 8:
-        return _Body(f"OK, token {TOKEN} seen, key {OTHER}".encode(), frozenset({None}),
-                     "text/plain", recipe="text echoing token")
+        how = rng.choice(("as it is", "lower", "upper", "mixed", "partly"))
+        echoed = TOKEN if how == "as it is" else json_escaped(TOKEN, how, rng)
+        return _Body(f"OK, token {echoed} seen, key {OTHER}".encode(), frozenset({None}),
+                     "text/plain", recipe=f"text echoing token {how}")
     if kind == 9:
         return _Body(json.dumps([{"receipt_id": "R", "bundle_id": OTHER}]).encode(),
                      frozenset({None}), recipe="a list")
@@ -301,15 +328,63 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
         big = json.dumps({"receipt_id": f"R-{TOKEN}", "pad": "y" * (1 << 20)}).encode()
         return _Body(big, frozenset({None}), recipe="json over the read limit")
     if kind == 13:
-        dup = f'{{"receipt_id": "A", "receipt_id": "B", "receipt_id": {rid}}}'.encode()
-        return _Body(dup, frozenset({"A", "B", json.loads(rid)}), recipe="duplicate keys")
+        return _twice(rng, ours, rid)
     if kind == 14:
         # JSON over 64 KiB, under the read limit: kept as text, its receipt id kept.
         pad = "z" * rng.randrange(65 << 10, 200 << 10)
+        if rng.random() < 0.3:  # its ids are read as a small one's are
+            big = json.dumps({"receipt_id": "R-1", "bundle_id": OTHER, "pad": pad}).encode()
+            return _Body(big, frozenset({"R-1"}), names_other=True,
+                         recipe="json over 64 KiB, names another of ours")
         big = json.dumps({"receipt_id": f"R-{TOKEN}", "pad": pad}).encode()
         return _Body(big, frozenset({"R-***"}), recipe="json over 64 KiB")
     surrogate = b'{"receipt_id": "R-\\ud800"}'
     return _Body(surrogate, frozenset({"R-\ufffd"}), recipe="lone surrogate")
+
+
+def _twice(rng: random.Random, ours: str, rid: str) -> _Body:
+    """JSON that gives a name twice in one object: no receipt anyone could hold the
+    receiver to (each reader reads its own), kept as text with no receipt id; one
+    whose readings name another bundle of ours, in any of them, is another's answer."""
+    which = rng.randrange(4)
+    if which == 0:
+        dup = f'{{"receipt_id": "A", "receipt_id": "B", "receipt_id": {rid}}}'
+        return _Body(dup.encode(), frozenset({None}), recipe="duplicate receipt_id")
+    if which == 1:
+        dup = f'{{"receipt_id": {rid}, "x": {{"a": 1, "a": 2}}}}'
+        return _Body(dup.encode(), frozenset({None}), recipe="duplicate key, nested")
+    key = rng.choice(("bundle_id", "idempotency_key"))
+    other = OTHER if which == 2 else FOREIGN
+    ids = [ours, other] if rng.random() < 0.5 else [other, ours]
+    dup = f'{{"receipt_id": {rid}, "{key}": "{ids[0]}", "{key}": "{ids[1]}"}}'
+    return _Body(dup.encode(), frozenset({None}), names_other=other == OTHER,
+                 names_another_key=key == "idempotency_key",
+                 recipe=f"{key} twice, {'another of ours' if other == OTHER else 'foreign'}"
+                 f"{' first' if ids[0] == other else ' last'}")
+
+
+def _compressed(rng: random.Random, body: _Body) -> _Body:
+    """`body` in gzip or deflate (with its zlib header or without), whole or its stream
+    cut (a compressor never closed): cut, the body came whole all the same, so its
+    status decides, and what it unpacked to is kept as text saying it was cut — no
+    receipt id, naming no other request. Its recipe ends in the coding."""
+    coding = rng.choice(("gzip", "deflate", "raw deflate"))
+    if coding == "gzip":
+        packed = gzip.compress(body.data)
+    else:
+        pack = zlib.compressobj(wbits=zlib.MAX_WBITS if coding == "deflate"
+                                else -zlib.MAX_WBITS)
+        packed = pack.compress(body.data) + pack.flush()
+    if rng.random() < 0.5 or not body.data:
+        return dataclasses.replace(body, data=packed,
+                                   recipe=f"whole {coding.split()[-1]}")
+    # Anywhere, or in the last bytes: a gzip or zlib trailer cut leaves what it unpacks
+    # to whole (readable JSON), and still no stream that ended.
+    cut = packed[:rng.randrange(1, len(packed)) if rng.random() < 0.5
+                 else max(1, len(packed) - rng.randrange(1, 5))]
+    return dataclasses.replace(body, data=cut, receipt_ids=frozenset({None}),
+                               names_other=False, names_another_key=False,
+                               recipe=f"cut {coding.split()[-1]}")
 
 
 def _content_type(rng: random.Random, body: _Body) -> str | None:
@@ -355,6 +430,10 @@ def answer(rng: random.Random, ours: str) -> Answer:
             f"/x/{TOKEN}", ""))))
     if rng.random() < 0.2:
         headers.append(("X-Echo-Authorization", f"Bearer {TOKEN}"))
+    if rng.random() < 0.15:  # compressed, though outboxd asks for identity
+        body = _compressed(rng, body)
+        headers.append(("Content-Encoding", body.recipe.rsplit(" ", 1)[-1]))
+        recipe.append(body.recipe)
     outcome = status_outcome(status)
     expected = Expected(outcome)
     if outcome == SENT:

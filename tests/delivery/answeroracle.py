@@ -29,6 +29,7 @@ from delivery.answerfuzz import (
     TOKEN,
     Answer,
     answers,
+    json_unescaped,
     token_forms,
 )
 
@@ -100,6 +101,11 @@ def problems(given: Answer, outcome: str, what: Any) -> list[str]:
             if form in text:
                 found.append(f"the token (as {form!r}) in what is kept: "
                              f"{text[max(0, text.find(form) - 60):][:160]!r}")
+        # JSON-escaped, whole or in part (what is kept is itself JSON, so read twice).
+        if TOKEN in (read := json_unescaped(json_unescaped(text))) and not any(
+                form in text for form in token_forms()):
+            found.append(f"the token, JSON-escaped, in what is kept: "
+                         f"{read[max(0, read.find(TOKEN) - 60):][:160]!r}")
     return found
 
 
@@ -114,8 +120,10 @@ def answering(given: Iterator[Answer]) -> tuple[httpx.MockTransport, list[Answer
         request.read()  # the whole body taken: a 2xx may be a receipt
         sent.append(next(given))
         a = sent[-1]
-        # Header values as bytes: a receiver's may be any, not only ASCII.
-        return httpx.Response(a.status, content=a.body,
+        # Header values as bytes: a receiver's may be any, not only ASCII. The body as a
+        # stream, as from the wire: one given as content is read (and decompressed) by
+        # httpx already, not by outboxd's reading of an answer.
+        return httpx.Response(a.status, stream=httpx.ByteStream(a.body),
                               headers=[(k.encode(), v.encode()) for k, v in a.headers])
     return httpx.MockTransport(handler), sent
 

@@ -20,8 +20,9 @@ import httpx
 import pytest
 
 from daemon.delivery import answer_body
-from daemon.delivery.answer_body import ANSWER_LIMIT, read_answer
+from daemon.delivery.answer_body import ANSWER_LIMIT, AnswerCut, read_answer
 from daemon.delivery.answers import BODY_LIMIT
+from daemon.errors import DeliveryError, Retryable
 from delivery.test_deliver import _http, _raw_server, http_cfg, send
 
 
@@ -50,39 +51,58 @@ def test_a_2xx_whose_body_does_not_decode_is_still_a_receipt(tmp_path: Path) -> 
     assert "could not be decoded" in receipt.body
 
 
-def test_an_answer_that_drips_ends_within_the_timeout(tmp_path: Path) -> None:
+def _delivered_or_refused(tmp_path: Path, serve: Any, timeout: float = 1) -> Any:
+    """One bundle sent to a raw server answering with `serve`: the Receipt, or the
+    DeliveryError the answer was taken for."""
+    with _raw_server(serve) as port:
+        try:
+            return send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
+                                           timeout_seconds=timeout), real=True)[0]
+        except DeliveryError as exc:
+            return exc
+
+
+def test_a_2xx_whose_body_drips_past_the_deadline_is_no_receipt(tmp_path: Path) -> None:
     """201 whose body comes a byte every 0.3 s without end: httpx's timeouts are per
     read, so only the answer's own deadline (timeout_seconds = 1) ends it, about a
-    second later. The status decides: the receiver said 201, so it is a receipt,
-    whose body says it was cut — not a retry, which would upload it again."""
+    second later. The answer did not come whole, so it is no receipt (filed in sent/
+    with a cut body before): retried with the same Idempotency-Key, saying why."""
     def drip(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n")
         while True:
             conn.sendall(b"1\r\nx\r\n")
             threading.Event().wait(0.3)  # the receiver's pace, not a synchronisation
-    with _raw_server(drip) as port:
-        started = time.monotonic()
-        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
-                                                   timeout_seconds=1), real=True)
-    assert receipt.status == 201 and "did not end within 1 s" in receipt.body
+    started = time.monotonic()
+    got = _delivered_or_refused(tmp_path, drip)
+    assert isinstance(got, Retryable), got
+    assert str(got).startswith("the receiver's answer (HTTP 201) did not come whole: its "
+                               "body was still coming when the answer's 1 s")
+    assert "same Idempotency-Key" in str(got)
     assert time.monotonic() - started < 5
 
 
-def test_a_body_that_stops_coming_is_cut_at_the_deadline(tmp_path: Path) -> None:
-    """201 whose body stops after its first byte (the connection left open): the
-    body is under the answer's deadline too (timeout_seconds = 1), so the attempt
-    ends within seconds, and the status decides: a receipt whose body says it was
-    cut — not a retried timeout, which would upload the bundle again."""
+@pytest.mark.parametrize(("status", "headers"), [
+    ("201 Created", ""), ("200 OK", ""),
+    # Neither a refusal nor a pause is taken from an answer known in part: retried too.
+    ("400 Bad Request", ""), ("401 Unauthorized", ""),
+    ("503 Service Unavailable", "Retry-After: 3600\r\n")])
+def test_an_answer_whose_body_stops_coming_is_retried_at_the_deadline(
+        tmp_path: Path, status: str, headers: str) -> None:
+    """An answer whose body stops after its first byte (the connection left open): the
+    body is under the answer's deadline too (timeout_seconds = 1), so the attempt ends
+    within seconds, and, whatever the status, as one broken off by a close does: no
+    answer, retried with the same key (a Retry-After in it not read). A 2xx was filed
+    as sent with the cut body, no receipt id read; a 400 quarantined the bundle on half
+    a reason."""
     def stall(conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{")
+        conn.sendall(f"HTTP/1.1 {status}\r\n{headers}Content-Length: 100\r\n\r\n{{"
+                     .encode())
         conn.settimeout(10)
         conn.recv(1)  # until the client gives up and closes
-    with _raw_server(stall) as port:
-        started = time.monotonic()
-        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
-                                                   timeout_seconds=1), real=True)
-    assert receipt.status == 201 and "did not end within 1 s" in receipt.body
-    assert receipt.body.startswith("{")
+    started = time.monotonic()
+    got = _delivered_or_refused(tmp_path, stall)
+    assert type(got) is Retryable and got.retry_after is None, got
+    assert f"(HTTP {status[:3]}) did not come whole" in str(got)
     assert time.monotonic() - started < 5
 
 
@@ -148,6 +168,41 @@ def test_a_receipt_compressed_all_the_same_is_read(tmp_path: Path, coding: str,
     assert receipt.receipt_id == "R-zip"
 
 
+@pytest.mark.parametrize(("coding", "packed"), [
+    ("gzip", lambda b: gzip.compress(b)),
+    ("deflate", lambda b: zlib.compress(b)),
+    ("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS))])  # no zlib header
+@pytest.mark.parametrize("cut", ["half", "no trailer"])
+def test_a_compressed_body_whose_stream_is_cut_is_kept_saying_so(
+        tmp_path: Path, coding: str, packed: Any, cut: str) -> None:
+    """A 201 whose body came whole (its Content-Length) but whose gzip or deflate stream
+    stops before its end — a writer never closed, which a retry would meet again: the
+    status decides, as for a body that does not decode, and the kept body says it was
+    cut (it was kept as if whole). Cut inside the trailer, the JSON before it may be
+    whole; it is kept as text with the note, no receipt id read from a stream that
+    did not end."""
+    whole = packed(json.dumps({"receipt_id": "R-zip", "note": "n" * 200}).encode())
+    body = whole[:len(whole) // 2] if cut == "half" else whole[:-4]
+    answer = _http("201 Created", f"Content-Encoding: {coding}\r\n", body)
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                real=True)
+    assert receipt.status == 201 and receipt.receipt_id is None
+    assert receipt.body.startswith('{"receipt_id"')
+    assert receipt.body.endswith(f" (the answer's {coding} stream ended before its end: "
+                                 "what it held is cut here)")
+
+
+def test_an_empty_body_said_to_be_gzip_is_kept_empty(tmp_path: Path) -> None:
+    """A 201 with `Content-Encoding: gzip` and no body (a server that labels every
+    answer so): nothing came, so nothing is said to be cut."""
+    answer = _http("201 Created", "Content-Encoding: gzip\r\n", b"")
+    with _raw_server(lambda c: c.sendall(answer)) as port:
+        receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                real=True)
+    assert (receipt.status, receipt.body, receipt.receipt_id) == (201, "", None)
+
+
 @pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
 def test_a_coding_outboxd_does_not_read_is_said_and_the_status_decides(
         tmp_path: Path, coding: str) -> None:
@@ -166,14 +221,16 @@ def test_a_body_read_past_the_answers_seconds_is_cut_whatever_the_transport(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """read_answer bounds the body by its own clock too, not only by the transport's
     (answer_deadline.py): a transport without that clock, whose body keeps coming in
-    chunks, is cut once the answer's seconds are over, saying so — the worker is not
-    held for as long as the receiver goes on. A clock the test moves a second a look."""
+    chunks, is given up once the answer's seconds are over, as an answer that did not
+    come whole (AnswerCut) — the worker is not held for as long as the receiver goes
+    on. A clock the test moves a second a look."""
     ticks = iter(range(10**6))
     monkeypatch.setattr(answer_body, "time",
                         SimpleNamespace(monotonic=lambda: float(next(ticks))))
     endless = httpx.Response(201, content=(b"x" for _ in range(10**6)))
-    read_answer(endless, 3.0)
-    assert endless.content == b"xxxx (the answer did not end within 3 s; the rest was not read)"
+    with pytest.raises(AnswerCut, match="its body was still coming when the answer's 3 s"):
+        read_answer(endless, 3.0)
+    assert endless.is_closed
 
 
 def test_a_body_is_not_read_past_the_answer_limit() -> None:

@@ -450,6 +450,63 @@ class TestAnswersNotForThisRequest:
             answer = response(201, json_body={"receipt_id": "R-9", **named})
             assert classify(answer, sent=self.SENT, ours=ours).receipt_id == "R-9"
 
+    @pytest.mark.parametrize("order", ["ours last", "ours first"])
+    @pytest.mark.parametrize("key", ["bundle_id", "idempotency_key"])
+    def test_a_2xx_giving_our_id_and_another_bundles_under_one_name_is_retried(
+            self, key: str, order: str) -> None:
+        """JSON that gives `bundle_id` (or `idempotency_key`) twice, once ours and once
+        another bundle's of this daemon: which one it means depends on the reader
+        (Python's json took the last, so "ours last" was filed as sent; a reader that
+        takes the first sees another request's answer). A receipt whose meaning
+        depends on the parser is no proof: any reading that names another request's
+        id makes it one, retried with the same key; the error says it gave the name
+        twice."""
+        ids = ["cd" * 32, "ab" * 32] if order == "ours last" else ["ab" * 32, "cd" * 32]
+        body = f'{{"receipt_id": "R-9", "{key}": "{ids[0]}", "{key}": "{ids[1]}"}}'
+        with pytest.raises(Retryable) as info:
+            classify(response(201, body.encode()), sent=self.SENT,
+                     ours=lambda bid: "INV-7.xml (sent), another bundle of this outboxd"
+                     if bid == "cd" * 32 else None)
+        assert (f'names {key} "{"cd" * 32}" (one of the 2 values it gives {key}), not '
+                f'"{"ab" * 32}": that is the id of INV-7.xml' in str(info.value))
+        assert info.value.body == body  # as it came, not as one reader rewrites it
+
+    @pytest.mark.parametrize("body", [
+        '{"receipt_id": "A", "receipt_id": "B"}',
+        '{"receipt_id": "R-9", "bundle_id": "abab", "bundle_id": "' + "e3" * 32 + '"}',
+        '{"receipt_id": "R-9", "detail": {"state": "stored", "state": "failed"}}'])
+    def test_a_2xx_whose_json_gives_a_name_twice_is_kept_as_text_without_receipt_id(
+            self, body: str) -> None:
+        """JSON with a name twice in one object (RFC 8259 leaves its meaning to the
+        reader; I-JSON forbids it), naming no other request of ours in any reading: the
+        2xx is a receipt, as one whose body is not JSON is — kept as the text it came
+        as, with no receipt id read from it (the last `receipt_id` was kept as if it
+        were the one)."""
+        receipt = classify(response(201, body.encode()), sent=self.SENT,
+                           ours=lambda bid: None)
+        assert (receipt.status, receipt.body, receipt.receipt_id) == (201, body, None)
+
+    def test_a_refusal_whose_json_gives_a_name_twice_is_kept_as_it_came(self) -> None:
+        """A 400 whose JSON gives `error` twice: its reason is kept as the receiver wrote
+        it (both), not rewritten with the one value a reader kept."""
+        body = '{"error": "bad invoice", "error": "bad attachment"}'
+        with pytest.raises(Rejected) as info:
+            classify(response(400, body.encode()), Scrubber("tok-12345678", None).scrub)
+        assert info.value.body == body
+
+    def test_a_2xx_over_64_kib_naming_another_bundle_of_this_daemon_is_retried(
+            self) -> None:
+        """A 201 whose JSON is over 64 KiB (kept as text in the receipt, its receipt id
+        still read) and names another bundle of this daemon's: that request's answer,
+        retried, as a small one is. Kept as text, it was not looked at for the id it
+        names, and filed this bundle as sent on another's word."""
+        body = json.dumps({"receipt_id": "R-9", "bundle_id": "cd" * 32,
+                           "pad": "z" * (70 << 10)}).encode()
+        with pytest.raises(Retryable, match=f'names bundle_id "{"cd" * 32}", not'):
+            classify(response(201, body), sent=self.SENT,
+                     ours=lambda bid: "INV-7.xml (sent), another bundle of this outboxd"
+                     if bid == "cd" * 32 else None)
+
     def test_a_2xx_to_a_request_not_all_written_is_retried_not_sent(self) -> None:
         """The receiver answered 201 and the body could not all be written (it closed the
         connection, or stopped reading): it never had the bundle whole, so the 201 is

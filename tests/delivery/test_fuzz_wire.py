@@ -13,6 +13,7 @@ place and then closes the connection or falls silent.
 from __future__ import annotations
 
 import random
+import re
 import socket
 import struct
 import threading
@@ -192,11 +193,14 @@ FAULTS = {
     "a chunked 500 that never ends": Fault(
         first_only(raw(b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"5\r\nhello\r\n", "silent")), ("retry", "sent R-1")),
-    # The status decides once it has come (docs/protocol.md): a receipt, its body cut
-    # at the deadline and no receipt id read from it.
+    # An answer not known whole is no answer (docs/protocol.md), whether its body is
+    # cut by a close or by the deadline: no receipt, retried with the same key.
     "a chunked 201 that never ends": Fault(
         first_only(raw(HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
-                       b'14\r\n{"receipt_id": "R-0"\r\n', "silent")), ("sent None", "sent R-1")),
+                       b'14\r\n{"receipt_id": "R-0"\r\n', "silent")), ("retry", "sent R-1")),
+    "a chunked 201 cut by a close": Fault(
+        first_only(raw(HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+                       b'14\r\n{"receipt_id": "R-0"\r\n')), ("retry", "sent R-1")),
     "a 201 whose Content-Length is longer than its body, then closed": Fault(
         first_only(raw(HEAD + b"Content-Length: 90\r\n\r\n{\"receipt_id\": \"R-0\"}")),
         ("retry", "sent R-1")),
@@ -274,10 +278,10 @@ def cut_answers(seed: int, rounds: int) -> list[Any]:
     """Valid answers, each cut somewhere and then closed, reset or left silent (`rounds`
     of each kind of place and each end, a whole answer only closed or reset),
     with the outcomes docs/protocol.md allows for the first delivery: whole and closed,
-    sent; cut in its status line or headers, retried; cut in its body and closed or
-    reset, an answer that broke off, retried; cut in its body and left silent, the
-    status decides when the deadline ends the body: sent, with no receipt id (the body
-    kept is cut). A reset may discard what had come and not been read: retried."""
+    sent; cut anywhere else, retried — in its status line or headers, or in its body,
+    whether the connection is then closed, reset or left silent until the deadline (an
+    answer not known whole is no answer). A reset may discard what had come and not
+    been read: retried."""
     rng = random.Random(seed)
     made = []
     kinds = [(where, then) for where in ("status line", "headers", "body", "whole")
@@ -290,9 +294,7 @@ def cut_answers(seed: int, rounds: int) -> list[Any]:
              "headers": rng.randrange(len(STATUS), head_end),
              "body": rng.randrange(head_end, len(data)),
              "whole": len(data)}[where]
-        allowed = ({"sent R-0"} if where == "whole"
-                   else {"sent None"} if where == "body" and then == "silent"
-                   else {"retry"})
+        allowed = {"sent R-0"} if where == "whole" else {"retry"}
         if then == "reset":
             allowed.add("retry")
         made.append(pytest.param(data[:k], then, allowed, id=f"{where} {k} {then}"))
@@ -300,12 +302,11 @@ def cut_answers(seed: int, rounds: int) -> list[Any]:
 
 
 @pytest.mark.parametrize(("cut", "then", "allowed"), cut_answers(20261207, 2))
-def test_a_valid_answer_cut_anywhere_is_a_receipt_only_when_whole_or_its_status_came(
+def test_a_valid_answer_cut_anywhere_is_a_receipt_only_when_whole(
         tmp_path: Path, cut: bytes, then: str, allowed: set[str]) -> None:
     """A 201 cut at a place the seed chose, then closed, reset or left silent: never
-    a receipt unless its status line and headers came whole (and, with the connection
-    closed, its body); never one with a receipt id read from a cut body; within the
-    deadline and a margin; and the next bundle is sent on its own answer."""
+    a receipt unless it came whole, status line, headers and body; within the deadline
+    and a margin; and the next bundle is sent on its own answer."""
     ended = threading.Semaphore(0)
 
     def settle() -> None:
@@ -321,3 +322,41 @@ def test_a_valid_answer_cut_anywhere_is_a_receipt_only_when_whole_or_its_status_
     (first, _, took), (second, _, _) = done
     assert first in allowed and second == "sent R-1", done
     assert took < DEADLINE + MARGIN, done
+
+
+def test_a_2xx_cut_at_the_deadline_is_filed_on_the_stored_answer_to_its_retry(
+        tmp_path: Path) -> None:
+    """A receiver that answers 201 and then stalls in the body (a store that hangs after
+    the status line went out): no receipt, retried with the same Idempotency-Key; the
+    receiver answers the retry as the Idempotency-Key draft has it, with its stored
+    first answer, whole (200, the same receipt id): that files the bundle, with the
+    receipt id the first answer held. Taken as sent on the status alone, the bundle went
+    to sent/ with a cut body and no receipt id."""
+    first = b'{"receipt_id": "R-first"}'
+    keys: list[str] = []
+
+    def answer(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+        key = re.search(r"(?im)^idempotency-key: *(\S+)", rx.head())
+        keys.append(key.group(1) if key else "")
+        if n == 0:
+            raw(HEAD + f"Content-Length: {len(first)}\r\n\r\n".encode() + first[:9],
+                "silent")(rx, conn, n)
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         + f"Content-Length: {len(first)}\r\n\r\n".encode() + first)
+
+    bundle = make_bundle(tmp_path / "b")
+    manifest = build_manifest(bundle)
+    with RawReceiver(answer) as rx:
+        deliverer = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/b",
+                                           timeout_seconds=DEADLINE))
+        try:
+            started = time.monotonic()
+            with pytest.raises(Retryable, match=r"\(HTTP 201\) did not come whole"):
+                deliverer.deliver(bundle, manifest)
+            assert time.monotonic() - started < DEADLINE + MARGIN
+            receipt = deliverer.deliver(bundle, manifest)
+        finally:
+            deliverer.close()
+    assert (receipt.status, receipt.receipt_id) == (200, "R-first")
+    assert keys == [manifest["bundle_id"]] * 2

@@ -122,6 +122,58 @@ class TestAnswersThatEchoSecrets:
         assert "***" in kept
 
 
+def _escaped(token: str, which: str) -> str:
+    """`token` as a JSON writer (or a hand-made one) may escape it: every character as
+    \\uXXXX in lower, upper or mixed hex, every other one, or with `"` and `/` in
+    their two-character forms among \\u escapes."""
+    def u(c: str, upper: bool) -> str:
+        code = f"{ord(c):04x}"
+        return "\\u" + (code.upper() if upper else code)
+    if which == "lower":
+        return "".join(u(c, False) for c in token)
+    if which == "upper":
+        return "".join(u(c, True) for c in token)
+    if which == "mixed":
+        return "".join(u(c, i % 2 == 0) for i, c in enumerate(token))
+    if which == "partly":
+        return "".join(u(c, False) if i % 2 else c for i, c in enumerate(token))
+    return "".join({'"': '\\"', "/": "\\/"}.get(c) or u(c, False) for c in token)
+
+
+# Bodies that outboxd keeps as text, not decoded: JSON escapes in them stay escapes.
+_KEPT_AS_TEXT = {
+    "text": lambda said: f"you sent: Bearer {said}".encode(),
+    "json with NaN": lambda said: f'{{"auth": "Bearer {said}", "n": NaN}}'.encode(),
+    "json over 64 KiB": lambda said: f'{{"auth": "Bearer {said}", "pad": "'.encode()
+    + b"z" * (70 << 10) + b'"}',
+}
+
+
+@pytest.mark.parametrize("body", list(_KEPT_AS_TEXT))
+@pytest.mark.parametrize("which", ["lower", "upper", "mixed", "partly", "short escapes"])
+@pytest.mark.parametrize("status", [201, 400])
+def test_a_json_escaped_token_in_a_body_kept_as_text_is_scrubbed(
+        tmp_path: Path, status: int, which: str, body: str) -> None:
+    """A body kept as text (plain text, JSON that is not read as JSON) quoting the token
+    JSON-escaped — each character as \\uXXXX in any case of hex, only some of them, or
+    `"` and `/` in their short forms among them: neither the receipt (201) nor the
+    rejection (400) keeps it, in the body or in what is said. The kept text went into
+    receipt.json, the journal, the log and the status page as it came."""
+    token = 'Tk/9"q-Secret_42'
+    said = _escaped(token, which)
+    answer = httpx.Response(status, content=_KEPT_AS_TEXT[body](said),
+                            headers={"Content-Type": "text/plain"})
+    if status == 201:
+        receipt, _, _, _ = send(tmp_path, http_cfg(token=token), Recorder(answer))
+        kept = json.dumps(receipt.as_dict())
+    else:
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token=token), Recorder(answer))
+        kept = f"{info.value} {info.value.body}"
+    assert said not in kept and said not in json.loads(json.dumps(kept))
+    assert "Bearer ***" in kept
+
+
 class TestTheEnvironmentsProxyCredentials:
     """HTTP_PROXY with a user and password (`http://user:pw@proxy:3128`): httpx sends them
     to the proxy as `Proxy-Authorization: Basic …` on every POST to a receiver

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from daemon.configuration.config_sections import DeliveryConfig
+from daemon.delivery.answer_body import AnswerCut
 from daemon.delivery.answer_deadline import ProxyHandshakeFailed
 from daemon.delivery.answers import classify
 from daemon.delivery.deliver import HttpDeliverer
@@ -51,6 +53,25 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cut_answer(status: int, cut: httpx.TransportError) -> str:
+    """The admin's error for an answer of `status` whose body `cut` ended (a close, or
+    the answer's deadline), as HttpDeliverer.send says it."""
+    class Cut(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b'{"receipt_id": "R'
+            raise cut
+
+    d = HttpDeliverer(DeliveryConfig(url="http://127.0.0.1:9/b"), transport=httpx.MockTransport(
+        lambda request: httpx.Response(status, stream=Cut())))
+    try:
+        d.send(d.client.build_request("POST", "http://127.0.0.1:9/b"))
+    except Retryable as exc:
+        return str(exc)
+    finally:
+        d.close()
+    raise AssertionError("a cut answer was taken whole")
 
 
 def _failure(exc: httpx.TransportError, port: int = 9) -> str:
@@ -96,6 +117,10 @@ def test_a_receiver_that_refuses_the_connection_is_said_in_a_clerks_words() -> N
     (_put_off(408), "put the file off for now (HTTP 408)."),
     (_put_off(201), "answered for another file (HTTP 201)"),
     (_put_off(200, whole=False), "answered before it had the whole file (HTTP 200)"),
+    (_cut_answer(201, httpx.RemoteProtocolError("peer closed connection")),
+     "answer (HTTP 201) broke off before its end"),
+    (_cut_answer(201, AnswerCut("its body was still coming")),
+     "answer (HTTP 201) broke off before its end"),
 ])
 def test_network_failures_and_answers_that_pass_by_themselves_are_plain_words(
         admin: str, said: str) -> None:
