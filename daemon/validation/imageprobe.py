@@ -21,9 +21,13 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from daemon.validation.imagetail import (
+    JPEG_OVER_GAPS,
+    JPEG_OVER_MARKERS,
+    MAX_JPEG_HEADER_GAPS,
+    MAX_JPEG_MARKERS,
     bmp_data_end,
     gif_reaches_trailer,
-    jpeg_reaches_eoi,
+    jpeg_walk,
     png_verified,
     tiff_data_end,
 )
@@ -113,6 +117,11 @@ def pillow_limit(max_pixels: int) -> Iterator[None]:
 
 TRUNCATED = "the file ends before the image does"
 DAMAGED = "the file ends before the image does, or its data is damaged"
+JPEG_WALK_LIMITS = {
+    JPEG_OVER_MARKERS: f"over {MAX_JPEG_MARKERS:,} markers, where a camera or scanner "
+    "writes a few dozen",
+    JPEG_OVER_GAPS: f"over {MAX_JPEG_HEADER_GAPS:,} bytes of padding between the markers "
+    "of its headers, where a camera or scanner writes none or a few"}
 # Why Pillow refused an image when nothing more precise is known (a cut, a TIFF
 # compression, its directories): Pillow's reasons ("cannot identify image file",
 # "Unsupported BMP header type (0)") are its parser's, which a clerk cannot act on; the
@@ -134,6 +143,10 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 MAX_TIFF_ENTRIES:
             return ImageFacts(error=f"its page directories list {entries:,} entries, far "
                               "more than the pages of an image hold")
+        reaches_end = jpeg_walk(fh) if kind == "jpeg" else True
+        if isinstance(reaches_end, str):
+            return ImageFacts(error=f"it holds {JPEG_WALK_LIMITS[reaches_end]}: damaged, or "
+                              "made to hold up whoever reads it")
         fh.seek(0)
         with pillow_limit(max_pixels):  # its warning filters end with it
             if kind == "tiff":
@@ -161,7 +174,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 animation = int(getattr(im, "n_frames", 1)) if kind == "png" else 1
                 if kind == "png" and not png_verified(im):
                     return ImageFacts(error=DAMAGED)
-        if kind == "jpeg" and not jpeg_reaches_eoi(fh) or \
+        if not reaches_end or \
                 kind == "gif" and not gif_reaches_trailer(fh):
             return ImageFacts(error=TRUNCATED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
