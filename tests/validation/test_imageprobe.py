@@ -7,9 +7,10 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from daemon.validation.imageprobe import DAMAGED_OTHERWISE, TRUNCATED, probe_image
 
@@ -236,3 +237,88 @@ def test_a_jpegs_resolution_is_what_its_jfif_header_or_else_its_exif_states(
     no unit — a photo of 300 DPI without a unit tag was refused for print as 72 DPI."""
     [frame] = probe_image(io.BytesIO(data), "jpeg", 10**8).frames
     assert (frame.x_resolution, frame.y_resolution, frame.unit) == resolution
+
+
+def _photo(**kw: object) -> bytes:
+    """A JPEG as cameras and editors write them (`kw`: Pillow's save options)."""
+    buf = io.BytesIO()
+    Image.effect_noise((320, 240), 60).convert("RGB").save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def _segments_before_the_scan(count: int) -> bytes:
+    """A real JPEG with `count` empty APP5 segments (4 bytes each) after its start."""
+    return b"\xff\xd8" + b"\xff\xe5\x00\x02" * count + _photo()[2:]
+
+
+# Each is a file of a few MB that Pillow, or the walk to the end marker, steps through
+# one marker or one byte at a time in Python: 1,250,000 empty APP segments (5 MB: 3 s
+# and +163 MB in the probe, ~27 s at 64 MB), 5 MB of fill bytes before the first
+# segment (2.9 s), of escaped FF 00 pairs (2.6 s), and 1,250,000 comments after the
+# scan, which only the walk reads (0.9 s).
+HOSTILE_JPEGS = {
+    "app-segments": (lambda: _segments_before_the_scan(1_250_000), "over 10,000 markers"),
+    "fill-bytes": (lambda: b"\xff\xd8" + b"\xff" * 5_000_000 + _photo()[2:],
+                   "over 1,048,576 bytes of padding between the markers of its headers"),
+    "escaped-ff": (lambda: b"\xff\xd8" + b"\xff\x00" * 2_500_000 + _photo()[2:],
+                   "over 10,000 markers"),
+    "comments-after-the-scan": (
+        lambda: _photo()[:-2] + b"\xff\xfe\x00\x02" * 1_250_000 + b"\xff\xd9",
+        "over 10,000 markers"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_JPEGS.values(), ids=HOSTILE_JPEGS)
+def test_a_jpeg_of_more_markers_than_a_camera_writes_is_refused_before_pillow_opens_it(
+        monkeypatch: pytest.MonkeyPatch, case: tuple[Any, str]) -> None:
+    """The JPEG's markers are counted first, at C speed, and one over the limits is
+    unreadable, saying which, before Pillow is asked to open it (asserted by the opens
+    Pillow was asked for, not by time)."""
+    make, said = case
+    opened: list[object] = []
+    real_open = Image.open
+
+    def spy(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(Image, "open", spy)
+    facts = probe_image(io.BytesIO(make()), "jpeg", 89_478_485)
+    assert facts.error is not None and said in facts.error
+    assert "damaged, or made to hold up whoever reads it" in facts.error
+    assert opened == []
+
+
+def test_real_jpegs_are_read() -> None:
+    """Real JPEGs hold a dozen markers or a few dozen (progressive scans, EXIF, an ICC
+    profile of 300 KB in five segments; restart markers are inside the scans and not
+    counted), far below the limit."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    for data in (_photo(), _photo(progressive=True), _photo(restart_marker_blocks=1),
+                 _photo(progressive=True, exif=exif, dpi=(300, 300),
+                        icc_profile=icc + b"\0" * 300_000)):
+        facts = probe_image(io.BytesIO(data), "jpeg", 89_478_485)
+        assert (facts.error, [(f.width, f.height) for f in facts.frames]) == \
+            (None, [(320, 240)])
+
+
+def test_a_jpeg_of_exactly_the_markers_allowed_is_read_and_one_more_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is 10,000 markers, exactly that many allowed (the photo's own, its end
+    marker included, and empty APP segments added)."""
+    from daemon.validation import imagetail
+    photo = _photo()
+    own = 1
+    with monkeypatch.context() as lowered:  # the photo's markers: the least limit it passes
+        lowered.setattr(imagetail, "MAX_JPEG_MARKERS", own)
+        while imagetail.jpeg_walk(io.BytesIO(photo)) is not True:
+            own += 1
+            lowered.setattr(imagetail, "MAX_JPEG_MARKERS", own)
+    assert 5 < own < 30
+    at_limit = probe_image(io.BytesIO(_segments_before_the_scan(10_000 - own)), "jpeg",
+                           89_478_485)
+    assert at_limit.error is None and len(at_limit.frames) == 1
+    over = probe_image(io.BytesIO(_segments_before_the_scan(10_001 - own)), "jpeg",
+                       89_478_485)
+    assert over.error is not None and "over 10,000 markers" in over.error
