@@ -40,11 +40,12 @@ def tiff_data_end(im: Image.Image) -> int:
 # What a JPEG's walk may step through one at a time. Pillow reads the headers up to the
 # first scan in Python, a segment (a marker and its data) at a time, and a byte at a
 # time between them (fill bytes, junk); the walk below goes on segment by segment to the
-# end of the file. A 5 MB file of 1,250,000 empty APP segments took the probe 3 s (+163
-# MB: Pillow keeps each), one of 5 MB of fill bytes 2.9 s (~27 s at 64 MB). Cameras and
-# scanners write a dozen segments or two, a progressive JPEG a few dozen more, a large
-# ICC profile one per 64 KB of it; between them nothing, or a few fill bytes. At these
-# limits the probe takes ~25 ms for the segments and ~0.6 s for the bytes.
+# end of the file. A 5 MB file of 1,250,000 empty APP segments took the probe 3 s and
+# +163 MB (Pillow keeps each; 34 s and +2 GB at 64 MB), one of 5 MB of fill bytes
+# 2.9 s. Cameras and scanners write a dozen segments or two, a progressive JPEG a few
+# dozen more, a large ICC profile one per 64 KB of it; between them nothing, or a few
+# fill bytes. At these limits the probe takes ~25 ms for the segments and ~0.6 s for
+# the bytes.
 MAX_JPEG_MARKERS = 10_000
 MAX_JPEG_HEADER_GAPS = 1 << 20  # bytes between segments before the first scan
 JPEG_OVER_MARKERS = "markers"
@@ -57,43 +58,74 @@ def jpeg_walk(fh: BinaryIO) -> bool | str:
     more than its limits above allow, which one (JPEG_OVER_MARKERS, JPEG_OVER_GAPS) —
     asked before Pillow opens it, so that such a file reaches neither Pillow's loop nor
     the rest of this one. What follows that marker (a phone's trailer, a second image)
-    is not read; bytes between segments are skipped, as decoders do. Only a JPEG held in
-    memory is walked (validate.MAX_IN_MEMORY, 64 MiB): one larger is not judged here
-    (True), rather than mapped (a share user shortening it meanwhile would end the
-    process with SIGBUS) or read whole."""
-    if not isinstance(fh, io.BytesIO):
-        return True
-    data = fh.getvalue()
-    pos, n = 2, len(data)  # after SOI, which the sniffer found
+    is not read; bytes between segments are skipped, as decoders do. Read a window at a
+    time. Only a JPEG held in memory is walked to its end (validate.MAX_IN_MEMORY, 64
+    MiB): of one larger (an admin's max_attachment_bytes above that), only the headers
+    Pillow reads, up to its first scan, and its end is not judged here (True), rather
+    than read whole (or mapped: a share user shortening it meanwhile would end the
+    process with SIGBUS)."""
+    whole = isinstance(fh, io.BytesIO)
+    pos = 2  # after SOI, which the sniffer found
     markers = gaps = 0
     in_headers = True
     while True:
-        start = pos
-        pos = data.find(b"\xff", pos)
-        code_at = _NOT_FF.search(data, pos + 1) if pos >= 0 else None  # fill FFs skipped
-        if code_at is None:
-            return False
+        fh.seek(pos)
+        window = fh.read(_WINDOW)
+        ff = window.find(b"\xff")
+        found = _NOT_FF.search(window, ff + 1) if ff >= 0 else None  # fill FFs skipped
+        if found is None:
+            if len(window) < _WINDOW:
+                return not whole
+            # The last byte may be the FF of the next marker.
+            gaps += len(window) - 1 if in_headers else 0
+            pos += len(window) - 1
+            if gaps > MAX_JPEG_HEADER_GAPS:
+                return JPEG_OVER_GAPS
+            continue
         markers += 1
-        if in_headers:
-            gaps += code_at.start() - 1 - start
+        gaps += found.start() - 1 if in_headers else 0
         if markers > MAX_JPEG_MARKERS or gaps > MAX_JPEG_HEADER_GAPS:
             return JPEG_OVER_MARKERS if markers > MAX_JPEG_MARKERS else JPEG_OVER_GAPS
-        code, pos = data[code_at.start()], code_at.start() + 1
+        code = window[found.start()]
+        pos += found.end()
         if code == 0xD9:  # EOI
             return True
         if code == 0x00 or 0xD0 <= code <= 0xD7 or code == 0x01:  # no length follows
             continue
-        if pos + 2 > n:
-            return False
-        pos += int.from_bytes(data[pos:pos + 2], "big")
+        fh.seek(pos)
+        length = fh.read(2)
+        if len(length) < 2:
+            return not whole
+        pos += int.from_bytes(length, "big")
         if code == 0xDA:  # SOS: entropy-coded data runs to the next real marker
+            if not whole:
+                return True  # where Pillow stops
             in_headers = False
-            found = _JPEG_SCAN_END.search(data, pos)
-            if found is None:
+            pos = _scan_end(fh, pos)
+            if pos < 0:
                 return False
-            pos = found.start()
 
 
+def _scan_end(fh: BinaryIO, pos: int) -> int:
+    """Where the entropy-coded data from `pos` ends (the FF of the next real marker),
+    or -1 where the file ends first. Windows grow: a progressive JPEG's scans are many
+    and short, a baseline one's one and long."""
+    size = _WINDOW
+    while True:
+        fh.seek(pos)
+        window = fh.read(size)
+        found = _JPEG_SCAN_END.search(window)
+        if found is not None:
+            return pos + found.start()
+        if len(window) < size:
+            return -1
+        pos += len(window) - 1  # an FF at its end is told by the byte after it
+        size = min(size * 4, _SCAN_WINDOW)
+
+
+# Windows of a JPEG's walk: between segments, and through a scan's data.
+_WINDOW = 1 << 12
+_SCAN_WINDOW = 1 << 22
 _NOT_FF = re.compile(rb"[^\xff]")
 # The end of a scan: an FF that is neither a stuffed FF 00 nor a restart marker.
 _JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")

@@ -288,6 +288,33 @@ def test_a_jpeg_of_more_markers_than_a_camera_writes_is_refused_before_pillow_op
     assert opened == []
 
 
+@pytest.mark.parametrize("case", [HOSTILE_JPEGS[k] for k in HOSTILE_JPEGS if "scan" not in k],
+                         ids=[k for k in HOSTILE_JPEGS if "scan" not in k])
+def test_a_jpeg_read_from_its_file_is_refused_by_its_headers_before_pillow_opens_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: tuple[Any, str]) -> None:
+    """A JPEG over 64 MiB (an admin's max_attachment_bytes above that) is probed from
+    its file, not from memory, and was not walked at all: Pillow read 64 MB of empty
+    APP segments for 34 s and +2 GB. Its headers, up to the first scan (what Pillow
+    reads), are counted from the file a window at a time. A small file stands in."""
+    make, said = case
+    path = tmp_path / "scan.jpg"
+    path.write_bytes(make())
+    opened: list[object] = []
+    real_open = Image.open
+
+    def spy(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(Image, "open", spy)
+    with path.open("rb") as fh:
+        facts = probe_image(fh, "jpeg", 89_478_485)
+    assert facts.error is not None and said in facts.error
+    assert opened == []
+    path.write_bytes(_photo(progressive=True))
+    with path.open("rb") as fh:
+        assert probe_image(fh, "jpeg", 89_478_485).error is None
+
+
 def test_real_jpegs_are_read() -> None:
     """Real JPEGs hold a dozen markers or a few dozen (progressive scans, EXIF, an ICC
     profile of 300 KB in five segments; restart markers are inside the scans and not
