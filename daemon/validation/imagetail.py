@@ -169,8 +169,8 @@ def gif_reaches_trailer(fh: BinaryIO) -> bool:
     """The GIF's blocks, each image's colour table and data sub-blocks included, lead
     from its header to its trailer inside the file. A file that ends between two blocks
     without it is cut short too (an animation's later frames missing), as a JPEG
-    without its end marker is. What follows the trailer is not read. Like
-    jpeg_reaches_eoi, only a GIF held in memory is walked."""
+    without its end marker is. What follows the trailer is not read. As with
+    a JPEG's end (jpeg_walk), only a GIF held in memory is walked."""
     if not isinstance(fh, io.BytesIO):
         return True
     data = fh.getvalue()
