@@ -25,9 +25,12 @@ from daemon.validation.imagetail import (
     JPEG_OVER_MARKERS,
     MAX_JPEG_HEADER_GAPS,
     MAX_JPEG_MARKERS,
+    MAX_PNG_CHUNKS,
     bmp_data_end,
     gif_reaches_trailer,
     jpeg_walk,
+    png_chunks_allowed,
+    png_chunks_over,
     png_verified,
     tiff_data_end,
 )
@@ -117,6 +120,7 @@ def pillow_limit(max_pixels: int) -> Iterator[None]:
 
 TRUNCATED = "the file ends before the image does"
 DAMAGED = "the file ends before the image does, or its data is damaged"
+HOSTILE = "damaged, or made to hold up whoever reads it"
 JPEG_WALK_LIMITS = {
     JPEG_OVER_MARKERS: f"over {MAX_JPEG_MARKERS:,} markers, where a camera or scanner "
     "writes a few dozen",
@@ -145,8 +149,11 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                               "more than the pages of an image hold")
         reaches_end = jpeg_walk(fh) if kind == "jpeg" else True
         if isinstance(reaches_end, str):
-            return ImageFacts(error=f"it holds {JPEG_WALK_LIMITS[reaches_end]}: damaged, or "
-                              "made to hold up whoever reads it")
+            return ImageFacts(error=f"it holds {JPEG_WALK_LIMITS[reaches_end]}: {HOSTILE}")
+        if kind == "png" and png_chunks_over(fh, size):
+            return ImageFacts(error=f"it holds over {png_chunks_allowed(size):,} chunks "
+                              f"({MAX_PNG_CHUNKS:,} and one more per KiB of the file), "
+                              f"where an image holds a few and its data: {HOSTILE}")
         fh.seek(0)
         with pillow_limit(max_pixels):  # its warning filters end with it
             if kind == "tiff":

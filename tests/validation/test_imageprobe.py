@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +350,47 @@ def test_a_jpeg_of_exactly_the_markers_allowed_is_read_and_one_more_is_not(
     over = probe_image(io.BytesIO(_segments_before_the_scan(10_001 - own)), "jpeg",
                        89_478_485)
     assert over.error is not None and "over 10,000 markers" in over.error
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + \
+        zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def _png_in_chunks_of(size: int, before: bytes = b"") -> bytes:
+    """A real PNG (noise, 600×400) whose image data is split into chunks of `size`
+    bytes, `before` them (chunks) after its header."""
+    buf = io.BytesIO()
+    Image.effect_noise((600, 400), 60).convert("RGB").save(buf, "PNG")
+    data, pos, idat = buf.getvalue(), 8, b""
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return (data[:33] + before + b"".join(_png_chunk(b"IDAT", idat[i:i + size])
+                                          for i in range(0, len(idat), size))
+            + _png_chunk(b"IEND", b""))
+
+
+def test_a_png_of_more_chunks_than_an_image_holds_is_refused_before_pillow_opens_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 5 MB PNG of 416,000 empty chunks (Pillow read them for 1.2 s and +45 MB, its
+    check of their CRCs again) is unreadable, saying why, before Pillow is asked to open
+    it; its image data split into chunks of 1 KB (more than any encoder writes) is
+    read."""
+    hostile = _png_in_chunks_of(65536, before=_png_chunk(b"zzZz", b"") * 416_000)
+    opened: list[object] = []
+    real_open = Image.open
+
+    def spy(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(Image, "open", spy)
+    facts = probe_image(io.BytesIO(hostile), "png", 89_478_485)
+    assert facts.error is not None and "chunks (10,000 and one more per KiB" in facts.error
+    assert opened == []
+    for real in (_png_in_chunks_of(65536), _png_in_chunks_of(8192), _png_in_chunks_of(1024)):
+        facts = probe_image(io.BytesIO(real), "png", 89_478_485)
+        assert (facts.error, len(facts.frames)) == (None, 1)
+    assert len(opened) == 3
