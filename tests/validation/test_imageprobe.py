@@ -394,3 +394,52 @@ def test_a_png_of_more_chunks_than_an_image_holds_is_refused_before_pillow_opens
         facts = probe_image(io.BytesIO(real), "png", 89_478_485)
         assert (facts.error, len(facts.frames)) == (None, 1)
     assert len(opened) == 3
+
+
+def _gif_with(blocks: bytes, frames: int = 1) -> bytes:
+    """A real GIF (noise, 120×80) with `blocks` before its image, and `frames` frames."""
+    buf = io.BytesIO()
+    images = [Image.effect_noise((120, 80), 60 + i).convert("P") for i in range(frames)]
+    images[0].save(buf, "GIF", save_all=frames > 1, append_images=images[1:], duration=40)
+    data = buf.getvalue()
+    head = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    return data[:head] + blocks + data[head:]
+
+
+GIF_FLOODS = {"comments": b"!\xfe\x01a\x00" * 1_000_000,
+              "sub-blocks": b"!\xfe" + b"\x01a" * 2_500_000 + b"\x00"}
+
+
+@pytest.mark.parametrize("blocks", GIF_FLOODS.values(), ids=GIF_FLOODS)
+def test_a_gif_of_more_blocks_than_an_image_holds_is_refused_before_pillow_opens_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocks: bytes) -> None:
+    """A 5 MB GIF of a million empty comments, or one comment of 2,500,000 sub-blocks
+    (Pillow read them for 0.7 s and +170 MB, ~2 GB at 64 MB), is unreadable, saying
+    why, before Pillow is asked to open it — held in memory or read from its file."""
+    data = _gif_with(blocks)
+    path = tmp_path / "anim.gif"
+    path.write_bytes(data)
+    opened: list[object] = []
+    real_open = Image.open
+
+    def spy(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(Image, "open", spy)
+    with path.open("rb") as fh:
+        for src in (io.BytesIO(data), fh):
+            facts = probe_image(src, "gif", 89_478_485)
+            assert facts.error is not None
+            assert "blocks (10,000 and one more per 32 bytes of the file)" in facts.error
+    assert opened == []
+
+
+def test_real_gifs_are_read_and_a_gif_cut_short_is_still_told() -> None:
+    """A GIF, an animation of 300 frames and one with a few comments are read; one cut
+    short still is, as before."""
+    for data in (_gif_with(b""), _gif_with(b"", frames=300),
+                 _gif_with(b"!\xfe\x05hello\x00" * 20)):
+        facts = probe_image(io.BytesIO(data), "gif", 89_478_485)
+        assert (facts.error, facts.frames[0].width) == (None, 120)
+    assert probe_image(io.BytesIO(_gif_with(b"")[:-300]), "gif", 89_478_485).error == \
+        TRUNCATED
