@@ -150,3 +150,26 @@ def test_the_id_in_a_form_a_page_draws_often_is_still_found(tmp_path: Path) -> N
     form = b"BT /F1 12 Tf 72 720 Td (Invoice number INV-9) Tj ET\n"
     path = write(tmp_path / "INV-5.pdf", flate_pdf(b"/Fm0 Do\n" * 500, form))
     assert read(path).invoice_ids == ("INV-9",)
+
+
+# Within the words of a page, past a limit of pypdf's own parser (100,000 elements in an
+# array, entries in a dictionary), which it raises as an error.
+PAST_PYPDFS_LIMITS = {"array": (b"[" + b"1 " * 100_001 + b"] TJ", "array element count"),
+                      "dictionary": (b"/P <<" + b"".join(b"/k%d 1 " % i for i in range(100_001))
+                                     + b">> BDC",
+                                     "number of dictionary entries")}
+
+
+@pytest.mark.parametrize("case", PAST_PYPDFS_LIMITS.values(), ids=PAST_PYPDFS_LIMITS)
+def test_a_page_past_a_limit_of_pypdfs_parser_is_refused_not_read_under_its_stem(
+        tmp_path: Path, case: tuple[bytes, str]) -> None:
+    """A page that holds an array of 100,001 numbers (a few KB of Flate) stops pypdf's
+    parser at its own limit: the error let the stem stand in, the file sent as one
+    invoice named INV-5, the number on its page unread. Refused as a page past the
+    search's limits is, with pypdf's words for the admin."""
+    content, said = case
+    path = write(tmp_path / "INV-5.pdf", flate_pdf(
+        b"BT /F1 12 Tf 72 720 Td (Invoice number INV-77) Tj ET\n" + content))
+    message = refused(path)
+    assert message.startswith("holds more on one page than is searched for its invoice "
+                              f"number (pypdf: Reached maximum {said}.)")
