@@ -117,7 +117,12 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
 
 
 def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str]:
-    from daemon.validation.pdfprobe import PdfFacts, open_pdf, unpack_limit_error
+    from daemon.validation.pdfprobe import (
+        PdfFacts,
+        open_pdf,
+        parse_limit_error,
+        unpack_limit_error,
+    )
     reader, facts = open_pdf(src)
     if reader is None:
         problem = facts.problem()
@@ -143,11 +148,16 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
     except TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
     except Exception as exc:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
-        # but not for a page that unpacks past pypdf's limit: the PDF open_pdf refuses.
-        if (error := unpack_limit_error(exc)) is None:
-            return []
-        code, message = PdfFacts(error=error).problem() or ("", "")
-        raise UnusablePdf(code, rel, message) from None
+        # but not for a page that unpacks past pypdf's limit: the PDF open_pdf refuses;
+        # nor for one past a limit of pypdf's parser (an array of 100,000 numbers): read
+        # under its stem, its real number unread, as a page past ours is not.
+        if (error := unpack_limit_error(exc)) is not None:
+            code, message = PdfFacts(error=error).problem() or ("", "")
+            raise UnusablePdf(code, rel, message) from None
+        if (words := parse_limit_error(exc)) is not None:
+            raise _too_large(rel, f"holds more on one page than is searched for its "
+                             f"invoice number ({words})", _SPLIT_PDF) from None
+        return []
     return [_checked_id(found, rel) for found in ids]
 
 

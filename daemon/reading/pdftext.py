@@ -6,20 +6,30 @@ pypdf parses page content in Python, twice per page (the operators, then the tex
 10 KB file whose Flate decodes to megabytes of text operators, or whose pages draw one
 large form again and again, held a read (and `outboxd check`) for minutes. A dense page
 of invoice lines (120 rows of 6 cells, each its own text run, and rules) holds about
-14,000 words, 4,400 operations and 45 KB and is searched in ~45 ms: the limits let some
+14,000 words, 4,400 operations and 45 KB and is searched in ~35 ms: the limits let some
 200 such pages through (a long itemised invoice), and bound a hostile file to ~10-20 s.
 
-Words are counted by the blanks between them and by the slash that starts a name
-("/a/b/c" is three, with no blank: pypdf takes ~3 µs a name, and a page of megabytes of
-slashes took minutes), before pypdf parses the page. Bytes bound the rest: pypdf reads
-any content at 0.1 to 0.5 µs a byte (a string without blanks a byte at a time: 20 MB in
-~8 s; runs of "<<" alike), all but an inline image's data, which it skips at C speed
-(a scan's page of 20 MB is no hostile file). So the bytes of content less those of the
-inline images pypdf found are counted once the page is parsed (or a form, when a page
-draws it): one page's parse at most (a part unpacks to 75 MB at most, pdfprobe.py) is
-paid before a file of such pages is refused. A form XObject's content counts at each
-draw, before pypdf parses it (a page of a few bytes drawing a form of megabytes of names
-five times took 15 s).
+Everything is counted before pypdf parses it, in the decoded bytes (at C speed), each
+stream pypdf parses on its own: a page's content, and a form at each draw (a page of a
+few bytes drawing a form of megabytes of names five times took 15 s).
+
+Words bound the objects pypdf makes: one is counted at each blank (the six bytes PDF
+takes for one) and at each byte that starts or ends a name, string, array or dictionary
+("/a/a" is two, "(a)(a)" four), at least one for every two objects of the content. One
+page's objects are all held at once (pypdf's list of its operations): a page of
+3,000,000 names held a reader 300 MB higher for 6 s, and pypdf's own limit (2,000,000
+objects a stream, an error the stem stood in for) let a page of "(a)q" take 340 MB for
+7 s. A page is refused past 500,000 words (at most ~90 MB and ~2 s: "(a)q" +87 MB, names
++75 MB), well above real pages: a dense invoice page 14,400, a drawn table of 3,000
+cells 63,000, a chart of 20,000 points 60,000, a page of 11,700 glyphs each placed on
+its own 260,000 (made with reportlab and fpdf2).
+
+Bytes bound the rest: pypdf reads some content a byte at a time in Python (a string, a
+hexadecimal one 0.5 µs a byte; runs of "<<"), an inline image's data too (a JPEG's,
+and any other's made of "E"s: 0.54 µs a byte) — only raw image data of a stated size is
+skipped at C speed. So all of a stream's bytes count, inline images included, before it
+is parsed: a page of 75 MB (the most pypdf unpacks a part to, pdfprobe.py) took 40 s to
+parse before the limit was checked after it.
 """
 
 from __future__ import annotations
@@ -27,9 +37,11 @@ from __future__ import annotations
 from typing import Any
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
+MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
 MAX_PDF_CONTENT_BYTES = 30_000_000
 MAX_PDF_TEXT_OPERATORS = 1_000_000
-_WORD_STARTS = (b" ", b"\n", b"\r", b"\t", b"/")
+# PDF's six blanks, and the bytes that start or end a name, string, array or dictionary.
+_WORD_BYTES = (b" ", b"\n", b"\r", b"\t", b"\0", b"\f", b"/", b"(", b")", b"<", b">", b"[", b"]")
 
 
 class TextTooLarge(Exception):
@@ -37,7 +49,7 @@ class TextTooLarge(Exception):
 
 
 def _words(data: bytes) -> int:
-    return sum(data.count(start) for start in _WORD_STARTS)
+    return sum(data.count(byte) for byte in _WORD_BYTES)
 
 
 class TextBudget:
@@ -47,46 +59,52 @@ class TextBudget:
 
     def __init__(self) -> None:
         self.words = 0
-        self.bytes = 0  # of content parsed, less its inline images' data
+        self.bytes = 0  # of content parsed, inline images' data included
         self.operators = 0
+        self.pages = 0
+        # Why the search is over, once it is: kept, because pypdf catches (and logs)
+        # what a visitor raises inside a form, and check() raises it again after the page.
+        self._over: str | None = None
         # The resources of the page, and of each form being drawn inside it, innermost
         # last: where the name a "Do" draws is looked up, as pypdf looks it up.
         self._resources: list[Any] = []
 
     def page(self, page: Any) -> None:
         """A new page's search starts: its content is taken next."""
+        self.pages += 1
         self._resources = [_resources_of(page)]
 
     def take_content(self, data: bytes) -> None:
-        """Content pypdf parses next: its words are checked now, its bytes by check()
-        once its inline images are known (after the page, or at a form's draw)."""
-        self.words += _words(data)
+        """Content pypdf parses next (a page's, or a form's at a draw): counted and
+        checked now, before pypdf parses it."""
+        words = _words(data)
+        self.words += words
         self.bytes += len(data)
-        self._check_words()
+        if words > MAX_PDF_PAGE_WORDS:
+            self._over = (f"over {MAX_PDF_PAGE_WORDS:,} words of content on page "
+                          f"{self.pages:,} alone to search for its invoice number")
+        self.check()
 
     def check(self) -> None:
-        """Raise TextTooLarge once anything counted is over its limit. Asked after each
-        page too: pypdf catches (and logs) what a visitor raises inside a form."""
-        if self.bytes > MAX_PDF_CONTENT_BYTES:
-            raise TextTooLarge(f"over {MAX_PDF_CONTENT_BYTES:,} bytes of page content "
-                               "(besides images) to search for its invoice number")
-        self._check_words()
-
-    def _check_words(self) -> None:
-        if self.words > MAX_PDF_CONTENT_WORDS:
-            raise TextTooLarge(f"over {MAX_PDF_CONTENT_WORDS:,} words of page content "
-                               "to search for its invoice number")
-        if self.operators > MAX_PDF_TEXT_OPERATORS:
-            raise TextTooLarge(f"over {MAX_PDF_TEXT_OPERATORS:,} drawing operations "
-                               "to search for its invoice number")
+        """Raise TextTooLarge once anything counted is over its limit."""
+        if self._over is None:
+            if self.bytes > MAX_PDF_CONTENT_BYTES:
+                self._over = (f"over {MAX_PDF_CONTENT_BYTES:,} bytes of page content "
+                              "(images drawn inline included) to search for its invoice "
+                              "number")
+            elif self.words > MAX_PDF_CONTENT_WORDS:
+                self._over = (f"over {MAX_PDF_CONTENT_WORDS:,} words of page content to "
+                              "search for its invoice number")
+            elif self.operators > MAX_PDF_TEXT_OPERATORS:
+                self._over = (f"over {MAX_PDF_TEXT_OPERATORS:,} drawing operations to "
+                              "search for its invoice number")
+        if self._over is not None:
+            raise TextTooLarge(self._over)
 
     def visit_before(self, operator: object, operands: object, *_: object) -> None:
         self.operators += 1  # those of the forms a page draws included
-        if operator == b"INLINE IMAGE" and isinstance(operands, dict):
-            data = operands.get("data")
-            self.bytes -= len(data) if isinstance(data, bytes) else 0
         if operator != b"Do":
-            self._check_words()
+            self.check()
             return
         form = self._form(operands)
         resources = None if form is None else _resources_of(form)
@@ -96,7 +114,6 @@ class TextBudget:
             except Exception:  # noqa: BLE001 — pypdf fails on it the same way, and skips it
                 data = b""
             self.take_content(data)
-            self.check()
         # Pushed once charged (a raise above leaves the stack as it was), popped by the
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)

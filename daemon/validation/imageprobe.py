@@ -21,9 +21,19 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from daemon.validation.imagetail import (
+    GIF_BYTES_PER_STEP,
+    JPEG_OVER_GAPS,
+    JPEG_OVER_MARKERS,
+    MAX_GIF_STEPS,
+    MAX_JPEG_HEADER_GAPS,
+    MAX_JPEG_MARKERS,
+    MAX_PNG_CHUNKS,
     bmp_data_end,
-    gif_reaches_trailer,
-    jpeg_reaches_eoi,
+    gif_steps_allowed,
+    gif_walk,
+    jpeg_walk,
+    png_chunks_allowed,
+    png_chunks_over,
     png_verified,
     tiff_data_end,
 )
@@ -113,6 +123,12 @@ def pillow_limit(max_pixels: int) -> Iterator[None]:
 
 TRUNCATED = "the file ends before the image does"
 DAMAGED = "the file ends before the image does, or its data is damaged"
+HOSTILE = "damaged, or made to hold up whoever reads it"
+JPEG_WALK_LIMITS = {
+    JPEG_OVER_MARKERS: f"over {MAX_JPEG_MARKERS:,} markers, where a camera or scanner "
+    "writes a few dozen",
+    JPEG_OVER_GAPS: f"over {MAX_JPEG_HEADER_GAPS:,} bytes of padding between the markers "
+    "of its headers, where a camera or scanner writes none or a few"}
 # Why Pillow refused an image when nothing more precise is known (a cut, a TIFF
 # compression, its directories): Pillow's reasons ("cannot identify image file",
 # "Unsupported BMP header type (0)") are its parser's, which a clerk cannot act on; the
@@ -134,6 +150,9 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 MAX_TIFF_ENTRIES:
             return ImageFacts(error=f"its page directories list {entries:,} entries, far "
                               "more than the pages of an image hold")
+        reaches_end, refused = _walked(fh, kind, size)
+        if refused is not None:
+            return ImageFacts(error=refused)
         fh.seek(0)
         with pillow_limit(max_pixels):  # its warning filters end with it
             if kind == "tiff":
@@ -161,8 +180,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 animation = int(getattr(im, "n_frames", 1)) if kind == "png" else 1
                 if kind == "png" and not png_verified(im):
                     return ImageFacts(error=DAMAGED)
-        if kind == "jpeg" and not jpeg_reaches_eoi(fh) or \
-                kind == "gif" and not gif_reaches_trailer(fh):
+        if not reaches_end:
             return ImageFacts(error=TRUNCATED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.
@@ -184,6 +202,30 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     finally:
         fh.seek(0)
     return ImageFacts(frames=tuple(frames), animation_frames=animation)
+
+
+def _walked(fh: BinaryIO, kind: str, size: int) -> tuple[bool, str | None]:
+    """What the walk of a JPEG, GIF or PNG of `size` bytes finds before Pillow opens it
+    (imagetail.py): whether it reaches its end, and why it is refused unopened (None: it
+    is not), where it holds more than Pillow, or the walk, should step through."""
+    if kind == "jpeg":
+        walked = jpeg_walk(fh)
+        if isinstance(walked, str):
+            return True, f"it holds {JPEG_WALK_LIMITS[walked]}: {HOSTILE}"
+        return walked, None
+    if kind == "gif":
+        reaches = gif_walk(fh, size)
+        if reaches is None:
+            return True, (f"it holds over {gif_steps_allowed(size):,} blocks "
+                          f"({MAX_GIF_STEPS:,} and one more per {GIF_BYTES_PER_STEP} bytes "
+                          "of the file), where an image's data needs one per 255 bytes "
+                          f"and each frame of an animation a few: {HOSTILE}")
+        return reaches, None
+    if kind == "png" and png_chunks_over(fh, size):
+        return True, (f"it holds over {png_chunks_allowed(size):,} chunks ({MAX_PNG_CHUNKS:,} "
+                      f"and one more per KiB of the file), where an image holds a few and "
+                      f"its data: {HOSTILE}")
+    return True, None
 
 
 def _pillows_words(exc: Exception) -> str:

@@ -108,10 +108,15 @@ def _refused(fh: BinaryIO, exc: Exception) -> PdfFacts:
         # pypdf's words for it ("Declared size 99 exceeds allowed limit of 21!", "Could
         # not read Null object") name neither the part nor the damage.
         return PdfFacts(error=XREF_DAMAGED)
+    return PdfFacts(error=DAMAGED, detail=_pypdfs_words(exc))
+
+
+def _pypdfs_words(exc: Exception) -> str:
+    """pypdf's reason, on one line and cut short, for the admin."""
     words = " ".join((str(exc) or type(exc).__name__).split())
     if len(words) > _DETAIL_CHARS:
         words = words[:_DETAIL_CHARS - 1] + "…"
-    return PdfFacts(error=DAMAGED, detail=f"pypdf: {words}")
+    return f"pypdf: {words}"
 
 
 def unpack_limit_error(exc: Exception) -> str | None:
@@ -127,6 +132,15 @@ def unpack_limit_error(exc: Exception) -> str | None:
     limit = get_configuration().zlib_maximum_output_length
     return (f"part of it unpacks to more than {limit:,} bytes, the most outboxd unpacks: "
             "damaged, or made to fill memory")
+
+
+def parse_limit_error(exc: Exception) -> str | None:
+    """pypdf's own words, shortened, when it stopped parsing at one of its limits other
+    than unpacking ("Reached maximum array element count."); None for anything else."""
+    from pypdf.errors import LimitReachedError
+    if not isinstance(exc, LimitReachedError) or unpack_limit_error(exc) is not None:
+        return None
+    return _pypdfs_words(exc)
 
 
 def _declared_pages(reader: PdfReader) -> int | None:

@@ -7,6 +7,7 @@ follow-up found: content that costs pypdf time without the blanks the budget cou
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import write
@@ -24,31 +25,110 @@ def refused(path: Path) -> str:
     return info.value.message
 
 
-def test_names_without_blanks_between_them_are_words_of_the_budget(tmp_path: Path) -> None:
-    """A page of 3,000,001 names written with no blank between them ("/////…", a few KB
-    of Flate): pypdf parses each (~3 µs), and the budget, counting blanks only, let it
-    through to ~10 s a page and any number of pages. Each name's slash counts a word."""
-    path = write(tmp_path / "INV-5.pdf", flate_pdf(b"/" * 3_000_001))
-    assert path.stat().st_size < 20_000
-    assert "over 3,000,000 words of page content" in refused(path)
-
-
-def test_content_past_the_bytes_searched_is_refused_but_not_for_its_images(
+def test_names_without_blanks_between_them_are_words_of_the_budget(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of names written with no blank between them ("/////…", a few KB of Flate):
+    pypdf parses each (~3 µs), and the budget, counting blanks only, let them through to
+    ~10 s a page and any number of pages. Each name's slash counts a word. The limit is
+    lowered so that the test reaches it quickly."""
+    monkeypatch.setattr(pdftext, "MAX_PDF_CONTENT_WORDS", 100_000)
+    path = write(tmp_path / "INV-5.pdf", flate_pdf_pages([b"/" * 40_000] * 3))
+    assert path.stat().st_size < 20_000
+    assert "over 100,000 words of page content" in refused(path)
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pages pypdf was asked to parse for their text, by their number (its public
+    extract_text, spied on): a page refused before it is parsed is not among them."""
+    from pypdf import PageObject
+    pages: list[int] = []
+    extract = PageObject.extract_text
+
+    def spy(page: PageObject, *args: Any, **kwargs: Any) -> str:
+        pages.append(page.page_number + 1 if page.page_number is not None else 0)
+        return extract(page, *args, **kwargs)
+    monkeypatch.setattr(PageObject, "extract_text", spy)
+    return pages
+
+
+# Each a page of about 1,000,000 objects with no blank between them, a few KB of Flate:
+# the names of fuzz seed 20's case 53 (3,000,000, at the limit of words of a file then:
+# 5.4 s and +309 MB in the reader, and read under its stem, as pypdf's own limit of
+# 2,000,000 objects a stream raised an error), strings glued to operators (6.9 s, +343 MB,
+# the stem), empty arrays — none of them counted as words before.
+ONE_PAGE_OF_OBJECTS = {"names": b"/a" * 3_000_000, "strings": b"(a)q" * 995_000,
+                       "arrays": b"[]" * 1_000_000}
+
+
+@pytest.mark.parametrize("content", ONE_PAGE_OF_OBJECTS.values(), ids=ONE_PAGE_OF_OBJECTS)
+def test_a_page_of_more_objects_than_a_page_holds_is_refused_before_it_is_parsed(
+        tmp_path: Path, parsed: list[int], content: bytes) -> None:
+    """pypdf holds all of a page's objects at once (~80 to 350 bytes each): one page of
+    a million of them is refused, naming the page, before pypdf parses it."""
+    path = write(tmp_path / "INV-5.pdf", flate_pdf_pages(
+        [b"BT /F1 12 Tf 72 720 Td (Invoice number INV-5) Tj ET\n", content]))
+    assert path.stat().st_size < 40_000
+    assert "over 500,000 words of content on page 2 alone" in refused(path)
+    assert parsed == [1]
+
+
+def test_a_form_of_more_objects_than_a_page_holds_is_refused_before_it_is_parsed(
+        tmp_path: Path) -> None:
+    """A form a page draws is parsed on its own, as a page is: one of a million names
+    is refused at its draw (a page drawing it is refused as such a page is)."""
+    path = write(tmp_path / "INV-5.pdf", flate_pdf(b"/Fm0 Do\n", b"/a" * 1_000_000))
+    assert "over 500,000 words of content on page 1 alone" in refused(path)
+
+
+def test_real_dense_pages_are_searched_whole(tmp_path: Path) -> None:
+    """The limit of a page's words leaves room for the densest real pages, as PDF
+    writers make them (reportlab's and fpdf2's operators): 11,700 glyphs each placed on
+    its own (260,000 words), and a drawn table of 3,000 cells, each a rectangle and its
+    text (63,000 words), the id on the last."""
+    glyph = b"BT /F1 5 Tf 6 TL ET\nBT 1 0 0 1 %d.3 %d Tm (%s) Tj T* ET\n"
+    glyphs = b"".join(glyph % (10 + 6 * k, 820 - 6 * r, b"Widget 12.50 25% "[k % 17:][:1])
+                      for r in range(130) for k in range(90))
+    cell = b"n %d %d 19 8 re S\nBT 1 0 0 1 %d %d Tm (%05d) Tj T* ET\n"
+    cells = b"".join(cell % (10 + 19 * k, 820 - 8 * r, 11 + 19 * k, 822 - 8 * r, 30 * r + k)
+                     for r in range(100) for k in range(30))
+    assert pdftext._words(glyphs) > 250_000 and pdftext._words(cells) > 60_000
+    path = write(tmp_path / "dense.pdf", flate_pdf_pages(
+        [glyphs, cells + b"BT /F1 8 Tf 50 50 Td (Invoice number: INV-77) Tj ET\n"]))
+    assert read(path).invoice_ids == ("INV-77",)
+
+
+def test_content_past_the_bytes_searched_is_refused_before_it_is_parsed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parsed: list[int]) -> None:
     """Pages whose content is one long string each (no blank, no name: no word to
     count), which pypdf reads a byte at a time (~12 s for 30 MB, a hexadecimal one
-    twice as long; the file a few KB a page, any number of pages): the bytes of content
-    count, and a file over the limit is refused. An inline image's data, which pypdf
-    skips at C speed, does not count: a page of a larger one is read. The limit is
-    lowered so that the test reaches it quickly."""
+    0.5 µs a byte: a page of 74 MB took 45 s; the file a few KB a page): the bytes of
+    content count, and the page that takes a file over the limit is refused before it
+    is parsed (it was checked once parsed). The limit is lowered so that the test
+    reaches it quickly."""
     monkeypatch.setattr(pdftext, "MAX_PDF_CONTENT_BYTES", 100_000)
     path = write(tmp_path / "INV-5.pdf", flate_pdf_pages(
         [b"BT /F1 12 Tf (" + b"a" * 60_000 + b") Tj ET", b"BT /F1 12 Tf <" + b"41" * 30_000
          + b"> Tj ET"]))
-    assert "over 100,000 bytes of page content (besides images)" in refused(path)
-    image = b"BI /W 1 /H 1 /BPC 8 /CS /G ID " + b"x" * 150_000 + b" EI\n"
-    path = write(tmp_path / "INV-6.pdf", flate_pdf_pages(
-        [image, image + b"BT /F1 12 Tf 72 720 Td (Invoice number INV-6) Tj ET\n"]))
+    assert "over 100,000 bytes of page content" in refused(path)
+    assert parsed == [1]
+
+
+def test_an_inline_image_s_data_counts_as_content(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parsed: list[int]) -> None:
+    """An inline image's data is no longer left out of the bytes searched: pypdf reads
+    it a byte at a time too when it is a JPEG's, or when it is made of "E"s (~0.54 µs a
+    byte: five pages of 20 MB, a few KB of Flate each, took 51 s and were read). A page
+    of a smaller one is read. The limit is lowered so that the test reaches it
+    quickly."""
+    monkeypatch.setattr(pdftext, "MAX_PDF_CONTENT_BYTES", 100_000)
+    image = b"BI /W 100 /H 100 /BPC 8 /CS /G /F /Fl ID %s EI\n"
+    path = write(tmp_path / "INV-5.pdf", flate_pdf_pages([image % (b"E" * 150_000)]))
+    assert "over 100,000 bytes of page content (images drawn inline included)" in \
+        refused(path)
+    assert parsed == []
+    text = b"BT /F1 12 Tf 72 720 Td (Invoice number INV-6) Tj ET\n"
+    path = write(tmp_path / "INV-6.pdf", flate_pdf_pages([image % (b"E" * 40_000) + text]))
     assert read(path).invoice_ids == ("INV-6",)
 
 
@@ -70,3 +150,26 @@ def test_the_id_in_a_form_a_page_draws_often_is_still_found(tmp_path: Path) -> N
     form = b"BT /F1 12 Tf 72 720 Td (Invoice number INV-9) Tj ET\n"
     path = write(tmp_path / "INV-5.pdf", flate_pdf(b"/Fm0 Do\n" * 500, form))
     assert read(path).invoice_ids == ("INV-9",)
+
+
+# Within the words of a page, past a limit of pypdf's own parser (100,000 elements in an
+# array, entries in a dictionary), which it raises as an error.
+PAST_PYPDFS_LIMITS = {"array": (b"[" + b"1 " * 100_001 + b"] TJ", "array element count"),
+                      "dictionary": (b"/P <<" + b"".join(b"/k%d 1 " % i for i in range(100_001))
+                                     + b">> BDC",
+                                     "number of dictionary entries")}
+
+
+@pytest.mark.parametrize("case", PAST_PYPDFS_LIMITS.values(), ids=PAST_PYPDFS_LIMITS)
+def test_a_page_past_a_limit_of_pypdfs_parser_is_refused_not_read_under_its_stem(
+        tmp_path: Path, case: tuple[bytes, str]) -> None:
+    """A page that holds an array of 100,001 numbers (a few KB of Flate) stops pypdf's
+    parser at its own limit: the error let the stem stand in, the file sent as one
+    invoice named INV-5, the number on its page unread. Refused as a page past the
+    search's limits is, with pypdf's words for the admin."""
+    content, said = case
+    path = write(tmp_path / "INV-5.pdf", flate_pdf(
+        b"BT /F1 12 Tf 72 720 Td (Invoice number INV-77) Tj ET\n" + content))
+    message = refused(path)
+    assert message.startswith("holds more on one page than is searched for its invoice "
+                              f"number (pypdf: Reached maximum {said}.)")

@@ -236,3 +236,4 @@ def test_a_jpegs_resolution_is_what_its_jfif_header_or_else_its_exif_states(
     no unit — a photo of 300 DPI without a unit tag was refused for print as 72 DPI."""
     [frame] = probe_image(io.BytesIO(data), "jpeg", 10**8).frames
     assert (frame.x_resolution, frame.y_resolution, frame.unit) == resolution
+

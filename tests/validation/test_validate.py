@@ -403,6 +403,24 @@ class TestImages:
             "is not a readable JPEG image: the file is damaged, or is not really a JPEG "
             "image (Pillow: cannot identify image file) — save or export")
 
+    @pytest.mark.parametrize("channel", ["e-invoice", "external-print", "original-print"])
+    def test_a_jpeg_of_a_million_markers_is_image_unreadable_on_every_channel(
+            self, outbox: Outbox, channel: str) -> None:
+        """A JPEG within the size limit made of 1,240,000 empty APP segments (Pillow read
+        them for 3 s, holding 160 MB) is probed on every channel, and refused naming
+        the file, the limit and the fix, as an unreadable image."""
+        buf = io.BytesIO()
+        Image.effect_noise((64, 48), 60).convert("RGB").save(buf, "JPEG")
+        data = b"\xff\xd8" + b"\xff\xe5\x00\x02" * 1_240_000 + buf.getvalue()[2:]
+        assert len(data) <= ValidationConfig().max_attachment_bytes
+        bundle = outbox.validate("scan.jpg", data, channel=channel)
+        finding = only(bundle, "image-unreadable")
+        assert (finding.file, finding.severity) == ("INV-1001/scan.jpg", "error")
+        assert finding.message == (
+            "is not a readable JPEG image (it holds over 10,000 markers, where a camera or "
+            "scanner writes a few dozen: damaged, or made to hold up whoever reads it) — "
+            "save or export the image again")
+
     def test_an_image_cut_short_is_image_unreadable(self, outbox: Outbox) -> None:
         """A PNG whose file ends inside its image data names the file and the fix."""
         buf = io.BytesIO()
