@@ -371,8 +371,10 @@ class Pipeline(Decisions):
             # A name an older version took and this one refuses (a C1 control character)
             # is there still: said so, with why, as the page and the log say it; one no
             # longer an invoice file by the patterns is there too, left alone.
-            why = (refused or {}).get(printable(row.invoice_file))
             there = listed is not None and row.invoice_file in listed
+            # `refused` is keyed as shown: only for the row's own file, there. Another
+            # name shown alike (X + U+202E and X\u202e typed) is no word on this row.
+            why = (refused or {}).get(printable(row.invoice_file)) if there else None
             self.j.transition(row.id, "gone", f"in the outbox, but left alone: {why}"
                               if why is not None else LEFT_ALONE_AT_START if there
                               else "not in the outbox at start", durable=False)
