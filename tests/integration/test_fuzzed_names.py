@@ -4,6 +4,9 @@ clerk could see, each minimised and run through the real daemon and receiver
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from conftest import Env, Receiver
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
@@ -113,3 +116,64 @@ def test_an_invoice_file_without_an_extension_is_no_sidecar_of_its_own(
     [sent] = wait_for(env.sent_bundles, what="the invoice in sent/")
     assert (sent / "INV-7").read_bytes() == ubl_invoice("INV-7")
     assert not (env.outbox / "INV-7.errors.txt").exists()
+
+
+def test_names_that_are_not_utf8_or_shown_alike_travel_to_sent_without_a_traceback(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The real daemon, watching a temp folder, with names no journal write may trip
+    over (seed 27 of the fuzzer: a raw non-UTF-8 name failed a row's write, and the loop
+    logged a traceback at every rescan):
+    - INV-1's sidecar holds a copy still at work under a name of Latin-1 bytes
+      (0xE9.pdf.part) and a Mac's litter file of such a name: the bundle waits for the
+      copy, named in its row; renamed, the bundle is sent to the receiver on 127.0.0.1
+      and archived, the litter with it;
+    - X + U+202E + .xml and X\\u202e.xml (the code typed, shown alike) dropped together
+      are two bundles, each sent and archived with its own attachment.
+    No traceback, no "unexpected" line, every log line JSON."""
+    from conftest import journal_states
+    from helpers import not_json_lines, outboxd_with
+
+    from daemon.names import printable
+
+    # The copy is shown as stuck after 1 s, not 600: its row names it then.
+    env.daemon = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5,
+                               "daemon.loop.pipeline.STUCK_SECONDS": 1.0})
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    daemon = start_daemon()
+    box = os.fsencode(env.outbox)
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    (Path(os.fsdecode(box + b"/INV-1/\xe9.pdf.part"))).write_bytes(pdf_bytes())
+    (Path(os.fsdecode(box + b"/INV-1/._\xe9.pdf"))).write_bytes(b"\x00\x05\x16\x07")
+    for name, pdf in (("X\u202e", "rlo.pdf"), ("X\\u202e", "typed.pdf")):
+        (env.outbox / name).mkdir()
+        (env.outbox / name / pdf).write_bytes(pdf_bytes())
+        (env.outbox / f"{name}.xml").write_bytes(ubl_invoice(f"ID-{pdf[:3]}"))
+    wait_for(lambda: len(env.sent_bundles()) == 2, what="the two bundles shown alike sent")
+    error = wait_for(lambda: _settling_error(env, "INV-1.xml"), what="INV-1's copy named")
+    assert "waits for INV-1/\\udce9.pdf.part: " in printable(error)
+    os.rename(box + b"/INV-1/\xe9.pdf.part", box + b"/INV-1/b.pdf")
+    wait_for(lambda: len(env.sent_bundles()) == 3, what="INV-1 sent once its copy ended")
+    by_file = {os.fsencode(p.name).split(b"--")[0]: p for p in env.sent_bundles()}
+    assert set(by_file) == {b"INV-1", "X\u202e".encode(), b"X\\u202e"}
+    inv1 = os.fsencode(by_file[b"INV-1"])
+    assert sorted(os.listdir(inv1 + b"/INV-1")) == [b"._\xe9.pdf", b"a.pdf", b"b.pdf"]
+    assert os.listdir(by_file["X\u202e".encode()] / "X\u202e") == ["rlo.pdf"]
+    assert os.listdir(by_file[b"X\\u202e"] / "X\\u202e") == ["typed.pdf"]
+    assert len(receiver.accepted()) == 3
+    states = journal_states(env)
+    assert [states[f] for f in ("INV-1.xml", "X\u202e.xml", "X\\u202e.xml")] == ["sent"] * 3
+    log = daemon.stderr()
+    assert "Traceback" not in log and '"unexpected' not in log
+    assert not_json_lines(log) == []
+
+
+def _settling_error(env: Env, invoice_file: str) -> str | None:
+    """The error of the row of `invoice_file` settling, as the journal reads it back."""
+    from daemon.journal import Journal
+
+    j = Journal(env.state / "journal.sqlite3", readonly=True)
+    try:
+        return next((r.last_error for r in j.rows(("settling",))
+                     if r.invoice_file == invoice_file and r.last_error), None)
+    finally:
+        j.close()
