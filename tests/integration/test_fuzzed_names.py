@@ -177,3 +177,30 @@ def _settling_error(env: Env, invoice_file: str) -> str | None:
                      if r.invoice_file == invoice_file and r.last_error), None)
     finally:
         j.close()
+
+
+@pytest.mark.parametrize(("name", "folder"), [
+    ("INV-1", "inv-1"), ("INV-1", "INV-1 (1)"), ("R\u00e4kning-1", "Ra\u0308kning-1")],
+    ids=["case", "copy", "nfd"])
+def test_a_look_alike_sidecar_of_a_bundle_waiting_for_its_marker_is_named_at_once(
+        env: Env, receiver: Receiver, start_daemon, name: str, folder: str) -> None:
+    """Under completion = "marker" a bundle waits for its marker unread; a folder beside
+    it spelled like its sidecar but for case (inv-1/ beside INV-1.xml) or Unicode form (a
+    Mac's decomposed "a" + U+0308 beside the ERP's "\u00e4"), or named as a copy of it,
+    was named nowhere — not among the folders without an invoice file (a bundle's
+    look-alike is told in its errors), and the bundle's errors come only once it is read,
+    after the marker. Its row, on the page, now says it with the same words as the
+    bundle's `sidecar-spelling` error: the sender can rename it before writing the
+    marker."""
+    env.write_config(receiver.url, outbox={"completion": "marker"},
+                     policy={"unattached": "send"})
+    start_daemon()
+    (env.outbox / folder).mkdir()
+    (env.outbox / folder / "a.pdf").write_bytes(pdf_bytes())
+    (env.outbox / f"{name}.xml").write_bytes(ubl_invoice("INV-1"))
+    page = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page.exists() and f"{name}.ready" in page.read_text(), what="the wait")
+    shown = wait_for(lambda: folder in (text := page.read_text()) and text,
+                     what=f"{folder} named on the page")
+    assert f"looks like the sidecar {name} of {name}.xml" in shown or \
+        f"looks like a copy of the sidecar {name} of {name}.xml" in shown
