@@ -141,9 +141,11 @@ def test_names_that_are_not_utf8_or_shown_alike_travel_to_sent_without_a_traceba
     env.write_config(receiver.url, policy={"unattached": "send"})
     daemon = start_daemon()
     box = os.fsencode(env.outbox)
-    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    # The copy at work first: the bundle can never settle before it is there.
+    os.mkdir(box + b"/INV-1")
     (Path(os.fsdecode(box + b"/INV-1/\xe9.pdf.part"))).write_bytes(pdf_bytes())
     (Path(os.fsdecode(box + b"/INV-1/._\xe9.pdf"))).write_bytes(b"\x00\x05\x16\x07")
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
     for name, pdf in (("X\u202e", "rlo.pdf"), ("X\\u202e", "typed.pdf")):
         (env.outbox / name).mkdir()
         (env.outbox / name / pdf).write_bytes(pdf_bytes())
@@ -160,8 +162,9 @@ def test_names_that_are_not_utf8_or_shown_alike_travel_to_sent_without_a_traceba
     assert os.listdir(by_file["X\u202e".encode()] / "X\u202e") == ["rlo.pdf"]
     assert os.listdir(by_file[b"X\\u202e"] / "X\\u202e") == ["typed.pdf"]
     assert len(receiver.accepted()) == 3
-    states = journal_states(env)
-    assert [states[f] for f in ("INV-1.xml", "X\u202e.xml", "X\\u202e.xml")] == ["sent"] * 3
+    # The folder is there before the row says so (sent only once it is there).
+    wait_for(lambda: [journal_states(env).get(f) for f in (
+        "INV-1.xml", "X\u202e.xml", "X\\u202e.xml")] == ["sent"] * 3, what="three rows sent")
     log = daemon.stderr()
     assert "Traceback" not in log and '"unexpected' not in log
     assert not_json_lines(log) == []
