@@ -4,7 +4,9 @@ clerk could see, each minimised and run through the real daemon and receiver
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -165,9 +167,28 @@ def test_names_that_are_not_utf8_or_shown_alike_travel_to_sent_without_a_traceba
     # The folder is there before the row says so (sent only once it is there).
     wait_for(lambda: [journal_states(env).get(f) for f in (
         "INV-1.xml", "X\u202e.xml", "X\\u202e.xml")] == ["sent"] * 3, what="three rows sent")
+    # Shown alike on the page (the override as its code), but two rows, each its own.
+    rows = wait_for(lambda: len(r := [x for x in _page_rows(env, "sent")
+                                      if x.startswith("X\\u202e.xml\t")]) == 2 and r,
+                    what="both listed as sent on the page")
+    assert sorted("ID-rlo" in x for x in rows) == [False, True]
+    assert sorted("ID-typ" in x for x in rows) == [False, True]
+    # `status --json` gives each exact name once parsed.
+    shown = subprocess.run([*env.daemon, "status", "--json", "-c", str(env.config)],
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    files = sorted(b["invoice_file"] for b in json.loads(shown)["bundles"])
+    assert files == ["INV-1.xml", "X\\u202e.xml", "X\u202e.xml"]
     log = daemon.stderr()
     assert "Traceback" not in log and '"unexpected' not in log
     assert not_json_lines(log) == []
+
+
+def _page_rows(env: Env, section: str) -> list[str]:
+    """The rows of a section of the status page (cells joined by tabs), [] before it."""
+    from report.test_statuspage import Page
+
+    page_file = env.outbox / "outboxd-status.html"
+    return Page(page_file.read_text()).rows.get(section, []) if page_file.exists() else []
 
 
 def _settling_error(env: Env, invoice_file: str) -> str | None:
