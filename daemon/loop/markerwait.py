@@ -20,4 +20,5 @@ def marker_wait_said(cand: Candidate, settings: Settings) -> str:
     found = look_alike_findings(cand, settings)
     if not found:
         return said
-    return "; ".join([said, *(f"before the marker: {printable(f.file)}: {f.message}" for f in found)])
+    return "; ".join([said, *(f"before the marker: {printable(f.file)}: {f.message}"
+                              for f in found)])
