@@ -27,6 +27,7 @@ _TO_CODE = re.compile(r"[\ud800-\udfff]|\\(?=u(?:005c|d[89a-f][0-9a-f]{2}))")
 # with `\uDCE9` or `\u00e9` in it is read as it was written.
 _CODE = re.compile(r"\\u(005c|d[89a-f][0-9a-f]{2})")
 _BACKSLASH = "\\u005c"
+_LONE = re.compile("[\ud800-\udfff]")
 
 
 def _code(m: re.Match[str]) -> str:
@@ -76,6 +77,13 @@ def read_value(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """A JSON column's text as the journal writes it."""
+    plain = json.dumps(value, ensure_ascii=False)
+    # No backslash in the JSON text: no string in it holds one (nor a control character,
+    # which JSON writes as \uNNNN). Then only a lone surrogate needs stored(): the walk
+    # through every value is for those few texts only (a delivered bundle's receipt keeps
+    # a manifest of thousands of attachments).
+    if "\\" not in plain and (plain.isascii() or not _LONE.search(plain)):
+        return plain
     return json.dumps(stored_value(value), ensure_ascii=False)
 
 
