@@ -251,7 +251,7 @@ def _left_by_quarantine(folder: Path, settings: Settings, journal: CheckJournal
         return None
     rows = journal.spelling_rows()
     return next((x for x in left_behind(rows, settings.outbox.path, settings.quarantine_dir)
-                 if x.name == printable(folder.name)), None)
+                 if x.on_disk == folder.name), None)
 
 
 def _orphan_folders(s: Settings, listing: Listing) -> list[str]:

@@ -6,12 +6,12 @@ connection, lock and transactions).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from daemon.journal import text
 from daemon.journal.records import now_iso
 
 
@@ -32,7 +32,7 @@ class Documents:
             r = self._db.execute("SELECT documents FROM bundles WHERE bundle_id = ? AND "
                                  "documents IS NOT NULL ORDER BY id DESC LIMIT 1",
                                  (bundle_id,)).fetchone()
-        return json.loads(r[0]) if r is not None else {}
+        return text.loads(r[0]) if r is not None else {}
 
     def documents_of(self, row_id: int) -> dict[str, dict[str, Any]]:
         """The documents this row's deliveries got accepted (not another row's of the
@@ -40,7 +40,7 @@ class Documents:
         with self._lock:
             r = self._db.execute("SELECT documents FROM bundles WHERE id = ?",
                                  (row_id,)).fetchone()
-        return json.loads(r[0]) if r is not None and r[0] else {}
+        return text.loads(r[0]) if r is not None and r[0] else {}
 
     def accept_document(self, bundle_id: str, key: str, record: dict[str, Any]) -> None:
         """Record one accepted document on the bundle's in-flight row, before going on."""
@@ -52,9 +52,9 @@ class Documents:
                            (bundle_id,)).fetchone()
             if r is None:
                 return
-            docs = json.loads(r["documents"]) if r["documents"] else {}
+            docs = text.loads(r["documents"]) if r["documents"] else {}
             if docs.get(key) == record:
                 return  # recorded already (a retry going over what this row has)
             docs[key] = record
             db.execute("UPDATE bundles SET documents = ?, updated_at = ? WHERE id = ?",
-                       (json.dumps(docs, ensure_ascii=False), now_iso(), r["id"]))
+                       (text.dumps(docs), now_iso(), r["id"]))

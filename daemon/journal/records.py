@@ -7,13 +7,14 @@ that the shape of the data reads on one page.
 from __future__ import annotations
 
 import gc
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from daemon.journal import text as stored_text
 
 # States as `outboxd status` names them, plus three short-lived internal ones
 # that recovery needs to tell apart.
@@ -121,8 +122,9 @@ _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_i
            "receipt_id", "response", "wait_began", "channel", "claimed_in")
 
 # Schema versions (PRAGMA user_version): 1 sent_invoices; 2 the columns documents
-# (ubl-embedded, added unversioned before) and wait_began; 3 channel; 4 claimed_in.
-VERSION = 4
+# (ubl-embedded, added unversioned before) and wait_began; 3 channel; 4 claimed_in;
+# 5 text as text.stored writes it (a name that is not UTF-8 kept as codes).
+VERSION = 5
 
 
 def upgrade(db: Any, version: int) -> None:
@@ -137,6 +139,8 @@ def upgrade(db: Any, version: int) -> None:
     if "wait_began" not in cols:
         # A bundle waiting now began its wait when it entered the state.
         db.execute("UPDATE bundles SET wait_began = since WHERE state = 'waiting'")
+    if version < 5:
+        stored_text.escape_earlier(db, _TEXT_FIELDS, (*_JSON_FIELDS, "documents"))
     db.execute(f"PRAGMA user_version = {VERSION}")
 
 
@@ -214,7 +218,7 @@ def _reasons(text: str | None, invoice_file: str) -> list[dict[str, Any]]:
     if text is None or text == "[]":
         return []  # most rows: no JSON to parse (status lists a week of 100,000 rows)
     try:
-        reasons = json.loads(text)
+        reasons = stored_text.loads(text)
     except (ValueError, RecursionError):
         reasons = None
     if isinstance(reasons, list) and all(
@@ -239,7 +243,7 @@ def _loaded(k: str, text: str) -> Any:
     if text == "[]" and k != "response":
         return []  # most rows' unattached_ids: no JSON to parse
     try:
-        value = json.loads(text)
+        value = stored_text.loads(text)
     except (ValueError, RecursionError):
         value = None
     if k == "response":
@@ -252,8 +256,19 @@ def _loaded(k: str, text: str) -> Any:
     return [UNREADABLE_IDS]
 
 
+# The columns of a Row that hold text other than the journal's own times and states:
+# read back through stored_text (a name that is not UTF-8, kept as codes).
+_TEXT_FIELDS = ("bundle_id", "invoice_file", "last_error", "work_dir", "archive_dir",
+                "receipt_id", "channel", "claimed_in")
+
+
 def decoded(d: dict[str, Any]) -> dict[str, Any]:
-    """A row's columns with its JSON ones as values (reasons read as _reasons does)."""
+    """A row's columns with its JSON ones as values (reasons read as _reasons does), and
+    its text as it was written (stored_text.read)."""
+    for k in _TEXT_FIELDS:
+        v = d.get(k)
+        if isinstance(v, str) and "\\u" in v:
+            d[k] = stored_text.read(v)
     for k in _JSON_FIELDS:
         if k == "reasons":
             d[k] = _reasons(d.get(k), str(d.get("invoice_file", "")))

@@ -6,7 +6,6 @@ again is a duplicate; an invoice id already accepted in another bundle).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -14,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from daemon.errors import JournalError
+from daemon.journal import text
 from daemon.journal.records import (
     _FIELDS,
     _JSON_FIELDS,
@@ -49,8 +49,10 @@ class Rows:
         bad = set(fields) - set(_FIELDS)
         if bad:
             raise ValueError(f"unknown journal fields {bad}")
-        return {k: json.dumps(v, ensure_ascii=False) if k in _JSON_FIELDS and v is not None
-                else v for k, v in fields.items()}
+        # Every text through the journal's one mapping (text.py): a caller's name that is
+        # not UTF-8 is kept, never an error of the loop.
+        return {k: text.dumps(v) if k in _JSON_FIELDS and v is not None
+                else text.stored(v) if isinstance(v, str) else v for k, v in fields.items()}
 
     def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
                since: str | None = None, **fields: Any) -> int:
@@ -67,7 +69,7 @@ class Rows:
             if state in ("sent", DELIVERED):
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
             db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
-                       "VALUES (?, ?, NULL, ?, ?)", (row_id, at, state, detail))
+                       "VALUES (?, ?, NULL, ?, ?)", (row_id, at, state, text.stored(detail)))
         return row_id
 
     def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
@@ -95,6 +97,7 @@ class Rows:
         if any(list(enc) != names for _, enc in encoded):
             raise ValueError("transitions() takes the same fields for every row")
         at = now_iso()
+        detail = text.stored(detail)
         ids = [row_id for row_id, _ in encoded]
         marks = ", ".join("?" for _ in ids)
         one = "(" + ", ".join("?" for _ in range(1 + len(names))) + ")"
@@ -181,8 +184,8 @@ class Rows:
             # Filled when a row becomes DELIVERED: the receiver has it.
             rs = self._db.execute(f"SELECT DISTINCT invoice_id FROM sent_invoices WHERE "
                                   f"invoice_id IN ({marks}) AND bundle_id != ?",
-                                  (*invoice_ids, except_bundle)).fetchall()
-        sent = {r["invoice_id"] for r in rs}
+                                  (*map(text.stored, invoice_ids), except_bundle)).fetchall()
+        sent = {text.read(r["invoice_id"]) for r in rs}
         return [i for i in invoice_ids if i in sent]
 
     def sent_elsewhere(self, rows: Iterable[Row]) -> dict[str, list[str]]:
@@ -191,7 +194,7 @@ class Rows:
         every waiting row at each refresh: one statement a row was 20,000 with 20,000
         waiting). Rows without such ids are left out."""
         rows = [r for r in rows if r.invoice_ids]
-        ids = sorted({i for r in rows for i in r.invoice_ids})
+        ids = sorted({text.stored(i) for r in rows for i in r.invoice_ids})
         by: dict[str, set[str]] = {}
         with self._lock:
             for at in range(0, len(ids), SQL_VARIABLES):
@@ -199,7 +202,7 @@ class Rows:
                 for r in self._db.execute(
                         "SELECT DISTINCT invoice_id, bundle_id FROM sent_invoices WHERE "
                         f"invoice_id IN ({', '.join('?' for _ in part)})", part):
-                    by.setdefault(r["invoice_id"], set()).add(r["bundle_id"])
+                    by.setdefault(text.read(r["invoice_id"]), set()).add(r["bundle_id"])
         out: dict[str, list[str]] = {}
         for row in rows:
             if sent := [i for i in row.invoice_ids if by.get(i, set()) - {row.bundle_id or ""}]:
@@ -235,18 +238,22 @@ class Rows:
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, NULL, 'quarantined', ?)",
                            (int(cur.lastrowid or 0), now_iso(), "read back from quarantine/"))
+            sent_detail = text.stored(detail)
             for rec in records:
                 at = rec.get("delivered_at") or now_iso()
+                fields = self._encode({k: rec[k] for k in (
+                    "bundle_id", "invoice_file", "invoice_ids", "archive_dir")}
+                                      | {"receipt_id": rec.get("receipt_id")})
                 cur = db.execute(
                     "INSERT INTO bundles (bundle_id, invoice_file, invoice_ids, state, since, "
                     "archive_dir, receipt_id, updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, ?)",
-                    (rec["bundle_id"], rec["invoice_file"],
-                     json.dumps(rec["invoice_ids"], ensure_ascii=False), at,
-                     rec["archive_dir"], rec.get("receipt_id"), now_iso()))
+                    (fields["bundle_id"], fields["invoice_file"], fields["invoice_ids"], at,
+                     fields["archive_dir"], fields["receipt_id"], now_iso()))
                 row_id = int(cur.lastrowid or 0)
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
-                           "detail) VALUES (?, ?, NULL, 'sent', ?)", (row_id, now_iso(), detail))
+                           "detail) VALUES (?, ?, NULL, 'sent', ?)",
+                           (row_id, now_iso(), sent_detail))
 
     def archived_since(self, at: str) -> list[str]:
         """The archive folders of the rows sent (or delivered, their folder named) since
@@ -255,7 +262,7 @@ class Rows:
             rs = self._db.execute("SELECT archive_dir FROM bundles WHERE state IN ('sent', ?) "
                                   "AND since >= ? AND archive_dir IS NOT NULL",
                                   (DELIVERED, at)).fetchall()
-        return [r[0] for r in rs]
+        return [text.read(r[0]) for r in rs]
 
     def last_detail(self, row_id: int) -> str | None:
         """The detail of the row's latest transition (why it is in its state)."""
@@ -265,7 +272,7 @@ class Rows:
             # memory.
             r = self._db.execute("SELECT detail FROM transitions WHERE bundle_row = ? "
                                  "ORDER BY id DESC LIMIT 1", (row_id,)).fetchone()
-        return None if r is None else r[0]
+        return None if r is None else text.read_or_none(r[0])
 
     def written_at(self, row_id: int) -> str | None:
         """When the row was last written (the journal's time): when a wait it holds was

@@ -5,7 +5,6 @@ STATUS=, and the rows the views list. Reads only; nothing here writes.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daemon.errors import JournalError
-from daemon.journal import guarded
+from daemon.journal import guarded, text
 from daemon.journal.records import (
     BY_ANOTHER_TERMS,
     CLAIMING,
@@ -120,9 +119,10 @@ class Views:
         """The errors of the retrying rows (state index), each with how many rows have it:
         for STATUS= to say that deliveries are paused, and why."""
         with self._lock:
-            return dict(self._db.execute(
+            rs = self._db.execute(
                 "SELECT last_error, COUNT(*) FROM bundles WHERE state = 'retrying' AND "
-                "last_error IS NOT NULL GROUP BY last_error").fetchall())
+                "last_error IS NOT NULL GROUP BY last_error").fetchall()
+        return {text.read(error): n for error, n in rs}
 
     def earlier_in_flight(self, row_id: int, invoice_ids: list[str]) -> Row | None:
         """The first bundle found before row `row_id` (a lower row id: the order outboxd
@@ -139,7 +139,7 @@ class Views:
                 f"SELECT b.* FROM bundles AS b WHERE b.state IN ({marks}) AND b.id < ? AND "
                 f"EXISTS (SELECT 1 FROM json_each(b.invoice_ids) AS j WHERE j.value IN "
                 f"({id_marks})) ORDER BY b.id LIMIT 1",
-                (*states, row_id, *invoice_ids)).fetchone()
+                (*states, row_id, *map(text.stored, invoice_ids))).fetchone()
         return None if r is None else row_of(r)
 
     def finished_files(self, days: int = 7) -> list[tuple[str, str, str, str | None]]:
@@ -151,7 +151,7 @@ class Views:
                 "SELECT invoice_file, state, since, archive_dir FROM bundles WHERE state IN "
                 "('sent', 'quarantined') AND since >= ? ORDER BY since DESC",
                 (iso_in(-days * 86400),)).fetchall()
-        return [(r[0], r[1], r[2], r[3]) for r in rs]
+        return [(text.read(r[0]), r[1], r[2], text.read_or_none(r[3])) for r in rs]
 
     def recent(self, days: int = 7, at: datetime | None = None) -> list[Row]:
         """Everything not final, plus sent/quarantined of the `days` days before `at`
@@ -193,9 +193,9 @@ class Views:
                 "(response LIKE '%<html%' OR response LIKE '%<!doctype%')",
                 (cutoff,)).fetchall()
         found: dict[int, dict[str, Any]] = {}
-        for row_id, text in rs:
+        for row_id, response in rs:
             try:
-                kept = json.loads(text)
+                kept = text.loads(response)
             except (ValueError, RecursionError):
                 continue  # a journal edited by hand: row_of shows it as unreadable
             answer = kept.get("response") if isinstance(kept, dict) else None
@@ -240,7 +240,8 @@ class Views:
                 "SELECT id, state, since, invoice_file, archive_dir FROM bundles WHERE "
                 "state = ? AND since >= ? AND since < ? ORDER BY since DESC, id DESC",
                 (state, day, _after_prefix(day))).fetchall()
-        return [Finished(*r) for r in rs]
+        return [Finished(r[0], r[1], r[2], text.read(r[3]), text.read_or_none(r[4]))
+                for r in rs]
 
     def sent_by_others(self, ids: list[int]) -> set[int]:
         """Of the rows `ids` (a page's worth), those another daemon sharing the outbox
@@ -279,7 +280,7 @@ class Views:
                 f"WHERE state IN ({marks}) UNION ALL SELECT invoice_file, id FROM bundles "
                 "WHERE state IN ('sent', 'quarantined') AND since >= ?) GROUP BY invoice_file",
                 (*unfinished, cutoff)).fetchall()
-        return {r[0]: r[1] for r in rs}
+        return {text.read(r[0]): r[1] for r in rs}
 
     def quarantined_for(self, code: str) -> list[Row]:
         """The quarantined rows with a reason of `code`, oldest first, without the
@@ -336,14 +337,15 @@ class Views:
         if not sent:
             return out
         marks = ", ".join("?" for _ in sent)
+        kept = {text.stored(i): i for i in sent}
         with self._lock:
             rs = self._db.execute(
                 f"SELECT s.invoice_id AS sent_id, {self._light_columns('b.')} FROM "
                 "sent_invoices AS s JOIN bundles AS b ON b.bundle_id = s.bundle_id WHERE "
                 f"s.invoice_id IN ({marks}) AND s.bundle_id != ? AND b.state IN ('sent', ?) "
-                "ORDER BY b.since, b.id", (*sent, except_bundle, DELIVERED)).fetchall()
+                "ORDER BY b.since, b.id", (*kept, except_bundle, DELIVERED)).fetchall()
         for r in rs:
-            out[r["sent_id"]] = row_of(r)  # the latest last
+            out[kept[r["sent_id"]]] = row_of(r)  # the latest last
         return out
 
     def _light_columns(self, prefix: str = "") -> str:

@@ -26,13 +26,14 @@ from daemon.fs.temps import Listed
 from daemon.journal import LIVE, Journal, Row
 from daemon.loop.decide import Decisions
 from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
+from daemon.loop.markerwait import marker_wait_said
 from daemon.loop.step import IDLE, Claim, Known, Next
 from daemon.loop.unreadable import read_failed
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, printable
 from daemon.watching.foldermounts import FolderMounts
 from daemon.watching.keptmoving import KeptMoving
-from daemon.watching.scan import Candidate, candidate_for, is_invoice_file, marker_wait
+from daemon.watching.scan import Candidate, candidate_for, is_invoice_file
 from daemon.watching.settle import SettleTracker
 from daemon.watching.snapshot import Snapshot, snapshot, unlisted_wait
 from daemon.watching.vanished import Vanished
@@ -148,7 +149,8 @@ class Pipeline(Decisions):
                 # a folder could not be listed, or kept going, no longer once it is not.
                 self._live(row, key, "settling", **(
                     {"last_error": moving} if moving
-                    else {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
+                    else {"last_error": marker_wait_said(cand, self.s)}
+                    if marker_missing and not snap.busy
                     else {"last_error": None} if moving == "" or (
                         last is not None and last.unlisted)
                     else {}))
@@ -371,8 +373,10 @@ class Pipeline(Decisions):
             # A name an older version took and this one refuses (a C1 control character)
             # is there still: said so, with why, as the page and the log say it; one no
             # longer an invoice file by the patterns is there too, left alone.
-            why = (refused or {}).get(printable(row.invoice_file))
             there = listed is not None and row.invoice_file in listed
+            # `refused` is keyed as shown: only for the row's own file, there. Another
+            # name shown alike (X + U+202E and X\u202e typed) is no word on this row.
+            why = (refused or {}).get(printable(row.invoice_file)) if there else None
             self.j.transition(row.id, "gone", f"in the outbox, but left alone: {why}"
                               if why is not None else LEFT_ALONE_AT_START if there
                               else "not in the outbox at start", durable=False)

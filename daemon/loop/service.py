@@ -59,7 +59,6 @@ from daemon.loop.reload import Reloading, sends_as, trusts_as
 from daemon.loop.stepping import Stepping
 from daemon.loop.stopping import Stopping
 from daemon.loop.timers import Timers, Waker, loop_clock
-from daemon.names import printable
 from daemon.reading.readers import Readers
 from daemon.report.notify import StartProgress, notify, watchdog_interval
 from daemon.report.publish import Publisher
@@ -162,7 +161,7 @@ class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
         last refresh; strays.py), told there with their own fix, as the page's hints
         leave them out."""
         strays = self.publish.page.stray_names
-        return [n for n in self.index.near(cand) if printable(n) not in strays]
+        return [n for n in self.index.near(cand) if n not in strays]
 
     # -- the loop --------------------------------------------------------------------
     def open(self) -> None:

@@ -103,6 +103,18 @@ def _on_its_way(row: Row) -> str:
     return "being delivered"
 
 
+def _how_to_add(row: Row, sidecar_suffix: str) -> str:
+    """How a clerk gives a waiting invoice its attachments (HTML)."""
+    name = row.invoice_file
+    if stem(name) + sidecar_suffix != name:
+        return f"add the attachments to {_where_attachments_go(row, sidecar_suffix)}"
+    # No extension and no sidecar suffix (invoice_patterns = ["*"]): its sidecar's name
+    # is its own, which no folder beside it can have (match._sidecar reads none).
+    return text(f"{name} has no extension, so no folder of attachments can lie beside it "
+                f"under its name: to send it with attachments, give it its extension "
+                f"({name}.xml, {name}.pdf …) and put them into the folder {name}")
+
+
 def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
     """The folder(s) a clerk puts the missing attachments in: the sidecar for a file of
     one invoice; for a file of several, each invoice's own subfolder (files in the
@@ -262,8 +274,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
 
     waiting = []
     for r in sec["waiting"]:
-        how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or "
-               f"{_how_to_release(r, release_suffix)}")
+        how = (f"{_how_to_add(r, sidecar_suffix)}, or {_how_to_release(r, release_suffix)}")
         if folders := near.get(r.invoice_file):
             name = stem(r.invoice_file)
             how = (f'<span class="err">{text(hints(folders, name, name + sidecar_suffix))}'

@@ -18,7 +18,6 @@ from daemon.delivery.throttle import THROTTLED
 from daemon.invisible import escaped_controls
 from daemon.journal import Journal
 from daemon.loop.timers import Timers
-from daemon.names import printable
 from daemon.report.clerkwords import pause_of
 from daemon.report.notify import notify
 from daemon.report.statuspage import StatusPage
@@ -96,14 +95,14 @@ class Publisher:
     def touched(self, names: Iterable[str]) -> None:
         """Root names an event came for, as on disk: a rename or removal of a look-alike
         the page shows as left by a quarantine, or of a folder it lists as one nothing is
-        sent from, changes no journal row, but the page. The look-alikes are kept as on
-        disk, the folders as shown (printable): a name with an invisible character (a
-        right-to-left override, shown as \\u202e) differs in the two."""
+        sent from, changes no journal row, but the page. Both are kept as on disk: a name
+        with an invisible character (a right-to-left override) is shown as another name
+        with its code typed (\\u202e) would be."""
         left, strays = self.page.left_names, self.page.stray_names
         if not (left or strays):
             return
         names = set(names)
-        if not left.isdisjoint(names) or not strays.isdisjoint(map(printable, names)):
+        if not left.isdisjoint(names) or not strays.isdisjoint(names):
             self._page_hinted = True
 
     def listed(self, names: Container[str]) -> None:

@@ -29,7 +29,7 @@ from daemon.loop.idlefiles import (
     suffixed_names,
 )
 from daemon.loop.unattached import AT_DEADLINE
-from daemon.names import first_of, printable, stem
+from daemon.names import first_of, stem
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
 from daemon.watching.lonefolders import LoneFolder, hints, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -248,7 +248,7 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
                    settings.outbox.ignore_patterns)
     # Told otherwise: a look-alike in its bundle's errors, a stray above.
     told = {n for c in cands for n in c.look_alikes} | {
-        n for n in lone if printable(n) in {x.name for x in strays}}
+        n for n in lone if n in {x.on_disk for x in strays}}
     waiting = [b["invoice_file"] for b in (data or {}).get("bundles", ())
                if b["state"] == "waiting"]
     suffix = settings.outbox.sidecar_suffix

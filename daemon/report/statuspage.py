@@ -41,7 +41,6 @@ from daemon.loop.idlefiles import (
     stray_errors_files,
     suffixed_names,
 )
-from daemon.names import printable
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
 from daemon.report.pagerender import LONE_SHOWN, named_as_file, render
@@ -123,7 +122,8 @@ class StatusPage:
         # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
         # removal of one changes no journal row, so its event must ask for a refresh.
         self.left_names: frozenset[str] = frozenset()
-        self.stray_names: frozenset[str] = frozenset()  # folders shown holding invoice files
+        # The folders listed as strays (holding invoice files, or come too late), as on disk.
+        self.stray_names: frozenset[str] = frozenset()
         # Today's entries of quarantine/ that other daemons filed, as the loop's last look
         # at quarantine/ found them (quarantinenews.py): never looked for by a refresh.
         # The latest only, as the page lists them; the earlier ones are counted.
@@ -298,7 +298,7 @@ class StatusPage:
                                settings.outbox.ignore_patterns)
         files = list(invoice_files)
         strays = self._strays.find(settings.outbox, share, files, journal.finished_files)
-        self.stray_names = frozenset(x.name for x in strays)
+        self.stray_names = frozenset(x.on_disk for x in strays)
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)
         lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings,
@@ -355,7 +355,7 @@ class StatusPage:
             return [], {}
         told = {n for c in invoice_files.values() for n in c.look_alikes} \
             if isinstance(invoice_files, Mapping) else set()
-        told |= {n for n in lone if printable(n) in self.stray_names} | left
+        told |= {n for n in lone if n in self.stray_names} | left
         waiting = [r.invoice_file for r in rows if r.state == "waiting"]
         folders, near, self._near = listed(lone, waiting, settings.outbox.sidecar_suffix,
                                            told, self._near)

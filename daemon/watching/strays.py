@@ -51,6 +51,10 @@ def by_stem(rows: Finished) -> ByStem:
 class Stray:
     name: str  # as shown
     why: str
+    # As on disk: what the folder is known by beside the other lists (the look-alikes and
+    # the folders without an invoice file), where two names are shown alike (`X` + U+202E
+    # and `X\u202e` typed are both shown as `X\u202e`) but are two folders.
+    on_disk: str
 
 
 class StrayFolders:
@@ -146,7 +150,7 @@ def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
                  f"but outboxd reads invoice files only directly in the outbox, so nothing "
                  f"in {shown} is sent; {origin}{sent}move each invoice file out of {shown} "
                  "into the outbox, its folder of the same name first (REASON.txt, "
-                 "reason.json and receipt.json may stay behind)")
+                 "reason.json and receipt.json may stay behind)", folder.name)
 
 
 def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], ByStem]
@@ -172,8 +176,8 @@ def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], ByStem]
                      f"{at}{where} before this folder came; nothing in {shown} is sent — "
                      f"if {file} was quarantined for having no attachments, move it from "
                      "its quarantine folder back into the outbox: it is read again with "
-                     "this folder")
+                     "this folder", name)
     return Stray(shown, f"named as the attachments of {file}, which was sent at {at} "
                  f"before this folder came; nothing in {shown} is sent — send these files "
                  "to the customer another way and remove the folder (putting the invoice "
-                 "file back into the outbox would send the invoice a second time)")
+                 "file back into the outbox would send the invoice a second time)", name)

@@ -592,6 +592,33 @@ def test_a_look_alike_a_quarantine_left_in_the_outbox_is_reported_as_such(
     assert code == 0 and "a sidecar without its invoice file waits for it" in out
 
 
+def test_a_folder_shown_like_a_look_alike_a_quarantine_left_is_not_taken_for_it(
+        cfg: Env, capsys) -> None:
+    """INV-7 + U+202E + .xml was quarantined for inv-7 + U+202E (made on Windows), which
+    stayed in the outbox; a folder named inv-7\\u202e (the code typed) is shown alike but
+    is another folder: check given it says what it is (a sidecar waiting for its invoice
+    file), not that the quarantine waits for it to be mended. The look-alike itself still
+    is reported as such. Before, the left look-alikes were matched by the name as shown."""
+    from daemon.configuration.config_load import load_settings
+    from daemon.journal import Journal
+    s = load_settings(cfg.config)
+    folder = write(s.quarantine_dir / "2026-11-26" / "INV-7--3f2a9c01b7e4" /
+                   "INV-7\u202e.xml", ubl_invoice("INV-7")).parent
+    write(cfg.outbox / "inv-7\u202e" / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / "inv-7\\u202e" / "readme.txt", b"no invoice")
+    s.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    journal = Journal(s.journal_path)
+    journal.create("INV-7\u202e.xml", "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": "inv-7\u202e",
+         "message": "this folder looks like the sidecar INV-7\u202e of INV-7\u202e.xml"}])
+    journal.close()
+    code, out = check(cfg, capsys, cfg.outbox / "inv-7\\u202e")
+    assert "was quarantined because of it" not in out
+    assert code == 0 and "a sidecar without its invoice file waits for it" in out
+    code, out = check(cfg, capsys, cfg.outbox / "inv-7\u202e")
+    assert code == 1 and "was quarantined because of it" in out
+
+
 def _unwritable(path: Path, monkeypatch: pytest.MonkeyPatch, opens: list[str],
                 immutable_too: bool = False) -> None:
     """The state dir as one the user may not write to: mode 0555, or, for root (whom the

@@ -4,6 +4,11 @@ clerk could see, each minimised and run through the real daemon and receiver
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 from conftest import Env, Receiver
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
@@ -113,3 +118,113 @@ def test_an_invoice_file_without_an_extension_is_no_sidecar_of_its_own(
     [sent] = wait_for(env.sent_bundles, what="the invoice in sent/")
     assert (sent / "INV-7").read_bytes() == ubl_invoice("INV-7")
     assert not (env.outbox / "INV-7.errors.txt").exists()
+
+
+def test_names_that_are_not_utf8_or_shown_alike_travel_to_sent_without_a_traceback(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The real daemon, watching a temp folder, with names no journal write may trip
+    over (seed 27 of the fuzzer: a raw non-UTF-8 name failed a row's write, and the loop
+    logged a traceback at every rescan):
+    - INV-1's sidecar holds a copy still at work under a name of Latin-1 bytes
+      (0xE9.pdf.part) and a Mac's litter file of such a name: the bundle waits for the
+      copy, named in its row; renamed, the bundle is sent to the receiver on 127.0.0.1
+      and archived, the litter with it;
+    - X + U+202E + .xml and X\\u202e.xml (the code typed, shown alike) dropped together
+      are two bundles, each sent and archived with its own attachment.
+    No traceback, no "unexpected" line, every log line JSON."""
+    from conftest import journal_states
+    from helpers import not_json_lines, outboxd_with
+
+    from daemon.names import printable
+
+    # The copy is shown as stuck after 1 s, not 600: its row names it then.
+    env.daemon = outboxd_with({"daemon.report.statuspage.MIN_INTERVAL": 0.5,
+                               "daemon.loop.pipeline.STUCK_SECONDS": 1.0})
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    daemon = start_daemon()
+    box = os.fsencode(env.outbox)
+    # The copy at work first: the bundle can never settle before it is there.
+    os.mkdir(box + b"/INV-1")
+    (Path(os.fsdecode(box + b"/INV-1/\xe9.pdf.part"))).write_bytes(pdf_bytes())
+    (Path(os.fsdecode(box + b"/INV-1/._\xe9.pdf"))).write_bytes(b"\x00\x05\x16\x07")
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    for name, pdf in (("X\u202e", "rlo.pdf"), ("X\\u202e", "typed.pdf")):
+        (env.outbox / name).mkdir()
+        (env.outbox / name / pdf).write_bytes(pdf_bytes())
+        (env.outbox / f"{name}.xml").write_bytes(ubl_invoice(f"ID-{pdf[:3]}"))
+    wait_for(lambda: len(env.sent_bundles()) == 2, what="the two bundles shown alike sent")
+    error = wait_for(lambda: _settling_error(env, "INV-1.xml"), what="INV-1's copy named")
+    assert "waits for INV-1/\\udce9.pdf.part: " in printable(error)
+    os.rename(box + b"/INV-1/\xe9.pdf.part", box + b"/INV-1/b.pdf")
+    wait_for(lambda: len(env.sent_bundles()) == 3, what="INV-1 sent once its copy ended")
+    by_file = {os.fsencode(p.name).split(b"--")[0]: p for p in env.sent_bundles()}
+    assert set(by_file) == {b"INV-1", "X\u202e".encode(), b"X\\u202e"}
+    inv1 = os.fsencode(by_file[b"INV-1"])
+    assert sorted(os.listdir(inv1 + b"/INV-1")) == [b"._\xe9.pdf", b"a.pdf", b"b.pdf"]
+    assert os.listdir(by_file["X\u202e".encode()] / "X\u202e") == ["rlo.pdf"]
+    assert os.listdir(by_file[b"X\\u202e"] / "X\\u202e") == ["typed.pdf"]
+    assert len(receiver.accepted()) == 3
+    # The folder is there before the row says so (sent only once it is there).
+    wait_for(lambda: [journal_states(env).get(f) for f in (
+        "INV-1.xml", "X\u202e.xml", "X\\u202e.xml")] == ["sent"] * 3, what="three rows sent")
+    # Shown alike on the page (the override as its code), but two rows, each its own.
+    rows = wait_for(lambda: len(r := [x for x in _page_rows(env, "sent")
+                                      if x.startswith("X\\u202e.xml\t")]) == 2 and r,
+                    what="both listed as sent on the page")
+    assert sorted("ID-rlo" in x for x in rows) == [False, True]
+    assert sorted("ID-typ" in x for x in rows) == [False, True]
+    # `status --json` gives each exact name once parsed.
+    shown = subprocess.run([*env.daemon, "status", "--json", "-c", str(env.config)],
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    files = sorted(b["invoice_file"] for b in json.loads(shown)["bundles"])
+    assert files == ["INV-1.xml", "X\\u202e.xml", "X\u202e.xml"]
+    log = daemon.stderr()
+    assert "Traceback" not in log and '"unexpected' not in log
+    assert not_json_lines(log) == []
+
+
+def _page_rows(env: Env, section: str) -> list[str]:
+    """The rows of a section of the status page (cells joined by tabs), [] before it."""
+    from report.test_statuspage import Page
+
+    page_file = env.outbox / "outboxd-status.html"
+    return Page(page_file.read_text()).rows.get(section, []) if page_file.exists() else []
+
+
+def _settling_error(env: Env, invoice_file: str) -> str | None:
+    """The error of the row of `invoice_file` settling, as the journal reads it back."""
+    from daemon.journal import Journal
+
+    j = Journal(env.state / "journal.sqlite3", readonly=True)
+    try:
+        return next((r.last_error for r in j.rows(("settling",))
+                     if r.invoice_file == invoice_file and r.last_error), None)
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize(("name", "folder"), [
+    ("INV-1", "inv-1"), ("INV-1", "INV-1 (1)"), ("R\u00e4kning-1", "Ra\u0308kning-1")],
+    ids=["case", "copy", "nfd"])
+def test_a_look_alike_sidecar_of_a_bundle_waiting_for_its_marker_is_named_at_once(
+        env: Env, receiver: Receiver, start_daemon, name: str, folder: str) -> None:
+    """Under completion = "marker" a bundle waits for its marker unread; a folder beside
+    it spelled like its sidecar but for case (inv-1/ beside INV-1.xml) or Unicode form (a
+    Mac's decomposed "a" + U+0308 beside the ERP's "\u00e4"), or named as a copy of it,
+    was named nowhere — not among the folders without an invoice file (a bundle's
+    look-alike is told in its errors), and the bundle's errors come only once it is read,
+    after the marker. Its row, on the page, now says it with the same words as the
+    bundle's `sidecar-spelling` error: the sender can rename it before writing the
+    marker."""
+    env.write_config(receiver.url, outbox={"completion": "marker"},
+                     policy={"unattached": "send"})
+    start_daemon()
+    (env.outbox / folder).mkdir()
+    (env.outbox / folder / "a.pdf").write_bytes(pdf_bytes())
+    (env.outbox / f"{name}.xml").write_bytes(ubl_invoice("INV-1"))
+    page = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page.exists() and f"{name}.ready" in page.read_text(), what="the wait")
+    shown = wait_for(lambda: folder in (text := page.read_text()) and text,
+                     what=f"{folder} named on the page")
+    assert f"looks like the sidecar {name} of {name}.xml" in shown or \
+        f"looks like a copy of the sidecar {name} of {name}.xml" in shown

@@ -1105,6 +1105,27 @@ def test_a_folder_the_look_cannot_list_is_named_as_shown_in_the_row(
     assert said["folder"] == f"INV-1/{printable(folder)}"
 
 
+def test_a_row_whose_file_went_is_not_said_left_alone_for_a_refused_name_shown_alike(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """INV-1 + U+202E + .xml waited when outboxd stopped, and was taken out meanwhile;
+    a symbolic link named INV-1\\u202e.xml (the code typed: shown alike) lies in the
+    outbox, refused. The row's end says its file is not in the outbox: before, the
+    refused names were looked up by the row's name as shown, and the row was said to be
+    "in the outbox, but left alone" for the link's refusal."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "INV-1\\u202e.xml").symlink_to(tmp_path / "elsewhere.xml")
+    (tmp_path / "state").mkdir()
+    before = Journal(tmp_path / "state" / "journal.sqlite3")
+    row_id = before.create("INV-1\u202e.xml", "waiting", "as the run before left it")
+    before.close()
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.journal.get(row_id).state == "gone"
+    assert svc.journal.last_detail(row_id) == "not in the outbox at start"
+    assert "INV-1\\u202e.xml" in svc.left_alone.refused
+
+
 @pytest.mark.parametrize("state", ["waiting", "held"])
 def test_a_bundle_waiting_under_a_name_refused_since_the_upgrade_is_said_to_be_a_bad_name(
         make_service: Any, clock: FakeClock, tmp_path: Path, state: str) -> None:

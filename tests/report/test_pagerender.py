@@ -702,3 +702,23 @@ def test_waiting_invoices_are_listed_longest_waiting_first_those_of_one_second_b
     page = Page(render(rows, [], datetime(2031, 5, 6, 12, 1, tzinfo=UTC)))
     assert [r.split("\t")[0] for r in page.rows["waiting"]] == ["Z.xml", "A.xml", "B.xml",
                                                                 "C.xml"]
+
+
+def test_a_waiting_invoice_file_without_an_extension_is_told_to_take_one_for_attachments(
+        journal: Journal) -> None:
+    """INV-7, an invoice file without an extension (invoice_patterns = ["*"], no sidecar
+    suffix), waits under `unattached = "warn"` as any unattached invoice: its row says how
+    to give it attachments — an extension first, then the folder INV-7 — never "add the
+    attachments to the folder INV-7", a folder of its own name, which cannot lie beside
+    it. Its release file stays offered. A file with an extension is told of its folder."""
+    journal.create("INV-7", "waiting", invoice_ids=["INV-7"], unattached_ids=["INV-7"])
+    journal.create("INV-8.xml", "waiting", invoice_ids=["INV-8"], unattached_ids=["INV-8"])
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    [bare] = [r for r in page.rows["waiting"] if r.startswith("INV-7\t")]
+    assert "add the attachments to the folder INV-7," not in bare
+    assert ("INV-7 has no extension, so no folder of attachments can lie beside it under "
+            "its name: to send it with attachments, give it its extension (INV-7.xml, "
+            "INV-7.pdf …) and put them into the folder INV-7") in bare
+    assert "INV-7.send-anyway" in bare
+    [named] = [r for r in page.rows["waiting"] if r.startswith("INV-8.xml\t")]
+    assert "add the attachments to the folder INV-8, or" in named

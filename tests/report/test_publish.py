@@ -251,7 +251,7 @@ def test_an_event_on_a_name_with_a_right_to_left_override_asks_for_the_page(
 
     assert page_asked()
     assert publisher.page.left_names == {"inv-7\u202e"}
-    assert publisher.page.stray_names == {"Batch\\u202e"}
+    assert publisher.page.stray_names == {"Batch\u202e"}
     publisher.touched(["INV-8.xml"])
     assert not page_asked()
     publisher.touched(["inv-7\u202e"])

@@ -560,6 +560,31 @@ def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at
     assert by_name["INV-11"]["close_to"] == ["INV-1.xml"] and by_name["Misc"]["close_to"] == []
 
 
+def test_a_folder_close_to_a_waiting_invoice_is_listed_beside_a_stray_shown_alike(
+        settings: Settings) -> None:
+    """A folder named INV-1 + U+202E (close to the waiting INV-1.xml, no invoice file) is
+    listed and hinted at INV-1.xml's wait, although a folder named with the six characters
+    `\\u202e` typed, which holds invoice files (a stray, told with its own fix), is shown
+    by the same text: the folders told as strays are known by their names on disk. Before,
+    they were known by their names as shown, and the folder close to INV-1.xml was taken
+    for the stray and named nowhere."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    fill(settings)
+    box = settings.outbox.path
+    (box / "INV-1\u202e").mkdir()
+    write(box / "INV-1\\u202e" / "Q1.xml", b"<x/>")
+    (box / "INV-1\\u202e" / "Q1").mkdir()
+    data = collect(settings)
+    view = outbox_view(settings, data)
+    assert [x.name for x in view.lone] == ["INV-1\\u202e"]
+    assert view.near == {"INV-1.xml": "a folder INV-1\\u202e/ has no invoice file; if it "
+                         "holds INV-1's attachments, rename it to INV-1/"}
+    assert [name for name, why in view.left if "holds the invoice file Q1.xml" in why
+            ] == ["INV-1\\u202e/"]
+
+
 def test_windows_system_folders_and_caches_in_the_outbox_are_not_listed(
         settings: Settings) -> None:
     """A recycle bin, restore points and a thumbnail cache Windows made in the outbox

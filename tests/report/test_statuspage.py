@@ -1168,3 +1168,21 @@ def test_ours_and_other_daemons_quarantines_are_listed_latest_first_and_cut_toge
                   ).text["quarantined"]
     assert listed.index("LATEST--") < listed.index(f"OURS-{FINISHED_SHOWN - 2}--")
     assert "EARLIEST--" not in listed and "1 more quarantined today" in listed
+
+
+def test_a_folder_shown_as_a_strays_name_is_still_listed_as_a_folder_without_an_invoice(
+        journal: Journal, tmp_path: Path) -> None:
+    """A folder named A-1 + U+202E (no invoice file in it) and a folder named with the
+    six characters `\\u202e` typed that holds an invoice file are both shown as
+    `A-1\\u202e/`, but are two folders: the page lists the first among the folders
+    without an invoice file and the second among those nothing is sent from. Before, the
+    strays were known by their names as shown, and the first was taken for the second
+    and listed nowhere."""
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    write(outbox / "A-1\u202e" / "a.pdf", b"%PDF-1.4")
+    write(outbox / "A-1\\u202e" / "Q1.xml", b"<x/>")
+    (outbox / "A-1\\u202e" / "Q1").mkdir()
+    assert page.refresh(journal, settings)
+    shown = Page(path.read_text(encoding="utf-8"))
+    assert [r.split("\t", 1)[0] for r in shown.rows["lone"]] == ["A-1\\u202e/"]
+    assert "holds the invoice file Q1.xml, but" in shown.text["strays"]
