@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,15 +231,32 @@ def trace(root: Path, text: str, log: list[str]) -> list[str]:
     """The lines of the drops' record and of the daemon's logs that name TEXT, each
     record's in order (the daemon's are stamped with wall-clock, the drops' with the
     monotonic clock: they interleave by their content, not their stamps)."""
-    typed = repr(text)[1:-1]  # as the record writes a name
+    # As the record writes a name (repr), and as outboxd shows one: an invisible
+    # character by its code, as typed (`\u200d`).
+    typed = repr(text)[1:-1]
     out = [f"drops: {line}" for line in log if text in line or typed in line]
     for path in sorted(root.glob("fz/daemon-*.log")):
         for line in path.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                line = json.dumps(json.loads(line), ensure_ascii=False)
-            if text in line:
+            try:
+                texts = list(_strings(json.loads(line)))
+            except ValueError:
+                texts = [line]
+            if any(text in t or typed in t for t in texts):
                 out.append(f"{path.stem}: {line}")
     return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every text in a log line's JSON: names are looked for in them as they are, not
+    as JSON escapes them."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def main(argv: list[str] | None = None) -> int:
