@@ -1,6 +1,6 @@
 """The drops of `python -m bench.fuzznames`: seeded random names and layouts, made in a
-real outbox the ways clerks' clients make them, and the record of every input file
-made, for the oracle (bench/fuzznames.py).
+real outbox the ways clerks' clients make them (bench/fuzzmake.py, which keeps the
+record of every input made, for the oracle: bench/fuzzoracle.py).
 
 Every file's content is unique (a marker in it), so a hash found in sent/, quarantine/
 or the outbox accounts for exactly that input; zero-byte files, FIFOs and links are
@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import shutil
 import stat
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.corpus import invoice_xml, pdf_attachment, png_attachment
+from bench.fuzzmake import Maker
 from daemon.names import NAME_MAX, folder_name_for_id
 
 # Words a clerk's names are made of, from many scripts (Hangul and Vietnamese have
@@ -63,28 +62,9 @@ ATTACHMENT_EXTS = (".pdf", ".png", ".csv", ".txt", ".PDF", ".tif", ".jpg", "", "
 
 
 @dataclass
-class Input:
-    """One entry a drop made: where (relative to the outbox), what, and its content's hash."""
-
-    rel: str
-    kind: str  # "file", "empty", "symlink", "fifo", "dir"
-    sha: str = ""
-    note: str = ""
-
-
-@dataclass
-class Drops:
-    outbox: Path
-    stage: Path  # on the outbox's file system: folders built here are moved in whole
-    outside: Path  # beside the outbox: links point here; nothing in it may change
-    rng: random.Random
-    inputs: list[Input] = field(default_factory=list)
+class Drops(Maker):
     bundles: list[tuple[str, list[tuple[str, bytes, str]]]] = field(default_factory=list)
-    made: int = 0
-    log: list[str] = field(default_factory=list)  # every entry made, in order
-    pace: float = 0.05  # seconds between the pieces of a slow write
     markers: bool = False  # completion = "marker": most bundles get NAME.ready last
-    skipped: dict[str, int] = field(default_factory=dict)
 
     # -- names ---------------------------------------------------------------
     def name(self, limit: int = 60) -> str:
@@ -152,74 +132,6 @@ class Drops:
         return (f"<note>{m}</note>" if ext.lower() == ".xml" else f"text {m}\n").encode()
 
     # -- making entries ------------------------------------------------------
-    def _record(self, rel: str, kind: str, data: bytes = b"", note: str = "") -> None:
-        sha = hashlib.sha256(data).hexdigest() if kind == "file" else ""
-        self.log.append(f"{time.monotonic():.2f} {kind} {rel!r} {len(data)} {sha[:12]} {note}")
-        self.inputs.append(Input(rel, kind if data or kind != "file" else "empty", sha, note))
-
-    def _try(self, what: str, fn: object, *args: object) -> bool:
-        try:
-            fn(*args)  # type: ignore[operator]
-            return True
-        except OSError as e:  # a name the file system refuses (too long, "." ...)
-            key = f"{what}: {e.strerror}"
-            self.skipped[key] = self.skipped.get(key, 0) + 1
-            return False
-
-    def _through_link(self, path: Path) -> bool:
-        """A folder on the way is a link a drop made (a sidecar linked elsewhere): a
-        clerk's copy would go where it points, out of the oracle's sight."""
-        there = path.parent
-        while not os.path.lexists(there):  # the folders mkdir would make: none yet
-            there = there.parent
-        if os.path.realpath(there) == os.path.abspath(there):
-            return False
-        self.skipped["through a link"] = self.skipped.get("through a link", 0) + 1
-        return True
-
-    def write(self, base: Path, rel: str, data: bytes, how: str, note: str = "") -> None:
-        """One file at base/rel, made `how`: written in place, under a dot-name renamed,
-        slowly in pieces, or with old times kept (cp -p, robocopy /COPY:T)."""
-        path = base / rel
-        if self._through_link(path) or not self._try("mkdir", path.parent.mkdir, 0o777,
-                                                     True, True):
-            return
-        if os.path.lexists(path):
-            if not path.is_file() or path.is_symlink():
-                # A FIFO would block the write (no reader), a link would be followed.
-                self.skipped["taken by a special file"] = self.skipped.get(
-                    "taken by a special file", 0) + 1
-                return
-            # The clerk replaces a file of that name: what it held is gone by the clerk's
-            # hand, not the daemon's.
-            self.inputs = [i for i in self.inputs if i.rel != rel]
-        if how == "rename":
-            tmp = path.with_name(f".{self.made}.fuzz.tmp")
-            if self._try("write", tmp.write_bytes, data) and self._try("rename", tmp.rename,
-                                                                         path):
-                self._record(rel, "file", data, note)
-            else:
-                tmp.unlink(missing_ok=True)
-            return
-        if how == "slow" and len(data) > 64:
-            try:
-                with open(path, "wb") as fh:
-                    step = max(1, len(data) // 4)
-                    for at in range(0, len(data), step):
-                        fh.write(data[at:at + step])
-                        fh.flush()
-                        time.sleep(self.pace)  # a client's pace between pieces, not a wait
-            except OSError as e:
-                self.skipped[f"write: {e.strerror}"] = self.skipped.get(
-                    f"write: {e.strerror}", 0) + 1
-                return
-        elif not self._try("write", path.write_bytes, data):
-            return
-        if how == "keep-times":
-            old = time.time() - self.rng.uniform(86400, 86400 * 3000)
-            os.utime(path, (old, old))
-        self._record(rel, "file", data, note)
-
     def special(self, base: Path, rel: str, inside_target: str | None) -> None:
         """A symlink (into the outbox or out of it), a FIFO, a hard link, an empty folder
         or a file nobody may read, at base/rel."""
@@ -240,8 +152,7 @@ class Drops:
         elif roll < 0.6:
             source = (base / inside_target) if inside_target and self.rng.random() < 0.6 \
                 else self.outside / "linked.pdf"
-            if self._try("link", os.link, source, path):
-                self._record(rel, "file", source.read_bytes(), note="hard link")
+            self.hard_link(source, base, rel)
         elif roll < 0.68:
             if self._try("mkdir", path.mkdir):
                 self._record(rel, "dir")
@@ -250,13 +161,16 @@ class Drops:
             data = self.attachment(".pdf")
             if self._try("mkdir", path.mkdir) and self._try(
                     "write", (path / "locked.pdf").write_bytes, data):
-                self._record(f"{rel}/locked.pdf", "file", data, note="in a folder of mode 000")
+                self._record(f"{rel}/locked.pdf", "file", data, "in a folder of mode 000",
+                             path / "locked.pdf")
                 os.chmod(path, 0)
         else:
             data = self.attachment(".pdf")
-            if self._try("write", path.write_bytes, data):
+            before = self._replacing(path)
+            if before is not False and self._try("write", path.write_bytes, data):
+                self._replaced(rel, path, before, data, renamed=False)
                 os.chmod(path, 0)
-                self._record(rel, "file", data, note="mode 000")
+                self._record(rel, "file", data, "mode 000", path)
 
     # -- a drop --------------------------------------------------------------
     def sidecar_tree(self, ids: list[str]) -> list[tuple[str, bytes, str]]:
@@ -331,9 +245,8 @@ class Drops:
         elif odd < 0.1 and self.bundles:
             # The invoice file a hard link to an earlier one (the same bytes, two names).
             first = self.outbox / rng.choice(self.bundles)[0]
-            if os.path.isfile(first) and not os.path.islink(first) and self._try(
-                    "link", os.link, first, self.outbox / (stem + ext)):
-                self._record(stem + ext, "file", first.read_bytes(), note="hard link")
+            if os.path.isfile(first) and not os.path.islink(first):
+                self.hard_link(first, self.outbox, stem + ext)
             files.remove(entry)
         invoice_last = rng.random() < 0.85
         order = files if invoice_last or entry not in files else [

@@ -38,7 +38,10 @@ What it does:
   * nothing outside the outbox changed, and no byte of the files links point to there
     reached the receiver, sent/ or quarantine/.
 
-Prints what was dropped and the outcome; exit 0 on PASS. `--keep` keeps the work folder.
+Prints what was dropped and the outcome; exit 0 on PASS. `--keep` keeps the work folder;
+its drops.txt is the trace of every entry made, rewritten through a hard link, moved
+back or renamed, and of each restart, in order. `--trace TEXT` prints the lines of it
+and of the daemon's logs that name TEXT.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +120,7 @@ class Campaign(Oracle):
         """SIGKILL mid-campaign (a power loss), then a fresh start on the same journal."""
         if self.daemon.popen.poll() is not None:
             self.exits.append(self.daemon.popen.returncode)
+        self.drops.note("daemon SIGKILLed and started again")
         self.daemon.popen.kill()
         self.daemon.popen.wait()
         self.daemon.stop()
@@ -156,6 +161,7 @@ class Campaign(Oracle):
                     os.rename(folder / name, self.outbox / name)
                 except OSError:
                     continue
+                self.drops.note(f"moved back {name!r} from {folder.name!r}")
         self.moved_back += 1
 
     def rename_trimmed(self) -> None:
@@ -169,6 +175,7 @@ class Campaign(Oracle):
             i = self.rng.choice(mine)
             with contextlib.suppress(OSError):
                 os.rename(self.outbox / i.rel, self.outbox / trimmed(i.rel))
+                self.drops.note(f"renamed {i.rel!r} to {trimmed(i.rel)!r}")
                 i.rel = trimmed(i.rel)
                 self.renamed += 1
 
@@ -220,6 +227,38 @@ def _restore_modes(root: Path) -> None:
             os.chmod(p, 0o600)
 
 
+def trace(root: Path, text: str, log: list[str]) -> list[str]:
+    """The lines of the drops' record and of the daemon's logs that name TEXT, each
+    record's in order (the daemon's are stamped with wall-clock, the drops' with the
+    monotonic clock: they interleave by their content, not their stamps)."""
+    # As the record writes a name (repr), and as outboxd shows one: an invisible
+    # character by its code, as typed (`\u200d`).
+    typed = repr(text)[1:-1]
+    out = [f"drops: {line}" for line in log if text in line or typed in line]
+    for path in sorted(root.glob("fz/daemon-*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                texts = list(_strings(json.loads(line)))
+            except ValueError:
+                texts = [line]
+            if any(text in t or typed in t for t in texts):
+                out.append(f"{path.stem}: {line}")
+    return out
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every text in a log line's JSON: names are looked for in them as they are, not
+    as JSON escapes them."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=1)
@@ -228,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SIGKILL and restart the daemon this many times during the drops")
     ap.add_argument("--settle-timeout", type=float, default=300.0)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--trace", action="append", default=[], metavar="TEXT",
+                    help="print what was done to names holding TEXT (drops.txt) and the "
+                    "daemon's log lines naming them; may be given again")
     args = ap.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="outboxd-fuzznames-"))
     started = time.monotonic()
@@ -265,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"outcome: {'PASS' if not problems else 'FAIL'}")
     for p in problems[:40]:
         print(f"  {escaped_controls(p)}")
+    for text in args.trace:
+        print(f"trace of {text!r}:")
+        for line in trace(root, text, campaign.drops.log):
+            print(f"  {escaped_controls(line)}")
     if args.keep or problems:
         print(f"work folder kept: {root}")
     else:

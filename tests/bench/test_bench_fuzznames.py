@@ -1,0 +1,41 @@
+"""`python -m bench.fuzznames --trace TEXT`: what the drops did to a name and what the
+daemon logged of it, found however the name is written down."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.fuzznames import trace
+
+NAME = "\u2028<PR\u200dN.pdf"
+
+
+def _campaign(root: Path) -> list[str]:
+    """A work folder as a campaign leaves it: the daemon's JSON log naming the file as
+    outboxd shows it (an invisible character by its code), and the drops' record
+    naming it as Python writes it (repr)."""
+    (root / "fz").mkdir()
+    lines = [{"invoice_file": "\\u2028<PR\\u200dN.pdf", "event": "bundle held"},
+             {"invoice_file": "other.xml", "event": "bundle held"},
+             {"bundle_id": "b1", "archive": {"files": ["x", "\\u2028<PR\\u200dN.pdf"]},
+              "event": "bundle sent"}]
+    (root / "fz" / "daemon-1.log").write_text(
+        "".join(json.dumps(row) + "\n" for row in lines) + "not JSON <PR\u200dN\n")
+    return [f"1.00 file {NAME!r} 27639 be348c7b07fb slow",
+            "2.00 file 'other.xml' 12 0123456789ab direct"]
+
+
+def test_a_name_is_traced_whether_given_as_its_characters_or_as_typed(
+        tmp_path: Path) -> None:
+    """Given as it is or as its codes typed (`\\u200d`), the name finds its drop and
+    every daemon line naming it, nested or escaped by JSON, and nothing else."""
+    log = _campaign(tmp_path)
+    for text in ("<PR\u200dN", "<PR\\u200dN"):
+        found = trace(tmp_path, text, log)
+        assert sum(line.startswith("drops: ") for line in found) == 1, found
+        assert sum('"bundle held"' in line for line in found) == 1, found
+        assert sum('"bundle sent"' in line for line in found) == 1, found
+        assert not any("other.xml" in line for line in found), found
+    # A line that is not JSON is searched as it is.
+    assert any("not JSON" in line for line in trace(tmp_path, "<PR\u200dN", log))
