@@ -557,21 +557,24 @@ def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
     assert code == 0 and "a.pdf" in out
 
 
-def _quarantined_for_inv_7(cfg: Env) -> Path:
+def _quarantined_for_inv_7(cfg: Env, mark: str = "", other: str = "other") -> Path:
     """INV-7.xml quarantined for inv-7/ (made on Windows), which stayed in the outbox;
-    and other/, a folder no quarantine left. The journal's path."""
+    and `other`/, a folder no quarantine left. `mark` follows INV-7 and inv-7 in every
+    name. The journal's path."""
     from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
     s = load_settings(cfg.config)
-    folder = write(s.quarantine_dir / "2026-11-26" / "INV-7--3f2a9c01b7e4" / "INV-7.xml",
+    invoice, side = f"INV-7{mark}.xml", f"inv-7{mark}"
+    folder = write(s.quarantine_dir / "2026-11-26" / "INV-7--3f2a9c01b7e4" / invoice,
                    ubl_invoice("INV-7")).parent
-    write(cfg.outbox / "inv-7" / "timesheet.pdf", pdf_bytes())
-    write(cfg.outbox / "other" / "readme.txt", b"no invoice")
+    write(cfg.outbox / side / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / other / "readme.txt", b"no invoice")
     s.journal_path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(s.journal_path)
-    journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
-        {"code": "sidecar-spelling", "file": "inv-7",
-         "message": "this folder looks like the sidecar INV-7 of INV-7.xml — rename it"}])
+    journal.create(invoice, "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": side,
+         "message": f"this folder looks like the sidecar INV-7{mark} of {invoice} — "
+                    "rename it"}])
     journal.close()
     return s.journal_path
 
@@ -599,19 +602,7 @@ def test_a_folder_shown_like_a_look_alike_a_quarantine_left_is_not_taken_for_it(
     is another folder: check given it says what it is (a sidecar waiting for its invoice
     file), not that the quarantine waits for it to be mended. The look-alike itself still
     is reported as such. Before, the left look-alikes were matched by the name as shown."""
-    from daemon.configuration.config_load import load_settings
-    from daemon.journal import Journal
-    s = load_settings(cfg.config)
-    folder = write(s.quarantine_dir / "2026-11-26" / "INV-7--3f2a9c01b7e4" /
-                   "INV-7\u202e.xml", ubl_invoice("INV-7")).parent
-    write(cfg.outbox / "inv-7\u202e" / "timesheet.pdf", pdf_bytes())
-    write(cfg.outbox / "inv-7\\u202e" / "readme.txt", b"no invoice")
-    s.journal_path.parent.mkdir(parents=True, exist_ok=True)
-    journal = Journal(s.journal_path)
-    journal.create("INV-7\u202e.xml", "quarantined", archive_dir=str(folder), reasons=[
-        {"code": "sidecar-spelling", "file": "inv-7\u202e",
-         "message": "this folder looks like the sidecar INV-7\u202e of INV-7\u202e.xml"}])
-    journal.close()
+    _quarantined_for_inv_7(cfg, mark="\u202e", other="inv-7\\u202e")
     code, out = check(cfg, capsys, cfg.outbox / "inv-7\\u202e")
     assert "was quarantined because of it" not in out
     assert code == 0 and "a sidecar without its invoice file waits for it" in out

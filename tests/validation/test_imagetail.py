@@ -17,6 +17,20 @@ from PIL import Image, ImageCms
 from daemon.validation.imageprobe import TRUNCATED, probe_image
 
 
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What Pillow was asked to open during the test: a file refused before Pillow
+    opens it leaves this empty (what "before" means here, rather than a time)."""
+    asked: list[object] = []
+    real_open = Image.open
+
+    def spy(*args: Any, **kwargs: Any) -> Image.Image:
+        asked.append(args[0])
+        return real_open(*args, **kwargs)
+    monkeypatch.setattr(Image, "open", spy)
+    return asked
+
+
 def _photo(**kw: object) -> bytes:
     """A JPEG as cameras and editors write them (`kw`: Pillow's save options)."""
     buf = io.BytesIO()
@@ -48,18 +62,11 @@ HOSTILE_JPEGS = {
 
 @pytest.mark.parametrize("case", HOSTILE_JPEGS.values(), ids=HOSTILE_JPEGS)
 def test_a_jpeg_of_more_markers_than_a_camera_writes_is_refused_before_pillow_opens_it(
-        monkeypatch: pytest.MonkeyPatch, case: tuple[Any, str]) -> None:
+        opened: list[object], case: tuple[Any, str]) -> None:
     """The JPEG's markers are counted first, at C speed, and one over the limits is
     unreadable, saying which, before Pillow is asked to open it (asserted by the opens
     Pillow was asked for, not by time)."""
     make, said = case
-    opened: list[object] = []
-    real_open = Image.open
-
-    def spy(*args: Any, **kwargs: Any) -> Image.Image:
-        opened.append(args[0])
-        return real_open(*args, **kwargs)
-    monkeypatch.setattr(Image, "open", spy)
     facts = probe_image(io.BytesIO(make()), "jpeg", 89_478_485)
     assert facts.error is not None and said in facts.error
     assert "damaged, or made to hold up whoever reads it" in facts.error
@@ -69,7 +76,7 @@ def test_a_jpeg_of_more_markers_than_a_camera_writes_is_refused_before_pillow_op
 @pytest.mark.parametrize("case", [HOSTILE_JPEGS[k] for k in HOSTILE_JPEGS if "scan" not in k],
                          ids=[k for k in HOSTILE_JPEGS if "scan" not in k])
 def test_a_jpeg_read_from_its_file_is_refused_by_its_headers_before_pillow_opens_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: tuple[Any, str]) -> None:
+        tmp_path: Path, opened: list[object], case: tuple[Any, str]) -> None:
     """A JPEG over 64 MiB (an admin's max_attachment_bytes above that) is probed from
     its file, not from memory, and was not walked at all: Pillow read 64 MB of empty
     APP segments for 34 s and +2 GB. Its headers, up to the first scan (what Pillow
@@ -77,13 +84,6 @@ def test_a_jpeg_read_from_its_file_is_refused_by_its_headers_before_pillow_opens
     make, said = case
     path = tmp_path / "scan.jpg"
     path.write_bytes(make())
-    opened: list[object] = []
-    real_open = Image.open
-
-    def spy(*args: Any, **kwargs: Any) -> Image.Image:
-        opened.append(args[0])
-        return real_open(*args, **kwargs)
-    monkeypatch.setattr(Image, "open", spy)
     with path.open("rb") as fh:
         facts = probe_image(fh, "jpeg", 89_478_485)
     assert facts.error is not None and said in facts.error
@@ -151,19 +151,12 @@ def _png_in_chunks_of(size: int, before: bytes = b"") -> bytes:
 
 
 def test_a_png_of_more_chunks_than_an_image_holds_is_refused_before_pillow_opens_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        opened: list[object]) -> None:
     """A 5 MB PNG of 416,000 empty chunks (Pillow read them for 1.2 s and +45 MB, its
     check of their CRCs again) is unreadable, saying why, before Pillow is asked to open
     it; its image data split into chunks of 1 KB (more than any encoder writes) is
     read."""
     hostile = _png_in_chunks_of(65536, before=_png_chunk(b"zzZz", b"") * 416_000)
-    opened: list[object] = []
-    real_open = Image.open
-
-    def spy(*args: Any, **kwargs: Any) -> Image.Image:
-        opened.append(args[0])
-        return real_open(*args, **kwargs)
-    monkeypatch.setattr(Image, "open", spy)
     facts = probe_image(io.BytesIO(hostile), "png", 89_478_485)
     assert facts.error is not None and "chunks (10,000 and one more per KiB" in facts.error
     assert opened == []
@@ -189,20 +182,13 @@ GIF_FLOODS = {"comments": b"!\xfe\x01a\x00" * 1_000_000,
 
 @pytest.mark.parametrize("blocks", GIF_FLOODS.values(), ids=GIF_FLOODS)
 def test_a_gif_of_more_blocks_than_an_image_holds_is_refused_before_pillow_opens_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocks: bytes) -> None:
+        tmp_path: Path, opened: list[object], blocks: bytes) -> None:
     """A 5 MB GIF of a million empty comments, or one comment of 2,500,000 sub-blocks
     (Pillow read them for 0.7 s and +170 MB, ~2 GB at 64 MB), is unreadable, saying
     why, before Pillow is asked to open it — held in memory or read from its file."""
     data = _gif_with(blocks)
     path = tmp_path / "anim.gif"
     path.write_bytes(data)
-    opened: list[object] = []
-    real_open = Image.open
-
-    def spy(*args: Any, **kwargs: Any) -> Image.Image:
-        opened.append(args[0])
-        return real_open(*args, **kwargs)
-    monkeypatch.setattr(Image, "open", spy)
     with path.open("rb") as fh:
         for src in (io.BytesIO(data), fh):
             facts = probe_image(src, "gif", 89_478_485)
