@@ -214,7 +214,8 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
                                "of that name beside it; a sidecar without its invoice file "
                                "waits for it"), s
         for name, problem in listing.refused:
-            yield Target(None, f"{name}: {problem}  [{refused_code(problem)}]", True), s
+            yield Target(None, f"{printable(name)}: {problem}  [{refused_code(problem)}]",
+                         True), s
         for name in _orphan_folders(s, listing):
             late = came_late(name, s.outbox, journal.finished)
             yield Target(None, f"{late.name}/: {late.why}" if late else

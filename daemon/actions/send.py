@@ -88,11 +88,10 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
     if os.sep not in target or path.parent == settings.outbox.path.resolve():
         # A file of that name the daemon will not use (a link, a name not UTF-8): why,
-        # rather than "no invoice file" beside a file the admin sees in the outbox. The
-        # listing shows names escaped (b\x9b31m.xml): typed raw, the name is escaped too.
-        for shown_name, why in listing.refused:
-            if {name, printable(name)} & {shown_name, stem(shown_name)}:
-                raise SendRefused(f"{shown_name}: {why}; nothing was released")
+        # rather than "no invoice file" beside a file the admin sees in the outbox.
+        if meant_refused := _refused_named(name, listing):
+            raise SendRefused("; ".join(f"{shown}: {why}" for shown, why in meant_refused)
+                              + "; nothing was released")
     gone = left_the_outbox(name, settings, _SEND_ENDINGS)
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
                       + (f": {gone}" if gone else " — outboxd status lists what waits")
@@ -118,6 +117,23 @@ def _refuse_an_id_elsewhere(target: str, cand: Candidate, settings: Settings,
         f"send -- {_exact_argument(cand.invoice.name, settings)}; the invoice {target}, "
         f"by the file it is in, which goes out whole (its other invoices without "
         f"attachments with it): {holds}")
+
+
+def _refused_named(name: str, listing: Listing) -> list[tuple[str, str]]:
+    """The root files left alone as unusable invoice files that `name` names, each as
+    shown with why: by its name on disk or stem; else as status and the page show it
+    (b\\x9b31m.xml, copied from there). A file really named X\\u202e.xml (typed) is that
+    file, not X + U+202E + .xml, which is shown alike: the listing is by the name on
+    disk. Where only the shown forms fit, each file they fit is named as Python writes
+    it (the two would read alike)."""
+    exact = [(n, why) for n, why in listing.refused if name in (n, stem(n))]
+    if exact:
+        return [(printable(n), why) for n, why in exact]
+    alike = [(n, why) for n, why in listing.refused
+             if name in _shown_forms(n) | {printable(n), printable(stem(n))}]
+    if len(alike) == 1:
+        return [(printable(alike[0][0]), alike[0][1])]
+    return [(repr(n), why) for n, why in alike]
 
 
 def _shown_forms(name: str) -> set[str]:

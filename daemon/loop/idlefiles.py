@@ -83,12 +83,13 @@ def stray_errors_files(names: Iterable[str], invoice_files: Iterable[str]) -> di
     """The NAME.errors.txt files (`names`: Suffixed.errors) beside no invoice file NAME.*
     (`invoice_files`: those in the outbox and those of the journal's bundles not yet
     archived — held under a name the listing refuses (`paper-name`), or claimed, whose
-    errors file outboxd removes once they leave), as shown -> why. The scanner passes
+    errors file outboxd removes once they leave), by the name on disk -> why (as the
+    files left alone are: the page and `status` show each printable). The scanner passes
     over every such name as outboxd's own, so a clerk's file of that name (or one outboxd
     could not remove) was listed nowhere. A file left alone of its stem (an invoice file
     with a bad name, `NAME.Send-Anyway`) has none: outboxd holds neither."""
     stems = {stem(f) for f in invoice_files}
-    return {printable(n): STRAY_ERRORS for n in names
+    return {n: STRAY_ERRORS for n in names
             if n[:-len(ERRORS_SUFFIX)] not in stems}
 
 
@@ -311,10 +312,10 @@ def edge_miss(name: str, outbox: OutboxConfig, share: ShareConfig,
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
                invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
     """What the status page and `outboxd status` both say of each root file left alone
-    (`refused`: as shown -> why): a near miss of a release or marker file is told the
-    name it needs (near_miss), a marker where none is used that it does nothing, an
-    invoice file's name with a space or dot at an end the name without (edge_miss), any
-    other keeps its why."""
+    (`refused`: by the name on disk -> why; each shows it printable): a near miss of a
+    release or marker file is told the name it needs (near_miss), a marker where none is
+    used that it does nothing, an invoice file's name with a space or dot at an end the
+    name without (edge_miss), any other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
 

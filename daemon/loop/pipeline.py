@@ -333,7 +333,7 @@ class Pipeline(Decisions):
         """Take over the live rows of a previous run: those whose invoice file is
         no longer in the outbox are gone, the others are remembered. `listed`: the
         outbox's entries as the start's listing has them (scan.Listing.stats);
-        `refused`: the invoice files it leaves alone (as shown -> why)."""
+        `refused`: the root files it leaves alone (by the name on disk -> why)."""
         gone = []
         for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
             if row.invoice_file in present:
@@ -374,9 +374,9 @@ class Pipeline(Decisions):
             # is there still: said so, with why, as the page and the log say it; one no
             # longer an invoice file by the patterns is there too, left alone.
             there = listed is not None and row.invoice_file in listed
-            # `refused` is keyed as shown: only for the row's own file, there. Another
-            # name shown alike (X + U+202E and X\u202e typed) is no word on this row.
-            why = (refused or {}).get(printable(row.invoice_file)) if there else None
+            # By the name on disk, as the row keeps it: another name shown alike (X +
+            # U+202E and X\u202e typed) is no word on this row.
+            why = (refused or {}).get(row.invoice_file) if there else None
             self.j.transition(row.id, "gone", f"in the outbox, but left alone: {why}"
                               if why is not None else LEFT_ALONE_AT_START if there
                               else "not in the outbox at start", durable=False)

@@ -233,7 +233,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            sent_by_others: AbstractSet[int] = frozenset()) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
-    are no invoice file (name as shown → why); `left`: the
+    are no invoice file (the name on disk → why; `text` shows it printable); `left`: the
     look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
     invoice files, from which nothing is sent; `foreign`: work folders another host's
     outboxd claimed and has not finished (foreign.py); `unattached`: [policy] unattached, to say

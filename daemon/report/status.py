@@ -29,7 +29,7 @@ from daemon.loop.idlefiles import (
     suffixed_names,
 )
 from daemon.loop.unattached import AT_DEADLINE
-from daemon.names import first_of, stem
+from daemon.names import first_of, printable, stem
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
 from daemon.watching.lonefolders import LoneFolder, hints, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -183,7 +183,7 @@ def _detail(b: dict[str, Any], unattached: str | None = None,
 class OutboxView:
     """What the status page lists of the outbox beside its bundles (one listing)."""
 
-    left: list[tuple[str, str]]  # files left alone and folders nothing is sent from, why
+    left: list[tuple[str, str]]  # files left alone and folders nothing is sent from (as shown), why
     lone: list[LoneFolder]  # folders without an invoice file, longest unchanged first
     near: dict[str, str]  # waiting invoice file -> the hint of lone folders close to it
     idle: list[Idle] = field(default_factory=list)  # release files that do nothing, why
@@ -225,6 +225,9 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     out += stray_errors_files(names.errors, [*listing.candidates, *(
         b["invoice_file"] for b in (data or {}).get("bundles", ())
         if b["state"] not in ("sent", "quarantined"))]).items()
+    # Each by its name on disk until here (two names shown alike are two lines, each
+    # with its why); listed as shown, as the strays below are.
+    out = [(printable(n), why) for n, why in out]
     idle = idle_releases(names.releases, settings.share, listing.candidates, states,
                          settings.outbox.path)
     path = settings.journal_path

@@ -44,24 +44,28 @@ def not_an_invoice(patterns: Sequence[str]) -> str:
 class LeftAlone:
     def __init__(self, log: Any) -> None:
         self.log = log
-        # Root files the daemon leaves alone (as shown) → why: invoice files that cannot
-        # be used, and files that are no invoice file. The page lists them.
+        # Root files the daemon leaves alone, by their names on disk → why: invoice files
+        # that cannot be used, and files that are no invoice file. The page lists them
+        # (and shows each name printable). Keyed as shown, a link named X\u202e.xml (typed)
+        # and a FIFO named X + U+202E + .xml were one entry with one why, and an event on
+        # either dropped both.
         self.refused: dict[str, str] = {}
-        self._said: set[str] = set()
+        self._said: set[str] = set()  # by the name on disk too
 
     def seen(self, listing: Listing, patterns: Sequence[str], name: str | None = None
              ) -> bool:
         """Log what was not said yet, and keep the unusable invoice files: all of a full
-        listing (`name` None), or what became of the root entry `name` (an event).
-        True when those changed (the page shows them)."""
+        listing (`name` None), or what became of the root entry `name` (an event, the
+        name on disk). True when those changed (the page shows them)."""
         for other in listing.others:
             if other not in self._said:
                 self._said.add(other)
-                self.log.info("not an invoice file; left alone", file=other,
+                self.log.info("not an invoice file; left alone", file=printable(other),
                               patterns=patterns)
-        for shown, problem in listing.refused:
-            if shown not in self._said:
-                self._said.add(shown)
+        for on_disk, problem in listing.refused:
+            if on_disk not in self._said:
+                self._said.add(on_disk)
+                shown = printable(on_disk)
                 self.log.error("invoice file cannot be used; left alone", file=shown,
                                error=f"{shown}: {problem}")
         other = not_an_invoice(patterns)
@@ -72,16 +76,15 @@ class LeftAlone:
             self.refused = refused
             return changed
         # An event: only `name` can have changed (the usual event costs a look-up).
-        shown = printable(name)
-        why = dict(listing.refused).get(shown) or (other if shown in listing.others else None)
+        why = dict(listing.refused).get(name) or (other if name in listing.others else None)
         if why is None:
-            self._said.discard(shown)
-        if self.refused.get(shown) == why:
+            self._said.discard(name)
+        if self.refused.get(name) == why:
             return False
         if why is None:
-            del self.refused[shown]
+            del self.refused[name]
         else:
-            self.refused[shown] = why
+            self.refused[name] = why
         return True
 
 

@@ -24,7 +24,6 @@ from daemon.names import (
     is_invoice_name,
     is_share_file,
     name_problem,
-    printable,
     stem,
 )
 from daemon.report.pagehtml import PAGE_START
@@ -63,8 +62,11 @@ class Candidate:
 @dataclass(frozen=True)
 class Listing:
     candidates: dict[str, Candidate]  # by invoice file name
-    others: tuple[str, ...]  # root files that are neither invoices nor ignored
-    # Invoice-pattern names that cannot be used, with why: reported, never read.
+    # Root files that are neither invoices nor ignored, and the invoice-pattern names that
+    # cannot be used with why (reported, never read): each by its name on disk, as
+    # os.listdir gives it, made printable only where it is shown. Two names shown alike
+    # (X + U+202E and X\u202e typed) are two files, each with its own why.
+    others: tuple[str, ...]
     refused: tuple[tuple[str, str], ...] = ()
     # lstat of every root entry as listed: a rescan takes its snapshots from here,
     # so a bundle without a sidecar costs no system call of its own.
@@ -217,9 +219,9 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
         for fold in alike_keys(cfg, e.name):
             folds.setdefault(fold, []).append(e.name)
         if kind == "refused":
-            refused.append((printable(e.name), problem or ""))
+            refused.append((e.name, problem or ""))
         elif kind == "other":
-            others.append(printable(e.name))
+            others.append(e.name)
     by_fold = {f: tuple(names) for f, names in folds.items()}
     set_look_alikes(cfg, candidates, by_fold)
     set_sharers(candidates)
@@ -240,8 +242,8 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     if kind == "candidate":
         return Listing({name: candidate_for(cfg, name)}, (), stats=stats)
     if kind == "refused":
-        return Listing({}, (), ((printable(name), problem or ""),), stats)
-    return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
+        return Listing({}, (), ((name, problem or ""),), stats)
+    return Listing({}, (name,) if kind == "other" else (), stats=stats)
 
 
 def marker_wait(cand: Candidate) -> str:

@@ -784,6 +784,19 @@ def test_an_invoice_file_that_is_a_link_or_fifo_is_reported_as_not_a_file_not_a_
            "it — put the invoice file itself there  [bad-name]" not in out
 
 
+def test_two_unusable_invoice_files_shown_alike_are_two_lines_each_with_its_rule(
+        cfg: Env, capsys) -> None:
+    """A link named X\\u202e.xml (the six characters typed) and a FIFO named X + U+202E
+    + .xml: check of the outbox names each, shown alike as X\\u202e.xml, with its own
+    why, and no raw U+202E reaches the terminal (the listing holds names as on disk)."""
+    (cfg.outbox / "X\\u202e.xml").symlink_to("/etc/passwd")
+    os.mkfifo(cfg.outbox / "X\u202e.xml")
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1 and "\u202e" not in out
+    assert "X\\u202e.xml: is a symbolic link, not a regular file;" in out
+    assert "X\\u202e.xml: is a FIFO, not a regular file;" in out
+
+
 def test_check_of_outboxds_own_folders_is_a_usage_error_not_a_waiting_sidecar(
         cfg: Env, capsys) -> None:
     """`check OUTBOX/.outboxd`, its processing/ folder or a bundle being delivered in it:

@@ -543,3 +543,40 @@ def test_send_of_a_bundle_with_every_attachment_says_nothing_to_release(env: Env
             "INV-A1.xml: every invoice has attachments; nothing to release — it goes out "
             "once its files have settled")
     assert not (env.outbox / "INV-A1.send-anyway").exists()
+
+
+def test_send_of_a_name_typed_with_a_code_answers_for_that_file_not_one_shown_alike(
+        env: Env) -> None:
+    """A symbolic link named X\\u202e.xml (the six characters typed) and a FIFO named
+    X + U+202E + .xml, both refused and both shown as X\\u202e.xml: `send` of the typed
+    name (or its stem) says why the link is left alone, `send` of the name with U+202E
+    why the FIFO is. Looked up as shown, the typed name got the FIFO's refusal."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    (env.outbox / "X\\u202e.xml").symlink_to(env.root / "elsewhere.xml")
+    os.mkfifo(env.outbox / "X\u202e.xml")
+    for target, kind in (("X\\u202e.xml", "symbolic link"), ("X\\u202e", "symbolic link"),
+                         ("X\u202e.xml", "FIFO"), ("X\u202e", "FIFO")):
+        with pytest.raises(SendRefused) as info:
+            send(target, settings, without_attachments=True)
+        assert str(info.value).startswith(f"X\\u202e.xml: is a {kind}, not a regular "
+                                          "file;"), target
+        assert str(info.value).endswith("; nothing was released")
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["X\\u202e.xml", "X\u202e.xml"]
+
+
+def test_send_of_a_shown_name_two_refused_files_share_names_each_as_python_writes_it(
+        env: Env) -> None:
+    """A\\x85\\\\x85.xml and A\\\\x85\\x85.xml (a C1 character and the same code typed, in
+    either order) are both refused (bad-name) and both shown as A\\x85\\x85.xml. `send`
+    of that shown text is neither's exact name: it answers for both, each named as
+    Python writes it so that the two read apart, and releases nothing."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    names = ("A\x85\\x85.xml", "A\\x85\x85.xml")
+    for name in names:
+        write(env.outbox / name, ubl_invoice("A-1"))
+    with pytest.raises(SendRefused) as info:
+        send("A\\x85\\x85.xml", settings, without_attachments=True)
+    said = str(info.value)
+    assert all(f"{n!r}: the name holds a control character" in said for n in names), said
+    assert said.endswith("; nothing was released")
+    assert sorted(p.name for p in env.outbox.iterdir()) == sorted(names)

@@ -280,14 +280,14 @@ def test_an_errors_file_beside_no_invoice_file_is_told_it_explains_nothing(
         tmp_path: Path) -> None:
     """suffixed_names gathers NAME.errors.txt files (not a folder of that name);
     stray_errors_files keeps those beside no invoice file NAME.*, in any of its
-    extensions, shown escaped."""
+    extensions, by their names on disk (the page and `status` show them escaped)."""
     for name in ("INV-1.xml", "INV-1.errors.txt", "NOTES.errors.txt", "B\x1b.errors.txt"):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "DIR.errors.txt").mkdir()
     names = idlefiles.suffixed_names(OutboxConfig(path=tmp_path), SHARE).errors
     assert names == ["B\x1b.errors.txt", "INV-1.errors.txt", "NOTES.errors.txt"]
     stray = idlefiles.stray_errors_files(names, ["INV-1.pdf"])
-    assert list(stray) == ["B\\x1b.errors.txt", "NOTES.errors.txt"]
+    assert list(stray) == ["B\x1b.errors.txt", "NOTES.errors.txt"]
     assert all("no invoice file of that name" in why for why in stray.values())
 
 

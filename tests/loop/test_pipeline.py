@@ -1151,6 +1151,6 @@ def test_a_bundle_waiting_under_a_name_refused_since_the_upgrade_is_said_to_be_a
     assert "not in the outbox" not in detail
     assert detail == ("in the outbox, but left alone: the name holds a control character "
                       "(\\x85) — rename the file")
-    assert svc.left_alone.refused["INV-\\x85.xml"] == (
+    assert svc.left_alone.refused["INV-\x85.xml"] == (
         "the name holds a control character (\\x85) — rename the file")
     assert "INV-\\x85.xml" in (outbox / "outboxd-status.html").read_text(encoding="utf-8")

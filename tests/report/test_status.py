@@ -808,3 +808,27 @@ def test_lists_cut_at_their_limit_say_more_only_when_there_is_more() -> None:
     assert "BR-2 broken [einvoice-rule]" in text and "more" not in text
     text = render(data, limit=3, now=now, view=OutboxView([], lone, {}))
     assert "  … and 1 more (outboxd status --json lists them all)" in text
+
+
+def test_two_files_left_alone_shown_alike_are_two_lines_each_with_its_why(
+        settings: Settings, tmp_path: Path) -> None:
+    """A symbolic link named X\\u202e.xml (the six characters typed) and a FIFO named
+    X + U+202E + .xml: `outboxd status` lists both, shown alike as X\\u202e.xml, each
+    with its own why, and no raw U+202E reaches the terminal. Keyed as shown, one line
+    was left, with the FIFO's why. (`status --json` lists no files left alone: the
+    page's are text only.)"""
+    import os
+
+    from daemon.report.status import outbox_view
+    box = settings.outbox.path
+    (box / "X\\u202e.xml").symlink_to(tmp_path / "elsewhere.xml")
+    os.mkfifo(box / "X\u202e.xml")
+    data = collect(settings)
+    view = outbox_view(settings, data)
+    whys = sorted(why for _, why in view.left)
+    assert len(whys) == 2 and whys[0].startswith("is a FIFO")
+    assert whys[1].startswith("is a symbolic link")
+    text = render(data, view=view)
+    lines = [x for x in text.splitlines() if x.startswith("  X\\u202e.xml: ")]
+    assert len(lines) == 2 and "\u202e" not in text
+    assert "is a FIFO" in "".join(lines) and "is a symbolic link" in "".join(lines)

@@ -1186,3 +1186,30 @@ def test_a_folder_shown_as_a_strays_name_is_still_listed_as_a_folder_without_an_
     shown = Page(path.read_text(encoding="utf-8"))
     assert [r.split("\t", 1)[0] for r in shown.rows["lone"]] == ["A-1\\u202e/"]
     assert "holds the invoice file Q1.xml, but" in shown.text["strays"]
+
+
+def test_two_files_left_alone_shown_alike_are_two_rows_each_with_its_why(
+        journal: Journal, tmp_path: Path) -> None:
+    """A symbolic link named X\\u202e.xml (the six characters typed) and a FIFO named
+    X + U+202E + .xml are both shown as X\\u202e.xml: the page lists two rows, each with
+    its own why, and after the link's event (removed) the FIFO's row alone. Keyed as
+    shown, the page had one row (the FIFO's why) and the link's event took it away."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.scan import list_outbox, look
+    outbox, settings, clock, page, path = page_in_a_new_outbox(tmp_path)
+    (outbox / "X\\u202e.xml").symlink_to(tmp_path / "elsewhere.xml")
+    os.mkfifo(outbox / "X\u202e.xml")
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    rows = sorted(Page(path.read_text(encoding="utf-8")).rows["refused"])
+    assert [r.split("\t")[0] for r in rows] == ["X\\u202e.xml", "X\\u202e.xml"]
+    assert "is a FIFO" in rows[0] and "is a symbolic link" in rows[1]
+    (outbox / "X\\u202e.xml").unlink()
+    assert left.seen(look(settings.outbox, "X\\u202e.xml", settings.share),
+                     settings.outbox.invoice_patterns, "X\\u202e.xml")
+    clock[0] += 5.0
+    assert page.refresh(journal, settings, listing.candidates, left.refused)
+    [row] = Page(path.read_text(encoding="utf-8")).rows["refused"]
+    assert row.startswith("X\\u202e.xml\t") and "is a FIFO" in row

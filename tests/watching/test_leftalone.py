@@ -4,6 +4,7 @@ there, found for the page."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from helpers import write
 
+from daemon.configuration.config import OutboxConfig
 from daemon.journal import Journal
 from daemon.journal.views import Finished
 from daemon.watching.leftalone import (
@@ -21,7 +23,7 @@ from daemon.watching.leftalone import (
     left_behind,
     shared_name,
 )
-from daemon.watching.scan import Listing
+from daemon.watching.scan import Listing, list_outbox, look
 
 
 class Log:
@@ -36,7 +38,7 @@ class Log:
 
 
 LINK = ("INV-1.xml", "is a symbolic link; outboxd never follows it")
-BAD = ("INV-\\udce9.xml", "the name is not valid UTF-8 — rename the file")
+BAD = ("INV-\udce9.xml", "the name is not valid UTF-8 — rename the file")  # as the OS names it
 
 
 def test_each_name_is_said_once_however_often_it_is_listed() -> None:
@@ -78,7 +80,7 @@ def test_a_full_listing_replaces_and_an_event_changes_only_its_name() -> None:
     assert seen.seen(Listing({}, (), (LINK, BAD)), ["*.xml"]) is True
     assert seen.refused == dict([LINK, BAD])
     assert seen.seen(Listing({}, (), (LINK, BAD)), ["*.xml"]) is False
-    assert seen.seen(Listing({}, ()), ["*.xml"], "INV-\udce9.xml") is True  # as the OS names it
+    assert seen.seen(Listing({}, ()), ["*.xml"], "INV-\udce9.xml") is True
     assert seen.refused == dict([LINK])
     assert seen.seen(Listing({}, ()), ["*.xml"], "INV-2.xml") is False
     assert seen.seen(Listing({}, ()), ["*.xml"]) is True and seen.refused == {}
@@ -100,6 +102,71 @@ def test_a_file_that_is_no_invoice_file_is_kept_for_the_page_with_what_to_do() -
     assert "hours.xlsx" not in seen.refused
     assert seen.seen(Listing({}, ("notes.txt",)), ["*.xml"], "notes.txt") is True
     assert "notes.txt" in seen.refused
+
+
+def _shown_alike(tmp_path: Path) -> tuple[Path, OutboxConfig]:
+    """An outbox holding a symbolic link named X\\u202e.xml (the six characters typed)
+    and a FIFO named X + U+202E + .xml: both shown as X\\u202e.xml, two files."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "X\\u202e.xml").symlink_to(tmp_path / "elsewhere.xml")
+    os.mkfifo(outbox / "X\u202e.xml")
+    return outbox, OutboxConfig(path=outbox)
+
+
+def test_two_unusable_invoice_files_shown_alike_are_two_entries_each_with_its_why(
+        tmp_path: Path) -> None:
+    """A link named X\\u202e.xml (typed) and a FIFO named X + U+202E + .xml are both
+    shown as X\\u202e.xml: kept for the page as two entries, each with its own why, and
+    each said once in the log, shown printable. Keyed as shown, they were one entry with
+    the FIFO's why, and the link was said nowhere."""
+    _, cfg = _shown_alike(tmp_path)
+    log = Log()
+    seen = LeftAlone(log)
+    assert seen.seen(list_outbox(cfg), ["*.xml"]) is True
+    assert sorted(seen.refused) == ["X\\u202e.xml", "X\u202e.xml"]
+    assert "is a symbolic link" in seen.refused["X\\u202e.xml"]
+    assert "is a FIFO" in seen.refused["X\u202e.xml"]
+    said = sorted(kw["error"] for level, _, kw in log.lines if level == "error")
+    assert len(said) == 2 and said[0].startswith("X\\u202e.xml: is a FIFO")
+    assert said[1].startswith("X\\u202e.xml: is a symbolic link")
+    assert all("\u202e" not in kw["file"] for _, _, kw in log.lines)
+
+
+def test_an_event_on_one_of_two_names_shown_alike_leaves_the_others_entry(
+        tmp_path: Path) -> None:
+    """The link X\\u202e.xml (typed) is removed; its event drops its entry and the
+    FIFO's, X + U+202E + .xml, stays with its why — and the other way round. Keyed as
+    shown, the event on either dropped the one entry both had."""
+    outbox, cfg = _shown_alike(tmp_path)
+    seen = LeftAlone(Log())
+    seen.seen(list_outbox(cfg), ["*.xml"])
+    fifo = seen.refused["X\u202e.xml"]
+    (outbox / "X\\u202e.xml").unlink()
+    assert seen.seen(look(cfg, "X\\u202e.xml"), ["*.xml"], "X\\u202e.xml") is True
+    assert seen.refused == {"X\u202e.xml": fifo}
+    (outbox / "X\\u202e.xml").symlink_to(tmp_path / "elsewhere.xml")
+    assert seen.seen(look(cfg, "X\\u202e.xml"), ["*.xml"], "X\\u202e.xml") is True
+    (outbox / "X\u202e.xml").unlink()
+    assert seen.seen(look(cfg, "X\u202e.xml"), ["*.xml"], "X\u202e.xml") is True
+    assert list(seen.refused) == ["X\\u202e.xml"]
+    assert "is a symbolic link" in seen.refused["X\\u202e.xml"]
+
+
+def test_an_event_on_one_of_two_other_files_shown_alike_leaves_the_others_entry(
+        tmp_path: Path) -> None:
+    """Files that are no invoice file alike: notes\\u202e.txt (typed) and notes +
+    U+202E + .txt are two entries; the event of the one removed leaves the other."""
+    outbox = tmp_path / "outbox"
+    for name in ("notes\\u202e.txt", "notes\u202e.txt"):
+        write(outbox / name, b"")
+    cfg = OutboxConfig(path=outbox)
+    seen = LeftAlone(Log())
+    seen.seen(list_outbox(cfg), ["*.xml"])
+    assert sorted(seen.refused) == ["notes\\u202e.txt", "notes\u202e.txt"]
+    (outbox / "notes\u202e.txt").unlink()
+    assert seen.seen(look(cfg, "notes\u202e.txt"), ["*.xml"], "notes\u202e.txt") is True
+    assert list(seen.refused) == ["notes\\u202e.txt"]
 
 
 DAY = "2026-12-04"
