@@ -33,6 +33,15 @@ Result = Bundle | BaseException
 class ChildUnavailable(Exception):
     """No reader process can be started in this environment."""
 
+    why = "no new child process can be started here"
+
+
+class ChildLate(ChildUnavailable):
+    """New reader processes did not say "ready" within the time a start or reload gives
+    them (stopped, loading from a mount that hangs, a host swapping): ended."""
+
+    why = "new reader processes did not load in time (ended)"
+
 
 @dataclass(eq=False, slots=True)
 class Call:
