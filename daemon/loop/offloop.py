@@ -77,15 +77,16 @@ class ReadsOffLoop:
             elif self.pipeline.took_read(key, snap, result, now):
                 self._mark(key)
 
-    def _start_rules(self, s: Settings, reload: bool = False) -> None:
+    def _start_rules(self, s: Settings) -> None:
         """The readers, each with the e-invoice rules loaded (before READY; again on
-        SIGHUP, `reload`); a test's own executor reads in this process, with the engine
-        here."""
+        SIGHUP, to the readers the start made); a test's own executor reads in this
+        process, with the engine here."""
         cache = s.paths.state_dir / "einvoice"
         if self._reader is not None:
             if needs_engine(s):
                 einvoice.load(cache_dir=cache)
             return
+        reload = self._readers is not None
         if self._readers is None:
             self._readers = Readers(cache)
         # ConfigError: the engine cannot load. New readers that hang are given up on

@@ -204,7 +204,7 @@ class Reloading:
     if TYPE_CHECKING:
         # Other parts of the service's: declared for mypy only, so that no stand-in
         # here can come before them in the service's bases, whatever their order.
-        def _start_rules(self, s: Settings, reload: bool = False) -> None: ...
+        def _start_rules(self, s: Settings) -> None: ...
 
         def _mark(self, key: str) -> None: ...
 
@@ -254,7 +254,7 @@ class Reloading:
         deliverer: Deliverer | None = None
         try:
             deliverer = self._make_deliverer(new)
-            self._start_rules(new, reload=True)
+            self._start_rules(new)
         except ConfigError as exc:
             if deliverer is not None:
                 deliverer.close()  # its connection pool: one refused reload each SIGHUP
