@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,10 @@ __all__ = ["Call", "ChildLate", "ChildUnavailable", "Pool", "Restarts", "Result"
 # loop's WATCHDOG=1 at a reload: a few a WatchdogSec, even one an admin set to 2 s).
 TICK_SECONDS = 1.0
 STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
+# What a child late to say "ready" was doing, by its state in /proc/PID/stat: the warning
+# is read after it was killed, when nothing else can tell.
+_STATES = {"T": "stopped", "t": "stopped", "D": "waiting on a disk or a mount",
+           "R": "running", "S": "sleeping"}
 
 
 class Pool(Deaths):
@@ -104,11 +109,14 @@ class Pool(Deaths):
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
         except ChildLate:
             late = [c for c in self._children if not c.ready]
+            doing = Counter(_STATES.get(_state(c.proc.pid), "state unknown") for c in late)
             for c in late:  # stopped, or waiting on a mount: an end of file would not end it
                 c.proc.kill()
             self._abandon()
             raise ChildLate(f"{len(late)} of {self._workers} new reader processes did not "
-                            f"say they were ready within {wait:g} s") from None
+                            f"say they were ready within {wait:g} s ("
+                            + ", ".join(f"{n} {what}" for what, n in doing.items())
+                            + ")") from None
         problem = next((p for p in problems if p), None)
         if problem:
             self._abandon()
@@ -365,3 +373,12 @@ class Pool(Deaths):
         except Exception as exc:  # noqa: BLE001 - the caller's bug must not end the collector
             self.log.exception("a reader's result could not be handed on", error=str(exc))
         return True
+
+
+def _state(pid: int) -> str:
+    """The one letter of a process's state in /proc (R, S, D, T …); "" where it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return raw[raw.rindex(")") + 2]

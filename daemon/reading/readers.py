@@ -73,10 +73,11 @@ RESTARTS_IN_ROW = 5  # children started again without one result between: read h
 # `tick`), a third of WatchdogSec=60 as shipped.
 START_WAIT = 60.0
 RELOAD_WAIT = 20.0
-LATE_FIX = ("look at what the reader processes wait on: `ps -o pid,stat,wchan -C "
-            "outboxd-reader` or `top` (a process stopped, T; waiting on a mount, D), the "
-            "host's memory and swap, and whether the Python installation or the state "
-            "dir's einvoice/ folder is on a share that hangs; the next reload tries again")
+LATE_FIX = ("stopped: someone sent them SIGSTOP (a debugger, a script); waiting on a "
+            "disk or a mount: check whether the Python installation or the state dir's "
+            "einvoice/ folder is on a share whose server does not answer (`mount`, "
+            "`dmesg`); running or sleeping: the host is short of CPU or memory (`free`, "
+            "`vmstat 1`: swap); then reload again (systemctl reload outboxd)")
 
 
 def workers_for(settings: Settings) -> int:

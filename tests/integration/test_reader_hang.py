@@ -90,6 +90,8 @@ def test_a_reload_whose_new_readers_hang_keeps_the_watchdog_and_the_running_read
         assert warning["level"] == "warning"
         assert warning["event"] == ("reader processes not changed: new reader processes "
                                     "did not load in time (ended); the ones running go on")
+        assert warning["error"] == ("2 of 2 new reader processes did not say they were "
+                                    "ready within 4 s (2 waiting on a disk or a mount)")
         assert warning["running"] == 1 and "einvoice/" in warning["fix"]
         assert events(daemon, "configuration reloaded")
         drop_bundle(env.outbox, "INV-R2", {"a.pdf": pdf_bytes()})
