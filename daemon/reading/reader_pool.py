@@ -352,7 +352,7 @@ class Pool(Deaths):
                                    "ending it", error=str(out))
                     return False
                 with self._lock:
-                    child.ready = True
+                    child.ready, child.load_by = True, None
                     child.busy_since = time.monotonic() if child.calls else None
                 return True
             with self._lock:

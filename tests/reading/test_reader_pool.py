@@ -27,7 +27,7 @@ from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.delivery.finish import evaluate  # noqa: E402
-from daemon.reading import reader_child, readers  # noqa: E402
+from daemon.reading import reader_child, reader_process, readers  # noqa: E402
 from daemon.reading.reader_pool import Call, Pool, Restarts  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from daemon.watching.scan import Candidate, candidate_for  # noqa: E402
@@ -325,8 +325,8 @@ def test_a_reload_whose_new_readers_hang_at_start_keeps_the_running_ones(
     """A reload to 2 readers whose new children hang while loading (stopped here): the
     reload gives up on them after RELOAD_WAIT (not the whole watchdog's time), kills them,
     keeps the reader running, calls `tick` (the loop's WATCHDOG=1) meanwhile, and says in
-    one warning why, what they were doing (stopped) and what to look at. Reads go on in the reader kept; the next reload
-    tries again."""
+    one warning why, what they were doing (stopped) and what to look at. Reads go on in
+    the reader kept; the next reload tries again."""
     s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
     r = Readers(tmp_path / "state" / "einvoice")
     said: list[tuple[str, dict[str, Any]]] = []
@@ -387,3 +387,46 @@ def test_a_start_whose_readers_hang_reads_in_the_daemons_process(
         assert r.read(cand, s, reader_targets.pid_of_reader) == os.getpid()
     finally:
         r.stop()
+
+
+def test_a_reader_started_again_that_hangs_while_loading_is_replaced_in_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one reader dies (SIGKILL) and the process started in its place hangs while
+    loading (stopped): past LOAD_LIMIT it is killed with a warning and started again, and
+    the read sent to it meanwhile is answered by that next one with its real result — not
+    held for ever, and not counted as a read its reader died under."""
+    from daemon.reading import reader_deaths, reader_pool
+    monkeypatch.setattr(reader_deaths, "LOAD_LIMIT", 2.0)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    [cand] = bundles(s, "L1")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_process.main, restarts, warnings)
+    real = reader_pool.Pool._spawn
+    stopped: list[int] = []
+
+    def first_stopped(self: Pool) -> Any:
+        child = real(self)
+        if not stopped:
+            os.kill(child.proc.pid, signal.SIGSTOP)
+            stopped.append(child.proc.pid)
+        return child
+
+    monkeypatch.setattr(reader_pool.Pool, "_spawn", first_stopped)
+    try:
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: stopped and pool.pids() == stopped, what="the stopped replacement")
+        box: Future[Bundle | BaseException] = Future()
+        assert pool.send(Call(cand, s, box.set_result, None, 1), 1, pickle.dumps(s))
+        assert box.result(timeout=60) == evaluate(cand, s)
+        assert restarts.total == 2 and not alive(stopped[0])
+        assert [w["event"] for w in warnings] == [
+            "a reader process died; started again",
+            "a reader process started again did not load in time; ending it",
+            "a reader process died; started again"]
+    finally:
+        for p in stopped:
+            if alive(p):
+                os.kill(p, signal.SIGCONT)
+        pool.stop()
