@@ -9,7 +9,9 @@ limit without one result between, or a replacement that cannot start, retire
 the pool: readers.py reads on threads from then on. A read that runs longer than
 `READ_TIME_LIMIT` (a PDF or image built to make pypdf or Pillow loop, which no
 exception ends) has its child killed: it is tried once more on the replacement,
-then answered `ReadTimedOut`.
+then answered `ReadTimedOut`. A replacement that has not said "ready" within
+`LOAD_LIMIT` (stopped, loading from a mount that hangs) is killed too, and so
+replaced in turn; the calls sent to it are repeated without a try.
 """
 
 from __future__ import annotations
