@@ -18,6 +18,7 @@ from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import evaluate
 from daemon.reading.readers import Readers, needs_engine
+from daemon.report.notify import notify
 from daemon.watching.scan import Candidate
 from daemon.watching.snapshot import Snapshot
 
@@ -38,6 +39,7 @@ class ReadsOffLoop:
     # reload is read again (the channel, the rules or the patterns may differ now).
     _results: deque[tuple[str, Snapshot, Bundle | BaseException, Settings]]
     _mark: Callable[[str], None]  # changes.Changes's (no stub: it would hide that one)
+    _keepalive: float | None  # half of WatchdogSec, under systemd's watchdog
 
     def _submit_read(self, key: str, snap: Snapshot) -> None:
         """The settled version `snap` of `key` read off the loop, under the settings in
@@ -77,12 +79,22 @@ class ReadsOffLoop:
 
     def _start_rules(self, s: Settings) -> None:
         """The readers, each with the e-invoice rules loaded (before READY; again on
-        SIGHUP); a test's own executor reads in this process, with the engine here."""
+        SIGHUP, to the readers the start made); a test's own executor reads in this
+        process, with the engine here."""
         cache = s.paths.state_dir / "einvoice"
         if self._reader is not None:
             if needs_engine(s):
                 einvoice.load(cache_dir=cache)
             return
+        reload = self._readers is not None
         if self._readers is None:
             self._readers = Readers(cache)
-        self._readers.configure(s)  # ConfigError: the engine cannot load
+        # ConfigError: the engine cannot load. New readers that hang are given up on
+        # (readers.RELOAD_WAIT); until then the loop waits, and tells the watchdog it
+        # lives: the wait has an end, and a restart would mend nothing.
+        self._readers.configure(s, reload=reload, tick=self._alive if reload else None)
+
+    def _alive(self) -> None:
+        """WATCHDOG=1 while a reload waits for new readers (under systemd's watchdog)."""
+        if self._keepalive:
+            notify("WATCHDOG=1")

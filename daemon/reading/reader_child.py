@@ -33,6 +33,15 @@ Result = Bundle | BaseException
 class ChildUnavailable(Exception):
     """No reader process can be started in this environment."""
 
+    why = "no new child process can be started here"
+
+
+class ChildLate(ChildUnavailable):
+    """New reader processes did not say "ready" within the time a start or reload gives
+    them (stopped, loading from a mount that hangs, a host swapping): ended."""
+
+    why = "new reader processes did not load in time (ended)"
+
 
 @dataclass(eq=False, slots=True)
 class Call:
@@ -80,6 +89,10 @@ class Child:
     busy_since: float | None = None
     ready: bool = False
     killed_for: int | None = None  # the call under way when it was killed for time
+    # A replacement's deadline to say "ready" (monotonic; None once it has, and for a
+    # start's children, which the start waits for): one that hangs while loading would
+    # hold the calls sent to it for ever, with no read's clock running.
+    load_by: float | None = None
 
 
 def call_under_way(child: Child) -> int | None:

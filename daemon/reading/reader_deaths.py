@@ -9,7 +9,9 @@ limit without one result between, or a replacement that cannot start, retire
 the pool: readers.py reads on threads from then on. A read that runs longer than
 `READ_TIME_LIMIT` (a PDF or image built to make pypdf or Pillow loop, which no
 exception ends) has its child killed: it is tried once more on the replacement,
-then answered `ReadTimedOut`.
+then answered `ReadTimedOut`. A replacement that has not said "ready" within
+`LOAD_LIMIT` (stopped, loading from a mount that hangs) is killed too, and so
+replaced in turn; the calls sent to it are repeated without a try.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ READ_TIME_LIMIT = 120.0
 # large through (invoices.MAX_INVOICE_BYTES). A read gets this much more time for each
 # MB of its invoice file (a 64 MiB file, the largest taken: 13 minutes in all).
 SECONDS_PER_MB = 10.0
+# Seconds a replacement may take to load (some 2.5 s with the rules), as a start's children
+# get (readers.START_WAIT): past it, it is taken for hung and replaced in turn.
+LOAD_LIMIT = 60.0
 
 
 def time_limit(cand: Candidate) -> float:
@@ -98,7 +103,8 @@ class Deaths:
             # first written of those still open can have been under way when it died.
             # (_end_children above closed the pipe under send_lock: nothing is written
             # to `written` any more.)
-            under_way = call_under_way(child)
+            # One that never said "ready" worked on none: each is repeated without a try.
+            under_way = call_under_way(child) if child.ready else None
             first = child.calls.pop(under_way) if under_way is not None else None
             calls = ([first] if first is not None else []) + list(child.calls.values())
             child.calls.clear()
@@ -124,6 +130,7 @@ class Deaths:
                 except (OSError, ValueError) as exc:
                     why = f"{type(exc).__name__}: {exc}"
                 else:
+                    fresh.load_by = time.monotonic() + LOAD_LIMIT
                     with self._lock:
                         # stop() may have taken the children meanwhile (it waits for
                         # this thread only so long): a child added now would outlive it.
@@ -162,6 +169,7 @@ class Deaths:
         with self._lock:
             ends = [c.busy_since + _limit(_under_way(c)) for c in self._children
                     if c.busy_since is not None and not c.dead]
+            ends += [c.load_by for c in self._children if c.load_by is not None and not c.dead]
         if not ends:
             return None
         left = min(ends) - time.monotonic()
@@ -177,6 +185,7 @@ class Deaths:
         """Kill each child whose read under way ran past the limit; its death (seen by
         the collector next) repeats or answers the read."""
         now = time.monotonic()
+        self._end_unloaded(now)
         with self._lock:
             due = [c for c in self._children if not c.dead and c.busy_since is not None
                    and now >= c.busy_since + _limit(_under_way(c))]
@@ -202,6 +211,22 @@ class Deaths:
         for c, call in killed:
             self.log.warning("a reader ran out of time on a bundle; ending it",
                              file=call.cand.invoice.name, limit=_limit(call))
+            with contextlib.suppress(OSError, ValueError):
+                c.proc.kill()
+
+    def _end_unloaded(self, now: float) -> None:
+        """Kill each replacement that has not said "ready" by its `load_by` (stopped,
+        loading from a mount that hangs); its death, seen next, replaces it again."""
+        with self._lock:
+            late = [c for c in self._children if not c.dead and c.load_by is not None
+                    and now >= c.load_by]
+            for c in late:
+                c.load_by = None  # judged once
+        for c in late:
+            if _readable(c):
+                continue  # its "ready" (or its end) came meanwhile: read next
+            self.log.warning("a reader process started again did not load in time; "
+                             "ending it", limit=LOAD_LIMIT)
             with contextlib.suppress(OSError, ValueError):
                 c.proc.kill()
 

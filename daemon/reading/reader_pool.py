@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from daemon.reading import reader_process, reader_wire
 from daemon.reading.reader_child import (
     Call,
     Child,
+    ChildLate,
     ChildUnavailable,
     Restarts,
     Result,
@@ -53,11 +55,17 @@ from daemon.reading.reader_child import (
 )
 from daemon.reading.reader_deaths import Deaths, time_limit
 
-__all__ = ["Call", "ChildUnavailable", "Pool", "Restarts", "Result",
+__all__ = ["Call", "ChildLate", "ChildUnavailable", "Pool", "Restarts", "Result",
            "signals_blocked"]
 
-START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
+# Seconds between the calls of a start's `tick` while it waits for its children (the
+# loop's WATCHDOG=1 at a reload: a few a WatchdogSec, even one an admin set to 2 s).
+TICK_SECONDS = 1.0
 STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
+# What a child late to say "ready" was doing, by its state in /proc/PID/stat: the warning
+# is read after it was killed, when nothing else can tell.
+_STATES = {"T": "stopped", "t": "stopped", "D": "waiting on a disk or a mount",
+           "R": "running", "S": "sleeping"}
 
 
 class Pool(Deaths):
@@ -83,19 +91,32 @@ class Pool(Deaths):
         self.log = logs.get()
 
     # -- life ----------------------------------------------------------------------
-    def start(self) -> None:
-        """Spawn the children and wait until each has loaded the engine (ConfigError if
-        one could not; ChildUnavailable if a child cannot run here)."""
+    def start(self, wait: float, tick: Callable[[], None] | None = None) -> None:
+        """Spawn the children and wait until each has loaded the engine, `wait` seconds
+        for them all, calling `tick` about every TICK_SECONDS meanwhile (ConfigError if
+        one could not load it; ChildUnavailable if a child cannot run here; ChildLate
+        if they were not all ready in time: ended, as hung)."""
+        deadline = time.monotonic() + wait
         try:
             for _ in range(self._workers):
                 self._children.append(self._spawn())
-            problems = [self._ready(c, time.monotonic() + START_TIMEOUT)
-                        for c in self._children]
+            problems: list[str | None] = []
             for c in self._children:
+                problems.append(self._ready(c, deadline, tick))
                 c.ready = True
         except (OSError, EOFError) as exc:
             self._abandon()
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
+        except ChildLate:
+            late = [c for c in self._children if not c.ready]
+            doing = Counter(_STATES.get(_state(c.proc.pid), "state unknown") for c in late)
+            for c in late:  # stopped, or waiting on a mount: an end of file would not end it
+                c.proc.kill()
+            self._abandon()
+            raise ChildLate(f"{len(late)} of {self._workers} new reader processes did not "
+                            f"say they were ready within {wait:g} s ("
+                            + ", ".join(f"{n} {what}" for what, n in doing.items())
+                            + ")") from None
         problem = next((p for p in problems if p), None)
         if problem:
             self._abandon()
@@ -134,9 +155,12 @@ class Pool(Deaths):
         return Child(proc, ours)
 
     @staticmethod
-    def _ready(child: Child, deadline: float) -> str | None:
-        if not child.conn.poll(max(0.0, deadline - time.monotonic())):
-            return "a reader process did not load the e-invoice engine in time"
+    def _ready(child: Child, deadline: float, tick: Callable[[], None] | None) -> str | None:
+        while not child.conn.poll(min(TICK_SECONDS, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                raise ChildLate
+            if tick is not None:
+                tick()
         call_id, problem = reader_wire.loads(child.conn.recv_bytes())
         if call_id != 0:
             raise EOFError("a reader process did not start as expected")
@@ -328,7 +352,7 @@ class Pool(Deaths):
                                    "ending it", error=str(out))
                     return False
                 with self._lock:
-                    child.ready = True
+                    child.ready, child.load_by = True, None
                     child.busy_since = time.monotonic() if child.calls else None
                 return True
             with self._lock:
@@ -349,3 +373,12 @@ class Pool(Deaths):
         except Exception as exc:  # noqa: BLE001 - the caller's bug must not end the collector
             self.log.exception("a reader's result could not be handed on", error=str(exc))
         return True
+
+
+def _state(pid: int) -> str:
+    """The one letter of a process's state in /proc (R, S, D, T …); "" where it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return raw[raw.rindex(")") + 2]

@@ -42,7 +42,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from daemon.errors import InputError, ReaderFailed, ReaderStopped
 from daemon.reading import reader_process
 from daemon.reading.match import known_part
 from daemon.reading.reader_child import Gather, raised
-from daemon.reading.reader_pool import Call, ChildUnavailable, Pool, Restarts
+from daemon.reading.reader_pool import Call, ChildLate, ChildUnavailable, Pool, Restarts
 from daemon.reading.reader_turns import STOPPING, Done, ReadTurns
 from daemon.watching.scan import Candidate
 
@@ -65,6 +65,19 @@ Result = Bundle | BaseException
 CHECK_WAIT = 5.0  # seconds the loop waits for the readers' checks after a claim
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
 RESTARTS_IN_ROW = 5  # children started again without one result between: read here instead
+# Seconds new reader processes get to load (the rules: some 2.5 s each, 5-7 s for 4 on 2
+# busy cores), then they are taken for hung (stopped, loading from a mount that hangs, a
+# host swapping), ended, and reading goes on as where no child can start. At a start,
+# under systemd's default TimeoutStartSec= (90 s), so that outboxd says why itself; at a
+# reload, which holds up the loop meanwhile (no bundle taken; WATCHDOG=1 is sent by
+# `tick`), a third of WatchdogSec=60 as shipped.
+START_WAIT = 60.0
+RELOAD_WAIT = 20.0
+LATE_FIX = ("stopped: someone sent them SIGSTOP (a debugger, a script); waiting on a "
+            "disk or a mount: check whether the Python installation or the state dir's "
+            "einvoice/ folder is on a share whose server does not answer (`mount`, "
+            "`dmesg`); running or sleeping: the host is short of CPU or memory (`free`, "
+            "`vmstat 1`: swap); then reload again (systemctl reload outboxd)")
 
 
 def workers_for(settings: Settings) -> int:
@@ -129,12 +142,15 @@ class Readers:
         return pool.pids() if pool is not None else []
 
     # -- start, reload, stop ------------------------------------------------------
-    def configure(self, settings: Settings, engine: bool | None = None) -> None:
-        """Fit the workers to these settings: at start, and again on SIGHUP. `engine`:
-        load the e-invoice engine (default: if the settings need it; a command may not).
+    def configure(self, settings: Settings, engine: bool | None = None, reload: bool = False,
+                  tick: Callable[[], None] | None = None) -> None:
+        """Fit the workers to these settings: at start, and again on SIGHUP (`reload`:
+        new children get RELOAD_WAIT, not START_WAIT, and `tick` is called about every
+        second while they load). `engine`: load the e-invoice engine (default: if the
+        settings need it; a command may not).
 
         ConfigError when the engine the settings need cannot load (the caller keeps
-        its old settings, or does not start); a missing child is no error.
+        its old settings, or does not start); a missing or hung child is no error.
         """
         workers = workers_for(settings)
         engine = needs_engine(settings) if engine is None else engine
@@ -144,20 +160,22 @@ class Readers:
             return
         if workers > 0:
             try:
-                pool = self._start_pool(workers, engine, settings.log)
+                pool = self._start_pool(workers, engine, settings.log,
+                                        RELOAD_WAIT if reload else START_WAIT, tick)
             except ChildUnavailable as exc:
                 with self._lock:
                     kept = self._pool if self._shape[1] or not engine else None
+                fix = {"fix": LATE_FIX} if isinstance(exc, ChildLate) else {}
                 if kept is not None:
                     # A reload: the children running now (with the rules, if these need
                     # them) still work, and beat threads of this process, whose memory
                     # a reader's conversions would grow; the next reload tries again.
-                    self.log.warning("reader processes not changed: no new child process "
-                                     "can be started here; the ones running go on",
-                                     error=str(exc), running=len(kept.pids()))
+                    self.log.warning(f"reader processes not changed: {exc.why}; the ones "
+                                     "running go on", error=str(exc),
+                                     running=len(kept.pids()), **fix)
                     return
-                self.log.warning("reading and pre-flight run in the daemon's own process: no "
-                                 "child process can be started here", error=str(exc))
+                self.log.warning("reading and pre-flight run in the daemon's own process: "
+                                 f"{exc.why}", error=str(exc), **fix)
             else:
                 self._swap(pool, (workers, engine))
                 return
@@ -178,8 +196,10 @@ class Readers:
         if old is not None:
             old.retire()  # its calls are still answered, then its children exit
 
-    def _start_pool(self, workers: int, engine: bool, log: LogConfig) -> Pool:
-        """Start `workers` children and wait until each has loaded the engine."""
+    def _start_pool(self, workers: int, engine: bool, log: LogConfig, wait: float,
+                    tick: Callable[[], None] | None) -> Pool:
+        """Start `workers` children and wait until each has loaded the engine (`wait`
+        seconds in all)."""
         exe = multiprocessing.spawn.get_executable()
         if exe is None or not os.access(exe, os.X_OK):
             raise ChildUnavailable(f"this user cannot run {os.fsdecode(exe or '?')}")
@@ -190,7 +210,7 @@ class Readers:
                         self._restarts, self._route, self._gave_up, fork=self._fork)
         except OSError as exc:
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
-        pool.start()  # ChildUnavailable, or ConfigError: the engine did not load there
+        pool.start(wait, tick)  # ChildUnavailable (ChildLate), or ConfigError: no engine there
         return pool
 
     def _gave_up(self, pool: Pool, why: str) -> None:

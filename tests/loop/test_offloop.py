@@ -73,7 +73,8 @@ def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
 def test_a_reload_configures_the_reader_processes_the_start_made(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGHUP hands its settings to the reader processes the start made, not to a new
-    set: each reload would otherwise leave the last set's processes running."""
+    set: each reload would otherwise leave the last set's processes running. Only the
+    reload's is a reload (its new readers get RELOAD_WAIT, and WATCHDOG=1 meanwhile)."""
     from types import SimpleNamespace
 
     from daemon.loop import offloop
@@ -85,8 +86,8 @@ def test_a_reload_configures_the_reader_processes_the_start_made(
             self.configured: list[Any] = []
             made.append(self)
 
-        def configure(self, s: Any) -> None:
-            self.configured.append(s)
+        def configure(self, s: Any, reload: bool, tick: Any) -> None:
+            self.configured.append((s, reload, tick is not None))
 
     monkeypatch.setattr(offloop, "Readers", Readers)
     loop = offloop.ReadsOffLoop()
@@ -94,4 +95,5 @@ def test_a_reload_configures_the_reader_processes_the_start_made(
     start, reload = (SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)) for _ in "ab")
     loop._start_rules(start)  # type: ignore[arg-type]
     loop._start_rules(reload)  # type: ignore[arg-type]
-    assert len(made) == 1 and made[0].configured == [start, reload]
+    assert len(made) == 1 and made[0].configured == [(start, False, False),
+                                                     (reload, True, True)]

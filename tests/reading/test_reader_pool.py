@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.delivery.finish import evaluate  # noqa: E402
-from daemon.reading import reader_child, readers  # noqa: E402
+from daemon.reading import reader_child, reader_process, readers  # noqa: E402
 from daemon.reading.reader_pool import Call, Pool, Restarts  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from daemon.watching.scan import Candidate, candidate_for  # noqa: E402
@@ -169,7 +170,7 @@ def test_the_collector_survives_a_child_that_sends_garbage(tmp_path: Path) -> No
                 readers._unpack, restarts, route=lambda call: pool.send(call, 1, blob),
                 give_up=lambda pool, why: errors.append(why), target=reader_targets.garbage_once)
     pool.log = Log()  # type: ignore[assignment]
-    pool.start()
+    pool.start(60)
     try:
         for cand in (b0, b1):
             box: Future[Bundle | BaseException] = Future()
@@ -220,7 +221,7 @@ def _pool(tmp_path: Path, s: Settings, target: Any, restarts: Restarts,
                 readers._unpack, restarts, route=lambda call: pool.send(call, 1, blob),
                 give_up=lambda pool, why: warnings.append({"event": why}), target=target)
     pool.log = Log()  # type: ignore[assignment]
-    pool.start()
+    pool.start(60)
     return pool
 
 
@@ -282,3 +283,150 @@ def test_no_method_is_defined_by_two_parts_of_the_pool() -> None:
                     ) and not name.startswith("__"):
                 owners.setdefault(name, []).append(part.__name__)
     assert {name: parts for name, parts in owners.items() if len(parts) > 1} == {}
+
+
+def _hanging_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every reader process spawned from now on is stopped (SIGSTOP) at once, before it
+    can say "ready": a start that hangs, as one loading from a mount that hangs does.
+    Their pids, in order."""
+    from daemon.reading import reader_pool
+    real = reader_pool.Pool._spawn
+    stopped: list[int] = []
+
+    def spawn_stopped(self: Pool) -> Any:
+        child = real(self)
+        os.kill(child.proc.pid, signal.SIGSTOP)
+        stopped.append(child.proc.pid)
+        return child
+
+    monkeypatch.setattr(reader_pool.Pool, "_spawn", spawn_stopped)
+    return stopped
+
+
+def _within(seconds: float, work: Any, stopped: list[int]) -> float:
+    """Run work() on a thread; its seconds, or fail if it has not returned in `seconds`
+    (the children it stopped are then let go on, so that it ends)."""
+    import threading
+    done: list[float] = []
+    start = time.monotonic()
+    thread = threading.Thread(target=lambda: (work(), done.append(time.monotonic() - start)))
+    thread.start()
+    thread.join(seconds)
+    if not done:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        thread.join(120)
+        pytest.fail(f"a start whose readers hang still waited after {seconds} s")
+    return done[0]
+
+
+def test_a_reload_whose_new_readers_hang_at_start_keeps_the_running_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload to 2 readers whose new children hang while loading (stopped here): the
+    reload gives up on them after RELOAD_WAIT (not the whole watchdog's time), kills them,
+    keeps the reader running, calls `tick` (the loop's WATCHDOG=1) meanwhile, and says in
+    one warning why, what they were doing (stopped) and what to look at. Reads go on in
+    the reader kept; the next reload tries again."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    said: list[tuple[str, dict[str, Any]]] = []
+    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    r.configure(s)
+    try:
+        [pid] = r.pids()
+        monkeypatch.setattr(readers, "RELOAD_WAIT", 3.0)
+        stopped = _hanging_starts(monkeypatch)
+        more = settings_for(tmp_path, einvoice={"preflight": "off"},
+                            service={"reader_processes": 2})
+        ticks: list[float] = []
+        took = _within(30, lambda: r.configure(more, reload=True,
+                                               tick=lambda: ticks.append(time.monotonic())),
+                       stopped)
+        assert 3.0 <= took < 15
+        assert len(stopped) == 2 and len(ticks) >= 2
+        wait_for(lambda: not any(alive(p) for p in stopped), what="the hung readers to end")
+        assert r.processes and r.pids() == [pid]
+        [(event, fields)] = said
+        assert event == ("reader processes not changed: new reader processes did not load "
+                         "in time (ended); the ones running go on")
+        assert fields["error"] == ("2 of 2 new reader processes did not say they were "
+                                   "ready within 3 s (2 stopped)")
+        assert fields["running"] == 1 and "einvoice/" in fields["fix"]
+        [cand] = bundles(s, "H1")
+        assert r.read(cand, more, reader_targets.pid_of_reader) == pid
+        monkeypatch.undo()
+        r.configure(more, reload=True)
+        assert len(r.pids()) == 2 and pid not in r.pids()
+    finally:
+        r.stop()
+
+
+def test_a_start_whose_readers_hang_reads_in_the_daemons_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a start (no reader running yet) whose children hang while loading: after
+    START_WAIT they are killed and reading goes on in the daemon's own process, with one
+    warning saying why and what to look at — not a start that waits until systemd's start
+    timeout kills it."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
+    r = Readers(tmp_path / "state" / "einvoice")
+    said: list[tuple[str, dict[str, Any]]] = []
+    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    monkeypatch.setattr(readers, "START_WAIT", 3.0)
+    stopped = _hanging_starts(monkeypatch)
+    try:
+        took = _within(30, lambda: r.configure(s), stopped)
+        assert 3.0 <= took < 15 and len(stopped) == 2
+        wait_for(lambda: not any(alive(p) for p in stopped), what="the hung readers to end")
+        assert not r.processes and r.pids() == []
+        [(event, fields)] = said
+        assert event == ("reading and pre-flight run in the daemon's own process: new "
+                         "reader processes did not load in time (ended)")
+        assert fields["error"].endswith("within 3 s (2 stopped)")
+        assert "SIGSTOP" in fields["fix"]
+        [cand] = bundles(s, "H2")
+        assert r.read(cand, s, reader_targets.pid_of_reader) == os.getpid()
+    finally:
+        r.stop()
+
+
+def test_a_reader_started_again_that_hangs_while_loading_is_replaced_in_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one reader dies (SIGKILL) and the process started in its place hangs while
+    loading (stopped): past LOAD_LIMIT it is killed with a warning and started again, and
+    the read sent to it meanwhile is answered by that next one with its real result — not
+    held for ever, and not counted as a read its reader died under."""
+    from daemon.reading import reader_deaths, reader_pool
+    monkeypatch.setattr(reader_deaths, "LOAD_LIMIT", 2.0)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    [cand] = bundles(s, "L1")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_process.main, restarts, warnings)
+    real = reader_pool.Pool._spawn
+    stopped: list[int] = []
+
+    def first_stopped(self: Pool) -> Any:
+        child = real(self)
+        if not stopped:
+            os.kill(child.proc.pid, signal.SIGSTOP)
+            stopped.append(child.proc.pid)
+        return child
+
+    monkeypatch.setattr(reader_pool.Pool, "_spawn", first_stopped)
+    try:
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: stopped and pool.pids() == stopped, what="the stopped replacement")
+        box: Future[Bundle | BaseException] = Future()
+        assert pool.send(Call(cand, s, box.set_result, None, 1), 1, pickle.dumps(s))
+        assert box.result(timeout=60) == evaluate(cand, s)
+        assert restarts.total == 2 and not alive(stopped[0])
+        assert [w["event"] for w in warnings] == [
+            "a reader process died; started again",
+            "a reader process started again did not load in time; ending it",
+            "a reader process died; started again"]
+    finally:
+        for p in stopped:
+            if alive(p):
+                os.kill(p, signal.SIGCONT)
+        pool.stop()
