@@ -6,9 +6,7 @@ reference receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,44 +16,15 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, outboxd_with, pdf_bytes, wait_for
 from hungshare import hung_share
+from notifysock import Notes, events, notify_socket
 
 WATCHDOG_SEC = 3.0  # its pings every 1.5 s; the reload's wait (4 s) is longer than it
 RELOAD_WAIT = 4.0
 
 
-class Notes:
-    """What the daemon sends on $NOTIFY_SOCKET, gathered as it comes (polled)."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-        self.got: list[str] = []
-
-    def __call__(self) -> list[str]:
-        while True:
-            try:
-                self.got.append(self.sock.recv(4096).decode())
-            except BlockingIOError:
-                return self.got
-
-
 @pytest.fixture
 def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notes]:
-    path = tmp_path / "notify.sock"
-    n = Notes(path)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", str(int(WATCHDOG_SEC * 1_000_000)))
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    try:
-        yield n
-    finally:
-        n.sock.close()
-
-
-def events(daemon: Any, text: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in daemon.stderr().splitlines() if line.startswith("{")]
-    return [e for e in lines if text in e["event"]]
+    yield from notify_socket(tmp_path, monkeypatch, WATCHDOG_SEC)
 
 
 def test_a_reload_whose_new_readers_hang_keeps_the_watchdog_and_the_running_reader(

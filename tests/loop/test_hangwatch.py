@@ -4,12 +4,10 @@ while the loop waits on the share (daemon/loop/hangwatch.py)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import select
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from conftest import OUTBOXD, STOP_GRACE, Env, Proc, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 from hungshare import hung_share
+from notifysock import Notes, events, notify_socket
 
 from daemon.loop import hangwatch
 from daemon.loop.hangwatch import HangWatch, hang_after, in_kernel_wait, looked_at
@@ -30,42 +29,9 @@ WATCHDOG_SEC = 4.0  # the hang is looked for after a quarter of it: 1 s, the lea
 # here is a few of its checks, so the smallest WatchdogSec= it scales with is the fastest
 
 
-class Notes:
-    """What the daemon sends on $NOTIFY_SOCKET, gathered as it comes (polled, no waits)."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-        self.got: list[str] = []
-
-    def __call__(self) -> list[str]:
-        while True:
-            try:
-                self.got.append(self.sock.recv(4096).decode())
-            except BlockingIOError:
-                return self.got
-
-    def statuses(self) -> list[str]:
-        return [m.removeprefix("STATUS=") for m in self() if m.startswith("STATUS=")]
-
-
 @pytest.fixture
 def notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notes]:
-    path = tmp_path / "notify.sock"
-    n = Notes(path)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-    monkeypatch.setenv("WATCHDOG_USEC", str(int(WATCHDOG_SEC * 1_000_000)))
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    try:
-        yield n
-    finally:
-        n.sock.close()
-
-
-def events(daemon: Any, text: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in daemon.stderr().splitlines() if line.startswith("{")]
-    return [e for e in lines if text in e["event"]]
+    yield from notify_socket(tmp_path, monkeypatch, WATCHDOG_SEC)
 
 
 def test_the_loop_stuck_on_a_hung_outbox_says_so_keeps_the_watchdog_and_goes_on_after(
