@@ -14,7 +14,6 @@ import sys
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,7 +30,7 @@ from daemon.reading import reader_child, reader_process, readers  # noqa: E402
 from daemon.reading.reader_pool import Call, Pool, Restarts  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from daemon.watching.scan import Candidate, candidate_for  # noqa: E402
-from reading.test_readers import alive, in_child, settings_for  # noqa: E402
+from reading.test_readers import alive, in_child, settings_for, warnings_of  # noqa: E402
 
 Answers = dict[str, "Bundle | BaseException"]
 
@@ -329,8 +328,7 @@ def test_a_reload_whose_new_readers_hang_at_start_keeps_the_running_ones(
     the reader kept; the next reload tries again."""
     s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
     r = Readers(tmp_path / "state" / "einvoice")
-    said: list[tuple[str, dict[str, Any]]] = []
-    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    said = warnings_of(r)
     r.configure(s)
     try:
         [pid] = r.pids()
@@ -369,8 +367,7 @@ def test_a_start_whose_readers_hang_reads_in_the_daemons_process(
     timeout kills it."""
     s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
     r = Readers(tmp_path / "state" / "einvoice")
-    said: list[tuple[str, dict[str, Any]]] = []
-    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    said = warnings_of(r)
     monkeypatch.setattr(readers, "START_WAIT", 3.0)
     stopped = _hanging_starts(monkeypatch)
     try:

@@ -42,6 +42,13 @@ from daemon.validation import convert  # noqa: E402
 from daemon.watching.scan import Candidate, candidate_for  # noqa: E402
 
 
+def warnings_of(r: Readers) -> list[tuple[str, dict[str, Any]]]:
+    """What `r` logs at warning from now on, as (event, fields), in order."""
+    said: list[tuple[str, dict[str, Any]]] = []
+    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    return said
+
+
 def settings_for(root: Path, **sections: dict[str, Any]) -> Settings:
     outbox = root / "outbox"
     outbox.mkdir(exist_ok=True)
@@ -486,8 +493,7 @@ def test_a_reload_whose_new_readers_cannot_start_keeps_the_running_ones(
     next configure tries again."""
     s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
     r = Readers(tmp_path / "state" / "einvoice")
-    said: list[tuple[str, dict[str, Any]]] = []
-    r.log = SimpleNamespace(warning=lambda event, **kw: said.append((event, kw)))
+    said = warnings_of(r)
     r.configure(s)
     try:
         [pid] = r.pids()
