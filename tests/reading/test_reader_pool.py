@@ -30,7 +30,13 @@ from daemon.reading import reader_child, reader_process, readers  # noqa: E402
 from daemon.reading.reader_pool import Call, Pool, Restarts  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from daemon.watching.scan import Candidate, candidate_for  # noqa: E402
-from reading.test_readers import alive, in_child, settings_for, warnings_of  # noqa: E402
+from reading.test_readers import (  # noqa: E402
+    alive,
+    in_child,
+    one_reader,
+    settings_for,
+    warnings_of,
+)
 
 Answers = dict[str, "Bundle | BaseException"]
 
@@ -326,10 +332,7 @@ def test_a_reload_whose_new_readers_hang_at_start_keeps_the_running_ones(
     keeps the reader running, calls `tick` (the loop's WATCHDOG=1) meanwhile, and says in
     one warning why, what they were doing (stopped) and what to look at. Reads go on in
     the reader kept; the next reload tries again."""
-    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
-    r = Readers(tmp_path / "state" / "einvoice")
-    said = warnings_of(r)
-    r.configure(s)
+    s, r, said = one_reader(tmp_path)
     try:
         [pid] = r.pids()
         monkeypatch.setattr(readers, "RELOAD_WAIT", 3.0)

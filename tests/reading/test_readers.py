@@ -49,6 +49,16 @@ def warnings_of(r: Readers) -> list[tuple[str, dict[str, Any]]]:
     return said
 
 
+def one_reader(tmp_path: Path) -> tuple[Settings, Readers, list[tuple[str, dict[str, Any]]]]:
+    """One reader process running (pre-flight off), for a reload to more; its warnings
+    (warnings_of). The caller closes it."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    said = warnings_of(r)
+    r.configure(s)
+    return s, r, said
+
+
 def settings_for(root: Path, **sections: dict[str, Any]) -> Settings:
     outbox = root / "outbox"
     outbox.mkdir(exist_ok=True)
@@ -491,10 +501,7 @@ def test_a_reload_whose_new_readers_cannot_start_keeps_the_running_ones(
     gone from under it by an upgrade, say): the one reader running goes on reading, the
     warning says so and why — not every read moved into the daemon's own process. The
     next configure tries again."""
-    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
-    r = Readers(tmp_path / "state" / "einvoice")
-    said = warnings_of(r)
-    r.configure(s)
+    s, r, said = one_reader(tmp_path)
     try:
         [pid] = r.pids()
         monkeypatch.setattr(multiprocessing.spawn, "get_executable",
