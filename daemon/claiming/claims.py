@@ -24,11 +24,13 @@ from daemon.claiming.claim import (
     sync_claimed,
     work_dir_for,
 )
+from daemon.claiming.owncopy import own_copies, say_copied
 from daemon.claiming.undoing import Undoing
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import (
     ClaimLost,
+    InputError,
     JournalError,
     JournalLost,
     NothingClaimed,
@@ -165,7 +167,7 @@ class Claims(Undoing):
         # rest matching reads (attachments.toml, structural errors), so matching
         # again is enough: no need to parse PDFs and images a second time. All of
         # a batch side by side, in the readers when the daemon has them.
-        afters = self.assemble_many([(after, _validated(c)) for c, _, after in moved], self.s)
+        afters = self._checked_after(moved)
         # Those found unchanged go to delivery in groups of 1, 2, 4, ... bundles, each
         # group one journal commit: the first of a batch starts at once, and a batch of
         # 32 costs 6 commits instead of 32 (each a few pages written to the WAL, and
@@ -186,6 +188,29 @@ class Claims(Undoing):
                 yield from self._hand_over(ready)
                 ready, group = [], group * 2
         yield from self._hand_over(ready)
+
+    def _checked_after(self, moved: list[tuple[Claim, int, Candidate]]
+                       ) -> Iterator[Bundle | BaseException]:
+        """Each claimed bundle matched again (assemble_many), in order, after its files of
+        several names were made its own (owncopy.py: what the check reads is the copy).
+        One whose copy failed (a file saved into meanwhile, a full disk) is not checked:
+        that error is its result, and its claim is undone as a bundle that cannot be
+        matched again is."""
+        failed: dict[int, BaseException] = {}
+        for i, (c, _, after) in enumerate(moved):
+            if c.known.snap.linked:
+                try:
+                    self._own_copies(c, after)
+                except (OSError, InputError) as exc:
+                    failed[i] = exc
+        checks = iter(self.assemble_many([(after, _validated(c)) for i, (c, _, after)
+                                          in enumerate(moved) if i not in failed], self.s))
+        return (failed[i] if i in failed else next(checks) for i in range(len(moved)))
+
+    def _own_copies(self, c: Claim, after: Candidate) -> None:
+        say_copied(bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id,
+                              _validated(c).invoice_ids),
+                   own_copies(after.invoice.parent, c.known.snap.linked, self.s.outbox.path))
 
     def _record_claims(self, claims: list[Claim]) -> list[int]:
         """`claiming` for each, in one durable commit: the live rows moved with one

@@ -21,6 +21,7 @@ from daemon.claiming.claim import (
     stuck_in_work_folder,
     unclaim,
 )
+from daemon.claiming.owncopy import own_claimed
 from daemon.claiming.rereading import Rereading
 from daemon.configuration.config import Settings
 from daemon.errors import (
@@ -44,7 +45,6 @@ from daemon.loop import release
 from daemon.manifest import bundle_id_of
 from daemon.report.notify import notify
 from daemon.watching.scan import Candidate, candidate_for
-from daemon.watching.snapshot import snapshot
 
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
@@ -268,6 +268,11 @@ class Recovery(Rereading):
         # crash in a batch of claims leaves up to CLAIM_BATCH of them. Each asks systemd
         # for more time to start, so that they cannot add up to its start timeout.
         notify(f"EXTEND_TIMEOUT_USEC={RECOVERY_READ_USEC}")
+        # Its files of several names made its own first, as the claim would have (a copy
+        # a kill cut short removed): what is read, and sent, is the copy. OSError: the
+        # claim is finished at a later rescan (_finish_or_wait).
+        snap = own_claimed(self._moved(row), self.s.outbox, bundle_log(
+            self.log, row.invoice_file, row.bundle_id, row.invoice_ids))
         try:
             bundle = self._read_again(row, self.s)
         except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
@@ -277,7 +282,7 @@ class Recovery(Rereading):
             return None
         # A copy begun in the sidecar before the crash (an in-progress name) is a change
         # too, as for the check after a claim (claims.py): the id does not cover it.
-        busy = (snap := snapshot(self._moved(row), self.s.outbox)) is not None and snap.busy
+        busy = snap is not None and snap.busy
         if bundle_id_of(bundle) == row.bundle_id and not busy:
             self._validated[row.id] = bundle
             return None

@@ -94,18 +94,9 @@ def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel:
         finally:
             os.close(fd)
     elif stat.S_ISREG(st.st_mode):
-        file, _ = opened_if_regular(name, parent)
-        if file is None:  # swapped since the look above: never opened
-            raise OSError(errno.EAGAIN, "changed while it was copied", name)
-        with os.fdopen(file, "rb") as fin:
-            made = os.open(dst, _NEW_FILE, 0o640, dir_fd=into)
-            try:
-                _group_write_as(st, made)
-                with open(made, "wb", closefd=False) as fout:
-                    copy_into(fin, fout)
-            except BaseException:
-                os.close(made)
-                raise
+        made = copy_regular(parent, name, st, into, dst)
+        copied[rel] = identity(st)
+        return made
     elif stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(name, dir_fd=parent), dst, dir_fd=into)
     elif stat.S_ISFIFO(st.st_mode):
@@ -130,6 +121,27 @@ def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel:
             os.close(made)
         raise
     copied[rel] = identity(st)
+    return made
+
+
+def copy_regular(parent: int, name: str, st: os.stat_result, into: int, dst: str) -> int:
+    """The regular file `name` of the folder open at `parent`, looked at as `st`, copied
+    as a new `dst` in the folder open at `into` (copy_entry's way: 0640 under the umask,
+    group write as the file has it, its access and modification times), fsynced; the
+    copy, open (the caller closes it). OSError (EAGAIN) if it is no regular file now."""
+    file, _ = opened_if_regular(name, parent)
+    if file is None:  # swapped since the look above: never opened
+        raise OSError(errno.EAGAIN, "changed while it was copied", name)
+    with os.fdopen(file, "rb") as fin:
+        made = os.open(dst, _NEW_FILE, 0o640, dir_fd=into)
+        try:
+            _group_write_as(st, made)
+            with open(made, "wb", closefd=False) as fout:
+                copy_into(fin, fout)
+            os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except BaseException:
+            os.close(made)
+            raise
     return made
 
 

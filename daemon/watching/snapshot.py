@@ -11,7 +11,7 @@ import errno
 import os
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -57,6 +57,11 @@ class Snapshot:
     # rename or removal, a file or link put in their place): a change under way, not a
     # fault. Such a look never settles (settle.py); the next one sees what they became.
     moved: tuple[str, ...] = ()
+    # The regular files of the bundle (invoice file, marker, sidecar: paths as in
+    # `entries`) that have other names too (hard links, st_nlink > 1), from the same lstat:
+    # the claim makes each a copy of its own (claiming/owncopy.py). Not compared: a link
+    # made or removed changes the file's change time, which `entries` holds.
+    linked: tuple[str, ...] = field(default=(), compare=False)
 
 
 # What opening a folder just listed says when it is not there as a folder any more: gone
@@ -78,13 +83,14 @@ def _meta(st: os.stat_result) -> tuple[int, int, int, int, int, int]:
 
 
 def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig,
-          unlisted: list[tuple[str, str]], moved: list[str]) -> Iterator[tuple[Entry, bool]]:
+          unlisted: list[tuple[str, str]], moved: list[str], linked: list[str]
+          ) -> Iterator[tuple[Entry, bool]]:
     """The entries below the folder `name` (relative to the folder open at `parent`; None:
     a path). Each folder is opened relative to the one above it, held open while its
     entries are walked, and never through a link: a share user who swaps it, or a folder
     above it, for a link after its lstat gets nothing outside the outbox listed. One that
     cannot be opened or listed goes into `unlisted` with why; one that is no longer a
-    folder when opened, into `moved`."""
+    folder when opened, into `moved`; a file with other names too, into `linked`."""
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     except OSError as exc:
@@ -121,9 +127,12 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
                 yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0, 0), False
                 continue
             kind = _kind(st.st_mode)
+            if st.st_nlink > 1 and kind == "f":
+                linked.append(child_rel)
             yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
             if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
-                yield from _walk(fd, e.name, child_rel, depth + 1, cfg, unlisted, moved)
+                yield from _walk(fd, e.name, child_rel, depth + 1, cfg, unlisted, moved,
+                                 linked)
     finally:
         os.close(fd)
 
@@ -167,17 +176,20 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
     busy = False
     unlisted: list[tuple[str, str]] = []
     moved: list[str] = []
+    linked = [cand.invoice.name] if _linked(st) else []
     if cfg.completion == "marker":
         mst = _lstat(cand.marker, root)
         if mst is not None:
             entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, *_meta(mst)))
+            if _linked(mst):
+                linked.append(cand.marker.name)
     side = _lstat(cand.sidecar, root)
     if side is not None and stat.S_ISDIR(side.st_mode):  # lstat: a link is never followed
         # The folder itself too: its change time is all that a rename of it away and back
         # leaves behind (its entries keep theirs).
         entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
         for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg,
-                                        unlisted, moved):
+                                        unlisted, moved, linked):
             entries.append(entry)
             busy = busy or in_progress
         # Another invoice file of this sidecar holds the bundle (`sidecar-shared`) while
@@ -197,7 +209,12 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         tst = _lstat(cand.sidecar.parent / twin, root)
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
-    return Snapshot(tuple(entries), busy, tuple(unlisted), tuple(moved))
+    return Snapshot(tuple(entries), busy, tuple(unlisted), tuple(moved), tuple(linked))
+
+
+def _linked(st: os.stat_result) -> bool:
+    """A regular file with other names too (a hard link)."""
+    return st.st_nlink > 1 and stat.S_ISREG(st.st_mode)
 
 
 def unlisted_wait(snap: Snapshot, retry_seconds: float) -> str:

@@ -1,0 +1,187 @@
+"""A claimed bundle's files that have other names too (hard links) made its own.
+
+A claim moves a bundle by renaming its names, and so does an archive on the same disk: a
+file with a second name (made by `ln`, a backup or copy tool that saves space so, an ERP
+that keeps its own name for the file) would lie in `sent/` as the very file the other
+name is, and a save into that name later would change what `sent/` says was sent. So,
+once claimed and before the check by hashes reads the bundle (claims.py; recovery.py
+after a crash), each such file is replaced within the work folder by a copy of its
+bytes: what is checked, sent and archived is then that copy, and the other name keeps
+its file untouched (nothing of it is deleted or written).
+
+Which files have other names is known without a look of its own: the bundle's last
+snapshot before the claim lstat'ed each of them (Snapshot.linked). A bundle without
+them costs nothing here.
+
+The copy is made beside the file under a temp name (fswrite.write_atomic's, which
+temps.drop_unfinished knows), synced, and exchanged with the file only while that is
+still the one copied, unchanged: a kill leaves the file, or the whole copy at its name,
+and at worst the temp, which recovery removes (own_claimed).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from daemon.configuration.config import OutboxConfig
+from daemon.errors import InputError
+from daemon.fs.fscopy import Identity, copy_regular, identity
+from daemon.fs.fsmove import unchanged
+from daemon.fs.fsops import walk_to_folder
+from daemon.fs.fswrite import held_path, rename_exchange
+from daemon.fs.temps import drop_unfinished, is_unfinished, temp_prefix
+from daemon.fs.workfolder import held_folder, hold_folder
+from daemon.names import printable
+from daemon.watching.scan import Candidate
+from daemon.watching.snapshot import Snapshot, snapshot
+
+
+def own_copies(work: Path, rels: Iterable[str], within: Path | None = None) -> list[str]:
+    """Each regular file at `rels` (paths below the work folder at `work`) that has other
+    names now replaced by a copy of its own (see the module); the paths copied. The work
+    folder is held (hold_folder; `within`: the outbox), each folder below it opened
+    without following a link; a file or folder that is no longer what it was is left as
+    it is, for the check that follows to say what it is. OSError (EAGAIN) naming a file
+    written into while it was copied: it is left as it was, and the bundle changed."""
+    with held_folder(work, within=within) as held:
+        return _own_copies_in(held, rels)
+
+
+def _own_copies_in(held: int, rels: Iterable[str]) -> list[str]:
+    """own_copies below the work folder open at `held`."""
+    copied: list[str] = []
+    for rel in rels:
+        folder, _, name = rel.rpartition("/")
+        try:
+            fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], rel)
+        except InputError:
+            continue  # a folder on the way swapped for a link: the check says so
+        try:
+            if _own_copy(fd, name, rel):
+                copied.append(rel)
+        finally:
+            os.close(fd)
+    return copied
+
+
+def _own_copy(folder: int, name: str, rel: str) -> bool:
+    """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
+    is a regular file with other names; whether it was."""
+    try:
+        st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+        return False
+    # Beside it, by descriptor: read as every input is (never a link followed, a FIFO or
+    # device opened), written 0640 under the umask, group write and both times as the
+    # file's: what a move of the bundle to another disk makes (fscopy.copy_entry).
+    tmp = f"{temp_prefix(name)}{uuid.uuid4().hex[:12]}"
+    made = copy_regular(folder, name, st, folder, tmp)
+    try:
+        _swap_in(folder, name, tmp, identity(st), rel)
+    except BaseException:
+        _remove_copy(folder, tmp, made)
+        raise
+    finally:
+        os.close(made)
+    os.fsync(folder)
+    return True
+
+
+def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> None:
+    """The whole copy at `tmp` put at `name` while `name` is the file copied, unchanged
+    since (`then`: as it was looked at before it was read). A write through its other name
+    during the copy may have left the copy half old, half new: never put in place, and
+    said (EAGAIN), as a change of the bundle is."""
+    if not unchanged(then, os.stat(name, dir_fd=folder, follow_symlinks=False)):
+        raise _written_while_copied(rel)
+    here = held_path(folder)
+    if not rename_exchange(here / tmp, here / name):
+        # No exchange on this file system (NFS, SMB): looked at just above.
+        os.rename(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        return
+    # The file taken away is unlinked here only if it is the one copied and either keeps
+    # another name or has the bytes copied: else (a person's file put at the name in that
+    # instant, a last name saved into) it goes back, and the copy is not used.
+    old = os.stat(tmp, dir_fd=folder, follow_symlinks=False)
+    if old.st_ino == then[0] and (old.st_nlink > 1 or (old.st_size, old.st_mtime_ns) == then[1:3]):
+        os.unlink(tmp, dir_fd=folder)
+        return
+    rename_exchange(here / tmp, here / name)
+    raise _written_while_copied(rel)
+
+
+def _remove_copy(folder: int, tmp: str, made: int) -> None:
+    """The copy at `tmp` removed, only while it is the one made (open at `made`)."""
+    try:
+        st = os.stat(tmp, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if st.st_ino == os.fstat(made).st_ino:
+        os.unlink(tmp, dir_fd=folder)
+
+
+def _written_while_copied(rel: str) -> OSError:
+    return OSError(errno.EAGAIN, "was saved into, through another name of the file, while "
+                   "outboxd made the bundle a copy of its own; the bundle is read again",
+                   printable(rel))
+
+
+def own_claimed(moved: Candidate, cfg: OutboxConfig, log: Any) -> Snapshot | None:
+    """own_copies for a claim a crash cut short, at the start (recovery.py): `moved` is
+    the bundle as it lies in its work folder. Its snapshot there tells which files have
+    other names (none is kept from before the crash); the temps a kill left are removed
+    first. The snapshot (None: no invoice file there) for the look at its sidecar that
+    follows."""
+    snap = snapshot(moved, cfg)
+    try:
+        held = hold_folder(moved.invoice.parent, within=cfg.path)
+    except OSError:
+        return snap  # no folder of ours there now (a link in its place): the read says so
+    try:
+        _drop_copies_under_way(held, moved, snap, cfg.completion == "marker")
+        if snap is not None and snap.linked:
+            say_copied(log, _own_copies_in(held, snap.linked))
+    finally:
+        os.close(held)
+    return snap
+
+
+def say_copied(log: Any, copied: list[str]) -> None:
+    """The files own_copies copied, logged (on the bundle's logger) if any."""
+    if copied:
+        log.info("files with other names (hard links) copied for the bundle; their other "
+                 "names keep theirs", files=[printable(rel) for rel in copied])
+
+
+def _drop_copies_under_way(held: int, moved: Candidate, snap: Snapshot | None,
+                           marker: bool) -> None:
+    """Remove the temps of own_copies that a kill left in the claimed bundle `moved` (as it
+    lies in its work folder, open at `held`; `snap`: its snapshot there): beside the
+    invoice file (and the marker), and in each folder of the sidecar whose snapshot shows
+    one. Only the temp of a name beside it (temps.drop_unfinished), never another
+    dot-file of a clerk's; each folder reached from `held`, never through a link."""
+    names: dict[str, list[str]] = {"": [moved.invoice.name] + ([moved.marker.name]
+                                                              if marker else [])}
+    for rel, *_ in snap.entries if snap is not None else ():
+        folder, _, name = rel.rpartition("/")
+        if folder:
+            names.setdefault(folder, []).append(name)
+    for folder, here in names.items():
+        if folder and not any(is_unfinished(n) for n in here):
+            continue  # the snapshot saw no temp there: not listed again
+        try:
+            fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], folder)
+        except InputError:
+            continue  # swapped for a link since the snapshot: nothing of ours there
+        try:
+            drop_unfinished(held_path(fd), [n for n in here if not is_unfinished(n)])
+        finally:
+            os.close(fd)

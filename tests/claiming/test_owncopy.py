@@ -1,0 +1,239 @@
+"""A claimed bundle's files that have other names too (hard links) are made its own
+(daemon/claiming/owncopy.py): what is checked, sent and archived is a copy, and the other
+name keeps its file. Driven with a real journal, real files and the directory transport;
+kills are raised where they land and nothing of the daemon's clean-up runs (as SIGKILL)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
+from helpers import drop_bundle, pdf_bytes  # noqa: E402
+
+from daemon.claiming import owncopy  # noqa: E402
+from daemon.delivery.directory import DirectoryDeliverer  # noqa: E402
+from daemon.delivery.finish import Finisher  # noqa: E402
+from daemon.fs import fscopy  # noqa: E402
+from daemon.watching.scan import list_outbox  # noqa: E402
+
+
+class _Killed(BaseException):
+    """SIGKILL: nothing on the way catches it."""
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_in_place(path: Path, data: bytes) -> None:
+    """A save into the file itself (an SMB overwrite, an editor that keeps the file): the
+    same inode, every name of it changed."""
+    with open(path, "r+b") as fh:
+        fh.truncate(0)
+        fh.write(data)
+
+
+def _linked_bundle(tmp_path: Path) -> tuple[Any, Any, Path, bytes]:
+    """INV-1 (a.pdf) in the outbox, its invoice file and a.pdf each with a second name
+    in `erp/`, outside the outbox (an ERP that keeps its own name for each file)."""
+    p, s = make(tmp_path)
+    pdf = pdf_bytes(text_marker="the version validated")
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+    erp = tmp_path / "erp"
+    erp.mkdir()
+    os.link(s.outbox.path / "INV-1.xml", erp / "INV-1.xml")
+    os.link(s.outbox.path / "INV-1" / "a.pdf", erp / "a.pdf")
+    return p, s, erp, pdf
+
+
+def _leftovers(root: Path) -> list[str]:
+    """The temps of a copy under way anywhere below `root`."""
+    return [str(p) for p in root.rglob(".*.tmp-*")]
+
+
+class TestOwnCopies:
+    def test_a_sent_bundles_files_keep_what_was_sent_when_their_other_names_are_saved_into(
+            self, tmp_path: Path) -> None:
+        """The invoice file and an attachment each have a second name outside the outbox.
+        Once sent, a save in place into those names changes nothing in sent/: each file
+        there still has the size and SHA-256 receipt.json's manifest gives, and is a file
+        of its own (one name). The other names keep their files, with what was saved into
+        them. The copies are made as a move to another disk makes them: 0640 under the
+        umask (group write where the file had it), the file's modification time."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        os.chmod(erp / "a.pdf", 0o664)
+        mtime = (erp / "a.pdf").stat().st_mtime_ns
+        with capture_logs() as logged:
+            assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        sent_xml, sent_pdf = entry / "INV-1.xml", entry / "INV-1" / "a.pdf"
+        manifest = json.loads((entry / "receipt.json").read_text())["manifest"]
+        [att] = manifest["invoices"][0]["attachments"]
+
+        _write_in_place(erp / "INV-1.xml", b"<Invoice>edited in the ERP</Invoice>")
+        _write_in_place(erp / "a.pdf", b"%PDF-1.4 edited in the ERP")
+
+        assert _sha(sent_xml) == manifest["invoice_file"]["sha256"]
+        assert (_sha(sent_pdf), sent_pdf.stat().st_size) == (att["sha256"], att["size"])
+        assert sent_pdf.read_bytes() == pdf
+        assert sent_xml.stat().st_nlink == sent_pdf.stat().st_nlink == 1
+        assert (erp / "INV-1.xml").read_bytes() == b"<Invoice>edited in the ERP</Invoice>"
+        assert (erp / "a.pdf").read_bytes() == b"%PDF-1.4 edited in the ERP"
+        assert stat.S_IMODE(sent_pdf.stat().st_mode) == (0o640 & ~_umask()) | 0o020
+        assert sent_pdf.stat().st_mtime_ns == mtime
+        [said] = [e for e in logged if e["event"].startswith("files with other names")]
+        assert said["files"] == ["INV-1.xml", "INV-1/a.pdf"]
+        assert _leftovers(tmp_path) == []
+
+    def test_a_second_name_inside_the_outbox_stays_a_file_of_its_own_bundle(
+            self, tmp_path: Path) -> None:
+        """INV-2/a.pdf is a second name of INV-1/a.pdf. Claiming INV-1 copies its a.pdf
+        and leaves INV-2's name alone: as before, INV-2 is a bundle like any other, read
+        and sent with that file. Each entry in sent/ then holds a file of its own, with
+        the bytes sent."""
+        p, s = make(tmp_path)
+        pdf = pdf_bytes()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+        drop_bundle(s.outbox.path, "INV-2", {"a.pdf": pdf})
+        (s.outbox.path / "INV-2" / "a.pdf").unlink()
+        os.link(s.outbox.path / "INV-1" / "a.pdf", s.outbox.path / "INV-2" / "a.pdf")
+        while run_once(p):  # the first claim changes the other name's link count: read again
+            pass
+        sent = {e.name.split("--")[0]: e / e.name.split("--")[0] / "a.pdf"
+                for e in folders(s.sent_dir)}
+        assert sorted(sent) == ["INV-1", "INV-2"]
+        assert [f.read_bytes() == pdf for f in sent.values()] == [True, True]
+        assert [f.stat().st_nlink for f in sent.values()] == [1, 1]
+        assert not (s.outbox.path / "INV-2").exists()
+
+    def test_a_save_into_the_other_name_during_the_copy_sends_nothing_mixed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf through its own name while the claim copies it: the copy
+        may hold half of each version, and is never put in place. The bundle goes back to
+        the outbox as it was (a.pdf still a name of the ERP's file, with the new bytes) to
+        settle again, nothing is sent, and no temp is left; the next claim sends the new
+        version, a file of its own."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        new = pdf_bytes(2, "saved meanwhile")
+        copy_into = fscopy.copy_into
+
+        def saved_halfway(fin: BinaryIO, fout: BinaryIO) -> None:
+            fout.write(fin.read(100))
+            _write_in_place(erp / "a.pdf", new)
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", saved_halfway)
+        with capture_logs() as logged:
+            assert run_once(p) == []
+        monkeypatch.undo()
+        assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.stat().st_ino == (erp / "a.pdf").stat().st_ino
+        assert back.read_bytes() == new
+        assert folders(s.sent_dir) == [] and list(s.processing_dir.iterdir()) == []
+        assert any("saved into" in str(e.get("changed")) for e in logged)
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
+        assert (erp / "a.pdf").read_bytes() == new
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def _restarted(p: Any, s: Any, tmp_path: Path, row: int) -> Finisher:
+    """A new start on the same journal, delivering to the same target: recovery finishes
+    the claim and hands the row to a delivery attempt."""
+    fin = Finisher(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+    assert [r for r, _ in fin.recover()] == [row]
+    return fin
+
+
+def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
+    """The claim's `nth` copy (1: the invoice file's, 2: a.pdf's) killed `at`: halfway
+    through its bytes (`copying`), with the copy whole and synced (`copied`), or once the
+    copy took the file's name and the file lies at the temp's (`exchanged`). Nothing of
+    the daemon's clean-up runs."""
+    monkeypatch.setattr(owncopy, "_remove_copy", lambda *_: None)
+    calls = iter(range(1, 100))
+    if at == "copying":
+        copy_into = fscopy.copy_into
+
+        def half(fin: BinaryIO, fout: BinaryIO) -> None:
+            if next(calls) == nth:
+                fout.write(fin.read(100))
+                fout.flush()
+                raise _Killed
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", half)
+    elif at == "copied":
+        swap_in = owncopy._swap_in
+
+        def never(*args: Any) -> None:
+            if next(calls) == nth:
+                raise _Killed
+            swap_in(*args)
+        monkeypatch.setattr(owncopy, "_swap_in", never)
+    else:
+        exchange = owncopy.rename_exchange
+
+        def then_killed(a: Path, b: Path) -> bool:
+            done = exchange(a, b)
+            if next(calls) == nth:
+                raise _Killed
+            return done
+        monkeypatch.setattr(owncopy, "rename_exchange", then_killed)
+
+
+@pytest.mark.parametrize("nth", [1, 2])
+@pytest.mark.parametrize("at", ["copying", "copied", "exchanged"])
+def test_a_kill_during_the_copy_then_a_restart_sends_the_bundle_once_as_validated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
+    """The daemon killed while it copies the invoice file or a.pdf (each has a second name
+    in erp/) after the claim: the work folder holds each file or its whole copy at its
+    name, and at most a temp. At the restart the claim is finished: the temp removed, the
+    copies made, the bundle sent once with the bytes validated; nothing is left in
+    processing or beside the files in sent/, and the ERP's files are whole and still
+    where they were."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    xml = (erp / "INV-1.xml").read_bytes()
+    _kill(monkeypatch, at, nth)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    [work] = s.processing_dir.iterdir()
+    [row] = p.j.rows(("claiming",))
+    assert (work / "INV-1" / "a.pdf").read_bytes() == pdf
+    assert (work / "INV-1.xml").read_bytes() == xml
+    assert _leftovers(work), "the kill left no temp: nothing to recover from"
+
+    fin = _restarted(p, s, tmp_path, row.id)
+    assert fin.attempt(row.id) is None
+    assert fin.j.get(row.id).state == "sent"
+    [entry] = folders(s.sent_dir)
+    sent_pdf = entry / "INV-1" / "a.pdf"
+    assert sent_pdf.read_bytes() == pdf and sent_pdf.stat().st_nlink == 1
+    assert (entry / "INV-1.xml").stat().st_nlink == 1
+    manifest = json.loads((entry / "receipt.json").read_text())["manifest"]
+    assert _sha(sent_pdf) == manifest["invoices"][0]["attachments"][0]["sha256"]
+    assert len(os.listdir(tmp_path / "target")) == 1  # sent once
+    assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+    assert (erp / "a.pdf").read_bytes() == pdf and (erp / "a.pdf").stat().st_nlink == 1
+    assert (erp / "INV-1.xml").read_bytes() == xml
