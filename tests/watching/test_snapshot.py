@@ -100,6 +100,31 @@ class TestSnapshot:
         assert [e[0] for e in first.entries] == ["INV-1.xml", "INV-1", "INV-1/a.pdf"]
         assert snapshot(cand, cfg) == first
 
+    def test_the_files_with_other_names_are_noted_from_the_same_looks(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """The invoice file, the marker and a file deep in the sidecar that have a second
+        name (a hard link, here outside the outbox) are noted as linked, by the looks the
+        snapshot takes anyway (as a rescan's listing gives the root's, too); a file of one
+        name, a folder and a symbolic link are not. The note is no part of what settling
+        compares: a link made or removed changes the file's change time, which is."""
+        cfg = cfg_for(outbox, completion="marker")
+        elsewhere = tmp_path / "erp"
+        elsewhere.mkdir()
+        for rel in ("INV-1.xml", "INV-1.ready", "INV-1/INV-1/b.pdf"):
+            os.link(touch(outbox / rel), elsewhere / rel.replace("/", "_"))
+        touch(outbox / "INV-1" / "a.pdf")
+        (outbox / "INV-1" / "c.pdf").symlink_to(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        for snap in (snapshot(cand, cfg), snapshot(cand, cfg, list_outbox(cfg).stats)):
+            assert snap is not None
+            assert sorted(snap.linked) == ["INV-1.ready", "INV-1.xml", "INV-1/INV-1/b.pdf"]
+        one = snapshot(cand, cfg)
+        assert one is not None
+        os.link(outbox / "INV-1" / "a.pdf", elsewhere / "a.pdf")
+        other = snapshot(cand, cfg)
+        assert other is not None and "INV-1/a.pdf" in other.linked and other != one
+        assert one == type(one)(one.entries, one.busy, one.unlisted, one.moved, ())
+
     def test_no_sidecar(self, outbox: Path) -> None:
         """Without a sidecar folder the snapshot holds only the invoice file."""
         cfg = cfg_for(outbox)
