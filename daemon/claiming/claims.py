@@ -30,7 +30,6 @@ from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import (
     ClaimLost,
-    InputError,
     JournalError,
     JournalLost,
     NothingClaimed,
@@ -167,16 +166,23 @@ class Claims(Undoing):
         # rest matching reads (attachments.toml, structural errors), so matching
         # again is enough: no need to parse PDFs and images a second time. All of
         # a batch side by side, in the readers when the daemon has them.
-        afters = self._checked_after(moved)
+        unmade = self._own_copies(moved)
+        checks = iter(self.assemble_many([(after, _validated(c)) for i, (c, _, after)
+                                          in enumerate(moved) if i not in unmade], self.s))
         # Those found unchanged go to delivery in groups of 1, 2, 4, ... bundles, each
         # group one journal commit: the first of a batch starts at once, and a batch of
         # 32 costs 6 commits instead of 32 (each a few pages written to the WAL, and
         # statements that each hand the interpreter lock over).
         ready: list[tuple[Claim, int, Bundle]] = []
         group = 1
-        for (c, row_id, _), after in zip(moved, afters, strict=True):
+        for i, (c, row_id, _) in enumerate(moved):
             try:
-                checked = self._verify(c, row_id, after)
+                if i in unmade and unmade[i].errno != errno.EAGAIN:
+                    # A full disk, a share gone: put back, and claimed again after a
+                    # rescan period, as a claim that cannot move the files is.
+                    checked: Next | Bundle = self._claim_failed(c, row_id, unmade[i], now)
+                else:
+                    checked = self._verify(c, row_id, unmade.get(i) or next(checks))
             except Exception as exc:  # noqa: BLE001
                 yield c.cand.invoice.name, exc
                 continue
@@ -189,28 +195,23 @@ class Claims(Undoing):
                 ready, group = [], group * 2
         yield from self._hand_over(ready)
 
-    def _checked_after(self, moved: list[tuple[Claim, int, Candidate]]
-                       ) -> Iterator[Bundle | BaseException]:
-        """Each claimed bundle matched again (assemble_many), in order, after its files of
-        several names were made its own (owncopy.py: what the check reads is the copy).
-        One whose copy failed (a file saved into meanwhile, a full disk) is not checked:
-        that error is its result, and its claim is undone as a bundle that cannot be
-        matched again is."""
-        failed: dict[int, BaseException] = {}
+    def _own_copies(self, moved: list[tuple[Claim, int, Candidate]]) -> dict[int, OSError]:
+        """The files of several names of each claimed bundle made its own (owncopy.py), so
+        that the check by hashes reads, and delivery sends, the copies; where that failed,
+        why, by the bundle's place in `moved`: a file saved into meanwhile (EAGAIN: the
+        bundle changed, and settles again), or the machine's fault. Neither is checked."""
+        unmade: dict[int, OSError] = {}
         for i, (c, _, after) in enumerate(moved):
-            if c.known.snap.linked:
-                try:
-                    self._own_copies(c, after)
-                except (OSError, InputError) as exc:
-                    failed[i] = exc
-        checks = iter(self.assemble_many([(after, _validated(c)) for i, (c, _, after)
-                                          in enumerate(moved) if i not in failed], self.s))
-        return (failed[i] if i in failed else next(checks) for i in range(len(moved)))
-
-    def _own_copies(self, c: Claim, after: Candidate) -> None:
-        say_copied(bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id,
-                              _validated(c).invoice_ids),
-                   own_copies(after.invoice.parent, c.known.snap.linked, self.s.outbox.path))
+            if not c.known.snap.linked:
+                continue
+            log = bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id,
+                             _validated(c).invoice_ids)
+            try:
+                say_copied(log, own_copies(after.invoice.parent, c.known.snap.linked,
+                                           self.s.outbox.path))
+            except OSError as exc:
+                unmade[i] = exc
+        return unmade
 
     def _record_claims(self, claims: list[Claim]) -> list[int]:
         """`claiming` for each, in one durable commit: the live rows moved with one

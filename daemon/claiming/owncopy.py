@@ -50,11 +50,11 @@ def own_copies(work: Path, rels: Iterable[str], within: Path | None = None) -> l
     it is, for the check that follows to say what it is. OSError (EAGAIN) naming a file
     written into while it was copied: it is left as it was, and the bundle changed."""
     with held_folder(work, within=within) as held:
-        return _own_copies_in(held, rels)
+        return _own_copies_in(held, rels, work)
 
 
-def _own_copies_in(held: int, rels: Iterable[str]) -> list[str]:
-    """own_copies below the work folder open at `held`."""
+def _own_copies_in(held: int, rels: Iterable[str], work: Path) -> list[str]:
+    """own_copies below the work folder open at `held`, which lies at `work`."""
     copied: list[str] = []
     for rel in rels:
         folder, _, name = rel.rpartition("/")
@@ -65,6 +65,10 @@ def _own_copies_in(held: int, rels: Iterable[str]) -> list[str]:
         try:
             if _own_copy(fd, name, rel):
                 copied.append(rel)
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:  # the machine's: named by the file, not its temp
+                exc.filename, exc.filename2 = str(work / rel), None
+            raise
         finally:
             os.close(fd)
     return copied
@@ -83,7 +87,11 @@ def _own_copy(folder: int, name: str, rel: str) -> bool:
     # device opened), written 0640 under the umask, group write and both times as the
     # file's: what a move of the bundle to another disk makes (fscopy.copy_entry).
     tmp = f"{temp_prefix(name)}{uuid.uuid4().hex[:12]}"
-    made = copy_regular(folder, name, st, folder, tmp)
+    try:
+        made = copy_regular(folder, name, st, folder, tmp)
+    except BaseException:
+        _remove_copy(folder, tmp, None)  # cut short (a full disk): never left, nor put back
+        raise
     try:
         _swap_in(folder, name, tmp, identity(st), rel)
     except BaseException:
@@ -118,14 +126,15 @@ def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> None
     raise _written_while_copied(rel)
 
 
-def _remove_copy(folder: int, tmp: str, made: int) -> None:
-    """The copy at `tmp` removed, only while it is the one made (open at `made`)."""
+def _remove_copy(folder: int, tmp: str, made: int | None) -> None:
+    """The copy at `tmp` removed, only while it is the one made (open at `made`; None:
+    closed by the copy that failed, a regular file at the temp's new random name)."""
     try:
         st = os.stat(tmp, dir_fd=folder, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if st.st_ino == os.fstat(made).st_ino:
-        os.unlink(tmp, dir_fd=folder)
+        if st.st_ino == os.fstat(made).st_ino if made is not None else stat.S_ISREG(st.st_mode):
+            os.unlink(tmp, dir_fd=folder)
+    except OSError:
+        pass  # gone already; else the error that brought us here is the one to say
 
 
 def _written_while_copied(rel: str) -> OSError:
@@ -148,7 +157,7 @@ def own_claimed(moved: Candidate, cfg: OutboxConfig, log: Any) -> Snapshot | Non
     try:
         _drop_copies_under_way(held, moved, snap, cfg.completion == "marker")
         if snap is not None and snap.linked:
-            say_copied(log, _own_copies_in(held, snap.linked))
+            say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent))
     finally:
         os.close(held)
     return snap

@@ -5,6 +5,7 @@ kills are raised where they land and nothing of the daemon's clean-up runs (as S
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -149,6 +150,34 @@ class TestOwnCopies:
         assert (entry / "INV-1" / "a.pdf").read_bytes() == new
         assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
         assert (erp / "a.pdf").read_bytes() == new
+
+    def test_a_copy_the_disk_has_no_room_for_puts_the_bundle_back_and_claims_it_later(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """No room on the share for the copies: the bundle goes back into the
+        outbox as it was (a.pdf a second name of the ERP's file, no temp left), its row
+        settling with the error and its fix, said once; it is claimed again a rescan
+        period later, not at each step, and then sent as a copy of its own."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+
+        def full(fin: BinaryIO, fout: BinaryIO) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        monkeypatch.setattr(fscopy, "copy_into", full)
+        with capture_logs() as logged:
+            assert run_once(p, 1000.0) == []
+            assert run_once(p, 1001.0) == []
+        monkeypatch.undo()
+        [row] = p.j.rows(("settling",))
+        assert row.last_error is not None and "No space left on device" in row.last_error
+        assert "INV-1.xml" in row.last_error and "free space" in row.last_error
+        assert [e["event"] for e in logged if e["log_level"] == "error"] == \
+            ["cannot claim bundle; will try again"]
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.stat().st_ino == (erp / "a.pdf").stat().st_ino and back.read_bytes() == pdf
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+        assert len(run_once(p, 1000.0 + s.outbox.rescan_seconds)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
 
 
 def _umask() -> int:
