@@ -179,6 +179,30 @@ class TestOwnCopies:
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
 
+    def test_a_bundle_quarantined_at_its_claim_and_its_marker_are_archived_as_copies(
+            self, tmp_path: Path) -> None:
+        """[policy] invalid = "quarantine", bundles complete with a marker: a bundle with
+        a PDF that cannot be read is claimed to be quarantined. Its attachment and its
+        marker have second names outside the outbox; in quarantine/ each is a file of its
+        own, which a save into the other name leaves as it was."""
+        p, s = make(tmp_path, policy={"invalid": "quarantine"},
+                    outbox={"completion": "marker"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b"%PDF-1.4 cut short"})
+        (s.outbox.path / "INV-1.ready").write_bytes(b"")
+        erp = tmp_path / "erp"
+        erp.mkdir()
+        for name in ("INV-1/a.pdf", "INV-1.ready"):
+            os.link(s.outbox.path / name, erp / name.replace("/", "_"))
+        while run_once(p):
+            pass
+        [entry] = folders(s.quarantine_dir)
+        assert "pdf" in (entry / "REASON.txt").read_text()
+        _write_in_place(erp / "INV-1_a.pdf", b"saved later")
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == b"%PDF-1.4 cut short"
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
+        assert (entry / "INV-1.ready").stat().st_nlink == 1
+        assert (erp / "INV-1_a.pdf").read_bytes() == b"saved later"
+
 
 def _umask() -> int:
     old = os.umask(0)
