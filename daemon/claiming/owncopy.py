@@ -155,7 +155,7 @@ def own_claimed(moved: Candidate, cfg: OutboxConfig, log: Any) -> Snapshot | Non
     except OSError:
         return snap  # no folder of ours there now (a link in its place): the read says so
     try:
-        _drop_copies_under_way(held, moved, snap, cfg.completion == "marker")
+        _drop_copies_under_way(held, moved, snap)
         if snap is not None and snap.linked:
             say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent))
     finally:
@@ -170,15 +170,14 @@ def say_copied(log: Any, copied: list[str]) -> None:
                  "names keep theirs", files=[printable(rel) for rel in copied])
 
 
-def _drop_copies_under_way(held: int, moved: Candidate, snap: Snapshot | None,
-                           marker: bool) -> None:
+def _drop_copies_under_way(held: int, moved: Candidate, snap: Snapshot | None) -> None:
     """Remove the temps of own_copies that a kill left in the claimed bundle `moved` (as it
     lies in its work folder, open at `held`; `snap`: its snapshot there): beside the
-    invoice file (and the marker), and in each folder of the sidecar whose snapshot shows
-    one. Only the temp of a name beside it (temps.drop_unfinished), never another
-    dot-file of a clerk's; each folder reached from `held`, never through a link."""
-    names: dict[str, list[str]] = {"": [moved.invoice.name] + ([moved.marker.name]
-                                                              if marker else [])}
+    invoice file and the marker (whatever `completion` says now: it may have been
+    "marker" at the claim), and in each folder of the sidecar whose snapshot shows one.
+    Only the temp of a name beside it (temps.drop_unfinished), never another dot-file of
+    a clerk's; each folder reached from `held`, never through a link."""
+    names = {"": [moved.invoice.name, moved.marker.name]}
     for rel, *_ in snap.entries if snap is not None else ():
         folder, _, name = rel.rpartition("/")
         if folder:
