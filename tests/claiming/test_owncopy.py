@@ -107,9 +107,16 @@ class TestOwnCopies:
         pdf = pdf_bytes()
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
         drop_bundle(s.outbox.path, "INV-2", {"a.pdf": pdf})
-        (s.outbox.path / "INV-2" / "a.pdf").unlink()
-        os.link(s.outbox.path / "INV-1" / "a.pdf", s.outbox.path / "INV-2" / "a.pdf")
-        while run_once(p):  # the first claim changes the other name's link count: read again
+        other = s.outbox.path / "INV-2" / "a.pdf"
+        other.unlink()
+        os.link(s.outbox.path / "INV-1" / "a.pdf", other)
+        ino = other.stat().st_ino
+        cands = list_outbox(s.outbox).candidates
+        row = step(p, cands["INV-1.xml"], 1000.0).claimed
+        assert row is not None and p.finish.attempt(row) is None
+        # INV-1 sent; INV-2's name is the same file as before, its only name now.
+        assert (other.stat().st_ino, other.stat().st_nlink, other.read_bytes()) == (ino, 1, pdf)
+        while run_once(p):  # INV-2: its file's link count changed, so it is read again
             pass
         sent = {e.name.split("--")[0]: e / e.name.split("--")[0] / "a.pdf"
                 for e in folders(s.sent_dir)}
