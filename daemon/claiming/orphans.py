@@ -44,13 +44,21 @@ from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.kept import KEPT, disowned, kept_for, mark_kept
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.archiving.readback import record_of
-from daemon.claiming.claim import LEFTOVER, copy_tag, in_folder, owner_of, unclaim
+from daemon.claiming.claim import (
+    LEFTOVER,
+    copy_tag,
+    in_folder,
+    moved_candidate,
+    owner_of,
+    unclaim,
+)
 from daemon.claiming.keptfolder import (
     files_below,
     names_its_bundle,
     record_quarantined,
     remove_folders_below,
 )
+from daemon.claiming.owncopy import drop_copies_left
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError
@@ -271,7 +279,11 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         _once(work, logs.get().error, "work folder unknown to the journal holds no single "
               "invoice file; left for a person to look at", work_dir=str(work))
         return 0
-    stuck = unclaim(candidate_for(settings.outbox, invoice), work).stuck
+    cand = candidate_for(settings.outbox, invoice)
+    # Killed while it copied a file of several names (the claim's check came after): the
+    # half copy, or the file's old name, must not go back with the bundle.
+    drop_copies_left(held, moved_candidate(cand, work), settings.outbox)
+    stuck = unclaim(cand, work).stuck
     if stuck == [work.name]:
         raise not_the_folder(work)  # swapped since it was held: sweep says so, looks again
     if stuck:

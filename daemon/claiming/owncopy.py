@@ -163,6 +163,13 @@ def own_claimed(moved: Candidate, cfg: OutboxConfig, log: Any) -> Snapshot | Non
     return snap
 
 
+def drop_copies_left(held: int, moved: Candidate, cfg: OutboxConfig) -> None:
+    """The temps of own_copies a kill left in the claimed bundle `moved`, whose work folder
+    is open at `held`, removed (_drop_copies_under_way): for a work folder no journal row
+    knows (orphans.py), before it goes back into the outbox."""
+    _drop_copies_under_way(held, moved, snapshot(moved, cfg))
+
+
 def say_copied(log: Any, copied: list[str]) -> None:
     """The files own_copies copied, logged (on the bundle's logger) if any."""
     if copied:

@@ -102,6 +102,27 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
         j.close()
 
 
+def test_an_orphan_killed_while_a_file_of_several_names_was_copied_goes_back_without_the_copy(
+        settings: Settings) -> None:
+    """A claim killed while it copied a file of several names (claiming/owncopy.py), then
+    the journal lost: the work folder goes back into the outbox without the copy's temps
+    (beside the invoice file and beside a.pdf), which would have gone with the bundle into
+    sent/; a dot-file of a clerk's that is no temp of a file beside it goes back with it."""
+    back = work(settings, "INV-5")
+    (back / ".INV-5.xml.tmp-0123456789ab").write_bytes(b"<x")
+    (back / "INV-5" / ".a.pdf.tmp-ba9876543210").write_bytes(b"%PDF")
+    (back / "INV-5" / ".b.pdf.tmp-0123456789ab").write_bytes(b"a clerk's")
+    j = Journal(settings.journal_path)
+    try:
+        assert sweep(j, settings) == 1
+    finally:
+        j.close()
+    assert not back.exists()
+    assert sorted(os.listdir(settings.outbox.path / "INV-5")) == [".b.pdf.tmp-0123456789ab",
+                                                                 "a.pdf"]
+    assert not list(settings.outbox.path.glob(".*.tmp-*"))
+
+
 @pytest.mark.parametrize(("paper", "kind"), [("receipt.json", "fifo"), ("reason.json", "fifo"),
                                              ("receipt.json", "link"), ("reason.json", "link")])
 def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
