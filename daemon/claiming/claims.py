@@ -24,7 +24,7 @@ from daemon.claiming.claim import (
     sync_claimed,
     work_dir_for,
 )
-from daemon.claiming.owncopy import own_copies, say_copied
+from daemon.claiming.owncopy import copy_limit, own_copies, say_copied
 from daemon.claiming.undoing import Undoing
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
@@ -208,7 +208,7 @@ class Claims(Undoing):
                              _validated(c).invoice_ids)
             try:
                 say_copied(log, own_copies(after.invoice.parent, c.known.snap.linked,
-                                           self.s.outbox.path))
+                                           copy_limit(self.s), self.s.outbox.path))
             except OSError as exc:
                 unmade[i] = exc
         return unmade

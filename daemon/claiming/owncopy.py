@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from daemon.configuration.config import OutboxConfig
+from daemon.configuration.config import OutboxConfig, Settings
 from daemon.errors import InputError
 from daemon.fs.fscopy import Identity, copy_regular, identity
 from daemon.fs.fsmove import unchanged
@@ -38,22 +38,34 @@ from daemon.fs.fswrite import held_path, rename_exchange
 from daemon.fs.temps import drop_unfinished, is_unfinished, temp_prefix
 from daemon.fs.workfolder import held_folder, hold_folder
 from daemon.names import printable
+from daemon.reading.invoices import MAX_INVOICE_BYTES
 from daemon.watching.scan import Candidate
 from daemon.watching.snapshot import Snapshot, snapshot
 
 
-def own_copies(work: Path, rels: Iterable[str], within: Path | None = None) -> list[str]:
+def copy_limit(settings: Settings) -> int:
+    """The largest file own_copies copies: the largest outboxd sends (an attachment under
+    [validation] max_attachment_bytes, an invoice file under MAX_INVOICE_BYTES). One
+    larger is refused by its size, never sent, and never read whole (readonce.SAMPLED):
+    a copy of 100 GB would hold the loop thread past systemd's watchdog, at every start.
+    It keeps its names, as a quarantined bundle's file."""
+    return max(settings.validation.max_attachment_bytes, MAX_INVOICE_BYTES)
+
+
+def own_copies(work: Path, rels: Iterable[str], limit: int,
+               within: Path | None = None) -> list[str]:
     """Each regular file at `rels` (paths below the work folder at `work`) that has other
-    names now replaced by a copy of its own (see the module); the paths copied. The work
+    names now, and is no larger than `limit` bytes (copy_limit), replaced by a copy of
+    its own (see the module); the paths copied. The work
     folder is held (hold_folder; `within`: the outbox), each folder below it opened
     without following a link; a file or folder that is no longer what it was is left as
     it is, for the check that follows to say what it is. OSError (EAGAIN) naming a file
     written into while it was copied: it is left as it was, and the bundle changed."""
     with held_folder(work, within=within) as held:
-        return _own_copies_in(held, rels, work)
+        return _own_copies_in(held, rels, work, limit)
 
 
-def _own_copies_in(held: int, rels: Iterable[str], work: Path) -> list[str]:
+def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> list[str]:
     """own_copies below the work folder open at `held`, which lies at `work`."""
     copied: list[str] = []
     for rel in rels:
@@ -63,7 +75,7 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path) -> list[str]:
         except InputError:
             continue  # a folder on the way swapped for a link: the check says so
         try:
-            if _own_copy(fd, name, rel):
+            if _own_copy(fd, name, rel, limit):
                 copied.append(rel)
         except OSError as exc:
             if exc.errno != errno.EAGAIN:  # the machine's: named by the file, not its temp
@@ -74,14 +86,14 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path) -> list[str]:
     return copied
 
 
-def _own_copy(folder: int, name: str, rel: str) -> bool:
+def _own_copy(folder: int, name: str, rel: str, limit: int) -> bool:
     """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
-    is a regular file with other names; whether it was."""
+    is a regular file with other names, of `limit` bytes at most; whether it was."""
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
         return False
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2 or st.st_size > limit:
         return False
     # Beside it, by descriptor: read as every input is (never a link followed, a FIFO or
     # device opened), written 0640 under the umask, group write and both times as the
@@ -143,21 +155,22 @@ def _written_while_copied(rel: str) -> OSError:
                    printable(rel))
 
 
-def own_claimed(moved: Candidate, cfg: OutboxConfig, log: Any) -> Snapshot | None:
+def own_claimed(moved: Candidate, settings: Settings, log: Any) -> Snapshot | None:
     """own_copies for a claim a crash cut short, at the start (recovery.py): `moved` is
     the bundle as it lies in its work folder. Its snapshot there tells which files have
     other names (none is kept from before the crash); the temps a kill left are removed
     first. The snapshot (None: no invoice file there) for the look at its sidecar that
     follows."""
-    snap = snapshot(moved, cfg)
+    snap = snapshot(moved, settings.outbox)
     try:
-        held = hold_folder(moved.invoice.parent, within=cfg.path)
+        held = hold_folder(moved.invoice.parent, within=settings.outbox.path)
     except OSError:
         return snap  # no folder of ours there now (a link in its place): the read says so
     try:
         _drop_copies_under_way(held, moved, snap)
         if snap is not None and snap.linked:
-            say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent))
+            say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent,
+                                           copy_limit(settings)))
     finally:
         os.close(held)
     return snap

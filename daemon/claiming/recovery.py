@@ -271,7 +271,7 @@ class Recovery(Rereading):
         # Its files of several names made its own first, as the claim would have (a copy
         # a kill cut short removed): what is read, and sent, is the copy. OSError: the
         # claim is finished at a later rescan (_finish_or_wait).
-        snap = own_claimed(self._moved(row), self.s.outbox, bundle_log(
+        snap = own_claimed(self._moved(row), self.s, bundle_log(
             self.log, row.invoice_file, row.bundle_id, row.invoice_ids))
         try:
             bundle = self._read_again(row, self.s)

@@ -210,6 +210,27 @@ class TestOwnCopies:
         assert (entry / "INV-1.ready").stat().st_nlink == 1
         assert (erp / "INV-1_a.pdf").read_bytes() == b"saved later"
 
+    def test_a_file_larger_than_anything_sent_keeps_its_names_and_is_never_read_whole(
+            self, tmp_path: Path) -> None:
+        """A linked attachment larger than any file outboxd sends (over the 64 MiB of an
+        invoice file, and [validation] max_attachment_bytes): refused by its size, the
+        bundle is quarantined at its claim, and the file is moved as it is, a name of the
+        ERP's file still, never copied (a copy of 100 GB would hold the loop)."""
+        p, s = make(tmp_path, policy={"invalid": "quarantine"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        huge = s.outbox.path / "INV-1" / "huge.pdf"
+        with open(huge, "wb") as fh:
+            fh.truncate(65 << 20)  # sparse: no 65 MiB written
+        erp = tmp_path / "erp"
+        erp.mkdir()
+        os.link(huge, erp / "huge.pdf")
+        while run_once(p):
+            pass
+        [entry] = folders(s.quarantine_dir)
+        assert "too-large" in (entry / "reason.json").read_text()
+        kept = entry / "INV-1" / "huge.pdf"
+        assert kept.stat().st_ino == (erp / "huge.pdf").stat().st_ino
+
 
 def _umask() -> int:
     old = os.umask(0)
