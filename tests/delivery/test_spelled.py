@@ -104,7 +104,7 @@ def test_what_only_resembles_the_token_stays() -> None:
 def test_a_hostile_body_of_64_kib_is_searched_in_linear_time(body: str) -> None:
     """64 KiB of escapes that keep the search busy everywhere — every character a
     token's, a token of `;` read both ways at each entity, a long token missed by its
-    last character again and again — take well under a second (some 40–70 ms on the
+    last character again and again — take well under a second (some 50–100 ms on the
     development host; a regular expression with an alternation per character and the
     `;` optional takes time exponential in the token's length on the second)."""
     n = 64 << 10
