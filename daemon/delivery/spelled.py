@@ -130,14 +130,25 @@ class Spelled:
         return spans
 
     def _windows(self, text: str) -> list[tuple[int, int, list[tuple[int, int, str]]]]:
-        """The escapes in clusters, each with the stretch of text a secret spelled
-        with them could take: no more raw characters than the longest secret has
-        around and between them (a cluster's escapes in order of where they start)."""
-        assert self._auto is not None
-        reach, chars = self._auto.longest, self._auto.chars
+        """The escapes that may stand in a secret, in clusters, each with the stretch
+        of text a secret spelled with them could take: no more raw characters than the
+        longest secret has around and between them (a cluster's escapes in order of
+        where they start)."""
+        auto = self._auto
+        assert auto is not None
+        reach, chars = auto.longest, auto.chars
+        found = [(at, to, char) for at, to, char in escapes(text) if char in chars]
+        ends, starts = {to for _, to, _ in found}, {at for at, _, _ in found}
+        every = (1 << auto.last.bit_length()) - 1  # every secret's every character
         windows: list[tuple[int, int, list[tuple[int, int, str]]]] = []
-        for at, to, char in escapes(text):
-            if char not in chars:
+        for at, to, char in found:
+            # Only one whose neighbours could be a secret's, raw or escaped: a JSON
+            # body's every `\/` (PHP's) made the whole body one window for a token
+            # holding a "/" (half a second a MiB); such a `\/` between "b" and "c" is
+            # none of "tok/en"'s.
+            before = every if at in ends else auto.first | chars.get(text[at - 1:at], 0) << 1
+            after = every if to in starts else auto.last | chars.get(text[to:to + 1], 0) >> 1
+            if not chars[char] & before & after:
                 continue
             if windows and at - windows[-1][1] <= reach:
                 lo, hi, cluster = windows[-1]

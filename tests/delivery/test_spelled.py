@@ -70,6 +70,22 @@ def test_a_token_spelled_in_any_mix_of_escapes_is_taken_out_whole(seed: int) -> 
             "you sent: Bearer *** (refused)", (token, said)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_each_secret_of_several_spelled_in_a_mix_is_taken_out(seed: int) -> None:
+    """The token, the url's password and a key in its query, all searched at once:
+    each, spelled in any mix beside the others, leaves *** and nothing of itself."""
+    rng = random.Random(seed)
+    for _ in range(50):
+        # A url's unreserved characters: written in it as they are.
+        token, password, key = ("".join(rng.choice(string.ascii_letters + string.digits
+                                                   + "-._~") for _ in range(rng.randrange(8, 24)))
+                                for _ in range(3))
+        scrubber = Scrubber(token, f"https://u:{password}@127.0.0.1:9/b?api_key={key}")
+        said = [_spelled(secret, rng) for secret in (token, password, key)]
+        rng.shuffle(said)
+        assert scrubber.scrub(" | ".join(said)) == "*** | *** | ***", said
+
+
 @pytest.mark.parametrize("said", ["s&#101;\\u0063r3t", "&#115;\\u0065cr%33t",
                                   "s&#X65\\u0063r&#x33;t", "\\u0073&#101c%72\\u0033t"])
 def test_the_briefs_mixes_are_taken_out(said: str) -> None:
