@@ -7,13 +7,12 @@ the status page (deliver.py)."""
 from __future__ import annotations
 
 import base64
-import json
-import re
 import urllib.parse
 
 import httpx
 
 from daemon.configuration.config_values import secret_params
+from daemon.delivery.spelled import Spelled
 
 # A query value shorter than this is no credential, and taken out of every answer it
 # would garble the answer (a "1" of `?auth=1` out of "HTTP 401").
@@ -57,55 +56,6 @@ def _proxy_secrets(proxy: httpx.Proxy | None) -> list[str]:
     return _basic_secrets(*proxy.auth)
 
 
-# Each character that HTML or XML may write as an entity, with every spelling of it:
-# by name, in decimal and in hex (with leading zeros: PHP's &#039;, Go's &#34;).
-_ENTITIES = {"&": ("amp", 0x26), "<": ("lt", 0x3C), ">": ("gt", 0x3E), '"': ("quot", 0x22),
-             "'": ("apos", 0x27)}
-
-
-def _markup_pattern(secret: str) -> re.Pattern[str] | None:
-    """The secret as any HTML or XML escaper may write it in an error page, or None
-    when it holds no character they escape (the plain form covers it)."""
-    if not any(c in _ENTITIES for c in secret):
-        return None
-    parts = []
-    for c in secret:
-        if c in _ENTITIES:
-            name, code = _ENTITIES[c]
-            parts.append(f"(?:{re.escape(c)}|&{name};|&#0*{code};|&#[xX]0*{code:x};)")
-        else:
-            parts.append(re.escape(c))
-    return re.compile("".join(parts), re.IGNORECASE)
-
-
-# JSON's two-character escapes (RFC 8259, section 7), beside \uXXXX.
-_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f",
-               "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _hex4(unit: int) -> str:
-    """A \\u escape of one UTF-16 code unit, its hex digits in either case."""
-    return "\\\\u" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d
-                             for d in f"{unit:04x}")
-
-
-def _json_escaped_pattern(secret: str) -> re.Pattern[str]:
-    """The secret as a JSON text may write it, each character as it is, as its \\u
-    escape (hex in any case; a surrogate pair beyond the BMP) or as its two-character
-    escape, in any mix: a body kept as text (not JSON, or too large or too deep to be
-    kept as JSON) is not decoded, and `tok\\u0065n` or a token escaped whole went
-    into receipt.json, the journal and the log as it came."""
-    parts = []
-    for c in secret:
-        units = c.encode("utf-16-be")
-        escaped = "".join(_hex4(int.from_bytes(units[i:i + 2], "big"))
-                          for i in range(0, len(units), 2))
-        forms = [re.escape(c), escaped] + ([re.escape(_JSON_SHORT[c])] if c in _JSON_SHORT
-                                           else [])
-        parts.append(f"(?:{'|'.join(forms)})")
-    return re.compile("".join(parts))
-
-
 class Scrubber:
     """The secrets of one deliverer's settings (a Bearer token, the url's, the password
     of the environment's proxy it posts through), and `scrub()`, which writes each form
@@ -116,28 +66,20 @@ class Scrubber:
         # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
-        # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
-        # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities, in
-        # any spelling: _markup_pattern).
+        # And spelled with escapes, each character its own way (JSON's, HTML's, a
+        # url's %): spelled.py, whose search needs an escape in the text.
         secrets = [x for x in (token, *_url_secrets(url), *_proxy_secrets(proxy)) if x]
         self._forms = sorted({form for x in secrets for form in (x, repr(x)[1:-1],
-                                                 urllib.parse.quote(x, safe=""),
-                                                 json.dumps(x)[1:-1],
-                                                 json.dumps(x)[1:-1].replace("/", "\\/"))},
+                                                 urllib.parse.quote(x, safe=""))},
                              key=len, reverse=True)
-        self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
-        self._json = [_json_escaped_pattern(x) for x in secrets]
+        self._spelled = Spelled(secrets)
 
     def __bool__(self) -> bool:
         """Whether there is any secret to take out."""
         return bool(self._forms)
 
     def scrub(self, text: str) -> str:
+        text = self._spelled.scrub(text)
         for form in self._forms:
             text = text.replace(form, "***")
-        for pattern in self._markup:
-            text = pattern.sub("***", text)
-        if "\\" in text:  # no escape, no escaped form: the common case costs one look
-            for pattern in self._json:
-                text = pattern.sub("***", text)
         return text

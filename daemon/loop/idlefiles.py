@@ -32,13 +32,16 @@ from daemon.watching.scan import is_invoice_file
 class Idle:
     """A release file that does nothing, and why (for the status page).
 
-    `name` is as shown (a name that is not UTF-8 escaped as \\xNN); `bad_name` says
-    the name itself can never release anything, so the daemon logs it as well.
+    `name` is as shown (a name that is not UTF-8 escaped as \\udcNN, a control character
+    as \\xNN); `bad_name` says the name itself can never release anything, so the daemon
+    logs it as well; `on_disk` is the name as it is in the outbox: two names on disk may
+    be shown alike (`\\x85` typed, and U+0085), and each is told of on its own.
     """
 
     name: str
     why: str
     bad_name: bool = False
+    on_disk: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
         if problem:
             # The scanner refuses an invoice file with such a name, so no stem can ever
             # match it: it would wait forever, and the raw name cannot go on a UTF-8 page.
-            out.append(Idle(printable(name), f"it releases nothing: {problem}", True))
+            out.append(Idle(printable(name), f"it releases nothing: {problem}", True, name))
             continue
         base = name[: -len(share.release_suffix)]
         files = by_stem.get(base, [])
@@ -124,18 +127,18 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
             meant = meant_release(name, share.release_suffix, every)
             if meant:
                 why += " — " + _instead(meant, states, there)
-            out.append(Idle(name, why))
+            out.append(Idle(name, why, on_disk=name))
             continue
         kind = None if outbox is None else _kind(outbox / name)
         if kind is not None:
             # release_file never follows or opens it: no state makes it release.
             out.append(Idle(name, f"it is a {kind}, not a file: outboxd never follows or "
                                   "opens one, so it releases nothing — put an ordinary file "
-                                  "of that name there (an empty one will do)"))
+                                  "of that name there (an empty one will do)", on_disk=name))
             continue
         why_not = _releases_nothing(files[0], states.get(files[0]))
         if why_not is not None:
-            out.append(Idle(name, why_not))
+            out.append(Idle(name, why_not, on_disk=name))
     return out
 
 

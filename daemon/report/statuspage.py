@@ -112,15 +112,16 @@ class StatusPage:
         self._written_at = float("inf")  # monotonic: when this run last wrote it (inf: not)
         self._last_body: str | None = None
         self._last_error = ""
-        self._reported_bad: set[str] = set()
+        self._reported_bad: set[str] = set()  # bad release files logged, as on disk
         self._swept: Path | None = None  # the page whose leftover temp files are gone
         self._file = PageFile()  # a clerk's file of the page's name is never replaced
         self._strays = StrayFolders()
         self._near: Near | None = None  # the lone folders' names, as last asked
         self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
-        self._said_left: set[tuple[str, str]] = set()
-        # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
-        # removal of one changes no journal row, so its event must ask for a refresh.
+        self._said_left: set[tuple[str, str]] = set()  # (name on disk, quarantine)
+        # Look-alikes shown as left by a quarantine (as on disk, as events name them): a
+        # rename or removal of one changes no journal row, so its event must ask for a
+        # refresh.
         self.left_names: frozenset[str] = frozenset()
         # The folders listed as strays (holding invoice files, or come too late), as on disk.
         self.stray_names: frozenset[str] = frozenset()
@@ -365,9 +366,12 @@ class StatusPage:
         """A look-alike left in the outbox by a quarantine, logged once for as long as it
         is shown; the names shown, for the loop to know an event on one (a rename) calls
         for a refresh."""
-        said = {(x.name, x.quarantine) for x in left}
+        # By the name on disk, as left_names: the file is what is said once. (One
+        # quarantine's look-alikes vary one sidecar's name by case, Unicode form, ends
+        # and copies' words, so no two of them are shown alike.)
+        said = {(x.on_disk, x.quarantine) for x in left}
         for x in left:
-            if (x.name, x.quarantine) not in self._said_left:
+            if (x.on_disk, x.quarantine) not in self._said_left:
                 logs.bundle_log(logs.get(), x.invoice_file, x.bundle_id, x.invoice_ids).warning(
                     "look-alike sidecar left in the outbox by a quarantine; waits for a "
                     "person", file=x.name, quarantine=x.quarantine, error=f"{x.name}: {x.why}")
@@ -378,11 +382,13 @@ class StatusPage:
     def _report_bad_names(self, idle: Iterable[Idle]) -> None:
         """A release file whose name can never be used, logged once while it stays: the
         scanner leaves release files to the page, so this is the only place that sees them."""
-        bad = {i.name: i for i in idle if i.bad_name}
-        for name, i in bad.items():
-            if name not in self._reported_bad:
-                logs.get().error("release file cannot be used; left alone", file=name,
-                                 error=f"{name}: {i.why}")
+        # By the name on disk: two files shown alike (\\udce5 typed, and the byte) are
+        # two, each said once, and one removed forgets only itself.
+        bad = {i.on_disk: i for i in idle if i.bad_name}
+        for on_disk, i in bad.items():
+            if on_disk not in self._reported_bad:
+                logs.get().error("release file cannot be used; left alone", file=i.name,
+                                 error=f"{i.name}: {i.why}")
         # Only those still there: gone ones are forgotten (months of names never freed),
         # and one dropped again later is said again.
         self._reported_bad = set(bad)

@@ -48,10 +48,14 @@ def token_forms() -> tuple[str, ...]:
 
 def json_escaped(text: str, how: str, rng: random.Random) -> str:
     """`text` with its characters as JSON's \\uXXXX escapes: every one, in lower, upper
-    or mixed hex, or some of them (`partly`, those the seed picks)."""
+    or mixed hex, or some of them (`partly`, those the seed picks); or (`families`)
+    each as it is, as JSON's \\u or as an HTML entity in decimal or hex, mixed."""
     def u(c: str, upper: bool) -> str:
         code = f"{ord(c):04x}"
         return "\\u" + (code.upper() if upper else code)
+    if how == "families":
+        return "".join(rng.choice((c, u(c, rng.random() < 0.5), f"&#{ord(c)};",
+                                   f"&#x{ord(c):X};")) for c in text)
     if how == "partly":
         return "".join(u(c, rng.random() < 0.5) if rng.random() < 0.5 else c for c in text)
     return "".join(u(c, how == "upper" or (how == "mixed" and rng.random() < 0.5))
@@ -311,7 +315,7 @@ def _not_a_receipt(rng: random.Random, ours: str) -> _Body:
                 f"Bearer {html.escape(TOKEN)}</body></html>")
         return _Body(page.encode(), frozenset({None}), "text/html", recipe="html page")
     if kind == 8:
-        how = rng.choice(("as it is", "lower", "upper", "mixed", "partly"))
+        how = rng.choice(("as it is", "lower", "upper", "mixed", "partly", "families"))
         echoed = TOKEN if how == "as it is" else json_escaped(TOKEN, how, rng)
         return _Body(f"OK, token {echoed} seen, key {OTHER}".encode(), frozenset({None}),
                      "text/plain", recipe=f"text echoing token {how}")

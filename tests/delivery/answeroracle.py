@@ -7,6 +7,7 @@ HttpDeliverer on httpx.MockTransport.
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -101,10 +102,11 @@ def problems(given: Answer, outcome: str, what: Any) -> list[str]:
             if form in text:
                 found.append(f"the token (as {form!r}) in what is kept: "
                              f"{text[max(0, text.find(form) - 60):][:160]!r}")
-        # JSON-escaped, whole or in part (what is kept is itself JSON, so read twice).
-        if TOKEN in (read := json_unescaped(json_unescaped(text))) and not any(
-                form in text for form in token_forms()):
-            found.append(f"the token, JSON-escaped, in what is kept: "
+        # JSON-escaped, whole or in part (what is kept is itself JSON, so read twice),
+        # and HTML's entities among the escapes, read after them.
+        read = html.unescape(json_unescaped(json_unescaped(text)))
+        if TOKEN in read and not any(form in text for form in token_forms()):
+            found.append(f"the token, escaped, in what is kept: "
                          f"{read[max(0, read.find(TOKEN) - 60):][:160]!r}")
     return found
 

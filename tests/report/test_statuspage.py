@@ -430,6 +430,41 @@ def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_aga
     assert len([e for e in logs if "release file" in e["event"]]) == 3
 
 
+def test_two_bad_release_files_shown_alike_are_each_logged_once_and_kept_apart(
+        journal: Journal, tmp_path: Path) -> None:
+    """Two release files whose names differ on disk but are shown alike — one holding
+    the byte 0xE5 (not UTF-8), the other the six characters \\udce5 typed, each with a
+    control character — are two rows and two error lines, one each, not one per
+    refresh. One removed: the other stays listed and is not said again; the removed one
+    dropped again is said again. Keyed by the name shown, they were one entry: one line
+    for two files, and the second one's return went unsaid."""
+    outbox, settings, clock, page, path = page_in_a_new_outbox(tmp_path)
+    raw = os.path.join(os.fsencode(outbox), b"F-\xe5\x01.send-anyway")
+    typed = os.path.join(os.fsencode(outbox), b"F-\\udce5\x01.send-anyway")
+    shown = "F-\\udce5\\x01.send-anyway"
+
+    def refresh() -> list[str]:
+        clock[0] += 5.0
+        journal.create(f"new-{clock[0]}.xml", "waiting", unattached_ids=[f"N-{clock[0]}"])
+        assert page.refresh(journal, settings)
+        return [r.split("\t")[0] for r in Page(path.read_text(encoding="utf-8"))
+                .rows.get("releases", [])]
+
+    with capture_logs() as logs:
+        open(raw, "wb").close()
+        open(typed, "wb").close()
+        assert refresh() == [shown, shown]
+        assert refresh() == [shown, shown]
+        said = [e for e in logs if "release file" in e["event"]]
+        assert [e["file"] for e in said] == [shown, shown]
+        os.unlink(raw)
+        assert refresh() == [shown]
+        open(raw, "wb").close()
+        assert refresh() == [shown, shown]
+    said = [e for e in logs if "release file" in e["event"]]
+    assert [e["file"] for e in said] == [shown] * 3
+
+
 def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
         journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Last line of defence: should any name with undecodable bytes reach the page

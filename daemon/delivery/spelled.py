@@ -1,0 +1,199 @@
+"""Our secrets found in a text however it spells them, character by character: each
+character as it is, as an HTML or XML entity (`&#116;`, `&#x74;`, `&amp;`, any case,
+with or without the closing `;`), as a JSON escape (`\\u0074` in any case of hex, a
+surrogate pair, `\\/`) or %-escaped (`%74`), in any mix — `s&#101;\\u0063r3t` is
+`secr3t`. scrub.py takes out what is found.
+
+The search runs in time linear in the text: a regular expression with an alternation
+per character backtracks on a hostile body (a token holding `;` read both as the end of
+an entity and as itself doubles the ways at each character), so the characters are
+matched as a set of automaton states instead (Shift-And, one bit per character of each
+secret, all secrets in one integer), and only near the escapes: a text of raw
+characters alone is scrub.py's plain replace.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The characters that open an escape: a text without any has nothing for this search.
+OPENERS = ("&", "\\", "%")
+
+# One escape each, found wherever one starts, inside another too (`\\u0041` is a
+# backslash and "u0041" to JSON, but a raw backslash and "A" to a person reading it).
+# Digits are read as far as they go, as HTML does (`&#1011` is one character, never
+# `&#101` and "1"); the `;` is read both as the entity's end and as itself.
+_ESCAPE = re.compile(
+    r"(?=(&#[xX](?P<hexa>[0-9a-fA-F]+)"
+    r"|&#(?P<decimal>[0-9]+)"
+    r"|&(?P<name>(?i:amp|lt|gt|quot|apos))"
+    r"|\\u(?P<unit>[0-9a-fA-F]{4})"
+    r"|\\(?P<short>[\"\\/bfnrt])"
+    r"|%(?P<percent>[0-9a-fA-F]{2})))")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+          "t": "\t"}
+_LOW_SURROGATE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _code(digits: str, base: int) -> str | None:
+    """The character of an entity's digits, or None past Unicode (leading zeros, which
+    HTML allows without end, are no reason to read a number of any length)."""
+    digits = digits.lstrip("0")
+    if len(digits) > (7 if base == 10 else 6):
+        return None
+    code = int(digits or "0", base)
+    return chr(code) if 0 < code <= 0x10FFFF else None
+
+
+def escapes(text: str) -> list[tuple[int, int, str]]:
+    """The escapes in `text` as (where it starts, where it ends, the character it
+    spells); an entity without and with the `;` that follows it, both."""
+    found = []
+    for m in _ESCAPE.finditer(text):
+        _, hexa, decimal, name, unit, short, percent = m.groups()
+        at, to = m.span(1)
+        if hexa is not None or decimal is not None or name is not None:
+            char = (_code(hexa, 16) if hexa is not None else _code(decimal, 10)
+                    if decimal is not None else _NAMED[name.lower()])
+            if char is None:
+                continue
+            found.append((at, to, char))
+            if text.startswith(";", to):
+                found.append((at, to + 1, char))
+        elif unit is not None:
+            code = int(unit, 16)
+            low = _LOW_SURROGATE.match(text, to) if 0xD800 <= code < 0xDC00 else None
+            if low is not None:  # beyond the BMP: a pair, as JSON writes it
+                pair = 0x10000 + ((code - 0xD800) << 10 | (int(low[1], 16) - 0xDC00))
+                found.append((at, low.end(), chr(pair)))
+            found.append((at, to, chr(code)))
+        else:
+            found.append((at, to, _SHORT[short] if short is not None
+                          else chr(int(percent, 16))))
+    return found
+
+
+@dataclass(frozen=True)
+class _Automaton:
+    """The secrets laid end to end, one bit per character: `chars[c]` has the bits of
+    the positions holding c, `first` those of each secret's first character, `last`
+    those of its last."""
+    chars: dict[str, int]
+    first: int
+    last: int
+    longest: int
+
+
+def _automaton(secrets: Sequence[str]) -> _Automaton:
+    chars: dict[str, int] = {}
+    first = last = bit = 0
+    for secret in secrets:
+        first |= 1 << bit
+        for c in secret:
+            chars[c] = chars.get(c, 0) | 1 << bit
+            bit += 1
+        last |= 1 << bit - 1
+    return _Automaton(chars, first, last, max(map(len, secrets)))
+
+
+class Spelled:
+    """Where `secrets` stand in a text in any spelling (`spans`), each taken out as
+    "***" (`scrub`)."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self._auto = _automaton([s for s in secrets if s]) if any(secrets) else None
+
+    def scrub(self, text: str) -> str:
+        out, at = [], 0
+        for start, end in self.spans(text):
+            out += [text[at:start], "***"]
+            at = end
+        return "".join(out) + text[at:] if out else text
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The stretches of `text` that spell a secret with an escape, in order,
+        overlapping ones joined; one of raw characters alone far from any escape is
+        left to the plain replace (scrub.py)."""
+        if self._auto is None or not any(o in text for o in OPENERS):
+            return []
+        spans: list[tuple[int, int]] = []
+        # Windows may overlap by their raw margins: what two find is joined in order.
+        for start, end in sorted(span for lo, hi, window in self._windows(text)
+                                 for span in self._window_spans(text, lo, hi, window)):
+            if spans and start <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+        return spans
+
+    def _windows(self, text: str) -> list[tuple[int, int, list[tuple[int, int, str]]]]:
+        """The escapes that may stand in a secret, in clusters, each with the stretch
+        of text a secret spelled with them could take: no more raw characters than the
+        longest secret has around and between them (a cluster's escapes in order of
+        where they start)."""
+        auto = self._auto
+        assert auto is not None
+        reach, chars = auto.longest, auto.chars
+        found = [(at, to, char) for at, to, char in escapes(text) if char in chars]
+        ends, starts = {to for _, to, _ in found}, {at for at, _, _ in found}
+        every = (1 << auto.last.bit_length()) - 1  # every secret's every character
+        windows: list[tuple[int, int, list[tuple[int, int, str]]]] = []
+        for at, to, char in found:
+            # Only one whose neighbours could be a secret's, raw or escaped: a JSON
+            # body's every `\/` (PHP's) made the whole body one window for a token
+            # holding a "/" (half a second a MiB); such a `\/` between "b" and "c" is
+            # none of "tok/en"'s.
+            before = every if at in ends else auto.first | chars.get(text[at - 1:at], 0) << 1
+            after = every if to in starts else auto.last | chars.get(text[to:to + 1], 0) >> 1
+            if not chars[char] & before & after:
+                continue
+            if windows and at - windows[-1][1] <= reach:
+                lo, hi, cluster = windows[-1]
+                cluster.append((at, to, char))
+                windows[-1] = (lo, max(hi, to), cluster)
+            else:
+                windows.append((at, to, [(at, to, char)]))
+        return [(max(0, lo - reach), min(len(text), hi + reach), cluster)
+                for lo, hi, cluster in windows]
+
+    def _window_spans(self, text: str, lo: int, hi: int,
+                      window: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+        """The stretches of text[lo:hi] that spell a secret: a forward pass (which
+        prefixes of a secret end at each place), and only if some secret ends, a
+        backward one (which suffixes start there); a step of a match is on both.
+        Only the places where a step can start are visited: a raw character of some
+        secret, or an escape of one."""
+        auto = self._auto
+        assert auto is not None
+        chars, first, last = auto.chars, auto.first, auto.last
+        # Each place's steps as (where it ends, the bits of the character), window-local.
+        steps: dict[int, list[tuple[int, int]]] = {}
+        for i, ch in enumerate(text[lo:hi]):
+            if bits := chars.get(ch, 0):
+                steps[i] = [(i + 1, bits)]
+        for at, to, char in window:
+            steps.setdefault(at - lo, []).append((to - lo, chars[char]))
+        places = sorted(steps)
+        ahead = [0] * (hi - lo + 1)  # bits: a secret's prefix that ends here
+        complete = False
+        for i in places:
+            can = (ahead[i] << 1) | first
+            for to, bits in steps[i]:
+                if step := can & bits:
+                    ahead[to] |= step
+                    complete = complete or bool(step & last)
+        if not complete:
+            return []
+        behind = [0] * (hi - lo + 1)  # bits: a secret's suffix that starts here
+        spans: list[tuple[int, int]] = []
+        for i in reversed(places):
+            can = (ahead[i] << 1) | first
+            for to, bits in steps[i]:
+                rest = bits & ((behind[to] >> 1) | last)
+                behind[i] |= rest
+                if rest & can:  # a step of a whole match: taken out
+                    spans.append((lo + i, lo + to))
+        return spans
