@@ -119,7 +119,8 @@ class DuplicateInvoiceIds(InputError):
 
 
 class UnusablePdf(InputError):
-    """A PDF that no one can use (encrypted, unreadable, without pages): still a PDF."""
+    """A PDF that no one can use (encrypted, unreadable, without pages), or an invoice
+    file whose ids cannot all be read (a page whose text cannot be): still a PDF."""
 
 
 class HostileInput(InputError):

@@ -17,11 +17,11 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from daemon.bundle import InvoiceFormat
+from daemon.bundle import Finding, InvoiceFormat
 from daemon.errors import DuplicateInvoiceIds, InputError, UnusablePdf
 from daemon.fs.fsops import open_below
 from daemon.fs.fsread import read_bounded
-from daemon.names import printable, stem
+from daemon.names import first_of, printable, stem
 from daemon.reading.invoicexml import (
     NESTED_TOO_DEEP,
     XML_SPACE,
@@ -46,6 +46,9 @@ UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
 class InvoiceRead:
     format: InvoiceFormat
     invoice_ids: tuple[str, ...]
+    # What reading found wrong with the file that does not stop it (a PDF page whose
+    # text could not be read): the bundle's findings about its invoice file.
+    warnings: tuple[Finding, ...] = ()
 
 
 def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
@@ -105,7 +108,17 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
     return ("ubl", list(ids)) if ids else ("other", [])
 
 
-def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
+@dataclass(frozen=True)
+class _PdfText:
+    """What the search of a PDF invoice file's text found: the ids, in order of first
+    appearance, and the pages whose text pypdf could not extract (number from 1, or 0
+    for the list of pages itself) with pypdf's words for why."""
+
+    ids: tuple[str, ...]
+    unread: dict[int, str]
+
+
+def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> _PdfText:
     """The ids in the text of a PDF invoice file, in page order. A PDF that no one can
     use (encrypted, unreadable, no pages) breaks the rules attachments follow:
     an error here too, not an invoice named after the stem."""
@@ -116,11 +129,12 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
         return _pdf_ids_in(src, pattern, rel)
 
 
-def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str]:
+def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText:
     from daemon.validation.pdfprobe import (
         PdfFacts,
         open_pdf,
         parse_limit_error,
+        pypdfs_words,
         unpack_limit_error,
     )
     reader, facts = open_pdf(src)
@@ -129,36 +143,100 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str
         assert problem is not None  # open_pdf gives no reader only for an unusable PDF
         raise UnusablePdf(problem[0], rel, problem[1])
     ids: dict[str, None] = {}  # in order of first appearance
+    unread: dict[int, str] = {}
     budget = TextBudget()
     try:
-        for page in reader.pages:
-            budget.page(page)
-            contents = page.get_contents()
-            budget.take_content(contents.get_data() if contents is not None else b"")
-            text = page.extract_text(visitor_operand_before=budget.visit_before,
-                                     visitor_operand_after=budget.visit_after)
-            budget.check()
+        for number, page in enumerate(reader.pages, 1):
+            try:
+                text = _page_text(page, budget)
+            except Exception as exc:  # noqa: BLE001 - a page whose text pypdf cannot extract
+                # Read on: a damaged page must not hide the ids of the pages after it
+                # (_pdf_read decides what a file with such a page is). But not past a
+                # limit: ours (TextTooLarge, or one met inside a form, which pypdf caught
+                # and logged) is raised again by check(); pypdf's, as it is.
+                budget.check()
+                if unpack_limit_error(exc) is not None or parse_limit_error(exc) is not None:
+                    raise
+                unread[number] = pypdfs_words(exc)
+                continue
+            finally:
+                # pypdf keeps every object it resolved, each page's decoded content with
+                # it: a few KB of Flate a page that decode to 75 MB each (its own limit)
+                # made the memory grow with the pages, past what the machine has. Dropped
+                # page by page, a page that failed too; what a later page needs is read
+                # again from the file.
+                reader.resolved_objects.clear()
             for m in pattern.finditer(text or ""):
                 ids.setdefault(m.group(1))
-            # pypdf keeps every object it resolved, each page's decoded content with it:
-            # a few KB of Flate a page that decode to 75 MB each (its own limit) made the
-            # memory grow with the pages, past what the machine has. Dropped page by
-            # page; what a later page needs is read again from the file.
-            reader.resolved_objects.clear()
     except TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
-    except Exception as exc:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
-        # but not for a page that unpacks past pypdf's limit: the PDF open_pdf refuses;
-        # nor for one past a limit of pypdf's parser (an array of 100,000 numbers): read
-        # under its stem, its real number unread, as a page past ours is not.
+    except Exception as exc:  # noqa: BLE001 - past a limit, or a list of pages that loops
+        # A page that unpacks past pypdf's limit: the PDF open_pdf refuses; one past a
+        # limit of pypdf's parser (an array of 100,000 numbers): refused as a page past
+        # ours is, never read under its stem with its real number unread.
         if (error := unpack_limit_error(exc)) is not None:
             code, message = PdfFacts(error=error).problem() or ("", "")
             raise UnusablePdf(code, rel, message) from None
         if (words := parse_limit_error(exc)) is not None:
             raise _too_large(rel, f"holds more on one page than is searched for its "
                              f"invoice number ({words})", _SPLIT_PDF) from None
-        return []
-    return [_checked_id(found, rel) for found in ids]
+        unread[0] = pypdfs_words(exc)  # pypdf's list of the pages (a page tree that loops)
+    return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread)
+
+
+def _page_text(page: Any, budget: TextBudget) -> str:
+    """The text of one page, its content counted against `budget` before pypdf parses it."""
+    budget.page(page)
+    contents = page.get_contents()
+    budget.take_content(contents.get_data() if contents is not None else b"")
+    text = page.extract_text(visitor_operand_before=budget.visit_before,
+                             visitor_operand_after=budget.visit_after)
+    budget.check()
+    return text or ""
+
+
+_AGAIN_PDF = "export the PDF again (print to PDF)"
+# How many page numbers, and ids, a message names before it counts the rest.
+_SHOWN = 5
+
+
+def _unread_words(unread: dict[int, str]) -> str:
+    """"the text of page 3 could not be read (pypdf: …)": which pages, and pypdf's words
+    for the first of them (a few, not a traceback)."""
+    numbers = [f"{n:,}" for n in unread if n]
+    shown, more = first_of(numbers, _SHOWN)
+    parts = [("the text of page " if len(numbers) == 1 else "the text of pages ")
+             + ", ".join(shown) + (f" {more}" if more else "")] if numbers else []
+    if 0 in unread:
+        parts.append("its list of pages")
+    first, why = next(iter(unread.items()))
+    said = f"page {first:,}: {why}" if len(unread) > 1 and first else why
+    return f"{' and '.join(parts)} could not be read ({printable(said)})"
+
+
+def _pdf_read(found: _PdfText, name: str, rel: str) -> InvoiceRead:
+    """The ids of a PDF invoice file from what its search found. A page whose text could
+    not be read among pages that hold ids is an error: the invoice on it would go
+    unnamed, its attachments matched to the others (or to none). In a file where no id
+    was found at all it is a warning: the stem stands in, as for a scan, but a clerk is
+    told that the number was not looked for there."""
+    if not found.unread:
+        return InvoiceRead("pdf", found.ids or (stem(name),))
+    if found.ids:
+        shown, more = first_of([printable(i) for i in found.ids], _SHOWN)
+        which = ("the invoice " if len(found.ids) == 1 else "the invoices ") + \
+            ", ".join(shown) + (f" {more}" if more else "")
+        on = "it" if len(found.unread) == 1 else "them"
+        raise UnusablePdf("pdf-text-unreadable", rel, f"holds {which}, but "
+                          f"{_unread_words(found.unread)}, so an invoice number on {on} was "
+                          f"not looked for — {_AGAIN_PDF}, or split it into one file per "
+                          "invoice")
+    # Of its one invoice, the stem: an ERP maps a warning to its invoice by the id.
+    warning = Finding("pdf-text-unreadable", rel, f"{_unread_words(found.unread)}, so its "
+                      "invoice number was not looked for; the file is sent as one invoice "
+                      f"named after the file, {printable(stem(name))} — if that is not its "
+                      f"invoice number, {_AGAIN_PDF}", "warning", stem(name))
+    return InvoiceRead("pdf", (stem(name),), (warning,))
 
 
 # Invoice files are read whole, and an XML one is parsed into a tree: at ~150 bytes
@@ -298,6 +376,5 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
             raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
         return InvoiceRead(fmt, tuple(ids) or fallback)
     if is_pdf(head):
-        ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)
-        return InvoiceRead("pdf", tuple(ids) or fallback)
+        return _pdf_read(_pdf_ids(data, re.compile(pdf_id_pattern), rel), name, rel)
     return InvoiceRead("other", fallback)

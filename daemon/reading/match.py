@@ -330,6 +330,7 @@ def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle 
                     read = read_invoice_from(fh, rel, rel, pattern)
                 else:
                     read = read_invoice_bytes(data, rel, rel, pattern)
+                findings.extend(read.warnings)
             except InputError as exc:
                 findings.append(_err(exc.code, exc.file, exc.message))
                 # A PDF that breaks the PDF rules is still a PDF (as `check` shows it). A

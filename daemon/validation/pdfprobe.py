@@ -108,10 +108,10 @@ def _refused(fh: BinaryIO, exc: Exception) -> PdfFacts:
         # pypdf's words for it ("Declared size 99 exceeds allowed limit of 21!", "Could
         # not read Null object") name neither the part nor the damage.
         return PdfFacts(error=XREF_DAMAGED)
-    return PdfFacts(error=DAMAGED, detail=_pypdfs_words(exc))
+    return PdfFacts(error=DAMAGED, detail=pypdfs_words(exc))
 
 
-def _pypdfs_words(exc: Exception) -> str:
+def pypdfs_words(exc: Exception) -> str:
     """pypdf's reason, on one line and cut short, for the admin."""
     words = " ".join((str(exc) or type(exc).__name__).split())
     if len(words) > _DETAIL_CHARS:
@@ -140,7 +140,7 @@ def parse_limit_error(exc: Exception) -> str | None:
     from pypdf.errors import LimitReachedError
     if not isinstance(exc, LimitReachedError) or unpack_limit_error(exc) is not None:
         return None
-    return _pypdfs_words(exc)
+    return pypdfs_words(exc)
 
 
 def _declared_pages(reader: PdfReader) -> int | None:

@@ -13,6 +13,7 @@ from conftest import OUTBOXD, Env
 from helpers import UBL_NS, drop_bundle, fake_mountinfo, pdf_bytes, ubl_invoice, write
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
+from reading.test_invoices import damaged, flate_pdf_pages, text_run
 
 from daemon.cli import main
 
@@ -402,6 +403,33 @@ def test_an_invoice_file_read_as_other_is_shown_as_what_it_is(cfg: Env, capsys) 
     assert "the invoice file is a UBL Order  [not-preflighted]" in out
     for shown in (check(cfg, capsys, cii)[1], out):
         assert "(other," not in shown and "non-UBL" not in shown
+
+
+def test_a_pdf_of_invoices_with_a_page_whose_text_cannot_be_read_is_the_daemons_error(
+        cfg: Env, capsys) -> None:
+    """`check` reads the invoice file as the daemon does: a PDF holding INV-1 and INV-2
+    and a damaged third page is the error naming the page and the ids (it went out as
+    the invoice "print", none of the three); one damaged page and no id is valid, sent
+    under its stem, with the warning that its number was not looked for."""
+    write(cfg.outbox / "print" / "a.pdf", pdf_bytes())
+    inv = write(cfg.outbox / "print.pdf", flate_pdf_pages([
+        text_run("Invoice number: INV-1"), text_run("Invoice number: INV-2"),
+        damaged("Invoice number: INV-3")]))
+    code, out = check(cfg, capsys, inv)
+    assert code == 1, out
+    [line] = [ln for ln in out.splitlines() if "[pdf-text-unreadable]" in ln]
+    assert line.strip().startswith("print.pdf: holds the invoices INV-1, INV-2, but the text "
+                                   "of page 3 could not be read (pypdf: ")
+    assert "split it into one file per invoice" in line
+    assert "=> INVALID (1 error(s), 0 warning(s))" in out
+    write(cfg.outbox / "INV-8" / "a.pdf", pdf_bytes())
+    inv = write(cfg.outbox / "INV-8.pdf", flate_pdf_pages([damaged("Invoice number: A-1")]))
+    code, out = check(cfg, capsys, inv)
+    assert code == 0, out
+    assert "invoice INV-8: 1 attachment(s)" in out
+    [line] = [ln for ln in out.splitlines() if "[pdf-text-unreadable]" in ln]
+    assert line.strip().startswith("INV-8.pdf: the text of page 1 could not be read (pypdf: ")
+    assert "=> valid (0 error(s), 1 warning(s))" in out
 
 
 def test_a_ubl_batch_that_cannot_be_read_is_not_called_non_ubl(cfg: Env, capsys) -> None:

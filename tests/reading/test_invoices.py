@@ -732,17 +732,155 @@ class TestPdf:
             "extension-mismatch", "content is a PNG image, not a PDF — export or print the "
             "invoice to PDF again and put that file in its place")
 
-    def test_text_that_cannot_be_extracted_falls_back_to_stem(
+    def test_text_that_cannot_be_extracted_falls_back_to_stem_with_a_warning(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A readable PDF whose text pypdf cannot extract is one invoice named after the
-        stem (as a scan is), not an error."""
+        stem (as a scan is), not an error — with a warning that its number was not
+        looked for."""
         from pypdf import PageObject
 
         def fails(self: PageObject, *args: object, **kwargs: object) -> str:
             raise ValueError("odd font")
         monkeypatch.setattr(PageObject, "extract_text", fails)
-        assert read(write(tmp_path / "INV-8.pdf", text_pdf(["Invoice number: A-1"]))) == \
-            InvoiceRead("pdf", ("INV-8",))
+        found = read(write(tmp_path / "INV-8.pdf", text_pdf(["Invoice number: A-1"])))
+        assert (found.format, found.invoice_ids) == ("pdf", ("INV-8",))
+        [warning] = found.warnings
+        assert warning.message.startswith("the text of page 1 could not be read (pypdf: "
+                                          "odd font)")
+
+
+def text_run(text: str) -> bytes:
+    """Page content that writes `text` in the font /F1 (flate_pdf_pages')."""
+    return b"BT /F1 12 Tf 72 720 Td (%s) Tj ET\n" % text.encode("latin-1")
+
+
+def damaged(text: str) -> bytes:
+    """text_run's content damaged by a stray "]" after it, as a broken export or a bad
+    byte leaves a content stream: pypdf's parser raises on the page, its text unread."""
+    return text_run(text) + b"]\n"
+
+
+def refusal(path: Path) -> InputError:
+    """The error reading `path` gives (none: the test fails)."""
+    with pytest.raises(InputError) as info:
+        read(path)
+    return info.value
+
+
+def said_with_pypdfs_words(message: str) -> tuple[str, str, str]:
+    """A message's words before " (pypdf: ", pypdf's words (a few, on one line: no
+    traceback) and the words from "so": pypdf's own change with its versions."""
+    head, rest = message.split(" (pypdf: ", 1)
+    why, tail = rest.split("), so ", 1)
+    tail = "so " + tail
+    assert "\n" not in message and "Traceback" not in message and len(why) < 100
+    return head, why, tail
+
+
+class TestPdfPageUnreadable:
+    """A page whose text pypdf cannot extract (a damaged content stream, a broken font)
+    dropped every id already found and made the file one invoice under its stem: a file
+    of INV-1, INV-2 and a damaged page with INV-3 went as the invoice "print", none of
+    the three. Every page is read; ids beside such a page are an error, no ids at all
+    the stem with a warning."""
+
+    def test_two_invoices_then_a_damaged_page_are_refused_naming_the_page_and_the_ids(
+            self, tmp_path: Path) -> None:
+        path = write(tmp_path / "print.pdf", flate_pdf_pages([
+            text_run("Invoice number: INV-1"), text_run("Invoice number: INV-2"),
+            damaged("Invoice number: INV-3")]))
+        error = refusal(path)
+        assert (error.code, error.file) == ("pdf-text-unreadable", "print.pdf")
+        head, why, tail = said_with_pypdfs_words(error.message)
+        assert head == "holds the invoices INV-1, INV-2, but the text of page 3 could not be read"
+        assert why.startswith("Invalid Elementary Object starting with b']'")
+        assert tail == ("so an invoice number on it was not looked for — export the PDF "
+                        "again (print to PDF), or split it into one file per invoice")
+
+    def test_a_damaged_first_page_does_not_hide_the_ids_after_it(self, tmp_path: Path
+                                                                 ) -> None:
+        """The search no longer stops at the first page that fails: the ids of the
+        pages after it are found, and named in the error."""
+        path = write(tmp_path / "print.pdf", flate_pdf_pages([
+            damaged("Invoice number: INV-1"), text_run("Invoice number: INV-2"),
+            text_run("Invoice number: INV-3")]))
+        error = refusal(path)
+        assert error.code == "pdf-text-unreadable"
+        assert error.message.startswith("holds the invoices INV-2, INV-3, but the text of "
+                                        "page 1 could not be read (pypdf: ")
+
+    def test_one_id_and_several_damaged_pages_name_each_page_and_the_first_reason(
+            self, tmp_path: Path) -> None:
+        path = write(tmp_path / "print.pdf", flate_pdf_pages(
+            [damaged("x"), text_run("Invoice number: INV-2")] + [damaged("x")] * 6))
+        message = refusal(path).message
+        assert message.startswith("holds the invoice INV-2, but the text of pages 1, 3, "
+                                  "4, 5, 6 … and 2 more could not be read (page 1: pypdf: "
+                                  "Invalid Elementary Object"), message
+        assert ", so an invoice number on them was not looked for — " in message
+
+    def test_a_damaged_page_in_a_file_without_ids_is_the_stem_with_a_warning(
+            self, tmp_path: Path) -> None:
+        """No id found (docs/folder-convention.md, section 2): one invoice under the
+        stem, as before — but the page that failed is told of, as a warning on the
+        invoice file."""
+        path = write(tmp_path / "INV-8.pdf", flate_pdf_pages([damaged("Invoice number: A-1")]))
+        found = read(path)
+        assert (found.format, found.invoice_ids) == ("pdf", ("INV-8",))
+        [warning] = found.warnings
+        assert (warning.code, warning.file, warning.severity, warning.invoice_id) == (
+            "pdf-text-unreadable", "INV-8.pdf", "warning", "INV-8")
+        head, why, tail = said_with_pypdfs_words(warning.message)
+        assert head == "the text of page 1 could not be read"
+        assert why.startswith("Invalid Elementary Object starting with b']'")
+        assert tail == ("so its invoice number was not looked for; the file is sent as one "
+                        "invoice named after the file, INV-8 — if that is not its invoice "
+                        "number, export the PDF again (print to PDF)")
+
+    def test_readable_pages_without_ids_beside_a_damaged_one_are_the_stem_with_a_warning(
+            self, tmp_path: Path) -> None:
+        path = write(tmp_path / "scan.pdf", flate_pdf_pages(
+            [text_run("Page 1 of 3"), damaged("x"), text_run("Total 100.00")]))
+        found = read(path)
+        assert found.invoice_ids == ("scan",)
+        assert [w.message.split(" (")[0] for w in found.warnings] == [
+            "the text of page 2 could not be read"]
+
+    def test_a_page_tree_that_loops_is_the_stem_with_a_warning(self, tmp_path: Path) -> None:
+        """pypdf cannot list the pages of a tree that holds itself (its /Count read
+        when it opened it): the stem, as before, and the warning says why."""
+        content = text_run("Invoice number: INV-1")
+        path = write(tmp_path / "loop.pdf", pdf_of_objects([
+            b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 2 >>",
+            b"<< /Type /Pages /Parent 2 0 R /Kids [4 0 R 3 0 R] /Count 2 >>",
+            b"<< /Type /Page /Parent 3 0 R /MediaBox [0 0 595 842] /Contents 5 0 R "
+            b"/Resources << /Font << /F1 6 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]))
+        found = read(path)
+        assert found.invoice_ids == ("loop",)
+        [warning] = found.warnings
+        assert warning.message.startswith("its list of pages could not be read (pypdf: "
+                                          "Detected cyclic page references.), so its "
+                                          "invoice number was not looked for")
+
+    @pytest.mark.parametrize(("after", "code", "said"), [
+        (b"//" * 250_001, "invoice-too-large", "over 500,000 words of content on page 2"),
+        (b"[" + b"1 " * 100_001 + b"] TJ", "invoice-too-large",
+         "(pypdf: Reached maximum array element count.)"),
+        (b"\0" * 1_000_001, "pdf-unreadable", "unpacks to more than 1,000,000 bytes"),
+    ], ids=["budget", "pypdf-parser-limit", "unpack-limit"])
+    def test_a_limit_after_a_damaged_page_is_still_the_error(
+            self, tmp_path: Path, after: bytes, code: str, said: str) -> None:
+        """Reading on past a damaged page, a page past a limit is refused as it was,
+        not taken for one more page whose text could not be read."""
+        from pypdf import apply_configuration
+        path = write(tmp_path / "INV-5.pdf", flate_pdf_pages(
+            [damaged("Invoice number: INV-1"), after, text_run("Invoice number: INV-2")]))
+        with apply_configuration(zlib_maximum_output_length=1_000_000):
+            error = refusal(path)
+        assert (error.code, error.file) == (code, "INV-5.pdf")
+        assert said in error.message
 
 
 class TestOtherContent:

@@ -1,0 +1,57 @@
+"""A PDF invoice file with a page whose text cannot be read, end to end: `outboxd run` as a
+subprocess with its reader processes, the reference receiver on 127.0.0.1, the real
+watchdog observer, real SQLite, PDFs made here (docs/folder-convention.md, section 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import Env, Receiver
+from helpers import pdf_bytes, wait_for, write
+from reading.test_invoices import damaged, flate_pdf_pages, text_run
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+
+def drop_pdf(outbox: Path, name: str, data: bytes) -> None:
+    """Sidecar (one attachment) first, then the invoice file by a rename, as an ERP does."""
+    write(outbox / name / "a.pdf", pdf_bytes())
+    write(outbox / f".{name}.pdf.tmp", data).rename(outbox / f"{name}.pdf")
+
+
+def test_ids_beside_a_damaged_page_quarantine_and_a_damaged_page_alone_goes_with_a_warning(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A PDF of INV-1 and INV-2 whose third page cannot be read went out as the one
+    invoice "print" (its stem), none of the three: it is quarantined, its REASON.txt
+    naming the page and the ids, as other invoice-file errors are. A PDF whose only page
+    cannot be read and holds no id found goes out under its stem, as before, with the
+    warning in its manifest."""
+    env.write_config(receiver.url, service={"reader_processes": "auto"})
+    start_daemon()
+    drop_pdf(env.outbox, "print", flate_pdf_pages([
+        text_run("Invoice number: INV-1"), text_run("Invoice number: INV-2"),
+        damaged("Invoice number: INV-3")]))
+    drop_pdf(env.outbox, "INV-8", flate_pdf_pages([damaged("Invoice number: A-1")]))
+
+    wait_for(lambda: len(env.quarantined()) == 1 and len(env.sent_bundles()) == 1,
+             what="one bundle quarantined and one sent")
+    [quarantined] = env.quarantined()
+    assert quarantined.name.startswith("print--")
+    reason = (quarantined / "REASON.txt").read_text()
+    assert "print.pdf: holds the invoices INV-1, INV-2, but the text of page 3 could not " \
+        "be read (pypdf: " in reason
+    record = json.loads((quarantined / "reason.json").read_text())
+    assert [r["code"] for r in record["reasons"]] == ["pdf-text-unreadable"]
+    assert (quarantined / "print.pdf").exists()
+
+    [sent] = env.sent_bundles()
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [i["id"] for i in manifest["invoices"]] == ["INV-8"]
+    [warning] = manifest["warnings"]
+    assert (warning["code"], warning["file"], warning["invoice_id"]) == (
+        "pdf-text-unreadable", "INV-8.pdf", "INV-8")
+    assert warning["message"].startswith("the text of page 1 could not be read (pypdf: ")
+    [accepted] = receiver.accepted()
+    assert accepted["idempotency_key"] == manifest["bundle_id"]
