@@ -30,6 +30,7 @@ from daemon.reading.invoicexml import (
     parse_defused,
     wide_encoding,
 )
+from daemon.reading.pdfdamage import PageDamaged, contents_damage, lost_page
 from daemon.reading.pdftext import TextBudget, TextTooLarge
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
@@ -146,6 +147,8 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
     unread: dict[int, str] = {}
     budget = TextBudget()
     try:
+        if len(reader.pages) and (lost := lost_page(reader)) is not None:
+            unread[0] = lost  # walked before a page drops what pypdf's list resolved
         for number, page in enumerate(reader.pages, 1):
             try:
                 text = _page_text(page, budget)
@@ -157,7 +160,8 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                 budget.check()
                 if unpack_limit_error(exc) is not None or parse_limit_error(exc) is not None:
                     raise
-                unread[number] = pypdfs_words(exc)
+                unread[number] = str(exc) if isinstance(exc, PageDamaged) else \
+                    pypdfs_words(exc)
                 continue
             finally:
                 # pypdf keeps every object it resolved, each page's decoded content with
@@ -185,13 +189,19 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
 
 
 def _page_text(page: Any, budget: TextBudget) -> str:
-    """The text of one page, its content counted against `budget` before pypdf parses it."""
-    budget.page(page)
+    """The text of one page, its content counted against `budget` before pypdf parses it.
+    PageDamaged where pypdf read past damage that loses text, after pypdf's reading (a
+    limit it meets refuses the file first)."""
+    can_hold_text = budget.page(page)
     contents = page.get_contents()
     budget.take_content(contents.get_data() if contents is not None else b"")
+    if not can_hold_text:
+        return ""  # no font: nothing on it is text, nor lost
     text = page.extract_text(visitor_operand_before=budget.visit_before,
                              visitor_operand_after=budget.visit_after)
     budget.check()
+    if (why := budget.damage or contents_damage(page)) is not None:
+        raise PageDamaged(why)
     return text or ""
 
 

@@ -68,11 +68,63 @@ class TextBudget:
         # The resources of the page, and of each form being drawn inside it, innermost
         # last: where the name a "Do" draws is looked up, as pypdf looks it up.
         self._resources: list[Any] = []
+        # Why a form the page draws is not read whole (pdfdamage.py), once one is not:
+        # kept, as pypdf catches what a visitor raises inside a form.
+        self.damage: str | None = None
+        # The /Resources each node of the page tree passes down by /Parent, by the
+        # node's reference (None: none), each node looked at once for all its pages.
+        self._inherited: dict[tuple[int, int], Any] = {}
 
-    def page(self, page: Any) -> None:
-        """A new page's search starts: its content is taken next."""
+    def page(self, page: Any) -> bool:
+        """A new page's search starts: its content is taken next. False when the page
+        has no resources, so no font: pypdf reads no text on it (and is not asked to)."""
         self.pages += 1
+        self.damage = None
+        if "/Resources" not in page:
+            self._inherit(page)
         self._resources = [_resources_of(page)]
+        return self._resources[0] is not None
+
+    def _inherit(self, page: Any) -> None:
+        """The /Resources pypdf would find for `page` up its /Parent chain, put on the
+        page itself, where pypdf looks first (None found: none put).
+
+        pypdf's list of pages already copies what the nodes above a page hold into it,
+        so this is for a page that has none there. pypdf's own look up the /Parent chain
+        (get_inherited) parses each node above again for every page, since the objects
+        pypdf resolved are dropped page by page (invoices.py): for pages under one node
+        of n pages, n parses of n entries — 2,000 pages without resources took 6 s, and
+        20,000 the reader's time limit. Looked at once per node here."""
+        from pypdf.generic import DictionaryObject, IndirectObject, NameObject
+        above = page.get("/Parent")
+        passed: list[tuple[int, int]] = []
+        seen: set[tuple[int, int]] = set()
+        found = None
+        while above is not None:
+            key = (above.idnum, above.generation) if isinstance(above, IndirectObject) \
+                else None
+            if key is not None:
+                if key in self._inherited:
+                    found = self._inherited[key]
+                    break
+                if key in seen:  # a chain that loops: pypdf raises, and reads nothing
+                    break
+                seen.add(key)
+                passed.append(key)
+            try:
+                node = above.get_object()
+            except Exception:  # noqa: BLE001 — a damaged node: pypdf reads nothing either
+                break
+            if not isinstance(node, DictionaryObject):
+                break
+            if "/Resources" in node:
+                found = dict.__getitem__(node, "/Resources")  # as written: a reference is kept
+                break
+            above = node.get("/Parent")
+        for key in passed:
+            self._inherited[key] = found
+        if found is not None:
+            page[NameObject("/Resources")] = found
 
     def take_content(self, data: bytes) -> None:
         """Content pypdf parses next (a page's, or a form's at a draw): counted and
@@ -109,6 +161,9 @@ class TextBudget:
         form = self._form(operands)
         resources = None if form is None else _resources_of(form)
         if form is not None and resources:  # pypdf parses no form without resources
+            from daemon.reading.pdfdamage import flate_damage
+            if self.damage is None and (why := flate_damage(form)) is not None:
+                self.damage = f"the compressed content of a form it draws {why}"
             try:
                 data = form.get_data()  # kept on the form: pypdf decodes it no second time
             except Exception:  # noqa: BLE001 — pypdf fails on it the same way, and skips it
@@ -144,11 +199,11 @@ class TextBudget:
 
 def _resources_of(obj: Any) -> Any | None:
     """A page's or form's resources as pypdf's search takes them (a page's inherited
-    from its parents); None when there are none or they are no dictionary."""
+    ones put on it by pypdf's list of pages or TextBudget._inherit); None when there are
+    none or they are no dictionary."""
     from pypdf.generic import DictionaryObject
     try:
-        found = obj.get_inherited("/Resources", None) if hasattr(obj, "get_inherited") \
-            else obj.get("/Resources")
+        found = obj.get("/Resources")
         found = found.get_object() if found is not None else None
     except Exception:  # noqa: BLE001 — damaged: pypdf takes it for none too
         return None

@@ -1,0 +1,163 @@
+"""Damage pypdf reads past without a word: a page whose text it silently loses. invoices.py
+takes such a page for one whose text could not be read (pdf-text-unreadable), as it does a
+page on which pypdf raises, for a lost page of a file of several invoices is a lost invoice.
+
+pypdf (non-strict, as outboxd opens PDFs) recovers in three places where text goes missing:
+- Flate content that zlib refuses: its `decompress` skips the bytes that fail and keeps
+  what came before, or cuts up to 8 bytes off the end until zlib takes it; data cut short
+  it takes as it is. A byte flipped in a page of INV-3 read ('INV-1', 'INV-2'), no error.
+  So each Flate content stream is unpacked again here with zlib (C speed; its size is
+  already bounded by pdftext.TextBudget, which counted pypdf's output), only to learn
+  whether it is whole: the text is pypdf's, never this unpacking's;
+- a /Contents that is not a stream (or a reference to no object): pypdf logs it and
+  reads no text;
+- a /Kids entry of the page tree that is no object of the file: the page is left out of
+  the list of pages, without a word.
+pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
+(logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
+damage is looked for in the file itself.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+# What may follow a Flate stream's last block without damage to it (PDF's blanks: an
+# end of line a writer counted in /Length), and how far from that end its checksum may
+# be found: early Distiller and PitStop files put a CR among the last bytes and count
+# it, some Adobe writers leave off the checksum's last byte (pypdf cuts up to 8 bytes
+# for them). A checksum that is nowhere there, over bytes that are not blanks, is a
+# stream that did not unpack to what was written: a flipped byte of a literal unpacks
+# without an error, to other text.
+_BLANKS = b" \t\r\n\f\0"
+_CHECKSUM_WITHIN = 12
+_CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never kept
+_FLATE = ("/FlateDecode", "/Fl")
+
+
+class PageDamaged(Exception):
+    """A page whose text pypdf reads only in part, or not at all, without raising (str:
+    why, in a few words)."""
+
+
+def flate_damage(stream: Any) -> str | None:
+    """Why the Flate data of `stream` (its first filter) does not unpack whole, or None:
+    whole, or not Flate at all (other filters are pypdf's alone)."""
+    filters = stream.get("/Filter")
+    filters = filters.get_object() if filters is not None else None
+    first = filters[0] if isinstance(filters, list) and filters else filters
+    raw = getattr(stream, "_data", b"") or b""
+    if first not in _FLATE or not raw:
+        return None
+    if raw[:2] == b"\x1f\x8b":  # gzip's header: off the standard, but pypdf unpacks it
+        return _unpacked_whole(zlib.decompressobj(zlib.MAX_WBITS | 16), raw, gzip=True)
+    if len(raw) < 2 or raw[0] & 0x0F != 8 or (raw[0] << 8 | raw[1]) % 31:
+        return "does not begin as Flate data does"
+    # Raw deflate after the two bytes of zlib's header: the checksum after it is looked
+    # at here, as writers get it wrong in ways that harm nothing (above).
+    return _unpacked_whole(zlib.decompressobj(-zlib.MAX_WBITS), raw[2:], gzip=False)
+
+
+def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> str | None:
+    checksum = 1
+    try:
+        while not unpacker.eof:
+            out = unpacker.decompress(data, _CHUNK)
+            checksum = zlib.adler32(out, checksum)
+            data = unpacker.unconsumed_tail
+            if not out and not data:
+                break
+    except zlib.error as exc:
+        # "Error -3 while decompressing data: invalid distance too far back": the reason.
+        return f"is damaged, zlib: {str(exc).rsplit(': ', 1)[-1]}"
+    if not unpacker.eof:
+        return "is cut short"
+    if gzip:
+        return None  # zlib checked gzip's own checksum
+    rest = unpacker.unused_data
+    if not rest.strip(_BLANKS):
+        return None  # no checksum at all, or only an end of line after the data
+    want = checksum.to_bytes(4, "big")
+    near = rest[:_CHECKSUM_WITHIN]
+    if want[:3] in near or (len(rest) < 3 and want.startswith(rest)):
+        return None
+    return "does not match its checksum"
+
+
+def contents_damage(page: Any) -> str | None:
+    """Why pypdf reads the content of `page` only in part (a part that is no stream, a
+    reference to no object, Flate that does not unpack whole), or None."""
+    # Not pypdf's is_null_or_none, which takes a reference to no object for a null.
+    from pypdf.generic import ArrayObject, IndirectObject, NullObject, StreamObject
+    raw = page.get("/Contents")
+    if raw is None or isinstance(raw, NullObject):
+        return None  # a page without content: nothing on it is lost
+    target = raw.get_object()
+    many = isinstance(target, ArrayObject)
+    whose = "a part of its content" if many else "its content"
+    for part in (target if many else [raw]):
+        stream = part.get_object()
+        if isinstance(stream, StreamObject):
+            if (why := flate_damage(stream)) is not None:
+                packed = "a compressed part of its content" if many else \
+                    "its compressed content"
+                return f"{packed} {why}"
+        elif stream is not None and not isinstance(stream, NullObject):
+            return f"{whose} is not a stream"
+        elif isinstance(part, IndirectObject):
+            return f"{whose} is not in the file"
+        # else a null written in an array of parts: pypdf skips it, and nothing is lost
+    return None
+
+
+_END = object()
+
+
+def lost_page(reader: Any) -> str | None:
+    """Why pypdf's list of the pages of `reader` lacks one, or None: an entry of a
+    /Kids array that is no object of the file (or one that is no dictionary), which
+    pypdf leaves out without a word. The tree is walked as pypdf walks it, once pypdf
+    has listed the pages: so it has not looped (pypdf raises), it is no deeper and holds
+    no more entries than pypdf's limits let through, each of its objects is in pypdf's
+    cache, and this walk stops at the first such entry."""
+    try:
+        return _walk_for_lost(reader)
+    except Exception:  # noqa: BLE001 — pypdf walked this tree without an error: no more said
+        return None
+
+
+def _walk_for_lost(reader: Any) -> str | None:
+    from pypdf.generic import DictionaryObject, is_null_or_none
+    root = reader.root_object.get("/Pages")
+    root = root.get_object() if root is not None else None
+    if not isinstance(root, DictionaryObject):
+        return None  # pypdf could not list the pages at all: said otherwise
+    pages = 0
+    stack = [iter(_kids(root))]
+    while stack:
+        kid: Any = next(stack[-1], _END)
+        if kid is _END:
+            stack.pop()
+            continue
+        node = kid.get_object()
+        if not isinstance(node, DictionaryObject):
+            where = f"after page {pages:,}" if pages else "before its first page"
+            what = "not in the file" if is_null_or_none(node) else "not a page"
+            return f"the entry {where} is {what}"
+        if not node:
+            continue  # pypdf skips an empty dictionary: no page, nothing on it lost
+        # As pypdf tells a page from a node of pages.
+        kind = node.get("/Type", "/Page" if "/Kids" not in node else "/Pages")
+        if kind == "/Pages":
+            stack.append(iter(_kids(node)))
+        elif kind == "/Page":
+            pages += 1
+    return None
+
+
+def _kids(node: Any) -> Any:
+    from pypdf.generic import ArrayObject
+    kids = node.get("/Kids")
+    kids = kids.get_object() if kids is not None else None
+    return kids if isinstance(kids, ArrayObject) else ()

@@ -1,0 +1,311 @@
+"""Damage pypdf reads past without a word (daemon/reading/pdfdamage.py): a PDF invoice page
+whose text pypdf silently loses is a page whose text could not be read
+(pdf-text-unreadable, docs/folder-convention.md section 2), as one on which pypdf raises
+— a file of INV-1, INV-2 and such a page of INV-3 went out as ('INV-1', 'INV-2'), no
+error, no warning. And pages without /Resources are read in linear time (pdftext.py)."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import pytest
+from helpers import pdf_of_objects, write
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+from reading.test_invoices import read, refusal, text_run
+
+INVOICES = [text_run(f"Invoice number: INV-{n}") for n in (1, 2, 3)]
+
+
+def stream(packed: bytes, length: int | None = None) -> bytes:
+    """A Flate stream object of the bytes `packed` as they are (its /Length theirs, or
+    `length`)."""
+    return (b"<< /Length %d /Filter /FlateDecode >>\nstream\n"
+            % (len(packed) if length is None else length) + packed + b"\nendstream")
+
+
+def stored(data: bytes, checksum: bytes | None = None) -> bytes:
+    """`data` as zlib data of one stored (unpacked) block, the same bytes with any zlib:
+    each byte of `data` is at a known place. `checksum`: the bytes after the block
+    (default: zlib's checksum of `data`)."""
+    size = len(data)
+    return (b"\x78\x01\x01" + size.to_bytes(2, "little") + (size ^ 0xFFFF).to_bytes(2, "little")
+            + data + (zlib.adler32(data).to_bytes(4, "big") if checksum is None else checksum))
+
+
+def pdf_pages(streams: list[bytes], entries: dict[int, bytes] | None = None,
+              kids: bytes | None = None, form: bytes | None = None) -> bytes:
+    """A PDF of a page per stream object of `streams` (pages 5, 7, …, each page's content
+    the object after it), in the font /F1 (3). `entries`: a page's /Contents
+    entry in place of its own (by index); `kids`: the /Kids array's entries in place of
+    the pages'; `form`: the stream object of the form /Fm0 (4) the pages may draw."""
+    first = 5
+    pages = [b"%d 0 R" % (first + 2 * i) for i in range(len(streams))]
+    kids = kids if kids is not None else b" ".join(pages)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(streams)),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               form or b"<< /Length 0 >>\nstream\n\nendstream"]
+    for i, content in enumerate(streams):
+        entry = (entries or {}).get(i, b"/Contents %d 0 R" % (first + 2 * i + 1))
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] %s "
+                       b"/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R >> >> >>"
+                       % entry)
+        objects.append(content)
+    return pdf_of_objects(objects)
+
+
+def pages_of(*contents: bytes) -> list[bytes]:
+    return [stream(zlib.compress(content)) for content in contents]
+
+
+def ids(data: bytes, tmp_path: Path, name: str = "print.pdf") -> tuple[str, ...]:
+    return read(write(tmp_path / name, data)).invoice_ids
+
+
+def unreadable(data: bytes, tmp_path: Path) -> str:
+    """The message of the pdf-text-unreadable error reading print.pdf of `data` gives."""
+    error = refusal(write(tmp_path / "print.pdf", data))
+    assert (error.code, error.file) == ("pdf-text-unreadable", "print.pdf")
+    return error.message
+
+
+HOLDS = "holds the invoices INV-1, INV-2, but "
+SO = ", so an invoice number on it was not looked for"
+
+
+class TestFlate:
+    """pypdf unpacks Flate leniently: what zlib refuses it skips (a warning to a logger
+    outboxd keeps quiet), data cut short it takes as it is, a checksum it never checks."""
+
+    def test_a_changed_byte_that_unpacks_without_an_error_is_caught_by_the_checksum(
+            self, tmp_path: Path) -> None:
+        """Page 3's "Tj" turned "Tk" by one flipped bit: zlib unpacks it without an error,
+        pypdf shows no text (an operator it does not know) — INV-3 was lost unsaid."""
+        packed = bytearray(stored(INVOICES[2]))
+        packed[7 + INVOICES[2].index(b"Tj") + 1] ^= 0x01
+        data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(bytes(packed))])
+        assert unreadable(data, tmp_path) == (
+            f"{HOLDS}the text of page 3 could not be read (its compressed content does not "
+            f"match its checksum){SO} — export the PDF again (print to PDF), or split it "
+            "into one file per invoice")
+
+    def test_data_zlib_refuses_is_a_page_not_read(self, tmp_path: Path) -> None:
+        """A stored block whose two lengths disagree: pypdf's recovery unpacks nothing
+        of it, and logged that only."""
+        packed = bytearray(stored(INVOICES[2]))
+        packed[5] ^= 0xFF
+        data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(bytes(packed))])
+        assert f"page 3 could not be read (its compressed content is damaged, zlib: " \
+            f"invalid stored block lengths){SO}" in unreadable(data, tmp_path)
+
+    def test_data_cut_short_is_a_page_not_read(self, tmp_path: Path) -> None:
+        """Compressed data that stops inside its block (a copy cut short, a /Length too
+        small): pypdf took what there was, the text after the cut lost."""
+        packed = stored(INVOICES[2])[:30]
+        data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(packed)])
+        assert f"page 3 could not be read (its compressed content is cut short){SO}" in \
+            unreadable(data, tmp_path)
+
+    def test_a_damaged_page_and_no_id_is_the_stem_with_a_warning(self, tmp_path: Path
+                                                                   ) -> None:
+        packed = stored(INVOICES[2])[:30]
+        found = read(write(tmp_path / "INV-8.pdf", pdf_pages([stream(packed)])))
+        assert found.invoice_ids == ("INV-8",)
+        [warning] = found.warnings
+        assert (warning.code, warning.severity) == ("pdf-text-unreadable", "warning")
+        assert warning.message.startswith("the text of page 1 could not be read (its "
+                                          "compressed content is cut short), so its invoice "
+                                          "number was not looked for")
+
+    def test_a_damaged_form_a_page_draws_is_a_page_not_read(self, tmp_path: Path) -> None:
+        """The text of page 3 is in a form it draws, whose Flate lost it."""
+        packed = bytearray(stored(INVOICES[2]))
+        packed[7 + INVOICES[2].index(b"Tj") + 1] ^= 0x01
+        form = (b"<< /Length %d /Filter /FlateDecode /Type /XObject /Subtype /Form "
+                b"/BBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> >>\nstream\n"
+                % len(packed) + bytes(packed) + b"\nendstream")
+        data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"), form=form)
+        assert f"page 3 could not be read (the compressed content of a form it draws does " \
+            f"not match its checksum){SO}" in unreadable(data, tmp_path)
+
+    @pytest.mark.parametrize("packed", [
+        stored(INVOICES[2], checksum=b""),
+        stored(INVOICES[2], checksum=zlib.adler32(INVOICES[2]).to_bytes(4, "big")[:2]),
+        stored(INVOICES[2]) + b"\r\n",
+        stored(INVOICES[2], checksum=b"\r" + zlib.adler32(INVOICES[2]).to_bytes(4, "big")[:3]),
+        stored(INVOICES[2], checksum=b"\r\n\r\n"),
+    ], ids=["no-checksum", "checksum-cut", "end-of-line-counted", "distiller-cr",
+            "blanks-for-checksum"])
+    def test_what_writers_get_wrong_harmlessly_is_read(self, tmp_path: Path,
+                                                       packed: bytes) -> None:
+        """A missing checksum (or part of it), an end of line counted in /Length, a CR
+        before a checksum short of its last byte (early Distiller, PitStop, some Adobe
+        writers, which pypdf's recovery is for): all of the data unpacks, and is read."""
+        data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(packed)])
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+class TestContents:
+    def test_contents_that_are_not_a_stream_are_a_page_not_read(self, tmp_path: Path
+                                                                  ) -> None:
+        """pypdf logs "Page contents are not a stream or an array" and reads no text."""
+        data = pdf_pages(pages_of(*INVOICES), entries={2: b"/Contents 42"})
+        assert f"page 3 could not be read (its content is not a stream){SO}" in \
+            unreadable(data, tmp_path)
+
+    def test_contents_that_are_no_object_of_the_file_are_a_page_not_read(
+            self, tmp_path: Path) -> None:
+        data = pdf_pages(pages_of(*INVOICES), entries={2: b"/Contents 99 0 R"})
+        assert f"page 3 could not be read (its content is not in the file){SO}" in \
+            unreadable(data, tmp_path)
+
+    def test_a_part_of_the_contents_that_is_no_object_is_a_page_not_read(
+            self, tmp_path: Path) -> None:
+        data = pdf_pages(pages_of(*INVOICES), entries={2: b"/Contents [10 0 R 99 0 R]"})
+        assert "page 3 could not be read (a part of its content is not in the file)" in \
+            unreadable(data, tmp_path)
+
+    def test_a_page_without_contents_is_no_damage(self, tmp_path: Path) -> None:
+        """A blank page (no /Contents, or null) loses nothing: the ids are the file's."""
+        data = pdf_pages(pages_of(*INVOICES, b""), entries={3: b""})
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+        data = pdf_pages(pages_of(*INVOICES, b""), entries={3: b"/Contents null"})
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+class TestPageList:
+    def test_a_kid_that_is_no_object_of_the_file_is_a_page_not_read(self, tmp_path: Path
+                                                                      ) -> None:
+        """/Kids [5 0 R 7 0 R 9 1 R]: object 9 is in the file, but not of generation 1.
+        pypdf left the page out of its list without a word."""
+        data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 9 1 R")
+        assert unreadable(data, tmp_path) == (
+            f"{HOLDS}its list of pages could not be read (the entry after page 2 is not in "
+            "the file), so an invoice number on it was not looked for — export the PDF "
+            "again (print to PDF), or split it into one file per invoice")
+
+    def test_a_kid_that_is_not_a_page_is_a_page_not_read(self, tmp_path: Path) -> None:
+        data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 17")
+        assert "its list of pages could not be read (the entry after page 2 is not a page)" \
+            in unreadable(data, tmp_path)
+
+    def test_a_first_kid_missing_beside_no_id_is_the_stem_with_a_warning(
+            self, tmp_path: Path) -> None:
+        data = pdf_pages(pages_of(text_run("Total 100.00"), text_run("Page 2")),
+                         kids=b"99 0 R 5 0 R 7 0 R")
+        found = read(write(tmp_path / "scan.pdf", data))
+        assert found.invoice_ids == ("scan",)
+        assert [w.message.split(", so ")[0] for w in found.warnings] == [
+            "its list of pages could not be read (the entry before its first page is not in "
+            "the file)"]
+
+
+def pypdf_pdf(contents: list[bytes]) -> bytes:
+    """A PDF pypdf writes: a page per content, in Helvetica, its content compressed by
+    pypdf's own compression."""
+    writer = PdfWriter()
+    font = writer._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica")}))
+    for content in contents:
+        page = writer.add_blank_page(595, 842)
+        page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
+            {NameObject("/F1"): font})})
+        body = DecodedStreamObject()
+        body.set_data(content)
+        page[NameObject("/Contents")] = writer._add_object(body)
+        page.compress_content_streams()
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+class TestValidFiles:
+    """Whole files of other writers read as they did: no page taken for damaged."""
+
+    def test_pypdfs_compression_is_read_whole(self, tmp_path: Path) -> None:
+        data = pypdf_pdf(INVOICES)
+        assert b"/FlateDecode" in data
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+    def test_qpdfs_compression_is_read_whole(self, tmp_path: Path) -> None:
+        """pikepdf (qpdf, which img2pdf brings) packs every stream again with its zlib."""
+        import pikepdf
+        out = io.BytesIO()
+        with pikepdf.open(io.BytesIO(pypdf_pdf(INVOICES))) as pdf:
+            pdf.save(out, compress_streams=True, recompress_flate=True,
+                     object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        assert ids(out.getvalue(), tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+    def test_pillows_and_img2pdfs_scans_are_read_without_a_warning(self, tmp_path: Path
+                                                                    ) -> None:
+        """Scans (a page of an image, no text): the stem, and no warning."""
+        import img2pdf
+        image = io.BytesIO()
+        Image.new("RGB", (60, 80), "white").save(image, "PNG")
+        scans = {"pillow.pdf": io.BytesIO(), "img2pdf.pdf": img2pdf.convert(
+            [image.getvalue()] * 3, nodate=True)}
+        Image.new("RGB", (60, 80), "white").save(
+            scans["pillow.pdf"], "PDF", save_all=True,
+            append_images=[Image.new("RGB", (60, 80), "gray")] * 2)
+        for name, made in scans.items():
+            data = made.getvalue() if isinstance(made, io.BytesIO) else made
+            found = read(write(tmp_path / name, data))
+            assert (found.invoice_ids, found.warnings) == ((Path(name).stem,), ()), name
+
+
+def tree_of_pages(count: int, resources: bool) -> bytes:
+    """`count` pages under one node, each with a short text run, its resources its own
+    or none anywhere."""
+    content = text_run("Invoice number: INV-1")
+    kids = b" ".join(b"%d 0 R" % (3 + 2 * i) for i in range(count))
+    own = b" /Resources << /Font << /F1 %d 0 R >> >>" % (3 + 2 * count) if resources else b""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count)]
+    for i in range(count):
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+                       b"/Contents %d 0 R%s >>" % (4 + 2 * i, own))
+        objects.append(stream(zlib.compress(content)))
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    return pdf_of_objects(objects)
+
+
+def test_pages_without_resources_parse_their_parent_once_not_once_a_page(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages without /Resources (none on them, none above them): the look for inherited
+    ones went up /Parent for each page, and the node of n pages, dropped with the page
+    before (invoices.py drops what pypdf resolved page by page), was parsed again each
+    time: 2,000 such pages (450 KB) took 6.2 s, 20,000 the reader's time limit. Now the
+    node is parsed once: 0.13 s and 1.5 s (pages with their own resources: 0.5 s for
+    2,000). Time is not asserted; how often the node is parsed is."""
+    parsed = []
+    resolve = PdfReader.get_object
+
+    def spy(self: PdfReader, ref: object) -> object:
+        idnum = ref if isinstance(ref, int) else getattr(ref, "idnum", None)
+        if idnum == 2 and (0, 2) not in self.resolved_objects:
+            parsed.append(2)
+        return resolve(self, ref)  # type: ignore[arg-type]
+    monkeypatch.setattr(PdfReader, "get_object", spy)
+    assert ids(tree_of_pages(200, resources=False), tmp_path, "INV-9.pdf") == ("INV-9",)
+    assert len(parsed) <= 3, len(parsed)  # opening, listing the pages; not per page
+
+
+def test_a_page_whose_resources_are_up_its_parent_chain_alone_is_still_read(
+        tmp_path: Path) -> None:
+    """A page whose /Parent is not the node that lists it, and holds the /Resources the
+    page takes (pypdf looks up /Parent): its text is read as pypdf reads it."""
+    content = text_run("Invoice number: INV-4")
+    data = pdf_of_objects([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 5 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        stream(zlib.compress(content)),
+        b"<< /Type /Pages /Kids [] /Count 0 /Resources << /Font << /F1 6 0 R >> >> >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"])
+    assert ids(data, tmp_path) == ("INV-4",)
+
