@@ -37,6 +37,15 @@ def stored(data: bytes, checksum: bytes | None = None) -> bytes:
             + data + (zlib.adler32(data).to_bytes(4, "big") if checksum is None else checksum))
 
 
+def changed_byte(content: bytes) -> bytes:
+    """`content` as zlib data (stored()) whose "Tj" became "Tk" by one flipped bit after
+    its checksum was taken: zlib unpacks it without an error, pypdf shows no text (an
+    operator it does not know) — the text lost, unsaid."""
+    packed = bytearray(stored(content))
+    packed[7 + content.index(b"Tj") + 1] ^= 0x01
+    return bytes(packed)
+
+
 def pdf_pages(streams: list[bytes], entries: dict[int, bytes] | None = None,
               kids: bytes | None = None, form: bytes | None = None) -> bytes:
     """A PDF of a page per stream object of `streams` (pages 5, 7, …, each page's content
@@ -84,11 +93,8 @@ class TestFlate:
 
     def test_a_changed_byte_that_unpacks_without_an_error_is_caught_by_the_checksum(
             self, tmp_path: Path) -> None:
-        """Page 3's "Tj" turned "Tk" by one flipped bit: zlib unpacks it without an error,
-        pypdf shows no text (an operator it does not know) — INV-3 was lost unsaid."""
-        packed = bytearray(stored(INVOICES[2]))
-        packed[7 + INVOICES[2].index(b"Tj") + 1] ^= 0x01
-        data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(bytes(packed))])
+        """Page 3's "Tj" turned "Tk" (changed_byte): INV-3 was lost unsaid."""
+        data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(changed_byte(INVOICES[2]))])
         assert unreadable(data, tmp_path) == (
             f"{HOLDS}the text of page 3 could not be read (its compressed content does not "
             f"match its checksum){SO} — export the PDF again (print to PDF), or split it "
@@ -124,11 +130,10 @@ class TestFlate:
 
     def test_a_damaged_form_a_page_draws_is_a_page_not_read(self, tmp_path: Path) -> None:
         """The text of page 3 is in a form it draws, whose Flate lost it."""
-        packed = bytearray(stored(INVOICES[2]))
-        packed[7 + INVOICES[2].index(b"Tj") + 1] ^= 0x01
+        packed = changed_byte(INVOICES[2])
         form = (b"<< /Length %d /Filter /FlateDecode /Type /XObject /Subtype /Form "
                 b"/BBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> >>\nstream\n"
-                % len(packed) + bytes(packed) + b"\nendstream")
+                % len(packed) + packed + b"\nendstream")
         data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"), form=form)
         assert f"page 3 could not be read (the compressed content of a form it draws does " \
             f"not match its checksum){SO}" in unreadable(data, tmp_path)
