@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.reading.pdfdamage import flate_damage
+
 MAX_PDF_CONTENT_WORDS = 3_000_000
 MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
 MAX_PDF_CONTENT_BYTES = 30_000_000
@@ -161,7 +163,6 @@ class TextBudget:
         form = self._form(operands)
         resources = None if form is None else _resources_of(form)
         if form is not None and resources:  # pypdf parses no form without resources
-            from daemon.reading.pdfdamage import flate_damage
             if self.damage is None and (why := flate_damage(form)) is not None:
                 self.damage = f"the compressed content of a form it draws {why}"
             try:
