@@ -141,18 +141,20 @@ def _walk_for_lost(reader: Any) -> str | None:
             stack.pop()
             continue
         node = kid.get_object()
-        if not isinstance(node, DictionaryObject):
-            where = f"after page {pages:,}" if pages else "before its first page"
-            what = "not in the file" if is_null_or_none(node) else "not a page"
-            return f"the entry {where} is {what}"
-        if not node:
+        if isinstance(node, DictionaryObject) and not node:
             continue  # pypdf skips an empty dictionary: no page, nothing on it lost
-        # As pypdf tells a page from a node of pages.
-        kind = node.get("/Type", "/Page" if "/Kids" not in node else "/Pages")
+        # As pypdf tells a page from a node of pages; any other /Type it skips, as it
+        # skips what is no dictionary: a page with "/Type /Pag" is as lost.
+        kind = None if not isinstance(node, DictionaryObject) else \
+            node.get("/Type", "/Page" if "/Kids" not in node else "/Pages")
         if kind == "/Pages":
             stack.append(iter(_kids(node)))
         elif kind == "/Page":
             pages += 1
+        else:
+            where = f"after page {pages:,}" if pages else "before its first page"
+            what = "not in the file" if is_null_or_none(node) else "not a page"
+            return f"the entry {where} is {what}"
     return None
 
 

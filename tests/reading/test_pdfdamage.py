@@ -194,8 +194,15 @@ class TestPageList:
             "the file), so an invoice number on it was not looked for — export the PDF "
             "again (print to PDF), or split it into one file per invoice")
 
-    def test_a_kid_that_is_not_a_page_is_a_page_not_read(self, tmp_path: Path) -> None:
-        data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 17")
+    @pytest.mark.parametrize("kids", [b"5 0 R 7 0 R 17", b"5 0 R 7 0 R 12 0 R"],
+                             ids=["a-number", "a-page-of-another-type"])
+    def test_a_kid_that_is_not_a_page_is_a_page_not_read(self, tmp_path: Path, kids: bytes
+                                                         ) -> None:
+        """A number, or page 3 as an object of /Type /Pag (object 12, written as the
+        fourth "content"): pypdf skips either with no more than a warning to its logger."""
+        streams = pages_of(*INVOICES) + [b"<< /Type /Pag /Parent 2 0 R /Contents 10 0 R "
+                                         b"/Resources << /Font << /F1 3 0 R >> >> >>"]
+        data = pdf_pages(streams, kids=kids)
         assert "its list of pages could not be read (the entry after page 2 is not a page)" \
             in unreadable(data, tmp_path)
 
