@@ -302,7 +302,9 @@ def _readings(kept: Any, decoded: Any, scrub: Callable[[str], str]
     """Each value a 2xx answer gives each top-level name, strings scrubbed: of the
     receipt's body as kept, of JSON too large to be kept as JSON (its receipt id is
     read, and so is the id it names), or of every reading of JSON that gives a name
-    twice (Ambiguous); none for an answer that is not JSON."""
+    twice (Ambiguous); none for an answer that is not JSON. Of the last two, a string
+    not in our ids' form is None: only an id is read of them (_names_another), and
+    scrubbing can make no other string one — a value of a MiB was scrubbed whole."""
     if isinstance(kept, dict):
         return {name: [v] for name, v in kept.items()}
     if isinstance(decoded, Ambiguous):
@@ -311,7 +313,8 @@ def _readings(kept: Any, decoded: Any, scrub: Callable[[str], str]
         readings = {name: [v] for name, v in decoded.items()}
     else:
         return {}
-    return {name: [scrub(v) if isinstance(v, str) else v for v in values]
+    return {name: [(scrub(v) if _OUR_ID_FORM.fullmatch(v) else None)
+                   if isinstance(v, str) else v for v in values]
             for name, values in readings.items()}
 
 
