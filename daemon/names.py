@@ -251,11 +251,15 @@ _CONTROL = re.compile(f"[{CONTROLS}]")
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: control characters
     as \\xNN, the bytes of a name that is not UTF-8 as \\udcNN (invisible.py), bidirectional
-    controls as \\uNNNN, so that it can be written as UTF-8, two such names never look the same,
-    and a name from the share can neither break a line of REASON.txt or `outboxd
-    status`, nor send escape sequences to the terminal that shows it, nor pose as
-    another name. The other invisible format characters (U+200B) stay: escaped_controls
-    shows them wherever a person reads the name."""
+    controls as \\uNNNN, so that it can be written as UTF-8, and a name from the share can
+    neither break a line of REASON.txt or `outboxd status`, nor send escape sequences to
+    the terminal that shows it, nor hide a character from the person reading it. The
+    other invisible format characters (U+200B) stay: escaped_controls shows them
+    wherever a person reads the name.
+
+    A backslash stays (escaped, every name the journal kept would change), so two names
+    may look the same: the byte 0xE5 and `\\udce5` typed both read `\\udce5`. Nothing is
+    looked up or told apart by the name shown, only by the name on disk."""
     # Not escaped_controls: what the journal kept before stays equal to the name
     # found now.
     return controls_escaped(name)

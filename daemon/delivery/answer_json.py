@@ -1,7 +1,8 @@
 """A receiver's answer read as JSON (docs/protocol.md, Answers), only where every reader
 of it would read the same: strict JSON (no NaN, no infinity), nested at most
 MAX_JSON_DEPTH deep, and, as I-JSON (RFC 7493) requires, no name twice in one object —
-and what is kept of it walked by scrub_json. What an answer means is answers.py's.
+and what is kept of it walked by scrub_json (or written by written_head, as far as it is
+kept). What an answer means is answers.py's.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,3 +118,70 @@ def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
     return value
 
 
+
+
+class _Full(Exception):
+    """written_head has what it keeps."""
+
+
+def written_head(value: Any, scrub: Callable[[str], str],
+                 head: Callable[[str, int], tuple[str, bool]], limit: int) -> str:
+    """json.dumps(scrub_json(value, scrub), ensure_ascii=False)[:limit], written only as
+    far as that: a string is scrubbed by `head` (scrub(text)[:n] and True, or a prefix
+    of it and False), only for the characters that can still be kept, and none after
+    the limit at all. Where `head` gave a prefix, what is written ends with it: a
+    prefix of the whole. The names of an object are scrubbed whole first: two that
+    scrub alike are one (the last value), as scrub_json makes them."""
+    out: list[str] = []
+    size = 0
+
+    def put(piece: str) -> None:
+        nonlocal size
+        out.append(piece)
+        size += len(piece)
+        if size >= limit:
+            raise _Full
+
+    def string(text: str) -> None:
+        kept, whole = head(text, limit - size)
+        said = json.dumps(kept, ensure_ascii=False)
+        if not whole:  # a prefix: nothing after it is known
+            out.append(said[:-1])
+            raise _Full
+        put(said)  # at the limit or more, it is cut there: the rest is not written
+
+    def write(item: Any) -> None:
+        if isinstance(item, str):
+            string(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            digits = str(item)  # at most 4,300 (json's limit): scrubbed whole
+            said = scrub(digits)
+            put(digits if said == digits else json.dumps(said, ensure_ascii=False))
+        elif isinstance(item, dict):
+            pairs = {scrub(str(k)): v for k, v in item.items()}
+            put("{")
+            for name, v in _each(pairs.items(), put):
+                put(json.dumps(name, ensure_ascii=False) + ": ")
+                write(v)
+            put("}")
+        elif isinstance(item, list):
+            put("[")
+            for v in _each(item, put):
+                write(v)
+            put("]")
+        else:
+            put(json.dumps(item))
+
+    try:
+        write(value)
+    except _Full:
+        pass
+    return "".join(out)[:limit]
+
+
+def _each(items: Any, put: Callable[[str], None]) -> Iterator[Any]:
+    """`items`, with json.dumps's ", " put between them."""
+    for n, item in enumerate(items):
+        if n:
+            put(", ")
+        yield item

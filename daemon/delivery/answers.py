@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import codecs
 import email.utils
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,8 +21,10 @@ from daemon.delivery.answer_json import (
     Ambiguous,
     no_lone_surrogates,
     scrub_json,
+    written_head,
 )
 from daemon.delivery.answer_json import decoded as answer_json
+from daemon.delivery.scrub import Scrubber
 from daemon.errors import Paused, Rejected, Retryable
 
 RETRY_STATUSES = {408, 409, 425, 429}
@@ -108,12 +109,23 @@ def _body(response: httpx.Response, decoded: Any, scrub: Callable[[str], str]
     it is small and unambiguous, anything else as text cut to BODY_LIMIT), and its
     receipt_id."""
     receipt_id = _receipt_id(decoded)
-    # Scrubbed whole before the cut, which could split a secret.
-    receipt_id = receipt_id and _quotable(scrub(receipt_id))
+    if receipt_id:
+        # Scrubbed before the cut, which could split a secret.
+        kept, whole = _head(scrub, receipt_id, RECEIPT_ID_LIMIT + 1)
+        receipt_id = _quotable(kept, len(receipt_id), cut=not whole)
     if (decoded is NOT_JSON or isinstance(decoded, Ambiguous)
             or len(response.content) > RECEIPT_JSON_LIMIT):
-        return scrub(answer_text(response))[:BODY_LIMIT], receipt_id
+        return _head(scrub, answer_text(response), BODY_LIMIT)[0], receipt_id
     return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
+
+
+def _head(scrub: Callable[[str], str], text: str, limit: int) -> tuple[str, bool]:
+    """scrub(text)[:limit] and True, or (a Scrubber's, where its first 64 KiB are
+    nearly all our secrets) a prefix of it and False: a Scrubber scrubs only as much
+    of the text as it keeps (scrub.py, head)."""
+    if isinstance(scrub, Scrubber):
+        return scrub.head(text, limit)
+    return scrub(text)[:limit], True
 
 
 def _receipt_id(decoded: Any) -> str | None:
@@ -169,14 +181,16 @@ def kept_receipt_id(answer: Any) -> str | None:
     receipt.json in sent/, which a person may have made or edited: text of at most
     RECEIPT_ID_LIMIT characters that the journal can store."""
     receipt_id = _receipt_id(answer)
-    return receipt_id and _quotable(no_lone_surrogates(receipt_id))
+    return receipt_id and _quotable(no_lone_surrogates(receipt_id), len(receipt_id))
 
 
-def _quotable(receipt_id: str) -> str:
-    """A receipt id as kept: cut to RECEIPT_ID_LIMIT characters, saying so."""
-    if len(receipt_id) <= RECEIPT_ID_LIMIT:
+def _quotable(receipt_id: str, length: int, cut: bool = False) -> str:
+    """A receipt id as kept (`receipt_id`: its start, scrubbed, of the answer's id of
+    `length` characters; `cut`: only a start): cut to RECEIPT_ID_LIMIT characters,
+    saying so."""
+    if len(receipt_id) <= RECEIPT_ID_LIMIT and not cut:
         return receipt_id
-    return f"{receipt_id[:RECEIPT_ID_LIMIT]}… (cut from {len(receipt_id)} characters)"
+    return f"{receipt_id[:RECEIPT_ID_LIMIT]}… (cut from {length} characters)"
 
 
 def unchanged(text: str) -> str:
@@ -185,13 +199,15 @@ def unchanged(text: str) -> str:
 
 def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     """An error answer as kept: a JSON one decoded, scrubbed and written again (however
-    it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
+    it escaped its strings), anything else scrubbed; cut to BODY_LIMIT — scrubbed and
+    written only as far as that (a MiB of escapes took a second at every answer)."""
     if scrub is unchanged:
         return answer_text(response)[:BODY_LIMIT]
     decoded = answer_json(response.content)
     if decoded is NOT_JSON or isinstance(decoded, Ambiguous):
-        return scrub(answer_text(response))[:BODY_LIMIT]
-    return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
+        return _head(scrub, answer_text(response), BODY_LIMIT)[0]
+    return written_head(decoded, scrub, lambda text, limit: _head(scrub, text, limit),
+                        BODY_LIMIT)
 
 
 def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, *,
@@ -286,7 +302,9 @@ def _readings(kept: Any, decoded: Any, scrub: Callable[[str], str]
     """Each value a 2xx answer gives each top-level name, strings scrubbed: of the
     receipt's body as kept, of JSON too large to be kept as JSON (its receipt id is
     read, and so is the id it names), or of every reading of JSON that gives a name
-    twice (Ambiguous); none for an answer that is not JSON."""
+    twice (Ambiguous); none for an answer that is not JSON. Of the last two, a string
+    not in our ids' form is None: only an id is read of them (_names_another), and
+    scrubbing can make no other string one — a value of a MiB was scrubbed whole."""
     if isinstance(kept, dict):
         return {name: [v] for name, v in kept.items()}
     if isinstance(decoded, Ambiguous):
@@ -295,7 +313,8 @@ def _readings(kept: Any, decoded: Any, scrub: Callable[[str], str]
         readings = {name: [v] for name, v in decoded.items()}
     else:
         return {}
-    return {name: [scrub(v) if isinstance(v, str) else v for v in values]
+    return {name: [(scrub(v) if _OUR_ID_FORM.fullmatch(v) else None)
+                   if isinstance(v, str) else v for v in values]
             for name, values in readings.items()}
 
 

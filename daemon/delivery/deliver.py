@@ -310,7 +310,7 @@ class HttpDeliverer:
         taken out of what the receiver said: an answer that echoes our headers would
         otherwise put them in the journal, the papers and the status page on the share
         (also ubl-embedded's)."""
-        return classify(response, self.scrub if self._scrubber else unchanged, sent=sent,
+        return classify(response, self._scrubber if self._scrubber else unchanged, sent=sent,
                         whole=whole, ours=ours)
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:

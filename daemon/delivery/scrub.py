@@ -17,6 +17,13 @@ from daemon.delivery.spelled import Spelled
 # A query value shorter than this is no credential, and taken out of every answer it
 # would garble the answer (a "1" of `?auth=1` out of "HTTP 401").
 MIN_QUERY_SECRET = 8
+# head() scrubs a text's first HEAD_FIRST characters (or four times what is kept), then
+# four times as many, up to HEAD_MOST: a MiB of escapes spelling the token took a
+# delivery worker, and the interpreter's lock, a second at every answer; 64 KiB at most
+# take some 60 ms. Only an answer whose first HEAD_MOST characters are nearly all our
+# secrets keeps less than its limit.
+HEAD_FIRST = 4096
+HEAD_MOST = 64 << 10
 
 
 def _url_secrets(url: str | None) -> list[str]:
@@ -78,8 +85,52 @@ class Scrubber:
         """Whether there is any secret to take out."""
         return bool(self._forms)
 
+    def __call__(self, text: str) -> str:
+        return self.scrub(text)
+
     def scrub(self, text: str) -> str:
         text = self._spelled.scrub(text)
         for form in self._forms:
             text = text.replace(form, "***")
         return text
+
+    def head(self, text: str, limit: int) -> tuple[str, bool]:
+        """scrub(text)[:limit] and True, in time bounded by `limit` and HEAD_MOST, not
+        by the text: a prefix of the text is scrubbed, and a longer one only while
+        what it gave is shorter (secrets taken out as ***). Where HEAD_MOST characters
+        give less than `limit`, what they give, a prefix of scrub(text), and False: it
+        ends where a secret may be spelled across, or at what was read."""
+        if limit <= 0:
+            return "", True
+        size = max(4 * limit, HEAD_FIRST)
+        while len(text) > size:
+            kept = self._settled(text[:size])
+            if len(kept) >= limit:
+                return kept[:limit], True
+            if size >= HEAD_MOST:
+                return kept, False
+            size = min(4 * size, HEAD_MOST)
+        return self.scrub(text)[:limit], True
+
+    def _settled(self, head: str) -> str:
+        """What scrub() makes of any text that begins with `head`, as far as `head`
+        tells (a prefix of it): spelled.py's, then each form replaced as scrub()
+        replaces them, short of an end that the next characters could make one."""
+        text = self._spelled.head(head)
+        for form in self._forms:
+            text = _short_of(text, form).replace(form, "***")
+        return text
+
+
+def _short_of(text: str, form: str) -> str:
+    """`text` without an end that is the start of `form` where replace() would look for
+    it: after the last `form` it finds (scanning from the left, never overlapping)."""
+    found = text.find(form)
+    end = 0
+    while found >= 0:
+        end = found + len(form)
+        found = text.find(form, end)
+    for at in range(max(end, len(text) - len(form) + 1), len(text)):
+        if form.startswith(text[at:]):
+            return text[:at]
+    return text

@@ -10,6 +10,9 @@ an entity and as itself doubles the ways at each character), so the characters a
 matched as a set of automaton states instead (Shift-And, one bit per character of each
 secret, all secrets in one integer), and only near the escapes: a text of raw
 characters alone is scrub.py's plain replace.
+
+`head()` reads a text as the start of a longer one (an answer of a MiB is scrubbed only
+as far as what is kept of it): it stops before whatever the rest could change.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
           "t": "\t"}
 _LOW_SURROGATE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+# An escape the text ends in the middle of, or that what follows could make longer or
+# another (`&#10` of `&#101;`, `&amp` of `&amp;`, a `\\uD83D` its low surrogate may
+# follow): _ESCAPE read it, or no escape, only because the text ends. Leading zeros
+# make it of any length.
+_PENDING = re.compile(
+    r"(?:&(?:#(?:[xX][0-9a-fA-F]*|[0-9]*)|[a-zA-Z]{0,4})"
+    r"|\\(?:u[0-9a-fA-F]{0,4}(?:\\(?:u[0-9a-fA-F]{0,3})?)?)?"
+    r"|%[0-9a-fA-F]?)\Z")
 
 
 def _code(digits: str, base: int) -> str | None:
@@ -107,11 +118,7 @@ class Spelled:
         self._auto = _automaton([s for s in secrets if s]) if any(secrets) else None
 
     def scrub(self, text: str) -> str:
-        out, at = [], 0
-        for start, end in self.spans(text):
-            out += [text[at:start], "***"]
-            at = end
-        return "".join(out) + text[at:] if out else text
+        return _taken_out(text, self.spans(text), len(text))
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The stretches of `text` that spell a secret with an escape, in order,
@@ -119,25 +126,54 @@ class Spelled:
         left to the plain replace (scrub.py)."""
         if self._auto is None or not any(o in text for o in OPENERS):
             return []
+        chars = self._auto.chars
+        found = [(at, to, char) for at, to, char in escapes(text) if char in chars]
+        return self._spans(text, found, None)
+
+    def head(self, text: str) -> str:
+        """What scrub() makes of any text that begins with `text`, as far as `text`
+        tells: a prefix of it, cut where no secret's spelling runs across (which the
+        text after could complete, or an escape it could make another) and far enough
+        before an escape `text` ends in for the rest to change no search around it."""
+        auto = self._auto
+        if auto is None:
+            return text
+        # Where an escape may begin that the rest could read otherwise; and before it,
+        # each escape that ends there or later (whether a secret may go on into what
+        # follows it is asked of that escape's neighbours), and the longest secret's
+        # length of raw characters (a window of the rest's escapes reaches so far back).
+        pending = _PENDING.search(text)
+        settled = pending.start() if pending else len(text)
+        found: list[tuple[int, int, str]] = []
+        if any(o in text for o in OPENERS):
+            found = [(at, to, char) for at, to, char in escapes(text) if char in auto.chars]
+        settled = min([settled, *(at for at, to, _ in found if to >= settled)])
+        across = _Across(max(0, settled - auto.longest))
+        spans = self._spans(text, found, across) if found else []
+        return _taken_out(text, [(start, end) for start, end in spans if start < across.cut],
+                          across.cut)
+
+    def _spans(self, text: str, found: list[tuple[int, int, str]],
+               across: _Across | None) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
         # Windows may overlap by their raw margins: what two find is joined in order.
-        for start, end in sorted(span for lo, hi, window in self._windows(text)
-                                 for span in self._window_spans(text, lo, hi, window)):
+        for start, end in sorted(span for lo, hi, window in self._windows(text, found)
+                                 for span in self._window_spans(text, lo, hi, window, across)):
             if spans and start <= spans[-1][1]:
                 spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
             else:
                 spans.append((start, end))
         return spans
 
-    def _windows(self, text: str) -> list[tuple[int, int, list[tuple[int, int, str]]]]:
-        """The escapes that may stand in a secret, in clusters, each with the stretch
-        of text a secret spelled with them could take: no more raw characters than the
-        longest secret has around and between them (a cluster's escapes in order of
-        where they start)."""
+    def _windows(self, text: str, found: list[tuple[int, int, str]]
+                 ) -> list[tuple[int, int, list[tuple[int, int, str]]]]:
+        """The escapes (`found`: those of a secret's character) that may stand in a
+        secret, in clusters, each with the stretch of text a secret spelled with them
+        could take: no more raw characters than the longest secret has around and
+        between them (a cluster's escapes in order of where they start)."""
         auto = self._auto
         assert auto is not None
         reach, chars = auto.longest, auto.chars
-        found = [(at, to, char) for at, to, char in escapes(text) if char in chars]
         ends, starts = {to for _, to, _ in found}, {at for at, _, _ in found}
         every = (1 << auto.last.bit_length()) - 1  # every secret's every character
         windows: list[tuple[int, int, list[tuple[int, int, str]]]] = []
@@ -159,13 +195,14 @@ class Spelled:
         return [(max(0, lo - reach), min(len(text), hi + reach), cluster)
                 for lo, hi, cluster in windows]
 
-    def _window_spans(self, text: str, lo: int, hi: int,
-                      window: list[tuple[int, int, str]]) -> list[tuple[int, int]]:
+    def _window_spans(self, text: str, lo: int, hi: int, window: list[tuple[int, int, str]],
+                      across: _Across | None = None) -> list[tuple[int, int]]:
         """The stretches of text[lo:hi] that spell a secret: a forward pass (which
         prefixes of a secret end at each place), and only if some secret ends, a
         backward one (which suffixes start there); a step of a match is on both.
         Only the places where a step can start are visited: a raw character of some
-        secret, or an escape of one."""
+        secret, or an escape of one. `across`: brought back to where the earliest
+        spelling of a secret (whole or not) that runs across its place starts."""
         auto = self._auto
         assert auto is not None
         chars, first, last = auto.chars, auto.first, auto.last
@@ -185,6 +222,8 @@ class Spelled:
                 if step := can & bits:
                     ahead[to] |= step
                     complete = complete or bool(step & last)
+        if across is not None and lo < across.at <= hi:
+            across.back(lo, steps, places, ahead, first, last)
         if not complete:
             return []
         behind = [0] * (hi - lo + 1)  # bits: a secret's suffix that starts here
@@ -197,3 +236,39 @@ class Spelled:
                 if rest & can:  # a step of a whole match: taken out
                     spans.append((lo + i, lo + to))
         return spans
+
+
+class _Across:
+    """A place in a text (`at`), and where to cut it (`cut`): before the earliest
+    spelling of a secret, whole or not, that runs across `at` (or ends there and may go
+    on), which the text after `at` may complete or make a secret's."""
+
+    def __init__(self, at: int) -> None:
+        self.at = self.cut = at
+
+    def back(self, lo: int, steps: dict[int, list[tuple[int, int]]], places: list[int],
+             ahead: list[int], first: int, last: int) -> None:
+        """Of a window from `lo` (its steps, and `ahead`, its forward pass: the bits
+        of a secret's prefix that ends at each place), the spellings that run across:
+        followed back from `at` to where they start."""
+        at = self.at - lo
+        wanted = [0] * len(ahead)  # bits: a prefix that ends here, of one that runs across
+        wanted[at] = ahead[at] & ~last
+        for i in reversed(places):
+            if i >= at:
+                continue
+            can = (ahead[i] << 1) | first
+            for to, bits in steps[i]:
+                step = can & bits & (-1 if to > at else wanted[to])
+                if step & first:  # one starts here
+                    self.cut = min(self.cut, lo + i)
+                wanted[i] |= (step & ~first) >> 1
+
+
+def _taken_out(text: str, spans: list[tuple[int, int]], end: int) -> str:
+    """text[:end] with each span as "***"; one that runs past `end` ends it."""
+    out, at = [], 0
+    for start, stop in spans:
+        out += [text[at:start], "***"]
+        at = stop
+    return "".join(out) + text[at:end] if at < end else "".join(out)

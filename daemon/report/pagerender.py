@@ -158,18 +158,18 @@ def _how_to_release(row: Row, release_suffix: str) -> str:
 DEFAULT_PATTERNS = tuple(OutboxConfig.model_fields["invoice_patterns"].default)
 
 
-def _bare(x: LoneFolder, sidecar_suffix: str) -> str:
-    """The folder's name without the sidecar suffix: the invoice file stem it waits for."""
-    return x.name[:-len(sidecar_suffix)] if sidecar_suffix and x.name.endswith(
-        sidecar_suffix) else x.name
+def _bare(name: str, sidecar_suffix: str) -> str:
+    """A folder's name without the sidecar suffix: the invoice file stem it waits for."""
+    return name[:-len(sidecar_suffix)] if sidecar_suffix and name.endswith(
+        sidecar_suffix) else name
 
 
 def named_as_file(x: LoneFolder, sidecar_suffix: str, invoice_patterns: Sequence[str]
                   ) -> str | None:
     """The folder a lone folder named with an invoice file's extension (`Z-1.xml/`, the
     file's name copied whole, by `[outbox] invoice_patterns`) is to be renamed to
-    (`Z-1/`), or None for any other folder."""
-    bare = _bare(x, sidecar_suffix)
+    (`Z-1/`), as on disk (the page looks it up there), or None for any other folder."""
+    bare = _bare(x.on_disk, sidecar_suffix)
     if x.close_to or stem(bare) == bare or not is_invoice_name(bare, invoice_patterns):
         return None
     return stem(bare) + sidecar_suffix
@@ -179,20 +179,20 @@ def _lone_fix(x: LoneFolder, sidecar_suffix: str,
               invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
               taken: AbstractSet[str] = frozenset()) -> str:
     """What a clerk does about a folder without an invoice file. `taken`: the folders
-    named with an extension whose renamed name is a folder there already."""
-    bare = _bare(x, sidecar_suffix)
+    named with an extension whose renamed name is a folder there already, as on disk."""
+    bare = _bare(x.name, sidecar_suffix)
     said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
                      f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
                      for f in x.close_to)
-    target = named_as_file(x, sidecar_suffix, invoice_patterns)
-    if target is not None:
+    if (target := named_as_file(x, sidecar_suffix, invoice_patterns)) is not None:
+        target = printable(target)
         # Named with the invoice file's extension (its name copied whole): that file can
         # never be put beside it, a folder holding the name, and "Z-1.xml.xml" is no fix.
         head = (f"named like an invoice file, with its extension: the invoice file {bare} "
                 "cannot be put beside a folder of the same name — ")
         other = ("; or, if it is meant for another invoice, rename it to that invoice "
                  "file's name without its extension")
-        if x.name in taken:
+        if x.on_disk in taken:
             # The rename would fail (or, by Explorer, merge with a question): say the move.
             return (head + f"a folder {target}/ is there already: move the files of this "
                     f"folder into {target}/ and remove this one, then put {bare} into the "
@@ -245,8 +245,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     first; `near`: of a waiting invoice file, the lone folders named close to it (as on
     disk), told in its row as a hint; `sent_ids`: of a waiting invoice file, its invoice
     ids the receiver already has from another bundle, told in its row first;
-    `invoice_patterns`: [outbox] invoice_patterns, and `taken`: the lone folders whose
-    name as an invoice file's stem is a folder there already (named_as_file), for the
+    `invoice_patterns`: [outbox] invoice_patterns, and `taken`: the lone folders (as on
+    disk) whose name as an invoice file's stem is a folder there already (named_as_file), for the
     fix of a folder named with an invoice file's extension; `elsewhere`: today's entries
     of quarantine/ other daemons sharing the outbox filed (quarantinenews.py), latest
     first, listed among "Quarantined today"; `sent_by_others`: the ids of the rows of

@@ -331,8 +331,9 @@ class StatusPage:
             more = {**more, "quarantined": more.get("quarantined", 0) + self.elsewhere_more}
         out = settings.outbox
         # A folder named like an invoice file (Z-1.xml/) is told to become Z-1/: unless
-        # Z-1/ is there already (one lstat for each of those rare folders).
-        taken = {x.name for x in lone_folders[:LONE_SHOWN]
+        # Z-1/ is there already (one lstat for each of those rare folders). By the names
+        # on disk: Z\x85-1.xml/ (the control character) was looked for as Z\x85-1/ typed.
+        taken = {x.on_disk for x in lone_folders[:LONE_SHOWN]
                  if (t := named_as_file(x, out.sidecar_suffix, out.invoice_patterns))
                  and os.path.lexists(out.path / t)}
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,

@@ -146,9 +146,15 @@ def hints(folders: Iterable[str], stem: str, sidecar: str) -> str:
 
 @dataclass(frozen=True)
 class LoneFolder:
-    name: str  # as shown (printable)
+    on_disk: str  # its name in the outbox, which what is looked up there goes by
     since: str  # its ctime, as the journal writes times
-    close_to: tuple[str, ...]  # the invoice files (indexed) it is close to
+    close_to: tuple[str, ...]  # the invoice files (indexed) it is close to, as shown
+
+    @property
+    def name(self) -> str:
+        """As shown (printable): two folders may be shown alike (the byte 0xE5, and
+        \\udce5 typed), so nothing is looked up by it."""
+        return printable(self.on_disk)
 
 
 def listed(lone: Lone, invoice_files: Iterable[str], suffix: str = "",
@@ -180,7 +186,7 @@ def listed(lone: Lone, invoice_files: Iterable[str], suffix: str = "",
             by_file[file] = folders
             for folder in folders:
                 close_to.setdefault(folder, []).append(file)
-    return [LoneFolder(printable(n), since(lone[n]),
+    return [LoneFolder(n, since(lone[n]),
                        tuple(sorted(printable(f) for f in close_to.get(n, ()))))
             for n in sorted(names, key=lambda n: (lone[n], n))], by_file, near
 

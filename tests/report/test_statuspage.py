@@ -19,6 +19,7 @@ from daemon.configuration.config import Settings
 from daemon.journal import Journal, parse_iso
 from daemon.journal.records import readable
 from daemon.loop.idlefiles import Idle
+from daemon.names import printable
 from daemon.report import pagehtml, statuspage
 from daemon.report.statuspage import (
     HEARTBEAT,
@@ -324,6 +325,27 @@ def test_a_folder_named_like_an_invoice_file_beside_its_bare_name_is_told_to_mer
     rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["lone"])
     assert "move the files of this folder into Z-1/" in rows["Z-1.xml/"]
     assert "rename the folder to Y-1 " in rows["Y-1.xml/"]
+
+
+@pytest.mark.parametrize("odd", ["\x85", os.fsdecode(b"\xe5")],
+                         ids=["control character", "undecodable byte"])
+def test_a_folder_named_like_an_invoice_file_is_looked_for_by_its_name_on_disk(
+        journal: Journal, tmp_path: Path, odd: str) -> None:
+    """Z<odd>-1.xml/ (the real character, or a byte that is not UTF-8) beside
+    Z<odd>-1/ is told to move its files there; Y<odd>-1.xml/ beside a folder named with
+    the escape typed (Y\\x85-1/, shown as Y<odd>-1/ is) is told to take its name. The
+    page looked for the folder by the name as shown, escape and all: the first was told
+    a rename that fails, the second a merge into a folder that is another one."""
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    shown = printable(odd)
+    write(outbox / f"Z{odd}-1.xml" / "a.pdf", b"%PDF-1.4")
+    write(outbox / f"Z{odd}-1" / "b.pdf", b"%PDF-1.4")
+    write(outbox / f"Y{odd}-1.xml" / "a.pdf", b"%PDF-1.4")
+    write(outbox / f"Y{shown}-1" / "b.pdf", b"%PDF-1.4")
+    assert page.refresh(journal, settings)
+    rows = dict(r.split("\t", 1) for r in Page(path.read_text(encoding="utf-8")).rows["lone"])
+    assert f"move the files of this folder into Z{shown}-1/" in rows[f"Z{shown}-1.xml/"]
+    assert f"rename the folder to Y{shown}-1 " in rows[f"Y{shown}-1.xml/"]
 
 
 def test_a_near_miss_of_a_marker_is_listed_with_the_marker_its_bundle_waits_for(
