@@ -33,6 +33,11 @@ from typing import Any
 _BLANKS = b" \t\r\n\f\0"
 _CHECKSUM_WITHIN = 12
 _CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never kept
+# How data a writer flushed but never finished ends (an empty stored block: Z_SYNC_FLUSH,
+# Z_FULL_FLUSH), with no last block nor checksum after it: Acrobat Reader's saved forms,
+# for which pypdf recovers "incomplete or truncated stream". All that was written
+# unpacks, at a whole byte; data cut short by chance ends so once in 2**32.
+_FLUSHED = b"\x00\x00\xff\xff"
 _FLATE = ("/FlateDecode", "/Fl")
 
 
@@ -60,6 +65,9 @@ def flate_damage(stream: Any) -> str | None:
 
 
 def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> str | None:
+    flushed = data.rstrip(_BLANKS).endswith(_FLUSHED)
+    if flushed:
+        data = data.rstrip(_BLANKS)  # an end of line counted after it: no block to start
     checksum = 1
     try:
         while not unpacker.eof:
@@ -72,7 +80,7 @@ def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> str | None:
         # "Error -3 while decompressing data: invalid distance too far back": the reason.
         return f"is damaged, zlib: {str(exc).rsplit(': ', 1)[-1]}"
     if not unpacker.eof:
-        return "is cut short"
+        return None if flushed else "is cut short"
     if gzip:
         return None  # zlib checked gzip's own checksum
     rest = unpacker.unused_data

@@ -154,6 +154,22 @@ class TestFlate:
         data = pdf_pages(pages_of(*INVOICES[:2]) + [stream(packed)])
         assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
 
+    @pytest.mark.parametrize("flush", [zlib.Z_SYNC_FLUSH, zlib.Z_FULL_FLUSH],
+                             ids=["sync-flush", "full-flush"])
+    @pytest.mark.parametrize("after", [b"", b"\r\n"], ids=["", "end-of-line-counted"])
+    def test_data_ended_at_a_flush_without_its_last_block_is_read(
+            self, tmp_path: Path, flush: int, after: bytes) -> None:
+        """A writer that flushes its compressor but never finishes it (streams saved by
+        Acrobat Reader's forms: pypdf's recovery of "incomplete or truncated stream" is
+        for them) ends the data at a whole byte, with the empty stored block 00 00 FF FF
+        and no last block nor checksum: all it wrote unpacks, pypdf reads all the text.
+        Taken for data cut short, every page of such a file was a page not read."""
+        def flushed(content: bytes) -> bytes:
+            packer = zlib.compressobj()
+            return packer.compress(content) + packer.flush(flush) + after
+        data = pdf_pages([stream(flushed(content)) for content in INVOICES])
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
 
 class TestContents:
     def test_contents_that_are_not_a_stream_are_a_page_not_read(self, tmp_path: Path
