@@ -1,7 +1,8 @@
 """Our secrets found in a text however it spells them, character by character: each
 character as it is, as an HTML or XML entity (`&#116;`, `&#x74;`, `&amp;`, any case,
 with or without the closing `;`), as a JSON escape (`\\u0074` in any case of hex, a
-surrogate pair, `\\/`) or %-escaped (`%74`), in any mix — `s&#101;\\u0063r3t` is
+surrogate pair, `\\/`) or %-escaped (`%74`; one past ASCII as
+its UTF-8 bytes, `%C3%A4` for `ä`), in any mix — `s&#101;\\u0063r3t` is
 `secr3t`. scrub.py takes out what is found.
 
 The search runs in time linear in the text: a regular expression with an alternation
@@ -39,6 +40,9 @@ _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
           "t": "\t"}
 _LOW_SURROGATE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
+# A byte of UTF-8 after its first, %-escaped: a url's character past ASCII (a password's
+# `ä`, `%C3%A4` in any case) is several %-escapes, one character.
+_CONTINUATION = re.compile(r"%([89abAB][0-9a-fA-F])")
 # An escape the text ends in the middle of, or that what follows could make longer or
 # another (`&#10` of `&#101;`, `&amp` of `&amp;`, a `\\uD83D` its low surrogate may
 # follow): _ESCAPE read it, or no escape, only because the text ends. Leading zeros
@@ -46,7 +50,7 @@ _LOW_SURROGATE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
 _PENDING = re.compile(
     r"(?:&(?:#(?:[xX][0-9a-fA-F]*|[0-9]*)|[a-zA-Z]{0,4})"
     r"|\\(?:u[0-9a-fA-F]{0,4}(?:\\(?:u[0-9a-fA-F]{0,3})?)?)?"
-    r"|%[0-9a-fA-F]?)\Z")
+    r"|(?:%[0-9a-fA-F]{2}){1,3}|(?:%[0-9a-fA-F]{2}){0,3}%[0-9a-fA-F]?)\Z")
 
 
 def _code(digits: str, base: int) -> str | None:
@@ -84,7 +88,28 @@ def escapes(text: str) -> list[tuple[int, int, str]]:
         else:
             found.append((at, to, _SHORT[short] if short is not None
                           else chr(int(percent, 16))))
+            if percent is not None and (utf8 := _utf8_at(text, to, int(percent, 16))):
+                found.append((at, *utf8))
     return found
+
+
+def _utf8_at(text: str, to: int, lead: int) -> tuple[int, str] | None:
+    """The character a %-escaped byte `lead` of UTF-8 begins, its other bytes %-escaped
+    from `to` on, and where they end; None if `lead` begins none or they do not follow."""
+    more = 1 if 0xC2 <= lead < 0xE0 else 2 if 0xE0 <= lead < 0xF0 else \
+        3 if 0xF0 <= lead < 0xF5 else 0
+    if not more:
+        return None
+    raw = bytearray([lead])
+    for _ in range(more):
+        if (m := _CONTINUATION.match(text, to)) is None:
+            return None
+        raw.append(int(m[1], 16))
+        to = m.end()
+    try:
+        return to, raw.decode("utf-8")
+    except UnicodeDecodeError:  # an overlong or surrogate form: no character
+        return None
 
 
 @dataclass(frozen=True)
