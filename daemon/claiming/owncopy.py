@@ -16,7 +16,13 @@ them costs nothing here.
 The copy is made beside the file under a temp name (fswrite.write_atomic's, which
 temps.drop_unfinished knows), synced, and exchanged with the file only while that is
 still the one copied, unchanged: a kill leaves the file, or the whole copy at its name,
-and at worst the temp, which recovery removes (own_claimed).
+and at worst the temp, which recovery removes (own_claimed). The file itself, then at
+the temp's name, is let go only once every file of the bundle is copied, and only if
+none was saved into since its copy: else each goes back to its name, as it was, and the
+bundle with it (EAGAIN) — let go one by one, a file copied before the other name was
+saved into kept the old version beside another's new one (an ERP saving the invoice file
+and its attachments again, through their names, as the claim copied them), and the
+bundle, back in the outbox, sent that mix.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 import stat
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,30 +72,93 @@ def own_copies(work: Path, rels: Iterable[str], limit: int,
         return _own_copies_in(held, rels, work, limit)
 
 
+@dataclass(frozen=True)
+class _Swapped:
+    """A file copied and exchanged with its copy: the file now at `tmp` (in the folder
+    open at `folder`), looked at as `then` before it was read; the copy, at `name`, is
+    the inode `copy`."""
+    folder: int
+    name: str
+    tmp: str
+    then: Identity
+    copy: int
+    rel: str
+
+
 def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> list[str]:
     """own_copies below the work folder open at `held`, which lies at `work`."""
     copied: list[str] = []
-    for rel in rels:
-        folder, _, name = rel.rpartition("/")
-        try:
-            fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], rel)
-        except InputError:
-            continue  # a folder on the way swapped for a link: the check says so
-        try:
-            if _own_copy(fd, name, rel, limit):
+    swapped: list[_Swapped] = []
+    try:
+        for rel in rels:
+            folder, _, name = rel.rpartition("/")
+            try:
+                fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], rel)
+            except InputError:
+                continue  # a folder on the way swapped for a link: the check says so
+            done: _Swapped | bool = False
+            try:
+                done = _own_copy(fd, name, rel, limit)
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:  # the machine's: named by the file, not its temp
+                    exc.filename, exc.filename2 = str(work / rel), None
+                raise
+            finally:
+                if isinstance(done, _Swapped):
+                    swapped.append(done)  # its folder stays open until it is let go
+                else:
+                    os.close(fd)
+            if done:
                 copied.append(rel)
-        except OSError as exc:
-            if exc.errno != errno.EAGAIN:  # the machine's: named by the file, not its temp
-                exc.filename, exc.filename2 = str(work / rel), None
-            raise
-        finally:
-            os.close(fd)
+        _let_go(swapped)
+    except BaseException:
+        _put_back(swapped)
+        raise
+    finally:
+        for s in swapped:
+            os.close(s.folder)
     return copied
 
 
-def _own_copy(folder: int, name: str, rel: str, limit: int) -> bool:
+def _let_go(swapped: list[_Swapped]) -> None:
+    """The files exchanged with their copies removed from the work folder (their other
+    names keep them), once all are copied: only if none was saved into since it was
+    looked at before its copy (else EAGAIN, and _put_back)."""
+    for s in swapped:
+        if not _as_copied(os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False), s.then):
+            raise _written_while_copied(s.rel)
+    while swapped:
+        s = swapped[-1]
+        os.unlink(s.tmp, dir_fd=s.folder)
+        swapped.pop()
+        os.fsync(s.folder)
+        os.close(s.folder)
+
+
+def _put_back(swapped: list[_Swapped]) -> None:
+    """Each file exchanged with its copy and not let go put back at its name, and the
+    copy removed: the bundle as it was, each file a name of its other names' file."""
+    for s in swapped:
+        here = held_path(s.folder)
+        try:
+            if os.stat(s.name, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
+                rename_exchange(here / s.tmp, here / s.name)
+            if os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
+                os.unlink(s.tmp, dir_fd=s.folder)
+        except OSError:
+            pass  # the error that brought us here is the one to say
+
+
+def _as_copied(old: os.stat_result, then: Identity) -> bool:
+    """Whether the file looked at as `old` is the one copied, with the bytes copied (its
+    change time is the exchange's, its links may be fewer)."""
+    return (old.st_ino, old.st_size, old.st_mtime_ns) == then[:3]
+
+
+def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool:
     """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
-    is a regular file with other names, of `limit` bytes at most; whether it was."""
+    is a regular file with other names, of `limit` bytes at most: the exchange, for
+    _let_go (True: copied in place where no exchange is to be had); False if not."""
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
@@ -105,35 +175,35 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> bool:
         _remove_copy(folder, tmp, None)  # cut short (a full disk): never left, nor put back
         raise
     try:
-        _swap_in(folder, name, tmp, identity(st), rel)
+        then = identity(st)
+        if not _swap_in(folder, name, tmp, then, rel):
+            os.fsync(folder)
+            return True
+        return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel)
     except BaseException:
         _remove_copy(folder, tmp, made)
         raise
     finally:
         os.close(made)
-    os.fsync(folder)
-    return True
 
 
-def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> None:
+def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> bool:
     """The whole copy at `tmp` put at `name` while `name` is the file copied, unchanged
-    since (`then`: as it was looked at before it was read). A write through its other name
-    during the copy may have left the copy half old, half new: never put in place, and
-    said (EAGAIN), as a change of the bundle is."""
+    since (`then`: as it was looked at before it was read); whether by an exchange (the
+    file is at `tmp` now). A write through its other name during the copy may have left
+    the copy half old, half new: never put in place, and said (EAGAIN), as a change of
+    the bundle is."""
     if not unchanged(then, os.stat(name, dir_fd=folder, follow_symlinks=False)):
         raise _written_while_copied(rel)
     here = held_path(folder)
     if not rename_exchange(here / tmp, here / name):
         # No exchange on this file system (NFS, SMB): looked at just above.
         os.rename(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
-        return
-    # The file taken away is unlinked here only if it is the one copied and either keeps
-    # another name or has the bytes copied: else (a person's file put at the name in that
-    # instant, a last name saved into) it goes back, and the copy is not used.
-    old = os.stat(tmp, dir_fd=folder, follow_symlinks=False)
-    if old.st_ino == then[0] and (old.st_nlink > 1 or (old.st_size, old.st_mtime_ns) == then[1:3]):
-        os.unlink(tmp, dir_fd=folder)
-        return
+        return False
+    # The file taken away must be the one copied, as copied: else (a person's file put at
+    # the name in that instant, the file saved into) it goes back, and the copy is not used.
+    if _as_copied(os.stat(tmp, dir_fd=folder, follow_symlinks=False), then):
+        return True
     rename_exchange(here / tmp, here / name)
     raise _written_while_copied(rel)
 

@@ -158,6 +158,39 @@ class TestOwnCopies:
         assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
         assert (erp / "a.pdf").read_bytes() == new
 
+    def test_the_erp_saving_the_whole_bundle_again_during_the_claim_sends_no_mix(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The invoice file is copied first; the ERP then saves INV-1.xml and a.pdf again,
+        through their own names, while a.pdf is copied. The bundle goes back whole as the
+        ERP's files, INV-1.xml too (a copy let go at once kept the old invoice file beside
+        the new a.pdf, its tie to the ERP's name cut, and that mix was sent next), and the
+        next claim sends both new versions."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        xml = (erp / "INV-1.xml").read_bytes()
+        new_xml, new_pdf = xml.replace(b"</", b"<!-- saved again --></", 1), \
+            pdf_bytes(2, "saved again")
+        copy_into = fscopy.copy_into
+
+        def saved_again(fin: BinaryIO, fout: BinaryIO) -> None:
+            if fin.read(4) == b"%PDF":  # a.pdf: the invoice file is a copy already
+                _write_in_place(erp / "INV-1.xml", new_xml)
+                _write_in_place(erp / "a.pdf", new_pdf)
+            fin.seek(0)
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", saved_again)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+        for name, there in (("INV-1.xml", s.outbox.path / "INV-1.xml"),
+                            ("a.pdf", s.outbox.path / "INV-1" / "a.pdf")):
+            assert there.stat().st_ino == (erp / name).stat().st_ino, name
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").read_bytes() == new_xml
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
+
     def test_a_copy_the_disk_has_no_room_for_puts_the_bundle_back_and_claims_it_later(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """No room on the share for the copies: the bundle goes back into the
