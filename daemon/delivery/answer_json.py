@@ -130,8 +130,8 @@ def written_head(value: Any, scrub: Callable[[str], str],
     far as that: a string is scrubbed by `head` (scrub(text)[:n] and True, or a prefix
     of it and False), only for the characters that can still be kept, and none after
     the limit at all. Where `head` gave a prefix, what is written ends with it: a
-    prefix of the whole. The names of an object are scrubbed whole first: two that
-    scrub alike are one (the last value), as scrub_json makes them."""
+    prefix of the whole. The names of an object are scrubbed first, each by `head` to
+    the limit: two that scrub alike are one (the last value), as scrub_json makes them."""
     out: list[str] = []
     size = 0
 
@@ -158,9 +158,19 @@ def written_head(value: Any, scrub: Callable[[str], str],
             said = scrub(digits)
             put(digits if said == digits else json.dumps(said, ensure_ascii=False))
         elif isinstance(item, dict):
-            pairs = {scrub(str(k)): v for k, v in item.items()}
+            # Each name scrubbed by `head` too, to the whole limit: a name of a MiB of
+            # escapes, scrubbed whole, took a second of every answer. Two alike that far
+            # are one (the last value at the first's place, as scrub_json makes them): a
+            # name scrubbed to less than the limit is scrubbed whole, and one cut at the
+            # limit, or only a prefix, fills what is kept once written, as the other would.
+            pairs: dict[tuple[str, bool], Any] = {}
+            for k, v in item.items():
+                pairs[head(str(k), limit)] = v
             put("{")
-            for name, v in _each(pairs.items(), put):
+            for (name, whole), v in _each(pairs.items(), put):
+                if not whole:  # a prefix: nothing after it is known
+                    out.append(json.dumps(name, ensure_ascii=False)[:-1])
+                    raise _Full
                 put(json.dumps(name, ensure_ascii=False) + ": ")
                 write(v)
             put("}")
