@@ -136,7 +136,7 @@ def lost_page(reader: Any) -> str | None:
 
 
 def _walk_for_lost(reader: Any) -> str | None:
-    from pypdf.generic import DictionaryObject, is_null_or_none
+    from pypdf.generic import DictionaryObject, NullObject, is_null_or_none
     root = reader.root_object.get("/Pages")
     root = root.get_object() if root is not None else None
     if not isinstance(root, DictionaryObject):
@@ -148,6 +148,8 @@ def _walk_for_lost(reader: Any) -> str | None:
         if kid is _END:
             stack.pop()
             continue
+        if isinstance(kid, NullObject):
+            continue  # a null written in the array, as in /Contents: no page of it is lost
         node = kid.get_object()
         if isinstance(node, DictionaryObject) and not node:
             continue  # pypdf skips an empty dictionary: no page, nothing on it lost

@@ -222,6 +222,15 @@ class TestPageList:
         assert "its list of pages could not be read (the entry after page 2 is not a page)" \
             in unreadable(data, tmp_path)
 
+    def test_a_null_written_in_the_kids_is_no_page_lost(self, tmp_path: Path) -> None:
+        """`/Kids [5 0 R null 7 0 R 9 0 R]`: the null names no object (a page left out by
+        the writer, not one the file lost), and pypdf reads every page there is — as a
+        null written among the parts of a /Contents. It was said to be "not in the file",
+        and the file of INV-1, INV-2 and INV-3 quarantined."""
+        for kids in (b"5 0 R null 7 0 R 9 0 R", b"5 0 R 7 0 R 9 0 R null"):
+            data = pdf_pages(pages_of(*INVOICES), kids=kids)
+            assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3"), kids
+
     def test_a_first_kid_missing_beside_no_id_is_the_stem_with_a_warning(
             self, tmp_path: Path) -> None:
         data = pdf_pages(pages_of(text_run("Total 100.00"), text_run("Page 2")),
