@@ -32,7 +32,7 @@ import os
 import stat
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +60,31 @@ def copy_limit(settings: Settings) -> int:
 
 
 def own_copies(work: Path, rels: Iterable[str], limit: int,
-               within: Path | None = None) -> list[str]:
+               within: Path | None = None) -> Owned:
     """Each regular file at `rels` (paths below the work folder at `work`) that has other
     names now, and is no larger than `limit` bytes (copy_limit), replaced by a copy of
-    its own (see the module); the paths copied. The work
+    its own (see the module); the paths copied, and those kept as names of their files
+    where outboxd may not write. The work
     folder is held (hold_folder; `within`: the outbox), each folder below it opened
     without following a link; a file or folder that is no longer what it was is left as
     it is, for the check that follows to say what it is. OSError (EAGAIN) naming a file
     written into while it was copied: it is left as it was, and the bundle changed."""
     with held_folder(work, within=within) as held:
         return _own_copies_in(held, rels, work, limit)
+
+
+@dataclass
+class Owned:
+    """What own_copies did: the paths copied, and the paths kept as names of their files
+    with why (a folder outboxd may not write in: the bundle goes as it did before copies
+    were made, rather than be put back for ever)."""
+    copied: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+# A folder of the sidecar outboxd may read but not write in (made so by its owner, or on
+# a share mounted read-only below the outbox): no copy can be made beside the file there.
+_MAY_NOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -85,39 +100,45 @@ class _Swapped:
     rel: str
 
 
-def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> list[str]:
+def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Owned:
     """own_copies below the work folder open at `held`, which lies at `work`."""
-    copied: list[str] = []
+    owned = Owned()
     swapped: list[_Swapped] = []
+    # One descriptor a folder, open until the files swapped in it are let go: a bundle of
+    # thousands of linked files in one folder holds one, not one a file.
+    folders: dict[str, int] = {}
     try:
         for rel in rels:
             folder, _, name = rel.rpartition("/")
-            try:
-                fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], rel)
-            except InputError:
-                continue  # a folder on the way swapped for a link: the check says so
-            done: _Swapped | bool = False
+            fd = folders.get(folder)
+            if fd is None:
+                try:
+                    fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p],
+                                        rel)
+                except InputError:
+                    continue  # a folder on the way swapped for a link: the check says so
+                folders[folder] = fd
             try:
                 done = _own_copy(fd, name, rel, limit)
             except OSError as exc:
                 if exc.errno != errno.EAGAIN:  # the machine's: named by the file, not its temp
                     exc.filename, exc.filename2 = str(work / rel), None
                 raise
-            finally:
-                if isinstance(done, _Swapped):
-                    swapped.append(done)  # its folder stays open until it is let go
-                else:
-                    os.close(fd)
+            if isinstance(done, str):
+                owned.kept[rel] = done
+                continue
+            if isinstance(done, _Swapped):
+                swapped.append(done)
             if done:
-                copied.append(rel)
+                owned.copied.append(rel)
         _let_go(swapped)
     except BaseException:
         _put_back(swapped)
         raise
     finally:
-        for s in swapped:
-            os.close(s.folder)
-    return copied
+        for fd in folders.values():
+            os.close(fd)
+    return owned
 
 
 def _let_go(swapped: list[_Swapped]) -> None:
@@ -132,7 +153,6 @@ def _let_go(swapped: list[_Swapped]) -> None:
         os.unlink(s.tmp, dir_fd=s.folder)
         swapped.pop()
         os.fsync(s.folder)
-        os.close(s.folder)
 
 
 def _put_back(swapped: list[_Swapped]) -> None:
@@ -155,10 +175,11 @@ def _as_copied(old: os.stat_result, then: Identity) -> bool:
     return (old.st_ino, old.st_size, old.st_mtime_ns) == then[:3]
 
 
-def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool:
+def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool | str:
     """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
     is a regular file with other names, of `limit` bytes at most: the exchange, for
-    _let_go (True: copied in place where no exchange is to be had); False if not."""
+    _let_go (True: copied in place where no exchange is to be had); False if not; why
+    not, where outboxd may not write in the folder (the file keeps its names)."""
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
@@ -171,8 +192,10 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool:
     tmp = f"{temp_prefix(name)}{uuid.uuid4().hex[:12]}"
     try:
         made = copy_regular(folder, name, st, folder, tmp)
-    except BaseException:
+    except BaseException as exc:
         _remove_copy(folder, tmp, None)  # cut short (a full disk): never left, nor put back
+        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
+            return exc.strerror or os.strerror(exc.errno or 0)
         raise
     try:
         then = identity(st)
@@ -253,11 +276,19 @@ def drop_copies_left(held: int, moved: Candidate, cfg: OutboxConfig) -> None:
     _drop_copies_under_way(held, moved, snapshot(moved, cfg))
 
 
-def say_copied(log: Any, copied: list[str]) -> None:
-    """The files own_copies copied, logged (on the bundle's logger) if any."""
-    if copied:
+def say_copied(log: Any, owned: Owned) -> None:
+    """What own_copies did, logged on the bundle's logger: the files copied, and those
+    kept as names of their files, with the fix."""
+    if owned.copied:
         log.info("files with other names (hard links) copied for the bundle; their other "
-                 "names keep theirs", files=[printable(rel) for rel in copied])
+                 "names keep theirs", files=[printable(rel) for rel in owned.copied])
+    for rel, why in owned.kept.items():
+        log.warning("file with other names (a hard link) sent and archived as it is: "
+                    "outboxd may not write in its folder to make a copy of its own, so a "
+                    "save into its other name will change the archived file too",
+                    file=printable(rel),
+                    error=f"{printable(rel)}: {why} — let outboxd's user write in the "
+                          "folder, or put a copy of the file there, not a second name")
 
 
 def _drop_copies_under_way(held: int, moved: Candidate, snap: Snapshot | None) -> None:

@@ -265,6 +265,62 @@ class TestOwnCopies:
         assert kept.stat().st_ino == (erp / "huge.pdf").stat().st_ino
 
 
+    def test_a_file_in_a_folder_outboxd_may_not_write_in_is_sent_as_it_is_with_a_warning(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """No copy can be made beside a.pdf (its folder is its owner's, read-only for
+        outboxd; the tests run as root, so the refusal is the file system's answer given
+        here): the bundle is sent, not put back at every rescan for ever; a.pdf goes as
+        it is, a name of the ERP's file, and a warning names it, why and the fix. The
+        invoice file, in a folder outboxd may write in, is still made a copy."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        real = owncopy.copy_regular
+
+        def refused(parent: int, name: str, *rest: Any) -> int:
+            if name == "a.pdf":
+                raise PermissionError(errno.EACCES, "Permission denied", name)
+            return real(parent, name, *rest)
+
+        monkeypatch.setattr(owncopy, "copy_regular", refused)
+        with capture_logs() as logged:
+            assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").stat().st_ino == (erp / "a.pdf").stat().st_ino
+        assert (entry / "INV-1.xml").stat().st_nlink == 1
+        [warned] = [e for e in logged if e["log_level"] == "warning"
+                    and e["event"].startswith("file with other names")]
+        assert warned["file"] == "INV-1/a.pdf"
+        assert "Permission denied" in warned["error"]
+        assert "not a second name" in warned["error"]
+        assert _leftovers(tmp_path) == []
+
+    def test_many_linked_files_of_one_folder_hold_one_descriptor_for_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """200 linked attachments in one sidecar are copied with the sidecar's folder
+        opened once and kept open until all are let go — not a descriptor a file, which
+        a bundle of thousands of links (a tool that hard-links every file it places)
+        would have run out of."""
+        p, s = make(tmp_path)
+        files = {f"p{i:03d}.pdf": pdf_bytes(text_marker=f"page {i}") for i in range(200)}
+        drop_bundle(s.outbox.path, "INV-1", files)
+        erp = tmp_path / "erp"
+        erp.mkdir()
+        for name in files:
+            os.link(s.outbox.path / "INV-1" / name, erp / name)
+        walks: list[str] = []
+        real = owncopy.walk_to_folder
+
+        def counted(root: Path, parts: list[str], rel: str) -> int:
+            walks.append("/".join(parts))
+            return real(root, parts, rel)
+
+        monkeypatch.setattr(owncopy, "walk_to_folder", counted)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert sorted(walks) == ["INV-1"]
+        assert all((entry / "INV-1" / n).stat().st_nlink == 1 for n in files)
+        assert all((erp / n).stat().st_nlink == 1 for n in files)
+
+
 def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
