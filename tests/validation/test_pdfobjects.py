@@ -1,0 +1,241 @@
+"""Objects a PDF names but its cross-reference table does not find (pdfobjects.py): looked
+up in one index of the file, not by pypdf's search of the whole file for each; a file
+whose table is right, or that pypdf repairs, reads as plain pypdf reads it."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pypdf._reader
+import pytest
+from helpers import write
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+from reading.test_invoices import read, refusal
+from reading.test_pdfdamage import INVOICES, pages_of, pdf_pages, pypdf_pdf
+
+from daemon.validation import pdfobjects
+from daemon.validation.pdfobjects import IndexedReader
+from daemon.validation.pdfprobe import PdfFacts, probe_pdf
+
+
+class Scans:
+    """How often the whole file was gone through: pypdf's searches for one object each
+    (each takes a copy of the file, pypdf's get_stream_data), and this module's passes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.searches = 0
+        self.passes = 0
+        copy = pypdf._reader.get_stream_data
+        index = IndexedReader._headers_unlisted
+
+        def searched(stream: Any) -> bytes:
+            self.searches += 1
+            return copy(stream)
+
+        def passed(reader: IndexedReader) -> dict[tuple[int, int], int]:
+            self.passes += 1
+            return index(reader)
+        monkeypatch.setattr(pypdf._reader, "get_stream_data", searched)
+        monkeypatch.setattr(IndexedReader, "_headers_unlisted", passed)
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> Scans:
+    return Scans(monkeypatch)
+
+
+def missing(count: int) -> bytes:
+    """References to `count` objects no file here holds."""
+    return b" ".join(b"%d 0 R" % (100_000 + i) for i in range(count))
+
+
+def padding(size: int) -> bytes:
+    """The form object of pdf_pages, `size` bytes of data that no page draws: what each
+    of pypdf's searches goes through."""
+    return b"<< /Length %d >>\nstream\n%s\nendstream" % (size, b"x" * size)
+
+
+def plain_pages(data: bytes) -> list[str]:
+    """The text of each page as pypdf alone reads it."""
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data), strict=False).pages]
+
+
+def indexed_pages(data: bytes) -> list[str]:
+    return [page.extract_text() for page in IndexedReader(io.BytesIO(data)).pages]
+
+
+class TestNamedButNotHeld:
+    """A hostile file: thousands of references to objects it does not hold."""
+
+    def test_kids_not_in_the_file_are_looked_for_in_one_pass_for_an_attachment(
+            self, scans: Scans) -> None:
+        """3,000 /Kids entries to no object in 300 KB: pypdf searched the file for each
+        as it listed the pages to count them — 2.9 s (20,000 in 1.2 MB: 91 s, a reader
+        held to its time limit, per attempt); one pass now: 0.01 s (20,000: 0.06 s).
+        The count found is the same: the one page that is there."""
+        data = pdf_pages(pages_of(INVOICES[0]), kids=b"5 0 R " + missing(3_000),
+                         form=padding(300_000))
+        assert probe_pdf(io.BytesIO(data)) == PdfFacts(pages=1)
+        assert (scans.searches, scans.passes) == (0, 1)
+
+    def test_kids_not_in_the_file_of_an_invoice_are_a_list_of_pages_not_read(
+            self, scans: Scans, tmp_path: Path) -> None:
+        """The same file as an invoice: the entries are looked for when it is opened, as
+        pdfdamage walks the list of pages, and again once each page has dropped what
+        pypdf resolved — from the one index each time (2.9 s before, 0.01 s now). Its
+        message is unchanged."""
+        data = pdf_pages(pages_of(INVOICES[0]), kids=b"5 0 R " + missing(3_000),
+                         form=padding(300_000))
+        error = refusal(write(tmp_path / "print.pdf", data))
+        assert (error.code, error.message) == ("pdf-text-unreadable", (
+            "holds the invoice INV-1, but its list of pages could not be read (the entry "
+            "after page 1 is not in the file), so an invoice number on it was not looked "
+            "for — export the PDF again (print to PDF), or split it into one file per "
+            "invoice"))
+        assert (scans.searches, scans.passes) == (0, 1)
+
+    def test_content_parts_not_in_the_file_are_looked_for_in_one_pass(
+            self, scans: Scans, tmp_path: Path) -> None:
+        """A page's /Contents array of 3,000 parts that are no object of the file: an
+        attachment's count never reads it; an invoice's text search took 3.0 s, each
+        part searched for, now 0.1 s. The page is one whose text could not be read."""
+        data = pdf_pages(pages_of(INVOICES[0]),
+                         entries={0: b"/Contents [6 0 R %s]" % missing(3_000)},
+                         form=padding(300_000))
+        found = read(write(tmp_path / "INV-7.pdf", data))
+        assert found.invoice_ids == ("INV-7",)
+        assert [w.message.split(", so ")[0] for w in found.warnings] == [
+            "the text of page 1 could not be read (a part of its content is not in the "
+            "file)"]
+        assert (scans.searches, scans.passes) == (0, 1)
+
+
+def listing_first(data: bytes) -> bytes:
+    """`data` (pdf_of_objects') with a table that lists only its first three objects
+    (the catalog, the pages, the font): pypdf finds the others by searching for them."""
+    head, table = data.split(b"\nxref\n", 1)
+    lines = table.split(b"\n")
+    size = lines[0].split()[1]
+    kept = [b"0 4"] + lines[1:5] + lines[lines.index(b"trailer"):]
+    return head + b"\nxref\n" + b"\n".join(kept).replace(b"/Size " + size + b" ", b"/Size 4 ")
+
+
+def pointing_at_the_first(data: bytes) -> bytes:
+    """`data` (pdf_of_objects') whose table lists every object but the catalog at the
+    catalog's place: each header there is another's, and pypdf searches for each."""
+    head, table = data.split(b"\nxref\n", 1)
+    lines = table.split(b"\n")
+    first = lines[2][:10]
+    lines[3:] = [first + line[10:] if line.endswith(b" n ") else line for line in lines[3:]]
+    return head + b"\nxref\n" + b"\n".join(lines)
+
+
+class TestRepairedTables:
+    """Files whose table pypdf mends as it reads them read as pypdf alone reads them."""
+
+    @pytest.mark.parametrize("damage", [listing_first, pointing_at_the_first])
+    def test_objects_the_table_misplaces_are_read_where_pypdfs_search_finds_them(
+            self, damage: Callable[[bytes], bytes], scans: Scans, tmp_path: Path) -> None:
+        data = pdf_pages(pages_of(*INVOICES))
+        broken = damage(data)
+        expected = plain_pages(broken)
+        assert [text.strip() for text in expected] == [
+            f"Invoice number: INV-{n}" for n in (1, 2, 3)]  # pypdf mends it
+        scans.searches = 0
+        assert indexed_pages(broken) == expected
+        assert read(write(tmp_path / "print.pdf", broken)).invoice_ids == (
+            "INV-1", "INV-2", "INV-3")
+        assert scans.searches == 0
+        assert scans.passes == 2  # once a reader: the test's, the invoice's
+
+    @pytest.mark.parametrize("damage", [
+        lambda data: re.sub(rb"startxref\n\d+", b"startxref\n5", data),
+        lambda data: b"a line a mail gateway put before it\n" + data],
+        ids=["startxref wrong", "bytes before it"])
+    def test_a_table_pypdf_mends_on_opening_is_never_gone_through_again(
+            self, damage: Callable[[bytes], bytes], scans: Scans, tmp_path: Path) -> None:
+        """A table pypdf cannot find where the file says (rebuilt from the objects it
+        finds), or whose places are all off by the bytes before the file's start: every
+        object is where pypdf's table says once it is open, and nothing is looked for."""
+        broken = damage(pdf_pages(pages_of(*INVOICES)))
+        assert read(write(tmp_path / "print.pdf", broken)).invoice_ids == (
+            "INV-1", "INV-2", "INV-3")
+        assert scans.passes == 0
+
+
+def incremental(data: bytes) -> bytes:
+    """`data` with an update appended, as a signature or a filled-in form adds one: a
+    page added, the first page's objects written again."""
+    writer = PdfWriter(io.BytesIO(data), incremental=True)
+    writer.add_blank_page(595, 842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def valid_files() -> dict[str, bytes]:
+    import img2pdf
+    image = io.BytesIO()
+    Image.new("RGB", (60, 80), "white").save(image, "PNG")
+    pillow = io.BytesIO()
+    Image.new("RGB", (60, 80), "white").save(
+        pillow, "PDF", save_all=True, append_images=[Image.new("RGB", (60, 80), "gray")])
+    pypdfs = pypdf_pdf(INVOICES)
+    return {"pypdf": pypdfs, "pillow": pillow.getvalue(),
+            "img2pdf": img2pdf.convert([image.getvalue()] * 2, nodate=True),
+            "incremental": incremental(pypdfs),
+            "by hand": pdf_pages(pages_of(*INVOICES))}
+
+
+def test_valid_files_read_as_pypdf_reads_them_without_a_pass(scans: Scans) -> None:
+    """Files whose table is right: each object where the table says, never an index."""
+    for name, data in valid_files().items():
+        assert indexed_pages(data) == plain_pages(data), name
+        assert probe_pdf(io.BytesIO(data)).pages == len(plain_pages(data)), name
+    assert (scans.passes, scans.searches) == (0, 0)
+
+
+class TestLimit:
+    """A file that holds more objects its table leaves out than the pass notes."""
+
+    def many_unlisted(self, entries: dict[int, bytes] | None = None,
+                      kids: bytes | None = None) -> bytes:
+        headers = b"".join(b"\n%d 0 obj" % n for n in range(1_000, 1_030))
+        return pdf_pages(pages_of(INVOICES[0]), entries=entries, kids=kids,
+                         form=b"<< /Length %d >>\nstream\n%s\nendstream" % (len(headers),
+                                                                             headers))
+
+    @pytest.fixture(autouse=True)
+    def low_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(pdfobjects, "MAX_UNLISTED_HEADERS", 20)
+
+    def test_an_attachment_naming_one_of_them_is_refused_in_words(self, scans: Scans
+                                                                  ) -> None:
+        data = self.many_unlisted(kids=b"5 0 R 99 0 R")
+        assert probe_pdf(io.BytesIO(data)).problem() == ("pdf-unreadable", (
+            "is not a readable PDF (it names objects its cross-reference table does not "
+            "list, and holds over 20 such objects, more than are looked through for them: "
+            "damaged, or made to hold up its reading) — export or print the document to "
+            "PDF again"))
+        assert (scans.passes, scans.searches) == (1, 0)
+
+    def test_an_invoice_naming_one_in_a_page_is_refused_not_read_in_part(
+            self, scans: Scans, tmp_path: Path) -> None:
+        """Met while a page is read (its /Contents), past the count of its pages."""
+        data = self.many_unlisted(entries={0: b"/Contents [6 0 R 99 0 R 98 0 R]"})
+        error = refusal(write(tmp_path / "print.pdf", data))
+        assert error.code == "pdf-unreadable"
+        assert "holds over 20 such objects" in error.message
+        assert (scans.passes, scans.searches) == (1, 0)  # refused once, not per lookup
+
+    def test_a_file_holding_them_but_naming_none_is_read(self, scans: Scans,
+                                                         tmp_path: Path) -> None:
+        """The headers are only text inside a stream: nothing is looked for."""
+        assert read(write(tmp_path / "INV-1.pdf", self.many_unlisted())).invoice_ids == (
+            "INV-1",)
+        assert scans.passes == 0
