@@ -115,6 +115,43 @@ class TestNamedButNotHeld:
         assert (scans.searches, scans.passes) == (0, 1)
 
 
+    @pytest.mark.parametrize("resources", ["/Font", "/XObject"])
+    def test_resources_not_in_the_file_are_looked_for_in_one_pass(
+            self, resources: str, scans: Scans, tmp_path: Path) -> None:
+        """3,000 fonts, or forms the page draws, that are no object of the file: pypdf's
+        text search looked each up (its fonts when it starts, a form at each draw),
+        3.0 s and 3.1 s in 300 KB; now 0.02 s and 0.04 s. Nothing on the page is lost:
+        its number is read."""
+        names = b" ".join(b"/R%d %d 0 R" % (i, 100_000 + i) for i in range(3_000))
+        draws = b"".join(b"/R%d Do\n" % i for i in range(3_000)) \
+            if resources == "/XObject" else b""
+        fonts = b"/F1 3 0 R" + (names if resources == "/Font" else b"")
+        xobjects = names if resources == "/XObject" else b""
+        data = pdf_pages(pages_of(INVOICES[0] + draws), entries={0: (
+            b"/Contents 6 0 R /Resources << /Font << %s >> /XObject << %s >> >>"
+            % (fonts, xobjects))}, form=padding(300_000))
+        assert read(write(tmp_path / "print.pdf", data)).invoice_ids == ("INV-1",)
+        assert (scans.searches, scans.passes) == (0, 1)
+
+    def test_objects_listed_at_another_objects_header_are_looked_for_in_one_pass(
+            self, scans: Scans) -> None:
+        """A table that lists 3,000 /Kids at the catalog's place, none of them anywhere
+        in the file: pypdf found the catalog's header there, searched the file for each
+        (3.8 s in 300 KB) and read the catalog in its place; now 0.02 s, and each is
+        missing, as it is from the file."""
+        kids = b" ".join(b"%d 0 R" % (20 + i) for i in range(3_000))
+        data = pdf_pages(pages_of(INVOICES[0]), kids=b"5 0 R " + kids, form=padding(300_000))
+        head, table = data.split(b"\nxref\n", 1)
+        lines = table.split(b"\n")
+        size = int(lines[0].split()[1])
+        catalog = lines[2][:10] + b" 00000 n "
+        lines = [b"0 3020"] + lines[1:1 + size] + [catalog] * (3_020 - size) + \
+            lines[lines.index(b"trailer"):]
+        table = b"\n".join(lines).replace(b"/Size %d " % size, b"/Size 3020 ")
+        assert probe_pdf(io.BytesIO(head + b"\nxref\n" + table)) == PdfFacts(pages=1)
+        assert (scans.searches, scans.passes) == (0, 1)
+
+
 def listing_first(data: bytes) -> bytes:
     """`data` (pdf_of_objects') with a table that lists only its first three objects
     (the catalog, the pages, the font): pypdf finds the others by searching for them."""
