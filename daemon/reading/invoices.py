@@ -171,8 +171,8 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                 # it: a few KB of Flate a page that decode to 75 MB each (its own limit)
                 # made the memory grow with the pages, past what the machine has. Dropped
                 # page by page, a page that failed too; what a later page needs is read
-                # again from the file.
-                reader.resolved_objects.clear()
+                # again from the file (but an object stream's objects: drop_resolved).
+                reader.drop_resolved()
             reader.check_lookups()  # met inside pypdf, which may have caught it
             for m in pattern.finditer(text or ""):
                 ids.setdefault(m.group(1))

@@ -276,3 +276,87 @@ class TestLimit:
         assert read(write(tmp_path / "INV-1.pdf", self.many_unlisted())).invoice_ids == (
             "INV-1",)
         assert scans.passes == 0
+
+
+def in_object_stream(pages: int, others: int) -> bytes:
+    """A PDF whose font, and `others` objects besides, are in one object stream (3), its
+    pages and their content outside it, as a writer's cross-reference stream lists
+    them: page n reads "Invoice number: INV-n"."""
+    out, places = bytearray(b"%PDF-1.5\n"), {}
+    numbers = [5 + others + 2 * i for i in range(pages)]
+
+    def add(number: int, body: bytes) -> None:
+        places[number] = len(out)
+        out.extend(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    add(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+    add(2, b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % n for n in numbers), pages))
+    members = [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"] + \
+        [b"<< /A %d >>" % i for i in range(others)]
+    starts = [sum(len(m) + 1 for m in members[:i]) for i in range(len(members))]
+    head = b" ".join(b"%d %d" % (4 + i, at) for i, at in enumerate(starts)) + b"\n"
+    data = head + b"\n".join(members)
+    add(3, b"<< /Type /ObjStm /N %d /First %d /Length %d >>\nstream\n%s\nendstream" % (
+        len(members), len(head), len(data), data))
+    for n, number in enumerate(numbers, 1):
+        content = b"BT /F1 12 Tf 72 720 Td (Invoice number: INV-%d) Tj ET" % n
+        add(number, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents "
+            b"%d 0 R /Resources << /Font << /F1 4 0 R >> >> >>" % (number + 1))
+        add(number + 1, b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+    table = numbers[-1] + 2
+    rows = b"".join(
+        b"\x01" + places[n].to_bytes(4, "big") + b"\0\0" if n in places else
+        b"\x02" + (3).to_bytes(4, "big") + (n - 4).to_bytes(2, "big") if 4 <= n < 5 + others
+        else b"\x01" + len(out).to_bytes(4, "big") + b"\0\0" if n == table
+        else b"\0\0\0\0\0\xff\xff" for n in range(table + 1))
+    start = len(out)
+    out += b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\n" \
+        b"stream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (
+            table, table + 1, len(rows), rows, start)
+    return bytes(out)
+
+
+class TestObjectStreams:
+    """Objects of an object stream, which pypdf parses all at once, are kept from page
+    to page of an invoice's text search; what else pypdf resolved is dropped."""
+
+    @pytest.fixture
+    def stream_parses(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        parses: list[int] = []
+        parse = PdfReader._get_object_from_stream
+
+        def spy(self: PdfReader, ref: Any) -> Any:
+            parses.append(ref.idnum)
+            return parse(self, ref)
+        monkeypatch.setattr(PdfReader, "_get_object_from_stream", spy)
+        return parses
+
+    def test_a_stream_the_pages_font_is_in_is_parsed_once_not_once_a_page(
+            self, stream_parses: list[int], tmp_path: Path) -> None:
+        """40 pages whose font is in a stream of 5,000 objects: parsed again for each
+        page, 2.3 s (400 pages and 20,000 objects in 780 KB: 88 s); once now, 0.08 s
+        (those 400: 0.5 s)."""
+        data = in_object_stream(40, 5_000)
+        found = read(write(tmp_path / "print.pdf", data))
+        assert found.invoice_ids == tuple(f"INV-{n}" for n in range(1, 41))
+        assert len(stream_parses) == 1
+
+    def test_streams_past_the_limit_are_parsed_again_as_before(
+            self, stream_parses: list[int], tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(pdfobjects, "MAX_KEPT_STREAM_BYTES", 1_000)
+        found = read(write(tmp_path / "print.pdf", in_object_stream(5, 500)))
+        assert found.invoice_ids == tuple(f"INV-{n}" for n in range(1, 6))
+        assert len(stream_parses) == 5
+
+    def test_what_a_page_resolved_outside_streams_is_dropped(self) -> None:
+        """The page's content (decoded, the memory the drop is for), the page, the
+        stream itself: gone; the stream's objects stay, the first listed first."""
+        reader = IndexedReader(io.BytesIO(in_object_stream(3, 10)))
+        reader.pages[0].extract_text()
+        assert (0, 3) in reader.resolved_objects  # the stream, its decoded data with it
+        reader.drop_resolved()
+        assert sorted(reader.resolved_objects) == [(0, n) for n in range(4, 15)]
+        assert reader.pages[1].extract_text() == "Invoice number: INV-2"
+        reader.drop_resolved()
+        assert sorted(reader.resolved_objects) == [(0, n) for n in range(4, 15)]
