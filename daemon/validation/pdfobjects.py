@@ -13,8 +13,8 @@ expression over the file, which notes where each object the table does not list 
 that: the object is read from where pypdf would have found it, or is a missing object,
 as pypdf makes it when its search finds nothing.
 
-Files whose table is right never make the pass. Nor does one pypdf rebuilt on opening
-it (a table it could not read): the rebuilt table lists every object found. The pass
+Files whose table is right never make the pass. Nor does a file whose table pypdf
+rebuilt on opening it (one it could not read): the rebuilt table lists every object. The pass
 notes only what the table does not list, at most MAX_UNLISTED_HEADERS of them (~180
 bytes each, 35 MB and 0.2 s at the limit): a file that holds more, and names one, is
 refused (UnlistedObjectsLimit), as no PDF writer leaves most of its objects out of the
@@ -41,7 +41,7 @@ _HEADER = re.compile(rb"\s(-?\d+)\s+(-?\d+)\s+obj")
 MAX_UNLISTED_HEADERS = 200_000
 # The decoded bytes of the object streams whose objects are kept from page to page
 # (drop_resolved): a real file's streams hold some 100 to 200 objects each, 10 to 40 KB,
-# and all of them a few MB; parsed, ~3 to 20 bytes of memory each.
+# and all of them a few MB; parsed, they take some 3 to 20 bytes of memory a byte.
 MAX_KEPT_STREAM_BYTES = 4_000_000
 
 
