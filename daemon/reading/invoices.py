@@ -133,6 +133,7 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> _PdfText:
 def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText:
     from daemon.validation.pdfprobe import (
         PdfFacts,
+        lookup_limit_error,
         open_pdf,
         parse_limit_error,
         pypdfs_words,
@@ -156,8 +157,10 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                 # Read on: a damaged page must not hide the ids of the pages after it
                 # (_pdf_read decides what a file with such a page is). But not past a
                 # limit: ours (TextTooLarge, or one met inside a form, which pypdf caught
-                # and logged) is raised again by check(); pypdf's, as it is.
+                # and logged) is raised again by check(), that of the lookups of objects
+                # the file does not list by check_lookups(); pypdf's, as it is.
                 budget.check()
+                reader.check_lookups()
                 if unpack_limit_error(exc) is not None or parse_limit_error(exc) is not None:
                     raise
                 unread[number] = str(exc) if isinstance(exc, PageDamaged) else \
@@ -168,8 +171,9 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                 # it: a few KB of Flate a page that decode to 75 MB each (its own limit)
                 # made the memory grow with the pages, past what the machine has. Dropped
                 # page by page, a page that failed too; what a later page needs is read
-                # again from the file.
-                reader.resolved_objects.clear()
+                # again from the file (but an object stream's objects: drop_resolved).
+                reader.drop_resolved()
+            reader.check_lookups()  # met inside pypdf, which may have caught it
             for m in pattern.finditer(text or ""):
                 ids.setdefault(m.group(1))
     except TextTooLarge as exc:
@@ -178,7 +182,7 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
         # A page that unpacks past pypdf's limit: the PDF open_pdf refuses; one past a
         # limit of pypdf's parser (an array of 100,000 numbers): refused as a page past
         # ours is, never read under its stem with its real number unread.
-        if (error := unpack_limit_error(exc)) is not None:
+        if (error := unpack_limit_error(exc) or lookup_limit_error(exc)) is not None:
             code, message = PdfFacts(error=error).problem() or ("", "")
             raise UnusablePdf(code, rel, message) from None
         if (words := parse_limit_error(exc)) is not None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pypdf import PdfReader
     from pypdf.generic import IndirectObject
 
+    from daemon.validation.pdfobjects import IndexedReader
+
 
 # Why pypdf refused a PDF when the file itself shows nothing more precise (pdftail.py):
 # pypdf's reasons ("Stream has ended unexpectedly", "Invalid Elementary Object") are
@@ -70,16 +72,17 @@ def probe_pdf(fh: BinaryIO) -> PdfFacts:
         fh.seek(0)
 
 
-def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
+def open_pdf(fh: BinaryIO) -> tuple[IndexedReader | None, PdfFacts]:
     """The reader (None unless the PDF is usable) and what was found; pypdf's errors
     end here."""
     # Imported here, not with this module (~35 ms): the daemon whose reader processes
     # read, and a command that opens no PDF, never need pypdf (warm_up loads it ahead).
-    from pypdf import PdfReader
     from pypdf.errors import DependencyError, LimitReachedError
+
+    from daemon.validation.pdfobjects import IndexedReader, UnlistedObjectsLimit
     fh.seek(0)
     try:
-        reader = PdfReader(fh, strict=False)
+        reader = IndexedReader(fh)
         if ends_inside_update(fh):
             return None, PdfFacts(error=CUT_INSIDE_UPDATE, cut_short=True)
         # pypdf opens owner-password-only PDFs silently (empty user password):
@@ -87,7 +90,10 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
         if reader.is_encrypted:
             return None, PdfFacts(encrypted=True)
         pages = _declared_pages(reader) or len(reader.pages)
+        reader.check_lookups()
         return (reader if pages else None), PdfFacts(pages=pages)
+    except UnlistedObjectsLimit as exc:
+        return None, PdfFacts(error=str(exc))
     except DependencyError as exc:
         # pypdf only needs optional crypto packages for AES-encrypted files.
         return None, PdfFacts(encrypted=True, error=str(exc))
@@ -132,6 +138,13 @@ def unpack_limit_error(exc: Exception) -> str | None:
     limit = get_configuration().zlib_maximum_output_length
     return (f"part of it unpacks to more than {limit:,} bytes, the most outboxd unpacks: "
             "damaged, or made to fill memory")
+
+
+def lookup_limit_error(exc: Exception) -> str | None:
+    """What a PDF error says when the lookups of objects its table does not list met
+    their limit (pdfobjects.py), or None when `exc` is anything else."""
+    from daemon.validation.pdfobjects import UnlistedObjectsLimit
+    return str(exc) if isinstance(exc, UnlistedObjectsLimit) else None
 
 
 def parse_limit_error(exc: Exception) -> str | None:
