@@ -30,7 +30,7 @@ from daemon.reading.invoicexml import (
     parse_defused,
     wide_encoding,
 )
-from daemon.reading.pdfdamage import PageDamaged, contents_damage, lost_page
+from daemon.reading.pdfdamage import PageDamaged, lost_page
 from daemon.reading.pdftext import TextBudget, TextTooLarge
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
@@ -144,7 +144,6 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
         problem = facts.problem()
         assert problem is not None  # open_pdf gives no reader only for an unusable PDF
         raise UnusablePdf(problem[0], rel, problem[1])
-    ids: dict[str, None] = {}  # in order of first appearance
     unread: dict[int, str] = {}
     budget = TextBudget()
     try:
@@ -174,8 +173,7 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                 # again from the file (but an object stream's objects: drop_resolved).
                 reader.drop_resolved()
             reader.check_lookups()  # met inside pypdf, which may have caught it
-            for m in pattern.finditer(text or ""):
-                ids.setdefault(m.group(1))
+            budget.flate.read(number, (m.group(1) for m in pattern.finditer(text or "")))
     except TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
     except Exception as exc:  # noqa: BLE001 - past a limit, or a list of pages that loops
@@ -189,13 +187,15 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
             raise _too_large(rel, f"holds more on one page than is searched for its "
                              f"invoice number ({words})", _SPLIT_PDF) from None
         unread[0] = pypdfs_words(exc)  # pypdf's list of the pages (a page tree that loops)
+    ids, unread = budget.flate.decided(unread)
     return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread)
 
 
 def _page_text(page: Any, budget: TextBudget) -> str:
     """The text of one page, its content counted against `budget` before pypdf parses it.
     PageDamaged where pypdf read past damage that loses text, after pypdf's reading (a
-    limit it meets refuses the file first)."""
+    limit it meets refuses the file first); a page whose only fault is a wrong checksum
+    is read, held in doubt by budget.flate until the file is read."""
     can_hold_text = budget.page(page)
     contents = page.get_contents()
     budget.take_content(contents.get_data() if contents is not None else b"")
@@ -204,8 +204,9 @@ def _page_text(page: Any, budget: TextBudget) -> str:
     text = page.extract_text(visitor_operand_before=budget.visit_before,
                              visitor_operand_after=budget.visit_after)
     budget.check()
-    if (why := budget.damage or contents_damage(page)) is not None:
-        raise PageDamaged(why)
+    budget.flate.check_contents(page)
+    if budget.flate.damage is not None:
+        raise PageDamaged(budget.flate.damage)
     return text or ""
 
 

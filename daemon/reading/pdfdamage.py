@@ -16,20 +16,30 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in three places where text go
 pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
 (logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
 damage is looked for in the file itself.
+
+A wrong checksum after data that unpacked whole, with no zlib error, is the only sign of
+a changed byte that still unpacks ("12" read as "6j"); but some writers get the checksum
+of every stream wrong (jsPDF 1.x, pypdf issue #422), and pypdf reads all their text. So
+a page whose only fault is that is held in doubt (Ledger) until the file is read: it is
+a page not read only where the same file holds a Flate stream, checked while reading it,
+whose checksum is right — one wrong among right ones is a changed byte; a writer whose
+checksums are all wrong harms nothing. The limit: a file of one Flate stream (or of none
+with a right checksum) with a changed byte that still unpacks is read as it unpacks.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 # What may follow a Flate stream's last block without damage to it (PDF's blanks: an
 # end of line a writer counted in /Length), and how far from that end its checksum may
 # be found: early Distiller and PitStop files put a CR among the last bytes and count
 # it, some Adobe writers leave off the checksum's last byte (pypdf cuts up to 8 bytes
 # for them). A checksum that is nowhere there, over bytes that are not blanks, is a
-# stream that did not unpack to what was written: a flipped byte of a literal unpacks
-# without an error, to other text.
+# stream that did not unpack to what was written (a flipped byte of a literal unpacks
+# without an error, to other text) — or a writer's that gets them all wrong (Ledger).
 _BLANKS = b" \t\r\n\f\0"
 _CHECKSUM_WITHIN = 12
 _CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never kept
@@ -46,25 +56,39 @@ class PageDamaged(Exception):
     why, in a few words)."""
 
 
-def flate_damage(stream: Any) -> str | None:
-    """Why the Flate data of `stream` (its first filter) does not unpack whole, or None:
-    whole, or not Flate at all (other filters are pypdf's alone)."""
+class _Unpacked(NamedTuple):
+    """What unpacking a Flate stream again found: why it does not unpack whole (None:
+    whole), and its checksum: right (True), wrong over data that unpacked whole (False,
+    `damage` then says so), or none to tell by (None: none written, too little of it,
+    not Flate)."""
+
+    damage: str | None
+    checksum: bool | None
+
+
+_WHOLE = _Unpacked(None, None)
+_RIGHT = _Unpacked(None, True)
+
+
+def _flate(stream: Any) -> _Unpacked:
+    """What the Flate data of `stream` (its first filter) unpacks to: other filters are
+    pypdf's alone."""
     filters = stream.get("/Filter")
     filters = filters.get_object() if filters is not None else None
     first = filters[0] if isinstance(filters, list) and filters else filters
     raw = getattr(stream, "_data", b"") or b""
     if first not in _FLATE or not raw:
-        return None
+        return _WHOLE
     if raw[:2] == b"\x1f\x8b":  # gzip's header: off the standard, but pypdf unpacks it
         return _unpacked_whole(zlib.decompressobj(zlib.MAX_WBITS | 16), raw, gzip=True)
     if len(raw) < 2 or raw[0] & 0x0F != 8 or (raw[0] << 8 | raw[1]) % 31:
-        return "does not begin as Flate data does"
+        return _Unpacked("does not begin as Flate data does", None)
     # Raw deflate after the two bytes of zlib's header: the checksum after it is looked
     # at here, as writers get it wrong in ways that harm nothing (above).
     return _unpacked_whole(zlib.decompressobj(-zlib.MAX_WBITS), raw[2:], gzip=False)
 
 
-def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> str | None:
+def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> _Unpacked:
     flushed = data.rstrip(_BLANKS).endswith(_FLUSHED)
     if flushed:
         data = data.rstrip(_BLANKS)  # an end of line counted after it: no block to start
@@ -78,45 +102,98 @@ def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> str | None:
                 break
     except zlib.error as exc:
         # "Error -3 while decompressing data: invalid distance too far back": the reason.
-        return f"is damaged, zlib: {str(exc).rsplit(': ', 1)[-1]}"
+        return _Unpacked(f"is damaged, zlib: {str(exc).rsplit(': ', 1)[-1]}", None)
     if not unpacker.eof:
-        return None if flushed else "is cut short"
+        return _WHOLE if flushed else _Unpacked("is cut short", None)
     if gzip:
-        return None  # zlib checked gzip's own checksum
+        return _RIGHT  # zlib checked gzip's own checksum (a wrong one is its error)
     rest = unpacker.unused_data
     if not rest.strip(_BLANKS):
-        return None  # no checksum at all, or only an end of line after the data
+        return _WHOLE  # no checksum at all, or only an end of line after the data
     want = checksum.to_bytes(4, "big")
-    near = rest[:_CHECKSUM_WITHIN]
-    if want[:3] in near or (len(rest) < 3 and want.startswith(rest)):
-        return None
-    return "does not match its checksum"
+    if want[:3] in rest[:_CHECKSUM_WITHIN]:
+        return _RIGHT
+    if len(rest) < 3 and want.startswith(rest):
+        # Accepted, as a writer may cut it; one byte of it proves nothing (1 in 256).
+        return _RIGHT if len(rest) == 2 else _WHOLE
+    return _Unpacked("does not match its checksum", False)
 
 
-def contents_damage(page: Any) -> str | None:
-    """Why pypdf reads the content of `page` only in part (a part that is no stream, a
-    reference to no object, Flate that does not unpack whole), or None."""
-    # Not pypdf's is_null_or_none, which takes a reference to no object for a null.
-    from pypdf.generic import ArrayObject, IndirectObject, NullObject, StreamObject
-    raw = page.get("/Contents")
-    if raw is None or isinstance(raw, NullObject):
-        return None  # a page without content: nothing on it is lost
-    target = raw.get_object()
-    many = isinstance(target, ArrayObject)
-    whose = "a part of its content" if many else "its content"
-    for part in (target if many else [raw]):
-        stream = part.get_object()
-        if isinstance(stream, StreamObject):
-            if (why := flate_damage(stream)) is not None:
-                packed = "a compressed part of its content" if many else \
-                    "its compressed content"
-                return f"{packed} {why}"
-        elif stream is not None and not isinstance(stream, NullObject):
-            return f"{whose} is not a stream"
-        elif isinstance(part, IndirectObject):
-            return f"{whose} is not in the file"
-        # else a null written in an array of parts: pypdf skips it, and nothing is lost
-    return None
+class Ledger:
+    """The Flate streams one PDF file's search checks (one ledger a file: kept by
+    pdftext.TextBudget), and the ids it finds page by page: the page being read is
+    either damaged (`damage`: its text lost, it is not read) or only doubted (`doubt`:
+    a checksum wrong, all else whole), and a doubted page's ids are kept until the end
+    of the file decides (decided(), the module's doc)."""
+
+    def __init__(self) -> None:
+        self.right = False  # a stream checked in this file had its checksum right
+        self.damage: str | None = None  # of the page being read
+        self.doubt: str | None = None  # of the page being read
+        # Each page read, in page order: its ids in order of first appearance, and
+        # whether it is held in doubt (decided() keeps its ids, or takes it for unread).
+        self._pages: list[tuple[dict[str, None], bool]] = []
+        self._doubted: dict[int, str] = {}
+
+    def page(self) -> None:
+        """A new page's search starts."""
+        self.damage = self.doubt = None
+
+    def check(self, stream: Any, what: str) -> None:
+        """Unpacks the Flate data of `stream` again, only to learn whether it is whole
+        (the text is pypdf's); `what`: the stream in a reason ("its compressed content")."""
+        found = _flate(stream)
+        self.right = self.right or bool(found.checksum)
+        if found.damage is None:
+            return
+        if found.checksum is False:
+            self.doubt = self.doubt or f"{what} {found.damage}"
+        else:
+            self.damage = self.damage or f"{what} {found.damage}"
+
+    def check_contents(self, page: Any) -> None:
+        """Checks the content of `page` (all its parts: a wrong checksum in one must not
+        hide other damage in another): a part that is no stream, a reference to no
+        object, Flate that does not unpack whole."""
+        # Not pypdf's is_null_or_none, which takes a reference to no object for a null.
+        from pypdf.generic import ArrayObject, IndirectObject, NullObject, StreamObject
+        raw = page.get("/Contents")
+        if raw is None or isinstance(raw, NullObject):
+            return  # a page without content: nothing on it is lost
+        target = raw.get_object()
+        many = isinstance(target, ArrayObject)
+        whose = "a part of its content" if many else "its content"
+        for part in (target if many else [raw]):
+            stream = part.get_object()
+            if isinstance(stream, StreamObject):
+                self.check(stream, "a compressed part of its content" if many else
+                           "its compressed content")
+            elif stream is not None and not isinstance(stream, NullObject):
+                self.damage = self.damage or f"{whose} is not a stream"
+            elif isinstance(part, IndirectObject):
+                self.damage = self.damage or f"{whose} is not in the file"
+            # else a null written in an array of parts: pypdf skips it, and nothing is lost
+
+    def read(self, number: int, ids: Iterable[str]) -> None:
+        """The page `number` was read, whole or in doubt, and holds `ids`."""
+        found = dict.fromkeys(ids)
+        if found:  # a page of no ids adds none: not kept (a scan of 20,000 pages)
+            self._pages.append((found, self.doubt is not None))
+        if self.doubt is not None:
+            self._doubted[number] = self.doubt
+
+    def decided(self, unread: dict[int, str]) -> tuple[list[str], dict[int, str]]:
+        """The file's ids, in order of first appearance, and its pages not read (by
+        number, in order) with why: `unread` and, where a checksum in the file was
+        right, the doubted pages — else those are read, and their ids kept."""
+        lost = self.right and bool(self._doubted)
+        ids: dict[str, None] = {}
+        for found, doubted in self._pages:
+            if not (doubted and lost):
+                ids.update(found)  # an id met before keeps its place
+        if lost:
+            unread = dict(sorted({**unread, **self._doubted}.items()))
+        return list(ids), unread
 
 
 _END = object()

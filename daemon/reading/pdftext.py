@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import flate_damage
+from daemon.reading.pdfdamage import Ledger
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
 MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
@@ -70,9 +70,10 @@ class TextBudget:
         # The resources of the page, and of each form being drawn inside it, innermost
         # last: where the name a "Do" draws is looked up, as pypdf looks it up.
         self._resources: list[Any] = []
-        # Why a form the page draws is not read whole (pdfdamage.py), once one is not:
-        # kept, as pypdf catches what a visitor raises inside a form.
-        self.damage: str | None = None
+        # The Flate streams checked in this file, the forms a page draws among them,
+        # and what was found wrong on the page (pdfdamage.py): kept, not raised, as
+        # pypdf catches what a visitor raises inside a form.
+        self.flate = Ledger()
         # The /Resources each node of the page tree passes down by /Parent, by the
         # node's reference (None: none), each node looked at once for all its pages.
         self._inherited: dict[tuple[int, int], Any] = {}
@@ -81,7 +82,7 @@ class TextBudget:
         """A new page's search starts: its content is taken next. False when the page
         has no resources, so no font: pypdf reads no text on it (and is not asked to)."""
         self.pages += 1
-        self.damage = None
+        self.flate.page()
         if "/Resources" not in page:
             self._inherit(page)
         self._resources = [_resources_of(page)]
@@ -163,8 +164,7 @@ class TextBudget:
         form = self._form(operands)
         resources = None if form is None else _resources_of(form)
         if form is not None and resources:  # pypdf parses no form without resources
-            if self.damage is None and (why := flate_damage(form)) is not None:
-                self.damage = f"the compressed content of a form it draws {why}"
+            self.flate.check(form, "the compressed content of a form it draws")
             try:
                 data = form.get_data()  # kept on the form: pypdf decodes it no second time
             except Exception:  # noqa: BLE001 — pypdf fails on it the same way, and skips it

@@ -83,3 +83,29 @@ def test_a_page_pypdf_reads_only_in_part_without_a_word_quarantines_the_ids_besi
         "be read (its compressed content does not match its checksum)" in reasons["flate"]
     assert "kids.pdf: holds the invoices INV-1, INV-2, but its list of pages could not be " \
         "read (the entry after page 2 is not in the file)" in reasons["kids"]
+
+
+def test_a_writer_whose_every_checksum_is_wrong_sends_its_invoices_under_their_ids(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A PDF of INV-1, INV-2 and INV-3 whose every compressed stream has its checksum
+    written wrong (as jsPDF 1.x writes them; all of the data unpacks), with a folder of
+    attachments per invoice: each page was taken for one not read, the file for one
+    invoice under its file name, and the bundle quarantined (its folders named no
+    invoice of it). It goes out as the three invoices, each with its attachment, and
+    no warning."""
+    from reading.test_pdfdamage import INVOICES, pdf_pages, stream, wrong_sum
+    env.write_config(receiver.url, service={"reader_processes": "auto"})
+    start_daemon()
+    for invoice in ("INV-1", "INV-2", "INV-3"):
+        write(env.outbox / "jspdf" / invoice / "a.pdf", pdf_bytes())
+    data = pdf_pages([stream(wrong_sum(content)) for content in INVOICES])
+    write(env.outbox / ".jspdf.pdf.tmp", data).rename(env.outbox / "jspdf.pdf")
+
+    wait_for(lambda: env.sent_bundles() or env.quarantined(), what="the bundle archived")
+    assert env.quarantined() == []
+    [sent] = env.sent_bundles()
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["name"] for a in i["attachments"]])
+            for i in manifest["invoices"]] == [
+        ("INV-1", ["a.pdf"]), ("INV-2", ["a.pdf"]), ("INV-3", ["a.pdf"])]
+    assert manifest["warnings"] == []

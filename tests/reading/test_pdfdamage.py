@@ -6,6 +6,7 @@ error, no warning. And pages without /Resources are read in linear time (pdftext
 
 from __future__ import annotations
 
+import gzip
 import io
 import zlib
 from pathlib import Path
@@ -44,6 +45,13 @@ def changed_byte(content: bytes) -> bytes:
     packed = bytearray(stored(content))
     packed[7 + content.index(b"Tj") + 1] ^= 0x01
     return bytes(packed)
+
+
+def form_of(packed: bytes) -> bytes:
+    """The stream object of the form /Fm0 (pdf_pages') of the Flate data `packed`."""
+    return (b"<< /Length %d /Filter /FlateDecode /Type /XObject /Subtype /Form "
+            b"/BBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> >>\nstream\n"
+            % len(packed) + packed + b"\nendstream")
 
 
 def pdf_pages(streams: list[bytes], entries: dict[int, bytes] | None = None,
@@ -130,11 +138,8 @@ class TestFlate:
 
     def test_a_damaged_form_a_page_draws_is_a_page_not_read(self, tmp_path: Path) -> None:
         """The text of page 3 is in a form it draws, whose Flate lost it."""
-        packed = changed_byte(INVOICES[2])
-        form = (b"<< /Length %d /Filter /FlateDecode /Type /XObject /Subtype /Form "
-                b"/BBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> >>\nstream\n"
-                % len(packed) + packed + b"\nendstream")
-        data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"), form=form)
+        data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"),
+                         form=form_of(changed_byte(INVOICES[2])))
         assert f"page 3 could not be read (the compressed content of a form it draws does " \
             f"not match its checksum){SO}" in unreadable(data, tmp_path)
 
@@ -169,6 +174,102 @@ class TestFlate:
             return packer.compress(content) + packer.flush(flush) + after
         data = pdf_pages([stream(flushed(content)) for content in INVOICES])
         assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def wrong_sum(content: bytes) -> bytes:
+    """`content` as zlib compresses it, its checksum written wrong (every bit flipped), as
+    jsPDF 1.x writes every stream's: all of the data unpacks, and pypdf reads its text."""
+    packed = zlib.compress(content)
+    return packed[:-4] + (int.from_bytes(packed[-4:], "big") ^ 0xFFFFFFFF).to_bytes(4, "big")
+
+
+def plain(content: bytes) -> bytes:
+    """A stream object of `content` as it is: no Flate, no checksum to tell by."""
+    return b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
+
+
+class TestChecksumAlone:
+    """A wrong checksum over data that unpacks whole is damage only beside a right one in
+    the same file: a writer that gets every checksum wrong (jsPDF 1.x) lost nothing, and
+    its file of INV-1, INV-2 and INV-3 went out as one invoice under its file name."""
+
+    def test_a_writer_whose_every_checksum_is_wrong_is_read_whole_without_a_warning(
+            self, tmp_path: Path) -> None:
+        data = pdf_pages([stream(wrong_sum(content)) for content in INVOICES])
+        found = read(write(tmp_path / "print.pdf", data))
+        assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2", "INV-3"), ())
+
+    def test_a_one_page_file_with_a_wrong_checksum_is_read_under_its_id(
+            self, tmp_path: Path) -> None:
+        """Its one stream is all there is to tell the writer by: its id, not the stem
+        with a warning."""
+        found = read(write(tmp_path / "print.pdf",
+                           pdf_pages([stream(wrong_sum(INVOICES[0]))])))
+        assert (found.invoice_ids, found.warnings) == (("INV-1",), ())
+
+    def test_one_wrong_checksum_among_right_ones_is_a_page_not_read(
+            self, tmp_path: Path) -> None:
+        """Page 1's checksum is wrong, the pages after it have theirs right: decided
+        at the end of the file, page 1 is a page not read (a changed byte), its INV-1
+        not kept."""
+        data = pdf_pages([stream(wrong_sum(INVOICES[0]))] + pages_of(*INVOICES[1:]))
+        assert unreadable(data, tmp_path).startswith(
+            "holds the invoices INV-2, INV-3, but the text of page 1 could not be read (its "
+            f"compressed content does not match its checksum){SO}")
+
+    def test_a_right_checksum_in_a_form_makes_a_wrong_one_on_a_page_damage(
+            self, tmp_path: Path) -> None:
+        """The only right checksum of the file is a form's (page 1 draws it, INV-1 in
+        it; page 2 is not Flate): page 3's wrong one is a changed byte."""
+        data = pdf_pages([plain(b"/Fm0 Do\n"), plain(INVOICES[1]),
+                          stream(wrong_sum(INVOICES[2]))],
+                         form=form_of(zlib.compress(INVOICES[0])))
+        assert unreadable(data, tmp_path) == (
+            f"{HOLDS}the text of page 3 could not be read (its compressed content does not "
+            f"match its checksum){SO} — export the PDF again (print to PDF), or split it "
+            "into one file per invoice")
+
+    def test_a_form_with_a_wrong_checksum_among_wrong_ones_is_read(self, tmp_path: Path
+                                                                    ) -> None:
+        data = pdf_pages([stream(wrong_sum(b"/Fm0 Do\n")), stream(wrong_sum(INVOICES[1]))],
+                         form=form_of(wrong_sum(INVOICES[0])))
+        assert ids(data, tmp_path) == ("INV-1", "INV-2")
+
+    @pytest.mark.parametrize(("packed", "proves"), [
+        (zlib.compress(INVOICES[1])[:-1], True),
+        (zlib.compress(INVOICES[1])[:-2], True),
+        (gzip.compress(INVOICES[1], mtime=0), True),
+        (zlib.compress(INVOICES[1])[:-3], False),
+        (zlib.compress(INVOICES[1])[:-4], False),
+    ], ids=["short-of-its-last-byte", "two-bytes", "gzip", "one-byte", "none"])
+    def test_what_checksum_proves_the_writer_gets_them_right(
+            self, tmp_path: Path, packed: bytes, proves: bool) -> None:
+        """Beside page 1's wrong checksum, page 2's: one short of its last byte, or of
+        two, or gzip's (which zlib checks) is right, and page 1 is a page not read; one
+        byte of it (1 in 256 by chance) or none proves nothing, and page 1 is read."""
+        data = pdf_pages([stream(wrong_sum(INVOICES[0])), stream(packed)])
+        if proves:
+            assert unreadable(data, tmp_path).startswith(
+                "holds the invoice INV-2, but the text of page 1 could not be read")
+        else:
+            assert ids(data, tmp_path) == ("INV-1", "INV-2")
+
+    def test_the_ids_of_pages_held_in_doubt_keep_their_page_order(self, tmp_path: Path
+                                                                   ) -> None:
+        """Pages 1 and 3 held in doubt until the end of the file (page 2 is not Flate),
+        then read: the ids in order of first appearance, page by page, as for any file."""
+        data = pdf_pages([stream(wrong_sum(INVOICES[1])), plain(INVOICES[0]),
+                          stream(wrong_sum(INVOICES[2])), plain(INVOICES[1])])
+        assert ids(data, tmp_path) == ("INV-2", "INV-1", "INV-3")
+
+    def test_a_wrong_checksum_does_not_hide_other_damage_on_its_page(self, tmp_path: Path
+                                                                     ) -> None:
+        """Page 3's first part has only its checksum wrong (as every stream of the
+        file), its second is not in the file: the page is not read, for that."""
+        data = pdf_pages([stream(wrong_sum(content)) for content in INVOICES],
+                         entries={2: b"/Contents [10 0 R 99 0 R]"})
+        assert f"page 3 could not be read (a part of its content is not in the file){SO}" \
+            in unreadable(data, tmp_path)
 
 
 class TestContents:
