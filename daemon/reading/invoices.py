@@ -43,6 +43,11 @@ SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
 UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
 
 
+# The code of a PDF invoice page whose text could not be read (an error beside ids found
+# on other pages, a warning with the stem standing in when none were).
+PAGES_UNREAD = "pdf-text-unreadable"
+
+
 @dataclass(frozen=True)
 class InvoiceRead:
     format: InvoiceFormat
@@ -242,12 +247,12 @@ def _pdf_read(found: _PdfText, name: str, rel: str) -> InvoiceRead:
         which = ("the invoice " if len(found.ids) == 1 else "the invoices ") + \
             ", ".join(shown) + (f" {more}" if more else "")
         on = "it" if len(found.unread) == 1 else "them"
-        raise UnusablePdf("pdf-text-unreadable", rel, f"holds {which}, but "
+        raise UnusablePdf(PAGES_UNREAD, rel, f"holds {which}, but "
                           f"{_unread_words(found.unread)}, so an invoice number on {on} was "
                           f"not looked for — {_AGAIN_PDF}, or split it into one file per "
                           "invoice")
     # Of its one invoice, the stem: an ERP maps a warning to its invoice by the id.
-    warning = Finding("pdf-text-unreadable", rel, f"{_unread_words(found.unread)}, so its "
+    warning = Finding(PAGES_UNREAD, rel, f"{_unread_words(found.unread)}, so its "
                       "invoice number was not looked for; the file is sent as one invoice "
                       f"named after the file, {printable(stem(name))} — if that is not its "
                       f"invoice number, {_AGAIN_PDF}", "warning", stem(name))

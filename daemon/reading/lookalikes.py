@@ -32,6 +32,7 @@ from daemon.names import (
     stem,
     trimmed,
 )
+from daemon.reading.invoices import PAGES_UNREAD
 from daemon.watching.scan import Candidate, is_invoice_file
 from daemon.watching.sidecarnames import alike_kind, copied_names, invoice_files_of, owner_of
 
@@ -248,12 +249,14 @@ def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:
 
 
 def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, ...],
-                          rel: str, settings: Settings) -> str:
+                          rel: str, settings: Settings, pages_unread: bool = False) -> str:
     """Why a subfolder of the sidecar is no invoice's folder, and the fix a clerk can
     act on: "rename it to one of the ids" is no help for a folder that is another
     invoice file's sidecar put inside this one, nor for one whose name looks like an
     id's folder (upper and lower case: to Windows the same name), where the message
-    would read the same name back to the clerk."""
+    would read the same name back to the clerk; nor, for a PDF some of whose pages could
+    not be read (`pages_unread`: its one id the file's stem), "move the files up", which
+    would send every invoice's attachments as one's."""
     # An id's folder is not always the id ("2026/17" -> 2026_17, CON -> CON_): the name
     # to rename to is the folder's, or the clerk makes one Windows cannot (CON).
     listed = "its invoices are " + ", ".join(
@@ -265,6 +268,13 @@ def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, 
                 f"of {rel} into the outbox, beside {owner}")
     # by_folder's keys are composed (NFC): a folder in the other Unicode form matched.
     twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
+    if twin is None and len(ids) == 1 and pages_unread:
+        return (f"names no invoice outboxd could read in this file: some of its pages could "
+                f"not be read (see its {PAGES_UNREAD} warning), so it was taken for one "
+                f"invoice, {ids[0]} — if {name} is an invoice in the file, export the PDF "
+                f"again (print to PDF) so that every page's invoice number can be read; only "
+                f"if the file holds that one invoice, move the files of {rel}/{name}/ up "
+                f"into {rel}/ and remove the empty folder")
     if twin is None and len(ids) == 1:
         # One invoice: its files may lie in the sidecar itself, which is what a clerk who
         # made a folder "October" in it most likely meant.

@@ -31,6 +31,7 @@ from daemon.names import folder_name_for_id, is_ignored, name_problem, printable
 from daemon.reading.folderfiles import collect, count_files, holds_nothing, listdir
 from daemon.reading.idfolders import IdFolders
 from daemon.reading.invoices import (
+    PAGES_UNREAD,
     InvoiceRead,
     read_invoice_bytes,
     read_invoice_from,
@@ -54,7 +55,7 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
 
 def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
                       ids_unknown: bool = False, claimed: bool = False,
-                      invoice_name: str = ""
+                      invoice_name: str = "", pages_unread: bool = False
                       ) -> tuple[list[Attachment], list[Finding], str | None, str,
                                  tuple[str, ...]]:
     """Attachments per invoice id, structural findings, the channel override, the
@@ -65,7 +66,9 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     folder; a file whose name is bad-name but UTF-8, and an invoice's folder named as
     older versions named it (IdFolders.owner_before_c1), are then read with their
     error, not left out. `invoice_name`: the invoice file's, which an entry of
-    attachments.toml may name by mistake."""
+    attachments.toml may name by mistake. `pages_unread`: `ids` is the stem standing in
+    for a PDF some of whose pages could not be read (a warning): a folder named for
+    another invoice may be one of those pages'."""
     findings: list[Finding] = []
     rel = sidecar.name
     folders = IdFolders(ids)
@@ -128,7 +131,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         if owner is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
                                  orphan_folder_message(e.name, folders.by_folder, ids, rel,
-                                                       settings)))
+                                                       settings, pages_unread)))
             continue
         sharers = folders.sharers(e.name)
         if len(sharers) > 1:
@@ -281,7 +284,9 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                 # in the check of this version's own claim (`known`), which read the
                 # bundle by this version's rules in the outbox a moment before.
                 claimed=known is None and top != settings.outbox.path,
-                invoice_name=cand.invoice.name)
+                invoice_name=cand.invoice.name,
+                pages_unread=any(f.code == PAGES_UNREAD for f in findings
+                                 if f.file == cand.invoice.name))
             findings.extend(more)
     sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand, settings))

@@ -24,6 +24,7 @@ from daemon.errors import InputError
 from daemon.reading import match as match_module
 from daemon.reading.match import assemble
 from daemon.watching.scan import Candidate
+from reading.test_invoices import damaged, flate_pdf_pages
 
 
 class TestSingleInvoice:
@@ -69,6 +70,27 @@ class TestSingleInvoice:
                              "attachments go directly in INV-1/ — move the files of INV-1/October/ "
                              "up into INV-1/ and remove the empty folder (or rename it to "
                              "INV-1)")
+
+    def test_a_pdf_whose_pages_could_not_be_read_is_not_told_to_move_its_folders_up(
+            self, outbox: Path) -> None:
+        """print.pdf's two pages could not be read (no id found: the stem stands in, with a
+        pdf-text-unreadable warning), and its sidecar holds print/INV-1/ and print/INV-2/.
+        "Move the files up into print/" would send both invoices' attachments as the one
+        invoice "print": the orphan error says the pages could not be read, and to export
+        the PDF again first."""
+        write(outbox / "print" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "print" / "INV-2" / "b.pdf", PDF)
+        b = match(outbox, "print.pdf", flate_pdf_pages(
+            [damaged("Invoice number: INV-1"), damaged("Invoice number: INV-2")]))
+        assert b.invoice_ids == ("print",)
+        assert finding(b, "pdf-text-unreadable").severity == "warning"
+        orphans = sorted(f.message for f in b.findings if f.code == "orphan-attachment")
+        assert len(orphans) == 2
+        for said in orphans:
+            assert said.startswith("names no invoice outboxd could read in this file: some "
+                                   "of its pages could not be read")
+            assert "export the PDF again (print to PDF)" in said
+            assert "only if the file holds that one invoice, move the files of print/" in said
 
     @pytest.mark.parametrize("litter", [(), (".DS_Store", "Thumbs.db", "desktop.ini")],
                              ids=["empty", "litter-only"])
