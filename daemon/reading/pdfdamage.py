@@ -2,7 +2,7 @@
 takes such a page for one whose text could not be read (pdf-text-unreadable), as it does a
 page on which pypdf raises, for a lost page of a file of several invoices is a lost invoice.
 
-pypdf (non-strict, as outboxd opens PDFs) recovers in three places where text goes missing:
+pypdf (non-strict, as outboxd opens PDFs) recovers in four places where text goes missing:
 - Flate content that zlib refuses: its `decompress` skips the bytes that fail and keeps
   what came before, or cuts up to 8 bytes off the end until zlib takes it; data cut short
   it takes as it is. A byte flipped in a page of INV-3 read ('INV-1', 'INV-2'), no error.
@@ -17,7 +17,8 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in three places where text go
   file, or none at all, it reads no text on; a "Tf" selecting a font its resources do not
   hold (their /Font no object, the name not in it, or naming no object) it reads the
   text after in "�" for each character. Only a page that shows text loses any: one that
-  draws only lines and images with such a reference is read as it was.
+  draws only lines and images with such a reference is read as it was. The font is
+  followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor).
 pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
 (logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
 damage is looked for in the file itself.
