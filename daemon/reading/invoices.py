@@ -30,7 +30,7 @@ from daemon.reading.invoicexml import (
     parse_defused,
     wide_encoding,
 )
-from daemon.reading.pdfdamage import PageDamaged, lost_page
+from daemon.reading.pdfdamage import PageDamaged, fontless_damage, lost_page
 from daemon.reading.pdftext import TextBudget, TextTooLarge
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
@@ -205,7 +205,10 @@ def _page_text(page: Any, budget: TextBudget) -> str:
     contents = page.get_contents()
     budget.take_content(contents.get_data() if contents is not None else b"")
     if not can_hold_text:
-        return ""  # no font: nothing on it is text, nor lost
+        # No font: pypdf reads no text on it, and any text it shows is lost.
+        if contents is not None and (why := fontless_damage(page, contents)) is not None:
+            raise PageDamaged(why)
+        return ""
     text = page.extract_text(visitor_operand_before=budget.visit_before,
                              visitor_operand_after=budget.visit_after)
     budget.check()

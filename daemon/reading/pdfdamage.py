@@ -2,7 +2,7 @@
 takes such a page for one whose text could not be read (pdf-text-unreadable), as it does a
 page on which pypdf raises, for a lost page of a file of several invoices is a lost invoice.
 
-pypdf (non-strict, as outboxd opens PDFs) recovers in three places where text goes missing:
+pypdf (non-strict, as outboxd opens PDFs) recovers in four places where text goes missing:
 - Flate content that zlib refuses: its `decompress` skips the bytes that fail and keeps
   what came before, or cuts up to 8 bytes off the end until zlib takes it; data cut short
   it takes as it is. A byte flipped in a page of INV-3 read ('INV-1', 'INV-2'), no error.
@@ -12,7 +12,13 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in three places where text go
 - a /Contents that is not a stream (or a reference to no object): pypdf logs it and
   reads no text;
 - a /Kids entry of the page tree that is no object of the file: the page is left out of
-  the list of pages, without a word.
+  the list of pages, without a word;
+- text shown in a font pypdf does not have: a page whose /Resources are no object of the
+  file, or none at all, it reads no text on; a "Tf" selecting a font its resources do not
+  hold (their /Font no object, the name not in it, or naming no object) it reads the
+  text after in "�" for each character. Only a page that shows text loses any: one that
+  draws only lines and images with such a reference is read as it was. The font is
+  followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor).
 pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
 (logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
 damage is looked for in the file itself.
@@ -119,12 +125,24 @@ def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> _Unpacked:
     return _Unpacked("does not match its checksum", False)
 
 
+def names_no_object(ref: Any) -> bool:
+    """Whether `ref`, an entry as written, is a reference to an object the file does not
+    hold — not a null written there, which names nothing and loses nothing (pypdf's
+    is_null_or_none takes the two for the same)."""
+    from pypdf.generic import IndirectObject, NullObject
+    if not isinstance(ref, IndirectObject):
+        return False
+    target = ref.get_object()
+    return target is None or isinstance(target, NullObject)
+
+
 class Ledger:
     """The Flate streams one PDF file's search checks (one ledger a file: kept by
     pdftext.TextBudget), and the ids it finds page by page: the page being read is
-    either damaged (`damage`: its text lost, it is not read) or only doubted (`doubt`:
-    a checksum wrong, all else whole), and a doubted page's ids are kept until the end
-    of the file decides (decided(), the module's doc)."""
+    either damaged (`damage`: its text lost, it is not read — by its content, a form's,
+    or text shown in a lost font, which TextBudget follows with font_damage below) or
+    only doubted (`doubt`: a checksum wrong, all else whole), and a doubted page's ids
+    are kept until the end of the file decides (decided(), the module's doc)."""
 
     def __init__(self) -> None:
         self.right = False  # a stream checked in this file had its checksum right
@@ -156,7 +174,7 @@ class Ledger:
         hide other damage in another): a part that is no stream, a reference to no
         object, Flate that does not unpack whole."""
         # Not pypdf's is_null_or_none, which takes a reference to no object for a null.
-        from pypdf.generic import ArrayObject, IndirectObject, NullObject, StreamObject
+        from pypdf.generic import ArrayObject, NullObject, StreamObject
         raw = page.get("/Contents")
         if raw is None or isinstance(raw, NullObject):
             return  # a page without content: nothing on it is lost
@@ -170,7 +188,7 @@ class Ledger:
                            "its compressed content")
             elif stream is not None and not isinstance(stream, NullObject):
                 self.damage = self.damage or f"{whose} is not a stream"
-            elif isinstance(part, IndirectObject):
+            elif names_no_object(part):
                 self.damage = self.damage or f"{whose} is not in the file"
             # else a null written in an array of parts: pypdf skips it, and nothing is lost
 
@@ -194,6 +212,50 @@ class Ledger:
         if lost:
             unread = dict(sorted({**unread, **self._doubted}.items()))
         return list(ids), unread
+
+
+# The operators that show text, as pypdf's text extraction reads them.
+SHOWS_TEXT = frozenset((b"Tj", b"TJ", b"'", b'"'))
+
+
+def font_damage(resources: Any, operands: Any, whose: str) -> str | None:
+    """Why the font a "Tf" of `operands` selects from `resources` (a page's or a form's,
+    a dictionary) is none pypdf reads text in, or None. `whose`: what shows the text, in
+    the words said ("it", "a form it draws")."""
+    from pypdf.generic import DictionaryObject
+    name = operands[0] if isinstance(operands, list) and operands else None
+    font = f"the font {name[:40]}" if isinstance(name, str) and name else "a font"
+    try:
+        fonts = resources.get("/Font")
+        if names_no_object(fonts):
+            return f"the fonts {whose} shows text in are not in the file"
+        fonts = fonts.get_object() if fonts is not None else None
+        if not isinstance(fonts, DictionaryObject) or not isinstance(name, str) \
+                or name not in fonts:
+            return f"{font} {whose} shows text in is not among its fonts"
+        entry = dict.__getitem__(fonts, name)  # as written: a reference is kept
+        if names_no_object(entry):
+            return f"{font} {whose} shows text in is not in the file"
+        if not isinstance(entry.get_object(), DictionaryObject):
+            return f"{font} {whose} shows text in is not a font"
+    except Exception:  # noqa: BLE001 — damaged past this: pypdf raises on it itself
+        return None
+    return None
+
+
+def fontless_damage(page: Any, contents: Any) -> str | None:
+    """Why the text `page` shows is lost, on a page without resources (none, none of
+    the file's objects, or no dictionary): pypdf reads no text there, nor parses its
+    content. None when its content (`contents`, pypdf's) shows none: a page of lines
+    or images needs no font, and loses nothing."""
+    data = contents.get_data()
+    if not any(operator in data for operator in SHOWS_TEXT):
+        return None  # at C speed: the content of most such pages is never parsed
+    if not any(operator in SHOWS_TEXT for _, operator in contents.operations):
+        return None
+    if names_no_object(page.get("/Resources")):  # its own, or what _inherit put there
+        return "its resources are not in the file"
+    return "it shows text but has no fonts"
 
 
 _END = object()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import Ledger
+from daemon.reading.pdfdamage import SHOWS_TEXT, Ledger, font_damage
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
 MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
@@ -44,6 +44,9 @@ MAX_PDF_CONTENT_BYTES = 30_000_000
 MAX_PDF_TEXT_OPERATORS = 1_000_000
 # PDF's six blanks, and the bytes that start or end a name, string, array or dictionary.
 _WORD_BYTES = (b" ", b"\n", b"\r", b"\t", b"\0", b"\f", b"/", b"(", b")", b"<", b">", b"[", b"]")
+# The operators whose font matters to pypdf's text: "Tf" selects one, "q" and "Q" save
+# and restore it (pypdf's text extraction does so too), the others show text in it.
+_FONT_OPERATORS = SHOWS_TEXT | {b"Tf", b"q", b"Q"}
 
 
 class TextTooLarge(Exception):
@@ -71,12 +74,19 @@ class TextBudget:
         # last: where the name a "Do" draws is looked up, as pypdf looks it up.
         self._resources: list[Any] = []
         # The Flate streams checked in this file, the forms a page draws among them,
-        # and what was found wrong on the page (pdfdamage.py): kept, not raised, as
-        # pypdf catches what a visitor raises inside a form.
+        # and what was found wrong on the page (pdfdamage.py: its content, a form's,
+        # text shown in a lost font): kept, not raised, as pypdf catches what a visitor
+        # raises inside a form.
         self.flate = Ledger()
         # The /Resources each node of the page tree passes down by /Parent, by the
         # node's reference (None: none), each node looked at once for all its pages.
         self._inherited: dict[tuple[int, int], Any] = {}
+        # Why the font of the text pypdf reads is lost (pdfdamage.font_damage; None: not
+        # lost), in the page and in each form being drawn inside it, innermost last (pypdf
+        # reads a form with a font of its own): the current one last, those "q" saved
+        # before it; and what each name a "Tf" selected there was found to be (a page
+        # selects the same few fonts again at each run of text).
+        self._fonts: list[tuple[list[str | None], dict[str, str | None]]] = []
 
     def page(self, page: Any) -> bool:
         """A new page's search starts: its content is taken next. False when the page
@@ -86,6 +96,7 @@ class TextBudget:
         if "/Resources" not in page:
             self._inherit(page)
         self._resources = [_resources_of(page)]
+        self._fonts = [([None], {})]
         return self._resources[0] is not None
 
     def _inherit(self, page: Any) -> None:
@@ -159,6 +170,8 @@ class TextBudget:
     def visit_before(self, operator: object, operands: object, *_: object) -> None:
         self.operators += 1  # those of the forms a page draws included
         if operator != b"Do":
+            if operator in _FONT_OPERATORS:
+                self._font(operator, operands)
             self.check()
             return
         form = self._form(operands)
@@ -173,10 +186,35 @@ class TextBudget:
         # Pushed once charged (a raise above leaves the stack as it was), popped by the
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
+        self._fonts.append(([None], {}))
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
             self._resources.pop()
+            self._fonts.pop()
+
+    def _font(self, operator: object, operands: object) -> None:
+        """Follow the font pypdf reads text in, and take text shown in a lost one for a
+        page not read whole (the ledger's damage)."""
+        saved, known = self._fonts[-1]
+        if operator == b"q":
+            saved.append(saved[-1])
+        elif operator == b"Q":
+            if len(saved) > 1:  # one too many: pypdf keeps the font it has
+                saved.pop()
+        elif operator == b"Tf":
+            name = operands[0] if isinstance(operands, list) and operands else None
+            if isinstance(name, str) and name in known:
+                saved[-1] = known[name]
+                return
+            resources = self._resources[-1]
+            whose = "it" if len(self._resources) == 1 else "a form it draws"
+            saved[-1] = None if resources is None else \
+                font_damage(resources, operands, whose)
+            if isinstance(name, str):
+                known[name] = saved[-1]
+        elif saved[-1] is not None:
+            self.flate.damage = self.flate.damage or saved[-1]
 
     def _form(self, operands: object) -> Any | None:
         """The form XObject a "Do" of these operands draws (None: an image, or a name

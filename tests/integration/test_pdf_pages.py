@@ -62,27 +62,32 @@ def test_a_page_pypdf_reads_only_in_part_without_a_word_quarantines_the_ids_besi
     """A PDF of INV-1 and INV-2 whose page of INV-3 has compressed content one byte of
     which changed (pypdf unpacks it without an error and reads no text there), and one
     whose list of pages names an object the file does not hold (pypdf leaves that page
-    out), each with a folder of attachments for INV-1 and INV-2: both were sent as the
-    invoices INV-1 and INV-2, INV-3 lost without a word. Both are quarantined,
-    REASON.txt saying which page and why; nothing is sent."""
+    out), and one whose page of INV-3 shows its text in a font the file does not hold
+    (pypdf reads "\ufffd" for each character), each with a folder of attachments for
+    INV-1 and INV-2: all were sent as the invoices INV-1 and INV-2, INV-3 lost without a
+    word. All are quarantined, REASON.txt saying which page and why; nothing is sent."""
     from reading.test_pdfdamage import INVOICES, changed_byte, pages_of, pdf_pages, stream
     env.write_config(receiver.url, service={"reader_processes": "auto"})
     start_daemon()
     for name, data in {
             "flate": pdf_pages(pages_of(*INVOICES[:2]) + [stream(changed_byte(INVOICES[2]))]),
-            "kids": pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 9 1 R")}.items():
+            "kids": pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 9 1 R"),
+            "font": pdf_pages(pages_of(*INVOICES), resources={
+                2: b"/Resources << /Font << /F1 99 0 R >> >>"})}.items():
         for invoice in ("INV-1", "INV-2"):
             write(env.outbox / name / invoice / "a.pdf", pdf_bytes())
         write(env.outbox / f".{name}.pdf.tmp", data).rename(env.outbox / f"{name}.pdf")
 
-    wait_for(lambda: len(env.quarantined()) == 2 or env.sent_bundles(),
-             what="both bundles quarantined, or one sent")
+    wait_for(lambda: len(env.quarantined()) == 3 or env.sent_bundles(),
+             what="all three bundles quarantined, or one sent")
     assert env.sent_bundles() == [] and receiver.accepted() == []
     reasons = {q.name.split("--")[0]: (q / "REASON.txt").read_text() for q in env.quarantined()}
     assert "flate.pdf: holds the invoices INV-1, INV-2, but the text of page 3 could not " \
         "be read (its compressed content does not match its checksum)" in reasons["flate"]
     assert "kids.pdf: holds the invoices INV-1, INV-2, but its list of pages could not be " \
         "read (the entry after page 2 is not in the file)" in reasons["kids"]
+    assert "font.pdf: holds the invoices INV-1, INV-2, but the text of page 3 could not " \
+        "be read (the font /F1 it shows text in is not in the file)" in reasons["font"]
 
 
 def test_a_writer_whose_every_checksum_is_wrong_sends_its_invoices_under_their_ids(

@@ -55,11 +55,13 @@ def form_of(packed: bytes) -> bytes:
 
 
 def pdf_pages(streams: list[bytes], entries: dict[int, bytes] | None = None,
-              kids: bytes | None = None, form: bytes | None = None) -> bytes:
+              kids: bytes | None = None, form: bytes | None = None,
+              resources: dict[int, bytes] | None = None) -> bytes:
     """A PDF of a page per stream object of `streams` (pages 5, 7, …, each page's content
     the object after it), in the font /F1 (3). `entries`: a page's /Contents
     entry in place of its own (by index); `kids`: the /Kids array's entries in place of
-    the pages'; `form`: the stream object of the form /Fm0 (4) the pages may draw."""
+    the pages'; `form`: the stream object of the form /Fm0 (4) the pages may draw;
+    `resources`: a page's /Resources entry in place of its own (by index)."""
     first = 5
     pages = [b"%d 0 R" % (first + 2 * i) for i in range(len(streams))]
     kids = kids if kids is not None else b" ".join(pages)
@@ -69,9 +71,10 @@ def pdf_pages(streams: list[bytes], entries: dict[int, bytes] | None = None,
                form or b"<< /Length 0 >>\nstream\n\nendstream"]
     for i, content in enumerate(streams):
         entry = (entries or {}).get(i, b"/Contents %d 0 R" % (first + 2 * i + 1))
-        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] %s "
-                       b"/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R >> >> >>"
-                       % entry)
+        own = (resources or {}).get(
+            i, b"/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R >> >>")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] %s %s >>"
+                       % (entry, own))
         objects.append(content)
     return pdf_of_objects(objects)
 
@@ -300,6 +303,124 @@ class TestContents:
         assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
 
 
+# Page 3's /Resources entry, the font it names lost in each way pypdf reads past: the
+# resources, the /Font dictionary or the font no object of the file, the name not among
+# the fonts, the font a null.
+LOST_FONTS = {
+    "resources-not-in-the-file": (b"/Resources 99 0 R", "its resources are not in the file"),
+    "fonts-not-in-the-file": (b"/Resources << /Font 99 0 R >>",
+                              "the fonts it shows text in are not in the file"),
+    "font-not-in-the-file": (b"/Resources << /Font << /F1 99 0 R >> >>",
+                             "the font /F1 it shows text in is not in the file"),
+    "font-not-among-the-fonts": (b"/Resources << /Font << /F2 3 0 R >> >>",
+                                 "the font /F1 it shows text in is not among its fonts"),
+    "font-a-null": (b"/Resources << /Font << /F1 null >> >>",
+                    "the font /F1 it shows text in is not a font"),
+    "no-resources": (b"", "it shows text but has no fonts"),
+}
+# A page of lines, and a font selected but no text shown in it: nothing to lose.
+DRAWING = b"0 0 m 595 842 l S 10 10 100 100 re f BT /F1 12 Tf 72 720 Td ET\n"
+
+
+class TestFonts:
+    """Text shown in a font pypdf does not have: pypdf reads none of it (no resources),
+    or "\ufffd" for each character, without a word — a file of INV-1, INV-2 and a page
+    of INV-3 whose font was lost went out as the invoices INV-1 and INV-2."""
+
+    @pytest.mark.parametrize("entry,why", LOST_FONTS.values(), ids=LOST_FONTS.keys())
+    def test_text_in_a_lost_font_is_a_page_not_read(self, tmp_path: Path, entry: bytes,
+                                                   why: str) -> None:
+        data = pdf_pages(pages_of(*INVOICES), resources={2: entry})
+        assert unreadable(data, tmp_path) == (
+            f"{HOLDS}the text of page 3 could not be read ({why}){SO} — export the PDF "
+            "again (print to PDF), or split it into one file per invoice")
+
+    @pytest.mark.parametrize("entry", [entry for entry, _ in LOST_FONTS.values()],
+                             ids=LOST_FONTS.keys())
+    def test_a_page_that_shows_no_text_loses_nothing_with_its_font(
+            self, tmp_path: Path, entry: bytes) -> None:
+        """A page of lines that selects the lost font and shows nothing in it: the ids
+        of the file, no finding."""
+        data = pdf_pages(pages_of(*INVOICES[:2], DRAWING), resources={2: entry})
+        found = read(write(tmp_path / "print.pdf", data))
+        assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2"), ())
+
+    @pytest.mark.parametrize("shown", [b"(INV-3) Tj", b"[(INV-) -20 (3)] TJ", b"(INV-3) '",
+                                       b'0 0 (INV-3) "'], ids=["Tj", "TJ", "quote", "dquote"])
+    def test_each_operator_that_shows_text_shows_it_lost(self, tmp_path: Path,
+                                                         shown: bytes) -> None:
+        content = b"BT /F1 12 Tf 72 720 Td 14 TL %s ET\n" % shown
+        data = pdf_pages(pages_of(*INVOICES[:2], content),
+                         resources={2: LOST_FONTS["font-not-in-the-file"][0]})
+        assert "page 3 could not be read (the font /F1 it shows text in is not in the " \
+            "file)" in unreadable(data, tmp_path)
+
+    def test_a_lost_font_given_up_by_q_and_Q_loses_nothing(self, tmp_path: Path) -> None:
+        """pypdf's text takes the font back at "Q", as the graphics state: the text
+        shown after it, in /F1 selected before "q", is read."""
+        content = (b"BT /F1 12 Tf ET q BT /F9 12 Tf ET Q "
+                   b"BT 72 720 Td (Invoice number: INV-3) Tj ET\n")
+        data = pdf_pages(pages_of(*INVOICES[:2], content))
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+    def test_text_in_a_lost_font_selected_before_q_is_lost(self, tmp_path: Path) -> None:
+        content = b"BT /F9 12 Tf ET q BT 72 720 Td (Invoice number: INV-3) Tj ET Q\n"
+        data = pdf_pages(pages_of(*INVOICES[:2], content))
+        assert "page 3 could not be read (the font /F9 it shows text in is not among its " \
+            "fonts)" in unreadable(data, tmp_path)
+
+    def test_text_in_a_lost_font_of_a_form_a_page_draws_is_a_page_not_read(
+            self, tmp_path: Path) -> None:
+        """The form's own fonts are the ones its text is in, not the page's."""
+        form = (b"<< /Length %d /Type /XObject /Subtype /Form /BBox [0 0 595 842] "
+                b"/Resources << /Font << /F1 99 0 R >> >> >>\nstream\n" % len(INVOICES[2])
+                + INVOICES[2] + b"\nendstream")
+        data = pdf_pages(pages_of(*INVOICES[:2], b"q /Fm0 Do Q BT /F1 12 Tf (Total) Tj ET\n"),
+                         form=form)
+        assert "page 3 could not be read (the font /F1 a form it draws shows text in is " \
+            "not in the file)" in unreadable(data, tmp_path)
+
+    def test_a_lost_font_of_a_form_leaves_the_pages_font_as_it_was(self, tmp_path: Path
+                                                                   ) -> None:
+        """A form that selects a lost font and shows nothing in it, drawn between the
+        page's text in /F1: the page's text is read."""
+        form = (b"<< /Length %d /Type /XObject /Subtype /Form /BBox [0 0 595 842] "
+                b"/Resources << /Font << /F1 99 0 R >> >> >>\nstream\n" % len(DRAWING)
+                + DRAWING + b"\nendstream")
+        content = (b"BT /F1 12 Tf 72 720 Td (Invoice number:) Tj ET /Fm0 Do "
+                   b"BT 72 700 Td (INV-3) Tj ET\n")
+        data = pdf_pages(pages_of(*INVOICES[:2], content), form=form)
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+    def test_resources_not_in_the_file_up_the_parent_chain_are_a_page_not_read(
+            self, tmp_path: Path) -> None:
+        """Page 2 takes its resources from its /Parent, a node that does not list it
+        (pypdf looks up /Parent), whose /Resources names none of the file's objects."""
+        data = pdf_of_objects([
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R 5 0 R] /Count 2 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 8 0 R >> >> >>",
+            stream(zlib.compress(INVOICES[0])),
+            b"<< /Type /Page /Parent 7 0 R /MediaBox [0 0 595 842] /Contents 6 0 R >>",
+            stream(zlib.compress(INVOICES[1])),
+            b"<< /Type /Pages /Kids [] /Count 0 /Resources 99 0 R >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"])
+        assert "the text of page 2 could not be read (its resources are not in the file)" \
+            in refusal(write(tmp_path / "print.pdf", data)).message
+
+    def test_a_lost_font_and_no_id_is_the_stem_with_a_warning(self, tmp_path: Path
+                                                              ) -> None:
+        data = pdf_pages(pages_of(INVOICES[0]), resources={0: b"/Resources 99 0 R"})
+        found = read(write(tmp_path / "INV-8.pdf", data))
+        assert found.invoice_ids == ("INV-8",)
+        [warning] = found.warnings
+        assert (warning.code, warning.severity) == ("pdf-text-unreadable", "warning")
+        assert warning.message.startswith("the text of page 1 could not be read (its "
+                                          "resources are not in the file), so its invoice "
+                                          "number was not looked for")
+
+
 class TestPageList:
     def test_a_kid_that_is_no_object_of_the_file_is_a_page_not_read(self, tmp_path: Path
                                                                       ) -> None:
@@ -365,6 +486,25 @@ def pypdf_pdf(contents: list[bytes]) -> bytes:
 
 class TestValidFiles:
     """Whole files of other writers read as they did: no page taken for damaged."""
+
+    def test_fonts_of_pages_and_forms_selected_and_given_back_are_read(
+            self, tmp_path: Path) -> None:
+        """Two fonts, each selected inside "q" and "Q" and after them, text shown by all
+        four operators, and a form of its own font drawn among it: every id is read, no
+        warning — no valid page is taken for one whose font was lost."""
+        form = (b"<< /Length %d /Type /XObject /Subtype /Form /BBox [0 0 595 842] "
+                b"/Resources << /Font << /F2 3 0 R >> >> >>\nstream\n"
+                % len(INVOICES[2].replace(b"/F1", b"/F2"))
+                + INVOICES[2].replace(b"/F1", b"/F2") + b"\nendstream")
+        content = (b"q BT /F1 12 Tf 72 720 Td (Invoice number: INV-1) Tj ET Q "
+                   b"BT /F1 9 Tf 72 600 Td 14 TL (Invoice number: INV-4) ' "
+                   b"0 0 (Invoice number: INV-5) \" T* [(Invoice number: INV-) 20 (6)] TJ ET "
+                   b"q /Fm0 Do Q BT 72 400 Td (Invoice number: INV-2) Tj ET\n")
+        data = pdf_pages(pages_of(content, INVOICES[1]), form=form, resources={
+            0: b"/Resources << /Font << /F1 3 0 R /F2 3 0 R >> /XObject << /Fm0 4 0 R >> >>"})
+        found = read(write(tmp_path / "print.pdf", data))
+        assert set(found.invoice_ids) == {f"INV-{n}" for n in range(1, 7)}
+        assert found.warnings == ()
 
     def test_pypdfs_compression_is_read_whole(self, tmp_path: Path) -> None:
         data = pypdf_pdf(INVOICES)
