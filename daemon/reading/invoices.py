@@ -30,7 +30,7 @@ from daemon.reading.invoicexml import (
     parse_defused,
     wide_encoding,
 )
-from daemon.reading.pdfdamage import PageDamaged, fontless_damage, lost_page
+from daemon.reading.pdfdamage import PageDamaged, lost_page
 from daemon.reading.pdftext import TextBudget, TextTooLarge
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
@@ -156,7 +156,7 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
             unread[0] = lost  # walked before a page drops what pypdf's list resolved
         for number, page in enumerate(reader.pages, 1):
             try:
-                text = _page_text(page, budget)
+                text = budget.text_of(page)
             except Exception as exc:  # noqa: BLE001 - a page whose text pypdf cannot extract
                 # Read on: a damaged page must not hide the ids of the pages after it
                 # (_pdf_read decides what a file with such a page is). But not past a
@@ -194,28 +194,6 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
         unread[0] = pypdfs_words(exc)  # pypdf's list of the pages (a page tree that loops)
     ids, unread = budget.flate.decided(unread)
     return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread)
-
-
-def _page_text(page: Any, budget: TextBudget) -> str:
-    """The text of one page, its content counted against `budget` before pypdf parses it.
-    PageDamaged where pypdf read past damage that loses text, after pypdf's reading (a
-    limit it meets refuses the file first); a page whose only fault is a wrong checksum
-    is read, held in doubt by budget.flate until the file is read."""
-    can_hold_text = budget.page(page)
-    contents = page.get_contents()
-    budget.take_content(contents.get_data() if contents is not None else b"")
-    if not can_hold_text:
-        # No font: pypdf reads no text on it, and any text it shows is lost.
-        if contents is not None and (why := fontless_damage(page, contents)) is not None:
-            raise PageDamaged(why)
-        return ""
-    text = page.extract_text(visitor_operand_before=budget.visit_before,
-                             visitor_operand_after=budget.visit_after)
-    budget.check()
-    budget.flate.check_contents(page)
-    if budget.flate.damage is not None:
-        raise PageDamaged(budget.flate.damage)
-    return text or ""
 
 
 _AGAIN_PDF = "export the PDF again (print to PDF)"

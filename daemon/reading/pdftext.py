@@ -1,6 +1,7 @@
 """What the search of a PDF invoice file's text reads, counted against limits, so that a
 hostile file of a few KB is refused (invoice-too-large) in seconds rather than holding a
-reader to its time limit (invoices.py searches; pypdf parses).
+reader to its time limit (invoices.py walks the pages, TextBudget.text_of reads one;
+pypdf parses).
 
 pypdf parses page content in Python, twice per page (the operators, then the text): a
 10 KB file whose Flate decodes to megabytes of text operators, or whose pages draw one
@@ -36,7 +37,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import SHOWS_TEXT, Ledger, font_damage
+from daemon.reading.pdfdamage import (
+    SHOWS_TEXT,
+    Ledger,
+    PageDamaged,
+    font_damage,
+    fontless_damage,
+)
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
 MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
@@ -58,9 +65,10 @@ def _words(data: bytes) -> int:
 
 
 class TextBudget:
-    """What the search reads, counted against the limits above (TextTooLarge): each
-    page's content (take_content), and through pypdf's visitors (visit_before,
-    visit_after) each operation and each form a page draws."""
+    """What the search reads, counted against the limits above (TextTooLarge), page by
+    page (text_of): each page's content (take_content), and through pypdf's visitors
+    (visit_before, visit_after) each operation and each form a page draws; what is found
+    damaged on the way is kept in the file's ledger (flate, pdfdamage.py)."""
 
     def __init__(self) -> None:
         self.words = 0
@@ -88,7 +96,7 @@ class TextBudget:
         # selects the same few fonts again at each run of text).
         self._fonts: list[tuple[list[str | None], dict[str, str | None]]] = []
 
-    def page(self, page: Any) -> bool:
+    def _start(self, page: Any) -> bool:
         """A new page's search starts: its content is taken next. False when the page
         has no resources, so no font: pypdf reads no text on it (and is not asked to)."""
         self.pages += 1
@@ -98,6 +106,27 @@ class TextBudget:
         self._resources = [_resources_of(page)]
         self._fonts = [([None], {})]
         return self._resources[0] is not None
+
+    def text_of(self, page: Any) -> str:
+        """The text of one page (invoices.py walks them), its content counted before
+        pypdf parses it. PageDamaged where pypdf read past damage that loses text, after
+        pypdf's reading (a limit it meets refuses the file first); a page whose only fault
+        is a wrong checksum is read, held in doubt by the ledger until the file is read."""
+        can_hold_text = self._start(page)
+        contents = page.get_contents()
+        self.take_content(contents.get_data() if contents is not None else b"")
+        if not can_hold_text:
+            # No font: pypdf reads no text on it, and any text it shows is lost.
+            if contents is not None and (why := fontless_damage(page, contents)) is not None:
+                raise PageDamaged(why)
+            return ""
+        text = page.extract_text(visitor_operand_before=self.visit_before,
+                                 visitor_operand_after=self.visit_after)
+        self.check()
+        self.flate.check_contents(page)
+        if self.flate.damage is not None:
+            raise PageDamaged(self.flate.damage)
+        return text or ""
 
     def _inherit(self, page: Any) -> None:
         """The /Resources pypdf would find for `page` up its /Parent chain, put on the
