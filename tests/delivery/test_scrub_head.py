@@ -70,7 +70,7 @@ def _body(rng: random.Random, secrets: list[str], pieces: int) -> str:
     return "".join(out)
 
 
-def _check(scrubber: Scrubber, text: str, limit: int) -> None:
+def _assert_head_is_scrubs_start(scrubber: Scrubber, text: str, limit: int) -> None:
     """head() gives scrub()'s start: the whole of it to `limit`, or (flagged) a prefix."""
     kept, whole = scrubber.head(text, limit)
     expected = scrubber.scrub(text)
@@ -95,7 +95,7 @@ def test_a_prefix_cut_anywhere_scrubs_to_the_start_of_the_whole_scrubbed(
         text = _body(rng, secrets, rng.randrange(8, 40))
         for first in range(1, min(len(text), 260)):
             monkeypatch.setattr(scrub_module, "HEAD_FIRST", first)
-            _check(scrubber, text, rng.randrange(1, 1 + max(1, first // 4)))
+            _assert_head_is_scrubs_start(scrubber, text, rng.randrange(1, 1 + max(1, first // 4)))
 
 
 @pytest.mark.parametrize("text", ["aaa&#97;x" + "y" * 60, "baaa&#97;" + "y" * 60,
@@ -109,7 +109,7 @@ def test_raw_characters_an_escape_after_the_prefix_joins_are_not_kept(
     scrubber = Scrubber("aa", None)
     monkeypatch.setattr(scrub_module, "HEAD_FIRST", text.index("aaa") + 3)
     for limit in range(1, 4):
-        _check(scrubber, text, limit)
+        _assert_head_is_scrubs_start(scrubber, text, limit)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -126,7 +126,7 @@ def test_a_body_mostly_of_secrets_grows_the_prefix_until_enough_is_kept(
         text = "".join(_spelled_long(rng.choice(secrets), rng) + rng.choice(["", " ", "&"])
                        for _ in range(rng.randrange(20, 120)))
         for limit in (1, 7, 16, 40, 100, 300):
-            _check(scrubber, text, limit)
+            _assert_head_is_scrubs_start(scrubber, text, limit)
 
 
 def _json_value(rng: random.Random, secrets: list[str], depth: int = 0) -> Any:

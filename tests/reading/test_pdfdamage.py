@@ -17,6 +17,7 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
+from daemon.reading.invoices import InvoiceRead
 from reading.test_invoices import read, refusal, text_run
 
 INVOICES = [text_run(f"Invoice number: INV-{n}") for n in (1, 2, 3)]
@@ -132,12 +133,7 @@ class TestFlate:
                                                                    ) -> None:
         packed = stored(INVOICES[2])[:30]
         found = read(write(tmp_path / "INV-8.pdf", pdf_pages([stream(packed)])))
-        assert found.invoice_ids == ("INV-8",)
-        [warning] = found.warnings
-        assert (warning.code, warning.severity) == ("pdf-text-unreadable", "warning")
-        assert warning.message.startswith("the text of page 1 could not be read (its "
-                                          "compressed content is cut short), so its invoice "
-                                          "number was not looked for")
+        assert_stem_with_warning(found, "its compressed content is cut short")
 
     def test_a_damaged_form_a_page_draws_is_a_page_not_read(self, tmp_path: Path) -> None:
         """The text of page 3 is in a form it draws, whose Flate lost it."""
@@ -413,12 +409,7 @@ class TestFonts:
                                                               ) -> None:
         data = pdf_pages(pages_of(INVOICES[0]), resources={0: b"/Resources 99 0 R"})
         found = read(write(tmp_path / "INV-8.pdf", data))
-        assert found.invoice_ids == ("INV-8",)
-        [warning] = found.warnings
-        assert (warning.code, warning.severity) == ("pdf-text-unreadable", "warning")
-        assert warning.message.startswith("the text of page 1 could not be read (its "
-                                          "resources are not in the file), so its invoice "
-                                          "number was not looked for")
+        assert_stem_with_warning(found, "its resources are not in the file")
 
 
 class TestPageList:
@@ -587,3 +578,12 @@ def test_a_page_whose_resources_are_up_its_parent_chain_alone_is_still_read(
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"])
     assert ids(data, tmp_path) == ("INV-4",)
 
+
+def assert_stem_with_warning(found: InvoiceRead, reason: str) -> None:
+    """INV-8.pdf read as one invoice under its stem, with the warning that page 1's text
+    could not be read for `reason`."""
+    assert found.invoice_ids == ("INV-8",)
+    [warning] = found.warnings
+    assert (warning.code, warning.severity) == ("pdf-text-unreadable", "warning")
+    assert warning.message.startswith(f"the text of page 1 could not be read ({reason}), so "
+                                      "its invoice number was not looked for")
