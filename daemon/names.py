@@ -255,11 +255,9 @@ def printable(name: str) -> str:
     neither break a line of REASON.txt or `outboxd status`, nor send escape sequences to
     the terminal that shows it, nor hide a character from the person reading it. The
     other invisible format characters (U+200B) stay: escaped_controls shows them
-    wherever a person reads the name.
-
-    A backslash stays (escaped, every name the journal kept would change), so two names
-    may look the same: the byte 0xE5 and `\\udce5` typed both read `\\udce5`. Nothing is
-    looked up or told apart by the name shown, only by the name on disk."""
+    wherever a person reads the name. A backslash stays (escaped, every name the journal
+    kept would change), so the byte 0xE5 and `\\udce5` typed both read `\\udce5`: names
+    are told apart by the name on disk, never the name shown."""
     # Not escaped_controls: what the journal kept before stays equal to the name
     # found now.
     return controls_escaped(name)

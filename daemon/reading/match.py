@@ -37,8 +37,9 @@ from daemon.reading.invoices import (
     read_invoice_from,
     refused_by_size,
 )
-from daemon.reading.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
+from daemon.reading.lookalikes import distinct_names, look_alike_findings
 from daemon.reading.notes import MANIFEST_NAME, Listing, Notes, SidecarNotes
+from daemon.reading.orphanfolders import orphan_folder_message
 from daemon.reading.readonce import keep, sampled_digest
 from daemon.reading.sharedsidecar import shared_sidecar_findings
 from daemon.watching.scan import Candidate

@@ -481,7 +481,7 @@ class TestLookAlikeSidecarsMatched:
 
 class TestLookAlikeIdFolders:
     """A subfolder named like an id's folder but for upper and lower case: an
-    `orphan-attachment` that says so (lookalikes.orphan_folder_message)."""
+    `orphan-attachment` that says so (orphanfolders.orphan_folder_message)."""
 
     def test_invoice_folder_in_other_case_says_so(self, outbox: Path) -> None:
         """inv-2001/ beside an id INV-2001: one name to Windows, two to Linux."""
