@@ -238,8 +238,42 @@ def font_damage(resources: Any, operands: Any, whose: str) -> str | None:
             return f"{font} {whose} shows text in is not in the file"
         if not isinstance(entry.get_object(), DictionaryObject):
             return f"{font} {whose} shows text in is not a font"
+        if (part := _lost_part(entry.get_object())) is not None:
+            return f"{part} of {font} {whose} shows text in is not in the file"
     except Exception:  # noqa: BLE001 — damaged past this: pypdf raises on it itself
         return None
+    return None
+
+
+def _lost_part(font: Any) -> str | None:
+    """The part of the font dictionary `font` that names no object of the file, where
+    pypdf then drops the whole font and reads "\ufffd" for each character without a word
+    (tried one by one: its /Encoding or the encoding's /Differences, its /Widths or one
+    width, its descriptor's /FontFile2, a Type0's /DescendantFonts); None if none is. A
+    lost /ToUnicode, /FontBBox and the like change nothing pypdf reads: not looked at."""
+    from pypdf.generic import ArrayObject, DictionaryObject
+
+    def written(d: Any, key: str) -> Any:
+        return dict.__getitem__(d, key) if isinstance(d, DictionaryObject) and key in d \
+            else None  # as written: a reference is kept
+
+    for key, said in (("/Encoding", "the encoding"), ("/Widths", "the widths"),
+                      ("/DescendantFonts", "the descendant font")):
+        if names_no_object(written(font, key)):
+            return said
+    encoding = font.get("/Encoding")
+    if names_no_object(written(encoding.get_object() if encoding is not None else None,
+                               "/Differences")):
+        return "the encoding's differences"
+    widths = font.get("/Widths")
+    widths = widths.get_object() if widths is not None else None
+    if isinstance(widths, ArrayObject) and any(
+            names_no_object(width) for width in list.__iter__(widths)):
+        return "a width"
+    descriptor = font.get("/FontDescriptor")
+    if names_no_object(written(descriptor.get_object() if descriptor is not None else None,
+                               "/FontFile2")):
+        return "the embedded font file"
     return None
 
 

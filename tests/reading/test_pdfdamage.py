@@ -302,6 +302,11 @@ class TestContents:
 # Page 3's /Resources entry, the font it names lost in each way pypdf reads past: the
 # resources, the /Font dictionary or the font no object of the file, the name not among
 # the fonts, the font a null.
+def _font(entries: bytes) -> bytes:
+    """A page's /Resources holding the font /F1 written in place with `entries`."""
+    return b"/Resources << /Font << /F1 << /Type /Font %s >> >> >>" % entries
+
+
 LOST_FONTS = {
     "resources-not-in-the-file": (b"/Resources 99 0 R", "its resources are not in the file"),
     "fonts-not-in-the-file": (b"/Resources << /Font 99 0 R >>",
@@ -313,6 +318,31 @@ LOST_FONTS = {
     "font-a-null": (b"/Resources << /Font << /F1 null >> >>",
                     "the font /F1 it shows text in is not a font"),
     "no-resources": (b"", "it shows text but has no fonts"),
+    # A part of the font that names no object: pypdf drops the whole font and reads
+    # "\ufffd" for each character (tried one by one).
+    "encoding-not-in-the-file": (
+        _font(b"/Subtype /Type1 /BaseFont /Helvetica /Encoding 99 0 R"),
+        "the encoding of the font /F1 it shows text in is not in the file"),
+    "differences-not-in-the-file": (
+        _font(b"/Subtype /Type1 /BaseFont /Helvetica "
+              b"/Encoding << /Type /Encoding /Differences 99 0 R >>"),
+        "the encoding's differences of the font /F1 it shows text in is not in the file"),
+    "widths-not-in-the-file": (
+        _font(b"/Subtype /Type1 /BaseFont /Helvetica /FirstChar 32 /LastChar 126 "
+              b"/Widths 99 0 R"),
+        "the widths of the font /F1 it shows text in is not in the file"),
+    "a-width-not-in-the-file": (
+        _font(b"/Subtype /Type1 /BaseFont /Helvetica /FirstChar 32 /LastChar 34 "
+              b"/Widths [500 99 0 R 500]"),
+        "a width of the font /F1 it shows text in is not in the file"),
+    "font-file-not-in-the-file": (
+        _font(b"/Subtype /TrueType /BaseFont /Arial /FontDescriptor << /Type "
+              b"/FontDescriptor /FontName /Arial /FontFile2 99 0 R >>"),
+        "the embedded font file of the font /F1 it shows text in is not in the file"),
+    "descendant-font-not-in-the-file": (
+        _font(b"/Subtype /Type0 /BaseFont /Arial /Encoding /Identity-H "
+              b"/DescendantFonts 99 0 R"),
+        "the descendant font of the font /F1 it shows text in is not in the file"),
 }
 # A page of lines, and a font selected but no text shown in it: nothing to lose.
 DRAWING = b"0 0 m 595 842 l S 10 10 100 100 re f BT /F1 12 Tf 72 720 Td ET\n"
@@ -340,6 +370,14 @@ class TestFonts:
         data = pdf_pages(pages_of(*INVOICES[:2], DRAWING), resources={2: entry})
         found = read(write(tmp_path / "print.pdf", data))
         assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2"), ())
+
+    def test_a_lost_to_unicode_map_loses_nothing(self, tmp_path: Path) -> None:
+        """A /ToUnicode that names no object: pypdf reads the text by the font's own
+        encoding, INV-3 with it — not a page not read (a walk for every reference the
+        font makes that names nothing would refuse such readable files)."""
+        data = pdf_pages(pages_of(*INVOICES), resources={2: _font(
+            b"/Subtype /Type1 /BaseFont /Helvetica /ToUnicode 99 0 R")})
+        assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
 
     @pytest.mark.parametrize("shown", [b"(INV-3) Tj", b"[(INV-) -20 (3)] TJ", b"(INV-3) '",
                                        b'0 0 (INV-3) "'], ids=["Tj", "TJ", "quote", "dquote"])
