@@ -58,7 +58,7 @@ from daemon.claiming.keptfolder import (
     record_quarantined,
     remove_folders_below,
 )
-from daemon.claiming.owncopy import drop_copies_left
+from daemon.claiming.leftcopies import drop_copies_left
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError
@@ -282,7 +282,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     cand = candidate_for(settings.outbox, invoice)
     # Killed while it copied a file of several names (the claim's check came after): the
     # half copy, or the file's old name, must not go back with the bundle.
-    drop_copies_left(held, moved_candidate(cand, work), settings.outbox)
+    drop_copies_left(held, moved_candidate(cand, work), settings.outbox, logs.get())
     stuck = unclaim(cand, work).stuck
     if stuck == [work.name]:
         raise not_the_folder(work)  # swapped since it was held: sweep says so, looks again

@@ -13,10 +13,11 @@ Which files have other names is known without a look of its own: the bundle's la
 snapshot before the claim lstat'ed each of them (Snapshot.linked). A bundle without
 them costs nothing here.
 
-The copy is made beside the file under a temp name (fswrite.write_atomic's, which
-temps.drop_unfinished knows), synced, and exchanged with the file only while that is
-still the one copied, unchanged: a kill leaves the file, or the whole copy at its name,
-and at worst the temp, which recovery removes (own_claimed). The file itself, then at
+The copy is made beside the file under a temp name (write_atomic's pattern, with a
+digest of the file's inode in it: leftcopies.py), synced, and exchanged with the file
+only while that is still the one copied, unchanged: a kill leaves the file, or the whole
+copy at its name, and at worst the temp, which recovery settles (own_claimed,
+leftcopies.copies_left: removed only where that loses nothing). The file itself, then at
 the temp's name, is let go only once every file of the bundle is copied, and only if
 none was saved into since its copy: else each goes back to its name, as it was, and the
 bundle with it (EAGAIN) — let go one by one, a file copied before the other name was
@@ -30,19 +31,18 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.configuration.config import OutboxConfig, Settings
+from daemon.claiming.leftcopies import copies_left, copy_temp_name
+from daemon.configuration.config import Settings
 from daemon.errors import InputError
 from daemon.fs.fscopy import Identity, copy_regular, identity
 from daemon.fs.fsmove import unchanged
 from daemon.fs.fsops import walk_to_folder
 from daemon.fs.fswrite import held_path, rename_exchange
-from daemon.fs.temps import drop_unfinished, is_unfinished, temp_prefix
 from daemon.fs.workfolder import held_folder, hold_folder
 from daemon.names import printable
 from daemon.reading.invoices import MAX_INVOICE_BYTES
@@ -189,7 +189,7 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool |
     # Beside it, by descriptor: read as every input is (never a link followed, a FIFO or
     # device opened), written 0640 under the umask, group write and both times as the
     # file's: what a move of the bundle to another disk makes (fscopy.copy_entry).
-    tmp = f"{temp_prefix(name)}{uuid.uuid4().hex[:12]}"
+    tmp = copy_temp_name(name, st.st_ino)
     try:
         made = copy_regular(folder, name, st, folder, tmp)
     except BaseException as exc:
@@ -251,29 +251,22 @@ def _written_while_copied(rel: str) -> OSError:
 def own_claimed(moved: Candidate, settings: Settings, log: Any) -> Snapshot | None:
     """own_copies for a claim a crash cut short, at the start (recovery.py): `moved` is
     the bundle as it lies in its work folder. Its snapshot there tells which files have
-    other names (none is kept from before the crash); the temps a kill left are removed
-    first. The snapshot (None: no invoice file there) for the look at its sidecar that
-    follows."""
+    other names (none is kept from before the crash); the temps a kill left are settled
+    first (leftcopies.copies_left). The snapshot (None: no invoice file there) for the
+    look at its sidecar that follows."""
     snap = snapshot(moved, settings.outbox)
     try:
         held = hold_folder(moved.invoice.parent, within=settings.outbox.path)
     except OSError:
         return snap  # no folder of ours there now (a link in its place): the read says so
     try:
-        _drop_copies_under_way(held, moved, snap)
+        copies_left(held, moved, snap, log)
         if snap is not None and snap.linked:
             say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent,
                                            copy_limit(settings)))
     finally:
         os.close(held)
     return snap
-
-
-def drop_copies_left(held: int, moved: Candidate, cfg: OutboxConfig) -> None:
-    """The temps of own_copies a kill left in the claimed bundle `moved`, whose work folder
-    is open at `held`, removed (_drop_copies_under_way): for a work folder no journal row
-    knows (orphans.py), before it goes back into the outbox."""
-    _drop_copies_under_way(held, moved, snapshot(moved, cfg))
 
 
 def say_copied(log: Any, owned: Owned) -> None:
@@ -289,28 +282,3 @@ def say_copied(log: Any, owned: Owned) -> None:
                     file=printable(rel),
                     error=f"{printable(rel)}: {why} — let outboxd's user write in the "
                           "folder, or put a copy of the file there, not a second name")
-
-
-def _drop_copies_under_way(held: int, moved: Candidate, snap: Snapshot | None) -> None:
-    """Remove the temps of own_copies that a kill left in the claimed bundle `moved` (as it
-    lies in its work folder, open at `held`; `snap`: its snapshot there): beside the
-    invoice file and the marker (whatever `completion` says now: it may have been
-    "marker" at the claim), and in each folder of the sidecar whose snapshot shows one.
-    Only the temp of a name beside it (temps.drop_unfinished), never another dot-file of
-    a clerk's; each folder reached from `held`, never through a link."""
-    names = {"": [moved.invoice.name, moved.marker.name]}
-    for rel, *_ in snap.entries if snap is not None else ():
-        folder, _, name = rel.rpartition("/")
-        if folder:
-            names.setdefault(folder, []).append(name)
-    for folder, here in names.items():
-        if folder and not any(is_unfinished(n) for n in here):
-            continue  # the snapshot saw no temp there: not listed again
-        try:
-            fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], folder)
-        except InputError:
-            continue  # swapped for a link since the snapshot: nothing of ours there
-        try:
-            drop_unfinished(held_path(fd), [n for n in here if not is_unfinished(n)])
-        finally:
-            os.close(fd)

@@ -20,6 +20,7 @@ from swaps import linked_aside_before, opened_in, swap_when_opened
 
 from daemon.archiving.kept import KEPT
 from daemon.claiming.claim import owner_of, work_dir_for
+from daemon.claiming.leftcopies import copy_temp_name
 from daemon.claiming.orphans import Orphans, sweep
 from daemon.configuration.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.journal import Journal
@@ -106,21 +107,34 @@ def test_an_orphan_killed_while_a_file_of_several_names_was_copied_goes_back_wit
         settings: Settings) -> None:
     """A claim killed while it copied a file of several names (claiming/owncopy.py), then
     the journal lost: the work folder goes back into the outbox without the copy's temps
-    (beside the invoice file and beside a.pdf), which would have gone with the bundle into
-    sent/; a dot-file of a clerk's that is no temp of a file beside it goes back with it."""
+    (a half copy beside the invoice file; beside a.pdf, the file itself, exchanged with
+    its copy, whose other name keeps it), which would have gone with the bundle into
+    sent/; dot-files of a clerk's named like temps, but made for no file beside them, go
+    back with it, each said in a warning."""
     back = work(settings, "INV-5")
-    (back / ".INV-5.xml.tmp-0123456789ab").write_bytes(b"<x")
-    (back / "INV-5" / ".a.pdf.tmp-ba9876543210").write_bytes(b"%PDF")
-    (back / "INV-5" / ".b.pdf.tmp-0123456789ab").write_bytes(b"a clerk's")
+    xml, pdf = back / "INV-5.xml", back / "INV-5" / "a.pdf"
+    (back / copy_temp_name(xml.name, xml.stat().st_ino)).write_bytes(b"<x")
+    erp = settings.paths.state_dir / "erp.pdf"
+    os.link(pdf, erp)
+    exchanged = pdf.with_name(copy_temp_name(pdf.name, pdf.stat().st_ino))
+    os.rename(pdf, exchanged)
+    pdf.write_bytes(b"%PDF-1.4")  # its copy
+    clerks = [pdf.with_name(".b.pdf.tmp-0123456789ab"), pdf.with_name(".a.pdf.tmp-0123456789ab")]
+    for kept in clerks:
+        kept.write_bytes(b"a clerk's")
     j = Journal(settings.journal_path)
     try:
-        assert sweep(j, settings) == 1
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
     finally:
         j.close()
     assert not back.exists()
-    assert sorted(os.listdir(settings.outbox.path / "INV-5")) == [".b.pdf.tmp-0123456789ab",
-                                                                 "a.pdf"]
+    assert sorted(os.listdir(settings.outbox.path / "INV-5")) == sorted(
+        [c.name for c in clerks] + ["a.pdf"])
     assert not list(settings.outbox.path.glob(".*.tmp-*"))
+    assert erp.read_bytes() == b"%PDF-1.4" and erp.stat().st_nlink == 1
+    assert [e["file"] for e in logged if e["event"].startswith("hidden file named like")] == \
+        ["INV-5/.a.pdf.tmp-0123456789ab"]
 
 
 @pytest.mark.parametrize(("paper", "kind"), [("receipt.json", "fifo"), ("reason.json", "fifo"),

@@ -407,3 +407,87 @@ def test_a_kill_during_the_copy_then_a_restart_sends_the_bundle_once_as_validate
     assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
     assert (erp / "a.pdf").read_bytes() == pdf and (erp / "a.pdf").stat().st_nlink == 1
     assert (erp / "INV-1.xml").read_bytes() == xml
+
+
+def _killed_after_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                           ) -> tuple[Any, Any, Path, bytes, Path]:
+    """INV-1 claimed, the daemon killed once a.pdf's copy took its name (the file itself
+    then at the temp's name, not let go): the pipeline, settings, erp/, the bytes
+    validated, the work folder."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    _kill(monkeypatch, "exchanged", 2)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    [work] = s.processing_dir.iterdir()
+    return p, s, erp, pdf, work
+
+
+class TestRecoveryLosesNothing:
+    def test_bytes_saved_through_a_name_removed_since_are_sent_not_deleted(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Killed after a.pdf's copy took its name, before the file itself (at the temp's
+        name) was let go. The ERP then saves new bytes through its name for the file and
+        removes that name: the temp holds the only copy of them. The restart puts the
+        file back at its name (its copy, with the old bytes, goes), the bundle is found
+        changed and goes back into the outbox to settle, and the new bytes are what is
+        sent next — as a save during the claim is when no kill comes between."""
+        p, s, erp, pdf, work = _killed_after_exchange(tmp_path, monkeypatch)
+        new = pdf_bytes(2, "saved after the copy")
+        _write_in_place(erp / "a.pdf", new)
+        (erp / "a.pdf").unlink()
+        [row] = p.j.rows(("claiming",))
+        fin = Finisher(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+        with capture_logs() as logged:
+            assert [r for r, _ in fin.recover()] == []
+        assert fin.j.get(row.id).state == "settling"
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.read_bytes() == new and back.stat().st_nlink == 1
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+        [warned] = [e for e in logged if e["event"].startswith("file of the bundle saved into")]
+        assert warned["file"] == "INV-1/a.pdf" and warned["log_level"] == "warning"
+
+        p2 = type(p)(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+        while run_once(p2, 2000.0):
+            pass
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+        assert pdf != new
+
+    def test_the_file_itself_left_with_its_name_removed_but_unchanged_is_let_go(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The same kill; the ERP removes its name for a.pdf without saving into it: the
+        file at the temp's name holds what its copy holds, so nothing is lost by letting
+        it go, and the restart sends the bundle as claimed."""
+        p, s, erp, pdf, work = _killed_after_exchange(tmp_path, monkeypatch)
+        (erp / "a.pdf").unlink()
+        [row] = p.j.rows(("claiming",))
+        fin = _restarted(p, s, tmp_path, row.id)
+        assert fin.attempt(row.id) is None
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+
+def test_a_clerks_dot_file_named_like_a_temp_is_kept_by_recovery(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clerk's own `.a.pdf.tmp-` + 12 hex digits in the sidecar (no copy of outboxd's:
+    its name was not made for the file beside it) survives a kill during the claim's
+    copies and the restart: it is archived with the bundle, as any dot-file of the
+    sidecar is, with what it held."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    clerks = s.outbox.path / "INV-1" / ".a.pdf.tmp-0123456789ab"
+    clerks.write_bytes(b"a clerk's notes")
+    _kill(monkeypatch, "copying", 2)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    [row] = p.j.rows(("claiming",))
+    fin = _restarted(p, s, tmp_path, row.id)
+    assert fin.attempt(row.id) is None
+    [entry] = folders(s.sent_dir)
+    assert (entry / "INV-1" / clerks.name).read_bytes() == b"a clerk's notes"
+    assert sorted(os.listdir(entry / "INV-1")) == [clerks.name, "a.pdf"]
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf

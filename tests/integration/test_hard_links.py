@@ -127,3 +127,57 @@ def test_a_kill_halfway_through_a_copy_loses_nothing_and_sends_the_bundle_once(
     assert list(env.processing.iterdir()) == []
     assert (erp / "INV-7102.xml").read_bytes() == xml
     assert (erp / "a.pdf").read_bytes() == pdfs["a.pdf"]
+
+
+# As _KILLED_MID_COPY, but killed once the first copy took its file's name, the file
+# itself then at the temp's name (not let go).
+_KILLED_AFTER_EXCHANGE = """
+import os, signal, sys
+from daemon.claiming import owncopy
+exchange = owncopy.rename_exchange
+def killed(a, b):
+    exchange(a, b)
+    os.kill(os.getpid(), signal.SIGKILL)
+owncopy.rename_exchange = killed
+from daemon.entry import main
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+
+def test_bytes_saved_through_a_name_removed_after_a_kill_are_sent_not_deleted(
+        env: Env, receiver, start_daemon, tmp_path: Path) -> None:
+    """SIGKILL once a.pdf's copy took its name in the work folder, before the file itself
+    (at the temp's name) was let go. The ERP then saves new bytes through its name for
+    a.pdf and removes that name: the file at the temp's name holds the only copy of them.
+    The restarted daemon puts it back, finds the bundle changed, lets it settle again and
+    sends it once, with the new bytes; nothing is left in processing."""
+    env.write_config(receiver.url)
+    killed = Proc([sys.executable, "-c", _KILLED_AFTER_EXCHANGE, str(env.config)],
+                  env.root / "killed.log", env.root / "killed.out")
+    erp = tmp_path / "erp"
+    erp.mkdir()
+    try:
+        wait_for(lambda: "outboxd running" in killed.stderr() or killed.popen.poll() is not None,
+                 timeout=60, what="the daemon to start")
+        (erp / "a.pdf").write_bytes(pdf_bytes(3))
+        (env.outbox / "INV-7103").mkdir()
+        os.link(erp / "a.pdf", env.outbox / "INV-7103" / "a.pdf")
+        (env.outbox / "INV-7103.xml").write_bytes(ubl_invoice("INV-7103"))
+        wait_for(lambda: killed.popen.poll() is not None, what="the kill after the exchange")
+    finally:
+        assert killed.stop() == -signal.SIGKILL, killed.stderr()
+    [work] = env.processing.iterdir()
+    [left] = [p for p in (work / "INV-7103").iterdir() if ".tmp-" in p.name]
+    assert left.stat().st_ino == (erp / "a.pdf").stat().st_ino, "not killed after the exchange"
+    new = pdf_bytes(4)
+    _save_in_place(erp / "a.pdf", new)
+    (erp / "a.pdf").unlink()
+
+    start_daemon()
+    [entry] = wait_for(env.sent_bundles, what="the bundle in sent/ after the restart")
+    wait_for(lambda: journal_states(env).get("INV-7103.xml") == "sent", what="state sent")
+    _as_sent(entry, "INV-7103")
+    assert (entry / "INV-7103" / "a.pdf").read_bytes() == new
+    assert os.listdir(entry / "INV-7103") == ["a.pdf"]
+    assert len(receiver.requests()) == 1
+    assert list(env.processing.iterdir()) == []

@@ -1,0 +1,166 @@
+"""The temps of owncopy.py that a kill left in a claimed bundle: told apart, and removed
+only where that loses nothing.
+
+A copy of a file of several names is made beside it under a temp name, then exchanged
+with it; the file itself lies at the temp's name until every file of the bundle is
+copied. A kill leaves at the temp's name either a copy of ours (half or whole: the file
+still at its name) or the file itself. The file itself may hold the only copy of bytes
+saved through its other name after it was copied, if that name was removed since: it is
+let go only if it still has another name, or holds the bytes of its copy; else it goes
+back to its name (and the copy, with the bytes claimed, goes), so that the bundle is
+found changed and settles again with what was saved, as it does when no kill comes
+between (owncopy._put_back).
+
+Which is which, and that the temp is ours at all, is in its name, with no syscall or
+journal record of its own at the claim: `.NAME.tmp-` then 4 random hex digits and 8 of
+a digest of them, NAME and the inode of the file copied (its snapshot's lstat). The
+file itself keeps that inode; a copy of ours lies beside a file of that inode at NAME.
+A name of that pattern whose digest fits neither (a clerk's dot-file, an older
+version's random temp, an inode a share renumbered after a remount) is not proven
+ours, and is kept, with a warning: it travels with the bundle, as any dot-file of a
+sidecar does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from typing import Any
+
+from daemon.configuration.config import OutboxConfig
+from daemon.errors import InputError
+from daemon.fs.fsops import opened_if_regular, walk_to_folder
+from daemon.fs.fsread import hash_of
+from daemon.fs.fswrite import held_path, rename_exchange, rename_noreplace
+from daemon.fs.temps import is_unfinished, temp_prefix
+from daemon.names import printable
+from daemon.watching.scan import Candidate
+from daemon.watching.snapshot import Snapshot, snapshot
+
+_TAIL = 12  # hex digits, as every temp of write_atomic's pattern (temps.is_unfinished)
+_SALT = 4  # of them random: two copies of one file (a claim put back, claimed again)
+
+
+def copy_temp_name(name: str, ino: int) -> str:
+    """The temp name owncopy copies the file `name` (inode `ino`) under, beside it."""
+    salt = os.urandom(_SALT // 2).hex()
+    return f"{temp_prefix(name)}{salt}{_digest(salt, name, ino)}"
+
+
+def _digest(salt: str, name: str, ino: int) -> str:
+    data = b"\0".join((salt.encode(), os.fsencode(name), str(ino).encode()))
+    return hashlib.blake2b(data, digest_size=(_TAIL - _SALT) // 2).hexdigest()
+
+
+def _made_for(tmp: str, name: str, ino: int) -> bool:
+    """Whether `tmp` is the temp name copy_temp_name gave a copy of the file `name` of
+    inode `ino`."""
+    tail = tmp[len(temp_prefix(name)):]
+    return (tmp.startswith(temp_prefix(name)) and len(tail) == _TAIL
+            and _digest(tail[:_SALT], name, ino) == tail[_SALT:])
+
+
+def drop_copies_left(held: int, moved: Candidate, cfg: OutboxConfig, log: Any) -> None:
+    """The temps a kill left in the claimed bundle `moved`, whose work folder is open at
+    `held`, settled (copies_left): for a work folder no journal row knows (orphans.py),
+    before it goes back into the outbox."""
+    copies_left(held, moved, snapshot(moved, cfg), log)
+
+
+def copies_left(held: int, moved: Candidate, snap: Snapshot | None, log: Any) -> None:
+    """Each temp of owncopy's a kill left in the claimed bundle `moved` (as it lies in its
+    work folder, open at `held`; `snap`: its snapshot there) settled (_settle): beside the
+    invoice file and the marker (whatever `completion` says now: it may have been
+    "marker" at the claim), and in each folder of the sidecar whose snapshot shows a name
+    of the pattern. Each folder reached from `held`, never through a link."""
+    names = {"": [moved.invoice.name, moved.marker.name]}
+    for rel, *_ in snap.entries if snap is not None else ():
+        folder, _, name = rel.rpartition("/")
+        if folder:
+            names.setdefault(folder, []).append(name)
+    for folder, here in names.items():
+        if folder and not any(is_unfinished(n) for n in here):
+            continue  # the snapshot saw no temp there: not listed again
+        try:
+            fd = walk_to_folder(held_path(held), [p for p in folder.split("/") if p], folder)
+        except InputError:
+            continue  # swapped for a link since the snapshot: nothing of ours there
+        try:
+            files = [n for n in here if not is_unfinished(n)]
+            temps = os.listdir(fd) if not folder else [n for n in here if is_unfinished(n)]
+            for tmp in temps:
+                # Beside which file: names cut to fit (temp_prefix) may share a prefix.
+                owners = [n for n in files if tmp.startswith(temp_prefix(n))]
+                if owners and is_unfinished(tmp):
+                    _settle(fd, tmp, owners, folder, log)
+        finally:
+            os.close(fd)
+
+
+def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> None:
+    """The temp `tmp` of the folder open at `fd` (`folder`: its path in the work folder),
+    beside the files `names` whose temps its name may be: removed if it is a copy of ours,
+    or the file itself with another name still or the bytes of its copy; the file itself
+    put back at its name otherwise; anything else kept, said."""
+    try:
+        st = os.stat(tmp, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            at_name: os.stat_result | None = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            at_name = None
+        if not stat.S_ISREG(st.st_mode):
+            break  # never made by us: a link, a FIFO put there
+        if at_name is not None and stat.S_ISREG(at_name.st_mode) and \
+                _made_for(tmp, name, at_name.st_ino) and at_name.st_ino != st.st_ino:
+            os.unlink(tmp, dir_fd=fd)  # a copy of ours, half or whole: the file is at its name
+            os.fsync(fd)
+            return
+        if _made_for(tmp, name, st.st_ino):
+            _file_itself(fd, tmp, name, st, at_name, f"{folder}/{name}".lstrip("/"), log)
+            return
+    log.warning("hidden file named like outboxd's temporary copy of a file of the bundle "
+                "kept: outboxd cannot tell it as its own, and it travels with the bundle",
+                file=printable(f"{folder}/{tmp}".lstrip("/")),
+                fix="nothing to do if it is yours; one an older outboxd left while it copied "
+                    "the file beside it (a hard link) may be removed once the bundle is "
+                    "archived")
+
+
+def _file_itself(fd: int, tmp: str, name: str, st: os.stat_result,
+                 at_name: os.stat_result | None, rel: str, log: Any) -> None:
+    """The file itself, exchanged with its copy (at `name`, looked at as `at_name`)
+    before the kill, at `tmp` (looked at as `st`): let go only if that loses nothing;
+    else back at its name, and the copy removed."""
+    if st.st_nlink > 1 or (at_name is not None and _same_bytes(fd, tmp, name)):
+        os.unlink(tmp, dir_fd=fd)  # its other name keeps it, or its copy holds its bytes
+        os.fsync(fd)
+        return
+    here = held_path(fd)
+    if at_name is None:
+        rename_noreplace(here / tmp, here / name, fd, fd)
+    else:
+        rename_exchange(here / tmp, here / name)
+        # The copy, now at the temp's name: the bytes claimed, saved over since.
+        if os.stat(tmp, dir_fd=fd, follow_symlinks=False).st_ino == at_name.st_ino:
+            os.unlink(tmp, dir_fd=fd)
+    os.fsync(fd)
+    log.warning("file of the bundle saved into, through its other name, while outboxd "
+                "copied it before a restart, and that name removed since: put back with "
+                "what was saved, and the bundle read again", file=printable(rel))
+
+
+def _same_bytes(fd: int, a: str, b: str) -> bool:
+    """Whether the regular files `a` and `b` of the folder open at `fd` hold the same
+    bytes (False if either is no regular file now)."""
+    digests = []
+    for name in (a, b):
+        file, _ = opened_if_regular(name, fd)
+        if file is None:
+            return False
+        with os.fdopen(file, "rb") as fh:
+            digests.append(hash_of(fh))
+    return digests[0] == digests[1]
