@@ -142,15 +142,17 @@ def _file_itself(fd: int, tmp: str, name: str, st: os.stat_result,
     here = held_path(fd)
     if at_name is None:
         rename_noreplace(here / tmp, here / name, fd, fd)
-    else:
-        rename_exchange(here / tmp, here / name)
-        # The copy, now at the temp's name: the bytes claimed, saved over since.
-        if os.stat(tmp, dir_fd=fd, follow_symlinks=False).st_ino == at_name.st_ino:
-            os.unlink(tmp, dir_fd=fd)
+    elif not rename_exchange(here / tmp, here / name):
+        return  # no exchange here, so none made it: not ours after all, and kept
+    # The copy, now at the temp's name: the bytes claimed, saved over since.
+    elif os.stat(tmp, dir_fd=fd, follow_symlinks=False).st_ino == at_name.st_ino:
+        os.unlink(tmp, dir_fd=fd)
     os.fsync(fd)
     log.warning("file of the bundle saved into, through its other name, while outboxd "
                 "copied it before a restart, and that name removed since: put back with "
-                "what was saved, and the bundle read again", file=printable(rel))
+                "what was saved, and the bundle read again", file=printable(rel),
+                fix="nothing to do: the bundle settles again and is sent with what was "
+                    "saved, its only copy")
 
 
 def _same_bytes(fd: int, a: str, b: str) -> bool:

@@ -137,6 +137,31 @@ def test_an_orphan_killed_while_a_file_of_several_names_was_copied_goes_back_wit
         ["INV-5/.a.pdf.tmp-0123456789ab"]
 
 
+def test_an_orphan_whose_file_was_saved_into_through_a_name_removed_since_goes_back_with_it(
+        settings: Settings) -> None:
+    """As above, a.pdf exchanged with its copy before the kill; then its other name was
+    saved into and removed: the file at the temp's name holds the only copy of those
+    bytes. The work folder goes back into the outbox with a.pdf as that file (the copy,
+    with the bytes claimed, gone), and a warning names it."""
+    back = work(settings, "INV-6")
+    pdf = back / "INV-6" / "a.pdf"
+    exchanged = pdf.with_name(copy_temp_name(pdf.name, pdf.stat().st_ino))
+    os.rename(pdf, exchanged)
+    pdf.write_bytes(b"%PDF-1.4")  # its copy
+    exchanged.write_bytes(b"%PDF-1.4 saved through the other name")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+    finally:
+        j.close()
+    assert os.listdir(settings.outbox.path / "INV-6") == ["a.pdf"]
+    assert (settings.outbox.path / "INV-6" / "a.pdf").read_bytes() == \
+        b"%PDF-1.4 saved through the other name"
+    [warned] = [e for e in logged if e["event"].startswith("file of the bundle saved into")]
+    assert warned["file"] == "INV-6/a.pdf"
+
+
 @pytest.mark.parametrize(("paper", "kind"), [("receipt.json", "fifo"), ("reason.json", "fifo"),
                                              ("receipt.json", "link"), ("reason.json", "link")])
 def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
