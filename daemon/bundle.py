@@ -69,6 +69,8 @@ class InvoiceFile:
     # The file could not be read: its one id is its stem, a stand-in, or (an id said twice)
     # the distinct ids it holds (match.assemble).
     ids_unknown: bool = False
+    # It had other names too (hard links, st_nlink > 1) when it was read: Bundle.linked.
+    linked: bool = field(default=False, compare=False)
 
     @property
     def where(self) -> tuple[Path, str]:
@@ -104,6 +106,8 @@ class Attachment:
     content_type: str = "application/octet-stream"
     pages: int | None = None
     converted: Conversion | None = None  # what is validated and sent instead of the image
+    # It had other names too (hard links) when it was read: Bundle.linked.
+    linked: bool = field(default=False, compare=False)
 
     @property
     def where(self) -> tuple[Path, str]:
@@ -153,6 +157,14 @@ class Bundle:
     @property
     def invoice_ids(self) -> tuple[str, ...]:
         return self.invoice_file.invoice_ids
+
+    @property
+    def linked(self) -> tuple[str, ...]:
+        """The files read that had other names too (hard links), by their paths from the
+        outbox as Snapshot.linked gives them: from the lstat or fstat the read made of each
+        anyway (the check after a claim finds a link made after its last snapshot)."""
+        own = (self.invoice_file.name,) if self.invoice_file.linked else ()
+        return own + tuple(a.rel for a in self.attachments if a.linked)
 
     def attachments_of(self, invoice_id: str) -> tuple[Attachment, ...]:
         return self._by_invoice.get(invoice_id, ())

@@ -335,6 +335,21 @@ def changed_since_read(validated: Bundle, moved: Bundle | BaseException,
     return None
 
 
+def linked_since(moved: Bundle | BaseException, linked: tuple[str, ...]) -> str | None:
+    """The files of the bundle matched again after the claim (`moved`) that have other
+    names (hard links) and were not among those its last snapshot found so (`linked`),
+    said (None: none): a link made after that look, or on a share whose change times do
+    not show it, which the claim did not copy (owncopy.py) and would archive as a name of
+    another's file. The bundle settles again, and its next claim copies it."""
+    if not isinstance(moved, Bundle):
+        return None
+    late = [rel for rel in moved.linked if rel not in linked]
+    if not late:
+        return None
+    return (f"{', '.join(printable(rel) for rel in late)} got another name (a hard link) "
+            "since it was last looked at; read again, to be sent as a copy of its own")
+
+
 def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
     """The validated bundle with the paths of its files after the claim.
 

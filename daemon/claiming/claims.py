@@ -19,6 +19,7 @@ from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claiming.claim import (
     changed_since_read,
     claim,
+    linked_since,
     moved_into,
     owner_of,
     sync_claimed,
@@ -287,7 +288,8 @@ class Claims(Undoing):
         bundle, key = c.known.bundle, c.cand.invoice.name
         assert bundle is not None
         self.forget(key)
-        changed = changed_since_read(bundle, after, c.known.bundle_id)
+        changed = changed_since_read(bundle, after, c.known.bundle_id) or \
+            linked_since(after, c.known.snap.linked)
         if changed is not None:
             log = bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids)
             undone = self._undo_claim(c.cand, row_id, c.work, "changed while being claimed",

@@ -131,7 +131,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
                 e.name, doc_type, bool(entry.get("type")), allowed, f"{rel}/{MANIFEST_NAME}"),
                 invoice_id))
         atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
-                               doc_type, entry.get("note", "")))
+                               doc_type, entry.get("note", ""), linked=st.st_nlink > 1))
     return atts, notes, listing, used
 
 

@@ -309,7 +309,12 @@ def _read_whole(head: bytes) -> bool:
 def refused_by_size(fh: BinaryIO) -> bool:
     """Whether read_invoice_from refuses the open file `fh` by its size alone,
     invoice-too-large, whatever it holds (its position is left where it was)."""
-    return os.fstat(fh.fileno()).st_size > MAX_INVOICE_BYTES
+    return refused_size(os.fstat(fh.fileno()))
+
+
+def refused_size(st: os.stat_result) -> bool:
+    """refused_by_size of the file looked at as `st` (an fstat of the caller's own)."""
+    return st.st_size > MAX_INVOICE_BYTES
 
 
 # A ".pdf" that is no PDF, or a ".xml" that is no XML, is a broken or misnamed export

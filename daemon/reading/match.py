@@ -35,7 +35,7 @@ from daemon.reading.invoices import (
     InvoiceRead,
     read_invoice_bytes,
     read_invoice_from,
-    refused_by_size,
+    refused_size,
 )
 from daemon.reading.lookalikes import distinct_names, look_alike_findings
 from daemon.reading.notes import MANIFEST_NAME, Listing, Notes, SidecarNotes
@@ -318,7 +318,9 @@ def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle 
     with open_in(root, rel, rel) as fh:
         # Hashed and parsed from one read; a file too large for memory is read twice,
         # one refused by its size not at all (readonce.sampled_digest).
-        if refused_by_size(fh):
+        # One fstat for its size and its links (Bundle.linked), no more than before.
+        st = os.fstat(fh.fileno())
+        if refused_size(st):
             (size, digest), data = sampled_digest(fh), None
         else:
             size, digest, data = hashed_read(fh, MAX_INVOICE_IN_MEMORY)
@@ -347,7 +349,7 @@ def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle 
                                    else (stem(rel),))
                 ids_unknown = True
     return InvoiceFile(cand.invoice, rel, size, digest, read.format, read.invoice_ids,
-                       ids_unknown), findings
+                       ids_unknown, linked=st.st_nlink > 1), findings
 
 
 def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitStack

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
-from daemon.claiming import owncopy  # noqa: E402
+from daemon.claiming import claims, owncopy  # noqa: E402
 from daemon.delivery.directory import DirectoryDeliverer  # noqa: E402
 from daemon.delivery.finish import Finisher  # noqa: E402
 from daemon.fs import fscopy  # noqa: E402
@@ -490,4 +490,43 @@ def test_a_clerks_dot_file_named_like_a_temp_is_kept_by_recovery(
     [entry] = folders(s.sent_dir)
     assert (entry / "INV-1" / clerks.name).read_bytes() == b"a clerk's notes"
     assert sorted(os.listdir(entry / "INV-1")) == [clerks.name, "a.pdf"]
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+
+
+@pytest.mark.parametrize("rel", ["INV-1/a.pdf", "INV-1.xml"])
+def test_a_link_made_after_the_last_look_before_the_claim_is_archived_as_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rel: str) -> None:
+    """The ERP makes a second name for a.pdf (or the invoice file) after the bundle's last
+    snapshot, just before its claim (or on a share whose change times say nothing of
+    it): the check by hashes after the claim sees the file's links and the bundle goes
+    back to settle, nothing sent; the next claim copies the file, and what lies in sent/
+    is a file of its own, which a save through the ERP's name leaves as it was."""
+    p, s = make(tmp_path)
+    pdf = pdf_bytes()
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+    erp = tmp_path / "erp"
+    erp.mkdir()
+    real = claims.claim
+    theirs = erp / "file"
+    was = (s.outbox.path / rel).read_bytes()
+
+    def linked_first(cand: Any, *args: Any, **kwargs: Any) -> Any:
+        if not theirs.exists():
+            os.link(s.outbox.path / rel, theirs)
+        return real(cand, *args, **kwargs)
+
+    monkeypatch.setattr(claims, "claim", linked_first)
+    with capture_logs() as logged:
+        assert run_once(p) == []
+    monkeypatch.undo()
+    assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+    assert folders(s.sent_dir) == [] and list(s.processing_dir.iterdir()) == []
+    assert any("another name" in str(e.get("changed")) for e in logged)
+
+    assert len(run_once(p)) == 1
+    [entry] = folders(s.sent_dir)
+    sent = entry / rel
+    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
+    _write_in_place(theirs, b"saved by the ERP")
+    assert sent.read_bytes() == was
     assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
