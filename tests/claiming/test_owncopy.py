@@ -409,13 +409,13 @@ def test_a_kill_during_the_copy_then_a_restart_sends_the_bundle_once_as_validate
     assert (erp / "INV-1.xml").read_bytes() == xml
 
 
-def _killed_after_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _killed_after_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nth: int = 2
                            ) -> tuple[Any, Any, Path, bytes, Path]:
-    """INV-1 claimed, the daemon killed once a.pdf's copy took its name (the file itself
-    then at the temp's name, not let go): the pipeline, settings, erp/, the bytes
-    validated, the work folder."""
+    """INV-1 claimed, the daemon killed once a.pdf's copy (nth=1: the invoice file's) took
+    its name (the file itself then at the temp's name, not let go): the pipeline,
+    settings, erp/, the bytes validated, the work folder."""
     p, s, erp, pdf = _linked_bundle(tmp_path)
-    _kill(monkeypatch, "exchanged", 2)
+    _kill(monkeypatch, "exchanged", nth)
     [cand] = list_outbox(s.outbox).candidates.values()
     with pytest.raises(_Killed):
         step(p, cand, 1000.0)
@@ -425,35 +425,40 @@ def _killed_after_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 class TestRecoveryLosesNothing:
+    @pytest.mark.parametrize("rel", ["INV-1/a.pdf", "INV-1.xml"])
     def test_bytes_saved_through_a_name_removed_since_are_sent_not_deleted(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Killed after a.pdf's copy took its name, before the file itself (at the temp's
-        name) was let go. The ERP then saves new bytes through its name for the file and
-        removes that name: the temp holds the only copy of them. The restart puts the
-        file back at its name (its copy, with the old bytes, goes), the bundle is found
-        changed and goes back into the outbox to settle, and the new bytes are what is
-        sent next — as a save during the claim is when no kill comes between."""
-        p, s, erp, pdf, work = _killed_after_exchange(tmp_path, monkeypatch)
-        new = pdf_bytes(2, "saved after the copy")
-        _write_in_place(erp / "a.pdf", new)
-        (erp / "a.pdf").unlink()
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rel: str) -> None:
+        """Killed after a.pdf's (or the invoice file's) copy took its name, before the
+        file itself (at the temp's name) was let go. The ERP then saves new bytes through
+        its name for the file and removes that name: the temp holds the only copy of them.
+        The restart puts the file back at its name (its copy, with the old bytes, goes),
+        the bundle is found changed and goes back into the outbox to settle, and the new
+        bytes are what is sent next — as a save during the claim is when no kill comes
+        between."""
+        p, s, erp, pdf, work = _killed_after_exchange(tmp_path, monkeypatch,
+                                                      1 if rel == "INV-1.xml" else 2)
+        theirs = erp / Path(rel).name
+        new = pdf_bytes(2, "saved after the copy") if rel != "INV-1.xml" else \
+            theirs.read_bytes().replace(b"</", b"<!-- saved after the copy --></", 1)
+        _write_in_place(theirs, new)
+        theirs.unlink()
         [row] = p.j.rows(("claiming",))
         fin = Finisher(s, p.j, DirectoryDeliverer(tmp_path / "target"))
         with capture_logs() as logged:
             assert [r for r, _ in fin.recover()] == []
         assert fin.j.get(row.id).state == "settling"
-        back = s.outbox.path / "INV-1" / "a.pdf"
+        back = s.outbox.path / rel
         assert back.read_bytes() == new and back.stat().st_nlink == 1
         assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
         [warned] = [e for e in logged if e["event"].startswith("file of the bundle saved into")]
-        assert warned["file"] == "INV-1/a.pdf" and warned["log_level"] == "warning"
+        assert warned["file"] == rel and warned["log_level"] == "warning"
 
         p2 = type(p)(s, p.j, DirectoryDeliverer(tmp_path / "target"))
         while run_once(p2, 2000.0):
             pass
         [entry] = folders(s.sent_dir)
-        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
-        assert pdf != new
+        assert (entry / rel).read_bytes() == new
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == (new if rel != "INV-1.xml" else pdf)
 
     def test_the_file_itself_left_with_its_name_removed_but_unchanged_is_let_go(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
