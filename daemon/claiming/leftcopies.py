@@ -13,7 +13,7 @@ between (owncopy._put_back).
 
 Which is which, and that the temp is ours at all, is in its name, with no syscall or
 journal record of its own at the claim: `.NAME.tmp-` then 4 random hex digits and 8 of
-a digest of them, NAME and the inode of the file copied (its snapshot's lstat). The
+a digest of them, NAME and the inode of the file copied (owncopy's look at it). The
 file itself keeps that inode; a copy of ours lies beside a file of that inode at NAME.
 A name of that pattern whose digest fits neither (a clerk's dot-file, an older
 version's random temp, an inode a share renumbered after a remount) is not proven
