@@ -107,20 +107,21 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> None:
         st = os.stat(tmp, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
         return
-    for name in names:
+    # Only regular files are ours (a link, a FIFO put there never is), beside one.
+    for name in names if stat.S_ISREG(st.st_mode) else ():
         try:
             at_name: os.stat_result | None = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             at_name = None
-        if not stat.S_ISREG(st.st_mode):
-            break  # never made by us: a link, a FIFO put there
-        if at_name is not None and stat.S_ISREG(at_name.st_mode) and \
-                _made_for(tmp, name, at_name.st_ino) and at_name.st_ino != st.st_ino:
+        if at_name is not None and not stat.S_ISREG(at_name.st_mode):
+            continue
+        if at_name is not None and _made_for(tmp, name, at_name.st_ino) and \
+                at_name.st_ino != st.st_ino:
             os.unlink(tmp, dir_fd=fd)  # a copy of ours, half or whole: the file is at its name
             os.fsync(fd)
             return
-        if _made_for(tmp, name, st.st_ino):
-            _file_itself(fd, tmp, name, st, at_name, f"{folder}/{name}".lstrip("/"), log)
+        if _made_for(tmp, name, st.st_ino) and _file_itself(
+                fd, tmp, name, st, at_name, f"{folder}/{name}".lstrip("/"), log):
             return
     log.warning("hidden file named like outboxd's temporary copy of a file of the bundle "
                 "kept: outboxd cannot tell it as its own, and it travels with the bundle",
@@ -131,19 +132,20 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> None:
 
 
 def _file_itself(fd: int, tmp: str, name: str, st: os.stat_result,
-                 at_name: os.stat_result | None, rel: str, log: Any) -> None:
-    """The file itself, exchanged with its copy (at `name`, looked at as `at_name`)
-    before the kill, at `tmp` (looked at as `st`): let go only if that loses nothing;
-    else back at its name, and the copy removed."""
+                 at_name: os.stat_result | None, rel: str, log: Any) -> bool:
+    """The file itself, exchanged with its copy (the regular file at `name`, looked at
+    as `at_name`; None: none there) before the kill, at `tmp` (looked at as `st`): let go
+    only if that loses nothing; else back at its name, and the copy removed. False if
+    nothing was done (kept)."""
     if st.st_nlink > 1 or (at_name is not None and _same_bytes(fd, tmp, name)):
         os.unlink(tmp, dir_fd=fd)  # its other name keeps it, or its copy holds its bytes
         os.fsync(fd)
-        return
+        return True
     here = held_path(fd)
     if at_name is None:
         rename_noreplace(here / tmp, here / name, fd, fd)
     elif not rename_exchange(here / tmp, here / name):
-        return  # no exchange here, so none made it: not ours after all, and kept
+        return False  # no exchange here, so none made it: not ours after all
     # The copy, now at the temp's name: the bytes claimed, saved over since.
     elif os.stat(tmp, dir_fd=fd, follow_symlinks=False).st_ino == at_name.st_ino:
         os.unlink(tmp, dir_fd=fd)
@@ -153,6 +155,7 @@ def _file_itself(fd: int, tmp: str, name: str, st: os.stat_result,
                 "what was saved, and the bundle read again", file=printable(rel),
                 fix="nothing to do: the bundle settles again and is sent with what was "
                     "saved, its only copy")
+    return True
 
 
 def _same_bytes(fd: int, a: str, b: str) -> bool:
