@@ -18,7 +18,9 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in four places where text goe
   hold (their /Font no object, the name not in it, or naming no object) it reads the
   text after in "�" for each character. Only a page that shows text loses any: one that
   draws only lines and images with such a reference is read as it was. The font is
-  followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor).
+  followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor),
+  and so are the forms a page draws that pypdf never parses: one without resources
+  (PDF 1.1's used the page's), and any past pypdf's count of forms a page (5,000).
 pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
 (logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
 damage is looked for in the file itself.
@@ -277,19 +279,26 @@ def _lost_part(font: Any) -> str | None:
     return None
 
 
-def fontless_damage(page: Any, contents: Any) -> str | None:
+def shows_text(contents: Any) -> bool:
+    """Whether the content `contents` (pypdf's ContentStream) shows text."""
+    data = contents.get_data()
+    if not any(operator in data for operator in SHOWS_TEXT):
+        return False  # at C speed: the content of most such pages is never parsed
+    return any(operator in SHOWS_TEXT for _, operator in contents.operations)
+
+
+def fontless_damage(page: Any, contents: Any, whose: str = "it") -> str | None:
     """Why the text `page` shows is lost, on a page without resources (none, none of
     the file's objects, or no dictionary): pypdf reads no text there, nor parses its
     content. None when its content (`contents`, pypdf's) shows none: a page of lines
-    or images needs no font, and loses nothing."""
-    data = contents.get_data()
-    if not any(operator in data for operator in SHOWS_TEXT):
-        return None  # at C speed: the content of most such pages is never parsed
-    if not any(operator in SHOWS_TEXT for _, operator in contents.operations):
+    or images needs no font, and loses nothing. `whose`: a form a page draws, in the
+    words said ("a form it draws"), which pypdf reads as it reads a page."""
+    if not shows_text(contents):
         return None
     if names_no_object(page.get("/Resources")):  # its own, or what _inherit put there
-        return "its resources are not in the file"
-    return "it shows text but has no fonts"
+        return "its resources are not in the file" if whose == "it" else \
+            f"the resources of {whose} are not in the file"
+    return f"{whose} shows text but has no fonts"
 
 
 _END = object()

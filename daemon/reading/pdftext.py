@@ -43,6 +43,7 @@ from daemon.reading.pdfdamage import (
     PageDamaged,
     font_damage,
     fontless_damage,
+    shows_text,
 )
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
@@ -95,6 +96,15 @@ class TextBudget:
         # before it; and what each name a "Tf" selected there was found to be (a page
         # selects the same few fonts again at each run of text).
         self._fonts: list[tuple[list[str | None], dict[str, str | None]]] = []
+        # The forms being drawn (by id, as pypdf tells one drawn inside itself; 0: none),
+        # innermost last, how many forms pypdf entered on the page (those past its count,
+        # _forms_read, it skips with no more than a log line), and its reader.
+        self._drawing: list[int] = []
+        self._entered = 0
+        self._forms_read = 0
+        # Why the text of each form pypdf does not parse is lost (None: it shows none).
+        self._unread_forms: dict[int, str | None] = {}
+        self._pdf: Any = None
 
     def _start(self, page: Any) -> bool:
         """A new page's search starts: its content is taken next. False when the page
@@ -105,6 +115,12 @@ class TextBudget:
             self._inherit(page)
         self._resources = [_resources_of(page)]
         self._fonts = [([None], {})]
+        self._drawing = [0]
+        self._entered = 0
+        self._unread_forms = {}
+        self._pdf = getattr(page, "pdf", None)
+        from pypdf import get_configuration
+        self._forms_read = get_configuration().xform_maximum_invocations_per_extraction
         return self._resources[0] is not None
 
     def text_of(self, page: Any) -> str:
@@ -205,7 +221,13 @@ class TextBudget:
             return
         form = self._form(operands)
         resources = None if form is None else _resources_of(form)
-        if form is not None and resources:  # pypdf parses no form without resources
+        # pypdf enters a form not being drawn already, up to its count a page; it parses
+        # none without resources (no font, it says), nor any past its count.
+        entered = form is not None and id(form) not in self._drawing
+        self._entered += entered
+        if entered and (not resources or self._entered > self._forms_read):
+            self._unread(form, resources)
+        elif form is not None and resources:
             self.flate.check(form, "the compressed content of a form it draws")
             try:
                 data = form.get_data()  # kept on the form: pypdf decodes it no second time
@@ -216,11 +238,40 @@ class TextBudget:
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
         self._fonts.append(([None], {}))
+        self._drawing.append(id(form) if form is not None else 0)
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
             self._resources.pop()
             self._fonts.pop()
+            self._drawing.pop()
+
+    def _unread(self, form: Any, resources: Any | None) -> None:
+        """A form pypdf does not parse: text it shows is lost (the ledger's damage).
+        Looked at once a page: a chart's marker drawn thousands of times past pypdf's
+        count is one form."""
+        if id(form) not in self._unread_forms:
+            self._unread_forms[id(form)] = self._unread_why(form, resources)
+        self.flate.damage = self.flate.damage or self._unread_forms[id(form)]
+
+    def _unread_why(self, form: Any, resources: Any | None) -> str | None:
+        from pypdf.generic import ContentStream
+        try:
+            contents = ContentStream(form, self._pdf)
+            data = contents.get_data()
+        except Exception:  # noqa: BLE001 — pypdf fails on it the same way: no text of it
+            return None
+        if not any(operator in data for operator in SHOWS_TEXT):
+            return None  # at C speed: lines and images, never parsed
+        self.take_content(data)  # parsed here, where pypdf does not
+        whose = "a form it draws"
+        try:
+            if not resources:
+                return fontless_damage(form, contents, whose)
+            return f"{whose} after its first {self._forms_read:,} shows text, which is " \
+                "not read" if shows_text(contents) else None
+        except Exception:  # noqa: BLE001 — content that does not parse, text in it unread
+            return f"{whose} shows text that cannot be read"
 
     def _font(self, operator: object, operands: object) -> None:
         """Follow the font pypdf reads text in, and take text shown in a lost one for a
