@@ -202,18 +202,21 @@ class Ledger:
         if self.doubt is not None:
             self._doubted[number] = self.doubt
 
-    def decided(self, unread: dict[int, str]) -> tuple[list[str], dict[int, str]]:
+    def decided(self, unread: dict[int, str]
+                ) -> tuple[list[str], dict[int, str], list[str]]:
         """The file's ids, in order of first appearance, and its pages not read (by
         number, in order) with why: `unread` and, where a checksum in the file was
-        right, the doubted pages — else those are read, and their ids kept."""
+        right, the doubted pages — else those are read, and their ids kept. And the
+        ids read on doubted pages not read, but not on others: the file holds invoice
+        numbers, whether or not these are theirs."""
         lost = self.right and bool(self._doubted)
         ids: dict[str, None] = {}
+        doubtful: dict[str, None] = {}
         for found, doubted in self._pages:
-            if not (doubted and lost):
-                ids.update(found)  # an id met before keeps its place
+            (doubtful if doubted and lost else ids).update(found)  # first place kept
         if lost:
             unread = dict(sorted({**unread, **self._doubted}.items()))
-        return list(ids), unread
+        return list(ids), unread, [i for i in doubtful if i not in ids]
 
 
 # The operators that show text, as pypdf's text extraction reads them.
