@@ -20,7 +20,9 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in four places where text goe
   draws only lines and images with such a reference is read as it was. The font is
   followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor),
   and so are the forms a page draws that pypdf never parses: one without resources
-  (PDF 1.1's used the page's), and any past pypdf's count of forms a page (5,000).
+  (PDF 1.1's used the page's), and any past pypdf's count of forms a page (5,000). A
+  font's character map (/ToUnicode), which pypdf reads its text through, is checked as
+  a content stream is when text is shown in the font (font_map, Ledger.check).
 pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
 (logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
 damage is looked for in the file itself.
@@ -57,6 +59,8 @@ _CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never 
 # unpacks, at a whole byte; data cut short by chance ends so once in 2**32.
 _FLUSHED = b"\x00\x00\xff\xff"
 _FLATE = ("/FlateDecode", "/Fl")
+# The encodings of a composite font whose codes are glyph numbers, not characters.
+_IDENTITY = ("/Identity-H", "/Identity-V")
 
 
 class PageDamaged(Exception):
@@ -254,8 +258,10 @@ def _lost_part(font: Any) -> str | None:
     """The part of the font dictionary `font` that names no object of the file, where
     pypdf then drops the whole font and reads "\ufffd" for each character without a word
     (tried one by one: its /Encoding or the encoding's /Differences, its /Widths or one
-    width, its descriptor's /FontFile2, a Type0's /DescendantFonts); None if none is. A
-    lost /ToUnicode, /FontBBox and the like change nothing pypdf reads: not looked at."""
+    width, its descriptor's /FontFile2, a Type0's /DescendantFonts, and the /ToUnicode
+    of a Type0 of glyph numbers, Identity-H or -V, which pypdf reads as control
+    characters without it); None if none is. Another font's lost /ToUnicode (pypdf reads
+    its encoding), /FontBBox and the like change nothing pypdf reads: not looked at."""
     from pypdf.generic import ArrayObject, DictionaryObject
 
     def written(d: Any, key: str) -> Any:
@@ -266,6 +272,9 @@ def _lost_part(font: Any) -> str | None:
                       ("/DescendantFonts", "the descendant font")):
         if names_no_object(written(font, key)):
             return said
+    if names_no_object(written(font, "/ToUnicode")) and font.get("/Subtype") == "/Type0" \
+            and font.get("/Encoding") in _IDENTITY:
+        return "the character map"  # of glyph numbers: no text without it
     encoding = font.get("/Encoding")
     if names_no_object(written(encoding.get_object() if encoding is not None else None,
                                "/Differences")):
@@ -288,6 +297,22 @@ def shows_text(contents: Any) -> bool:
     if not any(operator in data for operator in SHOWS_TEXT):
         return False  # at C speed: the content of most such pages is never parsed
     return any(operator in SHOWS_TEXT for _, operator in contents.operations)
+
+
+def font_map(resources: Any, operands: Any, whose: str) -> tuple[Any, str] | None:
+    """The character map (/ToUnicode stream) of the font a "Tf" of `operands` selects
+    from `resources`, which pypdf reads the font's text through, and what it is in a
+    reason (Ledger.check unpacks it, as a page's content); None: none, or no stream."""
+    from pypdf.generic import StreamObject
+    name = operands[0] if isinstance(operands, list) and operands else None
+    try:
+        cmap = resources["/Font"][name].get_object().get("/ToUnicode")
+        cmap = cmap.get_object() if cmap is not None else None
+    except Exception:  # noqa: BLE001 — no such font: font_damage says so
+        return None
+    if not isinstance(cmap, StreamObject) or not isinstance(name, str):
+        return None
+    return cmap, f"the compressed character map of the font {name[:40]} {whose} shows text in"
 
 
 def fontless_damage(page: Any, contents: Any, whose: str = "it") -> str | None:

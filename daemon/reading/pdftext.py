@@ -42,6 +42,7 @@ from daemon.reading.pdfdamage import (
     Ledger,
     PageDamaged,
     font_damage,
+    font_map,
     fontless_damage,
     shows_text,
 )
@@ -55,6 +56,9 @@ _WORD_BYTES = (b" ", b"\n", b"\r", b"\t", b"\0", b"\f", b"/", b"(", b")", b"<", 
 # The operators whose font matters to pypdf's text: "Tf" selects one, "q" and "Q" save
 # and restore it (pypdf's text extraction does so too), the others show text in it.
 _FONT_OPERATORS = SHOWS_TEXT | {b"Tf", b"q", b"Q"}
+
+
+_Font = str | tuple[Any, str] | None
 
 
 class TextTooLarge(Exception):
@@ -95,7 +99,11 @@ class TextBudget:
         # reads a form with a font of its own): the current one last, those "q" saved
         # before it; and what each name a "Tf" selected there was found to be (a page
         # selects the same few fonts again at each run of text).
-        self._fonts: list[tuple[list[str | None], dict[str, str | None]]] = []
+        # A font's entry: why it is lost, or its character map and what it is in a reason
+        # (pdfdamage.font_map: unpacked once a page where text is shown through it, its
+        # id kept in _maps), or None.
+        self._fonts: list[tuple[list[_Font], dict[str, _Font]]] = []
+        self._maps: set[int] = set()
         # The forms being drawn (by id, as pypdf tells one drawn inside itself; 0: none),
         # innermost last, how many forms pypdf entered on the page (those past its count,
         # _forms_read, it skips with no more than a log line), and its reader.
@@ -118,6 +126,7 @@ class TextBudget:
         self._drawing = [0]
         self._entered = 0
         self._unread_forms = {}
+        self._maps = set()
         self._pdf = getattr(page, "pdf", None)
         from pypdf import get_configuration
         self._forms_read = get_configuration().xform_maximum_invocations_per_extraction
@@ -290,11 +299,15 @@ class TextBudget:
             resources = self._resources[-1]
             whose = "it" if len(self._resources) == 1 else "a form it draws"
             saved[-1] = None if resources is None else \
-                font_damage(resources, operands, whose)
+                font_damage(resources, operands, whose) or \
+                font_map(resources, operands, whose)
             if isinstance(name, str):
                 known[name] = saved[-1]
-        elif saved[-1] is not None:
+        elif isinstance(saved[-1], str):
             self.flate.damage = self.flate.damage or saved[-1]
+        elif saved[-1] is not None and id(saved[-1][0]) not in self._maps:
+            self._maps.add(id(saved[-1][0]))  # unpacked once a page
+            self.flate.check(*saved[-1])
 
     def _form(self, operands: object) -> Any | None:
         """The form XObject a "Do" of these operands draws (None: an image, or a name
