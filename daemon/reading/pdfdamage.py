@@ -249,9 +249,30 @@ def font_damage(resources: Any, operands: Any, whose: str) -> str | None:
             return f"{font} {whose} shows text in is not a font"
         if (part := _lost_part(entry.get_object())) is not None:
             return f"{part} of {font} {whose} shows text in is not in the file"
+        if not _pypdf_reads(entry.get_object()):
+            return f"{font} {whose} shows text in cannot be read"
     except Exception:  # noqa: BLE001 — damaged past this: pypdf raises on it itself
         return None
     return None
+
+
+def _pypdf_reads(font: Any) -> bool:
+    """Whether pypdf's text extraction makes a font of the font dictionary `font`: it
+    drops one on which it meets an AttributeError or a TypeError (a part elsewhere than
+    _lost_part looks, its descriptor, a Type1 font file, a descendant's widths, naming
+    no object), and reads "\ufffd" for each character without a word. Asked of pypdf
+    itself, as its text extraction asks it (pypdf's own module: none other says it)."""
+    try:
+        from pypdf.generic._font import Font
+    except ImportError:  # a pypdf that keeps it elsewhere: not asked
+        return True
+    try:
+        Font.from_font_resource(font)
+    except (AttributeError, TypeError):
+        return False
+    except Exception:  # noqa: BLE001 — pypdf raises it from the page too, which is said
+        return True
+    return True
 
 
 def _lost_part(font: Any) -> str | None:

@@ -129,7 +129,9 @@ class TextBudget:
         self._maps = set()
         self._pdf = getattr(page, "pdf", None)
         from pypdf import get_configuration
-        self._forms_read = get_configuration().xform_maximum_invocations_per_extraction
+        # (A pypdf without the count enters them all: none is past it.)
+        self._forms_read = getattr(get_configuration(),
+                                   "xform_maximum_invocations_per_extraction", 1 << 62)
         return self._resources[0] is not None
 
     def text_of(self, page: Any) -> str:

@@ -11,10 +11,21 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from helpers import pdf_of_objects, write
 
 from reading.test_invoices import read
-from reading.test_pdfdamage import INVOICES, ids, stored, stream, unreadable, wrong_sum
+from reading.test_pdfdamage import (
+    INVOICES,
+    _font,
+    ids,
+    pages_of,
+    pdf_pages,
+    stored,
+    stream,
+    unreadable,
+    wrong_sum,
+)
 
 TEXT = "Invoice number: INV-3"
 CODES = {c: n for n, c in enumerate(sorted(set(TEXT)), 1)}
@@ -98,3 +109,36 @@ def test_a_damaged_map_of_a_font_that_shows_no_text_loses_nothing(tmp_path: Path
     data = composite_pdf(stream(packed[:len(packed) // 2]), page3=SELECTED)
     found = read(write(tmp_path / "print.pdf", data))
     assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2"), ())
+
+
+def _descendant(entries: bytes) -> bytes:
+    """A page's /Resources holding /F1, a Type0 font whose descendant has `entries`."""
+    return _font(b"/Subtype /Type0 /BaseFont /Arial /Encoding /Identity-H /DescendantFonts "
+                 b"[<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Arial /CIDSystemInfo "
+                 b"<< /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> %s >>]" % entries)
+
+
+# A part of the font that names no object of the file, in a place _lost_part does not
+# name: pypdf drops the whole font all the same (tried one by one), "\ufffd" for each
+# character.
+DROPPED = {
+    "descriptor": _font(b"/Subtype /TrueType /BaseFont /Arial /FirstChar 32 /LastChar 126 "
+                        b"/FontDescriptor 99 0 R"),
+    "type1-font-file": _font(b"/Subtype /Type1 /BaseFont /Foo /FontDescriptor << /Type "
+                             b"/FontDescriptor /FontName /Foo /FontFile 99 0 R >>"),
+    "compact-font-file": _font(b"/Subtype /Type1 /BaseFont /Foo /FontDescriptor << /Type "
+                               b"/FontDescriptor /FontName /Foo /FontFile3 99 0 R >>"),
+    "descendant-entry": _font(b"/Subtype /Type0 /BaseFont /Arial /Encoding /Identity-H "
+                              b"/DescendantFonts [99 0 R]"),
+    "descendants-descriptor": _descendant(b"/FontDescriptor 99 0 R"),
+    "descendants-widths": _descendant(b"/W 99 0 R"),
+    "descendants-font-file": _descendant(b"/FontDescriptor << /Type /FontDescriptor "
+                                         b"/FontName /Arial /FontFile2 99 0 R >>"),
+}
+
+
+@pytest.mark.parametrize("entry", DROPPED.values(), ids=DROPPED.keys())
+def test_text_in_a_font_pypdf_drops_is_a_page_not_read(tmp_path: Path, entry: bytes) -> None:
+    data = pdf_pages(pages_of(*INVOICES), resources={2: entry})
+    assert "the text of page 3 could not be read (the font /F1 it shows text in cannot be " \
+        f"read), {SO}" in unreadable(data, tmp_path)
