@@ -37,10 +37,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import (
+from daemon.reading.pdfdamage import Ledger, PageDamaged
+from daemon.reading.pdffonts import (
     SHOWS_TEXT,
-    Ledger,
-    PageDamaged,
     font_damage,
     font_map,
     fontless_damage,
@@ -94,13 +93,13 @@ class TextBudget:
         # The /Resources each node of the page tree passes down by /Parent, by the
         # node's reference (None: none), each node looked at once for all its pages.
         self._inherited: dict[tuple[int, int], Any] = {}
-        # Why the font of the text pypdf reads is lost (pdfdamage.font_damage; None: not
+        # Why the font of the text pypdf reads is lost (pdffonts.font_damage; None: not
         # lost), in the page and in each form being drawn inside it, innermost last (pypdf
         # reads a form with a font of its own): the current one last, those "q" saved
         # before it; and what each name a "Tf" selected there was found to be (a page
         # selects the same few fonts again at each run of text).
         # A font's entry: why it is lost, or its character map and what it is in a reason
-        # (pdfdamage.font_map: unpacked once a page where text is shown through it, its
+        # (pdffonts.font_map: unpacked once a page where text is shown through it, its
         # id kept in _maps), or None.
         self._fonts: list[tuple[list[_Font], dict[str, _Font]]] = []
         self._maps: set[int] = set()
