@@ -60,6 +60,8 @@ _CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never 
 # unpacks, at a whole byte; data cut short by chance ends so once in 2**32.
 _FLUSHED = b"\x00\x00\xff\xff"
 _FLATE = ("/FlateDecode", "/Fl")
+# The ASCII filters a writer may put before Flate, by pypdf's class decoding each.
+_ASCII = {"/ASCII85Decode": "ASCII85Decode", "/ASCIIHexDecode": "ASCIIHexDecode"}
 
 
 class PageDamaged(Exception):
@@ -82,13 +84,21 @@ _RIGHT = _Unpacked(None, True)
 
 
 def _flate(stream: Any) -> _Unpacked:
-    """What the Flate data of `stream` (its first filter) unpacks to: other filters are
-    pypdf's alone."""
+    """What the Flate data of `stream` (its first filter, or the one after an ASCII
+    filter: ReportLab writes every page's content ASCII85 then Flate) unpacks to: other
+    filters are pypdf's alone."""
     filters = stream.get("/Filter")
     filters = filters.get_object() if filters is not None else None
-    first = filters[0] if isinstance(filters, list) and filters else filters
+    chain = list(filters) if isinstance(filters, list) else [filters]
     raw = getattr(stream, "_data", b"") or b""
-    if first not in _FLATE or not raw:
+    if len(chain) > 1 and chain[0] in _ASCII and chain[1] in _FLATE and raw:
+        from pypdf import filters as pypdfs
+        try:  # pypdf's own decoding, as it decodes it for the text
+            raw = getattr(pypdfs, _ASCII[chain[0]]).decode(raw)
+        except Exception:  # noqa: BLE001 — pypdf raises on it too, and says so for the page
+            return _WHOLE
+        chain = chain[1:]
+    if chain[0] not in _FLATE or not raw:
         return _WHOLE
     if raw[:2] == b"\x1f\x8b":  # gzip's header: off the standard, but pypdf unpacks it
         return _unpacked_whole(zlib.decompressobj(zlib.MAX_WBITS | 16), raw, gzip=True)
