@@ -14,7 +14,7 @@ import pytest
 from helpers import pdf_of_objects, write
 from pypdf import get_configuration
 
-from reading.test_invoices import read
+from reading.test_invoices import read, refusal
 from reading.test_pdfdamage import (
     DRAWING,
     INVOICES,
@@ -103,3 +103,24 @@ class TestFormsPastPypdfsCount:
         """A chart's markers drawn as forms, thousands of them: nothing lost."""
         data = drawing_many_forms(FORMS_READ, DRAWING, INVOICES[2])
         assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_forms_pypdf_never_parses_are_counted_as_they_are_unpacked(tmp_path: Path) -> None:
+    """A form without resources that unpacks to megabytes of lines, drawn by each page:
+    unpacked to look for text in it, it counts against the search's limit (a few KB of
+    Flate a page would otherwise hold a reader for minutes), as a form pypdf reads does."""
+    lines = b"0 0 m 1 1 l S\n" * 300_000  # 4.2 MB
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count 10 >>"
+               % b" ".join(b"%d 0 R" % (5 + 2 * n) for n in range(10)),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               stream(zlib.compress(lines)).replace(
+                   b"<< ", b"<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] ", 1)]
+    for number in range(10):
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d "
+                       b"0 R /Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R >> "
+                       b">> >>" % (6 + 2 * number))
+        objects.append(stream(zlib.compress(b"/Fm0 Do\n" + INVOICES[0])))
+    error = refusal(write(tmp_path / "print.pdf", pdf_of_objects(objects)))
+    assert error.code == "invoice-too-large"
+    assert "over 30,000,000 bytes of page content" in error.message
