@@ -122,6 +122,8 @@ class _PdfText:
 
     ids: tuple[str, ...]
     unread: dict[int, str]
+    # Ids read only on pages not read (in doubt, pdfdamage.Ledger): maybe not right.
+    doubtful: tuple[str, ...] = ()
 
 
 def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> _PdfText:
@@ -192,8 +194,9 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
             raise _too_large(rel, f"holds more on one page than is searched for its "
                              f"invoice number ({words})", _SPLIT_PDF) from None
         unread[0] = pypdfs_words(exc)  # pypdf's list of the pages (a page tree that loops)
-    ids, unread = budget.flate.decided(unread)
-    return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread)
+    ids, unread, doubtful = budget.flate.decided(unread)
+    return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread,
+                    tuple(_checked_id(found, rel) for found in doubtful))
 
 
 _AGAIN_PDF = "export the PDF again (print to PDF)"
@@ -215,6 +218,13 @@ def _unread_words(unread: dict[int, str]) -> str:
     return f"{' and '.join(parts)} could not be read ({printable(said)})"
 
 
+def _ids_words(ids: tuple[str, ...]) -> str:
+    """"the invoices INV-1, INV-2": the first few of `ids`, the rest counted."""
+    shown, more = first_of([printable(i) for i in ids], _SHOWN)
+    return ("the invoice " if len(ids) == 1 else "the invoices ") + ", ".join(shown) + \
+        (f" {more}" if more else "")
+
+
 def _pdf_read(found: _PdfText, name: str, rel: str) -> InvoiceRead:
     """The ids of a PDF invoice file from what its search found. A page whose text could
     not be read among pages that hold ids is an error: the invoice on it would go
@@ -223,15 +233,18 @@ def _pdf_read(found: _PdfText, name: str, rel: str) -> InvoiceRead:
     told that the number was not looked for there."""
     if not found.unread:
         return InvoiceRead("pdf", found.ids or (stem(name),))
+    on = "it" if len(found.unread) == 1 else "them"
     if found.ids:
-        shown, more = first_of([printable(i) for i in found.ids], _SHOWN)
-        which = ("the invoice " if len(found.ids) == 1 else "the invoices ") + \
-            ", ".join(shown) + (f" {more}" if more else "")
-        on = "it" if len(found.unread) == 1 else "them"
-        raise UnusablePdf(PAGES_UNREAD, rel, f"holds {which}, but "
+        raise UnusablePdf(PAGES_UNREAD, rel, f"holds {_ids_words(found.ids)}, but "
                           f"{_unread_words(found.unread)}, so an invoice number on {on} was "
                           f"not looked for — {_AGAIN_PDF}, or split it into one file per "
                           "invoice")
+    if found.doubtful:
+        # Numbers were read, in text that may be changed: the file is not one invoice
+        # named after the file (the warning below), nor can these be trusted.
+        raise UnusablePdf(PAGES_UNREAD, rel, f"{_unread_words(found.unread)}, so "
+                          f"{_ids_words(found.doubtful)} read on {on} may not be right "
+                          f"— {_AGAIN_PDF}, or split it into one file per invoice")
     # Of its one invoice, the stem: an ERP maps a warning to its invoice by the id.
     warning = Finding(PAGES_UNREAD, rel, f"{_unread_words(found.unread)}, so its "
                       "invoice number was not looked for; the file is sent as one invoice "

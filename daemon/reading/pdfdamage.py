@@ -18,7 +18,12 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in four places where text goe
   hold (their /Font no object, the name not in it, or naming no object) it reads the
   text after in "�" for each character. Only a page that shows text loses any: one that
   draws only lines and images with such a reference is read as it was. The font is
-  followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor).
+  followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor),
+  and so are the forms a page draws that pypdf never parses: one without resources
+  (PDF 1.1's used the page's), and any past pypdf's count of forms a page (5,000). A
+  font's character map (/ToUnicode), which pypdf reads its text through, is checked as
+  a content stream is when text is shown in the font (pdffonts.font_map, Ledger.check).
+  The fonts are looked at in pdffonts.py.
 pypdf logs the first two as warnings, but outboxd keeps the "pypdf" logger at ERROR
 (logs.py: it chatters about every damaged PDF) and a log is no answer to a caller: the
 damage is looked for in the file itself.
@@ -55,6 +60,8 @@ _CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never 
 # unpacks, at a whole byte; data cut short by chance ends so once in 2**32.
 _FLUSHED = b"\x00\x00\xff\xff"
 _FLATE = ("/FlateDecode", "/Fl")
+# The ASCII filters a writer may put before Flate, by pypdf's class decoding each.
+_ASCII = {"/ASCII85Decode": "ASCII85Decode", "/ASCIIHexDecode": "ASCIIHexDecode"}
 
 
 class PageDamaged(Exception):
@@ -77,13 +84,21 @@ _RIGHT = _Unpacked(None, True)
 
 
 def _flate(stream: Any) -> _Unpacked:
-    """What the Flate data of `stream` (its first filter) unpacks to: other filters are
-    pypdf's alone."""
+    """What the Flate data of `stream` (its first filter, or the one after an ASCII
+    filter: ReportLab writes every page's content ASCII85 then Flate) unpacks to: other
+    filters are pypdf's alone."""
     filters = stream.get("/Filter")
     filters = filters.get_object() if filters is not None else None
-    first = filters[0] if isinstance(filters, list) and filters else filters
+    chain = list(filters) if isinstance(filters, list) else [filters]
     raw = getattr(stream, "_data", b"") or b""
-    if first not in _FLATE or not raw:
+    if len(chain) > 1 and chain[0] in _ASCII and chain[1] in _FLATE and raw:
+        from pypdf import filters as pypdfs
+        try:  # pypdf's own decoding, as it decodes it for the text
+            raw = getattr(pypdfs, _ASCII[chain[0]]).decode(raw)
+        except Exception:  # noqa: BLE001 — pypdf raises on it too, and says so for the page
+            return _WHOLE
+        chain = chain[1:]
+    if chain[0] not in _FLATE or not raw:
         return _WHOLE
     if raw[:2] == b"\x1f\x8b":  # gzip's header: off the standard, but pypdf unpacks it
         return _unpacked_whole(zlib.decompressobj(zlib.MAX_WBITS | 16), raw, gzip=True)
@@ -140,7 +155,7 @@ class Ledger:
     """The Flate streams one PDF file's search checks (one ledger a file: kept by
     pdftext.TextBudget), and the ids it finds page by page: the page being read is
     either damaged (`damage`: its text lost, it is not read — by its content, a form's,
-    or text shown in a lost font, which TextBudget follows with font_damage below) or
+    or text shown in a lost font, which TextBudget follows with pdffonts.font_damage) or
     only doubted (`doubt`: a checksum wrong, all else whole), and a doubted page's ids
     are kept until the end of the file decides (decided(), the module's doc)."""
 
@@ -200,96 +215,21 @@ class Ledger:
         if self.doubt is not None:
             self._doubted[number] = self.doubt
 
-    def decided(self, unread: dict[int, str]) -> tuple[list[str], dict[int, str]]:
+    def decided(self, unread: dict[int, str]
+                ) -> tuple[list[str], dict[int, str], list[str]]:
         """The file's ids, in order of first appearance, and its pages not read (by
         number, in order) with why: `unread` and, where a checksum in the file was
-        right, the doubted pages — else those are read, and their ids kept."""
+        right, the doubted pages — else those are read, and their ids kept. And the
+        ids read on doubted pages not read, but not on others: the file holds invoice
+        numbers, whether or not these are theirs."""
         lost = self.right and bool(self._doubted)
         ids: dict[str, None] = {}
+        doubtful: dict[str, None] = {}
         for found, doubted in self._pages:
-            if not (doubted and lost):
-                ids.update(found)  # an id met before keeps its place
+            (doubtful if doubted and lost else ids).update(found)  # first place kept
         if lost:
             unread = dict(sorted({**unread, **self._doubted}.items()))
-        return list(ids), unread
-
-
-# The operators that show text, as pypdf's text extraction reads them.
-SHOWS_TEXT = frozenset((b"Tj", b"TJ", b"'", b'"'))
-
-
-def font_damage(resources: Any, operands: Any, whose: str) -> str | None:
-    """Why the font a "Tf" of `operands` selects from `resources` (a page's or a form's,
-    a dictionary) is none pypdf reads text in, or None. `whose`: what shows the text, in
-    the words said ("it", "a form it draws")."""
-    from pypdf.generic import DictionaryObject
-    name = operands[0] if isinstance(operands, list) and operands else None
-    font = f"the font {name[:40]}" if isinstance(name, str) and name else "a font"
-    try:
-        fonts = resources.get("/Font")
-        if names_no_object(fonts):
-            return f"the fonts {whose} shows text in are not in the file"
-        fonts = fonts.get_object() if fonts is not None else None
-        if not isinstance(fonts, DictionaryObject) or not isinstance(name, str) \
-                or name not in fonts:
-            return f"{font} {whose} shows text in is not among its fonts"
-        entry = dict.__getitem__(fonts, name)  # as written: a reference is kept
-        if names_no_object(entry):
-            return f"{font} {whose} shows text in is not in the file"
-        if not isinstance(entry.get_object(), DictionaryObject):
-            return f"{font} {whose} shows text in is not a font"
-        if (part := _lost_part(entry.get_object())) is not None:
-            return f"{part} of {font} {whose} shows text in is not in the file"
-    except Exception:  # noqa: BLE001 — damaged past this: pypdf raises on it itself
-        return None
-    return None
-
-
-def _lost_part(font: Any) -> str | None:
-    """The part of the font dictionary `font` that names no object of the file, where
-    pypdf then drops the whole font and reads "\ufffd" for each character without a word
-    (tried one by one: its /Encoding or the encoding's /Differences, its /Widths or one
-    width, its descriptor's /FontFile2, a Type0's /DescendantFonts); None if none is. A
-    lost /ToUnicode, /FontBBox and the like change nothing pypdf reads: not looked at."""
-    from pypdf.generic import ArrayObject, DictionaryObject
-
-    def written(d: Any, key: str) -> Any:
-        return dict.__getitem__(d, key) if isinstance(d, DictionaryObject) and key in d \
-            else None  # as written: a reference is kept
-
-    for key, said in (("/Encoding", "the encoding"), ("/Widths", "the widths"),
-                      ("/DescendantFonts", "the descendant font")):
-        if names_no_object(written(font, key)):
-            return said
-    encoding = font.get("/Encoding")
-    if names_no_object(written(encoding.get_object() if encoding is not None else None,
-                               "/Differences")):
-        return "the encoding's differences"
-    widths = font.get("/Widths")
-    widths = widths.get_object() if widths is not None else None
-    if isinstance(widths, ArrayObject) and any(
-            names_no_object(width) for width in list.__iter__(widths)):
-        return "a width"
-    descriptor = font.get("/FontDescriptor")
-    if names_no_object(written(descriptor.get_object() if descriptor is not None else None,
-                               "/FontFile2")):
-        return "the embedded font file"
-    return None
-
-
-def fontless_damage(page: Any, contents: Any) -> str | None:
-    """Why the text `page` shows is lost, on a page without resources (none, none of
-    the file's objects, or no dictionary): pypdf reads no text there, nor parses its
-    content. None when its content (`contents`, pypdf's) shows none: a page of lines
-    or images needs no font, and loses nothing."""
-    data = contents.get_data()
-    if not any(operator in data for operator in SHOWS_TEXT):
-        return None  # at C speed: the content of most such pages is never parsed
-    if not any(operator in SHOWS_TEXT for _, operator in contents.operations):
-        return None
-    if names_no_object(page.get("/Resources")):  # its own, or what _inherit put there
-        return "its resources are not in the file"
-    return "it shows text but has no fonts"
+        return list(ids), unread, [i for i in doubtful if i not in ids]
 
 
 _END = object()

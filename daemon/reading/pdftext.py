@@ -37,12 +37,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import (
+from daemon.reading.pdfdamage import Ledger, PageDamaged
+from daemon.reading.pdffonts import (
     SHOWS_TEXT,
-    Ledger,
-    PageDamaged,
     font_damage,
+    font_map,
     fontless_damage,
+    shows_text,
 )
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
@@ -54,6 +55,9 @@ _WORD_BYTES = (b" ", b"\n", b"\r", b"\t", b"\0", b"\f", b"/", b"(", b")", b"<", 
 # The operators whose font matters to pypdf's text: "Tf" selects one, "q" and "Q" save
 # and restore it (pypdf's text extraction does so too), the others show text in it.
 _FONT_OPERATORS = SHOWS_TEXT | {b"Tf", b"q", b"Q"}
+
+
+_Font = str | tuple[Any, str] | None
 
 
 class TextTooLarge(Exception):
@@ -89,12 +93,25 @@ class TextBudget:
         # The /Resources each node of the page tree passes down by /Parent, by the
         # node's reference (None: none), each node looked at once for all its pages.
         self._inherited: dict[tuple[int, int], Any] = {}
-        # Why the font of the text pypdf reads is lost (pdfdamage.font_damage; None: not
+        # Why the font of the text pypdf reads is lost (pdffonts.font_damage; None: not
         # lost), in the page and in each form being drawn inside it, innermost last (pypdf
         # reads a form with a font of its own): the current one last, those "q" saved
         # before it; and what each name a "Tf" selected there was found to be (a page
         # selects the same few fonts again at each run of text).
-        self._fonts: list[tuple[list[str | None], dict[str, str | None]]] = []
+        # A font's entry: why it is lost, or its character map and what it is in a reason
+        # (pdffonts.font_map: unpacked once a page where text is shown through it, its
+        # id kept in _maps), or None.
+        self._fonts: list[tuple[list[_Font], dict[str, _Font]]] = []
+        self._maps: set[int] = set()
+        # The forms being drawn (by id, as pypdf tells one drawn inside itself; 0: none),
+        # innermost last, how many forms pypdf entered on the page (those past its count,
+        # _forms_read, it skips with no more than a log line), and its reader.
+        self._drawing: list[int] = []
+        self._entered = 0
+        self._forms_read = 0
+        # Why the text of each form pypdf does not parse is lost (None: it shows none).
+        self._unread_forms: dict[int, str | None] = {}
+        self._pdf: Any = None
 
     def _start(self, page: Any) -> bool:
         """A new page's search starts: its content is taken next. False when the page
@@ -105,6 +122,15 @@ class TextBudget:
             self._inherit(page)
         self._resources = [_resources_of(page)]
         self._fonts = [([None], {})]
+        self._drawing = [0]
+        self._entered = 0
+        self._unread_forms = {}
+        self._maps = set()
+        self._pdf = getattr(page, "pdf", None)
+        from pypdf import get_configuration
+        # (A pypdf without the count enters them all: none is past it.)
+        self._forms_read = getattr(get_configuration(),
+                                   "xform_maximum_invocations_per_extraction", 1 << 62)
         return self._resources[0] is not None
 
     def text_of(self, page: Any) -> str:
@@ -205,7 +231,13 @@ class TextBudget:
             return
         form = self._form(operands)
         resources = None if form is None else _resources_of(form)
-        if form is not None and resources:  # pypdf parses no form without resources
+        # pypdf enters a form not being drawn already, up to its count a page; it parses
+        # none without resources (no font, it says), nor any past its count.
+        entered = form is not None and id(form) not in self._drawing
+        self._entered += entered
+        if entered and (not resources or self._entered > self._forms_read):
+            self._unread(form, resources)
+        elif form is not None and resources:
             self.flate.check(form, "the compressed content of a form it draws")
             try:
                 data = form.get_data()  # kept on the form: pypdf decodes it no second time
@@ -216,11 +248,44 @@ class TextBudget:
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
         self._fonts.append(([None], {}))
+        self._drawing.append(id(form) if form is not None else 0)
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
             self._resources.pop()
             self._fonts.pop()
+            self._drawing.pop()
+
+    def _unread(self, form: Any, resources: Any | None) -> None:
+        """A form pypdf does not parse: text it shows is lost (the ledger's damage).
+        Looked at once a page: a chart's marker drawn thousands of times past pypdf's
+        count is one form."""
+        if id(form) not in self._unread_forms:
+            self._unread_forms[id(form)] = self._unread_why(form, resources)
+        self.flate.damage = self.flate.damage or self._unread_forms[id(form)]
+
+    def _unread_why(self, form: Any, resources: Any | None) -> str | None:
+        from pypdf.generic import ContentStream
+        try:
+            contents = ContentStream(form, self._pdf)
+            data = contents.get_data()
+        except Exception:  # noqa: BLE001 — pypdf fails on it the same way: no text of it
+            return None
+        if not any(operator in data for operator in SHOWS_TEXT):
+            # Lines and images, never parsed; but unpacked here, where pypdf does not:
+            # counted (a page of a form that unpacks to 75 MB, on each of 1,000 pages).
+            self.bytes += len(data)
+            self.check()
+            return None
+        self.take_content(data)  # parsed here, where pypdf does not
+        whose = "a form it draws"
+        try:
+            if not resources:
+                return fontless_damage(form, contents, whose)
+            return f"{whose} after its first {self._forms_read:,} shows text, which is " \
+                "not read" if shows_text(contents) else None
+        except Exception:  # noqa: BLE001 — content that does not parse, text in it unread
+            return f"{whose} shows text that cannot be read"
 
     def _font(self, operator: object, operands: object) -> None:
         """Follow the font pypdf reads text in, and take text shown in a lost one for a
@@ -239,11 +304,15 @@ class TextBudget:
             resources = self._resources[-1]
             whose = "it" if len(self._resources) == 1 else "a form it draws"
             saved[-1] = None if resources is None else \
-                font_damage(resources, operands, whose)
+                font_damage(resources, operands, whose) or \
+                font_map(resources, operands, whose)
             if isinstance(name, str):
                 known[name] = saved[-1]
-        elif saved[-1] is not None:
+        elif isinstance(saved[-1], str):
             self.flate.damage = self.flate.damage or saved[-1]
+        elif saved[-1] is not None and id(saved[-1][0]) not in self._maps:
+            self._maps.add(id(saved[-1][0]))  # unpacked once a page
+            self.flate.check(*saved[-1])
 
     def _form(self, operands: object) -> Any | None:
         """The form XObject a "Do" of these operands draws (None: an image, or a name
