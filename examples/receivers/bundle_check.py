@@ -36,8 +36,9 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # entry is about 300 bytes, and 4,300 with two 2,000-character plain notes. 64 MiB is
 # then at least 2,200 attachments of every value at its worst, 15,000 with two full
 # plain notes each, and 200,000 typical ones: beyond any bundle a person assembles,
-# where 1 MiB was reached by 3,500 attachments or 250 with long notes. outboxd sets no
-# cap on the attachments of one bundle, so only that many can reach it.
+# where 1 MiB was reached by 3,500 attachments or 250 with long notes. outboxd sends at
+# most [validation] max_attachments per bundle (1,000 by default: some 30 MB at worst),
+# and only an admin who raises it far (it has no upper bound) brings one near this limit.
 MAX_MANIFEST = 64 << 20
 # A manifest entry is at least about 200 bytes ("part", "name", "original_name",
 # "size", "sha256", "content_type", "document_type", "note"): no bundle within
