@@ -46,6 +46,8 @@ from daemon.journal.records import (
     iso_in,
     journal_time,
     left_of,
+    mark_as_codes,
+    marked_as_codes,
     now_iso,
     parse_iso,
     readable,
@@ -213,6 +215,10 @@ class Journal(Rows, Views, Documents, Watched):
             if not new:
                 self.log.info("journal upgraded", journal=str(self.path),
                               from_schema=version, to_schema=VERSION)
+        elif version == VERSION and not marked_as_codes(self._db):
+            # Upgraded by a build from before the mark: its rows are codes all the same.
+            with self._tx() as db:
+                mark_as_codes(db)
         elif version > VERSION:
             # Read on: a later outboxd that only added columns leaves it readable here
             # (records.row_of). Going back is not promised, so not done silently.

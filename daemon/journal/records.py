@@ -125,6 +125,13 @@ _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_i
 # (ubl-embedded, added unversioned before) and wait_began; 3 channel; 4 claimed_in;
 # 5 text as text.stored writes it (a name that is not UTF-8 kept as codes).
 VERSION = 5
+# PRAGMA application_id of a journal whose rows this version (schema 5 on) has written
+# as codes ("obx5"): the header field an older outboxd, and the operations guide's way
+# back (columns dropped, user_version set to 0), leave as it is. An upgrade from a
+# schema below 5 rewrites the rows as codes (text.escape_earlier) only for a journal
+# without it: with it, the rows are codes already, and a second rewrite would read a
+# name's byte 0xE9 (stored `\udce9`) as those six characters from then on.
+CODES_MARK = 0x6F627835
 
 
 def upgrade(db: Any, version: int) -> None:
@@ -139,9 +146,18 @@ def upgrade(db: Any, version: int) -> None:
     if "wait_began" not in cols:
         # A bundle waiting now began its wait when it entered the state.
         db.execute("UPDATE bundles SET wait_began = since WHERE state = 'waiting'")
-    if version < 5:
+    if version < 5 and not marked_as_codes(db):
         stored_text.escape_earlier(db, _TEXT_FIELDS, (*_JSON_FIELDS, "documents"))
+    mark_as_codes(db)
     db.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def marked_as_codes(db: Any) -> bool:
+    return bool(db.execute("PRAGMA application_id").fetchone()[0] == CODES_MARK)
+
+
+def mark_as_codes(db: Any) -> None:
+    db.execute(f"PRAGMA application_id = {CODES_MARK}")
 
 
 def iso_of(at: datetime) -> str:

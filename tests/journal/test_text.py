@@ -125,6 +125,7 @@ def test_a_journal_of_schema_4_with_code_like_text_reads_as_written_after_the_up
                    "WHERE id = ?", (TYPED, "waits for a/\\u005c.part", '["I\\\\udce9"]', rid))
         db.execute("UPDATE transitions SET detail = ?", ("x \\udce9",))
         db.execute("PRAGMA user_version = 4")
+        db.execute("PRAGMA application_id = 0")  # as schema 4 wrote it: no codes mark
     db.close()
     j = Journal(path)
     try:
@@ -133,5 +134,49 @@ def test_a_journal_of_schema_4_with_code_like_text_reads_as_written_after_the_up
         assert row.last_error == "waits for a/\\u005c.part"
         assert row.invoice_ids == ["I\\udce9"]
         assert j.last_detail(rid) == "x \\udce9"
+    finally:
+        j.close()
+
+
+def _downgraded_by_the_guide(path: Path) -> None:
+    """The operations guide's way back to an older version: its columns dropped and the
+    schema set to 0, so that the next upgrade fills in what the older one did not keep."""
+    db = sqlite3.connect(path)
+    with db:
+        for col in ("wait_began", "channel", "claimed_in"):
+            db.execute(f"ALTER TABLE bundles DROP COLUMN {col}")
+        db.execute("PRAGMA user_version = 0")
+    db.close()
+
+
+@pytest.mark.parametrize("earlier_build", [False, True])
+def test_a_name_stored_as_codes_reads_as_its_file_after_the_guides_way_back_and_forth(
+        tmp_path: Path, earlier_build: bool) -> None:
+    """A journal this version wrote (a file named with the byte 0xE9, stored as its code,
+    and one with `\\udce9` typed), taken back by the operations guide's recipe and
+    upgraded again, reads each row as its own file still: the upgrade's rewrite of an
+    earlier schema's text is not done a second time over rows already written as codes —
+    the byte's name read as the six characters `\\udce9` from then on, no longer its
+    file, and the typed one gained a `\\u005c`. `earlier_build`: the journal was
+    upgraded to schema 5 by a build from before the journal's mark, which its next open
+    adds."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    a = j.create(RAW, "waiting", f"found {RAW}", invoice_ids=[RAW])
+    b = j.create(TYPED, "waiting", invoice_ids=[TYPED])
+    j.close()
+    if earlier_build:
+        db = sqlite3.connect(path)
+        with db:
+            db.execute("PRAGMA application_id = 0")
+        db.close()
+        Journal(path).close()  # the first open of this version
+    _downgraded_by_the_guide(path)
+    j = Journal(path)
+    try:
+        assert (j.get(a).invoice_file, j.get(b).invoice_file) == (RAW, TYPED)
+        assert (j.get(a).invoice_ids, j.get(b).invoice_ids) == ([RAW], [TYPED])
+        assert j.last_detail(a) == f"found {RAW}"
+        assert j.last_row_of_files() == {RAW: a, TYPED: b}
     finally:
         j.close()
