@@ -7,15 +7,18 @@ the status page (deliver.py)."""
 from __future__ import annotations
 
 import base64
+import re
 import urllib.parse
+from dataclasses import dataclass
 
 import httpx
 
 from daemon.configuration.config_values import secret_params
-from daemon.delivery.spelled import Spelled
+from daemon.delivery.spelled import APART_AFTER, APART_BEFORE, JOINERS, SHORT_SECRET, Spelled
 
 # A query value shorter than this is no credential, and taken out of every answer it
-# would garble the answer (a "1" of `?auth=1` out of "HTTP 401").
+# would garble the answer (a "1" of `?auth=1` out of "HTTP 401"). A password or token
+# that short is one, and is taken out where it stands apart (spelled.py, SHORT_SECRET).
 MIN_QUERY_SECRET = 8
 # head() scrubs a text's first HEAD_FIRST characters (or four times what is kept), then
 # four times as many, up to HEAD_MOST: a MiB of escapes spelling the token took a
@@ -75,10 +78,12 @@ class Scrubber:
         # Longest first, so that no form is cut by a shorter one inside it.
         # And spelled with escapes, each character its own way (JSON's, HTML's, a
         # url's %): spelled.py, whose search needs an escape in the text.
+        # A form shorter than SHORT_SECRET only where it stands apart (`_Form`).
         secrets = [x for x in (token, *_url_secrets(url), *_proxy_secrets(proxy)) if x]
-        self._forms = sorted({form for x in secrets for form in (x, repr(x)[1:-1],
-                                                 urllib.parse.quote(x, safe=""))},
-                             key=len, reverse=True)
+        self._forms = [_Form.of(form) for form in sorted(
+            {form for x in secrets for form in (x, repr(x)[1:-1],
+                                                urllib.parse.quote(x, safe=""))},
+            key=len, reverse=True)]
         self._spelled = Spelled(secrets)
 
     def __bool__(self) -> bool:
@@ -91,7 +96,7 @@ class Scrubber:
     def scrub(self, text: str) -> str:
         text = self._spelled.scrub(text)
         for form in self._forms:
-            text = text.replace(form, "***")
+            text = form.replace(text)
         return text
 
     def head(self, text: str, limit: int) -> tuple[str, bool]:
@@ -118,19 +123,45 @@ class Scrubber:
         replaces them, short of an end that the next characters could make one."""
         text = self._spelled.head(head)
         for form in self._forms:
-            text = _short_of(text, form).replace(form, "***")
+            text = form.replace(form.short_of(text))
         return text
 
 
-def _short_of(text: str, form: str) -> str:
-    """`text` without an end that is the start of `form` where replace() would look for
-    it: after the last `form` it finds (scanning from the left, never overlapping)."""
-    found = text.find(form)
-    end = 0
-    while found >= 0:
-        end = found + len(form)
-        found = text.find(form, end)
-    for at in range(max(end, len(text) - len(form) + 1), len(text)):
-        if form.startswith(text[at:]):
-            return text[:at]
-    return text
+@dataclass(frozen=True)
+class _Form:
+    """One form of a secret, and (shorter than SHORT_SECRET) the pattern that finds it
+    only where it stands apart: "1" in "password 1 rejected", not in "HTTP 401"."""
+    text: str
+    apart: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, text: str) -> _Form:
+        return cls(text, None if len(text) >= SHORT_SECRET else
+                   re.compile(APART_BEFORE + re.escape(text) + APART_AFTER))
+
+    def replace(self, text: str) -> str:
+        if self.apart is None:
+            return text.replace(self.text, "***")
+        return self.apart.sub("***", text)
+
+    def short_of(self, text: str) -> str:
+        """`text` without an end that replace() could read otherwise were the text to
+        go on: the start of the form where replace() would look for it, after the last
+        form it finds (scanning from the left, never overlapping); and a short form
+        whose standing apart the next characters decide (at the end, or before a last
+        `.` or `-` that may join it to what follows)."""
+        form, end = self.text, 0
+        if self.apart is None:
+            found = text.find(form)
+            while found >= 0:
+                end = found + len(form)
+                found = text.find(form, end)
+        else:
+            for m in self.apart.finditer(text):
+                if m.end() == len(text) or (m.end() == len(text) - 1 and text[-1] in JOINERS):
+                    return text[:m.start()]
+                end = m.end()
+        for at in range(max(end, len(text) - len(form) + 1), len(text)):
+            if form.startswith(text[at:]):
+                return text[:at]
+        return text

@@ -12,6 +12,13 @@ matched as a set of automaton states instead (Shift-And, one bit per character o
 secret, all secrets in one integer), and only near the escapes: a text of raw
 characters alone is scrub.py's plain replace.
 
+A secret shorter than SHORT_SECRET is found only where it stands apart (`APART_BEFORE`,
+`APART_AFTER`): a password "1" is no credential to recognise inside "HTTP 401" or a
+receipt id "R-100100", and taken out there it garbled every answer; "password 1
+rejected", `erp:1@`, "Bearer 1" still lose it. The automaton lets such a secret begin
+and end only at a place where it stands apart, judged by the raw characters around the
+spelling (as the plain replace of scrub.py judges them).
+
 `head()` reads a text as the start of a longer one (an answer of a MiB is scrubbed only
 as far as what is kept of it): it stops before whatever the rest could change.
 """
@@ -21,6 +28,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# A secret (or a form of one, scrub.py) shorter than this is taken out only where it
+# stands apart: a short one taken out wherever it stands garbles every answer.
+SHORT_SECRET = 8
+# Apart: no letter, digit or `_` right before or after it, nor a `.` or `-` that joins
+# it to one (`127.0.0.1`, `1.5`, `2026-12-01`, `R-1-7` keep their "1"; a sentence's
+# closing `.` does not join). Two characters of context on each side: head() keeps
+# that far from what it cannot see.
+JOINERS = ".-"
+APART_BEFORE = rf"(?<!\w)(?<!\w[{re.escape(JOINERS)}])"
+APART_AFTER = rf"(?!\w)(?![{re.escape(JOINERS)}]\w)"
+APART_CONTEXT = 2
+_JOINED_BEFORE = re.compile(rf"(?<=\w)|(?<=\w[{re.escape(JOINERS)}])")
+_JOINED_AFTER = re.compile(rf"[{re.escape(JOINERS)}]?\w")
 
 # The characters that open an escape: a text without any has nothing for this search.
 OPENERS = ("&", "\\", "%")
@@ -116,23 +137,41 @@ def _utf8_at(text: str, to: int, lead: int) -> tuple[int, str] | None:
 class _Automaton:
     """The secrets laid end to end, one bit per character: `chars[c]` has the bits of
     the positions holding c, `first` those of each secret's first character, `last`
-    those of its last."""
+    those of its last; `short_first` and `short_last` those of the secrets shorter
+    than SHORT_SECRET, which begin and end only where they stand apart."""
     chars: dict[str, int]
     first: int
     last: int
     longest: int
+    short_first: int
+    short_last: int
+
+    def first_at(self, text: str, at: int) -> int:
+        """The first bits of the secrets that may begin at `at` of `text`."""
+        if self.short_first and _JOINED_BEFORE.match(text, at):
+            return self.first & ~self.short_first
+        return self.first
+
+    def last_at(self, text: str, to: int) -> int:
+        """The last bits of the secrets that may end at `to` of `text`."""
+        if self.short_last and _JOINED_AFTER.match(text, to):
+            return self.last & ~self.short_last
+        return self.last
 
 
 def _automaton(secrets: Sequence[str]) -> _Automaton:
     chars: dict[str, int] = {}
-    first = last = bit = 0
+    first = last = bit = short_first = short_last = 0
     for secret in secrets:
         first |= 1 << bit
+        if len(secret) < SHORT_SECRET:
+            short_first |= 1 << bit
+            short_last |= 1 << bit + len(secret) - 1
         for c in secret:
             chars[c] = chars.get(c, 0) | 1 << bit
             bit += 1
         last |= 1 << bit - 1
-    return _Automaton(chars, first, last, max(map(len, secrets)))
+    return _Automaton(chars, first, last, max(map(len, secrets)), short_first, short_last)
 
 
 class Spelled:
@@ -173,7 +212,8 @@ class Spelled:
         if any(o in text for o in OPENERS):
             found = [(at, to, char) for at, to, char in escapes(text) if char in auto.chars]
         settled = min([settled, *(at for at, to, _ in found if to >= settled)])
-        across = _Across(max(0, settled - auto.longest))
+        # And the context whether a short secret stands apart looks at after its end.
+        across = _Across(max(0, settled - auto.longest - APART_CONTEXT))
         spans = self._spans(text, found, across) if found else []
         return _taken_out(text, [(start, end) for start, end in spans if start < across.cut],
                           across.cut)
@@ -226,8 +266,9 @@ class Spelled:
         prefixes of a secret end at each place), and only if some secret ends, a
         backward one (which suffixes start there); a step of a match is on both.
         Only the places where a step can start are visited: a raw character of some
-        secret, or an escape of one. `across`: brought back to where the earliest
-        spelling of a secret (whole or not) that runs across its place starts."""
+        secret, or an escape of one. A short secret begins and ends only where it
+        stands apart. `across`: brought back to where the earliest spelling of a
+        secret (whole or not) that runs across its place starts."""
         auto = self._auto
         assert auto is not None
         chars, first, last = auto.chars, auto.first, auto.last
@@ -239,24 +280,28 @@ class Spelled:
         for at, to, char in window:
             steps.setdefault(at - lo, []).append((to - lo, chars[char]))
         places = sorted(steps)
+        # What may step at each place: a prefix going on, or a secret beginning. A bit
+        # shifted past one secret's last character is no start of the next: only a
+        # start the place allows (first_at) is.
+        begins = {i: auto.first_at(text, lo + i) for i in places}
         ahead = [0] * (hi - lo + 1)  # bits: a secret's prefix that ends here
         complete = False
         for i in places:
-            can = (ahead[i] << 1) | first
+            can = (ahead[i] << 1) & ~first | begins[i]
             for to, bits in steps[i]:
                 if step := can & bits:
                     ahead[to] |= step
-                    complete = complete or bool(step & last)
+                    complete = complete or bool(step & last and step & auto.last_at(text, lo + to))
         if across is not None and lo < across.at <= hi:
-            across.back(lo, steps, places, ahead, first, last)
+            across.back(lo, steps, places, ahead, begins, first, last)
         if not complete:
             return []
         behind = [0] * (hi - lo + 1)  # bits: a secret's suffix that starts here
         spans: list[tuple[int, int]] = []
         for i in reversed(places):
-            can = (ahead[i] << 1) | first
+            can = (ahead[i] << 1) & ~first | begins[i]
             for to, bits in steps[i]:
-                rest = bits & ((behind[to] >> 1) | last)
+                rest = bits & ((behind[to] >> 1) & ~last | auto.last_at(text, lo + to))
                 behind[i] |= rest
                 if rest & can:  # a step of a whole match: taken out
                     spans.append((lo + i, lo + to))
@@ -272,17 +317,18 @@ class _Across:
         self.at = self.cut = at
 
     def back(self, lo: int, steps: dict[int, list[tuple[int, int]]], places: list[int],
-             ahead: list[int], first: int, last: int) -> None:
+             ahead: list[int], begins: dict[int, int], first: int, last: int) -> None:
         """Of a window from `lo` (its steps, and `ahead`, its forward pass: the bits
-        of a secret's prefix that ends at each place), the spellings that run across:
-        followed back from `at` to where they start."""
+        of a secret's prefix that ends at each place; `begins`, the first bits of the
+        secrets that may begin at each), the spellings that run across: followed back
+        from `at` to where they start."""
         at = self.at - lo
         wanted = [0] * len(ahead)  # bits: a prefix that ends here, of one that runs across
         wanted[at] = ahead[at] & ~last
         for i in reversed(places):
             if i >= at:
                 continue
-            can = (ahead[i] << 1) | first
+            can = (ahead[i] << 1) & ~first | begins[i]
             for to, bits in steps[i]:
                 step = can & bits & (-1 if to > at else wanted[to])
                 if step & first:  # one starts here

@@ -25,19 +25,22 @@ from daemon.errors import Rejected, Retryable
 from delivery.test_spelled import TOKEN_CHARS, _spelled
 
 # Characters that open, go on or end an escape, and some of a secret's: noise that
-# makes and breaks escapes at the places a prefix is cut.
-NOISE = "&#;xX0129aAfFdDcCu\\%/ \"'<>*"
+# makes and breaks escapes at the places a prefix is cut, and joins a short secret to
+# a word or sets it apart (`.`, `-`, a space).
+NOISE = "&#;xX0129aAfFdDcCu\\%/ \"'<>*.-"
 
 
 def _secrets(rng: random.Random) -> tuple[Scrubber, list[str]]:
     """A Scrubber of a token (now and then of few characters, so that its spellings
-    overlap one another) and, half the time, a url's password and a key in its query."""
+    overlap one another) and, half the time, a url's password and a key in its query;
+    the token and now and then the password shorter than SHORT_SECRET, taken out only
+    where they stand apart."""
     alphabet = rng.choice([TOKEN_CHARS, "ab;&1", "a;", "a"])
     token = "".join(rng.choice(alphabet) for _ in range(rng.randrange(2, 14)))
     if rng.random() < 0.5:
         return Scrubber(token, None), [token]
     password, key = ("".join(rng.choice(string.ascii_letters + string.digits)
-                             for _ in range(rng.randrange(8, 16))) for _ in range(2))
+                             for _ in range(rng.randrange(low, 16))) for low in (2, 8))
     return (Scrubber(token, f"https://u:{password}@127.0.0.1:9/b?api_key={key}"),
             [token, password, key])
 
@@ -110,6 +113,42 @@ def test_raw_characters_an_escape_after_the_prefix_joins_are_not_kept(
     monkeypatch.setattr(scrub_module, "HEAD_FIRST", text.index("aaa") + 3)
     for limit in range(1, 4):
         _assert_head_is_scrubs_start(scrubber, text, limit)
+
+
+@pytest.mark.parametrize("after", ["c", ".c", "-c", " c", ".", "-"])
+def test_a_short_password_at_the_prefix_end_waits_for_what_follows(
+        after: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short password ("ab") is taken out only where it stands apart, and whether it
+    does is told by the two characters after it: "abc", "ab.c", "ab-c" keep it, "ab c",
+    "ab. ", "ab- " do not. The first prefix read ends with it, after a long token spelled
+    again and again (so that what is kept reaches the prefix's end): it is kept only
+    once the text after it is read, as scrubbing the whole gives it."""
+    token = "T" * 40
+    scrubber = Scrubber(token, "https://u:ab@127.0.0.1:9/b")
+    # Spelled.head keeps nothing of the last longest secret's length and two more.
+    tail = after + " " * (40 + 2 + 2 - len(after))
+    text = f"{token} " * 5 + "ab" + tail + "y" * 400
+    for past in (0, 1):  # the prefix kept ends after "ab", or after what follows it
+        monkeypatch.setattr(scrub_module, "HEAD_FIRST", text.index(tail) + 42 + past)
+        limit = len("*** " * 5) + 3 + past
+        assert scrubber.head(text, limit) == (scrubber.scrub(text)[:limit], True)
+
+
+@pytest.mark.parametrize("after", ["5", ".5", "-5", " 5", ". "])
+def test_a_short_token_spelled_at_the_prefix_end_waits_for_what_follows(
+        after: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-character token spelled with an entity (hex, leading zeros, no `;`: what
+    follows ends it), ending just before the last character of the first prefix read:
+    "&#x31.5" is "1.5", where the token stands joined to a digit and stays; the
+    prefix alone ("&#x31.") would have it apart. What is kept is what scrubbing the
+    whole keeps."""
+    scrubber = Scrubber("1", None)
+    spelled = "&#x" + "0" * 40 + "31"
+    text = f"{spelled} " * 6 + spelled + after + "y" * 400
+    monkeypatch.setattr(scrub_module, "HEAD_FIRST", text.index(after, len(spelled) * 7) + 1)
+    for limit in range(20, 30):
+        kept, whole = scrubber.head(text, limit)
+        assert kept == scrubber.scrub(text)[:limit] and whole, (limit, kept)
 
 
 @pytest.mark.parametrize("seed", range(6))
