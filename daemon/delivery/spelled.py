@@ -16,8 +16,8 @@ A secret shorter than SHORT_SECRET is found only where it stands apart (`APART_B
 `APART_AFTER`): a password "1" is no credential to recognise inside "HTTP 401" or a
 receipt id "R-100100", and taken out there it garbled every answer; "password 1
 rejected", `erp:1@`, "Bearer 1" still lose it. The automaton lets such a secret begin
-and end only at a place where it stands apart, judged by the raw characters around the
-spelling (as the plain replace of scrub.py judges them).
+and end only at a place where it stands apart, judged by the characters around the
+spelling as the plain replace of scrub.py judges them.
 
 `head()` reads a text as the start of a longer one (an answer of a MiB is scrubbed only
 as far as what is kept of it): it stops before whatever the rest could change.
@@ -34,14 +34,29 @@ from dataclasses import dataclass
 SHORT_SECRET = 8
 # Apart: no letter, digit or `_` right before or after it, nor a `.` or `-` that joins
 # it to one (`127.0.0.1`, `1.5`, `2026-12-01`, `R-1-7` keep their "1"; a sentence's
-# closing `.` does not join). Two characters of context on each side: head() keeps
-# that far from what it cannot see.
+# closing `.` does not join). Judged by the raw characters, but for an escape that
+# ends in a letter or digit (`%20`, `\u0020`, `\n`): what follows one stands apart from
+# it, whatever it spells — `wrong%20password%201` and `erp%3A1%40` quote the password
+# "1" alone. Two characters of context after it: head() keeps that far from what it
+# cannot see (before it, an escape's six).
 JOINERS = ".-"
-APART_BEFORE = rf"(?<!\w)(?<!\w[{re.escape(JOINERS)}])"
-APART_AFTER = rf"(?!\w)(?![{re.escape(JOINERS)}]\w)"
+_JOIN = f"[{re.escape(JOINERS)}]"
+
+
+def _not_after_escape(then: str) -> str:
+    """Not just after an escape that ends in a letter or digit, and `then`."""
+    return "".join(f"(?<!{escape}{then})"
+                   for escape in (r"%[0-9a-fA-F]{2}", r"\\u[0-9a-fA-F]{4}", r"\\[nrtbf]"))
+
+
+_JOINED_BEFORE_AT = (rf"(?:(?<=\w){_not_after_escape('')}"
+                     rf"|(?<=\w{_JOIN}){_not_after_escape(_JOIN)})")
+_JOINED_AFTER_AT = rf"{_JOIN}?\w"
+APART_BEFORE = f"(?!{_JOINED_BEFORE_AT})"
+APART_AFTER = f"(?!{_JOINED_AFTER_AT})"
 APART_CONTEXT = 2
-_JOINED_BEFORE = re.compile(rf"(?<=\w)|(?<=\w[{re.escape(JOINERS)}])")
-_JOINED_AFTER = re.compile(rf"[{re.escape(JOINERS)}]?\w")
+_JOINED_BEFORE = re.compile(_JOINED_BEFORE_AT)
+_JOINED_AFTER = re.compile(_JOINED_AFTER_AT)
 
 # The characters that open an escape: a text without any has nothing for this search.
 OPENERS = ("&", "\\", "%")
