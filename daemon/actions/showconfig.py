@@ -15,6 +15,7 @@ from daemon.configuration.config_folders import folder_problems
 from daemon.configuration.config_keys import value_shown
 from daemon.configuration.config_load import token_problems
 from daemon.configuration.secret_files import exposure_warnings
+from daemon.delivery.scrub import short_secrets_warning
 from daemon.errors import ConfigError, unquoted
 from daemon.watching.sharecache import late_share
 
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args, token=args.check)
     if warning := plain_http_warning(settings.delivery):
         # Valid, and said as `run` says it at each start.
+        print(f"outboxd: warning: {warning}", file=sys.stderr)
+    if warning := short_secrets_warning(settings.delivery, token_file=args.check):
         print(f"outboxd: warning: {warning}", file=sys.stderr)
     for warning in exposure_warnings(settings, path):
         print(f"outboxd: warning: {warning}", file=sys.stderr)

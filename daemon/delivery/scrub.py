@@ -10,11 +10,17 @@ import base64
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from daemon.configuration.config_values import secret_params
+from daemon.delivery.proxies import environment_proxy
 from daemon.delivery.spelled import APART_AFTER, APART_BEFORE, JOINERS, SHORT_SECRET, Spelled
+from daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from daemon.configuration.config_sections import DeliveryConfig
 
 # A query value shorter than this is no credential, and taken out of every answer it
 # would garble the answer (a "1" of `?auth=1` out of "HTTP 401"). A password or token
@@ -165,3 +171,42 @@ class _Form:
             if form.startswith(text[at:]):
                 return text[:at]
         return text
+
+
+def short_secrets_warning(cfg: DeliveryConfig, token_file: bool = True) -> str | None:
+    """What to say of secrets shorter than SHORT_SECRET (the token, the url's password,
+    the environment's proxy's): named, never shown nor measured. Said at each start and
+    reload and by `config` (`token_file`: read it too, as `config --check` and `run`
+    do), as an admin sees the others."""
+    if cfg.transport != "http" or not cfg.url:
+        return None
+    try:
+        url = httpx.URL(cfg.url)
+        proxy = environment_proxy(url)
+    except (httpx.InvalidURL, ConfigError):  # said by the check of the url, the proxy
+        return None
+    short = []
+    token = cfg.token.get_secret_value() if cfg.token is not None else None
+    if token is None and cfg.token_file is not None and token_file:
+        try:
+            token = cfg.bearer_token()
+        except ConfigError:  # said by the check of token_file
+            token = None
+    if token is not None and len(token) < SHORT_SECRET:
+        short.append("[delivery] token" if cfg.token is not None else
+                     "the token of [delivery] token_file")
+    if url.password and len(url.password) < SHORT_SECRET:
+        short.append("the password in [delivery] url")
+    if proxy is not None and proxy.auth is not None and 0 < len(proxy.auth[1]) < SHORT_SECRET:
+        short.append("the password of the environment's proxy (HTTPS_PROXY, HTTP_PROXY or "
+                     "ALL_PROXY)")
+    if not short:
+        return None
+    return (f"{' and '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
+            f"{SHORT_SECRET} characters, and such a secret is taken out of what a receiver "
+            "answers (before the log, the journal, the papers in sent/ and quarantine/ or "
+            "the status page keep it) only where it stands apart from letters and digits — "
+            "taken out everywhere, a password \"1\" would garble \"HTTP 401\" and every "
+            "receipt id holding a 1; quoted inside a longer word or number it stays readable "
+            f"there. Ask the operator for one of {SHORT_SECRET} characters or more, which is "
+            "taken out wherever it stands")

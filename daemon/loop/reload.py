@@ -27,6 +27,7 @@ from daemon.configuration.config_folders import folder_problems, outbox_missing,
 from daemon.configuration.config_load import load_settings
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer
+from daemon.delivery.scrub import short_secrets_warning
 from daemon.errors import ConfigError, double_quoted, unquoted
 from daemon.fs.fscopy import Identity, identity
 from daemon.watching.sharecache import LATE_SHARE, late_share
@@ -298,6 +299,8 @@ class Reloading:
                       bundles_read_again=len(self.index.candidates),
                       deliveries_tried_now=len(now))
         if warning := plain_http_warning(new.delivery):
+            self.log.warning(warning)
+        if warning := short_secrets_warning(new.delivery):
             self.log.warning(warning)
         for warning in exposure_warnings(new, self.config_path):
             self.log.warning(warning)

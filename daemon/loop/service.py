@@ -47,6 +47,7 @@ from daemon.configuration.deciding import RENEW, Deciding
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
 from daemon.delivery.directory import clear_target
+from daemon.delivery.scrub import short_secrets_warning
 from daemon.delivery.workers import DeliveryWorkers
 from daemon.errors import describe
 from daemon.journal import Journal
@@ -195,6 +196,8 @@ class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
         self._sends_as = sends_as(s)
         self._trusts_as = trusts_as(s)
         if warning := plain_http_warning(s.delivery):
+            self.log.warning(warning)
+        if warning := short_secrets_warning(s.delivery):
             self.log.warning(warning)
         if warning := private_tmp_warning(s.paths.state_dir):
             self.log.warning(warning)

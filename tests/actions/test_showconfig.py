@@ -343,3 +343,55 @@ def test_document_types_without_the_default_type_is_valid_and_warned_of(
                      attachments={"document_types": ["Invoice", "Attachment"]})
     assert main(["config", "--check", "-c", str(env.config)]) == 0
     assert capsys.readouterr().err == ""
+
+
+SHORT_WARNING = "shorter than 8 characters, and such a secret is taken out of what a receiver"
+
+
+def test_a_short_url_password_or_token_is_warned_of_by_config_without_being_shown(
+        env: Env, capsys) -> None:
+    """A url password of one character ("1"), or a token (inline, or in token_file) of
+    five: valid, and `config` and `config --check` say on stderr that such a secret is
+    taken out of the receiver's answers only where it stands apart, naming which
+    secret, never showing it or its length. token_file is read for it only by the
+    check, as for its other warnings. Eight characters or more: no warning."""
+    env.write_config("https://erp:1@127.0.0.1:9/bundles")
+    for command in (["config", "--check"], ["config"]):
+        assert main([*command, "-c", str(env.config)]) == 0
+        out, err = capsys.readouterr()
+        [warning] = err.splitlines()
+        assert warning.startswith(f"outboxd: warning: the password in [delivery] url is "
+                                  f"{SHORT_WARNING}")
+        assert "erp:1@" not in out + err
+    env.write_config("https://127.0.0.1:9/bundles", delivery={"token": "s3krT"})
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith(f"outboxd: warning: [delivery] token is {SHORT_WARNING}")
+    assert "s3krT" not in warning and " 5 " not in warning
+    token = env.root / "token"
+    token.write_text("s3krT\n")
+    env.write_config("https://127.0.0.1:9/bundles", delivery={"token_file": str(token)})
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("outboxd: warning: the token of [delivery] token_file is "
+                              f"{SHORT_WARNING}")
+    assert main(["config", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err == ""
+    token.write_text("s3krT-12\n")
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_short_password_of_the_environments_proxy_is_warned_of_by_config(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY=http://px:7@proxy…: the proxy's password goes in every POST's
+    Proxy-Authorization, and is as short: the same warning, naming the proxy."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://px:7@127.0.0.1:3128")
+    env.write_config("https://receiver.invalid/bundles", delivery={"token": "s3cret-token"})
+    assert main(["config", "-c", str(env.config)]) == 0
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("outboxd: warning: the password of the environment's proxy "
+                              f"(HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) is {SHORT_WARNING}")
