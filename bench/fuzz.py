@@ -19,10 +19,11 @@ The oracle: the outcome is accepted, or findings / an InputError whose every cod
 docs/codes.md and whose file is one of the bundle's — never another exception; no case
 over `--slow` seconds (wall; plus `--slow-per-mb` a MB of its file: pre-flight of a
 large invoice is work in proportion to it, as the daemon's own time limit is; plus
-`--slow-per-word` for each word of page content a PDF invoice's text search let pypdf
-parse: daemon/reading/pdftext.py lets a file of a few KB through to millions of words,
-as it lets a long real invoice — seconds by design, so only a search slower than its
-words fails; a case over `--slow` within that is listed in the summary, slow_by_words)
+`--slow-per-word` for each word and `--slow-per-byte` for each byte of page content a
+PDF invoice's text search let pypdf parse: daemon/reading/pdftext.py lets a file of a
+few KB through to millions of words and tens of MB, as it lets a long real invoice —
+seconds by design, so only a search slower than what it parsed fails; a case over
+`--slow` within that is listed in the summary, slow_by_search)
 or `--rss-mb` growth of the worker's peak memory; a worker that does not answer in
 `--timeout` seconds is a hang (killed, started again). Every `--readers-every`th case is
 read again through the daemon's real reader pool (one process, its time limit and its
@@ -170,18 +171,19 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def count_searched_words() -> list[int]:
-    """From now on, the words of page content the PDF text search lets pypdf parse are
-    added up in the list's one item (a page or form its budget refuses is not parsed,
-    and not added)."""
+def count_searched() -> list[int]:
+    """From now on, the words and the bytes of page content the PDF text search lets
+    pypdf parse are added up in the list's two items (a page or form its budget refuses
+    is not parsed, and not added)."""
     from daemon.reading.pdftext import TextBudget
-    searched = [0]
+    searched = [0, 0]
     take = TextBudget.take_content
 
     def counted(budget: TextBudget, data: bytes) -> None:
-        before = budget.words
+        words, size = budget.words, budget.bytes
         take(budget, data)
-        searched[0] += budget.words - before
+        searched[0] += budget.words - words
+        searched[1] += budget.bytes - size
     TextBudget.take_content = counted  # type: ignore[method-assign,assignment]
     return searched
 
@@ -197,7 +199,7 @@ def worker(conn: Any, work: str, preflight: str) -> None:
     from daemon.delivery.finish import evaluate
     from daemon.watching.scan import candidate_for
     quiet()
-    searched = count_searched_words()
+    searched = count_searched()
     root = Path(work)
     settings = {c: load_settings(_config(root, c, preflight)) for c in CHANNELS}
     outbox, codes = root / "outbox", documented_codes()
@@ -213,7 +215,7 @@ def worker(conn: Any, work: str, preflight: str) -> None:
         s = settings[case.channel]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         wall, cpu = time.monotonic(), time.process_time()
-        searched[0] = 0
+        searched[:] = [0, 0]
         try:
             result: Any = evaluate(candidate_for(s.outbox, name), s)
         except Exception as exc:  # noqa: BLE001 — judged: this is what the fuzzer looks for
@@ -224,7 +226,7 @@ def worker(conn: Any, work: str, preflight: str) -> None:
         tb = "".join(traceback.format_exception(result)) if failure and \
             isinstance(result, BaseException) else None
         clear(outbox, name)
-        conn.send((outcome, failure, wall, cpu, grew, tb, searched[0]))
+        conn.send((outcome, failure, wall, cpu, grew, tb, tuple(searched)))
 
 
 # ------------------------------------------------------------------------ driver
@@ -235,14 +237,15 @@ class Campaign:
     slow: float
     slow_per_mb: float
     slow_per_word: float
+    slow_per_byte: float
     rss_mb: float
     save: Path | None
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: dict[str, list[int]] = field(default_factory=dict)
     slowest: tuple[float, int] = (0.0, -1)
     most_memory: tuple[float, int] = (0.0, -1)
-    # Cases over `slow` that the words their text search parsed allowed (case, wall).
-    slow_by_words: list[tuple[int, float]] = field(default_factory=list)
+    # Cases over `slow` that what their text search parsed allowed (case, wall).
+    slow_by_search: list[tuple[int, float]] = field(default_factory=list)
 
     def fail(self, signature: str, case: Case, **more: Any) -> None:
         seen = signature in self.failures
@@ -256,17 +259,19 @@ class Campaign:
             (self.save / f"{self.seed}-{case.number}-{case.kind}.{ext}").write_bytes(case.data)
 
     def took(self, case: Case, outcome: str, failure: str | None, wall: float, cpu: float,
-             grew: float, tb: str | None, words: int = 0) -> None:
+             grew: float, tb: str | None, searched: tuple[int, int] = (0, 0)) -> None:
         self.outcomes[outcome if failure is None else "failed"] += 1
         if failure is not None:
             self.fail(failure, case, traceback=tb)
         allowed = self.slow + self.slow_per_mb * len(case.data) / 1e6
-        if allowed < wall <= allowed + self.slow_per_word * words:
-            self.slow_by_words.append((case.number, round(wall, 2)))
+        words, size = searched
+        if allowed < wall <= allowed + self.slow_per_word * words + self.slow_per_byte * size:
+            self.slow_by_search.append((case.number, round(wall, 2)))
         elif wall > allowed:
             self.fail(f"slow: {case.kind} over {self.slow:g} s + {self.slow_per_mb:g} s/MB "
-                      f"+ {self.slow_per_word:g} s/word searched ({outcome})", case,
-                      wall=round(wall, 2), cpu=round(cpu, 2), words=words)
+                      f"+ {self.slow_per_word:g} s/word, {self.slow_per_byte:g} s/byte searched "
+                      f"({outcome})", case, wall=round(wall, 2), cpu=round(cpu, 2),
+                      words=words, bytes=size)
         if grew > self.rss_mb:
             self.fail(f"memory: {case.kind} peak grew over {self.rss_mb:g} MB ({outcome})",
                       case, grew_mb=round(grew))
@@ -349,8 +354,8 @@ def run(args: argparse.Namespace) -> Campaign:
             raise SystemExit(f"unknown channel {c!r}: one of {', '.join(CHANNELS)}")
     seeds = made()
     quiet()
-    camp = Campaign(args.seed, args.slow, args.slow_per_mb, args.slow_per_word, args.rss_mb,
-                    args.save)
+    camp = Campaign(args.seed, args.slow, args.slow_per_mb, args.slow_per_word,
+                    args.slow_per_byte, args.rss_mb, args.save)
     numbers = [args.case] if args.case is not None else range(args.cases)
     with tempfile.TemporaryDirectory(prefix="outboxd-fuzz-") as tmp:
         work = Path(tmp)
@@ -411,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-per-word", type=float, default=4e-6,
                     help="seconds a PDF invoice's text search may add per word of page content "
                     "it parsed (default 4e-6: pdftext.py's ~2 s for a page of 500,000)")
+    ap.add_argument("--slow-per-byte", type=float, default=5e-7,
+                    help="seconds a PDF invoice's text search may add per byte of page content "
+                    "it parsed (default 5e-7: pdftext.py's 0.5 µs a byte of a hexadecimal string)")
     ap.add_argument("--rss-mb", type=float, default=200.0, help="peak memory growth per case")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a hang")
     ap.add_argument("--readers-every", type=int, default=25,
@@ -427,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "outcomes": dict(camp.outcomes.most_common()),
         "slowest": {"wall": camp.slowest[0], "case": camp.slowest[1]},
         "most_memory": {"grew_mb": camp.most_memory[0], "case": camp.most_memory[1]},
-        "slow_by_words": [{"case": n, "wall": w} for n, w in camp.slow_by_words],
+        "slow_by_search": [{"case": n, "wall": w} for n, w in camp.slow_by_search],
         "failures": {sig: {"count": len(n), "first": n[0]} for sig, n in camp.failures.items()},
     }}), flush=True)
     return 1 if camp.failures else 0
