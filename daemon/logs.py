@@ -275,6 +275,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # transparency, an ICC profile left out), naming no file and asking nothing of anyone;
     # what stops a conversion it raises, which is a finding naming the file (convert.py).
     logging.getLogger("img2pdf").setLevel(max(level, logging.ERROR))
+    # Pillow logs each chunk and tag it reads at DEBUG, and at ERROR only just before it
+    # raises on a TIFF it refuses ("More samples per pixel than can be decoded"): a line
+    # naming no file at each read of a bundle, beside the finding that names it.
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)
     # httpx logs every request at INFO (its url with any password); our delivery events
     # say more. httpcore logs at DEBUG the headers a receiver sent back, which may echo
     # our token, and h11's errors quoting them: never, whatever [log] level says.

@@ -170,6 +170,38 @@ def test_converting_a_transparent_image_for_print_logs_no_warning() -> None:
     assert "alpha" not in text and "ours" in text
 
 
+def _tiff_of_samples_per_pixel(samples: int) -> bytes:
+    """A TIFF of 8×8 pixels whose header says each pixel has `samples` samples."""
+    import struct
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "TIFF", dpi=(300, 300))
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for i in range(struct.unpack_from("<H", data, ifd)[0]):
+        at = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", data, at)[0] == 277:  # SamplesPerPixel, a SHORT
+            struct.pack_into("<H", data, at + 8, samples)
+    return bytes(data)
+
+
+def test_an_image_pillow_refuses_logs_no_error_of_pillow_s() -> None:
+    """Pillow logs "More samples per pixel than can be decoded: 19968" at ERROR before it
+    refuses such a TIFF (a mutated one, bench.fuzz seed 27): an error line in the
+    daemon's log at each read of the bundle, naming no file and asking nothing of anyone,
+    beside the image-unreadable finding that names the file. Pillow's records stay out
+    of the log; the probe still refuses the image, and our own lines get through."""
+    from daemon.validation.imageprobe import probe_image
+    facts: list[object] = []
+    text = _logged("debug", lambda: (
+        facts.append(probe_image(io.BytesIO(_tiff_of_samples_per_pixel(19968)), "tiff",
+                                 10**8)),
+        logs.get().error("ours")))
+    assert "samples per pixel" not in text and "PIL" not in text and "ours" in text
+    assert getattr(facts[0], "error", None)
+
+
 def test_auto_format_is_console_on_a_terminal_and_json_off_one() -> None:
     """[log] format = "auto" (the default) writes readable console lines to a terminal and
     JSON lines anywhere else (journald under systemd)."""
