@@ -163,11 +163,12 @@ def judge(result: Any, stem: str, codes: set[str]) -> tuple[str, str | None]:
 
 
 def quiet() -> None:
-    """pypdf's and Pillow's warnings off stderr: every damaged file has some."""
+    """pypdf's, Pillow's and img2pdf's warnings off stderr: every damaged file has some
+    (the daemon's log keeps img2pdf's and Pillow's out too, daemon/logs.py)."""
     import logging
     import warnings
     warnings.simplefilter("ignore")  # the probes turn the ones they act on into errors
-    for name in ("pypdf", "PIL"):
+    for name in ("pypdf", "PIL", "img2pdf"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
