@@ -17,17 +17,18 @@ valid PDF) and evaluated for a channel drawn from `--channel`
 
 The oracle: the outcome is accepted, or findings / an InputError whose every code is on
 docs/codes.md and whose file is one of the bundle's — never another exception; no case
-over `--slow` seconds (wall; plus `--slow-per-mb` a MB of its file: pre-flight of a
-large invoice is work in proportion to it, as the daemon's own time limit is; plus
+over `--slow` seconds (the lesser of wall and CPU time: a case that only waited for a
+CPU on busy cores is not slow) plus `--slow-per-mb` a MB of its file (pre-flight of a
+large invoice is work in proportion to it, as the daemon's own time limit is) plus
 `--slow-per-word` for each word and `--slow-per-byte` for each byte of page content a
-PDF invoice's text search let pypdf parse: daemon/reading/pdftext.py lets a file of a
-few KB through to millions of words and tens of MB, as it lets a long real invoice —
+PDF invoice's text search let pypdf parse (daemon/reading/pdftext.py lets a file of a
+few KB through to millions of words and tens of MB, as it lets a long real invoice:
 seconds by design, so only a search slower than what it parsed fails; a case over
-`--slow` within that is listed in the summary, slow_by_search)
-or `--rss-mb` growth of the worker's peak memory; a worker that does not answer in
-`--timeout` seconds is a hang (killed, started again). Every `--readers-every`th case is
-read again through the daemon's real reader pool (one process, its time limit and its
-pipe), whose outcome must be the same.
+`--slow` within that is listed in the summary, slow_by_search); no `--rss-mb` growth
+of the worker's peak memory; a worker that does not answer in `--timeout` seconds is a
+hang (killed, started again). Every `--readers-every`th case is read again through the
+daemon's real reader pool (one process, its time limit and its pipe), whose outcome
+must be the same.
 
 Cases run in a worker process (spawned; watched from here, so that a bomb is stopped at
 3 GB resident rather than taking the machine). Prints one JSON line per new failure
@@ -266,13 +267,17 @@ class Campaign:
             self.fail(failure, case, traceback=tb)
         allowed = self.slow + self.slow_per_mb * len(case.data) / 1e6
         words, size = searched
-        if allowed < wall <= allowed + self.slow_per_word * words + self.slow_per_byte * size:
-            self.slow_by_search.append((case.number, round(wall, 2)))
-        elif wall > allowed:
+        # The lesser of the two: on shared cores a case waits for a CPU (wall far over
+        # CPU: seed 29's case 2941, 6.2 s wall for 2.9 s of CPU at a load of 5), while
+        # the e-invoice engine's threads can spend more CPU than the wall time it takes.
+        spent = min(wall, cpu)
+        if allowed < spent <= allowed + self.slow_per_word * words + self.slow_per_byte * size:
+            self.slow_by_search.append((case.number, round(spent, 2)))
+        elif spent > allowed:
             self.fail(f"slow: {case.kind} over {self.slow:g} s + {self.slow_per_mb:g} s/MB "
                       f"+ {self.slow_per_word:g} s/word, {self.slow_per_byte:g} s/byte searched "
                       f"({outcome})", case, wall=round(wall, 2), cpu=round(cpu, 2),
-                      words=words, bytes=size)
+                      searched_words=words, searched_bytes=size)
         if grew > self.rss_mb:
             self.fail(f"memory: {case.kind} peak grew over {self.rss_mb:g} MB ({outcome})",
                       case, grew_mb=round(grew))
