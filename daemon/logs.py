@@ -267,6 +267,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # pypdf logs "EOF marker not found" and the like for every damaged PDF;
     # validation already reports those files properly.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # Its only errors: a font whose /Encoding it does not know, its text read in the
+    # standard one instead ("Advanced encoding /X not implemented yet, using [256
+    # characters]"): an error line of 2.5 KB naming no file at each read of the file.
+    logging.getLogger("pypdf._cmap").setLevel(logging.CRITICAL)
     # pikepdf (under img2pdf, for convert_images) says "C++ to Python logger bridge
     # initialized" at INFO on import: a line in `outboxd check`'s output and the log
     # that tells nobody anything.
