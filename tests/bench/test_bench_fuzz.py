@@ -14,7 +14,7 @@ import pytest
 from helpers import write
 from reading.test_invoices import flate_pdf_pages, read
 
-from bench.fuzz import Campaign, Case, count_searched
+from bench.fuzzjudge import Campaign, Case, count_searched
 from daemon.reading import pdftext
 
 
