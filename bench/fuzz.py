@@ -17,12 +17,18 @@ valid PDF) and evaluated for a channel drawn from `--channel`
 
 The oracle: the outcome is accepted, or findings / an InputError whose every code is on
 docs/codes.md and whose file is one of the bundle's — never another exception; no case
-over `--slow` seconds (wall; plus `--slow-per-mb` a MB of its file: pre-flight of a
-large invoice is work in proportion to it, as the daemon's own time limit is) or
-`--rss-mb` growth of the worker's peak memory; a worker that does not answer in
-`--timeout` seconds is a hang (killed, started again). Every `--readers-every`th case is
-read again through the daemon's real reader pool (one process, its time limit and its
-pipe), whose outcome must be the same.
+over `--slow` seconds (the lesser of wall and CPU time: a case that only waited for a
+CPU on busy cores is not slow) plus `--slow-per-mb` a MB of its file (pre-flight of a
+large invoice is work in proportion to it, as the daemon's own time limit is) plus
+`--slow-per-word` for each word and `--slow-per-byte` for each byte of page content a
+PDF invoice's text search let pypdf parse (daemon/reading/pdftext.py lets a file of a
+few KB through to millions of words and tens of MB, as it lets a long real invoice:
+seconds by design, so only a search slower than what it parsed fails; a case over
+`--slow` within that is listed in the summary, slow_by_search); no `--rss-mb` growth
+of the worker's peak memory; a worker that does not answer in `--timeout` seconds is a
+hang (killed, started again). Every `--readers-every`th case is read again through the
+daemon's real reader pool (one process, its time limit and its pipe), whose outcome
+must be the same.
 
 Cases run in a worker process (spawned; watched from here, so that a bomb is stopped at
 3 GB resident rather than taking the machine). Prints one JSON line per new failure
@@ -36,37 +42,18 @@ import argparse
 import json
 import multiprocessing
 import random
-import re
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.fuzzjudge import EXTENSIONS, Campaign, Case, count_searched, documented_codes, judge
 from bench.fuzzmutate import mutate
-from bench.fuzzseeds import INVOICE_KINDS, REPO, made
+from bench.fuzzseeds import INVOICE_KINDS, made
 
 KINDS = ("pdf", "pdfinvoice", "tiff", "png", "jpeg", "gif", "bmp", "webp", "xml", "toml")
 CHANNELS = ("e-invoice", "external-print", "original-print", "convert", "embedded")
-EXTENSIONS = {"pdfinvoice": "pdf"}
-
-
-@dataclass(frozen=True)
-class Case:
-    number: int
-    kind: str
-    seed_name: str
-    ext: str
-    channel: str
-    mutations: tuple[str, ...]
-    data: bytes
-
-    def label(self) -> dict[str, Any]:
-        return {"case": self.number, "kind": self.kind, "from": self.seed_name,
-                "channel": self.channel, "mutations": list(self.mutations),
-                "bytes": len(self.data)}
 
 
 def make_case(seed: int, number: int, kinds: list[str], channels: list[str],
@@ -125,44 +112,13 @@ def clear(outbox: Path, name: str) -> None:
     shutil.rmtree(outbox / name.rsplit(".", 1)[0], ignore_errors=True)
 
 
-def documented_codes() -> set[str]:
-    return set(re.findall(r"^\| `([a-z0-9-]+)` \|", (REPO / "docs" / "codes.md").read_text(),
-                          re.M))
-
-
-def judge(result: Any, stem: str, codes: set[str]) -> tuple[str, str | None]:
-    """(the outcome in a word or two, the failure's signature or None) of one evaluate."""
-    import traceback
-
-    from daemon.bundle import Bundle
-    from daemon.errors import InputError
-    if isinstance(result, Bundle):
-        for f in result.findings:
-            if f.code not in codes:
-                return "finding", f"undocumented code {f.code!r}"
-            if not f.file.startswith(stem) or not f.message.strip():
-                return "finding", f"{f.code}: names another file ({f.file!r}) or says nothing"
-        errors = sorted({f.code for f in result.errors})
-        return ("refused " + ",".join(errors)) if errors else "accepted", None
-    if isinstance(result, InputError):
-        if result.code not in codes:
-            return "input-error", f"undocumented code {result.code!r}"
-        if not result.file.startswith(stem):
-            return "input-error", f"{result.code}: names another file ({result.file!r})"
-        return f"refused {result.code}", None
-    frames = traceback.extract_tb(result.__traceback__)
-    ours = [f for f in frames if "/daemon/" in f.filename]
-    where = [f"{Path(f.filename).name}:{f.name}" for f in (ours[-1:] + frames[-1:])]
-    words = re.sub(r"\d+", "N", str(result).split("\n", 1)[0])[:80]
-    return "exception", f"{type(result).__name__} at {' / '.join(where)}: {words}"
-
-
 def quiet() -> None:
-    """pypdf's and Pillow's warnings off stderr: every damaged file has some."""
+    """pypdf's, Pillow's and img2pdf's warnings off stderr: every damaged file has some
+    (the daemon's log keeps img2pdf's and Pillow's out too, daemon/logs.py)."""
     import logging
     import warnings
     warnings.simplefilter("ignore")  # the probes turn the ones they act on into errors
-    for name in ("pypdf", "PIL"):
+    for name in ("pypdf", "PIL", "img2pdf"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -177,6 +133,7 @@ def worker(conn: Any, work: str, preflight: str) -> None:
     from daemon.delivery.finish import evaluate
     from daemon.watching.scan import candidate_for
     quiet()
+    searched = count_searched()
     root = Path(work)
     settings = {c: load_settings(_config(root, c, preflight)) for c in CHANNELS}
     outbox, codes = root / "outbox", documented_codes()
@@ -192,6 +149,7 @@ def worker(conn: Any, work: str, preflight: str) -> None:
         s = settings[case.channel]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         wall, cpu = time.monotonic(), time.process_time()
+        searched[:] = [0, 0]
         try:
             result: Any = evaluate(candidate_for(s.outbox, name), s)
         except Exception as exc:  # noqa: BLE001 — judged: this is what the fuzzer looks for
@@ -202,49 +160,10 @@ def worker(conn: Any, work: str, preflight: str) -> None:
         tb = "".join(traceback.format_exception(result)) if failure and \
             isinstance(result, BaseException) else None
         clear(outbox, name)
-        conn.send((outcome, failure, wall, cpu, grew, tb))
+        conn.send((outcome, failure, wall, cpu, grew, tb, tuple(searched)))
 
 
 # ------------------------------------------------------------------------ driver
-
-@dataclass
-class Campaign:
-    seed: int
-    slow: float
-    slow_per_mb: float
-    rss_mb: float
-    save: Path | None
-    outcomes: Counter[str] = field(default_factory=Counter)
-    failures: dict[str, list[int]] = field(default_factory=dict)
-    slowest: tuple[float, int] = (0.0, -1)
-    most_memory: tuple[float, int] = (0.0, -1)
-
-    def fail(self, signature: str, case: Case, **more: Any) -> None:
-        seen = signature in self.failures
-        self.failures.setdefault(signature, []).append(case.number)
-        if not seen:
-            print(json.dumps({"failure": signature, "seed": self.seed, **case.label(), **more}),
-                  flush=True)
-        if self.save is not None:
-            self.save.mkdir(parents=True, exist_ok=True)
-            ext = EXTENSIONS.get(case.kind, case.ext)
-            (self.save / f"{self.seed}-{case.number}-{case.kind}.{ext}").write_bytes(case.data)
-
-    def took(self, case: Case, outcome: str, failure: str | None, wall: float, cpu: float,
-             grew: float, tb: str | None) -> None:
-        self.outcomes[outcome if failure is None else "failed"] += 1
-        if failure is not None:
-            self.fail(failure, case, traceback=tb)
-        allowed = self.slow + self.slow_per_mb * len(case.data) / 1e6
-        if wall > allowed:
-            self.fail(f"slow: {case.kind} over {self.slow:g} s + {self.slow_per_mb:g} s/MB "
-                      f"({outcome})", case, wall=round(wall, 2), cpu=round(cpu, 2))
-        if grew > self.rss_mb:
-            self.fail(f"memory: {case.kind} peak grew over {self.rss_mb:g} MB ({outcome})",
-                      case, grew_mb=round(grew))
-        self.slowest = max(self.slowest, (round(wall, 3), case.number))
-        self.most_memory = max(self.most_memory, (round(grew, 1), case.number))
-
 
 # The worker's resident memory at which a case is stopped: a bomb must never take the
 # machine (the e-invoice engine reserves gigabytes of address space, so no RLIMIT_AS).
@@ -321,7 +240,8 @@ def run(args: argparse.Namespace) -> Campaign:
             raise SystemExit(f"unknown channel {c!r}: one of {', '.join(CHANNELS)}")
     seeds = made()
     quiet()
-    camp = Campaign(args.seed, args.slow, args.slow_per_mb, args.rss_mb, args.save)
+    camp = Campaign(args.seed, args.slow, args.slow_per_mb, args.slow_per_word,
+                    args.slow_per_byte, args.rss_mb, args.save)
     numbers = [args.case] if args.case is not None else range(args.cases)
     with tempfile.TemporaryDirectory(prefix="outboxd-fuzz-") as tmp:
         work = Path(tmp)
@@ -379,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow", type=float, default=2.0, help="seconds (wall) a case may take")
     ap.add_argument("--slow-per-mb", type=float, default=0.5,
                     help="and this much more a MB of the case's file (default 0.5)")
+    ap.add_argument("--slow-per-word", type=float, default=4e-6,
+                    help="seconds a PDF invoice's text search may add per word of page content "
+                    "it parsed (default 4e-6: pdftext.py's ~2 s for a page of 500,000)")
+    ap.add_argument("--slow-per-byte", type=float, default=5e-7,
+                    help="seconds a PDF invoice's text search may add per byte of page content "
+                    "it parsed (default 5e-7: pdftext.py's 0.5 µs a byte of a hexadecimal string)")
     ap.add_argument("--rss-mb", type=float, default=200.0, help="peak memory growth per case")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a hang")
     ap.add_argument("--readers-every", type=int, default=25,
@@ -395,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "outcomes": dict(camp.outcomes.most_common()),
         "slowest": {"wall": camp.slowest[0], "case": camp.slowest[1]},
         "most_memory": {"grew_mb": camp.most_memory[0], "case": camp.most_memory[1]},
+        "slow_by_search": [{"case": n, "wall": w} for n, w in camp.slow_by_search],
         "failures": {sig: {"count": len(n), "first": n[0]} for sig, n in camp.failures.items()},
     }}), flush=True)
     return 1 if camp.failures else 0

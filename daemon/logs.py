@@ -267,6 +267,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # pypdf logs "EOF marker not found" and the like for every damaged PDF;
     # validation already reports those files properly.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # Its only errors: a font whose /Encoding it does not know, its text read in the
+    # standard one instead ("Advanced encoding /X not implemented yet, using [256
+    # characters]"): an error line of 2.5 KB naming no file at each read of the file.
+    logging.getLogger("pypdf._cmap").setLevel(logging.CRITICAL)
     # pikepdf (under img2pdf, for convert_images) says "C++ to Python logger bridge
     # initialized" at INFO on import: a line in `outboxd check`'s output and the log
     # that tells nobody anything.
@@ -275,6 +279,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # transparency, an ICC profile left out), naming no file and asking nothing of anyone;
     # what stops a conversion it raises, which is a finding naming the file (convert.py).
     logging.getLogger("img2pdf").setLevel(max(level, logging.ERROR))
+    # Pillow logs each chunk and tag it reads at DEBUG, and at ERROR only just before it
+    # raises on a TIFF it refuses ("More samples per pixel than can be decoded"): a line
+    # naming no file at each read of a bundle, beside the finding that names it.
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)
     # httpx logs every request at INFO (its url with any password); our delivery events
     # say more. httpcore logs at DEBUG the headers a receiver sent back, which may echo
     # our token, and h11's errors quoting them: never, whatever [log] level says.

@@ -142,34 +142,6 @@ def _logged(level: str, emit: Callable[[], object]) -> str:
     return out.getvalue()
 
 
-def test_pikepdf_import_chatter_stays_out_of_the_log_but_its_warnings_do_not() -> None:
-    """pikepdf (imported by img2pdf for convert_images) logs "C++ to Python logger bridge
-    initialized" at INFO: it appeared on `outboxd check`'s stderr and in the daemon's
-    log. At [log] level = "info" it is dropped; a pikepdf warning still gets through."""
-    text = _logged("info", lambda: (
-        logging.getLogger("pikepdf._core").info("pikepdf C++ to Python logger bridge "
-                                                "initialized"),
-        logging.getLogger("pikepdf._core").warning("a real pikepdf warning")))
-    assert "logger bridge" not in text
-    assert "a real pikepdf warning" in text
-
-
-def test_converting_a_transparent_image_for_print_logs_no_warning() -> None:
-    """img2pdf warns "Image contains an alpha channel. Computing a separate soft mask" for
-    every PNG with transparency (a screenshot) that convert_images turns into a PDF: twice
-    a bundle in the daemon's log, and in `outboxd check` beside "0 warning(s)", naming no
-    file and asking nothing of anyone. What stops a conversion is raised instead, and is a
-    finding naming the file; our own warnings still get through."""
-    from PIL import Image
-
-    from daemon.validation.convert import image_to_pdf
-    buf = io.BytesIO()
-    Image.new("RGBA", (40, 40), (255, 0, 0, 128)).save(buf, "PNG", dpi=(300, 300))
-    text = _logged("info", lambda: (image_to_pdf(buf.getvalue(), 10**8),
-                                    logs.get().warning("ours")))
-    assert "alpha" not in text and "ours" in text
-
-
 def test_auto_format_is_console_on_a_terminal_and_json_off_one() -> None:
     """[log] format = "auto" (the default) writes readable console lines to a terminal and
     JSON lines anywhere else (journald under systemd)."""

@@ -1,0 +1,78 @@
+"""bench/fuzz.py's oracle of time: a case is slow past `--slow` (and its size's share),
+unless the PDF text search let pypdf parse enough words and bytes to take that long —
+the budget of daemon/reading/pdftext.py lets a file of a few KB reach millions of words
+and tens of MB by design (seed 27, case 4494: six pages of 300,000 "q", 5.6 KB, ~4 s,
+refused invoice-too-large; seed 29, case 4851: six pages of 3 MB of one byte, 19 KB,
+~2 s, read), so a search slower than what it parsed is still a failure, and one within
+it is listed, not failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import write
+from reading.test_invoices import flate_pdf_pages, read
+
+from bench.fuzzjudge import Campaign, Case, count_searched
+from daemon.reading import pdftext
+
+
+def campaign() -> Campaign:
+    return Campaign(seed=1, slow=2.0, slow_per_mb=0.5, slow_per_word=4e-6,
+                    slow_per_byte=5e-7, rss_mb=200.0, save=None)
+
+
+CASE = Case(7, "pdfinvoice", "many-pages", "pdf", "e-invoice", ("pdf_content",), b"x" * 5000)
+SLOW = "slow: {} over 2 s + 0.5 s/MB + 4e-06 s/word, 5e-07 s/byte searched ({})"
+
+
+def test_a_case_over_slow_within_what_it_searched_is_listed_not_failed() -> None:
+    """4 s over a search of 1,800,000 words (7.2 s allowed at 4 µs a word), and 3 s over
+    one of 18 MB without a word (9 s at 0.5 µs a byte): no failure, each listed with
+    its wall time."""
+    camp = campaign()
+    camp.took(CASE, "refused invoice-too-large", None, 4.0, 3.9, 10.0, None, (1_800_000, 0))
+    camp.took(CASE, "accepted", None, 3.0, 2.9, 10.0, None, (0, 18_000_000))
+    assert camp.failures == {}
+    assert camp.slow_by_search == [(7, 3.9), (7, 2.9)]
+
+
+def test_a_case_slower_than_what_it_searched_is_slow() -> None:
+    """The same 4 s over 100,000 words of 200 KB searched (0.5 s allowed for them): a
+    failure that says what was allowed; a case of no search at all is held to `--slow`
+    alone."""
+    camp = campaign()
+    camp.took(CASE, "refused invoice-too-large", None, 4.0, 3.9, 10.0, None,
+              (100_000, 200_000))
+    camp.took(Case(8, "png", "png", "png", "convert", ("flip",), b"x"), "accepted", None,
+              2.5, 2.4, 1.0, None)
+    assert camp.failures == {SLOW.format("pdfinvoice", "refused invoice-too-large"): [7],
+                             SLOW.format("png", "accepted"): [8]}
+    assert camp.slow_by_search == []
+
+
+def test_what_is_counted_is_what_the_search_let_pypdf_parse(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of 400 names (800 bytes) is counted; the page after it, past the file's
+    limit (lowered to 1,000 words here), is refused before pypdf parses it, and not
+    counted."""
+    monkeypatch.setattr(pdftext.TextBudget, "take_content", pdftext.TextBudget.take_content)
+    monkeypatch.setattr(pdftext, "MAX_PDF_CONTENT_WORDS", 1_000)
+    searched = count_searched()
+    path = write(tmp_path / "INV-5.pdf", flate_pdf_pages([b"/a" * 400, b"/a" * 2_000]))
+    with pytest.raises(Exception, match="over 1,000 words of page content"):
+        read(path)
+    assert searched == [400, 800]
+
+
+def test_a_case_that_waited_for_a_cpu_is_not_slow() -> None:
+    """6.2 s of wall time for 2.9 s of CPU (seed 29, case 2941: 5 MB of XML pre-flighted
+    at a load of 5 on 2 cores), allowed 4.5 s for its size: not slow, as the CPU it took
+    is within; 6.2 s of CPU in 5 s of wall (the e-invoice engine's threads) is slow."""
+    camp = campaign()
+    big = Case(9, "xml", "credit-note", "xml", "e-invoice", ("huge_text",), b"x" * 5_000_000)
+    camp.took(big, "refused einvoice-rule", None, 6.2, 2.9, 10.0, None)
+    assert camp.failures == {}
+    camp.took(big, "refused einvoice-rule", None, 5.0, 6.2, 10.0, None)
+    assert camp.failures == {SLOW.format("xml", "refused einvoice-rule"): [9]}
