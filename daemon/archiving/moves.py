@@ -36,6 +36,9 @@ from daemon.watching.foldermounts import FolderMounts
 # admin's words name folders, owners, modes and commands a clerk cannot act on.
 ARCHIVE_FAILED = "delivered (receipt {}), but cannot be archived in"
 QUARANTINE_FAILED = "cannot be moved into quarantine"
+# A claimed bundle whose work folder is gone (its share away, the folder moved by hand):
+# nothing to send, nothing to quarantine until it is back (finish.py).
+WORK_GONE = "the processing folder {} or the invoice file in it is not there"
 
 
 class Moves:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from daemon.archiving.moves import ARCHIVE_FAILED, QUARANTINE_FAILED
+from daemon.archiving.moves import ARCHIVE_FAILED, QUARANTINE_FAILED, WORK_GONE
 from daemon.delivery.pause import HELD_BACK
 from daemon.delivery.throttle import AWAITING_FIRST, THROTTLED
 from daemon.errors import Rejected
@@ -131,14 +131,23 @@ _QUARANTINE_WORDS = ("This file is to be quarantined, but outboxd cannot put it 
                      "into quarantine/ by itself and is listed under Quarantined today, with "
                      "its reasons.")
 
+_WORK_GONE = re.compile(re.escape(WORK_GONE).replace(re.escape("{}"), ".*?"))
+_WORK_GONE_WORDS = ("outboxd cannot find this file in its work folder on its server (a "
+                    "disk or share there may be away, or the folder was moved), so for now "
+                    "it can neither send it nor quarantine it. Nothing is lost: tell the "
+                    "admin. Once the folder is back, it goes on by itself.")
+
 
 def _move_for_clerks(error: str) -> str | None:
-    """A failed move's error in a clerk's words; None for any other error."""
+    """A failed move's error, or a work folder gone, in a clerk's words; None for any
+    other error."""
     if m := _ARCHIVE_FAILED.match(error):
         receipt = m.group(1)
         return _ARCHIVE_WORDS.format("" if receipt == "None" else f" (receipt {receipt})")
     if error.startswith(QUARANTINE_FAILED):
         return _QUARANTINE_WORDS
+    if _WORK_GONE.match(error):
+        return _WORK_GONE_WORDS
     return None
 
 
