@@ -23,7 +23,7 @@ from daemon.delivery.deliver import Deliverer
 from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
 from daemon.fs.temps import Listed
-from daemon.journal import LIVE, Journal, Row
+from daemon.journal import LIVE, Journal, Row, iso_in, readable
 from daemon.loop.decide import Decisions
 from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.loop.markerwait import marker_wait_said
@@ -233,8 +233,10 @@ class Pipeline(Decisions):
             fix = ("if no copy is still running, give the file its final name or remove it "
                    "(.NAME.xxxxxxxx.tmp: run the same outboxd attach again)")
         self._live(self.live.get(key), key, "settling", last_error=(
-            f"waits for {shown}: an in-progress name, unchanged for "
-            f"{round((now - since) / 60)} minutes — {fix}"))
+            # Since when, not for how long: written once, "unchanged for 10 minutes" stood
+            # on the page for hours. In wall-clock time (the tracker's is monotonic).
+            f"waits for {shown}: an in-progress name, unchanged since "
+            f"{readable(iso_in(since - now))} — {fix}"))
         return IDLE
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:
