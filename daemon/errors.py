@@ -31,7 +31,7 @@ import errno
 import re
 from collections.abc import Callable
 
-from daemon.configuration.daemonuser import folder_refusing
+from daemon.configuration.daemonuser import folder_refusing, rename_refusing
 from daemon.fs.fdnames import shown_name
 
 
@@ -266,7 +266,10 @@ def describe(exc: OSError, writing: bool = False) -> str:
     elif exc.errno == errno.EROFS:
         fix = f" — {READ_ONLY_FIX}"
     elif writing and name and exc.errno in (errno.EACCES, errno.EPERM):
-        fix = f" — {folder_refusing(name)}"
+        # A rename (two names) is refused by the folder it goes into as often as by the
+        # one it leaves; the error names only the latter.
+        fix = f" — {folder_refusing(name)}" if exc.filename2 is None else \
+            f" — {rename_refusing(name, shown_name(exc.filename2))}"
     else:
         fix = ""
     return f"{exc.strerror or shown_text(exc)}{where}{fix}"

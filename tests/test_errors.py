@@ -74,3 +74,46 @@ def test_a_read_past_the_time_limit_is_an_input_error_naming_file_and_limit() ->
     assert isinstance(exc, InputError)
     assert (exc.code, exc.file) == ("read-time-limit", "INV-1.xml")
     assert "longer than 120 s" in exc.message and str(exc).startswith("INV-1.xml: ")
+
+
+def _refused_move(tmp_path: Path) -> tuple[OSError, Path, Path]:
+    """A bundle's work folder refused its rename into a day folder of sent/ (EPERM, as
+    renameat2 reports it: the source's name first, the destination's second)."""
+    work = tmp_path / "processing" / "INV-1--abc"
+    day = tmp_path / "sent" / "2031-05-06"
+    work.mkdir(parents=True)
+    day.mkdir(parents=True)
+    exc = OSError(errno.EPERM, os.strerror(errno.EPERM), str(work), None,
+                  str(day / "INV-1--abc"))
+    return exc, work, day
+
+
+def test_a_refused_move_names_the_folder_it_goes_into_first(tmp_path: Path) -> None:
+    """A day folder in sent/ made immutable (chattr +i) refused the move of a delivered
+    bundle: the line sent the admin to look for the attribute on the bundle's own work
+    folder in processing/, the one name the error holds, which was fine. Every folder
+    the move writes in lets this user write by its mode, so the one it goes into is
+    named first, and the others after it."""
+    exc, work, day = _refused_move(tmp_path)
+    said = describe(exc, writing=True)
+    assert f"— {day} (owner " in said and f"lsattr -d {day})" in said
+    assert said.endswith(f"the move writes in {work.parent} and {work} too: look there "
+                         "as well")
+
+
+def test_a_move_into_a_folder_another_user_owns_names_that_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day folder in sent/ that another user made (0755, say: another server's outboxd
+    on the share) is not writable by this one: the line names it and the write access
+    to give, not the bundle's work folder, which this user may write in."""
+    exc, work, day = _refused_move(tmp_path)
+    for folder in (work, work.parent):
+        folder.chmod(0o777)
+    day.chmod(0o755)
+    others = os.stat(day).st_uid + 4242  # this process as a user who owns neither
+    monkeypatch.setattr(os, "geteuid", lambda: others)
+    monkeypatch.setattr(os, "getegid", lambda: others)
+    monkeypatch.setattr(os, "getgroups", lambda: [])
+    said = describe(exc, writing=True)
+    assert f"— {day} (owner " in said and "is not writable by" in said
+    assert f"chmod g+rwx {day})" in said and str(work.parent) + " " not in said

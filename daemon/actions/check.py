@@ -36,11 +36,13 @@ from daemon.einvoice.kinds import what_it_is
 from daemon.errors import InputError, ReaderFailed
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
+from daemon.loop.busywords import busy_fix, in_progress, shown_names
 from daemon.loop.release import release_file
 from daemon.manifest import sent_name
 from daemon.reading.notes import channel_error
 from daemon.watching.scan import Candidate, candidate_for, marker_wait
 from daemon.watching.sharecache import late_share
+from daemon.watching.snapshot import snapshot
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
@@ -113,6 +115,8 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
         lines.append("  " + _unattached_note(rule, settings, _invalid(bundle)))
     if settings.outbox.completion == "marker" and not os.path.lexists(cand.marker):
         lines.append("  note: " + marker_wait(cand))  # "valid" alone would promise it goes
+    if (busy := _busy_note(cand, settings)) is not None:
+        lines.append("  note: " + busy)  # as for the marker: the daemon waits for it
     order = ["error", "warning"] + sorted({f.severity for f in bundle.findings}
                                           - {"error", "warning"})
     for severity in order:
@@ -124,6 +128,19 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     lines.append(f"  => {verdict} ({len(bundle.errors)} error(s), "
                  f"{len(bundle.warnings)} warning(s))")
     return lines  # escaped where they are printed (ids, types, notes: the sender's text)
+
+
+def _busy_note(cand: Candidate, settings: Settings) -> str | None:
+    """What holds the bundle while a copy or an editor is at work in its sidecar (a lock
+    file of a document open in Word): the daemon sends nothing until it is gone, which
+    "valid" alone did not say; the page says it only once it has not changed for 10
+    minutes."""
+    snap = snapshot(cand, settings.outbox)
+    names = in_progress(snap, settings.outbox.ignore_patterns) if snap and snap.busy else []
+    if not names:
+        return None
+    return (f"not sent while {shown_names(names)} {'is' if len(names) == 1 else 'are'} in "
+            f"its folder: an in-progress name — {busy_fix(names)}")
 
 
 def _invalid(bundle: Bundle) -> bool:

@@ -31,6 +31,15 @@ from daemon.logs import bundle_log
 from daemon.names import converted_folder, embedded_folder, stem
 from daemon.watching.foldermounts import FolderMounts
 
+# How a failed move's error begins (its row's last_error, after it where and why): the
+# clerks' page tells each in plain words by these (report/clerkwords.py), as the
+# admin's words name folders, owners, modes and commands a clerk cannot act on.
+ARCHIVE_FAILED = "delivered (receipt {}), but cannot be archived in"
+QUARANTINE_FAILED = "cannot be moved into quarantine"
+# A claimed bundle whose work folder is gone (its share away, the folder moved by hand):
+# nothing to send, nothing to quarantine until it is back (finish.py).
+WORK_GONE = "the processing folder {} or the invoice file in it is not there"
+
 
 class Moves:
     s: Settings
@@ -127,7 +136,7 @@ class Moves:
         # views' "sent today" alike.
         delivered_at = response.get("delivered_at") or now_iso()
         placed = self._place(row, self.s.sent_dir, receipt_papers(response),
-                             f"delivered (receipt {row.receipt_id}), but cannot be archived in",
+                             ARCHIVE_FAILED.format(row.receipt_id),
                              delivered_at)
         if not isinstance(placed, Path):
             return placed
@@ -170,7 +179,7 @@ class Moves:
                                converted=self._converted_in(row),
                                embedded=self._embedded_in(row))
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
-                             "cannot be moved into quarantine", row.since)
+                             QUARANTINE_FAILED, row.since)
         if not isinstance(placed, Path):
             return placed
         # Quarantined since it was decided (reason.json's quarantined_at, its folder's day),

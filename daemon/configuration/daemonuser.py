@@ -95,6 +95,28 @@ def folder_refusing(path: str) -> str:
             f"{write_access_fix(user, group, folder)}")
 
 
+
+def rename_refusing(src: str, dst: str) -> str:
+    """Why a rename of `src` to `dst` was refused (EACCES, EPERM) and the fix. It writes in
+    the folder dst goes into, the one src leaves and, for a folder moved to another, in
+    src itself (its ".." changes): folder_refusing of the first of those whose mode does
+    not let this user write, else of dst's folder with the others named too. The error
+    names src alone, and folder_refusing(src) blamed the bundle's own work folder for a
+    day folder in sent/ made immutable or another user's."""
+    into, out_of = os.path.dirname(dst) or ".", os.path.dirname(src) or "."
+    folders = list(dict.fromkeys([into, out_of, *([src] if os.path.isdir(src)
+                                                 and into != out_of else [])]))
+    for folder in folders:
+        try:
+            writable = _mode_lets_write(os.stat(folder))
+        except OSError:
+            writable = False  # folder_refusing says it cannot be looked at
+        if not writable:
+            return folder_refusing(folder)
+    said = folder_refusing(into)
+    return said if len(folders) == 1 else (
+        f"{said}; the move writes in {' and '.join(folders[1:])} too: look there as well")
+
 def _owner_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name

@@ -18,7 +18,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.archiving.archive import target_for
-from daemon.archiving.moves import Moves
+from daemon.archiving.moves import WORK_GONE, Moves
 from daemon.bundle import Bundle, Finding, findings_of
 from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
@@ -234,9 +234,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             # folder), maybe in the middle of reading: nothing to send and nothing
             # to quarantine. Wait for it instead of judging a half-read bundle.
             if not self._work_present(row):
-                return self._move_failed(row, f"the processing folder {row.work_dir} or the "
-                                         "invoice file in it is not there — is the share "
-                                         "mounted?")
+                return self._move_failed(row, f"{WORK_GONE.format(row.work_dir)} — is the "
+                                         "share mounted?")
             return self.quarantine(row_id, findings)
 
         if not self._work_present(row):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
+from daemon.loop.errorsfile import EDITED_SUFFIX
 from daemon.names import (
     ERRORS_SUFFIX,
     edge_words,
@@ -312,13 +314,31 @@ def edge_miss(name: str, outbox: OutboxConfig, share: ShareConfig,
     return said + f"rename it to {right}"
 
 
+# The copy outboxd keeps of an errors file a clerk typed notes into (errorsfile._keep_copy:
+# NAME.errors.txt.edited, or -2, -3 … after it where that name is taken).
+_EDITED = re.compile(rf"(.+{re.escape(ERRORS_SUFFIX)}){re.escape(EDITED_SUFFIX)}(?:-[0-9]+)?")
+
+
+def edited_copy(name: str) -> str | None:
+    """What the page says of outboxd's copy of an edited errors file, else None: "no
+    invoice file, an attachment goes into the folder of its invoice file" told the clerk
+    whose notes outboxd kept there nothing of what the file is, nor what to do with it."""
+    if (m := _EDITED.fullmatch(name)) is None:
+        return None
+    return (f"your notes: outboxd kept {m.group(1)} under this name, as someone had typed "
+            "into it, when it rewrote or removed that file; outboxd never changes nor "
+            "removes this copy — move what you want to keep into a file of your own, then "
+            "delete this one")
+
+
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
                invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
     """What the status page and `outboxd status` both say of each root file left alone
     (`refused`: by the name on disk -> why; each shows it printable): a near miss of a
     release or marker file is told the name it needs (near_miss), a marker where none is
     used that it does nothing, an invoice file's name with a space or dot at an end the
-    name without (edge_miss), any other keeps its why."""
+    name without (edge_miss), outboxd's copy of an edited errors file that it holds
+    the clerk's notes (edited_copy), any other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
 
@@ -328,7 +348,7 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
     def said(n: str) -> str | None:
         if is_invoice_file(outbox, n, share):
             return None  # refused as an invoice file: its own why
-        return near_miss(n, share, files, marker, states, there) or (
+        return edited_copy(n) or near_miss(n, share, files, marker, states, there) or (
             unused_marker(outbox) if marker is None and n.endswith(outbox.marker_suffix)
             else None) or edge_miss(n, outbox, share, there)
 

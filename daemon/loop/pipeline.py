@@ -23,14 +23,15 @@ from daemon.delivery.deliver import Deliverer
 from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
 from daemon.fs.temps import Listed
-from daemon.journal import LIVE, Journal, Row
+from daemon.journal import LIVE, Journal, Row, iso_in, readable
+from daemon.loop.busywords import busy_fix, in_progress, shown_names
 from daemon.loop.decide import Decisions
 from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.loop.markerwait import marker_wait_said
 from daemon.loop.step import IDLE, Claim, Known, Next
 from daemon.loop.unreadable import read_failed
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify, printable
+from daemon.names import printable
 from daemon.watching.foldermounts import FolderMounts
 from daemon.watching.keptmoving import KeptMoving
 from daemon.watching.scan import Candidate, candidate_for, is_invoice_file
@@ -213,28 +214,14 @@ class Pipeline(Decisions):
         assert since is not None  # observed just before
         if now - since < STUCK_SECONDS:
             return Next(at=since + STUCK_SECONDS)
-        names = [e[0] for e in snap.entries  # in the sidecar: not the folder itself
-                 if "/" in e[0]
-                 and classify(e[0].rsplit("/", 1)[-1], self.s.outbox.ignore_patterns)
-                 is NameKind.IN_PROGRESS]
+        names = in_progress(snap, self.s.outbox.ignore_patterns)
         if not names:
             return IDLE  # a file that went while we looked: its event is on the way
-        # Named as the journal keeps names: a raw one that is not UTF-8 cannot be written.
-        shown = ", ".join(printable(n) for n in names[:3]) + (
-            f" and {len(names) - 3} more" if len(names) > 3 else "")
-        base = [n.rsplit("/", 1)[-1] for n in names]
-        if all(b.startswith(("~$", ".~lock.")) for b in base):
-            # An office program's lock file: "give the file its final name" would make
-            # an attachment of the lock; closing the document removes it.
-            fix = ("a lock file that Word, Excel or LibreOffice keeps while the document "
-                   "is open — close the document there (the lock file then goes by itself); "
-                   "if no one has it open, remove the lock file")
-        else:
-            fix = ("if no copy is still running, give the file its final name or remove it "
-                   "(.NAME.xxxxxxxx.tmp: run the same outboxd attach again)")
         self._live(self.live.get(key), key, "settling", last_error=(
-            f"waits for {shown}: an in-progress name, unchanged for "
-            f"{round((now - since) / 60)} minutes — {fix}"))
+            # Since when, not for how long: written once, "unchanged for 10 minutes" stood
+            # on the page for hours. In wall-clock time (the tracker's is monotonic).
+            f"waits for {shown_names(names)}: an in-progress name, unchanged since "
+            f"{readable(iso_in(since - now))} — {busy_fix(names)}"))
         return IDLE
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:

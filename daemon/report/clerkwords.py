@@ -8,14 +8,15 @@ the receiver's answer after it): the journal, `outboxd status` and the log keep 
 A clerk cannot act on a setting they never see, and must not read that line as their
 invoices failing: the page says what happened in plain words, that the invoices wait
 and nothing is lost, and whom to tell. The errors recognised are the ones
-answers.classify(), Deliverer.failure() and a held-back bundle (pause.HELD_BACK,
-throttle.THROTTLED) write.
+answers.classify(), Deliverer.failure(), a held-back bundle (pause.HELD_BACK,
+throttle.THROTTLED) and a move into sent/ or quarantine/ that failed (moves.py) write.
 """
 
 from __future__ import annotations
 
 import re
 
+from daemon.archiving.moves import ARCHIVE_FAILED, QUARANTINE_FAILED, WORK_GONE
 from daemon.delivery.pause import HELD_BACK
 from daemon.delivery.throttle import AWAITING_FIRST, THROTTLED
 from daemon.errors import Rejected
@@ -115,12 +116,47 @@ _UNTRUSTED_WORDS = ("outboxd cannot verify that it is talking to the operator's 
                     "itself and nothing is lost: tell the admin, who checks outboxd's "
                     "settings for the operator or asks the operator.")
 
+# A bundle whose move into sent/ or quarantine/ keeps failing (archiving/moves.py): the
+# admin's error names the folders, their owner and mode, and lsattr, getfacl or
+# ReadWritePaths= — shown raw, it read to the clerk as their file failing. The receipt
+# (group 1) is the clerk's proof that the operator has it; "None" when it gave none.
+_ARCHIVE_FAILED = re.compile(re.escape(ARCHIVE_FAILED).replace(re.escape("{}"), "(.*?)"))
+_ARCHIVE_WORDS = ("The operator has received this file{0}, but outboxd cannot put it into "
+                  "sent/ yet, because of a problem with the disk or folders on its server. "
+                  "It is never sent again, and nothing is lost: tell the admin. Once that "
+                  "is fixed, it goes into sent/ by itself and is listed under Sent today.")
+_QUARANTINE_WORDS = ("This file is to be quarantined, but outboxd cannot put it into "
+                     "quarantine/ yet, because of a problem with the disk or folders on its "
+                     "server. Nothing is lost: tell the admin. Once that is fixed, it goes "
+                     "into quarantine/ by itself and is listed under Quarantined today, with "
+                     "its reasons.")
+
+_WORK_GONE = re.compile(re.escape(WORK_GONE).replace(re.escape("{}"), ".*?"))
+_WORK_GONE_WORDS = ("outboxd cannot find this file in its work folder on its server (a "
+                    "disk or share there may be away, or the folder was moved), so for now "
+                    "it can neither send it nor quarantine it. Nothing is lost: tell the "
+                    "admin. Once the folder is back, it goes on by itself.")
+
+
+def _move_for_clerks(error: str) -> str | None:
+    """A failed move's error, or a work folder gone, in a clerk's words; None for any
+    other error."""
+    if m := _ARCHIVE_FAILED.match(error):
+        receipt = m.group(1)
+        return _ARCHIVE_WORDS.format("" if receipt == "None" else f" (receipt {receipt})")
+    if error.startswith(QUARANTINE_FAILED):
+        return _QUARANTINE_WORDS
+    if _WORK_GONE.match(error):
+        return _WORK_GONE_WORDS
+    return None
+
 
 def for_clerks(error: str | None) -> str | None:
     """A retrying bundle's error as the clerks' page shows it: a pause in plain words
     (paused_for_clerks), a receiver that cannot be reached or put the bundle off in
     plain words with the HTTP status alone (the admin has the rest in `outboxd status`
-    and the log), any other error as it is."""
+    and the log), a move into sent/ or quarantine/ that keeps failing in plain words,
+    any other error as it is."""
     if (words := paused_for_clerks(error)) is not None:
         return words
     if not error:
@@ -133,7 +169,7 @@ def for_clerks(error: str | None) -> str | None:
     for pattern, what in _RETRIES:
         if m := pattern.match(error):
             return f"{what.format(*m.groups())} {_TRIES_AGAIN}"
-    return error
+    return _move_for_clerks(error) or error
 
 
 def paused_for_clerks(error: str | None) -> str | None:

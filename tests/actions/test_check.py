@@ -73,6 +73,21 @@ def test_valid_bundle_exits_0_and_lists_its_attachments(cfg: Env, capsys) -> Non
     assert "=> valid (0 error(s), 1 warning(s))" in out
 
 
+def test_a_bundle_held_by_a_lock_file_in_its_folder_says_so(cfg: Env, capsys) -> None:
+    """Word keeps ~$port.docx beside report.docx while it is open: the daemon does not
+    send the bundle until it is gone, and `check` called it valid and said nothing of
+    it (the page tells it only after 10 minutes unchanged). The note names the lock
+    file and how to end the wait; the verdict stays valid."""
+    inv = drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": pdf_bytes()})
+    write(cfg.outbox / "INV-1001" / "~$report.docx", b"\x0banna" + bytes(150))
+    code, out = check(cfg, capsys, inv)
+    assert code == 0 and "=> valid" in out
+    assert ("  note: not sent while INV-1001/~$report.docx is in its folder: an "
+            "in-progress name — a lock file that Word, Excel or LibreOffice keeps while "
+            "the document is open — close the document there") in out
+    (cfg.outbox / "INV-1001" / "~$report.docx").unlink()
+    assert "not sent while" not in check(cfg, capsys, inv)[1]
+
 def test_200_dpi_tiff_on_external_print_channel_fails_naming_file_rule_and_fix(
         cfg: Env, capsys) -> None:
     """The channel override in attachments.toml is honoured, as by the daemon."""

@@ -307,3 +307,23 @@ def test_an_invoice_files_name_with_a_space_or_dot_at_an_end_is_told_the_name_it
         "rename it to INV-8.pdf")
     assert "INV-9.xml is there already" in said["INV-9.xml\u00a0"]
     assert said["notes.txt "] == other
+
+
+def test_the_copy_of_an_edited_errors_file_is_told_as_the_clerks_notes(
+        tmp_path: Path) -> None:
+    """Notes typed into INV-1.errors.txt are kept as INV-1.errors.txt.edited (-2, -3 …
+    where that name is taken) once the bundle passes; the page listed the copy as "not an
+    invoice file … an attachment goes into the folder of its invoice file", which says
+    nothing of the notes in it nor what to do. It names the errors file the notes were
+    typed into and says to keep them elsewhere and delete the copy; a name that only
+    looks alike keeps its own why."""
+    other = "not an invoice file"
+    names = ["INV-1.errors.txt.edited", "INV-1.errors.txt.edited-2", "notes.edited",
+             "INV-1.errors.txt.edited.bak"]
+    said = idlefiles.left_words(dict.fromkeys(names, other), OutboxConfig(path=tmp_path),
+                                SHARE, [], {})
+    for copy in names[:2]:
+        assert said[copy].startswith("your notes: outboxd kept INV-1.errors.txt under this "
+                                     "name")
+        assert said[copy].endswith("then delete this one")
+    assert said["notes.edited"] == other and said["INV-1.errors.txt.edited.bak"] == other

@@ -722,3 +722,61 @@ def test_a_waiting_invoice_file_without_an_extension_is_told_to_take_one_for_att
     assert "INV-7.send-anyway" in bare
     [named] = [r for r in page.rows["waiting"] if r.startswith("INV-8.xml\t")]
     assert "add the attachments to the folder INV-8, or" in named
+
+
+def test_a_bundle_whose_move_into_sent_or_quarantine_fails_is_told_in_a_clerks_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle the receiver took, or rejected, whose move into sent/ or quarantine/ is
+    refused (a day folder made immutable, a full disk): the row's error names folders,
+    their owner and mode, lsattr and ReadWritePaths= for the admin, as `outboxd status`
+    and the log keep it. The clerks' page showed that raw under Retrying; it now says
+    that the operator has the file (with its receipt) and it is never sent again, or
+    that it is to be quarantined, that nothing is lost, and to tell the admin. Likewise
+    a bundle whose work folder is gone ("the processing folder … is not there — is the
+    share mounted?", which a clerk took for their own share)."""
+    import errno
+
+    from claimed import Scripted, claimed
+
+    from daemon.archiving import moves
+    from daemon.delivery.answers import Receipt
+    from daemon.errors import Rejected
+
+    def refused(*args: object, **kwargs: object) -> Path:
+        raise OSError(errno.EPERM, "Operation not permitted", str(tmp_path))
+    monkeypatch.setattr(moves, "place", refused)
+    answers = {"receipt": Receipt(201, {"receipt_id": "rcpt-77"}, "rcpt-77"),
+               "no receipt": None,  # the directory transport: no receipt id
+               "rejected": Rejected("the receiver rejected the bundle with HTTP 422", 422,
+                                    "no"),
+               "gone": None}  # its work folder moved away (its share gone)
+    shown: dict[str, str] = {}
+    for name, answer in answers.items():
+        p, _, row = claimed(tmp_path / name)
+        if answer is not None:
+            p.finish.d = Scripted(answer)
+        if name == "gone":
+            work = Path(p.j.get(row).work_dir or "")
+            work.rename(tmp_path / name / "away")
+        assert p.finish.attempt(row) is not None  # the move is tried again later
+        admin = p.j.get(row).last_error or ""
+        if name == "gone":
+            assert admin == (f"the processing folder {work} or the invoice file in it is "
+                             "not there — is the share mounted?")
+        else:
+            assert "Operation not permitted" in admin and "lsattr" in admin
+        page = Page(render(p.j.recent(), [], datetime.now(UTC)))
+        [cells] = [r.split("\t") for r in page.rows["retrying"]]
+        shown[name] = cells[3]
+        p.j.close()
+    assert shown["receipt"].startswith("The operator has received this file (receipt "
+                                       "rcpt-77), but outboxd cannot put it into sent/ yet")
+    assert shown["no receipt"].startswith("The operator has received this file, but ")
+    assert "never sent again" in shown["receipt"] and "tell the admin" in shown["receipt"]
+    assert shown["rejected"].startswith("This file is to be quarantined, but outboxd "
+                                        "cannot put it into quarantine/ yet")
+    assert shown["gone"].startswith("outboxd cannot find this file in its work folder on "
+                                    "its server")
+    for words in shown.values():
+        assert "lsattr" not in words and "Operation not permitted" not in words
+        assert str(tmp_path) not in words and "share mounted" not in words

@@ -1,0 +1,37 @@
+"""What a bundle held by a copy or an editor at work in its sidecar (an in-progress name,
+docs/folder-convention.md section 1) is said to wait for: the names and what ends the
+wait. The loop says it under "Not moving" once such a name has not changed for a while
+(pipeline.py); `outboxd check` says it at once, where "valid" alone promised the bundle
+goes."""
+
+from __future__ import annotations
+
+from daemon.names import NameKind, classify, printable
+from daemon.watching.snapshot import Snapshot
+
+
+def in_progress(snap: Snapshot, ignore_patterns: list[str]) -> list[str]:
+    """The in-progress names in the bundle's sidecar (paths as in the snapshot)."""
+    return [e[0] for e in snap.entries  # in the sidecar: not the folder itself
+            if "/" in e[0]
+            and classify(e[0].rsplit("/", 1)[-1], ignore_patterns) is NameKind.IN_PROGRESS]
+
+
+def shown_names(names: list[str]) -> str:
+    """The first three, then how many more; each as the journal keeps names (a raw one
+    that is not UTF-8 cannot be written)."""
+    return ", ".join(printable(n) for n in names[:3]) + (
+        f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def busy_fix(names: list[str]) -> str:
+    """What ends the wait for these in-progress names."""
+    base = [n.rsplit("/", 1)[-1] for n in names]
+    if all(b.startswith(("~$", ".~lock.")) for b in base):
+        # An office program's lock file: "give the file its final name" would make an
+        # attachment of the lock; closing the document removes it.
+        return ("a lock file that Word, Excel or LibreOffice keeps while the document is "
+                "open — close the document there (the lock file then goes by itself); if no "
+                "one has it open, remove the lock file")
+    return ("if no copy is still running, give the file its final name or remove it "
+            "(.NAME.xxxxxxxx.tmp: run the same outboxd attach again)")
