@@ -339,8 +339,10 @@ def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
     """The claim's `nth` copy (1: the invoice file's, 2: a.pdf's) killed `at`: halfway
     through its bytes (`copying`), with the copy whole and synced (`copied`), or once the
     copy took the file's name and the file lies at the temp's (`exchanged`). Nothing of
-    the daemon's clean-up runs."""
+    the daemon's clean-up runs: neither the removal of the copy under way nor the return
+    of the files exchanged before it to their names (a SIGKILL runs no `except`)."""
     monkeypatch.setattr(owncopy, "_remove_copy", lambda *_: None)
+    monkeypatch.setattr(owncopy, "_put_back", lambda *_: None)
     calls = iter(range(1, 100))
     if at == "copying":
         copy_into = fscopy.copy_into
@@ -355,10 +357,10 @@ def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
     elif at == "copied":
         swap_in = owncopy._swap_in
 
-        def never(*args: Any) -> None:
+        def never(*args: Any) -> bool:
             if next(calls) == nth:
                 raise _Killed
-            swap_in(*args)
+            return swap_in(*args)
         monkeypatch.setattr(owncopy, "_swap_in", never)
     else:
         exchange = owncopy.rename_exchange
