@@ -252,15 +252,17 @@ def own_claimed(moved: Candidate, settings: Settings, log: Any) -> Snapshot | No
     """own_copies for a claim a crash cut short, at the start (recovery.py): `moved` is
     the bundle as it lies in its work folder. Its snapshot there tells which files have
     other names (none is kept from before the crash); the temps a kill left are settled
-    first (leftcopies.copies_left). The snapshot (None: no invoice file there) for the
-    look at its sidecar that follows."""
+    first (leftcopies.copies_left; looked at again once a file went back to its name).
+    The snapshot (None: no invoice file there) for the look at its sidecar that follows."""
     snap = snapshot(moved, settings.outbox)
     try:
         held = hold_folder(moved.invoice.parent, within=settings.outbox.path)
     except OSError:
         return snap  # no folder of ours there now (a link in its place): the read says so
     try:
-        copies_left(held, moved, snap, log)
+        if copies_left(held, moved, snap, log):
+            # A file put back at its name has other names that snapshot did not see.
+            snap = snapshot(moved, settings.outbox)
         if snap is not None and snap.linked:
             say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent,
                                            copy_limit(settings)))

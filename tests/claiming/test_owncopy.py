@@ -476,6 +476,77 @@ class TestRecoveryLosesNothing:
         assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
         assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
 
+    def test_the_erp_saving_the_whole_bundle_again_after_a_kill_mid_copy_sends_no_mix(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Killed halfway through a.pdf's copy, the invoice file already exchanged with
+        its copy (the file itself at the temp's name, its ERP name kept). Before the
+        restart the ERP saves INV-1.xml and a.pdf again through its names, and keeps
+        them. The restart puts the invoice file back at its name with what was saved
+        (its copy, of the old bytes, goes) rather than letting it go because its ERP name
+        keeps it: the bundle settles again and the next claim sends both new versions,
+        never the old invoice file beside the new a.pdf — as a save during the claim
+        without a kill between."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        xml = (erp / "INV-1.xml").read_bytes()
+        _kill(monkeypatch, "copying", 2)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with pytest.raises(_Killed):
+            step(p, cand, 1000.0)
+        monkeypatch.undo()
+        new_xml, new_pdf = xml.replace(b"</", b"<!-- saved again --></", 1), \
+            pdf_bytes(2, "saved again")
+        _write_in_place(erp / "INV-1.xml", new_xml)
+        _write_in_place(erp / "a.pdf", new_pdf)
+        [row] = p.j.rows(("claiming",))
+        fin = Finisher(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+        with capture_logs() as logged:
+            assert [r for r, _ in fin.recover()] == []
+        assert fin.j.get(row.id).state == "settling"
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == new_xml
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+        [warned] = [e for e in logged if e["event"].startswith("file of the bundle saved into")]
+        assert warned["file"] == "INV-1.xml"
+
+        p2 = type(p)(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+        while run_once(p2, 2000.0):
+            pass
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").read_bytes() == new_xml
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
+        assert (erp / "INV-1.xml").read_bytes() == new_xml
+
+    def test_a_file_put_back_at_a_restart_with_the_bytes_claimed_is_sent_as_a_copy(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf (through its name) between the bundle's validation and its
+        claim, so the claim copies that version; killed once the copy took a.pdf's name.
+        The ERP then saves the validated version back. The restart puts the file itself
+        back at a.pdf (it differs from its copy), and since it is the bundle validated, the
+        bundle is sent: as a copy of its own, made at the restart, which a later save
+        through the ERP's name leaves as it was — never as a name of the ERP's file."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        real = claims.claim
+
+        def saved_first(*args: Any, **kwargs: Any) -> Any:
+            _write_in_place(erp / "a.pdf", pdf_bytes(2, "saved before the claim"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "claim", saved_first)
+        _kill(monkeypatch, "exchanged", 2)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with pytest.raises(_Killed):
+            step(p, cand, 1000.0)
+        monkeypatch.undo()
+        _write_in_place(erp / "a.pdf", pdf)
+        [row] = p.j.rows(("claiming",))
+        fin = _restarted(p, s, tmp_path, row.id)
+        assert fin.attempt(row.id) is None
+        [entry] = folders(s.sent_dir)
+        sent = entry / "INV-1" / "a.pdf"
+        assert sent.read_bytes() == pdf and sent.stat().st_nlink == 1
+        _write_in_place(erp / "a.pdf", b"saved by the ERP later")
+        assert sent.read_bytes() == pdf
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
 
 def test_a_clerks_dot_file_named_like_a_temp_is_kept_by_recovery(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
