@@ -45,11 +45,15 @@ def _write_in_place(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _linked_bundle(tmp_path: Path) -> tuple[Any, Any, Path, bytes]:
+PDF = pdf_bytes(text_marker="the version validated")
+
+
+def _linked_bundle(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Any, Any, Path, bytes]:
     """INV-1 (a.pdf) in the outbox, its invoice file and a.pdf each with a second name
-    in `erp/`, outside the outbox (an ERP that keeps its own name for each file)."""
-    p, s = make(tmp_path)
-    pdf = pdf_bytes(text_marker="the version validated")
+    in `erp/`, outside the outbox (an ERP that keeps its own name for each file).
+    `sections`: of the configuration, as make() takes them."""
+    p, s = make(tmp_path, **sections)
+    pdf = PDF
     drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
     erp = tmp_path / "erp"
     erp.mkdir()
@@ -190,6 +194,174 @@ class TestOwnCopies:
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1.xml").read_bytes() == new_xml
         assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
+
+    @pytest.mark.parametrize("save", ["same size", "same modification time"])
+    def test_an_invoice_file_saved_again_while_its_attachments_are_copied_is_sent_as_saved(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save: str) -> None:
+        """The invoice file is copied first; while a.pdf is copied, the ERP saves the
+        invoice file again through its own name (a.pdf untouched): a save of the same
+        size, or one that carries the old modification time over (a copy tool that keeps
+        times). The copy of the invoice file made before that save is never let go: the
+        bundle goes back whole as the ERP's files, and the next claim sends the invoice
+        file as saved."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        theirs = erp / "INV-1.xml"
+        xml = theirs.read_bytes()
+        new_xml = xml.replace(b"REF-42", b"REF-43" if save == "same size" else b"REF-4200")
+        then = theirs.stat()
+        copy_into = fscopy.copy_into
+
+        def saved_again(fin: BinaryIO, fout: BinaryIO) -> None:
+            if fin.read(4) == b"%PDF":  # a.pdf: the invoice file is a copy already
+                _write_in_place(theirs, new_xml)
+                if save != "same size":
+                    os.utime(theirs, ns=(then.st_atime_ns, then.st_mtime_ns))
+            fin.seek(0)
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", saved_again)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+        back = s.outbox.path / "INV-1.xml"
+        assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new_xml
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").read_bytes() == new_xml
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+
+    def test_a_save_that_keeps_size_and_time_during_the_copy_sends_nothing_mixed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf through its own name while the claim copies it, with bytes
+        of the same size, and carries the old modification time over: only the file's
+        change time tells. The copy, half of each version, is never put in place: the
+        bundle goes back to the outbox as the ERP's files, and the next claim sends the
+        new version whole."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        theirs = erp / "a.pdf"
+        new = pdf_bytes(text_marker="the version VALIDATED")
+        then = theirs.stat()
+        assert len(new) == then.st_size
+        copy_into = fscopy.copy_into
+
+        def saved_halfway(fin: BinaryIO, fout: BinaryIO) -> None:
+            if fin.read(4) == b"%PDF":
+                fout.write(b"%PDF" + fin.read(96))
+                _write_in_place(theirs, new)
+                os.utime(theirs, ns=(then.st_atime_ns, then.st_mtime_ns))
+                copy_into(fin, fout)
+                return
+            fin.seek(0)
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", saved_halfway)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+
+    def test_a_save_in_the_instant_before_the_copy_takes_the_files_name_sends_nothing_mixed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf through its own name after its copy is whole and looked
+        at, in the instant before the copy takes a.pdf's name: the file taken away is not
+        the one copied. It goes back to its name at once, the copy goes, and the bundle
+        goes back to the outbox as the ERP's files, no temp left beside them; the next
+        claim sends what was saved."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        theirs = erp / "a.pdf"
+        new = pdf_bytes(2, "saved in that instant")
+        exchange = owncopy.rename_exchange
+        saved: list[bool] = []
+
+        def saved_first(a: Path, b: Path) -> bool:
+            if b.name == "a.pdf" and not saved:
+                saved.append(True)
+                _write_in_place(theirs, new)
+            return exchange(a, b)
+        monkeypatch.setattr(owncopy, "rename_exchange", saved_first)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        assert saved
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new
+        assert (s.outbox.path / "INV-1.xml").stat().st_ino == \
+            (erp / "INV-1.xml").stat().st_ino
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+
+    def test_an_invoice_file_larger_than_max_attachment_bytes_is_still_copied(
+            self, tmp_path: Path) -> None:
+        """[validation] max_attachment_bytes below the invoice file's size: the invoice
+        file, which that limit does not concern, is still copied (the limit of a copy is
+        the largest file outboxd sends, of either kind), and lies in sent/ as a file of
+        its own."""
+        p, s, erp, _pdf = _linked_bundle(
+            tmp_path, validation={"max_attachment_bytes": len(PDF)})
+        assert (erp / "INV-1.xml").stat().st_size > len(PDF)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").stat().st_nlink == 1
+        assert (erp / "INV-1.xml").stat().st_nlink == 1
+
+    def test_an_attachment_of_exactly_the_largest_size_sent_is_copied(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """a.pdf is exactly as large as outboxd sends ([validation] max_attachment_bytes;
+        the invoice file's limit taken out of the way, for a small test): it is sent, so
+        it is copied, and lies in sent/ as a file of its own."""
+        p, s, erp, _pdf = _linked_bundle(
+            tmp_path, validation={"max_attachment_bytes": len(PDF)})
+        monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
+        assert (erp / "a.pdf").stat().st_nlink == 1
+
+    def test_a_file_whose_other_name_went_before_the_claim_is_moved_not_copied(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """a.pdf had a second name when the bundle settled, removed just before the claim:
+        a file of one name needs no copy, and lies in sent/ as the very file that was in
+        the outbox (its space not taken twice)."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        ino = (erp / "a.pdf").stat().st_ino
+        real = claims.claim
+
+        def unlinked_first(*args: Any, **kwargs: Any) -> Any:
+            (erp / "a.pdf").unlink(missing_ok=True)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "claim", unlinked_first)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").stat().st_ino == ino
+
+    def test_on_a_file_system_without_an_exchange_the_copies_take_the_names_by_rename(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share with no renameat2 exchange (NFS, SMB: rename_exchange does nothing and
+        says so): each copy, whole and the file unchanged, is renamed over the file's
+        name. The bundle is sent as copies, said in the log, no temp left, and the ERP's
+        files keep their bytes and their one name."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        xml = (erp / "INV-1.xml").read_bytes()
+        monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+        with capture_logs() as logged:
+            assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").stat().st_nlink == 1
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+        [said] = [e for e in logged if e["event"].startswith("files with other names")]
+        assert said["files"] == ["INV-1.xml", "INV-1/a.pdf"]
+        assert _leftovers(tmp_path) == []
+        assert (erp / "a.pdf").read_bytes() == pdf and (erp / "a.pdf").stat().st_nlink == 1
+        assert (erp / "INV-1.xml").read_bytes() == xml
 
     def test_a_copy_the_disk_has_no_room_for_puts_the_bundle_back_and_claims_it_later(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
