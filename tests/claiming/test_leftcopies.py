@@ -1,0 +1,105 @@
+"""What a kill in the middle of owncopy's copies left in a claimed bundle's work folder,
+settled at the next start (daemon/claiming/leftcopies.py): removed only where that loses
+nothing, the file itself put back where it holds what was saved, anything not proven
+outboxd's kept. Real files in a work folder, the real snapshot; the states a kill leaves
+are made by hand as owncopy makes them (a copy beside the file, or exchanged with it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from daemon.claiming.leftcopies import copies_left, copy_temp_name
+from daemon.configuration.config import Settings
+from daemon.fs.fswrite import rename_exchange
+from daemon.watching.scan import Candidate
+from daemon.watching.snapshot import snapshot
+
+
+@pytest.fixture
+def work(settings: Settings) -> Path:
+    """A claimed bundle INV-1 (invoice file, a.pdf in its sidecar) in its work folder."""
+    w = settings.processing_dir / "INV-1--0123456789ab--host-1-abcdef"
+    (w / "INV-1").mkdir(parents=True)
+    (w / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (w / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 as claimed")
+    return w
+
+
+def _moved(work: Path) -> Candidate:
+    return Candidate("INV-1", work / "INV-1.xml", work / "INV-1", work / "INV-1.ready")
+
+
+def _settled(work: Path, settings: Settings) -> tuple[bool, list[dict[str, object]]]:
+    """copies_left run on the work folder as recovery runs it: whether a file went back
+    to its name, and what was logged."""
+    held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with capture_logs() as logged:
+            put_back = copies_left(held, _moved(work), snapshot(_moved(work), settings.outbox),
+                                   structlog.get_logger())
+    finally:
+        os.close(held)
+    return put_back, logged
+
+
+def _exchanged(file: Path, copy: bytes) -> Path:
+    """`file` exchanged with a copy of its own holding `copy`, as owncopy leaves it once
+    the copy took its name: the file itself at the temp's name, which is returned."""
+    tmp = file.with_name(copy_temp_name(file.name, file.stat().st_ino))
+    tmp.write_bytes(copy)
+    assert rename_exchange(tmp, file)
+    return tmp
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+@pytest.fixture
+def erp(settings: Settings) -> Iterator[Path]:
+    """A folder outside the outbox where an ERP keeps its own names of the files."""
+    folder = settings.paths.state_dir.parent / "erp"
+    folder.mkdir()
+    yield folder
+
+
+def test_a_half_copy_beside_the_marker_is_removed(work: Path, settings: Settings,
+                                                  erp: Path) -> None:
+    """Bundles complete with a marker: the marker had a second name and the kill came
+    halfway through its copy. The half copy beside it is outboxd's own and is removed,
+    so that it never travels into sent/; the marker stays as it was."""
+    marker = work / "INV-1.ready"
+    marker.write_bytes(b"ready")
+    os.link(marker, erp / "INV-1.ready")
+    half = marker.with_name(copy_temp_name(marker.name, marker.stat().st_ino))
+    half.write_bytes(b"rea")
+    put_back, logged = _settled(work, settings)
+    assert not put_back and logged == []
+    assert _names(work) == ["INV-1", "INV-1.ready", "INV-1.xml"]
+    assert marker.stat().st_ino == (erp / "INV-1.ready").stat().st_ino
+
+
+def test_the_file_itself_goes_back_to_its_own_name_beside_a_name_of_the_same_prefix(
+        work: Path, settings: Settings, erp: Path) -> None:
+    """Two files of the sidecar whose long names share the first 200 bytes, which temp
+    names are cut to: the temp's name says which of the two it belongs to. The file
+    itself of the second, saved into through its other name after its copy, goes back
+    to its own name; the first, beside it, keeps its name and its bytes."""
+    stem = "x" * 200
+    first, second = work / "INV-1" / f"{stem}-a.pdf", work / "INV-1" / f"{stem}-b.pdf"
+    first.write_bytes(b"%PDF-1.4 the first, of one name")
+    second.write_bytes(b"%PDF-1.4 the second")
+    os.link(second, erp / "second.pdf")
+    tmp = _exchanged(second, b"%PDF-1.4 the second")
+    (erp / "second.pdf").write_bytes(b"%PDF-1.4 the second, saved again")
+    put_back, _ = _settled(work, settings)
+    assert put_back
+    assert first.read_bytes() == b"%PDF-1.4 the first, of one name"
+    assert second.read_bytes() == b"%PDF-1.4 the second, saved again"
+    assert not tmp.exists()
