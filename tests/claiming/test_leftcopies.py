@@ -103,3 +103,68 @@ def test_the_file_itself_goes_back_to_its_own_name_beside_a_name_of_the_same_pre
     assert first.read_bytes() == b"%PDF-1.4 the first, of one name"
     assert second.read_bytes() == b"%PDF-1.4 the second, saved again"
     assert not tmp.exists()
+
+
+def test_a_folder_swapped_for_a_link_since_the_snapshot_is_never_entered(
+        work: Path, settings: Settings, erp: Path) -> None:
+    """The snapshot saw a half copy in INV-1/sub/; before it is settled, that folder is
+    swapped for a link to a folder outside (a name of the same pattern there too). The
+    link is never followed: what lies behind it is left as it is, the half copy beside
+    the invoice file is still removed, and nothing is raised."""
+    sub = work / "INV-1" / "sub"
+    sub.mkdir()
+    (sub / "b.pdf").write_bytes(b"%PDF-1.4 b")
+    (sub / copy_temp_name("b.pdf", (sub / "b.pdf").stat().st_ino)).write_bytes(b"%PD")
+    xml = work / "INV-1.xml"
+    (work / copy_temp_name(xml.name, xml.stat().st_ino)).write_bytes(b"<Inv")
+    snap = snapshot(_moved(work), settings.outbox)
+    os.rename(sub, erp / "sub")
+    os.symlink(erp / "sub", sub)
+    outside = _names(erp / "sub")
+    held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert not copies_left(held, _moved(work), snap, structlog.get_logger())
+    finally:
+        os.close(held)
+    assert _names(erp / "sub") == outside and len(outside) == 2
+    assert _names(work) == ["INV-1", "INV-1.xml"]
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_link_or_fifo_named_for_its_own_inode_is_kept_and_the_file_untouched(
+        work: Path, settings: Settings, kind: str) -> None:
+    """A symbolic link (to a file outside) or a FIFO in the sidecar under the very name
+    outboxd would give a.pdf's file itself (anyone can work the digest out): never
+    outboxd's, which makes regular files only. It is kept as it is, with a warning, and
+    a.pdf keeps its name and bytes — never exchanged with it, nor removed."""
+    pdf = work / "INV-1" / "a.pdf"
+    made = pdf.with_name("made")
+    if kind == "link":
+        os.symlink(settings.paths.state_dir, made)
+    else:
+        os.mkfifo(made)
+    forged = pdf.with_name(copy_temp_name(pdf.name, made.lstat().st_ino))
+    os.rename(made, forged)
+    put_back, logged = _settled(work, settings)
+    assert not put_back
+    assert pdf.read_bytes() == b"%PDF-1.4 as claimed"
+    assert forged.is_symlink() if kind == "link" else forged.is_fifo()
+    assert [e["file"] for e in logged] == [f"INV-1/{forged.name}"]
+
+
+def test_a_temp_beside_a_file_replaced_by_a_link_is_kept_and_so_is_the_link(
+        work: Path, settings: Settings, erp: Path) -> None:
+    """a.pdf was exchanged with its copy, then its name was taken by a symbolic link.
+    The file itself is not put back over the link, nor is the link removed: both are
+    kept as they are (the temp with a warning), for the check that follows to find the
+    link and say so."""
+    pdf = work / "INV-1" / "a.pdf"
+    os.link(pdf, erp / "a.pdf")
+    tmp = _exchanged(pdf, b"%PDF-1.4 as claimed")
+    (erp / "a.pdf").write_bytes(b"%PDF-1.4 saved again")
+    pdf.unlink()
+    os.symlink(erp / "a.pdf", pdf)
+    put_back, logged = _settled(work, settings)
+    assert not put_back
+    assert pdf.is_symlink() and tmp.read_bytes() == b"%PDF-1.4 saved again"
+    assert [e["file"] for e in logged] == [f"INV-1/{tmp.name}"]

@@ -363,6 +363,33 @@ class TestOwnCopies:
         assert (erp / "a.pdf").read_bytes() == pdf and (erp / "a.pdf").stat().st_nlink == 1
         assert (erp / "INV-1.xml").read_bytes() == xml
 
+    def test_a_folder_of_the_sidecar_swapped_for_a_link_before_the_claim_is_never_entered(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """INV-1/sub/b.pdf has a second name; just before the claim a clerk moves the
+        folder sub/ out of the outbox and puts a link to it in its place. The claim's
+        copies never go through the link: the file behind it keeps its two names and
+        gets no temp beside it, no error escapes the claim, and nothing is sent."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": PDF, "sub/b.pdf": PDF})
+        erp = tmp_path / "erp"
+        erp.mkdir()
+        os.link(s.outbox.path / "INV-1" / "sub" / "b.pdf", erp / "b.pdf")
+        aside = tmp_path / "aside"
+        real = claims.claim
+
+        def swapped_first(*args: Any, **kwargs: Any) -> Any:
+            if not aside.exists():
+                os.rename(s.outbox.path / "INV-1" / "sub", aside)
+                os.symlink(aside, s.outbox.path / "INV-1" / "sub")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "claim", swapped_first)
+        run_once(p)
+        monkeypatch.undo()
+        assert folders(s.sent_dir) == []
+        assert (aside / "b.pdf").stat().st_ino == (erp / "b.pdf").stat().st_ino
+        assert os.listdir(aside) == ["b.pdf"]
+
     def test_a_copy_the_disk_has_no_room_for_puts_the_bundle_back_and_claims_it_later(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """No room on the share for the copies: the bundle goes back into the
@@ -718,6 +745,29 @@ class TestRecoveryLosesNothing:
         _write_in_place(erp / "a.pdf", b"saved by the ERP later")
         assert sent.read_bytes() == pdf
         assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+
+def test_a_restart_copies_what_the_claim_would_have_up_to_the_largest_size_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[validation] max_attachment_bytes above an invoice file's limit (made small here,
+    for a small test): the claim copies a.pdf, killed halfway. The restart makes the
+    copy with the claim's limit, the largest file sent of either kind, so a.pdf goes
+    to sent/ as a file of its own, not as a name of the ERP's file."""
+    p, s, erp, pdf = _linked_bundle(tmp_path, validation={"max_attachment_bytes": len(PDF)})
+    _kill(monkeypatch, "copying", 1)  # a.pdf: the invoice file is over both limits here
+    monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
+    [row] = p.j.rows(("claiming",))
+    fin = _restarted(p, s, tmp_path, row.id)
+    assert fin.attempt(row.id) is None
+    [entry] = folders(s.sent_dir)
+    sent = entry / "INV-1" / "a.pdf"
+    assert sent.read_bytes() == pdf and sent.stat().st_nlink == 1
+    assert (erp / "a.pdf").stat().st_nlink == 1
 
 
 def test_a_clerks_dot_file_named_like_a_temp_is_kept_by_recovery(
