@@ -162,14 +162,18 @@ class TestOwnCopies:
         assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
         assert (erp / "a.pdf").read_bytes() == new
 
+    @pytest.mark.parametrize("exchange", ["renameat2 exchange", "none (NFS, SMB)"])
     def test_the_erp_saving_the_whole_bundle_again_during_the_claim_sends_no_mix(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: str) -> None:
         """The invoice file is copied first; the ERP then saves INV-1.xml and a.pdf again,
         through their own names, while a.pdf is copied. The bundle goes back whole as the
         ERP's files, INV-1.xml too (a copy let go at once kept the old invoice file beside
         the new a.pdf, its tie to the ERP's name cut, and that mix was sent next), and the
-        next claim sends both new versions."""
+        next claim sends both new versions. So too on a share with no exchange, where
+        each copy takes its file's name by a rename: not one before all are copied."""
         p, s, erp, _pdf = _linked_bundle(tmp_path)
+        if exchange != "renameat2 exchange":
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
         xml = (erp / "INV-1.xml").read_bytes()
         new_xml, new_pdf = xml.replace(b"</", b"<!-- saved again --></", 1), \
             pdf_bytes(2, "saved again")
@@ -195,16 +199,20 @@ class TestOwnCopies:
         assert (entry / "INV-1.xml").read_bytes() == new_xml
         assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
 
+    @pytest.mark.parametrize("exchange", [True, False])
     @pytest.mark.parametrize("save", ["same size", "same modification time"])
     def test_an_invoice_file_saved_again_while_its_attachments_are_copied_is_sent_as_saved(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save: str) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save: str,
+            exchange: bool) -> None:
         """The invoice file is copied first; while a.pdf is copied, the ERP saves the
         invoice file again through its own name (a.pdf untouched): a save of the same
         size, or one that carries the old modification time over (a copy tool that keeps
-        times). The copy of the invoice file made before that save is never let go: the
-        bundle goes back whole as the ERP's files, and the next claim sends the invoice
-        file as saved."""
+        times). The copy of the invoice file made before that save is never let go (nor,
+        on a share with no exchange, renamed over it): the bundle goes back whole as the
+        ERP's files, and the next claim sends the invoice file as saved."""
         p, s, erp, pdf = _linked_bundle(tmp_path)
+        if not exchange:
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
         theirs = erp / "INV-1.xml"
         xml = theirs.read_bytes()
         new_xml = xml.replace(b"REF-42", b"REF-43" if save == "same size" else b"REF-4200")
@@ -221,6 +229,8 @@ class TestOwnCopies:
         monkeypatch.setattr(fscopy, "copy_into", saved_again)
         assert run_once(p) == []
         monkeypatch.undo()
+        if not exchange:
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
         assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
         back = s.outbox.path / "INV-1.xml"
         assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new_xml
