@@ -168,3 +168,73 @@ def test_a_temp_beside_a_file_replaced_by_a_link_is_kept_and_so_is_the_link(
     assert not put_back
     assert pdf.is_symlink() and tmp.read_bytes() == b"%PDF-1.4 saved again"
     assert [e["file"] for e in logged] == [f"INV-1/{tmp.name}"]
+
+
+@pytest.mark.parametrize("other_name", ["kept", "removed"])
+def test_the_file_itself_holding_its_copys_bytes_is_let_go_quietly(
+        work: Path, settings: Settings, erp: Path, other_name: str) -> None:
+    """a.pdf exchanged with its copy before the kill, not saved into since: its copy
+    holds all it holds, so it is let go (its ERP name, kept or removed, is not what
+    decides), with nothing said and nothing put back."""
+    pdf = work / "INV-1" / "a.pdf"
+    os.link(pdf, erp / "a.pdf")
+    tmp = _exchanged(pdf, b"%PDF-1.4 as claimed")
+    copy = pdf.stat().st_ino
+    if other_name == "removed":
+        (erp / "a.pdf").unlink()
+    put_back, logged = _settled(work, settings)
+    assert not put_back and logged == []
+    assert not tmp.exists() and pdf.stat().st_ino == copy
+    assert pdf.read_bytes() == b"%PDF-1.4 as claimed"
+
+
+def test_the_file_itself_with_nothing_at_its_name_goes_back_to_it(
+        work: Path, settings: Settings) -> None:
+    """The marker exchanged with its copy before the kill, and the copy gone from its
+    name since: the file itself, the only one of the marker left, goes back to its
+    name, said."""
+    marker = work / "INV-1.ready"
+    marker.write_bytes(b"ready")
+    tmp = _exchanged(marker, b"ready")
+    marker.unlink()
+    put_back, logged = _settled(work, settings)
+    assert put_back and not tmp.exists()
+    assert marker.read_bytes() == b"ready"
+    assert [e["file"] for e in logged] == ["INV-1.ready"]
+
+
+def test_without_an_exchange_a_name_made_for_its_own_inode_is_kept(
+        work: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a share with no renameat2 exchange (NFS, SMB) outboxd's copies take their names
+    by a rename, so a file itself is never left at a temp's name: a file there named for
+    its own inode, beside a.pdf of other bytes, is not outboxd's. It is kept, with the
+    warning that says so, and a.pdf stays as it is."""
+    from daemon.claiming import leftcopies
+    pdf = work / "INV-1" / "a.pdf"
+    made = pdf.with_name("made")
+    made.write_bytes(b"someone's")
+    forged = pdf.with_name(copy_temp_name(pdf.name, made.stat().st_ino))
+    os.rename(made, forged)
+    monkeypatch.setattr(leftcopies, "rename_exchange", lambda a, b: False)
+    put_back, logged = _settled(work, settings)
+    assert not put_back
+    assert forged.read_bytes() == b"someone's"
+    assert pdf.read_bytes() == b"%PDF-1.4 as claimed"
+    assert [e["event"].split(" named")[0] for e in logged] == ["hidden file"]
+
+
+def test_a_file_put_back_is_said_whatever_temps_are_settled_after_it(
+        work: Path, settings: Settings, erp: Path) -> None:
+    """The invoice file itself, saved into through its other name after its copy, goes
+    back to its name; a half copy beside a.pdf, settled after it, is removed. That a
+    file went back is still said (recovery then looks again at which files have other
+    names), not only what the last temp settled was."""
+    xml, pdf = work / "INV-1.xml", work / "INV-1" / "a.pdf"
+    os.link(xml, erp / "INV-1.xml")
+    _exchanged(xml, b"<Invoice/>")
+    (erp / "INV-1.xml").write_bytes(b"<Invoice>saved again</Invoice>")
+    (pdf.with_name(copy_temp_name(pdf.name, pdf.stat().st_ino))).write_bytes(b"%PD")
+    put_back, _ = _settled(work, settings)
+    assert put_back
+    assert xml.read_bytes() == b"<Invoice>saved again</Invoice>"
+    assert _names(work) == ["INV-1", "INV-1.xml"] and _names(pdf.parent) == ["a.pdf"]
