@@ -211,8 +211,14 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | str | 
         then = identity(st)
         exchanged = _swap_in(folder, name, tmp, then, rel)
         return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel, exchanged)
-    except BaseException:
+    except BaseException as exc:
         _remove_copy(folder, tmp, made)
+        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
+            # The exchange refused, nothing done: most likely a folder with the sticky
+            # bit, where only a file's owner may rename it.
+            sticky = " (in a folder with the sticky bit only the file's owner may " \
+                "rename it)" if exc.errno == errno.EPERM else ""
+            return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
         raise
     finally:
         os.close(made)

@@ -474,22 +474,35 @@ class TestOwnCopies:
         assert kept.stat().st_ino == (erp / "huge.pdf").stat().st_ino
 
 
+    @pytest.mark.parametrize("refused_at", ["copy", "exchange"])
     def test_a_file_in_a_folder_outboxd_may_not_write_in_is_sent_as_it_is_with_a_warning(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_at: str) -> None:
         """No copy can be made beside a.pdf (its folder is its owner's, read-only for
-        outboxd; the tests run as root, so the refusal is the file system's answer given
-        here): the bundle is sent, not put back at every rescan for ever; a.pdf goes as
-        it is, a name of the ERP's file, and a warning names it, why and the fix. The
-        invoice file, in a folder outboxd may write in, is still made a copy."""
+        outboxd), or none can take its name (a folder with the sticky bit, a.pdf another
+        user's: only they may rename it); the tests run as root, so the refusal is the
+        file system's answer given here. The bundle is sent, not put back at every
+        rescan for ever; a.pdf goes as it is, a name of the ERP's file, no temp beside
+        it, and a warning names it, why and the fix. The invoice file, in a folder
+        outboxd may write in, is still made a copy."""
         p, s, erp, pdf = _linked_bundle(tmp_path)
-        real = owncopy.copy_regular
+        if refused_at == "copy":
+            real = owncopy.copy_regular
 
-        def refused(parent: int, name: str, *rest: Any) -> int:
-            if name == "a.pdf":
-                raise PermissionError(errno.EACCES, "Permission denied", name)
-            return real(parent, name, *rest)
+            def refused(parent: int, name: str, *rest: Any) -> int:
+                if name == "a.pdf":
+                    raise PermissionError(errno.EACCES, "Permission denied", name)
+                return real(parent, name, *rest)
 
-        monkeypatch.setattr(owncopy, "copy_regular", refused)
+            monkeypatch.setattr(owncopy, "copy_regular", refused)
+        else:
+            exchange = owncopy.rename_exchange
+
+            def sticky(a: Path, b: Path) -> bool:
+                if b.name == "a.pdf":
+                    raise PermissionError(errno.EPERM, "Operation not permitted", str(a))
+                return exchange(a, b)
+
+            monkeypatch.setattr(owncopy, "rename_exchange", sticky)
         with capture_logs() as logged:
             assert len(run_once(p)) == 1
         [entry] = folders(s.sent_dir)
@@ -498,7 +511,8 @@ class TestOwnCopies:
         [warned] = [e for e in logged if e["log_level"] == "warning"
                     and e["event"].startswith("file with other names")]
         assert warned["file"] == "INV-1/a.pdf"
-        assert "Permission denied" in warned["error"]
+        assert ("Permission denied" if refused_at == "copy" else "Operation not permitted") \
+            in warned["error"]
         assert "not a second name" in warned["error"]
         assert _leftovers(tmp_path) == []
 
