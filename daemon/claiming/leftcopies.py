@@ -4,12 +4,14 @@ only where that loses nothing.
 A copy of a file of several names is made beside it under a temp name, then exchanged
 with it; the file itself lies at the temp's name until every file of the bundle is
 copied. A kill leaves at the temp's name either a copy of ours (half or whole: the file
-still at its name) or the file itself. The file itself may hold the only copy of bytes
-saved through its other name after it was copied, if that name was removed since: it is
-let go only if it still has another name, or holds the bytes of its copy; else it goes
-back to its name (and the copy, with the bytes claimed, goes), so that the bundle is
-found changed and settles again with what was saved, as it does when no kill comes
-between (owncopy._put_back).
+still at its name) or the file itself. The file itself is let go only if it holds the
+bytes of its copy; else it was saved into through its other name after it was copied,
+and goes back to its name (and the copy, with the bytes claimed, goes), so that the
+bundle is found changed and settles again with what was saved, as it does when no kill
+comes between (owncopy._let_go, _put_back). That its other name still keeps it is not
+enough: an ERP saving the whole bundle again had the old invoice file, let go as its
+copy, sent beside the new attachments; and if that name was removed since, the file
+holds the only copy of what was saved.
 
 Which is which, and that the temp is ours at all, is in its name, with no syscall or
 journal record of its own at the claim: `.NAME.tmp-` then 4 random hex digits and 8 of
@@ -26,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from typing import Any
+from typing import Any, Literal
 
 from daemon.configuration.config import OutboxConfig
 from daemon.errors import InputError
@@ -68,12 +70,14 @@ def drop_copies_left(held: int, moved: Candidate, cfg: OutboxConfig, log: Any) -
     copies_left(held, moved, snapshot(moved, cfg), log)
 
 
-def copies_left(held: int, moved: Candidate, snap: Snapshot | None, log: Any) -> None:
+def copies_left(held: int, moved: Candidate, snap: Snapshot | None, log: Any) -> bool:
     """Each temp of owncopy's a kill left in the claimed bundle `moved` (as it lies in its
     work folder, open at `held`; `snap`: its snapshot there) settled (_settle): beside the
     invoice file and the marker (whatever `completion` says now: it may have been
     "marker" at the claim), and in each folder of the sidecar whose snapshot shows a name
-    of the pattern. Each folder reached from `held`, never through a link."""
+    of the pattern. Each folder reached from `held`, never through a link. Whether a file
+was put back at its name (the snapshot no longer says which files have other names)."""
+    put_back = False
     names = {"": [moved.invoice.name, moved.marker.name]}
     for rel, *_ in snap.entries if snap is not None else ():
         folder, _, name = rel.rpartition("/")
@@ -93,20 +97,21 @@ def copies_left(held: int, moved: Candidate, snap: Snapshot | None, log: Any) ->
                 # Beside which file: names cut to fit (temp_prefix) may share a prefix.
                 owners = [n for n in files if tmp.startswith(temp_prefix(n))]
                 if owners and is_unfinished(tmp):
-                    _settle(fd, tmp, owners, folder, log)
+                    put_back = _settle(fd, tmp, owners, folder, log) or put_back
         finally:
             os.close(fd)
+    return put_back
 
 
-def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> None:
+def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> bool:
     """The temp `tmp` of the folder open at `fd` (`folder`: its path in the work folder),
     beside the files `names` whose temps its name may be: removed if it is a copy of ours,
-    or the file itself with another name still or the bytes of its copy; the file itself
-    put back at its name otherwise; anything else kept, said."""
+    or the file itself with the bytes of its copy; the file itself put back at its name
+    otherwise; anything else kept, said. Whether it was put back."""
     try:
         st = os.stat(tmp, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
-        return
+        return False
     # Only regular files are ours (a link, a FIFO put there never is), beside one.
     for name in names if stat.S_ISREG(st.st_mode) else ():
         try:
@@ -119,43 +124,45 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> None:
                 at_name.st_ino != st.st_ino:
             os.unlink(tmp, dir_fd=fd)  # a copy of ours, half or whole: the file is at its name
             os.fsync(fd)
-            return
-        if _made_for(tmp, name, st.st_ino) and _file_itself(
-                fd, tmp, name, st, at_name, f"{folder}/{name}".lstrip("/"), log):
-            return
+            return False
+        if _made_for(tmp, name, st.st_ino):
+            done = _file_itself(fd, tmp, name, at_name, f"{folder}/{name}".lstrip("/"), log)
+            if done is not None:
+                return done == "put back"
     log.warning("hidden file named like outboxd's temporary copy of a file of the bundle "
                 "kept: outboxd cannot tell it as its own, and it travels with the bundle",
                 file=printable(f"{folder}/{tmp}".lstrip("/")),
                 fix="nothing to do if it is yours; one an older outboxd left while it copied "
                     "the file beside it (a hard link) may be removed once the bundle is "
                     "archived")
+    return False
 
 
-def _file_itself(fd: int, tmp: str, name: str, st: os.stat_result,
-                 at_name: os.stat_result | None, rel: str, log: Any) -> bool:
-    """The file itself, exchanged with its copy (the regular file at `name`, looked at
-    as `at_name`; None: none there) before the kill, at `tmp` (looked at as `st`): let go
-    only if that loses nothing; else back at its name, and the copy removed. False if
-    nothing was done (kept)."""
-    if st.st_nlink > 1 or (at_name is not None and _same_bytes(fd, tmp, name)):
-        os.unlink(tmp, dir_fd=fd)  # its other name keeps it, or its copy holds its bytes
+def _file_itself(fd: int, tmp: str, name: str, at_name: os.stat_result | None, rel: str,
+                 log: Any) -> Literal["let go", "put back"] | None:
+    """The file itself at `tmp`, exchanged with its copy (the regular file at `name`,
+    looked at as `at_name`; None: none there) before the kill: let go only if it holds
+    its copy's bytes, unchanged since it was copied; else back at its name, and the copy
+    removed. None if nothing was done (kept)."""
+    if at_name is not None and _same_bytes(fd, tmp, name):
+        os.unlink(tmp, dir_fd=fd)  # its copy holds its bytes
         os.fsync(fd)
-        return True
+        return "let go"
     here = held_path(fd)
     if at_name is None:
         rename_noreplace(here / tmp, here / name, fd, fd)
     elif not rename_exchange(here / tmp, here / name):
-        return False  # no exchange here, so none made it: not ours after all
+        return None  # no exchange here, so none made it: not ours after all
     # The copy, now at the temp's name: the bytes claimed, saved over since.
     elif os.stat(tmp, dir_fd=fd, follow_symlinks=False).st_ino == at_name.st_ino:
         os.unlink(tmp, dir_fd=fd)
     os.fsync(fd)
-    log.warning("file of the bundle saved into, through its other name, while outboxd "
-                "copied it before a restart, and that name removed since: put back with "
-                "what was saved, and the bundle read again", file=printable(rel),
+    log.warning("file of the bundle saved into, through its other name, after outboxd "
+                "copied it before a restart: put back with what was saved, and the bundle "
+                "read again", file=printable(rel),
                 fix="nothing to do: the bundle settles again and is sent with what was "
-                    "saved, its only copy")
-    return True
+                    "saved")
+    return "put back"
 
 
 def _same_bytes(fd: int, a: str, b: str) -> bool:

@@ -17,7 +17,9 @@ The copy is made beside the file under a temp name (write_atomic's pattern, with
 digest of the file's inode in it: leftcopies.py), synced, and exchanged with the file
 only while that is still the one copied, unchanged: a kill leaves the file, or the whole
 copy at its name, and at worst the temp, which recovery settles (own_claimed,
-leftcopies.copies_left: removed only where that loses nothing). The file itself, then at
+leftcopies.copies_left: removed only where that loses nothing). A file system without
+the exchange (NFS, SMB) has each copy wait at its temp name, renamed over its file only
+once every file is copied and none was saved into since its copy. The file itself, then at
 the temp's name, is let go only once every file of the bundle is copied, and only if
 none was saved into since its copy: else each goes back to its name, as it was, and the
 bundle with it (EAGAIN) — let go one by one, a file copied before the other name was
@@ -91,13 +93,15 @@ _MAY_NOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 class _Swapped:
     """A file copied and exchanged with its copy: the file now at `tmp` (in the folder
     open at `folder`), looked at as `then` before it was read; the copy, at `name`, is
-    the inode `copy`."""
+    the inode `copy`. Not `exchanged` (a file system without the exchange: NFS, SMB):
+    the file still at `name`, the copy at `tmp`, to be renamed over it by _let_go."""
     folder: int
     name: str
     tmp: str
     then: Identity
     copy: int
     rel: str
+    exchanged: bool = True
 
 
 def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Owned:
@@ -126,10 +130,8 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
                 raise
             if isinstance(done, str):
                 owned.kept[rel] = done
-                continue
-            if isinstance(done, _Swapped):
+            elif done is not None:
                 swapped.append(done)
-            if done:
                 owned.copied.append(rel)
         _let_go(swapped)
     except BaseException:
@@ -144,20 +146,28 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
 def _let_go(swapped: list[_Swapped]) -> None:
     """The files exchanged with their copies removed from the work folder (their other
     names keep them), once all are copied: only if none was saved into since it was
-    looked at before its copy (else EAGAIN, and _put_back)."""
+    looked at before its copy (else EAGAIN, and _put_back). Where no exchange was had,
+    each copy is renamed over its file only now, with the others: renamed as soon as it
+    was made, it was past putting back when a later file of the bundle was saved into."""
     for s in swapped:
-        if not _as_copied(os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False), s.then):
+        now = os.stat(s.tmp if s.exchanged else s.name, dir_fd=s.folder,
+                      follow_symlinks=False)
+        if not (_as_copied(now, s.then) if s.exchanged else unchanged(s.then, now)):
             raise _written_while_copied(s.rel)
     while swapped:
         s = swapped[-1]
-        os.unlink(s.tmp, dir_fd=s.folder)
+        if s.exchanged:
+            os.unlink(s.tmp, dir_fd=s.folder)
+        else:
+            os.rename(s.tmp, s.name, src_dir_fd=s.folder, dst_dir_fd=s.folder)
         swapped.pop()
         os.fsync(s.folder)
 
 
 def _put_back(swapped: list[_Swapped]) -> None:
     """Each file exchanged with its copy and not let go put back at its name, and the
-    copy removed: the bundle as it was, each file a name of its other names' file."""
+    copy removed (where none was exchanged, only that): the bundle as it was, each file
+    a name of its other names' file."""
     for s in swapped:
         here = held_path(s.folder)
         try:
@@ -175,17 +185,17 @@ def _as_copied(old: os.stat_result, then: Identity) -> bool:
     return (old.st_ino, old.st_size, old.st_mtime_ns) == then[:3]
 
 
-def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool | str:
+def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | str | None:
     """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
     is a regular file with other names, of `limit` bytes at most: the exchange, for
-    _let_go (True: copied in place where no exchange is to be had); False if not; why
-    not, where outboxd may not write in the folder (the file keeps its names)."""
+    _let_go; None if not; why not, where outboxd may not write in the folder (the file
+    keeps its names)."""
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
-        return False
+        return None
     if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2 or st.st_size > limit:
-        return False
+        return None
     # Beside it, by descriptor: read as every input is (never a link followed, a FIFO or
     # device opened), written 0640 under the umask, group write and both times as the
     # file's: what a move of the bundle to another disk makes (fscopy.copy_entry).
@@ -199,12 +209,16 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool |
         raise
     try:
         then = identity(st)
-        if not _swap_in(folder, name, tmp, then, rel):
-            os.fsync(folder)
-            return True
-        return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel)
-    except BaseException:
+        exchanged = _swap_in(folder, name, tmp, then, rel)
+        return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel, exchanged)
+    except BaseException as exc:
         _remove_copy(folder, tmp, made)
+        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
+            # The exchange refused, nothing done: most likely a folder with the sticky
+            # bit, where only a file's owner may rename it.
+            sticky = " (in a folder with the sticky bit only the file's owner may " \
+                "rename it)" if exc.errno == errno.EPERM else ""
+            return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
         raise
     finally:
         os.close(made)
@@ -212,17 +226,16 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | bool |
 
 def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> bool:
     """The whole copy at `tmp` put at `name` while `name` is the file copied, unchanged
-    since (`then`: as it was looked at before it was read); whether by an exchange (the
-    file is at `tmp` now). A write through its other name during the copy may have left
-    the copy half old, half new: never put in place, and said (EAGAIN), as a change of
-    the bundle is."""
+    since (`then`: as it was looked at before it was read), by an exchange (the file is
+    at `tmp` now); False where the file system has none (the copy stays at `tmp`, for
+    _let_go). A write through its other name during the copy may have left the copy
+    half old, half new: never put in place, and said (EAGAIN), as a change of the bundle
+    is."""
     if not unchanged(then, os.stat(name, dir_fd=folder, follow_symlinks=False)):
         raise _written_while_copied(rel)
     here = held_path(folder)
     if not rename_exchange(here / tmp, here / name):
-        # No exchange on this file system (NFS, SMB): looked at just above.
-        os.rename(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
-        return False
+        return False  # no exchange on this file system (NFS, SMB): nothing was done
     # The file taken away must be the one copied, as copied: else (a person's file put at
     # the name in that instant, the file saved into) it goes back, and the copy is not used.
     if _as_copied(os.stat(tmp, dir_fd=folder, follow_symlinks=False), then):
@@ -252,15 +265,17 @@ def own_claimed(moved: Candidate, settings: Settings, log: Any) -> Snapshot | No
     """own_copies for a claim a crash cut short, at the start (recovery.py): `moved` is
     the bundle as it lies in its work folder. Its snapshot there tells which files have
     other names (none is kept from before the crash); the temps a kill left are settled
-    first (leftcopies.copies_left). The snapshot (None: no invoice file there) for the
-    look at its sidecar that follows."""
+    first (leftcopies.copies_left; looked at again once a file went back to its name).
+    The snapshot (None: no invoice file there) for the look at its sidecar that follows."""
     snap = snapshot(moved, settings.outbox)
     try:
         held = hold_folder(moved.invoice.parent, within=settings.outbox.path)
     except OSError:
         return snap  # no folder of ours there now (a link in its place): the read says so
     try:
-        copies_left(held, moved, snap, log)
+        if copies_left(held, moved, snap, log):
+            # A file put back at its name has other names that snapshot did not see.
+            snap = snapshot(moved, settings.outbox)
         if snap is not None and snap.linked:
             say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent,
                                            copy_limit(settings)))

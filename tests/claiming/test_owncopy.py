@@ -45,11 +45,15 @@ def _write_in_place(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _linked_bundle(tmp_path: Path) -> tuple[Any, Any, Path, bytes]:
+PDF = pdf_bytes(text_marker="the version validated")
+
+
+def _linked_bundle(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Any, Any, Path, bytes]:
     """INV-1 (a.pdf) in the outbox, its invoice file and a.pdf each with a second name
-    in `erp/`, outside the outbox (an ERP that keeps its own name for each file)."""
-    p, s = make(tmp_path)
-    pdf = pdf_bytes(text_marker="the version validated")
+    in `erp/`, outside the outbox (an ERP that keeps its own name for each file).
+    `sections`: of the configuration, as make() takes them."""
+    p, s = make(tmp_path, **sections)
+    pdf = PDF
     drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
     erp = tmp_path / "erp"
     erp.mkdir()
@@ -158,14 +162,18 @@ class TestOwnCopies:
         assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
         assert (erp / "a.pdf").read_bytes() == new
 
+    @pytest.mark.parametrize("exchange", ["renameat2 exchange", "none (NFS, SMB)"])
     def test_the_erp_saving_the_whole_bundle_again_during_the_claim_sends_no_mix(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: str) -> None:
         """The invoice file is copied first; the ERP then saves INV-1.xml and a.pdf again,
         through their own names, while a.pdf is copied. The bundle goes back whole as the
         ERP's files, INV-1.xml too (a copy let go at once kept the old invoice file beside
         the new a.pdf, its tie to the ERP's name cut, and that mix was sent next), and the
-        next claim sends both new versions."""
+        next claim sends both new versions. So too on a share with no exchange, where
+        each copy takes its file's name by a rename: not one before all are copied."""
         p, s, erp, _pdf = _linked_bundle(tmp_path)
+        if exchange != "renameat2 exchange":
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
         xml = (erp / "INV-1.xml").read_bytes()
         new_xml, new_pdf = xml.replace(b"</", b"<!-- saved again --></", 1), \
             pdf_bytes(2, "saved again")
@@ -190,6 +198,207 @@ class TestOwnCopies:
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1.xml").read_bytes() == new_xml
         assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
+
+    @pytest.mark.parametrize("exchange", [True, False])
+    @pytest.mark.parametrize("save", ["same size", "same modification time"])
+    def test_an_invoice_file_saved_again_while_its_attachments_are_copied_is_sent_as_saved(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save: str,
+            exchange: bool) -> None:
+        """The invoice file is copied first; while a.pdf is copied, the ERP saves the
+        invoice file again through its own name (a.pdf untouched): a save of the same
+        size, or one that carries the old modification time over (a copy tool that keeps
+        times). The copy of the invoice file made before that save is never let go (nor,
+        on a share with no exchange, renamed over it): the bundle goes back whole as the
+        ERP's files, and the next claim sends the invoice file as saved."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        if not exchange:
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+        theirs = erp / "INV-1.xml"
+        xml = theirs.read_bytes()
+        new_xml = xml.replace(b"REF-42", b"REF-43" if save == "same size" else b"REF-4200")
+        then = theirs.stat()
+        copy_into = fscopy.copy_into
+
+        def saved_again(fin: BinaryIO, fout: BinaryIO) -> None:
+            if fin.read(4) == b"%PDF":  # a.pdf: the invoice file is a copy already
+                _write_in_place(theirs, new_xml)
+                if save != "same size":
+                    os.utime(theirs, ns=(then.st_atime_ns, then.st_mtime_ns))
+            fin.seek(0)
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", saved_again)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        if not exchange:
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+        assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+        back = s.outbox.path / "INV-1.xml"
+        assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new_xml
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").read_bytes() == new_xml
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+
+    def test_a_save_that_keeps_size_and_time_during_the_copy_sends_nothing_mixed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf through its own name while the claim copies it, with bytes
+        of the same size, and carries the old modification time over: only the file's
+        change time tells. The copy, half of each version, is never put in place: the
+        bundle goes back to the outbox as the ERP's files, and the next claim sends the
+        new version whole."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        theirs = erp / "a.pdf"
+        new = pdf_bytes(text_marker="the version VALIDATED")
+        then = theirs.stat()
+        assert len(new) == then.st_size
+        copy_into = fscopy.copy_into
+
+        def saved_halfway(fin: BinaryIO, fout: BinaryIO) -> None:
+            if fin.read(4) == b"%PDF":
+                fout.write(b"%PDF" + fin.read(96))
+                _write_in_place(theirs, new)
+                os.utime(theirs, ns=(then.st_atime_ns, then.st_mtime_ns))
+                copy_into(fin, fout)
+                return
+            fin.seek(0)
+            copy_into(fin, fout)
+        monkeypatch.setattr(fscopy, "copy_into", saved_halfway)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+
+    def test_a_save_in_the_instant_before_the_copy_takes_the_files_name_sends_nothing_mixed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf through its own name after its copy is whole and looked
+        at, in the instant before the copy takes a.pdf's name: the file taken away is not
+        the one copied. It goes back to its name at once, the copy goes, and the bundle
+        goes back to the outbox as the ERP's files, no temp left beside them; the next
+        claim sends what was saved."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        theirs = erp / "a.pdf"
+        new = pdf_bytes(2, "saved in that instant")
+        exchange = owncopy.rename_exchange
+        saved: list[bool] = []
+
+        def saved_first(a: Path, b: Path) -> bool:
+            if b.name == "a.pdf" and not saved:
+                saved.append(True)
+                _write_in_place(theirs, new)
+            return exchange(a, b)
+        monkeypatch.setattr(owncopy, "rename_exchange", saved_first)
+        assert run_once(p) == []
+        monkeypatch.undo()
+        assert saved
+        back = s.outbox.path / "INV-1" / "a.pdf"
+        assert back.stat().st_ino == theirs.stat().st_ino and back.read_bytes() == new
+        assert (s.outbox.path / "INV-1.xml").stat().st_ino == \
+            (erp / "INV-1.xml").stat().st_ino
+        assert _leftovers(tmp_path) == []
+
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+
+    def test_an_invoice_file_larger_than_max_attachment_bytes_is_still_copied(
+            self, tmp_path: Path) -> None:
+        """[validation] max_attachment_bytes below the invoice file's size: the invoice
+        file, which that limit does not concern, is still copied (the limit of a copy is
+        the largest file outboxd sends, of either kind), and lies in sent/ as a file of
+        its own."""
+        p, s, erp, _pdf = _linked_bundle(
+            tmp_path, validation={"max_attachment_bytes": len(PDF)})
+        assert (erp / "INV-1.xml").stat().st_size > len(PDF)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").stat().st_nlink == 1
+        assert (erp / "INV-1.xml").stat().st_nlink == 1
+
+    def test_an_attachment_of_exactly_the_largest_size_sent_is_copied(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """a.pdf is exactly as large as outboxd sends ([validation] max_attachment_bytes;
+        the invoice file's limit taken out of the way, for a small test): it is sent, so
+        it is copied, and lies in sent/ as a file of its own."""
+        p, s, erp, _pdf = _linked_bundle(
+            tmp_path, validation={"max_attachment_bytes": len(PDF)})
+        monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
+        assert (erp / "a.pdf").stat().st_nlink == 1
+
+    def test_a_file_whose_other_name_went_before_the_claim_is_moved_not_copied(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """a.pdf had a second name when the bundle settled, removed just before the claim:
+        a file of one name needs no copy, and lies in sent/ as the very file that was in
+        the outbox (its space not taken twice)."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        ino = (erp / "a.pdf").stat().st_ino
+        real = claims.claim
+
+        def unlinked_first(*args: Any, **kwargs: Any) -> Any:
+            (erp / "a.pdf").unlink(missing_ok=True)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "claim", unlinked_first)
+        assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").stat().st_ino == ino
+
+    def test_on_a_file_system_without_an_exchange_the_copies_take_the_names_by_rename(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share with no renameat2 exchange (NFS, SMB: rename_exchange does nothing and
+        says so): each copy, whole and the file unchanged, is renamed over the file's
+        name. The bundle is sent as copies, said in the log, no temp left, and the ERP's
+        files keep their bytes and their one name."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        xml = (erp / "INV-1.xml").read_bytes()
+        monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+        with capture_logs() as logged:
+            assert len(run_once(p)) == 1
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").stat().st_nlink == 1
+        assert (entry / "INV-1" / "a.pdf").stat().st_nlink == 1
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+        [said] = [e for e in logged if e["event"].startswith("files with other names")]
+        assert said["files"] == ["INV-1.xml", "INV-1/a.pdf"]
+        assert _leftovers(tmp_path) == []
+        assert (erp / "a.pdf").read_bytes() == pdf and (erp / "a.pdf").stat().st_nlink == 1
+        assert (erp / "INV-1.xml").read_bytes() == xml
+
+    def test_a_folder_of_the_sidecar_swapped_for_a_link_before_the_claim_is_never_entered(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """INV-1/sub/b.pdf has a second name; just before the claim a clerk moves the
+        folder sub/ out of the outbox and puts a link to it in its place. The claim's
+        copies never go through the link: the file behind it keeps its two names and
+        gets no temp beside it, no error escapes the claim, and nothing is sent."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": PDF, "sub/b.pdf": PDF})
+        erp = tmp_path / "erp"
+        erp.mkdir()
+        os.link(s.outbox.path / "INV-1" / "sub" / "b.pdf", erp / "b.pdf")
+        aside = tmp_path / "aside"
+        real = claims.claim
+
+        def swapped_first(*args: Any, **kwargs: Any) -> Any:
+            if not aside.exists():
+                os.rename(s.outbox.path / "INV-1" / "sub", aside)
+                os.symlink(aside, s.outbox.path / "INV-1" / "sub")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "claim", swapped_first)
+        run_once(p)
+        monkeypatch.undo()
+        assert folders(s.sent_dir) == []
+        assert (aside / "b.pdf").stat().st_ino == (erp / "b.pdf").stat().st_ino
+        assert os.listdir(aside) == ["b.pdf"]
 
     def test_a_copy_the_disk_has_no_room_for_puts_the_bundle_back_and_claims_it_later(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,22 +474,35 @@ class TestOwnCopies:
         assert kept.stat().st_ino == (erp / "huge.pdf").stat().st_ino
 
 
+    @pytest.mark.parametrize("refused_at", ["copy", "exchange"])
     def test_a_file_in_a_folder_outboxd_may_not_write_in_is_sent_as_it_is_with_a_warning(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_at: str) -> None:
         """No copy can be made beside a.pdf (its folder is its owner's, read-only for
-        outboxd; the tests run as root, so the refusal is the file system's answer given
-        here): the bundle is sent, not put back at every rescan for ever; a.pdf goes as
-        it is, a name of the ERP's file, and a warning names it, why and the fix. The
-        invoice file, in a folder outboxd may write in, is still made a copy."""
+        outboxd), or none can take its name (a folder with the sticky bit, a.pdf another
+        user's: only they may rename it); the tests run as root, so the refusal is the
+        file system's answer given here. The bundle is sent, not put back at every
+        rescan for ever; a.pdf goes as it is, a name of the ERP's file, no temp beside
+        it, and a warning names it, why and the fix. The invoice file, in a folder
+        outboxd may write in, is still made a copy."""
         p, s, erp, pdf = _linked_bundle(tmp_path)
-        real = owncopy.copy_regular
+        if refused_at == "copy":
+            real = owncopy.copy_regular
 
-        def refused(parent: int, name: str, *rest: Any) -> int:
-            if name == "a.pdf":
-                raise PermissionError(errno.EACCES, "Permission denied", name)
-            return real(parent, name, *rest)
+            def refused(parent: int, name: str, *rest: Any) -> int:
+                if name == "a.pdf":
+                    raise PermissionError(errno.EACCES, "Permission denied", name)
+                return real(parent, name, *rest)
 
-        monkeypatch.setattr(owncopy, "copy_regular", refused)
+            monkeypatch.setattr(owncopy, "copy_regular", refused)
+        else:
+            exchange = owncopy.rename_exchange
+
+            def sticky(a: Path, b: Path) -> bool:
+                if b.name == "a.pdf":
+                    raise PermissionError(errno.EPERM, "Operation not permitted", str(a))
+                return exchange(a, b)
+
+            monkeypatch.setattr(owncopy, "rename_exchange", sticky)
         with capture_logs() as logged:
             assert len(run_once(p)) == 1
         [entry] = folders(s.sent_dir)
@@ -289,7 +511,8 @@ class TestOwnCopies:
         [warned] = [e for e in logged if e["log_level"] == "warning"
                     and e["event"].startswith("file with other names")]
         assert warned["file"] == "INV-1/a.pdf"
-        assert "Permission denied" in warned["error"]
+        assert ("Permission denied" if refused_at == "copy" else "Operation not permitted") \
+            in warned["error"]
         assert "not a second name" in warned["error"]
         assert _leftovers(tmp_path) == []
 
@@ -339,8 +562,10 @@ def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
     """The claim's `nth` copy (1: the invoice file's, 2: a.pdf's) killed `at`: halfway
     through its bytes (`copying`), with the copy whole and synced (`copied`), or once the
     copy took the file's name and the file lies at the temp's (`exchanged`). Nothing of
-    the daemon's clean-up runs."""
+    the daemon's clean-up runs: neither the removal of the copy under way nor the return
+    of the files exchanged before it to their names (a SIGKILL runs no `except`)."""
     monkeypatch.setattr(owncopy, "_remove_copy", lambda *_: None)
+    monkeypatch.setattr(owncopy, "_put_back", lambda *_: None)
     calls = iter(range(1, 100))
     if at == "copying":
         copy_into = fscopy.copy_into
@@ -355,10 +580,10 @@ def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
     elif at == "copied":
         swap_in = owncopy._swap_in
 
-        def never(*args: Any) -> None:
+        def never(*args: Any) -> bool:
             if next(calls) == nth:
                 raise _Killed
-            swap_in(*args)
+            return swap_in(*args)
         monkeypatch.setattr(owncopy, "_swap_in", never)
     else:
         exchange = owncopy.rename_exchange
@@ -473,6 +698,100 @@ class TestRecoveryLosesNothing:
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
         assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+    def test_the_erp_saving_the_whole_bundle_again_after_a_kill_mid_copy_sends_no_mix(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Killed halfway through a.pdf's copy, the invoice file already exchanged with
+        its copy (the file itself at the temp's name, its ERP name kept). Before the
+        restart the ERP saves INV-1.xml and a.pdf again through its names, and keeps
+        them. The restart puts the invoice file back at its name with what was saved
+        (its copy, of the old bytes, goes) rather than letting it go because its ERP name
+        keeps it: the bundle settles again and the next claim sends both new versions,
+        never the old invoice file beside the new a.pdf — as a save during the claim
+        without a kill between."""
+        p, s, erp, _pdf = _linked_bundle(tmp_path)
+        xml = (erp / "INV-1.xml").read_bytes()
+        _kill(monkeypatch, "copying", 2)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with pytest.raises(_Killed):
+            step(p, cand, 1000.0)
+        monkeypatch.undo()
+        new_xml, new_pdf = xml.replace(b"</", b"<!-- saved again --></", 1), \
+            pdf_bytes(2, "saved again")
+        _write_in_place(erp / "INV-1.xml", new_xml)
+        _write_in_place(erp / "a.pdf", new_pdf)
+        [row] = p.j.rows(("claiming",))
+        fin = Finisher(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+        with capture_logs() as logged:
+            assert [r for r, _ in fin.recover()] == []
+        assert fin.j.get(row.id).state == "settling"
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == new_xml
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+        [warned] = [e for e in logged if e["event"].startswith("file of the bundle saved into")]
+        assert warned["file"] == "INV-1.xml"
+
+        p2 = type(p)(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+        while run_once(p2, 2000.0):
+            pass
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1.xml").read_bytes() == new_xml
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
+        assert (erp / "INV-1.xml").read_bytes() == new_xml
+
+    def test_a_file_put_back_at_a_restart_with_the_bytes_claimed_is_sent_as_a_copy(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The ERP saves a.pdf (through its name) between the bundle's validation and its
+        claim, so the claim copies that version; killed once the copy took a.pdf's name.
+        The ERP then saves the validated version back. The restart puts the file itself
+        back at a.pdf (it differs from its copy), and since it is the bundle validated, the
+        bundle is sent: as a copy of its own, made at the restart, which a later save
+        through the ERP's name leaves as it was — never as a name of the ERP's file."""
+        p, s, erp, pdf = _linked_bundle(tmp_path)
+        real = claims.claim
+
+        def saved_first(*args: Any, **kwargs: Any) -> Any:
+            _write_in_place(erp / "a.pdf", pdf_bytes(2, "saved before the claim"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(claims, "claim", saved_first)
+        _kill(monkeypatch, "exchanged", 2)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with pytest.raises(_Killed):
+            step(p, cand, 1000.0)
+        monkeypatch.undo()
+        _write_in_place(erp / "a.pdf", pdf)
+        [row] = p.j.rows(("claiming",))
+        fin = _restarted(p, s, tmp_path, row.id)
+        assert fin.attempt(row.id) is None
+        [entry] = folders(s.sent_dir)
+        sent = entry / "INV-1" / "a.pdf"
+        assert sent.read_bytes() == pdf and sent.stat().st_nlink == 1
+        _write_in_place(erp / "a.pdf", b"saved by the ERP later")
+        assert sent.read_bytes() == pdf
+        assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+
+def test_a_restart_copies_what_the_claim_would_have_up_to_the_largest_size_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[validation] max_attachment_bytes above an invoice file's limit (made small here,
+    for a small test): the claim copies a.pdf, killed halfway. The restart makes the
+    copy with the claim's limit, the largest file sent of either kind, so a.pdf goes
+    to sent/ as a file of its own, not as a name of the ERP's file."""
+    p, s, erp, pdf = _linked_bundle(tmp_path, validation={"max_attachment_bytes": len(PDF)})
+    _kill(monkeypatch, "copying", 1)  # a.pdf: the invoice file is over both limits here
+    monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
+    [row] = p.j.rows(("claiming",))
+    fin = _restarted(p, s, tmp_path, row.id)
+    assert fin.attempt(row.id) is None
+    [entry] = folders(s.sent_dir)
+    sent = entry / "INV-1" / "a.pdf"
+    assert sent.read_bytes() == pdf and sent.stat().st_nlink == 1
+    assert (erp / "a.pdf").stat().st_nlink == 1
 
 
 def test_a_clerks_dot_file_named_like_a_temp_is_kept_by_recovery(
