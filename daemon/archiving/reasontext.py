@@ -107,7 +107,7 @@ def _look_alike_steps(record: dict[str, Any], look_alikes: list[str],
                      "names (make that folder if it is not there), under a name with its "
                      "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
     steps.append("Fix anything else listed above.")
-    return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
+    return ["", "Nothing was delivered. Not everything is in this folder: outboxd did not take "
             f"the look-alike{'' if one else 's'} named below as the sidecar, so "
             f"{'it was' if one else 'they were'} not moved here. "
             f"{'It is' if one else 'They are'} still in the outbox, under "
@@ -162,7 +162,7 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
             record, [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
     if not accepted:
-        return lines + ["", *_held_back(record), "Nothing was sent. To send it again:",
+        return lines + ["", *_held_back(record), "Nothing was delivered. To send it again:",
                         "1. Fix what is listed above, in this folder.",
                         *_move_back_steps(record, 2), ""]
     # Part of the file is with the receiver already: the one thing a clerk must not do

@@ -492,7 +492,7 @@ class TestReasons:
         text = reason_papers(record)["REASON.txt"].decode("utf-8")
         assert ("\n\nbatch.xml holds the invoices INV-20, INV-21, INV-22 and is sent whole, so "
                 "INV-20, INV-22 (without errors of their own) were not sent either.\n"
-                "Nothing was sent. To send it again:\n") in text
+                "Nothing was delivered. To send it again:\n") in text
 
     @pytest.mark.parametrize("ids,finding", [
         (["INV-1"], Finding("too-large", "INV-1/a.pdf", "is 9 MB", invoice_id="INV-1")),
@@ -558,12 +558,12 @@ class TestReasons:
 
     def test_reason_txt_names_the_accepted_invoices_and_says_not_to_send_them_again(
             self, tmp_path: Path) -> None:
-        """A partly delivered bundle's REASON.txt does not say "Nothing was sent": it names
+        """A partly delivered bundle's REASON.txt does not say "Nothing was delivered": it names
         the rejected invoice and why, each accepted invoice with its receipt, and warns
         that a new export with those invoices would reach the receiver twice."""
         write_papers(tmp_path, reason_papers(self._partly_accepted()))
         text = (tmp_path / "REASON.txt").read_text("utf-8")
-        assert "Nothing was sent" not in text
+        assert "Nothing was delivered" not in text
         for needle in ("invoice B with HTTP 400: buyer unknown", "invoice A: receipt r-A",
                        "invoice C: receipt r-C", "a" * 64, "do NOT send them again",
                        "No other invoice of this file was delivered",
@@ -577,7 +577,7 @@ class TestReasons:
                                "2026-12-03T07:50:12Z", [])
         write_papers(tmp_path, reason_papers(record))
         assert "accepted_documents" not in json.loads((tmp_path / "reason.json").read_text())
-        assert "Nothing was sent" in (tmp_path / "REASON.txt").read_text("utf-8")
+        assert "Nothing was delivered" in (tmp_path / "REASON.txt").read_text("utf-8")
 
     def test_reason_txt_of_a_look_alike_sidecar_says_it_is_still_in_the_outbox(
             self, tmp_path: Path) -> None:
@@ -599,7 +599,7 @@ class TestReasons:
         assert "move the invoice file and its sidecar folder from this folder" not in text
         other = reason_papers(self._record())["REASON.txt"].decode("utf-8")
         # "If this folder holds": a bundle quarantined without attachments has none.
-        assert "\n\nNothing was sent. To send it again:\n1. Fix what is listed above, in " \
+        assert "\n\nNothing was delivered. To send it again:\n1. Fix what is listed above, in " \
             "this folder.\n2. If this folder holds a folder of attachments" in other
 
     def test_reason_txt_shows_the_time_as_the_page_does_and_reason_json_keeps_iso(

@@ -502,7 +502,7 @@ def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_del
     """A accepted (with its receipt), B rejected with 400: the quarantine papers name B
     (in the message and as the reason's invoice_id) and the receiver's answer, name A
     with its receipt and key as delivered, and tell the clerk not to send A again — not
-    "Nothing was sent"."""
+    "Nothing was delivered"."""
     receiver = start_receiver("--fail-first", "pass,400")
     c = claim(receiver)
     assert c.fin.attempt(c.row) is None
@@ -521,7 +521,7 @@ def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_del
     assert "invoice B" in rejected["message"] and "injected failure" in rejected["message"]
     assert rejected["invoice_id"] == "B"  # for a script, without reading the message
     text = (entry / "REASON.txt").read_text("utf-8")
-    assert "Nothing was sent" not in text
+    assert "Nothing was delivered" not in text
     for needle in ("invoice B", "HTTP 400", "injected failure", f"invoice A: receipt {receipt_a}",
                    key, "do NOT send them again"):
         assert needle in text
@@ -607,7 +607,7 @@ def test_a_duplicate_of_a_bundle_sent_whole_gets_no_accepted_documents_in_its_pa
     [entry] = c.s.quarantine_dir.glob("*/*")
     assert "accepted_documents" not in json.loads((entry / "reason.json").read_text())
     text = (entry / "REASON.txt").read_text()
-    assert "Nothing was sent" in text and "ACCEPTED" not in text
+    assert "Nothing was delivered" in text and "ACCEPTED" not in text
     assert len(receiver.requests()) == 2  # the duplicate posted nothing
 
 
@@ -633,7 +633,7 @@ def test_a_bundle_moved_back_and_rejected_again_still_names_what_was_accepted_be
         papers = json.loads((entry / "reason.json").read_text())
         assert [(d["invoice_id"], d["receipt_id"]) for d in papers["accepted_documents"]] == [
             ("A", receipts[c.keys["A"]])]
-        assert "Nothing was sent" not in (entry / "REASON.txt").read_text()
+        assert "Nothing was delivered" not in (entry / "REASON.txt").read_text()
 
 
 def test_an_invoice_file_rewritten_after_it_was_checked_is_never_delivered_embedded(
@@ -801,7 +801,7 @@ def test_an_attachment_changed_in_the_middle_of_a_batch_stops_it_there_with_hone
         assert damaged["code"] == "processing-damaged" and damaged["file"] == "INV/C/C.pdf"
         assert [d["invoice_id"] for d in reason["accepted_documents"]] == ["A", "B"]
         text = (entry / "REASON.txt").read_text("utf-8")
-        assert "do NOT send them again" in text and "Nothing was sent" not in text
+        assert "do NOT send them again" in text and "Nothing was delivered" not in text
     finally:
         fin.d.close()
         journal.close()
