@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -17,17 +16,12 @@ from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
-from daemon.loop.errorsfile import EDITED_SUFFIX
 from daemon.names import (
     ERRORS_SUFFIX,
-    edge_words,
     name_problem,
     printable,
     stem,
-    trimmed,
-    visible,
 )
-from daemon.watching.scan import is_invoice_file
 
 
 @dataclass(frozen=True)
@@ -289,70 +283,6 @@ def _marker_miss(meant: tuple[str, str], there: Callable[[str], bool]) -> str:
                 f"{meant[1]}, the marker of {meant[0]}, is there already: remove this one")
     return (f"named like a marker file, but not exactly, so {meant[0]} still waits for "
             f"its marker — rename it to {meant[1]} {_EXACTLY}")
-
-
-def unused_marker(outbox: OutboxConfig) -> str:
-    """What the page says of a NAME.ready under completion = "settle": no marker there."""
-    return (f"named like a marker file, but outboxd does not wait for markers here ([outbox] "
-            f"completion = \"{outbox.completion}\"): it does nothing, is not sent with its "
-            "invoice file and stays in the outbox — remove it; if the sender writes a marker "
-            "for every bundle, ask the admin whether completion should be \"marker\"")
-
-
-def edge_miss(name: str, outbox: OutboxConfig, share: ShareConfig,
-              there: Callable[[str], bool]) -> str | None:
-    """What the page says of `INV-7.xml ` or `INV-7.pdf.` (a space or dot at an end, which
-    a clerk does not see and Windows drops): no invoice file only for that, told the name
-    it needs, where "only names like *.xml are read" reads as nonsense beside `.xml`."""
-    right = trimmed(name)
-    if right == name or not is_invoice_file(outbox, right, share):
-        return None
-    said = (f"its name {visible(name)} has {edge_words(name)}, so it is no invoice file and "
-            "is never sent — ")
-    if there(right):
-        return said + f"{right} is there already: remove this one if it is a copy of it"
-    return said + f"rename it to {right}"
-
-
-# The copy outboxd keeps of an errors file a clerk typed notes into (errorsfile._keep_copy:
-# NAME.errors.txt.edited, or -2, -3 … after it where that name is taken).
-_EDITED = re.compile(rf"(.+{re.escape(ERRORS_SUFFIX)}){re.escape(EDITED_SUFFIX)}(?:-[0-9]+)?")
-
-
-def edited_copy(name: str) -> str | None:
-    """What the page says of outboxd's copy of an edited errors file, else None: "no
-    invoice file, an attachment goes into the folder of its invoice file" told the clerk
-    whose notes outboxd kept there nothing of what the file is, nor what to do with it."""
-    if (m := _EDITED.fullmatch(name)) is None:
-        return None
-    return (f"your notes: outboxd kept {m.group(1)} under this name, as someone had typed "
-            "into it, when it rewrote or removed that file; outboxd never changes nor "
-            "removes this copy — move what you want to keep into a file of your own, then "
-            "delete this one")
-
-
-def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
-               invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
-    """What the status page and `outboxd status` both say of each root file left alone
-    (`refused`: by the name on disk -> why; each shows it printable): a near miss of a
-    release or marker file is told the name it needs (near_miss), a marker where none is
-    used that it does nothing, an invoice file's name with a space or dot at an end the
-    name without (edge_miss), outboxd's copy of an edited errors file that it holds
-    the clerk's notes (edited_copy), any other keeps its why."""
-    marker = outbox.marker_suffix if outbox.completion == "marker" else None
-    files = list(invoice_files)
-
-    def there(x: str) -> bool:
-        return os.path.lexists(outbox.path / x)
-
-    def said(n: str) -> str | None:
-        if is_invoice_file(outbox, n, share):
-            return None  # refused as an invoice file: its own why
-        return edited_copy(n) or near_miss(n, share, files, marker, states, there) or (
-            unused_marker(outbox) if marker is None and n.endswith(outbox.marker_suffix)
-            else None) or edge_miss(n, outbox, share, there)
-
-    return {n: said(n) or why for n, why in refused.items()}
 
 
 def marker_misses(outbox: OutboxConfig, share: ShareConfig, invoice_files: Iterable[str],

@@ -23,11 +23,11 @@ from daemon.loop.idlefiles import (
     Idle,
     Suffixed,
     idle_releases,
-    left_words,
     marker_misses,
     stray_errors_files,
     suffixed_names,
 )
+from daemon.loop.leftwords import left_words
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
 from daemon.watching.leftalone import not_an_invoice, still_quarantined

@@ -36,11 +36,11 @@ from daemon.journal import IN_FLIGHT, LIVE, Journal, Row
 from daemon.loop.idlefiles import (
     Idle,
     idle_releases,
-    left_words,
     marker_misses,
     stray_errors_files,
     suffixed_names,
 )
+from daemon.loop.leftwords import left_words
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
 from daemon.report.pagerender import LONE_SHOWN, named_as_file, render

@@ -138,7 +138,7 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
         return "other", None
     # A marker is outboxd's only under completion = "marker": under "settle" a NAME.ready
     # (from a sender set up for markers) does nothing and stays when its bundle goes, so it
-    # is a file left alone like any other, listed with why (idlefiles.left_words).
+    # is a file left alone like any other, listed with why (leftwords.left_words).
     if name.endswith(ERRORS_SUFFIX) or (
             cfg.completion == "marker" and name.endswith(cfg.marker_suffix)) or is_share_file(
             name, share.status_page, share.release_suffix):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
-from daemon.loop import idlefiles
+from daemon.loop import idlefiles, leftwords
 from daemon.loop.idlefiles import idle_releases, meant_release, near_miss
 
 SHARE = ShareConfig()
@@ -263,16 +263,16 @@ def test_a_marker_where_no_marker_is_used_is_told_it_does_nothing(tmp_path: Path
     named INV-7.ready under invoice_patterns = ["*"]) keeps its own why."""
     not_invoice = "not an invoice file"
     settle = OutboxConfig(path=tmp_path)
-    said = idlefiles.left_words({"INV-1.ready": not_invoice, "a.txt": not_invoice}, settle,
+    said = leftwords.left_words({"INV-1.ready": not_invoice, "a.txt": not_invoice}, settle,
                                 SHARE, ["INV-1.xml"], {})
     assert "does not wait for markers" in said["INV-1.ready"]
     assert 'completion = "settle"' in said["INV-1.ready"]
     assert said["a.txt"] == not_invoice
     marker = OutboxConfig(path=tmp_path, completion="marker")
-    assert idlefiles.left_words({"ORPHAN.ready": not_invoice}, marker, SHARE, ["INV-1.xml"],
+    assert leftwords.left_words({"ORPHAN.ready": not_invoice}, marker, SHARE, ["INV-1.xml"],
                                 {}) == {"ORPHAN.ready": not_invoice}
     star = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
-    assert idlefiles.left_words({"INV-7.ready": "is a symbolic link"}, star, SHARE, [],
+    assert leftwords.left_words({"INV-7.ready": "is a symbolic link"}, star, SHARE, [],
                                 {}) == {"INV-7.ready": "is a symbolic link"}
 
 
@@ -298,7 +298,7 @@ def test_an_invoice_files_name_with_a_space_or_dot_at_an_end_is_told_the_name_it
     this one may be a copy); `notes.txt ` is no invoice file either way."""
     (tmp_path / "INV-9.xml").write_bytes(b"")
     other = "not an invoice file"
-    said = idlefiles.left_words(
+    said = leftwords.left_words(
         dict.fromkeys(["INV-7.xml ", "INV-8.pdf.", "INV-9.xml\u00a0", "notes.txt "], other),
         OutboxConfig(path=tmp_path), SHARE, ["INV-9.xml"], {})
     assert said["INV-7.xml "] == ('its name "INV-7.xml " has a space at the end, so it is no '
@@ -320,7 +320,7 @@ def test_the_copy_of_an_edited_errors_file_is_told_as_the_clerks_notes(
     other = "not an invoice file"
     names = ["INV-1.errors.txt.edited", "INV-1.errors.txt.edited-2", "notes.edited",
              "INV-1.errors.txt.edited.bak"]
-    said = idlefiles.left_words(dict.fromkeys(names, other), OutboxConfig(path=tmp_path),
+    said = leftwords.left_words(dict.fromkeys(names, other), OutboxConfig(path=tmp_path),
                                 SHARE, [], {})
     for copy in names[:2]:
         assert said[copy].startswith("your notes: outboxd kept INV-1.errors.txt under this "
