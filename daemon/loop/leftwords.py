@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
+from daemon.fs.fsops import kind_of
 from daemon.loop.errorsfile import EDITED_SUFFIX
 from daemon.loop.idlefiles import near_miss
-from daemon.names import ERRORS_SUFFIX, edge_words, trimmed, visible
+from daemon.names import ERRORS_SUFFIX, edge_words, stem, trimmed, visible
 from daemon.watching.scan import is_invoice_file
 
 
@@ -65,9 +67,12 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
     release or marker file is told the name it needs (near_miss), a marker where none is
     used that it does nothing, an invoice file's name with a space or dot at an end the
     name without (edge_miss), outboxd's copy of an edited errors file that it holds
-    the clerk's notes (edited_copy), any other keeps its why."""
+    the clerk's notes (edited_copy), a file or link in the sidecar's place that the
+    sidecar must be a folder (not_a_sidecar) — or nothing, where its bundle is held and
+    its errors say so —, any other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
+    sidecars = {stem(f) + outbox.sidecar_suffix: f for f in files}
 
     def there(x: str) -> bool:
         return os.path.lexists(outbox.path / x)
@@ -79,4 +84,26 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
             unused_marker(outbox) if marker is None and n.endswith(outbox.marker_suffix)
             else None) or edge_miss(n, outbox, share, there)
 
-    return {n: said(n) or why for n, why in refused.items()}
+    out: dict[str, str] = {}
+    for n, why in refused.items():
+        if (file := sidecars.get(n)) is not None and file != n:
+            # Held, the bundle's errors tell it (`not-a-folder`, with the fix): listed
+            # here too, it was told twice, once with "an attachment goes into the
+            # folder of its invoice file" — advice that reads as "put it into itself".
+            if states.get(file) != "held":
+                out[n] = not_a_sidecar(n, file, outbox.path)
+            continue
+        out[n] = said(n) or why
+    return out
+
+
+def not_a_sidecar(name: str, invoice_file: str, outbox: Path) -> str:
+    """What the page says of a file, link or FIFO named as the sidecar of `invoice_file`
+    while that bundle is not held for it (yet: it settles, or is being read)."""
+    try:
+        kind = kind_of(os.lstat(outbox / name).st_mode)
+    except OSError:
+        kind = "file"  # gone since it was listed: the next refresh drops it
+    return (f"named as the folder of attachments of {invoice_file}, but it is a {kind}, not a "
+            f"folder, so {invoice_file} cannot go with it (outboxd never follows a link) — "
+            f"remove it and make a real folder {name} holding the attachments")

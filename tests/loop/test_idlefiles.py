@@ -327,3 +327,25 @@ def test_the_copy_of_an_edited_errors_file_is_told_as_the_clerks_notes(
                                      "name")
         assert said[copy].endswith("then delete this one")
     assert said["notes.edited"] == other and said["INV-1.errors.txt.edited.bak"] == other
+
+
+def test_a_file_in_the_sidecars_place_is_told_it_must_be_a_folder_or_left_to_held(
+        tmp_path: Path) -> None:
+    """A file or link named as an invoice file's sidecar is told, while its bundle is not
+    held yet, that the sidecar must be a real folder, not "an attachment goes into the
+    folder of its invoice file"; once the bundle is held its errors say it, and the files
+    left alone do not list it again."""
+    (tmp_path / "INV-1").write_bytes(b"x")
+    (tmp_path / "INV-2").symlink_to(tmp_path)
+    other = "not an invoice file … an attachment goes into the folder of its invoice file"
+    refused = {"INV-1": other, "INV-2": other, "notes.txt": other}
+    outbox = OutboxConfig(path=tmp_path)
+    settling = leftwords.left_words(refused, outbox, SHARE, ["INV-1.xml", "INV-2.xml"], {})
+    assert settling["INV-1"].startswith("named as the folder of attachments of INV-1.xml, "
+                                        "but it is a file, not a folder")
+    assert "it is a symbolic link, not a folder" in settling["INV-2"]
+    assert "make a real folder INV-2 holding the attachments" in settling["INV-2"]
+    assert settling["notes.txt"] == other
+    held = leftwords.left_words(refused, outbox, SHARE, ["INV-1.xml", "INV-2.xml"],
+                                {"INV-1.xml": "held", "INV-2.xml": "settling"})
+    assert "INV-1" not in held and held["INV-2"] == settling["INV-2"]

@@ -1,0 +1,51 @@
+"""What a finance team's trial found the status page telling clerks wrongly or not at all,
+with the real daemon, the real watchdog observer and the reference receiver on 127.0.0.1:
+a file in the sidecar's place told twice with advice that did not fit, a re-dropped
+invoice whose attachments wait in a quarantine folder, a sent bundle's warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Env, Receiver, journal_states
+from helpers import Page, drop_bundle, wait_for
+
+# Daemons here start lean (conftest.LEAN) and their page is paced at 0.5 s
+# (conftest.quick_page): these tests read it.
+pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+
+
+def page_of(env: Env) -> Page:
+    path = env.outbox / "outboxd-status.html"
+    return Page(path.read_text() if path.exists() else "")
+
+
+def test_a_file_or_link_in_the_sidecars_place_is_told_once_under_held_with_its_fix(
+        env: Env, receiver: Receiver, start_daemon, tmp_path: Path) -> None:
+    """A plain file INV-SY1 beside INV-SY1.xml, and a link INV-SY2 beside INV-SY2.xml,
+    hold their invoices (`not-a-folder`): the page tells each under Held, and not again
+    under the files left alone with "an attachment goes into the folder of its invoice
+    file" — advice that, for the sidecar's own name, reads as "put it into itself"."""
+    env.write_config(receiver.url, policy={"invalid": "hold"})
+    start_daemon()
+    (env.outbox / "INV-SY1").write_bytes(b"notes")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (env.outbox / "INV-SY2").symlink_to(elsewhere)
+    drop_bundle(env.outbox, "INV-SY1", {})
+    drop_bundle(env.outbox, "INV-SY2", {})
+    wait_for(lambda: {journal_states(env).get(f) for f in ("INV-SY1.xml", "INV-SY2.xml")}
+             == {"held"}, what="both invoices held")
+
+    def told() -> bool:
+        held = page_of(env).text.get("held", "")
+        return "INV-SY1.xml" in held and "INV-SY2.xml" in held
+    wait_for(told, what="both held bundles on the page")
+    wait_for(lambda: "INV-SY" not in page_of(env).text.get("refused", ""),
+             what="a page that does not list the sidecars' names as left alone too")
+    page = page_of(env)
+    assert page.text["held"].count("the sidecar is not a folder") == 2
+    assert "INV-SY" not in page.text.get("refused", "")
+    assert "an attachment goes into the folder" not in "".join(page.text.values())
+    assert receiver.requests() == []
