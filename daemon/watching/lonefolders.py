@@ -5,11 +5,8 @@ made for `INV-7010.xml`). Nothing is matched by them: the invoice waiting for
 attachments is told, as a hint, of a lone folder whose name is close to its own, and the
 status page and `outboxd status` list every lone folder with since when it is unchanged.
 
-Close (`close`): the two names, case and Unicode form folded, differ by one character
-changed, added or taken away, or by two neighbours swapped (`INV-7010` and `INV-7100`,
-`INV-7001`, `INV-701`, `INV-70100`), and the shorter has at least `MIN_LENGTH`
-characters: shorter names are one edit away from too many others to say anything. A name
-equal once folded is a look-alike (lookalikes.py, `sidecar-spelling`), told otherwise.
+Close: one typo apart (typos.close). A name equal once folded is a look-alike
+(lookalikes.py, `sidecar-spelling`), told otherwise.
 The folders close to a name are found by the one-deletion neighbourhood of the lone
 folders' names (`Near`), a few dict look-ups a name, so a page with 20,000 waiting
 invoices asks it for each without comparing every pair.
@@ -19,15 +16,15 @@ from __future__ import annotations
 
 import os
 import stat
-import unicodedata
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from daemon.journal.records import iso_of
 from daemon.names import is_ignored, printable, stem
+from daemon.typos import close
+from daemon.typos import fold as _fold
 
-MIN_LENGTH = 4
 # A folder of the root: ctime in ns, the last change of the folder or of its list of
 # files (a rename into its name too). Not mtime, which a copy tool sets to the source's.
 Lone = Mapping[str, int]
@@ -48,29 +45,6 @@ def lone_in(stats: Mapping[str, os.stat_result], sidecars: Container[str],
     ctime_ns. One pass over the stats the listing has: no system call."""
     return {n: st.st_ctime_ns for n, st in stats.items()
             if is_lone(n, st, sidecars, ignore_patterns)}
-
-
-def _fold(name: str) -> str:
-    return unicodedata.normalize("NFC", name).casefold()
-
-
-def close(a: str, b: str) -> bool:
-    """One character changed, added or taken away, or two neighbours swapped, after
-    folding case and Unicode form; never two names equal once folded."""
-    a, b = _fold(a), _fold(b)
-    if a == b or min(len(a), len(b)) < MIN_LENGTH or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) > len(b):
-        a, b = b, a
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    if len(a) < len(b):  # one added: the rest after it is the same
-        return a[i:] == b[i + 1:]
-    if a[i + 1:] == b[i + 1:]:  # one changed
-        return True
-    # Two neighbours swapped. a[i + 1] is there: the tails just found unequal are not empty.
-    return a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:]
 
 
 def _deletions(folded: str) -> set[str]:
