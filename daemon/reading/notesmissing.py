@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from daemon.errors import double_quoted, shown
 from daemon.names import CASE_WORDS, edge_words, fold_key, folder_name_for_id, nfc, trimmed
+from daemon.typos import close
 
 MANIFEST_NAME = "attachments.toml"
 
@@ -136,7 +137,20 @@ def missing_message(key: str, here: Listing, others: Sequence[Listing],
                 "sidecar folder only — remove the entry")
     if not folder and (named := _with_extension(base, here)):
         return _without_extension(key, named)
+    if close_by := sorted(n for n in here.files if close(n, base)):
+        return _close(key, close_by)
     return f"names {shown(key)}, which is not in the folder — add the file or remove its entry"
+
+
+def _close(key: str, named: list[str]) -> str:
+    """An entry one typo away from files of its folder (`timsheet.pdf` beside
+    `timesheet.pdf`): "not in the folder — add the file" alone sent the clerk to look for
+    a file they could see there."""
+    listed = " or ".join(shown(n) for n in named)
+    return (f"names {shown(key)}, which is not in the folder; {listed} is, named close to it "
+            f"— if the entry means {'that file' if len(named) == 1 else 'one of them'}, "
+            f"write its name exactly, as [files.{double_quoted(named[0])}]; otherwise add "
+            "the file or remove the entry")
 
 
 # Where a clerk on Windows sees a file's name without its extension, and how to see it.

@@ -319,3 +319,27 @@ class TestWithoutExtension:
         notes(outbox / "INV-1", "scan.png")
         assert missing(match(outbox, "INV-1.xml", ubl_invoice("INV-1"))) == \
             f"names 'scan.png', {PLAIN}"
+
+
+class TestCloseName:
+    def test_an_entry_one_typo_from_a_file_of_its_folder_names_that_file(
+            self, outbox: Path) -> None:
+        """[files."timsheet.pdf"] beside timesheet.pdf (a letter left out): the message
+        names timesheet.pdf and how to write the entry, where "not in the folder — add
+        the file" alone sent the clerk looking for a file they could see."""
+        write(outbox / "INV-1" / "timesheet.pdf", PDF)
+        write(outbox / "INV-1" / "contract.pdf", PDF)
+        notes(outbox / "INV-1", "timsheet.pdf")
+        said = missing(match(outbox, "INV-1.xml", ubl_invoice("INV-1")))
+        assert said == ("names 'timsheet.pdf', which is not in the folder; 'timesheet.pdf' "
+                        "is, named close to it — if the entry means that file, write its "
+                        'name exactly, as [files."timesheet.pdf"]; otherwise add the file '
+                        "or remove the entry")
+
+    def test_an_entry_far_from_every_file_keeps_the_plain_message(
+            self, outbox: Path) -> None:
+        """An entry two typos or more from every file is told only that it is missing:
+        naming an unrelated file would send the clerk after the wrong one."""
+        write(outbox / "INV-1" / "timesheet.pdf", PDF)
+        notes(outbox / "INV-1", "tmsheet.pd")
+        assert missing(match(outbox, "INV-1.xml", ubl_invoice("INV-1"))).endswith(PLAIN)
