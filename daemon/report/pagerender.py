@@ -16,23 +16,20 @@ from pathlib import Path
 
 from daemon.archiving.quarantinenews import Elsewhere
 from daemon.claiming.foreign import Foreign
-from daemon.configuration.config import OutboxConfig
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.idlefiles import Idle
 from daemon.loop.release import overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import (
-    CONVERTED_SUFFIX,
-    EMBEDDED_SUFFIX,
     attachment_folders,
     first_of,
-    is_invoice_name,
     printable,
     stem,
 )
 from daemon.reading.idfolders import one_folder_words
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
+from daemon.report.pagelone import DEFAULT_PATTERNS, lone_fix
 from daemon.watching.leftalone import LeftBehind
 from daemon.watching.lonefolders import LoneFolder, hints
 from daemon.watching.strays import Stray
@@ -154,71 +151,6 @@ def _how_to_release(row: Row, release_suffix: str) -> str:
             "may be")
 
 
-# [outbox] invoice_patterns' default (a render without settings: tests), from its one place.
-DEFAULT_PATTERNS = tuple(OutboxConfig.model_fields["invoice_patterns"].default)
-
-
-def _bare(name: str, sidecar_suffix: str) -> str:
-    """A folder's name without the sidecar suffix: the invoice file stem it waits for."""
-    return name[:-len(sidecar_suffix)] if sidecar_suffix and name.endswith(
-        sidecar_suffix) else name
-
-
-def named_as_file(x: LoneFolder, sidecar_suffix: str, invoice_patterns: Sequence[str]
-                  ) -> str | None:
-    """The folder a lone folder named with an invoice file's extension (`Z-1.xml/`, the
-    file's name copied whole, by `[outbox] invoice_patterns`) is to be renamed to
-    (`Z-1/`), as on disk (the page looks it up there), or None for any other folder."""
-    bare = _bare(x.on_disk, sidecar_suffix)
-    if x.close_to or stem(bare) == bare or not is_invoice_name(bare, invoice_patterns):
-        return None
-    return stem(bare) + sidecar_suffix
-
-
-def _lone_fix(x: LoneFolder, sidecar_suffix: str,
-              invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
-              taken: AbstractSet[str] = frozenset()) -> str:
-    """What a clerk does about a folder without an invoice file. `taken`: the folders
-    named with an extension whose renamed name is a folder there already, as on disk."""
-    bare = _bare(x.name, sidecar_suffix)
-    said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
-                     f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
-                     for f in x.close_to)
-    if (target := named_as_file(x, sidecar_suffix, invoice_patterns)) is not None:
-        target = printable(target)
-        # Named with the invoice file's extension (its name copied whole): that file can
-        # never be put beside it, a folder holding the name, and "Z-1.xml.xml" is no fix.
-        head = (f"named like an invoice file, with its extension: the invoice file {bare} "
-                "cannot be put beside a folder of the same name — ")
-        other = ("; or, if it is meant for another invoice, rename it to that invoice "
-                 "file's name without its extension")
-        if x.on_disk in taken:
-            # The rename would fail (or, by Explorer, merge with a question): say the move.
-            return (head + f"a folder {target}/ is there already: move the files of this "
-                    f"folder into {target}/ and remove this one, then put {bare} into the "
-                    "outbox" + other)
-        return (head + f"rename the folder to {target} (the invoice file's name without "
-                f"its extension), then put {bare} into the outbox" + other)
-    if x.name.endswith(CONVERTED_SUFFIX) and not said:
-        # What a quarantined bundle holds beside its sidecar with convert_images, which a
-        # clerk moving it back by hand takes for the bundle's: never sent, it stays.
-        said = (f"if it holds the PDFs outboxd made of {x.name[:-len(CONVERTED_SUFFIX)]}'s "
-                "images (moved here from quarantine/ or sent/ with that bundle), remove "
-                "it: outboxd makes them again when it sends the bundle")
-    elif x.name.endswith(EMBEDDED_SUFFIX) and not said:
-        # The documents ubl-embedded kept (einvoice/transport.keep), moved back by hand
-        # with a quarantined bundle: never sent from here, and the record of what was.
-        said = (f"if it holds the documents outboxd built of "
-                f"{x.name[:-len(EMBEDDED_SUFFIX)]} and sent to the operator (moved here "
-                "from quarantine/ or sent/ with that bundle), move it back there: outboxd "
-                "builds them again when it sends the bundle")
-    return ((said + "; else " if said else "")
-            + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
-            f"{bare}.pdf …) into the outbox, or, if "
-            "it is meant for another invoice, rename it to that invoice file's name "
-            "without its extension")
-
-
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
@@ -246,8 +178,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     disk), told in its row as a hint; `sent_ids`: of a waiting invoice file, its invoice
     ids the receiver already has from another bundle, told in its row first;
     `invoice_patterns`: [outbox] invoice_patterns, and `taken`: the lone folders (as on
-    disk) whose name as an invoice file's stem is a folder there already (named_as_file), for the
-    fix of a folder named with an invoice file's extension; `elsewhere`: today's entries
+    disk) whose name as an invoice file's stem is a folder there already
+    (pagelone.named_as_file), for the fix of a folder named with an invoice file's
+    extension; `elsewhere`: today's entries
     of quarantine/ other daemons sharing the outbox filed (quarantinenews.py), latest
     first, listed among "Quarantined today"; `sent_by_others`: the ids of the rows of
     "Sent today" another daemon sharing the outbox sent, each marked so."""
@@ -303,7 +236,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                               "invoice file of its name; nothing in it is sent until then)",
                               table(["Folder", "Since (its last change)", "What to do"], [
                                   [text(x.name + "/"), text(readable(x.since)),
-                                   text(_lone_fix(x, sidecar_suffix, invoice_patterns, taken))]
+                                   text(lone_fix(x, sidecar_suffix, invoice_patterns, taken))]
                                   for x in lone[:LONE_SHOWN]]) + _more(
                                       max(0, len(lone) - LONE_SHOWN), "folders without an "
                                       "invoice file", "changed last; outboxd status --json "

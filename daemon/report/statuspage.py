@@ -43,7 +43,8 @@ from daemon.loop.idlefiles import (
 from daemon.loop.leftwords import left_words
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
-from daemon.report.pagerender import LONE_SHOWN, named_as_file, render
+from daemon.report.pagelone import named_as_file
+from daemon.report.pagerender import LONE_SHOWN, render
 from daemon.report.pagerows import page_rows
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
