@@ -28,6 +28,7 @@ th,td{text-align:left;vertical-align:top;padding:.3em .6em;border-bottom:1px sol
 th{background:#fafafa}
 td.name{white-space:nowrap}
 td.err{color:#a40000}
+.warn{color:#7a4d00}
 p.none{color:#888}
 code{background:#f2f2f2;padding:0 .2em}
 .stopped{border:2px solid #a40000;background:#fff4f4;padding:.6em 1em;font-size:1.1em}
@@ -45,6 +46,8 @@ _REGIONAL = range(0x1F1E6, 0x1F200)  # two make one flag
 # Of a file's invoice ids, the page names this many: a file of 3,000 invoices made its
 # row 3,000 lines high (and its "How to release" name 3,000 folders).
 SHOWN_IDS = 20
+# Of a sent bundle's warnings, the page says this many (a line each), then how many more.
+WARNINGS_SHOWN = 3
 
 
 def text(value: object) -> str:
@@ -129,6 +132,18 @@ def table(headers: Sequence[str], rows: list[list[str]]) -> str:
 
 def lines(items: Sequence[str]) -> str:
     return "<br>".join(text(i) for i in items)
+
+
+def warned(warnings: Sequence[str]) -> str:
+    """A sent bundle's warnings under its ids (HTML): the first WARNINGS_SHOWN, then how
+    many more receipt.json holds; "" for none."""
+    if not warnings:
+        return ""
+    first, rest = first_of(warnings, WARNINGS_SHOWN)
+    more = [f"{rest}: receipt.json in its folder in sent/ lists them"] if rest else []
+    return ('<br><span class="warn">Sent with '
+            f'{"a warning" if len(warnings) == 1 else "warnings"}:<br>'
+            + lines([*first, *more]) + "</span>")
 
 
 def shown(items: Sequence[str]) -> tuple[Sequence[str], str]:

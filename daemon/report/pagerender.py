@@ -28,7 +28,7 @@ from daemon.names import (
 )
 from daemon.reading.idfolders import one_folder_words
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
-from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
+from daemon.report.pagehtml import ids, lines, page, section, shown, table, text, warned
 from daemon.report.pagelone import DEFAULT_PATTERNS, lone_fix
 from daemon.watching.leftalone import LeftBehind
 from daemon.watching.lonefolders import LoneFolder, hints
@@ -162,7 +162,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            sent_ids: Mapping[str, Sequence[str]] | None = None,
            invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
            taken: AbstractSet[str] = frozenset(), elsewhere: Sequence[Elsewhere] = (),
-           sent_by_others: AbstractSet[int] = frozenset()) -> str:
+           sent_by_others: AbstractSet[int] = frozenset(),
+           sent_warnings: Mapping[int, Sequence[str]] | None = None) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (the name on disk → why; `text` shows it printable); `left`: the
@@ -183,7 +184,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     extension; `elsewhere`: today's entries
     of quarantine/ other daemons sharing the outbox filed (quarantinenews.py), latest
     first, listed among "Quarantined today"; `sent_by_others`: the ids of the rows of
-    "Sent today" another daemon sharing the outbox sent, each marked so."""
+    "Sent today" another daemon sharing the outbox sent, each marked so; `sent_warnings`:
+    of those, the warnings each was sent with (sentwarnings.py), told under its ids."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more, near, sent_ids = more or {}, near or {}, sent_ids or {}
@@ -288,7 +290,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
 
     shown_s, hidden_s = latest(sec["sent"], more.get("sent", 0))
     sent = [[text(r.invoice_file) + (f" {text(SENT_ELSEWHERE)}" if r.id in sent_by_others
-                                     else ""), ids(r.invoice_ids), text(r.receipt_id),
+                                     else ""),
+             ids(r.invoice_ids) + warned((sent_warnings or {}).get(r.id, ())),
+             text(r.receipt_id),
              text(readable(r.since))] for r in shown_s]
     parts.append(section("sent", "Sent today", table(
         ["File", "Invoices", "Receipt", "Sent at"], sent) + _more(

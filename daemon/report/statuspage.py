@@ -46,6 +46,7 @@ from daemon.report.pagehtml import page
 from daemon.report.pagelone import named_as_file
 from daemon.report.pagerender import LONE_SHOWN, render
 from daemon.report.pagerows import page_rows
+from daemon.report.sentwarnings import SentWarnings
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -119,6 +120,7 @@ class StatusPage:
         self._strays = StrayFolders()
         self._near: Near | None = None  # the lone folders' names, as last asked
         self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
+        self._sent_warnings = SentWarnings()  # of the listed sent rows, from their receipts
         self._said_left: set[tuple[str, str]] = set()  # (name on disk, quarantine)
         # Look-alikes shown as left by a quarantine (as on disk, as events name them): a
         # rename or removal of one changes no journal row, so its event must ask for a
@@ -343,7 +345,8 @@ class StatusPage:
                       unattached=settings.policy.unattached, more=more,
                       journal_failure=journal.failure, lone=lone_folders, near=near,
                       sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,
-                      elsewhere=elsewhere, sent_by_others=others)
+                      elsewhere=elsewhere, sent_by_others=others,
+                      sent_warnings=self._sent_warnings.of(rows))
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()

@@ -5,11 +5,12 @@ invoice whose attachments wait in a quarantine folder, a sent bundle's warnings.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Env, Receiver, journal_states
-from helpers import Page, drop_bundle, wait_for
+from conftest import Env, Receiver, journal_since, journal_states
+from helpers import Page, drop_bundle, pdf_bytes, wait_for
 
 # Daemons here start lean (conftest.LEAN) and their page is paced at 0.5 s
 # (conftest.quick_page): these tests read it.
@@ -49,3 +50,34 @@ def test_a_file_or_link_in_the_sidecars_place_is_told_once_under_held_with_its_f
     assert "INV-SY" not in page.text.get("refused", "")
     assert "an attachment goes into the folder" not in "".join(page.text.values())
     assert receiver.requests() == []
+
+
+def test_a_bundle_sent_with_a_warning_shows_it_on_its_sent_today_row(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A CSV sent on the e-invoice channel (`pdf-recommended`) and an invoice sent without
+    attachments (`unattached-invoice`) reached only the log and receipt.json: the clerks
+    never saw them. Their rows of "Sent today" say them, each name HTML-escaped; a bundle
+    sent without warnings says none."""
+    env.write_config(receiver.url)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-W1", {"<b>orders.csv": b"Ordernummer\r\n4711\r\n"})
+    drop_bundle(env.outbox, "INV-W2", {"a.pdf": pdf_bytes()})
+    drop_bundle(env.outbox, "INV-W3", {})  # sent at its deadline (1 s), as "warn" does
+    wait_for(lambda: len(env.sent_bundles()) == 3, what="the three bundles in sent/")
+    sent_rows = "sent today" if all(
+        s.startswith(datetime.now(UTC).strftime("%Y-%m-%d"))
+        for s in journal_since(env, "sent")) else ""
+    if not sent_rows:
+        pytest.skip("sent across UTC midnight: the page lists today's sent bundles only")
+
+    def rows() -> dict[str, str]:
+        return {r.split("\t")[0]: r for r in page_of(env).rows.get("sent", [])}
+    wait_for(lambda: {"INV-W1.xml", "INV-W2.xml", "INV-W3.xml"} <= rows().keys(),
+             what="the three bundles under Sent today")
+    w1, w2, w3 = rows()["INV-W1.xml"], rows()["INV-W2.xml"], rows()["INV-W3.xml"]
+    assert "Sent with a warning:" in w1
+    assert "INV-W1/<b>orders.csv: is " in w1 and "PDF is recommended" in w1
+    assert "warning" not in w2
+    assert "Sent with a warning:" in w3 and "INV-W3.xml: invoice INV-W3 is sent without attachments" in w3
+    html = (env.outbox / "outboxd-status.html").read_text()
+    assert "INV-W1/&lt;b&gt;orders.csv" in html and "<b>orders" not in html
