@@ -5,6 +5,7 @@ STATUS=, and the rows the views list. Reads only; nothing here writes.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -242,6 +243,17 @@ class Views:
                 (state, day, _after_prefix(day))).fetchall()
         return [Finished(r[0], r[1], r[2], text.read(r[3]), text.read_or_none(r[4]))
                 for r in rs]
+
+    def quarantined_folders_of(self, files: list[str]) -> dict[str, str]:
+        """Of `files` (invoice files), those with a quarantined row: file -> the archive
+        folder of its latest. The state index's rows, two columns, no JSON."""
+        with self._lock:
+            rs = self._db.execute(
+                "SELECT invoice_file, archive_dir FROM bundles WHERE state = 'quarantined' "
+                "AND archive_dir IS NOT NULL AND invoice_file IN (SELECT value FROM "
+                "json_each(?)) ORDER BY id", (json.dumps([text.stored(f) for f in files]),)
+            ).fetchall()
+        return {text.read(r[0]): text.read(r[1]) for r in rs}
 
     def sent_by_others(self, ids: list[int]) -> set[int]:
         """Of the rows `ids` (a page's worth), those another daemon sharing the outbox

@@ -163,7 +163,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
            taken: AbstractSet[str] = frozenset(), elsewhere: Sequence[Elsewhere] = (),
            sent_by_others: AbstractSet[int] = frozenset(),
-           sent_warnings: Mapping[int, Sequence[str]] | None = None) -> str:
+           sent_warnings: Mapping[int, Sequence[str]] | None = None,
+           in_quarantine: Mapping[str, str] | None = None) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (the name on disk → why; `text` shows it printable); `left`: the
@@ -185,7 +186,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     of quarantine/ other daemons sharing the outbox filed (quarantinenews.py), latest
     first, listed among "Quarantined today"; `sent_by_others`: the ids of the rows of
     "Sent today" another daemon sharing the outbox sent, each marked so; `sent_warnings`:
-    of those, the warnings each was sent with (sentwarnings.py), told under its ids."""
+    of those, the warnings each was sent with (sentwarnings.py), told under its ids;
+    `in_quarantine`: of a waiting invoice file, where a quarantined bundle of it holds
+    its sidecar and what to do (sidecarheld.py), told in its row first."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more, near, sent_ids = more or {}, near or {}, sent_ids or {}
@@ -214,6 +217,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
             name = stem(r.invoice_file)
             how = (f'<span class="err">{text(hints(folders, name, name + sidecar_suffix))}'
                    f"</span>; else {how}")
+        if kept := (in_quarantine or {}).get(r.invoice_file):
+            how = f'<span class="err">{text(kept)}</span>; else {how}'
         if already := sent_ids.get(r.invoice_file):
             # A copy of a sent invoice file ("INV-1 - Copy.xml") waits like any invoice;
             # released, or at its deadline, the customer would get the invoice twice.

@@ -30,6 +30,7 @@ from daemon.loop.idlefiles import (
 from daemon.loop.leftwords import left_words
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
+from daemon.report.sidecarheld import sidecars_in_quarantine
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
 from daemon.watching.lonefolders import LoneFolder, hints, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -256,9 +257,18 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
                if b["state"] == "waiting"]
     suffix = settings.outbox.sidecar_suffix
     folders, near, _ = listed(lone, waiting, suffix, told)
+    said = {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()}
+    try:  # as the page says it: first, the attachments are likelier there than in a typo
+        for f, words in (read_journal(path, lambda j: sidecars_in_quarantine(
+                j, waiting, settings.outbox, settings.quarantine_dir))
+                if waiting and path.exists() else {}).items():
+            said[f] = words + (f"; else {said[f]}" if f in said else "")
+    except JournalError as exc:
+        unread.append(str(exc))
+    except (sqlite3.Error, OSError):
+        pass  # the counts above say what is wrong with the journal
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
-                      {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()},
-                      idle, unread[0] if unread else "",
+                      said, idle, unread[0] if unread else "",
                       foreign=foreign_work(settings.processing_dir,
                                            settings.outbox.path))
 

@@ -47,6 +47,7 @@ from daemon.report.pagelone import named_as_file
 from daemon.report.pagerender import LONE_SHOWN, render
 from daemon.report.pagerows import page_rows
 from daemon.report.sentwarnings import SentWarnings
+from daemon.report.sidecarheld import sidecars_in_quarantine
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -339,6 +340,8 @@ class StatusPage:
         taken = {x.on_disk for x in lone_folders[:LONE_SHOWN]
                  if (t := named_as_file(x, out.sidecar_suffix, out.invoice_patterns))
                  and os.path.lexists(out.path / t)}
+        kept = sidecars_in_quarantine(journal, [r.invoice_file for r in rows if r.state ==
+                                                "waiting"], out, settings.quarantine_dir)
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
                       foreign=foreign_work(settings.processing_dir, out.path),
@@ -346,7 +349,7 @@ class StatusPage:
                       journal_failure=journal.failure, lone=lone_folders, near=near,
                       sent_ids=sent_ids, invoice_patterns=out.invoice_patterns, taken=taken,
                       elsewhere=elsewhere, sent_by_others=others,
-                      sent_warnings=self._sent_warnings.of(rows))
+                      sent_warnings=self._sent_warnings.of(rows), in_quarantine=kept)
 
     def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
               settings: Settings, left: AbstractSet[str] = frozenset()

@@ -5,16 +5,25 @@ invoice whose attachments wait in a quarantine folder, a sent bundle's warnings.
 
 from __future__ import annotations
 
+import io
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Env, Receiver, journal_since, journal_states
+from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import Page, drop_bundle, pdf_bytes, wait_for
+from PIL import Image
 
 # Daemons here start lean (conftest.LEAN) and their page is paced at 0.5 s
 # (conftest.quick_page): these tests read it.
 pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, "PNG")
+    return buf.getvalue()
 
 
 def page_of(env: Env) -> Page:
@@ -82,3 +91,41 @@ def test_a_bundle_sent_with_a_warning_shows_it_on_its_sent_today_row(
     assert "INV-W3.xml: invoice INV-W3 is sent without attachments" in w3
     html = (env.outbox / "outboxd-status.html").read_text()
     assert "INV-W1/&lt;b&gt;orders.csv" in html and "<b>orders" not in html
+
+
+def test_an_invoice_dropped_again_is_told_its_attachments_wait_in_its_quarantine_folder(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """INV-Z.xml is quarantined together with its sidecar INV-Z/ (a PNG named ts.pdf);
+    dropped again, mended, it waits for attachments that lie in that quarantine folder.
+    Its row — on the status page and in `outboxd status` — names the folder and what to
+    do; a waiting invoice with no quarantined bundle says nothing of quarantine/."""
+    env.write_config(receiver.url, policy={"unattached": "hold"})
+    start_daemon()
+    drop_bundle(env.outbox, "INV-Z", {"ts.pdf": png()})
+    [folder] = wait_for(env.quarantined, what="INV-Z in quarantine/")
+    wait_for(lambda: journal_states(env).get("INV-Z.xml") == "quarantined",
+             what="INV-Z.xml's row quarantined")
+    assert (folder / "INV-Z").is_dir()
+    drop_bundle(env.outbox, "INV-Z", {})
+    drop_bundle(env.outbox, "INV-Y", {})
+    wait_for(lambda: {journal_states(env).get(f) for f in ("INV-Z.xml", "INV-Y.xml")}
+             == {"waiting"}, what="both waiting")
+    where = f"quarantine/{folder.parent.name}/{folder.name}/"
+    said = (f"a quarantined bundle of INV-Z.xml holds a folder INV-Z, in {where}: if it "
+            "holds this invoice's attachments, move INV-Z from there into the outbox")
+    retry = f"outboxd retry {folder.name}"
+
+    def rows() -> dict[str, str]:
+        return {r.split("\t")[0]: r for r in page_of(env).rows.get("waiting", [])}
+    wait_for(lambda: said in rows().get("INV-Z.xml", ""),
+             what="INV-Z.xml's waiting row pointing at its quarantine folder")
+    assert retry in rows()["INV-Z.xml"]
+    assert "quarantine" not in rows()["INV-Y.xml"]
+    status = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)], capture_output=True,
+                            text=True, timeout=60)
+    [line] = [x for x in status.stdout.splitlines()
+              if x.startswith("  INV-Z.xml") and "waiting since" in x]
+    assert said in line and retry in line
+    [other] = [x for x in status.stdout.splitlines()
+               if x.startswith("  INV-Y.xml") and "waiting since" in x]
+    assert "quarantine" not in other
