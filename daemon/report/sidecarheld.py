@@ -26,21 +26,52 @@ from daemon.watching.leftalone import shared_name
 def sidecars_in_quarantine(journal: Journal, waiting: Sequence[str], outbox: OutboxConfig,
                            quarantine_root: Path) -> dict[str, str]:
     """Of the waiting invoice files, those whose latest quarantined bundle holds a folder
-    of their sidecar's name: invoice file -> what its row says of it (where, what to do)."""
-    if not waiting:
-        return {}
-    out: dict[str, str] = {}
-    for file, archive in journal.quarantined_folders_of(list(waiting)).items():
-        sidecar = stem(file) + outbox.sidecar_suffix
-        folder = Path(archive)
-        try:
-            held = sidecar != file and stat.S_ISDIR(os.lstat(folder / sidecar).st_mode)
-        except OSError:
-            continue  # moved back, or the folder gone: nothing to point at
-        if held:
-            out[file] = held_words(file, sidecar, shared_name(folder, quarantine_root),
-                                   folder.name)
-    return out
+    of their sidecar's name: invoice file -> what its row says of it (where, what to do).
+    A look at each such folder (`outboxd status`: once)."""
+    return QuarantinedSidecars().of(journal, waiting, outbox, quarantine_root)
+
+
+class QuarantinedSidecars:
+    """sidecars_in_quarantine for the status page, rewritten every 2 s: each quarantine
+    folder is looked at once while its invoice file waits, and RELOOKED of them again a
+    refresh, in turn (a sidecar moved out by hand is no longer named within a round of
+    refreshes). With 300 bundles of today's quarantine moved back and waiting again, a
+    look at each at every refresh was 300 round trips to the share."""
+
+    RELOOKED = 20
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], str | None] = {}
+        self._turn = 0
+
+    def of(self, journal: Journal, waiting: Sequence[str], outbox: OutboxConfig,
+           quarantine_root: Path) -> dict[str, str]:
+        found = journal.quarantined_folders_of(list(waiting)) if waiting else {}
+        pairs = sorted(found.items())
+        again = set(pairs[self._turn:self._turn + self.RELOOKED])
+        self._turn = self._turn + self.RELOOKED if self._turn + self.RELOOKED < len(pairs) \
+            else 0
+        known: dict[tuple[str, str], str | None] = {}
+        for pair in pairs:
+            if pair in self._known and pair not in again:
+                known[pair] = self._known[pair]
+            else:
+                known[pair] = _held(*pair, outbox.sidecar_suffix, quarantine_root)
+        self._known = known  # only the files waiting now: months of names never freed
+        return {file: said for (file, _), said in known.items() if said is not None}
+
+
+def _held(file: str, archive: str, suffix: str, quarantine_root: Path) -> str | None:
+    """What the row of `file` says of its sidecar in the quarantine folder `archive`, or
+    None where no folder of the sidecar's name is there (moved back, the folder gone)."""
+    sidecar = stem(file) + suffix
+    folder = Path(archive)
+    try:
+        if sidecar == file or not stat.S_ISDIR(os.lstat(folder / sidecar).st_mode):
+            return None
+    except OSError:
+        return None
+    return held_words(file, sidecar, shared_name(folder, quarantine_root), folder.name)
 
 
 def held_words(file: str, sidecar: str, where: str, bundle: str) -> str:

@@ -47,7 +47,7 @@ from daemon.report.pagelone import named_as_file
 from daemon.report.pagerender import LONE_SHOWN, render
 from daemon.report.pagerows import page_rows
 from daemon.report.sentwarnings import SentWarnings
-from daemon.report.sidecarheld import sidecars_in_quarantine
+from daemon.report.sidecarheld import QuarantinedSidecars
 from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
@@ -122,6 +122,7 @@ class StatusPage:
         self._near: Near | None = None  # the lone folders' names, as last asked
         self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
         self._sent_warnings = SentWarnings()  # of the listed sent rows, from their receipts
+        self._quarantined_sidecars = QuarantinedSidecars()  # of the waiting, looked at
         self._said_left: set[tuple[str, str]] = set()  # (name on disk, quarantine)
         # Look-alikes shown as left by a quarantine (as on disk, as events name them): a
         # rename or removal of one changes no journal row, so its event must ask for a
@@ -340,8 +341,8 @@ class StatusPage:
         taken = {x.on_disk for x in lone_folders[:LONE_SHOWN]
                  if (t := named_as_file(x, out.sidecar_suffix, out.invoice_patterns))
                  and os.path.lexists(out.path / t)}
-        kept = sidecars_in_quarantine(journal, [r.invoice_file for r in rows if r.state ==
-                                                "waiting"], out, settings.quarantine_dir)
+        kept = self._quarantined_sidecars.of(journal, [r.invoice_file for r in rows if r.state
+                                                       == "waiting"], out, settings.quarantine_dir)
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=out.sidecar_suffix, left=left, strays=strays,
                       foreign=foreign_work(settings.processing_dir, out.path),

@@ -41,3 +41,41 @@ def test_the_latest_quarantined_bundle_holding_the_sidecar_folder_is_named(
                                         "INV-1, in quarantine/2031-05-06/"
                                         "INV-1--bbbbbbbbbbbb/: ")
     assert said["INV-1.xml"].endswith("run outboxd retry INV-1--bbbbbbbbbbbb")
+
+
+def test_the_page_looks_at_each_folder_once_and_a_few_again_in_turn(
+        tmp_path: Path, monkeypatch) -> None:
+    """The page is rewritten every 2 s: each waiting file's quarantine folder is looked
+    at once, then RELOOKED a refresh in turn — a sidecar moved out of it by hand is no
+    longer named within a round of refreshes."""
+    import os
+
+    from daemon.report.sidecarheld import QuarantinedSidecars
+    quarantine = tmp_path / "quarantine"
+    day = quarantine / "2031-05-06"
+    files = [f"INV-{i:03}.xml" for i in range(50)]
+    j = Journal(tmp_path / "journal.sqlite3")
+    try:
+        with j.batch():
+            for f in files:
+                entry = day / f"{f[:-4]}--0123456789ab"
+                (entry / f[:-4]).mkdir(parents=True)
+                j.create(f, "quarantined", archive_dir=str(entry))
+        outbox = OutboxConfig(path=tmp_path / "outbox")
+        seen = QuarantinedSidecars()
+        looks = [0]
+        real = os.lstat
+
+        def counting(path, *a, **kw):  # type: ignore[no-untyped-def]
+            looks[0] += 1
+            return real(path, *a, **kw)
+        monkeypatch.setattr(os, "lstat", counting)
+        assert len(seen.of(j, files, outbox, quarantine)) == 50 and looks[0] == 50
+        (day / "INV-049--0123456789ab" / "INV-049").rmdir()
+        rounds = 0
+        while "INV-049.xml" in seen.of(j, files, outbox, quarantine):
+            rounds += 1
+            assert rounds <= 50 // QuarantinedSidecars.RELOOKED + 1
+        assert looks[0] <= 50 + (rounds + 1) * QuarantinedSidecars.RELOOKED
+    finally:
+        j.close()
