@@ -16,7 +16,13 @@ import httpx
 
 from daemon.configuration.config_values import secret_params
 from daemon.delivery.proxies import environment_proxy
-from daemon.delivery.spelled import APART_AFTER, APART_BEFORE, JOINERS, SHORT_SECRET, Spelled
+from daemon.delivery.spelled import (
+    APART_AFTER,
+    JOINERS,
+    SHORT_SECRET,
+    Spelled,
+    apart_before,
+)
 from daemon.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -143,7 +149,7 @@ class _Form:
     @classmethod
     def of(cls, text: str) -> _Form:
         return cls(text, None if len(text) >= SHORT_SECRET else
-                   re.compile(APART_BEFORE + re.escape(text) + APART_AFTER))
+                   re.compile(re.escape(text) + apart_before(re.escape(text)) + APART_AFTER))
 
     def replace(self, text: str) -> str:
         if self.apart is None:
