@@ -18,7 +18,7 @@ from daemon.errors import (
     describe,
     refused,
 )
-from daemon.fs import fswrite
+from daemon.fs import fsmove, fswrite
 
 
 def test_describe_names_what_went_wrong_and_the_file(tmp_path: Path) -> None:
@@ -154,3 +154,29 @@ def test_a_refused_rename_whose_destination_is_a_bare_name_never_names_the_worki
     exc = OSError(errno.EPERM, os.strerror(errno.EPERM), str(work), None, work.name)
     said = describe(exc, writing=True)
     assert f"— {work} (owner " in said and "— . (owner" not in said
+
+
+def test_a_copy_across_file_systems_refused_in_the_folder_it_goes_into_never_names_dot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on another file system than processing/ (EXDEV): the bundle is copied into
+    its day folder by the folder's descriptor, each name bare. A refused write there
+    (EACCES, raised with the bare name it was given) had describe() judge the daemon's
+    working folder ("." — under systemd "/") and ask for a chmod of it; a bare name is
+    no folder to judge, so the line says the refusal without that fix (the archive's
+    line names the target)."""
+    _, work, day = _refused_move(tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    def across(*args: Any, **kw: Any) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    def refused(name: Any, *args: Any, **kw: Any) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+
+    monkeypatch.setattr(fsmove, "_rename", across)
+    monkeypatch.setattr(os, "mkdir", refused)
+    with pytest.raises(PermissionError) as caught:
+        fsmove.move_tree(work, day / work.name)
+    said = describe(caught.value, writing=True)
+    assert "(owner" not in said and "chmod" not in said and said.startswith(
+        os.strerror(errno.EACCES))
