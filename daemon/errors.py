@@ -28,6 +28,7 @@ calls them, so the pipeline only ever decides on *our* kinds:
 from __future__ import annotations
 
 import errno
+import os
 import re
 from collections.abc import Callable
 
@@ -265,7 +266,11 @@ def describe(exc: OSError, writing: bool = False) -> str:
         fix = f" — {NO_ROOM_FIX}"
     elif exc.errno == errno.EROFS:
         fix = f" — {READ_ONLY_FIX}"
-    elif writing and name and exc.errno in (errno.EACCES, errno.EPERM):
+    elif writing and name and os.path.isabs(name) and exc.errno in (errno.EACCES,
+                                                                      errno.EPERM):
+        # A bare name (of a write by a held folder's descriptor: a copy across file
+        # systems) is no folder to judge: "." is the daemon's working folder, and a
+        # chmod of it no fix. The caller's line names where it wrote.
         # A rename (two names) is refused by the folder it goes into as often as by the
         # one it leaves; the error names only the latter.
         fix = f" — {folder_refusing(name)}" if exc.filename2 is None else \

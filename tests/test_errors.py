@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from daemon.errors import (
     describe,
     refused,
 )
+from daemon.fs import fsmove, fswrite
 
 
 def test_describe_names_what_went_wrong_and_the_file(tmp_path: Path) -> None:
@@ -117,3 +119,64 @@ def test_a_move_into_a_folder_another_user_owns_names_that_folder(
     said = describe(exc, writing=True)
     assert f"— {day} (owner " in said and "is not writable by" in said
     assert f"chmod g+rwx {day})" in said and str(work.parent) + " " not in said
+
+
+def test_a_move_refused_on_a_share_without_renameat2_names_the_folder_it_goes_into(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NFS or SMB (no renameat2): the move into sent/'s day folder, held open, is a
+    plain rename by descriptor. Refused there (EPERM, as CPython raises it with the
+    names it was given), the line named the day folder, not the daemon's working
+    folder, which a bare name would have made it look at."""
+    monkeypatch.setattr(fswrite, "_renameat2", None)
+    _, work, day = _refused_move(tmp_path)
+
+    def refused(src: Any, dst: Any, **at: Any) -> None:
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), src, None, dst)
+
+    monkeypatch.setattr(os, "rename", refused)
+    held = os.open(day, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(PermissionError) as caught:
+            fswrite.rename_noreplace(work, day / work.name, None, held)
+    finally:
+        os.close(held)
+    said = describe(caught.value, writing=True)
+    assert f"— {day} (owner " in said and "— . (owner" not in said
+
+
+def test_a_refused_rename_whose_destination_is_a_bare_name_never_names_the_working_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename by a held folder's descriptor names its destination bare: the folder it
+    goes into is unknown, and the working folder ("/" under systemd) is not it — the
+    line names the folder the source leaves, never "." with a chmod of it."""
+    _, work, _ = _refused_move(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exc = OSError(errno.EPERM, os.strerror(errno.EPERM), str(work), None, work.name)
+    said = describe(exc, writing=True)
+    assert f"— {work} (owner " in said and "— . (owner" not in said
+
+
+def test_a_copy_across_file_systems_refused_in_the_folder_it_goes_into_never_names_dot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on another file system than processing/ (EXDEV): the bundle is copied into
+    its day folder by the folder's descriptor, each name bare. A refused write there
+    (EACCES, raised with the bare name it was given) had describe() judge the daemon's
+    working folder ("." — under systemd "/") and ask for a chmod of it; a bare name is
+    no folder to judge, so the line says the refusal without that fix (the archive's
+    line names the target)."""
+    _, work, day = _refused_move(tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    def across(*args: Any, **kw: Any) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    def refused(name: Any, *args: Any, **kw: Any) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+
+    monkeypatch.setattr(fsmove, "_rename", across)
+    monkeypatch.setattr(os, "mkdir", refused)
+    with pytest.raises(PermissionError) as caught:
+        fsmove.move_tree(work, day / work.name)
+    said = describe(caught.value, writing=True)
+    assert "(owner" not in said and "chmod" not in said and said.startswith(
+        os.strerror(errno.EACCES))

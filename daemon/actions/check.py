@@ -135,7 +135,12 @@ def _busy_note(cand: Candidate, settings: Settings) -> str | None:
     file of a document open in Word): the daemon sends nothing until it is gone, which
     "valid" alone did not say; the page says it only once it has not changed for 10
     minutes."""
-    snap = snapshot(cand, settings.outbox)
+    try:
+        snap = snapshot(cand, settings.outbox)
+    except OSError:
+        # A name it looks at beside the bundle cannot be (a marker NAME.ready longer
+        # than a file name may be) or a folder went: a note, never the whole check.
+        return None
     names = in_progress(snap, settings.outbox.ignore_patterns) if snap and snap.busy else []
     if not names:
         return None

@@ -103,7 +103,11 @@ def rename_refusing(src: str, dst: str) -> str:
     not let this user write, else of dst's folder with the others named too. The error
     names src alone, and folder_refusing(src) blamed the bundle's own work folder for a
     day folder in sent/ made immutable or another user's."""
-    into, out_of = os.path.dirname(dst) or ".", os.path.dirname(src) or "."
+    if not os.path.dirname(dst):
+        # A bare name, given by a held folder's descriptor: where it goes is unknown
+        # here, and "." (under systemd "/") is not it — never ask to open that up.
+        return folder_refusing(src)
+    into, out_of = os.path.dirname(dst), os.path.dirname(src) or "."
     folders = list(dict.fromkeys([into, out_of, *([src] if os.path.isdir(src)
                                                  and into != out_of else [])]))
     for folder in folders:

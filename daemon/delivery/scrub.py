@@ -16,7 +16,13 @@ import httpx
 
 from daemon.configuration.config_values import secret_params
 from daemon.delivery.proxies import environment_proxy
-from daemon.delivery.spelled import APART_AFTER, APART_BEFORE, JOINERS, SHORT_SECRET, Spelled
+from daemon.delivery.spelled import (
+    APART_AFTER,
+    JOINERS,
+    SHORT_SECRET,
+    Spelled,
+    apart_before,
+)
 from daemon.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -143,7 +149,7 @@ class _Form:
     @classmethod
     def of(cls, text: str) -> _Form:
         return cls(text, None if len(text) >= SHORT_SECRET else
-                   re.compile(APART_BEFORE + re.escape(text) + APART_AFTER))
+                   re.compile(re.escape(text) + apart_before(re.escape(text)) + APART_AFTER))
 
     def replace(self, text: str) -> str:
         if self.apart is None:
@@ -155,7 +161,14 @@ class _Form:
         go on: the start of the form where replace() would look for it, after the last
         form it finds (scanning from the left, never overlapping); and a short form
         whose standing apart the next characters decide (at the end, or before a last
-        `.` or `-` that may join it to what follows)."""
+        `.` or `-` that may join it to what follows) — also one that a cut of the start
+        after it leaves at the end ("a1" of "a1a…" for a token "a1": joined to the "a"
+        that is cut, it stands apart at the end, and replace() took it out)."""
+        while (cut := self._short_of_once(text)) != text:
+            text = cut
+        return text
+
+    def _short_of_once(self, text: str) -> str:
         form, end = self.text, 0
         if self.apart is None:
             found = text.find(form)

@@ -273,8 +273,13 @@ def rename_noreplace(src: Path, dst: Path, src_dir: int | None = None,
         pass
     else:
         raise FileExistsError(errno.EEXIST, "target exists", str(dst))
-    os.rename(_at(src, src_dir)[1], _at(dst, dst_dir)[1], src_dir_fd=src_dir,
-              dst_dir_fd=dst_dir)
+    try:
+        os.rename(_at(src, src_dir)[1], _at(dst, dst_dir)[1], src_dir_fd=src_dir,
+                  dst_dir_fd=dst_dir)
+    except OSError as exc:
+        # By a held folder the names given are bare: the error would name a file in
+        # the working folder, and a refusal's fix (errors.describe) that folder.
+        raise OSError(exc.errno, exc.strerror, str(src), None, str(dst)) from None
 
 
 def rename_exchange(a: Path, b: Path) -> bool:

@@ -120,7 +120,8 @@ _UNTRUSTED_WORDS = ("outboxd cannot verify that it is talking to the operator's 
 # admin's error names the folders, their owner and mode, and lsattr, getfacl or
 # ReadWritePaths= — shown raw, it read to the clerk as their file failing. The receipt
 # (group 1) is the clerk's proof that the operator has it; "None" when it gave none.
-_ARCHIVE_FAILED = re.compile(re.escape(ARCHIVE_FAILED).replace(re.escape("{}"), "(.*?)"))
+# re.S: a receipt id is the receiver's text, a line break in it too.
+_ARCHIVE_FAILED = re.compile(re.escape(ARCHIVE_FAILED).replace(re.escape("{}"), "(.*?)"), re.S)
 _ARCHIVE_WORDS = ("The operator has received this file{0}, but outboxd cannot put it into "
                   "sent/ yet, because of a problem with the disk or folders on its server. "
                   "It is never sent again, and nothing is lost: tell the admin. Once that "
@@ -131,7 +132,7 @@ _QUARANTINE_WORDS = ("This file is to be quarantined, but outboxd cannot put it 
                      "into quarantine/ by itself and is listed under Quarantined today, with "
                      "its reasons.")
 
-_WORK_GONE = re.compile(re.escape(WORK_GONE).replace(re.escape("{}"), ".*?"))
+_WORK_GONE = re.compile(re.escape(WORK_GONE).replace(re.escape("{}"), ".*?"), re.S)
 _WORK_GONE_WORDS = ("outboxd cannot find this file in its work folder on its server (a "
                     "disk or share there may be away, or the folder was moved), so for now "
                     "it can neither send it nor quarantine it. Nothing is lost: tell the "

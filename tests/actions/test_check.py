@@ -1425,3 +1425,16 @@ def test_check_into_a_reader_gone_before_its_end_still_exits_with_its_verdict(
         os.close(w)
     assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr, out.stderr
     assert out.returncode == verdict
+
+
+def test_an_invoice_file_whose_marker_name_is_too_long_is_still_checked(
+        env: Env, capsys) -> None:
+    """completion = "marker": an invoice file whose name takes 254 bytes has a marker
+    name (NAME.ready) longer than a file name may be; the look for a lock file in its
+    folder (the busy note) looked at the marker and failed
+    (ENAMETOOLONG), and check stopped there, no bundle checked and exit 1. Checked,
+    with what its read says."""
+    env.write_config("http://127.0.0.1:9/bundles", outbox={"completion": "marker"})
+    inv = write(env.outbox / ("I" * 250 + ".xml"), ubl_invoice("INV-1"))
+    code, out = check(env, capsys, inv)
+    assert code == 0 and "=> valid" in out and "1 bundle(s) checked" in out

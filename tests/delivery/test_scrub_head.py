@@ -134,6 +134,22 @@ def test_a_short_password_at_the_prefix_end_waits_for_what_follows(
         assert scrubber.head(text, limit) == (scrubber.scrub(text)[:limit], True)
 
 
+@pytest.mark.parametrize("text", ["a1a-2%&%gF" + "y" * 60, "x a1a1%41" + "y" * 60,
+                                  "a1a.1 %" + "y" * 60])
+def test_a_short_token_the_cut_of_its_own_start_leaves_at_the_end_waits_too(
+        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short token "a1" joined to an "a" that begins it again ("a1a…"), the prefix
+    read ending there: the start of the token is cut from the end, which left the
+    first "a1" at the end, standing apart there, and it was taken out ("*" kept of
+    "a1a-2…", whose whole scrubs to itself). What is kept is what scrubbing the whole
+    keeps."""
+    scrubber = Scrubber("a1", None)
+    for first in range(1, 12):
+        monkeypatch.setattr(scrub_module, "HEAD_FIRST", first)
+        for limit in range(1, 4):
+            _assert_head_is_scrubs_start(scrubber, text, limit)
+
+
 @pytest.mark.parametrize("after", ["5", ".5", "-5", " 5", ". "])
 def test_a_short_token_spelled_at_the_prefix_end_waits_for_what_follows(
         after: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,12 @@ def test_a_short_password_standing_apart_is_taken_out(text: str, kept: str) -> N
     # After an entity's `;`, too: "&#52;&#49;" (41) loses its 1, as a quote of the
     # password among entities would.
     ("code &#52;&#49;", "code &#52;***"),
+    # After an entity without its `;`, which the escape search reads as the entity:
+    # `&quot1&quot` is "1" quoted (judged by raw characters, the "t" joined it).
+    ("you sent &quot1&quot", "you sent &quot***&quot"),
+    ("pw=&amp1 ", "pw=&amp*** "),
+    ("a &lt1&gt", "a &lt***&gt"),
+    ("you sent &quot&#49;&quot", "you sent &quot***&quot"),
 ])
 def test_a_short_password_spelled_with_escapes_is_taken_out_where_it_stands_apart(
         text: str, kept: str) -> None:
@@ -135,3 +141,17 @@ def test_a_rejection_text_keeps_the_numbers_a_short_password_holds() -> None:
     with pytest.raises(Rejected) as rejected:
         classify(httpx.Response(400, content=text.encode()), Scrubber(None, PASSWORD_ONE))
     assert rejected.value.body == text.replace("password 1 ", "password *** ")
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("you sent &#47g", "you sent &#47***"),
+    ("you sent &#x2Fg.", "you sent &#x2F***."),
+    ("you sent &#x2fg &#47;g", "you sent &#x2f*** &#47;***"),
+    ("eggs: 4g and xg and &#47gx", "eggs: 4g and xg and &#47gx"),
+])
+def test_a_short_token_after_a_numeric_entity_without_its_semicolon_is_taken_out(
+        text: str, kept: str) -> None:
+    """A token "g" after `&#47` (a `/`, its `;` left out as HTML allows): the entity's
+    last digit joined it by the raw characters, and "/g" kept the token; a "g" in a
+    word stays."""
+    assert Scrubber("g", None).scrub(text) == kept

@@ -228,3 +228,24 @@ def test_a_write_syncs_its_file_before_the_rename_and_its_folder_after(
     synced.clear()
     write_atomic(tmp_path / "b.txt", b"x", sync=False)
     assert synced == []
+
+
+def test_without_renameat2_a_failed_rename_into_a_held_folder_names_both_paths_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a share without renameat2 (NFS, SMB) the rename is a plain one by the held
+    folder's descriptor, and its error held the bare name of the destination: the line
+    for a refused move into sent/'s day folder then looked at the daemon's working
+    folder ("." — under systemd "/") and told the admin to make that writable. The
+    error names src and dst by their paths, as renameat2's does."""
+    monkeypatch.setattr(fswrite, "_renameat2", None)
+    src, day = tmp_path / "processing" / "INV-1--abc", tmp_path / "sent" / "2031-05-06"
+    day.mkdir(parents=True)
+    src.parent.mkdir()  # src itself is not there: the rename fails (ENOENT)
+    held = os.open(day, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileNotFoundError) as caught:
+            rename_noreplace(src, day / src.name, None, held)
+    finally:
+        os.close(held)
+    assert os.fsdecode(caught.value.filename) == str(src)
+    assert os.fsdecode(caught.value.filename2) == str(day / src.name)

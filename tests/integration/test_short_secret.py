@@ -40,11 +40,15 @@ def test_a_one_character_url_password_leaves_the_receipt_id_whole(
     assert receipt["response"]["receipt_id"] == answer["receipt_id"]
     assert receipt["response"]["body"] == answer == {"receipt_id": answer["receipt_id"],
                                                      "bundle_id": bundle_id}
-    db = sqlite3.connect(env.state / "journal.sqlite3")
-    try:
-        [(kept,)] = db.execute("SELECT receipt_id FROM bundles WHERE state = 'sent'")
-    finally:
-        db.close()
+
+    def sent_rows() -> list[tuple[str]]:
+        # The folder is in sent/ a moment before the journal's row says sent.
+        db = sqlite3.connect(env.state / "journal.sqlite3")
+        try:
+            return db.execute("SELECT receipt_id FROM bundles WHERE state = 'sent'").fetchall()
+        finally:
+            db.close()
+    [(kept,)] = wait_for(sent_rows, what="the journal's row sent")
     assert kept == answer["receipt_id"]
 
     def events() -> list[dict[str, object]]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from daemon.archiving.moves import ARCHIVE_FAILED
 from daemon.configuration.config_sections import DeliveryConfig
 from daemon.delivery.answer_body import AnswerCut
 from daemon.delivery.answer_deadline import ProxyHandshakeFailed
@@ -227,3 +228,15 @@ def test_a_bundle_waiting_for_the_first_answer_after_the_receivers_wait_names_no
     assert "waits until then" not in words
     assert "that time is over, and this file goes as soon as the operator answers the " \
         "first file sent since" in words and "(HTTP 429)" in words
+
+
+def test_a_failed_archive_whose_receipt_id_holds_a_line_break_is_in_a_clerks_words() -> None:
+    """A receiver's receipt id is its own text, a line break in it too: the row's error
+    "delivered (receipt R\\n7), but cannot be archived in …" was shown to the clerk as
+    the raw admin error (folders, modes, lsattr), the words' pattern stopping at the
+    break. The clerk reads that the operator has it, as for any other receipt."""
+    error = (ARCHIVE_FAILED.format("R\n7") + " /srv/sent/2031-05-06/INV-1--abc: "
+             "Operation not permitted — look for an immutable attribute (lsattr -d …)")
+    said = for_clerks(error)
+    assert said is not None and said.startswith("The operator has received this file")
+    assert "lsattr" not in said
