@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from daemon.configuration.config_values import secret_params
+from daemon.configuration.config_values import secret_param_names, secret_params
 from daemon.delivery.proxies import environment_proxy
 from daemon.delivery.spelled import (
     APART_AFTER,
@@ -213,9 +213,19 @@ def short_secrets_warning(cfg: DeliveryConfig, token_file: bool = True) -> str |
     if proxy is not None and proxy.auth is not None and 0 < len(proxy.auth[1]) < SHORT_SECRET:
         short.append("the password of the environment's proxy (HTTPS_PROXY, HTTP_PROXY or "
                      "ALL_PROXY)")
+    # Never taken out (a flag such as `?auth=1`, MIN_QUERY_SECRET), so said apart.
+    flags = list(dict.fromkeys(
+        name for name, value in zip(secret_param_names(cfg.url), secret_params(cfg.url),
+                                    strict=True)
+        if 0 < len(urllib.parse.unquote_plus(value)) < MIN_QUERY_SECRET))
+    flag_said = (f"the value of {', '.join(repr(n) for n in flags)} in the query of "
+                 f"[delivery] url is shorter than {MIN_QUERY_SECRET} characters, so taken for "
+                 "a flag and never taken out of what a receiver answers; if it is a "
+                 "credential, ask the operator for a longer one") if flags else None
     if not short:
-        return None
-    return (f"{' and '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
+        return flag_said
+    return (f"{flag_said}; " if flag_said else "") + (
+            f"{' and '.join(short)} {'is' if len(short) == 1 else 'are'} shorter than "
             f"{SHORT_SECRET} characters, and such a secret is taken out of what a receiver "
             "answers (before the log, the journal, the papers in sent/ and quarantine/ or "
             "the status page keep it) only where it stands apart from letters and digits — "

@@ -233,7 +233,9 @@ def test_a_key_in_the_urls_query_is_refused_over_plain_http_and_shown_by_config_
     for command in (["config", "--check"], ["config"]):
         assert main([*command, "-c", str(env.config)]) == 0
         out, err = capsys.readouterr()
-        [warning] = err.splitlines()
+        # `sig=s1g` is also said as a flag too short to be taken out of answers.
+        warning, flag = err.splitlines()
+        assert flag.startswith("outboxd: warning: the value of 'sig' in the query of ")
         assert warning.startswith("outboxd: warning: [delivery] allow_plain_http = true: the "
                                   "credentials in the url (Basic auth) goes to "
                                   "http://receiver.invalid:8080/bundles over plain http://")
@@ -395,3 +397,25 @@ def test_a_short_password_of_the_environments_proxy_is_warned_of_by_config(
     [warning] = capsys.readouterr().err.splitlines()
     assert warning.startswith("outboxd: warning: the password of the environment's proxy "
                               f"(HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) is {SHORT_WARNING}")
+
+
+def test_a_short_value_of_a_secret_named_query_key_is_warned_of_as_never_taken_out(
+        env: Env, capsys) -> None:
+    """`?api_key=abc123`: a value of a key named like a secret shorter than 8 characters
+    is taken for a flag (`?auth=1`) and never taken out of the receiver's answers, so
+    `config` says so, naming the key and never the value; a value of 8 characters or
+    more (taken out wherever it stands) and a key not named like a secret: nothing."""
+    env.write_config("https://127.0.0.1:9/bundles?api_key=abc123")
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    out, err = capsys.readouterr()
+    [warning] = err.splitlines()
+    assert warning == (
+        "outboxd: warning: the value of 'api_key' in the query of [delivery] url is "
+        "shorter than 8 characters, so taken for a flag and never taken out of what a "
+        "receiver answers; if it is a credential, ask the operator for a longer one")
+    assert "abc123" not in out + err
+    for url in ("https://127.0.0.1:9/bundles?api_key=abc123-long",
+                "https://127.0.0.1:9/bundles?page=1"):
+        env.write_config(url)
+        assert main(["config", "--check", "-c", str(env.config)]) == 0
+        assert capsys.readouterr().err == ""
