@@ -337,9 +337,10 @@ def changed_since_read(validated: Bundle, moved: Bundle | BaseException,
 
 def linked_since(moved: Bundle | BaseException, linked: tuple[str, ...]) -> str | None:
     """The files of the bundle matched again after the claim (`moved`) that have other
-    names (hard links) and were not among those its last snapshot found so (`linked`),
-    said (None: none): a link made after that look, or on a share whose change times do
-    not show it, which the claim did not copy (owncopy.py) and would archive as a name of
+    names (hard links) and were not among those its last snapshot found so and the claim
+    found so too (`linked`), said (None: none): a link made after that look, on a share
+    whose change times do not show it, or made again after the claim found the file with
+    one name, which the claim did not copy (owncopy.py) and would archive as a name of
     another's file. The bundle settles again, and its next claim copies it."""
     if not isinstance(moved, Bundle):
         return None

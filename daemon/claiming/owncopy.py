@@ -36,7 +36,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from daemon.claiming.leftcopies import copies_left, copy_temp_name
 from daemon.configuration.config import Settings
@@ -79,9 +79,13 @@ def own_copies(work: Path, rels: Iterable[str], limit: int,
 class Owned:
     """What own_copies did: the paths copied, and the paths kept as names of their files
     with why (a folder outboxd may not write in: the bundle goes as it did before copies
-    were made, rather than be put back for ever)."""
+    were made, rather than be put back for ever). `single`: the paths found with one name
+    only (their other names removed since the snapshot), so not copied: a name made for
+    one of them again before the check by hashes is a link that check must not take for
+    one the snapshot saw (claim.linked_since)."""
     copied: list[str] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)
+    single: list[str] = field(default_factory=list)
 
 
 # A folder of the sidecar outboxd may read but not write in (made so by its owner, or on
@@ -130,6 +134,8 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
                 raise
             if isinstance(done, str):
                 owned.kept[rel] = done
+            elif done is False:
+                owned.single.append(rel)
             elif done is not None:
                 swapped.append(done)
                 owned.copied.append(rel)
@@ -185,17 +191,20 @@ def _as_copied(old: os.stat_result, then: Identity) -> bool:
     return (old.st_ino, old.st_size, old.st_mtime_ns) == then[:3]
 
 
-def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | str | None:
+def _own_copy(folder: int, name: str, rel: str, limit: int
+              ) -> _Swapped | str | Literal[False] | None:
     """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
     is a regular file with other names, of `limit` bytes at most: the exchange, for
-    _let_go; None if not; why not, where outboxd may not write in the folder (the file
-    keeps its names)."""
+    _let_go; False if it has one name only now; None if it is no such file; why not,
+    where outboxd may not write in the folder (the file keeps its names)."""
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
         return None
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2 or st.st_size > limit:
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
         return None
+    if st.st_nlink < 2:
+        return False
     # Beside it, by descriptor: read as every input is (never a link followed, a FIFO or
     # device opened), written 0640 under the umask, group write and both times as the
     # file's: what a move of the bundle to another disk makes (fscopy.copy_entry).

@@ -854,3 +854,41 @@ def test_a_link_made_after_the_last_look_before_the_claim_is_archived_as_a_copy(
     _write_in_place(theirs, b"saved by the ERP")
     assert sent.read_bytes() == was
     assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+
+
+def test_a_link_removed_before_the_claim_and_made_again_before_its_check_is_archived_as_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """a.pdf had a second name when the bundle settled; the ERP removes it just before the
+    claim (so the claim finds a file of one name and copies nothing) and makes it again
+    before the check by hashes. That the snapshot saw a.pdf linked does not make the new
+    link one the claim copied: the bundle goes back to settle, nothing sent, and its next
+    claim copies a.pdf, which then lies in sent/ as a file of its own."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    real_claim, real_own = claims.claim, claims.own_copies
+    theirs = erp / "a.pdf"
+
+    def unlinked_first(*args: Any, **kwargs: Any) -> Any:
+        theirs.unlink(missing_ok=True)
+        return real_claim(*args, **kwargs)
+
+    def linked_again(work: Path, *args: Any) -> Any:
+        owned = real_own(work, *args)
+        if not theirs.exists():
+            os.link(work / "INV-1" / "a.pdf", theirs)
+        return owned
+
+    monkeypatch.setattr(claims, "claim", unlinked_first)
+    monkeypatch.setattr(claims, "own_copies", linked_again)
+    with capture_logs() as logged:
+        assert run_once(p) == []
+    monkeypatch.undo()
+    assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+    assert folders(s.sent_dir) == []
+    assert any("another name" in str(e.get("changed")) for e in logged)
+
+    assert len(run_once(p)) == 1
+    [entry] = folders(s.sent_dir)
+    sent = entry / "INV-1" / "a.pdf"
+    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
+    _write_in_place(theirs, b"saved by the ERP")
+    assert sent.read_bytes() == pdf
