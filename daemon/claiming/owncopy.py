@@ -139,7 +139,7 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
             elif done is not None:
                 swapped.append(done)
                 owned.copied.append(rel)
-        _let_go(swapped)
+        _let_go(swapped, owned)
     except BaseException:
         _put_back(swapped)
         raise
@@ -149,12 +149,16 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
     return owned
 
 
-def _let_go(swapped: list[_Swapped]) -> None:
+def _let_go(swapped: list[_Swapped], owned: Owned) -> None:
     """The files exchanged with their copies removed from the work folder (their other
     names keep them), once all are copied: only if none was saved into since it was
     looked at before its copy (else EAGAIN, and _put_back). Where no exchange was had,
     each copy is renamed over its file only now, with the others: renamed as soon as it
-    was made, it was past putting back when a later file of the bundle was saved into."""
+    was made, it was past putting back when a later file of the bundle was saved into.
+    A rename refused there (a folder with the sticky bit on NFS: only the file's owner
+    may replace it) keeps the file's names, its copy removed, as an exchange refused
+    does (`owned.kept`): put back, the bundle was claimed and refused so at every
+    rescan, for ever."""
     for s in swapped:
         now = os.stat(s.tmp if s.exchanged else s.name, dir_fd=s.folder,
                       follow_symlinks=False)
@@ -165,7 +169,14 @@ def _let_go(swapped: list[_Swapped]) -> None:
         if s.exchanged:
             os.unlink(s.tmp, dir_fd=s.folder)
         else:
-            os.rename(s.tmp, s.name, src_dir_fd=s.folder, dst_dir_fd=s.folder)
+            try:
+                os.rename(s.tmp, s.name, src_dir_fd=s.folder, dst_dir_fd=s.folder)
+            except OSError as exc:
+                if exc.errno not in _MAY_NOT_WRITE:
+                    raise
+                os.unlink(s.tmp, dir_fd=s.folder)  # the copy: the file keeps its name
+                owned.copied.remove(s.rel)
+                owned.kept[s.rel] = _refused(exc)
         swapped.pop()
         os.fsync(s.folder)
 
@@ -223,14 +234,18 @@ def _own_copy(folder: int, name: str, rel: str, limit: int
     except BaseException as exc:
         _remove_copy(folder, tmp, made)
         if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
-            # The exchange refused, nothing done: most likely a folder with the sticky
-            # bit, where only a file's owner may rename it.
-            sticky = " (in a folder with the sticky bit only the file's owner may " \
-                "rename it)" if exc.errno == errno.EPERM else ""
-            return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
+            return _refused(exc)  # the exchange refused, nothing done
         raise
     finally:
         os.close(made)
+
+
+def _refused(exc: OSError) -> str:
+    """Why no copy may take the file's name: most likely a folder with the sticky bit,
+    where only a file's owner may rename it (or replace it by a rename)."""
+    sticky = " (in a folder with the sticky bit only the file's owner may rename it)" \
+        if exc.errno == errno.EPERM else ""
+    return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
 
 
 def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> bool:

@@ -474,12 +474,13 @@ class TestOwnCopies:
         assert kept.stat().st_ino == (erp / "huge.pdf").stat().st_ino
 
 
-    @pytest.mark.parametrize("refused_at", ["copy", "exchange"])
+    @pytest.mark.parametrize("refused_at", ["copy", "exchange", "rename (no exchange)"])
     def test_a_file_in_a_folder_outboxd_may_not_write_in_is_sent_as_it_is_with_a_warning(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_at: str) -> None:
         """No copy can be made beside a.pdf (its folder is its owner's, read-only for
         outboxd), or none can take its name (a folder with the sticky bit, a.pdf another
-        user's: only they may rename it); the tests run as root, so the refusal is the
+        user's: only they may rename it; on NFS, with no exchange, the copy's rename
+        over it is what is refused); the tests run as root, so the refusal is the
         file system's answer given here. The bundle is sent, not put back at every
         rescan for ever; a.pdf goes as it is, a name of the ERP's file, no temp beside
         it, and a warning names it, why and the fix. The invoice file, in a folder
@@ -494,7 +495,7 @@ class TestOwnCopies:
                 return real(parent, name, *rest)
 
             monkeypatch.setattr(owncopy, "copy_regular", refused)
-        else:
+        elif refused_at == "exchange":
             exchange = owncopy.rename_exchange
 
             def sticky(a: Path, b: Path) -> bool:
@@ -503,6 +504,16 @@ class TestOwnCopies:
                 return exchange(a, b)
 
             monkeypatch.setattr(owncopy, "rename_exchange", sticky)
+        else:
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+            rename = os.rename
+
+            def sticky_nfs(src: Any, dst: Any, **kwargs: Any) -> None:
+                if str(src).startswith(".a.pdf.tmp-") and dst == "a.pdf":
+                    raise PermissionError(errno.EPERM, "Operation not permitted", src)
+                rename(src, dst, **kwargs)
+
+            monkeypatch.setattr(os, "rename", sticky_nfs)
         with capture_logs() as logged:
             assert len(run_once(p)) == 1
         [entry] = folders(s.sent_dir)
