@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from pathlib import Path
 from typing import Any, Literal
 
 from daemon.configuration.config import OutboxConfig
@@ -36,6 +37,7 @@ from daemon.fs.fsops import opened_if_regular, walk_to_folder
 from daemon.fs.fsread import hash_of
 from daemon.fs.fswrite import held_path, rename_exchange, rename_noreplace
 from daemon.fs.temps import is_unfinished, temp_prefix
+from daemon.fs.workfolder import hold_folder
 from daemon.names import printable
 from daemon.watching.scan import Candidate
 from daemon.watching.snapshot import Snapshot, snapshot
@@ -65,18 +67,39 @@ def _made_for(tmp: str, name: str, ino: int) -> bool:
 
 def drop_copies_left(held: int, moved: Candidate, cfg: OutboxConfig, log: Any) -> None:
     """The temps a kill left in the claimed bundle `moved`, whose work folder is open at
-    `held`, settled (copies_left): for a work folder no journal row knows (orphans.py),
-    before it goes back into the outbox."""
-    copies_left(held, moved, snapshot(moved, cfg), log)
+    `held`, settled (copies_left) as for a bundle going back: for a work folder no
+    journal row knows (orphans.py), before it goes back into the outbox."""
+    copies_left(held, moved, snapshot(moved, cfg), log, going_back=True)
 
 
-def copies_left(held: int, moved: Candidate, snap: Snapshot | None, log: Any) -> bool:
+def put_back_left(work: Path, moved: Candidate, cfg: OutboxConfig, log: Any) -> None:
+    """Before a claim is undone (undoing.py): each file of several names that the claim's
+    copies left at a temp name (owncopy._put_back failed: the share's EIO) put back at
+    its name, and each copy of ours removed, so that no temp goes back into the outbox
+    with the bundle. OSError while that cannot be done (the undo waits, stranded.py). A
+    work folder that is no longer one (a link in its place) is left to the undo to say."""
+    try:
+        held = hold_folder(work, within=cfg.path)
+    except OSError:
+        return
+    try:
+        drop_copies_left(held, moved, cfg, log)
+    finally:
+        os.close(held)
+
+
+def copies_left(held: int, moved: Candidate, snap: Snapshot | None, log: Any,
+                going_back: bool = False) -> bool:
     """Each temp of owncopy's a kill left in the claimed bundle `moved` (as it lies in its
     work folder, open at `held`; `snap`: its snapshot there) settled (_settle): beside the
     invoice file and the marker (whatever `completion` says now: it may have been
     "marker" at the claim), and in each folder of the sidecar whose snapshot shows a name
     of the pattern. Each folder reached from `held`, never through a link. Whether a file
-was put back at its name (the snapshot no longer says which files have other names)."""
+was put back at its name (the snapshot no longer says which files have other names).
+`going_back`: the bundle goes back into the outbox (an undo, an orphan), so each file
+itself goes back to its name whatever its bytes, its ties to its other names kept, as
+owncopy._put_back leaves a bundle; else (recovery, which sends it) only one saved
+into since its copy."""
     put_back = False
     names = {"": [moved.invoice.name, moved.marker.name]}
     for rel, *_ in snap.entries if snap is not None else ():
@@ -97,17 +120,19 @@ was put back at its name (the snapshot no longer says which files have other nam
                 # Beside which file: names cut to fit (temp_prefix) may share a prefix.
                 owners = [n for n in files if tmp.startswith(temp_prefix(n))]
                 if owners and is_unfinished(tmp):
-                    put_back = _settle(fd, tmp, owners, folder, log) or put_back
+                    put_back = _settle(fd, tmp, owners, folder, log, going_back) \
+                        or put_back
         finally:
             os.close(fd)
     return put_back
 
 
-def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> bool:
+def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
+            going_back: bool) -> bool:
     """The temp `tmp` of the folder open at `fd` (`folder`: its path in the work folder),
     beside the files `names` whose temps its name may be: removed if it is a copy of ours,
-    or the file itself with the bytes of its copy; the file itself put back at its name
-    otherwise; anything else kept, said. Whether it was put back."""
+    or the file itself with the bytes of its copy (not `going_back`); the file itself put
+    back at its name otherwise; anything else kept, said. Whether it was put back."""
     try:
         st = os.stat(tmp, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -126,7 +151,13 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> bool:
             os.fsync(fd)
             return False
         if _made_for(tmp, name, st.st_ino):
-            done = _file_itself(fd, tmp, name, at_name, f"{folder}/{name}".lstrip("/"), log)
+            rel = f"{folder}/{name}".lstrip("/")
+            try:
+                done = _file_itself(fd, tmp, name, at_name, rel, log, going_back)
+            except OSError as exc:  # the share's EIO: said with what is where, for status
+                raise OSError(exc.errno, f"{exc.strerror or exc}: {printable(rel)} lies at "
+                              f"{printable(tmp)} beside its name in the bundle's work "
+                              "folder and cannot be put back at its name now") from exc
             if done is not None:
                 return done == "put back"
     log.warning("hidden file named like outboxd's temporary copy of a file of the bundle "
@@ -139,12 +170,13 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any) -> bool:
 
 
 def _file_itself(fd: int, tmp: str, name: str, at_name: os.stat_result | None, rel: str,
-                 log: Any) -> Literal["let go", "put back"] | None:
+                 log: Any, going_back: bool) -> Literal["let go", "put back"] | None:
     """The file itself at `tmp`, exchanged with its copy (the regular file at `name`,
     looked at as `at_name`; None: none there) before the kill: let go only if it holds
-    its copy's bytes, unchanged since it was copied; else back at its name, and the copy
-    removed. None if nothing was done (kept)."""
-    if at_name is not None and _same_bytes(fd, tmp, name):
+    its copy's bytes, unchanged since it was copied, and the bundle is not `going_back`;
+    else back at its name, and the copy removed. None if nothing was done (kept)."""
+    same = at_name is not None and _same_bytes(fd, tmp, name)
+    if same and not going_back:
         os.unlink(tmp, dir_fd=fd)  # its copy holds its bytes
         os.fsync(fd)
         return "let go"
@@ -157,6 +189,10 @@ def _file_itself(fd: int, tmp: str, name: str, at_name: os.stat_result | None, r
     elif os.stat(tmp, dir_fd=fd, follow_symlinks=False).st_ino == at_name.st_ino:
         os.unlink(tmp, dir_fd=fd)
     os.fsync(fd)
+    if same:  # going back, as it was
+        log.info("file of several names (a hard link) put back at its name before the "
+                 "bundle goes back into the outbox", file=printable(rel))
+        return "put back"
     log.warning("file of the bundle saved into, through its other name, after outboxd "
                 "copied it before a restart: put back with what was saved, and the bundle "
                 "read again", file=printable(rel),

@@ -30,6 +30,7 @@ bundle, back in the outbox, sent that mix.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -40,7 +41,7 @@ from typing import Any, Literal
 
 from daemon.claiming.leftcopies import copies_left, copy_temp_name
 from daemon.configuration.config import Settings
-from daemon.errors import InputError
+from daemon.errors import InputError, shown_text
 from daemon.fs.fscopy import Identity, copy_regular, identity
 from daemon.fs.fsmove import unchanged
 from daemon.fs.fsops import walk_to_folder
@@ -140,8 +141,8 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
                 swapped.append(done)
                 owned.copied.append(rel)
         _let_go(swapped, owned)
-    except BaseException:
-        _put_back(swapped)
+    except BaseException as exc:
+        _put_back(swapped, work, exc)
         raise
     finally:
         for fd in folders.values():
@@ -181,19 +182,34 @@ def _let_go(swapped: list[_Swapped], owned: Owned) -> None:
         os.fsync(s.folder)
 
 
-def _put_back(swapped: list[_Swapped]) -> None:
+def _put_back(swapped: list[_Swapped], work: Path, why: BaseException) -> None:
     """Each file exchanged with its copy and not let go put back at its name, and the
     copy removed (where none was exchanged, only that): the bundle as it was, each file
-    a name of its other names' file."""
+    a name of its other names' file. One that cannot be (the share's EIO, ESTALE) is
+    said, with `why` the copies were undone, as OSError naming it: left so, the file at
+    its temp's name went back into the outbox under it with the bundle, and the clerk's
+    file was a copy, its tie to the other names cut. The claim's undo puts it back first
+    (leftcopies.put_back_left), and waits in processing, tried again at each rescan,
+    while it cannot."""
+    failed: tuple[_Swapped, OSError] | None = None
     for s in swapped:
         here = held_path(s.folder)
         try:
             if os.stat(s.name, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
                 rename_exchange(here / s.tmp, here / s.name)
-            if os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
-                os.unlink(s.tmp, dir_fd=s.folder)
-        except OSError:
-            pass  # the error that brought us here is the one to say
+            with contextlib.suppress(FileNotFoundError):  # none made yet: nothing to remove
+                if os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
+                    os.unlink(s.tmp, dir_fd=s.folder)
+        except OSError as err:
+            failed = failed or (s, err)
+    if failed is not None:
+        s, exc = failed
+        where = "lies at" if s.exchanged else "has its copy at"
+        raise OSError(exc.errno, f"{exc.strerror or exc}: a file of several names (a hard "
+                      f"link) that outboxd copied could not be put back as it was, and "
+                      f"{where} {printable(s.tmp)} beside its name; the bundle stays in "
+                      f"processing until it is, tried again at each rescan (the copies "
+                      f"were undone because: {shown_text(why)})", str(work / s.rel)) from exc
 
 
 def _as_copied(old: os.stat_result, then: Identity) -> bool:

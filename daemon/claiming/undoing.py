@@ -17,10 +17,12 @@ from daemon.claiming.claim import (
     Unclaimed,
     changed_during_claim,
     log_leftover,
+    moved_candidate,
     not_moved,
     stuck_in_work_folder,
     unclaim,
 )
+from daemon.claiming.leftcopies import put_back_left
 from daemon.claiming.stranded import Stranded
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Claim, Next
@@ -48,6 +50,11 @@ class Undoing(Stranded):
             # refuses it and the bundle is reported stuck, where it was claimed.
             return self._stranded_claim(cand, row_id, work, why, log)
         try:
+            if moved:
+                # A file of several names a failed put-back of the claim's copies left at
+                # a temp name (owncopy._put_back) back at its name first: never into the
+                # outbox under the temp's; while it cannot be, the claim waits.
+                put_back_left(work, moved_candidate(cand, work), self.s.outbox, log)
             undone = unclaim(cand, work) if moved else Unclaimed([])
         except OSError as exc:
             # A rename back refused half-way (the share gone meanwhile, permissions): what

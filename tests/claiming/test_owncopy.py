@@ -903,3 +903,69 @@ def test_a_link_removed_before_the_claim_and_made_again_before_its_check_is_arch
     assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
     _write_in_place(theirs, b"saved by the ERP")
     assert sent.read_bytes() == pdf
+
+
+@pytest.mark.parametrize("lasting", [False, True])
+def test_a_file_that_cannot_be_put_back_at_its_name_never_goes_into_the_outbox_at_a_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lasting: bool) -> None:
+    """The ERP saves a.pdf while the claim copies it, so the invoice file, already
+    exchanged with its copy, must go back to its name; the share fails that exchange
+    (EIO). The failure is said, naming the invoice file and where it lies (at error with
+    why the copies were undone; while the bundle cannot go back, as the warning of a claim
+    that waits, and in its row). The file itself never goes into the outbox under its temp's
+    name: the claim's undo puts it back at its name first, and the bundle is back in the
+    outbox as the ERP's files; where the share goes on failing (`lasting`), the bundle
+    stays in processing, its row saying why, until a rescan finds the share mended and
+    puts it back so. Nothing is sent meanwhile, and the next claim sends what was saved."""
+    from daemon.claiming import leftcopies
+    p, s, erp, _pdf = _linked_bundle(tmp_path)
+    new = pdf_bytes(2, "saved meanwhile")
+    copy_into, exchange = fscopy.copy_into, owncopy.rename_exchange
+    xml_exchanges: list[Path] = []
+
+    def saved_halfway(fin: BinaryIO, fout: BinaryIO) -> None:
+        if fin.read(4) == b"%PDF":
+            _write_in_place(erp / "a.pdf", new)
+        fin.seek(0)
+        copy_into(fin, fout)
+
+    def eio(a: Path, b: Path) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(a))
+
+    def fails_going_back(a: Path, b: Path) -> bool:
+        if b.name == "INV-1.xml":
+            xml_exchanges.append(a)
+            if len(xml_exchanges) == 2:  # the first took the name: this puts it back
+                return eio(a, b)
+        return exchange(a, b)
+
+    monkeypatch.setattr(fscopy, "copy_into", saved_halfway)
+    monkeypatch.setattr(owncopy, "rename_exchange", fails_going_back)
+    if lasting:
+        monkeypatch.setattr(leftcopies, "rename_exchange", eio)
+    with capture_logs() as logged:
+        assert run_once(p) == []
+    [said] = [str(e["error"]) for e in logged if e["log_level"] in ("error", "warning")]
+    assert "INV-1.xml" in said and xml_exchanges[1].name in said
+    assert "Input/output error" in said
+    assert ("cannot be put back" if lasting else "saved into") in said
+    assert [t for t in _leftovers(s.outbox.path) if "/.outboxd/" not in t] == []
+    assert folders(s.sent_dir) == []
+    if lasting:
+        [row] = p.j.rows(("claiming",))
+        assert row.last_error is not None and "Input/output error" in row.last_error
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        assert p.retry_stranded() == []  # the share still failing: it waits
+        assert list(s.processing_dir.iterdir()) != []
+        monkeypatch.setattr(leftcopies, "rename_exchange", exchange)
+        assert p.retry_stranded() == []
+    monkeypatch.undo()
+    assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+    for name, there in (("INV-1.xml", s.outbox.path / "INV-1.xml"),
+                        ("a.pdf", s.outbox.path / "INV-1" / "a.pdf")):
+        assert there.stat().st_ino == (erp / name).stat().st_ino, name
+    assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+    assert len(run_once(p, 2000.0)) == 1
+    [entry] = folders(s.sent_dir)
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == new
