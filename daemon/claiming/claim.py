@@ -284,8 +284,14 @@ def log_leftover(log: Any, work: Path, why: str) -> None:
 
 
 def _mark_leftover(held: int) -> None:
+    mark_work_folder(held, LEFTOVER)
+
+
+def mark_work_folder(held: int, name: str) -> None:
+    """An empty file `name` made in the work folder open at `held` (there already: kept),
+    durable: a mark a later look at the folder goes by."""
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(LEFTOVER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o640, dir_fd=held))
     os.fsync(held)
 

@@ -25,6 +25,7 @@ sidecar does.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -41,6 +42,21 @@ from daemon.fs.workfolder import hold_folder
 from daemon.names import printable
 from daemon.watching.scan import Candidate
 from daemon.watching.snapshot import Snapshot, snapshot
+
+CHECKED = ".outboxd-copies-checked"
+"""The mark owncopy leaves in a work folder while it lets go of the files it copied:
+every copy was whole and every file unchanged since its copy when it was made, so the
+bundle as copied is the one to send. A kill while the files are let go one by one
+leaves some let go (their copies at their names, nothing beside them: as a file of
+one name looks) and the rest beside their copies; without the mark, recovery put
+those back if saved into since (an ERP saving the whole bundle again before the
+restart), and the bundle went out with the old copies of the files let go beside the
+new versions of the others. With it, recovery lets go of the rest too (copies_left)."""
+
+# A folder outboxd may read but not write in (made so by its owner, or on a share mounted
+# read-only below the outbox), or a sticky one where the file is another user's: no copy
+# can be made beside the file there, or take its name.
+MAY_NOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 _TAIL = 12  # hex digits, as every temp of write_atomic's pattern (temps.is_unfinished)
 _SALT = 4  # of them random: two copies of one file (a claim put back, claimed again)
@@ -101,6 +117,7 @@ itself goes back to its name whatever its bytes, its ties to its other names kep
 owncopy._put_back leaves a bundle; else (recovery, which sends it) only one saved
 into since its copy."""
     put_back = False
+    checked = _marked(held)
     names = {"": [moved.invoice.name, moved.marker.name]}
     for rel, *_ in snap.entries if snap is not None else ():
         folder, _, name = rel.rpartition("/")
@@ -120,19 +137,33 @@ into since its copy."""
                 # Beside which file: names cut to fit (temp_prefix) may share a prefix.
                 owners = [n for n in files if tmp.startswith(temp_prefix(n))]
                 if owners and is_unfinished(tmp):
-                    put_back = _settle(fd, tmp, owners, folder, log, going_back) \
-                        or put_back
+                    put_back = _settle(fd, tmp, owners, folder, log,
+                                       going_back and not checked, checked) or put_back
         finally:
             os.close(fd)
+    if checked:  # every file let go now: the bundle is the one copied
+        os.unlink(CHECKED, dir_fd=held)
+        os.fsync(held)
     return put_back
 
 
+def _marked(held: int) -> bool:
+    try:
+        os.stat(CHECKED, dir_fd=held, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
-            going_back: bool) -> bool:
+            going_back: bool, checked: bool) -> bool:
     """The temp `tmp` of the folder open at `fd` (`folder`: its path in the work folder),
     beside the files `names` whose temps its name may be: removed if it is a copy of ours,
     or the file itself with the bytes of its copy (not `going_back`); the file itself put
-    back at its name otherwise; anything else kept, said. Whether it was put back."""
+    back at its name otherwise; anything else kept, said. Whether it was put back.
+    `checked` (the CHECKED mark: killed while the files were let go): a copy of ours takes
+    its file's name, and the file itself is let go, where its other names keep it or its
+    copy holds its bytes — as the let-go the kill cut short would have done."""
     try:
         st = os.stat(tmp, dir_fd=fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -147,7 +178,16 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
             continue
         if at_name is not None and _made_for(tmp, name, at_name.st_ino) and \
                 at_name.st_ino != st.st_ino:
-            os.unlink(tmp, dir_fd=fd)  # a copy of ours, half or whole: the file is at its name
+            # A copy of ours, half or whole (whole where `checked`): the file is at its name.
+            if checked and (at_name.st_nlink > 1 or _same_bytes(fd, tmp, name)):
+                _take_name(fd, tmp, name)
+            else:
+                os.unlink(tmp, dir_fd=fd)
+            os.fsync(fd)
+            return False
+        if checked and _made_for(tmp, name, st.st_ino) and at_name is not None and \
+                (st.st_nlink > 1 or _same_bytes(fd, tmp, name)):
+            os.unlink(tmp, dir_fd=fd)  # the file itself: its other names keep it
             os.fsync(fd)
             return False
         if _made_for(tmp, name, st.st_ino):
@@ -167,6 +207,18 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
                     "the file beside it (a hard link) may be removed once the bundle is "
                     "archived")
     return False
+
+
+def _take_name(fd: int, tmp: str, name: str) -> None:
+    """The whole copy at `tmp` renamed over its file at `name` (a file system without the
+    exchange), as owncopy._let_go does; where that is refused (a sticky folder, the file
+    another user's), the copy removed and the file kept as it is, as there."""
+    try:
+        os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+    except OSError as exc:
+        if exc.errno not in MAY_NOT_WRITE:
+            raise
+        os.unlink(tmp, dir_fd=fd)
 
 
 def _file_itself(fd: int, tmp: str, name: str, at_name: os.stat_result | None, rel: str,

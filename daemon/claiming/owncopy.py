@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.claiming.leftcopies import copies_left, copy_temp_name
+from daemon.claiming.claim import mark_work_folder
+from daemon.claiming.leftcopies import CHECKED, MAY_NOT_WRITE, copies_left, copy_temp_name
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, shown_text
 from daemon.fs.fscopy import Identity, copy_regular, identity
@@ -89,11 +90,6 @@ class Owned:
     single: list[str] = field(default_factory=list)
 
 
-# A folder of the sidecar outboxd may read but not write in (made so by its owner, or on
-# a share mounted read-only below the outbox): no copy can be made beside the file there.
-_MAY_NOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
-
-
 @dataclass(frozen=True)
 class _Swapped:
     """A file copied and exchanged with its copy: the file now at `tmp` (in the folder
@@ -140,7 +136,7 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
             elif done is not None:
                 swapped.append(done)
                 owned.copied.append(rel)
-        _let_go(swapped, owned)
+        _let_go(swapped, owned, held)
     except BaseException as exc:
         _put_back(swapped, work, exc)
         raise
@@ -150,7 +146,7 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
     return owned
 
 
-def _let_go(swapped: list[_Swapped], owned: Owned) -> None:
+def _let_go(swapped: list[_Swapped], owned: Owned, held: int) -> None:
     """The files exchanged with their copies removed from the work folder (their other
     names keep them), once all are copied: only if none was saved into since it was
     looked at before its copy (else EAGAIN, and _put_back). Where no exchange was had,
@@ -159,12 +155,32 @@ def _let_go(swapped: list[_Swapped], owned: Owned) -> None:
     A rename refused there (a folder with the sticky bit on NFS: only the file's owner
     may replace it) keeps the file's names, its copy removed, as an exchange refused
     does (`owned.kept`): put back, the bundle was claimed and refused so at every
-    rescan, for ever."""
+    rescan, for ever.
+    From the check on, the bundle as copied is the one to send, and the files are let go
+    under the CHECKED mark in the work folder open at `held` (leftcopies.py: a kill
+    between two of them): a failure after it puts nothing back (a file put back beside
+    one let go was a name of a file whose other name, saved into, changed it while the
+    copy let go did not) but leaves the rest to the claim's undo or recovery, which let
+    them go (copies_left)."""
     for s in swapped:
         now = os.stat(s.tmp if s.exchanged else s.name, dir_fd=s.folder,
                       follow_symlinks=False)
         if not (_as_copied(now, s.then) if s.exchanged else unchanged(s.then, now)):
             raise _written_while_copied(s.rel)
+    if not swapped:
+        return
+    mark_work_folder(held, CHECKED)
+    try:
+        _let_go_checked(swapped, owned)
+    except BaseException:
+        swapped.clear()
+        raise
+    os.unlink(CHECKED, dir_fd=held)
+    os.fsync(held)
+
+
+def _let_go_checked(swapped: list[_Swapped], owned: Owned) -> None:
+    """_let_go's let-go, once every file is found unchanged since its copy."""
     while swapped:
         s = swapped[-1]
         if s.exchanged:
@@ -173,7 +189,7 @@ def _let_go(swapped: list[_Swapped], owned: Owned) -> None:
             try:
                 os.rename(s.tmp, s.name, src_dir_fd=s.folder, dst_dir_fd=s.folder)
             except OSError as exc:
-                if exc.errno not in _MAY_NOT_WRITE:
+                if exc.errno not in MAY_NOT_WRITE:
                     raise
                 os.unlink(s.tmp, dir_fd=s.folder)  # the copy: the file keeps its name
                 owned.copied.remove(s.rel)
@@ -240,7 +256,7 @@ def _own_copy(folder: int, name: str, rel: str, limit: int
         made = copy_regular(folder, name, st, folder, tmp)
     except BaseException as exc:
         _remove_copy(folder, tmp, None)  # cut short (a full disk): never left, nor put back
-        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
+        if isinstance(exc, OSError) and exc.errno in MAY_NOT_WRITE:
             return exc.strerror or os.strerror(exc.errno or 0)
         raise
     try:
@@ -249,7 +265,7 @@ def _own_copy(folder: int, name: str, rel: str, limit: int
         return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel, exchanged)
     except BaseException as exc:
         _remove_copy(folder, tmp, made)
-        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
+        if isinstance(exc, OSError) and exc.errno in MAY_NOT_WRITE:
             return _refused(exc)  # the exchange refused, nothing done
         raise
     finally:

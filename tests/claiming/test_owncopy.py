@@ -969,3 +969,52 @@ def test_a_file_that_cannot_be_put_back_at_its_name_never_goes_into_the_outbox_a
     assert len(run_once(p, 2000.0)) == 1
     [entry] = folders(s.sent_dir)
     assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_kill_while_the_files_are_let_go_then_a_whole_save_sends_the_bundle_as_copied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+    """Every file copied and found unchanged: the claim lets them go one by one (a.pdf
+    first), and the daemon is killed once a.pdf is let go (its copy at its name, nothing
+    beside it), the invoice file not yet (on a share with no exchange: a.pdf's copy
+    renamed over it, the invoice file's copy still at its temp). The ERP then saves both
+    files again through its names before the restart. The restart lets the invoice file
+    go as the claim would have (its ERP name keeps it) and sends the bundle as it was
+    copied, both old versions — never the new invoice file beside the old a.pdf let go
+    before the kill. Nothing is left in processing or in sent/ beside the bundle, and
+    the ERP's names keep what was saved."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    if not exchange:
+        monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+    xml = (erp / "INV-1.xml").read_bytes()
+    monkeypatch.setattr(owncopy, "_put_back", lambda *_: None)  # a SIGKILL runs no except
+    real = os.unlink if exchange else os.rename
+
+    def killed_after_a_pdf(src: Any, *args: Any, **kwargs: Any) -> None:
+        real(src, *args, **kwargs)
+        if str(src).startswith(".a.pdf.tmp-"):
+            raise _Killed
+
+    monkeypatch.setattr(os, "unlink" if exchange else "rename", killed_after_a_pdf)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    [work] = s.processing_dir.iterdir()
+    assert _leftovers(work), "the kill left the invoice file not let go"
+    new_xml = xml.replace(b"</", b"<!-- saved again --></", 1)
+    _write_in_place(erp / "INV-1.xml", new_xml)
+    _write_in_place(erp / "a.pdf", pdf_bytes(2, "saved again"))
+    if not exchange:
+        monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+    [row] = p.j.rows(("claiming",))
+    fin = _restarted(p, s, tmp_path, row.id)
+    assert fin.attempt(row.id) is None
+    [entry] = folders(s.sent_dir)
+    assert (entry / "INV-1.xml").read_bytes() == xml
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+    assert sorted(os.listdir(entry)) == ["INV-1", "INV-1.xml", "receipt.json"]
+    assert (entry / "INV-1.xml").stat().st_nlink == 1
+    assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+    assert (erp / "INV-1.xml").read_bytes() == new_xml
+    assert len(os.listdir(tmp_path / "target")) == 1  # sent once
