@@ -93,9 +93,11 @@ class Owned:
 @dataclass(frozen=True)
 class _Swapped:
     """A file copied and exchanged with its copy: the file now at `tmp` (in the folder
-    open at `folder`), looked at as `then` before it was read; the copy, at `name`, is
-    the inode `copy`. Not `exchanged` (a file system without the exchange: NFS, SMB):
-    the file still at `name`, the copy at `tmp`, to be renamed over it by _let_go."""
+    open at `folder`), looked at as `then` there after the exchange (its change time the
+    exchange's: a save since, even one that keeps size and modification time, moves it);
+    the copy, at `name`, is the inode `copy`. Not `exchanged` (a file system without the
+    exchange: NFS, SMB): the file still at `name`, looked at as `then` before it was
+    read, the copy at `tmp`, to be renamed over it by _let_go."""
     folder: int
     name: str
     tmp: str
@@ -165,7 +167,7 @@ def _let_go(swapped: list[_Swapped], owned: Owned, held: int) -> None:
     for s in swapped:
         now = os.stat(s.tmp if s.exchanged else s.name, dir_fd=s.folder,
                       follow_symlinks=False)
-        if not (_as_copied(now, s.then) if s.exchanged else unchanged(s.then, now)):
+        if not unchanged(s.then, now):
             raise _written_while_copied(s.rel)
     if not swapped:
         return
@@ -261,8 +263,9 @@ def _own_copy(folder: int, name: str, rel: str, limit: int
         raise
     try:
         then = identity(st)
-        exchanged = _swap_in(folder, name, tmp, then, rel)
-        return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel, exchanged)
+        after = _swap_in(folder, name, tmp, then, rel)
+        return _Swapped(folder, name, tmp, then if after is None else after,
+                        os.fstat(made).st_ino, rel, after is not None)
     except BaseException as exc:
         _remove_copy(folder, tmp, made)
         if isinstance(exc, OSError) and exc.errno in MAY_NOT_WRITE:
@@ -280,22 +283,24 @@ def _refused(exc: OSError) -> str:
     return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
 
 
-def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> bool:
+def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str
+             ) -> Identity | None:
     """The whole copy at `tmp` put at `name` while `name` is the file copied, unchanged
     since (`then`: as it was looked at before it was read), by an exchange (the file is
-    at `tmp` now); False where the file system has none (the copy stays at `tmp`, for
-    _let_go). A write through its other name during the copy may have left the copy
-    half old, half new: never put in place, and said (EAGAIN), as a change of the bundle
-    is."""
+    at `tmp` now, looked at as the identity returned); None where the file system has
+    none (the copy stays at `tmp`, for _let_go). A write through its other name during
+    the copy may have left the copy half old, half new: never put in place, and said
+    (EAGAIN), as a change of the bundle is."""
     if not unchanged(then, os.stat(name, dir_fd=folder, follow_symlinks=False)):
         raise _written_while_copied(rel)
     here = held_path(folder)
     if not rename_exchange(here / tmp, here / name):
-        return False  # no exchange on this file system (NFS, SMB): nothing was done
+        return None  # no exchange on this file system (NFS, SMB): nothing was done
     # The file taken away must be the one copied, as copied: else (a person's file put at
     # the name in that instant, the file saved into) it goes back, and the copy is not used.
-    if _as_copied(os.stat(tmp, dir_fd=folder, follow_symlinks=False), then):
-        return True
+    looked = os.stat(tmp, dir_fd=folder, follow_symlinks=False)
+    if _as_copied(looked, then):
+        return identity(looked)
     rename_exchange(here / tmp, here / name)
     raise _written_while_copied(rel)
 

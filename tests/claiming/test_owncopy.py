@@ -200,22 +200,25 @@ class TestOwnCopies:
         assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
 
     @pytest.mark.parametrize("exchange", [True, False])
-    @pytest.mark.parametrize("save", ["same size", "same modification time"])
+    @pytest.mark.parametrize("save", ["same size", "same modification time",
+                                      "same size and modification time"])
     def test_an_invoice_file_saved_again_while_its_attachments_are_copied_is_sent_as_saved(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save: str,
             exchange: bool) -> None:
         """The invoice file is copied first; while a.pdf is copied, the ERP saves the
         invoice file again through its own name (a.pdf untouched): a save of the same
         size, or one that carries the old modification time over (a copy tool that keeps
-        times). The copy of the invoice file made before that save is never let go (nor,
-        on a share with no exchange, renamed over it): the bundle goes back whole as the
-        ERP's files, and the next claim sends the invoice file as saved."""
+        times), or both (only the change time tells). The copy of the invoice file made
+        before that save is never let go (nor, on a share with no exchange, renamed over
+        it): the bundle goes back whole as the ERP's files, and the next claim sends the
+        invoice file as saved."""
         p, s, erp, pdf = _linked_bundle(tmp_path)
         if not exchange:
             monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
         theirs = erp / "INV-1.xml"
         xml = theirs.read_bytes()
-        new_xml = xml.replace(b"REF-42", b"REF-43" if save == "same size" else b"REF-4200")
+        new_xml = xml.replace(b"REF-42", b"REF-4200" if save == "same modification time"
+                              else b"REF-43")
         then = theirs.stat()
         copy_into = fscopy.copy_into
 
