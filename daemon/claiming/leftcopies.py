@@ -142,17 +142,18 @@ into since its copy."""
         finally:
             os.close(fd)
     if checked:  # every file let go now: the bundle is the one copied
-        os.unlink(CHECKED, dir_fd=held)
+        os.unlink(CHECKED, dir_fd=held)  # never followed
         os.fsync(held)
     return put_back
 
 
 def _marked(held: int) -> bool:
+    """Whether the work folder open at `held` has the CHECKED mark (a regular file, as
+    owncopy makes it: a link of that name is no mark of ours)."""
     try:
-        os.stat(CHECKED, dir_fd=held, follow_symlinks=False)
+        return stat.S_ISREG(os.stat(CHECKED, dir_fd=held, follow_symlinks=False).st_mode)
     except FileNotFoundError:
         return False
-    return True
 
 
 def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
