@@ -305,7 +305,7 @@ class Claims(Undoing):
         if changed is not None:
             log = bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids)
             undone = self._undo_claim(c.cand, row_id, c.work, "changed while being claimed",
-                                      log)
+                                      log, copies=bool(c.known.snap.linked))
             if undone is not None:
                 return undone
             log.info("bundle changed while being claimed; settling again", changed=changed)
