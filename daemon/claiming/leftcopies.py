@@ -37,9 +37,9 @@ from daemon.errors import InputError
 from daemon.fs.fsops import opened_if_regular, walk_to_folder
 from daemon.fs.fsread import hash_of
 from daemon.fs.fswrite import held_path, rename_exchange, rename_noreplace
-from daemon.fs.temps import is_unfinished, temp_prefix
+from daemon.fs.temps import TEMP_NAME_BYTES, is_unfinished, temp_prefix
 from daemon.fs.workfolder import hold_folder
-from daemon.names import printable
+from daemon.names import fit_bytes, printable
 from daemon.watching.scan import Candidate
 from daemon.watching.snapshot import Snapshot, snapshot
 
@@ -180,15 +180,20 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
         if at_name is not None and _made_for(tmp, name, at_name.st_ino) and \
                 at_name.st_ino != st.st_ino:
             # A copy of ours, half or whole (whole where `checked`): the file is at its name.
-            if checked and (at_name.st_nlink > 1 or _same_bytes(fd, tmp, name)):
+            if checked and (at_name.st_nlink > 1 or _same_bytes(fd, tmp, name) or
+                            _kept_saved(fd, name, name, at_name, folder, log, link=True)):
                 _take_name(fd, tmp, name)
             else:
                 os.unlink(tmp, dir_fd=fd)
             os.fsync(fd)
             return False
-        if checked and _made_for(tmp, name, st.st_ino) and at_name is not None and \
-                (st.st_nlink > 1 or _same_bytes(fd, tmp, name)):
-            os.unlink(tmp, dir_fd=fd)  # the file itself: its other names keep it
+        if checked and _made_for(tmp, name, st.st_ino) and at_name is not None:
+            # The file itself: let go where its other names keep it or its copy holds its
+            # bytes; else (saved into after the check, its other names removed) kept.
+            if st.st_nlink > 1 or _same_bytes(fd, tmp, name):
+                os.unlink(tmp, dir_fd=fd)
+            else:
+                _kept_saved(fd, tmp, name, st, folder, log, link=False)
             os.fsync(fd)
             return False
         if _made_for(tmp, name, st.st_ino):
@@ -208,6 +213,37 @@ def _settle(fd: int, tmp: str, names: list[str], folder: str, log: Any,
                     "the file beside it (a hard link) may be removed once the bundle is "
                     "archived")
     return False
+
+
+def _kept_saved(fd: int, src: str, name: str, st: os.stat_result, folder: str, log: Any,
+                link: bool) -> bool:
+    """The file of `name` at `src` (looked at as `st`), saved into through its other name
+    after the claim checked its copy and that name removed since (it holds the only copy
+    of what was saved), given a hidden name of its own beside it, linked (`link`: it
+    stays at `src` too, for its copy to take that name) or renamed: the bundle goes as
+    checked, and what was saved travels with it, said. Whether that was done (a link
+    refused, as protected_hardlinks may: the copy is not used, the file kept at `name`)."""
+    kept = f".{fit_bytes(name, TEMP_NAME_BYTES)}.saved-{st.st_ino}"
+    try:
+        if link:
+            os.link(src, kept, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+        else:
+            here = held_path(fd)
+            rename_noreplace(here / src, here / kept, fd, fd)
+    except FileExistsError:
+        pass  # made by a start killed after it: the same file
+    except OSError:
+        if not link:
+            raise
+        return False
+    log.warning("file of the bundle saved into, through its other name, after outboxd had "
+                "checked its copy, and that name removed, before a restart: the bundle is "
+                "sent as it was claimed, and what was saved is kept beside it",
+                file=printable(f"{folder}/{name}".lstrip("/")),
+                kept=printable(f"{folder}/{kept}".lstrip("/")),
+                fix="what was saved after the claim is in the kept file, archived with the "
+                    "bundle; put a copy of it in the outbox if it is to be sent")
+    return True
 
 
 def _take_name(fd: int, tmp: str, name: str) -> None:

@@ -974,9 +974,11 @@ def test_a_file_that_cannot_be_put_back_at_its_name_never_goes_into_the_outbox_a
     assert (entry / "INV-1" / "a.pdf").read_bytes() == new
 
 
+@pytest.mark.parametrize("their_name", ["kept", "removed"])
 @pytest.mark.parametrize("exchange", [True, False])
 def test_a_kill_while_the_files_are_let_go_then_a_whole_save_sends_the_bundle_as_copied(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool,
+        their_name: str) -> None:
     """Every file copied and found unchanged: the claim lets them go one by one (a.pdf
     first), and the daemon is killed once a.pdf is let go (its copy at its name, nothing
     beside it), the invoice file not yet (on a share with no exchange: a.pdf's copy
@@ -984,8 +986,10 @@ def test_a_kill_while_the_files_are_let_go_then_a_whole_save_sends_the_bundle_as
     files again through its names before the restart. The restart lets the invoice file
     go as the claim would have (its ERP name keeps it) and sends the bundle as it was
     copied, both old versions — never the new invoice file beside the old a.pdf let go
-    before the kill. Nothing is left in processing or in sent/ beside the bundle, and
-    the ERP's names keep what was saved."""
+    before the kill. Nothing is left in processing, and the ERP's names keep what was
+    saved; where the ERP removed its name for the invoice file after the save
+    (`removed`), the invoice file holds the only copy of what was saved: it is kept, at
+    a hidden name beside the invoice file sent, archived with it, and said."""
     p, s, erp, pdf = _linked_bundle(tmp_path)
     if not exchange:
         monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
@@ -1008,16 +1012,25 @@ def test_a_kill_while_the_files_are_let_go_then_a_whole_save_sends_the_bundle_as
     new_xml = xml.replace(b"</", b"<!-- saved again --></", 1)
     _write_in_place(erp / "INV-1.xml", new_xml)
     _write_in_place(erp / "a.pdf", pdf_bytes(2, "saved again"))
+    if their_name == "removed":
+        (erp / "INV-1.xml").unlink()
     if not exchange:
         monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
     [row] = p.j.rows(("claiming",))
-    fin = _restarted(p, s, tmp_path, row.id)
+    with capture_logs() as logged:
+        fin = _restarted(p, s, tmp_path, row.id)
     assert fin.attempt(row.id) is None
     [entry] = folders(s.sent_dir)
     assert (entry / "INV-1.xml").read_bytes() == xml
     assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
-    assert sorted(os.listdir(entry)) == ["INV-1", "INV-1.xml", "receipt.json"]
     assert (entry / "INV-1.xml").stat().st_nlink == 1
     assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
-    assert (erp / "INV-1.xml").read_bytes() == new_xml
     assert len(os.listdir(tmp_path / "target")) == 1  # sent once
+    if their_name == "kept":
+        assert sorted(os.listdir(entry)) == ["INV-1", "INV-1.xml", "receipt.json"]
+        assert (erp / "INV-1.xml").read_bytes() == new_xml
+        return
+    [kept] = [n for n in os.listdir(entry) if n.startswith(".INV-1.xml.saved-")]
+    assert (entry / kept).read_bytes() == new_xml
+    [warned] = [e for e in logged if e.get("kept") == kept]
+    assert warned["file"] == "INV-1.xml" and warned["log_level"] == "warning"
