@@ -220,7 +220,7 @@ def _put_back(swapped: list[_Swapped], work: Path, why: BaseException) -> None:
                     os.unlink(s.tmp, dir_fd=s.folder)
         except OSError as err:
             failed = failed or (s, err)
-    if failed is not None:
+    if failed is not None and isinstance(why, Exception):  # a Ctrl-C stays one
         s, exc = failed
         where = "lies at" if s.exchanged else "has its copy at"
         raise OSError(exc.errno, f"{exc.strerror or exc}: a file of several names (a hard "
