@@ -284,8 +284,14 @@ def log_leftover(log: Any, work: Path, why: str) -> None:
 
 
 def _mark_leftover(held: int) -> None:
+    mark_work_folder(held, LEFTOVER)
+
+
+def mark_work_folder(held: int, name: str) -> None:
+    """An empty file `name` made in the work folder open at `held` (there already: kept),
+    durable: a mark a later look at the folder goes by."""
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(LEFTOVER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o640, dir_fd=held))
     os.fsync(held)
 
@@ -337,9 +343,10 @@ def changed_since_read(validated: Bundle, moved: Bundle | BaseException,
 
 def linked_since(moved: Bundle | BaseException, linked: tuple[str, ...]) -> str | None:
     """The files of the bundle matched again after the claim (`moved`) that have other
-    names (hard links) and were not among those its last snapshot found so (`linked`),
-    said (None: none): a link made after that look, or on a share whose change times do
-    not show it, which the claim did not copy (owncopy.py) and would archive as a name of
+    names (hard links) and were not among those its last snapshot found so and the claim
+    found so too (`linked`), said (None: none): a link made after that look, on a share
+    whose change times do not show it, or made again after the claim found the file with
+    one name, which the claim did not copy (owncopy.py) and would archive as a name of
     another's file. The bundle settles again, and its next claim copies it."""
     if not isinstance(moved, Bundle):
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,7 +167,7 @@ class Claims(Undoing):
         # rest matching reads (attachments.toml, structural errors), so matching
         # again is enough: no need to parse PDFs and images a second time. All of
         # a batch side by side, in the readers when the daemon has them.
-        unmade = self._own_copies(moved)
+        unmade, single = self._own_copies(moved)
         checks = iter(self.assemble_many([(after, _validated(c)) for i, (c, _, after)
                                           in enumerate(moved) if i not in unmade], self.s))
         # Those found unchanged go to delivery in groups of 1, 2, 4, ... bundles, each
@@ -183,7 +183,8 @@ class Claims(Undoing):
                     # rescan period, as a claim that cannot move the files is.
                     checked: Next | Bundle = self._claim_failed(c, row_id, unmade[i], now)
                 else:
-                    checked = self._verify(c, row_id, unmade.get(i) or next(checks))
+                    checked = self._verify(c, row_id, unmade.get(i) or next(checks),
+                                           single.get(i, ()))
             except Exception as exc:  # noqa: BLE001
                 yield c.cand.invoice.name, exc
                 continue
@@ -196,23 +197,30 @@ class Claims(Undoing):
                 ready, group = [], group * 2
         yield from self._hand_over(ready)
 
-    def _own_copies(self, moved: list[tuple[Claim, int, Candidate]]) -> dict[int, OSError]:
+    def _own_copies(self, moved: list[tuple[Claim, int, Candidate]]
+                    ) -> tuple[dict[int, OSError], dict[int, list[str]]]:
         """The files of several names of each claimed bundle made its own (owncopy.py), so
         that the check by hashes reads, and delivery sends, the copies; where that failed,
         why, by the bundle's place in `moved`: a file saved into meanwhile (EAGAIN: the
-        bundle changed, and settles again), or the machine's fault. Neither is checked."""
+        bundle changed, and settles again), or the machine's fault. Neither is checked.
+        And, by the same place, the files of the snapshot's links found with one name at
+        the claim, so not copied (Owned.single)."""
         unmade: dict[int, OSError] = {}
+        single: dict[int, list[str]] = {}
         for i, (c, _, after) in enumerate(moved):
             if not c.known.snap.linked:
                 continue
             log = bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id,
                              _validated(c).invoice_ids)
             try:
-                say_copied(log, own_copies(after.invoice.parent, c.known.snap.linked,
-                                           copy_limit(self.s), self.s.outbox.path))
+                owned = own_copies(after.invoice.parent, c.known.snap.linked,
+                                   copy_limit(self.s), self.s.outbox.path)
             except OSError as exc:
                 unmade[i] = exc
-        return unmade
+                continue
+            say_copied(log, owned)
+            single[i] = owned.single
+        return unmade, single
 
     def _record_claims(self, claims: list[Claim]) -> list[int]:
         """`claiming` for each, in one durable commit: the live rows moved with one
@@ -281,19 +289,23 @@ class Claims(Undoing):
         now = folder_mark(self.s.processing_dir, self.s.outbox.path)  # never through a link
         return recorded is not None and now != recorded
 
-    def _verify(self, c: Claim, row_id: int, after: Bundle | BaseException) -> Next | Bundle:
+    def _verify(self, c: Claim, row_id: int, after: Bundle | BaseException,
+                single: Collection[str] = ()) -> Next | Bundle:
         """After the move: the same bytes as validated (`after`: the moved bundle
         matched again)? Then the validated bundle at its new place, for delivery; else
-        what became of it (settling again, or quarantined)."""
+        what became of it (settling again, or quarantined). `single`: files of the
+        snapshot's links the claim found with one name, so did not copy (a link made for
+        one of them since is one the claim did not see)."""
         bundle, key = c.known.bundle, c.cand.invoice.name
         assert bundle is not None
         self.forget(key)
+        seen = tuple(rel for rel in c.known.snap.linked if rel not in single)
         changed = changed_since_read(bundle, after, c.known.bundle_id) or \
-            linked_since(after, c.known.snap.linked)
+            linked_since(after, seen)
         if changed is not None:
             log = bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids)
             undone = self._undo_claim(c.cand, row_id, c.work, "changed while being claimed",
-                                      log)
+                                      log, copies=bool(c.known.snap.linked))
             if undone is not None:
                 return undone
             log.info("bundle changed while being claimed; settling again", changed=changed)

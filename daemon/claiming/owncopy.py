@@ -30,17 +30,19 @@ bundle, back in the outbox, sent that mix.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from daemon.claiming.leftcopies import copies_left, copy_temp_name
+from daemon.claiming.claim import mark_work_folder
+from daemon.claiming.leftcopies import CHECKED, MAY_NOT_WRITE, copies_left, copy_temp_name
 from daemon.configuration.config import Settings
-from daemon.errors import InputError
+from daemon.errors import InputError, shown_text
 from daemon.fs.fscopy import Identity, copy_regular, identity
 from daemon.fs.fsmove import unchanged
 from daemon.fs.fsops import walk_to_folder
@@ -79,22 +81,23 @@ def own_copies(work: Path, rels: Iterable[str], limit: int,
 class Owned:
     """What own_copies did: the paths copied, and the paths kept as names of their files
     with why (a folder outboxd may not write in: the bundle goes as it did before copies
-    were made, rather than be put back for ever)."""
+    were made, rather than be put back for ever). `single`: the paths found with one name
+    only (their other names removed since the snapshot), so not copied: a name made for
+    one of them again before the check by hashes is a link that check must not take for
+    one the snapshot saw (claim.linked_since)."""
     copied: list[str] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)
-
-
-# A folder of the sidecar outboxd may read but not write in (made so by its owner, or on
-# a share mounted read-only below the outbox): no copy can be made beside the file there.
-_MAY_NOT_WRITE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+    single: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Swapped:
     """A file copied and exchanged with its copy: the file now at `tmp` (in the folder
-    open at `folder`), looked at as `then` before it was read; the copy, at `name`, is
-    the inode `copy`. Not `exchanged` (a file system without the exchange: NFS, SMB):
-    the file still at `name`, the copy at `tmp`, to be renamed over it by _let_go."""
+    open at `folder`), looked at as `then` there after the exchange (its change time the
+    exchange's: a save since, even one that keeps size and modification time, moves it);
+    the copy, at `name`, is the inode `copy`. Not `exchanged` (a file system without the
+    exchange: NFS, SMB): the file still at `name`, looked at as `then` before it was
+    read, the copy at `tmp`, to be renamed over it by _let_go."""
     folder: int
     name: str
     tmp: str
@@ -130,12 +133,14 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
                 raise
             if isinstance(done, str):
                 owned.kept[rel] = done
+            elif done is False:
+                owned.single.append(rel)
             elif done is not None:
                 swapped.append(done)
                 owned.copied.append(rel)
-        _let_go(swapped)
-    except BaseException:
-        _put_back(swapped)
+        _let_go(swapped, owned, held)
+    except BaseException as exc:
+        _put_back(swapped, work, exc)
         raise
     finally:
         for fd in folders.values():
@@ -143,40 +148,86 @@ def _own_copies_in(held: int, rels: Iterable[str], work: Path, limit: int) -> Ow
     return owned
 
 
-def _let_go(swapped: list[_Swapped]) -> None:
+def _let_go(swapped: list[_Swapped], owned: Owned, held: int) -> None:
     """The files exchanged with their copies removed from the work folder (their other
     names keep them), once all are copied: only if none was saved into since it was
     looked at before its copy (else EAGAIN, and _put_back). Where no exchange was had,
     each copy is renamed over its file only now, with the others: renamed as soon as it
-    was made, it was past putting back when a later file of the bundle was saved into."""
+    was made, it was past putting back when a later file of the bundle was saved into.
+    A rename refused there (a folder with the sticky bit on NFS: only the file's owner
+    may replace it) keeps the file's names, its copy removed, as an exchange refused
+    does (`owned.kept`): put back, the bundle was claimed and refused so at every
+    rescan, for ever.
+    From the check on, the bundle as copied is the one to send, and the files are let go
+    under the CHECKED mark in the work folder open at `held` (leftcopies.py: a kill
+    between two of them): a failure after it puts nothing back (a file put back beside
+    one let go was a name of a file whose other name, saved into, changed it while the
+    copy let go did not) but leaves the rest to the claim's undo or recovery, which let
+    them go (copies_left)."""
     for s in swapped:
         now = os.stat(s.tmp if s.exchanged else s.name, dir_fd=s.folder,
                       follow_symlinks=False)
-        if not (_as_copied(now, s.then) if s.exchanged else unchanged(s.then, now)):
+        if not unchanged(s.then, now):
             raise _written_while_copied(s.rel)
+    if not swapped:
+        return
+    mark_work_folder(held, CHECKED)
+    try:
+        _let_go_checked(swapped, owned)
+    except BaseException:
+        swapped.clear()
+        raise
+    os.unlink(CHECKED, dir_fd=held)
+    os.fsync(held)
+
+
+def _let_go_checked(swapped: list[_Swapped], owned: Owned) -> None:
+    """_let_go's let-go, once every file is found unchanged since its copy."""
     while swapped:
         s = swapped[-1]
         if s.exchanged:
             os.unlink(s.tmp, dir_fd=s.folder)
         else:
-            os.rename(s.tmp, s.name, src_dir_fd=s.folder, dst_dir_fd=s.folder)
+            try:
+                os.rename(s.tmp, s.name, src_dir_fd=s.folder, dst_dir_fd=s.folder)
+            except OSError as exc:
+                if exc.errno not in MAY_NOT_WRITE:
+                    raise
+                os.unlink(s.tmp, dir_fd=s.folder)  # the copy: the file keeps its name
+                owned.copied.remove(s.rel)
+                owned.kept[s.rel] = _refused(exc)
         swapped.pop()
         os.fsync(s.folder)
 
 
-def _put_back(swapped: list[_Swapped]) -> None:
+def _put_back(swapped: list[_Swapped], work: Path, why: BaseException) -> None:
     """Each file exchanged with its copy and not let go put back at its name, and the
     copy removed (where none was exchanged, only that): the bundle as it was, each file
-    a name of its other names' file."""
+    a name of its other names' file. One that cannot be (the share's EIO, ESTALE) is
+    said, with `why` the copies were undone, as OSError naming it: left so, the file at
+    its temp's name went back into the outbox under it with the bundle, and the clerk's
+    file was a copy, its tie to the other names cut. The claim's undo puts it back first
+    (leftcopies.put_back_left), and waits in processing, tried again at each rescan,
+    while it cannot."""
+    failed: tuple[_Swapped, OSError] | None = None
     for s in swapped:
         here = held_path(s.folder)
         try:
             if os.stat(s.name, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
                 rename_exchange(here / s.tmp, here / s.name)
-            if os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
-                os.unlink(s.tmp, dir_fd=s.folder)
-        except OSError:
-            pass  # the error that brought us here is the one to say
+            with contextlib.suppress(FileNotFoundError):  # none made yet: nothing to remove
+                if os.stat(s.tmp, dir_fd=s.folder, follow_symlinks=False).st_ino == s.copy:
+                    os.unlink(s.tmp, dir_fd=s.folder)
+        except OSError as err:
+            failed = failed or (s, err)
+    if failed is not None and isinstance(why, Exception):  # a Ctrl-C stays one
+        s, exc = failed
+        where = "lies at" if s.exchanged else "has its copy at"
+        raise OSError(exc.errno, f"{exc.strerror or exc}: a file of several names (a hard "
+                      f"link) that outboxd copied could not be put back as it was, and "
+                      f"{where} {printable(s.tmp)} beside its name; the bundle stays in "
+                      f"processing until it is, tried again at each rescan (the copies "
+                      f"were undone because: {shown_text(why)})", str(work / s.rel)) from exc
 
 
 def _as_copied(old: os.stat_result, then: Identity) -> bool:
@@ -185,17 +236,20 @@ def _as_copied(old: os.stat_result, then: Identity) -> bool:
     return (old.st_ino, old.st_size, old.st_mtime_ns) == then[:3]
 
 
-def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | str | None:
+def _own_copy(folder: int, name: str, rel: str, limit: int
+              ) -> _Swapped | str | Literal[False] | None:
     """The file `name` of the folder open at `folder` replaced by a copy of its own, if it
     is a regular file with other names, of `limit` bytes at most: the exchange, for
-    _let_go; None if not; why not, where outboxd may not write in the folder (the file
-    keeps its names)."""
+    _let_go; False if it has one name only now; None if it is no such file; why not,
+    where outboxd may not write in the folder (the file keeps its names)."""
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
         return None
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2 or st.st_size > limit:
+    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
         return None
+    if st.st_nlink < 2:
+        return False
     # Beside it, by descriptor: read as every input is (never a link followed, a FIFO or
     # device opened), written 0640 under the umask, group write and both times as the
     # file's: what a move of the bundle to another disk makes (fscopy.copy_entry).
@@ -204,42 +258,49 @@ def _own_copy(folder: int, name: str, rel: str, limit: int) -> _Swapped | str | 
         made = copy_regular(folder, name, st, folder, tmp)
     except BaseException as exc:
         _remove_copy(folder, tmp, None)  # cut short (a full disk): never left, nor put back
-        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
+        if isinstance(exc, OSError) and exc.errno in MAY_NOT_WRITE:
             return exc.strerror or os.strerror(exc.errno or 0)
         raise
     try:
         then = identity(st)
-        exchanged = _swap_in(folder, name, tmp, then, rel)
-        return _Swapped(folder, name, tmp, then, os.fstat(made).st_ino, rel, exchanged)
+        after = _swap_in(folder, name, tmp, then, rel)
+        return _Swapped(folder, name, tmp, then if after is None else after,
+                        os.fstat(made).st_ino, rel, after is not None)
     except BaseException as exc:
         _remove_copy(folder, tmp, made)
-        if isinstance(exc, OSError) and exc.errno in _MAY_NOT_WRITE:
-            # The exchange refused, nothing done: most likely a folder with the sticky
-            # bit, where only a file's owner may rename it.
-            sticky = " (in a folder with the sticky bit only the file's owner may " \
-                "rename it)" if exc.errno == errno.EPERM else ""
-            return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
+        if isinstance(exc, OSError) and exc.errno in MAY_NOT_WRITE:
+            return _refused(exc)  # the exchange refused, nothing done
         raise
     finally:
         os.close(made)
 
 
-def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str) -> bool:
+def _refused(exc: OSError) -> str:
+    """Why no copy may take the file's name: most likely a folder with the sticky bit,
+    where only a file's owner may rename it (or replace it by a rename)."""
+    sticky = " (in a folder with the sticky bit only the file's owner may rename it)" \
+        if exc.errno == errno.EPERM else ""
+    return (exc.strerror or os.strerror(exc.errno or 0)) + sticky
+
+
+def _swap_in(folder: int, name: str, tmp: str, then: Identity, rel: str
+             ) -> Identity | None:
     """The whole copy at `tmp` put at `name` while `name` is the file copied, unchanged
     since (`then`: as it was looked at before it was read), by an exchange (the file is
-    at `tmp` now); False where the file system has none (the copy stays at `tmp`, for
-    _let_go). A write through its other name during the copy may have left the copy
-    half old, half new: never put in place, and said (EAGAIN), as a change of the bundle
-    is."""
+    at `tmp` now, looked at as the identity returned); None where the file system has
+    none (the copy stays at `tmp`, for _let_go). A write through its other name during
+    the copy may have left the copy half old, half new: never put in place, and said
+    (EAGAIN), as a change of the bundle is."""
     if not unchanged(then, os.stat(name, dir_fd=folder, follow_symlinks=False)):
         raise _written_while_copied(rel)
     here = held_path(folder)
     if not rename_exchange(here / tmp, here / name):
-        return False  # no exchange on this file system (NFS, SMB): nothing was done
+        return None  # no exchange on this file system (NFS, SMB): nothing was done
     # The file taken away must be the one copied, as copied: else (a person's file put at
     # the name in that instant, the file saved into) it goes back, and the copy is not used.
-    if _as_copied(os.stat(tmp, dir_fd=folder, follow_symlinks=False), then):
-        return True
+    looked = os.stat(tmp, dir_fd=folder, follow_symlinks=False)
+    if _as_copied(looked, then):
+        return identity(looked)
     rename_exchange(here / tmp, here / name)
     raise _written_while_copied(rel)
 

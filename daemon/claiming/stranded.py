@@ -36,7 +36,8 @@ class Stranded:
         # The claims' (claims.py): declared for mypy only, so that no stand-in here can
         # come before it in the pipeline's bases (tests/loop/test_service.py).
         def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str, log: Any,
-                        moved: bool = True, **fields: Any) -> Next | None: ...
+                        moved: bool = True, copies: bool = True,
+                        **fields: Any) -> Next | None: ...
 
     def _stranded_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
                         log: Any, failed: OSError | None = None) -> Next:

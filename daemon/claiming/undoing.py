@@ -17,10 +17,12 @@ from daemon.claiming.claim import (
     Unclaimed,
     changed_during_claim,
     log_leftover,
+    moved_candidate,
     not_moved,
     stuck_in_work_folder,
     unclaim,
 )
+from daemon.claiming.leftcopies import put_back_left
 from daemon.claiming.stranded import Stranded
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Claim, Next
@@ -36,18 +38,25 @@ class Undoing(Stranded):
     _claim_paused: dict[str, float]
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str, log: Any,
-                    moved: bool = True, **fields: Any) -> Next | None:
+                    moved: bool = True, copies: bool = True, **fields: Any) -> Next | None:
         """Put a claimed bundle back to settle again (None: the caller says why it went
         back). If a same-named file arrived in the meantime, ours cannot go back and is
         quarantined beside it instead (handed to the delivery workers when that move must
         be retried), and so is a bundle whose work folder is no longer the one claimed;
         that is logged here, as what happens to it. `moved=False`: nothing was moved, and
-        the work folder is not even looked at (it may lie behind a link)."""
+        the work folder is not even looked at (it may lie behind a link). `copies=False`:
+        the claim made no copies (owncopy.py; its snapshot saw no file of several names),
+        so none can be left at a temp name: not looked for."""
         if moved and not os.path.lexists(work):
             # lexists: a link in its place (even one leading nowhere) is there: unclaim
             # refuses it and the bundle is reported stuck, where it was claimed.
             return self._stranded_claim(cand, row_id, work, why, log)
         try:
+            if moved and copies:
+                # A file of several names a failed put-back of the claim's copies left at
+                # a temp name (owncopy._put_back) back at its name first: never into the
+                # outbox under the temp's; while it cannot be, the claim waits.
+                put_back_left(work, moved_candidate(cand, work), self.s.outbox, log)
             undone = unclaim(cand, work) if moved else Unclaimed([])
         except OSError as exc:
             # A rename back refused half-way (the share gone meanwhile, permissions): what
@@ -86,7 +95,7 @@ class Undoing(Stranded):
         assert c.known.bundle is not None
         log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", log, moved,
-                                  last_error=not_moved(exc))
+                                  bool(c.known.snap.linked), last_error=not_moved(exc))
         self._claim_paused[key] = now + self.s.outbox.rescan_seconds
         if undone is not None:  # not put back: quarantined, as logged
             return undone if undone.claimed is not None else Next(at=self._claim_paused[key])

@@ -109,7 +109,9 @@ def test_an_orphan_killed_while_a_file_of_several_names_was_copied_goes_back_wit
     the journal lost: the work folder goes back into the outbox without the copy's temps
     (a half copy beside the invoice file; beside a.pdf, the file itself, exchanged with
     its copy, whose other name keeps it), which would have gone with the bundle into
-    sent/; dot-files of a clerk's named like temps, but made for no file beside them, go
+    sent/. a.pdf goes back as the file itself, a name of the ERP's file again, not as
+    the copy: a save through the ERP's name then still reaches the bundle, as before
+    its claim; dot-files of a clerk's named like temps, but made for no file beside them, go
     back with it, each said in a warning."""
     back = work(settings, "INV-5")
     xml, pdf = back / "INV-5.xml", back / "INV-5" / "a.pdf"
@@ -132,7 +134,8 @@ def test_an_orphan_killed_while_a_file_of_several_names_was_copied_goes_back_wit
     assert sorted(os.listdir(settings.outbox.path / "INV-5")) == sorted(
         [c.name for c in clerks] + ["a.pdf"])
     assert not list(settings.outbox.path.glob(".*.tmp-*"))
-    assert erp.read_bytes() == b"%PDF-1.4" and erp.stat().st_nlink == 1
+    assert erp.read_bytes() == b"%PDF-1.4" and erp.stat().st_nlink == 2
+    assert (settings.outbox.path / "INV-5" / "a.pdf").stat().st_ino == erp.stat().st_ino
     assert [e["file"] for e in logged if e["event"].startswith("hidden file named like")] == \
         ["INV-5/.a.pdf.tmp-0123456789ab"]
 

@@ -200,22 +200,25 @@ class TestOwnCopies:
         assert (entry / "INV-1" / "a.pdf").read_bytes() == new_pdf
 
     @pytest.mark.parametrize("exchange", [True, False])
-    @pytest.mark.parametrize("save", ["same size", "same modification time"])
+    @pytest.mark.parametrize("save", ["same size", "same modification time",
+                                      "same size and modification time"])
     def test_an_invoice_file_saved_again_while_its_attachments_are_copied_is_sent_as_saved(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, save: str,
             exchange: bool) -> None:
         """The invoice file is copied first; while a.pdf is copied, the ERP saves the
         invoice file again through its own name (a.pdf untouched): a save of the same
         size, or one that carries the old modification time over (a copy tool that keeps
-        times). The copy of the invoice file made before that save is never let go (nor,
-        on a share with no exchange, renamed over it): the bundle goes back whole as the
-        ERP's files, and the next claim sends the invoice file as saved."""
+        times), or both (only the change time tells). The copy of the invoice file made
+        before that save is never let go (nor, on a share with no exchange, renamed over
+        it): the bundle goes back whole as the ERP's files, and the next claim sends the
+        invoice file as saved."""
         p, s, erp, pdf = _linked_bundle(tmp_path)
         if not exchange:
             monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
         theirs = erp / "INV-1.xml"
         xml = theirs.read_bytes()
-        new_xml = xml.replace(b"REF-42", b"REF-43" if save == "same size" else b"REF-4200")
+        new_xml = xml.replace(b"REF-42", b"REF-4200" if save == "same modification time"
+                              else b"REF-43")
         then = theirs.stat()
         copy_into = fscopy.copy_into
 
@@ -474,12 +477,13 @@ class TestOwnCopies:
         assert kept.stat().st_ino == (erp / "huge.pdf").stat().st_ino
 
 
-    @pytest.mark.parametrize("refused_at", ["copy", "exchange"])
+    @pytest.mark.parametrize("refused_at", ["copy", "exchange", "rename (no exchange)"])
     def test_a_file_in_a_folder_outboxd_may_not_write_in_is_sent_as_it_is_with_a_warning(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused_at: str) -> None:
         """No copy can be made beside a.pdf (its folder is its owner's, read-only for
         outboxd), or none can take its name (a folder with the sticky bit, a.pdf another
-        user's: only they may rename it); the tests run as root, so the refusal is the
+        user's: only they may rename it; on NFS, with no exchange, the copy's rename
+        over it is what is refused); the tests run as root, so the refusal is the
         file system's answer given here. The bundle is sent, not put back at every
         rescan for ever; a.pdf goes as it is, a name of the ERP's file, no temp beside
         it, and a warning names it, why and the fix. The invoice file, in a folder
@@ -494,7 +498,7 @@ class TestOwnCopies:
                 return real(parent, name, *rest)
 
             monkeypatch.setattr(owncopy, "copy_regular", refused)
-        else:
+        elif refused_at == "exchange":
             exchange = owncopy.rename_exchange
 
             def sticky(a: Path, b: Path) -> bool:
@@ -503,6 +507,16 @@ class TestOwnCopies:
                 return exchange(a, b)
 
             monkeypatch.setattr(owncopy, "rename_exchange", sticky)
+        else:
+            monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+            rename = os.rename
+
+            def sticky_nfs(src: Any, dst: Any, **kwargs: Any) -> None:
+                if str(src).startswith(".a.pdf.tmp-") and dst == "a.pdf":
+                    raise PermissionError(errno.EPERM, "Operation not permitted", src)
+                rename(src, dst, **kwargs)
+
+            monkeypatch.setattr(os, "rename", sticky_nfs)
         with capture_logs() as logged:
             assert len(run_once(p)) == 1
         [entry] = folders(s.sent_dir)
@@ -854,3 +868,169 @@ def test_a_link_made_after_the_last_look_before_the_claim_is_archived_as_a_copy(
     _write_in_place(theirs, b"saved by the ERP")
     assert sent.read_bytes() == was
     assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+
+
+def test_a_link_removed_before_the_claim_and_made_again_before_its_check_is_archived_as_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """a.pdf had a second name when the bundle settled; the ERP removes it just before the
+    claim (so the claim finds a file of one name and copies nothing) and makes it again
+    before the check by hashes. That the snapshot saw a.pdf linked does not make the new
+    link one the claim copied: the bundle goes back to settle, nothing sent, and its next
+    claim copies a.pdf, which then lies in sent/ as a file of its own."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    real_claim, real_own = claims.claim, claims.own_copies
+    theirs = erp / "a.pdf"
+
+    def unlinked_first(*args: Any, **kwargs: Any) -> Any:
+        theirs.unlink(missing_ok=True)
+        return real_claim(*args, **kwargs)
+
+    def linked_again(work: Path, *args: Any) -> Any:
+        owned = real_own(work, *args)
+        if not theirs.exists():
+            os.link(work / "INV-1" / "a.pdf", theirs)
+        return owned
+
+    monkeypatch.setattr(claims, "claim", unlinked_first)
+    monkeypatch.setattr(claims, "own_copies", linked_again)
+    with capture_logs() as logged:
+        assert run_once(p) == []
+    monkeypatch.undo()
+    assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+    assert folders(s.sent_dir) == []
+    assert any("another name" in str(e.get("changed")) for e in logged)
+
+    assert len(run_once(p)) == 1
+    [entry] = folders(s.sent_dir)
+    sent = entry / "INV-1" / "a.pdf"
+    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
+    _write_in_place(theirs, b"saved by the ERP")
+    assert sent.read_bytes() == pdf
+
+
+@pytest.mark.parametrize("lasting", [False, True])
+def test_a_file_that_cannot_be_put_back_at_its_name_never_goes_into_the_outbox_at_a_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lasting: bool) -> None:
+    """The ERP saves a.pdf while the claim copies it, so the invoice file, already
+    exchanged with its copy, must go back to its name; the share fails that exchange
+    (EIO). The failure is said, naming the invoice file and where it lies (at error with
+    why the copies were undone; while the bundle cannot go back, as the warning of a claim
+    that waits, and in its row). The file itself never goes into the outbox under its temp's
+    name: the claim's undo puts it back at its name first, and the bundle is back in the
+    outbox as the ERP's files; where the share goes on failing (`lasting`), the bundle
+    stays in processing, its row saying why, until a rescan finds the share mended and
+    puts it back so. Nothing is sent meanwhile, and the next claim sends what was saved."""
+    from daemon.claiming import leftcopies
+    p, s, erp, _pdf = _linked_bundle(tmp_path)
+    new = pdf_bytes(2, "saved meanwhile")
+    copy_into, exchange = fscopy.copy_into, owncopy.rename_exchange
+    xml_exchanges: list[Path] = []
+
+    def saved_halfway(fin: BinaryIO, fout: BinaryIO) -> None:
+        if fin.read(4) == b"%PDF":
+            _write_in_place(erp / "a.pdf", new)
+        fin.seek(0)
+        copy_into(fin, fout)
+
+    def eio(a: Path, b: Path) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(a))
+
+    def fails_going_back(a: Path, b: Path) -> bool:
+        if b.name == "INV-1.xml":
+            xml_exchanges.append(a)
+            if len(xml_exchanges) == 2:  # the first took the name: this puts it back
+                return eio(a, b)
+        return exchange(a, b)
+
+    monkeypatch.setattr(fscopy, "copy_into", saved_halfway)
+    monkeypatch.setattr(owncopy, "rename_exchange", fails_going_back)
+    if lasting:
+        monkeypatch.setattr(leftcopies, "rename_exchange", eio)
+    with capture_logs() as logged:
+        assert run_once(p) == []
+    [said] = [str(e["error"]) for e in logged if e["log_level"] in ("error", "warning")]
+    assert "INV-1.xml" in said and xml_exchanges[1].name in said
+    assert "Input/output error" in said
+    assert ("cannot be put back" if lasting else "saved into") in said
+    assert [t for t in _leftovers(s.outbox.path) if "/.outboxd/" not in t] == []
+    assert folders(s.sent_dir) == []
+    if lasting:
+        [row] = p.j.rows(("claiming",))
+        assert row.last_error is not None and "Input/output error" in row.last_error
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        assert p.retry_stranded() == []  # the share still failing: it waits
+        assert list(s.processing_dir.iterdir()) != []
+        monkeypatch.setattr(leftcopies, "rename_exchange", exchange)
+        assert p.retry_stranded() == []
+    monkeypatch.undo()
+    assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+    for name, there in (("INV-1.xml", s.outbox.path / "INV-1.xml"),
+                        ("a.pdf", s.outbox.path / "INV-1" / "a.pdf")):
+        assert there.stat().st_ino == (erp / name).stat().st_ino, name
+    assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+
+    assert len(run_once(p, 2000.0)) == 1
+    [entry] = folders(s.sent_dir)
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == new
+
+
+@pytest.mark.parametrize("their_name", ["kept", "removed"])
+@pytest.mark.parametrize("exchange", [True, False])
+def test_a_kill_while_the_files_are_let_go_then_a_whole_save_sends_the_bundle_as_copied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool,
+        their_name: str) -> None:
+    """Every file copied and found unchanged: the claim lets them go one by one (a.pdf
+    first), and the daemon is killed once a.pdf is let go (its copy at its name, nothing
+    beside it), the invoice file not yet (on a share with no exchange: a.pdf's copy
+    renamed over it, the invoice file's copy still at its temp). The ERP then saves both
+    files again through its names before the restart. The restart lets the invoice file
+    go as the claim would have (its ERP name keeps it) and sends the bundle as it was
+    copied, both old versions — never the new invoice file beside the old a.pdf let go
+    before the kill. Nothing is left in processing, and the ERP's names keep what was
+    saved; where the ERP removed its name for the invoice file after the save
+    (`removed`), the invoice file holds the only copy of what was saved: it is kept, at
+    a hidden name beside the invoice file sent, archived with it, and said."""
+    p, s, erp, pdf = _linked_bundle(tmp_path)
+    if not exchange:
+        monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+    xml = (erp / "INV-1.xml").read_bytes()
+    monkeypatch.setattr(owncopy, "_put_back", lambda *_: None)  # a SIGKILL runs no except
+    real = os.unlink if exchange else os.rename
+
+    def killed_after_a_pdf(src: Any, *args: Any, **kwargs: Any) -> None:
+        real(src, *args, **kwargs)
+        if str(src).startswith(".a.pdf.tmp-"):
+            raise _Killed
+
+    monkeypatch.setattr(os, "unlink" if exchange else "rename", killed_after_a_pdf)
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    [work] = s.processing_dir.iterdir()
+    assert _leftovers(work), "the kill left the invoice file not let go"
+    new_xml = xml.replace(b"</", b"<!-- saved again --></", 1)
+    _write_in_place(erp / "INV-1.xml", new_xml)
+    _write_in_place(erp / "a.pdf", pdf_bytes(2, "saved again"))
+    if their_name == "removed":
+        (erp / "INV-1.xml").unlink()
+    if not exchange:
+        monkeypatch.setattr(owncopy, "rename_exchange", lambda a, b: False)
+    [row] = p.j.rows(("claiming",))
+    with capture_logs() as logged:
+        fin = _restarted(p, s, tmp_path, row.id)
+    assert fin.attempt(row.id) is None
+    [entry] = folders(s.sent_dir)
+    assert (entry / "INV-1.xml").read_bytes() == xml
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+    assert (entry / "INV-1.xml").stat().st_nlink == 1
+    assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
+    assert len(os.listdir(tmp_path / "target")) == 1  # sent once
+    if their_name == "kept":
+        assert sorted(os.listdir(entry)) == ["INV-1", "INV-1.xml", "receipt.json"]
+        assert (erp / "INV-1.xml").read_bytes() == new_xml
+        return
+    [kept] = [n for n in os.listdir(entry) if n.startswith(".INV-1.xml.saved-")]
+    assert (entry / kept).read_bytes() == new_xml
+    [warned] = [e for e in logged if e.get("kept") == kept]
+    assert warned["file"] == "INV-1.xml" and warned["log_level"] == "warning"
