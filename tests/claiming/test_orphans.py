@@ -76,6 +76,16 @@ def work(s: Settings, name: str, host: str | None = None, pid: int | None = None
     return w
 
 
+def swept_with_logs(settings: Settings) -> tuple[int, list[dict[str, Any]]]:
+    """The orphan sweep run once, on a journal of its own: what it counted, and logged."""
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            return sweep(j, settings), logged
+    finally:
+        j.close()
+
+
 def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings) -> None:
     """A plain orphan of a dead process of this host goes back into the outbox; one with
     receipt.json is archived in sent/ (without the temp file of a paper write the kill
@@ -124,12 +134,8 @@ def test_an_orphan_killed_while_a_file_of_several_names_was_copied_goes_back_wit
     clerks = [pdf.with_name(".b.pdf.tmp-0123456789ab"), pdf.with_name(".a.pdf.tmp-0123456789ab")]
     for kept in clerks:
         kept.write_bytes(b"a clerk's")
-    j = Journal(settings.journal_path)
-    try:
-        with capture_logs() as logged:
-            assert sweep(j, settings) == 1
-    finally:
-        j.close()
+    count, logged = swept_with_logs(settings)
+    assert count == 1
     assert not back.exists()
     assert sorted(os.listdir(settings.outbox.path / "INV-5")) == sorted(
         [c.name for c in clerks] + ["a.pdf"])
@@ -152,12 +158,8 @@ def test_an_orphan_whose_file_was_saved_into_through_a_name_removed_since_goes_b
     os.rename(pdf, exchanged)
     pdf.write_bytes(b"%PDF-1.4")  # its copy
     exchanged.write_bytes(b"%PDF-1.4 saved through the other name")
-    j = Journal(settings.journal_path)
-    try:
-        with capture_logs() as logged:
-            assert sweep(j, settings) == 1
-    finally:
-        j.close()
+    count, logged = swept_with_logs(settings)
+    assert count == 1
     assert os.listdir(settings.outbox.path / "INV-6") == ["a.pdf"]
     assert (settings.outbox.path / "INV-6" / "a.pdf").read_bytes() == \
         b"%PDF-1.4 saved through the other name"

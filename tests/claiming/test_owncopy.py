@@ -572,6 +572,15 @@ def _restarted(p: Any, s: Any, tmp_path: Path, row: int) -> Finisher:
     return fin
 
 
+def _restarted_and_sent(p: Any, s: Any, tmp_path: Path) -> Path:
+    """The claim a kill cut short, after a new start: sent by its first attempt; its
+    folder in sent/."""
+    [row] = p.j.rows(("claiming",))
+    assert _restarted(p, s, tmp_path, row.id).attempt(row.id) is None
+    [entry] = folders(s.sent_dir)
+    return entry
+
+
 def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
     """The claim's `nth` copy (1: the invoice file's, 2: a.pdf's) killed `at`: halfway
     through its bytes (`copying`), with the copy whole and synced (`copied`), or once the
@@ -706,10 +715,7 @@ class TestRecoveryLosesNothing:
         it go, and the restart sends the bundle as claimed."""
         p, s, erp, pdf, work = _killed_after_exchange(tmp_path, monkeypatch)
         (erp / "a.pdf").unlink()
-        [row] = p.j.rows(("claiming",))
-        fin = _restarted(p, s, tmp_path, row.id)
-        assert fin.attempt(row.id) is None
-        [entry] = folders(s.sent_dir)
+        entry = _restarted_and_sent(p, s, tmp_path)
         assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
         assert list(s.processing_dir.iterdir()) == [] and _leftovers(tmp_path) == []
 
@@ -774,10 +780,7 @@ class TestRecoveryLosesNothing:
             step(p, cand, 1000.0)
         monkeypatch.undo()
         _write_in_place(erp / "a.pdf", pdf)
-        [row] = p.j.rows(("claiming",))
-        fin = _restarted(p, s, tmp_path, row.id)
-        assert fin.attempt(row.id) is None
-        [entry] = folders(s.sent_dir)
+        entry = _restarted_and_sent(p, s, tmp_path)
         sent = entry / "INV-1" / "a.pdf"
         assert sent.read_bytes() == pdf and sent.stat().st_nlink == 1
         _write_in_place(erp / "a.pdf", b"saved by the ERP later")
@@ -799,10 +802,7 @@ def test_a_restart_copies_what_the_claim_would_have_up_to_the_largest_size_sent(
         step(p, cand, 1000.0)
     monkeypatch.undo()
     monkeypatch.setattr(owncopy, "MAX_INVOICE_BYTES", 1)
-    [row] = p.j.rows(("claiming",))
-    fin = _restarted(p, s, tmp_path, row.id)
-    assert fin.attempt(row.id) is None
-    [entry] = folders(s.sent_dir)
+    entry = _restarted_and_sent(p, s, tmp_path)
     sent = entry / "INV-1" / "a.pdf"
     assert sent.read_bytes() == pdf and sent.stat().st_nlink == 1
     assert (erp / "a.pdf").stat().st_nlink == 1
@@ -822,10 +822,7 @@ def test_a_clerks_dot_file_named_like_a_temp_is_kept_by_recovery(
     with pytest.raises(_Killed):
         step(p, cand, 1000.0)
     monkeypatch.undo()
-    [row] = p.j.rows(("claiming",))
-    fin = _restarted(p, s, tmp_path, row.id)
-    assert fin.attempt(row.id) is None
-    [entry] = folders(s.sent_dir)
+    entry = _restarted_and_sent(p, s, tmp_path)
     assert (entry / "INV-1" / clerks.name).read_bytes() == b"a clerk's notes"
     assert sorted(os.listdir(entry / "INV-1")) == [clerks.name, "a.pdf"]
     assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
