@@ -98,7 +98,7 @@ def _flate(stream: Any) -> _Unpacked:
         except Exception:  # noqa: BLE001 — pypdf raises on it too, and says so for the page
             return _WHOLE
         chain = chain[1:]
-    if chain[0] not in _FLATE or not raw:
+    if not chain or chain[0] not in _FLATE or not raw:  # `/Filter []`: no filter
         return _WHOLE
     if raw[:2] == b"\x1f\x8b":  # gzip's header: off the standard, but pypdf unpacks it
         return _unpacked_whole(zlib.decompressobj(zlib.MAX_WBITS | 16), raw, gzip=True)
