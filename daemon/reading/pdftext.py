@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import Ledger, PageDamaged
+from daemon.reading.pdfdamage import BLANKS, Ledger, PageDamaged
 from daemon.reading.pdffonts import (
     SHOWS_TEXT,
     font_damage,
@@ -107,6 +107,11 @@ class TextBudget:
         # innermost last, how many forms pypdf entered on the page (those past its count,
         # _forms_read, it skips with no more than a log line), and its reader.
         self._drawing: list[int] = []
+        # The operations pypdf began and finished visiting in the page and in each form
+        # being drawn, innermost last, and the form pypdf parses with its content (_left).
+        self._steps: list[list[Any]] = []
+        # pypdf's error at its limit of unpacking, met in a form (_undecoded).
+        self._unpacked_over: Exception | None = None
         self._entered = 0
         self._forms_read = 0
         # Why the text of each form pypdf does not parse is lost (None: it shows none).
@@ -123,6 +128,7 @@ class TextBudget:
         self._resources = [_resources_of(page)]
         self._fonts = [([None], {})]
         self._drawing = [0]
+        self._steps = [[0, 0, None]]
         self._entered = 0
         self._unread_forms = {}
         self._maps = set()
@@ -221,9 +227,12 @@ class TextBudget:
                               "search for its invoice number")
         if self._over is not None:
             raise TextTooLarge(self._over)
+        if self._unpacked_over is not None:
+            raise self._unpacked_over
 
     def visit_before(self, operator: object, operands: object, *_: object) -> None:
         self.operators += 1  # those of the forms a page draws included
+        self._steps[-1][0] += 1
         if operator != b"Do":
             if operator in _FONT_OPERATORS:
                 self._font(operator, operands)
@@ -235,26 +244,65 @@ class TextBudget:
         # none without resources (no font, it says), nor any past its count.
         entered = form is not None and id(form) not in self._drawing
         self._entered += entered
+        parsed: tuple[Any, bytes] | None = None  # the form pypdf parses now, and its content
         if entered and (not resources or self._entered > self._forms_read):
             self._unread(form, resources)
         elif form is not None and resources:
-            self.flate.check(form, "the compressed content of a form it draws")
-            try:
-                data = form.get_data()  # kept on the form: pypdf decodes it no second time
-            except Exception:  # noqa: BLE001 — pypdf fails on it the same way, and skips it
-                data = b""
-            self.take_content(data)
+            try:  # pypdf's decoding, within its limit; kept on the form: not done twice
+                data = form.get_data()
+            except Exception as exc:  # noqa: BLE001 — pypdf fails the same way, and skips it
+                self.flate.damage = self.flate.damage or self._undecoded(exc)
+            else:
+                self.take_content(data)
+                # Unpacked again only once pypdf has, within its limit, and counted.
+                self.flate.check(form, "the compressed content of a form it draws")
+                parsed = (form, data) if entered else None
         # Pushed once charged (a raise above leaves the stack as it was), popped by the
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
         self._fonts.append(([None], {}))
         self._drawing.append(id(form) if form is not None else 0)
+        self._steps.append([0, 0, parsed])
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
             self._resources.pop()
             self._fonts.pop()
             self._drawing.pop()
+            self._left(*self._steps.pop())
+        self._steps[-1][1] += 1
+
+    def _left(self, begun: int, ended: int, parsed: tuple[Any, bytes] | None) -> None:
+        """pypdf left a form it parsed (`parsed`, with its content), of which it visited
+        `begun` operations and finished `ended`. What pypdf meets inside a form (content
+        that does not parse, a font it cannot make) it catches with a log line, and reads
+        on without the form's text, where on a page it raises: an operation begun and not
+        finished, or none begun in content that holds some, is a form whose text was lost
+        (the ledger's damage)."""
+        if parsed is None or begun == ended and (begun or not parsed[1].strip(BLANKS)):
+            return
+        why = "pypdf stopped reading a form it draws"
+        if not begun:  # none begun: content of comments alone holds none
+            from pypdf.generic import ContentStream
+
+            from daemon.validation.pdfprobe import pypdfs_words
+            try:
+                if not ContentStream(parsed[0], self._pdf).operations:
+                    return
+            except Exception as exc:  # noqa: BLE001 — what pypdf met, in its words
+                why = f"a form it draws could not be read, {pypdfs_words(exc)}"
+        self.flate.damage = self.flate.damage or why
+
+    def _undecoded(self, exc: Exception) -> str:
+        """Why a form pypdf cannot unpack loses its text (pypdf skips it with a log
+        line). Past pypdf's limit of unpacking the file is refused, as for a page's
+        content past it: kept, as pypdf catches what is raised inside a form, and raised
+        again by check()."""
+        from daemon.validation.pdfprobe import pypdfs_words, unpack_limit_error
+        if unpack_limit_error(exc) is not None:
+            self._unpacked_over = exc
+            raise exc
+        return f"a form it draws cannot be unpacked, {pypdfs_words(exc)}"
 
     def _unread(self, form: Any, resources: Any | None) -> None:
         """A form pypdf does not parse: text it shows is lost (the ledger's damage).
@@ -269,8 +317,8 @@ class TextBudget:
         try:
             contents = ContentStream(form, self._pdf)
             data = contents.get_data()
-        except Exception:  # noqa: BLE001 — pypdf fails on it the same way: no text of it
-            return None
+        except Exception as exc:  # noqa: BLE001 — undecoded: any text of it lost
+            return self._undecoded(exc)
         if not any(operator in data for operator in SHOWS_TEXT):
             # Lines and images, never parsed; but unpacked here, where pypdf does not:
             # counted (a page of a form that unpacks to 75 MB, on each of 1,000 pages).
