@@ -190,8 +190,8 @@ def test_the_character_maps_pypdf_parses_count_as_content(tmp_path: Path, where:
     """pypdf parses the character map of every font of a page's resources, and of a
     form's at each draw, before it reads any of it, whether or not text is shown in it:
     a form of one line drawn 50 times, in resources naming a font whose map was 143 KB
-    (30 KB of Flate), held a reader 5 s, 5,000 draws the reader's time limit. Its
-    bytes count as content, each time pypdf parses them."""
+    (30 KB of Flate), held a reader 5 s, and pypdf draws up to 5,000 forms a page.
+    Their bytes count as content, each time pypdf parses them."""
     font = (b"<< /Type /Font /Subtype /Type0 /BaseFont /Arial /Encoding /Identity-H "
             b"/DescendantFonts [<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Arial "
             b"/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> "
