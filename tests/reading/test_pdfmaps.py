@@ -142,3 +142,39 @@ def test_text_in_a_font_pypdf_drops_is_a_page_not_read(tmp_path: Path, entry: by
     data = pdf_pages(pages_of(*INVOICES), resources={2: entry})
     assert "the text of page 3 could not be read (the font /F1 it shows text in cannot be " \
         f"read), {SO}" in unreadable(data, tmp_path)
+
+
+def without_map(to_unicode: bytes | None, page3: bytes = SHOWN, to_glyphs: bytes = b""
+                ) -> bytes:
+    """composite_pdf's file, /F2's /ToUnicode written as `to_unicode` (None: none at all),
+    its descendant font's entries `to_glyphs` added (object 11: a stream of glyphs)."""
+    data = composite_pdf(stream(b"\0\x01" * 128), page3=page3, to_unicode=to_unicode or b"x")
+    if to_unicode is None:
+        data = data.replace(b" /ToUnicode x", b"")
+    data = data.replace(b"/DW 500 >>]", b"/DW 500 %s>>]" % to_glyphs)
+    return pdf_of_objects([data[data.index(b"%d 0 obj\n" % n) + len(b"%d 0 obj\n" % n):
+                                data.index(b"\nendobj", data.index(b"%d 0 obj\n" % n))]
+                           for n in range(1, 12)])
+
+
+@pytest.mark.parametrize("to_unicode", [None, b"null", b"/Identity-H"],
+                         ids=["none", "null", "a-name"])
+def test_a_composite_font_of_glyph_numbers_without_a_map_is_a_page_not_read(
+        tmp_path: Path, to_unicode: bytes | None) -> None:
+    """A map is optional to PDF, but without one pypdf reads the glyph numbers of an
+    Identity-H font as control characters: INV-3 went out unsaid as INV-1, INV-2."""
+    assert "the text of page 3 could not be read (the font /F2 it shows text in has no " \
+        f"character map), {SO}" in unreadable(without_map(to_unicode), tmp_path)
+
+
+def test_a_composite_font_of_character_codes_without_a_map_is_read(tmp_path: Path) -> None:
+    """A writer whose CIDs are the characters' own codes (UTF-16) maps them to glyphs by
+    a /CIDToGIDMap stream: pypdf reads its text right, without a map."""
+    unicode = b"BT /F2 12 Tf 72 720 Td <%s> Tj ET\n" % TEXT.encode("utf-16-be").hex().encode()
+    data = without_map(None, unicode, b"/CIDToGIDMap 11 0 R ")
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_a_composite_font_without_a_map_that_shows_no_text_loses_nothing(tmp_path: Path
+                                                                          ) -> None:
+    assert ids(without_map(None, SELECTED), tmp_path) == ("INV-1", "INV-2")
