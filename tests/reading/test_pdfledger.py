@@ -66,3 +66,11 @@ def test_a_page_is_named_by_the_first_damage_pypdf_reads_on_it(tmp_path: Path) -
                      form=form_of(stored(b"0 0 m 1 1 l S\n")[:12]))
     assert "the text of page 3 could not be read (the compressed content of a form it draws " \
         "is cut short)" in unreadable(data, tmp_path)
+
+
+def test_an_empty_dictionary_among_the_kids_is_no_page(tmp_path: Path) -> None:
+    """`/Kids [5 0 R << >> 7 0 R 9 1 R]`: pypdf skips the empty dictionary (nothing on it
+    lost), so the entry not in the file comes after page 2, not 3."""
+    data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R << >> 7 0 R 9 1 R")
+    assert "its list of pages could not be read (the entry after page 2 is not in the file)" \
+        in unreadable(data, tmp_path)
