@@ -74,3 +74,12 @@ def test_an_empty_dictionary_among_the_kids_is_no_page(tmp_path: Path) -> None:
     data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R << >> 7 0 R 9 1 R")
     assert "its list of pages could not be read (the entry after page 2 is not in the file)" \
         in unreadable(data, tmp_path)
+
+
+def test_a_node_of_pages_without_a_type_is_walked_for_a_lost_entry(tmp_path: Path) -> None:
+    """`/Kids [5 0 R 12 0 R]`, object 12 a node of pages without /Type (its /Kids tell it
+    from a page, as pypdf tells it): the entry not in the file inside it is found."""
+    data = pdf_pages(pages_of(*INVOICES) + [b"<< /Kids [7 0 R 9 1 R] /Parent 2 0 R /Count 2 >>"],
+                     kids=b"5 0 R 12 0 R")
+    assert "its list of pages could not be read (the entry after page 2 is not in the file)" \
+        in unreadable(data, tmp_path)
