@@ -1,0 +1,40 @@
+"""Where the look up of objects the cross-reference table does not find
+(daemon/validation/pdfobjects.py) draws its lines: its limit of unlisted objects is the
+most read, objects the table lists are not counted against it, and an object the table
+lists as freed is pypdf's null, never looked for in the file."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from reading.test_pdfdamage import INVOICES, pages_of, pdf_pages, plain, unreadable
+
+from daemon.validation import pdfobjects
+from daemon.validation.pdfprobe import probe_pdf
+from validation import test_pdfobjects
+
+
+def test_as_many_unlisted_objects_as_the_limit_are_looked_through(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of 30 unlisted headers (and a dozen listed), naming an object it does not
+    hold: with the limit at 30, read (its one page counted); the limit is the most
+    looked through, and only objects the table does not list count."""
+    data = test_pdfobjects.TestLimit().many_unlisted(kids=b"5 0 R 99 0 R")
+    monkeypatch.setattr(pdfobjects, "MAX_UNLISTED_HEADERS", 30)
+    facts = probe_pdf(io.BytesIO(data))
+    assert (facts.problem(), facts.pages) == (None, 1)
+
+
+def test_an_object_the_table_lists_as_freed_is_not_looked_for(tmp_path: Path) -> None:
+    """Page 3's content is object 4, which the table lists as freed (an update deleted
+    it) though its old body is still in the file: pypdf takes it for null, reads no text
+    there, and so the page is not read — not read from the old body."""
+    data = pdf_pages(pages_of(*INVOICES), entries={2: b"/Contents 4 0 R"},
+                     form=plain(INVOICES[2]))
+    row = re.findall(rb"\d{10} 00000 n \n", data)[3]  # object 4's, after object 0's
+    data = data.replace(row, b"0000000000 00000 f \n")
+    assert "the text of page 3 could not be read (its content is not in the file)" in \
+        unreadable(data, tmp_path)
