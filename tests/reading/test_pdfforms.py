@@ -223,3 +223,12 @@ class TestFormsPypdfFailsOn:
                          form=form(INVOICES[2] + b"100 Tz\n"))
         assert "the text of page 3 could not be read (pypdf stopped reading a form it " \
             "draws)" in unreadable(data, tmp_path)
+
+
+def test_a_form_without_resources_naming_a_text_operator_in_a_comment_loses_nothing(
+        tmp_path: Path) -> None:
+    """"Tj" in a comment (a writer's note) is no text shown: the form of lines is drawn,
+    nothing lost."""
+    data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n" + INVOICES[2]),
+                     form=form(b"% drawn before the Tj of the page\n0 0 m 595 842 l S\n", b""))
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")

@@ -151,7 +151,11 @@ def without_map(to_unicode: bytes | None, page3: bytes = SHOWN, to_glyphs: bytes
     data = composite_pdf(stream(b"\0\x01" * 128), page3=page3, to_unicode=to_unicode or b"x")
     if to_unicode is None:
         data = data.replace(b" /ToUnicode x", b"")
-    data = data.replace(b"/DW 500 >>]", b"/DW 500 %s>>]" % to_glyphs)
+    return rebuilt(data.replace(b"/DW 500 >>]", b"/DW 500 %s>>]" % to_glyphs))
+
+
+def rebuilt(data: bytes) -> bytes:
+    """composite_pdf's file `data`, changed in place, with its table written again."""
     return pdf_of_objects([data[data.index(b"%d 0 obj\n" % n) + len(b"%d 0 obj\n" % n):
                                 data.index(b"\nendobj", data.index(b"%d 0 obj\n" % n))]
                            for n in range(1, 12)])
@@ -167,14 +171,34 @@ def test_a_composite_font_of_glyph_numbers_without_a_map_is_a_page_not_read(
         f"character map), {SO}" in unreadable(without_map(to_unicode), tmp_path)
 
 
+UNICODE = b"BT /F2 12 Tf 72 720 Td <%s> Tj ET\n" % TEXT.encode("utf-16-be").hex().encode()
+
+
 def test_a_composite_font_of_character_codes_without_a_map_is_read(tmp_path: Path) -> None:
     """A writer whose CIDs are the characters' own codes (UTF-16) maps them to glyphs by
     a /CIDToGIDMap stream: pypdf reads its text right, without a map."""
-    unicode = b"BT /F2 12 Tf 72 720 Td <%s> Tj ET\n" % TEXT.encode("utf-16-be").hex().encode()
-    data = without_map(None, unicode, b"/CIDToGIDMap 11 0 R ")
+    data = without_map(None, UNICODE, b"/CIDToGIDMap 11 0 R ")
     assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
 
 
 def test_a_composite_font_without_a_map_that_shows_no_text_loses_nothing(tmp_path: Path
                                                                           ) -> None:
     assert ids(without_map(None, SELECTED), tmp_path) == ("INV-1", "INV-2")
+
+
+def test_a_lost_map_of_a_composite_font_in_a_unicode_encoding_loses_nothing(
+        tmp_path: Path) -> None:
+    """/UniGB-UCS2-H: the codes are the characters' own, which pypdf reads through the
+    encoding — a map that names no object loses nothing (only one of glyph numbers is
+    needed)."""
+    data = rebuilt(composite_pdf(stream(zlib.compress(CMAP)), page3=UNICODE,
+                                 to_unicode=b"99 0 R").replace(b"/Identity-H", b"/UniGB-UCS2-H"))
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_a_lost_map_of_a_vertical_composite_font_is_a_page_not_read(tmp_path: Path) -> None:
+    """Identity-V, glyph numbers written top to bottom (CJK invoices), as Identity-H."""
+    data = composite_pdf(stream(zlib.compress(CMAP)), to_unicode=b"99 0 R").replace(
+        b"/Identity-H", b"/Identity-V")
+    assert "the text of page 3 could not be read (the character map of the font /F2 it " \
+        f"shows text in is not in the file), {SO}" in unreadable(data, tmp_path)

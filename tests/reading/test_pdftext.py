@@ -210,3 +210,18 @@ def test_the_character_maps_pypdf_parses_count_as_content(tmp_path: Path, where:
                 ] * pages
     assert "over 30,000,000 bytes of page content" in refused(
         write(tmp_path / "INV-1.pdf", pdf_of_objects(objects)))
+
+
+@pytest.mark.parametrize("limit", ["MAX_PDF_PAGE_WORDS", "MAX_PDF_CONTENT_WORDS",
+                                   "MAX_PDF_CONTENT_BYTES"])
+def test_content_of_exactly_a_limit_is_searched(tmp_path: Path, limit: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each limit is the most searched: a page of exactly that many words or bytes is
+    read, one more is refused."""
+    content = text_run("Invoice number: INV-1")
+    path = write(tmp_path / "INV-1.pdf", flate_pdf_pages([content]))
+    size = len(content) if limit.endswith("BYTES") else pdftext._words(content)
+    monkeypatch.setattr(pdftext, limit, size)
+    assert read(path).invoice_ids == ("INV-1",)
+    monkeypatch.setattr(pdftext, limit, size - 1)
+    refused(path)

@@ -38,3 +38,14 @@ def test_an_object_the_table_lists_as_freed_is_not_looked_for(tmp_path: Path) ->
     data = data.replace(row, b"0000000000 00000 f \n")
     assert "the text of page 3 could not be read (its content is not in the file)" in \
         unreadable(data, tmp_path)
+
+
+def test_a_header_written_with_a_leading_zero_is_not_the_object(tmp_path: Path) -> None:
+    """The list of pages names object 12, which the table does not list; the file holds
+    "012 0 obj" (inside a stream), which pypdf's search for "12 0 obj" never finds: the
+    entry is not in the file, as pypdf reads it — not a page read from there."""
+    body = (b"\n012 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents "
+            b"10 0 R /Resources << /Font << /F1 3 0 R >> >> >>\nendobj\n")
+    data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 12 0 R", form=plain(body))
+    assert "its list of pages could not be read (the entry after page 2 is not in the file)" \
+        in unreadable(data, tmp_path)
