@@ -225,3 +225,20 @@ def test_content_of_exactly_a_limit_is_searched(tmp_path: Path, limit: str,
     assert read(path).invoice_ids == ("INV-1",)
     monkeypatch.setattr(pdftext, limit, size - 1)
     refused(path)
+
+
+def test_a_page_past_the_operations_is_refused_at_the_first_one_past(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operations are counted as pypdf reads them, and the search stops at the first
+    past the limit — not after pypdf read the rest of the page."""
+    visited: list[object] = []
+    visit = pdftext.TextBudget.visit_before
+
+    def spy(self: pdftext.TextBudget, operator: object, *rest: object) -> None:
+        visited.append(operator)
+        visit(self, operator, *rest)
+    monkeypatch.setattr(pdftext.TextBudget, "visit_before", spy)
+    monkeypatch.setattr(pdftext, "MAX_PDF_TEXT_OPERATORS", 10)
+    path = write(tmp_path / "INV-1.pdf", flate_pdf_pages([b"q Q\n" * 500]))
+    assert "over 10 drawing operations" in refused(path)
+    assert len(visited) == 11
