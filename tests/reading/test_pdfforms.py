@@ -232,3 +232,14 @@ def test_a_form_without_resources_naming_a_text_operator_in_a_comment_loses_noth
     data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n" + INVOICES[2]),
                      form=form(b"% drawn before the Tj of the page\n0 0 m 595 842 l S\n", b""))
     assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_a_form_that_draws_itself_is_read_once(tmp_path: Path) -> None:
+    """A form whose resources name itself (a writer's loop): pypdf reads it once and
+    skips the draw of itself inside it — its text read, nothing lost, no page taken for
+    one not read."""
+    drawn = form(INVOICES[2] + b"/Fm0 Do\n",
+                 b"/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R >> >>")
+    data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"), form=drawn)
+    found = read(write(tmp_path / "print.pdf", data))
+    assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2", "INV-3"), ())
