@@ -243,3 +243,33 @@ def test_a_form_that_draws_itself_is_read_once(tmp_path: Path) -> None:
     data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"), form=drawn)
     found = read(write(tmp_path / "print.pdf", data))
     assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2", "INV-3"), ())
+
+
+def test_a_form_pypdf_never_parses_is_counted_before_it_is_parsed_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A form without resources that shows text is parsed here (pypdf does not), to
+    know whether it shows any: its words count against the limit of one page first."""
+    from daemon.reading import pdftext
+    monkeypatch.setattr(pdftext, "MAX_PDF_PAGE_WORDS", 100)
+    data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"),
+                     form=form(b"(a) Tj " * 60 + INVOICES[2], b""))
+    error = refusal(write(tmp_path / "print.pdf", data))
+    assert error.code == "invoice-too-large"
+    assert "over 100 words of content on page 3" in error.message
+
+
+def test_text_in_a_form_pypdf_never_parses_that_does_not_parse_is_a_page_not_read(
+        tmp_path: Path) -> None:
+    """A form without resources whose content names a text operator but does not parse
+    (a stray "]"): whether it shows text cannot be known, so it is taken to."""
+    data = pdf_pages(pages_of(*INVOICES[:2], b"/Fm0 Do\n"),
+                     form=form(damaged("Invoice number: INV-3"), b""))
+    assert "the text of page 3 could not be read (a form it draws shows text that cannot " \
+        "be read)" in unreadable(data, tmp_path)
+
+
+def test_a_restore_with_nothing_saved_keeps_the_font(tmp_path: Path) -> None:
+    """A "Q" with no "q" before it: pypdf keeps the font it has, and reads on."""
+    data = pdf_pages(pages_of(*INVOICES[:2], b"BT /F1 12 Tf ET Q BT 72 720 Td "
+                                             b"(Invoice number: INV-3) Tj ET\n"))
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
