@@ -273,3 +273,15 @@ def test_a_restore_with_nothing_saved_keeps_the_font(tmp_path: Path) -> None:
     data = pdf_pages(pages_of(*INVOICES[:2], b"BT /F1 12 Tf ET Q BT 72 720 Td "
                                              b"(Invoice number: INV-3) Tj ET\n"))
     assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_a_limit_met_in_a_form_drawn_by_a_form_on_the_last_page_refuses_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pypdf catches what is raised inside a form, and reads on: the limit met there is
+    raised again once the page is read — on the last page too, with no page after it
+    whose count would."""
+    from daemon.reading import pdftext
+    monkeypatch.setattr(pdftext, "MAX_PDF_PAGE_WORDS", 100)
+    error = refusal(write(tmp_path / "print.pdf", nested(form(b"(a) Tj " * 60))))
+    assert error.code == "invoice-too-large"
+    assert "over 100 words of content on page 3" in error.message

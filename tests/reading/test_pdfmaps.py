@@ -202,3 +202,23 @@ def test_a_lost_map_of_a_vertical_composite_font_is_a_page_not_read(tmp_path: Pa
         b"/Identity-H", b"/Identity-V")
     assert "the text of page 3 could not be read (the character map of the font /F2 it " \
         f"shows text in is not in the file), {SO}" in unreadable(data, tmp_path)
+
+
+def test_a_map_is_unpacked_again_once_a_page_not_at_each_text_shown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page 3 shows its text in /F2 fifty times: its map is checked once (a map of 1 MB
+    checked at each of a page's thousands of runs of text would be gigabytes unpacked)."""
+    from daemon.reading import pdfdamage
+    checked: list[object] = []
+    flate = pdfdamage._flate
+
+    def spy(stream: object) -> object:
+        checked.append(stream)
+        return flate(stream)
+    monkeypatch.setattr(pdfdamage, "_flate", spy)
+    shown = b"BT /F2 12 Tf 72 720 Td <%s> Tj ET\n" % b"".join(
+        b"%04X" % CODES[c] for c in "Invoice number: INV-3")
+    found = read(write(tmp_path / "print.pdf", composite_pdf(stream(zlib.compress(CMAP)),
+                                                             page3=shown * 50)))
+    assert found.warnings == ()
+    assert len(checked) == 3 + 1  # the pages' contents, and the map once
