@@ -285,3 +285,24 @@ def test_a_limit_met_in_a_form_drawn_by_a_form_on_the_last_page_refuses_the_file
     error = refusal(write(tmp_path / "print.pdf", nested(form(b"(a) Tj " * 60))))
     assert error.code == "invoice-too-large"
     assert "over 100 words of content on page 3" in error.message
+
+
+def test_a_form_past_pypdfs_count_drawn_again_is_unpacked_and_counted_once_a_page(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chart's marker past pypdf's count (2 here), 200 KB of lines drawn 20 times: it
+    is unpacked, and its bytes counted, once on the page — 4 MB counted for it would
+    refuse a real chart (the limit 3 MB here)."""
+    from pypdf import apply_configuration
+
+    from daemon.reading import pdftext
+    monkeypatch.setattr(pdftext, "MAX_PDF_CONTENT_BYTES", 3_000_000)
+    lines = b"0 0 m 1 1 l S\n" * 15_000
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>", form(DRAWING),
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 6 0 R "
+               b"/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R /Fm1 7 0 R >> >> >>",
+               stream(zlib.compress(b"/Fm0 Do\n" * 2 + b"/Fm1 Do\n" * 20 + INVOICES[0])),
+               form(lines)]
+    with apply_configuration(xform_maximum_invocations_per_extraction=2):
+        assert ids(pdf_of_objects(objects), tmp_path) == ("INV-1",)
