@@ -306,3 +306,20 @@ def test_a_form_past_pypdfs_count_drawn_again_is_unpacked_and_counted_once_a_pag
                form(lines)]
     with apply_configuration(xform_maximum_invocations_per_extraction=2):
         assert ids(pdf_of_objects(objects), tmp_path) == ("INV-1",)
+
+
+def test_pypdfs_count_of_forms_starts_again_on_each_page(tmp_path: Path) -> None:
+    """pypdf counts the forms it enters page by page (2 here): page 2's one form, with
+    INV-2 in it, after page 1's two, is read — not taken for one past the count."""
+    from pypdf import apply_configuration
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [5 0 R 7 0 R] /Count 2 >>",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>", form(DRAWING)]
+    resources = b"/Resources << /Font << /F1 3 0 R >> /XObject << /Fm0 4 0 R /Fm1 9 0 R >> >>"
+    for number, content in enumerate([b"/Fm0 Do\n" * 2 + INVOICES[0], b"/Fm1 Do\n"]):
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+                       b"/Contents %d 0 R %s >>" % (6 + 2 * number, resources))
+        objects.append(stream(zlib.compress(content)))
+    objects.append(form(INVOICES[1]))
+    with apply_configuration(xform_maximum_invocations_per_extraction=2):
+        assert ids(pdf_of_objects(objects), tmp_path) == ("INV-1", "INV-2")

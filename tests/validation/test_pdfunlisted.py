@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import write
+from reading.test_invoices import read
 from reading.test_pdfdamage import INVOICES, pages_of, pdf_pages, plain, unreadable
 
 from daemon.validation import pdfobjects
@@ -49,3 +51,15 @@ def test_a_header_written_with_a_leading_zero_is_not_the_object(tmp_path: Path) 
     data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 12 0 R", form=plain(body))
     assert "its list of pages could not be read (the entry after page 2 is not in the file)" \
         in unreadable(data, tmp_path)
+
+
+def test_an_unlisted_object_written_twice_is_read_where_pypdfs_search_finds_it(
+        tmp_path: Path) -> None:
+    """The list of pages names object 12, which the table does not list, and the file
+    holds it twice: page 3 first, then something that is no page. pypdf's search finds
+    the first, and so does the index — page 3 is read."""
+    first = (b"\n12 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents "
+             b"10 0 R /Resources << /Font << /F1 3 0 R >> >> >>\nendobj\n")
+    data = pdf_pages(pages_of(*INVOICES), kids=b"5 0 R 7 0 R 12 0 R",
+                     form=plain(first + b"\n12 0 obj\n<< /Type /Pag >>\nendobj\n"))
+    assert read(write(tmp_path / "print.pdf", data)).invoice_ids == ("INV-1", "INV-2", "INV-3")
