@@ -323,3 +323,14 @@ def test_pypdfs_count_of_forms_starts_again_on_each_page(tmp_path: Path) -> None
     objects.append(form(INVOICES[1]))
     with apply_configuration(xform_maximum_invocations_per_extraction=2):
         assert ids(pdf_of_objects(objects), tmp_path) == ("INV-1", "INV-2")
+
+
+def test_a_lost_font_a_form_selects_by_its_own_name_leaves_the_pages_font(
+        tmp_path: Path) -> None:
+    """The form selects /F9, lost in its own resources, and shows nothing; the page then
+    shows INV-3 in the /F1 it selected before the form: read, as pypdf reads a form
+    with a font state of its own."""
+    content = b"BT /F1 12 Tf ET /Fm0 Do BT 72 700 Td (Invoice number: INV-3) Tj ET\n"
+    drawn = form(b"BT /F9 12 Tf ET 0 0 m 1 1 l S\n", b"/Resources << /Font << /F9 99 0 R >> >>")
+    data = pdf_pages(pages_of(*INVOICES[:2], content), form=drawn)
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
