@@ -20,7 +20,8 @@ pypdf (non-strict, as outboxd opens PDFs) recovers in four places where text goe
   draws only lines and images with such a reference is read as it was. The font is
   followed where pypdf walks the operators for its text (pdftext.TextBudget's visitor),
   and so are the forms a page draws that pypdf never parses: one without resources
-  (PDF 1.1's used the page's), and any past pypdf's count of forms a page (5,000). A
+  (PDF 1.1's used the page's), any past pypdf's count of forms a page (5,000), and
+  one pypdf fails to read — it catches the error and skips the form (pdftext.py). A
   font's character map (/ToUnicode), which pypdf reads its text through, is checked as
   a content stream is when text is shown in the font (pdffonts.font_map, Ledger.check).
   The fonts are looked at in pdffonts.py.
@@ -51,7 +52,7 @@ from typing import Any, NamedTuple
 # for them). A checksum that is nowhere there, over bytes that are not blanks, is a
 # stream that did not unpack to what was written (a flipped byte of a literal unpacks
 # without an error, to other text) — or a writer's that gets them all wrong (Ledger).
-_BLANKS = b" \t\r\n\f\0"
+BLANKS = b" \t\r\n\f\0"
 _CHECKSUM_WITHIN = 12
 _CHUNK = 1 << 20  # unpacked a MiB at a time: the output is only counted, never kept
 # How data a writer flushed but never finished ends (an empty stored block: Z_SYNC_FLUSH,
@@ -98,7 +99,7 @@ def _flate(stream: Any) -> _Unpacked:
         except Exception:  # noqa: BLE001 — pypdf raises on it too, and says so for the page
             return _WHOLE
         chain = chain[1:]
-    if chain[0] not in _FLATE or not raw:
+    if not chain or chain[0] not in _FLATE or not raw:  # `/Filter []`: no filter
         return _WHOLE
     if raw[:2] == b"\x1f\x8b":  # gzip's header: off the standard, but pypdf unpacks it
         return _unpacked_whole(zlib.decompressobj(zlib.MAX_WBITS | 16), raw, gzip=True)
@@ -110,9 +111,9 @@ def _flate(stream: Any) -> _Unpacked:
 
 
 def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> _Unpacked:
-    flushed = data.rstrip(_BLANKS).endswith(_FLUSHED)
+    flushed = data.rstrip(BLANKS).endswith(_FLUSHED)
     if flushed:
-        data = data.rstrip(_BLANKS)  # an end of line counted after it: no block to start
+        data = data.rstrip(BLANKS)  # an end of line counted after it: no block to start
     checksum = 1
     try:
         while not unpacker.eof:
@@ -129,7 +130,7 @@ def _unpacked_whole(unpacker: Any, data: bytes, gzip: bool) -> _Unpacked:
     if gzip:
         return _RIGHT  # zlib checked gzip's own checksum (a wrong one is its error)
     rest = unpacker.unused_data
-    if not rest.strip(_BLANKS):
+    if not rest.strip(BLANKS):
         return _WHOLE  # no checksum at all, or only an end of line after the data
     want = checksum.to_bytes(4, "big")
     if want[:3] in rest[:_CHECKSUM_WITHIN]:

@@ -42,6 +42,8 @@ def font_damage(resources: Any, operands: Any, whose: str) -> str | None:
             return f"{part} of {font} {whose} shows text in is not in the file"
         if not _pypdf_reads(entry.get_object()):
             return f"{font} {whose} shows text in cannot be read"
+        if _glyph_numbers(entry.get_object()):
+            return f"{font} {whose} shows text in has no character map"
     except Exception:  # noqa: BLE001 — damaged past this: pypdf raises on it itself
         return None
     return None
@@ -64,6 +66,26 @@ def _pypdf_reads(font: Any) -> bool:
     except Exception:  # noqa: BLE001 — pypdf raises it from the page too, which is said
         return True
     return True
+
+
+def _glyph_numbers(font: Any) -> bool:
+    """Whether the font dictionary `font` is a composite font of glyph numbers
+    (Identity-H or -V, its CIDs the glyphs' own numbers: no /CIDToGIDMap stream from
+    CIDs to glyphs) without a character map stream (none, null, a name): pypdf reads
+    each character as the control character or letter of its glyph's number, without
+    a word (a writer whose CIDs are the characters' own codes maps them to glyphs by a
+    /CIDToGIDMap stream, and pypdf reads its text right)."""
+    from pypdf.generic import ArrayObject, StreamObject
+
+    def resolved(value: Any) -> Any:
+        return value.get_object() if value is not None else None
+    if font.get("/Subtype") != "/Type0" or font.get("/Encoding") not in _IDENTITY or \
+            isinstance(resolved(font.get("/ToUnicode")), StreamObject):
+        return False
+    descendants = resolved(font.get("/DescendantFonts"))
+    if not isinstance(descendants, ArrayObject) or not descendants:
+        return False  # no glyphs at all: pypdf's own error, said for the page
+    return not isinstance(resolved(resolved(descendants[0]).get("/CIDToGIDMap")), StreamObject)
 
 
 def _lost_part(font: Any) -> str | None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.reading.pdfdamage import Ledger, PageDamaged
+from daemon.reading.pdfdamage import BLANKS, Ledger, PageDamaged
 from daemon.reading.pdffonts import (
     SHOWS_TEXT,
     font_damage,
@@ -45,6 +45,7 @@ from daemon.reading.pdffonts import (
     fontless_damage,
     shows_text,
 )
+from daemon.reading.pdfresources import Inherited, maps_size, resources_of
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
 MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
@@ -90,9 +91,8 @@ class TextBudget:
         # text shown in a lost font): kept, not raised, as pypdf catches what a visitor
         # raises inside a form.
         self.flate = Ledger()
-        # The /Resources each node of the page tree passes down by /Parent, by the
-        # node's reference (None: none), each node looked at once for all its pages.
-        self._inherited: dict[tuple[int, int], Any] = {}
+        # The /Resources the nodes of the page tree pass down (pdfresources.py).
+        self._inherited = Inherited()
         # Why the font of the text pypdf reads is lost (pdffonts.font_damage; None: not
         # lost), in the page and in each form being drawn inside it, innermost last (pypdf
         # reads a form with a font of its own): the current one last, those "q" saved
@@ -107,6 +107,11 @@ class TextBudget:
         # innermost last, how many forms pypdf entered on the page (those past its count,
         # _forms_read, it skips with no more than a log line), and its reader.
         self._drawing: list[int] = []
+        # The operations pypdf began and finished visiting in the page and in each form
+        # being drawn, innermost last, and the form pypdf parses with its content (_left).
+        self._steps: list[list[Any]] = []
+        # pypdf's error at its limit of unpacking, met in a form (_undecoded).
+        self._unpacked_over: Exception | None = None
         self._entered = 0
         self._forms_read = 0
         # Why the text of each form pypdf does not parse is lost (None: it shows none).
@@ -119,10 +124,11 @@ class TextBudget:
         self.pages += 1
         self.flate.page()
         if "/Resources" not in page:
-            self._inherit(page)
-        self._resources = [_resources_of(page)]
+            self._inherited.put_on(page)
+        self._resources = [resources_of(page)]
         self._fonts = [([None], {})]
         self._drawing = [0]
+        self._steps = [[0, 0, None]]
         self._entered = 0
         self._unread_forms = {}
         self._maps = set()
@@ -146,6 +152,7 @@ class TextBudget:
             if contents is not None and (why := fontless_damage(page, contents)) is not None:
                 raise PageDamaged(why)
             return ""
+        self.take_maps(self._resources[0])
         text = page.extract_text(visitor_operand_before=self.visit_before,
                                  visitor_operand_after=self.visit_after)
         self.check()
@@ -153,47 +160,6 @@ class TextBudget:
         if self.flate.damage is not None:
             raise PageDamaged(self.flate.damage)
         return text or ""
-
-    def _inherit(self, page: Any) -> None:
-        """The /Resources pypdf would find for `page` up its /Parent chain, put on the
-        page itself, where pypdf looks first (None found: none put).
-
-        pypdf's list of pages already copies what the nodes above a page hold into it,
-        so this is for a page that has none there. pypdf's own look up the /Parent chain
-        (get_inherited) parses each node above again for every page, since the objects
-        pypdf resolved are dropped page by page (invoices.py): for pages under one node
-        of n pages, n parses of n entries — 2,000 pages without resources took 6 s, and
-        20,000 the reader's time limit. Looked at once per node here."""
-        from pypdf.generic import DictionaryObject, IndirectObject, NameObject
-        above = page.get("/Parent")
-        passed: list[tuple[int, int]] = []
-        seen: set[tuple[int, int]] = set()
-        found = None
-        while above is not None:
-            key = (above.idnum, above.generation) if isinstance(above, IndirectObject) \
-                else None
-            if key is not None:
-                if key in self._inherited:
-                    found = self._inherited[key]
-                    break
-                if key in seen:  # a chain that loops: pypdf raises, and reads nothing
-                    break
-                seen.add(key)
-                passed.append(key)
-            try:
-                node = above.get_object()
-            except Exception:  # noqa: BLE001 — a damaged node: pypdf reads nothing either
-                break
-            if not isinstance(node, DictionaryObject):
-                break
-            if "/Resources" in node:
-                found = dict.__getitem__(node, "/Resources")  # as written: a reference is kept
-                break
-            above = node.get("/Parent")
-        for key in passed:
-            self._inherited[key] = found
-        if found is not None:
-            page[NameObject("/Resources")] = found
 
     def take_content(self, data: bytes) -> None:
         """Content pypdf parses next (a page's, or a form's at a draw): counted and
@@ -206,13 +172,19 @@ class TextBudget:
                           f"{self.pages:,} alone to search for its invoice number")
         self.check()
 
+    def take_maps(self, resources: Any) -> None:
+        """The fonts' character maps pypdf parses in `resources` (a page's, or a form's
+        at a draw) before it reads any of it: counted as content, each time."""
+        self.bytes += maps_size(resources)
+        self.check()
+
     def check(self) -> None:
         """Raise TextTooLarge once anything counted is over its limit."""
         if self._over is None:
             if self.bytes > MAX_PDF_CONTENT_BYTES:
                 self._over = (f"over {MAX_PDF_CONTENT_BYTES:,} bytes of page content "
-                              "(images drawn inline included) to search for its invoice "
-                              "number")
+                              "(images drawn inline and fonts' character maps included) "
+                              "to search for its invoice number")
             elif self.words > MAX_PDF_CONTENT_WORDS:
                 self._over = (f"over {MAX_PDF_CONTENT_WORDS:,} words of page content to "
                               "search for its invoice number")
@@ -221,40 +193,84 @@ class TextBudget:
                               "search for its invoice number")
         if self._over is not None:
             raise TextTooLarge(self._over)
+        if self._unpacked_over is not None:
+            raise self._unpacked_over
 
     def visit_before(self, operator: object, operands: object, *_: object) -> None:
         self.operators += 1  # those of the forms a page draws included
+        self._steps[-1][0] += 1
         if operator != b"Do":
             if operator in _FONT_OPERATORS:
                 self._font(operator, operands)
             self.check()
             return
         form = self._form(operands)
-        resources = None if form is None else _resources_of(form)
+        resources = None if form is None else resources_of(form)
         # pypdf enters a form not being drawn already, up to its count a page; it parses
         # none without resources (no font, it says), nor any past its count.
         entered = form is not None and id(form) not in self._drawing
         self._entered += entered
+        parsed: tuple[Any, bytes] | None = None  # the form pypdf parses now, and its content
         if entered and (not resources or self._entered > self._forms_read):
             self._unread(form, resources)
         elif form is not None and resources:
-            self.flate.check(form, "the compressed content of a form it draws")
-            try:
-                data = form.get_data()  # kept on the form: pypdf decodes it no second time
-            except Exception:  # noqa: BLE001 — pypdf fails on it the same way, and skips it
-                data = b""
-            self.take_content(data)
+            try:  # pypdf's decoding, within its limit; kept on the form: not done twice
+                data = form.get_data()
+            except Exception as exc:  # noqa: BLE001 — pypdf fails the same way, and skips it
+                self.flate.damage = self.flate.damage or self._undecoded(exc)
+            else:
+                self.take_content(data)
+                # Unpacked again only once pypdf has, within its limit, and counted.
+                self.flate.check(form, "the compressed content of a form it draws")
+                if entered:
+                    parsed = (form, data)
+                    self.take_maps(resources)
         # Pushed once charged (a raise above leaves the stack as it was), popped by the
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
         self._fonts.append(([None], {}))
         self._drawing.append(id(form) if form is not None else 0)
+        self._steps.append([0, 0, parsed])
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
             self._resources.pop()
             self._fonts.pop()
             self._drawing.pop()
+            self._left(*self._steps.pop())
+        self._steps[-1][1] += 1
+
+    def _left(self, begun: int, ended: int, parsed: tuple[Any, bytes] | None) -> None:
+        """pypdf left a form it parsed (`parsed`, with its content), of which it visited
+        `begun` operations and finished `ended`. What pypdf meets inside a form (content
+        that does not parse, a font it cannot make) it catches with a log line, and reads
+        on without the form's text, where on a page it raises: an operation begun and not
+        finished, or none begun in content that holds some, is a form whose text was lost
+        (the ledger's damage)."""
+        if parsed is None or begun == ended and (begun or not parsed[1].strip(BLANKS)):
+            return
+        why = "pypdf stopped reading a form it draws"
+        if not begun:  # none begun: content of comments alone holds none
+            from pypdf.generic import ContentStream
+
+            from daemon.validation.pdfprobe import pypdfs_words
+            try:
+                if not ContentStream(parsed[0], self._pdf).operations:
+                    return
+            except Exception as exc:  # noqa: BLE001 — what pypdf met, in its words
+                why = f"a form it draws could not be read, {pypdfs_words(exc)}"
+        self.flate.damage = self.flate.damage or why
+
+    def _undecoded(self, exc: Exception) -> str:
+        """Why a form pypdf cannot unpack loses its text (pypdf skips it with a log
+        line). Past pypdf's limit of unpacking the file is refused, as for a page's
+        content past it: kept, as pypdf catches what is raised inside a form, and raised
+        again by check()."""
+        from daemon.validation.pdfprobe import pypdfs_words, unpack_limit_error
+        if unpack_limit_error(exc) is not None:
+            self._unpacked_over = exc
+            raise exc
+        return f"a form it draws cannot be unpacked, {pypdfs_words(exc)}"
 
     def _unread(self, form: Any, resources: Any | None) -> None:
         """A form pypdf does not parse: text it shows is lost (the ledger's damage).
@@ -269,8 +285,8 @@ class TextBudget:
         try:
             contents = ContentStream(form, self._pdf)
             data = contents.get_data()
-        except Exception:  # noqa: BLE001 — pypdf fails on it the same way: no text of it
-            return None
+        except Exception as exc:  # noqa: BLE001 — undecoded: any text of it lost
+            return self._undecoded(exc)
         if not any(operator in data for operator in SHOWS_TEXT):
             # Lines and images, never parsed; but unpacked here, where pypdf does not:
             # counted (a page of a form that unpacks to 75 MB, on each of 1,000 pages).
@@ -332,16 +348,3 @@ class TextBudget:
         except Exception:  # noqa: BLE001 — a damaged resource: pypdf fails on it too, and skips it
             return None
         return None
-
-
-def _resources_of(obj: Any) -> Any | None:
-    """A page's or form's resources as pypdf's search takes them (a page's inherited
-    ones put on it by pypdf's list of pages or TextBudget._inherit); None when there are
-    none or they are no dictionary."""
-    from pypdf.generic import DictionaryObject
-    try:
-        found = obj.get("/Resources")
-        found = found.get_object() if found is not None else None
-    except Exception:  # noqa: BLE001 — damaged: pypdf takes it for none too
-        return None
-    return found if isinstance(found, DictionaryObject) and found else None

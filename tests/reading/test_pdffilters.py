@@ -60,3 +60,16 @@ def test_a_changed_byte_behind_ascii85_is_a_page_not_read(tmp_path: Path) -> Non
     data = pages(a85, changed_byte(INVOICES[2]))
     assert "the text of page 3 could not be read (its compressed content does not match " \
         "its checksum)" in unreadable(data, tmp_path)
+
+
+def test_a_stream_with_an_empty_list_of_filters_is_read(tmp_path: Path) -> None:
+    """`/Filter []` is a stream without filters, its bytes as they are, which pypdf reads
+    as such: the look for Flate asked for the first of no filters, and page 3 of such a
+    file was a page not read (list index out of range), the file of three invoices
+    refused."""
+    objects = [zlib.compress(INVOICES[0]), zlib.compress(INVOICES[1]), INVOICES[2]]
+    filters = [b"/FlateDecode", b"/FlateDecode", b"[]"]
+    data = pdf_pages([b"<< /Length %d /Filter %s >>\nstream\n" % (len(packed), name) + packed
+                      + b"\nendstream" for packed, name in zip(objects, filters, strict=True)])
+    found = read(write(tmp_path / "print.pdf", data))
+    assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2", "INV-3"), ())

@@ -142,3 +142,83 @@ def test_text_in_a_font_pypdf_drops_is_a_page_not_read(tmp_path: Path, entry: by
     data = pdf_pages(pages_of(*INVOICES), resources={2: entry})
     assert "the text of page 3 could not be read (the font /F1 it shows text in cannot be " \
         f"read), {SO}" in unreadable(data, tmp_path)
+
+
+def without_map(to_unicode: bytes | None, page3: bytes = SHOWN, to_glyphs: bytes = b""
+                ) -> bytes:
+    """composite_pdf's file, /F2's /ToUnicode written as `to_unicode` (None: none at all),
+    its descendant font's entries `to_glyphs` added (object 11: a stream of glyphs)."""
+    data = composite_pdf(stream(b"\0\x01" * 128), page3=page3, to_unicode=to_unicode or b"x")
+    if to_unicode is None:
+        data = data.replace(b" /ToUnicode x", b"")
+    return rebuilt(data.replace(b"/DW 500 >>]", b"/DW 500 %s>>]" % to_glyphs))
+
+
+def rebuilt(data: bytes) -> bytes:
+    """composite_pdf's file `data`, changed in place, with its table written again."""
+    return pdf_of_objects([data[data.index(b"%d 0 obj\n" % n) + len(b"%d 0 obj\n" % n):
+                                data.index(b"\nendobj", data.index(b"%d 0 obj\n" % n))]
+                           for n in range(1, 12)])
+
+
+@pytest.mark.parametrize("to_unicode", [None, b"null", b"/Identity-H"],
+                         ids=["none", "null", "a-name"])
+def test_a_composite_font_of_glyph_numbers_without_a_map_is_a_page_not_read(
+        tmp_path: Path, to_unicode: bytes | None) -> None:
+    """A map is optional to PDF, but without one pypdf reads the glyph numbers of an
+    Identity-H font as control characters: INV-3 went out unsaid as INV-1, INV-2."""
+    assert "the text of page 3 could not be read (the font /F2 it shows text in has no " \
+        f"character map), {SO}" in unreadable(without_map(to_unicode), tmp_path)
+
+
+UNICODE = b"BT /F2 12 Tf 72 720 Td <%s> Tj ET\n" % TEXT.encode("utf-16-be").hex().encode()
+
+
+def test_a_composite_font_of_character_codes_without_a_map_is_read(tmp_path: Path) -> None:
+    """A writer whose CIDs are the characters' own codes (UTF-16) maps them to glyphs by
+    a /CIDToGIDMap stream: pypdf reads its text right, without a map."""
+    data = without_map(None, UNICODE, b"/CIDToGIDMap 11 0 R ")
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_a_composite_font_without_a_map_that_shows_no_text_loses_nothing(tmp_path: Path
+                                                                          ) -> None:
+    assert ids(without_map(None, SELECTED), tmp_path) == ("INV-1", "INV-2")
+
+
+def test_a_lost_map_of_a_composite_font_in_a_unicode_encoding_loses_nothing(
+        tmp_path: Path) -> None:
+    """/UniGB-UCS2-H: the codes are the characters' own, which pypdf reads through the
+    encoding — a map that names no object loses nothing (only one of glyph numbers is
+    needed)."""
+    data = rebuilt(composite_pdf(stream(zlib.compress(CMAP)), page3=UNICODE,
+                                 to_unicode=b"99 0 R").replace(b"/Identity-H", b"/UniGB-UCS2-H"))
+    assert ids(data, tmp_path) == ("INV-1", "INV-2", "INV-3")
+
+
+def test_a_lost_map_of_a_vertical_composite_font_is_a_page_not_read(tmp_path: Path) -> None:
+    """Identity-V, glyph numbers written top to bottom (CJK invoices), as Identity-H."""
+    data = composite_pdf(stream(zlib.compress(CMAP)), to_unicode=b"99 0 R").replace(
+        b"/Identity-H", b"/Identity-V")
+    assert "the text of page 3 could not be read (the character map of the font /F2 it " \
+        f"shows text in is not in the file), {SO}" in unreadable(data, tmp_path)
+
+
+def test_a_map_is_unpacked_again_once_a_page_not_at_each_text_shown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Page 3 shows its text in /F2 fifty times: its map is checked once (a map of 1 MB
+    checked at each of a page's thousands of runs of text would be gigabytes unpacked)."""
+    from daemon.reading import pdfdamage
+    checked: list[object] = []
+    flate = pdfdamage._flate
+
+    def spy(stream: object) -> object:
+        checked.append(stream)
+        return flate(stream)
+    monkeypatch.setattr(pdfdamage, "_flate", spy)
+    shown = b"BT /F2 12 Tf 72 720 Td <%s> Tj ET\n" % b"".join(
+        b"%04X" % CODES[c] for c in "Invoice number: INV-3")
+    found = read(write(tmp_path / "print.pdf", composite_pdf(stream(zlib.compress(CMAP)),
+                                                             page3=shown * 50)))
+    assert found.warnings == ()
+    assert len(checked) == 3 + 1  # the pages' contents, and the map once

@@ -6,15 +6,17 @@ follow-up found: content that costs pypdf time without the blanks the budget cou
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import write
+from helpers import pdf_of_objects, write
 
 from daemon.errors import InputError
 from daemon.reading import pdftext
-from reading.test_invoices import flate_pdf, flate_pdf_pages, read
+from reading.test_invoices import flate_pdf, flate_pdf_pages, read, text_run
+from reading.test_pdfdamage import stream
 
 
 def refused(path: Path) -> str:
@@ -124,8 +126,8 @@ def test_an_inline_image_s_data_counts_as_content(
     monkeypatch.setattr(pdftext, "MAX_PDF_CONTENT_BYTES", 100_000)
     image = b"BI /W 100 /H 100 /BPC 8 /CS /G /F /Fl ID %s EI\n"
     path = write(tmp_path / "INV-5.pdf", flate_pdf_pages([image % (b"E" * 150_000)]))
-    assert "over 100,000 bytes of page content (images drawn inline included)" in \
-        refused(path)
+    assert "over 100,000 bytes of page content (images drawn inline and fonts' character " \
+        "maps included)" in refused(path)
     assert parsed == []
     text = b"BT /F1 12 Tf 72 720 Td (Invoice number INV-6) Tj ET\n"
     path = write(tmp_path / "INV-6.pdf", flate_pdf_pages([image % (b"E" * 40_000) + text]))
@@ -173,3 +175,70 @@ def test_a_page_past_a_limit_of_pypdfs_parser_is_refused_not_read_under_its_stem
     message = refused(path)
     assert message.startswith("holds more on one page than is searched for its invoice "
                               f"number (pypdf: Reached maximum {said}.)")
+
+
+def font_with_map(filler: int) -> bytes:
+    """The composite font of test_pdfmaps (object 4 there), its character map CMAP with
+    `filler` blanks before it (on one line: cheap to parse, as a test should be)."""
+    from reading.test_pdfmaps import CMAP
+    return stream(zlib.compress(b" " * filler + CMAP))
+
+
+@pytest.mark.parametrize("where", ["form-drawn-again", "page-after-page"])
+def test_the_character_maps_pypdf_parses_count_as_content(tmp_path: Path, where: str
+                                                          ) -> None:
+    """pypdf parses the character map of every font of a page's resources, and of a
+    form's at each draw, before it reads any of it, whether or not text is shown in it:
+    a form of one line drawn 50 times, in resources naming a font whose map was 143 KB
+    (30 KB of Flate), held a reader 5 s, and pypdf draws up to 5,000 forms a page.
+    Their bytes count as content, each time pypdf parses them."""
+    font = (b"<< /Type /Font /Subtype /Type0 /BaseFont /Arial /Encoding /Identity-H "
+            b"/DescendantFonts [<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Arial "
+            b"/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> "
+            b"/DW 500 >>] /ToUnicode 5 0 R >>")
+    form = (b"<< /Length 14 /Type /XObject /Subtype /Form /BBox [0 0 9 9] "
+            b"/Resources << /Font << /F2 4 0 R >> >> >>\nstream\n0 0 m 1 1 l S\n\nendstream")
+    pages, draws = (1, 31) if where == "form-drawn-again" else (31, 0)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>"
+               % (b" ".join(b"%d 0 R" % (8 + n) for n in range(pages)), pages),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>", font,
+               font_with_map(1_000_000), form,
+               stream(zlib.compress(b"/Fm0 Do\n" * draws + text_run("Invoice number: INV-1")))]
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 7 0 R "
+                b"/Resources << /Font << /F1 3 0 R /F2 4 0 R >> /XObject << /Fm0 6 0 R >> >> >>"
+                ] * pages
+    assert "over 30,000,000 bytes of page content" in refused(
+        write(tmp_path / "INV-1.pdf", pdf_of_objects(objects)))
+
+
+@pytest.mark.parametrize("limit", ["MAX_PDF_PAGE_WORDS", "MAX_PDF_CONTENT_WORDS",
+                                   "MAX_PDF_CONTENT_BYTES"])
+def test_content_of_exactly_a_limit_is_searched(tmp_path: Path, limit: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each limit is the most searched: a page of exactly that many words or bytes is
+    read, one more is refused."""
+    content = text_run("Invoice number: INV-1")
+    path = write(tmp_path / "INV-1.pdf", flate_pdf_pages([content]))
+    size = len(content) if limit.endswith("BYTES") else pdftext._words(content)
+    monkeypatch.setattr(pdftext, limit, size)
+    assert read(path).invoice_ids == ("INV-1",)
+    monkeypatch.setattr(pdftext, limit, size - 1)
+    refused(path)
+
+
+def test_a_page_past_the_operations_is_refused_at_the_first_one_past(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operations are counted as pypdf reads them, and the search stops at the first
+    past the limit — not after pypdf read the rest of the page."""
+    visited: list[object] = []
+    visit = pdftext.TextBudget.visit_before
+
+    def spy(self: pdftext.TextBudget, operator: object, *rest: object) -> None:
+        visited.append(operator)
+        visit(self, operator, *rest)
+    monkeypatch.setattr(pdftext.TextBudget, "visit_before", spy)
+    monkeypatch.setattr(pdftext, "MAX_PDF_TEXT_OPERATORS", 10)
+    path = write(tmp_path / "INV-1.pdf", flate_pdf_pages([b"q Q\n" * 500]))
+    assert "over 10 drawing operations" in refused(path)
+    assert len(visited) == 11
