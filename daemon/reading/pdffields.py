@@ -62,7 +62,10 @@ def field_text(page: Any, budget: Counter) -> str:
     try:
         annots = page.get("/Annots")
         annots = annots.get_object() if annots is not None else None
-    except Exception:  # noqa: BLE001 — damaged: no annotation pypdf's writers would read
+    except Exception as exc:  # noqa: BLE001 — damaged: no annotation a viewer would show
+        from daemon.validation.pdfprobe import parse_limit_error, unpack_limit_error
+        if parse_limit_error(exc) is not None or unpack_limit_error(exc) is not None:
+            raise  # past a limit of pypdf's (an array of 100,000 entries): refused
         return ""
     if not isinstance(annots, ArrayObject):
         return ""
@@ -134,7 +137,7 @@ def _inherited(annot: Any, budget: Counter) -> dict[str, Any] | None:
 
 def _text(value: Any, budget: Counter) -> str | None:
     """A text field's value as text: a string, or a stream of one (PDF allows either)."""
-    from pypdf.generic import StreamObject, create_string_object
+    from pypdf.generic import NameObject, StreamObject, create_string_object
     value = value.get_object() if value is not None else None
     if isinstance(value, StreamObject):
         try:
@@ -147,7 +150,10 @@ def _text(value: Any, budget: Counter) -> str | None:
             return None
         budget.take_field(0, len(data))
         value = create_string_object(data)
-    return value if isinstance(value, str) and value else None
+    if isinstance(value, bytes):  # pypdf's for a string it cannot decode as text
+        value = value.decode("latin-1")
+    return value if isinstance(value, str) and not isinstance(value, NameObject) and value \
+        else None
 
 
 def _chosen(value: Any, options: Any, budget: Counter) -> str | None:

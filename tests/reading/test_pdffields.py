@@ -150,7 +150,9 @@ def test_a_value_on_a_page_without_resources_is_read(tmp_path: Path) -> None:
 
 # A hand-written file: INV-1 in page 1's text (object 5, content 6), page 2 (7, content
 # 8) of lines, with the widgets of `annots` on page 2 and the objects `more` from 9 on.
-def by_hand(annots: bytes, more: list[bytes]) -> bytes:
+# `entry`: page 2's /Annots entry as written, in place of the array of `annots`.
+def by_hand(annots: bytes, more: list[bytes], entry: bytes | None = None) -> bytes:
+    entry = b"/Annots [%s]" % annots if entry is None else entry
     return pdf_of_objects([
         b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] >> >>",
         b"<< /Type /Pages /Kids [5 0 R 7 0 R] /Count 2 >>",
@@ -158,7 +160,7 @@ def by_hand(annots: bytes, more: list[bytes]) -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 6 0 R "
         b"/Resources << /Font << /F1 3 0 R >> >> >>", stream(zlib.compress(INVOICES[0])),
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 8 0 R "
-        b"/Resources << /Font << /F1 3 0 R >> >> /Annots [%s] >>" % annots,
+        b"/Resources << /Font << /F1 3 0 R >> >> %s >>" % entry,
         stream(zlib.compress(DRAWING)), *more])
 
 
@@ -258,3 +260,26 @@ def test_annotations_past_the_limit_are_refused_before_they_are_read(
     assert "over 1,000 annotations and form fields" in error.message
     assert seen == []
     assert ids(widgets(1_000), tmp_path) == ("INV-1", "INV-2")
+
+
+def test_annotations_past_a_limit_of_pypdfs_parser_are_refused_not_skipped(
+        tmp_path: Path) -> None:
+    """An /Annots array of its own object, of more entries than pypdf parses (1,000
+    here; 100,000 in use): refused as too large, as a page's content past that limit
+    is — not read as a page of no fields."""
+    from pypdf import apply_configuration
+    data = by_hand(b"", [b"[%s]" % b" ".join([b"10 0 R"] * 1_001),
+                         WIDGET + b"/FT /Tx /V (Invoice number: INV-2) >>"],
+                   entry=b"/Annots 9 0 R")
+    with apply_configuration(array_maximum_element_count=1_000):
+        error = refusal(write(tmp_path / "print.pdf", data))
+    assert (error.code, error.file) == ("invoice-too-large", "print.pdf")
+    assert "array element count" in error.message
+
+
+def test_a_value_that_is_no_text_string_is_read_as_latin_1(tmp_path: Path) -> None:
+    """A value in bytes pypdf cannot decode as PDF's text (0x7f is none of its
+    characters): read as Latin-1, as its bytes show, not dropped."""
+    data = by_hand(b"9 0 R", [WIDGET + b"/FT /Tx /V <496e766f696365206e756d6265723a"
+                                        b"20494e562d327f> >>"])
+    assert ids(data, tmp_path) == ("INV-1", "INV-2")
