@@ -85,23 +85,33 @@ def field_text(page: Any, budget: Counter) -> str:
 def _widget_text(annot: Any, budget: Counter) -> str | None:
     """The text the widget annotation `annot` shows of its field's value, or None."""
     from pypdf.generic import DictionaryObject
-    if not isinstance(annot, DictionaryObject) or annot.get("/Subtype") != "/Widget":
+    if not isinstance(annot, DictionaryObject) or _resolved(annot, "/Subtype") != "/Widget":
         return None
-    flags = annot.get("/F")
-    flags = flags if isinstance(flags, int) else 0
+    flags = _number(_resolved(annot, "/F"))
     if flags & _HIDDEN or flags & _NO_VIEW and not flags & _PRINT:
         return None
     entries = _inherited(annot, budget)
     if entries is None:
         return None
-    kind, value = entries.get("/FT"), entries.get("/V")
-    field_flags = entries.get("/Ff")
-    field_flags = field_flags if isinstance(field_flags, int) else 0
-    if kind == "/Tx" and not field_flags & _PASSWORD:
+    kind, value = _resolved(entries, "/FT"), entries.get("/V")
+    if kind == "/Tx" and not _number(_resolved(entries, "/Ff")) & _PASSWORD:
         return _text(value, budget)
     if kind == "/Ch":
         return _chosen(value, entries.get("/Opt"), budget)
     return None
+
+
+def _resolved(entries: Any, key: str) -> Any:
+    """The entry `key` of `entries` (a dictionary), a reference followed (pypdf's get
+    does not follow one: a hidden widget's flags written as an object of their own
+    were read as none)."""
+    value = entries.get(key)
+    return value.get_object() if value is not None else None
+
+
+def _number(value: Any) -> int:
+    """Flags as a number: none, or not a whole number, none set."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _inherited(annot: Any, budget: Counter) -> dict[str, Any] | None:

@@ -31,6 +31,10 @@ and any other's made of "E"s: 0.54 µs a byte) — only raw image data of a stat
 skipped at C speed. So all of a stream's bytes count, inline images included, before it
 is parsed: a page of 75 MB (the most pypdf unpacks a part to, pdfprobe.py) took 40 s to
 parse before the limit was checked after it.
+
+A page's form fields, whose values are searched after its text (pdffields.py), are
+counted too: each annotation and field an operation and a word, and a form object, of
+which a file has a limit of its own (pypdf parses each from the file, ~90 µs).
 """
 
 from __future__ import annotations

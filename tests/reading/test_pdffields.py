@@ -167,6 +167,15 @@ def by_hand(annots: bytes, more: list[bytes], entry: bytes | None = None) -> byt
 WIDGET = b"<< /Type /Annot /Subtype /Widget /Rect [0 0 10 10] /F 4 "
 
 
+def test_a_hidden_widgets_flags_written_as_an_object_of_their_own_are_followed(
+        tmp_path: Path) -> None:
+    data = by_hand(b"9 0 R", [WIDGET.replace(b"/F 4", b"/F 10 0 R")
+                              + b"/FT 11 0 R /V (Invoice number: INV-2) >>", b"2", b"/Tx"])
+    assert ids(data, tmp_path) == ("INV-1",)
+    shown = data.replace(b"10 0 obj\n2\n", b"10 0 obj\n4\n")
+    assert ids(shown, tmp_path) == ("INV-1", "INV-2")
+
+
 def test_a_value_inherited_from_the_field_above_its_widgets_is_read(tmp_path: Path) -> None:
     """A field of two widgets (/Kids): its type and value are the field's, not the
     widgets' own."""
