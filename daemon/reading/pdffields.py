@@ -24,15 +24,15 @@ them; not those of buttons (a check box's value is a name, no text), of password
 fields (shown as dots), nor of widgets neither shown nor printed (/F Hidden, or NoView
 without Print). Each value is a line of its own, in the order of the page's /Annots.
 
-Bounded as a page's content is: each annotation (all of a page's counted before the first
-is read) and each step up a /Parent chain is one operation and one word of TextBudget's,
-and one of its form objects, which have a limit of their own (pypdf parses each from the
-file, ~90 µs: a page of 100,000 widgets took 9 s); each value's characters are its
-bytes; a chain that comes back to a field already met ends there. A widget whose field's value
-names an object that is not in the file (its /V, or its /Parent with no /V before it)
-makes the page one not read (pdfdamage.py), as text in a lost font does; an /Annots
-entry that is not in the file does not (most annotations are links and notes, and
-which one was lost cannot be told).
+Bounded as a page's content is: each annotation (all of a page's counted before the
+first is read) and each step up a /Parent chain is one operation and one word of
+TextBudget's, and one of its form objects, which have a limit of their own (pypdf parses
+each from the file, ~90 µs: a page of 100,000 widgets took 9 s); each value's characters
+are its bytes; a chain that comes back to a field already met ends there. A widget whose
+field's value names an object that is not in the file (its /V, or its /Parent with no
+/V before it) makes the page one not read (pdfdamage.py), as text in a lost font does;
+an /Annots entry that is not in the file does not (most annotations are links and
+notes, and which one was lost cannot be told).
 """
 
 from __future__ import annotations
@@ -63,9 +63,7 @@ def field_text(page: Any, budget: Counter) -> str:
         annots = page.get("/Annots")
         annots = annots.get_object() if annots is not None else None
     except Exception as exc:  # noqa: BLE001 — damaged: no annotation a viewer would show
-        from daemon.validation.pdfprobe import parse_limit_error, unpack_limit_error
-        if parse_limit_error(exc) is not None or unpack_limit_error(exc) is not None:
-            raise  # past a limit of pypdf's (an array of 100,000 entries): refused
+        _past_a_limit(exc)
         return ""
     if not isinstance(annots, ArrayObject):
         return ""
@@ -74,12 +72,22 @@ def field_text(page: Any, budget: Counter) -> str:
     for ref in annots:
         try:
             annot = ref.get_object()
-        except Exception:  # noqa: BLE001 — an entry that is no object: said in the doc
+        except Exception as exc:  # noqa: BLE001 — an entry that is no object: the doc
+            _past_a_limit(exc)
             continue
         if (text := _widget_text(annot, budget)) is not None:
             budget.take_field(0, len(text))
             found.append(text)
     return "\n".join(found)
+
+
+def _past_a_limit(exc: Exception) -> None:
+    """Raise `exc` again where pypdf stopped at a limit of its own (an array or a
+    dictionary of over 100,000 entries, unpacking): the file is refused, as for a page's
+    content past it, not read as if the annotations were not there."""
+    from daemon.validation.pdfprobe import parse_limit_error, unpack_limit_error
+    if parse_limit_error(exc) is not None or unpack_limit_error(exc) is not None:
+        raise exc
 
 
 def _widget_text(annot: Any, budget: Counter) -> str | None:

@@ -292,3 +292,16 @@ def test_a_value_that_is_no_text_string_is_read_as_latin_1(tmp_path: Path) -> No
     data = by_hand(b"9 0 R", [WIDGET + b"/FT /Tx /V <496e766f696365206e756d6265723a"
                                         b"20494e562d327f> >>"])
     assert ids(data, tmp_path) == ("INV-1", "INV-2")
+
+
+def test_an_annotation_past_a_limit_of_pypdfs_parser_is_refused_not_skipped(
+        tmp_path: Path) -> None:
+    """A widget of more entries than pypdf parses in a dictionary (1,000 here): refused
+    as too large, not read as if it were not there."""
+    from pypdf import apply_configuration
+    padding = b" ".join(b"/K%d 1" % n for n in range(1_001))
+    data = by_hand(b"9 0 R", [WIDGET + padding + b" /FT /Tx /V (Invoice number: INV-2) >>"])
+    with apply_configuration(dictionary_maximum_element_count=1_000):
+        error = refusal(write(tmp_path / "print.pdf", data))
+    assert (error.code, error.file) == ("invoice-too-large", "print.pdf")
+    assert "dictionary" in error.message
