@@ -31,6 +31,10 @@ and any other's made of "E"s: 0.54 µs a byte) — only raw image data of a stat
 skipped at C speed. So all of a stream's bytes count, inline images included, before it
 is parsed: a page of 75 MB (the most pypdf unpacks a part to, pdfprobe.py) took 40 s to
 parse before the limit was checked after it.
+
+A page's form fields, whose values are searched after its text (pdffields.py), are
+counted too: each annotation and field an operation and a word, and a form object, of
+which a file has a limit of its own (pypdf parses each from the file, ~90 µs).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.reading.pdfdamage import BLANKS, Ledger, PageDamaged
+from daemon.reading.pdffields import field_text
 from daemon.reading.pdffonts import (
     SHOWS_TEXT,
     font_damage,
@@ -51,6 +56,9 @@ MAX_PDF_CONTENT_WORDS = 3_000_000
 MAX_PDF_PAGE_WORDS = 500_000  # of one stream parsed: a page's content, or a form's
 MAX_PDF_CONTENT_BYTES = 30_000_000
 MAX_PDF_TEXT_OPERATORS = 1_000_000
+# Annotations, and form fields above them, whose values are searched (pdffields.py): a
+# form holds tens to hundreds a page; 100,000 take pypdf ~10 s to parse.
+MAX_PDF_FORM_OBJECTS = 100_000
 # PDF's six blanks, and the bytes that start or end a name, string, array or dictionary.
 _WORD_BYTES = (b" ", b"\n", b"\r", b"\t", b"\0", b"\f", b"/", b"(", b")", b"<", b">", b"[", b"]")
 # The operators whose font matters to pypdf's text: "Tf" selects one, "q" and "Q" save
@@ -114,6 +122,7 @@ class TextBudget:
         self._unpacked_over: Exception | None = None
         self._entered = 0
         self._forms_read = 0
+        self.form_objects = 0  # take_field's
         # Why the text of each form pypdf does not parse is lost (None: it shows none).
         self._unread_forms: dict[int, str | None] = {}
         self._pdf: Any = None
@@ -147,19 +156,23 @@ class TextBudget:
         can_hold_text = self._start(page)
         contents = page.get_contents()
         self.take_content(contents.get_data() if contents is not None else b"")
+        text = ""
         if not can_hold_text:
             # No font: pypdf reads no text on it, and any text it shows is lost.
             if contents is not None and (why := fontless_damage(page, contents)) is not None:
                 raise PageDamaged(why)
-            return ""
-        self.take_maps(self._resources[0])
-        text = page.extract_text(visitor_operand_before=self.visit_before,
-                                 visitor_operand_after=self.visit_after)
-        self.check()
-        self.flate.check_contents(page)
+        else:
+            self.take_maps(self._resources[0])
+            text = page.extract_text(visitor_operand_before=self.visit_before,
+                                     visitor_operand_after=self.visit_after) or ""
+            self.check()
+            self.flate.check_contents(page)
+        # The values typed into its form fields, which pypdf's text leaves out: after
+        # the content's text, a line each (pdffields.py; a widget draws its own font).
+        fields = field_text(page, self)
         if self.flate.damage is not None:
             raise PageDamaged(self.flate.damage)
-        return text or ""
+        return f"{text}\n{fields}" if fields else text
 
     def take_content(self, data: bytes) -> None:
         """Content pypdf parses next (a page's, or a form's at a draw): counted and
@@ -171,6 +184,24 @@ class TextBudget:
             self._over = (f"over {MAX_PDF_PAGE_WORDS:,} words of content on page "
                           f"{self.pages:,} alone to search for its invoice number")
         self.check()
+
+    def take_field(self, objects: int, size: int) -> None:
+        """Objects of the page's form fields read (pdffields.py: annotations, fields up
+        a /Parent chain, options), each an operation and a word, and `size` bytes of
+        their values. pypdf parses each such object from the file (~90 µs, a hundred
+        times an operation's cost): they have a limit of their own too."""
+        self.operators += objects
+        self.words += objects
+        self.bytes += size
+        self.form_objects += objects
+        if self.form_objects > MAX_PDF_FORM_OBJECTS:
+            self._over = (f"over {MAX_PDF_FORM_OBJECTS:,} annotations and form fields "
+                          "to search for its invoice number")
+        self.check()
+
+    def lose(self, why: str) -> None:
+        """What the page shows is lost (why, in a few words): the page is not read."""
+        self.flate.damage = self.flate.damage or why
 
     def take_maps(self, resources: Any) -> None:
         """The fonts' character maps pypdf parses in `resources` (a page's, or a form's

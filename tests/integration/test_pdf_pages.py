@@ -114,3 +114,27 @@ def test_a_writer_whose_every_checksum_is_wrong_sends_its_invoices_under_their_i
             for i in manifest["invoices"]] == [
         ("INV-1", ["a.pdf"]), ("INV-2", ["a.pdf"]), ("INV-3", ["a.pdf"])]
     assert manifest["warnings"] == []
+
+
+def test_a_filled_pdf_form_goes_out_with_the_number_typed_into_its_field(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A filled invoice template: INV-1 in page 1's text, INV-2 typed into a form field
+    on page 2 (filled with pypdf's writer), a folder of attachments for each. It went
+    out as the one invoice INV-1, INV-2's folder matched to none; it goes out as both,
+    each with its attachment."""
+    from reading.test_pdffields import template
+    env.write_config(receiver.url, service={"reader_processes": "auto"})
+    start_daemon()
+    for invoice in ("INV-1", "INV-2"):
+        write(env.outbox / "form" / invoice / f"{invoice}-timesheet.pdf", pdf_bytes())
+    data = template((1, "number", "Invoice number: INV-2", {}))
+    write(env.outbox / ".form.pdf.tmp", data).rename(env.outbox / "form.pdf")
+
+    wait_for(lambda: env.sent_bundles() or env.quarantined(),
+             what="the filled form sent, or quarantined")
+    assert env.quarantined() == []
+    [sent] = env.sent_bundles()
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["name"] for a in i["attachments"]]) for i in manifest["invoices"]] \
+        == [("INV-1", ["INV-1-timesheet.pdf"]), ("INV-2", ["INV-2-timesheet.pdf"])]
+    assert manifest["warnings"] == []
