@@ -180,7 +180,7 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                 # again from the file (but an object stream's objects: drop_resolved).
                 reader.drop_resolved()
             reader.check_lookups()  # met inside pypdf, which may have caught it
-            budget.flate.read(number, (m.group(1) for m in pattern.finditer(text or "")))
+            budget.ledger.read(number, (m.group(1) for m in pattern.finditer(text or "")))
     except TextTooLarge as exc:
         raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
     except Exception as exc:  # noqa: BLE001 - past a limit, or a list of pages that loops
@@ -194,7 +194,7 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
             raise _too_large(rel, f"holds more on one page than is searched for its "
                              f"invoice number ({words})", _SPLIT_PDF) from None
         unread[0] = pypdfs_words(exc)  # pypdf's list of the pages (a page tree that loops)
-    ids, unread, doubtful = budget.flate.decided(unread)
+    ids, unread, doubtful = budget.ledger.decided(unread)
     return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread,
                     tuple(_checked_id(found, rel) for found in doubtful))
 

@@ -81,7 +81,7 @@ class TextBudget:
     """What the search reads, counted against the limits above (TextTooLarge), page by
     page (text_of): each page's content (take_content), and through pypdf's visitors
     (visit_before, visit_after) each operation and each form a page draws; what is found
-    damaged on the way is kept in the file's ledger (flate, pdfdamage.py)."""
+    damaged on the way is kept in the file's ledger (ledger, pdfdamage.py)."""
 
     def __init__(self) -> None:
         self.words = 0
@@ -98,7 +98,7 @@ class TextBudget:
         # and what was found wrong on the page (pdfdamage.py: its content, a form's,
         # text shown in a lost font): kept, not raised, as pypdf catches what a visitor
         # raises inside a form.
-        self.flate = Ledger()
+        self.ledger = Ledger()
         # The /Resources the nodes of the page tree pass down (pdfresources.py).
         self._inherited = Inherited()
         # Why the font of the text pypdf reads is lost (pdffonts.font_damage; None: not
@@ -131,7 +131,7 @@ class TextBudget:
         """A new page's search starts: its content is taken next. False when the page
         has no resources, so no font: pypdf reads no text on it (and is not asked to)."""
         self.pages += 1
-        self.flate.page()
+        self.ledger.page()
         if "/Resources" not in page:
             self._inherited.put_on(page)
         self._resources = [resources_of(page)]
@@ -166,12 +166,12 @@ class TextBudget:
             text = page.extract_text(visitor_operand_before=self.visit_before,
                                      visitor_operand_after=self.visit_after) or ""
             self.check()
-            self.flate.check_contents(page)
+            self.ledger.check_contents(page)
         # The values typed into its form fields, which pypdf's text leaves out: after
         # the content's text, a line each (pdffields.py; a widget draws its own font).
         fields = field_text(page, self)
-        if self.flate.damage is not None:
-            raise PageDamaged(self.flate.damage)
+        if self.ledger.damage is not None:
+            raise PageDamaged(self.ledger.damage)
         return f"{text}\n{fields}" if fields else text
 
     def take_content(self, data: bytes) -> None:
@@ -201,7 +201,7 @@ class TextBudget:
 
     def lose(self, why: str) -> None:
         """What the page shows is lost (why, in a few words): the page is not read."""
-        self.flate.damage = self.flate.damage or why
+        self.ledger.damage = self.ledger.damage or why
 
     def take_maps(self, resources: Any) -> None:
         """The fonts' character maps pypdf parses in `resources` (a page's, or a form's
@@ -248,11 +248,11 @@ class TextBudget:
             try:  # pypdf's decoding, within its limit; kept on the form: not done twice
                 data = form.get_data()
             except Exception as exc:  # noqa: BLE001 — pypdf fails the same way, and skips it
-                self.flate.damage = self.flate.damage or self._undecoded(exc)
+                self.ledger.damage = self.ledger.damage or self._undecoded(exc)
             else:
                 self.take_content(data)
                 # Unpacked again only once pypdf has, within its limit, and counted.
-                self.flate.check(form, "the compressed content of a form it draws")
+                self.ledger.check(form, "the compressed content of a form it draws")
                 if entered:
                     parsed = (form, data)
                     self.take_maps(resources)
@@ -290,7 +290,7 @@ class TextBudget:
                     return
             except Exception as exc:  # noqa: BLE001 — what pypdf met, in its words
                 why = f"a form it draws could not be read, {pypdfs_words(exc)}"
-        self.flate.damage = self.flate.damage or why
+        self.ledger.damage = self.ledger.damage or why
 
     def _undecoded(self, exc: Exception) -> str:
         """Why a form pypdf cannot unpack loses its text (pypdf skips it with a log
@@ -309,7 +309,7 @@ class TextBudget:
         count is one form."""
         if id(form) not in self._unread_forms:
             self._unread_forms[id(form)] = self._unread_why(form, resources)
-        self.flate.damage = self.flate.damage or self._unread_forms[id(form)]
+        self.ledger.damage = self.ledger.damage or self._unread_forms[id(form)]
 
     def _unread_why(self, form: Any, resources: Any | None) -> str | None:
         from pypdf.generic import ContentStream
@@ -356,10 +356,10 @@ class TextBudget:
             if isinstance(name, str):
                 known[name] = saved[-1]
         elif isinstance(saved[-1], str):
-            self.flate.damage = self.flate.damage or saved[-1]
+            self.ledger.damage = self.ledger.damage or saved[-1]
         elif saved[-1] is not None and id(saved[-1][0]) not in self._maps:
             self._maps.add(id(saved[-1][0]))  # unpacked once a page
-            self.flate.check(*saved[-1])
+            self.ledger.check(*saved[-1])
 
     def _form(self, operands: object) -> Any | None:
         """The form XObject a "Do" of these operands draws (None: an image, or a name
