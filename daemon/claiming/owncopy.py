@@ -322,27 +322,36 @@ def _written_while_copied(rel: str) -> OSError:
                    printable(rel))
 
 
-def own_claimed(moved: Candidate, settings: Settings, log: Any) -> Snapshot | None:
+def own_claimed(moved: Candidate, settings: Settings, log: Any
+                ) -> tuple[Snapshot | None, tuple[str, ...]]:
     """own_copies for a claim a crash cut short, at the start (recovery.py): `moved` is
     the bundle as it lies in its work folder. Its snapshot there tells which files have
     other names (none is kept from before the crash); the temps a kill left are settled
     first (leftcopies.copies_left; looked at again once a file went back to its name).
-    The snapshot (None: no invoice file there) for the look at its sidecar that follows."""
+    The snapshot (None: no invoice file there) for the look at its sidecar that follows,
+    and the files it found linked that the copies did not find with one name: the
+    check by hashes that follows takes a link of any other file for one made since
+    (claim.linked_since), as the check after a claim does."""
     snap = snapshot(moved, settings.outbox)
     try:
         held = hold_folder(moved.invoice.parent, within=settings.outbox.path)
-    except OSError:
-        return snap  # no folder of ours there now (a link in its place): the read says so
+    except OSError:  # no folder of ours there now (a link in its place): the read says so
+        return snap, snap.linked if snap is not None else ()
+    single: list[str] = []
     try:
         if copies_left(held, moved, snap, log):
             # A file put back at its name has other names that snapshot did not see.
             snap = snapshot(moved, settings.outbox)
         if snap is not None and snap.linked:
-            say_copied(log, _own_copies_in(held, snap.linked, moved.invoice.parent,
-                                           copy_limit(settings)))
+            owned = _own_copies_in(held, snap.linked, moved.invoice.parent,
+                                   copy_limit(settings))
+            say_copied(log, owned)
+            single = owned.single
     finally:
         os.close(held)
-    return snap
+    if snap is None:
+        return None, ()
+    return snap, tuple(rel for rel in snap.linked if rel not in single)
 
 
 def say_copied(log: Any, owned: Owned) -> None:

@@ -17,6 +17,7 @@ from daemon.bundle import reasons_of
 from daemon.claiming.claim import (
     changed_during_claim,
     finish_claim,
+    linked_since,
     log_leftover,
     stuck_in_work_folder,
     unclaim,
@@ -271,7 +272,7 @@ class Recovery(Rereading):
         # Its files of several names made its own first, as the claim would have (a copy
         # a kill cut short removed): what is read, and sent, is the copy. OSError: the
         # claim is finished at a later rescan (_finish_or_wait).
-        snap = own_claimed(self._moved(row), self.s, bundle_log(
+        snap, seen = own_claimed(self._moved(row), self.s, bundle_log(
             self.log, row.invoice_file, row.bundle_id, row.invoice_ids))
         try:
             bundle = self._read_again(row, self.s)
@@ -283,7 +284,11 @@ class Recovery(Rereading):
         # A copy begun in the sidecar before the crash (an in-progress name) is a change
         # too, as for the check after a claim (claims.py): the id does not cover it.
         busy = snap is not None and snap.busy
-        if bundle_id_of(bundle) == row.bundle_id and not busy:
+        # And a file that got another name since the copies were made (a link into the
+        # work folder, or one made again for a file the copies found with one name): the
+        # same bytes, but archived it would be a name of another's file (owncopy.py).
+        late = linked_since(bundle, seen)
+        if bundle_id_of(bundle) == row.bundle_id and not busy and late is None:
             self._validated[row.id] = bundle
             return None
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
@@ -306,5 +311,5 @@ class Recovery(Rereading):
         self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None,
                           last_error=None)
         log.warning("bundle changed while being claimed (before a restart); settling again",
-                    new_bundle_id=bundle_id_of(bundle))
+                    new_bundle_id=bundle_id_of(bundle), **({"changed": late} if late else {}))
         return "settling"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
-from daemon.claiming import claims, owncopy  # noqa: E402
+from daemon.claiming import claims, owncopy, recovery  # noqa: E402
 from daemon.delivery.directory import DirectoryDeliverer  # noqa: E402
 from daemon.delivery.finish import Finisher  # noqa: E402
 from daemon.fs import fscopy  # noqa: E402
@@ -903,6 +903,56 @@ def test_a_link_removed_before_the_claim_and_made_again_before_its_check_is_arch
     assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
     _write_in_place(theirs, b"saved by the ERP")
     assert sent.read_bytes() == pdf
+
+
+@pytest.mark.parametrize("rel", ["INV-1/a.pdf", "INV-1.xml"])
+def test_a_link_made_after_a_restarts_copies_before_its_check_is_archived_as_a_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rel: str) -> None:
+    """Killed after the claim, before its check by hashes; at the restart, after recovery
+    made the bundle's files its own (none had another name) and before it checks the
+    bundle by hashes, a second name is made for a.pdf (or the invoice file) in the work
+    folder. The same bytes, but archived as they lie it would be a name of another's
+    file: the bundle goes back to settle, nothing sent, as the check after a claim
+    does; its next claim copies the file, which then lies in sent/ as a file of its own
+    that a save through the other name leaves as it was."""
+    p, s = make(tmp_path)
+    pdf = pdf_bytes()
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+    was = (s.outbox.path / rel).read_bytes()
+    monkeypatch.setattr(claims, "changed_since_read", lambda *_: (_ for _ in ()).throw(_Killed))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    with pytest.raises(_Killed):
+        step(p, cand, 1000.0)
+    monkeypatch.undo()
+    [row] = p.j.rows(("claiming",))
+    [work] = s.processing_dir.iterdir()
+    theirs = tmp_path / "erp-file"
+    real = recovery.own_claimed
+
+    def linked_after(*args: Any) -> Any:
+        done = real(*args)
+        os.link(work / rel, theirs)
+        return done
+
+    monkeypatch.setattr(recovery, "own_claimed", linked_after)
+    fin = Finisher(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+    with capture_logs() as logged:
+        assert [r for r, _ in fin.recover()] == []
+    monkeypatch.undo()
+    assert fin.j.get(row.id).state == "settling"
+    assert folders(s.sent_dir) == [] and list(s.processing_dir.iterdir()) == []
+    assert (s.outbox.path / rel).stat().st_nlink == 2  # back, its other name kept
+    assert any("another name" in str(e.get("changed")) for e in logged)
+
+    p2 = type(p)(s, p.j, DirectoryDeliverer(tmp_path / "target"))
+    while run_once(p2, 2000.0):
+        pass
+    [entry] = folders(s.sent_dir)
+    sent = entry / rel
+    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
+    _write_in_place(theirs, b"saved by the ERP")
+    assert sent.read_bytes() == was
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
 
 
 @pytest.mark.parametrize("lasting", [False, True])
