@@ -17,6 +17,7 @@ from daemon.fs.fsops import kind_of
 from daemon.loop.errorsfile import EDITED_SUFFIX
 from daemon.loop.idlefiles import near_miss
 from daemon.names import ERRORS_SUFFIX, edge_words, stem, trimmed, visible
+from daemon.watching.leftalone import shared_name
 from daemon.watching.scan import is_invoice_file
 
 
@@ -61,7 +62,8 @@ def edited_copy(name: str) -> str | None:
 
 
 def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareConfig,
-               invoice_files: Iterable[str], states: Mapping[str, str]) -> dict[str, str]:
+               invoice_files: Iterable[str], states: Mapping[str, str],
+               quarantined: Mapping[str, str] | None = None) -> dict[str, str]:
     """What the status page and `outboxd status` both say of each root file left alone
     (`refused`: by the name on disk -> why; each shows it printable): a near miss of a
     release or marker file is told the name it needs (near_miss), a marker where none is
@@ -69,10 +71,15 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
     name without (edge_miss), outboxd's copy of an edited errors file that it holds
     the clerk's notes (edited_copy), a file or link in the sidecar's place that the
     sidecar must be a folder (not_a_sidecar) — or nothing, where its bundle is held and
-    its errors say so —, any other keeps its why."""
+    its errors say so —, one in the sidecar's place of a quarantined invoice file
+    (`quarantined`: invoice file -> its quarantine folder as shown, quarantined_at) that
+    it must not stay there (left_by_quarantine), any other keeps its why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
     sidecars = {stem(f) + outbox.sidecar_suffix: f for f in files}
+    # An invoice file back in the outbox is its bundle's to tell (sidecars above).
+    quarantined = quarantined or {}
+    gone = {stem(f) + outbox.sidecar_suffix: f for f in quarantined}
 
     def there(x: str) -> bool:
         return os.path.lexists(outbox.path / x)
@@ -93,17 +100,50 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
             if states.get(file) != "held":
                 out[n] = not_a_sidecar(n, file, outbox.path)
             continue
+        if (file := gone.get(n)) is not None and file != n:
+            # "An attachment goes into the folder of its invoice file" read as "put it
+            # into itself"; what it is, is the quarantine's leftover.
+            out[n] = left_by_quarantine(n, file, quarantined[file], outbox.path)
+            continue
         out[n] = said(n) or why
     return out
+
+
+def quarantined_at(rows: Iterable[tuple[str, str, str | None]], root: Path
+                   ) -> dict[str, str]:
+    """Of `rows` (invoice file, state, archive folder; in journal order, the rows a view
+    has already), the invoice files whose latest row is quarantined, each with its
+    quarantine folder as the share shows it — for left_words, without a look at
+    quarantine/."""
+    latest = {f: (state, folder) for f, state, folder in rows}
+    return {f: shared_name(Path(folder), root) for f, (state, folder) in latest.items()
+            if state == "quarantined" and folder}
 
 
 def not_a_sidecar(name: str, invoice_file: str, outbox: Path) -> str:
     """What the page says of a file, link or FIFO named as the sidecar of `invoice_file`
     while that bundle is not held for it (yet: it settles, or is being read)."""
-    try:
-        kind = kind_of(os.lstat(outbox / name).st_mode)
-    except OSError:
-        kind = "file"  # gone since it was listed: the next refresh drops it
-    return (f"named as the folder of attachments of {invoice_file}, but it is a {kind}, not a "
+    return (f"named as the folder of attachments of {invoice_file}, but it is a "
+            f"{_kind(outbox / name)}, not a "
             f"folder, so {invoice_file} cannot go with it (outboxd never follows a link) — "
             f"remove it and make a real folder {name} holding the attachments")
+
+
+def left_by_quarantine(name: str, invoice_file: str, quarantine: str, outbox: Path) -> str:
+    """What the page says of a file, link or FIFO in the sidecar's place of an invoice
+    file that was quarantined (for it, `not-a-folder`, or for another reason): it stays
+    in the outbox, is never sent, and is in the way of the folder the invoice file's
+    attachments need when it goes back."""
+    return (f"named like the folder of attachments of {invoice_file}, which was "
+            f"quarantined (in {quarantine}), but it is a {_kind(outbox / name)}: a folder "
+            "of attachments must be a real folder (outboxd never follows a link), so it "
+            f"is never sent — remove it; when {invoice_file} goes back into the outbox "
+            f"with attachments, make a real folder {name} holding them in its place")
+
+
+def _kind(path: Path) -> str:
+    """What `path` is (kind_of), said of a root entry left alone."""
+    try:
+        return kind_of(os.lstat(path).st_mode)
+    except OSError:
+        return "file"  # gone since it was listed: the next refresh drops it

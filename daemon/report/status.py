@@ -27,7 +27,7 @@ from daemon.loop.idlefiles import (
     stray_errors_files,
     suffixed_names,
 )
-from daemon.loop.leftwords import left_words
+from daemon.loop.leftwords import left_words, quarantined_at
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
 from daemon.report.sidecarheld import sidecars_in_quarantine
@@ -215,8 +215,11 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
               if b["state"] in LIVE}
     # As the page words them (LeftAlone.refused: the others, then the refused).
     refused = {**dict.fromkeys(listing.others, other), **dict(listing.refused)}
+    quarantined = quarantined_at(((b["invoice_file"], b["state"], b.get("folder"))
+                                  for b in (data or {}).get("bundles", ())),
+                                 settings.quarantine_dir)
     out = list(left_words(refused, settings.outbox, settings.share, listing.candidates,
-                          states).items())
+                          states, quarantined).items())
     try:
         names = suffixed_names(settings.outbox, settings.share)
     except OSError:

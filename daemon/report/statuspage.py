@@ -40,7 +40,7 @@ from daemon.loop.idlefiles import (
     stray_errors_files,
     suffixed_names,
 )
-from daemon.loop.leftwords import left_words
+from daemon.loop.leftwords import left_words, quarantined_at
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
 from daemon.report.pagelone import named_as_file
@@ -313,7 +313,9 @@ class StatusPage:
         if names.releases:
             idle = idle_releases(names.releases, share, files, states, settings.outbox.path)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
-            refused = left_words(refused, settings.outbox, share, files, states)
+            refused = left_words(refused, settings.outbox, share, files, states, quarantined_at(
+                ((r.invoice_file, r.state, r.archive_dir) for r in rows),
+                settings.quarantine_dir))
         if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
         if strays_named := stray_errors_files(names.errors, [*files, *(

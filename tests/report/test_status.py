@@ -832,3 +832,31 @@ def test_two_files_left_alone_shown_alike_are_two_lines_each_with_its_why(
     lines = [x for x in text.splitlines() if x.startswith("  X\\u202e.xml: ")]
     assert len(lines) == 2 and "\u202e" not in text
     assert "is a FIFO" in "".join(lines) and "is a symbolic link" in "".join(lines)
+
+
+def test_status_tells_a_file_in_a_quarantined_invoice_files_sidecar_place_what_it_is(
+        settings: Settings) -> None:
+    """`outboxd status` lists the file INV-SY1, which got INV-SY1.xml quarantined
+    (`not-a-folder`) and stayed in the outbox, as the page does: named like the folder of
+    attachments of the quarantined INV-SY1.xml, where that waits, and what to do — not
+    "an attachment goes into the folder of its invoice file"."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    folder = settings.quarantine_dir / "2026-12-04" / "INV-SY1--aaaaaaaaaaaa"
+    write(folder / "INV-SY1.xml", b"<Invoice/>")
+    j = Journal(settings.journal_path)
+    try:
+        j.create("INV-SY1.xml", "quarantined", archive_dir=str(folder), reasons=[
+            {"code": "not-a-folder", "file": "INV-SY1", "message": "not a folder"}])
+    finally:
+        j.close()
+    write(settings.outbox.path / "INV-SY1", b"an attachment")
+    data = collect(settings)
+    said = dict(outbox_view(settings, data).left)["INV-SY1"]
+    shown = f"{settings.quarantine_dir.name}/2026-12-04/INV-SY1--aaaaaaaaaaaa"
+    assert said.startswith(f"named like the folder of attachments of INV-SY1.xml, which was "
+                           f"quarantined (in {shown}), but it is a file: a folder of "
+                           "attachments must be a real folder")
+    assert said.endswith("make a real folder INV-SY1 holding them in its place")
+    assert f"  INV-SY1: {said}" in render(data, view=outbox_view(settings, data))

@@ -29,6 +29,7 @@ from daemon.report.statuspage import (
     SHOWN_DUE,
     StatusPage,
 )
+from daemon.watching.leftalone import not_an_invoice
 
 
 @pytest.fixture
@@ -1274,3 +1275,41 @@ def test_two_files_left_alone_shown_alike_are_two_rows_each_with_its_why(
     assert page.refresh(journal, settings, listing.candidates, left.refused)
     [row] = Page(path.read_text(encoding="utf-8")).rows["refused"]
     assert row.startswith("X\\u202e.xml\t") and "is a FIFO" in row
+
+
+def test_a_file_in_a_quarantined_invoice_files_sidecar_place_is_told_what_it_is(
+        journal: Journal, tmp_path: Path) -> None:
+    """INV-SY1.xml was quarantined (`not-a-folder`) for the file INV-SY1 in its sidecar's
+    place, and INV-SY2.xml for a link there; both stay in the outbox. The page listed
+    each as "not an invoice file … an attachment goes into the folder of its invoice
+    file" — advice that reads as "put it into itself". It says what it is: named like
+    the folder of attachments of the quarantined invoice file (and where that waits),
+    which must be a real folder — remove it, and make a folder when the invoice file
+    goes back. Told from the page's own rows: another file keeps its words."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2026-12-04"
+    for stem, folder in (("INV-SY1", "aaaaaaaaaaaa"), ("INV-SY2", "bbbbbbbbbbbb")):
+        f = write(day / f"{stem}--{folder}" / f"{stem}.xml", b"<Invoice/>")
+        journal.create(f.name, "quarantined", archive_dir=str(f.parent), reasons=[
+            {"code": "not-a-folder", "file": stem, "message": "the sidecar is not a folder"}])
+    write(outbox / "INV-SY1", b"an attachment")
+    (outbox / "INV-SY2").symlink_to(tmp_path)
+    write(outbox / "notes.txt", b"")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    other = not_an_invoice(settings.outbox.invoice_patterns)
+    assert as_written(journal).refresh(journal, settings, refused=dict.fromkeys(
+        ["INV-SY1", "INV-SY2", "notes.txt"], other))
+    rows = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8")).rows["refused"]
+    said = dict(r.split("\t", 1) for r in rows)
+    assert said["INV-SY1"] == (
+        "named like the folder of attachments of INV-SY1.xml, which was quarantined (in "
+        "quarantine/2026-12-04/INV-SY1--aaaaaaaaaaaa), but it is a file: a folder of "
+        "attachments must be a real folder (outboxd never follows a link), so it is never "
+        "sent — remove it; when INV-SY1.xml goes back into the outbox with attachments, "
+        "make a real folder INV-SY1 holding them in its place")
+    assert said["INV-SY2"].startswith("named like the folder of attachments of INV-SY2.xml, "
+                                      "which was quarantined (in quarantine/2026-12-04/"
+                                      "INV-SY2--bbbbbbbbbbbb), but it is a symbolic link")
+    assert "an attachment goes into the folder" not in said["INV-SY1"] + said["INV-SY2"]
+    assert said["notes.txt"] == other
