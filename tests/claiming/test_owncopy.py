@@ -581,6 +581,17 @@ def _restarted_and_sent(p: Any, s: Any, tmp_path: Path) -> Path:
     return entry
 
 
+def _assert_sent_as_a_copy(s: Any, rel: str, theirs: Path, was: bytes, pdf: bytes) -> None:
+    """The one bundle in sent/ holds `rel` as a file of its own (`was`), which a save
+    through the ERP's name `theirs` (its only name now) leaves as it is; a.pdf is `pdf`."""
+    [entry] = folders(s.sent_dir)
+    sent = entry / rel
+    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
+    _write_in_place(theirs, b"saved by the ERP")
+    assert sent.read_bytes() == was
+    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+
+
 def _kill(monkeypatch: pytest.MonkeyPatch, at: str, nth: int) -> None:
     """The claim's `nth` copy (1: the invoice file's, 2: a.pdf's) killed `at`: halfway
     through its bytes (`copying`), with the copy whole and synced (`copied`), or once the
@@ -859,12 +870,7 @@ def test_a_link_made_after_the_last_look_before_the_claim_is_archived_as_a_copy(
     assert any("another name" in str(e.get("changed")) for e in logged)
 
     assert len(run_once(p)) == 1
-    [entry] = folders(s.sent_dir)
-    sent = entry / rel
-    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
-    _write_in_place(theirs, b"saved by the ERP")
-    assert sent.read_bytes() == was
-    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+    _assert_sent_as_a_copy(s, rel, theirs, was, pdf)
 
 
 def test_a_link_removed_before_the_claim_and_made_again_before_its_check_is_archived_as_a_copy(
@@ -898,11 +904,7 @@ def test_a_link_removed_before_the_claim_and_made_again_before_its_check_is_arch
     assert any("another name" in str(e.get("changed")) for e in logged)
 
     assert len(run_once(p)) == 1
-    [entry] = folders(s.sent_dir)
-    sent = entry / "INV-1" / "a.pdf"
-    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
-    _write_in_place(theirs, b"saved by the ERP")
-    assert sent.read_bytes() == pdf
+    _assert_sent_as_a_copy(s, "INV-1/a.pdf", theirs, pdf, pdf)
 
 
 @pytest.mark.parametrize("rel", ["INV-1/a.pdf", "INV-1.xml"])
@@ -947,12 +949,7 @@ def test_a_link_made_after_a_restarts_copies_before_its_check_is_archived_as_a_c
     p2 = type(p)(s, p.j, DirectoryDeliverer(tmp_path / "target"))
     while run_once(p2, 2000.0):
         pass
-    [entry] = folders(s.sent_dir)
-    sent = entry / rel
-    assert sent.stat().st_nlink == 1 and theirs.stat().st_nlink == 1
-    _write_in_place(theirs, b"saved by the ERP")
-    assert sent.read_bytes() == was
-    assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf
+    _assert_sent_as_a_copy(s, rel, theirs, was, pdf)
 
 
 @pytest.mark.parametrize("lasting", [False, True])
