@@ -168,7 +168,8 @@ class TextBudget:
             self.check()
             self.ledger.check_contents(page)
         # The values typed into its form fields, which pypdf's text leaves out: after
-        # the content's text, a line each (pdffields.py; a widget draws its own font).
+        # the content's text, a line each, and text typed onto the page (pdffields.py; an
+        # annotation draws its own font).
         fields = field_text(page, self)
         if self.ledger.damage is not None:
             raise PageDamaged(self.ledger.damage)
