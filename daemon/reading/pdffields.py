@@ -47,6 +47,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from daemon.reading.pdfdamage import names_no_object
+from daemon.reading.pdflabels import Counter as LabelCounter
+from daemon.reading.pdflabels import Labels
 
 # Annotation flags (/F) and a text field's flag (/Ff): PDF 32000-1, 12.5.3, 12.7.4.3.
 _HIDDEN, _PRINT, _NO_VIEW = 1 << 1, 1 << 2, 1 << 5
@@ -55,7 +57,7 @@ _PASSWORD = 1 << 13
 _INHERITED = ("/FT", "/V", "/Ff", "/Opt")
 
 
-class Counter(Protocol):
+class Counter(LabelCounter, Protocol):
     """What counts the objects read (pdftext.TextBudget)."""
 
     def take_field(self, objects: int, size: int) -> None: ...
@@ -63,7 +65,7 @@ class Counter(Protocol):
     def lose(self, why: str) -> None: ...
 
 
-def field_text(page: Any, budget: Counter) -> str:
+def field_text(page: Any, budget: Counter, labels: Labels | None = None) -> str:
     """The values of the form fields `page` shows, and the text typed onto it, a line
     each ("" for none)."""
     from pypdf.generic import ArrayObject
@@ -84,6 +86,8 @@ def field_text(page: Any, budget: Counter) -> str:
             _past_a_limit(exc)
             continue
         if (text := _annotation_text(annot, budget)) is not None:
+            if labels is not None:
+                text = labels.before(annot, text, budget)
             budget.take_field(0, len(text))
             found.append(text)
     return "\n".join(found)

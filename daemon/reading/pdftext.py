@@ -35,6 +35,8 @@ parse before the limit was checked after it.
 A page's form fields, whose values are searched after its text (pdffields.py), are
 counted too: each annotation and field an operation and a word, and a form object, of
 which a file has a limit of its own (pypdf parses each from the file, ~90 µs).
+Each value starts with the label printed to its left (pdflabels.py): each text run
+looked at for one is an operation.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from daemon.reading.pdffonts import (
     fontless_damage,
     shows_text,
 )
+from daemon.reading.pdflabels import Labels
 from daemon.reading.pdfresources import Inherited, maps_size, resources_of
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
@@ -154,6 +157,8 @@ class TextBudget:
         pypdf's reading (a limit it meets refuses the file first); a page whose only fault
         is a wrong checksum is read, held in doubt by the ledger until the file is read."""
         can_hold_text = self._start(page)
+        # Where its text runs are, for the label beside each field (pdflabels.py).
+        labels = Labels() if "/Annots" in page else None
         contents = page.get_contents()
         self.take_content(contents.get_data() if contents is not None else b"")
         text = ""
@@ -164,13 +169,14 @@ class TextBudget:
         else:
             self.take_maps(self._resources[0])
             text = page.extract_text(visitor_operand_before=self.visit_before,
-                                     visitor_operand_after=self.visit_after) or ""
+                                     visitor_operand_after=self.visit_after,
+                                     visitor_text=labels.visit if labels else None) or ""
             self.check()
             self.ledger.check_contents(page)
         # The values typed into its form fields, which pypdf's text leaves out: after
         # the content's text, a line each, and text typed onto the page (pdffields.py; an
         # annotation draws its own font).
-        fields = field_text(page, self)
+        fields = field_text(page, self, labels)
         if self.ledger.damage is not None:
             raise PageDamaged(self.ledger.damage)
         return f"{text}\n{fields}" if fields else text
@@ -198,6 +204,12 @@ class TextBudget:
         if self.form_objects > MAX_PDF_FORM_OBJECTS:
             self._over = (f"over {MAX_PDF_FORM_OBJECTS:,} annotations and form fields "
                           "to search for its invoice number")
+        self.check()
+
+    def take_steps(self, steps: int) -> None:
+        """Text runs looked at for the label beside a field (pdflabels.py), each an
+        operation."""
+        self.operators += steps
         self.check()
 
     def lose(self, why: str) -> None:
