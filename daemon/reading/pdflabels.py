@@ -6,10 +6,10 @@ it: the page's text holds the label, the field's value the number, and each valu
 searched as a line of its own after the page's text, so the default pattern (a label
 before the id) found nothing, and the file went out under its stem. So the text runs
 pypdf reads are kept with where each starts (pypdf's visitor_text: the text matrix in
-the current transformation, both in the page's default space, as the annotation's
-/Rect is), and a value's line is followed by a line of the run nearest to the left of
-its /Rect on the same line, the runs on that baseline before it, and the value again:
-"INV-2\nInvoice number: INV-2".
+the current transformation, and the forms' matrices pypdf leaves out, in the page's
+default space, as the annotation's /Rect is), and a value's line is followed by a line
+of the run nearest to the left of its /Rect on the same line, the runs on that baseline
+before it, and the value again: "INV-2\nInvoice number: INV-2".
 
 Which run is on the field's line: one whose baseline lies between the bottom of the
 /Rect (less _BELOW, for a field drawn tight around its text) and its top. A label above
@@ -49,6 +49,20 @@ class Labels:
     def __init__(self) -> None:
         self._runs: list[tuple[float, float, str]] = []  # (baseline y, x, text)
         self._sorted = False
+        # From the space of each form being drawn to the page's, innermost last: pypdf
+        # reads a form's text from an identity matrix, its /Matrix and the matrix it
+        # is drawn in left out (a label in a form was placed as if drawn at 0 0).
+        self._spaces: list[list[float]] = [list(_IDENTITY)]
+
+    def enter(self, form: Any, cm: Any) -> None:
+        """A "Do" draws `form` (None: an image, or no form) in the matrix `cm`: its
+        text is in its own space until leave()."""
+        matrix = _matrix(form.get("/Matrix") if form is not None else None)
+        self._spaces.append(_times(_times(matrix, _matrix(cm)), self._spaces[-1]))
+
+    def leave(self) -> None:
+        if len(self._spaces) > 1:
+            self._spaces.pop()
 
     def visit(self, text: str, cm: Any, tm: Any, *_: Any) -> None:
         """pypdf's visitor_text: `text` starts at the text matrix's origin `tm` in the
@@ -56,11 +70,10 @@ class Labels:
         words = " ".join(text.split())
         if not words:
             return
-        try:
-            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        except (TypeError, IndexError):  # a matrix pypdf did not make of numbers
-            return
+        space = _times(_matrix(cm), self._spaces[-1])
+        tm = _matrix(tm)
+        x = tm[4] * space[0] + tm[5] * space[2] + space[4]
+        y = tm[4] * space[1] + tm[5] * space[3] + space[5]
         if not (_finite(x) and _finite(y)):  # no place on the page: sorts nowhere
             return
         self._runs.append((float(y), float(x), words))
@@ -102,6 +115,27 @@ def _rect(annot: Any) -> tuple[float, float, float, float] | None:
     if not all(_finite(v) for v in (x0, y0, x1, y1)):
         return None
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+_IDENTITY = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def _matrix(value: Any) -> list[float]:
+    """`value` as a matrix of six numbers (PDF's a b c d e f); the identity for anything
+    else (a form's /Matrix missing or damaged: a viewer draws it so too)."""
+    try:
+        value = value.get_object() if hasattr(value, "get_object") else value
+        numbers = [float(v.get_object() if hasattr(v, "get_object") else v) for v in value]
+    except Exception:  # noqa: BLE001 — no matrix: the identity
+        return list(_IDENTITY)
+    return numbers if len(numbers) == 6 and all(map(_finite, numbers)) else list(_IDENTITY)
+
+
+def _times(a: list[float], b: list[float]) -> list[float]:
+    """The matrix of `a` then `b` (PDF's row vectors: a point times a, times b)."""
+    return [a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3],
+            a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3],
+            a[4] * b[0] + a[5] * b[2] + b[4], a[4] * b[1] + a[5] * b[3] + b[5]]
 
 
 def _finite(value: Any) -> bool:

@@ -35,8 +35,7 @@ parse before the limit was checked after it.
 A page's form fields, whose values are searched after its text (pdffields.py), are
 counted too: each annotation and field an operation and a word, and a form object, of
 which a file has a limit of its own (pypdf parses each from the file, ~90 µs).
-Each value starts with the label printed to its left (pdflabels.py): each text run
-looked at for one is an operation.
+Each text run looked at for the label beside a field (pdflabels.py) is an operation.
 """
 
 from __future__ import annotations
@@ -129,6 +128,7 @@ class TextBudget:
         # Why the text of each form pypdf does not parse is lost (None: it shows none).
         self._unread_forms: dict[int, str | None] = {}
         self._pdf: Any = None
+        self.labels: Labels | None = None  # the page's text runs, on a page of fields
 
     def _start(self, page: Any) -> bool:
         """A new page's search starts: its content is taken next. False when the page
@@ -157,8 +157,7 @@ class TextBudget:
         pypdf's reading (a limit it meets refuses the file first); a page whose only fault
         is a wrong checksum is read, held in doubt by the ledger until the file is read."""
         can_hold_text = self._start(page)
-        # Where its text runs are, for the label beside each field (pdflabels.py).
-        labels = Labels() if "/Annots" in page else None
+        labels = self.labels = Labels() if "/Annots" in page else None  # pdflabels.py
         contents = page.get_contents()
         self.take_content(contents.get_data() if contents is not None else b"")
         text = ""
@@ -240,7 +239,8 @@ class TextBudget:
         if self._unpacked_over is not None:
             raise self._unpacked_over
 
-    def visit_before(self, operator: object, operands: object, *_: object) -> None:
+    def visit_before(self, operator: object, operands: object, cm: object = None,
+                     *_: object) -> None:
         self.operators += 1  # those of the forms a page draws included
         self._steps[-1][0] += 1
         if operator != b"Do":
@@ -272,12 +272,16 @@ class TextBudget:
         # Pushed once charged (a raise above leaves the stack as it was), popped by the
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
+        if self.labels is not None:
+            self.labels.enter(form, cm)
         self._fonts.append(([None], {}))
         self._drawing.append(id(form) if form is not None else 0)
         self._steps.append([0, 0, parsed])
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
+            if self.labels is not None:
+                self.labels.leave()
             self._resources.pop()
             self._fonts.pop()
             self._drawing.pop()

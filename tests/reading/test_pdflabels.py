@@ -68,6 +68,22 @@ def test_a_label_drawn_in_a_moved_space_is_placed_where_it_shows(tmp_path: Path)
     assert ids(filled(content, "INV-2"), tmp_path) == ("INV-2",)
 
 
+def test_a_label_in_a_form_the_page_draws_is_placed_where_it_shows(
+        tmp_path: Path) -> None:
+    """A label inside a form (a template stamped onto the page), the form moved by its
+    /Matrix and by the matrix it is drawn in: pypdf reads its text from the form's own
+    space, which put the label 30 points down and to the left of where it shows."""
+    body = at(42, 640, "Invoice number:")
+    form = (b"<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Matrix [1 0 0 1 10 5]"
+            b" /Resources << /Font << /F1 3 0 R >> >> /Length %d >>\nstream\n%s\nendstream"
+            % (len(body), body))
+    page = pdf_pages(pages_of(b"q 1 0 0 1 20 10 cm /Fm0 Do Q\n" + FOOTER), form=form)
+    data = with_fields(page, [(0, "number", "INV-2", FIELD)])
+    assert ids(data, tmp_path) == ("INV-2",)
+    elsewhere = with_fields(page, [(0, "number", "INV-2", rect(200, 635, 400, 650))])
+    assert ids(elsewhere, tmp_path) == ("print",)
+
+
 PLACES = {
     "above-the-field": at(200, 680, "Invoice number:"),
     "right-of-the-field": at(420, 655, "Invoice number:"),
