@@ -23,7 +23,8 @@ Read are the values of text fields (/FT /Tx) and choice fields (/Ch: the text sh
 for the option chosen), each inherited up the field's /Parent chain as PDF inherits
 them; not those of buttons (a check box's value is a name, no text), of password
 fields (shown as dots), nor of widgets neither shown nor printed (/F Hidden, or NoView
-without Print). Each value is a line of its own, in the order of the page's /Annots.
+without Print). Each value is a line of its own, in the order of the page's /Annots,
+then again after the label the page prints to its left, if any (pdflabels.py).
 
 Text typed onto a flat PDF (Acrobat's Fill & Sign, its typewriter tool) is no field's:
 it is a FreeText annotation, its text in /Contents, and a clerk who typed the number
