@@ -125,10 +125,12 @@ def _matrix(value: Any) -> list[float]:
     else (a form's /Matrix missing or damaged: a viewer draws it so too)."""
     try:
         value = value.get_object() if hasattr(value, "get_object") else value
+        if not isinstance(value, list) or len(value) != 6:  # counted first: a form of a
+            return list(_IDENTITY)  # /Matrix of 100,000 entries is drawn 5,000 times
         numbers = [float(v.get_object() if hasattr(v, "get_object") else v) for v in value]
     except Exception:  # noqa: BLE001 — no matrix: the identity
         return list(_IDENTITY)
-    return numbers if len(numbers) == 6 and all(map(_finite, numbers)) else list(_IDENTITY)
+    return numbers if all(map(_finite, numbers)) else list(_IDENTITY)
 
 
 def _times(a: list[float], b: list[float]) -> list[float]:
