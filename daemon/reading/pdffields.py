@@ -1,5 +1,6 @@
-"""The text a clerk typed into a page's form fields, searched for invoice ids after the
-page's content text (pdftext.TextBudget.text_of reads a page's text, this its fields).
+"""The text a clerk typed into a page's form fields or onto it, searched for invoice ids
+after the page's content text (pdftext.TextBudget.text_of reads a page's text, this its
+fields).
 
 pypdf's extract_text reads a page's content alone, never its annotations: a filled
 invoice template (an AcroForm from Acrobat or LibreOffice, the number typed into a
@@ -22,7 +23,14 @@ Read are the values of text fields (/FT /Tx) and choice fields (/Ch: the text sh
 for the option chosen), each inherited up the field's /Parent chain as PDF inherits
 them; not those of buttons (a check box's value is a name, no text), of password
 fields (shown as dots), nor of widgets neither shown nor printed (/F Hidden, or NoView
-without Print). Each value is a line of its own, in the order of the page's /Annots.
+without Print). Each value is a line of its own, in the order of the page's /Annots,
+then again after the label the page prints to its left, if any (pdflabels.py).
+
+Text typed onto a flat PDF (Acrobat's Fill & Sign, its typewriter tool) is no field's:
+it is a FreeText annotation, its text in /Contents, and a clerk who typed the number
+onto the page that way lost it. A FreeText shown or printed (the widgets' flags rule) is
+read as a widget is, its /Contents a line in the same order, counted alike; its rich
+text (/RC) is not read (_typed_text says why).
 
 Bounded as a page's content is: each annotation (all of a page's counted before the
 first is read) and each step up a /Parent chain is one operation and one word of
@@ -30,9 +38,9 @@ TextBudget's, and one of its form objects, which have a limit of their own (pypd
 each from the file, ~90 µs: a page of 100,000 widgets took 9 s); each value's characters
 are its bytes; a chain that comes back to a field already met ends there. A widget whose
 field's value names an object that is not in the file (its /V, or its /Parent with no
-/V before it) makes the page one not read (pdfdamage.py), as text in a lost font does;
-an /Annots entry that is not in the file does not (most annotations are links and
-notes, and which one was lost cannot be told).
+/V before it), or a FreeText whose /Contents does, makes the page one not read
+(pdfdamage.py), as text in a lost font does; an /Annots entry that is not in the file
+does not (most annotations are links and notes, and which one was lost cannot be told).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from daemon.reading.pdfdamage import names_no_object
+from daemon.reading.pdflabels import Counter as LabelCounter
+from daemon.reading.pdflabels import Labels
 
 # Annotation flags (/F) and a text field's flag (/Ff): PDF 32000-1, 12.5.3, 12.7.4.3.
 _HIDDEN, _PRINT, _NO_VIEW = 1 << 1, 1 << 2, 1 << 5
@@ -48,7 +58,7 @@ _PASSWORD = 1 << 13
 _INHERITED = ("/FT", "/V", "/Ff", "/Opt")
 
 
-class Counter(Protocol):
+class Counter(LabelCounter, Protocol):
     """What counts the objects read (pdftext.TextBudget)."""
 
     def take_field(self, objects: int, size: int) -> None: ...
@@ -56,8 +66,9 @@ class Counter(Protocol):
     def lose(self, why: str) -> None: ...
 
 
-def field_text(page: Any, budget: Counter) -> str:
-    """The values of the form fields `page` shows, a line each ("" for none)."""
+def field_text(page: Any, budget: Counter, labels: Labels | None = None) -> str:
+    """The values of the form fields `page` shows, and the text typed onto it, a line
+    each ("" for none)."""
     from pypdf.generic import ArrayObject
     try:
         annots = page.get("/Annots")
@@ -75,7 +86,9 @@ def field_text(page: Any, budget: Counter) -> str:
         except Exception as exc:  # noqa: BLE001 — an entry that is no object: the doc
             _past_a_limit(exc)
             continue
-        if (text := _widget_text(annot, budget)) is not None:
+        if (text := _annotation_text(annot, budget)) is not None:
+            if labels is not None:
+                text = labels.before(annot, text, budget)
             budget.take_field(0, len(text))
             found.append(text)
     return "\n".join(found)
@@ -90,14 +103,38 @@ def _past_a_limit(exc: Exception) -> None:
         raise exc
 
 
-def _widget_text(annot: Any, budget: Counter) -> str | None:
-    """The text the widget annotation `annot` shows of its field's value, or None."""
+def _annotation_text(annot: Any, budget: Counter) -> str | None:
+    """The text the annotation `annot` shows, if shown or printed: a widget's field
+    value, or the text typed onto the page (FreeText); None for any other."""
     from pypdf.generic import DictionaryObject
-    if not isinstance(annot, DictionaryObject) or _resolved(annot, "/Subtype") != "/Widget":
+    if not isinstance(annot, DictionaryObject):
+        return None
+    subtype = _resolved(annot, "/Subtype")
+    if subtype not in ("/Widget", "/FreeText"):
         return None
     flags = _number(_resolved(annot, "/F"))
     if flags & _HIDDEN or flags & _NO_VIEW and not flags & _PRINT:
         return None
+    return _widget_text(annot, budget) if subtype == "/Widget" else _typed_text(annot, budget)
+
+
+def _typed_text(annot: Any, budget: Counter) -> str | None:
+    """The plain text of a FreeText annotation (/Contents). Its rich text (/RC, XHTML)
+    is not read: PDF makes /Contents the text shown and /RC its styled form, and every
+    writer of /RC seen (Acrobat's Fill & Sign, its typewriter) writes /Contents beside
+    it; parsing XHTML would be a second parser over hostile input for no more text."""
+    if "/Contents" not in annot:
+        return None
+    contents = dict.__getitem__(annot, "/Contents")
+    if names_no_object(contents):
+        budget.lose("the text typed onto it is not in the file")
+        return None
+    return _text(contents, budget)
+
+
+def _widget_text(annot: Any, budget: Counter) -> str | None:
+    """The text the widget annotation `annot` (shown or printed) shows of its field's
+    value, or None."""
     entries = _inherited(annot, budget)
     if entries is None:
         return None

@@ -35,6 +35,7 @@ parse before the limit was checked after it.
 A page's form fields, whose values are searched after its text (pdffields.py), are
 counted too: each annotation and field an operation and a word, and a form object, of
 which a file has a limit of its own (pypdf parses each from the file, ~90 µs).
+Each text run looked at for the label beside a field (pdflabels.py) is an operation.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from daemon.reading.pdffonts import (
     fontless_damage,
     shows_text,
 )
+from daemon.reading.pdflabels import Labels
 from daemon.reading.pdfresources import Inherited, maps_size, resources_of
 
 MAX_PDF_CONTENT_WORDS = 3_000_000
@@ -126,6 +128,7 @@ class TextBudget:
         # Why the text of each form pypdf does not parse is lost (None: it shows none).
         self._unread_forms: dict[int, str | None] = {}
         self._pdf: Any = None
+        self.labels: Labels | None = None  # the page's text runs, on a page of fields
 
     def _start(self, page: Any) -> bool:
         """A new page's search starts: its content is taken next. False when the page
@@ -154,6 +157,7 @@ class TextBudget:
         pypdf's reading (a limit it meets refuses the file first); a page whose only fault
         is a wrong checksum is read, held in doubt by the ledger until the file is read."""
         can_hold_text = self._start(page)
+        labels = self.labels = Labels() if "/Annots" in page else None  # pdflabels.py
         contents = page.get_contents()
         self.take_content(contents.get_data() if contents is not None else b"")
         text = ""
@@ -164,12 +168,14 @@ class TextBudget:
         else:
             self.take_maps(self._resources[0])
             text = page.extract_text(visitor_operand_before=self.visit_before,
-                                     visitor_operand_after=self.visit_after) or ""
+                                     visitor_operand_after=self.visit_after,
+                                     visitor_text=labels.visit if labels else None) or ""
             self.check()
             self.ledger.check_contents(page)
         # The values typed into its form fields, which pypdf's text leaves out: after
-        # the content's text, a line each (pdffields.py; a widget draws its own font).
-        fields = field_text(page, self)
+        # the content's text, a line each, and text typed onto the page (pdffields.py; an
+        # annotation draws its own font).
+        fields = field_text(page, self, labels)
         if self.ledger.damage is not None:
             raise PageDamaged(self.ledger.damage)
         return f"{text}\n{fields}" if fields else text
@@ -197,6 +203,12 @@ class TextBudget:
         if self.form_objects > MAX_PDF_FORM_OBJECTS:
             self._over = (f"over {MAX_PDF_FORM_OBJECTS:,} annotations and form fields "
                           "to search for its invoice number")
+        self.check()
+
+    def take_steps(self, steps: int) -> None:
+        """Text runs looked at for the label beside a field (pdflabels.py), each an
+        operation."""
+        self.operators += steps
         self.check()
 
     def lose(self, why: str) -> None:
@@ -227,7 +239,8 @@ class TextBudget:
         if self._unpacked_over is not None:
             raise self._unpacked_over
 
-    def visit_before(self, operator: object, operands: object, *_: object) -> None:
+    def visit_before(self, operator: object, operands: object, cm: object = None,
+                     *_: object) -> None:
         self.operators += 1  # those of the forms a page draws included
         self._steps[-1][0] += 1
         if operator != b"Do":
@@ -259,12 +272,16 @@ class TextBudget:
         # Pushed once charged (a raise above leaves the stack as it was), popped by the
         # visit after this same "Do", which pypdf makes whatever the form held.
         self._resources.append(resources)
+        if self.labels is not None:
+            self.labels.enter(form, cm)
         self._fonts.append(([None], {}))
         self._drawing.append(id(form) if form is not None else 0)
         self._steps.append([0, 0, parsed])
 
     def visit_after(self, operator: object, *_: object) -> None:
         if operator == b"Do" and len(self._resources) > 1:
+            if self.labels is not None:
+                self.labels.leave()
             self._resources.pop()
             self._fonts.pop()
             self._drawing.pop()

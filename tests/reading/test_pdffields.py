@@ -257,13 +257,13 @@ def test_annotations_past_the_limit_are_refused_before_they_are_read(
     use) is refused as too large before pypdf parses any of them."""
     monkeypatch.setattr(pdftext, "MAX_PDF_FORM_OBJECTS", 1_000)
     from daemon.reading import pdffields
-    read_any = pdffields._widget_text
+    read_any = pdffields._annotation_text
     seen: list[object] = []
 
     def spy(annot: object, budget: Any) -> str | None:
         seen.append(annot)
         return read_any(annot, budget)
-    monkeypatch.setattr(pdffields, "_widget_text", spy)
+    monkeypatch.setattr(pdffields, "_annotation_text", spy)
     error = refusal(write(tmp_path / "print.pdf", widgets(1_001)))
     assert (error.code, error.file) == ("invoice-too-large", "print.pdf")
     assert "over 1,000 annotations and form fields" in error.message
@@ -305,3 +305,79 @@ def test_an_annotation_past_a_limit_of_pypdfs_parser_is_refused_not_skipped(
         error = refusal(write(tmp_path / "print.pdf", data))
     assert (error.code, error.file) == ("invoice-too-large", "print.pdf")
     assert "dictionary" in error.message
+
+
+# Acrobat's Fill & Sign and typewriter tool put what a clerk types onto a flat PDF as a
+# FreeText annotation (its /Contents), not in a form field.
+def typed_onto(data: bytes, typed: list[tuple[int, str, dict[str, Any]]]) -> bytes:
+    """The PDF `data` with a FreeText annotation per entry of `typed` — (page index,
+    the text typed, the annotation's other entries) — as pypdf's writer adds one."""
+    from pypdf.annotations import FreeText
+    writer = PdfWriter(clone_from=io.BytesIO(data))
+    for page, text, extra in typed:
+        annotation = FreeText(text=text, rect=(72, 650, 400, 670))
+        annotation.update({_name(key): value for key, value in extra.items()})
+        writer.add_annotation(page, annotation)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def flat(*typed: tuple[int, str, dict[str, Any]]) -> bytes:
+    """A flat invoice of two pages (INV-1 in page 1's text, page 2 of lines), no form,
+    with the text of `typed` typed onto it."""
+    return typed_onto(pdf_pages(pages_of(INVOICES[0], DRAWING)), list(typed))
+
+
+def test_an_invoice_number_typed_onto_a_flat_pdf_is_read(tmp_path: Path) -> None:
+    """The case found: INV-2 typed with Fill & Sign onto page 2 of a flat PDF (a
+    FreeText annotation) was lost, the file sent as INV-1 alone."""
+    data = flat((1, "Invoice number: INV-2", {}))
+    found = read(write(tmp_path / "print.pdf", data))
+    assert (found.invoice_ids, found.warnings) == (("INV-1", "INV-2"), ())
+
+
+@pytest.mark.parametrize("flags", HIDDEN.values(), ids=HIDDEN.keys())
+def test_text_typed_onto_a_page_neither_shown_nor_printed_is_not_read(
+        tmp_path: Path, flags: int) -> None:
+    """The flags rule of the form fields: a hidden FreeText shows nothing to anyone."""
+    data = flat((1, "Invoice number: INV-2", {"/F": NumberObject(flags)}))
+    assert ids(data, tmp_path) == ("INV-1",)
+    printed = flat((1, "Invoice number: INV-2", {"/F": NumberObject(32 | SHOWN)}))
+    assert ids(printed, tmp_path) == ("INV-1", "INV-2")
+
+
+def test_typed_text_comes_in_page_order_with_the_fields(tmp_path: Path) -> None:
+    """Typed text and a form field on one page: each a line after the page's text, in
+    the order of the page's annotations, before the next page's text."""
+    data = typed_onto(with_fields(pdf_pages(pages_of(INVOICES[1], INVOICES[2])),
+                                  [(0, "number", "Invoice number: INV-1", {})]),
+                      [(0, "Invoice number: INV-4", {})])
+    assert ids(data, tmp_path) == ("INV-2", "INV-1", "INV-4", "INV-3")
+
+
+def test_typed_text_whose_contents_are_not_in_the_file_is_a_page_not_read(
+        tmp_path: Path) -> None:
+    data = by_hand(b"9 0 R", [b"<< /Type /Annot /Subtype /FreeText /Rect [0 0 10 10] "
+                              b"/Contents 99 0 R >>"])
+    assert "the text of page 2 could not be read (the text typed onto it is not in " \
+        "the file)" in unreadable(data, tmp_path)
+
+
+def test_rich_text_is_not_read_where_plain_text_is(tmp_path: Path) -> None:
+    """/RC is the same text with its styling (Acrobat writes both): /Contents is read,
+    /RC's XHTML not parsed, so a number only in the styling is not an invoice."""
+    rich = TextStringObject('<?xml version="1.0"?><body xmlns="http://www.w3.org/1999/'
+                            'xhtml"><p>Invoice number: INV-9</p></body>')
+    data = flat((1, "Invoice number: INV-2", {"/RC": rich}))
+    assert ids(data, tmp_path) == ("INV-1", "INV-2")
+
+
+def test_typed_text_counts_against_the_limit_of_annotations(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdftext, "MAX_PDF_FORM_OBJECTS", 3)
+    data = flat(*[(1, f"line {n}", {}) for n in range(3)], (1, "Invoice number: INV-2", {}))
+    error = refusal(write(tmp_path / "print.pdf", data))
+    assert (error.code, error.file) == ("invoice-too-large", "print.pdf")
+    assert ids(flat(*[(1, f"line {n}", {}) for n in range(2)],
+                    (1, "Invoice number: INV-2", {})), tmp_path) == ("INV-1", "INV-2")
