@@ -7,13 +7,13 @@ rewrites the file atomically, only when its content changed and at most every
 `MIN_INTERVAL` seconds, or `PAGE_PACE` times the last refresh's CPU when
 that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 `StatusPage.stopped()` writes it once more at a clean stop, saying so at its top.
+What the admin's log says of it and of the files it shows is pagelog.py's.
 "Today" is the UTC date, as in the archive folders' names.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sqlite3
 import time
@@ -29,7 +29,7 @@ from daemon.claiming.claim import copy_tag
 from daemon.claiming.foreign import foreign_work
 from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
-from daemon.errors import NO_ROOM, NO_ROOM_FIX, OutboxdError, failure_key
+from daemon.errors import OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished
 from daemon.journal import IN_FLIGHT, LIVE, Journal, Row
@@ -43,12 +43,13 @@ from daemon.loop.idlefiles import (
 from daemon.loop.leftwords import left_words, quarantined_at
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
+from daemon.report.pagelog import PageLog, not_written
 from daemon.report.pagelone import named_as_file
 from daemon.report.pagerender import LONE_SHOWN, render
 from daemon.report.pagerows import page_rows
 from daemon.report.sentwarnings import SentWarnings
 from daemon.report.sidecarheld import QuarantinedSidecars
-from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
+from daemon.watching.leftalone import SPELLING, MovedBackToday, left_behind
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
 from daemon.watching.strays import StrayFolders
@@ -68,25 +69,6 @@ PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older
 # waiting such a rewrite costs some 50 ms of CPU.
 HEARTBEAT = 240.0
 SHOWN_DUE = timedelta(seconds=300)  # HEARTBEAT and PAGE_PACE_MAX: the latest it comes
-
-
-def _not_written(path: Path, exc: BaseException) -> dict[str, str]:
-    """The fields of "cannot write the status page": the page's file, why, and where the
-    environment refused (a full or read-only share, no permission), the admin's fix —
-    not a bare "[Errno 28] No space left on device" naming no file. An OutboxdError (a
-    clerk's own file at the page's name) says its fix in its words already."""
-    fields = {"file": str(path), "error": str(exc)}
-    if isinstance(exc, OSError):
-        fields["error"] = exc.strerror or str(exc)
-        then = ("; the page is written again by itself once it can be (or turn it off: "
-                '[share] status_page = "")')
-        fields["fix"] = (NO_ROOM_FIX if exc.errno in NO_ROOM
-                         else "the outbox's file system is mounted read-only: remount it "
-                         "read-write" if exc.errno == errno.EROFS
-                         else "give outboxd's user write access to the outbox folder"
-                         if exc.errno in (errno.EACCES, errno.EPERM)
-                         else "check the outbox's file system") + then
-    return fields
 
 
 class _Whose(TypedDict):
@@ -115,7 +97,7 @@ class StatusPage:
         self._written_at = float("inf")  # monotonic: when this run last wrote it (inf: not)
         self._last_body: str | None = None
         self._last_error = ""
-        self._reported_bad: set[str] = set()  # bad release files logged, as on disk
+        self._log = PageLog()  # what the log says once of the files the page shows
         self._swept: Path | None = None  # the page whose leftover temp files are gone
         self._file = PageFile()  # a clerk's file of the page's name is never replaced
         self._strays = StrayFolders()
@@ -123,7 +105,6 @@ class StatusPage:
         self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
         self._sent_warnings = SentWarnings()  # of the listed sent rows, from their receipts
         self._quarantined_sidecars = QuarantinedSidecars()  # of the waiting, looked at
-        self._said_left: set[tuple[str, str]] = set()  # (name on disk, quarantine)
         # Look-alikes shown as left by a quarantine (as on disk, as events name them): a
         # rename or removal of one changes no journal row, so its event must ask for a
         # refresh.
@@ -174,7 +155,7 @@ class StatusPage:
         except (OSError, OutboxdError, UnicodeError) as exc:
             if failure_key(exc) != self._last_error:
                 self._last_error = failure_key(exc)
-                logs.get().error("cannot write the status page", **_not_written(
+                logs.get().error("cannot write the status page", **not_written(
                     settings.outbox.path / settings.share.status_page, exc))
             # Tried again (the publisher asks while it fails) at the pace its CPU sets, as
             # a written one: a full share must not cost a big page's gathering every 2 s.
@@ -237,7 +218,7 @@ class StatusPage:
                 settings.outbox.path, settings.share.status_page), **_whose(settings)))
         except (OSError, OutboxdError) as exc:
             if failure_key(exc) != self._last_error:  # said by the last refresh already
-                logs.get().error("cannot write the status page", **_not_written(path, exc))
+                logs.get().error("cannot write the status page", **not_written(path, exc))
             return False
         self._last_body = None  # running again, the page is written again whatever it holds
         self._written_at = float("inf")  # and a stopped page is not written over meanwhile
@@ -321,8 +302,8 @@ class StatusPage:
         if strays_named := stray_errors_files(names.errors, [*files, *(
                 r.invoice_file for r in rows if r.state not in ("sent", "quarantined"))]):
             refused = {**(refused or {}), **strays_named}
-        self._report_bad_names(idle)
-        self._report_left(left)
+        self._log.bad_names(idle)
+        self.left_names = self._log.left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")
         # One of ours between its move into quarantine/ and its row's is listed as ours:
         # known by its bundle id while in flight, by its folder once quarantined. Not by
@@ -372,35 +353,3 @@ class StatusPage:
         folders, near, self._near = listed(lone, waiting, settings.outbox.sidecar_suffix,
                                            told, self._near)
         return folders, near
-
-    def _report_left(self, left: Sequence[LeftBehind]) -> None:
-        """A look-alike left in the outbox by a quarantine, logged once for as long as it
-        is shown; the names shown, for the loop to know an event on one (a rename) calls
-        for a refresh."""
-        # By the name on disk, as left_names: the file is what is said once. (One
-        # quarantine's look-alikes vary one sidecar's name by case, Unicode form, ends
-        # and copies' words, so no two of them are shown alike.)
-        said = {(x.on_disk, x.quarantine) for x in left}
-        for x in left:
-            if (x.on_disk, x.quarantine) not in self._said_left:
-                logs.bundle_log(logs.get(), x.invoice_file, x.bundle_id, x.invoice_ids).warning(
-                    "look-alike sidecar left in the outbox by a quarantine; waits for a "
-                    "person", file=x.name, quarantine=x.quarantine, error=f"{x.name}: {x.why}")
-        self._said_left = said
-        # As on disk: the loop compares them with the names of events and listings.
-        self.left_names = frozenset(x.on_disk for x in left)
-
-    def _report_bad_names(self, idle: Iterable[Idle]) -> None:
-        """A release file whose name can never be used, logged once while it stays: the
-        scanner leaves release files to the page, so this is the only place that sees them."""
-        # By the name on disk: two files shown alike (\\udce5 typed, and the byte) are
-        # two, each said once, and one removed forgets only itself.
-        bad = {i.on_disk: i for i in idle if i.bad_name}
-        for on_disk, i in bad.items():
-            if on_disk not in self._reported_bad:
-                logs.get().error("release file cannot be used; left alone", file=i.name,
-                                 error=f"{i.name}: {i.why}")
-        # Only those still there: gone ones are forgotten (months of names never freed),
-        # and one dropped again later is said again.
-        self._reported_bad = set(bad)
-
