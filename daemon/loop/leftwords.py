@@ -17,7 +17,7 @@ from daemon.fs.fsops import kind_of
 from daemon.loop.errorsfile import EDITED_SUFFIX
 from daemon.loop.idlefiles import near_miss
 from daemon.names import ERRORS_SUFFIX, edge_words, stem, trimmed, visible
-from daemon.watching.leftalone import shared_name
+from daemon.watching.leftalone import never_sent, shared_name
 from daemon.watching.scan import is_invoice_file
 
 
@@ -73,13 +73,22 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
     sidecar must be a folder (not_a_sidecar) — or nothing, where its bundle is held and
     its errors say so —, one in the sidecar's place of a quarantined invoice file
     (`quarantined`: invoice file -> its quarantine folder as shown, quarantined_at) that
-    it must not stay there (left_by_quarantine), any other keeps its why."""
+    it must not stay there (left_by_quarantine), one named like such an invoice file
+    (INV-7.tif) where that went and what to do (beside_quarantined), any other keeps its
+    why."""
     marker = outbox.marker_suffix if outbox.completion == "marker" else None
     files = list(invoice_files)
     sidecars = {stem(f) + outbox.sidecar_suffix: f for f in files}
     # An invoice file back in the outbox is its bundle's to tell (sidecars above).
     quarantined = quarantined or {}
     gone = {stem(f) + outbox.sidecar_suffix: f for f in quarantined}
+    # Of each stem, the quarantined invoice files not back in the outbox: a root file
+    # named like one (INV-7.tif beside INV-7.xml) is told where it went.
+    back = set(files)
+    kin: dict[str, list[str]] = {}
+    for f in quarantined:
+        if f not in back:
+            kin.setdefault(stem(f), []).append(f)
 
     def there(x: str) -> bool:
         return os.path.lexists(outbox.path / x)
@@ -105,7 +114,10 @@ def left_words(refused: Mapping[str, str], outbox: OutboxConfig, share: ShareCon
             # into itself"; what it is, is the quarantine's leftover.
             out[n] = left_by_quarantine(n, file, quarantined[file], outbox.path)
             continue
-        out[n] = said(n) or why
+        out[n] = said(n) or (
+            beside_quarantined(n, only, quarantined[only], outbox)
+            if len(near := kin.get(stem(n), [])) == 1 and (only := near[0]) != n
+            and not is_invoice_file(outbox, n, share) else why)
     return out
 
 
@@ -139,6 +151,20 @@ def left_by_quarantine(name: str, invoice_file: str, quarantine: str, outbox: Pa
             "of attachments must be a real folder (outboxd never follows a link), so it "
             f"is never sent — remove it; when {invoice_file} goes back into the outbox "
             f"with attachments, make a real folder {name} holding them in its place")
+
+
+def beside_quarantined(name: str, invoice_file: str, quarantine: str,
+                       outbox: OutboxConfig) -> str:
+    """What the page says of a root file that is no invoice file, named like an invoice
+    file that was quarantined (INV-7.tif beside the quarantined INV-7.xml): "an
+    attachment goes into the folder of its invoice file" no longer fits, as that
+    invoice file is in quarantine/ — it goes with its attachments there, or away."""
+    folder = stem(invoice_file) + outbox.sidecar_suffix
+    return (never_sent(outbox.invoice_patterns) + f"{invoice_file}, the invoice file named "
+            f"like it, was quarantined (in {quarantine}): if this file is one of its "
+            f"attachments, move it into its folder of attachments {folder} there (make that "
+            f"folder if there is none) before {invoice_file} goes back into the outbox; "
+            "anything else, move it out of the outbox")
 
 
 def _kind(path: Path) -> str:

@@ -30,15 +30,20 @@ from daemon.watching.scan import Listing
 SPELLING = "sidecar-spelling"
 
 
+def never_sent(patterns: Sequence[str]) -> str:
+    """How the page's words for a root file that is no invoice file begin: what it is."""
+    return (f"not an invoice file (only names like {', '.join(patterns)} are read as "
+            "invoice files), so it is never sent — ")
+
+
 def not_an_invoice(patterns: Sequence[str]) -> str:
     """What the page says of a root file that is no invoice file: a clerk who dropped an
     attachment beside its invoice file instead of into its folder sees it, where the
     log line (docs/folder-convention.md, section 1: named once in the log) reaches only
     the admin."""
-    return (f"not an invoice file (only names like {', '.join(patterns)} are read as "
-            "invoice files), so it is never sent — an attachment goes into the folder of "
-            "its invoice file, named like the invoice file without its extension; anything "
-            "else, move it out of the outbox")
+    return (never_sent(patterns) + "an attachment goes into the folder of its invoice "
+            "file, named like the invoice file without its extension; anything else, move "
+            "it out of the outbox")
 
 
 class LeftAlone:

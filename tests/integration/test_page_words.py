@@ -1,7 +1,8 @@
 """What a finance team's trial found the status page telling clerks wrongly or not at all,
 with the real daemon, the real watchdog observer and the reference receiver on 127.0.0.1:
 a file in the sidecar's place told twice with advice that did not fit, a re-dropped
-invoice whose attachments wait in a quarantine folder, a sent bundle's warnings."""
+invoice whose attachments wait in a quarantine folder, a sent bundle's warnings, a file
+named like an invoice file that went into quarantine."""
 
 from __future__ import annotations
 
@@ -129,3 +130,39 @@ def test_an_invoice_dropped_again_is_told_its_attachments_wait_in_its_quarantine
     [other] = [x for x in status.stdout.splitlines()
                if x.startswith("  INV-Y.xml") and "waiting since" in x]
     assert "quarantine" not in other
+
+
+def test_a_file_named_like_a_quarantined_invoice_file_is_told_where_that_invoice_went(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Under `[policy] invalid = "quarantine"`: INV-Q2.xml is quarantined with its sidecar
+    INV-Q2/ (a PNG named ts.pdf), beside which a clerk dropped INV-Q2.tif, named like it,
+    into the outbox root. That file stays in the outbox (nothing is deleted). The page
+    listed it with "an attachment goes into the folder of its invoice file", but that
+    invoice file is in quarantine now: it names the quarantine folder INV-Q2.xml went to
+    and what to do — move it into the folder of attachments there before INV-Q2.xml goes
+    back, or out of the outbox. Another file keeps the usual words."""
+    env.write_config(receiver.url, policy={"invalid": "quarantine"})
+    start_daemon()
+    drop_bundle(env.outbox, "INV-Q2", {"ts.pdf": png()})
+    (env.outbox / "INV-Q2.tif").write_bytes(png())
+    (env.outbox / "notes.txt").write_bytes(b"")
+    [folder] = wait_for(env.quarantined, what="INV-Q2 in quarantine/")
+    wait_for(lambda: journal_states(env).get("INV-Q2.xml") == "quarantined",
+             what="INV-Q2.xml's row quarantined")
+    assert (folder / "INV-Q2").is_dir()
+    shown = f"quarantine/{folder.parent.name}/{folder.name}"
+
+    def rows() -> dict[str, str]:
+        return dict(r.split("\t", 1) for r in page_of(env).rows.get("refused", []))
+    wait_for(lambda: shown in rows().get("INV-Q2.tif", ""),
+             what="INV-Q2.tif told where INV-Q2.xml went")
+    said = rows()
+    assert said["INV-Q2.tif"] == (
+        "not an invoice file (only names like *.xml, *.pdf are read as invoice files), so "
+        f"it is never sent — INV-Q2.xml, the invoice file named like it, was quarantined (in "
+        f"{shown}): if this file is one of its attachments, move it into its folder of "
+        "attachments INV-Q2 there (make that folder if there is none) before INV-Q2.xml "
+        "goes back into the outbox; anything else, move it out of the outbox")
+    assert "an attachment goes into the folder" in said["notes.txt"]
+    assert (env.outbox / "INV-Q2.tif").is_file()
+    assert receiver.requests() == []

@@ -349,3 +349,30 @@ def test_a_file_in_the_sidecars_place_is_told_it_must_be_a_folder_or_left_to_hel
     held = leftwords.left_words(refused, outbox, SHARE, ["INV-1.xml", "INV-2.xml"],
                                 {"INV-1.xml": "held", "INV-2.xml": "settling"})
     assert "INV-1" not in held and held["INV-2"] == settling["INV-2"]
+
+
+def test_a_file_named_like_a_quarantined_invoice_file_is_told_where_that_went(
+        tmp_path: Path) -> None:
+    """INV-7.tif beside the quarantined INV-7.xml is told the quarantine folder and to move
+    it into the folder of attachments there (named with the sidecar suffix) or out of the
+    outbox — not "an attachment goes into the folder of its invoice file", which is
+    gone. Where that does not hold it keeps its why: INV-8.xml quarantined but back in the
+    outbox (its bundle's to tell), two quarantined invoice files of its stem (which one?),
+    a file named as an invoice file (refused for its own reason)."""
+    other = "not an invoice file … an attachment goes into the folder of its invoice file"
+    names = ["INV-7.tif", "INV-8.tif", "INV-9.tif", "INV-7.xml", "notes.txt"]
+    quarantined = {"INV-7.xml": "quarantine/2026-12-04/INV-7--aaaaaaaaaaaa",
+                   "INV-8.xml": "quarantine/2026-12-04/INV-8--bbbbbbbbbbbb",
+                   "INV-9.xml": "quarantine/2026-12-04/INV-9--cccccccccccc",
+                   "INV-9.pdf": "quarantine/2026-12-04/INV-9--dddddddddddd"}
+    outbox = OutboxConfig(path=tmp_path, sidecar_suffix="_att")
+    said = leftwords.left_words(dict.fromkeys(names, other), outbox, SHARE, ["INV-8.xml"], {},
+                                quarantined)
+    assert said["INV-7.tif"] == (
+        "not an invoice file (only names like *.xml, *.pdf are read as invoice files), so "
+        "it is never sent — INV-7.xml, the invoice file named like it, was quarantined (in "
+        "quarantine/2026-12-04/INV-7--aaaaaaaaaaaa): if this file is one of its attachments, "
+        "move it into its folder of attachments INV-7_att there (make that folder if there "
+        "is none) before INV-7.xml goes back into the outbox; anything else, move it out of "
+        "the outbox")
+    assert {n: said[n] for n in names[1:]} == dict.fromkeys(names[1:], other)
