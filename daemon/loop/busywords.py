@@ -1,13 +1,16 @@
 """What a bundle held by a copy or an editor at work in its sidecar (an in-progress name,
-docs/folder-convention.md section 1) is said to wait for: the names and what ends the
-wait. The loop says it under "Not moving" once such a name has not changed for a while
-(pipeline.py); `outboxd check` says it at once, where "valid" alone promised the bundle
-goes."""
+docs/folder-convention.md section 1) is said to wait for: the names, what ends the wait,
+and since when the bundle is unchanged. The loop says it under "Not moving" once such a
+name has not changed for a while (pipeline.py); `outboxd check` says it at once, where
+"valid" alone promised the bundle goes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from daemon.journal.records import iso_of, readable
 from daemon.names import NameKind, classify, printable
-from daemon.watching.snapshot import Snapshot
+from daemon.watching.snapshot import CTIME, MTIME, Snapshot
 
 
 def in_progress(snap: Snapshot, ignore_patterns: list[str]) -> list[str]:
@@ -15,6 +18,28 @@ def in_progress(snap: Snapshot, ignore_patterns: list[str]) -> list[str]:
     return [e[0] for e in snap.entries  # in the sidecar: not the folder itself
             if "/" in e[0]
             and classify(e[0].rsplit("/", 1)[-1], ignore_patterns) is NameKind.IN_PROGRESS]
+
+
+def unchanged_since(snap: Snapshot, seen: float, now: float, wall: float) -> float:
+    """Since when (monotonic) a bundle unchanged since this process's first look at it
+    (`seen`) has not changed: `seen`, or earlier where its files' newest modification or
+    change time says so — a lock file Word left days ago is that old at a start too, not
+    new at each. The files' times are the file server's wall-clock: their age (`wall`: time.time()
+    at this look) is converted into the loop's clock here, once a look; one ahead of
+    `wall` (a fast server clock) counts as no age, never as a wait longer than seen."""
+    newest = max((max(e[MTIME], e[CTIME]) for e in snap.entries), default=None)
+    if newest is None:
+        return seen
+    return min(seen, now - max(0.0, wall - newest / 1e9))
+
+
+def stuck_said(names: list[str], unchanged_at: float) -> str:
+    """The row's why for a bundle held by these in-progress names, unchanged since
+    `unchanged_at` (wall-clock seconds): since when, not for how long — written once,
+    "unchanged for 10 minutes" stood on the page for hours."""
+    at = readable(iso_of(datetime.fromtimestamp(unchanged_at, UTC)))
+    return (f"waits for {shown_names(names)}: an in-progress name, unchanged since {at} — "
+            f"{busy_fix(names)}")
 
 
 def shown_names(names: list[str]) -> str:

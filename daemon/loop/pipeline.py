@@ -11,6 +11,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ from daemon.delivery.deliver import Deliverer
 from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
 from daemon.fs.temps import Listed
-from daemon.journal import LIVE, Journal, Row, iso_in, readable
-from daemon.loop.busywords import busy_fix, in_progress, shown_names
+from daemon.journal import LIVE, Journal, Row
+from daemon.loop.busywords import in_progress, stuck_said, unchanged_since
 from daemon.loop.decide import Decisions
 from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.loop.markerwait import marker_wait_said
@@ -85,6 +86,7 @@ class Pipeline(Decisions):
         self.news_of: Callable[[str], object] = lambda bundle_id: None
         self.log = logs.get()
         self.moving = KeptMoving(self.log)  # looks that keep seeing a folder go
+        self.wall = time.time  # the files' age only (unchanged_since): a test sets it
 
     # -- reading ---------------------------------------------------------------
     def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
@@ -209,19 +211,23 @@ class Pipeline(Decisions):
         """A copy at work (an in-progress name in the sidecar) ends with an event, not a
         time. One that has not changed for STUCK_SECONDS is shown instead of waited
         for in silence: status and the page name the file and what to do (a copy
-        that was killed, an `outboxd attach` that was stopped)."""
-        since = self.tracker.still_since(key)
-        assert since is not None  # observed just before
+        that was killed, an `outboxd attach` that was stopped). Counted from the
+        bundle's files' own newest time where that is older than this process's look
+        (unchanged_since): a lock file days old is shown at a start's first look."""
+        seen = self.tracker.still_since(key)
+        assert seen is not None  # observed just before
+        wall = self.wall()
+        # A change this process saw is when it changed; only before its first look do
+        # the files' times tell (they may not show a change: a copy that keeps them).
+        since = unchanged_since(snap, seen, now, wall) if self.tracker.first_look(key) else seen
         if now - since < STUCK_SECONDS:
             return Next(at=since + STUCK_SECONDS)
         names = in_progress(snap, self.s.outbox.ignore_patterns)
         if not names:
             return IDLE  # a file that went while we looked: its event is on the way
-        self._live(self.live.get(key), key, "settling", last_error=(
-            # Since when, not for how long: written once, "unchanged for 10 minutes" stood
-            # on the page for hours. In wall-clock time (the tracker's is monotonic).
-            f"waits for {shown_names(names)}: an in-progress name, unchanged since "
-            f"{readable(iso_in(since - now))} — {busy_fix(names)}"))
+        # In wall-clock time, as the journal keeps times (`since` is monotonic).
+        self._live(self.live.get(key), key, "settling",
+                   last_error=stuck_said(names, wall - (now - since)))
         return IDLE
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:

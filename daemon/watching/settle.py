@@ -20,6 +20,7 @@ from daemon.watching.snapshot import CTIME, MTIME, Entry, Snapshot
 class _Seen:
     snapshot: Snapshot
     since: float  # monotonic time the snapshot last changed
+    first: bool = False  # as at this process's first look: no change seen since
 
 
 def _untimed(e: Entry) -> tuple[object, ...]:
@@ -48,7 +49,7 @@ class SettleTracker:
             # A look that saw a folder go (Snapshot.moved) is a change however like the
             # last (a share without change times can show two alike): never settled, as
             # what the folder held is unknown; its quiet period starts again from it.
-            self._seen[key] = _Seen(snap, now)
+            self._seen[key] = _Seen(snap, now, first=seen is None)
             # settle_seconds = 0 means "as soon as we have looked once".
             return self.settle_seconds == 0 and not snap.busy and not snap.moved
         return not snap.busy and now - seen.since >= self.settle_seconds
@@ -89,6 +90,12 @@ class SettleTracker:
         """Since when key has looked as it does now (monotonic); None if never seen."""
         seen = self._seen.get(key)
         return seen.since if seen else None
+
+    def first_look(self, key: str) -> bool:
+        """Key looks as at this process's first look at it: since then no change was seen,
+        so how long it was unchanged before is for its files' times to say."""
+        seen = self._seen.get(key)
+        return seen is not None and seen.first
 
     def ready_at(self, key: str) -> float | None:
         """When key's quiet period ends if nothing changes; None if never seen. After a

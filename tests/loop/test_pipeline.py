@@ -649,6 +649,8 @@ class TestRestartWhileBusy:
         p, s = make(tmp_path, outbox={"settle_seconds": 5})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         part = write(s.outbox.path / "INV-1" / "scan.pdf.part", pdf_bytes())
+        newest = _newest_change(s.outbox.path)
+        p.wall = lambda: newest  # the files are as new as the first look
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
         nxt = step(p, cand, start)
         assert nxt.at == start + STUCK_SECONDS
@@ -711,6 +713,79 @@ class TestRestartWhileBusy:
         unchanged = datetime.strptime(said.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
         ago = (datetime.now(UTC) - unchanged).total_seconds()
         assert STUCK_SECONDS - 5 <= ago <= STUCK_SECONDS + 60
+
+    @pytest.mark.parametrize("start", [0.0, 1e9])
+    def test_a_lock_file_days_old_at_a_start_is_shown_at_the_first_look(
+            self, tmp_path: Path, start: float) -> None:
+        """A lock file Word left in INV-1/ two days ago (a crash), found by a daemon that
+        just started: the bundle has not changed for two days, so the row says why it does
+        not move at the first look, since when the bundle last changed — not after another
+        STUCK_SECONDS of this process, counted again at every start. Whatever the loop's
+        clock (0 or 1e9: no test hangs on the host's uptime)."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"report.pdf": pdf_bytes()})
+        write(s.outbox.path / "INV-1" / "~$report.docx", b"\x0banna" + bytes(150))
+        newest = _newest_change(s.outbox.path)
+        p.wall = lambda: newest + 2 * 86400.0
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, start).at is None
+        [row] = p.j.rows(("settling",))
+        unchanged = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        assert (row.last_error or "").startswith(
+            f"waits for INV-1/~$report.docx: an in-progress name, unchanged since "
+            f"{unchanged} UTC — a lock file that Word")
+
+    @pytest.mark.parametrize("start", [0.0, 1e9])
+    @pytest.mark.parametrize("age", [0.0, 120.0, -86400.0], ids=["new", "2min", "future"])
+    def test_a_lock_file_younger_than_the_wait_is_shown_when_the_bundle_is_that_old(
+            self, tmp_path: Path, start: float, age: float) -> None:
+        """A lock file as old as the start is shown STUCK_SECONDS after the first look; one
+        two minutes old, two minutes sooner; one whose time is ahead of the wall clock
+        (a file server's clock a day fast) never sooner than from the first look."""
+        from daemon.loop.pipeline import STUCK_SECONDS
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"report.pdf": pdf_bytes()})
+        write(s.outbox.path / "INV-1" / ".~lock.report.odt#", b"anna")
+        newest = _newest_change(s.outbox.path)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+
+        def look(at: float) -> float | None:
+            """A step at `at` on the loop's clock, the wall clock gone on as far."""
+            p.wall = lambda: newest + age + (at - start)
+            return step(p, cand, at).at
+
+        due = start + STUCK_SECONDS - max(0.0, age)
+        # The files' age, a difference of two wall-clock times, is exact to a microsecond.
+        assert look(start) == pytest.approx(due, abs=1e-3)
+        assert look(due - 1) == pytest.approx(due, abs=1e-3)
+        [row] = p.j.rows(("settling",))
+        assert not row.last_error
+        assert look(due + 1e-3) is None
+        [row] = p.j.rows(("settling",))
+        assert "INV-1/.~lock.report.odt#" in (row.last_error or "")
+
+    def test_a_change_seen_after_the_start_counts_from_that_look_not_the_files_times(
+            self, tmp_path: Path) -> None:
+        """First seen with files two minutes old, then changed (a file added that keeps
+        an old time, as a copy that preserves times makes it) while the daemon runs: the
+        loop saw the change, so STUCK_SECONDS count from that look, not from the files'
+        times, which do not show it."""
+        from daemon.loop.pipeline import STUCK_SECONDS
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"report.pdf": pdf_bytes()})
+        write(s.outbox.path / "INV-1" / "~$report.docx", b"anna")
+        newest = _newest_change(s.outbox.path)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+
+        def look(at: float) -> float | None:
+            p.wall = lambda: newest + 120.0 + at
+            return step(p, cand, at).at
+
+        assert look(0.0) == pytest.approx(STUCK_SECONDS - 120.0, abs=1e-3)
+        write(s.outbox.path / "INV-1" / "hours.pdf", pdf_bytes())
+        assert look(100.0) == 100.0 + STUCK_SECONDS
+        [row] = p.j.rows(("settling",))
+        assert not row.last_error
 
     def test_the_same_invoices_reordered_keep_their_deadline(self, tmp_path: Path) -> None:
         """A batch re-exported with its two invoices swapped is the same wait: its
@@ -1160,3 +1235,10 @@ def test_a_bundle_waiting_under_a_name_refused_since_the_upgrade_is_said_to_be_a
     assert svc.left_alone.refused["INV-\x85.xml"] == (
         "the name holds a control character (\\x85) — rename the file")
     assert "INV-\\x85.xml" in (outbox / "outboxd-status.html").read_text(encoding="utf-8")
+
+
+def _newest_change(outbox: Path) -> float:
+    """The newest modification or change time in the outbox (wall-clock seconds): the
+    time the files a test just wrote give, from which it sets the pipeline's wall clock."""
+    return max(max(st.st_mtime_ns, st.st_ctime_ns) for st in
+               (os.lstat(x) for x in [outbox, *outbox.rglob("*")])) / 1e9

@@ -121,6 +121,22 @@ class TestSettleTracker:
         assert t.ready_at("k") == 105.0
 
 
+    def test_first_look_holds_until_a_change_is_seen(self) -> None:
+        """A key looks as at the first look until a change is seen (then never again while
+        it is tracked, also when it changes back); forgotten, the next look is a first."""
+        t = SettleTracker(5)
+        assert not t.first_look("k")
+        t.observe("k", BUSY, now=0.0)
+        t.observe("k", BUSY, now=50.0)
+        assert t.first_look("k") and t.still_since("k") == 0.0
+        t.observe("k", A, now=60.0)
+        assert not t.first_look("k")
+        t.observe("k", BUSY, now=70.0)
+        assert not t.first_look("k")
+        t.forget("k")
+        t.observe("k", BUSY, now=80.0)
+        assert t.first_look("k")
+
     def test_a_claim_undone_stays_settled_only_where_its_own_renames_changed_times(
             self) -> None:
         """put_back: the undo's renames give the invoice file a new change time, and its
