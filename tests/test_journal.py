@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -313,6 +313,35 @@ class TestQueries:
         c = journal.create("c.xml", "retrying")
         assert [r.id for r in journal.rows((CLAIMING, "retrying"))] == [a, c]
         assert journal.rows(("quarantined",)) == []
+
+    def test_quarantined_lately_is_each_wanted_files_weeks_latest_quarantine(
+            self, journal: Journal) -> None:
+        """quarantined_lately(): of the files `wanted` takes, those quarantined in the
+        last 7 days whose latest row is that quarantine, with its folder (the later of two
+        quarantines); not one sent or dropped again since, not one of 8 days ago, not
+        one `wanted` refuses. By the (state, since) index, then each wanted file's later
+        rows by row id — never a scan of the table."""
+        now = datetime.now(UTC)
+        for name, folder, days in [("A.xml", "/q/A-1", 5), ("A.xml", "/q/A-2", 2),
+                                   ("B.xml", "/q/B", 3), ("C.xml", "/q/C", 3),
+                                   ("D.xml", "/q/D", 8), ("E.xml", "/q/E", 1)]:
+            set_since(journal.path, journal.create(name, "quarantined", archive_dir=folder),
+                      now - timedelta(days=days))
+        journal.create("B.xml", "sent", archive_dir="/s/B")
+        journal.create("C.xml", "waiting")
+        queries: list[str] = []
+        journal._db.set_trace_callback(queries.append)
+        try:
+            got = journal.quarantined_lately(lambda f: f != "E.xml")
+        finally:
+            journal._db.set_trace_callback(None)
+        assert got == {"A.xml": "/q/A-2"}
+        plans = [" ".join(str(r[-1]) for r in journal._db.execute("EXPLAIN QUERY PLAN " + q))
+                 for q in queries if q.lstrip().upper().startswith("SELECT")]
+        assert len(plans) == 4  # the week's quarantined rows, then A, B and C's later ones
+        assert "bundles_state_since" in plans[0], plans
+        assert all("SCAN bundles" not in p and "INTEGER PRIMARY KEY" in p
+                   for p in plans[1:]), plans
 
     def test_was_sent(self, journal: Journal) -> None:
         """was_sent is true for a bundle on its way (claimed, delivering, retrying), delivered

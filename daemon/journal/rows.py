@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from daemon.journal.records import (
     DELIVERED,
     SENT_OR_GOING,
     Row,
+    iso_in,
     now_iso,
     row_of,
     rows_of,
@@ -263,6 +264,23 @@ class Rows:
                                   "AND since >= ? AND archive_dir IS NOT NULL",
                                   (DELIVERED, at)).fetchall()
         return [text.read(r[0]) for r in rs]
+
+    def quarantined_lately(self, wanted: Callable[[str], bool], days: int = 7
+                           ) -> dict[str, str]:
+        """Of the invoice files quarantined in the last `days` days (as `status` lists
+        them) that `wanted` takes, those whose latest row is that quarantine: file -> its
+        archive folder. A range of the (state, since) index, three columns; then, for each
+        file wanted, whether a later row has it, by the row ids after its own (no index
+        holds the file names): only the rows that came after it."""
+        with self._lock:
+            rs = self._db.execute("SELECT id, invoice_file, archive_dir FROM bundles WHERE "
+                                  "state = 'quarantined' AND since >= ? AND archive_dir IS "
+                                  "NOT NULL ORDER BY id", (iso_in(-days * 86400.0),)).fetchall()
+            # Oldest first: a file's later quarantine takes the place of its earlier.
+            latest = {f: r for r in rs if wanted(f := text.read(r[1]))}
+            return {f: text.read(folder) for f, (row_id, stored, folder) in latest.items()
+                    if self._db.execute("SELECT 1 FROM bundles WHERE id > ? AND invoice_file "
+                                        "= ? LIMIT 1", (row_id, stored)).fetchone() is None}
 
     def last_detail(self, row_id: int) -> str | None:
         """The detail of the row's latest transition (why it is in its state)."""

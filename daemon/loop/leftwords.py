@@ -132,6 +132,15 @@ def quarantined_at(rows: Iterable[tuple[str, str, str | None]], root: Path
             if state == "quarantined" and folder}
 
 
+def named_after(refused: Iterable[str], outbox: OutboxConfig) -> set[str]:
+    """The invoice files' stems the root files left alone may be named after: as its
+    sidecar (INV-7, or INV-7 + sidecar_suffix) or with another extension (INV-7.tif) —
+    whose quarantine left_words tells."""
+    sfx = outbox.sidecar_suffix
+    return {n[:-len(sfx)] if sfx and n.endswith(sfx) else n for n in refused} | {
+        stem(n) for n in refused}
+
+
 def not_a_sidecar(name: str, invoice_file: str, outbox: Path) -> str:
     """What the page says of a file, link or FIFO named as the sidecar of `invoice_file`
     while that bundle is not held for it (yet: it settles, or is being read)."""

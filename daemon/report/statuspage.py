@@ -40,7 +40,8 @@ from daemon.loop.idlefiles import (
     stray_errors_files,
     suffixed_names,
 )
-from daemon.loop.leftwords import left_words, quarantined_at
+from daemon.loop.leftwords import left_words, named_after
+from daemon.names import stem
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
 from daemon.report.pagelog import PageLog, not_written
@@ -49,7 +50,7 @@ from daemon.report.pagerender import LONE_SHOWN, render
 from daemon.report.pagerows import page_rows
 from daemon.report.sentwarnings import SentWarnings
 from daemon.report.sidecarheld import QuarantinedSidecars
-from daemon.watching.leftalone import SPELLING, MovedBackToday, left_behind
+from daemon.watching.leftalone import SPELLING, MovedBackToday, left_behind, shared_name
 from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.watching.scan import list_outbox
 from daemon.watching.strays import StrayFolders
@@ -294,9 +295,12 @@ class StatusPage:
         if names.releases:
             idle = idle_releases(names.releases, share, files, states, settings.outbox.path)
         if refused:  # a clerk's near miss of a release or marker file: the name it needs
-            refused = left_words(refused, settings.outbox, share, files, states, quarantined_at(
-                ((r.invoice_file, r.state, r.archive_dir) for r in rows),
-                settings.quarantine_dir))
+            # Quarantined over the week `status` tells, not the page's latest 100 of today:
+            # of the invoice files these names may be named after only.
+            after = named_after(refused, settings.outbox)
+            refused = left_words(refused, settings.outbox, share, files, states, {
+                f: shared_name(Path(folder), settings.quarantine_dir) for f, folder in
+                journal.quarantined_lately(lambda f: stem(f) in after).items()})
         if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
         if strays_named := stray_errors_files(names.errors, [*files, *(

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from daemon.claiming.foreign import foreign_work
 from daemon.configuration.config import Settings
-from daemon.journal import Journal, parse_iso
+from daemon.journal import Journal, iso_in, parse_iso
 from daemon.journal.records import readable
 from daemon.loop.idlefiles import Idle
 from daemon.names import printable
@@ -1188,3 +1188,39 @@ def test_a_file_in_a_quarantined_invoice_files_sidecar_place_is_told_what_it_is(
                                       "INV-SY2--bbbbbbbbbbbb), but it is a symbolic link")
     assert "an attachment goes into the folder" not in said["INV-SY1"] + said["INV-SY2"]
     assert said["notes.txt"] == other
+
+
+def test_a_file_named_like_an_invoice_file_quarantined_this_week_is_told_where_it_went(
+        journal: Journal, tmp_path: Path) -> None:
+    """The page told a root file named like a quarantined invoice file where that went only
+    from its own rows — today's latest 100 quarantined — while `outboxd status` tells it
+    for the week it lists. INV-Q3.xml, quarantined three days ago: INV-Q3 (in its
+    sidecar's place) and INV-Q3.tif are told its quarantine folder, as status tells them.
+    INV-Q4.xml, quarantined then sent: its INV-Q4.tif keeps the usual words, as does
+    INV-Q5.tif, whose invoice file was quarantined nine days ago (past the week)."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2026-12-04"
+    ago = {"INV-Q3": 3, "INV-Q4": 3, "INV-Q5": 9}
+    for stem, days in ago.items():
+        f = write(day / f"{stem}--{stem[-1] * 12}" / f"{stem}.xml", b"<Invoice/>")
+        journal.create(f.name, "quarantined", since=iso_in(-days * 86400.0),
+                       archive_dir=str(f.parent), reasons=[{
+                           "code": "not-a-folder", "file": stem,
+                           "message": "the sidecar is not a folder"}])
+    journal.create("INV-Q4.xml", "sent", since=iso_in(-86400.0),
+                   archive_dir=str(tmp_path / "sent" / "x"))
+    names = ["INV-Q3", "INV-Q3.tif", "INV-Q4.tif", "INV-Q5.tif"]
+    for name in names:
+        write(outbox / name, b"x")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    other = not_an_invoice(settings.outbox.invoice_patterns)
+    assert StatusPage().refresh(journal, settings, refused=dict.fromkeys(names, other))
+    rows = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8")).rows["refused"]
+    said = dict(r.split("\t", 1) for r in rows)
+    where = "quarantine/2026-12-04/INV-Q3--333333333333"
+    assert said["INV-Q3"].startswith("named like the folder of attachments of INV-Q3.xml, "
+                                     f"which was quarantined (in {where}), but it is a file")
+    assert f"INV-Q3.xml, the invoice file named like it, was quarantined (in {where})" in \
+        said["INV-Q3.tif"]
+    assert said["INV-Q4.tif"] == other and said["INV-Q5.tif"] == other
