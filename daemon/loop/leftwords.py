@@ -154,12 +154,14 @@ def left_by_quarantine(name: str, invoice_file: str, quarantine: str, outbox: Pa
     """What the page says of a file, link or FIFO in the sidecar's place of an invoice
     file that was quarantined (for it, `not-a-folder`, or for another reason): it stays
     in the outbox, is never sent, and is in the way of the folder the invoice file's
-    attachments need when it goes back."""
+    attachments need when it goes back. "Move it out", not "remove it": a file there
+    may hold the only copy of what a clerk saved."""
     return (f"named like the folder of attachments of {invoice_file}, which was "
             f"quarantined (in {quarantine}), but it is a {_kind(outbox / name)}: a folder "
             "of attachments must be a real folder (outboxd never follows a link), so it "
-            f"is never sent — remove it; when {invoice_file} goes back into the outbox "
-            f"with attachments, make a real folder {name} holding them in its place")
+            f"is never sent — move it out of the outbox; when {invoice_file} goes back "
+            f"into the outbox with attachments, make a real folder {name} holding them in "
+            "its place")
 
 
 def beside_quarantined(name: str, invoice_file: str, quarantine: str,

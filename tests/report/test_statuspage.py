@@ -1159,8 +1159,9 @@ def test_a_file_in_a_quarantined_invoice_files_sidecar_place_is_told_what_it_is(
     each as "not an invoice file … an attachment goes into the folder of its invoice
     file" — advice that reads as "put it into itself". It says what it is: named like
     the folder of attachments of the quarantined invoice file (and where that waits),
-    which must be a real folder — remove it, and make a folder when the invoice file
-    goes back. Told from the page's own rows: another file keeps its words."""
+    which must be a real folder — move it out of the outbox (a file may hold data), and
+    make a folder when the invoice file goes back. Told from the page's own rows:
+    another file keeps its words."""
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     day = tmp_path / "quarantine" / "2026-12-04"
@@ -1181,8 +1182,8 @@ def test_a_file_in_a_quarantined_invoice_files_sidecar_place_is_told_what_it_is(
         "named like the folder of attachments of INV-SY1.xml, which was quarantined (in "
         "quarantine/2026-12-04/INV-SY1--aaaaaaaaaaaa), but it is a file: a folder of "
         "attachments must be a real folder (outboxd never follows a link), so it is never "
-        "sent — remove it; when INV-SY1.xml goes back into the outbox with attachments, "
-        "make a real folder INV-SY1 holding them in its place")
+        "sent — move it out of the outbox; when INV-SY1.xml goes back into the outbox with "
+        "attachments, make a real folder INV-SY1 holding them in its place")
     assert said["INV-SY2"].startswith("named like the folder of attachments of INV-SY2.xml, "
                                       "which was quarantined (in quarantine/2026-12-04/"
                                       "INV-SY2--bbbbbbbbbbbb), but it is a symbolic link")
