@@ -49,6 +49,12 @@ class RawReceiver:
         self._requests = 0
         self._here = threading.local()
 
+    @property
+    def requests(self) -> int:
+        """Requests read whole so far (each one's n was this count before it)."""
+        with self._lock:
+            return self._requests
+
     def head(self) -> str:
         """The head of the request being answered, on its own connection's thread (heads[-1]
         may be another connection's: each is served on a thread of its own)."""
