@@ -1186,3 +1186,25 @@ def _marked_then_killed_in_removal(monkeypatch: pytest.MonkeyPatch, w: Path, tar
     assert (w / KEPT).read_bytes() == os.fsencode(target)
     if late:
         (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
+
+
+def test_an_orphan_whose_names_a_clerk_dropped_again_stays_put_and_says_which_names_clash(
+        settings: Settings) -> None:
+    """An orphan of a dead process (no receipt, no reason) cannot go back where the clerk
+    dropped files of the same names since: nothing is overwritten, nothing removed, the
+    folder stays in processing/ and one error names the clashing files and the fix; the
+    next sweep does not say it again."""
+    w = work(settings, "INV-1")
+    outbox = settings.outbox.path
+    (outbox / "INV-1.xml").write_bytes(b"<new/>")
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0
+    assert (outbox / "INV-1.xml").read_bytes() == b"<new/>"
+    assert (w / "INV-1.xml").read_bytes() == b"<x/>"
+    assert (w / "INV-1" / "a.pdf").read_bytes() == b"%PDF-1.4"
+    [said] = [e for e in logged if e["log_level"] == "error"]
+    assert "cannot go back" in said["event"] and "compare them" in said["event"]
+    assert "INV-1.xml" in said["names"] and said["work_dir"] == str(w)
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0 and not [e for e in logged if e["log_level"] == "error"]
+    assert (w / "INV-1.xml").exists() and (outbox / "INV-1.xml").read_bytes() == b"<new/>"
