@@ -324,3 +324,52 @@ def test_a_leftover_copy_made_a_thousand_deep_during_its_removal_is_refused_nami
     monkeypatch.undo()
     assert raised.value.filename == str(partial)
     assert (src / "f").read_bytes() == b"new" and not os.path.lexists(dst)
+
+
+class TestAFileDroppedAsTheCopiedFolderIsRemoved:
+    """remove_held empties a folder of what was copied, then removes the folder itself:
+    a file a clerk drops into it between the two is kept, with its folder, and named as
+    left over — never lost with a folder taken for empty."""
+
+    def _removed_dropping(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          into: str) -> tuple[Path, list[Path]]:
+        """A work folder (INV-1.xml, INV-1/a.pdf) copied whole, then removed while a
+        late.pdf is dropped into its folder `into` (relative) just before that folder's
+        own removal: (the work folder, what remove_held left)."""
+        work = tmp_path / "INV-1--x"
+        (work / "INV-1").mkdir(parents=True)
+        (work / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (work / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+        copied = {f"./{rel}": fsmove.identity(os.lstat(work / rel))
+                  for rel in ("INV-1.xml", "INV-1", "INV-1/a.pdf")}
+        target = work / into
+        real_rmdir = os.rmdir
+
+        def rmdir_after_a_drop(path: Any, *, dir_fd: int | None = None) -> None:
+            at = Path(path) if dir_fd is None else Path(f"/proc/self/fd/{dir_fd}", path)
+            if at.resolve() == target.resolve() and not (target / "late.pdf").exists():
+                (target / "late.pdf").write_bytes(b"%PDF-1.4 late")
+            real_rmdir(path, dir_fd=dir_fd)
+
+        monkeypatch.setattr(os, "rmdir", rmdir_after_a_drop)
+        held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            left = fsmove.remove_held(work, held, copied)
+        finally:
+            os.close(held)
+            monkeypatch.undo()
+        return work, left
+
+    def test_a_file_dropped_into_the_sidecar_before_its_removal_keeps_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        work, left = self._removed_dropping(tmp_path, monkeypatch, "INV-1")
+        assert left == [work / "INV-1"]
+        assert (work / "INV-1" / "late.pdf").read_bytes() == b"%PDF-1.4 late"
+        assert not (work / "INV-1.xml").exists() and not (work / "INV-1" / "a.pdf").exists()
+
+    def test_a_file_dropped_into_the_work_folder_before_its_removal_keeps_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        work, left = self._removed_dropping(tmp_path, monkeypatch, ".")
+        assert left == [work]
+        assert os.listdir(work) == ["late.pdf"]
+        assert (work / "late.pdf").read_bytes() == b"%PDF-1.4 late"
