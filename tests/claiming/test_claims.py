@@ -966,3 +966,34 @@ def claimed_as_the_share_went_away(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with capture_logs() as logged:
         assert step(p, cand, 0.0).claimed is None
     return p, s, work, away, logged
+
+
+class TestOneClaimOfABatchFailingUnexpectedly:
+    """A batch of claims (claim_held) where one bundle's claim raises what no claim
+    expects (a bug, or a race none foresaw): that error is the one bundle's, handed to
+    the loop for it; the others of the batch are claimed and delivered."""
+
+    def test_an_unexpected_error_in_one_claims_move_leaves_the_others_delivered(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from daemon.claiming import claims
+        p = TestABatchOfClaims._held(tmp_path, 3)
+        real_claim = claims.claim
+
+        def failing_for_inv0(cand: Candidate, work: Path, *a: object, **kw: object
+                             ) -> Candidate:
+            if cand.invoice.name == "INV-0.xml":
+                raise RuntimeError("a claim nobody foresaw")
+            return real_claim(cand, work, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims, "claim", failing_for_inv0)
+        results = dict(p.claim_held(5.0))
+        failed = results["INV-0.xml"]
+        assert isinstance(failed, RuntimeError) and "nobody foresaw" in str(failed)
+        assert (p.s.outbox.path / "INV-0.xml").exists()
+        assert (p.s.outbox.path / "INV-0" / "a.pdf").exists()
+        for key in ("INV-1.xml", "INV-2.xml"):
+            nxt = results[key]
+            assert not isinstance(nxt, Exception) and nxt.claimed is not None, nxt
+            assert p.finish.attempt(nxt.claimed) is None
+            assert p.j.get(nxt.claimed).state == "sent"
+        assert len(folders(p.s.sent_dir)) == 2
