@@ -550,3 +550,20 @@ def test_temps_and_temp_folders_are_made_for_outboxd_and_its_group_only(
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / ".entry.tmp").stat().st_mode & 0o777 == 0o750
+
+
+def test_a_link_or_a_file_at_a_temp_folders_name_is_removed_never_followed(
+        tmp_path: Path) -> None:
+    """drop_folder_unless_held on a name a share user put a link (to a folder of
+    theirs) or a plain file at: the name is removed (True: nothing left there), and what
+    the link leads to keeps all it holds."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"theirs")
+    link, file = tmp_path / ".entry.tmp", tmp_path / ".other.tmp"
+    link.symlink_to(outside)
+    file.write_bytes(b"litter")
+    assert drop_folder_unless_held(link) is True
+    assert drop_folder_unless_held(file) is True
+    assert sorted(os.listdir(tmp_path)) == ["outside"]
+    assert (outside / "precious").read_bytes() == b"theirs"
