@@ -375,3 +375,35 @@ def test_a_look_afresh_finds_the_bundles_table_gone_and_leaves_an_empty_file_alo
     wal.write_bytes(b"\x37\x7f\x06\x82" + bytes(28))  # a WAL file's header, more or less
     assert guarded.fault(str(empty)) is None
     assert wal.read_bytes()[:4] == b"\x37\x7f\x06\x82"
+
+
+def test_a_journal_file_written_over_in_place_by_another_file_is_noticed_by_check(
+        tmp_path: Path) -> None:
+    """The journal file written over in place while the daemon runs (`cat notes.txt >
+    journal.sqlite3`, larger than it was): its head is no SQLite header any more, and
+    check() raises JournalLost saying it is damaged, before anything more is written."""
+    path = tmp_path / "journal.sqlite3"
+    written_journal(path)
+    j = Journal(path)
+    try:
+        j.check()
+        size = path.stat().st_size
+        with path.open("r+b") as f:
+            f.write(b"notes of a clerk\n" * (size // 17 + PAGE))
+        with pytest.raises(JournalLost, match="is damaged"):
+            j.check()
+    finally:
+        j.close()
+
+
+def test_a_look_afresh_at_a_torn_journal_says_what_quick_check_found_on_one_line(
+        tmp_path: Path) -> None:
+    """fault() on a journal whose header fits but a page past it is torn (a `cp` taken
+    while the daemon checkpointed): the error it gives is SQLite's quick_check answer,
+    on one line, for the message that names the file and the fix."""
+    path = tmp_path / "journal.sqlite3"
+    torn_journal(path)
+    found = guarded.fault(str(path))
+    assert isinstance(found, sqlite3.DatabaseError)
+    assert str(found).startswith("SQLite's quick_check: *** in database main *** ")
+    assert "\n" not in str(found)
