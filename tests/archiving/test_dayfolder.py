@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from archiving.test_readback import BID, receipt
-
 from daemon.archiving.dayfolder import days_in_window
 from daemon.archiving.readback import sent_records
 

@@ -7,6 +7,7 @@ import errno
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 from helpers import without_blocking
 from structlog.testing import capture_logs
