@@ -1208,3 +1208,22 @@ def test_an_orphan_whose_names_a_clerk_dropped_again_stays_put_and_says_which_na
     swept, logged = swept_with_logs(settings)
     assert swept == 0 and not [e for e in logged if e["log_level"] == "error"]
     assert (w / "INV-1.xml").exists() and (outbox / "INV-1.xml").read_bytes() == b"<new/>"
+
+
+def test_a_kept_folder_whose_entry_was_moved_out_of_the_archive_loses_nothing(
+        settings: Settings) -> None:
+    """A work folder marked for its sent/ entry (KEPT), its receipt gone with a removal a
+    crash cut short, whose entry an admin has since moved out of sent/: with no entry at
+    the mark's name nothing is compared, so nothing is removed — no day folder is made
+    for it, and the files stay, said as in no archive entry."""
+    w = work(settings, "INV-5")
+    target = settings.sent_dir / "2026-01-01" / f"INV-5--{BID[:12]}"
+    (w / KEPT).write_bytes(os.fsencode(target))
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0
+    assert sorted(str(p.relative_to(w)) for p in w.rglob("*")) == [
+        KEPT, "INV-5", "INV-5.xml", "INV-5/a.pdf"]
+    assert not target.parent.exists()
+    [said] = [e for e in logged if e["log_level"] == "warning"]
+    assert "in no archive entry" in said["event"] and said["archive"] == str(target)
+    assert sorted(said["names"]) == ["INV-5.xml", "INV-5/a.pdf"]
