@@ -5,6 +5,7 @@ deep trees: test_fscopy.py."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -373,3 +374,40 @@ class TestAFileDroppedAsTheCopiedFolderIsRemoved:
         assert left == [work]
         assert os.listdir(work) == ["late.pdf"]
         assert (work / "late.pdf").read_bytes() == b"%PDF-1.4 late"
+
+
+def test_a_copy_swapped_for_anothers_folder_as_it_is_renamed_is_never_put_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems, one who may write in the archive's day folder swaps the copy
+    under way for a folder of theirs between the last look at it and its rename into
+    place: what the rename put at the entry's name is not the copy, so it goes back
+    under the copy's name at once (outboxd's own dot-name, emptied as at each try's
+    start), nothing is left at the entry's name, the move fails with EAGAIN (tried again
+    later) and the source is kept whole."""
+    src = tmp_path / "work" / "INV-1--x"
+    (src / "INV-1").mkdir(parents=True)
+    (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+    day = tmp_path / "sent" / "2026-01-05"
+    dst = day / "INV-1--x"
+    real_rename_into = fsmove._rename_into
+    swapped: list[str] = []
+
+    def swapped_first(s: Path, d: Path, into: int | None, src_too: bool = False) -> None:
+        if src_too and not swapped:
+            at = day if into is None else Path(f"/proc/self/fd/{into}")
+            swapped.append(s.name)
+            os.rename(at / s.name, tmp_path / "ours-moved-away")
+            (at / s.name).mkdir()
+            (at / s.name / "theirs.txt").write_bytes(b"theirs")
+        real_rename_into(s, d, into, src_too)
+
+    exdev_then(monkeypatch, lambda: None)
+    monkeypatch.setattr(fsmove, "_rename_into", swapped_first)
+    with pytest.raises(OSError) as info:
+        move_tree(src, dst, tag="hosta-aaaaaa")
+    monkeypatch.undo()
+    assert info.value.errno == errno.EAGAIN and "nothing was put in place" in str(info.value)
+    assert swapped and os.listdir(day) == []
+    assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
+        "INV-1", "INV-1.xml", "INV-1/a.pdf"]
