@@ -1057,3 +1057,24 @@ class TestAClaimCutShortByAnError:
         assert folders(s.quarantine_dir) == []
         assert len(folders(s.sent_dir)) == 1
         assert p.j.counts()["sent"] == 1 and p.j.rows(("claiming",)) == []
+
+
+class TestBytesChangedWhileClaimed:
+    """An attachment saved anew after the bundle was read and before its claim (held for
+    the end of the loop's turn): its bytes, which the bundle id covers, are not those
+    validated, so the check after the claim puts the bundle back to settle; read again,
+    it is sent with the bytes it now has, never with a manifest of the old ones."""
+
+    def test_an_attachment_saved_anew_before_the_claim_is_sent_as_it_now_is(
+            self, tmp_path: Path) -> None:
+        import hashlib
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        path = s.outbox.path / "INV-1" / "a.pdf"
+        row_id = TestChangedWhileClaimed._changed_during_claim(
+            p, lambda: path.write_bytes(pdf_bytes(2)))
+        assert TestChangedWhileClaimed._read_again_ends(p, s, row_id) == ("sent", "e-invoice")
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(2)
+        manifest = json.loads((entry / "receipt.json").read_text())["manifest"]
+        assert hashlib.sha256(pdf_bytes(2)).hexdigest() in json.dumps(manifest)
