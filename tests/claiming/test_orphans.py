@@ -1227,3 +1227,33 @@ def test_a_kept_folder_whose_entry_was_moved_out_of_the_archive_loses_nothing(
     [said] = [e for e in logged if e["log_level"] == "warning"]
     assert "in no archive entry" in said["event"] and said["archive"] == str(target)
     assert sorted(said["names"]) == ["INV-5.xml", "INV-5/a.pdf"]
+
+
+def test_a_file_put_into_a_kept_folders_subfolder_as_it_is_removed_is_kept_and_said(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept work folder found holding only an emptied subfolder, and a clerk drops a
+    file into that subfolder in the moment before its removal: the file, its subfolder,
+    the folder and its mark stay, and the next sweep says the folder is kept for that
+    file (naming it) — never a file removed with the folder taken for empty."""
+    w = work(settings, "INV-4")
+    for f in (w / "INV-4.xml", w / "INV-4" / "a.pdf"):
+        f.unlink()
+    target = settings.sent_dir / "2026-01-01" / f"INV-4--{BID[:12]}"
+    (w / KEPT).write_bytes(os.fsencode(target))
+    late = w / "INV-4" / "late.pdf"
+    real_rmdir = os.rmdir
+
+    def rmdir_after_a_drop(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path) == "INV-4" and not late.exists():
+            late.write_bytes(b"%PDF-late")
+        real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", rmdir_after_a_drop)
+    swept, _ = swept_with_logs(settings)
+    monkeypatch.undo()
+    assert swept == 0
+    assert late.read_bytes() == b"%PDF-late" and (w / KEPT).read_bytes() == os.fsencode(target)
+    swept, logged = swept_with_logs(settings)
+    [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+    assert said["event"].startswith("work folder kept because files were put into it")
+    assert said["names"] == ["INV-4/late.pdf"]
