@@ -139,7 +139,7 @@ class Claims(Undoing):
                 try:
                     nxt = self._move(c, row_id, now, held)
                 except Exception as exc:  # noqa: BLE001 - one bundle's failure is its own
-                    yield c.cand.invoice.name, exc
+                    yield c.cand.invoice.name, self._cut_short(c.cand.invoice.name, row_id, exc)
                     continue
                 if isinstance(nxt, Candidate):
                     moved.append((c, row_id, nxt))
@@ -158,7 +158,7 @@ class Claims(Undoing):
                 try:
                     yield c.cand.invoice.name, self._claim_failed(c, row_id, failed, now)
                 except Exception as undo:  # noqa: BLE001 - the share may be gone for the undo too
-                    yield c.cand.invoice.name, undo
+                    yield c.cand.invoice.name, self._cut_short(c.cand.invoice.name, row_id, undo)
             return
         if not moved:
             return
@@ -186,7 +186,7 @@ class Claims(Undoing):
                     checked = self._verify(c, row_id, unmade.get(i) or next(checks),
                                            single.get(i, ()))
             except Exception as exc:  # noqa: BLE001
-                yield c.cand.invoice.name, exc
+                yield c.cand.invoice.name, self._cut_short(c.cand.invoice.name, row_id, exc)
                 continue
             if isinstance(checked, Next):
                 yield c.cand.invoice.name, checked

@@ -27,6 +27,8 @@ from daemon.claiming.rereading import Rereading
 from daemon.configuration.config import Settings
 from daemon.errors import (
     InputError,
+    JournalError,
+    JournalLost,
     ReaderFailed,
 )
 from daemon.fs.fswrite import fsync_dir, held_path
@@ -170,17 +172,29 @@ class Recovery(Rereading):
         due: list[int] = []
         settling: list[Row] = []
         for row_id in sorted(self._unfinished):
-            row = self.j.get(row_id)
-            if row.state != CLAIMING:
-                self._unfinished.discard(row_id)
-                continue
-            log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-            if self._finish_or_wait(row, log):
-                log.info("interrupted claim finished", work_dir=row.work_dir)
-                due.append(row_id)
-            elif (after := self.j.get(row_id)).state == "settling":
-                settling.append(after)
+            try:
+                row = self.j.get(row_id)
+                if row.state != CLAIMING:
+                    self._unfinished.discard(row_id)
+                    continue
+                log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+                if self._finish_or_wait(row, log):
+                    log.info("interrupted claim finished", work_dir=row.work_dir)
+                    due.append(row_id)
+                elif (after := self.j.get(row_id)).state == "settling":
+                    settling.append(after)
+            except JournalLost:
+                raise
+            except JournalError:
+                # A write refused (said by the journal, once): kept for the next rescan,
+                # and the other claims tried; raised, it ended the rescan's turn.
+                self._unfinished.add(row_id)
         return due, settling
+
+    def finish_later(self, row_id: int) -> None:
+        """The `claiming` row `row_id`, a claim an error cut short at run time, finished
+        as one a crash cut short, from the next rescan on (finish_claims_again)."""
+        self._unfinished.add(row_id)
 
     def _finish_claim(self, row: Row) -> bool:
         """A claim cut short by a crash: True if the bundle is now ours to finish."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.claiming.recovery import NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
-from daemon.journal import Journal, Row
+from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
 from daemon.watching.scan import Candidate
@@ -31,6 +31,8 @@ class Stranded:
     live: dict[str, Row]
     # Claims to undo whose work folder was not there: row id -> (bundle, folder, why).
     _stranded: dict[int, tuple[Candidate, Path, str]]
+    # Claims cut short by an error no claim expects: invoice file -> row id (_cut_short).
+    _cut: dict[str, int]
 
     if TYPE_CHECKING:
         # The claims' (claims.py): declared for mypy only, so that no stand-in here can
@@ -64,6 +66,31 @@ class Stranded:
             log.warning(f"{event}; tried again at each rescan", work_dir=str(work),
                         reason=why, **({"error": str(failed)} if failed else {}))
         return IDLE
+
+    def _cut_short(self, key: str, row_id: int, exc: Exception) -> Exception:
+        """A claim that raised what no claim expects (a journal write refused while its
+        failure was undone: one full disk holding the outbox and the state folder; or a
+        bug): its row `claiming`, its files wherever the error left them. Finished as a
+        claim a crash cut short is (recovery: the rest moved in and sent, or the row
+        settling again with its bundle back in the outbox), at each rescan until that can
+        be done; its invoice file is not decided on meanwhile (cut_pending). Left so, the
+        row counted its bundle as on its way until a restart, and the next look at the
+        invoice file in the outbox quarantined it as a duplicate of itself. `exc`, for the
+        loop to say."""
+        self._cut[key] = row_id
+        self.finish.finish_later(row_id)
+        return exc
+
+    def cut_pending(self, key: str) -> bool:
+        """Whether the invoice file `key` waits for its claim cut short (_cut_short) to
+        be finished."""
+        row_id = self._cut.get(key)
+        if row_id is None:
+            return False
+        if self.j.get(row_id).state == CLAIMING:
+            return True
+        del self._cut[key]
+        return False
 
     def retry_stranded(self) -> list[int]:
         """Each claim _stranded_claim left, undone now that its work folder is there

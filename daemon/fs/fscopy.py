@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from daemon.fs.fsdepth import beyond, too_deep
-from daemon.fs.fsops import FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
+from daemon.fs.fsops import FOLDER_NOFOLLOW, kind_of, opened_if_regular
 from daemon.fs.fsread import CHUNK
 from daemon.fs.fswrite import add_group_write_fd
 from daemon.names import NAME_MAX, fit_name
@@ -30,13 +30,10 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def copy_file(src: Path | Readable, dst: Path) -> None:
-    """Copy a regular input file to a new dst (never through a link), fsynced. `src`: its
-    path, or the file opened already (a bundle's, opened below its folder: open_below)."""
-    if isinstance(src, Path):
-        with open_regular(src) as fin:
-            copy_file(fin, dst)
-        return
+def copy_file(src: Readable, dst: Path) -> None:
+    """Copy an input file to a new dst (never through a link), fsynced. `src`: the file
+    opened already, below its folder (a bundle's: parts.OpenWhenRead gives only the bytes
+    checked); never a path, which a link swapped in since the check would lead astray."""
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o640)
     with os.fdopen(fd, "wb") as fout:

@@ -67,6 +67,7 @@ class Pipeline(Decisions):
         self._early_spent: set[str] = set()
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self._stranded: dict[int, tuple[Candidate, Path, str]] = {}
+        self._cut: dict[str, int] = {}  # claims cut short by an error (Stranded._cut_short)
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
         self._due: dict[str, tuple[str, float]] = {}
@@ -166,6 +167,8 @@ class Pipeline(Decisions):
         paused = self._claim_paused.get(key)
         if paused is not None and paused > now:
             return Next(at=paused)
+        if self.cut_pending(key):  # finished first, at a rescan: never its own duplicate
+            return Next(at=now + self.s.outbox.rescan_seconds)
         known = self.known.get(key)
         if known is None or known.snap != snap:
             if self._reading.get(key) == snap:

@@ -377,3 +377,28 @@ def test_files_left_after_an_archive_mark_only_the_folder_still_at_its_place(
         os.rename(work, moved)
         kept.said_left(work, held, target, [work / "INV-1" / "b.pdf"])
     assert not (moved / KEPT).exists()
+
+
+def test_a_file_dropped_into_a_work_folder_as_its_mark_goes_keeps_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The removal after a copy left only the archive's KEPT mark: the mark goes, then the
+    emptied work folder — but a file a clerk drops into it between the two keeps the
+    folder (and the file), returned as left for the caller to say, never removed."""
+    work = tmp_path / "INV-1--x"
+    work.mkdir()
+    (work / KEPT).write_bytes(b"/somewhere")
+    real_rmdir = os.rmdir
+
+    def rmdir_after_a_drop(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path) == work:
+            (work / "late.pdf").write_bytes(b"%PDF-1.4 late")
+        real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", rmdir_after_a_drop)
+    held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert kept.unmarked(work, held, [work / KEPT]) == [work]
+    finally:
+        os.close(held)
+    assert os.listdir(work) == ["late.pdf"]
+    assert (work / "late.pdf").read_bytes() == b"%PDF-1.4 late"

@@ -3,11 +3,14 @@ make `status` call the bundles waiting for a fix none: docs/operations.md, Backu
 
 from __future__ import annotations
 
+import errno
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 from helpers import without_blocking
+from structlog.testing import capture_logs
 
 from archiving.test_readback import BID, day, receipt
 from daemon.archiving.archive_papers import reason_papers, reason_record
@@ -172,3 +175,79 @@ def test_a_reason_json_that_is_no_json_object_or_over_a_mib_is_passed_over(
                            "2026-01-01T10:00:00Z")
     (grown / "reason.json").write_bytes(reason_papers(record)["reason.json"])
     assert _read_back(tmp_path, quarantine) == (["11" * 32], 1)
+
+
+def _failing_listing(monkeypatch: Any, broken: Path) -> None:
+    """os.scandir of the folder `broken` (by path or held descriptor) fails with EIO at
+    its first entry, as a share dropping in the middle of a listing does."""
+    real = os.scandir
+
+    class Failing:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.close()
+
+        def __iter__(self) -> Failing:
+            return self
+
+        def __next__(self) -> Any:
+            raise OSError(errno.EIO, "Input/output error")
+
+    def scandir(path: Any = ".") -> Any:
+        it = real(path)
+        held = os.fstat(path) if isinstance(path, int) else os.stat(path)
+        return Failing(it) if os.path.samestat(held, os.stat(broken)) else it
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_quarantine_folder_that_cannot_be_listed_is_said_and_sent_is_still_read_back(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A journal lost while quarantine/ cannot be listed (its share away: EIO) does not
+    stop the start, unlike sent/ (nothing is sent twice for quarantine/): a warning names
+    the folder and the fix, and sent/ is read back all the same."""
+    sent, quarantine = tmp_path / "sent", tmp_path / "quarantine"
+    receipt(sent / day(0) / "INV-9--abababababab", BID, "INV-9.xml")
+    entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    _failing_listing(monkeypatch, quarantine)
+    j = Journal(tmp_path / "j.sqlite3")
+    try:
+        with capture_logs() as logged:
+            assert restore_sent(j, sent, 400, quarantine) == 1
+        assert j.was_sent(BID) and j.counts()["quarantined"] == 0
+    finally:
+        j.close()
+    [said] = [e for e in logged if "quarantine/ cannot be listed" in e["event"]]
+    assert "quarantine/ cannot be listed" in said["event"] and "restart" in said["event"]
+    assert said["folder"] == str(quarantine)
+
+
+def test_a_quarantine_day_folder_that_cannot_be_opened_or_listed_is_said_the_others_read(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """One day folder of quarantine/ that does not open (permissions changed by hand: the
+    tests may run as root, so the refusal is injected) and another that fails while it is
+    listed (EIO) are each named in a warning; the bundles of the other days come back."""
+    quarantine = tmp_path / "quarantine"
+    entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
+    locked = entry(quarantine, day(1), "INV-2--222222222222", "22" * 32, "INV-2.xml").parent
+    broken = entry(quarantine, day(2), "INV-3--333333333333", "33" * 32, "INV-3.xml").parent
+    real_open = os.open
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if isinstance(path, (str, Path)) and Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opening)
+    _failing_listing(monkeypatch, broken)
+    with capture_logs() as logged:
+        ids, count = _read_back(tmp_path, quarantine)
+    assert ids == ["11" * 32] and count == 1
+    said = sorted(e["folder"] for e in logged if "a day folder in quarantine/ cannot be read"
+                  in e["event"])
+    assert said == sorted([str(locked), str(broken)])

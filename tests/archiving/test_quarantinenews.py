@@ -252,3 +252,37 @@ def test_whether_an_invoice_is_still_in_its_entry_never_looks_through_a_link(
         assert quarantinenews.invoice_in_entry(fd, "INV-2--0123456789ab", "INV-2.xml")
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("fails", ["open", "listing"])
+def test_a_day_folder_the_share_fails_to_open_or_list_keeps_what_the_page_showed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
+    """Today's folder of quarantine/ that cannot be opened, or listed, at a look (its
+    share away: EIO) is no empty folder: the look says nothing changed and the entries
+    shown stay as last looked at, not dropped from the page as if gone; once it reads
+    again, an entry removed meanwhile leaves the list."""
+    import errno
+    one = _entry(tmp_path, "INV-1--abababababab", REASON)
+    news = QuarantineNews()
+    assert news.look(tmp_path, set, 100, NOW)
+    day = tmp_path / "2026-03-09"
+    real_open, real_scandir = os.open, os.scandir
+
+    def opening(path: object, *args: object, **kwargs: object) -> int:
+        if fails == "open" and isinstance(path, Path) and path == day:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def scandir(path: object = ".") -> object:
+        if fails == "listing" and isinstance(path, int) and os.path.samestat(
+                os.fstat(path), os.stat(day)):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "scandir", scandir)
+    shutil.rmtree(one)
+    assert not news.look(tmp_path, set, 100, NOW)
+    assert [e.folder for e in news.shown] == ["INV-1--abababababab"]
+    monkeypatch.undo()
+    assert news.look(tmp_path, set, 100, NOW) and news.shown == ()

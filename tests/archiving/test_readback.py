@@ -398,3 +398,31 @@ def test_a_receipt_of_a_million_tiny_values_is_refused_before_it_is_parsed(
     assert rec == ("its receipt.json holds over 524288 values, more than any receipt "
                    "outboxd writes"), rec
     assert peak < 16 << 20, peak
+
+
+def test_a_receipt_that_fails_to_read_is_said_by_name_and_the_others_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receipt.json the share fails to read (EIO) at the read back into a new journal:
+    a warning names the file and says its bundle is not known as sent until it can be
+    read; it counts among the entries without a usable receipt, and the other receipts
+    are read back."""
+    import errno
+
+    from daemon.archiving import readback
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    bad = receipt(sent / day(0) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    real = readback.read_regular
+
+    def failing(path: Path, *args: Any, **kwargs: Any) -> bytes | None:
+        if path == bad / "receipt.json":
+            raise OSError(errno.EIO, "Input/output error")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(readback, "read_regular", failing)
+    with capture_logs() as logs:
+        records, unusable = sent_records(sent, 400)
+    assert [r["bundle_id"] for r in records] == [BID] and unusable == 1
+    [said] = [e for e in logs if "cannot be read" in e["event"]]
+    assert said["file"] == str(bad / "receipt.json") and "not known as sent" in said["event"]
+    assert "Input/output error" in said["error"]

@@ -519,3 +519,34 @@ def test_a_bundle_filed_a_tenth_of_a_second_before_midnight_is_learned_after_it(
         assert j.was_sent(BID)
     finally:
         j.close()
+
+
+def test_an_entry_removed_after_the_listing_is_passed_over_without_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon's entry listed at a look and removed before its turn to be read
+    (moved out of sent/ by an admin, with a budget that left it queued): no warning that
+    its receipt is unusable (there is no entry to fix), nothing recorded for it, and the
+    other entries are learned."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    first = receipt(sent / day(0) / "INV-1--abababababab", BID)
+    later = receipt(sent / day(0) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    read = reads_counted(monkeypatch)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-x.xml", "settling")
+        news = sentnews.SentNews()
+        assert news.look(j, sent, spent=lambda: len(read) >= 1) == 1 and news.pending
+        kept = first if read == [first.name] else later  # read in the look
+        gone = later if kept is first else first  # queued, removed before its turn
+        for f in gone.iterdir():
+            f.unlink()
+        gone.rmdir()
+        with capture_logs() as logs:
+            while news.pending:
+                news.go_on(j)
+        assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+        assert j.was_sent(BID if kept is first else "cd" * 32)
+        assert not j.was_sent("cd" * 32 if kept is first else BID)
+    finally:
+        j.close()

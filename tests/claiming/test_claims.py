@@ -966,3 +966,115 @@ def claimed_as_the_share_went_away(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with capture_logs() as logged:
         assert step(p, cand, 0.0).claimed is None
     return p, s, work, away, logged
+
+
+class TestOneClaimOfABatchFailingUnexpectedly:
+    """A batch of claims (claim_held) where one bundle's claim raises what no claim
+    expects (a bug, or a race none foresaw): that error is the one bundle's, handed to
+    the loop for it; the others of the batch are claimed and delivered, and that one is
+    sent once its claim is finished at the next rescan."""
+
+    def test_an_unexpected_error_in_one_claims_move_leaves_the_others_delivered(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from daemon.claiming import claims
+        p = TestABatchOfClaims._held(tmp_path, 3)
+        real_claim = claims.claim
+
+        def failing_for_inv0(cand: Candidate, work: Path, *a: object, **kw: object
+                             ) -> Candidate:
+            if cand.invoice.name == "INV-0.xml":
+                raise RuntimeError("a claim nobody foresaw")
+            return real_claim(cand, work, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims, "claim", failing_for_inv0)
+        results = dict(p.claim_held(5.0))
+        failed = results["INV-0.xml"]
+        assert isinstance(failed, RuntimeError) and "nobody foresaw" in str(failed)
+        assert (p.s.outbox.path / "INV-0.xml").exists()
+        assert (p.s.outbox.path / "INV-0" / "a.pdf").exists()
+        for key in ("INV-1.xml", "INV-2.xml"):
+            nxt = results[key]
+            assert not isinstance(nxt, Exception) and nxt.claimed is not None, nxt
+            assert p.finish.attempt(nxt.claimed) is None
+            assert p.j.get(nxt.claimed).state == "sent"
+        assert len(folders(p.s.sent_dir)) == 2
+        # Its row, left `claiming` by the error, is finished at the next rescan as a claim
+        # a crash cut short: the bundle is sent then, never its own duplicate.
+        monkeypatch.undo()
+        cand = list_outbox(p.s.outbox).candidates["INV-0.xml"]
+        period = p.s.outbox.rescan_seconds
+        assert step(p, cand, 6.0).claimed is None  # not decided before that rescan
+        assert p.retry_stranded() == []
+        row_id = step(p, cand, 5.0 + period).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
+        assert folders(p.s.quarantine_dir) == [] and len(folders(p.s.sent_dir)) == 3
+        assert p.j.rows(("claiming",)) == []
+
+
+class TestAClaimCutShortByAnError:
+    """A claim whose failure could not be recorded (the journal refusing writes while the
+    claim is undone: one full disk holding the outbox and the state folder) leaves its
+    row `claiming`, counted as on its way. That row must not make the bundle in the
+    outbox a duplicate of itself: the claim is finished as one a crash cut short, and
+    the bundle is sent once."""
+
+    @pytest.mark.parametrize("refusals", [1, 2])
+    def test_a_failed_claim_whose_undo_cannot_be_journaled_is_sent_not_a_duplicate(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+        """`refusals` 2: the journal refuses the first rescan's finish of the claim too;
+        that rescan goes on (the claim kept for the next), and the next finishes it."""
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        real_transition = p.j.transition
+        refused = [1] * refusals
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        try:
+            first = step(p, cand, 0.0)
+        except JournalError:
+            first = None  # as the loop's _step_failed takes it: stepped again later
+        assert first is None or first.claimed is None
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        period = s.outbox.rescan_seconds
+        sent: list[int] = []
+        for t in (1.0, period / 2, period, period + 1, 2 * period + 1):
+            sent += p.retry_stranded()  # each rescan's
+            nxt = step(p, cand, t)
+            if nxt.claimed is not None:
+                sent.append(nxt.claimed)
+        for row_id in sent:
+            assert p.finish.attempt(row_id) is None
+        assert folders(s.quarantine_dir) == []
+        assert len(folders(s.sent_dir)) == 1
+        assert p.j.counts()["sent"] == 1 and p.j.rows(("claiming",)) == []
+
+
+class TestBytesChangedWhileClaimed:
+    """An attachment saved anew after the bundle was read and before its claim (held for
+    the end of the loop's turn): its bytes, which the bundle id covers, are not those
+    validated, so the check after the claim puts the bundle back to settle; read again,
+    it is sent with the bytes it now has, never with a manifest of the old ones."""
+
+    def test_an_attachment_saved_anew_before_the_claim_is_sent_as_it_now_is(
+            self, tmp_path: Path) -> None:
+        import hashlib
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        path = s.outbox.path / "INV-1" / "a.pdf"
+        row_id = TestChangedWhileClaimed._changed_during_claim(
+            p, lambda: path.write_bytes(pdf_bytes(2)))
+        assert TestChangedWhileClaimed._read_again_ends(p, s, row_id) == ("sent", "e-invoice")
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(2)
+        manifest = json.loads((entry / "receipt.json").read_text())["manifest"]
+        assert hashlib.sha256(pdf_bytes(2)).hexdigest() in json.dumps(manifest)

@@ -1186,3 +1186,74 @@ def _marked_then_killed_in_removal(monkeypatch: pytest.MonkeyPatch, w: Path, tar
     assert (w / KEPT).read_bytes() == os.fsencode(target)
     if late:
         (w / "INV-5" / "late.pdf").write_bytes(b"%PDF-late")
+
+
+def test_an_orphan_whose_names_a_clerk_dropped_again_stays_put_and_says_which_names_clash(
+        settings: Settings) -> None:
+    """An orphan of a dead process (no receipt, no reason) cannot go back where the clerk
+    dropped files of the same names since: nothing is overwritten, nothing removed, the
+    folder stays in processing/ and one error names the clashing files and the fix; the
+    next sweep does not say it again."""
+    w = work(settings, "INV-1")
+    outbox = settings.outbox.path
+    (outbox / "INV-1.xml").write_bytes(b"<new/>")
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0
+    assert (outbox / "INV-1.xml").read_bytes() == b"<new/>"
+    assert (w / "INV-1.xml").read_bytes() == b"<x/>"
+    assert (w / "INV-1" / "a.pdf").read_bytes() == b"%PDF-1.4"
+    [said] = [e for e in logged if e["log_level"] == "error"]
+    assert "cannot go back" in said["event"] and "compare them" in said["event"]
+    assert "INV-1.xml" in said["names"] and said["work_dir"] == str(w)
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0 and not [e for e in logged if e["log_level"] == "error"]
+    assert (w / "INV-1.xml").exists() and (outbox / "INV-1.xml").read_bytes() == b"<new/>"
+
+
+def test_a_kept_folder_whose_entry_was_moved_out_of_the_archive_loses_nothing(
+        settings: Settings) -> None:
+    """A work folder marked for its sent/ entry (KEPT), its receipt gone with a removal a
+    crash cut short, whose entry an admin has since moved out of sent/: with no entry at
+    the mark's name nothing is compared, so nothing is removed — no day folder is made
+    for it, and the files stay, said as in no archive entry."""
+    w = work(settings, "INV-5")
+    target = settings.sent_dir / "2026-01-01" / f"INV-5--{BID[:12]}"
+    (w / KEPT).write_bytes(os.fsencode(target))
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0
+    assert sorted(str(p.relative_to(w)) for p in w.rglob("*")) == [
+        KEPT, "INV-5", "INV-5.xml", "INV-5/a.pdf"]
+    assert not target.parent.exists()
+    [said] = [e for e in logged if e["log_level"] == "warning"]
+    assert "in no archive entry" in said["event"] and said["archive"] == str(target)
+    assert sorted(said["names"]) == ["INV-5.xml", "INV-5/a.pdf"]
+
+
+def test_a_file_put_into_a_kept_folders_subfolder_as_it_is_removed_is_kept_and_said(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept work folder found holding only an emptied subfolder, and a clerk drops a
+    file into that subfolder in the moment before its removal: the file, its subfolder,
+    the folder and its mark stay, and the next sweep says the folder is kept for that
+    file (naming it) — never a file removed with the folder taken for empty."""
+    w = work(settings, "INV-4")
+    for f in (w / "INV-4.xml", w / "INV-4" / "a.pdf"):
+        f.unlink()
+    target = settings.sent_dir / "2026-01-01" / f"INV-4--{BID[:12]}"
+    (w / KEPT).write_bytes(os.fsencode(target))
+    late = w / "INV-4" / "late.pdf"
+    real_rmdir = os.rmdir
+
+    def rmdir_after_a_drop(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path) == "INV-4" and not late.exists():
+            late.write_bytes(b"%PDF-late")
+        real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", rmdir_after_a_drop)
+    swept, _ = swept_with_logs(settings)
+    monkeypatch.undo()
+    assert swept == 0
+    assert late.read_bytes() == b"%PDF-late" and (w / KEPT).read_bytes() == os.fsencode(target)
+    swept, logged = swept_with_logs(settings)
+    [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+    assert said["event"].startswith("work folder kept because files were put into it")
+    assert said["names"] == ["INV-4/late.pdf"]

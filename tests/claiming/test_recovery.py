@@ -857,3 +857,29 @@ class TestOutboxMoved:
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
+
+
+def test_a_work_folder_without_the_invoice_but_with_a_file_keeps_it_at_recovery(
+        tmp_path: Path) -> None:
+    """A claim cut short before its invoice file moved, whose work folder a clerk has
+    since dropped a file into (or the crash left the marker there): the claim did not
+    happen, the row settles again with the bundle in the outbox, and the work folder is
+    not removed with the file in it — only an empty one is."""
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    work = s.processing_dir / "INV-1--abababababab--x"
+    work.mkdir()
+    (work / "late.pdf").write_bytes(b"%PDF-1.4 late")
+    row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work),
+                     claimed_in=folder_mark(s.processing_dir))
+    assert p.finish.recover() == []
+    assert p.j.get(row).state == "settling"
+    assert (s.outbox.path / "INV-1.xml").exists()
+    assert (work / "late.pdf").read_bytes() == b"%PDF-1.4 late"
+    empty = s.processing_dir / "INV-2--cdcdcdcdcdcd--x"
+    empty.mkdir()
+    drop_bundle(s.outbox.path, "INV-2", {"a.pdf": pdf_bytes()})
+    row2 = p.j.create("INV-2.xml", "claiming", bundle_id="cd" * 32, work_dir=str(empty),
+                      claimed_in=folder_mark(s.processing_dir))
+    assert p.finish.recover() == []
+    assert p.j.get(row2).state == "settling" and not empty.exists()

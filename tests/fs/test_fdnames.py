@@ -246,3 +246,14 @@ def test_a_file_that_cannot_be_opened_is_named_not_a_folder_once_held_at_its_num
     filename, said = line.split("|", 1)
     assert filename == str(secret), line
     assert said == f"Permission denied ({secret})", line
+
+
+def test_an_error_naming_its_file_in_bytes_says_the_name_as_a_str_one_does() -> None:
+    """An OSError whose filename came as bytes (a call made with a bytes path; a name
+    that is not UTF-8) is said with the file's name as text, the same as when it came as
+    a str — never as Python's b'...' form."""
+    import errno
+    as_bytes = describe(OSError(errno.EACCES, "Permission denied", b"/outbox/caf\xe9.xml"))
+    as_str = describe(OSError(errno.EACCES, "Permission denied",
+                              os.fsdecode(b"/outbox/caf\xe9.xml")))
+    assert as_bytes == as_str and "b'" not in as_bytes and "/outbox/caf" in as_bytes

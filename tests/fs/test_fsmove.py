@@ -5,6 +5,7 @@ deep trees: test_fscopy.py."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -324,3 +325,89 @@ def test_a_leftover_copy_made_a_thousand_deep_during_its_removal_is_refused_nami
     monkeypatch.undo()
     assert raised.value.filename == str(partial)
     assert (src / "f").read_bytes() == b"new" and not os.path.lexists(dst)
+
+
+class TestAFileDroppedAsTheCopiedFolderIsRemoved:
+    """remove_held empties a folder of what was copied, then removes the folder itself:
+    a file a clerk drops into it between the two is kept, with its folder, and named as
+    left over — never lost with a folder taken for empty."""
+
+    def _removed_dropping(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          into: str) -> tuple[Path, list[Path]]:
+        """A work folder (INV-1.xml, INV-1/a.pdf) copied whole, then removed while a
+        late.pdf is dropped into its folder `into` (relative) just before that folder's
+        own removal: (the work folder, what remove_held left)."""
+        work = tmp_path / "INV-1--x"
+        (work / "INV-1").mkdir(parents=True)
+        (work / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (work / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+        copied = {f"./{rel}": fsmove.identity(os.lstat(work / rel))
+                  for rel in ("INV-1.xml", "INV-1", "INV-1/a.pdf")}
+        target = work / into
+        real_rmdir = os.rmdir
+
+        def rmdir_after_a_drop(path: Any, *, dir_fd: int | None = None) -> None:
+            at = Path(path) if dir_fd is None else Path(f"/proc/self/fd/{dir_fd}", path)
+            if at.resolve() == target.resolve() and not (target / "late.pdf").exists():
+                (target / "late.pdf").write_bytes(b"%PDF-1.4 late")
+            real_rmdir(path, dir_fd=dir_fd)
+
+        monkeypatch.setattr(os, "rmdir", rmdir_after_a_drop)
+        held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            left = fsmove.remove_held(work, held, copied)
+        finally:
+            os.close(held)
+            monkeypatch.undo()
+        return work, left
+
+    def test_a_file_dropped_into_the_sidecar_before_its_removal_keeps_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        work, left = self._removed_dropping(tmp_path, monkeypatch, "INV-1")
+        assert left == [work / "INV-1"]
+        assert (work / "INV-1" / "late.pdf").read_bytes() == b"%PDF-1.4 late"
+        assert not (work / "INV-1.xml").exists() and not (work / "INV-1" / "a.pdf").exists()
+
+    def test_a_file_dropped_into_the_work_folder_before_its_removal_keeps_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        work, left = self._removed_dropping(tmp_path, monkeypatch, ".")
+        assert left == [work]
+        assert os.listdir(work) == ["late.pdf"]
+        assert (work / "late.pdf").read_bytes() == b"%PDF-1.4 late"
+
+
+def test_a_copy_swapped_for_anothers_folder_as_it_is_renamed_is_never_put_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across file systems, one who may write in the archive's day folder swaps the copy
+    under way for a folder of theirs between the last look at it and its rename into
+    place: what the rename put at the entry's name is not the copy, so it goes back
+    under the copy's name at once (outboxd's own dot-name, emptied as at each try's
+    start), nothing is left at the entry's name, the move fails with EAGAIN (tried again
+    later) and the source is kept whole."""
+    src = tmp_path / "work" / "INV-1--x"
+    (src / "INV-1").mkdir(parents=True)
+    (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+    day = tmp_path / "sent" / "2026-01-05"
+    dst = day / "INV-1--x"
+    real_rename_into = fsmove._rename_into
+    swapped: list[str] = []
+
+    def swapped_first(s: Path, d: Path, into: int | None, src_too: bool = False) -> None:
+        if src_too and not swapped:
+            at = day if into is None else Path(f"/proc/self/fd/{into}")
+            swapped.append(s.name)
+            os.rename(at / s.name, tmp_path / "ours-moved-away")
+            (at / s.name).mkdir()
+            (at / s.name / "theirs.txt").write_bytes(b"theirs")
+        real_rename_into(s, d, into, src_too)
+
+    exdev_then(monkeypatch, lambda: None)
+    monkeypatch.setattr(fsmove, "_rename_into", swapped_first)
+    with pytest.raises(OSError) as info:
+        move_tree(src, dst, tag="hosta-aaaaaa")
+    monkeypatch.undo()
+    assert info.value.errno == errno.EAGAIN and "nothing was put in place" in str(info.value)
+    assert swapped and os.listdir(day) == []
+    assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
+        "INV-1", "INV-1.xml", "INV-1/a.pdf"]

@@ -205,3 +205,39 @@ class TestRemoveOurs:
         assert errors.read_bytes() == THEIRS
         assert names(tmp_path) == ["INV-1.errors.txt"]
         assert len(looks) == 2  # looked at again after the put-back
+
+
+def changed_after_each_look(path: Path) -> Callable[[], Judged | None]:
+    """A look that judges the file ours, after which, each time, someone saves a new
+    file of that content over it (a new inode: never the file judged)."""
+    def look() -> Judged | None:
+        judged = judging(path)()
+        (path.parent / "draft").write_bytes(OURS)
+        os.rename(path.parent / "draft", path)
+        return judged
+    return look
+
+
+class TestChangedAtEachTry:
+    """A name whose file changes after every look is given up after a few tries with
+    EAGAIN naming it (tried again at the next write or removal), and whatever is at the
+    name then stays, with no temp left beside it."""
+
+    def test_a_replace_gives_up_and_leaves_the_file_last_put_there(
+            self, tmp_path: Path) -> None:
+        page = tmp_path / "status.html"
+        page.write_bytes(OURS)
+        with pytest.raises(OSError) as info:
+            replace_ours(page, OURS + b"new", changed_after_each_look(page))
+        assert info.value.errno == errno.EAGAIN and info.value.filename == str(page)
+        assert "at each of 3 tries" in str(info.value)
+        assert page.read_bytes() == OURS and names(tmp_path) == ["status.html"]
+
+    def test_a_removal_gives_up_and_leaves_the_file_last_put_there(
+            self, tmp_path: Path) -> None:
+        errors = tmp_path / "INV-1.errors.txt"
+        errors.write_bytes(OURS)
+        with pytest.raises(OSError) as info:
+            remove_ours(errors, changed_after_each_look(errors))
+        assert info.value.errno == errno.EAGAIN and info.value.filename == str(errors)
+        assert errors.read_bytes() == OURS and names(tmp_path) == ["INV-1.errors.txt"]

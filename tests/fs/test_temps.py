@@ -550,3 +550,46 @@ def test_temps_and_temp_folders_are_made_for_outboxd_and_its_group_only(
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / ".entry.tmp").stat().st_mode & 0o777 == 0o750
+
+
+def test_a_link_or_a_file_at_a_temp_folders_name_is_removed_never_followed(
+        tmp_path: Path) -> None:
+    """drop_folder_unless_held on a name a share user put a link (to a folder of
+    theirs) or a plain file at: the name is removed (True: nothing left there), and what
+    the link leads to keeps all it holds."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"theirs")
+    link, file = tmp_path / ".entry.tmp", tmp_path / ".other.tmp"
+    link.symlink_to(outside)
+    file.write_bytes(b"litter")
+    assert drop_folder_unless_held(link) is True
+    assert drop_folder_unless_held(file) is True
+    assert sorted(os.listdir(tmp_path)) == ["outside"]
+    assert (outside / "precious").read_bytes() == b"theirs"
+
+
+def test_a_temp_folder_its_writer_publishes_just_before_the_sweeps_rename_is_left_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer unseen by the lock (another host on NFS) renames its temp folder into
+    place between the sweep's last look and its rename aside: the sweep's rename finds
+    nothing (True: nothing at the temp's name), and the published folder keeps all it
+    holds — never emptied for the temp it was a moment before."""
+    import daemon.fs.temps as temps
+    folder = tmp_path / ".entry.tmp"
+    folder.mkdir()
+    (folder / "receipt.json").write_bytes(b"{}")
+    published = tmp_path / "entry"
+    real_still_at = temps.still_at
+
+    def published_after_the_look(path: Path, fd: int) -> bool:
+        there = real_still_at(path, fd)
+        if path == folder:
+            folder.rename(published)
+        return there
+
+    monkeypatch.setattr(temps, "still_at", published_after_the_look)
+    assert drop_folder_unless_held(folder) is True
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["entry"]
+    assert (published / "receipt.json").read_bytes() == b"{}"

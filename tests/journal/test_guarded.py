@@ -375,3 +375,85 @@ def test_a_look_afresh_finds_the_bundles_table_gone_and_leaves_an_empty_file_alo
     wal.write_bytes(b"\x37\x7f\x06\x82" + bytes(28))  # a WAL file's header, more or less
     assert guarded.fault(str(empty)) is None
     assert wal.read_bytes()[:4] == b"\x37\x7f\x06\x82"
+
+
+def test_a_journal_file_written_over_in_place_by_another_file_is_noticed_by_check(
+        tmp_path: Path) -> None:
+    """The journal file written over in place while the daemon runs (`cat notes.txt >
+    journal.sqlite3`, larger than it was): its head is no SQLite header any more, and
+    check() raises JournalLost saying it is damaged, before anything more is written."""
+    path = tmp_path / "journal.sqlite3"
+    written_journal(path)
+    j = Journal(path)
+    try:
+        j.check()
+        size = path.stat().st_size
+        with path.open("r+b") as f:
+            f.write(b"notes of a clerk\n" * (size // 17 + PAGE))
+        with pytest.raises(JournalLost, match="is damaged"):
+            j.check()
+    finally:
+        j.close()
+
+
+def test_a_look_afresh_at_a_torn_journal_says_what_quick_check_found_on_one_line(
+        tmp_path: Path) -> None:
+    """fault() on a journal whose header fits but a page past it is torn (a `cp` taken
+    while the daemon checkpointed): the error it gives is SQLite's quick_check answer,
+    on one line, for the message that names the file and the fix."""
+    path = tmp_path / "journal.sqlite3"
+    torn_journal(path)
+    found = guarded.fault(str(path))
+    assert isinstance(found, sqlite3.DatabaseError)
+    assert str(found).startswith("SQLite's quick_check: *** in database main *** ")
+    assert "\n" not in str(found)
+
+
+class _Met(Exception):
+    """What the test's mapping turns damage into (the journal's is JournalLost)."""
+
+
+def _half_damaged(path: Path) -> guarded.Connection:
+    """A database of 2,000 rows over many pages, closed, then its second half of pages
+    overwritten with 0xff; opened through guarded.Connection with damage mapped to _Met.
+    A statement's first rows read whole; its later ones meet the damage."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.executemany("INSERT INTO t VALUES (?)", [("y" * 200,) for _ in range(2000)])
+    db.commit()
+    db.close()
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(size // 2 // PAGE * PAGE)
+        f.write(b"\xff" * (size - size // 2 // PAGE * PAGE))
+    conn = sqlite3.connect(path, factory=guarded.Connection)
+    conn.damaged = lambda exc: _Met(str(exc))  # type: ignore[method-assign, assignment]
+    return conn
+
+
+# Each way rows are fetched, or statements run, on a guarded connection.
+FETCHES: dict[str, Callable[[guarded.Connection], Any]] = {
+    "fetchall": lambda db: db.execute("SELECT x FROM t").fetchall(),
+    "fetchone": lambda db: [r for r in iter(db.execute("SELECT x FROM t").fetchone, None)],
+    "fetchmany": lambda db: db.execute("SELECT x FROM t").fetchmany(5000),
+    "iteration": lambda db: list(db.execute("SELECT x FROM t")),
+    "executemany": lambda db: db.executemany("INSERT INTO t VALUES (?)", [("z",)] * 9),
+    "executescript": lambda db: db.executescript("SELECT count(*) FROM t; "
+                                                 "INSERT INTO t VALUES ('z');"),
+}
+
+
+@pytest.mark.parametrize("fetch", list(FETCHES))
+def test_damage_met_past_a_statements_first_rows_is_mapped_however_they_are_fetched(
+        tmp_path: Path, fetch: str) -> None:
+    """A damaged page met only after a statement's first rows read whole (the damage
+    lies further in the file) is the connection's mapped error whichever way the rows
+    are fetched, or statements run — the journal's JournalLost, never sqlite3's own
+    DatabaseError, which ended the daemon with a traceback."""
+    db = _half_damaged(tmp_path / "half.sqlite3")
+    try:
+        assert db.execute("SELECT x FROM t").fetchone() == ("y" * 200,)  # a whole page
+        with pytest.raises(_Met, match="malformed"):
+            FETCHES[fetch](db)
+    finally:
+        db.close()

@@ -206,3 +206,34 @@ def test_whether_the_journal_is_there_is_told_as_path_exists_tells_it_or_said_wh
         readonly.journal_there(journal, "run it as outboxd")
     assert str(error.value) == (f"cannot look into the state dir {tmp_path} for the journal "
                                 "(Permission denied); run it as outboxd")
+
+
+def test_a_daemon_that_opens_the_journal_during_a_readers_later_question_is_read_again(
+        tmp_path: Path) -> None:
+    """JournalReader, opened as one file (no daemon), asked a second question during
+    which a daemon starts and writes: the answer read from the file as it was is
+    dropped, and the question asked again in step with the daemon's WAL — never an
+    answer that misses the daemon's row (or meets its checkpoint half-way)."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+    j.close()
+    reader = JournalReader(path)
+    daemon: list[Journal] = []
+    asked: list[int] = []
+
+    def read(journal: Journal) -> int:
+        if not daemon:
+            daemon.append(Journal(path))  # the daemon starts during this question
+            daemon[0].create("INV-2.xml", "waiting", unattached_ids=["INV-2"])
+        asked.append(journal.counts()["waiting"])
+        return asked[-1]
+
+    try:
+        assert reader.read(lambda journal: journal.counts()["waiting"]) == 1
+        assert reader.read(read) == 2
+        assert asked == [1, 2]  # the first answer, from the file as it was, dropped
+    finally:
+        reader.close()
+        for opened in daemon:
+            opened.close()

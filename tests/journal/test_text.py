@@ -13,6 +13,7 @@ import pytest
 
 from daemon.journal import DELIVERED, Journal
 from daemon.journal import text as stored_text
+from daemon.journal.records import UNREADABLE_REASONS
 
 BID = "c" * 64
 # Latin-1 "é" (0xE9) as os.listdir gives it, and the same six characters typed.
@@ -180,3 +181,37 @@ def test_a_name_stored_as_codes_reads_as_its_file_after_the_guides_way_back_and_
         assert j.last_row_of_files() == {RAW: a, TYPED: b}
     finally:
         j.close()
+
+
+def test_a_json_column_edited_by_hand_into_no_json_survives_the_upgrade_as_it_was(
+        tmp_path: Path) -> None:
+    """A journal of schema 4 whose reasons column an admin edited by hand into text that
+    is no JSON (cut short) but holds `\\u`: the upgrade does not stop on it (every start
+    would), the text stays as it was, and the row reads with its reasons shown as
+    unreadable while its other columns read as written."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    rid = j.create("plain.xml", "quarantined")
+    j.close()
+    cut = '[{"code": "x\\u00e9'
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("UPDATE bundles SET reasons = ?, last_error = ? WHERE id = ?",
+                   (cut, "waits for a/\\u005c.part", rid))
+        db.execute("PRAGMA user_version = 4")
+        db.execute("PRAGMA application_id = 0")  # as schema 4 wrote it: no codes mark
+    db.close()
+    j = Journal(path)
+    try:
+        row = j.get(rid)
+        assert row.invoice_file == "plain.xml"
+        assert row.last_error == "waits for a/\\u005c.part"
+        assert [r["code"] for r in row.reasons] == [UNREADABLE_REASONS]
+    finally:
+        j.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT reasons FROM bundles WHERE id = ?", (rid,)).fetchone() == (
+            cut,)
+    finally:
+        db.close()

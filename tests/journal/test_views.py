@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from test_journal import set_since  # noqa: E402
@@ -262,3 +264,16 @@ def test_a_rows_last_transition_is_read_by_the_index_of_rows_not_the_history(
     before = journal._db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0]
     journal.transition(old, "retrying", "held back")  # the same detail: no new transition
     assert journal._db.execute("SELECT COUNT(*) FROM transitions").fetchone()[0] == before
+
+
+def test_a_code_that_could_change_the_query_is_refused_before_it_reaches_sqlite(
+        journal: Journal) -> None:
+    """quarantined_for() writes the code into its SQL text (so that SQLite takes the
+    partial index): anything but letters, digits and hyphens is refused with ValueError,
+    never run — a quote in it would end the string and add terms of its own."""
+    journal.create("A.xml", "quarantined", reasons=[{"code": "pdf-encrypted", "file": "x",
+                                                     "message": "m"}])
+    for code in ("x') OR 1=1 --", 'x" ', "a b", ""):
+        with pytest.raises(ValueError, match="not a rule code"):
+            journal.quarantined_for(code)
+    assert [r.invoice_file for r in journal.quarantined_for("pdf-encrypted")] == ["A.xml"]
