@@ -16,7 +16,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import Mounts, bundle_of, no_traceback, status_json
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def _row(env: Env, invoice_file: str) -> dict[str, Any]:

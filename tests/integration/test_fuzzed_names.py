@@ -13,7 +13,7 @@ import pytest
 from conftest import Env, Receiver
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 
 def left_alone(env: Env) -> str:

@@ -12,7 +12,7 @@ from conftest import Env, Receiver
 from helpers import Page, pdf_bytes, ubl_invoice, wait_for, write
 
 # Lean daemons; their clerks' page paced at 0.5 s (these tests read it).
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 HINT = ("a folder INV-7100/ has no invoice file; if it holds INV-7010's attachments, "
         "rename it to INV-7010/")

@@ -14,7 +14,7 @@ from helpers import drop_bundle, outboxd_with, wait_for
 
 from daemon.fs.fswrite import rename_exchange
 
-pytestmark = pytest.mark.usefixtures("no_attachment_wait")
+pytestmark = pytest.mark.usefixtures("no_attachment_wait", "quick_settle")
 
 # No rescan within the test: what it checks must come from the watcher being told.
 QUIET = {"rescan_seconds": 600, "poll_interval_seconds": 0.2}

@@ -17,7 +17,7 @@ from PIL import Image
 
 # Daemons here start lean (conftest.LEAN) and their page is paced at 0.5 s
 # (conftest.quick_page): these tests read it.
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 
 def png() -> bytes:

@@ -14,7 +14,7 @@ from helpers import drop_bundle, outboxd_with, text_pdf, wait_for
 
 # Lean: reloading does not depend on where bundles are read, and no test here is about
 # pre-flight or the attachment wait (two of them paid its second for their bundle).
-pytestmark = pytest.mark.usefixtures("no_attachment_wait")
+pytestmark = pytest.mark.usefixtures("no_attachment_wait", "quick_settle")
 
 
 def test_a_waiting_invoice_that_a_reload_makes_no_invoice_file_is_left_alone_not_sent(

@@ -23,7 +23,7 @@ from helpers import drop_bundle, outboxd_with, pdf_bytes, ubl_invoice, wait_for
 
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the tests
 # about the readers ask for reader processes, without pre-flight (whose rules they do not need).
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def log_events(daemon: Any, about: Callable[[str], bool]) -> list[dict[str, Any]]:

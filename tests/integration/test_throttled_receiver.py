@@ -8,7 +8,7 @@ import pytest
 from conftest import Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 BUNDLES = 8
 # The least a Retry-After in seconds can ask for: what it shows is the same at any length.
