@@ -73,8 +73,9 @@ def test_a_folder_of_attachments_that_came_too_late_is_no_hint_for_another_invoi
     INV-7010.xml, sent without attachments at its deadline, must not be told in the log
     (nor a quarantine's REASON.txt) to rename INV-7011/ to INV-7010/ — that folder holds
     INV-7011's files, and the page, which leaves it out of the lone folders, says so."""
-    # A folder come too late is found at a rescan: every second here.
-    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 1},
+    # A folder come too late is found at a rescan: every second here. Each invoice goes
+    # at its deadline, 0.3 s after it came: when, the test does not look at.
+    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 0.3},
                      outbox={"rescan_seconds": 1})
     daemon = start_daemon()
     write(env.outbox / "INV-7011.xml", ubl_invoice("INV-7011"))
