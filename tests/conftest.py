@@ -206,6 +206,23 @@ def no_attachment_wait(lean: Env) -> Env:
     return lean
 
 
+# [outbox] settle_seconds under quick_settle: the quiet period a bundle waits once seen.
+QUICK_SETTLE = 0.1
+
+
+@pytest.fixture
+def quick_settle(env: Env) -> Env:
+    """env, whose write_config gives [outbox] settle_seconds = QUICK_SETTLE (0.1 s), not
+    write_config's 0.3 s, unless the test names it: for modules whose bundles come whole
+    — drop_bundle (the sidecar first, the invoice file renamed in last), files there
+    before the start, or a file or rename of its own at a time while the bundle waits or
+    is held — so that every quiet period was a wait for nothing the test shows (each
+    bundle a test waits for paid it, some several in a row). Not for tests about
+    settling, or a poller slower than it (test_poll_share.py names its own)."""
+    env.extra.setdefault("outbox", {})["settle_seconds"] = QUICK_SETTLE
+    return env
+
+
 STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed
 # Seconds a daemon may take to say it runs. Measured with 2 cores at load 8-9: 7-10 s
 # lean, 20-30 s as shipped (two reader processes loading the e-invoice rules); the

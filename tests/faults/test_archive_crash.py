@@ -19,6 +19,9 @@ from helpers import drop_bundle, pdf_bytes, pdf_of_objects, wait_for, write
 
 from faults.conftest import Mounts, bundle_of, no_traceback
 
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
+
 
 @pytest.fixture
 def immutable_sent(env: Env) -> Iterator[Callable[[], Path]]:

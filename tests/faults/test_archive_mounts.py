@@ -16,7 +16,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import Mounts, bundle_of, no_traceback, status_json
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def _row(env: Env, invoice_file: str) -> dict[str, Any]:
@@ -151,8 +151,8 @@ def test_no_claim_into_a_processing_folder_whose_share_is_unmounted(
     backing.mkdir()
     mounts.bind(backing, env.outbox)
     # A bundle in the bare mount point, and in the share bound again, is found by a rescan
-    # (the watch stays on the folder it was put on): every second, not every 5 s.
-    env.write_config(receiver.url, outbox={"rescan_seconds": 1})
+    # (the watch stays on the folder it was put on): every half second, not every 5 s.
+    env.write_config(receiver.url, outbox={"rescan_seconds": 0.5})
     daemon = start_daemon()
     mounts.lazy_unmount(env.outbox)
 

@@ -15,7 +15,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import Mounts, bundle_of, no_traceback
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_a_target_whose_share_is_unmounted_gets_nothing_until_it_is_mounted_again(

@@ -20,7 +20,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import Mounts, bundle_of, fill, no_traceback, status_json
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def _on_the_share(env: Env, mounts: Mounts, url: str, rescan_seconds: float = 5,

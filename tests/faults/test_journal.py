@@ -16,7 +16,7 @@ from faults.conftest import Mounts, bundle_of, fill, no_traceback
 
 # Daemons here start lean (conftest.LEAN): the journal's faults do not depend on where bundles are
 # read.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_full_state_disk_reports_the_real_error_once_and_recovers(

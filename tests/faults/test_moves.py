@@ -18,7 +18,7 @@ from faults.conftest import Mounts, bundle_of, fill, no_traceback
 
 # Daemons here start lean (conftest.LEAN): the moves' faults do not depend on where bundles are
 # read.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def _port(url: str) -> str:

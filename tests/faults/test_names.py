@@ -12,7 +12,7 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 from faults.conftest import no_traceback
 
 # Daemons here start lean (conftest.LEAN): long names do not depend on where bundles are read.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_invoice_name_at_the_limit_is_sent_once_with_one_journal_row(

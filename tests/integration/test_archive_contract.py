@@ -13,7 +13,7 @@ import pytest
 from conftest import Env, Receiver
 from helpers import answering_receiver, drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 # A receiver's answer longer than what outboxd keeps of it: docs/protocol.md, section 5,
 # keeps the first 2,000 characters. Each character is told by its place, so a cut anywhere

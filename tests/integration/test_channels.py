@@ -13,6 +13,9 @@ from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 from PIL import Image
 from pypdf import PdfReader
 
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
+
 
 def test_a_macs_file_with_an_erps_entry_and_a_one_column_csv_are_sent_as_meant(
         env: Env, receiver: Receiver, start_daemon) -> None:

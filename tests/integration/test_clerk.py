@@ -22,7 +22,7 @@ from PIL import Image
 # Daemons here start lean (conftest.LEAN): the clerk's workflow does not depend on where bundles
 # are read, and no test here is about pre-flight; the check after a claim asks for SHIPPED.
 # Their clerks' page is paced at 0.5 s (conftest.quick_page): these tests read it.
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 
 def outboxd(env: Env, *args: str) -> subprocess.CompletedProcess[str]:

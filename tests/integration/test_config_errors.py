@@ -11,12 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import OUTBOXD, SHIPPED, START_DEADLINE, Env, Proc
+from conftest import OUTBOXD, START_DEADLINE, Env, Proc
 from helpers import wait_for
 
 # Daemons here start lean (conftest.LEAN): the errors of a start; the one about a start failing
-# after the readers started asks for SHIPPED.
+# after the readers started asks for them (READERS).
 pytestmark = pytest.mark.usefixtures("lean")
+
+
+# Reader processes as shipped ("auto"), without the e-invoice rules each would load for
+# seconds first: what is shown is a start that fails once they are up, whatever they load.
+READERS = {"service": {"reader_processes": "auto"}, "einvoice": {"preflight": "off"}}
 
 
 def run(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
@@ -118,7 +123,7 @@ def test_a_start_that_fails_after_the_readers_started_ends_the_process(env: Env)
     still exits (1, naming the journal) instead of waiting on its readers forever; and
     takes back the settings fingerprint it wrote on the share before, as a clean stop
     does — left, a new server of this name would be refused for a day (samename.py)."""
-    env.write_config("http://127.0.0.1:9/x", **SHIPPED)
+    env.write_config("http://127.0.0.1:9/x", **READERS)
     env.state.mkdir(parents=True, exist_ok=True)
     (env.state / "journal.sqlite3").write_bytes(b"not a database, " * 512)
     r = run(env, "run", "-c", str(env.config))

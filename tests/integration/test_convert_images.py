@@ -33,6 +33,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.usefixtures("quick_settle")  # its bundle comes whole
 def test_300_dpi_png_and_jpeg_arrive_as_pdfs_of_their_size_at_300_dpi(
         env: Env, receiver: Receiver, start_daemon) -> None:
     env.write_config(receiver.url, validation={"channel": "external-print",
@@ -63,6 +64,7 @@ def test_300_dpi_png_and_jpeg_arrive_as_pdfs_of_their_size_at_300_dpi(
     assert not any(p.name.endswith(".converted") for p in env.outbox.iterdir())
 
 
+@pytest.mark.usefixtures("quick_settle")  # its bundle comes whole
 def test_without_the_flag_images_on_external_print_are_errors(
         env: Env, receiver: Receiver, start_daemon) -> None:
     # Refused when read, wherever that is (conftest.LEAN); no conversion runs.

@@ -14,6 +14,9 @@ import pytest
 from conftest import Env, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
+
 
 def test_kill_after_receiver_stored_but_before_answer_resumes_with_same_key(
         env: Env, start_receiver, start_daemon) -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import Env, journal_states
 from helpers import answering_receiver, drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 # How long the receiver looks out for one POST more than the workers there should be,
 # once every bundle is claimed and the ones without a worker wait in its queue. An idle

@@ -7,9 +7,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import OUTBOXD, Env, Receiver
 from einvoice.broken import BASE, BROKEN, EXAMPLES, with_id
 from helpers import drop_bundle, text_pdf, wait_for, write
+
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
 
 
 def manifests(env: Env) -> dict[str, dict]:

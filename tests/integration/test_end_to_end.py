@@ -28,7 +28,7 @@ from helpers import (
 # Daemons here start lean (conftest.LEAN); the tests that run the reader processes and
 # pre-flight as shipped say so: the main delivery, the quarantine reasons that cross
 # from a reader, and the hostile files a reader must not follow or open.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def sha(data: bytes) -> str:

@@ -10,7 +10,7 @@ from helpers import wait_for, write
 
 from daemon.loop.errorsfile import ERRORS_HEADER
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_a_start_sweeps_errors_file_temps_and_an_edited_errors_file_is_kept(

@@ -20,7 +20,7 @@ from helpers import manifest_schema_problems, text_pdf, wait_for, write
 from daemon.actions.samples import peppol_batch, peppol_invoice
 
 # Daemons here start lean (conftest.LEAN): these tests are about the example receivers.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receivers"
 KINDS = ["flask", "starlette"]

@@ -17,7 +17,7 @@ from conftest import Env, Proc, journal_states
 from helpers import pdf_bytes, ubl_invoice, wait_for
 
 # Lean (conftest.LEAN): where the bundle is read has nothing to do with its names.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def _sha(path: Path) -> str:

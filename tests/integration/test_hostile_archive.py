@@ -21,9 +21,10 @@ from integration.test_status import status
 # The daemon starts lean (conftest.LEAN): sent/ and quarantine/ are read back by the
 # daemon's own loop at its start, never by a reader process, and nothing here is about
 # pre-flight; as shipped, its readers loading the e-invoice rules took 2-3 s of the test.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
+@pytest.mark.usefixtures("quick_page")  # it waits for the page to list the new bundle
 def test_a_daemon_with_a_lost_journal_starts_past_fifos_links_and_huge_papers(
         env: Env, receiver: Receiver, start_daemon, tmp_path: Path) -> None:
     """Planted in quarantine/ and sent/ before a start with no journal: a FIFO as one

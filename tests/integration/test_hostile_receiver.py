@@ -18,7 +18,7 @@ from conftest import Env, Proc, journal_states
 from delivery.test_answer_deadline import RawReceiver
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 TOKEN = "hostile-test-token-4711"
 

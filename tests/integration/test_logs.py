@@ -17,6 +17,9 @@ from conftest import OUTBOXD, Env, Receiver
 from einvoice.broken import BASE, with_id
 from helpers import drop_bundle, not_json_lines, pdf_bytes, ubl_invoice, wait_for
 
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
+
 
 def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop(
         env: Env, receiver: Receiver, start_daemon) -> None:

@@ -12,7 +12,7 @@ from conftest import Env, Receiver
 from helpers import Page, pdf_bytes, ubl_invoice, wait_for, write
 
 # Lean daemons; their clerks' page paced at 0.5 s (these tests read it).
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 HINT = ("a folder INV-7100/ has no invoice file; if it holds INV-7010's attachments, "
         "rename it to INV-7010/")
@@ -73,8 +73,9 @@ def test_a_folder_of_attachments_that_came_too_late_is_no_hint_for_another_invoi
     INV-7010.xml, sent without attachments at its deadline, must not be told in the log
     (nor a quarantine's REASON.txt) to rename INV-7011/ to INV-7010/ — that folder holds
     INV-7011's files, and the page, which leaves it out of the lone folders, says so."""
-    # A folder come too late is found at a rescan: every second here.
-    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 1},
+    # A folder come too late is found at a rescan: every second here. Each invoice goes
+    # at its deadline, 0.3 s after it came: when, the test does not look at.
+    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 0.3},
                      outbox={"rescan_seconds": 1})
     daemon = start_daemon()
     write(env.outbox / "INV-7011.xml", ubl_invoice("INV-7011"))

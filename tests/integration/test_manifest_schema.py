@@ -12,7 +12,7 @@ from daemon.actions.samples import peppol_batch, tiff_scan
 
 # Daemons here start lean (conftest.LEAN): the manifests' shape does not depend on pre-flight or
 # where bundles are read.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_manifests_of_delivered_bundles_match_the_schema(env: Env, receiver: Receiver,

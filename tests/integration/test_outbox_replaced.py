@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from conftest import Env, Receiver, journal_states
-from helpers import drop_bundle, wait_for
+from helpers import drop_bundle, outboxd_with, wait_for
 
 from daemon.fs.fswrite import rename_exchange
 
-pytestmark = pytest.mark.usefixtures("no_attachment_wait")
+pytestmark = pytest.mark.usefixtures("no_attachment_wait", "quick_settle")
 
 # No rescan within the test: what it checks must come from the watcher being told.
 QUIET = {"rescan_seconds": 600, "poll_interval_seconds": 0.2}
@@ -81,6 +81,9 @@ def test_an_outbox_that_comes_back_is_watched_within_seconds_and_its_outage_said
     it was away), and a bundle dropped right after is sent within seconds — not at the
     next rescan, ten minutes away (before, it waited for that rescan, and every rescan
     of the outage logged two errors)."""
+    # The outbox looked at again 0.2 s after its first failed look, not 1 s (outage.FIRST_LOOK):
+    # its coming back is what is shown, not how soon the first look after the loss comes.
+    env.daemon = outboxd_with({"daemon.watching.outage.FIRST_LOOK": 0.2})
     env.write_config(receiver.url, outbox={**QUIET, "watch": watch})
     daemon = start_daemon()
     # The page the start writes is in the outbox: written before it goes (else that write

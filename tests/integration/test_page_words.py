@@ -18,7 +18,7 @@ from PIL import Image
 
 # Daemons here start lean (conftest.LEAN) and their page is paced at 0.5 s
 # (conftest.quick_page): these tests read it.
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 
 def png() -> bytes:
@@ -68,11 +68,11 @@ def test_a_bundle_sent_with_a_warning_shows_it_on_its_sent_today_row(
     attachments (`unattached-invoice`) reached only the log and receipt.json: the clerks
     never saw them. Their rows of "Sent today" say them, each name HTML-escaped; a bundle
     sent without warnings says none."""
-    env.write_config(receiver.url)
+    env.write_config(receiver.url, policy={"attachment_wait_seconds": 0.3})
     start_daemon()
     drop_bundle(env.outbox, "INV-W1", {"<b>orders.csv": b"Ordernummer\r\n4711\r\n"})
     drop_bundle(env.outbox, "INV-W2", {"a.pdf": pdf_bytes()})
-    drop_bundle(env.outbox, "INV-W3", {})  # sent at its deadline (1 s), as "warn" does
+    drop_bundle(env.outbox, "INV-W3", {})  # sent at its deadline (0.3 s), as "warn" does
     wait_for(lambda: len(env.sent_bundles()) == 3, what="the three bundles in sent/")
     sent_rows = "sent today" if all(
         s.startswith(datetime.now(UTC).strftime("%Y-%m-%d"))

@@ -13,7 +13,7 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 

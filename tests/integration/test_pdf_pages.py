@@ -12,7 +12,7 @@ from conftest import Env, Receiver
 from helpers import pdf_bytes, wait_for, write
 from reading.test_invoices import damaged, flate_pdf_pages, text_run
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def drop_pdf(outbox: Path, name: str, data: bytes) -> None:

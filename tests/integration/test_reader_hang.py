@@ -18,6 +18,9 @@ from helpers import drop_bundle, outboxd_with, pdf_bytes, wait_for
 from hungshare import hung_share
 from notifysock import Notes, events, notify_socket
 
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
+
 WATCHDOG_SEC = 3.0  # its pings every 1.5 s; the reload's wait (4 s) is longer than it
 RELOAD_WAIT = 4.0
 

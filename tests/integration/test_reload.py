@@ -10,11 +10,11 @@ import subprocess
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
-from helpers import drop_bundle, text_pdf, wait_for
+from helpers import drop_bundle, outboxd_with, text_pdf, wait_for
 
 # Lean: reloading does not depend on where bundles are read, and no test here is about
 # pre-flight or the attachment wait (two of them paid its second for their bundle).
-pytestmark = pytest.mark.usefixtures("no_attachment_wait")
+pytestmark = pytest.mark.usefixtures("no_attachment_wait", "quick_settle")
 
 
 def test_a_waiting_invoice_that_a_reload_makes_no_invoice_file_is_left_alone_not_sent(
@@ -160,6 +160,9 @@ def test_a_reload_while_the_outbox_is_away_is_applied_once_it_is_back(
     it follows by itself — and once the outbox is back the new file is in force without a
     second reload: an invoice without attachments dropped then goes out at once instead
     of being held."""
+    # The outbox looked at again 0.2 s after its first failed look, not 1 s (outage.FIRST_LOOK):
+    # its coming back is what is shown, not how soon the first look after the loss comes.
+    env.daemon = outboxd_with({"daemon.watching.outage.FIRST_LOOK": 0.2})
     env.write_config(receiver.url, policy={"unattached": "hold"})
     daemon = start_daemon()
     away = env.root / "unmounted"

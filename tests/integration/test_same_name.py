@@ -12,7 +12,7 @@ from helpers import pdf_bytes, wait_for, write
 
 from daemon.loop.errorsfile import ERRORS_HEADER, ERRORS_HEADER_MANY, without_mark
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 @pytest.mark.usefixtures("quick_page")

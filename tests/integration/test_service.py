@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 from conftest import OUTBOXD, Env, Proc, Receiver, journal_since, journal_states
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
+from helpers import drop_bundle, outboxd_with, pdf_bytes, ubl_invoice, wait_for
 
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the tests
 # about the readers ask for reader processes, without pre-flight (whose rules they do not need).
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def log_events(daemon: Any, about: Callable[[str], bool]) -> list[dict[str, Any]]:
@@ -633,7 +633,10 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
     are what it left); stdout stays as it was."""
     env.write_config(receiver.url)
     first = start_daemon()
-    second = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+    # The second gives up after 0.2 s, not the 2 s it tries for a lock a `status` holds
+    # a moment (statelock.TAKE_SECONDS): the first holds it for good either way.
+    second = subprocess.run([*outboxd_with({"daemon.loop.statelock.TAKE_SECONDS": 0.2}),
+                             "run", "-c", str(env.config)], capture_output=True,
                             text=True, timeout=60)
     assert second.returncode == 1
     assert f"another outboxd (process {first.popen.pid}) runs with the state dir" in \

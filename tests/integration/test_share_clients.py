@@ -12,7 +12,7 @@ import pytest
 from conftest import Env, Receiver
 from helpers import pdf_bytes, ubl_invoice, wait_for, write
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 # The ':' of a stream's name as a share without stream support shows it, mapped the SFM
 # way (Mac clients, Samba's fruit, Linux cifs `mapposix`).

@@ -13,7 +13,7 @@ import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_an_invoice_and_its_print_beside_one_sidecar_are_held_until_the_print_is_moved_in(

@@ -15,7 +15,7 @@ import pytest
 from conftest import Env, Receiver
 from helpers import drop_bundle, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_a_one_character_url_password_leaves_the_receipt_id_whole(

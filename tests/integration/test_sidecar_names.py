@@ -10,7 +10,7 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def test_a_copy_in_progress_holds_its_bundle_and_litter_goes_to_sent_unposted(

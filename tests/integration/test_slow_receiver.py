@@ -15,7 +15,7 @@ from conftest import Env, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 from rawreceiver import RawReceiver, created
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 BIG = 12 << 20  # the crawl takes some 80 s for it
 
@@ -47,9 +47,12 @@ def test_a_crawling_upload_frees_the_only_worker_for_the_next_bundle(
     timeout within seconds, and a small bundle dropped behind it goes out meanwhile."""
     with RawReceiver(lambda rx, conn, n: conn.sendall(created(f"R-{n}")),
                      take_body=take_large_ones_at_a_crawl) as rx:
+        # The stop at the end does not wait for the crawl's attempt under way then (up to
+        # the default grace, 20 s): how a stop ends a delivery is test_stop.py's.
         env.write_config(f"http://127.0.0.1:{rx.port}/b",
                          delivery={"timeout_seconds": 0.5, "concurrency": 1},
-                         validation={"max_attachment_bytes": 20_000_000})
+                         validation={"max_attachment_bytes": 20_000_000},
+                         service={"shutdown_grace_seconds": 0.2})
         start_daemon()
         drop_bundle(env.outbox, "INV-BIG", {"scan.pdf": pdf_bytes(1) + b"%" + b"x" * BIG
                                             + b"\n"})

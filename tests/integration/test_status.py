@@ -11,7 +11,7 @@ from conftest import OUTBOXD, Env, Receiver
 from helpers import Page, answering_receiver, drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
 # Daemons here start lean (conftest.LEAN): `status` reads the journal, whoever read the bundles.
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
                     "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",
@@ -72,6 +72,7 @@ RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u200b]")
 CSI_NAME = "INV-csi\x9b2J.xml"
 
 
+@pytest.mark.usefixtures("quick_page")  # it waits for the page to list the invoices
 def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_them_exact(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """Invoice files dropped under names that trouble a terminal: `outboxd status` shows

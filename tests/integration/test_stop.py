@@ -16,7 +16,7 @@ import pytest
 from conftest import STOP_GRACE, Env, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -105,7 +105,9 @@ def test_stop_signals_again_during_the_stop_change_nothing_and_it_exits_0(
     traceback), the delivery is left for the next start as after one signal, and the
     daemon exits 0."""
     slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
-    env.write_config(slow.url, service={"shutdown_grace_seconds": 1})
+    # The signals come every millisecond, in the grace as in each step after it: 0.3 s
+    # of grace is some 300 of them, as many as any step needs to be hit.
+    env.write_config(slow.url, service={"shutdown_grace_seconds": 0.3})
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-8004", {"a.pdf": pdf_bytes()})
     wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],

@@ -18,7 +18,7 @@ from helpers import drop_bundle, outboxd_with, pdf_bytes, wait_for
 from daemon.claiming.claim import copy_tag
 from daemon.configuration.deciding import FOLDER
 
-pytestmark = pytest.mark.usefixtures("lean")
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 
 def _machine(env: Env, name: str, machine_id: str) -> list[str]:

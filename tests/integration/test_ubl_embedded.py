@@ -20,6 +20,9 @@ from PIL import Image
 
 from daemon.einvoice import preflight
 
+# Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
+pytestmark = pytest.mark.usefixtures("quick_settle")
+
 NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
       "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
 # The daemon checks each document it builds with the e-invoice rules; here on its own

@@ -17,7 +17,7 @@ from daemon.actions.samples import peppol_batch
 
 # Lean daemons (conftest.LEAN), their clerks' page paced at 0.5 s (conftest.quick_page):
 # three tests here wait for what the page shows.
-pytestmark = pytest.mark.usefixtures("lean", "quick_page")
+pytestmark = pytest.mark.usefixtures("lean", "quick_page", "quick_settle")
 
 HOLD = {"policy": {"unattached": "hold", "invalid": "hold"}}
 
