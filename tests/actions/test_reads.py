@@ -271,8 +271,8 @@ def test_a_commands_reader_is_forked_and_its_time_limit_still_ends_it(
     `read-time-limit` (exit 1)."""
     write(cfg.outbox / "INV-666.pdf", endless_invoice_pdf())
     # Each reader lives out the limit (CPU-bound, both tries): long enough to be seen
-    # by wait_for's 0.05-s polls on a loaded host, not longer.
-    proc = start(started, cfg, limited(1.5), "check", str(cfg.outbox / "INV-666.pdf"))
+    # by wait_for's 0.05-s polls on a loaded host (twenty of them), not longer.
+    proc = start(started, cfg, limited(1.0), "check", str(cfg.outbox / "INV-666.pdf"))
     first = wait_for(lambda: forked_reader(proc), timeout=DEADLINE, what="a forked reader")
     assert spawned_reader(proc) is None
     wait_for(lambda: not alive(first), timeout=DEADLINE, what="the limit to end it")

@@ -444,9 +444,9 @@ def test_a_journal_another_process_holds_locked_is_read_as_it_is_within_one_wait
 
 
 # How long `status` waits for an outbox that does not answer: the daemon's 5 s
-# (test_status_waits_for_the_outbox_as_docs_commands_md_says), 1 s in the tests of a hung
+# (test_status_waits_for_the_outbox_as_docs_commands_md_says), 0.5 s in the tests of a hung
 # outbox below, which show what it says and prints after the wait, not its length.
-ANSWER = 1.0
+ANSWER = 0.5
 ANSWERED_SOONER = outboxd_with({"daemon.actions.status.ANSWER_SECONDS": ANSWER})
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Receiver
-from delivery.test_answer_deadline import assert_timed_out, processing_without_end
+from delivery.test_answer_deadline import NEVER, assert_timed_out, processing_without_end
 from helpers import pdf_bytes
 from lxml import etree
 from rawreceiver import RawReceiver
@@ -571,18 +571,19 @@ def test_a_network_error_of_a_document_carries_neither_token_nor_password(
 
 def test_a_document_whose_answer_never_comes_is_a_retried_timeout(tmp_path: Path) -> None:
     """ubl-embedded's POSTs go through the bundle transport's bounded connections: a
-    receiver answering `102 Processing` without end (timeout_seconds = 1) makes the
-    document a retried timeout within seconds, and the bundle is retried."""
+    receiver answering `102 Processing` without end (timeout_seconds = NEVER, as in
+    test_answer_deadline.py) makes the document a retried timeout within seconds, and
+    the bundle is retried."""
     with RawReceiver(processing_without_end) as rx:
         d = EmbeddedDeliverer(DeliveryConfig(url=f"http://127.0.0.1:{rx.port}/docs",
-                                             format="ubl-embedded", timeout_seconds=1))
+                                             format="ubl-embedded", timeout_seconds=NEVER))
         started = time.monotonic()
         try:
             with pytest.raises(Retryable) as info:
                 d.deliver(batch_bundle(tmp_path, ids=("A",)), {"bundle_id": "b" * 64})
         finally:
             d.close()
-    assert_timed_out(info.value, started)
+    assert_timed_out(info.value, started, NEVER)
     assert "(invoice A)" in str(info.value)
     assert rx.heads and "Content-Type: application/xml" in rx.heads[0]
 

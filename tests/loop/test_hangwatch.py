@@ -509,13 +509,13 @@ def test_a_stop_stuck_on_a_hung_share_says_so_and_is_not_kept_alive(
 
 def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: Notes) -> None:
     """A look that takes longer than a check's time but answers within the look's
-    limit (a loaded share, here one that answers after 1.5 s against a limit of 2 s, where
-    a check comes every 1 s) is no hang: no "does not answer" and then "answers again"
+    limit (a loaded share, here one that answers after 1 s against a limit of 1.5 s, where
+    a check comes every 0.75 s) is no hang: no "does not answer" and then "answers again"
     pair, no ping."""
     now = [0.0]  # the turn's clock, moved by the test; a look's time is real
     log = Log()
     where = tmp_path / "share"
-    keepalive = 8.0  # after: 4 s; a check every 1 s; a look is given 2 s
+    keepalive = 6.0  # after: 3 s; a check every 0.75 s; a look is given 1.5 s
     checks: list[None] = []
     with hung_share(where):
         watch = HangWatch(lambda: [("outbox", where)], log, keepalive=keepalive,
@@ -537,7 +537,7 @@ def test_a_share_that_answers_slowly_is_not_said_to_hang(tmp_path: Path, notes: 
         now[0] = hang_after(keepalive)  # the turn has lasted `after`: the folder is looked at
         wait_for(lambda: watch._looks, what="the look begun")
         # The share's own slowness, not a wait for the code under test.
-        threading.Event().wait(1.5)
+        threading.Event().wait(1.0)
     seen = len(checks)
     wait_for(lambda: len(checks) >= seen + 2, what="two checks more")
     watch.stop()

@@ -671,9 +671,10 @@ def test_each_count_at_the_top_links_to_its_section_and_reads_as_words(tmp_path:
     copy of the page read "0Held" before: the number and its title are apart."""
     j = Journal(tmp_path / "j.sqlite3")
     fill(j)
-    for n in range(2000):
-        j.create(f"BULK-{n:05d}.xml", "waiting", invoice_ids=[f"B-{n}"],
-                 unattached_ids=[f"B-{n}"])
+    with j.batch():  # one commit and sync for the 2,000, not one each (1.4 s of the test)
+        for n in range(2000):
+            j.create(f"BULK-{n:05d}.xml", "waiting", invoice_ids=[f"B-{n}"],
+                     unattached_ids=[f"B-{n}"])
     rows = j.recent()
     j.close()
     page = Page(render(rows, [], parse_iso(rows[0].since)))
