@@ -582,3 +582,77 @@ def test_a_bug_met_once_in_a_bundles_step_is_tried_again_at_the_rescan_interval(
     settle_all(svc, clock)
     assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
     assert not (outbox / "INV-1.xml").exists()
+
+
+class TestSentByAnotherDaemon:
+    """A bundle this daemon has retrying on a long back-off, which another daemon on the
+    same outbox took over and archived after this one's work folder went
+    (tests/delivery/test_sentelsewhere.py): the loop closes its row as sent at once —
+    at the start, and at the rescan that reads the other's receipt — not at the end of
+    its back-off, posting nothing."""
+
+    @staticmethod
+    def _service(s: Settings, monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Service:
+        monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+        svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(),
+                      reader=Inline())
+        svc.open()
+        return svc
+
+    @staticmethod
+    def _retrying_an_hour(tmp_path: Path) -> tuple[Pipeline, int, Path]:
+        """Daemon B claimed INV-1 and its first POST was answered 503 with Retry-After:
+        3600: the row is retrying for an hour; B's pipeline, the row, its work folder."""
+        from claimed import Scripted, claimed
+
+        from daemon.errors import Retryable
+        b, _s, row = claimed(tmp_path)
+        b.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503, retry_after=3600.0))
+        assert b.finish.attempt(row) is not None
+        assert b.j.get(row).state == "retrying"
+        return b, row, Path(b.j.get(row).work_dir or "")
+
+    @staticmethod
+    def _state_of(svc: Service, row: int) -> str | None:
+        [state] = [r.state for r in svc.journal.rows(ALL_STATES) if r.id == row]
+        return state if state == "sent" else None
+
+    def test_such_a_row_is_closed_at_the_start_not_at_the_end_of_its_back_off(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from delivery.test_sentelsewhere import taken_over
+
+        b, row, work = self._retrying_an_hour(tmp_path)
+        b.j.close()
+        archived = taken_over(tmp_path, work)
+        svc = self._service(b.s, monkeypatch, FakeClock(0.0))
+        try:
+            svc.turn()  # the clock stands still: no back-off ends
+            svc.turn()
+            wait_for(lambda: self._state_of(svc, row), what="the row closed as sent")
+            [closed] = [r for r in svc.journal.rows(ALL_STATES) if r.id == row]
+            assert closed.archive_dir == str(archived)
+            assert len(published(tmp_path / "target")) == 1  # A's post alone
+        finally:
+            stop(svc)
+
+    def test_such_a_row_is_closed_at_the_rescan_that_reads_the_receipt(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from delivery.test_sentelsewhere import taken_over
+
+        b, row, work = self._retrying_an_hour(tmp_path)
+        b.j.close()
+        clock = FakeClock(0.0)
+        svc = self._service(b.s, monkeypatch, clock)
+        try:
+            svc.turn()
+            before = len(published(tmp_path / "target"))
+            archived = taken_over(tmp_path, work)
+            clock.t += svc.settings.outbox.rescan_seconds  # the rescan's turn, nothing else
+            assert svc.turn() == 0.0  # the row brought forward: the next turn is at once
+            svc.turn()
+            wait_for(lambda: self._state_of(svc, row), what="the row closed as sent")
+            [closed] = [r for r in svc.journal.rows(ALL_STATES) if r.id == row]
+            assert closed.archive_dir == str(archived)
+            assert len(published(tmp_path / "target")) == before + 1  # A's post alone
+        finally:
+            stop(svc)
