@@ -656,3 +656,44 @@ class TestSentByAnotherDaemon:
             assert len(published(tmp_path / "target")) == before + 1  # A's post alone
         finally:
             stop(svc)
+
+
+def test_a_claim_whose_share_was_away_at_the_start_is_delivered_at_the_rescan_after_it_is_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """outboxd starts while the share holding a half-done claim is away (an empty folder
+    where it is mounted): the claim waits, `claiming`. The share comes back; the next
+    rescan finishes the claim and the loop hands it to a delivery thread at once — the
+    bundle is sent without another restart or change (tests/claiming/test_recovery.py
+    has the claim's side)."""
+    from claiming.test_recovery import TestRecovery
+
+    p, s, work, row = TestRecovery._half_claimed(tmp_path, pdf_bytes())
+    (s.outbox.path / "INV-1").rename(work / "INV-1")  # the whole bundle claimed
+    p.j.close()
+    away = tmp_path / "away"
+    s.outbox.path.rename(away)
+    s.outbox.path.mkdir()
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+    clock = FakeClock(0.0)
+    svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(),
+                  reader=Inline())
+    svc.open()
+    try:
+        svc.turn()
+        assert [r.state for r in svc.journal.rows(ALL_STATES) if r.id == row] == ["claiming"]
+        s.outbox.path.rename(tmp_path / "mountpoint")
+        away.rename(s.outbox.path)  # the share is back
+        clock.t += s.outbox.rescan_seconds
+        svc.turn()  # the rescan: the claim finished, its delivery due at once
+        svc.turn()
+
+        def sent() -> Any:
+            [state] = [r.state for r in svc.journal.rows(ALL_STATES) if r.id == row]
+            return state == "sent" or None
+
+        wait_for(sent, what="the finished claim delivered and archived")
+        assert len(published(tmp_path / "target")) == 1
+        [archived] = s.sent_dir.glob("*/INV-1--*")
+        assert (archived / "INV-1" / "a.pdf").exists()
+    finally:
+        stop(svc)
