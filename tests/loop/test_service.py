@@ -697,3 +697,44 @@ def test_a_claim_whose_share_was_away_at_the_start_is_delivered_at_the_rescan_af
         assert (archived / "INV-1" / "a.pdf").exists()
     finally:
         stop(svc)
+
+
+def test_a_ready_mark_that_cannot_be_written_is_told_and_status_reads_still_starting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state dir fills up between the start and READY=1 (ENOSPC at outboxd.ready,
+    injected): the daemon runs on, a warning says `status` will read it as still starting
+    and what to check — and `status` does read it so, not as ready, nor as stopped."""
+    import threading
+
+    from daemon.loop import statelock
+
+    real = statelock._mark
+
+    def full_at_ready(path: Path) -> None:
+        if path.name == statelock.READY_NAME:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path)
+
+    monkeypatch.setattr(statelock, "_mark", full_at_ready)
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+    (tmp_path / "outbox").mkdir()
+    s = Settings(outbox={"path": str(tmp_path / "outbox")},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    with capture_logs() as logs:
+        thread = threading.Thread(target=svc.run, name="loop")
+        thread.start()
+        try:
+            [warned] = wait_for(lambda: [e for e in logs if e["event"].startswith(
+                "cannot record in the state dir that outboxd is ready")],
+                what="the warning about the ready mark")
+            assert statelock.running(s.paths.state_dir) is True
+            assert statelock.readiness(s.paths.state_dir)[0] is False  # "starting"
+        finally:
+            svc.request_stop()
+            thread.join(60)
+    assert not thread.is_alive()
+    assert warned["log_level"] == "warning" and "No space left" in warned["error"]
+    assert "still starting" in warned["event"] and "free space" in warned["fix"]
