@@ -826,3 +826,44 @@ def test_a_look_alike_left_by_a_quarantine_leaves_the_page_at_its_rename(
     settle_all(svc, clock)
     assert clock.t < svc.timers.due_at(service_module.RESCAN)
     assert "left-behind" not in Page(page.read_text()).text
+
+
+def test_an_event_on_a_name_that_cannot_be_looked_at_is_said_and_the_rest_go_on(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event on INV-1.xml, whose lstat the share answers with EIO: an error names the
+    file, the share's error and what to check, and says it is looked at again at the next
+    rescan (before, "cannot look at the outbox", as if the whole outbox were out). The
+    other bundle hinted in the same turn is sent, and once the share answers again the
+    rescan finds INV-1 and sends it — nothing is dropped with the event."""
+    from daemon.watching import scan as scan_module
+
+    svc = make_service(unattached="send")
+    outbox = tmp_path / "outbox"
+    for name in ("INV-1", "INV-2"):
+        write(outbox / name / "a.pdf", pdf_bytes())
+        write(outbox / f"{name}.xml", ubl_invoice(name))
+    real = os.lstat
+
+    def eio_for_inv1(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+        if os.path.basename(path) == "INV-1.xml":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real(path, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(scan_module.os, "lstat", eio_for_inv1)
+        svc.hint("INV-1.xml")
+        svc.hint("INV-2.xml")
+        with capture_logs() as said:
+            svc.turn()
+    [error] = [e for e in said if e["log_level"] == "error"]
+    assert error["file"] == "INV-1.xml" and "Input/output error" in error["error"]
+    assert "looked at again at the next rescan" in error["event"]
+    assert "check that the path exists" in error["error"]  # what to check
+    settle_all(svc, clock)
+    wait_for(lambda: len(list(tmp_path.glob("sent/*/INV-2--*"))) == 1 or None,
+             what="INV-2 sent")
+    clock.t += RESCAN
+    settle_all(svc, clock)
+    wait_for(lambda: len(list(tmp_path.glob("sent/*/INV-1--*"))) == 1 or None,
+             what="INV-1 sent after the share answers again")
