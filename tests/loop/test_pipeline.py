@@ -1277,3 +1277,28 @@ def test_a_start_that_cannot_clear_errors_files_left_behind_says_so_and_goes_on(
     drop_bundle(s.outbox.path, "INV-2", {"a.pdf": pdf_bytes()})
     assert len(run_once(again, 2000.0)) == 1
     again.j.close()
+
+
+def test_a_read_of_an_older_version_that_ends_after_a_newer_one_began_is_thrown_away(
+        tmp_path: Path) -> None:
+    """A bundle changes while its read runs, and the new version, settled, is read too:
+    the first read's result, coming back after, is not used — no claim on it, and no
+    third read of the version already being read — and the bundle is claimed as the
+    second read found it (its corrected attachment is what is sent)."""
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="first")})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    first = p.step(cand, 1000.0).read
+    assert first is not None
+    old = evaluate(cand, s)  # the first read, still running on its worker
+    write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(text_marker="corrected"))
+    second = p.step(cand, 1001.0).read
+    assert second is not None and second != first
+    assert p.took_read(cand.invoice.name, first, old) is True  # stepped: it is stale
+    nxt = p.step(cand, 1001.0)
+    assert nxt.read is None and nxt.claimed is None
+    p.took_read(cand.invoice.name, second, evaluate(cand, s))
+    row = p.step(cand, 1001.0).claimed
+    assert row is not None and p.finish.attempt(row) is None
+    [sent] = folders(s.sent_dir)
+    assert b"corrected" in (sent / "INV-1" / "a.pdf").read_bytes()
