@@ -717,3 +717,23 @@ class TestEditedCopyNameTaken:
         (outbox / "INV-1" / "b.pdf").unlink()
         assert len(run_once(p, now=3000.0)) == 1
         assert errors.read_bytes() == data
+
+
+@pytest.mark.parametrize("code", [errno.EEXIST, errno.EIO])
+def test_a_persons_file_stranded_under_a_temp_name_is_told_to_be_renamed_back(
+        tmp_path: Path, code: int) -> None:
+    """A file a person saved at INV-1.errors.txt while outboxd replaced its own could not
+    be put back (Stranded: it is at the temp's name, which is never removed): the error
+    says to rename it back, is not tried again by itself, and — whatever the errno, EEXIST
+    too — never says "nothing was lost" as a file kept under a free name does."""
+    from daemon.fs.fswrite import Stranded
+    stranded = Stranded(code, "a file put at INV-1.errors.txt while outboxd replaced its "
+                        "own is at .INV-1.errors.txt.tmp-x and could not be put back — "
+                        "rename it back", str(tmp_path / "INV-1.errors.txt"))
+    with capture_logs() as said:
+        errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt", stranded)
+    [told] = said
+    assert told["log_level"] == "error" and told["file"] == "INV-1.errors.txt"
+    assert told["fix"] == "rename the file named here back, as it says"
+    assert "nothing was lost" not in str(told)
+    assert errorsfile.tried_again(stranded) is False
