@@ -737,3 +737,31 @@ def test_a_persons_file_stranded_under_a_temp_name_is_told_to_be_renamed_back(
     assert told["fix"] == "rename the file named here back, as it says"
     assert "nothing was lost" not in str(told)
     assert errorsfile.tried_again(stranded) is False
+
+
+def test_a_held_bundle_taken_out_keeps_the_clerks_notes_when_their_copy_cannot_be_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clerk typed notes into INV-1.errors.txt, then took INV-1 out of the outbox;
+    the copy of the notes cannot be made (every name drawn for it taken as it is renamed):
+    the errors file, the only place the notes are, is not removed — an error names it —
+    and the bundle ends gone all the same."""
+    import shutil
+    p, outbox, errors = _held(tmp_path)
+    edited = errors.read_text("utf-8") + NOTES
+    errors.write_text(edited, "utf-8")
+    [cand] = list_outbox(p.s.outbox).candidates.values()
+
+    def always_taken(src: Path, dst: Path) -> None:
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+
+    monkeypatch.setattr(errorsfile, "rename_noreplace", always_taken)
+    (outbox / "INV-1.xml").unlink()
+    shutil.rmtree(outbox / "INV-1")
+    with capture_logs() as said:
+        assert step(p, cand, 2000.0).gone
+    assert errors.read_text("utf-8") == edited
+    [failed] = [e for e in said if e["event"].startswith("cannot write or remove the "
+                                                         "errors file")]
+    assert failed["file"] == "INV-1.errors.txt" and failed["invoice_file"] == "INV-1.xml"
+    assert not [r for r in p.j.unfinished() if r.state == "held"]
+    assert _hidden(outbox) == []
