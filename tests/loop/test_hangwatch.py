@@ -640,3 +640,17 @@ def test_a_check_that_fails_unexpectedly_is_logged_and_the_watch_goes_on(
     [(event, fields)] = [line for line in log.lines if line[0] == "unexpected error"]
     assert isinstance(fields["exc_info"], RuntimeError)
     assert log.lines.index((event, fields)) == 0
+
+
+@pytest.mark.parametrize("reading", [None, ""], ids=["thread-gone", "empty"])
+def test_a_loop_thread_proc_cannot_tell_of_is_never_taken_for_one_on_the_share(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reading: str | None) -> None:
+    """/proc has no syscall file for the loop's thread (gone, or /proc restricted), or an
+    empty one: the watch cannot tell that the loop waits on the share, so it is not kept
+    alive by the watch — systemd's watchdog decides, as for any loop stuck elsewhere."""
+    if reading is not None:
+        (tmp_path / "4242").mkdir()
+        (tmp_path / "4242" / "syscall").write_text(reading, encoding="ascii")
+    monkeypatch.setattr(hangwatch, "_TASKS", str(tmp_path))
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert in_kernel_wait(4242) is False
