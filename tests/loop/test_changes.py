@@ -867,3 +867,46 @@ def test_an_event_on_a_name_that_cannot_be_looked_at_is_said_and_the_rest_go_on(
     settle_all(svc, clock)
     wait_for(lambda: len(list(tmp_path.glob("sent/*/INV-1--*"))) == 1 or None,
              what="INV-1 sent after the share answers again")
+
+
+def test_receipts_queued_while_sent_is_off_its_share_wait_for_it_and_are_read_once_back(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon on the outbox sent three bundles; the rescan's look at sent/ reads
+    one receipt in its turn's share and queues the rest. sent/ is then off its share (its
+    bare mount point in its place): the queued receipts are not looked for there — no
+    line says a receipt cannot be used — and once sent/ is back the daemon learns all
+    three as sent, so none of them dropped again would be sent twice."""
+    from claimed import make, run_once
+
+    svc = make_service()
+    svc.turn()
+    other, _ = make(tmp_path, paths={"state_dir": str(tmp_path / "state-other")})
+    for name in ("INV-1", "INV-2", "INV-3"):
+        write(tmp_path / "outbox" / name / "a.pdf", pdf_bytes())
+        write(tmp_path / "outbox" / f"{name}.xml", ubl_invoice(name))
+    rows = run_once(other)
+    ids = [other.j.get(r).bundle_id or "" for r in rows]
+    assert len(ids) == 3
+    monkeypatch.setattr(changes_module, "NEWS_TURN", -1.0)  # one receipt a turn
+    clock.t += RESCAN
+    svc.turn()  # the rescan's look: one read, the rest queued
+    assert sum(svc.journal.was_sent(i) for i in ids) == 1 and svc.sent_news.pending
+    sent = svc.settings.sent_dir
+    sent.rename(tmp_path / "sent-away")
+    sent.mkdir()  # the bare mount point
+    real = svc.pipeline.finish.mounts.away
+    with monkeypatch.context() as m:
+        m.setattr(svc.pipeline.finish.mounts, "away",
+                  lambda folder: "off its share" if folder == sent else real(folder))
+        with capture_logs() as said:
+            for _ in range(3):
+                svc.turn()
+        assert not [e for e in said if e["log_level"] in ("warning", "error")], said
+        assert sum(svc.journal.was_sent(i) for i in ids) == 1
+    sent.rmdir()
+    (tmp_path / "sent-away").rename(sent)
+    clock.t += RESCAN
+    for _ in range(4):
+        svc.turn()
+    assert all(svc.journal.was_sent(i) for i in ids)
