@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from daemon.errors import refused
 from daemon.names import spelling_twins
 from daemon.report.pagerender import FINISHED_SHOWN
 from daemon.watching.scan import Listing, list_outbox
@@ -134,7 +135,10 @@ class Changes:
             try:
                 keys, what = self.index.touched(name)
             except OSError as exc:
-                self.log.error("cannot look at the outbox", file=name, error=str(exc))
+                # One entry's trouble (a share's EIO), not the outbox's: the rescan lists
+                # it again, and an invoice file stays a bundle meanwhile (scan.list_outbox).
+                self.log.error("cannot look at an entry of the outbox; it is looked at "
+                               "again at the next rescan", file=name, error=refused(exc))
                 continue
             self._report(what, name)
             for key in keys:

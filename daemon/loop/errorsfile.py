@@ -158,7 +158,11 @@ def _keep_copy(path: Path, text: str) -> Path:
             except FileExistsError:  # a file came at that name meanwhile: another one
                 there = free_name(path.parent, path.name + EDITED_SUFFIX)
         else:
-            raise OSError(errno.EEXIST, "no free name for the edited copy", str(there))
+            # EAGAIN, not EEXIST: report_failure reads EEXIST as a person's file kept at
+            # a name outboxd gave way to, when here nothing was replaced (the edited file
+            # is still in place) and the next change tries again.
+            raise OSError(errno.EAGAIN, "the names drawn for the edited copy were taken "
+                          "by someone else at each try", str(there))
     fsync_dir(path.parent)
     return there
 
@@ -224,9 +228,6 @@ class HeldErrors:
         """A bundle held as its journal row says (taken over at start), file untouched."""
         if errors:
             self._held.setdefault(errors_file_for(cand), {})[cand.invoice.name] = errors
-
-    def explains(self, cand: Candidate) -> bool:
-        return cand.invoice.name in self._held.get(errors_file_for(cand), {})
 
     def update(self, cand: Candidate, errors: tuple[Finding, ...], log: Any) -> bool:
         """cand's bundle is held with `errors`, or (none) no longer held: its NAME's

@@ -288,9 +288,10 @@ class Pipeline(Decisions):
         Not durable on its own (no effect follows it): the next durable
         commit, or the next start's scan, covers it.
         """
+        # "gone" only ends a row that is there (step's one such call has one): a bundle
+        # never recorded needs no row saying it left.
+        assert row is not None or state != "gone"
         if row is None:
-            if state == "gone":
-                return
             row_id = self.j.create(key, state, detail, durable=False, since=since, **fields)
         elif row.state != state or (since is not None and row.since != since) \
                 or any(getattr(row, k) != v for k, v in fields.items()):

@@ -826,3 +826,87 @@ def test_a_look_alike_left_by_a_quarantine_leaves_the_page_at_its_rename(
     settle_all(svc, clock)
     assert clock.t < svc.timers.due_at(service_module.RESCAN)
     assert "left-behind" not in Page(page.read_text()).text
+
+
+def test_an_event_on_a_name_that_cannot_be_looked_at_is_said_and_the_rest_go_on(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event on INV-1.xml, whose lstat the share answers with EIO: an error names the
+    file, the share's error and what to check, and says it is looked at again at the next
+    rescan (before, "cannot look at the outbox", as if the whole outbox were out). The
+    other bundle hinted in the same turn is sent, and once the share answers again the
+    rescan finds INV-1 and sends it — nothing is dropped with the event."""
+    from daemon.watching import scan as scan_module
+
+    svc = make_service(unattached="send")
+    outbox = tmp_path / "outbox"
+    for name in ("INV-1", "INV-2"):
+        write(outbox / name / "a.pdf", pdf_bytes())
+        write(outbox / f"{name}.xml", ubl_invoice(name))
+    real = os.lstat
+
+    def eio_for_inv1(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+        if os.path.basename(path) == "INV-1.xml":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real(path, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(scan_module.os, "lstat", eio_for_inv1)
+        svc.hint("INV-1.xml")
+        svc.hint("INV-2.xml")
+        with capture_logs() as said:
+            svc.turn()
+    [error] = [e for e in said if e["log_level"] == "error"]
+    assert error["file"] == "INV-1.xml" and "Input/output error" in error["error"]
+    assert "looked at again at the next rescan" in error["event"]
+    assert "check that the path exists" in error["error"]  # what to check
+    settle_all(svc, clock)
+    wait_for(lambda: len(list(tmp_path.glob("sent/*/INV-2--*"))) == 1 or None,
+             what="INV-2 sent")
+    clock.t += RESCAN
+    settle_all(svc, clock)
+    wait_for(lambda: len(list(tmp_path.glob("sent/*/INV-1--*"))) == 1 or None,
+             what="INV-1 sent after the share answers again")
+
+
+def test_receipts_queued_while_sent_is_off_its_share_wait_for_it_and_are_read_once_back(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon on the outbox sent three bundles; the rescan's look at sent/ reads
+    one receipt in its turn's share and queues the rest. sent/ is then off its share (its
+    bare mount point in its place): the queued receipts are not looked for there — no
+    line says a receipt cannot be used — and once sent/ is back the daemon learns all
+    three as sent, so none of them dropped again would be sent twice."""
+    from claimed import make, run_once
+
+    svc = make_service()
+    svc.turn()
+    other, _ = make(tmp_path, paths={"state_dir": str(tmp_path / "state-other")})
+    for name in ("INV-1", "INV-2", "INV-3"):
+        write(tmp_path / "outbox" / name / "a.pdf", pdf_bytes())
+        write(tmp_path / "outbox" / f"{name}.xml", ubl_invoice(name))
+    rows = run_once(other)
+    ids = [other.j.get(r).bundle_id or "" for r in rows]
+    assert len(ids) == 3
+    monkeypatch.setattr(changes_module, "NEWS_TURN", -1.0)  # one receipt a turn
+    clock.t += RESCAN
+    svc.turn()  # the rescan's look: one read, the rest queued
+    assert sum(svc.journal.was_sent(i) for i in ids) == 1 and svc.sent_news.pending
+    sent = svc.settings.sent_dir
+    sent.rename(tmp_path / "sent-away")
+    sent.mkdir()  # the bare mount point
+    real = svc.pipeline.finish.mounts.away
+    with monkeypatch.context() as m:
+        m.setattr(svc.pipeline.finish.mounts, "away",
+                  lambda folder: "off its share" if folder == sent else real(folder))
+        with capture_logs() as said:
+            for _ in range(3):
+                svc.turn()
+        assert not [e for e in said if e["log_level"] in ("warning", "error")], said
+        assert sum(svc.journal.was_sent(i) for i in ids) == 1
+    sent.rmdir()
+    (tmp_path / "sent-away").rename(sent)
+    clock.t += RESCAN
+    for _ in range(4):
+        svc.turn()
+    assert all(svc.journal.was_sent(i) for i in ids)

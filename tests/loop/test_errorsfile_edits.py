@@ -633,3 +633,135 @@ class TestAfterAFailedWrite:
         assert "c.pdf" in errors.read_text("utf-8")
         assert not (outbox / "INV-1.errors.txt.edited").exists()
         assert not [e for e in said if e["log_level"] == "warning"]
+
+
+class TestEditedCopyNameTaken:
+    """The edited copy's name taken between outboxd's choice of it and its rename; a
+    clerk's edit saved in another encoding than UTF-8: the clerk's text is never lost."""
+
+    def test_a_file_saved_at_the_edited_copys_name_meanwhile_sends_the_copy_to_the_next_name(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file comes at INV-1.errors.txt.edited just as outboxd keeps the clerk's copy
+        there: that file stays as it is, and the copy goes to the next free name
+        (INV-1.errors.txt.edited-2), named in the warning."""
+        p, outbox, errors = _held(tmp_path)
+        edited = errors.read_text("utf-8") + NOTES
+        errors.write_text(edited, "utf-8")
+        theirs = outbox / "INV-1.errors.txt.edited"
+        real = errorsfile.rename_noreplace
+
+        def someone_first(src: Path, dst: Path) -> None:
+            if dst == theirs and not theirs.exists():
+                theirs.write_text("their own file\n", "utf-8")
+            real(src, dst)
+
+        monkeypatch.setattr(errorsfile, "rename_noreplace", someone_first)
+        write(outbox / "INV-1" / "b.pdf", b"")  # another error: the file is rewritten
+        with capture_logs() as said:
+            assert run_once(p, now=2000.0) == []
+        assert theirs.read_text("utf-8") == "their own file\n"
+        assert (outbox / "INV-1.errors.txt.edited-2").read_text("utf-8") == edited
+        [warned] = [e for e in said if e["event"].startswith("the errors file was edited")]
+        assert warned["kept_as"] == "INV-1.errors.txt.edited-2"
+        assert "b.pdf" in errors.read_text("utf-8")
+        assert _hidden(outbox) == []
+
+    def test_no_free_name_for_the_edited_copy_leaves_the_clerks_file_in_place(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every name outboxd draws for the edited copy is taken as it renames: the
+        clerk's edited INV-1.errors.txt is neither replaced nor removed, no temp is left,
+        and the error names the file and says it is tried again at the next change — not
+        (as before) that a person's file was kept under the name given; the bundle stays
+        held."""
+        p, outbox, errors = _held(tmp_path)
+        edited = errors.read_text("utf-8") + NOTES
+        errors.write_text(edited, "utf-8")
+
+        def always_taken(src: Path, dst: Path) -> None:
+            raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+
+        monkeypatch.setattr(errorsfile, "rename_noreplace", always_taken)
+        write(outbox / "INV-1" / "b.pdf", b"")
+        with capture_logs() as said:
+            assert run_once(p, now=2000.0) == []
+        assert errors.read_text("utf-8") == edited
+        assert not list(outbox.glob("*.edited*"))
+        assert _hidden(outbox) == []
+        [failed] = [e for e in said if e["event"].startswith("cannot write or remove the "
+                                                             "errors file")]
+        assert failed["file"] == "INV-1.errors.txt" and "edited copy" in failed["error"]
+        assert "tried again at the bundle's next change" in failed["fix"]
+        assert [r.state for r in p.j.unfinished()] == ["held"]
+
+    @pytest.mark.parametrize("saved", [
+        pytest.param(lambda text: text.encode("utf-8") + "Grüße\n".encode("cp1252"),
+                     id="windows-1252"),
+        pytest.param(lambda text: text.encode("utf-8") + b"x" * (1 << 20), id="over-1-MiB"),
+    ])
+    def test_an_errors_file_saved_as_no_text_outboxd_reads_is_kept_as_it_is(
+            self, tmp_path: Path, saved: Any) -> None:
+        """A clerk saves INV-1.errors.txt in Windows-1252 (an umlaut in a note), or makes
+        it larger than any errors file outboxd writes: outboxd cannot read it as its own,
+        so it is neither replaced when the errors change nor removed when the bundle is
+        sent — the error names the file and says to rename or remove it."""
+        p, outbox, errors = _held(tmp_path)
+        data = saved(errors.read_text("utf-8"))
+        errors.write_bytes(data)
+        write(outbox / "INV-1" / "b.pdf", b"")
+        with capture_logs() as said:
+            assert run_once(p, now=2000.0) == []
+        assert errors.read_bytes() == data
+        [refused] = [e for e in said if e["event"].startswith("not replacing a file")]
+        assert refused["file"] == "INV-1.errors.txt"
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        (outbox / "INV-1" / "b.pdf").unlink()
+        assert len(run_once(p, now=3000.0)) == 1
+        assert errors.read_bytes() == data
+
+
+@pytest.mark.parametrize("code", [errno.EEXIST, errno.EIO])
+def test_a_persons_file_stranded_under_a_temp_name_is_told_to_be_renamed_back(
+        tmp_path: Path, code: int) -> None:
+    """A file a person saved at INV-1.errors.txt while outboxd replaced its own could not
+    be put back (Stranded: it is at the temp's name, which is never removed): the error
+    says to rename it back, is not tried again by itself, and — whatever the errno, EEXIST
+    too — never says "nothing was lost" as a file kept under a free name does."""
+    from daemon.fs.fswrite import Stranded
+    stranded = Stranded(code, "a file put at INV-1.errors.txt while outboxd replaced its "
+                        "own is at .INV-1.errors.txt.tmp-x and could not be put back — "
+                        "rename it back", str(tmp_path / "INV-1.errors.txt"))
+    with capture_logs() as said:
+        errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt", stranded)
+    [told] = said
+    assert told["log_level"] == "error" and told["file"] == "INV-1.errors.txt"
+    assert told["fix"] == "rename the file named here back, as it says"
+    assert "nothing was lost" not in str(told)
+    assert errorsfile.tried_again(stranded) is False
+
+
+def test_a_held_bundle_taken_out_keeps_the_clerks_notes_when_their_copy_cannot_be_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clerk typed notes into INV-1.errors.txt, then took INV-1 out of the outbox;
+    the copy of the notes cannot be made (every name drawn for it taken as it is renamed):
+    the errors file, the only place the notes are, is not removed — an error names it —
+    and the bundle ends gone all the same."""
+    import shutil
+    p, outbox, errors = _held(tmp_path)
+    edited = errors.read_text("utf-8") + NOTES
+    errors.write_text(edited, "utf-8")
+    [cand] = list_outbox(p.s.outbox).candidates.values()
+
+    def always_taken(src: Path, dst: Path) -> None:
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+
+    monkeypatch.setattr(errorsfile, "rename_noreplace", always_taken)
+    (outbox / "INV-1.xml").unlink()
+    shutil.rmtree(outbox / "INV-1")
+    with capture_logs() as said:
+        assert step(p, cand, 2000.0).gone
+    assert errors.read_text("utf-8") == edited
+    [failed] = [e for e in said if e["event"].startswith("cannot write or remove the "
+                                                         "errors file")]
+    assert failed["file"] == "INV-1.errors.txt" and failed["invoice_file"] == "INV-1.xml"
+    assert not [r for r in p.j.unfinished() if r.state == "held"]
+    assert _hidden(outbox) == []

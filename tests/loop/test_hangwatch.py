@@ -606,3 +606,51 @@ def test_the_turn_a_hang_was_found_in_has_no_more_looks_and_a_later_long_one_has
         assert looked == ["hung", "other", "other"]
     finally:
         gate.set()
+
+
+def test_a_check_that_fails_unexpectedly_is_logged_and_the_watch_goes_on(
+        tmp_path: Path) -> None:
+    """A bug in one check (the folders to look at cannot be told, once): an error line
+    with its traceback, and the watch goes on — the loop stuck on a hung share after it
+    is still named in the warning, not left to systemd's watchdog alone."""
+    log = Log()
+    where = tmp_path / "share"
+    asked: list[None] = []
+
+    def folders() -> list[tuple[str, Path]]:
+        asked.append(None)
+        if len(asked) == 1:
+            raise RuntimeError("a bug in one check")
+        return [("outbox", where)]
+
+    with hung_share(where):
+        watch = HangWatch(folders, log, keepalive=None)
+        watch.after, watch._every, watch.look_for = 1.0, 0.25, 0.5
+
+        def loop() -> None:
+            watch.start()
+            watch.idle()
+            watch.busy()
+            with contextlib.suppress(OSError):
+                os.listdir(where)
+        threading.Thread(target=loop, daemon=True).start()
+        wait_for(lambda: [e for e, _ in log.lines if "does not answer" in e], timeout=30,
+                 what="the warning after the failed check")
+        watch.stop()
+    [(event, fields)] = [line for line in log.lines if line[0] == "unexpected error"]
+    assert isinstance(fields["exc_info"], RuntimeError)
+    assert log.lines.index((event, fields)) == 0
+
+
+@pytest.mark.parametrize("reading", [None, ""], ids=["thread-gone", "empty"])
+def test_a_loop_thread_proc_cannot_tell_of_is_never_taken_for_one_on_the_share(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reading: str | None) -> None:
+    """/proc has no syscall file for the loop's thread (gone, or /proc restricted), or an
+    empty one: the watch cannot tell that the loop waits on the share, so it is not kept
+    alive by the watch — systemd's watchdog decides, as for any loop stuck elsewhere."""
+    if reading is not None:
+        (tmp_path / "4242").mkdir()
+        (tmp_path / "4242" / "syscall").write_text(reading, encoding="ascii")
+    monkeypatch.setattr(hangwatch, "_TASKS", str(tmp_path))
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert in_kernel_wait(4242) is False

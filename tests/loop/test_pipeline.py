@@ -1242,3 +1242,63 @@ def _newest_change(outbox: Path) -> float:
     time the files a test just wrote give, from which it sets the pipeline's wall clock."""
     return max(max(st.st_mtime_ns, st.st_ctime_ns) for st in
                (os.lstat(x) for x in [outbox, *outbox.rglob("*")])) / 1e9
+
+
+@pytest.mark.parametrize("sweep, said", [
+    ("drop_unfinished_errors", "cannot clear leftover temp files of errors files"),
+    ("drop_orphaned_errors", "cannot remove an errors file of a bundle no longer in"),
+])
+def test_a_start_that_cannot_clear_errors_files_left_behind_says_so_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sweep: str, said: str) -> None:
+    """The start's sweep of what earlier runs left of NAME.errors.txt (a killed write's
+    temp, the errors file of a bundle gone while outboxd was stopped) fails (EROFS:
+    the outbox mounted read-only, injected): a warning says what was not cleared, that
+    the next start tries again and what to fix; the start goes on, the held bundle
+    taken over as it was, and a bundle dropped then is sent."""
+    from daemon.loop import pipeline as pipeline_module
+
+    p, s = make(tmp_path, policy={"invalid": "hold"})
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+    assert run_once(p) == []
+    [held] = p.j.unfinished()
+    p.j.close()
+
+    def read_only(*_: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(s.outbox.path))
+
+    monkeypatch.setattr(pipeline_module, sweep, read_only)
+    again = Pipeline(s, Journal(s.journal_path), p.finish.d)
+    with capture_logs() as logs:
+        again.start(set(list_outbox(s.outbox).candidates))
+    [warned] = [e for e in logs if e["event"].startswith(said)]
+    assert warned["log_level"] == "warning" and "Read-only file system" in warned["error"]
+    assert "next start" in warned["event"] and "outboxd's user" in warned["fix"]
+    assert again.live["INV-1.xml"].id == held.id
+    drop_bundle(s.outbox.path, "INV-2", {"a.pdf": pdf_bytes()})
+    assert len(run_once(again, 2000.0)) == 1
+    again.j.close()
+
+
+def test_a_read_of_an_older_version_that_ends_after_a_newer_one_began_is_thrown_away(
+        tmp_path: Path) -> None:
+    """A bundle changes while its read runs, and the new version, settled, is read too:
+    the first read's result, coming back after, is not used — no claim on it, and no
+    third read of the version already being read — and the bundle is claimed as the
+    second read found it (its corrected attachment is what is sent)."""
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="first")})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    first = p.step(cand, 1000.0).read
+    assert first is not None
+    old = evaluate(cand, s)  # the first read, still running on its worker
+    write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(text_marker="corrected"))
+    second = p.step(cand, 1001.0).read
+    assert second is not None and second != first
+    assert p.took_read(cand.invoice.name, first, old) is True  # stepped: it is stale
+    nxt = p.step(cand, 1001.0)
+    assert nxt.read is None and nxt.claimed is None
+    p.took_read(cand.invoice.name, second, evaluate(cand, s))
+    row = p.step(cand, 1001.0).claimed
+    assert row is not None and p.finish.attempt(row) is None
+    [sent] = folders(s.sent_dir)
+    assert b"corrected" in (sent / "INV-1" / "a.pdf").read_bytes()

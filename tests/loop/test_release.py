@@ -209,3 +209,76 @@ def test_who_released_is_the_owner_of_the_file_read_not_of_one_put_at_its_name_s
     monkeypatch.setattr(release, "open_regular", read_then_replaced)
     owner = pwd.getpwuid(os.getuid()).pw_name
     assert warning_text("INV-4", path).endswith(f"(released by INV-4.send-anyway (owner {owner}))")
+
+
+def test_a_release_that_cannot_be_written_leaves_nothing_in_the_outbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share fills up as `send` renames its release into place (ENOSPC, injected):
+    the error goes to `send` (which says "nothing was changed"), and so it is — neither
+    the release nor its temp is left in the outbox."""
+    import errno
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+
+    def full(src: Path, dst: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(release, "rename_noreplace", full)
+    with pytest.raises(OSError) as info:
+        write_release(cand, SHARE, "anna")
+    assert info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_three_temp_names_taken_in_a_row_leave_theirs_and_write_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every temp name `send` draws is another send's under way: their temps are left
+    as they are, no release is written, and the error (EEXIST) goes to `send`."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    monkeypatch.setattr(release, "_mark", lambda: "abc1234")
+    other = tmp_path / ".INV-1.send-anyway.abc1234.tmp"
+    fd = _theirs(other)
+    try:
+        with pytest.raises(FileExistsError):
+            write_release(cand, SHARE, "anna")
+        assert other.read_bytes() == b"theirs"
+        assert os.fstat(fd).st_ino == os.lstat(other).st_ino
+    finally:
+        os.close(fd)
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file away takes root")
+def test_a_release_owned_by_a_user_this_server_does_not_know_names_no_owner(
+        tmp_path: Path) -> None:
+    """A release file owned by a user id with no name here (made over NFS by a user of
+    another server): the warning names the file alone, not a made-up owner, and the
+    bundle still goes."""
+    path = tmp_path / "INV-5.send-anyway"
+    path.write_bytes(b"")
+    unknown = next(uid for uid in range(54321, 60000) if not _has_name(uid))
+    os.chown(path, unknown, -1)
+    assert warning_text("INV-5", path) == (
+        "invoice INV-5 is sent without attachments (released by INV-5.send-anyway)")
+
+
+def _has_name(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def test_a_release_gone_or_swapped_for_a_fifo_before_its_read_still_names_the_file(
+        tmp_path: Path) -> None:
+    """The release file seen beside the invoice is gone when it is read (the clerk took
+    it back), or a FIFO stands at its name (never opened: it would block): the warning
+    still names the release file, with the owner of what is there if anything is."""
+    path = tmp_path / "INV-6.send-anyway"
+    assert warning_text("INV-6", path) == (
+        "invoice INV-6 is sent without attachments (released by INV-6.send-anyway)")
+    os.mkfifo(path)
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    assert warning_text("INV-6", path) == (
+        f"invoice INV-6 is sent without attachments (released by INV-6.send-anyway "
+        f"(owner {owner}))")

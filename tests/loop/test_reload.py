@@ -633,3 +633,40 @@ def test_the_ca_file_the_environment_names_is_no_part_of_trust_when_verify_names
     replaced.write_text("-----BEGIN CERTIFICATE-----\nB\n", encoding="utf-8")
     replaced.replace(named)
     assert trusts_as(settings) == before
+
+
+def test_a_ca_file_the_environment_names_that_is_not_there_yet_counts_once_it_comes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SSL_CERT_FILE names a CA file that is not there (a deployment that puts it there
+    later): the look at what decides trust is no error, and the file's coming is a change
+    of trust for a reload, so bundles waiting on an untrusted certificate are tried at
+    once."""
+    ca = tmp_path / "env-ca.pem"
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "https://127.0.0.1:9/b"})
+    before = trusts_as(settings)
+    assert trusts_as(settings) == before
+    ca.write_text("-----BEGIN CERTIFICATE-----\nA\n", encoding="utf-8")
+    assert trusts_as(settings) != before
+
+
+def test_a_reload_whose_deliverer_cannot_be_made_is_refused_and_the_old_one_stays(
+        tmp_path: Path) -> None:
+    """The deliverer of the new settings cannot be made (a CA file the environment names
+    is garbled since the start: a ConfigError): the reload is refused with an error line
+    that says why, the old settings and deliverer stay in force, and nothing is read
+    again nor tried."""
+    loop = running(tmp_path)
+    old = loop.settings
+
+    def cannot(s: Settings) -> Any:
+        raise ConfigError("the CA file SSL_CERT_FILE names cannot be read")
+
+    loop._make_deliverer = cannot
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    assert "SSL_CERT_FILE" in loop.log.fields[0]["error"]
+    assert loop.marked == [] and loop.scheduled == []

@@ -582,3 +582,159 @@ def test_a_bug_met_once_in_a_bundles_step_is_tried_again_at_the_rescan_interval(
     settle_all(svc, clock)
     assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
     assert not (outbox / "INV-1.xml").exists()
+
+
+class TestSentByAnotherDaemon:
+    """A bundle this daemon has retrying on a long back-off, which another daemon on the
+    same outbox took over and archived after this one's work folder went
+    (tests/delivery/test_sentelsewhere.py): the loop closes its row as sent at once —
+    at the start, and at the rescan that reads the other's receipt — not at the end of
+    its back-off, posting nothing."""
+
+    @staticmethod
+    def _service(s: Settings, monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> Service:
+        monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+        svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(),
+                      reader=Inline())
+        svc.open()
+        return svc
+
+    @staticmethod
+    def _retrying_an_hour(tmp_path: Path) -> tuple[Pipeline, int, Path]:
+        """Daemon B claimed INV-1 and its first POST was answered 503 with Retry-After:
+        3600: the row is retrying for an hour; B's pipeline, the row, its work folder."""
+        from claimed import Scripted, claimed
+
+        from daemon.errors import Retryable
+        b, _s, row = claimed(tmp_path)
+        b.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503, retry_after=3600.0))
+        assert b.finish.attempt(row) is not None
+        assert b.j.get(row).state == "retrying"
+        return b, row, Path(b.j.get(row).work_dir or "")
+
+    @staticmethod
+    def _state_of(svc: Service, row: int) -> str | None:
+        [state] = [r.state for r in svc.journal.rows(ALL_STATES) if r.id == row]
+        return state if state == "sent" else None
+
+    def test_such_a_row_is_closed_at_the_start_not_at_the_end_of_its_back_off(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from delivery.test_sentelsewhere import taken_over
+
+        b, row, work = self._retrying_an_hour(tmp_path)
+        b.j.close()
+        archived = taken_over(tmp_path, work)
+        svc = self._service(b.s, monkeypatch, FakeClock(0.0))
+        try:
+            svc.turn()  # the clock stands still: no back-off ends
+            svc.turn()
+            wait_for(lambda: self._state_of(svc, row), what="the row closed as sent")
+            [closed] = [r for r in svc.journal.rows(ALL_STATES) if r.id == row]
+            assert closed.archive_dir == str(archived)
+            assert len(published(tmp_path / "target")) == 1  # A's post alone
+        finally:
+            stop(svc)
+
+    def test_such_a_row_is_closed_at_the_rescan_that_reads_the_receipt(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from delivery.test_sentelsewhere import taken_over
+
+        b, row, work = self._retrying_an_hour(tmp_path)
+        b.j.close()
+        clock = FakeClock(0.0)
+        svc = self._service(b.s, monkeypatch, clock)
+        try:
+            svc.turn()
+            before = len(published(tmp_path / "target"))
+            archived = taken_over(tmp_path, work)
+            clock.t += svc.settings.outbox.rescan_seconds  # the rescan's turn, nothing else
+            assert svc.turn() == 0.0  # the row brought forward: the next turn is at once
+            svc.turn()
+            wait_for(lambda: self._state_of(svc, row), what="the row closed as sent")
+            [closed] = [r for r in svc.journal.rows(ALL_STATES) if r.id == row]
+            assert closed.archive_dir == str(archived)
+            assert len(published(tmp_path / "target")) == before + 1  # A's post alone
+        finally:
+            stop(svc)
+
+
+def test_a_claim_whose_share_was_away_at_the_start_is_delivered_at_the_rescan_after_it_is_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """outboxd starts while the share holding a half-done claim is away (an empty folder
+    where it is mounted): the claim waits, `claiming`. The share comes back; the next
+    rescan finishes the claim and the loop hands it to a delivery thread at once — the
+    bundle is sent without another restart or change (tests/claiming/test_recovery.py
+    has the claim's side)."""
+    from claiming.test_recovery import TestRecovery
+
+    p, s, work, row = TestRecovery._half_claimed(tmp_path, pdf_bytes())
+    (s.outbox.path / "INV-1").rename(work / "INV-1")  # the whole bundle claimed
+    p.j.close()
+    away = tmp_path / "away"
+    s.outbox.path.rename(away)
+    s.outbox.path.mkdir()
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+    clock = FakeClock(0.0)
+    svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(),
+                  reader=Inline())
+    svc.open()
+    try:
+        svc.turn()
+        assert [r.state for r in svc.journal.rows(ALL_STATES) if r.id == row] == ["claiming"]
+        s.outbox.path.rename(tmp_path / "mountpoint")
+        away.rename(s.outbox.path)  # the share is back
+        clock.t += s.outbox.rescan_seconds
+        svc.turn()  # the rescan: the claim finished, its delivery due at once
+        svc.turn()
+
+        def sent() -> Any:
+            [state] = [r.state for r in svc.journal.rows(ALL_STATES) if r.id == row]
+            return state == "sent" or None
+
+        wait_for(sent, what="the finished claim delivered and archived")
+        assert len(published(tmp_path / "target")) == 1
+        [archived] = s.sent_dir.glob("*/INV-1--*")
+        assert (archived / "INV-1" / "a.pdf").exists()
+    finally:
+        stop(svc)
+
+
+def test_a_ready_mark_that_cannot_be_written_is_told_and_status_reads_still_starting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state dir fills up between the start and READY=1 (ENOSPC at outboxd.ready,
+    injected): the daemon runs on, a warning says `status` will read it as still starting
+    and what to check — and `status` does read it so, not as ready, nor as stopped."""
+    import threading
+
+    from daemon.loop import statelock
+
+    real = statelock._mark
+
+    def full_at_ready(path: Path) -> None:
+        if path.name == statelock.READY_NAME:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path)
+
+    monkeypatch.setattr(statelock, "_mark", full_at_ready)
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+    (tmp_path / "outbox").mkdir()
+    s = Settings(outbox={"path": str(tmp_path / "outbox")},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    with capture_logs() as logs:
+        thread = threading.Thread(target=svc.run, name="loop")
+        thread.start()
+        try:
+            [warned] = wait_for(lambda: [e for e in logs if e["event"].startswith(
+                "cannot record in the state dir that outboxd is ready")],
+                what="the warning about the ready mark")
+            assert statelock.running(s.paths.state_dir) is True
+            assert statelock.readiness(s.paths.state_dir)[0] is False  # "starting"
+        finally:
+            svc.request_stop()
+            thread.join(60)
+    assert not thread.is_alive()
+    assert warned["log_level"] == "warning" and "No space left" in warned["error"]
+    assert "still starting" in warned["event"] and "free space" in warned["fix"]

@@ -200,3 +200,73 @@ def test_only_the_process_holding_the_state_dir_marks_it_ready(tmp_path: Path) -
     never took it) writes no ready mark: `status` would read another's state from it."""
     statelock.mark_ready(tmp_path)
     assert not (tmp_path / statelock.READY_NAME).exists()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_folder_at_the_ready_marks_name_ends_the_start_naming_it_and_holding_nothing(
+        tmp_path: Path) -> None:
+    """A folder at STATE_DIR/outboxd.ready (an admin's mkdir, a restore gone wrong): a
+    start cannot clear the mark a killed daemon left there, so `status` could read it as
+    ready. The start ends with an error naming that path, and the state dir is not held:
+    once the folder is moved away, the next start takes it."""
+    (tmp_path / statelock.READY_NAME).mkdir()
+    before = _open_fds()
+    with pytest.raises(OSError) as info:
+        hold(tmp_path)
+    assert info.value.filename == str(tmp_path / statelock.READY_NAME)
+    assert statelock._held == {} and running(tmp_path) is False
+    assert _open_fds() == before
+    (tmp_path / statelock.READY_NAME).rmdir()
+    hold(tmp_path)
+    assert running(tmp_path) is True
+    release(tmp_path)
+
+
+def test_a_lock_that_cannot_be_taken_at_all_ends_the_start_without_a_leaked_descriptor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock refused for another reason than a holder (ENOLCK: a state dir on an NFS
+    mount without lock support; injected): the start ends with that error, holding
+    nothing and leaving no descriptor of the lock file open; `status` then cannot tell
+    whether a daemon runs rather than saying none does."""
+    import errno
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(statelock.fcntl, "flock", no_locks)
+    before = _open_fds()
+    with pytest.raises(OSError) as info:
+        hold(tmp_path)
+    assert info.value.errno == errno.ENOLCK
+    assert statelock._held == {} and _open_fds() == before
+    assert running(tmp_path) is None
+
+
+def test_a_holder_whose_lock_file_names_no_process_is_refused_without_a_process_id(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock is held but outboxd.pid holds no process id (a holder that has not
+    written it yet): the refusal says another outboxd runs, without a made-up id."""
+    import fcntl
+    monkeypatch.setattr(statelock, "TAKE_SECONDS", 0.1)
+    lock = tmp_path / statelock.LOCK_NAME
+    lock.write_text("not a number\n")
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(StateDirTaken) as info:
+            hold(tmp_path)
+    finally:
+        os.close(fd)
+    assert str(info.value).startswith(f"another outboxd runs with the state dir {tmp_path} ")
+
+
+def test_when_a_daemon_started_and_whether_it_is_ready_are_unknown_without_a_lock_file(
+        tmp_path: Path) -> None:
+    """readiness() of a state dir whose lock file went (removed by hand): neither ready
+    nor starting, and no start time — `status` says it cannot tell."""
+    (tmp_path / statelock.READY_NAME).write_text(f"{os.getpid()}\n")
+    assert statelock.readiness(tmp_path) == (None, None)
+

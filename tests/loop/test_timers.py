@@ -153,3 +153,19 @@ def test_a_key_moved_later_does_not_fire_at_its_old_time() -> None:
     assert t.pop_due(15.0) == []
     assert t.pop_due(20.0) == ["k"]
     assert t.pop_due(30.0) == []
+
+
+def test_a_flood_of_wakes_while_the_loop_is_busy_never_fails_and_is_consumed_at_once() -> None:
+    """A watcher thread wakes the loop for each of 100,000 events while the loop is busy
+    (a large copy into the outbox): the pipe fills, and set() neither fails nor blocks
+    the watcher; the loop's next wait returns at once and takes every wake, so the wait
+    after it sleeps again."""
+    from daemon.loop.timers import Waker
+    w = Waker()
+    try:
+        for _ in range(100_000):
+            w.set()
+        assert w.wait(None) is True
+        assert w.wait(0.0) is False
+    finally:
+        w.close()

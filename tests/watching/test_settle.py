@@ -226,3 +226,32 @@ class TestWrittenBefore:
         snap = Snapshot((_entry("INV-1.xml", "f", 995.0, 1000.0),), busy=False)
         assert SettleTracker(5).written_before(snap)
         assert not SettleTracker(5.000000001).written_before(snap)
+
+
+def test_a_version_with_a_copy_at_work_is_never_taken_for_files_written_long_ago() -> None:
+    """A version with an in-progress name (x.pdf.part) whose files all carry old times
+    (a copy that keeps them, `cp -p`) is not read early: the copy is still at work. A
+    look that found no entry is not either."""
+    old = Snapshot((_entry("INV-1.xml", "f", 1.0, 1000.0),
+                    _entry("INV-1/x.pdf.part", "f", 1.0, 1000.0)), busy=True)
+    assert not SettleTracker(5).written_before(old)
+    assert SettleTracker(5).written_before(Snapshot(old.entries, busy=False))
+    assert not SettleTracker(5).written_before(Snapshot((), busy=False))
+
+
+def test_a_claim_undone_after_a_file_came_or_went_meanwhile_is_a_change() -> None:
+    """put_back: a claim undone whose bundle gained or lost a file meanwhile (an
+    attachment the clerk added as it was put back), or that was a copy at work, or whose
+    read version is no longer the one last seen: a change like any other — its quiet
+    period starts again — never the settled look."""
+    before = Snapshot((_entry("INV-1.xml", "f", 1, 1), _entry("INV-1", "d", 1, 1)),
+                      busy=False)
+    more = Snapshot((*before.entries, _entry("INV-1/b.pdf", "f", 9, 9)), busy=False)
+    moved = {"INV-1.xml", "INV-1"}
+    t = SettleTracker(5)
+    t.observe("INV-1.xml", before, now=0.0)
+    assert t.put_back("INV-1.xml", before, more, moved) is False
+    assert t.put_back("INV-1.xml", before, Snapshot(before.entries, busy=True), moved) is False
+    assert t.put_back("INV-1.xml", A, before, moved) is False  # not what was last seen
+    assert t.put_back("other.xml", before, before, moved) is False  # never seen
+    assert t.observe("INV-1.xml", more, now=5.0) is False

@@ -227,3 +227,52 @@ def test_a_folder_is_told_of_the_latest_time_its_invoice_file_left(tmp_path: Pat
                                   lambda: [SENT, older])
     assert stray.why.startswith("named as the attachments of L1.xml, which was sent at "
                                 "2026-05-01 10:31 UTC")
+
+
+def _dragged(where: Path, name: str) -> None:
+    """A folder a clerk dragged into the outbox: an invoice file beside its sidecar."""
+    write(where / name / "INV-9.xml", b"<Invoice/>")
+    write(where / name / "INV-9" / "a.pdf", b"%PDF-1.4")
+
+
+def test_a_folder_swapped_for_a_link_after_the_listing_is_never_looked_through(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the root's listing and the look into a folder, the folder is replaced by
+    a link to a folder outside the outbox that holds invoice files: nothing outside is
+    looked into or named on the page — the folder is not listed."""
+    from helpers import _OsWith
+    outbox, outside = tmp_path / "outbox", tmp_path / "outside"
+    _dragged(outbox, "batch")
+    _dragged(outside, "batch")
+    real_open = os.open
+
+    def swapped_then_open(path: object, *a: object, **kw: object) -> int:
+        if path == outbox / "batch":
+            (outbox / "batch").rename(tmp_path / "aside")
+            (outbox / "batch").symlink_to(outside / "batch")
+        return real_open(path, *a, **kw)  # type: ignore[arg-type]
+
+    assert [x.name for x in StrayFolders().find(OutboxConfig(path=outbox), SHARE, [])] \
+        == ["batch"]  # as it is, without the swap
+    monkeypatch.setattr(strays, "os", _OsWith(open=swapped_then_open))
+    assert StrayFolders().find(OutboxConfig(path=outbox), SHARE, []) == []
+
+
+def test_folders_that_cannot_be_looked_into_are_not_listed_and_the_rest_still_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder whose listing fails (EIO from the share) is not listed as holding invoice
+    files — nothing is known of it — while a dragged folder beside it still is; an
+    outbox that cannot be listed at all lists none (its outage is said elsewhere)."""
+    import errno
+
+    from helpers import refuse_listing
+    outbox = tmp_path / "outbox"
+    _dragged(outbox, "batch")
+    _dragged(outbox, "broken")
+    with monkeypatch.context() as m:
+        refuse_listing(m, {"broken"}, errno.EIO, module=strays)
+        assert [x.name for x in StrayFolders().find(OutboxConfig(path=outbox), SHARE, [])] \
+            == ["batch"]
+    with monkeypatch.context() as m:
+        refuse_listing(m, {"outbox"}, errno.EIO, module=strays)
+        assert StrayFolders().find(OutboxConfig(path=outbox), SHARE, []) == []

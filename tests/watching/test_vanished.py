@@ -165,3 +165,29 @@ def test_a_file_in_the_place_of_the_sidecar_confirms_it_gone(tmp_path: Path) -> 
     assert first is not None
     write(tmp_path / "INV-1", b"not a folder")
     assert v.wait(cand, first.at, RESCAN) is None
+
+
+def test_a_sidecar_gone_whose_confirming_listing_fails_is_never_taken_for_removed(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """INV-1's sidecar went; when its claim would go on without it, the fresh listing of
+    the outbox that is to confirm it gone fails (EIO from the share, injected where the
+    confirmation lists): the invoice is not sent alone — it stays settling, its row saying
+    its folder went away, the outbox cannot be listed to confirm it (with the error),
+    and outboxd tries again; once the listing works, the folder is confirmed gone and
+    the invoice goes."""
+    from helpers import refuse_listing
+
+    from daemon.watching import vanished
+    svc = _held_by_a_copy(tmp_path, make_service, clock)
+    shutil.rmtree(tmp_path / "outbox" / "INV-1")
+    svc.hint("INV-1")
+    with monkeypatch.context() as m:
+        refuse_listing(m, {"outbox"}, errno.EIO, module=vanished)
+        assert _turns(svc, clock, SETTLE + 3 * RESCAN) is None, "not claimed unconfirmed"
+        row = svc.pipeline.live[KEY]
+        assert row.state == "settling" and row.last_error is not None
+        assert "its folder INV-1 went away, and the outbox cannot be listed to confirm it " \
+               "(Input/output error) — outboxd tries again" in row.last_error
+    assert _turns(svc, clock, 2 * RESCAN) is not None
+    assert _sent_pdfs(svc, tmp_path) == []

@@ -603,3 +603,37 @@ def test_a_new_sidecar_that_cannot_be_watched_makes_the_watcher_dead(
         assert not w.alive()
     finally:
         w.stop()
+
+
+def test_a_sidecar_made_while_events_were_lost_that_cannot_be_watched_makes_the_watcher_dead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's queue overflowed while a sidecar was made, and the watch limit is
+    reached when the watcher watches the outbox's folders again: the overflow is hinted
+    (the loop rescans at once) and the watcher is dead from then, so the rescan restarts
+    it or says why it cannot — the sidecar's files never change unseen. An outbox that
+    cannot be listed at the overflow leaves the watcher alive (its own watch's deletion,
+    or the rescan, says so)."""
+    import errno
+
+    from helpers import refuse_listing, wait_for
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+
+    from daemon.watching import watch
+    got: list[str] = []
+    w = Watcher(tmp_path, "inotify", 1.0, got.append)
+    w.ensure_alive()
+    try:
+        inotify = w._observer  # type: ignore[union-attr]
+        with monkeypatch.context() as m:
+            refuse_listing(m, {tmp_path.name}, errno.EIO, module=watch)
+            inotify._fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))
+        assert OVERFLOW in got and w.alive()
+        got.clear()
+        inotify.on_event = lambda event: None  # type: ignore[method-assign]
+        (tmp_path / "INV-1").mkdir()  # its event lost with the others
+        _watch_limit_below_the_root(monkeypatch, tmp_path)
+        inotify._fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))
+        wait_for(lambda: OVERFLOW in got, what="the overflow hinted")
+        assert not w.alive()
+    finally:
+        w.stop()
