@@ -272,7 +272,12 @@ class SentNews:
                     folder=str(folder), bundle_id=rec["bundle_id"], folder_id=ours.group(1))
             return rec
         if rec == NO_RECEIPT and not os.path.lexists(folder):
-            return None  # the entry went since it was listed (or its share did): not said
+            # The entry went since it was listed (or its share did): not said, and not
+            # known — an admin's day folder moved aside and back, or a share's blip the
+            # mount check does not see, brings it back, and its receipt is then read; kept
+            # known, a bundle another daemon sent stayed unknown here for good.
+            self._known.get(day, set()).discard(name)
+            return None
         if isinstance(rec, Unreadable):
             seen = object()  # the share's or the permissions' fault: read at each look
         if unusable.get(name, (None, ""))[1] != rec:

@@ -550,3 +550,34 @@ def test_an_entry_removed_after_the_listing_is_passed_over_without_a_warning(
         assert not j.was_sent("cd" * 32 if kept is first else BID)
     finally:
         j.close()
+
+
+def test_an_entry_gone_at_its_turn_and_back_later_is_read_when_it_is_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon's entry listed at a look and gone at its turn to be read (its day
+    folder moved aside by an admin, or the share away for a moment the mount check did
+    not see), then back: its receipt is read at the next look and its bundle learned —
+    before, its name stayed known and the bundle was never learned here, so the same
+    bundle dropped again could be sent a second time."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    first = receipt(sent / day(0) / "INV-1--abababababab", BID)
+    later = receipt(sent / day(0) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    read = reads_counted(monkeypatch)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-x.xml", "settling")
+        news = sentnews.SentNews()
+        assert news.look(j, sent, spent=lambda: len(read) >= 1) == 1 and news.pending
+        gone = later if read == [first.name] else first  # queued, moved aside
+        aside = tmp_path / "aside"
+        gone.rename(aside)
+        while news.pending:
+            news.go_on(j)
+        gone_id = "cd" * 32 if gone is later else BID
+        assert not j.was_sent(gone_id)
+        aside.rename(gone)
+        assert news.look(j, sent) == 1
+        assert j.was_sent(gone_id)
+    finally:
+        j.close()
