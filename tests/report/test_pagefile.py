@@ -135,3 +135,40 @@ def test_a_clerks_file_saved_right_after_a_write_is_not_taken_for_the_page(
         assert not page.refresh(journal, settings)
     assert target.read_bytes() == THEIRS
     assert any("not a status page outboxd wrote" in e.get("error", "") for e in logs)
+
+
+def test_another_daemons_page_swapped_for_a_fifo_link_or_nothing_after_the_listing_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of other daemons sharing the outbox, each replaced between the listing and its
+    read — by a FIFO, a link to a running page, or removed: none is opened as what it is
+    (a FIFO's open would wait for a writer, a link's target is never followed), none is
+    told as a daemon still running; a running page beside them still is."""
+    from datetime import UTC, datetime
+
+    from daemon.report import pagehtml
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    running = pagehtml.page("", at, due=at)
+    for n in ("fifo", "link", "gone", "up"):
+        (outbox / f"outboxd-status-{n}.html").write_text(running)
+    elsewhere = tmp_path / "elsewhere.html"
+    elsewhere.write_text(running)
+    real_scandir = os.scandir
+
+    class SwappedAfterTheListing:
+        def __init__(self, path: Path) -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> Iterator[os.DirEntry[str]]:
+            return iter(list(self._it))  # the entries as they were when listed
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+            (outbox / "outboxd-status-fifo.html").unlink()
+            os.mkfifo(outbox / "outboxd-status-fifo.html")
+            (outbox / "outboxd-status-link.html").unlink()
+            (outbox / "outboxd-status-link.html").symlink_to(elsewhere)
+            (outbox / "outboxd-status-gone.html").unlink()
+    monkeypatch.setattr(pagefile.os, "scandir", SwappedAfterTheListing)
+    assert pagefile.running_pages(outbox, "outboxd-status.html") == ["outboxd-status-up.html"]
