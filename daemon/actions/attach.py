@@ -165,7 +165,8 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     cand, ids = found[0]
     if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
                                           or not cand.sidecar.is_dir()):
-        raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
+        raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder; "
+                            "nothing was changed")
     twins = look_alike_findings(cand, settings)  # cand is from a listing: case variants too
     if twins:
         # The file would go in the right folder, and the look-alike (with what a clerk

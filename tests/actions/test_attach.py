@@ -1125,3 +1125,29 @@ def test_a_refused_attach_loads_no_e_invoice_engine(
     if refused == "empty file":
         assert engines == []
     assert not (cfg.outbox / "INV-1006").exists()
+
+
+@pytest.mark.parametrize("sidecar", ["file", "link"])
+def test_a_sidecar_name_taken_by_a_file_or_link_is_refused_and_left_as_it_is(
+        cfg: Env, timesheet: Path, capsys, sidecar: str) -> None:
+    """Where the sidecar's name is a file (a clerk's export saved without an extension) or
+    a link to a folder elsewhere, attach refuses before writing anything, naming it and
+    the fix: the file is not replaced by a folder, nothing is written through the link."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    elsewhere = cfg.root / "elsewhere"
+    elsewhere.mkdir()
+    if sidecar == "file":
+        write(cfg.outbox / "INV-1001", b"the clerk's own file")
+    else:
+        (cfg.outbox / "INV-1001").symlink_to(elsewhere)
+    code = attach(cfg, "INV-1001", str(timesheet))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "INV-1001 is not a folder — make it a real folder; nothing was changed" in err
+    assert "Traceback" not in err
+    assert list(elsewhere.iterdir()) == []
+    if sidecar == "file":
+        assert (cfg.outbox / "INV-1001").read_bytes() == b"the clerk's own file"
+    else:
+        assert (cfg.outbox / "INV-1001").is_symlink()
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
