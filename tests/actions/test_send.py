@@ -580,3 +580,27 @@ def test_send_of_a_shown_name_two_refused_files_share_names_each_as_python_write
     assert all(f"{n!r}: the name holds a control character" in said for n in names), said
     assert said.endswith("; nothing was released")
     assert sorted(p.name for p in env.outbox.iterdir()) == sorted(names)
+
+
+@pytest.mark.parametrize("first", ["send", "clerk"])
+def test_a_bundle_released_already_is_said_so_and_its_release_file_kept(
+        env: Env, capsys: pytest.CaptureFixture[str], first: str) -> None:
+    """`outboxd send --without-attachments` of a bundle already released (by an earlier
+    send, an ERP's retry of it, or a clerk's own W-1.send-anyway): exit 0, "already
+    released" and who sends it — not "released" again — and the release file there is
+    left as it is, never replaced."""
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    write(env.outbox / "W-1.xml", ubl_invoice("W-1"))
+    release_file = env.outbox / "W-1.send-anyway"
+    if first == "send":
+        assert main(["send", "-c", str(config), "--without-attachments", "W-1"]) == 0
+        assert "released without attachments for W-1" in capsys.readouterr().out
+    else:
+        release_file.write_text("my own note\n")
+    before = release_file.read_bytes(), release_file.stat().st_ino
+    assert main(["send", "-c", str(config), "--without-attachments", "W-1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("W-1.xml: already released; a running daemon sends it now"), out
+    assert (release_file.read_bytes(), release_file.stat().st_ino) == before
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["W-1.send-anyway", "W-1.xml"]
