@@ -557,3 +557,66 @@ def test_status_json_on_an_outbox_that_fails_its_listing_after_answering_says_so
     assert data["outbox_listed"] is False and data["lone_folders"] == []
     assert data["outbox_problem"].startswith(f"the outbox {env.outbox} cannot be listed: ")
     assert got.err.count(data["outbox_problem"]) == 1
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_outbox_that_begins_to_hang_after_its_first_answer_is_said_not_to_answer(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch, as_json: bool) -> None:
+    """The outbox answered status's first look, then its share began to hang while its
+    files were listed: status says once that it does not answer and prints what the
+    journal holds (exit 0), and --json says the outbox was not seen — not a listing of
+    nothing taken for an empty outbox, nor a command hung with the share."""
+    import threading
+
+    from daemon.actions import status as status_action
+    from daemon.report import status as report_status
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    share_back = threading.Event()
+
+    def hangs(*_: object) -> None:
+        share_back.wait(60)  # until the test ends: the look never returns in time
+    monkeypatch.setattr(report_status, "outbox_view", hangs)
+    monkeypatch.setattr(status_action, "ANSWER_SECONDS", 0.2)
+    try:
+        assert main(["status", "-c", str(env.config), *(["--json"] if as_json else [])]) == 0
+    finally:
+        share_back.set()
+    got = capsys.readouterr()
+    said = f"the outbox {env.outbox} does not answer: a look at it has waited 0.2 s"
+    assert got.err.count(said) == 1, got.err
+    if as_json:
+        data = json.loads(got.out)
+        assert data["outbox_listed"] is False and data["outbox_problem"].startswith(said)
+        assert data["counts"]["waiting"] == 1
+    else:
+        assert got.out.startswith(said)
+        assert "waiting: 1" in got.out and "W.xml" in got.out
+
+
+def test_a_journal_sqlite_cannot_open_is_one_line_with_the_fix_not_a_traceback(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite refusing the journal outright (its file there, but "unable to open database
+    file": a state dir's file system gone read-only and odd, an I/O error): `status` exits
+    1 with one line naming the journal, SQLite's words and the fix — move it away, and
+    outboxd reads back what was sent from the receipts in sent/."""
+    import sqlite3
+
+    from daemon.journal import readonly
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+
+    def refused(*_: object, **__: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+    monkeypatch.setattr(readonly, "_opened", refused)
+    assert main(["status", "-c", str(env.config)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("outboxd:") == 1 and "Traceback" not in err
+    assert (f"cannot read the journal {env.state / 'journal.sqlite3'}: unable to open "
+            "database file — if it is damaged, stop outboxd and move the file away; outboxd "
+            "starts a new journal and reads what was sent back from the receipts in sent/"
+            ) in err
