@@ -1151,3 +1151,46 @@ def test_a_sidecar_name_taken_by_a_file_or_link_is_refused_and_left_as_it_is(
     else:
         assert (cfg.outbox / "INV-1001").is_symlink()
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
+
+
+def test_an_attachments_toml_swapped_for_a_link_while_attach_ran_is_left_and_not_written_through(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """attachments.toml swapped for a link to a file elsewhere after attach read it and
+    before it wrote it back: attach exits 1 saying it was changed or replaced and to
+    attach again; the link stays, the file it points to is not written, and the copy is
+    not put in."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = write(cfg.outbox / "INV-1001" / "attachments.toml", b'[files."contract.pdf"]\n')
+    elsewhere = write(cfg.root / "elsewhere.toml", b"# not outboxd's\n")
+    import daemon.actions.attach_notes as attach_mod
+    real_parse = attach_mod.tomlkit.parse
+
+    def parse_then_swapped(text: str):  # noqa: ANN202 - as tomlkit.parse's
+        doc = real_parse(text)
+        toml.unlink()
+        toml.symlink_to(elsewhere)
+        return doc
+    monkeypatch.setattr(attach_mod.tomlkit, "parse", parse_then_swapped)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001/attachments.toml was changed or replaced")
+    assert toml.is_symlink() and elsewhere.read_bytes() == b"# not outboxd's\n"
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]
+
+
+def test_attach_with_a_note_and_no_type_records_the_note_and_leaves_the_type_default(
+        cfg: Env, timesheet: Path) -> None:
+    """`attach ID FILE --note "Hours for October"` without --type: attachments.toml gets
+    the note and no type key, so the daemon reads the file as the default document type
+    with that note."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet), "--note", "Hours for October") == 0
+    entry = tomllib.loads((cfg.outbox / "INV-1001" / "attachments.toml").read_text())[
+        "files"]["timesheet.pdf"]
+    assert entry == {"note": "Hours for October"}
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "INV-1001.xml"), s)
+    [att] = bundle.attachments
+    assert (att.document_type, att.note, bundle.errors) == (
+        s.attachments.default_document_type, "Hours for October", ())
