@@ -1194,3 +1194,24 @@ def test_attach_with_a_note_and_no_type_records_the_note_and_leaves_the_type_def
     [att] = bundle.attachments
     assert (att.document_type, att.note, bundle.errors) == (
         s.attachments.default_document_type, "Hours for October", ())
+
+
+def test_a_file_to_attach_this_user_may_not_open_is_refused_naming_it_and_the_fix(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FILE that this user may look at but not open (mode 0600, another user's; injected
+    here, as root opens any file): exit 1 with one line naming FILE, the system's words
+    and the fix, [unreadable]; nothing is written into the outbox."""
+    import daemon.fs.fsops as fsops
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    real = fsops.opened_if_regular
+
+    def denied(name: Path | str, *args: object, **kwargs: object) -> object:
+        if str(name) == str(timesheet):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(fsops, "opened_if_regular", denied)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"outboxd: {timesheet}: cannot be read (Permission denied) — check the "
+                    "file's permissions; nothing was changed  [unreadable]")
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
