@@ -1215,3 +1215,26 @@ def test_a_file_to_attach_this_user_may_not_open_is_refused_naming_it_and_the_fi
     assert line == (f"outboxd: {timesheet}: cannot be read (Permission denied) — check the "
                     "file's permissions; nothing was changed  [unreadable]")
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+@pytest.mark.parametrize("there", ["link", "folder"])
+def test_a_link_or_folder_where_the_file_would_go_is_never_taken_for_it_attached_before(
+        cfg: Env, timesheet: Path, capsys, there: str) -> None:
+    """In the sidecar, FILE's name is taken by a link to a copy of FILE (same bytes) or by
+    a folder: attach run again must not read through the link and say "already attached"
+    (exit 0) for a file the daemon refuses as a link; it refuses, "already exists",
+    exit 1, and leaves the link or folder as it is."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    dest = cfg.outbox / "INV-1001" / "timesheet.pdf"
+    if there == "link":
+        copy = write(cfg.root / "elsewhere" / "timesheet.pdf", timesheet.read_bytes())
+        dest.parent.mkdir()
+        dest.symlink_to(copy)
+    else:
+        dest.mkdir(parents=True)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == ("outboxd: INV-1001/timesheet.pdf already exists; nothing was changed — "
+                    "rename FILE or remove the old one")
+    assert dest.is_symlink() if there == "link" else dest.is_dir()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["timesheet.pdf"]
