@@ -172,3 +172,31 @@ def test_another_daemons_page_swapped_for_a_fifo_link_or_nothing_after_the_listi
             (outbox / "outboxd-status-gone.html").unlink()
     monkeypatch.setattr(pagefile.os, "scandir", SwappedAfterTheListing)
     assert pagefile.running_pages(outbox, "outboxd-status.html") == ["outboxd-status-up.html"]
+
+
+def test_an_old_page_the_share_refuses_to_remove_at_a_reload_is_logged_and_the_reload_goes_on(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload that renames the page, on a share that refuses the old page's removal (gone
+    read-only, permissions changed): the reload is not refused for a view — a warning
+    names the old page and the error, the old file stays, and the new page is written at
+    the next refresh."""
+    import errno
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    on, renamed = settings_for(outbox), settings_for(outbox, "status.html")
+    page = StatusPage(clock=lambda: 100.0)
+    old = outbox / "outboxd-status.html"
+    assert page.refresh(journal, on)
+
+    def refused(path: Path, *_: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    monkeypatch.setattr(statuspage, "remove_ours", refused)
+    with capture_logs() as logs:
+        page.reconfigure(on, renamed)
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "the old status page could not be removed"
+    assert warning["file"] == str(old) and "Read-only file system" in warning["error"]
+    assert old.exists()
+    page.clock = lambda: 200.0  # type: ignore[method-assign]
+    assert page.refresh(journal, renamed)
+    assert (outbox / "status.html").exists()
