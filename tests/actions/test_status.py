@@ -620,3 +620,28 @@ def test_a_journal_sqlite_cannot_open_is_one_line_with_the_fix_not_a_traceback(
             "database file — if it is damaged, stop outboxd and move the file away; outboxd "
             "starts a new journal and reads what was sent back from the receipts in sent/"
             ) in err
+
+
+def test_journal_damage_met_only_by_the_look_for_sidecars_in_quarantine_is_said_once(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counts read, then the journal's damage met by status's later look (for a
+    waiting invoice file's sidecar left in quarantine; a page the counts did not touch):
+    the counts and the waiting bundle are still printed, the damage is said on stderr
+    once, and the exit is 1 (the journal could not be read whole) — not a view that hides
+    that the journal is damaged."""
+    from daemon.errors import JournalLost
+    from daemon.report import status as report_status
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    damage = "the journal is damaged (database disk image is malformed); move it away"
+
+    def damaged(*_: object) -> None:
+        raise JournalLost(damage)
+    monkeypatch.setattr(report_status, "sidecars_in_quarantine", damaged)
+    assert main(["status", "-c", str(env.config)]) == 1
+    got = capsys.readouterr()
+    assert got.err.count(damage) == 1, got.err
+    assert "waiting: 1" in got.out and "W.xml" in got.out
