@@ -349,3 +349,21 @@ def test_a_demo_whose_samples_did_not_all_reach_their_end_exits_1_naming_them(
     out = io.StringIO()
     assert demo.run(tmp_path / "demo", once=True, pace=0, timeout=1, out=out) == 1
     assert "Not at their expected end: INV-1001.xml (expected sent)" in out.getvalue()
+
+
+def test_a_temporary_folder_that_cannot_be_made_is_one_line_naming_tmp_and_dir_as_the_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`outboxd demo` without --dir where TMPDIR is not writable (full, read-only, or not
+    there): exit 2 with one line naming the temporary folder, the OS error and the fix
+    (--dir) — no traceback, nothing started."""
+    import tempfile
+    missing = tmp_path / "no-such-tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    assert main(["demo", "--once"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [f"outboxd: cannot create a temporary folder for the demo in "
+                                f"{missing} (No such file or directory) — name a folder with "
+                                "--dir"]
+    assert not missing.exists()
