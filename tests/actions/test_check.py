@@ -1473,3 +1473,23 @@ def test_a_fifo_named_as_the_path_to_check_is_refused_without_opening_it(
     assert code == 2, err
     assert f"check: {fifo} is neither a file nor a folder" in err
     assert err.count("outboxd:") == 1
+
+
+@pytest.mark.parametrize(("attachment", "verdict"), [(b"", 1), (pdf_bytes(1), 0)],
+                         ids=["invalid", "valid"])
+def test_a_reader_gone_as_the_buffered_report_is_flushed_leaves_the_verdict(
+        cfg: Env, attachment: bytes, verdict: int) -> None:
+    """The report held in the stream's buffer until the end, and the reader gone by then
+    (`| head` that read nothing yet, a pager quit): the final flush's broken pipe ends
+    the report quietly, and check's result is still its verdict on the bundle — not a
+    BrokenPipeError that cli.main would take for exit 0, an invalid bundle for valid."""
+    from daemon.actions.check import check as run_check
+    from daemon.configuration.config_load import load_settings
+
+    class GoneAtTheFlush(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+    inv = drop_bundle(cfg.outbox, "INV-1", {"scan.pdf": attachment})
+    out = GoneAtTheFlush()
+    assert run_check([inv], load_settings(cfg.config), out=out, err=io.StringIO()) == verdict
+    assert "1 bundle(s) checked" in out.getvalue()
