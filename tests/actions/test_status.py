@@ -645,3 +645,28 @@ def test_journal_damage_met_only_by_the_look_for_sidecars_in_quarantine_is_said_
     got = capsys.readouterr()
     assert got.err.count(damage) == 1, got.err
     assert "waiting: 1" in got.out and "W.xml" in got.out
+
+
+def test_a_look_at_the_outbox_that_fails_on_its_own_thread_is_said_on_the_commands(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """status looks at the outbox on a thread of its own (a share may hang it). A look
+    that fails there with an error no listing expects (an I/O error where the view is
+    built) is not lost with that thread — no view printed as if the outbox were empty:
+    it is raised on the command's thread and said as any error of the environment,
+    one line naming the file, exit 1."""
+    import errno
+
+    from daemon.report import status as report_status
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+
+    def fails(*_: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(env.outbox / "INV-1.xml"))
+    monkeypatch.setattr(report_status, "outbox_view", fails)
+    assert main(["status", "-c", str(env.config)]) == 1
+    got = capsys.readouterr()
+    assert got.out == ""
+    assert got.err.splitlines()[-1].startswith(
+        f"outboxd: Input/output error ({env.outbox / 'INV-1.xml'}) — "), got.err
+    assert "Traceback" not in got.err
