@@ -249,3 +249,32 @@ def test_native_output_with_no_line_end_in_sight_is_logged_in_json_not_held_for_
     # event holds the line after it too).
     assert sum(len(x["output"]) + x["output_omitted_chars"] for x in cut) == \
         300_000 + len("\nthe line after it")
+
+
+_MARKED_NOT_JSON_SCRIPT = r"""
+import os, subprocess, sys
+from daemon import logs, stdio
+from daemon.configuration.config import LogConfig
+logs.configure(LogConfig(format="json"))
+stdio.take_native_output()
+# A reader process (it has the run's mark) whose native code writes lines that begin with
+# the mark yet are no JSON object: a library's line after a half-written log line.
+subprocess.run([sys.executable, "-c",
+                "import os; m = os.environ['OUTBOXD_LOG_LINE_MARK']; "
+                "os.write(2, (m + 'plain words\\n' + m + '{no json}\\n' + m + '[1, 2]\\n')"
+                ".encode())"], check=True)
+"""
+
+
+def test_a_marked_line_that_is_no_json_object_is_logged_as_output_not_passed_raw() -> None:
+    """Only a reader's marked line that is a JSON object passes as a log event. A marked
+    line that is plain words, looks like an object but is no JSON, or is JSON but no
+    object, is logged as the output of an event, the mark taken out (it is never shown):
+    every line on stderr stays JSON."""
+    r = subprocess.run([sys.executable, "-c", _MARKED_NOT_JSON_SCRIPT], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not_json_lines(r.stderr) == []
+    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    outside = "\n".join(x.get("output", "") for x in records)
+    assert outside == "plain words\n{no json}\n[1, 2]", records
