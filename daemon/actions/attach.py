@@ -255,6 +255,12 @@ def refuse_a_shared_sidecar(cand: Candidate) -> None:
                             f"{shared_message(cand, others)}  [sidecar-shared]")
 
 
+def _unchanged(exc: InputError) -> AttachRefused:
+    """A file attach had to read refused as the daemon would refuse it: its rule, and
+    that nothing was written."""
+    return AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]")
+
+
 def _not_copied(code: str) -> str:
     if code == "symlink":
         # attach runs as root or the daemon's user: a link a clerk made could lead to
@@ -276,8 +282,7 @@ def refuse_what_is_no_attachment(src: Path) -> str:
             # in the folder" (the daemon's fix) points nowhere here.
             raise AttachRefused(f"{src}: {_not_copied(exc.code)}; nothing was changed"
                                 ) from None
-        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
-                            ) from None
+        raise _unchanged(exc) from None
     if size == 0:
         raise AttachRefused(f"{src} is empty (0 bytes) — the copy probably failed; nothing "
                             "was changed: attach the complete file  [empty-file]")
@@ -299,8 +304,7 @@ def refuse_a_copy_of_the_invoice(src: Path, digest: str, cand: Candidate) -> Non
     try:
         invoice = hash_file(cand.invoice, cand.invoice.name)[1]
     except InputError as exc:
-        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
-                            ) from None
+        raise _unchanged(exc) from None
     if digest == invoice:
         raise AttachRefused(f"{src} is byte-identical to the invoice file "
                             f"{cand.invoice.name}; a copy of the invoice is not an attachment "
@@ -328,8 +332,7 @@ def refuse_what_the_channel_refuses(src: Path, rel: Path, cand: Candidate, invoi
                             "nothing was changed: open it in a viewer and export or scan it "
                             "again  [read-time-limit]") from None
     except InputError as exc:
-        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
-                            ) from None
+        raise _unchanged(exc) from None
     if errors:
         raise AttachRefused(f"{src} would only get {cand.invoice.name} "
                             f"{invalid_fate(settings)}; nothing "

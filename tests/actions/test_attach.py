@@ -1238,3 +1238,26 @@ def test_a_link_or_folder_where_the_file_would_go_is_never_taken_for_it_attached
                     "rename FILE or remove the old one")
     assert dest.is_symlink() if there == "link" else dest.is_dir()
     assert sorted(p.name for p in dest.parent.iterdir()) == ["timesheet.pdf"]
+
+
+def test_an_invoice_file_swapped_for_a_link_while_attach_checks_is_refused_writing_nothing(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invoice file replaced by a link (to a file elsewhere) after attach found it and
+    before it compares FILE with it: attach reads nothing through the link, refuses in
+    one line with the daemon's rule for the invoice file, and writes nothing — no sidecar
+    made for a bundle the daemon would refuse."""
+    from daemon.actions import attach as attach_mod
+    invoice = write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    elsewhere = write(cfg.root / "elsewhere.xml", ubl_invoice("INV-1001"))
+    real = attach_mod.refuse_a_shared_sidecar
+
+    def checked_then_swapped(cand: object) -> None:
+        real(cand)  # type: ignore[arg-type]
+        invoice.unlink()
+        invoice.symlink_to(elsewhere)
+    monkeypatch.setattr(attach_mod, "refuse_a_shared_sidecar", checked_then_swapped)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001.xml: is a symbolic link")
+    assert line.endswith("; nothing was changed  [symlink]")
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
