@@ -23,7 +23,7 @@ from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
-from daemon.actions.attach_copy import copy_in, share_with_the_daemon
+from daemon.actions.attach_copy import NOT_COPIED, copy_in, not_copied, share_with_the_daemon
 from daemon.actions.attach_notes import AttachRefused
 from daemon.actions.attach_report import checked_after, said_after
 from daemon.actions.check import Checked
@@ -261,15 +261,6 @@ def _unchanged(exc: InputError) -> AttachRefused:
     return AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]")
 
 
-def _not_copied(code: str) -> str:
-    if code == "symlink":
-        # attach runs as root or the daemon's user: a link a clerk made could lead to
-        # any file on the machine, and the copy would put it on the share.
-        return ("is a symbolic link, and attach copies no file through a link — give the "
-                "path of the file itself")
-    return "is not a regular file (a folder, FIFO or device) — give the path of a file"
-
-
 def refuse_what_is_no_attachment(src: Path) -> str:
     """FILE as the daemon would stop a bundle for it, told before anything is read or
     written: a link or no regular file, or an empty file (also one of only blank lines
@@ -277,10 +268,10 @@ def refuse_what_is_no_attachment(src: Path) -> str:
     try:
         size, digest = hash_file(src, str(src))
     except InputError as exc:
-        if exc.file == str(src) and exc.code in ("symlink", "not-a-file"):
+        if exc.file == str(src) and exc.code in NOT_COPIED:
             # FILE is the caller's, not a clerk's file in the outbox: "put the file itself
             # in the folder" (the daemon's fix) points nowhere here.
-            raise AttachRefused(f"{src}: {_not_copied(exc.code)}; nothing was changed"
+            raise AttachRefused(f"{src}: {not_copied(exc.code)}; nothing was changed"
                                 ) from None
         raise _unchanged(exc) from None
     if size == 0:

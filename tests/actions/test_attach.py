@@ -1261,3 +1261,37 @@ def test_an_invoice_file_swapped_for_a_link_while_attach_checks_is_refused_writi
     assert line.startswith("outboxd: INV-1001.xml: is a symbolic link")
     assert line.endswith("; nothing was changed  [symlink]")
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+@pytest.mark.parametrize("swapped_for", ["link", "fifo"])
+def test_a_file_to_attach_swapped_as_it_is_copied_is_refused_leaving_nothing_behind(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+        swapped_for: str) -> None:
+    """FILE checked, then replaced by a link to another file (or a FIFO) just before it is
+    copied: nothing is read through the link nor waited for at the FIFO; attach exits 1
+    naming FILE, the rule with the fix for the caller's own file (as the check before
+    says it) and that nothing was changed, and leaves neither its in-progress copy nor
+    the sidecar it made for it. Said before with the daemon's fix for a clerk's file in
+    the outbox ("put the file itself in the folder"), which points nowhere here."""
+    from daemon.actions import attach_copy
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    secret = write(cfg.root / "secret.pdf", pdf_bytes(3))
+    real = attach_copy.drop_stale_copies
+
+    def swapped_then(*args: object) -> None:
+        timesheet.unlink()
+        if swapped_for == "link":
+            timesheet.symlink_to(secret)
+        else:
+            os.mkfifo(timesheet)
+        real(*args)  # type: ignore[arg-type]
+    monkeypatch.setattr(attach_copy, "drop_stale_copies", swapped_then)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    # In the words of the check before the copy (test_attach_of_a_link_fifo_or_folder_…):
+    # the fix for the caller's own file, not the daemon's "put the file itself there".
+    said = ("is a symbolic link, and attach copies no file through a link — give the path "
+            "of the file itself") if swapped_for == "link" else (
+        "is not a regular file (a folder, FIFO or device) — give the path of a file")
+    assert line == f"outboxd: {timesheet}: {said}; nothing was changed"
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
