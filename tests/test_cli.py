@@ -440,3 +440,23 @@ def test_an_empty_invoice_id_is_a_usage_error_that_suspects_a_shell_variable(
     assert main(argv) == 2
     assert f"outboxd: {argv[0]}: argument {what} (a shell variable that is not set?)" in \
         capsys.readouterr().err.splitlines()
+
+
+def test_help_without_a_command_prints_the_overview_and_exits_0(capsys) -> None:
+    """`outboxd help` alone shows what `outboxd --help` shows, on stdout, exit 0 — not a
+    usage error for a missing topic."""
+    assert main(["help"]) == 0
+    via_help = capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert via_help.out == capsys.readouterr().out and via_help.err == ""
+    assert "usage: outboxd" in via_help.out
+
+
+def test_a_limit_that_is_no_whole_number_is_a_usage_error_naming_it(capsys) -> None:
+    """`outboxd status --limit ten` (or 2.5): exit 2 with one line saying the value is not
+    a whole number, no traceback."""
+    for value in ("ten", "2.5"):
+        assert main(["status", "--limit", value]) == 2
+        err = capsys.readouterr().err
+        assert f"{value!r} is not a whole number" in err and "Traceback" not in err

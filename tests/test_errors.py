@@ -180,3 +180,14 @@ def test_a_copy_across_file_systems_refused_in_the_folder_it_goes_into_never_nam
     said = describe(caught.value, writing=True)
     assert "(owner" not in said and "chmod" not in said and said.startswith(
         os.strerror(errno.EACCES))
+
+
+def test_an_os_error_without_a_file_name_is_shown_as_python_says_it() -> None:
+    """shown_text (the error of a log line or a command's refusal) of an OSError that names
+    no file (a socket's, a share's failure at a read): its errno and words, as str() gives
+    them — nothing invented, and no "/proc/self/fd/N" to translate."""
+    from daemon.errors import shown_text
+    exc = OSError(errno.EIO, os.strerror(errno.EIO))
+    assert shown_text(exc) == str(exc) == "[Errno 5] Input/output error"
+    named = OSError(errno.EIO, os.strerror(errno.EIO), "/srv/outbox/INV-1.xml")
+    assert shown_text(named) == "[Errno 5] Input/output error: '/srv/outbox/INV-1.xml'"

@@ -538,3 +538,12 @@ def test_first_of_says_how_many_more_only_when_there_are_more() -> None:
     """Exactly `limit` items are all shown, with nothing said of more."""
     assert first_of(["a", "b"], 2) == (["a", "b"], "")
     assert first_of(["a", "b", "c"], 2) == (["a", "b"], "… and 1 more")
+
+
+@pytest.mark.parametrize("name", ["INV-1.xml", "INV-1", "scan.pdf"])
+def test_a_name_outboxd_does_not_ignore_has_no_reason_to_be_ignored(name: str) -> None:
+    """ignored_as says why a name is ignored, and None for one outboxd reads (an invoice
+    file, a sidecar, an attachment): never a reason made up for a file it reads."""
+    from daemon.names import ignored_as
+    assert ignored_as(name) is None
+    assert ignored_as("~$" + name) == "lock" and ignored_as("." + name) == "hidden"

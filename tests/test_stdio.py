@@ -217,3 +217,64 @@ def test_at_exit_the_forwarding_ends_with_the_end_line_not_after_a_gathering_wai
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"forwarding": False}
     assert "a C library's line" in r.stderr and not_json_lines(r.stderr) == []
+
+
+_ENDLESS_LINE_SCRIPT = r"""
+import os
+from daemon import logs, stdio
+from daemon.configuration.config import LogConfig
+logs.configure(LogConfig(format="json"))
+stdio.take_native_output()
+# A library dumping a clerk's binary file to fd 2 with no line end in 300 KB.
+for _ in range(30):
+    os.write(2, b"x" * 10_000)
+os.write(2, b"\nthe line after it\n")
+"""
+
+
+def test_native_output_with_no_line_end_in_sight_is_logged_in_json_not_held_for_good() -> None:
+    """Native code writing 300 KB to fd 2 with no line end: what came is logged as soon as
+    more than 64 KiB wait for their line end — not held (in memory without bound, for a
+    writer that never ends its line) until a line end comes — each as a JSON event cut to
+    the event's size with the count of what was left out; every line on stderr is JSON."""
+    r = subprocess.run([sys.executable, "-c", _ENDLESS_LINE_SCRIPT], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not_json_lines(r.stderr) == []
+    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    cut = [x for x in records if x.get("output", "").startswith("xxxx")]
+    # The first event went before the line end came: the 300 KB are in two events or more.
+    assert len(cut) >= 2 and all(x.get("output_omitted_chars", 0) > 0 for x in cut), cut
+    # Every character written is in an event or counted as left out of one (the last
+    # event holds the line after it too).
+    assert sum(len(x["output"]) + x["output_omitted_chars"] for x in cut) == \
+        300_000 + len("\nthe line after it")
+
+
+_MARKED_NOT_JSON_SCRIPT = r"""
+import os, subprocess, sys
+from daemon import logs, stdio
+from daemon.configuration.config import LogConfig
+logs.configure(LogConfig(format="json"))
+stdio.take_native_output()
+# A reader process (it has the run's mark) whose native code writes lines that begin with
+# the mark yet are no JSON object: a library's line after a half-written log line.
+subprocess.run([sys.executable, "-c",
+                "import os; m = os.environ['OUTBOXD_LOG_LINE_MARK']; "
+                "os.write(2, (m + 'plain words\\n' + m + '{no json}\\n' + m + '[1, 2]\\n')"
+                ".encode())"], check=True)
+"""
+
+
+def test_a_marked_line_that_is_no_json_object_is_logged_as_output_not_passed_raw() -> None:
+    """Only a reader's marked line that is a JSON object passes as a log event. A marked
+    line that is plain words, looks like an object but is no JSON, or is JSON but no
+    object, is logged as the output of an event, the mark taken out (it is never shown):
+    every line on stderr stays JSON."""
+    r = subprocess.run([sys.executable, "-c", _MARKED_NOT_JSON_SCRIPT], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not_json_lines(r.stderr) == []
+    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    outside = "\n".join(x.get("output", "") for x in records)
+    assert outside == "plain words\n{no json}\n[1, 2]", records

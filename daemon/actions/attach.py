@@ -23,7 +23,7 @@ from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
-from daemon.actions.attach_copy import copy_in, share_with_the_daemon
+from daemon.actions.attach_copy import NOT_COPIED, copy_in, not_copied, share_with_the_daemon
 from daemon.actions.attach_notes import AttachRefused
 from daemon.actions.attach_report import checked_after, said_after
 from daemon.actions.check import Checked
@@ -165,7 +165,8 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     cand, ids = found[0]
     if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
                                           or not cand.sidecar.is_dir()):
-        raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
+        raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder; "
+                            "nothing was changed")
     twins = look_alike_findings(cand, settings)  # cand is from a listing: case variants too
     if twins:
         # The file would go in the right folder, and the look-alike (with what a clerk
@@ -254,13 +255,10 @@ def refuse_a_shared_sidecar(cand: Candidate) -> None:
                             f"{shared_message(cand, others)}  [sidecar-shared]")
 
 
-def _not_copied(code: str) -> str:
-    if code == "symlink":
-        # attach runs as root or the daemon's user: a link a clerk made could lead to
-        # any file on the machine, and the copy would put it on the share.
-        return ("is a symbolic link, and attach copies no file through a link — give the "
-                "path of the file itself")
-    return "is not a regular file (a folder, FIFO or device) — give the path of a file"
+def _unchanged(exc: InputError) -> AttachRefused:
+    """A file attach had to read refused as the daemon would refuse it: its rule, and
+    that nothing was written."""
+    return AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]")
 
 
 def refuse_what_is_no_attachment(src: Path) -> str:
@@ -270,13 +268,12 @@ def refuse_what_is_no_attachment(src: Path) -> str:
     try:
         size, digest = hash_file(src, str(src))
     except InputError as exc:
-        if exc.file == str(src) and exc.code in ("symlink", "not-a-file"):
+        if exc.file == str(src) and exc.code in NOT_COPIED:
             # FILE is the caller's, not a clerk's file in the outbox: "put the file itself
             # in the folder" (the daemon's fix) points nowhere here.
-            raise AttachRefused(f"{src}: {_not_copied(exc.code)}; nothing was changed"
+            raise AttachRefused(f"{src}: {not_copied(exc.code)}; nothing was changed"
                                 ) from None
-        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
-                            ) from None
+        raise _unchanged(exc) from None
     if size == 0:
         raise AttachRefused(f"{src} is empty (0 bytes) — the copy probably failed; nothing "
                             "was changed: attach the complete file  [empty-file]")
@@ -298,8 +295,7 @@ def refuse_a_copy_of_the_invoice(src: Path, digest: str, cand: Candidate) -> Non
     try:
         invoice = hash_file(cand.invoice, cand.invoice.name)[1]
     except InputError as exc:
-        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
-                            ) from None
+        raise _unchanged(exc) from None
     if digest == invoice:
         raise AttachRefused(f"{src} is byte-identical to the invoice file "
                             f"{cand.invoice.name}; a copy of the invoice is not an attachment "
@@ -327,8 +323,7 @@ def refuse_what_the_channel_refuses(src: Path, rel: Path, cand: Candidate, invoi
                             "nothing was changed: open it in a viewer and export or scan it "
                             "again  [read-time-limit]") from None
     except InputError as exc:
-        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
-                            ) from None
+        raise _unchanged(exc) from None
     if errors:
         raise AttachRefused(f"{src} would only get {cand.invoice.name} "
                             f"{invalid_fate(settings)}; nothing "

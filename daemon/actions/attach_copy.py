@@ -30,6 +30,20 @@ from daemon.fs.temps import create_locked, drop_stale_copies, folder_locked
 from daemon.names import fold_key
 from daemon.reading.lookalikes import how_spelled
 
+# What attach never copies, whatever its name: FILE is the caller's own.
+NOT_COPIED = ("symlink", "not-a-file")
+
+
+def not_copied(code: str) -> str:
+    """Why FILE (a NOT_COPIED `code`) is not copied, with the fix for the caller's own
+    file: the daemon's ("put the file itself in the folder") points nowhere here."""
+    if code == "symlink":
+        # attach runs as root or the daemon's user: a link a clerk made could lead to
+        # any file on the machine, and the copy would put it on the share.
+        return ("is a symbolic link, and attach copies no file through a link — give the "
+                "path of the file itself")
+    return "is not a regular file (a folder, FIFO or device) — give the path of a file"
+
 
 def copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
              note: str | None, label: str, gone: Callable[[], AttachRefused | None]) -> None:
@@ -47,7 +61,9 @@ def copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
                 with open_regular(src) as fin:
                     copy_into(fin, fout)
             except InputError as exc:
-                raise AttachRefused(f"{src}: {exc.message}") from None
+                # Replaced since attach checked it: in the words of that check.
+                why = not_copied(exc.code) if exc.code in NOT_COPIED else exc.message
+                raise AttachRefused(f"{src}: {why}; nothing was changed") from None
             with folder_locked(int(here.name)):
                 # Another attach of this name may have landed while we copied: then its
                 # entry in attachments.toml is left as it wrote it.

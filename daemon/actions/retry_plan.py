@@ -65,8 +65,9 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
                          "reason.json, not outboxd's, stays in the quarantine folder")
     except (OSError, ValueError, RecursionError):
         pass  # unreadable, cut short or edited: the invoice file is told by its name
-    files = [p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
-             PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share)]
+    # Sorted: the refusal below names them in an order the admin can find them in.
+    files = sorted(p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
+                   PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share))
     if not files and all(p.name in PAPER_NAMES for p in folder.iterdir()):
         # The papers a person kept when an earlier retry moved the bundle back: run again,
         # retry said to move files back by hand that were back already.

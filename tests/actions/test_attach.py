@@ -1125,3 +1125,173 @@ def test_a_refused_attach_loads_no_e_invoice_engine(
     if refused == "empty file":
         assert engines == []
     assert not (cfg.outbox / "INV-1006").exists()
+
+
+@pytest.mark.parametrize("sidecar", ["file", "link"])
+def test_a_sidecar_name_taken_by_a_file_or_link_is_refused_and_left_as_it_is(
+        cfg: Env, timesheet: Path, capsys, sidecar: str) -> None:
+    """Where the sidecar's name is a file (a clerk's export saved without an extension) or
+    a link to a folder elsewhere, attach refuses before writing anything, naming it and
+    the fix: the file is not replaced by a folder, nothing is written through the link."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    elsewhere = cfg.root / "elsewhere"
+    elsewhere.mkdir()
+    if sidecar == "file":
+        write(cfg.outbox / "INV-1001", b"the clerk's own file")
+    else:
+        (cfg.outbox / "INV-1001").symlink_to(elsewhere)
+    code = attach(cfg, "INV-1001", str(timesheet))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "INV-1001 is not a folder — make it a real folder; nothing was changed" in err
+    assert "Traceback" not in err
+    assert list(elsewhere.iterdir()) == []
+    if sidecar == "file":
+        assert (cfg.outbox / "INV-1001").read_bytes() == b"the clerk's own file"
+    else:
+        assert (cfg.outbox / "INV-1001").is_symlink()
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.xml"]
+
+
+def test_an_attachments_toml_swapped_for_a_link_while_attach_ran_is_left_and_not_written_through(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """attachments.toml swapped for a link to a file elsewhere after attach read it and
+    before it wrote it back: attach exits 1 saying it was changed or replaced and to
+    attach again; the link stays, the file it points to is not written, and the copy is
+    not put in."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = write(cfg.outbox / "INV-1001" / "attachments.toml", b'[files."contract.pdf"]\n')
+    elsewhere = write(cfg.root / "elsewhere.toml", b"# not outboxd's\n")
+    import daemon.actions.attach_notes as attach_mod
+    real_parse = attach_mod.tomlkit.parse
+
+    def parse_then_swapped(text: str):  # noqa: ANN202 - as tomlkit.parse's
+        doc = real_parse(text)
+        toml.unlink()
+        toml.symlink_to(elsewhere)
+        return doc
+    monkeypatch.setattr(attach_mod.tomlkit, "parse", parse_then_swapped)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001/attachments.toml was changed or replaced")
+    assert toml.is_symlink() and elsewhere.read_bytes() == b"# not outboxd's\n"
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]
+
+
+def test_attach_with_a_note_and_no_type_records_the_note_and_leaves_the_type_default(
+        cfg: Env, timesheet: Path) -> None:
+    """`attach ID FILE --note "Hours for October"` without --type: attachments.toml gets
+    the note and no type key, so the daemon reads the file as the default document type
+    with that note."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet), "--note", "Hours for October") == 0
+    entry = tomllib.loads((cfg.outbox / "INV-1001" / "attachments.toml").read_text())[
+        "files"]["timesheet.pdf"]
+    assert entry == {"note": "Hours for October"}
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "INV-1001.xml"), s)
+    [att] = bundle.attachments
+    assert (att.document_type, att.note, bundle.errors) == (
+        s.attachments.default_document_type, "Hours for October", ())
+
+
+def test_a_file_to_attach_this_user_may_not_open_is_refused_naming_it_and_the_fix(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FILE that this user may look at but not open (mode 0600, another user's; injected
+    here, as root opens any file): exit 1 with one line naming FILE, the system's words
+    and the fix, [unreadable]; nothing is written into the outbox."""
+    import daemon.fs.fsops as fsops
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    real = fsops.opened_if_regular
+
+    def denied(name: Path | str, *args: object, **kwargs: object) -> object:
+        if str(name) == str(timesheet):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(fsops, "opened_if_regular", denied)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"outboxd: {timesheet}: cannot be read (Permission denied) — check the "
+                    "file's permissions; nothing was changed  [unreadable]")
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+@pytest.mark.parametrize("there", ["link", "folder"])
+def test_a_link_or_folder_where_the_file_would_go_is_never_taken_for_it_attached_before(
+        cfg: Env, timesheet: Path, capsys, there: str) -> None:
+    """In the sidecar, FILE's name is taken by a link to a copy of FILE (same bytes) or by
+    a folder: attach run again must not read through the link and say "already attached"
+    (exit 0) for a file the daemon refuses as a link; it refuses, "already exists",
+    exit 1, and leaves the link or folder as it is."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    dest = cfg.outbox / "INV-1001" / "timesheet.pdf"
+    if there == "link":
+        copy = write(cfg.root / "elsewhere" / "timesheet.pdf", timesheet.read_bytes())
+        dest.parent.mkdir()
+        dest.symlink_to(copy)
+    else:
+        dest.mkdir(parents=True)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == ("outboxd: INV-1001/timesheet.pdf already exists; nothing was changed — "
+                    "rename FILE or remove the old one")
+    assert dest.is_symlink() if there == "link" else dest.is_dir()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["timesheet.pdf"]
+
+
+def test_an_invoice_file_swapped_for_a_link_while_attach_checks_is_refused_writing_nothing(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invoice file replaced by a link (to a file elsewhere) after attach found it and
+    before it compares FILE with it: attach reads nothing through the link, refuses in
+    one line with the daemon's rule for the invoice file, and writes nothing — no sidecar
+    made for a bundle the daemon would refuse."""
+    from daemon.actions import attach as attach_mod
+    invoice = write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    elsewhere = write(cfg.root / "elsewhere.xml", ubl_invoice("INV-1001"))
+    real = attach_mod.refuse_a_shared_sidecar
+
+    def checked_then_swapped(cand: object) -> None:
+        real(cand)  # type: ignore[arg-type]
+        invoice.unlink()
+        invoice.symlink_to(elsewhere)
+    monkeypatch.setattr(attach_mod, "refuse_a_shared_sidecar", checked_then_swapped)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001.xml: is a symbolic link")
+    assert line.endswith("; nothing was changed  [symlink]")
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+@pytest.mark.parametrize("swapped_for", ["link", "fifo"])
+def test_a_file_to_attach_swapped_as_it_is_copied_is_refused_leaving_nothing_behind(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+        swapped_for: str) -> None:
+    """FILE checked, then replaced by a link to another file (or a FIFO) just before it is
+    copied: nothing is read through the link nor waited for at the FIFO; attach exits 1
+    naming FILE, the rule with the fix for the caller's own file (as the check before
+    says it) and that nothing was changed, and leaves neither its in-progress copy nor
+    the sidecar it made for it. Said before with the daemon's fix for a clerk's file in
+    the outbox ("put the file itself in the folder"), which points nowhere here."""
+    from daemon.actions import attach_copy
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    secret = write(cfg.root / "secret.pdf", pdf_bytes(3))
+    real = attach_copy.drop_stale_copies
+
+    def swapped_then(*args: object) -> None:
+        timesheet.unlink()
+        if swapped_for == "link":
+            timesheet.symlink_to(secret)
+        else:
+            os.mkfifo(timesheet)
+        real(*args)  # type: ignore[arg-type]
+    monkeypatch.setattr(attach_copy, "drop_stale_copies", swapped_then)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    # In the words of the check before the copy (test_attach_of_a_link_fifo_or_folder_…):
+    # the fix for the caller's own file, not the daemon's "put the file itself there".
+    said = ("is a symbolic link, and attach copies no file through a link — give the path "
+            "of the file itself") if swapped_for == "link" else (
+        "is not a regular file (a folder, FIFO or device) — give the path of a file")
+    assert line == f"outboxd: {timesheet}: {said}; nothing was changed"
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]

@@ -1453,3 +1453,58 @@ def test_an_invoice_file_whose_marker_name_is_too_long_is_still_checked(
     inv = write(env.outbox / ("I" * 250 + ".xml"), ubl_invoice("INV-1"))
     code, out = check(env, capsys, inv)
     assert code == 0 and "=> valid" in out and "1 bundle(s) checked" in out
+
+
+@pytest.mark.parametrize("to", ["file", "folder"])
+def test_a_link_named_as_the_path_to_check_is_refused_and_never_followed(
+        cfg: Env, capsys, to: str) -> None:
+    """`outboxd check LINK` (an invoice file's name, or a sidecar's, that is a symbolic
+    link to a file or folder elsewhere): exit 2 naming the path and that outboxd never
+    follows links, nothing of the target read — as the daemon never follows one out of
+    the outbox."""
+    elsewhere = cfg.root / "elsewhere"
+    target = (write(elsewhere / "INV-1.xml", ubl_invoice("INV-1")) if to == "file"
+              else write(elsewhere / "INV-1" / "scan.pdf", pdf_bytes()).parent)
+    link = cfg.outbox / ("INV-1.xml" if to == "file" else "INV-1")
+    link.symlink_to(target)
+    before = os.stat(target).st_atime_ns, sorted(os.listdir(elsewhere))
+    code = main(["check", "-c", str(cfg.config), str(link)])
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert f"check: {link} is a symbolic link; outboxd never follows links — name the file " \
+        "or folder itself" in captured.err
+    assert "INV-1" not in captured.out
+    assert (os.stat(target).st_atime_ns, sorted(os.listdir(elsewhere))) == before
+
+
+def test_a_fifo_named_as_the_path_to_check_is_refused_without_opening_it(
+        cfg: Env, capsys) -> None:
+    """`outboxd check` of a named pipe where an invoice file is expected: exit 2, "neither
+    a file nor a folder", at once — opened, the command would hang until a writer came."""
+    fifo = cfg.outbox / "INV-1.xml"
+    os.mkfifo(fifo)
+    code = main(["check", "-c", str(cfg.config), str(fifo)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"check: {fifo} is neither a file nor a folder" in err
+    assert err.count("outboxd:") == 1
+
+
+@pytest.mark.parametrize(("attachment", "verdict"), [(b"", 1), (pdf_bytes(1), 0)],
+                         ids=["invalid", "valid"])
+def test_a_reader_gone_as_the_buffered_report_is_flushed_leaves_the_verdict(
+        cfg: Env, attachment: bytes, verdict: int) -> None:
+    """The report held in the stream's buffer until the end, and the reader gone by then
+    (`| head` that read nothing yet, a pager quit): the final flush's broken pipe ends
+    the report quietly, and check's result is still its verdict on the bundle — not a
+    BrokenPipeError that cli.main would take for exit 0, an invalid bundle for valid."""
+    from daemon.actions.check import check as run_check
+    from daemon.configuration.config_load import load_settings
+
+    class GoneAtTheFlush(io.StringIO):
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+    inv = drop_bundle(cfg.outbox, "INV-1", {"scan.pdf": attachment})
+    out = GoneAtTheFlush()
+    assert run_check([inv], load_settings(cfg.config), out=out, err=io.StringIO()) == verdict
+    assert "1 bundle(s) checked" in out.getvalue()

@@ -349,3 +349,46 @@ def test_a_demo_whose_samples_did_not_all_reach_their_end_exits_1_naming_them(
     out = io.StringIO()
     assert demo.run(tmp_path / "demo", once=True, pace=0, timeout=1, out=out) == 1
     assert "Not at their expected end: INV-1001.xml (expected sent)" in out.getvalue()
+
+
+def test_a_temporary_folder_that_cannot_be_made_is_one_line_naming_tmp_and_dir_as_the_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`outboxd demo` without --dir where TMPDIR is not writable (full, read-only, or not
+    there): exit 2 with one line naming the temporary folder, the OS error and the fix
+    (--dir) — no traceback, nothing started."""
+    import tempfile
+    missing = tmp_path / "no-such-tmp"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    assert main(["demo", "--once"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [f"outboxd: cannot create a temporary folder for the demo in "
+                                f"{missing} (No such file or directory) — name a folder with "
+                                "--dir"]
+    assert not missing.exists()
+
+
+def test_a_daemon_that_ends_at_its_start_is_said_with_its_log_not_waited_for(
+        tmp_path: Path) -> None:
+    """The demo's daemon ends at its start (here a configuration it refuses): the demo says
+    the daemon did not start and names its log, which holds why — at once, not after the
+    30 s it would wait for a slow start; stopping the children then passes over the
+    process that already ended."""
+    import time
+
+    from daemon.actions.demo import Children, Workspace, start_daemon
+    from daemon.errors import OutboxdError
+    ws = Workspace.make(tmp_path / "demo")
+    ws.config.write_text("[outbox]\npath = 5\n")
+    children = Children()
+    began = time.monotonic()
+    try:
+        with pytest.raises(OutboxdError) as info:
+            start_daemon(ws, children, timeout=120)
+    finally:
+        children.stop()
+    assert time.monotonic() - began < 60
+    assert str(info.value) == f"the daemon did not start; see {ws.daemon_log}"
+    assert "[outbox] path" in ws.daemon_log.read_text()
+    assert children.procs == []

@@ -342,3 +342,27 @@ def test_a_forked_reader_holds_none_of_the_commands_locks_and_ends_when_it_is_ki
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=DEADLINE)  # not its output: a reader left behind would hold it open
     wait_for(lambda: not alive(reader), timeout=30, what="the orphaned reader to exit")
+
+
+def _dies_as_out_of_memory(cand: object, settings: object) -> None:
+    """A read whose reader the kernel kills (its OOM killer's SIGKILL), every time."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_reader_killed_each_time_it_reads_is_said_in_the_commands_words(
+        cfg: Env) -> None:
+    """The reader process killed under a command's read each time it is tried (the OOM
+    killer on a file that takes all memory): the command's refusal names the invoice file,
+    that the reader died each time (out of memory?) and that nothing was changed — not
+    the daemon's words about reading the bundle again when it changes."""
+    from daemon.actions.reads import CommandReads
+    from daemon.configuration.config_load import load_settings
+    from daemon.errors import ReaderFailed
+    from daemon.watching.scan import candidate_for
+    write(cfg.outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    settings = load_settings(cfg.config)
+    with CommandReads(settings) as reads, pytest.raises(ReaderFailed) as info:
+        reads.read(candidate_for(settings.outbox, "INV-1.xml"), settings,
+                   _dies_as_out_of_memory)
+    assert str(info.value) == ("INV-1.xml: the reader process died while reading it, each "
+                               "time it was tried (out of memory?); nothing was changed")

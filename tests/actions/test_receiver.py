@@ -115,3 +115,27 @@ class TestToken:
         monkeypatch.setenv("OUTBOXD_RECEIVER_TOKEN", "")
         assert main(["receiver", "--listen", "127.0.0.1:0", "--store", str(tmp_path)]) == 0
         assert started["token"] is None
+
+
+@pytest.mark.parametrize("given", ["--token", "$OUTBOXD_RECEIVER_TOKEN"])
+def test_a_valid_token_given_on_the_command_line_or_environment_is_the_one_required(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    """`outboxd receiver --token T` (or OUTBOXD_RECEIVER_TOKEN=T) with a token a sender
+    can send: the receiver starts requiring exactly T — not none, which would let every
+    sender in."""
+    import daemon.receiver
+    from daemon.cli import main
+    started: dict[str, Any] = {}
+
+    def listen(*_args: object, **kwargs: Any) -> int:
+        started.update(kwargs)
+        return 0
+    monkeypatch.setattr(daemon.receiver, "run", listen)
+    args = ["receiver", "--listen", "127.0.0.1:0", "--store", str(tmp_path)]
+    if given == "--token":
+        monkeypatch.delenv("OUTBOXD_RECEIVER_TOKEN", raising=False)
+        assert main([*args, "--token", "s3cret-t0ken"]) == 0
+    else:
+        monkeypatch.setenv("OUTBOXD_RECEIVER_TOKEN", "s3cret-t0ken")
+        assert main(args) == 0
+    assert started["token"] == "s3cret-t0ken"

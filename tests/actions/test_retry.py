@@ -1215,3 +1215,125 @@ def test_retry_never_takes_a_bundle_through_a_link_in_quarantine(cfg: Env, capsy
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
     assert "no quarantined bundle" in capsys.readouterr().err
     assert tree(elsewhere) == before and list(cfg.outbox.iterdir()) == []
+
+
+def _journal_rows(env: Env) -> list[tuple[int, str, str | None]]:
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        return db.execute("SELECT id, state, archive_dir FROM bundles ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_journal_that_cannot_be_opened_moves_nothing_and_names_the_folder(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal that passed retry's first look but is refused as it is opened to record
+    the move (replaced meanwhile by a newer outboxd's, or damaged): retry cannot record
+    the move, so it moves nothing — exit 1, one line naming the folder, "nothing was
+    moved" and the journal's own error."""
+    import daemon.journal
+    from daemon.errors import JournalError
+    folder = quarantined(cfg)
+    journal_with_quarantined_row(cfg, folder)
+    before_q = tree(cfg.quarantine)
+    real = daemon.journal.Journal
+
+    def refused_after_the_first_look(path: Path, *args: object, whole: bool = False,
+                                     **kwargs: object) -> object:
+        if whole:  # refuse_a_journal_out_of_reach's look, before any bundle is planned
+            return real(path, *args, whole=whole, **kwargs)  # type: ignore[arg-type]
+        raise JournalError("the journal was written by a newer outboxd")
+    monkeypatch.setattr(daemon.journal, "Journal", refused_after_the_first_look)
+    code = main(["retry", "-c", str(cfg.config), BID[:12]])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"{folder.name}: nothing was moved — the journal was written by a newer " \
+        "outboxd" in err
+    assert "Traceback" not in err
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
+
+
+def test_a_journal_write_failing_at_a_later_row_puts_the_earlier_back_and_moves_nothing(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two rows of one folder (the daemon's first quarantine and a later one of the same
+    files): the first is marked retried, the second's write fails. Nothing moves, and
+    the first row is quarantined again with its folder — left marked retried, `status`
+    would no longer list a bundle still in quarantine."""
+    from daemon.errors import JournalError
+    from daemon.journal import Journal
+    folder = quarantined(cfg)
+    first = journal_with_quarantined_row(cfg, folder)
+    second = journal_with_quarantined_row(cfg, folder)
+    before_q = tree(cfg.quarantine)
+    real = Journal.transition
+
+    def fails_at_the_second(self: Journal, row_id: int, state: str, *args: object,
+                            **kwargs: object) -> None:
+        if row_id == second and state == "gone":
+            raise JournalError("database or disk is full")
+        real(self, row_id, state, *args, **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(Journal, "transition", fails_at_the_second)
+    code = main(["retry", "-c", str(cfg.config), BID[:12]])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "retry cannot record the move in the journal, so nothing was moved — " \
+        "database or disk is full" in err
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
+    assert _journal_rows(cfg) == [(first, "quarantined", str(folder)),
+                                  (second, "quarantined", str(folder))]
+
+
+def test_a_row_that_cannot_be_put_back_after_a_refused_move_is_noted_not_hidden(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The move refused after the retry was recorded, and the journal then refusing the
+    row's return to quarantined: the bundle stays in quarantine (nothing moved) and a
+    note says the journal could not be told, and what `status` shows meanwhile."""
+    from daemon.actions import retry as retry_action
+    from daemon.errors import JournalError
+    from daemon.journal import Journal
+    folder = quarantined(cfg)
+    journal_with_quarantined_row(cfg, folder)
+    real = Journal.transition
+
+    def no_way_back(self: Journal, row_id: int, state: str, *args: object,
+                    **kwargs: object) -> None:
+        if state == "quarantined":
+            raise JournalError("disk I/O error")
+        real(self, row_id, state, *args, **kwargs)  # type: ignore[arg-type]
+
+    def refused(src: Path, dst: Path) -> list[Path]:
+        raise FileExistsError(17, "File exists", str(dst))
+    monkeypatch.setattr(Journal, "transition", no_way_back)
+    monkeypatch.setattr(retry_action, "move_tree", refused)
+    code = main(["retry", "-c", str(cfg.config), BID[:12]])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "nothing was moved" in err
+    assert "outboxd: note: INV-1001.xml stays in quarantine, but the journal could not be " \
+        "told so (disk I/O error); `outboxd status` leaves it out" in err
+    assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001.xml").exists()
+
+
+@pytest.mark.parametrize("second", ["INV-1002.xml", None])
+def test_a_folder_whose_invoice_file_cannot_be_told_is_refused_moving_nothing(
+        cfg: Env, capsys, second: str | None) -> None:
+    """A quarantine folder whose reason.json names no file in it (edited, or the named file
+    renamed) and which holds two invoice files — or none: retry cannot tell which file
+    the bundle is, so it refuses naming the folder and the files it found, and tells the
+    admin to move them by hand; nothing moves, nothing is removed."""
+    folder = quarantined(cfg)
+    (folder / "reason.json").write_text(json.dumps({"bundle_id": BID,
+                                                    "invoice_file": "INV-9.xml"}))
+    if second is None:
+        (folder / "INV-1001.xml").rename(folder / "INV-1001.xml.txt")
+    else:
+        write(folder / second, ubl_invoice("INV-1002"))
+    before_q = tree(cfg.quarantine)
+    code = main(["retry", "-c", str(cfg.config), BID[:12]])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    found = "INV-1001.xml, INV-1002.xml" if second else "none"
+    assert f"{folder}: cannot tell the invoice file ({found}) — move the files back into " \
+        "the outbox by hand" in err
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q

@@ -580,3 +580,50 @@ def test_send_of_a_shown_name_two_refused_files_share_names_each_as_python_write
     assert all(f"{n!r}: the name holds a control character" in said for n in names), said
     assert said.endswith("; nothing was released")
     assert sorted(p.name for p in env.outbox.iterdir()) == sorted(names)
+
+
+@pytest.mark.parametrize("first", ["send", "clerk"])
+def test_a_bundle_released_already_is_said_so_and_its_release_file_kept(
+        env: Env, capsys: pytest.CaptureFixture[str], first: str) -> None:
+    """`outboxd send --without-attachments` of a bundle already released (by an earlier
+    send, an ERP's retry of it, or a clerk's own W-1.send-anyway): exit 0, "already
+    released" and who sends it — not "released" again — and the release file there is
+    left as it is, never replaced."""
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    write(env.outbox / "W-1.xml", ubl_invoice("W-1"))
+    release_file = env.outbox / "W-1.send-anyway"
+    if first == "send":
+        assert main(["send", "-c", str(config), "--without-attachments", "W-1"]) == 0
+        assert "released without attachments for W-1" in capsys.readouterr().out
+    else:
+        release_file.write_text("my own note\n")
+    before = release_file.read_bytes(), release_file.stat().st_ino
+    assert main(["send", "-c", str(config), "--without-attachments", "W-1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("W-1.xml: already released; a running daemon sends it now"), out
+    assert (release_file.read_bytes(), release_file.stat().st_ino) == before
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["W-1.send-anyway", "W-1.xml"]
+
+
+def test_a_release_file_the_share_fails_to_take_says_so_with_the_fix_and_changes_nothing(
+        env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share failing as the release file is written (an I/O error of the file server):
+    exit 1, one line naming the release file the clerk knows, the system's words and what
+    to do (check the outbox's file system, then send again), nothing released."""
+    import errno
+
+    from daemon.actions import send as send_mod
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    write(env.outbox / "W-1.xml", ubl_invoice("W-1"))
+
+    def share_fails(*_: object) -> bool:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(env.outbox / ".W-1.tmp"))
+    monkeypatch.setattr(send_mod, "write_release", share_fails)
+    assert main(["send", "-c", str(config), "--without-attachments", "W-1"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"outboxd: could not put the release file W-1.send-anyway into the outbox "
+                    f"{env.outbox}: Input/output error — check the outbox's file system, then "
+                    "send again; nothing was changed")
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["W-1.xml"]

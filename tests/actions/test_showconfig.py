@@ -419,3 +419,18 @@ def test_a_short_value_of_a_secret_named_query_key_is_warned_of_as_never_taken_o
         env.write_config(url)
         assert main(["config", "--check", "-c", str(env.config)]) == 0
         assert capsys.readouterr().err == ""
+
+
+def test_an_empty_document_types_list_is_valid_and_warned_of_as_refusing_every_attachment(
+        env: Env, capsys) -> None:
+    """[attachments] document_types = []: valid, but every attachment is then an error and
+    only invoices without attachments go. `config --check` says so on stderr with the fix
+    (list the types, or remove the key), exit 0 — not the warning about the default type,
+    which names a list that allows nothing."""
+    env.write_config("https://127.0.0.1:9/bundles", attachments={"document_types": []})
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning == (
+        "outboxd: warning: [attachments] document_types is empty: every attachment is then "
+        "an error (document-type-not-allowed), and only invoices without attachments go — "
+        "list the types to allow, or remove the key to allow any")

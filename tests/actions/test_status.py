@@ -557,3 +557,116 @@ def test_status_json_on_an_outbox_that_fails_its_listing_after_answering_says_so
     assert data["outbox_listed"] is False and data["lone_folders"] == []
     assert data["outbox_problem"].startswith(f"the outbox {env.outbox} cannot be listed: ")
     assert got.err.count(data["outbox_problem"]) == 1
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_outbox_that_begins_to_hang_after_its_first_answer_is_said_not_to_answer(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch, as_json: bool) -> None:
+    """The outbox answered status's first look, then its share began to hang while its
+    files were listed: status says once that it does not answer and prints what the
+    journal holds (exit 0), and --json says the outbox was not seen — not a listing of
+    nothing taken for an empty outbox, nor a command hung with the share."""
+    import threading
+
+    from daemon.actions import status as status_action
+    from daemon.report import status as report_status
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    share_back = threading.Event()
+
+    def hangs(*_: object) -> None:
+        share_back.wait(60)  # until the test ends: the look never returns in time
+    monkeypatch.setattr(report_status, "outbox_view", hangs)
+    monkeypatch.setattr(status_action, "ANSWER_SECONDS", 0.2)
+    try:
+        assert main(["status", "-c", str(env.config), *(["--json"] if as_json else [])]) == 0
+    finally:
+        share_back.set()
+    got = capsys.readouterr()
+    said = f"the outbox {env.outbox} does not answer: a look at it has waited 0.2 s"
+    assert got.err.count(said) == 1, got.err
+    if as_json:
+        data = json.loads(got.out)
+        assert data["outbox_listed"] is False and data["outbox_problem"].startswith(said)
+        assert data["counts"]["waiting"] == 1
+    else:
+        assert got.out.startswith(said)
+        assert "waiting: 1" in got.out and "W.xml" in got.out
+
+
+def test_a_journal_sqlite_cannot_open_is_one_line_with_the_fix_not_a_traceback(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite refusing the journal outright (its file there, but "unable to open database
+    file": a state dir's file system gone read-only and odd, an I/O error): `status` exits
+    1 with one line naming the journal, SQLite's words and the fix — move it away, and
+    outboxd reads back what was sent from the receipts in sent/."""
+    import sqlite3
+
+    from daemon.journal import readonly
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+
+    def refused(*_: object, **__: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+    monkeypatch.setattr(readonly, "_opened", refused)
+    assert main(["status", "-c", str(env.config)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("outboxd:") == 1 and "Traceback" not in err
+    assert (f"cannot read the journal {env.state / 'journal.sqlite3'}: unable to open "
+            "database file — if it is damaged, stop outboxd and move the file away; outboxd "
+            "starts a new journal and reads what was sent back from the receipts in sent/"
+            ) in err
+
+
+def test_journal_damage_met_only_by_the_look_for_sidecars_in_quarantine_is_said_once(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counts read, then the journal's damage met by status's later look (for a
+    waiting invoice file's sidecar left in quarantine; a page the counts did not touch):
+    the counts and the waiting bundle are still printed, the damage is said on stderr
+    once, and the exit is 1 (the journal could not be read whole) — not a view that hides
+    that the journal is damaged."""
+    from daemon.errors import JournalLost
+    from daemon.report import status as report_status
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    damage = "the journal is damaged (database disk image is malformed); move it away"
+
+    def damaged(*_: object) -> None:
+        raise JournalLost(damage)
+    monkeypatch.setattr(report_status, "sidecars_in_quarantine", damaged)
+    assert main(["status", "-c", str(env.config)]) == 1
+    got = capsys.readouterr()
+    assert got.err.count(damage) == 1, got.err
+    assert "waiting: 1" in got.out and "W.xml" in got.out
+
+
+def test_a_look_at_the_outbox_that_fails_on_its_own_thread_is_said_on_the_commands(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """status looks at the outbox on a thread of its own (a share may hang it). A look
+    that fails there with an error no listing expects (an I/O error where the view is
+    built) is not lost with that thread — no view printed as if the outbox were empty:
+    it is raised on the command's thread and said as any error of the environment,
+    one line naming the file, exit 1."""
+    import errno
+
+    from daemon.report import status as report_status
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+
+    def fails(*_: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(env.outbox / "INV-1.xml"))
+    monkeypatch.setattr(report_status, "outbox_view", fails)
+    assert main(["status", "-c", str(env.config)]) == 1
+    got = capsys.readouterr()
+    assert got.out == ""
+    assert got.err.splitlines()[-1].startswith(
+        f"outboxd: Input/output error ({env.outbox / 'INV-1.xml'}) — "), got.err
+    assert "Traceback" not in got.err

@@ -23,3 +23,30 @@ def test_of_an_invoices_rows_the_latest_is_the_one_told(cfg: Env) -> None:
         journal.close()
     row = latest_row("INV-1", settings, as_id=True)
     assert row is not None and row.shown_state == "waiting"
+
+
+def test_a_damaged_journal_leaves_sends_refusal_as_it_is_without_a_traceback(
+        cfg: Env, capsys) -> None:
+    """`send` of a name no file in the outbox has, beside a damaged journal (its pages
+    overwritten): the journal cannot say what became of it, so the refusal is the plain
+    one — no such invoice file, see `outboxd status` — exit 1, one line, no traceback,
+    the journal file untouched."""
+    import sys
+    from pathlib import Path
+
+    from daemon.cli import main
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from journal.test_guarded import PAGE, written_journal
+
+    settings = load_settings(cfg.config)
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    written_journal(settings.journal_path)
+    with settings.journal_path.open("r+b") as f:
+        f.seek(PAGE)
+        f.write(b"\x5a" * 16)
+    before = settings.journal_path.read_bytes()
+    assert main(["send", "-c", str(cfg.config), "--without-attachments", "INV-1"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"outboxd: no invoice file or invoice id 'INV-1' in "
+                                f"{settings.outbox.path} — outboxd status lists what waits"]
+    assert settings.journal_path.read_bytes() == before

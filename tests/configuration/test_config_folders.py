@@ -400,3 +400,59 @@ def test_a_file_where_a_folder_must_be_is_named_with_moving_it_as_the_fix(
         assert line.endswith(f"move that file away, or set {key} to another folder"), line
     assert folder_problems(s) == [line], "config --check says the same"
     assert in_the_way.read_text() == "someone's notes\n"
+
+
+def test_config_check_finds_processing_on_another_file_system_without_creating_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`config --check` (folder_problems) says what the start would refuse for a [paths]
+    processing on another file system than the outbox — the same line — and creates
+    nothing."""
+    outbox, processing = tmp_path / "outbox", tmp_path / "elsewhere" / "processing"
+    outbox.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    real = os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real(path, *args, **kwargs)
+        if Path(path) not in (processing, processing.parent):  # the parent: the nearest
+            return st                                          # folder until it is made
+        fields = list(st)
+        fields[2] += 1  # st_dev: another file system
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "processing": str(processing)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    [problem] = folder_problems(s)
+    assert problem.startswith(f'[paths] processing = "{processing}" is on another file system')
+    assert not processing.exists() and not (tmp_path / "state").exists()
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert str(info.value) == problem
+
+
+def test_a_folder_refused_for_another_reason_is_a_config_error_naming_key_folder_and_cause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the file system refuses to make for a reason that neither passes by itself
+    (room, a share away) nor is access (here EMLINK: its parent holds as many folders as
+    the file system allows): a configuration error, exit 2, naming the key, the folder,
+    the system's words and the fix — no traceback, nothing else made under the path."""
+    (tmp_path / "outbox").mkdir()
+    sent = tmp_path / "sent"
+    s = Settings(outbox={"path": str(tmp_path / "outbox")},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(sent)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    real = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == sent:
+            raise OSError(errno.EMLINK, os.strerror(errno.EMLINK), str(self))
+        real(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert not isinstance(info.value, NotReady)
+    assert str(info.value) == (f"[paths] sent: cannot create {sent}: Too many links — create "
+                               "it or fix [paths] sent")
+    assert not sent.exists()

@@ -431,3 +431,12 @@ def test_a_rescan_or_retry_interval_under_50_ms_is_refused(
     assert line == f"[{section}] {key} = {value}: must be greater than or equal to 0.05"
     text = minimal(outbox).replace(f"[{section}]\n", f"[{section}]\n{key} = 0.05\n")
     assert getattr(getattr(load_settings(config_file(tmp_path, text)), section), key) == 0.05
+
+
+@pytest.mark.parametrize("word", ["true", "1", " Yes", "ON"])
+def test_true_from_the_environment_turns_verification_on_not_a_ca_path(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+    """OUTBOXD_DELIVERY__VERIFY=true (or 1, yes, on, any case, spaced) is the boolean: the
+    system's CA store is used — not taken for a relative CA bundle path and refused."""
+    monkeypatch.setenv("OUTBOXD_DELIVERY__VERIFY", word)
+    assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.verify is True

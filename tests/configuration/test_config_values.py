@@ -541,3 +541,14 @@ def test_a_path_holding_dot_dot_is_refused(tmp_path: Path, outbox: Path,
                                     value.format(outbox=outbox), key)
     assert line.endswith(": holds a .. — write out the folder it leads to, e.g. "
                          "/srv/invoices for /srv/invoices/outbox/..")
+
+
+def test_a_duration_written_as_an_integer_too_large_for_a_float_is_refused_as_not_finite(
+        tmp_path: Path, outbox: Path) -> None:
+    """rescan_seconds = 1 followed by 400 zeros (TOML takes integers of any size; too
+    large even for a float): the duration's own line, naming the key and the bound — not
+    an OverflowError's traceback."""
+    problems = problems_of(config_file(tmp_path, set_key(outbox, "outbox", "rescan_seconds",
+                                                         "1" + "0" * 400)))
+    line = one_problem_with(problems, "[outbox] rescan_seconds")
+    assert "finite" in line and "31536000" in line

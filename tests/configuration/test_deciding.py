@@ -203,3 +203,25 @@ def test_a_daemon_that_wrote_no_fingerprint_removes_none_at_its_stop(tmp_path: P
     refused.withdraw(settings)
     assert outbox.joinpath(*FOLDER, "fin01-111111.json").exists()
 
+
+
+def test_a_json_file_in_the_folder_that_is_no_fingerprint_is_never_said_as_a_daemon(
+        tmp_path: Path) -> None:
+    """Someone on the share saves JSON files into .outboxd/deciding that are no
+    fingerprints (no `keys` table, `keys` not a table, not JSON at all): no warning names
+    them as a daemon whose settings differ — nothing differs with a file that says
+    nothing — and a real daemon's differing fingerprint beside them is still said."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    a, b = Deciding("hosta-111111"), Deciding("hostb-222222")
+    a.publish(_settings(outbox))
+    folder = outbox.joinpath(*FOLDER)
+    (folder / "notes.json").write_text('["not", "a", "fingerprint"]')
+    (folder / "keys.json").write_text('{"keys": "policy.unattached"}')
+    (folder / "broken.json").write_text('{"keys": {')
+    hold = _settings(outbox, policy={"unattached": "hold"})
+    with structlog.testing.capture_logs() as logs:
+        b.publish(hold)
+        b.compare(hold)
+    said = [e for e in logs if e["event"] in (MISMATCH, RETIRED)]
+    assert [e["file"] for e in said] == [str(folder / "hosta-111111.json")]

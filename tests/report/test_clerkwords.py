@@ -240,3 +240,13 @@ def test_a_failed_archive_whose_receipt_id_holds_a_line_break_is_in_a_clerks_wor
     said = for_clerks(error)
     assert said is not None and said.startswith("The operator has received this file")
     assert "lsattr" not in said
+
+
+@pytest.mark.parametrize("error", [None, ""])
+def test_a_retrying_row_without_an_error_shows_none_to_clerks(error: str | None) -> None:
+    """A retrying row with no error recorded (a claim stranded by a crash, tried at each
+    rescan): the clerks' page shows its Last error cell as empty — not a pause's or a
+    receiver's words made up for it."""
+    from daemon.report.clerkwords import for_clerks, paused_for_clerks
+    assert paused_for_clerks(error) is None
+    assert for_clerks(error) == error

@@ -96,3 +96,15 @@ def test_start_progress_is_said_at_most_once_a_second(tmp_path: Path,
                 got.append(sock.recv(4096).decode())
     assert [m.splitlines()[0] for m in got] == ["STATUS=starting: reading (a)",
                                                 "STATUS=starting: reading (c)"]
+
+
+def test_a_watchdog_usec_that_is_no_number_asks_for_no_keep_alives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """WATCHDOG_USEC set by hand to something that is no whole number of microseconds
+    ("30s", "1.5e7"): no keep-alives are scheduled, and the daemon starts — not a
+    ValueError at start."""
+    from daemon.report.notify import watchdog_interval
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    for value in ("30s", "1.5e7"):
+        monkeypatch.setenv("WATCHDOG_USEC", value)
+        assert watchdog_interval() is None

@@ -135,3 +135,68 @@ def test_a_clerks_file_saved_right_after_a_write_is_not_taken_for_the_page(
         assert not page.refresh(journal, settings)
     assert target.read_bytes() == THEIRS
     assert any("not a status page outboxd wrote" in e.get("error", "") for e in logs)
+
+
+def test_another_daemons_page_swapped_for_a_fifo_link_or_nothing_after_the_listing_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of other daemons sharing the outbox, each replaced between the listing and its
+    read — by a FIFO, a link to a running page, or removed: none is opened as what it is
+    (a FIFO's open would wait for a writer, a link's target is never followed), none is
+    told as a daemon still running; a running page beside them still is."""
+    from datetime import UTC, datetime
+
+    from daemon.report import pagehtml
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    running = pagehtml.page("", at, due=at)
+    for n in ("fifo", "link", "gone", "up"):
+        (outbox / f"outboxd-status-{n}.html").write_text(running)
+    elsewhere = tmp_path / "elsewhere.html"
+    elsewhere.write_text(running)
+    real_scandir = os.scandir
+
+    class SwappedAfterTheListing:
+        def __init__(self, path: Path) -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> Iterator[os.DirEntry[str]]:
+            return iter(list(self._it))  # the entries as they were when listed
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+            (outbox / "outboxd-status-fifo.html").unlink()
+            os.mkfifo(outbox / "outboxd-status-fifo.html")
+            (outbox / "outboxd-status-link.html").unlink()
+            (outbox / "outboxd-status-link.html").symlink_to(elsewhere)
+            (outbox / "outboxd-status-gone.html").unlink()
+    monkeypatch.setattr(pagefile.os, "scandir", SwappedAfterTheListing)
+    assert pagefile.running_pages(outbox, "outboxd-status.html") == ["outboxd-status-up.html"]
+
+
+def test_an_old_page_the_share_refuses_to_remove_at_a_reload_is_logged_and_the_reload_goes_on(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload that renames the page, on a share that refuses the old page's removal (gone
+    read-only, permissions changed): the reload is not refused for a view — a warning
+    names the old page and the error, the old file stays, and the new page is written at
+    the next refresh."""
+    import errno
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    on, renamed = settings_for(outbox), settings_for(outbox, "status.html")
+    page = StatusPage(clock=lambda: 100.0)
+    old = outbox / "outboxd-status.html"
+    assert page.refresh(journal, on)
+
+    def refused(path: Path, *_: object) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+    monkeypatch.setattr(statuspage, "remove_ours", refused)
+    with capture_logs() as logs:
+        page.reconfigure(on, renamed)
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "the old status page could not be removed"
+    assert warning["file"] == str(old) and "Read-only file system" in warning["error"]
+    assert old.exists()
+    page.clock = lambda: 200.0  # type: ignore[method-assign]
+    assert page.refresh(journal, renamed)
+    assert (outbox / "status.html").exists()

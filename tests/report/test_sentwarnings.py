@@ -72,3 +72,28 @@ def test_a_receipt_or_entry_that_is_a_link_or_too_large_shows_no_warnings(
     assert warnings_in(big) == ()
     os.mkfifo(day / "INV-1--eeee")
     assert warnings_in(day / "INV-1--eeee") is None
+
+
+def test_warnings_that_are_not_outboxds_shape_are_left_out_and_the_rest_said(
+        tmp_path: Path) -> None:
+    """A receipt.json edited on the share (or a receiver's echo) whose warnings list holds
+    other things — a number, a list, a warning without a text message: those are left
+    out, the well-formed ones said, each once; no exception for the page."""
+    folder = receipt(tmp_path / "2031-05-06" / "INV-1--aaaa", [
+        5, ["x"], {"file": "a.pdf"}, {"message": 7, "file": "b.pdf"}, PNG,  # type: ignore[list-item]
+        {"message": "whole bundle", "file": ""}, PNG])
+    assert warnings_in(folder) == (f"INV-1/scan.png: {PNG['message']}", "whole bundle")
+
+
+def test_a_receipt_whose_day_folder_cannot_be_opened_yet_is_read_again_at_the_next_look(
+        tmp_path: Path) -> None:
+    """A sent row whose day folder cannot be opened now (the share's error, or not there
+    yet as the page looks): no warnings shown and nothing remembered, so the next look
+    reads the receipt once the folder is there — not a row shown without its warnings for
+    as long as it is listed."""
+    folder = tmp_path / "2031-05-06" / "INV-1--aaaa"
+    seen = SentWarnings()
+    row = sent_row(7, folder)
+    assert seen.of([row]) == {}
+    receipt(folder, [PNG])
+    assert seen.of([row]) == {7: (f"INV-1/scan.png: {PNG['message']}",)}
