@@ -907,3 +907,26 @@ def test_a_reset_before_the_answer_is_said_as_a_broken_connection_not_an_unreach
     assert said.startswith("no valid answer from the receiver at 127.0.0.1:"), said
     assert "reset" in said and "same Idempotency-Key" in said and "cannot reach" not in said
     assert receipt.receipt_id == "R-2"
+
+
+def test_a_real_proxy_of_the_environment_that_wants_credentials_to_connect_pauses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY names a proxy on 127.0.0.1 that answers the CONNECT for an https://
+    receiver with 407: deliveries pause with the 407 and what to check (the proxy's
+    credentials in the environment), never a retry with back-off as if the proxy could
+    not reach the receiver."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with _refusing_proxy(407) as port:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        d = HttpDeliverer(http_cfg(url="https://receiver.test/b", connect_timeout_seconds=2))
+        b = make_bundle(tmp_path)
+        try:
+            with pytest.raises(Paused) as info:
+                d.deliver(b, build_manifest(b))
+        finally:
+            d.close()
+    assert not isinstance(info.value, Retryable)
+    assert info.value.status == 407 and "credentials" in str(info.value)
+    assert "HTTPS_PROXY" in str(info.value)
