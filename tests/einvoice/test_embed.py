@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -605,3 +606,25 @@ def test_an_empty_last_element_is_blamed_on_the_invoice_not_on_its_attachments(
     [doc] = built(b).documents
     start, _ = doc.inserted
     assert doc.data[:start].endswith(b"<cbc:BuyerReference/>")
+
+
+def test_an_invoice_declaring_cac_and_cbc_on_each_element_gets_a_block_declaring_its_own(
+        tmp_path: Path) -> None:
+    """An export that declares the cac and cbc namespaces on each element that uses them,
+    none on the Invoice element: the block declares both itself (no prefix in scope
+    there to borrow), so the built document is well-formed, its references where the
+    schema wants them, every other byte as it was, and it passes the rules."""
+    data = BASE.replace(b'<Invoice xmlns:cac="' + NS["cac"].encode() + b'"\n    xmlns:cbc="'
+                        + NS["cbc"].encode() + b'"\n    xmlns=', b"<Invoice xmlns=", 1)
+    data = re.sub(rb"<(cac|cbc):(\w+)", lambda m: m[0] + b' xmlns:' + m[1] + b'="'
+                  + NS[m[1].decode()].encode() + b'"', data)
+    assert b"<Invoice xmlns=" in data
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [doc] = built(b).documents
+    start, end = doc.inserted
+    assert doc.data[:start] + doc.data[end:] == data
+    block = doc.data[start:end]
+    assert f'xmlns:cac="{NS["cac"]}"'.encode() in block
+    assert f'xmlns:cbc="{NS["cbc"]}"'.encode() in block
+    assert [r.findtext("cbc:ID", namespaces=NS) for r in refs(doc.data)] == ["a.pdf"]
+    assert preflight(doc.data, "x.xml").findings == ()
