@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import pdf_bytes
 from PIL import Image
 from pypdf import PdfReader
 from swaps import opened_in, swap_for_link
@@ -612,3 +613,22 @@ def test_a_png_of_16_bits_without_transparency_is_converted(tmp_path: Path) -> N
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": png_16_bit(2)}, "original-print"),
                         ValidationConfig(convert_images=True))
     assert b.errors == () and b.attachments[0].converted is not None
+
+
+def test_a_bundle_of_an_image_and_a_pdf_keeps_the_pdf_as_it_is_at_delivery(
+        tmp_path: Path) -> None:
+    """An image converted beside a PDF attachment in one bundle: at delivery
+    (materialise) the PDF is handed on as it was checked, in its place among the
+    attachments, never dropped or rewritten, and only the image's PDF is written."""
+    contract = pdf_bytes()
+    b = validate_bundle(bundle_of(tmp_path, {"contract.pdf": contract, "scan.png": image("PNG"),
+                                             "z.pdf": contract}, "external-print"),
+                        ValidationConfig(convert_images=True))
+    assert b.errors == ()
+    written = materialise(b.attachments, tmp_path, MAX_PIXELS)
+    assert [a.original_name for a in written] == ["contract.pdf", "scan.png", "z.pdf"]
+    assert written[0] == b.attachments[0] and written[2] == b.attachments[2]
+    assert written[1].converted is not None and written[1].converted.path is not None
+    assert written[1].converted.path.is_file()
+    assert sorted(p.name for p in (tmp_path / "INV-1.converted").iterdir()) == ["scan.pdf"]
+    assert (tmp_path / "INV-1" / "contract.pdf").read_bytes() == contract
