@@ -401,3 +401,12 @@ def test_a_value_stream_that_cannot_be_unpacked_is_a_page_not_read(tmp_path: Pat
                               % (len(packed), packed)])
     assert "the text of page 2 could not be read (the value of a form field it shows " \
         "cannot be unpacked)" in unreadable(data, tmp_path)
+
+
+def test_a_value_stream_of_damaged_flate_is_a_page_not_read(tmp_path: Path) -> None:
+    """A value stream said to be Flate whose bytes are not (pypdf then gives an empty
+    value, without a word): the number may have been there, so the page is one whose
+    text could not be read, saying why — it was read as a field of no value."""
+    data = by_hand(b"9 0 R", [WIDGET + b"/FT /Tx /V 10 0 R >>", stream(b"not flate data")])
+    assert "the text of page 2 could not be read (the compressed value of a form field " \
+        "it shows does not begin as Flate data does)" in unreadable(data, tmp_path)
