@@ -28,6 +28,7 @@ import pytest
 from helpers import serving
 from pypdf import PdfWriter
 from rawreceiver import stop_accepting
+from structlog.testing import capture_logs
 from swaps import opened_in, swap_for_link
 
 from daemon import __version__
@@ -38,6 +39,7 @@ from daemon.delivery.deliver import (
     WRITE_SIZE,
     Coalesced,
     HttpDeliverer,
+    Shared,
     make_deliverer,
 )
 from daemon.errors import InputError, Paused, Rejected, Retryable
@@ -930,3 +932,54 @@ def test_a_real_proxy_of_the_environment_that_wants_credentials_to_connect_pause
     assert not isinstance(info.value, Retryable)
     assert info.value.status == 407 and "credentials" in str(info.value)
     assert "HTTPS_PROXY" in str(info.value)
+
+
+class _Closing:
+    """A deliverer whose close() is recorded, and raises an error quoting the token."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.closed = 0
+        self.fails = fails
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise AssertionError("not sent in this test")
+
+    def close(self) -> None:
+        self.closed += 1
+        if self.fails:
+            raise RuntimeError(f"connection pool still in use, Bearer {TOKEN}")
+
+    def scrub(self, text: str) -> str:
+        return text.replace(TOKEN, "***")
+
+
+def test_a_deliverer_a_reload_replaces_mid_attempt_is_closed_once_the_attempt_ends(
+        ) -> None:
+    """A reload replaces the deliverer while an attempt uses it: the old one is closed
+    only when that attempt gives it back (closing it under the POST broke it, and the
+    receiver, which had the bundle, got it again), and once."""
+    old, new = _Closing(), _Closing()
+    shared = Shared(old)
+    taken = shared.take()
+    shared.replace(new)
+    assert shared.take() is new and old.closed == 0
+    shared.give_back(taken)
+    assert old.closed == 1 and new.closed == 0
+
+
+def test_a_replaced_deliverer_that_fails_to_close_is_one_warning_without_the_token(
+        ) -> None:
+    """The replaced deliverer's close() raising (its error quoting the token) when the
+    last attempt with it ends: one warning, the token taken out by the deliverer's
+    own scrub, and the attempt's outcome stands (give_back returns)."""
+    old = _Closing(fails=True)
+    shared = Shared(old)
+    taken = shared.take()
+    shared.replace(_Closing())
+    with capture_logs() as logs:
+        shared.give_back(taken)
+    [event] = logs
+    assert event["event"] == "the replaced deliverer did not close cleanly"
+    assert event["log_level"] == "warning" and "exc_info" not in event
+    assert TOKEN not in event["error"] and "Bearer ***" in event["error"]
+    assert event["error"].startswith("RuntimeError: ")
