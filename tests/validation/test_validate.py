@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import signal
+import struct
 import threading
 import tracemalloc
 import zipfile
@@ -737,3 +738,30 @@ def test_a_page_too_large_at_300_without_a_unit_keeps_the_usual_fix(outbox: Outb
     bundle = outbox.validate("plan.tif", data, channel="external-print", cfg=cfg)
     assert only(bundle, "image-too-large").message.endswith(
         "— scan it at a lower resolution or scale it down, or save it as PDF")
+
+
+def _tiff_second_page_claiming(width: int, height: int) -> bytes:
+    """A two-page TIFF at 300 DPI whose first page is whole and small and whose second
+    page's header claims width × height (its strip would never hold them)."""
+    data = bytearray(tiff_pages((300.0, 300.0), (300.0, 300.0)))
+    first = struct.unpack_from("<I", data, 4)[0]
+    entries = struct.unpack_from("<H", data, first)[0]
+    ifd = struct.unpack_from("<I", data, first + 2 + 12 * entries)[0]
+    for n in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * n
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength: as LONGs
+            struct.pack_into("<HHII", data, entry, tag, 4, 1, width if tag == 256 else height)
+    return bytes(data)
+
+
+def test_a_tiff_whose_second_page_is_too_large_is_told_that_pages_size(
+        outbox: Outbox) -> None:
+    """A scan whose first page is small and whose second claims 40,000 × 30,000 pixels
+    (past Pillow's guard): one image-too-large naming that page and its width × height,
+    not the first page's."""
+    bundle = outbox.validate("scan.tif", _tiff_second_page_claiming(40_000, 30_000),
+                             channel="external-print")
+    assert codes(bundle, "error") == ["image-too-large"]
+    assert only(bundle, "image-too-large").message.startswith(
+        "page 2 is 40,000 × 30,000 = 1,200,000,000 pixels; the limit is 89,478,485")
