@@ -765,3 +765,14 @@ def test_a_tiff_whose_second_page_is_too_large_is_told_that_pages_size(
     assert codes(bundle, "error") == ["image-too-large"]
     assert only(bundle, "image-too-large").message.startswith(
         "page 2 is 40,000 × 30,000 = 1,200,000,000 pixels; the limit is 89,478,485")
+
+
+def test_a_tiff_of_a_resolution_unit_tiff_has_not_is_told_its_unit(outbox: Outbox) -> None:
+    """ResolutionUnit 4 (TIFF knows 1 none, 2 inch, 3 centimetre): "300" says nothing a
+    printer can use, so external print refuses it, naming the unit and the fix, not as
+    300 DPI nor as a page without a resolution."""
+    data = tiff_pages(None, tiffinfo={296: 4, 282: 300.0, 283: 300.0})
+    bundle = outbox.validate("s.tif", data, channel="external-print")
+    assert only(bundle, "tiff-resolution").message == (
+        "page 1 has an unknown resolution unit (4); external print needs 300 DPI — rescan "
+        "or export at 300 DPI")
