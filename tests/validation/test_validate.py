@@ -776,3 +776,16 @@ def test_a_tiff_of_a_resolution_unit_tiff_has_not_is_told_its_unit(outbox: Outbo
     assert only(bundle, "tiff-resolution").message == (
         "page 1 has an unknown resolution unit (4); external print needs 300 DPI — rescan "
         "or export at 300 DPI")
+
+
+def test_plain_text_named_as_a_pdf_is_told_to_be_exported_as_pdf(outbox: Outbox) -> None:
+    """A file named .pdf holding plain text, on a channel that allows both (allowed_types
+    = ["pdf", "text"]): extension-mismatch saying what it holds and to export the
+    document as PDF — text is not told to be renamed, as an image or a spreadsheet is
+    (a .pdf of text is an export that went wrong, not a file misnamed)."""
+    cfg = ValidationConfig(allowed_types=["pdf", "text"])
+    bundle = outbox.validate("notes.pdf", b"Hours worked in October: 37.5\n", cfg=cfg)
+    message = only(bundle, "extension-mismatch").message
+    assert message.startswith("content is ") and ", not a PDF" in message
+    assert message.endswith("— export the document as PDF and put that file in its place")
+    assert "rename" not in message
