@@ -444,3 +444,31 @@ class TestIdleConnections:
         [warning] = [e for e in logged if e["log_level"] == "warning"]
         assert warning["event"].startswith("receiver: Request timed out")
         assert not [e for e in logged if "idle" in e["event"]]
+
+
+@pytest.mark.parametrize("listen", ["8787", "127.0.0.1:", ":8787", "127.0.0.1:http",
+                                    "127.0.0.1:70000"])
+def test_a_listen_address_without_host_and_port_is_one_line_and_exit_2(
+        tmp_path: Path, listen: str) -> None:
+    """`--listen` that is not HOST:PORT (a port alone, no port, no host, a service name,
+    a port past 65535): one line quoting it and an example, exit 2, nothing listening
+    and no store made."""
+    done = run_receiver("--listen", listen, "--store", str(tmp_path / "s"))
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8787" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_request_the_http_parser_refuses_is_answered_in_json(url: str) -> None:
+    """A request the HTTP parser refuses itself (a method the receiver has no handler
+    for, a probe) is answered as every answer of the receiver's is — JSON — and the
+    connection closed, not with the base class's HTML page."""
+    with connect(url) as sock:
+        sock.sendall(b"BREW /bundles HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        body = resp.read()
+    assert resp.status == 501 and resp.getheader("Content-Type", "").startswith(
+        "application/json")
+    assert "BREW" in json.loads(body)["error"] and resp.getheader("Connection") == "close"
