@@ -472,3 +472,33 @@ def test_a_request_the_http_parser_refuses_is_answered_in_json(url: str) -> None
     assert resp.status == 501 and resp.getheader("Content-Type", "").startswith(
         "application/json")
     assert "BREW" in json.loads(body)["error"] and resp.getheader("Connection") == "close"
+
+
+@pytest.mark.parametrize("fault", [RuntimeError("a bug"),
+                                   PermissionError(errno.EACCES, "Permission denied")],
+                         ids=["bug", "os-error"])
+def test_a_request_the_receiver_fails_on_is_a_500_and_it_serves_on(
+        tmp_path: Path, store: Path, url: str, monkeypatch: pytest.MonkeyPatch,
+        fault: Exception) -> None:
+    """A fault of the receiver's own while it takes a bundle (a bug, an OS error other
+    than a full store): answered 500 naming it, in JSON, nothing kept, the key let go —
+    the same bundle sent again is then stored (201), the receiver serving on."""
+    from daemon.receiver import server
+    real = server.receive_bundle
+    calls: list[int] = []
+
+    def fails_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise fault
+        return real(*args)
+
+    monkeypatch.setattr(server, "receive_bundle", fails_once)
+    sent = make_sent(tmp_path)
+    first = post(url, sent)
+    assert first.status_code == 500
+    assert first.json()["error"] == f"receiver failed: {fault!r}"
+    assert stored_bundles(store) == [] and not list(store.glob(".tmp-*"))
+    again = post(url, sent)
+    assert again.status_code == 201, again.text
+    assert stored_bundles(store) == [sent.key]
