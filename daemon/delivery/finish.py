@@ -229,17 +229,20 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         if (earlier := self.versions.earlier(row)) is not None:
             return self.versions.wait(row, earlier, self.s.delivery.retry_max_seconds, log)
 
-        def damaged(findings: list[Finding]) -> float | None:
+        def gone() -> float:
             # The share that holds processing/ went away (or someone moved the
-            # folder), maybe in the middle of reading: nothing to send and nothing
-            # to quarantine. Wait for it instead of judging a half-read bundle.
-            if not self._work_present(row):
-                return self._move_failed(row, f"{WORK_GONE.format(row.work_dir)} — is the "
-                                         "share mounted?")
-            return self.quarantine(row_id, findings)
+            # folder): nothing to send and nothing to quarantine. Waited for, never
+            # judged by a second look (back by then, it quarantined with no reason).
+            return self._move_failed(row, f"{WORK_GONE.format(row.work_dir)} — is the "
+                                     "share mounted?")
+
+        def damaged(findings: list[Finding]) -> float | None:
+            # Found while the share went away, maybe in the middle of reading: waited
+            # for instead of judging a half-read bundle.
+            return gone() if not self._work_present(row) else self.quarantine(row_id, findings)
 
         if not self._work_present(row):
-            return damaged([])
+            return gone()
         # Read again only after a restart; a bundle handed over at its claim was not.
         read_again = row_id not in self._validated
         read = self._read_claimed(row, log, damaged)
@@ -247,7 +250,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             return read  # not read: waits, or quarantined (damaged)
         bundle, checked_for = read
         if read_again and not self._work_present(row):
-            return damaged([])  # the share went away while the bundle was being read
+            return gone()  # the share went away while the bundle was being read
         if any(a.converted for a in bundle.attachments):
             try:
                 # Converted images are written only now, into the claimed work folder.

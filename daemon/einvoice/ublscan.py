@@ -92,6 +92,15 @@ def _tag_end(data: bytes, at: int) -> int:
     return len(data)
 
 
+def _end_of(data: bytes, start: int, at: int) -> int:
+    """The offset just after an element whose start tag begins at `start`, expat being
+    at `at` when it ends it: at its end tag's '<', or, for an empty-element tag
+    (`<cbc:Note/>`), already just after that tag — read from there on, the end was the
+    next tag's, and the block went inside the element that follows."""
+    whole = _tag_end(data, start)
+    return whole if data[whole - 2:whole] == b"/>" else _tag_end(data, at)
+
+
 def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
     """The UBL documents of a file, its encoding and its XML declaration (b"" if none),
     with the UTF-8 byte order mark before it if the file has one: a document cut from the
@@ -118,6 +127,7 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
     slices: list[Slice] = []
     scopes: list[dict[str, tuple[str, bool]]] = [{}]  # prefix -> (uri, declared inside slice)
     pending: dict[str, str] = {}
+    starts: list[int] = []  # where each open element's start tag begins
     depth = 0
     current: Slice | None = None
     root_depth = 0
@@ -134,6 +144,7 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
     def start(name: str, attrs: dict[str, str]) -> None:
         nonlocal depth, current, root_depth, child_start, id_text
         at = p.CurrentByteIndex
+        starts.append(at)
         parts = name.split(" ")
         uri_local = " ".join(parts[:2]) if len(parts) > 1 else name
         prefix = parts[2] if len(parts) > 2 else ""
@@ -172,7 +183,7 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
 
     def end(name: str) -> None:
         nonlocal depth, current, id_text
-        at = p.CurrentByteIndex
+        start_at, at = starts.pop(), p.CurrentByteIndex
         parts = name.split(" ")
         uri_local = " ".join(parts[:2]) if len(parts) > 1 else name
         if current is not None:
@@ -181,12 +192,12 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
                     current.invoice_id = "".join(id_text).strip(XML_SPACE)  # as invoices.py
                     id_text = None
                 if uri_local in BEFORE[current.key]:
-                    current.insert_at = _tag_end(data, at)
+                    current.insert_at = _end_of(data, start_at, at)
                     line_start = data.rfind(b"\n", 0, child_start) + 1
                     lead = data[line_start:child_start]
                     current.indent = lead if not lead.strip() else b""
             if depth == root_depth:
-                current.end = _tag_end(data, at)
+                current.end = _end_of(data, start_at, at)
                 slices.append(current)
                 current = None
         depth -= 1

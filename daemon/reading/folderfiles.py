@@ -191,10 +191,8 @@ def _taken_before(name: str) -> bool:
     is a C1 control character. Any other bad name no version took, so a claim never held
     it: read with it, the check right after this version's own claim got another bundle
     id than the outbox's read, undid the claim, and did so again for ever."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False  # undecodable bytes (surrogateescape): no version took them
+    # Undecodable bytes (surrogateescape) no version took: name_problem refuses them
+    # whatever C1 controls are replaced.
     return name_problem(_C1.sub("_", name)) is None
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from daemon.reading.pdfdamage import names_no_object
+from daemon.reading.pdfdamage import Ledger, names_no_object
 from daemon.reading.pdflabels import Counter as LabelCounter
 from daemon.reading.pdflabels import Labels
 
@@ -60,6 +60,8 @@ _INHERITED = ("/FT", "/V", "/Ff", "/Opt")
 
 class Counter(LabelCounter, Protocol):
     """What counts the objects read (pdftext.TextBudget)."""
+
+    ledger: Ledger
 
     def take_field(self, objects: int, size: int) -> None: ...
 
@@ -204,6 +206,9 @@ def _text(value: Any, budget: Counter) -> str | None:
             budget.lose("the value of a form field it shows cannot be unpacked")
             return None
         budget.take_field(0, len(data))
+        # pypdf gives b"" for Flate it cannot unpack, without a word: looked at again, as
+        # a page's content is, so a number lost there makes the page one not read.
+        budget.ledger.check(value, "the compressed value of a form field it shows")
         value = create_string_object(data)
     if isinstance(value, bytes):  # pypdf's for a string it cannot decode as text
         value = value.decode("latin-1")

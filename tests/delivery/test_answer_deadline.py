@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from rawreceiver import RawReceiver, created
@@ -538,3 +539,64 @@ class TestAnswersNotTheirs:
                 d.close()
         assert "answered HTTP 201 before it had the whole request" in str(info.value)
         assert time.monotonic() - started < GIVE_UP
+
+
+class _Stream:
+    """A connection's stream as httpcore's: records what goes out and what is read."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.reads = 0
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.written.append(buffer)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.reads += 1
+        return b"HTTP/1.1 201 Created\r\n"
+
+    def get_extra_info(self, info: str) -> Any:
+        return object() if info == "ssl_object" else None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_write_after_the_uploads_time_is_up_never_goes_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upload's time (timeout_seconds, and as much again a MiB) used up between two
+    writes (the client built the next part slowly): the next write is not sent at all,
+    and the attempt ends as the upload's timeout, in figures."""
+    clock = _Clock()
+    monkeypatch.setattr(answer_deadline.time, "monotonic", clock)
+    inner = _Stream()
+    stream = answer_deadline._AnswerClockStream(inner, 2.0)  # type: ignore[arg-type]
+    stream.write(b"POST /bundles HTTP/1.1\r\n")
+    clock.now += 3.0
+    with pytest.raises(httpcore.WriteTimeout) as info:
+        stream.write(b"the body")
+    assert inner.written == [b"POST /bundles HTTP/1.1\r\n"]
+    assert str(info.value).startswith(answer_deadline.UPLOAD_TOO_SLOW)
+    assert "[delivery] timeout_seconds = 2" in str(info.value)
+
+
+def test_a_read_after_the_answers_time_is_up_is_a_timeout_without_reading(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer's time (timeout_seconds from its first read) used up between two
+    reads: the next read is a timeout saying so, not one more wait on the receiver."""
+    clock = _Clock()
+    monkeypatch.setattr(answer_deadline.time, "monotonic", clock)
+    inner = _Stream()
+    stream = answer_deadline._AnswerClockStream(inner, 2.0)  # type: ignore[arg-type]
+    stream.write(b"POST /bundles HTTP/1.1\r\n\r\n")
+    assert stream.read(65536) == b"HTTP/1.1 201 Created\r\n"
+    clock.now += 2.5
+    with pytest.raises(httpcore.ReadTimeout) as info:
+        stream.read(65536)
+    assert inner.reads == 1
+    assert str(info.value) == "the receiver's answer did not come whole within 2 s"

@@ -560,3 +560,13 @@ def test_a_2xx_answer_that_is_a_web_page_is_told_apart(body: object, page: bool)
     assert (said is not None) == page, said
     if page:
         assert said is not None and said.startswith("the answer (HTTP 200) was a web page")
+
+
+def test_a_retry_after_date_with_the_unknown_zone_is_read_as_gmt() -> None:
+    """An HTTP date written with "-0000" (RFC 5322's "zone unknown", which the date
+    parser gives without a zone) is read as GMT, as HTTP dates are: the seconds until
+    then, never an error that ends the attempt as an unexpected one."""
+    when = (datetime.now(UTC) + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S -0000")
+    with pytest.raises(Retryable) as info:
+        classify(response(503, headers={"Retry-After": when}))
+    assert info.value.retry_after is not None and 80 <= info.value.retry_after <= 91

@@ -28,6 +28,7 @@ import pytest
 from helpers import serving
 from pypdf import PdfWriter
 from rawreceiver import stop_accepting
+from structlog.testing import capture_logs
 from swaps import opened_in, swap_for_link
 
 from daemon import __version__
@@ -38,6 +39,7 @@ from daemon.delivery.deliver import (
     WRITE_SIZE,
     Coalesced,
     HttpDeliverer,
+    Shared,
     make_deliverer,
 )
 from daemon.errors import InputError, Paused, Rejected, Retryable
@@ -907,3 +909,77 @@ def test_a_reset_before_the_answer_is_said_as_a_broken_connection_not_an_unreach
     assert said.startswith("no valid answer from the receiver at 127.0.0.1:"), said
     assert "reset" in said and "same Idempotency-Key" in said and "cannot reach" not in said
     assert receipt.receipt_id == "R-2"
+
+
+def test_a_real_proxy_of_the_environment_that_wants_credentials_to_connect_pauses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY names a proxy on 127.0.0.1 that answers the CONNECT for an https://
+    receiver with 407: deliveries pause with the 407 and what to check (the proxy's
+    credentials in the environment), never a retry with back-off as if the proxy could
+    not reach the receiver."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with _refusing_proxy(407) as port:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        d = HttpDeliverer(http_cfg(url="https://receiver.test/b", connect_timeout_seconds=2))
+        b = make_bundle(tmp_path)
+        try:
+            with pytest.raises(Paused) as info:
+                d.deliver(b, build_manifest(b))
+        finally:
+            d.close()
+    assert not isinstance(info.value, Retryable)
+    assert info.value.status == 407 and "credentials" in str(info.value)
+    assert "HTTPS_PROXY" in str(info.value)
+
+
+class _Closing:
+    """A deliverer whose close() is recorded, and raises an error quoting the token."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.closed = 0
+        self.fails = fails
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise AssertionError("not sent in this test")
+
+    def close(self) -> None:
+        self.closed += 1
+        if self.fails:
+            raise RuntimeError(f"connection pool still in use, Bearer {TOKEN}")
+
+    def scrub(self, text: str) -> str:
+        return text.replace(TOKEN, "***")
+
+
+def test_a_deliverer_a_reload_replaces_mid_attempt_is_closed_once_the_attempt_ends(
+        ) -> None:
+    """A reload replaces the deliverer while an attempt uses it: the old one is closed
+    only when that attempt gives it back (closing it under the POST broke it, and the
+    receiver, which had the bundle, got it again), and once."""
+    old, new = _Closing(), _Closing()
+    shared = Shared(old)
+    taken = shared.take()
+    shared.replace(new)
+    assert shared.take() is new and old.closed == 0
+    shared.give_back(taken)
+    assert old.closed == 1 and new.closed == 0
+
+
+def test_a_replaced_deliverer_that_fails_to_close_is_one_warning_without_the_token(
+        ) -> None:
+    """The replaced deliverer's close() raising (its error quoting the token) when the
+    last attempt with it ends: one warning, the token taken out by the deliverer's
+    own scrub, and the attempt's outcome stands (give_back returns)."""
+    old = _Closing(fails=True)
+    shared = Shared(old)
+    taken = shared.take()
+    shared.replace(_Closing())
+    with capture_logs() as logs:
+        shared.give_back(taken)
+    [event] = logs
+    assert event["event"] == "the replaced deliverer did not close cleanly"
+    assert event["log_level"] == "warning" and "exc_info" not in event
+    assert TOKEN not in event["error"] and "Bearer ***" in event["error"]
+    assert event["error"].startswith("RuntimeError: ")

@@ -1039,3 +1039,84 @@ def test_a_reload_keeps_the_mount_of_the_start_for_the_target_it_still_names(
     elsewhere = DirectoryDeliverer(other)
     keep_mount(elsewhere, running)
     elsewhere.on_its_mount()  # on the disk it was on when the reload named it
+
+
+class TestWhatComesToTheFinalNameWhileItIsWritten:
+    """What another writer puts at TARGET/BUNDLEID (or TARGET/NAME) between the check
+    before a write and the rename that publishes it: exactly once, nothing replaced."""
+
+    def test_a_bundle_another_daemon_publishes_meanwhile_counts_as_delivered_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two daemons writing one bundle to one target: the one whose rename comes second
+        finds the other's TARGET/BUNDLEID/ and reports it delivered (200, already
+        delivered), leaving that folder as it is and no `.tmp-` folder of its own."""
+        bundle, manifest, target, tmp = _staged(tmp_path)
+        final = target / manifest["bundle_id"]
+
+        def other_daemon_publishes() -> None:
+            (final / "attachments").mkdir(parents=True)
+            (final / "manifest.json").write_text("the other daemon's")
+
+        _after_the_invoice(monkeypatch, other_daemon_publishes)
+        receipt = DirectoryDeliverer(target).deliver(bundle, manifest)
+        assert receipt.status == 200 and receipt.body.get("already_delivered") is True
+        assert (final / "manifest.json").read_text() == "the other daemon's"
+        assert os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_a_file_put_at_the_bundle_id_meanwhile_is_refused_and_left_as_it_is(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file (no bundle outboxd wrote) that appears at TARGET/BUNDLEID during the
+        write is neither replaced nor taken for delivered: refused (409) with the fix,
+        and the half-written `.tmp-` folder goes."""
+        bundle, manifest, target, tmp = _staged(tmp_path)
+        final = target / manifest["bundle_id"]
+        _after_the_invoice(monkeypatch, lambda: final.write_bytes(b"someone's file"))
+        with pytest.raises(Rejected) as info:
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        assert info.value.status == 409 and "is a file, not a bundle folder" in info.value.body
+        assert info.value.fix is not None
+        assert final.read_bytes() == b"someone's file"
+        assert os.listdir(target) == [manifest["bundle_id"]]
+
+    @pytest.mark.parametrize("theirs", [b"<Invoice/>", b"<Invoice>other</Invoice>"])
+    def test_a_document_another_writer_renames_into_place_meanwhile_is_compared_not_replaced(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, theirs: bytes) -> None:
+        """A ubl-embedded document another daemon writes at TARGET/NAME between the check
+        and the rename: the same bytes are delivered already (200), other bytes are
+        refused (409); either way theirs stays and no temporary file is left."""
+        target = tmp_path / "target"
+        target.mkdir()
+        real_create = directory.create_locked
+
+        def create_then_theirs_lands(path: Path) -> int:
+            fd = real_create(path)
+            if not (target / "INV-1.xml").exists():
+                (target / "INV-1.xml").write_bytes(theirs)
+            return fd
+
+        monkeypatch.setattr(directory, "create_locked", create_then_theirs_lands)
+        if theirs == b"<Invoice/>":
+            receipt = write_document(target, "INV-1.xml", b"<Invoice/>")
+            assert receipt.status == 200 and receipt.body.get("already_there") is True
+        else:
+            with pytest.raises(Rejected) as info:
+                write_document(target, "INV-1.xml", b"<Invoice/>")
+            assert info.value.status == 409 and "with other content" in str(info.value)
+        assert os.listdir(target) == ["INV-1.xml"]
+        assert (target / "INV-1.xml").read_bytes() == theirs
+
+
+def test_a_start_that_cannot_list_the_target_says_so_in_one_warning(tmp_path: Path) -> None:
+    """A [delivery] target that cannot be listed at the start (here: a file stands where
+    the folder belongs) is one warning naming the target and the error, no traceback;
+    the start goes on (the write of each bundle reports it again, retried)."""
+    target = tmp_path / "target"
+    target.write_bytes(b"not a folder")
+    with capture_logs() as logs:
+        clear_target(target, structlog.get_logger())
+    assert len(logs) == 1
+    [event] = logs
+    assert event["event"] == "cannot clear leftovers in [delivery] target"
+    assert event["log_level"] == "warning" and "exc_info" not in event
+    assert event["target"] == str(target) and "Not a directory" in event["error"]
+    assert target.read_bytes() == b"not a folder"

@@ -1251,3 +1251,20 @@ def test_a_format_switched_by_a_reload_during_the_read_again_is_checked_for_befo
     done = p.j.get(row)
     assert done.state == "quarantined"
     assert [r["code"] for r in done.reasons] == ["not-ubl"]
+
+
+def test_a_share_that_flaps_while_a_bundle_is_read_again_is_waited_for_not_quarantined(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a restart a claimed bundle is read again; its work folder is gone when the
+    read ends (the share dropped) and back a moment later: the attempt waits for the
+    share, as when it is gone, and the bundle is neither sent nor quarantined. Before,
+    the second look found the folder back and quarantined the bundle with no reason at
+    all (an empty REASON.txt)."""
+    p, s, row_id = claimed(tmp_path)
+    fin = Finisher(s, p.j, NeverPost())  # a restart: the bundle is read again
+    answers = iter([True, False])  # there; gone after the read; back from then on
+    monkeypatch.setattr(fin, "_work_present", lambda row: next(answers, True))
+    assert fin.attempt(row_id) is not None
+    row = p.j.get(row_id)
+    assert row.state == "retrying" and "is the share mounted?" in (row.last_error or "")
+    assert list(s.quarantine_dir.glob("*/*")) == []

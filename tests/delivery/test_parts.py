@@ -84,3 +84,19 @@ def test_a_link_in_the_files_place_is_refused_before_anything_is_sent(
     os.symlink(tmp_path / "real.pdf", tmp_path / "a.pdf")
     with pytest.raises(HostileInput):
         OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf")
+
+
+def test_a_part_rewound_while_open_is_read_again_from_its_start_and_checked_whole(
+        tmp_path: Path) -> None:
+    """A body read again while its part is open (a client rewinding it to send it once
+    more): the seek goes to the open file, the bytes read from the start again are the
+    file's, checked against the hash as a whole, and the file is closed at the end."""
+    data = bytes(range(256)) * 64
+    (tmp_path / "a.pdf").write_bytes(data)
+    before = open_fds()
+    part = OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf", len(data),
+                        hashlib.sha256(data).hexdigest())
+    assert part.read(1000) == data[:1000] and open_fds() == before + 1
+    assert part.seek(0) == 0 and part.tell() == 0
+    assert part.read(-1) == data
+    assert open_fds() == before

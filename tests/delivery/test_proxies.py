@@ -225,3 +225,17 @@ def test_a_plain_proxy_written_as_https_is_told_to_be_written_http(
     said = str(outcome)
     assert said.startswith(f"TLS with the proxy at 127.0.0.1:{port} (HTTPS_PROXY"), said
     assert "write http://" in said and "the receiver at receiver.test:443" in said
+
+
+def test_a_no_proxy_entry_with_an_unclosed_bracket_is_skipped_not_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_PROXY holding `[fd00::1` (its closing bracket lost): that entry matches no
+    host, the others still do, and the proxy is chosen for the rest, without an error."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.setenv("NO_PROXY", "[fd00::1,rx.example")
+    assert environment_proxy(httpx.URL("https://rx.example/b")) is None
+    chosen = environment_proxy(httpx.URL("https://[fd00::1]:8443/b"))
+    assert chosen is not None and str(chosen.url) == PROXY

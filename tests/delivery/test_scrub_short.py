@@ -155,3 +155,12 @@ def test_a_short_token_after_a_numeric_entity_without_its_semicolon_is_taken_out
     last digit joined it by the raw characters, and "/g" kept the token; a "g" in a
     word stays."""
     assert Scrubber("g", None).scrub(text) == kept
+
+
+@pytest.mark.parametrize("proxy", ["http://px@127.0.0.1:3128", "http://px:@127.0.0.1:3128"])
+def test_a_proxy_user_without_a_password_takes_nothing_out(proxy: str) -> None:
+    """HTTPS_PROXY with a user and no password (or an empty one) has no secret: an
+    answer is kept as the receiver gave it, not starred between every character as an
+    empty secret would have it, and the user's name stays."""
+    text = "HTTP 407 for px (status 407), Basic cHg6"
+    assert Scrubber(None, None, httpx.Proxy(proxy)).scrub(text) == text

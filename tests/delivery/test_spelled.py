@@ -7,6 +7,7 @@ zeros, any case, with or without the `;` where HTML reads it so), by name, as JS
 
 from __future__ import annotations
 
+import json
 import random
 import string
 import time
@@ -146,3 +147,24 @@ def test_a_password_past_ascii_percent_escaped_in_any_case_or_mix_is_taken_out(
     password = "pässwörd" if said[0] == "p" else "🔑key"
     scrubber = Scrubber(None, "https://erp:" + urllib.parse.quote(password) + "@127.0.0.1:9/in")
     assert scrubber.scrub(f"you sent {said}.") == "you sent ***."
+
+
+def test_a_password_past_the_bmp_quoted_by_json_as_a_surrogate_pair_is_taken_out() -> None:
+    """JSON writes a character past U+FFFF (`🔑`) as two \\uXXXX escapes, a surrogate
+    pair, as json.dumps does by default: an answer quoting the url's password so keeps
+    it no more than one quoting it as it is."""
+    password = "🔑key"
+    scrubber = Scrubber(None, "https://erp:" + urllib.parse.quote(password) + "@127.0.0.1:9/in")
+    quoted = json.dumps({"got": password})
+    assert "\\ud83d\\udd11" in quoted
+    assert "key" not in scrubber.scrub(quoted).replace("got", "")
+    assert scrubber.scrub(quoted) == '{"got": "***"}'
+
+
+def test_an_overlong_percent_escape_is_no_character_and_stops_nothing() -> None:
+    """`%E0%80%AF` (an overlong `/`, which no UTF-8 decoder reads) or `%ED%A0%80` (a
+    surrogate, which UTF-8 never holds) spells no character: the answer is scrubbed as
+    ever, the password beside it taken out, without an error."""
+    scrubber = Scrubber(None, "https://erp:" + urllib.parse.quote("pässwörd") + "@127.0.0.1:9/in")
+    for odd in ("%E0%80%AF", "%ED%A0%80"):
+        assert scrubber.scrub(f"a{odd}b p%c3%a4ssw%c3%b6rd") == f"a{odd}b ***"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from structlog.testing import capture_logs
+
 from daemon.delivery.workers import ARCHIVE_WAIT, DeliveryWorkers
 from tests.helpers import needs_proc, os_thread_name, wait_for
 
@@ -219,3 +221,30 @@ def test_after_a_stop_whose_grace_ran_out_running_names_the_abandoned_rows() -> 
     finally:
         attempts.go.set()
     assert wait_for(lambda: not workers.running(), timeout=10)
+
+
+def test_an_attempts_error_is_said_even_when_its_bundle_cannot_be_named() -> None:
+    """An attempt that fails unexpectedly, and the journal cannot say which bundle its
+    row is (the error may be the journal's): the error is still logged, on the bare log
+    with the row, and the row is retried after retry_max — not lost with the event."""
+    scheduled: list[tuple[int, float]] = []
+
+    def attempt(row_id: int) -> float:
+        raise RuntimeError("a bug")
+
+    def log_for(row_id: int) -> object:
+        raise RuntimeError("database is locked")
+
+    workers = DeliveryWorkers(attempt=attempt, schedule=lambda r, d: scheduled.append((r, d)),
+                              wake=lambda: None, stopping=lambda: False,
+                              retry_max=lambda: 60.0, log_for=log_for)
+    with capture_logs() as said:
+        workers.start(1)
+        try:
+            workers.queue(4)
+            wait_for(lambda: scheduled, what="the attempt to end")
+        finally:
+            workers.stop(5)
+    assert scheduled == [(4, 60.0)]
+    [event] = [e for e in said if e["event"] == "unexpected error while delivering"]
+    assert event["row"] == 4 and event["log_level"] == "error"

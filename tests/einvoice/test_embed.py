@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -567,3 +568,63 @@ def test_attachments_past_the_embedded_limit_are_refused_before_any_is_read(
         "embed-too-large", "INV.xml", "Snippet1", "error")
     assert f"{2 * len(pdf):,} bytes" in f.message and f"{2 * len(pdf) - 1:,}" in f.message
     assert "make them smaller" in f.message
+
+
+def test_a_last_element_written_empty_with_a_quoted_gt_gets_the_block_after_its_whole_tag(
+        tmp_path: Path) -> None:
+    """The element the block follows written as an empty-element tag whose attribute
+    values hold '>' in either kind of quote: the block goes after the tag's real end,
+    never inside an attribute value, and every other byte stays — the document is
+    well-formed, the attributes as they were."""
+    empty = b"""<cbc:BuyerReference a="x>y" b='z">w'/>"""
+    data = BASE.replace(b"<cbc:BuyerReference>0150abc</cbc:BuyerReference>", empty, 1)
+    assert empty in data
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [doc] = built(b).documents
+    start, end = doc.inserted
+    assert doc.data[:start].endswith(empty)
+    assert doc.data[:start] + doc.data[end:] == data
+    root = etree.fromstring(doc.data)
+    buyer = root.find("cbc:BuyerReference", NS)
+    assert buyer is not None and (buyer.get("a"), buyer.get("b")) == ("x>y", 'z">w')
+    assert [r.findtext("cbc:ID", namespaces=NS) for r in refs(doc.data)] == ["a.pdf"]
+
+
+def test_an_empty_last_element_is_blamed_on_the_invoice_not_on_its_attachments(
+        tmp_path: Path) -> None:
+    """`<cbc:BuyerReference/>` (an empty-element tag, which PEPPOL-EN16931-R008 refuses)
+    as the element the block follows: the findings are the invoice's own, R008 on it.
+    The block went into cac:AccountingSupplierParty, the element after it, and a second
+    error blamed the document built "with its attachments inside", sending the clerk to
+    the attachments for a fault of the invoice."""
+    data = BASE.replace(b"<cbc:BuyerReference>0150abc</cbc:BuyerReference>",
+                        b"<cbc:BuyerReference/>", 1)
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    findings = embedded_check(b)
+    assert findings and all("attachments inside" not in f.message for f in findings)
+    assert any("PEPPOL-EN16931-R008" in f.message and f.file == "INV.xml" for f in findings)
+    [doc] = built(b).documents
+    start, _ = doc.inserted
+    assert doc.data[:start].endswith(b"<cbc:BuyerReference/>")
+
+
+def test_an_invoice_declaring_cac_and_cbc_on_each_element_gets_a_block_declaring_its_own(
+        tmp_path: Path) -> None:
+    """An export that declares the cac and cbc namespaces on each element that uses them,
+    none on the Invoice element: the block declares both itself (no prefix in scope
+    there to borrow), so the built document is well-formed, its references where the
+    schema wants them, every other byte as it was, and it passes the rules."""
+    data = BASE.replace(b'<Invoice xmlns:cac="' + NS["cac"].encode() + b'"\n    xmlns:cbc="'
+                        + NS["cbc"].encode() + b'"\n    xmlns=', b"<Invoice xmlns=", 1)
+    data = re.sub(rb"<(cac|cbc):(\w+)", lambda m: m[0] + b' xmlns:' + m[1] + b'="'
+                  + NS[m[1].decode()].encode() + b'"', data)
+    assert b"<Invoice xmlns=" in data
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [doc] = built(b).documents
+    start, end = doc.inserted
+    assert doc.data[:start] + doc.data[end:] == data
+    block = doc.data[start:end]
+    assert f'xmlns:cac="{NS["cac"]}"'.encode() in block
+    assert f'xmlns:cbc="{NS["cbc"]}"'.encode() in block
+    assert [r.findtext("cbc:ID", namespaces=NS) for r in refs(doc.data)] == ["a.pdf"]
+    assert preflight(doc.data, "x.xml").findings == ()

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from daemon.einvoice import preflight
+from daemon.einvoice import engine, preflight
 from daemon.einvoice.artefacts import artefacts_hash
 from daemon.einvoice.engine import Engine, load
+from daemon.errors import ConfigError
 
 from .broken import BASE, BROKEN, EXAMPLES
 from .test_preflight import rules
@@ -167,3 +168,19 @@ def test_the_engines_parser_never_expands_an_entity() -> None:
     root = etree.fromstring(b'<!DOCTYPE x [<!ENTITY a "EXPANDED">]><x>&a;</x>',
                             load().parser())
     assert "EXPANDED" not in etree.tostring(root).decode()
+
+
+def test_an_install_whose_schema_is_damaged_is_a_config_error_saying_to_reinstall(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UBL schema shipped with outboxd damaged (an install cut short, a file edited):
+    the engine does not load, and says so as a configuration error naming what lxml
+    found and the fix (reinstall, or turn pre-flight off), not a traceback."""
+    damaged = tmp_path / "UBL-Invoice-2.1.xsd"
+    damaged.write_text('<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema">'
+                       '<xsd:element name="Invoice" type="NoSuchType"/></xsd:schema>')
+    monkeypatch.setattr(engine, "XSD_INVOICE", damaged)
+    with pytest.raises(ConfigError) as info:
+        Engine(tmp_path / "cache")
+    said = str(info.value)
+    assert said.startswith("the e-invoice rule engine cannot load (XMLSchemaParseError: ")
+    assert said.endswith(engine.REINSTALL)

@@ -831,3 +831,19 @@ def test_a_print_bundle_answered_with_the_receivers_own_id_is_sent(
         journal.close()
     assert receipt.status == 201 and receipt.body["bundle_id"] != manifest["bundle_id"]
     assert [r["idempotency_key"] for r in rx.requests()] == [manifest["bundle_id"]]
+
+
+def test_the_embedded_deliverer_scrubs_the_token_over_http_and_has_none_to_a_folder(
+        tmp_path: Path) -> None:
+    """What the ubl-embedded deliverer's scrub does to an error it quotes (a reload's
+    replaced deliverer that fails to close, say): over HTTP the token is taken out as
+    the HTTP transport takes it out; to a folder there is no secret, and the text stays."""
+    token = "s3cret-token-0123"
+    http = EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded", token=token))
+    try:
+        assert http.scrub(f"refused Bearer {token}") == "refused Bearer ***"
+    finally:
+        http.close()
+    folder = EmbeddedDeliverer(DeliveryConfig(transport="directory", target=tmp_path,
+                                              format="ubl-embedded"))
+    assert folder.scrub(f"refused Bearer {token}") == f"refused Bearer {token}"

@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ubl_invoice, write
-from matching import PDF, finding, layout, match
+from matching import PDF, candidate, finding, layout, match, settings
+from swaps import opened_in
 
 from daemon.bundle import Bundle
+from daemon.reading import folderfiles
+from daemon.reading.match import assemble
 
 
 def test_litter_is_ignored(outbox: Path) -> None:
@@ -80,4 +84,52 @@ def test_fifo_in_sidecar_is_a_finding_and_never_opened(outbox: Path) -> None:
     b = result[0]
     f = finding(b, "not-a-file")
     assert f.file == "INV-1/pipe.pdf" and "FIFO" in f.message
+    assert layout(b) == {"INV-1": ["real.pdf"]}
+
+
+@pytest.mark.parametrize("swapped_for", ["link", "fifo"])
+def test_an_attachment_swapped_after_its_listing_is_refused_and_never_followed(
+        outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        swapped_for: str) -> None:
+    """An attachment a share user replaces by a link to a file outside the outbox (or by
+    a FIFO) between the listing that saw a regular file and its open: refused with an
+    error naming it and what it is now, the file outside never opened (nor the FIFO:
+    the read would block), and the attachment not in the bundle."""
+    outside = tmp_path / "outside"
+    secret = write(outside / "secret.pdf", PDF + b"secret")
+    write(outbox / "INV-1" / "real.pdf", PDF)
+    swapped = write(outbox / "INV-1" / "scan.pdf", PDF)
+    real_open_in = folderfiles.open_in
+
+    def swap_then_open(fd: int, name: str, shown: str) -> Any:
+        if name == "scan.pdf":
+            swapped.unlink()
+            if swapped_for == "link":
+                swapped.symlink_to(secret)
+            else:
+                os.mkfifo(swapped)
+        return real_open_in(fd, name, shown)
+
+    monkeypatch.setattr(folderfiles, "open_in", swap_then_open)
+    with opened_in(outside) as opened:
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    assert opened == []
+    [f] = [f for f in b.errors if f.file == "INV-1/scan.pdf"]
+    assert f.code == ("symlink" if swapped_for == "link" else "not-a-file")
+    assert ("symbolic link" if swapped_for == "link" else "FIFO") in f.message
+    assert layout(b) == {"INV-1": ["real.pdf"]}
+
+
+def test_a_file_of_undecodable_bytes_in_a_claimed_bundle_is_left_out_as_a_bad_name(
+        outbox: Path, tmp_path: Path) -> None:
+    """A claimed bundle read again after a restart (in its work folder, not the outbox)
+    whose sidecar holds a file named with bytes that are no UTF-8 (put there by hand):
+    no version of outboxd took such a name, so it is not read as claimed but left out
+    with its bad-name error naming it escaped; the bundle's other files are read."""
+    work = tmp_path / "processing" / "w1"
+    write(work / "INV-1" / "real.pdf", PDF)
+    write(work / "INV-1" / os.fsdecode(b"scan\xff.pdf"), PDF)
+    b = assemble(candidate(work, "INV-1.xml", ubl_invoice("INV-1")), settings(outbox))
+    f = finding(b, "bad-name")
+    assert f.file == "INV-1/scan\\udcff.pdf"
     assert layout(b) == {"INV-1": ["real.pdf"]}

@@ -1198,3 +1198,17 @@ def test_an_id_keeps_characters_python_counts_as_space_and_xml_does_not(
              f'<Invoice {UBL_NS}><cbc:ID>\tINV-8 </cbc:ID></Invoice></Batch>\n')
     path = write(tmp_path / "batch.xml", batch.encode())
     assert read(path).invoice_ids == (f"INV-8{mark}", "INV-8")
+
+
+def test_utf16_xml_declared_so_and_not_well_formed_keeps_the_parsers_words(
+        tmp_path: Path) -> None:
+    """UTF-16 XML whose declaration says UTF-16, broken elsewhere (an element closed by
+    another's end tag): invalid-xml in the parser's own words — neither "says encoding … but is"
+    (its encoding is right) nor a declaration said to be misplaced."""
+    text = ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    text = text.replace("</Invoice>", "</Invoicе></Invoice>")  # a Cyrillic е: no such open
+    error = refusal(write(tmp_path / "wide.xml", text.encode("utf-16")))
+    assert error.code == "invalid-xml"
+    assert error.message.startswith("is not well-formed XML (") and \
+        error.message.endswith("— export the invoice again")
+    assert "says encoding" not in error.message and "declaration" not in error.message

@@ -603,3 +603,21 @@ class TestNameCollisions:
                                     "how accents are written")
         assert f.message.endswith("— rename one of them, or move the files of one folder "
                                   "into the other")
+
+
+@pytest.mark.parametrize(("folder", "sidecar", "differs"), [
+    ("inv-7 ", "INV-7", "it differs in upper and lower case"),
+    ("Fakt\u00e9-7 ", "Fakte\u0301-7", "it is spelled with different Unicode characters"),
+])
+def test_a_look_alike_with_a_space_and_another_spelling_says_both(
+        outbox: Path, folder: str, sidecar: str, differs: str) -> None:
+    """`inv-7 /` beside INV-7.xml (a space at the end, and other case), or a folder with
+    a space whose é is one character where the invoice file's is e and an accent: the
+    error names the space and also the other difference — renamed to drop the space
+    alone, the folder would still not be the sidecar."""
+    write(outbox / folder / "a.pdf", PDF)
+    write(outbox / f"{sidecar}.xml", b"<Invoice/>")
+    found = told(outbox, f"{sidecar}.xml")
+    assert set(found) == {folder}
+    assert f'its name "{folder}" has a space at the end, which the sidecar\'s name has ' \
+        f"not, and {differs} (easy to miss" in found[folder]

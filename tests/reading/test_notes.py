@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from helpers import pdf_bytes, ubl_invoice, write
 from matching import PDF, batch_xml, codes, finding, match
+from swaps import opened_in
 
 from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
+from daemon.reading import notes
 from daemon.reading.match import assemble
 from daemon.validation.cutshort import TOML_CUT_SHORT, looks_cut_short
 from daemon.watching.scan import Candidate
@@ -652,3 +654,35 @@ class TestAttachmentsToml:
         f = finding(b, "attachments-toml-invalid")
         assert f.file == "INV-1/attachments.toml"
         assert "is larger than 1.0 MB (1,048,576 bytes), far more" in f.message
+
+
+@pytest.mark.parametrize("swapped_for", ["link", "fifo"])
+def test_an_attachments_toml_swapped_after_its_stat_is_refused_and_never_followed(
+        outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        swapped_for: str) -> None:
+    """attachments.toml replaced by a link to a file outside the outbox (or by a FIFO)
+    between the look that found a regular file and its open: an error naming it and
+    what it is now; the file outside never opened (nor the FIFO: the read would block),
+    and the bundle's notes are none."""
+    outside = tmp_path / "outside"
+    secret = write(outside / "attachments.toml", b'[files."a.pdf"]\nnote = "outside"\n')
+    write(outbox / "INV-1" / "a.pdf", PDF)
+    toml = write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\nnote = "ours"\n')
+    real_open_in = notes.open_in
+
+    def swap_then_open(fd: int, name: str, shown: str) -> Any:
+        toml.unlink()
+        if swapped_for == "link":
+            toml.symlink_to(secret)
+        else:
+            os.mkfifo(toml)
+        return real_open_in(fd, name, shown)
+
+    monkeypatch.setattr(notes, "open_in", swap_then_open)
+    with opened_in(outside) as opened:
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    assert opened == []
+    f = finding(b, "symlink" if swapped_for == "link" else "not-a-file")
+    assert f.file == "INV-1/attachments.toml"
+    assert ("symbolic link" if swapped_for == "link" else "FIFO") in f.message
+    assert all(a.note in ("", None) for a in b.attachments)

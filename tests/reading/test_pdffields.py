@@ -381,3 +381,32 @@ def test_typed_text_counts_against_the_limit_of_annotations(
     assert (error.code, error.file) == ("invoice-too-large", "print.pdf")
     assert ids(flat(*[(1, f"line {n}", {}) for n in range(2)],
                     (1, "Invoice number: INV-2", {})), tmp_path) == ("INV-1", "INV-2")
+
+
+def test_a_value_written_as_a_stream_is_read(tmp_path: Path) -> None:
+    """PDF lets a text field's value be a stream of text, not only a string (long
+    multi-line values are written so): the invoice number in it is read."""
+    data = by_hand(b"9 0 R", [WIDGET + b"/FT /Tx /V 10 0 R >>",
+                              stream(zlib.compress(b"Invoice number: INV-2"))])
+    assert ids(data, tmp_path) == ("INV-1", "INV-2")
+
+
+def test_a_value_stream_that_cannot_be_unpacked_is_a_page_not_read(tmp_path: Path) -> None:
+    """A value stream under a filter pypdf cannot undo (/Foo, no filter PDF has): the
+    number may have been there, so the page is one whose text could not be read, said
+    so — never read as a field of no value."""
+    packed = b"Invoice number: INV-2"
+    data = by_hand(b"9 0 R", [WIDGET + b"/FT /Tx /V 10 0 R >>",
+                              b"<< /Length %d /Filter /Foo >>\nstream\n%s\nendstream"
+                              % (len(packed), packed)])
+    assert "the text of page 2 could not be read (the value of a form field it shows " \
+        "cannot be unpacked)" in unreadable(data, tmp_path)
+
+
+def test_a_value_stream_of_damaged_flate_is_a_page_not_read(tmp_path: Path) -> None:
+    """A value stream said to be Flate whose bytes are not (pypdf then gives an empty
+    value, without a word): the number may have been there, so the page is one whose
+    text could not be read, saying why — it was read as a field of no value."""
+    data = by_hand(b"9 0 R", [WIDGET + b"/FT /Tx /V 10 0 R >>", stream(b"not flate data")])
+    assert "the text of page 2 could not be read (the compressed value of a form field " \
+        "it shows does not begin as Flate data does)" in unreadable(data, tmp_path)

@@ -636,3 +636,31 @@ def test_a_commands_job_runs_in_the_reader_and_its_answer_or_error_comes_back(
         assert (info.value.code, info.value.file) == ("pdf-unreadable", "J1.xml")
     finally:
         r.stop()
+
+
+def test_a_check_not_back_in_time_or_failed_by_its_reader_is_made_in_this_thread(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The checks after a claim wait CHECK_WAIT in all (the loop waits on them): one
+    not answered by then (a reader stuck in a hostile PDF), or answered with the
+    reader's own failure (it died), is made here, in this thread, so the claim is
+    decided; an answer about the files (an InputError) is taken as it came."""
+    r = Readers(tmp_path)
+    answers: list[Any] = []
+    monkeypatch.setattr(r, "_route_all", lambda calls: answers.extend(c.done for c in calls))
+    monkeypatch.setattr(readers, "CHECK_WAIT", 0.0)
+    here: list[str] = []
+
+    def evaluate_here(cand: Candidate, settings: Settings, known: Any) -> str:
+        here.append(cand.name)
+        return f"checked here: {cand.name}"
+    monkeypatch.setattr(r, "_evaluate_here", evaluate_here)
+    s = settings_for(tmp_path)
+    jobs = [(cand, Bundle(InvoiceFile(cand.invoice, cand.invoice.name, 1, "a" * 64, "ubl",
+                                      (cand.name,)), None, (), "e-invoice"))
+            for cand in (candidate_for(s.outbox, f"INV-{i}.xml") for i in range(3))]
+    refused = InputError("invalid-xml", "INV-2.xml", "is not well-formed")
+    results = r.assemble_many(jobs, s)
+    answers[1](ReaderFailed("a reader process died"))
+    answers[2](refused)
+    assert list(results) == ["checked here: INV-0", "checked here: INV-1", refused]
+    assert here == ["INV-0", "INV-1"]

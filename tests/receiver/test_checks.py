@@ -4,7 +4,9 @@ driven over real HTTP by httpx."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +75,45 @@ def test_a_size_that_is_a_boolean_is_400(tmp_path: Path, store: Path, url: str) 
     sent = make_sent(tmp_path)
     sent.manifest["invoices"][0]["attachments"][0]["size"] = True
     assert "needs int field 'size'" in _refused(url, sent, store)
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda m: m["invoices"][0]["attachments"].__setitem__(0, "scan.pdf"),
+     "attachment of 'INV-2001' is not an object"),
+    (lambda m: m["invoices"][0]["attachments"][0].__setitem__("part", "attachment-2"),
+     "manifest names part 'attachment-2' where 'attachment-1' belongs"),
+    (lambda m: m.pop("invoices"), "lacks or mistypes a field: KeyError('invoices')"),
+], ids=["entry-no-object", "parts-out-of-order", "no-invoices"])
+def test_a_manifest_entry_of_the_wrong_shape_or_order_is_400_saying_which(
+        tmp_path: Path, store: Path, url: str, change: Any, said: str) -> None:
+    """A manifest whose attachment entry is no object, whose parts are not numbered in
+    the order they come, or that lacks its invoices, is a 400 naming what is wrong;
+    nothing is stored."""
+    sent = make_sent(tmp_path)
+    change(sent.manifest)
+    assert said in _refused(url, sent, store)
+
+
+def test_a_manifest_part_that_is_not_json_by_its_type_is_400(
+        tmp_path: Path, store: Path, url: str) -> None:
+    """The manifest part must say Content-Type application/json: one sent as text/plain
+    is a 400 quoting the type it had; nothing is stored."""
+    sent = make_sent(tmp_path)
+    with ExitStack() as stack:
+        files = sent.parts(stack)
+        files[0] = ("manifest", (None, sent.manifest_bytes(), "text/plain"))
+        resp = post(url, sent, files=files)
+    assert resp.status_code == 400 and stored_bundles(store) == []
+    assert "Content-Type must be application/json, got 'text/plain'" in resp.json()["error"]
+
+
+def test_a_file_part_named_otherwise_than_its_manifest_entry_is_400(
+        tmp_path: Path, store: Path, url: str) -> None:
+    """A part whose filename is not the name its manifest entry gives (the file would be
+    stored under a name the manifest does not say) is a 400 naming both; nothing is
+    stored."""
+    sent = make_sent(tmp_path)
+    part, name, path, ctype = sent.files[1]
+    sent.files[1] = (part, "other.pdf", path, ctype)
+    error = _refused(url, sent, store)
+    assert f"part {part!r}: filename 'other.pdf' is not the manifest's name {name!r}" in error

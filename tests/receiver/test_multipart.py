@@ -67,3 +67,31 @@ class TestParsing:
         with pytest.raises(Refusal) as refused:
             Multipart(Body(io.BytesIO(body), len(body), 10.0), b"bound")
         assert refused.value.status == 400 and "boundary" in refused.value.message
+
+
+_DISPOSITION = b"--bound\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\n"
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b"--bound", "body ends inside a boundary line"),
+    (b"--boundXY", "malformed multipart boundary line"),
+    (b"--bound\r\n" + b"X-Pad: " + b"a" * (20 << 10), "part headers longer than"),
+    (b"--bound\r\nNo colon here\r\n\r\n", "malformed part header line 'No colon here'"),
+    (b"--bound\r\nContent-Type: text/plain\r\n\r\n",
+     "a part has no 'Content-Disposition: form-data' header"),
+    (b"--bound\r\nContent-Disposition: attachment; name=\"f\"\r\n\r\n",
+     "a part has no 'Content-Disposition: form-data' header"),
+    (_DISPOSITION + b"data with no closing boundary", "body ends inside part 'f' (no closing"),
+    (_DISPOSITION + b"data\r\n--boundXY", "malformed multipart boundary line"),
+])
+def test_a_malformed_multipart_body_is_refused_with_400_saying_what_is_wrong(
+        body: bytes, said: str) -> None:
+    """A body that is not the multipart its header says — cut short in a boundary line or
+    a part's data, a boundary followed by neither CR LF nor "--", a header line without
+    a colon, headers past their limit, a part without form-data disposition — is a 400
+    whose message says which, never an exception that is no answer."""
+    with pytest.raises(Refusal) as refused:
+        mp = Multipart(Body(io.BytesIO(body), len(body), 10.0), b"bound")
+        mp.next_part()
+        mp.read_data(lambda _data: None, "part 'f'")
+    assert refused.value.status == 400 and said in refused.value.message

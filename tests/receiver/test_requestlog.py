@@ -115,3 +115,29 @@ def test_a_link_in_place_of_the_request_log_is_never_followed(
     assert target.read_bytes() == b"keep\n"
     [error] = said
     assert str(path) in error["error"] and "symbolic link" in error["error"], error
+
+
+def test_a_write_that_takes_nothing_is_a_full_store_not_a_loop(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write of the log that takes no byte and says no error (a file system may
+    answer so when it is full): the append ends as for a full store — the line not
+    kept, the failure said once — instead of writing again for ever while holding the
+    lock every request needs."""
+    store.mkdir()
+    path = store / "requests.jsonl"
+    log = RequestLog(path)
+    log.append({"status": 201, "n": 1})
+    real = os.write
+
+    def takes_nothing(fd: int, data: Any) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}") != str(path):
+            return real(fd, data)
+        return 0
+
+    monkeypatch.setattr(os, "write", takes_nothing)
+    with capture_logs() as said:
+        _append_within(log, {"status": 201, "n": 2})
+    [event] = said
+    assert event["event"] == "cannot append to the request log; requests go on being answered"
+    assert "No space left on device" in event["error"]
+    assert [line["n"] for line in log_lines(store)] == [1]

@@ -444,3 +444,61 @@ class TestIdleConnections:
         [warning] = [e for e in logged if e["log_level"] == "warning"]
         assert warning["event"].startswith("receiver: Request timed out")
         assert not [e for e in logged if "idle" in e["event"]]
+
+
+@pytest.mark.parametrize("listen", ["8787", "127.0.0.1:", ":8787", "127.0.0.1:http",
+                                    "127.0.0.1:70000"])
+def test_a_listen_address_without_host_and_port_is_one_line_and_exit_2(
+        tmp_path: Path, listen: str) -> None:
+    """`--listen` that is not HOST:PORT (a port alone, no port, no host, a service name,
+    a port past 65535): one line quoting it and an example, exit 2, nothing listening
+    and no store made."""
+    done = run_receiver("--listen", listen, "--store", str(tmp_path / "s"))
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8787" in line
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_request_the_http_parser_refuses_is_answered_in_json(url: str) -> None:
+    """A request the HTTP parser refuses itself (a method the receiver has no handler
+    for, a probe) is answered as every answer of the receiver's is — JSON — and the
+    connection closed, not with the base class's HTML page."""
+    with connect(url) as sock:
+        sock.sendall(b"BREW /bundles HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        body = resp.read()
+    assert resp.status == 501 and resp.getheader("Content-Type", "").startswith(
+        "application/json")
+    assert "BREW" in json.loads(body)["error"] and resp.getheader("Connection") == "close"
+
+
+@pytest.mark.parametrize("fault", [RuntimeError("a bug"),
+                                   PermissionError(errno.EACCES, "Permission denied")],
+                         ids=["bug", "os-error"])
+def test_a_request_the_receiver_fails_on_is_a_500_and_it_serves_on(
+        tmp_path: Path, store: Path, url: str, monkeypatch: pytest.MonkeyPatch,
+        fault: Exception) -> None:
+    """A fault of the receiver's own while it takes a bundle (a bug, an OS error other
+    than a full store): answered 500 naming it, in JSON, nothing kept, the key let go —
+    the same bundle sent again is then stored (201), the receiver serving on."""
+    from daemon.receiver import server
+    real = server.receive_bundle
+    calls: list[int] = []
+
+    def fails_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise fault
+        return real(*args)
+
+    monkeypatch.setattr(server, "receive_bundle", fails_once)
+    sent = make_sent(tmp_path)
+    first = post(url, sent)
+    assert first.status_code == 500
+    assert first.json()["error"] == f"receiver failed: {fault!r}"
+    assert stored_bundles(store) == [] and not list(store.glob(".tmp-*"))
+    again = post(url, sent)
+    assert again.status_code == 201, again.text
+    assert stored_bundles(store) == [sent.key]

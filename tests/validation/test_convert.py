@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import pdf_bytes
 from PIL import Image
 from pypdf import PdfReader
 from swaps import opened_in, swap_for_link
@@ -612,3 +613,39 @@ def test_a_png_of_16_bits_without_transparency_is_converted(tmp_path: Path) -> N
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": png_16_bit(2)}, "original-print"),
                         ValidationConfig(convert_images=True))
     assert b.errors == () and b.attachments[0].converted is not None
+
+
+def test_a_bundle_of_an_image_and_a_pdf_keeps_the_pdf_as_it_is_at_delivery(
+        tmp_path: Path) -> None:
+    """An image converted beside a PDF attachment in one bundle: at delivery
+    (materialise) the PDF is handed on as it was checked, in its place among the
+    attachments, never dropped or rewritten, and only the image's PDF is written."""
+    contract = pdf_bytes()
+    b = validate_bundle(bundle_of(tmp_path, {"contract.pdf": contract, "scan.png": image("PNG"),
+                                             "z.pdf": contract}, "external-print"),
+                        ValidationConfig(convert_images=True))
+    assert b.errors == ()
+    written = materialise(b.attachments, tmp_path, MAX_PIXELS)
+    assert [a.original_name for a in written] == ["contract.pdf", "scan.png", "z.pdf"]
+    assert written[0] == b.attachments[0] and written[2] == b.attachments[2]
+    assert written[1].converted is not None and written[1].converted.path is not None
+    assert written[1].converted.path.is_file()
+    assert sorted(p.name for p in (tmp_path / "INV-1.converted").iterdir()) == ["scan.pdf"]
+    assert (tmp_path / "INV-1" / "contract.pdf").read_bytes() == contract
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_a_photo_turned_a_quarter_is_said_as_a_viewer_shows_its_page(
+        tmp_path: Path, orientation: int) -> None:
+    """The page size `check` shows for a converted photo (Conversion.page_cm) is the page
+    as a viewer shows it: a JPEG of 600 × 300 px at 300 DPI whose EXIF orientation turns
+    it a quarter is a page of 1 × 2 inch (2.54 × 5.08 cm), not the 2 × 1 inch it is
+    laid out at before its /Rotate."""
+    data = jpeg_with({0x011A: 300.0, 0x011B: 300.0, 0x0128: 2, 0x0112: orientation})
+    b = validate_bundle(bundle_of(tmp_path, {"photo.jpg": data}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    assert b.errors == ()
+    [att] = b.attachments
+    assert att.converted is not None and att.converted.page_cm is not None
+    assert att.converted.page_cm == (pytest.approx(2.54, abs=0.01),
+                                     pytest.approx(5.08, abs=0.01))

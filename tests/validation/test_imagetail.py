@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from daemon.validation.imageprobe import TRUNCATED, probe_image
+from daemon.validation.imagetail import jpeg_walk
 
 
 @pytest.fixture
@@ -206,3 +207,14 @@ def test_real_gifs_are_read_and_a_gif_cut_short_is_still_told() -> None:
         assert (facts.error, facts.frames[0].width) == (None, 120)
     assert probe_image(io.BytesIO(_gif_with(b"")[:-300]), "gif", 89_478_485).error == \
         TRUNCATED
+
+
+def test_every_cut_of_a_jpeg_in_its_headers_is_cut_short() -> None:
+    """A JPEG copied only up to somewhere in its headers — inside a segment, between a
+    marker and its length, or inside the two bytes of a length — is cut short, wherever
+    the copy stopped; whole, it is not."""
+    data = _photo()
+    scan = data.index(b"\xff\xda")
+    assert jpeg_walk(io.BytesIO(data)) is True
+    for end in range(3, scan + 4):
+        assert jpeg_walk(io.BytesIO(data[:end])) is False, end

@@ -139,3 +139,17 @@ class TestZipContainers:
         """Any other ZIP, or a truncated one, is a ZIP archive."""
         assert kind(zip_bytes({"a.txt": b"x"})) == "zip"
         assert kind(zip_bytes({"xl/a.xml": b"x"})[:40]) == "zip"
+
+
+def test_a_zip_whose_mimetype_entry_is_damaged_is_told_as_a_zip() -> None:
+    """An ODS-like archive whose mimetype entry (not first, so read through the
+    directory) no longer matches its checksum: reading it fails, and the file is said
+    to be a ZIP archive, as a damaged container is — no error escapes the sniff."""
+    ods = b"application/vnd.oasis.opendocument.spreadsheet"
+    data = bytearray(zip_bytes({"content.xml": b"<c/>", "mimetype": ods},
+                               zipfile.ZIP_STORED))
+    at = data.index(ods)
+    data[at:at + 11] = b"APPLICATION"  # the bytes changed, the CRC-32 kept
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf, pytest.raises(zipfile.BadZipFile):
+        zf.read("mimetype")
+    assert kind(bytes(data)) == "zip"

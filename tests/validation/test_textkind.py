@@ -103,3 +103,16 @@ class TestText:
     def test_nul_bytes_are_not_text(self) -> None:
         """Text with NULs (UTF-16, binary records) is not treated as text."""
         assert kind("a,b\n1,2\n".encode("utf-16-le")) == "unknown"
+
+
+def test_utf16_text_whose_head_ends_inside_a_surrogate_pair_is_still_text() -> None:
+    """Excel's "Unicode Text" (UTF-16 with its byte-order mark) holding a character past
+    U+FFFF (an emoji in a note) just where the first 64 KiB looked at end, between the
+    two halves of its surrogate pair: still a text file in UTF-16, not taken for
+    something else because its head alone does not decode."""
+    line = "Åsa\tGöteborg 1234567\r\n"
+    before = (line * (HEAD_BYTES // len(line)))[:HEAD_BYTES // 2 - 2]  # BOM, then pairs
+    data = codecs.BOM_UTF16_LE + (before + "😀" + line * 50).encode("utf-16-le")
+    assert data[HEAD_BYTES - 2:HEAD_BYTES + 2] == "😀".encode("utf-16-le")  # cut mid-pair
+    ft = sniff(io.BytesIO(data))
+    assert (ft.kind, ft.warning) == ("utf16", None)

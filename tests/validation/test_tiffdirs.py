@@ -104,3 +104,20 @@ def test_a_header_that_is_no_tiffs_counts_nothing(data: bytes) -> None:
     """Too short, an offset beyond the file, not a TIFF: 0, and Pillow says what it is."""
     assert directory_entries(io.BytesIO(data), 1000) == 0
 
+
+
+def test_a_compression_written_as_a_long_is_named_as_one_written_as_a_short(
+        tmp_path: Path) -> None:
+    """The Compression tag is a SHORT, but a writer may store it as a LONG (TIFF readers
+    take either): JPEG 2000 so written is named as such, with the fix, not "Pillow does
+    not recognise it"."""
+    data = bytearray(tiff_pages((300.0, 300.0)))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for n in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * n
+        if struct.unpack_from("<H", data, entry)[0] == 259:
+            struct.pack_into("<HHII", data, entry, 259, 4, 1, 34712)
+    bundle = Outbox(tmp_path).validate("scan.tif", bytes(data), channel="external-print")
+    assert only(bundle, "image-unreadable").message.startswith(
+        "is not a readable TIFF image (it is compressed as JPEG 2000, which outboxd cannot "
+        "read)")

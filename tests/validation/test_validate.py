@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import signal
+import struct
 import threading
 import tracemalloc
 import zipfile
@@ -737,3 +738,54 @@ def test_a_page_too_large_at_300_without_a_unit_keeps_the_usual_fix(outbox: Outb
     bundle = outbox.validate("plan.tif", data, channel="external-print", cfg=cfg)
     assert only(bundle, "image-too-large").message.endswith(
         "— scan it at a lower resolution or scale it down, or save it as PDF")
+
+
+def _tiff_second_page_claiming(width: int, height: int) -> bytes:
+    """A two-page TIFF at 300 DPI whose first page is whole and small and whose second
+    page's header claims width × height (its strip would never hold them)."""
+    data = bytearray(tiff_pages((300.0, 300.0), (300.0, 300.0)))
+    first = struct.unpack_from("<I", data, 4)[0]
+    entries = struct.unpack_from("<H", data, first)[0]
+    ifd = struct.unpack_from("<I", data, first + 2 + 12 * entries)[0]
+    for n in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * n
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength: as LONGs
+            struct.pack_into("<HHII", data, entry, tag, 4, 1, width if tag == 256 else height)
+    return bytes(data)
+
+
+def test_a_tiff_whose_second_page_is_too_large_is_told_that_pages_size(
+        outbox: Outbox) -> None:
+    """A scan whose first page is small and whose second claims 40,000 × 30,000 pixels
+    (past Pillow's guard): one image-too-large naming that page and its width × height,
+    not the first page's."""
+    bundle = outbox.validate("scan.tif", _tiff_second_page_claiming(40_000, 30_000),
+                             channel="external-print")
+    assert codes(bundle, "error") == ["image-too-large"]
+    assert only(bundle, "image-too-large").message.startswith(
+        "page 2 is 40,000 × 30,000 = 1,200,000,000 pixels; the limit is 89,478,485")
+
+
+def test_a_tiff_of_a_resolution_unit_tiff_has_not_is_told_its_unit(outbox: Outbox) -> None:
+    """ResolutionUnit 4 (TIFF knows 1 none, 2 inch, 3 centimetre): "300" says nothing a
+    printer can use, so external print refuses it, naming the unit and the fix, not as
+    300 DPI nor as a page without a resolution."""
+    data = tiff_pages(None, tiffinfo={296: 4, 282: 300.0, 283: 300.0})
+    bundle = outbox.validate("s.tif", data, channel="external-print")
+    assert only(bundle, "tiff-resolution").message == (
+        "page 1 has an unknown resolution unit (4); external print needs 300 DPI — rescan "
+        "or export at 300 DPI")
+
+
+def test_plain_text_named_as_a_pdf_is_told_to_be_exported_as_pdf(outbox: Outbox) -> None:
+    """A file named .pdf holding plain text, on a channel that allows both (allowed_types
+    = ["pdf", "text"]): extension-mismatch saying what it holds and to export the
+    document as PDF — text is not told to be renamed, as an image or a spreadsheet is
+    (a .pdf of text is an export that went wrong, not a file misnamed)."""
+    cfg = ValidationConfig(allowed_types=["pdf", "text"])
+    bundle = outbox.validate("notes.pdf", b"Hours worked in October: 37.5\n", cfg=cfg)
+    message = only(bundle, "extension-mismatch").message
+    assert message.startswith("content is ") and ", not a PDF" in message
+    assert message.endswith("— export the document as PDF and put that file in its place")
+    assert "rename" not in message

@@ -137,3 +137,30 @@ def test_only_the_tail_of_a_large_office_file_is_read(whole: bool) -> None:
     filetype = sniff(fh)
     assert filetype.ends_early is not whole
     assert fh.read_bytes < 300_000 < len(data)
+
+
+def test_an_empty_archive_is_whole() -> None:
+    """A ZIP of no entries (its end record alone, 22 bytes: what a program writes for
+    an empty folder zipped) is whole, not a copy cut short: nothing to point at."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w"):
+        pass
+    assert len(buf.getvalue()) == 22
+    assert zip_is_whole(io.BytesIO(buf.getvalue()))
+
+
+def test_a_zip64_locator_without_its_end_record_ends_early(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ZIP64's locator before the end record, but the ZIP64 end record it needs before
+    the locator damaged, or the file too short to hold one: ends early, as zipfile
+    cannot read its directory either."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 16)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+    data = bytearray(buf.getvalue())
+    record = data.rfind(b"PK\x06\x06")
+    data[record:record + 4] = b"XXXX"
+    assert not zip_is_whole(io.BytesIO(bytes(data)))
+    locator = data[data.rfind(b"PK\x06\x07"):]
+    assert not zip_is_whole(io.BytesIO(bytes(locator)))  # nothing before the locator
