@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from daemon.loop.idlefiles import errors_named
 from daemon.names import spelling_twins
 from daemon.report.pagerender import FINISHED_SHOWN
 from daemon.watching.scan import Listing, list_outbox
@@ -137,6 +138,11 @@ class Changes:
                 self.log.error("cannot look at the outbox", file=name, error=str(exc))
                 continue
             self._report(what, name)
+            if not keys and errors_named(name):
+                # A NAME.errors.txt of no bundle here (a clerk's notes, or one restored
+                # from the recycle bin) changes no row, but the page lists it. One the page
+                # lists already that went is touched's; a bundle's own is its step's.
+                self.publish.hinted()
             for key in keys:
                 later = self._pacer.not_before(key, now)
                 if later is None:

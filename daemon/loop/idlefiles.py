@@ -51,6 +51,12 @@ class Suffixed:
     errors: list[str] = field(default_factory=list)  # NAME.errors.txt, not a folder
 
 
+def errors_named(name: str) -> bool:
+    """Whether a root entry's name is one the page and `outboxd status` look at as a
+    NAME.errors.txt (not a dot-name: hidden from the clerks, and outboxd's temps)."""
+    return name.endswith(ERRORS_SUFFIX) and not name.startswith(".")
+
+
 def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
     """The three kinds of name from one listing of the outbox root: the status page and
     `outboxd status` listed it once for each, twice a refresh under marker mode, with
@@ -68,7 +74,7 @@ def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
                 releases.append(e.name)
             if marker and e.name.endswith(marker) and e.name != marker:
                 markers.append(e.name)
-            if e.name.endswith(ERRORS_SUFFIX) and not e.is_dir(follow_symlinks=False):
+            if errors_named(e.name) and not e.is_dir(follow_symlinks=False):
                 errors.append(e.name)
     return Suffixed(sorted(releases), sorted(markers), sorted(errors))
 

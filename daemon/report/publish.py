@@ -1,7 +1,8 @@
 """What the daemon shows of itself while it runs: `STATUS=` for systemd (docs/operations.md)
 and the status page on the share (docs/folder-convention.md). Each is refreshed only when the
 journal changed (or, for the page, a release file, an unusable invoice file, a look-alike
-left by a quarantine or a folder of the root came or went), and when the UTC day ends
+left by a quarantine, a NAME.errors.txt beside no invoice file or a folder of the root came
+or went), and when the UTC day ends
 ("sent today" starts again), each at most at its own pace, from timers on the loop's
 heap: an idle daemon publishes nothing else.
 """
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Container, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from daemon.configuration.config import Settings
 from daemon.delivery.throttle import THROTTLED
 from daemon.invisible import escaped_controls
 from daemon.journal import Journal
+from daemon.loop.idlefiles import errors_named
 from daemon.loop.timers import Timers
 from daemon.report.clerkwords import pause_of
 from daemon.report.notify import notify
@@ -51,6 +53,7 @@ class Publisher:
         self._page_failure = ""  # the journal's failure the page last showed
         self._page_hinted = False
         self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
+        self._errors: frozenset[str] = frozenset()  # the root's NAME.errors.txt, last listed
         self._away = False  # the outbox, and so the page in it, cannot be reached
         self._away_since: datetime | None = None  # wall clock, for STATUS= (shown, not kept)
         self._status_hinted = False  # STATUS= reads differently with no change of the journal
@@ -88,28 +91,34 @@ class Publisher:
         self._page_hinted = True
 
     def hinted(self) -> None:
-        """A release file, or an invoice file that cannot be used, came or went: the page
-        shows those."""
+        """A release file, an invoice file that cannot be used, or a NAME.errors.txt of no
+        bundle came or went: the page shows those."""
         self._page_hinted = True
 
     def touched(self, names: Iterable[str]) -> None:
         """Root names an event came for, as on disk: a rename or removal of a look-alike
-        the page shows as left by a quarantine, or of a folder it lists as one nothing is
-        sent from, changes no journal row, but the page. Both are kept as on disk: a name
-        with an invisible character (a right-to-left override) is shown as another name
-        with its code typed (\\u202e) would be."""
-        left, strays = self.page.left_names, self.page.stray_names
-        if not (left or strays):
+        the page shows as left by a quarantine, of a folder it lists as one nothing is
+        sent from, or of a NAME.errors.txt it lists as beside no invoice file, changes no
+        journal row, but the page. All are kept as on disk: a name with an invisible
+        character (a right-to-left override) is shown as another name with its code
+        typed (\\u202e) would be."""
+        shown = (self.page.left_names, self.page.stray_names, self.page.errors_names)
+        if not any(shown):
             return
         names = set(names)
-        if not left.isdisjoint(names) or not strays.isdisjoint(names):
+        if not all(s.isdisjoint(names) for s in shown):
             self._page_hinted = True
 
-    def listed(self, names: Container[str]) -> None:
+    def listed(self, names: Collection[str]) -> None:
         """A full listing's names: a look-alike shown as left by a quarantine that is
-        not among them went without an event (polling, lost events)."""
+        not among them went without an event (polling, lost events); so did a
+        NAME.errors.txt that came or went since the last listing (the page lists those
+        of no bundle): a name test each, in a pass that lstats every entry anyway."""
         if any(n not in names for n in self.page.left_names):
             self._page_hinted = True
+        errors = frozenset(n for n in names if errors_named(n))
+        if errors != self._errors:
+            self._errors, self._page_hinted = errors, True
 
     def folders(self, stats: Mapping[str, os.stat_result]) -> None:
         """A full listing's stats: a folder of the root that came, went or changed may

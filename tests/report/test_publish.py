@@ -133,6 +133,36 @@ def test_an_event_or_a_listing_without_a_look_alike_shown_as_left_behind_asks_fo
     journal.close()
 
 
+def test_an_event_or_a_listing_without_an_errors_file_shown_as_of_no_bundle_asks_for_the_page(
+        tmp_path: Path) -> None:
+    """The page lists NOTES.errors.txt (a name with a right-to-left override, as on disk)
+    as beside no invoice file. Its deletion or move away changes no journal row, so the
+    page would keep showing it until a rescan: an event on its name, or a full listing
+    without it (lost events), asks for the page again, as does a listing with another
+    errors file that came without an event; events on other names and listings with
+    the same errors files do not."""
+    settings = _settings(tmp_path)
+    name = "NOTES\u202e.errors.txt"
+    (settings.outbox.path / name).write_text("my notes\n")
+    journal = Journal(tmp_path / "journal.sqlite3")
+    publisher = Publisher(clock=lambda: 1000.0)
+    page_asked = _asker(publisher, journal, settings)
+
+    publisher.listed({name, "INV-8.xml"})  # the start's
+    assert page_asked() and publisher.page.errors_names == {name}
+    assert not page_asked()  # idle
+    publisher.touched(["INV-8.xml", "NOTES\\u202e.errors.txt"])
+    publisher.listed({name, "INV-8.xml", ".NOTES.errors.txt"})
+    assert not page_asked()
+    publisher.touched([name])
+    assert page_asked()
+    publisher.listed({"INV-8.xml"})
+    assert page_asked()
+    publisher.listed({"INV-8.xml", "MINE.errors.txt"})
+    assert page_asked()
+    journal.close()
+
+
 def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk under state_dir changes no count (nothing can be recorded), so the
