@@ -16,7 +16,6 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from daemon.loop.idlefiles import errors_named
 from daemon.names import spelling_twins
 from daemon.report.pagerender import FINISHED_SHOWN
 from daemon.watching.scan import Listing, list_outbox
@@ -138,10 +137,10 @@ class Changes:
                 self.log.error("cannot look at the outbox", file=name, error=str(exc))
                 continue
             self._report(what, name)
-            if not keys and errors_named(name):
+            if self.index.stray_errors((name,)):
                 # A NAME.errors.txt of no bundle here (a clerk's notes, or one restored
-                # from the recycle bin) changes no row, but the page lists it. One the page
-                # lists already that went is touched's; a bundle's own is its step's.
+                # from the recycle bin) that came or went changes no row, but the page
+                # lists it; a bundle's own is its step's to tell.
                 self.publish.hinted()
             for key in keys:
                 later = self._pacer.not_before(key, now)
@@ -188,6 +187,7 @@ class Changes:
         # The listing's look-alike sidecars become the bundles' (index.replace), so one
         # that came or went without an event (polling, lost events) is in the snapshots.
         appeared, went = self.index.replace(listing)
+        self.publish.stray_errors(self.index.stray_errors(listing.stats))
         for key in appeared | went:
             self._mark(key)
         self._note_vanished(listing)

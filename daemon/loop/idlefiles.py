@@ -18,6 +18,7 @@ from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
 from daemon.names import (
     ERRORS_SUFFIX,
+    errors_named,
     name_problem,
     printable,
     stem,
@@ -49,12 +50,6 @@ class Suffixed:
     releases: list[str]
     markers: list[str]
     errors: list[str] = field(default_factory=list)  # NAME.errors.txt, not a folder
-
-
-def errors_named(name: str) -> bool:
-    """Whether a root entry's name is one the page and `outboxd status` look at as a
-    NAME.errors.txt (not a dot-name: hidden from the clerks, and outboxd's temps)."""
-    return name.endswith(ERRORS_SUFFIX) and not name.startswith(".")
 
 
 def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:

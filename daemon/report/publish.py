@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from daemon.configuration.config import Settings
 from daemon.delivery.throttle import THROTTLED
 from daemon.invisible import escaped_controls
 from daemon.journal import Journal
-from daemon.loop.idlefiles import errors_named
 from daemon.loop.timers import Timers
 from daemon.report.clerkwords import pause_of
 from daemon.report.notify import notify
@@ -53,7 +52,7 @@ class Publisher:
         self._page_failure = ""  # the journal's failure the page last showed
         self._page_hinted = False
         self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
-        self._errors: frozenset[str] = frozenset()  # the root's NAME.errors.txt, last listed
+        self._errors: frozenset[str] = frozenset()  # the root's errors files of no bundle, listed
         self._away = False  # the outbox, and so the page in it, cannot be reached
         self._away_since: datetime | None = None  # wall clock, for STATUS= (shown, not kept)
         self._status_hinted = False  # STATUS= reads differently with no change of the journal
@@ -97,28 +96,31 @@ class Publisher:
 
     def touched(self, names: Iterable[str]) -> None:
         """Root names an event came for, as on disk: a rename or removal of a look-alike
-        the page shows as left by a quarantine, of a folder it lists as one nothing is
-        sent from, or of a NAME.errors.txt it lists as beside no invoice file, changes no
-        journal row, but the page. All are kept as on disk: a name with an invisible
-        character (a right-to-left override) is shown as another name with its code
-        typed (\\u202e) would be."""
-        shown = (self.page.left_names, self.page.stray_names, self.page.errors_names)
-        if not any(shown):
+        the page shows as left by a quarantine, or of a folder it lists as one nothing is
+        sent from, changes no journal row, but the page. Both are kept as on disk: a name
+        with an invisible character (a right-to-left override) is shown as another name
+        with its code typed (\\u202e) would be."""
+        left, strays = self.page.left_names, self.page.stray_names
+        if not (left or strays):
             return
         names = set(names)
-        if not all(s.isdisjoint(names) for s in shown):
+        if not left.isdisjoint(names) or not strays.isdisjoint(names):
             self._page_hinted = True
 
-    def listed(self, names: Collection[str]) -> None:
+    def listed(self, names: Container[str]) -> None:
         """A full listing's names: a look-alike shown as left by a quarantine that is
-        not among them went without an event (polling, lost events); so did a
-        NAME.errors.txt that came or went since the last listing (the page lists those
-        of no bundle): a name test each, in a pass that lstats every entry anyway."""
+        not among them went without an event (polling, lost events)."""
         if any(n not in names for n in self.page.left_names):
             self._page_hinted = True
-        errors = frozenset(n for n in names if errors_named(n))
-        if errors != self._errors:
-            self._errors, self._page_hinted = errors, True
+
+    def stray_errors(self, names: frozenset[str]) -> None:
+        """A full listing's NAME.errors.txt of no bundle (OutboxIndex.stray_errors): one
+        that came or went since the last listing did so without an event the loop saw
+        (lost events; an event asks for the page itself, changes.py). The page lists
+        them, though no journal row changed. A bundle's own, which come and go with its
+        holds, ask for nothing here."""
+        if names != self._errors:
+            self._errors, self._page_hinted = names, True
 
     def folders(self, stats: Mapping[str, os.stat_result]) -> None:
         """A full listing's stats: a folder of the root that came, went or changed may

@@ -112,9 +112,6 @@ class StatusPage:
         self.left_names: frozenset[str] = frozenset()
         # The folders listed as strays (holding invoice files, or come too late), as on disk.
         self.stray_names: frozenset[str] = frozenset()
-        # The NAME.errors.txt listed as beside no invoice file, as on disk: one deleted or
-        # moved away changes no row either.
-        self.errors_names: frozenset[str] = frozenset()
         # Today's entries of quarantine/ that other daemons filed, as the loop's last look
         # at quarantine/ found them (quarantinenews.py): never looked for by a refresh.
         # The latest only, as the page lists them; the earlier ones are counted.
@@ -309,7 +306,6 @@ class StatusPage:
         if strays_named := stray_errors_files(names.errors, [*files, *(
                 r.invoice_file for r in rows if r.state not in ("sent", "quarantined"))]):
             refused = {**(refused or {}), **strays_named}
-        self.errors_names = frozenset(strays_named)
         self._log.bad_names(idle)
         self.left_names = self._log.left(left)
         sent_ids = journal.sent_elsewhere(r for r in rows if r.state == "waiting")

@@ -133,32 +133,25 @@ def test_an_event_or_a_listing_without_a_look_alike_shown_as_left_behind_asks_fo
     journal.close()
 
 
-def test_an_event_or_a_listing_without_an_errors_file_shown_as_of_no_bundle_asks_for_the_page(
+def test_a_listing_whose_errors_files_of_no_bundle_changed_asks_for_the_page(
         tmp_path: Path) -> None:
-    """The page lists NOTES.errors.txt (a name with a right-to-left override, as on disk)
-    as beside no invoice file. Its deletion or move away changes no journal row, so the
-    page would keep showing it until a rescan: an event on its name, or a full listing
-    without it (lost events), asks for the page again, as does a listing with another
-    errors file that came without an event; events on other names and listings with
-    the same errors files do not."""
+    """The page lists a NAME.errors.txt beside no invoice file, which changes no journal
+    row as it comes or goes: a full listing whose such files differ from the last one's
+    (one came or went without an event the loop saw) asks for the page again; a listing
+    with the same ones does not."""
     settings = _settings(tmp_path)
-    name = "NOTES\u202e.errors.txt"
-    (settings.outbox.path / name).write_text("my notes\n")
     journal = Journal(tmp_path / "journal.sqlite3")
     publisher = Publisher(clock=lambda: 1000.0)
     page_asked = _asker(publisher, journal, settings)
 
-    publisher.listed({name, "INV-8.xml"})  # the start's
-    assert page_asked() and publisher.page.errors_names == {name}
+    publisher.stray_errors(frozenset({"NOTES.errors.txt"}))  # the start's listing
+    assert page_asked()
     assert not page_asked()  # idle
-    publisher.touched(["INV-8.xml", "NOTES\\u202e.errors.txt"])
-    publisher.listed({name, "INV-8.xml", ".NOTES.errors.txt"})
+    publisher.stray_errors(frozenset({"NOTES.errors.txt"}))
     assert not page_asked()
-    publisher.touched([name])
+    publisher.stray_errors(frozenset({"NOTES.errors.txt", "MINE.errors.txt"}))
     assert page_asked()
-    publisher.listed({"INV-8.xml"})
-    assert page_asked()
-    publisher.listed({"INV-8.xml", "MINE.errors.txt"})
+    publisher.stray_errors(frozenset({"MINE.errors.txt"}))
     assert page_asked()
     journal.close()
 
