@@ -80,6 +80,14 @@ def ignored_as(name: str, ignore_patterns: Sequence[str] = ()) -> str | None:
 # NAME.errors.txt is outboxd's own (errorsfile.py), whatever [outbox] invoice_patterns
 # an admin widens: under "*.txt" or "*" it would be read, and sent, as an invoice.
 ERRORS_SUFFIX = ".errors.txt"
+
+
+def errors_named(name: str) -> bool:
+    """Whether a root entry's name is one the page and `outboxd status` look at as a
+    NAME.errors.txt (not a dot-name: hidden from the clerks, and outboxd's temps)."""
+    return name.endswith(ERRORS_SUFFIX) and not name.startswith(".")
+
+
 # NAME.converted/ beside a claimed sidecar NAME/: the PDFs made of its images
 # (validation/convert.py), archived with the bundle.
 CONVERTED_SUFFIX = ".converted"

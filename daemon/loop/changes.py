@@ -141,6 +141,11 @@ class Changes:
                                "again at the next rescan", file=name, error=refused(exc))
                 continue
             self._report(what, name)
+            if self.index.stray_errors((name,)):
+                # A NAME.errors.txt of no bundle here (a clerk's notes, or one restored
+                # from the recycle bin) that came or went changes no row, but the page
+                # lists it; a bundle's own is its step's to tell.
+                self.publish.hinted()
             for key in keys:
                 later = self._pacer.not_before(key, now)
                 if later is None:
@@ -186,6 +191,7 @@ class Changes:
         # The listing's look-alike sidecars become the bundles' (index.replace), so one
         # that came or went without an event (polling, lost events) is in the snapshots.
         appeared, went = self.index.replace(listing)
+        self.publish.stray_errors(self.index.stray_errors(listing.stats))
         for key in appeared | went:
             self._mark(key)
         self._note_vanished(listing)

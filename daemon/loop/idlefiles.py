@@ -18,6 +18,7 @@ from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
 from daemon.names import (
     ERRORS_SUFFIX,
+    errors_named,
     name_problem,
     printable,
     stem,
@@ -68,7 +69,7 @@ def suffixed_names(outbox: OutboxConfig, share: ShareConfig) -> Suffixed:
                 releases.append(e.name)
             if marker and e.name.endswith(marker) and e.name != marker:
                 markers.append(e.name)
-            if e.name.endswith(ERRORS_SUFFIX) and not e.is_dir(follow_symlinks=False):
+            if errors_named(e.name) and not e.is_dir(follow_symlinks=False):
                 errors.append(e.name)
     return Suffixed(sorted(releases), sorted(markers), sorted(errors))
 

@@ -1,7 +1,8 @@
 """What the daemon shows of itself while it runs: `STATUS=` for systemd (docs/operations.md)
 and the status page on the share (docs/folder-convention.md). Each is refreshed only when the
 journal changed (or, for the page, a release file, an unusable invoice file, a look-alike
-left by a quarantine or a folder of the root came or went), and when the UTC day ends
+left by a quarantine, a NAME.errors.txt beside no invoice file or a folder of the root came
+or went), and when the UTC day ends
 ("sent today" starts again), each at most at its own pace, from timers on the loop's
 heap: an idle daemon publishes nothing else.
 """
@@ -51,6 +52,7 @@ class Publisher:
         self._page_failure = ""  # the journal's failure the page last showed
         self._page_hinted = False
         self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
+        self._errors: frozenset[str] = frozenset()  # the root's errors files of no bundle, listed
         self._away = False  # the outbox, and so the page in it, cannot be reached
         self._away_since: datetime | None = None  # wall clock, for STATUS= (shown, not kept)
         self._status_hinted = False  # STATUS= reads differently with no change of the journal
@@ -88,8 +90,8 @@ class Publisher:
         self._page_hinted = True
 
     def hinted(self) -> None:
-        """A release file, or an invoice file that cannot be used, came or went: the page
-        shows those."""
+        """A release file, an invoice file that cannot be used, or a NAME.errors.txt of no
+        bundle came or went: the page shows those."""
         self._page_hinted = True
 
     def touched(self, names: Iterable[str]) -> None:
@@ -110,6 +112,15 @@ class Publisher:
         not among them went without an event (polling, lost events)."""
         if any(n not in names for n in self.page.left_names):
             self._page_hinted = True
+
+    def stray_errors(self, names: frozenset[str]) -> None:
+        """A full listing's NAME.errors.txt of no bundle (OutboxIndex.stray_errors): one
+        that came or went since the last listing did so without an event the loop saw
+        (lost events; an event asks for the page itself, changes.py). The page lists
+        them, though no journal row changed. A bundle's own, which come and go with its
+        holds, ask for nothing here."""
+        if names != self._errors:
+            self._errors, self._page_hinted = names, True
 
     def folders(self, stats: Mapping[str, os.stat_result]) -> None:
         """A full listing's stats: a folder of the root that came, went or changed may

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
-from daemon.names import ERRORS_SUFFIX
+from daemon.names import ERRORS_SUFFIX, errors_named
 from daemon.watching.lonefolders import Near, is_lone, lone_in
 from daemon.watching.scan import (
     Candidate,
@@ -239,6 +239,11 @@ class OutboxIndex:
                 self._near.add(name)
             self.lone, self.lone_version = lone, self.lone_version + 1
         return new - old, old - new
+
+    def stray_errors(self, names: Iterable[str]) -> frozenset[str]:
+        """Of root `names`, those named as a NAME.errors.txt of no indexed bundle (the
+        page lists them as beside no invoice file): a dict look-up each."""
+        return frozenset(n for n in names if errors_named(n) and n not in self._by_name)
 
     def touched(self, name: str) -> tuple[set[str], Listing]:
         """The bundle keys an event on root entry `name` concerns, and what `name` is now.

@@ -67,9 +67,8 @@ def test_an_errors_file_beside_no_invoice_file_is_listed_until_it_goes(
     passes over it; one beside no invoice file NAME.* (a clerk's own notes, seed 13 of the
     fuzzer) was on no page. The page lists it with why, there at the start and dropped
     later, not the errors file of a held bundle, and drops it once it is gone."""
-    # An errors file that is no bundle's changes no row, so its going is seen at the
-    # next rescan: every second here, not every 5 s (it was waited out, now and then).
-    env.write_config(receiver.url, outbox={"rescan_seconds": 1},
+    # No rescan in the test's time: the page follows the files' events (the next test).
+    env.write_config(receiver.url, outbox={"rescan_seconds": 3600},
                      policy={"unattached": "send", "invalid": "hold"})
     (env.outbox / "NOTES.errors.txt").write_text("my notes\n")
     start_daemon()
@@ -84,6 +83,33 @@ def test_an_errors_file_beside_no_invoice_file_is_listed_until_it_goes(
     (env.outbox / "MINE.errors.txt").unlink()
     wait_for(lambda: "errors.txt" not in left_alone(env), what="both gone from the page")
     assert (env.outbox / "INV-1.errors.txt").exists()
+
+
+def test_a_leftover_errors_file_leaves_and_rejoins_the_page_at_its_event_not_a_rescan(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An errors file beside no invoice file changes no journal row, and the page was
+    refreshed for it only at the next full rescan (rescan_seconds, a minute by default):
+    deleted, it stayed listed meanwhile, and one restored from the recycle bin waited as
+    long to be listed. Its events now refresh the page at the page's pace: deleted, moved
+    away, moved back in or written anew, each shows within seconds with no rescan due."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 3600})
+    notes, away = env.outbox / "NOTES.errors.txt", env.root / "NOTES.errors.txt"
+    notes.write_text("my notes\n")
+    start_daemon()
+    wait_for(lambda: "NOTES.errors.txt" in left_alone(env), what="the file on the page")
+
+    def listed(there: bool, what: str) -> None:
+        wait_for(lambda: ("NOTES.errors.txt" in left_alone(env)) == there, timeout=5.0,
+                 what=what)
+
+    notes.unlink()
+    listed(False, "the deleted file off the page")
+    notes.write_text("my notes again\n")
+    listed(True, "the file written anew on the page")
+    notes.rename(away)
+    listed(False, "the file moved away off the page")
+    away.rename(notes)
+    listed(True, "the file moved back in (a restore) on the page")
 
 
 def test_an_invoice_file_named_with_a_space_or_dot_at_an_end_is_told_the_name_it_needs(

@@ -784,6 +784,50 @@ def test_a_release_file_for_no_bundle_is_on_the_page_after_its_event(
     assert "INV-404.send-anyway" in (outbox / svc.settings.share.status_page).read_text()
 
 
+def test_an_errors_file_of_no_bundle_joins_and_leaves_the_page_at_its_events(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """NOTES.errors.txt beside no invoice file (a clerk's notes, or restored from the
+    recycle bin) changes no journal row: its event alone has the page written again,
+    listing it among the files left alone, and its deletion's event has it written
+    again without it, both before any rescan comes (rescan_seconds, a minute by
+    default, was how long the page showed one already deleted)."""
+    svc = make_service()
+    settle_all(svc, clock)
+    outbox = tmp_path / "outbox"
+    page = outbox / svc.settings.share.status_page
+    write(outbox / "NOTES.errors.txt", b"my notes\n")
+    svc.hint("NOTES.errors.txt")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert "NOTES.errors.txt" in Page(page.read_text()).text.get("refused", "")
+    (outbox / "NOTES.errors.txt").unlink()
+    svc.hint("NOTES.errors.txt")
+    settle_all(svc, clock)
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)
+    assert "NOTES.errors.txt" not in Page(page.read_text()).text.get("refused", "")
+
+
+def test_an_errors_file_of_no_bundle_that_came_or_went_without_an_event_is_seen_by_the_rescan(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """The watcher lost the events of NOTES.errors.txt (beside no invoice file): the next
+    full listing has the page written again, with it once it came and without it once
+    it went, though no journal row changed (before, it waited for the page's 4-minute
+    rewrite, or for something else on the page to change)."""
+    svc = make_service()
+    settle_all(svc, clock)
+    outbox = tmp_path / "outbox"
+    page = outbox / svc.settings.share.status_page
+    for there in (True, False):
+        if there:
+            write(outbox / "NOTES.errors.txt", b"my notes\n")
+        else:
+            (outbox / "NOTES.errors.txt").unlink()
+        clock.t = svc.timers.due_at(service_module.RESCAN)
+        settle_all(svc, clock)
+        shown = Page(page.read_text()).text.get("refused", "")
+        assert ("NOTES.errors.txt" in shown) == there
+
+
 def test_a_sidecar_left_behind_by_its_invoice_file_holds_the_bundle_it_looks_like_at_once(
         make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
     """INV-7.xml and inv-7.xml (two files to Linux, one name to Windows) wait; INV-7/ is

@@ -133,6 +133,29 @@ def test_an_event_or_a_listing_without_a_look_alike_shown_as_left_behind_asks_fo
     journal.close()
 
 
+def test_a_listing_whose_errors_files_of_no_bundle_changed_asks_for_the_page(
+        tmp_path: Path) -> None:
+    """The page lists a NAME.errors.txt beside no invoice file, which changes no journal
+    row as it comes or goes: a full listing whose such files differ from the last one's
+    (one came or went without an event the loop saw) asks for the page again; a listing
+    with the same ones does not."""
+    settings = _settings(tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    publisher = Publisher(clock=lambda: 1000.0)
+    page_asked = _asker(publisher, journal, settings)
+
+    publisher.stray_errors(frozenset({"NOTES.errors.txt"}))  # the start's listing
+    assert page_asked()
+    assert not page_asked()  # idle
+    publisher.stray_errors(frozenset({"NOTES.errors.txt"}))
+    assert not page_asked()
+    publisher.stray_errors(frozenset({"NOTES.errors.txt", "MINE.errors.txt"}))
+    assert page_asked()
+    publisher.stray_errors(frozenset({"MINE.errors.txt"}))
+    assert page_asked()
+    journal.close()
+
+
 def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk under state_dir changes no count (nothing can be recorded), so the

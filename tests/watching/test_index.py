@@ -481,3 +481,19 @@ def test_near_after_one_lone_folder_changed_indexes_that_one_not_all_again(
     (tmp_path / "INV-7100").rmdir()
     idx.replace(list_outbox(idx.cfg))
     assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7011"]
+
+
+def test_an_errors_file_is_stray_only_while_no_indexed_invoice_file_has_its_name(
+        tmp_path: Path) -> None:
+    """INV-1.errors.txt is INV-1.xml's (its bundle's to tell), NOTES.errors.txt beside no
+    invoice file is a stray the page lists, and a dot-name is no errors file the page
+    shows (outboxd's temps): the loop asks for the page on a stray's event or listing.
+    Once INV-1.xml leaves the index, its errors file left behind is a stray too."""
+    write(tmp_path / "INV-1.xml", b"<x/>")
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    names = ["INV-1.errors.txt", "NOTES.errors.txt", ".NOTES.errors.txt", "INV-1.xml"]
+    assert idx.stray_errors(names) == {"NOTES.errors.txt"}
+    (tmp_path / "INV-1.xml").unlink()
+    idx.remove("INV-1.xml")
+    assert idx.stray_errors(names) == {"INV-1.errors.txt", "NOTES.errors.txt"}
