@@ -19,6 +19,14 @@ file the channel refuses costs no engine (0.7 s of CPU), and the reader of its o
 is ended first, so that the one with the engine is forked too. It writes no compile cache:
 a command writes nothing into the state dir. With `[service] reader_processes = 0` the
 reads run here, as the daemon's then do.
+
+An invoice file whose ids ran a reader out of time (after the pool's one more try: the
+host may have stalled) is remembered for the rest of the command, by its identity
+(device, inode, size, mtime_ns): every read of its bundle reads that file first, the
+same way, under the same limit, so a second read (`send` looks into every invoice file
+for the name asked, then evaluates the one named) is answered the same at once. Two
+more limits' worth of a clerk's or an ERP's wait said nothing new. A file changed
+since is read again.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from typing import Any
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import ConfigError, ReaderFailed
+from daemon.errors import ConfigError, ReaderFailed, ReadTimedOut
+from daemon.fs.ourfiles import identity
 from daemon.reading.invoices import read_invoice_file
 from daemon.reading.lookalikes import distinct_names
 from daemon.reading.match import assemble
@@ -57,6 +66,8 @@ class CommandReads:
         self._settings = settings.model_copy(update={"service": settings.service.model_copy(
             update={"reader_processes": workers})})
         self._readers: Readers | None = None
+        # Invoice files whose ids ran out of time: their identity then, and the limit.
+        self._overran: dict[Path, tuple[tuple[int, int, int, int], float]] = {}
 
     def __enter__(self) -> CommandReads:
         return self
@@ -99,19 +110,42 @@ class CommandReads:
         """finish.evaluate, as the daemon reads a bundle: the Bundle, or its InputError
         (ReadTimedOut past the limit) or OSError; ReaderFailed, in a command's words,
         when the reader died under it each time (out of memory)."""
+        self._refuse_what_overran(cand)
         readers = self._started(needs_engine(settings))
         return _said(cand, lambda: readers.evaluate(cand, settings))
 
     def read(self, cand: Candidate, settings: Settings, job: Job) -> Any:
         """job(cand, settings) in the reader (a module-level function or a partial of
-        one), under the same limit."""
+        one, that reads cand's invoice file first), under the same limit."""
+        return self._read(cand, settings, job, invoice_alone=False)
+
+    def _read(self, cand: Candidate, settings: Settings, job: Job, invoice_alone: bool
+              ) -> Any:
+        """read(); `invoice_alone`: the job reads cand's invoice file and nothing else."""
+        self._refuse_what_overran(cand)
         readers = self._started(False)
-        return _said(cand, lambda: readers.read(cand, settings, job))
+        before = _identity(cand.invoice) if invoice_alone else None
+        try:
+            return _said(cand, lambda: readers.read(cand, settings, job))
+        except ReadTimedOut as exc:
+            # Only a read of the invoice file alone says it is that file: a bundle's read
+            # may have run out of time on an attachment, or the pre-flight. And only as
+            # the file was throughout: one changed under the read may read otherwise.
+            if before is not None and _identity(cand.invoice) == before:
+                self._overran[cand.invoice] = (before, exc.limit)
+            raise
+
+    def _refuse_what_overran(self, cand: Candidate) -> None:
+        """ReadTimedOut, as its read said it, where cand's invoice file ran a reader out
+        of time before in this command and has not changed since."""
+        known = self._overran.get(cand.invoice)
+        if known is not None and _identity(cand.invoice) == known[0]:
+            raise ReadTimedOut(cand.invoice.name, known[1])
 
     def invoice_ids(self, cand: Candidate, settings: Settings) -> tuple[str, ...]:
         """The ids in cand's invoice file, read as the daemon reads them (InputError,
         OSError as read_invoice_file's)."""
-        ids: tuple[str, ...] = self.read(cand, settings, invoice_ids)
+        ids: tuple[str, ...] = self._read(cand, settings, invoice_ids, invoice_alone=True)
         return ids
 
     def attachment_errors(self, cand: Candidate, settings: Settings, src: Path, rel: Path,
@@ -121,6 +155,16 @@ class CommandReads:
         found: list[Finding] = self.read(cand, settings, functools.partial(
             attachment_errors, src=src, rel=rel, invoice_id=invoice_id))
         return found
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """The file at path as it is now (the entry itself, never where a link leads): saved
+    again in place, its size or mtime differ; another saved over it, its inode. None
+    where it cannot be looked at, which is never the same as before."""
+    try:
+        return identity(os.lstat(path))
+    except OSError:
+        return None
 
 
 def _said(cand: Candidate, read: Callable[[], Any]) -> Any:
