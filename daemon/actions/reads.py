@@ -25,19 +25,21 @@ host may have stalled) is remembered for the rest of the command, by its identit
 (device, inode, size, mtime_ns): every read of its bundle reads that file first, the
 same way, under the same limit, so a second read (`send` looks into every invoice file
 for the name asked, then evaluates the one named) is answered the same at once. Two
-more limits' worth of a clerk's or an ERP's wait said nothing new. A file changed
-since is read again.
+more limits' worth of a clerk's or an ERP's wait said nothing new. So is a bundle whose
+evaluate ran out of time, by the identity of its invoice file and every entry of its
+sidecar, for its next evaluate (`retry` looks at a bundle twice); not for its ids: what
+held the reader may have been an attachment. A file changed since is read again.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
@@ -51,6 +53,8 @@ from daemon.reading.reader_process import Job
 from daemon.reading.readers import Readers, workers_for
 from daemon.validation.validate import check_attachment
 from daemon.watching.scan import Candidate
+
+Reads = Literal["invoice", "bundle"] | None  # what a read reads: see _remembered
 
 
 class CommandReads:
@@ -66,8 +70,9 @@ class CommandReads:
         self._settings = settings.model_copy(update={"service": settings.service.model_copy(
             update={"reader_processes": workers})})
         self._readers: Readers | None = None
-        # Invoice files whose ids ran out of time: their identity then, and the limit.
-        self._overran: dict[Path, tuple[tuple[int, int, int, int], float]] = {}
+        # What ran a reader out of time (an invoice file's ids, a bundle): by the invoice
+        # file, what it was then (_looked) and the limit.
+        self._overran: dict[tuple[Path, Reads], tuple[Hashable, float]] = {}
 
     def __enter__(self) -> CommandReads:
         return self
@@ -110,42 +115,40 @@ class CommandReads:
         """finish.evaluate, as the daemon reads a bundle: the Bundle, or its InputError
         (ReadTimedOut past the limit) or OSError; ReaderFailed, in a command's words,
         when the reader died under it each time (out of memory)."""
-        self._refuse_what_overran(cand)
-        readers = self._started(needs_engine(settings))
-        return _said(cand, lambda: readers.evaluate(cand, settings))
+        bundle: Bundle = self._remembered(cand, "bundle", lambda: self._started(
+            needs_engine(settings)).evaluate(cand, settings))
+        return bundle
 
     def read(self, cand: Candidate, settings: Settings, job: Job) -> Any:
         """job(cand, settings) in the reader (a module-level function or a partial of
         one, that reads cand's invoice file first), under the same limit."""
-        return self._read(cand, settings, job, invoice_alone=False)
+        return self._remembered(cand, None, lambda: self._started(False).read(
+            cand, settings, job))
 
-    def _read(self, cand: Candidate, settings: Settings, job: Job, invoice_alone: bool
-              ) -> Any:
-        """read(); `invoice_alone`: the job reads cand's invoice file and nothing else."""
-        self._refuse_what_overran(cand)
-        readers = self._started(False)
-        before = _identity(cand.invoice) if invoice_alone else None
+    def _remembered(self, cand: Candidate, reads: Reads, read: Callable[[], Any]) -> Any:
+        """read(), said for a command; or at once the ReadTimedOut of an earlier read in
+        this command of what it reads, unchanged since. `reads`: what the read reads, so
+        what its running out of time tells of: cand's invoice file alone, or its bundle;
+        None where it reads more (attach's FILE too), which tells of neither."""
+        for kind in ("invoice", reads):
+            known = self._overran.get((cand.invoice, kind)) if kind else None
+            if known is not None and _looked(cand, kind) == known[0]:
+                raise ReadTimedOut(cand.invoice.name, known[1])
+        before = _looked(cand, reads) if reads else None
         try:
-            return _said(cand, lambda: readers.read(cand, settings, job))
+            return _said(cand, read)
         except ReadTimedOut as exc:
-            # Only a read of the invoice file alone says it is that file: a bundle's read
-            # may have run out of time on an attachment, or the pre-flight. And only as
-            # the file was throughout: one changed under the read may read otherwise.
-            if before is not None and _identity(cand.invoice) == before:
-                self._overran[cand.invoice] = (before, exc.limit)
+            # Only as the files were throughout: a file saved again under the read may
+            # read otherwise, and is read again.
+            if reads and before is not None and _looked(cand, reads) == before:
+                self._overran[(cand.invoice, reads)] = (before, exc.limit)
             raise
-
-    def _refuse_what_overran(self, cand: Candidate) -> None:
-        """ReadTimedOut, as its read said it, where cand's invoice file ran a reader out
-        of time before in this command and has not changed since."""
-        known = self._overran.get(cand.invoice)
-        if known is not None and _identity(cand.invoice) == known[0]:
-            raise ReadTimedOut(cand.invoice.name, known[1])
 
     def invoice_ids(self, cand: Candidate, settings: Settings) -> tuple[str, ...]:
         """The ids in cand's invoice file, read as the daemon reads them (InputError,
         OSError as read_invoice_file's)."""
-        ids: tuple[str, ...] = self._read(cand, settings, invoice_ids, invoice_alone=True)
+        ids: tuple[str, ...] = self._remembered(cand, "invoice", lambda: self._started(
+            False).read(cand, settings, invoice_ids))
         return ids
 
     def attachment_errors(self, cand: Candidate, settings: Settings, src: Path, rel: Path,
@@ -155,6 +158,20 @@ class CommandReads:
         found: list[Finding] = self.read(cand, settings, functools.partial(
             attachment_errors, src=src, rel=rel, invoice_id=invoice_id))
         return found
+
+
+def _looked(cand: Candidate, reads: Reads) -> Hashable | None:
+    """What `reads` of cand is as it is now: its invoice file; for its bundle, with each
+    entry of the sidecar too. None where the invoice file cannot be looked at."""
+    invoice = _identity(cand.invoice)
+    if reads == "invoice" or invoice is None:
+        return invoice
+    entries = [(cand.sidecar, _identity(cand.sidecar))]
+    # Links are not followed (nor read by the matcher); a folder that cannot be listed
+    # is missing from both looks alike, and reading it is an error, not a wait.
+    for top, folders, files in os.walk(cand.sidecar):
+        entries += [(p, _identity(p)) for p in (Path(top, n) for n in folders + files)]
+    return invoice, frozenset(entries)
 
 
 def _identity(path: Path) -> tuple[int, int, int, int] | None:

@@ -18,9 +18,15 @@ from typing import Any
 
 import pytest
 from conftest import Env
-from helpers import write
+from helpers import pdf_bytes, write
 
-from actions.test_reads import DEADLINE, endless_invoice_pdf, limited
+from actions.test_reads import (
+    DEADLINE,
+    _quarantined_duplicate,
+    endless_invoice_pdf,
+    limited,
+    run_limited,
+)
 from daemon.actions.reads import CommandReads
 from daemon.configuration.config_load import load_settings
 from daemon.errors import ReadTimedOut
@@ -117,18 +123,37 @@ def test_a_file_that_overran_is_answered_at_once_until_it_changes(
         assert counted == ["read", "evaluate", "read"]
 
 
-def test_a_bundle_that_overran_on_evaluate_still_has_its_ids_read(
+def test_a_bundle_that_overran_is_answered_at_once_until_a_file_of_it_changes(
         env: Env, counted: list[str]) -> None:
-    """An evaluate that runs out of time is not remembered: what held the reader may be
-    an attachment, or the pre-flight, not the invoice file — its ids are still read."""
+    """A bundle whose evaluate ran out of time is answered at once by its next evaluate
+    (retry looks at a bundle twice) until a file is added to its sidecar; and it tells
+    nothing of its invoice file alone (what held the reader may be an attachment, or
+    the pre-flight): its ids are still read."""
     settings = load_settings(env.write_config(
         "http://127.0.0.1:9/bundles", einvoice={"preflight": "off"},
         service={"reader_processes": "auto"}))
     write(env.outbox / "INV-666.pdf", endless_invoice_pdf())
     cand = candidate_for(settings.outbox, "INV-666.pdf")
     with CommandReads(settings) as reads:
+        for _ in range(2):
+            with pytest.raises(ReadTimedOut):
+                reads.evaluate(cand, settings)
+        assert counted == ["evaluate"]
+        write(env.outbox / "INV-666" / "scan.pdf", pdf_bytes())
         with pytest.raises(ReadTimedOut):
             reads.evaluate(cand, settings)
         with pytest.raises(ReadTimedOut):
             reads.invoice_ids(cand, settings)
-        assert counted == ["evaluate", "read"]
+        assert counted == ["evaluate", "evaluate", "read"]
+
+
+def test_retry_of_a_bundle_that_keeps_pypdf_busy_reads_it_once_tried_twice(env: Env) -> None:
+    """`retry` of a quarantined duplicate whose invoice file keeps pypdf busy reads it
+    before any move and again just before its own: the second look answers from the
+    first (two kills for time, not four), and the bundle still goes back (exit 0)."""
+    _, folder = _quarantined_duplicate(env, attachment=True)
+    done, _ = run_limited(env, "retry", folder.name)
+    assert done.returncode == 0, done.stderr
+    assert "back in the outbox" in done.stdout and "Traceback" not in done.stderr
+    assert _overruns(done.stderr) == ["INV-666.pdf", "INV-666.pdf"]
+    assert (env.outbox / "INV-666.pdf").is_file() and not folder.exists()
