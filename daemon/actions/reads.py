@@ -25,10 +25,12 @@ host may have stalled) is remembered for the rest of the command, by its identit
 (device, inode, size, mtime_ns): every read of its bundle reads that file first, the
 same way, under the same limit, so a second read (`send` looks into every invoice file
 for the name asked, then evaluates the one named) is answered the same at once. Two
-more limits' worth of a clerk's or an ERP's wait said nothing new. So is a bundle whose
-evaluate ran out of time, by the identity of its invoice file and every entry of its
-sidecar, for its next evaluate (`retry` looks at a bundle twice); not for its ids: what
-held the reader may have been an attachment. A file changed since is read again.
+more limits' worth of a clerk's or an ERP's wait said nothing new. In `retry`, which
+looks at a bundle twice, so is a bundle whose evaluate ran out of time, by the identity
+of its invoice file and every entry of its sidecar (looked at before each evaluate: the
+other commands evaluate a bundle once, and are spared the walk), for its next evaluate;
+not for its ids: what held the reader may have been an attachment. A file changed since
+is read again.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from typing import Any, Literal
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import ConfigError, ReaderFailed, ReadTimedOut
+from daemon.errors import ConfigError, InputError, ReaderFailed, ReadTimedOut
+from daemon.fs.fsdepth import fwalk_bounded
+from daemon.fs.fsops import folder_within
 from daemon.fs.ourfiles import identity
 from daemon.reading.invoices import read_invoice_file
 from daemon.reading.lookalikes import distinct_names
@@ -55,15 +59,20 @@ from daemon.validation.validate import check_attachment
 from daemon.watching.scan import Candidate
 
 Reads = Literal["invoice", "bundle"] | None  # what a read reads: see _remembered
+Identity = tuple[int, int, int, int]  # ourfiles.identity: device, inode, mtime_ns, size
 
 
 class CommandReads:
     """One command's reads, in one reader process (or here, as configured)."""
 
-    def __init__(self, settings: Settings, evaluates: bool = True) -> None:
+    def __init__(self, settings: Settings, evaluates: bool = True,
+                 looks_twice: bool = False) -> None:
         """`evaluates`: the command evaluates a bundle first (check, send, retry), so
         its reader loads the engine the settings need from the start, not in a second
-        one started for it. Without it (attach) the engine loads at the first evaluate."""
+        one started for it. Without it (attach) the engine loads at the first evaluate.
+        `looks_twice`: it may evaluate a bundle twice (retry), so an evaluate that ran
+        out of time is remembered too, for a look at the sidecar before each."""
+        self._bundles: Reads = "bundle" if looks_twice else None
         self._engine = evaluates and needs_engine(settings)
         self._loaded = False  # whether the reader running has the engine
         workers = min(1, workers_for(settings))
@@ -115,7 +124,7 @@ class CommandReads:
         """finish.evaluate, as the daemon reads a bundle: the Bundle, or its InputError
         (ReadTimedOut past the limit) or OSError; ReaderFailed, in a command's words,
         when the reader died under it each time (out of memory)."""
-        bundle: Bundle = self._remembered(cand, "bundle", lambda: self._started(
+        bundle: Bundle = self._remembered(cand, self._bundles, lambda: self._started(
             needs_engine(settings)).evaluate(cand, settings))
         return bundle
 
@@ -166,20 +175,33 @@ def _looked(cand: Candidate, reads: Reads) -> Hashable | None:
     invoice = _identity(cand.invoice)
     if reads == "invoice" or invoice is None:
         return invoice
-    entries = [(cand.sidecar, _identity(cand.sidecar))]
-    # Links are not followed (nor read by the matcher); a folder that cannot be listed
-    # is missing from both looks alike, and reading it is an error, not a wait.
-    for top, folders, files in os.walk(cand.sidecar):
-        entries += [(p, _identity(p)) for p in (Path(top, n) for n in folders + files)]
-    return invoice, frozenset(entries)
+    return invoice, _identity(cand.sidecar), _sidecar_entries(cand)
 
 
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    """The file at path as it is now (the entry itself, never where a link leads): saved
-    again in place, its size or mtime differ; another saved over it, its inode. None
-    where it cannot be looked at, which is never the same as before."""
+def _sidecar_entries(cand: Candidate) -> frozenset[tuple[str, Identity | None]] | None:
+    """Each entry below cand's sidecar (as fwalk_bounded walks it: never through a link,
+    nor more than DEPTH_MAX down), as it is now; None where there is no folder to walk
+    (none, or a link, a file, a FIFO there: the sidecar's own identity tells those)."""
     try:
-        return identity(os.lstat(path))
+        with folder_within(cand.invoice.parent, cand.sidecar) as held:
+            return frozenset(
+                (os.path.join(top, name), _identity(name, fd))
+                for top, folders, files, fd in fwalk_bounded(held, cand.sidecar, "walk", _skip)
+                for name in folders + files)
+    except (InputError, OSError):
+        return None
+
+
+def _skip(_folder: str) -> None:
+    """A folder too deep to walk: the matcher refuses the bundle without reading it."""
+
+
+def _identity(path: Path | str, folder: int | None = None) -> Identity | None:
+    """The entry at path (in the folder open at `folder`) as it is now, never where a
+    link leads: saved again in place, its size or mtime differ; another saved over it,
+    its inode. None where it cannot be looked at."""
+    try:
+        return identity(os.stat(path, dir_fd=folder, follow_symlinks=False))
     except OSError:
         return None
 

@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace, settings: Settings) -> int:
     # One reader for the command (started at its first read, if any): each bundle is
     # planned twice, and its second look answers from the first where nothing changed.
-    with CommandReads(settings) as reads:
+    with CommandReads(settings, looks_twice=True) as reads:
         found = _judged(args.bundles, settings, reads)
         if isinstance(found, int):
             return found

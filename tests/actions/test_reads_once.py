@@ -125,8 +125,9 @@ def test_a_file_that_overran_is_answered_at_once_until_it_changes(
 
 def test_a_bundle_that_overran_is_answered_at_once_until_a_file_of_it_changes(
         env: Env, counted: list[str]) -> None:
-    """A bundle whose evaluate ran out of time is answered at once by its next evaluate
-    (retry looks at a bundle twice) until a file is added to its sidecar; and it tells
+    """In a command that looks at a bundle twice (retry), a bundle whose evaluate ran out
+    of time is answered at once by its next evaluate until a file is added to its
+    sidecar; and it tells
     nothing of its invoice file alone (what held the reader may be an attachment, or
     the pre-flight): its ids are still read."""
     settings = load_settings(env.write_config(
@@ -134,7 +135,7 @@ def test_a_bundle_that_overran_is_answered_at_once_until_a_file_of_it_changes(
         service={"reader_processes": "auto"}))
     write(env.outbox / "INV-666.pdf", endless_invoice_pdf())
     cand = candidate_for(settings.outbox, "INV-666.pdf")
-    with CommandReads(settings) as reads:
+    with CommandReads(settings, looks_twice=True) as reads:
         for _ in range(2):
             with pytest.raises(ReadTimedOut):
                 reads.evaluate(cand, settings)
