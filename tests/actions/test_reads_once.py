@@ -27,7 +27,7 @@ from actions.test_reads import (
     limited,
     run_limited,
 )
-from daemon.actions.reads import CommandReads
+from daemon.actions.reads import CommandReads, _looked
 from daemon.configuration.config_load import load_settings
 from daemon.errors import ReadTimedOut
 from daemon.reading import reader_deaths
@@ -158,3 +158,25 @@ def test_retry_of_a_bundle_that_keeps_pypdf_busy_reads_it_once_tried_twice(env: 
     assert "back in the outbox" in done.stdout and "Traceback" not in done.stderr
     assert _overruns(done.stderr) == ["INV-666.pdf", "INV-666.pdf"]
     assert (env.outbox / "INV-666.pdf").is_file() and not folder.exists()
+
+
+def test_the_look_at_a_bundle_never_follows_its_sidecar_out_of_the_outbox(
+        env: Env, tmp_path: Path) -> None:
+    """What retry's second look compares is the outbox's own entries: a sidecar that is
+    a link to a folder elsewhere is looked at as the link, and nothing in that folder is
+    listed (a file added there leaves the look as it was); one added in a real sidecar,
+    two levels down, changes it."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "INV-1.pdf", b"%PDF-1.7\n")
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / "a.pdf", b"x")
+    os.symlink(elsewhere, env.outbox / "INV-1")
+    cand = candidate_for(settings.outbox, "INV-1.pdf")
+    before = _looked(cand, "bundle")
+    write(elsewhere / "b.pdf", b"y")
+    assert _looked(cand, "bundle") == before
+    os.unlink(env.outbox / "INV-1")
+    write(env.outbox / "INV-1" / "INV-1" / "a.pdf", b"x")
+    before = _looked(cand, "bundle")
+    write(env.outbox / "INV-1" / "INV-1" / "b.pdf", b"y")
+    assert _looked(cand, "bundle") != before
