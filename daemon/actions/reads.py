@@ -19,22 +19,37 @@ file the channel refuses costs no engine (0.7 s of CPU), and the reader of its o
 is ended first, so that the one with the engine is forked too. It writes no compile cache:
 a command writes nothing into the state dir. With `[service] reader_processes = 0` the
 reads run here, as the daemon's then do.
+
+An invoice file whose ids ran a reader out of time (after the pool's one more try: the
+host may have stalled) is remembered for the rest of the command, by its identity
+(device, inode, size, mtime_ns): every read of its bundle reads that file first, the
+same way, under the same limit, so a second read (`send` looks into every invoice file
+for the name asked, then evaluates the one named) is answered the same at once. Two
+more limits' worth of a clerk's or an ERP's wait said nothing new. In `retry`, which
+looks at a bundle twice, so is a bundle whose evaluate ran out of time, by the identity
+of its invoice file and every entry of its sidecar (looked at before each evaluate: the
+other commands evaluate a bundle once, and are spared the walk), for its next evaluate;
+not for its ids: what held the reader may have been an attachment. A file changed since
+is read again.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import ConfigError, ReaderFailed
+from daemon.errors import ConfigError, InputError, ReaderFailed, ReadTimedOut
+from daemon.fs.fsdepth import fwalk_bounded
+from daemon.fs.fsops import folder_within
+from daemon.fs.ourfiles import identity
 from daemon.reading.invoices import read_invoice_file
 from daemon.reading.lookalikes import distinct_names
 from daemon.reading.match import assemble
@@ -43,20 +58,30 @@ from daemon.reading.readers import Readers, workers_for
 from daemon.validation.validate import check_attachment
 from daemon.watching.scan import Candidate
 
+Reads = Literal["invoice", "bundle"] | None  # what a read reads: see _remembered
+Identity = tuple[int, int, int, int]  # ourfiles.identity: device, inode, mtime_ns, size
+
 
 class CommandReads:
     """One command's reads, in one reader process (or here, as configured)."""
 
-    def __init__(self, settings: Settings, evaluates: bool = True) -> None:
+    def __init__(self, settings: Settings, evaluates: bool = True,
+                 looks_twice: bool = False) -> None:
         """`evaluates`: the command evaluates a bundle first (check, send, retry), so
         its reader loads the engine the settings need from the start, not in a second
-        one started for it. Without it (attach) the engine loads at the first evaluate."""
+        one started for it. Without it (attach) the engine loads at the first evaluate.
+        `looks_twice`: it may evaluate a bundle twice (retry), so an evaluate that ran
+        out of time is remembered too, for a look at the sidecar before each."""
+        self._bundles: Reads = "bundle" if looks_twice else None
         self._engine = evaluates and needs_engine(settings)
         self._loaded = False  # whether the reader running has the engine
         workers = min(1, workers_for(settings))
         self._settings = settings.model_copy(update={"service": settings.service.model_copy(
             update={"reader_processes": workers})})
         self._readers: Readers | None = None
+        # What ran a reader out of time (an invoice file's ids, a bundle): by the invoice
+        # file, what it was then (_looked) and the limit.
+        self._overran: dict[tuple[Path, Reads], tuple[Hashable, float]] = {}
 
     def __enter__(self) -> CommandReads:
         return self
@@ -99,19 +124,40 @@ class CommandReads:
         """finish.evaluate, as the daemon reads a bundle: the Bundle, or its InputError
         (ReadTimedOut past the limit) or OSError; ReaderFailed, in a command's words,
         when the reader died under it each time (out of memory)."""
-        readers = self._started(needs_engine(settings))
-        return _said(cand, lambda: readers.evaluate(cand, settings))
+        bundle: Bundle = self._remembered(cand, self._bundles, lambda: self._started(
+            needs_engine(settings)).evaluate(cand, settings))
+        return bundle
 
     def read(self, cand: Candidate, settings: Settings, job: Job) -> Any:
         """job(cand, settings) in the reader (a module-level function or a partial of
-        one), under the same limit."""
-        readers = self._started(False)
-        return _said(cand, lambda: readers.read(cand, settings, job))
+        one, that reads cand's invoice file first), under the same limit."""
+        return self._remembered(cand, None, lambda: self._started(False).read(
+            cand, settings, job))
+
+    def _remembered(self, cand: Candidate, reads: Reads, read: Callable[[], Any]) -> Any:
+        """read(), said for a command; or at once the ReadTimedOut of an earlier read in
+        this command of what it reads, unchanged since. `reads`: what the read reads, so
+        what its running out of time tells of: cand's invoice file alone, or its bundle;
+        None where it reads more (attach's FILE too), which tells of neither."""
+        for kind in ("invoice", reads):
+            known = self._overran.get((cand.invoice, kind)) if kind else None
+            if known is not None and _looked(cand, kind) == known[0]:
+                raise ReadTimedOut(cand.invoice.name, known[1])
+        before = _looked(cand, reads) if reads else None
+        try:
+            return _said(cand, read)
+        except ReadTimedOut as exc:
+            # Only as the files were throughout: a file saved again under the read may
+            # read otherwise, and is read again.
+            if reads and before is not None and _looked(cand, reads) == before:
+                self._overran[(cand.invoice, reads)] = (before, exc.limit)
+            raise
 
     def invoice_ids(self, cand: Candidate, settings: Settings) -> tuple[str, ...]:
         """The ids in cand's invoice file, read as the daemon reads them (InputError,
         OSError as read_invoice_file's)."""
-        ids: tuple[str, ...] = self.read(cand, settings, invoice_ids)
+        ids: tuple[str, ...] = self._remembered(cand, "invoice", lambda: self._started(
+            False).read(cand, settings, invoice_ids))
         return ids
 
     def attachment_errors(self, cand: Candidate, settings: Settings, src: Path, rel: Path,
@@ -121,6 +167,43 @@ class CommandReads:
         found: list[Finding] = self.read(cand, settings, functools.partial(
             attachment_errors, src=src, rel=rel, invoice_id=invoice_id))
         return found
+
+
+def _looked(cand: Candidate, reads: Reads) -> Hashable | None:
+    """What `reads` of cand is as it is now: its invoice file; for its bundle, with each
+    entry of the sidecar too. None where the invoice file cannot be looked at."""
+    invoice = _identity(cand.invoice)
+    if reads == "invoice" or invoice is None:
+        return invoice
+    return invoice, _identity(cand.sidecar), _sidecar_entries(cand)
+
+
+def _sidecar_entries(cand: Candidate) -> frozenset[tuple[str, Identity | None]] | None:
+    """Each entry below cand's sidecar (as fwalk_bounded walks it: never through a link,
+    nor more than DEPTH_MAX down), as it is now; None where there is no folder to walk
+    (none, or a link, a file, a FIFO there: the sidecar's own identity tells those)."""
+    try:
+        with folder_within(cand.invoice.parent, cand.sidecar) as held:
+            return frozenset(
+                (os.path.join(top, name), _identity(name, fd))
+                for top, folders, files, fd in fwalk_bounded(held, cand.sidecar, "walk", _skip)
+                for name in folders + files)
+    except (InputError, OSError):
+        return None
+
+
+def _skip(_folder: str) -> None:
+    """A folder too deep to walk: the matcher refuses the bundle without reading it."""
+
+
+def _identity(path: Path | str, folder: int | None = None) -> Identity | None:
+    """The entry at path (in the folder open at `folder`) as it is now, never where a
+    link leads: saved again in place, its size or mtime differ; another saved over it,
+    its inode. None where it cannot be looked at."""
+    try:
+        return identity(os.stat(path, dir_fd=folder, follow_symlinks=False))
+    except OSError:
+        return None
 
 
 def _said(cand: Candidate, read: Callable[[], Any]) -> Any:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
 from daemon.actions.common import settings_of
+from daemon.actions.reads import CommandReads
 from daemon.actions.retry_find import FOLDER_RE, RetryRefused, find, read_reason
 from daemon.actions.retry_plan import conversions, documents_kept, plan, run_as
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
@@ -49,13 +50,14 @@ if TYPE_CHECKING:
     from daemon.journal import Journal, Row
 
 
-def retry(folder: Path, settings: Settings) -> list[str]:
-    """Move one quarantined bundle back; the names it put into the outbox."""
+def retry(folder: Path, settings: Settings, reads: CommandReads) -> list[str]:
+    """Move one quarantined bundle back; the names it put into the outbox. Its bundle is
+    read (if at all) in `reads`, the command's (retry_plan.plan)."""
     outbox = settings.outbox.path
     # A paper half-written by a killed daemon (an entry archived before it dropped
     # them) is outboxd's litter: it goes, not into the outbox.
     drop_unfinished(folder, PAPER_NAMES)
-    order = plan(folder, settings)
+    order = plan(folder, settings, reads)
     # Read before anything moves: what tells outboxd's REASON.txt from a clerk's.
     record = read_reason(folder)
     moved: list[str] = []
@@ -244,19 +246,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace, settings: Settings) -> int:
-    found = _judged(args.bundles, settings)
-    if isinstance(found, int):
-        return found
-    folders, notes = found
-    for note in notes:
-        print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
-    for folder in folders:
-        names = retry(folder, settings)
-        print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
+    # One reader for the command (started at its first read, if any): each bundle is
+    # planned twice, and its second look answers from the first where nothing changed.
+    with CommandReads(settings, looks_twice=True) as reads:
+        found = _judged(args.bundles, settings, reads)
+        if isinstance(found, int):
+            return found
+        folders, notes = found
+        for note in notes:
+            print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
+        for folder in folders:
+            names = retry(folder, settings, reads)
+            print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
     return EXIT_OK
 
 
-def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]] | int:
+def _judged(refs: list[str], settings: Settings, reads: CommandReads
+            ) -> tuple[list[Path], list[str]] | int:
     """The folders of the arguments, each found and planned; or, when any is refused,
     every refusal told and the exit code. An admin or a script retrying five bundles, one
     of them refused, was told of that one alone: not that the other four stayed in
@@ -282,7 +288,7 @@ def _judged(refs: list[str], settings: Settings) -> tuple[list[Path], list[str]]
     putting: dict[str, Path] = {}  # a name going back into the outbox: whose it is
     for folder in folders if journal is None else ():  # all refusals before any move
         try:
-            names = plan(folder, settings, notes)
+            names = plan(folder, settings, reads, notes)
             _refuse_a_name_given_twice(folder, names, putting)
         except (RetryRefused, UsageError) as exc:
             refusals.append(exc)

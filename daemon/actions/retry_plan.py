@@ -97,9 +97,14 @@ def documents_kept(settings: Settings, invoice: str) -> str:
     return embedded_folder(invoice, candidate_for(settings.outbox, invoice).sidecar.name)
 
 
-def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> list[str]:
+def plan(folder: Path, settings: Settings, reads: CommandReads,
+         notes: list[str] | None = None) -> list[str]:
     """The names to move back, invoice file last; refuses if the outbox holds any of them.
-    What the person should know (a reason.json that was ignored) goes to `notes`."""
+    What the person should know (a reason.json that was ignored) goes to `notes`. The
+    bundle is read (if at all) in `reads`, the command's: retry plans each bundle before
+    any moves, then again just before its own move, and one that ran the reader out of
+    time the first time, unchanged since, is not read again (twice the time limit, and a
+    reader started and the engine loaded once more, for the same answer)."""
     invoice = _invoice_name(folder, settings, notes)
     own = set(PAPER_NAMES) | {conversions(settings, invoice), documents_kept(settings, invoice)}
     parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
@@ -111,7 +116,7 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
     _refuse_look_alikes(folder, invoice, settings)
     _refuse_a_shared_sidecar(folder, parts, invoice, settings)
     _refuse_what_is_no_file(folder, parts, settings)
-    _refuse_a_duplicate(folder, invoice, settings)
+    _refuse_a_duplicate(folder, invoice, settings, reads)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
     return [n for n in parts if n != invoice] + [invoice]
 
@@ -184,7 +189,8 @@ def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) 
                            + f"\nMend that in {folder} first, then retry")
 
 
-def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
+def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings,
+                        reads: CommandReads) -> None:
     """Refuses a bundle the journal has as sent (or on its way) while [policy] duplicates
     = "quarantine": moved back as it is, the daemon quarantines it again at once as a
     `duplicate`. The id reason.json records is only a hint (a clerk may have changed a
@@ -204,8 +210,7 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
         # In a reader under the daemon's time limit (reads.py): a file a clerk changed
         # in the folder, as this refusal tells them to, may be one that makes readers
         # loop; past the limit the daemon decides (it holds it, read-time-limit).
-        with CommandReads(here) as reads:
-            now = bundle_id_of(reads.evaluate(cand, here))
+        now = bundle_id_of(reads.evaluate(cand, here))
     except (InputError, OSError, ReaderFailed):
         return
     if now != recorded:

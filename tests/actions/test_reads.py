@@ -217,7 +217,7 @@ def test_retry_is_not_held_up_by_a_file_that_keeps_pypdf_busy(cfg: Env) -> None:
     assert (cfg.outbox / "INV-666.pdf").is_file() and not folder.exists()
     warned = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     ended = [w["file"] for w in warned if w["event"].startswith("a reader ran out of time")]
-    assert len(ended) >= 2 and set(ended) == {"INV-666.pdf"}  # tried twice, each look
+    assert len(ended) >= 2 and set(ended) == {"INV-666.pdf"}  # tried twice
 
 
 # -- the reader a command starts: forked from it (see reads.py) ------------------------------
