@@ -1058,6 +1058,45 @@ class TestAClaimCutShortByAnError:
         assert len(folders(s.sent_dir)) == 1
         assert p.j.counts()["sent"] == 1 and p.j.rows(("claiming",)) == []
 
+    def test_a_claim_quarantine_cut_short_after_its_row_said_quarantining_is_finished(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bundle quarantined at its claim, on one full disk under outbox and state
+        folder: its row is `quarantining` (durable), then the papers cannot be written and
+        the journal refuses that failure's record. The row is past `claiming`, so the claim
+        is not finished again; it is handed to the delivery workers at the next rescan, which
+        quarantine it once the disk has room — left so, it said `quarantining` with its
+        bundle in its work folder until a restart."""
+        from daemon.archiving import moves
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"hours.csv": b"day;hours\nmon;8\n"})
+        write(s.outbox.path / "INV-1" / "attachments.toml", ORIGINAL_PRINT)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_place, real_update = moves.place, p.j.update
+
+        def disk_full(*args: Any, **kwargs: Any) -> Path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "reason.json")
+
+        def refused(row_id: int, **fields: Any) -> None:
+            if "last_error" in fields:
+                raise JournalError("cannot write the journal: disk full")
+            real_update(row_id, **fields)
+
+        monkeypatch.setattr(moves, "place", disk_full)
+        monkeypatch.setattr(p.j, "update", refused)
+        with pytest.raises(JournalError):
+            step(p, cand, 0.0)
+        [row] = p.j.rows(("quarantining",))
+        monkeypatch.setattr(moves, "place", real_place)
+        monkeypatch.setattr(p.j, "update", real_update)
+        assert p.retry_stranded() == [row.id]
+        later = p.finish.clock() + 3600.0  # past the failed move's back-off
+        p.finish.clock = lambda: later
+        assert p.finish.attempt(row.id) is None
+        assert p.j.get(row.id).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        assert (folder / "INV-1.xml").exists() and (folder / "INV-1" / "hours.csv").exists()
+
 
 class TestBytesChangedWhileClaimed:
     """An attachment saved anew after the bundle was read and before its claim (held for
