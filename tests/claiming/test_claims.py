@@ -1018,16 +1018,25 @@ class TestAClaimCutShortByAnError:
     outbox a duplicate of itself: the claim is finished as one a crash cut short, and
     the bundle is sent once."""
 
+    @pytest.mark.parametrize("failure", ["move-refused", "processing-share-away"])
     @pytest.mark.parametrize("refusals", [1, 2])
     def test_a_failed_claim_whose_undo_cannot_be_journaled_is_sent_not_a_duplicate(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: int,
+            failure: str) -> None:
         """`refusals` 2: the journal refuses the first rescan's finish of the claim too;
-        that rescan goes on (the claim kept for the next), and the next finishes it."""
+        that rescan goes on (the claim kept for the next), and the next finishes it.
+        `failure`: the claim's move refused (a full disk), or the processing folder's
+        share found off its mount before any move (the batch's check)."""
         from daemon.errors import JournalError
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        if failure == "move-refused":
+            claims_refused_first(monkeypatch, [errno.ENOSPC])
+        else:
+            away = ["its share unmounted?"]
+            monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
+                away.pop() if away and folder == s.processing_dir else None))
         real_transition = p.j.transition
         refused = [1] * refusals
 
