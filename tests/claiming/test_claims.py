@@ -504,6 +504,43 @@ class TestUndoneClaim:
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         assert work.exists() == late_file and folders(s.quarantine_dir) == []
 
+    def test_a_stranded_claim_whose_undo_the_journal_refuses_is_sent_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim stranded while its work folder was out of sight; the share is back, and
+        the rescan's undo puts the bundle back into the outbox, but the journal refuses
+        the row's `settling` (one full disk). The rescan goes on, and the claim is
+        finished at the next one as a crash's is; meanwhile its invoice file is not
+        decided on. Before, the error ended the rescan, the claim was no longer retried,
+        and the bundle back in the outbox was quarantined as a duplicate of itself."""
+        from daemon.errors import JournalError
+        p, s, work, away, _ = claimed_as_the_share_went_away(tmp_path, monkeypatch)
+        monkeypatch.undo()  # the claim's own stand-ins: the check by hashes reads again
+        [row] = p.j.rows(("claiming",))
+        away.rename(work)  # the share is back
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        assert p.retry_stranded() == []  # said, not raised: the rescan goes on
+        assert (s.outbox.path / "INV-1.xml").exists()
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        period = s.outbox.rescan_seconds
+        sent: list[int] = []
+        for t in (1.0, period / 2, period + 1, 2 * period + 1):
+            nxt = step(p, cand, t)
+            sent += [nxt.claimed] if nxt.claimed is not None else []
+            sent += p.retry_stranded()  # each rescan's
+        for row_id in sent:
+            assert p.finish.attempt(row_id) is None
+        assert folders(s.quarantine_dir) == [] and len(folders(s.sent_dir)) == 1
+        assert p.j.rows(("claiming",)) == []
+
     def test_a_stranded_claim_whose_quarantine_must_wait_is_handed_to_the_workers(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A claim stranded while its work folder was out of sight, and meanwhile a new
