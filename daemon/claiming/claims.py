@@ -125,8 +125,13 @@ class Claims(Undoing):
                 raise OSError(away)
         except OSError as exc:
             for c, row_id in zip(claims, row_ids, strict=True):
-                yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now,
-                                                              moved=False)
+                try:
+                    back: Next | Exception = self._claim_failed(c, row_id, exc, now,
+                                                                moved=False)
+                except Exception as undo:  # noqa: BLE001 - its row's write refused, say
+                    # Raised, it ended the batch: its rows and the rest left `claiming`.
+                    back = self._cut_short(c.cand.invoice.name, row_id, undo)
+                yield c.cand.invoice.name, back
             return
         moved: list[tuple[Claim, int, Candidate]] = []
         # Each work folder claimed stays held until it is synced through its descriptor:

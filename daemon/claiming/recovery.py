@@ -176,6 +176,11 @@ class Recovery(Rereading):
                 row = self.j.get(row_id)
                 if row.state != CLAIMING:
                     self._unfinished.discard(row_id)
+                    if row.state in IN_FLIGHT:
+                        # A claim an error cut short after its row went on (finish_later:
+                        # `quarantining` written, its papers' failure not): the workers
+                        # finish it; left, it waited for a restart (queue() takes it once).
+                        due.append(row_id)
                     continue
                 log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
                 if self._finish_or_wait(row, log):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.claiming.recovery import NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
+from daemon.errors import JournalLost
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
@@ -101,10 +102,24 @@ class Stranded:
             if not os.path.lexists(work):
                 continue
             del self._stranded[row_id]
-            row = self.j.get(row_id)
-            log = bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
-            nxt = self._undo_claim(cand, row_id, work, why, log, last_error=None)
-            if nxt is None and self.j.get(row_id).state == "gone":
+            try:
+                row = self.j.get(row_id)
+                log = bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
+                nxt = self._undo_claim(cand, row_id, work, why, log, last_error=None)
+                state = self.j.get(row_id).state
+            except JournalLost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one claim's, as at its claim
+                # Its row's write refused after the files moved back (one full disk): raised,
+                # it ended the rescan, the claim was retried no more, and the bundle back in
+                # the outbox became its own duplicate. Finished as a crash's claim is.
+                self._cut_short(cand.invoice.name, row_id, exc)
+                if not getattr(exc, "reported", False):  # the journal says its own, once
+                    bundle_log(self.log, cand.invoice.name, None, ()).error(
+                        "unexpected error undoing a claim; finished at the next rescan",
+                        exc_info=exc)
+                continue
+            if nxt is None and state == "gone":
                 log.warning("work folder there again without the bundle, which is not in "
                             "the outbox either: the claim ends as one that did not happen",
                             work_dir=str(work))

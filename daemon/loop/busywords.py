@@ -33,13 +33,21 @@ def unchanged_since(snap: Snapshot, seen: float, now: float, wall: float) -> flo
     return min(seen, now - max(0.0, wall - newest / 1e9))
 
 
+# What only stuck_said's words hold (said_stuck tells them from a row's other whys).
+_UNCHANGED = ": an in-progress name, unchanged since "
+
+
 def stuck_said(names: list[str], unchanged_at: float) -> str:
     """The row's why for a bundle held by these in-progress names, unchanged since
     `unchanged_at` (wall-clock seconds): since when, not for how long — written once,
     "unchanged for 10 minutes" stood on the page for hours."""
     at = readable(iso_of(datetime.fromtimestamp(unchanged_at, UTC)))
-    return (f"waits for {shown_names(names)}: an in-progress name, unchanged since {at} — "
-            f"{busy_fix(names)}")
+    return f"waits for {shown_names(names)}{_UNCHANGED}{at} — {busy_fix(names)}"
+
+
+def said_stuck(why: str | None) -> bool:
+    """Whether a row's why is stuck_said's: true only while the bundle stays unchanged."""
+    return why is not None and why.startswith("waits for ") and _UNCHANGED in why
 
 
 def shown_names(names: list[str]) -> str:

@@ -25,7 +25,7 @@ from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
 from daemon.fs.temps import Listed
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.busywords import in_progress, stuck_said, unchanged_since
+from daemon.loop.busywords import in_progress, said_stuck, stuck_said, unchanged_since
 from daemon.loop.decide import Decisions
 from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.loop.markerwait import marker_wait_said
@@ -224,6 +224,11 @@ class Pipeline(Decisions):
         # the files' times tell (they may not show a change: a copy that keeps them).
         since = unchanged_since(snap, seen, now, wall) if self.tracker.first_look(key) else seen
         if now - since < STUCK_SECONDS:
+            row = self.live.get(key)
+            if row is not None and said_stuck(row.last_error):
+                # Changed since it was said (the copy went on, or a start's first look took
+                # a slow file server's clock for an old copy): said again only if it stops.
+                self._live(row, key, "settling", last_error=None)
             return Next(at=since + STUCK_SECONDS)
         names = in_progress(snap, self.s.outbox.ignore_patterns)
         if not names:

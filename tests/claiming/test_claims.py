@@ -504,6 +504,43 @@ class TestUndoneClaim:
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         assert work.exists() == late_file and folders(s.quarantine_dir) == []
 
+    def test_a_stranded_claim_whose_undo_the_journal_refuses_is_sent_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim stranded while its work folder was out of sight; the share is back, and
+        the rescan's undo puts the bundle back into the outbox, but the journal refuses
+        the row's `settling` (one full disk). The rescan goes on, and the claim is
+        finished at the next one as a crash's is; meanwhile its invoice file is not
+        decided on. Before, the error ended the rescan, the claim was no longer retried,
+        and the bundle back in the outbox was quarantined as a duplicate of itself."""
+        from daemon.errors import JournalError
+        p, s, work, away, _ = claimed_as_the_share_went_away(tmp_path, monkeypatch)
+        monkeypatch.undo()  # the claim's own stand-ins: the check by hashes reads again
+        [row] = p.j.rows(("claiming",))
+        away.rename(work)  # the share is back
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        assert p.retry_stranded() == []  # said, not raised: the rescan goes on
+        assert (s.outbox.path / "INV-1.xml").exists()
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        period = s.outbox.rescan_seconds
+        sent: list[int] = []
+        for t in (1.0, period / 2, period + 1, 2 * period + 1):
+            nxt = step(p, cand, t)
+            sent += [nxt.claimed] if nxt.claimed is not None else []
+            sent += p.retry_stranded()  # each rescan's
+        for row_id in sent:
+            assert p.finish.attempt(row_id) is None
+        assert folders(s.quarantine_dir) == [] and len(folders(s.sent_dir)) == 1
+        assert p.j.rows(("claiming",)) == []
+
     def test_a_stranded_claim_whose_quarantine_must_wait_is_handed_to_the_workers(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A claim stranded while its work folder was out of sight, and meanwhile a new
@@ -1018,16 +1055,25 @@ class TestAClaimCutShortByAnError:
     outbox a duplicate of itself: the claim is finished as one a crash cut short, and
     the bundle is sent once."""
 
+    @pytest.mark.parametrize("failure", ["move-refused", "processing-share-away"])
     @pytest.mark.parametrize("refusals", [1, 2])
     def test_a_failed_claim_whose_undo_cannot_be_journaled_is_sent_not_a_duplicate(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: int,
+            failure: str) -> None:
         """`refusals` 2: the journal refuses the first rescan's finish of the claim too;
-        that rescan goes on (the claim kept for the next), and the next finishes it."""
+        that rescan goes on (the claim kept for the next), and the next finishes it.
+        `failure`: the claim's move refused (a full disk), or the processing folder's
+        share found off its mount before any move (the batch's check)."""
         from daemon.errors import JournalError
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        if failure == "move-refused":
+            claims_refused_first(monkeypatch, [errno.ENOSPC])
+        else:
+            away = ["its share unmounted?"]
+            monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
+                away.pop() if away and folder == s.processing_dir else None))
         real_transition = p.j.transition
         refused = [1] * refusals
 
@@ -1057,6 +1103,45 @@ class TestAClaimCutShortByAnError:
         assert folders(s.quarantine_dir) == []
         assert len(folders(s.sent_dir)) == 1
         assert p.j.counts()["sent"] == 1 and p.j.rows(("claiming",)) == []
+
+    def test_a_claim_quarantine_cut_short_after_its_row_said_quarantining_is_finished(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bundle quarantined at its claim, on one full disk under outbox and state
+        folder: its row is `quarantining` (durable), then the papers cannot be written and
+        the journal refuses that failure's record. The row is past `claiming`, so the claim
+        is not finished again; it is handed to the delivery workers at the next rescan, which
+        quarantine it once the disk has room — left so, it said `quarantining` with its
+        bundle in its work folder until a restart."""
+        from daemon.archiving import moves
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"hours.csv": b"day;hours\nmon;8\n"})
+        write(s.outbox.path / "INV-1" / "attachments.toml", ORIGINAL_PRINT)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_place, real_update = moves.place, p.j.update
+
+        def disk_full(*args: Any, **kwargs: Any) -> Path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "reason.json")
+
+        def refused(row_id: int, **fields: Any) -> None:
+            if "last_error" in fields:
+                raise JournalError("cannot write the journal: disk full")
+            real_update(row_id, **fields)
+
+        monkeypatch.setattr(moves, "place", disk_full)
+        monkeypatch.setattr(p.j, "update", refused)
+        with pytest.raises(JournalError):
+            step(p, cand, 0.0)
+        [row] = p.j.rows(("quarantining",))
+        monkeypatch.setattr(moves, "place", real_place)
+        monkeypatch.setattr(p.j, "update", real_update)
+        assert p.retry_stranded() == [row.id]
+        later = p.finish.clock() + 3600.0  # past the failed move's back-off
+        p.finish.clock = lambda: later
+        assert p.finish.attempt(row.id) is None
+        assert p.j.get(row.id).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        assert (folder / "INV-1.xml").exists() and (folder / "INV-1" / "hours.csv").exists()
 
 
 class TestBytesChangedWhileClaimed:

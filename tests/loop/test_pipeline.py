@@ -787,6 +787,35 @@ class TestRestartWhileBusy:
         [row] = p.j.rows(("settling",))
         assert not row.last_error
 
+    @pytest.mark.parametrize("start", [0.0, 1e9])
+    def test_a_stopped_copy_that_goes_on_is_no_longer_said_to_be_unchanged(
+            self, tmp_path: Path, start: float) -> None:
+        """A copy shown as stopped (its in-progress name unchanged for STUCK_SECONDS) that
+        then goes on writing, still under that name: the row no longer says it is
+        unchanged since then, with the fix for a stopped copy, while it changes; it is
+        said again once it stops for STUCK_SECONDS once more. (The same for a start's
+        first look that took a file server's slow clock for a copy days old.)"""
+        from daemon.loop.pipeline import STUCK_SECONDS
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        part = write(s.outbox.path / "INV-1" / "scan.pdf.part", b"%PDF-1.4 half")
+        newest = _newest_change(s.outbox.path)
+        p.wall = lambda: newest
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        step(p, cand, start)
+        assert step(p, cand, start + STUCK_SECONDS).at is None
+        [row] = p.j.rows(("settling",))
+        assert "unchanged since" in (row.last_error or "")
+        with part.open("ab") as more:
+            more.write(b" and more")
+        later = start + STUCK_SECONDS + 30
+        assert step(p, cand, later).at == later + STUCK_SECONDS
+        [row] = p.j.rows(("settling",))
+        assert not row.last_error
+        assert step(p, cand, later + STUCK_SECONDS).at is None
+        [row] = p.j.rows(("settling",))
+        assert "INV-1/scan.pdf.part" in (row.last_error or "")
+
     def test_the_same_invoices_reordered_keep_their_deadline(self, tmp_path: Path) -> None:
         """A batch re-exported with its two invoices swapped is the same wait: its
         deadline (here over) stands, and it goes out (review: it waited anew)."""
