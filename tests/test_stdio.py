@@ -4,8 +4,10 @@ own lines on fds 1 and 2) comes out as JSON events; reader processes' marked lin
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from helpers import not_json_lines
@@ -225,9 +227,11 @@ from daemon import logs, stdio
 from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format="json"))
 stdio.take_native_output()
-# A library dumping a clerk's binary file to fd 2 with no line end in 300 KB.
+# A library dumping a clerk's binary file to fd 2 with no line end in 300 KB, and no line
+# end until the test has seen what was logged of them (a line on stdin).
 for _ in range(30):
     os.write(2, b"x" * 10_000)
+os.read(0, 1)
 os.write(2, b"\nthe line after it\n")
 """
 
@@ -237,18 +241,39 @@ def test_native_output_with_no_line_end_in_sight_is_logged_in_json_not_held_for_
     more than 64 KiB wait for their line end — not held (in memory without bound, for a
     writer that never ends its line) until a line end comes — each as a JSON event cut to
     the event's size with the count of what was left out; every line on stderr is JSON."""
-    r = subprocess.run([sys.executable, "-c", _ENDLESS_LINE_SCRIPT], capture_output=True,
-                       text=True, timeout=60, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert not_json_lines(r.stderr) == []
-    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
-    cut = [x for x in records if x.get("output", "").startswith("xxxx")]
-    # The first event went before the line end came: the 300 KB are in two events or more.
-    assert len(cut) >= 2 and all(x.get("output_omitted_chars", 0) > 0 for x in cut), cut
-    # Every character written is in an event or counted as left out of one (the last
-    # event holds the line after it too).
-    assert sum(len(x["output"]) + x["output_omitted_chars"] for x in cut) == \
-        300_000 + len("\nthe line after it")
+    p = subprocess.Popen([sys.executable, "-c", _ENDLESS_LINE_SCRIPT], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdin is not None and p.stderr is not None
+    try:
+        # Logged while the writer still holds its line end back: read until an event of
+        # the x's comes (its own deadline: the writer never ends the line by itself).
+        before: list[str] = []
+        deadline = time.monotonic() + 20
+        while not any('"xxxx' in line for line in before):
+            assert time.monotonic() < deadline, before
+            ready, _, _ = select.select([p.stderr], [], [], 1.0)
+            if ready:
+                line = p.stderr.readline()
+                assert line, before  # the writer ended: nothing was logged before it
+                before.append(line)
+        p.stdin.write("\n")
+        p.stdin.close()
+        after = p.stderr.read()
+        assert p.wait(timeout=60) == 0, after[-2000:]
+    finally:
+        p.kill()
+    stderr = "".join(before) + after
+    assert not_json_lines(stderr) == []
+    # What came before the line end is over 64 KiB in each event: cut to the event's size.
+    early = [json.loads(line) for line in before if '"xxxx' in line]
+    assert early and all(x.get("output_omitted_chars", 0) > 0 for x in early), early
+    # How the rest falls into events depends on how the pipe was read (one read or
+    # several); every character written is in an event or counted as left out of one,
+    # the line end between the x's and the line after it in one of them or none.
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    told = sum(len(x["output"]) + x.get("output_omitted_chars", 0)
+               for x in records if "output" in x)
+    assert told - 300_000 - len("the line after it") in (0, 1), told
 
 
 _MARKED_NOT_JSON_SCRIPT = r"""
