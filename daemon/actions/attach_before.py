@@ -81,7 +81,7 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
 def _untold(name: str, why: str) -> str:
     """The end of attach's refusal for a sent bundle whose folder it could not look into:
     it went out, and whether with FILE is not known here — not "without it"."""
-    return f"it went out, but whether {name!r} went with it cannot be told here: {why}"
+    return f"whether {name!r} went with it cannot be told here: {why}"
 
 
 _LOOK = " — look for the file in that folder where it lies now"

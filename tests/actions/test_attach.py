@@ -1320,9 +1320,10 @@ def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say
     assert attach(cfg, "INV-S", str(timesheet)) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line.endswith(
-        f"({old}); it went out, but whether 'timesheet.pdf' went with it cannot be told "
+        f"({old}); whether 'timesheet.pdf' went with it cannot be told "
         f"here: that folder is not in sent/ as configured now ({sent}) — look for the file "
         "in that folder where it lies now"), line
+    assert "holds invoice id 'INV-S': INV-S.xml was sent at " in line
     # The row's folder under the sent/ configured, but moved or deleted from it.
     gone = sent / "2026-12-01" / "INV-S--0123456789ab"
     j = Journal(cfg.state / "journal.sqlite3")
@@ -1331,7 +1332,7 @@ def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say
     j.close()
     assert attach(cfg, "INV-S", str(timesheet)) == 1
     [line] = capsys.readouterr().err.splitlines()
-    assert f"({gone}); it went out, but whether 'timesheet.pdf' went with it cannot be " \
+    assert f"({gone}); whether 'timesheet.pdf' went with it cannot be " \
         f"told here: that folder is no longer in {sent} (moved or deleted) — look for the " \
         "file in that folder where it lies now" in line, line
     assert list(cfg.outbox.iterdir()) == []
