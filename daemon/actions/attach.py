@@ -156,8 +156,8 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     unread: list[str] = []
     found = holders(invoice_id, settings, unread, reads)
     if not found:
-        sent_before(invoice_id, src, doc_type, note, settings)
-        raise not_in_the_outbox(invoice_id, name, settings, unread)
+        untold = sent_before(invoice_id, src, doc_type, note, settings)
+        raise not_in_the_outbox(invoice_id, name, settings, unread, untold)
     if len(found) > 1:
         raise AttachRefused(f"invoice id {invoice_id!r} is in {len(found)} invoice files: "
                             f"{', '.join(c.invoice.name for c, _ in found)} — remove the "
@@ -226,13 +226,14 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
     return dest, cand
 
 
-def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str]
-                      ) -> AttachRefused:
+def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str],
+                      untold: str | None = None) -> AttachRefused:
     """The refusal for an id no invoice file in the outbox holds, with what the journal
     says became of it: an ERP's script whose attach comes after the bundle went (sent,
-    being delivered, quarantined) learns that, not "check the id"."""
+    being delivered, quarantined) learns that, not "check the id". `untold`: sent_before's
+    words for a sent bundle whose folder could not be looked into."""
     gone = left_the_outbox(invoice_id, settings, Endings(
-        sent=f"too late: it went out without {name!r}, which was not attached",
+        sent=untold or f"too late: it went out without {name!r}, which was not attached",
         moving=f"too late to attach {name!r} now: it goes out with what its sidecar held "
                "when it left",
         quarantined=", then attach again", unseen=f"{name!r} was not attached"), as_id=True)

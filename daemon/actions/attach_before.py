@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon.actions.attach_notes import records
 from daemon.actions.whereabouts import latest_row
 from daemon.configuration.config import Settings
-from daemon.errors import InputError
+from daemon.errors import InputError, describe
 from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsops import folder_below
 from daemon.fs.fsread import hash_file
@@ -36,18 +36,23 @@ def attached_before(src: Path, dest: Path, doc_type: str | None, note: str | Non
 
 
 def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | None,
-                settings: Settings) -> None:
+                settings: Settings) -> str | None:
     """AttachedBefore if the journal has the invoice's bundle as sent, and its folder in
     sent/ holds src's name with src's bytes, type and note: the attach run again after
-    the first landed and the bundle went with it."""
+    the first landed and the bundle went with it. Else None where the folder was looked
+    through (or the bundle was not sent); where it could not be (not in sent/ as
+    configured now, gone, a link), the words that say so in place of "it went out
+    without FILE", which would be a guess."""
     row = latest_row(invoice_id, settings, as_id=True)
     if row is None or row.shown_state != "sent" or not row.archive_dir:
-        return
+        return None
     entry = Path(row.archive_dir)
     try:
         below = entry.relative_to(settings.sent_dir)
     except ValueError:
-        return  # not in sent/ as configured now: not looked for
+        # [paths] sent moved since (/srv/sent → /srv/sent2): the row names the old place.
+        return _untold(src.name, f"that folder is not in sent/ as configured now "
+                                 f"({settings.sent_dir}){_LOOK}")
     try:
         # From sent/ down, never through a link (anyone who may write in sent/ could swap
         # the entry or its day folder for one): attach, often root, would read what lies
@@ -63,8 +68,23 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
                         f"{invoice_id}: already sent with it — {row.invoice_file} went out "
                         f"at {row.since} with {found} (the same bytes, type and note); "
                         "nothing was changed")
-    except (InputError, OSError):
-        return  # the entry is not there as a folder of sent/: not sent with it
+    except (InputError, OSError) as exc:
+        if not os.path.lexists(entry):
+            return _untold(src.name, f"that folder is no longer in {settings.sent_dir} "
+                                     f"(moved or deleted){_LOOK}")
+        why = exc.message if isinstance(exc, InputError) else describe(exc)
+        return _untold(src.name, f"that folder could not be looked into from "
+                                 f"{settings.sent_dir} ({why.split(' — ')[0]})")
+    return None
+
+
+def _untold(name: str, why: str) -> str:
+    """The end of attach's refusal for a sent bundle whose folder it could not look into:
+    it went out, and whether with FILE is not known here — not "without it"."""
+    return f"whether {name!r} went with it cannot be told here: {why}"
+
+
+_LOOK = " — look for the file in that folder where it lies now"
 
 
 def _skip(_folder: str) -> None:

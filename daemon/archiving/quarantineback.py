@@ -26,7 +26,7 @@ from daemon.archiving.kept import entry_reason
 from daemon.archiving.papers import entry_bundle, paper_of
 from daemon.archiving.quarantinenews import invoice_in_entry
 from daemon.delivery.answer_json import no_lone_surrogates
-from daemon.errors import InputError
+from daemon.errors import InputError, describe
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.journal import journal_time
 
@@ -44,7 +44,7 @@ def quarantine_records(quarantine_dir: Path, window_days: int,
         logs.get().warning("quarantine/ cannot be listed; the bundles there are not read "
                            "back into the new journal (status does not show them) — fix "
                            "its permissions or mount its share, then restart",
-                           folder=str(quarantine_dir), error=str(exc))
+                           folder=str(quarantine_dir), error=describe(exc))
         return [], 0
     records: list[dict[str, Any]] = []
     passed = 0
@@ -76,7 +76,7 @@ def _unreadable_day(folder: Path, exc: OSError) -> None:
     """A day folder that cannot be opened or listed: said, and the others read on."""
     logs.get().warning("a day folder in quarantine/ cannot be read; its bundles are not "
                        "read back — fix its permissions, then restart",
-                       folder=str(folder), error=str(exc))
+                       folder=str(folder), error=describe(exc))
 
 
 def _record(entry: Path, day_fd: int, day: str) -> dict[str, Any] | None:

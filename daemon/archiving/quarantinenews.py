@@ -19,6 +19,7 @@ and nothing sorted; a refresh never looks.
 from __future__ import annotations
 
 import bisect
+import errno
 import heapq
 import json
 import os
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.errors import InputError
-from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
+from daemon.fs.fsops import FOLDER_NOFOLLOW, NOT_THE_FILES_FAULT, open_in
 from daemon.fs.fsread import read_bounded
 from daemon.journal import journal_time
 from daemon.names import printable
@@ -45,6 +46,8 @@ REASONS_KEPT = 20
 REASON_CHARS = 400
 ID_CHARS = 64  # a bundle id: 64 hex digits
 NAME_CHARS = 1024  # an invoice file's name, 255 bytes, control characters shown as \xNN
+# An entry that cannot be opened for these is not there now, rather than none of outboxd's.
+_NOT_THERE_NOW = NOT_THE_FILES_FAULT | {errno.ENOENT}
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,15 @@ class QuarantineNews:
             name = self._queue.popleft()
             if name not in self._listed or name in self._ours or name in self._since:
                 continue  # gone or ours since it was queued
-            self._add(fd, _entry(fd, name, day))
+            entry = _entry(fd, name, day)
+            if entry is None:
+                # Gone since it was listed (or its share failed it): not recorded, and no
+                # longer listed, so the next look reads it if it is back — recorded as a
+                # folder without reasons, it was never read again, and, quarantined "at
+                # midnight", counted among the earliest rather than shown.
+                self._listed.discard(name)
+            else:
+                self._add(fd, entry)
             if spent():
                 break
         if self._refill and fd is not None:
@@ -192,10 +203,15 @@ class QuarantineNews:
             want = heapq.nlargest(self._checked - len(self._top),
                                   ((s, n) for n, s in self._since.items() if n not in self._kept))
             for _, name in want:
-                entry = _entry(fd, name, day)
-                self._since[name] = entry.since
-                self._top.append((entry.since, name))
-                self._kept[name] = (entry, _still_there(fd, entry))
+                came = _entry(fd, name, day)
+                if came is None:  # gone since: as above, read again if it is back
+                    self._forget(name)
+                    self._listed.discard(name)
+                    self._refill = True
+                    continue
+                self._since[name] = came.since
+                self._top.append((came.since, name))
+                self._kept[name] = (came, _still_there(fd, came))
             self._top.sort()
         if recheck and fd is not None:
             self._kept = {n: (e, _still_there(fd, e)) for n, (e, _) in self._kept.items()}
@@ -228,17 +244,18 @@ def _names(fd: int) -> set[str] | None:
         return None
 
 
-def _entry(day_fd: int, name: str, day: str) -> Elsewhere:
+def _entry(day_fd: int, name: str, day: str) -> Elsewhere | None:
     """What reason.json says of the entry `name` of the day folder open at `day_fd`;
     where it cannot be used (none, a link, not JSON, not outboxd's), the folder alone,
-    quarantined at its day's start. The entry is reached from the day folder, never
-    through a link: one swapped in after the listing is not followed out of quarantine/.
-    """
+    quarantined at its day's start; None where the entry is not there now (gone, or the
+    share's error: to be read when it is back). The entry is reached from the day folder,
+    never through a link: one swapped in after the listing is not followed out of
+    quarantine/."""
     fallback = Elsewhere(name, journal_time(None, f"{day}T00:00:00.000Z"), "", "", ())
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=day_fd)
-    except OSError:
-        return fallback
+    except OSError as exc:
+        return None if exc.errno in _NOT_THERE_NOW else fallback
     try:
         with open_in(fd, "reason.json", f"{name}/reason.json") as fh:
             data = read_bounded(fh, REASON_LIMIT)

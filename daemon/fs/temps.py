@@ -83,6 +83,14 @@ def drop_unfinished_ending(folder: Path, suffix: str, names: Iterable[str] = (),
         *(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern for n in names)]), listed)
 
 
+def drop_unfinished_named(folder: Path, names: re.Pattern[str],
+                          listed: Listed | None = None) -> None:
+    """drop_unfinished for every NAME that `names` matches whole: a file outboxd writes
+    whose exact name is not known at the sweep (the status page as it was named before
+    it was turned off: outboxd-status….html). `listed` as for drop_unfinished."""
+    _drop_matching(folder, rf"\.(?:{names.pattern})\.tmp-{_TEMP_TAIL.pattern}", listed)
+
+
 _ANY_TEMP = re.compile(r"\..+\.tmp-" + _TEMP_TAIL.pattern)
 
 

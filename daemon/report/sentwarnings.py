@@ -9,11 +9,13 @@ lists (the latest FINISHED_SHOWN of today) are read or kept.
 
 sent/ is on the share: the day folder and the entry are opened without following a link,
 receipt.json is read only as a regular file (never a FIFO) and only up to RECEIPT_LIMIT;
-a receipt that cannot be read or is not outboxd's shows no warnings.
+a receipt that cannot be read or is not outboxd's shows no warnings (one not outboxd's,
+such as an entry that is a link, is remembered so, not looked at again).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -29,6 +31,9 @@ from daemon.names import printable
 # A receipt of a bundle of a few hundred attachments is well below this; one above it
 # (made by hand on the share, or of a bundle of thousands) shows no warnings on the page.
 RECEIPT_LIMIT = 1 << 20
+
+# What an open without following a link answers for a link, a file or a FIFO.
+_NOT_A_FOLDER = frozenset({errno.ELOOP, errno.ENOTDIR})
 
 
 class SentWarnings:
@@ -57,18 +62,20 @@ class SentWarnings:
 
 def warnings_in(folder: Path) -> tuple[str, ...] | None:
     """The warnings of the manifest in `folder`/receipt.json, as "file: message"; none
-    where it is no receipt of outboxd's (a link or FIFO, too large, not JSON); None where
-    it could not be read now (gone, or an error of the share: read again next time)."""
+    where it is no receipt of outboxd's (a link or FIFO, too large, not JSON; an entry or
+    day folder that is a link or no folder); None where it could not be read now (gone,
+    or an error of the share: read again next time)."""
     try:
         day = os.open(folder.parent, FOLDER_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        entry = os.open(folder.name, FOLDER_NOFOLLOW, dir_fd=day)
-    except OSError:
-        return None
-    finally:
-        os.close(day)
+        try:
+            entry = os.open(folder.name, FOLDER_NOFOLLOW, dir_fd=day)
+        finally:
+            os.close(day)
+    except OSError as exc:
+        # A link (never followed) or a file in place of the day folder or the entry is not
+        # outboxd's: no warnings, remembered as such — "cannot be read now" had it read
+        # again at every refresh of the page while its row is listed.
+        return () if exc.errno in _NOT_A_FOLDER else None
     try:
         data = read_regular(folder / "receipt.json", "receipt.json", RECEIPT_LIMIT, at=entry)
         receipt = json.loads(data) if data is not None else None

@@ -31,7 +31,7 @@ from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
 from daemon.errors import OutboxdError, failure_key
 from daemon.fs.ourfiles import remove_ours, replace_ours
-from daemon.fs.temps import Listed, drop_unfinished
+from daemon.fs.temps import Listed, drop_unfinished, drop_unfinished_named
 from daemon.journal import IN_FLIGHT, LIVE, Journal, Row
 from daemon.loop.idlefiles import (
     Idle,
@@ -41,7 +41,7 @@ from daemon.loop.idlefiles import (
     suffixed_names,
 )
 from daemon.loop.leftwords import left_words, named_after
-from daemon.names import stem
+from daemon.names import OTHER_PAGES, stem
 from daemon.report.pagefile import PageFile, old_page, running_pages
 from daemon.report.pagehtml import page
 from daemon.report.pagelog import PageLog, not_written
@@ -245,10 +245,17 @@ class StatusPage:
     def swept(self, settings: Settings, listed: Listed) -> None:
         """At a start, by the start's listing of the outbox (`listed`: scan.Listing.stats,
         which the errors files' sweep takes too): what _sweep removes. Where it fails,
-        the first refresh sweeps again, and says why if it fails too."""
-        if settings.share.status_page:
-            with contextlib.suppress(OSError):
+        the first refresh sweeps again, and says why if it fails too. With the page off,
+        the temps of outboxd-status….html pages."""
+        with contextlib.suppress(OSError):
+            if settings.share.status_page:
                 self._sweep(settings.outbox.path / settings.share.status_page, listed)
+            else:
+                # Turned off across a restart, a write killed midway left its temp, which no
+                # refresh sweeps now. The name the page had is not known: the temps of
+                # the names outboxd keeps for its pages (the default's among them) go; a
+                # writer's still under way (another daemon's on the share) is locked, kept.
+                drop_unfinished_named(settings.outbox.path, OTHER_PAGES, listed)
 
     def _sweep(self, path: Path, listed: Listed | None = None) -> None:
         """A kill between a write's temp file and its rename left that file in the

@@ -865,7 +865,10 @@ def test_a_sent_entry_swapped_for_a_link_is_not_looked_through_for_the_file(
     entry.parent.mkdir(parents=True)
     entry.symlink_to(elsewhere, target_is_directory=True)
     assert attach(cfg, "INV-S", str(timesheet)) == 1
-    assert "too late: it went out without 'timesheet.pdf'" in capsys.readouterr().err
+    # Not "went out without it" either: the folder that went is not what is there now.
+    assert f"whether 'timesheet.pdf' went with it cannot be told here: that folder could " \
+        f"not be looked into from {cfg.root / 'sent'} (is a symbolic link; outboxd never " \
+        "follows links)" in capsys.readouterr().err
     entry.unlink()
     elsewhere.rename(entry)
     assert attach(cfg, "INV-S", str(timesheet)) == 0
@@ -1295,3 +1298,41 @@ def test_a_file_to_attach_swapped_as_it_is_copied_is_refused_leaving_nothing_beh
         "is not a regular file (a folder, FIFO or device) — give the path of a file")
     assert line == f"outboxd: {timesheet}: {said}; nothing was changed"
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say_without_it(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """The admin moved `[paths] sent` (sent-old → sent): the journal's row still names the
+    bundle's folder under the old path, and an ERP's scheduler runs again the attach of
+    a file that went out with it. attach said "too late: it went out without
+    'timesheet.pdf'", exit 1 — false, the folder it names was never looked into. It now
+    says that it was sent and that whether the file went with it cannot be told here,
+    naming the folder and the configured sent/ (exit 1, as for "too late"); likewise
+    for a folder gone from sent/. Nothing is written into the outbox."""
+    cfg.state.mkdir(exist_ok=True)
+    old = cfg.root / "sent-old" / "2026-12-01" / "INV-S--0123456789ab"
+    write(old / "INV-S" / "timesheet.pdf", timesheet.read_bytes())
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("INV-S.xml", "sent", bundle_id="0123456789ab" + "0" * 52,
+             invoice_ids=["INV-S"], archive_dir=str(old))
+    j.close()
+    sent = cfg.root / "sent"
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith(
+        f"({old}); whether 'timesheet.pdf' went with it cannot be told "
+        f"here: that folder is not in sent/ as configured now ({sent}) — look for the file "
+        "in that folder where it lies now"), line
+    assert "holds invoice id 'INV-S': INV-S.xml was sent at " in line
+    # The row's folder under the sent/ configured, but moved or deleted from it.
+    gone = sent / "2026-12-01" / "INV-S--0123456789ab"
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("INV-S.xml", "sent", bundle_id="0123456789ab" + "1" * 52,
+             invoice_ids=["INV-S"], archive_dir=str(gone))
+    j.close()
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"({gone}); whether 'timesheet.pdf' went with it cannot be " \
+        f"told here: that folder is no longer in {sent} (moved or deleted) — look for the " \
+        "file in that folder where it lies now" in line, line
+    assert list(cfg.outbox.iterdir()) == []

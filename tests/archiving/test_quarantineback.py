@@ -251,3 +251,30 @@ def test_a_quarantine_day_folder_that_cannot_be_opened_or_listed_is_said_the_oth
     said = sorted(e["folder"] for e in logged if "a day folder in quarantine/ cannot be read"
                   in e["event"])
     assert said == sorted([str(locked), str(broken)])
+
+
+def test_a_quarantine_folder_that_cannot_be_read_back_is_said_in_words_not_errno(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """The warnings for a quarantine/ or a day folder of it that cannot be read gave
+    `error="[Errno 13] Permission denied: '/srv/…'"`, where every other line of archiving/
+    says an OSError in the project's words (errors.describe): what went wrong, and on
+    which file."""
+    quarantine = tmp_path / "quarantine"
+    locked = entry(quarantine, day(1), "INV-2--222222222222", "22" * 32, "INV-2.xml").parent
+    real_open = os.open
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if isinstance(path, (str, Path)) and Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opening)
+    with capture_logs() as logged:
+        _read_back(tmp_path, quarantine)
+    [said] = [e for e in logged if "a day folder in quarantine/" in e["event"]]
+    assert said["error"] == f"Permission denied ({locked})"
+    _failing_listing(monkeypatch, quarantine)
+    with capture_logs() as logged:
+        _read_back(tmp_path, quarantine)
+    [said] = [e for e in logged if "quarantine/ cannot be listed" in e["event"]]
+    assert said["error"] == "Input/output error"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -286,3 +288,51 @@ def test_a_day_folder_the_share_fails_to_open_or_list_keeps_what_the_page_showed
     assert [e.folder for e in news.shown] == ["INV-1--abababababab"]
     monkeypatch.undo()
     assert news.look(tmp_path, set, 100, NOW) and news.shown == ()
+
+
+def test_an_entry_gone_at_its_turn_and_back_later_is_read_when_it_is_back(
+        tmp_path: Path) -> None:
+    """Another daemon's entry listed at a look and gone at its turn to be read (moved
+    aside by an admin, or the share away for a moment), back before the next look: it was
+    recorded as a folder without a reason.json — no bundle, no reasons, quarantined at
+    midnight, so counted among the earliest and not shown once the page's list was full —
+    and never read again. It is now not recorded at its turn, and read when it is back."""
+    names = _many(tmp_path, 3)
+    news = QuarantineNews()
+    assert news.look(tmp_path, set, 2, NOW, spent=lambda: True) and news.pending
+    [first] = [e.folder for e in news.shown]
+    gone = next(n for n in reversed(names) if n != first)  # queued: the latest of the rest
+    aside = tmp_path / "aside"
+    (tmp_path / "2026-03-09" / gone).rename(aside)
+    while news.pending:
+        news.go_on(lambda: True)
+    aside.rename(tmp_path / "2026-03-09" / gone)
+    news.look(tmp_path, set, 2, NOW)
+    assert ([e.folder for e in news.shown], news.more) == ([names[2], names[1]], 1)
+    assert all(e.bundle_id and e.reasons == ("a.pdf: not a PDF",) for e in news.shown)
+
+
+def test_an_entry_the_share_fails_as_it_comes_up_is_read_again_at_the_next_look(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One of the latest went, and the next latest, coming up in its place, fails to open
+    at that moment (ESTALE: the share away for an instant): it was kept as a folder without
+    reasons, quarantined "at midnight", for good. It is now read again at the next look."""
+    names = _many(tmp_path, 3)
+    news = QuarantineNews()
+    assert news.look(tmp_path, set, 2, NOW)
+    shutil.rmtree(tmp_path / "2026-03-09" / names[2])
+    real_open = os.open
+    failed: list[str] = []
+
+    def blink(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if path == names[0] and not failed:
+            failed.append(path)
+            raise OSError(errno.ESTALE, "Stale file handle")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", blink)
+    news.look(tmp_path, set, 2, NOW)
+    assert failed == [names[0]]
+    news.look(tmp_path, set, 2, NOW)
+    assert ([e.folder for e in news.shown], news.more) == ([names[1], names[0]], 0)
+    assert all(e.bundle_id and e.reasons == ("a.pdf: not a PDF",) for e in news.shown)

@@ -63,7 +63,7 @@ def test_a_receipt_or_entry_that_is_a_link_or_too_large_shows_no_warnings(
     day = tmp_path / "2031-05-06"
     day.mkdir()
     (day / "INV-1--bbbb").symlink_to(real)
-    assert warnings_in(day / "INV-1--bbbb") is None
+    assert warnings_in(day / "INV-1--bbbb") == ()
     linked = day / "INV-1--cccc"
     linked.mkdir()
     (linked / "receipt.json").symlink_to(real / "receipt.json")
@@ -71,7 +71,7 @@ def test_a_receipt_or_entry_that_is_a_link_or_too_large_shows_no_warnings(
     big = receipt(day / "INV-1--dddd", [{**PNG, "message": "x" * sentwarnings.RECEIPT_LIMIT}])
     assert warnings_in(big) == ()
     os.mkfifo(day / "INV-1--eeee")
-    assert warnings_in(day / "INV-1--eeee") is None
+    assert warnings_in(day / "INV-1--eeee") == ()
 
 
 def test_warnings_that_are_not_outboxds_shape_are_left_out_and_the_rest_said(
@@ -97,3 +97,26 @@ def test_a_receipt_whose_day_folder_cannot_be_opened_yet_is_read_again_at_the_ne
     assert seen.of([row]) == {}
     receipt(folder, [PNG])
     assert seen.of([row]) == {7: (f"INV-1/scan.png: {PNG['message']}",)}
+
+
+@pytest.mark.parametrize("linked", ["entry", "day folder"])
+def test_an_entry_or_day_folder_that_is_a_link_is_read_once_while_its_row_is_listed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, linked: str) -> None:
+    """A sent row whose entry (or day folder) in sent/ is a link: it was taken for "cannot
+    be read now", never remembered, and looked at again at every refresh of the page
+    (every 2 s) while the row was listed. It is not outboxd's: no warnings, remembered
+    so, the link never followed."""
+    real = receipt(tmp_path / "elsewhere" / "2031-05-06" / "INV-1--aaaa", [PNG])
+    if linked == "entry":
+        (tmp_path / "2031-05-06").mkdir()
+        (tmp_path / "2031-05-06" / "INV-1--aaaa").symlink_to(real)
+    else:
+        (tmp_path / "2031-05-06").symlink_to(real.parent)
+    reads: list[Path] = []
+    real_read = sentwarnings.warnings_in
+    monkeypatch.setattr(sentwarnings, "warnings_in",
+                        lambda f: reads.append(f) or real_read(f))
+    seen = SentWarnings()
+    row = sent_row(7, tmp_path / "2031-05-06" / "INV-1--aaaa")
+    assert seen.of([row]) == seen.of([row]) == seen.of([row]) == {}
+    assert len(reads) == 1

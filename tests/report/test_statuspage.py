@@ -1225,3 +1225,28 @@ def test_a_file_named_like_an_invoice_file_quarantined_this_week_is_told_where_i
     assert f"INV-Q3.xml, the invoice file named like it, was quarantined (in {where})" in \
         said["INV-Q3.tif"]
     assert said["INV-Q4.tif"] == other and said["INV-Q5.tif"] == other
+
+
+def test_with_the_page_off_a_start_removes_a_page_temp_a_killed_write_left(
+        journal: Journal, tmp_path: Path) -> None:
+    """A page write killed between its temp file and its rename, then the page turned off
+    ([share] status_page = "") across the restart: no refresh ever sweeps again, so the
+    temp stayed in the outbox for good. The start's sweep removes the temps of the names
+    outboxd keeps for its pages (the default's, outboxd-status….html); a clerk's file of
+    another name, or named like the page without a temp's tail, stays."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    left = [outbox / ".outboxd-status.html.tmp-0123456789ab",
+            outbox / ".outboxd-status-host2.html.tmp-abcdef012345"]
+    for temp in left:
+        temp.write_text("half a page")
+    clerks = [".status.html.tmp-0123456789ab", ".outboxd-status.html.tmp-notes",
+              "outboxd-status.html.tmp-0123456789ab", ".outboxd-status.txt.tmp-0123456789ab"]
+    for name in clerks:
+        (outbox / name).write_text("a clerk's")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"},
+                        share={"status_page": ""})
+    page = StatusPage(clock=lambda: 100.0)
+    page.swept(settings, {e.name: e.stat(follow_symlinks=False) for e in os.scandir(outbox)})
+    assert sorted(p.name for p in outbox.iterdir()) == sorted(clerks)
+    assert not page.refresh(journal, settings)
