@@ -28,7 +28,7 @@ from daemon.archiving.dayfolder import day_start, days_in_window
 from daemon.archiving.quarantineback import quarantine_records
 from daemon.delivery.answer_json import no_lone_surrogates
 from daemon.delivery.answers import kept_receipt_id
-from daemon.errors import ConfigError, InputError
+from daemon.errors import ConfigError, InputError, describe
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fsread import read_regular
 from daemon.fs.workfolder import entry_at
@@ -142,7 +142,7 @@ def _entry_record(folder: Path, day: str, day_fd: int) -> dict[str, Any] | None:
             "entry in sent/ not read back: it cannot be opened as a folder (a link put in "
             "its place is never followed) — put the entry's folder itself back; until then "
             "that bundle dropped again is not seen as sent", folder=str(folder),
-            error=str(exc))
+            error=describe(exc))
         return None
     try:
         return record_of(folder, day, at)
@@ -213,7 +213,7 @@ def _unreadable_day(folder: Path, exc: OSError) -> None:
     others read on."""
     logs.get().warning("a day folder in sent/ cannot be read; its receipts are not "
                        "read back — fix its permissions, then restart to read it",
-                       folder=str(folder), error=str(exc))
+                       folder=str(folder), error=describe(exc))
 
 
 def restore_sent(journal: Journal, sent_dir: Path, window_days: int,

@@ -20,7 +20,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.archiving.readback import NO_RECEIPT, Unreadable, receipt_record
-from daemon.errors import InputError, JournalError
+from daemon.errors import InputError, JournalError, describe
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.journal import NEWS_DETAIL, Journal
 from daemon.journal.records import iso_of
@@ -318,4 +318,4 @@ class SentNews:
             logs.get().warning(
                 "a day folder in sent/ cannot be read; what other daemons sent there is "
                 "not known here, so a bundle dropped again may be sent again — fix its "
-                "permissions (or the share)", folder=str(self.sent_dir / day), error=str(exc))
+                "permissions (or the share)", folder=str(self.sent_dir / day), error=describe(exc))
