@@ -326,9 +326,11 @@ def report_failure(log: Any, path: Path, exc: OSError) -> None:
                "are made (`lsof +L1` lists it, holding the temporary file outboxd removed): "
                "stop it; outboxd tries again by itself")
     elif exc.errno == errno.EAGAIN:
-        fix = ("nothing to do unless it recurs: it was changed each time outboxd tried, "
-               "and is tried again at the bundle's next change; keep notes in a file of "
-               "another name")
+        # Two causes, said by the error: the file changed at each try, or every name
+        # drawn for a copy of a clerk's edits was taken (_keep_copy).
+        fix = ("nothing to do unless it recurs: outboxd tries again at the bundle's next "
+               "change (the error says what stopped it this time); keep notes in a file "
+               "of another name")
     elif exc.errno == errno.ENAMETOOLONG:
         fix = "shorten the invoice file's name"
     elif exc.errno in NO_ROOM:
