@@ -97,6 +97,8 @@ def _unpack(out: tuple[Any, ...]) -> Result:
         if not (isinstance(cls, type) and issubclass(cls, InputError)):
             cls = InputError
         return cls(*out[2:])
+    if kind == "config":
+        return errors.ConfigError(out[1])
     if kind == "os":
         os_error: OSError = out[1]
         return os_error
