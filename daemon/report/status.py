@@ -237,9 +237,10 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     path = settings.journal_path
     unread: list[str] = []
 
-    def finished() -> list[tuple[str, str, str, str | None]]:
+    def finished(stems: frozenset[str]) -> list[tuple[str, str, str, str | None]]:
         try:
-            return read_journal(path, lambda j: j.finished_files()) if path.exists() else []
+            return read_journal(path, lambda j: j.finished_files(stems=stems)) \
+                if path.exists() else []
         except JournalError as exc:
             # Damaged (JournalLost) where the counts' reads did not meet it, or since
             # they were read: the folders are listed without which came late, and the
