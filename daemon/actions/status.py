@@ -19,7 +19,7 @@ from daemon.configuration.config import Settings
 from daemon.configuration.config_folders import outbox_missing
 from daemon.configuration.daemonuser import daemons_user
 from daemon.configuration.machine import machine_id, machine_name
-from daemon.journal.readonly import journal_there
+from daemon.journal.readonly import OneWait, journal_there
 from daemon.journal.records import iso_of
 from daemon.loop.statelock import readiness, running
 from daemon.report import status
@@ -156,11 +156,13 @@ def run(args: argparse.Namespace) -> int:
              "cannot be written, so nothing in the outbox moves and these counts stay as "
              "they are — free space there (or make it writable); the daemon goes on by "
              "itself")
-    data = status.collect(settings)
+    wait = OneWait()  # a journal held locked is waited for once, not at each look
+    data = status.collect(settings, wait)
     view: status.OutboxView | None = None
     if answers:
         # It answered just now, but a share can begin to hang at any look.
-        answers, view = answered(lambda: status.outbox_view(settings, data), ANSWER_SECONDS)
+        answers, view = answered(lambda: status.outbox_view(settings, data, wait),
+                                 ANSWER_SECONDS)
         if not answers:
             away = hung(settings)
             note(away)

@@ -51,17 +51,29 @@ def journal_there(path: Path, fix: str) -> bool:
     return True
 
 
-def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
+class OneWait:
+    """The looks of one command at the journal (`status` takes up to three): once one
+    could not read it in step with its writer (another process held it locked past
+    BUSY_SECONDS, or this user cannot make its -shm file), the later ones read it as it
+    is on disk at once, as that one did in the end, instead of each waiting again: the
+    command waits once, as docs/commands.md says."""
+
+    def __init__(self) -> None:
+        self.held = False
+
+
+def read_journal(path: Path, read: Callable[[Journal], T], wait: OneWait | None = None) -> T:
     """read(journal) on the journal opened read-only, or, where SQLite cannot open it so
     (a state dir the user may not write to), opened immutable. Raises sqlite3.Error (or
     JournalError from opening it) when neither works: each command says what that means
-    to it."""
-    result, journal, _ = _first_read(path, read)
+    to it. `wait`: the command's earlier looks' verdict (OneWait)."""
+    result, journal, _ = _first_read(path, read, wait)
     journal.close()
     return result
 
 
-def _first_read(path: Path, read: Callable[[Journal], T]) -> tuple[T, Journal, bool]:
+def _first_read(path: Path, read: Callable[[Journal], T], wait: OneWait | None = None
+                ) -> tuple[T, Journal, bool]:
     """read_journal's answer, the journal left open, and whether it was opened immutable."""
     # A FIFO there would block SQLite's open for good (`status` hung), a device be read:
     # refused first, whichever way it is then opened.
@@ -84,12 +96,16 @@ def _first_read(path: Path, read: Callable[[Journal], T]) -> tuple[T, Journal, b
         # A daemon opened it during the read: without locks, a checkpoint of its may
         # have changed the file under the read (half-written pages: "malformed", or
         # rows missed). Read again, in step with it.
-    try:
-        return *_opened(path, read, immutable=False), False
-    except (sqlite3.OperationalError, JournalError):
-        # SQLite says so at the first read ("attempt to write a readonly database") or,
-        # by the version and the files already there, at the open ("unable to open").
-        return *_opened(path, read, immutable=True), True
+    if wait is None or not wait.held:
+        try:
+            return *_opened(path, read, immutable=False), False
+        except (sqlite3.OperationalError, JournalError):
+            # SQLite says so at the first read ("attempt to write a readonly database";
+            # "database is locked" after BUSY_SECONDS) or, by the version and the files
+            # already there, at the open ("unable to open").
+            if wait is not None:
+                wait.held = True
+    return *_opened(path, read, immutable=True), True
 
 
 def _refuse_an_empty_file(path: Path) -> None:
@@ -117,6 +133,7 @@ class JournalReader:
         self.path, self._wal = path, f"{path}-wal"
         self._journal: Journal | None = None
         self._immutable = False
+        self._wait = OneWait()  # a journal held locked: one wait a run, not one a bundle
 
     def read(self, question: Callable[[Journal], T]) -> T:
         """question(journal); raises as read_journal does."""
@@ -125,7 +142,7 @@ class JournalReader:
             if not self._stale():
                 return result
         self.close()
-        result, self._journal, self._immutable = _first_read(self.path, question)
+        result, self._journal, self._immutable = _first_read(self.path, question, self._wait)
         return result
 
     def _stale(self) -> bool:

@@ -30,6 +30,14 @@ _BACKSLASH = "\\u005c"
 _LONE = re.compile("[\ud800-\udfff]")
 
 
+# The part of a stored invoice_file before its first dot (all of it without one): the
+# same for a name and its stem (names.stem cuts at the last dot), so that the invoice
+# files of some stems are picked out in SQL by it (a string function a row, nothing
+# decoded), and the few it lets through ("S.b.xml" for "S") matched by stem after. A
+# code stored() writes holds no dot.
+BEFORE_FIRST_DOT = "substr(invoice_file, 1, instr(invoice_file || '.', '.') - 1)"
+
+
 def _code(m: re.Match[str]) -> str:
     return _BACKSLASH if m[0] == "\\" else f"\\u{ord(m[0]):04x}"
 

@@ -143,15 +143,21 @@ class Views:
                 (*states, row_id, *map(text.stored, invoice_ids))).fetchone()
         return None if r is None else row_of(r)
 
-    def finished_files(self, days: int = 7) -> list[tuple[str, str, str, str | None]]:
+    def finished_files(self, days: int = 7, stems: frozenset[str] | None = None
+                       ) -> list[tuple[str, str, str, str | None]]:
         """(invoice_file, state, since, archive_dir) of the rows sent or quarantined in
-        the last `days` days, newest first: which invoice file a folder that came late
-        was for (strays.py). Four columns of the state index's rows, no JSON."""
+        the last `days` days, newest first (strays.py: a late folder's invoice file). Four
+        columns of the state index's rows, no JSON. With `stems`, only the names that begin
+        as one does up to its first dot: its own, and few others ("S.b.xml" for "S")."""
+        where, args = "", [iso_in(-days * 86400)]
+        if stems is not None:  # the page's question at each refresh: not a week decoded
+            where = f" AND {text.BEFORE_FIRST_DOT} IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted({text.stored(s).split(".")[0] for s in stems})))
         with self._lock:
             rs = self._db.execute(
                 "SELECT invoice_file, state, since, archive_dir FROM bundles WHERE state IN "
-                "('sent', 'quarantined') AND since >= ? ORDER BY since DESC",
-                (iso_in(-days * 86400),)).fetchall()
+                f"('sent', 'quarantined') AND since >= ?{where} ORDER BY since DESC",
+                args).fetchall()
         return [(text.read(r[0]), r[1], r[2], text.read_or_none(r[3])) for r in rs]
 
     def recent(self, days: int = 7, at: datetime | None = None) -> list[Row]:

@@ -91,8 +91,11 @@ class ReadsOffLoop:
             self._readers = Readers(cache)
         # ConfigError: the engine cannot load. New readers that hang are given up on
         # (readers.RELOAD_WAIT); until then the loop waits, and tells the watchdog it
-        # lives: the wait has an end, and a restart would mend nothing.
-        self._readers.configure(s, reload=reload, tick=self._alive if reload else None)
+        # lives: the wait has an end, and a restart would mend nothing. At once (the
+        # loop's last WATCHDOG=1 may be half a WatchdogSec ago), then at least every
+        # quarter of WatchdogSec, however short an admin set it.
+        self._readers.configure(s, reload=reload, tick=self._alive if reload else None,
+                                every=self._keepalive / 2 if self._keepalive else None)
 
     def _alive(self) -> None:
         """WATCHDOG=1 while a reload waits for new readers (under systemd's watchdog)."""

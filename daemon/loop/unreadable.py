@@ -15,7 +15,7 @@ from typing import Any
 from daemon import logs
 from daemon.claiming.claim import taken_meanwhile
 from daemon.configuration.config import Settings
-from daemon.errors import InputError, ReaderFailed, describe
+from daemon.errors import ConfigError, InputError, ReaderFailed, describe
 from daemon.fs.fsops import NOT_THE_FILES_FAULT
 from daemon.watching.scan import candidate_for
 
@@ -48,6 +48,12 @@ def read_failed(result: BaseException, key: str, settings: Settings, log_to: Any
         error = (f"cannot be read: {describe(result)} — check that outboxd's user may "
                  "read the file and open its folder")
         log.error("bundle cannot be read", error=error)
+    elif isinstance(result, ConfigError):
+        # The rule engine stopped loading under a running daemon (a broken upgrade): the
+        # admin's to fix, its cause and fix already in the words; no traceback to add.
+        error = (f"cannot be read: {result}; after a reinstall restart outboxd, which "
+                 "reads it again")
+        log.error("bundle cannot be read: outboxd cannot check it", error=error)
     else:
         log.error("unexpected error reading bundle", exc_info=result)
         # Not the bundle's fault (a reader that died each time, a bug), so never an

@@ -1,7 +1,8 @@
 """What the reader pool (reader_pool.py) keeps of each reader process and each call,
 and the small tools its collector uses: the order calls went down a child's pipe
 (the one under way is the first of them not answered), the poll object that
-registers each descriptor once, the signal mask a child is spawned under, and whether
+registers each descriptor once, the ticks of a start's wait (Ticks), the signal
+mask a child is spawned under, and whether
 a command's reader may be forked instead (may_fork) and how a forked one starts; and
 for readers.py's blocking calls, the results gathered one by one (Gather, raised).
 """
@@ -16,6 +17,7 @@ import select
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
@@ -256,3 +258,21 @@ class Gather:
         with self._cond:
             self._cond.wait_for(lambda: self._back[i], timeout)
             return self.results[i]
+
+
+class Ticks:
+    """The `tick` of a pool's start, called when due (at once, then every `every`
+    seconds): `due()` calls it if it is, and says when it is next (never, without one)."""
+
+    def __init__(self, tick: Callable[[], None] | None, every: float) -> None:
+        self._tick, self._every = tick, every
+        self._next = time.monotonic()
+
+    def due(self) -> float:
+        if self._tick is None:
+            return float("inf")
+        now = time.monotonic()
+        if now >= self._next:
+            self._tick()
+            self._next = now + self._every
+        return self._next

@@ -46,6 +46,7 @@ from daemon.reading.reader_child import (
     ChildUnavailable,
     Restarts,
     Result,
+    Ticks,
     Watched,
     descriptors,
     forked_main,
@@ -59,7 +60,8 @@ __all__ = ["Call", "ChildLate", "ChildUnavailable", "Pool", "Restarts", "Result"
            "signals_blocked"]
 
 # Seconds between the calls of a start's `tick` while it waits for its children (the
-# loop's WATCHDOG=1 at a reload: a few a WatchdogSec, even one an admin set to 2 s).
+# loop's WATCHDOG=1 at a reload), at most: the loop asks for a quarter of WatchdogSec
+# when that is less (an admin's drop-in may set a few seconds).
 TICK_SECONDS = 1.0
 STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
 # What a child late to say "ready" was doing, by its state in /proc/PID/stat: the warning
@@ -91,18 +93,21 @@ class Pool(Deaths):
         self.log = logs.get()
 
     # -- life ----------------------------------------------------------------------
-    def start(self, wait: float, tick: Callable[[], None] | None = None) -> None:
+    def start(self, wait: float, tick: Callable[[], None] | None = None,
+              every: float | None = None) -> None:
         """Spawn the children and wait until each has loaded the engine, `wait` seconds
-        for them all, calling `tick` about every TICK_SECONDS meanwhile (ConfigError if
-        one could not load it; ChildUnavailable if a child cannot run here; ChildLate
-        if they were not all ready in time: ended, as hung)."""
+        for them all, calling `tick` at once and then every `every` seconds (at most
+        TICK_SECONDS) meanwhile (ConfigError if one could not load it; ChildUnavailable
+        if a child cannot run here; ChildLate if they were not all ready in time: ended,
+        as hung)."""
         deadline = time.monotonic() + wait
+        ticks = Ticks(tick, min(every or TICK_SECONDS, TICK_SECONDS))
         try:
             for _ in range(self._workers):
                 self._children.append(self._spawn())
             problems: list[str | None] = []
             for c in self._children:
-                problems.append(self._ready(c, deadline, tick))
+                problems.append(self._ready(c, deadline, ticks))
                 c.ready = True
         except (OSError, EOFError) as exc:
             self._abandon()
@@ -155,12 +160,13 @@ class Pool(Deaths):
         return Child(proc, ours)
 
     @staticmethod
-    def _ready(child: Child, deadline: float, tick: Callable[[], None] | None) -> str | None:
-        while not child.conn.poll(min(TICK_SECONDS, max(0.0, deadline - time.monotonic()))):
+    def _ready(child: Child, deadline: float, ticks: Ticks) -> str | None:
+        # The ticks keep one schedule across the children: waited for one after the
+        # other, each ready just before a tick was due, they held the tick back by up
+        # to a TICK_SECONDS each (4 children: 4 s without a WATCHDOG=1).
+        while not child.conn.poll(max(0.0, min(ticks.due(), deadline) - time.monotonic())):
             if time.monotonic() >= deadline:
                 raise ChildLate
-            if tick is not None:
-                tick()
         call_id, problem = reader_wire.loads(child.conn.recv_bytes())
         if call_id != 0:
             raise EOFError("a reader process did not start as expected")

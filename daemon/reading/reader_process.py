@@ -220,6 +220,8 @@ def pack(exc: BaseException) -> tuple[Any, ...]:
     """An exception as plain data that pickles (see _unpack)."""
     if isinstance(exc, InputError):
         return ("input", type(exc).__name__, exc.code, exc.file, exc.message)
+    if isinstance(exc, ConfigError):  # the engine cannot load: its cause and fix, no traceback
+        return ("config", str(exc))
     if isinstance(exc, OSError):
         if exc.strerror is not None and isinstance(exc.filename, (str, bytes, os.PathLike)) \
                 and (named := shown_name(exc.filename)) != os.fsdecode(exc.filename):

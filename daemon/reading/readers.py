@@ -97,6 +97,8 @@ def _unpack(out: tuple[Any, ...]) -> Result:
         if not (isinstance(cls, type) and issubclass(cls, InputError)):
             cls = InputError
         return cls(*out[2:])
+    if kind == "config":
+        return errors.ConfigError(out[1])
     if kind == "os":
         os_error: OSError = out[1]
         return os_error
@@ -143,11 +145,12 @@ class Readers:
 
     # -- start, reload, stop ------------------------------------------------------
     def configure(self, settings: Settings, engine: bool | None = None, reload: bool = False,
-                  tick: Callable[[], None] | None = None) -> None:
+                  tick: Callable[[], None] | None = None, every: float | None = None
+                  ) -> None:
         """Fit the workers to these settings: at start, and again on SIGHUP (`reload`:
-        new children get RELOAD_WAIT, not START_WAIT, and `tick` is called about every
-        second while they load). `engine`: load the e-invoice engine (default: if the
-        settings need it; a command may not).
+        new children get RELOAD_WAIT, not START_WAIT, and `tick` is called at once and
+        then every `every` seconds, a second at most, while they load). `engine`: load
+        the e-invoice engine (default: if the settings need it; a command may not).
 
         ConfigError when the engine the settings need cannot load (the caller keeps
         its old settings, or does not start); a missing or hung child is no error.
@@ -161,7 +164,7 @@ class Readers:
         if workers > 0:
             try:
                 pool = self._start_pool(workers, engine, settings.log,
-                                        RELOAD_WAIT if reload else START_WAIT, tick)
+                                        RELOAD_WAIT if reload else START_WAIT, tick, every)
             except ChildUnavailable as exc:
                 with self._lock:
                     kept = self._pool if self._shape[1] or not engine else None
@@ -197,7 +200,7 @@ class Readers:
             old.retire()  # its calls are still answered, then its children exit
 
     def _start_pool(self, workers: int, engine: bool, log: LogConfig, wait: float,
-                    tick: Callable[[], None] | None) -> Pool:
+                    tick: Callable[[], None] | None, every: float | None) -> Pool:
         """Start `workers` children and wait until each has loaded the engine (`wait`
         seconds in all)."""
         exe = multiprocessing.spawn.get_executable()
@@ -210,7 +213,7 @@ class Readers:
                         self._restarts, self._route, self._gave_up, fork=self._fork)
         except OSError as exc:
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
-        pool.start(wait, tick)  # ChildUnavailable (ChildLate), or ConfigError: no engine there
+        pool.start(wait, tick, every)  # ChildUnavailable (ChildLate), or ConfigError: no engine
         return pool
 
     def _gave_up(self, pool: Pool, why: str) -> None:

@@ -17,7 +17,7 @@ from daemon.delivery.answers import web_page_warning
 from daemon.errors import JournalError, describe
 from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
-from daemon.journal.readonly import journal_there, read_journal
+from daemon.journal.readonly import OneWait, journal_there, read_journal
 from daemon.journal.records import collector_paused
 from daemon.loop.idlefiles import (
     Idle,
@@ -91,12 +91,13 @@ def run_as(state_dir: Path) -> str:
             "state dir")
 
 
-def collect(settings: Settings) -> dict[str, Any]:
+def collect(settings: Settings, wait: OneWait | None = None) -> dict[str, Any]:
+    """`wait`: the command's one wait for a journal held locked (readonly.OneWait)."""
     path = settings.journal_path
     if not journal_there(path, run_as(settings.paths.state_dir)):
         return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
     try:
-        return read_journal(path, lambda journal: _read(journal, settings.outbox.path))
+        return read_journal(path, lambda journal: _read(journal, settings.outbox.path), wait)
     except sqlite3.Error as exc:
         raise JournalError(f"cannot read the journal {path}: {exc} — if it is damaged, stop "
                            "outboxd and move the file away; outboxd starts a new journal and "
@@ -198,13 +199,14 @@ class OutboxView:
     foreign: list[Foreign] = field(default_factory=list)
 
 
-def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
+def outbox_view(settings: Settings, data: dict[str, Any] | None = None,
+                wait: OneWait | None = None) -> OutboxView:
     """What the status page lists of the outbox beside its bundles, for the admin, who
     reads this rather than the page: files left alone (invoice files that cannot be
     used, files that are no invoice file) and folders nothing is sent from, each with
     why; folders without an invoice file, and which of them are named close to a waiting
     invoice file of `data` (collect's). Empty where the outbox cannot be listed by this
-    user (the counts still say what the journal knows)."""
+    user (the counts still say what the journal knows). `wait`: as collect's."""
     try:
         listing = list_outbox(settings.outbox, settings.share)
     except OSError as exc:
@@ -237,9 +239,10 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     path = settings.journal_path
     unread: list[str] = []
 
-    def finished() -> list[tuple[str, str, str, str | None]]:
+    def finished(stems: frozenset[str]) -> list[tuple[str, str, str, str | None]]:
         try:
-            return read_journal(path, lambda j: j.finished_files()) if path.exists() else []
+            return read_journal(path, lambda j: j.finished_files(stems=stems), wait) \
+                if path.exists() else []
         except JournalError as exc:
             # Damaged (JournalLost) where the counts' reads did not meet it, or since
             # they were read: the folders are listed without which came late, and the
@@ -263,7 +266,7 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     said = {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()}
     try:  # as the page says it: first, the attachments are likelier there than in a typo
         for f, words in (read_journal(path, lambda j: sidecars_in_quarantine(
-                j, waiting, settings.outbox, settings.quarantine_dir))
+                j, waiting, settings.outbox, settings.quarantine_dir), wait)
                 if waiting and path.exists() else {}).items():
             said[f] = words + (f"; else {said[f]}" if f in said else "")
     except JournalError as exc:

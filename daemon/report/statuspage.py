@@ -292,7 +292,8 @@ class StatusPage:
                                                listing.candidates.values()},
                                settings.outbox.ignore_patterns)
         files = list(invoice_files)
-        strays = self._strays.find(settings.outbox, share, files, journal.finished_files)
+        strays = self._strays.find(settings.outbox, share, files,
+                                   lambda stems: journal.finished_files(stems=stems))
         self.stray_names = frozenset(x.on_disk for x in strays)
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)

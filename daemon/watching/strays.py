@@ -71,19 +71,13 @@ class StrayFolders:
         self._under: tuple[OutboxConfig, ShareConfig] | None = None
 
     def find(self, cfg: OutboxConfig, share: ShareConfig, invoice_files: Iterable[str],
-             finished: Callable[[], Finished] = tuple) -> list[Stray]:
+             finished: Callable[[frozenset[str]], Finished] = lambda _: ()) -> list[Stray]:
         """`share` names the status page and the release files, which are never invoice
         files, whatever the patterns take ("*"). `finished` is asked once a call at most,
-        and only when a folder without invoice files is there."""
+        and only when a folder without invoice files is there, for the invoice files of
+        those folders' stems only (a week's rows were read and decoded at each refresh)."""
         if self._under != (cfg, share):
             self._seen, self._under = {}, (cfg, share)
-        found: list[Stray] = []
-        asked: list[ByStem] = []
-
-        def left() -> ByStem:
-            if not asked:
-                asked.append(by_stem(finished()))
-            return asked[0]
         seen: dict[str, tuple[int, Stray | None]] = {}
         try:
             with os.scandir(cfg.path) as it:
@@ -102,14 +96,20 @@ class StrayFolders:
             except OSError:
                 continue
             last = self._seen.get(e.name)
-            held = (last[1] if last and last[0] == mtime
-                    else _look(Path(e.path), cfg, share))
-            seen[e.name] = (mtime, held)
-            stray = held if held is not None else came_late(e.name, cfg, left)
-            if stray is not None:
-                found.append(stray)
+            seen[e.name] = (mtime, last[1] if last and last[0] == mtime
+                            else _look(Path(e.path), cfg, share))
         self._seen = seen
-        return found
+        wanted = frozenset(w for name, (_, held) in seen.items()
+                           if held is None and (w := wanted_stem(name, cfg)) is not None)
+        asked: list[ByStem] = []
+
+        def left() -> ByStem:
+            if not asked:
+                asked.append(by_stem(finished(wanted)))
+            return asked[0]
+        found = [held if held is not None else came_late(name, cfg, left)
+                 for name, (_, held) in seen.items()]
+        return [x for x in found if x is not None]
 
 
 def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
@@ -153,16 +153,22 @@ def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
                  "reason.json and receipt.json may stay behind)", folder.name)
 
 
+def wanted_stem(name: str, cfg: OutboxConfig) -> str | None:
+    """The stem of the invoice file whose sidecar the folder `name` would be (None: not
+    named as a sidecar)."""
+    suffix = cfg.sidecar_suffix
+    if suffix and not name.endswith(suffix):
+        return None
+    return name[:len(name) - len(suffix)] if suffix else name
+
+
 def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], ByStem]
               ) -> Stray | None:
     """A folder named like the sidecar of an invoice file that left the outbox lately:
     its attachments came after the invoice was sent without them, or quarantined for
     having none. Nothing would ever take them: say what happened and what to do."""
-    suffix = cfg.sidecar_suffix
-    if suffix and not name.endswith(suffix):
-        return None
-    wanted = name[:len(name) - len(suffix)] if suffix else name
-    row = finished().get(wanted)
+    wanted = wanted_stem(name, cfg)
+    row = None if wanted is None else finished().get(wanted)
     if row is None:
         return None
     invoice_file, state, since, archive = row

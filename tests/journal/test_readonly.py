@@ -237,3 +237,44 @@ def test_a_daemon_that_opens_the_journal_during_a_readers_later_question_is_read
         reader.close()
         for opened in daemon:
             opened.close()
+
+
+@pytest.mark.parametrize("reader", ["check", "status"])
+def test_a_journal_held_locked_is_waited_for_once_a_command_not_once_a_look(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
+    """Another program holds the journal locked (a sqlite3 shell in exclusive mode): the
+    first look of a command tries to read it in step and waits BUSY_SECONDS for the lock;
+    every later look of that command (each bundle `check` checks, the second and third of
+    `status`) reads the file as it is at once, with the same answers. Each look waited
+    again before: 5 s a bundle for `check`, two waits for `status`."""
+    import daemon.journal
+    monkeypatch.setattr(daemon.journal, "BUSY_SECONDS", 0.2)
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+    j.close()
+    tries: list[bool] = []
+    real = readonly._opened
+
+    def opened(path: Path, read: object, immutable: bool) -> object:
+        tries.append(immutable)
+        return real(path, read, immutable)  # type: ignore[arg-type]
+    monkeypatch.setattr(readonly, "_opened", opened)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE bundles SET attempts = attempts")
+        count = lambda journal: journal.counts()["waiting"]  # noqa: E731
+        if reader == "check":
+            r = JournalReader(path)
+            answers = [r.read(count) for _ in range(3)]
+            r.close()
+        else:
+            wait = readonly.OneWait()
+            answers = [read_journal(path, count, wait) for _ in range(3)]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answers == [1, 1, 1]
+    assert tries == [False, True, True, True]  # one try in step, which waited

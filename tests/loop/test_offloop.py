@@ -86,14 +86,42 @@ def test_a_reload_configures_the_reader_processes_the_start_made(
             self.configured: list[Any] = []
             made.append(self)
 
-        def configure(self, s: Any, reload: bool, tick: Any) -> None:
+        def configure(self, s: Any, reload: bool, tick: Any, every: float | None) -> None:
             self.configured.append((s, reload, tick is not None))
 
     monkeypatch.setattr(offloop, "Readers", Readers)
     loop = offloop.ReadsOffLoop()
-    loop._reader, loop._readers = None, None
+    loop._reader, loop._readers, loop._keepalive = None, None, None
     start, reload = (SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)) for _ in "ab")
     loop._start_rules(start)  # type: ignore[arg-type]
     loop._start_rules(reload)  # type: ignore[arg-type]
     assert len(made) == 1 and made[0].configured == [(start, False, False),
                                                      (reload, True, True)]
+
+
+@pytest.mark.parametrize("keepalive, every", [(None, None), (30.0, 15.0), (1.0, 0.5)])
+def test_a_reloads_watchdog_ticks_follow_watchdogsec(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keepalive: float | None,
+        every: float | None) -> None:
+    """A reload's new readers are waited for with WATCHDOG=1 every quarter of WatchdogSec
+    (half the loop's keep-alive): 0.5 s under WatchdogSec=2, which the pool's tick of
+    at most a second did not keep within; the pool's own second where there is no
+    watchdog, or a long one (the pool caps it)."""
+    from types import SimpleNamespace
+
+    from daemon.loop import offloop
+
+    asked: list[float | None] = []
+
+    class Readers:
+        def __init__(self, cache: Path) -> None:
+            pass
+
+        def configure(self, s: Any, reload: bool, tick: Any, every: float | None) -> None:
+            asked.append(every)
+
+    monkeypatch.setattr(offloop, "Readers", Readers)
+    loop = offloop.ReadsOffLoop()
+    loop._reader, loop._readers, loop._keepalive = None, None, keepalive
+    loop._start_rules(SimpleNamespace(paths=SimpleNamespace(state_dir=tmp_path)))  # type: ignore[arg-type]
+    assert asked == [every]

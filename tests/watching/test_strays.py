@@ -33,7 +33,7 @@ def test_a_folder_named_for_an_invoice_file_that_left_says_what_happened_and_wha
     folder(tmp_path, "L1")
     folder(tmp_path, "Q1")
     found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [],
-                                lambda: [SENT, QUARANTINED])
+                                lambda _: [SENT, QUARANTINED])
     why = {x.name: x.why for x in found}
     assert why["L1"].startswith("named as the attachments of L1.xml, which was sent at "
                                 "2026-05-01 10:31 UTC before this folder came; nothing in "
@@ -51,7 +51,7 @@ def test_a_sidecar_waiting_for_its_invoice_file_or_beside_it_is_not_listed(
     the outbox, even when one of that name was sent before (a name used again)."""
     folder(tmp_path, "NEW-1")
     folder(tmp_path, "L1")
-    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, ["L1.xml"], lambda: [SENT])
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, ["L1.xml"], lambda _: [SENT])
     assert found == []
 
 
@@ -64,10 +64,10 @@ def test_a_folder_that_came_while_its_invoice_was_being_sent_is_listed_once_it_i
     folder(tmp_path, "L1")
     folder(tmp_path, "L2")
     rows: list[tuple[str, str, str, str | None]] = []
-    asked: list[int] = []
+    asked: list[frozenset[str]] = []
 
-    def finished() -> list[tuple[str, str, str, str | None]]:
-        asked.append(1)
+    def finished(stems: frozenset[str]) -> list[tuple[str, str, str, str | None]]:
+        asked.append(stems)
         return rows
     looks: list[Path] = []
     real = strays._look
@@ -78,7 +78,7 @@ def test_a_folder_that_came_while_its_invoice_was_being_sent_is_listed_once_it_i
     assert found.find(cfg, SHARE, [], finished) == []
     rows.append(SENT)
     assert [x.name for x in found.find(cfg, SHARE, [], finished)] == ["L1"]
-    assert len(asked) == 2 and len(looks) == 2
+    assert asked == [frozenset({"L1", "L2"})] * 2 and len(looks) == 2
 
 
 def test_an_invoice_file_is_told_only_beside_its_sidecar_or_in_an_archived_folder(
@@ -213,7 +213,7 @@ def test_only_a_folder_ending_in_the_sidecar_suffix_is_named_as_a_late_sidecar(
     folder(tmp_path, "L1.att")
     folder(tmp_path, "L1-old")
     found = StrayFolders().find(OutboxConfig(path=tmp_path, sidecar_suffix=".att"), SHARE,
-                                [], lambda: [SENT])
+                                [], lambda _: [SENT])
     assert [x.name for x in found] == ["L1.att"]
 
 
@@ -224,7 +224,7 @@ def test_a_folder_is_told_of_the_latest_time_its_invoice_file_left(tmp_path: Pat
     older = ("L1.xml", "quarantined", "2026-04-30T09:00:00.000Z",
              "/srv/quarantine/2026-04-30/L1--89ab")
     [stray] = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [],
-                                  lambda: [SENT, older])
+                                  lambda _: [SENT, older])
     assert stray.why.startswith("named as the attachments of L1.xml, which was sent at "
                                 "2026-05-01 10:31 UTC")
 

@@ -1,0 +1,80 @@
+"""A rule engine that stops loading while the daemon runs (a broken upgrade of saxonche
+under it): reader processes started again cannot load it, reading moves to the daemon's
+own process, which cannot either. What the bundle and the log then say."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from helpers import wait_for  # noqa: E402
+
+from daemon import logs  # noqa: E402
+from daemon.einvoice import engine  # noqa: E402
+from daemon.errors import ConfigError  # noqa: E402
+from daemon.loop.unreadable import read_failed  # noqa: E402
+from daemon.reading import readers  # noqa: E402
+from daemon.reading.readers import Readers  # noqa: E402
+from reading.test_reader_pool import bundles  # noqa: E402
+from reading.test_readers import in_child, settings_for  # noqa: E402
+
+
+def test_an_engine_that_stops_loading_while_running_is_said_as_its_cause_and_fix_no_traceback(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The reader loaded the rules at start; then saxonche breaks on disk, the reader
+    dies and neither its replacements nor the daemon's own process can load the rules.
+    The read is answered with the engine's ConfigError (its cause and the fix), and the
+    bundle's line names them, at error, without a traceback; it said "unexpected error"
+    with the whole traceback before."""
+    pytest.importorskip("saxonche")
+    monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 1)
+    s = settings_for(tmp_path, service={"reader_processes": 1})  # pre-flight on
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    try:
+        [cand] = bundles(s, "E1")
+        fake = tmp_path / "fake"
+        fake.mkdir()
+        (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
+        monkeypatch.syspath_prepend(str(fake))  # the replacements' path, and ours
+        monkeypatch.delitem(sys.modules, "saxonche", raising=False)
+        monkeypatch.setattr(engine, "_engine", None)
+        [first] = r.pids()
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: not r.processes, what="reading to move to threads")
+        result = in_child(r, cand, s)
+        assert isinstance(result, ConfigError), result
+        assert "saxonche is broken here" in str(result) and "reinstall" in str(result)
+        with capture_logs() as lines:
+            error, retry_at = read_failed(result, "E1.xml", s, logs.get(), 100.0)
+        assert error is not None and "saxonche is broken here" in error
+        assert "reinstall" in error and "restart" in error
+        [line] = lines
+        assert line["log_level"] == "error" and "exc_info" not in line
+        assert line["error"] == error and "Traceback" not in error
+    finally:
+        r.stop()
+
+
+def test_a_reader_that_could_not_load_the_engine_answers_a_read_with_the_config_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A reader whose engine did not load answers a read that needs it with the engine's
+    ConfigError as it is (cause and fix), as the daemon's own process does; it crossed
+    as a ReaderFailed carrying the reader's traceback before."""
+    import pickle
+
+    from daemon.reading import reader_process
+    s = settings_for(tmp_path, service={"reader_processes": 1})  # pre-flight on
+    [cand] = bundles(s, "E2")
+    why = "the e-invoice rule engine cannot load (saxonche is broken here) — reinstall"
+    monkeypatch.setattr(reader_process, "_load_error", why)
+    monkeypatch.setattr(reader_process, "_settings", None)
+    result = readers._unpack(reader_process.call(cand, 1, pickle.dumps(s)))
+    assert isinstance(result, ConfigError) and str(result) == why
