@@ -114,3 +114,54 @@ def test_a_failed_load_in_the_daemons_process_is_tried_once_not_at_every_read(
         assert attempts[0] == 2
     finally:
         r.stop()
+
+
+def test_replacements_that_cannot_load_the_rules_are_not_started_again_while_another_reads(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two readers loaded the rules; then saxonche breaks on disk and one reader dies.
+    Its replacements cannot load the rules, while the other reader answers every read
+    (a result in between reset the count of restarts in a row): each was replaced by the
+    next at once, for as long as bundles came — an error and a warning line and a
+    reader's start, again and again. Now after RESTARTS_IN_ROW + 1 such replacements in
+    a row none is started again, said once with the fix, and the reader that has the
+    rules reads on."""
+    pytest.importorskip("saxonche")
+    monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 2)
+    limit = 2
+    s = settings_for(tmp_path, service={"reader_processes": 2})  # pre-flight on
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    with capture_logs() as lines:
+        try:
+            names = [f"F{n}" for n in range(4)]
+            cands = bundles(s, *names)
+            fake = tmp_path / "fake"
+            fake.mkdir()
+            (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
+            monkeypatch.syspath_prepend(str(fake))  # the replacements' path
+            healthy, doomed = r.pids()
+            os.kill(doomed, signal.SIGKILL)
+
+            def failed_loads() -> int:
+                return sum("could not load the e-invoice rules" in x["event"] for x in lines)
+
+            def given_up() -> bool:
+                return any("not started again" in x["event"] for x in lines)
+            read = 0
+            # Reads go on, one at a time, as bundles come: until the pool stops replacing,
+            # or has replaced well past the limit (the flood), whichever comes first.
+            while not given_up() and failed_loads() <= limit + 3:
+                result = in_child(r, cands[read % len(cands)], s)
+                assert not isinstance(result, BaseException), result
+                read += 1
+            assert given_up(), f"{failed_loads()} replacements could not load, {read} reads"
+            assert failed_loads() == limit + 1
+            [said] = [x for x in lines if "not started again" in x["event"]]
+            assert said["log_level"] == "error" and "restart" in said["fix"]
+            started = r.restarts
+            for cand in cands:  # the reader that has the rules reads on, alone
+                assert not isinstance(in_child(r, cand, s), BaseException)
+            assert r.pids() == [healthy] and r.restarts == started
+            assert failed_loads() == limit + 1
+        finally:
+            r.stop()
