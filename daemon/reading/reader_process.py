@@ -5,7 +5,7 @@ check by hashes after a claim, or a claimed bundle's images converted into its w
 folder), and every outcome packed so that it pickles (`pack`; readers._unpack
 reverses it). Nothing
 here runs in the daemon's own process but `run` (the thread
-fallback) and `pack`.
+fallback, with `load_engine` and, at a reload, `forget_failed_load`) and `pack`.
 """
 
 from __future__ import annotations
