@@ -29,6 +29,7 @@ from daemon.fs.fswrite import fsync_dir
 from daemon.journal import guarded
 from daemon.journal.beforeopen import refuse_an_emptied_file, refuse_what_is_no_file
 from daemon.journal.documents import Documents
+from daemon.journal.finished import FinishedViews
 from daemon.journal.records import (
     CLAIMING,
     DELIVERED,
@@ -101,11 +102,11 @@ def sqlite_failure(exc: sqlite3.Error, fix: str) -> str:
     return f"{exc} — {fix}"
 
 
-class Journal(Rows, Views, Documents, Watched):
+class Journal(Rows, Views, FinishedViews, Documents, Watched):
     """The connection and its transactions: opened (and upgraded), group commit and
     the syncs that make a commit durable, a write failure backed off. The rows, the
-    views, the documents and the watch on its file (deleted, replaced, damaged) are its
-    mixins."""
+    views, the finished rows' look-ups, the documents and the watch on its file
+    (deleted, replaced, damaged) are its mixins."""
 
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False,
                  whole: bool = False) -> None:

@@ -70,6 +70,10 @@ class Restarts:
     limit: int  # deaths in a row without a result before reading moves to threads
     total: int = 0
     in_row: int = 0
+    # Replacements in a row that could not load the rules: another child's results do
+    # not reset it (they did in_row, and such replacements followed each other for as
+    # long as bundles came); only children that load them do.
+    unloaded: int = 0
 
 
 @dataclass(eq=False)

@@ -6,12 +6,14 @@ A child that dies (killed, out of memory) is replaced at once, and the calls it
 had are repeated (the one under way at most `Call.tries` times; those queued
 behind it were not started, and do not count); more deaths in a row than the
 limit without one result between, or a replacement that cannot start, retire
-the pool: readers.py reads on threads from then on. A read that runs longer than
-`READ_TIME_LIMIT` (a PDF or image built to make pypdf or Pillow loop, which no
-exception ends) has its child killed: it is tried once more on the replacement,
-then answered `ReadTimedOut`. A replacement that has not said "ready" within
-`LOAD_LIMIT` (stopped, loading from a mount that hangs) is killed too, and so
-replaced in turn; the calls sent to it are repeated without a try.
+the pool: readers.py reads on threads from then on. Replacements that cannot load
+the rules, more in a row than the limit (other children's results between or not),
+are not started again: the children left read on, and the pool retires with the last.
+A read that runs longer than `READ_TIME_LIMIT` (a PDF or image built to make pypdf
+or Pillow loop, which no exception ends) has its child killed: it is tried once more
+on the replacement, then answered `ReadTimedOut`. A replacement that has not said
+"ready" within `LOAD_LIMIT` (stopped, loading from a mount that hangs) is killed
+too, and so replaced in turn; the calls sent to it are repeated without a try.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ class Deaths:
             why = ""
             if self.restarts.in_row > self.restarts.limit:
                 why = f"{self.restarts.in_row - 1} restarts without one result"
+            elif self.restarts.unloaded > self.restarts.limit:
+                why = self._not_replaced()
             else:
                 try:
                     fresh = self._spawn()
@@ -161,6 +165,20 @@ class Deaths:
             call.tries -= 1
             call.timed_out = False
             self._route(call)
+
+    def _not_replaced(self) -> str:
+        """Replacements kept failing to load the rules (a broken install): none is started
+        again, each a reader's start and two lines more. The children that loaded them
+        before read on; with none left, why the pool gives up (threads here)."""
+        with self._lock:
+            left = len(self._children)
+        if not left:
+            return f"{self.restarts.unloaded} in a row could not load the e-invoice rules"
+        self.log.error("reader processes that cannot load the e-invoice rules are not started "
+                       f"again: {self.restarts.unloaded} in a row could not; {left} running "
+                       "read on", fix="reinstall outboxd with its dependencies, as the error "
+                       "of each says, then restart outboxd")
+        return ""
 
     # -- reads that run too long -----------------------------------------------------
     def _until_overdue(self) -> int | None:

@@ -126,6 +126,7 @@ class Pool(Deaths):
         if problem:
             self._abandon()
             raise ConfigError(problem)
+        self.restarts.unloaded = 0  # these loaded the rules (a reload after the fix)
         atexit.register(self._at_exit)
         self._collector = threading.Thread(target=self._collect, daemon=True, name="readers")
         self._collector.start()
@@ -354,9 +355,11 @@ class Pool(Deaths):
             call_id, out = reader_wire.loads(child.conn.recv_bytes())
             if call_id == 0:  # a replacement's "ready": calls were sent to it already
                 if out is not None:  # it could not load the engine: as if it had died
+                    self.restarts.unloaded += 1
                     self.log.error("a reader process could not load the e-invoice rules; "
                                    "ending it", error=str(out))
                     return False
+                self.restarts.unloaded = 0
                 with self._lock:
                     child.ready, child.load_by = True, None
                     child.busy_since = time.monotonic() if child.calls else None

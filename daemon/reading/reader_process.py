@@ -5,7 +5,7 @@ check by hashes after a claim, or a claimed bundle's images converted into its w
 folder), and every outcome packed so that it pickles (`pack`; readers._unpack
 reverses it). Nothing
 here runs in the daemon's own process but `run` (the thread
-fallback) and `pack`.
+fallback, with `load_engine` and, at a reload, `forget_failed_load`) and `pack`.
 """
 
 from __future__ import annotations
@@ -187,8 +187,6 @@ def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None
         settings = _settings[1]
         if job is not None:
             return ("ok", job(cand, settings))
-        if known is None and needs_engine(settings) and _load_error is not None:
-            raise ConfigError(_load_error)
         return ("ok", run(cand, settings, known, Path(_cache_dir) if _cache_dir else None,
                           work_dir))
     except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the daemon
@@ -210,10 +208,32 @@ def run(cand: Candidate, settings: Settings, known: Bundle | None,
         from daemon.reading.match import assemble
         return assemble(cand, settings, known=known)
     if needs_engine(settings):
-        from daemon.einvoice import load
-        load(cache_dir)  # loaded at start; this only matters after a reload turned it on
+        load_engine(cache_dir)  # loaded at start; this only matters after a reload turned it on
     from daemon.delivery.finish import evaluate
     return evaluate(cand, settings)
+
+
+def load_engine(cache_dir: Path | None) -> None:
+    """The e-invoice engine of this process, or the ConfigError of its failed load. A
+    failed load is remembered until `forget_failed_load` (a reload; or a restart, the
+    documented fix): with a damaged install each read in the daemon's own process (the
+    readers gone) tried it again — an import, with a damaged compile cache a compile of
+    seconds — for the same error."""
+    global _load_error
+    if _load_error is not None:
+        raise ConfigError(_load_error)
+    from daemon.einvoice import load
+    try:
+        load(cache_dir)
+    except ConfigError as exc:
+        _load_error = str(exc)
+        raise
+
+
+def forget_failed_load() -> None:
+    """The next read tries to load the engine again (a reload: perhaps after the fix)."""
+    global _load_error
+    _load_error = None
 
 
 def pack(exc: BaseException) -> tuple[Any, ...]:

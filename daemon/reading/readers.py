@@ -157,6 +157,8 @@ class Readers:
         """
         workers = workers_for(settings)
         engine = needs_engine(settings) if engine is None else engine
+        if reload:  # perhaps after the fix: a read here tries the engine once more
+            reader_process.forget_failed_load()
         with self._lock:
             shape, running = self._shape, self._pool is not None or self._threads is not None
         if running and shape[0] == workers and (shape[1] or not engine):
@@ -183,8 +185,8 @@ class Readers:
                 self._swap(pool, (workers, engine))
                 return
         if engine:
-            from daemon.einvoice import load
-            load(self.cache_dir)  # ConfigError: a broken install stops the start
+            # ConfigError: a broken install stops the start (a reload: keeps the old settings)
+            reader_process.load_engine(self.cache_dir)
         with self._lock:
             if self._threads is None:
                 self._threads = _thread_pool()

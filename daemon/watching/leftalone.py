@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.journal import Row
-from daemon.journal.views import Finished
+from daemon.journal.finished import Finished
 from daemon.names import printable
 from daemon.watching.scan import Listing
 

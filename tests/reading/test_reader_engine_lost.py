@@ -20,7 +20,7 @@ from daemon import logs  # noqa: E402
 from daemon.einvoice import engine  # noqa: E402
 from daemon.errors import ConfigError  # noqa: E402
 from daemon.loop.unreadable import read_failed  # noqa: E402
-from daemon.reading import readers  # noqa: E402
+from daemon.reading import reader_process, readers  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from reading.test_reader_pool import bundles  # noqa: E402
 from reading.test_readers import in_child, settings_for  # noqa: E402
@@ -46,6 +46,7 @@ def test_an_engine_that_stops_loading_while_running_is_said_as_its_cause_and_fix
         monkeypatch.syspath_prepend(str(fake))  # the replacements' path, and ours
         monkeypatch.delitem(sys.modules, "saxonche", raising=False)
         monkeypatch.setattr(engine, "_engine", None)
+        monkeypatch.setattr(reader_process, "_load_error", None)  # its failure not kept after
         [first] = r.pids()
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: not r.processes, what="reading to move to threads")
@@ -70,7 +71,6 @@ def test_a_reader_that_could_not_load_the_engine_answers_a_read_with_the_config_
     as a ReaderFailed carrying the reader's traceback before."""
     import pickle
 
-    from daemon.reading import reader_process
     s = settings_for(tmp_path, service={"reader_processes": 1})  # pre-flight on
     [cand] = bundles(s, "E2")
     why = "the e-invoice rule engine cannot load (saxonche is broken here) — reinstall"
@@ -78,3 +78,90 @@ def test_a_reader_that_could_not_load_the_engine_answers_a_read_with_the_config_
     monkeypatch.setattr(reader_process, "_settings", None)
     result = readers._unpack(reader_process.call(cand, 1, pickle.dumps(s)))
     assert isinstance(result, ConfigError) and str(result) == why
+
+
+def test_a_failed_load_in_the_daemons_process_is_tried_once_not_at_every_read(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Reading in the daemon's own process with an engine that cannot load: the first
+    read tries to load it, each later read answers the same ConfigError without trying
+    again (a damaged compile cache made each read a compile of seconds); a reload tries
+    once more (perhaps after the fix), then that failure is remembered in its turn.
+    Every read tried the load before."""
+    attempts = [0]
+    why = "the e-invoice rule engine cannot load (damaged here) — reinstall"
+
+    def broken(cache_dir: Path | None = None) -> engine.Engine:
+        attempts[0] += 1
+        raise ConfigError(why)
+    monkeypatch.setattr(engine, "Engine", broken)
+    monkeypatch.setattr(engine, "_engine", None)
+    monkeypatch.setattr(reader_process, "_load_error", None)
+    off = settings_for(tmp_path, service={"reader_processes": 0}, einvoice={"preflight": "off"})
+    on = settings_for(tmp_path, service={"reader_processes": 0})  # pre-flight on
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(off)  # reading in this process, no engine needed yet
+    try:
+        [cand] = bundles(on, "E3")
+        for _ in range(3):
+            result = in_child(r, cand, on)
+            assert isinstance(result, ConfigError) and str(result) == why, result
+        assert attempts[0] == 1
+        with pytest.raises(ConfigError):
+            r.configure(on, reload=True)  # the reload's own try: the old settings kept
+        assert attempts[0] == 2
+        for _ in range(2):
+            assert isinstance(in_child(r, cand, on), ConfigError)
+        assert attempts[0] == 2
+    finally:
+        r.stop()
+
+
+def test_replacements_that_cannot_load_the_rules_are_not_started_again_while_another_reads(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two readers loaded the rules; then saxonche breaks on disk and one reader dies.
+    Its replacements cannot load the rules, while the other reader answers every read
+    (a result in between reset the count of restarts in a row): each was replaced by the
+    next at once, for as long as bundles came — an error and a warning line and a
+    reader's start, again and again. Now after RESTARTS_IN_ROW + 1 such replacements in
+    a row none is started again, said once with the fix, and the reader that has the
+    rules reads on."""
+    pytest.importorskip("saxonche")
+    monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 2)
+    limit = 2
+    s = settings_for(tmp_path, service={"reader_processes": 2})  # pre-flight on
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    with capture_logs() as lines:
+        try:
+            names = [f"F{n}" for n in range(4)]
+            cands = bundles(s, *names)
+            fake = tmp_path / "fake"
+            fake.mkdir()
+            (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
+            monkeypatch.syspath_prepend(str(fake))  # the replacements' path
+            healthy, doomed = r.pids()
+            os.kill(doomed, signal.SIGKILL)
+
+            def failed_loads() -> int:
+                return sum("could not load the e-invoice rules" in x["event"] for x in lines)
+
+            def given_up() -> bool:
+                return any("not started again" in x["event"] for x in lines)
+            read = 0
+            # Reads go on, one at a time, as bundles come: until the pool stops replacing,
+            # or has replaced well past the limit (the flood), whichever comes first.
+            while not given_up() and failed_loads() <= limit + 3:
+                result = in_child(r, cands[read % len(cands)], s)
+                assert not isinstance(result, BaseException), result
+                read += 1
+            assert given_up(), f"{failed_loads()} replacements could not load, {read} reads"
+            assert failed_loads() == limit + 1
+            [said] = [x for x in lines if "not started again" in x["event"]]
+            assert said["log_level"] == "error" and "restart" in said["fix"]
+            started = r.restarts
+            for cand in cands:  # the reader that has the rules reads on, alone
+                assert not isinstance(in_child(r, cand, s), BaseException)
+            assert r.pids() == [healthy] and r.restarts == started
+            assert failed_loads() == limit + 1
+        finally:
+            r.stop()

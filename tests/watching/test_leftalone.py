@@ -14,7 +14,7 @@ from helpers import write
 
 from daemon.configuration.config import OutboxConfig
 from daemon.journal import Journal
-from daemon.journal.views import Finished
+from daemon.journal.finished import Finished
 from daemon.watching.leftalone import (
     SPELLING,
     LeftAlone,
