@@ -70,8 +70,13 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
                         "nothing was changed")
     except (InputError, OSError) as exc:
         if not os.path.lexists(entry):
+            # Its day folder gone too is also what a share unmounted from sent/ looks like
+            # (its bare mount point is empty): not said as a deletion alone.
+            how = "moved or deleted" if os.path.lexists(entry.parent) else (
+                "moved or deleted with its day folder, or sent/ is on a share that is not "
+                "mounted now")
             return _untold(src.name, f"that folder is no longer in {settings.sent_dir} "
-                                     f"(moved or deleted){_LOOK}")
+                                     f"({how}){_LOOK}")
         why = exc.message if isinstance(exc, InputError) else describe(exc)
         return _untold(src.name, f"that folder could not be looked into from "
                                  f"{settings.sent_dir} ({why.split(' — ')[0]})")

@@ -109,10 +109,12 @@ class Journal(Rows, Views, FinishedViews, Documents, Watched):
     (deleted, replaced, damaged) are its mixins."""
 
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False,
-                 whole: bool = False) -> None:
+                 whole: bool = False, wait_for_locks: bool = True) -> None:
         """`whole`: every page read once (guarded.look_whole) before anything is written:
         the daemon's start, and `retry`'s one open before it writes; never a command that
-        only reads, which must stay quick."""
+        only reads, which must stay quick. `wait_for_locks`: a lock another process holds
+        is waited for BUSY_SECONDS, else "locked" at once (a command's later looks:
+        readonly.OneWait)."""
         self.path = path = Path(path)
         self._lock = threading.RLock()
         self._column_names: list[str] | None = None
@@ -149,16 +151,17 @@ class Journal(Rows, Views, FinishedViews, Documents, Watched):
         # Immutable, SQLite reads the file alone: no -wal, no -shm.
         refuse_what_is_no_file(path, companions=not immutable)
         refuse_an_emptied_file(path)
+        busy = BUSY_SECONDS if wait_for_locks else 0.0
         try:
             if readonly:
                 # immutable: a read-only state dir where SQLite cannot create the
                 # -shm file; the daemon is not writing there, so nothing is missed.
                 uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
                 db = sqlite3.connect(uri, uri=True, check_same_thread=False,
-                                     timeout=BUSY_SECONDS, factory=guarded.Connection)
+                                     timeout=busy, factory=guarded.Connection)
             else:
                 db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                     timeout=BUSY_SECONDS, factory=guarded.Connection)
+                                     timeout=busy, factory=guarded.Connection)
             db.damaged = self._damaged
             self._db = db
             if whole:

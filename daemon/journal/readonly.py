@@ -25,9 +25,10 @@ from daemon.journal.views import empty_journal
 T = TypeVar("T")
 
 
-def _opened(path: Path, read: Callable[[Journal], T], immutable: bool) -> tuple[T, Journal]:
+def _opened(path: Path, read: Callable[[Journal], T], immutable: bool,
+            wait_for_locks: bool = True) -> tuple[T, Journal]:
     """read's answer and the journal it was read from, left open."""
-    journal = Journal(path, readonly=True, immutable=immutable)
+    journal = Journal(path, readonly=True, immutable=immutable, wait_for_locks=wait_for_locks)
     try:
         return read(journal), journal
     except BaseException:
@@ -54,9 +55,12 @@ def journal_there(path: Path, fix: str) -> bool:
 class OneWait:
     """The looks of one command at the journal (`status` takes up to three): once one
     could not read it in step with its writer (another process held it locked past
-    BUSY_SECONDS, or this user cannot make its -shm file), the later ones read it as it
-    is on disk at once, as that one did in the end, instead of each waiting again: the
-    command waits once, as docs/commands.md says."""
+    BUSY_SECONDS, or this user cannot make its -shm file), the later ones do not wait
+    for a lock again: each still tries in step, and reads the file as it is on disk at
+    once if that fails, as that one did in the end — the command waits once, as
+    docs/commands.md says. Not read as is outright: a lock let go meanwhile (a sqlite3
+    shell ended) would leave the rest of a `check` blind to what the daemon's WAL holds
+    (a bundle sent a minute ago, not yet `duplicate`)."""
 
     def __init__(self) -> None:
         self.held = False
@@ -96,15 +100,14 @@ def _first_read(path: Path, read: Callable[[Journal], T], wait: OneWait | None =
         # A daemon opened it during the read: without locks, a checkpoint of its may
         # have changed the file under the read (half-written pages: "malformed", or
         # rows missed). Read again, in step with it.
-    if wait is None or not wait.held:
-        try:
-            return *_opened(path, read, immutable=False), False
-        except (sqlite3.OperationalError, JournalError):
-            # SQLite says so at the first read ("attempt to write a readonly database";
-            # "database is locked" after BUSY_SECONDS) or, by the version and the files
-            # already there, at the open ("unable to open").
-            if wait is not None:
-                wait.held = True
+    try:
+        return *_opened(path, read, False, wait is None or not wait.held), False
+    except (sqlite3.OperationalError, JournalError):
+        # SQLite says so at the first read ("attempt to write a readonly database";
+        # "database is locked" after BUSY_SECONDS) or, by the version and the files
+        # already there, at the open ("unable to open").
+        if wait is not None:
+            wait.held = True
     return *_opened(path, read, immutable=True), True
 
 

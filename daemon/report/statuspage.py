@@ -255,7 +255,12 @@ class StatusPage:
                 # refresh sweeps now. The name the page had is not known: the temps of
                 # the names outboxd keeps for its pages (the default's among them) go; a
                 # writer's still under way (another daemon's on the share) is locked, kept.
-                drop_unfinished_named(settings.outbox.path, OTHER_PAGES, listed)
+                # Only this user's: another host's daemon under its own account writes its
+                # page through a temp this one may not open, and so whose lock it cannot
+                # ask (removed unlocked, that daemon's write failed); it sweeps its own.
+                me = os.geteuid()
+                drop_unfinished_named(settings.outbox.path, OTHER_PAGES, {
+                    n: st for n, st in listed.items() if st.st_uid == me})
 
     def _sweep(self, path: Path, listed: Listed | None = None) -> None:
         """A kill between a write's temp file and its rename left that file in the

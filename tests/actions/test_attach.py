@@ -1308,7 +1308,9 @@ def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say
     'timesheet.pdf'", exit 1 — false, the folder it names was never looked into. It now
     says that it was sent and that whether the file went with it cannot be told here,
     naming the folder and the configured sent/ (exit 1, as for "too late"); likewise
-    for a folder gone from sent/. Nothing is written into the outbox."""
+    for a folder gone from sent/ — with its day folder, which is also how sent/ on a
+    share that is not mounted looks (an empty mount point), not said as a deletion
+    alone. Nothing is written into the outbox."""
     cfg.state.mkdir(exist_ok=True)
     old = cfg.root / "sent-old" / "2026-12-01" / "INV-S--0123456789ab"
     write(old / "INV-S" / "timesheet.pdf", timesheet.read_bytes())
@@ -1333,6 +1335,13 @@ def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say
     assert attach(cfg, "INV-S", str(timesheet)) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert f"({gone}); whether 'timesheet.pdf' went with it cannot be " \
-        f"told here: that folder is no longer in {sent} (moved or deleted) — look for the " \
-        "file in that folder where it lies now" in line, line
+        f"told here: that folder is no longer in {sent} (moved or deleted with its day " \
+        "folder, or sent/ is on a share that is not mounted now) — look for the file in " \
+        "that folder where it lies now" in line, line
+    # Its day folder there, the entry alone gone: moved or deleted, no share to suspect.
+    (gone.parent / "INV-T--0123456789ab").mkdir(parents=True)
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"told here: that folder is no longer in {sent} (moved or deleted) — look for " \
+        "the file in that folder where it lies now" in line, line
     assert list(cfg.outbox.iterdir()) == []

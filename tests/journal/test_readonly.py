@@ -245,20 +245,22 @@ def test_a_journal_held_locked_is_waited_for_once_a_command_not_once_a_look(
     """Another program holds the journal locked (a sqlite3 shell in exclusive mode): the
     first look of a command tries to read it in step and waits BUSY_SECONDS for the lock;
     every later look of that command (each bundle `check` checks, the second and third of
-    `status`) reads the file as it is at once, with the same answers. Each look waited
-    again before: 5 s a bundle for `check`, two waits for `status`."""
+    `status`) tries in step without waiting, then reads the file as it is at once, with
+    the same answers. Each look waited again before: 5 s a bundle for `check`, two waits
+    for `status`."""
     import daemon.journal
     monkeypatch.setattr(daemon.journal, "BUSY_SECONDS", 0.2)
     path = tmp_path / "journal.sqlite3"
     j = Journal(path)
     j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
     j.close()
-    tries: list[bool] = []
+    tries: list[str] = []
     real = readonly._opened
 
-    def opened(path: Path, read: object, immutable: bool) -> object:
-        tries.append(immutable)
-        return real(path, read, immutable)  # type: ignore[arg-type]
+    def opened(path: Path, read: object, immutable: bool, wait_for_locks: bool = True
+               ) -> object:
+        tries.append("as is" if immutable else "waits" if wait_for_locks else "in step")
+        return real(path, read, immutable, wait_for_locks)  # type: ignore[arg-type]
     monkeypatch.setattr(readonly, "_opened", opened)
     holder = sqlite3.connect(path, isolation_level=None)
     try:
@@ -277,4 +279,45 @@ def test_a_journal_held_locked_is_waited_for_once_a_command_not_once_a_look(
         holder.execute("ROLLBACK")
         holder.close()
     assert answers == [1, 1, 1]
-    assert tries == [False, True, True, True]  # one try in step, which waited
+    # One try in step that waited; the later ones try in step without waiting.
+    assert tries == ["waits", "as is", "in step", "as is", "in step", "as is"]
+
+
+@pytest.mark.parametrize("reader", ["check", "status"])
+def test_a_lock_let_go_after_a_commands_first_look_leaves_its_later_looks_in_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str) -> None:
+    """The first look of a command found the journal held (a sqlite3 shell in exclusive
+    mode) and read the file as it is. The shell ended; a daemon opened the journal and
+    recorded a bundle, in its WAL only (not yet checkpointed). The command's later looks
+    see that bundle: each still tries in step, only without waiting for a lock again. A
+    lock once met made every later look of the run read the file alone, blind to the
+    daemon's WAL — `check` of a whole outbox missed a `duplicate` sent a minute ago."""
+    import daemon.journal
+    monkeypatch.setattr(daemon.journal, "BUSY_SECONDS", 0.2)
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+    j.close()
+    count = lambda journal: journal.counts()["waiting"]  # noqa: E731
+    r, wait = JournalReader(path), readonly.OneWait()
+
+    def look() -> int:
+        return r.read(count) if reader == "check" else read_journal(path, count, wait)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE bundles SET attempts = attempts")
+        first = look()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    daemon_journal = Journal(path)
+    try:
+        daemon_journal.create("INV-2.xml", "waiting", unattached_ids=["INV-2"])
+        assert (tmp_path / "journal.sqlite3-wal").exists()
+        later = [look(), look()]
+    finally:
+        r.close()
+        daemon_journal.close()
+    assert (first, later) == (1, [2, 2])

@@ -1255,3 +1255,31 @@ def test_with_the_page_off_a_start_removes_a_page_temp_a_killed_write_left(
     page.swept(settings, {e.name: e.stat(follow_symlinks=False) for e in os.scandir(outbox)})
     assert sorted(p.name for p in outbox.iterdir()) == sorted(clerks)
     assert not page.refresh(journal, settings)
+
+
+def test_with_the_page_off_a_start_leaves_another_users_page_temp(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another host's daemon on the share, under its own account, writes its page
+    (outboxd-status-HOST2.html) through a temp at the instant a daemon with the page off
+    starts. That temp is not this daemon's user's to open (0640, another user and group:
+    stood for here, the tests running as root), so no lock could tell it live, and the
+    sweep removed it unlocked, failing the other daemon's write; a killed write of its
+    own is its own start's to sweep. This daemon's own leftover still goes."""
+    import daemon.fs.temps as temps
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    theirs = outbox / ".outboxd-status-host2.html.tmp-abcdef012345"
+    theirs.write_text("half of host2's page")
+    os.chown(theirs, os.geteuid() + 4242, os.getegid() + 4242)
+    own = outbox / ".outboxd-status.html.tmp-0123456789ab"
+    own.write_text("half a page")
+    real = temps._open_to_lock
+
+    def as_the_daemons_user(path: str) -> int | None:
+        return None if os.lstat(path).st_uid != os.geteuid() else real(path)
+    monkeypatch.setattr(temps, "_open_to_lock", as_the_daemons_user)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"},
+                        share={"status_page": ""})
+    StatusPage(clock=lambda: 100.0).swept(
+        settings, {e.name: e.stat(follow_symlinks=False) for e in os.scandir(outbox)})
+    assert [p.name for p in outbox.iterdir()] == [theirs.name]
