@@ -594,7 +594,7 @@ def test_a_locked_journal_is_waited_for_as_docs_commands_md_says() -> None:
     import daemon.journal
     text = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     seconds = f"{daemon.journal.BUSY_SECONDS:g} s"
-    assert f"each look at it waits at most **{seconds}**" in text
+    assert f"a command waits at most **{seconds}** for it, once" in " ".join(text.split())
     assert f"(waited {seconds} for it)" in " ".join(text.split())
 
 
