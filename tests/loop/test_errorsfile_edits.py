@@ -767,3 +767,18 @@ def test_a_held_bundle_taken_out_keeps_the_clerks_notes_when_their_copy_cannot_b
     assert failed["file"] == "INV-1.errors.txt" and failed["invoice_file"] == "INV-1.xml"
     assert not [r for r in p.j.unfinished() if r.state == "held"]
     assert _hidden(outbox) == []
+
+
+def test_an_errors_file_failure_is_said_in_words_not_as_an_errno(tmp_path: Path) -> None:
+    """The error of an errors file that could not be written is said in words, as
+    archiving/ says an OSError: a file changed at each try is "changed by someone else…",
+    not "[Errno 11] changed by someone else…"; a refused write names its file in
+    brackets, not as Python's "[Errno 13] Permission denied: '…'"."""
+    path = tmp_path / "INV-1.errors.txt"
+    changed = OSError(errno.EAGAIN, "changed by someone else at each of 3 tries")
+    refused = PermissionError(errno.EACCES, "Permission denied", str(path))
+    with capture_logs() as said:
+        errorsfile.report_failure(logs.get(), path, changed)
+        errorsfile.report_failure(logs.get(), path, refused)
+    assert [e["error"] for e in said] == ["changed by someone else at each of 3 tries",
+                                          f"Permission denied ({path})"]
