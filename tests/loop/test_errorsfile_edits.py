@@ -501,15 +501,15 @@ class TestAfterAFailedWrite:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Anyone who may read the outbox may flock a temp of outboxd's there the instant it
         is made (a clerk's process on this host that watches the share). The loop thread
-        waited for that lock up to temps.LOCK_WAIT_SECONDS (120 s) for each errors file
+        waited for that lock up to folderlocks.LOCK_WAIT_SECONDS (120 s) for each errors file
         written, every other bundle and the systemd watchdog (WatchdogSec=60) with it. The
         step now gives up within 50 ms, leaves no temp of its own in the outbox, and the file is
         written by the try that the step asks for rescan_seconds later."""
         import fcntl
         import time
 
-        from daemon.fs import temps
-        monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
+        from daemon.fs import folderlocks, temps
+        monkeypatch.setattr(folderlocks, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
         p, s = make(tmp_path, policy={"invalid": "hold"})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
         errors = s.outbox.path / "INV-1.errors.txt"
