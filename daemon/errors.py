@@ -280,6 +280,13 @@ def describe(exc: OSError, writing: bool = False) -> str:
     return f"{exc.strerror or shown_text(exc)}{where}{fix}"
 
 
+def in_words(exc: BaseException, writing: bool = False) -> str:
+    """Any exception for a log line: an OSError as describe() says it ("Permission denied
+    (/srv/outbox/INV-1.xml)", not "[Errno 13] …"), anything else as its own text. For
+    an `except` that may catch an OSError among others (a bug's catch-all)."""
+    return describe(exc, writing) if isinstance(exc, OSError) else shown_text(exc)
+
+
 def shown_text(exc: BaseException) -> str:
     """str(exc), any /proc/self/fd/N in an OSError's names given as the real path."""
     if not isinstance(exc, OSError) or exc.strerror is None:

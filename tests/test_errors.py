@@ -191,3 +191,16 @@ def test_an_os_error_without_a_file_name_is_shown_as_python_says_it() -> None:
     assert shown_text(exc) == str(exc) == "[Errno 5] Input/output error"
     named = OSError(errno.EIO, os.strerror(errno.EIO), "/srv/outbox/INV-1.xml")
     assert shown_text(named) == "[Errno 5] Input/output error: '/srv/outbox/INV-1.xml'"
+
+
+def test_in_words_says_an_os_error_as_describe_does_and_anything_else_as_its_text() -> None:
+    """in_words, for an `except` that may catch an OSError among others: the OSError in
+    words with its file (and, for a write, the fix), never "[Errno …]"; any other
+    exception as its own text."""
+    from daemon.errors import in_words
+    gone = FileNotFoundError(errno.ENOENT, "No such file or directory", "/srv/outbox/a.pdf")
+    assert in_words(gone) == "No such file or directory (/srv/outbox/a.pdf)"
+    full = OSError(errno.ENOSPC, "No space left on device", "/srv/outbox/a.pdf")
+    assert in_words(full, writing=True) == describe(full, writing=True)
+    assert "Errno" not in in_words(full, writing=True)
+    assert in_words(ValueError("not a number: 'x'")) == "not a number: 'x'"

@@ -5,7 +5,7 @@ written under an in-progress name (`*.tmp`, which keeps the bundle from
 settling), then attachments.toml is replaced atomically, then the copy is
 renamed into place without ever replacing a file. Those last two steps, and
 the look for a file of that name before them, hold a lock on the folder
-(temps.folder_locked): two attaches into one folder at once take turns, so
+(folderlocks.folder_locked): two attaches into one folder at once take turns, so
 neither loses the other's entry, and one that finds the name taken has
 written nothing. attachments.toml is a clerk's file: it is replaced only if it is
 still the very file read, byte for byte (ourfiles.replace_ours); an edit saved between
@@ -23,10 +23,11 @@ from pathlib import Path
 
 from daemon.actions.attach_notes import AttachRefused, record
 from daemon.errors import InputError
+from daemon.fs.folderlocks import folder_locked
 from daemon.fs.fscopy import copy_into
 from daemon.fs.fsops import open_regular
 from daemon.fs.fswrite import add_group_write_fd, rename_noreplace
-from daemon.fs.temps import create_locked, drop_stale_copies, folder_locked
+from daemon.fs.temps import create_locked, drop_stale_copies
 from daemon.names import fold_key
 from daemon.reading.lookalikes import how_spelled
 

@@ -46,7 +46,7 @@ def why_not_written(exc: OSError, command: str, state_dir: Path) -> str:
         return f"{exc.strerror} — {NO_ROOM_FIX}"
     if isinstance(exc, LockHeld):  # its copy, within 50 ms: not another attach's folder lock
         return f"its copy was {exc.strerror} — stop that process, then {command} again"
-    if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
+    if exc.errno == errno.EWOULDBLOCK:  # folderlocks.LOCK_WAIT_SECONDS
         return (f"{shown_name(exc.filename)} was {exc.strerror} (another {command} into that "
                 f"folder still running? `fuser -v` names who holds it) — {command} again once "
                 "it is let go")

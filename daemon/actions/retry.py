@@ -39,10 +39,11 @@ from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import OutboxdError, UsageError, long_words_cut
+from daemon.fs.folderlocks import folder_locked
 from daemon.fs.fsmove import move_tree
 from daemon.fs.fsops import FOLDER_NOFOLLOW
 from daemon.fs.fswrite import add_group_write_below, fsync_dir
-from daemon.fs.temps import drop_unfinished, folder_locked
+from daemon.fs.temps import drop_unfinished
 from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
 

@@ -61,7 +61,7 @@ from daemon.claiming.keptfolder import (
 from daemon.claiming.leftcopies import drop_copies_left
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
-from daemon.errors import HostileInput, InputError, OutboxdError
+from daemon.errors import HostileInput, InputError, OutboxdError, in_words
 from daemon.fs.fsops import folder_within
 from daemon.fs.fswrite import held_path
 from daemon.fs.temps import drop_unfinished
@@ -152,7 +152,7 @@ class Orphans:
                 done = _finish(journal, settings, mounts, work, work in self._inherited)
             except (OSError, ValueError, KeyError, OutboxdError) as exc:
                 _once(work, log.error, "work folder unknown to the journal cannot be "
-                      "finished; will try again", work_dir=str(work), error=str(exc))
+                      "finished; will try again", work_dir=str(work), error=in_words(exc))
                 continue
             if done:
                 # Gone from processing/: a folder of that name put there later is not it.

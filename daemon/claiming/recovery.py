@@ -30,6 +30,7 @@ from daemon.errors import (
     JournalError,
     JournalLost,
     ReaderFailed,
+    describe,
 )
 from daemon.fs.fswrite import fsync_dir, held_path
 from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at
@@ -156,7 +157,7 @@ class Recovery(Rereading):
             if error != row.last_error:
                 self.j.update(row.id, last_error=error)
                 log.error("cannot finish an interrupted claim; will retry at each rescan",
-                          error=str(exc))
+                          error=describe(exc))
             self._unfinished.add(row.id)
             return False
         self._unfinished.discard(row.id)

@@ -40,6 +40,7 @@ from daemon.bundle import Bundle
 from daemon.delivery.answers import Receipt
 from daemon.delivery.parts import OpenWhenRead
 from daemon.errors import Rejected, Retryable, describe, refused
+from daemon.fs.folderlocks import SET_ASIDE, drop_folder_unless_held, hold_new_folder
 from daemon.fs.fscopy import copy_file
 from daemon.fs.fsdepth import TooDeep, remove_tree
 from daemon.fs.fsops import kind_of
@@ -53,12 +54,9 @@ from daemon.fs.fswrite import (
     write_json,
 )
 from daemon.fs.temps import (
-    SET_ASIDE,
     create_locked,
-    drop_folder_unless_held,
     drop_unfinished,
     drop_unless_held,
-    hold_new_folder,
     is_unfinished,
     temp_prefix,
 )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
-from daemon.errors import NO_ROOM, LockHeld, NotOurs
+from daemon.errors import NO_ROOM, LockHeld, NotOurs, describe
 from daemon.fs.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, written_temp
 from daemon.fs.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.fs.temps import TEMP_NAME_BYTES, Listed, drop_unfinished_ending, temp_prefix
@@ -315,7 +315,7 @@ def report_failure(log: Any, path: Path, exc: OSError) -> None:
         # its own; theirs is kept, under the name the error gives. Nothing to mend.
         log.warning("a file was saved at the errors file's name while outboxd replaced "
                     "or removed it; that file was kept, under the name given here",
-                    file=path.name, error=str(exc),
+                    file=path.name, error=describe(exc),
                     fix="nothing was lost: rename or remove the kept file if it should "
                         "not be there")
         return
@@ -340,4 +340,4 @@ def report_failure(log: Any, path: Path, exc: OSError) -> None:
         fix = "check the outbox's free space and permissions; outboxd tries again by itself"
     log.error("cannot write or remove the errors file beside the invoice file; its "
               "errors are on the status page and in `outboxd status`",
-              file=path.name, error=str(exc), fix=fix)
+              file=path.name, error=describe(exc), fix=fix)

@@ -23,6 +23,7 @@ from daemon.configuration.config import Settings
 from daemon.delivery.deliver import Deliverer
 from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
+from daemon.errors import describe
 from daemon.fs.temps import Listed
 from daemon.journal import LIVE, Journal, Row
 from daemon.loop.busywords import in_progress, said_stuck, stuck_said, unchanged_since
@@ -360,7 +361,7 @@ class Pipeline(Decisions):
             drop_unfinished_errors(self.s.outbox.path, present, listed)
         except OSError as exc:
             self.log.warning("cannot clear leftover temp files of errors files in the "
-                             "outbox; tried again at the next start", error=str(exc),
+                             "outbox; tried again at the next start", error=describe(exc),
                              fix="let outboxd's user list and delete files in the outbox")
         # Those gone remembered too, as what their NAME.errors.txt says: a file with
         # other text was edited by a clerk, and is kept (errorsfile._Look).
@@ -386,7 +387,7 @@ class Pipeline(Decisions):
             drop_orphaned_errors(self.s.outbox.path, present, listed)
         except OSError as exc:
             self.log.warning("cannot remove an errors file of a bundle no longer in the "
-                             "outbox; tried again at the next start", error=str(exc),
+                             "outbox; tried again at the next start", error=describe(exc),
                              fix="let outboxd's user list and delete files in the outbox")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon import logs
-from daemon.errors import OutboxdError, describe, shown_text
+from daemon.errors import OutboxdError, in_words, shown_text
 from daemon.loop import statelock
 from daemon.report.notify import notify
 
@@ -51,10 +51,6 @@ AFTER_GRACE_SECONDS = 30.0
 # written: one error line each, no traceback, and the stop goes on.
 _EXPECTED = (OSError, sqlite3.Error, OutboxdError)
 STOP_INCOMPLETE = "a part of the stop failed; the rest of it goes on"
-
-
-def _words(exc: BaseException) -> str:
-    return describe(exc, writing=True) if isinstance(exc, OSError) else shown_text(exc)
 
 
 def stop_budget(grace: float) -> str:
@@ -149,7 +145,7 @@ class Stopping:
         try:
             step()
         except _EXPECTED as exc:
-            self.log.error(STOP_INCOMPLETE, error=_words(exc))
+            self.log.error(STOP_INCOMPLETE, error=in_words(exc, writing=True))
         except Exception as exc:  # noqa: BLE001 - the rest of the stop must still run
             self.log.error(STOP_INCOMPLETE, error=shown_text(exc))
             return exc

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from daemon.errors import ReaderFailed, ReadTimedOut
+from daemon.errors import ReaderFailed, ReadTimedOut, describe, in_words
 from daemon.reading.invoices import MAX_INVOICE_BYTES
 from daemon.reading.reader_child import Call, Child, Restarts, Watched, call_under_way
 from daemon.watching.scan import Candidate
@@ -91,7 +91,7 @@ class Deaths:
         try:
             self._died(sel, child)
         except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
-            self.log.exception("a dead reader process could not be dealt with", error=str(exc))
+            self.log.exception("a dead reader process could not be dealt with", error=in_words(exc))
 
     def _died(self, sel: Watched, child: Child) -> None:
         """A child died (or must): replace it and repeat its calls, or give up."""
@@ -132,7 +132,8 @@ class Deaths:
                 try:
                     fresh = self._spawn()
                 except (OSError, ValueError) as exc:
-                    why = f"{type(exc).__name__}: {exc}"
+                    why = describe(exc) if isinstance(exc, OSError) else \
+                        f"{type(exc).__name__}: {exc}"
                 else:
                     fresh.load_by = time.monotonic() + LOAD_LIMIT
                     with self._lock:
@@ -197,7 +198,7 @@ class Deaths:
         try:
             self._end_overdue()
         except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
-            self.log.exception("a reader's time limit could not be checked", error=str(exc))
+            self.log.exception("a reader's time limit could not be checked", error=in_words(exc))
 
     def _end_overdue(self) -> None:
         """Kill each child whose read under way ran past the limit; its death (seen by

@@ -36,7 +36,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.configuration.config import LogConfig
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, describe, in_words
 from daemon.osthreads import show_name
 from daemon.reading import reader_process, reader_wire
 from daemon.reading.reader_child import (
@@ -111,7 +111,8 @@ class Pool(Deaths):
                 c.ready = True
         except (OSError, EOFError) as exc:
             self._abandon()
-            raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise ChildUnavailable(describe(exc) if isinstance(exc, OSError)
+                                   else f"{type(exc).__name__}: {exc}") from None
         except ChildLate:
             late = [c for c in self._children if not c.ready]
             doing = Counter(_STATES.get(_state(c.proc.pid), "state unknown") for c in late)
@@ -380,7 +381,7 @@ class Pool(Deaths):
         try:
             call.done(result)
         except Exception as exc:  # noqa: BLE001 - the caller's bug must not end the collector
-            self.log.exception("a reader's result could not be handed on", error=str(exc))
+            self.log.exception("a reader's result could not be handed on", error=in_words(exc))
         return True
 
 

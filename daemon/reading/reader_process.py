@@ -27,7 +27,7 @@ from daemon import GROUP_SIGNALS, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import ConfigError, InputError, OutboxdError
+from daemon.errors import ConfigError, InputError, OutboxdError, in_words
 from daemon.fs.fdnames import shown_name
 from daemon.reading import reader_wire
 from daemon.watching.scan import Candidate
@@ -62,7 +62,7 @@ def main(conn: Connection, cache_dir: str | None, engine: bool, log: LogConfig) 
     try:
         warm_up()
     except Exception as exc:  # noqa: BLE001 - only a warm-up: each image then loads what it needs
-        logs.get().warning("reader could not load Pillow's plugins ahead", error=str(exc))
+        logs.get().warning("reader could not load Pillow's plugins ahead", error=in_words(exc))
     if engine:
         from daemon.einvoice import load
         from daemon.einvoice.engine import take_saxon_reports

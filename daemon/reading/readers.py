@@ -51,7 +51,7 @@ from daemon import errors, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import InputError, ReaderFailed, ReaderStopped
+from daemon.errors import InputError, ReaderFailed, ReaderStopped, describe
 from daemon.reading import reader_process
 from daemon.reading.match import known_part
 from daemon.reading.reader_child import Gather, raised
@@ -214,7 +214,7 @@ class Readers:
             pool = Pool(self._ctx, workers, engine, self.cache_dir, log, _unpack,
                         self._restarts, self._route, self._gave_up, fork=self._fork)
         except OSError as exc:
-            raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
+            raise ChildUnavailable(describe(exc)) from None
         pool.start(wait, tick, every)  # ChildUnavailable (ChildLate), or ConfigError: no engine
         return pool
 

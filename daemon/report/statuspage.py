@@ -29,7 +29,7 @@ from daemon.claiming.claim import copy_tag
 from daemon.claiming.foreign import foreign_work
 from daemon.claiming.workname import host_tag
 from daemon.configuration.config import Settings
-from daemon.errors import OutboxdError, failure_key
+from daemon.errors import OutboxdError, describe, failure_key, in_words
 from daemon.fs.ourfiles import remove_ours, replace_ours
 from daemon.fs.temps import Listed, drop_unfinished, drop_unfinished_named
 from daemon.journal import IN_FLIGHT, LIVE, Journal, Row
@@ -194,7 +194,7 @@ class StatusPage:
             remove_ours(before, lambda: old_page(before))
         except OSError as exc:  # a view: never a reason to refuse a reload
             logs.get().warning("the old status page could not be removed", file=str(before),
-                               error=str(exc))
+                               error=describe(exc))
 
     def stopped(self, journal: Journal, settings: Settings,
                 invoice_files: Iterable[str] | None = None,
@@ -211,7 +211,7 @@ class StatusPage:
             body = self._body(journal, settings, invoice_files, refused, now, lone)
         except (OSError, OutboxdError, UnicodeError, sqlite3.Error) as exc:
             logs.get().warning("status page at the stop shows the lists as last written",
-                               error=str(exc))
+                               error=in_words(exc))
             body = self._last_body or ""
         path = settings.outbox.path / settings.share.status_page
         try:

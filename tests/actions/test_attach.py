@@ -197,15 +197,15 @@ def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
         cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """Anyone who may open the sidecar (a clerk's account on this host) can flock it and
     keep it locked: attach waited for that lock for ever, and the ERP's scheduler with
-    it. It now gives up after the lock wait (temps.LOCK_WAIT_SECONDS), names the folder
+    it. It now gives up after the lock wait (folderlocks.LOCK_WAIT_SECONDS), names the folder
     and says to attach again; nothing is put in, no temp is left."""
     import sys
     import threading
 
-    import daemon.fs.temps as temps
+    import daemon.fs.folderlocks as folderlocks
     drop_bundle(cfg.outbox, "INV-1001", {"scan.pdf": pdf_bytes(1)})
     sidecar = cfg.outbox / "INV-1001"
-    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(folderlocks, "LOCK_WAIT_SECONDS", 0.5)
     clerk = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, os, sys\n"
          "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"

@@ -1006,13 +1006,13 @@ def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(
         cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """Anyone who may open quarantine/ (the clerks' group often may) can flock it and
     keep it locked: retry waited for that lock for ever, and the ERP's scheduler with
-    it. It now gives up after the lock wait (temps.LOCK_WAIT_SECONDS), says who may
+    it. It now gives up after the lock wait (folderlocks.LOCK_WAIT_SECONDS), says who may
     hold it and to run again, and moves nothing."""
     import threading
 
-    import daemon.fs.temps as temps
+    import daemon.fs.folderlocks as folderlocks
     folder = quarantined(cfg)
-    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(folderlocks, "LOCK_WAIT_SECONDS", 0.5)
     clerk = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, os, sys\n"
          "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"

@@ -1257,3 +1257,23 @@ def test_a_file_put_into_a_kept_folders_subfolder_as_it_is_removed_is_kept_and_s
     [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
     assert said["event"].startswith("work folder kept because files were put into it")
     assert said["names"] == ["INV-4/late.pdf"]
+
+
+def test_an_orphan_the_share_refuses_to_finish_is_said_in_words_not_as_an_errno(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An orphaned work folder whose finishing the share refuses (permissions changed by
+    hand): the error line names the file and says the refusal in words, as archiving/
+    says an OSError — "Permission denied (/srv/…)", not "[Errno 13] Permission denied:
+    '/srv/…'" — and the folder stays for the next sweep."""
+    from daemon.claiming import orphans
+    w = work(settings, "INV-9")
+
+    def refused(*_: object, **__: object) -> bool:
+        raise PermissionError(errno.EACCES, "Permission denied", str(w / "INV-9.xml"))
+
+    monkeypatch.setattr(orphans, "_finish", refused)
+    swept, logged = swept_with_logs(settings)
+    assert swept == 0 and w.is_dir()
+    [said] = [e for e in logged if e["log_level"] == "error"]
+    assert said["event"].endswith("cannot be finished; will try again")
+    assert said["error"] == f"Permission denied ({w / 'INV-9.xml'})"

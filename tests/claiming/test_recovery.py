@@ -122,7 +122,11 @@ class TestRecovery:
             raise PermissionError(13, "Permission denied", str(s.outbox.path / "INV-1"))
 
         monkeypatch.setattr(recovery, "finish_claim", refused)
-        assert p.finish.recover() == []
+        with capture_logs() as logs:
+            assert p.finish.recover() == []
+        [said] = [e for e in logs if e["event"].startswith("cannot finish an interrupted")]
+        # In words, as archiving/ says an OSError, not "[Errno 13] …".
+        assert said["error"] == f"Permission denied ({s.outbox.path / 'INV-1'})"
         r = p.j.get(row)
         assert r.state == "claiming" and r.shown_state == "retrying"
         assert "Permission denied" in (r.last_error or "")

@@ -730,7 +730,7 @@ class TestTemporaries:
         real_copy = directory.copy_file
 
         def taken_by_another_hosts_sweep() -> None:
-            from daemon.fs.temps import drop_folder_unless_held
+            from daemon.fs.folderlocks import drop_folder_unless_held
             monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)  # that host's own lock
             try:
                 assert drop_folder_unless_held(tmp)
@@ -824,7 +824,7 @@ class TestTemporaries:
 
         monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)  # a lock held elsewhere
         monkeypatch.setattr(os, "scandir", writer_renames_meanwhile)
-        from daemon.fs.temps import drop_folder_unless_held
+        from daemon.fs.folderlocks import drop_folder_unless_held
         drop_folder_unless_held(tmp)
         monkeypatch.undo()
         assert renamed  # the writer's rename came while the sweep was at it
@@ -836,7 +836,7 @@ class TestTemporaries:
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from daemon.fs.temps import hold_new_folder
+from daemon.fs.folderlocks import hold_new_folder
 fd = hold_new_folder(Path(sys.argv[1]))
 (Path(sys.argv[1]) / "manifest.json").write_text("half")
 print("held", flush=True)
@@ -871,7 +871,7 @@ def test_a_tmp_folder_swapped_for_a_link_while_set_aside_is_not_followed(
     link to a folder elsewhere between the start sweep's look and its rename: the link is
     what is renamed aside, and it is removed, never followed; the folder it points to
     keeps its files and the sweep raises nothing."""
-    from daemon.fs import temps
+    from daemon.fs import folderlocks
     target = tmp_path / "target"
     target.mkdir()
     elsewhere = tmp_path / "elsewhere"
@@ -887,7 +887,7 @@ def test_a_tmp_folder_swapped_for_a_link_while_set_aside_is_not_followed(
             os.symlink(elsewhere, leftover)
         real_rename(src, dst)
 
-    monkeypatch.setattr(temps.os, "rename", swapped_first)
+    monkeypatch.setattr(folderlocks.os, "rename", swapped_first)
     sweep_target(target)
     assert (elsewhere / "keep.txt").read_text() == "mine"
     assert os.listdir(target) == []

@@ -10,18 +10,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from flocks import ended_within, no_locks
 
 from daemon.fs.fswrite import write_atomic
-from daemon.fs.temps import (
-    create_locked,
-    drop_folder_unless_held,
-    drop_stale_copies,
-    drop_unfinished,
-    folder_locked,
-)
+from daemon.fs.temps import create_locked, drop_stale_copies, drop_unfinished
 
 
 class TestSweeps:
@@ -94,11 +88,6 @@ def _nfs_flock(real: Callable[[int, int], None]) -> Callable[[int, int], None]:
     return flock
 
 
-def _no_locks(fd: int, op: int) -> None:
-    """flock on an NFS mount whose lock daemon is not running."""
-    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-
 class TestOnAShare:
     def test_a_sweep_on_nfs_takes_a_dead_writers_temp_and_leaves_a_live_ones(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,82 +117,12 @@ class TestOnAShare:
         status page, the papers and errors.txt are written all the same, and a killed
         write's temp is swept, instead of every write failing for want of a lock."""
         import daemon.fs.temps as temps
-        monkeypatch.setattr(temps.fcntl, "flock", _no_locks)
+        monkeypatch.setattr(temps.fcntl, "flock", no_locks)
         (tmp_path / ".a.txt.tmp-0123456789ab").write_bytes(b"half")
         drop_unfinished(tmp_path, ["a.txt"])
         write_atomic(tmp_path / "a.txt", b"hello")
         assert os.listdir(tmp_path) == ["a.txt"]
         assert (tmp_path / "a.txt").read_bytes() == b"hello"
-
-
-def test_a_folder_lock_is_held_for_the_block_and_dropped_after(tmp_path: Path) -> None:
-    """folder_locked holds an exclusive lock on the folder while its block runs: another
-    run asking for it meanwhile is refused (it would wait), and gets it after."""
-    other = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        with folder_locked(tmp_path):
-            with pytest.raises(BlockingIOError):
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(other)
-
-
-def test_a_folder_lock_by_its_path_is_never_taken_through_a_link(tmp_path: Path) -> None:
-    """folder_locked refuses a link in the folder's place (an OSError), and never locks
-    the folder it leads to."""
-    (tmp_path / "outside").mkdir()
-    (tmp_path / "ID").symlink_to(tmp_path / "outside")
-    with pytest.raises(OSError):
-        with folder_locked(tmp_path / "ID"):
-            pass
-    other = os.open(tmp_path / "outside", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(other)
-
-
-def _ended_within(seconds: float, step: Callable[[], object]) -> BaseException | None:
-    """What `step` raised (None if nothing), run in a thread: an AssertionError if it
-    is still running after `seconds` (waiting for good, it is left to its thread)."""
-    import threading
-    raised: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            step()
-            raised.append(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            raised.append(exc)
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    assert raised, f"still waiting after {seconds} s"
-    return raised[0]
-
-
-def test_a_folder_lock_someone_holds_for_good_is_given_up_naming_the_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Anyone who may open a folder may flock it (a clerk's account on this host, for a
-    sidecar or quarantine/): held for good, folder_locked waited for ever, and `attach`
-    or `retry` with it. It now gives up after LOCK_WAIT_SECONDS with BlockingIOError
-    naming the folder, and takes a lock let go within that time."""
-    import daemon.fs.temps as temps
-    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.3)
-    other = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(other, fcntl.LOCK_EX)
-
-        def lock() -> None:
-            with folder_locked(tmp_path):
-                pass
-        exc = _ended_within(10, lock)
-        assert isinstance(exc, BlockingIOError) and exc.filename == str(tmp_path)
-        assert exc.errno == errno.EWOULDBLOCK and "held locked by another process" in str(exc)
-    finally:
-        os.close(other)
-    assert _ended_within(10, lock) is None
 
 
 def _locked_as_made(monkeypatch: pytest.MonkeyPatch,
@@ -294,13 +213,13 @@ def test_a_new_temp_someone_else_locks_for_good_is_given_up_within_the_bound_and
     outbox for the clerks to see)."""
     import time
 
-    import daemon.fs.temps as temps
+    import daemon.fs.folderlocks as folderlocks
     temp = tmp_path / ".a.txt.tmp-0123456789ab"
-    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
+    monkeypatch.setattr(folderlocks, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
     theirs = _locked_as_made(monkeypatch)
     started = time.monotonic()
     try:
-        exc = _ended_within(10, lambda: create_locked(temp))
+        exc = ended_within(10, lambda: create_locked(temp))
     finally:
         took = time.monotonic() - started
         for fd in theirs:
@@ -319,7 +238,7 @@ def test_after_a_temp_held_for_good_the_next_ones_are_given_up_without_waiting(
     are tried once and given up; after that quiet time the bounded wait is back."""
     import daemon.fs.temps as temps
     tries: list[int] = []
-    monkeypatch.setattr(temps, "_try_lock", lambda fd: tries.append(fd) or False)
+    monkeypatch.setattr(temps, "try_lock", lambda fd: tries.append(fd) or False)
     now = [1000.0]
     monkeypatch.setattr(temps.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(temps.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
@@ -338,24 +257,6 @@ def test_after_a_temp_held_for_good_the_next_ones_are_given_up_without_waiting(
     assert tries_to_give_up(".c.tmp-3") > 1  # quiet long enough: waited for again
 
 
-def test_a_temp_folder_nested_a_thousand_deep_is_set_aside_and_refused_by_name(
-        tmp_path: Path, deep_tree: Any) -> None:
-    """A temp folder someone nested 1,100 deep (no writer of ours makes one deeper than a
-    bundle's two levels): its removal ran out of Python's recursion limit, a
-    RecursionError. It is set aside (its name is free for a new write) and its removal
-    refused with an OSError naming it where it now is, and the bound; it stays whole."""
-    folder = tmp_path / ".tmp-bundle"
-    folder.mkdir()
-    deep_tree(folder, 1100)
-    with pytest.raises(OSError, match="more than 64 deep") as refused:
-        drop_folder_unless_held(folder)
-    assert refused.value.errno == errno.ELOOP
-    [aside] = os.listdir(tmp_path)
-    assert aside.startswith(".tmp-bundle.gone-") and refused.value.filename == str(
-        tmp_path / aside)
-    assert (tmp_path / aside / ("d/" * 1100) / "f.pdf").exists()
-
-
 def test_a_temp_held_for_good_in_one_folder_does_not_stop_the_wait_in_another(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The quiet time after a give-up is the folder's where it happened: a clerk's tool
@@ -368,7 +269,7 @@ def test_a_temp_held_for_good_in_one_folder_does_not_stop_the_wait_in_another(
     outbox.mkdir()
     target.mkdir()
     refusals = {"outbox": 10**6, "target": 1}  # held for good there; a sweep's instant here
-    monkeypatch.setattr(temps, "_try_lock", lambda fd: _refused_in(fd, refusals))
+    monkeypatch.setattr(temps, "try_lock", lambda fd: _refused_in(fd, refusals))
     now = [1000.0]
     monkeypatch.setattr(temps.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(temps.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
@@ -383,7 +284,7 @@ def test_a_temp_held_for_good_in_one_folder_does_not_stop_the_wait_in_another(
 
 
 def _refused_in(fd: int, refusals: dict[str, int]) -> bool:
-    """_try_lock's stand-in: False while the folder of the file at fd has refusals left."""
+    """try_lock's stand-in: False while the folder of the file at fd has refusals left."""
     folder = os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}")))
     if refusals[folder] > 0:
         refusals[folder] -= 1
@@ -460,87 +361,12 @@ class TestSweepsLeaveWhatIsNotTheirs:
             os.close(fd)
         assert not path.exists()
 
-    def test_a_temp_folder_a_writer_holds_is_left_and_taken_once_let_go(
-            self, tmp_path: Path) -> None:
-        """drop_folder_unless_held leaves a temp folder its writer holds (hold_new_folder)
-        and says so (False); once the writer's descriptor is closed it is removed."""
-        from daemon.fs.temps import hold_new_folder
-        folder = tmp_path / ".entry.tmp"
-        fd = hold_new_folder(folder)
-        try:
-            (folder / "paper.json").write_bytes(b"{}")
-            assert drop_folder_unless_held(folder) is False
-            assert (folder / "paper.json").exists()
-        finally:
-            os.close(fd)
-        assert drop_folder_unless_held(folder) is True
-        assert os.listdir(tmp_path) == []
-
-    def test_without_locks_only_a_temp_folder_untouched_long_enough_is_removed(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Where no lock can be asked (NFS without lockd), a writer's liveness is told by
-        age: with `older_than`, a folder changed more recently is left, an older one is
-        removed."""
-        import daemon.fs.temps as temps
-        monkeypatch.setattr(temps.fcntl, "flock", _no_locks)
-        folder = tmp_path / ".entry.tmp"
-        folder.mkdir()
-        assert drop_folder_unless_held(folder, older_than=3600) is False
-        assert folder.is_dir()
-        hours_ago = folder.stat().st_mtime - 2 * 3600
-        os.utime(folder, (hours_ago, hours_ago))
-        assert drop_folder_unless_held(folder, older_than=3600) is True
-        assert not folder.exists()
-
-    def test_a_temp_folder_replaced_after_its_lock_is_left(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The temp folder moved away and another put at its name between the sweep's
-        open and its rename: the one now at the name is not the one judged, and stays."""
-        import daemon.fs.temps as temps
-        folder = tmp_path / ".entry.tmp"
-        folder.mkdir()
-        real_lock = temps._try_lock
-
-        def replaced_after(fd: int) -> bool | None:
-            held = real_lock(fd)
-            folder.rename(tmp_path / "moved")
-            folder.mkdir()
-            (folder / "new.json").write_bytes(b"{}")
-            return held
-        monkeypatch.setattr(temps, "_try_lock", replaced_after)
-        assert drop_folder_unless_held(folder) is False
-        assert (folder / "new.json").exists()
-
-    def test_a_temp_folder_swapped_for_a_link_before_its_rename_loses_the_link_only(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The temp folder swapped for a link to another folder between the sweep's last
-        look and its rename aside: the link is removed, set aside or not, and what it
-        leads to is never touched."""
-        import daemon.fs.temps as temps
-        outside = tmp_path / "outside"
-        outside.mkdir()
-        (outside / "precious").write_bytes(b"theirs")
-        folder = tmp_path / ".entry.tmp"
-        folder.mkdir()
-        real_still_at = temps.still_at
-
-        def swapped_after_the_look(path: Path, fd: int) -> bool:
-            there = real_still_at(path, fd)
-            if path == folder:
-                folder.rename(tmp_path / "moved")
-                folder.symlink_to(outside)
-            return there
-        monkeypatch.setattr(temps, "still_at", swapped_after_the_look)
-        assert drop_folder_unless_held(folder) is True
-        assert (outside / "precious").read_bytes() == b"theirs"
-        assert sorted(os.listdir(tmp_path)) == ["moved", "outside"]
-
 
 def test_temps_and_temp_folders_are_made_for_outboxd_and_its_group_only(
         tmp_path: Path) -> None:
     """Whatever the umask, a file written (0640) and a temp folder held (0750) give others
     nothing: a temp in the outbox may hold a receipt or a reason before its rename."""
-    from daemon.fs.temps import hold_new_folder
+    from daemon.fs.folderlocks import hold_new_folder
     old = os.umask(0)
     try:
         write_atomic(tmp_path / "a.txt", b"x")
@@ -552,44 +378,5 @@ def test_temps_and_temp_folders_are_made_for_outboxd_and_its_group_only(
     assert (tmp_path / ".entry.tmp").stat().st_mode & 0o777 == 0o750
 
 
-def test_a_link_or_a_file_at_a_temp_folders_name_is_removed_never_followed(
-        tmp_path: Path) -> None:
-    """drop_folder_unless_held on a name a share user put a link (to a folder of
-    theirs) or a plain file at: the name is removed (True: nothing left there), and what
-    the link leads to keeps all it holds."""
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "precious").write_bytes(b"theirs")
-    link, file = tmp_path / ".entry.tmp", tmp_path / ".other.tmp"
-    link.symlink_to(outside)
-    file.write_bytes(b"litter")
-    assert drop_folder_unless_held(link) is True
-    assert drop_folder_unless_held(file) is True
-    assert sorted(os.listdir(tmp_path)) == ["outside"]
-    assert (outside / "precious").read_bytes() == b"theirs"
 
 
-def test_a_temp_folder_its_writer_publishes_just_before_the_sweeps_rename_is_left_whole(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A writer unseen by the lock (another host on NFS) renames its temp folder into
-    place between the sweep's last look and its rename aside: the sweep's rename finds
-    nothing (True: nothing at the temp's name), and the published folder keeps all it
-    holds — never emptied for the temp it was a moment before."""
-    import daemon.fs.temps as temps
-    folder = tmp_path / ".entry.tmp"
-    folder.mkdir()
-    (folder / "receipt.json").write_bytes(b"{}")
-    published = tmp_path / "entry"
-    real_still_at = temps.still_at
-
-    def published_after_the_look(path: Path, fd: int) -> bool:
-        there = real_still_at(path, fd)
-        if path == folder:
-            folder.rename(published)
-        return there
-
-    monkeypatch.setattr(temps, "still_at", published_after_the_look)
-    assert drop_folder_unless_held(folder) is True
-    monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["entry"]
-    assert (published / "receipt.json").read_bytes() == b"{}"

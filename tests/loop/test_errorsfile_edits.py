@@ -501,15 +501,15 @@ class TestAfterAFailedWrite:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Anyone who may read the outbox may flock a temp of outboxd's there the instant it
         is made (a clerk's process on this host that watches the share). The loop thread
-        waited for that lock up to temps.LOCK_WAIT_SECONDS (120 s) for each errors file
+        waited for that lock up to folderlocks.LOCK_WAIT_SECONDS (120 s) for each errors file
         written, every other bundle and the systemd watchdog (WatchdogSec=60) with it. The
         step now gives up within 50 ms, leaves no temp of its own in the outbox, and the file is
         written by the try that the step asks for rescan_seconds later."""
         import fcntl
         import time
 
-        from daemon.fs import temps
-        monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
+        from daemon.fs import folderlocks, temps
+        monkeypatch.setattr(folderlocks, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
         p, s = make(tmp_path, policy={"invalid": "hold"})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
         errors = s.outbox.path / "INV-1.errors.txt"
@@ -767,3 +767,18 @@ def test_a_held_bundle_taken_out_keeps_the_clerks_notes_when_their_copy_cannot_b
     assert failed["file"] == "INV-1.errors.txt" and failed["invoice_file"] == "INV-1.xml"
     assert not [r for r in p.j.unfinished() if r.state == "held"]
     assert _hidden(outbox) == []
+
+
+def test_an_errors_file_failure_is_said_in_words_not_as_an_errno(tmp_path: Path) -> None:
+    """The error of an errors file that could not be written is said in words, as
+    archiving/ says an OSError: a file changed at each try is "changed by someone else…",
+    not "[Errno 11] changed by someone else…"; a refused write names its file in
+    brackets, not as Python's "[Errno 13] Permission denied: '…'"."""
+    path = tmp_path / "INV-1.errors.txt"
+    changed = OSError(errno.EAGAIN, "changed by someone else at each of 3 tries")
+    refused = PermissionError(errno.EACCES, "Permission denied", str(path))
+    with capture_logs() as said:
+        errorsfile.report_failure(logs.get(), path, changed)
+        errorsfile.report_failure(logs.get(), path, refused)
+    assert [e["error"] for e in said] == ["changed by someone else at each of 3 tries",
+                                          f"Permission denied ({path})"]

@@ -117,6 +117,7 @@ def test_a_stop_whose_page_cannot_be_written_still_withdraws_closes_and_releases
     [error] = [e for e in logs if e["log_level"] == "error"]
     assert error["event"] == "a part of the stop failed; the rest of it goes on"
     assert "outboxd-status.html" in error["error"] and "exc_info" not in error
+    assert "Errno" not in error["error"]  # in words: "No such file or directory (…)"
     assert logs[-1]["event"] == "stopped"
     assert not mine.exists()
     with pytest.raises(sqlite3.ProgrammingError):

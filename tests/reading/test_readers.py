@@ -664,3 +664,28 @@ def test_a_check_not_back_in_time_or_failed_by_its_reader_is_made_in_this_thread
     answers[2](refused)
     assert list(results) == ["checked here: INV-0", "checked here: INV-1", refused]
     assert here == ["INV-0", "INV-1"]
+
+
+def test_a_reader_process_the_system_refuses_to_start_is_said_in_words_not_as_an_errno(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No child process can be started because the system refuses one (EAGAIN: the
+    user's process limit): the warning says why in words, as archiving/ says an OSError
+    — "Resource temporarily unavailable", not "BlockingIOError: [Errno 11] …"."""
+    import errno
+    import multiprocessing
+
+    def refused(method: str) -> object:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+    monkeypatch.setattr(multiprocessing, "get_context", refused)
+    said: list[dict[str, Any]] = []
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    r = Readers(tmp_path / "state" / "einvoice")
+    monkeypatch.setattr(r, "log", type("L", (), {
+        "warning": lambda self, event, **kw: said.append({"event": event, **kw})})())
+    r.configure(s)
+    try:
+        [warned] = said
+        assert "daemon's own process" in warned["event"]
+        assert warned["error"] == "Resource temporarily unavailable"
+    finally:
+        r.stop()
