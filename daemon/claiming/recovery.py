@@ -149,8 +149,9 @@ class Recovery(Rereading):
         try:
             done = self._finish_claim(row)
         except OSError as exc:
-            error = (f"cannot finish an interrupted claim into {row.work_dir}: {exc} — "
-                     "tried again at each rescan")
+            # In words: the row's error is what `status` and the clerks' page show.
+            error = (f"cannot finish an interrupted claim into {row.work_dir}: "
+                     f"{describe(exc)} — tried again at each rescan")
             # Said in the row too: left `claiming` without why, it showed as on its way
             # ("delivering", the page's "Being sent") for as long as that took. Written
             # and said once, not at every rescan that finds it so.

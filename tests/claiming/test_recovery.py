@@ -130,6 +130,7 @@ class TestRecovery:
         r = p.j.get(row)
         assert r.state == "claiming" and r.shown_state == "retrying"
         assert "Permission denied" in (r.last_error or "")
+        assert "Errno" not in (r.last_error or "")  # shown on the page and by `status`
         shown = sections(p.j.recent(), datetime.now(UTC).strftime("%Y-%m-%d"))
         assert [x.id for x in shown["retrying"]] == [row] and shown["sending"] == []
         assert p.j.counts()["delivering"] == 0 and p.j.counts()["retrying"] == 1
