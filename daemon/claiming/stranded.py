@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.claiming.recovery import NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
-from daemon.errors import JournalLost
+from daemon.errors import JournalError, JournalLost
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
@@ -34,6 +34,9 @@ class Stranded:
     _stranded: dict[int, tuple[Candidate, Path, str]]
     # Claims cut short by an error no claim expects: invoice file -> row id (_cut_short).
     _cut: dict[str, int]
+    # Rows settling again beside another row of their name, whose end the journal refused
+    # (_take_back): ended at the next rescan (_end_refused_again).
+    _beside: set[int]
 
     if TYPE_CHECKING:
         # The claims' (claims.py): declared for mypy only, so that no stand-in here can
@@ -128,10 +131,34 @@ class Stranded:
                          "settling again", work_dir=str(work))
             elif nxt.claimed is not None:
                 due.append(nxt.claimed)
+        self._end_refused_again()
         finished, settling = self.finish.finish_claims_again()
         for row in settling:
             self._take_back(row)
         return due + finished
+
+    def _end_refused_again(self) -> None:
+        """Each row whose end beside another row of its name the journal refused
+        (_take_back), handed back again: ended beside the row the pipeline follows under
+        its name now; with none, taken back as the one row of the bundle in the outbox,
+        or (no invoice file of that name there: the other row claimed it, or it left)
+        ended as a claim that did not happen. A write refused again keeps it for the
+        next rescan."""
+        for row_id in sorted(self._beside):
+            try:
+                row = self.j.get(row_id)
+                self._beside.discard(row_id)
+                if row.state != "settling":
+                    continue
+                if row.invoice_file not in self.live \
+                        and not os.path.lexists(self.s.outbox.path / row.invoice_file):
+                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE)
+                else:
+                    self._take_back(row)
+            except JournalLost:
+                raise
+            except JournalError:
+                self._beside.add(row_id)  # said by the journal, once
 
     def _settle_again(self, row_id: int, key: str, why: str, **fields: Any) -> None:
         """A claim undone, its bundle back in the outbox under `key`: the row settles
@@ -153,10 +180,23 @@ class Stranded:
         gave the bundle a second row and sent that, while this one showed `settling` until
         a restart. If the pipeline already follows a bundle under that name (stepped
         before the rescan that ended the claim, or dropped again meanwhile), that row goes
-        on, and this one ends."""
+        on, and this one ends: at the next rescan if the journal refuses that now (one
+        full disk) — raised, it ended the rescan's turn, and the row, out of the claims
+        tried again, stayed a second `settling` row of the name until a restart."""
         other = self.live.get(row.invoice_file)
         if other is not None and other.id != row.id:
-            self._end_beside(row, other)
+            try:
+                self._end_beside(row, other)
+            except JournalLost:
+                raise
+            except JournalError as exc:
+                self._beside.add(row.id)
+                if not exc.reported:  # the journal says its own, once
+                    bundle_log(self.log, row.invoice_file, row.bundle_id,
+                               row.invoice_ids).error(
+                        "cannot end a claim that did not happen beside the row of its "
+                        "bundle; tried again at the next rescan", row=other.id,
+                        error=str(exc))
             return
         self.live[row.invoice_file] = row
 

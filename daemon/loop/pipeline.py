@@ -68,6 +68,7 @@ class Pipeline(Decisions):
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self._stranded: dict[int, tuple[Candidate, Path, str]] = {}
         self._cut: dict[str, int] = {}  # claims cut short by an error (Stranded._cut_short)
+        self._beside: set[int] = set()  # rows whose end the journal refused (Stranded)
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
         self._due: dict[str, tuple[str, float]] = {}
