@@ -8,6 +8,7 @@ and its journal).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
 from daemon.watching.scan import Candidate
+
+# What the row of a claim cut short says until the rescan finishes it (_cut_short).
+CUT_SHORT = ("its claim was cut short by an unexpected error (the log says which) — "
+             "finished at the next rescan: sent, or back in the outbox settling again")
 
 
 class Stranded:
@@ -79,10 +84,15 @@ class Stranded:
         settling again with its bundle back in the outbox), at each rescan until that can
         be done; its invoice file is not decided on meanwhile (cut_pending). Left so, the
         row counted its bundle as on its way until a restart, and the next look at the
-        invoice file in the outbox quarantined it as a duplicate of itself. `exc`, for the
-        loop to say."""
+        invoice file in the outbox quarantined it as a duplicate of itself. Its row says
+        why it waits, and stands for the bundle meanwhile: no look at its files makes it
+        a second (Pipeline._live) — one showed `settling` without a reason beside it,
+        the claim's shown on its way, until the rescan. `exc`, for the loop to say."""
         self._cut[key] = row_id
         self.finish.finish_later(row_id)
+        with contextlib.suppress(JournalError):  # refused (often the error itself): it waits
+            if self.j.get(row_id).state == CLAIMING:  # not one gone on (`quarantining`)
+                self.j.update(row_id, last_error=CUT_SHORT)
         return exc
 
     def cut_pending(self, key: str) -> bool:
