@@ -157,18 +157,18 @@ class Stranded:
         for row_id in sorted(self._beside):
             try:
                 row = self.j.get(row_id)
-                self._beside.discard(row_id)
                 if row.state != "settling":
-                    continue
-                if row.invoice_file not in self.live \
+                    self._beside.discard(row_id)
+                elif row.invoice_file not in self.live \
                         and not os.path.lexists(self.s.outbox.path / row.invoice_file):
                     self.j.transition(row_id, "gone", NOT_HAPPENED_GONE)
+                    self._beside.discard(row_id)
                 else:
-                    self._take_back(row)
+                    self._take_back(row)  # kept in _beside while refused, not said again
             except JournalLost:
                 raise
             except JournalError:
-                self._beside.add(row_id)  # said by the journal, once
+                pass  # said by the journal, once; kept for the next rescan
 
     def _settle_again(self, row_id: int, key: str, why: str, **fields: Any) -> None:
         """A claim undone, its bundle back in the outbox under `key`: the row settles
@@ -200,15 +200,18 @@ class Stranded:
             except JournalLost:
                 raise
             except JournalError as exc:
-                self._beside.add(row.id)
-                if not exc.reported:  # the journal says its own, once
+                # Said once, not again at each rescan refused the same end.
+                if not exc.reported and row.id not in self._beside:  # the journal's, once
                     bundle_log(self.log, row.invoice_file, row.bundle_id,
                                row.invoice_ids).error(
                         "cannot end a claim that did not happen beside the row of its "
                         "bundle; tried again at the next rescan", row=other.id,
                         error=str(exc))
-            return
-        self.live[row.invoice_file] = row
+                self._beside.add(row.id)
+                return
+        else:
+            self.live[row.invoice_file] = row
+        self._beside.discard(row.id)
 
     def _end_beside(self, row: Row, other: Row) -> None:
         """`row`, a claim's that did not go through, ends `gone`: `other` already stands
