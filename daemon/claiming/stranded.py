@@ -8,6 +8,7 @@ and its journal).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,11 +16,15 @@ from typing import TYPE_CHECKING, Any
 from daemon.claiming.recovery import NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
-from daemon.errors import JournalLost
+from daemon.errors import JournalError, JournalLost
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
 from daemon.watching.scan import Candidate
+
+# What the row of a claim cut short says until the rescan finishes it (_cut_short).
+CUT_SHORT = ("its claim was cut short by an unexpected error (the log says which) — "
+             "finished at the next rescan: sent, or back in the outbox settling again")
 
 
 class Stranded:
@@ -34,6 +39,9 @@ class Stranded:
     _stranded: dict[int, tuple[Candidate, Path, str]]
     # Claims cut short by an error no claim expects: invoice file -> row id (_cut_short).
     _cut: dict[str, int]
+    # Rows settling again beside another row of their name, whose end the journal refused
+    # (_take_back): ended at the next rescan (_end_refused_again).
+    _beside: set[int]
 
     if TYPE_CHECKING:
         # The claims' (claims.py): declared for mypy only, so that no stand-in here can
@@ -76,10 +84,15 @@ class Stranded:
         settling again with its bundle back in the outbox), at each rescan until that can
         be done; its invoice file is not decided on meanwhile (cut_pending). Left so, the
         row counted its bundle as on its way until a restart, and the next look at the
-        invoice file in the outbox quarantined it as a duplicate of itself. `exc`, for the
-        loop to say."""
+        invoice file in the outbox quarantined it as a duplicate of itself. Its row says
+        why it waits, and stands for the bundle meanwhile: no look at its files makes it
+        a second (Pipeline._live) — one showed `settling` without a reason beside it,
+        the claim's shown on its way, until the rescan. `exc`, for the loop to say."""
         self._cut[key] = row_id
         self.finish.finish_later(row_id)
+        with contextlib.suppress(JournalError):  # refused (often the error itself): it waits
+            if self.j.get(row_id).state == CLAIMING:  # not one gone on (`quarantining`)
+                self.j.update(row_id, last_error=CUT_SHORT)
         return exc
 
     def cut_pending(self, key: str) -> bool:
@@ -128,10 +141,34 @@ class Stranded:
                          "settling again", work_dir=str(work))
             elif nxt.claimed is not None:
                 due.append(nxt.claimed)
+        self._end_refused_again()
         finished, settling = self.finish.finish_claims_again()
         for row in settling:
             self._take_back(row)
         return due + finished
+
+    def _end_refused_again(self) -> None:
+        """Each row whose end beside another row of its name the journal refused
+        (_take_back), handed back again: ended beside the row the pipeline follows under
+        its name now; with none, taken back as the one row of the bundle in the outbox,
+        or (no invoice file of that name there: the other row claimed it, or it left)
+        ended as a claim that did not happen. A write refused again keeps it for the
+        next rescan."""
+        for row_id in sorted(self._beside):
+            try:
+                row = self.j.get(row_id)
+                if row.state != "settling":
+                    self._beside.discard(row_id)
+                elif row.invoice_file not in self.live \
+                        and not os.path.lexists(self.s.outbox.path / row.invoice_file):
+                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE)
+                    self._beside.discard(row_id)
+                else:
+                    self._take_back(row)  # kept in _beside while refused, not said again
+            except JournalLost:
+                raise
+            except JournalError:
+                pass  # said by the journal, once; kept for the next rescan
 
     def _settle_again(self, row_id: int, key: str, why: str, **fields: Any) -> None:
         """A claim undone, its bundle back in the outbox under `key`: the row settles
@@ -153,12 +190,28 @@ class Stranded:
         gave the bundle a second row and sent that, while this one showed `settling` until
         a restart. If the pipeline already follows a bundle under that name (stepped
         before the rescan that ended the claim, or dropped again meanwhile), that row goes
-        on, and this one ends."""
+        on, and this one ends: at the next rescan if the journal refuses that now (one
+        full disk) — raised, it ended the rescan's turn, and the row, out of the claims
+        tried again, stayed a second `settling` row of the name until a restart."""
         other = self.live.get(row.invoice_file)
         if other is not None and other.id != row.id:
-            self._end_beside(row, other)
-            return
-        self.live[row.invoice_file] = row
+            try:
+                self._end_beside(row, other)
+            except JournalLost:
+                raise
+            except JournalError as exc:
+                # Said once, not again at each rescan refused the same end.
+                if not exc.reported and row.id not in self._beside:  # the journal's, once
+                    bundle_log(self.log, row.invoice_file, row.bundle_id,
+                               row.invoice_ids).error(
+                        "cannot end a claim that did not happen beside the row of its "
+                        "bundle; tried again at the next rescan", row=other.id,
+                        error=str(exc))
+                self._beside.add(row.id)
+                return
+        else:
+            self.live[row.invoice_file] = row
+        self._beside.discard(row.id)
 
     def _end_beside(self, row: Row, other: Row) -> None:
         """`row`, a claim's that did not go through, ends `gone`: `other` already stands

@@ -6,6 +6,7 @@ again is a duplicate; an invoice id already accepted in another bundle).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -265,22 +266,34 @@ class Rows:
                                   (DELIVERED, at)).fetchall()
         return [text.read(r[0]) for r in rs]
 
-    def quarantined_lately(self, wanted: Callable[[str], bool], days: int = 7
-                           ) -> dict[str, str]:
+    def quarantined_lately(self, stems: Iterable[str], wanted: Callable[[str], bool],
+                           days: int = 7) -> dict[str, str]:
         """Of the invoice files quarantined in the last `days` days (as `status` lists
         them) that `wanted` takes, those whose latest row is that quarantine: file -> its
-        archive folder. A range of the (state, since) index, three columns; then, for each
-        file wanted, whether a later row has it, by the row ids after its own (no index
-        holds the file names): only the rows that came after it."""
+        archive folder. `stems`: what the files wanted begin with up to their first dot
+        (finished.finished_files' filter): only those names' rows are read. Two
+        statements whatever the number of files: a range of the (state, since) index,
+        three columns, then the latest row of each file wanted, from the oldest of their
+        quarantines on (no index holds the file names: one pass over the rows after it,
+        not one for each file — a busy week's journal read whole for each root file the
+        page told of at each of its writes)."""
+        firsts = json.dumps(sorted({text.stored(s).split(".")[0] for s in stems}))
         with self._lock:
-            rs = self._db.execute("SELECT id, invoice_file, archive_dir FROM bundles WHERE "
-                                  "state = 'quarantined' AND since >= ? AND archive_dir IS "
-                                  "NOT NULL ORDER BY id", (iso_in(-days * 86400.0),)).fetchall()
+            rs = self._db.execute(
+                "SELECT id, invoice_file, archive_dir FROM bundles WHERE state = "
+                "'quarantined' AND since >= ? AND archive_dir IS NOT NULL AND "
+                f"{text.BEFORE_FIRST_DOT} IN (SELECT value FROM json_each(?)) ORDER BY id",
+                (iso_in(-days * 86400.0), firsts)).fetchall()
             # Oldest first: a file's later quarantine takes the place of its earlier.
-            latest = {f: r for r in rs if wanted(f := text.read(r[1]))}
-            return {f: text.read(folder) for f, (row_id, stored, folder) in latest.items()
-                    if self._db.execute("SELECT 1 FROM bundles WHERE id > ? AND invoice_file "
-                                        "= ? LIMIT 1", (row_id, stored)).fetchone() is None}
+            latest = {r[1]: r for r in rs if wanted(text.read(r[1]))}
+            if not latest:
+                return {}
+            last = dict(self._db.execute(
+                "SELECT invoice_file, MAX(id) FROM bundles WHERE id >= ? AND invoice_file "
+                "IN (SELECT value FROM json_each(?)) GROUP BY invoice_file",
+                (min(r[0] for r in latest.values()), json.dumps(sorted(latest)))).fetchall())
+        return {text.read(stored): text.read(folder)
+                for stored, (row_id, _, folder) in latest.items() if last[stored] == row_id}
 
     def last_detail(self, row_id: int) -> str | None:
         """The detail of the row's latest transition (why it is in its state)."""

@@ -68,7 +68,7 @@ class Pipeline(Decisions):
         self._early_spent: set[str] = set()
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self._stranded: dict[int, tuple[Candidate, Path, str]] = {}
-        self._cut: dict[str, int] = {}  # claims cut short by an error (Stranded._cut_short)
+        self._cut, self._beside = {}, set()  # Stranded's: claims cut short, ends refused
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
         self._due: dict[str, tuple[str, float]] = {}
@@ -298,6 +298,8 @@ class Pipeline(Decisions):
         # never recorded needs no row saying it left.
         assert row is not None or state != "gone"
         if row is None:
+            if self.cut_pending(key):  # its claim's row stands for it, saying why (_cut_short)
+                return
             row_id = self.j.create(key, state, detail, durable=False, since=since, **fields)
         elif row.state != state or (since is not None and row.since != since) \
                 or any(getattr(row, k) != v for k, v in fields.items()):

@@ -313,7 +313,7 @@ class StatusPage:
             after = named_after(refused, settings.outbox)
             refused = left_words(refused, settings.outbox, share, files, states, {
                 f: shared_name(Path(folder), settings.quarantine_dir) for f, folder in
-                journal.quarantined_lately(lambda f: stem(f) in after).items()})
+                journal.quarantined_lately(after, lambda f: stem(f) in after).items()})
         if misses := marker_misses(settings.outbox, share, files, names.markers):
             refused = {**(refused or {}), **misses}
         if strays_named := stray_errors_files(names.errors, [*files, *(

@@ -1163,3 +1163,44 @@ class TestBytesChangedWhileClaimed:
         assert (entry / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(2)
         manifest = json.loads((entry / "receipt.json").read_text())["manifest"]
         assert hashlib.sha256(pdf_bytes(2)).hexdigest() in json.dumps(manifest)
+
+
+class TestAClaimCutShortShownAsOneRow:
+    def test_a_bundle_changed_while_its_cut_short_claim_waits_has_its_one_row_saying_why(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim raises what no claim expects (nothing moved); the clerk then saves
+        another file into the sidecar. Until the rescan finishes the claim, the bundle has
+        its one row, `claiming`, saying why it waits (shown retrying), and no second row
+        is made for the new look at its files; at the rescan that row settles again and
+        is the one sent. The new look made a second row, `settling` without a reason,
+        shown beside the claim's until the rescan ended the claim's `gone`."""
+        from daemon.claiming import claims
+        p, s = make(tmp_path, outbox={"settle_seconds": 30})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 0.0).claimed is None  # settling
+        [row] = p.j.rows(("settling",))
+
+        def unforeseen(*a: object, **kw: object) -> Candidate:
+            raise RuntimeError("a claim nobody foresaw")
+
+        with monkeypatch.context() as m:
+            m.setattr(claims, "claim", unforeseen)
+            with pytest.raises(RuntimeError, match="nobody foresaw"):
+                step(p, cand, 31.0)
+        assert p.j.get(row.id).state == "claiming"
+        write(s.outbox.path / "INV-1" / "b.pdf", pdf_bytes(text_marker="later"))
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 32.0).claimed is None
+        shown = [(r.id, r.state, r.shown_state) for r in p.j.rows(
+            ("settling", "claiming", "waiting", "held"))]
+        assert shown == [(row.id, "claiming", "retrying")], shown
+        assert "finished at the next rescan" in (p.j.get(row.id).last_error or "")
+        assert p.retry_stranded() == []  # the rescan: nothing had moved, it settles again
+        back = p.j.get(row.id)
+        assert (back.state, back.last_error) == ("settling", None)
+        assert p.live["INV-1.xml"].id == row.id
+        claimed = step(p, cand, 63.0).claimed
+        assert claimed == row.id and p.finish.attempt(row.id) is None
+        assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
+        assert [r.id for r in p.j.rows(("gone",))] == []

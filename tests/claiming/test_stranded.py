@@ -248,3 +248,68 @@ class TestStrandedClaimEndedAtARescan:
         p._take_back(p.j.get(row))
         assert p.j.get(row).state == "settling" and p.live["INV-1.xml"].id == row
         assert _standing(p) == [(row, "settling")]
+
+
+class TestEndRefusedByTheJournal:
+    def test_a_claim_whose_end_beside_the_live_row_is_refused_ends_at_the_next_rescan(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The rescan ends a waiting claim (the documented empty folder) while the bundle
+        dropped again has its own live row, but the journal refuses the claim row's
+        `gone` (one full disk). Said, not raised: the rescan goes on, and the next one
+        ends the row beside the live one, which is sent as the bundle's one row. Raised,
+        it ended that rescan, and the claim's row, out of the claims tried again, stayed a
+        second `settling` row of the name (status, page) until a restart."""
+        from daemon.errors import JournalError
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
+        live = p.live["INV-1.xml"]
+        real_transition = p.j.transition
+        refused = [1, 1]  # at two rescans
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if row_id == row and state == "gone" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        work.mkdir()  # the way out
+        said = []
+        for _ in refused[:]:
+            with capture_logs() as logged:
+                assert p.retry_stranded() == []  # said, not raised: the rescan goes on
+            assert p.j.get(row).state == "settling"
+            said += [e for e in logged if e.get("row") == live.id and e["log_level"] == "error"]
+        assert not refused and len(said) == 1  # said once, not at each refused rescan
+        assert p.retry_stranded() == []  # the next rescan ends it
+        assert p.j.get(row).state == "gone"
+        assert f"row {live.id}" in (p.j.last_detail(row) or "")
+        assert p.live["INV-1.xml"].id == live.id
+        assert run_once(p, 2000.0) == [live.id]
+        assert _standing(p) == [(live.id, "sent")] and p.j.counts()["settling"] == 0
+
+    def test_a_refused_end_whose_other_row_took_the_bundle_ends_as_not_happened(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """As above, but before the next rescan the live row was claimed and sent (no row
+        of the name live, no invoice file of that name in the outbox): the claim's row
+        ends `gone` as a claim that did not happen, never taken back as a bundle in the
+        outbox."""
+        from daemon.errors import JournalError
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
+        live = p.live["INV-1.xml"]
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if row_id == row and state == "gone" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        work.mkdir()  # the way out
+        assert p.retry_stranded() == []
+        assert run_once(p, 2000.0) == [live.id]
+        assert "INV-1.xml" not in p.live
+        assert p.retry_stranded() == []
+        assert p.j.get(row).state == "gone" and "INV-1.xml" not in p.live
+        assert _standing(p) == [(live.id, "sent")] and p.j.counts()["settling"] == 0
