@@ -12,7 +12,7 @@ from typing import Any
 from helpers import without_blocking
 from structlog.testing import capture_logs
 
-from archiving.test_readback import BID, day, receipt
+from archiving.test_readback import BID, day, failing_listing, receipt
 from daemon.archiving.archive_papers import reason_papers, reason_record
 from daemon.archiving.readback import restore_sent
 from daemon.bundle import Finding
@@ -177,35 +177,6 @@ def test_a_reason_json_that_is_no_json_object_or_over_a_mib_is_passed_over(
     assert _read_back(tmp_path, quarantine) == (["11" * 32], 1)
 
 
-def _failing_listing(monkeypatch: Any, broken: Path) -> None:
-    """os.scandir of the folder `broken` (by path or held descriptor) fails with EIO at
-    its first entry, as a share dropping in the middle of a listing does."""
-    real = os.scandir
-
-    class Failing:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __enter__(self) -> Failing:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.inner.close()
-
-        def __iter__(self) -> Failing:
-            return self
-
-        def __next__(self) -> Any:
-            raise OSError(errno.EIO, "Input/output error")
-
-    def scandir(path: Any = ".") -> Any:
-        it = real(path)
-        held = os.fstat(path) if isinstance(path, int) else os.stat(path)
-        return Failing(it) if os.path.samestat(held, os.stat(broken)) else it
-
-    monkeypatch.setattr(os, "scandir", scandir)
-
-
 def test_a_quarantine_folder_that_cannot_be_listed_is_said_and_sent_is_still_read_back(
         tmp_path: Path, monkeypatch: Any) -> None:
     """A journal lost while quarantine/ cannot be listed (its share away: EIO) does not
@@ -214,7 +185,7 @@ def test_a_quarantine_folder_that_cannot_be_listed_is_said_and_sent_is_still_rea
     sent, quarantine = tmp_path / "sent", tmp_path / "quarantine"
     receipt(sent / day(0) / "INV-9--abababababab", BID, "INV-9.xml")
     entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
-    _failing_listing(monkeypatch, quarantine)
+    failing_listing(monkeypatch, quarantine)
     j = Journal(tmp_path / "j.sqlite3")
     try:
         with capture_logs() as logged:
@@ -244,7 +215,7 @@ def test_a_quarantine_day_folder_that_cannot_be_opened_or_listed_is_said_the_oth
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", opening)
-    _failing_listing(monkeypatch, broken)
+    failing_listing(monkeypatch, broken)
     with capture_logs() as logged:
         ids, count = _read_back(tmp_path, quarantine)
     assert ids == ["11" * 32] and count == 1
@@ -273,7 +244,7 @@ def test_a_quarantine_folder_that_cannot_be_read_back_is_said_in_words_not_errno
         _read_back(tmp_path, quarantine)
     [said] = [e for e in logged if "a day folder in quarantine/" in e["event"]]
     assert said["error"] == f"Permission denied ({locked})"
-    _failing_listing(monkeypatch, quarantine)
+    failing_listing(monkeypatch, quarantine)
     with capture_logs() as logged:
         _read_back(tmp_path, quarantine)
     [said] = [e for e in logged if "quarantine/ cannot be listed" in e["event"]]

@@ -3,6 +3,7 @@ docs/operations.md, Backup)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -291,34 +292,10 @@ def test_a_day_folder_that_fails_in_the_middle_of_its_listing_is_logged_too(
     """The read back into a new journal: a day folder that opens but fails while it is
     listed (its share dropping: EIO) raised out of the start as a traceback; it is now
     said as a folder that cannot be read, as one that does not open is."""
-    import errno
     sent = tmp_path / "sent"
     receipt(sent / day(0) / "INV-1--abababababab", BID)
     broken = receipt(sent / day(1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml").parent
-    real = os.scandir
-
-    class Failing:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __enter__(self) -> Failing:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.inner.close()
-
-        def __iter__(self) -> Failing:
-            return self
-
-        def __next__(self) -> Any:
-            raise OSError(errno.EIO, "Input/output error")
-
-    def scandir(path: Any = ".") -> Any:
-        # The day folder is listed from its descriptor (held, never reached by a link).
-        held = isinstance(path, int) and os.path.samestat(os.fstat(path), os.stat(broken))
-        return Failing(real(path)) if held else real(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    failing_listing(monkeypatch, broken)
     with capture_logs() as logs:
         records, _ = sent_records(sent, 400)
     assert [r["bundle_id"] for r in records] == [BID]
@@ -429,3 +406,32 @@ def test_a_receipt_that_fails_to_read_is_said_by_name_and_the_others_read_back(
     [said] = [e for e in logs if "cannot be read" in e["event"]]
     assert said["file"] == str(bad / "receipt.json") and "not known as sent" in said["event"]
     assert "Input/output error" in said["error"]
+
+
+def failing_listing(monkeypatch: Any, broken: Path) -> None:
+    """os.scandir of the folder `broken` (by path or held descriptor) fails with EIO at
+    its first entry, as a share dropping in the middle of a listing does."""
+    real = os.scandir
+
+    class Failing:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.close()
+
+        def __iter__(self) -> Failing:
+            return self
+
+        def __next__(self) -> Any:
+            raise OSError(errno.EIO, "Input/output error")
+
+    def scandir(path: Any = ".") -> Any:
+        it = real(path)
+        held = os.fstat(path) if isinstance(path, int) else os.stat(path)
+        return Failing(it) if os.path.samestat(held, os.stat(broken)) else it
+
+    monkeypatch.setattr(os, "scandir", scandir)
