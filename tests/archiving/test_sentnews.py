@@ -524,33 +524,42 @@ def test_a_bundle_filed_a_tenth_of_a_second_before_midnight_is_learned_after_it(
         j.close()
 
 
-def test_an_entry_removed_after_the_listing_is_passed_over_without_a_warning(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another daemon's entry listed at a look and removed before its turn to be read
-    (moved out of sent/ by an admin, with a budget that left it queued): no warning that
-    its receipt is unusable (there is no entry to fix), nothing recorded for it, and the
-    other entries are learned."""
+def _one_read_one_queued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                         ) -> tuple[Any, Journal, Path, str, Path, str]:
+    """Two entries of another daemon in today's sent/, a look whose budget read one and
+    left the other queued: (news, journal, sent, the read one's bundle id, the queued
+    entry, its bundle id). The caller closes the journal."""
     import daemon.archiving.sentnews as sentnews
     sent = tmp_path / "sent"
     first = receipt(sent / day(0) / "INV-1--abababababab", BID)
     later = receipt(sent / day(0) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
     read = reads_counted(monkeypatch)
     j = Journal(tmp_path / "b.sqlite3")
+    j.create("INV-x.xml", "settling")
+    news = sentnews.SentNews()
+    assert news.look(j, sent, spent=lambda: len(read) >= 1) == 1 and news.pending
+    if read == [first.name]:
+        return news, j, sent, BID, later, "cd" * 32
+    return news, j, sent, "cd" * 32, first, BID
+
+
+def test_an_entry_removed_after_the_listing_is_passed_over_without_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon's entry listed at a look and removed before its turn to be read
+    (moved out of sent/ by an admin, with a budget that left it queued): no warning that
+    its receipt is unusable (there is no entry to fix), nothing recorded for it, and the
+    other entries are learned."""
+    news, j, _, kept_id, gone, gone_id = _one_read_one_queued(tmp_path, monkeypatch)
     try:
-        j.create("INV-x.xml", "settling")
-        news = sentnews.SentNews()
-        assert news.look(j, sent, spent=lambda: len(read) >= 1) == 1 and news.pending
-        kept = first if read == [first.name] else later  # read in the look
-        gone = later if kept is first else first  # queued, removed before its turn
-        for f in gone.iterdir():
+        for f in gone.iterdir():  # queued, removed before its turn
             f.unlink()
         gone.rmdir()
         with capture_logs() as logs:
             while news.pending:
                 news.go_on(j)
         assert not [e for e in logs if e["log_level"] in ("warning", "error")]
-        assert j.was_sent(BID if kept is first else "cd" * 32)
-        assert not j.was_sent("cd" * 32 if kept is first else BID)
+        assert j.was_sent(kept_id)
+        assert not j.was_sent(gone_id)
     finally:
         j.close()
 
@@ -562,22 +571,12 @@ def test_an_entry_gone_at_its_turn_and_back_later_is_read_when_it_is_back(
     not see), then back: its receipt is read at the next look and its bundle learned —
     before, its name stayed known and the bundle was never learned here, so the same
     bundle dropped again could be sent a second time."""
-    import daemon.archiving.sentnews as sentnews
-    sent = tmp_path / "sent"
-    first = receipt(sent / day(0) / "INV-1--abababababab", BID)
-    later = receipt(sent / day(0) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
-    read = reads_counted(monkeypatch)
-    j = Journal(tmp_path / "b.sqlite3")
+    news, j, sent, _, gone, gone_id = _one_read_one_queued(tmp_path, monkeypatch)
     try:
-        j.create("INV-x.xml", "settling")
-        news = sentnews.SentNews()
-        assert news.look(j, sent, spent=lambda: len(read) >= 1) == 1 and news.pending
-        gone = later if read == [first.name] else first  # queued, moved aside
         aside = tmp_path / "aside"
-        gone.rename(aside)
+        gone.rename(aside)  # queued, moved aside before its turn
         while news.pending:
             news.go_on(j)
-        gone_id = "cd" * 32 if gone is later else BID
         assert not j.was_sent(gone_id)
         aside.rename(gone)
         assert news.look(j, sent) == 1
