@@ -71,9 +71,10 @@ def test_a_reload_after_the_rules_are_mended_starts_the_readers_given_up_again(
 def test_a_reload_after_the_rules_are_mended_fills_a_pool_left_short(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Two readers; saxonche breaks and one dies; its replacements cannot load the rules
-    and are no longer started, the other reads on alone. After the fix a reload starts
-    two readers again (the old one retired), and reads are answered by them. Before, the
-    pool stayed one reader short until a restart."""
+    and are no longer started, the other reads on alone; a reload before the fix says so
+    once and leaves it reading. After the fix a reload starts two readers again (the
+    old one retired), and reads are answered by them. Before, the pool stayed one
+    reader short until a restart."""
     pytest.importorskip("saxonche")
     monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 2)
     s = settings_for(tmp_path, service={"reader_processes": 2})  # pre-flight on
@@ -87,6 +88,11 @@ def test_a_reload_after_the_rules_are_mended_fills_a_pool_left_short(
             os.kill(doomed, signal.SIGKILL)
             left_short(r, s, cands, lines, limit=2)
             assert r.pids() == [healthy]
+            r.configure(s, reload=True)  # not mended yet: the one reader left reads on
+            assert r.pids() == [healthy]
+            [again] = [x for x in lines if x["event"].startswith("reader processes cannot be")]
+            assert again["event"].endswith("; 1 running read on")
+            assert "saxonche is broken here" in again["error"] and "reload" in again["fix"]
             mended(fake)
             r.configure(s, reload=True)
             now = r.pids()
