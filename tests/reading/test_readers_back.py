@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -22,7 +23,13 @@ from daemon.reading import readers  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from reading.test_reader_engine_lost import broken_saxonche, left_short, mended  # noqa: E402
 from reading.test_reader_pool import bundles  # noqa: E402
-from reading.test_readers import in_child, settings_for  # noqa: E402
+from reading.test_readers import (  # noqa: E402
+    alive,
+    child_pids,
+    in_child,
+    readers_of,
+    settings_for,
+)
 
 STARTED_AGAIN = "reader processes started again"
 GIVEN_UP = "reader processes cannot be started again; reading in the daemon's own process"
@@ -134,3 +141,49 @@ def test_readers_given_up_for_dying_come_back_at_a_reload_with_a_fresh_count(
         assert r.read(cand, s, reader_targets.pid_of_reader) == replaced
     finally:
         r.stop()
+
+
+def test_the_daemon_brings_its_readers_back_at_a_sighup_after_giving_them_up(
+        env: Any, tmp_path: Path) -> None:
+    """The real daemon: its reader processes are killed as soon as they start, until it
+    reads in its own process ("cannot be started again"). A SIGHUP with the file
+    unchanged, as `systemctl reload outboxd` sends, starts reader processes again:
+    children running, "reader processes started again" before "configuration
+    reloaded", no traceback. Before, they came back only with a restart."""
+    import subprocess
+
+    from conftest import OUTBOXD, START_DEADLINE
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
+    log = tmp_path / "back.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stderr=fh,
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    killed: set[int] = set()
+
+    def given_up() -> bool:
+        for kid in readers_of(child_pids(proc.pid)):
+            if kid not in killed:
+                killed.add(kid)
+                os.kill(kid, signal.SIGKILL)
+        return "reader processes cannot be started again" in log.read_text()
+    try:
+        wait_for(lambda: "outboxd running" in log.read_text(), timeout=START_DEADLINE,
+                 what="the daemon to start")
+        wait_for(given_up, timeout=60, what="the daemon to give its readers up")
+        wait_for(lambda: not [p for p in readers_of(child_pids(proc.pid)) if alive(p)],
+                 what="the last reader to end")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in log.read_text(), timeout=60,
+                 what="the reload")
+        text = log.read_text()
+        assert text.index("reader processes started again") < text.index(
+            "configuration reloaded"), text
+        back = [p for p in readers_of(child_pids(proc.pid)) if alive(p)]
+        assert back and not set(back) & killed
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in log.read_text()
