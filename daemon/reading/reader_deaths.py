@@ -86,6 +86,12 @@ class Deaths:
         @staticmethod
         def _end_children(children: list[Child]) -> None: ...
 
+    @property
+    def short(self) -> bool:
+        """Fewer children than it started: those that could not load the rules were not
+        replaced (`_not_replaced`); a reload starts a whole pool again."""
+        return self.restarts.unloaded > self.restarts.limit
+
     # -- a child that died -----------------------------------------------------------
     def _died_safely(self, sel: Watched, child: Child) -> None:
         try:
@@ -178,7 +184,7 @@ class Deaths:
         self.log.error("reader processes that cannot load the e-invoice rules are not started "
                        f"again: {self.restarts.unloaded} in a row could not; {left} running "
                        "read on", fix="reinstall outboxd with its dependencies, as the error "
-                       "of each says, then restart outboxd")
+                       "of each says, then reload outboxd (systemctl reload outboxd)")
         return ""
 
     # -- reads that run too long -----------------------------------------------------

@@ -127,7 +127,9 @@ class Pool(Deaths):
         if problem:
             self._abandon()
             raise ConfigError(problem)
-        self.restarts.unloaded = 0  # these loaded the rules (a reload after the fix)
+        # These loaded the rules and started (a reload after the fix): the counts that
+        # gave up on the readers before begin again, or their first death would too.
+        self.restarts.unloaded = self.restarts.in_row = 0
         atexit.register(self._at_exit)
         self._collector = threading.Thread(target=self._collect, daemon=True, name="readers")
         self._collector.start()

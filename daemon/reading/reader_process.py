@@ -2,10 +2,9 @@
 once and warmed up, and Pillow's plugins loaded, before the "ready" message, the
 settings unpickled once per version, one job per call (`run`: `finish.evaluate`, the
 check by hashes after a claim, or a claimed bundle's images converted into its work
-folder), and every outcome packed so that it pickles (`pack`; readers._unpack
-reverses it). Nothing
-here runs in the daemon's own process but `run` (the thread
-fallback, with `load_engine` and, at a reload, `forget_failed_load`) and `pack`.
+folder), and every outcome packed so that it pickles (`pack`; `unpack`, in the daemon,
+reverses it). Nothing here runs in the daemon's own process but `run` (the thread
+fallback, with `load_engine` and, at a reload, `forget_failed_load`), `pack` and `unpack`.
 """
 
 from __future__ import annotations
@@ -23,11 +22,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from daemon import GROUP_SIGNALS, logs
+from daemon import GROUP_SIGNALS, errors, logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import ConfigError, InputError, OutboxdError, in_words
+from daemon.errors import ConfigError, InputError, OutboxdError, ReaderFailed, in_words
 from daemon.fs.fdnames import shown_name
 from daemon.reading import reader_wire
 from daemon.watching.scan import Candidate
@@ -237,7 +236,7 @@ def forget_failed_load() -> None:
 
 
 def pack(exc: BaseException) -> tuple[Any, ...]:
-    """An exception as plain data that pickles (see _unpack)."""
+    """An exception as plain data that pickles (see unpack)."""
     if isinstance(exc, InputError):
         return ("input", type(exc).__name__, exc.code, exc.file, exc.message)
     if isinstance(exc, ConfigError):  # the engine cannot load: its cause and fix, no traceback
@@ -254,3 +253,22 @@ def pack(exc: BaseException) -> tuple[Any, ...]:
         except Exception:  # noqa: BLE001 - a library's subclass with its own __init__
             return ("os", OSError(exc.errno, str(exc), exc.filename))
     return ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def unpack(out: tuple[Any, ...]) -> Bundle | BaseException:
+    """What a child sent back (`pack`, or a result), as the daemon hands it on."""
+    kind = out[0]
+    if kind == "ok":
+        bundle: Bundle = out[1]
+        return bundle
+    if kind == "input":
+        cls = getattr(errors, out[1], InputError)
+        if not (isinstance(cls, type) and issubclass(cls, InputError)):
+            cls = InputError
+        return cls(*out[2:])
+    if kind == "config":
+        return ConfigError(out[1])
+    if kind == "os":
+        os_error: OSError = out[1]
+        return os_error
+    return ReaderFailed(f"{out[1]} (in a reader process)\n{out[2]}")

@@ -18,7 +18,7 @@ and which waits, reader_turns.py's.
 Across the boundary: the Candidate, the Settings (pickled once per version,
 unpickled once per version in a child: a reload reaches it with the next
 call), and back a Bundle or an error. Exceptions with their own ``__init__``
-do not survive pickling: `reader_process.pack` / `_unpack` are the one place
+do not survive pickling: `reader_process.pack` / `unpack` are the one place
 errors cross.
 
 Never losing a bundle: where no child can start (a sandbox without pipes or
@@ -27,8 +27,8 @@ threads here, with one warning; a child that dies under a call is replaced and
 its calls repeated (each up to `TRIES` times, then `ReaderFailed`: logged, read
 again when the bundle changes, never an input error; more than
 `RESTARTS_IN_ROW` deaths without one result between: threads here, with one
-error line); when the daemon dies (even SIGKILL) its children see the end of
-their pipe and exit.
+error line, until a reload starts them again); when the daemon dies (even
+SIGKILL) its children see the end of their pipe and exit.
 Signals sent to the whole process group (Ctrl-C, hangup, killpg SIGTERM) are
 ignored by the children: the daemon decides, and stops them itself.
 """
@@ -47,11 +47,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from daemon import errors, logs
+from daemon import logs
 from daemon.bundle import Bundle
 from daemon.configuration.config import LogConfig, Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import InputError, ReaderFailed, ReaderStopped, describe
+from daemon.errors import ConfigError, InputError, ReaderFailed, ReaderStopped, describe
 from daemon.reading import reader_process
 from daemon.reading.match import known_part
 from daemon.reading.reader_child import Gather, raised
@@ -78,31 +78,14 @@ LATE_FIX = ("stopped: someone sent them SIGSTOP (a debugger, a script); waiting 
             "einvoice/ folder is on a share whose server does not answer (`mount`, "
             "`dmesg`); running or sleeping: the host is short of CPU or memory (`free`, "
             "`vmstat 1`: swap); then reload again (systemctl reload outboxd)")
+AGAIN = ("once what the error says is mended, reload outboxd (systemctl reload outboxd): "
+         "it starts the reader processes again")
 
 
 def workers_for(settings: Settings) -> int:
     """How many reader processes: the setting, or min(2, CPUs) for "auto"; 0 = none."""
     n = settings.service.reader_processes
     return min(2, os.cpu_count() or 1) if n == "auto" else n
-
-
-# -- in the daemon --------------------------------------------------------------------------
-def _unpack(out: tuple[Any, ...]) -> Result:
-    kind = out[0]
-    if kind == "ok":
-        bundle: Bundle = out[1]
-        return bundle
-    if kind == "input":
-        cls = getattr(errors, out[1], InputError)
-        if not (isinstance(cls, type) and issubclass(cls, InputError)):
-            cls = InputError
-        return cls(*out[2:])
-    if kind == "config":
-        return errors.ConfigError(out[1])
-    if kind == "os":
-        os_error: OSError = out[1]
-        return os_error
-    return ReaderFailed(f"{out[1]} (in a reader process)\n{out[2]}")
 
 
 class Readers:
@@ -160,8 +143,11 @@ class Readers:
         if reload:  # perhaps after the fix: a read here tries the engine once more
             reader_process.forget_failed_load()
         with self._lock:
-            shape, running = self._shape, self._pool is not None or self._threads is not None
+            shape, pool = self._shape, self._pool
+            running = pool is not None or self._threads is not None
         if running and shape[0] == workers and (shape[1] or not engine):
+            if reload and workers > 0 and (pool is None or pool.short):  # try once more
+                self._start_again(workers, engine, settings.log, tick, every)
             return
         if workers > 0:
             try:
@@ -192,6 +178,22 @@ class Readers:
                 self._threads = _thread_pool()
         self._swap(None, (0, engine))
 
+    def _start_again(self, workers: int, engine: bool, log: LogConfig,
+                     tick: Callable[[], None] | None, every: float | None) -> None:
+        """A reload with the same settings, the readers given up (reading here) or left
+        short (`Pool.short`): a whole pool once more, perhaps after the fix. Failing,
+        reading stays as it is, said in one line; the reload is not refused for it."""
+        try:
+            pool = self._start_pool(workers, engine, log, RELOAD_WAIT, tick, every)
+        except (ChildUnavailable, ConfigError) as exc:
+            left = len(kept.pids()) if (kept := self._pool) is not None else 0
+            self.log.error("reader processes cannot be started again; " + (
+                f"{left} running read on" if left else "reading in the daemon's own process"),
+                error=str(exc), fix=LATE_FIX if isinstance(exc, ChildLate) else AGAIN)
+            return
+        self._swap(pool, (workers, engine))
+        self.log.info("reader processes started again", processes=workers)
+
     def _swap(self, pool: Pool | None, shape: tuple[int, bool]) -> None:
         with self._lock:
             old, self._pool, self._shape = self._pool, pool, shape
@@ -211,7 +213,7 @@ class Readers:
         try:
             if self._ctx is None:
                 self._ctx = multiprocessing.get_context("spawn")  # threads here: never fork
-            pool = Pool(self._ctx, workers, engine, self.cache_dir, log, _unpack,
+            pool = Pool(self._ctx, workers, engine, self.cache_dir, log, reader_process.unpack,
                         self._restarts, self._route, self._gave_up, fork=self._fork)
         except OSError as exc:
             raise ChildUnavailable(describe(exc)) from None
@@ -227,7 +229,7 @@ class Readers:
             self._retired.append(pool)
             self._threads = self._threads or _thread_pool()
         self.log.error("reader processes cannot be started again; reading in the daemon's "
-                       "own process", error=why)
+                       "own process", error=why, fix=AGAIN)
 
     def stop(self) -> None:
         """The children exit (a call under way is given STOP_GRACE, then killed); every

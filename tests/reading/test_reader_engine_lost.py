@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -17,11 +18,13 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from helpers import wait_for  # noqa: E402
 
 from daemon import logs  # noqa: E402
+from daemon.configuration.config import Settings  # noqa: E402
 from daemon.einvoice import engine  # noqa: E402
 from daemon.errors import ConfigError  # noqa: E402
 from daemon.loop.unreadable import read_failed  # noqa: E402
 from daemon.reading import reader_process, readers  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
+from daemon.watching.scan import Candidate  # noqa: E402
 from reading.test_reader_pool import bundles  # noqa: E402
 from reading.test_readers import in_child, settings_for  # noqa: E402
 
@@ -76,7 +79,7 @@ def test_a_reader_that_could_not_load_the_engine_answers_a_read_with_the_config_
     why = "the e-invoice rule engine cannot load (saxonche is broken here) — reinstall"
     monkeypatch.setattr(reader_process, "_load_error", why)
     monkeypatch.setattr(reader_process, "_settings", None)
-    result = readers._unpack(reader_process.call(cand, 1, pickle.dumps(s)))
+    result = reader_process.unpack(reader_process.call(cand, 1, pickle.dumps(s)))
     assert isinstance(result, ConfigError) and str(result) == why
 
 
@@ -116,6 +119,41 @@ def test_a_failed_load_in_the_daemons_process_is_tried_once_not_at_every_read(
         r.stop()
 
 
+def broken_saxonche(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """saxonche broken on disk for reader processes started from now on (their path is
+    ours): the folder of the stand-in, for `mended` to take away again."""
+    fake = tmp_path / "fake"
+    fake.mkdir(exist_ok=True)
+    (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
+    monkeypatch.syspath_prepend(str(fake))
+    return fake
+
+
+def mended(fake: Path) -> None:
+    """The reinstall: readers started from now on load the real saxonche again."""
+    sys.path.remove(str(fake))
+
+
+def failed_loads(lines: list[dict[str, Any]]) -> int:
+    return sum("could not load the e-invoice rules" in x["event"] for x in lines)
+
+
+def left_short(r: Readers, s: Settings, cands: list[Candidate], lines: list[dict[str, Any]],
+               limit: int) -> int:
+    """Reads go on, one at a time, as bundles come, while the replacements of a dead
+    reader cannot load the rules: until the pool stops replacing them, or has replaced
+    well past the limit (the flood), whichever comes first. The reads made."""
+    def given_up() -> bool:
+        return any("not started again" in x["event"] for x in lines)
+    read = 0
+    while not given_up() and failed_loads(lines) <= limit + 3:
+        result = in_child(r, cands[read % len(cands)], s)
+        assert not isinstance(result, BaseException), result
+        read += 1
+    assert given_up(), f"{failed_loads(lines)} replacements could not load, {read} reads"
+    return read
+
+
 def test_replacements_that_cannot_load_the_rules_are_not_started_again_while_another_reads(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Two readers loaded the rules; then saxonche breaks on disk and one reader dies.
@@ -133,35 +171,18 @@ def test_replacements_that_cannot_load_the_rules_are_not_started_again_while_ano
     r.configure(s)
     with capture_logs() as lines:
         try:
-            names = [f"F{n}" for n in range(4)]
-            cands = bundles(s, *names)
-            fake = tmp_path / "fake"
-            fake.mkdir()
-            (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
-            monkeypatch.syspath_prepend(str(fake))  # the replacements' path
+            cands = bundles(s, *(f"F{n}" for n in range(4)))
+            broken_saxonche(monkeypatch, tmp_path)  # the replacements' path
             healthy, doomed = r.pids()
             os.kill(doomed, signal.SIGKILL)
-
-            def failed_loads() -> int:
-                return sum("could not load the e-invoice rules" in x["event"] for x in lines)
-
-            def given_up() -> bool:
-                return any("not started again" in x["event"] for x in lines)
-            read = 0
-            # Reads go on, one at a time, as bundles come: until the pool stops replacing,
-            # or has replaced well past the limit (the flood), whichever comes first.
-            while not given_up() and failed_loads() <= limit + 3:
-                result = in_child(r, cands[read % len(cands)], s)
-                assert not isinstance(result, BaseException), result
-                read += 1
-            assert given_up(), f"{failed_loads()} replacements could not load, {read} reads"
-            assert failed_loads() == limit + 1
+            left_short(r, s, cands, lines, limit)
+            assert failed_loads(lines) == limit + 1
             [said] = [x for x in lines if "not started again" in x["event"]]
-            assert said["log_level"] == "error" and "restart" in said["fix"]
+            assert said["log_level"] == "error" and "reload" in said["fix"]
             started = r.restarts
             for cand in cands:  # the reader that has the rules reads on, alone
                 assert not isinstance(in_child(r, cand, s), BaseException)
             assert r.pids() == [healthy] and r.restarts == started
-            assert failed_loads() == limit + 1
+            assert failed_loads(lines) == limit + 1
         finally:
             r.stop()

@@ -172,7 +172,7 @@ def test_the_collector_survives_a_child_that_sends_garbage(tmp_path: Path) -> No
             pass
 
     pool = Pool(multiprocessing.get_context("spawn"), 1, False, cache, s.log,
-                readers._unpack, restarts, route=lambda call: pool.send(call, 1, blob),
+                reader_process.unpack, restarts, route=lambda call: pool.send(call, 1, blob),
                 give_up=lambda pool, why: errors.append(why), target=reader_targets.garbage_once)
     pool.log = Log()  # type: ignore[assignment]
     pool.start(60)
@@ -223,7 +223,7 @@ def _pool(tmp_path: Path, s: Settings, target: Any, restarts: Restarts,
         warning = error
 
     pool = Pool(multiprocessing.get_context("spawn"), 1, False, cache, s.log,
-                readers._unpack, restarts, route=lambda call: pool.send(call, 1, blob),
+                reader_process.unpack, restarts, route=lambda call: pool.send(call, 1, blob),
                 give_up=lambda pool, why: warnings.append({"event": why}), target=target)
     pool.log = Log()  # type: ignore[assignment]
     pool.start(60)

@@ -30,7 +30,7 @@ def test_errors_keep_their_kind_across_the_boundary() -> None:
         FileNotFoundError(2, "No such file or directory", "/x/C.xml"),
     ]
     for exc in cases:
-        back = readers._unpack(reader_process.pack(exc))
+        back = reader_process.unpack(reader_process.pack(exc))
         assert type(back) is type(exc)
         assert str(back) == str(exc)
         if isinstance(exc, InputError):
@@ -39,7 +39,7 @@ def test_errors_keep_their_kind_across_the_boundary() -> None:
     try:
         raise KeyError("surprise")
     except KeyError as exc:
-        back = readers._unpack(reader_process.pack(exc))
+        back = reader_process.unpack(reader_process.pack(exc))
     assert isinstance(back, ReaderFailed) and not isinstance(back, InputError)
     assert "KeyError" in str(back) and "test_errors_keep_their_kind" in str(back)
 
@@ -53,7 +53,7 @@ def test_an_os_error_through_a_held_folder_crosses_the_boundary_with_its_real_na
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         exc = PermissionError(13, "Permission denied", f"{held_path(fd)}/scan.pdf")
-        back = readers._unpack(reader_process.pack(exc))
+        back = reader_process.unpack(reader_process.pack(exc))
     finally:
         os.close(fd)
     assert type(back) is PermissionError and back.errno == 13
