@@ -51,8 +51,9 @@ def read_failed(result: BaseException, key: str, settings: Settings, log_to: Any
     elif isinstance(result, ConfigError):
         # The rule engine stopped loading under a running daemon (a broken upgrade): the
         # admin's to fix, its cause and fix already in the words; no traceback to add.
-        error = (f"cannot be read: {result}; after a reinstall restart outboxd, which "
-                 "reads it again")
+        error = (f"cannot be read: {result}; after a reinstall reload outboxd (`systemctl "
+                 "reload outboxd`: the reader processes start again) or restart it, and it is "
+                 "read again")
         log.error("bundle cannot be read: outboxd cannot check it", error=error)
     else:
         log.error("unexpected error reading bundle", exc_info=result)
