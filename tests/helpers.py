@@ -247,6 +247,13 @@ def outboxd_with(constants: dict[str, object]) -> list[str]:
     return [sys.executable, "-c", _SET_ON_IMPORT % (by_module,)]
 
 
+def outbox_names(outbox: Path) -> list[str]:
+    """The names in `outbox`, sorted, but for the status page's temporary file a rewrite
+    in progress holds for an instant (`.outboxd-status.html.tmp-…`): a test asserting what
+    a command left there raced the running daemon's page (a fresh clone's CI lost it)."""
+    return sorted(n for n in os.listdir(outbox) if not n.startswith(".outboxd-status.html.tmp-"))
+
+
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
              what: str = "condition") -> T:
     """Poll until condition() is truthy; fail with `what` after timeout seconds."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
+from helpers import drop_bundle, outbox_names, pdf_bytes, ubl_invoice, wait_for
 from PIL import Image
 
 # Daemons here start lean (conftest.LEAN): the clerk's workflow does not depend on where bundles
@@ -84,8 +84,7 @@ def test_hold_policy_send_refuses_without_flag_and_releases_with_it(
     assert refused.returncode == 1
     assert "INV-1001" in refused.stderr and "--without-attachments" in refused.stderr
     assert refused.stderr.count("outboxd:") == 1
-    assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd", "INV-1001.xml",
-                                                           "outboxd-status.html"]
+    assert outbox_names(env.outbox) == [".outboxd", "INV-1001.xml", "outboxd-status.html"]
 
     done = outboxd(env, "send", "INV-1001", "--without-attachments")
     assert done.returncode == 0, done.stderr
