@@ -198,6 +198,19 @@ def test_a_quarantine_folder_that_cannot_be_listed_is_said_and_sent_is_still_rea
     assert said["folder"] == str(quarantine)
 
 
+def refuse_open(monkeypatch: Any, locked: Path) -> None:
+    """os.open of the folder `locked` (by path) is refused as for a folder of mode 000:
+    the tests may run as root, so the refusal is injected."""
+    real_open = os.open
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if isinstance(path, (str, Path)) and Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opening)
+
+
 def test_a_quarantine_day_folder_that_cannot_be_opened_or_listed_is_said_the_others_read(
         tmp_path: Path, monkeypatch: Any) -> None:
     """One day folder of quarantine/ that does not open (permissions changed by hand: the
@@ -207,14 +220,7 @@ def test_a_quarantine_day_folder_that_cannot_be_opened_or_listed_is_said_the_oth
     entry(quarantine, day(0), "INV-1--111111111111", "11" * 32, "INV-1.xml")
     locked = entry(quarantine, day(1), "INV-2--222222222222", "22" * 32, "INV-2.xml").parent
     broken = entry(quarantine, day(2), "INV-3--333333333333", "33" * 32, "INV-3.xml").parent
-    real_open = os.open
-
-    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if isinstance(path, (str, Path)) and Path(path) == locked:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", opening)
+    refuse_open(monkeypatch, locked)
     failing_listing(monkeypatch, broken)
     with capture_logs() as logged:
         ids, count = _read_back(tmp_path, quarantine)
@@ -232,14 +238,7 @@ def test_a_quarantine_folder_that_cannot_be_read_back_is_said_in_words_not_errno
     which file."""
     quarantine = tmp_path / "quarantine"
     locked = entry(quarantine, day(1), "INV-2--222222222222", "22" * 32, "INV-2.xml").parent
-    real_open = os.open
-
-    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if isinstance(path, (str, Path)) and Path(path) == locked:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", opening)
+    refuse_open(monkeypatch, locked)
     with capture_logs() as logged:
         _read_back(tmp_path, quarantine)
     [said] = [e for e in logged if "a day folder in quarantine/" in e["event"]]

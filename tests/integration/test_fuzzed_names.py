@@ -99,8 +99,10 @@ def test_a_leftover_errors_file_leaves_and_rejoins_the_page_at_its_event_not_a_r
     wait_for(lambda: "NOTES.errors.txt" in left_alone(env), what="the file on the page")
 
     def listed(there: bool, what: str) -> None:
+        # Fails at its deadline (wait_for) if the page does not follow within 5 s.
         wait_for(lambda: ("NOTES.errors.txt" in left_alone(env)) == there, timeout=5.0,
                  what=what)
+        assert ("NOTES.errors.txt" in left_alone(env)) is there, what
 
     notes.unlink()
     listed(False, "the deleted file off the page")
