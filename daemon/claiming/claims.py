@@ -130,7 +130,7 @@ class Claims(Undoing):
                                                                 moved=False)
                 except Exception as undo:  # noqa: BLE001 - its row's write refused, say
                     # Raised, it ended the batch: its rows and the rest left `claiming`.
-                    back = self._cut_short(c.cand.invoice.name, row_id, undo)
+                    back = self._cut_short(c.cand.invoice.name, row_id, undo, moved=False)
                 yield c.cand.invoice.name, back
             return
         moved: list[tuple[Claim, int, Candidate]] = []

@@ -39,6 +39,8 @@ class Stranded:
     _stranded: dict[int, tuple[Candidate, Path, str]]
     # Claims cut short by an error no claim expects: invoice file -> row id (_cut_short).
     _cut: dict[str, int]
+    # Those of them cut short before any of their files moved (_end_unmoved).
+    _unmoved: set[int]
     # Rows settling again beside another row of their name, whose end the journal refused
     # (_take_back): ended at the next rescan (_end_refused_again).
     _beside: set[int]
@@ -76,7 +78,8 @@ class Stranded:
                         reason=why, **({"error": str(failed)} if failed else {}))
         return IDLE
 
-    def _cut_short(self, key: str, row_id: int, exc: Exception) -> Exception:
+    def _cut_short(self, key: str, row_id: int, exc: Exception,
+                   moved: bool = True) -> Exception:
         """A claim that raised what no claim expects (a journal write refused while its
         failure was undone: one full disk holding the outbox and the state folder; or a
         bug): its row `claiming`, its files wherever the error left them. Finished as a
@@ -87,8 +90,18 @@ class Stranded:
         invoice file in the outbox quarantined it as a duplicate of itself. Its row says
         why it waits, and stands for the bundle meanwhile: no look at its files makes it
         a second (Pipeline._live) — one showed `settling` without a reason beside it,
-        the claim's shown on its way, until the rescan. `exc`, for the loop to say."""
+        the claim's shown on its way, until the rescan. `exc`, for the loop to say;
+        `moved=False`: cut short before any of its files moved (_end_unmoved)."""
         self._cut[key] = row_id
+        if not moved:
+            self._unmoved.add(row_id)
+        # Cut short before its move (which drops it), the row the claim was decided from
+        # is still followed as live under that name: a look at the files wrote over the
+        # claim's state from there (an edit made it `settling`, the file taken back
+        # `gone`), and the claim was never finished. Another row live under the name (a
+        # bundle dropped again while a stranded claim waited) is that bundle's: it stays.
+        if (followed := self.live.get(key)) is not None and followed.id == row_id:
+            del self.live[key]
         self.finish.finish_later(row_id)
         with contextlib.suppress(JournalError):  # refused (often the error itself): it waits
             if self.j.get(row_id).state == CLAIMING:  # not one gone on (`quarantining`)
@@ -142,10 +155,32 @@ class Stranded:
             elif nxt.claimed is not None:
                 due.append(nxt.claimed)
         self._end_refused_again()
+        self._end_unmoved()
         finished, settling = self.finish.finish_claims_again()
         for row in settling:
             self._take_back(row)
         return due + finished
+
+    def _end_unmoved(self) -> None:
+        """Each claim cut short before any of its files moved whose invoice file has left
+        the outbox since (a clerk took it back): ended `gone` as a claim that did not
+        happen. Finished as a crash's claim is, it waited at each rescan, while its sidecar
+        was still in the outbox, for a work folder that was never made ("is the share
+        mounted?"), as a claim whose invoice file may have moved into a folder out of
+        sight. One whose invoice file is there is finished so (settling again); a write
+        refused keeps it for the next rescan."""
+        for row_id in sorted(self._unmoved):
+            try:
+                row = self.j.get(row_id)
+                if row.state == CLAIMING \
+                        and not os.path.lexists(self.s.outbox.path / row.invoice_file):
+                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
+                                      last_error=None)
+                self._unmoved.discard(row_id)
+            except JournalLost:
+                raise
+            except JournalError:
+                pass  # said by the journal, once; kept for the next rescan
 
     def _end_refused_again(self) -> None:
         """Each row whose end beside another row of its name the journal refused

@@ -68,7 +68,7 @@ class Pipeline(Decisions):
         self._early_spent: set[str] = set()
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self._stranded: dict[int, tuple[Candidate, Path, str]] = {}
-        self._cut, self._beside = {}, set()  # Stranded's: claims cut short, ends refused
+        self._cut, self._unmoved, self._beside = {}, set(), set()  # Stranded's (stranded.py)
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
         self._due: dict[str, tuple[str, float]] = {}

@@ -1204,3 +1204,95 @@ class TestAClaimCutShortShownAsOneRow:
         assert claimed == row.id and p.finish.attempt(row.id) is None
         assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
         assert [r.id for r in p.j.rows(("gone",))] == []
+
+
+class TestAClaimCutShortBeforeItsMove:
+    """A claim cut short before any file moved (the processing folder's share found off
+    its mount, and the journal refusing the undo's record: one full disk), decided from a
+    row that was `waiting`: until the rescan finishes the claim, that row is `claiming`
+    and the pipeline must not take it for the `waiting` row it decided from. It kept that
+    row in its live map, and the next look at the invoice file wrote over the claim's
+    state from there: a clerk's edit made it `settling`, a clerk taking the file back made
+    it `gone`, each still saying the claim would be finished at the next rescan, and the
+    claim was never finished (the rescan found the row no longer `claiming`)."""
+
+    @staticmethod
+    def _cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                   ) -> tuple[Pipeline, Settings, int]:
+        """`batch.xml` (invoices A, attached, and B, not) waited for B's attachments under
+        "warn" until its deadline; then its claim is cut short before the move."""
+        from matching import batch_xml
+
+        from daemon.errors import JournalError
+        from daemon.journal import iso_in
+        p, s = make(tmp_path, outbox={"settle_seconds": 30},
+                    policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "batch", {"A/a.pdf": pdf_bytes()}, batch_xml("A", "B"))
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 0.0).claimed is None  # settling
+        assert step(p, cand, 31.0).claimed is None  # settled: it waits
+        [row] = p.j.rows(("waiting",))
+        p.j.update(row.id, deadline=iso_in(-60))  # the wait is over
+        p.live["batch.xml"] = p.j.get(row.id)  # the pipeline keeps its live rows in memory
+        away = ["is no longer on the file system it was on at the start (share unmounted?)"]
+        monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
+            away.pop() if away and folder == s.processing_dir else None))
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        with pytest.raises(JournalError):
+            step(p, cand, 32.0)
+        assert p.j.get(row.id).state == "claiming"
+        assert (s.outbox.path / "batch.xml").exists()
+        return p, s, row.id
+
+    @staticmethod
+    def _shown(p: Pipeline) -> list[tuple[int, str, str]]:
+        return [(r.id, r.state, r.shown_state) for r in sorted(p.j.rows(
+            ("settling", "claiming", "waiting", "held", "gone")), key=lambda r: r.id)]
+
+    def test_a_clerks_edit_leaves_the_claim_as_it_is_until_the_rescan_finishes_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The clerk saves B's attachment before the rescan: the row stays `claiming`,
+        shown retrying with why, the one row of the bundle; the rescan settles it again,
+        and it is sent once, with B's attachment."""
+        p, s, row = self._cut_short(tmp_path, monkeypatch)
+        write(s.outbox.path / "batch" / "B" / "b.pdf", pdf_bytes(text_marker="B"))
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 33.0).claimed is None
+        assert self._shown(p) == [(row, "claiming", "retrying")]
+        assert "finished at the next rescan" in (p.j.get(row).last_error or "")
+        assert p.retry_stranded() == []  # the rescan: nothing had moved, it settles again
+        back = p.j.get(row)
+        assert (back.state, back.last_error) == ("settling", None)
+        assert p.live["batch.xml"].id == row
+        from claimed import run_once
+        assert run_once(p, 33.0) == []  # its edit settles first
+        assert run_once(p, 64.0) == [row]
+        assert self._shown(p) == [] and p.j.get(row).state == "sent"
+        [archived] = folders(s.sent_dir)
+        assert (archived / "batch" / "B" / "b.pdf").exists()
+
+    def test_the_invoice_file_taken_back_ends_the_claim_at_the_rescan_as_not_happened(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The clerk takes the invoice file back before the rescan: the row stays
+        `claiming` saying why until the rescan, which ends it `gone` as a claim that did
+        not happen, no longer saying it waits."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        p, s, row = self._cut_short(tmp_path, monkeypatch)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        (s.outbox.path / "batch.xml").rename(tmp_path / "batch.xml")
+        assert step(p, cand, 33.0).gone
+        assert self._shown(p) == [(row, "claiming", "retrying")]
+        assert p.retry_stranded() == []
+        ended = p.j.get(row)
+        assert (ended.state, ended.last_error) == ("gone", None)
+        assert p.j.last_detail(row) == NOT_HAPPENED_GONE
+        assert "batch.xml" not in p.live
