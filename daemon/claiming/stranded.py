@@ -17,7 +17,7 @@ from daemon.claiming.recovery import NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import JournalError, JournalLost
-from daemon.journal import CLAIMING, Journal, Row
+from daemon.journal import CLAIMING, LIVE, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
 from daemon.watching.scan import Candidate
@@ -192,7 +192,7 @@ class Stranded:
         for row_id in sorted(self._beside):
             try:
                 row = self.j.get(row_id)
-                if row.state != "settling":
+                if row.state not in LIVE:  # a start's may be waiting or held
                     self._beside.discard(row_id)
                 elif row.invoice_file not in self.live \
                         and not os.path.lexists(self.s.outbox.path / row.invoice_file):
@@ -230,22 +230,28 @@ class Stranded:
         tried again, stayed a second `settling` row of the name until a restart."""
         other = self.live.get(row.invoice_file)
         if other is not None and other.id != row.id:
-            try:
-                self._end_beside(row, other)
-            except JournalLost:
-                raise
-            except JournalError as exc:
-                # Said once, not again at each rescan refused the same end.
-                if not exc.reported and row.id not in self._beside:  # the journal's, once
-                    bundle_log(self.log, row.invoice_file, row.bundle_id,
-                               row.invoice_ids).error(
-                        "cannot end a claim that did not happen beside the row of its "
-                        "bundle; tried again at the next rescan", row=other.id,
-                        error=str(exc))
-                self._beside.add(row.id)
-                return
-        else:
-            self.live[row.invoice_file] = row
+            self.end_beside_or_later(row, other)
+            return
+        self.live[row.invoice_file] = row
+        self._beside.discard(row.id)
+
+    def end_beside_or_later(self, row: Row, other: Row) -> None:
+        """_end_beside; or, the journal refusing that end (one full disk), `row` kept to
+        end at the next rescan (_end_refused_again), said once, not again at each rescan
+        refused the same end. Never followed by the pipeline meanwhile (`other` is), so
+        never decided or claimed: the bundle has one row that can be sent. Also a start's
+        (Pipeline.start), which stopped there, for systemd to start it again."""
+        try:
+            self._end_beside(row, other)
+        except JournalLost:
+            raise
+        except JournalError as exc:
+            if not exc.reported and row.id not in self._beside:  # the journal's, once
+                bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).error(
+                    "cannot end a claim that did not happen beside the row of its bundle; "
+                    "tried again at the next rescan", row=other.id, error=str(exc))
+            self._beside.add(row.id)
+            return
         self._beside.discard(row.id)
 
     def _end_beside(self, row: Row, other: Row) -> None:

@@ -349,7 +349,7 @@ class Pipeline(Decisions):
                     # the bundle dropped again had its own row. The later one follows the
                     # bundle; the other, left settling, stood for nothing until a restart.
                     self._resumed.discard(row.invoice_file)
-                    self._end_beside(earlier, row)
+                    self.end_beside_or_later(earlier, row)  # the start goes on
                 self.live[row.invoice_file] = row
                 if row.state in ("waiting", "held"):
                     self._resumed.add(row.invoice_file)

@@ -313,3 +313,78 @@ class TestEndRefusedByTheJournal:
         assert p.retry_stranded() == []
         assert p.j.get(row).state == "gone" and "INV-1.xml" not in p.live
         assert _standing(p) == [(live.id, "sent")] and p.j.counts()["settling"] == 0
+
+
+class TestEndRefusedAtAStart:
+    @staticmethod
+    def _start_refusing(s: Settings, monkeypatch: pytest.MonkeyPatch, row: int,
+                        refusals: int) -> Pipeline:
+        """_start, with the journal refusing `refusals` times to end `row` (one full disk)."""
+        from daemon.errors import JournalError
+        prepare_folders(s)
+        p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(s.delivery.target or Path()))
+        assert p.finish.recover() == []
+        real_transition = p.j.transition
+        refused = [1] * refusals
+
+        def full(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if row_id == row and state == "gone" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full)
+        p.start(set(list_outbox(s.outbox).candidates))
+        return p
+
+    @pytest.mark.parametrize("refusals", [1, 2])
+    def test_a_start_whose_end_of_a_second_row_is_refused_comes_up_and_ends_it_later(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+        """A start finds two live rows for one invoice file (the claim ended at this start
+        as one that did not happen, beside the bundle dropped again), and the journal
+        refuses the older row's end (one full disk). The daemon comes up all the same and
+        says once what it could not tidy; the pipeline follows only the later row, which is
+        the one claimed and sent, once; a rescan ends the older row `gone` beside it (the
+        second one, for `refusals` 2). The start stopped there before, for systemd to start
+        it again."""
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
+        live = p.live["INV-1.xml"].id
+        p.j.close()
+        work.mkdir()  # the way out, then a restart
+        with capture_logs() as logged:
+            again = self._start_refusing(s, monkeypatch, row, refusals)
+        said = [e for e in logged if e.get("row") == live and e["log_level"] == "error"]
+        assert len(said) == 1 and said[0]["invoice_file"] == "INV-1.xml"
+        assert again.j.get(row).state == "settling"
+        assert again.live["INV-1.xml"].id == live
+        [cand] = list_outbox(s.outbox).candidates.values()
+        step(again, cand, 2000.0)
+        for _ in range(refusals):
+            with capture_logs() as logged:
+                assert again.retry_stranded() == []
+            assert not [e for e in logged if e["log_level"] == "error"]  # said once
+        assert again.j.get(row).state == "gone"
+        assert f"row {live}" in (again.j.last_detail(row) or "")
+        assert run_once(again, 2100.0) == [live]
+        assert _standing(again) == [(live, "sent")]
+        assert again.j.counts()["settling"] == 0
+
+    def test_a_refused_end_at_a_start_of_a_waiting_row_is_ended_at_a_rescan_too(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The older of two live rows for one name found at a start is `waiting` (not
+        settling), and its end is refused: a rescan still ends it, beside the row the
+        pipeline follows. Only settling rows were ended so, and a waiting one stayed a
+        second row of its name until a restart."""
+        s = _settings(tmp_path)
+        prepare_folders(s)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        j = Journal(s.journal_path)
+        older = j.create("INV-1.xml", "waiting", "", durable=False)
+        later = j.create("INV-1.xml", "settling", "", durable=False)
+        j.close()
+        p = self._start_refusing(s, monkeypatch, older, 1)
+        assert p.j.get(older).state == "waiting" and p.live["INV-1.xml"].id == later
+        assert p.retry_stranded() == []
+        assert p.j.get(older).state == "gone" and p.live["INV-1.xml"].id == later
+        assert run_once(p, 2000.0) == [later]
+        assert _standing(p) == [(later, "sent")]
