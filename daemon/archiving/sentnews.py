@@ -10,6 +10,7 @@ loop — fresh bundles, the systemd watchdog's keep-alive — for more than that
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections import deque
@@ -42,6 +43,14 @@ UNUSABLE = ("receipt in sent/ not usable, so this daemon does not know the entry
             "archived it runs (or starts) again it writes the receipt anew, which is then "
             "read; else put the entry's own receipt.json back (from a backup), or move the "
             "folder out of sent/ if it is no delivered bundle")
+# What a listed entry that was not there when opened is remembered as, at first (_not_there).
+_LISTED_ONLY = object()
+NOT_THERE = ("an entry of sent/ is listed but cannot be opened, so this daemon does not "
+             "know the entry's bundle as sent and would send it again if it were dropped "
+             "here; opened again once its receipt.json can be seen, or once it leaves the "
+             "listing and comes back")
+NOT_THERE_FIX = ("a share's stale listing (its directory cache) passes by itself; if it "
+                 "stays, remount the share, or look for the entry on the file server")
 
 
 def _receipt_seen(folder: Path) -> object:
@@ -232,6 +241,7 @@ class SentNews:
         for name in list(unusable):
             if name not in names:
                 del unusable[name]
+                known.discard(name)  # read if it is listed again
             elif _receipt_seen(self.sent_dir / day / name) != unusable[name][0]:
                 known.discard(name)
 
@@ -246,12 +256,14 @@ class SentNews:
             # swapped in since the listing would have a share user's receipt taken as
             # another daemon's, and a real invoice then refused as a duplicate.
             at = _held_entry(self.sent_dir / day, name)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             rec: dict[str, Any] | str = NO_RECEIPT
+            missing: OSError | None = exc
         except OSError as exc:
             rec = (f"the entry cannot be opened as a folder ({exc.strerror or exc}; a link "
                    "put in its place is never followed) — put the entry's folder itself back")
         else:
+            missing = None
             try:
                 rec = receipt_record(folder, day, at)
             except InputError as exc:  # never opened
@@ -271,12 +283,9 @@ class SentNews:
                     "from another entry, put the entry's own receipt.json back",
                     folder=str(folder), bundle_id=rec["bundle_id"], folder_id=ours.group(1))
             return rec
-        if rec == NO_RECEIPT and not os.path.lexists(folder):
-            # The entry went since it was listed (or its share did): not said, and not
-            # known — an admin's day folder moved aside and back, or a share's blip the
-            # mount check does not see, brings it back, and its receipt is then read; kept
-            # known, a bundle another daemon sent stayed unknown here for good.
-            self._known.get(day, set()).discard(name)
+        if rec == NO_RECEIPT and not os.path.lexists(folder):  # gone since its open too
+            self._not_there(day, name, seen, missing or FileNotFoundError(
+                errno.ENOENT, os.strerror(errno.ENOENT), name))
             return None
         if isinstance(rec, Unreadable):
             seen = object()  # the share's or the permissions' fault: read at each look
@@ -284,6 +293,28 @@ class SentNews:
             logs.get().warning(UNUSABLE, folder=str(folder), error=str(rec))
         unusable[name] = (seen, str(rec))
         return None
+
+    def _not_there(self, day: str, name: str, seen: object, missing: OSError) -> None:
+        """An entry listed, but not there when opened. At first it went since the
+        listing (an admin's day folder moved aside, a share's blip the mount check does
+        not see): not said, and looked at again at the next look — read if still listed,
+        forgotten if not, and read once it is listed again (_changed_again); kept known
+        without that, a bundle another daemon sent stayed unknown here for good. Not there
+        again at the next look, the share lists what it cannot open (a stale directory
+        cache on a network share): said once, with the fix, and opened again only once
+        its receipt.json can be seen or it leaves the listing — it was opened at every
+        look, silently."""
+        assert self.sent_dir is not None
+        unusable = self._unusable.setdefault(day, {})
+        said = f"{describe(missing)} — {NOT_THERE_FIX}"
+        was = unusable.get(name)
+        if was is None or (was[0] is not _LISTED_ONLY and was[1] != said):
+            unusable[name] = (_LISTED_ONLY, "")
+            return
+        if was[1] != said:
+            logs.get().warning(NOT_THERE, folder=str(self.sent_dir / day / name),
+                               error=describe(missing), fix=NOT_THERE_FIX)
+        unusable[name] = (seen, said)
 
     def _names(self, day: str) -> set[str] | None:
         """The entries of one day folder (not dot-names: a copy still being made), None

@@ -583,3 +583,81 @@ def test_an_entry_gone_at_its_turn_and_back_later_is_read_when_it_is_back(
         assert j.was_sent(gone_id)
     finally:
         j.close()
+
+
+def test_an_entry_listed_but_never_there_is_said_once_and_opened_again_once_it_can_be(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network share's stale listing (its directory cache) shows another daemon's
+    entry that cannot be opened, look after look. The first look passes it over without a
+    word (it may have gone since the listing); the next says once what is wrong, naming
+    the entry, the error in words and the fix; it is not opened again at each look
+    after that, but once its receipt.json can be seen, and its bundle is then learned.
+    It was opened again at every look, silently."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    ghost = "INV-2--cdcdcdcdcdcd"
+    ghost_id = "cd" * 32
+    opened: list[str] = []
+    real_held = sentnews._held_entry
+
+    def counted(day_folder: Path, name: str) -> int:
+        opened.append(name)
+        return real_held(day_folder, name)
+
+    monkeypatch.setattr(sentnews, "_held_entry", counted)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = sentnews.SentNews()
+        real_names = news._names
+        # The share's stale listing: the entry is listed, but not there.
+        monkeypatch.setattr(news, "_names", lambda d: (real_names(d) or set()) | (
+            {ghost} if d == day(0) else set()))
+        with capture_logs() as logged:
+            assert news.look(j, sent) == 1  # INV-1 learned; the other passed over
+        assert opened.count(ghost) == 1
+        assert not [e for e in logged if e["log_level"] in ("warning", "error")]
+        with capture_logs() as logged:
+            for _ in range(3):
+                assert news.look(j, sent) == 0
+        assert opened.count(ghost) == 2  # once more at the next look, then not again
+        [warning] = [e for e in logged if e["log_level"] == "warning"]
+        assert warning["folder"] == str(sent / day(0) / ghost)
+        assert "listed but cannot be opened" in warning["event"]
+        assert "No such file or directory" in warning["error"]
+        assert "stale listing" in warning["fix"] and "remount the share" in warning["fix"]
+        assert not j.was_sent(ghost_id)
+        receipt(sent / day(0) / ghost, ghost_id, "INV-2.xml")  # the share shows it now
+        with capture_logs() as logged:
+            assert news.look(j, sent) == 1
+        assert j.was_sent(ghost_id)
+        assert not [e for e in logged if e["log_level"] == "warning"]
+    finally:
+        j.close()
+
+
+def test_an_entry_gone_from_the_listing_after_it_was_passed_over_is_forgotten_quietly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry listed once but not there when opened (it went since the listing), and
+    not listed at the next look: nothing said, and read once it is listed again."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    (sent / day(0)).mkdir(parents=True)
+    ghost = "INV-2--cdcdcdcdcdcd"
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = sentnews.SentNews()
+        real_names = news._names
+        listed = [{ghost}, set(), set()]
+        monkeypatch.setattr(news, "_names", lambda d: (real_names(d) or set()) | (
+            listed.pop(0) if d == day(0) and listed else set()))
+        with capture_logs() as logged:
+            for _ in range(3):
+                assert news.look(j, sent) == 0
+        assert not [e for e in logged if e["log_level"] in ("warning", "error")]
+        receipt(sent / day(0) / ghost, "cd" * 32, "INV-2.xml")
+        assert news.look(j, sent) == 1 and j.was_sent("cd" * 32)
+    finally:
+        j.close()
