@@ -191,7 +191,7 @@ class Changes:
         # The listing's look-alike sidecars become the bundles' (index.replace), so one
         # that came or went without an event (polling, lost events) is in the snapshots.
         appeared, went = self.index.replace(listing)
-        self.publish.stray_errors(self.index.stray_errors(listing.stats))
+        self.publish.stray_errors(self.index.stray_errors(listing.stats, listing.stats))
         for key in appeared | went:
             self._mark(key)
         self._note_vanished(listing)

@@ -24,8 +24,9 @@ hint a waiting invoice gets of a folder named close to its own.
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from daemon.configuration.config import OutboxConfig, ShareConfig
@@ -240,10 +241,16 @@ class OutboxIndex:
             self.lone, self.lone_version = lone, self.lone_version + 1
         return new - old, old - new
 
-    def stray_errors(self, names: Iterable[str]) -> frozenset[str]:
+    def stray_errors(self, names: Iterable[str],
+                     stats: Mapping[str, os.stat_result] | None = None) -> frozenset[str]:
         """Of root `names`, those named as a NAME.errors.txt of no indexed bundle (the
-        page lists them as beside no invoice file): a dict look-up each."""
-        return frozenset(n for n in names if errors_named(n) and n not in self._by_name)
+        page lists them as beside no invoice file): a dict look-up each. None that
+        `stats` (a listing's) shows as a folder, which the page never lists as such a
+        file (idlefiles.suffixed_names): taken for one, a folder `X.errors.txt` had the
+        page written again at a rescan, for nothing on it."""
+        return frozenset(n for n in names if errors_named(n) and n not in self._by_name
+                         and not (stats is not None and n in stats
+                                  and stat.S_ISDIR(stats[n].st_mode)))
 
     def touched(self, name: str) -> tuple[set[str], Listing]:
         """The bundle keys an event on root entry `name` concerns, and what `name` is now.

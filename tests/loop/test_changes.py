@@ -954,3 +954,26 @@ def test_receipts_queued_while_sent_is_off_its_share_wait_for_it_and_are_read_on
     for _ in range(4):
         svc.turn()
     assert all(svc.journal.was_sent(i) for i in ids)
+
+
+def test_a_folder_named_like_an_errors_file_costs_no_page_at_a_rescan(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A folder named `OLD.errors.txt` in the outbox (a clerk's, no bundle's) is no errors
+    file: the page never lists it as one, so a rescan that finds it as the start did
+    renders no page again (no journal query) — it was taken for an errors file of no
+    bundle that had come since the last listing, and the page was written again for it."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    write(outbox / "OLD.errors.txt" / "notes.txt", b"a clerk's folder\n")
+    svc = make_service()
+    settle_all(svc, clock)
+    page = outbox / svc.settings.share.status_page
+    assert "OLD.errors.txt" not in Page(page.read_text()).text.get("refused", "")
+    counts.reset()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    svc.turn()
+    clock.t += 3.0  # past the page's pace: a page the rescan asked for is written now
+    svc.turn()
+    assert counts.sql == []
