@@ -95,16 +95,17 @@ class Stranded:
         self._cut[key] = row_id
         if not moved:
             self._unmoved.add(row_id)
-        # Cut short before its move (which drops it), the row the claim was decided from
-        # is still followed as live under that name: a look at the files wrote over the
-        # claim's state from there (an edit made it `settling`, the file taken back
-        # `gone`), and the claim was never finished. Another row live under the name (a
-        # bundle dropped again while a stranded claim waited) is that bundle's: it stays.
-        if (followed := self.live.get(key)) is not None and followed.id == row_id:
-            del self.live[key]
         self.finish.finish_later(row_id)
         with contextlib.suppress(JournalError):  # refused (often the error itself): it waits
             if self.j.get(row_id).state == CLAIMING:  # not one gone on (`quarantining`)
+                # Cut short before its move (which drops it), the row the claim was decided
+                # from was still followed as live under that name: a look at the files
+                # wrote over the claim's state from there (an edit made it `settling`, the
+                # file taken back `gone`), and the claim was never finished. Another row
+                # live under the name (a bundle dropped again while a stranded claim
+                # waited), or this one settling again (taken back), is the bundle's: it stays.
+                if (followed := self.live.get(key)) is not None and followed.id == row_id:
+                    del self.live[key]
                 self.j.update(row_id, last_error=CUT_SHORT)
         return exc
 

@@ -388,3 +388,49 @@ class TestEndRefusedAtAStart:
         assert p.j.get(older).state == "gone" and p.live["INV-1.xml"].id == later
         assert run_once(p, 2000.0) == [later]
         assert _standing(p) == [(later, "sent")]
+
+
+def test_a_claim_taken_back_before_an_error_at_its_rescan_stays_the_bundles_one_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim waiting for its work folder (its share gone in the middle of the claim):
+    the rescan that finds the folder again moves the bundle back, settles the row again
+    and hands it back to the pipeline, then an error no claim expects ends that retry.
+    The row, settling and followed, stays the bundle's one row and is the one sent: the
+    error's handling (as a claim cut short) leaves a row no longer `claiming` followed —
+    dropped, the next look gave the bundle a second row, and the first showed `settling`
+    until a restart."""
+    s = _settings(tmp_path)
+    p = _start(s)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    work = s.processing_dir / "INV-1--fixed"
+    with monkeypatch.context() as m:
+        m.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+        check = p.assemble_many
+
+        def share_gone_first(jobs: list[Any], st: Settings) -> object:
+            work.rename(tmp_path / "away")  # out of sight
+            return check(jobs, st)
+
+        m.setattr(p, "assemble_many", share_gone_first)
+        assert step(p, cand, 1000.0).claimed is None
+    [row] = [r.id for r in p.j.rows(("claiming",))]
+    (tmp_path / "away").rename(work)  # the share is back
+    real_get = p.j.get
+    settled_gets: list[int] = []
+
+    def failing_once_handed_back(row_id: int) -> Any:
+        got = real_get(row_id)
+        if row_id == row and got.state == "settling":
+            settled_gets.append(row_id)
+            if len(settled_gets) == 2:  # the first is the hand-back's own
+                raise RuntimeError("a fault nobody foresaw")
+        return got
+
+    with monkeypatch.context() as m:
+        m.setattr(p.j, "get", failing_once_handed_back)
+        assert p.retry_stranded() == []
+    assert len(settled_gets) >= 2
+    assert p.j.get(row).state == "settling" and p.live["INV-1.xml"].id == row
+    assert run_once(p, 2000.0) == [row]
+    assert _standing(p) == [(row, "sent")] and p.j.counts()["settling"] == 0
