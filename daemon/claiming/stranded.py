@@ -173,11 +173,12 @@ class Stranded:
         for row_id in sorted(self._unmoved):
             try:
                 row = self.j.get(row_id)
-                if row.state == CLAIMING \
-                        and not os.path.lexists(self.s.outbox.path / row.invoice_file):
+                if row.state != CLAIMING:  # finished (settling again, sent), or ended
+                    self._unmoved.discard(row_id)
+                elif not os.path.lexists(self.s.outbox.path / row.invoice_file):
                     self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
                                       last_error=None)
-                self._unmoved.discard(row_id)
+                    self._unmoved.discard(row_id)
             except JournalLost:
                 raise
             except JournalError:

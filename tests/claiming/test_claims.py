@@ -1296,3 +1296,30 @@ class TestAClaimCutShortBeforeItsMove:
         assert (ended.state, ended.last_error) == ("gone", None)
         assert p.j.last_detail(row) == NOT_HAPPENED_GONE
         assert "batch.xml" not in p.live
+
+    def test_taken_back_after_a_rescan_that_could_not_finish_it_still_ends_the_claim(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first rescan cannot finish the claim (the journal refuses its row's
+        `settling` again); the clerk then takes the invoice file back: the next rescan
+        ends it `gone` as a claim that did not happen, not waiting for a work folder never
+        made, with the sidecar left in the outbox."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        from daemon.errors import JournalError
+        p, s, row = self._cut_short(tmp_path, monkeypatch)
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        assert p.retry_stranded() == []
+        assert not refused and p.j.get(row).state == "claiming"
+        (s.outbox.path / "batch.xml").rename(tmp_path / "batch.xml")
+        assert p.retry_stranded() == []
+        ended = p.j.get(row)
+        assert (ended.state, ended.last_error) == ("gone", None)
+        assert p.j.last_detail(row) == NOT_HAPPENED_GONE
