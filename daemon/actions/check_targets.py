@@ -169,6 +169,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
+            if (lone := _in_lone_folder(path, settings, journal, listed)) is not None:
+                yield lone
+                continue
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_file(s.outbox, path.name, s.share):
                 owners = _owners(path, s, listed)
@@ -206,6 +209,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
         if left is not None:
             yield Target(None, f"{folder.name}/: {left.why}  [sidecar-spelling]", True), settings
             continue
+        if (lone := _in_lone_folder(folder, settings, journal, listed)) is not None:
+            yield lone
+            continue
         s = _outbox_settings(settings, folder)
         listing = listed(s)
         if not listing.candidates and not listing.refused and folder != \
@@ -217,14 +223,45 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             yield Target(None, f"{printable(name)}: {problem}  [{refused_code(problem)}]",
                          True), s
         for name in _orphan_folders(s, listing):
-            late = came_late(name, s.outbox, journal.finished)
-            yield Target(None, f"{late.name}/: {late.why}" if late else
-                         f"{printable(name)}/: no invoice file of that name beside it; "
-                         "a sidecar without its invoice file waits for it"), s
+            yield Target(None, _lone_line(name, s, journal)), s
         while journal.notes:  # the journal read for a late folder could not be read
             yield Target(None, journal.notes.pop(0)), settings
         for cand in listing.candidates.values():
             yield Target(cand), s
+
+
+def _lone_line(name: str, s: Settings, journal: CheckJournal) -> str:
+    """What check says of the folder `name` of the outbox that is no bundle's sidecar:
+    attachments that came after their invoice was sent (the journal knows it), or a
+    sidecar waiting for its invoice file."""
+    late = came_late(name, s.outbox, journal.finished)
+    return (f"{late.name}/: {late.why}" if late else
+            f"{printable(name)}/: no invoice file of that name beside it; a sidecar "
+            "without its invoice file waits for it")
+
+
+def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
+                    listed: Lister) -> tuple[Target, Settings] | None:
+    """The note for `path` when it is, or is in, a folder of the configured outbox that
+    is no bundle's sidecar (its invoice file not there yet): the daemon reads nothing in
+    it until its invoice file comes, and then only as attachments. Checked as a folder
+    of invoice files of its own, its PDFs were each called a valid invoice that "goes out
+    with a warning" — a promise the daemon never keeps. None for any other path (one
+    outside the configured outbox is still checked as an outbox of its own)."""
+    outbox, where = settings.outbox.path.resolve(), path.resolve()
+    if outbox not in where.parents:
+        return None
+    rel = where.relative_to(outbox)
+    if len(rel.parts) == 1 and not where.is_dir():
+        return None  # a file of the outbox root: an invoice file or none, as it is
+    listing = _listing_if_any(listed, settings)
+    if listing is None or rel.parts[0] not in _orphan_folders(settings, listing):
+        return None
+    line = _lone_line(rel.parts[0], settings, journal)
+    if len(rel.parts) > 1:
+        what = "/: no bundle of its own" if where.is_dir() else ": no invoice file"
+        line = f"{printable(str(rel))}{what}: it is in {line}"
+    return Target(None, line), settings
 
 
 def _own_folder(path: Path, settings: Settings) -> str | None:
