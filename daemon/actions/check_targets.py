@@ -157,7 +157,10 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
         path = Path(os.path.abspath(raw))
         if not os.path.lexists(path):
             raise UsageError(f"check: {raw} does not exist")
-        if path.is_symlink():
+        # The configured outbox may be a link (to a share's mount, say): the admin chose
+        # that path, and the daemon watches the folder it leads to; `check` without a
+        # PATH names it too. Any other link named is refused.
+        if path.is_symlink() and path != Path(os.path.abspath(settings.outbox.path)):
             raise UsageError(f"check: {raw} is a symbolic link; outboxd never follows links "
                              "— name the file or folder itself")
         if (own := _own_folder(path, settings)) is not None:

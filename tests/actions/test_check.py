@@ -1547,3 +1547,29 @@ def test_a_folder_outside_the_outbox_is_still_checked_as_a_folder_of_invoice_fil
     assert code == 0, out
     assert out.startswith("INV-3001.xml  (ubl, channel e-invoice)")
     assert "1 bundle(s) checked, 0 invalid" in out
+
+
+def test_an_outbox_configured_as_a_link_is_checked_whole_and_by_its_configured_path(
+        env: Env, capsys, tmp_path: Path) -> None:
+    """[outbox] path may be a link (to a share's mount point, say): the daemon watches the
+    folder it leads to. `check` without a PATH, and with the configured path, checks
+    that outbox's bundles (exit 0 for a valid one); both were refused as "a symbolic
+    link" (exit 2), so a configuration the daemon runs with could not be checked at all.
+    Another link to the same folder is still refused: outboxd follows none it was not
+    configured with."""
+    real = tmp_path / "share" / "outbox"
+    real.parent.mkdir()
+    env.outbox.rename(real)
+    env.outbox.symlink_to(real)
+    env.write_config("http://127.0.0.1:9/bundles")
+    drop_bundle(env.outbox, "INV-7001", {"a.pdf": pdf_bytes()})
+    for given in ([], [str(env.outbox)]):
+        code = main(["check", "-c", str(env.config), *given])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert out.startswith("INV-7001.xml  (ubl, channel e-invoice)")
+        assert "1 bundle(s) checked, 0 invalid" in out
+    other = tmp_path / "other-link"
+    other.symlink_to(real)
+    assert main(["check", "-c", str(env.config), str(other)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
