@@ -172,8 +172,8 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
-            if (lone := _in_lone_folder(path, settings, journal, listed)) is not None:
-                yield lone
+            if (lone := _in_lone_folder(path, settings, journal, listed)) :
+                yield from lone
                 continue
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_file(s.outbox, path.name, s.share):
@@ -212,8 +212,8 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
         if left is not None:
             yield Target(None, f"{folder.name}/: {left.why}  [sidecar-spelling]", True), settings
             continue
-        if (lone := _in_lone_folder(folder, settings, journal, listed)) is not None:
-            yield lone
+        if (lone := _in_lone_folder(folder, settings, journal, listed)) :
+            yield from lone
             continue
         s = _outbox_settings(settings, folder)
         listing = listed(s)
@@ -244,27 +244,36 @@ def _lone_line(name: str, s: Settings, journal: CheckJournal) -> str:
 
 
 def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
-                    listed: Lister) -> tuple[Target, Settings] | None:
+                    listed: Lister) -> list[tuple[Target, Settings]]:
     """The note for `path` when it is, or is in, a folder of the configured outbox that
     is no bundle's sidecar (its invoice file not there yet): the daemon reads nothing in
     it until its invoice file comes, and then only as attachments. Checked as a folder
     of invoice files of its own, its PDFs were each called a valid invoice that "goes out
-    with a warning" — a promise the daemon never keeps. None for any other path (one
-    outside the configured outbox is still checked as an outbox of its own)."""
+    with a warning" — a promise the daemon never keeps. For a path inside a folder a
+    quarantine left (a look-alike of the quarantined bundle's sidecar), what the status
+    page says of that folder. Nothing for any other path (one outside the configured
+    outbox is still checked as an outbox of its own)."""
     outbox, where = settings.outbox.path.resolve(), path.resolve()
     if outbox not in where.parents:
-        return None
+        return []
     rel = where.relative_to(outbox)
     if len(rel.parts) == 1 and not where.is_dir():
-        return None  # a file of the outbox root: an invoice file or none, as it is
+        return []  # a file of the outbox root: an invoice file or none, as it is
     listing = _listing_if_any(listed, settings)
-    if listing is None or rel.parts[0] not in _orphan_folders(settings, listing):
-        return None
-    line = _lone_line(rel.parts[0], settings, journal)
+    top = rel.parts[0]
+    if listing is None or top not in _orphan_folders(settings, listing):
+        return []
+    # The folder itself named: the caller has looked for the quarantine that left it.
+    left = _left_by_quarantine(outbox / top, settings, journal) if len(rel.parts) > 1 \
+        else None
+    said = [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
+    line = (f"{printable(top)}/: {left.why}  [sidecar-spelling]" if left is not None
+            else _lone_line(top, settings, journal))
     if len(rel.parts) > 1:
         what = "/: no bundle of its own" if where.is_dir() else ": no invoice file"
         line = f"{printable(str(rel))}{what}: it is in {line}"
-    return Target(None, line), settings
+    said += [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
+    return [*said, (Target(None, line, left is not None), settings)]
 
 
 def _own_folder(path: Path, settings: Settings) -> str | None:

@@ -1573,3 +1573,18 @@ def test_an_outbox_configured_as_a_link_is_checked_whole_and_by_its_configured_p
     other.symlink_to(real)
     assert main(["check", "-c", str(env.config), str(other)]) == 2
     assert "is a symbolic link" in capsys.readouterr().err
+
+
+def test_a_file_in_a_look_alike_a_quarantine_left_is_told_with_that_folder_not_checked(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml was quarantined for inv-7/, which stayed in the outbox with its
+    timesheet.pdf. `check inv-7/timesheet.pdf` says what the folder is — left by that
+    quarantine, to be mended first — exit 1 as for the folder itself, and calls the PDF
+    no invoice: it was checked as an invoice "timesheet" that goes out after the wait."""
+    _quarantined_for_inv_7(cfg)
+    code, out = check(cfg, capsys, cfg.outbox / "inv-7" / "timesheet.pdf")
+    assert code == 1, out
+    assert out.startswith("inv-7/timesheet.pdf: no invoice file: it is in inv-7/: INV-7.xml "
+                          "was quarantined because of it and waits in quarantine/2026-11-26/"
+                          "INV-7--3f2a9c01b7e4: this folder looks like")
+    assert "[sidecar-spelling]" in out and "invoice timesheet" not in out
