@@ -226,11 +226,23 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             yield Target(None, f"{printable(name)}: {problem}  [{refused_code(problem)}]",
                          True), s
         for name in _orphan_folders(s, listing):
-            yield Target(None, _lone_line(name, s, journal)), s
+            yield _folder_of_no_bundle(folder / name, s, settings, journal), s
         while journal.notes:  # the journal read for a late folder could not be read
             yield Target(None, journal.notes.pop(0)), settings
         for cand in listing.candidates.values():
             yield Target(cand), s
+
+
+def _folder_of_no_bundle(folder: Path, s: Settings, settings: Settings,
+                         journal: CheckJournal) -> Target:
+    """What check says of `folder` (resolved), a folder of the outbox `s` that is no
+    bundle's sidecar: in the configured outbox (`settings`), one a quarantine left is an
+    error, as the status page and a check of that folder say it — a check of the whole
+    outbox said it waits for its invoice file, which waits in quarantine for it to be
+    mended; any other such folder, _lone_line."""
+    if (left := _left_by_quarantine(folder, settings, journal)) is not None:
+        return Target(None, f"{printable(folder.name)}/: {left.why}  [sidecar-spelling]", True)
+    return Target(None, _lone_line(folder.name, s, journal))
 
 
 def _lone_line(name: str, s: Settings, journal: CheckJournal) -> str:
@@ -263,17 +275,14 @@ def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
     top = rel.parts[0]
     if listing is None or top not in _orphan_folders(settings, listing):
         return []
-    # The folder itself named: the caller has looked for the quarantine that left it.
-    left = _left_by_quarantine(outbox / top, settings, journal) if len(rel.parts) > 1 \
-        else None
     said = [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
-    line = (f"{printable(top)}/: {left.why}  [sidecar-spelling]" if left is not None
-            else _lone_line(top, settings, journal))
+    target = _folder_of_no_bundle(outbox / top, settings, settings, journal)
     if len(rel.parts) > 1:
         what = "/: no bundle of its own" if where.is_dir() else ": no invoice file"
-        line = f"{printable(str(rel))}{what}: it is in {line}"
+        target = Target(None, f"{printable(str(rel))}{what}: it is in {target.note}",
+                        target.error)
     said += [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
-    return [*said, (Target(None, line, left is not None), settings)]
+    return [*said, (target, settings)]
 
 
 def _own_folder(path: Path, settings: Settings) -> str | None:

@@ -1588,3 +1588,20 @@ def test_a_file_in_a_look_alike_a_quarantine_left_is_told_with_that_folder_not_c
                           "was quarantined because of it and waits in quarantine/2026-11-26/"
                           "INV-7--3f2a9c01b7e4: this folder looks like")
     assert "[sidecar-spelling]" in out and "invoice timesheet" not in out
+
+
+def test_a_check_of_the_whole_outbox_tells_a_look_alike_a_quarantine_left_as_such(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml was quarantined for inv-7/, which stayed in the outbox: a check of the
+    whole outbox says of inv-7/ what a check of that folder and the status page say —
+    left by that quarantine, mend it first (exit 1) — not that it is a sidecar waiting
+    for its invoice file (exit 0), which waits in quarantine for it. A folder no
+    quarantine left keeps that note."""
+    _quarantined_for_inv_7(cfg)
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1, out
+    assert out.startswith("inv-7/: INV-7.xml was quarantined because of it and waits in "
+                          "quarantine/2026-11-26/INV-7--3f2a9c01b7e4: this folder looks like")
+    assert "inv-7/: no invoice file of that name" not in out
+    assert ("other/: no invoice file of that name beside it; a sidecar without its invoice "
+            "file waits for it") in out
