@@ -157,7 +157,10 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
         path = Path(os.path.abspath(raw))
         if not os.path.lexists(path):
             raise UsageError(f"check: {raw} does not exist")
-        if path.is_symlink():
+        # The configured outbox may be a link (to a share's mount, say): the admin chose
+        # that path, and the daemon watches the folder it leads to; `check` without a
+        # PATH names it too. Any other link named is refused.
+        if path.is_symlink() and path != Path(os.path.abspath(settings.outbox.path)):
             raise UsageError(f"check: {raw} is a symbolic link; outboxd never follows links "
                              "— name the file or folder itself")
         if (own := _own_folder(path, settings)) is not None:
@@ -168,6 +171,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             ps, owners = _attachment_of(path, settings, listed)
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
+                continue
+            if (lone := _in_lone_folder(path, settings, journal, listed)) :
+                yield from lone
                 continue
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_file(s.outbox, path.name, s.share):
@@ -206,6 +212,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
         if left is not None:
             yield Target(None, f"{folder.name}/: {left.why}  [sidecar-spelling]", True), settings
             continue
+        if (lone := _in_lone_folder(folder, settings, journal, listed)) :
+            yield from lone
+            continue
         s = _outbox_settings(settings, folder)
         listing = listed(s)
         if not listing.candidates and not listing.refused and folder != \
@@ -217,14 +226,63 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             yield Target(None, f"{printable(name)}: {problem}  [{refused_code(problem)}]",
                          True), s
         for name in _orphan_folders(s, listing):
-            late = came_late(name, s.outbox, journal.finished)
-            yield Target(None, f"{late.name}/: {late.why}" if late else
-                         f"{printable(name)}/: no invoice file of that name beside it; "
-                         "a sidecar without its invoice file waits for it"), s
+            yield _folder_of_no_bundle(folder / name, s, settings, journal), s
         while journal.notes:  # the journal read for a late folder could not be read
             yield Target(None, journal.notes.pop(0)), settings
         for cand in listing.candidates.values():
             yield Target(cand), s
+
+
+def _folder_of_no_bundle(folder: Path, s: Settings, settings: Settings,
+                         journal: CheckJournal) -> Target:
+    """What check says of `folder` (resolved), a folder of the outbox `s` that is no
+    bundle's sidecar: in the configured outbox (`settings`), one a quarantine left is an
+    error, as the status page and a check of that folder say it — a check of the whole
+    outbox said it waits for its invoice file, which waits in quarantine for it to be
+    mended; any other such folder, _lone_line."""
+    if (left := _left_by_quarantine(folder, settings, journal)) is not None:
+        return Target(None, f"{printable(folder.name)}/: {left.why}  [sidecar-spelling]", True)
+    return Target(None, _lone_line(folder.name, s, journal))
+
+
+def _lone_line(name: str, s: Settings, journal: CheckJournal) -> str:
+    """What check says of the folder `name` of the outbox that is no bundle's sidecar:
+    attachments that came after their invoice was sent (the journal knows it), or a
+    sidecar waiting for its invoice file."""
+    late = came_late(name, s.outbox, journal.finished)
+    return (f"{late.name}/: {late.why}" if late else
+            f"{printable(name)}/: no invoice file of that name beside it; a sidecar "
+            "without its invoice file waits for it")
+
+
+def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
+                    listed: Lister) -> list[tuple[Target, Settings]]:
+    """The note for `path` when it is, or is in, a folder of the configured outbox that
+    is no bundle's sidecar (its invoice file not there yet): the daemon reads nothing in
+    it until its invoice file comes, and then only as attachments. Checked as a folder
+    of invoice files of its own, its PDFs were each called a valid invoice that "goes out
+    with a warning" — a promise the daemon never keeps. For a path inside a folder a
+    quarantine left (a look-alike of the quarantined bundle's sidecar), what the status
+    page says of that folder. Nothing for any other path (one outside the configured
+    outbox is still checked as an outbox of its own)."""
+    outbox, where = settings.outbox.path.resolve(), path.resolve()
+    if outbox not in where.parents:
+        return []
+    rel = where.relative_to(outbox)
+    if len(rel.parts) == 1 and not where.is_dir():
+        return []  # a file of the outbox root: an invoice file or none, as it is
+    listing = _listing_if_any(listed, settings)
+    top = rel.parts[0]
+    if listing is None or top not in _orphan_folders(settings, listing):
+        return []
+    said = [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
+    target = _folder_of_no_bundle(outbox / top, settings, settings, journal)
+    if len(rel.parts) > 1:
+        what = "/: no bundle of its own" if where.is_dir() else ": no invoice file"
+        target = Target(None, f"{printable(str(rel))}{what}: it is in {target.note}",
+                        target.error)
+    said += [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
+    return [*said, (target, settings)]
 
 
 def _own_folder(path: Path, settings: Settings) -> str | None:

@@ -49,8 +49,7 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     listing = list_outbox(settings.outbox, settings.share)
     name = Path(target).name
     path = Path(os.path.abspath(target))
-    if name in listing.candidates and (os.sep not in target
-                                       or path.parent == settings.outbox.path.resolve()):
+    if name in listing.candidates and (os.sep not in target or _in_the_outbox(path, settings)):
         # A file really named W\u200b-2.xml, with a backslash, and W<U+200B>-2.xml look
         # the same in status and on the page: the name copied from there fits both, and
         # the exact one winning released what the helpdesk may not have meant. A path
@@ -86,7 +85,7 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     if len(found) > 1:
         raise SendRefused(f"invoice id {target!r} is in {len(found)} invoice files: "
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
-    if os.sep not in target or path.parent == settings.outbox.path.resolve():
+    if os.sep not in target or _in_the_outbox(path, settings):
         # A file of that name the daemon will not use (a link, a name not UTF-8): why,
         # rather than "no invoice file" beside a file the admin sees in the outbox.
         if meant_refused := _refused_named(name, listing):
@@ -96,6 +95,15 @@ def resolve(target: str, settings: Settings, reads: CommandReads | None = None) 
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
                       + (f": {gone}" if gone else " — outboxd status lists what waits")
                       + unread_note(unread))
+
+
+def _in_the_outbox(path: Path, settings: Settings) -> bool:
+    """Whether `path` (absolute, as typed) names a file directly in the outbox: by the
+    configured path, which may be a link (to a share's mount point, say), or by the
+    folder that leads to. Compared with the second alone, the path an admin copies from
+    the configuration was "no invoice file" beside the file waiting there."""
+    outbox = settings.outbox.path
+    return path.parent in (Path(os.path.abspath(outbox)), outbox.resolve())
 
 
 def _refuse_an_id_elsewhere(target: str, cand: Candidate, settings: Settings,

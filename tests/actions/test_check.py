@@ -709,7 +709,8 @@ def test_check_without_a_journal_it_can_open_says_so_in_one_line_and_goes_on(
         cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """When not even the immutable open works, check goes on without the journal: one
     note names the journal and the fix, the folder is checked as without a journal
-    (its PDF as an invoice file of its own, exit 0), and no traceback."""
+    (a folder of the outbox without its invoice file, as the whole outbox's check says
+    it; exit 0), and no traceback."""
     journal = _quarantined_for_inv_7(cfg)
     if os.geteuid() != 0:
         journal.chmod(0)  # the file itself unreadable: immutable does not help either
@@ -724,7 +725,8 @@ def test_check_without_a_journal_it_can_open_says_so_in_one_line_and_goes_on(
     notes = [line for line in captured.out.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and str(journal) in notes[0] and "state_dir" in notes[0]
     assert "check goes on without what the daemon knows" in notes[0]
-    assert "timesheet.pdf" in captured.out and "Traceback" not in captured.err
+    assert "inv-7/: no invoice file of that name beside it" in captured.out
+    assert "Traceback" not in captured.err
 
 
 def test_a_journal_row_with_unreadable_reasons_is_named_not_a_traceback(
@@ -761,7 +763,7 @@ def test_control_characters_from_the_share_never_reach_the_terminal(
     write(out_dir / "L\x9b2J" / "notes.txt", b"x")
     code, out = check(cfg, capsys, out_dir / "B\x9b2J.xml", out_dir / "L\x9b2J")
     assert "\x9b" not in out and "\x1b" not in out
-    assert "B\\x9b2J.xml" in out and "L\\x9b2J/: no invoice files" in out
+    assert "B\\x9b2J.xml" in out and "L\\x9b2J/: no invoice file of that name" in out
     assert "invoice B-1\\x9b31m" in out
 
     def swapped(reads, cand, settings):
@@ -1508,3 +1510,98 @@ def test_a_reader_gone_as_the_buffered_report_is_flushed_leaves_the_verdict(
     out = GoneAtTheFlush()
     assert run_check([inv], load_settings(cfg.config), out=out, err=io.StringIO()) == verdict
     assert "1 bundle(s) checked" in out.getvalue()
+
+
+@pytest.mark.parametrize("given", ["INV-2001", "INV-2001/INV-2001", "INV-2001/timesheet.pdf",
+                                   "INV-2001/INV-2001/contract.pdf"])
+def test_a_sidecar_in_the_outbox_without_its_invoice_file_is_no_folder_of_invoices(
+        cfg: Env, capsys, given: str) -> None:
+    """The ERP writes INV-2001/ first and its invoice file last (docs/commands.md: a
+    sidecar folder with no invoice file yet waits for it). `check` given that folder, an invoice's
+    subfolder in it or a file in it says what the daemon makes of it — a sidecar waiting
+    for its invoice file — exit 0, and calls none of its PDFs an invoice. It checked the
+    folder as an outbox of its own: timesheet.pdf was "valid", an invoice "timesheet"
+    that "goes out with a warning" after the wait, which the daemon never sends."""
+    write(cfg.outbox / "INV-2001" / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / "INV-2001" / "INV-2001" / "contract.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, cfg.outbox / given)
+    assert code == 0, out
+    waits = ("INV-2001/: no invoice file of that name beside it; a sidecar without its "
+             "invoice file waits for it")
+    assert out.splitlines()[0] == (waits if given == "INV-2001" else
+                                   f"{given}{'/' if '.' not in given else ''}: no "
+                                   f"{'invoice file' if '.' in given else 'bundle of its own'}"
+                                   f": it is in {waits}")
+    assert "invoice timesheet" not in out and "invoice contract" not in out
+    assert "0 bundle(s) checked" in out
+
+
+def test_a_folder_outside_the_outbox_is_still_checked_as_a_folder_of_invoice_files(
+        cfg: Env, capsys, tmp_path: Path) -> None:
+    """An ERP's export folder outside the configured outbox, checked before the files are
+    dropped: its invoice files are checked as the daemon would check them in the outbox
+    (the note for a sidecar waiting for its invoice file is the outbox's alone)."""
+    export = tmp_path / "export"
+    drop_bundle(export, "INV-3001", {"a.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys, export)
+    assert code == 0, out
+    assert out.startswith("INV-3001.xml  (ubl, channel e-invoice)")
+    assert "1 bundle(s) checked, 0 invalid" in out
+
+
+def test_an_outbox_configured_as_a_link_is_checked_whole_and_by_its_configured_path(
+        env: Env, capsys, tmp_path: Path) -> None:
+    """[outbox] path may be a link (to a share's mount point, say): the daemon watches the
+    folder it leads to. `check` without a PATH, and with the configured path, checks
+    that outbox's bundles (exit 0 for a valid one); both were refused as "a symbolic
+    link" (exit 2), so a configuration the daemon runs with could not be checked at all.
+    Another link to the same folder is still refused: outboxd follows none it was not
+    configured with."""
+    real = tmp_path / "share" / "outbox"
+    real.parent.mkdir()
+    env.outbox.rename(real)
+    env.outbox.symlink_to(real)
+    env.write_config("http://127.0.0.1:9/bundles")
+    drop_bundle(env.outbox, "INV-7001", {"a.pdf": pdf_bytes()})
+    for given in ([], [str(env.outbox)]):
+        code = main(["check", "-c", str(env.config), *given])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert out.startswith("INV-7001.xml  (ubl, channel e-invoice)")
+        assert "1 bundle(s) checked, 0 invalid" in out
+    other = tmp_path / "other-link"
+    other.symlink_to(real)
+    assert main(["check", "-c", str(env.config), str(other)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+
+
+def test_a_file_in_a_look_alike_a_quarantine_left_is_told_with_that_folder_not_checked(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml was quarantined for inv-7/, which stayed in the outbox with its
+    timesheet.pdf. `check inv-7/timesheet.pdf` says what the folder is — left by that
+    quarantine, to be mended first — exit 1 as for the folder itself, and calls the PDF
+    no invoice: it was checked as an invoice "timesheet" that goes out after the wait."""
+    _quarantined_for_inv_7(cfg)
+    code, out = check(cfg, capsys, cfg.outbox / "inv-7" / "timesheet.pdf")
+    assert code == 1, out
+    assert out.startswith("inv-7/timesheet.pdf: no invoice file: it is in inv-7/: INV-7.xml "
+                          "was quarantined because of it and waits in quarantine/2026-11-26/"
+                          "INV-7--3f2a9c01b7e4: this folder looks like")
+    assert "[sidecar-spelling]" in out and "invoice timesheet" not in out
+
+
+def test_a_check_of_the_whole_outbox_tells_a_look_alike_a_quarantine_left_as_such(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml was quarantined for inv-7/, which stayed in the outbox: a check of the
+    whole outbox says of inv-7/ what a check of that folder and the status page say —
+    left by that quarantine, mend it first (exit 1) — not that it is a sidecar waiting
+    for its invoice file (exit 0), which waits in quarantine for it. A folder no
+    quarantine left keeps that note."""
+    _quarantined_for_inv_7(cfg)
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1, out
+    assert out.startswith("inv-7/: INV-7.xml was quarantined because of it and waits in "
+                          "quarantine/2026-11-26/INV-7--3f2a9c01b7e4: this folder looks like")
+    assert "inv-7/: no invoice file of that name" not in out
+    assert ("other/: no invoice file of that name beside it; a sidecar without its invoice "
+            "file waits for it") in out

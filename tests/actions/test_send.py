@@ -627,3 +627,22 @@ def test_a_release_file_the_share_fails_to_take_says_so_with_the_fix_and_changes
                     f"{env.outbox}: Input/output error — check the outbox's file system, then "
                     "send again; nothing was changed")
     assert sorted(p.name for p in env.outbox.iterdir()) == ["W-1.xml"]
+
+
+def test_send_by_a_path_through_an_outbox_configured_as_a_link_releases_that_file(
+        env: Env, tmp_path) -> None:
+    """[outbox] path may be a link (to a share's mount point, say). `send` given the path
+    of a waiting invoice file as the configuration spells it (OUTBOX/W-1.xml, the link's
+    path) releases it, as by the folder the link leads to or by its name: it said "no
+    invoice file … in OUTBOX" beside the very file waiting there (exit 1)."""
+    real = tmp_path / "share" / "outbox"
+    real.parent.mkdir()
+    env.outbox.rename(real)
+    env.outbox.symlink_to(real)
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(real / "W-1.xml", ubl_invoice("W-1"))
+    for given in (env.outbox / "W-1.xml", real / "W-1.xml"):
+        assert resolve(str(given), settings).invoice.name == "W-1.xml"
+    said = send(str(env.outbox / "W-1.xml"), settings, without_attachments=True)
+    assert said.startswith("W-1.xml: released without attachments for W-1")
+    assert (real / "W-1.send-anyway").is_file()
