@@ -1,6 +1,6 @@
-"""SPEC §2.2, "Cost": an invoice is checked by the e-invoice rules once per settled
-version — not again at each turn of its wait for attachments, nor at its claim or its
-delivery — and a new version is checked anew (docs/einvoice.md). Driven through the
+"""Pre-flight's cost (docs/einvoice.md): an invoice is checked by the e-invoice rules
+once per settled version — not again at each turn of its wait for attachments, nor at
+its claim or its delivery — and a new version is checked anew. Driven through the
 loop's pipeline with a real journal, real files, the rules as shipped (in process) and
 the directory transport."""
 

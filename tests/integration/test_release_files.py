@@ -1,4 +1,4 @@
-"""SPEC §1.6, "Release without attachments": the clerk's `NAME.send-anyway` end to end —
+"""Release without attachments, the clerk's `NAME.send-anyway`, end to end —
 `outboxd run` with the real watcher on a temp outbox, posting to the reference receiver
 on 127.0.0.1 (docs/folder-convention.md, section 6, "Send anyway")."""
 

@@ -1,4 +1,4 @@
-"""SPEC §3, "Watching": events are hints, the folder is the truth. `outboxd run` on a temp
+"""Watching: events are hints, the folder is the truth. `outboxd run` on a temp
 outbox and the reference receiver on 127.0.0.1: with a watcher that sees nothing in time
 (a poller with an hour between its looks) only the periodic rescan ([outbox]
 rescan_seconds) can find what is dropped after the start; with no rescan for ten minutes
