@@ -38,12 +38,27 @@ _ENDS_EARLY = frozenset(expat_errors.codes[m] for m in (
 _ZERO_TAIL = b"\0\0\0\0"
 
 
+# An internal subset with nothing in it, from its `[` to the DOCTYPE's end.
+_EMPTY_SUBSET = re.compile(rb"\[[ \t\r\n]*\][ \t\r\n]*>")
+
+
 class _BareDoctypeParser(DefusedXMLParser):
-    """Allows `<!DOCTYPE x>` alone; refuses a DOCTYPE that points at or declares anything."""
+    """Allows `<!DOCTYPE x>` alone, or with an empty internal subset (`<!DOCTYPE x []>`,
+    as .NET's XmlWriter writes it): neither declares nor points at anything. Refuses a
+    DOCTYPE that points at or declares anything; `data`: the whole document, whose bytes
+    tell an empty subset (without them any subset is refused)."""
+
+    def __init__(self, *args: Any, data: bytes = b"", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._data = data
 
     def defused_start_doctype_decl(self, name: str, sysid: str | None, pubid: str | None,
                                    has_internal_subset: bool) -> None:
-        if sysid or pubid or has_internal_subset:
+        # Judged by its bytes before expat reads on: a declaration or reference in it
+        # is never seen by the parser, nor an error of its own ("undefined entity").
+        # Expat is at the subset's `[` here; in UTF-16 no byte pattern matches.
+        if sysid or pubid or has_internal_subset and not _EMPTY_SUBSET.match(
+                self._data, self.parser.CurrentByteIndex):
             raise DTDForbidden(name, sysid, pubid)
 
 
@@ -83,7 +98,7 @@ def _parse_xml(data: bytes) -> Element:
     # forbid_dtd=True installs the doctype handler (defusedxml only hooks it then);
     # the override above lets a bare `<!DOCTYPE x>` through.
     parser = _BareDoctypeParser(target=_DepthLimited(), forbid_dtd=True, forbid_entities=True,
-                                forbid_external=True)
+                                forbid_external=True, data=data)
     parser.feed(data)
     root: Element = parser.close()
     return root
@@ -111,7 +126,7 @@ def root_tag(data: bytes, rel: str) -> str:
     the command's own process) a 64 MB export took seconds and GBs of memory outside the
     reader's limits. A DTD or entity before the root is refused as parse_defused does."""
     parser = _BareDoctypeParser(target=_FirstStart(), forbid_dtd=True,
-                                forbid_entities=True, forbid_external=True)
+                                forbid_entities=True, forbid_external=True, data=data)
     try:
         for at in range(0, len(data), 1 << 16):
             parser.feed(data[at:at + (1 << 16)])

@@ -1212,3 +1212,46 @@ def test_utf16_xml_declared_so_and_not_well_formed_keeps_the_parsers_words(
     assert error.message.startswith("is not well-formed XML (") and \
         error.message.endswith("— export the invoice again")
     assert "says encoding" not in error.message and "declaration" not in error.message
+
+
+@pytest.mark.parametrize("doctype", ["<!DOCTYPE Invoice []>", "<!DOCTYPE Invoice[ ]>",
+                                     "<!DOCTYPE Invoice [\r\n]>"])
+def test_a_doctype_with_an_empty_internal_subset_declares_nothing_and_is_read(
+        tmp_path: Path, doctype: str) -> None:
+    """`<!DOCTYPE Invoice []>` (what .NET's XmlWriter writes for an empty internal
+    subset) declares nothing and points nowhere, as a bare DOCTYPE: the invoice is read
+    under its id, by the whole read and by root_tag alike — before, hostile-xml said it
+    "declares entities or a DTD", and every such export was quarantined."""
+    data = ubl_invoice("INV-DT").replace(b"?>\n", f"?>\n{doctype}\n".encode(), 1)
+    assert read(write(tmp_path / "dt.xml", data)).invoice_ids == ("INV-DT",)
+    assert root_tag(data, "dt.xml").endswith("}Invoice")
+
+
+@pytest.mark.parametrize("subset", [
+    "<!ELEMENT Invoice ANY>",
+    '<!ATTLIST cbc:ID schemeID CDATA "0088">',  # a default would change what is read
+    '<!NOTATION n SYSTEM "x">',
+    "<!-- a comment -->",
+    "<?pi x?>",
+    "%pe;",
+    '<!ENTITY x "X">',
+])
+def test_an_internal_subset_holding_anything_is_still_hostile(tmp_path: Path,
+                                                              subset: str) -> None:
+    """Only an empty subset is let through: any declaration, reference, comment or
+    instruction in it is refused as before, by the whole read and by root_tag."""
+    data = ubl_invoice("INV-DT").replace(
+        b"?>\n", f"?>\n<!DOCTYPE Invoice [ {subset} ]>\n".encode(), 1)
+    with pytest.raises(HostileInput) as info:
+        read(write(tmp_path / "dt.xml", data))
+    assert info.value.code == "hostile-xml"
+    with pytest.raises(HostileInput):
+        root_tag(data, "dt.xml")
+
+
+def test_an_empty_internal_subset_in_utf16_is_still_refused(tmp_path: Path) -> None:
+    """In UTF-16 the subset's bytes are not looked at: refused as before (hostile-xml)."""
+    text = ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    text = text.replace("?>\n", "?>\n<!DOCTYPE Invoice []>\n", 1)
+    with pytest.raises(HostileInput):
+        read(write(tmp_path / "wide.xml", text.encode("utf-16")))
