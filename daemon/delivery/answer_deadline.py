@@ -337,7 +337,11 @@ def stale_answer(answer: httpcore.Response) -> None:
     if not isinstance(stream, _AnswerClockStream) or stream.reads:
         return  # an upgrade's stream (never asked for), or an answer read off the wire
     stream.spoiled = True
-    answer.close()  # the pool then drops the connection: its stream says it is readable
+    # Its body unread, httpcore (1.0) closes the connection here; one that kept it
+    # (idle, for the next request) would ask is_readable first, which a spoiled stream
+    # answers yes (get_extra_info): dropped all the same, never reused. That second
+    # guard stays for an httpcore that closes less: a stale answer decides no bundle.
+    answer.close()
     raise httpx.RemoteProtocolError(STALE_ANSWER)
 
 

@@ -33,6 +33,15 @@ def transport_failure(exc: httpx.TransportError | httpx.InvalidURL, proxy_at: st
     if tls is not None and (
             said := _certificate_failure(tls, exc, where, client_cert)) is not None:
         return Untrusted(scrub(said))
+    if tls is not None and tls.reason in _NOT_TLS:
+        # An https:// url at a port that answers in plain HTTP: said as "cannot reach
+        # the receiver", it sent the admin to the network, and the fix is the url.
+        return Retryable(scrub(
+            f"the receiver{where} does not speak TLS on that port ({tls.reason}): "
+            "[delivery] url says https://, and what answers there is no TLS server (most "
+            "likely plain HTTP) — check the url's port against the operator's https:// "
+            "address; write http:// only if the operator says its receiver takes plain "
+            "HTTP there (the token would then go unencrypted)"))
     if proxy_at is not None and isinstance(
             exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError):
         return _proxy_failure(exc, proxy_at, where, scrub)
@@ -171,6 +180,10 @@ _OUR_CERTIFICATE = {
     "SSLV3_ALERT_CERTIFICATE_REVOKED": "found it revoked",
 }
 _CERTIFICATE_REQUIRED = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+# OpenSSL's words for a first answer that is no TLS record (plain HTTP's "HTTP/1.1 400"):
+# WRONG_VERSION_NUMBER before 3.2, PACKET_LENGTH_TOO_LONG or RECORD_LAYER_FAILURE since.
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG",
+                      "RECORD_LAYER_FAILURE"})
 _HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"
 
 

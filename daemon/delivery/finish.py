@@ -137,7 +137,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # A correction waits for the earlier version of its invoice (versions.py);
         # `resume` also wakes it when that one's attempt ends.
         self.versions = Versions(journal)
-        self.resume: Callable[[int, float], None] | None = None
+        # The service sets it before any attempt; a Finisher without a loop (tests) has
+        # nobody to wake a row early: each comes at its own next attempt.
+        self.resume: Callable[[int, float], None] = lambda row_id, delay: None
 
     @property
     def d(self) -> Deliverer:
@@ -196,8 +198,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             self._posting.discard(row_id)
             # Whatever its outcome: the bundles waiting for this one look again now.
             for later in self.versions.attempt_ended(row_id):
-                if self.resume is not None:
-                    self.resume(later, 0.0)
+                self.resume(later, 0.0)
         if wait is None:
             self._unrecorded.discard(row_id)  # sent, quarantined or delivered: no more POST
         return wait

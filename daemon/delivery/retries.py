@@ -28,7 +28,7 @@ class Retries:
     untrusted: set[int]
     pause: DeliveryPause
     throttle: ReceiverHold
-    resume: Callable[[int, float], None] | None
+    resume: Callable[[int, float], None]
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
                      log: Any, deliverer: Deliverer | None = None,
@@ -121,15 +121,13 @@ class Retries:
             log.info("the receiver's wait is over: the bundles held back go now",
                      why=change.why, held=len(change.wake))
         for held_row, delay in change.wake:
-            if self.resume is not None:
-                self.resume(held_row, delay)
+            self.resume(held_row, delay)
 
     def _pause_ended(self, deliverer: Deliverer) -> None:
         """The receiver answered with `deliverer` and did not pause: the bundles held
         back go now."""
         for row_id, delay in self.pause.end(deliverer).items():
-            if self.resume is not None:
-                self.resume(row_id, delay)
+            self.resume(row_id, delay)
 
     def _attempt_ended(self, deliverer: Deliverer, row_id: int) -> None:
         """Whatever the outcome: a row that went first and got no answer lets the next

@@ -96,6 +96,10 @@ _RETRIES: tuple[tuple[re.Pattern[str], str], ...] = (
      "The operator's server's answer (HTTP {0}) broke off before its end, so the file is "
      "not taken as sent yet (the operator is asked again about this very file, so it is "
      "never sent twice)."),
+    # An https:// url at a port that speaks plain HTTP (failures.py): the admin's url.
+    (re.compile(r"the receiver\b.* does not speak TLS on that port"),
+     "The operator's server does not take a secure connection at the address outboxd "
+     "sends to."),
 )
 
 # A bundle held back because the receiver asked for time (throttle.py): the time it gave

@@ -1268,3 +1268,28 @@ def test_a_share_that_flaps_while_a_bundle_is_read_again_is_waited_for_not_quara
     row = p.j.get(row_id)
     assert row.state == "retrying" and "is the share mounted?" in (row.last_error or "")
     assert list(s.quarantine_dir.glob("*/*")) == []
+
+
+def test_a_journal_error_inside_a_post_is_the_journals_and_its_post_is_counted_next_time(
+        tmp_path: Path) -> None:
+    """A deliverer that meets the journal's own error in its POST (ubl-embedded records
+    each accepted document as it goes; the disk is full): the error is the journal's,
+    for the workers to retry after their short journal wait, never "unexpected error
+    while delivering" with a traceback and the bundle's retry put off by its back-off as
+    if the receiver had failed. The POST that may have reached the receiver is counted
+    with the next attempt's: 2 POSTs, attempts 2 in the journal and in receipt.json."""
+    from daemon.errors import JournalError
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(JournalError("journal write failed: database or disk is full",
+                                       reported=True),
+                          Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    with capture_logs() as lines:
+        with pytest.raises(JournalError):
+            p.finish.attempt(row)
+    assert not [e for e in lines if e["event"] == "unexpected error while delivering"]
+    assert p.j.get(row).state == "delivering"
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "sent" and p.finish.d.posts == 2 and done.attempts == 2
+    [entry] = s.sent_dir.glob("*/*")
+    assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2

@@ -393,3 +393,22 @@ class TestTls:
         said = str(info.value)
         assert f"the TLS certificate of the receiver at {SERVER_NAME}:9 is not trusted" in said
         assert "proxy" not in said and "[delivery] verify" in said
+
+
+def test_an_https_url_whose_port_speaks_plain_http_says_so_and_names_the_url(
+        tmp_path: Path) -> None:
+    """[delivery] url = https://… naming a port where the receiver speaks plain HTTP (the
+    admin wrote https:// for an http:// receiver, or the port of its plain listener): the
+    handshake fails on WRONG_VERSION_NUMBER, and was said as "cannot reach the receiver",
+    which sent the admin to the network and told clerks the operator's server does not
+    answer. The error says the receiver does not speak TLS there and that [delivery] url
+    is the fix; it is retried (nothing posted, nothing dropped)."""
+    arrived: list[Any] = []
+    with _one_answer_server(arrived.append, "never") as port:
+        with pytest.raises(Retryable) as info:
+            send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
+    said = str(info.value)
+    assert not isinstance(info.value, Untrusted)
+    assert f"the receiver at 127.0.0.1:{port} does not speak TLS" in said
+    assert "[delivery] url" in said and "cannot reach" not in said
+    assert arrived == []

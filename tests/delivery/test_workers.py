@@ -7,9 +7,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
 from structlog.testing import capture_logs
 
-from daemon.delivery.workers import ARCHIVE_WAIT, DeliveryWorkers
+from daemon.delivery.workers import ARCHIVE_WAIT, JOURNAL_RETRY, DeliveryWorkers
+from daemon.errors import JournalError, OutboxdError
 from tests.helpers import needs_proc, os_thread_name, wait_for
 
 
@@ -248,3 +250,36 @@ def test_an_attempts_error_is_said_even_when_its_bundle_cannot_be_named() -> Non
     assert scheduled == [(4, 60.0)]
     [event] = [e for e in said if e["event"] == "unexpected error while delivering"]
     assert event["row"] == 4 and event["log_level"] == "error"
+
+
+@pytest.mark.parametrize(("escapes", "delay", "said"), [
+    (JournalError("database is locked"), JOURNAL_RETRY, True),
+    (JournalError("disk I/O error", reported=True), JOURNAL_RETRY, False),
+    (OutboxdError("said plainly"), 60.0, True),
+], ids=["journal", "journal-reported", "outboxd-error"])
+def test_an_outboxd_error_of_an_attempt_is_retried_by_its_kind_and_said_once(
+        escapes: OutboxdError, delay: float, said: bool) -> None:
+    """An attempt that ends in an error of ours: a journal that cannot be written is
+    looked at again after JOURNAL_RETRY (it backs off by itself), not after retry_max
+    (an hour of a bundle stuck for a lock held a second); any other after retry_max.
+    Its line ("delivery step failed", with the row) is said once: not again where the
+    journal has said it already. The row is never dropped."""
+    scheduled: list[tuple[int, float]] = []
+
+    def attempt(row_id: int) -> float:
+        raise escapes
+
+    workers = DeliveryWorkers(attempt=attempt, schedule=lambda r, d: scheduled.append((r, d)),
+                              wake=lambda: None, stopping=lambda: False,
+                              retry_max=lambda: 60.0)
+    with capture_logs() as lines:
+        workers.start(1)
+        try:
+            workers.queue(5)
+            wait_for(lambda: scheduled, what="the attempt to end")
+        finally:
+            workers.stop(5)
+    assert scheduled == [(5, delay)]
+    failed = [e for e in lines if e["event"] == "delivery step failed"]
+    assert failed == ([{"event": "delivery step failed", "row": 5, "error": str(escapes),
+                        "log_level": "error"}] if said else [])

@@ -1046,3 +1046,22 @@ class TestTooManyAttachments:
     def test_the_default_is_1000(self, outbox: Path) -> None:
         """Without the key, 1,000 attachments are the most one bundle may have."""
         assert settings(outbox).validation.max_attachments == 1_000
+
+
+class TestSeveralFoldersNamedAsOlderVersionsDid:
+    def test_each_old_named_folder_is_told_its_own_invoice_and_new_name(
+            self, outbox: Path) -> None:
+        """Two invoices' folders both named with their C1 character, as older versions
+        named them (INV-\u00858/ and INV-\u00859/): each folder's bad-name says its own
+        invoice and the name to give it — the second folder's words never land on the
+        first's error, nor the first's fix go unsaid."""
+        write(outbox / "B-7" / "INV-\u00858" / "a.pdf", PDF)
+        write(outbox / "B-7" / "INV-\u00859" / "b.pdf", PDF)
+        b = match(outbox, "B-7.xml", batch_xml("INV-\u00858", "INV-\u00859"))
+        said = {f.file: f.message for f in b.findings if f.code == "bad-name"}
+        assert sorted(said) == ["B-7/INV-\\x858", "B-7/INV-\\x859"]
+        for n in "89":
+            message = said[f"B-7/INV-\\x85{n}"]
+            assert f"invoice INV-\\x85{n} as older versions" in message
+            assert f"rename the folder to INV-_{n}" in message
+            assert message.count("older versions") == 1

@@ -250,3 +250,21 @@ def test_a_retrying_row_without_an_error_shows_none_to_clerks(error: str | None)
     from daemon.report.clerkwords import for_clerks, paused_for_clerks
     assert paused_for_clerks(error) is None
     assert for_clerks(error) == error
+
+
+def test_an_https_url_at_a_plain_http_port_is_a_secure_connection_refused_in_clerks_words(
+        ) -> None:
+    """The admin's error for an https:// url whose port speaks plain HTTP names the host,
+    the port and OpenSSL's reason; the clerk reads that the operator's server does not
+    take a secure connection at outboxd's address, that outboxd tries again, and when to
+    tell the admin — not that the operator's server does not answer."""
+    tls = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    tls.reason = "WRONG_VERSION_NUMBER"  # what ssl sets from OpenSSL's error
+    error = httpx.ConnectError(str(tls))
+    error.__cause__ = tls
+    admin = _failure(error)
+    assert "does not speak TLS" in admin
+    assert for_clerks(admin) == (
+        "The operator's server does not take a secure connection at the address outboxd "
+        "sends to. outboxd tries again by itself and nothing is lost: nothing to do unless "
+        "this lasts for hours, then tell the admin.")
