@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.claiming.recovery import NOT_HAPPENED_GONE
+from daemon.claiming.recovery import CUT_BEFORE_MOVE, NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import JournalError, JournalLost
@@ -106,7 +106,14 @@ class Stranded:
                 # waited), or this one settling again (taken back), is the bundle's: it stays.
                 if (followed := self.live.get(key)) is not None and followed.id == row_id:
                     del self.live[key]
-                self.j.update(row_id, last_error=CUT_SHORT)
+                if moved:
+                    self.j.update(row_id, last_error=CUT_SHORT)
+                else:
+                    # Noted in the journal, not only in _unmoved: a restart before the
+                    # rescan finishes the claim knows from it that no work folder was
+                    # made (Recovery._never_made), and ends it `gone` if the clerk took
+                    # the invoice file back, whatever of the sidecar is left.
+                    self.j.transition(row_id, CLAIMING, CUT_BEFORE_MOVE, last_error=CUT_SHORT)
         return exc
 
     def cut_pending(self, key: str) -> bool:

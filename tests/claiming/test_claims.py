@@ -1323,3 +1323,72 @@ class TestAClaimCutShortBeforeItsMove:
         ended = p.j.get(row)
         assert (ended.state, ended.last_error) == ("gone", None)
         assert p.j.last_detail(row) == NOT_HAPPENED_GONE
+
+
+class TestAClaimCutShortBeforeItsMoveAcrossARestart:
+    """The note that a claim was cut short before any of its files moved outlives the
+    process: a restart before the rescan that would finish the claim knows that no work
+    folder was ever made."""
+
+    def test_its_invoice_file_taken_back_before_a_restart_ends_it_gone_not_waiting(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The clerk takes the invoice file back (its sidecar left in the outbox), and
+        outboxd restarts before the rescan: the start ends the claim `gone` ("claim did
+        not happen; the invoice file is no longer in the outbox"), the sidecar untouched.
+        The note lived in memory only: the start took the claim for a crash's, whose
+        invoice file may sit in a work folder out of sight, and it waited "is the share
+        mounted?" until the sidecar went or the invoice file came back."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.journal import Journal
+        p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+        monkeypatch.undo()
+        (s.outbox.path / "batch.xml").rename(tmp_path / "batch.xml")
+        p.j.close()
+        again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+        try:
+            assert again.finish.recover() == []
+            ended = again.j.get(row)
+            assert (ended.state, ended.last_error, ended.work_dir) == ("gone", None, None)
+            assert again.j.last_detail(row) == NOT_HAPPENED_GONE
+            assert (s.outbox.path / "batch" / "A" / "a.pdf").exists()
+            assert os.listdir(s.processing_dir) == []
+        finally:
+            again.j.close()
+
+    def test_the_note_is_of_that_claim_only_not_of_one_made_later_that_moved_files(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The claim cut short before its move is finished at the rescan (settling again),
+        and the bundle is claimed again: a stop comes after that claim moved the invoice
+        file into its work folder, which someone then moves out of the processing folder
+        by hand, the sidecar still in the outbox. The start must not read the first
+        claim's note as this one's: the claim waits for its work folder (`claiming`,
+        saying why), its bundle never called one that did not happen."""
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.journal import Journal
+        p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+        monkeypatch.undo()
+        assert p.retry_stranded() == []
+        assert p.j.get(row).state == "settling"
+        [cand] = list_outbox(s.outbox).candidates.values()
+        p.hold_claims()
+        for now in (33.0, 64.0, 95.0):
+            step(p, cand, now)
+            if p._held:
+                break
+        assert [c.row.id for c in p._held or [] if c.row is not None] == [row]
+        assert p._record_claims(p._held or []) == [row]
+        work = Path(p.j.get(row).work_dir or "")
+        work.mkdir()
+        (s.outbox.path / "batch.xml").rename(work / "batch.xml")  # then the stop
+        p.j.close()
+        work.rename(tmp_path / "moved-by-hand")
+        again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+        try:
+            assert again.finish.recover() == []
+            waiting = again.j.get(row)
+            assert waiting.state == "claiming" and waiting.work_dir == str(work)
+            assert "is the share mounted?" in (waiting.last_error or "")
+            assert (tmp_path / "moved-by-hand" / "batch.xml").exists()
+        finally:
+            again.j.close()
