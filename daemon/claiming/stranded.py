@@ -41,8 +41,9 @@ class Stranded:
     _cut: dict[str, int]
     # Those of them cut short before any of their files moved (_end_unmoved).
     _unmoved: set[int]
-    # Rows settling again beside another row of their name, whose end the journal refused
-    # (_take_back): ended at the next rescan (_end_refused_again).
+    # Rows settling again not handed back to the pipeline yet: beside another row of their
+    # name, whose end the journal refused (_take_back), or read back in vain for their
+    # hand-over (_settle_again): ended or taken back at the next rescan (_end_refused_again).
     _beside: set[int]
 
     if TYPE_CHECKING:
@@ -122,7 +123,10 @@ class Stranded:
         row_id = self._cut.get(key)
         if row_id is None:
             return False
-        if self.j.get(row_id).state == CLAIMING:
+        # Or settled again and waiting to be handed back (_settle_again) while the
+        # pipeline follows no row under its name: it stands for the bundle meanwhile.
+        if self.j.get(row_id).state == CLAIMING \
+                or (row_id in self._beside and key not in self.live):
             return True
         del self._cut[key]
         return False
@@ -225,7 +229,23 @@ class Stranded:
                               **{**fields, "last_error": None})
             return
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
-        self._take_back(self.j.get(row_id))
+        try:
+            row = self.j.get(row_id)
+        except JournalLost:
+            raise
+        except JournalError as exc:
+            # Settled, but not handed back: raised, the row was no claim to finish any
+            # more (not `claiming`) nor followed, and the next look at the invoice file
+            # gave the bundle a second row. It stands for the bundle (cut_pending) until
+            # the next rescan hands it back (_end_refused_again), said once.
+            self._cut[key] = row_id
+            self._beside.add(row_id)
+            if not exc.reported:  # the journal says its own, once
+                bundle_log(self.log, key, None, ()).error(
+                    "cannot read back a claim's row settling again; handed back to the "
+                    "pipeline at the next rescan", row=row_id, error=str(exc))
+            return
+        self._take_back(row)
 
     def _take_back(self, row: Row) -> None:
         """A row settling again after a claim that did not go through, handed back to the

@@ -1392,3 +1392,56 @@ class TestAClaimCutShortBeforeItsMoveAcrossARestart:
             assert (tmp_path / "moved-by-hand" / "batch.xml").exists()
         finally:
             again.j.close()
+
+
+class TestAClaimSettledAgainWhoseRowCannotBeReadBack:
+    """A failed claim is undone and its row written `settling`; then the read of that row,
+    for its hand-over to the pipeline, fails (the journal refusing a read). The row must
+    still be the bundle's one row: it stands for the bundle until the next rescan hands
+    it back, said once, and is the row sent."""
+
+    def test_the_row_is_handed_back_at_the_rescan_and_no_look_makes_a_second_row(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Raised, the read left the row settling, followed by nobody and no claim to
+        finish any more: the next look at the invoice file gave the bundle a second row
+        (sent), the first showing `settling` until a restart."""
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        real_transition, real_get = p.j.transition, p.j.get
+        refuse = []
+
+        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            real_transition(row_id, state, *args, **kwargs)
+            if state == "settling" and not refuse:
+                refuse.append(row_id)
+
+        def read_refused(row_id: int) -> Any:
+            if refuse == [row_id]:
+                refuse.append(-1)  # once
+                raise JournalError("cannot read the journal: disk I/O error")
+            return real_get(row_id)
+
+        monkeypatch.setattr(p.j, "transition", settled)
+        monkeypatch.setattr(p.j, "get", read_refused)
+        with capture_logs() as logs:
+            try:
+                first = step(p, cand, 0.0).claimed
+            except JournalError:
+                first = None  # as the loop's _step_failed takes it: stepped again later
+        assert first is None and len(refuse) == 2
+        assert step(p, cand, 1.0).claimed is None  # a look before the rescan
+        assert len(p.j.rows(("settling", "waiting", "held", "claiming"))) == 1
+        [row] = p.j.rows(("settling",))
+        said = [e for e in logs if e["event"].startswith("cannot read back a claim's row")]
+        assert len(said) == 1 and said[0]["row"] == row.id
+        period = s.outbox.rescan_seconds
+        with capture_logs() as logs:
+            assert p.retry_stranded() == []
+        assert p.live["INV-1.xml"].id == row.id and logs == []
+        claimed = step(p, cand, period + 1).claimed
+        assert claimed == row.id and p.finish.attempt(row.id) is None
+        assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
+        assert p.j.rows(("settling", "gone")) == []
