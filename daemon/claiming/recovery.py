@@ -189,6 +189,11 @@ class Recovery(Rereading):
                         # `quarantining` written, its papers' failure not): the workers
                         # finish it; left, it waited for a restart (queue() takes it once).
                         due.append(row_id)
+                    elif row.state == "settling":
+                        # Settled again at an earlier rescan whose read of it, for its
+                        # hand-over, the journal refused (below): handed back now. Left,
+                        # it stood for no bundle, followed by nobody, until a restart.
+                        settling.append(row)
                     continue
                 log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
                 if self._finish_or_wait(row, log):
@@ -203,6 +208,11 @@ class Recovery(Rereading):
                 # and the other claims tried; raised, it ended the rescan's turn.
                 self._unfinished.add(row_id)
         return due, settling
+
+    def to_finish(self, row_id: int) -> bool:
+        """Whether finish_claims_again still has the row `row_id`: a claim to finish, or
+        one settled again that it hands back to the pipeline at the next rescan."""
+        return row_id in self._unfinished
 
     def finish_later(self, row_id: int) -> None:
         """The `claiming` row `row_id`, a claim an error cut short at run time, finished

@@ -123,10 +123,11 @@ class Stranded:
         row_id = self._cut.get(key)
         if row_id is None:
             return False
-        # Or settled again and waiting to be handed back (_settle_again) while the
+        # Or settled again and waiting to be handed back at the next rescan (its read for
+        # the hand-over refused: _settle_again, Recovery.finish_claims_again) while the
         # pipeline follows no row under its name: it stands for the bundle meanwhile.
-        if self.j.get(row_id).state == CLAIMING \
-                or (row_id in self._beside and key not in self.live):
+        if self.j.get(row_id).state == CLAIMING or (key not in self.live and (
+                row_id in self._beside or self.finish.to_finish(row_id))):
             return True
         del self._cut[key]
         return False

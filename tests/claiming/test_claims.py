@@ -1445,3 +1445,42 @@ class TestAClaimSettledAgainWhoseRowCannotBeReadBack:
         assert claimed == row.id and p.finish.attempt(row.id) is None
         assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
         assert p.j.rows(("settling", "gone")) == []
+
+    def test_a_claim_cut_short_settled_at_a_rescan_whose_read_fails_is_handed_back_later(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim cut short before its move is finished at the rescan (its row written
+        `settling`), but the read of that row for its hand-over fails. The next rescan
+        hands it back; meanwhile it stands for the bundle, and it is the row sent.
+        Kept only as a claim to finish, it was dropped at the next rescan as no longer
+        `claiming`: followed by nobody, shown `settling` until a restart, while a look at
+        the invoice file gave the bundle a second row."""
+        from daemon.errors import JournalError
+        p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+        monkeypatch.undo()
+        real_transition, real_get = p.j.transition, p.j.get
+        refuse: list[int] = []
+
+        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            real_transition(row_id, state, *args, **kwargs)
+            if state == "settling" and not refuse:
+                refuse.append(row_id)
+
+        def read_refused(row_id: int) -> Any:
+            if refuse == [row_id]:
+                refuse.append(-1)  # once
+                raise JournalError("cannot read the journal: disk I/O error")
+            return real_get(row_id)
+
+        monkeypatch.setattr(p.j, "transition", settled)
+        monkeypatch.setattr(p.j, "get", read_refused)
+        assert p.retry_stranded() == []
+        assert len(refuse) == 2 and p.j.get(row).state == "settling"
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 33.0).claimed is None  # a look before the next rescan
+        assert [r.id for r in p.j.rows(("settling", "waiting", "held", "claiming"))] == [row]
+        assert p.retry_stranded() == []
+        assert p.live["batch.xml"].id == row
+        from claimed import run_once
+        sent = [r for now in (64.0, 95.0, 126.0) for r in run_once(p, now)]
+        assert sent == [row] and p.j.get(row).state == "sent"
+        assert len(folders(s.sent_dir)) == 1 and p.j.rows(("settling", "gone")) == []
