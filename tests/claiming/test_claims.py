@@ -1484,3 +1484,57 @@ class TestAClaimSettledAgainWhoseRowCannotBeReadBack:
         sent = [r for now in (64.0, 95.0, 126.0) for r in run_once(p, now)]
         assert sent == [row] and p.j.get(row).state == "sent"
         assert len(folders(s.sent_dir)) == 1 and p.j.rows(("settling", "gone")) == []
+
+
+class TestAClaimCutShortWhereItsWorkFolderCouldNotBeMade:
+    """One full disk under the outbox and the state folder: the work folder cannot be
+    made (nothing leaves the outbox), and the journal refuses the record of that failed
+    claim's undo. The claim is cut short before its move, and known so: the clerk who
+    takes the invoice file back, leaving its attachments' folder, has the claim end
+    `gone` at the next rescan, or at a start if outboxd stopped first."""
+
+    @pytest.mark.parametrize("then", ["rescan", "restart"])
+    def test_its_invoice_file_taken_back_ends_it_gone_not_waiting_for_a_work_folder(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
+        """It was cut short as a claim that may have moved files: it waited, retrying
+        with "the work folder is not there … (is the share mounted?)", until the sidecar
+        went or the invoice file came back."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.errors import JournalError
+        from daemon.journal import Journal
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        with pytest.raises(JournalError):
+            step(p, cand, 0.0)
+        monkeypatch.undo()
+        [row] = p.j.rows(("claiming",))
+        (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")  # the clerk's
+        if then == "rescan":
+            assert p.retry_stranded() == []
+            j = p.j
+        else:
+            p.j.close()
+            j = Journal(s.journal_path)
+            again = Pipeline(s, j, DirectoryDeliverer(tmp_path / "target"))
+            assert again.finish.recover() == []
+        try:
+            ended = j.get(row.id)
+            assert (ended.state, ended.last_error, ended.work_dir) == ("gone", None, None)
+            assert j.last_detail(row.id) == NOT_HAPPENED_GONE
+            assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+            assert os.listdir(s.processing_dir) == []
+        finally:
+            j.close()
