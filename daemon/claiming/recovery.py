@@ -190,9 +190,9 @@ class Recovery(Rereading):
                         # finish it; left, it waited for a restart (queue() takes it once).
                         due.append(row_id)
                     elif row.state == "settling":
-                        # Settled again at an earlier rescan whose read of it, for its
-                        # hand-over, the journal refused (below): handed back now. Left,
-                        # it stood for no bundle, followed by nobody, until a restart.
+                        # Settled again, but the read of it for its hand-over was refused
+                        # (below, or stranded._settle_again): handed back now. Left, it
+                        # stood for no bundle, followed by nobody, until a restart.
                         settling.append(row)
                     continue
                 log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
@@ -216,7 +216,9 @@ class Recovery(Rereading):
 
     def finish_later(self, row_id: int) -> None:
         """The `claiming` row `row_id`, a claim an error cut short at run time, finished
-        as one a crash cut short, from the next rescan on (finish_claims_again)."""
+        as one a crash cut short, from the next rescan on (finish_claims_again); or a row
+        an undone claim settled again whose read for its hand-over was refused, handed
+        back to the pipeline at the next rescan."""
         self._unfinished.add(row_id)
 
     def _finish_claim(self, row: Row) -> bool:

@@ -41,9 +41,8 @@ class Stranded:
     _cut: dict[str, int]
     # Those of them cut short before any of their files moved (_end_unmoved).
     _unmoved: set[int]
-    # Rows settling again not handed back to the pipeline yet: beside another row of their
-    # name, whose end the journal refused (_take_back), or read back in vain for their
-    # hand-over (_settle_again): ended or taken back at the next rescan (_end_refused_again).
+    # Rows settling again beside another row of their name, whose end the journal refused
+    # (_take_back): ended at the next rescan (_end_refused_again).
     _beside: set[int]
 
     if TYPE_CHECKING:
@@ -126,8 +125,8 @@ class Stranded:
         # Or settled again and waiting to be handed back at the next rescan (its read for
         # the hand-over refused: _settle_again, Recovery.finish_claims_again) while the
         # pipeline follows no row under its name: it stands for the bundle meanwhile.
-        if self.j.get(row_id).state == CLAIMING or (key not in self.live and (
-                row_id in self._beside or self.finish.to_finish(row_id))):
+        if self.j.get(row_id).state == CLAIMING \
+                or (key not in self.live and self.finish.to_finish(row_id)):
             return True
         del self._cut[key]
         return False
@@ -238,9 +237,9 @@ class Stranded:
             # Settled, but not handed back: raised, the row was no claim to finish any
             # more (not `claiming`) nor followed, and the next look at the invoice file
             # gave the bundle a second row. It stands for the bundle (cut_pending) until
-            # the next rescan hands it back (_end_refused_again), said once.
+            # the next rescan hands it back (finish_claims_again), said once.
             self._cut[key] = row_id
-            self._beside.add(row_id)
+            self.finish.finish_later(row_id)
             if not exc.reported:  # the journal says its own, once
                 bundle_log(self.log, key, None, ()).error(
                     "cannot read back a claim's row settling again; handed back to the "
