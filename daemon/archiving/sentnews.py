@@ -234,14 +234,20 @@ class SentNews:
                 if Path(d).parent == folder}
 
     def _changed_again(self, day: str, names: set[str], known: set[str]) -> None:
-        """Entries whose receipt could not be used: forgotten once gone from the listing,
-        read again (taken out of `known`) once their receipt.json changed. An lstat each."""
+        """Entries whose receipt could not be used: read again (taken out of `known`) once
+        their receipt.json changed, an lstat each, or once they are listed again after they
+        left the listing. What was said of one is kept meanwhile (until its day leaves the
+        window), so that a share whose listing flickers has it said once, not at each
+        return — forgotten, it was read as new and said again, look after look. One passed
+        over without a word (_not_there's first time) is forgotten: at its return it is
+        the first time again."""
         assert self.sent_dir is not None
         unusable = self._unusable.get(day, {})
         for name in list(unusable):
             if name not in names:
-                del unusable[name]
                 known.discard(name)  # read if it is listed again
+                if not unusable[name][1]:
+                    del unusable[name]
             elif _receipt_seen(self.sent_dir / day / name) != unusable[name][0]:
                 known.discard(name)
 

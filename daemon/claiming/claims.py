@@ -125,13 +125,7 @@ class Claims(Undoing):
                 raise OSError(away)
         except OSError as exc:
             for c, row_id in zip(claims, row_ids, strict=True):
-                try:
-                    back: Next | Exception = self._claim_failed(c, row_id, exc, now,
-                                                                moved=False)
-                except Exception as undo:  # noqa: BLE001 - its row's write refused, say
-                    # Raised, it ended the batch: its rows and the rest left `claiming`.
-                    back = self._cut_short(c.cand.invoice.name, row_id, undo, moved=False)
-                yield c.cand.invoice.name, back
+                yield c.cand.invoice.name, self._failed_unmoved(c, row_id, exc, now)
             return
         moved: list[tuple[Claim, int, Candidate]] = []
         # Each work folder claimed stays held until it is synced through its descriptor:
@@ -252,10 +246,10 @@ class Claims(Undoing):
         return [made[i] if c.row is None else c.row.id for i, c in enumerate(claims)]
 
     def _move(self, c: Claim, row_id: int, now: float, held: list[tuple[Path, int]]
-              ) -> Next | Candidate:
+              ) -> Next | Candidate | Exception:
         """The renames of one claim (its syncs follow for all together: its work folder
         is added to `held`); the bundle as it lies in its work folder, or what to do when
-        the move failed."""
+        the move failed (an error: the claim cut short before its move)."""
         cand, key = c.cand, c.cand.invoice.name
         assert c.known.bundle is not None
         self.live.pop(key, None)
@@ -268,16 +262,16 @@ class Claims(Undoing):
                 # Its invoice file vanished because the share did (a lazy unmount leaves
                 # the empty mount point, where the work folder was just made): nothing
                 # moved; claimed again once the outbox is back, not called another's.
-                return self._claim_failed(c, row_id, OSError(
+                return self._failed_unmoved(c, row_id, OSError(
                     errno.ENOENT, "the outbox went away while its invoice file was being "
-                    "claimed — is the share mounted?"), now, moved=False)
+                    "claimed — is the share mounted?"), now)
             self.forget(key)
             self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,
                               work_dir=None)
             log.info("bundle taken by another daemon")
             return IDLE
         except NothingClaimed as exc:  # nothing left the outbox: nothing to put back
-            return self._claim_failed(c, row_id, exc.cause, now, moved=False)
+            return self._failed_unmoved(c, row_id, exc.cause, now)
         except OSError as exc:
             return self._claim_failed(c, row_id, exc, now)
         if c.known.claim_failure is not None:
@@ -285,6 +279,20 @@ class Claims(Undoing):
                      error=c.known.claim_failure[1])
             c.known.claim_failure = None
         return moved
+
+    def _failed_unmoved(self, c: Claim, row_id: int, exc: OSError, now: float
+                        ) -> Next | Exception:
+        """_claim_failed of a claim that failed before any of its files moved; or, its
+        undo raising (the journal refusing its record: one full disk, where the work
+        folder could not be made either), the claim cut short as one before its move,
+        the error returned for the loop to say. Raised, it was cut short as one that may
+        have moved files: finished so, it waited for a work folder never made ("is the
+        share mounted?") once the clerk took the invoice file back, and a batch's ended
+        the batch, its other rows left `claiming`."""
+        try:
+            return self._claim_failed(c, row_id, exc, now, moved=False)
+        except Exception as undo:  # noqa: BLE001 - its row's write refused, say
+            return self._cut_short(c.cand.invoice.name, row_id, undo, moved=False)
 
     def _share_went_away(self, row_id: int) -> bool:
         """The processing folder is no longer the one this claim was recorded in (its

@@ -58,6 +58,12 @@ PAUSED = "paused: configuration problem"
 # The detail of a claim that did not happen, whose invoice file is not in the outbox.
 NOT_HAPPENED_GONE = "claim did not happen; the invoice file is no longer in the outbox"
 
+# The detail of the transition (claiming to claiming) that notes, durably, a claim cut
+# short before any of its files moved (stranded.Stranded._cut_short): the latest of its
+# row's, it is of that very claim (a claim made since writes one after it). _never_made
+# reads it at a start.
+CUT_BEFORE_MOVE = "claim cut short before any of its files moved"
+
 # The start time systemd is asked to add for each interrupted claim read again before
 # READY (sd_notify EXTEND_TIMEOUT_USEC): far above what one bundle's read takes.
 RECOVERY_READ_USEC = 60_000_000
@@ -183,6 +189,11 @@ class Recovery(Rereading):
                         # `quarantining` written, its papers' failure not): the workers
                         # finish it; left, it waited for a restart (queue() takes it once).
                         due.append(row_id)
+                    elif row.state == "settling":
+                        # Settled again, but the read of it for its hand-over was refused
+                        # (below, or stranded._settle_again): handed back now. Left, it
+                        # stood for no bundle, followed by nobody, until a restart.
+                        settling.append(row)
                     continue
                 log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
                 if self._finish_or_wait(row, log):
@@ -198,9 +209,16 @@ class Recovery(Rereading):
                 self._unfinished.add(row_id)
         return due, settling
 
+    def to_finish(self, row_id: int) -> bool:
+        """Whether finish_claims_again still has the row `row_id`: a claim to finish, or
+        one settled again that it hands back to the pipeline at the next rescan."""
+        return row_id in self._unfinished
+
     def finish_later(self, row_id: int) -> None:
         """The `claiming` row `row_id`, a claim an error cut short at run time, finished
-        as one a crash cut short, from the next rescan on (finish_claims_again)."""
+        as one a crash cut short, from the next rescan on (finish_claims_again); or a row
+        an undone claim settled again whose read for its hand-over was refused, handed
+        back to the pipeline at the next rescan."""
         self._unfinished.add(row_id)
 
     def _finish_claim(self, row: Row) -> bool:
@@ -271,13 +289,18 @@ class Recovery(Rereading):
         mounted, and the processing folder a start makes there, or made there at an
         earlier start, is another), and nothing of the bundle is left in the outbox (a
         sidecar still there: the claim may have moved the invoice file before its folder
-        went out of sight). The mark is of the processing folder reached from the outbox,
-        never through a link, and the work folder looked for again in that very folder:
-        one moved aside, then put back as a link to it after the look for the work folder,
-        was taken for the folder claimed in, holding no work folder."""
+        went out of sight) — or the claim is noted as cut short before any file moved
+        (CUT_BEFORE_MOVE), and its sidecar is what a clerk who took the invoice file back
+        left: that note lived in memory only, and the start waited for a work folder never
+        made, saying "is the share mounted?" until the sidecar went. The mark is of the
+        processing folder reached from the outbox, never through a link, and the work
+        folder looked for again in that very folder: one moved aside, then put back as a
+        link to it after the look for the work folder, was taken for the folder claimed
+        in, holding no work folder."""
         return (row.claimed_in is not None and os.path.isdir(self.s.outbox.path)
                 and folder_mark(work.parent, self.s.outbox.path, work.name) == row.claimed_in
-                and not os.path.lexists(cand.sidecar))
+                and (not os.path.lexists(cand.sidecar)
+                     or self.j.last_detail(row.id) == CUT_BEFORE_MOVE))
 
     def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
         """The check after a claim (claims.py), which the crash came before: the bundle

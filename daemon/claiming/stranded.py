@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon.claiming.recovery import NOT_HAPPENED_GONE
+from daemon.claiming.recovery import CUT_BEFORE_MOVE, NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import JournalError, JournalLost
@@ -106,7 +106,14 @@ class Stranded:
                 # waited), or this one settling again (taken back), is the bundle's: it stays.
                 if (followed := self.live.get(key)) is not None and followed.id == row_id:
                     del self.live[key]
-                self.j.update(row_id, last_error=CUT_SHORT)
+                if moved:
+                    self.j.update(row_id, last_error=CUT_SHORT)
+                else:
+                    # Noted in the journal, not only in _unmoved: a restart before the
+                    # rescan finishes the claim knows from it that no work folder was
+                    # made (Recovery._never_made), and ends it `gone` if the clerk took
+                    # the invoice file back, whatever of the sidecar is left.
+                    self.j.transition(row_id, CLAIMING, CUT_BEFORE_MOVE, last_error=CUT_SHORT)
         return exc
 
     def cut_pending(self, key: str) -> bool:
@@ -115,7 +122,11 @@ class Stranded:
         row_id = self._cut.get(key)
         if row_id is None:
             return False
-        if self.j.get(row_id).state == CLAIMING:
+        # Or settled again and waiting to be handed back at the next rescan (its read for
+        # the hand-over refused: _settle_again, Recovery.finish_claims_again) while the
+        # pipeline follows no row under its name: it stands for the bundle meanwhile.
+        if self.j.get(row_id).state == CLAIMING \
+                or (key not in self.live and self.finish.to_finish(row_id)):
             return True
         del self._cut[key]
         return False
@@ -218,7 +229,23 @@ class Stranded:
                               **{**fields, "last_error": None})
             return
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
-        self._take_back(self.j.get(row_id))
+        try:
+            row = self.j.get(row_id)
+        except JournalLost:
+            raise
+        except JournalError as exc:
+            # Settled, but not handed back: raised, the row was no claim to finish any
+            # more (not `claiming`) nor followed, and the next look at the invoice file
+            # gave the bundle a second row. It stands for the bundle (cut_pending) until
+            # the next rescan hands it back (finish_claims_again), said once.
+            self._cut[key] = row_id
+            self.finish.finish_later(row_id)
+            if not exc.reported:  # the journal says its own, once
+                bundle_log(self.log, key, None, ()).error(
+                    "cannot read back a claim's row settling again; handed back to the "
+                    "pipeline at the next rescan", row=row_id, error=str(exc))
+            return
+        self._take_back(row)
 
     def _take_back(self, row: Row) -> None:
         """A row settling again after a claim that did not go through, handed back to the

@@ -661,3 +661,75 @@ def test_an_entry_gone_from_the_listing_after_it_was_passed_over_is_forgotten_qu
         assert news.look(j, sent) == 1 and j.was_sent("cd" * 32)
     finally:
         j.close()
+
+
+def test_an_unusable_entry_that_flickers_out_of_the_listing_is_said_once_and_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flickering share: another daemon's entry whose receipt.json is cut short drops
+    out of sent/'s listing at every other look and comes back. It is said once, not at
+    each return (an admin's log filled with the same warning, look after look); it is
+    still read at each return, so the receipt its host writes anew is learned."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    name = "INV-1--abababababab"
+    entry = receipt(sent / day(0) / name, BID)
+    good = (entry / "receipt.json").read_bytes()
+    _cut_short(entry / "receipt.json")
+    opened: list[str] = []
+    real_held = sentnews._held_entry
+
+    def counted(day_folder: Path, entry_name: str) -> int:
+        opened.append(entry_name)
+        return real_held(day_folder, entry_name)
+
+    monkeypatch.setattr(sentnews, "_held_entry", counted)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = sentnews.SentNews()
+        real_names = news._names
+        shown = [True]  # listed at this look?
+        monkeypatch.setattr(news, "_names", lambda d: (real_names(d) or set()) - (
+            set() if d != day(0) or shown[0] else {name}))
+        with capture_logs() as logged:
+            for look in range(6):
+                shown[0] = look % 2 == 0
+                assert news.look(j, sent) == 0
+        assert opened.count(name) == 3  # at each return
+        [warning] = [e for e in logged if e["log_level"] == "warning"]
+        assert warning["folder"] == str(entry) and "receipt.json" in warning["error"]
+        assert not j.was_sent(BID)
+        (entry / "receipt.json").write_bytes(good)  # its host, started again, writes it anew
+        shown[0] = True
+        with capture_logs() as logged:
+            assert news.look(j, sent) == 1
+        assert j.was_sent(BID) and not [e for e in logged if e["log_level"] == "warning"]
+    finally:
+        j.close()
+
+
+def test_an_entry_said_not_there_that_flickers_out_of_the_listing_is_said_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale listing shows an entry that cannot be opened (said once, at the second
+    look), then the entry drops out of the listing and comes back, again and again: it
+    is opened at each return, and not said again."""
+    import daemon.archiving.sentnews as sentnews
+    sent = tmp_path / "sent"
+    (sent / day(0)).mkdir(parents=True)
+    ghost = "INV-2--cdcdcdcdcdcd"
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = sentnews.SentNews()
+        real_names = news._names
+        shown = [True]
+        monkeypatch.setattr(news, "_names", lambda d: (real_names(d) or set()) | (
+            {ghost} if d == day(0) and shown[0] else set()))
+        with capture_logs() as logged:
+            for look in range(8):
+                shown[0] = look % 3 != 2  # two looks listed, one not
+                assert news.look(j, sent) == 0
+        warnings = [e for e in logged if e["log_level"] == "warning"]
+        assert len(warnings) == 1 and "listed but cannot be opened" in warnings[0]["event"]
+    finally:
+        j.close()

@@ -1323,3 +1323,218 @@ class TestAClaimCutShortBeforeItsMove:
         ended = p.j.get(row)
         assert (ended.state, ended.last_error) == ("gone", None)
         assert p.j.last_detail(row) == NOT_HAPPENED_GONE
+
+
+class TestAClaimCutShortBeforeItsMoveAcrossARestart:
+    """The note that a claim was cut short before any of its files moved outlives the
+    process: a restart before the rescan that would finish the claim knows that no work
+    folder was ever made."""
+
+    def test_its_invoice_file_taken_back_before_a_restart_ends_it_gone_not_waiting(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The clerk takes the invoice file back (its sidecar left in the outbox), and
+        outboxd restarts before the rescan: the start ends the claim `gone` ("claim did
+        not happen; the invoice file is no longer in the outbox"), the sidecar untouched.
+        The note lived in memory only: the start took the claim for a crash's, whose
+        invoice file may sit in a work folder out of sight, and it waited "is the share
+        mounted?" until the sidecar went or the invoice file came back."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.journal import Journal
+        p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+        monkeypatch.undo()
+        (s.outbox.path / "batch.xml").rename(tmp_path / "batch.xml")
+        p.j.close()
+        again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+        try:
+            assert again.finish.recover() == []
+            ended = again.j.get(row)
+            assert (ended.state, ended.last_error, ended.work_dir) == ("gone", None, None)
+            assert again.j.last_detail(row) == NOT_HAPPENED_GONE
+            assert (s.outbox.path / "batch" / "A" / "a.pdf").exists()
+            assert os.listdir(s.processing_dir) == []
+        finally:
+            again.j.close()
+
+    def test_the_note_is_of_that_claim_only_not_of_one_made_later_that_moved_files(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The claim cut short before its move is finished at the rescan (settling again),
+        and the bundle is claimed again: a stop comes after that claim moved the invoice
+        file into its work folder, which someone then moves out of the processing folder
+        by hand, the sidecar still in the outbox. The start must not read the first
+        claim's note as this one's: the claim waits for its work folder (`claiming`,
+        saying why), its bundle never called one that did not happen."""
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.journal import Journal
+        p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+        monkeypatch.undo()
+        assert p.retry_stranded() == []
+        assert p.j.get(row).state == "settling"
+        [cand] = list_outbox(s.outbox).candidates.values()
+        p.hold_claims()
+        for now in (33.0, 64.0, 95.0):
+            step(p, cand, now)
+            if p._held:
+                break
+        assert [c.row.id for c in p._held or [] if c.row is not None] == [row]
+        assert p._record_claims(p._held or []) == [row]
+        work = Path(p.j.get(row).work_dir or "")
+        work.mkdir()
+        (s.outbox.path / "batch.xml").rename(work / "batch.xml")  # then the stop
+        p.j.close()
+        work.rename(tmp_path / "moved-by-hand")
+        again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+        try:
+            assert again.finish.recover() == []
+            waiting = again.j.get(row)
+            assert waiting.state == "claiming" and waiting.work_dir == str(work)
+            assert "is the share mounted?" in (waiting.last_error or "")
+            assert (tmp_path / "moved-by-hand" / "batch.xml").exists()
+        finally:
+            again.j.close()
+
+
+class TestAClaimSettledAgainWhoseRowCannotBeReadBack:
+    """A failed claim is undone and its row written `settling`; then the read of that row,
+    for its hand-over to the pipeline, fails (the journal refusing a read). The row must
+    still be the bundle's one row: it stands for the bundle until the next rescan hands
+    it back, said once, and is the row sent."""
+
+    def test_the_row_is_handed_back_at_the_rescan_and_no_look_makes_a_second_row(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Raised, the read left the row settling, followed by nobody and no claim to
+        finish any more: the next look at the invoice file gave the bundle a second row
+        (sent), the first showing `settling` until a restart."""
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        real_transition, real_get = p.j.transition, p.j.get
+        refuse = []
+
+        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            real_transition(row_id, state, *args, **kwargs)
+            if state == "settling" and not refuse:
+                refuse.append(row_id)
+
+        def read_refused(row_id: int) -> Any:
+            if refuse == [row_id]:
+                refuse.append(-1)  # once
+                raise JournalError("cannot read the journal: disk I/O error")
+            return real_get(row_id)
+
+        monkeypatch.setattr(p.j, "transition", settled)
+        monkeypatch.setattr(p.j, "get", read_refused)
+        with capture_logs() as logs:
+            try:
+                first = step(p, cand, 0.0).claimed
+            except JournalError:
+                first = None  # as the loop's _step_failed takes it: stepped again later
+        assert first is None and len(refuse) == 2
+        assert step(p, cand, 1.0).claimed is None  # a look before the rescan
+        assert len(p.j.rows(("settling", "waiting", "held", "claiming"))) == 1
+        [row] = p.j.rows(("settling",))
+        said = [e for e in logs if e["event"].startswith("cannot read back a claim's row")]
+        assert len(said) == 1 and said[0]["row"] == row.id
+        period = s.outbox.rescan_seconds
+        with capture_logs() as logs:
+            assert p.retry_stranded() == []
+        assert p.live["INV-1.xml"].id == row.id and logs == []
+        claimed = step(p, cand, period + 1).claimed
+        assert claimed == row.id and p.finish.attempt(row.id) is None
+        assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
+        assert p.j.rows(("settling", "gone")) == []
+
+    def test_a_claim_cut_short_settled_at_a_rescan_whose_read_fails_is_handed_back_later(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim cut short before its move is finished at the rescan (its row written
+        `settling`), but the read of that row for its hand-over fails. The next rescan
+        hands it back; meanwhile it stands for the bundle, and it is the row sent.
+        Kept only as a claim to finish, it was dropped at the next rescan as no longer
+        `claiming`: followed by nobody, shown `settling` until a restart, while a look at
+        the invoice file gave the bundle a second row."""
+        from daemon.errors import JournalError
+        p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+        monkeypatch.undo()
+        real_transition, real_get = p.j.transition, p.j.get
+        refuse: list[int] = []
+
+        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            real_transition(row_id, state, *args, **kwargs)
+            if state == "settling" and not refuse:
+                refuse.append(row_id)
+
+        def read_refused(row_id: int) -> Any:
+            if refuse == [row_id]:
+                refuse.append(-1)  # once
+                raise JournalError("cannot read the journal: disk I/O error")
+            return real_get(row_id)
+
+        monkeypatch.setattr(p.j, "transition", settled)
+        monkeypatch.setattr(p.j, "get", read_refused)
+        assert p.retry_stranded() == []
+        assert len(refuse) == 2 and p.j.get(row).state == "settling"
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 33.0).claimed is None  # a look before the next rescan
+        assert [r.id for r in p.j.rows(("settling", "waiting", "held", "claiming"))] == [row]
+        assert p.retry_stranded() == []
+        assert p.live["batch.xml"].id == row
+        from claimed import run_once
+        sent = [r for now in (64.0, 95.0, 126.0) for r in run_once(p, now)]
+        assert sent == [row] and p.j.get(row).state == "sent"
+        assert len(folders(s.sent_dir)) == 1 and p.j.rows(("settling", "gone")) == []
+
+
+class TestAClaimCutShortWhereItsWorkFolderCouldNotBeMade:
+    """One full disk under the outbox and the state folder: the work folder cannot be
+    made (nothing leaves the outbox), and the journal refuses the record of that failed
+    claim's undo. The claim is cut short before its move, and known so: the clerk who
+    takes the invoice file back, leaving its attachments' folder, has the claim end
+    `gone` at the next rescan, or at a start if outboxd stopped first."""
+
+    @pytest.mark.parametrize("then", ["rescan", "restart"])
+    def test_its_invoice_file_taken_back_ends_it_gone_not_waiting_for_a_work_folder(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str) -> None:
+        """It was cut short as a claim that may have moved files: it waited, retrying
+        with "the work folder is not there … (is the share mounted?)", until the sidecar
+        went or the invoice file came back."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.errors import JournalError
+        from daemon.journal import Journal
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        real_transition = p.j.transition
+        refused = [1]
+
+        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            if state == "settling" and refused:
+                refused.pop()
+                raise JournalError("cannot write the journal: disk full")
+            return real_transition(row_id, state, *args, **kwargs)
+
+        monkeypatch.setattr(p.j, "transition", full_once)
+        with pytest.raises(JournalError):
+            step(p, cand, 0.0)
+        monkeypatch.undo()
+        [row] = p.j.rows(("claiming",))
+        (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")  # the clerk's
+        if then == "rescan":
+            assert p.retry_stranded() == []
+            j = p.j
+        else:
+            p.j.close()
+            j = Journal(s.journal_path)
+            again = Pipeline(s, j, DirectoryDeliverer(tmp_path / "target"))
+            assert again.finish.recover() == []
+        try:
+            ended = j.get(row.id)
+            assert (ended.state, ended.last_error, ended.work_dir) == ("gone", None, None)
+            assert j.last_detail(row.id) == NOT_HAPPENED_GONE
+            assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+            assert os.listdir(s.processing_dir) == []
+        finally:
+            j.close()

@@ -197,3 +197,84 @@ def test_kill_between_the_invoice_files_claim_and_its_sidecars_sends_it_once_wit
         assert (archived / "INV-7003" / name).read_bytes() == data
     assert not (env.outbox / "INV-7003").exists() and not (env.outbox / "INV-7003.xml").exists()
     assert list(env.processing.iterdir()) == []
+
+
+# The daemon run as `outboxd run` is, but with a claim cut short before any of its files
+# moved, as one full disk under the outbox and the state folder does it: the batch's
+# check finds the processing folder off its mount (once), and the journal refuses to
+# record the claim's undo (once) — raised, the claim is left `claiming`.
+_CUT_BEFORE_MOVE = """
+import sys
+from daemon.errors import JournalError
+from daemon.journal import Journal
+from daemon.watching.foldermounts import FolderMounts
+armed = []
+real_away, real_transition = FolderMounts.away, Journal.transition
+def away(self, folder):
+    if not armed and folder.name == "processing":
+        armed.append(1)
+        return "[paths] processing is not on the file system it was on (test)"
+    return real_away(self, folder)
+def transition(self, row_id, state, *args, **kwargs):
+    if state == "settling" and armed == [1]:
+        armed.append(2)
+        raise JournalError("cannot write the journal: disk full (test)")
+    return real_transition(self, row_id, state, *args, **kwargs)
+FolderMounts.away, Journal.transition = away, transition
+from daemon.entry import main
+sys.exit(main(["run", "-c", sys.argv[1]]))
+"""
+
+
+def _row_of(env: Env, invoice_file: str) -> tuple[str, str | None, str | None]:
+    """The state, last_error and latest transition's detail of the file's one row."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        state, error, row = db.execute("SELECT state, last_error, id FROM bundles WHERE "
+                                       "invoice_file = ?", (invoice_file,)).fetchone()
+        [detail] = db.execute("SELECT detail FROM transitions WHERE bundle_row = ? ORDER BY "
+                              "id DESC LIMIT 1", (row,)).fetchone()
+        return state, error, detail
+    finally:
+        db.close()
+
+
+@pytest.mark.usefixtures("lean")
+def test_a_claim_cut_short_before_its_move_then_taken_back_ends_gone_after_a_restart(
+        env: Env, receiver, start_daemon) -> None:
+    """A claim cut short before any of its files moved (its row `claiming`, the bundle
+    still in the outbox), then SIGKILL before the rescan that would finish it; while
+    outboxd is down the clerk takes the invoice file back, leaving its attachments'
+    folder. The restarted daemon ends the row `gone` — the claim did not happen, the
+    invoice file is no longer in the outbox — and touches nothing of the clerk's. What
+    the row knew lived in the process only: the start took the claim for a crash's whose
+    invoice file may be in a work folder out of sight, and the row waited, retrying with
+    "is the share mounted?", until the sidecar went or the invoice file came back."""
+    from conftest import Proc
+
+    from daemon.claiming.recovery import NOT_HAPPENED_GONE
+    env.write_config(receiver.url, outbox={"rescan_seconds": 3600})
+    cut = Proc([sys.executable, "-c", _CUT_BEFORE_MOVE, str(env.config)],
+               env.root / "cut.log", env.root / "cut.out")
+    try:
+        wait_for(lambda: "outboxd running" in cut.stderr() or cut.popen.poll() is not None,
+                 timeout=60, what="the daemon to start")
+        drop_bundle(env.outbox, "INV-7004", {"a.pdf": pdf_bytes()})
+        wait_for(lambda: journal_states(env).get("INV-7004.xml") == "claiming"
+                 and "disk full (test)" in cut.stderr(), what="the claim cut short")
+        wait_for(lambda: "finished at the next rescan" in (_row_of(env, "INV-7004.xml")[1]
+                                                           or ""), what="its row saying so")
+    finally:
+        assert cut.stop(signal.SIGKILL) == -signal.SIGKILL, cut.stderr()
+    assert list(env.processing.iterdir()) == []  # nothing moved
+    (env.outbox / "INV-7004.xml").rename(env.root / "INV-7004.xml")  # the clerk's
+    before = _row_of(env, "INV-7004.xml")
+
+    daemon = start_daemon()  # recovery is done before it says it runs
+    state, error, detail = wait_for(lambda: (row := _row_of(env, "INV-7004.xml")) != before
+                                    and row, what="the start to finish the claim")
+    assert (state, error, detail) == ("gone", None, NOT_HAPPENED_GONE), daemon.stderr()
+    assert "is the share mounted?" not in daemon.stderr()
+    assert sorted(p.name for p in (env.outbox / "INV-7004").iterdir()) == ["a.pdf"]
+    assert receiver.requests() == [] and list(env.processing.iterdir()) == []
