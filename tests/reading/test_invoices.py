@@ -17,10 +17,9 @@ from validating import pdf_carrying
 
 from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
-from daemon.reading import invoices, pdftext
+from daemon.reading import invoices, pdftext, xmlids
 from daemon.reading.invoices import (
     InvoiceRead,
-    _xml_ids,
     read_invoice_bytes,
     read_invoice_file,
 )
@@ -258,7 +257,7 @@ class TestLimits:
     def test_an_id_holds_a_digit_among_the_characters_an_id_may_have(self) -> None:
         """The digit the default pattern asks for may come as late as an id of
         MAX_INVOICE_ID_CHARS allows (its look-ahead is bounded by it, above)."""
-        limit = invoices.MAX_INVOICE_ID_CHARS
+        limit = xmlids.MAX_INVOICE_ID_CHARS
         longest = "A" * (limit - 1) + "7"
         found = re.search(DEFAULT_PDF_ID_PATTERN, f"Invoice number {longest} ")
         assert found is not None and found.group(1) == longest
@@ -268,7 +267,7 @@ class TestLimits:
         invoice-id-too-long, naming the file, the id's start, its length and the fix; an
         id of exactly MAX_INVOICE_ID_CHARS is taken (it would otherwise fill every log
         line, the journal and the manifest)."""
-        limit = invoices.MAX_INVOICE_ID_CHARS
+        limit = xmlids.MAX_INVOICE_ID_CHARS
         path = write(tmp_path / "long.xml", ubl_invoice("A" * 1_000_000))
         with pytest.raises(InputError) as info:
             read(path)
@@ -1027,14 +1026,14 @@ class TestFastPath:
         data = (PEPPOL / fixture).read_bytes()
         fast = lxml_root(data)
         assert fast is not None
-        assert _xml_ids(fast, fixture) == _xml_ids(_parse_xml(data), fixture)
+        assert xmlids.xml_ids(fast, fixture) == xmlids.xml_ids(_parse_xml(data), fixture)
 
     def test_wrapper_takes_the_fast_path_with_the_same_ids(self) -> None:
         """A wrapper of several documents: lxml and defusedxml agree on ids and order."""
         data = wrap("vat-category-E.xml", "Norwegian-example-1.xml", "base-example.xml")
         fast = lxml_root(data)
         assert fast is not None
-        assert _xml_ids(fast, "w.xml") == _xml_ids(_parse_xml(data), "w.xml")
+        assert xmlids.xml_ids(fast, "w.xml") == xmlids.xml_ids(_parse_xml(data), "w.xml")
 
     def test_comment_and_cdata_inside_the_id(self, tmp_path: Path) -> None:
         """A comment, CDATA and character references inside cbc:ID: the text around them
