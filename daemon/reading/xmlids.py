@@ -13,7 +13,7 @@ from lxml import etree
 
 from daemon.bundle import InvoiceFormat
 from daemon.errors import DuplicateInvoiceIds, InputError
-from daemon.names import printable
+from daemon.names import first_of, printable
 from daemon.reading.invoicexml import XML_SPACE
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
@@ -23,14 +23,27 @@ SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
 UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
 
 
-def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
-    for child in elem:
-        if (tag and child.tag == tag) or (tag is None and child.tag.rsplit("}", 1)[-1] == "ID"):
-            # XML's own white space only: str.strip() also takes U+0085, U+00A0 and
-            # U+2028 off, so "INV-8\x85" was read as "INV-8" — another invoice's id.
-            text = (child.text or "").strip(XML_SPACE)
-            return text or None
-    return None
+def _direct_id(elem: Any, rel: str, tag: str | None = CBC_ID) -> str | None:
+    """The text of the ID that is `elem`'s own child (`tag`, or any namespace's `ID` for
+    None), None for none or an empty one. More than one is an error: a document has one
+    invoice number, and the second would be lost unsaid (with pre-flight off, nothing
+    else reads the document before it goes)."""
+    found = [child for child in elem if (tag and child.tag == tag) or (
+        tag is None and child.tag.rsplit("}", 1)[-1] == "ID")]
+    # XML's own white space only: str.strip() also takes U+0085, U+00A0 and U+2028 off,
+    # so "INV-8\x85" was read as "INV-8" — another invoice's id.
+    texts = [(child.text or "").strip(XML_SPACE) for child in found]
+    if len(texts) > 1:
+        kind = ("a Svefaktura " if tag is None else "a UBL ") + elem.tag.rsplit("}", 1)[-1]
+        said, more = first_of([repr(printable(t[:60])) for t in texts], 5)
+        lost = (f": it would be sent as the invoice {printable(texts[0][:60])!r} alone"
+                if texts[0] else "")
+        raise InputError("invoice-two-ids", rel, f"{kind} has {len(texts)} "
+                         f"{'ID' if tag is None else 'cbc:ID'} elements of its own "
+                         f"({', '.join(said)}{f' {more}' if more else ''}), where a "
+                         f"document has one, its invoice number{lost} — have the ERP write "
+                         "one invoice number in the document and export it again")
+    return (texts[0] or None) if texts else None
 
 
 # An id goes into every log line, the journal, the status page, `outboxd status`, a
@@ -53,7 +66,7 @@ def checked_id(found: str, rel: str) -> str:
 def xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
     """Ids from an ElementTree or an lxml tree (lxml's without comments and PIs)."""
     if root.tag == SVEFAKTURA:
-        found = _direct_id(root, None)
+        found = _direct_id(root, rel, None)
         return "svefaktura", [checked_id(found, rel)] if found else []
     ids: dict[str, None] = {}  # in file order; a set's speed for a batch of thousands
     twice: dict[str, None] = {}
@@ -61,7 +74,7 @@ def xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
     docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
         e for e in root.iter() if e.tag in UBL_ROOTS)
     for elem in docs:
-        found = _direct_id(elem)
+        found = _direct_id(elem, rel)
         if found is None:
             raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
                              "cbc:ID — add the invoice number to the document")

@@ -1605,3 +1605,17 @@ def test_a_check_of_the_whole_outbox_tells_a_look_alike_a_quarantine_left_as_suc
     assert "inv-7/: no invoice file of that name" not in out
     assert ("other/: no invoice file of that name beside it; a sidecar without its invoice "
             "file waits for it") in out
+
+
+def test_a_ubl_invoice_with_two_numbers_of_its_own_fails_check_with_preflight_off(
+        cfg: Env, capsys) -> None:
+    """With pre-flight off nothing else reads the document: a UBL invoice with two
+    cbc:IDs of its own was valid to `check` (and sent by the daemon) as the invoice of
+    the first alone. Now an error naming the file, both numbers and the fix; exit 1."""
+    doc = ubl_invoice("INV-1").replace(b"<cbc:ID>INV-1</cbc:ID>",
+                                       b"<cbc:ID>INV-1</cbc:ID><cbc:ID>INV-2</cbc:ID>", 1)
+    inv = drop_bundle(cfg.outbox, "INV-1", {"a.pdf": pdf_bytes()}, invoice=doc)
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "INV-1.xml: a UBL Invoice has 2 cbc:ID elements of its own ('INV-1', 'INV-2')" \
+        in out and "[invoice-two-ids]" in out
