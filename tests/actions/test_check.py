@@ -1619,3 +1619,20 @@ def test_a_ubl_invoice_with_two_numbers_of_its_own_fails_check_with_preflight_of
     assert code == 1
     assert "INV-1.xml: a UBL Invoice has 2 cbc:ID elements of its own ('INV-1', 'INV-2')" \
         in out and "[invoice-two-ids]" in out
+
+
+def test_an_attachment_left_out_for_its_name_is_counted_and_listed_with_its_bundle(
+        cfg: Env, capsys) -> None:
+    """report.pdf and REPORT.pdf in one folder are one name to Windows (name-collision,
+    the second left out): the header said "1 attachment(s)", though the bundle holds two
+    and the error names the other. It counts both and lists the one left out as an
+    error."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"report.pdf": pdf_bytes(),
+                                            "REPORT.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "invoice INV-1: 2 attachment(s)" in out
+    collided = [line for line in out.splitlines() if "[name-collision]" in line]
+    assert len(collided) == 1
+    left_out = collided[0].split(":", 1)[0].strip()
+    assert f"    {left_out}  [left out: name-collision]  ERROR" in out
