@@ -17,7 +17,14 @@ from pathlib import Path
 from daemon.actions.check_journal import CheckJournal
 from daemon.configuration.config import Settings
 from daemon.errors import UsageError
-from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable, stem
+from daemon.names import (
+    ERRORS_SUFFIX,
+    NameKind,
+    classify,
+    is_ignored,
+    printable,
+    stem,
+)
 from daemon.reading.lookalikes import look_alike_sidecars
 from daemon.watching.leftalone import LeftBehind, left_behind
 from daemon.watching.scan import (
@@ -226,7 +233,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             yield Target(None, f"{printable(name)}: {problem}  [{refused_code(problem)}]",
                          True), s
         for name in _orphan_folders(s, listing):
-            yield _folder_of_no_bundle(folder / name, s, settings, journal), s
+            # Any refusal of its invoice file is a line of its own, above.
+            yield _folder_of_no_bundle(folder / name, s, settings, journal, listing.refused,
+                                       told=True), s
         while journal.notes:  # the journal read for a late folder could not be read
             yield Target(None, journal.notes.pop(0)), settings
         for cand in listing.candidates.values():
@@ -234,14 +243,23 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
 
 
 def _folder_of_no_bundle(folder: Path, s: Settings, settings: Settings,
-                         journal: CheckJournal) -> Target:
+                         journal: CheckJournal, refused: Iterable[tuple[str, str]],
+                         told: bool = False) -> Target:
     """What check says of `folder` (resolved), a folder of the outbox `s` that is no
     bundle's sidecar: in the configured outbox (`settings`), one a quarantine left is an
     error, as the status page and a check of that folder say it — a check of the whole
     outbox said it waits for its invoice file, which waits in quarantine for it to be
-    mended; any other such folder, _lone_line."""
+    mended; the sidecar of an invoice file the listing `refused` (a link, a FIFO, a bad
+    name) is that file's error, said with it unless `told` (a check of the whole outbox
+    says it on a line of its own) — "waits for its invoice file" would have a clerk wait
+    for a file that is there; any other such folder, _lone_line."""
     if (left := _left_by_quarantine(folder, settings, journal)) is not None:
         return Target(None, f"{printable(folder.name)}/: {left.why}  [sidecar-spelling]", True)
+    for name, problem in refused:
+        if stem(name) + s.outbox.sidecar_suffix == folder.name:
+            said = " (above)" if told else f": {problem}  [{refused_code(problem)}]"
+            return Target(None, f"{printable(folder.name)}/: the sidecar of {printable(name)}, "
+                          f"which outboxd refuses{said}", not told)
     return Target(None, _lone_line(folder.name, s, journal))
 
 
@@ -276,7 +294,7 @@ def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
     if listing is None or top not in _orphan_folders(settings, listing):
         return []
     said = [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
-    target = _folder_of_no_bundle(outbox / top, settings, settings, journal)
+    target = _folder_of_no_bundle(outbox / top, settings, settings, journal, listing.refused)
     if len(rel.parts) > 1:
         what = "/: no bundle of its own" if where.is_dir() else ": no invoice file"
         target = Target(None, f"{printable(str(rel))}{what}: it is in {target.note}",

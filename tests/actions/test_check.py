@@ -1621,6 +1621,30 @@ def test_a_ubl_invoice_with_two_numbers_of_its_own_fails_check_with_preflight_of
         in out and "[invoice-two-ids]" in out
 
 
+def test_check_of_a_sidecar_whose_invoice_file_is_refused_says_the_refusal(
+        cfg: Env, capsys) -> None:
+    """`check OUTBOX/INV-1` where INV-1.xml is a symbolic link: it said "no invoice file of
+    that name beside it; a sidecar without its invoice file waits for it" — there is one,
+    refused, and waiting changes nothing. It says that invoice file's refusal and its
+    rule (exit 1); a check of the whole outbox, which says the refusal on a line of its
+    own, says of the folder that it is that file's sidecar, not a waiting one."""
+    (cfg.outbox / "INV-1.xml").symlink_to("/etc/passwd")
+    write(cfg.outbox / "INV-1" / "a.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1")
+    assert code == 1
+    assert ("INV-1/: the sidecar of INV-1.xml, which outboxd refuses: is a symbolic link, "
+            "not a regular file; outboxd never follows or opens it — put the invoice file "
+            "itself there  [not-a-file]") in out
+    assert "no invoice file of that name" not in out
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1" / "a.pdf")
+    assert code == 1 and "INV-1/a.pdf: no invoice file: it is in INV-1/: the sidecar of " \
+        "INV-1.xml, which outboxd refuses" in out
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1 and out.count("[not-a-file]") == 1
+    assert "INV-1/: the sidecar of INV-1.xml, which outboxd refuses (above)" in out
+    assert "no invoice file of that name" not in out
+
+
 def test_an_attachment_left_out_for_its_name_is_counted_and_listed_with_its_bundle(
         cfg: Env, capsys) -> None:
     """report.pdf and REPORT.pdf in one folder are one name to Windows (name-collision,
