@@ -21,6 +21,7 @@ from daemon.names import (
     ERRORS_SUFFIX,
     NameKind,
     classify,
+    ignored_as,
     is_ignored,
     printable,
     stem,
@@ -179,6 +180,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
+            if (ignored := _in_ignored_folder(path, settings)) is not None:
+                yield ignored, settings
+                continue
             if (lone := _in_lone_folder(path, settings, journal, listed)) :
                 yield from lone
                 continue
@@ -211,6 +215,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             ps, owners = _attachment_of(folder, settings, listed)
             if owners:
                 yield from _with_its_bundle(folder, "a folder in the sidecar of", ps, owners)
+                continue
+            if (ignored := _in_ignored_folder(folder, settings)) is not None:
+                yield ignored, settings
                 continue
         # Not an outbox of its own, though it may hold PDFs: what the status page says.
         left = _left_by_quarantine(folder, settings, journal)
@@ -301,6 +308,42 @@ def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
                         target.error)
     said += [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
     return [*said, (target, settings)]
+
+
+# Why the daemon ignores a folder of the outbox for its name (names.ignored_as).
+_IGNORED_FOLDER = {
+    "in-progress": "its name is one a copy, a download or an editor gives while still at "
+                   "work (such as ….tmp, ….part)",
+    "lock": "its name is one an office program gives the lock file it keeps",
+    "desktop": "its name is one Windows, a Mac or an editor gives what it keeps beside the "
+               "files",
+    "hidden": "its name begins with a dot: a hidden folder (a sync tool's, such as "
+              "Syncthing's .stversions)",
+    "admin": "its name is one the admin set outboxd to ignore ([outbox] ignore_patterns)",
+}
+
+
+def _in_ignored_folder(path: Path, settings: Settings) -> Target | None:
+    """The note for `path` when it is, or is in, a folder of the configured outbox whose
+    name the daemon ignores (a hidden or in-progress name, [outbox] ignore_patterns):
+    it never looks into it, so nothing there is an invoice file or an attachment —
+    checked as a folder of invoice files of its own, each PDF in `.stversions/` was
+    called a valid invoice. None for any other path (a root file is an invoice file or
+    none, as it is)."""
+    outbox, where = settings.outbox.path.resolve(), path.resolve()
+    if outbox not in where.parents:
+        return None
+    rel = where.relative_to(outbox)
+    if len(rel.parts) == 1 and not where.is_dir():
+        return None
+    top = rel.parts[0]
+    if (why := ignored_as(top, settings.outbox.ignore_patterns)) is None:
+        return None
+    shown = printable(str(rel)) + ("/" if where.is_dir() else "")
+    return Target(None, f"{shown}: the daemon ignores the folder {printable(top)}/ and all in "
+                  f"it: {_IGNORED_FOLDER[why]}; nothing in it is read or sent — to send a "
+                  "file from it, move it out: an invoice file into the outbox, an attachment "
+                  "into its invoice's sidecar folder")
 
 
 def _own_folder(path: Path, settings: Settings) -> str | None:

@@ -1645,6 +1645,24 @@ def test_check_of_a_sidecar_whose_invoice_file_is_refused_says_the_refusal(
     assert "no invoice file of that name" not in out
 
 
+@pytest.mark.parametrize("folder,why", [
+    (".stversions", "its name begins with a dot"),
+    ("x.tmp", "its name is one a copy, a download or an editor gives while still at work")])
+def test_check_of_a_folder_the_daemon_ignores_says_so_and_reads_nothing_in_it(
+        cfg: Env, capsys, folder: str, why: str) -> None:
+    """A sync tool's `.stversions/` or a copy under way, `x.tmp/`, holding PDFs: the
+    daemon never looks into it, yet `check` of it (or of a file in it) called each PDF a
+    valid invoice. It says the folder is ignored and why, checks nothing in it, exit 0
+    (an ignored name is never an error)."""
+    write(cfg.outbox / folder / "INV-9.pdf", pdf_bytes())
+    for path, shown in ((cfg.outbox / folder, f"{folder}/"),
+                        (cfg.outbox / folder / "INV-9.pdf", f"{folder}/INV-9.pdf")):
+        code, out = check(cfg, capsys, path)
+        assert code == 0, out
+        assert f"{shown}: the daemon ignores the folder {folder}/ and all in it: {why}" in out
+        assert "INV-9.pdf  (" not in out and "=> valid" not in out
+
+
 def test_an_attachment_left_out_for_its_name_is_counted_and_listed_with_its_bundle(
         cfg: Env, capsys) -> None:
     """report.pdf and REPORT.pdf in one folder are one name to Windows (name-collision,
