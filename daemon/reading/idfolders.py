@@ -71,6 +71,11 @@ class IdFolders:
         for i in self.ids:
             for key in dict.fromkeys(share_key(n) for n in self.names[i]):
                 self._by_fold.setdefault(key, []).append(i)
+        # Which ids have one folder whatever folders are there (collisions): any folder
+        # of their file stops it, so none of them has a folder to put files in.
+        self._by_rule: dict[str, list[str]] = {}
+        for i in self.ids:
+            self._by_rule.setdefault(share_key(contract_folder_name(i)), []).append(i)
         self._told: set[frozenset[str]] = set()
         self._before_c1: dict[str, str] | None = None  # made when first asked
 
@@ -81,18 +86,20 @@ class IdFolders:
         takes the two folders for one, so only one can be made there, and a clerk who
         types `A-1.` makes the folder of `A-1`)."""
         found = []
-        first: dict[str, str] = {}
         for invoice_id in self.ids:
-            key = share_key(contract_folder_name(invoice_id))
-            prev = first.setdefault(key, invoice_id)
+            prev = self._by_rule[share_key(contract_folder_name(invoice_id))][0]
             if prev == invoice_id:
                 continue
             self._told.add(frozenset((prev, invoice_id)))
-            folder = self.names[invoice_id][0]
-            found.append(Finding("id-folder-collision", rel, f"invoice ids {prev!r} and "
-                              f"{invoice_id!r} {_one_folder(prev, invoice_id, folder)}"
-                              " — give the invoices distinct ids"))
+            found.append(Finding("id-folder-collision", rel,
+                                 f"{self._one_folder_of(prev, invoice_id)} — give the "
+                                 "invoices distinct ids"))
         return found
+
+    def _one_folder_of(self, prev: str, invoice_id: str) -> str:
+        folder = self.names[invoice_id][0]
+        return (f"invoice ids {prev!r} and {invoice_id!r} "
+                f"{_one_folder(prev, invoice_id, folder)}")
 
     def owner(self, folder: str) -> str | None:
         """The invoice whose folder `folder` is by name (in either Unicode form)."""
@@ -138,12 +145,23 @@ class IdFolders:
     def own_names(self, invoice_id: str) -> tuple[str, ...]:
         """The invoice's folder names that are no other invoice's (`alone`), the
         Windows-safe one first: `()` for `CON_` beside `CON`, whose one name is CON's
-        too, so that it can have no folder of its own in this file."""
+        too, so that it can have no folder of its own in this file; `()` too for an id
+        of one folder with another whatever folders are there (collisions): any folder
+        of the file stops it."""
+        if len(self._by_rule[share_key(contract_folder_name(invoice_id))]) > 1:
+            return ()
         return tuple(n for n in self.names[invoice_id] if self.alone(invoice_id, n))
 
     def no_folder_of_its_own(self, invoice_id: str) -> str:
         """Why an invoice whose every folder name is another's too (own_names is empty)
         can have no attachments in this file, and the fix."""
+        group = self._by_rule[share_key(contract_folder_name(invoice_id))]
+        if len(group) > 1:
+            # In file order, as collisions() says them: the first id, and this one.
+            second = invoice_id if invoice_id != group[0] else group[1]
+            return (f"{self._one_folder_of(group[0], second)}, so the file stops as an error "
+                    "(id-folder-collision) as soon as its sidecar folder is there, whatever "
+                    "is put in it — give the invoices distinct ids")
         folder = self.names[invoice_id][0]
         others = [repr(i) for i in self._by_fold[share_key(folder)] if i != invoice_id]
         return (f"invoice {invoice_id!r} has no folder of its own: its folder "
