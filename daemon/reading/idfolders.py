@@ -248,7 +248,7 @@ def one_folder_words(sidecar: str, invoice_ids: Sequence[str], unattached: Seque
                      ) -> str:
     """What a clerk is told instead of "put them in the folder …" for ids of `unattached`
     whose folder is one between them and other ids of the file, as the matcher takes
-    folders (`A/1` and `A:1` both `A_1`, `INV-7` and `inv-7` to Windows, `CON` and
+    folders (`A/1` and `A:1` both `A_1`, `INV-7` and `inv-7`, `A-1.` and `A-1` to Windows, `CON` and
     `CON_` both `CON_`): files put there would stop the file (id-folder-collision), so
     no one is sent to make it. "" when every folder is one invoice's. `name` shows a
     folder, `word` an id (the status page escapes both; `check` and REASON.txt show them
