@@ -99,8 +99,9 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     lines = [f"{inv.name}  ({_format(inv)}, {_channel(bundle)})"]
     for invoice_id in bundle.invoice_ids:
         atts = bundle.attachments_of(invoice_id)
+        left_out = _left_out(bundle, invoice_id, {a.rel for a in atts})
         lines.append(f"  invoice {invoice_id}: " + (
-            f"{len(atts)} attachment(s)" if atts else
+            f"{len(atts) + len(left_out)} attachment(s)" if atts else
             # Refused from its listing, unread: it may have attachments (the error says).
             "attachments not read (see the errors)" if invoice_id in bundle.unread_ids
             else "no attachments"))
@@ -109,6 +110,7 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
             if a.converted is not None:
                 lines.append("      " + _sent_as(a.converted, settings.delivery.safe_filenames))
+        lines += [f"    {rel}  [left out: name-collision]  ERROR" for rel in left_out]
     cand = candidate_for(settings.outbox, inv.name)
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
     if rule is not None:
@@ -128,6 +130,14 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     lines.append(f"  => {verdict} ({len(bundle.errors)} error(s), "
                  f"{len(bundle.warnings)} warning(s))")
     return lines  # escaped where they are printed (ids, types, notes: the sender's text)
+
+
+def _left_out(bundle: Bundle, invoice_id: str, listed: set[str]) -> list[str]:
+    """The invoice's files the matcher read and left out of the bundle for a name that
+    collides with another's (lookalikes.distinct_names): the bundle holds them, and its
+    header counted one file where the folder holds two."""
+    return list(dict.fromkeys(f.file for f in bundle.findings if f.code == "name-collision"
+                              and f.invoice_id == invoice_id and f.file not in listed))
 
 
 def _busy_note(cand: Candidate, settings: Settings) -> str | None:

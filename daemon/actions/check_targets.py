@@ -17,7 +17,15 @@ from pathlib import Path
 from daemon.actions.check_journal import CheckJournal
 from daemon.configuration.config import Settings
 from daemon.errors import UsageError
-from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable, stem
+from daemon.names import (
+    ERRORS_SUFFIX,
+    NameKind,
+    classify,
+    ignored_as,
+    is_ignored,
+    printable,
+    stem,
+)
 from daemon.reading.lookalikes import look_alike_sidecars
 from daemon.watching.leftalone import LeftBehind, left_behind
 from daemon.watching.scan import (
@@ -172,6 +180,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
+            if (ignored := _in_ignored_folder(path, settings)) is not None:
+                yield ignored, settings
+                continue
             if (lone := _in_lone_folder(path, settings, journal, listed)) :
                 yield from lone
                 continue
@@ -205,6 +216,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             if owners:
                 yield from _with_its_bundle(folder, "a folder in the sidecar of", ps, owners)
                 continue
+            if (ignored := _in_ignored_folder(folder, settings)) is not None:
+                yield ignored, settings
+                continue
         # Not an outbox of its own, though it may hold PDFs: what the status page says.
         left = _left_by_quarantine(folder, settings, journal)
         while journal.notes:
@@ -226,7 +240,9 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
             yield Target(None, f"{printable(name)}: {problem}  [{refused_code(problem)}]",
                          True), s
         for name in _orphan_folders(s, listing):
-            yield _folder_of_no_bundle(folder / name, s, settings, journal), s
+            # Any refusal of its invoice file is a line of its own, above.
+            yield _folder_of_no_bundle(folder / name, s, settings, journal, listing.refused,
+                                       told=True), s
         while journal.notes:  # the journal read for a late folder could not be read
             yield Target(None, journal.notes.pop(0)), settings
         for cand in listing.candidates.values():
@@ -234,14 +250,23 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
 
 
 def _folder_of_no_bundle(folder: Path, s: Settings, settings: Settings,
-                         journal: CheckJournal) -> Target:
+                         journal: CheckJournal, refused: Iterable[tuple[str, str]],
+                         told: bool = False) -> Target:
     """What check says of `folder` (resolved), a folder of the outbox `s` that is no
     bundle's sidecar: in the configured outbox (`settings`), one a quarantine left is an
     error, as the status page and a check of that folder say it — a check of the whole
     outbox said it waits for its invoice file, which waits in quarantine for it to be
-    mended; any other such folder, _lone_line."""
+    mended; the sidecar of an invoice file the listing `refused` (a link, a FIFO, a bad
+    name) is that file's error, said with it unless `told` (a check of the whole outbox
+    says it on a line of its own) — "waits for its invoice file" would have a clerk wait
+    for a file that is there; any other such folder, _lone_line."""
     if (left := _left_by_quarantine(folder, settings, journal)) is not None:
         return Target(None, f"{printable(folder.name)}/: {left.why}  [sidecar-spelling]", True)
+    for name, problem in refused:
+        if stem(name) + s.outbox.sidecar_suffix == folder.name:
+            said = " (above)" if told else f": {problem}  [{refused_code(problem)}]"
+            return Target(None, f"{printable(folder.name)}/: the sidecar of {printable(name)}, "
+                          f"which outboxd refuses{said}", not told)
     return Target(None, _lone_line(folder.name, s, journal))
 
 
@@ -276,13 +301,49 @@ def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
     if listing is None or top not in _orphan_folders(settings, listing):
         return []
     said = [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
-    target = _folder_of_no_bundle(outbox / top, settings, settings, journal)
+    target = _folder_of_no_bundle(outbox / top, settings, settings, journal, listing.refused)
     if len(rel.parts) > 1:
         what = "/: no bundle of its own" if where.is_dir() else ": no invoice file"
         target = Target(None, f"{printable(str(rel))}{what}: it is in {target.note}",
                         target.error)
     said += [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
     return [*said, (target, settings)]
+
+
+# Why the daemon ignores a folder of the outbox for its name (names.ignored_as).
+_IGNORED_FOLDER = {
+    "in-progress": "its name is one a copy, a download or an editor gives while still at "
+                   "work (such as ….tmp, ….part)",
+    "lock": "its name is one an office program gives the lock file it keeps",
+    "desktop": "its name is one Windows, a Mac or an editor gives what it keeps beside the "
+               "files",
+    "hidden": "its name begins with a dot: a hidden folder (a sync tool's, such as "
+              "Syncthing's .stversions)",
+    "admin": "its name is one the admin set outboxd to ignore ([outbox] ignore_patterns)",
+}
+
+
+def _in_ignored_folder(path: Path, settings: Settings) -> Target | None:
+    """The note for `path` when it is, or is in, a folder of the configured outbox whose
+    name the daemon ignores (a hidden or in-progress name, [outbox] ignore_patterns):
+    it never looks into it, so nothing there is an invoice file or an attachment —
+    checked as a folder of invoice files of its own, each PDF in `.stversions/` was
+    called a valid invoice. None for any other path (a root file is an invoice file or
+    none, as it is)."""
+    outbox, where = settings.outbox.path.resolve(), path.resolve()
+    if outbox not in where.parents:
+        return None
+    rel = where.relative_to(outbox)
+    if len(rel.parts) == 1 and not where.is_dir():
+        return None
+    top = rel.parts[0]
+    if (why := ignored_as(top, settings.outbox.ignore_patterns)) is None:
+        return None
+    shown = printable(str(rel)) + ("/" if where.is_dir() else "")
+    return Target(None, f"{shown}: the daemon ignores the folder {printable(top)}/ and all in "
+                  f"it: {_IGNORED_FOLDER[why]}; nothing in it is read or sent — to send a "
+                  "file from it, move it out: an invoice file into the outbox, an attachment "
+                  "into its invoice's sidecar folder")
 
 
 def _own_folder(path: Path, settings: Settings) -> str | None:

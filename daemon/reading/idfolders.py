@@ -18,7 +18,7 @@ from itertools import combinations
 
 from daemon.bundle import Finding
 from daemon.names import (
-    attachment_folders,
+    CASE_WORDS,
     contract_folder_name,
     fit_name,
     fold_key,
@@ -26,6 +26,14 @@ from daemon.names import (
     nfc,
 )
 from daemon.reading.lookalikes import id_collision
+
+
+def share_key(folder: str) -> str:
+    """The one folder a Windows share takes `folder` for: upper and lower case and the
+    Unicode forms as one (fold_key), and without the dots and spaces at its end, which
+    Windows drops from a name it makes (a clerk who makes `A-1.` there gets `A-1`). A
+    name of nothing but those keeps them: no folder of it can be made there at all."""
+    return fold_key(folder.rstrip(". ") or folder)
 
 
 def _visible(name: str) -> str:
@@ -61,29 +69,37 @@ class IdFolders:
         # indexed, as a file may hold thousands of invoices, each with its folder.
         self._by_fold: dict[str, list[str]] = {}
         for i in self.ids:
-            for key in dict.fromkeys(fold_key(n) for n in self.names[i]):
+            for key in dict.fromkeys(share_key(n) for n in self.names[i]):
                 self._by_fold.setdefault(key, []).append(i)
+        # Which ids have one folder whatever folders are there (collisions): any folder
+        # of their file stops it, so none of them has a folder to put files in.
+        self._by_rule: dict[str, list[str]] = {}
+        for i in self.ids:
+            self._by_rule.setdefault(share_key(contract_folder_name(i)), []).append(i)
         self._told: set[frozenset[str]] = set()
         self._before_c1: dict[str, str] | None = None  # made when first asked
 
     def collisions(self, rel: str) -> list[Finding]:
         """Ids whose folders are one whatever folders are there: equal by the first rule
         (docs/folder-convention.md, section 3: an error), or differing only in upper and
-        lower case (Windows, and so the share, takes the two folders for one, so only one
-        can be made there)."""
+        lower case or in dots and spaces at the end (share_key: Windows, and so the share,
+        takes the two folders for one, so only one can be made there, and a clerk who
+        types `A-1.` makes the folder of `A-1`)."""
         found = []
-        first: dict[str, str] = {}
         for invoice_id in self.ids:
-            key = fold_key(contract_folder_name(invoice_id))
-            prev = first.setdefault(key, invoice_id)
+            prev = self._by_rule[share_key(contract_folder_name(invoice_id))][0]
             if prev == invoice_id:
                 continue
             self._told.add(frozenset((prev, invoice_id)))
-            folder = self.names[invoice_id][0]
-            found.append(Finding("id-folder-collision", rel, f"invoice ids {prev!r} and "
-                              f"{invoice_id!r} {id_collision(prev, invoice_id, folder)}"
-                              " — give the invoices distinct ids"))
+            found.append(Finding("id-folder-collision", rel,
+                                 f"{self._one_folder_of(prev, invoice_id)} — give the "
+                                 "invoices distinct ids"))
         return found
+
+    def _one_folder_of(self, prev: str, invoice_id: str) -> str:
+        folder = self.names[invoice_id][0]
+        return (f"invoice ids {prev!r} and {invoice_id!r} "
+                f"{_one_folder(prev, invoice_id, folder)}")
 
     def owner(self, folder: str) -> str | None:
         """The invoice whose folder `folder` is by name (in either Unicode form)."""
@@ -110,13 +126,13 @@ class IdFolders:
         invoice's folder."""
         if self.owner(folder) is None:
             return ()
-        return tuple(self._by_fold.get(fold_key(folder), ()))
+        return tuple(self._by_fold.get(share_key(folder), ()))
 
     def alone(self, invoice_id: str, folder: str) -> bool:
         """Whether a folder of this name (in either Unicode form, in any case) is the
         invoice's and no other invoice's of the file: the only kind whose files the
         matcher takes (a folder of `CON_` beside `CON` is both ids')."""
-        return self._by_fold.get(fold_key(folder)) == [invoice_id]
+        return self._by_fold.get(share_key(folder)) == [invoice_id]
 
     def found(self, invoice_id: str, folders: Iterable[str]) -> list[str]:
         """Of `folders` (the subfolders of a sidecar, as they are spelled there), those
@@ -129,14 +145,25 @@ class IdFolders:
     def own_names(self, invoice_id: str) -> tuple[str, ...]:
         """The invoice's folder names that are no other invoice's (`alone`), the
         Windows-safe one first: `()` for `CON_` beside `CON`, whose one name is CON's
-        too, so that it can have no folder of its own in this file."""
+        too, so that it can have no folder of its own in this file; `()` too for an id
+        of one folder with another whatever folders are there (collisions): any folder
+        of the file stops it."""
+        if len(self._by_rule[share_key(contract_folder_name(invoice_id))]) > 1:
+            return ()
         return tuple(n for n in self.names[invoice_id] if self.alone(invoice_id, n))
 
     def no_folder_of_its_own(self, invoice_id: str) -> str:
         """Why an invoice whose every folder name is another's too (own_names is empty)
         can have no attachments in this file, and the fix."""
+        group = self._by_rule[share_key(contract_folder_name(invoice_id))]
+        if len(group) > 1:
+            # In file order, as collisions() says them: the first id, and this one.
+            second = invoice_id if invoice_id != group[0] else group[1]
+            return (f"{self._one_folder_of(group[0], second)}, so the file stops as an error "
+                    "(id-folder-collision) as soon as its sidecar folder is there, whatever "
+                    "is put in it — give the invoices distinct ids")
         folder = self.names[invoice_id][0]
-        others = [repr(i) for i in self._by_fold[fold_key(folder)] if i != invoice_id]
+        others = [repr(i) for i in self._by_fold[share_key(folder)] if i != invoice_id]
         return (f"invoice {invoice_id!r} has no folder of its own: its folder "
                 f"{_visible(folder)} is also the folder of invoice {' and '.join(others)} "
                 "(as Windows names it, or by outboxd's rule), so none of the files in it "
@@ -147,11 +174,11 @@ class IdFolders:
         said it of each pair already): it names the ids and where each one's files go."""
         if all(frozenset(p) in self._told for p in combinations(sharers, 2)):
             return []
-        key = fold_key(folder)
+        key = share_key(folder)
         said = " and ".join(f"{i!r} ({self._named(i)})" for i in sharers)
         # The folder is no one's while it is there: each id's files go under a name that
         # is its alone, and an id that has none can only be given another id.
-        alone = {i: [n for n in self.names[i] if fold_key(n) != key] for i in sharers}
+        alone = {i: [n for n in self.names[i] if share_key(n) != key] for i in sharers}
         moves = [f"those of invoice {i!r} into a folder {_visible(alone[i][0])}"
                  f"{self._unmakeable(i, alone[i][0])}" for i in sharers if alone[i]]
         stuck = [repr(i) for i in sharers if not alone[i]]
@@ -199,26 +226,46 @@ class IdFolders:
             " (a name a clerk cannot make on Windows: make it on the server)")
 
 
+def _one_folder(prev: str, invoice_id: str, folder: str) -> str:
+    """How two ids of one file come to one folder (`folder`: the second one's), where
+    the dots and spaces at the end of their folder names are all that tells them apart."""
+    names = (contract_folder_name(prev), contract_folder_name(invoice_id))
+    if fold_key(names[0]) == fold_key(names[1]):
+        return id_collision(prev, invoice_id, folder)
+    made = min((n.rstrip(". ") for n in names), key=len)
+    typed = [n for n in names if n != n.rstrip(". ")]
+    comes = (f"a folder {typed[0]!r} made there comes out as {made!r}, the other "
+             "invoice's folder," if len(typed) == 1 else
+             f"folders {typed[0]!r} and {typed[1]!r} made there both come out as {made!r},")
+    case = nfc(names[0].rstrip(". ")) != nfc(names[1].rstrip(". "))
+    return (f"differ only in dots or spaces at the end{f' and in {CASE_WORDS}' if case else ''}"
+            ": Windows, and so the share, drops those from a folder's name, so "
+            f"{comes} and the attachments put in it could go out with the wrong invoice")
+
+
 def one_folder_words(sidecar: str, invoice_ids: Sequence[str], unattached: Sequence[str],
                      name: Callable[[str], str] = str, word: Callable[[str], str] = str
                      ) -> str:
     """What a clerk is told instead of "put them in the folder …" for ids of `unattached`
     whose folder is one between them and other ids of the file, as the matcher takes
-    folders (`A/1` and `A:1` both `A_1`, `INV-7` and `inv-7` to Windows, `CON` and
+    folders (`A/1` and `A:1` both `A_1`, `INV-7` and `inv-7`, `A-1.` and `A-1` to Windows, `CON` and
     `CON_` both `CON_`): files put there would stop the file (id-folder-collision), so
     no one is sent to make it. "" when every folder is one invoice's. `name` shows a
     folder, `word` an id (the status page escapes both; `check` and REASON.txt show them
     as they are). The one wording of the status page, `outboxd check` and a quarantine
     at the attachment-wait deadline."""
     folders = IdFolders(invoice_ids)
-    groups = dict.fromkeys(folders.sharers(folders.names[i][0])
-                           for i in unattached if i in folders.names)
-    clashes = [group for group in groups if len(group) > 1]
+    # Each group by the folder a clerk makes for one of them: `A-1` of `A-1.` and `A-1`,
+    # not the `A-1_` of the first, which is that id's alone.
+    groups: dict[tuple[str, ...], str] = {}
+    for i in unattached:
+        if i in folders.names:
+            groups.setdefault(folders.sharers(folders.names[i][0]), folders.names[i][0])
+    clashes = [(group, f) for group, f in groups.items() if len(group) > 1]
     if not clashes:
         return ""
     said = "; ".join(" and ".join(word(i) for i in group) + " have one folder, "
-                     + name(attachment_folders(sidecar, invoice_ids, group[:1])[0])
-                     for group in clashes[:3])
+                     + name(f"{sidecar}/{folder}") for group, folder in clashes[:3])
     more = f" (and {len(clashes) - 3} more such groups)" if len(clashes) > 3 else ""
     # Ids of one folder by the first rule of docs/folder-convention.md, section 3, or in
     # case alone, are an error whatever folders are there (IdFolders.collisions): any

@@ -2,8 +2,8 @@
 
 UBL 2.x Invoice/CreditNote (any wrapper, document order), Svefaktura, PDF
 text; anything else is one invoice named after the file's stem. What is read
-of a file, and what is refused by its size or its name, is decided here; the
-XML itself is parsed by invoicexml.py.
+of a file, and what is refused by its size or its name, is decided here; the ids an
+XML file names, by xmlids.py; the XML itself is parsed by invoicexml.py.
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from lxml import etree
+from typing import BinaryIO
 
 from daemon.bundle import Finding, InvoiceFormat
-from daemon.errors import DuplicateInvoiceIds, InputError, UnusablePdf
+from daemon.errors import InputError, UnusablePdf
 from daemon.fs.fsops import open_below
 from daemon.fs.fsread import read_bounded
 from daemon.names import first_of, printable, stem
 from daemon.reading.invoicexml import (
     NESTED_TOO_DEEP,
-    XML_SPACE,
     is_xml,
     lxml_root,
     parse_defused,
@@ -32,16 +29,10 @@ from daemon.reading.invoicexml import (
 )
 from daemon.reading.pdfdamage import PageDamaged, lost_page
 from daemon.reading.pdftext import TextBudget, TextTooLarge
+from daemon.reading.xmlids import checked_id, xml_ids
 from daemon.sizes import limit_words
 from daemon.validation.emptiness import nothing_in, what_is_empty
 from daemon.validation.sniff import is_pdf, sniff
-
-UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
-UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
-CBC_ID = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID"
-SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
-UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
-
 
 # The code of a PDF invoice page whose text could not be read (an error beside ids found
 # on other pages, a warning with the stem standing in when none were).
@@ -55,63 +46,6 @@ class InvoiceRead:
     # What reading found wrong with the file that does not stop it (a PDF page whose
     # text could not be read): the bundle's findings about its invoice file.
     warnings: tuple[Finding, ...] = ()
-
-
-def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
-    for child in elem:
-        if (tag and child.tag == tag) or (tag is None and child.tag.rsplit("}", 1)[-1] == "ID"):
-            # XML's own white space only: str.strip() also takes U+0085, U+00A0 and
-            # U+2028 off, so "INV-8\x85" was read as "INV-8" — another invoice's id.
-            text = (child.text or "").strip(XML_SPACE)
-            return text or None
-    return None
-
-
-# An id goes into every log line, the journal, the status page, `outboxd status`, a
-# folder name and the manifest: one of 30 MB (an ERP's runaway field, or malice) made
-# lines of 60 MB in each and a manifest the receiver refused. Real invoice numbers hold
-# a few dozen characters; EN 16931 sets no limit, so this one is outboxd's own: the
-# longest name a file (an invoice file whose stem is its id) can have.
-MAX_INVOICE_ID_CHARS = 255
-
-
-def _checked_id(found: str, rel: str) -> str:
-    if len(found) > MAX_INVOICE_ID_CHARS:
-        raise InputError("invoice-id-too-long", rel, f"the invoice id "
-                         f"'{printable(found[:40])}…' is {len(found):,} characters long, "
-                         f"more than the {MAX_INVOICE_ID_CHARS} outboxd takes — correct "
-                         "the invoice number and export the invoice again")
-    return found
-
-
-def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
-    """Ids from an ElementTree or an lxml tree (lxml's without comments and PIs)."""
-    if root.tag == SVEFAKTURA:
-        found = _direct_id(root, None)
-        return "svefaktura", [_checked_id(found, rel)] if found else []
-    ids: dict[str, None] = {}  # in file order; a set's speed for a batch of thousands
-    twice: dict[str, None] = {}
-    # lxml filters in C; ElementTree's iter() takes one tag, so filter here.
-    docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
-        e for e in root.iter() if e.tag in UBL_ROOTS)
-    for elem in docs:
-        found = _direct_id(elem)
-        if found is None:
-            raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
-                             "cbc:ID — add the invoice number to the document")
-        _checked_id(found, rel)
-        if found in ids:
-            twice[found] = None
-        ids[found] = None
-    if twice:
-        # Read on to the end: every id said twice is named at once, and the ids the file
-        # holds go to the journal (the ERP looks its invoices up by them).
-        which = (f"the invoice id {next(iter(twice))!r} occurs twice" if len(twice) == 1
-                 else "the invoice ids " + ", ".join(map(repr, twice)) + " each occur more "
-                 "than once")
-        raise DuplicateInvoiceIds(rel, f"{which} in this file — each invoice in a file "
-                                  "needs its own id", tuple(ids))
-    return ("ubl", list(ids)) if ids else ("other", [])
 
 
 @dataclass(frozen=True)
@@ -195,8 +129,8 @@ def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> _PdfText
                              f"invoice number ({words})", _SPLIT_PDF) from None
         unread[0] = pypdfs_words(exc)  # pypdf's list of the pages (a page tree that loops)
     ids, unread, doubtful = budget.ledger.decided(unread)
-    return _PdfText(tuple(_checked_id(found, rel) for found in ids), unread,
-                    tuple(_checked_id(found, rel) for found in doubtful))
+    return _PdfText(tuple(checked_id(found, rel) for found in ids), unread,
+                    tuple(checked_id(found, rel) for found in doubtful))
 
 
 _AGAIN_PDF = "export the PDF again (print to PDF)"
@@ -390,7 +324,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         if root is None:
             root = parse_defused(data, rel)
         try:
-            fmt, ids = _xml_ids(root, rel)
+            fmt, ids = xml_ids(root, rel)
         except RecursionError:
             raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
         return InvoiceRead(fmt, tuple(ids) or fallback)

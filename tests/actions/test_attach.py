@@ -1345,3 +1345,19 @@ def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say
     assert f"told here: that folder is no longer in {sent} (moved or deleted) — look for " \
         "the file in that folder where it lies now" in line, line
     assert list(cfg.outbox.iterdir()) == []
+
+
+@pytest.mark.parametrize("invoice_id", ["A-1.", "A-1"])
+def test_attach_refuses_an_invoice_of_ids_that_differ_only_by_a_dot_at_the_end(
+        cfg: Env, timesheet: Path, capsys, invoice_id: str) -> None:
+    """batch.xml holds A-1. and A-1, one folder to Windows (id-folder-collision as soon as
+    the file has a sidecar): attach for A-1. made batch/A-1_ and reported the file
+    attached, and the file stopped for it. It says why and changes nothing, as for ids
+    that differ only in case."""
+    write(cfg.outbox / "batch.xml", batch_xml("A-1.", "A-1"))
+    assert attach(cfg, invoice_id, str(timesheet)) == 1
+    assert not (cfg.outbox / "batch").exists()
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err
+    assert "invoice ids 'A-1.' and 'A-1' differ only in dots or spaces at the end" in err
+    assert "give the invoices distinct ids" in err

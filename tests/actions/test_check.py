@@ -1605,3 +1605,76 @@ def test_a_check_of_the_whole_outbox_tells_a_look_alike_a_quarantine_left_as_suc
     assert "inv-7/: no invoice file of that name" not in out
     assert ("other/: no invoice file of that name beside it; a sidecar without its invoice "
             "file waits for it") in out
+
+
+def test_a_ubl_invoice_with_two_numbers_of_its_own_fails_check_with_preflight_off(
+        cfg: Env, capsys) -> None:
+    """With pre-flight off nothing else reads the document: a UBL invoice with two
+    cbc:IDs of its own was valid to `check` (and sent by the daemon) as the invoice of
+    the first alone. Now an error naming the file, both numbers and the fix; exit 1."""
+    doc = ubl_invoice("INV-1").replace(b"<cbc:ID>INV-1</cbc:ID>",
+                                       b"<cbc:ID>INV-1</cbc:ID><cbc:ID>INV-2</cbc:ID>", 1)
+    inv = drop_bundle(cfg.outbox, "INV-1", {"a.pdf": pdf_bytes()}, invoice=doc)
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "INV-1.xml: a UBL Invoice has 2 cbc:ID elements of its own ('INV-1', 'INV-2')" \
+        in out and "[invoice-two-ids]" in out
+
+
+def test_check_of_a_sidecar_whose_invoice_file_is_refused_says_the_refusal(
+        cfg: Env, capsys) -> None:
+    """`check OUTBOX/INV-1` where INV-1.xml is a symbolic link: it said "no invoice file of
+    that name beside it; a sidecar without its invoice file waits for it" — there is one,
+    refused, and waiting changes nothing. It says that invoice file's refusal and its
+    rule (exit 1); a check of the whole outbox, which says the refusal on a line of its
+    own, says of the folder that it is that file's sidecar, not a waiting one."""
+    (cfg.outbox / "INV-1.xml").symlink_to("/etc/passwd")
+    write(cfg.outbox / "INV-1" / "a.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1")
+    assert code == 1
+    assert ("INV-1/: the sidecar of INV-1.xml, which outboxd refuses: is a symbolic link, "
+            "not a regular file; outboxd never follows or opens it — put the invoice file "
+            "itself there  [not-a-file]") in out
+    assert "no invoice file of that name" not in out
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1" / "a.pdf")
+    assert code == 1 and "INV-1/a.pdf: no invoice file: it is in INV-1/: the sidecar of " \
+        "INV-1.xml, which outboxd refuses" in out
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1 and out.count("[not-a-file]") == 1
+    assert "INV-1/: the sidecar of INV-1.xml, which outboxd refuses (above)" in out
+    assert "no invoice file of that name" not in out
+
+
+@pytest.mark.parametrize("folder,why", [
+    (".stversions", "its name begins with a dot"),
+    ("x.tmp", "its name is one a copy, a download or an editor gives while still at work")])
+def test_check_of_a_folder_the_daemon_ignores_says_so_and_reads_nothing_in_it(
+        cfg: Env, capsys, folder: str, why: str) -> None:
+    """A sync tool's `.stversions/` or a copy under way, `x.tmp/`, holding PDFs: the
+    daemon never looks into it, yet `check` of it (or of a file in it) called each PDF a
+    valid invoice. It says the folder is ignored and why, checks nothing in it, exit 0
+    (an ignored name is never an error)."""
+    write(cfg.outbox / folder / "INV-9.pdf", pdf_bytes())
+    for path, shown in ((cfg.outbox / folder, f"{folder}/"),
+                        (cfg.outbox / folder / "INV-9.pdf", f"{folder}/INV-9.pdf")):
+        code, out = check(cfg, capsys, path)
+        assert code == 0, out
+        assert f"{shown}: the daemon ignores the folder {folder}/ and all in it: {why}" in out
+        assert "INV-9.pdf  (" not in out and "=> valid" not in out
+
+
+def test_an_attachment_left_out_for_its_name_is_counted_and_listed_with_its_bundle(
+        cfg: Env, capsys) -> None:
+    """report.pdf and REPORT.pdf in one folder are one name to Windows (name-collision,
+    the second left out): the header said "1 attachment(s)", though the bundle holds two
+    and the error names the other. It counts both and lists the one left out as an
+    error."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"report.pdf": pdf_bytes(),
+                                            "REPORT.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "invoice INV-1: 2 attachment(s)" in out
+    collided = [line for line in out.splitlines() if "[name-collision]" in line]
+    assert len(collided) == 1
+    left_out = collided[0].split(":", 1)[0].strip()
+    assert f"    {left_out}  [left out: name-collision]  ERROR" in out

@@ -239,3 +239,55 @@ class TestIdFolderCollisions:
             "made there — give the invoices distinct ids")
         assert "'A/2' and 'a:2' map to the folder names 'A_2' and 'a_2', which differ only "\
             "in upper and lower case" in found[1].message
+
+
+class TestIdsOfOneFolderByTheirEnds:
+    """Ids whose folder names differ only in dots or spaces at the end: Windows drops
+    those from a name it makes, so the share has one folder for both
+    (`id-folder-collision`, as for ids that differ only in case)."""
+
+    @pytest.mark.parametrize("ids,typed", [
+        (("A-1.", "A-1"), "A-1"), (("A-1", "A-1.."), "A-1"), (("A-1..", "a-1."), "A-1")])
+    def test_ids_that_differ_only_by_a_dot_or_space_at_the_end_collide(
+            self, outbox: Path, ids: tuple[str, str], typed: str) -> None:
+        """batch.xml holds A-1. and A-1: a Windows clerk who makes the folder A-1. for the
+        first gets A-1, the second's folder, and its attachments went out with A-1. The
+        file is an error naming both ids and why, and no file of that folder is taken as
+        either invoice's."""
+        write(outbox / "coll" / typed / "a.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml(*ids))
+        f = finding(b, "id-folder-collision")
+        assert f.file == "coll"
+        assert f"invoice ids {ids[0]!r} and {ids[1]!r} differ only in dots or spaces at " \
+            "the end" in f.message
+        assert "Windows, and so the share, drops those from a folder's name" in f.message
+        assert f"come out as {typed!r}" in f.message or f"comes out as {typed!r}" in f.message
+        assert f.message.endswith("— give the invoices distinct ids")
+        assert all(not files for files in layout(b).values())
+
+    def test_a_space_at_the_end_of_an_id_is_dropped_as_a_dot_is(self) -> None:
+        """An id read with a space at its end (XML ids are read without one): Windows drops
+        the space as it does a dot."""
+        from daemon.reading.idfolders import IdFolders
+        [f] = IdFolders(["A-1 ", "A-1"]).collisions("coll")
+        assert "a folder 'A-1 ' made there comes out as 'A-1'" in f.message
+        [f] = IdFolders(["A-1 ", "A-1."]).collisions("coll")
+        assert "folders 'A-1 ' and 'A-1.' made there both come out as 'A-1'" in f.message
+
+    def test_ids_that_differ_at_the_end_collide_with_no_folder_of_theirs_there(
+            self, outbox: Path) -> None:
+        """As for ids of one folder by the first rule, the error does not wait for a clerk
+        to make the folder: any sidecar of the file stops it."""
+        write(outbox / "coll" / "B-2" / "b.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml("A-1.", "A-1", "B-2"))
+        assert codes(b) == ["id-folder-collision"]
+
+    @pytest.mark.parametrize("ids", [("CON", "CON.txt"), ("A.", "A_"), (".", "..")])
+    def test_ids_whose_folders_windows_cannot_make_at_all_are_no_collision_of_their_own(
+            self, outbox: Path, ids: tuple[str, str]) -> None:
+        """A device name (CON, CON.txt on Windows 10) is no folder on Windows whatever
+        follows it, and an id of dots alone names no folder: each of those ids has a
+        Windows name of its own (CON_, CON_.txt; _, __), so nothing a clerk makes is both
+        ids'. A. and A_ meet only in the Windows name A_, an error while it is there."""
+        (outbox / "coll").mkdir()
+        assert match(outbox, "coll.xml", batch_xml(*ids)).errors == ()

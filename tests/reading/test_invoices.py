@@ -17,10 +17,9 @@ from validating import pdf_carrying
 
 from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
-from daemon.reading import invoices, pdftext
+from daemon.reading import invoices, pdftext, xmlids
 from daemon.reading.invoices import (
     InvoiceRead,
-    _xml_ids,
     read_invoice_bytes,
     read_invoice_file,
 )
@@ -258,7 +257,7 @@ class TestLimits:
     def test_an_id_holds_a_digit_among_the_characters_an_id_may_have(self) -> None:
         """The digit the default pattern asks for may come as late as an id of
         MAX_INVOICE_ID_CHARS allows (its look-ahead is bounded by it, above)."""
-        limit = invoices.MAX_INVOICE_ID_CHARS
+        limit = xmlids.MAX_INVOICE_ID_CHARS
         longest = "A" * (limit - 1) + "7"
         found = re.search(DEFAULT_PDF_ID_PATTERN, f"Invoice number {longest} ")
         assert found is not None and found.group(1) == longest
@@ -268,7 +267,7 @@ class TestLimits:
         invoice-id-too-long, naming the file, the id's start, its length and the fix; an
         id of exactly MAX_INVOICE_ID_CHARS is taken (it would otherwise fill every log
         line, the journal and the manifest)."""
-        limit = invoices.MAX_INVOICE_ID_CHARS
+        limit = xmlids.MAX_INVOICE_ID_CHARS
         path = write(tmp_path / "long.xml", ubl_invoice("A" * 1_000_000))
         with pytest.raises(InputError) as info:
             read(path)
@@ -1027,14 +1026,14 @@ class TestFastPath:
         data = (PEPPOL / fixture).read_bytes()
         fast = lxml_root(data)
         assert fast is not None
-        assert _xml_ids(fast, fixture) == _xml_ids(_parse_xml(data), fixture)
+        assert xmlids.xml_ids(fast, fixture) == xmlids.xml_ids(_parse_xml(data), fixture)
 
     def test_wrapper_takes_the_fast_path_with_the_same_ids(self) -> None:
         """A wrapper of several documents: lxml and defusedxml agree on ids and order."""
         data = wrap("vat-category-E.xml", "Norwegian-example-1.xml", "base-example.xml")
         fast = lxml_root(data)
         assert fast is not None
-        assert _xml_ids(fast, "w.xml") == _xml_ids(_parse_xml(data), "w.xml")
+        assert xmlids.xml_ids(fast, "w.xml") == xmlids.xml_ids(_parse_xml(data), "w.xml")
 
     def test_comment_and_cdata_inside_the_id(self, tmp_path: Path) -> None:
         """A comment, CDATA and character references inside cbc:ID: the text around them
@@ -1255,3 +1254,62 @@ def test_an_empty_internal_subset_in_utf16_is_still_refused(tmp_path: Path) -> N
     text = text.replace("?>\n", "?>\n<!DOCTYPE Invoice []>\n", 1)
     with pytest.raises(HostileInput):
         read(write(tmp_path / "wide.xml", text.encode("utf-16")))
+
+
+class TestOneInvoiceNumberADocument:
+    """A UBL Invoice/CreditNote (or a Svefaktura invoice) has one ID of its own, its
+    invoice number: one with two was read under the first, and with pre-flight off sent
+    so, the second number lost without a word (`invoice-two-ids`)."""
+
+    @staticmethod
+    def two_ids(first: str, second: str) -> bytes:
+        return ubl_invoice(first).replace(
+            f"<cbc:ID>{first}</cbc:ID>".encode(),
+            f"<cbc:ID>{first}</cbc:ID>\n  <cbc:ID>{second}</cbc:ID>".encode(), 1)
+
+    def test_a_ubl_invoice_with_two_ids_of_its_own_is_an_error_naming_both(
+            self, tmp_path: Path) -> None:
+        """The error names the file, both numbers, the rule (one invoice number a
+        document) and the fix; the many cbc:IDs inside (a party's, a line's) are not its
+        own and count for nothing."""
+        path = write(tmp_path / "INV-1.xml", self.two_ids("INV-1", "INV-2"))
+        with pytest.raises(InputError) as info:
+            read(path)
+        e = info.value
+        assert (e.code, e.file) == ("invoice-two-ids", "INV-1.xml")
+        assert e.message == (
+            "a UBL Invoice has 2 cbc:ID elements of its own ('INV-1', 'INV-2'), where a "
+            "document has one, its invoice number: it would be sent as the invoice 'INV-1' "
+            "alone — have the ERP write one invoice number in the document and export it "
+            "again")
+
+    def test_the_same_number_twice_is_an_error_too(self, tmp_path: Path) -> None:
+        """Two equal cbc:IDs break the same rule (UBL's schema allows one): an operator
+        refuses the document, so it is stopped at the outbox, as one without an id is."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-1.xml", self.two_ids("INV-1", "INV-1")))
+        assert info.value.code == "invoice-two-ids"
+
+    def test_a_document_in_a_batch_with_two_ids_is_an_error(self, tmp_path: Path) -> None:
+        """In a file of several documents, the one with two numbers stops the file, as
+        one without a number does."""
+        docs = "".join(f"<CreditNote xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:"
+                       f"CreditNote-2\" xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:"
+                       f"xsd:CommonBasicComponents-2\">{ids}</CreditNote>"
+                       for ids in ("<cbc:ID>CN-1</cbc:ID>",
+                                   "<cbc:ID>CN-2</cbc:ID><cbc:ID>CN-3</cbc:ID>"))
+        path = write(tmp_path / "batch.xml", f"<Batch>{docs}</Batch>".encode())
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invoice-two-ids"
+        assert "a UBL CreditNote has 2 cbc:ID elements of its own ('CN-2', 'CN-3')" \
+            in info.value.message
+
+    def test_a_svefaktura_invoice_with_two_ids_is_an_error(self, tmp_path: Path) -> None:
+        """Svefaktura's root has one ID, as a UBL document has."""
+        data = SVEFAKTURA.replace(b"<ID>SVE-77</ID>", b"<ID>SVE-77</ID><ID>SVE-78</ID>")
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "sve.xml", data))
+        assert info.value.code == "invoice-two-ids"
+        assert "a Svefaktura Invoice has 2 ID elements of its own ('SVE-77', 'SVE-78')" \
+            in info.value.message

@@ -781,3 +781,18 @@ def test_a_bundle_whose_move_into_sent_or_quarantine_fails_is_told_in_a_clerks_w
     for words in shown.values():
         assert "lsattr" not in words and "Operation not permitted" not in words
         assert str(tmp_path) not in words and "share mounted" not in words
+
+
+def test_ids_that_differ_only_by_a_dot_at_the_end_are_said_to_have_one_folder(
+        journal: Journal) -> None:
+    """batch.xml holds A-1. and A-1: the row sent the clerk to make batch/A-1_ and
+    batch/A-1, though a clerk who types the id A-1. on the share makes A-1 (Windows drops
+    the dot) and the file stops as id-folder-collision as soon as its sidecar is there.
+    The row says the two have one folder, the one Windows makes of both, A-1."""
+    journal.create("batch.xml", "waiting", invoice_ids=["A-1.", "A-1", "B-2"],
+                   unattached_ids=["A-1.", "A-1", "B-2"])
+    rows = journal.recent()
+    waiting = Page(render(rows, [], parse_iso(rows[0].since))).text["waiting"]
+    assert "A-1. and A-1 have one folder, batch/A-1," in waiting
+    assert ("stops the file as an error (id-folder-collision) as soon as its folder batch "
+            "is made, whatever is put in it") in waiting
