@@ -81,7 +81,8 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
                   quarantined_at: str, accepted: list[dict[str, Any]] | None = None,
                   invoice_ids: list[str] | None = None, converted: str | None = None,
-                  embedded: str | None = None) -> dict[str, Any]:
+                  embedded: str | None = None, outcome_unknown: bool = False
+                  ) -> dict[str, Any]:
     """reason.json's content. `quarantined_at` comes from the journal (when the bundle
     entered quarantining), not from the clock: a move retried after a crash must write
     the same papers, or the complete copy an earlier run left in quarantine/ no longer
@@ -100,7 +101,11 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
     `converted_folder`, and REASON.txt says to leave it out of what is moved back.
     `embedded`: likewise the folder of the documents ubl-embedded kept before posting
     them (`embedded_folder`): the record of what the receiver may have, never sent again
-    from the outbox."""
+    from the outbox.
+    `outcome_unknown`: a POST of the bundle may have reached the receiver, no answer
+    saying otherwise (reasontext.outcome_unknown); reason.json then gains
+    `delivery_outcome_unknown: true`, and REASON.txt says what to check before sending
+    it again instead of "Nothing was delivered"."""
     record: dict[str, Any] = {
         "bundle_id": bundle_id, "invoice_file": invoice_file,
         "invoice_ids": list(invoice_ids or ()),
@@ -114,6 +119,8 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
         record["converted_folder"] = converted
     if embedded:
         record["embedded_folder"] = embedded
+    if outcome_unknown:
+        record["delivery_outcome_unknown"] = True
     return record
 
 

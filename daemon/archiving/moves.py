@@ -17,6 +17,7 @@ from typing import Any
 from daemon.archiving.archive import place, target_for
 from daemon.archiving.archive_papers import reason_papers, reason_record, receipt_papers
 from daemon.archiving.copyfound import numbers_beside
+from daemon.archiving.reasontext import outcome_unknown
 from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claiming.claim import copy_tag
 from daemon.configuration.config import Settings
@@ -177,7 +178,8 @@ class Moves:
         record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted,
                                invoice_ids=row.invoice_ids,
                                converted=self._converted_in(row),
-                               embedded=self._embedded_in(row))
+                               embedded=self._embedded_in(row),
+                               outcome_unknown=outcome_unknown(row.attempts, reasons))
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              QUARANTINE_FAILED, row.since)
         if not isinstance(placed, Path):

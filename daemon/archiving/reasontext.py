@@ -9,9 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.bundle import Finding
 from daemon.invisible import escaped_controls
 from daemon.journal import readable
 from daemon.names import CASE_WORDS, COPY_WORDS, EXACT_WORDS, FILE_WORDS, FORM_WORDS, visible
+
+# The words of a reason that stopped a bundle after a POST that may have reached the
+# receiver uncounted (a crash cut it short): how its papers, written again after a
+# failed move, still say so (delivery/beforepost.py).
+OUTCOME_UNKNOWN = "a delivery attempt whose outcome is not known"
+
+
+def outcome_unknown(attempts: int, reasons: list[Finding]) -> bool:
+    """Whether a quarantined bundle may be with the receiver: a POST of it was made (or,
+    its reason says, may have been) and no answer about its key says otherwise. A
+    refusal is such an answer: a receiver that had taken the key answers a repeat with
+    its stored 2xx (docs/protocol.md, Idempotency)."""
+    if any(OUTCOME_UNKNOWN in r.message for r in reasons):
+        return True
+    return attempts > 0 and not any(r.code == "rejected" for r in reasons)
 
 
 def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
@@ -119,6 +135,18 @@ def _look_alike_steps(record: dict[str, Any], look_alikes: list[str],
             *_move_back_steps(record, len(steps) + 1), ""]
 
 
+def _unknown_steps(record: dict[str, Any]) -> list[str]:
+    """What a clerk checks first when a POST of the bundle may have reached the receiver:
+    sent again as it was, the receiver recognises it; changed (fixed, exported again),
+    it is a new bundle to the receiver, and the invoice may reach the customer twice."""
+    ids = ", ".join(str(i) for i in record.get("invoice_ids") or ()) or "its invoices"
+    return ["The receiver may have this bundle already: outboxd tried to deliver it "
+            "before and does not know how that attempt ended (it has no receipt for it).",
+            f"Before sending it again, ask the operator (or look in its portal) whether it "
+            f"has {ids} of bundle {str(record['bundle_id'])[:12]}; if it has, leave this "
+            "bundle here and do not send it again."]
+
+
 def _held_back(record: dict[str, Any]) -> list[str]:
     """The invoices of a file of several that have no error of their own and were stopped
     with it (a file is sent whole): the reasons list only the others' files, and a clerk
@@ -130,9 +158,11 @@ def _held_back(record: dict[str, Any]) -> list[str]:
     if len(ids) < 2 or not clean or not concerned <= set(ids):
         return []
     one = len(clean) == 1
+    stopped = ("stopped with it" if record.get("delivery_outcome_unknown")
+               else "not sent either")
     return [f"{record['invoice_file']} holds the invoices {', '.join(ids)} and is sent whole, "
             f"so {', '.join(clean)} (without errors of {'its' if one else 'their'} own) "
-            f"{'was' if one else 'were'} not sent either."]
+            f"{'was' if one else 'were'} {stopped}."]
 
 
 def reason_text(record: dict[str, Any]) -> str:
@@ -161,8 +191,11 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
         return lines + _look_alike_steps(
             record, [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
+    unknown = bool(record.get("delivery_outcome_unknown"))
     if not accepted:
-        return lines + ["", *_held_back(record), "Nothing was delivered. To send it again:",
+        return lines + ["", *_held_back(record),
+                        *([*_unknown_steps(record), "To send it again:"] if unknown
+                          else ["Nothing was delivered. To send it again:"]),
                         "1. Fix what is listed above, in this folder.",
                         *_move_back_steps(record, 2), ""]
     # Part of the file is with the receiver already: the one thing a clerk must not do
@@ -176,7 +209,9 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
         lines.append(f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
                      f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
                      f"{d['idempotency_key']})")
-    lines += ["No other invoice of this file was delivered.", "",
+    lines += ["No other invoice of this file is known to be delivered: an earlier attempt's "
+              "outcome is not known, so ask the operator whether it has them before sending "
+              "them again." if unknown else "No other invoice of this file was delivered.", "",
               "To send the others:",
               f"1. Fix what is listed above, in this folder, without changing {them} in "
               f"it: outboxd will not deliver {'it' if one else 'them'} twice (each document's "

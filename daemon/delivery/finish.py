@@ -24,6 +24,7 @@ from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
+from daemon.delivery.beforepost import BeforePost
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.pause import DeliveryPause
 from daemon.delivery.retries import Retries
@@ -36,8 +37,6 @@ from daemon.errors import (
     JournalError,
     OutboxdError,
     Paused,
-    ReaderFailed,
-    ReaderStopped,
     Rejected,
     Retryable,
     describe,
@@ -80,7 +79,7 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
                               settings.outbox.path)
 
 
-class Finisher(Moves, Recovery, Retries, SentElsewhere):
+class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
@@ -110,6 +109,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         # next attempt is counted, that POST with it, before its own POST goes out.
         self._unrecorded: set[int] = set()
         self._posting: set[int] = set()
+        self._since_claim: set[int] = set()  # see beforepost.BeforePost
         self._checks_lock = threading.Lock()
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
@@ -160,6 +160,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
         self._handed_over.add(row_id)
+        self._since_claim.add(row_id)
         self._validated[row_id] = bundle
 
     def _checked_for_gone(self, checked_for: int, log: Any) -> bool:
@@ -201,6 +202,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
                 self.resume(later, 0.0)
         if wait is None:
             self._unrecorded.discard(row_id)  # sent, quarantined or delivered: no more POST
+            self._since_claim.discard(row_id)
         return wait
 
     def _attempt(self, row_id: int) -> float | None:
@@ -252,27 +254,17 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
         bundle, checked_for = read
         if read_again and not self._work_present(row):
             return gone()  # the share went away while the bundle was being read
+        if read_again:
+            bundle = self._conversions_kept(row, bundle, checked_for, log)
+        if (changed := self._changed_after_post(row, bundle, log)) is not None:
+            if self._checked_for_gone(checked_for, log):
+                return 0.0  # its errors among the reasons may be the old format's
+            return damaged(changed)  # before a conversion written anew replaces the PDF
         if any(a.converted for a in bundle.attachments):
-            try:
-                # Converted images are written only now, into the claimed work folder.
-                bundle = self.materialise(self._moved(row), bundle, Path(row.work_dir or ""),
-                                          self.s)
-                # Written: failed writes before this one no longer count in a row, so a
-                # move that fails after the POST waits the first back-off, not a longer one.
-                self._move_faults.pop(row.id, None)
-            except InputError as exc:
-                return damaged([Finding(exc.code, exc.file, exc.message)])
-            except (OSError, ReaderFailed) as exc:
-                # No descriptors left, a full disk or a share gone while reading the image
-                # or writing its PDF, or a reader that died under the conversion each
-                # time (the daemon stopping, too): the bundle is fine, so it waits and
-                # tries again, as a failed move does; never quarantined, and never
-                # converted here instead.
-                why = (f"cannot read an image or write its PDF in {row.work_dir}: "
-                       f"{describe(exc, writing=True)}" if isinstance(exc, OSError) else
-                       f"cannot convert an image to PDF: {exc}")
-                return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
-                                         "will retry", expected=isinstance(exc, ReaderStopped))
+            prepared = self._prepared(row, bundle, damaged)
+            if not isinstance(prepared, Bundle):
+                return prepared  # waits, or quarantined (damaged)
+            bundle = prepared
         if self._checked_for_gone(checked_for, log):
             return 0.0  # before its errors quarantine it: they may be the old format's
         bid = bundle_id_of(bundle)

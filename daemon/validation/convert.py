@@ -22,8 +22,10 @@ convert several at once. The image is converted twice (before the claim there
 is nowhere to keep the PDF: nothing is written into the outbox, and a cache
 beside it would hold a PDF for every version read, claimed or not).
 
-The conversion is deterministic (no dates in the PDF), so a crash between the
-claim and the delivery gives the same bytes, hash and bundle id again.
+The conversion is deterministic (no dates in the PDF) for one Pillow and zlib, so a
+crash between the claim and the delivery gives the same bytes, hash and bundle id
+again; across an upgrade it may not, and a PDF written before the restart is kept
+when it is still the bytes the row's bundle id names (delivery/beforepost.py).
 """
 
 from __future__ import annotations

@@ -278,3 +278,38 @@ def test_a_claim_cut_short_before_its_move_then_taken_back_ends_gone_after_a_res
     assert "is the share mounted?" not in daemon.stderr()
     assert sorted(p.name for p in (env.outbox / "INV-7004").iterdir()) == ["a.pdf"]
     assert receiver.requests() == [] and list(env.processing.iterdir()) == []
+
+
+def test_kill_after_receiver_stored_then_a_file_changed_in_processing_is_not_sent_again(
+        env: Env, start_receiver, start_daemon) -> None:
+    """SIGKILL while the receiver has stored the bundle but not yet answered (its first
+    POST uncounted), then an attachment replaced inside processing before the restart.
+    The restarted daemon posted the changed bundle under its new id, a second bundle the
+    receiver could not match with the first: the invoice twice. It is quarantined as
+    processing-damaged naming the id the receiver holds, nothing is posted again, and
+    REASON.txt says the receiver may have it instead of "Nothing was delivered"."""
+    slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
+    env.write_config(slow.url)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-7004", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],
+             what="the receiver to store the bundle")
+    daemon.stop(signal.SIGKILL)
+    [work] = list(env.processing.iterdir())
+    (work / "INV-7004" / "a.pdf").write_bytes(pdf_bytes(text_marker="edited in processing"))
+    [stored] = [p for p in slow.store.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    start_daemon()
+    [entry] = wait_for(env.quarantined, what="the changed bundle in quarantine/")
+    record = json.loads(wait_for(lambda: (entry / "reason.json").exists()
+                                 and (entry / "reason.json").read_text(), what="reason.json"))
+    assert record["bundle_id"] == stored.name and record["delivery_outcome_unknown"] is True
+    [reason] = record["reasons"]
+    assert reason["code"] == "processing-damaged"
+    assert f"may hold the earlier version (bundle {stored.name[:12]})" in reason["message"]
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" not in text and "may have this bundle already" in text
+    assert (entry / "INV-7004" / "a.pdf").read_bytes() == pdf_bytes(
+        text_marker="edited in processing")  # nothing lost: the edited file is archived
+    assert [r["status"] for r in slow.requests()] == [201]
+    assert env.sent_bundles() == [] and list(env.processing.iterdir()) == []

@@ -1,0 +1,152 @@
+"""A claimed bundle made ready for its POST in its work folder: its converted images
+written there (those an earlier attempt wrote kept, when they are still the bytes its
+bundle id names), and a bundle whose files changed after a POST of unknown outcome
+stopped before it goes out under another Idempotency-Key (docs/architecture.md, "After a
+restart a claimed bundle is read and validated again").
+
+A part of `finish.Finisher` (a mixin): it shares the journal's row, the settings, the
+conversions' hook and the move back-off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from daemon.archiving.reasontext import OUTCOME_UNKNOWN
+from daemon.bundle import Attachment, Bundle, Finding
+from daemon.configuration.config import Settings
+from daemon.errors import InputError, ReaderFailed, ReaderStopped, describe
+from daemon.fs.fsops import open_below
+from daemon.fs.fsread import hash_of
+from daemon.fs.fswrite import held_path
+from daemon.fs.workfolder import hold_folder
+from daemon.journal import Row
+from daemon.manifest import bundle_id_of
+from daemon.validation.convert import converted_path
+from daemon.watching.scan import Candidate
+
+Damaged = Callable[[list[Finding]], float | None]
+
+
+def changed_after_post(earlier_id: str) -> str:
+    """The reason of a bundle whose files changed in processing after a POST under
+    `earlier_id` that may have reached the receiver (its first 12 characters, as the
+    archive folders and `status` show an id)."""
+    return (f"the bundle's files changed in the processing folder after {OUTCOME_UNKNOWN}, "
+            f"so the receiver may hold the earlier version (bundle {earlier_id[:12]}); it "
+            "was not sent again under another Idempotency-Key, which the receiver could "
+            "not recognise as the same invoice — check with the operator whether it has "
+            "that bundle before dropping this one into the outbox again")
+
+
+class BeforePost:
+    s: Settings
+    log: Any
+    _move_faults: dict[int, tuple[int, float]]  # see moves.Moves
+    _unrecorded: set[int]  # see finish.Finisher
+    # Rows whose every POST this process made (claimed and handed over here): for any
+    # other, a POST before a crash or a power loss may have reached the receiver
+    # without a count that says so (a first attempt's is written with its outcome).
+    _since_claim: set[int]
+    _validated: dict[int, Bundle]
+    _checked_for: int
+    _checks_lock: threading.Lock
+    materialise: Callable[[Candidate, Bundle, Path, Settings], Bundle]
+    _move_failed: Callable[..., float]  # moves.Moves
+    _moved: Callable[[Row], Candidate]  # rereading.Rereading
+
+    def may_have_reached(self, row: Row) -> bool:
+        """Whether a POST under the row's bundle id may have reached the receiver: one
+        counted, one not counted yet (a journal error after it), or one of an earlier
+        process (a crash or a power loss cuts a POST short with no record of it)."""
+        return row.attempts > 0 or row.id in self._unrecorded or row.id not in self._since_claim
+
+    def _changed_after_post(self, row: Row, bundle: Bundle, log: Any) -> list[Finding] | None:
+        """The reasons to quarantine a bundle whose files changed since a POST of unknown
+        outcome under the row's id (its own errors after them), or None to go on. Sent
+        under its new id, the receiver would take the changed bundle for another one and
+        the invoice might go out twice. Nothing posted before: what the files say now was
+        validated again, and is sent."""
+        bid = bundle_id_of(bundle)
+        if row.bundle_id is None or bid == row.bundle_id or not self.may_have_reached(row):
+            return None
+        log.warning("bundle changed in the processing folder after a delivery attempt "
+                    "whose outcome is not known; quarantined, not sent under another "
+                    "Idempotency-Key", new_bundle_id=bid, attempts=row.attempts)
+        return [Finding("processing-damaged", row.invoice_file,
+                        changed_after_post(row.bundle_id)), *bundle.errors]
+
+    def _conversions_kept(self, row: Row, bundle: Bundle, checked_for: int, log: Any
+                          ) -> Bundle:
+        """The bundle read again after a restart, its converted images taken as the PDFs
+        an earlier attempt wrote into the work folder, when those are exactly what the
+        row's bundle id names (so what that attempt's POST carried). A conversion is the
+        same bytes only with the same Pillow and zlib: converted again after an upgrade,
+        the bundle had another id, and went out under another Idempotency-Key (or, now,
+        was quarantined) though nobody touched it. Else the bundle as read. Kept for the
+        attempts after this one too (`_validated`), which would write the PDF anew."""
+        if row.bundle_id is None or not any(a.converted for a in bundle.attachments) \
+                or bundle_id_of(bundle) == row.bundle_id:
+            return bundle
+        work = Path(row.work_dir or "")
+        try:
+            # Held, never through a link in its place; each PDF opened below it as a
+            # bundle's file is (no link followed, no FIFO opened).
+            held = hold_folder(work, within=self.s.outbox.path)
+        except (OSError, InputError):
+            return bundle  # judged as read; the attempt says what became of the folder
+        try:
+            attachments = tuple(self._written(held, work, a) for a in bundle.attachments)
+        except (OSError, InputError):
+            return bundle  # one not written (or not a file): converted anew, judged so
+        finally:
+            os.close(held)
+        kept = replace(bundle, attachments=attachments)
+        if bundle_id_of(kept) != row.bundle_id:
+            return bundle  # other bytes than the earlier attempt's: judged as read
+        with self._checks_lock:
+            if checked_for == self._checked_for:  # else checked for a format now gone
+                self._validated[row.id] = kept
+        log.info("converted images kept as an earlier attempt wrote them; converted again "
+                 "they give other bytes (another Pillow or zlib)", new_bundle_id=bundle_id_of(
+                     bundle))
+        return kept
+
+    @staticmethod
+    def _written(held: int, work: Path, att: Attachment) -> Attachment:
+        """`att` with the size and hash of the PDF of it in the work folder (held)."""
+        if att.converted is None:
+            return att
+        rel = converted_path(work, att).relative_to(work).as_posix()
+        with open_below(held_path(held), rel) as fh:
+            size, sha256 = hash_of(fh)
+        return replace(att, converted=replace(att.converted, size=size, sha256=sha256))
+
+    def _prepared(self, row: Row, bundle: Bundle, damaged: Damaged) -> Bundle | float | None:
+        """The bundle with its converted images written into the claimed work folder (only
+        now: nothing is written before the claim), or what its failure means."""
+        try:
+            bundle = self.materialise(self._moved(row), bundle, Path(row.work_dir or ""),
+                                      self.s)
+            # Written: failed writes before this one no longer count in a row, so a
+            # move that fails after the POST waits the first back-off, not a longer one.
+            self._move_faults.pop(row.id, None)
+            return bundle
+        except InputError as exc:
+            return damaged([Finding(exc.code, exc.file, exc.message)])
+        except (OSError, ReaderFailed) as exc:
+            # No descriptors left, a full disk or a share gone while reading the image
+            # or writing its PDF, or a reader that died under the conversion each
+            # time (the daemon stopping, too): the bundle is fine, so it waits and
+            # tries again, as a failed move does; never quarantined, and never
+            # converted here instead.
+            why = (f"cannot read an image or write its PDF in {row.work_dir}: "
+                   f"{describe(exc, writing=True)}" if isinstance(exc, OSError) else
+                   f"cannot convert an image to PDF: {exc}")
+            return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
+                                     "will retry", expected=isinstance(exc, ReaderStopped))

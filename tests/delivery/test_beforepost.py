@@ -1,0 +1,226 @@
+"""A claimed bundle before its POST (delivery/beforepost.py): one whose files changed in
+processing after a POST of unknown outcome is quarantined, never posted under another
+Idempotency-Key; one no POST of which can have reached the receiver is sent as its files
+are now; and a converted image's PDF written before a restart is kept when converting it
+again gives other bytes (another Pillow or zlib). Real journal, real files, the
+directory-transport pipeline of claimed.py with scripted deliverers."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from claimed import Scripted, claimed, folders, restart  # noqa: E402, F401 - quiet_logs
+from helpers import pdf_bytes, wait_for  # noqa: E402
+
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.delivery.answers import Receipt  # noqa: E402
+from daemon.errors import JournalError, Retryable  # noqa: E402
+from daemon.validation import convert  # noqa: E402
+
+ANSWER = Receipt(201, {"receipt_id": "r-1"}, "r-1")
+
+
+class Recording(Scripted):
+    """A scripted deliverer that keeps the Idempotency-Key (bundle id) of each POST and
+    the bytes of each converted PDF it would have sent."""
+
+    def __init__(self, *outcomes: Exception | Receipt) -> None:
+        super().__init__(*outcomes)
+        self.keys: list[str] = []
+        self.pdfs: list[bytes] = []
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.keys.append(manifest["bundle_id"])
+        self.pdfs += [a.converted.path.read_bytes() for a in bundle.attachments
+                      if a.converted is not None and a.converted.path is not None]
+        return super().deliver(bundle, manifest)
+
+
+def _edit_in_processing(p: Any, row: int) -> None:
+    """Someone replaces the attachment inside the claimed work folder."""
+    work = Path(p.j.get(row).work_dir or "")
+    (work / "INV-1" / "a.pdf").write_bytes(pdf_bytes(text_marker="edited in processing"))
+
+
+def _quarantined_unsent(p: Any, s: Any, row: int, earlier: str) -> dict[str, Any]:
+    """The row quarantined as processing-damaged naming the earlier id; its reason.json."""
+    got = p.j.get(row)
+    assert got.state == "quarantined" and got.bundle_id == earlier
+    assert list(s.sent_dir.glob("*/*")) == []
+    [folder] = folders(s.quarantine_dir)
+    record = json.loads((folder / "reason.json").read_text())
+    [reason] = record["reasons"]
+    assert reason["code"] == "processing-damaged" and reason["file"] == "INV-1.xml"
+    assert "after a delivery attempt whose outcome is not known" in reason["message"]
+    assert f"(bundle {earlier[:12]})" in reason["message"]
+    assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
+    text = (folder / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" not in text
+    assert "The receiver may have this bundle already" in text
+    return record
+
+
+def test_a_bundle_changed_in_processing_after_a_timed_out_post_is_not_sent_under_a_new_key(
+        tmp_path: Path) -> None:
+    """The first POST timed out (the receiver may hold the bundle under its id); the
+    bundle's attachment is then replaced inside processing and it is read again (a
+    reload, as a restart does). It was posted under the new id and ended `sent`, 2
+    attempts: the invoice twice at the receiver, under keys it cannot match. It is
+    quarantined as processing-damaged naming the earlier id, with no second POST."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    assert earlier is not None
+    p.finish.d = d = Recording(Retryable("read timeout", None), ANSWER)
+    assert p.finish.attempt(row) is not None
+    assert p.j.get(row).attempts == 1
+    _edit_in_processing(p, row)
+    p.finish.read_claimed_again()
+    assert p.finish.attempt(row) is None
+    assert d.keys == [earlier]
+    _quarantined_unsent(p, s, row, earlier)
+
+
+def test_a_bundle_changed_after_a_restart_that_cut_its_first_post_short_is_not_sent(
+        tmp_path: Path) -> None:
+    """A kill during the first POST leaves no count (the first attempt writes it with
+    its outcome): the row reads `delivering`, 0 attempts. The attachment replaced in
+    processing before the restart gave another id, posted as if nothing had gone out.
+    The restarted daemon cannot know the POST did not reach the receiver: quarantined."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    assert earlier is not None and p.j.get(row).attempts == 0
+    _edit_in_processing(p, row)
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    assert d.keys == []
+    _quarantined_unsent(p, s, row, earlier)
+
+
+def test_a_bundle_changed_after_a_post_whose_count_was_not_written_is_not_sent(
+        tmp_path: Path) -> None:
+    """The first POST went out and its answer could not be recorded (the journal locked
+    by another process): the row still reads 0 attempts. Read again after the lock with
+    a replaced attachment, it was posted under the new id; it is quarantined."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    assert earlier is not None
+    p.j._db.execute("PRAGMA busy_timeout = 50")  # not the 5 s a command waits
+    locker = sqlite3.connect(s.journal_path, isolation_level=None)
+
+    class LockedWhileAnswering(Recording):
+        def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+            locker.execute("BEGIN EXCLUSIVE")
+            return super().deliver(bundle, manifest)
+
+    p.finish.d = d = LockedWhileAnswering(Retryable("HTTP 503 from the receiver", 503))
+    try:
+        with pytest.raises(JournalError):
+            p.finish.attempt(row)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert p.j.get(row).attempts == 0 and d.keys == [earlier]
+    _edit_in_processing(p, row)
+    p.finish.read_claimed_again()
+    p.finish.d = later = Recording(ANSWER)
+
+    def finished() -> bool:  # once the journal's back-off after the failed write ends
+        try:
+            return p.finish.attempt(row) is None
+        except JournalError:
+            return False
+    wait_for(finished, timeout=10, what="the attempt once the journal is writable again")
+    assert later.keys == []
+    _quarantined_unsent(p, s, row, earlier)
+
+
+def test_a_bundle_changed_before_any_post_is_sent_as_its_files_are_now(
+        tmp_path: Path) -> None:
+    """Claimed here and never posted (no attempt yet): a bundle read again after its
+    attachment was replaced in processing goes out as its files are now, validated
+    again, under its new id — no POST of the earlier id can have reached anyone."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    _edit_in_processing(p, row)
+    p.finish.read_claimed_again()
+    p.finish.d = d = Recording(ANSWER)
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "sent" and d.keys == [done.bundle_id] and done.bundle_id != earlier
+    assert list(s.quarantine_dir.glob("*/*")) == []
+
+
+def _claimed_png(tmp_path: Path) -> tuple[Any, Any, int]:
+    """A claimed bundle whose PNG is converted to PDF at delivery (external print)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
+    return claimed(tmp_path, {"scan.png": buf.getvalue()},
+                   {"channel": "external-print", "convert_images": True})
+
+
+def _another_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Conversion from now on gives other bytes for the same image, as a Pillow or zlib
+    upgrade does (another compressor's output): still one valid page."""
+    made = convert.image_to_pdf
+
+    def upgraded(data: bytes, max_pixels: int) -> bytes:
+        return made(data, max_pixels) + b"% another zlib\n"
+    monkeypatch.setattr(convert, "image_to_pdf", upgraded)
+
+
+def test_a_converted_pdf_written_before_a_restart_is_kept_not_converted_anew(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A print bundle's PNG was converted and its PDF written and posted (timed out);
+    outboxd is upgraded and restarted, and its conversion now gives other bytes. The PDF
+    was written again, the bundle had another id and went out under a new key (or was
+    quarantined as changed). The PDF written before is kept (the bytes the first POST
+    carried), and the bundle is sent again under the same key, twice with one PDF."""
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.finish.d = first = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    [pdf] = (Path(p.j.get(row).work_dir or "") / "INV-1.converted").rglob("*.pdf")
+    written = pdf.read_bytes()
+    _another_library(monkeypatch)
+    fin = restart(p, s, row)
+    fin.d = second = Recording(Retryable("read timeout", None), ANSWER)
+    assert fin.attempt(row) is not None  # the next attempt after the restart, too
+    assert fin.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "sent" and done.bundle_id == earlier
+    assert first.keys + second.keys == [earlier] * 3
+    assert first.pdfs + second.pdfs == [written] * 3
+    assert list(s.quarantine_dir.glob("*/*")) == []
+
+
+def test_a_converted_pdf_changed_in_processing_is_not_what_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a PDF that is still the bytes the row's id names is kept: one edited in
+    processing is not, and after a POST of unknown outcome the bundle, converted anew
+    with other bytes, is quarantined, never sent under the new id."""
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    assert earlier is not None
+    p.finish.d = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    [pdf] = (Path(p.j.get(row).work_dir or "") / "INV-1.converted").rglob("*.pdf")
+    pdf.write_bytes(pdf.read_bytes() + b"% edited\n")
+    _another_library(monkeypatch)
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    assert d.keys == [] and p.j.get(row).state == "quarantined"
+    [folder] = folders(s.quarantine_dir)
+    record = json.loads((folder / "reason.json").read_text())
+    assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
