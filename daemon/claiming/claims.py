@@ -333,14 +333,16 @@ class Claims(Undoing):
     def _hand_over(self, ready: list[tuple[Claim, int, Bundle]]
                    ) -> Iterator[tuple[str, Next | Exception]]:
         """Bundles checked after their claim, to delivery: `delivering` for all in one
-        commit (not durable: it announces no effect of its own; the POST that follows
-        may come again after a crash, with the same Idempotency-Key), then each handed
+        commit (not durable here: the delivery makes it so before the first POST, most
+        often already covered by a later batch's durable commit), then each handed
         over."""
         if not ready:
             return
+        commit = 0  # a failed commit: each attempt records (durably) `delivering` itself
         try:
             self.j.transitions([(row_id, {}) for _, row_id, _ in ready], "delivering",
                                "claimed", durable=False)
+            commit = self.j.commits
         except JournalLost as exc:
             for c, _, _ in ready:
                 yield c.cand.invoice.name, exc
@@ -353,7 +355,7 @@ class Claims(Undoing):
             # until a restart.
             pass
         for c, row_id, bundle in ready:
-            self.finish.hand_over(row_id, bundle)
+            self.finish.hand_over(row_id, bundle, commit)
             bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id, bundle.invoice_ids
                        ).info("bundle claimed", attachments=len(bundle.attachments),
                               unattached_ids=list(bundle.unattached_ids))

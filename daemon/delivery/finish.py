@@ -110,6 +110,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
         self._unrecorded: set[int] = set()
         self._posting: set[int] = set()
         self._since_claim: set[int] = set()  # see beforepost.BeforePost
+        # Rows handed over by a commit not yet known durable: its number (hand_over).
+        self._handed_at: dict[int, int] = {}
         self._checks_lock = threading.Lock()
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
@@ -157,9 +159,12 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
             self._checked_for += 1
             self._validated.clear()
 
-    def hand_over(self, row_id: int, bundle: Bundle) -> None:
-        """The validated bundle of a row just claimed, at its place in processing."""
+    def hand_over(self, row_id: int, bundle: Bundle, commit: int = 0) -> None:
+        """The validated bundle of a row just claimed, at its place in processing;
+        `commit`: the number of the journal commit that recorded it `delivering`."""
         self._handed_over.add(row_id)
+        if commit:
+            self._handed_at[row_id] = commit
         self._since_claim.add(row_id)
         self._validated[row_id] = bundle
 
@@ -203,6 +208,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
         if wait is None:
             self._unrecorded.discard(row_id)  # sent, quarantined or delivered: no more POST
             self._since_claim.discard(row_id)
+            self._handed_at.pop(row_id, None)
         return wait
 
     def _attempt(self, row_id: int) -> float | None:
@@ -223,7 +229,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
         if row.state == CLAIMING and row_id in self._handed_over:
             # Claimed and checked, but the hand-over's commit failed (Claims._hand_over):
             # recorded now, before anything is sent (a JournalError: the workers retry).
-            self.j.transition(row_id, "delivering", "claimed", durable=False)
+            self.j.transition(row_id, "delivering", "claimed")  # durable: a POST follows
             row = self.j.get(row_id)
         self._handed_over.discard(row_id)
         if row.state not in ("delivering", "retrying"):
@@ -293,6 +299,13 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
         # id changed is recorded as under way before the POST.
         counted = (unrecorded or read_again or row.state != "delivering"
                    or row.next_attempt_at is not None or row.bundle_id != manifest["bundle_id"])
+        if (handed := self._handed_at.get(row_id)) is not None:
+            # `delivering` on disk before the first POST (mostly already, by the next
+            # batch's claims): after a power cut a row back at `claiming` would be taken
+            # for a claim that sent nothing, and a bundle changed in processing then
+            # sent under a new key.
+            self.j.durable_through(handed)
+            del self._handed_at[row_id]
         deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
         if self._checked_for_gone(checked_for, log):
             self.deliverers.give_back(deliverer)  # maybe the new format's already

@@ -352,6 +352,19 @@ class Journal(Rows, Views, FinishedViews, Documents, Watched):
                 raise self._lost from None
             self._synced = max(self._synced, upto)
 
+    @property
+    def commits(self) -> int:
+        """The number of the last commit made (for durable_through)."""
+        return self._committed
+
+    def durable_through(self, commit: int) -> None:
+        """Commit number `commit` (and all before it) is on disk when this returns: no
+        sync when a later durable commit covered it already, else one, shared."""
+        if self._synced >= commit:
+            return  # read without the lock: a stale count only means _sync looks again
+        self.check()
+        self._sync(commit)
+
     def make_durable(self) -> None:
         """Every commit made so far is on disk when this returns (a commit made
         with durable=False whose effect comes later). One sync, shared as above;

@@ -857,7 +857,7 @@ class TestABatchOfClaims:
             real(rows, state, *a, **kw)  # type: ignore[arg-type]
 
         monkeypatch.setattr(p.j, "transitions", lost)
-        monkeypatch.setattr(p.finish, "hand_over", lambda row, _b: handed.append(row))
+        monkeypatch.setattr(p.finish, "hand_over", lambda row, _b, _c=0: handed.append(row))
         results = list(p.claim_held(5.0))
         assert len(results) == 2 and all(isinstance(n, JournalLost) for _, n in results)
         assert handed == [] and len(p.j.rows(("claiming",))) == 2
@@ -1538,3 +1538,47 @@ class TestAClaimCutShortWhereItsWorkFolderCouldNotBeMade:
             assert os.listdir(s.processing_dir) == []
         finally:
             j.close()
+
+
+class TestTheHandOverIsDurableBeforeAnyPost:
+    def test_each_bundles_delivering_is_on_disk_before_its_first_post(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The hand-over's `delivering` commit is made without a sync of its own; before
+        the first POST of each bundle it handed over it is on disk (a power cut after a
+        POST must not bring the row back `claiming`, which recovery takes for a claim that
+        sent nothing). The sync is one for the group, shared, not one a bundle."""
+        p = TestABatchOfClaims._held(tmp_path, 3)
+        handed_at: list[int] = []
+        real = p.j.transitions
+
+        def note(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                 **kw: object) -> None:
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+            if state == "delivering":
+                handed_at.append(p.j._committed)
+
+        monkeypatch.setattr(p.j, "transitions", note)
+        rows = [n.claimed for _, n in p.claim_held(5.0) if not isinstance(n, Exception)]
+        assert len(rows) == 3 and None not in rows and handed_at
+        syncs: list[int] = []
+        real_sync = p.j._sync
+        monkeypatch.setattr(p.j, "_sync", lambda c: syncs.append(c) or real_sync(c))
+        real_take = p.finish.deliverers.take
+        synced_at_post: list[int] = []
+        wrapped: set[int] = set()
+
+        def take() -> Any:
+            deliverer = real_take()
+            if id(deliverer) not in wrapped:  # a deliverer is taken again, given back
+                wrapped.add(id(deliverer))
+                deliver = deliverer.deliver
+                monkeypatch.setattr(deliverer, "deliver", lambda *a, **kw: (
+                    synced_at_post.append(p.j._synced), deliver(*a, **kw))[1])
+            return deliverer
+
+        monkeypatch.setattr(p.finish.deliverers, "take", take)
+        assert all(p.finish.attempt(r) is None for r in rows if r is not None)
+        assert len(synced_at_post) == 3
+        assert min(synced_at_post) >= max(handed_at)
+        assert len([c for c in syncs if c <= max(handed_at)]) <= len(handed_at)
+        assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
