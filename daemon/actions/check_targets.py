@@ -273,6 +273,13 @@ def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
         return []  # a file of the outbox root: an invoice file or none, as it is
     listing = _listing_if_any(listed, settings)
     top = rel.parts[0]
+    if listing is not None and top in _ignored_folders(settings, listing):
+        # Read as an outbox of its own, an invoice file in it was called valid.
+        head = f"{printable(str(rel))}: in {printable(top)}/, " if len(rel.parts) > 1 \
+            else f"{printable(top)}/: "
+        return [(Target(None, f"{head}a folder the daemon ignores by its name (a hidden, "
+                        "temporary or lock name, or one of [outbox] ignore_patterns): it "
+                        "reads nothing in it"), settings)]
     if listing is None or top not in _orphan_folders(settings, listing):
         return []
     said = [(Target(None, journal.notes.pop(0)), settings) for _ in list(journal.notes)]
@@ -317,10 +324,20 @@ def _orphan_folders(s: Settings, listing: Listing) -> list[str]:
     """Folders of an outbox that are no bundle's sidecar nor a look-alike of one (those
     are told with their bundle): sidecars waiting for their invoice file, or folders put
     there by mistake, which a check of the whole outbox would otherwise pass over."""
+    return _unclaimed_folders(s, listing, ignored=False)
+
+
+def _ignored_folders(s: Settings, listing: Listing) -> list[str]:
+    """Folders of an outbox that are no bundle's sidecar nor a look-alike of one, and
+    whose names the daemon ignores (hidden, a copy in progress, ignore_patterns)."""
+    return _unclaimed_folders(s, listing, ignored=True)
+
+
+def _unclaimed_folders(s: Settings, listing: Listing, ignored: bool) -> list[str]:
     taken = {s.sent_dir.name if s.sent_dir.parent == s.outbox.path else "",
              s.quarantine_dir.name if s.quarantine_dir.parent == s.outbox.path else ""}
     for cand in listing.candidates.values():
         taken |= {cand.sidecar.name, *(t.name for t in look_alike_sidecars(cand, s))}
     return sorted(n for n, st in listing.stats.items()
                   if stat.S_ISDIR(st.st_mode) and n not in taken
-                  and classify(n, s.outbox.ignore_patterns) is NameKind.OTHER)
+                  and (classify(n, s.outbox.ignore_patterns) is not NameKind.OTHER) == ignored)

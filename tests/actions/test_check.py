@@ -1605,3 +1605,23 @@ def test_a_check_of_the_whole_outbox_tells_a_look_alike_a_quarantine_left_as_suc
     assert "inv-7/: no invoice file of that name" not in out
     assert ("other/: no invoice file of that name beside it; a sidecar without its invoice "
             "file waits for it") in out
+
+
+@pytest.mark.parametrize("folder", [".drafts", "INV-9.tmp"])
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_folder_of_the_outbox_the_daemon_ignores_is_no_folder_of_invoices(
+        cfg: Env, capsys, folder: str, inside: bool) -> None:
+    """A folder of the outbox whose name the daemon ignores (hidden, or a copy still in
+    progress) is read by it neither as a sidecar nor as invoices: `check` given that
+    folder, or an invoice file in it, says so (exit 0, nothing checked) — it checked the
+    folder as an outbox of its own, and called INV-5.xml in it a valid invoice, which
+    the daemon never sends."""
+    write(cfg.outbox / folder / "INV-5.xml", ubl_invoice("INV-5"))
+    given = cfg.outbox / folder / "INV-5.xml" if inside else cfg.outbox / folder
+    code, out = check(cfg, capsys, given)
+    assert code == 0, out
+    head = f"{folder}/INV-5.xml: in {folder}/, " if inside else f"{folder}/: "
+    assert out.splitlines()[0] == (f"{head}a folder the daemon ignores by its name (a "
+                                   "hidden, temporary or lock name, or one of [outbox] "
+                                   "ignore_patterns): it reads nothing in it")
+    assert "=> valid" not in out and "0 bundle(s) checked" in out
