@@ -261,11 +261,12 @@ class Stranded:
         if other is not None and other.id != row.id:
             self.end_beside_or_later(row, other)
             return
-        if not os.path.lexists(self.s.outbox.path / row.invoice_file):
+        if other is None and not os.path.lexists(self.s.outbox.path / row.invoice_file):
             # Its invoice file left while the row waited to be handed back (its read
             # refused): that look found no row and the loop dropped the name, so nothing
-            # would step it again — followed, it showed `settling` until a restart. A
-            # write refused hands it back again at the next rescan.
+            # would step it again — followed, it showed `settling` until a restart (one
+            # the pipeline follows already, its step ends). A write refused hands it back
+            # again at the next rescan.
             try:
                 self.j.transition(row.id, "gone", NOT_HAPPENED_GONE, work_dir=None)
             except JournalLost:
