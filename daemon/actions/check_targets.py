@@ -263,7 +263,8 @@ def _in_lone_folder(path: Path, settings: Settings, journal: CheckJournal,
     of invoice files of its own, its PDFs were each called a valid invoice that "goes out
     with a warning" — a promise the daemon never keeps. For a path inside a folder a
     quarantine left (a look-alike of the quarantined bundle's sidecar), what the status
-    page says of that folder. Nothing for any other path (one outside the configured
+    page says of that folder; in one whose name the daemon ignores, that it reads nothing
+    there. Nothing for any other path (one outside the configured
     outbox is still checked as an outbox of its own)."""
     outbox, where = settings.outbox.path.resolve(), path.resolve()
     if outbox not in where.parents:
