@@ -261,6 +261,21 @@ class Stranded:
         if other is not None and other.id != row.id:
             self.end_beside_or_later(row, other)
             return
+        if other is None and not os.path.lexists(self.s.outbox.path / row.invoice_file):
+            # Its invoice file left while the row waited to be handed back (its read
+            # refused): that look found no row and the loop dropped the name, so nothing
+            # would step it again — followed, it showed `settling` until a restart (one
+            # the pipeline follows already, its step ends). A write refused hands it back
+            # again at the next rescan.
+            try:
+                self.j.transition(row.id, "gone", NOT_HAPPENED_GONE, work_dir=None)
+            except JournalLost:
+                raise
+            except JournalError:
+                self.finish.finish_later(row.id)
+                return
+            self._beside.discard(row.id)
+            return
         self.live[row.invoice_file] = row
         self._beside.discard(row.id)
 

@@ -1678,3 +1678,24 @@ def test_an_attachment_left_out_for_its_name_is_counted_and_listed_with_its_bund
     assert len(collided) == 1
     left_out = collided[0].split(":", 1)[0].strip()
     assert f"    {left_out}  [left out: name-collision]  ERROR" in out
+
+
+@pytest.mark.parametrize("folder", [".drafts", "INV-9.tmp"])
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_folder_of_the_outbox_the_daemon_ignores_is_no_folder_of_invoices(
+        cfg: Env, capsys, folder: str, inside: bool) -> None:
+    """A folder of the outbox whose name the daemon ignores (hidden, or a copy still in
+    progress) is read by it neither as a sidecar nor as invoices: `check` given that
+    folder, or an invoice file in it, says so (exit 0, nothing checked) — it checked the
+    folder as an outbox of its own, and called INV-5.xml in it a valid invoice, which
+    the daemon never sends."""
+    write(cfg.outbox / folder / "INV-5.xml", ubl_invoice("INV-5"))
+    given = cfg.outbox / folder / "INV-5.xml" if inside else cfg.outbox / folder
+    code, out = check(cfg, capsys, given)
+    assert code == 0, out
+    shown = f"{folder}/INV-5.xml" if inside else f"{folder}/"
+    first = out.splitlines()[0]
+    assert first.startswith(f"{shown}: the daemon ignores the folder {folder}/ and all in "
+                            "it: "), first
+    assert "nothing in it is read or sent — to send a file from it, move it out" in first
+    assert "=> valid" not in out and "0 bundle(s) checked" in out

@@ -1582,3 +1582,50 @@ class TestTheHandOverIsDurableBeforeAnyPost:
         assert min(synced_at_post) >= max(handed_at)
         assert len([c for c in syncs if c <= max(handed_at)]) <= len(handed_at)
         assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
+
+
+class TestARowHandedBackAfterItsInvoiceFileLeft:
+    """A failed claim is undone and its row written `settling`, but the read of that row
+    for its hand-over is refused: the row waits for the next rescan to hand it back.
+    Meanwhile the clerk takes the invoice file back, and its look finds it gone (the
+    loop then drops the name from its index, so nothing steps it again)."""
+
+    def test_the_rescan_ends_it_gone_rather_than_following_a_bundle_not_there(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Handed back all the same, the row was followed as the bundle's, `settling`, for
+        a bundle no longer in the outbox, and shown so until a restart; it ends `gone`
+        as a claim that did not happen, as one whose work folder came back empty does."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claims_refused_first(monkeypatch, [errno.ENOSPC])
+        real_transition, real_get = p.j.transition, p.j.get
+        refuse: list[int] = []
+
+        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+            real_transition(row_id, state, *args, **kwargs)
+            if state == "settling" and not refuse:
+                refuse.append(row_id)
+
+        def read_refused(row_id: int) -> Any:
+            if refuse == [row_id]:
+                refuse.append(-1)  # once
+                raise JournalError("cannot read the journal: disk I/O error")
+            return real_get(row_id)
+
+        monkeypatch.setattr(p.j, "transition", settled)
+        monkeypatch.setattr(p.j, "get", read_refused)
+        try:
+            step(p, cand, 0.0)
+        except JournalError:
+            pass  # as the loop's _step_failed takes it
+        [row] = p.j.rows(("settling",))
+        (s.outbox.path / "INV-1.xml").unlink()  # the clerk takes the invoice back
+        assert step(p, cand, 1.0).gone
+        assert p.retry_stranded() == []
+        assert "INV-1.xml" not in p.live
+        after = p.j.get(row.id)
+        assert after.state == "gone" and p.j.last_detail(row.id) == NOT_HAPPENED_GONE
+        assert p.j.rows(("settling", "waiting", "held", "claiming")) == []
