@@ -66,6 +66,20 @@ def judge(result: Any, stem: str, codes: set[str]) -> tuple[str, str | None]:
     return "exception", f"{type(result).__name__} at {' / '.join(where)}: {words}"
 
 
+def said(result: Any) -> tuple[str, ...]:
+    """What a clerk is told of one evaluate: its findings' lines (or the InputError's), in
+    order. Read again by another process it must be the same, word for word: a message
+    that differs from read to read (pypdf's repr of an object held its reader's address)
+    is rewritten into the errors file, and told again, at every read of the same file."""
+    from daemon.bundle import Bundle
+    from daemon.errors import InputError
+    if isinstance(result, Bundle):
+        return tuple(sorted(f.line() for f in result.findings))
+    if isinstance(result, InputError):
+        return (f"{result.file}: {result.message}",)
+    return ()
+
+
 def count_searched() -> list[int]:
     """From now on, the words and the bytes of page content the PDF text search lets
     pypdf parse are added up in the list's two items (a page or form its budget refuses
