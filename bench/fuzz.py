@@ -24,12 +24,13 @@ large invoice is work in proportion to it, as the daemon's own time limit is) pl
 PDF invoice's text search let pypdf parse (daemon/reading/pdftext.py lets a file of a
 few KB through to millions of words and tens of MB, as it lets a long real invoice:
 seconds by design, so only a search slower than what it parsed fails; a case over
-`--slow` within that is listed in the summary, slow_by_search); no `--rss-mb` growth
-of the worker's peak memory; a worker that does not answer in `--timeout` seconds is a
-hang (killed, started again). Every `--readers-every`th case is read again through the
-daemon's real reader pool (one process, its time limit and its pipe), whose outcome
-must be the same, and so must every line it tells the clerk, word for word (a message
-that differs from read to read is written into the errors file anew at every read).
+`--slow` within that is listed in the summary, slow_by_search); no growth of the
+worker's peak memory over `--rss-mb` plus `--rss-per-mb` a MB of its file; a worker
+that does not answer in `--timeout` seconds is a hang (killed, started again). Every
+`--readers-every`th case is read again through the daemon's real reader pool (one
+process, its time limit and its pipe), whose outcome must be the same, and so must
+every line it tells the clerk, word for word (a message that differs from read to read
+is written into the errors file anew at every read).
 
 Cases run in a worker process (spawned; watched from here, so that a bomb is stopped at
 3 GB resident rather than taking the machine). Prints one JSON line per new failure
@@ -251,7 +252,7 @@ def run(args: argparse.Namespace) -> Campaign:
     seeds = made()
     quiet()
     camp = Campaign(args.seed, args.slow, args.slow_per_mb, args.slow_per_word,
-                    args.slow_per_byte, args.rss_mb, args.save)
+                    args.slow_per_byte, args.rss_mb, args.save, args.rss_per_mb)
     numbers = [args.case] if args.case is not None else range(args.cases)
     with tempfile.TemporaryDirectory(prefix="outboxd-fuzz-") as tmp:
         work = Path(tmp)
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a PDF invoice's text search may add per byte of page content "
                     "it parsed (default 5e-7: pdftext.py's 0.5 µs a byte of a hexadecimal string)")
     ap.add_argument("--rss-mb", type=float, default=200.0, help="peak memory growth per case")
+    ap.add_argument("--rss-per-mb", type=float, default=12.0,
+                    help="and this much more a MB of the case's file (default 12: a read's "
+                    "memory grows with its file, docs/operations.md)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a hang")
     ap.add_argument("--readers-every", type=int, default=25,
                     help="every Nth case also through the real reader pool (0: never)")

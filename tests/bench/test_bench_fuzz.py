@@ -95,3 +95,18 @@ def test_what_a_read_said_is_every_line_a_clerk_is_told_in_one_order(tmp_path: P
     assert said(InputError("invalid-xml", "F1.xml", "is not well-formed XML")) == (
         "F1.xml: is not well-formed XML",)
     assert said(ValueError("x")) == ()
+
+
+def test_a_large_cases_memory_is_allowed_in_proportion_to_its_size() -> None:
+    """A read's memory grows with its file by design (docs/operations.md: a batch invoice
+    file about 9 bytes a byte of XML, ubl-embedded 12): an XML invoice of 34 MB whose
+    pre-flight grew the worker by 316 MB was failed against the flat 200 MB (seed 30,
+    case 1857). Now 12 MB more are allowed a MB of the case's file; a file of a KB that
+    grows the worker by 250 MB still fails."""
+    camp = campaign()
+    big = Case(1857, "xml", "batch", "xml", "convert", ("huge_attribute",), b"x" * 20_000_000)
+    camp.took(big, "refused einvoice-rule", None, 1.0, 1.0, 300.0, None)
+    assert camp.failures == {}
+    camp.took(CASE, "accepted", None, 1.0, 1.0, 250.0, None)
+    assert list(camp.failures) == [
+        "memory: pdfinvoice peak grew over 200 MB + 12 MB/MB (accepted)"]
