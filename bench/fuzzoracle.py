@@ -28,6 +28,7 @@ from daemon.names import (
     fold_key,
     is_share_file,
     stem,
+    trimmed,
 )
 
 SETTLED_STATES = ("settling", "waiting", "held")
@@ -103,10 +104,10 @@ class Oracle:
         if self.markers and top.endswith(".ready"):
             return True  # documented: a marker of no invoice file waits for one, unlisted
         for b in status["bundles"]:
-            # A look-alike of a bundle's sidecar in other case or form goes with it: the
-            # bundle's row says why it does not move (it is named when the bundle is read;
-            # one waiting for its marker is not read).
-            if b["state"] in SETTLED_STATES and fold_key(top).startswith(
+            # A look-alike of a bundle's sidecar in other case or form, or with a blank
+            # at an end, goes with it: the bundle's row says why it does not move (it is
+            # named when the bundle is read; one waiting for its marker is not read).
+            if b["state"] in SETTLED_STATES and fold_key(trimmed(top)).startswith(
                     fold_key(stem(b["invoice_file"]))):
                 return True
         if any(f["folder"] == top for f in status["lone_folders"]):
