@@ -107,8 +107,10 @@ class Oracle:
             # A look-alike of a bundle's sidecar in other case or form, or with a blank
             # at an end, goes with it: the bundle's row says why it does not move (it is
             # named when the bundle is read; one waiting for its marker is not read).
-            if b["state"] in SETTLED_STATES and fold_key(trimmed(top)).startswith(
-                    fold_key(stem(b["invoice_file"]))):
+            side = stem(b["invoice_file"])
+            if b["state"] in SETTLED_STATES and any(
+                    fold_key(n).startswith(fold_key(s))
+                    for n in (top, trimmed(top)) for s in (side, trimmed(side))):
                 return True
         if any(f["folder"] == top for f in status["lone_folders"]):
             return True

@@ -47,7 +47,8 @@ def test_a_look_alike_with_a_blank_at_an_end_goes_with_its_settling_bundle() -> 
     it apart is a blank character at an end, as the daemon's look-alikes count it
     (names.trimmed): '\\u20281' beside the settling `1.XML` was reported as left with no
     reason (seed 54, 400 drops) — its bundle settled for 10 minutes for a `.tmp` in its
-    sidecar. Any other folder still needs a reason of its own."""
+    sidecar. The sidecar itself, whatever its ends, goes with it as before. Any other
+    folder still needs a reason of its own."""
     from bench.fuzzoracle import Oracle
     oracle = Oracle.__new__(Oracle)
     oracle.markers = False
@@ -56,3 +57,6 @@ def test_a_look_alike_with_a_blank_at_an_end_goes_with_its_settling_bundle() -> 
     assert oracle.explained("\u20281", status, "")
     assert oracle.explained("1 ", status, "")
     assert not oracle.explained("\u20282", status, "")
+    # The exact sidecar of `X..xml ` is `X.`, its dot kept (seed 54 again).
+    status["bundles"].append({"state": "settling", "invoice_file": "X..xml "})
+    assert oracle.explained("X.", status, "")
