@@ -27,6 +27,7 @@ from daemon.names import (
     classify,
     fold_key,
     is_share_file,
+    printable,
     stem,
     trimmed,
 )
@@ -112,7 +113,8 @@ class Oracle:
                     fold_key(n).startswith(fold_key(s))
                     for n in (top, trimmed(top)) for s in (side, trimmed(side))):
                 return True
-        if any(f["folder"] == top for f in status["lone_folders"]):
+        # Listed as shown (LoneFolder.name): a control character as its code.
+        if any(f["folder"] in (top, printable(top)) for f in status["lone_folders"]):
             return True
         return escaped_controls(top) in page
 
