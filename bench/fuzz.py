@@ -24,11 +24,13 @@ large invoice is work in proportion to it, as the daemon's own time limit is) pl
 PDF invoice's text search let pypdf parse (daemon/reading/pdftext.py lets a file of a
 few KB through to millions of words and tens of MB, as it lets a long real invoice:
 seconds by design, so only a search slower than what it parsed fails; a case over
-`--slow` within that is listed in the summary, slow_by_search); no `--rss-mb` growth
-of the worker's peak memory; a worker that does not answer in `--timeout` seconds is a
-hang (killed, started again). Every `--readers-every`th case is read again through the
-daemon's real reader pool (one process, its time limit and its pipe), whose outcome
-must be the same.
+`--slow` within that is listed in the summary, slow_by_search); no growth of the
+worker's peak memory over `--rss-mb` plus `--rss-per-mb` a MB of its file; a worker
+that does not answer in `--timeout` seconds is a hang (killed, started again). Every
+`--readers-every`th case is read again through the daemon's real reader pool (one
+process, its time limit and its pipe), whose outcome must be the same, and so must
+every line it tells the clerk, word for word (a message that differs from read to read
+is written into the errors file anew at every read).
 
 Cases run in a worker process (spawned; watched from here, so that a bomb is stopped at
 3 GB resident rather than taking the machine). Prints one JSON line per new failure
@@ -48,7 +50,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.fuzzjudge import EXTENSIONS, Campaign, Case, count_searched, documented_codes, judge
+from bench.fuzzjudge import (
+    EXTENSIONS,
+    Campaign,
+    Case,
+    count_searched,
+    documented_codes,
+    judge,
+    said,
+)
 from bench.fuzzmutate import mutate
 from bench.fuzzseeds import INVOICE_KINDS, made
 
@@ -160,7 +170,7 @@ def worker(conn: Any, work: str, preflight: str) -> None:
         tb = "".join(traceback.format_exception(result)) if failure and \
             isinstance(result, BaseException) else None
         clear(outbox, name)
-        conn.send((outcome, failure, wall, cpu, grew, tb, tuple(searched)))
+        conn.send((outcome, failure, wall, cpu, grew, tb, tuple(searched), said(result)))
 
 
 # ------------------------------------------------------------------------ driver
@@ -212,8 +222,9 @@ class Worker:
 
 
 def through_readers(readers: Any, settings: Any, work: Path, case: Case,
-                    codes: set[str]) -> str:
-    """The case's outcome read by the daemon's reader pool, in judge()'s words."""
+                    codes: set[str]) -> tuple[str, tuple[str, ...]]:
+    """The case's outcome read by the daemon's reader pool, in judge()'s words, and what
+    it said (said())."""
     from bench.corpus import invoice_xml
     from bench.fuzzseeds import pdf_one_page
     from daemon.watching.scan import candidate_for
@@ -225,7 +236,7 @@ def through_readers(readers: Any, settings: Any, work: Path, case: Case,
         except Exception as exc:  # noqa: BLE001 — judged below
             result = exc
         outcome, failure = judge(result, name.rsplit(".", 1)[0], codes)
-        return failure or outcome
+        return failure or outcome, said(result)
     finally:
         clear(outbox, name)
 
@@ -241,7 +252,7 @@ def run(args: argparse.Namespace) -> Campaign:
     seeds = made()
     quiet()
     camp = Campaign(args.seed, args.slow, args.slow_per_mb, args.slow_per_word,
-                    args.slow_per_byte, args.rss_mb, args.save)
+                    args.slow_per_byte, args.rss_mb, args.save, args.rss_per_mb)
     numbers = [args.case] if args.case is not None else range(args.cases)
     with tempfile.TemporaryDirectory(prefix="outboxd-fuzz-") as tmp:
         work = Path(tmp)
@@ -266,17 +277,20 @@ def run(args: argparse.Namespace) -> Campaign:
                     camp.fail(f"{answer.split(':')[0]}: {case.kind}", case, why=answer)
                     w = Worker(work, args.preflight)
                     continue
-                camp.took(case, *answer)
+                camp.took(case, *answer[:7])
                 if args.verbose:
                     print(json.dumps({**case.label(), "outcome": answer[0],
                                       "wall": round(answer[2], 3)}), flush=True)
                 if readers is not None and number % args.readers_every == 0 and \
                         answer[1] is None:
-                    seen = through_readers(readers, by_channel[case.channel], work / "readers",
-                                           case, codes)
+                    seen, words = through_readers(readers, by_channel[case.channel],
+                                                  work / "readers", case, codes)
                     camp.outcomes["through readers"] += 1
                     if seen != answer[0]:
                         camp.fail(f"readers differ: {seen}", case, in_process=answer[0])
+                    elif words != answer[7]:
+                        camp.fail(f"readers said otherwise: {seen}", case,
+                                  in_process=answer[7], readers=words)
         finally:
             w.stop()
             if readers is not None:
@@ -306,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds a PDF invoice's text search may add per byte of page content "
                     "it parsed (default 5e-7: pdftext.py's 0.5 µs a byte of a hexadecimal string)")
     ap.add_argument("--rss-mb", type=float, default=200.0, help="peak memory growth per case")
+    ap.add_argument("--rss-per-mb", type=float, default=12.0,
+                    help="and this much more a MB of the case's file (default 12: a read's "
+                    "memory grows with its file, docs/operations.md)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds before a hang")
     ap.add_argument("--readers-every", type=int, default=25,
                     help="every Nth case also through the real reader pool (0: never)")

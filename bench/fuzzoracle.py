@@ -27,7 +27,9 @@ from daemon.names import (
     classify,
     fold_key,
     is_share_file,
+    printable,
     stem,
+    trimmed,
 )
 
 SETTLED_STATES = ("settling", "waiting", "held")
@@ -103,13 +105,16 @@ class Oracle:
         if self.markers and top.endswith(".ready"):
             return True  # documented: a marker of no invoice file waits for one, unlisted
         for b in status["bundles"]:
-            # A look-alike of a bundle's sidecar in other case or form goes with it: the
-            # bundle's row says why it does not move (it is named when the bundle is read;
-            # one waiting for its marker is not read).
-            if b["state"] in SETTLED_STATES and fold_key(top).startswith(
-                    fold_key(stem(b["invoice_file"]))):
+            # A look-alike of a bundle's sidecar in other case or form, or with a blank
+            # at an end, goes with it: the bundle's row says why it does not move (it is
+            # named when the bundle is read; one waiting for its marker is not read).
+            side = stem(b["invoice_file"])
+            if b["state"] in SETTLED_STATES and any(
+                    fold_key(n).startswith(fold_key(s))
+                    for n in (top, trimmed(top)) for s in (side, trimmed(side))):
                 return True
-        if any(f["folder"] == top for f in status["lone_folders"]):
+        # Listed as shown (LoneFolder.name): a control character as its code.
+        if any(f["folder"] in (top, printable(top)) for f in status["lone_folders"]):
             return True
         return escaped_controls(top) in page
 

@@ -48,8 +48,19 @@ class _Parser(argparse.ArgumentParser):
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
         if self.prog == "outboxd":  # the top-level parser, once its command's has parsed
-            one_config(parsed)
+            try:
+                one_config(parsed)
+            except UsageError:
+                # Told as every other usage error of a command is, its usage first: the
+                # refusal alone was one plain line in `run`'s otherwise JSON stderr.
+                self._command(parsed.command).print_usage(sys.stderr)
+                raise
         return parsed, unknown
+
+    def _command(self, name: str) -> argparse.ArgumentParser:
+        [commands] = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        parser: argparse.ArgumentParser = commands.choices[name]
+        return parser
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)

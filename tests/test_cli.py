@@ -460,3 +460,18 @@ def test_a_limit_that_is_no_whole_number_is_a_usage_error_naming_it(capsys) -> N
         assert main(["status", "--limit", value]) == 2
         err = capsys.readouterr().err
         assert f"{value!r} is not a whole number" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["status", "run", "config"])
+def test_c_given_before_and_after_the_command_is_told_with_the_commands_usage(
+        command: str, capsys) -> None:
+    """`outboxd -c A run -c B` is a usage error before any configuration is read: its two
+    lines plain text, the command's usage then the refusal, as every other usage error of
+    a command is (`run --bogus`, `config -c A -c B`). It printed the refusal alone, so
+    `run`'s stderr held a line that was neither JSON nor a usage error's (found by
+    bench/configfuzz.py, seed 11)."""
+    assert main(["-c", "/a.toml", command, "-c", "/b.toml"]) == 2
+    usage, said = capsys.readouterr().err.splitlines()
+    assert usage.startswith(f"usage: outboxd {command} ")
+    assert said == (f"outboxd: {command}: -c/--config given twice, as '/a.toml' (before "
+                    "the command) and '/b.toml' (after it) — give it once")

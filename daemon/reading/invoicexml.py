@@ -13,6 +13,7 @@ exactly as before, so what is refused and every error text stay the same.
 
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
@@ -137,7 +138,10 @@ def root_tag(data: bytes, rel: str) -> str:
         raise HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; outboxd "
                            "never expands or fetches them — export the invoice without a "
                            "DTD") from None
-    except (ParseError, LookupError, ValueError, RecursionError) as exc:
+    except (LookupError, ValueError) as exc:
+        raise InputError("invalid-xml", rel, encoding_refused(data, exc) or
+                         f"cannot be read as XML ({exc})") from None
+    except (ParseError, RecursionError) as exc:
         raise InputError("invalid-xml", rel, f"cannot be read as XML ({exc})") from None
     raise InputError("invalid-xml", rel, "holds no XML element")
 
@@ -256,6 +260,29 @@ def misplaced_declaration(data: bytes) -> str | None:
             f"— have the ERP write nothing before the declaration, {fix}")
 
 
+def encoding_refused(data: bytes, exc: Exception) -> str | None:
+    """Why the parser refused the encoding the XML declaration names (`exc`), for the
+    clerk's error file: one no codec knows, or one of several bytes a character, which
+    expat does not read but for UTF-8 and UTF-16 (an ERP writing Shift_JIS). None for
+    any other refusal (the parser's own words stand). Its words were "LookupError:
+    unknown encoding: …" and "ValueError: multi-byte encodings are not supported": no
+    rule a clerk could follow."""
+    said = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
+    if said is None:
+        return None
+    name = said[1].decode("ascii", "backslashreplace")
+    try:
+        known = isinstance(exc, ValueError) and codecs.lookup(name) is not None
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        known = False
+    if known and "multi-byte encodings" not in str(exc):
+        return None
+    why = ("which outboxd cannot read (of the encodings of several bytes a character it "
+           "reads UTF-8 and UTF-16)") if known else "which is no encoding outboxd knows"
+    return (f'its XML declaration names the encoding "{name}", {why} — export the invoice '
+            "as UTF-8, or have the ERP name the encoding it writes in the XML declaration")
+
+
 def misencoded(data: bytes) -> str | None:
     """Why XML that did not parse is in another encoding than it is read in, for the
     clerk's error file; None when its bytes are that encoding (the error is elsewhere).
@@ -323,7 +350,8 @@ def parse_defused(data: bytes, rel: str) -> Element:
         raise InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
                          f"({exc}) — export the invoice again") from None
     except (LookupError, ValueError, RecursionError) as exc:
-        # An unknown encoding name, or nesting deep enough to exhaust the stack.
-        raise InputError("invalid-xml", rel, f"cannot be read as XML "
-                         f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
-                         "invoice again as UTF-8") from None
+        # An encoding the parser does not read, or nesting deep enough to exhaust the
+        # stack.
+        raise InputError("invalid-xml", rel, encoding_refused(data, exc) or
+                         f"cannot be read as XML ({type(exc).__name__}: {str(exc)[:200]}) "
+                         "— export the invoice again as UTF-8") from None

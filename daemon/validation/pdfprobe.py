@@ -6,6 +6,7 @@ look at dataclasses. Images are imageprobe.py's.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -117,9 +118,15 @@ def _refused(fh: BinaryIO, exc: Exception) -> PdfFacts:
     return PdfFacts(error=DAMAGED, detail=pypdfs_words(exc))
 
 
+_INDIRECT_REPR = re.compile(r"IndirectObject\((\d+), (\d+), \d+\)")
+
+
 def pypdfs_words(exc: Exception) -> str:
     """pypdf's reason, on one line and cut short, for the admin."""
     words = " ".join((str(exc) or type(exc).__name__).split())
+    # An object as the file numbers it: pypdf's repr adds its reader's address in memory,
+    # another at every read, so the same file got another message each time.
+    words = _INDIRECT_REPR.sub(r"object \1 \2", words)
     if len(words) > _DETAIL_CHARS:
         words = words[:_DETAIL_CHARS - 1] + "…"
     return f"pypdf: {words}"

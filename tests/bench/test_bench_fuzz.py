@@ -14,7 +14,9 @@ import pytest
 from helpers import write
 from reading.test_invoices import flate_pdf_pages, read
 
-from bench.fuzzjudge import Campaign, Case, count_searched
+from bench.fuzzjudge import Campaign, Case, count_searched, said
+from daemon.bundle import Bundle, Finding, InvoiceFile
+from daemon.errors import InputError
 from daemon.reading import pdftext
 
 
@@ -76,3 +78,35 @@ def test_a_case_that_waited_for_a_cpu_is_not_slow() -> None:
     assert camp.failures == {}
     camp.took(big, "refused einvoice-rule", None, 5.0, 6.2, 10.0, None)
     assert camp.failures == {SLOW.format("xml", "refused einvoice-rule"): [9]}
+
+
+def test_what_a_read_said_is_every_line_a_clerk_is_told_in_one_order(tmp_path: Path) -> None:
+    """The reader pool's read of a case is held to the in-process read's words, not only
+    its codes (`readers said otherwise`): said() gives each finding's line, whatever order
+    the checks found them in, an InputError's line, and nothing for an exception (judged
+    on its own). A message naming pypdf's IndirectObject(6, 0, <an address>) differed
+    between the two reads (seed 31, case 224)."""
+    inv = InvoiceFile(tmp_path / "F1.xml", "F1.xml", 1, "x", "xml", ("F1",))
+    found = (Finding("type-not-allowed", "F1/a.bmp", "is a BMP image"),
+             Finding("image-unreadable", "F1/a.bmp", "is not a readable BMP image"))
+    assert said(Bundle(inv, None, (), "e-invoice", found)) == said(
+        Bundle(inv, None, (), "e-invoice", found[::-1])) == (
+        "F1/a.bmp: is a BMP image", "F1/a.bmp: is not a readable BMP image")
+    assert said(InputError("invalid-xml", "F1.xml", "is not well-formed XML")) == (
+        "F1.xml: is not well-formed XML",)
+    assert said(ValueError("x")) == ()
+
+
+def test_a_large_cases_memory_is_allowed_in_proportion_to_its_size() -> None:
+    """A read's memory grows with its file by design (docs/operations.md: a batch invoice
+    file about 9 bytes a byte of XML, ubl-embedded 12): an XML invoice of 34 MB whose
+    pre-flight grew the worker by 316 MB was failed against the flat 200 MB (seed 30,
+    case 1857). Now 12 MB more are allowed a MB of the case's file; a file of a KB that
+    grows the worker by 250 MB still fails."""
+    camp = campaign()
+    big = Case(1857, "xml", "batch", "xml", "convert", ("huge_attribute",), b"x" * 20_000_000)
+    camp.took(big, "refused einvoice-rule", None, 1.0, 1.0, 300.0, None)
+    assert camp.failures == {}
+    camp.took(CASE, "accepted", None, 1.0, 1.0, 250.0, None)
+    assert list(camp.failures) == [
+        "memory: pdfinvoice peak grew over 200 MB + 12 MB/MB (accepted)"]

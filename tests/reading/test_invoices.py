@@ -1313,3 +1313,31 @@ class TestOneInvoiceNumberADocument:
         assert info.value.code == "invoice-two-ids"
         assert "a Svefaktura Invoice has 2 ID elements of its own ('SVE-77', 'SVE-78')" \
             in info.value.message
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    (b"nonsense", 'its XML declaration names the encoding "nonsense", which is no '
+                  "encoding outboxd knows"),
+    (b"Shift_JIS", 'its XML declaration names the encoding "Shift_JIS", which outboxd '
+                   "cannot read"),
+    (b"x-no-such-charset", 'its XML declaration names the encoding "x-no-such-charset"')])
+def test_an_encoding_outboxd_cannot_read_is_named_with_the_export_setting_to_change(
+        tmp_path: Path, name: bytes, said: str) -> None:
+    """An invoice declared in an encoding Python does not know, or in one of many bytes a
+    character that the XML parser does not read (an ERP writing Shift_JIS), was refused
+    with the parser's exception ("LookupError: unknown encoding: nonsense", "ValueError:
+    multi-byte encodings are not supported"), which names no rule a clerk can follow.
+    Now it names the declared encoding and the export setting to change, as every other
+    encoding fault does (found by bench/fuzz.py, seeds 30 and 33). The file's first
+    element is read the same way (root_tag, for `outboxd check` and the e-invoice kinds)."""
+    data = b'<?xml version="1.0" encoding="' + name + b'"?>\n<Invoice><ID>1</ID></Invoice>'
+    path = write(tmp_path / "INV-1.xml", data)
+    with pytest.raises(InputError) as info:
+        read(path)
+    with pytest.raises(InputError) as first:
+        root_tag(data, "INV-1.xml")
+    for refused in (info.value, first.value):
+        assert (refused.code, refused.file) == ("invalid-xml", "INV-1.xml")
+        assert said in refused.message and "Error" not in refused.message
+        assert refused.message.endswith("— export the invoice as UTF-8, or have the ERP "
+                                        "name the encoding it writes in the XML declaration")

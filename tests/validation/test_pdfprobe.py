@@ -306,3 +306,44 @@ class TestCutInsideAnUpdate:
         inline = whole.rstrip()
         inline = inline[:inline.rindex(b"\n%%EOF")] + b"%%EOF"
         assert probe(inline) == PdfFacts(pages=4)
+
+
+def catalog_in_object_stream(stream_end: bytes) -> bytes:
+    """A PDF whose catalog, page tree and page (1–3) are in object stream 4, listed by a
+    cross-reference stream (5); `stream_end` ends that object stream."""
+    out, places = bytearray(b"%PDF-1.5\n"), {}
+
+    def add(number: int, body: bytes) -> None:
+        places[number] = len(out)
+        out.extend(b"%d 0 obj\n%s\nendobj\n" % (number, body))
+    members = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"]
+    starts = [sum(len(m) + 1 for m in members[:i]) for i in range(len(members))]
+    head = b" ".join(b"%d %d" % (1 + i, at) for i, at in enumerate(starts)) + b"\n"
+    data = head + b"\n".join(members)
+    add(4, b"<< /Type /ObjStm /N 3 /First %d /Length %d >>\nstream\n%s\n%s" % (
+        len(head), len(data), data, stream_end))
+    rows = b"\0\0\0\0\0\xff\xff" + b"".join(
+        b"\x02" + (4).to_bytes(4, "big") + i.to_bytes(2, "big") for i in range(3))
+    rows += b"\x01" + places[4].to_bytes(4, "big") + b"\0\0"
+    rows += b"\x01" + len(out).to_bytes(4, "big") + b"\0\0"
+    start = len(out)
+    out += b"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R /Length %d >>\n" \
+        b"stream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (len(rows), rows, start)
+    return bytes(out)
+
+
+def test_pypdfs_words_name_an_object_by_its_number_not_a_python_address() -> None:
+    """A PDF whose object stream holding its catalog never ends ("endstr am": pypdf then
+    looks for that stream inside itself) is refused as damaged, pypdf's words naming the
+    object as the file does (object 4 0). They named it as pypdf's IndirectObject(4, 0,
+    <the address of its reader in memory>), which differed at every read: the same file
+    got another message in each reader process and after each restart, and the admin a
+    number that means nothing (found by bench/fuzz.py, seed 31, case 224)."""
+    assert probe(catalog_in_object_stream(b"endstream")) == PdfFacts(pages=1)
+    broken = catalog_in_object_stream(b"endstr am")
+    first, again = probe(broken), probe(broken)
+    assert first.error == DAMAGED and first.detail is not None
+    assert "loop" in first.detail and "object 4 0" in first.detail
+    assert not re.search(r"\d{6}", first.detail) and again == first
