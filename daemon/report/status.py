@@ -285,8 +285,19 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
 
 
 def lone_json(lone: list[LoneFolder]) -> list[dict[str, Any]]:
-    """`status --json`'s `lone_folders`."""
-    return [{"folder": x.name, "since": x.since, "close_to": list(x.close_to)} for x in lone]
+    """`status --json`'s `lone_folders`: each folder by its exact name (a control
+    character in it written as JSON's escape by as_json), as a script finds it on disk;
+    one whose name is not UTF-8 as shown, which JSON of UTF-8 text cannot carry."""
+    return [{"folder": x.on_disk if x.on_disk.isascii() or _is_utf8(x.on_disk) else x.name,
+             "since": x.since, "close_to": list(x.close_to)} for x in lone]
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode()  # a byte that is not UTF-8 is a lone surrogate here: refused
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def foreign_json(foreign: list[Foreign]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ bundles of the journal, for scripts."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -860,3 +861,23 @@ def test_status_tells_a_file_in_a_quarantined_invoice_files_sidecar_place_what_i
                            "attachments must be a real folder")
     assert said.endswith("make a real folder INV-SY1 holding them in its place")
     assert f"  INV-SY1: {said}" in render(data, view=outbox_view(settings, data))
+
+
+def test_json_lists_a_lone_folder_by_its_exact_name_and_one_not_utf8_as_shown(
+        settings: Settings) -> None:
+    """`status --json`'s `lone_folders` gives a folder whose name holds a control
+    character by its exact name (the character as JSON's own escape, so the output stays
+    safe on a terminal and a parser gives back the name on disk — a script can find it);
+    before, it gave the name as shown (`\\x0d` as four characters), which no folder on
+    disk has. A name that is not UTF-8 cannot be carried by JSON text: it is shown."""
+    from daemon.report.status import lone_json, outbox_view
+    fill(settings)
+    box = settings.outbox.path
+    os.mkdir(box / "sca\rn-255")
+    os.mkdir(bytes(box) + b"/r\xe5w")
+    view = outbox_view(settings, collect(settings))
+    text = as_json({"lone_folders": lone_json(view.lone)})
+    assert "\r" not in text  # JSON writes it as its own escape
+    folders = {x["folder"] for x in json.loads(text)["lone_folders"]}
+    assert folders == {"sca\rn-255", "r\\udce5w"}
+    assert (box / "sca\rn-255").is_dir()
