@@ -19,7 +19,8 @@ from pathlib import Path
 
 from bench.corpus import invoice_xml, pdf_attachment, png_attachment
 from bench.fuzzmake import Maker
-from daemon.names import NAME_MAX, folder_name_for_id
+from daemon.idnames import folder_name_for_id
+from daemon.names import NAME_MAX
 
 # Words a clerk's names are made of, from many scripts (Hangul and Vietnamese have
 # NFD forms of several code points per letter; the Devanagari and Arabic ones join).

@@ -7,22 +7,24 @@ import unicodedata
 
 import pytest
 
+from daemon.idnames import (
+    attachment_folders,
+    contract_folder_name,
+    folder_name_for_id,
+    id_folder_names,
+)
 from daemon.invisible import escaped_controls
 from daemon.names import (
     NAME_MAX,
     NameKind,
-    attachment_folders,
     classify,
-    contract_folder_name,
     edge_words,
     extension_pattern,
     first_of,
     fit_bytes,
     fit_name,
     fold_key,
-    folder_name_for_id,
     has_invoice_extension,
-    id_folder_names,
     ignored_as,
     is_ignored,
     is_invoice_name,
@@ -485,7 +487,7 @@ class TestInvisibleFormatCharactersShown:
 def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:
     """An invoice id "." or ".." becomes "_" / "__": used as attachments/ID/ it must not
     point at the folder itself or escape to its parent (directory transport, receiver)."""
-    from daemon.names import folder_name_for_id
+    from daemon.idnames import folder_name_for_id
     assert folder_name_for_id("..") == "__" and folder_name_for_id(".") == "_"
     assert folder_name_for_id("") == "_"
     assert folder_name_for_id("a..b") == "a..b"

@@ -61,8 +61,8 @@ from daemon.fs.temps import (
     temp_prefix,
 )
 from daemon.fs.workfolder import still_at
+from daemon.idnames import folder_name_for_id
 from daemon.manifest import sent_parts
-from daemon.names import folder_name_for_id
 from daemon.watching.mounts import SameMount, on_network_share, shown
 
 # Where no lock can be asked (NFS without lockd), or for the temporary documents of

@@ -1,6 +1,6 @@
 """Finish a claimed bundle: deliver it (with retries), then have it archived in
-sent/ or quarantined (moves.py); and recover whatever a crash interrupted after
-a claim.
+sent/ or quarantined (moves.py; its delivery recorded: delivered.py); and recover
+whatever a crash interrupted after a claim.
 
 Runs on the delivery workers. Every step is announced in the journal before
 it takes effect, so `recover()` can always tell what was under way.
@@ -12,12 +12,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archiving.archive import target_for
 from daemon.archiving.moves import WORK_GONE, Moves
 from daemon.bundle import Bundle, Finding, findings_of
 from daemon.claiming.claim import held_work
@@ -26,6 +24,7 @@ from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
 from daemon.delivery.beforepost import BeforePost
 from daemon.delivery.deliver import Deliverer, Shared
+from daemon.delivery.delivered import Delivered
 from daemon.delivery.pause import DeliveryPause
 from daemon.delivery.retries import Retries
 from daemon.delivery.sentelsewhere import SentElsewhere
@@ -46,12 +45,9 @@ from daemon.journal import (
     DELIVERED,
     QUARANTINING,
     Journal,
-    now_iso,
 )
 from daemon.logs import bundle_log
-from daemon.loop import release, sentbefore, unattached
 from daemon.manifest import build_manifest, bundle_id_of
-from daemon.names import stem
 from daemon.reading.lookalikes import sent_names_distinct
 from daemon.reading.match import assemble
 from daemon.reading.readonce import KEPT_BYTES, keeping_reads
@@ -79,7 +75,7 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
                               settings.outbox.path)
 
 
-class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
+class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
@@ -176,21 +172,6 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
         log.info("delivery format changed by a reload during the attempt; the bundle is "
                  "checked again for the new format before anything is decided")
         return True
-
-    def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
-        name = bundle.invoice_file.name
-        # Whatever the policy or command that sent it (docs/protocol.md, section 2); the
-        # release, moved with the bundle, is in the processing folder beside the invoice
-        # file now. Looked for only when a warning would name it (a path and an lstat).
-        ids = bundle.unattached_ids
-        out = list(bundle.warnings) + unattached.sent_warnings(name, ids, release.found_beside(
-            bundle.invoice_file.path, self.s.share) if ids else None)
-        # Which bundle sent it, when, and its folder: the warning is kept in receipt.json,
-        # where sent/ alone (a journal lost) must still tell a resend from one send.
-        for invoice_id, row in self.j.sent_in(list(bundle.invoice_ids), bid).items():
-            out.append(sentbefore.already_sent(
-                name, invoice_id, sentbefore.sent_where(row, self.s.sent_dir)))
-        return out
 
     def attempt(self, row_id: int) -> float | None:
         """One delivery attempt; the delay before the next one, or None when finished."""
@@ -369,31 +350,4 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
         finally:
             self._attempt_ended(deliverer, row_id)
             self.deliverers.give_back(deliverer)
-        delivered_at = now_iso()
-        record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
-                  "delivered_at": delivered_at}
-        if (destination := getattr(deliverer, "destination", None)) is not None:
-            # This attempt's receiver (a reload may have named another since it began).
-            record["delivered_to"] = destination
-        # The archive folder is chosen and recorded with the receipt, in one
-        # commit, durable before anything moves. Its day is the delivery's, as the
-        # row's `since` once sent (moves.archive_sent), however late the move comes.
-        if not (target := row.archive_dir):
-            target = str(target_for(self.s.sent_dir, stem(row.invoice_file),
-                                    manifest["bundle_id"], delivered_at))
-            self._chosen_here.add(row_id)
-        written: dict[str, Any] = {"response": record, "receipt_id": receipt.receipt_id,
-                                   "last_error": None, "archive_dir": target,
-                                   "attempts": attempts}
-        if self.archive_later is not None and getattr(deliverer, "idempotent", False):
-            # Durable only before its archive moves anything (archive_sent): until
-            # then a power loss costs one more POST with the same Idempotency-Key,
-            # which the receiver answers as the first time.
-            self.j.transition(row_id, DELIVERED, durable=False, **written)
-            self.archive_later(row_id)  # the next attempt of a delivered row archives it
-            return None
-        self.j.transition(row_id, DELIVERED, **written)
-        # The row as this attempt wrote it (or found it): not read back.
-        return self.archive_sent(row_id, replace(
-            row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
-            **written))
+        return self._delivered(row_id, row, manifest, receipt, attempts, deliverer)

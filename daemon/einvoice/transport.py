@@ -49,7 +49,8 @@ from daemon.fs.fsops import held_for
 from daemon.fs.fsread import holds_hash
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
 from daemon.fs.temps import drop_unfinished
-from daemon.names import NAME_MAX, embedded_folder, fit_name, id_in_name
+from daemon.idnames import id_in_name
+from daemon.names import NAME_MAX, embedded_folder, fit_name
 
 
 class Progress(KnownBundles, Protocol):

@@ -90,7 +90,7 @@ class ReadsOffLoop:
         if self._readers is None:
             self._readers = Readers(cache)
         # ConfigError: the engine cannot load. New readers that hang are given up on
-        # (readers.RELOAD_WAIT); until then the loop waits, and tells the watchdog it
+        # (reader_lifecycle.RELOAD_WAIT); until then the loop waits, and tells the watchdog it
         # lives: the wait has an end, and a restart would mend nothing. At once (the
         # loop's last WATCHDOG=1 may be half a WatchdogSec ago), then at least every
         # quarter of WatchdogSec, however short an admin set it.

@@ -1,6 +1,6 @@
 """The pipeline for one bundle up to its claim: settle → read → match →
 validate → decide → claim (the decision: `decide.Decisions`; the claims
-themselves: `claims.Claims`). What
+themselves: `claims.Claims`; the previous run's rows at a start: `takeover.Takeover`). What
 follows the claim (deliver, archive, quarantine, recovery) is
 `finish.Finisher`.
 
@@ -12,31 +12,30 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.bundle import Bundle, findings_of
+from daemon.bundle import Bundle
 from daemon.claiming.claim import assemble_here
 from daemon.configuration.config import Settings
 from daemon.delivery.deliver import Deliverer
 from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
-from daemon.errors import describe
-from daemon.fs.temps import Listed
 from daemon.journal import LIVE, Journal, Row
 from daemon.loop.busywords import in_progress, said_stuck, stuck_said, unchanged_since
 from daemon.loop.decide import Decisions
-from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
+from daemon.loop.errorsfile import HeldErrors
 from daemon.loop.markerwait import marker_wait_said
 from daemon.loop.step import IDLE, Claim, Known, Next
+from daemon.loop.takeover import Takeover
 from daemon.loop.unreadable import read_failed
 from daemon.manifest import bundle_id_of
 from daemon.names import printable
 from daemon.watching.foldermounts import FolderMounts
 from daemon.watching.keptmoving import KeptMoving
-from daemon.watching.scan import Candidate, candidate_for, is_invoice_file
+from daemon.watching.scan import Candidate, is_invoice_file
 from daemon.watching.settle import SettleTracker
 from daemon.watching.snapshot import Snapshot, snapshot, unlisted_wait
 from daemon.watching.vanished import Vanished
@@ -45,13 +44,11 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
-LEFT_ALONE_AT_START = ("in the outbox, but no longer taken as an invoice file at start "
-                       "(its name refused, or the patterns changed); left alone")
 NO_LONGER_AN_INVOICE = ("no longer an invoice file under the reloaded [outbox] "
                         "invoice_patterns or ignore_patterns; left alone in the outbox")
 
 
-class Pipeline(Decisions):
+class Pipeline(Decisions, Takeover):
     """Runs on the loop thread only: it owns the live (pre-claim) journal rows,
     which it keeps in memory so that stepping a bundle costs no query."""
 
@@ -332,70 +329,3 @@ class Pipeline(Decisions):
         self._near_said.pop(key, None)
         self.vanished.forget(key)
         self.moving.forget(key)
-
-    def start(self, present: set[str], listed: Listed | None = None,
-              refused: Mapping[str, str] | None = None) -> None:
-        """Take over the live rows of a previous run: those whose invoice file is
-        no longer in the outbox are gone, the others are remembered. `listed`: the
-        outbox's entries as the start's listing has them (scan.Listing.stats);
-        `refused`: the root files it leaves alone (by the name on disk -> why)."""
-        gone = []
-        for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
-            if row.invoice_file in present:
-                earlier = self.live.get(row.invoice_file)
-                if earlier is not None:
-                    # Two rows for one invoice file: a claim that ended at this start (or
-                    # at a rescan, cut short by a crash) as one that did not happen, while
-                    # the bundle dropped again had its own row. The later one follows the
-                    # bundle; the other, left settling, stood for nothing until a restart.
-                    self._resumed.discard(row.invoice_file)
-                    self.end_beside_or_later(earlier, row)  # the start goes on
-                self.live[row.invoice_file] = row
-                if row.state in ("waiting", "held"):
-                    self._resumed.add(row.invoice_file)
-                if _explained(row):  # its NAME.errors.txt explains it until it is read
-                    self.errors_files.remember(candidate_for(
-                        self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
-            else:
-                gone.append(row)
-        # What a kill mid-write of an errors file left: before any is written again.
-        try:
-            drop_unfinished_errors(self.s.outbox.path, present, listed)
-        except OSError as exc:
-            self.log.warning("cannot clear leftover temp files of errors files in the "
-                             "outbox; tried again at the next start", error=describe(exc),
-                             fix="let outboxd's user list and delete files in the outbox")
-        # Those gone remembered too, as what their NAME.errors.txt says: a file with
-        # other text was edited by a clerk, and is kept (errorsfile._Look).
-        for row in gone:
-            if _explained(row):
-                self.errors_files.remember(candidate_for(
-                    self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
-        # After all held rows are remembered: the errors file of a NAME with another
-        # held invoice file is rewritten for that one, not removed.
-        for row in gone:  # taken out while we were stopped: as in step()
-            self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
-            # A name an older version took and this one refuses (a C1 control character)
-            # is there still: said so, with why, as the page and the log say it; one no
-            # longer an invoice file by the patterns is there too, left alone.
-            there = listed is not None and row.invoice_file in listed
-            # By the name on disk, as the row keeps it: another name shown alike (X +
-            # U+202E and X\u202e typed) is no word on this row.
-            why = (refused or {}).get(row.invoice_file) if there else None
-            self.j.transition(row.id, "gone", f"in the outbox, but left alone: {why}"
-                              if why is not None else LEFT_ALONE_AT_START if there
-                              else "not in the outbox at start", durable=False)
-        try:  # and those no row explains, whose bundle left while we were stopped
-            drop_orphaned_errors(self.s.outbox.path, present, listed)
-        except OSError as exc:
-            self.log.warning("cannot remove an errors file of a bundle no longer in the "
-                             "outbox; tried again at the next start", error=describe(exc),
-                             fix="let outboxd's user list and delete files in the outbox")
-
-
-def _explained(row: Row) -> bool:
-    """Whether NAME.errors.txt may explain the live row's bundle: held, or held and
-    settling again since one of its files changed (its reasons kept: the errors file
-    stays until the bundle is read and decided again). Taken out of the outbox so, its
-    errors file went on saying it was held, for good."""
-    return row.state == "held" or (row.state == "settling" and bool(row.reasons))

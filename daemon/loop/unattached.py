@@ -16,9 +16,9 @@ from typing import Final, Literal
 
 from daemon.bundle import Bundle, Finding
 from daemon.configuration.config import Settings
+from daemon.idnames import attachment_folders
 from daemon.journal import readable
 from daemon.loop.release import overlong, rename_shorter, warning_text
-from daemon.names import attachment_folders
 from daemon.reading.idfolders import one_folder_words
 from daemon.watching.scan import Candidate
 

@@ -1,7 +1,7 @@
 """Which subfolder of a sidecar is which invoice's folder (docs/folder-convention.md,
 section 3): the one rule the matcher and `attach` follow.
 
-An invoice's folder is found under either of its names (names.id_folder_names): the
+An invoice's folder is found under either of its names (idnames.id_folder_names): the
 Windows-safe one a clerk is told to make (`CON_`, `INV-7_`) and the one by the first
 rule of that section, which an ERP on Linux may make (`CON`, `INV-7.`). Where the two
 forms of different ids meet (the ids `CON` and `CON_` both name a folder `CON_`), that
@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import combinations
 
 from daemon.bundle import Finding
+from daemon.idnames import contract_folder_name, id_folder_names
 from daemon.names import (
     CASE_WORDS,
-    contract_folder_name,
     fit_name,
     fold_key,
-    id_folder_names,
     nfc,
 )
 from daemon.reading.lookalikes import id_collision
@@ -44,7 +43,7 @@ def _visible(name: str) -> str:
 
 
 _C1 = re.compile("[\x80-\x9f]")
-# The first rule's characters to replace before it took in C1 (names.contract_folder_name).
+# The first rule's characters to replace before it took in C1 (idnames.contract_folder_name).
 _UNSAFE_BEFORE_C1 = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
+from daemon.idnames import folder_name_for_id
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
     CASE_WORDS,
@@ -23,7 +24,6 @@ from daemon.names import (
     FORM_WORDS,
     edge_words,
     fold_key,
-    folder_name_for_id,
     nfc,
     printable,
     spelled_otherwise,

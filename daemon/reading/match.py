@@ -27,7 +27,8 @@ from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, Unusabl
 from daemon.fs.fsops import folder_below, folder_in, open_in
 from daemon.fs.fsread import hashed_read
 from daemon.fs.workfolder import held_folder
-from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
+from daemon.idnames import folder_name_for_id
+from daemon.names import is_ignored, name_problem, printable, stem
 from daemon.reading.folderfiles import collect, count_files, holds_nothing, listdir
 from daemon.reading.idfolders import IdFolders
 from daemon.reading.invoices import (

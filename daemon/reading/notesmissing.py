@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from daemon.errors import double_quoted, shown
-from daemon.names import CASE_WORDS, edge_words, fold_key, folder_name_for_id, nfc, trimmed
+from daemon.idnames import folder_name_for_id
+from daemon.names import CASE_WORDS, edge_words, fold_key, nfc, trimmed
 from daemon.typos import close
 
 MANIFEST_NAME = "attachments.toml"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from daemon.configuration.config import Settings
-from daemon.names import CASE_WORDS, fold_key, folder_name_for_id, stem
+from daemon.idnames import folder_name_for_id
+from daemon.names import CASE_WORDS, fold_key, stem
 from daemon.reading.invoices import PAGES_UNREAD
 from daemon.watching.scan import is_invoice_file
 

@@ -41,7 +41,7 @@ READ_TIME_LIMIT = 120.0
 # MB of its invoice file (a 64 MiB file, the largest taken: 13 minutes in all).
 SECONDS_PER_MB = 10.0
 # Seconds a replacement may take to load (some 2.5 s with the rules), as a start's children
-# get (readers.START_WAIT): past it, it is taken for hung and replaced in turn.
+# get (reader_lifecycle.START_WAIT): past it, it is taken for hung and replaced in turn.
 LOAD_LIMIT = 60.0
 
 

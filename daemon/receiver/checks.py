@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daemon.errors import Refusal
-from daemon.names import folder_name_for_id
+from daemon.idnames import folder_name_for_id
 
 _ATTACHMENT_FIELDS = ("part", "name", "original_name", "size", "sha256", "content_type",
                       "document_type")

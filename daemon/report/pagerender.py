@@ -16,12 +16,12 @@ from pathlib import Path
 
 from daemon.archiving.quarantinenews import Elsewhere
 from daemon.claiming.foreign import Foreign
+from daemon.idnames import attachment_folders
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.loop.idlefiles import Idle
 from daemon.loop.release import overlong, rename_shorter
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import (
-    attachment_folders,
     first_of,
     printable,
     stem,

@@ -36,7 +36,7 @@ from hungshare import hung_share  # noqa: E402
 from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
-from daemon import names  # noqa: E402
+from daemon import idnames, names  # noqa: E402
 from daemon.claiming import recovery  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.configuration.config_folders import prepare_folders  # noqa: E402
@@ -660,7 +660,7 @@ class TestRulesOfANewVersion:
         another id and was quarantined, REASON.txt saying nothing was sent. The folder is
         read as the invoice's, as it was claimed, and the bundle sent with the same id."""
         self._older_name_rule(monkeypatch)
-        monkeypatch.setattr(names, "contract_folder_name",
+        monkeypatch.setattr(idnames, "contract_folder_name",
                             lambda i: names.fit_name(re.sub(r'[/\\:*?"<>|\x00-\x1f\x7f]', "_", i)))
         p, s, row = claimed(tmp_path, {"INV-7/a.pdf": pdf_bytes(),
                                        "INV-\x858/b.pdf": pdf_bytes(2)},

@@ -38,7 +38,7 @@ def test_a_reload_whose_new_readers_hang_keeps_the_watchdog_and_the_running_read
     WatchdogSec/2), one warning says why with what to look at, the rest of the file is
     taken ("configuration reloaded"), and bundles are still read, pre-flighted and sent by
     the reader kept."""
-    env.daemon = outboxd_with({"daemon.reading.readers.RELOAD_WAIT": RELOAD_WAIT})
+    env.daemon = outboxd_with({"daemon.reading.reader_lifecycle.RELOAD_WAIT": RELOAD_WAIT})
     env.write_config(receiver.url, service={"reader_processes": 1})
     daemon = start_daemon()
     wait_for(lambda: "READY=1" in notes(), what="READY=1")

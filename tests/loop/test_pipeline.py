@@ -1284,7 +1284,7 @@ def test_a_start_that_cannot_clear_errors_files_left_behind_says_so_and_goes_on(
     the outbox mounted read-only, injected): a warning says what was not cleared, that
     the next start tries again and what to fix; the start goes on, the held bundle
     taken over as it was, and a bundle dropped then is sent."""
-    from daemon.loop import pipeline as pipeline_module
+    from daemon.loop import takeover
 
     p, s = make(tmp_path, policy={"invalid": "hold"})
     drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
@@ -1295,7 +1295,7 @@ def test_a_start_that_cannot_clear_errors_files_left_behind_says_so_and_goes_on(
     def read_only(*_: object) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(s.outbox.path))
 
-    monkeypatch.setattr(pipeline_module, sweep, read_only)
+    monkeypatch.setattr(takeover, sweep, read_only)
     again = Pipeline(s, Journal(s.journal_path), p.finish.d)
     with capture_logs() as logs:
         again.start(set(list_outbox(s.outbox).candidates))

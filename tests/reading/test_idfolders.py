@@ -66,7 +66,7 @@ class TestWhichFolderIsWhichIds:
         """Windows drops the dot at the end of "INV-1.": the clerk's folder for that id
         would come out as "INV-1", which names no invoice. The id's folder is "INV-1_"
         (as for a '/' in an id), and that is where the status page sends the clerk."""
-        from daemon.names import attachment_folders
+        from daemon.idnames import attachment_folders
         write(outbox / "b" / "INV-1_" / "a.pdf", PDF)
         write(outbox / "b" / "INV-2" / "b.pdf", PDF)
         b = match(outbox, "b.xml", batch_xml("INV-1.", "INV-2"))
@@ -80,7 +80,7 @@ class TestWhichFolderIsWhichIds:
         CON_, nul.txt's nul_.txt. An id holding a zero-width space would give a folder
         that looks like another id's: its folder shows '_' there. Those folders are the
         ids' attachments, and the status page names them."""
-        from daemon.names import attachment_folders
+        from daemon.idnames import attachment_folders
         ids = ("CON", "nul.txt", "INV-\u200b7")
         write(outbox / "b" / "CON_" / "a.pdf", PDF)
         write(outbox / "b" / "nul_.txt" / "b.pdf", PDF)
@@ -104,7 +104,7 @@ class TestWhichFolderIsWhichIds:
         and a folder with the zero-width space itself; a Windows clerk makes CON_, INV-7_,
         INV-_7. Either is the invoice's folder, and the status page still names the one a
         Windows clerk can make."""
-        from daemon.names import attachment_folders, folder_name_for_id
+        from daemon.idnames import attachment_folders, folder_name_for_id
         write(outbox / "batch" / folder / "a.pdf", PDF)
         write(outbox / "batch" / "X-2" / "b.pdf", PDF)
         b = match(outbox, "batch.xml", batch_xml(invoice_id, "X-2"))

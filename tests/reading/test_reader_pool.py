@@ -26,7 +26,7 @@ from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.delivery.finish import evaluate  # noqa: E402
-from daemon.reading import reader_child, reader_pool, reader_process, readers  # noqa: E402
+from daemon.reading import reader_child, reader_lifecycle, reader_pool, reader_process  # noqa: E402
 from daemon.reading.reader_pool import Call, Pool, Restarts  # noqa: E402
 from daemon.reading.readers import Readers  # noqa: E402
 from daemon.watching.scan import Candidate, candidate_for  # noqa: E402
@@ -341,7 +341,7 @@ def test_a_reload_whose_new_readers_hang_at_start_keeps_the_running_ones(
         [pid] = r.pids()
         # Stopped children never load, whatever the wait: a second shows it as well as
         # the 20 s shipped (3 s here before), a tick every quarter of it.
-        monkeypatch.setattr(readers, "RELOAD_WAIT", HUNG_WAIT)
+        monkeypatch.setattr(reader_lifecycle, "RELOAD_WAIT", HUNG_WAIT)
         monkeypatch.setattr(reader_pool, "TICK_SECONDS", HUNG_WAIT / 4)
         stopped = _hanging_starts(monkeypatch)
         more = settings_for(tmp_path, einvoice={"preflight": "off"},
@@ -378,7 +378,7 @@ def test_a_start_whose_readers_hang_reads_in_the_daemons_process(
     s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
     r = Readers(tmp_path / "state" / "einvoice")
     said = warnings_of(r)
-    monkeypatch.setattr(readers, "START_WAIT", HUNG_WAIT)
+    monkeypatch.setattr(reader_lifecycle, "START_WAIT", HUNG_WAIT)
     stopped = _hanging_starts(monkeypatch)
     try:
         took = _within(30, lambda: r.configure(s), stopped)

@@ -330,7 +330,7 @@ def test_bidirectional_controls_in_names_are_shown_as_escapes(journal: Journal) 
     page = Page(text)
     assert "INV-7\\u202elmx.pdf" in page.text["waiting"]
     assert "INV-7\\u202elmx.send-anyway" in page.text["waiting"]
-    # The id's folder has '_' for the isolate (names.folder_name_for_id): that is the
+    # The id's folder has '_' for the isolate (idnames.folder_name_for_id): that is the
     # folder a clerk can make; the sidecar's own name is the invoice file's.
     assert "INV-7\\u202elmx/A_" in page.text["waiting"]
     assert "R\\u200f.xml" in page.text["retrying"]
