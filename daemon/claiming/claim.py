@@ -138,12 +138,12 @@ def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[P
     try:
         try:
             os.rename(cand.invoice, cand.invoice.name, dst_dir_fd=held)
-        except FileNotFoundError:
-            _remove_if_ours(work, held)
-            raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
         except OSError as exc:
-            _remove_if_ours(work, held)  # ours and still empty: nothing was claimed
-            raise NothingClaimed(exc) from exc
+            if not _renamed_all_the_same(held, cand.invoice.name, exc):
+                _remove_if_ours(work, held)  # ours and still empty: nothing was claimed
+                if isinstance(exc, FileNotFoundError):
+                    raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
+                raise NothingClaimed(exc) from exc
         # The work folder is ours and new: it holds the invoice file only, so nothing of
         # the rest can be there already (no look per part, as recovery needs).
         finish_claim(cand, held, with_marker, companions, fresh=True)
@@ -160,6 +160,18 @@ def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[P
         if not kept:
             os.close(held)
     return moved_candidate(cand, work)
+
+
+def _renamed_all_the_same(held: int, name: str, failed: OSError) -> bool:
+    """Whether the failed rename of the invoice file `name` into the folder at `held`
+    happened all the same (a network share's, sent again after its answer was lost: the
+    second finds the name gone, ENOENT): it is then in our new folder, and the claim goes
+    on — taken for nothing claimed, the row ended, the file left in a folder no row
+    named. A look that fails cannot tell: `failed` raised as after a move (its undo looks)."""
+    try:
+        return in_folder(held, name)
+    except OSError:
+        raise failed from None
 
 
 def _remove_if_ours(work: Path, held: int) -> None:

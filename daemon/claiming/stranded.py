@@ -17,12 +17,18 @@ from daemon.claiming.recovery import CUT_BEFORE_MOVE, NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import JournalError, JournalLost
+from daemon.fs.workfolder import folder_there
 from daemon.journal import CLAIMING, LIVE, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
 from daemon.watching.scan import Candidate
 
 # What the row of a claim cut short says until the rescan finishes it (_cut_short).
+# The detail that replaces CUT_BEFORE_MOVE once the work folder of such a claim is found
+# (_end_unmoved): files may have moved, so it is finished as a crash's claim.
+WORK_FOLDER_THERE = ("claim cut short; its work folder is there (a move that failed may "
+                     "have happened): finished as a crash's claim")
+
 CUT_SHORT = ("its claim was cut short by an unexpected error (the log says which) — "
              "finished at the next rescan: sent, or back in the outbox settling again")
 
@@ -179,14 +185,25 @@ class Stranded:
         happen. Finished as a crash's claim is, it waited at each rescan, while its sidecar
         was still in the outbox, for a work folder that was never made ("is the share
         mounted?"), as a claim whose invoice file may have moved into a folder out of
-        sight. One whose invoice file is there is finished so (settling again); a write
-        refused keeps it for the next rescan."""
+        sight. One whose invoice file is there is finished so (settling again), and so is
+        one whose work folder is there (its move may have happened); a write refused keeps
+        it for the next rescan."""
         for row_id in sorted(self._unmoved):
             try:
                 row = self.j.get(row_id)
                 if row.state != CLAIMING:  # finished (settling again, sent), or ended
                     self._unmoved.discard(row_id)
-                elif not os.path.lexists(self.s.outbox.path / row.invoice_file):
+                elif os.path.lexists(self.s.outbox.path / row.invoice_file):
+                    pass  # finished as a crash's claim is (settling again)
+                elif row.work_dir and folder_there(Path(row.work_dir), self.s.outbox.path):
+                    # Its work folder is there: a rename that failed may have happened all
+                    # the same (a network share's, sent again after its answer was lost).
+                    # Ended `gone`, its invoice file lay in a folder no row named; it is
+                    # finished as a crash's claim (finish_claims_again, next), and no
+                    # longer noted as cut short before any file moved (_never_made).
+                    self.j.transition(row_id, CLAIMING, WORK_FOLDER_THERE)
+                    self._unmoved.discard(row_id)
+                else:
                     self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
                                       last_error=None)
                     self._unmoved.discard(row_id)
