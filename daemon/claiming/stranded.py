@@ -309,8 +309,8 @@ class Stranded:
         except JournalError as exc:
             if not exc.reported and row.id not in self._beside:  # the journal's, once
                 bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).error(
-                    "cannot end a claim that did not happen beside the row of its bundle; "
-                    "tried again at the next rescan", row=other.id, error=str(exc))
+                    "cannot end a second row of the invoice file beside the row of its "
+                    "bundle; tried again at the next rescan", row=other.id, error=str(exc))
             self._beside.add(row.id)
             return
         self._beside.discard(row.id)
@@ -318,9 +318,16 @@ class Stranded:
     def _end_beside(self, row: Row, other: Row) -> None:
         """`row`, a claim's that did not go through, ends `gone`: `other` already stands
         for the bundle in the outbox under that name. Durable: lost in a crash, the next
-        start found two rows for one name (and ends one of them so, Pipeline.start)."""
-        self.j.transition(row.id, "gone", f"claim did not happen; the bundle now in the "
-                          f"outbox under this name goes on as row {other.id}")
+        start found two rows for one name (and ends one of them so, Pipeline.start). A
+        start's `waiting` or `held` row was never claimed: its detail says it was a
+        second row of the name, not that a claim did not happen."""
+        if row.state == "settling":
+            what, event = "claim did not happen", "claim ended"
+        else:
+            what, event = f"a second row of this invoice file ({row.state})", \
+                "second row of the invoice file ended"
+        self.j.transition(row.id, "gone", f"{what}; the bundle now in the outbox under "
+                          f"this name goes on as row {other.id}")
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).info(
-            "claim ended; the bundle in the outbox under its name has a row already",
+            f"{event}; the bundle in the outbox under its name has a row already",
             row=other.id)
