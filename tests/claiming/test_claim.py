@@ -365,7 +365,7 @@ def test_a_bundle_matched_again_for_another_channel_is_changed_since_its_read(
     going out on a channel it was not checked for."""
     from matching import settings
 
-    from daemon.claiming.claim import changed_since_read
+    from daemon.claiming.claimcheck import changed_since_read
     from daemon.reading.match import assemble
     cand = drop(outbox)
     validated = assemble(cand, settings(outbox))
