@@ -217,8 +217,8 @@ class Stranded:
         (_take_back), handed back again: ended beside the row the pipeline follows under
         its name now; with none, taken back as the one row of the bundle in the outbox,
         or (no invoice file of that name there: the other row claimed it, or it left)
-        ended as a claim that did not happen. A write refused again keeps it for the
-        next rescan."""
+        ended as a claim that did not happen (a start's `waiting` or `held` row: as a
+        second row of its name). A write refused again keeps it for the next rescan."""
         for row_id in sorted(self._beside):
             try:
                 row = self.j.get(row_id)
@@ -226,7 +226,11 @@ class Stranded:
                     self._beside.discard(row_id)
                 elif row.invoice_file not in self.live \
                         and not os.path.lexists(self.s.outbox.path / row.invoice_file):
-                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE)
+                    # A start's `waiting` or `held` row was never claimed (_end_beside).
+                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE
+                                      if row.state == "settling" else
+                                      f"a second row of this invoice file ({row.state}); "
+                                      "the invoice file is no longer in the outbox")
                     self._beside.discard(row_id)
                 else:
                     self._take_back(row)  # kept in _beside while refused, not said again
