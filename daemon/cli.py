@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "retry")
     p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER", type=bundle_ref,
                    help="a quarantine folder, its name, or the 12-character bundle id prefix")
+    p.add_argument("--operator-checked", action="store_true",
+                   help="move back a bundle an earlier delivery attempt of which may have "
+                        "reached the receiver, once the operator says it does not hold it "
+                        "(else refused: it may be delivered twice)")
 
     p = _add(sub, "config")
     p.add_argument("--check", action="store_true", help="only check it; exit 2 if it is bad")

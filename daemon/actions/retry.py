@@ -51,14 +51,16 @@ if TYPE_CHECKING:
     from daemon.journal import Journal, Row
 
 
-def retry(folder: Path, settings: Settings, reads: CommandReads) -> list[str]:
+def retry(folder: Path, settings: Settings, reads: CommandReads,
+          operator_checked: bool = False) -> list[str]:
     """Move one quarantined bundle back; the names it put into the outbox. Its bundle is
-    read (if at all) in `reads`, the command's (retry_plan.plan)."""
+    read (if at all) in `reads`, the command's (retry_plan.plan, as is
+    `operator_checked`)."""
     outbox = settings.outbox.path
     # A paper half-written by a killed daemon (an entry archived before it dropped
     # them) is outboxd's litter: it goes, not into the outbox.
     drop_unfinished(folder, PAPER_NAMES)
-    order = plan(folder, settings, reads)
+    order = plan(folder, settings, reads, operator_checked=operator_checked)
     # Read before anything moves: what tells outboxd's REASON.txt from a clerk's.
     record = read_reason(folder)
     moved: list[str] = []
@@ -250,20 +252,21 @@ def _retry(args: argparse.Namespace, settings: Settings) -> int:
     # One reader for the command (started at its first read, if any): each bundle is
     # planned twice, and its second look answers from the first where nothing changed.
     with CommandReads(settings, looks_twice=True) as reads:
-        found = _judged(args.bundles, settings, reads)
+        checked = bool(args.operator_checked)
+        found = _judged(args.bundles, settings, reads, checked)
         if isinstance(found, int):
             return found
         folders, notes = found
         for note in notes:
             print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
         for folder in folders:
-            names = retry(folder, settings, reads)
+            names = retry(folder, settings, reads, checked)
             print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
     return EXIT_OK
 
 
-def _judged(refs: list[str], settings: Settings, reads: CommandReads
-            ) -> tuple[list[Path], list[str]] | int:
+def _judged(refs: list[str], settings: Settings, reads: CommandReads,
+            operator_checked: bool = False) -> tuple[list[Path], list[str]] | int:
     """The folders of the arguments, each found and planned; or, when any is refused,
     every refusal told and the exit code. An admin or a script retrying five bundles, one
     of them refused, was told of that one alone: not that the other four stayed in
@@ -289,7 +292,7 @@ def _judged(refs: list[str], settings: Settings, reads: CommandReads
     putting: dict[str, Path] = {}  # a name going back into the outbox: whose it is
     for folder in folders if journal is None else ():  # all refusals before any move
         try:
-            names = plan(folder, settings, reads, notes)
+            names = plan(folder, settings, reads, notes, operator_checked)
             _refuse_a_name_given_twice(folder, names, putting)
         except (RetryRefused, UsageError) as exc:
             refusals.append(exc)

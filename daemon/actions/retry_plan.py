@@ -4,7 +4,8 @@ refusals made before anything moves: a name the outbox holds already,
 a look-alike of the sidecar that would stop the bundle again (`sidecar-spelling`),
 another invoice file with its sidecar (`sidecar-shared`), a link, FIFO or device
 (`not-a-file`), a bundle the journal has as sent under [policy] duplicates =
-"quarantine".
+"quarantine", a bundle a POST of which may have reached the receiver (unless the admin
+says the operator was asked: --operator-checked).
 
 quarantine/ is writable by the people on the share: reason.json is read
 through fsread.read_regular, so a FIFO, link or device of that name is never
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
-from daemon.actions.retry_find import RetryRefused, recorded_id
+from daemon.actions.retry_find import RetryRefused, read_reason, recorded_id
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.configuration.config import Settings
@@ -98,14 +99,18 @@ def documents_kept(settings: Settings, invoice: str) -> str:
 
 
 def plan(folder: Path, settings: Settings, reads: CommandReads,
-         notes: list[str] | None = None) -> list[str]:
+         notes: list[str] | None = None, operator_checked: bool = False) -> list[str]:
     """The names to move back, invoice file last; refuses if the outbox holds any of them.
     What the person should know (a reason.json that was ignored) goes to `notes`. The
     bundle is read (if at all) in `reads`, the command's: retry plans each bundle before
     any moves, then again just before its own move, and one that ran the reader out of
     time the first time, unchanged since, is not read again (twice the time limit, and a
-    reader started and the engine loaded once more, for the same answer)."""
+    reader started and the engine loaded once more, for the same answer).
+    `operator_checked`: the admin asked the operator (retry --operator-checked) about a
+    bundle a POST of which may have reached it (_refuse_an_unknown_outcome)."""
     invoice = _invoice_name(folder, settings, notes)
+    if not operator_checked:
+        _refuse_an_unknown_outcome(folder)
     own = set(PAPER_NAMES) | {conversions(settings, invoice), documents_kept(settings, invoice)}
     parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
@@ -119,6 +124,31 @@ def plan(folder: Path, settings: Settings, reads: CommandReads,
     _refuse_a_duplicate(folder, invoice, settings, reads)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
     return [n for n in parts if n != invoice] + [invoice]
+
+
+def _refuse_an_unknown_outcome(folder: Path) -> None:
+    """Refuses a bundle whose reason.json says `delivery_outcome_unknown` (a POST of it
+    may have reached the receiver, no answer saying otherwise): sent again, the receiver
+    may have it twice (a bundle changed since is a new one to it, under a new key; and
+    the same one is recognised only while the receiver keeps its key). Moved back, it
+    was sent without a word; the admin asks the operator first, and confirms with
+    --operator-checked. A reason.json that cannot be read cannot tell (the daemon
+    decides, as before)."""
+    record = read_reason(folder)
+    if record is None or record.get("delivery_outcome_unknown") is not True:
+        return
+    bundle_id = record.get("bundle_id")
+    which = f"bundle {bundle_id[:12]}" if isinstance(bundle_id, str) else "this bundle"
+    ids = record.get("invoice_ids")
+    if isinstance(ids, list) and ids:
+        which += f" (invoice{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))})"
+    raise RetryRefused(
+        f"{folder.name}: nothing was moved — an earlier delivery attempt of this bundle "
+        "may have reached the receiver (its outcome is not known: reason.json says "
+        "delivery_outcome_unknown), and sent again the invoices may reach the customer "
+        f"twice. Ask the operator (or look in its portal) whether it holds {which}: if "
+        "it does, leave the bundle in quarantine; if it does not, move it back with "
+        f"outboxd retry --operator-checked -- {folder.name}")
 
 
 def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:

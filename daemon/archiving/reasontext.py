@@ -7,6 +7,7 @@ archive_papers.reason_papers writes it beside reason.json, from the same record.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from daemon.bundle import Finding
@@ -20,14 +21,22 @@ from daemon.names import CASE_WORDS, COPY_WORDS, EXACT_WORDS, FILE_WORDS, FORM_W
 OUTCOME_UNKNOWN = "a delivery attempt whose outcome is not known"
 
 
+# A refusal of a repeated POST by 422: the Idempotency-Key used before with other
+# content (docs/protocol.md, Idempotency), so the receiver holds something under it.
+_KEY_USED = re.compile(r"the receiver rejected the (?:bundle|document of invoice .+?) "
+                       r"with HTTP 422: ")
+
+
 def outcome_unknown(attempts: int, reasons: list[Finding]) -> bool:
     """Whether a quarantined bundle may be with the receiver: a POST of it was made (or,
     its reason says, may have been) and no answer about its key says otherwise. A
     refusal is such an answer: a receiver that had taken the key answers a repeat with
-    its stored 2xx (docs/protocol.md, Idempotency)."""
+    its stored 2xx (docs/protocol.md, Idempotency) — but not a 422 to a repeat, which
+    says that it holds other content under the key (an earlier attempt's, maybe)."""
     if any(OUTCOME_UNKNOWN in r.message for r in reasons):
         return True
-    return attempts > 0 and not any(r.code == "rejected" for r in reasons)
+    return attempts > 0 and not any(r.code == "rejected" and not (
+        attempts > 1 and _KEY_USED.match(r.message)) for r in reasons)
 
 
 def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
@@ -140,8 +149,15 @@ def _unknown_steps(record: dict[str, Any]) -> list[str]:
     sent again as it was, the receiver recognises it; changed (fixed, exported again),
     it is a new bundle to the receiver, and the invoice may reach the customer twice."""
     ids = ", ".join(str(i) for i in record.get("invoice_ids") or ()) or "its invoices"
-    return ["The receiver may have this bundle already: outboxd tried to deliver it "
-            "before and does not know how that attempt ended (it has no receipt for it).",
+    if any(r["code"] == "rejected" and _KEY_USED.match(r["message"])
+           for r in record["reasons"]):
+        why = ("it answered a repeat of an earlier attempt with HTTP 422, which says that "
+               "the bundle's Idempotency-Key was used before with other content: it holds "
+               "something under that key, maybe what an earlier attempt sent.")
+    else:
+        why = ("outboxd tried to deliver it before and does not know how that attempt "
+               "ended (it has no receipt for it).")
+    return [f"The receiver may have this bundle already: {why}",
             f"Before sending it again, ask the operator (or look in its portal) whether it "
             f"has {ids} of bundle {str(record['bundle_id'])[:12]}; if it has, leave this "
             "bundle here and do not send it again."]

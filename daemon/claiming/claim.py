@@ -2,9 +2,8 @@
 
 The rename of the invoice file is the claim: on one file system exactly one
 rename of a name succeeds, so several daemons (several hosts on one share)
-can watch the same outbox and only one of them sends a bundle. After the renames,
-whether the bundle matched again in its work folder is the one validated
-(`changed_since_read`), and the validated bundle at its new paths (`moved_into`).
+can watch the same outbox and only one of them sends a bundle. The check after the
+renames is claimcheck.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,10 +31,8 @@ from daemon.fs.workfolder import (
     still_at,
     still_held,
 )
-from daemon.manifest import bundle_id_of
 from daemon.names import NAME_MAX, fit_bytes, printable
 from daemon.reading.match import assemble
-from daemon.validation.convert import unconverted
 from daemon.watching.scan import Candidate
 
 T = TypeVar("T")
@@ -138,12 +135,12 @@ def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[P
     try:
         try:
             os.rename(cand.invoice, cand.invoice.name, dst_dir_fd=held)
-        except FileNotFoundError:
-            _remove_if_ours(work, held)
-            raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
         except OSError as exc:
-            _remove_if_ours(work, held)  # ours and still empty: nothing was claimed
-            raise NothingClaimed(exc) from exc
+            if not _renamed_all_the_same(held, cand.invoice.name, exc):
+                _remove_if_ours(work, held)  # ours and still empty: nothing was claimed
+                if isinstance(exc, FileNotFoundError):
+                    raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
+                raise NothingClaimed(exc) from exc
         # The work folder is ours and new: it holds the invoice file only, so nothing of
         # the rest can be there already (no look per part, as recovery needs).
         finish_claim(cand, held, with_marker, companions, fresh=True)
@@ -160,6 +157,18 @@ def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[P
         if not kept:
             os.close(held)
     return moved_candidate(cand, work)
+
+
+def _renamed_all_the_same(held: int, name: str, failed: OSError) -> bool:
+    """Whether the failed rename of the invoice file `name` into the folder at `held`
+    happened all the same (a network share's, sent again after its answer was lost: the
+    second finds the name gone, ENOENT): it is then in our new folder, and the claim goes
+    on — taken for nothing claimed, the row ended, the file left in a folder no row
+    named. A look that fails cannot tell: `failed` raised as after a move (its undo looks)."""
+    try:
+        return in_folder(held, name)
+    except OSError:
+        raise failed from None
 
 
 def _remove_if_ours(work: Path, held: int) -> None:
@@ -317,58 +326,6 @@ def changed_during_claim(invoice_file: str, stuck: list[str]) -> Finding:
                    f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this "
                    "is the earlier version — compare the two and move the right one back into "
                    "the outbox")
-
-
-def changed_since_read(validated: Bundle, moved: Bundle | BaseException,
-                       validated_id: str | None = None) -> str | None:
-    """What differs in the bundle matched again after the claim from what was validated
-    (None: nothing, it goes on): its bytes (the bundle id), or what the id does not
-    cover but decides what is validated and sent — the channel (an attachments.toml
-    that says original-print now would otherwise go out validated for e-invoice) and
-    the rest read from the sidecar (Bundle.sidecar_digest). `validated_id`: the
-    validated bundle's id, when known (not computed again unless it converted images)."""
-    if not isinstance(moved, Bundle):
-        return f"cannot be matched again: {moved}"
-    # assemble() converts nothing: compare with the id of what was matched.
-    if validated_id is None or any(a.converted for a in validated.attachments):
-        validated_id = bundle_id_of(unconverted(validated))
-    if bundle_id_of(moved) != validated_id:
-        return "its files (another bundle id)"
-    if moved.channel != validated.channel:
-        return f"its channel ({validated.channel} -> {moved.channel})"
-    if moved.sidecar_digest != validated.sidecar_digest:
-        return "attachments.toml or another entry of its sidecar"
-    return None
-
-
-def linked_since(moved: Bundle | BaseException, linked: tuple[str, ...]) -> str | None:
-    """The files of the bundle matched again after the claim (`moved`) that have other
-    names (hard links) and were not among those its last snapshot found so and the claim
-    found so too (`linked`), said (None: none): a link made after that look, on a share
-    whose change times do not show it, or made again after the claim found the file with
-    one name, which the claim did not copy (owncopy.py) and would archive as a name of
-    another's file. The bundle settles again, and its next claim copies it."""
-    if not isinstance(moved, Bundle):
-        return None
-    late = [rel for rel in moved.linked if rel not in linked]
-    if not late:
-        return None
-    return (f"{', '.join(printable(rel) for rel in late)} got another name (a hard link) "
-            "since it was last looked at; read again, to be sent as a copy of its own")
-
-
-def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
-    """The validated bundle with the paths of its files after the claim.
-
-    Both have the same bundle id, so the files are the same bytes; only
-    where they lie has changed.
-    """
-    where = {(a.invoice_id, a.original_name): a.path for a in moved.attachments}
-    return replace(validated,
-                   invoice_file=replace(validated.invoice_file, path=moved.invoice_file.path),
-                   sidecar=moved.sidecar,
-                   attachments=tuple(replace(a, path=where[(a.invoice_id, a.original_name)])
-                                     for a in validated.attachments))
 
 
 def not_moved(exc: OSError) -> str:

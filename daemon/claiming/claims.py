@@ -16,15 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.bundle import Bundle, Finding, reasons_of
-from daemon.claiming.claim import (
-    changed_since_read,
-    claim,
-    linked_since,
-    moved_into,
-    owner_of,
-    sync_claimed,
-    work_dir_for,
-)
+from daemon.claiming.claim import claim, owner_of, sync_claimed, work_dir_for
+from daemon.claiming.claimcheck import changed_since_read, linked_since, moved_into
 from daemon.claiming.owncopy import copy_limit, own_copies, say_copied
 from daemon.claiming.undoing import Undoing
 from daemon.configuration.config import Settings

@@ -84,7 +84,7 @@ class Owned:
     were made, rather than be put back for ever). `single`: the paths found with one name
     only (their other names removed since the snapshot), so not copied: a name made for
     one of them again before the check by hashes is a link that check must not take for
-    one the snapshot saw (claim.linked_since)."""
+    one the snapshot saw (claimcheck.linked_since)."""
     copied: list[str] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)
     single: list[str] = field(default_factory=list)
@@ -331,7 +331,7 @@ def own_claimed(moved: Candidate, settings: Settings, log: Any
     The snapshot (None: no invoice file there) for the look at its sidecar that follows,
     and the files it found linked that the copies did not find with one name: the
     check by hashes that follows takes a link of any other file for one made since
-    (claim.linked_since), as the check after a claim does."""
+    (claimcheck.linked_since), as the check after a claim does."""
     snap = snapshot(moved, settings.outbox)
     try:
         held = hold_folder(moved.invoice.parent, within=settings.outbox.path)

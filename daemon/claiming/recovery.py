@@ -17,11 +17,11 @@ from daemon.bundle import reasons_of
 from daemon.claiming.claim import (
     changed_during_claim,
     finish_claim,
-    linked_since,
     log_leftover,
     stuck_in_work_folder,
     unclaim,
 )
+from daemon.claiming.claimcheck import linked_since
 from daemon.claiming.owncopy import own_claimed
 from daemon.claiming.rereading import Rereading
 from daemon.configuration.config import Settings

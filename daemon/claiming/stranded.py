@@ -17,12 +17,18 @@ from daemon.claiming.recovery import CUT_BEFORE_MOVE, NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import JournalError, JournalLost
+from daemon.fs.workfolder import folder_there
 from daemon.journal import CLAIMING, LIVE, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
 from daemon.watching.scan import Candidate
 
 # What the row of a claim cut short says until the rescan finishes it (_cut_short).
+# The detail that replaces CUT_BEFORE_MOVE once the work folder of such a claim is found
+# (_end_unmoved): files may have moved, so it is finished as a crash's claim.
+WORK_FOLDER_THERE = ("claim cut short; its work folder is there (a move that failed may "
+                     "have happened): finished as a crash's claim")
+
 CUT_SHORT = ("its claim was cut short by an unexpected error (the log says which) — "
              "finished at the next rescan: sent, or back in the outbox settling again")
 
@@ -179,14 +185,25 @@ class Stranded:
         happen. Finished as a crash's claim is, it waited at each rescan, while its sidecar
         was still in the outbox, for a work folder that was never made ("is the share
         mounted?"), as a claim whose invoice file may have moved into a folder out of
-        sight. One whose invoice file is there is finished so (settling again); a write
-        refused keeps it for the next rescan."""
+        sight. One whose invoice file is there is finished so (settling again), and so is
+        one whose work folder is there (its move may have happened); a write refused keeps
+        it for the next rescan."""
         for row_id in sorted(self._unmoved):
             try:
                 row = self.j.get(row_id)
                 if row.state != CLAIMING:  # finished (settling again, sent), or ended
                     self._unmoved.discard(row_id)
-                elif not os.path.lexists(self.s.outbox.path / row.invoice_file):
+                elif os.path.lexists(self.s.outbox.path / row.invoice_file):
+                    pass  # finished as a crash's claim is (settling again)
+                elif row.work_dir and folder_there(Path(row.work_dir), self.s.outbox.path):
+                    # Its work folder is there: a rename that failed may have happened all
+                    # the same (a network share's, sent again after its answer was lost).
+                    # Ended `gone`, its invoice file lay in a folder no row named; it is
+                    # finished as a crash's claim (finish_claims_again, next), and no
+                    # longer noted as cut short before any file moved (_never_made).
+                    self.j.transition(row_id, CLAIMING, WORK_FOLDER_THERE)
+                    self._unmoved.discard(row_id)
+                else:
                     self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
                                       last_error=None)
                     self._unmoved.discard(row_id)
@@ -200,8 +217,8 @@ class Stranded:
         (_take_back), handed back again: ended beside the row the pipeline follows under
         its name now; with none, taken back as the one row of the bundle in the outbox,
         or (no invoice file of that name there: the other row claimed it, or it left)
-        ended as a claim that did not happen. A write refused again keeps it for the
-        next rescan."""
+        ended as a claim that did not happen (a start's `waiting` or `held` row: as a
+        second row of its name). A write refused again keeps it for the next rescan."""
         for row_id in sorted(self._beside):
             try:
                 row = self.j.get(row_id)
@@ -209,7 +226,11 @@ class Stranded:
                     self._beside.discard(row_id)
                 elif row.invoice_file not in self.live \
                         and not os.path.lexists(self.s.outbox.path / row.invoice_file):
-                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE)
+                    # A start's `waiting` or `held` row was never claimed (_end_beside).
+                    self.j.transition(row_id, "gone", NOT_HAPPENED_GONE
+                                      if row.state == "settling" else
+                                      f"a second row of this invoice file ({row.state}); "
+                                      "the invoice file is no longer in the outbox")
                     self._beside.discard(row_id)
                 else:
                     self._take_back(row)  # kept in _beside while refused, not said again
@@ -292,8 +313,8 @@ class Stranded:
         except JournalError as exc:
             if not exc.reported and row.id not in self._beside:  # the journal's, once
                 bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).error(
-                    "cannot end a claim that did not happen beside the row of its bundle; "
-                    "tried again at the next rescan", row=other.id, error=str(exc))
+                    "cannot end a second row of the invoice file beside the row of its "
+                    "bundle; tried again at the next rescan", row=other.id, error=str(exc))
             self._beside.add(row.id)
             return
         self._beside.discard(row.id)
@@ -301,9 +322,16 @@ class Stranded:
     def _end_beside(self, row: Row, other: Row) -> None:
         """`row`, a claim's that did not go through, ends `gone`: `other` already stands
         for the bundle in the outbox under that name. Durable: lost in a crash, the next
-        start found two rows for one name (and ends one of them so, Pipeline.start)."""
-        self.j.transition(row.id, "gone", f"claim did not happen; the bundle now in the "
-                          f"outbox under this name goes on as row {other.id}")
+        start found two rows for one name (and ends one of them so, Pipeline.start). A
+        start's `waiting` or `held` row was never claimed: its detail says it was a
+        second row of the name, not that a claim did not happen."""
+        if row.state == "settling":
+            what, event = "claim did not happen", "claim ended"
+        else:
+            what, event = f"a second row of this invoice file ({row.state})", \
+                "second row of the invoice file ended"
+        self.j.transition(row.id, "gone", f"{what}; the bundle now in the outbox under "
+                          f"this name goes on as row {other.id}")
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).info(
-            "claim ended; the bundle in the outbox under its name has a row already",
+            f"{event}; the bundle in the outbox under its name has a row already",
             row=other.id)

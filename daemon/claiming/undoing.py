@@ -24,6 +24,7 @@ from daemon.claiming.claim import (
 )
 from daemon.claiming.leftcopies import put_back_left
 from daemon.claiming.stranded import Stranded
+from daemon.fs.workfolder import folder_there
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Claim, Next
 from daemon.watching.scan import Candidate
@@ -94,6 +95,12 @@ class Undoing(Stranded):
         key = c.cand.invoice.name
         assert c.known.bundle is not None
         log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
+        if not moved and folder_there(c.work, self.s.outbox.path):
+            # Its work folder was left (a claim removes it when nothing moved): a rename
+            # that failed may have happened all the same (a network share's). Undone as
+            # one that moved nothing, the row ended `gone` while the invoice file lay in
+            # the folder; what is there is put back.
+            moved = True
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", log, moved,
                                   bool(c.known.snap.linked), last_error=not_moved(exc))
         self._claim_paused[key] = now + self.s.outbox.rescan_seconds

@@ -188,6 +188,18 @@ def left_at(path: Path, seconds: float) -> bool | None:
     return found[0] if found else None
 
 
+def folder_there(path: Path, within: Path | None = None) -> bool:
+    """Whether a folder is at `path`, held as hold_folder holds it (never through a link):
+    a link or no folder in its place or on its way is none (nothing of ours is renamed
+    through one). A look that fails otherwise cannot tell, and counts as there: what
+    follows holds it again and says why it cannot."""
+    try:
+        os.close(hold_folder(path, within=within))
+    except OSError as exc:
+        return exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+    return True
+
+
 def entry_at(path: Path, held: int | None = None) -> bool:
     """Whether anything (a link too) is at `path`: by its name in the folder held open at
     `held` (the folder it lies in), if given, else by its path."""

@@ -2,11 +2,11 @@
 "Folders without an invoice file"): rename it for the waiting invoice file it is named
 close to, rename one named with an invoice file's extension (or move its files where that
 name is taken), remove what outboxd makes again (NAME.converted/, NAME.embedded/), or put
-its invoice file into the outbox."""
+its invoice file into the outbox; or, the sidecar of an invoice file left alone, mend that."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
 from daemon.configuration.config import OutboxConfig
@@ -34,11 +34,27 @@ def named_as_file(x: LoneFolder, sidecar_suffix: str, invoice_patterns: Sequence
     return stem(bare) + sidecar_suffix
 
 
+def refused_sidecars(refused: Iterable[str], sidecar_suffix: str,
+                     invoice_patterns: Sequence[str] = DEFAULT_PATTERNS) -> dict[str, str]:
+    """Of the invoice files among the files left alone (`refused`, as on disk: a link, a
+    FIFO, a bad name), each sidecar's name -> that file: a folder of that name is no
+    sidecar waiting for its invoice file, which is there, refused (as `outboxd check`
+    says, check_targets)."""
+    return {stem(n) + sidecar_suffix: n for n in sorted(refused)
+            if is_invoice_name(n, invoice_patterns)}
+
+
 def lone_fix(x: LoneFolder, sidecar_suffix: str,
               invoice_patterns: Sequence[str] = DEFAULT_PATTERNS,
-              taken: AbstractSet[str] = frozenset()) -> str:
+              taken: AbstractSet[str] = frozenset(),
+              refused_of: Mapping[str, str] | None = None) -> str:
     """What a clerk does about a folder without an invoice file. `taken`: the folders
-    named with an extension whose renamed name is a folder there already, as on disk."""
+    named with an extension whose renamed name is a folder there already, as on disk;
+    `refused_of`: refused_sidecars' (told it waited for an invoice file that is there)."""
+    if (file := (refused_of or {}).get(x.on_disk)) is not None:
+        return (f"the sidecar of {printable(file)}, which outboxd leaves alone (listed "
+                "under \"Files in the outbox that are left alone\", with why and what to "
+                "do): mend that file; nothing in this folder is sent until then")
     bare = _bare(x.name, sidecar_suffix)
     said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
                      f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"

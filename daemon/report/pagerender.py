@@ -29,7 +29,7 @@ from daemon.names import (
 from daemon.reading.idfolders import one_folder_words
 from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.report.pagehtml import ids, lines, page, section, shown, table, text, warned
-from daemon.report.pagelone import DEFAULT_PATTERNS, lone_fix
+from daemon.report.pagelone import DEFAULT_PATTERNS, lone_fix, refused_sidecars
 from daemon.watching.leftalone import LeftBehind
 from daemon.watching.lonefolders import LoneFolder, hints
 from daemon.watching.strays import Stray
@@ -239,11 +239,13 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
         waiting)))
 
     if lone:
+        refused_of = refused_sidecars(refused or {}, sidecar_suffix, invoice_patterns)
         parts.append(section("lone", "Folders without an invoice file (each waits for the "
                               "invoice file of its name; nothing in it is sent until then)",
                               table(["Folder", "Since (its last change)", "What to do"], [
                                   [text(x.name + "/"), text(readable(x.since)),
-                                   text(lone_fix(x, sidecar_suffix, invoice_patterns, taken))]
+                                   text(lone_fix(x, sidecar_suffix, invoice_patterns, taken,
+                                                 refused_of))]
                                   for x in lone[:LONE_SHOWN]]) + _more(
                                       max(0, len(lone) - LONE_SHOWN), "folders without an "
                                       "invoice file", "changed last; outboxd status --json "

@@ -30,6 +30,7 @@ from daemon.loop.idlefiles import (
 from daemon.loop.leftwords import left_words, quarantined_at
 from daemon.loop.unattached import AT_DEADLINE
 from daemon.names import first_of, printable, stem
+from daemon.report.pagelone import refused_sidecars
 from daemon.report.sidecarheld import sidecars_in_quarantine
 from daemon.watching.leftalone import not_an_invoice, still_quarantined
 from daemon.watching.lonefolders import LoneFolder, hints, listed, lone_in
@@ -197,6 +198,9 @@ class OutboxView:
     unlisted: str = ""
     # Work folders another host's outboxd claimed and has not finished (foreign.py).
     foreign: list[Foreign] = field(default_factory=list)
+    # Of the lone folders, the sidecars of invoice files left alone: folder -> that file
+    # (as on disk, pagelone.refused_sidecars).
+    refused_of: dict[str, str] = field(default_factory=dict)
 
 
 def outbox_view(settings: Settings, data: dict[str, Any] | None = None,
@@ -276,7 +280,9 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None,
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
                       said, idle, unread[0] if unread else "",
                       foreign=foreign_work(settings.processing_dir,
-                                           settings.outbox.path))
+                                           settings.outbox.path),
+                      refused_of=refused_sidecars(dict(listing.refused), suffix,
+                                                  settings.outbox.invoice_patterns))
 
 
 def left_alone(settings: Settings) -> list[tuple[str, str]]:
@@ -362,6 +368,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         for x in view.lone[:limit]:
             close_to = f"; named close to {', '.join(x.close_to)}, which wait" \
                 f"{'s' if len(x.close_to) == 1 else ''} for attachments" if x.close_to else ""
+            if (file := view.refused_of.get(x.on_disk)) is not None:
+                close_to += (f"; the sidecar of {printable(file)}, which outboxd leaves "
+                             "alone (listed below, with why): mend that file")
             lines.append(escaped_controls(f"  {x.name}/ since {x.since}{close_to}"))
         if len(view.lone) > limit:
             lines.append(f"  … and {len(view.lone) - limit} more (outboxd status --json lists "

@@ -1337,3 +1337,58 @@ def test_a_folder_whose_invoice_file_cannot_be_told_is_refused_moving_nothing(
     assert f"{folder}: cannot tell the invoice file ({found}) — move the files back into " \
         "the outbox by hand" in err
     assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
+
+
+def outcome_unknown_quarantined(env: Env) -> Path:
+    """A bundle quarantined after a delivery attempt whose outcome is not known: its
+    reason.json says `delivery_outcome_unknown: true`, as the daemon writes it."""
+    folder = quarantined(env)
+    write_papers(folder, reason_papers({
+        "bundle_id": BID, "invoice_file": "INV-1001.xml", "invoice_ids": ["INV-1001"],
+        "reasons": [{"code": "processing-damaged", "file": "INV-1001/scan.pdf",
+                     "message": "changed since it was checked"}],
+        "quarantined_at": AT, "delivery_outcome_unknown": True}))
+    return folder
+
+
+def test_a_bundle_that_may_be_with_the_receiver_is_refused_saying_what_to_ask(
+        cfg: Env, capsys) -> None:
+    """A POST of the bundle may have reached the receiver (reason.json:
+    delivery_outcome_unknown): retry refuses it, exit 1, nothing moved, saying why
+    (it may be delivered twice), what to ask the operator (bundle id, invoice ids) and
+    the command that moves it back once the operator says it does not hold it. It was
+    moved back without a word."""
+    folder = outcome_unknown_quarantined(cfg)
+    before = tree(cfg.quarantine)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was moved" in err and "may have reached the receiver" in err
+    assert "twice" in err
+    assert f"whether it holds bundle {BID[:12]} (invoice INV-1001)" in err
+    assert f"outboxd retry --operator-checked -- {folder.name}" in err
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before
+
+
+def test_the_operator_checked_option_moves_such_a_bundle_back(cfg: Env, capsys) -> None:
+    """With --operator-checked (the admin asked the operator, which does not hold it),
+    the bundle goes back as any other does."""
+    folder = outcome_unknown_quarantined(cfg)
+    assert main(["retry", "-c", str(cfg.config), "--operator-checked", BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert not folder.exists()
+
+
+def test_one_such_bundle_among_several_keeps_them_all_in_quarantine(
+        cfg: Env, capsys) -> None:
+    """Given with another bundle that could go back: as for any refusal, nothing moves,
+    and the refusal is named among the arguments'."""
+    outcome_unknown_quarantined(cfg)
+    other = cfg.quarantine / "2026-11-26" / f"INV-2--{'b' * 12}"
+    write(other / "INV-2.xml", ubl_invoice("INV-2"))
+    write_papers(other, reason_papers({"bundle_id": "b" * 64, "invoice_file": "INV-2.xml",
+                                       "reasons": [], "quarantined_at": AT}))
+    assert main(["retry", "-c", str(cfg.config), BID[:12], "b" * 12]) == 1
+    err = capsys.readouterr().err
+    assert "may have reached the receiver" in err and "1 of 2 argument(s) refused" in err
+    assert list(cfg.outbox.iterdir()) == []

@@ -76,3 +76,38 @@ def test_invoices_held_back_with_the_file_are_not_said_to_be_unsent() -> None:
     text = reason_text(record)
     assert "INV-2 (without errors of its own) was stopped with it." in text
     assert "not sent either" not in text
+
+
+def test_a_422_to_a_repeated_post_is_not_said_to_be_nothing_delivered() -> None:
+    """The receiver answers a retry (the second POST) with 422, the Idempotency-Key used
+    before with other content: it holds something under the bundle's key. REASON.txt
+    said "Nothing was delivered"; it now says the receiver may have the bundle, why (the
+    422 to a repeat), and what to ask the operator first, and reason.json says
+    delivery_outcome_unknown. The same refusal of a first POST is an answer as before."""
+    for what in ("bundle", "document of invoice A:17"):
+        refused = Finding("rejected", "INV-1.xml", f"the receiver rejected the {what} with "
+                          "HTTP 422: key reused — fix what the receiver names, then move "
+                          "the bundle back into the outbox")
+        assert not outcome_unknown(1, [refused])
+        assert outcome_unknown(2, [refused])
+        record = reason_record(BID, "INV-1.xml", [refused], AT, invoice_ids=["INV-1"],
+                               outcome_unknown=outcome_unknown(2, [refused]))
+        assert record["delivery_outcome_unknown"] is True
+        text = reason_text(record)
+        assert "Nothing was delivered" not in text
+        assert ("The receiver may have this bundle already: it answered a repeat of an "
+                "earlier attempt with HTTP 422, which says that the bundle's "
+                "Idempotency-Key was used before with other content: it holds something "
+                "under that key, maybe what an earlier attempt sent.\nBefore sending it "
+                "again, ask the operator (or look in its portal) whether it has INV-1 of "
+                "bundle 0123456789ab") in text
+
+
+def test_another_refusal_of_a_repeated_post_is_still_an_answer() -> None:
+    """A 400 to a retry, or a body that quotes "with HTTP 422: " after another status,
+    is a refusal like any: "Nothing was delivered"."""
+    for message in ("the receiver rejected the bundle with HTTP 400: bad",
+                    "the receiver rejected the bundle with HTTP 400: was "
+                    "'the receiver rejected the bundle with HTTP 422: '"):
+        refused = Finding("rejected", "INV-1.xml", message)
+        assert not outcome_unknown(3, [refused])

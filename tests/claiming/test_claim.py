@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -364,10 +365,61 @@ def test_a_bundle_matched_again_for_another_channel_is_changed_since_its_read(
     going out on a channel it was not checked for."""
     from matching import settings
 
-    from daemon.claiming.claim import changed_since_read
+    from daemon.claiming.claimcheck import changed_since_read
     from daemon.reading.match import assemble
     cand = drop(outbox)
     validated = assemble(cand, settings(outbox))
     moved = assemble(cand, settings(outbox, validation={"channel": "original-print"}))
     assert changed_since_read(validated, validated) is None
     assert changed_since_read(validated, moved) == "its channel (e-invoice -> original-print)"
+
+
+@pytest.mark.parametrize("cause", [errno.ENOENT, errno.EIO])
+def test_a_rename_that_failed_but_happened_is_a_claim_made(
+        outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch, cause: int) -> None:
+    """The rename of the invoice file into the work folder fails and has happened all the
+    same (a network share's rename sent again after its answer was lost: the second one
+    finds the name gone, ENOENT; or EIO after the server did it): the invoice file is in
+    the work folder, so the claim goes on and moves the rest in. Taken for nothing
+    claimed (or another daemon's claim), the folder holding the invoice file was left
+    to no row."""
+    cand = drop(outbox)
+    work = work_dir_for(processing, cand.name, BID)
+    real = os.rename
+
+    def done_then_failed(src: object, dst: object, **kw: object) -> None:
+        real(src, dst, **kw)  # type: ignore[arg-type]
+        if src == cand.invoice:
+            raise OSError(cause, os.strerror(cause), str(src))
+
+    monkeypatch.setattr(os, "rename", done_then_failed)
+    moved = claim(cand, work, with_marker=False)
+    assert moved == moved_candidate(cand, work)
+    assert sorted(os.listdir(work)) == ["INV-1", "INV-1.xml"]
+    assert os.listdir(outbox) == [".outboxd"]
+
+
+def test_a_failed_rename_that_cannot_be_looked_after_is_a_failure_after_a_move(
+        outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename fails and the look into the work folder for the invoice file fails too
+    (the share gone): whether it moved cannot be told, so the claim fails with the
+    rename's error as one after a file may have moved (its undo looks at the work folder
+    again), not NothingClaimed, and the work folder is left for that undo."""
+    from daemon.claiming import claim as claim_module
+    cand = drop(outbox)
+    work = work_dir_for(processing, cand.name, BID)
+    real = os.rename
+
+    def refused(src: object, dst: object, **kw: object) -> None:
+        if src == cand.invoice:
+            raise OSError(errno.EIO, "Input/output error", str(src))
+        real(src, dst, **kw)  # type: ignore[arg-type]
+
+    def no_answer(held: int, name: str) -> bool:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "rename", refused)
+    monkeypatch.setattr(claim_module, "in_folder", no_answer)
+    with pytest.raises(OSError) as raised:
+        claim(cand, work, with_marker=False)
+    assert raised.value.errno == errno.EIO and work.is_dir()

@@ -1629,3 +1629,79 @@ class TestARowHandedBackAfterItsInvoiceFileLeft:
         after = p.j.get(row.id)
         assert after.state == "gone" and p.j.last_detail(row.id) == NOT_HAPPENED_GONE
         assert p.j.rows(("settling", "waiting", "held", "claiming")) == []
+
+
+def moved_yet_nothing_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """claims.claim makes the work folder and renames the invoice file into it, then
+    raises NothingClaimed, once: a rename that failed and happened all the same (a
+    network share's) that the claim did not see happen."""
+    from daemon.claiming import claims as claims_module
+    from daemon.errors import NothingClaimed
+    real_claim, once = claims_module.claim, [1]
+
+    def moved_then_refused(c: Candidate, work: Path, *args: object, **kwargs: object
+                           ) -> Candidate:
+        if once:
+            once.pop()
+            work.mkdir()
+            os.rename(c.invoice, work / c.invoice.name)
+            raise NothingClaimed(OSError(errno.EIO, os.strerror(errno.EIO), str(work)))
+        return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims_module, "claim", moved_then_refused)
+
+
+class TestAClaimWhoseRenameFailedYetHappened:
+    """A claim that failed "before any file moved" while its invoice file sits in its
+    work folder: the row is never ended as a claim that did not happen, which left the
+    invoice file in a folder no row named (the orphan sweep only logs such a folder)."""
+
+    def test_what_moved_is_put_back_and_the_bundle_is_sent_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Its work folder is there, so what is in it goes back into the outbox and the
+        bundle settles again (one row), then is claimed and sent once."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        moved_yet_nothing_claimed(monkeypatch)
+        assert step(p, cand, 0.0).claimed is None
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert os.listdir(s.processing_dir) == []
+        [row] = p.j.rows(("settling",))
+        from claimed import run_once
+        assert run_once(p, 31.0) == [row.id]
+        assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
+        assert p.j.rows(("gone",)) == []
+
+    def test_cut_short_it_is_finished_as_a_crashs_claim_not_ended_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Its undo cut short too (the journal refusing its record): the rescan finds
+        the invoice file gone from the outbox and, before ending the claim as one that
+        did not happen, its work folder there: the claim is finished as a crash's (the
+        rest moved in, checked) and the bundle sent, no longer noted as cut short before
+        any file moved."""
+        from daemon.claiming.recovery import CUT_BEFORE_MOVE
+        from daemon.errors import JournalError
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        moved_yet_nothing_claimed(monkeypatch)
+
+        def refused(*args: object, **kwargs: object) -> Any:
+            raise JournalError("cannot write the journal: disk full")
+
+        monkeypatch.setattr(p, "_claim_failed", refused)
+        with pytest.raises(JournalError):
+            step(p, cand, 0.0)
+        monkeypatch.undo()
+        [row] = p.j.rows(("claiming",))
+        assert p.j.last_detail(row.id) == CUT_BEFORE_MOVE
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        assert p.retry_stranded() == [row.id]
+        assert p.j.get(row.id).state == "delivering"
+        assert p.j.last_detail(row.id) != CUT_BEFORE_MOVE
+        assert p.finish.attempt(row.id) is None
+        assert p.j.get(row.id).state == "sent"
+        [archived] = folders(s.sent_dir)
+        assert (archived / "INV-1.xml").exists() and (archived / "INV-1" / "a.pdf").exists()
+        assert list(s.outbox.path.iterdir()) == [s.outbox.path / ".outboxd"]

@@ -434,3 +434,50 @@ def test_a_claim_taken_back_before_an_error_at_its_rescan_stays_the_bundles_one_
     assert p.j.get(row).state == "settling" and p.live["INV-1.xml"].id == row
     assert run_once(p, 2000.0) == [row]
     assert _standing(p) == [(row, "sent")] and p.j.counts()["settling"] == 0
+
+
+@pytest.mark.parametrize("state", ["waiting", "held"])
+def test_a_second_waiting_or_held_row_ended_at_a_start_says_so_not_a_claim(
+        tmp_path: Path, state: str) -> None:
+    """A start finds two live rows for one invoice file, the older `waiting` or `held`:
+    it ends `gone` beside the later one, and its detail (what `outboxd history` shows)
+    says it was a second row of the name, ended beside the row that goes on. No claim
+    was made from it: "claim did not happen" was not true."""
+    s = _settings(tmp_path)
+    prepare_folders(s)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    j = Journal(s.journal_path)
+    older = j.create("INV-1.xml", state, "", durable=False)
+    later = j.create("INV-1.xml", "settling", "", durable=False)
+    j.close()
+    p = _start(s)
+    assert p.j.get(older).state == "gone" and p.live["INV-1.xml"].id == later
+    detail = p.j.last_detail(older) or ""
+    assert "claim" not in detail
+    assert detail == (f"a second row of this invoice file ({state}); the bundle now in the "
+                      f"outbox under this name goes on as row {later}")
+
+
+def test_a_refused_end_of_a_waiting_row_whose_other_row_took_the_bundle_says_second_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The older of two live rows found at a start is `waiting` and its end is refused;
+    the later row is then claimed and sent (no invoice file of the name left): the
+    rescan ends the older row `gone` saying it was a second row of the name, not that a
+    claim did not happen — none was made from it."""
+    from daemon.claiming.recovery import NOT_HAPPENED_GONE
+    s = _settings(tmp_path)
+    prepare_folders(s)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    j = Journal(s.journal_path)
+    older = j.create("INV-1.xml", "waiting", "", durable=False)
+    later = j.create("INV-1.xml", "settling", "", durable=False)
+    j.close()
+    p = TestEndRefusedAtAStart._start_refusing(s, monkeypatch, older, 1)
+    assert p.j.get(older).state == "waiting"
+    assert run_once(p, 2000.0) == [later] and p.j.get(later).state == "sent"
+    assert p.retry_stranded() == []
+    assert p.j.get(older).state == "gone"
+    detail = p.j.last_detail(older)
+    assert detail != NOT_HAPPENED_GONE
+    assert detail == ("a second row of this invoice file (waiting); the invoice file is no "
+                      "longer in the outbox")

@@ -1293,3 +1293,25 @@ def test_a_journal_error_inside_a_post_is_the_journals_and_its_post_is_counted_n
     assert done.state == "sent" and p.finish.d.posts == 2 and done.attempts == 2
     [entry] = s.sent_dir.glob("*/*")
     assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2
+
+
+def test_a_422_to_a_retry_quarantines_with_papers_that_say_the_receiver_may_have_it(
+        tmp_path: Path) -> None:
+    """A 503, then a 422 to the retry (the Idempotency-Key used before with other
+    content: the receiver holds something under it): the quarantine's REASON.txt says
+    the receiver may have the bundle, why, and what to ask the operator; reason.json
+    says delivery_outcome_unknown (so `outboxd retry` asks for --operator-checked). It
+    said "Nothing was delivered"."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503),
+                          Rejected("the receiver rejected the bundle with HTTP 422", 422,
+                                   "Idempotency-Key reused with another payload"))
+    assert p.finish.attempt(row) is not None
+    assert p.finish.attempt(row) is None
+    assert p.j.get(row).state == "quarantined"
+    [entry] = s.quarantine_dir.glob("*/*")
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" not in text
+    assert "it answered a repeat of an earlier attempt with HTTP 422" in text
+    assert json.loads((entry / "reason.json").read_text("utf-8"))[
+        "delivery_outcome_unknown"] is True

@@ -881,3 +881,25 @@ def test_json_lists_a_lone_folder_by_its_exact_name_and_one_not_utf8_as_shown(
     folders = {x["folder"] for x in json.loads(text)["lone_folders"]}
     assert folders == {"sca\rn-255", "r\\udce5w"}
     assert (box / "sca\rn-255").is_dir()
+
+
+def test_status_says_the_folder_of_a_refused_invoice_file_is_its_sidecar(
+        settings: Settings) -> None:
+    """INV-1.xml is a symbolic link (left alone) and INV-1/ holds its attachments: the
+    line of INV-1/ among the folders without an invoice file says it is the sidecar of
+    INV-1.xml, which is left alone and listed below with why, as the status page and
+    `outboxd check` say; a folder of no such file says nothing of the kind."""
+    from helpers import write
+
+    from daemon.report.status import outbox_view
+    fill(settings)
+    box = settings.outbox.path
+    write(box / "INV-1" / "a.pdf", b"%PDF-1.4")
+    (box / "INV-1.xml").symlink_to(box.parent / "elsewhere.xml")
+    (box / "Misc").mkdir()
+    data = collect(settings)
+    text = render(data, view=outbox_view(settings, data))
+    assert re.search(r"^  INV-1/ since \S+Z; the sidecar of INV-1.xml, which outboxd leaves "
+                     r"alone \(listed below, with why\): mend that file$", text, re.M)
+    assert re.search(r"^  Misc/ since \S+Z$", text, re.M)
+    assert re.search(r"^  INV-1.xml: .*symbolic link", text, re.M)

@@ -1283,3 +1283,37 @@ def test_with_the_page_off_a_start_leaves_another_users_page_temp(
     StatusPage(clock=lambda: 100.0).swept(
         settings, {e.name: e.stat(follow_symlinks=False) for e in os.scandir(outbox)})
     assert [p.name for p in outbox.iterdir()] == [theirs.name]
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_the_sidecar_of_a_refused_invoice_file_points_at_it_not_waiting_for_it(
+        journal: Journal, tmp_path: Path, kind: str) -> None:
+    """INV-1.xml is a symbolic link (or a FIFO), which outboxd leaves alone, and INV-1/
+    holds its attachments: the page's row for INV-1/ among the folders without an
+    invoice file says it is the sidecar of INV-1.xml, which is left alone, and points at
+    that list (where INV-1.xml is, with why), as `outboxd check` says. It told the clerk
+    to put its invoice file into the outbox — a file that is there."""
+    from daemon.watching.leftalone import LeftAlone
+    from daemon.watching.lonefolders import lone_in
+    from daemon.watching.scan import list_outbox
+    outbox, settings, _, page, path = page_in_a_new_outbox(tmp_path)
+    write(outbox / "INV-1" / "a.pdf", b"%PDF-1.4")
+    write(outbox / "INV-2" / "b.pdf", b"%PDF-1.4")  # a sidecar waiting: told as before
+    if kind == "link":
+        (outbox / "INV-1.xml").symlink_to(tmp_path / "elsewhere.xml")
+    else:
+        os.mkfifo(outbox / "INV-1.xml")
+    listing = list_outbox(settings.outbox, settings.share)
+    left = LeftAlone(structlog.get_logger())
+    left.seen(listing, settings.outbox.invoice_patterns)
+    lone = lone_in(listing.stats, {c.sidecar.name for c in listing.candidates.values()})
+    assert page.refresh(journal, settings, listing.candidates, left.refused, lone)
+    shown = Page(path.read_text(encoding="utf-8"))
+    rows = {r.split("\t", 1)[0]: r for r in shown.rows["lone"]}
+    assert set(rows) == {"INV-1/", "INV-2/"}
+    assert ("the sidecar of INV-1.xml, which outboxd leaves alone (listed under \"Files "
+            "in the outbox that are left alone\"") in rows["INV-1/"]
+    assert "put its invoice file" not in rows["INV-1/"]
+    assert "put its invoice file" in rows["INV-2/"]
+    [refused] = shown.rows["refused"]
+    assert refused.startswith("INV-1.xml\t")
