@@ -22,7 +22,7 @@ from daemon.configuration.machine import machine_id, machine_name
 from daemon.journal.readonly import OneWait, journal_there
 from daemon.journal.records import iso_of
 from daemon.loop.statelock import readiness, running
-from daemon.report import status
+from daemon.report import status, statusjson
 
 T = TypeVar("T")
 
@@ -177,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
         # lone_folders must not read as "none" when the outbox was not seen: a script
         # reads stdout, and stderr's line may go nowhere (cron, a pipe).
         unseen = (away or "").removeprefix("outboxd: ") or view.unlisted
-        print(status.as_json({**data, "lone_folders": status.lone_json(view.lone),
-                              "foreign_work_folders": status.foreign_json(view.foreign),
+        print(statusjson.as_json({**data, "lone_folders": statusjson.lone_json(view.lone),
+                              "foreign_work_folders": statusjson.foreign_json(view.foreign),
                               "outbox_listed": not unseen, "outbox_problem": unseen or None,
                               "daemon": {"running": up, "ready": ready, "started": since,
                                          "notes": notes}}))

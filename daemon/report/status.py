@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import daemons_group, daemons_user
 from daemon.delivery.answers import web_page_warning
 from daemon.errors import JournalError, describe
-from daemon.invisible import escaped_controls, json_escaped
+from daemon.invisible import escaped_controls
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import OneWait, journal_there, read_journal
 from daemon.journal.records import collector_paused
@@ -290,27 +289,6 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
     return outbox_view(settings).left
 
 
-def lone_json(lone: list[LoneFolder]) -> list[dict[str, Any]]:
-    """`status --json`'s `lone_folders`: each folder by its exact name (a control
-    character in it written as JSON's escape by as_json), as a script finds it on disk;
-    one whose name is not UTF-8 as shown, which JSON of UTF-8 text cannot carry."""
-    return [{"folder": x.on_disk if x.on_disk.isascii() or _is_utf8(x.on_disk) else x.name,
-             "since": x.since, "close_to": list(x.close_to)} for x in lone]
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode()  # a byte that is not UTF-8 is a lone surrogate here: refused
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def foreign_json(foreign: list[Foreign]) -> list[dict[str, Any]]:
-    """`status --json`'s `foreign_work_folders`."""
-    return [{"folder": x.name, "host": x.host, "since": x.since} for x in foreign]
-
-
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
            left: list[tuple[str, str]] | None = None, unattached: str | None = None,
            view: OutboxView | None = None) -> str:
@@ -389,23 +367,3 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
                   "too):"]
         lines += [escaped_controls(f"  {name}: {why}") for name, why in left]
     return "\n".join(lines)
-
-
-# json.dumps(v, ensure_ascii=False), without an encoder made for each of a week's
-# 100,000 bundles (json.dumps caches only the one of its default arguments).
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def as_json(data: dict[str, Any]) -> str:
-    """Pretty enough to read, fast enough for a journal of years: one line per bundle.
-
-    json's indent= runs its pure-Python encoder (a third of a second for the last
-    week of a busy journal); each line here is one call of the C encoder.
-    """
-    def value(v: Any) -> str:
-        if isinstance(v, list):
-            items = ",\n    ".join(json_escaped(_dumps(x)) for x in v)
-            return f"[\n    {items}\n  ]" if v else "[]"
-        return json_escaped(_dumps(v))
-    body = ",\n".join(f"  {json.dumps(k)}: {value(v)}" for k, v in data.items())
-    return "{\n" + body + "\n}"

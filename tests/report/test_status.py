@@ -14,7 +14,8 @@ import pytest
 
 from daemon.configuration.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.journal import CLAIMING, DELIVERED, Journal
-from daemon.report.status import as_json, collect, render
+from daemon.report.status import collect, render
+from daemon.report.statusjson import as_json
 
 STATES_SHOWN = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
@@ -536,7 +537,8 @@ def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at
     --json's `lone_folders` has each with `folder`, `since` and `close_to`."""
     from helpers import write
 
-    from daemon.report.status import lone_json, outbox_view
+    from daemon.report.status import outbox_view
+    from daemon.report.statusjson import lone_json
     fill(settings)
     box = settings.outbox.path
     write(box / "INV-1.xml", b"<x/>")
@@ -870,7 +872,8 @@ def test_json_lists_a_lone_folder_by_its_exact_name_and_one_not_utf8_as_shown(
     safe on a terminal and a parser gives back the name on disk — a script can find it);
     before, it gave the name as shown (`\\x0d` as four characters), which no folder on
     disk has. A name that is not UTF-8 cannot be carried by JSON text: it is shown."""
-    from daemon.report.status import lone_json, outbox_view
+    from daemon.report.status import outbox_view
+    from daemon.report.statusjson import lone_json
     fill(settings)
     box = settings.outbox.path
     os.mkdir(box / "sca\rn-255")
