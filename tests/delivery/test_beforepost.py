@@ -224,3 +224,32 @@ def test_a_converted_pdf_changed_in_processing_is_not_what_is_kept(
     [folder] = folders(s.quarantine_dir)
     record = json.loads((folder / "reason.json").read_text())
     assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
+
+
+def test_a_reload_that_reads_unchanged_files_otherwise_does_not_say_they_changed(
+        tmp_path: Path) -> None:
+    """The first POST timed out; an admin then changes `[attachments]
+    default_document_type` and reloads. The files in processing are untouched, but read
+    with the new setting the bundle has another id: it is not posted under that new key
+    (the receiver may hold the earlier one), and its reason does not say that the
+    bundle's files changed in the processing folder — nobody touched them — but that
+    the bundle as read now differs from the one posted, a setting or an upgrade being
+    one cause, so that the admin is not sent looking for who edited the folder."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    assert earlier is not None
+    p.finish.d = d = Recording(Retryable("read timeout", None), ANSWER)
+    assert p.finish.attempt(row) is not None
+    p.finish.s = s.model_copy(update={"attachments": s.attachments.model_copy(
+        update={"default_document_type": "Timesheet"})})
+    p.finish.read_claimed_again()
+    assert p.finish.attempt(row) is None
+    assert d.keys == [earlier]
+    got = p.j.get(row)
+    assert got.state == "quarantined"
+    [folder] = folders(s.quarantine_dir)
+    [reason] = json.loads((folder / "reason.json").read_text())["reasons"]
+    assert reason["code"] == "processing-damaged"
+    assert not reason["message"].startswith("the bundle's files changed")
+    assert "a configuration reloaded or an upgraded outboxd" in reason["message"]
+    assert f"(bundle {earlier[:12]})" in reason["message"]
