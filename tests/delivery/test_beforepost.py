@@ -253,3 +253,28 @@ def test_a_reload_that_reads_unchanged_files_otherwise_does_not_say_they_changed
     assert not reason["message"].startswith("the bundle's files changed")
     assert "a configuration reloaded or an upgraded outboxd" in reason["message"]
     assert f"(bundle {earlier[:12]})" in reason["message"]
+
+
+def test_a_claim_finished_at_a_start_is_sent_as_read_after_a_reload_changes_its_id(
+        tmp_path: Path) -> None:
+    """A power cut left the row `claiming` (its hand-over's `delivering` not on disk, which
+    is on disk before any POST): the claim sent nothing. The start finishes the claim;
+    before its first attempt a reload changes `[attachments] default_document_type`,
+    so the bundle read again has another id. No POST of the earlier id can have gone
+    out, so it is sent under the new one — it was quarantined as processing-damaged,
+    "the receiver may hold the earlier version", for a bundle never sent."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.j.transition(row, "claiming", "a power cut before the hand-over reached the disk")
+    fin = restart(p, s, row)
+    assert p.j.get(row).state == "delivering"
+    fin.s = s.model_copy(update={"attachments": s.attachments.model_copy(
+        update={"default_document_type": "Timesheet"})})
+    fin.read_claimed_again()
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    [key] = d.keys
+    assert key != earlier
+    got = p.j.get(row)
+    assert got.state == "sent" and got.bundle_id == key
+    assert folders(s.quarantine_dir) == []
