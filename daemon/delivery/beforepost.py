@@ -108,12 +108,14 @@ class BeforePost:
         except (OSError, InputError):
             return bundle  # judged as read; the attempt says what became of the folder
         try:
-            attachments = tuple(self._written(held, work, a) for a in bundle.attachments)
+            written = [self._written(held, work, a) for a in bundle.attachments]
         except (OSError, InputError):
             return bundle  # one not written (or not a file): converted anew, judged so
         finally:
             os.close(held)
-        kept = replace(bundle, attachments=attachments)
+        if None in written:
+            return bundle  # an image changed since its PDF was written: judged as read
+        kept = replace(bundle, attachments=tuple(a for a in written if a is not None))
         if bundle_id_of(kept) != row.bundle_id:
             return bundle  # other bytes than the earlier attempt's: judged as read
         with self._checks_lock:
@@ -125,12 +127,19 @@ class BeforePost:
         return kept
 
     @staticmethod
-    def _written(held: int, work: Path, att: Attachment) -> Attachment:
-        """`att` with the size and hash of the PDF of it in the work folder (held)."""
+    def _written(held: int, work: Path, att: Attachment) -> Attachment | None:
+        """`att` with the size and hash of the PDF of it in the work folder (held); None
+        when the image was changed or replaced after that PDF was written (its ctime,
+        which no copy tool sets back, is later): the PDF is then an old picture's, and
+        kept, it sent that picture again, the new one archived in sent/ beside it as if
+        delivered — while the bundle changed after a POST is to be quarantined."""
         if att.converted is None:
             return att
         rel = converted_path(work, att).relative_to(work).as_posix()
-        with open_below(held_path(held), rel) as fh:
+        with open_below(held_path(held), rel) as fh, \
+                open_below(held_path(held), att.rel) as image:
+            if os.fstat(image.fileno()).st_ctime_ns > os.fstat(fh.fileno()).st_ctime_ns:
+                return None
             size, sha256 = hash_of(fh)
         return replace(att, converted=replace(att.converted, size=size, sha256=sha256))
 

@@ -278,3 +278,30 @@ def test_a_claim_finished_at_a_start_is_sent_as_read_after_a_reload_changes_its_
     got = p.j.get(row)
     assert got.state == "sent" and got.bundle_id == key
     assert folders(s.quarantine_dir) == []
+
+
+def test_an_image_replaced_in_processing_after_its_pdf_was_posted_is_not_hidden_by_it(
+        tmp_path: Path) -> None:
+    """A print bundle's PNG was converted and posted (timed out); someone then replaces
+    the PNG inside processing with another picture, and outboxd restarts. The PDF the
+    first attempt wrote was still the bytes the row's id names, so it was kept and sent
+    again as if nothing had changed: the new picture went into sent/ beside a PDF of the
+    old one, said to be delivered. A PDF older than its image is not the image's: the
+    bundle, changed after a POST of unknown outcome, is quarantined, never posted."""
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.finish.d = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    work = Path(p.j.get(row).work_dir or "")
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (30, 30, 200)).save(buf, "PNG", dpi=(300, 300))
+    (work / "INV-1" / "scan.png").write_bytes(buf.getvalue())
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    assert d.keys == [] and p.j.get(row).state == "quarantined"
+    assert list(s.sent_dir.glob("*/*")) == []
+    [folder] = folders(s.quarantine_dir)
+    record = json.loads((folder / "reason.json").read_text())
+    assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
+    assert record["reasons"][0]["code"] == "processing-damaged"
