@@ -305,3 +305,34 @@ def test_an_image_replaced_in_processing_after_its_pdf_was_posted_is_not_hidden_
     record = json.loads((folder / "reason.json").read_text())
     assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
     assert record["reasons"][0]["code"] == "processing-damaged"
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_converted_pdf_that_is_a_link_or_a_fifo_is_never_read_to_be_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """The PDF the first attempt wrote is replaced in processing by a link to a copy of
+    its very bytes outside the outbox, or by a FIFO; outboxd restarts after an upgrade
+    that converts to other bytes. Neither is read for its hash (no link followed, no
+    FIFO opened — that would hang the attempt): the PDF is not kept, and the bundle,
+    with another id after a POST of unknown outcome, is quarantined, never posted."""
+    import os
+
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.finish.d = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    [pdf] = (Path(p.j.get(row).work_dir or "") / "INV-1.converted").rglob("*.pdf")
+    outside = tmp_path / "elsewhere.pdf"
+    outside.write_bytes(pdf.read_bytes())
+    pdf.unlink()
+    if kind == "link":
+        pdf.symlink_to(outside)
+    else:
+        os.mkfifo(pdf)
+    _another_library(monkeypatch)
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    assert d.keys == [] and p.j.get(row).state == "quarantined"
+    [folder] = folders(s.quarantine_dir)
+    assert json.loads((folder / "reason.json").read_text())["bundle_id"] == earlier
