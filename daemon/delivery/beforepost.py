@@ -20,7 +20,7 @@ from typing import Any
 from daemon.archiving.reasontext import OUTCOME_UNKNOWN
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
-from daemon.errors import InputError, ReaderFailed, ReaderStopped, describe
+from daemon.errors import InputError, ReaderFailed, ReaderStopped, Rejected, describe
 from daemon.fs.fsops import open_below
 from daemon.fs.fsread import hash_of
 from daemon.fs.fswrite import held_path
@@ -48,6 +48,23 @@ def changed_after_post(earlier_id: str) -> str:
             "which the receiver could not recognise as the same invoice — check with the "
             "operator whether it has that bundle before dropping this one into the outbox "
             "again")
+
+
+def others_unknown(exc: Rejected, posted_before: bool) -> str:
+    """What the refusal of one invoice's document (ubl-embedded) leaves unknown of the
+    file's others, said after its reason ('' for nothing): it answers for its own key
+    only. Those posted in this attempt without an answer that they were not taken (a
+    timeout, a 5xx: the transport goes on past them), and, when an earlier POST may
+    have reached the receiver (`posted_before`), every one not accepted yet. Its words
+    hold OUTCOME_UNKNOWN, so the papers say to ask the operator, not "Nothing was
+    delivered" (reasontext.outcome_unknown)."""
+    which = exc.pending if posted_before else exc.unanswered
+    if exc.invoice_id is None or not which:
+        return ""
+    many = len(which) > 1
+    return (f"; the document{'s' if many else ''} of invoice {', '.join(which)} "
+            f"{'were' if many else 'was'} posted by {OUTCOME_UNKNOWN}, so the receiver may "
+            f"have {'them' if many else 'it'}")
 
 
 class BeforePost:

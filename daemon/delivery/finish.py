@@ -24,7 +24,7 @@ from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
-from daemon.delivery.beforepost import BeforePost
+from daemon.delivery.beforepost import BeforePost, others_unknown
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.pause import DeliveryPause
 from daemon.delivery.retries import Retries
@@ -350,7 +350,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
             # document of which invoice, with the HTTP status.
             fix = exc.fix or rejection_fix(exc, bundle.invoice_ids)
             return self.quarantine(row_id, [Finding(
-                "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}",
+                "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}"
+                + others_unknown(exc, unrecorded or self.may_have_reached(row)),
                 invoice_id=exc.invoice_id)])
         except OutboxdError:
             raise  # the journal's own (the workers retry it), or a deliverer's said plainly
