@@ -37,13 +37,14 @@ def changed_after_post(earlier_id: str) -> str:
     """The reason of a bundle read again with another id than `earlier_id`, under which
     a POST that may have reached the receiver went (its first 12 characters, as the
     archive folders and `status` show an id). Its files changed in processing, or they
-    are the same and a reload or an upgrade reads them otherwise (a document type, an
-    image's conversion): which, the read cannot tell, so the reason names both — said
-    as an edit alone, it sent the admin of a reload looking for who touched the folder."""
+    are the same and a configuration changed before a restart (or a reload of the
+    format), or an upgrade, reads them otherwise (a document type, an image's
+    conversion): which, the read cannot tell, so the reason names both — said as an
+    edit alone, it sent the admin who restarted looking for who touched the folder."""
     return (f"the bundle read again after {OUTCOME_UNKNOWN} is not the one that attempt "
             f"posted (bundle {earlier_id[:12]}): its files were changed in the processing "
-            "folder, or a configuration reloaded or an upgraded outboxd since reads them "
-            "otherwise (a document type, an image's conversion), so the receiver may hold "
+            "folder, or a changed configuration or an upgraded outboxd reads them otherwise "
+            "(a document type, an image's conversion), so the receiver may hold "
             "the earlier version; it was not sent again under another Idempotency-Key, "
             "which the receiver could not recognise as the same invoice — check with the "
             "operator whether it has that bundle before dropping this one into the outbox "
@@ -99,9 +100,9 @@ class BeforePost:
         if row.bundle_id is None or bid == row.bundle_id or not self.may_have_reached(row):
             return None
         log.warning("bundle read again with another id (its files changed in processing, "
-                    "or a reload or an upgrade reads them otherwise) after a delivery "
-                    "attempt whose outcome is not known; quarantined, not sent under "
-                    "another Idempotency-Key", new_bundle_id=bid, attempts=row.attempts)
+                    "or a changed configuration or an upgrade reads them otherwise) after "
+                    "a delivery attempt whose outcome is not known; quarantined, not sent "
+                    "under another Idempotency-Key", new_bundle_id=bid, attempts=row.attempts)
         return [Finding("processing-damaged", row.invoice_file,
                         changed_after_post(row.bundle_id)), *bundle.errors]
 

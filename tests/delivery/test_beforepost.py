@@ -226,24 +226,26 @@ def test_a_converted_pdf_changed_in_processing_is_not_what_is_kept(
     assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
 
 
-def test_a_reload_that_reads_unchanged_files_otherwise_does_not_say_they_changed(
+def test_a_restart_that_reads_unchanged_files_otherwise_does_not_say_they_changed(
         tmp_path: Path) -> None:
     """The first POST timed out; an admin then changes `[attachments]
-    default_document_type` and reloads. The files in processing are untouched, but read
-    with the new setting the bundle has another id: it is not posted under that new key
-    (the receiver may hold the earlier one), and its reason does not say that the
-    bundle's files changed in the processing folder — nobody touched them — but that
-    the bundle as read now differs from the one posted, a setting or an upgrade being
-    one cause, so that the admin is not sent looking for who edited the folder."""
+    default_document_type` and restarts outboxd (which reads claimed bundles again).
+    The files in processing are untouched, but read with the new setting the bundle has
+    another id: it is not posted under that new key (the receiver may hold the earlier
+    one), and its reason does not say that the bundle's files changed in the processing
+    folder — nobody touched them — but that the bundle as read now differs from the one
+    posted, a changed configuration or an upgrade being one cause, so that the admin is
+    not sent looking for who edited the folder."""
     p, s, row = claimed(tmp_path)
     earlier = p.j.get(row).bundle_id
     assert earlier is not None
     p.finish.d = d = Recording(Retryable("read timeout", None), ANSWER)
     assert p.finish.attempt(row) is not None
-    p.finish.s = s.model_copy(update={"attachments": s.attachments.model_copy(
+    changed = s.model_copy(update={"attachments": s.attachments.model_copy(
         update={"default_document_type": "Timesheet"})})
-    p.finish.read_claimed_again()
-    assert p.finish.attempt(row) is None
+    fin = restart(p, changed, row)
+    fin.d = d
+    assert fin.attempt(row) is None
     assert d.keys == [earlier]
     got = p.j.get(row)
     assert got.state == "quarantined"
@@ -251,26 +253,26 @@ def test_a_reload_that_reads_unchanged_files_otherwise_does_not_say_they_changed
     [reason] = json.loads((folder / "reason.json").read_text())["reasons"]
     assert reason["code"] == "processing-damaged"
     assert not reason["message"].startswith("the bundle's files changed")
-    assert "a configuration reloaded or an upgraded outboxd" in reason["message"]
+    assert "or a changed configuration or an upgraded outboxd" in reason["message"]
     assert f"(bundle {earlier[:12]})" in reason["message"]
 
 
-def test_a_claim_finished_at_a_start_is_sent_as_read_after_a_reload_changes_its_id(
+def test_a_claim_finished_at_a_start_is_sent_as_its_files_are_when_they_change_before_a_post(
         tmp_path: Path) -> None:
     """A power cut left the row `claiming` (its hand-over's `delivering` not on disk, which
     is on disk before any POST): the claim sent nothing. The start finishes the claim;
-    before its first attempt a reload changes `[attachments] default_document_type`,
-    so the bundle read again has another id. No POST of the earlier id can have gone
-    out, so it is sent under the new one — it was quarantined as processing-damaged,
-    "the receiver may hold the earlier version", for a bundle never sent."""
+    before its first attempt the attachment is replaced in processing, so the bundle
+    read again has another id. No POST of the earlier id can have gone out, so it is
+    sent as its files are now, under the new id — it was quarantined as
+    processing-damaged, "the receiver may hold the earlier version", for a bundle never
+    sent."""
     p, s, row = claimed(tmp_path)
     earlier = p.j.get(row).bundle_id
     p.j.transition(row, "claiming", "a power cut before the hand-over reached the disk")
     fin = restart(p, s, row)
     assert p.j.get(row).state == "delivering"
-    fin.s = s.model_copy(update={"attachments": s.attachments.model_copy(
-        update={"default_document_type": "Timesheet"})})
-    fin.read_claimed_again()
+    _edit_in_processing(p, row)
+    fin.read_claimed_again()  # as a reload switching [delivery] format does
     fin.d = d = Recording(ANSWER)
     assert fin.attempt(row) is None
     [key] = d.keys
