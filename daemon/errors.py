@@ -94,8 +94,12 @@ class InputError(OutboxdError):
     """An input file breaks a rule.
 
     ``code`` is stable (it lands in reason.json); ``file`` is the path relative
-    to the outbox; ``message`` says the rule and the fix.
+    to the outbox; ``message`` says the rule and the fix. ``unanswered``: raised in a
+    delivery, the invoices whose documents (ubl-embedded) went out before it without
+    an answer that says the receiver did not take them.
     """
+
+    unanswered: tuple[str, ...] = ()
 
     def __init__(self, code: str, file: str, message: str) -> None:
         self.code = code

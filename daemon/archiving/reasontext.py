@@ -18,6 +18,9 @@ from daemon.names import CASE_WORDS, COPY_WORDS, EXACT_WORDS, FILE_WORDS, FORM_W
 # receiver uncounted (a crash cut it short): how its papers, written again after a
 # failed move, still say so (delivery/beforepost.py).
 OUTCOME_UNKNOWN = "a delivery attempt whose outcome is not known"
+# The words of a reason that stopped a bundle's first POST at a file changed in
+# processing, no POST before it: that attempt is counted, but nothing reached anyone.
+NEVER_REACHED = "none of its sending reached the receiver"
 
 
 def outcome_unknown(attempts: int, reasons: list[Finding]) -> bool:
@@ -27,6 +30,8 @@ def outcome_unknown(attempts: int, reasons: list[Finding]) -> bool:
     its stored 2xx (docs/protocol.md, Idempotency)."""
     if any(OUTCOME_UNKNOWN in r.message for r in reasons):
         return True
+    if any(NEVER_REACHED in r.message for r in reasons):
+        return False
     return attempts > 0 and not any(r.code == "rejected" for r in reasons)
 
 

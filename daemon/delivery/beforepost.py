@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon.archiving.reasontext import OUTCOME_UNKNOWN
+from daemon.archiving.reasontext import NEVER_REACHED, OUTCOME_UNKNOWN
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, ReaderFailed, ReaderStopped, Rejected, describe
@@ -66,6 +66,18 @@ def others_unknown(exc: Rejected, posted_before: bool) -> str:
     return (f"; the document{'s' if many else ''} of invoice {', '.join(which)} "
             f"{'were' if many else 'was'} posted by {OUTCOME_UNKNOWN}, so the receiver may "
             f"have {'them' if many else 'it'}")
+
+
+def never_reached(exc: InputError, posted_before: bool) -> str:
+    """What a delivery stopped at a file changed in processing adds to its reason ('' for
+    nothing): with no POST before it that may have reached the receiver, nor a document
+    of this one (ubl-embedded) left unanswered, none of it did — the part of a changed
+    file is cut off before its end, a document is built before it is posted — so the
+    papers say "Nothing was delivered", not to ask the operator (the attempt is counted
+    all the same: reasontext.outcome_unknown reads these words)."""
+    if posted_before or exc.unanswered:
+        return ""
+    return f"; {NEVER_REACHED}"
 
 
 class BeforePost:

@@ -24,7 +24,7 @@ from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
-from daemon.delivery.beforepost import BeforePost, others_unknown
+from daemon.delivery.beforepost import BeforePost, never_reached, others_unknown
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.pause import DeliveryPause
 from daemon.delivery.retries import Retries
@@ -331,7 +331,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost):
                 count()
             return damaged([Finding(
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
-                "folder)")])
+                "folder)" + never_reached(exc, unrecorded or self.may_have_reached(row)))])
         except (Retryable, Paused) as exc:
             self._answered(deliverer, row_id, exc, log)
             return self._retry_later(row_id, attempts, exc, log, deliverer, row.invoice_file)

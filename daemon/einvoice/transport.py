@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import httpx
@@ -109,7 +110,15 @@ class EmbeddedDeliverer:
         held: list[str] = []  # invoices not posted in this attempt (see below)
         unanswered: list[str] = []  # posted in this attempt, no answer that they were not taken
         stop = False
-        for doc in plan.each():  # built one at a time: each holds its attachments
+
+        def each() -> Iterator[Document]:
+            try:
+                yield from plan.each()  # built one at a time: each holds its attachments
+            except InputError as exc:  # a file changed in processing, read for the next
+                exc.unanswered = tuple(unanswered)  # those posted before it, unanswered
+                raise
+
+        for doc in each():
             key = document_key(doc)
             record = done.get(key) or by_invoice.get(doc.invoice_id)
             if record is not None and record.get("idempotency_key") == key:

@@ -338,3 +338,43 @@ def test_a_converted_pdf_that_is_a_link_or_a_fifo_is_never_read_to_be_kept(
     assert d.keys == [] and p.j.get(row).state == "quarantined"
     [folder] = folders(s.quarantine_dir)
     assert json.loads((folder / "reason.json").read_text())["bundle_id"] == earlier
+
+
+CUT_OFF = ("processing-damaged", "INV-1/a.pdf",
+           "is not the file that was checked: its part was cut off before its end")
+
+
+def test_a_first_post_cut_off_at_a_changed_file_says_nothing_was_delivered(
+        tmp_path: Path) -> None:
+    """The first POST stops at a file changed in processing (its part cut off before its
+    end: the receiver never has the request whole), and no POST went before it. That
+    attempt was counted, so the papers said "The receiver may have this bundle
+    already … does not know how that attempt ended" — false, and a clerk was sent to
+    the operator for nothing. Now: "Nothing was delivered", no delivery_outcome_unknown."""
+    from daemon.errors import InputError
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Recording(InputError(*CUT_OFF))
+    assert p.finish.attempt(row) is None
+    assert p.j.get(row).state == "quarantined" and p.j.get(row).attempts == 1
+    [folder] = folders(s.quarantine_dir)
+    record = json.loads((folder / "reason.json").read_text())
+    assert "delivery_outcome_unknown" not in record
+    assert record["reasons"][0]["code"] == "processing-damaged"
+    text = (folder / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" in text
+    assert "The receiver may have this bundle already" not in text
+
+
+def test_a_post_cut_off_after_one_that_timed_out_still_says_the_outcome_is_unknown(
+        tmp_path: Path) -> None:
+    """The first POST timed out, the second stops at a file changed in processing: the
+    first may be with the receiver, so the papers say to ask the operator."""
+    from daemon.errors import InputError
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Recording(Retryable("read timeout", None), InputError(*CUT_OFF))
+    assert p.finish.attempt(row) is not None
+    assert p.finish.attempt(row) is None
+    [folder] = folders(s.quarantine_dir)
+    assert json.loads((folder / "reason.json").read_text())["delivery_outcome_unknown"]
+    assert "The receiver may have this bundle already" in (
+        folder / "REASON.txt").read_text("utf-8")

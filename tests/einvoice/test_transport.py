@@ -876,3 +876,35 @@ def test_a_document_refused_beside_one_posted_without_answer_does_not_say_nothin
     text = (entry / "REASON.txt").read_text("utf-8")
     assert "Nothing was delivered" not in text
     assert "The receiver may have this bundle already" in text
+
+
+def test_a_file_changed_after_a_document_went_unanswered_keeps_that_document_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A answered 503 (maybe taken), then B's attachment can no longer be read as it was
+    checked: the InputError that stops the bundle names A as posted without an answer
+    (`unanswered`), so its papers do not say "Nothing was delivered" (finish.py)."""
+    from daemon.einvoice import transport
+    from daemon.errors import InputError
+
+    real = transport.documents_for
+
+    def changed_at_b(*a: Any, **kw: Any) -> Any:
+        plan = real(*a, **kw)
+
+        class Broken:
+            findings = plan.findings
+
+            @staticmethod
+            def each() -> Iterator[Any]:
+                for doc in plan.each():
+                    if doc.invoice_id == "B":
+                        raise InputError("processing-damaged", "INV/B/a.pdf", "changed")
+                    yield doc
+        return Broken()
+
+    monkeypatch.setattr(transport, "documents_for", changed_at_b)
+    d = EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded"),
+                          httpx.MockTransport(lambda _r: httpx.Response(503)))
+    with pytest.raises(InputError) as caught:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert caught.value.unanswered == ("A",)
