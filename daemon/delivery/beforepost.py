@@ -63,9 +63,8 @@ def others_unknown(exc: Rejected, posted_before: bool) -> str:
     if exc.invoice_id is None or not which:
         return ""
     many = len(which) > 1
-    return (f"; the document{'s' if many else ''} of invoice {', '.join(which)} "
-            f"{'were' if many else 'was'} posted by {OUTCOME_UNKNOWN}, so the receiver may "
-            f"have {'them' if many else 'it'}")
+    return (f"; the document{'s' if many else ''} of invoice {', '.join(which)} may "
+            f"have reached the receiver by {OUTCOME_UNKNOWN}")
 
 
 def never_reached(exc: InputError, posted_before: bool) -> str:
