@@ -281,8 +281,9 @@ class Recovery(Rereading):
             self.j.transition(row.id, "delivering", "claim finished after restart",
                               last_error=None)
             # A row still `claiming` sent nothing (a hand-over's `delivering` is on disk
-            # before its first POST): every POST of it is this process's, so one read
-            # with another id (a reload) is sent, not taken for one that may have gone.
+            # before its first POST): every POST of it is this process's, so its files
+            # read with another id before one is sent as they are, not quarantined as
+            # maybe posted (beforepost.BeforePost.may_have_reached).
             self._since_claim.add(row.id)
         return True
 
