@@ -94,8 +94,12 @@ class InputError(OutboxdError):
     """An input file breaks a rule.
 
     ``code`` is stable (it lands in reason.json); ``file`` is the path relative
-    to the outbox; ``message`` says the rule and the fix.
+    to the outbox; ``message`` says the rule and the fix. ``unanswered``: raised in a
+    delivery, the invoices whose documents (ubl-embedded) went out before it without
+    an answer that says the receiver did not take them.
     """
+
+    unanswered: tuple[str, ...] = ()
 
     def __init__(self, code: str, file: str, message: str) -> None:
         self.code = code
@@ -173,11 +177,17 @@ class Rejected(DeliveryError):
     invoice whose document was refused (ubl-embedded posts one per invoice), else None.
     ``fix``: what to do, where it is not what the receiver's answer names (a directory
     target holds no receiver), else None. ``sent_bytes``: the size of the request
-    refused (its Content-Length), where known: a 413 is about it."""
+    refused (its Content-Length), where known: a 413 is about it. ``unanswered``,
+    ``pending``: the other invoices of the file whose documents were posted in this
+    attempt without an answer that says the receiver did not take them, and those not
+    accepted yet (an earlier attempt may have posted them): the refusal answers for its
+    own document's key only."""
 
     invoice_id: str | None = None
     fix: str | None = None
     sent_bytes: int | None = None
+    unanswered: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
 
 
 class ClaimLost(OutboxdError):

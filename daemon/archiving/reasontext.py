@@ -19,6 +19,9 @@ from daemon.names import CASE_WORDS, COPY_WORDS, EXACT_WORDS, FILE_WORDS, FORM_W
 # receiver uncounted (a crash cut it short): how its papers, written again after a
 # failed move, still say so (delivery/beforepost.py).
 OUTCOME_UNKNOWN = "a delivery attempt whose outcome is not known"
+# The words of a reason that stopped a bundle's first POST at a file changed in
+# processing, no POST before it: that attempt is counted, but nothing reached anyone.
+NEVER_REACHED = "none of its sending reached the receiver"
 
 
 # A refusal of a repeated POST by 422: the Idempotency-Key used before with other
@@ -35,6 +38,8 @@ def outcome_unknown(attempts: int, reasons: list[Finding]) -> bool:
     says that it holds other content under the key (an earlier attempt's, maybe)."""
     if any(OUTCOME_UNKNOWN in r.message for r in reasons):
         return True
+    if any(NEVER_REACHED in r.message for r in reasons):
+        return False
     return attempts > 0 and not any(r.code == "rejected" and not (
         attempts > 1 and _KEY_USED.match(r.message)) for r in reasons)
 

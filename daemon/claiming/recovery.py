@@ -79,6 +79,7 @@ class Recovery(Rereading):
     log: Any
     paused: set[int]
     _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
+    _since_claim: set[int]  # see delivery/beforepost.BeforePost
 
     def recover(self) -> list[tuple[int, float]]:
         """Finish what a crash interrupted; the rows to hand to the workers and when.
@@ -279,6 +280,11 @@ class Recovery(Rereading):
         else:
             self.j.transition(row.id, "delivering", "claim finished after restart",
                               last_error=None)
+            # A row still `claiming` sent nothing (a hand-over's `delivering` is on disk
+            # before its first POST): every POST of it is this process's, so its files
+            # read with another id before one is sent as they are, not quarantined as
+            # maybe posted (beforepost.BeforePost.may_have_reached).
+            self._since_claim.add(row.id)
         return True
 
     def _never_made(self, row: Row, work: Path, cand: Candidate) -> bool:

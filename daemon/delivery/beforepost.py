@@ -17,10 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon.archiving.reasontext import OUTCOME_UNKNOWN
+from daemon.archiving.reasontext import NEVER_REACHED, OUTCOME_UNKNOWN
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
-from daemon.errors import InputError, ReaderFailed, ReaderStopped, describe
+from daemon.errors import InputError, ReaderFailed, ReaderStopped, Rejected, describe
 from daemon.fs.fsops import open_below
 from daemon.fs.fsread import hash_of
 from daemon.fs.fswrite import held_path
@@ -34,14 +34,49 @@ Damaged = Callable[[list[Finding]], float | None]
 
 
 def changed_after_post(earlier_id: str) -> str:
-    """The reason of a bundle whose files changed in processing after a POST under
-    `earlier_id` that may have reached the receiver (its first 12 characters, as the
-    archive folders and `status` show an id)."""
-    return (f"the bundle's files changed in the processing folder after {OUTCOME_UNKNOWN}, "
-            f"so the receiver may hold the earlier version (bundle {earlier_id[:12]}); it "
-            "was not sent again under another Idempotency-Key, which the receiver could "
-            "not recognise as the same invoice — check with the operator whether it has "
-            "that bundle before dropping this one into the outbox again")
+    """The reason of a bundle read again with another id than `earlier_id`, under which
+    a POST that may have reached the receiver went (its first 12 characters, as the
+    archive folders and `status` show an id). Its files changed in processing, or they
+    are the same and a configuration changed before a restart (or a reload of the
+    format), or an upgrade, reads them otherwise (a document type, an image's
+    conversion): which, the read cannot tell, so the reason names both — said as an
+    edit alone, it sent the admin who restarted looking for who touched the folder."""
+    return (f"the bundle read again after {OUTCOME_UNKNOWN} is not the one that attempt "
+            f"posted (bundle {earlier_id[:12]}): its files were changed in the processing "
+            "folder, or a changed configuration or an upgraded outboxd reads them otherwise "
+            "(a document type, an image's conversion), so the receiver may hold "
+            "the earlier version; it was not sent again under another Idempotency-Key, "
+            "which the receiver could not recognise as the same invoice — check with the "
+            "operator whether it has that bundle before dropping this one into the outbox "
+            "again")
+
+
+def others_unknown(exc: Rejected, posted_before: bool) -> str:
+    """What the refusal of one invoice's document (ubl-embedded) leaves unknown of the
+    file's others, said after its reason ('' for nothing): it answers for its own key
+    only. Those posted in this attempt without an answer that they were not taken (a
+    timeout, a 5xx: the transport goes on past them), and, when an earlier POST may
+    have reached the receiver (`posted_before`), every one not accepted yet. Its words
+    hold OUTCOME_UNKNOWN, so the papers say to ask the operator, not "Nothing was
+    delivered" (reasontext.outcome_unknown)."""
+    which = exc.pending if posted_before else exc.unanswered
+    if exc.invoice_id is None or not which:
+        return ""
+    many = len(which) > 1
+    return (f"; the document{'s' if many else ''} of invoice {', '.join(which)} may "
+            f"have reached the receiver by {OUTCOME_UNKNOWN}")
+
+
+def never_reached(exc: InputError, posted_before: bool) -> str:
+    """What a delivery stopped at a file changed in processing adds to its reason ('' for
+    nothing): with no POST before it that may have reached the receiver, nor a document
+    of this one (ubl-embedded) left unanswered, none of it did — the part of a changed
+    file is cut off before its end, a document is built before it is posted — so the
+    papers say "Nothing was delivered", not to ask the operator (the attempt is counted
+    all the same: reasontext.outcome_unknown reads these words)."""
+    if posted_before or exc.unanswered:
+        return ""
+    return f"; {NEVER_REACHED}"
 
 
 class BeforePost:
@@ -75,9 +110,10 @@ class BeforePost:
         bid = bundle_id_of(bundle)
         if row.bundle_id is None or bid == row.bundle_id or not self.may_have_reached(row):
             return None
-        log.warning("bundle changed in the processing folder after a delivery attempt "
-                    "whose outcome is not known; quarantined, not sent under another "
-                    "Idempotency-Key", new_bundle_id=bid, attempts=row.attempts)
+        log.warning("bundle read again with another id (its files changed in processing, "
+                    "or a changed configuration or an upgrade reads them otherwise) after "
+                    "a delivery attempt whose outcome is not known; quarantined, not sent "
+                    "under another Idempotency-Key", new_bundle_id=bid, attempts=row.attempts)
         return [Finding("processing-damaged", row.invoice_file,
                         changed_after_post(row.bundle_id)), *bundle.errors]
 
@@ -101,12 +137,14 @@ class BeforePost:
         except (OSError, InputError):
             return bundle  # judged as read; the attempt says what became of the folder
         try:
-            attachments = tuple(self._written(held, work, a) for a in bundle.attachments)
+            written = [self._written(held, work, a) for a in bundle.attachments]
         except (OSError, InputError):
             return bundle  # one not written (or not a file): converted anew, judged so
         finally:
             os.close(held)
-        kept = replace(bundle, attachments=attachments)
+        if None in written:
+            return bundle  # an image changed since its PDF was written: judged as read
+        kept = replace(bundle, attachments=tuple(a for a in written if a is not None))
         if bundle_id_of(kept) != row.bundle_id:
             return bundle  # other bytes than the earlier attempt's: judged as read
         with self._checks_lock:
@@ -118,12 +156,19 @@ class BeforePost:
         return kept
 
     @staticmethod
-    def _written(held: int, work: Path, att: Attachment) -> Attachment:
-        """`att` with the size and hash of the PDF of it in the work folder (held)."""
+    def _written(held: int, work: Path, att: Attachment) -> Attachment | None:
+        """`att` with the size and hash of the PDF of it in the work folder (held); None
+        when the image was changed or replaced after that PDF was written (its ctime,
+        which no copy tool sets back, is later): the PDF is then an old picture's, and
+        kept, it sent that picture again, the new one archived in sent/ beside it as if
+        delivered — while the bundle changed after a POST is to be quarantined."""
         if att.converted is None:
             return att
         rel = converted_path(work, att).relative_to(work).as_posix()
-        with open_below(held_path(held), rel) as fh:
+        with open_below(held_path(held), rel) as fh, \
+                open_below(held_path(held), att.rel) as image:
+            if os.fstat(image.fileno()).st_ctime_ns > os.fstat(fh.fileno()).st_ctime_ns:
+                return None
             size, sha256 = hash_of(fh)
         return replace(att, converted=replace(att.converted, size=size, sha256=sha256))
 

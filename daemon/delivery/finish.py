@@ -22,7 +22,7 @@ from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
-from daemon.delivery.beforepost import BeforePost
+from daemon.delivery.beforepost import BeforePost, never_reached, others_unknown
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.delivered import Delivered
 from daemon.delivery.pause import DeliveryPause
@@ -312,7 +312,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
                 count()
             return damaged([Finding(
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
-                "folder)")])
+                "folder)" + never_reached(exc, unrecorded or self.may_have_reached(row)))])
         except (Retryable, Paused) as exc:
             self._answered(deliverer, row_id, exc, log)
             return self._retry_later(row_id, attempts, exc, log, deliverer, row.invoice_file)
@@ -331,7 +331,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
             # document of which invoice, with the HTTP status.
             fix = exc.fix or rejection_fix(exc, bundle.invoice_ids)
             return self.quarantine(row_id, [Finding(
-                "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}",
+                "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}"
+                + others_unknown(exc, unrecorded or self.may_have_reached(row)),
                 invoice_id=exc.invoice_id)])
         except OutboxdError:
             raise  # the journal's own (the workers retry it), or a deliverer's said plainly

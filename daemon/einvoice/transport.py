@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import httpx
@@ -108,8 +109,17 @@ class EmbeddedDeliverer:
         records: list[dict[str, Any]] = []
         failed: list[tuple[str, Retryable | Paused]] = []
         held: list[str] = []  # invoices not posted in this attempt (see below)
+        unanswered: list[str] = []  # posted in this attempt, no answer that they were not taken
         stop = False
-        for doc in plan.each():  # built one at a time: each holds its attachments
+
+        def each() -> Iterator[Document]:
+            try:
+                yield from plan.each()  # built one at a time: each holds its attachments
+            except InputError as exc:  # a file changed in processing, read for the next
+                exc.unanswered = tuple(unanswered)  # those posted before it, unanswered
+                raise
+
+        for doc in each():
             key = document_key(doc)
             record = done.get(key) or by_invoice.get(doc.invoice_id)
             if record is not None and record.get("idempotency_key") == key:
@@ -133,7 +143,15 @@ class EmbeddedDeliverer:
                     continue
                 try:
                     receipt = self._send(doc, key, bid, name)
+                except Rejected as exc:
+                    taken = {str(r.get("invoice_id")) for r in [*done.values(), *records]}
+                    exc.unanswered = tuple(unanswered)
+                    exc.pending = tuple(i for i in bundle.invoice_ids
+                                        if i != doc.invoice_id and i not in taken)
+                    raise
                 except (Retryable, Paused) as exc:
+                    if not isinstance(exc, Paused):
+                        unanswered.append(doc.invoice_id)
                     # This one is retried with the bundle. The others may still go now,
                     # unless the receiver asked for time (429/503 with Retry-After):
                     # posting them at once is what it asked us not to do, and each would

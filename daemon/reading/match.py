@@ -137,8 +137,10 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             continue
         sharers = folders.sharers(e.name)
         if len(sharers) > 1:
-            # A file in it could be any of theirs: taken as none's, like an orphan's.
+            # A file in it could be any of theirs: taken as none's, like an orphan's. Its
+            # files are there, unread: "no attachments" would be false of each of them.
             findings.extend(folders.shared_folder(rel, e.name, sharers))
+            unread.extend(i for i in sharers if i not in unread)
             continue
         if not before_c1:
             taken.setdefault(owner, []).append(e.name)

@@ -1699,3 +1699,20 @@ def test_a_folder_of_the_outbox_the_daemon_ignores_is_no_folder_of_invoices(
                             "it: "), first
     assert "nothing in it is read or sent — to send a file from it, move it out" in first
     assert "=> valid" not in out and "0 bundle(s) checked" in out
+
+
+def test_invoices_whose_ids_share_one_folder_are_not_said_to_have_no_attachments(
+        cfg: Env, capsys) -> None:
+    """A file of A-1 and A-1. (one folder to Windows: id-folder-collision) with a PDF in
+    batch/A-1/. The folder is read for neither invoice, yet `check` said "invoice A-1:
+    no attachments" and "once its errors are mended: invoice A-1 is sent without
+    attachments" — with the ids made distinct, A-1 goes with its PDF. Now each says its
+    attachments were not read, as for a folder refused unread."""
+    inv = drop_bundle(cfg.outbox, "batch", {"A-1/x.pdf": pdf_bytes()},
+                      invoice=batch_xml("A-1", "A-1."))
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[id-folder-collision]" in out
+    assert "invoice A-1: attachments not read (see the errors)" in out
+    assert "invoice A-1.: attachments not read (see the errors)" in out
+    assert "invoice A-1: no attachments" not in out
+    assert "invoice A-1 is sent without attachments" not in out

@@ -224,3 +224,157 @@ def test_a_converted_pdf_changed_in_processing_is_not_what_is_kept(
     [folder] = folders(s.quarantine_dir)
     record = json.loads((folder / "reason.json").read_text())
     assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
+
+
+def test_a_restart_that_reads_unchanged_files_otherwise_does_not_say_they_changed(
+        tmp_path: Path) -> None:
+    """The first POST timed out; an admin then changes `[attachments]
+    default_document_type` and restarts outboxd (which reads claimed bundles again).
+    The files in processing are untouched, but read with the new setting the bundle has
+    another id: it is not posted under that new key (the receiver may hold the earlier
+    one), and its reason does not say that the bundle's files changed in the processing
+    folder — nobody touched them — but that the bundle as read now differs from the one
+    posted, a changed configuration or an upgrade being one cause, so that the admin is
+    not sent looking for who edited the folder."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    assert earlier is not None
+    p.finish.d = d = Recording(Retryable("read timeout", None), ANSWER)
+    assert p.finish.attempt(row) is not None
+    changed = s.model_copy(update={"attachments": s.attachments.model_copy(
+        update={"default_document_type": "Timesheet"})})
+    fin = restart(p, changed, row)
+    fin.d = d
+    assert fin.attempt(row) is None
+    assert d.keys == [earlier]
+    got = p.j.get(row)
+    assert got.state == "quarantined"
+    [folder] = folders(s.quarantine_dir)
+    [reason] = json.loads((folder / "reason.json").read_text())["reasons"]
+    assert reason["code"] == "processing-damaged"
+    assert not reason["message"].startswith("the bundle's files changed")
+    assert "or a changed configuration or an upgraded outboxd" in reason["message"]
+    assert f"(bundle {earlier[:12]})" in reason["message"]
+
+
+def test_a_claim_finished_at_a_start_is_sent_as_its_files_are_when_they_change_before_a_post(
+        tmp_path: Path) -> None:
+    """A power cut left the row `claiming` (its hand-over's `delivering` not on disk, which
+    is on disk before any POST): the claim sent nothing. The start finishes the claim;
+    before its first attempt the attachment is replaced in processing, so the bundle
+    read again has another id. No POST of the earlier id can have gone out, so it is
+    sent as its files are now, under the new id — it was quarantined as
+    processing-damaged, "the receiver may hold the earlier version", for a bundle never
+    sent."""
+    p, s, row = claimed(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.j.transition(row, "claiming", "a power cut before the hand-over reached the disk")
+    fin = restart(p, s, row)
+    assert p.j.get(row).state == "delivering"
+    _edit_in_processing(p, row)
+    fin.read_claimed_again()  # as a reload switching [delivery] format does
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    [key] = d.keys
+    assert key != earlier
+    got = p.j.get(row)
+    assert got.state == "sent" and got.bundle_id == key
+    assert folders(s.quarantine_dir) == []
+
+
+def test_an_image_replaced_in_processing_after_its_pdf_was_posted_is_not_hidden_by_it(
+        tmp_path: Path) -> None:
+    """A print bundle's PNG was converted and posted (timed out); someone then replaces
+    the PNG inside processing with another picture, and outboxd restarts. The PDF the
+    first attempt wrote was still the bytes the row's id names, so it was kept and sent
+    again as if nothing had changed: the new picture went into sent/ beside a PDF of the
+    old one, said to be delivered. A PDF older than its image is not the image's: the
+    bundle, changed after a POST of unknown outcome, is quarantined, never posted."""
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.finish.d = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    work = Path(p.j.get(row).work_dir or "")
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (30, 30, 200)).save(buf, "PNG", dpi=(300, 300))
+    (work / "INV-1" / "scan.png").write_bytes(buf.getvalue())
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    assert d.keys == [] and p.j.get(row).state == "quarantined"
+    assert list(s.sent_dir.glob("*/*")) == []
+    [folder] = folders(s.quarantine_dir)
+    record = json.loads((folder / "reason.json").read_text())
+    assert record["bundle_id"] == earlier and record["delivery_outcome_unknown"] is True
+    assert record["reasons"][0]["code"] == "processing-damaged"
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo"])
+def test_a_converted_pdf_that_is_a_link_or_a_fifo_is_never_read_to_be_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """The PDF the first attempt wrote is replaced in processing by a link to a copy of
+    its very bytes outside the outbox, or by a FIFO; outboxd restarts after an upgrade
+    that converts to other bytes. Neither is read for its hash (no link followed, no
+    FIFO opened — that would hang the attempt): the PDF is not kept, and the bundle,
+    with another id after a POST of unknown outcome, is quarantined, never posted."""
+    import os
+
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.finish.d = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    [pdf] = (Path(p.j.get(row).work_dir or "") / "INV-1.converted").rglob("*.pdf")
+    outside = tmp_path / "elsewhere.pdf"
+    outside.write_bytes(pdf.read_bytes())
+    pdf.unlink()
+    if kind == "link":
+        pdf.symlink_to(outside)
+    else:
+        os.mkfifo(pdf)
+    _another_library(monkeypatch)
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    assert fin.attempt(row) is None
+    assert d.keys == [] and p.j.get(row).state == "quarantined"
+    [folder] = folders(s.quarantine_dir)
+    assert json.loads((folder / "reason.json").read_text())["bundle_id"] == earlier
+
+
+CUT_OFF = ("processing-damaged", "INV-1/a.pdf",
+           "is not the file that was checked: its part was cut off before its end")
+
+
+def test_a_first_post_cut_off_at_a_changed_file_says_nothing_was_delivered(
+        tmp_path: Path) -> None:
+    """The first POST stops at a file changed in processing (its part cut off before its
+    end: the receiver never has the request whole), and no POST went before it. That
+    attempt was counted, so the papers said "The receiver may have this bundle
+    already … does not know how that attempt ended" — false, and a clerk was sent to
+    the operator for nothing. Now: "Nothing was delivered", no delivery_outcome_unknown."""
+    from daemon.errors import InputError
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Recording(InputError(*CUT_OFF))
+    assert p.finish.attempt(row) is None
+    assert p.j.get(row).state == "quarantined" and p.j.get(row).attempts == 1
+    [folder] = folders(s.quarantine_dir)
+    record = json.loads((folder / "reason.json").read_text())
+    assert "delivery_outcome_unknown" not in record
+    assert record["reasons"][0]["code"] == "processing-damaged"
+    text = (folder / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" in text
+    assert "The receiver may have this bundle already" not in text
+
+
+def test_a_post_cut_off_after_one_that_timed_out_still_says_the_outcome_is_unknown(
+        tmp_path: Path) -> None:
+    """The first POST timed out, the second stops at a file changed in processing: the
+    first may be with the receiver, so the papers say to ask the operator."""
+    from daemon.errors import InputError
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Recording(Retryable("read timeout", None), InputError(*CUT_OFF))
+    assert p.finish.attempt(row) is not None
+    assert p.finish.attempt(row) is None
+    [folder] = folders(s.quarantine_dir)
+    assert json.loads((folder / "reason.json").read_text())["delivery_outcome_unknown"]
+    assert "The receiver may have this bundle already" in (
+        folder / "REASON.txt").read_text("utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "einvoice"
@@ -20,6 +21,17 @@ def reference(doc_id: str, mime: str = "application/pdf") -> bytes:
 
 def with_id(data: bytes, invoice_id: str) -> bytes:
     return data.replace(b"<cbc:ID>Snippet1</cbc:ID>", f"<cbc:ID>{invoice_id}</cbc:ID>".encode(), 1)
+
+
+def saxon_type_error(invoice_id: str) -> bytes:
+    """A BASE invoice of `invoice_id` with its cbc:IssueDate twice: a rule's
+    normalize-space() of the two fails with a type error (XPTY0004), about which Saxon
+    writes a report of many lines to fd 2. (Two cbc:IDs did so before they were refused
+    at reading, invoice-two-ids, where no rule runs.)"""
+    base = with_id(BASE, invoice_id)
+    date = re.search(rb"<cbc:IssueDate>[^<]*</cbc:IssueDate>", base)
+    assert date is not None
+    return base[:date.end()] + date.group(0) + base[date.end():]
 
 
 # kind -> (the broken document, the rule id pre-flight must name)

@@ -847,3 +847,64 @@ def test_the_embedded_deliverer_scrubs_the_token_over_http_and_has_none_to_a_fol
     folder = EmbeddedDeliverer(DeliveryConfig(transport="directory", target=tmp_path,
                                               format="ubl-embedded"))
     assert folder.scrub(f"refused Bearer {token}") == f"refused Bearer {token}"
+
+
+@pytest.mark.parametrize("script", ["503,400", "503,503,400"])
+def test_a_document_refused_beside_one_posted_without_answer_does_not_say_nothing_went(
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed],
+        script: str) -> None:
+    """ubl-embedded posts each invoice's document on its own and goes on past a 503. A
+    answered 503 then B refused (in one attempt), or both 503 then A refused at the next:
+    the refusal is an answer about that document's key only. The papers said "Nothing
+    was delivered", though the other invoice's document went out without an answer that
+    says the receiver did not take it; a clerk who mended the refused one and exported
+    the file again sent that one under a new key. Now the reason names it, reason.json
+    says delivery_outcome_unknown, and REASON.txt says to ask the operator first."""
+    receiver = start_receiver("--fail-first", script)
+    c = claim(receiver)
+    while (wait := c.fin.attempt(c.row)) is not None:
+        assert wait >= 0
+    refused, other = ("B", "A") if script == "503,400" else ("A", "B")
+    assert c.journal.get(c.row).state == "quarantined"
+    [entry] = c.s.quarantine_dir.glob("*/*")
+    reason = json.loads((entry / "reason.json").read_text("utf-8"))
+    [rejected] = reason["reasons"]
+    assert rejected["code"] == "rejected" and rejected["invoice_id"] == refused
+    assert f"invoice {other}" in rejected["message"]
+    assert "a delivery attempt whose outcome is not known" in rejected["message"]
+    assert reason["delivery_outcome_unknown"] is True
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" not in text
+    assert "The receiver may have this bundle already" in text
+
+
+def test_a_file_changed_after_a_document_went_unanswered_keeps_that_document_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A answered 503 (maybe taken), then B's attachment can no longer be read as it was
+    checked: the InputError that stops the bundle names A as posted without an answer
+    (`unanswered`), so its papers do not say "Nothing was delivered" (finish.py)."""
+    from daemon.einvoice import transport
+    from daemon.errors import InputError
+
+    real = transport.documents_for
+
+    def changed_at_b(*a: Any, **kw: Any) -> Any:
+        plan = real(*a, **kw)
+
+        class Broken:
+            findings = plan.findings
+
+            @staticmethod
+            def each() -> Iterator[Any]:
+                for doc in plan.each():
+                    if doc.invoice_id == "B":
+                        raise InputError("processing-damaged", "INV/B/a.pdf", "changed")
+                    yield doc
+        return Broken()
+
+    monkeypatch.setattr(transport, "documents_for", changed_at_b)
+    d = EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded"),
+                          httpx.MockTransport(lambda _r: httpx.Response(503)))
+    with pytest.raises(InputError) as caught:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert caught.value.unanswered == ("A",)

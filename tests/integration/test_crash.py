@@ -306,7 +306,8 @@ def test_kill_after_receiver_stored_then_a_file_changed_in_processing_is_not_sen
     assert record["bundle_id"] == stored.name and record["delivery_outcome_unknown"] is True
     [reason] = record["reasons"]
     assert reason["code"] == "processing-damaged"
-    assert f"may hold the earlier version (bundle {stored.name[:12]})" in reason["message"]
+    assert f"that attempt posted (bundle {stored.name[:12]})" in reason["message"]
+    assert "so the receiver may hold the earlier version" in reason["message"]
     text = (entry / "REASON.txt").read_text("utf-8")
     assert "Nothing was delivered" not in text and "may have this bundle already" in text
     assert (entry / "INV-7004" / "a.pdf").read_bytes() == pdf_bytes(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver
-from einvoice.broken import BASE, BROKEN, EXAMPLES, with_id
+from einvoice.broken import BASE, BROKEN, EXAMPLES, saxon_type_error, with_id
 from helpers import drop_bundle, text_pdf, wait_for, write
 
 # Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
@@ -181,16 +181,14 @@ def test_engine_that_cannot_load_is_a_configuration_error_naming_what_to_reinsta
 
 def test_saxons_report_of_a_rule_it_cannot_run_is_one_json_log_event(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    """An invoice with two IDs of its own makes a rule's XPath fail with a type error
-    (XPTY0004): Saxon writes a report of many lines to fd 2 before it raises. In the
+    """An invoice with two IssueDates of its own makes a rule's XPath fail with a type
+    error (XPTY0004): Saxon writes a report of many lines to fd 2 before it raises. In the
     shipped reader processes that report is one JSON log event naming the file; the
     bundle is quarantined as not checkable, nothing is sent, and every line the daemon
     writes to stderr is JSON."""
     env.write_config(receiver.url, policy={"unattached": "send"})
     daemon = start_daemon()
-    base = with_id(BASE, "TWO-1")
-    first = base.index(b"<cbc:ID>TWO-1</cbc:ID>") + len(b"<cbc:ID>TWO-1</cbc:ID>")
-    drop_bundle(env.outbox, "TWO-1", {}, base[:first] + b"<cbc:ID>TWO-2</cbc:ID>" + base[first:])
+    drop_bundle(env.outbox, "TWO-1", {}, saxon_type_error("TWO-1"))
     [quarantined] = wait_for(env.quarantined, timeout=60, what="the invoice quarantined")
     assert daemon.stop() == 0
 

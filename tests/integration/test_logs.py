@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver
-from einvoice.broken import BASE, with_id
+from einvoice.broken import saxon_type_error
 from helpers import drop_bundle, not_json_lines, pdf_bytes, ubl_invoice, wait_for
 
 # Bundles settle in 0.1 s (conftest.quick_settle): they come whole.
@@ -64,15 +64,13 @@ def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop
 def test_saxons_report_on_the_daemons_own_threads_is_json_on_stderr_and_nothing_on_stdout(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """Pre-flight on the daemon's own threads (reader_processes = 0; also where reader
-    processes keep dying): an invoice with two IDs of its own makes Saxon write a report
+    processes keep dying): an invoice with two IssueDates makes Saxon write a report
     of many lines straight to fd 2. Every line of stderr is still one JSON object, the
     report one warning event of its own, and stdout stays empty."""
     env.write_config(receiver.url, policy={"unattached": "send"},
                      service={"reader_processes": 0}, log={"format": "auto"})
     daemon = start_daemon()
-    base = with_id(BASE, "TWO-1")
-    first = base.index(b"<cbc:ID>TWO-1</cbc:ID>") + len(b"<cbc:ID>TWO-1</cbc:ID>")
-    drop_bundle(env.outbox, "TWO-1", {}, base[:first] + b"<cbc:ID>TWO-2</cbc:ID>" + base[first:])
+    drop_bundle(env.outbox, "TWO-1", {}, saxon_type_error("TWO-1"))
     wait_for(env.quarantined, timeout=60, what="the invoice quarantined")
     assert daemon.stop() == 0
 
@@ -189,9 +187,7 @@ def test_a_reload_from_console_to_json_brings_native_output_into_the_log_too(
     daemon.popen.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
     before = len(daemon.stderr().splitlines())
-    base = with_id(BASE, "TWO-1")
-    first = base.index(b"<cbc:ID>TWO-1</cbc:ID>") + len(b"<cbc:ID>TWO-1</cbc:ID>")
-    drop_bundle(env.outbox, "TWO-1", {}, base[:first] + b"<cbc:ID>TWO-2</cbc:ID>" + base[first:])
+    drop_bundle(env.outbox, "TWO-1", {}, saxon_type_error("TWO-1"))
     wait_for(env.quarantined, timeout=60, what="the invoice quarantined")
     assert daemon.stop() == 0
 
