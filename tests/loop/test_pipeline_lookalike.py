@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
+from fakeloop import FakeClock  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
 from daemon.loop.pipeline import STUCK_SECONDS  # noqa: E402
@@ -55,3 +57,27 @@ def test_a_look_alike_of_a_settling_bundles_sidecar_is_shown_at_once_and_gone_wh
     [row] = p.j.rows(("settling",))
     assert (row.last_error or "").startswith("waits for INV-1/scan.pdf.part: ")
     assert f"INV-1 (1): {finding.message}" in (row.last_error or "")
+
+
+def test_a_look_alike_made_while_the_copy_is_at_work_is_shown_at_its_event(
+        make_service: Any, clock: FakeClock, tmp_path: Path) -> None:
+    """The look-alike comes after the bundle was first seen, while the copy in its
+    sidecar goes on: the loop's next turn after its event shows it on the bundle's row,
+    long before the copy could be called stuck — as folder-convention.md promises ("found
+    as soon as outboxd sees it come")."""
+    svc = make_service()
+    outbox = tmp_path / "outbox"
+    drop_bundle(outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    write(outbox / "INV-1" / "scan.pdf.tmp", pdf_bytes())
+    svc.hint("INV-1.xml")
+    svc.turn()
+    [row] = svc.journal.rows(("settling",))
+    assert not row.last_error
+
+    clock.t += 1.0
+    write(outbox / "INV-1 (1)" / "b.pdf", pdf_bytes())
+    svc.hint("INV-1 (1)")
+    svc.turn()
+    [row] = svc.journal.rows(("settling",))
+    assert (row.last_error or "").startswith("will be held once its copy ends: INV-1 (1): "
+                                             "this folder looks like a copy of the sidecar")
