@@ -78,8 +78,9 @@ _HELD_AFTER = "will be held once its copy ends: "
 def look_alike_said(findings: list[Finding]) -> str:
     """The row's why for a bundle that cannot be read yet (a copy at work) beside a
     look-alike of its sidecar: the look-alike as the bundle's reasons will say it once it
-    is read (`file: message`), so the clerk can rename it now, not after the copy."""
-    return _HELD_AFTER + "; ".join(f"{f.file}: {f.message}" for f in findings)
+    is read (`file: message`), so the clerk can rename it now, not after the copy; as
+    markerwait.py says it of a bundle waiting for its marker."""
+    return _HELD_AFTER + "; ".join(f"{printable(f.file)}: {f.message}" for f in findings)
 
 
 def said_look_alike(why: str | None) -> bool:
