@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from daemon.bundle import Finding
 from daemon.journal.records import iso_of, readable
 from daemon.names import NameKind, classify, printable
 from daemon.watching.snapshot import CTIME, MTIME, Snapshot
@@ -68,3 +69,20 @@ def busy_fix(names: list[str]) -> str:
                 "one has it open, remove the lock file")
     return ("if no copy is still running, give the file its final name or remove it "
             "(.NAME.xxxxxxxx.tmp: run the same outboxd attach again)")
+
+
+# How look_alike_said's words begin (said_look_alike tells them from a row's other whys).
+_HELD_AFTER = "will be held once its copy ends: "
+
+
+def look_alike_said(findings: list[Finding]) -> str:
+    """The row's why for a bundle that cannot be read yet (a copy at work) beside a
+    look-alike of its sidecar: the look-alike as the bundle's reasons will say it once it
+    is read (`file: message`), so the clerk can rename it now, not after the copy; as
+    markerwait.py says it of a bundle waiting for its marker."""
+    return _HELD_AFTER + "; ".join(f"{printable(f.file)}: {f.message}" for f in findings)
+
+
+def said_look_alike(why: str | None) -> bool:
+    """Whether a row's why is look_alike_said's (alone, or after stuck_said's)."""
+    return why is not None and (why.startswith(_HELD_AFTER) or f"; {_HELD_AFTER}" in why)

@@ -24,7 +24,14 @@ from daemon.delivery.deliver import Deliverer
 from daemon.delivery.directory import keep_mount
 from daemon.delivery.finish import Finisher
 from daemon.journal import LIVE, Journal, Row
-from daemon.loop.busywords import in_progress, said_stuck, stuck_said, unchanged_since
+from daemon.loop.busywords import (
+    in_progress,
+    look_alike_said,
+    said_look_alike,
+    said_stuck,
+    stuck_said,
+    unchanged_since,
+)
 from daemon.loop.decide import Decisions
 from daemon.loop.errorsfile import HeldErrors
 from daemon.loop.markerwait import marker_wait_said
@@ -33,6 +40,7 @@ from daemon.loop.takeover import Takeover
 from daemon.loop.unreadable import read_failed
 from daemon.manifest import bundle_id_of
 from daemon.names import printable
+from daemon.reading.lookalikes import look_alike_findings
 from daemon.watching.foldermounts import FolderMounts
 from daemon.watching.keptmoving import KeptMoving
 from daemon.watching.scan import Candidate, is_invoice_file
@@ -157,7 +165,7 @@ class Pipeline(Decisions, Takeover):
                         last is not None and last.unlisted)
                     else {}))
             if snap.busy and not marker_missing:
-                return self._busy(key, snap, now)
+                return self._busy(cand, snap, now)
             if not quiet or settled:
                 return IDLE
             return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap, first))
@@ -208,32 +216,42 @@ class Pipeline(Decisions, Takeover):
         self._live(row, key, "settling", last_error=unlisted_wait(snap, retry))
         return Next(at=now + retry)
 
-    def _busy(self, key: str, snap: Snapshot, now: float) -> Next:
+    def _busy(self, cand: Candidate, snap: Snapshot, now: float) -> Next:
         """A copy at work (an in-progress name in the sidecar) ends with an event, not a
         time. One that has not changed for STUCK_SECONDS is shown instead of waited
         for in silence: status and the page name the file and what to do (a copy
         that was killed, an `outboxd attach` that was stopped). Counted from the
         bundle's files' own newest time where that is older than this process's look
-        (unchanged_since): a lock file days old is shown at a start's first look."""
+        (unchanged_since): a lock file days old is shown at a start's first look. A
+        look-alike of its sidecar is shown at once, as its reasons will say it: the
+        bundle is not read (nor its errors known) until the copy ends."""
+        key = cand.invoice.name
         seen = self.tracker.still_since(key)
         assert seen is not None  # observed just before
         wall = self.wall()
         # A change this process saw is when it changed; only before its first look do
         # the files' times tell (they may not show a change: a copy that keeps them).
         since = unchanged_since(snap, seen, now, wall) if self.tracker.first_look(key) else seen
+        # A look-up for every bundle; the lstats only for one that has a look-alike.
+        alike = look_alike_findings(cand, self.s) if cand.look_alikes else []
+        row = self.live.get(key)
         if now - since < STUCK_SECONDS:
-            row = self.live.get(key)
-            if row is not None and said_stuck(row.last_error):
-                # Changed since it was said (the copy went on, or a start's first look took
-                # a slow file server's clock for an old copy): said again only if it stops.
-                self._live(row, key, "settling", last_error=None)
+            why = look_alike_said(alike) if alike else None
+            # A stuck_said changed since it was said (the copy went on, or a start's first
+            # look took a slow file server's clock for an old copy): said again only if it
+            # stops. Another why (a folder that kept going) is not this one's to replace.
+            if row is not None and row.last_error != why and (
+                    not row.last_error or said_stuck(row.last_error)
+                    or said_look_alike(row.last_error)):
+                self._live(row, key, "settling", last_error=why)
             return Next(at=since + STUCK_SECONDS)
         names = in_progress(snap, self.s.outbox.ignore_patterns)
         if not names:
             return IDLE  # a file that went while we looked: its event is on the way
         # In wall-clock time, as the journal keeps times (`since` is monotonic).
-        self._live(self.live.get(key), key, "settling",
-                   last_error=stuck_said(names, wall - (now - since)))
+        said = stuck_said(names, wall - (now - since))
+        self._live(row, key, "settling",
+                   last_error=f"{said}; {look_alike_said(alike)}" if alike else said)
         return IDLE
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:

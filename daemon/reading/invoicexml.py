@@ -134,15 +134,8 @@ def root_tag(data: bytes, rel: str) -> str:
         parser.close()
     except _RootSeen as seen:
         return seen.tag
-    except DefusedXmlException:
-        raise HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; outboxd "
-                           "never expands or fetches them — export the invoice without a "
-                           "DTD") from None
-    except (LookupError, ValueError) as exc:
-        raise InputError("invalid-xml", rel, encoding_refused(data, exc) or
-                         f"cannot be read as XML ({exc})") from None
-    except (ParseError, RecursionError) as exc:
-        raise InputError("invalid-xml", rel, f"cannot be read as XML ({exc})") from None
+    except _PARSE_FAULTS as exc:
+        raise refused(data, rel, exc) from None
     raise InputError("invalid-xml", rel, "holds no XML element")
 
 
@@ -272,7 +265,10 @@ def encoding_refused(data: bytes, exc: Exception) -> str | None:
         return None
     name = said[1].decode("ascii", "backslashreplace")
     try:
-        known = isinstance(exc, ValueError) and codecs.lookup(name) is not None
+        # A codec Python has that decodes no text byte by byte ("undefined", "idna",
+        # "punycode") fails the parser with UnicodeError: no encoding for a file either.
+        known = (isinstance(exc, ValueError) and not isinstance(exc, UnicodeError)
+                 and codecs.lookup(name) is not None)
     except (LookupError, ValueError):  # ValueError: a NUL in the name
         known = False
     if known and "multi-byte encodings" not in str(exc):
@@ -332,26 +328,37 @@ def parse_defused(data: bytes, rel: str) -> Element:
     """defusedxml's parse, its refusals and errors mapped to ours."""
     try:
         return _parse_xml(data)
-    except _TooDeep:
-        raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
-    except DefusedXmlException:
+    except _PARSE_FAULTS as exc:
+        raise refused(data, rel, exc) from None
+
+
+# What the defusedxml parse raises for a document it does not take.
+_PARSE_FAULTS = (_TooDeep, DefusedXmlException, ParseError, LookupError, ValueError,
+                 RecursionError)
+
+
+def refused(data: bytes, rel: str, exc: Exception) -> InputError:
+    """The error for `data`, which the defusedxml parse refused with `exc`: the rule and
+    the fix in the clerk's words, the same whether the whole file was parsed or only as
+    far as its first element (root_tag)."""
+    if isinstance(exc, _TooDeep):
+        return InputError("invalid-xml", rel, NESTED_TOO_DEEP)
+    if isinstance(exc, DefusedXmlException):
         # Not defusedxml's class name (DTDForbidden...): it means nothing to a clerk, and
         # our parser refuses an internal subset as a DTD before its entities are seen.
-        raise HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; outboxd "
-                           "never expands or fetches them — export the invoice without a "
-                           "DTD") from None
-    except ParseError as exc:
+        return HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; "
+                            "outboxd never expands or fetches them — export the invoice "
+                            "without a DTD")
+    if isinstance(exc, ParseError):
         if exc.code in _ENDS_EARLY or data.endswith(_ZERO_TAIL):
             # Told apart: a copy still at work explains it (cutshort.py), so the bundle
             # is looked at once more before it is quarantined.
-            raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
-                             "stopped before its end leaves it — copy or export the "
-                             "invoice again") from None
-        raise InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
-                         f"({exc}) — export the invoice again") from None
-    except (LookupError, ValueError, RecursionError) as exc:
-        # An encoding the parser does not read, or nesting deep enough to exhaust the
-        # stack.
-        raise InputError("invalid-xml", rel, encoding_refused(data, exc) or
-                         f"cannot be read as XML ({type(exc).__name__}: {str(exc)[:200]}) "
-                         "— export the invoice again as UTF-8") from None
+            return InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
+                              "stopped before its end leaves it — copy or export the "
+                              "invoice again")
+        return InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
+                          f"({exc}) — export the invoice again")
+    # An encoding the parser does not read, or nesting deep enough to exhaust the stack.
+    return InputError("invalid-xml", rel, encoding_refused(data, exc) or
+                      f"cannot be read as XML ({type(exc).__name__}: {str(exc)[:200]}) "
+                      "— export the invoice again as UTF-8")

@@ -7,9 +7,12 @@ result under a reload, test_offloop.py; the stop sequence is test_stopping.py.
 from __future__ import annotations
 
 import errno
+import functools
+import importlib
 import inspect
 import json
 import os
+import pkgutil
 import shutil
 import signal
 import sys
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
@@ -42,29 +46,66 @@ from helpers import (  # noqa: E402
     write,
 )
 
+import daemon  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.configuration.deciding import RENEW  # noqa: E402
+from daemon.delivery.finish import Finisher  # noqa: E402
 from daemon.errors import OutboxdError  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
 from daemon.loop.changes import RESCAN as RESCAN_KEY  # noqa: E402
 from daemon.loop.pipeline import Pipeline  # noqa: E402
 from daemon.loop.service import Service  # noqa: E402
+from daemon.reading.reader_pool import Pool  # noqa: E402
+from daemon.reading.readers import Readers  # noqa: E402
 from daemon.watching.sharecache import LATE_SHARE  # noqa: E402
 
 ALL_STATES = tuple(dict.fromkeys(STATES + IN_FLIGHT))  # every state a journal row can have
+# What a part can define besides a plain method, and hide another part's with.
+_DESCRIPTORS = (property, staticmethod, classmethod, functools.cached_property)
 
 
 
-@pytest.mark.parametrize("whole", [Service, Pipeline])
+def _built_of_parts() -> list[type]:
+    """Every class of the package built of parts of its own (the mixins a class too long
+    for one module is split into): the outermost class of each, whose MRO holds the rest.
+    Found by importing the package, so a class split later is checked without a test
+    naming it. Exceptions, Protocols and pydantic models subclass to override, by design."""
+    classes: set[type] = set()
+    for found in pkgutil.walk_packages(daemon.__path__, "daemon."):
+        for _, cls in inspect.getmembers(importlib.import_module(found.name), inspect.isclass):
+            if (cls.__module__.startswith("daemon.")
+                    and not issubclass(cls, (BaseException, BaseModel))
+                    and not getattr(cls, "_is_protocol", False)
+                    and any(base.__module__.startswith("daemon.") for base in cls.__bases__)):
+                classes.add(cls)
+    parts = {base for cls in classes for base in cls.__mro__[1:]}
+    return sorted(classes - parts, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+
+
+BUILT_OF_PARTS = _built_of_parts()
+
+
+def test_every_class_built_of_parts_is_found() -> None:
+    """The search below finds the classes known to be made of parts (else the check that
+    follows would pass by checking nothing)."""
+    assert {Service, Pipeline, Finisher, Readers, Journal, Pool} <= set(BUILT_OF_PARTS)
+
+
+@pytest.mark.parametrize("whole", BUILT_OF_PARTS, ids=lambda cls: cls.__qualname__)
 def test_no_method_is_defined_by_two_parts_of_the_service(whole: type) -> None:
-    """Service is made of parts (Changes, ReadsOffLoop, Reloading, Stopping), and so is
-    its Pipeline (Decisions, Claims, Stranded): a method that one part needs of another,
-    or of the whole, is declared for mypy only, never defined as a stand-in, which would
-    hide the real one if the bases were put in another order (or the real one left)."""
+    """Service is made of parts (Changes, ReadsOffLoop, Reloading, Stopping), and so are
+    its Pipeline (Decisions, Claims, Stranded), the Finisher (Moves, Recovery, Retries,
+    SentElsewhere, BeforePost, Delivered), Readers (Lifecycle), the Journal and every
+    other class of the package built of parts: a method (or property) that one part
+    needs of another, or of the whole, is declared for mypy only, never defined as a
+    stand-in, which would hide the real one if the bases were put in another order (or
+    the real one left)."""
     owners: dict[str, list[str]] = {}
     for part in whole.__mro__:
         for name, value in vars(part).items():
-            if inspect.isfunction(value) and not name.startswith("__"):
+            if (inspect.isfunction(value) or isinstance(value, _DESCRIPTORS)) \
+                    and not name.startswith("__"):
                 owners.setdefault(name, []).append(part.__name__)
     assert {name: parts for name, parts in owners.items() if len(parts) > 1} == {}
 

@@ -1341,3 +1341,43 @@ def test_an_encoding_outboxd_cannot_read_is_named_with_the_export_setting_to_cha
         assert said in refused.message and "Error" not in refused.message
         assert refused.message.endswith("— export the invoice as UTF-8, or have the ERP "
                                         "name the encoding it writes in the XML declaration")
+
+
+@pytest.mark.parametrize("name", [b"undefined", b"idna", b"punycode"])
+def test_an_encoding_python_has_but_no_text_is_in_is_named_with_the_setting_to_change(
+        tmp_path: Path, name: bytes) -> None:
+    """Python knows "undefined", "idna" and "punycode" as codecs, but no file's text is in
+    them: the parser failed on them with Python's words ("UnicodeError: decoding with
+    'undefined' codec failed"). The whole read and root_tag now name the declared
+    encoding and the export setting to change, as for an encoding no codec knows."""
+    data = b'<?xml version="1.0" encoding="' + name + b'"?>\n<Invoice><ID>1</ID></Invoice>'
+    path = write(tmp_path / "INV-1.xml", data)
+    with pytest.raises(InputError) as info:
+        read(path)
+    with pytest.raises(InputError) as first:
+        root_tag(data, "INV-1.xml")
+    for refused in (info.value, first.value):
+        assert (refused.code, refused.file) == ("invalid-xml", "INV-1.xml")
+        assert f'names the encoding "{name.decode()}", which is no encoding outboxd ' \
+               "knows" in refused.message
+        assert "Error" not in refused.message and "codec" not in refused.message
+
+
+@pytest.mark.parametrize("data", [
+    b"<Invoice &><ID>1</ID></Invoice>",  # not well-formed before the root's start ends
+    b"\xef\xbb\xbf<?xml version='1.0'?>\n<Inv",  # cut before the root's start tag ends
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Invoice\x96><ID>1</ID></Invoice>',
+])
+def test_root_tag_says_a_parse_error_with_the_whole_reads_words_and_its_fix(
+        tmp_path: Path, data: bytes) -> None:
+    """root_tag (the file's first element, for `outboxd check` and the e-invoice kinds)
+    said a parse error with no fix ("cannot be read as XML (not well-formed (invalid
+    token): line 1, column 9)"). It now says what the whole read says of the same bytes:
+    the rule broken and the fix, word for word."""
+    with pytest.raises(InputError) as whole:
+        read(write(tmp_path / "INV-1.xml", data))
+    with pytest.raises(InputError) as first:
+        root_tag(data, "INV-1.xml")
+    assert (first.value.code, first.value.file) == ("invalid-xml", "INV-1.xml")
+    assert first.value.message == whole.value.message
+    assert " — " in first.value.message
