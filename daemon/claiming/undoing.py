@@ -95,11 +95,14 @@ class Undoing(Stranded):
         key = c.cand.invoice.name
         assert c.known.bundle is not None
         log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
-        if not moved and folder_there(c.work, self.s.outbox.path):
+        if not moved and folder_there(c.work, self.s.outbox.path, unsure=False):
             # Its work folder was left (a claim removes it when nothing moved): a rename
             # that failed may have happened all the same (a network share's). Undone as
             # one that moved nothing, the row ended `gone` while the invoice file lay in
-            # the folder; what is there is put back.
+            # the folder; what is there is put back. A look that fails (the share gone
+            # as the folder was to be made) keeps "nothing moved", which the claim saw
+            # in the folder it made: undone as moved, the row waited `claiming` at every
+            # rescan for a work folder perhaps never made, its bundle never claimed again.
             moved = True
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", log, moved,
                                   bool(c.known.snap.linked), last_error=not_moved(exc))

@@ -188,15 +188,15 @@ def left_at(path: Path, seconds: float) -> bool | None:
     return found[0] if found else None
 
 
-def folder_there(path: Path, within: Path | None = None) -> bool:
+def folder_there(path: Path, within: Path | None = None, unsure: bool = True) -> bool:
     """Whether a folder is at `path`, held as hold_folder holds it (never through a link):
     a link or no folder in its place or on its way is none (nothing of ours is renamed
-    through one). A look that fails otherwise cannot tell, and counts as there: what
-    follows holds it again and says why it cannot."""
+    through one). A look that fails otherwise cannot tell, and counts as `unsure`: by
+    default as there (what follows holds it again and says why it cannot)."""
     try:
         os.close(hold_folder(path, within=within))
     except OSError as exc:
-        return exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+        return unsure and exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
     return True
 
 

@@ -1705,3 +1705,36 @@ class TestAClaimWhoseRenameFailedYetHappened:
         [archived] = folders(s.sent_dir)
         assert (archived / "INV-1.xml").exists() and (archived / "INV-1" / "a.pdf").exists()
         assert list(s.outbox.path.iterdir()) == [s.outbox.path / ".outboxd"]
+
+
+def test_a_work_folder_never_made_on_a_share_gone_away_is_no_claim_to_wait_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share holding the processing folder goes away as a claim makes its work
+    folder (EIO: nothing made, nothing moved), and the look for a folder left behind
+    fails the same way. Nothing moved, so the row settles again, its invoice file still
+    in the outbox, and the bundle is claimed and sent once the share is back. Taken for
+    a claim whose folder is out of sight, the row stayed `claiming`, waiting at every
+    rescan for a work folder that was never made, the bundle never sent."""
+    from daemon.claiming import claims as claims_module
+    from daemon.errors import NothingClaimed
+    from daemon.fs import workfolder
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    gone = OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def share_gone(*args: object, **kwargs: object) -> Any:
+        raise gone
+
+    def not_made(*args: object, **kwargs: object) -> Any:
+        raise NothingClaimed(gone)
+
+    with monkeypatch.context() as away:
+        away.setattr(claims_module, "claim", not_made)
+        away.setattr(workfolder, "hold_folder", share_gone)
+        assert step(p, cand, 0.0).claimed is None
+    [row] = p.j.rows(("settling",))
+    assert (s.outbox.path / "INV-1.xml").exists()
+    from claimed import run_once
+    assert run_once(p, 31.0) == [row.id]
+    assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
