@@ -16,6 +16,7 @@ and the invoice file is told by its name as for a folder without reason.json.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import stat
 from dataclasses import replace
@@ -148,7 +149,7 @@ def _refuse_an_unknown_outcome(folder: Path) -> None:
         "delivery_outcome_unknown), and sent again the invoices may reach the customer "
         f"twice. Ask the operator (or look in its portal) whether it holds {which}: if "
         "it does, leave the bundle in quarantine; if it does not, move it back with "
-        f"outboxd retry --operator-checked -- {folder.name}")
+        f"outboxd retry --operator-checked -- {shlex.quote(folder.name)}")
 
 
 def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:

@@ -1392,3 +1392,19 @@ def test_one_such_bundle_among_several_keeps_them_all_in_quarantine(
     err = capsys.readouterr().err
     assert "may have reached the receiver" in err and "1 of 2 argument(s) refused" in err
     assert list(cfg.outbox.iterdir()) == []
+
+
+def test_the_command_such_a_refusal_gives_can_be_pasted_for_a_name_with_spaces(
+        cfg: Env, capsys) -> None:
+    """The quarantine folder of an invoice file named with spaces (as clerks name
+    them): the command the refusal gives quotes the folder's name, so that pasted into
+    a shell it is one argument — unquoted, retry took each word for a bundle of its own
+    and refused them."""
+    import shlex
+    folder = outcome_unknown_quarantined(cfg)
+    spaced = folder.with_name(f"INV 1001 (Nov)--{BID[:12]}")
+    folder.rename(spaced)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    command = err.split("move it back with ", 1)[1].split("\n", 1)[0]
+    assert shlex.split(command)[-1] == spaced.name
