@@ -195,7 +195,13 @@ class Stranded:
                     self._unmoved.discard(row_id)
                 elif os.path.lexists(self.s.outbox.path / row.invoice_file):
                     pass  # finished as a crash's claim is (settling again)
-                elif row.work_dir and folder_there(Path(row.work_dir), self.s.outbox.path):
+                elif row.work_dir and (there := folder_there(Path(row.work_dir),
+                                                             self.s.outbox.path)) is None:
+                    # Cannot tell now (the share away): taken for there, the note that no
+                    # file moved was dropped, and once the share was back without a
+                    # folder the claim waited "is the share mounted?" for one never made.
+                    pass  # looked at again at the next rescan
+                elif row.work_dir and there:
                     # Its work folder is there: a rename that failed may have happened all
                     # the same (a network share's, sent again after its answer was lost).
                     # Ended `gone`, its invoice file lay in a folder no row named; it is

@@ -95,7 +95,7 @@ class Undoing(Stranded):
         key = c.cand.invoice.name
         assert c.known.bundle is not None
         log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
-        if not moved and folder_there(c.work, self.s.outbox.path, unsure=False):
+        if not moved and folder_there(c.work, self.s.outbox.path) is True:
             # Its work folder was left (a claim removes it when nothing moved): a rename
             # that failed may have happened all the same (a network share's). Undone as
             # one that moved nothing, the row ended `gone` while the invoice file lay in

@@ -188,15 +188,15 @@ def left_at(path: Path, seconds: float) -> bool | None:
     return found[0] if found else None
 
 
-def folder_there(path: Path, within: Path | None = None, unsure: bool = True) -> bool:
+def folder_there(path: Path, within: Path | None = None) -> bool | None:
     """Whether a folder is at `path`, held as hold_folder holds it (never through a link):
     a link or no folder in its place or on its way is none (nothing of ours is renamed
-    through one). A look that fails otherwise cannot tell, and counts as `unsure`: by
-    default as there (what follows holds it again and says why it cannot)."""
+    through one). None when a look that fails otherwise cannot tell (the share away):
+    the caller keeps what it knew, or looks again later."""
     try:
         os.close(hold_folder(path, within=within))
     except OSError as exc:
-        return unsure and exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+        return False if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR) else None
     return True
 
 

@@ -1738,3 +1738,32 @@ def test_a_work_folder_never_made_on_a_share_gone_away_is_no_claim_to_wait_for(
     from claimed import run_once
     assert run_once(p, 31.0) == [row.id]
     assert p.j.get(row.id).state == "sent" and len(folders(s.sent_dir)) == 1
+
+
+def test_a_cut_short_claims_folder_that_cannot_be_looked_at_is_looked_at_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim cut short before any of its files moved, its invoice file taken back by
+    the clerk (the sidecar left), and the rescan's look for its work folder fails (the
+    share away for a moment, EIO): that look cannot tell, so the claim keeps its note
+    that nothing moved, and the next rescan, the share back and no folder there, ends
+    it `gone` as a claim that did not happen. Taken for a folder there, the note was
+    dropped, and the claim waited "is the share mounted?" at every rescan while the
+    sidecar stayed, for a work folder never made."""
+    from daemon.claiming.recovery import NOT_HAPPENED_GONE
+    from daemon.fs import workfolder
+    p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
+    monkeypatch.undo()
+    (s.outbox.path / "batch.xml").rename(tmp_path / "batch.xml")
+    real_hold = workfolder.hold_folder
+
+    def share_away(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with monkeypatch.context() as away:
+        away.setattr(workfolder, "hold_folder", share_away)
+        p.retry_stranded()
+    assert workfolder.hold_folder is real_hold
+    p.retry_stranded()
+    ended = p.j.get(row)
+    assert ended.state == "gone" and p.j.last_detail(row) == NOT_HAPPENED_GONE
+    assert (s.outbox.path / "batch").is_dir()
