@@ -163,6 +163,8 @@ class Pipeline(Decisions, Takeover):
                     if marker_missing and not snap.busy
                     else {"last_error": None} if moving == "" or (
                         last is not None and last.unlisted)
+                    else {"last_error": self._after_busy(cand)} if quiet and row is not None
+                    and (said_stuck(row.last_error) or said_look_alike(row.last_error))
                     else {}))
             if snap.busy and not marker_missing:
                 return self._busy(cand, snap, now)
@@ -253,6 +255,15 @@ class Pipeline(Decisions, Takeover):
         self._live(row, key, "settling",
                    last_error=f"{said}; {look_alike_said(alike)}" if alike else said)
         return IDLE
+
+    def _after_busy(self, cand: Candidate) -> str | None:
+        """What the row of a bundle whose copy has ended says instead of what only _busy
+        says (a copy stopped, which it no longer is; a look-alike maybe gone since): the
+        look-alike still there, as its reasons will say it, else nothing. Left, the line
+        stayed until the bundle was read (a settle period or more). Looked up only for
+        such a row, not at each step of every bundle."""
+        alike = look_alike_findings(cand, self.s) if cand.look_alikes else []
+        return look_alike_said(alike) if alike else None
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:
         """A version still settling that is worth reading now, so that its claim can

@@ -81,3 +81,48 @@ def test_a_look_alike_made_while_the_copy_is_at_work_is_shown_at_its_event(
     [row] = svc.journal.rows(("settling",))
     assert (row.last_error or "").startswith("will be held once its copy ends: INV-1 (1): "
                                              "this folder looks like a copy of the sidecar")
+
+
+def test_the_look_alike_line_goes_once_the_copy_ends_and_the_look_alike_is_gone(
+        tmp_path: Path) -> None:
+    """The copy ends (its `.part` renamed to its name) and the look-alike is moved away:
+    while the bundle settles, its row no longer says it "will be held once its copy
+    ends" for a look-alike that is not there (the busy step that said it is not taken
+    again: nothing took the line back until the bundle was read)."""
+    p, s = make(tmp_path, outbox={"settle_seconds": 5})
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    write(s.outbox.path / "INV-1" / "scan.pdf.part", pdf_bytes())
+    alike = s.outbox.path / "INV-1 (1)"
+    write(alike / "b.pdf", pdf_bytes())
+    step(p, next(iter(list_outbox(s.outbox).candidates.values())), 0.0)
+    [row] = p.j.rows(("settling",))
+    assert "INV-1 (1)" in (row.last_error or "")
+
+    (s.outbox.path / "INV-1" / "scan.pdf.part").rename(s.outbox.path / "INV-1" / "scan.pdf")
+    alike.rename(s.outbox.path / "elsewhere")
+    assert step(p, next(iter(list_outbox(s.outbox).candidates.values())), 1.0).at is not None
+    [row] = p.j.rows(("settling",))
+    assert not row.last_error
+
+
+def test_a_stopped_copy_that_ends_beside_a_look_alike_still_there_says_the_look_alike(
+        tmp_path: Path) -> None:
+    """The copy had stopped (the row said what it waits for and the look-alike), then
+    ends: while the bundle settles, its row says the look-alike, still there, and no
+    longer that it waits for a `.part` file that is gone."""
+    p, s = make(tmp_path, outbox={"settle_seconds": 5})
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    write(s.outbox.path / "INV-1" / "scan.pdf.part", pdf_bytes())
+    write(s.outbox.path / "INV-1 (1)" / "b.pdf", pdf_bytes())
+    cand = next(iter(list_outbox(s.outbox).candidates.values()))
+    [finding] = look_alike_findings(cand, s)
+    step(p, cand, 0.0)
+    step(p, cand, STUCK_SECONDS + 1.0)
+    [row] = p.j.rows(("settling",))
+    assert (row.last_error or "").startswith("waits for INV-1/scan.pdf.part: ")
+
+    (s.outbox.path / "INV-1" / "scan.pdf.part").rename(s.outbox.path / "INV-1" / "scan.pdf")
+    step(p, next(iter(list_outbox(s.outbox).candidates.values())), STUCK_SECONDS + 2.0)
+    [row] = p.j.rows(("settling",))
+    assert "scan.pdf.part" not in (row.last_error or "")
+    assert f"INV-1 (1): {finding.message}" in (row.last_error or "")
