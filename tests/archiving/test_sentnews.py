@@ -598,14 +598,7 @@ def test_an_entry_listed_but_never_there_is_said_once_and_opened_again_once_it_c
     receipt(sent / day(0) / "INV-1--abababababab", BID)
     ghost = "INV-2--cdcdcdcdcdcd"
     ghost_id = "cd" * 32
-    opened: list[str] = []
-    real_held = sentnews._held_entry
-
-    def counted(day_folder: Path, name: str) -> int:
-        opened.append(name)
-        return real_held(day_folder, name)
-
-    monkeypatch.setattr(sentnews, "_held_entry", counted)
+    opened = opens_counted(monkeypatch)
     j = Journal(tmp_path / "b.sqlite3")
     try:
         j.create("INV-0.xml", "settling")
@@ -675,14 +668,7 @@ def test_an_unusable_entry_that_flickers_out_of_the_listing_is_said_once_and_rea
     entry = receipt(sent / day(0) / name, BID)
     good = (entry / "receipt.json").read_bytes()
     _cut_short(entry / "receipt.json")
-    opened: list[str] = []
-    real_held = sentnews._held_entry
-
-    def counted(day_folder: Path, entry_name: str) -> int:
-        opened.append(entry_name)
-        return real_held(day_folder, entry_name)
-
-    monkeypatch.setattr(sentnews, "_held_entry", counted)
+    opened = opens_counted(monkeypatch)
     j = Journal(tmp_path / "b.sqlite3")
     try:
         j.create("INV-0.xml", "settling")
@@ -733,3 +719,17 @@ def test_an_entry_said_not_there_that_flickers_out_of_the_listing_is_said_once(
         assert len(warnings) == 1 and "listed but cannot be opened" in warnings[0]["event"]
     finally:
         j.close()
+
+
+def opens_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the sent/ entries SentNews opens from now on, in order."""
+    import daemon.archiving.sentnews as sentnews
+    opened: list[str] = []
+    real_held = sentnews._held_entry
+
+    def counted(day_folder: Path, name: str) -> int:
+        opened.append(name)
+        return real_held(day_folder, name)
+
+    monkeypatch.setattr(sentnews, "_held_entry", counted)
+    return opened

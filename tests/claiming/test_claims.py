@@ -1410,22 +1410,7 @@ class TestAClaimSettledAgainWhoseRowCannotBeReadBack:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         [cand] = list_outbox(s.outbox).candidates.values()
         claims_refused_first(monkeypatch, [errno.ENOSPC])
-        real_transition, real_get = p.j.transition, p.j.get
-        refuse = []
-
-        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            real_transition(row_id, state, *args, **kwargs)
-            if state == "settling" and not refuse:
-                refuse.append(row_id)
-
-        def read_refused(row_id: int) -> Any:
-            if refuse == [row_id]:
-                refuse.append(-1)  # once
-                raise JournalError("cannot read the journal: disk I/O error")
-            return real_get(row_id)
-
-        monkeypatch.setattr(p.j, "transition", settled)
-        monkeypatch.setattr(p.j, "get", read_refused)
+        refuse = read_refused_once_settled(p, monkeypatch)
         with capture_logs() as logs:
             try:
                 first = step(p, cand, 0.0).claimed
@@ -1454,25 +1439,9 @@ class TestAClaimSettledAgainWhoseRowCannotBeReadBack:
         Kept only as a claim to finish, it was dropped at the next rescan as no longer
         `claiming`: followed by nobody, shown `settling` until a restart, while a look at
         the invoice file gave the bundle a second row."""
-        from daemon.errors import JournalError
         p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
         monkeypatch.undo()
-        real_transition, real_get = p.j.transition, p.j.get
-        refuse: list[int] = []
-
-        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            real_transition(row_id, state, *args, **kwargs)
-            if state == "settling" and not refuse:
-                refuse.append(row_id)
-
-        def read_refused(row_id: int) -> Any:
-            if refuse == [row_id]:
-                refuse.append(-1)  # once
-                raise JournalError("cannot read the journal: disk I/O error")
-            return real_get(row_id)
-
-        monkeypatch.setattr(p.j, "transition", settled)
-        monkeypatch.setattr(p.j, "get", read_refused)
+        refuse = read_refused_once_settled(p, monkeypatch)
         assert p.retry_stranded() == []
         assert len(refuse) == 2 and p.j.get(row).state == "settling"
         [cand] = list_outbox(s.outbox).candidates.values()
@@ -1601,22 +1570,7 @@ class TestARowHandedBackAfterItsInvoiceFileLeft:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         [cand] = list_outbox(s.outbox).candidates.values()
         claims_refused_first(monkeypatch, [errno.ENOSPC])
-        real_transition, real_get = p.j.transition, p.j.get
-        refuse: list[int] = []
-
-        def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            real_transition(row_id, state, *args, **kwargs)
-            if state == "settling" and not refuse:
-                refuse.append(row_id)
-
-        def read_refused(row_id: int) -> Any:
-            if refuse == [row_id]:
-                refuse.append(-1)  # once
-                raise JournalError("cannot read the journal: disk I/O error")
-            return real_get(row_id)
-
-        monkeypatch.setattr(p.j, "transition", settled)
-        monkeypatch.setattr(p.j, "get", read_refused)
+        read_refused_once_settled(p, monkeypatch)
         try:
             step(p, cand, 0.0)
         except JournalError:
@@ -1767,3 +1721,26 @@ def test_a_cut_short_claims_folder_that_cannot_be_looked_at_is_looked_at_again(
     ended = p.j.get(row)
     assert ended.state == "gone" and p.j.last_detail(row) == NOT_HAPPENED_GONE
     assert (s.outbox.path / "batch").is_dir()
+
+
+def read_refused_once_settled(p: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The journal refuses the first read of the first row written `settling` after this,
+    once (a disk I/O error): the list holds that row's id, then -1 once refused."""
+    from daemon.errors import JournalError
+    real_transition, real_get = p.j.transition, p.j.get
+    refuse: list[int] = []
+
+    def settled(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+        real_transition(row_id, state, *args, **kwargs)
+        if state == "settling" and not refuse:
+            refuse.append(row_id)
+
+    def read_refused(row_id: int) -> Any:
+        if refuse == [row_id]:
+            refuse.append(-1)  # once
+            raise JournalError("cannot read the journal: disk I/O error")
+        return real_get(row_id)
+
+    monkeypatch.setattr(p.j, "transition", settled)
+    monkeypatch.setattr(p.j, "get", read_refused)
+    return refuse
