@@ -22,7 +22,7 @@ from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, ReaderFailed, ReaderStopped, Rejected, describe
 from daemon.fs.fsops import open_below
-from daemon.fs.fsread import hash_of
+from daemon.fs.fsread import changed_since, hash_of
 from daemon.fs.fswrite import held_path
 from daemon.fs.workfolder import hold_folder
 from daemon.journal import Row
@@ -167,7 +167,7 @@ class BeforePost:
         rel = converted_path(work, att).relative_to(work).as_posix()
         with open_below(held_path(held), rel) as fh, \
                 open_below(held_path(held), att.rel) as image:
-            if os.fstat(image.fileno()).st_ctime_ns > os.fstat(fh.fileno()).st_ctime_ns:
+            if changed_since(image, fh):
                 return None
             size, sha256 = hash_of(fh)
         return replace(att, converted=replace(att.converted, size=size, sha256=sha256))

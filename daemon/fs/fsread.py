@@ -111,12 +111,24 @@ def read_bounded(fh: BinaryIO, limit: int) -> bytes | None:
     return data if len(data) <= limit else None
 
 
-def holds_hash(folder: int, name: str, rel: str, sha256: str) -> bool:
+def holds_hash(folder: int, name: str, rel: str, sha256: str,
+               source: BinaryIO | None = None) -> bool:
     """Whether the file `name` an earlier attempt wrote into the folder open at `folder`
     (a converted PDF, a ubl-embedded document kept) has the bytes whose hash is `sha256`
-    (a link or a FIFO there is no such file: it is written anew; errors name `rel`)."""
+    (a link or a FIFO there is no such file: it is written anew; errors name `rel`) and,
+    given the file it was made from (`source`, open), was written after that changed."""
     try:
         with open_in(folder, name, rel) as fh:
+            if source is not None and changed_since(source, fh):
+                return False
             return hash_of(fh)[1] == sha256
     except (OSError, InputError):
         return False
+
+
+def changed_since(source: BinaryIO, made: BinaryIO) -> bool:
+    """Whether the file open as `source` was changed or replaced after the file made from
+    it (open as `made`: a converted PDF) was written — its ctime, which no copy tool sets
+    back, is later. `made` is then an earlier version's: kept, it would send that version
+    again while the new one is archived beside it as if it had gone out."""
+    return os.fstat(source.fileno()).st_ctime_ns > os.fstat(made.fileno()).st_ctime_ns

@@ -278,7 +278,7 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
             # the PDF is read, and written, in the very folder held (held_path).
             held = make_folders_below(root, folder.split("/"))
             try:
-                if not holds_hash(held, name, att.rel, conv.sha256):
+                if not _pdf_kept(held, name, att, root):
                     pdf = _convert_again(att, conv, max_pixels, root)
                     # A kill inside an earlier attempt's write left its temp file beside
                     # the target; it would travel into the archive with the folder.
@@ -290,6 +290,21 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
     finally:
         os.close(work)
     return tuple(out)
+
+
+def _pdf_kept(held: int, name: str, att: Attachment, work: Path) -> bool:
+    """Whether the PDF an earlier attempt wrote (`name` in the folder open at `held`) is
+    still the one to send: the bytes the bundle id names, written after its image last
+    changed (fsread.changed_since). An image replaced in processing between two attempts
+    of one process is so converted again and found changed, as after a restart
+    (delivery/beforepost.py), not hidden by the old PDF. In any doubt (the image a link,
+    gone), converted again, which says what is wrong. `work`: the work folder held."""
+    assert att.converted is not None
+    try:
+        with open_below(work, att.rel) as image:
+            return holds_hash(held, name, att.rel, att.converted.sha256, image)
+    except (OSError, InputError):
+        return False
 
 
 def _convert_again(att: Attachment, conv: Conversion, max_pixels: int, work: Path) -> bytes:

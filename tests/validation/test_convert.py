@@ -6,6 +6,7 @@ import errno
 import hashlib
 import io
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,52 @@ def test_an_image_written_into_in_the_work_folder_is_not_the_file_that_was_check
         "is not the file that was checked: it was changed or replaced while the bundle "
         "was being sent — check it, then move the bundle back into the outbox")
     assert not (tmp_path / "INV-1.converted" / "scan.pdf").exists()
+
+
+def test_an_image_replaced_after_its_pdf_was_written_is_not_hidden_by_that_pdf(
+        tmp_path: Path) -> None:
+    """Within one running daemon: an attempt wrote the converted PDF into the work folder
+    (and its POST failed), then the PNG was replaced in the processing folder. The next
+    attempt does not keep the old PDF because it still holds the hash the bundle names
+    (it would post the old picture and archive the new one in sent/ as if it went out):
+    the image, changed after its PDF was written, is converted again and the bundle is
+    processing-damaged, naming the image — as the same case is after a restart."""
+    cfg = ValidationConfig(convert_images=True)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                        cfg)
+    assert b.errors == ()
+    [att] = materialise(b.attachments, tmp_path, cfg.max_image_pixels)
+    assert att.converted is not None and att.converted.path is not None
+    pdf = att.converted.path
+    new = tmp_path / "INV-1" / "new.png"
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (30, 200, 30)).save(buf, "PNG", dpi=(300, 300))
+    new.write_bytes(buf.getvalue())
+    os.replace(new, tmp_path / "INV-1" / "scan.png")
+    # A file system's clock ticks coarsely: touched until the replacement is seen as
+    # later than the PDF (the outcome polled for, with a deadline; no sleep).
+    deadline = time.monotonic() + 10
+    while os.stat(tmp_path / "INV-1" / "scan.png").st_ctime_ns <= pdf.stat().st_ctime_ns:
+        assert time.monotonic() < deadline, "the image's ctime never passed the PDF's"
+        os.utime(tmp_path / "INV-1" / "scan.png")
+    with pytest.raises(InputError) as caught:
+        materialise(b.attachments, tmp_path, cfg.max_image_pixels)
+    assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV-1/scan.png")
+
+
+def test_a_pdf_written_after_its_image_is_kept_without_converting_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image untouched since its PDF was written: the next attempt keeps that PDF
+    as it is (the image is not decoded again)."""
+    cfg = ValidationConfig(convert_images=True)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                        cfg)
+    written = materialise(b.attachments, tmp_path, cfg.max_image_pixels)
+
+    def never(*_: Any) -> bytes:
+        raise AssertionError("converted again")
+    monkeypatch.setattr(convert_module, "image_to_pdf", never)
+    assert materialise(b.attachments, tmp_path, cfg.max_image_pixels) == written
 
 
 class TestFoldersSwappedForLinks:
