@@ -67,6 +67,20 @@ def others_unknown(exc: Rejected, posted_before: bool) -> str:
             f"have reached the receiver by {OUTCOME_UNKNOWN}")
 
 
+def repeat_unknown(exc: Rejected, posted_before: bool) -> str:
+    """What a 422 to the first counted POST adds to its reason ('' for nothing) when a
+    POST that no count shows may have gone out before it (`posted_before`: one of an
+    earlier process, as a crash in a first POST, whose count is written with its
+    outcome, leaves none): the 422 may then answer a repeat, the receiver holding that
+    POST's content under the key, so the papers say to ask the operator, as for a 422 to
+    a counted repeat (reasontext.outcome_unknown reads the words). In the reason, which
+    the journal keeps, so a move retried after another restart writes the same papers."""
+    if not posted_before or exc.status != 422:
+        return ""
+    return (f"; a POST of it before a restart may have reached the receiver by "
+            f"{OUTCOME_UNKNOWN}")
+
+
 def never_reached(exc: InputError, posted_before: bool) -> str:
     """What a delivery stopped at a file changed in processing adds to its reason ('' for
     nothing): with no POST before it that may have reached the receiver, nor a document

@@ -22,7 +22,12 @@ from daemon.claiming.claim import held_work
 from daemon.claiming.recovery import Recovery
 from daemon.configuration.config import Settings
 from daemon.delivery.answers import BODY_LIMIT
-from daemon.delivery.beforepost import BeforePost, never_reached, others_unknown
+from daemon.delivery.beforepost import (
+    BeforePost,
+    never_reached,
+    others_unknown,
+    repeat_unknown,
+)
 from daemon.delivery.deliver import Deliverer, Shared
 from daemon.delivery.delivered import Delivered
 from daemon.delivery.pause import DeliveryPause
@@ -332,7 +337,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
             fix = exc.fix or rejection_fix(exc, bundle.invoice_ids)
             return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}"
-                + others_unknown(exc, unrecorded or self.may_have_reached(row)),
+                + (others_unknown(exc, unrecorded or self.may_have_reached(row))
+                   # A 422 to a second count is a repeat's already (outcome_unknown).
+                   or repeat_unknown(exc, attempts == 1 and self.may_have_reached(row))),
                 invoice_id=exc.invoice_id)])
         except OutboxdError:
             raise  # the journal's own (the workers retry it), or a deliverer's said plainly

@@ -58,7 +58,7 @@ from daemon.errors import (  # noqa: E402
     Retryable,
     Untrusted,
 )
-from daemon.journal import CLAIMING, DELIVERED, seconds_until  # noqa: E402
+from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, seconds_until  # noqa: E402
 from daemon.validation import convert  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
 
@@ -1293,6 +1293,45 @@ def test_a_journal_error_inside_a_post_is_the_journals_and_its_post_is_counted_n
     assert done.state == "sent" and p.finish.d.posts == 2 and done.attempts == 2
     [entry] = s.sent_dir.glob("*/*")
     assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2
+
+
+def test_a_422_to_the_first_counted_post_after_a_restart_says_the_receiver_may_have_it(
+        tmp_path: Path) -> None:
+    """A crash may have cut a first POST short (its count is written with its outcome,
+    so attempts stays 0): after the restart, a 422 to the next POST (the first counted)
+    may answer a repeat of that one, so REASON.txt says to ask the operator and
+    reason.json says delivery_outcome_unknown, not "Nothing was delivered". A 422 to
+    the first POST of a bundle this process claimed still says nothing was delivered."""
+    p, s, row = claimed(tmp_path)
+    fin = restart(p, s, row)
+    fin.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422,
+                              "Idempotency-Key reused with another payload"))
+    assert fin.attempt(row) is None
+    assert p.j.get(row).state == "quarantined" and p.j.get(row).attempts == 1
+    [entry] = s.quarantine_dir.glob("*/*")
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert "Nothing was delivered" not in text
+    assert "it answered a repeat of an earlier attempt with HTTP 422" in text
+    reason = (entry / "reason.json").read_bytes()
+    assert json.loads(reason)["delivery_outcome_unknown"] is True
+    # Decided once, in the reason the journal keeps: the move retried after another
+    # restart (reason.json lost to a power loss) writes the very same papers.
+    done = p.j.get(row)
+    p.j.transition(row, QUARANTINING, "state before the power loss", since=done.since)
+    (entry / "reason.json").write_bytes(b"")
+    assert restart(p, s, row).attempt(row) is None
+    assert (entry / "reason.json").read_bytes() == reason
+
+    here = tmp_path / "here"
+    here.mkdir()
+    p, s, row = claimed(here)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422,
+                                   "Idempotency-Key reused with another payload"))
+    assert p.finish.attempt(row) is None
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert "Nothing was delivered" in (entry / "REASON.txt").read_text("utf-8")
+    assert "delivery_outcome_unknown" not in json.loads(
+        (entry / "reason.json").read_text("utf-8"))
 
 
 def test_a_422_to_a_retry_quarantines_with_papers_that_say_the_receiver_may_have_it(
