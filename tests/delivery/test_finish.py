@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -437,6 +438,38 @@ def test_an_image_changed_in_processing_before_its_conversion_is_quarantined_as_
     assert done.state == "quarantined"
     [reason] = done.reasons
     assert reason["code"] == "processing-damaged" and reason["file"] == "INV-1/scan.png"
+
+
+def test_an_image_replaced_between_two_attempts_is_not_posted_as_its_old_pdf(
+        tmp_path: Path) -> None:
+    """One running daemon: the first attempt wrote the converted PDF and its POST got a
+    503; the PNG was then replaced in the work folder. The second attempt posts nothing
+    and quarantines the bundle as processing-damaged, naming the image — before, the old
+    PDF (still the hash the bundle names) was posted again and the new PNG archived in
+    sent/ as if it had gone out."""
+    p, s, row = claimed_png(tmp_path)
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503),
+                          Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    assert p.finish.attempt(row) is not None
+    work = Path(p.j.get(row).work_dir or "")
+    pdf = work / "INV-1.converted" / "scan.pdf"
+    assert pdf.is_file()
+    other = io.BytesIO()
+    Image.new("RGB", (600, 300), (20, 30, 200)).save(other, "PNG", dpi=(300, 300))
+    (work / "INV-1" / "new.png").write_bytes(other.getvalue())
+    os.replace(work / "INV-1" / "new.png", work / "INV-1" / "scan.png")
+    # A file system's clock ticks coarsely: touched until the replacement is seen as
+    # later than the PDF (the outcome polled for, with a deadline; no sleep).
+    deadline = time.monotonic() + 10
+    while os.stat(work / "INV-1" / "scan.png").st_ctime_ns <= pdf.stat().st_ctime_ns:
+        assert time.monotonic() < deadline, "the image's ctime never passed the PDF's"
+        os.utime(work / "INV-1" / "scan.png")
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined" and p.finish.d.posts == 1
+    [reason] = done.reasons
+    assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1/scan.png")
+    assert not list(s.sent_dir.glob("*/*"))
 
 
 class Explodes:
