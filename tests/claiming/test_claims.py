@@ -512,21 +512,11 @@ class TestUndoneClaim:
         finished at the next one as a crash's is; meanwhile its invoice file is not
         decided on. Before, the error ended the rescan, the claim was no longer retried,
         and the bundle back in the outbox was quarantined as a duplicate of itself."""
-        from daemon.errors import JournalError
         p, s, work, away, _ = claimed_as_the_share_went_away(tmp_path, monkeypatch)
         monkeypatch.undo()  # the claim's own stand-ins: the check by hashes reads again
         [row] = p.j.rows(("claiming",))
         away.rename(work)  # the share is back
-        real_transition = p.j.transition
-        refused = [1]
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if state == "settling" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        settling_refused(p, monkeypatch)
         assert p.retry_stranded() == []  # said, not raised: the rescan goes on
         assert (s.outbox.path / "INV-1.xml").exists()
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
@@ -1074,16 +1064,7 @@ class TestAClaimCutShortByAnError:
             away = ["its share unmounted?"]
             monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
                 away.pop() if away and folder == s.processing_dir else None))
-        real_transition = p.j.transition
-        refused = [1] * refusals
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if state == "settling" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        settling_refused(p, monkeypatch, refusals)
         try:
             first = step(p, cand, 0.0)
         except JournalError:
@@ -1237,16 +1218,7 @@ class TestAClaimCutShortBeforeItsMove:
         away = ["is no longer on the file system it was on at the start (share unmounted?)"]
         monkeypatch.setattr(p.finish.mounts, "away", lambda folder: (
             away.pop() if away and folder == s.processing_dir else None))
-        real_transition = p.j.transition
-        refused = [1]
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if state == "settling" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        settling_refused(p, monkeypatch)
         with pytest.raises(JournalError):
             step(p, cand, 32.0)
         assert p.j.get(row.id).state == "claiming"
@@ -1304,18 +1276,8 @@ class TestAClaimCutShortBeforeItsMove:
         ends it `gone` as a claim that did not happen, not waiting for a work folder never
         made, with the sidecar left in the outbox."""
         from daemon.claiming.recovery import NOT_HAPPENED_GONE
-        from daemon.errors import JournalError
         p, s, row = self._cut_short(tmp_path, monkeypatch)
-        real_transition = p.j.transition
-        refused = [1]
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if state == "settling" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        refused = settling_refused(p, monkeypatch)
         assert p.retry_stranded() == []
         assert not refused and p.j.get(row).state == "claiming"
         (s.outbox.path / "batch.xml").rename(tmp_path / "batch.xml")
@@ -1476,16 +1438,7 @@ class TestAClaimCutShortWhereItsWorkFolderCouldNotBeMade:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         [cand] = list_outbox(s.outbox).candidates.values()
         claims_refused_first(monkeypatch, [errno.ENOSPC])
-        real_transition = p.j.transition
-        refused = [1]
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if state == "settling" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        settling_refused(p, monkeypatch)
         with pytest.raises(JournalError):
             step(p, cand, 0.0)
         monkeypatch.undo()
@@ -1744,3 +1697,20 @@ def read_refused_once_settled(p: Pipeline, monkeypatch: pytest.MonkeyPatch) -> l
     monkeypatch.setattr(p.j, "transition", settled)
     monkeypatch.setattr(p.j, "get", read_refused)
     return refuse
+
+
+def settling_refused(p: Pipeline, monkeypatch: pytest.MonkeyPatch, times: int = 1) -> list[int]:
+    """The journal refuses the next `times` writes of a row `settling` (a full disk); the
+    list empties as they are refused."""
+    from daemon.errors import JournalError
+    real_transition = p.j.transition
+    refused = [1] * times
+
+    def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+        if state == "settling" and refused:
+            refused.pop()
+            raise JournalError("cannot write the journal: disk full")
+        return real_transition(row_id, state, *args, **kwargs)
+
+    monkeypatch.setattr(p.j, "transition", full_once)
+    return refused
