@@ -259,19 +259,9 @@ class TestEndRefusedByTheJournal:
         ends the row beside the live one, which is sent as the bundle's one row. Raised,
         it ended that rescan, and the claim's row, out of the claims tried again, stayed a
         second `settling` row of the name (status, page) until a restart."""
-        from daemon.errors import JournalError
         s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
         live = p.live["INV-1.xml"]
-        real_transition = p.j.transition
-        refused = [1, 1]  # at two rescans
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if row_id == row and state == "gone" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        refused = gone_refused(p, row, monkeypatch, 2)  # at two rescans
         work.mkdir()  # the way out
         said = []
         for _ in refused[:]:
@@ -293,19 +283,9 @@ class TestEndRefusedByTheJournal:
         of the name live, no invoice file of that name in the outbox): the claim's row
         ends `gone` as a claim that did not happen, never taken back as a bundle in the
         outbox."""
-        from daemon.errors import JournalError
         s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
         live = p.live["INV-1.xml"]
-        real_transition = p.j.transition
-        refused = [1]
-
-        def full_once(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if row_id == row and state == "gone" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full_once)
+        gone_refused(p, row, monkeypatch, 1)
         work.mkdir()  # the way out
         assert p.retry_stranded() == []
         assert run_once(p, 2000.0) == [live.id]
@@ -320,20 +300,10 @@ class TestEndRefusedAtAStart:
     def _start_refusing(s: Settings, monkeypatch: pytest.MonkeyPatch, row: int,
                         refusals: int) -> Pipeline:
         """_start, with the journal refusing `refusals` times to end `row` (one full disk)."""
-        from daemon.errors import JournalError
         prepare_folders(s)
         p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(s.delivery.target or Path()))
         assert p.finish.recover() == []
-        real_transition = p.j.transition
-        refused = [1] * refusals
-
-        def full(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
-            if row_id == row and state == "gone" and refused:
-                refused.pop()
-                raise JournalError("cannot write the journal: disk full")
-            return real_transition(row_id, state, *args, **kwargs)
-
-        monkeypatch.setattr(p.j, "transition", full)
+        gone_refused(p, row, monkeypatch, refusals)
         p.start(set(list_outbox(s.outbox).candidates))
         return p
 
@@ -481,3 +451,21 @@ def test_a_refused_end_of_a_waiting_row_whose_other_row_took_the_bundle_says_sec
     assert detail != NOT_HAPPENED_GONE
     assert detail == ("a second row of this invoice file (waiting); the invoice file is no "
                       "longer in the outbox")
+
+
+def gone_refused(p: Pipeline, row: int, monkeypatch: pytest.MonkeyPatch,
+                 times: int) -> list[int]:
+    """The journal refuses the next `times` writes ending `row` `gone` (a full disk); the
+    list empties as they are refused."""
+    from daemon.errors import JournalError
+    real_transition = p.j.transition
+    refused = [1] * times
+
+    def full(row_id: int, state: str, *args: Any, **kwargs: Any) -> Any:
+        if row_id == row and state == "gone" and refused:
+            refused.pop()
+            raise JournalError("cannot write the journal: disk full")
+        return real_transition(row_id, state, *args, **kwargs)
+
+    monkeypatch.setattr(p.j, "transition", full)
+    return refused
