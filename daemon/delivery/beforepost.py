@@ -77,8 +77,13 @@ def repeat_unknown(exc: Rejected, posted_before: bool) -> str:
     the journal keeps, so a move retried after another restart writes the same papers."""
     if not posted_before or exc.status != 422:
         return ""
-    return (f"; a POST of it before a restart may have reached the receiver by "
-            f"{OUTCOME_UNKNOWN}")
+    return BEFORE_RESTART
+
+
+# Said after a reason when a POST of the bundle before a restart may have reached the
+# receiver: the words hold OUTCOME_UNKNOWN, which reasontext.outcome_unknown reads.
+BEFORE_RESTART = ("; a POST of it before a restart may have reached the receiver by "
+                  f"{OUTCOME_UNKNOWN}")
 
 
 def never_reached(exc: InputError, posted_before: bool) -> str:
@@ -114,6 +119,18 @@ class BeforePost:
         counted, one not counted yet (a journal error after it), or one of an earlier
         process (a crash or a power loss cuts a POST short with no record of it)."""
         return row.attempts > 0 or row.id in self._unrecorded or row.id not in self._since_claim
+
+    def judged_after_restart(self, row: Row, errors: list[Finding]) -> list[Finding]:
+        """The errors that quarantine a bundle read again after a restart and not sent as
+        claimed (read for another channel, or documents built at delivery), the first
+        saying, when a POST of it before the restart may have reached the receiver (a
+        crash in its first POST leaves no count), that it may have: its papers said
+        "Nothing was delivered", and the copy a clerk fixed and dropped again reached the
+        receiver as a second bundle."""
+        if not errors or not self.may_have_reached(row):
+            return errors
+        first = errors[0]
+        return [replace(first, message=first.message + BEFORE_RESTART), *errors[1:]]
 
     def _changed_after_post(self, row: Row, bundle: Bundle, log: Any) -> list[Finding] | None:
         """The reasons to quarantine a bundle whose files changed since a POST of unknown

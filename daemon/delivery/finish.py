@@ -261,7 +261,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
             return 0.0  # before its errors quarantine it: they may be the old format's
         bid = bundle_id_of(bundle)
         if bundle.errors and not (read_again and self.sent_as_claimed(row, bundle, bid, log)):
-            return damaged(list(bundle.errors))
+            return damaged(self.judged_after_restart(row, list(bundle.errors)) if read_again
+                           else list(bundle.errors))
         warnings = self.outgoing_warnings(bundle, bid)
         manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
                                   warnings=warnings, bundle_id=bid)
