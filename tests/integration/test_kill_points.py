@@ -1,0 +1,181 @@
+"""SIGKILL at the steps after a claim, one at a time, each in a daemon run as `outboxd
+run` is but with one function of it ending the process (`_KILLED_AT`): the claim's check
+done, the hand-over's `delivering` not yet made durable, the check before the POST, the
+receipt recorded, the entry in sent/ or quarantine/ before the row says so, a restart's
+own claim check. After each kill `outboxd status` shows the bundle as on its way (never
+sent, quarantined or missing) and processing/ holds it; after a restart it ends once,
+in sent/ or quarantine/, the receiver holding it at most once under its one key."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import OUTBOXD, Env, Proc, journal_states
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+# Lean (conftest.LEAN): the kills are in the daemon's own steps after a claim, not in
+# its readers; bundles come whole (drop_bundle), so they settle in 0.1 s.
+pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
+
+# The daemon with `TARGET` ("module:attribute", a function or Class.method) ending the
+# process by SIGKILL at its first call, before it runs or once it returned (`WHEN`).
+_KILLED_AT = """
+import os, signal, sys
+from importlib import import_module
+config, target, when = sys.argv[1:4]
+module_name, _, dotted = target.partition(":")
+owner = import_module(module_name)
+*path, name = dotted.split(".")
+for part in path:
+    owner = getattr(owner, part)
+real = getattr(owner, name)
+def killed(*args, **kwargs):
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    got = real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return got
+setattr(owner, name, killed)
+from daemon.entry import main
+sys.exit(main(["run", "-c", config]))
+"""
+
+IN_FLIGHT_SHOWN = {"delivering", "retrying"}
+
+# (target, when): the step and where in it the kill lands; a list is one kill per run.
+POINTS: dict[str, list[tuple[str, str]]] = {
+    # Renamed into processing and synced, the check after the move made: row `claiming`.
+    "claim checked, before the hand-over": [
+        ("daemon.claiming.claims:changed_since_read", "after")],
+    # `delivering` committed (not durable yet), no POST made.
+    "hand-over made durable, before the POST": [
+        ("daemon.journal:Journal.durable_through", "before")],
+    # The receiver took it; the receipt and the archive folder recorded, nothing moved.
+    "delivered recorded, before the archive": [
+        ("daemon.delivery.delivered:Delivered._delivered", "after")],
+    # The entry renamed into sent/ with its receipt, the row still `delivered`.
+    "entry in sent/, before the row says so": [
+        ("daemon.archiving.moves:Moves._place", "after")],
+    # Killed at the claim's check, then again in the restart's own check of the claim.
+    "claim checked, then the restart's check": [
+        ("daemon.claiming.claims:changed_since_read", "after"),
+        ("daemon.claiming.recovery:Recovery._check_claimed", "after")],
+    # Read again after a restart, the check before the POST made, nothing posted yet.
+    "restart's check before the POST": [
+        ("daemon.claiming.claims:changed_since_read", "after"),
+        ("daemon.delivery.beforepost:BeforePost._changed_after_post", "after")],
+}
+
+
+def _status(env: Env) -> dict[str, Any]:
+    out = subprocess.run([*OUTBOXD, "status", "--json", "-c", str(env.config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _killed_run(env: Env, target: str, when: str, n: int,
+                drop: Callable[[], object] | None = None) -> None:
+    """Run n of the daemon killed at `target` (`when`): `drop` called once it runs (the
+    bundle dropped), then waited for until the kill lands."""
+    killed = Proc([sys.executable, "-c", _KILLED_AT, str(env.config), target, when],
+                  env.root / f"killed{n}.log", env.root / f"killed{n}.out")
+    try:
+        if drop is not None:
+            wait_for(lambda: "outboxd running" in killed.stderr()
+                     or killed.popen.poll() is not None, timeout=60, what="the daemon to start")
+            drop()
+        wait_for(lambda: killed.popen.poll() is not None, timeout=60,
+                 what=f"the kill at {target}")
+    finally:
+        assert killed.stop() == -signal.SIGKILL, killed.stderr()
+
+
+def _shown_in_flight(env: Env, name: str) -> None:
+    """While outboxd is down: status lists the bundle as on its way, its files in
+    processing/ (or, the move made, its entry in sent/), never as done."""
+    [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
+    assert row["state"] in IN_FLIGHT_SHOWN, row
+    in_processing = [p for p in env.processing.iterdir() if (p / name).exists()]
+    in_sent = [p for p in env.sent_bundles() if (p / name).exists()]
+    assert len(in_processing) + len(in_sent) == 1, (in_processing, in_sent)
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+def test_a_kill_after_the_claim_ends_the_bundle_once_with_one_post_per_key(
+        env: Env, receiver, start_daemon, point: str) -> None:
+    """SIGKILL at `point` (one kill per run listed there, each run started again after
+    the last): meanwhile `status` shows the bundle delivering or retrying and its files
+    lie in processing/ (or its entry in sent/); after a restart it is in sent/ once with
+    the receipt of the receiver's one 201, every POST under its one Idempotency-Key,
+    nothing left in processing/ or the outbox."""
+    env.write_config(receiver.url)
+    name = "INV-5100.xml"
+    pdfs = {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)}
+    for n, (target, when) in enumerate(POINTS[point]):
+        _killed_run(env, target, when, n, None if n else
+                    lambda: drop_bundle(env.outbox, "INV-5100", pdfs))
+        _shown_in_flight(env, name)
+
+    daemon = start_daemon()
+    wait_for(lambda: journal_states(env).get(name) == "sent", timeout=60,
+             what="the bundle sent after the restart")
+    [entry] = env.sent_bundles()
+    receipt = json.loads((entry / "receipt.json").read_text("utf-8"))
+    bundle_id = receipt["manifest"]["bundle_id"]
+    requests = receiver.requests()
+    assert {r["idempotency_key"] for r in requests} == {bundle_id}, requests
+    assert [r["status"] for r in requests].count(201) == 1, requests
+    [accepted] = receiver.accepted()
+    stored = json.loads((receiver.store / bundle_id / "response.json").read_text())
+    assert receipt["response"]["receipt_id"] == stored["receipt_id"]
+    for pdf, data in pdfs.items():
+        assert (entry / "INV-5100" / pdf).read_bytes() == data
+    assert env.quarantined() == [] and list(env.processing.iterdir()) == []
+    assert not (env.outbox / name).exists() and not (env.outbox / "INV-5100").exists()
+    [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
+    assert row["state"] == "sent", row
+    assert "Traceback" not in daemon.stderr()
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_kill_at_the_quarantine_move_of_a_refused_bundle_ends_it_once(
+        env: Env, start_receiver, start_daemon, when: str) -> None:
+    """The receiver refuses the bundle (422); SIGKILL at its move into quarantine/ (before:
+    `quarantining` recorded with its reasons, nothing moved; after: the entry there, the
+    row not yet `quarantined`). Meanwhile `status` never shows it sent, nor gone; after a
+    restart quarantine/ holds it once, its papers those of the one refused POST (not
+    posted again), nothing in sent/ or processing/."""
+    refusing = start_receiver("--fail-first", "422")
+    env.write_config(refusing.url)
+    name = "INV-5200.xml"
+    _killed_run(env, "daemon.archiving.moves:Moves._place", when, 0,
+                lambda: drop_bundle(env.outbox, "INV-5200", {"a.pdf": pdf_bytes()}))
+    [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
+    # Shown on its way with the reasons it will be quarantined for, not as done.
+    assert row["state"] in IN_FLIGHT_SHOWN and row["reasons"][0]["code"] == "rejected", row
+    entries = env.quarantined()
+    assert len(entries) == (1 if when == "after" else 0)
+    assert len([p for p in env.processing.iterdir() if (p / name).exists()]) == 1 - len(entries)
+
+    daemon = start_daemon()
+    wait_for(lambda: journal_states(env).get(name) == "quarantined", timeout=60,
+             what="the bundle quarantined after the restart")
+    [entry] = env.quarantined()
+    record = json.loads((entry / "reason.json").read_text("utf-8"))
+    [reason] = record["reasons"]
+    assert reason["code"] == "rejected" and "422" in reason["message"], reason
+    assert record.get("delivery_outcome_unknown") in (None, False), record
+    assert "Nothing was delivered" in (entry / "REASON.txt").read_text("utf-8")
+    assert (entry / "INV-5200" / "a.pdf").read_bytes() == pdf_bytes()
+    assert [r["status"] for r in refusing.requests()] == [422]
+    assert env.sent_bundles() == [] and list(env.processing.iterdir()) == []
+    [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
+    assert row["state"] == "quarantined", row
+    assert "Traceback" not in daemon.stderr()
