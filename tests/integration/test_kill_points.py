@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -179,3 +180,40 @@ def test_a_kill_at_the_quarantine_move_of_a_refused_bundle_ends_it_once(
     [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
     assert row["state"] == "quarantined", row
     assert "Traceback" not in daemon.stderr()
+
+
+def test_a_kill_before_the_claims_work_folder_then_the_invoice_taken_back_ends_gone(
+        env: Env, receiver, start_daemon) -> None:
+    """SIGKILL after a claim's record, before its work folder was made (nothing moved);
+    while outboxd is down the clerk takes the invoice file back, leaving its attachments'
+    folder. The restarted daemon ends the row `gone` ("claim did not happen") at its
+    start — the processing folder is the very one the claim was recorded for, and no work
+    folder was made in it — and leaves the attachments' folder alone. It showed the
+    bundle `retrying` for good, "the work folder is not there … (is the share
+    mounted?) — if someone moved the folder, put it back", of a folder never made, on a
+    share that was there, until someone happened to remove the attachments' folder."""
+    from daemon.claiming.recovery import NOT_HAPPENED_GONE
+    env.write_config(receiver.url, outbox={"rescan_seconds": 3600})
+    name = "INV-5300.xml"
+    _killed_run(env, "daemon.claiming.claim:made_in_processing", "before", 0,
+                lambda: drop_bundle(env.outbox, "INV-5300", {"a.pdf": pdf_bytes()}))
+    assert list(env.processing.iterdir()) == []  # nothing moved
+    rows = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
+    assert [b["state"] for b in rows] == ["delivering"]
+    (env.outbox / name).rename(env.root / name)  # the clerk's
+
+    daemon = start_daemon()  # recovery is done before it says it runs
+    assert journal_states(env).get(name) == "gone", daemon.stderr()
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        [(detail,)] = db.execute("SELECT t.detail FROM transitions t JOIN bundles b ON "
+                                 "b.id = t.bundle_row WHERE b.invoice_file = ? ORDER BY "
+                                 "t.id DESC LIMIT 1", (name,)).fetchall()
+    finally:
+        db.close()
+    assert detail == NOT_HAPPENED_GONE
+    assert [b for b in _status(env)["bundles"] if b["invoice_file"] == name
+            and b["state"] in IN_FLIGHT_SHOWN] == []
+    assert "is the share mounted?" not in daemon.stderr()
+    assert sorted(p.name for p in (env.outbox / "INV-5300").iterdir()) == ["a.pdf"]
+    assert receiver.requests() == [] and list(env.processing.iterdir()) == []
