@@ -9,6 +9,7 @@ in sent/ or quarantine/, the receiver holding it at most once under its one key.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -25,24 +26,37 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
 # The daemon with `TARGET` ("module:attribute", a function or Class.method) ending the
-# process by SIGKILL at its first call, before it runs or once it returned (`WHEN`).
+# process by SIGKILL at its `NTH` call, before it runs or once it returned (`WHEN`); its
+# children's pids written first into CHILDREN (a reader process must not outlive it).
 _KILLED_AT = """
 import os, signal, sys
 from importlib import import_module
-config, target, when = sys.argv[1:4]
+from pathlib import Path
+config, target, when, nth, children = sys.argv[1:6]
 module_name, _, dotted = target.partition(":")
 owner = import_module(module_name)
 *path, name = dotted.split(".")
 for part in path:
     owner = getattr(owner, part)
 real = getattr(owner, name)
-def killed(*args, **kwargs):
-    if when == "before":
-        os.kill(os.getpid(), signal.SIGKILL)
-    got = real(*args, **kwargs)
+calls = []
+def kill():
+    kids = []
+    for task in Path("/proc/self/task").iterdir():
+        kids += (task / "children").read_text().split()
+    Path(children).write_text(" ".join(kids))
     os.kill(os.getpid(), signal.SIGKILL)
+def killed(*args, **kwargs):
+    calls.append(1)
+    if len(calls) != int(nth):
+        return real(*args, **kwargs)
+    if when == "before":
+        kill()
+    got = real(*args, **kwargs)
+    kill()
     return got
-setattr(owner, name, killed)
+setattr(owner, name, staticmethod(killed) if isinstance(
+    owner.__dict__.get(name), staticmethod) else killed)
 from daemon.entry import main
 sys.exit(main(["run", "-c", config]))
 """
@@ -82,20 +96,24 @@ def _status(env: Env) -> dict[str, Any]:
 
 
 def _killed_run(env: Env, target: str, when: str, n: int,
-                drop: Callable[[], object] | None = None) -> None:
-    """Run n of the daemon killed at `target` (`when`): `drop` called once it runs (the
-    bundle dropped), then waited for until the kill lands."""
-    killed = Proc([sys.executable, "-c", _KILLED_AT, str(env.config), target, when],
+                drop: Callable[[int], object] | None = None, nth: int = 1) -> list[int]:
+    """Run n of the daemon killed at the `nth` call of `target` (`when`): `drop` called
+    with its pid once it runs (the bundle dropped, a reload asked for), then waited for
+    until the kill lands. The pids of its children at the kill."""
+    children = env.root / f"killed{n}.children"
+    killed = Proc([sys.executable, "-c", _KILLED_AT, str(env.config), target, when,
+                   str(nth), str(children)],
                   env.root / f"killed{n}.log", env.root / f"killed{n}.out")
     try:
         if drop is not None:
             wait_for(lambda: "outboxd running" in killed.stderr()
                      or killed.popen.poll() is not None, timeout=60, what="the daemon to start")
-            drop()
+            drop(killed.popen.pid)
         wait_for(lambda: killed.popen.poll() is not None, timeout=60,
                  what=f"the kill at {target}")
     finally:
         assert killed.stop() == -signal.SIGKILL, killed.stderr()
+    return [int(pid) for pid in children.read_text().split()]
 
 
 def _shown_in_flight(env: Env, name: str) -> None:
@@ -121,7 +139,7 @@ def test_a_kill_after_the_claim_ends_the_bundle_once_with_one_post_per_key(
     pdfs = {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)}
     for n, (target, when) in enumerate(POINTS[point]):
         _killed_run(env, target, when, n, None if n else
-                    lambda: drop_bundle(env.outbox, "INV-5100", pdfs))
+                    lambda _: drop_bundle(env.outbox, "INV-5100", pdfs))
         _shown_in_flight(env, name)
 
     daemon = start_daemon()
@@ -157,7 +175,7 @@ def test_a_kill_at_the_quarantine_move_of_a_refused_bundle_ends_it_once(
     env.write_config(refusing.url)
     name = "INV-5200.xml"
     _killed_run(env, "daemon.archiving.moves:Moves._place", when, 0,
-                lambda: drop_bundle(env.outbox, "INV-5200", {"a.pdf": pdf_bytes()}))
+                lambda _: drop_bundle(env.outbox, "INV-5200", {"a.pdf": pdf_bytes()}))
     [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
     # Shown on its way with the reasons it will be quarantined for, not as done.
     assert row["state"] in IN_FLIGHT_SHOWN and row["reasons"][0]["code"] == "rejected", row
@@ -196,7 +214,7 @@ def test_a_kill_before_the_claims_work_folder_then_the_invoice_taken_back_ends_g
     env.write_config(receiver.url, outbox={"rescan_seconds": 3600})
     name = "INV-5300.xml"
     _killed_run(env, "daemon.claiming.claim:made_in_processing", "before", 0,
-                lambda: drop_bundle(env.outbox, "INV-5300", {"a.pdf": pdf_bytes()}))
+                lambda _: drop_bundle(env.outbox, "INV-5300", {"a.pdf": pdf_bytes()}))
     assert list(env.processing.iterdir()) == []  # nothing moved
     rows = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
     assert [b["state"] for b in rows] == ["delivering"]
@@ -217,3 +235,37 @@ def test_a_kill_before_the_claims_work_folder_then_the_invoice_taken_back_ends_g
     assert "is the share mounted?" not in daemon.stderr()
     assert sorted(p.name for p in (env.outbox / "INV-5300").iterdir()) == ["a.pdf"]
     assert receiver.requests() == [] and list(env.processing.iterdir()) == []
+
+
+@pytest.mark.parametrize("at", ["start", "reload"])
+def test_a_kill_while_reader_processes_load_leaves_none_behind_and_sends_once(
+        env: Env, receiver, start_daemon, at: str) -> None:
+    """SIGKILL while new reader processes load (spawned, not yet ready): at the start, or
+    at a reload (SIGHUP) that starts them anew, the old ones retired beside them. Every
+    reader the daemon had then ends on its own (each would hold its memory, and its
+    rules' hundreds of MB, through every restart of a crash loop), and the daemon started
+    again sends the bundle dropped before the kill, once."""
+    from reading.test_readers import alive
+    env.write_config(receiver.url, service={"reader_processes": 2})
+
+    def reload(pid: int) -> None:
+        drop_bundle(env.outbox, "INV-5400", {"a.pdf": pdf_bytes()})
+        wait_for(lambda: journal_states(env).get("INV-5400.xml") == "sent",
+                 what="the bundle sent before the reload")
+        env.write_config(receiver.url, service={"reader_processes": 1})
+        os.kill(pid, signal.SIGHUP)
+
+    if at == "start":
+        drop_bundle(env.outbox, "INV-5400", {"a.pdf": pdf_bytes()})
+    kids = _killed_run(env, "daemon.reading.reader_pool:Pool._ready", "before", 0,
+                       reload if at == "reload" else None, nth=1 if at == "start" else 3)
+    assert len(kids) >= 2, kids  # its readers (and multiprocessing's resource tracker)
+    wait_for(lambda: not any(alive(p) for p in kids), timeout=30,
+             what="the killed daemon's reader processes to end")
+
+    daemon = start_daemon()
+    wait_for(lambda: journal_states(env).get("INV-5400.xml") == "sent", timeout=60,
+             what="the bundle sent")
+    assert len(env.sent_bundles()) == 1 and len(receiver.accepted()) == 1
+    assert list(env.processing.iterdir()) == []
+    assert "Traceback" not in daemon.stderr()
