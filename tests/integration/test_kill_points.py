@@ -81,6 +81,11 @@ POINTS: dict[str, list[tuple[str, str]]] = {
     "claim checked, then the restart's check": [
         ("daemon.claiming.claims:changed_since_read", "after"),
         ("daemon.claiming.recovery:Recovery._check_claimed", "after")],
+    # Killed at the claim's check, then at the restart's take-over of the live rows
+    # (recovery done, the row `delivering` again, READY not yet said).
+    "claim checked, then the restart's take-over": [
+        ("daemon.claiming.claims:changed_since_read", "after"),
+        ("daemon.loop.takeover:Takeover.start", "after")],
     # Read again after a restart, the check before the POST made, nothing posted yet.
     "restart's check before the POST": [
         ("daemon.claiming.claims:changed_since_read", "after"),
