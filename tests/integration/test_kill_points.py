@@ -2,9 +2,11 @@
 run` is but with one function of it ending the process (`_KILLED_AT`): the claim's check
 done, the hand-over's `delivering` not yet made durable, the check before the POST, the
 receipt recorded, the entry in sent/ or quarantine/ before the row says so, a restart's
-own claim check. After each kill `outboxd status` shows the bundle as on its way (never
-sent, quarantined or missing) and processing/ holds it; after a restart it ends once,
-in sent/ or quarantine/, the receiver holding it at most once under its one key."""
+own claim check and its take-over of the live rows; a claim recorded whose work folder
+was not made yet; reader processes loading at a reload. After each kill `outboxd status`
+shows the bundle as on its way (never sent, quarantined or missing) and processing/ holds
+it; after a restart it ends once, in sent/ or quarantine/, the receiver holding it at
+most once under its one key."""
 
 from __future__ import annotations
 
@@ -65,9 +67,6 @@ IN_FLIGHT_SHOWN = {"delivering", "retrying"}
 
 # (target, when): the step and where in it the kill lands; a list is one kill per run.
 POINTS: dict[str, list[tuple[str, str]]] = {
-    # Renamed into processing and synced, the check after the move made: row `claiming`.
-    "claim checked, before the hand-over": [
-        ("daemon.claiming.claims:changed_since_read", "after")],
     # `delivering` committed (not durable yet), no POST made.
     "hand-over made durable, before the POST": [
         ("daemon.journal:Journal.durable_through", "before")],
@@ -77,7 +76,10 @@ POINTS: dict[str, list[tuple[str, str]]] = {
     # The entry renamed into sent/ with its receipt, the row still `delivered`.
     "entry in sent/, before the row says so": [
         ("daemon.archiving.moves:Moves._place", "after")],
-    # Killed at the claim's check, then again in the restart's own check of the claim.
+    # Killed once the claim's files were renamed into processing and synced and the check
+    # after the move made (row `claiming`), then again in the restart's own check of the
+    # claim. (Each point after it also begins with this kill: its state after it is
+    # asserted there too, and the restart that finishes it is the next run.)
     "claim checked, then the restart's check": [
         ("daemon.claiming.claims:changed_since_read", "after"),
         ("daemon.claiming.recovery:Recovery._check_claimed", "after")],
@@ -257,14 +259,13 @@ def test_a_kill_before_the_claims_work_folder_then_the_invoice_taken_back_ends_g
     assert receiver.requests() == [] and list(env.processing.iterdir()) == []
 
 
-@pytest.mark.parametrize("at", ["start", "reload"])
 def test_a_kill_while_reader_processes_load_leaves_none_behind_and_sends_once(
-        env: Env, receiver, start_daemon, at: str) -> None:
-    """SIGKILL while new reader processes load (spawned, not yet ready): at the start, or
-    at a reload (SIGHUP) that starts them anew, the old ones retired beside them. Every
-    reader the daemon had then ends on its own (each would hold its memory, and its
-    rules' hundreds of MB, through every restart of a crash loop), and the daemon started
-    again sends the bundle dropped before the kill, once."""
+        env: Env, receiver, start_daemon) -> None:
+    """SIGKILL while new reader processes load (spawned, not yet ready) at a reload
+    (SIGHUP) that starts them anew. Every reader the daemon had then ends on its own (each
+    would hold its memory, and its rules' hundreds of MB, through every restart of a
+    crash loop), and the daemon started again runs and sends a bundle dropped while it
+    was down, once. (A daemon killed while it runs: tests/reading/test_reader_process.py.)"""
     from reading.test_readers import alive
     env.write_config(receiver.url, service={"reader_processes": 2})
 
@@ -275,17 +276,17 @@ def test_a_kill_while_reader_processes_load_leaves_none_behind_and_sends_once(
         env.write_config(receiver.url, service={"reader_processes": 1})
         os.kill(pid, signal.SIGHUP)
 
-    if at == "start":
-        drop_bundle(env.outbox, "INV-5400", {"a.pdf": pdf_bytes()})
-    kids = _killed_run(env, "daemon.reading.reader_pool:Pool._ready", "before", 0,
-                       reload if at == "reload" else None, nth=1 if at == "start" else 3)
+    # The start's two readers are its first two calls; the reload's one, the third.
+    kids = _killed_run(env, "daemon.reading.reader_pool:Pool._ready", "before", 0, reload,
+                       nth=3)
     assert len(kids) >= 2, kids  # its readers (and multiprocessing's resource tracker)
     wait_for(lambda: not any(alive(p) for p in kids), timeout=30,
              what="the killed daemon's reader processes to end")
 
+    drop_bundle(env.outbox, "INV-5401", {"a.pdf": pdf_bytes(2)})
     daemon = start_daemon()
-    wait_for(lambda: journal_states(env).get("INV-5400.xml") == "sent", timeout=60,
+    wait_for(lambda: journal_states(env).get("INV-5401.xml") == "sent", timeout=60,
              what="the bundle sent")
-    assert len(env.sent_bundles()) == 1 and len(receiver.accepted()) == 1
+    assert len(env.sent_bundles()) == 2 and len(receiver.accepted()) == 2
     assert list(env.processing.iterdir()) == []
     assert "Traceback" not in daemon.stderr()
