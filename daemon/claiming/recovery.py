@@ -60,8 +60,9 @@ NOT_HAPPENED_GONE = "claim did not happen; the invoice file is no longer in the 
 
 # The detail of the transition (claiming to claiming) that notes, durably, a claim cut
 # short before any of its files moved (stranded.Stranded._cut_short): the latest of its
-# row's, it is of that very claim (a claim made since writes one after it). _never_made
-# reads it at a start.
+# row's, it is of that very claim (a claim made since writes one after it). Its row's
+# history says so; a start ends such a claim as any whose work folder was never made
+# (_never_made).
 CUT_BEFORE_MOVE = "claim cut short before any of its files moved"
 
 # The start time systemd is asked to add for each interrupted claim read again before
@@ -289,24 +290,25 @@ class Recovery(Rereading):
 
     def _never_made(self, row: Row, work: Path, cand: Candidate) -> bool:
         """A claim's missing work folder that was never made (a crash between the claim's
-        record and its folder; the bundle deleted since, while outboxd was stopped): the
-        outbox is there, the processing folder there is the very one the claim was
-        recorded for (row.claimed_in: a share away leaves an empty folder where it was
-        mounted, and the processing folder a start makes there, or made there at an
-        earlier start, is another), and nothing of the bundle is left in the outbox (a
-        sidecar still there: the claim may have moved the invoice file before its folder
-        went out of sight) — or the claim is noted as cut short before any file moved
-        (CUT_BEFORE_MOVE), and its sidecar is what a clerk who took the invoice file back
-        left: that note lived in memory only, and the start waited for a work folder never
-        made, saying "is the share mounted?" until the sidecar went. The mark is of the
-        processing folder reached from the outbox, never through a link, and the work
-        folder looked for again in that very folder: one moved aside, then put back as a
-        link to it after the look for the work folder, was taken for the folder claimed
-        in, holding no work folder."""
+        record and its folder; the invoice file taken out of the outbox since, while
+        outboxd was stopped): the outbox is there, and the processing folder there is the
+        very one the claim was recorded for (row.claimed_in: a share away leaves an empty
+        folder where it was mounted, and the processing folder a start makes there, or
+        made there at an earlier start, is another) and holds no work folder of its name.
+        A sidecar left in the outbox does not hold the claim: a work folder made in that
+        very folder leaves it only by a person's hand (no daemon takes another's, and a
+        row leaves its own only once archived or emptied), so the sidecar is what the
+        clerk who took the invoice file back left — a SIGKILL before the move writes no
+        note (CUT_BEFORE_MOVE) — or the rest of a claim whose folder someone moved away,
+        taken as a folder moved by hand always is: the bundle is where they put it, and
+        its attachments' folder waits in the outbox for its invoice file. Held, the start
+        showed the bundle `retrying` for good, "is the share mounted?", of a folder never
+        made on a share that was there. The mark is of the processing folder reached from
+        the outbox, never through a link, and the work folder looked for again in that
+        very folder: one moved aside, then put back as a link to it after the look for
+        the work folder, was taken for the folder claimed in, holding no work folder."""
         return (row.claimed_in is not None and os.path.isdir(self.s.outbox.path)
-                and folder_mark(work.parent, self.s.outbox.path, work.name) == row.claimed_in
-                and (not os.path.lexists(cand.sidecar)
-                     or self.j.last_detail(row.id) == CUT_BEFORE_MOVE))
+                and folder_mark(work.parent, self.s.outbox.path, work.name) == row.claimed_in)
 
     def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
         """The check after a claim (claims.py), which the crash came before: the bundle

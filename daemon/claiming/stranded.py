@@ -115,10 +115,10 @@ class Stranded:
                 if moved:
                     self.j.update(row_id, last_error=CUT_SHORT)
                 else:
-                    # Noted in the journal, not only in _unmoved: a restart before the
-                    # rescan finishes the claim knows from it that no work folder was
-                    # made (Recovery._never_made), and ends it `gone` if the clerk took
-                    # the invoice file back, whatever of the sidecar is left.
+                    # Noted in the journal, not only in _unmoved: the row's history says
+                    # that no file moved (a restart before the rescan ends the claim `gone`
+                    # if the clerk took the invoice file back, as any claim whose work
+                    # folder was never made: Recovery._never_made).
                     self.j.transition(row_id, CLAIMING, CUT_BEFORE_MOVE, last_error=CUT_SHORT)
         return exc
 
@@ -206,7 +206,7 @@ class Stranded:
                     # the same (a network share's, sent again after its answer was lost).
                     # Ended `gone`, its invoice file lay in a folder no row named; it is
                     # finished as a crash's claim (finish_claims_again, next), and no
-                    # longer noted as cut short before any file moved (_never_made).
+                    # longer noted as cut short before any file moved (its history).
                     self.j.transition(row_id, CLAIMING, WORK_FOLDER_THERE)
                     self._unmoved.discard(row_id)
                 else:

@@ -1318,14 +1318,16 @@ class TestAClaimCutShortBeforeItsMoveAcrossARestart:
         finally:
             again.j.close()
 
-    def test_the_note_is_of_that_claim_only_not_of_one_made_later_that_moved_files(
+    def test_a_later_claims_work_folder_moved_away_by_hand_is_taken_as_moved_by_hand(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The claim cut short before its move is finished at the rescan (settling again),
         and the bundle is claimed again: a stop comes after that claim moved the invoice
         file into its work folder, which someone then moves out of the processing folder
-        by hand, the sidecar still in the outbox. The start must not read the first
-        claim's note as this one's: the claim waits for its work folder (`claiming`,
-        saying why), its bundle never called one that did not happen."""
+        by hand, the sidecar still in the outbox. The start ends the claim `gone`, as a
+        work folder moved away by hand always is (docs/operations.md, "Claims cut
+        short"), touching nothing of the folder moved nor of the sidecar: the invoice
+        file is where they put it, to be put back into the outbox to be sent."""
+        from daemon.claiming.recovery import NOT_HAPPENED_GONE
         from daemon.delivery.directory import DirectoryDeliverer
         from daemon.journal import Journal
         p, s, row = TestAClaimCutShortBeforeItsMove._cut_short(tmp_path, monkeypatch)
@@ -1348,10 +1350,11 @@ class TestAClaimCutShortBeforeItsMoveAcrossARestart:
         again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
         try:
             assert again.finish.recover() == []
-            waiting = again.j.get(row)
-            assert waiting.state == "claiming" and waiting.work_dir == str(work)
-            assert "is the share mounted?" in (waiting.last_error or "")
-            assert (tmp_path / "moved-by-hand" / "batch.xml").exists()
+            ended = again.j.get(row)
+            assert (ended.state, ended.last_error, ended.work_dir) == ("gone", None, None)
+            assert again.j.last_detail(row) == NOT_HAPPENED_GONE
+            assert os.listdir(tmp_path / "moved-by-hand") == ["batch.xml"]
+            assert (s.outbox.path / "batch" / "A" / "a.pdf").exists()
         finally:
             again.j.close()
 

@@ -232,22 +232,30 @@ class TestRecovery:
         (outbox / "INV-1.xml").unlink()
         self._delete_sidecar(outbox)
 
+    @pytest.mark.parametrize("sidecar", [False, True], ids=["bundle deleted",
+                                                            "sidecar left"])
     def test_a_claim_cut_short_before_its_work_folder_whose_bundle_was_deleted_is_gone(
-            self, tmp_path: Path) -> None:
+            self, tmp_path: Path, sidecar: bool) -> None:
         """A crash between the claim's journal record and its work folder, then the
-        clerk deletes the bundle while outboxd is stopped: the outbox is there, its
-        processing folder is the very one the claim was recorded for, and neither the
-        work folder nor the invoice file nor the sidecar is. The claim did not happen and
-        the bundle is gone, as one deleted before its claim: the row ends `gone` with
-        why, and is not tried again at each rescan. It stayed `claiming` for ever, shown
-        as retrying."""
+        clerk deletes the bundle (or takes back only the invoice file, leaving its
+        sidecar) while outboxd is stopped: the outbox is there, its processing folder is
+        the very one the claim was recorded for, and neither the work folder nor the
+        invoice file is. The claim did not happen and the bundle is gone, as one deleted
+        before its claim: the row ends `gone` with why, is not tried again at each
+        rescan, and a sidecar left is not touched. It stayed `claiming` for ever, shown
+        as retrying ("is the share mounted?"), the sidecar left or not."""
         s, row = self._cut_short(tmp_path)
-        self._delete_bundle(s.outbox.path)
+        if sidecar:
+            (s.outbox.path / "INV-1.xml").unlink()
+        else:
+            self._delete_bundle(s.outbox.path)
         fin = self._start(s)
         r = fin.j.get(row)
         assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
         assert "claim did not happen" in (fin.j.last_detail(row) or "")
         assert fin.finish_claims_again() == ([], []) and fin.j.get(row).state == "gone"
+        assert (s.outbox.path / "INV-1").is_dir() is sidecar
+        assert os.listdir(s.processing_dir) == []
 
     @pytest.mark.parametrize("moved", [False, True], ids=["before its work folder",
                                                           "into its work folder"])
@@ -325,14 +333,13 @@ class TestRecovery:
         assert fin.finish_claims_again() == ([row], [])
 
     @pytest.mark.parametrize("where", ["outbox away", "processing folder another",
-                                       "sidecar still there", "claimed by an earlier version"])
+                                       "claimed by an earlier version"])
     def test_a_claim_with_no_work_folder_whose_folder_may_be_out_of_sight_waits(
             self, tmp_path: Path, where: str) -> None:
         """No work folder and no invoice file in the outbox, but the work folder may be
         out of sight: the outbox not there (the share away); the processing folder found
         not the one the claim was recorded for (the same outbox path, processing/ made
-        anew: a share remounted, a folder put in its place); the sidecar still in the
-        outbox (a claim half done before the folder went); or no processing folder
+        anew: a share remounted, a folder put in its place); or no processing folder
         recorded with the claim (an outboxd before this one). The row stays `claiming` and
         says why: taken for "gone", the bundle would lie in a folder no row names once the
         share is back."""
