@@ -98,7 +98,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("release a bundle waiting for attachments (\"send anyway\")",
              "outboxd send INV-1001 --without-attachments"),
     "attach": ("copy a file into an invoice's sidecar folder, with type and note",
-               "outboxd attach INV-1001 ~/timesheet.pdf --type Timesheet --note 'October'"),
+               # From /tmp, as docs/commands.md shows: run as the daemon's user (as the
+               # docs say to), attach cannot read a file in the caller's home folder.
+               "install -m 0644 ~/timesheet.pdf /tmp/   # your home folder is closed to "
+               "the outboxd user\n"
+               "  sudo -u outboxd outboxd attach INV-1001 /tmp/timesheet.pdf "
+               "--type Timesheet --note 'October'"),
     "retry": ("move quarantined bundles back into the outbox, as they were",
               "outboxd retry 3f2a9c01b7e4\n"
               "  outboxd retry /srv/invoices/quarantine/2026-11-26/INV-1001--3f2a9c01b7e4"),

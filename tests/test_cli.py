@@ -40,6 +40,34 @@ def test_help_command_and_command_help_show_options_and_an_example(command: str,
     assert f"outboxd {command}" in direct.split("example:")[1]
 
 
+def _doc_examples(command: str) -> list[str]:
+    """The command lines of the sh blocks in docs/commands.md's section for COMMAND, as a
+    person types them: `sudo -u outboxd ` (the user the docs run it as) and `.venv/bin/`
+    (the demo's checkout) left out, a comment after `#` too."""
+    doc = (Path(__file__).parents[1] / "docs" / "commands.md").read_text(encoding="utf-8")
+    section = doc.split(f"\n## `outboxd {command}`\n", 1)[1].split("\n## ", 1)[0]
+    lines = []
+    for block in section.split("```sh\n")[1:]:
+        for line in block.split("\n```", 1)[0].splitlines():
+            line = line.split("  #", 1)[0].strip()
+            lines.append(line.removeprefix("sudo -u outboxd ").removeprefix(".venv/bin/"))
+    return lines
+
+
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - {"help"}))
+def test_help_example_is_one_the_commands_doc_gives(command: str, capsys) -> None:
+    """Each line of `outboxd help CMD`'s example is one of docs/commands.md's examples for
+    CMD (or its start): the help's attach example copied a file from ~/, which the daemon's
+    user — whom the docs say to run attach as — may not read, so it was refused."""
+    with pytest.raises(SystemExit):
+        main(["help", command])
+    example = capsys.readouterr().out.split("example:\n", 1)[1]
+    documented = _doc_examples(command)
+    for line in (raw.strip() for raw in example.splitlines() if raw.strip()):
+        line = line.split("  #", 1)[0].strip().removeprefix("sudo -u outboxd ")
+        assert any(doc.startswith(line) for doc in documented), (line, documented)
+
+
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_command_help_explains_every_positional_argument(command: str, capsys) -> None:
     """`outboxd CMD --help` gives each positional argument a line of its own that says

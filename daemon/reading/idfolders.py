@@ -11,18 +11,23 @@ invoice's is an error.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from itertools import combinations
 
 from daemon.bundle import Finding
+from daemon.fs.fsops import kind_of
 from daemon.idnames import contract_folder_name, id_folder_names
 from daemon.names import (
     CASE_WORDS,
     fit_name,
     fold_key,
+    name_problem,
     nfc,
+    printable,
 )
 from daemon.reading.lookalikes import id_collision
 
@@ -274,3 +279,27 @@ def one_folder_words(sidecar: str, invoice_ids: Sequence[str], unattached: Seque
     return (f"{said}{more}, and files put there could be either's, so outboxd stops the "
             f"file as an error (id-folder-collision) {when}: have the ERP give them "
             "distinct ids and export the file again")
+
+
+def refused_id_folder(e: os.DirEntry[str], folders: IdFolders, rel: str,
+                      findings: list[Finding]) -> str | None:
+    """The invoice whose folder `e` of the sidecar's root is by name, where `e` is a link,
+    FIFO or device (a regular file of that name is a file like any other): collect said
+    "not-a-file … put the file itself there", but to the clerk it is that invoice's folder,
+    refused unread, as the sidecar in that place is (not-a-folder)."""
+    owner = folders.owner(e.name)
+    if owner is None or len(folders.sharers(e.name)) > 1 or name_problem(e.name):
+        return None
+    try:
+        mode = e.stat(follow_symlinks=False).st_mode
+    except OSError:
+        return None  # gone meanwhile: its own finding (or none) stands
+    if stat.S_ISREG(mode):
+        return None
+    shown = f"{rel}/{e.name}"
+    findings[:] = [f for f in findings if (f.code, f.file) != ("not-a-file", shown)]
+    findings.append(Finding("not-a-folder", shown, f"is a {kind_of(mode)}, not a folder; "
+                            "outboxd never follows or opens one — make "
+                            f"{printable(shown)} a real folder and put the attachments of "
+                            f"invoice {owner} in it", "error", owner))
+    return owner

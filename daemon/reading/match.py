@@ -30,7 +30,7 @@ from daemon.fs.workfolder import held_folder
 from daemon.idnames import folder_name_for_id
 from daemon.names import is_ignored, name_problem, printable, stem
 from daemon.reading.folderfiles import collect, count_files, holds_nothing, listdir
-from daemon.reading.idfolders import IdFolders
+from daemon.reading.idfolders import IdFolders, refused_id_folder
 from daemon.reading.invoices import (
     PAGES_UNREAD,
     InvoiceRead,
@@ -100,6 +100,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     unread: list[str] = []
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
+            if (not_a_folder := refused_id_folder(e, folders, rel, findings)) is not None:
+                unread.append(not_a_folder)
             continue
         before_c1 = False
         owner = folders.owner(e.name)

@@ -302,6 +302,40 @@ class TestSeveralInvoices:
         assert layout(b) == {"INV-2001": ["contract.pdf"], "INV-2002": []}
 
 
+    @pytest.mark.parametrize("what", ["link to a folder", "dangling link", "FIFO"])
+    def test_an_invoices_folder_that_is_a_link_or_fifo_is_not_a_folder_and_unread(
+            self, outbox: Path, tmp_path: Path, what: str) -> None:
+        """An invoice's folder that is a link (or a FIFO) is that folder refused, as
+        docs/codes.md says it: `not-a-folder`, to make it a real folder — not `not-a-file`
+        with "put the file itself there" — and its invoice's files were not read, so it
+        is not said to have no attachments (check said "no attachments" beside an
+        unattached-invoice note for an invoice whose folder it never looked into)."""
+        write(outbox / "batch-42" / "INV-2001" / "a.pdf", PDF)
+        write(tmp_path / "elsewhere" / "b.pdf", PDF)
+        place = outbox / "batch-42" / "INV-2002"
+        if what == "FIFO":
+            os.mkfifo(place)
+        else:
+            place.symlink_to(tmp_path / ("elsewhere" if what == "link to a folder" else "gone"))
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        assert [(f.code, f.file, f.invoice_id) for f in b.errors] == [
+            ("not-a-folder", "batch-42/INV-2002", "INV-2002")]
+        assert "make batch-42/INV-2002 a real folder" in b.errors[0].message
+        assert b.unread_ids == ("INV-2002",)
+        assert layout(b) == {"INV-2001": ["a.pdf"], "INV-2002": []}
+
+    def test_a_link_named_after_the_one_invoice_in_its_sidecar_is_not_a_folder(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """A file of one invoice takes its folder in the sidecar too (INV-1/INV-1/): a link
+        of that name is that folder refused, like a file of several invoices' one."""
+        write(tmp_path / "elsewhere" / "b.pdf", PDF)
+        (outbox / "INV-1").mkdir()
+        (outbox / "INV-1" / "INV-1").symlink_to(tmp_path / "elsewhere")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert [(f.code, f.file) for f in b.errors] == [("not-a-folder", "INV-1/INV-1")]
+        assert b.unread_ids == ("INV-1",)
+
+
 class TestStructure:
     def test_an_empty_folder_inside_an_invoices_folder_is_not_too_deep(
             self, outbox: Path) -> None:
