@@ -276,7 +276,11 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     opened = folder_below(top, "", said) if known is None else \
         held_folder(top, said, settings.outbox.path)
     with opened as root, ExitStack() as stack:
-        inv, findings = _invoice_file(root, cand, settings, known)
+        # A file of the outbox, or of a claim checked by hashes, that is gone at its open
+        # is a change under way (fsops.open_in): raised, read again. After a restart, a
+        # claimed one is read as it was claimed (recovery says what is missing).
+        listed = known is not None or top == settings.outbox.path
+        inv, findings = _invoice_file(root, cand, settings, known, listed)
         before = len(findings)
         fd = _sidecar(root, cand, findings, stack)
         if fd is None and len(findings) > before:
@@ -312,13 +316,13 @@ def known_part(bundle: Bundle) -> Bundle:
                   tuple(f for f in bundle.findings if f.file == name))
 
 
-def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None
-                  ) -> tuple[InvoiceFile, list[Finding]]:
+def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None,
+                  listed: bool = False) -> tuple[InvoiceFile, list[Finding]]:
     """The invoice file of the folder open at `root`, read (or taken from `known`, if it
     has the same bytes), and what is wrong with it."""
     findings: list[Finding] = []
     rel = cand.invoice.name
-    with open_in(root, rel, rel) as fh:
+    with open_in(root, rel, rel, listed) as fh:
         # Hashed and parsed from one read; a file too large for memory is read twice,
         # one refused by its size not at all (readonce.sampled_digest).
         # One fstat for its size and its links (Bundle.linked), no more than before.

@@ -22,7 +22,10 @@ from daemon.loop.unreadable import read_failed
      "is not well-formed XML", False),
     (PermissionError(13, "Permission denied"), "may read the file", False),
     (OSError(errno.EMFILE, "Too many open files"), "outboxd tries again", True),
-], ids=["input-error", "permission", "no-descriptors"])
+    # Listed, then gone at its open, the invoice file still there: a share that blinked.
+    (FileNotFoundError(errno.ENOENT, "No such file or directory"), "outboxd tries again",
+     True),
+], ids=["input-error", "permission", "no-descriptors", "gone-at-open"])
 def test_a_failed_read_is_shown_with_its_fix_and_read_again_only_if_no_change_would_come(
         tmp_path: Path, failure: BaseException, shown: str, retried: bool) -> None:
     """What the clerk can fix waits for a change of the files; no descriptors left (no
