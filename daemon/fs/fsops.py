@@ -140,6 +140,7 @@ def _open_file(name: Path | str, folder: int | None, shown: str, listed: bool = 
         fd, mode = opened_if_regular(name, folder)
     except OSError as exc:
         if listed and exc.errno == errno.ENOENT:
+            exc.filename = shown  # by a folder's descriptor it named only the bare name
             raise  # see open_in
         raise _refused(exc, shown) from None
     if fd is None:

@@ -152,9 +152,11 @@ def test_a_file_listed_then_gone_at_its_open_is_read_again_not_a_finding(
         where.rename(aside)
 
     cand = candidate(outbox, "INV-1.xml", ubl_invoice("INV-1"))
-    with when_opened(name, blink) as done, pytest.raises(FileNotFoundError):
+    with when_opened(name, blink) as done, pytest.raises(FileNotFoundError) as gone:
         assemble(cand, settings(outbox))
     assert done
+    # Named as the status page and the log name it, from the outbox.
+    assert gone.value.filename == str(where.relative_to(outbox))
     aside.rename(where)  # the share is back: the next read is whole
     b = assemble(cand, settings(outbox))
     assert b.findings == () and layout(b) == {"INV-1": ["scan.pdf"]}
