@@ -7,20 +7,19 @@ from __future__ import annotations
 import errno
 import os
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from daemon.configuration.config import OutboxConfig
-from daemon.watching import scan as scan_mod
 from daemon.watching import snapshot as snapshot_mod
 from daemon.watching.scan import Candidate, list_outbox
 from daemon.watching.settle import SettleTracker
 from daemon.watching.snapshot import Entry, coarse_seconds, snapshot
 from tests.helpers import refuse_listing, refuse_stat, wait_for
+from tests.sharetimes import FatTimes, no_change_times
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -31,58 +30,6 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-class _NoChangeTime:
-    """A stat as a share without change times of its own shows it: ctime = mtime."""
-
-    def __init__(self, st: os.stat_result) -> None:
-        self._st = st
-        self.st_ctime_ns = st.st_mtime_ns
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._st, name)
-
-
-_TWO_SECONDS = 2_000_000_000
-
-
-class _FatTimes(_NoChangeTime):
-    """A stat as a FAT disk behind a share shows it: times kept to 2 s, both of them."""
-
-    def __init__(self, st: os.stat_result) -> None:
-        super().__init__(st)
-        self.st_mtime_ns = st.st_mtime_ns // _TWO_SECONDS * _TWO_SECONDS
-        self.st_ctime_ns = st.st_ctime_ns // _TWO_SECONDS * _TWO_SECONDS
-
-
-def no_change_times(monkeypatch: pytest.MonkeyPatch, shown_as: type[_NoChangeTime] = _NoChangeTime
-                    ) -> None:
-    """scan and snapshot see every lstat (os.lstat, DirEntry.stat) as such a share shows it."""
-    real_scandir, real_lstat = os.scandir, os.lstat
-
-    class Entry:
-        def __init__(self, entry: os.DirEntry[str]) -> None:
-            self._entry, self.name, self.path = entry, entry.name, entry.path
-
-        def stat(self, *, follow_symlinks: bool = True) -> Any:
-            return shown_as(self._entry.stat(follow_symlinks=follow_symlinks))
-
-    class Listing:
-        def __init__(self, path: Any = ".") -> None:
-            self._it = real_scandir(path)
-
-        def __enter__(self) -> Iterator[Entry]:
-            return (Entry(e) for e in self._it)
-
-        def __exit__(self, *exc: object) -> None:
-            self._it.close()
-
-    shown = SimpleNamespace(**{n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
-    shown.scandir = Listing
-    shown.lstat = lambda path, **kw: shown_as(real_lstat(path, **kw))
-    for module in (scan_mod, snapshot_mod):  # the listing's lstats and the snapshot's
-        monkeypatch.setattr(module, "os", shown)
-
 
 @pytest.fixture
 def outbox(tmp_path: Path) -> Path:
@@ -717,7 +664,7 @@ class TestCoarseTimes:
         (100.00 -> 900.00) looks unchanged; with settle_seconds = 1 the bundle first
         seen at 0.0 is not settled at 1.0 (the rewrite may come until 2.0 unseen), only
         once the granule is over too, at 3.0."""
-        no_change_times(monkeypatch, _FatTimes)
+        no_change_times(monkeypatch, FatTimes)
         cfg = cfg_for(tmp_path)
         for _ in range(3):  # a write and a rewrite a 2 s boundary apart: seen, try again
             invoice = touch(tmp_path / "INV-1.xml", b"<Invoice>100.00</Invoice>")
