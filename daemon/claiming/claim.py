@@ -104,13 +104,27 @@ def read_in_place(work: Path, read: Callable[[], T], within: Path | None = None)
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:
     parts = [cand.invoice]
-    if os.path.lexists(cand.sidecar):
+    if _there(cand.sidecar):
         parts.append(cand.sidecar)
-    if with_marker and os.path.lexists(cand.marker):
+    if with_marker and _there(cand.marker):
         parts.append(cand.marker)
     # Files that travel with the bundle into the archive, e.g. NAME.send-anyway.
-    parts += [p for p in companions if os.path.lexists(p)]
+    parts += [p for p in companions if _there(p)]
     return parts
+
+
+def _there(path: Path) -> bool:
+    """Whether `path` is in the outbox: not if it is gone (ENOENT, ENOTDIR). A look that
+    fails otherwise (a share's EIO, ESTALE or timeout) raises: taken for "not there", a
+    sidecar that the share hid for a moment stayed behind, and the invoice file went
+    out without its attachments (the check by hashes reads the work folder, where they
+    were not). Raised after the invoice file's rename, the claim is undone and tried
+    again once it has settled."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
 
 
 def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[Path] = (),

@@ -24,7 +24,7 @@ from daemon.archiving.papers import paper_name_findings
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
-from daemon.fs.fsops import folder_below, folder_in, open_in
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, folder_below, folder_in, open_in
 from daemon.fs.fsread import hashed_read
 from daemon.fs.workfolder import held_folder
 from daemon.idnames import folder_name_for_id
@@ -372,8 +372,14 @@ def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitSta
         return None
     try:
         mode = os.stat(name, dir_fd=root, follow_symlinks=False).st_mode
-    except OSError:  # not there (what os.path.lexists answers for any OSError)
-        return None
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            # A share's I/O error or timeout: whether there is a sidecar is not known, and
+            # read as none the invoice would be judged (or sent) without its attachments.
+            # Raised: the bundle is read again (loop/unreadable.py).
+            exc.filename = name
+            raise
+        return None  # not there
     if stat.S_ISDIR(mode):
         try:
             return stack.enter_context(folder_in(root, name, name))
