@@ -224,8 +224,14 @@ def sync_claimed(claimed: Sequence[tuple[Path, int]], outbox: Path) -> None:
 
 def taken_meanwhile(cand: Candidate) -> bool:
     """The invoice file left the outbox while we read its bundle: another daemon's claim
-    (the rename of the invoice file comes first), or a person took it back."""
-    return not os.path.lexists(cand.invoice)
+    (the rename of the invoice file comes first), or a person took it back. Not when the
+    look fails otherwise (a share's EIO, ESTALE): os.path.lexists took that for "gone",
+    and a read that the same blink failed was said as another daemon's claim, with no
+    error and no second read, the bundle left settling for good."""
+    try:
+        return not _there(cand.invoice)
+    except OSError:
+        return False  # cannot tell: the read's own error says what is wrong
 
 
 LEFTOVER = ".outboxd-put-back"
