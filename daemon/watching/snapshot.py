@@ -216,7 +216,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
                     coarse_seconds(tuple(entries)))
 
 
-# Times kept to the second or two: FAT and exFAT disks in a NAS keep 2 s, some SMB and
+# Times kept to the second or two: FAT disks (in a NAS, on a USB stick) keep 2 s, some SMB and
 # NFSv3 servers 1 s. A file rewritten in place with its size kept, within the same second
 # or two, then changes nothing a stat shows (size, times, inode alike), so the look that
 # first saw a version may come up to that much before its last write.
