@@ -122,3 +122,33 @@ def swap_when_opened(name: str, folder: Path, outside: Path, renamed: bool = Fal
         yield done
     finally:
         _armed.clear()
+
+
+@contextmanager
+def when_opened(name: str, action: Callable[[], None]) -> Iterator[list[bool]]:
+    """While the block runs: at the first open of a path whose last part is `name` (a
+    relative name opened from a folder's descriptor counts as well), `action()` just
+    before the system call (e.g. the file moved aside: a share that blinks). Yields a
+    list that holds True once it ran."""
+    global _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+    done: list[bool] = []
+
+    def run(event: str, args: tuple[Any, ...]) -> bool:
+        path = args[0] if args else None
+        if event == _RENAMED or isinstance(path, int) or path is None:
+            return False
+        if os.path.basename(os.fsdecode(path)) != name:
+            return False
+        _armed.clear()  # the action's own calls are audited too
+        action()
+        done.append(True)
+        return True
+
+    _armed[:] = [run]
+    try:
+        yield done
+    finally:
+        _armed.clear()

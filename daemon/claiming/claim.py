@@ -104,13 +104,27 @@ def read_in_place(work: Path, read: Callable[[], T], within: Path | None = None)
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:
     parts = [cand.invoice]
-    if os.path.lexists(cand.sidecar):
+    if _there(cand.sidecar):
         parts.append(cand.sidecar)
-    if with_marker and os.path.lexists(cand.marker):
+    if with_marker and _there(cand.marker):
         parts.append(cand.marker)
     # Files that travel with the bundle into the archive, e.g. NAME.send-anyway.
-    parts += [p for p in companions if os.path.lexists(p)]
+    parts += [p for p in companions if _there(p)]
     return parts
+
+
+def _there(path: Path) -> bool:
+    """Whether `path` is in the outbox: not if it is gone (ENOENT, ENOTDIR). A look that
+    fails otherwise (a share's EIO, ESTALE or timeout) raises: taken for "not there", a
+    sidecar that the share hid for a moment stayed behind, and the invoice file went
+    out without its attachments (the check by hashes reads the work folder, where they
+    were not). Raised after the invoice file's rename, the claim is undone and tried
+    again once it has settled."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
 
 
 def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[Path] = (),
@@ -210,8 +224,14 @@ def sync_claimed(claimed: Sequence[tuple[Path, int]], outbox: Path) -> None:
 
 def taken_meanwhile(cand: Candidate) -> bool:
     """The invoice file left the outbox while we read its bundle: another daemon's claim
-    (the rename of the invoice file comes first), or a person took it back."""
-    return not os.path.lexists(cand.invoice)
+    (the rename of the invoice file comes first), or a person took it back. Not when the
+    look fails otherwise (a share's EIO, ESTALE): os.path.lexists took that for "gone",
+    and a read that the same blink failed was said as another daemon's claim, with no
+    error and no second read, the bundle left settling for good."""
+    try:
+        return not _there(cand.invoice)
+    except OSError:
+        return False  # cannot tell: the read's own error says what is wrong
 
 
 LEFTOVER = ".outboxd-put-back"

@@ -134,10 +134,14 @@ def _refused(exc: OSError, shown: str) -> Exception:
                       "file's permissions")
 
 
-def _open_file(name: Path | str, folder: int | None, shown: str) -> BinaryIO:
+def _open_file(name: Path | str, folder: int | None, shown: str, listed: bool = False
+               ) -> BinaryIO:
     try:
         fd, mode = opened_if_regular(name, folder)
     except OSError as exc:
+        if listed and exc.errno == errno.ENOENT:
+            exc.filename = shown  # by a folder's descriptor it named only the bare name
+            raise  # see open_in
         raise _refused(exc, shown) from None
     if fd is None:
         if stat.S_ISLNK(mode):
@@ -158,9 +162,14 @@ def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
     return _open_file(path, None, rel or path.name)
 
 
-def open_in(folder: int, name: str, shown: str) -> BinaryIO:
-    """The regular file `name` of the folder open at `folder`, as open_regular opens one."""
-    return _open_file(name, folder, shown)
+def open_in(folder: int, name: str, shown: str, listed: bool = False) -> BinaryIO:
+    """The regular file `name` of the folder open at `folder`, as open_regular opens one.
+    `listed`: a name the folder's listing (or a look just before) showed there, so one gone
+    at the open is a change under way or a share that blinked, not the file's fault: its
+    FileNotFoundError is raised as it is (the bundle is read again), never an
+    `unreadable` finding that would hold or quarantine it with "check the permissions"
+    for a file that is there."""
+    return _open_file(name, folder, shown, listed)
 
 
 def _folder_in(parent: int, name: str, shown: str, where: str) -> int:

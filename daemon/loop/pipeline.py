@@ -280,6 +280,12 @@ class Pipeline(Decisions, Takeover):
             # A look that saw a folder go is never settled on, so neither is its read,
             # which would find the folder gone too (logged as a file not to be read).
             return None
+        if snap.coarse:
+            # Times to the second or two: a file saved again at its size within them
+            # leaves this version looking as it is, so a read now may be of bytes replaced
+            # since, and a verdict that claims nothing (held, its errors file) would stand
+            # on them until the next visible change. Read once settled, after that granule.
+            return None
         if not first:
             if key in self._early_spent or not self.tracker.written_before(snap):
                 return None

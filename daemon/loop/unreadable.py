@@ -37,9 +37,12 @@ def read_failed(result: BaseException, key: str, settings: Settings, log_to: Any
         # Logged once per snapshot: it is read again only when something changes.
         error = str(result)
         log.error("bundle cannot be read", error=error)
-    elif isinstance(result, OSError) and result.errno in NOT_THE_FILES_FAULT:
-        # No descriptors left, a share that timed out: nothing a clerk did, and
-        # nothing that brings an event when it passes. Read again after a while.
+    elif isinstance(result, OSError) and (result.errno in NOT_THE_FILES_FAULT
+                                          or isinstance(result, FileNotFoundError)):
+        # No descriptors left, a share that timed out, a file listed a moment before and
+        # gone at its open (fsops.open_in: a share that blinked, or a change whose look
+        # is on its way): nothing a clerk did, and nothing that need bring an event when
+        # it passes. Read again after a while (at once on a change).
         error = f"cannot be read: {describe(result)} — outboxd tries again"
         retry_at = None if now is None else now + settings.outbox.rescan_seconds
         log.error("bundle cannot be read; will try again", error=error,

@@ -58,7 +58,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
     (Notes.missing), and the keys of its attachments.toml that name one (or a file
     whose own finding says what to fix). `claimed`: the folder lies in a work folder
     (see match.match_attachments)."""
-    notes = read_notes(fd, rel, findings)
+    notes = read_notes(fd, rel, findings, listed=not claimed)
     atts: list[Attachment] = []
     listing = Listing(rel)
     used: set[str] = set()
@@ -116,7 +116,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
             listing.refused.add(e.name)
             continue
         try:
-            with open_in(fd, e.name, shown) as fh:
+            with open_in(fd, e.name, shown, listed=not claimed) as fh:
                 size, digest = hash_keeping(  # validated from it
                     fh, folder / e.name, settings.validation.max_attachment_bytes)
         except InputError as exc:

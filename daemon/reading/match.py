@@ -24,7 +24,7 @@ from daemon.archiving.papers import paper_name_findings
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
-from daemon.fs.fsops import folder_below, folder_in, open_in
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, folder_below, folder_in, open_in
 from daemon.fs.fsread import hashed_read
 from daemon.fs.workfolder import held_folder
 from daemon.idnames import folder_name_for_id
@@ -278,7 +278,11 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     opened = folder_below(top, "", said) if known is None else \
         held_folder(top, said, settings.outbox.path)
     with opened as root, ExitStack() as stack:
-        inv, findings = _invoice_file(root, cand, settings, known)
+        # A file of the outbox, or of a claim checked by hashes, that is gone at its open
+        # is a change under way (fsops.open_in): raised, read again. After a restart, a
+        # claimed one is read as it was claimed (recovery says what is missing).
+        listed = known is not None or top == settings.outbox.path
+        inv, findings = _invoice_file(root, cand, settings, known, listed)
         before = len(findings)
         fd = _sidecar(root, cand, findings, stack)
         if fd is None and len(findings) > before:
@@ -314,13 +318,13 @@ def known_part(bundle: Bundle) -> Bundle:
                   tuple(f for f in bundle.findings if f.file == name))
 
 
-def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None
-                  ) -> tuple[InvoiceFile, list[Finding]]:
+def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None,
+                  listed: bool = False) -> tuple[InvoiceFile, list[Finding]]:
     """The invoice file of the folder open at `root`, read (or taken from `known`, if it
     has the same bytes), and what is wrong with it."""
     findings: list[Finding] = []
     rel = cand.invoice.name
-    with open_in(root, rel, rel) as fh:
+    with open_in(root, rel, rel, listed) as fh:
         # Hashed and parsed from one read; a file too large for memory is read twice,
         # one refused by its size not at all (readonce.sampled_digest).
         # One fstat for its size and its links (Bundle.linked), no more than before.
@@ -370,8 +374,14 @@ def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitSta
         return None
     try:
         mode = os.stat(name, dir_fd=root, follow_symlinks=False).st_mode
-    except OSError:  # not there (what os.path.lexists answers for any OSError)
-        return None
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            # A share's I/O error or timeout: whether there is a sidecar is not known, and
+            # read as none the invoice would be judged (or sent) without its attachments.
+            # Raised: the bundle is read again (loop/unreadable.py).
+            exc.filename = name
+            raise
+        return None  # not there
     if stat.S_ISDIR(mode):
         try:
             return stack.enter_context(folder_in(root, name, name))

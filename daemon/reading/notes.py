@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from daemon.bundle import Finding
 from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
-from daemon.fs.fsops import kind_of, open_in
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, kind_of, open_in
 from daemon.fs.fsread import read_bounded
 from daemon.names import fold_key, nfc, trimmed
 from daemon.reading.notesmissing import MANIFEST_NAME, Listing, missing_message
@@ -260,15 +260,23 @@ def dotted_names(fname: str, entry: dict[str, object]) -> list[str]:
             for name in (dotted_names(key, value) or [key])]
 
 
-def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
+def read_notes(folder: int, rel: str, findings: list[Finding], listed: bool = False
+               ) -> Notes:
     """The attachments.toml of the folder open at `folder` (`rel`: that folder as shown;
     empty Notes if there is none); what is wrong in it goes to `findings`. Opened from
-    the folder held open, never by a path a link swapped in could lead elsewhere."""
+    the folder held open, never by a path a link swapped in could lead elsewhere.
+    `listed`: read in the outbox (fsops.open_in), where one gone between its lstat and
+    its open is a change under way, raised, not a finding."""
     where = f"{rel}/{MANIFEST_NAME}"
     try:
         st = os.stat(MANIFEST_NAME, dir_fd=folder, follow_symlinks=False)
-    except OSError:  # not there (what os.path.lexists answers for any OSError)
-        return Notes()
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            # A share's I/O error or timeout: whether it is there is not known, and read
+            # as none its channel and document types would be the defaults, its notes
+            # gone. Raised, as for an attachment's bytes: the bundle is read again.
+            raise
+        return Notes()  # not there (what os.path.lexists answers for any other OSError)
     digest = ""
     try:
         if not stat.S_ISREG(st.st_mode):
@@ -278,7 +286,7 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
         # Opened as open_regular opens: a FIFO swapped in after the lstat must not block
         # us. An OSError (no descriptors, a share gone) is the machine's, not the clerk's:
         # it is raised, and the bundle read again later, as for an attachment's bytes.
-        with open_in(folder, MANIFEST_NAME, where) as fh:
+        with open_in(folder, MANIFEST_NAME, where, listed) as fh:
             raw = read_bounded(fh, MAX_NOTES_BYTES)
         if raw is None:
             # Cut short, the rest would be read as if it were the whole file.

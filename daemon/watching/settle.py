@@ -5,7 +5,8 @@ reopen files, so only a snapshot (names, sizes, times) that stays the same
 for the whole period counts, and any change restarts the clock. The period is
 counted on the daemon's monotonic clock from when a change was seen; the files'
 times (the file server's clock, which may be off) are only compared with each
-other.
+other. Where those times are kept to the second or two (a FAT disk in a NAS), a
+rewrite within that granule shows no change, and the period is that much longer.
 """
 
 from __future__ import annotations
@@ -52,7 +53,18 @@ class SettleTracker:
             self._seen[key] = _Seen(snap, now, first=seen is None)
             # settle_seconds = 0 means "as soon as we have looked once".
             return self.settle_seconds == 0 and not snap.busy and not snap.moved
-        return not snap.busy and now - seen.since >= self.settle_seconds
+        return not snap.busy and now - seen.since >= self.quiet_seconds(seen.snapshot)
+
+    def quiet_seconds(self, snap: Snapshot) -> float:
+        """How long `snap` must stay unchanged: settle_seconds, and on a file system that
+        keeps times to the second or two (Snapshot.coarse) that much more. There a file
+        rewritten in place with its size kept shows no change until its granule ends,
+        so the look that saw a version may come up to a granule before its last write:
+        without it, a writer that paused for settle_seconds less a granule (a copy that
+        makes the file its full size first) was claimed mid-write, and a quiet period of
+        a second on a FAT disk's 2 s times could end before the file's last write. Not
+        with settle_seconds = 0, which asks for no wait at all."""
+        return self.settle_seconds + snap.coarse if self.settle_seconds > 0 else 0
 
     def written_before(self, snap: Snapshot) -> bool:
         """Every file in snap was last written a whole quiet period before the latest
@@ -106,7 +118,9 @@ class SettleTracker:
         seen = self._seen.get(key)
         if seen is None:
             return None
-        wait = max(self.settle_seconds, MOVED_AGAIN) if seen.snapshot.moved else self.settle_seconds
+        wait = self.quiet_seconds(seen.snapshot)
+        if seen.snapshot.moved:
+            wait = max(wait, MOVED_AGAIN)
         return seen.since + wait
 
     def last(self, key: str) -> Snapshot | None:

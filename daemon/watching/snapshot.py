@@ -62,6 +62,9 @@ class Snapshot:
     # the claim makes each a copy of its own (claiming/owncopy.py). Not compared: a link
     # made or removed changes the file's change time, which `entries` holds.
     linked: tuple[str, ...] = field(default=(), compare=False)
+    # How many seconds a rewrite of one of its files may go unseen (coarse_seconds): what
+    # settling adds to the quiet period. Derived from `entries`, so not compared.
+    coarse: int = field(default=0, compare=False)
 
 
 # What opening a folder just listed says when it is not there as a folder any more: gone
@@ -209,7 +212,34 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         tst = _lstat(cand.sidecar.parent / twin, root)
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
-    return Snapshot(tuple(entries), busy, tuple(unlisted), tuple(moved), tuple(linked))
+    return Snapshot(tuple(entries), busy, tuple(unlisted), tuple(moved), tuple(linked),
+                    coarse_seconds(tuple(entries)))
+
+
+# Times kept to the second or two: FAT disks (in a NAS, on a USB stick) keep 2 s, some SMB and
+# NFSv3 servers 1 s. A file rewritten in place with its size kept, within the same second
+# or two, then changes nothing a stat shows (size, times, inode alike), so the look that
+# first saw a version may come up to that much before its last write.
+_SECOND: Final = 1_000_000_000
+
+
+def coarse_seconds(entries: tuple[Entry, ...]) -> int:
+    """How long a rewrite of a file among `entries` may show no change (0: its times
+    are finer than a second): 2 where a file's modification and change times are both
+    whole even seconds (FAT's granule; a 1 s granule shows odd seconds too, and cannot be
+    told from it by one time), 1 where they are whole seconds. Both: a change time finer
+    than that shows every write, whatever a copy set the modification time to (`cp -p` or
+    an unzip from a FAT disk). From the lstats the snapshot has: no look of its own. On a
+    fine file system both are whole seconds once in a billion files."""
+    coarse = 0
+    for e in entries:
+        if e[1] != "f":
+            continue  # a folder's times change with its names, which entries hold anyway
+        mtime, ctime = e[MTIME], e[CTIME]
+        if mtime % _SECOND or ctime % _SECOND:
+            continue
+        coarse = max(coarse, 2 if not (mtime // _SECOND % 2 or ctime // _SECOND % 2) else 1)
+    return coarse
 
 
 def _linked(st: os.stat_result) -> bool:

@@ -177,6 +177,31 @@ class TestClaim:
         assert work.is_symlink()
 
 
+    @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
+    def test_a_sidecar_the_share_cannot_look_at_is_no_claim_without_it(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch,
+            code: int) -> None:
+        """The share fails the lstat of the sidecar just as the claim looks for it: the
+        claim fails (after the invoice file's move, so that it is undone) instead of
+        taking the invoice file alone, which its check by hashes (reading the work folder)
+        would have found unchanged and sent without its attachments, the sidecar left
+        behind in the outbox."""
+        cand = drop(outbox)
+        real_lstat = os.lstat
+
+        def failing(path: object, *args: object, **kw: object) -> os.stat_result:
+            if path == cand.sidecar:
+                raise OSError(code, os.strerror(code), str(path))
+            return real_lstat(path, *args, **kw)  # type: ignore[arg-type]
+        monkeypatch.setattr(os, "lstat", failing)
+        work = work_dir_for(processing, cand.name, BID)
+        with pytest.raises(OSError) as info:
+            claim(cand, work, with_marker=False)
+        assert not isinstance(info.value, ClaimLost | NothingClaimed)
+        assert info.value.errno == code
+        assert cand.sidecar.is_dir()  # nothing of it moved
+
+
 def finish_held(cand: Candidate, work: Path, with_marker: bool) -> None:
     """finish_claim as recovery calls it: into the work folder held."""
     held = hold_folder(work)

@@ -35,15 +35,17 @@ class Mounts:
         self.points.append(where)
         return where
 
-    def ext4(self, where: Path, size: str = "16M") -> Path:
+    def ext4(self, where: Path, size: str = "16M", *mkfs: str) -> Path:
         """A small ext4 file system (a loop-mounted image beside `where`, no blocks kept
         for root): unlike tmpfs, a full one refuses new folders too, as a real share's
-        disk does. Skips the test where loop devices or mkfs.ext4 are not to be had."""
+        disk does. Skips the test where loop devices or mkfs.ext4 are not to be had.
+        `mkfs`: more options (`-I 128`: inodes too small for times finer than a second,
+        as a FAT disk or an old NFS server keeps them)."""
         image = where.with_name(where.name + ".img")
         with open(image, "wb") as fh:
             fh.truncate(_bytes(size))
         try:
-            _run("mkfs.ext4", "-q", "-m", "0", str(image))
+            _run("mkfs.ext4", "-q", "-m", "0", *mkfs, str(image))
             where.mkdir(parents=True, exist_ok=True)
             _run("mount", "-o", "loop", str(image), str(where))
         except (subprocess.CalledProcessError, FileNotFoundError) as exc:

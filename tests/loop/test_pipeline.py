@@ -40,6 +40,7 @@ from helpers import (  # noqa: E402
     wait_for,
     write,
 )
+from sharetimes import FatTimes, no_change_times  # noqa: E402
 
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.delivery.finish import evaluate  # noqa: E402
@@ -1332,3 +1333,42 @@ def test_a_read_of_an_older_version_that_ends_after_a_newer_one_began_is_thrown_
     assert row is not None and p.finish.attempt(row) is None
     [sent] = folders(s.sent_dir)
     assert b"corrected" in (sent / "INV-1" / "a.pdf").read_bytes()
+
+
+class TestCoarseTimes:
+    """A share whose times go by 2 s (a FAT disk in a NAS): a file saved again at its size
+    within them looks unchanged to every look (tests/sharetimes.py shows the stats so)."""
+
+    def _held_then_mended_unseen(self, tmp_path: Path) -> tuple[Pipeline, Any, Path] | None:
+        """A batch refused for an id said twice, saved again mended (same size) within
+        the 2 s of its first look; None if the save fell into the next 2 s (then seen)."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 1},
+                    policy={"invalid": "hold", "unattached": "send"})
+        invoice = write(s.outbox.path / "B-1.xml", _batch("INV-1", "INV-1"))
+        cand = list_outbox(s.outbox).candidates["B-1.xml"]
+        first = p.step(cand, 100.0)
+        if first.read is not None:  # read early, as before the granule counted
+            p.took_read("B-1.xml", first.read, evaluate(cand, s), 100.0)
+        before = p.tracker.last("B-1.xml")
+        invoice.write_bytes(_batch("INV-1", "INV-2"))  # mended, in place, same size
+        if snapshot_module.snapshot(cand, s.outbox) != before:
+            return None
+        return p, cand, invoice
+
+    def test_a_version_saved_again_unseen_is_judged_by_its_last_bytes(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The first version seen is not read early on such times: that read could be of
+        bytes saved over since, unseen, and under `invalid = "hold"` the bundle stayed
+        held on them (its errors file naming an id said twice that no longer is) until
+        the clerk saved it once more. Read once settled, after the granule, it is the
+        mended file that is judged, and claimed."""
+        no_change_times(monkeypatch, FatTimes)
+        for attempt in range(3):
+            made = self._held_then_mended_unseen(tmp_path / f"try-{attempt}")
+            if made is not None:
+                break
+        assert made is not None
+        p, cand, invoice = made
+        assert step(p, cand, 101.0).claimed is None  # settle_seconds, not yet the granule
+        assert step(p, cand, 103.0).claimed is not None
+        assert not invoice.with_name("B-1.errors.txt").exists()

@@ -5,7 +5,9 @@ test_pipeline.py."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ubl_invoice, write
@@ -22,7 +24,10 @@ from daemon.loop.unreadable import read_failed
      "is not well-formed XML", False),
     (PermissionError(13, "Permission denied"), "may read the file", False),
     (OSError(errno.EMFILE, "Too many open files"), "outboxd tries again", True),
-], ids=["input-error", "permission", "no-descriptors"])
+    # Listed, then gone at its open, the invoice file still there: a share that blinked.
+    (FileNotFoundError(errno.ENOENT, "No such file or directory"), "outboxd tries again",
+     True),
+], ids=["input-error", "permission", "no-descriptors", "gone-at-open"])
 def test_a_failed_read_is_shown_with_its_fix_and_read_again_only_if_no_change_would_come(
         tmp_path: Path, failure: BaseException, shown: str, retried: bool) -> None:
     """What the clerk can fix waits for a change of the files; no descriptors left (no
@@ -50,3 +55,26 @@ def test_a_bundle_claimed_by_another_daemon_while_read_is_no_error(tmp_path: Pat
     assert (error, retry_at) == (None, None)
     [line] = lines
     assert line["log_level"] == "info" and "left the outbox" in line["event"]
+
+
+def test_a_read_failed_by_a_share_that_is_still_away_is_tried_again_not_taken_for_a_claim(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read failed by a share's I/O error, and the look at the invoice file just after
+    fails the same way (the share still away): that is not the invoice file gone (another
+    daemon's claim), said at info with nothing shown and never read again — the bundle
+    stayed settling, unread, until a clerk changed it. Shown, and read again."""
+    s = settings(tmp_path / "outbox")
+    invoice = write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    real_lstat = os.lstat
+
+    def away(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+        if Path(path) == invoice:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real_lstat(path, *args, **kw)
+    monkeypatch.setattr(os, "lstat", away)
+    with capture_logs() as lines:
+        error, retry_at = read_failed(OSError(errno.EIO, "Input/output error"), "INV-1.xml",
+                                      s, logs.get(), 100.0)
+    assert "outboxd tries again" in (error or "")
+    assert retry_at == 100.0 + s.outbox.rescan_seconds
+    assert [line["log_level"] for line in lines] == ["error"]

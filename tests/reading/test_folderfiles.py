@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers import ubl_invoice, write
 from matching import PDF, candidate, finding, layout, match, settings
-from swaps import opened_in
+from swaps import opened_in, when_opened
 
 from daemon.bundle import Bundle
 from daemon.reading import folderfiles
@@ -101,14 +101,14 @@ def test_an_attachment_swapped_after_its_listing_is_refused_and_never_followed(
     swapped = write(outbox / "INV-1" / "scan.pdf", PDF)
     real_open_in = folderfiles.open_in
 
-    def swap_then_open(fd: int, name: str, shown: str) -> Any:
+    def swap_then_open(fd: int, name: str, shown: str, listed: bool = False) -> Any:
         if name == "scan.pdf":
             swapped.unlink()
             if swapped_for == "link":
                 swapped.symlink_to(secret)
             else:
                 os.mkfifo(swapped)
-        return real_open_in(fd, name, shown)
+        return real_open_in(fd, name, shown, listed)
 
     monkeypatch.setattr(folderfiles, "open_in", swap_then_open)
     with opened_in(outside) as opened:
@@ -133,3 +133,30 @@ def test_a_file_of_undecodable_bytes_in_a_claimed_bundle_is_left_out_as_a_bad_na
     f = finding(b, "bad-name")
     assert f.file == "INV-1/scan\\udcff.pdf"
     assert layout(b) == {"INV-1": ["real.pdf"]}
+
+
+@pytest.mark.parametrize("name", ["scan.pdf", "attachments.toml", "INV-1.xml"])
+def test_a_file_listed_then_gone_at_its_open_is_read_again_not_a_finding(
+        outbox: Path, tmp_path: Path, name: str) -> None:
+    """A share that blinks between the listing and the open (the file is there, the open
+    says ENOENT): the read raises the FileNotFoundError, to be read again, instead of an
+    `unreadable` finding "check the file's permissions" that held or quarantined the
+    bundle for a file that is there, or an attachments.toml read as none (its channel and
+    types the defaults)."""
+    write(outbox / "INV-1" / "scan.pdf", PDF)
+    write(outbox / "INV-1" / "attachments.toml", b'[files."scan.pdf"]\ntype = "Timesheet"\n')
+    where = outbox / name if name.endswith(".xml") else outbox / "INV-1" / name
+    aside = tmp_path / "aside"
+
+    def blink() -> None:
+        where.rename(aside)
+
+    cand = candidate(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    with when_opened(name, blink) as done, pytest.raises(FileNotFoundError) as gone:
+        assemble(cand, settings(outbox))
+    assert done
+    # Named as the status page and the log name it, from the outbox.
+    assert gone.value.filename == str(where.relative_to(outbox))
+    aside.rename(where)  # the share is back: the next read is whole
+    b = assemble(cand, settings(outbox))
+    assert b.findings == () and layout(b) == {"INV-1": ["scan.pdf"]}

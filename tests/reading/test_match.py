@@ -1099,3 +1099,24 @@ class TestSeveralFoldersNamedAsOlderVersionsDid:
             assert f"invoice INV-\\x85{n} as older versions" in message
             assert f"rename the folder to INV-_{n}" in message
             assert message.count("older versions") == 1
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
+def test_a_sidecar_the_share_cannot_look_at_is_not_read_as_none(
+        outbox: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """The share fails the lstat of the sidecar while the bundle is read (an I/O error, a
+    stale handle): whether it is there is not known, so the read raises and the bundle is
+    read again later; read as a bundle without a sidecar, its invoice was judged (under
+    `unattached = "send"`, sent) without its attachments."""
+    write(outbox / "INV-1" / "a.pdf", PDF)
+    real_stat = os.stat
+
+    def failing(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+        if path == "INV-1" and kw.get("dir_fd") is not None:
+            raise OSError(code, os.strerror(code))
+        return real_stat(path, *args, **kw)
+    monkeypatch.setattr(os, "stat", failing)
+    with pytest.raises(OSError) as info:
+        match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    assert not isinstance(info.value, InputError)
+    assert (info.value.errno, info.value.filename) == (code, "INV-1")

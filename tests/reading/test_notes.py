@@ -461,6 +461,26 @@ class TestAttachmentsToml:
             match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert not isinstance(info.value, InputError) and info.value.errno == code
 
+    @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
+    def test_an_attachments_toml_the_share_cannot_look_at_is_not_read_as_none(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """A share that blinks at the lstat of attachments.toml: whether it is there is not
+        known, so the read raises (read again later) instead of going on without it — its
+        channel, document types and notes the defaults, an external-print bundle
+        validated for e-invoice."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "external-print"\n')
+        real_stat = os.stat
+
+        def failing(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if str(path).endswith("attachments.toml"):
+                raise OSError(code, os.strerror(code), str(path))
+            return real_stat(path, *args, **kw)
+        monkeypatch.setattr(os, "stat", failing)
+        with pytest.raises(OSError) as info:
+            match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert not isinstance(info.value, InputError) and info.value.errno == code
+
     def test_entry_for_a_missing_file(self, outbox: Path) -> None:
         """An entry for a file that is not in the folder is an error naming that file."""
         write(outbox / "INV-1" / "a.pdf", PDF)
@@ -670,13 +690,13 @@ def test_an_attachments_toml_swapped_after_its_stat_is_refused_and_never_followe
     toml = write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\nnote = "ours"\n')
     real_open_in = notes.open_in
 
-    def swap_then_open(fd: int, name: str, shown: str) -> Any:
+    def swap_then_open(fd: int, name: str, shown: str, listed: bool = False) -> Any:
         toml.unlink()
         if swapped_for == "link":
             toml.symlink_to(secret)
         else:
             os.mkfifo(toml)
-        return real_open_in(fd, name, shown)
+        return real_open_in(fd, name, shown, listed)
 
     monkeypatch.setattr(notes, "open_in", swap_then_open)
     with opened_in(outside) as opened:

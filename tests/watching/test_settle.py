@@ -255,3 +255,28 @@ def test_a_claim_undone_after_a_file_came_or_went_meanwhile_is_a_change() -> Non
     assert t.put_back("INV-1.xml", A, before, moved) is False  # not what was last seen
     assert t.put_back("other.xml", before, before, moved) is False  # never seen
     assert t.observe("INV-1.xml", more, now=5.0) is False
+
+
+# Whole even seconds in both times, as a FAT disk (in a NAS, behind SMB) keeps them.
+_S = 1_000_000_000
+FAT = Snapshot((("INV-1.xml", "f", 10, 1000 * _S, 0o644, 0, 0, 1000 * _S, 7),), busy=False,
+               coarse=2)
+
+
+class TestCoarseTimes:
+    def test_a_quiet_period_on_two_second_times_is_two_seconds_longer(self) -> None:
+        """A file system keeping times to 2 s shows no same-size rewrite within its 2 s:
+        a bundle seen at 100.0 may still be written until 102.0 unseen, so with
+        settle_seconds = 1 it settles at 103.0, not at 101.0 (its claim would have come
+        before its writer's last write)."""
+        t = SettleTracker(1)
+        assert not t.observe("k", FAT, now=100.0)
+        assert t.ready_at("k") == 103.0
+        assert not t.observe("k", FAT, now=101.0)
+        assert not t.observe("k", FAT, now=102.999)
+        assert t.observe("k", FAT, now=103.0)
+
+    def test_zero_settle_seconds_stays_no_wait(self) -> None:
+        """settle_seconds = 0 asks for no quiet period at all: coarse times add none."""
+        t = SettleTracker(0)
+        assert t.observe("k", FAT, now=100.0)

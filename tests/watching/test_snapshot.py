@@ -7,19 +7,19 @@ from __future__ import annotations
 import errno
 import os
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from daemon.configuration.config import OutboxConfig
-from daemon.watching import scan as scan_mod
 from daemon.watching import snapshot as snapshot_mod
 from daemon.watching.scan import Candidate, list_outbox
-from daemon.watching.snapshot import snapshot
+from daemon.watching.settle import SettleTracker
+from daemon.watching.snapshot import Entry, coarse_seconds, snapshot
 from tests.helpers import refuse_listing, refuse_stat, wait_for
+from tests.sharetimes import FatTimes, no_change_times
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -30,45 +30,6 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-class _NoChangeTime:
-    """A stat as a share without change times of its own shows it: ctime = mtime."""
-
-    def __init__(self, st: os.stat_result) -> None:
-        self._st = st
-        self.st_ctime_ns = st.st_mtime_ns
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._st, name)
-
-
-def no_change_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    """scan and snapshot see every lstat (os.lstat, DirEntry.stat) as such a share shows it."""
-    real_scandir, real_lstat = os.scandir, os.lstat
-
-    class Entry:
-        def __init__(self, entry: os.DirEntry[str]) -> None:
-            self._entry, self.name, self.path = entry, entry.name, entry.path
-
-        def stat(self, *, follow_symlinks: bool = True) -> Any:
-            return _NoChangeTime(self._entry.stat(follow_symlinks=follow_symlinks))
-
-    class Listing:
-        def __init__(self, path: Any = ".") -> None:
-            self._it = real_scandir(path)
-
-        def __enter__(self) -> Iterator[Entry]:
-            return (Entry(e) for e in self._it)
-
-        def __exit__(self, *exc: object) -> None:
-            self._it.close()
-
-    shown = SimpleNamespace(**{n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
-    shown.scandir = Listing
-    shown.lstat = lambda path, **kw: _NoChangeTime(real_lstat(path, **kw))
-    for module in (scan_mod, snapshot_mod):  # the listing's lstats and the snapshot's
-        monkeypatch.setattr(module, "os", shown)
-
 
 @pytest.fixture
 def outbox(tmp_path: Path) -> Path:
@@ -658,3 +619,64 @@ class _SwapsAfterLstat:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._entry, name)
+
+
+
+class TestCoarseTimes:
+    """Times kept to the second or two (Snapshot.coarse): how long a same-size rewrite may
+    go unseen, from the lstats the snapshot takes anyway, and what settling makes of it."""
+
+    S = 1_000_000_000
+
+    def entry(self, mtime: int, ctime: int, kind: str = "f") -> Entry:
+        return ("INV-1.xml", kind, 10, mtime, 0o644, 0, 0, ctime, 7)
+
+    def test_whole_even_seconds_are_a_two_second_granule(self) -> None:
+        """Both times on whole even seconds (FAT's 2 s): a rewrite may hide for 2 s."""
+        assert coarse_seconds((self.entry(1000 * self.S, 1000 * self.S),)) == 2
+
+    def test_an_odd_whole_second_is_a_one_second_granule(self) -> None:
+        """A whole odd second is no FAT time: a 1 s granule (NFSv3 or SMB on old disks)."""
+        assert coarse_seconds((self.entry(1001 * self.S, 1001 * self.S),)) == 1
+
+    def test_a_fine_change_time_shows_every_write(self) -> None:
+        """A modification time copied from a FAT disk (`cp -p`, an unzip) is whole, but a
+        change time finer than a second moves with every write: nothing hides."""
+        assert coarse_seconds((self.entry(1000 * self.S, 1000 * self.S + 123),)) == 0
+
+    def test_folders_do_not_count(self) -> None:
+        """A folder's times move with its names, which the snapshot holds anyway."""
+        assert coarse_seconds((self.entry(1000 * self.S, 1000 * self.S, "d"),)) == 0
+
+    def test_local_files_add_nothing(self, tmp_path: Path) -> None:
+        """On a local disk (nanosecond times) a snapshot adds nothing to the quiet period,
+        also for a file whose modification time a copy set to a whole second."""
+        cfg = cfg_for(tmp_path)
+        touch(tmp_path / "INV-1.xml")
+        touch(tmp_path / "INV-1" / "a.pdf")
+        os.utime(tmp_path / "INV-1" / "a.pdf", ns=(1000 * self.S, 1000 * self.S))
+        snap = snapshot(list_outbox(cfg).candidates["INV-1.xml"], cfg)
+        assert snap is not None and snap.coarse == 0
+
+    def test_rewrite_hidden_by_fat_times_does_not_settle_early(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """On a share of 2 s times an invoice file rewritten in place with its size kept
+        (100.00 -> 900.00) looks unchanged; with settle_seconds = 1 the bundle first
+        seen at 0.0 is not settled at 1.0 (the rewrite may come until 2.0 unseen), only
+        once the granule is over too, at 3.0."""
+        no_change_times(monkeypatch, FatTimes)
+        cfg = cfg_for(tmp_path)
+        for _ in range(3):  # a write and a rewrite a 2 s boundary apart: seen, try again
+            invoice = touch(tmp_path / "INV-1.xml", b"<Invoice>100.00</Invoice>")
+            cand = list_outbox(cfg).candidates["INV-1.xml"]
+            before = snapshot(cand, cfg)
+            with open(invoice, "r+b") as fh:  # as an ERP rewrites it: same size, in place
+                fh.write(b"<Invoice>900.00</Invoice>")
+            after = snapshot(cand, cfg)
+            if after == before:
+                break
+        assert before is not None and before.coarse == 2 and after == before
+        tracker = SettleTracker(1)
+        assert not tracker.observe("INV-1.xml", before, now=0.0)
+        assert not tracker.observe("INV-1.xml", after, now=1.0)
+        assert tracker.observe("INV-1.xml", after, now=3.0)
