@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(settings.masked(), indent=2))
         # Printed as asked, but not in silence: `run` refuses to start on it.
-        for problem in token_problems(settings):
+        for problem in token_problems(settings, path):
             print(f"outboxd: warning: {problem}; outboxd run "
                   "does not start until this is fixed (outboxd config --check checks "
                   "everything run needs)", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,15 +138,16 @@ def plain_http_warning(cfg: DeliveryConfig) -> str | None:
             "where every network between is yours and trusted, else use https://")
 
 
-def read_token_file(path: Path) -> str:
+def read_token_file(path: Path, config: Path | None = None) -> str:
     """The token in `path`, whitespace stripped; a ConfigError naming the file, never
-    quoting it, if it cannot be read or holds no usable token."""
+    quoting it, if it cannot be read or holds no usable token. `config`: the
+    configuration file the command read, kept in a command the fix suggests."""
     where = f"[delivery] token_file = {double_quoted(str(path))}"
     try:
         token, problem = token_of_file(path)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — "
-                          f"{_token_file_fix(path, exc)}") from None
+                          f"{_token_file_fix(path, exc, config)}") from None
     except NotAFile as exc:
         raise ConfigError(f"{where} {exc} — point it to a file that holds the token "
                           "alone") from None
@@ -159,15 +161,18 @@ def read_token_file(path: Path) -> str:
     return token
 
 
-def _token_file_fix(path: Path, exc: OSError) -> str:
+def _token_file_fix(path: Path, exc: OSError, config: Path | None) -> str:
     """The fix for a token_file that cannot be read. A systemd credential's path exists
     only inside the running service: an admin who runs `outboxd config --check` as the
     README says but without the override would otherwise be sent to "fix" a path that
-    is right, and might point it at /etc/outboxd/token, which the service cannot read."""
+    is right, and might point it at /etc/outboxd/token, which the service cannot read.
+    The command keeps the configuration file the admin's own command read (`config`):
+    without it, it would check /etc/outboxd/config.toml, another one, and could pass."""
     outside_the_unit = not os.environ.get("CREDENTIALS_DIRECTORY")
     if exc.errno == errno.ENOENT and outside_the_unit \
             and str(path).startswith("/run/credentials/"):
         return ("a systemd credential, there only while the service runs: to check "
                 "outside it, name the file it is made from, "
-                "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check")
+                "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check"
+                + ("" if config is None else f" -c {shlex.quote(str(config))}"))
     return "check the path and permissions"

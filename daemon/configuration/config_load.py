@@ -295,16 +295,16 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
     if outbox:
         check_outbox(settings, path)
     # An unreadable or unusable token_file stops the start, not a POST.
-    if token and (problems := token_problems(settings)):
+    if token and (problems := token_problems(settings, path)):
         raise ConfigError(problems, source=unquoted(str(path)))
     return settings
 
 
-def token_problems(settings: Settings) -> list[str]:
+def token_problems(settings: Settings, config: Path | None = None) -> list[str]:
     """What keeps [delivery] token (or token_file) from being used, each line naming the
-    key and the fix; empty if nothing does."""
+    key and the fix; empty if nothing does. `config`: the file `settings` came from."""
     try:
-        settings.delivery.bearer_token()
+        settings.delivery.bearer_token(config)
     except ConfigError as exc:
         key = "[delivery] token_file"
         origin = env_origin("delivery", "token_file", environment_overrides())

@@ -310,15 +310,16 @@ class DeliveryConfig(Section):
             raise url_refusal(self.url, problem)
         return self
 
-    def bearer_token(self) -> str | None:
+    def bearer_token(self, config: Path | None = None) -> str | None:
         """The token from `token`, else from `token_file` (whitespace stripped).
 
         The file is read here, at load and again for each new transport, so its
-        content is checked here too: a ConfigError naming the file, never quoting it.
+        content is checked here too: a ConfigError naming the file, never quoting it
+        (`config`: the configuration file read, for the fix's command).
         """
         if self.token is not None:
             return self.token.get_secret_value()
-        return None if self.token_file is None else read_token_file(self.token_file)
+        return None if self.token_file is None else read_token_file(self.token_file, config)
 
 
 class LogConfig(Section):

@@ -165,6 +165,26 @@ def test_a_systemd_credential_that_is_not_there_is_explained_as_one(
     assert "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token" in err
 
 
+def test_the_credential_hint_checks_the_configuration_the_admin_gave(
+        env: Env, capsys, monkeypatch) -> None:
+    """The command the missing-credential line suggests keeps the configuration file the
+    admin's command read, by -c or by $OUTBOXD_CONFIG, quoted for a shell: without it,
+    it checked /etc/outboxd/config.toml, another configuration, and could pass."""
+    credential = "/run/credentials/outboxd-test-absent.service/token"
+    env.write_config("https://operator.invalid/x", delivery={"token_file": credential})
+    config = env.root / "site a" / "config.toml"
+    config.parent.mkdir()
+    env.config.rename(config)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    suggested = ("OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check "
+                 f"-c '{config}'")
+    assert main(["config", "--check", "-c", str(config)]) == 2
+    assert suggested in capsys.readouterr().err
+    monkeypatch.setenv("OUTBOXD_CONFIG", str(config))
+    assert main(["config", "--check"]) == 2
+    assert suggested in capsys.readouterr().err
+
+
 def test_config_check_explains_a_missing_systemd_credential_and_how_to_check_it(
         env: Env, capsys, monkeypatch) -> None:
     """The README's check, run without its OUTBOXD_DELIVERY__TOKEN_FILE override on a
@@ -180,7 +200,8 @@ def test_config_check_explains_a_missing_systemd_credential_and_how_to_check_it(
     err = capsys.readouterr().err
     assert f'token_file = "{credential}": cannot be read (No such file or directory)' in err
     assert "a systemd credential, there only while the service runs" in err
-    assert "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check" in err
+    assert ("OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token outboxd config --check "
+            f"-c {env.config}") in err
     assert "Traceback" not in err
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/outboxd-test-absent.service")
     assert main(["config", "--check", "-c", str(env.config)]) == 2
