@@ -271,7 +271,9 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
     seen: set[Path] = set()
     progress = _Progress(err, len(found))
     failed = False
-    n_bundles = n_invalid = 0
+    # n_outside: errors of no bundle (an invoice file refused, a folder a quarantine
+    # left), counted in the summary: "0 invalid" beside exit 1 contradicted it.
+    n_bundles = n_invalid = n_outside = 0
     said = False  # anything above the summary, which a blank line then sets apart
     for i, (target, s) in enumerate(found, 1):
         progress.tick(i)
@@ -279,6 +281,7 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
             print(escaped_controls(target.note), file=out)  # a folder's name, the journal's
             said = True
             failed = failed or target.error
+            n_outside += target.error
             continue
         if target.cand.invoice in seen:
             continue
@@ -300,7 +303,8 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
         print(escaped_controls(f"warning: {late.words()}"), file=out)  # a path: any byte
         said = True
     print(("\n" if said else "") + f"{n_bundles} bundle(s) checked, {n_invalid} invalid"
-          + ("" if n_bundles else " (no invoice files found)"), file=out)
+          + (f", {n_outside} error(s) outside bundles (above)" if n_outside else "")
+          + ("" if n_bundles or n_outside else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -1645,6 +1645,24 @@ def test_check_of_a_sidecar_whose_invoice_file_is_refused_says_the_refusal(
     assert "no invoice file of that name" not in out
 
 
+def test_check_counts_a_refused_invoice_file_in_its_summary(cfg: Env, capsys) -> None:
+    """A refused invoice file (a FIFO) is an error of no bundle: the summary said
+    "0 bundle(s) checked, 0 invalid (no invoice files found)" beside exit 1. It counts
+    the error outside bundles, once (the whole outbox's check says it of the file and,
+    "(above)", of its sidecar), and a bundle checked beside it keeps its own count."""
+    os.mkfifo(cfg.outbox / "INV-1.xml")
+    write(cfg.outbox / "INV-1" / "a.pdf", pdf_bytes())
+    summary = "0 bundle(s) checked, 0 invalid, 1 error(s) outside bundles (above)\n"
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1")
+    assert code == 1 and out.endswith(summary)
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1 and out.endswith(summary)
+    drop_bundle(cfg.outbox, "INV-2", {"b.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 1
+    assert out.endswith("1 bundle(s) checked, 0 invalid, 1 error(s) outside bundles (above)\n")
+
+
 @pytest.mark.parametrize("folder,why", [
     (".stversions", "its name begins with a dot"),
     ("x.tmp", "its name is one a copy, a download or an editor gives while still at work")])
