@@ -63,6 +63,19 @@ def untyped_files_warning(settings: Settings) -> str | None:
             "them, unless that is what you mean")
 
 
+def no_types_warning(settings: Settings) -> str | None:
+    """[validation] allowed_types = []: valid as document_types = [] is (a channel that
+    takes no attachments is a choice an admin may make), but far more often a list
+    emptied by mistake, which refuses every attachment on the e-invoice channel. Warned
+    of as document_types = [] is, so that the admin sees it before the clerks do."""
+    if settings.validation.allowed_types:
+        return None
+    return ("[validation] allowed_types is empty: every attachment on the e-invoice "
+            "channel is then an error (type-not-allowed), and only invoices without "
+            "attachments go on it — list the formats to allow, or remove the key for the "
+            "six Peppol BIS 3 allows")
+
+
 def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args, token=args.check)
     if warning := plain_http_warning(settings.delivery):
@@ -76,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"outboxd: warning: {late.words()}", file=sys.stderr)
     if untyped := untyped_files_warning(settings):
         print(f"outboxd: warning: {untyped}", file=sys.stderr)
+    if no_types := no_types_warning(settings):
+        print(f"outboxd: warning: {no_types}", file=sys.stderr)
     if args.check:
         if problems := _problems(settings):
             raise ConfigError(problems, source=unquoted(str(path)))

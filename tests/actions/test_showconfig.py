@@ -442,6 +442,23 @@ def test_a_short_value_of_a_secret_named_query_key_is_warned_of_as_never_taken_o
         assert capsys.readouterr().err == ""
 
 
+def test_an_empty_allowed_types_list_is_valid_and_warned_of_as_refusing_every_attachment(
+        env: Env, capsys) -> None:
+    """[validation] allowed_types = []: valid, as document_types = [] is, but every
+    attachment on the e-invoice channel is then refused; it went without a word.
+    `config` and `config --check` say so on stderr with the fix, exit 0."""
+    env.write_config("https://127.0.0.1:9/bundles", validation={"allowed_types": []})
+    warning = (
+        "outboxd: warning: [validation] allowed_types is empty: every attachment on the "
+        "e-invoice channel is then an error (type-not-allowed), and only invoices without "
+        "attachments go on it — list the formats to allow, or remove the key for the six "
+        "Peppol BIS 3 allows")
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err.splitlines() == [warning]
+    assert main(["config", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err.splitlines() == [warning]
+
+
 def test_an_empty_document_types_list_is_valid_and_warned_of_as_refusing_every_attachment(
         env: Env, capsys) -> None:
     """[attachments] document_types = []: valid, but every attachment is then an error and
