@@ -32,8 +32,11 @@ METADATA = (f"{APPLEDOUBLE}*", *(f"*{colon}{stream}{data}" for stream in _STREAM
 # a drive.
 _WINDOWS = ("Thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", "$RECYCLE.BIN",
             "RECYCLER", "System Volume Information")
+# A NAS's own: a Synology's indexing service makes "@eaDir" (thumbnails, metadata) in
+# every folder it indexes, sidecars too, and the clerks can neither mend nor remove it.
+_NAS = ("@eaDir",)
 # Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
 # folder's custom icon (the CR is U+F00D under SFM); "NAME~" is the copy an editor
 # keeps of what NAME was before it was saved.
-DESKTOP = (*_WINDOWS, ".DS_Store", "Icon\r", "Icon\uf00d", "*~", *METADATA)
+DESKTOP = (*_WINDOWS, *_NAS, ".DS_Store", "Icon\r", "Icon\uf00d", "*~", *METADATA)
 LITTER = (*DESKTOP, ".*")  # and any other dot-file: hidden

@@ -94,6 +94,13 @@ class TestClassify:
         assert classify(name) is NameKind.LITTER
         assert ignored_as(name) == "desktop"
 
+    @pytest.mark.parametrize("name", ["@eaDir", "@EADIR"])
+    def test_a_synology_index_folder_is_desktop_litter(self, name: str) -> None:
+        """`@eaDir`, the thumbnails and metadata a Synology NAS keeps in every folder it
+        indexes, is litter like Thumbs.db, in any case, with no ignore_patterns set."""
+        assert classify(name) is NameKind.LITTER
+        assert ignored_as(name) == "desktop"
+
     def test_configured_ignore_patterns_are_litter(self) -> None:
         """[outbox] ignore_patterns add litter names; without them the name is ordinary."""
         assert classify("export.log", ["*.log"]) is NameKind.LITTER

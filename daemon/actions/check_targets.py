@@ -315,8 +315,8 @@ _IGNORED_FOLDER = {
     "in-progress": "its name is one a copy, a download or an editor gives while still at "
                    "work (such as ….tmp, ….part)",
     "lock": "its name is one an office program gives the lock file it keeps",
-    "desktop": "its name is one Windows, a Mac or an editor gives what it keeps beside the "
-               "files",
+    "desktop": "its name is one Windows, a Mac, a NAS or an editor gives what it keeps "
+               "beside the files",
     "hidden": "its name begins with a dot: a hidden folder (a sync tool's, such as "
               "Syncthing's .stversions)",
     "admin": "its name is one the admin set outboxd to ignore ([outbox] ignore_patterns)",

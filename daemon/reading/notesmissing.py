@@ -31,7 +31,7 @@ _IGNORED = {
                     "….part, ….tmp, ….crdownload), which is not sent", "give the file its "
                     "final name once it is complete (scan.pdf, not scan.pdf.part) and write "
                     "that name in the entry"),
-    "desktop": ("a file Windows, a Mac or an editor keeps beside the files, never an "
+    "desktop": ("a file Windows, a Mac, a NAS or an editor keeps beside the files, never an "
                 "attachment", "remove the entry"),
     "hidden": ("a hidden file (its name begins with a dot), which is not sent",
                "rename the file without the dot at its start, and its entry with it"),

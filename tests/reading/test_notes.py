@@ -519,7 +519,7 @@ class TestAttachmentsToml:
          "name the document itself in the entry"),
         ("scan.pdf.part", "a name for a file still being copied, downloaded or edited",
          "give the file its final name once it is complete"),
-        (".DS_Store", "a file Windows, a Mac or an editor keeps beside the files",
+        (".DS_Store", "a file Windows, a Mac, a NAS or an editor keeps beside the files",
          "remove the entry"),
         (".scan.pdf", "a hidden file (its name begins with a dot)",
          "rename the file without the dot at its start"),

@@ -594,13 +594,13 @@ def test_windows_system_folders_and_caches_in_the_outbox_are_not_listed(
     (`$RECYCLE.BIN/`, `System Volume Information/`, `ehthumbs.db`) are litter like
     Thumbs.db: not listed as folders without an invoice file (a clerk told to give
     `$RECYCLE.BIN` an invoice file), nor as files left alone; a clerk's folder and file
-    still are."""
+    still are. So is the `@eaDir/` a Synology NAS makes in every folder it indexes."""
     from helpers import write
 
     from daemon.report.status import outbox_view
     fill(settings)
     box = settings.outbox.path
-    for folder in ("$RECYCLE.BIN", "System Volume Information", "Misc"):
+    for folder in ("$RECYCLE.BIN", "System Volume Information", "@eaDir", "Misc"):
         (box / folder).mkdir()
     write(box / "ehthumbs.db", b"cache")
     write(box / "hours.xlsx", b"sheet")
@@ -610,6 +610,7 @@ def test_windows_system_folders_and_caches_in_the_outbox_are_not_listed(
     text = render(data, view=view)
     assert "hours.xlsx" in text
     assert "RECYCLE" not in text and "System Volume" not in text and "ehthumbs" not in text
+    assert "eaDir" not in text
 
 
 def test_status_names_the_exact_release_file_for_a_near_miss_of_one(settings: Settings
