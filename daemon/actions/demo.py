@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,19 @@ from daemon.fs.fsread import read_bounded
 from daemon.journal import Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
+
+
+def _not_a_folder(path: Path) -> str | None:
+    """What `path` is when it is there but no folder ("a file", "a FIFO", …); None for
+    a folder or nothing. A file named was called "not an empty folder", which sent the
+    user looking for files in a folder that is none."""
+    mode = path.stat().st_mode if path.exists() else stat.S_IFDIR
+    if stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) \
+        else "a device"
 
 
 class Workspace:
@@ -59,7 +73,10 @@ class Workspace:
         # A folder that cannot be looked into or made is a mistake on the command
         # line: one line naming it and the fix, exit 2, never a traceback.
         try:
-            if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            if (what := _not_a_folder(directory)) is not None:
+                raise UsageError(f"--dir {directory}: is {what}, not a folder — name a new "
+                                 "or empty folder, or leave out --dir for a temporary one")
+            if directory.exists() and any(directory.iterdir()):
                 # Never "remove it": what is in it is the user's, not the demo's.
                 raise UsageError(f"--dir {directory}: not an empty folder — the demo starts "
                                  "from nothing (files of an earlier run would mix with its "

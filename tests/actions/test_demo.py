@@ -392,3 +392,19 @@ def test_a_daemon_that_ends_at_its_start_is_said_with_its_log_not_waited_for(
     assert str(info.value) == f"the daemon did not start; see {ws.daemon_log}"
     assert "[outbox] path" in ws.daemon_log.read_text()
     assert children.procs == []
+
+
+def test_a_dir_that_is_a_file_is_said_to_be_a_file_not_a_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dir naming a regular file: it said "not an empty folder", sending the user to
+    look for files in a folder that is none. Exit 2 with one line that says it is a
+    file, not a folder, and the fix; the file is left as it was."""
+    given = tmp_path / "notes.txt"
+    given.write_text("x")
+    assert main(["demo", "--dir", str(given), "--once"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"outboxd: --dir {given}: is a file, not a folder — name a new or empty folder, "
+        "or leave out --dir for a temporary one"]
+    assert given.read_text() == "x"
