@@ -11,7 +11,6 @@ ids that have no attachments. The bundle is read and validated here first
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import re
 import shlex
@@ -26,7 +25,13 @@ from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.invisible import escaped_controls, for_terminal
-from daemon.loop.release import overlong, path_for, rename_shorter, write_release
+from daemon.loop.release import (
+    invoking_user,
+    overlong,
+    path_for,
+    rename_shorter,
+    write_release,
+)
 from daemon.loop.statelock import running
 from daemon.names import NAME_MAX, printable, stem
 from daemon.watching.scan import Candidate, Listing, list_outbox, marker_wait
@@ -251,15 +256,11 @@ def _release(cand: Candidate, bundle: Bundle, settings: Settings,
         raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
                           "attachments — add them (outboxd attach), or send without them: "
                           f"{_whole_file_command(cand, settings, bundle.invoice_ids)}")
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
     # Released, it still waits for its marker: "sends it now" would be untrue.
     marker = (f"; it still {marker_wait(cand)}" if settings.outbox.completion == "marker"
               and not os.path.lexists(cand.marker) else "")
     try:
-        written = write_release(cand, settings.share, user)
+        written = write_release(cand, settings.share, invoking_user())
     except OSError as exc:
         # Named by the release file the clerk knows (NAME.send-anyway), not by the
         # temporary name it is written under first, with whom to run send as.

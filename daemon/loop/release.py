@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import re
 from pathlib import Path
 
 from daemon.configuration.config import ShareConfig
@@ -37,6 +38,11 @@ from daemon.names import NAME_MAX, fit_name, stem
 from daemon.watching.scan import Candidate
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
+# Who ran that send, as its first line ends: " (by NAME)". A user name as a directory
+# gives it (alice, alice@corp.example, CORP\alice): no control characters, no
+# parentheses, which would end it early; longer ones are no name.
+_USER = re.compile(r"[^\x00-\x1f\x7f-\x9f()]{1,64}")
+_BY = re.compile(rf" \(by ({_USER.pattern})\)\r?")
 _READ_LIMIT = 4096
 # `send`'s temp file is `.NAME.MARK.tmp`, MARK 7 random hex digits. It was the process
 # id (at most 7 digits, Linux's pid_max 2**22), which is not ours alone: two `send`s in
@@ -92,11 +98,31 @@ def found_beside(invoice: Path, share: ShareConfig) -> Path | None:
     return path if is_regular_file(path) else None
 
 
-def owner_name(st: os.stat_result) -> str | None:
+def owner_name(uid: int) -> str | None:
     try:
-        return pwd.getpwuid(st.st_uid).pw_name
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
         return None
+
+
+def invoking_user() -> str | None:
+    """Who runs this `send`, for its release file's first line: the person sudo names
+    (SUDO_USER: the docs have admins run commands as the daemon's user with sudo -u,
+    which makes the process's own user outboxd), else the process's user by name; None
+    where neither gives a name that fits the line. Never raises: a release is not
+    refused for want of a name."""
+    for name in (os.environ.get("SUDO_USER"), owner_name(os.geteuid())):
+        if name and _USER.fullmatch(name):
+            return name
+    return None
+
+
+def _send_user(head: str) -> str | None:
+    """The user a release `send` wrote names on its first line (`head` starts with
+    RELEASED_BY_SEND), if any."""
+    line = head[len(RELEASED_BY_SEND):].split("\n", 1)[0]
+    found = _BY.fullmatch(line)
+    return found.group(1) if found else None
 
 
 def released_by(path: Path) -> str:
@@ -109,7 +135,8 @@ def released_by(path: Path) -> str:
     except (InputError, OSError):
         head = ""
     if head.startswith(RELEASED_BY_SEND):
-        return "released by outboxd send"
+        user = _send_user(head)
+        return "released by outboxd send" + (f" (run by {user})" if user else "")
     if st is None:
         try:
             st = os.lstat(path)
@@ -121,7 +148,7 @@ def released_by(path: Path) -> str:
         # may write into the outbox did.
         return (f"released by {path.name} (owner unknown: the file is a hard link, one "
                 "of several names of one file, so its owner need not be who made it)")
-    owner = owner_name(st)
+    owner = owner_name(st.st_uid)
     return f"released by {path.name}" + (f" (owner {owner})" if owner else "")
 
 

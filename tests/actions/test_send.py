@@ -13,11 +13,16 @@ from conftest import OUTBOXD, Env
 from helpers import pdf_bytes, ubl_invoice, write
 from matching import batch_xml
 
+from daemon.actions.reads import CommandReads
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.configuration.config_load import load_settings
 from daemon.invisible import for_terminal
 from daemon.journal import Journal, iso_in
+from daemon.loop import unattached
+from daemon.loop.release import release_file
 from daemon.loop.statelock import LOCK_NAME, hold, release
+from daemon.manifest import build_manifest, bundle_id_of
+from daemon.watching.scan import candidate_for
 
 
 @pytest.fixture(autouse=True)
@@ -646,3 +651,27 @@ def test_send_by_a_path_through_an_outbox_configured_as_a_link_releases_that_fil
     said = send(str(env.outbox / "W-1.xml"), settings, without_attachments=True)
     assert said.startswith("W-1.xml: released without attachments for W-1")
     assert (real / "W-1.send-anyway").is_file()
+
+
+def test_a_release_by_send_names_who_ran_it_and_leaves_the_bundle_id_as_it_was(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sudo -u outboxd outboxd send NAME --without-attachments` run by anna: the
+    manifest's unattached-invoice warning said "released by outboxd send", naming no
+    one, where a clerk's release file names its owner. It now says "(run by anna)"; the
+    warning is no part of the bundle id, which stays what it was unreleased."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              policy={"unattached": "hold"}))
+    write(env.outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    monkeypatch.setenv("SUDO_USER", "anna")
+    assert "released without attachments for INV-7" in send("INV-7", settings, True)
+    cand = candidate_for(settings.outbox, "INV-7.xml")
+    with CommandReads(settings) as reads:
+        bundle = reads.evaluate(cand, settings)
+    rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
+    assert rule is not None and rule.by_release
+    [warning] = rule.findings()
+    assert warning.message == ("invoice INV-7 is sent without attachments (released by "
+                               "outboxd send (run by anna))")
+    manifest = build_manifest(bundle, warnings=[warning])
+    assert manifest["warnings"][0]["message"] == warning.message
+    assert manifest["bundle_id"] == bundle_id_of(bundle)

@@ -145,8 +145,38 @@ def test_send_writes_a_release_once_and_says_so_in_the_warning(tmp_path: Path) -
     path = release_file(cand, SHARE)
     assert path is not None and path.read_text().startswith(RELEASED_BY_SEND)
     assert warning_text("INV-1", path) == ("invoice INV-1 is sent without attachments "
-                                           "(released by outboxd send)")
+                                           "(released by outboxd send (run by anna))")
     assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
+
+
+@pytest.mark.parametrize(("first_line", "said"), [
+    (RELEASED_BY_SEND, "released by outboxd send"),
+    (f"{RELEASED_BY_SEND} (by CORP\\anna)\r", "released by outboxd send (run by CORP\\anna)"),
+    (f"{RELEASED_BY_SEND} (by anna) and more", "released by outboxd send"),
+    (f"{RELEASED_BY_SEND} (by {'a' * 65})", "released by outboxd send"),
+])
+def test_who_ran_send_is_read_from_its_line_only_where_it_is_a_name(
+        tmp_path: Path, first_line: str, said: str) -> None:
+    """The user `send` names on its release's first line goes into the warning (run by
+    NAME); a line without one (an older send's), or whose end is no user name (more
+    text after it, a name longer than 64), names no one rather than a guess."""
+    path = tmp_path / "INV-1.send-anyway"
+    path.write_text(first_line + "\n")
+    assert warning_text("INV-1", path) == f"invoice INV-1 is sent without attachments ({said})"
+
+
+def test_send_names_the_person_sudo_names_else_its_own_user(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run with sudo -u outboxd, as the docs say, the process's user is outboxd for every
+    admin: SUDO_USER names the person. Without sudo, the process's user; a SUDO_USER
+    that cannot stand on the line (a newline in it) is passed over, never an error."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    monkeypatch.setenv("SUDO_USER", "anna")
+    assert release.invoking_user() == "anna"
+    monkeypatch.setenv("SUDO_USER", "anna\n# forged")
+    assert release.invoking_user() == me
+    monkeypatch.delenv("SUDO_USER")
+    assert release.invoking_user() == me
 
 
 def test_dropped_release_names_its_file_and_owner(tmp_path: Path) -> None:
