@@ -17,6 +17,7 @@ and from its journal, read only (check_journal.py), `duplicate` and
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -33,7 +34,9 @@ from daemon.bundle import Bundle, Conversion, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.einvoice.kinds import what_it_is
-from daemon.errors import InputError, ReaderFailed
+from daemon.errors import InputError, ReaderFailed, describe
+from daemon.fs.fdnames import shown_name
+from daemon.fs.fsops import NOT_THE_FILES_FAULT
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.busywords import busy_fix, in_progress, shown_names
@@ -330,8 +333,7 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
                         f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"], True)
     except OSError as exc:
         return Checked([f"{cand.invoice.name}", "  errors:",
-                        f"    {cand.invoice.name}: cannot be read ({exc.strerror}) — "
-                        "check the file's permissions  [unreadable]", "  => INVALID"], True)
+                        f"    {_unreadable(cand, exc)}  [unreadable]", "  => INVALID"], True)
     except ReaderFailed as exc:
         # Not the bundle's fault (the daemon reads it again when it changes): no
         # verdict, and no code.
@@ -346,6 +348,36 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
     sent_as = tuple((a.rel, _sent_as(a.converted, s.delivery.safe_filenames))
                     for a in bundle.attachments if a.converted is not None)
     return Checked(report(bundle, s), bool(bundle.errors), sent_as=sent_as)
+
+
+# What a share that went away answers (a hung or dropped mount, a stale handle): no
+# fault of the file, and no permission mends it.
+_SHARE_GONE = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT,
+                         errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
+
+
+def _unreadable(cand: Candidate, exc: OSError) -> str:
+    """`FILE: message` for a bundle whose read the OS refused: the file that failed (by
+    its path in the outbox; the invoice file where the error names none), what the OS
+    said (describe), and the fix for that kind of error. Every error was "check the
+    file's permissions", of the invoice file, also for a share that went away (EIO)."""
+    failed = shown_name(exc.filename) if exc.filename else None
+    outbox = cand.invoice.parent
+    name = (os.path.relpath(failed, outbox) if failed and os.path.isabs(failed)
+            and Path(failed).is_relative_to(outbox) else failed) or cand.invoice.name
+    said = describe(OSError(exc.errno, exc.strerror))  # the path is named in front
+    if exc.errno in _SHARE_GONE:
+        fix = "is the share still mounted? Check it, then run check again"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        fix = ("check that outboxd's user, and the user running check, may read the file "
+               "and open its folder")
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        fix = "it was moved or removed while check read it; run check again"
+    elif exc.errno in NOT_THE_FILES_FAULT:
+        fix = "not a fault of the file (the system ran short); run check again"
+    else:
+        fix = "check the file and its folder on the server"
+    return f"{name}: cannot be read ({said}) — {fix}"
 
 
 def rules(out: TextIO | None = None) -> int:

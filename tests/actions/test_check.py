@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import subprocess
@@ -15,6 +16,7 @@ from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 from reading.test_invoices import damaged, flate_pdf_pages, text_run
 
+from daemon.actions.reads import CommandReads
 from daemon.cli import main
 
 
@@ -1734,3 +1736,28 @@ def test_invoices_whose_ids_share_one_folder_are_not_said_to_have_no_attachments
     assert "invoice A-1.: attachments not read (see the errors)" in out
     assert "invoice A-1: no attachments" not in out
     assert "invoice A-1 is sent without attachments" not in out
+
+
+@pytest.mark.parametrize(("err", "why", "fix"), [
+    (errno.EIO, "Input/output error", "is the share still mounted? Check it, then run check "
+     "again"),
+    (errno.EACCES, "Permission denied", "check that outboxd's user, and the user running "
+     "check, may read the file and open its folder"),
+])
+def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
+        cfg: Env, capsys, monkeypatch, err: int, why: str, fix: str) -> None:
+    """An OSError while reading a bundle was always "INV-1.xml: cannot be read (…) —
+    check the file's permissions", naming the invoice file whatever failed, also for an
+    I/O error of a share that went away. The line names the file that failed, by its
+    path in the outbox, what the OS said, and the fix for that kind (exit 1)."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
+    failed = str(cfg.outbox / "INV-1" / "scan.pdf")
+
+    def refused(*_: object) -> None:
+        raise OSError(err, os.strerror(err), failed)
+
+    monkeypatch.setattr(CommandReads, "evaluate", refused)
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert f"    INV-1/scan.pdf: cannot be read ({why}) — {fix}  [unreadable]\n" in out
+    assert "INV-1.xml: cannot be read" not in out
