@@ -44,7 +44,7 @@ from daemon.fs.fswrite import (
     held_path,
 )
 from daemon.fs.temps import drop_unfinished
-from daemon.fs.workfolder import entry_at, hold_folder, link_inside, still_at
+from daemon.fs.workfolder import entry_at, hold_folder, link_inside, still_at, there
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 
@@ -84,7 +84,10 @@ def move_into_place(work: Path, target: Path, sync: bool = True, held: int | Non
     held here). `within`: the outbox (hold_folder, dayfolder.hold_day). `beside`: told the free
     name before the bundle is moved there instead of `target` (the caller journals it: a
     retry after a crash must look where its own copy or the bundle is)."""
-    if not os.path.lexists(work):
+    # `there`: a look at the work folder that the share fails (EIO) raises, the move is
+    # retried. os.path.lexists took it for "moved already", and an entry at the target
+    # (another daemon's of this name) was reported as this bundle's archive.
+    if not there(work):
         if _folder_at(target):
             return target  # an earlier run finished the move
         # Neither is there: a share that went away (processing lives on it), or
@@ -241,9 +244,9 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     """
     # A `.outboxd` made a link counts as there (held and refused, naming the link), never
     # as a work folder gone: "is the share mounted?" would send the admin astray.
-    there = os.path.lexists(work) or link_inside(work, within)
-    kept = there and _kept_after(work, target, within, papers)
-    if there and not kept:
+    present = there(work) or link_inside(work, within)
+    kept = present and _kept_after(work, target, within, papers)
+    if present and not kept:
         # The work folder held open, never through a link a user of the share put in its
         # place (OSError naming it: the bundle stays, and its row says why): the papers
         # are written into, and the folder moved, copied and removed as, that very folder.
@@ -356,9 +359,15 @@ def _kept_after(work: Path, target: Path, within: Path | None,
     (not_its_folder), and the archive waits for the folder to be put back."""
     held = hold_folder(work, within=within)
     try:
-        if kept_for(held) != str(target) or not os.path.lexists(target):
+        if kept_for(held) != str(target):
             return False
-        if not _folder_at(target):
+        try:
+            mode = os.lstat(target).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        # Any other failure (the share's EIO) raises: taken for "no entry", the kept
+        # folder's files were archived again, a second entry beside our copy.
+        if not stat.S_ISDIR(mode):
             return True
         day = hold_day(target.parent, within)
         try:

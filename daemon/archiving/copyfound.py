@@ -18,7 +18,7 @@ from pathlib import Path
 from daemon.errors import InputError
 from daemon.fs.fscopy import Copied, identity
 from daemon.fs.fsdepth import fwalk_bounded
-from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
+from daemon.fs.fsops import FOLDER_NOFOLLOW, NOT_THE_FILES_FAULT, open_in
 from daemon.fs.fsread import CHUNK
 
 KEPT = ".outboxd-kept"
@@ -164,10 +164,13 @@ def holds_paper(entry: int, held: int, papers: Mapping[str, bytes] | None = None
 
 
 def _holds_bytes(entry: int, name: str, expected: bytes) -> bool:
+    # A share's EIO or stale handle (open_in raises those as they are) raises: no answer.
+    # Taken for "no paper of ours", a copy in place lost its proof and the bundle was
+    # archived again beside it, a second entry.
     try:
         with open_in(entry, name, name) as fh:
             return fh.read(len(expected) + 1) == expected
-    except (OSError, InputError):
+    except InputError:
         return False  # missing, unreadable, or a link, FIFO or device: no paper of ours
 
 
@@ -186,7 +189,9 @@ def unmarked_copy(entry: int, target: Path, held: int) -> Copied | None:
     try:
         tops = [(f, os.stat(f, dir_fd=held, follow_symlinks=False))
                 for f in os.listdir(held)]
-    except OSError:
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise  # no answer (the share away): the archive looks again
         return None
     # Papers first: an entry of another delivery or quarantine of this bundle is told
     # from its paper alone, the attachments never read.
@@ -229,9 +234,11 @@ def _folder_of_copy(entry: int, dirpath: str) -> int | None:
             if fd != entry:
                 os.close(fd)
             fd = inner
-    except OSError:
+    except OSError as exc:
         if fd != entry:
             os.close(fd)
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise  # no answer (the share away), not "no such folder in the copy"
         return None
     return fd
 

@@ -20,7 +20,7 @@ from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.copyfound import KEPT, PROOFS, holds_paper
 from daemon.archiving.papers import names_bundle
 from daemon.errors import InputError
-from daemon.fs.fsops import FOLDER_NOFOLLOW, open_in
+from daemon.fs.fsops import FOLDER_NOFOLLOW, NOT_THE_FILES_FAULT, open_in
 from daemon.fs.fsread import read_bounded
 from daemon.fs.workfolder import still_at
 
@@ -151,7 +151,11 @@ def _entry_proves(day: int, target: Path, proof: Callable[[int], bool]) -> bool:
     where there is none there, or a link."""
     try:
         entry = os.open(target.name, FOLDER_NOFOLLOW, dir_fd=day)
-    except OSError:
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            # A share's EIO or stale handle: no answer. Taken for "no copy of ours", the
+            # proof was lost (a kept folder disowned, archived again as a second entry).
+            raise
         return False  # none there, or a link: no copy of ours
     try:
         return proof(entry)
@@ -185,11 +189,15 @@ def disowned(held: int, roots: tuple[Path, ...]) -> bool:
     # share's) each opened without following a link.
     try:
         root = os.open(target.parent.parent, FOLDER_NOFOLLOW)
-    except OSError:
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise  # cannot tell (the share away): the sweep looks again
         return True
     try:
         day = os.open(target.parent.name, FOLDER_NOFOLLOW, dir_fd=root)
-    except OSError:
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise
         return True
     finally:
         os.close(root)

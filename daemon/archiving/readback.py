@@ -87,8 +87,13 @@ def receipt_record(folder: Path, day: str | None = None,
     """record_of's record, or what is wrong with the entry's receipt (a str, said to
     the admin; an `Unreadable` when reading it failed). Raises as record_of."""
     path = folder / "receipt.json"
-    if not entry_at(path, at):
-        return NO_RECEIPT
+    try:
+        if not entry_at(path, at):
+            return NO_RECEIPT
+    except OSError as exc:
+        # A share's EIO or stale handle as it was looked for: read again, never taken for
+        # an entry without a receipt (its bundle then not known as sent, and said so).
+        return Unreadable(f"its receipt.json cannot be looked at ({exc})")
     try:
         # No paper limit: a receipt keeps the receiver's whole answer and the manifest
         # of every attachment, and one read back as "none" would let the bundle be sent

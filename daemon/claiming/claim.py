@@ -30,6 +30,7 @@ from daemon.fs.workfolder import (
     made_in_processing,
     still_at,
     still_held,
+    there,
 )
 from daemon.names import NAME_MAX, fit_bytes, printable
 from daemon.reading.match import assemble
@@ -103,28 +104,19 @@ def read_in_place(work: Path, read: Callable[[], T], within: Path | None = None)
 
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:
+    # `there`: a look that fails but for ENOENT (a share's EIO, ESTALE or timeout) raises.
+    # Taken for "not there", a sidecar that the share hid for a moment stayed behind, and
+    # the invoice file went out without its attachments (the check by hashes reads the
+    # work folder, where they were not). Raised after the invoice file's rename, the
+    # claim is undone and tried again once it has settled.
     parts = [cand.invoice]
-    if _there(cand.sidecar):
+    if there(cand.sidecar):
         parts.append(cand.sidecar)
-    if with_marker and _there(cand.marker):
+    if with_marker and there(cand.marker):
         parts.append(cand.marker)
     # Files that travel with the bundle into the archive, e.g. NAME.send-anyway.
-    parts += [p for p in companions if _there(p)]
+    parts += [p for p in companions if there(p)]
     return parts
-
-
-def _there(path: Path) -> bool:
-    """Whether `path` is in the outbox: not if it is gone (ENOENT, ENOTDIR). A look that
-    fails otherwise (a share's EIO, ESTALE or timeout) raises: taken for "not there", a
-    sidecar that the share hid for a moment stayed behind, and the invoice file went
-    out without its attachments (the check by hashes reads the work folder, where they
-    were not). Raised after the invoice file's rename, the claim is undone and tried
-    again once it has settled."""
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    return True
 
 
 def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[Path] = (),
@@ -229,7 +221,7 @@ def taken_meanwhile(cand: Candidate) -> bool:
     and a read that the same blink failed was said as another daemon's claim, with no
     error and no second read, the bundle left settling for good."""
     try:
-        return not _there(cand.invoice)
+        return not there(cand.invoice)
     except OSError:
         return False  # cannot tell: the read's own error says what is wrong
 
@@ -273,7 +265,11 @@ def unclaim(cand: Candidate, work: Path) -> Unclaimed:
 
 def _put_back(cand: Candidate, work: Path, held: int) -> Unclaimed:
     here = held_path(held)
-    if os.path.lexists(cand.invoice):
+    # `there`: a look the share fails (EIO) raises, and the undo waits (stranded.py).
+    # os.path.lexists took it for "no new invoice file": the sidecar went back first and
+    # joined a new invoice file dropped under the name; and a file of the work folder it
+    # could not look at was passed over, left in a folder the undo then called emptied.
+    if there(cand.invoice):
         # A new invoice file of the same name arrived: keep our whole bundle
         # together (its sidecar must not go back and join the new invoice).
         return Unclaimed(sorted(os.listdir(held)))
@@ -283,7 +279,7 @@ def _put_back(cand: Candidate, work: Path, held: int) -> Unclaimed:
     others = [n for n in sorted(os.listdir(held)) if n != cand.invoice.name]
     for name in [*others, cand.invoice.name]:
         src = here / name
-        if not os.path.lexists(src):
+        if not there(src):
             continue
         try:
             rename_noreplace(src, cand.invoice.parent / name)

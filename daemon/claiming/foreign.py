@@ -18,7 +18,7 @@ from pathlib import Path
 
 from daemon.claiming.workname import host_tag, work_host, work_stem
 from daemon.errors import InputError
-from daemon.fs.fsops import FOLDER_NOFOLLOW, folder_within
+from daemon.fs.fsops import FOLDER_NOFOLLOW, NOT_THE_FILES_FAULT, folder_within
 from daemon.names import printable
 from daemon.watching.lonefolders import since
 
@@ -53,11 +53,14 @@ def foreign_work(processing: Path, outbox: Path) -> list[Foreign]:
                     continue
                 try:
                     changed = entry.stat(follow_symlinks=False).st_ctime_ns
+                    # Not listed this time when its papers cannot be looked at (a share's
+                    # EIO): taken for none, a delivered bundle's folder was given the
+                    # fix "move its files into the outbox", which sends it again.
+                    papers = _papers(fd, entry.name)
                 except OSError:
                     continue  # finished and gone since the listing
                 found.append(Foreign(printable(entry.name), printable(host),
-                                     _why(_papers(fd, entry.name), printable(host),
-                                          printable(stem)),
+                                     _why(papers, printable(host), printable(stem)),
                                      since(changed)))
     except (OSError, InputError):
         return []
@@ -70,7 +73,9 @@ def _papers(processing: int, name: str) -> set[str]:
     folder since the listing would tell what lies elsewhere)."""
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=processing)
-    except OSError:
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise
         return set()
     try:
         return {p for p in ("receipt.json", "reason.json")
@@ -82,7 +87,7 @@ def _papers(processing: int, name: str) -> set[str]:
 def _lexists(folder: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     return True
 

@@ -33,7 +33,7 @@ from daemon.errors import (
     describe,
 )
 from daemon.fs.fswrite import fsync_dir, held_path
-from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at
+from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at, there
 from daemon.journal import (
     CLAIMING,
     IN_FLIGHT,
@@ -235,7 +235,11 @@ class Recovery(Rereading):
         except FileNotFoundError:
             held = None
         cand = candidate_for(self.s.outbox, row.invoice_file)
-        if held is None and not os.path.lexists(cand.invoice):
+        # Each "is it there?" below by `there`: a look the share fails (EIO, ESTALE) raises
+        # and the claim is finished at a later rescan (_finish_or_wait). os.path.lexists
+        # took it for "gone": a claim whose invoice file lay in its work folder ended
+        # `gone`, the bundle left in a folder no row names.
+        if held is None and not there(cand.invoice):
             if self._never_made(row, work, cand):
                 self.j.transition(row.id, "gone", NOT_HAPPENED_GONE, work_dir=None,
                                   last_error=None)
@@ -249,7 +253,14 @@ class Recovery(Rereading):
                                     "invoice file is not in the outbox either (is the share "
                                     "mounted?) — if someone moved the folder, put it back "
                                     "under this name", str(work))
-        if held is None or not os.path.lexists(held_path(held) / row.invoice_file):
+        found = False
+        if held is not None:
+            try:
+                found = there(held_path(held) / row.invoice_file)
+            except OSError:
+                os.close(held)
+                raise
+        if held is None or not found:
             if held is not None:
                 with contextlib.suppress(OSError):
                     if not os.listdir(held) and still_at(work, held):
@@ -259,9 +270,9 @@ class Recovery(Rereading):
             # operations.md gives for a claim whose bundle is really gone (or whose bundle,
             # dropped again, another row has claimed). Settling, the row stood for no
             # bundle in the outbox until a restart.
-            there = os.path.lexists(cand.invoice)
-            self.j.transition(row.id, "settling" if there else "gone",
-                              "claim did not happen" if there else NOT_HAPPENED_GONE,
+            back = there(cand.invoice)
+            self.j.transition(row.id, "settling" if back else "gone",
+                              "claim did not happen" if back else NOT_HAPPENED_GONE,
                               work_dir=None, last_error=None)
             return False
         try:

@@ -154,11 +154,11 @@ def folder_mark(path: Path, within: Path | None = None, without: str | None = No
     from the folder so held: by its path, a link to the very folder the claim was
     recorded in gave that folder's mark. `without`: None too when the folder has an
     entry of that name (a work folder), looked for in the folder marked, not by a second
-    look at its path."""
+    look at its path; a look for it that the share fails (EIO) raises (entry_at)."""
     if within is None or not path.is_relative_to(within):
         # The admin's path, as configured (a link there is theirs).
         identity = folder_identity(path)
-        if identity is None or (without is not None and os.path.lexists(path / without)):
+        if identity is None or (without is not None and there(path / without)):
             return None
         return f"{identity[0]}:{identity[1]}"
     try:
@@ -202,10 +202,24 @@ def folder_there(path: Path, within: Path | None = None) -> bool | None:
 
 def entry_at(path: Path, held: int | None = None) -> bool:
     """Whether anything (a link too) is at `path`: by its name in the folder held open at
-    `held` (the folder it lies in), if given, else by its path."""
+    `held` (the folder it lies in), if given, else by its path. Not there only when it
+    is gone (ENOENT, ENOTDIR); a look that fails otherwise (a share's EIO, ESTALE or
+    timeout) raises: taken for "not there", an archive entry the share hid for a moment
+    had the bundle archived a second time beside it, a receipt read back as none, and a
+    work folder taken for one never made (its claim ended `gone`)."""
     try:
         os.stat(path if held is None else path.name, dir_fd=held, follow_symlinks=False)
-    except (OSError, ValueError):
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return False
+    return True
+
+
+def there(path: Path) -> bool:
+    """entry_at(path) by its path, one lstat: os.path.lexists answers False for any
+    OSError, and took a share that cannot be looked at for a file that is gone."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return False
     return True
 

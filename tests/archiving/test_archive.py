@@ -26,6 +26,7 @@ from daemon.archiving.archive_papers import (
     receipt_papers,
     write_papers,
 )
+from daemon.archiving.kept import kept_for, mark_kept
 from daemon.bundle import Finding
 from daemon.claiming.claim import copy_tag
 from daemon.configuration.config import Settings
@@ -1094,3 +1095,69 @@ def test_group_write_after_the_move_never_goes_through_a_day_folder_swapped_for_
     assert os.stat(elsewhere / target.name).st_mode & 0o777 == 0o750
     moved = quarantine / "aside" / target.name
     assert os.stat(moved).st_mode & 0o070 == 0o070
+
+
+def _unreachable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Every look at `path` (by its path, or by its name in a folder held) fails with
+    EIO, as a share half away answers."""
+    for fn in ("stat", "lstat"):
+        real = getattr(os, fn)
+
+        def failing(p: Any, *args: Any, _real: Any = real, **kw: Any) -> os.stat_result:
+            if (str(p) == str(path)) or (p == path.name and kw.get("dir_fd") is not None):
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(p))
+            return _real(p, *args, **kw)  # type: ignore[no-any-return]
+        monkeypatch.setattr(os, fn, failing)
+
+
+class TestAShareThatCannotBeLookedAt:
+    """A look at the work folder or the entry that the share fails (EIO) is no answer:
+    the archive is retried (its caller's back-off), never decided on it."""
+
+    RECEIPT = {"manifest": {"bundle_id": BID}, "response": {"status": 201}}
+
+    def test_a_work_folder_the_share_cannot_look_at_is_not_taken_for_archived(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The work folder's look fails while an entry of the same name (another
+        bundle's) is in the archive: the archive fails, the work folder and the entry
+        untouched. Taken for "the work folder is gone", the entry was reported as this
+        bundle's archive (an earlier run's move), the bundle recorded sent or quarantined
+        while it lay in processing."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        make_work(target)
+        write_papers(target, receipt_papers({**self.RECEIPT,
+                                             "manifest": {"bundle_id": "f" * 64}}))
+        before, ours = tree(target), tree(work)
+        with monkeypatch.context() as m:
+            _unreachable(m, work)
+            with pytest.raises(OSError) as raised:
+                archive.place(work, target, receipt_papers(self.RECEIPT), BID)
+            assert raised.value.errno == errno.EIO
+            with pytest.raises(OSError):
+                move_into_place(work, target)
+        assert tree(target) == before and tree(work) == ours
+
+    def test_an_entry_the_share_cannot_look_at_keeps_the_proof_it_is_our_copy(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A work folder kept (KEPT) for its entry, whose copy is in place, and the entry's
+        look fails: the archive fails and the mark stays. Taken for "no entry there", the
+        mark was dropped and the bundle archived again, a second entry beside its copy."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        shutil.copytree(work, target)
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            mark_kept(fd, target)
+        finally:
+            os.close(fd)
+        with monkeypatch.context() as m:
+            _unreachable(m, target)
+            with pytest.raises(OSError):
+                archive.place(work, target, receipt_papers(self.RECEIPT), BID)
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert kept_for(fd) == str(target)
+        finally:
+            os.close(fd)
+        assert sorted(p.name for p in target.parent.iterdir()) == [target.name]

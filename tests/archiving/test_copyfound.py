@@ -7,10 +7,12 @@ look copied, or its files are removed with no copy anywhere."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from exdev import exdev_for, killed_after_rename
@@ -381,3 +383,50 @@ def test_the_names_beside_are_those_free_name_writes_in_numeric_order() -> None:
     named so is looked into as the bundle's copy."""
     names = ["x-10", "x-9", "x-1", "x-02", "x-2", "x-x", "x-", "y-3", "x-3-2", "x"]
     assert copyfound.numbers_beside(names, "x") == [2, 9, 10]
+
+
+def test_an_entry_the_share_cannot_read_is_no_answer_whether_it_is_our_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry's paper, a folder of it, or the work folder's listing fails with EIO as
+    the archive compares them (the share half away): raised, the archive tried again.
+    Taken for "no paper of ours", "no such folder in the copy" or "not an older build's
+    copy", a copy in place lost its proof and the bundle was archived again beside it."""
+    work = _work(tmp_path)
+    target = entry_target(tmp_path)
+    shutil.copytree(work, target)
+    papers = {"receipt.json": (work / "receipt.json").read_bytes()}
+    eio = OSError(errno.EIO, os.strerror(errno.EIO))
+    real_open_in, real_open, real_listdir = copyfound.open_in, os.open, os.listdir
+
+    def open_in(folder: int, name: str, *args: Any, **kw: Any) -> Any:
+        if name == "receipt.json":
+            raise eio
+        return real_open_in(folder, name, *args, **kw)
+
+    def failing_open(path: Any, *args: Any, **kw: Any) -> int:
+        if path == "INV-1" and kw.get("dir_fd") is not None:
+            raise eio
+        return real_open(path, *args, **kw)
+
+    def listdir(path: Any = ".") -> list[str]:
+        if isinstance(path, int):
+            raise eio
+        return real_listdir(path)
+    entry, held = (os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in (target, work))
+    try:
+        assert copyfound.holds_paper(entry, held, papers)
+        with monkeypatch.context() as m:
+            m.setattr(copyfound, "open_in", open_in)
+            with pytest.raises(OSError):
+                copyfound.holds_paper(entry, held, papers)
+        with monkeypatch.context() as m:
+            m.setattr(os, "open", failing_open)
+            with pytest.raises(OSError):
+                copyfound._folder_of_copy(entry, "./INV-1")
+        with monkeypatch.context() as m:
+            m.setattr(os, "listdir", listdir)
+            with pytest.raises(OSError):
+                copyfound.unmarked_copy(entry, target, held)
+    finally:
+        os.close(entry)
+        os.close(held)

@@ -5,6 +5,7 @@ A share user may write anywhere in the share, the processing folder included."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -402,3 +403,29 @@ def test_a_file_dropped_into_a_work_folder_as_its_mark_goes_keeps_the_folder(
         os.close(held)
     assert os.listdir(work) == ["late.pdf"]
     assert (work / "late.pdf").read_bytes() == b"%PDF-1.4 late"
+
+
+def test_an_entry_the_share_cannot_open_neither_proves_nor_disowns_the_mark(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A work folder holding its receipt, kept for its entry in sent/ (holding the same),
+    whose open fails with EIO (the share half away): no answer, raised (the sweep and the
+    archive look again). Taken for "no entry there", the mark was disowned and the folder
+    archived again, a second entry of the bundle beside its copy."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    (work / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    target.mkdir()
+    (target / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    (work / KEPT).write_bytes(os.fsencode(target))
+    roots = (target.parent.parent, tmp_path / "outbox" / "quarantine")
+    real_open = os.open
+
+    def failing(path: Any, *args: Any, **kw: Any) -> int:
+        if path == target.name:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_open(path, *args, **kw)
+    with _held(work) as held:
+        assert not kept.disowned(held, roots)
+        with monkeypatch.context() as m:
+            m.setattr(os, "open", failing)
+            with pytest.raises(OSError):
+                kept.disowned(held, roots)

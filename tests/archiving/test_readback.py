@@ -14,7 +14,7 @@ import pytest
 from helpers import pin_wall, without_blocking
 from structlog.testing import capture_logs
 
-from daemon.archiving.readback import restore_sent, sent_records
+from daemon.archiving.readback import Unreadable, receipt_record, restore_sent, sent_records
 from daemon.errors import ConfigError
 from daemon.journal import Journal, parse_iso
 
@@ -435,3 +435,22 @@ def failing_listing(monkeypatch: Any, broken: Path) -> None:
         return Failing(it) if os.path.samestat(held, os.stat(broken)) else it
 
     monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_receipt_the_share_cannot_look_at_is_unreadable_not_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry whose receipt.json the share cannot look at (EIO as it is looked for):
+    `Unreadable`, read again and said, never NO_RECEIPT — an entry without a receipt
+    whose bundle a start's read-back and the sent/ news passed over in silence."""
+    entry = tmp_path / "2026-11-26" / "INV-1--abcdefabcdef"
+    entry.mkdir(parents=True)
+    (entry / "receipt.json").write_text("{}")
+    real_stat = os.stat
+
+    def failing(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+        if str(path).endswith("receipt.json"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+        return real_stat(path, *args, **kw)
+    monkeypatch.setattr(os, "stat", failing)
+    rec = receipt_record(entry, "2026-11-26")
+    assert isinstance(rec, Unreadable) and "Input/output error" in rec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from swaps import swap_when_opened
@@ -448,3 +449,52 @@ def test_a_failed_rename_that_cannot_be_looked_after_is_a_failure_after_a_move(
     with pytest.raises(OSError) as raised:
         claim(cand, work, with_marker=False)
     assert raised.value.errno == errno.EIO and work.is_dir()
+
+
+class TestUnclaimOnAShareThatCannotBeLookedAt:
+    """The undo of a claim whose look at a file fails with EIO (a share half away): it
+    fails, to be tried again (stranded.py), and decides nothing on that look."""
+
+    @staticmethod
+    def _fails(monkeypatch: pytest.MonkeyPatch, fails: Any) -> None:
+        real_lstat = os.lstat
+
+        def lstat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if fails(str(path)):
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            return real_lstat(path, *args, **kw)
+        monkeypatch.setattr(os, "lstat", lstat)
+
+    def test_a_new_invoice_file_the_share_cannot_look_at_gets_no_old_sidecar(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A new invoice file dropped under the name meanwhile, whose look fails: nothing
+        goes back. Taken for "none there", the old sidecar went back first and joined the
+        new invoice file, to be sent as its attachments."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        cand.invoice.write_bytes(b"<Invoice>new</Invoice>")
+        with monkeypatch.context() as m:
+            self._fails(m, lambda path: path == str(cand.invoice))
+            with pytest.raises(OSError):
+                unclaim(cand, work)
+        assert not cand.sidecar.exists()
+        assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_a_claimed_file_the_share_cannot_look_at_is_not_left_behind(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The look at the sidecar in the work folder fails as it is put back: the undo
+        fails. Passed over as "not there", the sidecar stayed in the work folder, which the
+        undo then called emptied and marked for the orphan sweep, the bundle back in the
+        outbox without its attachments."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        with monkeypatch.context() as m:
+            self._fails(m, lambda path: path.startswith("/proc/self/fd/")
+                        and path.endswith("/INV-1"))
+            with pytest.raises(OSError):
+                unclaim(cand, work)
+        assert (work / "INV-1" / "a.pdf").is_file()
+        assert unclaim(cand, work) == Unclaimed([])  # the share answers again
+        assert (cand.sidecar / "a.pdf").is_file() and cand.invoice.is_file()

@@ -1287,6 +1287,27 @@ class TestAClaimCutShortBeforeItsMove:
         assert p.j.last_detail(row) == NOT_HAPPENED_GONE
 
 
+    def test_an_invoice_file_the_share_cannot_look_at_at_the_rescan_is_not_taken_back(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The rescan's look at the invoice file fails with EIO (the share half away):
+        the claim waits, `claiming`, and settles again at the rescan after, once the share
+        answers. Taken for the clerk taking the file back, it ended `gone` ("the invoice
+        file is no longer in the outbox") while the file lay in the outbox."""
+        p, s, row = self._cut_short(tmp_path, monkeypatch)
+        invoice = str(s.outbox.path / "batch.xml")
+        real_lstat = os.lstat
+
+        def lstat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if str(path) == invoice:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            return real_lstat(path, *args, **kw)
+        with monkeypatch.context() as m:
+            m.setattr(os, "lstat", lstat)
+            assert p.retry_stranded() == []
+        assert p.j.get(row).state == "claiming"
+        assert p.retry_stranded() == []
+        assert p.j.get(row).state == "settling" and p.live["batch.xml"].id == row
+
 class TestAClaimCutShortBeforeItsMoveAcrossARestart:
     """The note that a claim was cut short before any of its files moved outlives the
     process: a restart before the rescan that would finish the claim knows that no work

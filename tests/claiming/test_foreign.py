@@ -3,7 +3,10 @@ by name, with what to do by what each holds; this host's and other entries are n
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import write
@@ -108,3 +111,24 @@ def test_a_work_folder_swapped_for_a_link_does_not_tell_what_lies_elsewhere(
     monkeypatch.setattr(foreign, "_papers", swapped)
     [found] = foreign_work(processing, outbox)
     assert "holds receipt.json" not in found.why
+
+
+def test_a_delivered_folder_whose_receipt_the_share_cannot_look_at_is_not_told_to_go_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another host's work folder holding receipt.json, whose look fails with EIO (the
+    share half away): left out of this look, listed again once the share answers. Taken
+    for "holds no paper", it was given the fix "to send it, move its files into the
+    outbox" — a delivered bundle sent again by the admin who followed it."""
+    processing = tmp_path / "processing"
+    write(processing / "INV-2--0123456789ab--oldbox-7-123456" / "receipt.json", b"{}")
+    real_stat = os.stat
+
+    def failing(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+        if path == "receipt.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_stat(path, *args, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(os, "stat", failing)
+        assert foreign_work(processing, tmp_path / "outbox") == []
+    [found] = foreign_work(processing, tmp_path / "outbox")
+    assert "it was delivered (it holds receipt.json)" in found.why

@@ -904,3 +904,56 @@ def test_a_work_folder_without_the_invoice_but_with_a_file_keeps_it_at_recovery(
                       claimed_in=folder_mark(s.processing_dir))
     assert p.finish.recover() == []
     assert p.j.get(row2).state == "settling" and not empty.exists()
+
+
+def _share_fails(monkeypatch: pytest.MonkeyPatch, fails: Any, code: int = errno.EIO) -> None:
+    """os.lstat fails with `code` (a share's I/O error, a stale handle) for each path
+    `fails(path)` is true of, as a share that is half away answers."""
+    real_lstat = os.lstat
+
+    def lstat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+        if fails(str(path)):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_lstat(path, *args, **kw)
+    monkeypatch.setattr(os, "lstat", lstat)
+
+
+class TestRecoveryOnAShareThatCannotBeLookedAt:
+    """A start during a share's outage: a look that fails with EIO or ESTALE is no
+    answer, and a claim is never ended for it (docs/operations.md, share away)."""
+
+    @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE], ids=["EIO", "ESTALE"])
+    def test_an_invoice_file_in_its_work_folder_the_share_cannot_look_at_is_not_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """A claim cut short with its invoice file in the work folder, whose look there
+        fails (the share half away): the row waits `claiming`, saying why, and is finished
+        once the share answers. Taken for "no invoice file there", with none in the outbox
+        either, the row ended `gone` and the bundle was left in a folder no row named."""
+        p, s, work, row = TestRecovery._half_claimed(tmp_path, pdf_bytes())
+        with monkeypatch.context() as m:
+            _share_fails(m, lambda path: path.startswith("/proc/self/fd/")
+                         and path.endswith("/INV-1.xml"), code)
+            assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir) == ("claiming", str(work))
+        assert os.strerror(code) in (r.last_error or "")
+        assert p.finish.finish_claims_again() == ([row], [])
+        assert p.j.get(row).state == "delivering"
+        assert (work / "INV-1.xml").is_file() and (work / "INV-1" / "a.pdf").is_file()
+
+    def test_an_invoice_file_in_the_outbox_the_share_cannot_look_at_is_not_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim cut short before its work folder was made, its invoice file still in
+        the outbox, whose look fails at the start: the row waits and settles again once the
+        share answers. Taken for "the invoice file is no longer in the outbox" (the
+        processing folder the very one claimed in, no work folder), the claim ended `gone`
+        and said the clerk had taken the invoice file back."""
+        s, row = TestRecovery._cut_short(tmp_path)
+        invoice = str(s.outbox.path / "INV-1.xml")
+        with monkeypatch.context() as m:
+            _share_fails(m, lambda path: path == invoice)
+            fin = TestRecovery._start(s)
+        r = fin.j.get(row)
+        assert r.state == "claiming" and "Input/output error" in (r.last_error or "")
+        assert fin.finish_claims_again()[0] == [] and fin.j.get(row).state == "settling"
+        assert (s.outbox.path / "INV-1.xml").is_file()

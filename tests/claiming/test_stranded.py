@@ -5,6 +5,8 @@ directory transport."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -469,3 +471,43 @@ def gone_refused(p: Pipeline, row: int, monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(p.j, "transition", full)
     return refused
+
+
+class TestAnInvoiceFileTheShareCannotLookAt:
+    """A claim undone, its bundle back in the outbox, whose look at the invoice file
+    fails with EIO (a share half away): the row settles and the pipeline follows it (its
+    next look at the files decides), never ended `gone` for that look."""
+
+    @staticmethod
+    def _undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pipeline, int]:
+        s = _settings(tmp_path)
+        p = _start(s)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
+                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        invoice = str(s.outbox.path / "INV-1.xml")
+        real_lstat = os.lstat
+
+        def lstat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if str(path) == invoice:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            return real_lstat(path, *args, **kw)
+        monkeypatch.setattr(os, "lstat", lstat)
+        return p, row
+
+    def test_a_claim_undone_settles_again(self, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        """Its files just put back: the row settles, followed by the pipeline. Ended
+        `gone`, it said the invoice file was no longer in the outbox, where it lay."""
+        p, row = self._undone(tmp_path, monkeypatch)
+        p._settle_again(row, "INV-1.xml", "claim failed")
+        assert p.j.get(row).state == "settling" and p.live["INV-1.xml"].id == row
+
+    def test_a_row_handed_back_is_followed(self, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        """A row settling again handed back to the pipeline (its read refused before):
+        followed, not ended `gone`."""
+        p, row = self._undone(tmp_path, monkeypatch)
+        p.j.transition(row, "settling", "claim failed", work_dir=None)
+        p._take_back(p.j.get(row))
+        assert p.j.get(row).state == "settling" and p.live["INV-1.xml"].id == row

@@ -1,15 +1,17 @@
-"""A work folder held (workfolder.hold_folder) never through a link inside the outbox."""
+"""A work folder held (workfolder.hold_folder) never through a link inside the outbox; a
+look at one (entry_at, there, folder_mark) that the share fails is no answer."""
 
 from __future__ import annotations
 
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.errors import HostileInput
-from daemon.fs.workfolder import hold_folder, still_at
+from daemon.fs.workfolder import entry_at, folder_mark, hold_folder, still_at, there
 
 
 def _linked_dot_outboxd(tmp_path: Path) -> tuple[Path, Path]:
@@ -81,3 +83,56 @@ def test_a_folder_of_the_same_inode_number_on_another_file_system_is_not_the_one
         assert not still_at(work, fd)
     finally:
         os.close(fd)
+
+
+def _stat_fails(monkeypatch: pytest.MonkeyPatch, name: str, code: int) -> None:
+    """os.stat and os.lstat of `name` (by a folder's descriptor or a path ending in it)
+    fail with `code`, as a share half away answers."""
+    for fn in ("stat", "lstat"):
+        real = getattr(os, fn)
+
+        def failing(path: Any, *args: Any, _real: Any = real, **kw: Any) -> os.stat_result:
+            if str(path) == name or str(path).endswith("/" + name):
+                raise OSError(code, os.strerror(code), str(path))
+            return _real(path, *args, **kw)  # type: ignore[no-any-return]
+        monkeypatch.setattr(os, fn, failing)
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE, errno.ENOTCONN],
+                         ids=["EIO", "ESTALE", "ENOTCONN"])
+def test_a_look_the_share_fails_is_no_answer_that_nothing_is_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """entry_at and there raise when the look fails but for "no such file" (a share's
+    I/O error, stale handle, lost connection), by a folder's descriptor or by path: taken
+    for "nothing there", an archive entry was archived again beside, a receipt read back
+    as none, a work folder taken for one never made. Gone is False, as before."""
+    (tmp_path / "W").mkdir()
+    _stat_fails(monkeypatch, "W", code)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for look in (lambda: entry_at(tmp_path / "W", fd), lambda: entry_at(tmp_path / "W"),
+                     lambda: there(tmp_path / "W")):
+            with pytest.raises(OSError) as raised:
+                look()
+            assert raised.value.errno == code
+        assert not entry_at(tmp_path / "gone", fd) and not there(tmp_path / "gone")
+        assert not there(tmp_path / "gone" / "below")
+    finally:
+        os.close(fd)
+
+
+def test_a_work_folder_the_share_cannot_look_at_is_not_taken_for_one_never_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """folder_mark(…, without=W), which a start asks to end a claim whose work folder was
+    never made (recovery._never_made), raises when the look for W fails with EIO, inside
+    the outbox and at the admin's path alike: it gave the processing folder's mark, as
+    for one holding no W, and the claim ended `gone` with its bundle in W."""
+    outbox = tmp_path / "outbox"
+    (outbox / ".outboxd" / "processing" / "W").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "W").mkdir(parents=True)
+    _stat_fails(monkeypatch, "W", errno.EIO)
+    with pytest.raises(OSError):
+        folder_mark(outbox / ".outboxd" / "processing", outbox, "W")
+    with pytest.raises(OSError):
+        folder_mark(tmp_path / "elsewhere", outbox, "W")
+    assert folder_mark(outbox / ".outboxd" / "processing", outbox, "X") is not None
