@@ -211,6 +211,10 @@ def entry_at(path: Path, held: int | None = None) -> bool:
         os.stat(path if held is None else path.name, dir_fd=held, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return False
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False  # a name the file system cannot hold is nothing there
+        raise
     return True
 
 
@@ -221,6 +225,12 @@ def there(path: Path) -> bool:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
+    except OSError as exc:
+        # A name the file system cannot hold is nothing there: an invoice file's name
+        # at the limit makes its release file's and marker's names longer than that.
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
     return True
 
 

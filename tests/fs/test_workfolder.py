@@ -121,6 +121,19 @@ def test_a_look_the_share_fails_is_no_answer_that_nothing_is_there(
         os.close(fd)
 
 
+def test_a_name_longer_than_the_file_system_holds_is_nothing_there(tmp_path: Path) -> None:
+    """A name the file system cannot hold (ENAMETOOLONG) is nothing there, by path or by a
+    folder's descriptor: an invoice file's name at the limit makes its release file's and
+    marker's names longer, and their look raised, so the claim of such a bundle failed
+    for good ("cannot move into processing: File name too long")."""
+    long = tmp_path / ("B" * 250 + ".send-anyway")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert not there(long) and not entry_at(long) and not entry_at(long, fd)
+    finally:
+        os.close(fd)
+
+
 def test_a_work_folder_the_share_cannot_look_at_is_not_taken_for_one_never_made(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """folder_mark(…, without=W), which a start asks to end a claim whose work folder was
