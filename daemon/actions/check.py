@@ -33,7 +33,8 @@ from daemon.bundle import Bundle, Conversion, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.einvoice.kinds import what_it_is
-from daemon.errors import InputError, ReaderFailed
+from daemon.errors import InputError, ReaderFailed, describe
+from daemon.fs.fsops import read_again_later
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.busywords import busy_fix, in_progress, shown_names
@@ -325,6 +326,14 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
         return Checked([f"{cand.invoice.name}", "  errors:",
                         f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"], True)
     except OSError as exc:
+        if read_again_later(exc):
+            # Nothing of the bundle's (a share that blinked, a file renamed or claimed by
+            # the daemon while it was read): no verdict, and the file named as the daemon
+            # names it — never "check the file's permissions" of the invoice file.
+            return Checked([cand.invoice.name, f"  could not be read just now: "
+                            f"{describe(exc)} — it changed while it was checked, or the share "
+                            "lost it for a moment; run outboxd check again",
+                            "  => not checked"], True, False)
         return Checked([f"{cand.invoice.name}", "  errors:",
                         f"    {cand.invoice.name}: cannot be read ({exc.strerror}) — "
                         "check the file's permissions  [unreadable]", "  => INVALID"], True)
