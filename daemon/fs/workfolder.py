@@ -154,11 +154,11 @@ def folder_mark(path: Path, within: Path | None = None, without: str | None = No
     from the folder so held: by its path, a link to the very folder the claim was
     recorded in gave that folder's mark. `without`: None too when the folder has an
     entry of that name (a work folder), looked for in the folder marked, not by a second
-    look at its path."""
+    look at its path — or a look for it that fails (_absent)."""
     if within is None or not path.is_relative_to(within):
         # The admin's path, as configured (a link there is theirs).
         identity = folder_identity(path)
-        if identity is None or (without is not None and os.path.lexists(path / without)):
+        if identity is None or (without is not None and not _absent(path / without)):
             return None
         return f"{identity[0]}:{identity[1]}"
     try:
@@ -166,12 +166,26 @@ def folder_mark(path: Path, within: Path | None = None, without: str | None = No
     except OSError:
         return None
     try:
-        if without is not None and entry_at(Path(without), held):
+        if without is not None and not _absent(Path(without), held):
             return None
         st = os.fstat(held)
     finally:
         os.close(held)
     return f"{st.st_dev}:{st.st_ino}"
+
+
+def _absent(path: Path, held: int | None = None) -> bool:
+    """Whether nothing is at `path` for certain (ENOENT, ENOTDIR), by its name in the folder
+    held open at `held` if given. A look that fails otherwise (a share's EIO, ESTALE or
+    timeout) cannot tell: taken for "nothing", a claim's work folder that a share hid for a
+    moment was a folder never made, and the claim ended `gone` with its invoice file in it."""
+    try:
+        os.stat(path if held is None else path.name, dir_fd=held, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def left_at(path: Path, seconds: float) -> bool | None:
