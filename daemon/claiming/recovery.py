@@ -17,6 +17,7 @@ from daemon.bundle import reasons_of
 from daemon.claiming.claim import (
     changed_during_claim,
     finish_claim,
+    in_folder,
     log_leftover,
     stuck_in_work_folder,
     unclaim,
@@ -32,7 +33,7 @@ from daemon.errors import (
     ReaderFailed,
     describe,
 )
-from daemon.fs.fswrite import fsync_dir, held_path
+from daemon.fs.fswrite import fsync_dir
 from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at
 from daemon.journal import (
     CLAIMING,
@@ -249,7 +250,17 @@ class Recovery(Rereading):
                                     "invoice file is not in the outbox either (is the share "
                                     "mounted?) — if someone moved the folder, put it back "
                                     "under this name", str(work))
-        if held is None or not os.path.lexists(held_path(held) / row.invoice_file):
+        there_in_work = False
+        if held is not None:
+            try:
+                # Only "not found" is its absence: a look the share fails (EIO, ESTALE)
+                # cannot tell (_finish_or_wait: tried again), and taken for none the claim
+                # ended as one that did not happen, its invoice file in the folder.
+                there_in_work = in_folder(held, row.invoice_file)
+            except OSError:
+                os.close(held)
+                raise
+        if held is None or not there_in_work:
             if held is not None:
                 with contextlib.suppress(OSError):
                     if not os.listdir(held) and still_at(work, held):

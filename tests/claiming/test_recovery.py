@@ -396,6 +396,42 @@ class TestRecovery:
         assert p.finish.finish_claims_again() == ([row], [])  # the share answers again
         assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
 
+    def test_an_invoice_file_the_share_cannot_look_at_in_its_work_folder_is_not_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim cut short between its moves, and at the start the look for the invoice
+        file in its work folder fails with an I/O error (a share that blinks): that is no
+        "the invoice file is not in the work folder", which ends the claim (`gone`, or
+        settling) as one that did not happen, its invoice file left in a work folder no
+        row names. The claim waits, saying why, and is finished at the rescan."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        real_stat, real_lstat = os.stat, os.lstat
+        blinks = [1]
+
+        def once(path: Any) -> None:
+            if blinks[0]:
+                blinks[0] -= 1
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+
+        def look(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if path == "INV-1.xml" and kw.get("dir_fd") is not None:
+                once(path)
+            return real_stat(path, *args, **kw)
+
+        def look_by_path(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if str(path).startswith("/proc/self/fd/") and str(path).endswith("/INV-1.xml"):
+                once(path)
+            return real_lstat(path, *args, **kw)
+        monkeypatch.setattr(os, "stat", look)
+        monkeypatch.setattr(os, "lstat", look_by_path)
+        assert p.finish.recover() == []
+        assert blinks == [0]
+        waiting = p.j.get(row)
+        assert (waiting.state, waiting.shown_state) == ("claiming", "retrying")
+        assert "Input/output error" in (waiting.last_error or "")
+        assert (work / "INV-1.xml").exists() and (s.outbox.path / "INV-1").is_dir()
+        assert p.finish.finish_claims_again() == ([row], [])  # the share answers again
+        assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
+
     def test_a_half_done_claim_whose_work_folder_is_a_link_moves_nothing_through_it(
             self, tmp_path: Path) -> None:
         """A half-done claim whose work folder was swapped for a link (to a folder that
