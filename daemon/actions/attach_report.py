@@ -33,9 +33,10 @@ def checked_after(cand: Candidate, settings: Settings, reads: CommandReads
         return Checked([cand.invoice.name, f"  {exc}", "  => not checked"], True, False)
     finally:
         journal.close()
-    if found.invalid and found.read and not os.path.lexists(cand.invoice):
+    if found.invalid and not os.path.lexists(cand.invoice):
         # A read that failed as the daemon claimed the bundle (it settled meanwhile,
         # settle_seconds after the copy) tells nothing of the bundle: it is on its way.
+        # (Such a read gives no verdict, check.checked: `read` is False for it.)
         return None
     return found
 

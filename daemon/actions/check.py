@@ -36,7 +36,7 @@ from daemon.einvoice import rules_versions
 from daemon.einvoice.kinds import what_it_is
 from daemon.errors import InputError, ReaderFailed, describe
 from daemon.fs.fdnames import shown_name
-from daemon.fs.fsops import NOT_THE_FILES_FAULT
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, read_again_later
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.busywords import busy_fix, in_progress, shown_names
@@ -332,8 +332,17 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
         return Checked([f"{cand.invoice.name}", "  errors:",
                         f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"], True)
     except OSError as exc:
+        if read_again_later(exc):
+            # Nothing of the bundle's (a share that blinked, a file renamed or claimed by
+            # the daemon while it was read): no verdict, and the file named as the daemon
+            # names it — never "check the file's permissions" of the invoice file.
+            name, said, fix = _unreadable(cand, exc)
+            return Checked([cand.invoice.name, f"  {name}: could not be read just now "
+                            f"({said}) — {fix}", "  => not checked"], True, False)
+        name, said, fix = _unreadable(cand, exc)
         return Checked([f"{cand.invoice.name}", "  errors:",
-                        f"    {_unreadable(cand, exc)}  [unreadable]", "  => INVALID"], True)
+                        f"    {name}: cannot be read ({said}) — {fix}  [unreadable]",
+                        "  => INVALID"], True)
     except ReaderFailed as exc:
         # Not the bundle's fault (the daemon reads it again when it changes): no
         # verdict, and no code.
@@ -356,28 +365,29 @@ _SHARE_GONE = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOU
                          errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
 
 
-def _unreadable(cand: Candidate, exc: OSError) -> str:
-    """`FILE: message` for a bundle whose read the OS refused: the file that failed (by
-    its path in the outbox; the invoice file where the error names none), what the OS
-    said (describe), and the fix for that kind of error. Every error was "check the
-    file's permissions", of the invoice file, also for a share that went away (EIO)."""
+def _unreadable(cand: Candidate, exc: OSError) -> tuple[str, str, str]:
+    """For a bundle whose read the OS refused: the file that failed (by its path in the
+    outbox; the invoice file where the error names none), what the OS said (describe),
+    and the fix for that kind of error. Every error was "check the file's permissions",
+    of the invoice file, also for a share that went away (EIO)."""
     failed = shown_name(exc.filename) if exc.filename else None
     outbox = cand.invoice.parent
     name = (os.path.relpath(failed, outbox) if failed and os.path.isabs(failed)
             and Path(failed).is_relative_to(outbox) else failed) or cand.invoice.name
     said = describe(OSError(exc.errno, exc.strerror))  # the path is named in front
     if exc.errno in _SHARE_GONE:
-        fix = "is the share still mounted? Check it, then run check again"
+        fix = "is the share still mounted? Check it, then run outboxd check again"
     elif exc.errno in (errno.EACCES, errno.EPERM):
         fix = ("check that outboxd's user, and the user running check, may read the file "
                "and open its folder")
     elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        fix = "it was moved or removed while check read it; run check again"
+        fix = ("it changed while it was checked, or the share lost it for a moment; run "
+               "outboxd check again")
     elif exc.errno in NOT_THE_FILES_FAULT:
-        fix = "not a fault of the file (the system ran short); run check again"
+        fix = "not a fault of the file (the system ran short); run outboxd check again"
     else:
         fix = "check the file and its folder on the server"
-    return f"{name}: cannot be read ({said}) — {fix}"
+    return name, said, fix
 
 
 def rules(out: TextIO | None = None) -> int:

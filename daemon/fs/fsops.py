@@ -54,6 +54,15 @@ NOT_THE_FILES_FAULT = frozenset({
     errno.EINTR, errno.ENOSYS, errno.EXDEV})
 
 
+def read_again_later(exc: BaseException) -> bool:
+    """Whether a read that raised `exc` says nothing of the bundle: the machine's or the
+    share's error (NOT_THE_FILES_FAULT), or a file listed a moment before and gone at its
+    open (open_in, `listed`: a share that blinked, a change under way). One rule for the
+    daemon, which reads it again (loop/unreadable.py), and `check`, which gives no verdict."""
+    return isinstance(exc, OSError) and (exc.errno in NOT_THE_FILES_FAULT
+                                         or isinstance(exc, FileNotFoundError))
+
+
 # A name is first opened as a handle only (O_PATH): the file itself is not opened — a
 # FIFO is not joined, a device's driver never called — and a link is held, not
 # followed (with O_NOFOLLOW). Looked at through the handle (fstat), only a regular file

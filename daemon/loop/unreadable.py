@@ -16,7 +16,7 @@ from daemon import logs
 from daemon.claiming.claim import taken_meanwhile
 from daemon.configuration.config import Settings
 from daemon.errors import ConfigError, InputError, ReaderFailed, describe
-from daemon.fs.fsops import NOT_THE_FILES_FAULT
+from daemon.fs.fsops import read_again_later
 from daemon.watching.scan import candidate_for
 
 
@@ -37,8 +37,7 @@ def read_failed(result: BaseException, key: str, settings: Settings, log_to: Any
         # Logged once per snapshot: it is read again only when something changes.
         error = str(result)
         log.error("bundle cannot be read", error=error)
-    elif isinstance(result, OSError) and (result.errno in NOT_THE_FILES_FAULT
-                                          or isinstance(result, FileNotFoundError)):
+    elif isinstance(result, OSError) and read_again_later(result):
         # No descriptors left, a share that timed out, a file listed a moment before and
         # gone at its open (fsops.open_in: a share that blinked, or a change whose look
         # is on its way): nothing a clerk did, and nothing that need bring an event when

@@ -1738,18 +1738,20 @@ def test_invoices_whose_ids_share_one_folder_are_not_said_to_have_no_attachments
     assert "invoice A-1 is sent without attachments" not in out
 
 
-@pytest.mark.parametrize(("err", "why", "fix"), [
-    (errno.EIO, "Input/output error", "is the share still mounted? Check it, then run check "
-     "again"),
-    (errno.EACCES, "Permission denied", "check that outboxd's user, and the user running "
-     "check, may read the file and open its folder"),
+@pytest.mark.parametrize(("err", "line"), [
+    (errno.EIO, "  INV-1/scan.pdf: could not be read just now (Input/output error) — is the "
+     "share still mounted? Check it, then run outboxd check again\n  => not checked\n"),
+    (errno.EACCES, "    INV-1/scan.pdf: cannot be read (Permission denied) — check that "
+     "outboxd's user, and the user running check, may read the file and open its folder  "
+     "[unreadable]\n"),
 ])
 def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
-        cfg: Env, capsys, monkeypatch, err: int, why: str, fix: str) -> None:
+        cfg: Env, capsys, monkeypatch, err: int, line: str) -> None:
     """An OSError while reading a bundle was always "INV-1.xml: cannot be read (…) —
     check the file's permissions", naming the invoice file whatever failed, also for an
     I/O error of a share that went away. The line names the file that failed, by its
-    path in the outbox, what the OS said, and the fix for that kind (exit 1)."""
+    path in the outbox, what the OS said, and the fix for that kind (exit 1): a share's
+    error says nothing of the bundle (no verdict), a refusal is the file's."""
     inv = drop_bundle(cfg.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
     failed = str(cfg.outbox / "INV-1" / "scan.pdf")
 
@@ -1759,5 +1761,30 @@ def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
     monkeypatch.setattr(CommandReads, "evaluate", refused)
     code, out = check(cfg, capsys, inv)
     assert code == 1
-    assert f"    INV-1/scan.pdf: cannot be read ({why}) — {fix}  [unreadable]\n" in out
+    assert line in out
     assert "INV-1.xml: cannot be read" not in out
+
+
+def test_a_file_the_share_loses_while_check_reads_it_is_not_checked_not_a_permissions_error(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attachment listed and then gone at its open (a share that blinks, a clerk's
+    rename, the daemon taking the bundle meanwhile) says nothing of the bundle: `check`
+    names that file, says it could not be read just now and to run check again, and gives
+    no verdict ("not checked", exit 1 as for any bundle not found valid). It said
+    "INV-1.xml: cannot be read (No such file or directory) — check the file's
+    permissions [unreadable]", INVALID: the wrong file, and a fix for a file that was
+    there all along."""
+    from swaps import when_opened
+    env.write_config("http://127.0.0.1:9/bundles", service={"reader_processes": 0})
+    inv = drop_bundle(env.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
+    scan, aside = env.outbox / "INV-1" / "scan.pdf", env.root / "aside.pdf"
+    with when_opened("scan.pdf", lambda: scan.rename(aside)) as done:
+        code, out = check(env, capsys, inv)
+    assert done
+    assert code == 1
+    assert "permissions" not in out and "INVALID" not in out and "[unreadable]" not in out
+    [said] = [ln for ln in out.splitlines() if "INV-1/scan.pdf" in ln]
+    assert "could not be read just now" in said and "run outboxd check again" in said
+    assert "=> not checked" in out
+    aside.rename(scan)  # the share is back: checked as it is
+    assert check(env, capsys, inv)[0] == 0

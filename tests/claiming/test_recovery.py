@@ -361,6 +361,77 @@ class TestRecovery:
         assert (r.state, r.shown_state) == ("claiming", "retrying")
         assert "is not there" in (r.last_error or "")
 
+    def test_a_work_folder_the_share_cannot_look_at_is_not_taken_for_one_never_made(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim cut short between its moves (the invoice file in its work folder, the
+        sidecar still in the outbox), then a share that blinks at the start: the hold of
+        the work folder says "not there", and the second look for it, in the processing
+        folder the claim was recorded in, fails with an I/O error. That look cannot tell,
+        so the claim is not ended `gone` as one whose work folder was never made: it
+        waits (`claiming`, shown retrying, saying why) and is finished at the rescan once
+        the share answers. Ended `gone`, the invoice file lay in a work folder no row
+        named, which the orphan sweep only names in the log as one not left by outboxd."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        real_hold, real_stat = recovery.hold_folder, os.stat
+        blinks = {"hold": 1, "look": 1}
+
+        def hold(path: Path, *args: Any, **kw: Any) -> int:
+            if path == work and blinks["hold"]:
+                blinks["hold"] -= 1
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+            return real_hold(path, *args, **kw)
+
+        def look(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if path == work.name and kw.get("dir_fd") is not None and blinks["look"]:
+                blinks["look"] -= 1
+                raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+            return real_stat(path, *args, **kw)
+        monkeypatch.setattr(recovery, "hold_folder", hold)
+        monkeypatch.setattr(os, "stat", look)
+        assert p.finish.recover() == []
+        assert blinks == {"hold": 0, "look": 0}
+        waiting = p.j.get(row)
+        assert (waiting.state, waiting.shown_state) == ("claiming", "retrying")
+        assert waiting.work_dir == str(work) and (work / "INV-1.xml").exists()
+        assert p.finish.finish_claims_again() == ([row], [])  # the share answers again
+        assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
+
+    def test_an_invoice_file_the_share_cannot_look_at_in_its_work_folder_is_not_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A claim cut short between its moves, and at the start the look for the invoice
+        file in its work folder fails with an I/O error (a share that blinks): that is no
+        "the invoice file is not in the work folder", which ends the claim (`gone`, or
+        settling) as one that did not happen, its invoice file left in a work folder no
+        row names. The claim waits, saying why, and is finished at the rescan."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        real_stat, real_lstat = os.stat, os.lstat
+        blinks = [1]
+
+        def once(path: Any) -> None:
+            if blinks[0]:
+                blinks[0] -= 1
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+
+        def look(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if path == "INV-1.xml" and kw.get("dir_fd") is not None:
+                once(path)
+            return real_stat(path, *args, **kw)
+
+        def look_by_path(path: Any, *args: Any, **kw: Any) -> os.stat_result:
+            if str(path).startswith("/proc/self/fd/") and str(path).endswith("/INV-1.xml"):
+                once(path)
+            return real_lstat(path, *args, **kw)
+        monkeypatch.setattr(os, "stat", look)
+        monkeypatch.setattr(os, "lstat", look_by_path)
+        assert p.finish.recover() == []
+        assert blinks == [0]
+        waiting = p.j.get(row)
+        assert (waiting.state, waiting.shown_state) == ("claiming", "retrying")
+        assert "Input/output error" in (waiting.last_error or "")
+        assert (work / "INV-1.xml").exists() and (s.outbox.path / "INV-1").is_dir()
+        assert p.finish.finish_claims_again() == ([row], [])  # the share answers again
+        assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
+
     def test_a_half_done_claim_whose_work_folder_is_a_link_moves_nothing_through_it(
             self, tmp_path: Path) -> None:
         """A half-done claim whose work folder was swapped for a link (to a folder that
