@@ -98,6 +98,20 @@ def run_daemon(ws: Workspace, case: Case, timeout: float = 8.0) -> Outcome:
     proc = subprocess.Popen([sys.executable, "-m", "daemon", "-c", path, "run"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             cwd=ws.root, start_new_session=True)
+    try:
+        out, err, busy = _watched(proc, ws, timeout)
+    except BaseException:
+        # Stopped mid-case (SIGTERM, ^C): the daemon, in a session of its own, lived on.
+        proc.kill()
+        proc.wait()
+        raise
+    return Outcome(proc.returncode, out.decode(errors="replace"),
+                   err.decode(errors="replace") + busy)
+
+
+def _watched(proc: subprocess.Popen[bytes], ws: Workspace, timeout: float
+             ) -> tuple[bytes, bytes, str]:
+    """The started daemon's output once stopped, and what it spent idle."""
     deadline = time.monotonic() + timeout
     ready = ws.root / "state" / "outboxd.ready"
     while proc.poll() is None and time.monotonic() < deadline:
@@ -121,8 +135,7 @@ def run_daemon(ws: Workspace, case: Case, timeout: float = 8.0) -> Outcome:
         proc.kill()
         out, err = proc.communicate()
         err += b"\n(hung: killed)"
-    return Outcome(proc.returncode, out.decode(errors="replace"),
-                   err.decode(errors="replace") + busy)
+    return out, err, busy
 
 
 IDLE_LOOK = 1.0  # seconds of an idle daemon's CPU looked at
@@ -298,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
                    "file case by SIGHUP")
     p.add_argument("--match", default="", help="only cases whose name holds this")
     args = p.parse_args(argv)
+    # `--run` takes most of an hour and is as often stopped as ended (by `timeout`, say):
+    # SIGTERM unwinds as an exit, so no daemon and no temp folder outlives the campaign,
+    # and each finding is out as soon as found, not lost in a pipe's buffer.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         if args.reload:

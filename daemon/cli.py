@@ -45,6 +45,7 @@ class _Parser(argparse.ArgumentParser):
         before the command with outboxd's own usage. argparse left both to the top-level
         parser, and a catch-all after it could not tell whose they were."""
         parsed, unknown = super().parse_known_args(args, namespace)
+        self._literal_double_dash(parsed)
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
         if self.prog == "outboxd":  # the top-level parser, once its command's has parsed
@@ -56,6 +57,20 @@ class _Parser(argparse.ArgumentParser):
                 self._command(parsed.command).print_usage(sys.stderr)
                 raise
         return parsed, unknown
+
+    def _literal_double_dash(self, parsed: argparse.Namespace) -> None:
+        """After `--` a second `--` is an operand (POSIX), the file or id named so. The
+        argparse of Python 3.11 to at least 3.13.0 drops it from a single-valued positional
+        after another one and leaves that an empty list: `attach -- INV-1 --` then ended in a
+        TypeError with a traceback. Only that `--` can leave such a positional empty."""
+        for action in self._actions:
+            if action.option_strings or action.nargs is not None \
+                    or getattr(parsed, action.dest, None) != []:
+                continue
+            try:
+                setattr(parsed, action.dest, self._get_value(action, "--"))
+            except argparse.ArgumentError as exc:
+                self.error(str(exc))
 
     def _command(self, name: str) -> argparse.ArgumentParser:
         [commands] = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]

@@ -503,3 +503,14 @@ def test_c_given_before_and_after_the_command_is_told_with_the_commands_usage(
     assert usage.startswith(f"usage: outboxd {command} ")
     assert said == (f"outboxd: {command}: -c/--config given twice, as '/a.toml' (before "
                     "the command) and '/b.toml' (after it) — give it once")
+
+
+@pytest.mark.parametrize("argv", [["attach", "--", "INV-1", "--"], ["attach", "INV-1", "--", "--"]])
+def test_a_double_dash_after_the_end_of_options_is_the_file_named_so_not_a_traceback(
+        argv: list[str]) -> None:
+    """After `--` every argument is an operand, a second `--` too (POSIX): `attach -- INV-1 --`
+    attaches the file named `--`. Python's argparse (3.11 to at least 3.13.0) dropped it and
+    gave the command an empty list, so attach raised a TypeError with a traceback (configfuzz
+    seeds 13 and 16)."""
+    args = build_parser().parse_args(argv)
+    assert (args.invoice_id, args.file) == ("INV-1", Path("--"))

@@ -365,6 +365,15 @@ def read_notes(folder: int, rel: str, findings: list[Finding], listed: bool = Fa
                                            f"[files.{shown(fname)}] {p}") for p in problems)
                     continue
                 notes.files[fname] = entry
+        elif key == "files":
+            # The right key in the wrong form: "unknown key 'files'" beside an allowed list
+            # naming files left the clerk nothing to change.
+            form = ("a list ([[files]] with double brackets)" if isinstance(value, list)
+                    else "a value (files = …)")
+            findings.append(_error("attachments-toml-invalid", where, f"files is not a "
+                                   f"heading but {form} — write each file's heading as "
+                                   "[files.\"NAME\"], in single brackets, with its type and "
+                                   "note below it"))
         else:
             findings.append(_error("attachments-toml-invalid", where, f"unknown key "
                                    f"{shown(key)} — allowed: channel, [files.\"NAME\"] with "

@@ -248,6 +248,20 @@ class TestAttachmentsToml:
         f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
         assert f.file == "INV-1/attachments.toml" and "'chanel'" in f.message
 
+    @pytest.mark.parametrize("text", [b'[[files]]\n[files."a.pdf"]\ntype = "Contract"\n',
+                                      b'files = "a.pdf"\n'])
+    def test_files_that_is_no_table_of_headings_is_not_called_an_unknown_key(
+            self, outbox: Path, text: bytes) -> None:
+        """`[[files]]` (a list, double brackets) or `files = "…"` is the right key in the
+        wrong form: the error says how to write it, not "unknown key 'files'" beside an
+        allowed list naming files (fuzz seed 37, case 239)."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", text)
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml" and "unknown key" not in f.message
+        assert f.message.startswith("files is not a heading") \
+            and 'write each file\'s heading as [files."NAME"]' in f.message
+
     def test_unknown_key_in_a_file_entry(self, outbox: Path) -> None:
         """A file entry may only hold type and note; the error names the key the clerk
         wrote (a typo such as 'tpye'), so that they can find it in the file."""
