@@ -18,7 +18,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.claiming.claim import moved_candidate, read_in_place
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError, ReaderFailed, ReaderStopped, describe
-from daemon.fs.fsops import NOT_THE_FILES_FAULT
+from daemon.fs.fsops import read_again_later
 from daemon.journal import Row
 from daemon.watching.scan import Candidate, candidate_for
 
@@ -66,8 +66,12 @@ class Rereading:
         try:
             return self._claimed_bundle(row)
         except (InputError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno in NOT_THE_FILES_FAULT:
-                # No descriptors left, a share gone: the machine's, not the bundle's.
+            if isinstance(exc, OSError) and read_again_later(exc):
+                # No descriptors left, a share gone, a file listed and gone at its open (a
+                # share that blinked): the machine's, not the bundle's. Quarantined, a
+                # claimed bundle a blink hid for a moment went to quarantine/ with "cannot
+                # be read"; read again, a file really removed is missing from the listing,
+                # and the bundle is judged for that (changed after its claim).
                 return self._unreadable_again(row, describe(exc))
             return damaged([Finding(
                 "processing-damaged", row.invoice_file, f"cannot be read in the processing "

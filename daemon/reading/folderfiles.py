@@ -58,7 +58,10 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
     (Notes.missing), and the keys of its attachments.toml that name one (or a file
     whose own finding says what to fix). `claimed`: the folder lies in a work folder
     (see match.match_attachments)."""
-    notes = read_notes(fd, rel, findings, listed=not claimed)
+    # A file the listing showed and the open did not find is a share that blinked (or a
+    # change under way), in a work folder too: raised, the bundle is read again later
+    # (after a restart, rereading._read_claimed), never judged on a file that is there.
+    notes = read_notes(fd, rel, findings, listed=True)
     atts: list[Attachment] = []
     listing = Listing(rel)
     used: set[str] = set()
@@ -116,7 +119,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
             listing.refused.add(e.name)
             continue
         try:
-            with open_in(fd, e.name, shown, listed=not claimed) as fh:
+            with open_in(fd, e.name, shown, listed=True) as fh:
                 size, digest = hash_keeping(  # validated from it
                     fh, folder / e.name, settings.validation.max_attachment_bytes)
         except InputError as exc:

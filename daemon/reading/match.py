@@ -278,9 +278,11 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     opened = folder_below(top, "", said) if known is None else \
         held_folder(top, said, settings.outbox.path)
     with opened as root, ExitStack() as stack:
-        # A file of the outbox, or of a claim checked by hashes, that is gone at its open
-        # is a change under way (fsops.open_in): raised, read again. After a restart, a
-        # claimed one is read as it was claimed (recovery says what is missing).
+        # An invoice file of the outbox, or of a claim checked by hashes, that is gone at
+        # its open is a change under way (fsops.open_in): raised, read again. After a
+        # restart, a claimed one is opened by the name its row keeps, not one a listing
+        # showed (a work folder without it waits: moves._work_present). The attachments
+        # are always listed first (folderfiles.collect).
         listed = known is not None or top == settings.outbox.path
         inv, findings = _invoice_file(root, cand, settings, known, listed)
         before = len(findings)
