@@ -40,8 +40,10 @@ from daemon.watching.scan import Candidate
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
 # Who ran that send, as its first line ends: " (by NAME)". A user name as a directory
 # gives it (alice, alice@corp.example, CORP\alice): no control characters, no
-# parentheses, which would end it early; longer ones are no name.
-_USER = re.compile(r"[^\x00-\x1f\x7f-\x9f()]{1,64}")
+# parentheses, which would end it early; longer ones are no name. Nor one not in UTF-8
+# (os.environ and pwd keep such bytes as lone surrogates): the line, written in UTF-8,
+# cannot hold it, and `send` stopped with a traceback, releasing nothing.
+_USER = re.compile(r"[^\x00-\x1f\x7f-\x9f()\ud800-\udfff]{1,64}")
 _BY = re.compile(rf" \(by ({_USER.pattern})\)\r?")
 _READ_LIMIT = 4096
 # `send`'s temp file is `.NAME.MARK.tmp`, MARK 7 random hex digits. It was the process

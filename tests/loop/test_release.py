@@ -16,6 +16,7 @@ from daemon.loop import release
 from daemon.loop.release import (
     RELEASED_BY_SEND,
     release_file,
+    released_by,
     warning_text,
     write_release,
 )
@@ -177,6 +178,22 @@ def test_send_names_the_person_sudo_names_else_its_own_user(
     assert release.invoking_user() == me
     monkeypatch.delenv("SUDO_USER")
     assert release.invoking_user() == me
+
+
+def test_a_sudo_user_not_in_utf_8_is_passed_over_and_the_release_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SUDO_USER whose bytes are not UTF-8 (a name from a directory in another
+    encoding) reached the release file's line as it was and its write failed: `send`
+    stopped with a UnicodeEncodeError traceback and released nothing. Such a name is no
+    name the line can hold: passed over for the process's own user, and the release is
+    written."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    monkeypatch.setenv("SUDO_USER", os.fsdecode(b"an\xffna"))
+    assert release.invoking_user() == me
+    (tmp_path / "INV-8.xml").write_bytes(b"<x/>")
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-8.xml")
+    assert write_release(cand, SHARE, release.invoking_user())
+    assert released_by(tmp_path / "INV-8.send-anyway") == f"released by outboxd send (run by {me})"
 
 
 def test_dropped_release_names_its_file_and_owner(tmp_path: Path) -> None:
