@@ -1765,6 +1765,31 @@ def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
     assert "INV-1.xml: cannot be read" not in out
 
 
+def test_an_attachment_the_share_fails_to_open_is_named_by_its_path_in_the_outbox(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attachment whose open the share fails (EIO) is opened by its name in its
+    folder, so the OS's error named only "scan.pdf": check said "scan.pdf: could not be
+    read just now", which a clerk with several folders holding a scan.pdf cannot find
+    (and the daemon's line on the page the same). It names INV-1/scan.pdf, as every other
+    line of check names an attachment."""
+    import daemon.fs.fsops as fsops
+    env.write_config("http://127.0.0.1:9/bundles", service={"reader_processes": 0})
+    inv = drop_bundle(env.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
+    real_open = os.open
+
+    def share_fails(name: object, *args: object, **kw: object) -> int:
+        if name == "scan.pdf":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), name)
+        return real_open(name, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsops.os, "open", share_fails)
+    code, out = check(env, capsys, inv)
+    assert code == 1
+    assert ("  INV-1/scan.pdf: could not be read just now (Input/output error) — is the "
+            "share still mounted?") in out
+    assert "=> not checked" in out
+
+
 def test_a_file_the_share_loses_while_check_reads_it_is_not_checked_not_a_permissions_error(
         env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """An attachment listed and then gone at its open (a share that blinks, a clerk's
