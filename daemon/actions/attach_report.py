@@ -4,7 +4,6 @@ just attached goes out as."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from daemon.actions.check_journal import CheckJournal
 from daemon.actions.reads import CommandReads
 from daemon.configuration.config import Settings
 from daemon.errors import ConfigError
+from daemon.fs.workfolder import there
 from daemon.invisible import for_terminal
 from daemon.watching.scan import Candidate
 
@@ -33,12 +33,22 @@ def checked_after(cand: Candidate, settings: Settings, reads: CommandReads
         return Checked([cand.invoice.name, f"  {exc}", "  => not checked"], True, False)
     finally:
         journal.close()
-    if found.invalid and not os.path.lexists(cand.invoice):
+    if found.invalid and _claimed(cand):
         # A read that failed as the daemon claimed the bundle (it settled meanwhile,
         # settle_seconds after the copy) tells nothing of the bundle: it is on its way.
         # (Such a read gives no verdict, check.checked: `read` is False for it.)
         return None
     return found
+
+
+def _claimed(cand: Candidate) -> bool:
+    """Whether the invoice file has left the outbox (the daemon claimed it). A look the
+    share fails (EIO) cannot tell: os.path.lexists took it for gone, and attach said
+    "attached as" alone, as of a bundle on its way, of one it could not check."""
+    try:
+        return not there(cand.invoice)
+    except OSError:
+        return False
 
 
 def said_after(invoice_id: str, rel: Path, invoice: Path, left: Checked | None) -> None:

@@ -276,7 +276,9 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
     failed = False
     # n_outside: errors of no bundle (an invoice file refused, a folder a quarantine
     # left), counted in the summary: "0 invalid" beside exit 1 contradicted it.
-    n_bundles = n_invalid = n_outside = 0
+    # n_unread: bundles given no verdict (not checked: a file the share lost for a moment,
+    # a reader that died each time), apart from the invalid ones, which they are not.
+    n_bundles = n_invalid = n_outside = n_unread = 0
     said = False  # anything above the summary, which a blank line then sets apart
     for i, (target, s) in enumerate(found, 1):
         progress.tick(i)
@@ -290,9 +292,10 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
             continue
         seen.add(target.cand.invoice)
         n_bundles += 1
-        lines, invalid = checked(target.cand, s, reads, journal)[:2]
+        lines, invalid, read = checked(target.cand, s, reads, journal)[:3]
         failed = failed or invalid
-        n_invalid += invalid
+        n_invalid += invalid and read
+        n_unread += not read
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
         print("\n".join(escaped_controls(line) for line in lines), file=out)
         said = True
@@ -306,6 +309,7 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: 
         print(escaped_controls(f"warning: {late.words()}"), file=out)  # a path: any byte
         said = True
     print(("\n" if said else "") + f"{n_bundles} bundle(s) checked, {n_invalid} invalid"
+          + (f", {n_unread} not checked (above: run check again)" if n_unread else "")
           + (f", {n_outside} error(s) outside bundles (above)" if n_outside else "")
           + ("" if n_bundles or n_outside else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK

@@ -243,8 +243,10 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
     `beside`: see move_into_place.
     """
     # A `.outboxd` made a link counts as there (held and refused, naming the link), never
-    # as a work folder gone: "is the share mounted?" would send the admin astray.
-    present = there(work) or link_inside(work, within)
+    # as a work folder gone: "is the share mounted?" would send the admin astray. Looked
+    # for first: a link that leads to itself fails the look by path (ELOOP), which
+    # `there` raises as it is, naming neither the link nor the fix.
+    present = link_inside(work, within) or there(work)
     kept = present and _kept_after(work, target, within, papers)
     if present and not kept:
         # The work folder held open, never through a link a user of the share put in its

@@ -151,6 +151,11 @@ def _open_file(name: Path | str, folder: int | None, shown: str, listed: bool = 
         if listed and exc.errno == errno.ENOENT:
             exc.filename = shown  # by a folder's descriptor it named only the bare name
             raise  # see open_in
+        if folder is not None and exc.errno in NOT_THE_FILES_FAULT:
+            # Raised as it is (_refused), named as the clerk knows the file: by the
+            # folder's descriptor the look named only "scan.pdf", and check and the
+            # status page said so of a file that may lie in any of the bundle's folders.
+            exc.filename = shown
         raise _refused(exc, shown) from None
     if fd is None:
         if stat.S_ISLNK(mode):

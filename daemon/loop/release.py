@@ -40,8 +40,10 @@ from daemon.watching.scan import Candidate
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
 # Who ran that send, as its first line ends: " (by NAME)". A user name as a directory
 # gives it (alice, alice@corp.example, CORP\alice): no control characters, no
-# parentheses, which would end it early; longer ones are no name.
-_USER = re.compile(r"[^\x00-\x1f\x7f-\x9f()]{1,64}")
+# parentheses, which would end it early; longer ones are no name. Nor one not in UTF-8
+# (os.environ and pwd keep such bytes as lone surrogates): the line, written in UTF-8,
+# cannot hold it, and `send` stopped with a traceback, releasing nothing.
+_USER = re.compile(r"[^\x00-\x1f\x7f-\x9f()\ud800-\udfff]{1,64}")
 _BY = re.compile(rf" \(by ({_USER.pattern})\)\r?")
 _READ_LIMIT = 4096
 # `send`'s temp file is `.NAME.MARK.tmp`, MARK 7 random hex digits. It was the process
@@ -125,6 +127,18 @@ def _send_user(head: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _ran(user: str | None, uid: int) -> str:
+    """Who ran the `send` whose release file belongs to `uid`, as the warning says it:
+    the name on its line (`user`) beside the file's owner where that is another. The
+    line is anyone's to write (a clerk may drop a file that begins as send's does); the
+    owner no one writing the file can choose — outboxd under `sudo -u outboxd`, the
+    clerk's own user for a file made on the share."""
+    owner = owner_name(uid) or f"user id {uid}"
+    if user is None:
+        return f" (run as {owner})"
+    return f" (run by {user})" if user == owner else f" (run by {user} as {owner})"
+
+
 def released_by(path: Path) -> str:
     """Who released: the text of the manifest's unattached-invoice warning."""
     st: os.stat_result | None = None
@@ -134,9 +148,8 @@ def released_by(path: Path) -> str:
             head = fh.read(_READ_LIMIT).decode("utf-8", "replace")
     except (InputError, OSError):
         head = ""
-    if head.startswith(RELEASED_BY_SEND):
-        user = _send_user(head)
-        return "released by outboxd send" + (f" (run by {user})" if user else "")
+    if head.startswith(RELEASED_BY_SEND) and st is not None and st.st_nlink == 1:
+        return "released by outboxd send" + _ran(_send_user(head), st.st_uid)
     if st is None:
         try:
             st = os.lstat(path)

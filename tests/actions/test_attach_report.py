@@ -81,6 +81,34 @@ def test_a_bundle_claimed_while_attach_reads_it_again_is_no_error(
     assert capsys.readouterr().out == "INV-1004: attached as INV-1004/timesheet.pdf\n"
 
 
+def test_a_bundle_the_share_fails_to_read_is_said_not_checked_not_taken_for_claimed(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share fails (EIO) as attach reads the bundle again, and fails the look at its
+    invoice file too: os.path.lexists took that for "claimed by the daemon", and attach
+    said "attached as" alone, as of a bundle on its way. A look that cannot tell is no
+    claim: attach says the bundle could not be checked now, and why."""
+    import errno
+
+    from daemon.actions.reads import CommandReads
+    write(cfg.outbox / "INV-1006.xml", ubl_invoice("INV-1006"))
+    real_lstat = os.lstat
+
+    def share_away(self: CommandReads, cand, settings):  # noqa: ANN001, ANN202
+        def lstat(path, *args, **kw):  # noqa: ANN001, ANN202
+            if Path(path) == cand.invoice:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            return real_lstat(path, *args, **kw)
+        monkeypatch.setattr(os, "lstat", lstat)
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(cand.invoice))
+    monkeypatch.setattr(CommandReads, "evaluate", share_away)
+    assert attach(cfg, "INV-1006", str(timesheet)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"INV-1006: attached as INV-1006/{timesheet.name}"
+    assert lines[1].startswith("but INV-1006.xml could not be checked now")
+    assert "is the share still mounted?" in lines[-2]
+    assert lines[-1] == "  => not checked"
+
+
 def test_attach_attaches_where_the_e_invoice_engine_cannot_load(
         cfg: Env, timesheet: Path, tmp_path: Path) -> None:
     """Pre-flight on and the engine's package broken (a partial upgrade): attach needs

@@ -1765,6 +1765,52 @@ def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
     assert "INV-1.xml: cannot be read" not in out
 
 
+def _share_fails_to_open(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Every open of `name` by its bare name (in its folder, held) fails as a share that
+    went away fails it: EIO."""
+    import daemon.fs.fsops as fsops
+    real_open = os.open
+
+    def share_fails(path: object, *args: object, **kw: object) -> int:
+        if path == name:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return real_open(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsops.os, "open", share_fails)
+
+
+def test_an_attachment_the_share_fails_to_open_is_named_by_its_path_in_the_outbox(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attachment whose open the share fails (EIO) is opened by its name in its
+    folder, so the OS's error named only "scan.pdf": check said "scan.pdf: could not be
+    read just now", which a clerk with several folders holding a scan.pdf cannot find
+    (and the daemon's line on the page the same). It names INV-1/scan.pdf, as every other
+    line of check names an attachment."""
+    env.write_config("http://127.0.0.1:9/bundles", service={"reader_processes": 0})
+    inv = drop_bundle(env.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
+    _share_fails_to_open(monkeypatch, "scan.pdf")
+    code, out = check(env, capsys, inv)
+    assert code == 1
+    assert ("  INV-1/scan.pdf: could not be read just now (Input/output error) — is the "
+            "share still mounted?") in out
+    assert "=> not checked" in out
+
+
+def test_a_bundle_not_checked_is_counted_apart_from_the_invalid_ones(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle given no verdict (a file the share failed to open) was summed up as
+    invalid: "=> not checked" above, "1 bundle(s) checked, 1 invalid" below. The summary
+    counts it apart, so that exit 1 still has a count that says why."""
+    env.write_config("http://127.0.0.1:9/bundles", service={"reader_processes": 0})
+    inv = drop_bundle(env.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
+    _share_fails_to_open(monkeypatch, "scan.pdf")
+    code, out = check(env, capsys, inv)
+    assert code == 1
+    assert "=> not checked" in out
+    assert out.endswith("1 bundle(s) checked, 0 invalid, 1 not checked (above: run check "
+                        "again)\n")
+
+
 def test_a_file_the_share_loses_while_check_reads_it_is_not_checked_not_a_permissions_error(
         env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """An attachment listed and then gone at its open (a share that blinks, a clerk's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import pwd
 import re
 import shlex
 import subprocess
@@ -657,7 +658,8 @@ def test_a_release_by_send_names_who_ran_it_and_leaves_the_bundle_id_as_it_was(
         env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """`sudo -u outboxd outboxd send NAME --without-attachments` run by anna: the
     manifest's unattached-invoice warning said "released by outboxd send", naming no
-    one, where a clerk's release file names its owner. It now says "(run by anna)"; the
+    one, where a clerk's release file names its owner. It now says "(run by anna as
+    outboxd)", the file's owner beside the person sudo names; the
     warning is no part of the bundle id, which stays what it was unreleased."""
     settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
                                               policy={"unattached": "hold"}))
@@ -670,8 +672,9 @@ def test_a_release_by_send_names_who_ran_it_and_leaves_the_bundle_id_as_it_was(
     rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
     assert rule is not None and rule.by_release
     [warning] = rule.findings()
+    me = pwd.getpwuid(os.geteuid()).pw_name  # who the release file belongs to
     assert warning.message == ("invoice INV-7 is sent without attachments (released by "
-                               "outboxd send (run by anna))")
+                               f"outboxd send (run by anna as {me}))")
     manifest = build_manifest(bundle, warnings=[warning])
     assert manifest["warnings"][0]["message"] == warning.message
     assert manifest["bundle_id"] == bundle_id_of(bundle)

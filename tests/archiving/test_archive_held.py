@@ -376,6 +376,27 @@ def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_named_not_taken_for_a_s
         "INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
 
+def test_a_dot_outboxd_made_a_link_to_itself_is_named_not_a_bare_link_loop(
+        tmp_path: Path) -> None:
+    """`.outboxd` replaced by a link that leads to itself: the look at the work folder by
+    its path failed with ELOOP, which the strict look (EIO is no answer) raised as it
+    was — "Too many levels of symbolic links" of the work folder, the link unnamed —
+    before the look for a link on the way that names `.outboxd` and the fix. The archive
+    names `.outboxd`, and the bundle stays where it is."""
+    outbox = tmp_path / "outbox"
+    work = _work(outbox / ".outboxd")
+    (outbox / ".outboxd").rename(tmp_path / "aside")
+    (outbox / ".outboxd").symlink_to(outbox / ".outboxd")
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID, within=outbox)
+    assert caught.value.filename == str(outbox / ".outboxd")
+    assert "never follows a link" in str(caught.value)
+    assert not os.path.lexists(target)
+    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
+        "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
+
 @pytest.mark.parametrize("made", [False, True], ids=["new-archive", "archive-there"])
 def test_an_archive_folder_inside_the_outbox_is_never_reached_through_a_link_there(
         tmp_path: Path, made: bool) -> None:

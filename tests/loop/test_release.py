@@ -16,6 +16,7 @@ from daemon.loop import release
 from daemon.loop.release import (
     RELEASED_BY_SEND,
     release_file,
+    released_by,
     warning_text,
     write_release,
 )
@@ -23,6 +24,7 @@ from daemon.names import is_share_file
 from daemon.watching.scan import Candidate, candidate_for, list_outbox
 
 SHARE = ShareConfig()
+ME = pwd.getpwuid(os.geteuid()).pw_name  # who owns the files the tests write
 
 
 def test_send_killed_before_its_rename_leaves_nothing_once_run_again(tmp_path: Path) -> None:
@@ -145,21 +147,24 @@ def test_send_writes_a_release_once_and_says_so_in_the_warning(tmp_path: Path) -
     path = release_file(cand, SHARE)
     assert path is not None and path.read_text().startswith(RELEASED_BY_SEND)
     assert warning_text("INV-1", path) == ("invoice INV-1 is sent without attachments "
-                                           "(released by outboxd send (run by anna))")
+                                           f"(released by outboxd send (run by anna as {ME}))")
     assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
 
 
 @pytest.mark.parametrize(("first_line", "said"), [
-    (RELEASED_BY_SEND, "released by outboxd send"),
-    (f"{RELEASED_BY_SEND} (by CORP\\anna)\r", "released by outboxd send (run by CORP\\anna)"),
-    (f"{RELEASED_BY_SEND} (by anna) and more", "released by outboxd send"),
-    (f"{RELEASED_BY_SEND} (by {'a' * 65})", "released by outboxd send"),
+    (RELEASED_BY_SEND, f"released by outboxd send (run as {ME})"),
+    (f"{RELEASED_BY_SEND} (by CORP\\anna)\r",
+     f"released by outboxd send (run by CORP\\anna as {ME})"),
+    (f"{RELEASED_BY_SEND} (by anna) and more", f"released by outboxd send (run as {ME})"),
+    (f"{RELEASED_BY_SEND} (by {'a' * 65})", f"released by outboxd send (run as {ME})"),
+    (f"{RELEASED_BY_SEND} (by {ME})", f"released by outboxd send (run by {ME})"),
 ])
 def test_who_ran_send_is_read_from_its_line_only_where_it_is_a_name(
         tmp_path: Path, first_line: str, said: str) -> None:
     """The user `send` names on its release's first line goes into the warning (run by
-    NAME); a line without one (an older send's), or whose end is no user name (more
-    text after it, a name longer than 64), names no one rather than a guess."""
+    NAME), beside the user the file belongs to where that is another (run by NAME as
+    OWNER); a line without one (an older send's), or whose end is no user name (more
+    text after it, a name longer than 64), names the owner alone rather than a guess."""
     path = tmp_path / "INV-1.send-anyway"
     path.write_text(first_line + "\n")
     assert warning_text("INV-1", path) == f"invoice INV-1 is sent without attachments ({said})"
@@ -177,6 +182,40 @@ def test_send_names_the_person_sudo_names_else_its_own_user(
     assert release.invoking_user() == me
     monkeypatch.delenv("SUDO_USER")
     assert release.invoking_user() == me
+
+
+def test_a_sudo_user_not_in_utf_8_is_passed_over_and_the_release_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SUDO_USER whose bytes are not UTF-8 (a name from a directory in another
+    encoding) reached the release file's line as it was and its write failed: `send`
+    stopped with a UnicodeEncodeError traceback and released nothing. Such a name is no
+    name the line can hold: passed over for the process's own user, and the release is
+    written."""
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    monkeypatch.setenv("SUDO_USER", os.fsdecode(b"an\xffna"))
+    assert release.invoking_user() == me
+    (tmp_path / "INV-8.xml").write_bytes(b"<x/>")
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-8.xml")
+    assert write_release(cand, SHARE, release.invoking_user())
+    assert released_by(tmp_path / "INV-8.send-anyway") == f"released by outboxd send (run by {me})"
+
+
+def test_a_release_file_that_says_send_wrote_it_names_the_user_it_belongs_to(
+        tmp_path: Path) -> None:
+    """Anyone who may write into the outbox can drop a release file whose first line is
+    the one `send` writes, naming anyone: "released by outboxd send (run by boss)" was
+    recorded in the manifest on the word of that line alone, the clerk who made the file
+    named nowhere. The file's owner, which no one writing it can choose, is named beside
+    the name on the line (as `sudo -u outboxd` makes it outboxd); a hard link, whose
+    owner need not be who made it, names no owner, as a release file does."""
+    nobody = pwd.getpwnam("nobody")
+    path = tmp_path / "INV-1.send-anyway"
+    path.write_text(f"{RELEASED_BY_SEND} (by boss)\n")
+    os.chown(path, nobody.pw_uid, -1)
+    assert released_by(path) == "released by outboxd send (run by boss as nobody)"
+    os.link(path, tmp_path / "other")
+    assert "owner unknown" in released_by(path)
+    assert "boss" not in released_by(path)
 
 
 def test_dropped_release_names_its_file_and_owner(tmp_path: Path) -> None:
