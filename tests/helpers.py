@@ -420,6 +420,24 @@ def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str],
     monkeypatch.setattr(os, "scandir", Listing)
 
 
+def looks_fail(monkeypatch: Any, target: str | Path, code: int = errno.EIO,
+               calls: tuple[str, ...] = ("lstat",)) -> None:
+    """os.<each of `calls`> of `target` fails with `code`, as a share half away answers
+    (EIO, ESTALE): `target` a path, or a bare name, which matches a path ending in it and
+    the bare name a look by a folder's descriptor passes. Every other call as it was."""
+    wanted = str(target)
+    for fn in calls:
+        real = getattr(os, fn)
+
+        def failing(path: Any, *args: Any, _real: Any = real, **kw: Any) -> Any:
+            if not isinstance(path, int):
+                said = os.fsdecode(path)
+                if said == wanted or said.endswith("/" + wanted):
+                    raise OSError(code, os.strerror(code), said)
+            return _real(path, *args, **kw)
+        monkeypatch.setattr(os, fn, failing)
+
+
 class _OsWith:
     """The os module, but for the attributes given (what one module of the daemon sees)."""
 

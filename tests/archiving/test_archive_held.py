@@ -336,24 +336,32 @@ def _drop_before_publishing(monkeypatch: pytest.MonkeyPatch, late: Path) -> None
     monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)
 
 
-def test_a_dot_outboxd_made_a_link_has_no_folder_behind_it_archived(tmp_path: Path) -> None:
-    """Reached from the outbox (`within`), a work folder whose `.outboxd` a share user
-    replaced by a link to a folder holding one of the same name: nothing is written
-    there nor moved into the archive; OSError naming `.outboxd`, and the bundle's own
-    folder is left as it was."""
+def _placed_behind_a_linked_dot_outboxd(tmp_path: Path, to: Path
+                                        ) -> tuple[pytest.ExceptionInfo[OSError], Path]:
+    """archive.place of a work folder reached from the outbox whose `.outboxd` a share user
+    moved aside (to `aside`) and replaced by a link to `to`: what it raised (naming
+    `.outboxd`, nothing archived) and the real work folder's path in `aside`."""
     outbox = tmp_path / "outbox"
     work = _work(outbox / ".outboxd")
-    fake = _work(tmp_path / "elsewhere")
     (outbox / ".outboxd").rename(tmp_path / "aside")
-    (outbox / ".outboxd").symlink_to(tmp_path / "elsewhere")
+    (outbox / ".outboxd").symlink_to(to)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     with pytest.raises(OSError) as caught:
         archive.place(work, target, PAPERS, BID, within=outbox)
     assert caught.value.filename == str(outbox / ".outboxd")
     assert not os.path.lexists(target)
+    return caught, tmp_path / "aside" / "processing" / work.name
+
+
+def test_a_dot_outboxd_made_a_link_has_no_folder_behind_it_archived(tmp_path: Path) -> None:
+    """Reached from the outbox (`within`), a work folder whose `.outboxd` a share user
+    replaced by a link to a folder holding one of the same name: nothing is written
+    there nor moved into the archive; OSError naming `.outboxd`, and the bundle's own
+    folder is left as it was."""
+    fake = _work(tmp_path / "elsewhere")
+    _, real = _placed_behind_a_linked_dot_outboxd(tmp_path, tmp_path / "elsewhere")
     assert _listing(fake) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
-    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
-        "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+    assert _listing(real) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
 
 def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_named_not_taken_for_a_share_away(
@@ -361,19 +369,10 @@ def test_a_dot_outboxd_made_a_link_to_an_empty_folder_is_named_not_taken_for_a_s
     """`.outboxd` replaced by a link to a folder without the work folder: the archive
     neither looks for the work folder behind the link ("processing folder is not there
     (is the share mounted?)") nor archives anything; OSError naming `.outboxd`."""
-    outbox = tmp_path / "outbox"
-    work = _work(outbox / ".outboxd")
     (tmp_path / "empty" / "processing").mkdir(parents=True)
-    (outbox / ".outboxd").rename(tmp_path / "aside")
-    (outbox / ".outboxd").symlink_to(tmp_path / "empty")
-    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    with pytest.raises(OSError) as caught:
-        archive.place(work, target, PAPERS, BID, within=outbox)
-    assert caught.value.filename == str(outbox / ".outboxd")
+    caught, real = _placed_behind_a_linked_dot_outboxd(tmp_path, tmp_path / "empty")
     assert "share mounted" not in str(caught.value)
-    assert not os.path.lexists(target)
-    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
-        "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+    assert _listing(real) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
 
 def test_a_dot_outboxd_made_a_link_to_itself_is_named_not_a_bare_link_loop(
@@ -383,18 +382,10 @@ def test_a_dot_outboxd_made_a_link_to_itself_is_named_not_a_bare_link_loop(
     was — "Too many levels of symbolic links" of the work folder, the link unnamed —
     before the look for a link on the way that names `.outboxd` and the fix. The archive
     names `.outboxd`, and the bundle stays where it is."""
-    outbox = tmp_path / "outbox"
-    work = _work(outbox / ".outboxd")
-    (outbox / ".outboxd").rename(tmp_path / "aside")
-    (outbox / ".outboxd").symlink_to(outbox / ".outboxd")
-    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    with pytest.raises(OSError) as caught:
-        archive.place(work, target, PAPERS, BID, within=outbox)
-    assert caught.value.filename == str(outbox / ".outboxd")
+    caught, real = _placed_behind_a_linked_dot_outboxd(
+        tmp_path, tmp_path / "outbox" / ".outboxd")
     assert "never follows a link" in str(caught.value)
-    assert not os.path.lexists(target)
-    assert _listing(tmp_path / "aside" / "processing" / work.name) == [
-        "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+    assert _listing(real) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
 
 @pytest.mark.parametrize("made", [False, True], ids=["new-archive", "archive-there"])

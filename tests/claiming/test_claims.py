@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import claims_refused_first, folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
-from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+from helpers import drop_bundle, looks_fail, pdf_bytes, write  # noqa: E402
 
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
@@ -1294,15 +1294,8 @@ class TestAClaimCutShortBeforeItsMove:
         answers. Taken for the clerk taking the file back, it ended `gone` ("the invoice
         file is no longer in the outbox") while the file lay in the outbox."""
         p, s, row = self._cut_short(tmp_path, monkeypatch)
-        invoice = str(s.outbox.path / "batch.xml")
-        real_lstat = os.lstat
-
-        def lstat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
-            if str(path) == invoice:
-                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
-            return real_lstat(path, *args, **kw)
         with monkeypatch.context() as m:
-            m.setattr(os, "lstat", lstat)
+            looks_fail(m, s.outbox.path / "batch.xml")
             assert p.retry_stranded() == []
         assert p.j.get(row).state == "claiming"
         assert p.retry_stranded() == []

@@ -5,8 +5,6 @@ directory transport."""
 
 from __future__ import annotations
 
-import errno
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
-from helpers import drop_bundle, pdf_bytes  # noqa: E402
+from helpers import drop_bundle, looks_fail, pdf_bytes  # noqa: E402
 
 from daemon.configuration.config import Settings  # noqa: E402
 from daemon.configuration.config_folders import prepare_folders  # noqa: E402
@@ -485,14 +483,7 @@ class TestAnInvoiceFileTheShareCannotLookAt:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
                          work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
-        invoice = str(s.outbox.path / "INV-1.xml")
-        real_lstat = os.lstat
-
-        def lstat(path: Any, *args: Any, **kw: Any) -> os.stat_result:
-            if str(path) == invoice:
-                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
-            return real_lstat(path, *args, **kw)
-        monkeypatch.setattr(os, "lstat", lstat)
+        looks_fail(monkeypatch, s.outbox.path / "INV-1.xml")
         return p, row
 
     def test_a_claim_undone_settles_again(self, tmp_path: Path,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import looks_fail
 
 from daemon.errors import HostileInput
 from daemon.fs.workfolder import entry_at, folder_mark, hold_folder, still_at, there
@@ -88,14 +88,7 @@ def test_a_folder_of_the_same_inode_number_on_another_file_system_is_not_the_one
 def _stat_fails(monkeypatch: pytest.MonkeyPatch, name: str, code: int) -> None:
     """os.stat and os.lstat of `name` (by a folder's descriptor or a path ending in it)
     fail with `code`, as a share half away answers."""
-    for fn in ("stat", "lstat"):
-        real = getattr(os, fn)
-
-        def failing(path: Any, *args: Any, _real: Any = real, **kw: Any) -> os.stat_result:
-            if str(path) == name or str(path).endswith("/" + name):
-                raise OSError(code, os.strerror(code), str(path))
-            return _real(path, *args, **kw)  # type: ignore[no-any-return]
-        monkeypatch.setattr(os, fn, failing)
+    looks_fail(monkeypatch, name, code, ("stat", "lstat"))
 
 
 @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE, errno.ENOTCONN],

@@ -5,12 +5,10 @@ test_pipeline.py."""
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import ubl_invoice, write
+from helpers import looks_fail, ubl_invoice, write
 from matching import settings
 from structlog.testing import capture_logs
 
@@ -65,13 +63,7 @@ def test_a_read_failed_by_a_share_that_is_still_away_is_tried_again_not_taken_fo
     stayed settling, unread, until a clerk changed it. Shown, and read again."""
     s = settings(tmp_path / "outbox")
     invoice = write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
-    real_lstat = os.lstat
-
-    def away(path: Any, *args: Any, **kw: Any) -> os.stat_result:
-        if Path(path) == invoice:
-            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
-        return real_lstat(path, *args, **kw)
-    monkeypatch.setattr(os, "lstat", away)
+    looks_fail(monkeypatch, invoice)
     with capture_logs() as lines:
         error, retry_at = read_failed(OSError(errno.EIO, "Input/output error"), "INV-1.xml",
                                       s, logs.get(), 100.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import pdf_bytes, ubl_invoice, write
+from helpers import looks_fail, pdf_bytes, ubl_invoice, write
 from matching import PDF, batch_xml, codes, finding, match
 from swaps import opened_in
 
@@ -464,13 +464,7 @@ class TestAttachmentsToml:
         and the server's path on the share."""
         write(outbox / "INV-1" / "a.pdf", PDF)
         write(outbox / "INV-1" / "attachments.toml", b'channel = "e-invoice"\n')
-        real_open = os.open
-
-        def failing(path: Any, *args: Any, **kw: Any) -> int:
-            if str(path).endswith("attachments.toml"):
-                raise OSError(code, os.strerror(code), str(path))
-            return real_open(path, *args, **kw)
-        monkeypatch.setattr(os, "open", failing)
+        looks_fail(monkeypatch, "attachments.toml", code, ("open",))
         with pytest.raises(OSError) as info:
             match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert not isinstance(info.value, InputError) and info.value.errno == code
@@ -484,13 +478,7 @@ class TestAttachmentsToml:
         validated for e-invoice."""
         write(outbox / "INV-1" / "a.pdf", PDF)
         write(outbox / "INV-1" / "attachments.toml", b'channel = "external-print"\n')
-        real_stat = os.stat
-
-        def failing(path: Any, *args: Any, **kw: Any) -> os.stat_result:
-            if str(path).endswith("attachments.toml"):
-                raise OSError(code, os.strerror(code), str(path))
-            return real_stat(path, *args, **kw)
-        monkeypatch.setattr(os, "stat", failing)
+        looks_fail(monkeypatch, "attachments.toml", code, ("stat",))
         with pytest.raises(OSError) as info:
             match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert not isinstance(info.value, InputError) and info.value.errno == code
