@@ -12,7 +12,7 @@ from daemon.actions.check_journal import CheckJournal
 from daemon.actions.reads import CommandReads
 from daemon.configuration.config import Settings
 from daemon.errors import ConfigError
-from daemon.fs.workfolder import there
+from daemon.fs.workfolder import maybe_there
 from daemon.invisible import for_terminal
 from daemon.watching.scan import Candidate
 
@@ -45,10 +45,7 @@ def _claimed(cand: Candidate) -> bool:
     """Whether the invoice file has left the outbox (the daemon claimed it). A look the
     share fails (EIO) cannot tell: os.path.lexists took it for gone, and attach said
     "attached as" alone, as of a bundle on its way, of one it could not check."""
-    try:
-        return not there(cand.invoice)
-    except OSError:
-        return False
+    return not maybe_there(cand.invoice)
 
 
 def said_after(invoice_id: str, rel: Path, invoice: Path, left: Checked | None) -> None:

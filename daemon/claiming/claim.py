@@ -28,6 +28,7 @@ from daemon.fs.workfolder import (
     held_folder,
     hold_folder,
     made_in_processing,
+    maybe_there,
     still_at,
     still_held,
     there,
@@ -220,10 +221,7 @@ def taken_meanwhile(cand: Candidate) -> bool:
     look fails otherwise (a share's EIO, ESTALE): os.path.lexists took that for "gone",
     and a read that the same blink failed was said as another daemon's claim, with no
     error and no second read, the bundle left settling for good."""
-    try:
-        return not there(cand.invoice)
-    except OSError:
-        return False  # cannot tell: the read's own error says what is wrong
+    return not maybe_there(cand.invoice)  # cannot tell: the read's own error says why
 
 
 LEFTOVER = ".outboxd-put-back"

@@ -17,7 +17,7 @@ from daemon.claiming.recovery import CUT_BEFORE_MOVE, NOT_HAPPENED_GONE
 from daemon.configuration.config import Settings
 from daemon.delivery.finish import Finisher
 from daemon.errors import JournalError, JournalLost
-from daemon.fs.workfolder import folder_there, there
+from daemon.fs.workfolder import folder_there, maybe_there
 from daemon.journal import CLAIMING, LIVE, Journal, Row
 from daemon.logs import bundle_log
 from daemon.loop.step import IDLE, Next
@@ -193,7 +193,7 @@ class Stranded:
                 row = self.j.get(row_id)
                 if row.state != CLAIMING:  # finished (settling again, sent), or ended
                     self._unmoved.discard(row_id)
-                elif _not_gone(self.s.outbox.path / row.invoice_file):
+                elif maybe_there(self.s.outbox.path / row.invoice_file):
                     pass  # finished as a crash's claim is (settling again), or waits
                 elif row.work_dir and (there := folder_there(Path(row.work_dir),
                                                              self.s.outbox.path)) is None:
@@ -231,7 +231,7 @@ class Stranded:
                 if row.state not in LIVE:  # a start's may be waiting or held
                     self._beside.discard(row_id)
                 elif row.invoice_file not in self.live \
-                        and not _not_gone(self.s.outbox.path / row.invoice_file):
+                        and not maybe_there(self.s.outbox.path / row.invoice_file):
                     # A start's `waiting` or `held` row was never claimed (_end_beside).
                     self.j.transition(row_id, "gone", NOT_HAPPENED_GONE
                                       if row.state == "settling" else
@@ -251,7 +251,7 @@ class Stranded:
         outbox (its work folder came back empty: operations.md's way out for a bundle
         lost with it), the row ends `gone`, as recovery ends such a claim: settling, it
         stood for no bundle, shown so until a restart."""
-        if not _not_gone(self.s.outbox.path / key):
+        if not maybe_there(self.s.outbox.path / key):
             self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
                               **{**fields, "last_error": None})
             return
@@ -288,7 +288,7 @@ class Stranded:
         if other is not None and other.id != row.id:
             self.end_beside_or_later(row, other)
             return
-        if other is None and not _not_gone(self.s.outbox.path / row.invoice_file):
+        if other is None and not maybe_there(self.s.outbox.path / row.invoice_file):
             # Its invoice file left while the row waited to be handed back (its read
             # refused): that look found no row and the loop dropped the name, so nothing
             # would step it again — followed, it showed `settling` until a restart (one
@@ -342,14 +342,3 @@ class Stranded:
             f"{event}; the bundle in the outbox under its name has a row already",
             row=other.id)
 
-
-def _not_gone(path: Path) -> bool:
-    """Whether an invoice file may still be at `path`: False only when it is gone (ENOENT,
-    ENOTDIR). A look the share fails otherwise (EIO, ESTALE) counts as there: the row
-    waits or settles, and the pipeline's next look decides. os.path.lexists took it for
-    gone, and a claim ended `gone` ("the invoice file is no longer in the outbox") with
-    its bundle in the outbox, just put back there."""
-    try:
-        return there(path)
-    except OSError:
-        return True

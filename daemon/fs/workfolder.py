@@ -174,6 +174,16 @@ def folder_mark(path: Path, within: Path | None = None, without: str | None = No
     return f"{st.st_dev}:{st.st_ino}"
 
 
+def maybe_there(path: Path) -> bool:
+    """there(path), but a look the share fails (EIO, ESTALE) counts as there: for a
+    caller that would end or pass over something on "gone" (a claim ended `gone`, a read
+    said as another daemon's claim), and may look again later instead."""
+    try:
+        return there(path)
+    except OSError:
+        return True
+
+
 def left_at(path: Path, seconds: float) -> bool | None:
     """Whether anything is at `path` (a link too), or None when the look has not answered
     within `seconds`: a share that hangs (a hard NFS mount to a server switched off)
