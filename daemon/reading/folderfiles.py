@@ -61,7 +61,7 @@ def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings
     # A file the listing showed and the open did not find is a share that blinked (or a
     # change under way), in a work folder too: raised, the bundle is read again later
     # (after a restart, rereading._read_claimed), never judged on a file that is there.
-    notes = read_notes(fd, rel, findings, listed=True)
+    notes = read_notes(fd, rel, findings)
     atts: list[Attachment] = []
     listing = Listing(rel)
     used: set[str] = set()

@@ -260,13 +260,12 @@ def dotted_names(fname: str, entry: dict[str, object]) -> list[str]:
             for name in (dotted_names(key, value) or [key])]
 
 
-def read_notes(folder: int, rel: str, findings: list[Finding], listed: bool = False
-               ) -> Notes:
+def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
     """The attachments.toml of the folder open at `folder` (`rel`: that folder as shown;
     empty Notes if there is none); what is wrong in it goes to `findings`. Opened from
-    the folder held open, never by a path a link swapped in could lead elsewhere.
-    `listed`: read in the outbox (fsops.open_in), where one gone between its lstat and
-    its open is a change under way, raised, not a finding."""
+    the folder held open, never by a path a link swapped in could lead elsewhere. One
+    gone between its lstat and its open is a change under way or a share that blinked
+    (fsops.open_in, `listed`): raised, the bundle read again, not a finding."""
     where = f"{rel}/{MANIFEST_NAME}"
     try:
         st = os.stat(MANIFEST_NAME, dir_fd=folder, follow_symlinks=False)
@@ -286,7 +285,7 @@ def read_notes(folder: int, rel: str, findings: list[Finding], listed: bool = Fa
         # Opened as open_regular opens: a FIFO swapped in after the lstat must not block
         # us. An OSError (no descriptors, a share gone) is the machine's, not the clerk's:
         # it is raised, and the bundle read again later, as for an attachment's bytes.
-        with open_in(folder, MANIFEST_NAME, where, listed) as fh:
+        with open_in(folder, MANIFEST_NAME, where, listed=True) as fh:
             raw = read_bounded(fh, MAX_NOTES_BYTES)
         if raw is None:
             # Cut short, the rest would be read as if it were the whole file.
