@@ -36,7 +36,7 @@ from daemon.einvoice import rules_versions
 from daemon.einvoice.kinds import what_it_is
 from daemon.errors import InputError, ReaderFailed, describe
 from daemon.fs.fdnames import shown_name
-from daemon.fs.fsops import NOT_THE_FILES_FAULT, read_again_later
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, SHARE_AWAY, read_again_later
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.busywords import busy_fix, in_progress, shown_names
@@ -363,12 +363,6 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
     return Checked(report(bundle, s), bool(bundle.errors), sent_as=sent_as)
 
 
-# What a share that went away answers (a hung or dropped mount, a stale handle): no
-# fault of the file, and no permission mends it.
-_SHARE_GONE = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT,
-                         errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
-
-
 def _unreadable(cand: Candidate, exc: OSError) -> tuple[str, str, str]:
     """For a bundle whose read the OS refused: the file that failed (by its path in the
     outbox; the invoice file where the error names none), what the OS said (describe),
@@ -379,7 +373,7 @@ def _unreadable(cand: Candidate, exc: OSError) -> tuple[str, str, str]:
     name = (os.path.relpath(failed, outbox) if failed and os.path.isabs(failed)
             and Path(failed).is_relative_to(outbox) else failed) or cand.invoice.name
     said = describe(OSError(exc.errno, exc.strerror))  # the path is named in front
-    if exc.errno in _SHARE_GONE:
+    if exc.errno in SHARE_AWAY:
         fix = "is the share still mounted? Check it, then run outboxd check again"
     elif exc.errno in (errno.EACCES, errno.EPERM):
         fix = ("check that outboxd's user, and the user running check, may read the file "

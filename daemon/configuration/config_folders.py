@@ -22,6 +22,7 @@ from daemon.errors import (
     refused,
     unquoted,
 )
+from daemon.fs.fsops import SHARE_AWAY
 from daemon.fs.fswrite import folders_below, refuse_links
 
 
@@ -166,19 +167,13 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
         raise ConfigError(apart)
 
 
-# A network share that is away or failing answers a mkdir so (a FUSE or SMB mount whose
-# server is gone, a stale NFS handle, a timeout).
-_SHARE_AWAY = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT,
-                         errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
-
-
 def _away_now(key: str, folder: Path, reload: bool) -> FolderNotMade | None:
     """The folder's share failing as it is opened (a lookup the server answers, where a
     stat may still be answered from the client's cache), or None."""
     try:
         os.close(os.open(folder, os.O_RDONLY | os.O_DIRECTORY))
     except OSError as exc:
-        if exc.errno in _SHARE_AWAY:
+        if exc.errno in SHARE_AWAY:
             return _not_made_yet(key, folder, exc, reload, doing="use")
     return None
 
@@ -192,7 +187,7 @@ def _not_made_yet(key: str, folder: Path, exc: OSError, reload: bool, doing: str
     `doing`: what was refused ("create", or "use" for one there already)."""
     if exc.errno in NO_ROOM:
         fix = describe(exc)  # the error, and the fix: free space, or raise the quota
-    elif exc.errno in _SHARE_AWAY:
+    elif exc.errno in SHARE_AWAY:
         fix = (f"{exc.strerror or exc} ({exc.filename or folder}) — is its share mounted "
                "and reachable? Check it (findmnt, the server's or NAS's state)")
     else:

@@ -44,14 +44,18 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
+# What a network share that is away or failing answers (a FUSE or SMB mount whose
+# server is gone, a stale NFS handle, a timeout): no fault of the file, and no permission
+# mends it.
+SHARE_AWAY = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT,
+                        errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
 # Errors of the machine or of the share, not of the file: no descriptors or memory left,
 # a share that went away or timed out, a /proc that opened_if_regular cannot use (ENOSYS,
 # EXDEV). A bundle that meets one is read again after a while; an "unreadable" finding
 # would quarantine it for what a clerk cannot mend.
-NOT_THE_FILES_FAULT = frozenset({
-    errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.ESTALE, errno.ENOTCONN,
-    errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET, errno.EAGAIN,
-    errno.EINTR, errno.ENOSYS, errno.EXDEV})
+NOT_THE_FILES_FAULT = SHARE_AWAY | frozenset({
+    errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN, errno.EINTR, errno.ENOSYS,
+    errno.EXDEV})
 
 
 def read_again_later(exc: BaseException) -> bool:
