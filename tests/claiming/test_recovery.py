@@ -867,6 +867,30 @@ class TestRulesOfANewVersion:
         assert "delivery_outcome_unknown" not in record
         assert "Nothing was delivered" in (folder / "REASON.txt").read_text()
 
+    def test_a_claim_cut_short_whose_check_at_start_failed_still_meets_the_rules_in_force(
+            self, tmp_path: Path) -> None:
+        """A claim a crash cut short sent nothing, also when the share failed the read of
+        its check at start (EIO) and the bundle is read again at its attempt: it is judged
+        by the rules in force then and quarantined for what they find, never sent as it
+        was checked at its claim (a POST that never began cannot have reached anyone)."""
+        p, s, work, row = TestRecovery._half_claimed(tmp_path, pdf_bytes())
+        fin = Finisher(self._stricter(s), p.j, NeverPost())
+
+        def share_failed(*_: object) -> Any:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(work / "INV-1.xml"))
+
+        fin.evaluate = share_failed
+        assert fin.recover() == [(row, 0.0)]
+        fin.evaluate = evaluate
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        assert receiver.posts == 0 and list(s.sent_dir.glob("*/*")) == []
+        assert p.j.get(row).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        record = json.loads((folder / "reason.json").read_text())
+        assert "type-not-allowed" in json.dumps(record)
+        assert "delivery_outcome_unknown" not in record
+
 
 class TestOutboxMoved:
     """The admin stops outboxd with bundles on their way, moves the outbox (the
