@@ -795,6 +795,33 @@ class TestRulesOfANewVersion:
         got = p.j.get(row)
         assert got.state == "sent" and got.bundle_id == bid and receiver.posts == 1
 
+    def test_a_sidecar_the_share_hides_while_a_restart_reads_it_again_waits_not_quarantined(
+            self, tmp_path: Path) -> None:
+        """As for a file: the sidecar of a claimed bundle read again after a restart,
+        looked at as a folder and gone at its open (a share that blinked), is read again
+        later. It was "cannot be read (No such file or directory) — check the file's
+        permissions", and the bundle, which the receiver may hold, went to quarantine/
+        as processing-damaged. Back, it is sent as claimed."""
+        from swaps import when_opened
+        p, s, row = claimed(tmp_path)
+        bid = p.j.get(row).bundle_id
+        sidecar = Path(p.j.get(row).work_dir or "") / "INV-1"
+        aside = tmp_path / "aside"
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        with when_opened("INV-1", lambda: sidecar.rename(aside)) as done:
+            wait = fin.attempt(row)
+        assert done and wait is not None and wait > 0
+        got = p.j.get(row)
+        assert got.state in ("delivering", "retrying") and "INV-1" in (got.last_error or "")
+        assert receiver.posts == 0 and list(s.quarantine_dir.glob("*/*")) == []
+        aside.rename(sidecar)
+        fin._move_faults.clear()  # the back-off's pause over
+        assert fin.attempt(row) is None
+        got = p.j.get(row)
+        assert got.state == "sent" and got.bundle_id == bid and receiver.posts == 1
+
     def test_a_bundle_read_again_on_another_channel_is_never_sent_as_claimed(
             self, tmp_path: Path) -> None:
         """The bundle id does not cover the channel: a claimed e-invoice bundle with a PNG
