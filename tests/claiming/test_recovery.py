@@ -848,6 +848,23 @@ class TestRulesOfANewVersion:
         text = (folder / "REASON.txt").read_text()
         assert "may have this bundle already" in text and "Nothing was delivered" not in text
 
+    def test_only_a_post_of_an_earlier_process_is_said_to_be_from_before_a_restart(
+            self, tmp_path: Path) -> None:
+        """A bundle read again after a reload (not a restart) and quarantined for what the
+        rules in force find: its POSTs were this process's, counted (attempts), and its
+        papers already say the receiver may have it. Its first reason said "a POST of it
+        before a restart may have reached the receiver" of a daemon never restarted; the
+        words are kept for a row claimed before the start."""
+        from daemon.bundle import Finding
+        p, s, row = claimed(tmp_path)
+        p.j.transition(row, "retrying", attempts=1, last_error="HTTP 503")
+        r = p.j.get(row)
+        errors = [Finding("type-not-allowed", "INV-1/a.pdf", "is a PDF", "error")]
+        fin = Finisher(s, p.j, NeverPost())
+        assert "before a restart" in fin.judged_after_restart(r, errors)[0].message
+        fin._since_claim.add(row)  # handed over in this process, read again at a reload
+        assert fin.judged_after_restart(r, errors) == errors
+
     def test_a_bundle_whose_files_changed_in_processing_is_never_sent_as_claimed(
             self, tmp_path: Path) -> None:
         """Only the bytes a claim recorded are sent as claimed: a claimed bundle whose
