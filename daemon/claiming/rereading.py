@@ -31,6 +31,7 @@ class Rereading:
     _checks_lock: threading.Lock
     evaluate: Callable[[Candidate, Settings], Bundle]
     _move_failed: Callable[..., float]  # moves.Moves
+    may_have_reached: Callable[[Row], bool]  # beforepost.BeforePost
 
     def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
         """A claimed bundle read again after a restart, its files those its claim
@@ -42,6 +43,11 @@ class Rereading:
         cut short (recover) sent nothing, and is checked by the rules in force."""
         if bid != row.bundle_id:
             return False  # other bytes than were claimed: judged as they are
+        if not self.may_have_reached(row):
+            # No POST of it yet (a claim recovery finished whose check there failed, a
+            # row handed over here and read again after a reload): nothing the receiver
+            # may hold, so judged by the rules in force, as a claim cut short is.
+            return False
         if row.channel is not None and bundle.channel != row.channel:
             # The same bytes on another channel (an attachments.toml edited in processing,
             # [validation] channel changed): checked for none it would go out on, so

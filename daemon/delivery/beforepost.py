@@ -127,7 +127,10 @@ class BeforePost:
         crash in its first POST leaves no count), that it may have: its papers said
         "Nothing was delivered", and the copy a clerk fixed and dropped again reached the
         receiver as a second bundle."""
-        if not errors or not self.may_have_reached(row):
+        # Said of a POST an earlier process made (or one of ours no count records): the
+        # POSTs this process counted (a row read again at a reload) are in `attempts`,
+        # which the papers read as it is, and no restart came before them.
+        if not errors or (row.id in self._since_claim and row.id not in self._unrecorded):
             return errors
         first = errors[0]
         return [replace(first, message=first.message + BEFORE_RESTART), *errors[1:]]

@@ -190,14 +190,17 @@ def open_in(folder: int, name: str, shown: str, listed: bool = False) -> BinaryI
     return _open_file(name, folder, shown, listed)
 
 
-def _folder_in(parent: int, name: str, shown: str, where: str) -> int:
+def _folder_in(parent: int, name: str, shown: str, where: str, listed: bool = False) -> int:
     """The folder `name` of the folder open at `parent`, never through a link (`where`:
-    it as shown, `shown`: what is being reached through it)."""
+    it as shown, `shown`: what is being reached through it; `listed`: as open_in's)."""
     try:
         return os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     except PermissionError:
         raise unreadable_folder(shown, "" if where == shown else where) from None
     except OSError as exc:
+        if listed and exc.errno == errno.ENOENT:
+            exc.filename = shown  # by the parent's descriptor it named only the bare name
+            raise
         if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
             raise _refused(exc, shown) from None
     raise _not_a_folder(parent, name, shown, where)
@@ -297,10 +300,13 @@ def folder_within(root: Path, folder: Path) -> Iterator[int]:
 
 
 @contextmanager
-def folder_in(parent: int, name: str, shown: str) -> Iterator[int]:
+def folder_in(parent: int, name: str, shown: str, listed: bool = False) -> Iterator[int]:
     """The folder `name` of the folder open at `parent`, open while the block runs, as
-    folder_below opens each folder on its way."""
-    fd = _folder_in(parent, name, shown, shown)
+    folder_below opens each folder on its way. `listed`: a folder a listing (or a look
+    just before) showed there, so one gone at its open is raised as FileNotFoundError,
+    as open_in raises a file's: a share that blinked, read again, never "cannot be read
+    — check the permissions" of a folder that is there."""
+    fd = _folder_in(parent, name, shown, shown, listed)
     try:
         yield fd
     finally:

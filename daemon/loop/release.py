@@ -34,7 +34,7 @@ from daemon.errors import InputError
 from daemon.fs.fsops import is_regular_file, open_regular
 from daemon.fs.fswrite import fsync_dir, rename_noreplace
 from daemon.fs.temps import create_locked, drop_stale_copies, unlink_if_still
-from daemon.names import NAME_MAX, fit_name, stem
+from daemon.names import NAME_MAX, fit_name, printable, stem
 from daemon.watching.scan import Candidate
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
@@ -107,6 +107,15 @@ def owner_name(uid: int) -> str | None:
         return None
 
 
+def _owner_shown(uid: int) -> str | None:
+    """The name of the user `uid`, as the warning names a release file's owner: one the
+    passwd database keeps in another encoding than UTF-8 (LDAP, winbind) comes with lone
+    surrogates, which the manifest, posted in UTF-8, cannot hold — escaped (\\udcNN),
+    as a file name not in UTF-8 is shown."""
+    name = owner_name(uid)
+    return None if name is None else printable(name)
+
+
 def invoking_user() -> str | None:
     """Who runs this `send`, for its release file's first line: the person sudo names
     (SUDO_USER: the docs have admins run commands as the daemon's user with sudo -u,
@@ -133,7 +142,7 @@ def _ran(user: str | None, uid: int) -> str:
     line is anyone's to write (a clerk may drop a file that begins as send's does); the
     owner no one writing the file can choose — outboxd under `sudo -u outboxd`, the
     clerk's own user for a file made on the share."""
-    owner = owner_name(uid) or f"user id {uid}"
+    owner = _owner_shown(uid) or f"user id {uid}"
     if user is None:
         return f" (run as {owner})"
     return f" (run by {user})" if user == owner else f" (run by {user} as {owner})"
@@ -161,7 +170,7 @@ def released_by(path: Path) -> str:
         # may write into the outbox did.
         return (f"released by {path.name} (owner unknown: the file is a hard link, one "
                 "of several names of one file, so its owner need not be who made it)")
-    owner = owner_name(st.st_uid)
+    owner = _owner_shown(st.st_uid)
     return f"released by {path.name}" + (f" (owner {owner})" if owner else "")
 
 

@@ -148,7 +148,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             taken.setdefault(owner, []).append(e.name)
         where = f"{rel}/{e.name}"
         try:
-            with folder_in(fd, e.name, where) as sub_fd:
+            with folder_in(fd, e.name, where, listed=True) as sub_fd:
                 sub, notes, sub_listing, used = collect(
                     sub_fd, sidecar / e.name, where, owner, settings, findings,
                     allow_subfolders=False, copying=copying, claimed=claimed)
@@ -386,7 +386,8 @@ def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitSta
         return None  # not there
     if stat.S_ISDIR(mode):
         try:
-            return stack.enter_context(folder_in(root, name, name))
+            # Gone since its lstat: raised (fsops.folder_in), the bundle read again.
+            return stack.enter_context(folder_in(root, name, name, listed=True))
         except HostileInput:
             pass  # swapped for a link (or a file) since its lstat: said as one
     findings.append(_err("not-a-folder", name, "the sidecar is not a folder (a link or a "

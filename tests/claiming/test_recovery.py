@@ -795,6 +795,33 @@ class TestRulesOfANewVersion:
         got = p.j.get(row)
         assert got.state == "sent" and got.bundle_id == bid and receiver.posts == 1
 
+    def test_a_sidecar_the_share_hides_while_a_restart_reads_it_again_waits_not_quarantined(
+            self, tmp_path: Path) -> None:
+        """As for a file: the sidecar of a claimed bundle read again after a restart,
+        looked at as a folder and gone at its open (a share that blinked), is read again
+        later. It was "cannot be read (No such file or directory) — check the file's
+        permissions", and the bundle, which the receiver may hold, went to quarantine/
+        as processing-damaged. Back, it is sent as claimed."""
+        from swaps import when_opened
+        p, s, row = claimed(tmp_path)
+        bid = p.j.get(row).bundle_id
+        sidecar = Path(p.j.get(row).work_dir or "") / "INV-1"
+        aside = tmp_path / "aside"
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        with when_opened("INV-1", lambda: sidecar.rename(aside)) as done:
+            wait = fin.attempt(row)
+        assert done and wait is not None and wait > 0
+        got = p.j.get(row)
+        assert got.state in ("delivering", "retrying") and "INV-1" in (got.last_error or "")
+        assert receiver.posts == 0 and list(s.quarantine_dir.glob("*/*")) == []
+        aside.rename(sidecar)
+        fin._move_faults.clear()  # the back-off's pause over
+        assert fin.attempt(row) is None
+        got = p.j.get(row)
+        assert got.state == "sent" and got.bundle_id == bid and receiver.posts == 1
+
     def test_a_bundle_read_again_on_another_channel_is_never_sent_as_claimed(
             self, tmp_path: Path) -> None:
         """The bundle id does not cover the channel: a claimed e-invoice bundle with a PNG
@@ -820,6 +847,23 @@ class TestRulesOfANewVersion:
         assert record["delivery_outcome_unknown"] is True
         text = (folder / "REASON.txt").read_text()
         assert "may have this bundle already" in text and "Nothing was delivered" not in text
+
+    def test_only_a_post_of_an_earlier_process_is_said_to_be_from_before_a_restart(
+            self, tmp_path: Path) -> None:
+        """A bundle read again after a reload (not a restart) and quarantined for what the
+        rules in force find: its POSTs were this process's, counted (attempts), and its
+        papers already say the receiver may have it. Its first reason said "a POST of it
+        before a restart may have reached the receiver" of a daemon never restarted; the
+        words are kept for a row claimed before the start."""
+        from daemon.bundle import Finding
+        p, s, row = claimed(tmp_path)
+        p.j.transition(row, "retrying", attempts=1, last_error="HTTP 503")
+        r = p.j.get(row)
+        errors = [Finding("type-not-allowed", "INV-1/a.pdf", "is a PDF", "error")]
+        fin = Finisher(s, p.j, NeverPost())
+        assert "before a restart" in fin.judged_after_restart(r, errors)[0].message
+        fin._since_claim.add(row)  # handed over in this process, read again at a reload
+        assert fin.judged_after_restart(r, errors) == errors
 
     def test_a_bundle_whose_files_changed_in_processing_is_never_sent_as_claimed(
             self, tmp_path: Path) -> None:
@@ -866,6 +910,30 @@ class TestRulesOfANewVersion:
         assert "type-not-allowed" in json.dumps(record)
         assert "delivery_outcome_unknown" not in record
         assert "Nothing was delivered" in (folder / "REASON.txt").read_text()
+
+    def test_a_claim_cut_short_whose_check_at_start_failed_still_meets_the_rules_in_force(
+            self, tmp_path: Path) -> None:
+        """A claim a crash cut short sent nothing, also when the share failed the read of
+        its check at start (EIO) and the bundle is read again at its attempt: it is judged
+        by the rules in force then and quarantined for what they find, never sent as it
+        was checked at its claim (a POST that never began cannot have reached anyone)."""
+        p, s, work, row = TestRecovery._half_claimed(tmp_path, pdf_bytes())
+        fin = Finisher(self._stricter(s), p.j, NeverPost())
+
+        def share_failed(*_: object) -> Any:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(work / "INV-1.xml"))
+
+        fin.evaluate = share_failed
+        assert fin.recover() == [(row, 0.0)]
+        fin.evaluate = evaluate
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        assert receiver.posts == 0 and list(s.sent_dir.glob("*/*")) == []
+        assert p.j.get(row).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        record = json.loads((folder / "reason.json").read_text())
+        assert "type-not-allowed" in json.dumps(record)
+        assert "delivery_outcome_unknown" not in record
 
 
 class TestOutboxMoved:

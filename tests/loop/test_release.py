@@ -351,3 +351,26 @@ def test_a_release_gone_or_swapped_for_a_fifo_before_its_read_still_names_the_fi
     assert warning_text("INV-6", path) == (
         f"invoice INV-6 is sent without attachments (released by INV-6.send-anyway "
         f"(owner {owner}))")
+
+
+@pytest.mark.parametrize("line", [f"{RELEASED_BY_SEND} (by anna)\n", ""])
+def test_an_owner_named_in_passwd_not_in_utf_8_is_shown_escaped_and_the_warning_goes_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str) -> None:
+    """A release file owned by a user whose name the passwd database (LDAP, winbind) keeps
+    in Latin-1: pwd gives it with lone surrogates, which the manifest, posted as UTF-8,
+    cannot hold (its encode raised UnicodeEncodeError at the delivery). The owner
+    is named with that byte escaped (\\udcNN, as a file name not in UTF-8 is shown), and
+    the warning, beside a line `send` wrote or a clerk's file, is UTF-8 throughout."""
+    path = tmp_path / "INV-6.send-anyway"
+    path.write_text(line)
+    latin1 = os.fsdecode(b"j\xf6rg")
+    real = pwd.getpwuid
+
+    def latin1_passwd(uid: int) -> pwd.struct_passwd:
+        got = real(uid)
+        return pwd.struct_passwd((latin1, *got[1:])) if uid == os.stat(path).st_uid else got
+
+    monkeypatch.setattr(pwd, "getpwuid", latin1_passwd)
+    text = warning_text("INV-6", path)
+    text.encode("utf-8")
+    assert "j\\udcf6rg" in text
