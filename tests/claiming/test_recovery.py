@@ -769,54 +769,29 @@ class TestRulesOfANewVersion:
         got = p.j.get(row)
         assert receiver.posts == 1 and got.state == "sent" and got.bundle_id == bid
 
-    def test_a_file_the_share_hides_while_a_restart_reads_it_again_waits_not_quarantined(
-            self, tmp_path: Path) -> None:
-        """A claimed bundle read again after a restart, one of its files listed and gone
-        at its open (a share that blinked), is read again later, never quarantined as
-        "cannot be read in the processing folder": it went to quarantine/ for a file that
-        was there, with a receiver that may hold it. Back, it is sent as claimed."""
-        from swaps import when_opened
-        p, s, row = claimed(tmp_path)
-        bid = p.j.get(row).bundle_id
-        pdf = Path(p.j.get(row).work_dir or "") / "INV-1" / "a.pdf"
-        aside = tmp_path / "aside.pdf"
-        fin = Finisher(s, p.j, NeverPost())
-        assert [r for r, _ in fin.recover()] == [row]
-        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        with when_opened("a.pdf", lambda: pdf.rename(aside)) as done:
-            wait = fin.attempt(row)
-        assert done and wait is not None and wait > 0
-        got = p.j.get(row)
-        assert got.state in ("delivering", "retrying") and "a.pdf" in (got.last_error or "")
-        assert receiver.posts == 0 and list(s.quarantine_dir.glob("*/*")) == []
-        aside.rename(pdf)
-        fin._move_faults.clear()  # the back-off's pause over
-        assert fin.attempt(row) is None
-        got = p.j.get(row)
-        assert got.state == "sent" and got.bundle_id == bid and receiver.posts == 1
-
-    def test_a_sidecar_the_share_hides_while_a_restart_reads_it_again_waits_not_quarantined(
-            self, tmp_path: Path) -> None:
-        """As for a file: the sidecar of a claimed bundle read again after a restart,
-        looked at as a folder and gone at its open (a share that blinked), is read again
+    @pytest.mark.parametrize("hidden", ["INV-1/a.pdf", "INV-1"], ids=["file", "sidecar"])
+    def test_what_the_share_hides_while_a_restart_reads_it_again_waits_not_quarantined(
+            self, tmp_path: Path, hidden: str) -> None:
+        """A claimed bundle read again after a restart, one of its files (or its sidecar)
+        listed or looked at and gone at its open (a share that blinked), is read again
         later. It was "cannot be read (No such file or directory) — check the file's
-        permissions", and the bundle, which the receiver may hold, went to quarantine/
-        as processing-damaged. Back, it is sent as claimed."""
+        permissions", and the bundle, which the receiver may hold, went to quarantine/ as
+        processing-damaged. Back, it is sent as claimed."""
         from swaps import when_opened
         p, s, row = claimed(tmp_path)
         bid = p.j.get(row).bundle_id
-        sidecar = Path(p.j.get(row).work_dir or "") / "INV-1"
+        path = Path(p.j.get(row).work_dir or "") / hidden
         aside = tmp_path / "aside"
         fin = Finisher(s, p.j, NeverPost())
         assert [r for r, _ in fin.recover()] == [row]
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        with when_opened("INV-1", lambda: sidecar.rename(aside)) as done:
+        with when_opened(path.name, lambda: path.rename(aside)) as done:
             wait = fin.attempt(row)
         assert done and wait is not None and wait > 0
         got = p.j.get(row)
-        assert got.state in ("delivering", "retrying") and "INV-1" in (got.last_error or "")
+        assert got.state in ("delivering", "retrying") and path.name in (got.last_error or "")
         assert receiver.posts == 0 and list(s.quarantine_dir.glob("*/*")) == []
-        aside.rename(sidecar)
+        aside.rename(path)
         fin._move_faults.clear()  # the back-off's pause over
         assert fin.attempt(row) is None
         got = p.j.get(row)
