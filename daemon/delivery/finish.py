@@ -90,6 +90,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
         self.mounts = FolderMounts(settings)  # a reload's: Pipeline.reconfigure
         self.elsewhere: dict[str, dict[str, Any]] = {}  # the service's SentNews.in_flight
         self._unfinished: set[int] = set()  # see recovery.Recovery
+        self._unfollowed: dict[int, str | None] = {}  # see recovery.Recovery
+        self._hung: set[Path] = set()  # see recovery.Recovery
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.
         # Written by the loop thread, taken by delivery workers (dict operations

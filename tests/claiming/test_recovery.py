@@ -31,7 +31,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     quiet_logs,
     step,
 )
-from helpers import drop_bundle, pdf_bytes, pin_wall, write  # noqa: E402
+from helpers import drop_bundle, looks_fail, pdf_bytes, pin_wall, write  # noqa: E402
 from hungshare import hung_share  # noqa: E402
 from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
@@ -950,6 +950,39 @@ class TestOutboxMoved:
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1.xml").exists() and (entry / "INV-1" / "a.pdf").exists()
         assert not work.exists()
+
+    @pytest.mark.parametrize("state", ["retrying", "claiming"])
+    def test_a_moved_work_folder_the_share_fails_to_look_at_is_followed_at_a_rescan(
+            self, tmp_path: Path, state: str) -> None:
+        """The look for the work folder in the processing folder now configured fails
+        (the share's EIO): the row is neither taken as not moved nor sent or finished
+        from its old path; it says why (status: retrying, with the error) and is looked
+        for again at each rescan, taken up there once the share answers, its error from
+        before back. Taken for "not here", it kept the old path until the next start:
+        "is the share mounted?" for good."""
+        p, s, row, work = self._moved(tmp_path)
+        if state == "claiming":
+            p.j.transition(row, "claiming", last_error=None)
+        before = p.j.get(row)
+        fin = Finisher(s, p.j, NeverPost())
+        with pytest.MonkeyPatch.context() as m:
+            looks_fail(m, work.name, calls=("open", "stat", "lstat"))
+            assert fin.recover() == []
+            assert fin.follow_moved_again() == []  # a rescan while it still fails
+            waiting = p.j.get(row)
+            assert waiting.work_dir == before.work_dir and waiting.shown_state == "retrying"
+            assert "cannot look for its work folder in the processing folder now " \
+                   f"configured ({work}): Input/output error" in (waiting.last_error or "")
+        due = fin.follow_moved_again()  # the next rescan, the share back
+        taken = p.j.get(row)
+        assert taken.work_dir == str(work)
+        if state == "claiming":
+            assert due == [] and fin.finish_claims_again() == ([row], [])
+        else:
+            assert due == [(row, 0.0)] and taken.last_error == "HTTP 503"
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        assert receiver.posts == 1 and p.j.get(row).state == "sent"
 
     def test_a_link_under_the_work_folders_name_is_not_taken_for_the_moved_folder(
             self, tmp_path: Path) -> None:
