@@ -249,7 +249,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
         if read_again and not self._work_present(row):
             return gone()  # the share went away while the bundle was being read
         if read_again:
-            bundle = self._conversions_kept(row, bundle, checked_for, log)
+            kept = self._conversions_kept(row, bundle, checked_for, log)
+            if not isinstance(kept, Bundle):
+                return kept  # its earlier PDFs cannot be looked at now: waits
+            bundle = kept
         if (changed := self._changed_after_post(row, bundle, log)) is not None:
             if self._checked_for_gone(checked_for, log):
                 return 0.0  # its errors among the reasons may be the old format's
