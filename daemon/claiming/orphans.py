@@ -62,7 +62,7 @@ from daemon.claiming.leftcopies import drop_copies_left
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError, in_words
-from daemon.fs.fsops import folder_within
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, folder_within
 from daemon.fs.fswrite import held_path
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import held_folder, not_the_folder, still_held
@@ -73,6 +73,7 @@ from daemon.watching.scan import candidate_for, is_invoice_file
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 _waiting: set[Path] = set()  # work folders waiting for sent/ or quarantine/ to be back (_waits)
+_unanswered: set[Path] = set()  # kept folders whose entry the share would not show (_kept)
 
 
 def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
@@ -344,7 +345,22 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     target = Path(entry) if entry else None
     if work not in _reported and target is not None \
             and target.parent.parent in (settings.sent_dir, settings.quarantine_dir):
-        left = drop_archived(work, held, target, settings.outbox.path)
+        try:
+            left = drop_archived(work, held, target, settings.outbox.path)
+        except OSError as exc:
+            if exc.errno not in NOT_THE_FILES_FAULT:
+                raise
+            # The entry's paper not to be looked at (the share's EIO): compared again at
+            # the next rescan, nothing said kept meanwhile. Raised to the sweep, its error
+            # marked the folder said (_reported), and the bundle's own files were never
+            # compared again this run: kept in processing, said to be in no entry.
+            if work not in _unanswered:
+                _unanswered.add(work)
+                logs.get().warning("cannot look at the archive entry of a kept work "
+                                   "folder; will look again at each rescan",
+                                   work_dir=str(work), archive=entry, error=in_words(exc))
+            return 0
+        _unanswered.discard(work)
         if left == []:
             logs.get().info("work folder of an archived bundle, whose removal a crash cut "
                             "short, removed", work_dir=str(work), archive=entry)
