@@ -72,7 +72,7 @@ class TestOutboxMoved:
         assert (entry / "INV-1.xml").exists() and (entry / "INV-1" / "a.pdf").exists()
         assert not work.exists()
 
-    @pytest.mark.parametrize("state", ["retrying", "claiming"])
+    @pytest.mark.parametrize("state", ["retrying", "claiming", "delivering"])
     def test_a_moved_work_folder_the_share_fails_to_look_at_is_followed_at_a_rescan(
             self, tmp_path: Path, state: str) -> None:
         """The look for the work folder in the processing folder now configured fails
@@ -82,8 +82,8 @@ class TestOutboxMoved:
         before back. Taken for "not here", it kept the old path until the next start:
         "is the share mounted?" for good."""
         p, s, row, work = self._moved(tmp_path)
-        if state == "claiming":
-            p.j.transition(row, "claiming", last_error=None)
+        if state != "retrying":
+            p.j.transition(row, state, last_error=None)
         before = p.j.get(row)
         fin = Finisher(s, p.j, NeverPost())
         with pytest.MonkeyPatch.context() as m:
@@ -100,7 +100,7 @@ class TestOutboxMoved:
         if state == "claiming":
             assert due == [] and fin.finish_claims_again() == ([row], [])
         else:
-            assert due == [(row, 0.0)] and taken.last_error == "HTTP 503"
+            assert due == [(row, 0.0)] and taken.last_error == before.last_error
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
