@@ -73,7 +73,9 @@ from daemon.watching.scan import candidate_for, is_invoice_file
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 _waiting: set[Path] = set()  # work folders waiting for sent/ or quarantine/ to be back (_waits)
-_unanswered: set[Path] = set()  # kept folders whose entry the share would not show (_kept)
+_unanswered: set[Path] = set()  # work folders a look the share failed keeps (Orphans.sweep)
+
+CANNOT_FINISH = "work folder unknown to the journal cannot be finished; will try again"
 
 
 def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
@@ -151,10 +153,22 @@ class Orphans:
                 continue
             try:
                 done = _finish(journal, settings, mounts, work, work in self._inherited)
-            except (OSError, ValueError, KeyError, OutboxdError) as exc:
-                _once(work, log.error, "work folder unknown to the journal cannot be "
-                      "finished; will try again", work_dir=str(work), error=in_words(exc))
+            except OSError as exc:
+                if exc.errno not in NOT_THE_FILES_FAULT:
+                    _once(work, log.error, CANNOT_FINISH, work_dir=str(work),
+                          error=in_words(exc))
+                elif work not in _unanswered:
+                    # Said once while it lasts, the folder not marked said (_reported): a
+                    # kept folder is compared with its entry once a run (_kept), and a
+                    # look the share failed had its own files kept, said to be in no
+                    # entry, until a restart.
+                    _unanswered.add(work)
+                    log.error(CANNOT_FINISH, work_dir=str(work), error=in_words(exc))
                 continue
+            except (ValueError, KeyError, OutboxdError) as exc:
+                _once(work, log.error, CANNOT_FINISH, work_dir=str(work), error=in_words(exc))
+                continue
+            _unanswered.discard(work)
             if done:
                 # Gone from processing/: a folder of that name put there later is not it.
                 self._inherited.discard(work)
@@ -345,22 +359,8 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     target = Path(entry) if entry else None
     if work not in _reported and target is not None \
             and target.parent.parent in (settings.sent_dir, settings.quarantine_dir):
-        try:
-            left = drop_archived(work, held, target, settings.outbox.path)
-        except OSError as exc:
-            if exc.errno not in NOT_THE_FILES_FAULT:
-                raise
-            # The entry's paper not to be looked at (the share's EIO): compared again at
-            # the next rescan, nothing said kept meanwhile. Raised to the sweep, its error
-            # marked the folder said (_reported), and the bundle's own files were never
-            # compared again this run: kept in processing, said to be in no entry.
-            if work not in _unanswered:
-                _unanswered.add(work)
-                logs.get().warning("cannot look at the archive entry of a kept work "
-                                   "folder; will look again at each rescan",
-                                   work_dir=str(work), archive=entry, error=in_words(exc))
-            return 0
-        _unanswered.discard(work)
+        # A look the share fails raises (kept.named_for): the sweep looks again.
+        left = drop_archived(work, held, target, settings.outbox.path)
         if left == []:
             logs.get().info("work folder of an archived bundle, whose removal a crash cut "
                             "short, removed", work_dir=str(work), archive=entry)

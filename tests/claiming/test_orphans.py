@@ -740,8 +740,8 @@ def test_a_kept_folder_whose_entry_the_share_fails_to_show_is_compared_again_at_
         assert sorted(str(p.relative_to(w)) for p in w.rglob("*")) == [
             KEPT, "INV-5", "INV-5.xml", "INV-5/a.pdf"]
         [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
-        assert said["event"] == ("cannot look at the archive entry of a kept work folder; "
-                                 "will look again at each rescan")
+        assert said["event"] == ("work folder unknown to the journal cannot be finished; "
+                                 "will try again")
         assert "Input/output error" in said["error"] and said["work_dir"] == str(w)
         with capture_logs() as logged:
             assert sweep(j, settings) == 1
