@@ -43,6 +43,7 @@ from daemon.errors import (
 from daemon.fs.fsops import open_regular
 from daemon.fs.fsread import hash_file
 from daemon.fs.fswrite import held_path, make_folders_below
+from daemon.fs.workfolder import there
 from daemon.invisible import for_terminal
 from daemon.names import is_ignored, name_problem
 from daemon.reading.idfolders import IdFolders
@@ -207,7 +208,9 @@ def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None
                                 "folder; nothing was changed") from None
         try:
             copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
-                    lambda: None if os.path.lexists(cand.invoice)
+                    # A look the share fails raises (nothing changed, said so): taken
+                    # for "gone" (os.path.lexists), attach said the invoice had left.
+                    lambda: None if there(cand.invoice)
                     else not_in_the_outbox(invoice_id, name, settings, []))
             os.fsync(held)
         finally:

@@ -16,6 +16,7 @@ from daemon.fs.fsdepth import fwalk_bounded
 from daemon.fs.fsops import folder_below
 from daemon.fs.fsread import hash_file
 from daemon.fs.fswrite import held_path
+from daemon.fs.workfolder import maybe_there
 
 
 class AttachedBefore(Exception):  # noqa: N818 - not an error: the job was done before
@@ -69,7 +70,10 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
                         f"at {row.since} with {found} (the same bytes, type and note); "
                         "nothing was changed")
     except (InputError, OSError) as exc:
-        if not os.path.lexists(entry):
+        # A look the share fails is no answer that the folder is gone: said as one that
+        # could not be looked into, with the share's error (os.path.lexists took it for
+        # "moved or deleted").
+        if not maybe_there(entry):
             # Its day folder gone too is also what a share unmounted from sent/ looks like
             # (its bare mount point is empty): not said as a deletion alone.
             how = "moved or deleted" if os.path.lexists(entry.parent) else (

@@ -16,6 +16,7 @@ from daemon.errors import InputError, NotOurs, OutboxdError, not_utf8
 from daemon.fs.fsops import open_regular, opened_if_regular
 from daemon.fs.fsread import read_bounded
 from daemon.fs.ourfiles import Judged, replace_ours
+from daemon.fs.workfolder import there
 from daemon.names import nfc
 from daemon.reading.notes import MANIFEST_NAME, MAX_NOTES_BYTES
 from daemon.sizes import limit_words
@@ -43,7 +44,9 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
     path = folder / MANIFEST_NAME
     shown = f"{label or folder.name}/{MANIFEST_NAME}"
     read: tuple[os.stat_result, bytes] | None = None  # what the entry is added to
-    if os.path.lexists(path):
+    # A look the share fails raises (nothing changed): taken for none (os.path.lexists),
+    # the entry went into a new file whose replace then found the clerk's in its place.
+    if there(path):
         try:
             with open_regular(path, shown) as fh:
                 raw = read_bounded(fh, MAX_NOTES_BYTES)  # anyone on the share writes it

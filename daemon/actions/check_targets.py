@@ -17,6 +17,7 @@ from pathlib import Path
 from daemon.actions.check_journal import CheckJournal
 from daemon.configuration.config import Settings
 from daemon.errors import UsageError
+from daemon.fs.workfolder import there
 from daemon.names import (
     ERRORS_SUFFIX,
     NameKind,
@@ -163,7 +164,7 @@ def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
     listed = _lister()
     for raw in paths:
         path = Path(os.path.abspath(raw))
-        if not os.path.lexists(path):
+        if not there(path):  # a look the share fails raises: never "does not exist"
             raise UsageError(f"check: {raw} does not exist")
         # The configured outbox may be a link (to a share's mount, say): the admin chose
         # that path, and the daemon watches the folder it leads to; `check` without a

@@ -31,6 +31,7 @@ from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import InputError, OutboxdError, ReaderFailed
 from daemon.fs.fsops import is_regular_file, kind_of
+from daemon.fs.workfolder import there
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, converted_folder, embedded_folder
@@ -114,7 +115,8 @@ def plan(folder: Path, settings: Settings, reads: CommandReads,
         _refuse_an_unknown_outcome(folder)
     own = set(PAPER_NAMES) | {conversions(settings, invoice), documents_kept(settings, invoice)}
     parts = sorted(p.name for p in folder.iterdir() if p.name not in own)
-    taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
+    # A look the share fails raises (nothing moved yet): never taken for a free name.
+    taken = [n for n in parts if there(settings.outbox.path / n)]
     if taken:
         raise RetryRefused(f"{folder.name}: the outbox already holds {', '.join(taken)}; "
                            "nothing was moved — "

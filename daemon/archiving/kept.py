@@ -138,8 +138,15 @@ def named_for(held: int, id12: str | None, day: int, target: Path) -> bool:
             try:
                 with open_in(entry, name, name) as fh:
                     data = read_bounded(fh, RECEIPT_MAX)
-            except (OSError, InputError):
-                continue  # missing, unreadable, or a link, FIFO or device: no paper of ours
+            except OSError as exc:
+                if exc.errno in NOT_THE_FILES_FAULT:
+                    # The share's EIO or stale handle: no answer, raised (the archive's move,
+                    # or the orphan sweep, looks again). Taken for "no paper", the bundle's
+                    # own files were kept in processing, said to be in no archive entry.
+                    raise
+                continue  # missing: no paper of ours
+            except InputError:
+                continue  # unreadable, or a link, FIFO or device: no paper of ours
             if data is not None and names_bundle(data, id12):
                 return True
         return False
@@ -238,7 +245,8 @@ def _there(held: int, name: str) -> bool:
 def kept_for(held: int) -> str | None:
     """The archive entry a KEPT mark in the folder open at `held` names; None when the
     folder has no mark. A mark that is not a regular file outboxd can read is never
-    opened (a FIFO): the entry is then unknown ("")."""
+    opened (a FIFO): the entry is then unknown (""). A look the share fails (EIO,
+    ESTALE) raises."""
     try:
         os.stat(KEPT, dir_fd=held, follow_symlinks=False)
     except FileNotFoundError:
@@ -246,6 +254,13 @@ def kept_for(held: int) -> str | None:
     try:
         with open_in(held, KEPT, KEPT) as fh:
             data = read_bounded(fh, 4096)
-    except (OSError, InputError):
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            # Cannot tell (the share's EIO): raised, looked at again. Taken for a mark
+            # naming no entry, a folder still holding its paper was disowned (its mark
+            # shown not ours) and archived as a second entry beside our copy.
+            raise
+        return ""
+    except InputError:
         return ""
     return os.fsdecode(data) if data is not None else ""

@@ -18,6 +18,7 @@ from daemon.bundle import Finding
 from daemon.errors import NotOurs, describe
 from daemon.fs.fsops import opened_if_regular
 from daemon.fs.ourfiles import Judged, opened, remove_ours
+from daemon.fs.workfolder import there
 from daemon.names import fold_key
 
 # An archive entry's name: NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the name was taken
@@ -95,7 +96,19 @@ def paper_name_findings(parts: tuple[tuple[str, Path], ...], invoice_file: str
                     f"so this bundle could never be moved there — rename {invoice_file} and "
                     f"its {what} alike to a name that is not {path.name}")
             for what, path in parts
-            if is_paper_name(path.name) and os.path.lexists(path)]
+            if is_paper_name(path.name) and _part_there(path)]
+
+
+def _part_there(path: Path) -> bool:
+    """Whether a bundle part is at `path`; a look the share fails (EIO, ESTALE) raises,
+    named as the clerk knows it, and the bundle is read again (fsops.read_again_later):
+    taken for "not there" (os.path.lexists), a part at a paper's name went unsaid, and the
+    bundle, sent or quarantined, was stuck at the archive's move for that very name."""
+    try:
+        return there(path)
+    except OSError as exc:
+        exc.filename = path.name
+        raise
 
 
 # A receipt or reason record is a few KB; anything far larger is not one of ours.

@@ -62,7 +62,7 @@ from daemon.claiming.leftcopies import drop_copies_left
 from daemon.claiming.workname import OURS, SIBLING, has_owner, whose
 from daemon.configuration.config import Settings
 from daemon.errors import HostileInput, InputError, OutboxdError, in_words
-from daemon.fs.fsops import folder_within
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, folder_within
 from daemon.fs.fswrite import held_path
 from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import held_folder, not_the_folder, still_held
@@ -73,6 +73,9 @@ from daemon.watching.scan import candidate_for, is_invoice_file
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 _waiting: set[Path] = set()  # work folders waiting for sent/ or quarantine/ to be back (_waits)
+_unanswered: set[Path] = set()  # work folders a look the share failed keeps (Orphans.sweep)
+
+CANNOT_FINISH = "work folder unknown to the journal cannot be finished; will try again"
 
 
 def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
@@ -150,10 +153,22 @@ class Orphans:
                 continue
             try:
                 done = _finish(journal, settings, mounts, work, work in self._inherited)
-            except (OSError, ValueError, KeyError, OutboxdError) as exc:
-                _once(work, log.error, "work folder unknown to the journal cannot be "
-                      "finished; will try again", work_dir=str(work), error=in_words(exc))
+            except OSError as exc:
+                if exc.errno not in NOT_THE_FILES_FAULT:
+                    _once(work, log.error, CANNOT_FINISH, work_dir=str(work),
+                          error=in_words(exc))
+                elif work not in _unanswered:
+                    # Said once while it lasts, the folder not marked said (_reported): a
+                    # kept folder is compared with its entry once a run (_kept), and a
+                    # look the share failed had its own files kept, said to be in no
+                    # entry, until a restart.
+                    _unanswered.add(work)
+                    log.error(CANNOT_FINISH, work_dir=str(work), error=in_words(exc))
                 continue
+            except (ValueError, KeyError, OutboxdError) as exc:
+                _once(work, log.error, CANNOT_FINISH, work_dir=str(work), error=in_words(exc))
+                continue
+            _unanswered.discard(work)
             if done:
                 # Gone from processing/: a folder of that name put there later is not it.
                 self._inherited.discard(work)
@@ -344,6 +359,7 @@ def _kept(work: Path, held: int, entry: str, settings: Settings) -> int:
     target = Path(entry) if entry else None
     if work not in _reported and target is not None \
             and target.parent.parent in (settings.sent_dir, settings.quarantine_dir):
+        # A look the share fails raises (kept.named_for): the sweep looks again.
         left = drop_archived(work, held, target, settings.outbox.path)
         if left == []:
             logs.get().info("work folder of an archived bundle, whose removal a crash cut "

@@ -22,6 +22,7 @@ from daemon.claiming.claim import (
     unclaim,
 )
 from daemon.claiming.claimcheck import linked_since
+from daemon.claiming.movedwork import MovedWork
 from daemon.claiming.owncopy import own_claimed
 from daemon.claiming.rereading import Rereading
 from daemon.configuration.config import Settings
@@ -33,7 +34,7 @@ from daemon.errors import (
     describe,
 )
 from daemon.fs.fswrite import fsync_dir, held_path
-from daemon.fs.workfolder import folder_mark, hold_folder, left_at, still_at, there
+from daemon.fs.workfolder import folder_mark, hold_folder, still_at, there
 from daemon.journal import (
     CLAIMING,
     IN_FLIGHT,
@@ -69,12 +70,8 @@ CUT_BEFORE_MOVE = "claim cut short before any of its files moved"
 # READY (sd_notify EXTEND_TIMEOUT_USEC): far above what one bundle's read takes.
 RECOVERY_READ_USEC = 60_000_000
 
-# How long a start looks at a moved work folder's recorded path (_follow_moved): far
-# above a look at a share that answers, well within systemd's start timeout.
-OLD_PATH_SECONDS = 5.0
 
-
-class Recovery(Rereading):
+class Recovery(Rereading, MovedWork):
     s: Settings
     j: Journal
     log: Any
@@ -90,57 +87,39 @@ class Recovery(Rereading):
         failure there is retried later instead of stopping the start.
         """
         due: list[tuple[int, float]] = []
-        hung: set[Path] = set()  # old processing folders whose look did not answer
         for row in self.j.rows(IN_FLIGHT):
             log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
-            row = self._follow_moved(row, log, hung)
-            delay = 0.0
+            followed = self._follow_moved(row, log)
+            if followed is None:
+                continue  # looked for again at each rescan (follow_moved_again)
+            row = followed
             if row.state == CLAIMING and not self._finish_or_wait(row, log):
                 continue
-            elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
-                self.paused.add(row.id)  # the configuration may be fixed by now: at once
-            elif row.state == "retrying" and row.next_attempt_at:
-                delay = self._wait_left(row.id, row.next_attempt_at)
-            due.append((row.id, delay))
+            due.append((row.id, self._when_due(row)))
         return due
 
-    def _follow_moved(self, row: Row, log: Any, hung: set[Path]) -> Row:
-        """The row with its work folder where the admin moved it: the outbox (with the
-        processing folder in it) moved to a new path or a new server while bundles were
-        in flight (docs/operations.md, Moving the outbox). The journal names each work
-        folder by its full path, so they were retried for ever as "not there (is the
-        share mounted?)" while the folders themselves, in the processing folder now
-        configured, were named "not left by outboxd". A work folder's name is unique (its
-        bundle id, host, process and a random part): one of that name in the current
-        processing folder, while none is left at the recorded path, is the same folder.
-        A recorded path still there is used as it is (a copy, not a move, left both).
-        The recorded path is looked at last, and for OLD_PATH_SECONDS at most: it is
-        outside the folders configured, often on the server the outbox was moved off,
-        whose mount hangs once that server is switched off — a look without a bound held
-        the start before READY until systemd killed it, at every restart. One that does
-        not answer is taken for left (the folder under its name here is the move's), and
-        the others recorded in its folder are not looked at again (`hung`)."""
-        if not row.work_dir:
-            return row
-        old = Path(row.work_dir)
-        new = self.s.processing_dir / old.name
-        if old.parent == self.s.processing_dir or os.path.islink(new) \
-                or not os.path.isdir(new):
-            return row
-        there = None if old.parent in hung else left_at(old, OLD_PATH_SECONDS)
-        if there:
-            return row
-        if there is None:
-            hung.add(old.parent)
-        fields: dict[str, Any] = {"work_dir": str(new)}
-        if row.claimed_in is not None:
-            fields["claimed_in"] = folder_mark(self.s.processing_dir, self.s.outbox.path)
-        self.j.update(row.id, **fields)
-        log.warning("work folder found in the processing folder now configured; the "
-                    "bundle is finished from there", was=str(old), work_dir=str(new),
-                    **({} if there is False else {"was_path": "does not answer"}))
-        return self.j.get(row.id)
+    def _when_due(self, row: Row) -> float:
+        """When a row in flight (a claim finished) is tried after a start: at once, but a
+        retry's wait what is left of it."""
+        if row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
+            self.paused.add(row.id)  # the configuration may be fixed by now: at once
+        elif row.state == "retrying" and row.next_attempt_at:
+            return self._wait_left(row.id, row.next_attempt_at)
+        return 0.0
+
+    def follow_moved_again(self) -> list[tuple[int, float]]:
+        """The rows whose work folder the start could not look for where the outbox moved
+        to, looked for again (movedwork.MovedWork.followed_again, at each rescan): the rows
+        to hand to the workers now, and when. A claim is left to finish_claims_again, at
+        this rescan."""
+        due: list[tuple[int, float]] = []
+        for row in self.followed_again():
+            if row.state == CLAIMING:
+                self._unfinished.add(row.id)
+            else:
+                due.append((row.id, self._when_due(row)))
+        return due
 
     def _wait_left(self, row_id: int, next_attempt_at: str) -> float:
         """What is left of a retry's wait, at most the wait as it was set: the wall clock

@@ -21,7 +21,7 @@ from daemon.archiving.reasontext import NEVER_REACHED, OUTCOME_UNKNOWN
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, ReaderFailed, ReaderStopped, Rejected, describe
-from daemon.fs.fsops import open_below
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, open_below
 from daemon.fs.fsread import changed_since, hash_of
 from daemon.fs.fswrite import held_path
 from daemon.fs.workfolder import hold_folder
@@ -152,14 +152,18 @@ class BeforePost:
                         changed_after_post(row.bundle_id)), *bundle.errors]
 
     def _conversions_kept(self, row: Row, bundle: Bundle, checked_for: int, log: Any
-                          ) -> Bundle:
+                          ) -> Bundle | float:
         """The bundle read again after a restart, its converted images taken as the PDFs
         an earlier attempt wrote into the work folder, when those are exactly what the
         row's bundle id names (so what that attempt's POST carried). A conversion is the
         same bytes only with the same Pillow and zlib: converted again after an upgrade,
         the bundle had another id, and went out under another Idempotency-Key (or, now,
         was quarantined) though nobody touched it. Else the bundle as read. Kept for the
-        attempts after this one too (`_validated`), which would write the PDF anew."""
+        attempts after this one too (`_validated`), which would write the PDF anew.
+        A float (the wait before the next attempt, which reads the bundle again) when a
+        look at the folder or a PDF the share or the machine fails (NOT_THE_FILES_FAULT:
+        EIO, ESTALE, no descriptors left) cannot tell: taken for "not written", the bundle
+        converted anew was judged changed after its POST and quarantined."""
         if row.bundle_id is None or not any(a.converted for a in bundle.attachments) \
                 or bundle_id_of(bundle) == row.bundle_id:
             return bundle
@@ -168,11 +172,19 @@ class BeforePost:
             # Held, never through a link in its place; each PDF opened below it as a
             # bundle's file is (no link followed, no FIFO opened).
             held = hold_folder(work, within=self.s.outbox.path)
-        except (OSError, InputError):
+        except OSError as exc:
+            if exc.errno in NOT_THE_FILES_FAULT:
+                return self._kept_unknown(row, exc)
             return bundle  # judged as read; the attempt says what became of the folder
+        except InputError:
+            return bundle
         try:
             written = [self._written(held, work, a) for a in bundle.attachments]
-        except (OSError, InputError):
+        except OSError as exc:
+            if exc.errno in NOT_THE_FILES_FAULT:
+                return self._kept_unknown(row, exc)
+            return bundle  # one not written: converted anew, judged so
+        except InputError:
             return bundle  # one not written (or not a file): converted anew, judged so
         finally:
             os.close(held)
@@ -188,6 +200,15 @@ class BeforePost:
                  "they give other bytes (another Pillow or zlib)", new_bundle_id=bundle_id_of(
                      bundle))
         return kept
+
+    def _kept_unknown(self, row: Row, exc: OSError) -> float:
+        """The wait of a bundle whose earlier PDFs could not be looked at (_conversions_kept):
+        read again, as a whole, at its next attempt (dropped from `_validated`)."""
+        with self._checks_lock:
+            self._validated.pop(row.id, None)
+        return self._move_failed(row, f"cannot read the PDFs an earlier attempt converted in "
+                                 f"{row.work_dir}: {describe(exc)}", "bundle cannot be "
+                                 "prepared for delivery; will retry")
 
     @staticmethod
     def _written(held: int, work: Path, att: Attachment) -> Attachment | None:

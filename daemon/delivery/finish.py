@@ -90,6 +90,8 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
         self.mounts = FolderMounts(settings)  # a reload's: Pipeline.reconfigure
         self.elsewhere: dict[str, dict[str, Any]] = {}  # the service's SentNews.in_flight
         self._unfinished: set[int] = set()  # see recovery.Recovery
+        self._unfollowed: dict[int, str | None] = {}  # see recovery.Recovery
+        self._hung: set[Path] = set()  # see recovery.Recovery
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.
         # Written by the loop thread, taken by delivery workers (dict operations
@@ -247,7 +249,10 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
         if read_again and not self._work_present(row):
             return gone()  # the share went away while the bundle was being read
         if read_again:
-            bundle = self._conversions_kept(row, bundle, checked_for, log)
+            kept = self._conversions_kept(row, bundle, checked_for, log)
+            if not isinstance(kept, Bundle):
+                return kept  # its earlier PDFs cannot be looked at now: waits
+            bundle = kept
         if (changed := self._changed_after_post(row, bundle, log)) is not None:
             if self._checked_for_gone(checked_for, log):
                 return 0.0  # its errors among the reasons may be the old format's

@@ -156,6 +156,10 @@ class Changes:
     def rescan(self) -> None:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
+        # Work folders of a moved outbox the start could not look for, before the sweep
+        # (which would name them as no row's).
+        for row_id, delay in self.pipeline.finish.follow_moved_again():
+            self.schedule(row_id, delay)
         self.orphans.sweep(self.journal, self.settings, self.pipeline.finish.mounts)  # no row knows
         # What other daemons sent since the last look, before the bundles are stepped; not
         # while sent/ is off the mount it was on (its share unmounted): its bare mount

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from daemon.configuration.config import Settings
 from daemon.names import printable
-from daemon.reading.lookalikes import look_alike_findings
+from daemon.reading.lookalikes import look_alikes_said
 from daemon.watching.scan import Candidate, marker_wait
 
 
@@ -17,7 +17,7 @@ def marker_wait_said(cand: Candidate, settings: Settings) -> str:
     """marker_wait(cand), with each look-alike of its sidecar as its error will say it:
     an lstat or a few, only for a bundle that has one (lookalikes.look_alike_sidecars)."""
     said = marker_wait(cand)
-    found = look_alike_findings(cand, settings)
+    found = look_alikes_said(cand, settings)
     if not found:
         return said
     return "; ".join([said, *(f"before the marker: {printable(f.file)}: {f.message}"

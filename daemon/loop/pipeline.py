@@ -10,7 +10,6 @@ step that changes the world is announced in the journal first.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +39,7 @@ from daemon.loop.takeover import Takeover
 from daemon.loop.unreadable import read_failed
 from daemon.manifest import bundle_id_of
 from daemon.names import printable
-from daemon.reading.lookalikes import look_alike_findings
+from daemon.reading.lookalikes import look_alikes_said
 from daemon.watching.foldermounts import FolderMounts
 from daemon.watching.keptmoving import KeptMoving
 from daemon.watching.scan import Candidate, is_invoice_file
@@ -144,8 +143,12 @@ class Pipeline(Decisions, Takeover):
         # read), so is the first one seen whole.
         first = last is None or (bool(last.moved) and key not in self.known)
         settled = self.tracker.observe(key, snap, now)
+        # From the look that settles (the snapshot's own lstat, or the listing's): a
+        # second look by os.path.lexists took the share's EIO for "no marker", and a
+        # bundle whose snapshots then stayed the same waited for a marker that was there
+        # until something else changed (a marker's wait ends with an event).
         marker_missing = (self.s.outbox.completion == "marker"
-                          and not os.path.lexists(cand.marker))
+                          and not any(e[0] == cand.marker.name for e in snap.entries))
         if not settled or marker_missing:
             # An in-progress name or a missing marker ends with an event, not a time.
             quiet = not snap.busy and not marker_missing
@@ -235,7 +238,7 @@ class Pipeline(Decisions, Takeover):
         # the files' times tell (they may not show a change: a copy that keeps them).
         since = unchanged_since(snap, seen, now, wall) if self.tracker.first_look(key) else seen
         # A look-up for every bundle; the lstats only for one that has a look-alike.
-        alike = look_alike_findings(cand, self.s) if cand.look_alikes else []
+        alike = look_alikes_said(cand, self.s) if cand.look_alikes else []
         row = self.live.get(key)
         if now - since < STUCK_SECONDS:
             why = look_alike_said(alike) if alike else None
@@ -262,7 +265,7 @@ class Pipeline(Decisions, Takeover):
         look-alike still there, as its reasons will say it, else nothing. Left, the line
         stayed until the bundle was read (a settle period or more). Looked up only for
         such a row, not at each step of every bundle."""
-        alike = look_alike_findings(cand, self.s) if cand.look_alikes else []
+        alike = look_alikes_said(cand, self.s) if cand.look_alikes else []
         return look_alike_said(alike) if alike else None
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:

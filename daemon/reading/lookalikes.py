@@ -9,6 +9,7 @@ collide as received or as sent (`name-collision`).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -59,16 +60,46 @@ def look_alike_sidecars(cand: Candidate, settings: Settings) -> list[Path]:
     found = []
     for name in sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)}):
         path, kind = parent / name, alike_kind(cand, name)
-        if kind is None or not os.path.lexists(path) or _owned(cand, name, kind, settings):
+        if kind is None:
+            continue
+        st = _looked_at(path)
+        if st is None or _owned(cand, name, kind, settings):
             continue
         # Only a folder is made by copying the invoice file's name; a file so named
         # (`INV-7.xml ` beside INV-7.xml) is listed as no invoice file (leftalone.py).
         # A file named as a folder's copy (`INV-7 2`, no extension) holds nothing back
-        # either: no copy of the sidecar folder is a file.
-        if kind in ("invoice", "copy") and (path.is_symlink() or not path.is_dir()):
+        # either: no copy of the sidecar folder is a file (nor is a link: lstat).
+        if kind in ("invoice", "copy") and not stat.S_ISDIR(st.st_mode):
             continue
         found.append(path)
     return found
+
+
+def _looked_at(path: Path) -> os.stat_result | None:
+    """The lstat of `path`; None when nothing is there. A look the share fails (EIO,
+    ESTALE) raises, named as the clerk knows it, and the bundle is read again
+    (fsops.read_again_later): taken for "not there" (os.path.lexists), a look-alike
+    holding the attachments went unsaid and the invoice went without them, and another
+    invoice file's own sidecar was taken for this one's look-alike (held, quarantined)."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None  # a name the file system cannot hold is nothing there
+        exc.filename = path.name
+        raise
+
+
+def look_alikes_said(cand: Candidate, settings: Settings) -> list[Finding]:
+    """look_alike_findings for what a bundle's row says while it settles or waits, never
+    a decision: a look the share fails says none there now (the read that decides
+    raises, and is made again)."""
+    try:
+        return look_alike_findings(cand, settings)
+    except OSError:
+        return []
 
 
 def _owned(cand: Candidate, name: str, kind: str, settings: Settings) -> bool:
@@ -79,14 +110,12 @@ def _owned(cand: Candidate, name: str, kind: str, settings: Settings) -> bool:
     parent, cfg = cand.sidecar.parent, settings.outbox
     if kind != "copy":
         owner = owner_of(cand, name)
-        return bool(owner) and os.path.lexists(parent / owner)
+        return bool(owner) and _looked_at(parent / owner) is not None
     for copied in copied_names(cand, name):
         for owner in invoice_files_of(cand, copied, cfg.invoice_patterns):
-            try:
-                st = os.lstat(parent / owner)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and is_invoice_file(cfg, owner, settings.share):
+            st = _looked_at(parent / owner)
+            if st is not None and stat.S_ISREG(st.st_mode) \
+                    and is_invoice_file(cfg, owner, settings.share):
                 return True
     return False
 
@@ -217,7 +246,7 @@ def _copy_fix(cand: Candidate) -> str:
     holding the same files or some more: which of them are this invoice's only the clerk
     knows, so the fix says to move them, not to rename over a folder that is there."""
     side = cand.sidecar.name
-    if os.path.lexists(cand.sidecar):
+    if _looked_at(cand.sidecar) is not None:
         return (f"the folder {side} is there too, and only its files are sent: move the "
                 f"files of this folder that belong to {cand.invoice.name} into {side} "
                 "(where both hold a file of one name, keep the right one) and remove the "

@@ -13,6 +13,7 @@ from conftest import OUTBOXD, Env, Receiver, journal_since
 from helpers import (
     UBL_NS,
     drop_bundle,
+    looks_fail,
     pdf_bytes,
     temps_locked_as_made,
     ubl_invoice,
@@ -373,6 +374,49 @@ def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) ->
     err = capsys.readouterr().err
     assert "INV-1001/timesheet.pdf already exists" in err and err.count("outboxd:") == 1
     assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == b"%PDF-old"
+
+
+def test_an_attachments_toml_the_share_fails_to_look_at_is_no_answer_that_none_is_there(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look whether INV-1001/attachments.toml is there fails (the share's EIO) as
+    attach adds the file's type: attach refuses with the share's error, nothing changed,
+    the clerk's notes as they were. Taken for "none there", the entry went into a new
+    file, which met the clerk's in its place: "changed or replaced while attach added
+    to it … attach again", of a file nobody touched."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = write(cfg.outbox / "INV-1001" / "attachments.toml",
+                 b'[files."contract.pdf"]\nnote = "signed"\n')
+    looks_fail(monkeypatch, "attachments.toml")  # by the sidecar held: its /proc/self/fd path
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "Input/output error" in line and "nothing was changed" in line
+    assert "changed or replaced" not in line
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]
+    assert toml.read_bytes() == b'[files."contract.pdf"]\nnote = "signed"\n'
+
+
+def test_an_invoice_file_the_share_fails_to_look_at_as_the_copy_lands_is_not_said_gone(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the copy is made, attach looks whether the invoice file is still in the
+    outbox (not claimed meanwhile); the share fails that look (EIO): attach refuses with
+    the share's error, nothing changed. Taken for "gone", it said no invoice file in
+    the outbox holds INV-1001, as if the daemon had taken it."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    invoice, sidecar = cfg.outbox / "INV-1001.xml", cfg.outbox / "INV-1001"
+    real = os.lstat
+
+    def failing_once_copied(path: object, *args: object, **kw: object) -> os.stat_result:
+        # The copy under way, at its temp name beside where it goes: the share fails.
+        if path == invoice and any(n.endswith(".tmp") for n in os.listdir(sidecar)):
+            raise OSError(5, os.strerror(5), str(invoice))
+        return real(path, *args, **kw)  # type: ignore[arg-type]
+    monkeypatch.setattr(os, "lstat", failing_once_copied)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "Input/output error" in line and "nothing was changed" in line
+    assert "no invoice file" not in line
+    assert sorted(p.name for p in sidecar.iterdir()) == ["contract.pdf"]
 
 
 @pytest.mark.parametrize("what", ["empty", "blank", "zeros", "the invoice"])
@@ -1344,6 +1388,27 @@ def test_an_attach_for_a_bundle_sent_into_a_sent_folder_moved_since_does_not_say
     [line] = capsys.readouterr().err.splitlines()
     assert f"told here: that folder is no longer in {sent} (moved or deleted) — look for " \
         "the file in that folder where it lies now" in line, line
+    assert list(cfg.outbox.iterdir()) == []
+
+
+def test_a_sent_folder_the_share_fails_to_look_into_is_not_said_moved_or_deleted(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attach for a bundle sent with its folder in sent/, which the share fails to
+    open and to look at (EIO): attach says the folder could not be looked into, with the
+    share's error — never that it is "no longer in sent/ (moved or deleted)", which sent
+    the admin looking for who removed an archive entry that is there."""
+    cfg.state.mkdir(exist_ok=True)
+    entry = cfg.root / "sent" / "2026-12-01" / "INV-S--0123456789ab"
+    write(entry / "INV-S" / "timesheet.pdf", timesheet.read_bytes())
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("INV-S.xml", "sent", bundle_id="0123456789ab" + "0" * 52,
+             invoice_ids=["INV-S"], archive_dir=str(entry))
+    j.close()
+    looks_fail(monkeypatch, entry.name, calls=("open", "lstat"))
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "that folder could not be looked into from" in line, line
+    assert "Input/output error" in line and "no longer in" not in line
     assert list(cfg.outbox.iterdir()) == []
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 from conftest import OUTBOXD, Env
-from helpers import UBL_NS, drop_bundle, fake_mountinfo, pdf_bytes, ubl_invoice, write
+from helpers import (
+    UBL_NS,
+    drop_bundle,
+    fake_mountinfo,
+    looks_fail,
+    pdf_bytes,
+    ubl_invoice,
+    write,
+)
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 from reading.test_invoices import damaged, flate_pdf_pages, text_run
@@ -237,6 +245,17 @@ def test_missing_path_is_a_usage_error(cfg: Env, capsys) -> None:
     code = main(["check", "-c", str(cfg.config), str(cfg.outbox / "nope.xml")])
     err = capsys.readouterr().err
     assert code == 2 and "nope.xml does not exist" in err and err.count("outboxd:") == 1
+
+
+def test_a_path_the_share_fails_to_look_at_is_not_said_missing(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check INV-1.xml whose look the share fails (EIO): exit 1 with the share's error on
+    the file, never the usage error "does not exist" (exit 2) of a file that is there."""
+    invoice = write(cfg.outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    looks_fail(monkeypatch, invoice)
+    code = main(["check", "-c", str(cfg.config), str(invoice)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Input/output error" in err and "does not exist" not in err
 
 
 def test_rules_flag_prints_the_pinned_rule_versions(capsys) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import OUTBOXD, Env
-from helpers import pdf_bytes, ubl_invoice, wait_for, without_blocking, write
+from helpers import looks_fail, pdf_bytes, ubl_invoice, wait_for, without_blocking, write
 
 from daemon.archiving.archive_papers import reason_papers, write_papers
 from daemon.cli import main
@@ -75,6 +75,23 @@ def test_a_paper_half_written_by_a_killed_daemon_is_not_put_into_the_outbox(
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
                                                            "INV-1001.xml"]
     assert not folder.exists()
+
+
+def test_a_name_the_share_fails_to_look_at_is_not_taken_for_free(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox holds INV-1001/ again, and the look at it fails (the share's EIO):
+    retry stops with the share's error before anything moves. Taken for a free name, the
+    plan went on to the moves, into a name that holds a clerk's files."""
+    folder = quarantined(cfg)
+    write(cfg.outbox / "INV-1001" / "other.pdf", b"%PDF-new")
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    with pytest.MonkeyPatch.context() as m:
+        looks_fail(m, cfg.outbox / "INV-1001")
+        assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "Input/output error" in err and err.count("outboxd:") == 1
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+    assert folder.exists()
 
 
 def test_retry_refuses_when_a_name_is_taken_and_changes_nothing(cfg: Env, capsys) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from exdev import KILLS, exdev_for, killed_at
+from helpers import looks_fail
 from structlog.testing import capture_logs
 
 from daemon.archiving import kept
@@ -365,6 +366,42 @@ def test_a_folder_that_still_holds_its_paper_is_proven_by_it_alone(tmp_path: Pat
         assert not kept.named_for(held, BID[:12], day, target)
         (work / "receipt.json").unlink()
         assert kept.named_for(held, BID[:12], day, target)
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
+def test_an_entry_paper_the_share_fails_to_open_is_no_answer_by_the_bundles_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """The work folder's paper went with a removal a crash cut short; the entry its mark
+    names holds the bundle's receipt, but the share fails its open (EIO, ESTALE): that
+    is no answer, raised (the archive's move, the orphan sweep look again). Taken for no
+    paper, the bundle's own files were kept in processing, said to be in no entry."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    target.mkdir()
+    (target / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    (work / KEPT).write_bytes(os.fsencode(target))
+    with _held(work) as held, _held(target.parent) as day:
+        with pytest.MonkeyPatch.context() as m:
+            looks_fail(m, "receipt.json", code, ("open",))
+            with pytest.raises(OSError) as raised:
+                kept.named_for(held, BID[:12], day, target)
+            assert raised.value.errno == code
+        assert kept.named_for(held, BID[:12], day, target)
+
+
+def test_a_mark_the_share_fails_to_read_is_no_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KEPT mark the share fails to open (EIO) is neither "no mark" nor one naming no
+    entry (""): it raises. Taken for one naming no entry, a folder still holding its
+    receipt was disowned (its mark shown not ours) and archived again beside its copy."""
+    work, target = _work(tmp_path), entry_target(tmp_path)
+    (work / "receipt.json").write_bytes(PAPERS["receipt.json"])
+    (work / KEPT).write_bytes(os.fsencode(target))
+    with _held(work) as held:
+        looks_fail(monkeypatch, KEPT, calls=("open",))
+        with pytest.raises(OSError):
+            kept.kept_for(held)
+        with pytest.raises(OSError):
+            kept.disowned(held, (target.parent.parent,))
 
 
 def test_files_left_after_an_archive_mark_only_the_folder_still_at_its_place(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from archiving.entries import tree
 from exdev import KILLS, exdev_for, killed_after_rename, killed_at
-from helpers import without_blocking
+from helpers import looks_fail, without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
 
@@ -716,6 +716,40 @@ def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_on
 def _killed(*_: object) -> None:
     """The daemon killed here (KeyboardInterrupt: nothing on the way catches it)."""
     raise KeyboardInterrupt
+
+
+def test_a_kept_folder_whose_entry_the_share_fails_to_show_is_compared_again_at_the_next_sweep(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As below (a crash cut the removal short, the work folder's receipt went with it),
+    but the share fails the open of the entry's receipt (EIO) at the first sweep: nothing
+    is removed, and the bundle's own files are not said to be "in no archive entry" (a
+    clerk told to move them into the outbox sends them again); the next sweep, the share
+    back, compares them and removes the folder. Taken for no paper (or through the
+    sweep's once-said error), they were kept in processing until a restart."""
+    w = work(settings, "INV-5")
+    target = settings.sent_dir / "2026-01-01" / f"INV-5--{BID[:12]}"
+    _marked_then_killed_in_removal(
+        monkeypatch, w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+        False)
+    (w / "receipt.json").unlink(missing_ok=True)
+    j = Journal(settings.journal_path)  # made afresh: the earlier one lost
+    try:
+        with capture_logs() as logged, pytest.MonkeyPatch.context() as m:
+            looks_fail(m, "receipt.json", calls=("open",))
+            assert sweep(j, settings) == 0
+        assert sorted(str(p.relative_to(w)) for p in w.rglob("*")) == [
+            KEPT, "INV-5", "INV-5.xml", "INV-5/a.pdf"]
+        [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+        assert said["event"] == ("work folder unknown to the journal cannot be finished; "
+                                 "will try again")
+        assert "Input/output error" in said["error"] and said["work_dir"] == str(w)
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert not w.exists()
+        assert sorted(os.listdir(target)) == ["INV-5", "INV-5.xml", "receipt.json"]
+        assert [e for e in logged if e["log_level"] in ("warning", "error")] == []
+    finally:
+        j.close()
 
 
 @pytest.mark.parametrize("late", [False, True])

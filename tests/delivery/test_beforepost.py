@@ -20,7 +20,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from claimed import Scripted, claimed, folders, restart  # noqa: E402, F401 - quiet_logs
-from helpers import pdf_bytes, wait_for  # noqa: E402
+from helpers import looks_fail, pdf_bytes, wait_for  # noqa: E402
 
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.delivery.answers import Receipt  # noqa: E402
@@ -201,6 +201,35 @@ def test_a_converted_pdf_written_before_a_restart_is_kept_not_converted_anew(
     assert done.state == "sent" and done.bundle_id == earlier
     assert first.keys + second.keys == [earlier] * 3
     assert first.pdfs + second.pdfs == [written] * 3
+    assert list(s.quarantine_dir.glob("*/*")) == []
+
+
+def test_a_converted_pdf_the_share_fails_to_open_waits_never_taken_for_not_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, but the share fails the open of the PDF written before (EIO) at the
+    first attempt after the restart: that cannot tell whether it was written, so the
+    bundle waits (retrying, saying why), and is read again at its next attempt, which
+    keeps the PDF and sends under the same key. Taken for "not written", the bundle
+    converted anew had another id after a POST of unknown outcome and was quarantined."""
+    p, s, row = _claimed_png(tmp_path)
+    earlier = p.j.get(row).bundle_id
+    p.finish.d = Recording(Retryable("read timeout", None))
+    assert p.finish.attempt(row) is not None
+    [pdf] = (Path(p.j.get(row).work_dir or "") / "INV-1.converted").rglob("*.pdf")
+    written = pdf.read_bytes()
+    _another_library(monkeypatch)
+    fin = restart(p, s, row)
+    fin.d = d = Recording(ANSWER)
+    with pytest.MonkeyPatch.context() as m:
+        looks_fail(m, pdf.name, calls=("open",))
+        assert fin.attempt(row) is not None
+    waiting = p.j.get(row)
+    assert d.keys == [] and waiting.state == "retrying"
+    assert "cannot read the PDFs an earlier attempt converted" in (waiting.last_error or "")
+    assert "Input/output error" in (waiting.last_error or "")
+    fin.clock = lambda: float("inf")  # its back-off over
+    assert fin.attempt(row) is None
+    assert p.j.get(row).state == "sent" and d.keys == [earlier] and d.pdfs == [written]
     assert list(s.quarantine_dir.glob("*/*")) == []
 
 

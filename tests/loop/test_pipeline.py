@@ -32,6 +32,7 @@ from fakeloop import RESCAN, SETTLE, FakeClock, settle_all  # noqa: E402
 from helpers import (  # noqa: E402
     UBL_NS,
     drop_bundle,
+    looks_fail,
     pdf_bytes,
     pin_wall,
     raised,
@@ -52,6 +53,7 @@ from daemon.names import printable  # noqa: E402
 from daemon.validation.cutshort import GRACE_SECONDS  # noqa: E402
 from daemon.watching import snapshot as snapshot_module  # noqa: E402
 from daemon.watching.scan import list_outbox  # noqa: E402
+from daemon.watching.snapshot import snapshot  # noqa: E402
 
 
 class TestDecisions:
@@ -902,6 +904,25 @@ class TestMarker:
         write(s.outbox.path / "INV-1.ready", b"")
         assert step(p, cand, 1001.0).claimed == row.id
         assert p.j.get(row.id).last_error is None
+
+    def test_a_marker_the_snapshot_saw_is_not_waited_for_when_a_second_look_fails(
+            self, tmp_path: Path) -> None:
+        """completion = "marker": the rescan's listing saw INV-1.ready, but a look at it
+        by its path just after fails (the share's EIO). The marker is as the look that
+        settles the bundle saw it: the bundle is read, to be claimed. Taken for "no
+        marker", it waited "for INV-1.ready" — and as its snapshots stayed the same (the
+        marker in them), no rescan stepped it again until something else changed."""
+        p, s = make(tmp_path, outbox={"completion": "marker"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        write(s.outbox.path / "INV-1.ready", b"")
+        [cand] = list_outbox(s.outbox).candidates.values()
+        snap = snapshot(cand, s.outbox)
+        with pytest.MonkeyPatch.context() as m:
+            looks_fail(m, s.outbox.path / "INV-1.ready", calls=("lstat", "stat"))
+            nxt = p.step(cand, 1000.0, snap)
+            assert nxt.read == snap
+        p.took_read(cand.invoice.name, snap, evaluate(cand, p.s))
+        assert p.step(cand, 1000.0, snap).claimed is not None
 
     def test_under_a_marker_a_bundle_that_looks_cut_short_is_quarantined_without_a_grace(
             self, tmp_path: Path) -> None:

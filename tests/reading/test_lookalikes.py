@@ -12,10 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import ubl_invoice, write
+from helpers import looks_fail, ubl_invoice, write
 from matching import PDF, batch_xml, codes, finding, layout, match, settings
 
 from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
+from daemon.fs.fsops import read_again_later
 from daemon.reading.lookalikes import look_alike_findings, sent_names_distinct
 from daemon.reading.match import assemble
 from daemon.watching.scan import Candidate, list_outbox
@@ -138,6 +139,41 @@ def test_a_macs_dot_beside_a_sidecar_that_ends_in_a_dot_is_told_apart(outbox: Pa
     message = told(outbox, "ACME Inc..xml")["ACME Inc\uf029"]
     assert "has a dot as a Mac writes it to a share at the end where the sidecar's name " \
         "has a dot at the end" in message
+
+
+def test_a_look_alike_the_share_fails_to_look_at_is_no_answer_that_none_is_there(
+        outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """inv-7/ (holding the attachment) beside INV-7.xml, listed, and the lstat of it
+    fails (the share's EIO): the read raises, naming it, to be made again
+    (fsops.read_again_later). Taken for "not there", INV-7.xml read as having no
+    look-alike went without the attachment the clerk put in inv-7/."""
+    write(outbox / "inv-7" / "a.pdf", PDF)
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    s = settings(outbox)
+    cand = list_outbox(s.outbox).candidates["INV-7.xml"]
+    looks_fail(monkeypatch, outbox / "inv-7")
+    with pytest.raises(OSError) as failed:
+        assemble(cand, s)
+    assert read_again_later(failed.value) and failed.value.filename == "inv-7"
+
+
+def test_an_owner_the_share_fails_to_look_at_is_no_answer_that_the_copy_is_no_ones(
+        outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Faktura 2/` is the sidecar of `Faktura 2.pdf`, beside Faktura.xml (listed as a
+    copy of its sidecar before that file came); the lstat of `Faktura 2.pdf` fails (the
+    share's EIO): whose the folder is cannot be told, and the read raises. Taken for "no
+    such invoice file", Faktura.xml got a sidecar-spelling error for another invoice's
+    own sidecar: held, or quarantined."""
+    write(outbox / "Faktura 2" / "a.pdf", PDF)
+    write(outbox / "Faktura 2.pdf", PDF)
+    inv = write(outbox / "Faktura.xml", ubl_invoice("F-1"))
+    s = settings(outbox)
+    cand = Candidate("Faktura", inv, outbox / "Faktura", outbox / "Faktura.ready",
+                     ("Faktura 2",))
+    looks_fail(monkeypatch, outbox / "Faktura 2.pdf")
+    with pytest.raises(OSError) as failed:
+        assemble(cand, s)
+    assert read_again_later(failed.value) and failed.value.filename == "Faktura 2.pdf"
 
 
 def test_a_converted_image_sent_under_another_attachments_name_is_an_error(tmp_path: Path) -> None:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import raised, ubl_invoice, write
+from helpers import looks_fail, raised, ubl_invoice, write
 from matching import PDF, batch_xml, candidate, codes, finding, layout, match, settings
 from swaps import opened_in, swap_when_opened
 
 from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError
+from daemon.fs.fsops import read_again_later
 from daemon.reading import match as match_module
 from daemon.reading.match import assemble
 from daemon.watching.scan import Candidate
@@ -881,6 +882,20 @@ def test_a_sidecar_or_marker_at_a_papers_name_in_other_case_is_a_paper_name_erro
 
     cand, marker = _marked(outbox, "Receipt", ".JSON", invoice)
     assert [f.file for f in assemble(cand, marker).errors] == ["Receipt.JSON"]
+
+
+def test_a_sidecar_at_a_papers_name_the_share_fails_to_look_at_is_read_again(
+        outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look whether REASON.txt.xml's sidecar REASON.txt/ is there fails (the share's
+    EIO): no verdict, the read raises, naming the folder, to be read again
+    (fsops.read_again_later). Taken for "not there", the bundle went on without its
+    `paper-name` error, and its move into the archive met that very name."""
+    write(outbox / "REASON.txt" / "a.pdf", PDF)
+    looks_fail(monkeypatch, outbox / "REASON.txt")
+    with pytest.raises(OSError) as failed:
+        match(outbox, "REASON.txt.xml", ubl_invoice("INV-1"))
+    assert failed.value.errno == errno.EIO and failed.value.filename == "REASON.txt"
+    assert read_again_later(failed.value)
 
 
 def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(
