@@ -186,6 +186,27 @@ def _held_back(record: dict[str, Any]) -> list[str]:
             f"{'was' if one else 'were'} {stopped}."]
 
 
+def _duplicate_only(record: dict[str, Any]) -> bool:
+    return bool(record["reasons"]) and all(r["code"] == "duplicate"
+                                           for r in record["reasons"])
+
+
+def _duplicate_steps(record: dict[str, Any]) -> list[str]:
+    """A copy of a bundle sent (or being sent) already: "Nothing was delivered. To send it
+    again: 1. Fix what is listed above" sent the clerk moving it back unchanged, to be
+    quarantined again at once (and the retry it named refuses so). Mostly there is
+    nothing to send: say that first, then how to make it a new bundle, the one way it
+    goes out again."""
+    return ["", "This copy was not sent: it is exactly the bundle named above, which outboxd "
+            "sent already (or is sending).",
+            "If it came here by mistake, nothing needs to be done: remove this folder.",
+            "If it is meant to be sent as a new bundle:",
+            "1. Change a file, a type or a note in this folder (another channel in "
+            "attachments.toml alone does not make a new bundle); moved back unchanged, it "
+            "is quarantined again.",
+            *_move_back_steps(record, 2), ""]
+
+
 def reason_text(record: dict[str, Any]) -> str:
     """REASON.txt, each line as `outboxd status` and the status page show names and
     answers (escaped_controls): a rejection quotes the receiver's answer, whose control
@@ -213,6 +234,8 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
             record, [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
     unknown = bool(record.get("delivery_outcome_unknown"))
+    if not accepted and not unknown and _duplicate_only(record):
+        return lines + _duplicate_steps(record)
     if not accepted:
         return lines + ["", *_held_back(record),
                         *([*_unknown_steps(record), "To send it again:"] if unknown

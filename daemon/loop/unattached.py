@@ -98,8 +98,22 @@ class Plan:
                             f"— {self._where(i, folder, '')}, or, to send it without them, "
                             f"{put}{why}", "error", i)
                     for i, folder in zip(self.unattached_ids, folders, strict=True)]
-        back = f"move the invoice file back with {release} beside it" if not over else \
-            f"{rename_shorter(over)}, then move it back with {release} beside it"
+        # The others' attachments lie in the quarantine folder too: a clerk who moved the
+        # invoice file back alone, as the line said, released every invoice of the file
+        # without attachments, theirs left behind in quarantine/.
+        others = [i for i in self.invoice_ids if i not in self.unattached_ids]
+        # Repeated in each invoice's line: a batch of thousands is counted, not listed.
+        attached = (", ".join(others) if len(others) <= 3 else
+                    f"{len(others)} other invoices of the file")
+        if over:
+            back = (f"{rename_shorter(over)}, then move it back with {release} beside it"
+                    + (f", its folder first (it holds the attachments of {attached})"
+                       if attached else ""))
+        elif attached:
+            back = (f"move the folder {self.sidecar} back first (it holds the attachments "
+                    f"of {attached}), then the invoice file, with {release} beside it")
+        else:
+            back = f"move the invoice file back with {release} beside it"
         # One reason per invoice, naming it in `invoice_id` as well: a script maps each to
         # its invoice without reading the message.
         return [Finding(CODE, self.invoice_file, f"invoice {i} had no attachments by the end "

@@ -88,6 +88,9 @@ def xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
         which = (f"the invoice id {next(iter(twice))!r} occurs twice" if len(twice) == 1
                  else "the invoice ids " + ", ".join(map(repr, twice)) + " each occur more "
                  "than once")
+        # The fix is the ERP's, as for every error in an invoice file: a clerk who
+        # read only "needs its own id" edited the XML in the quarantine folder.
         raise DuplicateInvoiceIds(rel, f"{which} in this file — each invoice in a file "
-                                  "needs its own id", tuple(ids))
+                                  "needs its own id: correct the invoice numbers in the "
+                                  "ERP and export the file again", tuple(ids))
     return ("ubl", list(ids)) if ids else ("other", [])

@@ -1,14 +1,16 @@
 """What the status page says to do about a folder without an invoice file (pagerender's
 "Folders without an invoice file"): rename it for the waiting invoice file it is named
 close to, rename one named with an invoice file's extension (or move its files where that
-name is taken), remove what outboxd makes again (NAME.converted/, NAME.embedded/), or put
-its invoice file into the outbox; or, the sidecar of an invoice file left alone, mend that."""
+name is taken), remove what outboxd makes again (NAME.converted/, NAME.embedded/), move
+what is left of an archive folder back (NAME--ID12/), or put its invoice file into the
+outbox; or, the sidecar of an invoice file left alone, mend that."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
+from daemon.archiving.papers import entry_bundle
 from daemon.configuration.config import OutboxConfig
 from daemon.names import CONVERTED_SUFFIX, EMBEDDED_SUFFIX, is_invoice_name, printable, stem
 from daemon.watching.lonefolders import LoneFolder
@@ -87,6 +89,13 @@ def lone_fix(x: LoneFolder, sidecar_suffix: str,
                 f"{x.name[:-len(EMBEDDED_SUFFIX)]} and sent to the operator (moved here "
                 "from quarantine/ or sent/ with that bundle), move it back there: outboxd "
                 "builds them again when it sends the bundle")
+    elif entry_bundle(x.name) is not None and not said:
+        # What a clerk leaves of a folder from quarantine/ or sent/ moved back whole, once
+        # the invoice file and its folder are out of it: outboxd's notes, under a name no
+        # invoice file has. "Put its invoice file INV-1--0123456789ab.xml" sent nobody on.
+        said = ("if it is a folder from quarantine/ or sent/ (its name ends in -- and the "
+                "bundle's id), move the invoice file and its folder out of it into the "
+                "outbox, if they are still in it, then move it back where it came from")
     return ((said + "; else " if said else "")
             + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
             f"{bare}.pdf …) into the outbox, or, if "

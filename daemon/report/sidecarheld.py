@@ -78,8 +78,10 @@ def held_words(file: str, sidecar: str, where: str, bundle: str) -> str:
     """What the row of a waiting `file` says of its `sidecar` kept in the quarantine
     folder `where` (as the share knows it), named `bundle`: retry takes the folder's
     name as it takes the bundle id's first 12, and the name is right where a second
-    folder of that id on one day was named NAME--ID12-2."""
+    folder of that id on one day was named NAME--ID12-2. The row is a clerk's, who has
+    no shell on the server: the retry is the admin's to run, as REASON.txt says."""
     return (f"a quarantined bundle of {file} holds a folder {sidecar}, in {where}/: if it "
             f"holds this invoice's attachments, move {sidecar} from there into the outbox, "
             f"beside {file}; or, to send the quarantined bundle instead, mend it there, "
-            f"take {file} out of the outbox and run outboxd retry {bundle}")
+            f"take {file} out of the outbox and ask the admin to run outboxd retry "
+            f"{bundle}")

@@ -142,15 +142,20 @@ def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
     shown = printable(folder.name)
     listed = ", ".join(printable(n) for n in invoices[:_SHOWN]) + (
         f" and {len(invoices) - _SHOWN} more" if len(invoices) > _SHOWN else "")
+    came_from = next((where for paper, where in _PAPERS.items() if paper in names), None)
     origin = next((f"it is a folder from {where} moved back whole ({paper} is in it); "
                    for paper, where in _PAPERS.items() if paper in names), "")
     sent = ("its files were sent already: moved out, they are a duplicate unless changed; "
             if "receipt.json" in names and "reason.json" not in names else "")
+    # What the move leaves: "may stay behind" left an archive folder holding outboxd's
+    # papers in the outbox, where it is a folder waiting for an invoice file of its name.
+    rest = (f"; then move {shown}, with outboxd's notes left in it (REASON.txt, "
+            f"reason.json, receipt.json), back into {came_from}" if came_from else
+            f"; then remove the emptied folder {shown}")
     return Stray(shown, f"holds the invoice file{'s' if len(invoices) > 1 else ''} {listed}, "
                  f"but outboxd reads invoice files only directly in the outbox, so nothing "
                  f"in {shown} is sent; {origin}{sent}move each invoice file out of {shown} "
-                 "into the outbox, its folder of the same name first (REASON.txt, "
-                 "reason.json and receipt.json may stay behind)", folder.name)
+                 f"into the outbox, its folder of the same name first{rest}", folder.name)
 
 
 def wanted_stem(name: str, cfg: OutboxConfig) -> str | None:

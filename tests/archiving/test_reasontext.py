@@ -111,3 +111,25 @@ def test_another_refusal_of_a_repeated_post_is_still_an_answer() -> None:
                     "'the receiver rejected the bundle with HTTP 422: '"):
         refused = Finding("rejected", "INV-1.xml", message)
         assert not outcome_unknown(3, [refused])
+
+
+def test_a_duplicates_steps_say_it_was_sent_already_and_how_to_make_it_new() -> None:
+    """A copy of a bundle sent before, quarantined as `duplicate`: REASON.txt said
+    "Nothing was delivered. To send it again: 1. Fix what is listed above", and a clerk
+    who moved it back unchanged saw it quarantined again (the retry it named refuses an
+    unchanged duplicate). It now says the copy was not sent because that bundle went
+    already, that a copy dropped by mistake needs nothing but removing, and that only a
+    changed file, type or note sends it again."""
+    dup = Finding("duplicate", "INV-1.xml", "this exact bundle (0123456789ab) was sent at "
+                  "2026-12-03 07:40:00 UTC (folder sent/2026-12-03/INV-1--0123456789ab) — "
+                  "remove it, or, if it is meant to be a new bundle, change a file, a type "
+                  "or a note")
+    text = reason_text(reason_record(BID, "INV-1.xml", [dup], AT, invoice_ids=["INV-1"]))
+    assert "Nothing was delivered" not in text and "To send it again" not in text
+    assert ("\nThis copy was not sent: it is exactly the bundle named above, which outboxd "
+            "sent already (or is sending).\nIf it came here by mistake, nothing needs to be "
+            "done: remove this folder.\nIf it is meant to be sent as a new bundle:\n1. Change "
+            "a file, a type or a note in this folder") in text
+    assert "\n2. If this folder holds a folder of attachments" in text
+    assert "\nInstead of steps 2 and 3, an admin can run the command outboxd retry " \
+           "0123456789ab" in text

@@ -163,3 +163,37 @@ def test_ids_of_one_folder_are_not_sent_to_make_it_at_the_deadline_or_by_check(
             assert "batch.send-anyway" in message
         assert "put them in the folder batch/B-2 (make it if there is none)" in b2
         assert "id-folder-collision" not in b2
+
+
+def test_a_quarantined_file_of_several_says_to_move_its_folder_back_with_the_release(
+        tmp_path: Path) -> None:
+    """A file of two invoices, A-1 with an attachment, A-2 without, quarantined at the end
+    of its wait: the reason said "to send it without them, move the invoice file back with
+    a file batch.send-anyway beside it", and a clerk who did just that released both
+    invoices without attachments, A-1's left in quarantine/. It now says to move the
+    folder back first, naming the invoice whose attachments it holds."""
+    s = settings(tmp_path, "quarantine")
+    docs = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ("A-1", "A-2"))
+    inv = drop_bundle(s.outbox.path, "batch", {"A-1/a.pdf": pdf_bytes()},
+                      invoice=f"<Batch>{docs}</Batch>".encode())
+    cand = candidate_for(s.outbox, inv.name)
+    rule = unattached.plan(evaluate(cand, s), cand, s, None)
+    assert rule is not None
+    [after] = rule.findings(ended="2026-11-26T09:30:00.000Z")
+    assert after.message.endswith(
+        "or, to send it without them, move the folder batch back first (it holds the "
+        "attachments of A-1), then the invoice file, with a file batch.send-anyway beside it")
+
+
+def test_a_quarantined_file_of_one_invoice_is_moved_back_alone_with_its_release(
+        tmp_path: Path) -> None:
+    """An invoice without attachments has nothing in a folder to bring back: its reason
+    still says to move the invoice file back with the release file, and no more."""
+    s = settings(tmp_path, "quarantine")
+    inv = drop_bundle(s.outbox.path, "INV-1", {})
+    cand = candidate_for(s.outbox, inv.name)
+    rule = unattached.plan(evaluate(cand, s), cand, s, None)
+    assert rule is not None
+    [after] = rule.findings(ended="2026-11-26T09:30:00.000Z")
+    assert after.message.endswith("move the invoice file back with a file "
+                                  "INV-1.send-anyway beside it")

@@ -104,6 +104,17 @@ class TestPeppolFixtures:
         assert info.value.file == "dup.xml"
         assert "Snippet1" in info.value.message
 
+    def test_same_id_twice_says_where_the_fix_is_made(self, tmp_path: Path) -> None:
+        """duplicate-invoice-id's words name the fix, not only the rule: the numbers are
+        corrected in the ERP and the file exported again (a clerk who read only "each
+        invoice in a file needs its own id" edited the XML in the quarantine folder)."""
+        path = write(tmp_path / "dup.xml", wrap("base-example.xml", "Allowance-example.xml"))
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.message.endswith(
+            "needs its own id: correct the invoice numbers in the ERP and export the file "
+            "again")
+
     def test_ids_said_twice_are_all_named_and_the_ids_read_are_kept(
             self, tmp_path: Path) -> None:
         """A batch with two ids each said twice names both at once (not one per export

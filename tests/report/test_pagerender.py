@@ -664,6 +664,25 @@ def test_a_folder_of_sent_documents_moved_back_from_quarantine_is_told_to_go_bac
         "else put its invoice file")
 
 
+def test_what_is_left_of_an_archive_folder_moved_back_is_told_to_go_back(
+        journal: Journal) -> None:
+    """A folder from quarantine/ moved into the outbox whole, its invoice file and folder
+    then moved out of it as its row said: what is left (REASON.txt, reason.json) is a
+    folder INV-1--0123456789ab/ without an invoice file, whose row told the clerk to put
+    an invoice file INV-1--0123456789ab.xml beside it. It says what the folder likely is
+    and to move it back where it came from, before the usual fix; a folder of another
+    name (an id of 11 characters, no "--") gets the usual fix alone."""
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder(name, "2026-05-01T10:00:00.000Z", ()) for name in
+            ("INV-1--0123456789ab", "INV-2--0123456789ab-2", "INV-3--0123456789a", "Misc")]
+    rows = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone)).rows["lone"]
+    told = ("if it is a folder from quarantine/ or sent/ (its name ends in -- and the "
+            "bundle's id), move the invoice file and its folder out of it into the outbox, "
+            "if they are still in it, then move it back where it came from; else put its "
+            "invoice file")
+    assert [told in row for row in rows] == [True, True, False, False]
+
+
 def test_each_count_at_the_top_links_to_its_section_and_reads_as_words(tmp_path: Path) -> None:
     """With 2,000 invoices waiting the sections below "Waiting for attachments" begin
     4,000 lines down: each count at the top is a link to its section, so a clerk gets to

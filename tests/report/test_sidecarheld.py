@@ -14,7 +14,8 @@ def test_the_latest_quarantined_bundle_holding_the_sidecar_folder_is_named(
         tmp_path: Path) -> None:
     """Of each waiting file the latest quarantined row counts, and only where its folder
     holds a folder of the sidecar's name: not a file of that name, not a sent row, not a
-    file that does not wait."""
+    file that does not wait. The row asks the admin to run the retry: the clerk who reads
+    it has no shell (it said "run outboxd retry", as if the clerk could)."""
     quarantine = tmp_path / "quarantine"
     day = quarantine / "2031-05-06"
     j = Journal(tmp_path / "journal.sqlite3")
@@ -40,7 +41,10 @@ def test_the_latest_quarantined_bundle_holding_the_sidecar_folder_is_named(
     assert said["INV-1.xml"].startswith("a quarantined bundle of INV-1.xml holds a folder "
                                         "INV-1, in quarantine/2031-05-06/"
                                         "INV-1--bbbbbbbbbbbb/: ")
-    assert said["INV-1.xml"].endswith("run outboxd retry INV-1--bbbbbbbbbbbb")
+    # The clerk who reads the row has no shell: the retry is the admin's to run.
+    assert said["INV-1.xml"].endswith(
+        "take INV-1.xml out of the outbox and ask the admin to run outboxd retry "
+        "INV-1--bbbbbbbbbbbb")
 
 
 def test_the_page_looks_at_each_folder_once_and_a_few_again_in_turn(

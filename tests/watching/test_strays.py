@@ -120,6 +120,27 @@ def test_a_dragged_folder_or_an_archive_folder_moved_back_is_listed(tmp_path: Pa
     assert "a folder from quarantine/ moved back whole" in found[1].why
 
 
+def test_a_folder_moved_in_whole_is_told_what_to_do_with_what_is_left(tmp_path: Path) -> None:
+    """The fix said "(REASON.txt, reason.json and receipt.json may stay behind)": a clerk
+    who did so left the archive folder with outboxd's notes in the outbox, listed there
+    for good as a folder without an invoice file. A folder from quarantine/ or sent/ is
+    now told to go back there with its notes once the files are out; a dragged folder
+    holding no notes, to be removed once emptied."""
+    write(tmp_path / "Batch" / "D1.xml", b"<Invoice/>")
+    write(tmp_path / "Batch" / "D1" / "timesheet.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Q1--0123456789ab" / "Q1.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Q1--0123456789ab" / "reason.json", b"{}")
+    write(tmp_path / "S1--0123456789ab" / "S1.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "S1--0123456789ab" / "receipt.json", b"{}")
+    batch, q1, s1 = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
+    assert batch.why.endswith("its folder of the same name first; then remove the emptied "
+                              "folder Batch")
+    assert q1.why.endswith("its folder of the same name first; then move Q1--0123456789ab, "
+                           "with outboxd's notes left in it (REASON.txt, reason.json, "
+                           "receipt.json), back into quarantine/")
+    assert s1.why.endswith("back into sent/")
+
+
 def test_a_link_in_the_root_is_not_followed(tmp_path: Path) -> None:
     """A symbolic link to a folder elsewhere that holds invoice files is no folder of the
     outbox: never listed, never looked into."""
