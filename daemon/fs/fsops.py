@@ -62,10 +62,14 @@ NOT_THE_FILES_FAULT = SHARE_AWAY | frozenset({
 def read_again_later(exc: BaseException) -> bool:
     """Whether a read that raised `exc` says nothing of the bundle: the machine's or the
     share's error (NOT_THE_FILES_FAULT), or a file listed a moment before and gone at its
-    open (open_in, `listed`: a share that blinked, a change under way). One rule for the
-    daemon, which reads it again (loop/unreadable.py), and `check`, which gives no verdict."""
-    return isinstance(exc, OSError) and (exc.errno in NOT_THE_FILES_FAULT
-                                         or isinstance(exc, FileNotFoundError))
+    open (open_in, `listed`: a share that blinked, a change under way), or a folder on
+    its way that is a file by then (ENOTDIR: the same change, as the snapshot takes it;
+    a file that stays where a folder is meant is refused from the listing, not here).
+    One rule for the daemon, which reads it again (loop/unreadable.py), and `check`,
+    which gives no verdict (it said INVALID and "run check again" at once)."""
+    return isinstance(exc, OSError) and (
+        exc.errno in NOT_THE_FILES_FAULT
+        or isinstance(exc, FileNotFoundError | NotADirectoryError))
 
 
 # A name is first opened as a handle only (O_PATH): the file itself is not opened — a

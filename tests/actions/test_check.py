@@ -1744,6 +1744,12 @@ def test_invoices_whose_ids_share_one_folder_are_not_said_to_have_no_attachments
     (errno.EACCES, "    INV-1/scan.pdf: cannot be read (Permission denied) — check that "
      "outboxd's user, and the user running check, may read the file and open its folder  "
      "[unreadable]\n"),
+    # A folder listed a moment before and a file at the open of what was in it (a clerk
+    # replacing it, a share that blinked): a change under way, as a file gone (ENOENT)
+    # and as the daemon's snapshot takes it; it said INVALID and "run check again".
+    (errno.ENOTDIR, "  INV-1/scan.pdf: could not be read just now (Not a directory) — it "
+     "changed while it was checked, or the share lost it for a moment; run outboxd check "
+     "again\n  => not checked\n"),
 ])
 def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
         cfg: Env, capsys, monkeypatch, err: int, line: str) -> None:
