@@ -90,7 +90,11 @@ def find(ref: str, settings: Settings) -> Path:
     # 255 bytes (ENAMETOOLONG), and `retry NAME` ended "File name too long … check that
     # the disk has space" (exit 1) instead of saying no such bundle is in quarantine.
     if os.sep in ref:
-        there(as_path)  # a share that fails the look: said as such, not "no folder"
+        try:
+            there(as_path)
+        except OSError as exc:
+            if exc.errno in SHARE_AWAY:
+                raise  # said as the share's (retry.run), not as "no such folder"
     if os.sep in ref or os.path.isdir(as_path):
         if os.sep not in ref and not os.path.islink(as_path) \
                 and as_path.resolve().parent.parent != root \
