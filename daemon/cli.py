@@ -114,9 +114,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "outboxd send INV-1001 --without-attachments"),
     "attach": ("copy a file into an invoice's sidecar folder, with type and note",
                # From /tmp, as docs/commands.md shows: run as the daemon's user (as the
-               # docs say to), attach cannot read a file in the caller's home folder.
-               "install -m 0644 ~/timesheet.pdf /tmp/   # your home folder is closed to "
-               "the outboxd user\n"
+               # docs say to), attach cannot read a file in the caller's home folder. The
+               # copy is that user's alone: 0644 there let anyone on the host read it.
+               "sudo install -o outboxd -m 0600 ~/timesheet.pdf /tmp/   # for the outboxd "
+               "user alone\n"
                "  sudo -u outboxd outboxd attach INV-1001 /tmp/timesheet.pdf "
                "--type Timesheet --note 'October'"),
     "retry": ("move quarantined bundles back into the outbox, as they were",

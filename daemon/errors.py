@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import struct
 from collections.abc import Callable
 
 from daemon.configuration.daemonuser import folder_refusing, rename_refusing
@@ -340,6 +341,24 @@ def failure_key(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"{type(exc).__name__}:{exc.errno}:{exc.strerror}"
     return str(exc)
+
+
+def library_fault(exc: BaseException) -> bool:
+    """Whether a reader library (pypdf, Pillow, img2pdf) that failed on a file failed in
+    its own code — an AssertionError, a TypeError ("unsupported operand type(s) for +"),
+    a KeyError, an IndexError, a ValueError, struct's error … — rather than saying
+    what is wrong with the file in its own error class ("EOF marker not found": pypdf's
+    PdfReadError; Pillow's OSError and SyntaxError, "image file is truncated"). Its
+    text then tells a clerk nothing ("pypdf: AssertionError"): the message says the
+    file cannot be read and what to do, and the text goes to the log only."""
+    own = type(exc).__module__.startswith(("pypdf", "PIL", "img2pdf", "daemon"))
+    return isinstance(exc, _LIBRARY_FAULTS) and not own
+
+
+# What Python raises in a library's code that meets data it did not expect. Not
+# NotImplementedError: pypdf raises it with its words ("Unsupported filter /Foo").
+_LIBRARY_FAULTS = (AssertionError, TypeError, LookupError, AttributeError, ValueError,
+                   ArithmeticError, NameError, struct.error)
 
 
 # A value in an error line is there to be recognised, not read whole: a 40 KB value

@@ -514,3 +514,18 @@ def test_a_double_dash_after_the_end_of_options_is_the_file_named_so_not_a_trace
     seeds 13 and 16)."""
     args = build_parser().parse_args(argv)
     assert (args.invoice_id, args.file) == ("INV-1", Path("--"))
+
+
+def test_the_attach_example_copies_the_file_for_the_daemons_user_alone(capsys) -> None:
+    """The file an admin attaches goes through /tmp (their home folder is closed to the
+    daemon's user): the help's and the docs' example make that copy the daemon user's
+    alone (owner outboxd, mode 0600). They said `install -m 0644`: an invoice's time
+    sheet anyone on the host could read."""
+    with pytest.raises(SystemExit):
+        main(["help", "attach"])
+    example = capsys.readouterr().out.split("example:\n", 1)[1]
+    for where, lines in (("help", example.splitlines()), ("docs", _doc_examples("attach"))):
+        copies = [line for line in lines if "install" in line or " cp " in f" {line}"]
+        assert copies, where
+        for line in copies:
+            assert "-o outboxd" in line and "-m 0600" in line, (where, line)

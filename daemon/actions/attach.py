@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import pwd
+import shlex
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -349,8 +350,9 @@ def run(args: argparse.Namespace) -> int:
         # line pointed nowhere.
         raise AttachRefused(f"{src}: cannot be reached by the user {_me()} ({exc.strerror}"
                             "): a folder above it is closed to that user, as a home folder "
-                            "is to others — copy it where that user may read it (such as "
-                            "/tmp) and attach the copy; nothing was changed") from None
+                            "is to others — copy it for that user alone (sudo install -o "
+                            f"{_me()} -m 0600 {shlex.quote(str(src))} /tmp/) and attach "
+                            "the copy; nothing was changed") from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             # No such file can exist: the usage error it is (exit 2), not a refused file

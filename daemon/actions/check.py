@@ -17,7 +17,6 @@ and from its journal, read only (check_journal.py), `duplicate` and
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 import time
@@ -29,14 +28,13 @@ from daemon.actions import EXIT_FAILED, EXIT_OK, stdout_to_devnull
 from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
-from daemon.actions.reads import CommandReads
+from daemon.actions.reads import CommandReads, unreadable
 from daemon.bundle import Bundle, Conversion, Finding, InvoiceFile
 from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.einvoice.kinds import what_it_is
-from daemon.errors import InputError, ReaderFailed, describe
-from daemon.fs.fdnames import shown_name
-from daemon.fs.fsops import NOT_THE_FILES_FAULT, SHARE_AWAY, read_again_later
+from daemon.errors import InputError, ReaderFailed
+from daemon.fs.fsops import read_again_later
 from daemon.invisible import escaped_controls
 from daemon.loop import unattached
 from daemon.loop.busywords import busy_fix, in_progress, shown_names
@@ -340,10 +338,10 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
             # Nothing of the bundle's (a share that blinked, a file renamed or claimed by
             # the daemon while it was read): no verdict, and the file named as the daemon
             # names it — never "check the file's permissions" of the invoice file.
-            name, said, fix = _unreadable(cand, exc)
+            name, said, fix = unreadable(cand, exc, "check")
             return Checked([cand.invoice.name, f"  {name}: could not be read just now "
                             f"({said}) — {fix}", "  => not checked"], True, False)
-        name, said, fix = _unreadable(cand, exc)
+        name, said, fix = unreadable(cand, exc, "check")
         return Checked([f"{cand.invoice.name}", "  errors:",
                         f"    {name}: cannot be read ({said}) — {fix}  [unreadable]",
                         "  => INVALID"], True)
@@ -361,31 +359,6 @@ def checked(cand: Candidate, s: Settings, reads: CommandReads, journal: CheckJou
     sent_as = tuple((a.rel, _sent_as(a.converted, s.delivery.safe_filenames))
                     for a in bundle.attachments if a.converted is not None)
     return Checked(report(bundle, s), bool(bundle.errors), sent_as=sent_as)
-
-
-def _unreadable(cand: Candidate, exc: OSError) -> tuple[str, str, str]:
-    """For a bundle whose read the OS refused: the file that failed (by its path in the
-    outbox; the invoice file where the error names none), what the OS said (describe),
-    and the fix for that kind of error. Every error was "check the file's permissions",
-    of the invoice file, also for a share that went away (EIO)."""
-    failed = shown_name(exc.filename) if exc.filename else None
-    outbox = cand.invoice.parent
-    name = (os.path.relpath(failed, outbox) if failed and os.path.isabs(failed)
-            and Path(failed).is_relative_to(outbox) else failed) or cand.invoice.name
-    said = describe(OSError(exc.errno, exc.strerror))  # the path is named in front
-    if exc.errno in SHARE_AWAY:
-        fix = "is the share still mounted? Check it, then run outboxd check again"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        fix = ("check that outboxd's user, and the user running check, may read the file "
-               "and open its folder")
-    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
-        fix = ("it changed while it was checked, or the share lost it for a moment; run "
-               "outboxd check again")
-    elif exc.errno in NOT_THE_FILES_FAULT:
-        fix = "not a fault of the file (the system ran short); run outboxd check again"
-    else:
-        fix = "check the file and its folder on the server"
-    return name, said, fix
 
 
 def rules(out: TextIO | None = None) -> int:

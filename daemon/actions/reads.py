@@ -35,6 +35,7 @@ is read again.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable, Hashable
@@ -46,9 +47,10 @@ from typing import Any, Literal
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.configuration.config import Settings
 from daemon.configuration.config_readers import needs_engine
-from daemon.errors import ConfigError, InputError, ReaderFailed, ReadTimedOut
+from daemon.errors import ConfigError, InputError, ReaderFailed, ReadTimedOut, describe
+from daemon.fs.fdnames import shown_name
 from daemon.fs.fsdepth import fwalk_bounded
-from daemon.fs.fsops import folder_within
+from daemon.fs.fsops import NOT_THE_FILES_FAULT, SHARE_AWAY, folder_within
 from daemon.fs.ourfiles import identity
 from daemon.reading.invoices import read_invoice_file
 from daemon.reading.lookalikes import distinct_names
@@ -241,3 +243,30 @@ def attachment_errors(cand: Candidate, settings: Settings, src: Path, rel: Path,
     distinct_names([*(a for a in bundle.attachments if a.invoice_id == invoice_id),
                     replace(att, rel=str(rel))], settings.delivery.safe_filenames, errors)
     return errors
+
+
+def unreadable(cand: Candidate, exc: OSError, command: str) -> tuple[str, str, str]:
+    """For a bundle whose read the OS refused: the file that failed (by its path in the
+    outbox; the invoice file where the error names none), what the OS said (describe),
+    and the fix for that kind of error, in `command`'s words (check, send). Every error
+    was "check the file's permissions", of the invoice file, also for a share that went
+    away (EIO); send printed the raw "[Errno 2] …"."""
+    failed = shown_name(exc.filename) if exc.filename else None
+    outbox = cand.invoice.parent
+    name = (os.path.relpath(failed, outbox) if failed and os.path.isabs(failed)
+            and Path(failed).is_relative_to(outbox) else failed) or cand.invoice.name
+    said = describe(OSError(exc.errno, exc.strerror))  # the path is named in front
+    if exc.errno in SHARE_AWAY:
+        fix = f"is the share still mounted? Check it, then run outboxd {command} again"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        fix = (f"check that outboxd's user, and the user running {command}, may read the file "
+               "and open its folder")
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        doing = "checked" if command == "check" else "read"
+        fix = (f"it changed while it was {doing}, or the share lost it for a moment; run "
+               f"outboxd {command} again")
+    elif exc.errno in NOT_THE_FILES_FAULT:
+        fix = f"not a fault of the file (the system ran short); run outboxd {command} again"
+    else:
+        fix = "check the file and its folder on the server"
+    return name, said, fix

@@ -33,15 +33,21 @@ from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
 from daemon.actions.common import settings_of
 from daemon.actions.reads import CommandReads
-from daemon.actions.retry_find import FOLDER_RE, RetryRefused, find, read_reason
+from daemon.actions.retry_find import (
+    FOLDER_RE,
+    RetryRefused,
+    find,
+    read_reason,
+    share_failed,
+)
 from daemon.actions.retry_plan import conversions, documents_kept, plan, run_as
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
-from daemon.errors import OutboxdError, UsageError, long_words_cut
+from daemon.errors import OutboxdError, UsageError, describe, long_words_cut
 from daemon.fs.folderlocks import folder_locked
 from daemon.fs.fsmove import move_tree
-from daemon.fs.fsops import FOLDER_NOFOLLOW
+from daemon.fs.fsops import FOLDER_NOFOLLOW, SHARE_AWAY
 from daemon.fs.fswrite import add_group_write_below, fsync_dir
 from daemon.fs.temps import drop_unfinished
 from daemon.invisible import for_terminal
@@ -82,6 +88,22 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
                                f"outbox ({exc.strerror or exc}); nothing was moved{fix}"
                                ) from None
+    try:
+        _tidied(folder, settings, outbox, moved, came, record, order[-1])
+    except OSError as exc:
+        # The bundle is back: a share that fails the tidying-up after it is no refusal
+        # (exit 1 and no "back in the outbox" line had the admin retry a bundle gone).
+        print(for_terminal(f"outboxd: note: {folder}: the bundle is back in the outbox, "
+                           f"but the quarantine folder could not be tidied ({describe(exc)})"
+                           " — once the share answers, remove what is left of it by hand"
+                           ), file=sys.stderr)
+    return moved
+
+
+def _tidied(folder: Path, settings: Settings, outbox: Path, moved: list[str],
+            came: list[Path], record: dict[str, Any] | None, invoice: str) -> None:
+    """After the moves: the folders shared with the daemon, the outbox synced, what came
+    during a copy named, outboxd's papers and the quarantine folder removed."""
     if share_with_the_daemon(outbox) is not None:
         _shared(outbox, moved)
     fsync_dir(outbox)
@@ -100,7 +122,7 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
         folder.rmdir()
     except OSError:
         left = left or [p.name for p in folder.iterdir()]
-    converted = conversions(settings, order[-1])
+    converted = conversions(settings, invoice)
     if os.path.lexists(folder / converted):
         # Never removed: nothing records what outboxd wrote there, and a clerk told that
         # a file may be fixed where it lies in quarantine may have saved a PDF of their
@@ -109,7 +131,7 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
             f"{converted} (the PDFs outboxd made of the bundle's images: it makes them "
             "again when it sends the bundle, so remove it unless you saved a file of your "
             "own in it)"]
-    kept = documents_kept(settings, order[-1])
+    kept = documents_kept(settings, invoice)
     if os.path.lexists(folder / kept):
         left = [n for n in left if n != kept] + [
             f"{kept} (the documents outboxd built and posted under [delivery] format = "
@@ -120,7 +142,6 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
                            f"the papers it wrote: {'; '.join(left)} — the bundle is back in "
                            "the outbox; keep what you need, then remove the folder by hand"),
               file=sys.stderr)
-    return moved
 
 
 def _folder_id(folder: Path, record: dict[str, Any] | None) -> str:
@@ -229,6 +250,15 @@ def refuse_a_journal_out_of_reach(settings: Settings) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
+    try:
+        return _locked(args, settings)
+    except OSError as exc:
+        if exc.errno not in SHARE_AWAY:
+            raise
+        raise share_failed(exc) from None  # quarantine/ itself (its look, its lock)
+
+
+def _locked(args: argparse.Namespace, settings: Settings) -> int:
     root = settings.quarantine_dir.resolve()
     if not root.is_dir():
         return _retry(args, settings)  # find says what is wrong
@@ -251,17 +281,24 @@ def run(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace, settings: Settings) -> int:
     # One reader for the command (started at its first read, if any): each bundle is
     # planned twice, and its second look answers from the first where nothing changed.
-    with CommandReads(settings, looks_twice=True) as reads:
-        checked = bool(args.operator_checked)
-        found = _judged(args.bundles, settings, reads, checked)
-        if isinstance(found, int):
-            return found
-        folders, notes = found
-        for note in notes:
-            print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
-        for folder in folders:
-            names = retry(folder, settings, reads, checked)
-            print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
+    done = 0
+    try:
+        with CommandReads(settings, looks_twice=True) as reads:
+            checked = bool(args.operator_checked)
+            found = _judged(args.bundles, settings, reads, checked)
+            if isinstance(found, int):
+                return found
+            folders, notes = found
+            for note in notes:
+                print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
+            for folder in folders:
+                names = retry(folder, settings, reads, checked)
+                done += 1
+                print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
+    except OSError as exc:
+        if exc.errno not in SHARE_AWAY:
+            raise
+        raise share_failed(exc, done) from None
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.papers import ENTRY_RE
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
+from daemon.fs.fdnames import shown_name
+from daemon.fs.fsops import SHARE_AWAY
+from daemon.fs.workfolder import there
 
 FOLDER_RE = ENTRY_RE  # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the name was taken
 DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -28,6 +32,42 @@ DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 class RetryRefused(OutboxdError):
     """A retry that would replace something in the outbox, or cannot tell what to move."""
+
+
+def share_failed(exc: OSError, moved: int = 0) -> RetryRefused:
+    """A look the share failed (EIO, ESTALE …: SHARE_AWAY) while retry found or planned a
+    bundle: the line names what could not be read and whom to ask. Taken for "not
+    there", it said "is not a quarantine folder" (exit 2) or "cannot tell the invoice
+    file (none)", and a reason.json that could not be read let a bundle go back that
+    it would have refused; raised bare, the admin was told to check permissions and
+    disk space. `moved`: bundles of the command already back in the outbox."""
+    kept = "nothing more was moved" if moved else "nothing was moved"
+    name = shown_name(exc.filename) if exc.filename else "the quarantine folder"
+    return RetryRefused(f"cannot read {name} ({exc.strerror or exc}), so {kept} — is the "
+                        "share mounted and reachable? Check it (findmnt, the server's or "
+                        "NAS's state), then run outboxd retry again")
+
+
+def _is_dir(path: Path) -> bool:
+    """os.path.isdir(path), but a look the share fails raises (as is_file)."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in SHARE_AWAY:
+            raise
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """A regular file at `path` (never through a link); a look the share fails raises,
+    where fsops.is_regular_file answers False (retry would then refuse or decide on a
+    bundle it could not see)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError as exc:
+        if exc.errno in SHARE_AWAY:
+            raise
+        return False
 
 
 def quarantined_folders(root: Path) -> list[Path]:
@@ -49,6 +89,12 @@ def find(ref: str, settings: Settings) -> Path:
     # os.path's isdir and islink, not Path's: on Python 3.11 those raise for a name over
     # 255 bytes (ENAMETOOLONG), and `retry NAME` ended "File name too long … check that
     # the disk has space" (exit 1) instead of saying no such bundle is in quarantine.
+    if os.sep in ref:
+        try:
+            there(as_path)
+        except OSError as exc:
+            if exc.errno in SHARE_AWAY:
+                raise  # said as the share's (retry.run), not as "no such folder"
     if os.sep in ref or os.path.isdir(as_path):
         if os.sep not in ref and not os.path.islink(as_path) \
                 and as_path.resolve().parent.parent != root \
@@ -58,7 +104,7 @@ def find(ref: str, settings: Settings) -> Path:
             # Moved back by an earlier retry (or by hand): what a name or an id of it
             # says (exit 1), so that a script sees one code for one situation.
             raise _not_in_quarantine(ref, root)
-        if not os.path.isdir(as_path) or os.path.islink(as_path):
+        if not _is_dir(as_path) or os.path.islink(as_path):
             raise UsageError(f"retry: {ref} is not a quarantine folder"
                              + (_link_to_one(as_path, root) or _link_words(as_path)
                                 + _which_instead(as_path, root)))
@@ -209,7 +255,12 @@ def read_reason(folder: Path) -> dict[str, Any] | None:
     """The folder's reason.json, None where there is none to read."""
     try:
         return reason_of(folder)
-    except (InputError, OSError, ValueError, RecursionError):
+    except OSError as exc:
+        if exc.errno in SHARE_AWAY:
+            # Not "none": one that says delivery_outcome_unknown refuses the bundle.
+            raise
+        return None
+    except (InputError, ValueError, RecursionError):
         return None
 
 

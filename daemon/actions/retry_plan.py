@@ -24,13 +24,13 @@ from pathlib import Path
 
 from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
-from daemon.actions.retry_find import RetryRefused, read_reason, recorded_id
+from daemon.actions.retry_find import RetryRefused, is_file, read_reason, recorded_id
 from daemon.archiving.archive_papers import reason_of
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import InputError, OutboxdError, ReaderFailed
-from daemon.fs.fsops import is_regular_file, kind_of
+from daemon.fs.fsops import SHARE_AWAY, kind_of
 from daemon.fs.workfolder import there
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.manifest import bundle_id_of
@@ -59,17 +59,20 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
         # Only a plain name of a regular file in this folder: whatever a share user
         # wrote into reason.json, retry never moves anything from elsewhere.
         if (isinstance(name, str) and name not in PAPER_NAMES
-                and os.sep not in name and is_regular_file(folder / name)):
+                and os.sep not in name and is_file(folder / name)):
             return name
     except InputError as exc:
         if notes is not None:
             notes.append(f"{exc.file}: {exc.message.partition(' — ')[0]}; ignored, "
                          "never opened — the invoice file was told by its name, and this "
                          "reason.json, not outboxd's, stays in the quarantine folder")
-    except (OSError, ValueError, RecursionError):
+    except OSError as exc:
+        if exc.errno in SHARE_AWAY:
+            raise  # not unreadable: the share's fault, and the invoice file unknown
+    except (ValueError, RecursionError):
         pass  # unreadable, cut short or edited: the invoice file is told by its name
     # Sorted: the refusal below names them in an order the admin can find them in.
-    files = sorted(p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
+    files = sorted(p.name for p in folder.iterdir() if is_file(p) and p.name not in
                    PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share))
     if not files and all(p.name in PAPER_NAMES for p in folder.iterdir()):
         # The papers a person kept when an earlier retry moved the bundle back: run again,

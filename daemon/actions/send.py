@@ -19,11 +19,12 @@ from pathlib import Path
 from daemon.actions import EXIT_OK
 from daemon.actions.attach import holders, unread_note
 from daemon.actions.common import settings_of, why_not_written
-from daemon.actions.reads import CommandReads
+from daemon.actions.reads import CommandReads, unreadable
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.bundle import Bundle
 from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError
+from daemon.fs.fsops import read_again_later
 from daemon.invisible import escaped_controls, for_terminal
 from daemon.loop.release import (
     invoking_user,
@@ -184,8 +185,14 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
         cand = resolve(target, settings, reads)
         try:
             bundle = reads.evaluate(cand, settings)
-        except (InputError, OSError) as exc:
+        except InputError as exc:
             raise SendRefused(f"{cand.invoice.name} cannot be read: {exc}") from None
+        except OSError as exc:
+            # In check's words, of the file that failed: "[Errno 2] …" was no fix.
+            name, said, fix = unreadable(cand, exc, "send")
+            now = " just now" if read_again_later(exc) else ""
+            raise SendRefused(f"{name} {'could not' if now else 'cannot'} be read{now} "
+                              f"({said}) — {fix}; nothing was released") from None
     return _release(cand, bundle, settings, without_attachments, _asked_id(target, cand, bundle))
 
 

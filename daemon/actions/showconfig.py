@@ -12,8 +12,8 @@ from daemon.actions.status import same_name
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import folder_problems
-from daemon.configuration.config_keys import value_shown
 from daemon.configuration.config_load import token_problems
+from daemon.configuration.config_warnings import list_warnings
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.scrub import short_secrets_warning
 from daemon.errors import ConfigError, unquoted
@@ -39,43 +39,6 @@ def _problems(settings: Settings) -> list[str]:
     return problems
 
 
-def untyped_files_warning(settings: Settings) -> str | None:
-    """[attachments] document_types without the default document type: valid, and a way
-    to make clerks give every file a type, but more often an oversight (the default,
-    "Attachment", is easily left out of the list), which holds every bundle whose
-    attachments.toml leaves a file untyped. Said, so that the admin sees it before the
-    clerks do."""
-    cfg = settings.attachments
-    allowed, default = cfg.document_types, cfg.default_document_type
-    if allowed is None or default in allowed:
-        return None
-    if not allowed:
-        return ("[attachments] document_types is empty: every attachment is then an error "
-                "(document-type-not-allowed), and only invoices without attachments go — "
-                "list the types to allow, or remove the key to allow any")
-    which = ("" if "default_document_type" in cfg.model_fields_set else
-             ", its default as the key is not set")
-    return (f"[attachments] document_types ({value_shown('document_types', allowed)}) does "
-            f"not list default_document_type ({value_shown('default_document_type', default)}"
-            f"{which}): a file that attachments.toml gives no type is then an error "
-            "(document-type-not-allowed), so every file in a sidecar must carry a type of "
-            "the list — add it to document_types, or set default_document_type to one of "
-            "them, unless that is what you mean")
-
-
-def no_types_warning(settings: Settings) -> str | None:
-    """[validation] allowed_types = []: valid as document_types = [] is (a channel that
-    takes no attachments is a choice an admin may make), but far more often a list
-    emptied by mistake, which refuses every attachment on the e-invoice channel. Warned
-    of as document_types = [] is, so that the admin sees it before the clerks do."""
-    if settings.validation.allowed_types:
-        return None
-    return ("[validation] allowed_types is empty: every attachment on the e-invoice "
-            "channel is then an error (type-not-allowed), and only invoices without "
-            "attachments go on it — list the formats to allow, or remove the key for the "
-            "six Peppol BIS 3 allows")
-
-
 def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args, token=args.check)
     if warning := plain_http_warning(settings.delivery):
@@ -87,10 +50,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"outboxd: warning: {warning}", file=sys.stderr)
     if late := late_share(settings.outbox.path, settings.outbox.settle_seconds):
         print(f"outboxd: warning: {late.words()}", file=sys.stderr)
-    if untyped := untyped_files_warning(settings):
-        print(f"outboxd: warning: {untyped}", file=sys.stderr)
-    if no_types := no_types_warning(settings):
-        print(f"outboxd: warning: {no_types}", file=sys.stderr)
+    for warning in list_warnings(settings):
+        print(f"outboxd: warning: {warning}", file=sys.stderr)
     if args.check:
         if problems := _problems(settings):
             raise ConfigError(problems, source=unquoted(str(path)))

@@ -25,6 +25,7 @@ from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import folder_problems, outbox_missing, prepare_folders
 from daemon.configuration.config_load import load_settings
+from daemon.configuration.config_warnings import list_warnings
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer
 from daemon.delivery.scrub import short_secrets_warning
@@ -303,6 +304,8 @@ class Reloading:
         if warning := short_secrets_warning(new.delivery):
             self.log.warning(warning)
         for warning in exposure_warnings(new, self.config_path):
+            self.log.warning(warning)
+        for warning in list_warnings(new):  # as `outboxd config` says them
             self.log.warning(warning)
         # A new settle_seconds, or the share mounted again with other options.
         if late := late_share(new.outbox.path, new.outbox.settle_seconds):

@@ -43,6 +43,7 @@ from daemon.claiming.samename import check_name
 from daemon.configuration.config import Settings
 from daemon.configuration.config_credentials import plain_http_warning
 from daemon.configuration.config_folders import prepare_folders, private_tmp_warning
+from daemon.configuration.config_warnings import list_warnings
 from daemon.configuration.deciding import RENEW, Deciding
 from daemon.configuration.secret_files import exposure_warnings
 from daemon.delivery.deliver import Deliverer, make_deliverer
@@ -202,6 +203,8 @@ class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
         if warning := private_tmp_warning(s.paths.state_dir):
             self.log.warning(warning)
         for warning in exposure_warnings(s, self.config_path):
+            self.log.warning(warning)
+        for warning in list_warnings(s):  # as `outboxd config` says them
             self.log.warning(warning)
         if late := late_share(s.outbox.path, s.outbox.settle_seconds):
             self.log.warning(LATE_SHARE, **late.fields())

@@ -34,7 +34,7 @@ from daemon import logs
 from daemon.errors import NO_ROOM, Refusal, UsageError, describe
 from daemon.manifest import utc_now_iso
 from daemon.receiver import limits
-from daemon.receiver.faults import Fault
+from daemon.receiver.faults import Fault, injected
 from daemon.receiver.multipart import Body
 from daemon.receiver.receive import receive_bundle, receive_document, removed, whole_answer
 from daemon.receiver.requestlog import RequestLog
@@ -229,12 +229,6 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         error: str | None = None
         claimed, gone, staging = False, False, None
         try:
-            if (fault := self.server.next_fault()) is not None and fault.status is not None:
-                if fault.retry_after is not None:
-                    headers.append(("Retry-After", str(fault.retry_after)))
-                elif fault.status in (429, 503):
-                    headers.append(("Retry-After", f"{self.server.retry_after:g}"))
-                raise Refusal(fault.status, "injected failure (fail_first)")
             self._check_token()
             # ubl-embedded: one UBL document per POST, keyed by its own sha256.
             is_document = self.headers.get_content_type() == "application/xml"
@@ -244,6 +238,12 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                 raise Refusal(400, "Idempotency-Key header missing or not " + (
                     "the sha256 of the document's bytes" if is_document else "a bundle id")
                     + " (64 lowercase hex digits)")
+            if (fault := injected(self.server, key, is_document)) is not None:
+                if fault.retry_after is not None:
+                    headers.append(("Retry-After", str(fault.retry_after)))
+                elif fault.status in (429, 503):
+                    headers.append(("Retry-After", f"{self.server.retry_after:g}"))
+                raise Refusal(fault.status or 500, "injected failure (fail_first)")
             self.server.claim(key)
             claimed = True
             body = self._body = Body(self.rfile, length, self.timeout)

@@ -43,7 +43,7 @@ from PIL import Image
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.configuration.config import ValidationConfig
 from daemon.delivery.parts import read_checked
-from daemon.errors import InputError, UnconvertibleImage
+from daemon.errors import InputError, UnconvertibleImage, library_fault
 from daemon.fs.fsops import open_below
 from daemon.fs.fsread import holds_hash
 from daemon.fs.fswrite import held_path, make_folders_below, write_atomic
@@ -168,7 +168,7 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
                                    att.invoice_id)]
     except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
         return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
-                                   f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
+                                   f"{_why_not(exc)}— export it as "
                                    "PDF and put that file in its place", "error",
                                    att.invoice_id)]
     with io.BytesIO(pdf) as fh:
@@ -367,3 +367,16 @@ def _read_image(att: Attachment, work: Path | None = None) -> bytes:
         return kept
     with open_below(*att.where, att.rel) as fh:
         return fh.read()
+
+
+def _why_not(exc: Exception) -> str:
+    """The library's words for a conversion it failed, in brackets and followed by a
+    space; none where it failed in its own code (errors.library_fault: "TypeError:
+    unsupported operand …" told a clerk nothing), whose words go to the log only."""
+    words = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    if not library_fault(exc):
+        return f"({words}) "
+    from daemon import logs
+    logs.get().info("converting an image to PDF failed in the library's own code",
+                    error=words)
+    return "(the image is damaged, or is not really an image of its kind) "

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from daemon.errors import library_fault
 from daemon.validation.imagetail import (
     GIF_BYTES_PER_STEP,
     JPEG_OVER_GAPS,
@@ -228,8 +229,16 @@ def _walked(fh: BinaryIO, kind: str, size: int) -> tuple[bool, str | None]:
     return True, None
 
 
-def _pillows_words(exc: Exception) -> str:
-    """Pillow's reason, on one line and cut short (it may quote bytes of the file)."""
+def _pillows_words(exc: Exception) -> str | None:
+    """Pillow's reason, on one line and cut short (it may quote bytes of the file); None
+    where Pillow failed in its own code ("Pillow: unsupported operand type(s) for +…"
+    told a clerk nothing): its words then go to the log only (errors.library_fault)."""
+    if library_fault(exc):
+        from daemon import logs
+        logs.get().info("Pillow failed in its own code on an image, which is said to be "
+                        "damaged", error=f"{type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:_DETAIL_CHARS * 4]}")
+        return None
     if isinstance(exc, UnidentifiedImageError):
         # Its text goes on with the repr of the file object: nothing for anyone.
         return "Pillow: cannot identify image file"

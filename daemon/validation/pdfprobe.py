@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+from daemon.errors import library_fault
 from daemon.validation.pdftail import (
     CUT_INSIDE_UPDATE,
     XREF_DAMAGED,
@@ -110,19 +111,41 @@ def open_pdf(fh: BinaryIO) -> tuple[IndexedReader | None, PdfFacts]:
 
 def _refused(fh: BinaryIO, exc: Exception) -> PdfFacts:
     """Why pypdf refused the PDF: in words, where the file shows it; else that it is
-    damaged, with pypdf's own words, shortened, for the admin."""
+    damaged, with pypdf's own words, shortened, for the admin (none where pypdf failed
+    in its own code: errors.library_fault, logged)."""
     if xref_miscounted(fh):
         # pypdf's words for it ("Declared size 99 exceeds allowed limit of 21!", "Could
         # not read Null object") name neither the part nor the damage.
         return PdfFacts(error=XREF_DAMAGED)
-    return PdfFacts(error=DAMAGED, detail=pypdfs_words(exc))
+    return PdfFacts(error=DAMAGED, detail=None if _logged(exc) else pypdfs_words(exc))
 
 
 _INDIRECT_REPR = re.compile(r"IndirectObject\((\d+), (\d+), \d+\)")
+# For a part of a PDF pypdf failed on in its own code (library_fault): what the message
+# says in place of its words ("the text of page 3 could not be read (…)").
+DAMAGED_THERE = "the PDF is damaged there"
+
+
+def _logged(exc: Exception) -> bool:
+    """Whether pypdf failed on the file in its own code (errors.library_fault): its words
+    are then logged, for the admin, and kept out of the clerk's message."""
+    if not library_fault(exc):
+        return False
+    from daemon import logs
+    logs.get().info("pypdf failed in its own code on a PDF, which is said to be damaged",
+                    error=f"{type(exc).__name__}: {_one_line(exc)}")
+    return True
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:_DETAIL_CHARS * 4]
 
 
 def pypdfs_words(exc: Exception) -> str:
-    """pypdf's reason, on one line and cut short, for the admin."""
+    """pypdf's reason, on one line and cut short, for the admin; DAMAGED_THERE where pypdf
+    failed in its own code ("pypdf: AssertionError" told a clerk nothing; logged)."""
+    if _logged(exc):
+        return DAMAGED_THERE
     words = " ".join((str(exc) or type(exc).__name__).split())
     # An object as the file numbers it: pypdf's repr adds its reader's address in memory,
     # another at every read, so the same file got another message each time.

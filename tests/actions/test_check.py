@@ -1763,6 +1763,12 @@ def test_invoices_whose_ids_share_one_folder_are_not_said_to_have_no_attachments
     (errno.EACCES, "    INV-1/scan.pdf: cannot be read (Permission denied) — check that "
      "outboxd's user, and the user running check, may read the file and open its folder  "
      "[unreadable]\n"),
+    # A folder listed a moment before and a file at the open of what was in it (a clerk
+    # replacing it, a share that blinked): a change under way, as a file gone (ENOENT)
+    # and as the daemon's snapshot takes it; it said INVALID and "run check again".
+    (errno.ENOTDIR, "  INV-1/scan.pdf: could not be read just now (Not a directory) — it "
+     "changed while it was checked, or the share lost it for a moment; run outboxd check "
+     "again\n  => not checked\n"),
 ])
 def test_a_file_the_os_will_not_read_is_named_with_the_os_error_and_its_fix(
         cfg: Env, capsys, monkeypatch, err: int, line: str) -> None:
@@ -1853,3 +1859,27 @@ def test_a_file_the_share_loses_while_check_reads_it_is_not_checked_not_a_permis
     assert "=> not checked" in out
     aside.rename(scan)  # the share is back: checked as it is
     assert check(env, capsys, inv)[0] == 0
+
+
+def test_an_attachment_the_share_fails_in_the_middle_of_its_read_is_the_one_named(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share fails a read of an attachment once it is open (EIO from read(2), which
+    names no file): check names INV-1/scan.pdf and gives no verdict. It named the
+    invoice file INV-1.xml, which was read whole, sending the clerk to the wrong file."""
+    import daemon.fs.fsops as fsops
+    env.write_config("http://127.0.0.1:9/bundles", service={"reader_processes": 0})
+    inv = drop_bundle(env.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
+    real = fsops._readinto
+
+    def share_fails(fh: object, buffer: object) -> int | None:
+        if getattr(fh, "shown", "").endswith("scan.pdf"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))  # as read(2): no file name
+        return real(fh, buffer)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fsops, "_readinto", share_fails)
+    code, out = check(env, capsys, inv)
+    assert code == 1
+    assert ("  INV-1/scan.pdf: could not be read just now (Input/output error) — is the "
+            "share still mounted?") in out
+    assert "INV-1.xml: could not be read" not in out and "=> not checked" in out
+

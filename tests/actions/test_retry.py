@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -1425,3 +1426,65 @@ def test_the_command_such_a_refusal_gives_can_be_pasted_for_a_name_with_spaces(
     err = capsys.readouterr().err
     command = err.split("move it back with ", 1)[1].split("\n", 1)[0]
     assert shlex.split(command)[-1] == spaced.name
+
+
+@pytest.mark.parametrize(("ref", "failing", "call"), [
+    ("id", "2026-11-26", "listdir"),              # the day folder's listing
+    ("id", "quarantine", "open"),                 # quarantine/ itself, at its lock
+    ("id", "INV-1001--3f2a9c01b7e4", "listdir"),  # the bundle's folder's listing
+    ("id", "INV-1001.xml", "lstat"),              # the invoice file's look
+    ("id", "reason.json", "open"),                # reason.json's read
+    ("path", "INV-1001--3f2a9c01b7e4", "stat"),   # the folder given by its path
+    ("path", "outbox/INV-1001", "lstat"),         # the outbox's name the bundle takes
+])
+def test_a_look_the_share_fails_is_said_as_the_share_and_moves_nothing(
+        cfg: Env, capsys, monkeypatch, ref: str, failing: str, call: str) -> None:
+    """A share that fails a look of retry's (EIO) — quarantine/, a day folder, the
+    bundle's folder, a file in it, the outbox — refuses the retry, exit 1, naming what
+    could not be read and asking whether the share is mounted, with nothing moved. It
+    was told to check permissions and disk space, "is not a quarantine folder" (exit 2)
+    or "cannot tell the invoice file (none)"."""
+    folder = quarantined(cfg)
+    before = tree(cfg.quarantine)
+    looks_fail(monkeypatch, failing, calls=(call,))
+    code = main(["retry", "-c", str(cfg.config), BID[:12] if ref == "id" else str(folder)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"{failing} (Input/output error), so nothing was moved — is the share " \
+        "mounted and reachable?" in err
+    assert "Traceback" not in err and "disk has space" not in err
+    monkeypatch.undo()
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before
+
+
+def test_a_reason_json_the_share_fails_to_give_never_lets_an_unknown_outcome_go_back(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """reason.json says a POST of the bundle may have reached the receiver; the share
+    fails its read (EIO): retry refuses, nothing moved. Taken for "no reason.json", the
+    bundle went back without --operator-checked, to be sent a second time."""
+    folder = outcome_unknown_quarantined(cfg)
+    before = tree(cfg.quarantine)
+    looks_fail(monkeypatch, folder / "reason.json", calls=("open",))
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    assert "is the share mounted" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before
+
+
+def test_a_share_failing_after_the_bundle_went_back_is_a_note_not_a_refusal(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """The bundle is back in the outbox when the share fails the tidying-up of its
+    quarantine folder: exit 0, "back in the outbox", and a note on what to remove by
+    hand. It was exit 1 with no word that the bundle had moved."""
+    import daemon.actions.retry as retry_action
+
+    def failing(path: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+    folder = quarantined(cfg)
+    monkeypatch.setattr(retry_action, "fsync_dir", failing)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    out, err = capsys.readouterr()
+    assert f"{folder.name}: back in the outbox" in out
+    assert "the bundle is back in the outbox, but the quarantine folder could not be " \
+        "tidied (Input/output error" in err and "remove what is left of it by hand" in err
+    assert (cfg.outbox / "INV-1001.xml").exists()

@@ -678,3 +678,36 @@ def test_a_release_by_send_names_who_ran_it_and_leaves_the_bundle_id_as_it_was(
     manifest = build_manifest(bundle, warnings=[warning])
     assert manifest["warnings"][0]["message"] == warning.message
     assert manifest["bundle_id"] == bundle_id_of(bundle)
+
+
+@pytest.mark.parametrize(("err", "words"), [
+    ("EIO", "W-1/scan.pdf could not be read just now (Input/output error) — is the share "
+     "still mounted? Check it, then run outboxd send again; nothing was released"),
+    ("ENOENT", "W-1/scan.pdf could not be read just now (No such file or directory) — it "
+     "changed while it was read, or the share lost it for a moment; run outboxd send "
+     "again; nothing was released"),
+    ("EACCES", "W-1/scan.pdf cannot be read (Permission denied) — check that outboxd's "
+     "user, and the user running send, may read the file and open its folder; nothing "
+     "was released"),
+])
+def test_a_read_the_system_refuses_names_the_file_with_the_fix_not_the_raw_errno(
+        env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        err: str, words: str) -> None:
+    """A read of the bundle the system refuses (the share's EIO, a file gone at its open,
+    a refusal): exit 1, one line naming the file that failed by its path in the outbox,
+    what the system said and what to do, as check says it; nothing released. It printed
+    "W-1.xml cannot be read: [Errno 2] No such file or directory: '/srv/…'"."""
+    import errno
+
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    write(env.outbox / "W-1.xml", ubl_invoice("W-1"))
+    code = getattr(errno, err)
+
+    def refused(*_: object) -> None:
+        raise OSError(code, os.strerror(code), str(env.outbox / "W-1" / "scan.pdf"))
+    monkeypatch.setattr(CommandReads, "evaluate", refused)
+    assert main(["send", "-c", str(config), "--without-attachments", "W-1"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"outboxd: {words}"
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["W-1.xml"]

@@ -207,8 +207,8 @@ def test_attach_of_a_file_behind_a_folder_closed_to_its_user_says_so_in_one_line
     a home folder is closed to other users (0700 on Debian 12), Path.exists() raised
     PermissionError, and attach ended with the generic line about a path that should be
     readable *and writable* and a disk with space. It says in one line that FILE cannot
-    be reached by this user, naming the file and the user, and the fix (copy it where
-    that user may read it); exit 1, nothing in the outbox changes. Also under Python
+    be reached by this user, naming the file and the user, and the fix (copy it for that
+    user alone); exit 1, nothing in the outbox changes. Also under Python
     3.13's pathlib, whose Path.exists() says False there: attach said the file "does
     not exist", and the admin went looking for a typo."""
     from helpers import ubl_invoice, write
@@ -231,6 +231,8 @@ def test_attach_of_a_file_behind_a_folder_closed_to_its_user_says_so_in_one_line
     [line] = done.stderr.splitlines()
     assert str(home / "timesheet.pdf") in line and "Permission denied" in line
     assert "nobody" in line and "copy it" in line and "nothing was changed" in line
+    # The copy it advises is that user's alone: "such as /tmp" made one anyone may read.
+    assert f"sudo install -o nobody -m 0600 {home / 'timesheet.pdf'} /tmp/" in line
     assert "disk" not in line
     assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-1.xml"]
     no_traceback(done.stderr)

@@ -457,6 +457,46 @@ def test_an_outbox_share_caching_longer_than_the_settle_time_is_warned_of_at_sta
         assert len([e for e in logs if e["event"] == LATE_SHARE]) == warned, options
 
 
+
+def test_lists_that_refuse_every_attachment_are_warned_of_at_start_and_at_a_reload(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """[validation] allowed_types = [] and [attachments] document_types = []: the daemon
+    starts (both are valid) and logs each warning `outboxd config` prints, word for
+    word, once at the start and once again at a reload that keeps them; a reload that
+    mends them says nothing more. An admin who never ran `config` was told nothing
+    until every bundle with attachments was refused."""
+    from daemon.configuration.config_warnings import list_warnings
+    (tmp_path / "outbox").mkdir()
+    common = (f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+              f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+              f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n'
+              '[einvoice]\npreflight = "off"\n')
+    empty = "[validation]\nallowed_types = []\n[attachments]\ndocument_types = []\n"
+    s = Settings(outbox={"path": str(tmp_path / "outbox")},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 validation={"allowed_types": []}, attachments={"document_types": []},
+                 einvoice={"preflight": "off"})
+    said = list_warnings(s)
+    assert len(said) == 2 and "allowed_types is empty" in said[1]
+    assert "document_types is empty" in said[0]
+    svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    try:
+        with capture_logs() as logs:
+            svc.open()
+        assert [e for e in logs if e["event"] in said] == [
+            {"event": w, "log_level": "warning"} for w in said]
+        svc.config_path = tmp_path / "config.toml"
+        for body, warned in ((common + empty, said), (common, [])):
+            svc.config_path.write_text(body)
+            svc._request_reload()
+            with capture_logs() as logs:
+                svc.turn()
+            assert any(e["event"] == "configuration reloaded" for e in logs)
+            assert [e["event"] for e in logs if e["event"] in said] == warned
+    finally:
+        stop(svc)
+
 @pytest.mark.parametrize("systemd", [True, False])
 def test_a_state_dir_under_tmp_under_systemd_is_warned_of_at_start(
         tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, systemd: bool) -> None:

@@ -751,9 +751,10 @@ class TestPdf:
         stem (as a scan is), not an error — with a warning that its number was not
         looked for."""
         from pypdf import PageObject
+        from pypdf.errors import PdfReadError
 
         def fails(self: PageObject, *args: object, **kwargs: object) -> str:
-            raise ValueError("odd font")
+            raise PdfReadError("odd font")  # pypdf's words on the file: kept
         monkeypatch.setattr(PageObject, "extract_text", fails)
         found = read(write(tmp_path / "INV-8.pdf", text_pdf(["Invoice number: A-1"])))
         assert (found.format, found.invoice_ids) == ("pdf", ("INV-8",))
@@ -761,6 +762,22 @@ class TestPdf:
         assert warning.message.startswith("the text of page 1 could not be read (pypdf: "
                                           "odd font)")
 
+
+    def test_a_page_pypdf_fails_on_in_its_own_code_is_said_damaged_not_in_its_words(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """pypdf failing in its own code on a page's text (a TypeError): the warning says
+        the PDF is damaged there, not "(pypdf: unsupported operand …)", which a clerk
+        cannot act on."""
+        from pypdf import PageObject
+
+        def fails(self: PageObject, *args: object, **kwargs: object) -> str:
+            raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+        monkeypatch.setattr(PageObject, "extract_text", fails)
+        found = read(write(tmp_path / "INV-8.pdf", text_pdf(["Invoice number: A-1"])))
+        [warning] = found.warnings
+        assert warning.message.startswith("the text of page 1 could not be read (the PDF "
+                                          "is damaged there)")
+        assert "TypeError" not in warning.message and "operand" not in warning.message
 
 def text_run(text: str) -> bytes:
     """Page content that writes `text` in the font /F1 (flate_pdf_pages')."""

@@ -238,6 +238,35 @@ class TestTokenAndFaults:
         assert answers[0].json()["document_key"] == keys[0]
 
 
+    def test_a_repeat_of_a_bundle_it_holds_is_answered_as_held_and_the_fault_waits(
+            self, tmp_path: Path, store: Path, start: Starter) -> None:
+        """`--fail-first pass,503`: a bundle is stored (201); its repeat under the same
+        key gets the stored answer (200, the same body), not the 503 — a conforming
+        receiver answers a key it holds from what it holds; the 503 goes to the next
+        request it does not hold. Injected before the lookup, the repeat got the 503
+        (and a 400 so made outboxd write "Nothing was delivered" of a bundle it has)."""
+        from daemon.receiver.faults import Fault
+        url = start(store, fail_first=[Fault(None), Fault(503)])
+        first, other = make_sent(tmp_path / "a"), make_sent(tmp_path / "b", note="Other")
+        answers = [post(url, first), post(url, first), post(url, other), post(url, other)]
+        assert [a.status_code for a in answers] == [201, 200, 503, 201]
+        assert answers[1].content == answers[0].content
+        assert [line["status"] for line in log_lines(store)] == [201, 200, 503, 201]
+
+    def test_a_repeat_of_a_document_it_holds_is_answered_as_held_and_the_fault_waits(
+            self, start_receiver: Any) -> None:
+        """ubl-embedded's documents alike: `--fail-first pass,400`, document A stored
+        (201), A again gets 200 with its receipt, not the 400, which goes to B."""
+        r = start_receiver("--fail-first", "pass,400", process=True)
+        docs = [UBL.replace(b"INV-2001", f"INV-{i}".encode()) for i in range(2)]
+        keys = [hashlib.sha256(d).hexdigest() for d in docs]
+        with httpx.Client() as client:
+            answers = [client.post(r.url, content=docs[i], headers={
+                "Content-Type": "application/xml", "Idempotency-Key": keys[i]})
+                for i in (0, 0, 1)]
+        assert [a.status_code for a in answers] == [201, 200, 400]
+        assert answers[1].content == answers[0].content
+
 class TestStoreFull:
     @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
     def test_a_full_store_is_a_507_that_keeps_nothing_and_serving_goes_on(

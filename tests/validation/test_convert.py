@@ -80,6 +80,21 @@ def test_images_on_print_channels_are_converted_when_asked(tmp_path: Path, chann
     assert list((tmp_path / "INV-1").iterdir()) == [tmp_path / "INV-1" / "scan.png"]
 
 
+def test_an_image_the_converter_fails_on_in_its_own_code_is_said_damaged_not_in_its_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The converter failing in its own code (a TypeError inside Pillow or img2pdf): the
+    clerk reads that the image is damaged and the fix, not "TypeError: unsupported
+    operand …"."""
+    def fail(data: bytes, max_pixels: int) -> bytes:
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+    monkeypatch.setattr(convert_module, "image_to_pdf", fail)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    assert [f.line() for f in b.errors] == [
+        "INV-1/scan.png: cannot be converted to PDF (the image is damaged, or is not "
+        "really an image of its kind) — export it as PDF and put that file in its place"]
+
 def test_without_the_flag_images_on_print_channels_are_errors(tmp_path: Path) -> None:
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
                         ValidationConfig())
@@ -91,13 +106,13 @@ def test_an_image_that_cannot_be_converted_is_to_be_replaced_by_a_pdf(
     """conversion-failed names the fix, and that the PDF goes in the image's place (not
     beside it, where the image would still be refused)."""
     def fail(data: bytes, max_pixels: int) -> bytes:
-        raise ValueError("odd image")
+        raise OSError("odd image")  # Pillow's words on a bad file: kept
 
     monkeypatch.setattr(convert_module, "image_to_pdf", fail)
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "original-print"),
                         ValidationConfig(convert_images=True))
     assert [f.line() for f in b.errors] == [
-        "INV-1/scan.png: cannot be converted to PDF (ValueError: odd image) — export it as "
+        "INV-1/scan.png: cannot be converted to PDF (OSError: odd image) — export it as "
         "PDF and put that file in its place"]
 
 

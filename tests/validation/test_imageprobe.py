@@ -72,9 +72,33 @@ class TestDamagedOtherwise:
         """An exception text of thousands of characters is kept to 100 characters on one
         line: the message stays readable."""
         from daemon.validation.imageprobe import _pillows_words
-        detail = _pillows_words(ValueError("bad\n" + "x" * 5000))
+        detail = _pillows_words(OSError("bad\n" + "x" * 5000))
+        assert detail is not None
         assert detail.startswith("Pillow: bad x") and "\n" not in detail
         assert len(detail) == len("Pillow: ") + 100 and detail.endswith("…")
+
+    @pytest.mark.parametrize("fault", [
+        TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'"),
+        AssertionError(), KeyError(259), IndexError("tuple index out of range"),
+        ValueError("buffer is not large enough")])
+    def test_pillow_failing_in_its_own_code_is_said_as_damaged_and_logged_only(
+            self, monkeypatch: pytest.MonkeyPatch, fault: Exception) -> None:
+        """Pillow failing in its own code on a file (a TypeError, an AssertionError …):
+        the clerk reads that the image is damaged and what to do, without Pillow's text
+        ("Pillow: unsupported operand type(s) for +…", nothing a clerk can act on); the
+        text goes to the log, for the admin."""
+        from structlog.testing import capture_logs
+
+        from daemon.validation import imageprobe
+
+        def fails(*_: object, **__: object) -> None:
+            raise fault
+        monkeypatch.setattr(imageprobe.Image, "open", fails)
+        with capture_logs() as logs:
+            facts = probe_image(io.BytesIO(_noise("PNG")), "png", 10**8)
+        assert facts.error == DAMAGED_OTHERWISE and facts.detail is None
+        [line] = [e for e in logs if "Pillow failed in its own code" in e["event"]]
+        assert line["error"].startswith(type(fault).__name__)
 
 
 # ------------------------------------------------------------ images cut short

@@ -196,10 +196,36 @@ class TestDamagedOtherwise:
     def test_pypdfs_long_words_are_cut_to_one_short_line(self) -> None:
         """An exception text of thousands of characters (pypdf quotes bytes of the file)
         is kept to 100 characters on one line: the message stays readable."""
+        from pypdf.errors import PdfReadError
+
         from daemon.validation.pdfprobe import _refused
-        facts = _refused(io.BytesIO(pdf(1)), ValueError("bad\n" + "x" * 5000))
+        facts = _refused(io.BytesIO(pdf(1)), PdfReadError("bad\n" + "x" * 5000))
         assert facts.error == DAMAGED and facts.detail is not None
         assert len(facts.detail) <= len("pypdf: ") + 100 and "\n" not in facts.detail
+
+    @pytest.mark.parametrize("fault", [AssertionError(), TypeError("'NoneType' object is "
+                                       "not subscriptable"), KeyError("/Root"),
+                                       IndexError("list index out of range"),
+                                       ValueError("invalid literal for int() with base 10")])
+    def test_pypdf_failing_in_its_own_code_is_said_as_damaged_and_logged_only(
+            self, monkeypatch: pytest.MonkeyPatch, fault: Exception) -> None:
+        """pypdf failing in its own code on a file (an AssertionError, a KeyError …):
+        the clerk reads that the PDF is damaged and to export it again, without
+        "(pypdf: AssertionError)"; pypdf's text goes to the log, for the admin."""
+        from structlog.testing import capture_logs
+
+        from daemon.validation import pdfobjects
+
+        def fails(*_: object, **__: object) -> None:
+            raise fault
+        monkeypatch.setattr(pdfobjects, "IndexedReader", fails)
+        with capture_logs() as logs:
+            facts = probe(pdf(1))
+        assert facts.problem() == (
+            "pdf-unreadable", "is not a readable PDF: the file is damaged, or is not "
+            "really a PDF — export or print it to PDF again from the program that made it")
+        [line] = [e for e in logs if "pypdf failed in its own code" in e["event"]]
+        assert line["error"].startswith(type(fault).__name__)
 
     def test_tables_of_an_updated_pdf_that_count_right_are_not_damaged(self) -> None:
         """A PDF with an update (two tables) and a PDF 1.5 cross-reference stream: the
