@@ -34,7 +34,7 @@ from daemon.errors import (
     describe,
 )
 from daemon.fs.fswrite import fsync_dir, held_path
-from daemon.fs.workfolder import folder_mark, hold_folder, still_at, there
+from daemon.fs.workfolder import folder_mark, hold_folder, maybe_there, still_at, there
 from daemon.journal import (
     CLAIMING,
     IN_FLIGHT,
@@ -77,6 +77,9 @@ class Recovery(Rereading, MovedWork):
     log: Any
     paused: set[int]
     _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
+    # Those of them whose invoice file was in the outbox (and such claims whose moved work
+    # folder the start could not look for): invoice file -> row, for claim_waits.
+    _claims_waiting: dict[str, int]
     _since_claim: set[int]  # see delivery/beforepost.BeforePost
 
     def recover(self) -> list[tuple[int, float]]:
@@ -92,6 +95,8 @@ class Recovery(Rereading, MovedWork):
             log.info("recovering bundle", state=row.state)
             followed = self._follow_moved(row, log)
             if followed is None:
+                if row.state == CLAIMING:
+                    self._stands_for_its_file(row)
                 continue  # looked for again at each rescan (follow_moved_again)
             row = followed
             if row.state == CLAIMING and not self._finish_or_wait(row, log):
@@ -147,6 +152,7 @@ class Recovery(Rereading, MovedWork):
                 log.error("cannot finish an interrupted claim; will retry at each rescan",
                           error=describe(exc))
             self._unfinished.add(row.id)
+            self._stands_for_its_file(row)
             return False
         self._unfinished.discard(row.id)
         return done
@@ -194,6 +200,32 @@ class Recovery(Rereading, MovedWork):
         """Whether finish_claims_again still has the row `row_id`: a claim to finish, or
         one settled again that it hands back to the pipeline at the next rescan."""
         return row_id in self._unfinished
+
+    def _stands_for_its_file(self, row: Row) -> None:
+        """A claim left waiting whose invoice file is in the outbox (or cannot be told not
+        to be): that file is the claim's until it is finished (claim_waits). One whose file
+        is not there stands for nothing in the outbox: a bundle dropped again under its
+        name goes on, and waits behind it as a later version (docs/operations.md, Claims
+        cut short)."""
+        if maybe_there(self.s.outbox.path / row.invoice_file):
+            self._claims_waiting[row.invoice_file] = row.id
+
+    def claim_waits(self, key: str) -> bool:
+        """Whether the invoice file `key` is a claim's that a start could not finish
+        (its work folder or invoice file unanswered by the share, or its moved work folder
+        not looked for): still `claiming`, it stands for the bundle until a rescan finishes
+        it (Stranded.cut_pending). The bundle may still be whole in the outbox (a stop
+        before the claim's first rename): read and decided meanwhile, it was quarantined
+        as a duplicate of its own claim ("this exact bundle was being sent — remove it"),
+        and a clerk who did so lost an invoice never sent."""
+        row_id = self._claims_waiting.get(key)
+        if row_id is None:
+            return False
+        if (row_id in self._unfinished or row_id in self._unfollowed) \
+                and self.j.get(row_id).state == CLAIMING:
+            return True
+        del self._claims_waiting[key]
+        return False
 
     def finish_later(self, row_id: int) -> None:
         """The `claiming` row `row_id`, a claim an error cut short at run time, finished

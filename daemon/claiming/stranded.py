@@ -123,8 +123,10 @@ class Stranded:
         return exc
 
     def cut_pending(self, key: str) -> bool:
-        """Whether the invoice file `key` waits for its claim cut short (_cut_short) to
-        be finished."""
+        """Whether the invoice file `key` waits for its claim cut short (_cut_short), or
+        one a start could not finish (Recovery.claim_waits), to be finished."""
+        if self.finish.claim_waits(key):
+            return True
         row_id = self._cut.get(key)
         if row_id is None:
             return False

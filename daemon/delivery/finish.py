@@ -90,6 +90,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere, BeforePost, Delivered):
         self.mounts = FolderMounts(settings)  # a reload's: Pipeline.reconfigure
         self.elsewhere: dict[str, dict[str, Any]] = {}  # the service's SentNews.in_flight
         self._unfinished: set[int] = set()  # see recovery.Recovery
+        self._claims_waiting: dict[str, int] = {}  # see recovery.Recovery
         self._unfollowed: dict[int, str | None] = {}  # see recovery.Recovery
         self._hung: set[Path] = set()  # see recovery.Recovery
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one

@@ -149,9 +149,17 @@ def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
             if "receipt.json" in names and "reason.json" not in names else "")
     # What the move leaves: "may stay behind" left an archive folder holding outboxd's
     # papers in the outbox, where it is a folder waiting for an invoice file of its name.
+    # What the moves leave besides: a dragged folder may hold the clerk's other files
+    # (a PDF without a folder of its name is not told: it may be an attachment), which
+    # "remove the emptied folder" had deleted with it.
+    moved_out = {*invoices, *(stem(n) + cfg.sidecar_suffix for n in invoices)}
+    others = sorted(n for n in {*names, *folders} if n not in moved_out)
     rest = (f"; then move {shown}, with outboxd's notes left in it (REASON.txt, "
             f"reason.json, receipt.json), back into {came_from}" if came_from else
-            f"; then remove the emptied folder {shown}")
+            f"; then remove the emptied folder {shown}" if not others else
+            f"; {shown} holds other files too ({', '.join(printable(n) for n in others[:_SHOWN])}"
+            f"{f' and {len(others) - _SHOWN} more' if len(others) > _SHOWN else ''}): move "
+            f"them where they belong before removing {shown}")
     return Stray(shown, f"holds the invoice file{'s' if len(invoices) > 1 else ''} {listed}, "
                  f"but outboxd reads invoice files only directly in the outbox, so nothing "
                  f"in {shown} is sent; {origin}{sent}move each invoice file out of {shown} "

@@ -20,6 +20,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     claimed,
     folders,
     quiet_logs,
+    step,
 )
 from helpers import looks_fail  # noqa: E402
 from hungshare import hung_share  # noqa: E402
@@ -172,3 +173,60 @@ class TestOutboxMoved:
         fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
+
+
+class TestAClaimCutShortWhenTheOutboxMoved:
+    """A stop came after a claim's work folder was made and before its invoice file
+    moved into it (the bundle still whole in the outbox); the admin then moved the outbox
+    to a new path, and at the start the share fails the look for that work folder."""
+
+    def test_its_invoice_file_in_the_outbox_is_not_quarantined_as_its_own_duplicate(
+            self, tmp_path: Path) -> None:
+        """While the claim's row waits for its work folder to be looked for (`claiming`,
+        the bundle id of the bundle in the outbox), a look at the invoice file neither
+        gives the bundle a second row nor quarantines it as a duplicate of the bundle
+        "sent already (or being sent)" — a REASON.txt that told the clerk to remove the
+        folder, an invoice never sent. Once the share answers, the claim is found not to
+        have happened and the bundle is sent, once."""
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.journal import Journal
+        from daemon.watching.scan import list_outbox
+
+        p, s, row = claimed(tmp_path)
+        old_work = Path(p.j.get(row).work_dir or "")
+        for name in ("INV-1.xml", "INV-1"):  # the claim's renames never happened
+            (old_work / name).rename(s.outbox.path / name)
+        p.j.transition(row, "claiming", last_error=None)
+        p.j.close()
+        (tmp_path / "new").mkdir()
+        s.outbox.path.rename(tmp_path / "new" / "outbox")
+        moved = s.model_copy(update={"outbox": s.outbox.model_copy(
+            update={"path": tmp_path / "new" / "outbox"})})
+        work = moved.processing_dir / old_work.name
+        again = Pipeline(moved, Journal(moved.journal_path),
+                         DirectoryDeliverer(tmp_path / "target"))
+        try:
+            with pytest.MonkeyPatch.context() as m:
+                looks_fail(m, work.name, calls=("open", "stat", "lstat"))
+                assert again.finish.recover() == []
+                listing = list_outbox(moved.outbox)
+                again.start(set(listing.candidates), listing.stats)
+                [cand] = listing.candidates.values()
+                for now in (2000.0, 2001.0, 2002.0):
+                    nxt = step(again, cand, now)
+                    assert nxt.claimed is None
+                assert [r.id for r in again.j.rows(("settling", "waiting", "held",
+                                                    "quarantining", "quarantined"))] == []
+                assert again.j.get(row).state == "claiming"
+                assert folders(moved.quarantine_dir) == []
+            assert again.finish.follow_moved_again() == []  # the share back: a claim
+            assert again.retry_stranded() == []  # it did not happen: settling again
+            assert again.j.get(row).state == "settling" and again.live["INV-1.xml"].id == row
+            assert not work.exists()
+            claimed_now = [step(again, cand, now).claimed for now in (3000.0, 3001.0)]
+            assert row in claimed_now
+            assert again.finish.attempt(row) is None
+            assert again.j.get(row).state == "sent"
+            assert folders(moved.quarantine_dir) == []
+        finally:
+            again.j.close()

@@ -29,7 +29,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     quiet_logs,
     step,
 )
-from helpers import drop_bundle, pdf_bytes, pin_wall, write  # noqa: E402
+from helpers import drop_bundle, looks_fail, pdf_bytes, pin_wall, write  # noqa: E402
 from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
@@ -968,6 +968,46 @@ class TestRecoveryOnAShareThatCannotBeLookedAt:
         assert p.finish.finish_claims_again() == ([row], [])
         assert p.j.get(row).state == "delivering"
         assert (work / "INV-1.xml").is_file() and (work / "INV-1" / "a.pdf").is_file()
+
+    def test_a_claim_left_waiting_stands_for_its_bundle_still_in_the_outbox(
+            self, tmp_path: Path) -> None:
+        """A stop after a claim made its work folder and before its first rename (the
+        bundle whole in the outbox), and at the start the share fails the look at that
+        work folder: the row waits `claiming`, and while it waits the invoice file in the
+        outbox is not read into a second row nor quarantined as a duplicate of its own
+        claim ("this exact bundle was being sent … — remove it": a clerk who did lost an
+        invoice never sent). Once the share answers, the claim is found not to have
+        happened and the bundle is sent from the outbox."""
+        from daemon.delivery.directory import DirectoryDeliverer
+        from daemon.journal import Journal
+        from daemon.loop.pipeline import Pipeline
+        p, s, row = claimed(tmp_path)
+        work = Path(p.j.get(row).work_dir or "")
+        for name in ("INV-1.xml", "INV-1"):  # the claim's renames never happened
+            (work / name).rename(s.outbox.path / name)
+        p.j.transition(row, "claiming", last_error=None)
+        p.j.close()
+        again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+        try:
+            with pytest.MonkeyPatch.context() as m:
+                looks_fail(m, work.name, calls=("open", "stat", "lstat"))
+                assert again.finish.recover() == []
+                listing = list_outbox(s.outbox)
+                again.start(set(listing.candidates), listing.stats)
+                [cand] = listing.candidates.values()
+                for now in (2000.0, 2001.0, 2002.0):
+                    assert step(again, cand, now).claimed is None
+                assert [r.id for r in again.j.rows(("settling", "quarantining",
+                                                    "quarantined"))] == []
+                assert again.j.get(row).state == "claiming" and folders(s.quarantine_dir) == []
+            assert again.retry_stranded() == []  # the share back: settling again
+            assert again.live["INV-1.xml"].id == row
+            claimed_now = [step(again, cand, now).claimed for now in (3000.0, 3001.0)]
+            assert row in claimed_now
+            assert again.finish.attempt(row) is None
+            assert again.j.get(row).state == "sent" and folders(s.quarantine_dir) == []
+        finally:
+            again.j.close()
 
     def test_an_invoice_file_in_the_outbox_the_share_cannot_look_at_is_not_gone(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

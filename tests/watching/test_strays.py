@@ -141,6 +141,23 @@ def test_a_folder_moved_in_whole_is_told_what_to_do_with_what_is_left(tmp_path: 
     assert s1.why.endswith("back into sent/")
 
 
+def test_a_dragged_folder_holding_other_files_is_not_told_to_be_removed_as_emptied(
+        tmp_path: Path) -> None:
+    """A dragged folder holds, besides an invoice file and its folder, files that are no
+    bundle's (a note, a PDF without a folder of its name): the fix no longer ends with
+    "then remove the emptied folder", which a clerk followed and deleted those files
+    with it; it names them, to be moved where they belong before the folder is removed."""
+    write(tmp_path / "Batch" / "D1.xml", b"<Invoice/>")
+    write(tmp_path / "Batch" / "D1" / "timesheet.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Batch" / "contract.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Batch" / "old" / "note.txt", b"keep me")
+    [batch] = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
+    assert "emptied" not in batch.why
+    assert batch.why.endswith("its folder of the same name first; Batch holds other files "
+                              "too (contract.pdf, old): move them where they belong before "
+                              "removing Batch")
+
+
 def test_a_link_in_the_root_is_not_followed(tmp_path: Path) -> None:
     """A symbolic link to a folder elsewhere that holds invoice files is no folder of the
     outbox: never listed, never looked into."""
