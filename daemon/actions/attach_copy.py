@@ -3,7 +3,12 @@
 Order, so that the daemon never sees half of it settled: the copy is
 written under an in-progress name (`*.tmp`, which keeps the bundle from
 settling), then attachments.toml is replaced atomically, then the copy is
-renamed into place without ever replacing a file. Those last two steps, and
+renamed into place without ever replacing a file; a rename that fails then (a file
+of that name came meanwhile without the lock, the share's error) takes the entry back
+(attach_notes.unrecord), so that a refusal saying "nothing was changed" is true. Killed
+between the two steps, the copy's in-progress name keeps the bundle from settling with
+an entry for a file not there, until the same attach run again finishes it. Those last
+two steps, and
 the look for a file of that name before them, hold a lock on the folder
 (folderlocks.folder_locked): two attaches into one folder at once take turns, so
 neither loses the other's entry, and one that finds the name taken has
@@ -21,7 +26,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.actions.attach_notes import AttachRefused, record
+import tomlkit
+
+from daemon.actions.attach_notes import AttachRefused, Recorded, record, unrecord
 from daemon.errors import InputError
 from daemon.fs.folderlocks import folder_locked
 from daemon.fs.fscopy import copy_into
@@ -85,14 +92,39 @@ def copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
                         f"{rel.parent / twin} appeared meanwhile, a name that differs from "
                         f"{name!r} {how_spelled(name, twin)}: both would get the bundle "
                         "stopped (name-collision); nothing was changed — rename FILE")
-                if doc_type or note:
-                    record(here, name, doc_type, note, label)
-                rename_noreplace(tmp, dest)
+                recorded = record(here, name, doc_type, note, label) if (
+                    doc_type or note) else None
+                try:
+                    rename_noreplace(tmp, dest)
+                except OSError as exc:
+                    if recorded is not None:
+                        _take_back(recorded, rel, name, exc)
+                    raise
     except FileExistsError:
         raise AttachRefused(f"{rel} appeared meanwhile; nothing was changed") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _take_back(recorded: Recorded, rel: Path, name: str, exc: OSError) -> None:
+    """The entry `record` wrote taken back after the copy's rename failed (exc); refused,
+    saying what is left, where it cannot be."""
+    left = unrecord(recorded)
+    if left is None:
+        return
+    why = ("a file of that name appeared meanwhile" if isinstance(exc, FileExistsError)
+           else exc.strerror or str(exc))
+    raise AttachRefused(
+        f"{rel} could not be put in ({why}), and {recorded.shown} keeps the entry attach "
+        f"wrote for {name!r}: {left} — take [files.{_quoted(name)}] out of it, or the "
+        "bundle is stopped for a file not there (or a file put at that name gets its type "
+        "and note)") from None
+
+
+def _quoted(name: str) -> str:
+    """name as a TOML key, as attachments.toml shows it."""
+    return tomlkit.string(name).as_string()
 
 
 def _look_alike_of(folder: Path, name: str) -> str | None:

@@ -6,6 +6,7 @@ that an edit saved meanwhile is never lost."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomlkit
@@ -15,7 +16,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from daemon.errors import InputError, NotOurs, OutboxdError, not_utf8
 from daemon.fs.fsops import open_regular, opened_if_regular
 from daemon.fs.fsread import read_bounded
-from daemon.fs.ourfiles import Judged, replace_ours
+from daemon.fs.ourfiles import Judged, remove_ours, replace_ours
 from daemon.fs.workfolder import there
 from daemon.names import nfc
 from daemon.reading.notes import MANIFEST_NAME, MAX_NOTES_BYTES
@@ -37,8 +38,19 @@ def _not_a_table(item: object) -> str:
     return f"files = {text[:40]}{'…' if len(text) > 40 else ''} is not a table"
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What `record` wrote, for `unrecord` to take back: the file, its name for
+    messages, the bytes it replaced (None: there was no file) and the file written."""
+
+    path: Path
+    shown: str
+    before: bytes | None
+    written: os.stat_result
+
+
 def record(folder: Path, name: str, doc_type: str | None, note: str | None,
-           label: str | None = None) -> None:
+           label: str | None = None) -> Recorded:
     """Set [files."NAME"] type/note in folder/attachments.toml, keeping everything else;
     `label`: the folder's name for messages, when `folder` is a held path."""
     path = folder / MANIFEST_NAME
@@ -84,11 +96,43 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
     files[name] = entry
     try:
         # It is a clerk's file: what replaces it must be what was read plus the entry.
-        replace_ours(path, tomlkit.dumps(doc).encode("utf-8"), lambda: _as_read(path, read))
+        written = replace_ours(path, tomlkit.dumps(doc).encode("utf-8"),
+                               lambda: _as_read(path, read))
     except NotOurs:
         raise AttachRefused(f"{shown} was changed or replaced while attach added to it, so "
                             "it was left as it now is and the file was not copied in; "
                             "nothing was changed — attach again") from None
+    return Recorded(path, shown, None if read is None else read[1], written)
+
+
+def unrecord(rec: Recorded) -> str | None:
+    """attachments.toml put back as `record` found it (removed where it made it), when
+    the copy could not be put in after all: an entry left for it would get the bundle
+    stopped for a file not there, or give a file that took its name this one's type and
+    note. Only the very file `record` wrote is replaced; None once done, else why it was
+    left (changed meanwhile — a clerk's edit is never lost — or the share's error)."""
+    def still_ours() -> Judged:
+        try:
+            fd, _mode = opened_if_regular(rec.path)
+        except FileNotFoundError:
+            raise NotOurs("removed meanwhile") from None
+        if fd is None:
+            raise NotOurs("another file is there now")
+        now = Judged.of(fd)
+        if not Judged(fd, rec.written).is_it(now.st):
+            os.close(fd)
+            raise NotOurs("changed meanwhile")
+        return now
+    try:
+        if rec.before is None:
+            remove_ours(rec.path, still_ours)
+        else:
+            replace_ours(rec.path, rec.before, still_ours)
+    except NotOurs:
+        return "it was changed meanwhile, so attach left it as it now is"
+    except OSError as exc:
+        return f"it could not be put back ({exc.strerror or exc})"
+    return None
 
 
 def _as_read(path: Path, read: tuple[os.stat_result, bytes] | None) -> Judged | None:

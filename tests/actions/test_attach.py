@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import tomllib
@@ -27,6 +28,8 @@ from daemon.delivery.finish import evaluate
 from daemon.fs.temps import drop_stale_copies
 from daemon.journal import Journal
 from daemon.watching.scan import candidate_for
+
+CLERKS_TOML_BEFORE = b'# notes\n[files."contract.pdf"]\ntype = "Contract"\n'
 
 
 def batch_xml(*ids: str) -> bytes:
@@ -192,6 +195,67 @@ def test_an_attach_whose_name_another_took_while_it_copied_writes_nothing(
     assert [(a.original_name, a.document_type) for a in bundle.attachments] == [
         ("timesheet.pdf", "Contract")]
     assert sorted(p.name for p in sidecar.iterdir()) == ["attachments.toml", "timesheet.pdf"]
+
+
+@pytest.mark.parametrize("how", ["a-clerks-file-came", "share-eio"])
+@pytest.mark.parametrize("toml_before", [CLERKS_TOML_BEFORE, None], ids=["toml", "no-toml"])
+def test_a_copy_whose_rename_fails_leaves_attachments_toml_as_it_was(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch, how: str,
+        toml_before: bytes | None) -> None:
+    """The copy's rename into place fails after attachments.toml got its entry (a clerk's
+    file of that name dropped without attach's lock, or the share's EIO): the entry is
+    taken back — the clerk's notes as they were, a file attach made removed — so "nothing
+    was changed" is true. Before, the entry stayed: the bundle was stopped for a file not
+    there, or the clerk's file silently got this one's type and note."""
+    import daemon.actions.attach_copy as attach_copy
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    sidecar = cfg.outbox / "INV-1001"
+    toml = sidecar / "attachments.toml"
+    if toml_before is not None:
+        write(toml, toml_before)
+    clerks = pdf_bytes(2)
+    real_rename = attach_copy.rename_noreplace
+
+    def failing_rename(src: Path, dst: Path) -> None:
+        if how == "share-eio":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+        write(dst, clerks)  # a clerk's copy onto the share, which takes no lock
+        real_rename(src, dst)
+    monkeypatch.setattr(attach_copy, "rename_noreplace", failing_rename)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet",
+                  "--note", "Hours") == 1
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err and "Traceback" not in err, err
+    if toml_before is None:
+        assert not toml.exists()
+    else:
+        assert toml.read_bytes() == toml_before
+    kept = ["contract.pdf"] + (["attachments.toml"] if toml_before else []) + (
+        ["timesheet.pdf"] if how == "a-clerks-file-came" else [])
+    assert sorted(p.name for p in sidecar.iterdir()) == sorted(kept)
+    if how == "a-clerks-file-came":
+        assert (sidecar / "timesheet.pdf").read_bytes() == clerks
+
+
+def test_an_entry_a_clerk_edits_before_attach_takes_it_back_is_left_and_said(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy's rename fails, and attachments.toml was saved by a clerk since attach
+    wrote its entry: the clerk's edit is kept, and attach says the entry may be left in
+    it and to take it out, never that nothing was changed."""
+    import daemon.actions.attach_copy as attach_copy
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = cfg.outbox / "INV-1001" / "attachments.toml"
+
+    def clerk_saves_then_eio(src: Path, dst: Path) -> None:
+        toml.write_bytes(toml.read_bytes() + b"# the clerk's line\n")
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst))
+    monkeypatch.setattr(attach_copy, "rename_noreplace", clerk_saves_then_eio)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "nothing was changed" not in line, line
+    assert "INV-1001/timesheet.pdf could not be put in (Input/output error)" in line, line
+    assert "take [files.\"timesheet.pdf\"] out of it" in line, line
+    assert toml.read_bytes().endswith(b"# the clerk's line\n")
 
 
 def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
