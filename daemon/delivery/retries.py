@@ -29,6 +29,7 @@ class Retries:
     pause: DeliveryPause
     throttle: ReceiverHold
     resume: Callable[[int, float], None]
+    _unfollowed: dict[int, str | None]  # recovery's: rows waiting for their moved folder
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
                      log: Any, deliverer: Deliverer | None = None,
@@ -145,7 +146,13 @@ class Retries:
         whose receiver's certificate was not trusted, when what decides trust changed
         (`trust_changed`: [delivery] verify, client_cert, client_key or their files, or
         the environment's CAs): any other reload would only earn each the same failure
-        again, at once — with thousands retrying, thousands of handshakes."""
+        again, at once — with thousands retrying, thousands of handshakes.
+        Never a row still waiting for its work folder where the outbox moved to
+        (movedwork.py: the share failed the look): its row names the old path, often on
+        the old server's mount, which may hang a worker without the start's bound; it is
+        tried once a rescan's look answers."""
         if receiver_changed:
-            return [row.id for row in self.j.rows(("delivering", "retrying"))]
-        return sorted(self.paused | (self.untrusted if trust_changed else set()))
+            return [row.id for row in self.j.rows(("delivering", "retrying"))
+                    if row.id not in self._unfollowed]
+        return sorted((self.paused | (self.untrusted if trust_changed else set()))
+                      - self._unfollowed.keys())

@@ -106,6 +106,24 @@ class TestOutboxMoved:
         assert fin.attempt(row) is None
         assert receiver.posts == 1 and p.j.get(row).state == "sent"
 
+    def test_a_reload_with_a_new_receiver_leaves_a_row_waiting_for_its_moved_folder(
+            self, tmp_path: Path) -> None:
+        """A reload that changes the receiver tries every retrying row at once, but not
+        one still waiting for its moved work folder (the share failed the look): tried
+        then, it went from its old path, where a delivery worker waited on the old
+        server's hanging mount without the start's bound. Once the look answers (a
+        rescan) the row is the reload's like any other."""
+        p, s, row, work = self._moved(tmp_path)
+        p.j.transition(row, "delivering", last_error=None)
+        fin = Finisher(s, p.j, NeverPost())
+        with pytest.MonkeyPatch.context() as m:
+            looks_fail(m, work.name, calls=("open", "stat", "lstat"))
+            assert fin.recover() == []
+        assert p.j.get(row).state == "retrying"
+        assert fin.after_reload(receiver_changed=True) == []
+        assert fin.follow_moved_again() == [(row, 0.0)]
+        assert fin.after_reload(receiver_changed=True) == [row]
+
     def test_a_link_under_the_work_folders_name_is_not_taken_for_the_moved_folder(
             self, tmp_path: Path) -> None:
         """In the processing folder now configured, a symbolic link (anyone on the share
