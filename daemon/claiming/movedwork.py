@@ -32,6 +32,14 @@ class MovedWork:
     _unfollowed: dict[int, str | None]
     _hung: set[Path]
 
+    def unfollowed(self) -> frozenset[int]:
+        """The rows whose moved work folder a look has not found yet: the orphan sweep
+        leaves a folder of that name alone. Taken for no row's, an empty one (a claim
+        stopped before its first rename) was removed, and one holding the bundle was said
+        to be copied in by someone, the admin told to move its files into the outbox,
+        while its row waited to be finished from there."""
+        return frozenset(self._unfollowed)
+
     def followed_again(self) -> list[Row]:
         """The rows whose work folder the start could not look for in the processing
         folder now configured (_follow_moved: the share failed the look), looked for again

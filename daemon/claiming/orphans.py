@@ -35,6 +35,7 @@ removal failed too) holds nothing to lose and is removed.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,12 @@ class Orphans:
     def __init__(self) -> None:
         self._inherited: set[Path] | None = None  # None: not swept yet
 
-    def sweep(self, journal: Journal, settings: Settings, mounts: FolderMounts) -> int:
+    def sweep(self, journal: Journal, settings: Settings, mounts: FolderMounts,
+              waiting: Collection[int] = ()) -> int:
         """Finish every orphaned work folder of ours; how many were handled. `mounts`:
         the running configuration's (Finisher.mounts), so that nothing is archived in a
-        sent/ or quarantine/ whose share is away."""
+        sent/ or quarantine/ whose share is away. `waiting`: MovedWork.unfollowed, rows
+        whose moved work folder is theirs under its name here."""
         log = logs.get()
         processing = settings.processing_dir
         try:
@@ -122,7 +125,8 @@ class Orphans:
             self._inherited = {processing / n for n in names} if journal.afresh else set()
         if not names:
             return 0  # the usual case: no journal query at all
-        known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
+        known = {str(processing / Path(row.work_dir).name) if row.id in waiting
+                 else row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
         handled = 0
         owner = owner_of(settings.paths.state_dir)
         for name in names:

@@ -160,7 +160,8 @@ class Changes:
         # (which would name them as no row's).
         for row_id, delay in self.pipeline.finish.follow_moved_again():
             self.schedule(row_id, delay)
-        self.orphans.sweep(self.journal, self.settings, self.pipeline.finish.mounts)  # no row knows
+        self.orphans.sweep(self.journal, self.settings, self.pipeline.finish.mounts,  # no row knows
+                           self.pipeline.finish.unfollowed())
         # What other daemons sent since the last look, before the bundles are stepped; not
         # while sent/ is off the mount it was on (its share unmounted): its bare mount
         # point says nothing of what was sent.

@@ -231,7 +231,8 @@ class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
         # Work folders no journal row knows: finished or put back (a lost journal's), or
         # left for a person; this run's sweeps remember which were there first.
         self.orphans = Orphans()
-        self.orphans.sweep(self.journal, s, self.pipeline.finish.mounts)
+        self.orphans.sweep(self.journal, s, self.pipeline.finish.mounts,
+                           self.pipeline.finish.unfollowed())
         if s.delivery.transport == "directory" and s.delivery.target is not None:
             # What a killed run left half-written there, whose bundle may never come again.
             clear_target(s.delivery.target, self.log)

@@ -124,6 +124,36 @@ class TestOutboxMoved:
         assert fin.follow_moved_again() == [(row, 0.0)]
         assert fin.after_reload(receiver_changed=True) == [row]
 
+    @pytest.mark.parametrize("stopped", ["claim-before-its-renames", "retrying"])
+    def test_the_orphan_sweep_leaves_a_moved_work_folder_its_row_waits_for_alone(
+            self, tmp_path: Path, stopped: str) -> None:
+        """The start's look for the moved work folder failed (the share's EIO), and the
+        share answers the orphan sweep right after: the folder is its waiting row's, left
+        alone and not said to be anyone else's, and a rescan takes it up. Taken for no
+        row's, an empty one (a claim stopped before its first rename) was removed, and one
+        holding the bundle was said to be "copied in by someone", the admin told to move
+        its files into the outbox while the row waited to finish it from there."""
+        from structlog.testing import capture_logs
+
+        from daemon.claiming.orphans import Orphans
+        p, s, row, work = self._moved(tmp_path)
+        if stopped == "claim-before-its-renames":
+            for name in ("INV-1.xml", "INV-1"):
+                (work / name).rename(s.outbox.path / name)
+            p.j.transition(row, "claiming", last_error=None)
+        kept = sorted(q.name for q in work.iterdir())
+        fin = Finisher(s, p.j, NeverPost())
+        with pytest.MonkeyPatch.context() as m:
+            looks_fail(m, work.name, calls=("open", "stat", "lstat"))
+            assert fin.recover() == []
+        assert fin.unfollowed() == {row}
+        with capture_logs() as logged:
+            assert Orphans().sweep(p.j, s, fin.mounts, fin.unfollowed()) == 0
+        assert sorted(q.name for q in work.iterdir()) == kept
+        assert [e for e in logged if e.get("work_dir") == str(work)] == []
+        fin.follow_moved_again()
+        assert p.j.get(row).work_dir == str(work) and fin.unfollowed() == set()
+
     def test_a_link_under_the_work_folders_name_is_not_taken_for_the_moved_folder(
             self, tmp_path: Path) -> None:
         """In the processing folder now configured, a symbolic link (anyone on the share
