@@ -3,7 +3,9 @@ run` is but with one function of it ending the process (`_KILLED_AT`): the claim
 done, the hand-over's `delivering` not yet made durable, the check before the POST, the
 receipt recorded, the entry in sent/ or quarantine/ before the row says so, a restart's
 own claim check and its take-over of the live rows; a claim recorded whose work folder
-was not made yet; reader processes loading at a reload. After each kill `outboxd status`
+was not made yet; reader processes loading at a reload; after an outbox moved, a claim
+left waiting that holds its invoice file back and a work folder followed at a rescan;
+`outboxd retry` between two bundles. After each kill `outboxd status`
 shows the bundle as on its way (never sent, quarantined or missing) and processing/ holds
 it; after a restart it ends once, in sent/ or quarantine/, the receiver holding it at
 most once under its one key."""
@@ -27,40 +29,60 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 # its readers; bundles come whole (drop_bundle), so they settle in 0.1 s.
 pytestmark = pytest.mark.usefixtures("lean", "quick_settle")
 
-# The daemon with `TARGET` ("module:attribute", a function or Class.method) ending the
-# process by SIGKILL at its `NTH` call, before it runs or once it returned (`WHEN`); its
-# children's pids written first into CHILDREN (a reader process must not outlive it).
+# `outboxd COMMAND…` (the daemon: `run`) with `TARGET` ("module:attribute", a function or
+# Class.method) ending the process by SIGKILL at its `NTH` call, before it runs or once it
+# returned (`WHEN`); its children's pids written first into CHILDREN (a reader process
+# must not outlive it). FAILING ("module:attribute:N", or ""): that one raises the share's
+# EIO at its first N calls, for a kill at a step that only a failed look leads to.
 _KILLED_AT = """
-import os, signal, sys
+import errno, os, signal, sys
 from importlib import import_module
 from pathlib import Path
-config, target, when, nth, children = sys.argv[1:6]
-module_name, _, dotted = target.partition(":")
-owner = import_module(module_name)
-*path, name = dotted.split(".")
-for part in path:
-    owner = getattr(owner, part)
-real = getattr(owner, name)
-calls = []
+target, when, nth, children, failing, *command = sys.argv[1:]
+def wrap(target, make):
+    module_name, _, dotted = target.partition(":")
+    owner = import_module(module_name)
+    *path, name = dotted.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    real = getattr(owner, name)
+    wrapped = make(real)
+    setattr(owner, name, staticmethod(wrapped) if isinstance(
+        owner.__dict__.get(name), staticmethod) else wrapped)
 def kill():
     kids = []
     for task in Path("/proc/self/task").iterdir():
         kids += (task / "children").read_text().split()
     Path(children).write_text(" ".join(kids))
     os.kill(os.getpid(), signal.SIGKILL)
-def killed(*args, **kwargs):
-    calls.append(1)
-    if len(calls) != int(nth):
-        return real(*args, **kwargs)
-    if when == "before":
+def killing(real):
+    calls = []
+    def killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) != int(nth):
+            return real(*args, **kwargs)
+        if when == "before":
+            kill()
+        got = real(*args, **kwargs)
         kill()
-    got = real(*args, **kwargs)
-    kill()
-    return got
-setattr(owner, name, staticmethod(killed) if isinstance(
-    owner.__dict__.get(name), staticmethod) else killed)
+        return got
+    return killed
+def failing_first(count):
+    def make(real):
+        calls = []
+        def fails(*args, **kwargs):
+            calls.append(1)
+            if len(calls) <= count:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), "(the share)")
+            return real(*args, **kwargs)
+        return fails
+    return make
+wrap(target, killing)
+if failing:
+    fail_target, _, count = failing.rpartition(":")
+    wrap(fail_target, failing_first(int(count)))
 from daemon.entry import main
-sys.exit(main(["run", "-c", config]))
+sys.exit(main(command))
 """
 
 IN_FLIGHT_SHOWN = {"delivering", "retrying"}
@@ -103,13 +125,15 @@ def _status(env: Env) -> dict[str, Any]:
 
 
 def _killed_run(env: Env, target: str, when: str, n: int,
-                drop: Callable[[int], object] | None = None, nth: int = 1) -> list[int]:
-    """Run n of the daemon killed at the `nth` call of `target` (`when`): `drop` called
-    with its pid once it runs (the bundle dropped, a reload asked for), then waited for
-    until the kill lands. The pids of its children at the kill."""
+                drop: Callable[[int], object] | None = None, nth: int = 1,
+                failing: str = "", command: list[str] | None = None) -> list[int]:
+    """Run n of the daemon (or of `command`, outboxd's arguments) killed at the `nth` call
+    of `target` (`when`), `failing` failing as _KILLED_AT says: `drop` called with its pid
+    once the daemon runs (the bundle dropped, a reload asked for), then waited for until
+    the kill lands. The pids of its children at the kill."""
     children = env.root / f"killed{n}.children"
-    killed = Proc([sys.executable, "-c", _KILLED_AT, str(env.config), target, when,
-                   str(nth), str(children)],
+    killed = Proc([sys.executable, "-c", _KILLED_AT, target, when, str(nth), str(children),
+                   failing, *(command or ["run", "-c", str(env.config)])],
                   env.root / f"killed{n}.log", env.root / f"killed{n}.out")
     try:
         if drop is not None:
@@ -149,6 +173,16 @@ def test_a_kill_after_the_claim_ends_the_bundle_once_with_one_post_per_key(
                     lambda _: drop_bundle(env.outbox, "INV-5100", pdfs))
         _shown_in_flight(env, name)
 
+    _sent_once_after_a_restart(env, receiver, start_daemon, "INV-5100", pdfs)
+
+
+def _sent_once_after_a_restart(env: Env, receiver: Any, start_daemon: Callable[[], Proc],
+                               stem: str, pdfs: dict[str, bytes]) -> None:
+    """The daemon started again sends the bundle `stem` once: its entry in sent/ with the
+    receipt of the receiver's one 201, every POST under its one Idempotency-Key, its
+    files as dropped, nothing in quarantine/, processing/ or the outbox, and `status` says
+    sent."""
+    name = f"{stem}.xml"
     daemon = start_daemon()
     wait_for(lambda: journal_states(env).get(name) == "sent", timeout=60,
              what="the bundle sent after the restart")
@@ -162,12 +196,65 @@ def test_a_kill_after_the_claim_ends_the_bundle_once_with_one_post_per_key(
     stored = json.loads((receiver.store / bundle_id / "response.json").read_text())
     assert receipt["response"]["receipt_id"] == stored["receipt_id"]
     for pdf, data in pdfs.items():
-        assert (entry / "INV-5100" / pdf).read_bytes() == data
+        assert (entry / stem / pdf).read_bytes() == data
     assert env.quarantined() == [] and list(env.processing.iterdir()) == []
-    assert not (env.outbox / name).exists() and not (env.outbox / "INV-5100").exists()
+    assert not (env.outbox / name).exists() and not (env.outbox / stem).exists()
     [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
     assert row["state"] == "sent", row
     assert "Traceback" not in daemon.stderr()
+
+
+# A bundle on its way when the admin stopped outboxd and moved the outbox, its processing
+# folder in it, to a new path (docs/operations.md, Moving the outbox to a new path or
+# server), and the start's look for its work folder in the processing folder now
+# configured failed (the share's EIO, FAILS times), so its row waits for a rescan (its
+# row id in MovedWork._unfollowed). (The step it was stopped at, the kill after the move,
+# how many looks fail, the rescan period.)
+MOVED_POINTS: dict[str, tuple[tuple[str, str], tuple[str, str], int, float]] = {
+    # A claim stopped once its work folder was made, the bundle still whole in the outbox;
+    # killed once the waiting claim held its invoice file back from being decided (the
+    # looks keep failing).
+    "waiting claim holds its invoice file back": (
+        ("daemon.claiming.claim:made_in_processing", "after"),
+        ("daemon.claiming.stranded:Stranded.cut_pending", "after"), 1000, 3600),
+    # The same claim, killed once a rescan found its work folder and the row names it,
+    # before the claim is finished from there.
+    "claim's work folder followed at a rescan": (
+        ("daemon.claiming.claim:made_in_processing", "after"),
+        ("daemon.claiming.movedwork:MovedWork.followed_again", "after"), 1, 1),
+    # `delivering`, no POST made; killed once a rescan found its work folder, before the
+    # attempt from there.
+    "delivering bundle's work folder followed at a rescan": (
+        ("daemon.journal:Journal.durable_through", "before"),
+        ("daemon.claiming.movedwork:MovedWork.followed_again", "after"), 1, 1),
+}
+_FOLLOW_FAILED = "cannot look for a work folder in the processing folder now configured"
+_FOLLOWED = "work folder found in the processing folder now configured"
+
+
+@pytest.mark.parametrize("point", list(MOVED_POINTS))
+def test_a_kill_after_the_outbox_moved_ends_the_bundle_once(
+        env: Env, receiver, start_daemon, point: str) -> None:
+    """SIGKILL at `point`, a step of a bundle whose work folder a moved outbox's start
+    could not look for: meanwhile `status` shows it on its way, its files in the outbox
+    or processing/; after a restart it is in sent/ once, one 201 under its one key."""
+    (stopped, when), (target, at), fails, rescan = MOVED_POINTS[point]
+    before = env.root / "before" / "outbox"  # the old path
+    before.mkdir(parents=True)
+    env.write_config(receiver.url, outbox={"path": str(before)})
+    pdfs = {"a.pdf": pdf_bytes()}
+    _killed_run(env, stopped, when, 0, lambda _: drop_bundle(before, "INV-5500", pdfs))
+    env.outbox.rmdir()
+    before.rename(env.outbox)
+    env.write_config(receiver.url, outbox={"rescan_seconds": rescan})
+    _killed_run(env, target, at, 1,
+                failing=f"daemon.claiming.movedwork:MovedWork._folder_here:{fails}")
+    said = (env.root / "killed1.log").read_text()
+    assert _FOLLOW_FAILED in said and (_FOLLOWED in said) == (fails == 1), said
+    [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == "INV-5500.xml"]
+    assert row["state"] in IN_FLIGHT_SHOWN, row
+    assert env.sent_bundles() == [] and env.quarantined() == [] and receiver.requests() == []
+    _sent_once_after_a_restart(env, receiver, start_daemon, "INV-5500", pdfs)
 
 
 # (why it is quarantined, target, when): a refusal (422) killed at its move into
@@ -219,6 +306,57 @@ def test_a_kill_on_the_way_into_quarantine_ends_the_bundle_once(
     assert env.sent_bundles() == [] and list(env.processing.iterdir()) == []
     [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
     assert row["state"] == "quarantined", row
+    assert "Traceback" not in daemon.stderr()
+
+
+def test_retry_killed_between_two_bundles_leaves_the_second_quarantined_and_honest(
+        env: Env, start_receiver, start_daemon) -> None:
+    """`outboxd retry A B` killed once A is back in the outbox, before B moves: the
+    running daemon sends A, once; B stays in quarantine/ as it was, its one refused POST
+    not made again, `status` saying A sent and B quarantined (A's quarantined row not
+    left beside its sent one); nothing in processing/. The same command run again is
+    refused whole, saying how to retry B alone, which then ends it like A."""
+    refusing = start_receiver("--fail-first", "422,422")
+    env.write_config(refusing.url)
+    daemon = start_daemon()
+    stems = ("INV-5600", "INV-5601")
+    for stem in stems:
+        drop_bundle(env.outbox, stem, {"a.pdf": pdf_bytes(int(stem[-1]) + 1)})
+    wait_for(lambda: len(env.quarantined()) == 2, timeout=60, what="both quarantined")
+    wait_for(lambda: all(journal_states(env).get(f"{s}.xml") == "quarantined" for s in stems),
+             what="both recorded quarantined")
+    first, second = env.quarantined()
+    assert first.name.startswith(stems[0]) and second.name.startswith(stems[1])
+    _killed_run(env, "daemon.actions.retry:retry", "after", 0,
+                command=["retry", "-c", str(env.config), str(first), str(second)])
+    wait_for(lambda: journal_states(env).get(f"{stems[0]}.xml") == "sent", timeout=60,
+             what="the bundle retry moved back sent")
+
+    def states(stem: str) -> list[str]:
+        return [b["state"] for b in _status(env)["bundles"] if b["invoice_file"] == f"{stem}.xml"]
+    assert (states(stems[0]), states(stems[1])) == (["sent"], ["quarantined"])
+    assert env.quarantined() == [second] and (second / "REASON.txt").exists()
+    [entry] = env.sent_bundles()
+    key = json.loads((entry / "receipt.json").read_text("utf-8"))["manifest"]["bundle_id"]
+    statuses = [(r["idempotency_key"] == key, r["status"]) for r in refusing.requests()]
+    assert sorted(statuses) == [(False, 422), (True, 201), (True, 422)], statuses
+    assert list(env.processing.iterdir()) == []
+
+    # The same command run again: refused whole, naming the one moved back and how to
+    # retry the rest; then the rest as it says.
+    again = subprocess.run([*OUTBOXD, "retry", "-c", str(env.config), str(first), str(second)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "one moved back into the outbox is no longer there" \
+        in again.stderr and f"retry them alone: outboxd retry -- {second.name}" in again.stderr
+    done = subprocess.run([*OUTBOXD, "retry", "-c", str(env.config), "--", second.name],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: journal_states(env).get(f"{stems[1]}.xml") == "sent", timeout=60,
+             what="the second bundle sent")
+    assert (states(stems[0]), states(stems[1])) == (["sent"], ["sent"])
+    assert env.quarantined() == [] and len(env.sent_bundles()) == 2
+    assert [r["status"] for r in refusing.requests()].count(201) == 2
+    assert list(env.processing.iterdir()) == []
     assert "Traceback" not in daemon.stderr()
 
 
