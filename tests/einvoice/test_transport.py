@@ -608,7 +608,7 @@ def test_a_duplicate_of_a_bundle_sent_whole_gets_no_accepted_documents_in_its_pa
     [entry] = c.s.quarantine_dir.glob("*/*")
     assert "accepted_documents" not in json.loads((entry / "reason.json").read_text())
     text = (entry / "REASON.txt").read_text()
-    assert "Nothing was delivered" in text and "ACCEPTED" not in text
+    assert "This copy was not sent" in text and "ACCEPTED" not in text
     assert len(receiver.requests()) == 2  # the duplicate posted nothing
 
 
