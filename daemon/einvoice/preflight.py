@@ -117,7 +117,7 @@ def _run(doc: Document, rule_sets: tuple[RuleSet, ...]) -> list[engine_mod.Asser
     eng = engine_mod.load()  # loaded once per process: the XSD and rules are compiled there
     found = eng.xsd_errors(doc.root_name, doc.tree)
     if rule_sets:
-        found += eng.schematron(rule_sets, doc.tree, doc.text, doc.rel)
+        found += eng.schematron(rule_sets, doc.tree, doc.text, doc.rel, bool(found))
     return found
 
 
