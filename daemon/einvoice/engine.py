@@ -197,10 +197,11 @@ class Engine:
                 for e in log]
 
     def schematron(self, rule_sets: tuple[RuleSet, ...], tree: Any, text: str,
-                   rel: str) -> list[Assertion]:
+                   rel: str, schema_refused: bool = False) -> list[Assertion]:
         """Run the rule sets on one document (`tree` as lxml read it, `text` serialised
         by lxml: no DTD, pure ASCII) of the file `rel`; InputError when Saxon cannot
-        read or check it.
+        read or check it — unless the XSD refused the document (`schema_refused`) and a
+        rule stopped at what it refused: then one fatal Assertion saying so.
 
         Saxon parses the document once; the same node goes to each rule set.
         """
@@ -213,6 +214,12 @@ class Engine:
                 svrls = [executables[rs.name].transform_to_string(xdm_node=node)
                          for rs in rule_sets]
         except self._saxon_error as exc:
+            if schema_refused and "maxElementDepth" not in str(exc):
+                # A value the schema refuses (an amount written "1.250,00", a second
+                # cbc:IssueDate) stops a rule that reads it as a number or a date. The
+                # XSD errors name the element; Saxon's words alone, as invalid-xml, named
+                # none, blamed the XML's form and were an error under preflight "warn".
+                return [Assertion("RULES-NOT-RUN", _not_run(str(exc)), "", True)]
             raise InputError("invalid-xml", rel, _unchecked(str(exc))) from None
         return [a for svrl in svrls for a in self._assertions(svrl)]
 
@@ -237,6 +244,13 @@ def _unchecked(saxon: str) -> str:
         return TOO_DEEP
     first = " ".join(saxon.split())[:200]
     return f"cannot be checked by the e-invoice rules (Saxon: {first}) — export the invoice again"
+
+
+def _not_run(saxon: str) -> str:
+    """What an Assertion says of rules that stopped at a value the schema refused."""
+    first = " ".join(saxon.split())[:200]
+    return ("the e-invoice rules could not be run on it: one stopped at a value the "
+            f"schema refuses, which the UBL-XSD findings name (Saxon: {first})")
 
 
 def _write_quietly(path: Path, text: str) -> None:

@@ -74,7 +74,8 @@ def _document(el: Any, root: Any, rel: str) -> Document:
     """The Invoice/CreditNote `el` of the file whose root is `root`, as its own document."""
     eng = engine_mod.load()
     etree = eng._etree
-    text = etree.tostring(el, encoding="ascii", xml_declaration=False).decode("ascii")
+    text = _char_refs(etree.tostring(el, encoding="ascii", xml_declaration=False)
+                      .decode("ascii"))
     tree = el if el is root else etree.fromstring(text.encode("ascii"), eng.parser())
     own_id = el.find(f"{CBC}ID")
     cid = el.find(f"{CBC}CustomizationID")
@@ -85,6 +86,19 @@ def _document(el: Any, root: Any, rel: str) -> Document:
         # As the rules read it (XPath's normalize-space: XML white space only).
         customization_id=(cid.text or "").strip(XML_SPACE) if cid is not None else None,
         tree=tree, text=text, rel=rel)
+
+
+def _char_refs(text: str) -> str:
+    """`text` with XML's predefined entity references (lxml writes `&` as `&amp;`) as
+    character references, which mean the same. SaxonC's parser (the JDK's) counts every
+    `&amp;`, `&lt;` and `&gt;` of a document towards its limit of 100,000 characters of
+    entities, and a valid invoice with more (item names like "Nuts & Bolts" on thousands
+    of lines) could not be checked at all; character references it does not count. A
+    document reaches here without a DTD, so no other entity is in it."""
+    for name, number in (("&amp;", "&#38;"), ("&lt;", "&#60;"), ("&gt;", "&#62;"),
+                         ("&quot;", "&#34;"), ("&apos;", "&#39;")):
+        text = text.replace(name, number)
+    return text
 
 
 def _unreadable(data: bytes, exc: Exception) -> str:
@@ -117,7 +131,7 @@ def _run(doc: Document, rule_sets: tuple[RuleSet, ...]) -> list[engine_mod.Asser
     eng = engine_mod.load()  # loaded once per process: the XSD and rules are compiled there
     found = eng.xsd_errors(doc.root_name, doc.tree)
     if rule_sets:
-        found += eng.schematron(rule_sets, doc.tree, doc.text, doc.rel)
+        found += eng.schematron(rule_sets, doc.tree, doc.text, doc.rel, bool(found))
     return found
 
 

@@ -37,6 +37,12 @@ _ENDS_EARLY = frozenset(expat_errors.codes[m] for m in (
 # A copy that sizes the file first and fills it afterwards leaves zeros at its end; four
 # of them, as no text in UTF-8 or UTF-16 ends.
 _ZERO_TAIL = b"\0\0\0\0"
+# What expat says of a declared encoding it will not read: one Python knows but whose
+# ASCII letters are other bytes (EBCDIC: cp037, cp500), and one a UTF-8 byte order mark
+# contradicts (encoding="UTF-16").
+_UNKNOWN_ENCODING = expat_errors.codes[expat_errors.XML_ERROR_UNKNOWN_ENCODING]
+_INCORRECT_ENCODING = expat_errors.codes[expat_errors.XML_ERROR_INCORRECT_ENCODING]
+_REFUSED_ENCODING = frozenset((_UNKNOWN_ENCODING, _INCORRECT_ENCODING))
 
 
 # An internal subset with nothing in it, from its `[` to the DOCTYPE's end.
@@ -256,10 +262,11 @@ def misplaced_declaration(data: bytes) -> str | None:
 def encoding_refused(data: bytes, exc: Exception) -> str | None:
     """Why the parser refused the encoding the XML declaration names (`exc`), for the
     clerk's error file: one no codec knows, or one of several bytes a character, which
-    expat does not read but for UTF-8 and UTF-16 (an ERP writing Shift_JIS). None for
-    any other refusal (the parser's own words stand). Its words were "LookupError:
-    unknown encoding: …" and "ValueError: multi-byte encodings are not supported": no
-    rule a clerk could follow."""
+    expat does not read but for UTF-8 and UTF-16 (an ERP writing Shift_JIS), one whose
+    letters are not ASCII's bytes (EBCDIC), or UTF-16 after a UTF-8 byte order mark. None
+    for any other refusal (the parser's own words stand). Its words were "LookupError:
+    unknown encoding: …", "ValueError: multi-byte encodings are not supported" and "not
+    well-formed XML (unknown encoding …)": no rule a clerk could follow."""
     said = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
     if said is None:
         return None
@@ -271,10 +278,23 @@ def encoding_refused(data: bytes, exc: Exception) -> str | None:
                  and codecs.lookup(name) is not None)
     except (LookupError, ValueError):  # ValueError: a NUL in the name
         known = False
-    if known and "multi-byte encodings" not in str(exc):
+    code = getattr(exc, "code", None)
+    if code == _INCORRECT_ENCODING:
+        if not data.startswith(b"\xef\xbb\xbf"):
+            return None  # the parser's own words stand
+        return (f'says encoding="{name}" in its XML declaration but starts with the byte '
+                "order mark of UTF-8 — export the invoice as UTF-8, or have the ERP name "
+                "the encoding it writes in the XML declaration")
+    if code == _UNKNOWN_ENCODING:
+        # expat reads a declared encoding of one byte a character only where its ASCII
+        # letters are ASCII's bytes, as the declaration itself must be.
+        why = ("which outboxd cannot read (an encoding whose letters are not ASCII's "
+               "bytes, such as IBM's EBCDIC)")
+    elif known and "multi-byte encodings" not in str(exc):
         return None
-    why = ("which outboxd cannot read (of the encodings of several bytes a character it "
-           "reads UTF-8 and UTF-16)") if known else "which is no encoding outboxd knows"
+    else:
+        why = ("which outboxd cannot read (of the encodings of several bytes a character "
+               "it reads UTF-8 and UTF-16)") if known else "which is no encoding outboxd knows"
     return (f'its XML declaration names the encoding "{name}", {why} — export the invoice '
             "as UTF-8, or have the ERP name the encoding it writes in the XML declaration")
 
@@ -356,8 +376,9 @@ def refused(data: bytes, rel: str, exc: Exception) -> InputError:
             return InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
                               "stopped before its end leaves it — copy or export the "
                               "invoice again")
-        return InputError("invalid-xml", rel, xml_fault(data) or f"is not well-formed XML "
-                          f"({exc}) — export the invoice again")
+        declared = encoding_refused(data, exc) if exc.code in _REFUSED_ENCODING else None
+        return InputError("invalid-xml", rel, xml_fault(data) or declared
+                          or f"is not well-formed XML ({exc}) — export the invoice again")
     # An encoding the parser does not read, or nesting deep enough to exhaust the stack.
     return InputError("invalid-xml", rel, encoding_refused(data, exc) or
                       f"cannot be read as XML ({type(exc).__name__}: {str(exc)[:200]}) "

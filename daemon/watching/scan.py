@@ -18,6 +18,7 @@ from daemon.configuration.config import OutboxConfig, ShareConfig
 from daemon.fs.fsops import kind_of
 from daemon.names import (
     ERRORS_SUFFIX,
+    NAME_MAX,
     OTHER_PAGES,
     NameKind,
     classify,
@@ -249,6 +250,13 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
 def marker_wait(cand: Candidate) -> str:
     """Why a quiet bundle does not move under [outbox] completion = "marker" (the page,
     `status`, `check`)."""
+    over = len(os.fsencode(cand.marker.name)) - NAME_MAX
+    if over > 0:  # no file can have that name: the clerk's "create it" would fail
+        return (f"waits for its marker file {cand.marker.name} ([outbox] completion = "
+                f"\"marker\"), a name longer than a file name may be ({NAME_MAX} bytes), so "
+                "it cannot be created — rename the invoice file (and its folder, if it has "
+                f"one) to a name at least {over} character{'s' if over > 1 else ''} "
+                "shorter, then create its marker once the bundle is complete")
     return (f"waits for its marker file {cand.marker.name} ([outbox] completion = "
             f"\"marker\"): the sender puts it there once the bundle is complete — if it "
             "is, create that empty file")

@@ -174,6 +174,45 @@ def test_warn_mode_turns_fatal_findings_into_warnings() -> None:
     assert all(f.severity == "warning" for f in result.findings)
 
 
+@pytest.mark.parametrize("mode", ["error", "warn"])
+def test_a_decimal_comma_the_schema_refuses_is_an_xsd_finding_not_unreadable_xml(
+        mode: str) -> None:
+    """An amount an ERP writes with a decimal comma ("1.250,00") stops a rule that reads
+    it as a number. The schema's error naming the element was dropped, and the invoice
+    was invalid-xml, "cannot be checked by the e-invoice rules (Saxon: Cannot convert
+    string …) — export the invoice again": no element named, the XML's form blamed, and
+    an error even under preflight "warn", which makes every rule a warning (bench/fuzz.py,
+    seed 42, case 17: a cbc:Percent of text). Now the XSD finding names the element and
+    one more says the rules did not run, each an error or a warning as the mode says."""
+    data = BASE.replace(b'<cbc:PayableAmount currencyID="EUR">1656.25<',
+                        b'<cbc:PayableAmount currencyID="EUR">1.656,25<')
+    assert data != BASE
+    result = preflight(data, "x.xml", mode=mode)
+    assert {f.code for f in result.findings} == {"einvoice-rule"}
+    assert {f.severity for f in result.findings} == {"error" if mode == "error" else "warning"}
+    assert rules(result) == {"UBL-XSD", "RULES-NOT-RUN"}
+    [xsd] = [f for f in result.findings if "[UBL-XSD]" in f.message]
+    assert "'1.656,25'" in xsd.message and "cbc:PayableAmount" in xsd.message
+    [not_run] = [f for f in result.findings if "[RULES-NOT-RUN]" in f.message]
+    assert "1.656,25" in not_run.message
+    assert not_run.message.endswith("— correct the invoice in the ERP and export it again")
+
+
+def test_an_invoice_with_over_100000_ampersands_is_checked_not_refused() -> None:
+    """lxml writes each `&` of the text as `&amp;`, and SaxonC's parser (the JDK's) counts
+    such references towards a limit of 100,000 characters of entities in a document: a
+    valid invoice with more (item names like "Nuts & Bolts" on thousands of lines) was
+    invalid-xml, "cannot be checked by the e-invoice rules (Saxon: … JAXP00010003: The
+    length of entity "[xml]" is "100,001" …)", in every mode but "off" (bench/fuzz.py,
+    seed 44, case 287: 5,000,000 of them in one street name). Now it is checked."""
+    end = b"</cbc:InvoiceTypeCode>"
+    note = b"<cbc:Note>" + b"Nuts &amp; Bolts; " * 100_001 + b"</cbc:Note>"
+    data = BASE.replace(end, end + note, 1)
+    assert data != BASE
+    result = preflight(data, "x.xml")
+    assert result.checked and result.findings == ()
+
+
 def test_off_mode_does_not_look() -> None:
     result = preflight(b"<not even xml", "x.xml", mode="off")
     assert not result.checked and result.findings == ()

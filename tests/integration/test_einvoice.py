@@ -184,8 +184,9 @@ def test_saxons_report_of_a_rule_it_cannot_run_is_one_json_log_event(
     """An invoice with two IssueDates of its own makes a rule's XPath fail with a type
     error (XPTY0004): Saxon writes a report of many lines to fd 2 before it raises. In the
     shipped reader processes that report is one JSON log event naming the file; the
-    bundle is quarantined as not checkable, nothing is sent, and every line the daemon
-    writes to stderr is JSON."""
+    bundle is quarantined with the schema's error naming the second date and the rules
+    said not to have run, nothing is sent, and every line the daemon writes to stderr is
+    JSON."""
     env.write_config(receiver.url, policy={"unattached": "send"})
     daemon = start_daemon()
     drop_bundle(env.outbox, "TWO-1", {}, saxon_type_error("TWO-1"))
@@ -201,6 +202,7 @@ def test_saxons_report_of_a_rule_it_cannot_run_is_one_json_log_event(
     [report] = [r for r in records if r["event"] == "e-invoice rule engine reported"]
     assert report["file"] == "TWO-1.xml" and "XPTY0004" in report["report"]
     reasons = json.loads((quarantined / "reason.json").read_text())["reasons"]
-    assert [r["code"] for r in reasons] == ["invalid-xml"]
-    assert "cannot be checked by the e-invoice rules" in reasons[0]["message"]
+    assert [r["code"] for r in reasons] == ["einvoice-rule"] * len(reasons)
+    assert any("[UBL-XSD]" in r["message"] and "IssueDate" in r["message"] for r in reasons)
+    assert "[RULES-NOT-RUN]" in reasons[-1]["message"]
     assert receiver.requests() == []

@@ -1371,6 +1371,34 @@ def test_an_encoding_outboxd_cannot_read_is_named_with_the_export_setting_to_cha
                                         "name the encoding it writes in the XML declaration")
 
 
+@pytest.mark.parametrize(("head", "said"), [
+    (b'<?xml version="1.0" encoding="cp037"?>', 'its XML declaration names the encoding '
+     '"cp037", which outboxd cannot read (an encoding whose letters are not ASCII\'s bytes'),
+    (b'\xef\xbb\xbf<?xml version="1.0" encoding="cp500"?>', 'names the encoding "cp500", '
+     "which outboxd cannot read"),
+    (b'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-16"?>', 'says encoding="UTF-16" in '
+     "its XML declaration but starts with the byte order mark of UTF-8")])
+def test_an_encoding_the_parser_will_not_take_is_named_not_called_unknown(
+        tmp_path: Path, head: bytes, said: str) -> None:
+    """An EBCDIC encoding Python knows (cp037, cp500: its letters are not ASCII's bytes,
+    so expat does not read it), or UTF-16 declared after a UTF-8 byte order mark, was
+    refused in the parser's words: "is not well-formed XML (unknown encoding: line 1,
+    column 31) — export the invoice again", which another export only makes again. Now
+    it names the encoding and the export setting to change, as every other encoding fault
+    does (bench/fuzz.py, seed 45, case 107: a byte order mark and encoding="cp037")."""
+    data = head + b"\n<Invoice><ID>1</ID></Invoice>"
+    path = write(tmp_path / "INV-1.xml", data)
+    with pytest.raises(InputError) as info:
+        read(path)
+    with pytest.raises(InputError) as first:
+        root_tag(data, "INV-1.xml")
+    for refused in (info.value, first.value):
+        assert (refused.code, refused.file) == ("invalid-xml", "INV-1.xml")
+        assert said in refused.message and "unknown encoding" not in refused.message
+        assert refused.message.endswith("— export the invoice as UTF-8, or have the ERP "
+                                        "name the encoding it writes in the XML declaration")
+
+
 @pytest.mark.parametrize("name", [b"undefined", b"idna", b"punycode"])
 def test_an_encoding_python_has_but_no_text_is_in_is_named_with_the_setting_to_change(
         tmp_path: Path, name: bytes) -> None:

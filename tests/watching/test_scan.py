@@ -51,6 +51,26 @@ class TestListOutbox:
         assert cand == Candidate("INV-1", outbox / "INV-1.xml", outbox / "INV-1.att",
                                  outbox / "INV-1.ready")
 
+    def test_the_wait_for_a_marker_too_long_to_create_says_to_rename_the_invoice_file(
+            self, outbox: Path) -> None:
+        """Under completion = "marker" an invoice file's name at the limit (255 bytes) has
+        a marker no file can be named: the status page, `status` and `check` said to
+        "create that empty file", which fails. Now they say to rename the invoice file
+        shorter by what the marker's name is over (as for a release file of such a name),
+        then create it; a name with room keeps the words it had."""
+        name = "A" * 251 + ".xml"
+        touch(outbox / name)
+        touch(outbox / "INV-1.xml")
+        listing = list_outbox(cfg_for(outbox, completion="marker"))
+        long_words = scan_mod.marker_wait(listing.candidates[name])
+        assert f"waits for its marker file {'A' * 251}.ready" in long_words
+        assert "longer than a file name may be (255 bytes), so it cannot be created" \
+            in long_words
+        assert "to a name at least 2 characters shorter" in long_words
+        assert "create that empty file" not in long_words
+        assert scan_mod.marker_wait(listing.candidates["INV-1.xml"]).endswith(
+            "— if it is, create that empty file")
+
     def test_patterns_match_case_insensitively(self, outbox: Path) -> None:
         """Windows clients write upper-case extensions: INV.XML and Scan.Pdf are invoices."""
         touch(outbox / "INV-3.XML")

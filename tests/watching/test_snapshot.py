@@ -307,6 +307,24 @@ class TestSnapshot:
         assert after != before
         assert any(e[0] == "INV-1.ready" for e in after.entries)
 
+    @pytest.mark.parametrize("kw", [{"completion": "marker"}, {"sidecar_suffix": "_files"}])
+    def test_a_marker_or_sidecar_name_longer_than_a_file_name_may_be_is_not_there(
+            self, outbox: Path, kw: dict[str, str]) -> None:
+        """An invoice file's name at the limit (255 bytes) makes its marker's name, and a
+        suffixed sidecar's, longer than any file can have. The snapshot's own look (an
+        event's, a timer's) raised "File name too long" for it, and the daemon said
+        "cannot look at the bundle; will try again" at each such look of the bundle
+        (bench/fuzznames, seed 76, under completion = "marker"): no such file can be there,
+        and the look is the rescan listing's."""
+        cfg = cfg_for(outbox, **kw)
+        name = "A" * 251 + ".xml"
+        touch(outbox / name)
+        listing = list_outbox(cfg)
+        cand = listing.candidates[name]
+        own = snapshot(cand, cfg)
+        assert own is not None and own == snapshot(cand, cfg, listing.stats)
+        assert [e[0] for e in own.entries] == [name]
+
     def test_symlinked_sidecar_is_not_followed(self, outbox: Path, tmp_path: Path) -> None:
         """A sidecar that is a symbolic link is not walked (nothing outside the outbox is read)."""
         cfg = cfg_for(outbox)
