@@ -178,6 +178,42 @@ class TestAlwaysErrors:
         assert (from_file.attachments[0].content_type, from_file.attachments[0].pages,
                 from_file.findings) == (kind, pages, ())
 
+    @pytest.mark.parametrize(("name", "data"), [
+        ("a.pdf", pdf_bytes(100)),
+        ("s.png", b""),  # made below: noise, which does not compress
+    ])
+    def test_a_share_failing_while_a_large_attachment_is_probed_is_no_finding(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch, name: str,
+            data: bytes) -> None:
+        """An attachment over what is read into memory is probed from the file, so the
+        share can fail (EIO) under pypdf or Pillow: that is the share's fault, raised as
+        it is (the bundle is read again later), never a pdf-unreadable or
+        image-unreadable error that quarantines a good file "damaged"."""
+        import errno
+
+        from daemon.fs import fsops
+        if not data:
+            data = _noise_png()
+        monkeypatch.setattr(validate, "MAX_IN_MEMORY", len(data) - 1)
+        real_sniff, real_read = validate.sniff, fsops._readinto
+        failing = [False]
+
+        def sniffed(*args: Any, **kw: Any) -> Any:
+            found = real_sniff(*args, **kw)
+            failing[0] = True  # the share goes away once the type is known
+            return found
+
+        def share_fails(fh: Any, buffer: Any) -> int | None:
+            if failing[0] and getattr(fh, "shown", "").endswith(name):
+                raise OSError(errno.EIO, os.strerror(errno.EIO))  # as read(2): no name
+            return real_read(fh, buffer)
+        monkeypatch.setattr(validate, "sniff", sniffed)
+        monkeypatch.setattr(fsops, "_readinto", share_fails)
+        with pytest.raises(OSError) as raised:
+            outbox.validate(name, data)
+        assert raised.value.errno == errno.EIO
+        assert raised.value.filename == f"INV-1001/{name}"
+
     def test_a_damaged_pdf_of_exactly_the_size_limit_is_still_read_and_refused(
             self, outbox: Outbox) -> None:
         """A file of exactly max_attachment_bytes is within the limit: it is parsed like
@@ -839,3 +875,10 @@ def test_a_librarys_own_failure_on_an_attachment_is_logged_naming_the_file(
     [line] = [e for e in lines if "in its own code" in e["event"]
               or "in the library's own code" in e["event"]]
     assert line["file"] == f"INV-1001/{name}" and line["error"].startswith("TypeError")
+
+
+def _noise_png() -> bytes:
+    """A PNG of random grey pixels: some 40 KB, more than one buffered read."""
+    buf = io.BytesIO()
+    Image.frombytes("L", (200, 200), os.urandom(200 * 200)).save(buf, "PNG")
+    return buf.getvalue()
