@@ -78,16 +78,23 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
                 moved.append(name)
         except OSError as exc:
             # Someone dropped a file of that name this very moment: put back what we moved.
+            stuck: list[str] = []  # what the share would not let go back (said, not hidden)
             for name in reversed(moved):
-                with contextlib.suppress(OSError):
+                try:
                     move_tree(outbox / name, folder / name)
+                except OSError:
+                    stuck.insert(0, name)
             # The quarantine folder or the outbox this user may not write: the fix is
             # whom to run it as, as for the journal (run_as), not a bare errno.
             fix = (f" — {as_the_daemons_user('retry', settings.paths.state_dir, group=True)}"
                    if exc.errno in (errno.EACCES, errno.EPERM) else "")
+            left = "nothing was moved" if not stuck else (
+                f"{', '.join(stuck)} could not be moved back and "
+                f"{'is' if len(stuck) == 1 else 'are'} in the outbox — once the share "
+                f"answers, move {'it' if len(stuck) == 1 else 'them'} back into {folder} "
+                "by hand, then run outboxd retry again")
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
-                               f"outbox ({exc.strerror or exc}); nothing was moved{fix}"
-                               ) from None
+                               f"outbox ({exc.strerror or exc}); {left}{fix}") from None
     if came:
         # Across file systems the bundle is copied: a file saved into it meanwhile is not
         # in the copy, and is never removed uncopied (fsmove.move_tree). Said first: a

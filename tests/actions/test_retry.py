@@ -1520,3 +1520,27 @@ def test_a_file_saved_during_the_copy_is_still_named_when_the_share_fails_the_ti
         "kept there: late.pdf" in err
     assert "keep what you need, then remove" in err.split("could not be tidied", 1)[1]
     assert (folder / "late.pdf").exists()
+
+
+def test_a_move_the_share_fails_half_way_names_what_could_not_be_moved_back(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """The share fails (EIO) the invoice file's move after the bundle's folder and marker
+    went back into the outbox, and fails their moves back as well: retry refuses (exit
+    1) naming what is left in the outbox and how to put it back — never "nothing was
+    moved", which had the admin look nowhere while the sidecar waited in the outbox
+    without its invoice file."""
+    import daemon.actions.retry as retry_action
+    folder = quarantined(cfg)
+    real_move = retry_action.move_tree
+
+    def share_fails(src: Path, dst: Path) -> list[Path]:
+        if src.name == "INV-1001.xml" or src.parent == cfg.outbox:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(src))
+        return real_move(src, dst)
+    monkeypatch.setattr(retry_action, "move_tree", share_fails)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was moved" not in err, err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready"]
+    assert "INV-1001, INV-1001.ready could not be moved back and are in the outbox" in err
+    assert f"move them back into {folder}" in err
