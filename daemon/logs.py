@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import warnings
+from contextlib import AbstractContextManager
 from typing import Any, TextIO
 
 import structlog
@@ -304,6 +305,14 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
 
 def get(**context: Any) -> Any:
     return structlog.get_logger("outboxd").bind(**context)
+
+
+def about_file(rel: str) -> AbstractContextManager[Any]:
+    """While the block runs (in this thread), every line logged carries `file`: the file
+    being read, as the clerk knows it (INV-1/scan.pdf). For what a library says of it
+    deep inside a read (pypdf's own failure, its chatter), where no caller's logger is
+    at hand: such a line named no file, and the admin could not tell which bundle."""
+    return structlog.contextvars.bound_contextvars(file=rel)
 
 
 def bundle_log(log: Any, invoice_file: str, bundle_id: str | None,

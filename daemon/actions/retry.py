@@ -78,43 +78,55 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
                 moved.append(name)
         except OSError as exc:
             # Someone dropped a file of that name this very moment: put back what we moved.
+            stuck: list[str] = []  # what the share would not let go back (said, not hidden)
             for name in reversed(moved):
-                with contextlib.suppress(OSError):
+                try:
                     move_tree(outbox / name, folder / name)
+                except OSError:
+                    stuck.insert(0, name)
             # The quarantine folder or the outbox this user may not write: the fix is
             # whom to run it as, as for the journal (run_as), not a bare errno.
             fix = (f" — {as_the_daemons_user('retry', settings.paths.state_dir, group=True)}"
                    if exc.errno in (errno.EACCES, errno.EPERM) else "")
+            left = "nothing was moved" if not stuck else (
+                f"{', '.join(stuck)} could not be moved back and "
+                f"{'is' if len(stuck) == 1 else 'are'} in the outbox — once the share "
+                f"answers, move {'it' if len(stuck) == 1 else 'them'} back into {folder} "
+                "by hand, then run outboxd retry again")
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
-                               f"outbox ({exc.strerror or exc}); nothing was moved{fix}"
-                               ) from None
-    try:
-        _tidied(folder, settings, outbox, moved, came, record, order[-1])
-    except OSError as exc:
-        # The bundle is back: a share that fails the tidying-up after it is no refusal
-        # (exit 1 and no "back in the outbox" line had the admin retry a bundle gone).
-        print(for_terminal(f"outboxd: note: {folder}: the bundle is back in the outbox, "
-                           f"but the quarantine folder could not be tidied ({describe(exc)})"
-                           " — once the share answers, remove what is left of it by hand"
-                           ), file=sys.stderr)
-    return moved
-
-
-def _tidied(folder: Path, settings: Settings, outbox: Path, moved: list[str],
-            came: list[Path], record: dict[str, Any] | None, invoice: str) -> None:
-    """After the moves: the folders shared with the daemon, the outbox synced, what came
-    during a copy named, outboxd's papers and the quarantine folder removed."""
-    if share_with_the_daemon(outbox) is not None:
-        _shared(outbox, moved)
-    fsync_dir(outbox)
+                               f"outbox ({exc.strerror or exc}); {left}{fix}") from None
     if came:
         # Across file systems the bundle is copied: a file saved into it meanwhile is not
-        # in the copy, and is never removed uncopied (fsmove.move_tree).
+        # in the copy, and is never removed uncopied (fsmove.move_tree). Said first: a
+        # share failing the tidying-up below must not leave it unnamed.
         print(for_terminal(f"outboxd: note: {folder}: saved there while retry copied the "
                            "bundle back, so not moved with it and kept there: "
                            f"{'; '.join(str(p.relative_to(folder)) for p in came)} — if it "
                            "belongs to the bundle, compare it with the one now in the "
                            "outbox and move the right one there"), file=sys.stderr)
+    try:
+        _tidied(folder, settings, outbox, moved, record, order[-1])
+    except OSError as exc:
+        # The bundle is back: a share that fails the tidying-up after it is no refusal
+        # (exit 1 and no "back in the outbox" line had the admin retry a bundle gone).
+        # What is left may be a clerk's (a note saved as REASON.txt, a file saved there
+        # meanwhile): looked through, not removed blindly.
+        print(for_terminal(f"outboxd: note: {folder}: the bundle is back in the outbox, "
+                           f"but the quarantine folder could not be tidied ({describe(exc)})"
+                           " — once the share answers, look through what is left of it "
+                           "(outboxd's papers, and anything saved there since the bundle "
+                           "was quarantined): keep what you need, then remove the folder "
+                           "by hand"), file=sys.stderr)
+    return moved
+
+
+def _tidied(folder: Path, settings: Settings, outbox: Path, moved: list[str],
+            record: dict[str, Any] | None, invoice: str) -> None:
+    """After the moves: the folders shared with the daemon, the outbox synced, outboxd's
+    papers and the quarantine folder removed."""
+    if share_with_the_daemon(outbox) is not None:
+        _shared(outbox, moved)
+    fsync_dir(outbox)
     # Only what outboxd wrote goes: quarantine/ is the share's too, and a clerk's notes
     # saved as REASON.txt (or a folder, link or FIFO of a paper's name) are kept.
     left = remove_papers(folder, _folder_id(folder, record), record)

@@ -329,5 +329,8 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
             raise InputError("invalid-xml", rel, NESTED_TOO_DEEP) from None
         return InvoiceRead(fmt, tuple(ids) or fallback)
     if is_pdf(head):
-        return _pdf_read(_pdf_ids(data, re.compile(pdf_id_pattern), rel), name, rel)
+        from daemon import logs
+        with logs.about_file(rel):  # pypdf's own failure is logged for the admin: of this file
+            found = _pdf_ids(data, re.compile(pdf_id_pattern), rel)
+        return _pdf_read(found, name, rel)
     return InvoiceRead("other", fallback)

@@ -21,6 +21,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from daemon.errors import library_fault
+from daemon.fs.fsops import read_again_later
 from daemon.validation.imagetail import (
     GIF_BYTES_PER_STEP,
     JPEG_OVER_GAPS,
@@ -192,6 +193,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     except UserWarning:  # only the TIFF warnings made errors above
         return ImageFacts(error=TRUNCATED)
     except Exception as exc:  # noqa: BLE001 — damaged headers raise OSError, ValueError, ...
+        if read_again_later(exc):
+            raise  # the share failed a read under Pillow: its fault, never "damaged"
         # Pillow refuses a TIFF compression it does not know as an image it does not
         # recognise (the first page), or a KeyError naming the number (a later one).
         if kind == "tiff" and (packed := unreadable_compression(fh, MAX_TIFF_PAGES)):

@@ -12,12 +12,16 @@ from typing import BinaryIO
 
 from PIL import Image, ImageFile
 
+from daemon.fs.fsops import read_again_later
+
 
 def png_verified(im: Image.Image) -> bool:
     """Pillow walks the chunks to IEND checking each one's CRC; nothing is decompressed."""
     try:
         im.verify()
-    except Exception:  # noqa: BLE001 — a cut or damaged chunk raises OSError, SyntaxError, ...
+    except Exception as exc:  # noqa: BLE001 — a cut or damaged chunk raises OSError, ...
+        if read_again_later(exc):
+            raise  # the share failed a read (a large file is read from it): not the file's
         return False
     return True
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from daemon.errors import library_fault
+from daemon.fs.fsops import read_again_later
 from daemon.validation.pdftail import (
     CUT_INSIDE_UPDATE,
     XREF_DAMAGED,
@@ -106,6 +107,10 @@ def open_pdf(fh: BinaryIO) -> tuple[IndexedReader | None, PdfFacts]:
     except RecursionError:
         return None, PdfFacts(error=DAMAGED, detail="pypdf: its object tree loops")
     except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
+        if read_again_later(exc):
+            # A share that failed a read under pypdf (a large file is read from it): its
+            # fault, read again later, never "damaged" — a good PDF was quarantined so.
+            raise
         return None, _refused(fh, exc)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import zipfile
 from typing import BinaryIO
 
+from daemon.fs.fsops import read_again_later
 from daemon.validation.emptiness import ZEROS
 from daemon.validation.filetypes import HEAD_BYTES, ODS_MIME, FileType, file_type
 from daemon.validation.textkind import rest_only, text_kind
@@ -133,9 +134,10 @@ def _zip_kind(fh: BinaryIO, head: bytes) -> str:
                 if zf.read(mimetype).strip() == ODS_MIME.encode():
                     return "ods"
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-            NotImplementedError, RuntimeError):
+            NotImplementedError, RuntimeError) as exc:
+        if read_again_later(exc):
+            raise  # the share failed a read (a large file is read from it): not the file's
         # A damaged container is still "a ZIP", which is what we report.
-        pass
     return "zip"
 
 

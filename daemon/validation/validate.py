@@ -72,7 +72,16 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
                      cache: convert.KeyOwners | None = None
                      ) -> tuple[Attachment, list[Finding]]:
     """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated.
-    Within readonce.keeping_reads, from the bytes matching read and hashed, not opened."""
+    Within readonce.keeping_reads, from the bytes matching read and hashed, not opened.
+    What is logged meanwhile names the file (a library's own failure on it, said to the
+    clerk only as "damaged", is logged for the admin)."""
+    from daemon import logs
+    with logs.about_file(att.rel):
+        return _checked(att, bundle, cfg, cache)
+
+
+def _checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
+             cache: convert.KeyOwners | None) -> tuple[Attachment, list[Finding]]:
     named = kind_for_extension(att.original_name)
     data = kept_read(att.path)
     if data is not None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from daemon.archiving.papers import PAPER_NAMES
 from daemon.configuration.config_sections import OutboxConfig, ShareConfig
 from daemon.fs.fsops import FOLDER_NOFOLLOW
-from daemon.names import is_ignored, printable, stem
+from daemon.names import ignored_as, is_ignored, printable, stem
 from daemon.watching.scan import is_invoice_file
 
 # What outboxd writes beside a bundle it archived: the folder came from quarantine/ or sent/.
@@ -152,8 +152,11 @@ def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
     # What the moves leave besides: a dragged folder may hold the clerk's other files
     # (a PDF without a folder of its name is not told: it may be an attachment), which
     # "remove the emptied folder" had deleted with it.
+    # Not the desktop's own files (.DS_Store, Thumbs.db, ._*): never seen by the clerk,
+    # told as "other files" they left a folder they found nothing more in.
     moved_out = {*invoices, *(stem(n) + cfg.sidecar_suffix for n in invoices)}
-    others = sorted(n for n in {*names, *folders} if n not in moved_out)
+    others = sorted(n for n in {*names, *folders} if n not in moved_out
+                    and ignored_as(n, cfg.ignore_patterns) != "desktop")
     rest = (f"; then move {shown}, with outboxd's notes left in it (REASON.txt, "
             f"reason.json, receipt.json), back into {came_from}" if came_from else
             f"; then remove the emptied folder {shown}" if not others else

@@ -1486,5 +1486,61 @@ def test_a_share_failing_after_the_bundle_went_back_is_a_note_not_a_refusal(
     out, err = capsys.readouterr()
     assert f"{folder.name}: back in the outbox" in out
     assert "the bundle is back in the outbox, but the quarantine folder could not be " \
-        "tidied (Input/output error" in err and "remove what is left of it by hand" in err
+        "tidied (Input/output error" in err and "keep what you need, then remove the " \
+        "folder by hand" in err
     assert (cfg.outbox / "INV-1001.xml").exists()
+
+
+def test_a_file_saved_during_the_copy_is_still_named_when_the_share_fails_the_tidying(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """Copied back across file systems, a file saved into the quarantine folder meanwhile
+    is kept there and named ("saved there while retry copied the bundle back"). The
+    share then failing the tidying-up (EIO at the outbox's sync) left that line unsaid,
+    and the note said "remove what is left of it by hand": the clerk's file with it.
+    Now the file is named whatever fails after, and the note says to keep what is
+    needed before removing the folder."""
+    import daemon.actions.retry as retry_action
+    folder = quarantined(cfg)
+    real_move = retry_action.move_tree
+
+    def copied(src: Path, dst: Path) -> list[Path]:
+        came = real_move(src, dst)
+        if src.name == "INV-1001.xml":  # as a copy across file systems reports one
+            (folder / "late.pdf").write_bytes(b"%PDF-1.7\n")
+            came = [*came, folder / "late.pdf"]
+        return came
+
+    def failing(path: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+    monkeypatch.setattr(retry_action, "move_tree", copied)
+    monkeypatch.setattr(retry_action, "fsync_dir", failing)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    err = capsys.readouterr().err
+    assert "saved there while retry copied the bundle back, so not moved with it and " \
+        "kept there: late.pdf" in err
+    assert "keep what you need, then remove" in err.split("could not be tidied", 1)[1]
+    assert (folder / "late.pdf").exists()
+
+
+def test_a_move_the_share_fails_half_way_names_what_could_not_be_moved_back(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """The share fails (EIO) the invoice file's move after the bundle's folder and marker
+    went back into the outbox, and fails their moves back as well: retry refuses (exit
+    1) naming what is left in the outbox and how to put it back — never "nothing was
+    moved", which had the admin look nowhere while the sidecar waited in the outbox
+    without its invoice file."""
+    import daemon.actions.retry as retry_action
+    folder = quarantined(cfg)
+    real_move = retry_action.move_tree
+
+    def share_fails(src: Path, dst: Path) -> list[Path]:
+        if src.name == "INV-1001.xml" or src.parent == cfg.outbox:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(src))
+        return real_move(src, dst)
+    monkeypatch.setattr(retry_action, "move_tree", share_fails)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was moved" not in err, err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready"]
+    assert "INV-1001, INV-1001.ready could not be moved back and are in the outbox" in err
+    assert f"move them back into {folder}" in err

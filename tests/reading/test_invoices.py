@@ -779,6 +779,33 @@ class TestPdf:
                                           "is damaged there)")
         assert "TypeError" not in warning.message and "operand" not in warning.message
 
+    def test_pypdfs_own_failure_on_an_invoice_page_is_logged_naming_the_file(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """pypdf failing in its own code on a PDF invoice file's page: its words go to the
+        log for the admin, on a line that names the invoice file (under JSON logging, as
+        the daemon writes it) — not a line of no file among the day's bundles."""
+        import io
+        import json
+
+        from pypdf import PageObject
+
+        from daemon import logs
+        from daemon.configuration.config import LogConfig
+
+        def fails(self: PageObject, *args: object, **kwargs: object) -> str:
+            raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+        monkeypatch.setattr(PageObject, "extract_text", fails)
+        path = write(tmp_path / "INV-8.pdf", text_pdf(["Invoice number: A-1"]))
+        out = io.StringIO()
+        logs.configure(LogConfig(format="json", level="info"), out)
+        try:
+            read(path)
+        finally:
+            logs.configure()
+        [line] = [e for e in map(json.loads, out.getvalue().splitlines())
+                  if "pypdf failed in its own code" in e["event"]]
+        assert line["file"] == "INV-8.pdf" and line["error"].startswith("TypeError")
+
 def text_run(text: str) -> bytes:
     """Page content that writes `text` in the font /F1 (flate_pdf_pages')."""
     return b"BT /F1 12 Tf 72 720 Td (%s) Tj ET\n" % text.encode("latin-1")

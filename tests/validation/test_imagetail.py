@@ -218,3 +218,33 @@ def test_every_cut_of_a_jpeg_in_its_headers_is_cut_short() -> None:
     assert jpeg_walk(io.BytesIO(data)) is True
     for end in range(3, scan + 4):
         assert jpeg_walk(io.BytesIO(data[:end])) is False, end
+
+
+def test_a_png_whose_chunks_the_share_fails_to_give_is_raised_not_taken_for_damaged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow checks a PNG's chunks from the file (one over what is read into memory):
+    the share failing that read (EIO) is raised as it is (read again later), never
+    "damaged", which refused a good image."""
+    import errno
+    import os
+
+    from daemon.fs import fsops
+    from daemon.validation.imagetail import png_verified
+    buf = io.BytesIO()
+    Image.frombytes("L", (200, 200), os.urandom(200 * 200)).save(buf, "PNG")
+    (tmp_path / "s.png").write_bytes(buf.getvalue())
+    real = fsops._readinto
+    failing = [False]
+
+    def share_fails(fh: Any, buffer: Any) -> int | None:
+        if failing[0]:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(fh, buffer)
+    monkeypatch.setattr(fsops, "_readinto", share_fails)
+    with fsops.open_regular(tmp_path / "s.png", "INV-1/s.png") as fh, Image.open(fh) as im:
+        assert png_verified(im)  # the share answers: a good PNG
+    with fsops.open_regular(tmp_path / "s.png", "INV-1/s.png") as fh, Image.open(fh) as im:
+        failing[0] = True  # it goes away once the image is open
+        with pytest.raises(OSError) as raised:
+            png_verified(im)
+    assert (raised.value.errno, raised.value.filename) == (errno.EIO, "INV-1/s.png")

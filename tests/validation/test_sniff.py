@@ -153,3 +153,24 @@ def test_a_zip_whose_mimetype_entry_is_damaged_is_told_as_a_zip() -> None:
     with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf, pytest.raises(zipfile.BadZipFile):
         zf.read("mimetype")
     assert kind(bytes(data)) == "zip"
+
+
+def test_a_zip_directory_the_share_fails_to_give_is_raised_not_taken_for_a_plain_zip(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share fails (EIO) the read of an XLSX's central directory: that is the
+    share's fault, raised as it is (the bundle is read again later). Taken as a damaged
+    container, the workbook was "a ZIP", which its .xlsx name contradicts: an error
+    that held or quarantined a good file."""
+    import errno
+    import os
+
+    from daemon.validation import sniff as sniff_module
+
+    def share_fails(*_: object, **__: object) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO), "INV-1/book.xlsx")
+    data = zip_bytes({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<w/>"})
+    assert kind(data) == "xlsx"
+    monkeypatch.setattr(sniff_module.zipfile, "ZipFile", share_fails)
+    with pytest.raises(OSError) as raised:
+        kind(data)
+    assert raised.value.errno == errno.EIO

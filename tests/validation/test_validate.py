@@ -6,14 +6,16 @@ import dataclasses
 import gc
 import hashlib
 import io
+import json
 import os
 import signal
 import struct
 import threading
 import tracemalloc
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import pdf_bytes
@@ -34,7 +36,7 @@ from validating import (
     tiff_pages,
 )
 
-from daemon.bundle import Finding
+from daemon.bundle import Bundle, Finding
 from daemon.configuration.config import ValidationConfig
 from daemon.reading import readonce
 from daemon.validation import imageprobe, sniff, validate
@@ -175,6 +177,42 @@ class TestAlwaysErrors:
         assert from_file == in_memory
         assert (from_file.attachments[0].content_type, from_file.attachments[0].pages,
                 from_file.findings) == (kind, pages, ())
+
+    @pytest.mark.parametrize(("name", "data"), [
+        ("a.pdf", pdf_bytes(100)),
+        ("s.png", b""),  # made below: noise, which does not compress
+    ])
+    def test_a_share_failing_while_a_large_attachment_is_probed_is_no_finding(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch, name: str,
+            data: bytes) -> None:
+        """An attachment over what is read into memory is probed from the file, so the
+        share can fail (EIO) under pypdf or Pillow: that is the share's fault, raised as
+        it is (the bundle is read again later), never a pdf-unreadable or
+        image-unreadable error that quarantines a good file "damaged"."""
+        import errno
+
+        from daemon.fs import fsops
+        if not data:
+            data = _noise_png()
+        monkeypatch.setattr(validate, "MAX_IN_MEMORY", len(data) - 1)
+        real_sniff, real_read = validate.sniff, fsops._readinto
+        failing = [False]
+
+        def sniffed(*args: Any, **kw: Any) -> Any:
+            found = real_sniff(*args, **kw)
+            failing[0] = True  # the share goes away once the type is known
+            return found
+
+        def share_fails(fh: Any, buffer: Any) -> int | None:
+            if failing[0] and getattr(fh, "shown", "").endswith(name):
+                raise OSError(errno.EIO, os.strerror(errno.EIO))  # as read(2): no name
+            return real_read(fh, buffer)
+        monkeypatch.setattr(validate, "sniff", sniffed)
+        monkeypatch.setattr(fsops, "_readinto", share_fails)
+        with pytest.raises(OSError) as raised:
+            outbox.validate(name, data)
+        assert raised.value.errno == errno.EIO
+        assert raised.value.filename == f"INV-1001/{name}"
 
     def test_a_damaged_pdf_of_exactly_the_size_limit_is_still_read_and_refused(
             self, outbox: Outbox) -> None:
@@ -789,3 +827,58 @@ def test_plain_text_named_as_a_pdf_is_told_to_be_exported_as_pdf(outbox: Outbox)
     assert message.startswith("content is ") and ", not a PDF" in message
     assert message.endswith("— export the document as PDF and put that file in its place")
     assert "rename" not in message
+
+
+# ------------------------------------------------- a library's own failure, logged
+
+def _json_lines_of(emit: Callable[[], object]) -> list[dict[str, Any]]:
+    """Each line `emit` logs, as the daemon writes it under JSON logging."""
+    from daemon import logs
+    from daemon.configuration.config import LogConfig
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json", level="info"), out)
+    try:
+        emit()
+    finally:
+        logs.configure()
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def _fails(*_: object, **__: object) -> None:
+    raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+
+@pytest.mark.parametrize(("name", "channel", "where"), [
+    ("scan.pdf", "e-invoice", "pdf"), ("scan.png", "e-invoice", "image"),
+    ("scan.png", "original-print", "conversion")])
+def test_a_librarys_own_failure_on_an_attachment_is_logged_naming_the_file(
+        outbox: Outbox, monkeypatch: pytest.MonkeyPatch, name: str, channel: str,
+        where: str) -> None:
+    """pypdf, Pillow or the converter failing in its own code on an attachment: the clerk
+    reads "damaged", and the library's words go to the log for the admin — on a line
+    that names the file (INV-1001/scan.pdf). Without it the line said "pypdf failed in
+    its own code" of no file, and the admin could not tell which of the day's bundles."""
+    from daemon.validation import convert, pdfobjects
+    if where == "pdf":
+        data = pdf_bytes()
+        monkeypatch.setattr(pdfobjects, "IndexedReader", _fails)
+    elif where == "image":
+        data = image_bytes("PNG")
+        monkeypatch.setattr(imageprobe.Image, "open", _fails)
+    else:
+        data = image_bytes("PNG")
+        monkeypatch.setattr(convert, "image_to_pdf", _fails)
+    found: list[Bundle] = []
+    lines = _json_lines_of(lambda: found.append(outbox.validate(
+        name, data, channel=channel, cfg=ValidationConfig(convert_images=True))))
+    assert [f.file for f in found[0].errors] == [f"INV-1001/{name}"]
+    [line] = [e for e in lines if "in its own code" in e["event"]
+              or "in the library's own code" in e["event"]]
+    assert line["file"] == f"INV-1001/{name}" and line["error"].startswith("TypeError")
+
+
+def _noise_png() -> bytes:
+    """A PNG of random grey pixels: some 40 KB, more than one buffered read."""
+    buf = io.BytesIO()
+    Image.frombytes("L", (200, 200), os.urandom(200 * 200)).save(buf, "PNG")
+    return buf.getvalue()

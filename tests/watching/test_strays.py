@@ -158,6 +158,22 @@ def test_a_dragged_folder_holding_other_files_is_not_told_to_be_removed_as_empti
                               "removing Batch")
 
 
+@pytest.mark.parametrize("litter", [".DS_Store", "Thumbs.db", "._D1.xml", "desktop.ini"])
+def test_a_dragged_folder_holding_only_desktop_litter_besides_is_told_to_be_removed(
+        tmp_path: Path, litter: str) -> None:
+    """A folder dragged from a Mac or Windows desktop holds the desktop's own files
+    (.DS_Store, Thumbs.db, AppleDouble ._ files), which its clerk never sees: they are
+    no "other files" to move where they belong (the clerk looked and found none, and
+    left the folder in the outbox); the fix ends "remove the emptied folder", as for a
+    folder holding nothing else."""
+    write(tmp_path / "Batch" / "D1.xml", b"<Invoice/>")
+    write(tmp_path / "Batch" / "D1" / "timesheet.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Batch" / litter, b"\0\0\0\1Bud1")
+    [batch] = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
+    assert batch.why.endswith("its folder of the same name first; then remove the emptied "
+                              "folder Batch"), batch.why
+
+
 def test_a_link_in_the_root_is_not_followed(tmp_path: Path) -> None:
     """A symbolic link to a folder elsewhere that holds invoice files is no folder of the
     outbox: never listed, never looked into."""
