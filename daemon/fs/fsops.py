@@ -171,7 +171,11 @@ def _open_file(name: Path | str, folder: int | None, shown: str, listed: bool = 
             raise _symlink(shown)
         raise HostileInput("not-a-file", shown, f"is a {kind_of(mode)}, not a regular "
                            "file — put a regular file there")
-    return io.BufferedReader(_NamedReads(fd, shown))
+    raw = _NamedReads(fd, shown)
+    # The buffer open() would give (the file system's block size: up to 1 MiB on a share,
+    # where each read is a round trip), as os.fdopen did before the reads were named.
+    blksize: int = getattr(raw, "_blksize", 0)
+    return io.BufferedReader(raw, blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE)
 
 
 # The kernel's reads of an input file (the seam tests fail, as a share fails a read).
