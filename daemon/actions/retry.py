@@ -74,7 +74,11 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
     with recorded_first(settings, folder):  # all of it moves, or none and the record goes
         try:
             for name in order:
-                came += move_tree(folder / name, outbox / name)
+                try:
+                    came += move_tree(folder / name, outbox / name)
+                except OSError as exc:
+                    if not _placed(outbox / name, exc):
+                        raise
                 moved.append(name)
         except OSError as exc:
             # Someone dropped a file of that name this very moment: put back what we moved.
@@ -82,8 +86,9 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
             for name in reversed(moved):
                 try:
                     move_tree(outbox / name, folder / name)
-                except OSError:
-                    stuck.insert(0, name)
+                except OSError as back:
+                    if not _placed(folder / name, back):
+                        stuck.insert(0, name)
             # The quarantine folder or the outbox this user may not write: the fix is
             # whom to run it as, as for the journal (run_as), not a bare errno.
             fix = (f" — {as_the_daemons_user('retry', settings.paths.state_dir, group=True)}"
@@ -118,6 +123,22 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
                            "was quarantined): keep what you need, then remove the folder "
                            "by hand"), file=sys.stderr)
     return moved
+
+
+def _placed(dst: Path, exc: OSError) -> bool:
+    """Whether a move that raised `exc` had put its file or folder at `dst` all the same:
+    the rename into place is a move's last step but the sync of `dst`'s folder (and,
+    across file systems, the removal of the copied source), which the share can fail
+    after it. Taken for not moved, an invoice file failing so waited in the outbox while
+    its folder went back into quarantine, to go without its attachments. Not one there
+    already (EEXIST: a clerk's, dropped this very moment), nor a look the share fails."""
+    if exc.errno == errno.EEXIST:
+        return False
+    try:
+        os.lstat(dst)
+    except OSError:
+        return False
+    return True
 
 
 def _tidied(folder: Path, settings: Settings, outbox: Path, moved: list[str],

@@ -1544,3 +1544,56 @@ def test_a_move_the_share_fails_half_way_names_what_could_not_be_moved_back(
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready"]
     assert "INV-1001, INV-1001.ready could not be moved back and are in the outbox" in err
     assert f"move them back into {folder}" in err
+
+
+@pytest.mark.parametrize("failing", ["INV-1001", "INV-1001.xml"])
+def test_a_move_placed_before_the_share_failed_its_sync_counts_as_moved(
+        cfg: Env, capsys, monkeypatch, failing: str) -> None:
+    """A move is the rename into place and then the sync of the outbox (or, across file
+    systems, the removal of the copied source); the share failing that step (EIO) after
+    the file was placed left it in the outbox taken for not moved. The invoice file
+    failing so, its folder and marker were put back into quarantine and it waited in the
+    outbox alone, to go without its attachments, while retry said "nothing was moved".
+    Now a move whose file was placed counts as moved, and the bundle is back whole."""
+    import daemon.actions.retry as retry_action
+    folder = quarantined(cfg)
+    real_move = retry_action.move_tree
+
+    def sync_fails(src: Path, dst: Path) -> list[Path]:
+        came = real_move(src, dst)
+        if src.name == failing and dst.parent == cfg.outbox:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(dst.parent))
+        return came
+    monkeypatch.setattr(retry_action, "move_tree", sync_fails)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0, capsys.readouterr()
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == [
+        "INV-1001", "INV-1001.ready", "INV-1001.xml"]
+    assert (cfg.outbox / "INV-1001" / "scan.pdf").exists()
+    assert not folder.exists()
+
+
+def test_a_move_back_placed_before_the_share_failed_its_sync_is_not_said_stuck(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """A file of the invoice file's name dropped into the outbox this very moment refuses
+    the retry, and what went back into the outbox is moved back into quarantine; the
+    share failing the sync after such a move back (EIO) had retry say the folder "could
+    not be moved back and is in the outbox — move it back by hand", of a folder back in
+    quarantine. Now a move back whose folder was placed is done, and "nothing was
+    moved" is said, which is true."""
+    import daemon.actions.retry as retry_action
+    folder = quarantined(cfg)
+    real_move = retry_action.move_tree
+
+    def clerk_and_sync(src: Path, dst: Path) -> list[Path]:
+        if src.name == "INV-1001.xml":
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+        came = real_move(src, dst)
+        if dst.parent == folder:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(folder))
+        return came
+    monkeypatch.setattr(retry_action, "move_tree", clerk_and_sync)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was moved" in err and "could not be moved back" not in err, err
+    assert list(cfg.outbox.iterdir()) == []
+    assert (folder / "INV-1001" / "scan.pdf").exists() and (folder / "INV-1001.ready").exists()
