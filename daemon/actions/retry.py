@@ -50,6 +50,7 @@ from daemon.fs.fsmove import move_tree
 from daemon.fs.fsops import FOLDER_NOFOLLOW, SHARE_AWAY
 from daemon.fs.fswrite import add_group_write_below, fsync_dir
 from daemon.fs.temps import drop_unfinished
+from daemon.fs.workfolder import there
 from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
 
@@ -87,7 +88,7 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
                 try:
                     move_tree(outbox / name, folder / name)
                 except OSError as back:
-                    if not _placed(folder / name, back):
+                    if not _placed(folder / name, back, left=outbox / name):
                         stuck.insert(0, name)
             # The quarantine folder or the outbox this user may not write: the fix is
             # whom to run it as, as for the journal (run_as), not a bare errno.
@@ -125,20 +126,16 @@ def retry(folder: Path, settings: Settings, reads: CommandReads,
     return moved
 
 
-def _placed(dst: Path, exc: OSError) -> bool:
+def _placed(dst: Path, exc: OSError, left: Path | None = None) -> bool:
     """Whether a move that raised `exc` had put its file or folder at `dst` all the same:
-    the rename into place is a move's last step but the sync of `dst`'s folder (and,
-    across file systems, the removal of the copied source), which the share can fail
-    after it. Taken for not moved, an invoice file failing so waited in the outbox while
-    its folder went back into quarantine, to go without its attachments. Not one there
-    already (EEXIST: a clerk's, dropped this very moment), nor a look the share fails."""
-    if exc.errno == errno.EEXIST:
-        return False
+    the rename into place is a move's last step but the sync of `dst`'s folder (across
+    file systems, the removal of the copied source), which the share can fail after it.
+    Not one there already (EEXIST: a clerk's), nor a look the share fails; `left`: the
+    source, which must be gone (a move back: `dst` may hold what a copy left behind)."""
     try:
-        os.lstat(dst)
+        return exc.errno != errno.EEXIST and there(dst) and (left is None or not there(left))
     except OSError:
         return False
-    return True
 
 
 def _tidied(folder: Path, settings: Settings, outbox: Path, moved: list[str],
