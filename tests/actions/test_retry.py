@@ -1597,3 +1597,32 @@ def test_a_move_back_placed_before_the_share_failed_its_sync_is_not_said_stuck(
     assert "nothing was moved" in err and "could not be moved back" not in err, err
     assert list(cfg.outbox.iterdir()) == []
     assert (folder / "INV-1001" / "scan.pdf").exists() and (folder / "INV-1001.ready").exists()
+
+
+def test_a_move_back_that_failed_where_a_copy_left_the_folder_is_said_stuck(
+        cfg: Env, capsys, monkeypatch) -> None:
+    """Across file systems the bundle's folder is copied into the outbox and then removed
+    from quarantine; the share failing that removal leaves part of it there (the move
+    counts as done: the copy is whole). The invoice file's move then failing, the folder
+    is moved back; the share failing that too, what the copy left in quarantine was
+    taken for the folder put back, and retry said "nothing was moved" while the folder
+    waited in the outbox. Now it is named as not moved back."""
+    import daemon.actions.retry as retry_action
+    folder = quarantined(cfg)
+    real_move = retry_action.move_tree
+
+    def share_fails(src: Path, dst: Path) -> list[Path]:
+        if src.name == "INV-1001.xml" or (src.parent == cfg.outbox and src.is_dir()):
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(src))
+        came = real_move(src, dst)
+        if src.name == "INV-1001":  # the copy's source not all removed
+            write(src / "scan.pdf", pdf_bytes())
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(src))
+        return came
+    monkeypatch.setattr(retry_action, "move_tree", share_fails)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was moved" not in err, err
+    assert "INV-1001 could not be moved back and is in the outbox" in err
+    assert (cfg.outbox / "INV-1001" / "scan.pdf").exists()
+    assert f"move it back into {folder}" in err
