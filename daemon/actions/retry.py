@@ -162,34 +162,56 @@ def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
     that then failed (locked, a full disk) left the row quarantined with no folder behind
     it for good, and `status` listed the bundle twice once it was quarantined again.
     When a journal exists; never creates a state dir. The bundle comes back as a new
-    row."""
+    row.
+
+    The quarantine folder is held locked (flock) from before the mark to the end of the
+    moves, and the row keeps it as its archive_dir: killed in between (SIGKILL, a power
+    loss), the row said "moved back" of a bundle whole in quarantine/, and `status` and
+    the page left it out. The kernel ends the lock with the process; the daemon, finding
+    the folder unlocked and the invoice file still in it, quarantines the row again
+    (archiving/retrykilled.py), never while a retry holds it."""
     if not journal_there(settings.journal_path, run_as(settings)):
         yield
         return
-    from daemon.journal import Journal
+    from daemon.journal import RETRIED_DETAIL, Journal
     try:
-        journal = Journal(settings.journal_path)
-    except OutboxdError as exc:
-        raise RetryRefused(f"{folder.name}: nothing was moved — {exc}") from None
+        with folder_locked(folder):
+            try:
+                journal = Journal(settings.journal_path)
+            except OutboxdError as exc:
+                raise RetryRefused(f"{folder.name}: nothing was moved — {exc}") from None
+            try:
+                with _marked(journal, folder, RETRIED_DETAIL):
+                    yield
+            finally:
+                journal.close()
+    except BlockingIOError as exc:
+        if exc.filename != str(folder):
+            raise
+        raise RetryRefused(f"{folder.name}: nothing was moved — the folder was "
+                           f"{exc.strerror} (a process of anyone who may open it: `fuser "
+                           "-v` names it) — run retry again once it ends") from None
+
+
+@contextmanager
+def _marked(journal: Journal, folder: Path, detail: str) -> Iterator[None]:
+    """recorded_first's mark, made under its lock: the rows quarantined in `folder` made
+    `gone` with `detail`, their folder kept, and put back if the block fails."""
     marked: list[Row] = []
     try:
-        try:
-            for row in journal.rows(("quarantined",)):
-                if row.archive_dir and Path(row.archive_dir).resolve() == folder:
-                    journal.transition(row.id, "gone", "retried: moved back into the outbox "
-                                       "by outboxd retry", archive_dir=None)
-                    marked.append(row)
-        except OutboxdError as exc:
-            _put_back(journal, marked)
-            raise RetryRefused(f"{folder.name}: retry cannot record the move in the "
-                               f"journal, so nothing was moved — {exc}") from None
-        try:
-            yield
-        except BaseException:
-            _put_back(journal, marked)
-            raise
-    finally:
-        journal.close()
+        for row in journal.rows(("quarantined",)):
+            if row.archive_dir and Path(row.archive_dir).resolve() == folder:
+                journal.transition(row.id, "gone", detail)
+                marked.append(row)
+    except OutboxdError as exc:
+        _put_back(journal, marked)
+        raise RetryRefused(f"{folder.name}: retry cannot record the move in the "
+                           f"journal, so nothing was moved — {exc}") from None
+    try:
+        yield
+    except BaseException:
+        _put_back(journal, marked)
+        raise
 
 
 def _put_back(journal: Journal, rows: list[Row]) -> None:
