@@ -42,6 +42,7 @@ from daemon.actions.retry_find import (
 )
 from daemon.actions.retry_plan import conversions, documents_kept, plan, run_as
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
+from daemon.archiving.retrykilled import RETRIED_NAME
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
 from daemon.errors import OutboxdError, UsageError, describe, long_words_cut
@@ -176,6 +177,7 @@ def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
     from daemon.journal import RETRIED_DETAIL, Journal
     try:
         with folder_locked(folder):
+            _touch(settings.paths.state_dir / RETRIED_NAME)
             try:
                 journal = Journal(settings.journal_path)
             except OutboxdError as exc:
@@ -191,6 +193,18 @@ def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
         raise RetryRefused(f"{folder.name}: nothing was moved — the folder was "
                            f"{exc.strerror} (a process of anyone who may open it: `fuser "
                            "-v` names it) — run retry again once it ends") from None
+
+
+def _touch(path: Path) -> None:
+    """RETRIED_NAME made or its time set, never through a link and never opened once
+    there (a FIFO or a device put in its place): what has the daemon look for rows marked
+    retried (retrykilled.py). Failing, the daemon looks at its next start."""
+    with contextlib.suppress(OSError):
+        try:
+            os.utime(path, follow_symlinks=False)
+        except FileNotFoundError:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o640))
 
 
 @contextmanager

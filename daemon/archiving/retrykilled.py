@@ -42,6 +42,12 @@ DAYS = 7
 # retry still runs cannot be told: a mark this much older than now (the journal's wall
 # clock) is taken for a retry that ended. No retry of one bundle's files takes an hour.
 NO_LOCK_SECONDS = 3600.0
+# Touched by `outboxd retry` in the state dir before it marks a row (retry.recorded_first):
+# the daemon asks the journal for marked rows only after that (and at its start).
+RETRIED_NAME = "outboxd.retried"
+# How long after a touch the daemon goes on looking at each rescan: a retry marks its
+# rows at once, unless the journal is held locked by another process (5 s at most).
+TOUCHED = 300.0
 INTERRUPTED = ("retry interrupted: outboxd retry was stopped after it marked the bundle "
                "moved back and before it moved the invoice file; the bundle is still in "
                "quarantine")
@@ -61,11 +67,20 @@ class InterruptedRetries:
     def __init__(self, wall: Callable[[], float] | None = None) -> None:
         self._settled: set[int] = set()
         self._wall = wall or time.time  # the journal's clock: its times are wall-clock
+        self._touch_seen: tuple[int, int] | None | bool = False  # False: never looked
+        self._pending = False  # a row left for a later look (a retry at work, EIO)
 
     def look(self, journal: Journal, settings: Settings, log: Any) -> list[Interrupted]:
-        """The rows marked retried lately looked at; those quarantined again, each logged."""
+        """The rows marked retried lately looked at; those quarantined again, each logged.
+        Asked of the journal at the start, and then only when a retry ran lately
+        (_retry_lately) or a row was left for a later look: a rescan of an outbox where
+        nothing happens sends the journal no query."""
+        if not self._retry_lately(settings.paths.state_dir) and not self._pending:
+            return []
         found: list[Interrupted] = []
-        for row_id, quarantined_at in journal.retried_lately(DAYS):
+        marked = journal.retried_lately(DAYS)
+        self._pending = any(row_id not in self._settled for row_id, _ in marked)
+        for row_id, quarantined_at in marked:
             if row_id in self._settled:
                 continue
             row = journal.get(row_id)
@@ -88,6 +103,22 @@ class InterruptedRetries:
                 f"{INTERRUPTED}{said}; it is listed as quarantined again — run outboxd retry "
                 "again to move the rest back", folder=str(outcome.folder))
         return found
+
+    def _retry_lately(self, state_dir: Path) -> bool:
+        """Whether a retry touched RETRIED_NAME since the last look, or within TOUCHED:
+        it does so before its mark, so a mark it commits (a journal another process
+        holds is waited for) after a look that found none is looked for again."""
+        try:
+            st = os.lstat(state_dir / RETRIED_NAME)
+        except OSError:
+            seen = None
+        else:
+            seen = (st.st_ino, st.st_mtime_ns)
+        changed = seen != self._touch_seen
+        self._touch_seen = seen
+        # A file's time against the wall clock: the only clock a file's age is known by.
+        return changed or (seen is not None and
+                           abs(self._wall() - seen[1] / 1e9) < TOUCHED)
 
     def _one(self, journal: Journal, settings: Settings, row: Row,
              quarantined_at: str | None) -> Interrupted | None:

@@ -213,7 +213,7 @@ class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
         self.pipeline.near_folders = self._near_folders
         # A retry killed between its mark and its moves: its bundle quarantined again.
         self.interrupted_retries = InterruptedRetries()
-        self.interrupted_retries.look(self.journal, s, self.log)
+        self.retries_killed()
         self.quarantine_news = QuarantineNews()
         self.quarantined_elsewhere()  # for the first page
         self.pipeline.finish.archive_later = self.workers.archive_later

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import OUTBOXD, Env
@@ -1488,3 +1489,39 @@ def test_a_share_failing_after_the_bundle_went_back_is_a_note_not_a_refusal(
     assert "the bundle is back in the outbox, but the quarantine folder could not be " \
         "tidied (Input/output error" in err and "remove what is left of it by hand" in err
     assert (cfg.outbox / "INV-1001.xml").exists()
+
+
+def test_retry_holds_the_folder_locked_from_its_mark_to_its_moves_and_keeps_it_on_the_row(
+        cfg: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the files move, the row is already marked moved back and keeps its
+    quarantine folder, and the folder is held locked (flock): killed there, the lock
+    ends with the process, and the daemon, finding the folder free and the invoice file
+    in it, can quarantine the row again (archiving/retrykilled.py) — never while a retry
+    still moves it. The retry touches outboxd.retried in the state dir, which has the
+    daemon look."""
+    import sqlite3
+
+    from daemon.actions import retry as retry_action
+    from daemon.fs.temps import try_lock
+    folder = quarantined(cfg)
+    row_id = journal_with_quarantined_row(cfg, folder)
+    seen: list[tuple[Any, ...]] = []
+    real = retry_action.move_tree
+
+    def looking(src: Path, dst: Path) -> list[Path]:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            db = sqlite3.connect(cfg.state / "journal.sqlite3")
+            try:
+                seen.append((try_lock(fd), *db.execute(
+                    "SELECT state, archive_dir FROM bundles WHERE id = ?", (row_id,)
+                ).fetchone()))
+            finally:
+                db.close()
+        finally:
+            os.close(fd)
+        return real(src, dst)
+    monkeypatch.setattr(retry_action, "move_tree", looking)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert seen and set(seen) == {(False, "gone", str(folder))}, seen
+    assert (cfg.state / "outboxd.retried").is_file()  # has the daemon look at the marks

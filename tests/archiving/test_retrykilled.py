@@ -196,3 +196,19 @@ def test_a_folder_that_cannot_be_opened_for_the_share_is_looked_at_again(
         assert look(looks, journal, settings) == []
     assert len(look(looks, journal, settings)) == 1
     assert journal.get(row_id).state == "quarantined"
+
+
+def test_the_journal_is_asked_again_only_after_a_retry_touched_its_file(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """At the start the journal is asked; then, with nothing left to look at, a rescan
+    asks it nothing (an idle outbox costs no query) until a retry touches
+    RETRIED_NAME in the state dir before its mark: the mark it then commits is found."""
+    looks = InterruptedRetries()
+    assert look(looks, journal, settings) == []  # the start's look: nothing marked
+    row_id, _ = marked(env, journal)
+    assert look(looks, journal, settings) == []  # not asked: no retry touched the file
+    assert journal.get(row_id).state == "gone"
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    (settings.paths.state_dir / retrykilled.RETRIED_NAME).touch()
+    assert len(look(looks, journal, settings)) == 1
+    assert journal.get(row_id).state == "quarantined"

@@ -362,13 +362,14 @@ def test_retry_killed_between_two_bundles_leaves_the_second_quarantined_and_hone
     assert "Traceback" not in daemon.stderr()
 
 
+@pytest.mark.parametrize("daemon_then", ["running", "started after"])
 def test_retry_killed_between_its_mark_and_its_move_is_shown_quarantined_again(
-        env: Env, start_receiver, start_daemon) -> None:
+        env: Env, start_receiver, start_daemon, daemon_then: str) -> None:
     """`outboxd retry` killed once it marked the bundle's row moved back, before its
-    first move: the bundle lies whole in quarantine/, and the running daemon (its folder
-    no longer locked) lists it as quarantined again in `status --json` (left out, it
-    waited for a fix that no one saw). A second retry then moves it back and it is sent
-    once."""
+    first move: the bundle lies whole in quarantine/, and the daemon — running (at its
+    next rescan), or started after — lists it as quarantined again in `status --json`,
+    its folder no longer locked (left out, it waited for a fix that no one saw). A
+    second retry then moves it back and it is sent once."""
     refusing = start_receiver("--fail-first", "422")
     env.write_config(refusing.url)
     daemon = start_daemon()
@@ -376,6 +377,8 @@ def test_retry_killed_between_its_mark_and_its_move_is_shown_quarantined_again(
     wait_for(lambda: journal_states(env).get("INV-5700.xml") == "quarantined", timeout=60,
              what="the bundle quarantined")
     [entry] = env.quarantined()
+    if daemon_then == "started after":
+        assert daemon.stop() == 0
     _killed_run(env, "daemon.actions.retry:move_tree", "before", 0,
                 command=["retry", "-c", str(env.config), str(entry)])
     assert (entry / "INV-5700.xml").exists() and (entry / "INV-5700" / "a.pdf").exists()
@@ -383,6 +386,9 @@ def test_retry_killed_between_its_mark_and_its_move_is_shown_quarantined_again(
     def shown() -> list[str]:
         return [b["state"] for b in _status(env)["bundles"]
                 if b["invoice_file"] == "INV-5700.xml"]
+    if daemon_then == "started after":
+        daemon = start_daemon()
+        assert shown() == ["quarantined"]  # by its start, before READY
     wait_for(lambda: shown() == ["quarantined"], timeout=60,
              what="the bundle shown quarantined again")
     assert _status(env)["counts"]["quarantined"] == 1
