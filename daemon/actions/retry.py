@@ -198,13 +198,19 @@ def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
 def _touch(path: Path) -> None:
     """RETRIED_NAME made or its time set, never through a link and never opened once
     there (a FIFO or a device put in its place): what has the daemon look for rows marked
-    retried (retrykilled.py). Failing, the daemon looks at its next start."""
+    retried (retrykilled.py). One another user made (retry run as root, then as the
+    daemon's user, who may not set its time) is made anew: the daemon sees a new file.
+    Failing, the daemon looks at its next start."""
     with contextlib.suppress(OSError):
         try:
             os.utime(path, follow_symlinks=False)
+            return
+        except PermissionError:
+            os.unlink(path)
         except FileNotFoundError:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, 0o640))
+            pass
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o640))
 
 
 @contextmanager
