@@ -2,7 +2,7 @@
 
 `outboxd retry` marks a bundle's quarantined row `gone` (RETRIED_DETAIL, its quarantine
 folder kept in archive_dir) before it moves the files back, holding the folder locked
-(flock) from before the mark to the end of the moves (actions/retry.recorded_first).
+(flock) from before the mark to the end of the moves (actions/retry_record.recorded_first).
 Killed in between (SIGKILL, an OOM kill, a power loss), the journal said the bundle went
 back while it lay whole in quarantine/, and `status` and the page left it out. At the
 start and each rescan the daemon looks at the rows so marked lately: one whose folder
@@ -42,7 +42,7 @@ DAYS = 7
 # retry still runs cannot be told: a mark this much older than now (the journal's wall
 # clock) is taken for a retry that ended. No retry of one bundle's files takes an hour.
 NO_LOCK_SECONDS = 3600.0
-# Touched by `outboxd retry` in the state dir before it marks a row (retry.recorded_first):
+# Touched by `outboxd retry` in the state dir before it marks a row (retry_record.recorded_first):
 # the daemon asks the journal for marked rows only after that (and at its start).
 RETRIED_NAME = "outboxd.retried"
 # How long after a touch the daemon goes on looking at each rescan: a retry marks its

@@ -1526,21 +1526,3 @@ def test_retry_holds_the_folder_locked_from_its_mark_to_its_moves_and_keeps_it_o
     assert seen and set(seen) == {(False, "gone", str(folder))}, seen
     assert (cfg.state / "outboxd.retried").is_file()  # has the daemon look at the marks
 
-
-def test_a_retried_file_another_user_made_is_made_anew(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """outboxd.retried made by root's retry, and this user (the daemon's) not allowed to
-    set its time: it is made anew, so the daemon, which looks at its inode and time,
-    still sees that a retry ran."""
-    from daemon.actions import retry as retry_action
-    path = tmp_path / "outboxd.retried"
-    path.touch()
-    before = path.stat().st_ino
-    keep = tmp_path / "keep"  # the inode stays taken: a new file gets another
-    os.link(path, keep)
-
-    def refused(*args: Any, **kwargs: Any) -> None:
-        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(path))
-    monkeypatch.setattr(os, "utime", refused)
-    retry_action._touch(path)
-    assert path.is_file() and path.stat().st_ino != before
