@@ -42,8 +42,9 @@ DAYS = 7
 # retry still runs cannot be told: a mark this much older than now (the journal's wall
 # clock) is taken for a retry that ended. No retry of one bundle's files takes an hour.
 NO_LOCK_SECONDS = 3600.0
-# Touched by `outboxd retry` in the state dir before it marks a row (retry_record.recorded_first):
-# the daemon asks the journal for marked rows only after that (and at its start).
+# Touched by `outboxd retry` in the state dir before it marks a row
+# (retry_record.recorded_first): the daemon asks the journal for marked rows only after
+# that (and at its start).
 RETRIED_NAME = "outboxd.retried"
 # How long after a touch the daemon goes on looking at each rescan: a retry marks its
 # rows at once, unless the journal is held locked by another process (5 s at most).
@@ -69,6 +70,7 @@ class InterruptedRetries:
         self._wall = wall or time.time  # the journal's clock: its times are wall-clock
         self._touch_seen: tuple[int, int] | None | bool = False  # False: never looked
         self._pending = False  # a row left for a later look (a retry at work, EIO)
+        self._unsure: set[int] = set()  # rows whose failed look was said (once each)
 
     def look(self, journal: Journal, settings: Settings, log: Any) -> list[Interrupted]:
         """The rows marked retried lately looked at; those quarantined again, each logged.
@@ -89,6 +91,9 @@ class InterruptedRetries:
             except OSError as exc:
                 # The share failed the look (EIO, ESTALE): it cannot tell, so neither
                 # moved back nor still there. Looked at again at the next rescan.
+                if row_id in self._unsure:
+                    continue
+                self._unsure.add(row_id)
                 logs.bundle_log(log, row.invoice_file, row.bundle_id, row.invoice_ids).info(
                     "cannot tell yet whether outboxd retry moved the bundle back: its "
                     "quarantine folder cannot be looked at; looked at again at the next "
