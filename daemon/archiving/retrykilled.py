@@ -18,7 +18,7 @@ import errno
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,42 +128,88 @@ class InterruptedRetries:
     def _one(self, journal: Journal, settings: Settings, row: Row,
              quarantined_at: str | None) -> Interrupted | None:
         """None: left (moved back for good, settled; or a retry runs: looked at again)."""
-        assert row.archive_dir is not None  # retried_lately's rows have it
-        folder = Path(row.archive_dir)
-        try:
-            fd = os.open(folder, FOLDER_NOFOLLOW)
-        except (FileNotFoundError, NotADirectoryError):
-            self._settled.add(row.id)  # emptied and removed by the retry: moved back
+        judged = _judged(row, self._wall())
+        if judged == MOVED:
+            self._settled.add(row.id)
             return None
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            self._settled.add(row.id)  # a link in its place: not ours, never followed
+        if judged == LATER:
             return None
+        assert isinstance(judged, int)
+        folder = Path(row.archive_dir or "")
         try:
-            held = try_lock(fd)
-            if held is False:
-                return None  # a retry moves it now (or waits to): its end tells
-            if held is None and self._wall() - parse_iso(row.since).timestamp() \
-                    < NO_LOCK_SECONDS:
-                return None  # no lock to ask: a retry may still run
-            if not still_at(folder, fd) or not _holds(fd, row.invoice_file):
-                self._settled.add(row.id)  # the invoice file went back: the retry ended
-                return None
             now = journal.get(row.id)
             if now.state != "gone" or journal.last_detail(row.id) != RETRIED_DETAIL:
                 return None  # a retry put it back meanwhile (refused), or else ended it
-            back = _back_already(fd, row.invoice_file, settings)
+            back = _back_already(judged, row.invoice_file, settings)
             detail = INTERRUPTED + (f" (already back in the outbox: {', '.join(back)})"
                                     if back else "") + " — run outboxd retry again"
             # Under the lock: a retry started now waits for it, then marks the row anew.
             journal.transition(row.id, "quarantined", detail,
-                               since=_quarantined_at(folder, fd, quarantined_at),
+                               since=_quarantined_at(folder, judged, quarantined_at),
                                archive_dir=row.archive_dir)
             self._settled.add(row.id)
             return Interrupted(row, folder, back)
         finally:
-            os.close(fd)  # drops the lock
+            os.close(judged)  # drops the lock
+
+
+# What _judged says of a row marked retried but for the folder it hands back.
+MOVED = "moved"  # the retry moved the bundle back (or its folder is no longer ours)
+LATER = "later"  # a retry holds the folder now, or may (no lock to ask): look again
+
+
+def _judged(row: Row, now: float) -> str | int:
+    """MOVED, LATER, or the bundle's quarantine folder open at the descriptor returned,
+    held locked (the caller closes it), with the invoice file still in it: the retry
+    that marked the row was stopped before its move. OSError where the share cannot
+    tell (EIO, ESTALE). `now`: the wall clock, against the journal's time of the mark."""
+    assert row.archive_dir is not None  # retried_lately's rows have it
+    folder = Path(row.archive_dir)
+    try:
+        fd = os.open(folder, FOLDER_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return MOVED  # emptied and removed by the retry
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        return MOVED  # a link in its place: not ours, never followed
+    try:
+        held = try_lock(fd)
+        if held is False:
+            judged: str | int = LATER  # a retry moves it now (or waits to): its end tells
+        elif held is None and now - parse_iso(row.since).timestamp() < NO_LOCK_SECONDS:
+            judged = LATER  # no lock to ask: a retry may still run
+        elif not still_at(folder, fd) or not _holds(fd, row.invoice_file):
+            judged = MOVED  # the invoice file went back: the retry ended
+        else:
+            judged = fd
+    except BaseException:
+        os.close(fd)
+        raise
+    if judged != fd:
+        os.close(fd)
+    return judged
+
+
+def interrupted_rows(journal: Journal, now: float | None = None) -> list[Row]:
+    """For `outboxd status`, which writes nothing: the rows marked retried lately whose
+    bundle is whole in quarantine/ with no retry at work, as the daemon's next look will
+    record them (quarantined, since their quarantine). A look that fails leaves a row out,
+    as before."""
+    shown = []
+    for row_id, quarantined_at in journal.retried_lately(DAYS):
+        row = journal.get(row_id)
+        try:
+            judged = _judged(row, time.time() if now is None else now)
+        except OSError:
+            continue
+        if isinstance(judged, int):
+            try:
+                since = _quarantined_at(Path(row.archive_dir or ""), judged, quarantined_at)
+            finally:
+                os.close(judged)
+            shown.append(replace(row, state="quarantined", since=since or row.since))
+    return shown
 
 
 def _quarantined_at(folder: Path, fd: int, transition_at: str | None) -> str | None:

@@ -366,10 +366,11 @@ def test_retry_killed_between_two_bundles_leaves_the_second_quarantined_and_hone
 def test_retry_killed_between_its_mark_and_its_move_is_shown_quarantined_again(
         env: Env, start_receiver, start_daemon, daemon_then: str) -> None:
     """`outboxd retry` killed once it marked the bundle's row moved back, before its
-    first move: the bundle lies whole in quarantine/, and the daemon — running (at its
-    next rescan), or started after — lists it as quarantined again in `status --json`,
-    its folder no longer locked (left out, it waited for a fix that no one saw). A
-    second retry then moves it back and it is sent once."""
+    first move: the bundle lies whole in quarantine/ (left out of `status`, it waited for
+    a fix no one saw). `status --json` shows it quarantined at once, and the daemon —
+    running (at its next rescan), or started after (at its start) — records it so
+    again, its folder no longer locked. A second retry then moves it back and it is
+    sent once."""
     refusing = start_receiver("--fail-first", "422")
     env.write_config(refusing.url)
     daemon = start_daemon()
@@ -386,11 +387,15 @@ def test_retry_killed_between_its_mark_and_its_move_is_shown_quarantined_again(
     def shown() -> list[str]:
         return [b["state"] for b in _status(env)["bundles"]
                 if b["invoice_file"] == "INV-5700.xml"]
+    # `status` shows it as the daemon's look will record it, before that look.
+    assert shown() == ["quarantined"] and _status(env)["counts"]["quarantined"] == 1
     if daemon_then == "started after":
+        assert journal_states(env)["INV-5700.xml"] == "gone"
         daemon = start_daemon()
-        assert shown() == ["quarantined"]  # by its start, before READY
-    wait_for(lambda: shown() == ["quarantined"], timeout=60,
-             what="the bundle shown quarantined again")
+        assert journal_states(env)["INV-5700.xml"] == "quarantined"  # by its start
+    wait_for(lambda: journal_states(env)["INV-5700.xml"] == "quarantined", timeout=60,
+             what="the bundle recorded quarantined again")
+    assert shown() == ["quarantined"]
     assert _status(env)["counts"]["quarantined"] == 1
 
     done = subprocess.run([*OUTBOXD, "retry", "-c", str(env.config), str(entry)],
