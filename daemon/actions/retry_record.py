@@ -112,7 +112,9 @@ def _put_back(journal: Journal, rows: list[Row]) -> None:
             journal.transition(row.id, "quarantined", "retry refused: still in quarantine",
                                since=row.since, archive_dir=row.archive_dir)
         except OutboxdError as exc:
+            # Its row keeps the folder: status shows it, and the daemon records it.
             print(for_terminal(f"outboxd: note: {row.invoice_file} stays in quarantine, but "
                                f"the journal could not be told so ({exc}); `outboxd status` "
-                               "leaves it out until it is retried or quarantined again"),
+                               "shows it quarantined all the same, and the daemon records "
+                               "it so again at its next rescan"),
                   file=sys.stderr)

@@ -1307,7 +1307,8 @@ def test_a_row_that_cannot_be_put_back_after_a_refused_move_is_noted_not_hidden(
         cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """The move refused after the retry was recorded, and the journal then refusing the
     row's return to quarantined: the bundle stays in quarantine (nothing moved) and a
-    note says the journal could not be told, and what `status` shows meanwhile."""
+    note says the journal could not be told, and that `status` shows it quarantined all
+    the same (its row keeps the folder: retrykilled.interrupted_rows), as it does."""
     from daemon.actions import retry as retry_action
     from daemon.errors import JournalError
     from daemon.journal import Journal
@@ -1330,8 +1331,13 @@ def test_a_row_that_cannot_be_put_back_after_a_refused_move_is_noted_not_hidden(
     assert code == 1, err
     assert "nothing was moved" in err
     assert "outboxd: note: INV-1001.xml stays in quarantine, but the journal could not be " \
-        "told so (disk I/O error); `outboxd status` leaves it out" in err
+        "told so (disk I/O error); `outboxd status` shows it quarantined all the same" in err
     assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001.xml").exists()
+    monkeypatch.undo()  # the journal answers again
+    from daemon.configuration.config_load import load_settings
+    from daemon.report.status import collect
+    # Quarantined on 26 November (its reason.json): counted, listed no more (a week).
+    assert collect(load_settings(cfg.config))["counts"]["quarantined"] == 1
 
 
 @pytest.mark.parametrize("second", ["INV-1002.xml", None])
