@@ -24,10 +24,8 @@ import errno
 import os
 import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.actions.attach_copy import share_with_the_daemon
@@ -41,6 +39,7 @@ from daemon.actions.retry_find import (
     share_failed,
 )
 from daemon.actions.retry_plan import conversions, documents_kept, plan, run_as
+from daemon.actions.retry_record import recorded_first
 from daemon.archiving.papers import PAPER_NAMES, remove_papers
 from daemon.configuration.config import Settings
 from daemon.configuration.daemonuser import as_the_daemons_user
@@ -53,9 +52,6 @@ from daemon.fs.temps import drop_unfinished
 from daemon.fs.workfolder import there
 from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
-
-if TYPE_CHECKING:
-    from daemon.journal import Journal, Row
 
 
 def retry(folder: Path, settings: Settings, reads: CommandReads,
@@ -183,56 +179,6 @@ def _folder_id(folder: Path, record: dict[str, Any] | None) -> str:
         return named["id"]
     recorded = record.get("bundle_id") if record is not None else None
     return recorded if isinstance(recorded, str) else ""
-
-
-@contextmanager
-def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
-    """The bundle's quarantined row marked retried (state `gone` with that detail) before
-    its files move, and quarantined again if they do not: moved first, a journal write
-    that then failed (locked, a full disk) left the row quarantined with no folder behind
-    it for good, and `status` listed the bundle twice once it was quarantined again.
-    When a journal exists; never creates a state dir. The bundle comes back as a new
-    row."""
-    if not journal_there(settings.journal_path, run_as(settings)):
-        yield
-        return
-    from daemon.journal import Journal
-    try:
-        journal = Journal(settings.journal_path)
-    except OutboxdError as exc:
-        raise RetryRefused(f"{folder.name}: nothing was moved — {exc}") from None
-    marked: list[Row] = []
-    try:
-        try:
-            for row in journal.rows(("quarantined",)):
-                if row.archive_dir and Path(row.archive_dir).resolve() == folder:
-                    journal.transition(row.id, "gone", "retried: moved back into the outbox "
-                                       "by outboxd retry", archive_dir=None)
-                    marked.append(row)
-        except OutboxdError as exc:
-            _put_back(journal, marked)
-            raise RetryRefused(f"{folder.name}: retry cannot record the move in the "
-                               f"journal, so nothing was moved — {exc}") from None
-        try:
-            yield
-        except BaseException:
-            _put_back(journal, marked)
-            raise
-    finally:
-        journal.close()
-
-
-def _put_back(journal: Journal, rows: list[Row]) -> None:
-    """Rows marked retried whose bundle did not move: quarantined again, as they were."""
-    for row in rows:
-        try:
-            journal.transition(row.id, "quarantined", "retry refused: still in quarantine",
-                               since=row.since, archive_dir=row.archive_dir)
-        except OutboxdError as exc:
-            print(for_terminal(f"outboxd: note: {row.invoice_file} stays in quarantine, but "
-                               f"the journal could not be told so ({exc}); `outboxd status` "
-                               "leaves it out until it is retried or quarantined again"),
-                  file=sys.stderr)
 
 
 def _shared(outbox: Path, moved: list[str]) -> None:

@@ -12,7 +12,7 @@ import threading
 from typing import TYPE_CHECKING, NamedTuple
 
 from daemon.journal import text
-from daemon.journal.records import UNREADABLE_REASONS, Row, iso_in, rows_of
+from daemon.journal.records import RETRIED_DETAIL, UNREADABLE_REASONS, Row, iso_in, rows_of
 
 
 class Finished(NamedTuple):
@@ -116,3 +116,19 @@ class FinishedViews:
         rows = rows_of(rs)
         return [r for r in rows
                 if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
+
+    def retried_lately(self, days: int = 7) -> list[tuple[int, str | None]]:
+        """The rows `outboxd retry` marked as moved back in the last `days` days (state
+        `gone`, their latest detail RETRIED_DETAIL, their quarantine folder kept), each
+        with when it was last quarantined (None where no transition says it): whether
+        the retry really moved them is archiving/retrykilled.py's look. A range of the
+        (state, since) index; each row's latest transitions by their index."""
+        with self._lock:
+            rs = self._db.execute(
+                "SELECT b.id, (SELECT t.at FROM transitions AS t WHERE t.bundle_row = b.id "
+                "AND t.to_state = 'quarantined' ORDER BY t.id DESC LIMIT 1) FROM bundles AS b "
+                "WHERE b.state = 'gone' AND b.since >= ? AND b.archive_dir IS NOT NULL AND "
+                "(SELECT t.detail FROM transitions AS t WHERE t.bundle_row = b.id ORDER BY "
+                "t.id DESC LIMIT 1) = ? ORDER BY b.id",
+                (iso_in(-days * 86400), text.stored(RETRIED_DETAIL))).fetchall()
+        return [(int(r[0]), r[1]) for r in rs]

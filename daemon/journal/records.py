@@ -54,6 +54,12 @@ ELSEWHERE_DETAIL = BY_ANOTHER + ", which archived it in"
 # them, as literals.
 BY_ANOTHER_TERMS = f"substr(detail, 1, {len(BY_ANOTHER)}) = '{BY_ANOTHER}'"
 
+# What `outboxd retry` writes on the quarantined row of a bundle it moves back, before the
+# move (state `gone`, the row keeping its quarantine folder in archive_dir); the daemon
+# finds the rows of a retry killed before its move by it (archiving/retrykilled.py).
+# Journals keep these words: changed, such rows of an earlier retry would not be found.
+RETRIED_DETAIL = "retried: moved back into the outbox by outboxd retry"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundles (
     id INTEGER PRIMARY KEY,

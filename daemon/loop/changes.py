@@ -25,6 +25,7 @@ from daemon.watching.watch import OVERFLOW, ROOT_LOST
 
 if TYPE_CHECKING:
     from daemon.archiving.quarantinenews import QuarantineNews
+    from daemon.archiving.retrykilled import InterruptedRetries
     from daemon.archiving.sentnews import SentNews
     from daemon.claiming.orphans import Orphans
     from daemon.configuration.config import Settings
@@ -74,6 +75,7 @@ class Changes:
     orphans: Orphans
     sent_news: SentNews
     quarantine_news: QuarantineNews
+    interrupted_retries: InterruptedRetries
     deciding: Deciding
     outage: Outage
     _wake: Waker
@@ -168,6 +170,7 @@ class Changes:
         if self.pipeline.finish.mounts.away(self.settings.sent_dir) is None:
             self.sent_news.look(self.journal, self.settings.sent_dir, spent=self._news_budget())
             self._news_read()
+        self.retries_killed()  # before quarantined_elsewhere: its own() has them again
         self.quarantined_elsewhere()
         self.deciding.compare(self.settings)  # another daemon started or reloaded meanwhile
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
@@ -222,6 +225,14 @@ class Changes:
             snap = snapshot(cand, outbox, stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
+
+    def retries_killed(self) -> None:
+        """The bundles of a retry killed before its moves quarantined again
+        (retrykilled.py): at the start and each rescan; not while quarantine/ is off the
+        mount it was on, where a bare mount point would read as every folder removed,
+        moved back for good."""
+        if self.pipeline.finish.mounts.away(self.settings.quarantine_dir) is None:
+            self.interrupted_retries.look(self.journal, self.settings, self.log)
 
     def quarantined_elsewhere(self) -> None:
         """What other daemons quarantined today, for the page (quarantinenews.py): at the

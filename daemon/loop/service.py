@@ -35,6 +35,7 @@ from typing import Any
 from daemon import GROUP_SIGNALS, einvoice, logs
 from daemon.archiving.quarantinenews import QuarantineNews
 from daemon.archiving.readback import restore_sent
+from daemon.archiving.retrykilled import InterruptedRetries
 from daemon.archiving.sentnews import SentNews
 from daemon.bundle import Bundle
 from daemon.claiming.claim import copy_tag
@@ -210,6 +211,9 @@ class Service(Changes, ReadsOffLoop, Stepping, Reloading, Stopping):
             self.log.warning(LATE_SHARE, **late.fields())
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.near_folders = self._near_folders
+        # A retry killed between its mark and its moves: its bundle quarantined again.
+        self.interrupted_retries = InterruptedRetries()
+        self.retries_killed()
         self.quarantine_news = QuarantineNews()
         self.quarantined_elsewhere()  # for the first page
         self.pipeline.finish.archive_later = self.workers.archive_later

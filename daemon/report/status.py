@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from daemon.archiving.retrykilled import interrupted_rows
 from daemon.bundle import findings_of, reasons_of
 from daemon.claiming.foreign import Foreign, foreign_work
 from daemon.configuration.config import Settings
@@ -17,7 +18,7 @@ from daemon.errors import JournalError, describe
 from daemon.invisible import escaped_controls
 from daemon.journal import LIVE, STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import OneWait, journal_there, read_journal
-from daemon.journal.records import collector_paused
+from daemon.journal.records import collector_paused, iso_of
 from daemon.loop.idlefiles import (
     Idle,
     Suffixed,
@@ -72,12 +73,19 @@ def _read(journal: Journal, outbox: Path) -> dict[str, Any]:
 def _listed(journal: Journal, outbox: Path) -> dict[str, Any]:
     at = datetime.now(UTC)
     rows = journal.recent(at=at)
+    # A retry killed between its journal mark and its move: the bundle is whole in
+    # quarantine/ while its row says it went back, until the daemon's next look records
+    # it again (retrykilled.py). Shown as that look will record it, nothing written.
+    interrupted = interrupted_rows(journal, at.timestamp())
+    week = iso_of(at - timedelta(days=7))
+    rows = sorted(rows + [r for r in interrupted if r.since >= week], key=lambda r: r.id)
     # A quarantined bundle moved back into the outbox by hand, as REASON.txt offers (retry
     # marks its row, a move by hand cannot): listed, it read as quarantined beside its own
     # new row (sent, or waiting again). Not counted or listed, as on the status page.
     kept = still_quarantined(rows, "", outbox)
     counts = journal.counts()
-    counts["quarantined"] = max(0, counts["quarantined"] - (len(rows) - len(kept)))
+    counts["quarantined"] = max(0, counts["quarantined"] - (len(rows) - len(kept))) \
+        + len(interrupted)
     pages = {row_id: said for row_id, answer in journal.page_like_answers(at=at).items()
              if (said := web_page_warning(answer)) is not None}
     return {"counts": counts, "bundles": [_bundle(r, pages.get(r.id)) for r in kept]}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import OUTBOXD, Env
@@ -1306,7 +1307,8 @@ def test_a_row_that_cannot_be_put_back_after_a_refused_move_is_noted_not_hidden(
         cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """The move refused after the retry was recorded, and the journal then refusing the
     row's return to quarantined: the bundle stays in quarantine (nothing moved) and a
-    note says the journal could not be told, and what `status` shows meanwhile."""
+    note says the journal could not be told, and that `status` shows it quarantined all
+    the same (its row keeps the folder: retrykilled.interrupted_rows), as it does."""
     from daemon.actions import retry as retry_action
     from daemon.errors import JournalError
     from daemon.journal import Journal
@@ -1329,8 +1331,13 @@ def test_a_row_that_cannot_be_put_back_after_a_refused_move_is_noted_not_hidden(
     assert code == 1, err
     assert "nothing was moved" in err
     assert "outboxd: note: INV-1001.xml stays in quarantine, but the journal could not be " \
-        "told so (disk I/O error); `outboxd status` leaves it out" in err
+        "told so (disk I/O error); `outboxd status` shows it quarantined all the same" in err
     assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001.xml").exists()
+    monkeypatch.undo()  # the journal answers again
+    from daemon.configuration.config_load import load_settings
+    from daemon.report.status import collect
+    # Quarantined on 26 November (its reason.json): counted, listed no more (a week).
+    assert collect(load_settings(cfg.config))["counts"]["quarantined"] == 1
 
 
 @pytest.mark.parametrize("second", ["INV-1002.xml", None])
@@ -1626,3 +1633,40 @@ def test_a_move_back_that_failed_where_a_copy_left_the_folder_is_said_stuck(
     assert "INV-1001 could not be moved back and is in the outbox" in err
     assert (cfg.outbox / "INV-1001" / "scan.pdf").exists()
     assert f"move it back into {folder}" in err
+
+
+def test_retry_holds_the_folder_locked_from_its_mark_to_its_moves_and_keeps_it_on_the_row(
+        cfg: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the files move, the row is already marked moved back and keeps its
+    quarantine folder, and the folder is held locked (flock): killed there, the lock
+    ends with the process, and the daemon, finding the folder free and the invoice file
+    in it, can quarantine the row again (archiving/retrykilled.py) — never while a retry
+    still moves it. The retry touches outboxd.retried in the state dir, which has the
+    daemon look."""
+    import sqlite3
+
+    from daemon.actions import retry as retry_action
+    from daemon.fs.temps import try_lock
+    folder = quarantined(cfg)
+    row_id = journal_with_quarantined_row(cfg, folder)
+    seen: list[tuple[Any, ...]] = []
+    real = retry_action.move_tree
+
+    def looking(src: Path, dst: Path) -> list[Path]:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            db = sqlite3.connect(cfg.state / "journal.sqlite3")
+            try:
+                seen.append((try_lock(fd), *db.execute(
+                    "SELECT state, archive_dir FROM bundles WHERE id = ?", (row_id,)
+                ).fetchone()))
+            finally:
+                db.close()
+        finally:
+            os.close(fd)
+        return real(src, dst)
+    monkeypatch.setattr(retry_action, "move_tree", looking)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert seen and set(seen) == {(False, "gone", str(folder))}, seen
+    assert (cfg.state / "outboxd.retried").is_file()  # has the daemon look at the marks
+

@@ -5,10 +5,10 @@ receipt recorded, the entry in sent/ or quarantine/ before the row says so, a re
 own claim check and its take-over of the live rows; a claim recorded whose work folder
 was not made yet; reader processes loading at a reload; after an outbox moved, a claim
 left waiting that holds its invoice file back and a work folder followed at a rescan;
-`outboxd retry` between two bundles. After each kill `outboxd status`
-shows the bundle as on its way (never sent, quarantined or missing) and processing/ holds
-it; after a restart it ends once, in sent/ or quarantine/, the receiver holding it at
-most once under its one key."""
+`outboxd retry` between two bundles, and between its journal mark and its move. After
+each kill `outboxd status` shows the bundle as on its way (never sent, quarantined or
+missing) and processing/ holds it; after a restart it ends once, in sent/ or
+quarantine/, the receiver holding it at most once under its one key."""
 
 from __future__ import annotations
 
@@ -359,6 +359,52 @@ def test_retry_killed_between_two_bundles_leaves_the_second_quarantined_and_hone
     assert env.quarantined() == [] and len(env.sent_bundles()) == 2
     assert [r["status"] for r in refusing.requests()].count(201) == 2
     assert list(env.processing.iterdir()) == []
+    assert "Traceback" not in daemon.stderr()
+
+
+@pytest.mark.parametrize("daemon_then", ["running", "started after"])
+def test_retry_killed_between_its_mark_and_its_move_is_shown_quarantined_again(
+        env: Env, start_receiver, start_daemon, daemon_then: str) -> None:
+    """`outboxd retry` killed once it marked the bundle's row moved back, before its
+    first move: the bundle lies whole in quarantine/ (left out of `status`, it waited for
+    a fix no one saw). `status --json` shows it quarantined at once, and the daemon —
+    running (at its next rescan), or started after (at its start) — records it so
+    again, its folder no longer locked. A second retry then moves it back and it is
+    sent once."""
+    refusing = start_receiver("--fail-first", "422")
+    env.write_config(refusing.url)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-5700", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: journal_states(env).get("INV-5700.xml") == "quarantined", timeout=60,
+             what="the bundle quarantined")
+    [entry] = env.quarantined()
+    if daemon_then == "started after":
+        assert daemon.stop() == 0
+    _killed_run(env, "daemon.actions.retry:move_tree", "before", 0,
+                command=["retry", "-c", str(env.config), str(entry)])
+    assert (entry / "INV-5700.xml").exists() and (entry / "INV-5700" / "a.pdf").exists()
+
+    def shown() -> list[str]:
+        return [b["state"] for b in _status(env)["bundles"]
+                if b["invoice_file"] == "INV-5700.xml"]
+    # `status` shows it as the daemon's look will record it, before that look.
+    assert shown() == ["quarantined"] and _status(env)["counts"]["quarantined"] == 1
+    if daemon_then == "started after":
+        assert journal_states(env)["INV-5700.xml"] == "gone"
+        daemon = start_daemon()
+        assert journal_states(env)["INV-5700.xml"] == "quarantined"  # by its start
+    wait_for(lambda: journal_states(env)["INV-5700.xml"] == "quarantined", timeout=60,
+             what="the bundle recorded quarantined again")
+    assert shown() == ["quarantined"]
+    assert _status(env)["counts"]["quarantined"] == 1
+
+    done = subprocess.run([*OUTBOXD, "retry", "-c", str(env.config), str(entry)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: shown() == ["sent"], timeout=60, what="the bundle sent")
+    assert env.quarantined() == [] and len(env.sent_bundles()) == 1
+    assert [r["status"] for r in refusing.requests()] == [422, 201]
+    assert _status(env)["counts"]["quarantined"] == 0
     assert "Traceback" not in daemon.stderr()
 
 

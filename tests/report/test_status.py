@@ -907,3 +907,43 @@ def test_status_says_the_folder_of_a_refused_invoice_file_is_its_sidecar(
                      r"alone \(listed below, with why\): mend that file$", text, re.M)
     assert re.search(r"^  Misc/ since \S+Z$", text, re.M)
     assert re.search(r"^  INV-1.xml: .*symbolic link", text, re.M)
+
+
+def test_a_bundle_a_killed_retry_left_whole_in_quarantine_is_shown_quarantined(
+        settings: Settings, tmp_path: Path) -> None:
+    """A retry killed between its journal mark and its move: the row says `gone`
+    (retried), the bundle lies whole in quarantine/. Until the daemon's next look
+    records it again, `status` shows it as that look will — quarantined, since its
+    quarantine, counted — and writes nothing; while a retry holds its folder (moving it
+    now) it is left out, as before."""
+    import fcntl
+
+    from daemon.journal import RETRIED_DETAIL
+    folder = tmp_path / "quarantine" / "2026-12-01" / "INV-8--888888888888"
+    folder.mkdir(parents=True)
+    (folder / "INV-8.xml").write_bytes(b"<Invoice/>")
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    j = Journal(settings.journal_path)
+    try:
+        row_id = j.create("INV-8.xml", "quarantined", bundle_id="8" * 64, since=since,
+                          archive_dir=str(folder), reasons=[
+                              {"code": "too-large", "file": "INV-8/a.pdf", "message": "big"}])
+        j.transition(row_id, "gone", RETRIED_DETAIL)
+    finally:
+        j.close()
+    before = settings.journal_path.read_bytes()
+    data = collect(settings)
+    [shown] = [b for b in data["bundles"] if b["invoice_file"] == "INV-8.xml"]
+    assert (shown["state"], shown["folder"]) == ("quarantined", str(folder))
+    assert [r["code"] for r in shown["reasons"]] == ["too-large"]
+    assert data["counts"]["quarantined"] == 1
+    assert settings.journal_path.read_bytes() == before
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        data = collect(settings)
+    finally:
+        os.close(fd)
+    assert "INV-8.xml" not in [b["invoice_file"] for b in data["bundles"]]
+    assert data["counts"]["quarantined"] == 0
