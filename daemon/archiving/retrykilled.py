@@ -66,11 +66,13 @@ class InterruptedRetries:
     """The looks, remembering the rows found really moved back (never looked at again)."""
 
     def __init__(self, wall: Callable[[], float] | None = None) -> None:
+        # Marks (their transition ids), not rows: a row quarantined again is the one the
+        # next retry marks, and that retry may be killed too.
         self._settled: set[int] = set()
         self._wall = wall or time.time  # the journal's clock: its times are wall-clock
         self._touch_seen: tuple[int, int] | None | bool = False  # False: never looked
         self._pending = False  # a row left for a later look (a retry at work, EIO)
-        self._unsure: set[int] = set()  # rows whose failed look was said (once each)
+        self._unsure: set[int] = set()  # marks whose failed look was said (once each)
 
     def look(self, journal: Journal, settings: Settings, log: Any) -> list[Interrupted]:
         """The rows marked retried lately looked at; those quarantined again, each logged.
@@ -81,19 +83,19 @@ class InterruptedRetries:
             return []
         found: list[Interrupted] = []
         marked = journal.retried_lately(DAYS)
-        self._pending = any(row_id not in self._settled for row_id, _ in marked)
-        for row_id, quarantined_at in marked:
-            if row_id in self._settled:
+        self._pending = any(mark not in self._settled for _, mark, _ in marked)
+        for row_id, mark, quarantined_at in marked:
+            if mark in self._settled:
                 continue
             row = journal.get(row_id)
             try:
-                outcome = self._one(journal, settings, row, quarantined_at)
+                outcome = self._one(journal, settings, row, mark, quarantined_at)
             except OSError as exc:
                 # The share failed the look (EIO, ESTALE): it cannot tell, so neither
                 # moved back nor still there. Looked at again at the next rescan.
-                if row_id in self._unsure:
+                if mark in self._unsure:
                     continue
-                self._unsure.add(row_id)
+                self._unsure.add(mark)
                 logs.bundle_log(log, row.invoice_file, row.bundle_id, row.invoice_ids).info(
                     "cannot tell yet whether outboxd retry moved the bundle back: its "
                     "quarantine folder cannot be looked at; looked at again at the next "
@@ -125,12 +127,12 @@ class InterruptedRetries:
         return changed or (seen is not None and
                            abs(self._wall() - seen[1] / 1e9) < TOUCHED)
 
-    def _one(self, journal: Journal, settings: Settings, row: Row,
+    def _one(self, journal: Journal, settings: Settings, row: Row, mark: int,
              quarantined_at: str | None) -> Interrupted | None:
         """None: left (moved back for good, settled; or a retry runs: looked at again)."""
         judged = _judged(row, self._wall())
         if judged == MOVED:
-            self._settled.add(row.id)
+            self._settled.add(mark)
             return None
         if judged == LATER:
             return None
@@ -147,7 +149,7 @@ class InterruptedRetries:
             journal.transition(row.id, "quarantined", detail,
                                since=_quarantined_at(folder, judged, quarantined_at),
                                archive_dir=row.archive_dir)
-            self._settled.add(row.id)
+            self._settled.add(mark)
             return Interrupted(row, folder, back)
         finally:
             os.close(judged)  # drops the lock
@@ -197,7 +199,7 @@ def interrupted_rows(journal: Journal, now: float | None = None) -> list[Row]:
     record them (quarantined, since their quarantine). A look that fails leaves a row out,
     as before."""
     shown = []
-    for row_id, quarantined_at in journal.retried_lately(DAYS):
+    for row_id, _, quarantined_at in journal.retried_lately(DAYS):
         row = journal.get(row_id)
         try:
             judged = _judged(row, time.time() if now is None else now)

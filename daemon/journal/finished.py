@@ -117,18 +117,21 @@ class FinishedViews:
         return [r for r in rows
                 if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
 
-    def retried_lately(self, days: int = 7) -> list[tuple[int, str | None]]:
+    def retried_lately(self, days: int = 7) -> list[tuple[int, int, str | None]]:
         """The rows `outboxd retry` marked as moved back in the last `days` days (state
         `gone`, their latest detail RETRIED_DETAIL, their quarantine folder kept), each
-        with when it was last quarantined (None where no transition says it): whether
-        the retry really moved them is archiving/retrykilled.py's look. A range of the
-        (state, since) index; each row's latest transitions by their index."""
+        with the id of that mark's transition (a row quarantined again is marked anew by
+        the next retry: the mark, not the row, is what a look settles) and when it was
+        last quarantined (None where no transition says it): whether the retry really
+        moved them is archiving/retrykilled.py's look. A range of the (state, since)
+        index; each row's latest transitions by their index."""
         with self._lock:
             rs = self._db.execute(
-                "SELECT b.id, (SELECT t.at FROM transitions AS t WHERE t.bundle_row = b.id "
-                "AND t.to_state = 'quarantined' ORDER BY t.id DESC LIMIT 1) FROM bundles AS b "
-                "WHERE b.state = 'gone' AND b.since >= ? AND b.archive_dir IS NOT NULL AND "
-                "(SELECT t.detail FROM transitions AS t WHERE t.bundle_row = b.id ORDER BY "
-                "t.id DESC LIMIT 1) = ? ORDER BY b.id",
+                "SELECT b.id, m.id, (SELECT t.at FROM transitions AS t WHERE t.bundle_row "
+                "= b.id AND t.to_state = 'quarantined' ORDER BY t.id DESC LIMIT 1) FROM "
+                "bundles AS b JOIN transitions AS m ON m.id = (SELECT t.id FROM transitions "
+                "AS t WHERE t.bundle_row = b.id ORDER BY t.id DESC LIMIT 1) WHERE b.state = "
+                "'gone' AND b.since >= ? AND b.archive_dir IS NOT NULL AND m.detail = ? "
+                "ORDER BY b.id",
                 (iso_in(-days * 86400), text.stored(RETRIED_DETAIL))).fetchall()
-        return [(int(r[0]), r[1]) for r in rs]
+        return [(int(r[0]), int(r[1]), r[2]) for r in rs]

@@ -214,3 +214,19 @@ def test_the_journal_is_asked_again_only_after_a_retry_touched_its_file(
     (settings.paths.state_dir / retrykilled.RETRIED_NAME).touch()
     assert len(look(looks, journal, settings)) == 1
     assert journal.get(row_id).state == "quarantined"
+
+
+def test_a_row_quarantined_again_and_retried_again_is_looked_at_anew(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """A row the daemon quarantined again is the same row a second retry marks: that
+    retry killed too, its mark is looked at like the first (the daemon had taken the
+    row for settled by its id, and left it `gone`: status and the page hid the bundle
+    whole in quarantine/ again, now for good)."""
+    row_id, _ = marked(env, journal)
+    looks = InterruptedRetries()
+    assert len(look(looks, journal, settings)) == 1
+    journal.transition(row_id, "gone", RETRIED_DETAIL)  # the second retry, killed too
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    (settings.paths.state_dir / retrykilled.RETRIED_NAME).touch()
+    assert len(look(looks, journal, settings)) == 1
+    assert journal.get(row_id).state == "quarantined"
