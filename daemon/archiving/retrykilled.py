@@ -9,7 +9,10 @@ start and each rescan the daemon looks at the rows so marked lately: one whose f
 it can lock (no retry holds it: the kernel ended a killed one's lock) and that still
 holds the invoice file is quarantined again, with what to do. One a retry still holds,
 or whose look the share fails, is looked at again at the next rescan; one whose folder
-is gone, or no longer holds the invoice file, was moved back, and is left as it is.
+is gone, or no longer holds the invoice file, was moved back, and is left as it is; so is
+one whose invoice file is back all the same (across file systems a move is copy, rename
+into place, then removal of the source: killed before the removal, the file is in both
+places), its folder said to be a leftover.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from daemon import logs
 from daemon.archiving.archive_papers import reason_of
 from daemon.errors import InputError, describe
-from daemon.fs.fsops import FOLDER_NOFOLLOW
+from daemon.fs.fsops import FOLDER_NOFOLLOW, opened_if_regular
 from daemon.fs.temps import try_lock
 from daemon.fs.workfolder import still_at
 from daemon.journal import RETRIED_DETAIL, parse_iso
@@ -89,7 +92,7 @@ class InterruptedRetries:
                 continue
             row = journal.get(row_id)
             try:
-                outcome = self._one(journal, settings, row, mark, quarantined_at)
+                outcome = self._one(journal, settings, row, mark, quarantined_at, log)
             except OSError as exc:
                 # The share failed the look (EIO, ESTALE): it cannot tell, so neither
                 # moved back nor still there. Looked at again at the next rescan.
@@ -128,11 +131,14 @@ class InterruptedRetries:
                            abs(self._wall() - seen[1] / 1e9) < TOUCHED)
 
     def _one(self, journal: Journal, settings: Settings, row: Row, mark: int,
-             quarantined_at: str | None) -> Interrupted | None:
+             quarantined_at: str | None, log: Any) -> Interrupted | None:
         """None: left (moved back for good, settled; or a retry runs: looked at again)."""
-        judged = _judged(row, self._wall())
-        if judged == MOVED:
+        judged = _judged(row, self._wall(), mark, journal, settings.outbox.path)
+        if judged in (MOVED, COPIED):
             self._settled.add(mark)
+            if judged == COPIED:
+                logs.bundle_log(log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+                    COPIED_BACK, folder=row.archive_dir)
             return None
         if judged == LATER:
             return None
@@ -158,13 +164,22 @@ class InterruptedRetries:
 # What _judged says of a row marked retried but for the folder it hands back.
 MOVED = "moved"  # the retry moved the bundle back (or its folder is no longer ours)
 LATER = "later"  # a retry holds the folder now, or may (no lock to ask): look again
+# The invoice file both in the folder and back (across file systems a move is copy,
+# rename into place, removal of the source: the retry was killed before the removal).
+COPIED = "copied"
+COPIED_BACK = ("outboxd retry was stopped after it had copied the bundle back into the "
+               "outbox and before it removed it from quarantine: the bundle is back (it is "
+               "not listed as quarantined), and its quarantine folder, still holding a copy "
+               "of the invoice file, is a leftover — look through it, then remove it by "
+               "hand; do not retry it")
 
 
-def _judged(row: Row, now: float) -> str | int:
-    """MOVED, LATER, or the bundle's quarantine folder open at the descriptor returned,
-    held locked (the caller closes it), with the invoice file still in it: the retry
-    that marked the row was stopped before its move. OSError where the share cannot
-    tell (EIO, ESTALE). `now`: the wall clock, against the journal's time of the mark."""
+def _judged(row: Row, now: float, mark: int, journal: Journal, outbox: Path) -> str | int:
+    """MOVED, LATER, COPIED, or the bundle's quarantine folder open at the descriptor
+    returned, held locked (the caller closes it), with the invoice file still in it and
+    not back: the retry that marked the row (its transition `mark`) was stopped before
+    its move. OSError where the share cannot tell (EIO, ESTALE). `now`: the wall clock,
+    against the journal's time of the mark."""
     assert row.archive_dir is not None  # retried_lately's rows have it
     folder = Path(row.archive_dir)
     try:
@@ -183,6 +198,8 @@ def _judged(row: Row, now: float) -> str | int:
             judged = LATER  # no lock to ask: a retry may still run
         elif not still_at(folder, fd) or not _holds(fd, row.invoice_file):
             judged = MOVED  # the invoice file went back: the retry ended
+        elif _copied_back(fd, row, mark, journal, outbox):
+            judged = COPIED
         else:
             judged = fd
     except BaseException:
@@ -193,16 +210,17 @@ def _judged(row: Row, now: float) -> str | int:
     return judged
 
 
-def interrupted_rows(journal: Journal, now: float | None = None) -> list[Row]:
+def interrupted_rows(journal: Journal, outbox: Path, now: float | None = None) -> list[Row]:
     """For `outboxd status`, which writes nothing: the rows marked retried lately whose
     bundle is whole in quarantine/ with no retry at work, as the daemon's next look will
     record them (quarantined, since their quarantine). A look that fails leaves a row out,
     as before."""
     shown = []
-    for row_id, _, quarantined_at in journal.retried_lately(DAYS):
+    for row_id, mark, quarantined_at in journal.retried_lately(DAYS):
         row = journal.get(row_id)
         try:
-            judged = _judged(row, time.time() if now is None else now)
+            judged = _judged(row, time.time() if now is None else now, mark, journal,
+                             outbox)
         except OSError:
             continue
         if isinstance(judged, int):
@@ -226,6 +244,48 @@ def _quarantined_at(folder: Path, fd: int, transition_at: str | None) -> str | N
     if record is None or "quarantined_at" not in record:
         return transition_at
     return journal_time(record["quarantined_at"], transition_at)
+
+
+def _copied_back(fd: int, row: Row, mark: int, journal: Journal, outbox: Path) -> bool:
+    """Whether the invoice file still in the quarantine folder open at fd is back all the
+    same: the daemon made a row of the bundle after the mark (it took the copy from the
+    outbox), or the outbox holds a regular file of its name with the same bytes (a file
+    of that name with others is a clerk's new one: the bundle is still in quarantine). A
+    look at the outbox that fails counts as not back."""
+    if row.bundle_id and journal.came_back_after(row.bundle_id, mark):
+        return True
+    try:
+        there, _ = opened_if_regular(row.invoice_file, fd)
+    except OSError:
+        return False
+    if there is None:
+        return False
+    try:
+        back, _ = opened_if_regular(outbox / row.invoice_file)
+    except OSError:
+        back = None
+    try:
+        return back is not None and _same_bytes(there, back)
+    finally:
+        os.close(there)
+        if back is not None:
+            os.close(back)
+
+
+def _same_bytes(a: int, b: int) -> bool:
+    """Whether the regular files open at a and b hold the same bytes (a read that fails:
+    not known the same)."""
+    try:
+        if os.fstat(a).st_size != os.fstat(b).st_size:
+            return False
+        while True:
+            x, y = os.read(a, 1 << 16), os.read(b, 1 << 16)
+            if x != y:
+                return False
+            if not x:
+                return True
+    except OSError:
+        return False
 
 
 def _holds(fd: int, name: str) -> bool:

@@ -135,3 +135,15 @@ class FinishedViews:
                 "ORDER BY b.id",
                 (iso_in(-days * 86400), text.stored(RETRIED_DETAIL))).fetchall()
         return [(int(r[0]), int(r[1]), r[2]) for r in rs]
+
+    def came_back_after(self, bundle_id: str, mark: int) -> bool:
+        """Whether a row of bundle_id was made after the transition `mark` (a retry's
+        mark): the daemon took that bundle from the outbox again after the retry marked
+        its quarantined row (retrykilled.py). By the bundle_id index; each row's first
+        transition by its index."""
+        with self._lock:
+            r = self._db.execute(
+                "SELECT 1 FROM bundles AS b WHERE b.bundle_id = ? AND (SELECT min(t.id) FROM "
+                "transitions AS t WHERE t.bundle_row = b.id) > ? LIMIT 1",
+                (bundle_id, mark)).fetchone()
+        return r is not None

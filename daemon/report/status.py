@@ -76,7 +76,7 @@ def _listed(journal: Journal, outbox: Path) -> dict[str, Any]:
     # A retry killed between its journal mark and its move: the bundle is whole in
     # quarantine/ while its row says it went back, until the daemon's next look records
     # it again (retrykilled.py). Shown as that look will record it, nothing written.
-    interrupted = interrupted_rows(journal, at.timestamp())
+    interrupted = interrupted_rows(journal, outbox, at.timestamp())
     week = iso_of(at - timedelta(days=7))
     rows = sorted(rows + [r for r in interrupted if r.since >= week], key=lambda r: r.id)
     # A quarantined bundle moved back into the outbox by hand, as REASON.txt offers (retry

@@ -230,3 +230,38 @@ def test_a_row_quarantined_again_and_retried_again_is_looked_at_anew(
     (settings.paths.state_dir / retrykilled.RETRIED_NAME).touch()
     assert len(look(looks, journal, settings)) == 1
     assert journal.get(row_id).state == "quarantined"
+
+
+@pytest.mark.parametrize("where", ["outbox", "taken"])
+def test_a_retry_killed_between_its_copys_rename_and_the_sources_removal_stays_back(
+        env: Env, journal: Journal, settings: Settings, where: str) -> None:
+    """Across file systems a move is copy, rename into place, then removal of the
+    source: a retry killed between the last two left the invoice file whole in the
+    outbox (or already taken from it by the daemon: a row of the same bundle made after
+    the mark) and its copy still in quarantine/. The bundle went back: the row stays
+    `gone` (quarantined again, it was listed twice, and "run outboxd retry again" was
+    refused, or once the bundle was sent, put it back as a duplicate), and a warning
+    names the quarantine folder as a leftover to remove."""
+    row_id, folder = marked(env, journal)
+    os.rename(folder / "INV-1", env.outbox / "INV-1")
+    if where == "outbox":
+        write(env.outbox / "INV-1.xml", (folder / "INV-1.xml").read_bytes())
+    else:
+        journal.create("INV-1.xml", "sent", bundle_id="0123456789ab" + "0" * 52)
+    looks = InterruptedRetries()
+    with capture_logs() as logs:
+        assert look(looks, journal, settings) == []
+    assert journal.get(row_id).state == "gone"
+    [said] = [e for e in logs if e["log_level"] == "warning"]
+    assert said["folder"] == str(folder) and "remove" in said["event"]
+    assert look(looks, journal, settings) == []
+
+
+def test_another_file_of_the_invoices_name_in_the_outbox_is_not_the_bundle_back(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """A file of the invoice's name in the outbox with other bytes (a corrected invoice
+    a clerk dropped) is not the killed retry's copy: the row is quarantined again."""
+    row_id, _ = marked(env, journal)
+    write(env.outbox / "INV-1.xml", b"<Invoice>corrected</Invoice>")
+    assert len(look(InterruptedRetries(), journal, settings)) == 1
+    assert journal.get(row_id).state == "quarantined"
