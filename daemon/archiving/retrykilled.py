@@ -49,8 +49,9 @@ NO_LOCK_SECONDS = 3600.0
 # (retry_record.recorded_first): the daemon asks the journal for marked rows only after
 # that (and at its start).
 RETRIED_NAME = "outboxd.retried"
-# How long after a touch the daemon goes on looking at each rescan: a retry marks its
-# rows at once, unless the journal is held locked by another process (5 s at most).
+# How long after it saw a touch the daemon goes on looking at each rescan (its monotonic
+# clock: the file's time is the wall clock's, which may step meanwhile): a retry marks
+# its rows at once, unless the journal is held locked by another process (5 s at most).
 TOUCHED = 300.0
 INTERRUPTED = ("retry interrupted: outboxd retry was stopped after it marked the bundle "
                "moved back and before it moved the invoice file; the bundle is still in "
@@ -68,12 +69,15 @@ class Interrupted:
 class InterruptedRetries:
     """The looks, remembering the rows found really moved back (never looked at again)."""
 
-    def __init__(self, wall: Callable[[], float] | None = None) -> None:
+    def __init__(self, wall: Callable[[], float] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         # Marks (their transition ids), not rows: a row quarantined again is the one the
         # next retry marks, and that retry may be killed too.
         self._settled: set[int] = set()
         self._wall = wall or time.time  # the journal's clock: its times are wall-clock
         self._touch_seen: tuple[int, int] | None | bool = False  # False: never looked
+        self._clock = clock or time.monotonic
+        self._touch_at: float | None = None  # when a touch was first seen (self._clock)
         self._pending = False  # a row left for a later look (a retry at work, EIO)
         self._unsure: set[int] = set()  # marks whose failed look was said (once each)
 
@@ -115,9 +119,10 @@ class InterruptedRetries:
         return found
 
     def _retry_lately(self, state_dir: Path) -> bool:
-        """Whether a retry touched RETRIED_NAME since the last look, or within TOUCHED:
-        it does so before its mark, so a mark it commits (a journal another process
-        holds is waited for) after a look that found none is looked for again."""
+        """Whether a retry touched RETRIED_NAME since the last look, or that was seen
+        within TOUCHED: it does so before its mark, so a mark it commits (a journal
+        another process holds is waited for) after a look that found none is looked for
+        again."""
         try:
             st = os.lstat(state_dir / RETRIED_NAME)
         except OSError:
@@ -126,9 +131,10 @@ class InterruptedRetries:
             seen = (st.st_ino, st.st_mtime_ns)
         changed = seen != self._touch_seen
         self._touch_seen = seen
-        # A file's time against the wall clock: the only clock a file's age is known by.
-        return changed or (seen is not None and
-                           abs(self._wall() - seen[1] / 1e9) < TOUCHED)
+        if changed and seen is not None:
+            self._touch_at = self._clock()
+        return changed or (self._touch_at is not None and
+                           self._clock() - self._touch_at < TOUCHED)
 
     def _one(self, journal: Journal, settings: Settings, row: Row, mark: int,
              quarantined_at: str | None, log: Any) -> Interrupted | None:

@@ -265,3 +265,29 @@ def test_another_file_of_the_invoices_name_in_the_outbox_is_not_the_bundle_back(
     write(env.outbox / "INV-1.xml", b"<Invoice>corrected</Invoice>")
     assert len(look(InterruptedRetries(), journal, settings)) == 1
     assert journal.get(row_id).state == "quarantined"
+
+
+def test_the_looks_after_a_touch_go_on_by_the_daemons_own_clock_not_the_files_time(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """A retry's mark committed after the look its touch caused (the journal held by
+    another process meanwhile) is found at a later rescan within TOUCHED of that look,
+    whatever time the file bears: the host's clock stepped after the touch (here: a
+    file time years off) once made the daemon stop looking at once, leaving the bundle
+    hidden until its next start. Past TOUCHED (the daemon's monotonic clock), no query."""
+    ticks = [1000.0]
+    looks = InterruptedRetries(clock=lambda: ticks[0])
+    assert look(looks, journal, settings) == []  # the start's look
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    touched = settings.paths.state_dir / retrykilled.RETRIED_NAME
+    touched.touch()
+    os.utime(touched, (1e9, 1e9))  # 2001: the clock stepped since
+    assert look(looks, journal, settings) == []  # the touch's look: no mark yet
+    row_id, _ = marked(env, journal)  # the retry's mark, committed after that look
+    ticks[0] += retrykilled.TOUCHED - 1
+    assert len(look(looks, journal, settings)) == 1
+    assert journal.get(row_id).state == "quarantined"
+    ticks[0] += 2
+    assert look(looks, journal, settings) == []  # the found row's last look: settled
+    other, _ = marked(env, journal, "INV-2")
+    assert look(looks, journal, settings) == []  # not asked: the touch is past
+    assert journal.get(other).state == "gone"
