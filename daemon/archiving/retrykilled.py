@@ -204,6 +204,8 @@ def _judged(row: Row, now: float, mark: int, journal: Journal, outbox: Path) -> 
             judged = LATER  # no lock to ask: a retry may still run
         elif not still_at(folder, fd) or not _holds(fd, row.invoice_file):
             judged = MOVED  # the invoice file went back: the retry ended
+        elif journal.folder_taken_after(row.archive_dir, row.id):
+            judged = MOVED  # moved back, and the bundle quarantined again into its path
         elif _copied_back(fd, row, mark, journal, outbox):
             judged = COPIED
         else:

@@ -147,3 +147,14 @@ class FinishedViews:
                 "transitions AS t WHERE t.bundle_row = b.id) > ? LIMIT 1",
                 (bundle_id, mark)).fetchone()
         return r is not None
+
+    def folder_taken_after(self, archive_dir: str, row_id: int) -> bool:
+        """Whether a row after `row_id` has `archive_dir` as its folder: a retried bundle
+        quarantined again the same day is given its old folder's path, free again
+        (retrykilled.py). The rows after it by the primary key; rare: asked only of a
+        retried row whose folder is there with its invoice file."""
+        with self._lock:
+            r = self._db.execute(
+                "SELECT 1 FROM bundles WHERE id > ? AND archive_dir = ? LIMIT 1",
+                (row_id, text.stored(archive_dir))).fetchone()
+        return r is not None

@@ -291,3 +291,21 @@ def test_the_looks_after_a_touch_go_on_by_the_daemons_own_clock_not_the_files_ti
     other, _ = marked(env, journal, "INV-2")
     assert look(looks, journal, settings) == []  # not asked: the touch is past
     assert journal.get(other).state == "gone"
+
+
+def test_a_folder_a_later_quarantine_of_the_bundle_took_is_not_the_marked_rows(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """A retry that moved the bundle back and removed its folder, and the bundle
+    quarantined again the same day: the new quarantine is made at the same path
+    (NAME--ID12, the name free again), with the invoice file in it. The retried row
+    stays `gone` and nothing is said: quarantined again, the bundle was listed twice
+    (at every start for a week, and by every `status`), or, taken for a copy left by a
+    killed retry, its folder was called a leftover to remove."""
+    row_id, folder = marked(env, journal)
+    again = journal.create("INV-1.xml", "quarantined", archive_dir=str(folder),
+                           bundle_id="0123456789ab" + "0" * 52)
+    with capture_logs() as logs:
+        assert look(InterruptedRetries(), journal, settings) == []
+    assert journal.get(row_id).state == "gone" and journal.get(again).state == "quarantined"
+    assert [e for e in logs if e["log_level"] == "warning"] == []
+    assert retrykilled.interrupted_rows(journal, settings.outbox.path) == []
