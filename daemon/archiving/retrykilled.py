@@ -206,6 +206,8 @@ def _judged(row: Row, now: float, mark: int, journal: Journal, outbox: Path) -> 
             judged = MOVED  # the invoice file went back: the retry ended
         elif journal.folder_taken_after(row.archive_dir, row.id):
             judged = MOVED  # moved back, and the bundle quarantined again into its path
+        elif _quarantined_after(folder, fd, row.since):
+            judged = MOVED  # the same, by a daemon whose row this journal does not have
         elif _copied_back(fd, row, mark, journal, outbox):
             judged = COPIED
         else:
@@ -252,6 +254,20 @@ def _quarantined_at(folder: Path, fd: int, transition_at: str | None) -> str | N
     if record is None or "quarantined_at" not in record:
         return transition_at
     return journal_time(record["quarantined_at"], transition_at)
+
+
+def _quarantined_after(folder: Path, fd: int, mark_at: str) -> bool:
+    """Whether the folder open at fd is a quarantine made after the retry's mark (its
+    time `mark_at`, the row's since), as its reason.json says: the bundle moved back and
+    quarantined again into the same path (by another host's daemon, or by this one
+    before its row names the folder). Unreadable: not known to be."""
+    try:
+        record = reason_of(folder, at=fd)
+        return record is not None and \
+            parse_iso(str(record["quarantined_at"])) > parse_iso(mark_at)
+    except (InputError, OSError, KeyError, TypeError, ValueError, OverflowError,
+            RecursionError):
+        return False
 
 
 def _copied_back(fd: int, row: Row, mark: int, journal: Journal, outbox: Path) -> bool:

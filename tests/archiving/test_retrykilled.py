@@ -309,3 +309,27 @@ def test_a_folder_a_later_quarantine_of_the_bundle_took_is_not_the_marked_rows(
     assert journal.get(row_id).state == "gone" and journal.get(again).state == "quarantined"
     assert [e for e in logs if e["log_level"] == "warning"] == []
     assert retrykilled.interrupted_rows(journal, settings.outbox.path) == []
+
+
+
+def test_a_folder_quarantined_after_the_mark_is_a_new_quarantine_not_the_marked_rows(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """The retried bundle quarantined again into its old folder's path by a daemon
+    whose row this journal does not have (another host's on the same share, or this
+    one's before its row names the folder): its reason.json says it was quarantined
+    after the retry's mark. The retried row stays `gone`, nothing said: quarantined
+    again, the bundle was listed twice."""
+    from datetime import timedelta
+
+    from daemon.journal import parse_iso
+    from daemon.journal.records import iso_of
+    row_id, folder = marked(env, journal)
+    after = iso_of(parse_iso(journal.get(row_id).since) + timedelta(seconds=1))
+    write_papers(folder, reason_papers({"bundle_id": "0123456789ab" + "0" * 52,
+                                        "invoice_file": "INV-1.xml", "reasons": [],
+                                        "quarantined_at": after}))
+    with capture_logs() as logs:
+        assert look(InterruptedRetries(), journal, settings) == []
+    assert journal.get(row_id).state == "gone"
+    assert [e for e in logs if e["log_level"] == "warning"] == []
+    assert retrykilled.interrupted_rows(journal, settings.outbox.path) == []
