@@ -207,7 +207,7 @@ def _judged(row: Row, now: float, mark: int, journal: Journal, outbox: Path) -> 
         elif journal.folder_taken_after(row.archive_dir, row.id):
             judged = MOVED  # moved back, and the bundle quarantined again into its path
         elif _quarantined_after(folder, fd, row.since):
-            judged = MOVED  # the same, by a daemon whose row this journal does not have
+            judged = MOVED  # the same, by another host's daemon
         elif _copied_back(fd, row, mark, journal, outbox):
             judged = COPIED
         else:
@@ -259,8 +259,9 @@ def _quarantined_at(folder: Path, fd: int, transition_at: str | None) -> str | N
 def _quarantined_after(folder: Path, fd: int, mark_at: str) -> bool:
     """Whether the folder open at fd is a quarantine made after the retry's mark (its
     time `mark_at`, the row's since), as its reason.json says: the bundle moved back and
-    quarantined again into the same path (by another host's daemon, or by this one
-    before its row names the folder). Unreadable: not known to be."""
+    quarantined again into the same path by another host's daemon on the share, whose
+    row this journal does not have (this daemon's names the folder before its move:
+    folder_taken_after). Unreadable: not known to be."""
     try:
         record = reason_of(folder, at=fd)
         return record is not None and \

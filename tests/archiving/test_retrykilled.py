@@ -26,7 +26,9 @@ from daemon.configuration.config import Settings
 from daemon.configuration.config_load import load_settings
 from daemon.journal import RETRIED_DETAIL, Journal
 
-QUARANTINED_AT = "2026-12-01T09:00:00.000Z"
+# Long before any mark a test makes (whatever the host's date): a reason.json newer than
+# the mark is a later quarantine's.
+QUARANTINED_AT = "2020-12-01T09:00:00.000Z"
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 def marked(env: Env, journal: Journal, name: str = "INV-1") -> tuple[int, Path]:
     """A bundle quarantined whole (invoice file, sidecar, papers) whose row a retry
     marked moved back (as recorded_first writes it) before it was killed."""
-    folder = env.quarantine / "2026-12-01" / f"{name}--0123456789ab"
+    folder = env.quarantine / "2020-12-01" / f"{name}--0123456789ab"
     write(folder / f"{name}.xml", b"<Invoice/>")
     write(folder / name / "a.pdf", b"%PDF-1.4")
     write_papers(folder, reason_papers({"bundle_id": "0123456789ab" + "0" * 52,
@@ -315,10 +317,9 @@ def test_a_folder_a_later_quarantine_of_the_bundle_took_is_not_the_marked_rows(
 def test_a_folder_quarantined_after_the_mark_is_a_new_quarantine_not_the_marked_rows(
         env: Env, journal: Journal, settings: Settings) -> None:
     """The retried bundle quarantined again into its old folder's path by a daemon
-    whose row this journal does not have (another host's on the same share, or this
-    one's before its row names the folder): its reason.json says it was quarantined
-    after the retry's mark. The retried row stays `gone`, nothing said: quarantined
-    again, the bundle was listed twice."""
+    whose row this journal does not have (another host's on the same share): its
+    reason.json says it was quarantined after the retry's mark. The retried row stays
+    `gone`, nothing said: quarantined again, the bundle was listed twice."""
     from datetime import timedelta
 
     from daemon.journal import parse_iso
