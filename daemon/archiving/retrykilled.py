@@ -130,8 +130,12 @@ class InterruptedRetries:
         else:
             seen = (st.st_ino, st.st_mtime_ns)
         changed = seen != self._touch_seen
+        first = self._touch_seen is False
         self._touch_seen = seen
-        if changed and seen is not None:
+        # At the start the file's age is known by the wall clock alone (it says whether a
+        # retry touched it lately); after that, a change is a touch now.
+        if changed and seen is not None and (
+                not first or abs(self._wall() - seen[1] / 1e9) < TOUCHED):
             self._touch_at = self._clock()
         return changed or (self._touch_at is not None and
                            self._clock() - self._touch_at < TOUCHED)

@@ -334,3 +334,22 @@ def test_a_folder_quarantined_after_the_mark_is_a_new_quarantine_not_the_marked_
     assert journal.get(row_id).state == "gone"
     assert [e for e in logs if e["log_level"] == "warning"] == []
     assert retrykilled.interrupted_rows(journal, settings.outbox.path) == []
+
+
+def test_a_start_beside_an_old_touch_asks_the_journal_once(
+        env: Env, journal: Journal, settings: Settings) -> None:
+    """The file a retry touched days ago is there at the start: the start's look asks
+    the journal, the rescans after it do not (an idle outbox costs no query), and a
+    touch seen later opens the looks again."""
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    touched = settings.paths.state_dir / retrykilled.RETRIED_NAME
+    touched.touch()
+    old = time.time() - 3 * 86400
+    os.utime(touched, (old, old))
+    looks = InterruptedRetries(clock=lambda: 1000.0)
+    assert look(looks, journal, settings) == []  # the start's look
+    row_id, _ = marked(env, journal)
+    assert look(looks, journal, settings) == []  # not asked
+    assert journal.get(row_id).state == "gone"
+    touched.touch()
+    assert len(look(looks, journal, settings)) == 1
