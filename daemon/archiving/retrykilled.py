@@ -178,10 +178,11 @@ LATER = "later"  # a retry holds the folder now, or may (no lock to ask): look a
 # rename into place, removal of the source: the retry was killed before the removal).
 COPIED = "copied"
 COPIED_BACK = ("outboxd retry was stopped after it had copied the bundle back into the "
-               "outbox and before it removed it from quarantine: the bundle is back (it is "
-               "not listed as quarantined), and its quarantine folder, still holding a copy "
-               "of the invoice file, is a leftover — look through it, then remove it by "
-               "hand; do not retry it")
+               "outbox and before it removed it from quarantine (or the same files were "
+               "dropped into the outbox again): the bundle is back (it is not listed as "
+               "quarantined), and its quarantine folder, still holding a copy of the "
+               "invoice file, is a leftover — look through it, then remove it by hand; do "
+               "not retry it")
 
 
 def _judged(row: Row, now: float, mark: int, journal: Journal, outbox: Path) -> str | int:
