@@ -210,6 +210,9 @@ def _sent_once_after_a_restart(env: Env, receiver: Any, start_daemon: Callable[[
 # configured failed (the share's EIO, FAILS times), so its row waits for a rescan (its
 # row id in MovedWork._unfollowed). (The step it was stopped at, the kill after the move,
 # how many looks fail, the rescan period.)
+# The rescan that follows a work folder the start could not look for: what the two
+# points after it wait for, once (1 s was a second of each test waiting for it).
+QUICK_RESCAN = 0.2
 MOVED_POINTS: dict[str, tuple[tuple[str, str], tuple[str, str], int, float]] = {
     # A claim stopped once its work folder was made, the bundle still whole in the outbox;
     # killed once the waiting claim held its invoice file back from being decided (the
@@ -221,12 +224,12 @@ MOVED_POINTS: dict[str, tuple[tuple[str, str], tuple[str, str], int, float]] = {
     # before the claim is finished from there.
     "claim's work folder followed at a rescan": (
         ("daemon.claiming.claim:made_in_processing", "after"),
-        ("daemon.claiming.movedwork:MovedWork.followed_again", "after"), 1, 1),
+        ("daemon.claiming.movedwork:MovedWork.followed_again", "after"), 1, QUICK_RESCAN),
     # `delivering`, no POST made; killed once a rescan found its work folder, before the
     # attempt from there.
     "delivering bundle's work folder followed at a rescan": (
         ("daemon.journal:Journal.durable_through", "before"),
-        ("daemon.claiming.movedwork:MovedWork.followed_again", "after"), 1, 1),
+        ("daemon.claiming.movedwork:MovedWork.followed_again", "after"), 1, QUICK_RESCAN),
 }
 _FOLLOW_FAILED = "cannot look for a work folder in the processing folder now configured"
 _FOLLOWED = "work folder found in the processing folder now configured"
