@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +49,27 @@ def share_failed(exc: OSError, moved: int = 0) -> RetryRefused:
                         "NAS's state), then run outboxd retry again")
 
 
-def _is_dir(path: Path) -> bool:
-    """os.path.isdir(path), but a look the share fails raises (as is_file)."""
+def _strict(path: Path, kind: Callable[[int], bool], look: Callable[[Path], os.stat_result]
+            ) -> bool:
+    """Whether `look` finds `kind` at `path`; a look the share fails raises, where
+    os.path.isdir and fsops.is_regular_file answer False (retry would then refuse or
+    decide on a bundle it could not see)."""
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        return kind(look(path).st_mode)
     except OSError as exc:
         if exc.errno in SHARE_AWAY:
             raise
         return False
+
+
+def _is_dir(path: Path) -> bool:
+    """os.path.isdir(path), but a look the share fails raises."""
+    return _strict(path, stat.S_ISDIR, os.stat)
 
 
 def is_file(path: Path) -> bool:
-    """A regular file at `path` (never through a link); a look the share fails raises,
-    where fsops.is_regular_file answers False (retry would then refuse or decide on a
-    bundle it could not see)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError as exc:
-        if exc.errno in SHARE_AWAY:
-            raise
-        return False
+    """A regular file at `path` (never through a link); a look the share fails raises."""
+    return _strict(path, stat.S_ISREG, os.lstat)
 
 
 def quarantined_folders(root: Path) -> list[Path]:

@@ -1370,6 +1370,21 @@ class TestOneInvoiceNumberADocument:
             in info.value.message
 
 
+def _refused_by_both_reads(tmp_path: Path, data: bytes) -> tuple[InputError, InputError]:
+    """The errors the invoice read and the first element's read (root_tag: `outboxd
+    check`, the e-invoice kinds) give the XML `data`, each checked to be invalid-xml of
+    INV-1.xml ending with the encoding's fix."""
+    with pytest.raises(InputError) as info:
+        read(write(tmp_path / "INV-1.xml", data))
+    with pytest.raises(InputError) as first:
+        root_tag(data, "INV-1.xml")
+    for refused in (info.value, first.value):
+        assert (refused.code, refused.file) == ("invalid-xml", "INV-1.xml")
+        assert refused.message.endswith("— export the invoice as UTF-8, or have the ERP "
+                                        "name the encoding it writes in the XML declaration")
+    return info.value, first.value
+
+
 @pytest.mark.parametrize(("name", "said"), [
     (b"nonsense", 'its XML declaration names the encoding "nonsense", which is no '
                   "encoding outboxd knows"),
@@ -1386,16 +1401,8 @@ def test_an_encoding_outboxd_cannot_read_is_named_with_the_export_setting_to_cha
     encoding fault does (found by bench/fuzz.py, seeds 30 and 33). The file's first
     element is read the same way (root_tag, for `outboxd check` and the e-invoice kinds)."""
     data = b'<?xml version="1.0" encoding="' + name + b'"?>\n<Invoice><ID>1</ID></Invoice>'
-    path = write(tmp_path / "INV-1.xml", data)
-    with pytest.raises(InputError) as info:
-        read(path)
-    with pytest.raises(InputError) as first:
-        root_tag(data, "INV-1.xml")
-    for refused in (info.value, first.value):
-        assert (refused.code, refused.file) == ("invalid-xml", "INV-1.xml")
+    for refused in _refused_by_both_reads(tmp_path, data):
         assert said in refused.message and "Error" not in refused.message
-        assert refused.message.endswith("— export the invoice as UTF-8, or have the ERP "
-                                        "name the encoding it writes in the XML declaration")
 
 
 @pytest.mark.parametrize(("head", "said"), [
@@ -1414,16 +1421,8 @@ def test_an_encoding_the_parser_will_not_take_is_named_not_called_unknown(
     it names the encoding and the export setting to change, as every other encoding fault
     does (bench/fuzz.py, seed 45, case 107: a byte order mark and encoding="cp037")."""
     data = head + b"\n<Invoice><ID>1</ID></Invoice>"
-    path = write(tmp_path / "INV-1.xml", data)
-    with pytest.raises(InputError) as info:
-        read(path)
-    with pytest.raises(InputError) as first:
-        root_tag(data, "INV-1.xml")
-    for refused in (info.value, first.value):
-        assert (refused.code, refused.file) == ("invalid-xml", "INV-1.xml")
+    for refused in _refused_by_both_reads(tmp_path, data):
         assert said in refused.message and "unknown encoding" not in refused.message
-        assert refused.message.endswith("— export the invoice as UTF-8, or have the ERP "
-                                        "name the encoding it writes in the XML declaration")
 
 
 @pytest.mark.parametrize("name", [b"undefined", b"idna", b"punycode"])
