@@ -5,6 +5,8 @@ scripted: what tests of pipeline.py, claims.py, finish.py and moves.py start fro
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import drop_bundle, pdf_bytes  # noqa: E402
+from helpers import drop_bundle, looks_fail, pdf_bytes  # noqa: E402
 
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.configuration.config import Settings  # noqa: E402
@@ -193,3 +195,26 @@ def claims_refused_first(monkeypatch: pytest.MonkeyPatch, causes: list[int]) -> 
 
     monkeypatch.setattr(claims_module, "claim", refused_then_claimed)
     return left
+
+
+@contextmanager
+def started_while_work_looks_fail(p: Pipeline, s: Settings, work: str,
+                                  stuck: int) -> Iterator[Candidate]:
+    """`p` started on `s` while the share fails every look at the work folder `work`
+    (open, stat, lstat: EIO), the claim it was cut short in left waiting; its one bundle's
+    candidate, stepped at three times with none of them claiming it (nor a row made,
+    settling or quarantined, beside the claim's row `stuck`). The looks fail until the
+    block ends."""
+    with pytest.MonkeyPatch.context() as m:
+        looks_fail(m, work, calls=("open", "stat", "lstat"))
+        assert p.finish.recover() == []
+        listing = list_outbox(s.outbox)
+        p.start(set(listing.candidates), listing.stats)
+        [cand] = listing.candidates.values()
+        for now in (2000.0, 2001.0, 2002.0):
+            assert step(p, cand, now).claimed is None
+        assert [r.id for r in p.j.rows(("settling", "waiting", "held", "quarantining",
+                                        "quarantined"))] == []
+        assert p.j.get(stuck).state == "claiming" and folders(s.quarantine_dir) == []
+        yield cand
+

@@ -20,6 +20,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     claimed,
     folders,
     quiet_logs,
+    started_while_work_looks_fail,
     step,
 )
 from helpers import looks_fail  # noqa: E402
@@ -238,7 +239,6 @@ class TestAClaimCutShortWhenTheOutboxMoved:
         have happened and the bundle is sent, once."""
         from daemon.delivery.directory import DirectoryDeliverer
         from daemon.journal import Journal
-        from daemon.watching.scan import list_outbox
 
         p, s, row = claimed(tmp_path)
         old_work = Path(p.j.get(row).work_dir or "")
@@ -254,19 +254,8 @@ class TestAClaimCutShortWhenTheOutboxMoved:
         again = Pipeline(moved, Journal(moved.journal_path),
                          DirectoryDeliverer(tmp_path / "target"))
         try:
-            with pytest.MonkeyPatch.context() as m:
-                looks_fail(m, work.name, calls=("open", "stat", "lstat"))
-                assert again.finish.recover() == []
-                listing = list_outbox(moved.outbox)
-                again.start(set(listing.candidates), listing.stats)
-                [cand] = listing.candidates.values()
-                for now in (2000.0, 2001.0, 2002.0):
-                    nxt = step(again, cand, now)
-                    assert nxt.claimed is None
-                assert [r.id for r in again.j.rows(("settling", "waiting", "held",
-                                                    "quarantining", "quarantined"))] == []
-                assert again.j.get(row).state == "claiming"
-                assert folders(moved.quarantine_dir) == []
+            with started_while_work_looks_fail(again, moved, work.name, row) as cand:
+                pass
             assert again.finish.follow_moved_again() == []  # the share back: a claim
             assert again.retry_stranded() == []  # it did not happen: settling again
             assert again.j.get(row).state == "settling" and again.live["INV-1.xml"].id == row

@@ -27,9 +27,10 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     folders,
     make,
     quiet_logs,
+    started_while_work_looks_fail,
     step,
 )
-from helpers import drop_bundle, looks_fail, pdf_bytes, pin_wall, write  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, pin_wall, write  # noqa: E402
 from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
@@ -989,17 +990,8 @@ class TestRecoveryOnAShareThatCannotBeLookedAt:
         p.j.close()
         again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
         try:
-            with pytest.MonkeyPatch.context() as m:
-                looks_fail(m, work.name, calls=("open", "stat", "lstat"))
-                assert again.finish.recover() == []
-                listing = list_outbox(s.outbox)
-                again.start(set(listing.candidates), listing.stats)
-                [cand] = listing.candidates.values()
-                for now in (2000.0, 2001.0, 2002.0):
-                    assert step(again, cand, now).claimed is None
-                assert [r.id for r in again.j.rows(("settling", "quarantining",
-                                                    "quarantined"))] == []
-                assert again.j.get(row).state == "claiming" and folders(s.quarantine_dir) == []
+            with started_while_work_looks_fail(again, s, work.name, row) as cand:
+                pass
             assert again.retry_stranded() == []  # the share back: settling again
             assert again.live["INV-1.xml"].id == row
             claimed_now = [step(again, cand, now).claimed for now in (3000.0, 3001.0)]
