@@ -10,16 +10,16 @@ a limit, hashed) and the admin's files are `fsread.py`; what the daemon writes i
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from daemon.errors import HostileInput, InputError
+from daemon.fs.namedreads import named_reads
 
 
 def kind_of(mode: int) -> str:
@@ -171,44 +171,7 @@ def _open_file(name: Path | str, folder: int | None, shown: str, listed: bool = 
             raise _symlink(shown)
         raise HostileInput("not-a-file", shown, f"is a {kind_of(mode)}, not a regular "
                            "file — put a regular file there")
-    raw = _NamedReads(fd, shown)
-    # The buffer open() would give (the file system's block size: up to 1 MiB on a share,
-    # where each read is a round trip), as os.fdopen did before the reads were named.
-    blksize: int = getattr(raw, "_blksize", 0)
-    return io.BufferedReader(raw, blksize if blksize > 1 else io.DEFAULT_BUFFER_SIZE)
-
-
-# The kernel's reads of an input file (the seam tests fail, as a share fails a read).
-_readinto = io.FileIO.readinto
-_readall = io.FileIO.readall
-
-
-class _NamedReads(io.FileIO):
-    """An input file open for reading whose read errors name it: an EIO in the middle of
-    a read carries no file name, and `check` and the status page named the invoice file
-    for an attachment the share failed to give. Named as the clerk knows it (`shown`),
-    as _open_file names a failed open."""
-
-    def __init__(self, fd: int, shown: str) -> None:
-        super().__init__(fd, "rb")
-        self.shown = shown
-
-    def readinto(self, buffer: Any) -> int | None:
-        try:
-            return _readinto(self, buffer)
-        except OSError as exc:
-            raise self._named(exc) from None
-
-    def readall(self) -> bytes:
-        try:
-            return _readall(self)
-        except OSError as exc:
-            raise self._named(exc) from None
-
-    def _named(self, exc: OSError) -> OSError:
-        if exc.filename is None and exc.errno is not None:
-            return OSError(exc.errno, exc.strerror, self.shown)  # its kind by errno
-        return exc
+    return named_reads(fd, shown)
 
 
 def open_regular(path: Path, rel: str | None = None) -> BinaryIO:

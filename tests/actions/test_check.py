@@ -1866,17 +1866,17 @@ def test_an_attachment_the_share_fails_in_the_middle_of_its_read_is_the_one_name
     """The share fails a read of an attachment once it is open (EIO from read(2), which
     names no file): check names INV-1/scan.pdf and gives no verdict. It named the
     invoice file INV-1.xml, which was read whole, sending the clerk to the wrong file."""
-    import daemon.fs.fsops as fsops
+    import daemon.fs.namedreads as namedreads
     env.write_config("http://127.0.0.1:9/bundles", service={"reader_processes": 0})
     inv = drop_bundle(env.outbox, "INV-1", {"scan.pdf": pdf_bytes()})
-    real = fsops._readinto
+    real = namedreads._readinto
 
     def share_fails(fh: object, buffer: object) -> int | None:
         if getattr(fh, "shown", "").endswith("scan.pdf"):
             raise OSError(errno.EIO, os.strerror(errno.EIO))  # as read(2): no file name
         return real(fh, buffer)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fsops, "_readinto", share_fails)
+    monkeypatch.setattr(namedreads, "_readinto", share_fails)
     code, out = check(env, capsys, inv)
     assert code == 1
     assert ("  INV-1/scan.pdf: could not be read just now (Input/output error) — is the "

@@ -14,7 +14,7 @@ from helpers import raised, without_blocking
 from swaps import opened_in, swap_for_link
 
 from daemon.errors import HostileInput, InputError
-from daemon.fs import fsops, workfolder
+from daemon.fs import fsops, namedreads, workfolder
 from daemon.fs.fsops import folder_below, open_below, open_in, open_regular
 
 
@@ -366,18 +366,18 @@ def test_an_input_file_is_read_in_blocks_of_its_file_systems_size(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads of an input file are buffered as open() buffers them, a block of the file
     system at a time (on a network share, where a read is a round trip, up to 1 MiB), not
-    in the interpreter's fixed 8 KiB: the reads are named (fsops._NamedReads), and a
+    in the interpreter's fixed 8 KiB: the reads are named (namedreads.named_reads), and a
     wrapper that lost the block size made a share's reads many small ones."""
     path = tmp_path / "scan.pdf"
     path.write_bytes(b"%PDF-1.7\n" + b"x" * 100_000)
     sizes: list[int] = []
-    real = fsops._readinto
+    real = namedreads._readinto
 
     def seen(raw: Any, buffer: Any) -> int | None:
         sizes.append(len(memoryview(buffer)))
         return real(raw, buffer)
 
-    monkeypatch.setattr(fsops, "_readinto", seen)
+    monkeypatch.setattr(namedreads, "_readinto", seen)
     with open_regular(path) as fh:
         assert fh.read(10) == b"%PDF-1.7\nx"
     assert sizes[0] == os.stat(path).st_blksize

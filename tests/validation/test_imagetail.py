@@ -228,19 +228,19 @@ def test_a_png_whose_chunks_the_share_fails_to_give_is_raised_not_taken_for_dama
     import errno
     import os
 
-    from daemon.fs import fsops
+    from daemon.fs import fsops, namedreads
     from daemon.validation.imagetail import png_verified
     buf = io.BytesIO()
     Image.frombytes("L", (200, 200), os.urandom(200 * 200)).save(buf, "PNG")
     (tmp_path / "s.png").write_bytes(buf.getvalue())
-    real = fsops._readinto
+    real = namedreads._readinto
     failing = [False]
 
     def share_fails(fh: Any, buffer: Any) -> int | None:
         if failing[0]:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         return real(fh, buffer)
-    monkeypatch.setattr(fsops, "_readinto", share_fails)
+    monkeypatch.setattr(namedreads, "_readinto", share_fails)
     with fsops.open_regular(tmp_path / "s.png", "INV-1/s.png") as fh, Image.open(fh) as im:
         assert png_verified(im)  # the share answers: a good PNG
     with fsops.open_regular(tmp_path / "s.png", "INV-1/s.png") as fh, Image.open(fh) as im:

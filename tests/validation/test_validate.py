@@ -191,11 +191,11 @@ class TestAlwaysErrors:
         image-unreadable error that quarantines a good file "damaged"."""
         import errno
 
-        from daemon.fs import fsops
+        from daemon.fs import namedreads
         if not data:
             data = _noise_png()
         monkeypatch.setattr(validate, "MAX_IN_MEMORY", len(data) - 1)
-        real_sniff, real_read = validate.sniff, fsops._readinto
+        real_sniff, real_read = validate.sniff, namedreads._readinto
         failing = [False]
 
         def sniffed(*args: Any, **kw: Any) -> Any:
@@ -208,7 +208,7 @@ class TestAlwaysErrors:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))  # as read(2): no name
             return real_read(fh, buffer)
         monkeypatch.setattr(validate, "sniff", sniffed)
-        monkeypatch.setattr(fsops, "_readinto", share_fails)
+        monkeypatch.setattr(namedreads, "_readinto", share_fails)
         with pytest.raises(OSError) as raised:
             outbox.validate(name, data)
         assert raised.value.errno == errno.EIO
