@@ -147,7 +147,7 @@ def _killed_run(env: Env, target: str, when: str, n: int,
     return [int(pid) for pid in children.read_text().split()]
 
 
-def _shown_in_flight(env: Env, name: str) -> None:
+def _check_shown_in_flight(env: Env, name: str) -> None:
     """While outboxd is down: status lists the bundle as on its way, its files in
     processing/ (or, the move made, its entry in sent/), never as done."""
     [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == name]
@@ -171,12 +171,12 @@ def test_a_kill_after_the_claim_ends_the_bundle_once_with_one_post_per_key(
     for n, (target, when) in enumerate(POINTS[point]):
         _killed_run(env, target, when, n, None if n else
                     lambda _: drop_bundle(env.outbox, "INV-5100", pdfs))
-        _shown_in_flight(env, name)
+        _check_shown_in_flight(env, name)
 
-    _sent_once_after_a_restart(env, receiver, start_daemon, "INV-5100", pdfs)
+    _check_sent_once_after_a_restart(env, receiver, start_daemon, "INV-5100", pdfs)
 
 
-def _sent_once_after_a_restart(env: Env, receiver: Any, start_daemon: Callable[[], Proc],
+def _check_sent_once_after_a_restart(env: Env, receiver: Any, start_daemon: Callable[[], Proc],
                                stem: str, pdfs: dict[str, bytes]) -> None:
     """The daemon started again sends the bundle `stem` once: its entry in sent/ with the
     receipt of the receiver's one 201, every POST under its one Idempotency-Key, its
@@ -259,7 +259,7 @@ def test_a_kill_after_the_outbox_moved_ends_the_bundle_once(
     [row] = [b for b in _status(env)["bundles"] if b["invoice_file"] == "INV-5500.xml"]
     assert row["state"] in IN_FLIGHT_SHOWN, row
     assert env.sent_bundles() == [] and env.quarantined() == [] and receiver.requests() == []
-    _sent_once_after_a_restart(env, receiver, start_daemon, "INV-5500", pdfs)
+    _check_sent_once_after_a_restart(env, receiver, start_daemon, "INV-5500", pdfs)
 
 
 # (why it is quarantined, target, when): a refusal (422) killed at its move into
