@@ -114,8 +114,8 @@ class InterruptedRetries:
             said = "" if not outcome.back else (
                 f" (already back in the outbox: {', '.join(map(printable, outcome.back))})")
             logs.bundle_log(log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
-                f"{INTERRUPTED}{said}; it is listed as quarantined again — run outboxd retry "
-                "again to move the rest back", folder=str(outcome.folder))
+                f"{INTERRUPTED}{said}; it is listed as quarantined again — "
+                f"{_run_again(row)} to move the rest back", folder=str(outcome.folder))
         return found
 
     def _retry_lately(self, state_dir: Path) -> bool:
@@ -160,7 +160,7 @@ class InterruptedRetries:
                 return None  # a retry put it back meanwhile (refused), or else ended it
             back = _back_already(judged, row.invoice_file, settings)
             detail = INTERRUPTED + (f" (already back in the outbox: {', '.join(back)})"
-                                    if back else "") + " — run outboxd retry again"
+                                    if back else "") + f" — {_run_again(row)}"
             # Under the lock: a retry started now waits for it, then marks the row anew.
             journal.transition(row.id, "quarantined", detail,
                                since=_quarantined_at(folder, judged, quarantined_at),
@@ -169,6 +169,13 @@ class InterruptedRetries:
             return Interrupted(row, folder, back)
         finally:
             os.close(judged)  # drops the lock
+
+
+def _run_again(row: Row) -> str:
+    """The command that moves the rest back, naming the bundle as `retry` takes it (the
+    first 12 hex digits of its id), as REASON.txt names it: the admin need not look it up."""
+    return (f"run outboxd retry {row.bundle_id[:12]} again" if row.bundle_id
+            else "run outboxd retry again")
 
 
 # What _judged says of a row marked retried but for the folder it hands back.

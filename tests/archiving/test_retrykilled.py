@@ -77,11 +77,12 @@ def test_a_killed_retrys_bundle_whole_in_quarantine_is_quarantined_again(
     assert (row.state, row.archive_dir, row.since) == ("quarantined", str(folder),
                                                        QUARANTINED_AT)
     detail = journal.last_detail(row_id) or ""
-    assert detail.startswith("retry interrupted") and "run outboxd retry again" in detail
+    assert detail.startswith("retry interrupted") and \
+        "run outboxd retry 0123456789ab again" in detail  # the bundle named as retry takes it
     assert "already back" not in detail and found.back == []
     [said] = [e for e in logs if e["log_level"] == "warning"]
     assert said["folder"] == str(folder) and said["invoice_file"] == "INV-1.xml"
-    assert "run outboxd retry again" in said["event"]
+    assert "run outboxd retry 0123456789ab again to move the rest back" in said["event"]
     assert look(looks, journal, settings) == []
     assert journal.get(row_id).state == "quarantined"
 
